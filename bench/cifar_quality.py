@@ -1,0 +1,68 @@
+"""Score a leakscan pairs.csv (or any a,b pair list) against ciFAIR's judged CIFAR-10 duplicates.
+
+Usage: python bench/cifar_quality.py PAIRS.csv [--truth ../shared/bench/cifar10/pairs.csv] [--json]
+
+Pairs are matched by path (relative to the folder holding ``cifar10/``). Reports recall of
+judgment-1 and judgment-2 train-test pairs and of test-test pairs, the number of test images
+flagged with a train partner, and precision against ciFAIR (a lower bound: ciFAIR lists at
+most one train partner per test image and missed real duplicates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_TRUTH = Path(__file__).resolve().parents[2] / "shared" / "bench" / "cifar10" / "pairs.csv"
+
+
+def norm(p: str) -> str:
+    p = p.replace("\\", "/")
+    k = p.find("cifar10/")
+    return p[k:] if k >= 0 else "cifar10/" + p.lstrip("./")
+
+
+def score(pairs_csv: Path, truth_csv: Path = DEFAULT_TRUTH) -> dict:
+    truth = list(csv.DictReader(open(truth_csv, newline="")))
+    found = set()
+    test_with_train = set()
+    for r in csv.DictReader(open(pairs_csv, newline="")):
+        a, b = norm(r["a"]), norm(r["b"])
+        found.add((a, b))
+        found.add((b, a))
+        sa, sb = a.split("/")[1], b.split("/")[1]
+        if {sa, sb} == {"train", "test"}:
+            test_with_train.add(a if sa == "test" else b)
+    out = {}
+    for name, sel in {
+        "recall_j1_train_test": lambda t: t["judgment"] == "1" and t["source"] == "train-test",
+        "recall_j2_train_test": lambda t: t["judgment"] == "2" and t["source"] == "train-test",
+        "recall_test_test": lambda t: t["source"] == "test-test",
+    }.items():
+        rows = [t for t in truth if sel(t)]
+        hit = sum((t["a"], t["b"]) in found for t in rows)
+        out[name] = round(hit / len(rows), 4) if rows else None
+        out[name.replace("recall", "n")] = len(rows)
+    gt_test = {t["a"] for t in truth if t["source"] == "train-test"}
+    out["test_images_flagged"] = len(test_with_train)
+    out["flagged_in_cifair"] = len(test_with_train & gt_test)
+    out["precision_vs_cifair"] = round(len(test_with_train & gt_test) / len(test_with_train), 4) if test_with_train else None
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("pairs", type=Path)
+    ap.add_argument("--truth", type=Path, default=DEFAULT_TRUTH)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    res = score(a.pairs, a.truth)
+    print(json.dumps(res, indent=2) if a.json else "\n".join(f"{k}: {v}" for k, v in res.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""Leakage across splits, label conflicts and class balance: the analysis behind ``leakscan audit``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from . import __version__
+from .features import Features, extract_features
+from .groups import Groups, build_groups
+from .manifest import Manifest, discover
+from .pairs import DetectSettings, PairTable, find_pairs
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Audit", "Leak", "LabelConflict", "audit", "analyse"]
+
+
+@dataclass(frozen=True)
+class Leak:
+    """Images of ``split`` that have a duplicate (same group) in ``against``."""
+
+    split: str
+    against: str
+    images: int
+    total: int
+    per_class: dict  # {label: {"images": int, "total": int, "fraction": float}}
+
+    @property
+    def fraction(self) -> float:
+        return self.images / self.total if self.total else 0.0
+
+    def to_dict(self) -> dict:
+        return {"split": self.split, "against": self.against, "images": self.images,
+                "total": self.total, "fraction": round(self.fraction, 6), "per_class": self.per_class}
+
+
+@dataclass(frozen=True)
+class LabelConflict:
+    """A duplicate group whose members carry different labels (a likely label error)."""
+
+    group: int
+    rows: np.ndarray
+    labels: dict  # {label: count}
+
+    def to_dict(self, manifest: Manifest) -> dict:
+        return {"group": self.group, "n_images": int(len(self.rows)), "labels": self.labels,
+                "paths": [str(manifest.paths[r]) for r in self.rows[:20]]}
+
+
+@dataclass(frozen=True)
+class Audit:
+    """Everything an audit found. Rows line up with ``manifest``.
+
+    Use :meth:`to_dict` for the ``summary.json`` document and :meth:`to_frame` for the pairs
+    as a pandas DataFrame.
+    """
+
+    manifest: Manifest
+    features: Features
+    pairs: PairTable
+    groups: Groups
+    leaks: list
+    label_conflicts: list
+    class_counts: dict
+    settings: DetectSettings
+    elapsed: float = 0.0
+    timings: dict = field(default_factory=dict)
+
+    # ---- derived views
+    @property
+    def ok(self) -> np.ndarray:
+        return self.features.ok
+
+    @property
+    def n_images(self) -> int:
+        """Images audited (decoded successfully)."""
+        return int(self.features.ok.sum())
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """(path, reason) of every entry that could not be audited."""
+        out = list(self.manifest.skipped)
+        out += [(str(self.manifest.paths[r]), why) for r, why in self.features.failures]
+        return out
+
+    @property
+    def low_information(self) -> np.ndarray:
+        """Rows of flat, near-constant images (matched by exact digest only)."""
+        return np.flatnonzero(self.features.ok & self.features.low_info)
+
+    @property
+    def n_leaked(self) -> int:
+        return sum(lk.images for lk in self.leaks)
+
+    def max_leak_fraction(self) -> float:
+        return max((lk.fraction for lk in self.leaks), default=0.0)
+
+    def cross_split(self) -> np.ndarray:
+        """Mask over pairs whose two images are in different splits."""
+        sp = self.manifest.splits
+        return sp[self.pairs.i] != sp[self.pairs.j]
+
+    def to_dict(self) -> dict:
+        """The ``summary.json`` document (a stable contract; new keys may be added)."""
+        m, f = self.manifest, self.features
+        splits = {s: int(np.sum((m.splits == s) & f.ok)) for s in m.split_names}
+        kinds = self.pairs.kind_names()
+        dup = self.groups.duplicate_groups()
+        return {
+            "leakscan_version": __version__,
+            "n_files": len(m) + len(m.skipped),
+            "n_images": self.n_images,
+            "n_skipped": len(self.skipped),
+            "splits": splits,
+            "n_pairs": len(self.pairs),
+            "n_cross_split_pairs": int(self.cross_split().sum()),
+            "pairs_by_kind": {k: int(np.sum(kinds == k)) for k in ("exact", "hash", "embedding")},
+            "n_duplicate_groups": int(len(dup)),
+            "n_images_in_duplicate_groups": int(self.groups.sizes[dup].sum()) if len(dup) else 0,
+            "leaks": [lk.to_dict() for lk in self.leaks],
+            "label_conflicts": [c.to_dict(m) for c in self.label_conflicts],
+            "n_label_conflicts": len(self.label_conflicts),
+            "class_counts": self.class_counts,
+            "n_low_information": int(len(self.low_information)),
+            "settings": self.settings.to_dict(),
+            "elapsed_seconds": round(self.elapsed, 3),
+        }
+
+    def pair_records(self) -> list[dict]:
+        """One dict per pair with the ``pairs.csv`` columns."""
+        m, p = self.manifest, self.pairs
+        detail = p.detail()
+        kinds = p.kind_names()
+        return [
+            {
+                "a": m.paths[i], "b": m.paths[j], "split_a": m.splits[i], "split_b": m.splits[j],
+                "label_a": m.labels[i], "label_b": m.labels[j], "kind": kinds[k],
+                "score": round(float(p.score[k]), 4),
+                "hamming": int(p.hamming[k]),
+                "cosine": "" if np.isnan(p.cosine[k]) else round(float(p.cosine[k]), 4),
+                "detail": detail[k], "group": int(self.groups.ids[i]),
+            }
+            for k, (i, j) in enumerate(zip(p.i.tolist(), p.j.tolist()))
+        ]
+
+    def to_frame(self):
+        """Pairs as a pandas DataFrame (needs pandas: ``pip install pandas``)."""
+        try:
+            import pandas as pd  # noqa: PLC0415
+        except ImportError as exc:
+            raise ImportError("Audit.to_frame needs pandas: pip install pandas (or use to_dict / pair_records)") from exc
+        return pd.DataFrame(self.pair_records(), columns=PAIR_COLUMNS)
+
+
+PAIR_COLUMNS = ["a", "b", "split_a", "split_b", "label_a", "label_b", "kind", "score",
+                "hamming", "cosine", "detail", "group"]
+
+
+def analyse(manifest: Manifest, features: Features, pairs: PairTable, settings: DetectSettings,
+            *, elapsed: float = 0.0, timings: dict | None = None) -> Audit:
+    """Groups, leakage per ordered split pair (overall and per class), label conflicts, balance."""
+    n = len(manifest)
+    groups = build_groups(n, pairs, manifest.groups)
+    ok = features.ok
+    split_names = manifest.split_names
+    sidx = {s: k for k, s in enumerate(split_names)}
+    split_of = np.array([sidx[s] for s in manifest.splits], np.int64) if n else np.zeros(0, np.int64)
+    counts = np.zeros((groups.n_groups, len(split_names)), np.int64)
+    np.add.at(counts, (groups.ids[ok], split_of[ok]), 1)
+    labels = manifest.labels
+    leaks = []
+    for a, A in enumerate(split_names):
+        in_a = ok & (split_of == a)
+        total = int(in_a.sum())
+        for b, B in enumerate(split_names):
+            if a == b:
+                continue
+            hit = in_a & (counts[groups.ids, b] > 0)
+            per_class = {}
+            for lab in sorted(set(labels[in_a].tolist())):
+                lab_mask = labels == lab
+                t = int(np.sum(in_a & lab_mask))
+                h = int(np.sum(hit & lab_mask))
+                per_class[lab] = {"images": h, "total": t, "fraction": round(h / t, 6) if t else 0.0}
+            leaks.append(Leak(split=A, against=B, images=int(hit.sum()), total=total, per_class=per_class))
+
+    conflicts = []
+    dup_ids = groups.duplicate_groups()
+    if len(dup_ids):
+        members = groups.members()
+        for g in dup_ids.tolist():
+            rows = members[g]
+            rows = rows[ok[rows]]
+            labs = [labels[r] for r in rows if labels[r] != ""]
+            uniq = sorted(set(labs))
+            if len(uniq) > 1:
+                conflicts.append(LabelConflict(group=int(g), rows=rows,
+                                               labels={u: labs.count(u) for u in uniq}))
+
+    class_counts = {}
+    for s in split_names:
+        m = ok & (manifest.splits == s)
+        labs, cnt = np.unique(labels[m].astype(str), return_counts=True) if m.any() else ([], [])
+        class_counts[s] = {str(lab): int(c) for lab, c in zip(labs, cnt)}
+    return Audit(manifest=manifest, features=features, pairs=pairs, groups=groups, leaks=leaks,
+                 label_conflicts=conflicts, class_counts=class_counts, settings=settings,
+                 elapsed=elapsed, timings=dict(timings or {}))
+
+
+def audit(
+    data=None,
+    *,
+    manifest=None,
+    splits: Sequence[str] | None = None,
+    labels: Sequence | None = None,
+    groups: Sequence | None = None,
+    settings: DetectSettings | None = None,
+    jobs: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Audit:
+    """Find exact and near-duplicate images and the leakage they cause across splits.
+
+    Parameters
+    ----------
+    data : path-like, sequence of path-like, or ndarray
+        A dataset folder (``train/``, ``val/``, ``test/`` recognised by name), a CSV manifest,
+        a list of image paths or an image array ``(N, H, W[, C])``.
+    manifest : path-like, optional
+        A CSV manifest (columns ``path, split[, label, group]``) instead of ``data``.
+    splits, labels, groups : sequence, optional
+        One per image, for list and array inputs.
+    settings : DetectSettings, optional
+        Detection thresholds; defaults are documented in the README.
+    jobs : int, optional
+        Worker processes for decoding (default: all cores).
+    progress : callable, optional
+        ``progress(stage, done, total)``.
+
+    Returns
+    -------
+    Audit
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> imgs = rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)
+    >>> imgs[3] = imgs[0]                       # a test image copied from train
+    >>> result = audit(imgs, splits=["train", "train", "test", "test"], jobs=1)
+    >>> [(lk.split, lk.against, lk.images) for lk in result.leaks]
+    [('train', 'test', 1), ('test', 'train', 1)]
+    """
+    settings = settings or DetectSettings()
+    t0 = time.perf_counter()
+    m = discover(data, manifest=manifest, splits=splits, labels=labels, groups=groups)
+    t1 = time.perf_counter()
+    feats = extract_features(m, jobs=jobs, progress=progress)
+    t2 = time.perf_counter()
+    pairs = find_pairs(feats, settings, progress=progress)
+    t3 = time.perf_counter()
+    result = analyse(m, feats, pairs, settings)
+    t4 = time.perf_counter()
+    timings = {"discover": t1 - t0, "features": t2 - t1, "pairs": t3 - t2, "analyse": t4 - t3}
+    log.info("audit of %d rows took %.2fs (%s)", len(m), t4 - t0,
+             ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
+    return Audit(**{**result.__dict__, "elapsed": t4 - t0, "timings": timings})

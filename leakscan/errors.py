@@ -1,0 +1,21 @@
+"""Domain exceptions. The library raises these; the CLI turns them into one line and exit code 2."""
+
+from __future__ import annotations
+
+__all__ = ["LeakscanError", "InputError", "ConfigError", "OutputError"]
+
+
+class LeakscanError(Exception):
+    """Base class of every error leakscan raises on purpose."""
+
+
+class InputError(LeakscanError):
+    """The data source (folder, manifest, arrays) cannot be used as given."""
+
+
+class ConfigError(LeakscanError, ValueError):
+    """A parameter is out of range or inconsistent; the message quotes the value and the fix."""
+
+
+class OutputError(LeakscanError):
+    """Results cannot be written where asked (not writable, or would overwrite without force)."""

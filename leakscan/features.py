@@ -1,0 +1,361 @@
+"""Features of every image, computed from one decode: exact digests, perceptual hashes, embedding.
+
+* ``file_digest``: BLAKE2b-128 of the file bytes (identical files).
+* ``pixel_digest``: BLAKE2b-128 of the canonical RGB pixels (a PNG and its lossless re-save).
+* ``hashes``: imagehash-compatible 64-bit pHash of the image under each of the eight
+  rotations/flips (the dihedral group D4), shape ``(n, 8, 8)`` packed bits. Variant 0 is the
+  plain ``imagehash.phash`` of the canonical image. The variants are computed from the one
+  32x32 thumbnail the hash already needs: no extra decode.
+* ``embedding``: a 128-d descriptor of the image's structure: histograms of gradient
+  orientation (8 bins) in a 4x4 grid of cells of a 32x32 grayscale thumbnail, square-rooted and
+  centred and L2-normalised. It tolerates re-encoding, resizing, recolouring, small shifts and crops.
+  A rotation/flip of the image permutes its cells and bins (:func:`embedding_variants`), so
+  transformed copies are searched at no extra decode cost.
+* ``low_info``: images with almost no contrast (blank frames, flat colour), whose hashes and
+  embeddings are noise; they are matched by exact digests only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import scipy.fftpack
+from PIL import Image
+
+from .decode import DecodeError, canonical_from_array, decode_bytes, read_bytes
+from .manifest import Manifest
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Features", "extract_features", "features_of_image", "embedding_variants", "hog", "phash_variants",
+           "FEATURE_VERSION", "N_VARIANTS", "EMBED_DIM", "VARIANT_NAMES"]
+
+#: Bump when any feature's definition changes (cache entries of other versions are not reused).
+FEATURE_VERSION = "1"
+THUMB = 32
+HASH_SIZE = 8
+CELL = 8
+BINS = 8
+EMBED_DIM = (THUMB // CELL) ** 2 * BINS
+N_VARIANTS = 8
+#: Names of the eight rotations/flips, in the order of the variant axis.
+VARIANT_NAMES = ("identity", "hflip", "vflip", "rot180", "transpose", "rot90", "rot270", "antitranspose")
+#: Standard deviation (grey levels, 0-255) of the 32x32 thumbnail below which an image is
+#: "low information": too flat for its hash or embedding to mean anything.
+LOW_INFO_STD = 3.0
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+def _variant(a: np.ndarray, v: int) -> np.ndarray:
+    """Apply dihedral transform ``v`` to the last two axes of ``a``."""
+    if v == 0:
+        return a
+    if v == 1:
+        return a[..., :, ::-1]
+    if v == 2:
+        return a[..., ::-1, :]
+    if v == 3:
+        return a[..., ::-1, ::-1]
+    t = np.swapaxes(a, -1, -2)
+    if v == 4:
+        return t
+    if v == 5:
+        return t[..., :, ::-1]  # rotate 90 degrees clockwise
+    if v == 6:
+        return t[..., ::-1, :]  # rotate 90 degrees counter-clockwise
+    return t[..., ::-1, ::-1]
+
+
+@dataclass(frozen=True)
+class Features:
+    """Per-row features; rows line up with the :class:`~leakscan.manifest.Manifest`.
+
+    Rows where ``ok`` is False failed to decode: their arrays hold zeros and ``failures``
+    names the reason.
+    """
+
+    ok: np.ndarray            # (n,) bool
+    file_digest: np.ndarray   # (n, 16) uint8
+    pixel_digest: np.ndarray  # (n, 16) uint8
+    hashes: np.ndarray        # (n, 8, 8) uint8, packed 64-bit pHash per dihedral variant
+    embedding: np.ndarray     # (n, EMBED_DIM) float32, L2-normalised
+    low_info: np.ndarray      # (n,) bool
+    sizes: np.ndarray         # (n, 2) int32 width, height after EXIF transpose
+    failures: tuple = ()      # ((row, reason), ...)
+    notes: tuple = ()         # ((row, note), ...) e.g. animated GIF first frame
+    version: str = field(default=FEATURE_VERSION)
+
+    def __post_init__(self) -> None:
+        n = self.ok.shape[0]
+        checks = {
+            "ok": (self.ok, (n,), np.bool_),
+            "file_digest": (self.file_digest, (n, 16), np.uint8),
+            "pixel_digest": (self.pixel_digest, (n, 16), np.uint8),
+            "hashes": (self.hashes, (n, N_VARIANTS, HASH_SIZE * HASH_SIZE // 8), np.uint8),
+            "embedding": (self.embedding, (n, EMBED_DIM), np.float32),
+            "low_info": (self.low_info, (n,), np.bool_),
+            "sizes": (self.sizes, (n, 2), np.int32),
+        }
+        for name, (arr, shape, dtype) in checks.items():
+            if arr.shape != shape or arr.dtype != dtype:
+                raise ValueError(f"Features.{name} must be {dtype.__name__}{shape}, got {arr.dtype}{arr.shape}")
+
+    def __len__(self) -> int:
+        return int(self.ok.shape[0])
+
+    @classmethod
+    def empty(cls, n: int) -> "Features":
+        return cls(
+            ok=np.zeros(n, bool),
+            file_digest=np.zeros((n, 16), np.uint8),
+            pixel_digest=np.zeros((n, 16), np.uint8),
+            hashes=np.zeros((n, N_VARIANTS, 8), np.uint8),
+            embedding=np.zeros((n, EMBED_DIM), np.float32),
+            low_info=np.zeros(n, bool),
+            sizes=np.zeros((n, 2), np.int32),
+        )
+
+    @classmethod
+    def concat(cls, parts: list["Features"], offsets: list[int]) -> "Features":
+        """Join per-chunk features; ``offsets[k]`` is the first row of part k."""
+        if not parts:
+            return cls.empty(0)
+        cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+        failures = tuple((r + off, why) for p, off in zip(parts, offsets) for r, why in p.failures)
+        notes = tuple((r + off, why) for p, off in zip(parts, offsets) for r, why in p.notes)
+        return cls(ok=cat("ok"), file_digest=cat("file_digest"), pixel_digest=cat("pixel_digest"),
+                   hashes=cat("hashes"), embedding=cat("embedding"), low_info=cat("low_info"),
+                   sizes=cat("sizes"), failures=failures, notes=notes)
+
+    def take(self, rows: np.ndarray) -> "Features":
+        rows = np.asarray(rows, dtype=np.int64)
+        pos = {int(r): k for k, r in enumerate(rows)}
+        return Features(
+            ok=self.ok[rows], file_digest=self.file_digest[rows], pixel_digest=self.pixel_digest[rows],
+            hashes=self.hashes[rows], embedding=self.embedding[rows], low_info=self.low_info[rows],
+            sizes=self.sizes[rows],
+            failures=tuple((pos[r], w) for r, w in self.failures if r in pos),
+            notes=tuple((pos[r], w) for r, w in self.notes if r in pos),
+        )
+
+
+# --------------------------------------------------------------------------- per image
+
+def hog(gray: np.ndarray) -> np.ndarray:
+    """Gradient-orientation histograms of ``(..., 32, 32)`` grayscale: square-rooted, centred, L2-normalised.
+
+    Orientation is unsigned (``[0, pi)``) with linear interpolation between 8 bins, so a
+    flip or transpose of the input is an exact permutation of the output.
+    """
+    g = np.asarray(gray, dtype=np.float32)
+    lead = g.shape[:-2]
+    g = g.reshape((-1, THUMB, THUMB))
+    gx = np.zeros_like(g)
+    gy = np.zeros_like(g)
+    gx[:, :, 1:-1] = g[:, :, 2:] - g[:, :, :-2]
+    gy[:, 1:-1, :] = g[:, 2:, :] - g[:, :-2, :]
+    mag = np.hypot(gx, gy)
+    pos = (np.arctan2(gy, gx) % np.pi) * (BINS / np.pi)
+    b0 = np.floor(pos).astype(np.int64)
+    w1 = (pos - b0).astype(np.float32)
+    b0 %= BINS
+    b1 = (b0 + 1) % BINS
+    c = THUMB // CELL
+    out = np.empty((g.shape[0], c, c, BINS), np.float32)
+    for b in range(BINS):
+        m = mag * ((b0 == b) * (1.0 - w1) + (b1 == b) * w1)
+        out[..., b] = m.reshape(g.shape[0], c, CELL, c, CELL).sum(axis=(2, 4))
+    out = np.sqrt(out).reshape(g.shape[0], -1)
+    # centre: an isotropic texture (noise, grass) has a flat histogram, which centring maps
+    # near zero, so unrelated textures do not look alike
+    out -= out.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(out, axis=1, keepdims=True)
+    out /= np.maximum(norm, 1e-12)
+    return out.reshape(lead + (EMBED_DIM,))
+
+
+def _embedding_permutations() -> np.ndarray:
+    """``perm[v]`` such that ``hog(variant(x, v)) == hog(x)[perm[v]]``."""
+    c = THUMB // CELL
+    cells = np.arange(c * c).reshape(c, c)
+    # bin maps: a flip maps orientation t -> pi - t (bin b -> -b); a transpose t -> pi/2 - t (b -> 4 - b)
+    flip_bins = (-np.arange(BINS)) % BINS
+    tr_bins = (BINS // 2 - np.arange(BINS)) % BINS
+    perms = []
+    for v in range(N_VARIANTS):
+        cell_map = _variant(cells, v).reshape(-1)  # new cell k takes old cell cell_map[k]
+        if v == 0:
+            bins = np.arange(BINS)
+        elif v in (1, 2):
+            bins = flip_bins
+        elif v == 3:
+            bins = np.arange(BINS)  # two flips cancel
+        elif v == 4:
+            bins = tr_bins
+        elif v in (5, 6):  # transpose then one flip
+            bins = flip_bins[tr_bins]
+        else:  # transpose then both flips
+            bins = tr_bins
+        perms.append((cell_map[:, None] * BINS + bins[None, :]).reshape(-1))
+    return np.stack(perms)
+
+
+_PERMS = _embedding_permutations()
+
+
+def embedding_variants(emb: np.ndarray, variants) -> np.ndarray:
+    """Embeddings of the rotated/flipped images, ``(n, len(variants), EMBED_DIM)``, from the plain ones."""
+    emb = np.asarray(emb, dtype=np.float32)
+    return np.stack([emb[:, _PERMS[v]] for v in variants], axis=1)
+
+
+def phash_variants(small: np.ndarray) -> np.ndarray:
+    """Packed pHash of all eight variants from ``(m, 32, 32)`` LANCZOS grayscale thumbnails.
+
+    imagehash's algorithm (DCT-II of rows and columns, 8x8 low frequencies, above the median),
+    batched; variant 0 equals ``imagehash.phash`` of the same image. Returns ``(m, 8, 8)`` uint8.
+    """
+    small = np.asarray(small)
+    m = small.shape[0]
+    stack = np.stack([_variant(small, v) for v in range(N_VARIANTS)], axis=1)  # (m, 8, 32, 32)
+    dct = scipy.fftpack.dct(scipy.fftpack.dct(stack, axis=2), axis=3)
+    low = dct[:, :, :HASH_SIZE, :HASH_SIZE].reshape(m, N_VARIANTS, -1)
+    med = np.median(low, axis=2, keepdims=True)
+    return np.packbits(low > med, axis=2)
+
+
+def thumbnails(img: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """The two 32x32 views every feature comes from: LANCZOS grayscale (pHash) and BOX-averaged gray (embedding)."""
+    small = np.asarray(img.convert("L").resize((HASH_SIZE * 4, HASH_SIZE * 4), Image.LANCZOS))
+    thumb = img if img.size == (THUMB, THUMB) else img.resize((THUMB, THUMB), Image.BOX)
+    gray = np.asarray(thumb, dtype=np.float32).mean(axis=2)
+    return small, gray
+
+
+def pixel_digest(img: Image.Image) -> np.ndarray:
+    """BLAKE2b-128 of the canonical pixels and their shape."""
+    arr = np.asarray(img)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{arr.shape}".encode())
+    h.update(arr.tobytes())
+    return np.frombuffer(h.digest(), np.uint8)
+
+
+def features_of_image(img: Image.Image):
+    """Features of one canonical RGB image: (pixel_digest, hashes (8, 8), embedding, low_info)."""
+    small, gray = thumbnails(img)
+    return (pixel_digest(img), phash_variants(small[None])[0], hog(gray[None])[0],
+            float(np.std(small)) < LOW_INFO_STD)
+
+
+# --------------------------------------------------------------------------- batches
+
+def _extract_chunk(job) -> Features:
+    kind, items = job
+    n = len(items)
+    out = Features.empty(n)
+    failures, notes = [], []
+    smalls = np.zeros((n, HASH_SIZE * 4, HASH_SIZE * 4), np.uint8)
+    grays = np.zeros((n, THUMB, THUMB), np.float32)
+    for k, item in enumerate(items):
+        try:
+            if kind == "path":
+                data = read_bytes(item)
+                out.file_digest[k] = np.frombuffer(hashlib.blake2b(data, digest_size=16).digest(), np.uint8)
+                img, note = decode_bytes(data)
+                if note:
+                    notes.append((k, note))
+            else:
+                img = canonical_from_array(item)
+            out.pixel_digest[k] = pixel_digest(img)
+            smalls[k], grays[k] = thumbnails(img)
+            out.sizes[k] = img.size
+        except DecodeError as exc:
+            failures.append((k, str(exc)))
+            continue
+        except Exception as exc:  # never let one image end the run
+            failures.append((k, f"unexpected error: {type(exc).__name__}: {exc}"))
+            continue
+        if kind != "path":
+            out.file_digest[k] = out.pixel_digest[k]
+        out.ok[k] = True
+    good = np.flatnonzero(out.ok)
+    if len(good):
+        out.hashes[good] = phash_variants(smalls[good])
+        out.embedding[good] = hog(grays[good])
+        out.low_info[good] = smalls[good].reshape(len(good), -1).std(axis=1) < LOW_INFO_STD
+    return Features(ok=out.ok, file_digest=out.file_digest, pixel_digest=out.pixel_digest,
+                    hashes=out.hashes, embedding=out.embedding, low_info=out.low_info,
+                    sizes=out.sizes, failures=tuple(failures), notes=tuple(notes))
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def extract_features(
+    manifest: Manifest,
+    *,
+    rows: np.ndarray | None = None,
+    jobs: int | None = None,
+    chunk_size: int = 256,
+    progress: ProgressFn | None = None,
+) -> Features:
+    """Decode each image once and compute all its features.
+
+    Parameters
+    ----------
+    manifest : Manifest
+    rows : ndarray of int, optional
+        Only these rows (the result then has ``len(rows)`` rows, in that order).
+    jobs : int, optional
+        Worker processes; default: every core this process may use.
+    chunk_size : int
+        Images per task; memory stays bounded by ``jobs * chunk_size`` decoded images.
+    progress : callable, optional
+        ``progress("features", done, total)`` after every chunk.
+
+    Returns
+    -------
+    Features
+    """
+    if rows is None:
+        rows = np.arange(len(manifest))
+    rows = np.asarray(rows, dtype=np.int64)
+    jobs = default_jobs() if jobs is None else int(jobs)
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if manifest.images is not None:
+        items = [manifest.images[r] for r in rows]
+        kind = "array"
+    else:
+        items = [str(manifest.resolve(int(r))) for r in rows]
+        kind = "path"
+    starts = list(range(0, len(items), chunk_size))
+    tasks = [(kind, items[s:s + chunk_size]) for s in starts]
+    total = len(items)
+    parts: list[Features] = []
+    if progress:
+        progress("features", 0, total)
+    if jobs == 1 or len(tasks) <= 1:
+        for s, t in zip(starts, tasks):
+            parts.append(_extract_chunk(t))
+            if progress:
+                progress("features", min(s + chunk_size, total), total)
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for s, part in zip(starts, pool.map(_extract_chunk, tasks)):
+                parts.append(part)
+                if progress:
+                    progress("features", min(s + chunk_size, total), total)
+    return Features.concat(parts, starts)

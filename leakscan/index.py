@@ -1,0 +1,114 @@
+"""The only module that imports faiss: Hamming range search and cosine k-nearest-neighbour search.
+
+Searches run in blocks of queries so memory stays bounded; results come back as flat
+arrays (query row, database row, distance or similarity), never as an n x n matrix.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = ["HammingIndex", "CosineIndex", "hamming_range", "cosine_knn"]
+
+BLOCK = 8192
+
+
+def _faiss():
+    try:
+        import faiss  # noqa: PLC0415 - lazy: heavy import kept out of `import leakscan`
+    except ImportError as exc:  # pragma: no cover - a hard dependency
+        raise ImportError("leakscan needs faiss: pip install faiss-cpu") from exc
+    return faiss
+
+
+class HammingIndex:
+    """Exact Hamming search over packed binary codes ``(n, nbytes)`` (FAISS ``IndexBinaryFlat``)."""
+
+    def __init__(self, db: np.ndarray):
+        self.db = np.ascontiguousarray(db, dtype=np.uint8)
+        self.nbits = self.db.shape[1] * 8
+        if self.nbits % 8 or self.db.ndim != 2:
+            raise ValueError(f"binary codes must be (n, nbytes) uint8, got {self.db.shape}")
+        self._index = None
+        if len(self.db):
+            self._index = _faiss().IndexBinaryFlat(self.nbits)
+            self._index.add(self.db)
+
+    def range(self, queries: np.ndarray, max_distance: int, *, block: int = BLOCK):
+        """All (query, db) pairs whose Hamming distance is ``<= max_distance``.
+
+        Returns
+        -------
+        q, d : ndarray of int64
+            Query row and database row of each hit.
+        dist : ndarray of int32
+            Hamming distance of each hit.
+        """
+        queries = np.ascontiguousarray(queries, dtype=np.uint8)
+        if not 0 <= max_distance <= self.nbits:
+            raise ValueError(
+                f"max_distance must be in [0, {self.nbits}] for {self.nbits}-bit hashes, got {max_distance}")
+        if self._index is None or len(queries) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32)
+        qs, ds, dists = [], [], []
+        for s in range(0, len(queries), block):
+            # faiss keeps distances strictly below the radius: pass max + 1
+            lims, dist, ids = self._index.range_search(queries[s:s + block], int(max_distance) + 1)
+            counts = np.diff(lims).astype(np.int64)
+            qs.append(np.repeat(np.arange(s, s + len(counts), dtype=np.int64), counts))
+            ds.append(ids.astype(np.int64))
+            dists.append(dist.astype(np.int32))
+        return np.concatenate(qs), np.concatenate(ds), np.concatenate(dists)
+
+
+class CosineIndex:
+    """Exact inner-product search over unit vectors ``(n, d)`` (FAISS ``IndexFlatIP``)."""
+
+    def __init__(self, db: np.ndarray):
+        self.db = np.ascontiguousarray(db, dtype=np.float32)
+        self._index = None
+        if len(self.db):
+            self._index = _faiss().IndexFlatIP(self.db.shape[1])
+            self._index.add(self.db)
+
+    def __len__(self) -> int:
+        return len(self.db)
+
+    def knn(self, queries: np.ndarray, k: int, *, block: int = BLOCK):
+        """The ``k`` most similar database rows of each query.
+
+        Returns
+        -------
+        sims : ndarray of float32, shape (m, k)
+            Similarities, best first; ``-inf`` where fewer than ``k`` database rows exist.
+        ids : ndarray of int64, shape (m, k)
+            Database rows; ``-1`` where fewer than ``k`` exist.
+        """
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        m = len(queries)
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        if self._index is None or m == 0:
+            return np.full((m, k), -np.inf, np.float32), np.full((m, k), -1, np.int64)
+        sims = np.empty((m, k), np.float32)
+        ids = np.empty((m, k), np.int64)
+        for s in range(0, m, block):
+            S, I = self._index.search(queries[s:s + block], k)
+            sims[s:s + block] = S
+            ids[s:s + block] = I
+        sims[ids < 0] = -np.inf
+        return sims, ids
+
+
+def hamming_range(db: np.ndarray, queries: np.ndarray, max_distance: int):
+    """One-shot :meth:`HammingIndex.range`."""
+    return HammingIndex(db).range(queries, max_distance)
+
+
+def cosine_knn(db: np.ndarray, queries: np.ndarray, k: int):
+    """One-shot :meth:`CosineIndex.knn`."""
+    return CosineIndex(db).knn(queries, k)

@@ -1,0 +1,330 @@
+"""Manifest: the rows of an audit (path, split, label, group) and ``discover()`` to build one.
+
+Row position is identity: every array produced later lines up with these rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Manifest", "discover", "SPLIT_ALIASES", "IMAGE_EXTENSIONS"]
+
+#: Folder names recognised as splits (case-insensitive) and the canonical split they mean.
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+    "testing": "test",
+    "holdout": "test",
+}
+
+#: File name endings treated as images during folder discovery (content decides at decode time).
+IMAGE_EXTENSIONS = frozenset(
+    ".jpg .jpeg .jpe .jfif .png .apng .webp .bmp .dib .gif .tif .tiff .ppm .pgm .pbm .pnm "
+    ".ico .tga .jp2 .j2k .sgi .pcx .qoi .dds .im .heic .heif .avif".split()
+)
+
+#: How deep below the root split folders are looked for (``data/v2/train/...`` is depth 2).
+SPLIT_SEARCH_DEPTH = 3
+
+UNSPLIT = "all"
+
+
+def _str_array(values: Iterable, n: int, name: str) -> np.ndarray:
+    arr = np.array(["" if v is None else str(v) for v in values], dtype=object)
+    if arr.shape != (n,):
+        raise InputError(f"{name} has {arr.shape[0]} entries but there are {n} images; give one per image")
+    return arr
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The images of one audit, one row each.
+
+    Attributes
+    ----------
+    paths : ndarray of str, shape (n,)
+        The image as the user named it (relative to ``root`` for folders and CSVs), or
+        ``array[i]`` for in-memory images. Used only at the edges: input and report.
+    splits : ndarray of str, shape (n,)
+        Split name per row (``"all"`` when the source has no splits).
+    labels : ndarray of str, shape (n,)
+        Class label per row, ``""`` when unknown.
+    groups : ndarray of str, shape (n,)
+        User-given group (patient id, video id...) per row, ``""`` when none.
+    root : Path or None
+        Folder that relative paths are resolved against.
+    images : ndarray or None
+        In-memory pixels ``(n, H, W)`` or ``(n, H, W, C)`` when the source is an array.
+    skipped : list of (path, reason)
+        Entries that discovery already had to drop (missing files, bad manifest rows).
+    """
+
+    paths: np.ndarray
+    splits: np.ndarray
+    labels: np.ndarray
+    groups: np.ndarray
+    root: Path | None = None
+    images: np.ndarray | None = field(default=None, repr=False)
+    skipped: tuple = ()
+
+    def __post_init__(self) -> None:
+        n = len(self.paths)
+        for name in ("splits", "labels", "groups"):
+            arr = getattr(self, name)
+            if len(arr) != n:
+                raise InputError(f"Manifest.{name} has {len(arr)} rows, paths has {n}")
+        if self.images is not None and len(self.images) != n:
+            raise InputError(f"Manifest.images has {len(self.images)} images, paths has {n}")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def split_names(self) -> list[str]:
+        """Split names in a stable order: train, val, test first, then the rest sorted."""
+        return order_splits(set(self.splits.tolist()))
+
+    def resolve(self, i: int) -> Path:
+        """Absolute location of row ``i`` on disk."""
+        p = Path(self.paths[i])
+        if p.is_absolute() or self.root is None:
+            return p
+        return self.root / p
+
+    def take(self, rows: np.ndarray) -> "Manifest":
+        """A new manifest holding only ``rows`` (in that order)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return Manifest(
+            paths=self.paths[rows],
+            splits=self.splits[rows],
+            labels=self.labels[rows],
+            groups=self.groups[rows],
+            root=self.root,
+            images=None if self.images is None else self.images[rows],
+            skipped=self.skipped,
+        )
+
+
+def order_splits(names) -> list[str]:
+    canon = ["train", "val", "test"]
+    names = set(names)
+    return [s for s in canon if s in names] + sorted(names - set(canon))
+
+
+def discover(
+    source,
+    *,
+    manifest: str | os.PathLike | None = None,
+    splits: Sequence[str] | None = None,
+    labels: Sequence | None = None,
+    groups: Sequence | None = None,
+) -> Manifest:
+    """Build a :class:`Manifest` from a folder, a CSV manifest, a list of paths or an image array.
+
+    Parameters
+    ----------
+    source : path-like, sequence of path-like, or ndarray
+        A folder (split folders such as ``train/``, ``val/``, ``test/`` are recognised by name up
+        to three levels down; the class is the folder holding the image), a CSV file, a list of
+        image paths, or an array of images shaped ``(N, H, W)`` or ``(N, H, W, C)``.
+        ``None`` is allowed when ``manifest`` is given.
+    manifest : path-like, optional
+        CSV with columns ``path`` (relative to the CSV's folder, or absolute), ``split`` and
+        optional ``label`` and ``group``.
+    splits, labels, groups : sequence, optional
+        One entry per image, for list and array sources.
+
+    Returns
+    -------
+    Manifest
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = discover(np.zeros((3, 8, 8), dtype=np.uint8), splits=["train", "train", "test"])
+    >>> list(m.splits)
+    ['train', 'train', 'test']
+    """
+    if manifest is not None:
+        return _from_csv(Path(manifest))
+    if source is None:
+        raise InputError("nothing to audit: give a folder, a list of paths, an image array or --manifest FILE")
+    if isinstance(source, np.ndarray) and source.dtype != object:
+        return _from_array(source, splits, labels, groups)
+    if isinstance(source, (str, os.PathLike)):
+        p = Path(source)
+        if p.is_dir():
+            if splits is not None or labels is not None or groups is not None:
+                raise InputError("splits/labels/groups apply to a list of paths or an array, not a folder")
+            return _from_folder(p)
+        if p.is_file() and p.suffix.lower() in (".csv", ".tsv"):
+            return _from_csv(p)
+        if not p.exists():
+            raise InputError(f"{p}: no such file or folder")
+        raise InputError(f"{p}: not a folder or a CSV manifest (pass a folder of images, or --manifest FILE.csv)")
+    if isinstance(source, (list, tuple, np.ndarray)):
+        return _from_list(list(source), splits, labels, groups)
+    raise InputError(
+        f"cannot audit a {type(source).__name__}: give a folder, a CSV manifest, a list of paths or an image array"
+    )
+
+
+def _from_array(arr, splits, labels, groups) -> Manifest:
+    if arr.ndim not in (3, 4) or (arr.ndim == 4 and arr.shape[-1] not in (1, 3, 4)):
+        raise InputError(
+            f"image array must be shaped (N, H, W) or (N, H, W, C) with C in 1, 3, 4; got shape {arr.shape}"
+        )
+    n = arr.shape[0]
+    paths = np.array([f"array[{i}]" for i in range(n)], dtype=object)
+    return Manifest(
+        paths=paths,
+        splits=_str_array(splits if splits is not None else [UNSPLIT] * n, n, "splits"),
+        labels=_str_array(labels if labels is not None else [""] * n, n, "labels"),
+        groups=_str_array(groups if groups is not None else [""] * n, n, "groups"),
+        images=arr,
+    )
+
+
+def _from_list(items, splits, labels, groups) -> Manifest:
+    n = len(items)
+    paths = np.array([os.fspath(p) for p in items], dtype=object)
+    return Manifest(
+        paths=paths,
+        splits=_str_array(splits if splits is not None else [UNSPLIT] * n, n, "splits"),
+        labels=_str_array(labels if labels is not None else [""] * n, n, "labels"),
+        groups=_str_array(groups if groups is not None else [""] * n, n, "groups"),
+    )
+
+
+def _walk_files(top: Path):
+    """Yield files under ``top`` in sorted order; symlinked folders are not followed (no loops)."""
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield Path(dirpath) / name
+
+
+def _find_split_dirs(root: Path) -> dict[Path, str]:
+    """Split folders below root, shallowest level that has any, as {folder: split name}."""
+    level = [root]
+    for _ in range(SPLIT_SEARCH_DEPTH):
+        nxt, found = [], {}
+        for d in level:
+            try:
+                children = sorted(c for c in d.iterdir() if c.is_dir() and not c.is_symlink())
+            except OSError as exc:
+                log.warning("cannot list %s: %s", d, exc)
+                continue
+            for c in children:
+                if c.name.startswith("."):
+                    continue
+                canon = SPLIT_ALIASES.get(c.name.lower())
+                if canon is not None:
+                    found[c] = canon
+                else:
+                    nxt.append(c)
+        if found:
+            return found
+        level = nxt
+    return {}
+
+
+def _from_folder(root: Path) -> Manifest:
+    split_dirs = _find_split_dirs(root)
+    rows: list[tuple[str, str, str]] = []
+    tops = split_dirs.items() if split_dirs else [(root, UNSPLIT)]
+    names_used: dict[str, list[str]] = {}
+    for top, split in tops:
+        names_used.setdefault(split, []).append(top.name)
+        for f in _walk_files(top):
+            if f.suffix.lower() not in IMAGE_EXTENSIONS or f.name.startswith("."):
+                continue
+            rel = f.relative_to(root)
+            label = f.parent.name if f.parent != top else ""
+            rows.append((rel.as_posix(), split, label))
+    for split, dirs in names_used.items():
+        if len(dirs) > 1:
+            log.info("split %r gathers the folders %s", split, ", ".join(dirs))
+    if not rows:
+        raise InputError(f"{root}: no image files found (looked for {', '.join(sorted(IMAGE_EXTENSIONS)[:6])}...)")
+    paths, sp, lab = zip(*rows)
+    n = len(rows)
+    return Manifest(
+        paths=np.array(paths, dtype=object),
+        splits=np.array(sp, dtype=object),
+        labels=np.array(lab, dtype=object),
+        groups=np.array([""] * n, dtype=object),
+        root=root,
+    )
+
+
+def _from_csv(path: Path) -> Manifest:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read manifest ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: manifest is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if not text.strip():
+        raise InputError(f"{path}: manifest is empty; it needs a header line with at least 'path' and 'split'")
+    try:
+        dialect = csv.Sniffer().sniff(text.split("\n", 1)[0], delimiters=",;\t")
+        delim = dialect.delimiter
+    except csv.Error:
+        delim = ","
+    reader = csv.DictReader(io.StringIO(text), delimiter=delim)
+    fields = [(f or "").strip().lower() for f in (reader.fieldnames or [])]
+    reader.fieldnames = fields
+    missing = [c for c in ("path", "split") if c not in fields]
+    if missing:
+        raise InputError(
+            f"{path}: manifest lacks column(s) {', '.join(missing)}; found {', '.join(fields) or 'none'}"
+            " (needed: path, split; optional: label, group)"
+        )
+    root = path.parent
+    rows, skipped, seen = [], [], {}
+    for lineno, rec in enumerate(reader, start=2):
+        p = (rec.get("path") or "").strip()
+        if not p:
+            skipped.append((f"{path.name}:{lineno}", "manifest row has an empty path"))
+            continue
+        if p in seen:
+            skipped.append((p, f"listed twice in the manifest (lines {seen[p]} and {lineno}); kept the first"))
+            continue
+        seen[p] = lineno
+        split = (rec.get("split") or "").strip()
+        if not split:
+            skipped.append((p, f"manifest line {lineno} has no split"))
+            continue
+        rows.append((p, SPLIT_ALIASES.get(split.lower(), split), (rec.get("label") or "").strip(),
+                     (rec.get("group") or "").strip()))
+    if not rows:
+        raise InputError(f"{path}: manifest has no usable rows")
+    paths, sp, lab, grp = zip(*rows)
+    return Manifest(
+        paths=np.array(paths, dtype=object),
+        splits=np.array(sp, dtype=object),
+        labels=np.array(lab, dtype=object),
+        groups=np.array(grp, dtype=object),
+        root=root,
+        skipped=tuple(skipped),
+    )

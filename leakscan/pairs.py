@@ -1,0 +1,309 @@
+"""Candidate generation and verification: Features -> PairTable.
+
+Three sources, merged, each pair reported once with the strongest evidence:
+
+1. ``exact``: identical canonical pixels (which includes identical bytes).
+2. ``hash``: pHash Hamming distance ``<= max_hamming`` under any allowed rotation/flip.
+3. ``embedding``: gradient-histogram cosine similarity. A neighbour is accepted when it is
+   very close (``>= sure_cosine``), or close (``>= min_cosine``) *and* distinctive: its
+   distance is at most ``ratio`` times the distance to the k-th nearest neighbour of either
+   image (Lowe's ratio test). Distinctiveness is what separates a copy from a merely similar
+   image in a dense region (sky, snow, product shots on white).
+
+Low-information images (flat frames) take part in exact matching only.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, asdict
+from typing import Callable
+
+import numpy as np
+
+from .errors import ConfigError
+from .features import N_VARIANTS, VARIANT_NAMES, Features, embedding_variants
+from .index import CosineIndex, HammingIndex
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DetectSettings", "PairTable", "find_pairs", "KINDS"]
+
+KINDS = ("exact", "hash", "embedding")
+EXACT, HASH, EMBED = 0, 1, 2
+TRANSFORM_SETS = {"none": (0,), "flip": (0, 1), "all": tuple(range(N_VARIANTS))}
+
+
+@dataclass(frozen=True)
+class DetectSettings:
+    """Thresholds of duplicate detection (the defaults are documented in the README).
+
+    Parameters
+    ----------
+    max_hamming : int
+        pHash pairs at Hamming distance ``<=`` this are duplicates (0-64; -1 turns hashes off).
+    min_cosine : float
+        Embedding pairs need at least this cosine similarity (in (0, 1]; > 1 turns embeddings off).
+    sure_cosine : float
+        Embedding pairs at or above this similarity need no ratio test.
+    ratio : float
+        Ratio test: distance to the partner ``<=`` ratio x distance to the k-th neighbour.
+    k : int
+        Neighbourhood size of the ratio test.
+    transforms : {"all", "flip", "none"}
+        Which rotations/flips of an image also count as copies: all eight, the mirror image
+        only, or none.
+    """
+
+    max_hamming: int = 6
+    min_cosine: float = 0.80
+    sure_cosine: float = 0.97
+    ratio: float = 0.5
+    k: int = 10
+    transforms: str = "flip"
+
+    def __post_init__(self) -> None:
+        if not -1 <= self.max_hamming <= 64:
+            raise ConfigError(f"max_hamming must be in [0, 64] for 64-bit hashes (or -1 for off), got {self.max_hamming}")
+        if not 0 < self.min_cosine:
+            raise ConfigError(f"min_cosine must be in (0, 1], got {self.min_cosine}")
+        if not 0 < self.sure_cosine:
+            raise ConfigError(f"sure_cosine must be in (0, 1], got {self.sure_cosine}")
+        if not 0 < self.ratio <= 1:
+            raise ConfigError(f"ratio must be in (0, 1], got {self.ratio}")
+        if not 1 <= self.k <= 1000:
+            raise ConfigError(f"k must be in [1, 1000], got {self.k}")
+        if self.transforms not in TRANSFORM_SETS:
+            raise ConfigError(f"transforms must be one of {', '.join(TRANSFORM_SETS)}, got {self.transforms!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PairTable:
+    """Duplicate pairs as parallel arrays, rows ``i < j``, sorted by (i, j).
+
+    Attributes
+    ----------
+    i, j : int64 (p,)
+        Manifest rows.
+    kind : uint8 (p,)
+        Index into :data:`KINDS`: how the pair was found.
+    score : float32 (p,)
+        Certainty in [0, 1]: 1 for exact, ``1 - hamming/64`` for hash, cosine for embedding.
+    hamming : int16 (p,)
+        Smallest pHash distance over the allowed transforms (-1 when not computed).
+    cosine : float32 (p,)
+        Largest embedding cosine over the allowed transforms (NaN when not computed).
+    variant : int8 (p,)
+        Transform under which the pair matched (index into ``VARIANT_NAMES``), -1 for exact.
+    same_bytes : bool (p,)
+        Exact pairs whose files are byte-identical.
+    """
+
+    i: np.ndarray
+    j: np.ndarray
+    kind: np.ndarray
+    score: np.ndarray
+    hamming: np.ndarray
+    cosine: np.ndarray
+    variant: np.ndarray
+    same_bytes: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.i)
+        for name in ("j", "kind", "score", "hamming", "cosine", "variant", "same_bytes"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"PairTable.{name} has {len(getattr(self, name))} rows, i has {n}")
+        if n and not np.all(self.i < self.j):
+            raise ValueError("PairTable rows must have i < j")
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+    @classmethod
+    def empty(cls) -> "PairTable":
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint8),
+                   np.zeros(0, np.float32), np.zeros(0, np.int16), np.zeros(0, np.float32),
+                   np.zeros(0, np.int8), np.zeros(0, bool))
+
+    def kind_names(self) -> np.ndarray:
+        return np.array(KINDS, dtype=object)[self.kind]
+
+    def detail(self) -> list[str]:
+        """Human-readable evidence per pair: ``same bytes``, ``same pixels`` or the transform."""
+        out = []
+        for k, v, b in zip(self.kind, self.variant, self.same_bytes):
+            if k == EXACT:
+                out.append("same bytes" if b else "same pixels")
+            else:
+                out.append(VARIANT_NAMES[v] if v >= 0 else "")
+        return out
+
+
+def _exact_clusters(rows: np.ndarray, digests: np.ndarray):
+    """Cluster id per row (by equal digest) and star pairs (first row, other row)."""
+    if len(rows) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    keys = np.ascontiguousarray(digests[rows]).view(np.dtype((np.void, digests.shape[1]))).ravel()
+    _, first, inv = np.unique(keys, return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    head = rows[first][inv]           # representative (smallest row: rows are ascending) of each row
+    dup = head != rows
+    return head, head[dup], rows[dup]
+
+
+def _dedupe_best(i, j, kind, score, variant):
+    """One row per (i, j): lowest kind code first, then highest score."""
+    if len(i) == 0:
+        return i, j, kind, score, variant
+    order = np.lexsort((-score, kind, j, i))
+    i, j, kind, score, variant = i[order], j[order], kind[order], score[order], variant[order]
+    keep = np.ones(len(i), bool)
+    keep[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
+    return i[keep], j[keep], kind[keep], score[keep], variant[keep]
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    return np.unpackbits(x, axis=-1).sum(axis=-1)
+
+
+def find_pairs(
+    features: Features,
+    settings: DetectSettings | None = None,
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> PairTable:
+    """Find exact and near-duplicate pairs among the rows whose features are ``ok``.
+
+    Never builds an n x n matrix: exact matches go through a sort, hashes through a FAISS
+    binary range search, embeddings through a k-nearest-neighbour search in blocks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from leakscan.manifest import discover
+    >>> from leakscan.features import extract_features
+    >>> rng = np.random.default_rng(0)
+    >>> a = rng.integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    >>> imgs = np.concatenate([a, a[:1]])          # image 2 is a copy of image 0
+    >>> pt = find_pairs(extract_features(discover(imgs), jobs=1))
+    >>> [(int(i), int(j), str(k)) for i, j, k in zip(pt.i, pt.j, pt.kind_names())]
+    [(0, 2, 'exact')]
+    """
+    s = settings or DetectSettings()
+    ok_rows = np.flatnonzero(features.ok)
+    variants = TRANSFORM_SETS[s.transforms]
+    parts_i, parts_j, parts_kind, parts_score, parts_var = [], [], [], [], []
+
+    # 1. exact: identical pixels
+    head, ei, ej = _exact_clusters(ok_rows, features.pixel_digest)
+    parts_i.append(ei); parts_j.append(ej)
+    parts_kind.append(np.full(len(ei), EXACT, np.uint8)); parts_score.append(np.ones(len(ei), np.float32))
+    parts_var.append(np.full(len(ei), -1, np.int8))
+    reps = ok_rows[(head == ok_rows) & ~features.low_info[ok_rows]]
+    log.debug("%d usable rows, %d exact pairs, %d representatives", len(ok_rows), len(ei), len(reps))
+
+    # 2. perceptual hash, all allowed transforms of each query against the plain hashes
+    if s.max_hamming >= 0 and len(reps) > 1:
+        if progress:
+            progress("hash search", 0, 1)
+        hidx = HammingIndex(features.hashes[reps, 0])
+        q = features.hashes[reps][:, list(variants)].reshape(len(reps) * len(variants), -1)
+        qi, dj, dist = hidx.range(q, s.max_hamming)
+        a, b, v = reps[qi // len(variants)], reps[dj], np.asarray(variants, np.int8)[qi % len(variants)]
+        keep = a != b
+        a, b, v, dist = a[keep], b[keep], v[keep], dist[keep]
+        parts_i.append(np.minimum(a, b)); parts_j.append(np.maximum(a, b))
+        parts_kind.append(np.full(len(a), HASH, np.uint8))
+        parts_score.append((1.0 - dist / 64.0).astype(np.float32)); parts_var.append(v)
+        if progress:
+            progress("hash search", 1, 1)
+
+    # 3. embedding k-NN with ratio test
+    if s.min_cosine <= 1.0 and len(reps) > 1:
+        ei_, ej_, es_, ev_ = _embedding_pairs(features.embedding, reps, variants, s, progress)
+        parts_i.append(ei_); parts_j.append(ej_)
+        parts_kind.append(np.full(len(ei_), EMBED, np.uint8)); parts_score.append(es_); parts_var.append(ev_)
+
+    i, j, kind, score, variant = _dedupe_best(
+        np.concatenate(parts_i).astype(np.int64), np.concatenate(parts_j).astype(np.int64),
+        np.concatenate(parts_kind), np.concatenate(parts_score).astype(np.float32),
+        np.concatenate(parts_var).astype(np.int8))
+    hamming, cosine = _measure(features, i, j, variants)
+    same_bytes = np.zeros(len(i), bool)
+    if len(i):
+        same_bytes = np.all(features.file_digest[i] == features.file_digest[j], axis=1) & (kind == EXACT)
+    return PairTable(i=i, j=j, kind=kind, score=score, hamming=hamming, cosine=cosine,
+                     variant=variant, same_bytes=same_bytes)
+
+
+def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, block: int = 4096):
+    emb = emb_all[reps]
+    index = CosineIndex(emb)
+    n = len(reps)
+    kk = min(s.k + 1, n)
+    out_i, out_j, out_s, out_v, out_dk = [], [], [], [], []
+    # distance to the k-th neighbour of each image (plain orientation, self excluded)
+    dk_plain = np.full(n, np.inf, np.float32)
+    total = n * len(variants)
+    done = 0
+    if progress:
+        progress("embedding search", 0, total)
+    for v in variants:
+        for start in range(0, n, block):
+            qrows = np.arange(start, min(start + block, n))
+            qv = embedding_variants(emb[qrows], [v])[:, 0]
+            sims, ids = index.knn(qv, kk)
+            selfm = ids == qrows[:, None]
+            sims = np.where(selfm | (ids < 0), -np.inf, sims)
+            order = np.argsort(-sims, axis=1, kind="stable")
+            sims = np.take_along_axis(sims, order, 1)
+            ids = np.take_along_axis(ids, order, 1)
+            dist = 1.0 - sims  # inf where missing
+            if s.k <= dist.shape[1]:
+                dk = dist[:, s.k - 1]
+            else:
+                dk = np.full(len(qrows), np.inf, np.float32)
+            if v == 0:
+                dk_plain[qrows] = dk
+            r, c = np.nonzero(sims >= s.min_cosine)
+            out_i.append(qrows[r])
+            out_j.append(ids[r, c])
+            out_s.append(sims[r, c])
+            out_dk.append(dk[r])  # the query's own ratio-test reference
+            out_v.append(np.full(len(r), v, np.int8))
+            done += len(qrows)
+            if progress:
+                progress("embedding search", done, total)
+    if not out_i:
+        z = np.zeros(0, np.int64)
+        return z, z, np.zeros(0, np.float32), np.zeros(0, np.int8)
+    qi = np.concatenate(out_i)
+    dj = np.concatenate(out_j)
+    sim = np.concatenate(out_s)
+    dk_q = np.concatenate(out_dk)
+    v = np.concatenate(out_v)
+    d = 1.0 - sim
+    accept = (sim >= s.sure_cosine) | (d <= s.ratio * dk_q) | (d <= s.ratio * dk_plain[dj])
+    qi, dj, sim, v = qi[accept], dj[accept], sim[accept], v[accept]
+    a, b = reps[qi], reps[dj]
+    return np.minimum(a, b), np.maximum(a, b), sim.astype(np.float32), v
+
+
+def _measure(features: Features, i, j, variants, block: int = 65536):
+    """Hamming (min over transforms) and cosine (max over transforms) of every pair."""
+    ham = np.full(len(i), -1, np.int16)
+    cos = np.full(len(i), np.nan, np.float32)
+    ok = features.ok
+    for s in range(0, len(i), block):
+        a, b = i[s:s + block], j[s:s + block]
+        good = ok[a] & ok[b]
+        a, b = a[good], b[good]
+        idx = np.flatnonzero(good) + s
+        h = features.hashes[a][:, list(variants)] ^ features.hashes[b][:, None, 0]
+        ham[idx] = _popcount(h).min(axis=1)
+        ev = embedding_variants(features.embedding[a], variants)
+        cos[idx] = np.einsum("pvd,pd->pv", ev, features.embedding[b]).max(axis=1)
+    return ham, cos

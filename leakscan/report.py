@@ -1,0 +1,188 @@
+"""Render an Audit: terminal tables (rich), ``summary.json``, ``pairs.csv``, ``groups.csv``, ``skipped.csv``.
+
+Files are written atomically (a temporary file in the same folder, then renamed), so an
+interrupted run never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .audit import PAIR_COLUMNS, Audit
+from .errors import OutputError
+
+__all__ = ["write_outputs", "summary_json", "render_terminal", "OUTPUT_FILES", "atomic_write"]
+
+OUTPUT_FILES = ("summary.json", "pairs.csv", "groups.csv", "skipped.csv")
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and an atomic rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _csv_text(columns, rows) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    return buf.getvalue()
+
+
+def summary_json(audit: Audit) -> str:
+    return json.dumps(audit.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    try:
+        child.resolve().relative_to(parent.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def prepare_out_dir(out: Path, *, force: bool, data_root: Path | None, names=OUTPUT_FILES) -> Path:
+    """Check that ``out`` may receive our files: not inside the dataset, writable, no clobbering."""
+    out = Path(out)
+    if data_root is not None and _inside(out, data_root):
+        raise OutputError(
+            f"{out}: output folder is inside the dataset folder {data_root}; leakscan never writes there "
+            "(choose --out outside it)")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create output folder ({exc.strerror or exc})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise OutputError(f"{out}: output folder is not writable")
+    existing = [n for n in names if (out / n).exists()]
+    if existing and not force:
+        raise OutputError(
+            f"{out}: already holds {', '.join(existing)}; pass --force to overwrite or choose another --out")
+    return out
+
+
+def write_outputs(audit: Audit, out: str | os.PathLike, *, force: bool = False) -> list[Path]:
+    """Write the four result files into ``out``; returns their paths.
+
+    Raises
+    ------
+    OutputError
+        ``out`` is inside the dataset folder, not writable, or holds earlier results and
+        ``force`` is False.
+    """
+    m = audit.manifest
+    out = prepare_out_dir(Path(out), force=force, data_root=m.root)
+    written = []
+
+    def put(name, text):
+        p = out / name
+        atomic_write(p, text)
+        written.append(p)
+
+    put("pairs.csv", _csv_text(PAIR_COLUMNS, audit.pair_records()))
+    g = audit.groups
+    dup = g.duplicate_groups()
+    in_dup = np.isin(g.ids, dup) if len(dup) else np.zeros(len(m), bool)
+    rows = np.flatnonzero(in_dup)
+    rows = rows[np.lexsort((rows, g.ids[rows]))]
+    put("groups.csv", _csv_text(
+        ["path", "group", "split", "label", "size"],
+        ({"path": m.paths[r], "group": int(g.ids[r]), "split": m.splits[r], "label": m.labels[r],
+          "size": int(g.sizes[g.ids[r]])} for r in rows)))
+    put("skipped.csv", _csv_text(["path", "reason"], ({"path": p, "reason": why} for p, why in audit.skipped)))
+    put("summary.json", summary_json(audit))
+    return written
+
+
+# --------------------------------------------------------------------------- terminal
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
+    """Print a short summary with rich tables to ``console``."""
+    from rich.table import Table  # noqa: PLC0415
+
+    d = audit.to_dict()
+    console.print(
+        f"[bold]leakscan[/bold] audited [bold]{d['n_images']:,}[/bold] images "
+        f"({d['n_skipped']:,} skipped) in {d['elapsed_seconds']:.1f}s: "
+        f"{d['n_pairs']:,} duplicate pairs ({d['pairs_by_kind']['exact']:,} exact, "
+        f"{d['pairs_by_kind']['hash']:,} hash, {d['pairs_by_kind']['embedding']:,} embedding) in "
+        f"{d['n_duplicate_groups']:,} groups.", highlight=False)
+
+    t = Table(title="Images per split", title_justify="left")
+    t.add_column("split")
+    t.add_column("images", justify="right")
+    t.add_column("classes", justify="right")
+    for s, n in d["splits"].items():
+        t.add_row(s, f"{n:,}", str(len([c for c in d["class_counts"].get(s, {}) if c])))
+    console.print(t)
+
+    leaks = [lk for lk in d["leaks"] if lk["images"]]
+    if len(d["splits"]) < 2:
+        console.print("One split only: within-split duplicates are reported, no cross-split leakage.")
+    elif not leaks:
+        console.print("[green]No leakage:[/green] no image has a duplicate in another split.")
+    else:
+        t = Table(title="Leakage: images of a split with a duplicate in another", title_justify="left")
+        for col, just in (("split", "left"), ("has a copy in", "left"), ("images", "right"),
+                          ("of", "right"), ("fraction", "right"), ("worst classes", "left")):
+            t.add_column(col, justify=just)
+        for lk in leaks:
+            worst = sorted(((v["fraction"], c) for c, v in lk["per_class"].items() if v["images"]), reverse=True)
+            t.add_row(lk["split"], lk["against"], f"{lk['images']:,}", f"{lk['total']:,}", _pct(lk["fraction"]),
+                      ", ".join(f"{c or '(none)'} {_pct(f)}" for f, c in worst[:3]))
+        console.print(t)
+
+    if d["n_label_conflicts"]:
+        t = Table(title=f"Label conflicts: {d['n_label_conflicts']} duplicate groups with different labels",
+                  title_justify="left")
+        t.add_column("group", justify="right")
+        t.add_column("labels")
+        t.add_column("example")
+        for c in d["label_conflicts"][:max_rows]:
+            t.add_row(str(c["group"]), ", ".join(f"{k} x{v}" for k, v in c["labels"].items()), c["paths"][0])
+        console.print(t)
+
+    cross = audit.cross_split()
+    if cross.any():
+        recs = audit.pair_records()
+        idx = np.flatnonzero(cross)
+        idx = idx[np.argsort(-audit.pairs.score[idx], kind="stable")][:max_rows]
+        t = Table(title=f"Cross-split pairs (top {len(idx)} of {int(cross.sum()):,} by score)", title_justify="left")
+        for col in ("a", "b", "kind", "score", "detail"):
+            t.add_column(col, overflow="fold")
+        for k in idx:
+            r = recs[k]
+            t.add_row(f"{r['a']}", f"{r['b']}", r["kind"], f"{r['score']:.3f}", r["detail"])
+        console.print(t)
+    if d["n_low_information"]:
+        console.print(f"{d['n_low_information']:,} low-information images (flat frames) matched by exact digest only.")
+    if d["n_skipped"]:
+        console.print(f"[yellow]{d['n_skipped']:,} files skipped[/yellow] (reasons in skipped.csv): "
+                      + "; ".join(f"{p}: {w}" for p, w in audit.skipped[:3]), highlight=False)

@@ -1,0 +1,57 @@
+"""Shared helpers: paths of the bundled fixtures and generators of real (structured) test images."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "fixtures"
+BENCH = ROOT.parent / "shared" / "bench" / "cifar10"
+
+
+def known_duplicates() -> list[dict]:
+    with open(FIXTURES / "known_duplicates.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def scene(seed: int, size: int = 96) -> Image.Image:
+    """A structured RGB picture: a smooth random background plus random shapes (not noise)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    img = Image.fromarray(base, "RGB").resize((size, size), Image.BICUBIC)
+    d = ImageDraw.Draw(img)
+    for _ in range(6):
+        x0, y0 = rng.integers(0, max(1, size - 10), 2)
+        x1, y1 = x0 + rng.integers(4, max(5, size // 2)), y0 + rng.integers(4, max(5, size // 2))
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        if rng.random() < 0.5:
+            d.rectangle([int(x0), int(y0), int(x1), int(y1)], fill=colour)
+        else:
+            d.ellipse([int(x0), int(y0), int(x1), int(y1)], fill=colour)
+    return img
+
+
+def write_dataset(root: Path, layout: dict[str, Image.Image], fmt: str = "JPEG", **save) -> Path:
+    """Write {relative path: image} under root; returns root."""
+    for rel, img in layout.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        img.save(p, fmt if not rel.endswith(".png") else "PNG", **save)
+    return root
+
+
+@pytest.fixture
+def leaky_dataset(tmp_path: Path) -> Path:
+    """train/test folders of distinct scenes where test/a/leak.jpg is a resized copy of train/a/0.jpg."""
+    layout = {}
+    for k in range(12):
+        layout[f"train/{'ab'[k % 2]}/{k}.jpg"] = scene(k)
+    for k in range(12, 18):
+        layout[f"test/{'ab'[k % 2]}/{k}.jpg"] = scene(k)
+    layout["test/a/leak.jpg"] = scene(0).resize((80, 80))
+    return write_dataset(tmp_path / "data", layout, quality=90)

@@ -1,0 +1,103 @@
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from leakscan.decode import DecodeError, canonical_from_array, decode_bytes, read_bytes
+from conftest import scene
+
+
+def encode(img, fmt, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "BMP", "TIFF", "GIF", "JPEG"])
+def test_formats_decode_to_rgb(fmt):
+    img, note = decode_bytes(encode(scene(1, 40), fmt, **({"lossless": True} if fmt == "WEBP" else {})))
+    assert img.mode == "RGB" and img.size == (40, 40)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_restores_upright_pixels(orientation):
+    upright = scene(3, 48).crop((0, 0, 48, 32))
+    # store the pixels as a camera would, so that applying the tag gives `upright` back
+    inverse = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+               4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90,
+               7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}[orientation]
+    stored = upright if inverse is None else upright.transpose(inverse)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    out, _ = decode_bytes(encode(stored, "PNG", exif=exif))
+    assert np.array_equal(np.asarray(out), np.asarray(upright))
+
+
+def test_alpha_composited_on_white():
+    rgba = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
+    out, _ = decode_bytes(encode(rgba, "PNG"))
+    assert np.asarray(out)[0, 0].tolist() == [255, 255, 255]
+
+
+def test_16bit_png_is_scaled_not_clipped():
+    arr = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
+    out, _ = decode_bytes(encode(Image.fromarray(arr), "PNG"))
+    assert np.asarray(out)[..., 0].max() > 200 and np.asarray(out)[..., 0].min() == 0
+
+
+def test_cmyk_jpeg():
+    out, _ = decode_bytes(encode(scene(2, 32).convert("CMYK"), "JPEG"))
+    assert out.mode == "RGB"
+
+
+def test_animated_gif_first_frame_noted():
+    frames = [scene(k, 16).convert("P") for k in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    _, note = decode_bytes(buf.getvalue())
+    assert "first of 3 frames" in note
+
+
+@pytest.mark.parametrize("blob, reason", [
+    (b"hello, not an image", "not an image"),
+    (encode(scene(1, 64), "JPEG")[:300], "truncated|corrupt"),
+    (encode(scene(1, 64), "PNG")[:200], "truncated|corrupt"),
+])
+def test_bad_bytes_give_reasons(blob, reason):
+    with pytest.raises(DecodeError, match=reason):
+        decode_bytes(blob)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
+
+
+def test_huge_header_refused_before_decoding():
+    with pytest.raises(DecodeError, match="pixels"):
+        decode_bytes(_png_header(100_000, 100_000))
+
+
+def test_read_errors(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(DecodeError, match="empty file"):
+        read_bytes(tmp_path / "empty.jpg")
+    with pytest.raises(DecodeError, match="not found"):
+        read_bytes(tmp_path / "missing.jpg")
+    (tmp_path / "dir.jpg").mkdir()
+    with pytest.raises(DecodeError, match="folder"):
+        read_bytes(tmp_path / "dir.jpg")
+
+
+def test_arrays_of_several_dtypes():
+    f = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    assert canonical_from_array(f).mode == "RGB"
+    assert np.asarray(canonical_from_array(f))[-1, -1, 0] == 255
+    assert canonical_from_array(np.zeros((8, 8, 4), np.uint8)).mode == "RGB"
+    with pytest.raises(DecodeError, match="NaN"):
+        canonical_from_array(np.full((4, 4), np.nan))

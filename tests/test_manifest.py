@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from leakscan import InputError, discover
+from conftest import FIXTURES, scene, write_dataset
+
+
+def test_fixture_folder_layout():
+    m = discover(FIXTURES)
+    assert set(m.splits) == {"train", "test"}
+    assert len(m) == sum(1 for _ in FIXTURES.glob("*/*/*.*"))
+    row = list(m.paths).index("train/ship/0480.jpg")
+    assert (m.splits[row], m.labels[row]) == ("train", "ship")
+
+
+@pytest.mark.parametrize("names", [("Training", "VALID", "Testing"), ("train", "dev", "holdout")])
+def test_split_aliases_nested(tmp_path, names):
+    layout = {f"v2/{n}/cls/{k}.png": scene(k) for k, n in enumerate(names)}
+    write_dataset(tmp_path, layout)
+    m = discover(tmp_path)
+    assert sorted(m.splits) == ["test", "train", "val"]
+    assert set(m.labels) == {"cls"}
+
+
+def test_folder_without_splits_is_one_split(tmp_path):
+    write_dataset(tmp_path, {"cats/1.png": scene(1), "dogs/2.png": scene(2)})
+    (tmp_path / "notes.txt").write_text("not an image")
+    m = discover(tmp_path)
+    assert list(m.splits) == ["all", "all"]
+    assert sorted(m.labels) == ["cats", "dogs"]
+
+
+def test_csv_manifest_with_bom_semicolons_and_groups(tmp_path):
+    write_dataset(tmp_path, {"img/a.png": scene(1), "img/b.png": scene(2)})
+    (tmp_path / "m.csv").write_bytes("\ufeffpath;split;label;group\nimg/a.png;train;x;p1\nimg/b.png;Test;y;p1\nimg/a.png;test;x;\n".encode())
+    m = discover(None, manifest=tmp_path / "m.csv")
+    assert list(m.paths) == ["img/a.png", "img/b.png"]
+    assert list(m.splits) == ["train", "test"]
+    assert list(m.groups) == ["p1", "p1"]
+    assert m.skipped and "listed twice" in m.skipped[0][1]
+
+
+def test_csv_missing_column_names_it(tmp_path):
+    (tmp_path / "m.csv").write_text("file,split\na.png,train\n")
+    with pytest.raises(InputError, match="lacks column.*path"):
+        discover(None, manifest=tmp_path / "m.csv")
+
+
+def test_empty_csv(tmp_path):
+    (tmp_path / "m.csv").write_text("")
+    with pytest.raises(InputError, match="empty"):
+        discover(tmp_path / "m.csv")
+
+
+def test_array_source_and_bad_shape():
+    m = discover(np.zeros((2, 8, 8, 3), np.uint8), labels=["a", "b"])
+    assert list(m.paths) == ["array[0]", "array[1]"]
+    with pytest.raises(InputError, match="shape"):
+        discover(np.zeros((2, 8), np.uint8))
+    with pytest.raises(InputError, match="3 entries"):
+        discover(np.zeros((2, 8, 8), np.uint8), splits=["a", "b", "c"])
+
+
+def test_missing_folder():
+    with pytest.raises(InputError, match="no such file"):
+        discover("/nonexistent/folder")

@@ -87,6 +87,7 @@ def _main(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what each stage does (on stderr)."),
 ) -> None:
     """Find exact and near-duplicate images and the train/val/test leakage they cause."""
+    logging.getLogger("faiss").setLevel(logging.WARNING)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="leakscan: %(levelname)s: %(message)s", stream=sys.stderr)
 

@@ -1,0 +1,80 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+import leakscan
+from leakscan import audit
+from conftest import BENCH, FIXTURES, known_duplicates, scene
+
+
+def test_leaks_label_conflicts_and_counts_on_generated_data():
+    base = np.stack([np.asarray(scene(s, 48)) for s in range(20)])
+    imgs = np.concatenate([base, base[[0, 1]]])
+    splits = ["train"] * 14 + ["val"] * 3 + ["test"] * 3 + ["test", "val"]
+    labels = ["a", "b"] * 10 + ["a", "zzz"]
+    r = audit(imgs, splits=splits, labels=labels, jobs=1)
+    leaks = {(lk.split, lk.against): lk for lk in r.leaks}
+    assert leaks[("test", "train")].images == 1 and leaks[("test", "train")].total == 4
+    assert leaks[("val", "train")].images == 1
+    assert leaks[("train", "test")].images == 1 and leaks[("train", "val")].images == 1
+    assert leaks[("test", "val")].images == 0
+    assert leaks[("test", "train")].per_class["a"] == {"images": 1, "total": 2, "fraction": 0.5}
+    assert [c.labels for c in r.label_conflicts] == [{"b": 1, "zzz": 1}]
+    d = r.to_dict()
+    assert d["splits"] == {"train": 14, "val": 4, "test": 4}
+    assert d["class_counts"]["val"] == {"a": 2, "b": 1, "zzz": 1}
+
+
+def test_user_groups_count_as_one_unit():
+    imgs = np.stack([np.asarray(scene(s, 48)) for s in range(6)])
+    r = audit(imgs, splits=["train", "train", "train", "test", "test", "test"],
+              groups=["p1", "", "", "p1", "", ""], jobs=1)
+    leaks = {(lk.split, lk.against): lk.images for lk in r.leaks}
+    assert leaks[("test", "train")] == 1
+
+
+def test_fixtures_end_to_end_known_duplicates():
+    r = audit(FIXTURES, jobs=2)
+    found = {(r.manifest.paths[i], r.manifest.paths[j]) for i, j in zip(r.pairs.i, r.pairs.j)}
+    found |= {(b, a) for a, b in found}
+    known = known_duplicates()
+    planted = [k for k in known if not k["kind"].startswith("cifair")]
+    assert all((k["a"], k["b"]) in found for k in planted), [k for k in planted if (k["a"], k["b"]) not in found]
+    j1 = [k for k in known if k["kind"] == "cifair-judgment-1"]
+    recall = sum((k["a"], k["b"]) in found for k in j1) / len(j1)
+    assert recall >= 0.7, recall
+    # few pairs beyond the known ones (ciFAIR is a lower bound, so allow a handful)
+    known_set = {(k["a"], k["b"]) for k in known} | {(k["b"], k["a"]) for k in known}
+    assert len({p for p in found if p not in known_set}) // 2 <= 5
+    assert [p for p, _ in r.skipped] == ["test/ship/corrupt-truncated.jpg"]
+    assert r.to_dict()["n_files"] == r.n_images + len(r.skipped)
+    assert r.to_dict()["n_label_conflicts"] >= 1
+
+
+def test_public_api_is_all():
+    for name in leakscan.__all__:
+        assert hasattr(leakscan, name), name
+
+
+@pytest.mark.skipif(not (BENCH / "manifest.csv").exists(), reason="../shared/bench/cifar10 not present")
+def test_cifar_subset_recall(tmp_path):
+    """2,000 CIFAR-10 images holding 40 ciFAIR judgment-1 pairs: most of them are found."""
+    import random
+    import tarfile
+
+    truth = [t for t in csv.DictReader(open(BENCH / "pairs.csv"))
+             if t["judgment"] == "1" and t["source"] == "train-test"]
+    rng = random.Random(1)
+    chosen = rng.sample(truth, 40)
+    rows = list(csv.DictReader(open(BENCH / "manifest.csv")))
+    keep = {t["a"] for t in chosen} | {t["b"] for t in chosen}
+    keep |= set(rng.sample([r["path"] for r in rows], 2000 - len(keep)))
+    with tarfile.open(BENCH / "images.tar") as tar:
+        tar.extractall(tmp_path, members=[m for m in tar if m.name in keep], filter="data")
+    r = audit(tmp_path / "cifar10", jobs=2)
+    found = {("cifar10/" + r.manifest.paths[i], "cifar10/" + r.manifest.paths[j]) for i, j in zip(r.pairs.i, r.pairs.j)}
+    found |= {(b, a) for a, b in found}
+    recall = sum((t["a"], t["b"]) in found for t in chosen) / len(chosen)
+    assert recall >= 0.7, recall

@@ -1,0 +1,78 @@
+import csv
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from leakscan import __version__
+from leakscan.cli import app
+from conftest import FIXTURES
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_version():
+    r = run("--version")
+    assert r.exit_code == 0 and __version__ in r.stdout
+
+
+def test_audit_json_contract():
+    r = run("audit", FIXTURES, "--json", "-j", "2")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    for key in ("n_images", "n_skipped", "splits", "n_duplicate_groups", "leaks", "label_conflicts"):
+        assert key in d
+    assert d["n_skipped"] == 1 and set(d["splits"]) == {"train", "test"}
+    lk = {(x["split"], x["against"]): x for x in d["leaks"]}
+    assert lk[("test", "train")]["images"] > 0 and 0 < lk[("test", "train")]["fraction"] < 1
+    assert set(lk[("test", "train")]) >= {"split", "against", "images", "fraction"}
+
+
+def test_out_files_and_columns(tmp_path):
+    out = tmp_path / "res"
+    r = run("audit", FIXTURES, "--out", out, "-q")
+    assert r.exit_code == 0, r.output
+    def header(name):
+        return next(csv.reader(open(out / name)))
+    assert header("pairs.csv")[:8] == ["a", "b", "split_a", "split_b", "label_a", "label_b", "kind", "score"]
+    assert header("groups.csv")[:4] == ["path", "group", "split", "label"]
+    assert header("skipped.csv") == ["path", "reason"]
+    rows = list(csv.DictReader(open(out / "pairs.csv")))
+    assert {r["kind"] for r in rows} <= {"exact", "hash", "embedding"}
+    assert all((FIXTURES / r["a"]).exists() and (FIXTURES / r["b"]).exists() for r in rows)
+    skipped = list(csv.DictReader(open(out / "skipped.csv")))
+    assert skipped[0]["path"] == "test/ship/corrupt-truncated.jpg" and skipped[0]["reason"]
+    assert json.load(open(out / "summary.json"))["n_images"] == 310
+    # a second run refuses to overwrite without --force
+    r2 = run("audit", FIXTURES, "--out", out, "-q")
+    assert r2.exit_code == 2 and "--force" in r2.output
+    assert run("audit", FIXTURES, "--out", out, "-q", "--force").exit_code == 0
+
+
+def test_fail_on_leak_exit_codes():
+    assert run("audit", FIXTURES, "-q", "--fail-on-leak").exit_code == 1
+    assert run("audit", FIXTURES, "-q", "--fail-on-leak", "--max-leak", "0.9").exit_code == 0
+
+
+def test_usage_errors_exit_2_with_one_line(tmp_path):
+    r = run("audit", tmp_path / "nope")
+    assert r.exit_code == 2 and "no such file" in r.output and "Traceback" not in r.output
+    r = run("audit", FIXTURES, "--out", FIXTURES / "report")
+    assert r.exit_code == 2 and "inside the dataset" in r.output
+    assert not (FIXTURES / "report").exists()
+    r = run("audit", FIXTURES, "--max-hamming", "70")
+    assert r.exit_code == 2
+
+
+def test_unsplit_folder_reports_within_split(tmp_path):
+    from conftest import scene
+    for k in range(5):
+        scene(k).save(tmp_path / f"{k}.png")
+    scene(0).save(tmp_path / "copy.png")
+    r = run("audit", tmp_path, "--json")
+    d = json.loads(r.stdout)
+    assert d["splits"] == {"all": 6} and d["leaks"] == [] and d["n_pairs"] == 1

@@ -1,0 +1,87 @@
+import numpy as np
+from hypothesis import given, settings, strategies as st
+from PIL import Image
+
+from leakscan import DetectSettings, build_groups, discover, extract_features, find_pairs
+from leakscan.errors import ConfigError
+from leakscan.pairs import PairTable
+from conftest import scene
+import pytest
+
+
+def images(seeds, size=64):
+    return np.stack([np.asarray(scene(s, size)) for s in seeds])
+
+
+def pair_set(pt):
+    return set(zip(pt.i.tolist(), pt.j.tolist()))
+
+
+def test_planted_near_duplicates_found_and_unrelated_not():
+    base = images(range(30))
+    copies = np.stack([
+        np.asarray(Image.fromarray(base[0]).resize((48, 48)).resize((64, 64))),      # resized
+        np.asarray(Image.fromarray(base[1]).transpose(Image.Transpose.FLIP_LEFT_RIGHT)),  # mirrored
+        base[2],                                                                      # exact
+    ])
+    imgs = np.concatenate([base, copies])
+    pt = find_pairs(extract_features(discover(imgs), jobs=1))
+    found = pair_set(pt)
+    assert {(0, 30), (1, 31), (2, 32)} <= found
+    assert found - {(0, 30), (1, 31), (2, 32)} == set()
+    kinds = dict(zip(zip(pt.i.tolist(), pt.j.tolist()), pt.kind_names()))
+    assert kinds[(2, 32)] == "exact"
+
+
+def test_transforms_setting_controls_rotations():
+    base = images(range(20))
+    rot = np.asarray(Image.fromarray(base[3]).transpose(Image.Transpose.ROTATE_90))[None]
+    feats = extract_features(discover(np.concatenate([base, rot])), jobs=1)
+    assert (3, 20) in pair_set(find_pairs(feats, DetectSettings(transforms="all")))
+    assert (3, 20) not in pair_set(find_pairs(feats, DetectSettings(transforms="none")))
+
+
+def test_flat_images_do_not_chain():
+    flats = np.stack([np.full((32, 32, 3), c, np.uint8) for c in (10, 11, 12, 200)])
+    flats[3] = flats[0]  # one exact copy
+    pt = find_pairs(extract_features(discover(flats), jobs=1))
+    assert pair_set(pt) == {(0, 3)}
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 1000))
+def test_pairs_invariant_under_input_permutation(seed):
+    base = images(range(16), 48)
+    imgs = np.concatenate([base, base[[0, 5]][:, :, ::-1], base[[7]]])
+    perm = np.random.default_rng(seed).permutation(len(imgs))
+    p1 = pair_set(find_pairs(extract_features(discover(imgs), jobs=1)))
+    p2 = find_pairs(extract_features(discover(imgs[perm]), jobs=1))
+    mapped = {tuple(sorted((int(perm[i]), int(perm[j])))) for i, j in zip(p2.i, p2.j)}
+    assert mapped == p1
+
+
+@settings(max_examples=50, deadline=None)
+@given(n=st.integers(1, 40), edges=st.lists(st.tuples(st.integers(0, 39), st.integers(0, 39)), max_size=40),
+       groups=st.lists(st.sampled_from(["", "p1", "p2"]), min_size=40, max_size=40))
+def test_groups_partition_rows_and_respect_edges(n, edges, groups):
+    e = sorted({(min(a, b), max(a, b)) for a, b in edges if a < n and b < n and a != b})
+    i = np.array([a for a, _ in e], np.int64)
+    j = np.array([b for _, b in e], np.int64)
+    k = len(e)
+    pt = PairTable(i, j, np.zeros(k, np.uint8), np.ones(k, np.float32), np.zeros(k, np.int16),
+                   np.ones(k, np.float32), np.zeros(k, np.int8), np.zeros(k, bool))
+    g = build_groups(n, pt, np.array(groups[:n], dtype=object))
+    assert len(g.ids) == n and g.sizes.sum() == n
+    assert all(g.ids[a] == g.ids[b] for a, b in e)
+    ug = np.array(groups[:n])
+    for name in ("p1", "p2"):
+        assert len(set(g.ids[ug == name].tolist())) <= 1
+    first = [int(np.flatnonzero(g.ids == gid)[0]) for gid in range(g.n_groups)]
+    assert first == sorted(first)  # ids numbered by smallest row
+
+
+def test_settings_validation_quotes_value():
+    with pytest.raises(ConfigError, match="got 70"):
+        DetectSettings(max_hamming=70)
+    with pytest.raises(ConfigError, match="transforms"):
+        DetectSettings(transforms="sideways")

@@ -44,8 +44,14 @@ def _stderr() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+def _say(msg: str) -> None:
+    """One unwrapped line on stderr (scripts grep these)."""
+    sys.stderr.write(msg.replace("\n", " ") + "\n")
+    sys.stderr.flush()
+
+
 def _fail(msg: str) -> "typer.Exit":
-    _stderr().print(f"leakscan: error: {msg}", markup=False)
+    _say(f"leakscan: error: {msg}")
     return typer.Exit(EXIT_USAGE)
 
 
@@ -156,9 +162,8 @@ def audit(
             Console(highlight=False).print(f"Results written to {out}/", markup=False)
     if fail_on_leak and result.max_leak_fraction() > max_leak:
         worst = max(result.leaks, key=lambda lk: lk.fraction)
-        _stderr().print(
-            f"leakscan: leakage above --max-leak {max_leak:g}: {worst.images} of {worst.total} {worst.split} "
-            f"images ({100 * worst.fraction:.2f}%) have a duplicate in {worst.against}", markup=False)
+        _say(f"leakscan: leakage above --max-leak {max_leak:g}: {worst.images} of {worst.total} {worst.split} "
+             f"images ({100 * worst.fraction:.2f}%) have a duplicate in {worst.against}")
         raise typer.Exit(EXIT_LEAK)
 
 

@@ -8,6 +8,8 @@ from .features import Features, extract_features  # noqa: E402
 from .pairs import DetectSettings, PairTable, find_pairs  # noqa: E402
 from .groups import Groups, build_groups  # noqa: E402
 from .audit import Audit, audit  # noqa: E402
+from .split import Resplit, assign_splits, resplit  # noqa: E402
+from .model_selection import StratifiedGroupShuffleSplit, find_groups, train_test_split  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -22,6 +24,12 @@ __all__ = [
     "DetectSettings",
     "build_groups",
     "Groups",
+    "resplit",
+    "Resplit",
+    "assign_splits",
+    "find_groups",
+    "train_test_split",
+    "StratifiedGroupShuffleSplit",
     "LeakscanError",
     "InputError",
     "ConfigError",

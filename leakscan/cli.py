@@ -6,12 +6,13 @@ code 2; data go to stdout, progress to stderr.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -32,6 +33,12 @@ app = typer.Typer(
 )
 
 EXIT_OK, EXIT_LEAK, EXIT_USAGE = 0, 1, 2
+
+
+class LinkMode(str, Enum):
+    hardlink = "hardlink"
+    symlink = "symlink"
+    copy = "copy"
 
 
 class Transforms(str, Enum):
@@ -98,14 +105,42 @@ def _main(
                         format="leakscan: %(levelname)s: %(message)s", stream=sys.stderr)
 
 
+def _settings(max_hamming: int, min_cosine: float, transforms: "Transforms"):
+    from .pairs import DetectSettings  # noqa: PLC0415
+
+    return DetectSettings(max_hamming=max_hamming, min_cosine=min_cosine, transforms=transforms.value)
+
+
+OPT_MANIFEST = typer.Option(None, "--manifest", "-m", show_default=False,
+                            help="CSV with columns path, split[, label, group]; paths relative to the CSV.")
+OPT_MAX_HAMMING = typer.Option(6, "--max-hamming", min=-1, max=64,
+                               help="pHash pairs at this Hamming distance or less are duplicates (-1: off).")
+OPT_MIN_COSINE = typer.Option(0.80, "--min-cosine", min=0.0,
+                              help="Least embedding cosine similarity of a near-duplicate (>1: off).")
+OPT_TRANSFORMS = typer.Option(Transforms.flip, "--transforms",
+                              help="Rotated/flipped copies to find: all (8), flip (mirror), none.")
+OPT_JOBS = typer.Option(None, "--jobs", "-j", min=1, show_default=False,
+                        help="Worker processes for decoding [default: all cores].")
+OPT_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars and no tables.")
+OPT_FORCE = typer.Option(False, "--force", "-f", help="Overwrite earlier results.")
+
+
+def _data_root(data: Optional[Path], manifest: Optional[Path]) -> Optional[Path]:
+    if data is not None and data.is_dir():
+        return data
+    if manifest is not None:
+        return manifest.parent
+    if data is not None and data.is_file():
+        return data.parent
+    return None
+
+
 @app.command()
 def audit(
     data: Optional[Path] = typer.Argument(
         None, help="Dataset folder (train/ val/ test/ found by name; class = folder holding the image) "
                    "or a CSV manifest.", show_default=False),
-    manifest: Optional[Path] = typer.Option(
-        None, "--manifest", "-m", help="CSV with columns path, split[, label, group]; paths relative to the CSV.",
-        show_default=False),
+    manifest: Optional[Path] = OPT_MANIFEST,
     out: Optional[Path] = typer.Option(
         None, "--out", "-o", help="Write summary.json, pairs.csv, groups.csv, skipped.csv into this folder.",
         show_default=False),
@@ -114,17 +149,12 @@ def audit(
         False, "--fail-on-leak", help="Exit 1 when some split leaks into another by more than --max-leak."),
     max_leak: float = typer.Option(
         0.0, "--max-leak", min=0.0, max=1.0, help="Largest tolerated leaked fraction for --fail-on-leak."),
-    max_hamming: int = typer.Option(6, "--max-hamming", min=-1, max=64,
-                                    help="pHash pairs at this Hamming distance or less are duplicates (-1: off)."),
-    min_cosine: float = typer.Option(0.80, "--min-cosine", min=0.0,
-                                     help="Least embedding cosine similarity of a near-duplicate (>1: off)."),
-    transforms: Transforms = typer.Option(
-        Transforms.flip, "--transforms", help="Rotated/flipped copies to find: all (8), flip (mirror), none."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
-                                       help="Worker processes for decoding [default: all cores].",
-                                       show_default=False),
-    force: bool = typer.Option(False, "--force", "-f", help="Overwrite results already in --out."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars and no tables."),
+    max_hamming: int = OPT_MAX_HAMMING,
+    min_cosine: float = OPT_MIN_COSINE,
+    transforms: Transforms = OPT_TRANSFORMS,
+    jobs: Optional[int] = OPT_JOBS,
+    force: bool = OPT_FORCE,
+    quiet: bool = OPT_QUIET,
 ) -> None:
     """Audit a dataset for duplicate images and cross-split leakage.
 
@@ -138,16 +168,14 @@ def audit(
     Exit codes: 0 done, 1 leakage above --max-leak with --fail-on-leak, 2 bad usage or input.
     """
     from .audit import audit as run_audit  # noqa: PLC0415
-    from .pairs import DetectSettings  # noqa: PLC0415
     from .report import prepare_out_dir, render_terminal, summary_json, write_outputs  # noqa: PLC0415
 
     if data is None and manifest is None:
         raise _fail("give a dataset folder (leakscan audit DATA) or --manifest FILE")
     try:
-        settings = DetectSettings(max_hamming=max_hamming, min_cosine=min_cosine, transforms=transforms.value)
+        settings = _settings(max_hamming, min_cosine, transforms)
         if out is not None:  # fail before the long part, not after
-            root = data if data is not None and data.is_dir() else (manifest.parent if manifest else None)
-            prepare_out_dir(out, force=force, data_root=root)
+            prepare_out_dir(out, force=force, data_root=_data_root(data, manifest))
         with _progress(quiet) as cb:
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs, progress=cb)
         if out is not None:
@@ -165,6 +193,87 @@ def audit(
         _say(f"leakscan: leakage above --max-leak {max_leak:g}: {worst.images} of {worst.total} {worst.split} "
              f"images ({100 * worst.fraction:.2f}%) have a duplicate in {worst.against}")
         raise typer.Exit(EXIT_LEAK)
+
+
+@app.command()
+def resplit(
+    data: Optional[Path] = typer.Argument(None, show_default=False,
+                                          help="Dataset folder or CSV manifest (as for audit)."),
+    out: Path = typer.Option(..., "--out", "-o", show_default=False,
+                             help="The new manifest to write: CSV with path, split, label, group "
+                                  "(paths relative to its folder)."),
+    manifest: Optional[Path] = OPT_MANIFEST,
+    ratios: Optional[str] = typer.Option(
+        None, "--ratios", show_default=False,
+        help="Target split shares, e.g. train=0.8,val=0.1,test=0.1 [default: the current split sizes]."),
+    keep: Optional[List[str]] = typer.Option(
+        None, "--keep", show_default=False,
+        help="A split that stays as it is (repeatable); copies of its images in other splits join it."),
+    drop: bool = typer.Option(False, "--drop", help="With --keep: drop those copies instead (listed in "
+                                                    "<out>.dropped.csv)."),
+    shuffle: bool = typer.Option(False, "--shuffle", help="A fresh stratified split instead of the "
+                                                          "minimal-change repair."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (the same seed gives the same split)."),
+    materialize_dir: Optional[Path] = typer.Option(
+        None, "--materialize", show_default=False,
+        help="Also build DIR/<split>/<label>/<file> for the new split (originals untouched)."),
+    link: LinkMode = typer.Option(LinkMode.hardlink, "--link", help="How --materialize places files."),
+    json_: bool = typer.Option(False, "--json", help="Print the re-split report as JSON to stdout."),
+    max_hamming: int = OPT_MAX_HAMMING,
+    min_cosine: float = OPT_MIN_COSINE,
+    transforms: Transforms = OPT_TRANSFORMS,
+    jobs: Optional[int] = OPT_JOBS,
+    force: bool = OPT_FORCE,
+    quiet: bool = OPT_QUIET,
+) -> None:
+    """Propose a split in which no duplicate group straddles two splits, and write it as a manifest.
+
+    \b
+    Examples:
+      leakscan resplit data/ --out fixed.csv                      # move as few images as possible
+      leakscan resplit data/ --out new.csv --ratios train=0.8,val=0.1,test=0.1 --shuffle
+      leakscan resplit data/ --out new.csv --keep test            # the benchmark's test set stays
+      leakscan resplit data/ --out new.csv --keep test --drop     # ...and train copies are dropped
+      leakscan resplit data/ --out new.csv --materialize new_tree/ --link hardlink
+
+    The result is verified: no duplicate pair found by the audit ends in two splits.
+    """
+    from .audit import audit as run_audit  # noqa: PLC0415
+    from .materialize import materialize  # noqa: PLC0415
+    from .report import _inside, render_resplit, write_resplit  # noqa: PLC0415
+    from .split import parse_ratios, resplit as run_resplit  # noqa: PLC0415
+
+    if data is None and manifest is None:
+        raise _fail("give a dataset folder (leakscan resplit DATA --out NEW.csv) or --manifest FILE")
+    try:
+        settings = _settings(max_hamming, min_cosine, transforms)
+        parse_ratios(ratios)  # fail before the long part
+        root = _data_root(data, manifest)
+        if root is not None and _inside(out.parent, root):
+            raise _fail(f"{out}: inside the dataset folder {root}; leakscan never writes there (choose --out outside it)")
+        if out.exists() and not force:
+            raise _fail(f"{out}: exists; pass --force to overwrite or choose another --out")
+        with _progress(quiet) as cb:
+            result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs, progress=cb)
+        rs = run_resplit(result, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle, random_state=seed)
+        written = write_resplit(rs, out)
+        placed = materialize(rs, materialize_dir, link=link.value, force=force) if materialize_dir else None
+    except LeakscanError as exc:
+        raise _fail(str(exc))
+    if json_:
+        d = rs.to_dict()
+        d["written"] = [str(p) for p in written]
+        if placed is not None:
+            d["materialized"] = {"folder": str(materialize_dir), "files": placed, "link": link.value}
+        sys.stdout.write(json.dumps(d, indent=2, ensure_ascii=False) + "\n")
+    elif not quiet:
+        con = Console(highlight=False)
+        render_resplit(rs, con)
+        con.print(f"New manifest written to {out}" + (f"; {placed} files placed under {materialize_dir}/ "
+                                                       f"({link.value})" if placed is not None else ""),
+                  markup=False)
+    if rs.cross_split_pairs():  # cannot happen unless two kept splits share duplicates
+        _say(f"leakscan: warning: {rs.cross_split_pairs()} duplicate pairs still cross splits (see problems)")
 
 
 def main() -> None:

@@ -186,3 +186,64 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
     if d["n_skipped"]:
         console.print(f"[yellow]{d['n_skipped']:,} files skipped[/yellow] (reasons in skipped.csv): "
                       + "; ".join(f"{p}: {w}" for p, w in audit.skipped[:3]), highlight=False)
+
+
+# --------------------------------------------------------------------------- re-split
+
+def write_resplit(rs, out: str | os.PathLike) -> list[Path]:
+    """Write the new manifest (paths relative to its folder) and, if any, ``<stem>.dropped.csv``."""
+    out = Path(out)
+    if out.exists() and out.is_dir():
+        raise OutputError(f"{out}: is a folder; --out names the CSV file to write")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out.parent}: cannot create folder ({exc.strerror or exc})") from None
+    m = rs.audit.manifest
+    base = out.parent.resolve()
+
+    def rel(r: int) -> str:
+        if m.images is not None:
+            return str(m.paths[r])
+        return Path(os.path.relpath(m.resolve(r).absolute(), base)).as_posix()
+
+    rows = np.flatnonzero(~rs.dropped)
+    names, grp = rs.splits, rs.groups_column()
+    try:
+        atomic_write(out, _csv_text(["path", "split", "label", "group"],
+                                    ({"path": rel(r), "split": names[r], "label": m.labels[r], "group": grp[r]}
+                                     for r in rows)))
+        written = [out]
+        if rs.dropped.any():
+            dropped = out.with_name(out.stem + ".dropped.csv")
+            atomic_write(dropped, _csv_text(
+                ["path", "split", "label", "group", "reason"],
+                ({"path": rel(r), "split": m.splits[r], "label": m.labels[r], "group": grp[r],
+                  "reason": "duplicate of an image in a kept split"} for r in np.flatnonzero(rs.dropped))))
+            written.append(dropped)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    return written
+
+
+def render_resplit(rs, console) -> None:
+    """Target vs achieved sizes and class shares, moves, remedy, problems, verification."""
+    from rich.table import Table  # noqa: PLC0415
+
+    d = rs.to_dict()
+    console.print(f"[bold]leakscan resplit[/bold] ({d['mode']}, seed {d['seed']}): {rs.remedy}; "
+                  f"{d['moved']:,} images change split, {d['dropped']:,} dropped.", highlight=False)
+    t = Table(title="Split sizes", title_justify="left")
+    for col, just in (("split", "left"), ("target", "right"), ("achieved", "right"), ("error", "right"),
+                      ("worst class share error", "right")):
+        t.add_column(col, justify=just)
+    for name, s in d["splits"].items():
+        t.add_row(name, f"{s['target']:,}", f"{s['achieved']:,}", f"{100 * s['size_error']:+.2f}%",
+                  f"{100 * s['max_class_share_error']:.2f} pp")
+    console.print(t)
+    for p in d["problems"]:
+        console.print(f"[yellow]cannot fully meet:[/yellow] {p}", highlight=False)
+    n = d["cross_split_pairs_after"]
+    console.print(("[green]verified:[/green] " if n == 0 else "[red]not verified:[/red] ")
+                  + f"{n} of the {d['pairs_checked']:,} duplicate pairs cross splits in the new manifest.",
+                  highlight=False)

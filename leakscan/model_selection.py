@@ -1,0 +1,232 @@
+"""scikit-learn-shaped API: group ids for sklearn's group splitters, a leak-free
+``train_test_split``, and the stratified group *shuffle* splitter scikit-learn lacks
+(scikit-learn issue 12076)."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .errors import ConfigError
+from .split import assign_splits
+
+__all__ = ["find_groups", "train_test_split", "StratifiedGroupShuffleSplit"]
+
+
+def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None) -> np.ndarray:
+    """One group id per image: duplicates (and images sharing a user group) share an id.
+
+    Pass the result as ``groups=`` to ``GroupKFold``, ``StratifiedGroupKFold``,
+    ``GroupShuffleSplit`` or :class:`StratifiedGroupShuffleSplit`.
+
+    Parameters
+    ----------
+    images : folder, list of paths, or ndarray (N, H, W[, C])
+    groups : sequence, optional
+        Known groups (patient id...) to merge with the duplicate groups.
+    settings : DetectSettings, optional
+    jobs : int, optional
+
+    Returns
+    -------
+    ndarray of int64, shape (N,)
+        Ids numbered by first occurrence. Images that fail to decode get a group of their own.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)
+    >>> X[3] = X[1]
+    >>> find_groups(X, jobs=1).tolist()
+    [0, 1, 2, 1]
+    """
+    from .audit import audit  # noqa: PLC0415
+
+    return audit(images, groups=groups, settings=settings, jobs=jobs, progress=progress).groups.ids.copy()
+
+
+def _n_train_test(n: int, test_size, train_size) -> tuple[int, int]:
+    """scikit-learn's size rules: float = fraction, int = count, default test_size 0.25."""
+    if test_size is None and train_size is None:
+        test_size = 0.25
+
+    def count(v, name):
+        if v is None:
+            return None
+        if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+            if not 0 < v < n:
+                raise ConfigError(f"{name}={v} must be between 1 and n_samples - 1 = {n - 1}")
+            return int(v)
+        if isinstance(v, numbers.Real) and 0 < v < 1:
+            return None if v is None else float(v)
+        raise ConfigError(f"{name} must be a float in (0, 1) or an int in [1, {n - 1}], got {v!r}")
+
+    t, r = count(test_size, "test_size"), count(train_size, "train_size")
+    n_test = int(np.ceil(t * n)) if isinstance(t, float) else t
+    n_train = int(np.floor(r * n)) if isinstance(r, float) else r
+    if n_test is None:
+        n_test = n - n_train
+    if n_train is None:
+        n_train = n - n_test
+    if n_train + n_test > n:
+        raise ConfigError(f"train_size + test_size = {n_train + n_test} exceeds the {n} samples; make them smaller")
+    if n_train == 0 or n_test == 0:
+        raise ConfigError(f"with n_samples={n}, test_size={test_size} and train_size={train_size} one side is empty")
+    return n_train, n_test
+
+
+def _index(a, idx):
+    if hasattr(a, "iloc"):
+        return a.iloc[idx]
+    if hasattr(a, "shape") and hasattr(a, "__getitem__") and not isinstance(a, (list, tuple)):
+        return a[idx]
+    return [a[i] for i in idx]
+
+
+def _two_way(units, y, n_train, n_test, rng):
+    n = len(units)
+    r = {"train": n_train / n, "test": n_test / n}
+    if n_train + n_test < n:
+        r["unused"] = (n - n_train - n_test) / n
+    a = assign_splits(units, y, ratios=r, shuffle=True, random_state=rng)
+    names = a.names()
+    return np.flatnonzero(names == "train"), np.flatnonzero(names == "test")
+
+
+def train_test_split(*arrays, images=None, groups=None, test_size=None, train_size=None,
+                     random_state=None, shuffle=True, stratify=None, settings=None, jobs=None):
+    """Like ``sklearn.model_selection.train_test_split``, but duplicates never straddle the split.
+
+    Parameters
+    ----------
+    *arrays : sequence of indexables with the same length
+        Lists, numpy arrays, scipy-sparse matrices or pandas frames.
+    images : folder, list of paths, or ndarray, optional
+        The images the rows stand for; duplicates among them are found and kept together.
+        Defaults to the first array when it is an image array ``(N, H, W[, C])``.
+    groups : sequence, optional
+        Known groups (patient id...) kept together as well; without ``images``, only these.
+    test_size, train_size : float or int, optional
+        As in scikit-learn (default ``test_size=0.25``). Achieved sizes can differ slightly
+        because whole groups move together.
+    random_state : int, optional
+    shuffle : bool
+        ``False`` assigns groups in order of first appearance (no stratification).
+    stratify : array-like, optional
+        Class labels; each class's share on both sides is kept as close as groups allow.
+    settings : DetectSettings, optional
+    jobs : int, optional
+
+    Returns
+    -------
+    list
+        ``[a_train, a_test, b_train, b_test, ...]``, like scikit-learn.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.integers(0, 255, (20, 32, 32, 3), dtype=np.uint8)
+    >>> X[10:] = X[:10]                                 # every image twice
+    >>> y = np.arange(20) % 2
+    >>> X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0, jobs=1)
+    >>> len(X_tr) + len(X_te), len(X_te)
+    (20, 6)
+    """
+    if not arrays:
+        raise ConfigError("train_test_split needs at least one array")
+    n = len(arrays[0])
+    for k, a in enumerate(arrays):
+        if len(a) != n:
+            raise ConfigError(f"arrays have different lengths: array 0 has {n} rows, array {k} has {len(a)}")
+    if images is None and groups is None:
+        first = arrays[0]
+        if isinstance(first, np.ndarray) and first.ndim in (3, 4):
+            images = first
+        else:
+            raise ConfigError("give images= (paths or an image array) or groups= so duplicates can be kept together")
+    if images is not None:
+        if len(images) != n and not isinstance(images, (str,)) :
+            raise ConfigError(f"images has {len(images)} entries but the arrays have {n} rows")
+        units = find_groups(images, groups=groups, settings=settings, jobs=jobs)
+    else:
+        _, units = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    if len(units) != n:
+        raise ConfigError(f"images gave {len(units)} entries but the arrays have {n} rows")
+    n_train, n_test = _n_train_test(n, test_size, train_size)
+    if shuffle:
+        y = np.zeros(n) if stratify is None else np.asarray(stratify)
+        if len(y) != n:
+            raise ConfigError(f"stratify has {len(y)} entries but the arrays have {n} rows")
+        tr, te = _two_way(units, y, n_train, n_test, np.random.default_rng(random_state))
+    else:
+        if stratify is not None:
+            raise ConfigError("stratified train/test split is not implemented for shuffle=False; pass shuffle=True")
+        _, first = np.unique(units, return_index=True)
+        order = np.argsort(first)
+        sizes = np.bincount(units)[order]
+        train_units = order[np.cumsum(sizes) <= n_train]
+        is_tr = np.isin(units, train_units)
+        tr, te = np.flatnonzero(is_tr), np.flatnonzero(~is_tr)
+    out = []
+    for a in arrays:
+        out += [_index(a, tr), _index(a, te)]
+    return out
+
+
+class StratifiedGroupShuffleSplit:
+    """Random train/test splits that keep groups whole and class shares stratified.
+
+    scikit-learn has ``StratifiedGroupKFold`` and ``GroupShuffleSplit`` but no splitter that
+    is both stratified and shuffle-style (scikit-learn issue 12076). Usable wherever a
+    scikit-learn ``cv=`` is, with ``groups=`` passed to ``split`` (``cross_val_score(...,
+    groups=g)``).
+
+    Parameters
+    ----------
+    n_splits : int, default 5
+    test_size, train_size : float or int, optional
+        As in ``ShuffleSplit`` (default ``test_size=0.1``).
+    random_state : int, optional
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> groups = np.repeat(np.arange(10), 2)
+    >>> y = np.arange(20) % 2
+    >>> cv = StratifiedGroupShuffleSplit(n_splits=2, test_size=0.2, random_state=0)
+    >>> [len(te) for _, te in cv.split(np.zeros(20), y, groups)]
+    [4, 4]
+    """
+
+    def __init__(self, n_splits: int = 5, *, test_size=None, train_size=None, random_state=None):
+        if not isinstance(n_splits, numbers.Integral) or n_splits < 1:
+            raise ConfigError(f"n_splits must be a positive int, got {n_splits!r}")
+        self.n_splits = int(n_splits)
+        self.test_size = test_size
+        self.train_size = train_size
+        self.random_state = random_state
+
+    def __repr__(self) -> str:
+        return (f"StratifiedGroupShuffleSplit(n_splits={self.n_splits}, test_size={self.test_size}, "
+                f"train_size={self.train_size}, random_state={self.random_state})")
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        return self.n_splits
+
+    def split(self, X, y=None, groups=None):
+        """Yield ``(train_index, test_index)`` ``n_splits`` times."""
+        n = len(X)
+        if groups is None:
+            raise ConfigError("StratifiedGroupShuffleSplit.split needs groups= (e.g. leakscan.find_groups(images))")
+        groups = np.asarray(groups)
+        if len(groups) != n:
+            raise ConfigError(f"groups has {len(groups)} entries but X has {n} rows")
+        yy = np.zeros(n) if y is None else np.asarray(y)
+        test_size = 0.1 if self.test_size is None and self.train_size is None else self.test_size
+        n_train, n_test = _n_train_test(n, test_size, self.train_size)
+        rng = np.random.default_rng(self.random_state)
+        for _ in range(self.n_splits):
+            yield _two_way(groups, yy, n_train, n_test, rng)

@@ -1,0 +1,112 @@
+import csv
+import hashlib
+import json
+import os
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from leakscan.cli import app
+from conftest import FIXTURES
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def tree_digest(root):
+    out = {}
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            out[os.path.relpath(p, root)] = hashlib.sha256(open(p, "rb").read()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ds") / "fixtures"
+    shutil.copytree(FIXTURES, d, ignore=shutil.ignore_patterns("*.py", "*.csv", "*.md"))
+    return d
+
+
+def read(path):
+    return list(csv.DictReader(open(path, newline="")))
+
+
+def test_minimal_resplit_verified_by_reaudit(data, tmp_path):
+    before = tree_digest(data)
+    out = tmp_path / "new.csv"
+    r = run("resplit", data, "--out", out, "-q")
+    assert r.exit_code == 0, r.output
+    rows = read(out)
+    assert set(rows[0]) == {"path", "split", "label", "group"}
+    assert len(rows) == 311
+    # re-running the audit on the new manifest finds no cross-split duplicate
+    a = run("audit", "--manifest", out, "--json", "-q")
+    d = json.loads(a.stdout)
+    assert d["n_cross_split_pairs"] == 0 and all(lk["images"] == 0 for lk in d["leaks"])
+    assert d["n_pairs"] > 30
+    assert tree_digest(data) == before
+
+
+def test_ratios_shuffle_seed_json(data, tmp_path):
+    args = ["resplit", data, "--ratios", "train=0.7,val=0.15,test=0.15", "--shuffle", "--json", "-q"]
+    r1 = run(*args, "--out", tmp_path / "a.csv", "--seed", "1")
+    r2 = run(*args, "--out", tmp_path / "b.csv", "--seed", "1")
+    r3 = run(*args, "--out", tmp_path / "c.csv", "--seed", "2")
+    assert r1.exit_code == 0, r1.output
+    d = json.loads(r1.stdout)
+    assert d["mode"] == "shuffle" and d["cross_split_pairs_after"] == 0
+    assert set(d["splits"]) == {"train", "val", "test"}
+    for s in d["splits"].values():
+        assert abs(s["size_error"]) <= 0.05 and s["max_class_share_error"] <= 0.05
+    assert read(tmp_path / "a.csv") == read(tmp_path / "b.csv")
+    assert read(tmp_path / "a.csv") != read(tmp_path / "c.csv")
+
+
+def test_keep_and_drop(data, tmp_path):
+    r = run("resplit", data, "--out", tmp_path / "k.csv", "--keep", "test", "--json", "-q")
+    d = json.loads(r.stdout)
+    rows = read(tmp_path / "k.csv")
+    orig_test = {str(p.relative_to(data)) for p in (data / "test").rglob("*.*")}
+    new_test = {os.path.relpath(tmp_path / x["path"], data) for x in rows if x["split"] == "test"}
+    assert orig_test <= {os.path.normpath(p) for p in new_test}
+    assert d["forced"] > 0 and d["dropped"] == 0
+    r = run("resplit", data, "--out", tmp_path / "d.csv", "--keep", "test", "--drop", "--json", "-q")
+    d = json.loads(r.stdout)
+    dropped = read(tmp_path / "d.dropped.csv")
+    assert d["dropped"] == len(dropped) > 0 and all(x["split"] != "test" for x in dropped)
+    assert len(read(tmp_path / "d.csv")) + len(dropped) == 311
+
+
+@pytest.mark.parametrize("link", ["hardlink", "symlink", "copy"])
+def test_materialize_never_touches_originals(data, tmp_path, link):
+    before = tree_digest(data)
+    tree = tmp_path / "tree"
+    r = run("resplit", data, "--out", tmp_path / "m.csv", "--materialize", tree, "--link", link, "--json", "-q")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    files = [p for p in tree.rglob("*") if p.is_file() or p.is_symlink()]
+    assert len(files) == d["materialized"]["files"] == 311  # every file, the unreadable one too
+    assert {p.relative_to(tree).parts[0] for p in files} == {"train", "test"}
+    assert tree_digest(data) == before
+    if link == "symlink":
+        assert all(p.is_symlink() for p in files)
+
+
+def test_resplit_errors(data, tmp_path):
+    r = run("resplit", data, "--out", tmp_path / "x.csv", "--ratios", "train:0.8")
+    assert r.exit_code == 2 and "train:0.8" in r.output
+    r = run("resplit", data, "--out", tmp_path / "x.csv", "--drop")
+    assert r.exit_code == 2 and "keep" in r.output
+    r = run("resplit", data, "--out", tmp_path / "x.csv", "--keep", "holdout2")
+    assert r.exit_code == 2 and "holdout2" in r.output
+    r = run("resplit", data, "--out", data / "new.csv")
+    assert r.exit_code == 2 and "inside the dataset" in r.output and not (data / "new.csv").exists()
+    (tmp_path / "exists.csv").write_text("x")
+    r = run("resplit", data, "--out", tmp_path / "exists.csv")
+    assert r.exit_code == 2 and "--force" in r.output

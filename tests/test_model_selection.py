@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import leakscan
+from leakscan import ConfigError, StratifiedGroupShuffleSplit, find_groups, train_test_split
+from conftest import scene
+
+
+@pytest.fixture(scope="module")
+def images():
+    base = np.stack([np.asarray(scene(s, 40)) for s in range(30)])
+    return np.concatenate([base, base[:10, :, ::-1]])  # 10 mirrored copies
+
+
+def test_find_groups_links_copies(images):
+    g = find_groups(images, jobs=1)
+    assert len(g) == 40
+    assert all(g[k] == g[30 + k] for k in range(10))
+    assert len(set(g[:30].tolist())) == 30
+
+
+def test_train_test_split_keeps_copies_together_and_fits_a_pipeline(images):
+    X = images.reshape(len(images), -1).astype(np.float32) / 255
+    y = np.arange(40) % 2
+    paths = [f"img{k}" for k in range(40)]
+    X_tr, X_te, y_tr, y_te, p_tr, p_te = train_test_split(
+        X, y, paths, images=images, test_size=0.25, stratify=y, random_state=0, jobs=1)
+    assert len(X_tr) + len(X_te) == 40 and len(p_te) == len(y_te)
+    assert isinstance(p_tr, list)
+    g = find_groups(images, jobs=1)
+    test_groups = {g[int(p[3:])] for p in p_te}
+    assert not any(g[int(p[3:])] in test_groups for p in p_tr)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=200)).fit(X_tr, y_tr)
+    assert 0.0 <= model.score(X_te, y_te) <= 1.0
+    assert abs(np.mean(y_te) - 0.5) < 0.2  # stratified
+
+
+def test_train_test_split_same_seed_same_result(images):
+    y = np.arange(40) % 2
+    a = train_test_split(y, images=images, random_state=3, jobs=1)
+    b = train_test_split(y, images=images, random_state=3, jobs=1)
+    assert np.array_equal(a[0], b[0])
+
+
+def test_splitter_in_cross_val_score(images):
+    X = images.reshape(len(images), -1).astype(np.float32) / 255
+    y = np.arange(40) % 2
+    groups = find_groups(images, jobs=1)
+    cv = StratifiedGroupShuffleSplit(n_splits=3, test_size=0.25, random_state=0)
+    scores = cross_val_score(make_pipeline(StandardScaler(), LogisticRegression(max_iter=200)), X, y,
+                             groups=groups, cv=cv)
+    assert len(scores) == 3
+    for tr, te in cv.split(X, y, groups):
+        assert not set(groups[tr]) & set(groups[te])
+        assert abs(len(te) - 10) <= 2
+
+
+def test_errors_quote_the_bad_value(images):
+    with pytest.raises(ConfigError, match="1.5"):
+        train_test_split(np.arange(40), images=images, test_size=1.5, jobs=1)
+    with pytest.raises(ConfigError, match="groups="):
+        list(StratifiedGroupShuffleSplit().split(np.zeros(4)))
+    with pytest.raises(ConfigError, match="images="):
+        train_test_split([1, 2, 3], [4, 5, 6])
+
+
+def test_groups_only_without_images():
+    y = np.arange(12) % 2
+    groups = np.repeat(np.arange(6), 2)
+    tr, te = train_test_split(np.arange(12), groups=groups, test_size=4, random_state=0)
+    assert not set(groups[tr]) & set(groups[te]) and len(te) == 4

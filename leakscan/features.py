@@ -7,7 +7,7 @@
   plain ``imagehash.phash`` of the canonical image. The variants are computed from the one
   32x32 thumbnail the hash already needs: no extra decode.
 * ``embedding``: a 128-d descriptor of the image's structure: histograms of gradient
-  orientation (8 bins) in a 4x4 grid of cells of a 32x32 grayscale thumbnail, square-rooted and
+  orientation (8 bins) in a 4x4 grid of cells of the same 32x32 grayscale thumbnail, square-rooted and
   centred and L2-normalised. It tolerates re-encoding, resizing, recolouring, small shifts and crops.
   A rotation/flip of the image permutes its cells and bins (:func:`embedding_variants`), so
   transformed copies are searched at no extra decode cost.
@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-import scipy.fftpack
 from PIL import Image
 
 from .decode import DecodeError, canonical_from_array, decode_bytes, read_bytes
@@ -37,7 +36,7 @@ __all__ = ["Features", "extract_features", "features_of_image", "embedding_varia
            "FEATURE_VERSION", "N_VARIANTS", "EMBED_DIM", "VARIANT_NAMES"]
 
 #: Bump when any feature's definition changes (cache entries of other versions are not reused).
-FEATURE_VERSION = "1"
+FEATURE_VERSION = "2"
 THUMB = 32
 HASH_SIZE = 8
 CELL = 8
@@ -168,11 +167,16 @@ def hog(gray: np.ndarray) -> np.ndarray:
     b0 %= BINS
     b1 = (b0 + 1) % BINS
     c = THUMB // CELL
-    out = np.empty((g.shape[0], c, c, BINS), np.float32)
-    for b in range(BINS):
-        m = mag * ((b0 == b) * (1.0 - w1) + (b1 == b) * w1)
-        out[..., b] = m.reshape(g.shape[0], c, CELL, c, CELL).sum(axis=(2, 4))
-    out = np.sqrt(out).reshape(g.shape[0], -1)
+    m = g.shape[0]
+    cell = (np.arange(THUMB) // CELL)
+    cell_of_pixel = (cell[:, None] * c + cell[None, :]).reshape(-1)  # (1024,)
+    base = (np.arange(m)[:, None] * (c * c) + cell_of_pixel[None, :]) * BINS  # (m, 1024)
+    mag = mag.reshape(m, -1)
+    w1 = w1.reshape(m, -1)
+    idx = np.concatenate([(base + b0.reshape(m, -1)).ravel(), (base + b1.reshape(m, -1)).ravel()])
+    val = np.concatenate([(mag * (1.0 - w1)).ravel(), (mag * w1).ravel()])
+    out = np.bincount(idx, weights=val, minlength=m * c * c * BINS).astype(np.float32)
+    out = np.sqrt(out).reshape(m, -1)
     # centre: an isotropic texture (noise, grass) has a flat histogram, which centring maps
     # near zero, so unrelated textures do not look alike
     out -= out.mean(axis=1, keepdims=True)
@@ -216,42 +220,64 @@ def embedding_variants(emb: np.ndarray, variants) -> np.ndarray:
     return np.stack([emb[:, _PERMS[v]] for v in variants], axis=1)
 
 
-def phash_variants(small: np.ndarray) -> np.ndarray:
-    """Packed pHash of all eight variants from ``(m, 32, 32)`` LANCZOS grayscale thumbnails.
+def _dct_matrix(n: int, rows: int) -> np.ndarray:
+    """The first ``rows`` rows of scipy's unnormalised DCT-II matrix of size ``n``."""
+    k = np.arange(rows)[:, None]
+    x = np.arange(n)[None, :]
+    return 2.0 * np.cos(np.pi * k * (2 * x + 1) / (2 * n))
 
-    imagehash's algorithm (DCT-II of rows and columns, 8x8 low frequencies, above the median),
-    batched; variant 0 equals ``imagehash.phash`` of the same image. Returns ``(m, 8, 8)`` uint8.
+
+_DCT8 = _dct_matrix(HASH_SIZE * 4, HASH_SIZE)
+# sign of low-frequency coefficient (u, v) under a flip of the columns (v odd) or rows (u odd)
+_ODD = (np.arange(HASH_SIZE) % 2 == 1)
+
+
+def phash_variants(small: np.ndarray) -> np.ndarray:
+    """Packed pHash of all eight rotations/flips from ``(m, 32, 32)`` LANCZOS grayscale thumbnails.
+
+    imagehash's algorithm (DCT-II of rows and columns, 8x8 low frequencies, above their
+    median). Only the 8x8 low-frequency block is computed, once per image: a flip of the
+    image flips the sign of the odd coefficients along that axis and a transpose transposes
+    the block, so the eight variants cost one DCT. Variant 0 equals ``imagehash.phash``.
+    Returns ``(m, 8, 8)`` uint8.
     """
-    small = np.asarray(small)
-    m = small.shape[0]
-    stack = np.stack([_variant(small, v) for v in range(N_VARIANTS)], axis=1)  # (m, 8, 32, 32)
-    dct = scipy.fftpack.dct(scipy.fftpack.dct(stack, axis=2), axis=3)
-    low = dct[:, :, :HASH_SIZE, :HASH_SIZE].reshape(m, N_VARIANTS, -1)
+    x = np.asarray(small, dtype=np.float64)
+    low = np.einsum("ux,mxy,vy->muv", _DCT8, x, _DCT8, optimize=True)  # (m, 8, 8)
+    flip_cols = np.where(_ODD, -1.0, 1.0)[None, None, :]
+    flip_rows = np.where(_ODD, -1.0, 1.0)[None, :, None]
+    variants = []
+    for v in range(N_VARIANTS):
+        b = np.swapaxes(low, 1, 2) if v >= 4 else low
+        # after an optional transpose, variants 1/5 flip columns, 2/6 flip rows, 3/7 both
+        r = v % 4
+        if r in (1, 3):
+            b = b * flip_cols
+        if r in (2, 3):
+            b = b * flip_rows
+        variants.append(b.reshape(len(x), -1))
+    low = np.stack(variants, axis=1)  # (m, 8, 64)
     med = np.median(low, axis=2, keepdims=True)
     return np.packbits(low > med, axis=2)
 
 
-def thumbnails(img: Image.Image) -> tuple[np.ndarray, np.ndarray]:
-    """The two 32x32 views every feature comes from: LANCZOS grayscale (pHash) and BOX-averaged gray (embedding)."""
-    small = np.asarray(img.convert("L").resize((HASH_SIZE * 4, HASH_SIZE * 4), Image.LANCZOS))
-    thumb = img if img.size == (THUMB, THUMB) else img.resize((THUMB, THUMB), Image.BOX)
-    gray = np.asarray(thumb, dtype=np.float32).mean(axis=2)
-    return small, gray
+def thumbnail(img: Image.Image) -> np.ndarray:
+    """The one 32x32 view every feature comes from: grayscale, LANCZOS (as imagehash's pHash)."""
+    small = img.convert("L").resize((HASH_SIZE * 4, HASH_SIZE * 4), Image.LANCZOS)
+    return np.frombuffer(small.tobytes(), np.uint8).reshape(HASH_SIZE * 4, HASH_SIZE * 4)
 
 
 def pixel_digest(img: Image.Image) -> np.ndarray:
-    """BLAKE2b-128 of the canonical pixels and their shape."""
-    arr = np.asarray(img)
+    """BLAKE2b-128 of the canonical pixels and their size."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(f"{arr.shape}".encode())
-    h.update(arr.tobytes())
+    h.update(f"{img.mode}{img.size}".encode())
+    h.update(img.tobytes())
     return np.frombuffer(h.digest(), np.uint8)
 
 
 def features_of_image(img: Image.Image):
     """Features of one canonical RGB image: (pixel_digest, hashes (8, 8), embedding, low_info)."""
-    small, gray = thumbnails(img)
-    return (pixel_digest(img), phash_variants(small[None])[0], hog(gray[None])[0],
+    small = thumbnail(img)
+    return (pixel_digest(img), phash_variants(small[None])[0], hog(small[None])[0],
             float(np.std(small)) < LOW_INFO_STD)
 
 
@@ -263,7 +289,6 @@ def _extract_chunk(job) -> Features:
     out = Features.empty(n)
     failures, notes = [], []
     smalls = np.zeros((n, HASH_SIZE * 4, HASH_SIZE * 4), np.uint8)
-    grays = np.zeros((n, THUMB, THUMB), np.float32)
     for k, item in enumerate(items):
         try:
             if kind == "path":
@@ -275,7 +300,7 @@ def _extract_chunk(job) -> Features:
             else:
                 img = canonical_from_array(item)
             out.pixel_digest[k] = pixel_digest(img)
-            smalls[k], grays[k] = thumbnails(img)
+            smalls[k] = thumbnail(img)
             out.sizes[k] = img.size
         except DecodeError as exc:
             failures.append((k, str(exc)))
@@ -289,7 +314,7 @@ def _extract_chunk(job) -> Features:
     good = np.flatnonzero(out.ok)
     if len(good):
         out.hashes[good] = phash_variants(smalls[good])
-        out.embedding[good] = hog(grays[good])
+        out.embedding[good] = hog(smalls[good])
         out.low_info[good] = smalls[good].reshape(len(good), -1).std(axis=1) < LOW_INFO_STD
     return Features(ok=out.ok, file_digest=out.file_digest, pixel_digest=out.pixel_digest,
                     hashes=out.hashes, embedding=out.embedding, low_info=out.low_info,

@@ -22,6 +22,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import ConfigError
+from .groups import build_groups
+from .pairs import PairTable, find_pairs
 
 log = logging.getLogger(__name__)
 
@@ -441,6 +443,9 @@ class Resplit:
     mode: str
     remedy: str
     seed: object
+    pairs: object = None    # PairTable the split was checked against (audit's, plus any re-detected)
+    groups: object = None   # Groups the assignment kept whole
+    rounds: int = 1         # detection rounds (more than one when dropping images changed the neighbourhoods)
 
     @property
     def splits(self) -> np.ndarray:
@@ -453,14 +458,15 @@ class Resplit:
 
     def cross_split_pairs(self) -> int:
         """Duplicate pairs whose two images end in different splits (0 when the split is sound)."""
-        p = self.audit.pairs
+        p = self.pairs if self.pairs is not None else self.audit.pairs
         sp = self.assignment.splits
         keep = (sp[p.i] >= 0) & (sp[p.j] >= 0)
         return int(np.sum(keep & (sp[p.i] != sp[p.j])))
 
     def groups_column(self) -> np.ndarray:
         """``group`` per row: the user's group, else ``dup-<id>`` for images in a duplicate group."""
-        m, g = self.audit.manifest, self.audit.groups
+        m = self.audit.manifest
+        g = self.groups if self.groups is not None else self.audit.groups
         in_dup = np.isin(g.ids, g.duplicate_groups())
         out = np.array(m.groups, dtype=object)
         for r in np.flatnonzero(in_dup & (out == "")):
@@ -495,7 +501,9 @@ class Resplit:
         return {"mode": self.mode, "remedy": self.remedy, "seed": self.seed, "n_images": int(len(m)),
                 "moved": a.moved, "dropped": int(self.dropped.sum()), "forced": a.forced,
                 "splits": splits, "problems": list(a.problems),
-                "cross_split_pairs_after": self.cross_split_pairs(), "pairs_checked": len(self.audit.pairs)}
+                "cross_split_pairs_after": self.cross_split_pairs(),
+                "pairs_checked": len(self.pairs if self.pairs is not None else self.audit.pairs),
+                "detection_rounds": self.rounds}
 
 
 def resplit(
@@ -545,8 +553,21 @@ def resplit(
         raise ConfigError("drop applies with keep (e.g. --keep test --drop): it drops copies of kept images")
     m = audit.manifest
     current = np.array(m.splits, dtype=object)
-    a = assign_splits(audit.groups.ids, m.labels, ratios=parse_ratios(ratios), current=current,
-                      keep=keep, drop=drop, shuffle=shuffle, random_state=random_state)
+    parsed = parse_ratios(ratios)
+    pairs, groups = audit.pairs, audit.groups
+    rounds = 1
+    for rounds in range(1, MAX_ROUNDS + 1):
+        a = assign_splits(groups.ids, m.labels, ratios=parsed, current=current,
+                          keep=keep, drop=drop, shuffle=shuffle, random_state=random_state)
+        if not a.dropped.any() or rounds == MAX_ROUNDS:
+            break
+        # Dropping images changes the neighbourhoods the ratio test compares against, so the
+        # remaining images are searched again (from the features: nothing is decoded twice).
+        extra = _redetect(audit, np.flatnonzero(~a.dropped & audit.features.ok), a.splits)
+        if len(extra) == 0:
+            break
+        pairs = _union(pairs, extra)
+        groups = build_groups(len(m), pairs, m.groups)
     mode = "shuffle" if shuffle else "minimal-change"
     if keep:
         remedy = (f"kept {', '.join(keep)} unchanged; {a.forced} images of other splits that duplicate "
@@ -556,4 +577,26 @@ def resplit(
     else:
         remedy = ("each duplicate group joins the split holding most of it; class mixes restored "
                   "with the fewest extra moves")
-    return Resplit(audit=audit, assignment=a, mode=mode, remedy=remedy, seed=random_state)
+    return Resplit(audit=audit, assignment=a, mode=mode, remedy=remedy, seed=random_state,
+                   pairs=pairs, groups=groups, rounds=rounds)
+
+
+MAX_ROUNDS = 5
+
+
+def _redetect(audit, rows: np.ndarray, splits: np.ndarray) -> PairTable:
+    """Pairs among ``rows`` (re-searched) that cross splits; rows are manifest rows."""
+    sub = find_pairs(audit.features.take(rows), audit.settings)
+    i, j = rows[sub.i], rows[sub.j]
+    cross = splits[i] != splits[j]
+    keep = np.flatnonzero(cross)
+    return PairTable(i=i[keep], j=j[keep], kind=sub.kind[keep], score=sub.score[keep],
+                     hamming=sub.hamming[keep], cosine=sub.cosine[keep], variant=sub.variant[keep],
+                     same_bytes=sub.same_bytes[keep])
+
+
+def _union(a: PairTable, b: PairTable) -> PairTable:
+    cat = {f: np.concatenate([getattr(a, f), getattr(b, f)])
+           for f in ("i", "j", "kind", "score", "hamming", "cosine", "variant", "same_bytes")}
+    order = np.lexsort((cat["j"], cat["i"]))
+    return PairTable(**{k: v[order] for k, v in cat.items()})

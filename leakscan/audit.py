@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -70,6 +71,7 @@ class Audit:
     settings: DetectSettings
     elapsed: float = 0.0
     timings: dict = field(default_factory=dict)
+    warnings: tuple = ()
 
     # ---- derived views
     @property
@@ -128,6 +130,8 @@ class Audit:
             "class_counts": self.class_counts,
             "n_low_information": int(len(self.low_information)),
             "settings": self.settings.to_dict(),
+            "n_cached": int(self.features.n_cached),
+            "warnings": list(self.warnings),
             "elapsed_seconds": round(self.elapsed, 3),
         }
 
@@ -221,6 +225,7 @@ def audit(
     groups: Sequence | None = None,
     settings: DetectSettings | None = None,
     jobs: int | None = None,
+    cache=True,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Audit:
     """Find exact and near-duplicate images and the leakage they cause across splits.
@@ -238,6 +243,9 @@ def audit(
         Detection thresholds; defaults are documented in the README.
     jobs : int, optional
         Worker processes for decoding (default: all cores).
+    cache : bool or path-like
+        Feature cache: ``True`` (default) uses :func:`~leakscan.cache.default_cache_path`, a
+        path names the database, ``False`` decodes everything. In-memory arrays are not cached.
     progress : callable, optional
         ``progress(stage, done, total)``.
 
@@ -259,7 +267,14 @@ def audit(
     t0 = time.perf_counter()
     m = discover(data, manifest=manifest, splits=splits, labels=labels, groups=groups)
     t1 = time.perf_counter()
-    feats = extract_features(m, jobs=jobs, progress=progress)
+    warnings: list[str] = []
+    store = _open_cache(cache, m, warnings)
+    try:
+        feats = extract_features(m, jobs=jobs, cache=store, progress=progress)
+    finally:
+        if store is not None:
+            warnings += store.notes
+            store.close()
     t2 = time.perf_counter()
     pairs = find_pairs(feats, settings, progress=progress)
     t3 = time.perf_counter()
@@ -268,4 +283,20 @@ def audit(
     timings = {"discover": t1 - t0, "features": t2 - t1, "pairs": t3 - t2, "analyse": t4 - t3}
     log.info("audit of %d rows took %.2fs (%s)", len(m), t4 - t0,
              ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
-    return Audit(**{**result.__dict__, "elapsed": t4 - t0, "timings": timings})
+    return Audit(**{**result.__dict__, "elapsed": t4 - t0, "timings": timings, "warnings": tuple(warnings)})
+
+
+def _open_cache(cache, manifest: Manifest, warnings: list):
+    """The FeatureCache to use, or None (arrays, cache off, or a cache that cannot be opened)."""
+    if cache is False or cache is None or manifest.images is not None:
+        return None
+    from .cache import FeatureCache, default_cache_path  # noqa: PLC0415
+
+    path = default_cache_path() if cache is True else cache
+    try:
+        return FeatureCache(path)
+    except (OSError, sqlite3.Error) as exc:
+        msg = f"feature cache {path} cannot be used ({exc}); decoding without it"
+        log.warning(msg)
+        warnings.append(msg)
+        return None

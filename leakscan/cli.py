@@ -123,6 +123,13 @@ OPT_JOBS = typer.Option(None, "--jobs", "-j", min=1, show_default=False,
                         help="Worker processes for decoding [default: all cores].")
 OPT_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars and no tables.")
 OPT_FORCE = typer.Option(False, "--force", "-f", help="Overwrite earlier results.")
+OPT_CACHE = typer.Option(None, "--cache", show_default=False,
+                         help="Feature cache database [default: $LEAKSCAN_CACHE or ~/.cache/leakscan/features.sqlite].")
+OPT_NO_CACHE = typer.Option(False, "--no-cache", help="Decode every image; do not read or write the feature cache.")
+
+
+def _cache_arg(cache: Optional[Path], no_cache: bool):
+    return False if no_cache else (cache if cache is not None else True)
 
 
 def _data_root(data: Optional[Path], manifest: Optional[Path]) -> Optional[Path]:
@@ -153,6 +160,8 @@ def audit(
     min_cosine: float = OPT_MIN_COSINE,
     transforms: Transforms = OPT_TRANSFORMS,
     jobs: Optional[int] = OPT_JOBS,
+    cache: Optional[Path] = OPT_CACHE,
+    no_cache: bool = OPT_NO_CACHE,
     force: bool = OPT_FORCE,
     quiet: bool = OPT_QUIET,
 ) -> None:
@@ -177,7 +186,8 @@ def audit(
         if out is not None:  # fail before the long part, not after
             prepare_out_dir(out, force=force, data_root=_data_root(data, manifest))
         with _progress(quiet) as cb:
-            result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs, progress=cb)
+            result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
+                               cache=_cache_arg(cache, no_cache), progress=cb)
         if out is not None:
             write_outputs(result, out, force=True)
     except LeakscanError as exc:
@@ -223,6 +233,8 @@ def resplit(
     min_cosine: float = OPT_MIN_COSINE,
     transforms: Transforms = OPT_TRANSFORMS,
     jobs: Optional[int] = OPT_JOBS,
+    cache: Optional[Path] = OPT_CACHE,
+    no_cache: bool = OPT_NO_CACHE,
     force: bool = OPT_FORCE,
     quiet: bool = OPT_QUIET,
 ) -> None:
@@ -254,7 +266,8 @@ def resplit(
         if out.exists() and not force:
             raise _fail(f"{out}: exists; pass --force to overwrite or choose another --out")
         with _progress(quiet) as cb:
-            result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs, progress=cb)
+            result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
+                               cache=_cache_arg(cache, no_cache), progress=cb)
         rs = run_resplit(result, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle, random_state=seed)
         written = write_resplit(rs, out)
         placed = materialize(rs, materialize_dir, link=link.value, force=force) if materialize_dir else None

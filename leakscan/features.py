@@ -90,6 +90,7 @@ class Features:
     failures: tuple = ()      # ((row, reason), ...)
     notes: tuple = ()         # ((row, note), ...) e.g. animated GIF first frame
     version: str = field(default=FEATURE_VERSION)
+    n_cached: int = 0         # rows read from the feature cache instead of decoded
 
     def __post_init__(self) -> None:
         n = self.ok.shape[0]
@@ -153,29 +154,40 @@ def hog(gray: np.ndarray) -> np.ndarray:
     Orientation is unsigned (``[0, pi)``) with linear interpolation between 8 bins, so a
     flip or transpose of the input is an exact permutation of the output.
     """
-    g = np.asarray(gray, dtype=np.float32)
+    g = np.asarray(gray)
     lead = g.shape[:-2]
     g = g.reshape((-1, THUMB, THUMB))
-    gx = np.zeros_like(g)
-    gy = np.zeros_like(g)
-    gx[:, :, 1:-1] = g[:, :, 2:] - g[:, :, :-2]
-    gy[:, 1:-1, :] = g[:, 2:, :] - g[:, :-2, :]
-    mag = np.hypot(gx, gy)
-    pos = (np.arctan2(gy, gx) % np.pi) * (BINS / np.pi)
-    b0 = np.floor(pos).astype(np.int64)
-    w1 = (pos - b0).astype(np.float32)
-    b0 %= BINS
-    b1 = (b0 + 1) % BINS
+    if g.dtype == np.uint8:
+        # integer gradients in [-255, 255]: orientation and magnitude come from lookup tables
+        gi = g.astype(np.int16)
+        gx = np.zeros(g.shape, np.int16)
+        gy = np.zeros(g.shape, np.int16)
+        gx[:, :, 1:-1] = gi[:, :, 2:] - gi[:, :, :-2]
+        gy[:, 1:-1, :] = gi[:, 2:, :] - gi[:, :-2, :]
+        flat = ((gy.astype(np.int32) + 255) * 511 + (gx + 255)).reshape(len(g), -1)
+        pos_t, mag_t = _grad_tables()
+        pos = pos_t[flat]
+        mag = mag_t[flat]
+    else:
+        g = g.astype(np.float32)
+        gx = np.zeros_like(g)
+        gy = np.zeros_like(g)
+        gx[:, :, 1:-1] = g[:, :, 2:] - g[:, :, :-2]
+        gy[:, 1:-1, :] = g[:, 2:, :] - g[:, :-2, :]
+        pos, mag = _orientation(gx, gy)
+        pos, mag = pos.reshape(len(g), -1), mag.reshape(len(g), -1)
+    b0 = pos.astype(np.int32)  # floor: pos >= 0
+    w1 = pos - b0
+    b0 &= BINS - 1  # pos == BINS (angle pi) wraps to bin 0
+    b1 = (b0 + 1) & (BINS - 1)
     c = THUMB // CELL
     m = g.shape[0]
-    cell = (np.arange(THUMB) // CELL)
-    cell_of_pixel = (cell[:, None] * c + cell[None, :]).reshape(-1)  # (1024,)
-    base = (np.arange(m)[:, None] * (c * c) + cell_of_pixel[None, :]) * BINS  # (m, 1024)
-    mag = mag.reshape(m, -1)
-    w1 = w1.reshape(m, -1)
-    idx = np.concatenate([(base + b0.reshape(m, -1)).ravel(), (base + b1.reshape(m, -1)).ravel()])
-    val = np.concatenate([(mag * (1.0 - w1)).ravel(), (mag * w1).ravel()])
-    out = np.bincount(idx, weights=val, minlength=m * c * c * BINS).astype(np.float32)
+    cell = np.arange(THUMB, dtype=np.int32) // CELL
+    cell_of_pixel = (cell[:, None] * c + cell[None, :]).reshape(-1)
+    base = (np.arange(m, dtype=np.int32)[:, None] * (c * c) + cell_of_pixel[None, :]) * BINS
+    size = m * c * c * BINS
+    out = (np.bincount((base + b0).ravel(), weights=(mag * (1 - w1)).ravel(), minlength=size)
+           + np.bincount((base + b1).ravel(), weights=(mag * w1).ravel(), minlength=size)).astype(np.float32)
     out = np.sqrt(out).reshape(m, -1)
     # centre: an isotropic texture (noise, grass) has a flat histogram, which centring maps
     # near zero, so unrelated textures do not look alike
@@ -183,6 +195,27 @@ def hog(gray: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(out, axis=1, keepdims=True)
     out /= np.maximum(norm, 1e-12)
     return out.reshape(lead + (EMBED_DIM,))
+
+
+def _orientation(gx: np.ndarray, gy: np.ndarray):
+    """Bin position in [0, BINS] of the unsigned gradient orientation, and the magnitude."""
+    ang = np.arctan2(gy, gx)  # (-pi, pi]
+    ang = np.where(ang < 0, ang + np.float32(np.pi), ang)
+    return (ang * np.float32(BINS / np.pi)).astype(np.float32), np.hypot(gx, gy).astype(np.float32)
+
+
+_TABLES: tuple | None = None
+
+
+def _grad_tables():
+    """Orientation bin position and magnitude for every integer gradient (gx, gy) in [-255, 255]^2."""
+    global _TABLES
+    if _TABLES is None:
+        v = np.arange(-255, 256, dtype=np.float32)
+        gy, gx = np.meshgrid(v, v, indexing="ij")
+        pos, mag = _orientation(gx, gy)
+        _TABLES = (pos.ravel(), mag.ravel())
+    return _TABLES
 
 
 def _embedding_permutations() -> np.ndarray:
@@ -334,6 +367,7 @@ def extract_features(
     rows: np.ndarray | None = None,
     jobs: int | None = None,
     chunk_size: int = 256,
+    cache=None,
     progress: ProgressFn | None = None,
 ) -> Features:
     """Decode each image once and compute all its features.
@@ -347,6 +381,9 @@ def extract_features(
         Worker processes; default: every core this process may use.
     chunk_size : int
         Images per task; memory stays bounded by ``jobs * chunk_size`` decoded images.
+    cache : FeatureCache, optional
+        Files whose (path, size, mtime) are in the cache are not decoded again; new results
+        are written to it after every chunk.
     progress : callable, optional
         ``progress("features", done, total)`` after every chunk.
 
@@ -360,27 +397,65 @@ def extract_features(
     jobs = default_jobs() if jobs is None else int(jobs)
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
+    n = len(rows)
+    out = Features.empty(n)
+    failures: dict[int, str] = {}
+    notes: dict[int, str] = {}
     if manifest.images is not None:
-        items = [manifest.images[r] for r in rows]
-        kind = "array"
+        kind, items, keys = "array", [manifest.images[r] for r in rows], None
+        todo = np.arange(n)
     else:
-        items = [str(manifest.resolve(int(r))) for r in rows]
         kind = "path"
-    starts = list(range(0, len(items), chunk_size))
-    tasks = [(kind, items[s:s + chunk_size]) for s in starts]
-    total = len(items)
-    parts: list[Features] = []
+        items = [str(manifest.resolve(int(r))) for r in rows]
+        keys = None
+        todo = np.arange(n)
+        if cache is not None:
+            from .cache import file_key  # noqa: PLC0415
+
+            keys = [file_key(p) for p in items]
+            hits = cache.get(keys)
+            for k, (row, reason, note) in hits.items():
+                if row is not None:
+                    out.ok[k], out.low_info[k] = True, row["low"]
+                    out.sizes[k] = (row["w"], row["h"])
+                    out.file_digest[k], out.pixel_digest[k] = row["fd"], row["pd"]
+                    out.hashes[k] = row["hashes"].reshape(N_VARIANTS, 8)
+                    out.embedding[k] = row["emb"]
+                else:
+                    failures[k] = reason
+                if note:
+                    notes[k] = note
+            todo = np.array(sorted(set(range(n)) - set(hits)), dtype=np.int64)
+            log.info("feature cache: %d of %d images cached, %d to decode", len(hits), n, len(todo))
+    starts = list(range(0, len(todo), chunk_size))
+    tasks = [(kind, [items[k] for k in todo[s:s + chunk_size]]) for s in starts]
+    done = n - len(todo)
     if progress:
-        progress("features", 0, total)
+        progress("features", done, n)
+
+    def absorb(s: int, part: Features) -> None:
+        nonlocal done
+        idx = todo[s:s + chunk_size]
+        for name in ("ok", "file_digest", "pixel_digest", "hashes", "embedding", "low_info", "sizes"):
+            getattr(out, name)[idx] = getattr(part, name)
+        for r, why in part.failures:
+            failures[int(idx[r])] = why
+        for r, why in part.notes:
+            notes[int(idx[r])] = why
+        if cache is not None and keys is not None:
+            cache.put([keys[k] for k in idx], part)
+        done += len(idx)
+        if progress:
+            progress("features", done, n)
+
     if jobs == 1 or len(tasks) <= 1:
         for s, t in zip(starts, tasks):
-            parts.append(_extract_chunk(t))
-            if progress:
-                progress("features", min(s + chunk_size, total), total)
+            absorb(s, _extract_chunk(t))
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             for s, part in zip(starts, pool.map(_extract_chunk, tasks)):
-                parts.append(part)
-                if progress:
-                    progress("features", min(s + chunk_size, total), total)
-    return Features.concat(parts, starts)
+                absorb(s, part)
+    return Features(ok=out.ok, file_digest=out.file_digest, pixel_digest=out.pixel_digest,
+                    hashes=out.hashes, embedding=out.embedding, low_info=out.low_info, sizes=out.sizes,
+                    failures=tuple(sorted(failures.items())), notes=tuple(sorted(notes.items())),
+                    n_cached=n - len(todo))

@@ -241,6 +241,19 @@ def render_resplit(rs, console) -> None:
         t.add_row(name, f"{s['target']:,}", f"{s['achieved']:,}", f"{100 * s['size_error']:+.2f}%",
                   f"{100 * s['max_class_share_error']:.2f} pp")
     console.print(t)
+    labels = list(next(iter(d["splits"].values()))["class_share_target"]) if d["splits"] else []
+    if 1 < len(labels):
+        worst = sorted(labels, key=lambda c: -max(abs(s["class_share_achieved"][c] - s["class_share_target"][c])
+                                                  for s in d["splits"].values()))[:10]
+        t = Table(title="Class shares per split, target -> achieved" +
+                  (f" (10 furthest of {len(labels)} classes)" if len(labels) > 10 else ""), title_justify="left")
+        t.add_column("class")
+        for name in d["splits"]:
+            t.add_column(name, justify="right")
+        for c in sorted(worst):
+            t.add_row(c or "(none)", *(f"{100 * s['class_share_target'][c]:.1f}% -> {100 * s['class_share_achieved'][c]:.1f}%"
+                                       for s in d["splits"].values()))
+        console.print(t)
     for p in d["problems"]:
         console.print(f"[yellow]cannot fully meet:[/yellow] {p}", highlight=False)
     n = d["cross_split_pairs_after"]

@@ -124,6 +124,7 @@ class Assignment:
     moved: int
     forced: int
     problems: list = field(default_factory=list)
+    share_target: np.ndarray | None = None  # (n_splits, n_classes) class share each split aims at
 
     @property
     def dropped(self) -> np.ndarray:
@@ -273,6 +274,9 @@ def assign_splits(
         for c in np.flatnonzero(spill):
             target[free_splits, c] += _largest_remainder(int(spill[c]), w)
 
+    share_target = target / np.maximum(target.sum(axis=1, keepdims=True), 1)
+    if (ratios_given or shuffle) and class_tot.sum():
+        share_target[free_splits] = class_tot / class_tot.sum()  # stratified: the overall mix
     tgt_free = target.copy()
     if fixed.any() or forced:
         np.subtract.at(tgt_free, (out[out >= 0], y[out >= 0]), 1)
@@ -286,9 +290,9 @@ def assign_splits(
         moved += int(np.sum((out >= 0) & (cur < 0)))
     achieved = np.zeros((S, C), np.int64)
     np.add.at(achieved, (out[out >= 0], y[out >= 0]), 1)
-    problems += _feasibility(achieved, target, split_names, ucode, out)
+    problems += _feasibility(achieved, target, share_target, split_names, ucode, out)
     return Assignment(split_names=split_names, splits=out, target=target, moved=moved,
-                      forced=forced, problems=problems)
+                      forced=forced, problems=problems, share_target=share_target)
 
 
 def _assign_free(rows, ucode, y, cur, out, tgt, free_splits, shuffle, rng) -> None:
@@ -420,7 +424,7 @@ def _rebalance(starts, sizes, pure, first_label, count, tgt, fs, unit_split, rng
                 count[fs[q], c] += g
 
 
-def _feasibility(achieved, target, split_names, ucode, out) -> list[str]:
+def _feasibility(achieved, target, share_target, split_names, ucode, out) -> list[str]:
     """Say which constraints were missed and by how much."""
     msgs = []
     size_t = target.sum(axis=1)
@@ -429,6 +433,28 @@ def _feasibility(achieved, target, split_names, ucode, out) -> list[str]:
         if size_t[s] and abs(size_a[s] - size_t[s]) > max(1, 0.005 * size_t[s]):
             msgs.append(f"split {name!r} has {size_a[s]:,} images, target {size_t[s]:,} "
                         f"({100 * (size_a[s] - size_t[s]) / size_t[s]:+.1f}%)")
+    # the largest groups, when one alone exceeds a split's target
+    placed = out >= 0
+    if placed.any():
+        gsize = np.bincount(ucode[placed])
+        big = int(gsize.argmax())
+        smallest = int(size_t[size_t > 0].min()) if (size_t > 0).any() else 0
+        if smallest and gsize[big] > smallest:
+            msgs.append(f"the largest duplicate group has {int(gsize[big]):,} images, more than the smallest "
+                        f"split target ({smallest:,})")
+    class_tot = target.sum(axis=0)
+    want = (size_t > 0).sum()
+    few = np.flatnonzero((class_tot > 0) & (class_tot < want))
+    if len(few):
+        msgs.append(f"{len(few)} class(es) have fewer images than there are splits ({want}), so some split "
+                    "lacks them")
+    for s, name in enumerate(split_names):
+        if not size_a[s] or not size_t[s]:
+            continue
+        err = np.abs(achieved[s] / size_a[s] - share_target[s])
+        if err.max() > 0.01:
+            msgs.append(f"split {name!r}: a class share is {100 * err.max():.1f} percentage points off target "
+                        f"(class #{int(err.argmax())})")
     return msgs
 
 
@@ -491,7 +517,7 @@ class Resplit:
         tsz, asz = a.target.sum(1), ach.sum(1)
         splits = {}
         for s, name in enumerate(a.split_names):
-            share_t = {lab: round(float(a.target[s, c] / tsz[s]), 4) if tsz[s] else 0.0 for c, lab in enumerate(labels)}
+            share_t = {lab: round(float(a.share_target[s, c]), 4) for c, lab in enumerate(labels)}
             share_a = {lab: round(float(ach[s, c] / asz[s]), 4) if asz[s] else 0.0 for c, lab in enumerate(labels)}
             worst = max((abs(share_a[k] - share_t[k]) for k in labels), default=0.0)
             splits[name] = {"target": int(tsz[s]), "achieved": int(asz[s]),

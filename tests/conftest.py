@@ -45,6 +45,12 @@ def write_dataset(root: Path, layout: dict[str, Image.Image], fmt: str = "JPEG",
     return root
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Tests never touch the user's feature cache."""
+    monkeypatch.setenv("LEAKSCAN_CACHE", str(tmp_path_factory.getbasetemp() / "cache" / "features.sqlite"))
+
+
 @pytest.fixture
 def leaky_dataset(tmp_path: Path) -> Path:
     """train/test folders of distinct scenes where test/a/leak.jpg is a resized copy of train/a/0.jpg."""

@@ -21,12 +21,19 @@ def test_phash_matches_imagehash_on_fixtures():
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 10_000), v=st.integers(0, N_VARIANTS - 1))
-def test_embedding_of_transformed_image_is_a_permutation(seed, v):
+@given(seed=st.integers(0, 10_000), v=st.integers(0, N_VARIANTS - 1), as_uint8=st.booleans())
+def test_embedding_of_transformed_image_is_a_permutation(seed, v, as_uint8):
     gray = np.random.default_rng(seed).random((32, 32)).astype(np.float32) * 255
+    if as_uint8:  # the lookup-table path used on real thumbnails
+        gray = gray.astype(np.uint8)
     direct = hog(_variant(gray, v)[None])[0]
     permuted = embedding_variants(hog(gray[None]), [v])[0, 0]
     assert np.allclose(direct, permuted, atol=1e-5)
+
+
+def test_uint8_and_float_paths_agree():
+    gray = np.random.default_rng(1).integers(0, 256, (3, 32, 32), dtype=np.uint8)
+    assert np.allclose(hog(gray), hog(gray.astype(np.float32)), atol=1e-5)
 
 
 @pytest.mark.parametrize("v, op", [(1, Image.Transpose.FLIP_LEFT_RIGHT), (2, Image.Transpose.FLIP_TOP_BOTTOM),

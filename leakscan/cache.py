@@ -1,0 +1,170 @@
+"""Feature cache on an embedded SQLite database, so a re-run decodes only what changed.
+
+Entries are keyed by file identity (absolute path, size, modification time in ns) and the
+feature version; a cache written by another feature version is not reused: it is cleared with
+a warning. A corrupted or foreign database file is set aside (renamed) and rebuilt.
+Writes are committed after every batch, so an interrupted run keeps what it computed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .features import EMBED_DIM, FEATURE_VERSION, N_VARIANTS
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FeatureCache", "default_cache_path"]
+
+SCHEMA = 1
+_ROW = np.dtype([
+    ("ok", np.bool_), ("low", np.bool_), ("w", np.int32), ("h", np.int32),
+    ("fd", np.uint8, 16), ("pd", np.uint8, 16), ("hashes", np.uint8, N_VARIANTS * 8),
+    ("emb", np.float32, EMBED_DIM),
+])
+
+
+def default_cache_path() -> Path:
+    """``$LEAKSCAN_CACHE``, else ``$XDG_CACHE_HOME/leakscan/features.sqlite``, else ``~/.cache/...``."""
+    env = os.environ.get("LEAKSCAN_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "leakscan" / "features.sqlite"
+
+
+def file_key(path: str) -> tuple[str, int, int] | None:
+    """(absolute path, size, mtime_ns) or None when the file cannot be stat'ed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return os.path.abspath(path), int(st.st_size), int(st.st_mtime_ns)
+
+
+class FeatureCache:
+    """Get and put per-file features.
+
+    Parameters
+    ----------
+    path : path-like
+        The database file (created with its folder when missing).
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.notes: list[str] = []
+        self._db = self._open()
+
+    # ---- opening, validation, recovery
+    def _open(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"{self.path.parent}: cannot create the cache folder ({exc.strerror or exc})") from None
+        try:
+            db = self._connect()
+        except sqlite3.DatabaseError as exc:
+            db = self._set_aside(f"unreadable ({exc})")
+        return db
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
+        db.execute("CREATE TABLE IF NOT EXISTS features (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, "
+                   "row BLOB, reason TEXT, note TEXT)")
+        meta = dict(db.execute("SELECT k, v FROM meta").fetchall())
+        if not meta:
+            db.executemany("INSERT INTO meta VALUES (?, ?)",
+                           [("schema", str(SCHEMA)), ("feature_version", FEATURE_VERSION)])
+            db.commit()
+        elif meta.get("schema") != str(SCHEMA) or meta.get("feature_version") != FEATURE_VERSION:
+            msg = (f"feature cache {self.path} was written by another leakscan version "
+                   f"(schema {meta.get('schema')}, features {meta.get('feature_version')}); rebuilding it")
+            log.warning(msg)
+            self.notes.append(msg)
+            db.execute("DELETE FROM features")
+            db.execute("UPDATE meta SET v=? WHERE k='schema'", (str(SCHEMA),))
+            db.execute("UPDATE meta SET v=? WHERE k='feature_version'", (FEATURE_VERSION,))
+            db.commit()
+        db.execute("SELECT count(*) FROM features").fetchone()
+        return db
+
+    def _set_aside(self, why: str) -> sqlite3.Connection:
+        aside = self.path.with_name(f"{self.path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+        msg = f"feature cache {self.path} is {why}; moved it to {aside.name} and started a new one"
+        log.warning(msg)
+        self.notes.append(msg)
+        for suffix in ("", "-wal", "-shm"):
+            p = Path(str(self.path) + suffix)
+            if p.exists():
+                os.replace(p, Path(str(aside) + suffix))
+        return self._connect()
+
+    def close(self) -> None:
+        try:
+            self._db.close()
+        except sqlite3.Error:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- access
+    def get(self, keys: list) -> dict[int, tuple]:
+        """Cached entries for ``keys`` (list of file_key or None): {position: (row, reason, note)}."""
+        found: dict[int, tuple] = {}
+        want = [(k, key) for k, key in enumerate(keys) if key is not None]
+        try:
+            for s in range(0, len(want), 500):
+                part = want[s:s + 500]
+                q = ",".join("?" * len(part))
+                rows = self._db.execute(f"SELECT path, size, mtime, row, reason, note FROM features WHERE path IN ({q})",
+                                        [key[0] for _, key in part]).fetchall()
+                got = {r[0]: r for r in rows}
+                for k, key in part:
+                    r = got.get(key[0])
+                    if r is not None and r[1] == key[1] and r[2] == key[2]:
+                        found[k] = (np.frombuffer(r[3], _ROW)[0] if r[3] is not None else None, r[4], r[5])
+        except sqlite3.DatabaseError as exc:
+            self._db = self._set_aside(f"unreadable ({exc})")
+            return {}
+        return found
+
+    def put(self, keys: list, feats, start: int = 0) -> None:
+        """Store rows ``start .. start+len(keys)`` of ``feats`` under ``keys`` (None keys are skipped)."""
+        reasons = dict(feats.failures)
+        notes = dict(feats.notes)
+        recs = []
+        for k, key in enumerate(keys):
+            if key is None:
+                continue
+            r = start + k
+            blob = None
+            if feats.ok[r]:
+                row = np.zeros(1, _ROW)
+                row["ok"], row["low"] = True, feats.low_info[r]
+                row["w"], row["h"] = feats.sizes[r]
+                row["fd"], row["pd"] = feats.file_digest[r], feats.pixel_digest[r]
+                row["hashes"] = feats.hashes[r].reshape(-1)
+                row["emb"] = feats.embedding[r]
+                blob = row.tobytes()
+            elif r not in reasons:
+                continue
+            recs.append((key[0], key[1], key[2], blob, reasons.get(r), notes.get(r)))
+        try:
+            with self._db:
+                self._db.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?, ?, ?)", recs)
+        except sqlite3.DatabaseError as exc:
+            log.warning("could not write to the feature cache %s: %s", self.path, exc)

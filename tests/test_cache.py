@@ -1,0 +1,105 @@
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from leakscan import audit
+from leakscan.cache import FeatureCache
+from conftest import scene, write_dataset
+
+
+@pytest.fixture
+def small(tmp_path):
+    layout = {f"train/{k}.png": scene(k, 40) for k in range(12)}
+    layout["test/0.png"] = scene(0, 40)
+    return write_dataset(tmp_path / "d", layout)
+
+
+def test_second_run_reads_the_cache_and_changed_files_are_redone(small, tmp_path):
+    db = tmp_path / "c.sqlite"
+    a = audit(small, cache=db, jobs=1)
+    assert a.features.n_cached == 0
+    b = audit(small, cache=db, jobs=1)
+    assert b.features.n_cached == len(b.manifest)
+    assert np.array_equal(a.features.embedding, b.features.embedding)
+    assert np.array_equal(a.features.hashes, b.features.hashes)
+    assert [(int(i), int(j)) for i, j in zip(a.pairs.i, a.pairs.j)] == [(int(i), int(j)) for i, j in zip(b.pairs.i, b.pairs.j)]
+    # a changed file (new content, new mtime) is decoded again; an added file too
+    scene(99, 40).save(small / "train" / "3.png")
+    os.utime(small / "train" / "3.png", ns=(time.time_ns(), time.time_ns() + 10**9))
+    scene(100, 40).save(small / "train" / "new.png")
+    c = audit(small, cache=db, jobs=1)
+    assert c.features.n_cached == len(c.manifest) - 2
+    assert audit(small, cache=False, jobs=1).features.n_cached == 0
+
+
+def test_failures_are_cached_too(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "bad.jpg").write_bytes(b"not an image at all")
+    scene(1).save(d / "good.png")
+    audit(d, cache=tmp_path / "c.sqlite", jobs=1)
+    r = audit(d, cache=tmp_path / "c.sqlite", jobs=1)
+    assert r.features.n_cached == 2 and "not an image" in dict(r.skipped)["bad.jpg"]
+
+
+def test_other_version_is_not_reused(small, tmp_path):
+    db = tmp_path / "c.sqlite"
+    audit(small, cache=db, jobs=1)
+    con = sqlite3.connect(db)
+    con.execute("UPDATE meta SET v='0' WHERE k='feature_version'")
+    con.commit()
+    con.close()
+    r = audit(small, cache=db, jobs=1)
+    assert r.features.n_cached == 0
+    assert any("another leakscan version" in w for w in r.warnings)
+
+
+def test_corrupt_cache_is_set_aside_and_rebuilt(small, tmp_path):
+    db = tmp_path / "c.sqlite"
+    db.write_bytes(b"this is not a database" * 100)
+    r = audit(small, cache=db, jobs=1)
+    assert r.n_images == len(r.manifest)
+    assert any("moved it to" in w for w in r.warnings)
+    assert list(tmp_path.glob("c.sqlite.broken-*"))
+    assert audit(small, cache=db, jobs=1).features.n_cached == len(r.manifest)
+
+
+def test_killed_run_resumes_from_cache(tmp_path):
+    d = tmp_path / "big"
+    rng = np.random.default_rng(0)
+    for k in range(1500):
+        p = d / "train" / f"{k}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        from PIL import Image
+        Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(p)
+    db = tmp_path / "c.sqlite"
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "leakscan", "audit", str(d), "--cache", str(db), "--jobs", "1", "-q", "--out", str(out)]
+    proc = subprocess.Popen(cmd)
+    deadline = time.time() + 60
+    n = 0
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        try:
+            con = sqlite3.connect(db)
+            n = con.execute("SELECT count(*) FROM features").fetchone()[0]
+            con.close()
+        except sqlite3.Error:
+            continue
+        if n >= 256:
+            break
+    if proc.poll() is not None:
+        pytest.skip("the run finished before it could be interrupted")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "pairs.csv").exists() or not list(out.glob(".*.tmp"))
+    FeatureCache(db).close()  # the interrupted database opens cleanly
+    r = audit(d, cache=db, jobs=1)
+    assert 256 <= r.features.n_cached < 1500
+    assert r.n_images == 1500

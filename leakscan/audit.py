@@ -271,12 +271,23 @@ def audit(
     store = _open_cache(cache, m, warnings)
     try:
         feats = extract_features(m, jobs=jobs, cache=store, progress=progress)
+        t2 = time.perf_counter()
+        pairs = None
+        if store is not None:
+            from .cache import fingerprint  # noqa: PLC0415
+
+            key = fingerprint(feats, settings)
+            pairs = store.get_pairs(key)
+            if pairs is not None:
+                log.info("search results reused from the cache (features and settings unchanged)")
+        if pairs is None:
+            pairs = find_pairs(feats, settings, progress=progress)
+            if store is not None:
+                store.put_pairs(key, pairs)
     finally:
         if store is not None:
             warnings += store.notes
             store.close()
-    t2 = time.perf_counter()
-    pairs = find_pairs(feats, settings, progress=progress)
     t3 = time.perf_counter()
     result = analyse(m, feats, pairs, settings)
     t4 = time.perf_counter()

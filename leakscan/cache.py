@@ -8,6 +8,8 @@ Writes are committed after every batch, so an interrupted run keeps what it comp
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import os
 import sqlite3
@@ -20,7 +22,7 @@ from .features import EMBED_DIM, FEATURE_VERSION, N_VARIANTS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FeatureCache", "default_cache_path"]
+__all__ = ["FeatureCache", "default_cache_path", "fingerprint"]
 
 SCHEMA = 1
 _ROW = np.dtype([
@@ -45,7 +47,7 @@ def file_key(path: str) -> tuple[str, int, int] | None:
         st = os.stat(path)
     except OSError:
         return None
-    return os.path.abspath(path), int(st.st_size), int(st.st_mtime_ns)
+    return (path if os.path.isabs(path) else os.path.abspath(path)), int(st.st_size), int(st.st_mtime_ns)
 
 
 class FeatureCache:
@@ -81,6 +83,7 @@ class FeatureCache:
         db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
         db.execute("CREATE TABLE IF NOT EXISTS features (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, "
                    "row BLOB, reason TEXT, note TEXT)")
+        db.execute("CREATE TABLE IF NOT EXISTS pairs (key TEXT PRIMARY KEY, created REAL, blob BLOB)")
         meta = dict(db.execute("SELECT k, v FROM meta").fetchall())
         if not meta:
             db.executemany("INSERT INTO meta VALUES (?, ?)",
@@ -92,6 +95,7 @@ class FeatureCache:
             log.warning(msg)
             self.notes.append(msg)
             db.execute("DELETE FROM features")
+            db.execute("DELETE FROM pairs")
             db.execute("UPDATE meta SET v=? WHERE k='schema'", (str(SCHEMA),))
             db.execute("UPDATE meta SET v=? WHERE k='feature_version'", (FEATURE_VERSION,))
             db.commit()
@@ -168,3 +172,46 @@ class FeatureCache:
                 self._db.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?, ?, ?)", recs)
         except sqlite3.DatabaseError as exc:
             log.warning("could not write to the feature cache %s: %s", self.path, exc)
+
+    # ---- search results, keyed by a fingerprint of all features and the settings
+    KEEP_PAIRS = 8
+
+    def get_pairs(self, key: str):
+        """The PairTable stored under ``key``, or None."""
+        from .pairs import PairTable  # noqa: PLC0415
+
+        try:
+            row = self._db.execute("SELECT blob FROM pairs WHERE key=?", (key,)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            log.warning("could not read search results from the cache %s: %s", self.path, exc)
+            return None
+        if row is None:
+            return None
+        try:
+            with np.load(io.BytesIO(row[0]), allow_pickle=False) as z:
+                return PairTable(**{k: z[k] for k in z.files})
+        except (ValueError, OSError, KeyError, TypeError) as exc:
+            log.warning("ignoring unreadable cached search results: %s", exc)
+            return None
+
+    def put_pairs(self, key: str, pairs) -> None:
+        buf = io.BytesIO()
+        np.savez(buf, **{f: getattr(pairs, f) for f in
+                         ("i", "j", "kind", "score", "hamming", "cosine", "variant", "same_bytes")})
+        try:
+            with self._db:
+                self._db.execute("INSERT OR REPLACE INTO pairs VALUES (?, ?, ?)", (key, time.time(), buf.getvalue()))
+                self._db.execute("DELETE FROM pairs WHERE key NOT IN "
+                                 "(SELECT key FROM pairs ORDER BY created DESC LIMIT ?)", (self.KEEP_PAIRS,))
+        except sqlite3.DatabaseError as exc:
+            log.warning("could not write search results to the cache %s: %s", self.path, exc)
+
+
+def fingerprint(features, settings) -> str:
+    """Digest of every feature row (in order) and the detection settings."""
+    h = hashlib.blake2b(digest_size=20)
+    h.update(f"{FEATURE_VERSION}|{SCHEMA}|{len(features)}|{sorted(settings.to_dict().items())}".encode())
+    for arr in (features.ok, features.pixel_digest, features.hashes, features.embedding, features.low_info,
+                features.file_digest):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()

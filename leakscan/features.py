@@ -354,6 +354,16 @@ def _extract_chunk(job) -> Features:
                     sizes=out.sizes, failures=tuple(failures), notes=tuple(notes))
 
 
+def _one_thread() -> None:
+    """Worker processes compute with one thread each: the pool is the parallelism."""
+    try:
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415 - installed with scikit-learn
+
+        threadpool_limits(1)
+    except Exception:  # pragma: no cover - best effort
+        pass
+
+
 def default_jobs() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -406,13 +416,13 @@ def extract_features(
         todo = np.arange(n)
     else:
         kind = "path"
-        items = [str(manifest.resolve(int(r))) for r in rows]
+        items = manifest.resolved_paths(rows)
         keys = None
         todo = np.arange(n)
         if cache is not None:
             from .cache import file_key  # noqa: PLC0415
 
-            keys = [file_key(p) for p in items]
+            keys = [file_key(p) for p in items]  # items are absolute
             hits = cache.get(keys)
             for k, (row, reason, note) in hits.items():
                 if row is not None:
@@ -452,7 +462,7 @@ def extract_features(
         for s, t in zip(starts, tasks):
             absorb(s, _extract_chunk(t))
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread) as pool:
             for s, part in zip(starts, pool.map(_extract_chunk, tasks)):
                 absorb(s, part)
     return Features(ok=out.ok, file_digest=out.file_digest, pixel_digest=out.pixel_digest,

@@ -5,9 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
-
 from .pairs import PairTable
 
 __all__ = ["Groups", "build_groups"]
@@ -66,6 +63,9 @@ def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None
     >>> g.ids.tolist()
     [0, 1, 0]
     """
+    from scipy.sparse import coo_matrix  # noqa: PLC0415 - lazy: keeps `import leakscan` light
+    from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
+
     rows = [pairs.i]
     cols = [pairs.j]
     if user_groups is not None and len(user_groups):

@@ -65,15 +65,46 @@ class HammingIndex:
         return np.concatenate(qs), np.concatenate(ds), np.concatenate(dists)
 
 
-class CosineIndex:
-    """Exact inner-product search over unit vectors ``(n, d)`` (FAISS ``IndexFlatIP``)."""
+#: Up to this many vectors the cosine search is exact (brute force); beyond, an inverted-file
+#: index (IVF) with ``4 * sqrt(n)`` lists is used, searching ``nprobe`` of them. Measured on
+#: CIFAR-10's 60,000 embeddings (bench/ivf_recall.py): 99.6% of neighbour pairs with cosine
+#: >= 0.8 are still found, at 3.6x the speed.
+EXACT_MAX = 20_000
+NPROBE = 32
 
-    def __init__(self, db: np.ndarray):
+
+class CosineIndex:
+    """Inner-product search over unit vectors ``(n, d)``.
+
+    Exact (FAISS ``IndexFlatIP``) up to ``exact_max`` vectors, approximate beyond
+    (``IndexIVFFlat``, ``4 * sqrt(n)`` lists, ``nprobe`` probed), trained on a seeded sample
+    so results are deterministic.
+    """
+
+    def __init__(self, db: np.ndarray, *, exact_max: int = EXACT_MAX, nprobe: int = NPROBE, seed: int = 0):
         self.db = np.ascontiguousarray(db, dtype=np.float32)
         self._index = None
-        if len(self.db):
-            self._index = _faiss().IndexFlatIP(self.db.shape[1])
-            self._index.add(self.db)
+        self.exact = True
+        n = len(self.db)
+        if not n:
+            return
+        faiss = _faiss()
+        d = self.db.shape[1]
+        if n <= exact_max:
+            self._index = faiss.IndexFlatIP(d)
+        else:
+            self.exact = False
+            nlist = int(4 * np.sqrt(n))
+            quantizer = faiss.IndexFlatIP(d)
+            index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+            rng = np.random.default_rng(seed)
+            sample = self.db[rng.choice(n, min(n, nlist * 40), replace=False)]
+            index.cp.seed = seed
+            index.train(sample)
+            index.nprobe = min(nprobe, nlist)
+            self._index = index
+            self._quantizer = quantizer  # keep alive: the IVF index refers to it
+        self._index.add(self.db)
 
     def __len__(self) -> int:
         return len(self.db)

@@ -108,6 +108,17 @@ class Manifest:
             return p
         return self.root / p
 
+    def resolved_paths(self, rows=None) -> list[str]:
+        """Absolute paths (as strings) of ``rows`` (default: all), fast for large manifests."""
+        rows = range(len(self)) if rows is None else rows
+        base = os.path.abspath(self.root) if self.root is not None else os.getcwd()
+        join, isabs = os.path.join, os.path.isabs
+        out = []
+        for r in rows:
+            p = self.paths[r]
+            out.append(p if isabs(p) else join(base, p))
+        return out
+
     def take(self, rows: np.ndarray) -> "Manifest":
         """A new manifest holding only ``rows`` (in that order)."""
         rows = np.asarray(rows, dtype=np.int64)
@@ -213,12 +224,12 @@ def _from_list(items, splits, labels, groups) -> Manifest:
     )
 
 
-def _walk_files(top: Path):
-    """Yield files under ``top`` in sorted order; symlinked folders are not followed (no loops)."""
+def _walk_files(top: str):
+    """Yield (folder, file name) under ``top`` in sorted order; symlinked folders are not followed."""
     for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
         dirnames.sort()
         for name in sorted(filenames):
-            yield Path(dirpath) / name
+            yield dirpath, name
 
 
 def _find_split_dirs(root: Path) -> dict[Path, str]:
@@ -251,14 +262,17 @@ def _from_folder(root: Path) -> Manifest:
     rows: list[tuple[str, str, str]] = []
     tops = split_dirs.items() if split_dirs else [(root, UNSPLIT)]
     names_used: dict[str, list[str]] = {}
+    root_s = os.fspath(root)
     for top, split in tops:
         names_used.setdefault(split, []).append(top.name)
-        for f in _walk_files(top):
-            if f.suffix.lower() not in IMAGE_EXTENSIONS or f.name.startswith("."):
+        top_s = os.fspath(top)
+        for folder, name in _walk_files(top_s):
+            if name.startswith(".") or os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
                 continue
-            rel = f.relative_to(root)
-            label = f.parent.name if f.parent != top else ""
-            rows.append((rel.as_posix(), split, label))
+            sub = folder[len(root_s):].lstrip(os.sep)  # folder is below root: os.walk joins onto it
+            rel = (sub.replace(os.sep, "/") + "/" + name) if sub else name
+            label = os.path.basename(folder) if folder != top_s else ""
+            rows.append((rel, split, label))
     for split, dirs in names_used.items():
         if len(dirs) > 1:
             log.info("split %r gathers the folders %s", split, ", ".join(dirs))

@@ -226,6 +226,7 @@ def audit(
     settings: DetectSettings | None = None,
     jobs: int | None = None,
     cache=True,
+    client=None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Audit:
     """Find exact and near-duplicate images and the leakage they cause across splits.
@@ -246,6 +247,8 @@ def audit(
     cache : bool or path-like
         Feature cache: ``True`` (default) uses :func:`~leakscan.cache.default_cache_path`, a
         path names the database, ``False`` decodes everything. In-memory arrays are not cached.
+    client : dask.distributed.Client, optional
+        Decode and extract features on a Dask cluster (see the README); the search runs here.
     progress : callable, optional
         ``progress(stage, done, total)``.
 
@@ -270,7 +273,7 @@ def audit(
     warnings: list[str] = []
     store = _open_cache(cache, m, warnings)
     try:
-        feats = extract_features(m, jobs=jobs, cache=store, progress=progress)
+        feats = extract_features(m, jobs=jobs, cache=store, client=client, progress=progress)
         t2 = time.perf_counter()
         pairs = None
         if store is not None:

@@ -128,8 +128,33 @@ OPT_CACHE = typer.Option(None, "--cache", show_default=False,
 OPT_NO_CACHE = typer.Option(False, "--no-cache", help="Decode every image; do not read or write the feature cache.")
 
 
+OPT_DASK = typer.Option(None, "--dask", show_default=False,
+                        help="Decode on a Dask cluster: scheduler address such as tcp://scheduler:8786 "
+                             "(needs pip install 'leakscan[dask]'; workers must see the same paths).")
+
+
 def _cache_arg(cache: Optional[Path], no_cache: bool):
     return False if no_cache else (cache if cache is not None else True)
+
+
+@contextmanager
+def _dask_client(address: Optional[str]):
+    if not address:
+        yield None
+        return
+    try:
+        import dask  # noqa: PLC0415
+        from distributed import Client  # noqa: PLC0415
+    except ImportError:
+        raise _fail("--dask needs the dask extra: pip install 'leakscan[dask]'") from None
+    try:
+        client = Client(address, timeout=dask.config.get("distributed.comm.timeouts.connect", "30s"))
+    except Exception as exc:  # connection refused, timeout, bad address
+        raise _fail(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def _data_root(data: Optional[Path], manifest: Optional[Path]) -> Optional[Path]:
@@ -162,6 +187,7 @@ def audit(
     jobs: Optional[int] = OPT_JOBS,
     cache: Optional[Path] = OPT_CACHE,
     no_cache: bool = OPT_NO_CACHE,
+    dask: Optional[str] = OPT_DASK,
     force: bool = OPT_FORCE,
     quiet: bool = OPT_QUIET,
 ) -> None:
@@ -185,9 +211,9 @@ def audit(
         settings = _settings(max_hamming, min_cosine, transforms)
         if out is not None:  # fail before the long part, not after
             prepare_out_dir(out, force=force, data_root=_data_root(data, manifest))
-        with _progress(quiet) as cb:
+        with _progress(quiet) as cb, _dask_client(dask) as client:
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
-                               cache=_cache_arg(cache, no_cache), progress=cb)
+                               cache=_cache_arg(cache, no_cache), client=client, progress=cb)
         if out is not None:
             write_outputs(result, out, force=True)
     except LeakscanError as exc:
@@ -235,6 +261,7 @@ def resplit(
     jobs: Optional[int] = OPT_JOBS,
     cache: Optional[Path] = OPT_CACHE,
     no_cache: bool = OPT_NO_CACHE,
+    dask: Optional[str] = OPT_DASK,
     force: bool = OPT_FORCE,
     quiet: bool = OPT_QUIET,
 ) -> None:
@@ -265,9 +292,9 @@ def resplit(
             raise _fail(f"{out}: inside the dataset folder {root}; leakscan never writes there (choose --out outside it)")
         if out.exists() and not force:
             raise _fail(f"{out}: exists; pass --force to overwrite or choose another --out")
-        with _progress(quiet) as cb:
+        with _progress(quiet) as cb, _dask_client(dask) as client:
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
-                               cache=_cache_arg(cache, no_cache), progress=cb)
+                               cache=_cache_arg(cache, no_cache), client=client, progress=cb)
         rs = run_resplit(result, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle, random_state=seed)
         written = write_resplit(rs, out)
         placed = materialize(rs, materialize_dir, link=link.value, force=force) if materialize_dir else None

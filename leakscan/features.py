@@ -378,6 +378,7 @@ def extract_features(
     jobs: int | None = None,
     chunk_size: int = 256,
     cache=None,
+    client=None,
     progress: ProgressFn | None = None,
 ) -> Features:
     """Decode each image once and compute all its features.
@@ -394,6 +395,10 @@ def extract_features(
     cache : FeatureCache, optional
         Files whose (path, size, mtime) are in the cache are not decoded again; new results
         are written to it after every chunk.
+    client : dask.distributed.Client, optional
+        Run the chunks on a Dask cluster's workers instead of local processes; only the
+        compact features travel back. The workers must see the same paths and have leakscan
+        installed (``pip install 'leakscan[dask]'``).
     progress : callable, optional
         ``progress("features", done, total)`` after every chunk.
 
@@ -458,7 +463,15 @@ def extract_features(
         if progress:
             progress("features", done, n)
 
-    if jobs == 1 or len(tasks) <= 1:
+    if client is not None and tasks:
+        from distributed import as_completed  # noqa: PLC0415 - optional extra
+
+        futures = client.map(_extract_chunk, tasks, pure=False)
+        start_of = {f.key: s for f, s in zip(futures, starts)}
+        for fut in as_completed(futures):
+            absorb(start_of[fut.key], fut.result())
+            fut.release()
+    elif jobs == 1 or len(tasks) <= 1:
         for s, t in zip(starts, tasks):
             absorb(s, _extract_chunk(t))
     else:

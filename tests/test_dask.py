@@ -1,0 +1,43 @@
+"""Feature extraction on a Dask cluster gives the same result as a local run."""
+
+import numpy as np
+import pytest
+
+from leakscan import audit
+from conftest import FIXTURES
+
+distributed = pytest.importorskip("distributed", reason="the dask extra is not installed (pip install 'leakscan[dask]')")
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=40)
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def test_dask_run_equals_local_run(client):
+    local = audit(FIXTURES, cache=False, jobs=1)
+    remote = audit(FIXTURES, cache=False, client=client)
+    for name in ("ok", "file_digest", "pixel_digest", "hashes", "embedding", "low_info", "sizes"):
+        assert np.array_equal(getattr(local.features, name), getattr(remote.features, name)), name
+    assert local.features.failures == remote.features.failures
+    assert np.array_equal(local.pairs.i, remote.pairs.i) and np.array_equal(local.pairs.j, remote.pairs.j)
+    assert local.to_dict()["leaks"] == remote.to_dict()["leaks"]
+
+
+def test_cli_dask_address(client, tmp_path):
+    from typer.testing import CliRunner
+    from leakscan.cli import app
+    import json
+
+    r = CliRunner().invoke(app, ["audit", str(FIXTURES), "--dask", client.scheduler.address, "--no-cache", "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["n_images"] == 310
+    import dask
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        r = CliRunner().invoke(app, ["audit", str(FIXTURES), "--dask", "tcp://127.0.0.1:1", "-q"])
+    assert r.exit_code == 2 and "Dask scheduler" in r.output

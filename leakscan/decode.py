@@ -149,3 +149,37 @@ def canonical_from_array(arr: np.ndarray) -> Image.Image:
     if a.shape[-1] == 4:
         return _to_rgb(Image.fromarray(a, "RGBA"))
     return Image.fromarray(np.ascontiguousarray(a), "RGB")
+
+
+def thumbnail_jpeg(source, size: int = 112, quality: int = 80) -> bytes:
+    """A small JPEG of an image file (path) or array, for reports; raises DecodeError."""
+    if isinstance(source, np.ndarray):
+        img = canonical_from_array(source)
+    else:
+        data = read_bytes(source)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            try:
+                probe = Image.open(io.BytesIO(data))
+                w, h = probe.size
+                if w * h > MAX_PIXELS:
+                    raise DecodeError(f"image is {w}x{h}, above the {MAX_PIXELS:,} pixel limit")
+                probe.draft("RGB", (size * 2, size * 2))  # JPEG: decode at a fraction of full size
+            except DecodeError:
+                raise
+            except Exception as exc:
+                raise DecodeError(f"cannot open: {type(exc).__name__}: {exc}") from None
+        img, _ = decode_bytes(data) if probe.format != "JPEG" else (_jpeg_draft(probe), "")
+    img.thumbnail((size, size), Image.BILINEAR)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def _jpeg_draft(img: Image.Image) -> Image.Image:
+    try:
+        img.load()
+        img = ImageOps.exif_transpose(img) or img
+        return _to_rgb(img)
+    except Exception as exc:
+        raise DecodeError(f"truncated or corrupt image data (JPEG): {exc}") from None

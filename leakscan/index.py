@@ -25,18 +25,46 @@ def _faiss():
     return faiss
 
 
-class HammingIndex:
-    """Exact Hamming search over packed binary codes ``(n, nbytes)`` (FAISS ``IndexBinaryFlat``)."""
+#: Up to this many codes the Hamming search is exact (brute force, cost grows as n^2);
+#: beyond, a binary inverted-file index with ``4 * sqrt(n)`` lists, ``HAMMING_NPROBE`` probed.
+HAMMING_EXACT_MAX = 100_000
+HAMMING_NPROBE = 16
 
-    def __init__(self, db: np.ndarray):
+
+class HammingIndex:
+    """Hamming search over packed binary codes ``(n, nbytes)``.
+
+    Exact (FAISS ``IndexBinaryFlat``) up to ``exact_max`` codes, approximate beyond
+    (``IndexBinaryIVF``), trained on a seeded sample.
+    """
+
+    def __init__(self, db: np.ndarray, *, exact_max: int | None = None, nprobe: int | None = None,
+                 seed: int = 0):
+        exact_max = HAMMING_EXACT_MAX if exact_max is None else exact_max
+        nprobe = HAMMING_NPROBE if nprobe is None else nprobe
         self.db = np.ascontiguousarray(db, dtype=np.uint8)
-        self.nbits = self.db.shape[1] * 8
-        if self.nbits % 8 or self.db.ndim != 2:
+        if self.db.ndim != 2:
             raise ValueError(f"binary codes must be (n, nbytes) uint8, got {self.db.shape}")
+        self.nbits = self.db.shape[1] * 8
         self._index = None
-        if len(self.db):
-            self._index = _faiss().IndexBinaryFlat(self.nbits)
-            self._index.add(self.db)
+        self.exact = True
+        n = len(self.db)
+        if not n:
+            return
+        faiss = _faiss()
+        if n <= exact_max:
+            self._index = faiss.IndexBinaryFlat(self.nbits)
+        else:
+            self.exact = False
+            nlist = int(4 * np.sqrt(n))
+            self._quantizer = faiss.IndexBinaryFlat(self.nbits)
+            index = faiss.IndexBinaryIVF(self._quantizer, self.nbits, nlist)
+            rng = np.random.default_rng(seed)
+            index.cp.seed = seed
+            index.train(self.db[rng.choice(n, min(n, nlist * 40), replace=False)])
+            index.nprobe = min(nprobe, nlist)
+            self._index = index
+        self._index.add(self.db)
 
     def range(self, queries: np.ndarray, max_distance: int, *, block: int = BLOCK):
         """All (query, db) pairs whose Hamming distance is ``<= max_distance``.
@@ -81,7 +109,9 @@ class CosineIndex:
     so results are deterministic.
     """
 
-    def __init__(self, db: np.ndarray, *, exact_max: int = EXACT_MAX, nprobe: int = NPROBE, seed: int = 0):
+    def __init__(self, db: np.ndarray, *, exact_max: int | None = None, nprobe: int | None = None, seed: int = 0):
+        exact_max = EXACT_MAX if exact_max is None else exact_max
+        nprobe = NPROBE if nprobe is None else nprobe
         self.db = np.ascontiguousarray(db, dtype=np.float32)
         self._index = None
         self.exact = True

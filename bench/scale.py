@@ -1,0 +1,82 @@
+"""Synthetic scale run: features generated (not decoded) with planted duplicate groups, then
+search -> groups -> leakage report. Prints one JSON line.
+
+    python bench/scale.py N [--exact]
+
+--exact forces brute-force indexes (the reference the approximate ones are compared with).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+
+
+def synth(n: int, seed: int = 0, dup_frac: float = 0.05):
+    from leakscan.features import EMBED_DIM, N_VARIANTS, Features
+
+    rng = np.random.default_rng(seed)
+    n_centres = max(100, n // 1000)
+    centres = rng.standard_normal((n_centres, EMBED_DIM)).astype(np.float32)
+    emb = centres[rng.integers(0, n_centres, n)]
+    emb += rng.standard_normal((n, EMBED_DIM), dtype=np.float32)  # same-cluster cosine ~0.5
+    hashes = rng.integers(0, 256, (n, N_VARIANTS, 8), dtype=np.uint8)
+    # planted groups: a base image and 1-3 edited copies (cosine ~0.93, 0-4 hash bits flipped)
+    n_copies = int(n * dup_frac)
+    bases = rng.choice(n, n_copies // 2, replace=False)
+    copy_base = np.repeat(bases, rng.integers(1, 4, len(bases)))[:n_copies]
+    slots = rng.choice(np.setdiff1d(np.arange(n), bases), len(copy_base), replace=False)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    emb[slots] = emb[copy_base] + 0.035 * rng.standard_normal((len(slots), EMBED_DIM), dtype=np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    hashes[slots, 0] = hashes[copy_base, 0]
+    flips = rng.integers(0, 5, len(slots))
+    for k in range(4):
+        sel = flips > k
+        bit = rng.integers(0, 64, sel.sum())
+        hashes[slots[sel], 0, bit // 8] ^= (1 << (7 - bit % 8)).astype(np.uint8)
+    digests = rng.integers(0, 256, (n, 16), dtype=np.uint8)
+    f = Features(ok=np.ones(n, bool), file_digest=digests, pixel_digest=digests.copy(), hashes=hashes,
+                 embedding=emb, low_info=np.zeros(n, bool), sizes=np.full((n, 2), 32, np.int32))
+    return f, np.stack([np.minimum(slots, copy_base), np.maximum(slots, copy_base)], 1)
+
+
+def main() -> None:
+    n = int(sys.argv[1])
+    exact = "--exact" in sys.argv
+    import leakscan.index as index
+    from leakscan.audit import analyse
+    from leakscan.manifest import Manifest
+    from leakscan.pairs import DetectSettings, find_pairs
+
+    if exact:
+        index.EXACT_MAX = index.HAMMING_EXACT_MAX = 10**12
+    feats, planted = synth(n)
+    rng = np.random.default_rng(1)
+    m = Manifest(paths=np.array([f"img{k}" for k in range(n)], dtype=object),
+                 splits=np.where(rng.random(n) < 0.8, "train", "test").astype(object),
+                 labels=rng.integers(0, 10, n).astype(str).astype(object),
+                 groups=np.full(n, "", dtype=object))
+    t = time.perf_counter()
+    settings = DetectSettings()
+    pairs = find_pairs(feats, settings)
+    t_pairs = time.perf_counter() - t
+    audit = analyse(m, feats, pairs, settings)
+    total = time.perf_counter() - t
+    found = set(zip(pairs.i.tolist(), pairs.j.tolist()))
+    direct = np.mean([(a, b) in found for a, b in planted.tolist()])
+    g = audit.groups.ids
+    grouped = float(np.mean(g[planted[:, 0]] == g[planted[:, 1]]))
+    print(json.dumps({"n": n, "exact": exact, "seconds_search": round(t_pairs, 1), "seconds_total": round(total, 1),
+                      "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                      "planted_pairs": len(planted), "planted_found_direct": round(float(direct), 4),
+                      "planted_same_group": round(grouped, 4), "n_pairs": len(pairs),
+                      "largest_group": int(audit.groups.sizes.max())}))
+
+
+if __name__ == "__main__":
+    main()

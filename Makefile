@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench venv clean
+.PHONY: run test bench venv clean screenshot
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,3 +25,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis build *.egg-info
+
+# The README's report screenshot: audit fixtures/, render report.html in headless Chromium.
+screenshot: $(STAMP)
+	$(BIN)/leakscan audit fixtures --out out/fixtures --force --quiet
+	chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \
+	  --hide-scrollbars --window-size=1280,1500 --screenshot=docs/report.png "file://$(CURDIR)/out/fixtures/report.html"

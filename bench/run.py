@@ -214,16 +214,46 @@ def big_scale_section(lines: list[str]) -> None:
     lines.append("")
 
 
+def thresholds_section(lines: list[str]) -> None:
+    """Recall and flagged test images on CIFAR-10 for a sweep of thresholds (features cached)."""
+    data = WORK / "cifar10"
+    cache = WORK / "cache.sqlite"
+    lines += ["## Thresholds on CIFAR-10 / ciFAIR (one setting changed at a time)", "",
+              "| setting | pairs | recall j1 train-test | recall j2 | recall test-test | test images flagged | of them in ciFAIR |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    sweeps = [("defaults (--max-hamming 6 --min-cosine 0.80 --transforms flip)", [])]
+    sweeps += [(f"--max-hamming {h}", ["--max-hamming", str(h)]) for h in (-1, 4, 8, 10)]
+    sweeps += [(f"--min-cosine {c}", ["--min-cosine", str(c)]) for c in (0.75, 0.85, 0.90, 2)]
+    sweeps += [("--transforms all", ["--transforms", "all"]), ("--transforms none", ["--transforms", "none"])]
+    for label, extra in sweeps:
+        out = WORK / "sweep"
+        _, _, p = timed(LEAKSCAN + ["audit", str(data), "--out", str(out), "--force", "--quiet", "--no-html",
+                                    "--cache", str(cache)] + extra)
+        q = score(out / "pairs.csv")
+        n = json.loads((out / "summary.json").read_text())["n_pairs"]
+        label = label.replace("--max-hamming -1", "--max-hamming -1 (embedding only)").replace(
+            "--min-cosine 2", "--min-cosine 2 (hash only)")
+        lines.append(f"| `{label}` | {n:,} | {q['recall_j1_train_test']:.3f} | {q['recall_j2_train_test']:.3f} | "
+                     f"{q['recall_test_test']:.3f} | {q['test_images_flagged']} | {q['flagged_in_cifair']} |")
+    lines.append("")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=None)
     ap.add_argument("--skip-cifar", action="store_true")
     ap.add_argument("--skip-scale", action="store_true", help="skip the synthetic 100k-1M search runs")
+    ap.add_argument("--only", choices=["thresholds"], help="run one section and print it")
     a = ap.parse_args()
     lines = [f"# leakscan benchmark — {date.today()} — {platform.machine()}, {os.cpu_count()} cores, "
              f"Python {platform.python_version()}", ""]
+    if a.only == "thresholds":
+        thresholds_section(lines)
+        print("\n".join(lines))
+        return 0
     if BENCH.exists() and not a.skip_cifar:
         cifar_section(lines, a.jobs)
+        thresholds_section(lines)
     else:
         lines += [f"CIFAR-10 section skipped: {BENCH} not found.", ""]
     photos_section(lines)

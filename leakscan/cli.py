@@ -177,6 +177,9 @@ def audit(
         None, "--out", "-o", help="Write summary.json, pairs.csv, groups.csv, skipped.csv into this folder.",
         show_default=False),
     json_: bool = typer.Option(False, "--json", help="Print summary.json to stdout instead of tables."),
+    no_html: bool = typer.Option(False, "--no-html", help="With --out: skip report.html (no thumbnails to make)."),
+    parquet: bool = typer.Option(False, "--parquet",
+                                 help="With --out: also write pairs.parquet (needs pyarrow: pip install pyarrow)."),
     fail_on_leak: bool = typer.Option(
         False, "--fail-on-leak", help="Exit 1 when some split leaks into another by more than --max-leak."),
     max_leak: float = typer.Option(
@@ -211,11 +214,13 @@ def audit(
         settings = _settings(max_hamming, min_cosine, transforms)
         if out is not None:  # fail before the long part, not after
             prepare_out_dir(out, force=force, data_root=_data_root(data, manifest))
+        if parquet and out is None:
+            raise _fail("--parquet writes into --out DIR; give --out")
         with _progress(quiet) as cb, _dask_client(dask) as client:
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb)
-        if out is not None:
-            write_outputs(result, out, force=True)
+            if out is not None:
+                write_outputs(result, out, force=True, html=not no_html, parquet=parquet, progress=cb)
     except LeakscanError as exc:
         raise _fail(str(exc))
     if json_:

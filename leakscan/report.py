@@ -20,7 +20,7 @@ from .errors import OutputError
 
 __all__ = ["write_outputs", "summary_json", "render_terminal", "OUTPUT_FILES", "atomic_write"]
 
-OUTPUT_FILES = ("summary.json", "pairs.csv", "groups.csv", "skipped.csv")
+OUTPUT_FILES = ("summary.json", "pairs.csv", "groups.csv", "skipped.csv", "report.html")
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -28,6 +28,7 @@ def atomic_write(path: Path, text: str) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are ordinary files
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
             fh.flush()
@@ -39,6 +40,12 @@ def atomic_write(path: Path, text: str) -> None:
         except OSError:
             pass
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _csv_text(columns, rows) -> str:
@@ -84,8 +91,12 @@ def prepare_out_dir(out: Path, *, force: bool, data_root: Path | None, names=OUT
     return out
 
 
-def write_outputs(audit: Audit, out: str | os.PathLike, *, force: bool = False) -> list[Path]:
-    """Write the four result files into ``out``; returns their paths.
+def write_outputs(audit: Audit, out: str | os.PathLike, *, force: bool = False, html: bool = True,
+                  parquet: bool = False, progress=None) -> list[Path]:
+    """Write the result files into ``out``; returns their paths.
+
+    ``summary.json``, ``pairs.csv``, ``groups.csv``, ``skipped.csv`` and, unless ``html`` is
+    False, the self-contained ``report.html``.
 
     Raises
     ------
@@ -113,8 +124,31 @@ def write_outputs(audit: Audit, out: str | os.PathLike, *, force: bool = False) 
         ({"path": m.paths[r], "group": int(g.ids[r]), "split": m.splits[r], "label": m.labels[r],
           "size": int(g.sizes[g.ids[r]])} for r in rows)))
     put("skipped.csv", _csv_text(["path", "reason"], ({"path": p, "reason": why} for p, why in audit.skipped)))
+    if parquet:
+        written += _write_parquet(audit, out)
+    if html:
+        from .htmlreport import render_html  # noqa: PLC0415
+
+        put("report.html", render_html(audit, progress=progress))
     put("summary.json", summary_json(audit))
     return written
+
+
+def _write_parquet(audit: Audit, out: Path) -> list[Path]:
+    """``pairs.parquet`` with the pairs.csv columns (needs pyarrow)."""
+    try:
+        import pyarrow as pa  # noqa: PLC0415
+        import pyarrow.parquet as pq  # noqa: PLC0415
+    except ImportError:
+        raise OutputError("--parquet needs pyarrow: pip install pyarrow") from None
+    recs = audit.pair_records()
+    table = pa.table({c: [r[c] if r[c] != "" else None for r in recs] for c in PAIR_COLUMNS})
+    fd, tmp = tempfile.mkstemp(prefix=".pairs.parquet.", suffix=".tmp", dir=out)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())
+    pq.write_table(table, tmp)
+    os.replace(tmp, out / "pairs.parquet")
+    return [out / "pairs.parquet"]
 
 
 # --------------------------------------------------------------------------- terminal

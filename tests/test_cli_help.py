@@ -1,0 +1,52 @@
+"""Every command and every option explains itself."""
+
+import click
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from leakscan.cli import app
+
+runner = CliRunner()
+COMMAND = typer.main.get_command(app)
+
+
+def test_every_command_and_option_has_help():
+    assert COMMAND.help
+    missing = []
+    for name, cmd in COMMAND.commands.items():
+        if not cmd.help:
+            missing.append(name)
+        assert "Example" in cmd.help, name
+        for p in cmd.params:
+            if isinstance(p, click.Option) and not p.help:
+                missing.append(f"{name} {p.opts}")
+            if isinstance(p, click.Argument) and not getattr(p, "help", None):
+                missing.append(f"{name} {p.name}")
+    for p in COMMAND.params:
+        if isinstance(p, click.Option) and not p.help and "--help" not in p.opts:
+            missing.append(str(p.opts))
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("cmd", [[], ["audit"], ["resplit"]])
+def test_help_runs(cmd):
+    r = runner.invoke(app, cmd + ["--help"])
+    assert r.exit_code == 0 and "Usage" in r.stdout
+
+
+def test_parquet_needs_out():
+    r = runner.invoke(app, ["audit", "fixtures", "--parquet"])
+    assert r.exit_code == 2 and "--out" in r.output
+
+
+def test_parquet_output_or_clear_error(tmp_path):
+    r = runner.invoke(app, ["audit", "fixtures", "--out", str(tmp_path), "--parquet", "-q", "--no-html"])
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        assert r.exit_code == 2 and "pip install pyarrow" in r.output
+        return
+    assert r.exit_code == 0, r.output
+    t = pq.read_table(tmp_path / "pairs.parquet")
+    assert t.column_names[:8] == ["a", "b", "split_a", "split_b", "label_a", "label_b", "kind", "score"]

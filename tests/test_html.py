@@ -1,0 +1,117 @@
+"""The HTML report: self-contained, escapes hostile names, and renders in a real browser."""
+
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from leakscan import audit
+from leakscan.report import write_outputs
+from conftest import BENCH, FIXTURES, scene
+
+BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+needs_browser = pytest.mark.skipif(BROWSER is None, reason="no Chromium installed (apt-get install chromium)")
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def chromium(*args, tmp_path):
+    cmd = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--enable-logging=stderr", "--v=0", f"--user-data-dir={tmp_path / 'profile'}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def hostile_report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile") / "data"
+    for k in range(8):
+        p = root / "train" / "cls" / f"{k}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        scene(k).save(p)
+    bad = root / "test" / "<script>alert(2)</script>" / f"{HOSTILE}.png"
+    bad.parent.mkdir(parents=True)
+    scene(3).resize((80, 80)).save(bad)
+    out = root.parent / "out"
+    write_outputs(audit(root, jobs=1), out)
+    return out / "report.html"
+
+
+def test_report_is_self_contained_and_escapes_names(hostile_report):
+    html = hostile_report.read_text()
+    assert HOSTILE not in html and "<script>alert(2)" not in html
+    assert "\\u003cimg src=x onerror=alert(1)\\u003e" in html  # carried as escaped JSON text
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing from the network
+    assert "Content-Security-Policy" in html
+    data = json.loads(re.search(r'<script type="application/json" id="data">(.*?)</script>', html, re.S).group(1))
+    assert len(data["pairs"]) == 1
+    pair = data["pairs"][0]
+    assert {data["images"][pair["a"]]["p"], data["images"][pair["b"]]["p"]} == {
+        "train/cls/3.png", f"test/<script>alert(2)</script>/{HOSTILE}.png"}
+    assert all(t.startswith("data:image/jpeg;base64,") for t in data["thumbs"])
+
+
+def test_report_for_fixtures_has_every_section(tmp_path):
+    r = audit(FIXTURES, jobs=2)
+    write_outputs(r, tmp_path)
+    html = (tmp_path / "report.html").read_text()
+    data = json.loads(re.search(r'id="data">(.*?)</script>', html, re.S).group(1))
+    assert len(data["pairs"]) == int(r.cross_split().sum()) > 30
+    assert data["skipped"] == [{"p": "test/ship/corrupt-truncated.jpg", "r": r.skipped[0][1]}]
+    assert data["conflicts"] and data["groups"]
+    scores = [p["sc"] for p in data["pairs"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+@needs_browser
+def test_fixtures_report_renders_in_chromium(tmp_path):
+    r = audit(FIXTURES, jobs=2)
+    write_outputs(r, tmp_path / "out")
+    page = (tmp_path / "out" / "report.html").as_uri()
+    dom = chromium("--dump-dom", page, tmp_path=tmp_path)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    n_pairs = dom.stdout.count('class="pair"')
+    assert n_pairs == min(50, int(r.cross_split().sum())) > 0  # first page of pairs drawn by the script
+    assert "Uncaught" not in dom.stderr, dom.stderr[-2000:]
+    shot = tmp_path / "shot.png"
+    res = chromium(f"--screenshot={shot}", "--window-size=1280,1400", page, tmp_path=tmp_path)
+    assert res.returncode == 0 and shot.exists()
+    px = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
+    assert px.std() > 20  # not a blank page
+
+
+@needs_browser
+def test_hostile_names_do_not_run_in_chromium(hostile_report, tmp_path):
+    dom = chromium("--dump-dom", hostile_report.as_uri(), tmp_path=tmp_path)
+    assert dom.returncode == 0
+    assert "&lt;img src=x onerror=alert(1)&gt;" in dom.stdout  # shown as text
+    from html.parser import HTMLParser
+
+    class Tags(HTMLParser):
+        attrs, scripts = set(), 0
+
+        def handle_starttag(self, tag, attrs):
+            self.attrs |= {name for name, _ in attrs}
+            self.scripts += tag == "script"
+
+    t = Tags()
+    t.feed(dom.stdout)
+    assert "onerror" not in t.attrs and t.scripts == 2  # only the page's own data and code
+    assert "Uncaught" not in dom.stderr
+
+
+@needs_browser
+@pytest.mark.skipif(not (BENCH / "images.tar").exists(), reason="../shared/bench/cifar10 not present")
+def test_cifar_report_renders_in_chromium(tmp_path):
+    import tarfile
+
+    with tarfile.open(BENCH / "images.tar") as tar:
+        tar.extractall(tmp_path, filter="data")
+    r = audit(tmp_path / "cifar10")
+    write_outputs(r, tmp_path / "out")
+    dom = chromium("--dump-dom", (tmp_path / "out" / "report.html").as_uri(), tmp_path=tmp_path)
+    assert dom.returncode == 0 and dom.stdout.count('class="pair"') == 50
+    assert "Uncaught" not in dom.stderr

@@ -129,9 +129,10 @@ class Audit:
             "n_label_conflicts": len(self.label_conflicts),
             "class_counts": self.class_counts,
             "n_low_information": int(len(self.low_information)),
+            "largest_group": int(self.groups.sizes.max()) if len(self.groups.sizes) else 0,
             "settings": self.settings.to_dict(),
             "n_cached": int(self.features.n_cached),
-            "warnings": list(self.warnings),
+            "warnings": list(self.warnings) + list(self.groups.notes),
             "elapsed_seconds": round(self.elapsed, 3),
         }
 
@@ -169,7 +170,8 @@ def analyse(manifest: Manifest, features: Features, pairs: PairTable, settings: 
             *, elapsed: float = 0.0, timings: dict | None = None) -> Audit:
     """Groups, leakage per ordered split pair (overall and per class), label conflicts, balance."""
     n = len(manifest)
-    groups = build_groups(n, pairs, manifest.groups)
+    groups = build_groups(n, pairs, manifest.groups, max_hamming=settings.max_hamming,
+                          min_cosine=settings.min_cosine)
     ok = features.ok
     split_names = manifest.split_names
     sidx = {s: k for k, s in enumerate(split_names)}
@@ -270,7 +272,7 @@ def audit(
     t0 = time.perf_counter()
     m = discover(data, manifest=manifest, splits=splits, labels=labels, groups=groups)
     t1 = time.perf_counter()
-    warnings: list[str] = []
+    warnings: list[str] = _manifest_warnings(m)
     store = _open_cache(cache, m, warnings)
     try:
         feats = extract_features(m, jobs=jobs, cache=store, client=client, progress=progress)
@@ -298,6 +300,20 @@ def audit(
     log.info("audit of %d rows took %.2fs (%s)", len(m), t4 - t0,
              ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     return Audit(**{**result.__dict__, "elapsed": t4 - t0, "timings": timings, "warnings": tuple(warnings)})
+
+
+def _manifest_warnings(m: Manifest) -> list[str]:
+    """Things worth saying about the input that do not stop the run."""
+    out = []
+    no_label = int(np.sum(m.labels == ""))
+    if 0 < no_label < len(m):
+        out.append(f"{no_label} of {len(m)} images have no label; they count as class '' in per-class figures")
+    odd = sorted(set(m.splits.tolist()) - {"train", "val", "test", "all"})
+    if odd:
+        out.append(f"split name(s) {', '.join(map(repr, odd))} are not train/val/test; used as given")
+    for w in out:
+        log.warning(w)
+    return out
 
 
 def _open_cache(cache, manifest: Manifest, warnings: list):

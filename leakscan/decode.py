@@ -74,7 +74,7 @@ def decode_bytes(data: bytes) -> tuple[Image.Image, str]:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise DecodeError("image header claims too many pixels to decode safely") from None
         except Exception as exc:  # Pillow raises many types on malformed headers
-            raise DecodeError(f"corrupt image header: {type(exc).__name__}: {exc}") from None
+            raise DecodeError(f"truncated or corrupt image header: {type(exc).__name__}: {exc}") from None
         w, h = img.size
         if w <= 0 or h <= 0:
             raise DecodeError(f"image has an empty size {w}x{h}")

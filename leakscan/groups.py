@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from .pairs import PairTable
 
-__all__ = ["Groups", "build_groups"]
+__all__ = ["Groups", "build_groups", "link_strength"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class Groups:
     ids: np.ndarray
     sizes: np.ndarray
     has_pair: np.ndarray
+    weakest: np.ndarray | None = None   # (n_components,) weakest link's strength in [0, 1], NaN: none
+    notes: tuple = ()                   # what the chaining guard did
 
     def __post_init__(self) -> None:
         if self.ids.ndim != 1 or (len(self.ids) and self.ids.max() >= len(self.sizes)):
@@ -51,8 +53,34 @@ class Groups:
         return np.split(order, bounds)
 
 
-def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None) -> Groups:
+def link_strength(pairs: PairTable, max_hamming: int = 6, min_cosine: float = 0.8) -> np.ndarray:
+    """How far inside its threshold each pair is, in [0, 1]: 1 for exact copies, 0 at the threshold."""
+    st = np.ones(len(pairs), np.float64)
+    h = pairs.kind == 1
+    if h.any():
+        st[h] = (max_hamming + 1 - pairs.hamming[h]) / (max_hamming + 1)
+    e = pairs.kind == 2
+    if e.any():
+        st[e] = (pairs.cosine[e] - min_cosine) / max(1e-9, 1 - min_cosine)
+    return np.clip(np.nan_to_num(st, nan=0.0), 0.0, 1.0)
+
+
+def _components(n, r, c):
+    from scipy.sparse import coo_matrix  # noqa: PLC0415 - lazy: keeps `import leakscan` light
+    from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
+
+    graph = coo_matrix((np.ones(len(r), np.int8), (r, c)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None, *,
+                 max_size: int | None = None, max_hamming: int = 6, min_cosine: float = 0.8) -> Groups:
     """Connected components of the graph whose edges are the duplicate pairs and user groups.
+
+    Chaining guard: a component of more than ``max_size`` images (default: 1,000 or 1% of the
+    images, whichever is larger) that is held together by near-duplicate links is split by
+    dropping its weakest links (see :func:`link_strength`) until every part fits or only exact
+    links remain. What it did is listed in ``notes``.
 
     Examples
     --------
@@ -63,11 +91,10 @@ def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None
     >>> g.ids.tolist()
     [0, 1, 0]
     """
-    from scipy.sparse import coo_matrix  # noqa: PLC0415 - lazy: keeps `import leakscan` light
-    from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
-
-    rows = [pairs.i]
-    cols = [pairs.j]
+    if max_size is None:
+        max_size = max(1000, n // 100)
+    strength = link_strength(pairs, max_hamming, min_cosine)
+    ur, uc = [], []
     if user_groups is not None and len(user_groups):
         ug = np.asarray(user_groups, dtype=object)
         has = np.flatnonzero(ug != "")
@@ -75,11 +102,25 @@ def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None
             _, first, inv = np.unique(ug[has].astype(str), return_index=True, return_inverse=True)
             head = has[first][inv.ravel()]
             link = head != has
-            rows.append(head[link]); cols.append(has[link])
-    r = np.concatenate(rows).astype(np.int64)
-    c = np.concatenate(cols).astype(np.int64)
-    graph = coo_matrix((np.ones(len(r), np.int8), (r, c)), shape=(n, n))
-    _, raw = connected_components(graph, directed=False)
+            ur, uc = head[link], has[link]
+    ur = np.asarray(ur, np.int64)
+    uc = np.asarray(uc, np.int64)
+    keep = np.ones(len(pairs), bool)
+    notes = []
+    raw = _components(n, np.r_[pairs.i, ur], np.r_[pairs.j, uc]) if n else np.zeros(0, np.int64)
+    for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
+        sizes = np.bincount(raw) if n else np.zeros(0, np.int64)
+        big = np.flatnonzero(sizes > max_size)
+        if not len(big):
+            break
+        in_big = np.isin(raw[pairs.i], big)
+        drop = keep & in_big & (strength < t) & (pairs.kind != 0)
+        if not drop.any():
+            continue
+        keep &= ~drop
+        notes.append(f"chaining guard: {len(big)} group(s) over {max_size:,} images; dropped "
+                     f"{int(drop.sum()):,} links weaker than {t:.1f}")
+        raw = _components(n, np.r_[pairs.i[keep], ur], np.r_[pairs.j[keep], uc])
     # relabel by smallest row: first occurrence order of raw labels
     _, first = np.unique(raw, return_index=True)
     rank = np.empty(len(first), np.int64)
@@ -87,6 +128,11 @@ def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None
     ids = rank[raw] if n else np.zeros(0, np.int64)
     sizes = np.bincount(ids, minlength=len(first)).astype(np.int64)
     has_pair = np.zeros(len(first), bool)
-    if len(pairs):
-        has_pair[ids[pairs.i]] = True
-    return Groups(ids=ids, sizes=sizes, has_pair=has_pair)
+    weakest = np.full(len(first), np.nan)
+    if keep.any():
+        gi = ids[pairs.i[keep]]
+        has_pair[gi] = True
+        w = np.full(len(first), np.inf)
+        np.minimum.at(w, gi, strength[keep])
+        weakest = np.where(np.isfinite(w), w, np.nan)
+    return Groups(ids=ids, sizes=sizes, has_pair=has_pair, weakest=weakest, notes=tuple(notes))

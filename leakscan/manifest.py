@@ -305,7 +305,14 @@ def _from_csv(path: Path) -> Manifest:
         delim = dialect.delimiter
     except csv.Error:
         delim = ","
-    reader = csv.DictReader(io.StringIO(text), delimiter=delim)
+    try:
+        return _parse_csv(path, text, delim)
+    except csv.Error as exc:
+        raise InputError(f"{path}: not a readable CSV manifest ({exc})") from None
+
+
+def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delim)
     fields = [(f or "").strip().lower() for f in (reader.fieldnames or [])]
     reader.fieldnames = fields
     missing = [c for c in ("path", "split") if c not in fields]

@@ -119,10 +119,12 @@ def write_outputs(audit: Audit, out: str | os.PathLike, *, force: bool = False, 
     in_dup = np.isin(g.ids, dup) if len(dup) else np.zeros(len(m), bool)
     rows = np.flatnonzero(in_dup)
     rows = rows[np.lexsort((rows, g.ids[rows]))]
+    weak = g.weakest if g.weakest is not None else np.full(g.n_groups, np.nan)
     put("groups.csv", _csv_text(
-        ["path", "group", "split", "label", "size"],
+        ["path", "group", "split", "label", "size", "weakest_link"],
         ({"path": m.paths[r], "group": int(g.ids[r]), "split": m.splits[r], "label": m.labels[r],
-          "size": int(g.sizes[g.ids[r]])} for r in rows)))
+          "size": int(g.sizes[g.ids[r]]),
+          "weakest_link": "" if np.isnan(weak[g.ids[r]]) else round(float(weak[g.ids[r]]), 3)} for r in rows)))
     put("skipped.csv", _csv_text(["path", "reason"], ({"path": p, "reason": why} for p, why in audit.skipped)))
     if parquet:
         written += _write_parquet(audit, out)
@@ -159,6 +161,7 @@ def _pct(x: float) -> str:
 
 def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
     """Print a short summary with rich tables to ``console``."""
+    from rich.markup import escape  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
     d = audit.to_dict()
@@ -217,6 +220,8 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
         console.print(t)
     if d["n_low_information"]:
         console.print(f"{d['n_low_information']:,} low-information images (flat frames) matched by exact digest only.")
+    for w in d["warnings"]:
+        console.print("[yellow]warning:[/yellow] " + escape(w), highlight=False)
     if d["n_skipped"]:
         console.print(f"[yellow]{d['n_skipped']:,} files skipped[/yellow] (reasons in skipped.csv): "
                       + "; ".join(f"{p}: {w}" for p, w in audit.skipped[:3]), highlight=False)

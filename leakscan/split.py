@@ -593,7 +593,8 @@ def resplit(
         if len(extra) == 0:
             break
         pairs = _union(pairs, extra)
-        groups = build_groups(len(m), pairs, m.groups)
+        groups = build_groups(len(m), pairs, m.groups, max_hamming=audit.settings.max_hamming,
+                              min_cosine=audit.settings.min_cosine)
     mode = "shuffle" if shuffle else "minimal-change"
     if keep:
         remedy = (f"kept {', '.join(keep)} unchanged; {a.forced} images of other splits that duplicate "

@@ -85,3 +85,23 @@ def test_settings_validation_quotes_value():
         DetectSettings(max_hamming=70)
     with pytest.raises(ConfigError, match="transforms"):
         DetectSettings(transforms="sideways")
+
+
+def test_chaining_guard_breaks_weak_chains_but_keeps_exact_copies():
+    n = 600
+    i = np.arange(n - 1, dtype=np.int64)
+    j = i + 1
+    k = len(i)
+    kind = np.full(k, 2, np.uint8)          # embedding links along a chain...
+    cosine = np.full(k, 0.82, np.float32)   # ...mostly weak
+    cosine[::10] = 0.99                     # some strong
+    kind[:50] = 0                           # the first 51 images are exact copies
+    pt = PairTable(i, j, kind, np.ones(k, np.float32), np.zeros(k, np.int16), cosine,
+                   np.zeros(k, np.int8), np.zeros(k, bool))
+    g = build_groups(n, pt, max_size=100)
+    assert g.sizes.max() <= 100
+    assert len(set(g.ids[:51].tolist())) == 1   # exact links never dropped
+    assert g.notes and "chaining guard" in g.notes[0]
+    assert np.nanmin(g.weakest) >= 0.0
+    unguarded = build_groups(n, pt, max_size=10_000)
+    assert unguarded.sizes.max() == n and not unguarded.notes

@@ -1,0 +1,158 @@
+"""Dirty data: every file accounted for, clear reasons, nothing crashes, nothing is touched."""
+
+import hashlib
+import os
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from typer.testing import CliRunner
+
+from leakscan import InputError, audit, discover
+from leakscan.cli import app
+from leakscan.decode import DecodeError, decode_bytes
+from corpus import make_corpus
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus") / "data"
+    return root, make_corpus(root)
+
+
+@pytest.fixture(scope="module")
+def result(corpus):
+    return audit(corpus[0], jobs=2, cache=False)
+
+
+def test_every_file_accounted_for(corpus, result):
+    root, exp = corpus
+    d = result.to_dict()
+    assert d["n_files"] == d["n_images"] + d["n_skipped"] == len(exp)
+    assert set(result.manifest.paths) == set(exp)
+
+
+def test_each_bad_file_has_its_reason(corpus, result):
+    _, exp = corpus
+    skipped = dict(result.skipped)
+    notes = {str(result.manifest.paths[r]): n for r, n in result.features.notes}
+    for path, (what, text) in exp.items():
+        if what == "skip":
+            assert path in skipped, path
+            assert text in skipped[path], (path, skipped[path])
+        else:
+            assert path not in skipped, (path, skipped.get(path))
+            if text:
+                assert text in notes.get(path, ""), (path, notes.get(path))
+
+
+def test_exif_orientations_match_the_upright_twin(result):
+    m, g = result.manifest, result.groups
+    rows = [k for k, p in enumerate(m.paths) if "exif-" in p]
+    assert len(rows) == 8
+    assert len({int(g.ids[r]) for r in rows}) == 1
+    kinds = {(int(i), int(j)): k for i, j, k in zip(result.pairs.i, result.pairs.j, result.pairs.kind_names())}
+    assert all(kinds.get(tuple(sorted((rows[0], r)))) == "exact" for r in rows[1:])
+
+
+def test_flat_images_do_not_form_a_giant_group(tmp_path):
+    d = tmp_path / "flat"
+    d.mkdir()
+    from PIL import Image
+    for k in range(40):
+        Image.new("RGB", (32, 32), (k * 3, k * 3, k * 3)).save(d / f"flat{k}.png")
+        noise = np.random.default_rng(k).normal(100, 1.0, (32, 32, 3)).clip(0, 255).astype(np.uint8)
+        Image.fromarray(noise).save(d / f"almostflat{k}.png")
+    r = audit(d, jobs=1, cache=False)
+    assert r.to_dict()["n_low_information"] == 80
+    assert r.groups.sizes.max() == 1 and len(r.pairs) == 0
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads every file; permissions cannot be tested")
+def test_unreadable_file(tmp_path):
+    d = tmp_path / "d"
+    make_corpus(d)
+    p = d / "train" / "cls" / "exif-upright.png"
+    p.chmod(0)
+    try:
+        r = audit(d, jobs=1, cache=False)
+        assert "permission denied" in dict(r.skipped)["train/cls/exif-upright.png"]
+    finally:
+        p.chmod(0o644)
+
+
+def tree_digest(root):
+    out = {}
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            if os.path.islink(p) and not os.path.exists(p):
+                out[p] = "broken-link"
+                continue
+            try:
+                out[p] = hashlib.sha256(open(p, "rb").read()).hexdigest()
+            except OSError as exc:
+                out[p] = str(exc.errno)
+    return out
+
+
+def test_commands_never_touch_the_dataset(corpus, tmp_path):
+    root, _ = corpus
+    before = tree_digest(root)
+    runner = CliRunner()
+    assert runner.invoke(app, ["audit", str(root), "--out", str(tmp_path / "a"), "-q"]).exit_code == 0
+    assert runner.invoke(app, ["resplit", str(root), "--out", str(tmp_path / "r.csv"), "-q", "--ratios",
+                               "train=0.5,test=0.5", "--shuffle", "--materialize", str(tmp_path / "m"),
+                               "--link", "copy"]).exit_code == 0
+    assert tree_digest(root) == before
+    assert sorted(os.listdir(root)) == ["train"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(min_size=0, max_size=2048))
+def test_fuzz_decode_random_bytes(blob):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            img, _ = decode_bytes(blob)
+        except DecodeError as exc:
+            assert str(exc)
+        else:
+            assert img.mode == "RGB"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.text(max_size=400))
+def test_fuzz_manifest_text(tmp_path, text):
+    p = tmp_path / "m.csv"
+    p.write_text(text, encoding="utf-8")
+    try:
+        m = discover(None, manifest=p)
+    except InputError as exc:
+        assert str(exc)
+    else:
+        assert len(m) >= 1
+
+
+@pytest.mark.parametrize("content, message", [
+    ("path,split\n", "no usable rows"),
+    ("split,label\nx,train\n", "lacks column"),
+    ("", "empty"),
+])
+def test_manifest_errors_exit_2(tmp_path, content, message):
+    p = tmp_path / "m.csv"
+    p.write_text(content)
+    r = CliRunner().invoke(app, ["audit", "--manifest", str(p), "-q"])
+    assert r.exit_code == 2 and message in r.output
+
+
+def test_manifest_missing_files_and_missing_labels_go_on(tmp_path):
+    from PIL import Image
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(tmp_path / "a.png")
+    from conftest import scene
+    scene(1).save(tmp_path / "b.png")
+    (tmp_path / "m.csv").write_text("path,split,label\na.png,train,x\nb.png,test,\nmissing.png,train,y\n")
+    r = audit(None, manifest=tmp_path / "m.csv", jobs=1, cache=False)
+    assert r.n_images == 2 and dict(r.skipped)["missing.png"].startswith("file not found")
+    assert any("label" in w for w in r.warnings)

@@ -126,25 +126,38 @@ class FeatureCache:
         self.close()
 
     # ---- access
-    def get(self, keys: list) -> dict[int, tuple]:
-        """Cached entries for ``keys`` (list of file_key or None): {position: (row, reason, note)}."""
-        found: dict[int, tuple] = {}
+    def get(self, keys: list):
+        """Cached entries for ``keys`` (list of file_key or None).
+
+        Returns ``(positions, rows, failures, notes)``: the positions in ``keys`` whose features
+        are cached with the structured ``rows`` for them (one array), and ``{position: reason}``
+        / ``{position: note}`` for cached failures and notes.
+        """
+        pos, blobs, failures, notes = [], [], {}, {}
         want = [(k, key) for k, key in enumerate(keys) if key is not None]
         try:
-            for s in range(0, len(want), 500):
-                part = want[s:s + 500]
+            for s in range(0, len(want), 900):
+                part = want[s:s + 900]
                 q = ",".join("?" * len(part))
                 rows = self._db.execute(f"SELECT path, size, mtime, row, reason, note FROM features WHERE path IN ({q})",
                                         [key[0] for _, key in part]).fetchall()
                 got = {r[0]: r for r in rows}
                 for k, key in part:
                     r = got.get(key[0])
-                    if r is not None and r[1] == key[1] and r[2] == key[2]:
-                        found[k] = (np.frombuffer(r[3], _ROW)[0] if r[3] is not None else None, r[4], r[5])
+                    if r is None or r[1] != key[1] or r[2] != key[2]:
+                        continue
+                    if r[3] is not None:
+                        pos.append(k)
+                        blobs.append(r[3])
+                    else:
+                        failures[k] = r[4]
+                    if r[5]:
+                        notes[k] = r[5]
         except sqlite3.DatabaseError as exc:
             self._db = self._set_aside(f"unreadable ({exc})")
-            return {}
-        return found
+            return np.zeros(0, np.int64), np.zeros(0, _ROW), {}, {}
+        rows = np.frombuffer(b"".join(blobs), _ROW) if blobs else np.zeros(0, _ROW)
+        return np.asarray(pos, np.int64), rows, failures, notes
 
     def put(self, keys: list, feats, start: int = 0) -> None:
         """Store rows ``start .. start+len(keys)`` of ``feats`` under ``keys`` (None keys are skipped)."""

@@ -199,7 +199,7 @@ def audit(
     \b
     Examples:
       leakscan audit data/                 # tables in the terminal
-      leakscan audit data/ --out report/   # and summary.json, pairs.csv, groups.csv, skipped.csv
+      leakscan audit data/ --out report/   # and summary.json, pairs.csv, groups.csv, skipped.csv, report.html
       leakscan audit --manifest splits.csv --json
       leakscan audit data/ --fail-on-leak --max-leak 0.01   # CI gate: exit 1 above 1%
 

@@ -151,12 +151,37 @@ def canonical_from_array(arr: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(a), "RGB")
 
 
+#: Files at most this large whose format every browser shows are embedded as they are.
+EMBED_AS_IS = 12_000
+_BROWSER_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
+
+
+def thumbnail_data(source, size: int = 112, quality: int = 80) -> tuple[str, bytes]:
+    """(MIME type, bytes) of a small picture of an image file (path) or array, for reports.
+
+    Small files browsers can show (JPEG, PNG, GIF, WebP up to 12 KB, no larger than twice
+    ``size``) are used as they are; others are decoded (JPEG draft mode) and re-encoded as JPEG.
+    Raises DecodeError.
+    """
+    if not isinstance(source, np.ndarray):
+        data = read_bytes(source)
+        if len(data) <= EMBED_AS_IS:
+            try:
+                probe = Image.open(io.BytesIO(data))
+                mime = _BROWSER_FORMATS.get(probe.format)
+                if mime and max(probe.size) <= 2 * size and probe.getexif().get(0x0112, 1) == 1:
+                    return mime, data
+            except Exception:
+                pass  # fall through to the full path, which reports the reason
+    return "image/jpeg", thumbnail_jpeg(source if isinstance(source, np.ndarray) else data, size, quality)
+
+
 def thumbnail_jpeg(source, size: int = 112, quality: int = 80) -> bytes:
-    """A small JPEG of an image file (path) or array, for reports; raises DecodeError."""
+    """A small JPEG of an image file (path, or its bytes) or array, for reports; raises DecodeError."""
     if isinstance(source, np.ndarray):
         img = canonical_from_array(source)
     else:
-        data = read_bytes(source)
+        data = source if isinstance(source, bytes) else read_bytes(source)
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             try:

@@ -428,20 +428,22 @@ def extract_features(
             from .cache import file_key  # noqa: PLC0415
 
             keys = [file_key(p) for p in items]  # items are absolute
-            hits = cache.get(keys)
-            for k, (row, reason, note) in hits.items():
-                if row is not None:
-                    out.ok[k], out.low_info[k] = True, row["low"]
-                    out.sizes[k] = (row["w"], row["h"])
-                    out.file_digest[k], out.pixel_digest[k] = row["fd"], row["pd"]
-                    out.hashes[k] = row["hashes"].reshape(N_VARIANTS, 8)
-                    out.embedding[k] = row["emb"]
-                else:
-                    failures[k] = reason
-                if note:
-                    notes[k] = note
-            todo = np.array(sorted(set(range(n)) - set(hits)), dtype=np.int64)
-            log.info("feature cache: %d of %d images cached, %d to decode", len(hits), n, len(todo))
+            pos, rows_c, cached_fail, cached_notes = cache.get(keys)
+            if len(pos):
+                out.ok[pos] = True
+                out.low_info[pos] = rows_c["low"]
+                out.sizes[pos] = np.stack([rows_c["w"], rows_c["h"]], axis=1)
+                out.file_digest[pos] = rows_c["fd"]
+                out.pixel_digest[pos] = rows_c["pd"]
+                out.hashes[pos] = rows_c["hashes"].reshape(-1, N_VARIANTS, 8)
+                out.embedding[pos] = rows_c["emb"]
+            failures.update(cached_fail)
+            notes.update(cached_notes)
+            hit = np.zeros(n, bool)
+            hit[pos] = True
+            hit[list(cached_fail)] = True
+            todo = np.flatnonzero(~hit)
+            log.info("feature cache: %d of %d images cached, %d to decode", n - len(todo), n, len(todo))
     starts = list(range(0, len(todo), chunk_size))
     tasks = [(kind, [items[k] for k in todo[s:s + chunk_size]]) for s in starts]
     done = n - len(todo)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .decode import DecodeError, thumbnail_jpeg
+from .decode import DecodeError, thumbnail_data
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,8 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None) -
             try:
                 src = m.images[r] if m.images is not None else m.resolve(r)
                 t = len(thumbs)
-                thumbs.append("data:image/jpeg;base64," + base64.b64encode(thumbnail_jpeg(src)).decode("ascii"))
+                mime, blob = thumbnail_data(src)
+                thumbs.append(f"data:{mime};base64," + base64.b64encode(blob).decode("ascii"))
             except (DecodeError, OSError) as exc:
                 log.info("no thumbnail for %s: %s", m.paths[r], exc)
                 t = None

@@ -51,7 +51,7 @@ def test_report_is_self_contained_and_escapes_names(hostile_report):
     pair = data["pairs"][0]
     assert {data["images"][pair["a"]]["p"], data["images"][pair["b"]]["p"]} == {
         "train/cls/3.png", f"test/<script>alert(2)</script>/{HOSTILE}.png"}
-    assert all(t.startswith("data:image/jpeg;base64,") for t in data["thumbs"])
+    assert all(re.match(r"data:image/(jpeg|png|gif|webp);base64,", t) for t in data["thumbs"])
 
 
 def test_report_for_fixtures_has_every_section(tmp_path):

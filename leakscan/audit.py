@@ -281,12 +281,12 @@ def audit(
         if store is not None:
             from .cache import fingerprint  # noqa: PLC0415
 
-            key = fingerprint(feats, settings)
+            key = fingerprint(feats, settings, m.splits if settings.scope == "cross" else None)
             pairs = store.get_pairs(key)
             if pairs is not None:
                 log.info("search results reused from the cache (features and settings unchanged)")
         if pairs is None:
-            pairs = find_pairs(feats, settings, progress=progress)
+            pairs = find_pairs(feats, settings, splits=m.splits, progress=progress)
             if store is not None:
                 store.put_pairs(key, pairs)
     finally:

@@ -220,9 +220,15 @@ class FeatureCache:
             log.warning("could not write search results to the cache %s: %s", self.path, exc)
 
 
-def fingerprint(features, settings) -> str:
-    """Digest of every feature row (in order) and the detection settings."""
+def fingerprint(features, settings, splits=None) -> str:
+    """Digest of every feature row (in order), the detection settings and, if given, the splits."""
+    from . import __version__  # noqa: PLC0415
+    from .pairs import SEARCH_VERSION  # noqa: PLC0415
+
     h = hashlib.blake2b(digest_size=20)
+    h.update(f"{__version__}|{SEARCH_VERSION}".encode())
+    if splits is not None:
+        h.update("\x1f".join(map(str, splits)).encode())
     h.update(f"{FEATURE_VERSION}|{SCHEMA}|{len(features)}|{sorted(settings.to_dict().items())}".encode())
     for arr in (features.ok, features.pixel_digest, features.hashes, features.embedding, features.low_info,
                 features.file_digest):

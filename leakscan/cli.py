@@ -105,10 +105,11 @@ def _main(
                         format="leakscan: %(levelname)s: %(message)s", stream=sys.stderr)
 
 
-def _settings(max_hamming: int, min_cosine: float, transforms: "Transforms"):
+def _settings(max_hamming: int, min_cosine: float, transforms: "Transforms", cross_only: bool = False):
     from .pairs import DetectSettings  # noqa: PLC0415
 
-    return DetectSettings(max_hamming=max_hamming, min_cosine=min_cosine, transforms=transforms.value)
+    return DetectSettings(max_hamming=max_hamming, min_cosine=min_cosine, transforms=transforms.value,
+                          scope="cross" if cross_only else "all")
 
 
 OPT_MANIFEST = typer.Option(None, "--manifest", "-m", show_default=False,
@@ -178,6 +179,10 @@ def audit(
         show_default=False),
     json_: bool = typer.Option(False, "--json", help="Print summary.json to stdout instead of tables."),
     no_html: bool = typer.Option(False, "--no-html", help="With --out: skip report.html (no thumbnails to make)."),
+    cross_only: bool = typer.Option(
+        False, "--cross-split-only",
+        help="Only look for duplicates across splits: query the smaller splits against an index of all "
+             "images (faster when train dominates; within-split duplicates are not reported)."),
     parquet: bool = typer.Option(False, "--parquet",
                                  help="With --out: also write pairs.parquet (needs pyarrow: pip install pyarrow)."),
     fail_on_leak: bool = typer.Option(
@@ -211,7 +216,7 @@ def audit(
     if data is None and manifest is None:
         raise _fail("give a dataset folder (leakscan audit DATA) or --manifest FILE")
     try:
-        settings = _settings(max_hamming, min_cosine, transforms)
+        settings = _settings(max_hamming, min_cosine, transforms, cross_only)
         if out is not None:  # fail before the long part, not after
             prepare_out_dir(out, force=force, data_root=_data_root(data, manifest))
         if parquet and out is None:

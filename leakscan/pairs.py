@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 __all__ = ["DetectSettings", "PairTable", "find_pairs", "KINDS"]
 
 KINDS = ("exact", "hash", "embedding")
+#: Bump when the search or the acceptance rule changes: cached search results of other
+#: versions are then not reused.
+SEARCH_VERSION = "2"
 EXACT, HASH, EMBED = 0, 1, 2
 TRANSFORM_SETS = {"none": (0,), "flip": (0, 1), "all": tuple(range(N_VARIANTS))}
 
@@ -53,6 +56,10 @@ class DetectSettings:
     transforms : {"all", "flip", "none"}
         Which rotations/flips of an image also count as copies: all eight, the mirror image
         only, or none.
+    scope : {"all", "cross"}
+        ``"all"``: duplicates within and across splits. ``"cross"``: only pairs across splits,
+        found by querying the images of the smaller splits against an index of everything
+        (much less search when one split, usually train, dominates).
     """
 
     max_hamming: int = 6
@@ -61,6 +68,7 @@ class DetectSettings:
     ratio: float = 0.5
     k: int = 10
     transforms: str = "flip"
+    scope: str = "all"
 
     def __post_init__(self) -> None:
         if not -1 <= self.max_hamming <= 64:
@@ -73,6 +81,8 @@ class DetectSettings:
             raise ConfigError(f"ratio must be in (0, 1], got {self.ratio}")
         if not 1 <= self.k <= 1000:
             raise ConfigError(f"k must be in [1, 1000], got {self.k}")
+        if self.scope not in ("all", "cross"):
+            raise ConfigError(f"scope must be 'all' or 'cross', got {self.scope!r}")
         if self.transforms not in TRANSFORM_SETS:
             raise ConfigError(f"transforms must be one of {', '.join(TRANSFORM_SETS)}, got {self.transforms!r}")
 
@@ -173,6 +183,7 @@ def find_pairs(
     features: Features,
     settings: DetectSettings | None = None,
     *,
+    splits: np.ndarray | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> PairTable:
     """Find exact and near-duplicate pairs among the rows whose features are ``ok``.
@@ -204,15 +215,25 @@ def find_pairs(
     parts_var.append(np.full(len(ei), -1, np.int8))
     reps = ok_rows[(head == ok_rows) & ~features.low_info[ok_rows]]
     log.debug("%d usable rows, %d exact pairs, %d representatives", len(ok_rows), len(ei), len(reps))
+    query_pos = np.arange(len(reps))
+    if s.scope == "cross":
+        if splits is None or len(splits) != len(features):
+            raise ConfigError("scope='cross' needs splits= (one split name per row)")
+        splits = np.asarray(splits, dtype=object)
+        names, counts = np.unique(splits[reps].astype(str), return_counts=True)
+        if len(names):
+            biggest = names[np.argmax(counts)]
+            query_pos = np.flatnonzero(splits[reps].astype(str) != biggest)
 
     # 2. perceptual hash, all allowed transforms of each query against the plain hashes
     if s.max_hamming >= 0 and len(reps) > 1:
         if progress:
             progress("hash search", 0, 1)
         hidx = HammingIndex(features.hashes[reps, 0])
-        q = features.hashes[reps][:, list(variants)].reshape(len(reps) * len(variants), -1)
+        qreps = reps[query_pos]
+        q = features.hashes[qreps][:, list(variants)].reshape(len(qreps) * len(variants), -1)
         qi, dj, dist = hidx.range(q, s.max_hamming)
-        a, b, v = reps[qi // len(variants)], reps[dj], np.asarray(variants, np.int8)[qi % len(variants)]
+        a, b, v = qreps[qi // len(variants)], reps[dj], np.asarray(variants, np.int8)[qi % len(variants)]
         keep = a != b
         a, b, v, dist = a[keep], b[keep], v[keep], dist[keep]
         parts_i.append(np.minimum(a, b)); parts_j.append(np.maximum(a, b))
@@ -223,7 +244,7 @@ def find_pairs(
 
     # 3. embedding k-NN with ratio test
     if s.min_cosine <= 1.0 and len(reps) > 1:
-        ei_, ej_, es_, ev_ = _embedding_pairs(features.embedding, reps, variants, s, progress)
+        ei_, ej_, es_, ev_ = _embedding_pairs(features.embedding, reps, variants, s, progress, query_pos)
         parts_i.append(ei_); parts_j.append(ej_)
         parts_kind.append(np.full(len(ei_), EMBED, np.uint8)); parts_score.append(es_); parts_var.append(ev_)
 
@@ -231,6 +252,9 @@ def find_pairs(
         np.concatenate(parts_i).astype(np.int64), np.concatenate(parts_j).astype(np.int64),
         np.concatenate(parts_kind), np.concatenate(parts_score).astype(np.float32),
         np.concatenate(parts_var).astype(np.int8))
+    if s.scope == "cross":
+        cross = splits[i] != splits[j]
+        i, j, kind, score, variant = i[cross], j[cross], kind[cross], score[cross], variant[cross]
     hamming, cosine = _measure(features, i, j, variants)
     same_bytes = np.zeros(len(i), bool)
     if len(i):
@@ -239,21 +263,23 @@ def find_pairs(
                      variant=variant, same_bytes=same_bytes)
 
 
-def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, block: int = 4096):
+def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query_pos=None, block: int = 4096):
     emb = emb_all[reps]
     index = CosineIndex(emb)
     n = len(reps)
+    query_pos = np.arange(n) if query_pos is None else np.asarray(query_pos, np.int64)
     kk = min(s.k + 1, n)
     out_i, out_j, out_s, out_v, out_dk = [], [], [], [], []
-    # distance to the k-th neighbour of each image (plain orientation, self excluded)
-    dk_plain = np.full(n, np.inf, np.float32)
-    total = n * len(variants)
+    # distance to the k-th neighbour of each image (plain orientation, self excluded); 0 for
+    # images that were not queried, so their side of the ratio test accepts nothing
+    dk_plain = np.zeros(n, np.float32)
+    total = len(query_pos) * len(variants)
     done = 0
     if progress:
         progress("embedding search", 0, total)
     for v in variants:
-        for start in range(0, n, block):
-            qrows = np.arange(start, min(start + block, n))
+        for start in range(0, len(query_pos), block):
+            qrows = query_pos[start:start + block]
             qv = embedding_variants(emb[qrows], [v])[:, 0]
             sims, ids = index.knn(qv, kk)
             selfm = ids == qrows[:, None]

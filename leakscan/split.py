@@ -613,7 +613,7 @@ MAX_ROUNDS = 5
 
 def _redetect(audit, rows: np.ndarray, splits: np.ndarray) -> PairTable:
     """Pairs among ``rows`` (re-searched) that cross splits; rows are manifest rows."""
-    sub = find_pairs(audit.features.take(rows), audit.settings)
+    sub = find_pairs(audit.features.take(rows), audit.settings, splits=np.asarray(splits)[rows])
     i, j = rows[sub.i], rows[sub.j]
     cross = splits[i] != splits[j]
     keep = np.flatnonzero(cross)

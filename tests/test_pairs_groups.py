@@ -105,3 +105,18 @@ def test_chaining_guard_breaks_weak_chains_but_keeps_exact_copies():
     assert np.nanmin(g.weakest) >= 0.0
     unguarded = build_groups(n, pt, max_size=10_000)
     assert unguarded.sizes.max() == n and not unguarded.notes
+
+
+def test_cross_split_scope_finds_the_same_cross_pairs():
+    from conftest import FIXTURES
+    from leakscan import audit
+    full = audit(FIXTURES, jobs=2, cache=False)
+    cross = audit(FIXTURES, jobs=2, cache=False, settings=DetectSettings(scope="cross"))
+    sp = full.manifest.splits
+    full_cross = {(int(i), int(j)) for i, j in zip(full.pairs.i, full.pairs.j) if sp[i] != sp[j]}
+    got = pair_set(cross.pairs)
+    assert all(sp[i] != sp[j] for i, j in got)
+    assert len(got & full_cross) >= 0.9 * len(full_cross)
+    assert [(lk.split, lk.against) for lk in cross.leaks] == [(lk.split, lk.against) for lk in full.leaks]
+    with pytest.raises(ConfigError, match="scope"):
+        DetectSettings(scope="within")

@@ -8,8 +8,9 @@ Writes bench/results.md (and prints it). Sections:
 2. Re-split on CIFAR-10: `--ratios train=0.8333,test=0.1667` and `--keep test`, each
    re-audited from the written manifest.
 3. Photos: decode-only loop vs leakscan on 1,000 photo-sized JPEGs.
-4. Synthetic re-split scale: 1,000,000 images in 200,000 groups.
-5. Synthetic search scale: 100k, 300k and 1M images of generated features with planted copies.
+4. Transformed photos: per-transform recall and precision (bench/transformed.py).
+5. Synthetic re-split scale: 1,000,000 images in 200,000 groups.
+6. Synthetic search scale: 100k, 300k and 1M images of generated features with planted copies.
 
 Times are for this machine in this run; compare the ratios, not the absolute seconds.
 """
@@ -238,17 +239,33 @@ def thresholds_section(lines: list[str]) -> None:
     lines.append("")
 
 
+def transformed_section(lines: list[str]) -> None:
+    """Per-transform recall and precision on edited photos (bench/transformed.py)."""
+    p = subprocess.run([sys.executable, str(HERE / "transformed.py")], capture_output=True, text=True, check=True)
+    d = json.loads(p.stdout)
+    lines += [f"## Transformed photos: {d['originals']} originals x 5 edits, JPEG q85 (bench/transformed.py)", "",
+              "Originals are non-overlapping 256x256 tiles of the photos shipped with scikit-learn and "
+              "scikit-image; the other originals are the distractors. Ground truth is complete.", "",
+              "| tool | pairs | precision | crop 70-80% | hflip | vflip | rotate 25 deg | resize to square |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, r in d.items():
+        if isinstance(r, dict):
+            lines.append(f"| {name} | {r['pairs']} | {r['precision']} | {r['recall_crop']} | {r['recall_hflip']} | "
+                         f"{r['recall_vflip']} | {r['recall_rot25']} | {r['recall_square']} |")
+    lines.append("")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=None)
     ap.add_argument("--skip-cifar", action="store_true")
     ap.add_argument("--skip-scale", action="store_true", help="skip the synthetic 100k-1M search runs")
-    ap.add_argument("--only", choices=["thresholds"], help="run one section and print it")
+    ap.add_argument("--only", choices=["thresholds", "transformed"], help="run one section and print it")
     a = ap.parse_args()
     lines = [f"# leakscan benchmark — {date.today()} — {platform.machine()}, {os.cpu_count()} cores, "
              f"Python {platform.python_version()}", ""]
-    if a.only == "thresholds":
-        thresholds_section(lines)
+    if a.only:
+        {"thresholds": thresholds_section, "transformed": transformed_section}[a.only](lines)
         print("\n".join(lines))
         return 0
     if BENCH.exists() and not a.skip_cifar:
@@ -257,6 +274,7 @@ def main() -> int:
     else:
         lines += [f"CIFAR-10 section skipped: {BENCH} not found.", ""]
     photos_section(lines)
+    transformed_section(lines)
     scale_section(lines)
     if not a.skip_scale:
         big_scale_section(lines)

@@ -156,3 +156,16 @@ def test_manifest_missing_files_and_missing_labels_go_on(tmp_path):
     r = audit(None, manifest=tmp_path / "m.csv", jobs=1, cache=False)
     assert r.n_images == 2 and dict(r.skipped)["missing.png"].startswith("file not found")
     assert any("label" in w for w in r.warnings)
+
+
+def test_unknown_split_names_warn_and_go_on(tmp_path):
+    from conftest import scene
+    scene(1).save(tmp_path / "a.png")
+    scene(2).save(tmp_path / "b.png")
+    (tmp_path / "m.csv").write_text("path;split\na.png;trian\nb.png;test\n")
+    r = CliRunner().invoke(app, ["audit", "--manifest", str(tmp_path / "m.csv"), "--json", "--no-cache"])
+    assert r.exit_code == 0
+    import json
+    d = json.loads(r.stdout)
+    assert d["splits"] == {"test": 1, "trian": 1}
+    assert any("'trian'" in w for w in d["warnings"])

@@ -289,7 +289,7 @@ def resplit(
     """
     from .audit import audit as run_audit  # noqa: PLC0415
     from .materialize import materialize  # noqa: PLC0415
-    from .report import _inside, render_resplit, write_resplit  # noqa: PLC0415
+    from .report import prepare_resplit_out, render_resplit, write_resplit  # noqa: PLC0415
     from .split import parse_ratios, resplit as run_resplit  # noqa: PLC0415
 
     if data is None and manifest is None:
@@ -297,11 +297,7 @@ def resplit(
     try:
         settings = _settings(max_hamming, min_cosine, transforms)
         parse_ratios(ratios)  # fail before the long part
-        root = _data_root(data, manifest)
-        if root is not None and _inside(out.parent, root):
-            raise _fail(f"{out}: inside the dataset folder {root}; leakscan never writes there (choose --out outside it)")
-        if out.exists() and not force:
-            raise _fail(f"{out}: exists; pass --force to overwrite or choose another --out")
+        prepare_resplit_out(out, force=force, data_root=_data_root(data, manifest))
         with _progress(quiet) as cb, _dask_client(dask) as client:
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb)

@@ -229,6 +229,18 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
 
 # --------------------------------------------------------------------------- re-split
 
+def prepare_resplit_out(out: Path, *, force: bool, data_root: Path | None) -> None:
+    """Check that the new manifest may be written at ``out`` (before the long part runs)."""
+    out = Path(out)
+    if data_root is not None and _inside(out.parent, data_root):
+        raise OutputError(f"{out}: inside the dataset folder {data_root}; leakscan never writes there "
+                          "(choose --out outside it)")
+    if out.is_dir():
+        raise OutputError(f"{out}: is a folder; --out names the CSV file to write")
+    if out.exists() and not force:
+        raise OutputError(f"{out}: exists; pass --force to overwrite or choose another --out")
+
+
 def write_resplit(rs, out: str | os.PathLike) -> list[Path]:
     """Write the new manifest (paths relative to its folder) and, if any, ``<stem>.dropped.csv``."""
     out = Path(out)

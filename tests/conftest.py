@@ -14,6 +14,26 @@ FIXTURES = ROOT / "fixtures"
 BENCH = ROOT.parent / "shared" / "bench" / "cifar10"
 
 
+def tree_digest(root) -> dict:
+    """SHA-256 of every file under root (broken links and unreadable files recorded as such)."""
+    import hashlib
+    import os
+
+    out = {}
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            if os.path.islink(p) and not os.path.exists(p):
+                out[p] = "broken-link"
+                continue
+            try:
+                with open(p, "rb") as fh:
+                    out[p] = hashlib.sha256(fh.read()).hexdigest()
+            except OSError as exc:
+                out[p] = f"error {exc.errno}"
+    return out
+
+
 def known_duplicates() -> list[dict]:
     with open(FIXTURES / "known_duplicates.csv", newline="") as fh:
         return list(csv.DictReader(fh))

@@ -1,5 +1,4 @@
 import csv
-import hashlib
 import json
 import os
 import shutil
@@ -8,22 +7,13 @@ import pytest
 from typer.testing import CliRunner
 
 from leakscan.cli import app
-from conftest import FIXTURES
+from conftest import FIXTURES, tree_digest
 
 runner = CliRunner()
 
 
 def run(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def tree_digest(root):
-    out = {}
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            p = os.path.join(dirpath, f)
-            out[os.path.relpath(p, root)] = hashlib.sha256(open(p, "rb").read()).hexdigest()
-    return out
 
 
 @pytest.fixture(scope="module")

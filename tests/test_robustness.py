@@ -1,6 +1,5 @@
 """Dirty data: every file accounted for, clear reasons, nothing crashes, nothing is touched."""
 
-import hashlib
 import os
 import warnings
 
@@ -12,6 +11,7 @@ from typer.testing import CliRunner
 from leakscan import InputError, audit, discover
 from leakscan.cli import app
 from leakscan.decode import DecodeError, decode_bytes
+from conftest import tree_digest
 from corpus import make_corpus
 
 
@@ -80,21 +80,6 @@ def test_unreadable_file(tmp_path):
         assert "permission denied" in dict(r.skipped)["train/cls/exif-upright.png"]
     finally:
         p.chmod(0o644)
-
-
-def tree_digest(root):
-    out = {}
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            p = os.path.join(dirpath, f)
-            if os.path.islink(p) and not os.path.exists(p):
-                out[p] = "broken-link"
-                continue
-            try:
-                out[p] = hashlib.sha256(open(p, "rb").read()).hexdigest()
-            except OSError as exc:
-                out[p] = str(exc.errno)
-    return out
 
 
 def test_commands_never_touch_the_dataset(corpus, tmp_path):

@@ -234,6 +234,9 @@ def audit(
         render_terminal(result, Console(highlight=False))
         if out is not None:
             Console(highlight=False).print(f"Results written to {out}/", markup=False)
+    if result.n_images == 0:
+        raise _fail(f"no image could be read ({len(result.skipped)} skipped"
+                    + (f"; reasons in {out}/skipped.csv)" if out is not None else "; run with --out to list them)"))
     if fail_on_leak and result.max_leak_fraction() > max_leak:
         worst = max(result.leaks, key=lambda lk: lk.fraction)
         _say(f"leakscan: leakage above --max-leak {max_leak:g}: {worst.images} of {worst.total} {worst.split} "

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 
@@ -148,7 +149,7 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
         else:
             raise ConfigError("give images= (paths or an image array) or groups= so duplicates can be kept together")
     if images is not None:
-        if len(images) != n and not isinstance(images, (str,)) :
+        if not isinstance(images, (str, os.PathLike)) and len(images) != n:
             raise ConfigError(f"images has {len(images)} entries but the arrays have {n} rows")
         units = find_groups(images, groups=groups, settings=settings, jobs=jobs)
     else:

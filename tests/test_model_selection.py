@@ -73,3 +73,14 @@ def test_groups_only_without_images():
     groups = np.repeat(np.arange(6), 2)
     tr, te = train_test_split(np.arange(12), groups=groups, test_size=4, random_state=0)
     assert not set(groups[tr]) & set(groups[te]) and len(te) == 4
+
+
+def test_train_test_split_with_a_folder_of_images(tmp_path):
+    from leakscan import discover
+    for k in range(10):
+        scene(k, 40).save(tmp_path / f"{k}.png")
+    scene(0, 40).resize((48, 48)).save(tmp_path / "z-copy-of-0.png")
+    paths = list(discover(tmp_path).paths)  # the order find_groups uses for a folder
+    tr, te = train_test_split(np.array(paths), images=tmp_path, test_size=0.3, random_state=0, jobs=1)
+    assert len(tr) + len(te) == 11
+    assert ("0.png" in tr) == ("z-copy-of-0.png" in tr)

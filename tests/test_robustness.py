@@ -154,3 +154,12 @@ def test_unknown_split_names_warn_and_go_on(tmp_path):
     d = json.loads(r.stdout)
     assert d["splits"] == {"test": 1, "trian": 1}
     assert any("'trian'" in w for w in d["warnings"])
+
+
+def test_nothing_readable_exits_2_after_listing_the_files(tmp_path):
+    d = tmp_path / "d" / "train"
+    d.mkdir(parents=True)
+    (d / "a.jpg").write_text("x")
+    r = CliRunner().invoke(app, ["audit", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "-q", "--no-cache"])
+    assert r.exit_code == 2 and "no image could be read" in r.output
+    assert "not an image" in (tmp_path / "o" / "skipped.csv").read_text()

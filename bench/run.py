@@ -215,6 +215,46 @@ def big_scale_section(lines: list[str]) -> None:
     lines.append("")
 
 
+CLEANVISION = """
+import csv, sys
+from cleanvision import Imagelab
+lab = Imagelab(data_path={root!r})
+lab.find_issues({{"near_duplicates": {{}}, "exact_duplicates": {{}}}})
+w = csv.writer(open({out!r}, "w", newline="")); w.writerow(["a", "b"])
+for kind in ("near_duplicates", "exact_duplicates"):
+    for s in lab.info[kind]["sets"]:
+        s = [p.split("cifar10/", 1)[1] for p in s]
+        w.writerows([s[i], s[j]] for i in range(len(s)) for j in range(i + 1, len(s)))
+"""
+
+
+def peers_section(lines: list[str]) -> None:
+    """Other tools that install from PyPI and run offline here, on CIFAR-10 (defaults)."""
+    data = WORK / "cifar10"
+    lines += ["## Peers on CIFAR-10 (their default settings)", "",
+              "| tool | wall s | recall j1 train-test | recall j2 | recall test-test | test images flagged | of them in ciFAIR |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    out = WORK / "cleanvision_pairs.csv"
+    try:
+        w, _, _ = child(CLEANVISION.format(root=str(data), out=str(out)))
+        q = score(out)
+        lines.append(f"| cleanvision {_version('cleanvision')} (near + exact duplicates) | {w:.1f} | "
+                     f"{q['recall_j1_train_test']:.3f} | {q['recall_j2_train_test']:.3f} | "
+                     f"{q['recall_test_test']:.3f} | {q['test_images_flagged']} | {q['flagged_in_cifair']} |")
+    except RuntimeError as exc:
+        lines.append(f"| cleanvision | failed: {str(exc).splitlines()[-1][:120]} | | | | | |")
+    lines += ["", "Not run: imagededup (its package depends on PyTorch, a CUDA build of several GB from PyPI "
+              "here) and fastdup (not tried; its licence is CC BY-NC-ND).", ""]
+
+
+def _version(pkg: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(pkg)
+    except PackageNotFoundError:
+        return "?"
+
+
 def thresholds_section(lines: list[str]) -> None:
     """Recall and flagged test images on CIFAR-10 for a sweep of thresholds (features cached)."""
     data = WORK / "cifar10"
@@ -260,17 +300,18 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=None)
     ap.add_argument("--skip-cifar", action="store_true")
     ap.add_argument("--skip-scale", action="store_true", help="skip the synthetic 100k-1M search runs")
-    ap.add_argument("--only", choices=["thresholds", "transformed"], help="run one section and print it")
+    ap.add_argument("--only", choices=["thresholds", "transformed", "peers"], help="run one section and print it")
     a = ap.parse_args()
     lines = [f"# leakscan benchmark — {date.today()} — {platform.machine()}, {os.cpu_count()} cores, "
              f"Python {platform.python_version()}", ""]
     if a.only:
-        {"thresholds": thresholds_section, "transformed": transformed_section}[a.only](lines)
+        {"thresholds": thresholds_section, "transformed": transformed_section, "peers": peers_section}[a.only](lines)
         print("\n".join(lines))
         return 0
     if BENCH.exists() and not a.skip_cifar:
         cifar_section(lines, a.jobs)
         thresholds_section(lines)
+        peers_section(lines)
     else:
         lines += [f"CIFAR-10 section skipped: {BENCH} not found.", ""]
     photos_section(lines)

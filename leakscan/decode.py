@@ -55,8 +55,11 @@ def read_bytes(path) -> bytes:
     return data
 
 
-def decode_bytes(data: bytes) -> tuple[Image.Image, str]:
+def decode_bytes(data: bytes, *, draft: tuple[int, int] | None = None) -> tuple[Image.Image, str]:
     """Decode image bytes to canonical RGB.
+
+    ``draft=(w, h)`` lets JPEGs decode at a reduced scale no smaller than ``(w, h)`` (for
+    thumbnails; features always use full decodes).
 
     Returns
     -------
@@ -82,6 +85,8 @@ def decode_bytes(data: bytes) -> tuple[Image.Image, str]:
             raise DecodeError(
                 f"image is {w}x{h} = {w * h:,} pixels, above the {MAX_PIXELS:,} limit; refused before decoding"
             )
+        if draft is not None:
+            img.draft("RGB", draft)
         note = ""
         n_frames = getattr(img, "n_frames", 1) or 1
         if n_frames > 1:
@@ -182,29 +187,8 @@ def thumbnail_jpeg(source, size: int = 112, quality: int = 80) -> bytes:
         img = canonical_from_array(source)
     else:
         data = source if isinstance(source, bytes) else read_bytes(source)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            try:
-                probe = Image.open(io.BytesIO(data))
-                w, h = probe.size
-                if w * h > MAX_PIXELS:
-                    raise DecodeError(f"image is {w}x{h}, above the {MAX_PIXELS:,} pixel limit")
-                probe.draft("RGB", (size * 2, size * 2))  # JPEG: decode at a fraction of full size
-            except DecodeError:
-                raise
-            except Exception as exc:
-                raise DecodeError(f"cannot open: {type(exc).__name__}: {exc}") from None
-        img, _ = decode_bytes(data) if probe.format != "JPEG" else (_jpeg_draft(probe), "")
+        img, _ = decode_bytes(data, draft=(size * 2, size * 2))
     img.thumbnail((size, size), Image.BILINEAR)
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=quality)
     return buf.getvalue()
-
-
-def _jpeg_draft(img: Image.Image) -> Image.Image:
-    try:
-        img.load()
-        img = ImageOps.exif_transpose(img) or img
-        return _to_rgb(img)
-    except Exception as exc:
-        raise DecodeError(f"truncated or corrupt image data (JPEG): {exc}") from None

@@ -12,7 +12,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HammingIndex", "CosineIndex", "hamming_range", "cosine_knn"]
+__all__ = ["HammingIndex", "CosineIndex"]
 
 BLOCK = 8192
 
@@ -163,13 +163,3 @@ class CosineIndex:
             ids[s:s + block] = I
         sims[ids < 0] = -np.inf
         return sims, ids
-
-
-def hamming_range(db: np.ndarray, queries: np.ndarray, max_distance: int):
-    """One-shot :meth:`HammingIndex.range`."""
-    return HammingIndex(db).range(queries, max_distance)
-
-
-def cosine_knn(db: np.ndarray, queries: np.ndarray, k: int):
-    """One-shot :meth:`CosineIndex.knn`."""
-    return CosineIndex(db).knn(queries, k)

@@ -149,6 +149,7 @@ class Audit:
                 "hamming": int(p.hamming[k]),
                 "cosine": "" if np.isnan(p.cosine[k]) else round(float(p.cosine[k]), 4),
                 "detail": detail[k], "group": int(self.groups.ids[i]),
+                "ncc": "" if np.isnan(p.ncc[k]) else round(float(p.ncc[k]), 4),
             }
             for k, (i, j) in enumerate(zip(p.i.tolist(), p.j.tolist()))
         ]
@@ -163,7 +164,7 @@ class Audit:
 
 
 PAIR_COLUMNS = ["a", "b", "split_a", "split_b", "label_a", "label_b", "kind", "score",
-                "hamming", "cosine", "detail", "group"]
+                "hamming", "cosine", "detail", "group", "ncc"]
 
 
 def analyse(manifest: Manifest, features: Features, pairs: PairTable, settings: DetectSettings,
@@ -171,7 +172,7 @@ def analyse(manifest: Manifest, features: Features, pairs: PairTable, settings: 
     """Groups, leakage per ordered split pair (overall and per class), label conflicts, balance."""
     n = len(manifest)
     groups = build_groups(n, pairs, manifest.groups, max_hamming=settings.max_hamming,
-                          min_cosine=settings.min_cosine)
+                          min_cosine=settings.min_cosine, min_ncc=settings.min_ncc)
     ok = features.ok
     split_names = manifest.split_names
     sidx = {s: k for k, s in enumerate(split_names)}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import EMBED_DIM, FEATURE_VERSION, N_VARIANTS
+from .features import EMBED_DIM, FEATURE_VERSION, N_VARIANTS, THUMB
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ SCHEMA = 1
 _ROW = np.dtype([
     ("ok", np.bool_), ("low", np.bool_), ("w", np.int32), ("h", np.int32),
     ("fd", np.uint8, 16), ("pd", np.uint8, 16), ("hashes", np.uint8, N_VARIANTS * 8),
-    ("emb", np.float32, EMBED_DIM),
+    ("emb", np.float32, EMBED_DIM), ("thumb", np.uint8, THUMB * THUMB),
 ])
 
 
@@ -176,6 +176,7 @@ class FeatureCache:
                 row["fd"], row["pd"] = feats.file_digest[r], feats.pixel_digest[r]
                 row["hashes"] = feats.hashes[r].reshape(-1)
                 row["emb"] = feats.embedding[r]
+                row["thumb"] = feats.thumb[r].reshape(-1)
                 blob = row.tobytes()
             elif r not in reasons:
                 continue
@@ -210,7 +211,7 @@ class FeatureCache:
     def put_pairs(self, key: str, pairs) -> None:
         buf = io.BytesIO()
         np.savez(buf, **{f: getattr(pairs, f) for f in
-                         ("i", "j", "kind", "score", "hamming", "cosine", "variant", "same_bytes")})
+                         ("i", "j", "kind", "score", "hamming", "cosine", "variant", "same_bytes", "ncc")})
         try:
             with self._db:
                 self._db.execute("INSERT OR REPLACE INTO pairs VALUES (?, ?, ?)", (key, time.time(), buf.getvalue()))

@@ -105,20 +105,24 @@ def _main(
                         format="leakscan: %(levelname)s: %(message)s", stream=sys.stderr)
 
 
-def _settings(max_hamming: int, min_cosine: float, transforms: "Transforms", cross_only: bool = False):
+def _settings(max_hamming: int, min_cosine: float, min_ncc: float, transforms: "Transforms",
+              cross_only: bool = False):
     from .pairs import DetectSettings  # noqa: PLC0415
 
-    return DetectSettings(max_hamming=max_hamming, min_cosine=min_cosine, transforms=transforms.value,
-                          scope="cross" if cross_only else "all")
+    return DetectSettings(max_hamming=max_hamming, min_cosine=min_cosine, min_ncc=min_ncc,
+                          transforms=transforms.value, scope="cross" if cross_only else "all")
 
 
 OPT_MANIFEST = typer.Option(None, "--manifest", "-m", show_default=False,
                             help="CSV with columns path, split[, label, group]; paths relative to the CSV.")
 OPT_MAX_HAMMING = typer.Option(6, "--max-hamming", min=-1, max=64,
                                help="pHash pairs at this Hamming distance or less are duplicates (-1: off).")
-OPT_MIN_COSINE = typer.Option(0.80, "--min-cosine", min=0.0,
-                              help="Least embedding cosine similarity of a near-duplicate (>1: off).")
-OPT_TRANSFORMS = typer.Option(Transforms.flip, "--transforms",
+OPT_MIN_COSINE = typer.Option(0.70, "--min-cosine", min=0.0,
+                              help="Least embedding cosine similarity of a candidate pair (>1: off).")
+OPT_MIN_NCC = typer.Option(0.60, "--min-ncc", min=-1.0, max=1.0,
+                           help="Verification: least correlation of the details of the two aligned "
+                                "thumbnails (-1: off).")
+OPT_TRANSFORMS = typer.Option(Transforms.all, "--transforms",
                               help="Rotated/flipped copies to find: all (8), flip (mirror), none.")
 OPT_JOBS = typer.Option(None, "--jobs", "-j", min=1, show_default=False,
                         help="Worker processes for decoding [default: all cores].")
@@ -191,6 +195,7 @@ def audit(
         0.0, "--max-leak", min=0.0, max=1.0, help="Largest tolerated leaked fraction for --fail-on-leak."),
     max_hamming: int = OPT_MAX_HAMMING,
     min_cosine: float = OPT_MIN_COSINE,
+    min_ncc: float = OPT_MIN_NCC,
     transforms: Transforms = OPT_TRANSFORMS,
     jobs: Optional[int] = OPT_JOBS,
     cache: Optional[Path] = OPT_CACHE,
@@ -216,7 +221,7 @@ def audit(
     if data is None and manifest is None:
         raise _fail("give a dataset folder (leakscan audit DATA) or --manifest FILE")
     try:
-        settings = _settings(max_hamming, min_cosine, transforms, cross_only)
+        settings = _settings(max_hamming, min_cosine, min_ncc, transforms, cross_only)
         if out is not None:  # fail before the long part, not after
             prepare_out_dir(out, force=force, data_root=_data_root(data, manifest))
         if parquet and out is None:
@@ -270,6 +275,7 @@ def resplit(
     json_: bool = typer.Option(False, "--json", help="Print the re-split report as JSON to stdout."),
     max_hamming: int = OPT_MAX_HAMMING,
     min_cosine: float = OPT_MIN_COSINE,
+    min_ncc: float = OPT_MIN_NCC,
     transforms: Transforms = OPT_TRANSFORMS,
     jobs: Optional[int] = OPT_JOBS,
     cache: Optional[Path] = OPT_CACHE,
@@ -298,7 +304,7 @@ def resplit(
     if data is None and manifest is None:
         raise _fail("give a dataset folder (leakscan resplit DATA --out NEW.csv) or --manifest FILE")
     try:
-        settings = _settings(max_hamming, min_cosine, transforms)
+        settings = _settings(max_hamming, min_cosine, min_ncc, transforms)
         parse_ratios(ratios)  # fail before the long part
         prepare_resplit_out(out, force=force, data_root=_data_root(data, manifest))
         with _progress(quiet) as cb, _dask_client(dask) as client:

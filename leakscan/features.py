@@ -11,6 +11,8 @@
   centred and L2-normalised. It tolerates re-encoding, resizing, recolouring, small shifts and crops.
   A rotation/flip of the image permutes its cells and bins (:func:`embedding_variants`), so
   transformed copies are searched at no extra decode cost.
+* ``thumb``: the 32x32 grayscale thumbnail itself (1 KB), kept so candidate pairs can be
+  verified by lining the two thumbnails up (:mod:`leakscan.verify`).
 * ``low_info``: images with almost no contrast (blank frames, flat colour), whose hashes and
   embeddings are noise; they are matched by exact digests only.
 """
@@ -36,7 +38,7 @@ __all__ = ["Features", "extract_features", "features_of_image", "embedding_varia
            "FEATURE_VERSION", "N_VARIANTS", "EMBED_DIM", "VARIANT_NAMES"]
 
 #: Bump when any feature's definition changes (cache entries of other versions are not reused).
-FEATURE_VERSION = "2"
+FEATURE_VERSION = "3"
 THUMB = 32
 HASH_SIZE = 8
 CELL = 8
@@ -87,6 +89,7 @@ class Features:
     embedding: np.ndarray     # (n, EMBED_DIM) float32, L2-normalised
     low_info: np.ndarray      # (n,) bool
     sizes: np.ndarray         # (n, 2) int32 width, height after EXIF transpose
+    thumb: np.ndarray | None = None  # (n, 32, 32) uint8 grayscale thumbnail (pair verification)
     failures: tuple = ()      # ((row, reason), ...)
     notes: tuple = ()         # ((row, note), ...) e.g. animated GIF first frame
     version: str = field(default=FEATURE_VERSION)
@@ -94,6 +97,8 @@ class Features:
 
     def __post_init__(self) -> None:
         n = self.ok.shape[0]
+        if self.thumb is None:  # features made elsewhere (tests, synthetic benchmarks) may have none
+            object.__setattr__(self, "thumb", np.zeros((n, THUMB, THUMB), np.uint8))
         checks = {
             "ok": (self.ok, (n,), np.bool_),
             "file_digest": (self.file_digest, (n, 16), np.uint8),
@@ -102,6 +107,7 @@ class Features:
             "embedding": (self.embedding, (n, EMBED_DIM), np.float32),
             "low_info": (self.low_info, (n,), np.bool_),
             "sizes": (self.sizes, (n, 2), np.int32),
+            "thumb": (self.thumb, (n, THUMB, THUMB), np.uint8),
         }
         for name, (arr, shape, dtype) in checks.items():
             if arr.shape != shape or arr.dtype != dtype:
@@ -132,7 +138,7 @@ class Features:
         notes = tuple((r + off, why) for p, off in zip(parts, offsets) for r, why in p.notes)
         return cls(ok=cat("ok"), file_digest=cat("file_digest"), pixel_digest=cat("pixel_digest"),
                    hashes=cat("hashes"), embedding=cat("embedding"), low_info=cat("low_info"),
-                   sizes=cat("sizes"), failures=failures, notes=notes)
+                   sizes=cat("sizes"), thumb=cat("thumb"), failures=failures, notes=notes)
 
     def take(self, rows: np.ndarray) -> "Features":
         rows = np.asarray(rows, dtype=np.int64)
@@ -140,7 +146,7 @@ class Features:
         return Features(
             ok=self.ok[rows], file_digest=self.file_digest[rows], pixel_digest=self.pixel_digest[rows],
             hashes=self.hashes[rows], embedding=self.embedding[rows], low_info=self.low_info[rows],
-            sizes=self.sizes[rows],
+            sizes=self.sizes[rows], thumb=self.thumb[rows],
             failures=tuple((pos[r], w) for r, w in self.failures if r in pos),
             notes=tuple((pos[r], w) for r, w in self.notes if r in pos),
         )
@@ -351,7 +357,7 @@ def _extract_chunk(job) -> Features:
         out.low_info[good] = smalls[good].reshape(len(good), -1).std(axis=1) < LOW_INFO_STD
     return Features(ok=out.ok, file_digest=out.file_digest, pixel_digest=out.pixel_digest,
                     hashes=out.hashes, embedding=out.embedding, low_info=out.low_info,
-                    sizes=out.sizes, failures=tuple(failures), notes=tuple(notes))
+                    sizes=out.sizes, thumb=smalls, failures=tuple(failures), notes=tuple(notes))
 
 
 def _one_thread() -> None:
@@ -437,6 +443,7 @@ def extract_features(
                 out.pixel_digest[pos] = rows_c["pd"]
                 out.hashes[pos] = rows_c["hashes"].reshape(-1, N_VARIANTS, 8)
                 out.embedding[pos] = rows_c["emb"]
+                out.thumb[pos] = rows_c["thumb"].reshape(-1, THUMB, THUMB)
             failures.update(cached_fail)
             notes.update(cached_notes)
             hit = np.zeros(n, bool)
@@ -453,7 +460,7 @@ def extract_features(
     def absorb(s: int, part: Features) -> None:
         nonlocal done
         idx = todo[s:s + chunk_size]
-        for name in ("ok", "file_digest", "pixel_digest", "hashes", "embedding", "low_info", "sizes"):
+        for name in ("ok", "file_digest", "pixel_digest", "hashes", "embedding", "low_info", "sizes", "thumb"):
             getattr(out, name)[idx] = getattr(part, name)
         for r, why in part.failures:
             failures[int(idx[r])] = why
@@ -482,5 +489,5 @@ def extract_features(
                 absorb(s, part)
     return Features(ok=out.ok, file_digest=out.file_digest, pixel_digest=out.pixel_digest,
                     hashes=out.hashes, embedding=out.embedding, low_info=out.low_info, sizes=out.sizes,
-                    failures=tuple(sorted(failures.items())), notes=tuple(sorted(notes.items())),
+                    thumb=out.thumb, failures=tuple(sorted(failures.items())), notes=tuple(sorted(notes.items())),
                     n_cached=n - len(todo))

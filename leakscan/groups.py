@@ -53,8 +53,12 @@ class Groups:
         return np.split(order, bounds)
 
 
-def link_strength(pairs: PairTable, max_hamming: int = 6, min_cosine: float = 0.8) -> np.ndarray:
-    """How far inside its threshold each pair is, in [0, 1]: 1 for exact copies, 0 at the threshold."""
+def link_strength(pairs: PairTable, max_hamming: int = 6, min_cosine: float = 0.7,
+                  min_ncc: float = 0.6) -> np.ndarray:
+    """How far inside its thresholds each pair is, in [0, 1]: 1 for exact copies, 0 at a threshold.
+
+    A verified pair is as strong as the weaker of its search margin and its verification margin.
+    """
     st = np.ones(len(pairs), np.float64)
     h = pairs.kind == 1
     if h.any():
@@ -62,6 +66,9 @@ def link_strength(pairs: PairTable, max_hamming: int = 6, min_cosine: float = 0.
     e = pairs.kind == 2
     if e.any():
         st[e] = (pairs.cosine[e] - min_cosine) / max(1e-9, 1 - min_cosine)
+    v = ~np.isnan(pairs.ncc) & (pairs.kind != 0)
+    if v.any():
+        st[v] = np.minimum(st[v], (pairs.ncc[v] - min_ncc) / max(1e-9, 1 - min_ncc))
     return np.clip(np.nan_to_num(st, nan=0.0), 0.0, 1.0)
 
 
@@ -74,7 +81,8 @@ def _components(n, r, c):
 
 
 def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None, *,
-                 max_size: int | None = None, max_hamming: int = 6, min_cosine: float = 0.8) -> Groups:
+                 max_size: int | None = None, max_hamming: int = 6, min_cosine: float = 0.7,
+                 min_ncc: float = 0.6) -> Groups:
     """Connected components of the graph whose edges are the duplicate pairs and user groups.
 
     Chaining guard: a component of more than ``max_size`` images (default: 1,000 or 1% of the
@@ -93,7 +101,7 @@ def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None
     """
     if max_size is None:
         max_size = max(1000, n // 100)
-    strength = link_strength(pairs, max_hamming, min_cosine)
+    strength = link_strength(pairs, max_hamming, min_cosine, min_ncc)
     ur, uc = [], []
     if user_groups is not None and len(user_groups):
         ug = np.asarray(user_groups, dtype=object)

@@ -56,6 +56,7 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None) -
 
     pairs = [{"a": ref(p.i[k]), "b": ref(p.j[k]), "k": str(p.kind_names()[k]), "sc": round(float(p.score[k]), 4),
               "h": int(p.hamming[k]), "c": None if np.isnan(p.cosine[k]) else round(float(p.cosine[k]), 4),
+              "v": None if np.isnan(p.ncc[k]) else round(float(p.ncc[k]), 4),
               "d": p.detail()[k], "g": int(g.ids[p.i[k]])}
              for k in order.tolist() if cross[k]]
     groups = [{"g": gid, "s": str(m.splits[members[gid][0]]), "m": [ref(r) for r in members[gid]]} for gid in within]
@@ -218,7 +219,7 @@ function drawPairs(page) {
   if (!list.length) box.append(el("p", {class: "mut"}, "No cross-split pairs."));
   for (const p of list.slice(page * PAGE, (page + 1) * PAGE)) {
     const info = el("div", {}, el("span", {class: "tag " + p.k}, p.k), el("span", {class: "tag"}, "score " + p.sc.toFixed(3)),
-      el("span", {class: "tag"}, p.d), el("br"), el("span", {class: "mut"}, `hamming ${p.h} · cosine ${p.c === null ? "–" : p.c.toFixed(3)} · group ${p.g}`));
+      el("span", {class: "tag"}, p.d), el("br"), el("span", {class: "mut"}, `hamming ${p.h} · cosine ${p.c === null ? "–" : p.c.toFixed(3)} · aligned ${p.v === null ? "–" : p.v.toFixed(3)} · group ${p.g}`));
     const a = D.images[p.a], b = D.images[p.b];
     if (a.l && b.l && a.l !== b.l) info.append(el("br"), el("b", {}, `labels differ: ${a.l} / ${b.l}`));
     box.append(el("div", {class: "pair"}, fig(p.a), fig(p.b), info));

@@ -1,6 +1,6 @@
 """Candidate generation and verification: Features -> PairTable.
 
-Three sources, merged, each pair reported once with the strongest evidence:
+Three sources, merged, each pair reported once with the strongest evidence, then verified:
 
 1. ``exact``: identical canonical pixels (which includes identical bytes).
 2. ``hash``: pHash Hamming distance ``<= max_hamming`` under any allowed rotation/flip.
@@ -9,6 +9,11 @@ Three sources, merged, each pair reported once with the strongest evidence:
    distance is at most ``ratio`` times the distance to the k-th nearest neighbour of either
    image (Lowe's ratio test). Distinctiveness is what separates a copy from a merely similar
    image in a dense region (sky, snow, product shots on white).
+
+Every hash and embedding pair is then *verified* (:mod:`leakscan.verify`): the details of the
+two 32x32 thumbnails, one under the matched rotation/flip, must line up with a normalised
+cross-correlation of at least ``min_ncc`` over small zooms and shifts. The searches find what
+looks alike in layout; the verification keeps what is the same picture.
 
 Low-information images (flat frames) take part in exact matching only.
 """
@@ -22,8 +27,9 @@ from typing import Callable
 import numpy as np
 
 from .errors import ConfigError
-from .features import N_VARIANTS, VARIANT_NAMES, Features, embedding_variants
+from .features import N_VARIANTS, VARIANT_NAMES, Features, _variant, embedding_variants
 from .index import CosineIndex, HammingIndex
+from .verify import aligned_ncc, detail
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +38,7 @@ __all__ = ["DetectSettings", "PairTable", "find_pairs", "KINDS"]
 KINDS = ("exact", "hash", "embedding")
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "2"
+SEARCH_VERSION = "3"
 EXACT, HASH, EMBED = 0, 1, 2
 TRANSFORM_SETS = {"none": (0,), "flip": (0, 1), "all": tuple(range(N_VARIANTS))}
 
@@ -53,6 +59,9 @@ class DetectSettings:
         Ratio test: distance to the partner ``<=`` ratio x distance to the k-th neighbour.
     k : int
         Neighbourhood size of the ratio test.
+    min_ncc : float
+        Verification: hash and embedding pairs are kept only when the details of their
+        thumbnails, aligned, correlate at least this much (in [-1, 1]; -1 turns verification off).
     transforms : {"all", "flip", "none"}
         Which rotations/flips of an image also count as copies: all eight, the mirror image
         only, or none.
@@ -63,11 +72,12 @@ class DetectSettings:
     """
 
     max_hamming: int = 6
-    min_cosine: float = 0.80
+    min_cosine: float = 0.70
     sure_cosine: float = 0.97
-    ratio: float = 0.5
+    ratio: float = 0.7
     k: int = 10
-    transforms: str = "flip"
+    min_ncc: float = 0.60
+    transforms: str = "all"
     scope: str = "all"
 
     def __post_init__(self) -> None:
@@ -79,6 +89,8 @@ class DetectSettings:
             raise ConfigError(f"sure_cosine must be in (0, 1], got {self.sure_cosine}")
         if not 0 < self.ratio <= 1:
             raise ConfigError(f"ratio must be in (0, 1], got {self.ratio}")
+        if not -1 <= self.min_ncc <= 1:
+            raise ConfigError(f"min_ncc must be in [-1, 1], got {self.min_ncc}")
         if not 1 <= self.k <= 1000:
             raise ConfigError(f"k must be in [1, 1000], got {self.k}")
         if self.scope not in ("all", "cross"):
@@ -110,6 +122,9 @@ class PairTable:
         Transform under which the pair matched (index into ``VARIANT_NAMES``), -1 for exact.
     same_bytes : bool (p,)
         Exact pairs whose files are byte-identical.
+    ncc : float32 (p,)
+        Correlation of the aligned thumbnails (:mod:`leakscan.verify`); NaN when not computed
+        (exact pairs, verification off).
     """
 
     i: np.ndarray
@@ -120,10 +135,13 @@ class PairTable:
     cosine: np.ndarray
     variant: np.ndarray
     same_bytes: np.ndarray
+    ncc: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.i)
-        for name in ("j", "kind", "score", "hamming", "cosine", "variant", "same_bytes"):
+        if self.ncc is None:
+            object.__setattr__(self, "ncc", np.full(n, np.nan, np.float32))
+        for name in ("j", "kind", "score", "hamming", "cosine", "variant", "same_bytes", "ncc"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"PairTable.{name} has {len(getattr(self, name))} rows, i has {n}")
         if n and not np.all(self.i < self.j):
@@ -255,12 +273,55 @@ def find_pairs(
     if s.scope == "cross":
         cross = splits[i] != splits[j]
         i, j, kind, score, variant = i[cross], j[cross], kind[cross], score[cross], variant[cross]
+    ncc = np.full(len(i), np.nan, np.float32)
+    if s.min_ncc > -1:
+        check = np.flatnonzero(kind != EXACT)
+        if progress:
+            progress("verification", 0, len(check))
+        ncc[check] = verify_pairs(features, i[check], j[check], variant[check])
+        keep = (kind == EXACT) | (ncc >= s.min_ncc)
+        log.debug("verification kept %d of %d candidate pairs", int(keep.sum()) - int((kind == EXACT).sum()),
+                  len(check))
+        i, j, kind, score, variant, ncc = i[keep], j[keep], kind[keep], score[keep], variant[keep], ncc[keep]
+        if progress:
+            progress("verification", len(check), len(check))
     hamming, cosine = _measure(features, i, j, variants)
     same_bytes = np.zeros(len(i), bool)
     if len(i):
         same_bytes = np.all(features.file_digest[i] == features.file_digest[j], axis=1) & (kind == EXACT)
     return PairTable(i=i, j=j, kind=kind, score=score, hamming=hamming, cosine=cosine,
-                     variant=variant, same_bytes=same_bytes)
+                     variant=variant, same_bytes=same_bytes, ncc=ncc)
+
+
+def verify_pairs(features: Features, i: np.ndarray, j: np.ndarray, variant: np.ndarray,
+                 block: int = 8192) -> np.ndarray:
+    """Aligned-thumbnail correlation of each pair, row ``j`` under rotation/flip ``variant[k]``.
+
+    The variant was found by querying row i's transformed features against row j's plain
+    ones, or the other way round; both images are compared with row ``i`` transformed, and
+    the better of (i transformed vs j) and (i vs j transformed) is kept, which covers both
+    directions of the non-symmetric rotations.
+    """
+    out = np.zeros(len(i), np.float32)
+    for s in range(0, len(i), block):
+        a, b, v = i[s:s + block], j[s:s + block], variant[s:s + block]
+        ta, tb = detail(features.thumb[a]), detail(features.thumb[b])
+        ta_v = ta.copy()
+        tb_v = tb.copy()
+        for vv in np.unique(v):
+            m = v == vv
+            ta_v[m] = _apply_variant(ta[m], int(vv))
+            tb_v[m] = _apply_variant(tb[m], int(vv))
+        r1 = aligned_ncc(ta_v, tb)
+        asym = np.flatnonzero(np.isin(v, (5, 6)))  # rot90/rot270 are each other's inverse
+        if len(asym):
+            r1[asym] = np.maximum(r1[asym], aligned_ncc(ta[asym], tb_v[asym]))
+        out[s:s + block] = r1
+    return out
+
+
+def _apply_variant(a: np.ndarray, v: int) -> np.ndarray:
+    return np.ascontiguousarray(_variant(a, v)) if v >= 0 else a
 
 
 def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query_pos=None, block: int = 4096):

@@ -594,7 +594,7 @@ def resplit(
             break
         pairs = _union(pairs, extra)
         groups = build_groups(len(m), pairs, m.groups, max_hamming=audit.settings.max_hamming,
-                              min_cosine=audit.settings.min_cosine)
+                              min_cosine=audit.settings.min_cosine, min_ncc=audit.settings.min_ncc)
     mode = "shuffle" if shuffle else "minimal-change"
     if keep:
         remedy = (f"kept {', '.join(keep)} unchanged; {a.forced} images of other splits that duplicate "
@@ -619,11 +619,11 @@ def _redetect(audit, rows: np.ndarray, splits: np.ndarray) -> PairTable:
     keep = np.flatnonzero(cross)
     return PairTable(i=i[keep], j=j[keep], kind=sub.kind[keep], score=sub.score[keep],
                      hamming=sub.hamming[keep], cosine=sub.cosine[keep], variant=sub.variant[keep],
-                     same_bytes=sub.same_bytes[keep])
+                     same_bytes=sub.same_bytes[keep], ncc=sub.ncc[keep])
 
 
 def _union(a: PairTable, b: PairTable) -> PairTable:
     cat = {f: np.concatenate([getattr(a, f), getattr(b, f)])
-           for f in ("i", "j", "kind", "score", "hamming", "cosine", "variant", "same_bytes")}
+           for f in ("i", "j", "kind", "score", "hamming", "cosine", "variant", "same_bytes", "ncc")}
     order = np.lexsort((cat["j"], cat["i"]))
     return PairTable(**{k: v[order] for k, v in cat.items()})

@@ -55,9 +55,15 @@ def test_report_is_self_contained_and_escapes_names(hostile_report):
 
 
 def test_report_for_fixtures_has_every_section(tmp_path):
-    r = audit(FIXTURES, jobs=2)
-    write_outputs(r, tmp_path)
-    html = (tmp_path / "report.html").read_text()
+    data_dir = tmp_path / "data"
+    shutil.copytree(FIXTURES, data_dir)
+    # a within-split group of its own: a mirrored copy of an unrelated training image
+    src = data_dir / "train" / "frog"
+    first = sorted(p for p in src.glob("*.jpg") if not p.name.startswith("planted"))[0]
+    Image.open(first).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(src / "mirror-copy.png")
+    r = audit(data_dir, jobs=2)
+    write_outputs(r, tmp_path / "out")
+    html = (tmp_path / "out" / "report.html").read_text()
     data = json.loads(re.search(r'id="data">(.*?)</script>', html, re.S).group(1))
     assert len(data["pairs"]) == int(r.cross_split().sum()) > 30
     assert data["skipped"] == [{"p": "test/ship/corrupt-truncated.jpg", "r": r.skipped[0][1]}]

@@ -1,0 +1,71 @@
+"""Pair verification by aligned thumbnails (leakscan.verify) and its place in the search."""
+
+import numpy as np
+from PIL import Image
+
+from leakscan.features import extract_features, thumbnail
+from leakscan.manifest import discover
+from leakscan.pairs import DetectSettings, find_pairs
+from leakscan.verify import aligned_ncc, detail
+from conftest import scene
+
+
+def thumb(img):
+    return thumbnail(img.convert("RGB"))[None]
+
+
+def crop(img, frac, dx=0.0, dy=0.0):
+    w, h = img.size
+    cw, ch = int(w * frac), int(h * frac)
+    x0 = int((w - cw) / 2 + dx * (w - cw) / 2)
+    y0 = int((h - ch) / 2 + dy * (h - ch) / 2)
+    return img.crop((x0, y0, x0 + cw, y0 + ch))
+
+
+def test_edited_copies_line_up_and_other_scenes_do_not():
+    base = scene(1, 128)
+    a = detail(thumb(base))
+    for name, edit in {
+        "crop 75% of the area, off centre": crop(base, 0.866, dx=0.8, dy=-0.6),
+        "resize": base.resize((77, 77), Image.LANCZOS),
+        "darker, less contrast": Image.eval(base, lambda v: 40 + v // 2),
+        "grayscale": base.convert("L"),
+    }.items():
+        assert aligned_ncc(a, detail(thumb(edit)))[0] >= 0.6, name
+    others = np.stack([detail(thumb(scene(s, 128)))[0] for s in range(2, 40)])
+    r = aligned_ncc(np.repeat(a, len(others), 0), others)
+    assert r.max() < 0.6, r.max()
+
+
+def test_aligned_ncc_rejects_bad_shapes():
+    import pytest
+
+    with pytest.raises(ValueError, match="aligned_ncc"):
+        aligned_ncc(np.zeros((1, 31, 31)), np.zeros((1, 31, 31)))
+
+
+def test_rotated_copies_found_by_default_and_verified():
+    imgs = [scene(s, 64) for s in range(12)]
+    rot = imgs[3].transpose(Image.Transpose.ROTATE_90)
+    vflip = imgs[5].transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+    arr = np.stack([np.asarray(i) for i in imgs + [rot, vflip]])
+    feats = extract_features(discover(arr), jobs=1)
+    pt = find_pairs(feats)
+    got = {(int(i), int(j)) for i, j in zip(pt.i, pt.j)}
+    assert got == {(3, 12), (5, 13)}
+    assert np.all(pt.ncc >= DetectSettings().min_ncc)
+    # the mirror-only setting misses the 90-degree rotation
+    flip_only = find_pairs(feats, DetectSettings(transforms="flip"))
+    assert (3, 12) not in {(int(i), int(j)) for i, j in zip(flip_only.i, flip_only.j)}
+
+
+def test_verification_can_be_turned_off_and_only_removes_pairs():
+    imgs = [scene(s, 64) for s in range(40)]
+    arr = np.stack([np.asarray(i) for i in imgs])
+    feats = extract_features(discover(arr), jobs=1)
+    loose = dict(min_cosine=0.3, ratio=1.0, max_hamming=20)
+    off = find_pairs(feats, DetectSettings(min_ncc=-1, **loose))
+    on = find_pairs(feats, DetectSettings(**loose))
+    assert len(off) > len(on)
+    assert np.isnan(off.ncc).all()
+    assert {(int(i), int(j)) for i, j in zip(on.i, on.j)} <= {(int(i), int(j)) for i, j in zip(off.i, off.j)}

@@ -29,7 +29,7 @@ import numpy as np
 from .errors import ConfigError
 from .features import N_VARIANTS, VARIANT_NAMES, Features, _variant, embedding_variants
 from .index import CosineIndex, HammingIndex
-from .verify import aligned_ncc, detail
+from .verify import aligned_ncc, detail, padding_weights
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ __all__ = ["DetectSettings", "PairTable", "find_pairs", "KINDS"]
 KINDS = ("exact", "hash", "embedding")
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "3"
+SEARCH_VERSION = "5"
 EXACT, HASH, EMBED = 0, 1, 2
 TRANSFORM_SETS = {"none": (0,), "flip": (0, 1), "all": tuple(range(N_VARIANTS))}
 
@@ -303,21 +303,49 @@ def verify_pairs(features: Features, i: np.ndarray, j: np.ndarray, variant: np.n
     directions of the non-symmetric rotations.
     """
     out = np.zeros(len(i), np.float32)
+    if len(i) == 0:
+        return out
+    # padding (rotation canvas, letterbox) per image, once per image
+    rows, inv = np.unique(np.concatenate([i, j]), return_inverse=True)
+    w_rows = padding_weights(features.thumb[rows])
+    padded = np.zeros(len(rows), bool) if w_rows is None else (w_rows.min(axis=(1, 2)) < 1)
+    pos_i, pos_j = inv[:len(i)], inv[len(i):]
     for s in range(0, len(i), block):
-        a, b, v = i[s:s + block], j[s:s + block], variant[s:s + block]
-        ta, tb = detail(features.thumb[a]), detail(features.thumb[b])
-        ta_v = ta.copy()
-        tb_v = tb.copy()
-        for vv in np.unique(v):
-            m = v == vv
-            ta_v[m] = _apply_variant(ta[m], int(vv))
-            tb_v[m] = _apply_variant(tb[m], int(vv))
-        r1 = aligned_ncc(ta_v, tb)
-        asym = np.flatnonzero(np.isin(v, (5, 6)))  # rot90/rot270 are each other's inverse
-        if len(asym):
-            r1[asym] = np.maximum(r1[asym], aligned_ncc(ta[asym], tb_v[asym]))
-        out[s:s + block] = r1
+        sl = slice(s, s + block)
+        a, b, v = i[sl], j[sl], variant[sl]
+        pa, pb = pos_i[sl], pos_j[sl]
+        res = np.zeros(len(a), np.float32)
+        # pairs without padding on either side take the (faster) unweighted path
+        weighted = padded[pa] | padded[pb]
+        for use_w in (False, True):
+            k = np.flatnonzero(weighted == use_w)
+            if not len(k):
+                continue
+            wa = w_rows[pa[k]] if use_w else None
+            wb = w_rows[pb[k]] if use_w else None
+            res[k] = _verify_block(features.thumb[a[k]], features.thumb[b[k]], wa, wb, v[k])
+        out[sl] = res
     return out
+
+
+def _verify_block(ra, rb, wa, wb, v):
+    ta, tb = detail(ra, wa), detail(rb, wb)
+    ta_v, tb_v = ta.copy(), tb.copy()
+    wa_v = None if wa is None else wa.copy()
+    wb_v = None if wb is None else wb.copy()
+    for vv in np.unique(v):
+        m = v == vv
+        ta_v[m] = _apply_variant(ta[m], int(vv))
+        tb_v[m] = _apply_variant(tb[m], int(vv))
+        if wa is not None:
+            wa_v[m] = _apply_variant(wa[m], int(vv))
+            wb_v[m] = _apply_variant(wb[m], int(vv))
+    r1 = aligned_ncc(ta_v, tb, wa_v, wb)
+    asym = np.flatnonzero(np.isin(v, (5, 6)))  # rot90/rot270 are each other's inverse
+    if len(asym):
+        pick = (lambda w: None if w is None else w[asym])  # noqa: E731
+        r1[asym] = np.maximum(r1[asym], aligned_ncc(ta[asym], tb_v[asym], pick(wa), pick(wb_v)))
+    return r1
 
 
 def _apply_variant(a: np.ndarray, v: int) -> np.ndarray:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["aligned_ncc", "detail", "ZOOMS", "MAX_SHIFT", "DETAIL_SIGMA"]
+__all__ = ["aligned_ncc", "detail", "padding_weights", "ZOOMS", "MAX_SHIFT", "DETAIL_SIGMA"]
 
 #: Blur (pixels of the 32x32 thumbnail) removed by :func:`detail`.
 DETAIL_SIGMA = 2.0
@@ -31,14 +31,25 @@ DETAIL_SIGMA = 2.0
 ZOOMS = (1.0, 1.06, 1.12, 1.19, 1.26)
 #: Largest shift tried, as a fraction of the side.
 MAX_SHIFT = 0.125
+#: Least share of the overlap that must be picture (not padding) on both sides.
+MIN_AREA = 0.10
 
 
-def detail(thumbs: np.ndarray) -> np.ndarray:
-    """``(p, n, n)`` thumbnails minus their Gaussian blur (sigma :data:`DETAIL_SIGMA`), float32."""
+def detail(thumbs: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """``(p, n, n)`` thumbnails minus their Gaussian blur (sigma :data:`DETAIL_SIGMA`), float32.
+
+    With ``weights`` (0 on padding), the blur is a normalised convolution of the picture
+    pixels only, so the edge between picture and padding leaves no detail behind.
+    """
     from scipy.ndimage import gaussian_filter  # noqa: PLC0415 - lazy: keeps `import leakscan` light
 
     x = np.asarray(thumbs, np.float32)
-    return x - gaussian_filter(x, (0, DETAIL_SIGMA, DETAIL_SIGMA), mode="reflect")
+    sig = (0, DETAIL_SIGMA, DETAIL_SIGMA)
+    if weights is None:
+        return x - gaussian_filter(x, sig, mode="reflect")
+    w = np.asarray(weights, np.float32)
+    blur = gaussian_filter(x * w, sig, mode="reflect") / np.maximum(gaussian_filter(w, sig, mode="reflect"), 1e-3)
+    return (x - blur) * w
 
 
 def _zoom_tables(n: int, s: float):
@@ -60,38 +71,71 @@ def _zoom(img: np.ndarray, s: float) -> np.ndarray:
     return r[:, :, x0] * (1 - w)[None, None, :] + r[:, :, x0 + 1] * w[None, None, :]
 
 
-def _ncc_at(x: np.ndarray, y: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """NCC of ``x[r, c]`` against ``y[r - dy, c - dx]`` over their overlap."""
+def _ncc_at(x, y, wx, wy, dy: int, dx: int) -> np.ndarray:
+    """Weighted NCC of ``x[r, c]`` against ``y[r - dy, c - dx]`` over their overlap.
+
+    ``wx``/``wy`` are per-pixel weights (1 = picture, 0 = padding or outside) or None (all
+    1). Pairs whose common weighted area is under :data:`MIN_AREA` of the overlap score -1.
+    """
     n = x.shape[-1]
-    xa = x[:, max(0, dy):n + min(0, dy), max(0, dx):n + min(0, dx)]
-    yb = y[:, max(0, -dy):n + min(0, -dy), max(0, -dx):n + min(0, -dx)]
+    ys = (slice(None), slice(max(0, dy), n + min(0, dy)), slice(max(0, dx), n + min(0, dx)))
+    yt = (slice(None), slice(max(0, -dy), n + min(0, -dy)), slice(max(0, -dx), n + min(0, -dx)))
+    xa, yb = x[ys], y[yt]
     m = xa.shape[1] * xa.shape[2]
-    xa = xa.reshape(len(x), m)
-    yb = yb.reshape(len(y), m)
-    sx, sy = xa.sum(1), yb.sum(1)
-    sxx = np.einsum("pi,pi->p", xa, xa)
-    syy = np.einsum("pi,pi->p", yb, yb)
-    sxy = np.einsum("pi,pi->p", xa, yb)
-    cov = sxy - sx * sy / m
-    vx = np.maximum(sxx - sx * sx / m, 0)
-    vy = np.maximum(syy - sy * sy / m, 0)
-    return cov / np.sqrt(vx * vy + 1e-3)
+    if wx is None and wy is None:
+        sw = np.float32(m)
+        sx, sy = xa.sum((1, 2)), yb.sum((1, 2))
+        sxx = np.einsum("pij,pij->p", xa, xa)
+        syy = np.einsum("pij,pij->p", yb, yb)
+        sxy = np.einsum("pij,pij->p", xa, yb)
+    else:
+        w = (1.0 if wx is None else wx[ys]) * (1.0 if wy is None else wy[yt])
+        w = np.broadcast_to(w, xa.shape)
+        sw = np.maximum(w.sum((1, 2)), 1e-6)
+        u, v = w * xa, w * yb
+        sx, sy = u.sum((1, 2)), v.sum((1, 2))
+        sxx = np.einsum("pij,pij->p", u, xa)
+        syy = np.einsum("pij,pij->p", v, yb)
+        sxy = np.einsum("pij,pij->p", u, yb)
+    cov = sxy - sx * sy / sw
+    vx = np.maximum(sxx - sx * sx / sw, 0)
+    vy = np.maximum(syy - sy * sy / sw, 0)
+    out = cov / np.sqrt(vx * vy + 1e-3)
+    if wx is not None or wy is not None:
+        out = np.where(sw >= MIN_AREA * m, out, -1.0)
+    return out
 
 
-def _best(a: np.ndarray, b: np.ndarray, zooms, shifts):
+def _shift_each(img: np.ndarray, w, dy: np.ndarray, dx: np.ndarray):
+    """``out[p, r, c] = img[p, r - dy[p], c - dx[p]]`` (0 outside), and the matching weights."""
+    p, n, _ = img.shape
+    r = np.arange(n)
+    rows = r[None, :, None] - dy[:, None, None]
+    cols = r[None, None, :] - dx[:, None, None]
+    inside = ((rows >= 0) & (rows < n) & (cols >= 0) & (cols < n)).astype(np.float32)
+    pi = np.arange(p)[:, None, None]
+    rows, cols = np.clip(rows, 0, n - 1), np.clip(cols, 0, n - 1)
+    out = img[pi, rows, cols] * inside
+    ww = inside if w is None else w[pi, rows, cols] * inside
+    return out, ww
+
+
+def _best(a, b, wa, wb, zooms, shifts):
     """Best NCC over (zoom of a or of b) x shifts; returns (ncc, zoom index, dy, dx)."""
     p = len(a)
     best = np.full(p, -2.0, np.float32)
     bz = np.zeros(p, np.int64)
     bdy = np.zeros(p, np.int64)
     bdx = np.zeros(p, np.int64)
+    zw = (lambda w, s: None if w is None else _zoom(w, s))  # noqa: E731
     for zi, s in enumerate(zooms):
-        if s == 0.0:
-            continue
-        # signed zoom index: positive zooms b, negative zooms a
-        x, y = (a, _zoom(b, s)) if s > 0 else (_zoom(a, -s), b)
+        # signed zoom: positive zooms b, negative zooms a
+        if s > 0:
+            x, wx, y, wy = a, wa, _zoom(b, s), zw(wb, s)
+        else:
+            x, wx, y, wy = _zoom(a, -s), zw(wa, -s), b, wb
         for dy, dx in shifts:
-            c = _ncc_at(x, y, dy, dx)
+            c = _ncc_at(x, y, wx, wy, dy, dx)
             better = c > best
             best = np.where(better, c, best)
             bz = np.where(better, zi, bz)
@@ -104,14 +148,67 @@ def _signed_zooms():
     return [z for z in ZOOMS] + [-z for z in ZOOMS if z != 1.0]
 
 
-def _down2(x: np.ndarray) -> np.ndarray:
+def _down2(x):
+    if x is None:
+        return None
     p, n, _ = x.shape
     return x.reshape(p, n // 2, 2, n // 2, 2).mean(axis=(2, 4))
 
 
-def aligned_ncc(a: np.ndarray, b: np.ndarray, block: int = 8192) -> np.ndarray:
+def padding_weights(thumbs: np.ndarray, tol: int = 6, min_frac: float = 0.05,
+                    max_frac: float = 0.7) -> np.ndarray | None:
+    """Per-pixel weights, 0 on padding and 1 on the picture, of ``(p, n, n)`` uint8 thumbnails.
+
+    Padding is a flat black or white region that touches the border: the canvas around a
+    rotated or letterboxed picture, a scan's black surround. Its straight edges would
+    otherwise make any two rotated pictures line up. Found as the connected region, touching
+    the border, within ``tol`` grey levels of the median border value when that value is near
+    black (<= 24) or white (>= 231), when it covers ``min_frac`` to ``max_frac`` of the thumbnail;
+    grown by one pixel to cover resampling ringing. Returns None when no thumbnail has padding.
+    """
+    from scipy import ndimage  # noqa: PLC0415
+
+    t = np.asarray(thumbs)
+    p, n, _ = t.shape
+    if p == 0:
+        return None
+    border = np.concatenate([t[:, 0, :], t[:, -1, :], t[:, 1:-1, 0], t[:, 1:-1, -1]], axis=1).astype(np.int16)
+    fill = np.median(border, axis=1)
+    extreme = (fill <= 24) | (fill >= 231)
+    # padding runs along the border: at least a tenth of the border pixels are the fill
+    extreme &= (np.abs(border - fill[:, None]) <= tol).mean(axis=1) >= 0.1
+    cand = np.flatnonzero(extreme)
+    if len(cand) == 0:
+        return None
+    t = t[cand]
+    fill = fill[cand]
+    near = np.abs(t.astype(np.int16) - fill[:, None, None]) <= tol
+    structure = np.zeros((3, 3, 3), bool)
+    structure[1] = ndimage.generate_binary_structure(2, 1)
+    labels, count = ndimage.label(near, structure=structure)
+    if count == 0:
+        return None
+    edge = np.zeros((n, n), bool)
+    edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
+    touching = np.unique(labels[:, edge])
+    touching = touching[touching > 0]
+    pad = np.isin(labels, touching)
+    frac = pad.reshape(len(cand), -1).mean(axis=1)
+    # a picture that is mostly "padding" is a dark (or white) picture, not a padded one
+    pad[(frac < min_frac) | (frac > max_frac)] = False
+    if not pad.any():
+        return None
+    pad = ndimage.binary_dilation(pad, structure=structure)
+    out = np.ones((p, n, n), np.float32)
+    out[cand] = (~pad).astype(np.float32)
+    return out
+
+
+def aligned_ncc(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb: np.ndarray | None = None,
+                block: int = 8192) -> np.ndarray:
     """Best NCC of ``(p, 32, 32)`` grayscale thumbnails ``a[k]`` vs ``b[k]`` over zooms and shifts.
 
+    ``wa``/``wb`` optionally weight each pixel (0 = padding, ignored; see :func:`padding_weights`).
     Returns float32 ``(p,)`` in [-1, 1]; 1 means the two line up exactly (up to brightness
     and contrast).
 
@@ -133,26 +230,32 @@ def aligned_ncc(a: np.ndarray, b: np.ndarray, block: int = 8192) -> np.ndarray:
     zooms = _signed_zooms()
     r = max(1, int(round(MAX_SHIFT * n / 2)))
     coarse_shifts = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
+    sl = (lambda w, s: None if w is None else np.asarray(w, np.float32)[s:s + block])  # noqa: E731
     for s in range(0, len(a), block):
-        A, B = a[s:s + block], b[s:s + block]
-        _, bz, bdy, bdx = _best(_down2(A), _down2(B), zooms, coarse_shifts)
+        A, B, WA, WB = a[s:s + block], b[s:s + block], sl(wa, s), sl(wb, s)
+        _, bz, bdy, bdx = _best(_down2(A), _down2(B), _down2(WA), _down2(WB), zooms, coarse_shifts)
         best = np.full(len(A), -2.0, np.float32)
         # refine each pair at full size around its coarse optimum: the same zoom and its
-        # neighbours, shifts within one pixel of twice the coarse shift
+        # neighbours, shifts within one pixel of twice the coarse shift (the second image
+        # is moved by twice the coarse shift first, so one search serves every pair)
+        order = sorted(range(len(zooms)), key=lambda k: zooms[k])
+        rank = {k: r for r, k in enumerate(order)}
+        fine = [(ey, ex) for ey in (-1, 0, 1) for ex in (-1, 0, 1)]
         for zi in np.unique(bz):
             sel = np.flatnonzero(bz == zi)
-            z = zooms[zi]
-            cand_z = {z}
-            order = sorted(zooms)
-            k = order.index(z)
-            cand_z.update(order[max(0, k - 1):k + 2])
-            for dy0 in np.unique(bdy[sel]):
-                for dx0 in np.unique(bdx[sel]):
-                    sub = sel[(bdy[sel] == dy0) & (bdx[sel] == dx0)]
-                    if not len(sub):
-                        continue
-                    fine = [(2 * dy0 + ey, 2 * dx0 + ex) for ey in (-1, 0, 1) for ex in (-1, 0, 1)]
-                    c, _, _, _ = _best(A[sub], B[sub], sorted(cand_z), fine)
-                    best[sub] = np.maximum(best[sub], c)
+            r0 = rank[int(zi)]
+            for zk in order[max(0, r0 - 1):r0 + 2]:
+                z = zooms[zk]
+                wa_s = None if WA is None else WA[sel]
+                wb_s = None if WB is None else WB[sel]
+                if z > 0:
+                    x, wx = A[sel], wa_s
+                    y, wy = _zoom(B[sel], z), (None if wb_s is None else _zoom(wb_s, z))
+                else:
+                    x, wx = _zoom(A[sel], -z), (None if wa_s is None else _zoom(wa_s, -z))
+                    y, wy = B[sel], wb_s
+                y, wy = _shift_each(y, wy, 2 * bdy[sel], 2 * bdx[sel])
+                for ey, ex in fine:
+                    best[sel] = np.maximum(best[sel], _ncc_at(x, y, wx, wy, ey, ex))
         out[s:s + block] = best
     return out

@@ -136,10 +136,21 @@ class Audit:
             "elapsed_seconds": round(self.elapsed, 3),
         }
 
+    def pair_details(self) -> list[str]:
+        """The ``detail`` of each pair (how the copy differs), with the angle of rotated copies."""
+        p = self.pairs
+        detail = p.detail()
+        angle = dict(zip(self.features.rot_rows.tolist(), self.features.rot_angle.tolist()))
+        for k in np.flatnonzero([d.startswith("rotated") for d in detail]):
+            a = angle.get(int(p.i[k]), angle.get(int(p.j[k])))
+            if a is not None:
+                detail[k] = detail[k].replace("rotated", f"rotated {a:g} deg", 1)
+        return detail
+
     def pair_records(self) -> list[dict]:
         """One dict per pair with the ``pairs.csv`` columns."""
         m, p = self.manifest, self.pairs
-        detail = p.detail()
+        detail = self.pair_details()
         kinds = p.kind_names()
         return [
             {

@@ -30,6 +30,8 @@ _ROW = np.dtype([
     ("fd", np.uint8, 16), ("pd", np.uint8, 16), ("hashes", np.uint8, N_VARIANTS * 8),
     ("emb", np.float32, EMBED_DIM), ("thumb", np.uint8, THUMB * THUMB),
 ])
+#: Appended to a row's blob when the image has a de-rotated view (leakscan.rotation).
+_ROT = np.dtype([("angle", np.float32), ("emb", np.float32, EMBED_DIM), ("thumb", np.uint8, THUMB * THUMB)])
 
 
 def default_cache_path() -> Path:
@@ -129,11 +131,13 @@ class FeatureCache:
     def get(self, keys: list):
         """Cached entries for ``keys`` (list of file_key or None).
 
-        Returns ``(positions, rows, failures, notes)``: the positions in ``keys`` whose features
-        are cached with the structured ``rows`` for them (one array), and ``{position: reason}``
-        / ``{position: note}`` for cached failures and notes.
+        Returns ``(positions, rows, failures, notes, rotated)``: the positions in ``keys`` whose
+        features are cached with the structured ``rows`` for them (one array),
+        ``{position: reason}`` / ``{position: note}`` for cached failures and notes, and
+        ``{position: (angle, embedding, thumbnail)}`` for images with a de-rotated view.
         """
-        pos, blobs, failures, notes = [], [], {}, {}
+        pos, blobs, failures, notes, rotated = [], [], {}, {}, {}
+        size = _ROW.itemsize
         want = [(k, key) for k, key in enumerate(keys) if key is not None]
         try:
             for s in range(0, len(want), 900):
@@ -147,22 +151,29 @@ class FeatureCache:
                     if r is None or r[1] != key[1] or r[2] != key[2]:
                         continue
                     if r[3] is not None:
+                        if len(r[3]) not in (size, size + _ROT.itemsize):
+                            continue  # not a row of this schema: decode again
                         pos.append(k)
-                        blobs.append(r[3])
+                        blobs.append(r[3][:size])
+                        if len(r[3]) > size:
+                            rot = np.frombuffer(r[3][size:], _ROT)[0]
+                            rotated[k] = (float(rot["angle"]), rot["emb"].copy(),
+                                          rot["thumb"].reshape(THUMB, THUMB).copy())
                     else:
                         failures[k] = r[4]
                     if r[5]:
                         notes[k] = r[5]
         except sqlite3.DatabaseError as exc:
             self._db = self._set_aside(f"unreadable ({exc})")
-            return np.zeros(0, np.int64), np.zeros(0, _ROW), {}, {}
+            return np.zeros(0, np.int64), np.zeros(0, _ROW), {}, {}, {}
         rows = np.frombuffer(b"".join(blobs), _ROW) if blobs else np.zeros(0, _ROW)
-        return np.asarray(pos, np.int64), rows, failures, notes
+        return np.asarray(pos, np.int64), rows, failures, notes, rotated
 
     def put(self, keys: list, feats, start: int = 0) -> None:
         """Store rows ``start .. start+len(keys)`` of ``feats`` under ``keys`` (None keys are skipped)."""
         reasons = dict(feats.failures)
         notes = dict(feats.notes)
+        rot_of = {int(r): k for k, r in enumerate(feats.rot_rows)}
         recs = []
         for k, key in enumerate(keys):
             if key is None:
@@ -178,6 +189,12 @@ class FeatureCache:
                 row["emb"] = feats.embedding[r]
                 row["thumb"] = feats.thumb[r].reshape(-1)
                 blob = row.tobytes()
+                if r in rot_of:
+                    q = rot_of[r]
+                    rot = np.zeros(1, _ROT)
+                    rot["angle"], rot["emb"] = feats.rot_angle[q], feats.rot_embedding[q]
+                    rot["thumb"] = feats.rot_thumb[q].reshape(-1)
+                    blob += rot.tobytes()
             elif r not in reasons:
                 continue
             recs.append((key[0], key[1], key[2], blob, reasons.get(r), notes.get(r)))

@@ -13,6 +13,9 @@
   transformed copies are searched at no extra decode cost.
 * ``thumb``: the 32x32 grayscale thumbnail itself (1 KB), kept so candidate pairs can be
   verified by lining the two thumbnails up (:mod:`leakscan.verify`).
+* ``rot_*``: for the few images that are rotated copies on a padded canvas (their corners
+  are flat black or white), the angle and the embedding and thumbnail of the de-rotated
+  view (:mod:`leakscan.rotation`); sparse: ``rot_rows`` names the rows that have one.
 * ``low_info``: images with almost no contrast (blank frames, flat colour), whose hashes and
   embeddings are noise; they are matched by exact digests only.
 """
@@ -31,14 +34,16 @@ from PIL import Image
 
 from .decode import DecodeError, canonical_from_array, decode_bytes, read_bytes
 from .manifest import Manifest
+from .rotation import derotate
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Features", "extract_features", "features_of_image", "embedding_variants", "hog", "phash_variants",
+           "crop_views",
            "FEATURE_VERSION", "N_VARIANTS", "EMBED_DIM", "VARIANT_NAMES"]
 
 #: Bump when any feature's definition changes (cache entries of other versions are not reused).
-FEATURE_VERSION = "3"
+FEATURE_VERSION = "4"
 THUMB = 32
 HASH_SIZE = 8
 CELL = 8
@@ -90,6 +95,10 @@ class Features:
     low_info: np.ndarray      # (n,) bool
     sizes: np.ndarray         # (n, 2) int32 width, height after EXIF transpose
     thumb: np.ndarray | None = None  # (n, 32, 32) uint8 grayscale thumbnail (pair verification)
+    rot_rows: np.ndarray | None = None       # (m,) int64 rows with a de-rotated view, ascending
+    rot_angle: np.ndarray | None = None      # (m,) float32 degrees
+    rot_embedding: np.ndarray | None = None  # (m, EMBED_DIM) float32
+    rot_thumb: np.ndarray | None = None      # (m, 32, 32) uint8
     failures: tuple = ()      # ((row, reason), ...)
     notes: tuple = ()         # ((row, note), ...) e.g. animated GIF first frame
     version: str = field(default=FEATURE_VERSION)
@@ -99,6 +108,12 @@ class Features:
         n = self.ok.shape[0]
         if self.thumb is None:  # features made elsewhere (tests, synthetic benchmarks) may have none
             object.__setattr__(self, "thumb", np.zeros((n, THUMB, THUMB), np.uint8))
+        if self.rot_rows is None:
+            object.__setattr__(self, "rot_rows", np.zeros(0, np.int64))
+            object.__setattr__(self, "rot_angle", np.zeros(0, np.float32))
+            object.__setattr__(self, "rot_embedding", np.zeros((0, EMBED_DIM), np.float32))
+            object.__setattr__(self, "rot_thumb", np.zeros((0, THUMB, THUMB), np.uint8))
+        m = len(self.rot_rows)
         checks = {
             "ok": (self.ok, (n,), np.bool_),
             "file_digest": (self.file_digest, (n, 16), np.uint8),
@@ -108,6 +123,10 @@ class Features:
             "low_info": (self.low_info, (n,), np.bool_),
             "sizes": (self.sizes, (n, 2), np.int32),
             "thumb": (self.thumb, (n, THUMB, THUMB), np.uint8),
+            "rot_rows": (self.rot_rows, (m,), np.int64),
+            "rot_angle": (self.rot_angle, (m,), np.float32),
+            "rot_embedding": (self.rot_embedding, (m, EMBED_DIM), np.float32),
+            "rot_thumb": (self.rot_thumb, (m, THUMB, THUMB), np.uint8),
         }
         for name, (arr, shape, dtype) in checks.items():
             if arr.shape != shape or arr.dtype != dtype:
@@ -138,12 +157,21 @@ class Features:
         notes = tuple((r + off, why) for p, off in zip(parts, offsets) for r, why in p.notes)
         return cls(ok=cat("ok"), file_digest=cat("file_digest"), pixel_digest=cat("pixel_digest"),
                    hashes=cat("hashes"), embedding=cat("embedding"), low_info=cat("low_info"),
-                   sizes=cat("sizes"), thumb=cat("thumb"), failures=failures, notes=notes)
+                   sizes=cat("sizes"), thumb=cat("thumb"),
+                   rot_rows=np.concatenate([p.rot_rows + off for p, off in zip(parts, offsets)]).astype(np.int64),
+                   rot_angle=cat("rot_angle"), rot_embedding=cat("rot_embedding"), rot_thumb=cat("rot_thumb"),
+                   failures=failures, notes=notes)
 
     def take(self, rows: np.ndarray) -> "Features":
         rows = np.asarray(rows, dtype=np.int64)
         pos = {int(r): k for k, r in enumerate(rows)}
+        rk = [q for q, r in enumerate(self.rot_rows.tolist()) if r in pos]
+        new_rows = np.array([pos[int(self.rot_rows[q])] for q in rk], np.int64)
+        order = np.argsort(new_rows, kind="stable")
+        rk = np.asarray(rk, np.int64)[order]
         return Features(
+            rot_rows=new_rows[order], rot_angle=self.rot_angle[rk], rot_embedding=self.rot_embedding[rk],
+            rot_thumb=self.rot_thumb[rk],
             ok=self.ok[rows], file_digest=self.file_digest[rows], pixel_digest=self.pixel_digest[rows],
             hashes=self.hashes[rows], embedding=self.embedding[rows], low_info=self.low_info[rows],
             sizes=self.sizes[rows], thumb=self.thumb[rows],
@@ -259,6 +287,35 @@ def embedding_variants(emb: np.ndarray, variants) -> np.ndarray:
     return np.stack([emb[:, _PERMS[v]] for v in variants], axis=1)
 
 
+#: Crop views searched for every image (:func:`crop_views`): side as a share of the
+#: thumbnail (0.84: a crop keeping 70% of the area) and where the crop sits (centre, corners).
+CROP_SIDE = 0.84
+CROP_PLACES = ((0.5, 0.5), (0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0))
+
+
+def crop_views(thumbs: np.ndarray, side: float = CROP_SIDE, places=CROP_PLACES) -> np.ndarray:
+    """Crops of ``(m, 32, 32)`` thumbnails enlarged back to 32x32 (bilinear): ``(m, len(places), 32, 32)``.
+
+    The embedding of a crop of image A is close to that of a cropped copy of A, which the
+    whole-image embedding (whose grid cells no longer line up) may miss.
+    """
+    t = np.asarray(thumbs, np.float32)
+    n = t.shape[-1]
+    size = side * n
+    out = np.empty((len(t), len(places), n, n), np.float32)
+    base = (np.arange(n) + 0.5) * (size / n) - 0.5
+    for k, (fy, fx) in enumerate(places):
+        ys = np.clip(base + fy * (n - size), 0, n - 1)
+        xs = np.clip(base + fx * (n - size), 0, n - 1)
+        y0 = np.minimum(np.floor(ys).astype(np.int64), n - 2)
+        x0 = np.minimum(np.floor(xs).astype(np.int64), n - 2)
+        wy = (ys - y0).astype(np.float32)
+        wx = (xs - x0).astype(np.float32)
+        r = t[:, y0, :] * (1 - wy)[None, :, None] + t[:, y0 + 1, :] * wy[None, :, None]
+        out[:, k] = r[:, :, x0] * (1 - wx)[None, None, :] + r[:, :, x0 + 1] * wx[None, None, :]
+    return out
+
+
 def _dct_matrix(n: int, rows: int) -> np.ndarray:
     """The first ``rows`` rows of scipy's unnormalised DCT-II matrix of size ``n``."""
     k = np.arange(rows)[:, None]
@@ -328,6 +385,7 @@ def _extract_chunk(job) -> Features:
     out = Features.empty(n)
     failures, notes = [], []
     smalls = np.zeros((n, HASH_SIZE * 4, HASH_SIZE * 4), np.uint8)
+    rot_rows, rot_angle, rot_small = [], [], []
     for k, item in enumerate(items):
         try:
             if kind == "path":
@@ -341,6 +399,11 @@ def _extract_chunk(job) -> Features:
             out.pixel_digest[k] = pixel_digest(img)
             smalls[k] = thumbnail(img)
             out.sizes[k] = img.size
+            view = derotate(img, smalls[k])
+            if view is not None:
+                rot_rows.append(k)
+                rot_angle.append(view[0])
+                rot_small.append(thumbnail(view[1]))
         except DecodeError as exc:
             failures.append((k, str(exc)))
             continue
@@ -355,9 +418,23 @@ def _extract_chunk(job) -> Features:
         out.hashes[good] = phash_variants(smalls[good])
         out.embedding[good] = hog(smalls[good])
         out.low_info[good] = smalls[good].reshape(len(good), -1).std(axis=1) < LOW_INFO_STD
+    keep = [q for q, r in enumerate(rot_rows) if out.ok[r]]
+    rs = np.array([rot_small[q] for q in keep], np.uint8).reshape(len(keep), THUMB, THUMB)
     return Features(ok=out.ok, file_digest=out.file_digest, pixel_digest=out.pixel_digest,
                     hashes=out.hashes, embedding=out.embedding, low_info=out.low_info,
-                    sizes=out.sizes, thumb=smalls, failures=tuple(failures), notes=tuple(notes))
+                    sizes=out.sizes, thumb=smalls,
+                    rot_rows=np.array([rot_rows[q] for q in keep], np.int64),
+                    rot_angle=np.array([rot_angle[q] for q in keep], np.float32),
+                    rot_embedding=hog(rs) if len(keep) else np.zeros((0, EMBED_DIM), np.float32),
+                    rot_thumb=rs, failures=tuple(failures), notes=tuple(notes))
+
+
+def _rot_arrays(rot: dict) -> dict:
+    rows = sorted(rot)
+    return {"rot_rows": np.array(rows, np.int64),
+            "rot_angle": np.array([rot[r][0] for r in rows], np.float32),
+            "rot_embedding": np.array([rot[r][1] for r in rows], np.float32).reshape(len(rows), EMBED_DIM),
+            "rot_thumb": np.array([rot[r][2] for r in rows], np.uint8).reshape(len(rows), THUMB, THUMB)}
 
 
 def _one_thread() -> None:
@@ -422,6 +499,7 @@ def extract_features(
     out = Features.empty(n)
     failures: dict[int, str] = {}
     notes: dict[int, str] = {}
+    rot: dict[int, tuple] = {}  # row -> (angle, embedding, thumbnail) of its de-rotated view
     if manifest.images is not None:
         kind, items, keys = "array", [manifest.images[r] for r in rows], None
         todo = np.arange(n)
@@ -434,7 +512,8 @@ def extract_features(
             from .cache import file_key  # noqa: PLC0415
 
             keys = [file_key(p) for p in items]  # items are absolute
-            pos, rows_c, cached_fail, cached_notes = cache.get(keys)
+            pos, rows_c, cached_fail, cached_notes, cached_rot = cache.get(keys)
+            rot.update(cached_rot)
             if len(pos):
                 out.ok[pos] = True
                 out.low_info[pos] = rows_c["low"]
@@ -466,6 +545,8 @@ def extract_features(
             failures[int(idx[r])] = why
         for r, why in part.notes:
             notes[int(idx[r])] = why
+        for q, r in enumerate(part.rot_rows.tolist()):
+            rot[int(idx[r])] = (float(part.rot_angle[q]), part.rot_embedding[q], part.rot_thumb[q])
         if cache is not None and keys is not None:
             cache.put([keys[k] for k in idx], part)
         done += len(idx)
@@ -489,5 +570,6 @@ def extract_features(
                 absorb(s, part)
     return Features(ok=out.ok, file_digest=out.file_digest, pixel_digest=out.pixel_digest,
                     hashes=out.hashes, embedding=out.embedding, low_info=out.low_info, sizes=out.sizes,
-                    thumb=out.thumb, failures=tuple(sorted(failures.items())), notes=tuple(sorted(notes.items())),
+                    thumb=out.thumb, **_rot_arrays(rot),
+                    failures=tuple(sorted(failures.items())), notes=tuple(sorted(notes.items())),
                     n_cached=n - len(todo))

@@ -38,6 +38,7 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None) -
     m, p, g, f = audit.manifest, audit.pairs, audit.groups, audit.features
     cross = audit.cross_split()
     order = np.argsort(-p.score, kind="stable")
+    details = audit.pair_details()
     dup = g.duplicate_groups()
     members = g.members() if len(dup) else []
     within = [gid for gid in dup.tolist() if len(set(m.splits[members[gid]].tolist())) == 1]
@@ -57,7 +58,7 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None) -
     pairs = [{"a": ref(p.i[k]), "b": ref(p.j[k]), "k": str(p.kind_names()[k]), "sc": round(float(p.score[k]), 4),
               "h": int(p.hamming[k]), "c": None if np.isnan(p.cosine[k]) else round(float(p.cosine[k]), 4),
               "v": None if np.isnan(p.ncc[k]) else round(float(p.ncc[k]), 4),
-              "d": p.detail()[k], "g": int(g.ids[p.i[k]])}
+              "d": details[k], "g": int(g.ids[p.i[k]])}
              for k in order.tolist() if cross[k]]
     groups = [{"g": gid, "s": str(m.splits[members[gid][0]]), "m": [ref(r) for r in members[gid]]} for gid in within]
     confl = [{"g": c.group, "labels": c.labels, "m": [ref(r) for r in c.rows]} for c in conflicts]

@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import ConfigError
-from .features import N_VARIANTS, VARIANT_NAMES, Features, _variant, embedding_variants
+from .features import CROP_PLACES, N_VARIANTS, VARIANT_NAMES, Features, _variant, crop_views, embedding_variants, hog
 from .index import CosineIndex, HammingIndex
 from .verify import aligned_ncc, detail, padding_weights
 
@@ -38,9 +38,11 @@ __all__ = ["DetectSettings", "PairTable", "find_pairs", "KINDS"]
 KINDS = ("exact", "hash", "embedding")
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "5"
+SEARCH_VERSION = "8"
 EXACT, HASH, EMBED = 0, 1, 2
 TRANSFORM_SETS = {"none": (0,), "flip": (0, 1), "all": tuple(range(N_VARIANTS))}
+#: Variant code of pairs found through a crop view (:func:`leakscan.features.crop_views`).
+CROPPED = 2 * N_VARIANTS
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ class DetectSettings:
     transforms : {"all", "flip", "none"}
         Which rotations/flips of an image also count as copies: all eight, the mirror image
         only, or none.
+    crops : bool
+        Also search a few crops of every image (70% of the area: the centre and the four
+        corners), which finds cropped copies the whole-image embedding misses.
     scope : {"all", "cross"}
         ``"all"``: duplicates within and across splits. ``"cross"``: only pairs across splits,
         found by querying the images of the smaller splits against an index of everything
@@ -79,6 +84,7 @@ class DetectSettings:
     min_ncc: float = 0.60
     transforms: str = "all"
     scope: str = "all"
+    crops: bool = True
 
     def __post_init__(self) -> None:
         if not -1 <= self.max_hamming <= 64:
@@ -119,7 +125,10 @@ class PairTable:
     cosine : float32 (p,)
         Largest embedding cosine over the allowed transforms (NaN when not computed).
     variant : int8 (p,)
-        Transform under which the pair matched (index into ``VARIANT_NAMES``), -1 for exact.
+        Transform under which the pair matched (index into ``VARIANT_NAMES``), -1 for exact;
+        ``8 + v``: one image is a copy rotated by another angle (matched through its de-rotated
+        view, :mod:`leakscan.rotation`) and then transform ``v``; ``16``: one image is a crop
+        of the other (matched through a crop view).
     same_bytes : bool (p,)
         Exact pairs whose files are byte-identical.
     ncc : float32 (p,)
@@ -165,6 +174,10 @@ class PairTable:
         for k, v, b in zip(self.kind, self.variant, self.same_bytes):
             if k == EXACT:
                 out.append("same bytes" if b else "same pixels")
+            elif v == CROPPED:
+                out.append("cropped")
+            elif v >= N_VARIANTS:
+                out.append("rotated" + (f", {VARIANT_NAMES[v - N_VARIANTS]}" if v > N_VARIANTS else ""))
             else:
                 out.append(VARIANT_NAMES[v] if v >= 0 else "")
         return out
@@ -262,7 +275,9 @@ def find_pairs(
 
     # 3. embedding k-NN with ratio test
     if s.min_cosine <= 1.0 and len(reps) > 1:
-        ei_, ej_, es_, ev_ = _embedding_pairs(features.embedding, reps, variants, s, progress, query_pos)
+        rotated = (features.rot_rows, features.rot_embedding) if s.transforms != "none" else None
+        ei_, ej_, es_, ev_ = _embedding_pairs(features.embedding, reps, variants, s, progress, query_pos,
+                                              rotated=rotated, thumbs=features.thumb if s.crops else None)
         parts_i.append(ei_); parts_j.append(ej_)
         parts_kind.append(np.full(len(ei_), EMBED, np.uint8)); parts_score.append(es_); parts_var.append(ev_)
 
@@ -286,6 +301,8 @@ def find_pairs(
         if progress:
             progress("verification", len(check), len(check))
     hamming, cosine = _measure(features, i, j, variants)
+    rot = variant >= N_VARIANTS
+    cosine[rot] = np.fmax(cosine[rot], score[rot])  # the de-rotated or crop view's similarity
     same_bytes = np.zeros(len(i), bool)
     if len(i):
         same_bytes = np.all(features.file_digest[i] == features.file_digest[j], axis=1) & (kind == EXACT)
@@ -305,6 +322,15 @@ def verify_pairs(features: Features, i: np.ndarray, j: np.ndarray, variant: np.n
     out = np.zeros(len(i), np.float32)
     if len(i) == 0:
         return out
+    rotated = (variant >= N_VARIANTS) & (variant != CROPPED)
+    if rotated.any():
+        out[rotated] = _verify_rotated(features, i[rotated], j[rotated], variant[rotated] - N_VARIANTS)
+    variant = np.where(variant == CROPPED, 0, variant).astype(np.int8)  # a crop lines up as is
+    plain = np.flatnonzero(~rotated)
+    if len(plain) == 0:
+        return out
+    i, j, variant = i[plain], j[plain], variant[plain]
+    res_plain = np.zeros(len(i), np.float32)
     # padding (rotation canvas, letterbox) per image, once per image
     rows, inv = np.unique(np.concatenate([i, j]), return_inverse=True)
     w_rows = padding_weights(features.thumb[rows])
@@ -324,8 +350,27 @@ def verify_pairs(features: Features, i: np.ndarray, j: np.ndarray, variant: np.n
             wa = w_rows[pa[k]] if use_w else None
             wb = w_rows[pb[k]] if use_w else None
             res[k] = _verify_block(features.thumb[a[k]], features.thumb[b[k]], wa, wb, v[k])
-        out[sl] = res
+        res_plain[sl] = res
+    out[plain] = res_plain
     return out
+
+
+def _verify_rotated(features: Features, i, j, v):
+    """Pairs where one side matched through its de-rotated view: that view against the other image."""
+    where = {int(r): q for q, r in enumerate(features.rot_rows.tolist())}
+    best = np.full(len(i), -1.0, np.float32)
+    for x, y in ((i, j), (j, i)):
+        k = np.flatnonzero([int(r) in where for r in x.tolist()])
+        if not len(k):
+            continue
+        q = np.array([where[int(r)] for r in x[k].tolist()], np.int64)
+        ra, rb = features.rot_thumb[q], features.thumb[y[k]]
+        wa, wb = padding_weights(ra), padding_weights(rb)
+        if wa is not None or wb is not None:
+            wa = np.ones(ra.shape, np.float32) if wa is None else wa
+            wb = np.ones(rb.shape, np.float32) if wb is None else wb
+        best[k] = np.maximum(best[k], _verify_block(ra, rb, wa, wb, v[k]))
+    return best
 
 
 def _verify_block(ra, rb, wa, wb, v):
@@ -352,7 +397,14 @@ def _apply_variant(a: np.ndarray, v: int) -> np.ndarray:
     return np.ascontiguousarray(_variant(a, v)) if v >= 0 else a
 
 
-def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query_pos=None, block: int = 4096):
+def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query_pos=None, block: int = 4096,
+                     rotated=None, thumbs=None):
+    """Embedding k-NN pairs with the ratio test.
+
+    Queries: every image under each of ``variants``; the de-rotated views ``rotated`` =
+    (rows, embeddings) under each of ``variants``; and, when ``thumbs`` (all rows) is given,
+    the crop views of every image, plain.
+    """
     emb = emb_all[reps]
     index = CosineIndex(emb)
     n = len(reps)
@@ -362,36 +414,59 @@ def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query
     # distance to the k-th neighbour of each image (plain orientation, self excluded); 0 for
     # images that were not queried, so their side of the ratio test accepts nothing
     dk_plain = np.zeros(n, np.float32)
-    total = len(query_pos) * len(variants)
+    # query sets: (positions in reps, a function of (start, stop) giving their embeddings,
+    # the variants to apply, variant code offset)
+    plain_q = emb[query_pos]
+    sets = [(query_pos, lambda a, b: plain_q[a:b], variants, 0)]
+    if rotated is not None and len(rotated[0]):
+        where = {int(r): k for k, r in enumerate(reps.tolist())}
+        keep = [q for q, r in enumerate(rotated[0].tolist()) if r in where]
+        if keep:
+            rpos = np.array([where[int(rotated[0][q])] for q in keep], np.int64)
+            wanted = np.isin(rpos, query_pos)
+            rot_q = rotated[1][np.asarray(keep)[wanted]]
+            sets.append((rpos[wanted], lambda a, b: rot_q[a:b], variants, N_VARIANTS))
+    if thumbs is not None:
+        nc = len(CROP_PLACES)
+        crop_pos = np.repeat(query_pos, nc)
+
+        def crop_emb(a, b):
+            rows = reps[crop_pos[a:b:nc]]  # a and b are multiples of nc
+            views = crop_views(thumbs[rows]).reshape(-1, thumbs.shape[1], thumbs.shape[2])
+            return hog(np.rint(views).astype(np.uint8))  # uint8: hog's lookup-table path
+        sets.append((crop_pos, crop_emb, (0,), CROPPED))
+    total = sum(len(q) * len(vs) for q, _, vs, _ in sets)
     done = 0
     if progress:
         progress("embedding search", 0, total)
-    for v in variants:
-        for start in range(0, len(query_pos), block):
-            qrows = query_pos[start:start + block]
-            qv = embedding_variants(emb[qrows], [v])[:, 0]
-            sims, ids = index.knn(qv, kk)
-            selfm = ids == qrows[:, None]
-            sims = np.where(selfm | (ids < 0), -np.inf, sims)
-            order = np.argsort(-sims, axis=1, kind="stable")
-            sims = np.take_along_axis(sims, order, 1)
-            ids = np.take_along_axis(ids, order, 1)
-            dist = 1.0 - sims  # inf where missing
-            if s.k <= dist.shape[1]:
-                dk = dist[:, s.k - 1]
-            else:
-                dk = np.full(len(qrows), np.inf, np.float32)
-            if v == 0:
-                dk_plain[qrows] = dk
-            r, c = np.nonzero(sims >= s.min_cosine)
-            out_i.append(qrows[r])
-            out_j.append(ids[r, c])
-            out_s.append(sims[r, c])
-            out_dk.append(dk[r])  # the query's own ratio-test reference
-            out_v.append(np.full(len(r), v, np.int8))
-            done += len(qrows)
-            if progress:
-                progress("embedding search", done, total)
+    block -= block % len(CROP_PLACES)
+    for qpos_all, qemb, vs, offset in sets:
+        for v in vs:
+            for start in range(0, len(qpos_all), block):
+                qrows = qpos_all[start:start + block]
+                qv = embedding_variants(qemb(start, start + len(qrows)), [v])[:, 0]
+                sims, ids = index.knn(qv, kk)
+                selfm = ids == qrows[:, None]
+                sims = np.where(selfm | (ids < 0), -np.inf, sims)
+                order = np.argsort(-sims, axis=1, kind="stable")
+                sims = np.take_along_axis(sims, order, 1)
+                ids = np.take_along_axis(ids, order, 1)
+                dist = 1.0 - sims  # inf where missing
+                if s.k <= dist.shape[1]:
+                    dk = dist[:, s.k - 1]
+                else:
+                    dk = np.full(len(qrows), np.inf, np.float32)
+                if v == 0 and offset == 0:
+                    dk_plain[qrows] = dk
+                r, c = np.nonzero(sims >= s.min_cosine)
+                out_i.append(qrows[r])
+                out_j.append(ids[r, c])
+                out_s.append(sims[r, c])
+                out_dk.append(dk[r])  # the query's own ratio-test reference
+                out_v.append(np.full(len(r), offset + v if offset < CROPPED else CROPPED, np.int8))
+                done += len(qrows)
+                if progress:
+                    progress("embedding search", done, total)
     if not out_i:
         z = np.zeros(0, np.int64)
         return z, z, np.zeros(0, np.float32), np.zeros(0, np.int8)

@@ -156,7 +156,7 @@ def _down2(x):
 
 
 def padding_weights(thumbs: np.ndarray, tol: int = 6, min_frac: float = 0.05,
-                    max_frac: float = 0.7) -> np.ndarray | None:
+                    max_frac: float = 0.7, grow: bool = True) -> np.ndarray | None:
     """Per-pixel weights, 0 on padding and 1 on the picture, of ``(p, n, n)`` uint8 thumbnails.
 
     Padding is a flat black or white region that touches the border: the canvas around a
@@ -164,7 +164,8 @@ def padding_weights(thumbs: np.ndarray, tol: int = 6, min_frac: float = 0.05,
     otherwise make any two rotated pictures line up. Found as the connected region, touching
     the border, within ``tol`` grey levels of the median border value when that value is near
     black (<= 24) or white (>= 231), when it covers ``min_frac`` to ``max_frac`` of the thumbnail;
-    grown by one pixel to cover resampling ringing. Returns None when no thumbnail has padding.
+    grown by one pixel (``grow``) to cover resampling ringing. Returns None when no thumbnail
+    has padding.
     """
     from scipy import ndimage  # noqa: PLC0415
 
@@ -198,7 +199,8 @@ def padding_weights(thumbs: np.ndarray, tol: int = 6, min_frac: float = 0.05,
     pad[(frac < min_frac) | (frac > max_frac)] = False
     if not pad.any():
         return None
-    pad = ndimage.binary_dilation(pad, structure=structure)
+    if grow:
+        pad = ndimage.binary_dilation(pad, structure=structure)
     out = np.ones((p, n, n), np.float32)
     out[cand] = (~pad).astype(np.float32)
     return out

@@ -1,0 +1,123 @@
+"""Copies rotated by an arbitrary angle: find the angle from the padding, and undo it.
+
+A picture rotated by an angle that is not a multiple of 90 degrees ends up on a larger
+canvas (``expand``, as Pillow's ``rotate(..., expand=True)`` and most editors do) or on a
+canvas of the same size with its corners cut off; either way the uncovered corners are
+*padding*: flat black or white triangles touching the border (:func:`leakscan.verify.padding_weights`).
+Their shape gives the angle. :func:`derotate` fits the picture area of the two rotation
+models, for every angle in (-45, 45) degrees, to the padding of a 128x128 version of the
+image, and when the best fit is good rotates the image back and crops the original
+picture out of it. The features of that *de-rotated view* are searched like those of any
+other image (their own rotations/flips included, which covers the other quadrants).
+
+Only images with padding are examined, so this costs nothing on ordinary photos.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["derotate", "content_mask", "MIN_ANGLE", "MIN_IOU"]
+
+#: Rotations smaller than this (degrees) are left to the zoom/shift tolerance of the search.
+MIN_ANGLE = 3.0
+#: Least intersection-over-union of the predicted and the observed picture area.
+MIN_IOU = 0.7
+_FIT = 128
+
+
+def _canvas_to_original(theta: float, W: float, H: float, expand: bool):
+    """Size (w, h) of the picture that, rotated by ``theta``, gives a W x H canvas; None if impossible."""
+    if not expand:
+        return W, H
+    t = np.deg2rad(theta)
+    c, s = abs(np.cos(t)), abs(np.sin(t))
+    det = c * c - s * s
+    if abs(det) < 1e-3:
+        return None
+    w, h = (W * c - H * s) / det, (H * c - W * s) / det
+    if w <= 0 or h <= 0:
+        return None
+    return w, h
+
+
+@lru_cache(maxsize=64)
+def _masks(aspect: float, n: int, expand: bool, angles: tuple) -> np.ndarray:
+    out = np.zeros((len(angles), n, n), bool)
+    for k, a in enumerate(angles):
+        m = content_mask(a, aspect, 1.0, expand, n)
+        if m is not None:
+            out[k] = m
+    return out
+
+
+def content_mask(theta: float, W: float, H: float, expand: bool, n: int) -> np.ndarray | None:
+    """Where the picture is, on an ``n`` x ``n`` grid over a W x H canvas rotated by ``theta`` degrees."""
+    size = _canvas_to_original(theta, W, H, expand)
+    if size is None:
+        return None
+    w, h = size
+    ys, xs = np.meshgrid((np.arange(n) + 0.5) / n * H - H / 2, (np.arange(n) + 0.5) / n * W - W / 2, indexing="ij")
+    t = np.deg2rad(theta)
+    u = xs * np.cos(t) - ys * np.sin(t)
+    v = xs * np.sin(t) + ys * np.cos(t)
+    return (np.abs(u) <= w / 2) & (np.abs(v) <= h / 2)
+
+
+def _fit(picture: np.ndarray, aspect: float, angles: np.ndarray):
+    """Best (iou, angle, expand) of the predicted picture areas against the observed one."""
+    n = picture.shape[0]
+    best = (0.0, 0.0, True)
+    pic = picture.reshape(1, -1)
+    for expand in (True, False):
+        m = _masks(round(aspect, 3), n, expand, tuple(float(a) for a in angles)).reshape(len(angles), -1)
+        inter = (m & pic).sum(1)
+        union = (m | pic).sum(1)
+        iou = inter / np.maximum(union, 1)
+        k = int(np.argmax(iou))
+        if iou[k] > best[0]:
+            best = (float(iou[k]), float(angles[k]), expand)
+    return best
+
+
+def derotate(img: Image.Image, small: np.ndarray):
+    """``(angle, de-rotated view)`` of a rotated picture, or None.
+
+    ``small`` is the image's 32x32 grayscale thumbnail (a cheap first look for padding).
+    """
+    from .verify import padding_weights  # noqa: PLC0415
+
+    border = np.concatenate([small[0], small[-1], small[1:-1, 0], small[1:-1, -1]]).astype(np.int16)
+    fill = np.median(border)
+    if not (fill <= 24 or fill >= 231) or (np.abs(border - fill) <= 6).mean() < 0.1:
+        return None  # the quick look: no flat black/white border, no padding
+    if padding_weights(small[None], grow=False) is None:
+        return None
+    W, H = img.size
+    aspect = W / H
+    big = np.asarray(img.convert("L").resize((_FIT, _FIT), Image.BOX))
+    w = padding_weights(big[None], grow=False)
+    if w is None:
+        return None
+    picture = w[0] > 0
+    coarse = np.array([a for a in np.arange(-44.0, 45.0, 2.0) if abs(a) >= MIN_ANGLE])
+    iou, angle, _ = _fit(picture[::4, ::4], aspect, coarse)
+    fine = np.array([a for a in np.arange(angle - 2.5, angle + 2.75, 0.5) if MIN_ANGLE <= abs(a) <= 45])
+    if len(fine) == 0:
+        return None
+    iou, angle, expand = _fit(picture, aspect, fine)
+    if iou < MIN_IOU:
+        return None
+    size = _canvas_to_original(angle, W, H, expand)
+    if size is None:
+        return None
+    w0, h0 = size
+    back = img.rotate(-angle, resample=Image.BICUBIC, expand=False)
+    x0, y0 = (W - w0) / 2, (H - h0) / 2
+    box = (int(round(x0)), int(round(y0)), int(round(x0 + w0)), int(round(y0 + h0)))
+    if box[2] - box[0] < 8 or box[3] - box[1] < 8:
+        return None
+    return angle, back.crop(box)

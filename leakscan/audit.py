@@ -242,6 +242,7 @@ def audit(
     cache=True,
     client=None,
     progress: Callable[[str, int, int], None] | None = None,
+    model=None,
 ) -> Audit:
     """Find exact and near-duplicate images and the leakage they cause across splits.
 
@@ -265,6 +266,10 @@ def audit(
         Decode and extract features on a Dask cluster (see the README); the search runs here.
     progress : callable, optional
         ``progress(stage, done, total)``.
+    model : path-like or ModelSpec, optional
+        An image-embedding ONNX model (needs ``pip install 'leakscan[onnx]'``): every image is
+        also embedded by it, and pairs at ``settings.model_min_cosine`` or more are reported
+        with kind ``model`` (:mod:`leakscan.model`).
 
     Returns
     -------
@@ -281,13 +286,21 @@ def audit(
     [('train', 'test', 1), ('test', 'train', 1)]
     """
     settings = settings or DetectSettings()
+    if model is not None:
+        from .model import ModelSpec  # noqa: PLC0415
+
+        if not isinstance(model, ModelSpec):
+            model = ModelSpec.from_path(model)
+        from .model import load_model  # noqa: PLC0415
+
+        load_model(model)  # a bad file fails here, with its name, before any decoding
     t0 = time.perf_counter()
     m = discover(data, manifest=manifest, splits=splits, labels=labels, groups=groups)
     t1 = time.perf_counter()
     warnings: list[str] = _manifest_warnings(m)
     store = _open_cache(cache, m, warnings)
     try:
-        feats = extract_features(m, jobs=jobs, cache=store, client=client, progress=progress)
+        feats = extract_features(m, jobs=jobs, cache=store, client=client, progress=progress, model=model)
         t2 = time.perf_counter()
         pairs = None
         if store is not None:

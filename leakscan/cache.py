@@ -86,6 +86,8 @@ class FeatureCache:
         db.execute("CREATE TABLE IF NOT EXISTS features (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, "
                    "row BLOB, reason TEXT, note TEXT)")
         db.execute("CREATE TABLE IF NOT EXISTS pairs (key TEXT PRIMARY KEY, created REAL, blob BLOB)")
+        db.execute("CREATE TABLE IF NOT EXISTS model_emb (path TEXT, size INTEGER, mtime INTEGER, model TEXT, "
+                   "emb BLOB, PRIMARY KEY (path, model))")
         meta = dict(db.execute("SELECT k, v FROM meta").fetchall())
         if not meta:
             db.executemany("INSERT INTO meta VALUES (?, ?)",
@@ -98,6 +100,7 @@ class FeatureCache:
             self.notes.append(msg)
             db.execute("DELETE FROM features")
             db.execute("DELETE FROM pairs")
+            db.execute("DELETE FROM model_emb")
             db.execute("UPDATE meta SET v=? WHERE k='schema'", (str(SCHEMA),))
             db.execute("UPDATE meta SET v=? WHERE k='feature_version'", (FEATURE_VERSION,))
             db.commit()
@@ -204,6 +207,36 @@ class FeatureCache:
         except sqlite3.DatabaseError as exc:
             log.warning("could not write to the feature cache %s: %s", self.path, exc)
 
+    # ---- learned (ONNX model) embeddings, keyed by file and model digest
+    def get_model(self, keys: list, model: str):
+        """``{position: embedding}`` of the cached model embeddings for ``keys``."""
+        out = {}
+        want = [(k, key) for k, key in enumerate(keys) if key is not None]
+        try:
+            for s in range(0, len(want), 900):
+                part = want[s:s + 900]
+                q = ",".join("?" * len(part))
+                rows = self._db.execute(f"SELECT path, size, mtime, emb FROM model_emb WHERE model=? AND path IN ({q})",
+                                        [model] + [key[0] for _, key in part]).fetchall()
+                got = {r[0]: r for r in rows}
+                for k, key in part:
+                    r = got.get(key[0])
+                    if r is not None and r[1] == key[1] and r[2] == key[2]:
+                        out[k] = np.frombuffer(r[3], np.float32)
+        except sqlite3.DatabaseError as exc:
+            log.warning("could not read model embeddings from the cache %s: %s", self.path, exc)
+            return {}
+        return out
+
+    def put_model(self, keys: list, model: str, emb: np.ndarray, ok: np.ndarray) -> None:
+        recs = [(key[0], key[1], key[2], model, np.ascontiguousarray(emb[k], np.float32).tobytes())
+                for k, key in enumerate(keys) if key is not None and ok[k]]
+        try:
+            with self._db:
+                self._db.executemany("INSERT OR REPLACE INTO model_emb VALUES (?, ?, ?, ?, ?)", recs)
+        except sqlite3.DatabaseError as exc:
+            log.warning("could not write model embeddings to the cache %s: %s", self.path, exc)
+
     # ---- search results, keyed by a fingerprint of all features and the settings
     KEEP_PAIRS = 8
 
@@ -249,6 +282,9 @@ def fingerprint(features, settings, splits=None) -> str:
         h.update("\x1f".join(map(str, splits)).encode())
     h.update(f"{FEATURE_VERSION}|{SCHEMA}|{len(features)}|{sorted(settings.to_dict().items())}".encode())
     for arr in (features.ok, features.pixel_digest, features.hashes, features.embedding, features.low_info,
-                features.file_digest):
+                features.file_digest, features.rot_rows, features.rot_embedding):
         h.update(np.ascontiguousarray(arr).tobytes())
+    if features.model_embedding is not None:
+        h.update(b"model")
+        h.update(np.ascontiguousarray(features.model_embedding).tobytes())
     return h.hexdigest()

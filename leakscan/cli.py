@@ -106,11 +106,20 @@ def _main(
 
 
 def _settings(max_hamming: int, min_cosine: float, min_ncc: float, transforms: "Transforms",
-              cross_only: bool = False):
+              cross_only: bool = False, model_min_cosine: float = 0.75):
     from .pairs import DetectSettings  # noqa: PLC0415
 
     return DetectSettings(max_hamming=max_hamming, min_cosine=min_cosine, min_ncc=min_ncc,
-                          transforms=transforms.value, scope="cross" if cross_only else "all")
+                          transforms=transforms.value, scope="cross" if cross_only else "all",
+                          model_min_cosine=model_min_cosine)
+
+
+def _model_spec(model: Optional[Path], batch: int):
+    if model is None:
+        return None
+    from .model import ModelSpec  # noqa: PLC0415
+
+    return ModelSpec.from_path(model, batch_size=batch)
 
 
 OPT_MANIFEST = typer.Option(None, "--manifest", "-m", show_default=False,
@@ -122,6 +131,12 @@ OPT_MIN_COSINE = typer.Option(0.70, "--min-cosine", min=0.0,
 OPT_MIN_NCC = typer.Option(0.60, "--min-ncc", min=-1.0, max=1.0,
                            help="Verification: least correlation of the details of the two aligned "
                                 "thumbnails (-1: off).")
+OPT_MODEL = typer.Option(None, "--model", show_default=False,
+                         help="Also embed every image with this ONNX model and report pairs at "
+                              "--model-min-cosine or more (needs pip install 'leakscan[onnx]').")
+OPT_MODEL_MIN_COSINE = typer.Option(0.75, "--model-min-cosine", min=0.0,
+                                    help="Least cosine similarity of two model embeddings of a duplicate.")
+OPT_MODEL_BATCH = typer.Option(32, "--model-batch", min=1, help="Images per model run.")
 OPT_TRANSFORMS = typer.Option(Transforms.all, "--transforms",
                               help="Rotated/flipped copies to find: all (8), flip (mirror), none.")
 OPT_JOBS = typer.Option(None, "--jobs", "-j", min=1, show_default=False,
@@ -197,6 +212,9 @@ def audit(
     min_cosine: float = OPT_MIN_COSINE,
     min_ncc: float = OPT_MIN_NCC,
     transforms: Transforms = OPT_TRANSFORMS,
+    model: Optional[Path] = OPT_MODEL,
+    model_min_cosine: float = OPT_MODEL_MIN_COSINE,
+    model_batch: int = OPT_MODEL_BATCH,
     jobs: Optional[int] = OPT_JOBS,
     cache: Optional[Path] = OPT_CACHE,
     no_cache: bool = OPT_NO_CACHE,
@@ -212,6 +230,7 @@ def audit(
       leakscan audit data/ --out report/   # and summary.json, pairs.csv, groups.csv, skipped.csv, report.html
       leakscan audit --manifest splits.csv --json
       leakscan audit data/ --fail-on-leak --max-leak 0.01   # CI gate: exit 1 above 1%
+      leakscan audit data/ --model copy_detector.onnx      # add a learned embedding
 
     Exit codes: 0 done, 1 leakage above --max-leak with --fail-on-leak, 2 bad usage or input.
     """
@@ -221,14 +240,15 @@ def audit(
     if data is None and manifest is None:
         raise _fail("give a dataset folder (leakscan audit DATA) or --manifest FILE")
     try:
-        settings = _settings(max_hamming, min_cosine, min_ncc, transforms, cross_only)
+        settings = _settings(max_hamming, min_cosine, min_ncc, transforms, cross_only, model_min_cosine)
+        spec = _model_spec(model, model_batch)
         if out is not None:  # fail before the long part, not after
             prepare_out_dir(out, force=force, data_root=_data_root(data, manifest))
         if parquet and out is None:
             raise _fail("--parquet writes into --out DIR; give --out")
         with _progress(quiet) as cb, _dask_client(dask) as client:
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
-                               cache=_cache_arg(cache, no_cache), client=client, progress=cb)
+                               cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec)
             if out is not None:
                 write_outputs(result, out, force=True, html=not no_html, parquet=parquet, progress=cb)
     except LeakscanError as exc:
@@ -277,6 +297,9 @@ def resplit(
     min_cosine: float = OPT_MIN_COSINE,
     min_ncc: float = OPT_MIN_NCC,
     transforms: Transforms = OPT_TRANSFORMS,
+    model: Optional[Path] = OPT_MODEL,
+    model_min_cosine: float = OPT_MODEL_MIN_COSINE,
+    model_batch: int = OPT_MODEL_BATCH,
     jobs: Optional[int] = OPT_JOBS,
     cache: Optional[Path] = OPT_CACHE,
     no_cache: bool = OPT_NO_CACHE,
@@ -304,12 +327,13 @@ def resplit(
     if data is None and manifest is None:
         raise _fail("give a dataset folder (leakscan resplit DATA --out NEW.csv) or --manifest FILE")
     try:
-        settings = _settings(max_hamming, min_cosine, min_ncc, transforms)
+        settings = _settings(max_hamming, min_cosine, min_ncc, transforms, model_min_cosine=model_min_cosine)
+        spec = _model_spec(model, model_batch)
         parse_ratios(ratios)  # fail before the long part
         prepare_resplit_out(out, force=force, data_root=_data_root(data, manifest))
         with _progress(quiet) as cb, _dask_client(dask) as client:
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
-                               cache=_cache_arg(cache, no_cache), client=client, progress=cb)
+                               cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec)
         rs = run_resplit(result, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle, random_state=seed)
         written = write_resplit(rs, out)
         placed = materialize(rs, materialize_dir, link=link.value, force=force) if materialize_dir else None

@@ -99,6 +99,7 @@ class Features:
     rot_angle: np.ndarray | None = None      # (m,) float32 degrees
     rot_embedding: np.ndarray | None = None  # (m, EMBED_DIM) float32
     rot_thumb: np.ndarray | None = None      # (m, 32, 32) uint8
+    model_embedding: np.ndarray | None = None  # (n, D) float32 from an ONNX model (leakscan.model), or None
     failures: tuple = ()      # ((row, reason), ...)
     notes: tuple = ()         # ((row, note), ...) e.g. animated GIF first frame
     version: str = field(default=FEATURE_VERSION)
@@ -128,6 +129,11 @@ class Features:
             "rot_embedding": (self.rot_embedding, (m, EMBED_DIM), np.float32),
             "rot_thumb": (self.rot_thumb, (m, THUMB, THUMB), np.uint8),
         }
+        if self.model_embedding is not None:
+            me = self.model_embedding
+            checks["model_embedding"] = (me, (n,) + tuple(me.shape[1:2]), np.float32)
+            if me.ndim != 2:
+                raise ValueError(f"Features.model_embedding must be 2-d, got {me.shape}")
         for name, (arr, shape, dtype) in checks.items():
             if arr.shape != shape or arr.dtype != dtype:
                 raise ValueError(f"Features.{name} must be {dtype.__name__}{shape}, got {arr.dtype}{arr.shape}")
@@ -160,6 +166,8 @@ class Features:
                    sizes=cat("sizes"), thumb=cat("thumb"),
                    rot_rows=np.concatenate([p.rot_rows + off for p, off in zip(parts, offsets)]).astype(np.int64),
                    rot_angle=cat("rot_angle"), rot_embedding=cat("rot_embedding"), rot_thumb=cat("rot_thumb"),
+                   model_embedding=(cat("model_embedding") if all(p.model_embedding is not None for p in parts)
+                                    else None),
                    failures=failures, notes=notes)
 
     def take(self, rows: np.ndarray) -> "Features":
@@ -172,6 +180,7 @@ class Features:
         return Features(
             rot_rows=new_rows[order], rot_angle=self.rot_angle[rk], rot_embedding=self.rot_embedding[rk],
             rot_thumb=self.rot_thumb[rk],
+            model_embedding=None if self.model_embedding is None else self.model_embedding[rows],
             ok=self.ok[rows], file_digest=self.file_digest[rows], pixel_digest=self.pixel_digest[rows],
             hashes=self.hashes[rows], embedding=self.embedding[rows], low_info=self.low_info[rows],
             sizes=self.sizes[rows], thumb=self.thumb[rows],
@@ -380,7 +389,13 @@ def features_of_image(img: Image.Image):
 # --------------------------------------------------------------------------- batches
 
 def _extract_chunk(job) -> Features:
-    kind, items = job
+    kind, items, spec = job if len(job) == 3 else (*job, None)
+    model = None
+    if spec is not None:
+        from .model import load_model  # noqa: PLC0415 - optional extra
+
+        model = load_model(spec)
+        views = np.zeros((len(items), model.height, model.width, 3), np.uint8)
     n = len(items)
     out = Features.empty(n)
     failures, notes = [], []
@@ -399,6 +414,8 @@ def _extract_chunk(job) -> Features:
             out.pixel_digest[k] = pixel_digest(img)
             smalls[k] = thumbnail(img)
             out.sizes[k] = img.size
+            if model is not None:
+                views[k] = model.preprocess(img)
             view = derotate(img, smalls[k])
             if view is not None:
                 rot_rows.append(k)
@@ -426,7 +443,18 @@ def _extract_chunk(job) -> Features:
                     rot_rows=np.array([rot_rows[q] for q in keep], np.int64),
                     rot_angle=np.array([rot_angle[q] for q in keep], np.float32),
                     rot_embedding=hog(rs) if len(keep) else np.zeros((0, EMBED_DIM), np.float32),
-                    rot_thumb=rs, failures=tuple(failures), notes=tuple(notes))
+                    rot_thumb=rs, model_embedding=_model_embed(model, views, out.ok),
+                    failures=tuple(failures), notes=tuple(notes))
+
+
+def _model_embed(model, views, ok):
+    if model is None:
+        return None
+    good = np.flatnonzero(ok)
+    emb = model.embed(views[good]) if len(good) else np.zeros((0, model.dim), np.float32)
+    out = np.zeros((len(ok), emb.shape[1]), np.float32)
+    out[good] = emb
+    return out
 
 
 def _rot_arrays(rot: dict) -> dict:
@@ -463,6 +491,7 @@ def extract_features(
     cache=None,
     client=None,
     progress: ProgressFn | None = None,
+    model=None,
 ) -> Features:
     """Decode each image once and compute all its features.
 
@@ -484,6 +513,9 @@ def extract_features(
         installed (``pip install 'leakscan[dask]'``).
     progress : callable, optional
         ``progress("features", done, total)`` after every chunk.
+    model : ModelSpec, optional
+        Also embed every image with this ONNX model (:mod:`leakscan.model`), in the same
+        pass; cached per file and model digest.
 
     Returns
     -------
@@ -500,6 +532,7 @@ def extract_features(
     failures: dict[int, str] = {}
     notes: dict[int, str] = {}
     rot: dict[int, tuple] = {}  # row -> (angle, embedding, thumbnail) of its de-rotated view
+    model_emb: dict[int, np.ndarray] = {}
     if manifest.images is not None:
         kind, items, keys = "array", [manifest.images[r] for r in rows], None
         todo = np.arange(n)
@@ -527,11 +560,14 @@ def extract_features(
             notes.update(cached_notes)
             hit = np.zeros(n, bool)
             hit[pos] = True
+            if model is not None:  # cached features without this model's embedding: decode again
+                model_emb.update(cache.get_model(keys, model.digest))
+                hit[[k for k in pos.tolist() if k not in model_emb]] = False
             hit[list(cached_fail)] = True
             todo = np.flatnonzero(~hit)
             log.info("feature cache: %d of %d images cached, %d to decode", n - len(todo), n, len(todo))
     starts = list(range(0, len(todo), chunk_size))
-    tasks = [(kind, [items[k] for k in todo[s:s + chunk_size]]) for s in starts]
+    tasks = [(kind, [items[k] for k in todo[s:s + chunk_size]], model) for s in starts]
     done = n - len(todo)
     if progress:
         progress("features", done, n)
@@ -547,8 +583,13 @@ def extract_features(
             notes[int(idx[r])] = why
         for q, r in enumerate(part.rot_rows.tolist()):
             rot[int(idx[r])] = (float(part.rot_angle[q]), part.rot_embedding[q], part.rot_thumb[q])
+        if part.model_embedding is not None:
+            for r in np.flatnonzero(part.ok).tolist():
+                model_emb[int(idx[r])] = part.model_embedding[r]
         if cache is not None and keys is not None:
             cache.put([keys[k] for k in idx], part)
+            if model is not None:
+                cache.put_model([keys[k] for k in idx], model.digest, part.model_embedding, part.ok)
         done += len(idx)
         if progress:
             progress("features", done, n)
@@ -568,8 +609,19 @@ def extract_features(
         with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread) as pool:
             for s, part in zip(starts, pool.map(_extract_chunk, tasks)):
                 absorb(s, part)
+    model_arr = None
+    if model is not None:
+        if model_emb:
+            dim = len(next(iter(model_emb.values())))
+        else:
+            from .model import load_model  # noqa: PLC0415
+
+            dim = load_model(model).dim
+        model_arr = np.zeros((n, dim), np.float32)
+        for r, e in model_emb.items():
+            model_arr[r] = e
     return Features(ok=out.ok, file_digest=out.file_digest, pixel_digest=out.pixel_digest,
                     hashes=out.hashes, embedding=out.embedding, low_info=out.low_info, sizes=out.sizes,
-                    thumb=out.thumb, **_rot_arrays(rot),
+                    thumb=out.thumb, **_rot_arrays(rot), model_embedding=model_arr,
                     failures=tuple(sorted(failures.items())), notes=tuple(sorted(notes.items())),
                     n_cached=n - len(todo))

@@ -66,6 +66,9 @@ def link_strength(pairs: PairTable, max_hamming: int = 6, min_cosine: float = 0.
     e = pairs.kind == 2
     if e.any():
         st[e] = (pairs.cosine[e] - min_cosine) / max(1e-9, 1 - min_cosine)
+    m = pairs.kind == 3  # learned-model pairs: their cosine
+    if m.any():
+        st[m] = pairs.score[m]
     v = ~np.isnan(pairs.ncc) & (pairs.kind != 0)
     if v.any():
         st[v] = np.minimum(st[v], (pairs.ncc[v] - min_ncc) / max(1e-9, 1 - min_ncc))

@@ -35,11 +35,11 @@ log = logging.getLogger(__name__)
 
 __all__ = ["DetectSettings", "PairTable", "find_pairs", "KINDS"]
 
-KINDS = ("exact", "hash", "embedding")
+KINDS = ("exact", "hash", "embedding", "model")
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "8"
-EXACT, HASH, EMBED = 0, 1, 2
+SEARCH_VERSION = "9"
+EXACT, HASH, EMBED, MODEL = 0, 1, 2, 3
 TRANSFORM_SETS = {"none": (0,), "flip": (0, 1), "all": tuple(range(N_VARIANTS))}
 #: Variant code of pairs found through a crop view (:func:`leakscan.features.crop_views`).
 CROPPED = 2 * N_VARIANTS
@@ -70,6 +70,9 @@ class DetectSettings:
     crops : bool
         Also search a few crops of every image (70% of the area: the centre and the four
         corners), which finds cropped copies the whole-image embedding misses.
+    model_min_cosine : float
+        With an ONNX model (:mod:`leakscan.model`): pairs whose model embeddings have at least
+        this cosine similarity are duplicates (kind ``model``; > 1 turns them off).
     scope : {"all", "cross"}
         ``"all"``: duplicates within and across splits. ``"cross"``: only pairs across splits,
         found by querying the images of the smaller splits against an index of everything
@@ -85,6 +88,7 @@ class DetectSettings:
     transforms: str = "all"
     scope: str = "all"
     crops: bool = True
+    model_min_cosine: float = 0.75
 
     def __post_init__(self) -> None:
         if not -1 <= self.max_hamming <= 64:
@@ -95,6 +99,8 @@ class DetectSettings:
             raise ConfigError(f"sure_cosine must be in (0, 1], got {self.sure_cosine}")
         if not 0 < self.ratio <= 1:
             raise ConfigError(f"ratio must be in (0, 1], got {self.ratio}")
+        if not 0 < self.model_min_cosine:
+            raise ConfigError(f"model_min_cosine must be in (0, 1], got {self.model_min_cosine}")
         if not -1 <= self.min_ncc <= 1:
             raise ConfigError(f"min_ncc must be in [-1, 1], got {self.min_ncc}")
         if not 1 <= self.k <= 1000:
@@ -174,6 +180,8 @@ class PairTable:
         for k, v, b in zip(self.kind, self.variant, self.same_bytes):
             if k == EXACT:
                 out.append("same bytes" if b else "same pixels")
+            elif k == MODEL:
+                out.append("model")
             elif v == CROPPED:
                 out.append("cropped")
             elif v >= N_VARIANTS:
@@ -300,6 +308,21 @@ def find_pairs(
         i, j, kind, score, variant, ncc = i[keep], j[keep], kind[keep], score[keep], variant[keep], ncc[keep]
         if progress:
             progress("verification", len(check), len(check))
+    if features.model_embedding is not None and s.model_min_cosine <= 1.0 and len(reps) > 1:
+        mi, mj, ms = _model_pairs(features.model_embedding, reps, s, query_pos)
+        if s.scope == "cross":
+            c = splits[mi] != splits[mj]
+            mi, mj, ms = mi[c], mj[c], ms[c]
+        n_all = max(len(features), 1)
+        new = ~np.isin(mi * n_all + mj, i * n_all + j)
+        mi, mj, ms = mi[new], mj[new], ms[new]
+        i, j = np.concatenate([i, mi]), np.concatenate([j, mj])
+        kind = np.concatenate([kind, np.full(len(mi), MODEL, np.uint8)])
+        score = np.concatenate([score, ms]).astype(np.float32)
+        variant = np.concatenate([variant, np.full(len(mi), -1, np.int8)])
+        ncc = np.concatenate([ncc, np.full(len(mi), np.nan, np.float32)])
+        order = np.lexsort((j, i))
+        i, j, kind, score, variant, ncc = i[order], j[order], kind[order], score[order], variant[order], ncc[order]
     hamming, cosine = _measure(features, i, j, variants)
     rot = variant >= N_VARIANTS
     cosine[rot] = np.fmax(cosine[rot], score[rot])  # the de-rotated or crop view's similarity
@@ -480,6 +503,25 @@ def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query
     qi, dj, sim, v = qi[accept], dj[accept], sim[accept], v[accept]
     a, b = reps[qi], reps[dj]
     return np.minimum(a, b), np.maximum(a, b), sim.astype(np.float32), v
+
+
+def _model_pairs(model_emb, reps, s: DetectSettings, query_pos):
+    """Pairs of rows whose model embeddings have cosine >= ``model_min_cosine`` (among each query's k nearest)."""
+    index = CosineIndex(model_emb[reps])
+    kk = min(s.k + 1, len(reps))
+    sims, ids = index.knn(model_emb[reps[query_pos]], kk)
+    r, c = np.nonzero((sims >= s.model_min_cosine) & (ids != query_pos[:, None]) & (ids >= 0))
+    a, b = reps[query_pos[r]], reps[ids[r, c]]
+    keep = a != b
+    a, b, sim = a[keep], b[keep], sims[r, c][keep]
+    i, j = np.minimum(a, b), np.maximum(a, b)
+    if len(i) == 0:
+        return i.astype(np.int64), j.astype(np.int64), sim.astype(np.float32)
+    order = np.lexsort((-sim, j, i))
+    i, j, sim = i[order], j[order], sim[order]
+    first = np.ones(len(i), bool)
+    first[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
+    return i[first].astype(np.int64), j[first].astype(np.int64), sim[first].astype(np.float32)
 
 
 def _measure(features: Features, i, j, variants, block: int = 65536):

@@ -1,0 +1,119 @@
+"""The optional ONNX embedding backend (--model), on tiny models the tests build themselves."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+from onnx import TensorProto, helper  # noqa: E402
+
+from leakscan import audit  # noqa: E402
+from leakscan.errors import InputError  # noqa: E402
+from leakscan.model import EmbeddingModel, ModelSpec  # noqa: E402
+from leakscan.pairs import DetectSettings  # noqa: E402
+from conftest import scene  # noqa: E402
+
+
+def pool_model(path, size=16, layout="NCHW", dynamic=False):
+    """A real ONNX graph: 4x4 average pooling, flattened: a 3*(size/4)^2-d embedding."""
+    if layout == "NCHW":
+        shape = ["N", 3, "H", "W"] if dynamic else ["N", 3, size, size]
+        nodes, first = [], "x"
+    else:
+        shape = ["N", size, size, 3]
+        nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 3, 1, 2])]
+        first = "xt"
+    nodes += [helper.make_node("AveragePool", [first], ["p"], kernel_shape=[4, 4], strides=[4, 4]),
+              helper.make_node("Flatten", ["p"], ["y"], axis=1)]
+    graph = helper.make_graph(nodes, "pool", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", None])])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+    return path
+
+
+def reference(img, size=16, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
+    x = np.asarray(img.convert("RGB").resize((size, size), Image.BICUBIC), np.float32) / 255.0
+    x = (x - np.array(mean, np.float32)) / np.array(std, np.float32)
+    p = x.reshape(size // 4, 4, size // 4, 4, 3).mean(axis=(1, 3))  # (h, w, c)
+    v = p.transpose(2, 0, 1).reshape(-1)
+    return v / np.linalg.norm(v)
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_embeddings_match_a_numpy_reference_and_batching(tmp_path, layout):
+    path = pool_model(tmp_path / "m.onnx", layout=layout)
+    imgs = [scene(s, 40) for s in range(7)]
+    batch = None
+    for bs in (1, 3, 32):
+        model = EmbeddingModel(ModelSpec.from_path(path, batch_size=bs))
+        assert (model.height, model.width, model.layout) == (16, 16, layout)
+        emb = model.embed(np.stack([model.preprocess(i) for i in imgs]))
+        assert emb.shape == (7, 48)
+        np.testing.assert_allclose(emb, np.stack([reference(i) for i in imgs]), atol=1e-5)
+        if batch is not None:
+            np.testing.assert_array_equal(emb, batch)  # the batch size changes nothing
+        batch = emb
+
+
+def test_dynamic_input_size_uses_the_given_size(tmp_path):
+    path = pool_model(tmp_path / "dyn.onnx", dynamic=True)
+    model = EmbeddingModel(ModelSpec.from_path(path, size=24))
+    assert (model.height, model.width) == (24, 24)
+    assert model.dim == 3 * 6 * 6
+
+
+def test_bad_model_files_give_clear_errors(tmp_path):
+    with pytest.raises(InputError, match="cannot read model"):
+        ModelSpec.from_path(tmp_path / "missing.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(InputError, match="cannot load model .*junk.onnx"):
+        audit(np.zeros((2, 8, 8, 3), np.uint8), model=junk)
+
+
+def test_audit_with_model_finds_copies_and_caches_per_model(tmp_path):
+    data = tmp_path / "data"
+    for s in range(12):
+        (data / ("test" if s % 3 == 0 else "train")).mkdir(parents=True, exist_ok=True)
+        scene(s, 64).save(data / ("test" if s % 3 == 0 else "train") / f"{s:02d}.jpg", quality=95)
+    # a test image that is a re-encoded train image
+    Image.open(data / "train" / "01.jpg").save(data / "test" / "copy.jpg", quality=60)
+    path = pool_model(tmp_path / "m.onnx")
+    only_model = DetectSettings(max_hamming=-1, min_cosine=2.0, model_min_cosine=0.995)
+    cache = tmp_path / "cache.sqlite"
+    r = audit(data, settings=only_model, model=path, cache=cache, jobs=2)
+    pairs = {frozenset((r.manifest.paths[i], r.manifest.paths[j])): k
+             for i, j, k in zip(r.pairs.i, r.pairs.j, r.pairs.kind_names())}
+    assert pairs == {frozenset(("train/01.jpg", "test/copy.jpg")): "model"}
+    assert r.features.model_embedding.shape == (13, 48)
+    assert r.features.n_cached == 0
+    again = audit(data, settings=only_model, model=path, cache=cache, jobs=1)
+    assert again.features.n_cached == 13
+    np.testing.assert_array_equal(again.features.model_embedding, r.features.model_embedding)
+    # another model file: its embeddings are computed, not taken from the first model's
+    other = pool_model(tmp_path / "m8.onnx", size=8)
+    third = audit(data, settings=only_model, model=other, cache=cache, jobs=1)
+    assert third.features.n_cached == 0 and third.features.model_embedding.shape == (13, 12)
+
+
+def test_cli_model_option(tmp_path):
+    from typer.testing import CliRunner
+
+    from leakscan.cli import app
+
+    data = tmp_path / "data"
+    (data / "train").mkdir(parents=True)
+    (data / "test").mkdir()
+    scene(1, 64).save(data / "train" / "a.jpg")
+    scene(2, 64).save(data / "train" / "b.jpg")
+    scene(1, 64).save(data / "test" / "a.png")
+    path = pool_model(tmp_path / "m.onnx")
+    res = CliRunner().invoke(app, ["audit", str(data), "--model", str(path), "--no-cache", "--json", "--quiet"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(app, ["audit", str(data), "--model", str(tmp_path / "nope.onnx"), "--no-cache"])
+    assert res.exit_code == 2
+    assert "nope.onnx" in res.output

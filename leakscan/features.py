@@ -390,7 +390,7 @@ def features_of_image(img: Image.Image):
 
 def _extract_chunk(job) -> Features:
     kind, items, spec = job if len(job) == 3 else (*job, None)
-    model = None
+    model = views = None
     if spec is not None:
         from .model import load_model  # noqa: PLC0415 - optional extra
 

@@ -12,7 +12,7 @@ is a true duplicate iff both images come from the same original. It then runs le
 plain imagehash pHash loop at Hamming <= 8 for reference) and prints precision overall and
 recall per transform.
 
-    python bench/transformed.py [--source FOLDER] [--work DIR] [--transforms flip|all]
+    python bench/transformed.py [--source FOLDER] [--work DIR]
 """
 
 from __future__ import annotations
@@ -137,7 +137,10 @@ def main() -> None:
     n_orig = sum(r["edit"] == "original" for r in rows)
     out = {"originals": n_orig, "images": len(rows)}
     out["leakscan (defaults)"] = score(rows, leakscan_pairs(data, a.work / "out1", []))
-    out["leakscan --transforms all"] = score(rows, leakscan_pairs(data, a.work / "out2", ["--transforms", "all"]))
+    out["leakscan --min-ncc -1 (no verification)"] = score(rows, leakscan_pairs(data, a.work / "out2",
+                                                                               ["--min-ncc", "-1"]))
+    out["leakscan --no-crops"] = score(rows, leakscan_pairs(data, a.work / "out3", ["--no-crops"]))
+    out["leakscan --transforms flip"] = score(rows, leakscan_pairs(data, a.work / "out4", ["--transforms", "flip"]))
     out["imagehash pHash, Hamming <= 8"] = score(rows, phash_pairs(data, rows))
     print(json.dumps(out, indent=1))
 

@@ -106,12 +106,12 @@ def _main(
 
 
 def _settings(max_hamming: int, min_cosine: float, min_ncc: float, transforms: "Transforms",
-              cross_only: bool = False, model_min_cosine: float = 0.75):
+              cross_only: bool = False, model_min_cosine: float = 0.75, crops: bool = True):
     from .pairs import DetectSettings  # noqa: PLC0415
 
     return DetectSettings(max_hamming=max_hamming, min_cosine=min_cosine, min_ncc=min_ncc,
                           transforms=transforms.value, scope="cross" if cross_only else "all",
-                          model_min_cosine=model_min_cosine)
+                          model_min_cosine=model_min_cosine, crops=crops)
 
 
 def _model_spec(model: Optional[Path], batch: int):
@@ -131,6 +131,8 @@ OPT_MIN_COSINE = typer.Option(0.70, "--min-cosine", min=0.0,
 OPT_MIN_NCC = typer.Option(0.60, "--min-ncc", min=-1.0, max=1.0,
                            help="Verification: least correlation of the details of the two aligned "
                                 "thumbnails (-1: off).")
+OPT_CROPS = typer.Option(True, "--crops/--no-crops",
+                         help="Also search crops of every image (finds cropped copies; --no-crops is faster).")
 OPT_MODEL = typer.Option(None, "--model", show_default=False,
                          help="Also embed every image with this ONNX model and report pairs at "
                               "--model-min-cosine or more (needs pip install 'leakscan[onnx]').")
@@ -212,6 +214,7 @@ def audit(
     min_cosine: float = OPT_MIN_COSINE,
     min_ncc: float = OPT_MIN_NCC,
     transforms: Transforms = OPT_TRANSFORMS,
+    crops: bool = OPT_CROPS,
     model: Optional[Path] = OPT_MODEL,
     model_min_cosine: float = OPT_MODEL_MIN_COSINE,
     model_batch: int = OPT_MODEL_BATCH,
@@ -240,7 +243,7 @@ def audit(
     if data is None and manifest is None:
         raise _fail("give a dataset folder (leakscan audit DATA) or --manifest FILE")
     try:
-        settings = _settings(max_hamming, min_cosine, min_ncc, transforms, cross_only, model_min_cosine)
+        settings = _settings(max_hamming, min_cosine, min_ncc, transforms, cross_only, model_min_cosine, crops)
         spec = _model_spec(model, model_batch)
         if out is not None:  # fail before the long part, not after
             prepare_out_dir(out, force=force, data_root=_data_root(data, manifest))
@@ -297,6 +300,7 @@ def resplit(
     min_cosine: float = OPT_MIN_COSINE,
     min_ncc: float = OPT_MIN_NCC,
     transforms: Transforms = OPT_TRANSFORMS,
+    crops: bool = OPT_CROPS,
     model: Optional[Path] = OPT_MODEL,
     model_min_cosine: float = OPT_MODEL_MIN_COSINE,
     model_batch: int = OPT_MODEL_BATCH,
@@ -327,7 +331,8 @@ def resplit(
     if data is None and manifest is None:
         raise _fail("give a dataset folder (leakscan resplit DATA --out NEW.csv) or --manifest FILE")
     try:
-        settings = _settings(max_hamming, min_cosine, min_ncc, transforms, model_min_cosine=model_min_cosine)
+        settings = _settings(max_hamming, min_cosine, min_ncc, transforms, model_min_cosine=model_min_cosine,
+                             crops=crops)
         spec = _model_spec(model, model_batch)
         parse_ratios(ratios)  # fail before the long part
         prepare_resplit_out(out, force=force, data_root=_data_root(data, manifest))

@@ -38,7 +38,7 @@ __all__ = ["DetectSettings", "PairTable", "find_pairs", "KINDS"]
 KINDS = ("exact", "hash", "embedding", "model")
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "9"
+SEARCH_VERSION = "10"
 EXACT, HASH, EMBED, MODEL = 0, 1, 2, 3
 TRANSFORM_SETS = {"none": (0,), "flip": (0, 1), "all": tuple(range(N_VARIANTS))}
 #: Variant code of pairs found through a crop view (:func:`leakscan.features.crop_views`).

@@ -293,7 +293,7 @@ def audit(
             model = ModelSpec.from_path(model)
         from .model import load_model  # noqa: PLC0415
 
-        load_model(model)  # a bad file fails here, with its name, before any decoding
+        _ = load_model(model).dim  # a bad file or a model that cannot run fails here, with its name, before decoding
     t0 = time.perf_counter()
     m = discover(data, manifest=manifest, splits=splits, labels=labels, groups=groups)
     t1 = time.perf_counter()

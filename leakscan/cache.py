@@ -131,6 +131,22 @@ class FeatureCache:
         self.close()
 
     # ---- access
+    def _current(self, keys: list, select: str, *params):
+        """``(position, row)`` for each key whose stored (size, mtime) still match, 900 per query.
+
+        ``select`` ends with ``WHERE`` or ``AND``; ``path IN (...)`` is appended, after ``params``.
+        """
+        want = [(k, key) for k, key in enumerate(keys) if key is not None]
+        for s in range(0, len(want), 900):
+            part = want[s:s + 900]
+            q = ",".join("?" * len(part))
+            rows = self._db.execute(f"{select} path IN ({q})", [*params] + [key[0] for _, key in part]).fetchall()
+            got = {r[0]: r for r in rows}
+            for k, key in part:
+                r = got.get(key[0])
+                if r is not None and r[1] == key[1] and r[2] == key[2]:
+                    yield k, r
+
     def get(self, keys: list):
         """Cached entries for ``keys`` (list of file_key or None).
 
@@ -141,31 +157,21 @@ class FeatureCache:
         """
         pos, blobs, failures, notes, rotated = [], [], {}, {}, {}
         size = _ROW.itemsize
-        want = [(k, key) for k, key in enumerate(keys) if key is not None]
         try:
-            for s in range(0, len(want), 900):
-                part = want[s:s + 900]
-                q = ",".join("?" * len(part))
-                rows = self._db.execute(f"SELECT path, size, mtime, row, reason, note FROM features WHERE path IN ({q})",
-                                        [key[0] for _, key in part]).fetchall()
-                got = {r[0]: r for r in rows}
-                for k, key in part:
-                    r = got.get(key[0])
-                    if r is None or r[1] != key[1] or r[2] != key[2]:
-                        continue
-                    if r[3] is not None:
-                        if len(r[3]) not in (size, size + _ROT.itemsize):
-                            continue  # not a row of this schema: decode again
-                        pos.append(k)
-                        blobs.append(r[3][:size])
-                        if len(r[3]) > size:
-                            rot = np.frombuffer(r[3][size:], _ROT)[0]
-                            rotated[k] = (float(rot["angle"]), rot["emb"].copy(),
-                                          rot["thumb"].reshape(THUMB, THUMB).copy())
-                    else:
-                        failures[k] = r[4]
-                    if r[5]:
-                        notes[k] = r[5]
+            for k, r in self._current(keys, "SELECT path, size, mtime, row, reason, note FROM features WHERE"):
+                if r[3] is not None:
+                    if len(r[3]) not in (size, size + _ROT.itemsize):
+                        continue  # not a row of this schema: decode again
+                    pos.append(k)
+                    blobs.append(r[3][:size])
+                    if len(r[3]) > size:
+                        rot = np.frombuffer(r[3][size:], _ROT)[0]
+                        rotated[k] = (float(rot["angle"]), rot["emb"].copy(),
+                                      rot["thumb"].reshape(THUMB, THUMB).copy())
+                else:
+                    failures[k] = r[4]
+                if r[5]:
+                    notes[k] = r[5]
         except sqlite3.DatabaseError as exc:
             self._db = self._set_aside(f"unreadable ({exc})")
             return np.zeros(0, np.int64), np.zeros(0, _ROW), {}, {}, {}
@@ -211,18 +217,9 @@ class FeatureCache:
     def get_model(self, keys: list, model: str):
         """``{position: embedding}`` of the cached model embeddings for ``keys``."""
         out = {}
-        want = [(k, key) for k, key in enumerate(keys) if key is not None]
         try:
-            for s in range(0, len(want), 900):
-                part = want[s:s + 900]
-                q = ",".join("?" * len(part))
-                rows = self._db.execute(f"SELECT path, size, mtime, emb FROM model_emb WHERE model=? AND path IN ({q})",
-                                        [model] + [key[0] for _, key in part]).fetchall()
-                got = {r[0]: r for r in rows}
-                for k, key in part:
-                    r = got.get(key[0])
-                    if r is not None and r[1] == key[1] and r[2] == key[2]:
-                        out[k] = np.frombuffer(r[3], np.float32)
+            for k, r in self._current(keys, "SELECT path, size, mtime, emb FROM model_emb WHERE model=? AND", model):
+                out[k] = np.frombuffer(r[3], np.float32)
         except sqlite3.DatabaseError as exc:
             log.warning("could not read model embeddings from the cache %s: %s", self.path, exc)
             return {}

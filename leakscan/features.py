@@ -416,7 +416,12 @@ def _extract_chunk(job) -> Features:
             out.sizes[k] = img.size
             if model is not None:
                 views[k] = model.preprocess(img)
-            view = derotate(img, smalls[k])
+            try:
+                view = derotate(img, smalls[k])
+            except Exception as exc:  # an extra check: never lose the image to it
+                log.warning("%s: rotation check failed (%s: %s); searched without it",
+                            item if kind == "path" else f"image {k}", type(exc).__name__, exc)
+                view = None
             if view is not None:
                 rot_rows.append(k)
                 rot_angle.append(view[0])

@@ -109,7 +109,11 @@ class EmbeddingModel:
             x = (batch[s:s + self.spec.batch_size].astype(np.float32) / 255.0 - self._mean) / self._std
             if self.layout == "NCHW":
                 x = x.transpose(0, 3, 1, 2)
-            y = self.session.run(None, {self.input_name: np.ascontiguousarray(x, self.input_type)})[0]
+            try:
+                y = self.session.run(None, {self.input_name: np.ascontiguousarray(x, self.input_type)})[0]
+            except Exception as exc:  # a model problem, not an image problem: stop with its name
+                raise InputError(f"model {self.spec.path} failed on a batch of {len(x)} "
+                                 f"{self.height}x{self.width} images: {exc}") from exc
             out.append(np.asarray(y, np.float32).reshape(len(x), -1))
         if not out:
             return np.zeros((0, 0), np.float32)

@@ -29,7 +29,8 @@ import numpy as np
 from .errors import ConfigError
 from .features import CROP_PLACES, N_VARIANTS, VARIANT_NAMES, Features, _variant, crop_views, embedding_variants, hog
 from .index import CosineIndex, HammingIndex
-from .verify import aligned_ncc, detail, padding_weights
+from .rotation import padding_weights
+from .verify import aligned_ncc, detail
 
 log = logging.getLogger(__name__)
 

@@ -117,3 +117,16 @@ def test_cli_model_option(tmp_path):
     res = CliRunner().invoke(app, ["audit", str(data), "--model", str(tmp_path / "nope.onnx"), "--no-cache"])
     assert res.exit_code == 2
     assert "nope.onnx" in res.output
+
+
+def test_a_model_that_cannot_run_stops_with_its_name(tmp_path):
+    # a valid graph that fails at run time: 3*16*16 values cannot be reshaped into rows of 5
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["y"])]
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 5])
+    graph = helper.make_graph(nodes, "bad", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[shape])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "bad.onnx"))
+    with pytest.raises(InputError, match="bad.onnx failed on a batch"):
+        audit(np.zeros((2, 8, 8, 3), np.uint8), model=tmp_path / "bad.onnx")

@@ -114,3 +114,15 @@ def test_sparse_rotated_views_survive_take_and_concat():
 
     c = Features.concat([f, f], [0, len(f)])
     assert c.rot_rows.tolist() == [4, 9]
+
+
+def test_a_failing_rotation_check_does_not_lose_the_image(monkeypatch):
+    import leakscan.features as F
+
+    def broken(img, small):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(F, "derotate", broken)
+    arr = np.stack([np.asarray(scene(s, 64)) for s in range(3)])
+    f = extract_features(discover(arr), jobs=1)
+    assert f.ok.all() and not f.failures and len(f.rot_rows) == 0

@@ -51,7 +51,8 @@ def main() -> None:
     import leakscan.index as index
     from leakscan.audit import analyse
     from leakscan.manifest import Manifest
-    from leakscan.pairs import DetectSettings, find_pairs
+    from leakscan.pairs import find_pairs
+    from leakscan.settings import DetectSettings
 
     if exact:
         index.EXACT_MAX = index.HAMMING_EXACT_MAX = 10**12

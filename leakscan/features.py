@@ -32,6 +32,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from .errors import ConfigError
 from .decode import DecodeError, canonical_from_array, decode_bytes, read_bytes
 from .manifest import Manifest
 from .rotation import derotate
@@ -531,7 +532,7 @@ def extract_features(
     rows = np.asarray(rows, dtype=np.int64)
     jobs = default_jobs() if jobs is None else int(jobs)
     if jobs < 1:
-        raise ValueError(f"jobs must be >= 1, got {jobs}")
+        raise ConfigError(f"jobs must be >= 1 (worker processes), got {jobs}")
     n = len(rows)
     out = Features.empty(n)
     failures: dict[int, str] = {}

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from .pairs import PairTable
+from .settings import DEFAULTS
 
 __all__ = ["Groups", "build_groups", "link_strength"]
 
@@ -53,8 +54,8 @@ class Groups:
         return np.split(order, bounds)
 
 
-def link_strength(pairs: PairTable, max_hamming: int = 6, min_cosine: float = 0.7,
-                  min_ncc: float = 0.6) -> np.ndarray:
+def link_strength(pairs: PairTable, max_hamming: int = DEFAULTS.max_hamming,
+                  min_cosine: float = DEFAULTS.min_cosine, min_ncc: float = DEFAULTS.min_ncc) -> np.ndarray:
     """How far inside its thresholds each pair is, in [0, 1]: 1 for exact copies, 0 at a threshold.
 
     A verified pair is as strong as the weaker of its search margin and its verification margin.
@@ -84,8 +85,8 @@ def _components(n, r, c):
 
 
 def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None, *,
-                 max_size: int | None = None, max_hamming: int = 6, min_cosine: float = 0.7,
-                 min_ncc: float = 0.6) -> Groups:
+                 max_size: int | None = None, max_hamming: int = DEFAULTS.max_hamming,
+                 min_cosine: float = DEFAULTS.min_cosine, min_ncc: float = DEFAULTS.min_ncc) -> Groups:
     """Connected components of the graph whose edges are the duplicate pairs and user groups.
 
     Chaining guard: a component of more than ``max_size`` images (default: 1,000 or 1% of the

@@ -21,7 +21,7 @@ Low-information images (flat frames) take part in exact matching only.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -30,11 +30,12 @@ from .errors import ConfigError
 from .features import CROP_PLACES, N_VARIANTS, VARIANT_NAMES, Features, _variant, crop_views, embedding_variants, hog
 from .index import CosineIndex, HammingIndex
 from .rotation import padding_weights
+from .settings import DetectSettings
 from .verify import aligned_ncc, detail
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DetectSettings", "PairTable", "find_pairs", "KINDS"]
+__all__ = ["PairTable", "find_pairs", "KINDS"]
 
 KINDS = ("exact", "hash", "embedding", "model")
 #: Bump when the search or the acceptance rule changes: cached search results of other
@@ -44,75 +45,6 @@ EXACT, HASH, EMBED, MODEL = 0, 1, 2, 3
 TRANSFORM_SETS = {"none": (0,), "flip": (0, 1), "all": tuple(range(N_VARIANTS))}
 #: Variant code of pairs found through a crop view (:func:`leakscan.features.crop_views`).
 CROPPED = 2 * N_VARIANTS
-
-
-@dataclass(frozen=True)
-class DetectSettings:
-    """Thresholds of duplicate detection (the defaults are documented in the README).
-
-    Parameters
-    ----------
-    max_hamming : int
-        pHash pairs at Hamming distance ``<=`` this are duplicates (0-64; -1 turns hashes off).
-    min_cosine : float
-        Embedding pairs need at least this cosine similarity (in (0, 1]; > 1 turns embeddings off).
-    sure_cosine : float
-        Embedding pairs at or above this similarity need no ratio test.
-    ratio : float
-        Ratio test: distance to the partner ``<=`` ratio x distance to the k-th neighbour.
-    k : int
-        Neighbourhood size of the ratio test.
-    min_ncc : float
-        Verification: hash and embedding pairs are kept only when the details of their
-        thumbnails, aligned, correlate at least this much (in [-1, 1]; -1 turns verification off).
-    transforms : {"all", "flip", "none"}
-        Which rotations/flips of an image also count as copies: all eight, the mirror image
-        only, or none.
-    crops : bool
-        Also search a few crops of every image (70% of the area: the centre and the four
-        corners), which finds cropped copies the whole-image embedding misses.
-    model_min_cosine : float
-        With an ONNX model (:mod:`leakscan.model`): pairs whose model embeddings have at least
-        this cosine similarity are duplicates (kind ``model``; > 1 turns them off).
-    scope : {"all", "cross"}
-        ``"all"``: duplicates within and across splits. ``"cross"``: only pairs across splits,
-        found by querying the images of the smaller splits against an index of everything
-        (much less search when one split, usually train, dominates).
-    """
-
-    max_hamming: int = 6
-    min_cosine: float = 0.70
-    sure_cosine: float = 0.97
-    ratio: float = 0.7
-    k: int = 10
-    min_ncc: float = 0.60
-    transforms: str = "all"
-    scope: str = "all"
-    crops: bool = True
-    model_min_cosine: float = 0.75
-
-    def __post_init__(self) -> None:
-        if not -1 <= self.max_hamming <= 64:
-            raise ConfigError(f"max_hamming must be in [0, 64] for 64-bit hashes (or -1 for off), got {self.max_hamming}")
-        if not 0 < self.min_cosine:
-            raise ConfigError(f"min_cosine must be in (0, 1], got {self.min_cosine}")
-        if not 0 < self.sure_cosine:
-            raise ConfigError(f"sure_cosine must be in (0, 1], got {self.sure_cosine}")
-        if not 0 < self.ratio <= 1:
-            raise ConfigError(f"ratio must be in (0, 1], got {self.ratio}")
-        if not 0 < self.model_min_cosine:
-            raise ConfigError(f"model_min_cosine must be in (0, 1], got {self.model_min_cosine}")
-        if not -1 <= self.min_ncc <= 1:
-            raise ConfigError(f"min_ncc must be in [-1, 1], got {self.min_ncc}")
-        if not 1 <= self.k <= 1000:
-            raise ConfigError(f"k must be in [1, 1000], got {self.k}")
-        if self.scope not in ("all", "cross"):
-            raise ConfigError(f"scope must be 'all' or 'cross', got {self.scope!r}")
-        if self.transforms not in TRANSFORM_SETS:
-            raise ConfigError(f"transforms must be one of {', '.join(TRANSFORM_SETS)}, got {self.transforms!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import numpy as np
 from .errors import ConfigError
 from .groups import build_groups
 from .pairs import PairTable, find_pairs
+from .settings import RANDOM_STATE
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def assign_splits(
     keep: Sequence[str] = (),
     drop: bool = False,
     shuffle: bool = False,
-    random_state=None,
+    random_state=RANDOM_STATE,
 ) -> Assignment:
     """Assign each row a split so that no unit straddles two splits.
 
@@ -166,6 +167,7 @@ def assign_splits(
     shuffle : bool
         Ignore the current assignment and draw a fresh stratified split.
     random_state : int, numpy Generator or None
+        Seed of the random choices (default 0, as :func:`resplit`); None draws a fresh one.
 
     Returns
     -------
@@ -539,7 +541,7 @@ def resplit(
     keep: Sequence[str] | str | None = None,
     drop: bool = False,
     shuffle: bool = False,
-    random_state=0,
+    random_state=RANDOM_STATE,
 ) -> Resplit:
     """Propose a split of an audited dataset in which no duplicate group straddles two splits.
 
@@ -557,6 +559,7 @@ def resplit(
     shuffle : bool
         A fresh stratified split instead of the minimal-change repair.
     random_state : int or None
+        Seed of the random choices (default 0); None draws a fresh one.
 
     Returns
     -------

@@ -17,7 +17,8 @@ import numpy as np
 
 
 def synth(n: int, seed: int = 0, dup_frac: float = 0.05):
-    from leakscan.features import EMBED_DIM, N_VARIANTS, Features
+    from leakscan.features import EMBED_DIM, Features
+    from leakscan.views import N_VARIANTS
 
     rng = np.random.default_rng(seed)
     n_centres = max(100, n // 1000)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import EMBED_DIM, FEATURE_VERSION, N_VARIANTS, THUMB
+from .features import EMBED_DIM, FEATURE_VERSION
+from .views import N_VARIANTS, THUMB
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,12 @@ from typing import Callable
 import numpy as np
 
 from .errors import ConfigError
-from .features import CROP_PLACES, N_VARIANTS, VARIANT_NAMES, Features, _variant, crop_views, embedding_variants, hog
+from .features import Features, hog
 from .index import CosineIndex, HammingIndex
 from .rotation import padding_weights
 from .settings import DetectSettings
+from .views import (CROP_PLACES, N_VARIANTS, VARIANT_NAMES, apply_dihedral, crop_views, embedding_variants,
+                    transform_variants)
 from .verify import aligned_ncc, detail
 
 log = logging.getLogger(__name__)
@@ -42,8 +44,7 @@ KINDS = ("exact", "hash", "embedding", "model")
 #: versions are then not reused.
 SEARCH_VERSION = "10"
 EXACT, HASH, EMBED, MODEL = 0, 1, 2, 3
-TRANSFORM_SETS = {"none": (0,), "flip": (0, 1), "all": tuple(range(N_VARIANTS))}
-#: Variant code of pairs found through a crop view (:func:`leakscan.features.crop_views`).
+#: Variant code of pairs found through a crop view (:func:`leakscan.views.crop_views`).
 CROPPED = 2 * N_VARIANTS
 
 
@@ -177,7 +178,7 @@ def find_pairs(
     """
     s = settings or DetectSettings()
     ok_rows = np.flatnonzero(features.ok)
-    variants = TRANSFORM_SETS[s.transforms]
+    variants = transform_variants(s.transforms)
     parts_i, parts_j, parts_kind, parts_score, parts_var = [], [], [], [], []
 
     # 1. exact: identical pixels
@@ -350,7 +351,7 @@ def _verify_block(ra, rb, wa, wb, v):
 
 
 def _apply_variant(a: np.ndarray, v: int) -> np.ndarray:
-    return np.ascontiguousarray(_variant(a, v)) if v >= 0 else a
+    return np.ascontiguousarray(apply_dihedral(a, v)) if v >= 0 else a
 
 
 def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query_pos=None, block: int = 4096,

@@ -29,7 +29,7 @@ import numpy as np
 from .errors import ConfigError
 from .features import Features, hog
 from .index import CosineIndex, HammingIndex
-from .rotation import padding_weights
+from .padding import padding_weights
 from .settings import DetectSettings
 from .views import (CROP_PLACES, N_VARIANTS, VARIANT_NAMES, apply_dihedral, crop_views, embedding_variants,
                     transform_variants)

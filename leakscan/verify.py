@@ -160,7 +160,7 @@ def aligned_ncc(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb: 
     """Best NCC of ``(p, 32, 32)`` grayscale thumbnails ``a[k]`` vs ``b[k]`` over zooms and shifts.
 
     ``wa``/``wb`` optionally weight each pixel (0 = padding, ignored; see
-    :func:`leakscan.rotation.padding_weights`).
+    :func:`leakscan.padding.padding_weights`).
     Returns float32 ``(p,)`` in [-1, 1]; 1 means the two line up exactly (up to brightness
     and contrast).
 

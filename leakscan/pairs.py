@@ -29,11 +29,9 @@ import numpy as np
 from .errors import ConfigError
 from .features import Features, hog
 from .index import CosineIndex, HammingIndex
-from .padding import padding_weights
 from .settings import DetectSettings
-from .views import (CROP_PLACES, N_VARIANTS, VARIANT_NAMES, apply_dihedral, crop_views, embedding_variants,
-                    transform_variants)
-from .verify import aligned_ncc, detail
+from .views import CROP_PLACES, CROPPED, N_VARIANTS, VARIANT_NAMES, crop_views, embedding_variants, transform_variants
+from .verify import verify_pairs
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +42,6 @@ KINDS = ("exact", "hash", "embedding", "model")
 #: versions are then not reused.
 SEARCH_VERSION = "10"
 EXACT, HASH, EMBED, MODEL = 0, 1, 2, 3
-#: Variant code of pairs found through a crop view (:func:`leakscan.views.crop_views`).
-CROPPED = 2 * N_VARIANTS
 
 
 @dataclass(frozen=True)
@@ -265,93 +261,6 @@ def find_pairs(
         same_bytes = np.all(features.file_digest[i] == features.file_digest[j], axis=1) & (kind == EXACT)
     return PairTable(i=i, j=j, kind=kind, score=score, hamming=hamming, cosine=cosine,
                      variant=variant, same_bytes=same_bytes, ncc=ncc)
-
-
-def verify_pairs(features: Features, i: np.ndarray, j: np.ndarray, variant: np.ndarray,
-                 block: int = 8192) -> np.ndarray:
-    """Aligned-thumbnail correlation of each pair, row ``j`` under rotation/flip ``variant[k]``.
-
-    The variant was found by querying row i's transformed features against row j's plain
-    ones, or the other way round; both images are compared with row ``i`` transformed, and
-    the better of (i transformed vs j) and (i vs j transformed) is kept, which covers both
-    directions of the non-symmetric rotations.
-    """
-    out = np.zeros(len(i), np.float32)
-    if len(i) == 0:
-        return out
-    rotated = (variant >= N_VARIANTS) & (variant != CROPPED)
-    if rotated.any():
-        out[rotated] = _verify_rotated(features, i[rotated], j[rotated], variant[rotated] - N_VARIANTS)
-    variant = np.where(variant == CROPPED, 0, variant).astype(np.int8)  # a crop lines up as is
-    plain = np.flatnonzero(~rotated)
-    if len(plain) == 0:
-        return out
-    i, j, variant = i[plain], j[plain], variant[plain]
-    res_plain = np.zeros(len(i), np.float32)
-    # padding (rotation canvas, letterbox) per image, once per image
-    rows, inv = np.unique(np.concatenate([i, j]), return_inverse=True)
-    w_rows = padding_weights(features.thumb[rows])
-    padded = np.zeros(len(rows), bool) if w_rows is None else (w_rows.min(axis=(1, 2)) < 1)
-    pos_i, pos_j = inv[:len(i)], inv[len(i):]
-    for s in range(0, len(i), block):
-        sl = slice(s, s + block)
-        a, b, v = i[sl], j[sl], variant[sl]
-        pa, pb = pos_i[sl], pos_j[sl]
-        res = np.zeros(len(a), np.float32)
-        # pairs without padding on either side take the (faster) unweighted path
-        weighted = padded[pa] | padded[pb]
-        for use_w in (False, True):
-            k = np.flatnonzero(weighted == use_w)
-            if not len(k):
-                continue
-            wa = w_rows[pa[k]] if use_w else None
-            wb = w_rows[pb[k]] if use_w else None
-            res[k] = _verify_block(features.thumb[a[k]], features.thumb[b[k]], wa, wb, v[k])
-        res_plain[sl] = res
-    out[plain] = res_plain
-    return out
-
-
-def _verify_rotated(features: Features, i, j, v):
-    """Pairs where one side matched through its de-rotated view: that view against the other image."""
-    where = {int(r): q for q, r in enumerate(features.rot_rows.tolist())}
-    best = np.full(len(i), -1.0, np.float32)
-    for x, y in ((i, j), (j, i)):
-        k = np.flatnonzero([int(r) in where for r in x.tolist()])
-        if not len(k):
-            continue
-        q = np.array([where[int(r)] for r in x[k].tolist()], np.int64)
-        ra, rb = features.rot_thumb[q], features.thumb[y[k]]
-        wa, wb = padding_weights(ra), padding_weights(rb)
-        if wa is not None or wb is not None:
-            wa = np.ones(ra.shape, np.float32) if wa is None else wa
-            wb = np.ones(rb.shape, np.float32) if wb is None else wb
-        best[k] = np.maximum(best[k], _verify_block(ra, rb, wa, wb, v[k]))
-    return best
-
-
-def _verify_block(ra, rb, wa, wb, v):
-    ta, tb = detail(ra, wa), detail(rb, wb)
-    ta_v, tb_v = ta.copy(), tb.copy()
-    wa_v = None if wa is None else wa.copy()
-    wb_v = None if wb is None else wb.copy()
-    for vv in np.unique(v):
-        m = v == vv
-        ta_v[m] = _apply_variant(ta[m], int(vv))
-        tb_v[m] = _apply_variant(tb[m], int(vv))
-        if wa is not None:
-            wa_v[m] = _apply_variant(wa[m], int(vv))
-            wb_v[m] = _apply_variant(wb[m], int(vv))
-    r1 = aligned_ncc(ta_v, tb, wa_v, wb)
-    asym = np.flatnonzero(np.isin(v, (5, 6)))  # rot90/rot270 are each other's inverse
-    if len(asym):
-        pick = (lambda w: None if w is None else w[asym])  # noqa: E731
-        r1[asym] = np.maximum(r1[asym], aligned_ncc(ta[asym], tb_v[asym], pick(wa), pick(wb_v)))
-    return r1
-
-
-def _apply_variant(a: np.ndarray, v: int) -> np.ndarray:
-    return np.ascontiguousarray(apply_dihedral(a, v)) if v >= 0 else a
 
 
 def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query_pos=None, block: int = 4096,

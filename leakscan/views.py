@@ -16,14 +16,12 @@ Which view a pair matched through is recorded as a :class:`MatchView`.
 
 from __future__ import annotations
 
-from enum import IntEnum
-
 import numpy as np
 
 from .rotation import derotate
 
 __all__ = ["apply_dihedral", "embedding_variants", "crop_views", "transform_variants", "derotate",
-           "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "THUMB", "CELL", "BINS"]
+           "VARIANT_NAMES", "N_VARIANTS", "CROPPED", "CROP_PLACES", "CROP_SIDE", "THUMB", "CELL", "BINS"]
 
 #: Side (pixels) of the grayscale thumbnail every feature and view comes from.
 THUMB = 32
@@ -34,6 +32,8 @@ BINS = 8
 N_VARIANTS = 8
 #: Names of the eight rotations/flips, in the order of the variant axis.
 VARIANT_NAMES = ("identity", "hflip", "vflip", "rot180", "transpose", "rot90", "rot270", "antitranspose")
+#: Variant code of pairs found through a crop view (:func:`crop_views`).
+CROPPED = 2 * N_VARIANTS
 #: Variants searched for each ``DetectSettings.transforms`` value.
 _TRANSFORM_VARIANTS = {"none": (0,), "flip": (0, 1), "all": tuple(range(N_VARIANTS))}
 

@@ -20,8 +20,10 @@ Low-information images (flat frames) take part in exact matching only.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from enum import IntEnum
 from typing import Callable
 
 import numpy as np
@@ -30,18 +32,33 @@ from .errors import ConfigError
 from .features import Features, hog
 from .index import CosineIndex, HammingIndex
 from .settings import DetectSettings
-from .views import CROP_PLACES, CROPPED, N_VARIANTS, VARIANT_NAMES, crop_views, embedding_variants, transform_variants
+from .views import CROP_PLACES, MatchView, crop_views, embedding_variants, transform_variants
 from .verify import verify_pairs
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PairTable", "find_pairs", "KINDS"]
+__all__ = ["PairTable", "find_pairs", "Kind", "KINDS"]
 
-KINDS = ("exact", "hash", "embedding", "model")
+
+class Kind(IntEnum):
+    """How a pair was found (``PairTable.kind``, uint8; stored in cached search results: never renumber)."""
+
+    EXACT = 0       # identical canonical pixels
+    HASH = 1        # pHash Hamming distance
+    EMBEDDING = 2   # gradient-histogram embedding
+    MODEL = 3       # a learned embedding (ONNX model)
+
+    @property
+    def label(self) -> str:
+        """The name in ``pairs.csv`` and ``summary.json``: ``exact``, ``hash``, ``embedding``, ``model``."""
+        return self.name.lower()
+
+
+#: The kind names in code order (``KINDS[Kind.HASH] == "hash"``).
+KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
 SEARCH_VERSION = "10"
-EXACT, HASH, EMBED, MODEL = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -53,7 +70,7 @@ class PairTable:
     i, j : int64 (p,)
         Manifest rows.
     kind : uint8 (p,)
-        Index into :data:`KINDS`: how the pair was found.
+        A :class:`Kind` (index into :data:`KINDS`): how the pair was found.
     score : float32 (p,)
         Certainty in [0, 1]: 1 for exact, ``1 - hamming/64`` for hash, cosine for embedding.
     hamming : int16 (p,)
@@ -61,10 +78,11 @@ class PairTable:
     cosine : float32 (p,)
         Largest embedding cosine over the allowed transforms (NaN when not computed).
     variant : int8 (p,)
-        Transform under which the pair matched (index into ``VARIANT_NAMES``), -1 for exact;
-        ``8 + v``: one image is a copy rotated by another angle (matched through its de-rotated
-        view, :mod:`leakscan.rotation`) and then transform ``v``; ``16``: one image is a crop
-        of the other (matched through a crop view).
+        A :class:`~leakscan.views.MatchView`: the transform under which the pair matched
+        (0-7, index into ``VARIANT_NAMES``), -1 for exact and model pairs; ``8 + v``: one
+        image is a copy rotated by another angle (matched through its de-rotated view,
+        :mod:`leakscan.rotation`) and then transform ``v``; ``16``: one image is a crop of the
+        other (matched through a crop view).
     same_bytes : bool (p,)
         Exact pairs whose files are byte-identical.
     ncc : float32 (p,)
@@ -101,6 +119,23 @@ class PairTable:
                    np.zeros(0, np.float32), np.zeros(0, np.int16), np.zeros(0, np.float32),
                    np.zeros(0, np.int8), np.zeros(0, bool))
 
+    def take(self, rows) -> "PairTable":
+        """The pairs selected by a boolean mask or an array of positions, in that order."""
+        rows = np.asarray(rows)
+        return PairTable(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+
+    @classmethod
+    def concat(cls, tables) -> "PairTable":
+        """The pairs of all ``tables``, one after the other (sort with :meth:`sorted`)."""
+        tables = list(tables)
+        if not tables:
+            return cls.empty()
+        return cls(**{f.name: np.concatenate([getattr(t, f.name) for t in tables]) for f in fields(cls)})
+
+    def sorted(self) -> "PairTable":
+        """The same pairs sorted by (i, j)."""
+        return self.take(np.lexsort((self.j, self.i)))
+
     def kind_names(self) -> np.ndarray:
         return np.array(KINDS, dtype=object)[self.kind]
 
@@ -108,16 +143,12 @@ class PairTable:
         """Human-readable evidence per pair: ``same bytes``, ``same pixels`` or the transform."""
         out = []
         for k, v, b in zip(self.kind, self.variant, self.same_bytes):
-            if k == EXACT:
+            if k == Kind.EXACT:
                 out.append("same bytes" if b else "same pixels")
-            elif k == MODEL:
+            elif k == Kind.MODEL:
                 out.append("model")
-            elif v == CROPPED:
-                out.append("cropped")
-            elif v >= N_VARIANTS:
-                out.append("rotated" + (f", {VARIANT_NAMES[v - N_VARIANTS]}" if v > N_VARIANTS else ""))
             else:
-                out.append(VARIANT_NAMES[v] if v >= 0 else "")
+                out.append(MatchView.describe(v))
         return out
 
 
@@ -133,15 +164,14 @@ def _exact_clusters(rows: np.ndarray, digests: np.ndarray):
     return head, head[dup], rows[dup]
 
 
-def _dedupe_best(i, j, kind, score, variant):
-    """One row per (i, j): lowest kind code first, then highest score."""
-    if len(i) == 0:
-        return i, j, kind, score, variant
-    order = np.lexsort((-score, kind, j, i))
-    i, j, kind, score, variant = i[order], j[order], kind[order], score[order], variant[order]
-    keep = np.ones(len(i), bool)
-    keep[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
-    return i[keep], j[keep], kind[keep], score[keep], variant[keep]
+def _dedupe_best(pairs: PairTable) -> PairTable:
+    """One row per (i, j), sorted by (i, j): lowest kind code first, then highest score."""
+    if len(pairs) == 0:
+        return pairs
+    pairs = pairs.take(np.lexsort((-pairs.score, pairs.kind, pairs.j, pairs.i)))
+    keep = np.ones(len(pairs), bool)
+    keep[1:] = (pairs.i[1:] != pairs.i[:-1]) | (pairs.j[1:] != pairs.j[:-1])
+    return pairs.take(keep)
 
 
 def _popcount(x: np.ndarray) -> np.ndarray:
@@ -175,13 +205,11 @@ def find_pairs(
     s = settings or DetectSettings()
     ok_rows = np.flatnonzero(features.ok)
     variants = transform_variants(s.transforms)
-    parts_i, parts_j, parts_kind, parts_score, parts_var = [], [], [], [], []
+    parts = []
 
     # 1. exact: identical pixels
     head, ei, ej = _exact_clusters(ok_rows, features.pixel_digest)
-    parts_i.append(ei); parts_j.append(ej)
-    parts_kind.append(np.full(len(ei), EXACT, np.uint8)); parts_score.append(np.ones(len(ei), np.float32))
-    parts_var.append(np.full(len(ei), -1, np.int8))
+    parts.append(_candidates(ei, ej, Kind.EXACT, np.ones(len(ei), np.float32), MatchView.NONE))
     reps = ok_rows[(head == ok_rows) & ~features.low_info[ok_rows]]
     log.debug("%d usable rows, %d exact pairs, %d representatives", len(ok_rows), len(ei), len(reps))
     query_pos = np.arange(len(reps))
@@ -205,9 +233,8 @@ def find_pairs(
         a, b, v = qreps[qi // len(variants)], reps[dj], np.asarray(variants, np.int8)[qi % len(variants)]
         keep = a != b
         a, b, v, dist = a[keep], b[keep], v[keep], dist[keep]
-        parts_i.append(np.minimum(a, b)); parts_j.append(np.maximum(a, b))
-        parts_kind.append(np.full(len(a), HASH, np.uint8))
-        parts_score.append((1.0 - dist / 64.0).astype(np.float32)); parts_var.append(v)
+        parts.append(_candidates(np.minimum(a, b), np.maximum(a, b), Kind.HASH,
+                                 (1.0 - dist / 64.0).astype(np.float32), v))
         if progress:
             progress("hash search", 1, 1)
 
@@ -216,51 +243,48 @@ def find_pairs(
         rotated = (features.rot_rows, features.rot_embedding) if s.transforms != "none" else None
         ei_, ej_, es_, ev_ = _embedding_pairs(features.embedding, reps, variants, s, progress, query_pos,
                                               rotated=rotated, thumbs=features.thumb if s.crops else None)
-        parts_i.append(ei_); parts_j.append(ej_)
-        parts_kind.append(np.full(len(ei_), EMBED, np.uint8)); parts_score.append(es_); parts_var.append(ev_)
+        parts.append(_candidates(ei_, ej_, Kind.EMBEDDING, es_, ev_))
 
-    i, j, kind, score, variant = _dedupe_best(
-        np.concatenate(parts_i).astype(np.int64), np.concatenate(parts_j).astype(np.int64),
-        np.concatenate(parts_kind), np.concatenate(parts_score).astype(np.float32),
-        np.concatenate(parts_var).astype(np.int8))
+    pairs = _dedupe_best(PairTable.concat(parts))
     if s.scope == "cross":
-        cross = splits[i] != splits[j]
-        i, j, kind, score, variant = i[cross], j[cross], kind[cross], score[cross], variant[cross]
-    ncc = np.full(len(i), np.nan, np.float32)
+        pairs = pairs.take(splits[pairs.i] != splits[pairs.j])
     if s.min_ncc > -1:
-        check = np.flatnonzero(kind != EXACT)
+        exact = pairs.kind == Kind.EXACT
+        check = np.flatnonzero(~exact)
         if progress:
             progress("verification", 0, len(check))
-        ncc[check] = verify_pairs(features, i[check], j[check], variant[check])
-        keep = (kind == EXACT) | (ncc >= s.min_ncc)
-        log.debug("verification kept %d of %d candidate pairs", int(keep.sum()) - int((kind == EXACT).sum()),
-                  len(check))
-        i, j, kind, score, variant, ncc = i[keep], j[keep], kind[keep], score[keep], variant[keep], ncc[keep]
+        pairs.ncc[check] = verify_pairs(features, pairs.i[check], pairs.j[check], pairs.variant[check])
+        keep = exact | (pairs.ncc >= s.min_ncc)
+        log.debug("verification kept %d of %d candidate pairs", int(keep.sum()) - int(exact.sum()), len(check))
+        pairs = pairs.take(keep)
         if progress:
             progress("verification", len(check), len(check))
     if features.model_embedding is not None and s.model_min_cosine <= 1.0 and len(reps) > 1:
         mi, mj, ms = _model_pairs(features.model_embedding, reps, s, query_pos)
+        model = _candidates(mi, mj, Kind.MODEL, ms, MatchView.NONE)
         if s.scope == "cross":
-            c = splits[mi] != splits[mj]
-            mi, mj, ms = mi[c], mj[c], ms[c]
+            model = model.take(splits[model.i] != splits[model.j])
         n_all = max(len(features), 1)
-        new = ~np.isin(mi * n_all + mj, i * n_all + j)
-        mi, mj, ms = mi[new], mj[new], ms[new]
-        i, j = np.concatenate([i, mi]), np.concatenate([j, mj])
-        kind = np.concatenate([kind, np.full(len(mi), MODEL, np.uint8)])
-        score = np.concatenate([score, ms]).astype(np.float32)
-        variant = np.concatenate([variant, np.full(len(mi), -1, np.int8)])
-        ncc = np.concatenate([ncc, np.full(len(mi), np.nan, np.float32)])
-        order = np.lexsort((j, i))
-        i, j, kind, score, variant, ncc = i[order], j[order], kind[order], score[order], variant[order], ncc[order]
+        model = model.take(~np.isin(model.i * n_all + model.j, pairs.i * n_all + pairs.j))
+        pairs = PairTable.concat([pairs, model]).sorted()
+    i, j, kind, score = pairs.i, pairs.j, pairs.kind, pairs.score
     hamming, cosine = _measure(features, i, j, variants)
-    rot = variant >= N_VARIANTS
-    cosine[rot] = np.fmax(cosine[rot], score[rot])  # the de-rotated or crop view's similarity
+    other = MatchView.is_other_view(pairs.variant)
+    cosine[other] = np.fmax(cosine[other], score[other])  # the de-rotated or crop view's similarity
     same_bytes = np.zeros(len(i), bool)
     if len(i):
-        same_bytes = np.all(features.file_digest[i] == features.file_digest[j], axis=1) & (kind == EXACT)
-    return PairTable(i=i, j=j, kind=kind, score=score, hamming=hamming, cosine=cosine,
-                     variant=variant, same_bytes=same_bytes, ncc=ncc)
+        same_bytes = np.all(features.file_digest[i] == features.file_digest[j], axis=1) & (kind == Kind.EXACT)
+    return dataclasses.replace(pairs, hamming=hamming, cosine=cosine, same_bytes=same_bytes)
+
+
+def _candidates(i, j, kind: Kind, score, variant) -> PairTable:
+    """Candidate pairs of one kind (hamming, cosine and ncc not measured yet)."""
+    n = len(i)
+    return PairTable(i=np.asarray(i, np.int64), j=np.asarray(j, np.int64), kind=np.full(n, kind, np.uint8),
+                     score=np.asarray(score, np.float32), hamming=np.full(n, -1, np.int16),
+                     cosine=np.full(n, np.nan, np.float32),
+                     variant=np.broadcast_to(np.asarray(variant, np.int8), (n,)).copy(),
+                     same_bytes=np.zeros(n, bool))
 
 
 def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query_pos=None, block: int = 4096,
@@ -291,7 +315,7 @@ def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query
             rpos = np.array([where[int(rotated[0][q])] for q in keep], np.int64)
             wanted = np.isin(rpos, query_pos)
             rot_q = rotated[1][np.asarray(keep)[wanted]]
-            sets.append((rpos[wanted], lambda a, b: rot_q[a:b], variants, N_VARIANTS))
+            sets.append((rpos[wanted], lambda a, b: rot_q[a:b], variants, MatchView.DEROTATED))
     if thumbs is not None:
         nc = len(CROP_PLACES)
         crop_pos = np.repeat(query_pos, nc)
@@ -300,7 +324,7 @@ def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query
             rows = reps[crop_pos[a:b:nc]]  # a and b are multiples of nc
             views = crop_views(thumbs[rows]).reshape(-1, thumbs.shape[1], thumbs.shape[2])
             return hog(np.rint(views).astype(np.uint8))  # uint8: hog's lookup-table path
-        sets.append((crop_pos, crop_emb, (0,), CROPPED))
+        sets.append((crop_pos, crop_emb, (0,), MatchView.CROPPED))
     total = sum(len(q) * len(vs) for q, _, vs, _ in sets)
     done = 0
     if progress:
@@ -329,7 +353,7 @@ def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query
                 out_j.append(ids[r, c])
                 out_s.append(sims[r, c])
                 out_dk.append(dk[r])  # the query's own ratio-test reference
-                out_v.append(np.full(len(r), offset + v if offset < CROPPED else CROPPED, np.int8))
+                out_v.append(np.full(len(r), offset + v if offset < MatchView.CROPPED else MatchView.CROPPED, np.int8))
                 done += len(qrows)
                 if progress:
                     progress("embedding search", done, total)

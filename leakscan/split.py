@@ -14,6 +14,7 @@ Three entry points:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -595,7 +596,7 @@ def resplit(
         extra = _redetect(audit, np.flatnonzero(~a.dropped & audit.features.ok), a.splits)
         if len(extra) == 0:
             break
-        pairs = _union(pairs, extra)
+        pairs = PairTable.concat([pairs, extra]).sorted()
         groups = build_groups(len(m), pairs, m.groups, max_hamming=audit.settings.max_hamming,
                               min_cosine=audit.settings.min_cosine, min_ncc=audit.settings.min_ncc)
     mode = "shuffle" if shuffle else "minimal-change"
@@ -617,16 +618,5 @@ MAX_ROUNDS = 5
 def _redetect(audit, rows: np.ndarray, splits: np.ndarray) -> PairTable:
     """Pairs among ``rows`` (re-searched) that cross splits; rows are manifest rows."""
     sub = find_pairs(audit.features.take(rows), audit.settings, splits=np.asarray(splits)[rows])
-    i, j = rows[sub.i], rows[sub.j]
-    cross = splits[i] != splits[j]
-    keep = np.flatnonzero(cross)
-    return PairTable(i=i[keep], j=j[keep], kind=sub.kind[keep], score=sub.score[keep],
-                     hamming=sub.hamming[keep], cosine=sub.cosine[keep], variant=sub.variant[keep],
-                     same_bytes=sub.same_bytes[keep], ncc=sub.ncc[keep])
-
-
-def _union(a: PairTable, b: PairTable) -> PairTable:
-    cat = {f: np.concatenate([getattr(a, f), getattr(b, f)])
-           for f in ("i", "j", "kind", "score", "hamming", "cosine", "variant", "same_bytes", "ncc")}
-    order = np.lexsort((cat["j"], cat["i"]))
-    return PairTable(**{k: v[order] for k, v in cat.items()})
+    found = dataclasses.replace(sub, i=rows[sub.i], j=rows[sub.j])  # rows ascending: i < j still holds
+    return found.take(splits[found.i] != splits[found.j])

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .padding import padding_weights
-from .views import CROPPED, N_VARIANTS, apply_dihedral
+from .views import MatchView, apply_dihedral
 
 if TYPE_CHECKING:  # pragma: no cover
     from .features import Features
@@ -237,10 +237,10 @@ def verify_pairs(features: Features, i: np.ndarray, j: np.ndarray, variant: np.n
     out = np.zeros(len(i), np.float32)
     if len(i) == 0:
         return out
-    rotated = (variant >= N_VARIANTS) & (variant != CROPPED)
+    rotated = MatchView.is_derotated(variant)
+    variant = MatchView.dihedral(variant)  # a crop lines up as it is
     if rotated.any():
-        out[rotated] = _verify_rotated(features, i[rotated], j[rotated], variant[rotated] - N_VARIANTS)
-    variant = np.where(variant == CROPPED, 0, variant).astype(np.int8)  # a crop lines up as is
+        out[rotated] = _verify_rotated(features, i[rotated], j[rotated], variant[rotated])
     plain = np.flatnonzero(~rotated)
     if len(plain) == 0:
         return out
@@ -251,8 +251,8 @@ def verify_pairs(features: Features, i: np.ndarray, j: np.ndarray, variant: np.n
     w_rows = padding_weights(features.thumb[rows])
     padded = np.zeros(len(rows), bool) if w_rows is None else (w_rows.min(axis=(1, 2)) < 1)
     pos_i, pos_j = inv[:len(i)], inv[len(i):]
-    for s in range(0, len(i), block):
-        sl = slice(s, s + block)
+    for start in range(0, len(i), block):
+        sl = slice(start, start + block)
         a, b, v = i[sl], j[sl], variant[sl]
         pa, pb = pos_i[sl], pos_j[sl]
         res = np.zeros(len(a), np.float32)
@@ -301,7 +301,7 @@ def _verify_block(ra, rb, wa, wb, v):
             wa_v[m] = _apply_variant(wa[m], int(vv))
             wb_v[m] = _apply_variant(wb[m], int(vv))
     r1 = aligned_ncc(ta_v, tb, wa_v, wb)
-    asym = np.flatnonzero(np.isin(v, (5, 6)))  # rot90/rot270 are each other's inverse
+    asym = np.flatnonzero(np.isin(v, (MatchView.ROT90, MatchView.ROT270)))  # each other's inverse
     if len(asym):
         pick = (lambda w: None if w is None else w[asym])  # noqa: E731
         r1[asym] = np.maximum(r1[asym], aligned_ncc(ta[asym], tb_v[asym], pick(wa), pick(wb_v)))

@@ -16,12 +16,14 @@ Which view a pair matched through is recorded as a :class:`MatchView`.
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 import numpy as np
 
 from .rotation import derotate
 
-__all__ = ["apply_dihedral", "embedding_variants", "crop_views", "transform_variants", "derotate",
-           "VARIANT_NAMES", "N_VARIANTS", "CROPPED", "CROP_PLACES", "CROP_SIDE", "THUMB", "CELL", "BINS"]
+__all__ = ["apply_dihedral", "embedding_variants", "crop_views", "transform_variants", "derotate", "MatchView",
+           "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "THUMB", "CELL", "BINS"]
 
 #: Side (pixels) of the grayscale thumbnail every feature and view comes from.
 THUMB = 32
@@ -32,8 +34,70 @@ BINS = 8
 N_VARIANTS = 8
 #: Names of the eight rotations/flips, in the order of the variant axis.
 VARIANT_NAMES = ("identity", "hflip", "vflip", "rot180", "transpose", "rot90", "rot270", "antitranspose")
-#: Variant code of pairs found through a crop view (:func:`crop_views`).
-CROPPED = 2 * N_VARIANTS
+class MatchView(IntEnum):
+    """The view through which a pair matched, stored as ``PairTable.variant`` (int8).
+
+    ``0-7``: the whole image under dihedral variant ``v`` (:data:`VARIANT_NAMES`);
+    ``8 + v``: the de-rotated view of a copy rotated by another angle, then variant ``v``;
+    ``16``: a crop view; ``-1``: none (exact and model pairs). The values are stored in
+    cached search results: never renumber them.
+    """
+
+    NONE = -1
+    IDENTITY = 0
+    HFLIP = 1
+    VFLIP = 2
+    ROT180 = 3
+    TRANSPOSE = 4
+    ROT90 = 5
+    ROT270 = 6
+    ANTITRANSPOSE = 7
+    DEROTATED = 8
+    DEROTATED_HFLIP = 9
+    DEROTATED_VFLIP = 10
+    DEROTATED_ROT180 = 11
+    DEROTATED_TRANSPOSE = 12
+    DEROTATED_ROT90 = 13
+    DEROTATED_ROT270 = 14
+    DEROTATED_ANTITRANSPOSE = 15
+    CROPPED = 16
+
+    @classmethod
+    def derotated(cls, dihedral):
+        """Code of a match through the de-rotated view under dihedral variant(s) ``dihedral``."""
+        return cls.DEROTATED + dihedral
+
+    @staticmethod
+    def is_derotated(codes: np.ndarray) -> np.ndarray:
+        """Mask of the codes that matched through a de-rotated view."""
+        codes = np.asarray(codes)
+        return (codes >= MatchView.DEROTATED) & (codes < MatchView.CROPPED)
+
+    @staticmethod
+    def is_other_view(codes: np.ndarray) -> np.ndarray:
+        """Mask of the codes that matched through a view other than the whole image (de-rotated or crop)."""
+        return np.asarray(codes) >= MatchView.DEROTATED
+
+    @staticmethod
+    def dihedral(codes: np.ndarray) -> np.ndarray:
+        """The dihedral variant to apply when lining the pair up: a crop lines up as it is (0),
+        a de-rotated match under its variant, none (-1) for exact and model pairs."""
+        codes = np.asarray(codes).astype(np.int8)
+        out = np.where(MatchView.is_derotated(codes), codes - MatchView.DEROTATED, codes)
+        return np.where(codes == MatchView.CROPPED, 0, out).astype(np.int8)
+
+    @staticmethod
+    def describe(code: int) -> str:
+        """``identity``, ``hflip``, ..., ``rotated``, ``rotated, hflip``, ``cropped`` or ``""``."""
+        code = int(code)
+        if code == MatchView.CROPPED:
+            return "cropped"
+        if code >= MatchView.DEROTATED:
+            v = code - MatchView.DEROTATED
+            return "rotated" + (f", {VARIANT_NAMES[v]}" if v else "")
+        return VARIANT_NAMES[code] if code >= 0 else ""
+
+
 #: Variants searched for each ``DetectSettings.transforms`` value.
 _TRANSFORM_VARIANTS = {"none": (0,), "flip": (0, 1), "all": tuple(range(N_VARIANTS))}
 

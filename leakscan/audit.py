@@ -14,7 +14,8 @@ from . import __version__
 from .features import Features, extract_features
 from .groups import Groups, build_groups
 from .manifest import Manifest, discover
-from .pairs import PairTable, find_pairs
+from .pairs import PairTable
+from .decide import find_pairs
 from .settings import DetectSettings
 from .views import MatchView
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import EMBED_DIM, FEATURE_VERSION
+from .features import COLOUR_SIDE, EMBED_DIM, FEATURE_VERSION
 from .views import N_VARIANTS, THUMB
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,11 @@ _ROW = np.dtype([
     ("ok", np.bool_), ("low", np.bool_), ("w", np.int32), ("h", np.int32),
     ("fd", np.uint8, 16), ("pd", np.uint8, 16), ("hashes", np.uint8, N_VARIANTS * 8),
     ("emb", np.float32, EMBED_DIM), ("thumb", np.uint8, THUMB * THUMB),
+    ("colour", np.uint8, 3 * COLOUR_SIDE * COLOUR_SIDE),
 ])
 #: Appended to a row's blob when the image has a de-rotated view (leakscan.rotation).
-_ROT = np.dtype([("angle", np.float32), ("emb", np.float32, EMBED_DIM), ("thumb", np.uint8, THUMB * THUMB)])
+_ROT = np.dtype([("angle", np.float32), ("emb", np.float32, EMBED_DIM), ("thumb", np.uint8, THUMB * THUMB),
+                 ("colour", np.uint8, 3 * COLOUR_SIDE * COLOUR_SIDE)])
 
 
 def default_cache_path() -> Path:
@@ -169,7 +171,8 @@ class FeatureCache:
                     if len(r[3]) > size:
                         rot = np.frombuffer(r[3][size:], _ROT)[0]
                         rotated[k] = (float(rot["angle"]), rot["emb"].copy(),
-                                      rot["thumb"].reshape(THUMB, THUMB).copy())
+                                      rot["thumb"].reshape(THUMB, THUMB).copy(),
+                                      rot["colour"].reshape(3, COLOUR_SIDE, COLOUR_SIDE).copy())
                 else:
                     failures[k] = r[4]
                 if r[5]:
@@ -199,12 +202,14 @@ class FeatureCache:
                 row["hashes"] = feats.hashes[r].reshape(-1)
                 row["emb"] = feats.embedding[r]
                 row["thumb"] = feats.thumb[r].reshape(-1)
+                row["colour"] = feats.colour[r].reshape(-1)
                 blob = row.tobytes()
                 if r in rot_of:
                     q = rot_of[r]
                     rot = np.zeros(1, _ROT)
                     rot["angle"], rot["emb"] = feats.rot_angle[q], feats.rot_embedding[q]
                     rot["thumb"] = feats.rot_thumb[q].reshape(-1)
+                    rot["colour"] = feats.rot_colour[q].reshape(-1)
                     blob += rot.tobytes()
             elif r not in reasons:
                 continue

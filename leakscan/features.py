@@ -39,12 +39,14 @@ from .views import BINS, CELL, N_VARIANTS, THUMB, derotate
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Features", "extract_features", "features_of_image", "hog", "phash_variants",
+__all__ = ["Features", "extract_features", "extract_images", "features_of_image", "hog", "phash_variants",
            "FEATURE_VERSION", "EMBED_DIM"]
 
 #: Bump when any feature's definition changes (cache entries of other versions are not reused).
-FEATURE_VERSION = "4"
+FEATURE_VERSION = "5"
 HASH_SIZE = 8
+#: Side of the colour thumbnail kept per image (``Features.colour``: RGB, uint8).
+COLOUR_SIDE = 16
 EMBED_DIM = (THUMB // CELL) ** 2 * BINS
 #: Standard deviation (grey levels, 0-255) of the 32x32 thumbnail below which an image is
 #: "low information": too flat for its hash or embedding to mean anything.
@@ -73,6 +75,8 @@ class Features:
     rot_angle: np.ndarray | None = None      # (m,) float32 degrees
     rot_embedding: np.ndarray | None = None  # (m, EMBED_DIM) float32
     rot_thumb: np.ndarray | None = None      # (m, 32, 32) uint8
+    colour: np.ndarray | None = None         # (n, 3, 16, 16) uint8 colour thumbnail (pair evidence)
+    rot_colour: np.ndarray | None = None     # (m, 3, 16, 16) uint8 colour thumbnail of the de-rotated view
     model_embedding: np.ndarray | None = None  # (n, D) float32 from an ONNX model (leakscan.model), or None
     failures: tuple = ()      # ((row, reason), ...)
     notes: tuple = ()         # ((row, note), ...) e.g. animated GIF first frame
@@ -89,6 +93,10 @@ class Features:
             object.__setattr__(self, "rot_embedding", np.zeros((0, EMBED_DIM), np.float32))
             object.__setattr__(self, "rot_thumb", np.zeros((0, THUMB, THUMB), np.uint8))
         m = len(self.rot_rows)
+        if self.colour is None:
+            object.__setattr__(self, "colour", np.zeros((n, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8))
+        if self.rot_colour is None:
+            object.__setattr__(self, "rot_colour", np.zeros((m, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8))
         checks = {
             "ok": (self.ok, (n,), np.bool_),
             "file_digest": (self.file_digest, (n, 16), np.uint8),
@@ -102,6 +110,8 @@ class Features:
             "rot_angle": (self.rot_angle, (m,), np.float32),
             "rot_embedding": (self.rot_embedding, (m, EMBED_DIM), np.float32),
             "rot_thumb": (self.rot_thumb, (m, THUMB, THUMB), np.uint8),
+            "colour": (self.colour, (n, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8),
+            "rot_colour": (self.rot_colour, (m, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8),
         }
         if self.model_embedding is not None:
             me = self.model_embedding
@@ -137,7 +147,7 @@ class Features:
         notes = tuple((r + off, why) for p, off in zip(parts, offsets) for r, why in p.notes)
         return cls(ok=cat("ok"), file_digest=cat("file_digest"), pixel_digest=cat("pixel_digest"),
                    hashes=cat("hashes"), embedding=cat("embedding"), low_info=cat("low_info"),
-                   sizes=cat("sizes"), thumb=cat("thumb"),
+                   sizes=cat("sizes"), thumb=cat("thumb"), colour=cat("colour"), rot_colour=cat("rot_colour"),
                    rot_rows=np.concatenate([p.rot_rows + off for p, off in zip(parts, offsets)]).astype(np.int64),
                    rot_angle=cat("rot_angle"), rot_embedding=cat("rot_embedding"), rot_thumb=cat("rot_thumb"),
                    model_embedding=(cat("model_embedding") if all(p.model_embedding is not None for p in parts)
@@ -153,7 +163,7 @@ class Features:
         rk = np.asarray(rk, np.int64)[order]
         return Features(
             rot_rows=new_rows[order], rot_angle=self.rot_angle[rk], rot_embedding=self.rot_embedding[rk],
-            rot_thumb=self.rot_thumb[rk],
+            rot_thumb=self.rot_thumb[rk], rot_colour=self.rot_colour[rk], colour=self.colour[rows],
             model_embedding=None if self.model_embedding is None else self.model_embedding[rows],
             ok=self.ok[rows], file_digest=self.file_digest[rows], pixel_digest=self.pixel_digest[rows],
             hashes=self.hashes[rows], embedding=self.embedding[rows], low_info=self.low_info[rows],
@@ -281,6 +291,12 @@ def thumbnail(img: Image.Image) -> np.ndarray:
     return np.frombuffer(small.tobytes(), np.uint8).reshape(HASH_SIZE * 4, HASH_SIZE * 4)
 
 
+def colour_thumbnail(img: Image.Image) -> np.ndarray:
+    """The ``(3, 16, 16)`` uint8 colour thumbnail (box-averaged RGB) used as colour evidence."""
+    small = img.convert("RGB").resize((COLOUR_SIDE, COLOUR_SIDE), Image.BOX, reducing_gap=2.0)
+    return np.asarray(small, np.uint8).transpose(2, 0, 1).copy()
+
+
 def pixel_digest(img: Image.Image) -> np.ndarray:
     """BLAKE2b-128 of the canonical pixels and their size."""
     h = hashlib.blake2b(digest_size=16)
@@ -310,7 +326,8 @@ def _extract_chunk(job) -> Features:
     out = Features.empty(n)
     failures, notes = [], []
     smalls = np.zeros((n, HASH_SIZE * 4, HASH_SIZE * 4), np.uint8)
-    rot_rows, rot_angle, rot_small = [], [], []
+    colours = np.zeros((n, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8)
+    rot_rows, rot_angle, rot_small, rot_col = [], [], [], []
     for k, item in enumerate(items):
         try:
             if kind == "path":
@@ -323,6 +340,7 @@ def _extract_chunk(job) -> Features:
                 img = canonical_from_array(item)
             out.pixel_digest[k] = pixel_digest(img)
             smalls[k] = thumbnail(img)
+            colours[k] = colour_thumbnail(img)
             out.sizes[k] = img.size
             if model is not None:
                 views[k] = model.preprocess(img)
@@ -336,6 +354,7 @@ def _extract_chunk(job) -> Features:
                 rot_rows.append(k)
                 rot_angle.append(view[0])
                 rot_small.append(thumbnail(view[1]))
+                rot_col.append(colour_thumbnail(view[1]))
         except DecodeError as exc:
             failures.append((k, str(exc)))
             continue
@@ -354,12 +373,19 @@ def _extract_chunk(job) -> Features:
     rs = np.array([rot_small[q] for q in keep], np.uint8).reshape(len(keep), THUMB, THUMB)
     return Features(ok=out.ok, file_digest=out.file_digest, pixel_digest=out.pixel_digest,
                     hashes=out.hashes, embedding=out.embedding, low_info=out.low_info,
-                    sizes=out.sizes, thumb=smalls,
+                    sizes=out.sizes, thumb=smalls, colour=colours,
                     rot_rows=np.array([rot_rows[q] for q in keep], np.int64),
+                    rot_colour=np.array([rot_col[q] for q in keep], np.uint8).reshape(
+                        len(keep), 3, COLOUR_SIDE, COLOUR_SIDE),
                     rot_angle=np.array([rot_angle[q] for q in keep], np.float32),
                     rot_embedding=hog(rs) if len(keep) else np.zeros((0, EMBED_DIM), np.float32),
                     rot_thumb=rs, model_embedding=_model_embed(model, views, out.ok),
                     failures=tuple(failures), notes=tuple(notes))
+
+
+def extract_images(images: list, model=None) -> Features:
+    """Features of in-memory pictures (arrays ``(H, W[, C])``), in this process: one chunk."""
+    return _extract_chunk(("array", list(images), model))
 
 
 def _model_embed(model, views, ok):
@@ -377,7 +403,9 @@ def _rot_arrays(rot: dict) -> dict:
     return {"rot_rows": np.array(rows, np.int64),
             "rot_angle": np.array([rot[r][0] for r in rows], np.float32),
             "rot_embedding": np.array([rot[r][1] for r in rows], np.float32).reshape(len(rows), EMBED_DIM),
-            "rot_thumb": np.array([rot[r][2] for r in rows], np.uint8).reshape(len(rows), THUMB, THUMB)}
+            "rot_thumb": np.array([rot[r][2] for r in rows], np.uint8).reshape(len(rows), THUMB, THUMB),
+            "rot_colour": np.array([rot[r][3] for r in rows], np.uint8).reshape(
+                len(rows), 3, COLOUR_SIDE, COLOUR_SIDE)}
 
 
 def _one_thread() -> None:
@@ -446,7 +474,7 @@ def extract_features(
     out = Features.empty(n)
     failures: dict[int, str] = {}
     notes: dict[int, str] = {}
-    rot: dict[int, tuple] = {}  # row -> (angle, embedding, thumbnail) of its de-rotated view
+    rot: dict[int, tuple] = {}  # row -> (angle, embedding, thumbnail, colour) of its de-rotated view
     model_emb: dict[int, np.ndarray] = {}
     if manifest.images is not None:
         kind, items, keys = "array", [manifest.images[r] for r in rows], None
@@ -471,6 +499,7 @@ def extract_features(
                 out.hashes[pos] = rows_c["hashes"].reshape(-1, N_VARIANTS, 8)
                 out.embedding[pos] = rows_c["emb"]
                 out.thumb[pos] = rows_c["thumb"].reshape(-1, THUMB, THUMB)
+                out.colour[pos] = rows_c["colour"].reshape(-1, 3, COLOUR_SIDE, COLOUR_SIDE)
             failures.update(cached_fail)
             notes.update(cached_notes)
             hit = np.zeros(n, bool)
@@ -490,14 +519,15 @@ def extract_features(
     def absorb(s: int, part: Features) -> None:
         nonlocal done
         idx = todo[s:s + chunk_size]
-        for name in ("ok", "file_digest", "pixel_digest", "hashes", "embedding", "low_info", "sizes", "thumb"):
+        for name in ("ok", "file_digest", "pixel_digest", "hashes", "embedding", "low_info", "sizes", "thumb", "colour"):
             getattr(out, name)[idx] = getattr(part, name)
         for r, why in part.failures:
             failures[int(idx[r])] = why
         for r, why in part.notes:
             notes[int(idx[r])] = why
         for q, r in enumerate(part.rot_rows.tolist()):
-            rot[int(idx[r])] = (float(part.rot_angle[q]), part.rot_embedding[q], part.rot_thumb[q])
+            rot[int(idx[r])] = (float(part.rot_angle[q]), part.rot_embedding[q], part.rot_thumb[q],
+                                part.rot_colour[q])
         if part.model_embedding is not None:
             for r in np.flatnonzero(part.ok).tolist():
                 model_emb[int(idx[r])] = part.model_embedding[r]
@@ -537,6 +567,6 @@ def extract_features(
             model_arr[r] = e
     return Features(ok=out.ok, file_digest=out.file_digest, pixel_digest=out.pixel_digest,
                     hashes=out.hashes, embedding=out.embedding, low_info=out.low_info, sizes=out.sizes,
-                    thumb=out.thumb, **_rot_arrays(rot), model_embedding=model_arr,
+                    thumb=out.thumb, colour=out.colour, **_rot_arrays(rot), model_embedding=model_arr,
                     failures=tuple(sorted(failures.items())), notes=tuple(sorted(notes.items())),
                     n_cached=n - len(todo))

@@ -1,19 +1,19 @@
-"""Candidate generation and verification: Features -> PairTable.
+"""The search: Features -> candidate pairs (a PairTable), each saying how it was found.
 
-Three sources, merged, each pair reported once with the strongest evidence, then verified:
+Four sources, merged, each pair reported once with the strongest evidence:
 
 1. ``exact``: identical canonical pixels (which includes identical bytes).
 2. ``hash``: pHash Hamming distance ``<= max_hamming`` under any allowed rotation/flip.
-3. ``embedding``: gradient-histogram cosine similarity. A neighbour is accepted when it is
-   very close (``>= sure_cosine``), or close (``>= min_cosine``) *and* distinctive: its
-   distance is at most ``ratio`` times the distance to the k-th nearest neighbour of either
-   image (Lowe's ratio test). Distinctiveness is what separates a copy from a merely similar
-   image in a dense region (sky, snow, product shots on white).
+3. ``embedding``: gradient-histogram cosine similarity, for every view of an image
+   (:mod:`leakscan.views`). A neighbour is a candidate when it is very close
+   (``>= sure_cosine``), or one of the image's ``neighbours`` nearest (``>=
+   neighbour_min_cosine``), or close (``>= min_cosine``) *and* distinctive: its distance is
+   at most ``ratio`` times the distance to the k-th nearest neighbour of either image
+   (Lowe's ratio test).
+4. ``model``: an ONNX model's embeddings, when one is given.
 
-Every hash and embedding pair is then *verified* (:mod:`leakscan.verify`): the details of the
-two 32x32 thumbnails, one under the matched rotation/flip, must line up with a normalised
-cross-correlation of at least ``min_ncc`` over small zooms and shifts. The searches find what
-looks alike in layout; the verification keeps what is the same picture.
+The search finds what *looks alike*; candidates are not duplicates. :mod:`leakscan.decide`
+weighs each candidate's evidence (:mod:`leakscan.evidence`) and decides.
 
 Low-information images (flat frames) take part in exact matching only.
 """
@@ -33,11 +33,10 @@ from .features import Features, hog
 from .index import CosineIndex, HammingIndex
 from .settings import DetectSettings
 from .views import CROP_PLACES, MatchView, crop_views, embedding_variants, transform_variants
-from .verify import verify_pairs
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PairTable", "find_pairs", "Kind", "KINDS"]
+__all__ = ["PairTable", "Candidates", "find_candidates", "Kind", "KINDS"]
 
 
 class Kind(IntEnum):
@@ -86,8 +85,11 @@ class PairTable:
     same_bytes : bool (p,)
         Exact pairs whose files are byte-identical.
     ncc : float32 (p,)
-        Correlation of the aligned thumbnails (:mod:`leakscan.verify`); NaN when not computed
-        (exact pairs, verification off).
+        Correlation of the aligned thumbnails (:mod:`leakscan.evidence`); NaN when not computed
+        (exact pairs).
+    confidence : float32 (p,)
+        The calibrated probability that the two images are the same picture
+        (:mod:`leakscan.calibrate`); 1 for exact pairs, NaN for candidates not yet decided.
     """
 
     i: np.ndarray
@@ -99,12 +101,16 @@ class PairTable:
     variant: np.ndarray
     same_bytes: np.ndarray
     ncc: np.ndarray | None = None
+    confidence: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.i)
         if self.ncc is None:
             object.__setattr__(self, "ncc", np.full(n, np.nan, np.float32))
-        for name in ("j", "kind", "score", "hamming", "cosine", "variant", "same_bytes", "ncc"):
+        if self.confidence is None:
+            object.__setattr__(self, "confidence", np.where(np.asarray(self.kind) == Kind.EXACT, 1.0, np.nan)
+                               .astype(np.float32))
+        for name in ("j", "kind", "score", "hamming", "cosine", "variant", "same_bytes", "ncc", "confidence"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"PairTable.{name} has {len(getattr(self, name))} rows, i has {n}")
         if n and not np.all(self.i < self.j):
@@ -178,29 +184,22 @@ def _popcount(x: np.ndarray) -> np.ndarray:
     return np.unpackbits(x, axis=-1).sum(axis=-1)
 
 
-def find_pairs(
+def find_candidates(
     features: Features,
     settings: DetectSettings | None = None,
     *,
     splits: np.ndarray | None = None,
+    query_rows: np.ndarray | None = None,
     progress: Callable[[str, int, int], None] | None = None,
-) -> PairTable:
-    """Find exact and near-duplicate pairs among the rows whose features are ``ok``.
+) -> Candidates:
+    """Candidate pairs among the rows whose features are ``ok``: what *might* be a copy.
 
     Never builds an n x n matrix: exact matches go through a sort, hashes through a FAISS
-    binary range search, embeddings through a k-nearest-neighbour search in blocks.
+    binary range search, embeddings (and model embeddings) through a k-nearest-neighbour
+    search in blocks. Each candidate says how it was found, its Hamming distance and cosine;
+    :mod:`leakscan.decide` weighs the evidence and decides.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from leakscan.manifest import discover
-    >>> from leakscan.features import extract_features
-    >>> rng = np.random.default_rng(0)
-    >>> a = rng.integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
-    >>> imgs = np.concatenate([a, a[:1]])          # image 2 is a copy of image 0
-    >>> pt = find_pairs(extract_features(discover(imgs), jobs=1))
-    >>> [(int(i), int(j), str(k)) for i, j, k in zip(pt.i, pt.j, pt.kind_names())]
-    [(0, 2, 'exact')]
+    ``query_rows``: only these rows are queried (against an index of every row); default all.
     """
     s = settings or DetectSettings()
     ok_rows = np.flatnonzero(features.ok)
@@ -210,27 +209,30 @@ def find_pairs(
     # 1. exact: identical pixels
     head, ei, ej = _exact_clusters(ok_rows, features.pixel_digest)
     parts.append(_candidates(ei, ej, Kind.EXACT, np.ones(len(ei), np.float32), MatchView.NONE))
-    reps = ok_rows[(head == ok_rows) & ~features.low_info[ok_rows]]
-    log.debug("%d usable rows, %d exact pairs, %d representatives", len(ok_rows), len(ei), len(reps))
-    query_pos = np.arange(len(reps))
+    search_rows = ok_rows[(head == ok_rows) & ~features.low_info[ok_rows]]
+    log.debug("%d usable rows, %d exact pairs, %d searched", len(ok_rows), len(ei), len(search_rows))
+    query_pos = np.arange(len(search_rows))
+    if query_rows is not None:
+        query_pos = np.flatnonzero(np.isin(search_rows, np.asarray(query_rows, np.int64)))
     if s.scope == "cross":
         if splits is None or len(splits) != len(features):
             raise ConfigError("scope='cross' needs splits= (one split name per row)")
         splits = np.asarray(splits, dtype=object)
-        names, counts = np.unique(splits[reps].astype(str), return_counts=True)
+        names, counts = np.unique(splits[search_rows].astype(str), return_counts=True)
         if len(names):
             biggest = names[np.argmax(counts)]
-            query_pos = np.flatnonzero(splits[reps].astype(str) != biggest)
+            query_pos = np.intersect1d(query_pos, np.flatnonzero(splits[search_rows].astype(str) != biggest))
 
     # 2. perceptual hash, all allowed transforms of each query against the plain hashes
-    if s.max_hamming >= 0 and len(reps) > 1:
+    if s.max_hamming >= 0 and len(search_rows) > 1:
         if progress:
             progress("hash search", 0, 1)
-        hidx = HammingIndex(features.hashes[reps, 0])
-        qreps = reps[query_pos]
-        q = features.hashes[qreps][:, list(variants)].reshape(len(qreps) * len(variants), -1)
+        hidx = HammingIndex(features.hashes[search_rows, 0])
+        queried = search_rows[query_pos]
+        q = features.hashes[queried][:, list(variants)].reshape(len(queried) * len(variants), -1)
         qi, dj, dist = hidx.range(q, s.max_hamming)
-        a, b, v = qreps[qi // len(variants)], reps[dj], np.asarray(variants, np.int8)[qi % len(variants)]
+        a, b = queried[qi // len(variants)], search_rows[dj]
+        v = np.asarray(variants, np.int8)[qi % len(variants)]
         keep = a != b
         a, b, v, dist = a[keep], b[keep], v[keep], dist[keep]
         parts.append(_candidates(np.minimum(a, b), np.maximum(a, b), Kind.HASH,
@@ -238,35 +240,23 @@ def find_pairs(
         if progress:
             progress("hash search", 1, 1)
 
-    # 3. embedding k-NN with ratio test
-    if s.min_cosine <= 1.0 and len(reps) > 1:
+    # 3. embedding k-NN: the ratio test, and each image's nearest neighbours
+    kth = np.full(len(features), -1, np.int64)
+    if s.min_cosine <= 1.0 and len(search_rows) > 1:
         rotated = (features.rot_rows, features.rot_embedding) if s.transforms != "none" else None
-        ei_, ej_, es_, ev_ = _embedding_pairs(features.embedding, reps, variants, s, progress, query_pos,
-                                              rotated=rotated, thumbs=features.thumb if s.crops else None)
+        ei_, ej_, es_, ev_, kth_pos = _embedding_pairs(
+            features.embedding, search_rows, variants, s, progress, query_pos,
+            rotated=rotated, thumbs=features.thumb if s.crops else None)
         parts.append(_candidates(ei_, ej_, Kind.EMBEDDING, es_, ev_))
+        has = kth_pos >= 0
+        kth[search_rows[has]] = search_rows[kth_pos[has]]
+    if features.model_embedding is not None and s.model_min_cosine <= 1.0 and len(search_rows) > 1:
+        mi, mj, ms = _model_pairs(features.model_embedding, search_rows, s, query_pos)
+        parts.append(_candidates(mi, mj, Kind.MODEL, ms, MatchView.NONE))
 
     pairs = _dedupe_best(PairTable.concat(parts))
     if s.scope == "cross":
         pairs = pairs.take(splits[pairs.i] != splits[pairs.j])
-    if s.min_ncc > -1:
-        exact = pairs.kind == Kind.EXACT
-        check = np.flatnonzero(~exact)
-        if progress:
-            progress("verification", 0, len(check))
-        pairs.ncc[check] = verify_pairs(features, pairs.i[check], pairs.j[check], pairs.variant[check])
-        keep = exact | (pairs.ncc >= s.min_ncc)
-        log.debug("verification kept %d of %d candidate pairs", int(keep.sum()) - int(exact.sum()), len(check))
-        pairs = pairs.take(keep)
-        if progress:
-            progress("verification", len(check), len(check))
-    if features.model_embedding is not None and s.model_min_cosine <= 1.0 and len(reps) > 1:
-        mi, mj, ms = _model_pairs(features.model_embedding, reps, s, query_pos)
-        model = _candidates(mi, mj, Kind.MODEL, ms, MatchView.NONE)
-        if s.scope == "cross":
-            model = model.take(splits[model.i] != splits[model.j])
-        n_all = max(len(features), 1)
-        model = model.take(~np.isin(model.i * n_all + model.j, pairs.i * n_all + pairs.j))
-        pairs = PairTable.concat([pairs, model]).sorted()
     i, j, kind, score = pairs.i, pairs.j, pairs.kind, pairs.score
     hamming, cosine = _measure(features, i, j, variants)
     other = MatchView.is_other_view(pairs.variant)
@@ -274,7 +264,22 @@ def find_pairs(
     same_bytes = np.zeros(len(i), bool)
     if len(i):
         same_bytes = np.all(features.file_digest[i] == features.file_digest[j], axis=1) & (kind == Kind.EXACT)
-    return dataclasses.replace(pairs, hamming=hamming, cosine=cosine, same_bytes=same_bytes)
+    pairs = dataclasses.replace(pairs, hamming=hamming, cosine=cosine, same_bytes=same_bytes)
+    return Candidates(pairs=pairs, search_rows=search_rows, kth_neighbour=kth)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What the search found: candidate pairs, the rows searched, each row's k-th neighbour.
+
+    ``kth_neighbour[r]`` is the row of image r's k-th nearest image by embedding (-1 when r
+    was not queried): a *typical* near neighbour, against which the evidence of r's pairs is
+    measured (how distinctive a match is).
+    """
+
+    pairs: PairTable
+    search_rows: np.ndarray
+    kth_neighbour: np.ndarray
 
 
 def _candidates(i, j, kind: Kind, score, variant) -> PairTable:
@@ -300,7 +305,8 @@ def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query
     n = len(reps)
     query_pos = np.arange(n) if query_pos is None else np.asarray(query_pos, np.int64)
     kk = min(s.k + 1, n)
-    out_i, out_j, out_s, out_v, out_dk = [], [], [], [], []
+    out_i, out_j, out_s, out_v, out_dk, out_near = [], [], [], [], [], []
+    kth = np.full(n, -1, np.int64)  # position of each queried image's k-th neighbour
     # distance to the k-th neighbour of each image (plain orientation, self excluded); 0 for
     # images that were not queried, so their side of the ratio test accepts nothing
     dk_plain = np.zeros(n, np.float32)
@@ -348,28 +354,35 @@ def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query
                     dk = np.full(len(qrows), np.inf, np.float32)
                 if v == 0 and offset == 0:
                     dk_plain[qrows] = dk
-                r, c = np.nonzero(sims >= s.min_cosine)
+                    if s.k <= ids.shape[1]:
+                        kth[qrows] = np.where(np.isfinite(sims[:, s.k - 1]), ids[:, s.k - 1], -1)
+                near = np.zeros(sims.shape, bool)
+                if offset == 0 and v == 0 and s.neighbours:
+                    near[:, :s.neighbours] = sims[:, :s.neighbours] >= s.neighbour_min_cosine
+                r, c = np.nonzero((sims >= s.min_cosine) | near)
                 out_i.append(qrows[r])
                 out_j.append(ids[r, c])
                 out_s.append(sims[r, c])
                 out_dk.append(dk[r])  # the query's own ratio-test reference
+                out_near.append(near[r, c])
                 out_v.append(np.full(len(r), offset + v if offset < MatchView.CROPPED else MatchView.CROPPED, np.int8))
                 done += len(qrows)
                 if progress:
                     progress("embedding search", done, total)
     if not out_i:
         z = np.zeros(0, np.int64)
-        return z, z, np.zeros(0, np.float32), np.zeros(0, np.int8)
+        return z, z, np.zeros(0, np.float32), np.zeros(0, np.int8), kth
     qi = np.concatenate(out_i)
     dj = np.concatenate(out_j)
     sim = np.concatenate(out_s)
     dk_q = np.concatenate(out_dk)
     v = np.concatenate(out_v)
     d = 1.0 - sim
-    accept = (sim >= s.sure_cosine) | (d <= s.ratio * dk_q) | (d <= s.ratio * dk_plain[dj])
+    near = np.concatenate(out_near)
+    accept = near | (sim >= s.sure_cosine) | (d <= s.ratio * dk_q) | (d <= s.ratio * dk_plain[dj])
     qi, dj, sim, v = qi[accept], dj[accept], sim[accept], v[accept]
     a, b = reps[qi], reps[dj]
-    return np.minimum(a, b), np.maximum(a, b), sim.astype(np.float32), v
+    return np.minimum(a, b), np.maximum(a, b), sim.astype(np.float32), v, kth
 
 
 def _model_pairs(model_emb, reps, s: DetectSettings, query_pos):

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 from .errors import ConfigError
 
-__all__ = ["DetectSettings", "DEFAULTS", "TRANSFORMS", "SCOPES", "MODEL_BATCH", "RANDOM_STATE"]
+__all__ = ["DetectSettings", "DEFAULTS", "TRANSFORMS", "SCOPES", "MODEL_BATCH", "RANDOM_STATE", "POSSIBLE_FLOOR"]
 
 #: Names accepted by ``DetectSettings.transforms``: which rotations/flips count as copies.
 TRANSFORMS = ("all", "flip", "none")
@@ -20,6 +20,9 @@ TRANSFORMS = ("all", "flip", "none")
 SCOPES = ("all", "cross")
 #: Images per run of an ONNX model (``--model-batch``).
 MODEL_BATCH = 32
+#: Candidates with a confidence from this floor up to ``min_confidence`` are *possible*
+#: duplicates (``possible.csv``); below it they are dropped.
+POSSIBLE_FLOOR = 0.1
 #: Seed of the re-split when none is given (``--seed``), for every entry point.
 RANDOM_STATE = 0
 
@@ -51,8 +54,18 @@ class DetectSettings:
     k : int
         Neighbourhood size of the ratio test.
     min_ncc : float
-        Verification: hash and embedding candidates are kept only when the details of their
-        thumbnails, aligned, correlate at least this much (in [-1, 1]; -1 turns verification off).
+        Floor of the aligned-detail correlation: candidates whose thumbnails, aligned, correlate
+        less than this are dropped before the decision (in [-1, 1]; -1 keeps every candidate).
+    min_confidence : float
+        A pair is a *duplicate* when its confidence (the calibrated probability that the two
+        images are the same picture, :mod:`leakscan.calibrate`) is at least this; candidates
+        from :data:`POSSIBLE_FLOOR` up to it are *possible* duplicates, listed but never counted.
+    neighbours : int
+        Each image's ``neighbours`` nearest images by embedding are candidates whenever their
+        cosine is at least ``neighbour_min_cosine``, whatever the ratio test says (the
+        decision, not the search, tells copies from look-alikes).
+    neighbour_min_cosine : float
+        See ``neighbours``.
     transforms : {"all", "flip", "none"}
         Which rotations/flips of an image also count as copies: all eight, the mirror image
         only, or none.
@@ -82,7 +95,10 @@ class DetectSettings:
     sure_cosine: float = 0.97
     ratio: float = 0.7
     k: int = 10
-    min_ncc: float = 0.60
+    min_ncc: float = 0.40
+    min_confidence: float = 0.5
+    neighbours: int = 2
+    neighbour_min_cosine: float = 0.6
     transforms: str = "all"
     scope: str = "all"
     crops: bool = True
@@ -100,6 +116,13 @@ class DetectSettings:
             raise ConfigError(f"ratio must be in (0, 1], got {self.ratio!r}")
         if not _is_real(self.min_ncc) or not -1 <= self.min_ncc <= 1:
             raise ConfigError(f"min_ncc must be in [-1, 1] (-1 turns verification off), got {self.min_ncc!r}")
+        if not _is_real(self.min_confidence) or not 0 < self.min_confidence <= 1:
+            raise ConfigError(f"min_confidence must be in (0, 1], got {self.min_confidence!r}")
+        if not _is_int(self.neighbours) or not 0 <= self.neighbours <= 100:
+            raise ConfigError(f"neighbours must be a whole number in [0, 100], got {self.neighbours!r}")
+        if not _is_real(self.neighbour_min_cosine) or not self.neighbour_min_cosine > 0:
+            raise ConfigError(f"neighbour_min_cosine must be in (0, 1], or > 1 to turn it off, "
+                              f"got {self.neighbour_min_cosine!r}")
         if not _is_int(self.k) or not 1 <= self.k <= 1000:
             raise ConfigError(f"k must be a whole number in [1, 1000], got {self.k!r}")
         if self.scope not in SCOPES:

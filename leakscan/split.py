@@ -24,7 +24,8 @@ import numpy as np
 
 from .errors import ConfigError
 from .groups import build_groups
-from .pairs import PairTable, find_pairs
+from .pairs import PairTable
+from .decide import find_pairs
 from .settings import RANDOM_STATE
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,379 @@
+"""Turn a candidate pair's evidence into one calibrated probability, learned on the user's own data.
+
+No fixed weights and no thresholds tuned elsewhere: at run time a sample of the dataset's
+own images is copied the ways users' copies are made (shifted, cropped, rescaled,
+re-encoded, recoloured, blurred, flipped or rotated, letterboxed, captioned). Each copy is
+searched against the dataset exactly as a real image is (:func:`leakscan.pairs.find_candidates`),
+and its evidence measured (:mod:`leakscan.evidence`):
+
+* **positives**: a copy and the image it was made from;
+* **negatives**: a copy and the other images the search proposed, plus its nearest
+  neighbours by embedding (the look-alikes a copy must be told apart from).
+
+A logistic regression (scikit-learn) on these pairs, with the two classes weighted
+equally, gives each real candidate a ``confidence``: the estimated probability that the two
+images are the same picture, at even prior odds. Held-out pairs (cross-validated by source
+image) say how well the evidence separates copies from look-alikes *on this data*; when it
+cannot (images too small or too uniform), the duplicate threshold is raised until at most
+:data:`MAX_FALSE_ALARM` of held-out look-alikes pass, and the audit says so.
+
+Everything is seeded by image content, so the same images give the same decisions whatever
+their order, folder layout or manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
+
+from .evidence import EVIDENCE, pair_evidence
+from .features import Features, extract_images
+from .index import CosineIndex
+from .pairs import Candidates, Kind, PairTable, find_candidates
+from .settings import DetectSettings
+from .views import N_VARIANTS, embedding_variants, transform_variants
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Calibration", "calibrate", "synthetic_copy", "CAL_SAMPLE", "MAX_FALSE_ALARM"]
+
+#: Images of the dataset copied to calibrate (chosen by content digest).
+CAL_SAMPLE = 400
+#: Copies made of each sampled image.
+COPIES = 2
+#: Nearest neighbours of each copy taken as look-alike negatives.
+NEIGHBOURS = 20
+#: Copies are made from the image reduced to this many pixels a side (a thumbnail of 32
+#: pixels is all the evidence looks at).
+COPY_SIDE = 256
+#: Largest share of held-out look-alikes allowed above the duplicate threshold before the
+#: threshold is raised.
+MAX_FALSE_ALARM = 0.02
+
+ImageSource = Callable[[Sequence[int]], list]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A fitted decision: evidence -> probability, and how well it separated copies here.
+
+    Attributes
+    ----------
+    columns : tuple of str
+        The evidence used (:data:`leakscan.evidence.EVIDENCE` names).
+    mean, scale, coef : ndarray
+        Standardisation and logistic-regression weights per column; ``intercept`` the bias.
+    threshold : float
+        The duplicate threshold in force (``min_confidence``, or higher after a back-off).
+    stats : dict
+        ``n_images``, ``n_copies``, ``n_positive``, ``n_negative``, held-out ``recall`` and
+        ``false_alarm`` at the threshold, ``backed_off`` and the edits' share.
+    """
+
+    columns: tuple
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    threshold: float
+    stats: dict = field(default_factory=dict)
+
+    def predict(self, evidence: np.ndarray) -> np.ndarray:
+        """Probability per row of an evidence matrix (columns as :data:`EVIDENCE`)."""
+        cols = [EVIDENCE.index(c) for c in self.columns]
+        x = (np.nan_to_num(evidence[:, cols].astype(np.float64)) - self.mean) / self.scale
+        z = x @ self.coef + self.intercept
+        return (1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"threshold": round(float(self.threshold), 4),
+                "weights": {c: round(float(w / s), 4) for c, w, s in zip(self.columns, self.coef, self.scale)},
+                **self.stats}
+
+
+# --------------------------------------------------------------------------- synthetic copies
+
+EDITS = ("shift", "crop", "rescale", "jpeg", "colour", "blur", "dihedral", "letterbox", "rotate", "caption")
+
+
+def synthetic_copy(img: Image.Image, rng: np.random.Generator, variants=tuple(range(N_VARIANTS))) -> tuple:
+    """``(copy, edits)``: one plausible user's copy of ``img`` (RGB), made with 1-2 random edits.
+
+    Examples
+    --------
+    >>> img = Image.new("RGB", (64, 48), (200, 30, 30))
+    >>> copy, edits = synthetic_copy(img, np.random.default_rng(0))
+    >>> copy.mode, len(edits) >= 1
+    ('RGB', True)
+    """
+    names = [e for e in EDITS if e != "dihedral" or len(variants) > 1]
+    edits = list(rng.choice(names, size=int(rng.integers(1, 3)), replace=False))
+    out = img
+    for e in edits:
+        out = _EDIT[e](out, rng, variants)
+    if "jpeg" not in edits and rng.random() < 0.5:
+        out = _jpeg(out, rng, variants, quality=int(rng.integers(60, 96)))
+    return out.convert("RGB"), tuple(edits)
+
+
+def _shift(img, rng, _v):
+    w, h = img.size
+    f = rng.uniform(0.85, 0.97)
+    cw, ch = max(1, round(w * f)), max(1, round(h * f))
+    x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    return img.crop((x, y, x + cw, y + ch)).resize((w, h), Image.BICUBIC)
+
+
+def _crop(img, rng, _v):
+    w, h = img.size
+    area = rng.uniform(0.55, 0.9)
+    aspect = rng.uniform(0.8, 1.25)
+    cw = min(w, max(1, round(w * np.sqrt(area * aspect))))
+    ch = min(h, max(1, round(h * np.sqrt(area / aspect))))
+    x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    return img.crop((x, y, x + cw, y + ch))
+
+
+def _rescale(img, rng, _v):
+    w, h = img.size
+    f = rng.uniform(0.3, 0.8)
+    small = img.resize((max(1, round(w * f)), max(1, round(h * f))), Image.BILINEAR)
+    return small if rng.random() < 0.5 else small.resize((w, h), Image.BICUBIC)
+
+
+def _jpeg(img, rng, _v, quality=None):
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, "JPEG", quality=int(quality or rng.integers(30, 80)))
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def _colour(img, rng, _v):
+    a = np.asarray(img.convert("RGB"), np.float32)
+    kind = rng.integers(0, 4)
+    if kind == 0:  # per-channel gain and offset
+        a = a * rng.uniform(0.75, 1.25, 3) + rng.uniform(-25, 25, 3)
+    elif kind == 1:  # gamma
+        a = 255.0 * (a / 255.0) ** rng.uniform(0.6, 1.6)
+    elif kind == 2:  # grayscale
+        return ImageOps.grayscale(img).convert("RGB")
+    else:  # hue shift
+        hsv = np.asarray(img.convert("RGB").convert("HSV")).copy()
+        hsv[..., 0] = (hsv[..., 0].astype(np.int32) + int(rng.integers(15, 240))) % 256
+        return Image.fromarray(hsv, "HSV").convert("RGB")
+    return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "RGB")
+
+
+def _blur(img, rng, _v):
+    return img.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.2) * max(img.size) / 128))
+
+
+_TRANSPOSE = {1: Image.FLIP_LEFT_RIGHT, 2: Image.FLIP_TOP_BOTTOM, 3: Image.ROTATE_180, 4: Image.TRANSPOSE,
+              5: Image.ROTATE_270, 6: Image.ROTATE_90, 7: Image.TRANSVERSE}
+
+
+def _dihedral(img, rng, variants):
+    v = int(rng.choice([v for v in variants if v]))
+    return img.transpose(_TRANSPOSE[v])
+
+
+def _letterbox(img, rng, _v):
+    w, h = img.size
+    fill = [(0, 0, 0), (255, 255, 255), tuple(int(c) for c in rng.integers(0, 256, 3))][int(rng.integers(0, 3))]
+    pad = rng.uniform(0.05, 0.25)
+    if rng.random() < 0.5:
+        return ImageOps.expand(img, border=(0, round(h * pad), 0, round(h * pad)), fill=fill)
+    return ImageOps.expand(img, border=(round(w * pad), 0, round(w * pad), 0), fill=fill)
+
+
+def _rotate(img, rng, _v):
+    angle = float(rng.uniform(4, 30)) * (1 if rng.random() < 0.5 else -1)
+    fill = (0, 0, 0) if rng.random() < 0.5 else (255, 255, 255)
+    return img.rotate(angle, resample=Image.BICUBIC, expand=bool(rng.random() < 0.5), fillcolor=fill)
+
+
+def _caption(img, rng, _v):
+    out = img.copy()
+    d = ImageDraw.Draw(out)
+    w, h = out.size
+    y = int(rng.uniform(0.6, 0.9) * h)
+    d.text((int(0.05 * w), y), "copy " + str(int(rng.integers(0, 10000))),
+           fill=(255, 255, 255) if rng.random() < 0.5 else (0, 0, 0))
+    return out
+
+
+_EDIT = {"shift": _shift, "crop": _crop, "rescale": _rescale, "jpeg": _jpeg, "colour": _colour, "blur": _blur,
+         "dihedral": _dihedral, "letterbox": _letterbox, "rotate": _rotate, "caption": _caption}
+
+
+def thumbnails_as_images(features: Features, rows) -> list:
+    """Stand-in pictures rebuilt from the stored thumbnails (when the images are not at hand)."""
+    out = []
+    for r in rows:
+        colour = np.asarray(Image.fromarray(features.colour[r].transpose(1, 2, 0), "RGB")
+                            .resize((32, 32), Image.BICUBIC), np.float32)
+        grey = colour.mean(axis=2, keepdims=True)
+        rgb = np.clip(colour - grey + features.thumb[r][..., None].astype(np.float32), 0, 255)
+        out.append(Image.fromarray(rgb.astype(np.uint8), "RGB").resize((96, 96), Image.BICUBIC))
+    return out
+
+
+# --------------------------------------------------------------------------- calibration
+
+def _digest_order(digests: np.ndarray) -> np.ndarray:
+    """Row order by content digest (independent of input order)."""
+    return np.lexsort(digests.T[::-1])
+
+
+def calibrate(features: Features, settings: DetectSettings, candidates: Candidates, *,
+              images: ImageSource | None = None, model=None) -> Calibration | None:
+    """Fit the pair decision on synthetic copies of a sample of ``features``' own images.
+
+    ``images(rows)`` returns the canonical RGB pictures of those rows (None: rebuilt from the
+    thumbnails). ``model``: the ONNX model spec, when model embeddings are evidence.
+    Returns None when there is too little data to fit (fewer than 2 searchable images).
+    """
+    s = settings
+    variants = transform_variants(s.transforms)
+    search_rows = candidates.search_rows
+    if len(search_rows) < 2:
+        return None
+    order = search_rows[_digest_order(features.pixel_digest[search_rows])]
+    sample = order[:CAL_SAMPLE]
+    pictures = images(sample) if images is not None else thumbnails_as_images(features, sample)
+    copies, origin, edit_names = [], [], []
+    for r, pic in zip(sample.tolist(), pictures):
+        if pic is None:
+            continue
+        pic = pic.convert("RGB")
+        pic.thumbnail((COPY_SIDE, COPY_SIDE), Image.BILINEAR)
+        rng = np.random.default_rng(int.from_bytes(features.pixel_digest[r, :8].tobytes(), "little"))
+        for _ in range(COPIES):
+            copy, edits = synthetic_copy(pic, rng, variants)
+            copies.append(np.asarray(copy))
+            origin.append(r)
+            edit_names.append(edits)
+    if not copies:
+        return None
+    n = len(features)
+    made = extract_images(copies, model=model)
+    if features.model_embedding is None and made.model_embedding is not None:
+        made = dataclasses.replace(made, model_embedding=None)
+    aug = Features.concat([features, made], [0, n])
+    origin = np.asarray(origin, np.int64)
+    copy_rows = n + np.flatnonzero(made.ok)
+    cal_settings = dataclasses.replace(s, scope="all")
+    found = find_candidates(aug, cal_settings, query_rows=copy_rows)
+    pairs = found.pairs.take((found.pairs.j >= n) & (found.pairs.kind != Kind.EXACT))
+    pairs = PairTable.concat([pairs, _neighbour_pairs(aug, search_rows, copy_rows, variants)])
+    pairs = _unique(pairs)
+    kth = found.kth_neighbour.copy()
+    kth[:n] = candidates.kth_neighbour
+    evidence = pair_evidence(aug, pairs, kth, variants)
+    origin_of = np.full(len(aug), -1, np.int64)
+    origin_of[n:] = origin
+    src_i = np.where(pairs.i >= n, origin_of[pairs.i], pairs.i)
+    src_j = origin_of[pairs.j]
+    label = np.all(aug.pixel_digest[src_i] == aug.pixel_digest[src_j], axis=1)
+    keep = evidence[:, 0] >= s.min_ncc
+    evidence, label, group = evidence[keep], label[keep], src_j[keep]
+    pair_key = np.c_[aug.pixel_digest[pairs.i[keep]], aug.pixel_digest[pairs.j[keep]]]
+    o = _digest_order(pair_key)  # fit on rows in content order: the same images, the same fit
+    evidence, label, group = evidence[o], label[o], group[o]
+    columns = tuple(c for c in EVIDENCE if c != "model" or features.model_embedding is not None)
+    return _fit(evidence, label, group, columns, s.min_confidence,
+                {"n_images": int(len(set(origin.tolist()))), "n_copies": int(made.ok.sum()),
+                 "edits": _edit_counts(edit_names)})
+
+
+def _edit_counts(edit_names) -> dict:
+    out: dict = {}
+    for edits in edit_names:
+        for e in edits:
+            out[e] = out.get(e, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def _unique(pairs: PairTable) -> PairTable:
+    if len(pairs) == 0:
+        return pairs
+    pairs = pairs.take(np.lexsort((pairs.kind, pairs.j, pairs.i)))
+    first = np.ones(len(pairs), bool)
+    first[1:] = (pairs.i[1:] != pairs.i[:-1]) | (pairs.j[1:] != pairs.j[:-1])
+    return pairs.take(first)
+
+
+def _neighbour_pairs(aug: Features, search_rows, copy_rows, variants) -> PairTable:
+    """Each copy with its :data:`NEIGHBOURS` nearest dataset images by embedding (best rotation/flip)."""
+    k = min(NEIGHBOURS, len(search_rows))
+    if k == 0 or len(copy_rows) == 0:
+        return PairTable.empty()
+    index = CosineIndex(aug.embedding[search_rows])
+    _, ids = index.knn(aug.embedding[copy_rows], k)
+    a = np.repeat(copy_rows, k)
+    b = search_rows[np.clip(ids.ravel(), 0, None)]
+    ok = ids.ravel() >= 0
+    a, b = a[ok], b[ok]
+    ev = embedding_variants(aug.embedding[b], variants)
+    sims = np.einsum("pvd,pd->pv", ev, aug.embedding[a])
+    v = np.asarray(variants, np.int8)[sims.argmax(axis=1)]
+    hd = np.unpackbits(aug.hashes[b][:, list(variants)] ^ aug.hashes[a][:, None, 0], axis=-1).sum(-1).min(1)
+    p = len(a)
+    return PairTable(i=b.astype(np.int64), j=a.astype(np.int64), kind=np.full(p, Kind.EMBEDDING, np.uint8),
+                     score=sims.max(axis=1).astype(np.float32), hamming=hd.astype(np.int16),
+                     cosine=sims.max(axis=1).astype(np.float32), variant=v, same_bytes=np.zeros(p, bool))
+
+
+def _fit(evidence, label, group, columns, min_confidence, stats) -> Calibration | None:
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 - lazy: keeps `import leakscan` light
+
+    cols = [EVIDENCE.index(c) for c in columns]
+    x = np.nan_to_num(evidence[:, cols].astype(np.float64))
+    y = label.astype(int)
+    n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
+    stats = {**stats, "n_positive": n_pos, "n_negative": n_neg}
+    if n_pos < 3 or n_neg < 3:
+        log.warning("calibration: %d copies and %d look-alikes are too few to learn from", n_pos, n_neg)
+        return None
+    mean = x.mean(axis=0)
+    scale = np.where(x.std(axis=0) > 1e-6, x.std(axis=0), 1.0)
+    z = (x - mean) / scale
+
+    def fit(rows):
+        lr = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000)
+        lr.fit(z[rows], y[rows])
+        return lr
+
+    # held-out probabilities: folds by source image, so a copy is never judged by a fit on its twin
+    heldout = np.full(len(y), np.nan)
+    groups = np.unique(group)
+    fold = {g: k % 5 for k, g in enumerate(groups.tolist())}
+    fold_of = np.array([fold[g] for g in group.tolist()])
+    for f in range(5):
+        test = fold_of == f
+        train = ~test
+        if test.any() and len(np.unique(y[train])) == 2:
+            heldout[test] = fit(train).predict_proba(z[test])[:, 1]
+    lr = fit(np.ones(len(y), bool))
+    threshold = float(min_confidence)
+    judged = ~np.isnan(heldout)
+    neg = judged & (y == 0)
+    pos = judged & (y == 1)
+    backed_off = False
+    if neg.sum() >= 20:
+        far = float(np.mean(heldout[neg] >= threshold))
+        stats["false_alarm_at_min"] = round(far, 4)
+        if far > MAX_FALSE_ALARM:
+            backed_off = True
+            q = np.quantile(heldout[neg], 1 - MAX_FALSE_ALARM)
+            threshold = float(min(0.999, max(threshold, q + 1e-4)))
+    stats["false_alarm"] = round(float(np.mean(heldout[neg] >= threshold)), 4) if neg.any() else None
+    stats["recall"] = round(float(np.mean(heldout[pos] >= threshold)), 4) if pos.any() else None
+    stats["backed_off"] = backed_off
+    return Calibration(columns=tuple(columns), mean=mean, scale=scale, coef=lr.coef_[0].astype(np.float64),
+                       intercept=float(lr.intercept_[0]), threshold=threshold, stats=stats)

@@ -1,0 +1,131 @@
+"""The pair decision: candidates -> evidence -> calibrated confidence -> two tiers.
+
+* **duplicates** (``confidence >= min_confidence``, or the raised threshold after a
+  back-off): the only pairs anything downstream counts: leaks, groups, label conflicts,
+  re-splits, ``find_groups``, ``train_test_split``, ``--fail-on-leak``;
+* **possible** duplicates (confidence from :data:`~leakscan.settings.POSSIBLE_FLOOR` up
+  to the threshold): listed for a look (``possible.csv``), never counted.
+
+Exact copies (identical pixels) are duplicates with confidence 1 and need no evidence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .calibrate import Calibration, ImageSource, calibrate
+from .evidence import EVIDENCE, pair_evidence
+from .features import Features
+from .pairs import Kind, PairTable, find_candidates
+from .settings import POSSIBLE_FLOOR, DetectSettings
+from .views import transform_variants
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Detection", "detect", "find_pairs"]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The decided pairs: ``pairs`` (duplicates), ``possible``, and how the decision was fitted."""
+
+    pairs: PairTable
+    possible: PairTable
+    calibration: Calibration | None = None
+    warnings: tuple = ()
+
+    @property
+    def threshold(self) -> float | None:
+        return None if self.calibration is None else self.calibration.threshold
+
+
+def detect(
+    features: Features,
+    settings: DetectSettings | None = None,
+    *,
+    images: ImageSource | None = None,
+    splits: np.ndarray | None = None,
+    model=None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Detection:
+    """Search, measure the evidence of every candidate, calibrate on synthetic copies, decide.
+
+    Parameters
+    ----------
+    features : Features
+    settings : DetectSettings, optional
+    images : callable, optional
+        ``images(rows)`` -> the canonical RGB pictures of those rows, copied to calibrate
+        the decision (:mod:`leakscan.calibrate`); default: pictures rebuilt from the thumbnails.
+    splits : array of str, optional
+        Needed with ``settings.scope == "cross"``.
+    model : ModelSpec, optional
+        The ONNX model whose embeddings ``features`` hold (the calibration embeds its copies too).
+    progress : callable, optional
+    """
+    s = settings or DetectSettings()
+    found = find_candidates(features, s, splits=splits, progress=progress)
+    cands = found.pairs
+    exact = cands.kind == Kind.EXACT
+    if progress:
+        progress("verification", 0, int((~exact).sum()))
+    evidence = pair_evidence(features, cands, found.kth_neighbour, transform_variants(s.transforms))
+    ncc = evidence[:, EVIDENCE.index("ncc")]
+    cands = dataclasses.replace(cands, ncc=np.where(exact, np.nan, ncc).astype(np.float32))
+    keep = exact | (ncc >= s.min_ncc)
+    cands, evidence = cands.take(keep), evidence[keep]
+    exact = exact[keep]
+    if progress:
+        progress("verification", int((~exact).sum()), int((~exact).sum()))
+    warnings: list[str] = []
+    cal = None
+    confidence = np.where(exact, 1.0, 0.0).astype(np.float32)
+    if (~exact).any():
+        if progress:
+            progress("calibration", 0, 1)
+        cal = calibrate(features, s, found, images=images, model=model)
+        if progress:
+            progress("calibration", 1, 1)
+        if cal is None:
+            warnings.append("too few images to calibrate the decision on; only exact copies are reported "
+                            "as duplicates, other candidates are listed as possible")
+            confidence[~exact] = POSSIBLE_FLOOR
+        else:
+            confidence[~exact] = cal.predict(evidence[~exact])
+            if cal.stats.get("backed_off"):
+                warnings.append(
+                    f"the images are too small or too alike for the evidence to tell copies from look-alikes "
+                    f"at confidence {s.min_confidence:g} ({cal.stats.get('false_alarm_at_min', 0):.1%} of held-out "
+                    f"look-alikes would pass); only pairs "
+                    f"at confidence >= {cal.threshold:.3f} are counted as duplicates")
+    cands = dataclasses.replace(cands, confidence=confidence)
+    threshold = s.min_confidence if cal is None else cal.threshold
+    dup = exact | (confidence >= threshold)
+    possible = ~dup & (confidence >= POSSIBLE_FLOOR)
+    log.info("decision: %d candidates, %d duplicates, %d possible", len(cands), int(dup.sum()), int(possible.sum()))
+    return Detection(pairs=cands.take(dup), possible=cands.take(possible), calibration=cal,
+                     warnings=tuple(warnings))
+
+
+def find_pairs(features: Features, settings: DetectSettings | None = None, *, images: ImageSource | None = None,
+               splits: np.ndarray | None = None, progress=None) -> PairTable:
+    """The duplicate pairs among ``features`` (see :func:`detect`; this drops the possible tier).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from leakscan.manifest import discover
+    >>> from leakscan.features import extract_features
+    >>> rng = np.random.default_rng(0)
+    >>> a = rng.integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    >>> imgs = np.concatenate([a, a[:1]])          # image 2 is a copy of image 0
+    >>> pt = find_pairs(extract_features(discover(imgs), jobs=1))
+    >>> [(int(i), int(j), str(k)) for i, j, k in zip(pt.i, pt.j, pt.kind_names())]
+    [(0, 2, 'exact')]
+    """
+    return detect(features, settings, images=images, splits=splits, progress=progress).pairs

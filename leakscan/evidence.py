@@ -1,0 +1,377 @@
+"""Evidence per candidate pair: how much do two thumbnails look like one picture?
+
+The search (:mod:`leakscan.pairs`) proposes candidates that look alike in layout. For each
+candidate, the two 32x32 grayscale thumbnails are first *aligned*: the detail (thumbnail
+minus its blur) of one is compared with the other's over small zooms and shifts
+(:func:`align`, coarse-to-fine; the best normalised cross-correlation is ``ncc``). At that
+alignment, more evidence is measured:
+
+* ``ncc_fine``: correlation of the finest detail (sigma 1 px): a re-encoded or shifted copy
+  keeps it, two photos of similar things (silhouettes on sky, ships on a horizon) do not;
+* ``ncc_raw``: correlation of the plain thumbnails (layout and shading);
+* ``blocks_fine``, ``blocks_raw``: the same, block by block (8x8 pixels): a copy agrees in
+  every block that has detail, a look-alike only where the outlines meet (the detail-weighted
+  mean of the fine blocks, and the lower quartile of the plain blocks);
+* ``colour``: how well each colour channel of one 16x16 colour thumbnail is predicted from
+  the other after a per-channel gain and offset (R^2): a recoloured copy still agrees;
+* ``chroma``: the same for the colour left after removing the grey (falls back to
+  ``colour`` when either image is nearly grey, so grayscale copies are not punished);
+* ``cosine`` / ``hamming``: the search's own similarity (gradient histograms, pHash);
+* ``distinct``: ``ncc`` minus the correlation of each image with a *typical* near neighbour
+  (its k-th nearest by embedding): a silhouette that lines up with every other silhouette
+  is not evidence of a copy;
+* ``zoom``, ``cropped``, ``rotated``: how the pair was found;
+* ``model``: the ONNX model's cosine, when a model is used.
+
+:mod:`leakscan.calibrate` turns these into one probability.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .features import Features
+from .padding import padding_weights
+from .pairs import Kind, PairTable
+from .verify import MAX_SHIFT, _best, _down2, _ncc_at, _shift_each, _signed_zooms, _zoom, detail
+from .views import N_VARIANTS, MatchView, apply_dihedral, embedding_variants
+
+__all__ = ["align", "measure", "pair_evidence", "background", "EVIDENCE", "colour_agreement"]
+#: Columns of the evidence matrix, in order.
+EVIDENCE = ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "cosine", "hamming",
+            "distinct", "zoom", "cropped", "rotated", "model")
+#: Below this spread of chroma (grey levels) an image counts as grey for the chroma evidence.
+MIN_CHROMA = 4.0
+
+
+def align(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb: np.ndarray | None = None,
+          block: int = 8192):
+    """Best alignment of ``(p, n, n)`` thumbnails: ``(ncc, zoom, dy, dx)``.
+
+    ``ncc`` is the best normalised cross-correlation of the two details over zooms and
+    shifts; ``zoom`` is signed (positive: ``b`` was enlarged, negative: ``a`` was);
+    ``(dy, dx)``: ``a[r, c]`` lines up with ``zoomed b[r - dy, c - dx]``. ``wa``/``wb`` weight
+    pixels (0 on padding). Pairs with too little common picture score -1.
+    """
+    a = np.asarray(a, np.float32)
+    b = np.asarray(b, np.float32)
+    p = len(a)
+    out = np.full(p, -1.0, np.float32)
+    oz = np.ones(p, np.float32)
+    ody = np.zeros(p, np.int64)
+    odx = np.zeros(p, np.int64)
+    if p == 0:
+        return out, oz, ody, odx
+    n = a.shape[1]
+    zooms = _signed_zooms()
+    r = max(1, int(round(MAX_SHIFT * n / 2)))
+    coarse = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
+    order = sorted(range(len(zooms)), key=lambda k: zooms[k])
+    rank = {k: q for q, k in enumerate(order)}
+    fine = [(ey, ex) for ey in (-1, 0, 1) for ex in (-1, 0, 1)]
+    for s in range(0, p, block):
+        sl = slice(s, s + block)
+        WA = None if wa is None else np.asarray(wa[sl], np.float32)
+        WB = None if wb is None else np.asarray(wb[sl], np.float32)
+        A, B = detail(a[sl], WA), detail(b[sl], WB)
+        _, bz, bdy, bdx = _best(_down2(A), _down2(B), _down2(WA), _down2(WB), zooms, coarse)
+        best = np.full(len(A), -2.0, np.float32)
+        Z = np.ones(len(A), np.float32)
+        DY = np.zeros(len(A), np.int64)
+        DX = np.zeros(len(A), np.int64)
+        # refine at full size around the coarse optimum: that zoom and its neighbours, shifts
+        # within one pixel of twice the coarse shift
+        for zi in np.unique(bz):
+            sel = np.flatnonzero(bz == zi)
+            r0 = rank[int(zi)]
+            for zk in order[max(0, r0 - 1):r0 + 2]:
+                z = zooms[zk]
+                x, wx, y, wy = _zoomed(A[sel], B[sel], None if WA is None else WA[sel],
+                                       None if WB is None else WB[sel], z)
+                y, wy = _shift_each(y, wy, 2 * bdy[sel], 2 * bdx[sel])
+                for ey, ex in fine:
+                    c = _ncc_at(x, y, wx, wy, ey, ex)
+                    better = c > best[sel]
+                    hit = sel[better]
+                    best[hit] = c[better]
+                    Z[hit] = z
+                    DY[hit] = 2 * bdy[sel][better] + ey
+                    DX[hit] = 2 * bdx[sel][better] + ex
+        out[sl], oz[sl], ody[sl], odx[sl] = best, Z, DY, DX
+    return out, oz, ody, odx
+
+
+def _zoomed(a, b, wa, wb, z):
+    """``(x, wx, y, wy)``: ``a`` and ``b`` (and weights) with signed zoom ``z`` applied."""
+    zw = (lambda w, s: None if w is None else _zoom(w, s))  # noqa: E731
+    if z > 0:
+        return a, wa, _zoom(b, z), zw(wb, z)
+    return _zoom(a, -z), zw(wa, -z), b, wb
+
+
+def warp(a, b, wa, wb, zoom, dy, dx):
+    """``a`` and ``b`` (``(p, [c,] n, n)``) at the given alignment, and the common weight ``(p, n, n)``."""
+    a = np.asarray(a, np.float32)
+    b = np.asarray(b, np.float32)
+    n = a.shape[-1]
+    lead = a.shape[1:-2]
+    reps = int(np.prod(lead)) if lead else 1
+    X = np.empty_like(a)
+    Y = np.empty_like(b)
+    W = np.zeros((len(a), n, n), np.float32)
+    for z in np.unique(zoom):
+        m = np.flatnonzero(zoom == z)
+        A = a[m].reshape(-1, n, n)
+        B = b[m].reshape(-1, n, n)
+        wA = None if wa is None else wa[m]
+        wB = None if wb is None else wb[m]
+        x, wx, y, wy = A, wA, B, wB
+        if z < 0:
+            x, wx = _zoom(A, -float(z)), (None if wA is None else _zoom(wA, -float(z)))
+        elif z > 0:
+            y, wy = _zoom(B, float(z)), (None if wB is None else _zoom(wB, float(z)))
+        y, inside = _shift_each(y, None, np.repeat(dy[m], reps), np.repeat(dx[m], reps))
+        inside = inside.reshape(len(m), reps, n, n)[:, 0]
+        if wy is not None:
+            wy, _ = _shift_each(wy, None, dy[m], dx[m])
+            inside = inside * wy
+        if wx is not None:
+            inside = inside * wx
+        X[m] = x.reshape((len(m),) + a.shape[1:])
+        Y[m] = y.reshape((len(m),) + b.shape[1:])
+        W[m] = inside
+    return X, Y, W
+
+
+def weighted_ncc(x, y, w):
+    """NCC of ``(p, n, n)`` arrays over the weights ``w``."""
+    sw = w.sum((1, 2)) + 1e-6
+    mx = (x * w).sum((1, 2)) / sw
+    my = (y * w).sum((1, 2)) / sw
+    xc = (x - mx[:, None, None]) * w
+    yc = (y - my[:, None, None]) * w
+    return (xc * yc).sum((1, 2)) / np.sqrt((xc * xc).sum((1, 2)) * (yc * yc).sum((1, 2)) + 1e-3)
+
+
+def colour_agreement(x, y, w):
+    """``(colour R^2, chroma R^2)`` of aligned ``(p, 3, n, n)`` colour thumbnails over weights ``w``.
+
+    Each channel of ``y`` predicts the same channel of ``x`` through its own gain and offset;
+    R^2 is the share of ``x``'s variance explained. The chroma version first removes each
+    pixel's grey level; where either image is nearly grey it equals the colour R^2.
+    """
+    def fit(u, v):
+        W = w[:, None]
+        sw = W.sum((2, 3)) + 1e-6
+        mu = (u * W).sum((2, 3)) / sw
+        mv = (v * W).sum((2, 3)) / sw
+        uc, vc = u - mu[..., None, None], v - mv[..., None, None]
+        suv = (uc * vc * W).sum((2, 3))
+        svv = (vc * vc * W).sum((2, 3))
+        suu = (uc * uc * W).sum((2, 3))
+        gain = suv / (svv + 1e-3)
+        resid = np.maximum(suu - gain * suv, 0)
+        spread = np.sqrt(suu.sum(1) / (3 * sw[:, 0]))
+        return 1 - resid.sum(1) / (suu.sum(1) + 1e-3), spread
+    colour, _ = fit(x, y)
+    cx, cy = x - x.mean(1, keepdims=True), y - y.mean(1, keepdims=True)
+    chroma, spread_x = fit(cx, cy)
+    _, spread_y = fit(cy, cx)
+    grey = (spread_x < MIN_CHROMA) | (spread_y < MIN_CHROMA)
+    return colour.astype(np.float32), np.where(grey, colour, chroma).astype(np.float32)
+
+
+def block_agreement(x, y, w, side: int = 8):
+    """``(detail-weighted mean NCC of the blocks, lower quartile of the block NCCs)``.
+
+    ``x``, ``y``: aligned ``(p, n, n)`` images, ``w`` their common weight; only blocks that
+    are (almost) wholly inside the common picture count.
+    """
+    p, n, _ = x.shape
+    k = n // side
+
+    def tiles(a):
+        return a.reshape(p, k, side, k, side).transpose(0, 1, 3, 2, 4).reshape(p, k * k, side * side)
+    x, y, w = tiles(x), tiles(y), tiles(w)
+    sw = w.sum(2) + 1e-6
+    xc = (x - ((x * w).sum(2) / sw)[..., None]) * w
+    yc = (y - ((y * w).sum(2) / sw)[..., None]) * w
+    vx, vy = (xc * xc).sum(2), (yc * yc).sum(2)
+    c = (xc * yc).sum(2) / np.sqrt(vx * vy + 1e-3)
+    inside = w.mean(2) > 0.9
+    weight = np.sqrt(vx / sw) * inside
+    mean = (c * weight).sum(1) / np.maximum(weight.sum(1), 1e-6)
+    c = np.where(inside, c, np.inf)
+    counted = inside.sum(1)
+    q = np.sort(c, axis=1)
+    quart = q[np.arange(p), np.maximum(0, (counted - 1) // 4)]
+    quart = np.where(counted > 0, quart, 0.0)
+    return mean.astype(np.float32), quart.astype(np.float32)
+
+
+def _fine_detail(x):
+    from scipy.ndimage import gaussian_filter  # noqa: PLC0415 - lazy: keeps `import leakscan` light
+
+    return x - gaussian_filter(x, (0, 1.0, 1.0), mode="reflect")
+
+
+def measure(ta, tb, ca, cb, wa=None, wb=None):
+    """Alignment evidence of thumbnails ``ta``/``tb`` ``(p, 32, 32)`` and colour ``ca``/``cb`` ``(p, 3, 16, 16)``.
+
+    Returns a dict of ``(p,)`` float32 arrays: ``ncc``, ``ncc_fine``, ``ncc_raw``, ``colour``,
+    ``chroma``, ``zoom`` (|log zoom|).
+    """
+    ncc, zoom, dy, dx = align(ta, tb, wa, wb)
+    X, Y, W = warp(ta, tb, wa, wb, zoom, dy, dx)
+    FX, FY = _fine_detail(X), _fine_detail(Y)
+    fine = weighted_ncc(FX, FY, W)
+    raw = weighted_ncc(X, Y, W)
+    blocks_fine, _ = block_agreement(FX, FY, W)
+    _, blocks_raw = block_agreement(X, Y, W)
+    half = (lambda w: None if w is None else _down2(np.asarray(w, np.float32)))  # noqa: E731
+    cdy = np.floor_divide(dy + 1, 2)
+    cdx = np.floor_divide(dx + 1, 2)
+    CX, CY, CW = warp(ca, cb, half(wa), half(wb), zoom, cdy, cdx)
+    colour, chroma = colour_agreement(CX, CY, CW)
+    bad = ncc <= -1  # too little common picture: no evidence
+    for arr in (fine, raw, colour, chroma, blocks_fine, blocks_raw):
+        arr[bad] = 0.0
+    return {"ncc": ncc, "ncc_fine": fine.astype(np.float32), "ncc_raw": raw.astype(np.float32),
+            "blocks_fine": blocks_fine, "blocks_raw": blocks_raw,
+            "colour": colour, "chroma": chroma, "zoom": np.abs(np.log(np.abs(zoom))).astype(np.float32)}
+
+
+def _dihedral(a: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Each ``a[k]`` under dihedral variant ``v[k]`` (last two axes)."""
+    out = np.array(a, copy=True)
+    for vv in np.unique(v):
+        m = v == vv
+        out[m] = apply_dihedral(a[m], int(vv))
+    return out
+
+
+def _measure_padded(ta, tb, ca, cb):
+    """:func:`measure`, leaving padding (rotation canvas, letterbox) out where there is any."""
+    p = len(ta)
+    wa, wb = padding_weights(ta.astype(np.uint8)), padding_weights(tb.astype(np.uint8))
+    if wa is None and wb is None:
+        return measure(ta, tb, ca, cb)
+    wa = np.ones(ta.shape, np.float32) if wa is None else wa
+    wb = np.ones(tb.shape, np.float32) if wb is None else wb
+    padded = (wa.min(axis=(1, 2)) < 1) | (wb.min(axis=(1, 2)) < 1)
+    out = {}
+    for use_w in (False, True):
+        k = np.flatnonzero(padded == use_w)
+        if not len(k):
+            continue
+        r = measure(ta[k], tb[k], ca[k], cb[k], wa[k] if use_w else None, wb[k] if use_w else None)
+        for name, arr in r.items():
+            out.setdefault(name, np.zeros(p, np.float32))[k] = arr
+    return out
+
+
+def _views(features: Features, i, j, v):
+    """Thumbnails and colour thumbnails of the pairs, row ``i`` under variant ``v`` (0-7)."""
+    ta = _dihedral(features.thumb[i], v).astype(np.float32)
+    ca = _dihedral(features.colour[i], v).astype(np.float32)
+    return ta, features.thumb[j].astype(np.float32), ca, features.colour[j].astype(np.float32)
+
+
+def _best_of(a: dict, b: dict) -> dict:
+    take = b["ncc"] > a["ncc"]
+    return {k: np.where(take, b[k], a[k]) for k in a}
+
+
+def background(features: Features, rows: np.ndarray, kth_neighbour: np.ndarray) -> np.ndarray:
+    """Aligned-detail correlation of each row with its k-th nearest neighbour (0 when unknown)."""
+    out = np.zeros(len(features), np.float32)
+    rows = np.asarray(rows, np.int64)
+    rows = rows[kth_neighbour[rows] >= 0]
+    for s in range(0, len(rows), 8192):
+        r = rows[s:s + 8192]
+        out[r] = align(features.thumb[r], features.thumb[kth_neighbour[r]])[0]
+    return np.maximum(out, 0)
+
+
+def pair_evidence(features: Features, pairs: PairTable, kth_neighbour: np.ndarray,
+                  variants=tuple(range(N_VARIANTS)), block: int = 8192) -> np.ndarray:
+    """The evidence matrix ``(len(pairs), len(EVIDENCE))`` float32 of candidate pairs.
+
+    Exact pairs get a row of NaN (they need no evidence). ``kth_neighbour`` comes from the
+    search (:class:`~leakscan.pairs.Candidates`); ``variants`` are the rotations/flips allowed.
+    Memory stays bounded: pairs are measured ``block`` at a time.
+    """
+    E = np.full((len(pairs), len(EVIDENCE)), np.nan, np.float32)
+    todo = np.flatnonzero(pairs.kind != Kind.EXACT)
+    if not len(todo):
+        return E
+    bg = background(features, np.unique(np.r_[pairs.i[todo], pairs.j[todo]]), kth_neighbour)
+    for start in range(0, len(todo), block):
+        rows = todo[start:start + block]
+        E[rows] = _evidence_block(features, pairs.take(rows), bg, variants)
+    return E
+
+
+def _evidence_block(features: Features, pairs: PairTable, bg: np.ndarray, variants) -> np.ndarray:
+    todo = np.arange(len(pairs))
+    E = np.zeros((len(pairs), len(EVIDENCE)), np.float32)
+    i, j = pairs.i, pairs.j
+    v = pairs.variant[todo].astype(np.int64)
+    # model pairs carry no transform: take the rotation/flip under which the embeddings agree best
+    model = v < 0
+    if model.any():
+        ev = embedding_variants(features.embedding[i[model]], variants)
+        best = np.einsum("pvd,pd->pv", ev, features.embedding[j[model]]).argmax(axis=1)
+        v[model] = np.asarray(variants)[best]
+    cropped = v == MatchView.CROPPED
+    rotated = (v >= N_VARIANTS) & ~cropped
+    plain_v = np.where(cropped, 0, np.where(rotated, v - N_VARIANTS, v))
+    res = {name: np.zeros(len(todo), np.float32)
+           for name in ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "zoom")}
+    plain = np.flatnonzero(~rotated)
+    if len(plain):
+        r = _measure_padded(*_views(features, i[plain], j[plain], plain_v[plain]))
+        asym = np.flatnonzero(np.isin(plain_v[plain], (5, 6)))  # rot90/rot270: try the other side too
+        if len(asym):
+            k = plain[asym]
+            tb, ta, cb, ca = _views(features, j[k], i[k], plain_v[k])
+            r2 = _measure_padded(ta, tb, ca, cb)
+            r = {name: arr.copy() for name, arr in r.items()}
+            for name, arr in _best_of({n: a[asym] for n, a in r.items()}, r2).items():
+                r[name][asym] = arr
+        for name, arr in r.items():
+            res[name][plain] = arr
+    rot = np.flatnonzero(rotated)
+    if len(rot):
+        where = np.full(len(features), -1, np.int64)
+        where[features.rot_rows] = np.arange(len(features.rot_rows))
+        best = {name: np.full(len(rot), -1.0 if name == "ncc" else 0.0, np.float32) for name in res}
+        for x, y in ((i[rot], j[rot]), (j[rot], i[rot])):
+            k = np.flatnonzero(where[x] >= 0)
+            if not len(k):
+                continue
+            q = where[x[k]]
+            vv = plain_v[rot][k]
+            ta = _dihedral(features.rot_thumb[q], vv).astype(np.float32)
+            ca = _dihedral(features.rot_colour[q], vv).astype(np.float32)
+            r = _measure_padded(ta, features.thumb[y[k]].astype(np.float32), ca,
+                                features.colour[y[k]].astype(np.float32))
+            cur = {name: arr[k] for name, arr in best.items()}
+            for name, arr in _best_of(cur, r).items():
+                best[name][k] = arr
+        for name, arr in best.items():
+            res[name][rot] = arr
+    cols = dict(res)
+    cols["cosine"] = np.nan_to_num(pairs.cosine[todo], nan=0.0)
+    cols["hamming"] = np.where(pairs.hamming[todo] >= 0, pairs.hamming[todo] / 64.0, 0.5)
+    cols["distinct"] = res["ncc"] - np.maximum(bg[i], bg[j])
+    cols["cropped"] = cropped.astype(np.float32)
+    cols["rotated"] = rotated.astype(np.float32)
+    if features.model_embedding is not None:
+        me = features.model_embedding
+        cols["model"] = np.einsum("pd,pd->p", me[i], me[j])
+    else:
+        cols["model"] = np.zeros(len(todo), np.float32)
+    for c, name in enumerate(EVIDENCE):
+        E[:, c] = cols[name]
+    return E

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from contextlib import contextmanager
 from enum import Enum
@@ -55,6 +56,14 @@ def _say(msg: str) -> None:
     """One unwrapped line on stderr (scripts grep these)."""
     sys.stderr.write(msg.replace("\n", " ") + "\n")
     sys.stderr.flush()
+
+
+def _os_error(exc: BaseException) -> str:
+    """One line for an error of the environment (full disk, I/O, memory) that escaped the library."""
+    if isinstance(exc, MemoryError):
+        return "out of memory; try fewer --jobs or a smaller --max-file-size"
+    where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+    return f"{where}{exc.strerror or exc}"
 
 
 def _fail(msg: str) -> "typer.Exit":
@@ -150,6 +159,34 @@ OPT_CACHE = typer.Option(None, "--cache", show_default=False,
 OPT_NO_CACHE = typer.Option(False, "--no-cache", help="Decode every image; do not read or write the feature cache.")
 
 
+OPT_MAX_FILE_SIZE = typer.Option(
+    None, "--max-file-size", show_default=False,
+    help="Skip files larger than this, unread (bytes, or with K/M/G) [default: $LEAKSCAN_MAX_FILE_SIZE or 512M].")
+
+
+@contextmanager
+def _max_file_size(value: Optional[str]):
+    """Apply --max-file-size for this command (the environment carries it to worker processes)."""
+    from .decode import MAX_FILE_SIZE_ENV, parse_size  # noqa: PLC0415
+
+    if value is None:
+        yield
+        return
+    try:
+        size = parse_size(value)
+    except (ValueError, IndexError):
+        raise _fail(f"--max-file-size must be a size such as 512M or 20000000, got {value!r}") from None
+    old = os.environ.get(MAX_FILE_SIZE_ENV)
+    os.environ[MAX_FILE_SIZE_ENV] = str(size)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(MAX_FILE_SIZE_ENV, None)
+        else:
+            os.environ[MAX_FILE_SIZE_ENV] = old
+
+
 OPT_DASK = typer.Option(None, "--dask", show_default=False,
                         help="Decode on a Dask cluster: scheduler address such as tcp://scheduler:8786 "
                              "(needs pip install 'leakscan[dask]'; workers must see the same paths).")
@@ -221,6 +258,7 @@ def audit(
     jobs: Optional[int] = OPT_JOBS,
     cache: Optional[Path] = OPT_CACHE,
     no_cache: bool = OPT_NO_CACHE,
+    max_file_size: Optional[str] = OPT_MAX_FILE_SIZE,
     dask: Optional[str] = OPT_DASK,
     force: bool = OPT_FORCE,
     quiet: bool = OPT_QUIET,
@@ -249,13 +287,15 @@ def audit(
             prepare_out_dir(out, force=force, data_root=_data_root(data, manifest))
         if parquet and out is None:
             raise _fail("--parquet writes into --out DIR; give --out")
-        with _progress(quiet) as cb, _dask_client(dask) as client:
+        with _progress(quiet) as cb, _dask_client(dask) as client, _max_file_size(max_file_size):
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec)
             if out is not None:
                 write_outputs(result, out, force=True, html=not no_html, parquet=parquet, progress=cb)
     except LeakscanError as exc:
         raise _fail(str(exc))
+    except (OSError, MemoryError) as exc:
+        raise _fail(_os_error(exc))
     if json_:
         sys.stdout.write(summary_json(result))
     elif not quiet:
@@ -307,6 +347,7 @@ def resplit(
     jobs: Optional[int] = OPT_JOBS,
     cache: Optional[Path] = OPT_CACHE,
     no_cache: bool = OPT_NO_CACHE,
+    max_file_size: Optional[str] = OPT_MAX_FILE_SIZE,
     dask: Optional[str] = OPT_DASK,
     force: bool = OPT_FORCE,
     quiet: bool = OPT_QUIET,
@@ -336,7 +377,7 @@ def resplit(
         spec = _model_spec(model, model_batch)
         parse_ratios(ratios)  # fail before the long part
         prepare_resplit_out(out, force=force, data_root=_data_root(data, manifest))
-        with _progress(quiet) as cb, _dask_client(dask) as client:
+        with _progress(quiet) as cb, _dask_client(dask) as client, _max_file_size(max_file_size):
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec)
         rs = run_resplit(result, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle, random_state=seed)
@@ -344,6 +385,8 @@ def resplit(
         placed = materialize(rs, materialize_dir, link=link.value, force=force) if materialize_dir else None
     except LeakscanError as exc:
         raise _fail(str(exc))
+    except (OSError, MemoryError) as exc:
+        raise _fail(_os_error(exc))
     if json_:
         d = rs.to_dict()
         d["written"] = [str(p) for p in written]

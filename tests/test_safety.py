@@ -1,0 +1,281 @@
+"""Safety II (issue 15): a hostile or unlucky environment never loses a leak, never touches the
+user's files, never hangs. One test (or more) per numbered item of the issue."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from leakscan import audit
+from leakscan.cache import FeatureCache
+from leakscan.cli import app
+from leakscan.decode import DecodeError, read_bytes
+
+ROOT = os.name == "posix" and os.geteuid() == 0
+
+
+def mk(path: Path, seed: int, size: int = 48) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (size, size, 3), np.uint8)).save(path)
+    return path
+
+
+def issue_dataset(d: Path) -> Path:
+    """The issue's set-up: train x, y; test z and a copy of x (one cross-split leak)."""
+    mk(d / "train/a/x.png", 1)
+    mk(d / "train/a/y.png", 2)
+    mk(d / "test/a/z.png", 3)
+    shutil.copy(d / "train/a/x.png", d / "test/a/x.png")
+    return d
+
+
+def leaked(r) -> int:
+    return sum(lk.images for lk in r.leaks)
+
+
+@contextmanager
+def tmpfs(size: str = "1m"):
+    """A small tmpfs (root only); skips the test where it cannot be mounted."""
+    where = Path(tempfile.mkdtemp(prefix="leakscan-tmpfs-"))
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        where.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here: {p.stderr.strip() or p.returncode}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def fill(folder: Path) -> None:
+    """Fill the file system holding ``folder`` to the last byte."""
+    for name, block in (("filler", 4096), ("filler2", 1)):
+        try:
+            fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT)
+        except OSError:
+            return
+        try:
+            while True:
+                os.write(fd, b"\0" * block)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+# ---------------------------------------------------------------- 1. transient failures are not cached
+
+def test_1_a_size_cap_failure_is_not_cached_and_the_leak_is_found_next_run(tmp_path, monkeypatch):
+    # As root, permissions cannot be taken away; the size cap is another failure that is not a
+    # property of the bytes: same file, same size, same mtime, and yet the next run must decode it.
+    d = issue_dataset(tmp_path / "d")
+    db = tmp_path / "c.sqlite"
+    monkeypatch.setenv("LEAKSCAN_MAX_FILE_SIZE", "100")
+    r = audit(d, cache=db, jobs=1)
+    assert "cap" in dict(r.skipped)["test/a/x.png"] and leaked(r) == 0
+    monkeypatch.delenv("LEAKSCAN_MAX_FILE_SIZE")
+    r = audit(d, cache=db, jobs=1)
+    assert "test/a/x.png" not in dict(r.skipped)
+    assert leaked(r) == 2  # x in test has its copy in train, and the other way round
+
+
+def test_1_a_permission_failure_stored_by_an_older_version_is_tried_again(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    db = tmp_path / "c.sqlite"
+    audit(d, cache=db, jobs=1)
+    con = sqlite3.connect(db)  # what leakscan <= 0.x stored after a run as another user
+    con.execute("UPDATE features SET row=NULL, reason='permission denied: cannot read the file' "
+                "WHERE path LIKE '%test/a/x.png'")
+    con.commit()
+    con.close()
+    r = audit(d, cache=db, jobs=1)
+    assert leaked(r) == 2 and r.features.n_cached == 3
+
+
+def test_1_byte_failures_are_retried_when_the_bytes_change(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    (d / "test/a/x.png").write_bytes(b"half-copied file")
+    db = tmp_path / "c.sqlite"
+    r = audit(d, cache=db, jobs=1)
+    assert "not an image" in dict(r.skipped)["test/a/x.png"]
+    assert "not an image" in dict(audit(d, cache=db, jobs=1).skipped)["test/a/x.png"]  # cached
+    shutil.copy(d / "train/a/x.png", d / "test/a/x.png")  # the copy completes
+    r = audit(d, cache=db, jobs=1)
+    assert leaked(r) == 2
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root to run a step as another user")
+def test_1_permission_denied_as_an_unprivileged_user_is_not_cached(tmp_path):
+    # The issue's reproduction: chmod 000, audit as a user, chmod 644, audit again. The first
+    # audit runs in a child process that drops to 'nobody' (uid 65534).
+    from leakscan.features import extract_features
+    from leakscan.manifest import discover
+
+    base = Path(tempfile.mkdtemp(prefix="leakscan-perm-"))
+    try:
+        d = issue_dataset(base / "d")
+        db = base / "c.sqlite"
+        for p in [base, *base.rglob("*")]:
+            os.chmod(p, 0o777 if p.is_dir() else 0o666)
+        audit(d, cache=False, jobs=1)  # every module the child needs is imported now
+        x = d / "test/a/x.png"
+        x.chmod(0)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            code = 5
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                with FeatureCache(db) as store:
+                    f = extract_features(discover(d), jobs=1, cache=store)
+                code = 0 if any("permission denied" in why for _, why in f.failures) else 3
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        x.chmod(0o644)
+        r = audit(d, cache=db, jobs=1)
+        assert "test/a/x.png" not in dict(r.skipped) and leaked(r) == 2
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- 2. --cache names only our own file
+
+def test_2_cache_pointing_at_a_folder_is_an_error_and_the_folder_is_untouched(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    res = CliRunner().invoke(app, ["audit", str(d), "--cache", str(d), "-q"])
+    assert res.exit_code == 2
+    assert "not a file" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and (d / "train/a/x.png").is_file()
+
+
+@pytest.mark.parametrize("content", [b"my notes, not a database\n" * 50, b""])
+def test_2_cache_pointing_at_another_file_is_an_error_or_a_new_cache(tmp_path, content):
+    d = issue_dataset(tmp_path / "d")
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(content)
+    res = CliRunner().invoke(app, ["audit", str(d), "--cache", str(notes), "-q"])
+    if content:
+        assert res.exit_code == 2 and "not a leakscan feature cache" in res.stderr
+        assert notes.read_bytes() == content and not list(tmp_path.glob("notes.txt.broken-*"))
+    else:  # an empty file holds nothing to lose: it becomes the cache
+        assert res.exit_code == 0
+
+
+def test_2_another_programs_sqlite_database_is_left_alone(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    other = tmp_path / "app.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE users (name TEXT)")
+    con.commit()
+    con.close()
+    before = other.read_bytes()
+    res = CliRunner().invoke(app, ["audit", str(d), "--cache", str(other), "-q"])
+    assert res.exit_code == 2 and "another program" in res.stderr
+    assert other.read_bytes() == before
+
+
+# ---------------------------------------------------------------- 4. special files and the size cap
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_4_a_fifo_is_skipped_not_waited_on(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    os.mkfifo(d / "test/a/p.png")
+    out: dict = {}
+    t = threading.Thread(target=lambda: out.setdefault("r", audit(d, cache=tmp_path / "c.sqlite", jobs=1)),
+                         daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "the audit hangs on a FIFO"
+    r = out["r"]
+    assert "not a regular file" in dict(r.skipped)["test/a/p.png"] and leaked(r) == 2
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
+def test_4_dev_zero_and_proc_in_a_manifest_are_skipped(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    csv = tmp_path / "m.csv"
+    csv.write_text("path,split\n"
+                   f"{d}/train/a/x.png,train\n{d}/test/a/x.png,test\n/dev/zero,test\n/proc/self/status,test\n")
+    t0 = time.perf_counter()
+    r = audit(None, manifest=csv, cache=False, jobs=1)
+    assert time.perf_counter() - t0 < 60
+    why = dict(r.skipped)
+    assert "not a regular file (a character device)" in why["/dev/zero"]
+    assert "not an image" in why["/proc/self/status"] and "Name" not in why["/proc/self/status"]
+    assert leaked(r) == 2
+
+
+def test_4_size_cap_reads_at_most_cap_plus_one_bytes(tmp_path):
+    p = tmp_path / "big.png"
+    p.write_bytes(b"\x89PNG" + b"\0" * 5000)
+    with pytest.raises(DecodeError, match="cap"):
+        read_bytes(p, max_bytes=4096)
+    assert len(read_bytes(p, max_bytes=5004)) == 5004
+
+
+def test_4_max_file_size_flag(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    res = CliRunner().invoke(app, ["audit", str(d), "--max-file-size", "1K", "--json", "--no-cache"])
+    assert res.exit_code == 2  # nothing could be read
+    res = CliRunner().invoke(app, ["audit", str(d), "--max-file-size", "lots", "--no-cache"])
+    assert res.exit_code == 2 and "--max-file-size" in res.stderr
+
+
+# ---------------------------------------------------------------- 8. a healthy cache is never set aside
+
+def test_8_read_only_file_system_uses_the_cache_without_writing(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    with tmpfs("4m") as fs:
+        db = fs / "c.sqlite"
+        audit(d, cache=db, jobs=1)
+        subprocess.run(["mount", "-o", "remount,ro", str(fs)], check=True)
+        mk(d / "train/a/new.png", 9)
+        r = audit(d, cache=db, jobs=1)
+        assert r.features.n_cached == 4 and leaked(r) == 2
+        assert any("not storing new results" in w for w in r.warnings)
+        assert sorted(p.name for p in fs.iterdir()) == ["c.sqlite"] or not list(fs.glob("*.broken-*"))
+        subprocess.run(["mount", "-o", "remount,rw", str(fs)], check=True)
+        assert not list(fs.glob("*.broken-*"))
+
+
+def test_8_full_disk_keeps_the_cache_and_warns(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    with tmpfs("2m") as fs:
+        db = fs / "c.sqlite"
+        audit(d, cache=db, jobs=1)
+        size = db.stat().st_size
+        fill(fs)
+        for k in range(30):
+            mk(d / f"train/b/n{k}.png", 100 + k, 96)
+        r = audit(d, cache=db, jobs=1)
+        assert leaked(r) == 2 and r.n_images == 34
+        assert any("not storing new results" in w for w in r.warnings), r.warnings
+        assert not list(fs.glob("*.broken-*")) and db.stat().st_size >= size
+        (fs / "filler").unlink()
+        assert audit(d, cache=db, jobs=1).features.n_cached >= 4
+
+
+def test_8_full_disk_before_the_cache_exists_runs_without_it(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    with tmpfs("256k") as fs:
+        fill(fs)
+        r = audit(d, cache=fs / "c.sqlite", jobs=1)
+        assert leaked(r) == 2 and any("decoding without it" in w or "not storing" in w for w in r.warnings)

@@ -59,7 +59,7 @@ def file_key(path: str) -> tuple[str, int, int] | None:
     """(absolute path, size, mtime_ns) or None when the file cannot be stat'ed."""
     try:
         st = os.stat(path)
-    except OSError:
+    except (OSError, ValueError):  # missing, unreadable folder, NUL in the name
         return None
     return (path if os.path.isabs(path) else os.path.abspath(path)), int(st.st_size), int(st.st_mtime_ns)
 

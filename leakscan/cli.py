@@ -216,14 +216,15 @@ def _dask_client(address: Optional[str]):
         client.close()
 
 
-def _data_root(data: Optional[Path], manifest: Optional[Path]) -> Optional[Path]:
-    if data is not None and data.is_dir():
-        return data
-    if manifest is not None:
-        return manifest.parent
-    if data is not None and data.is_file():
-        return data.parent
-    return None
+def _dataset_folders(data: Optional[Path], manifest: Optional[Path]) -> list:
+    """The folders holding the audited images (never written into), known before the long part."""
+    from .manifest import discover  # noqa: PLC0415
+    from .safeio import dataset_folders  # noqa: PLC0415
+
+    try:
+        return dataset_folders(discover(data, manifest=manifest))
+    except LeakscanError:
+        return []  # the audit itself reports the problem
 
 
 @app.command()
@@ -284,7 +285,7 @@ def audit(
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, cross_only, model_min_cosine, crops)
         spec = _model_spec(model, model_batch)
         if out is not None:  # fail before the long part, not after
-            prepare_out_dir(out, force=force, data_root=_data_root(data, manifest))
+            prepare_out_dir(out, force=force, protect=_dataset_folders(data, manifest))
         if parquet and out is None:
             raise _fail("--parquet writes into --out DIR; give --out")
         with _progress(quiet) as cb, _dask_client(dask) as client, _max_file_size(max_file_size):
@@ -376,7 +377,12 @@ def resplit(
                              crops=crops)
         spec = _model_spec(model, model_batch)
         parse_ratios(ratios)  # fail before the long part
-        prepare_resplit_out(out, force=force, data_root=_data_root(data, manifest))
+        folders = _dataset_folders(data, manifest)
+        prepare_resplit_out(out, force=force, protect=folders)
+        if materialize_dir is not None:
+            from .safeio import check_target  # noqa: PLC0415
+
+            check_target(materialize_dir, folders, what="--materialize folder")
         with _progress(quiet) as cb, _dask_client(dask) as client, _max_file_size(max_file_size):
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec)

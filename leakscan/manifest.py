@@ -74,6 +74,10 @@ class Manifest:
         In-memory pixels ``(n, H, W)`` or ``(n, H, W, C)`` when the source is an array.
     skipped : list of (path, reason)
         Entries that discovery already had to drop (missing files, bad manifest rows).
+    kind : str
+        Where the rows came from: ``"folder"``, ``"csv"``, ``"list"``, ``"array"`` (``""``
+        when built directly). Decides which folders count as the dataset
+        (:func:`leakscan.safeio.dataset_folders`).
     """
 
     paths: np.ndarray
@@ -83,6 +87,7 @@ class Manifest:
     root: Path | None = None
     images: np.ndarray | None = field(default=None, repr=False)
     skipped: tuple = ()
+    kind: str = ""
 
     def __post_init__(self) -> None:
         n = len(self.paths)
@@ -130,6 +135,7 @@ class Manifest:
             root=self.root,
             images=None if self.images is None else self.images[rows],
             skipped=self.skipped,
+            kind=self.kind,
         )
 
 
@@ -210,6 +216,7 @@ def _from_array(arr, splits, labels, groups) -> Manifest:
         labels=_str_array(labels if labels is not None else [""] * n, n, "labels"),
         groups=_str_array(groups if groups is not None else [""] * n, n, "groups"),
         images=arr,
+        kind="array",
     )
 
 
@@ -221,6 +228,7 @@ def _from_list(items, splits, labels, groups) -> Manifest:
         splits=_str_array(splits if splits is not None else [UNSPLIT] * n, n, "splits"),
         labels=_str_array(labels if labels is not None else [""] * n, n, "labels"),
         groups=_str_array(groups if groups is not None else [""] * n, n, "groups"),
+        kind="list",
     )
 
 
@@ -286,6 +294,7 @@ def _from_folder(root: Path) -> Manifest:
         labels=np.array(lab, dtype=object),
         groups=np.array([""] * n, dtype=object),
         root=root,
+        kind="folder",
     )
 
 
@@ -311,6 +320,14 @@ def _from_csv(path: Path) -> Manifest:
         raise InputError(f"{path}: not a readable CSV manifest ({exc})") from None
 
 
+_GUARDED = ("'=", "'+", "'-", "'@", "'\t", "'\r")
+
+
+def _unguard(v: str) -> str:
+    """Undo the spreadsheet guard leakscan puts before = + - @ in the CSVs it writes."""
+    return v[1:] if v.startswith(_GUARDED) else v
+
+
 def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delim)
     fields = [(f or "").strip().lower() for f in (reader.fieldnames or [])]
@@ -324,6 +341,11 @@ def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
     root = path.parent
     rows, skipped, seen = [], [], {}
     for lineno, rec in enumerate(reader, start=2):
+        if any("\0" in (v if isinstance(v, str) else "".join(v or ())) for v in rec.values()):
+            skipped.append((f"{path.name}:{lineno}", "manifest row holds a NUL byte (\\0): not a file name or value; "
+                            "row ignored"))
+            continue
+        rec = {k: _unguard(v) if isinstance(v, str) else v for k, v in rec.items()}
         p = (rec.get("path") or "").strip()
         if not p:
             skipped.append((f"{path.name}:{lineno}", "manifest row has an empty path"))
@@ -348,4 +370,5 @@ def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
         groups=np.array(grp, dtype=object),
         root=root,
         skipped=tuple(skipped),
+        kind="csv",
     )

@@ -17,6 +17,7 @@ import numpy as np
 
 from .audit import PAIR_COLUMNS, Audit
 from .errors import OutputError
+from .safeio import check_target, csv_cell, dataset_folders, write_folder
 
 __all__ = ["write_outputs", "summary_json", "render_terminal", "OUTPUT_FILES", "atomic_write"]
 
@@ -48,12 +49,18 @@ def _umask() -> int:
     return mask
 
 
+_PATH_COLUMNS = ("path", "a", "b")
+
+
 def _csv_text(columns, rows) -> str:
+    """CSV text; text cells are guarded for spreadsheets (:func:`leakscan.safeio.csv_cell`) and NUL
+    bytes written as ``\\x00``."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow(r)
+        w.writerow({k: csv_cell(v.replace("\0", "\\x00"), path=k in _PATH_COLUMNS) if isinstance(v, str) else v
+                    for k, v in r.items()})
     return buf.getvalue()
 
 
@@ -69,13 +76,16 @@ def _inside(child: Path, parent: Path) -> bool:
         return False
 
 
-def prepare_out_dir(out: Path, *, force: bool, data_root: Path | None, names=OUTPUT_FILES) -> Path:
-    """Check that ``out`` may receive our files: not inside the dataset, writable, no clobbering."""
+def prepare_out_dir(out: Path, *, force: bool, data_root: Path | None = None, names=OUTPUT_FILES,
+                    protect=()) -> Path:
+    """Check that ``out`` may receive our files: not inside (nor holding) the dataset, writable, no clobbering.
+
+    ``protect``: the dataset's folders (:func:`leakscan.safeio.dataset_folders`); ``data_root``:
+    one more folder to treat as the dataset.
+    """
     out = Path(out)
-    if data_root is not None and _inside(out, data_root):
-        raise OutputError(
-            f"{out}: output folder is inside the dataset folder {data_root}; leakscan never writes there "
-            "(choose --out outside it)")
+    folders = list(protect) + ([os.path.realpath(data_root)] if data_root is not None else [])
+    check_target(out, folders, what="output folder")
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
     try:
@@ -105,39 +115,33 @@ def write_outputs(audit: Audit, out: str | os.PathLike, *, force: bool = False, 
         ``force`` is False.
     """
     m = audit.manifest
-    out = prepare_out_dir(Path(out), force=force, data_root=m.root)
-    written = []
-
-    def put(name, text):
-        p = out / name
-        atomic_write(p, text)
-        written.append(p)
-
-    put("pairs.csv", _csv_text(PAIR_COLUMNS, audit.pair_records()))
+    out = prepare_out_dir(Path(out), force=force, protect=dataset_folders(m))
+    files: dict = {}
+    files["pairs.csv"] = _csv_text(PAIR_COLUMNS, audit.pair_records())
     g = audit.groups
     dup = g.duplicate_groups()
     in_dup = np.isin(g.ids, dup) if len(dup) else np.zeros(len(m), bool)
     rows = np.flatnonzero(in_dup)
     rows = rows[np.lexsort((rows, g.ids[rows]))]
     weak = g.weakest if g.weakest is not None else np.full(g.n_groups, np.nan)
-    put("groups.csv", _csv_text(
+    files["groups.csv"] = _csv_text(
         ["path", "group", "split", "label", "size", "weakest_link"],
         ({"path": m.paths[r], "group": int(g.ids[r]), "split": m.splits[r], "label": m.labels[r],
           "size": int(g.sizes[g.ids[r]]),
-          "weakest_link": "" if np.isnan(weak[g.ids[r]]) else round(float(weak[g.ids[r]]), 3)} for r in rows)))
-    put("skipped.csv", _csv_text(["path", "reason"], ({"path": p, "reason": why} for p, why in audit.skipped)))
+          "weakest_link": "" if np.isnan(weak[g.ids[r]]) else round(float(weak[g.ids[r]]), 3)} for r in rows))
+    files["skipped.csv"] = _csv_text(["path", "reason"], ({"path": p, "reason": why} for p, why in audit.skipped))
     if parquet:
-        written += _write_parquet(audit, out)
+        files["pairs.parquet"] = _parquet_writer(audit)
     if html:
         from .htmlreport import render_html  # noqa: PLC0415
 
-        put("report.html", render_html(audit, progress=progress))
-    put("summary.json", summary_json(audit))
-    return written
+        files["report.html"] = render_html(audit, progress=progress)
+    files["summary.json"] = summary_json(audit)  # last: its presence marks a complete set
+    return write_folder(out, files, owned=set(OUTPUT_FILES) | {"pairs.parquet"})
 
 
-def _write_parquet(audit: Audit, out: Path) -> list[Path]:
-    """``pairs.parquet`` with the pairs.csv columns (needs pyarrow)."""
+def _parquet_writer(audit: Audit):
+    """A callable writing ``pairs.parquet`` with the pairs.csv columns to a path (needs pyarrow)."""
     try:
         import pyarrow as pa  # noqa: PLC0415
         import pyarrow.parquet as pq  # noqa: PLC0415
@@ -145,12 +149,7 @@ def _write_parquet(audit: Audit, out: Path) -> list[Path]:
         raise OutputError("--parquet needs pyarrow: pip install pyarrow") from None
     recs = audit.pair_records()
     table = pa.table({c: [r[c] if r[c] != "" else None for r in recs] for c in PAIR_COLUMNS})
-    fd, tmp = tempfile.mkstemp(prefix=".pairs.parquet.", suffix=".tmp", dir=out)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())
-    pq.write_table(table, tmp)
-    os.replace(tmp, out / "pairs.parquet")
-    return [out / "pairs.parquet"]
+    return lambda path: pq.write_table(table, path)
 
 
 # --------------------------------------------------------------------------- terminal
@@ -229,12 +228,11 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
 
 # --------------------------------------------------------------------------- re-split
 
-def prepare_resplit_out(out: Path, *, force: bool, data_root: Path | None) -> None:
+def prepare_resplit_out(out: Path, *, force: bool, data_root: Path | None = None, protect=()) -> None:
     """Check that the new manifest may be written at ``out`` (before the long part runs)."""
     out = Path(out)
-    if data_root is not None and _inside(out.parent, data_root):
-        raise OutputError(f"{out}: inside the dataset folder {data_root}; leakscan never writes there "
-                          "(choose --out outside it)")
+    folders = list(protect) + ([os.path.realpath(data_root)] if data_root is not None else [])
+    check_target(out.parent, folders, what=f"the folder of --out {out}", contains=False)
     if out.is_dir():
         raise OutputError(f"{out}: is a folder; --out names the CSV file to write")
     if out.exists() and not force:
@@ -246,6 +244,7 @@ def write_resplit(rs, out: str | os.PathLike) -> list[Path]:
     out = Path(out)
     if out.exists() and out.is_dir():
         raise OutputError(f"{out}: is a folder; --out names the CSV file to write")
+    check_target(out.parent, dataset_folders(rs.audit.manifest), what=f"the folder of --out {out}", contains=False)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -279,3 +279,191 @@ def test_8_full_disk_before_the_cache_exists_runs_without_it(tmp_path):
         fill(fs)
         r = audit(d, cache=fs / "c.sqlite", jobs=1)
         assert leaked(r) == 2 and any("decoding without it" in w or "not storing" in w for w in r.warnings)
+
+
+# ---------------------------------------------------------------- 3. never write where the images are
+
+def _outside_manifest(tmp_path: Path) -> tuple[Path, Path]:
+    d = issue_dataset(tmp_path / "d")
+    m = tmp_path / "m"
+    m.mkdir()
+    csv = m / "m.csv"
+    csv.write_text("path,split,label\n../d/train/a/x.png,train,a\n../d/train/a/y.png,train,a\n"
+                   "../d/test/a/z.png,test,a\n../d/test/a/x.png,test,a\n")
+    return d, csv
+
+
+def test_3_materialize_into_the_dataset_via_an_outside_manifest_is_refused(tmp_path):
+    from conftest import tree_digest
+
+    d, csv = _outside_manifest(tmp_path)
+    before = tree_digest(d)
+    runner = CliRunner()
+    for target in (d, d / "new", d / "test"):
+        res = runner.invoke(app, ["resplit", "--manifest", str(csv), "--out", str(tmp_path / "new.csv"),
+                                  "--materialize", str(target), "--force", "--no-cache", "-q"])
+        assert res.exit_code == 2, (target, res.output)
+        assert "dataset folder" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    res = runner.invoke(app, ["audit", "--manifest", str(csv), "--out", str(d / "report"), "--no-cache", "-q"])
+    assert res.exit_code == 2 and "inside the dataset folder" in res.stderr
+    res = runner.invoke(app, ["audit", "--manifest", str(csv), "--out", str(tmp_path), "--no-cache", "-q",
+                              "--force"])
+    assert res.exit_code == 2 and "contains the dataset folder" in res.stderr
+    assert tree_digest(d) == before
+
+
+def test_3_project_layout_allows_reports_beside_the_images(tmp_path):
+    proj = tmp_path / "project"
+    issue_dataset(proj / "images")
+    (proj / "splits.csv").write_text("path,split\nimages/train/a/x.png,train\nimages/train/a/y.png,train\n"
+                                     "images/test/a/z.png,test\nimages/test/a/x.png,test\n")
+    runner = CliRunner()
+    res = runner.invoke(app, ["audit", "--manifest", str(proj / "splits.csv"), "--out", str(proj / "reports"),
+                              "--no-cache", "-q"])
+    assert res.exit_code == 0, res.output
+    assert (proj / "reports" / "summary.json").is_file()
+    res = runner.invoke(app, ["resplit", "--manifest", str(proj / "splits.csv"), "--out", str(proj / "new.csv"),
+                              "--materialize", str(proj / "resplit"), "--no-cache", "-q"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["audit", "--manifest", str(proj / "splits.csv"),
+                              "--out", str(proj / "images" / "reports"), "--no-cache", "-q"])
+    assert res.exit_code == 2
+
+
+# ---------------------------------------------------------------- 5. one line, exit 2
+
+def test_5_nul_byte_in_a_manifest_path(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    csv = tmp_path / "m.csv"
+    csv.write_text(f"path,split\n{d}/train/a/x.png,train\n{d}/test/a/x\0evil.png,test\n{d}/test/a/x.png,test\n"
+                   f"{d}/test/a/z.png,te\0st\n")
+    runner = CliRunner()
+    res = runner.invoke(app, ["audit", "--manifest", str(csv), "--out", str(tmp_path / "o"), "--no-cache", "-q"])
+    assert res.exit_code == 0, res.output
+    skipped = (tmp_path / "o" / "skipped.csv").read_text()
+    assert "NUL byte" in skipped and "\0" not in skipped
+    res = runner.invoke(app, ["resplit", "--manifest", str(csv), "--out", str(tmp_path / "new.csv"), "--no-cache",
+                              "-q"])
+    assert res.exit_code == 0, res.output
+    assert "\0" not in (tmp_path / "new.csv").read_text()
+    # a list of paths from Python: the NUL path is skipped with its reason
+    r = audit([str(d / "train/a/x.png"), str(d / "test/a/x.png") + "\0.png"], cache=tmp_path / "c.sqlite", jobs=1)
+    assert "NUL byte" in dict(r.skipped)[str(d / "test/a/x.png") + "\0.png"]
+
+
+def test_5_full_disk_at_out_is_one_line_and_leaves_the_old_set(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    runner = CliRunner()
+    with tmpfs("256k") as fs:
+        out = fs / "report"
+        res = runner.invoke(app, ["audit", str(d), "--out", str(out), "--no-cache", "-q", "--no-html"])
+        assert res.exit_code == 0
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        fill(fs)
+        mk(d / "train/a/w.png", 7)
+        res = runner.invoke(app, ["audit", str(d), "--out", str(out), "--no-cache", "-q", "--force"])
+        assert res.exit_code == 2, res.output
+        assert "No space left" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in res.output
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+        assert sorted(p.name for p in fs.iterdir()) == ["filler", "filler2", "report"]
+
+
+# ---------------------------------------------------------------- 6. the output folder is all-or-nothing
+
+KILL_IN_HTML = """
+import os, signal, sys
+import leakscan.htmlreport as h
+def die(*a, **k):
+    os.kill(os.getpid(), signal.SIGKILL)
+h.render_html = die
+from leakscan.cli import app
+sys.argv = ["leakscan"] + sys.argv[1:]
+app()
+"""
+
+
+def test_6_kill_while_report_html_is_built_leaves_the_old_complete_set(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["audit", str(d), "--out", str(out), "--no-cache", "-q"])
+    assert res.exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    mk(d / "test/a/new.png", 5)
+    shutil.copy(d / "train/a/y.png", d / "test/a/y.png")  # the new result differs
+    p = subprocess.run([sys.executable, "-c", KILL_IN_HTML, "audit", str(d), "--out", str(out), "--force",
+                        "--no-cache", "-q"], capture_output=True)
+    assert p.returncode == -9
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # the next run completes, replaces the whole set and removes nothing of the user's
+    (out / "my-notes.txt").write_text("mine")
+    res = CliRunner().invoke(app, ["audit", str(d), "--out", str(out), "--no-cache", "-q", "--force"])
+    assert res.exit_code == 0
+    assert (out / "my-notes.txt").read_text() == "mine"
+    assert (out / "pairs.csv").read_bytes() != before["pairs.csv"]
+    (out / "my-notes.txt").unlink()
+    res = CliRunner().invoke(app, ["audit", str(d), "--out", str(out), "--no-cache", "-q", "--force"])
+    assert res.exit_code == 0 and sorted(x.name for x in out.iterdir()) == sorted(before)
+    assert [x.name for x in tmp_path.iterdir() if x.name.startswith(".")] == []
+
+
+# ---------------------------------------------------------------- 7. materialize: atomic, resumable
+
+KILL_IN_COPY = """
+import os, signal, sys
+import leakscan.safeio as s
+n = [0]
+real = s.shutil.copy2
+def copy2(src, dst, **k):
+    n[0] += 1
+    if n[0] == 3:  # third file: half of it written, then killed
+        data = open(src, "rb").read()
+        with open(dst, "wb") as fh:
+            fh.write(data[: len(data) // 2])
+            fh.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(src, dst, **k)
+s.shutil.copy2 = copy2
+from leakscan.cli import app
+sys.argv = ["leakscan"] + sys.argv[1:]
+app()
+"""
+
+
+@pytest.mark.parametrize("link", ["copy", "hardlink", "symlink"])
+def test_7_materialize_rerun_places_each_source_once(tmp_path, link):
+    d = issue_dataset(tmp_path / "d")
+    for k in range(6):
+        mk(d / f"train/b/x{k}.png", 20 + k)
+    mk(d / "test/b/x.png", 40)  # same file name as test/a/x.png, another image
+    tree = tmp_path / "tree"
+    args = ["resplit", str(d), "--out", str(tmp_path / "new.csv"), "--materialize", str(tree), "--link", link,
+            "--no-cache", "-q"]
+    runner = CliRunner()
+    assert runner.invoke(app, args).exit_code == 0
+    files = sorted(str(p.relative_to(tree)) for p in tree.rglob("*") if not p.is_dir())
+    assert len(files) == 11
+    for _ in range(2):
+        res = runner.invoke(app, args + ["--force"])
+        assert res.exit_code == 0, res.output
+        assert sorted(str(p.relative_to(tree)) for p in tree.rglob("*") if not p.is_dir()) == files
+
+
+def test_7_killed_materialize_leaves_no_partial_file_and_resumes(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    for k in range(6):
+        mk(d / f"train/b/x{k}.png", 20 + k)
+    tree = tmp_path / "tree"
+    args = ["resplit", str(d), "--out", str(tmp_path / "new.csv"), "--materialize", str(tree), "--link", "copy",
+            "--no-cache", "-q", "--force"]
+    p = subprocess.run([sys.executable, "-c", KILL_IN_COPY, *args], capture_output=True)
+    assert p.returncode == -9
+    visible = [q for q in tree.rglob("*") if q.is_file() and not q.name.startswith(".")]
+    assert len(visible) == 2
+    for q in visible:  # every file under its real name is complete
+        assert any(q.read_bytes() == s.read_bytes() for s in d.rglob("*.png"))
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    placed = [q for q in tree.rglob("*") if q.is_file()]
+    assert len(placed) == 10 and not [q for q in placed if q.name.startswith(".")]
+    assert len({q.read_bytes() for q in placed}) == 9  # x.png and its copy in test hold the same bytes

@@ -53,9 +53,17 @@ def _stderr() -> Console:
 
 
 def _say(msg: str) -> None:
-    """One unwrapped line on stderr (scripts grep these)."""
-    sys.stderr.write(msg.replace("\n", " ") + "\n")
+    """One unwrapped line on stderr (scripts grep these); control characters in names escaped."""
+    from .safeio import plain  # noqa: PLC0415
+
+    sys.stderr.write(plain(msg.replace("\n", " ")) + "\n")
     sys.stderr.flush()
+
+
+def _plain(s: str) -> str:
+    from .safeio import plain  # noqa: PLC0415
+
+    return plain(s)
 
 
 def _os_error(exc: BaseException) -> str:
@@ -110,8 +118,21 @@ def _main(
 ) -> None:
     """Find exact and near-duplicate images and the train/val/test leakage they cause."""
     logging.getLogger("faiss").setLevel(logging.WARNING)
+    before = list(logging.getLogger().handlers)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="leakscan: %(levelname)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        if handler not in before:
+            handler.setFormatter(_PlainFormatter("leakscan: %(levelname)s: %(message)s"))
+
+
+class _PlainFormatter(logging.Formatter):
+    """Log lines name files: escape their control characters (no ESC reaches the terminal)."""
+
+    def format(self, record):
+        from .safeio import plain  # noqa: PLC0415
+
+        return plain(super().format(record).replace("\n", " "))
 
 
 def _settings(max_hamming: int, min_cosine: float, min_ncc: float, transforms: "Transforms",
@@ -302,7 +323,7 @@ def audit(
     elif not quiet:
         render_terminal(result, Console(highlight=False))
         if out is not None:
-            Console(highlight=False).print(f"Results written to {out}/", markup=False)
+            Console(highlight=False).print(_plain(f"Results written to {out}/"), markup=False)
     if result.n_images == 0:
         raise _fail(f"no image could be read ({len(result.skipped)} skipped"
                     + (f"; reasons in {out}/skipped.csv)" if out is not None else "; run with --out to list them)"))
@@ -402,8 +423,8 @@ def resplit(
     elif not quiet:
         con = Console(highlight=False)
         render_resplit(rs, con)
-        con.print(f"New manifest written to {out}" + (f"; {placed} files placed under {materialize_dir}/ "
-                                                       f"({link.value})" if placed is not None else ""),
+        con.print(_plain(f"New manifest written to {out}" + (f"; {placed} files placed under {materialize_dir}/ "
+                                                              f"({link.value})" if placed is not None else "")),
                   markup=False)
     if rs.cross_split_pairs():  # cannot happen unless two kept splits share duplicates
         _say(f"leakscan: warning: {rs.cross_split_pairs()} duplicate pairs still cross splits (see problems)")

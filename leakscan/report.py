@@ -17,7 +17,7 @@ import numpy as np
 
 from .audit import PAIR_COLUMNS, Audit
 from .errors import OutputError
-from .safeio import check_target, csv_cell, dataset_folders, write_folder
+from .safeio import check_target, csv_cell, dataset_folders, plain, write_folder
 
 __all__ = ["write_outputs", "summary_json", "render_terminal", "OUTPUT_FILES", "atomic_write"]
 
@@ -158,9 +158,26 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
-def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
-    """Print a short summary with rich tables to ``console``."""
+def _text(s):
+    """A user string as a rich Text: printed as it is (no markup), control characters escaped."""
+    from rich.text import Text  # noqa: PLC0415
+
+    return Text(plain(s))
+
+
+def _esc(s) -> str:
+    """A user string to embed in a markup line: control characters and markup escaped."""
     from rich.markup import escape  # noqa: PLC0415
+
+    return escape(plain(s))
+
+
+def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
+    """Print a short summary with rich tables to ``console``.
+
+    Paths, labels, split names and reasons are user strings: printed as plain text, never
+    as rich markup, with control characters (ESC...) escaped.
+    """
     from rich.table import Table  # noqa: PLC0415
 
     d = audit.to_dict()
@@ -176,7 +193,7 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
     t.add_column("images", justify="right")
     t.add_column("classes", justify="right")
     for s, n in d["splits"].items():
-        t.add_row(s, f"{n:,}", str(len([c for c in d["class_counts"].get(s, {}) if c])))
+        t.add_row(_text(s), f"{n:,}", str(len([c for c in d["class_counts"].get(s, {}) if c])))
     console.print(t)
 
     leaks = [lk for lk in d["leaks"] if lk["images"]]
@@ -191,8 +208,8 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
             t.add_column(col, justify=just)
         for lk in leaks:
             worst = sorted(((v["fraction"], c) for c, v in lk["per_class"].items() if v["images"]), reverse=True)
-            t.add_row(lk["split"], lk["against"], f"{lk['images']:,}", f"{lk['total']:,}", _pct(lk["fraction"]),
-                      ", ".join(f"{c or '(none)'} {_pct(f)}" for f, c in worst[:3]))
+            t.add_row(_text(lk["split"]), _text(lk["against"]), f"{lk['images']:,}", f"{lk['total']:,}",
+                      _pct(lk["fraction"]), _text(", ".join(f"{c or '(none)'} {_pct(f)}" for f, c in worst[:3])))
         console.print(t)
 
     if d["n_label_conflicts"]:
@@ -202,7 +219,8 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
         t.add_column("labels")
         t.add_column("example")
         for c in d["label_conflicts"][:max_rows]:
-            t.add_row(str(c["group"]), ", ".join(f"{k} x{v}" for k, v in c["labels"].items()), c["paths"][0])
+            t.add_row(str(c["group"]), _text(", ".join(f"{k} x{v}" for k, v in c["labels"].items())),
+                      _text(c["paths"][0]))
         console.print(t)
 
     cross = audit.cross_split()
@@ -215,15 +233,15 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
             t.add_column(col, overflow="fold")
         for k in idx:
             r = recs[k]
-            t.add_row(f"{r['a']}", f"{r['b']}", r["kind"], f"{r['score']:.3f}", r["detail"])
+            t.add_row(_text(r["a"]), _text(r["b"]), r["kind"], f"{r['score']:.3f}", _text(r["detail"]))
         console.print(t)
     if d["n_low_information"]:
         console.print(f"{d['n_low_information']:,} low-information images (flat frames) matched by exact digest only.")
     for w in d["warnings"]:
-        console.print("[yellow]warning:[/yellow] " + escape(w), highlight=False)
+        console.print("[yellow]warning:[/yellow] " + _esc(w), highlight=False)
     if d["n_skipped"]:
         console.print(f"[yellow]{d['n_skipped']:,} files skipped[/yellow] (reasons in skipped.csv): "
-                      + "; ".join(f"{p}: {w}" for p, w in audit.skipped[:3]), highlight=False)
+                      + _esc("; ".join(f"{p}: {w}" for p, w in audit.skipped[:3])), highlight=False)
 
 
 # --------------------------------------------------------------------------- re-split
@@ -281,14 +299,14 @@ def render_resplit(rs, console) -> None:
     from rich.table import Table  # noqa: PLC0415
 
     d = rs.to_dict()
-    console.print(f"[bold]leakscan resplit[/bold] ({d['mode']}, seed {d['seed']}): {rs.remedy}; "
+    console.print(f"[bold]leakscan resplit[/bold] ({d['mode']}, seed {d['seed']}): {_esc(rs.remedy)}; "
                   f"{d['moved']:,} images change split, {d['dropped']:,} dropped.", highlight=False)
     t = Table(title="Split sizes", title_justify="left")
     for col, just in (("split", "left"), ("target", "right"), ("achieved", "right"), ("error", "right"),
                       ("worst class share error", "right")):
         t.add_column(col, justify=just)
     for name, s in d["splits"].items():
-        t.add_row(name, f"{s['target']:,}", f"{s['achieved']:,}", f"{100 * s['size_error']:+.2f}%",
+        t.add_row(_text(name), f"{s['target']:,}", f"{s['achieved']:,}", f"{100 * s['size_error']:+.2f}%",
                   f"{100 * s['max_class_share_error']:.2f} pp")
     console.print(t)
     labels = list(next(iter(d["splits"].values()))["class_share_target"]) if d["splits"] else []
@@ -299,13 +317,13 @@ def render_resplit(rs, console) -> None:
                   (f" (10 furthest of {len(labels)} classes)" if len(labels) > 10 else ""), title_justify="left")
         t.add_column("class")
         for name in d["splits"]:
-            t.add_column(name, justify="right")
+            t.add_column(_text(name), justify="right")
         for c in sorted(worst):
-            t.add_row(c or "(none)", *(f"{100 * s['class_share_target'][c]:.1f}% -> {100 * s['class_share_achieved'][c]:.1f}%"
+            t.add_row(_text(c or "(none)"), *(f"{100 * s['class_share_target'][c]:.1f}% -> {100 * s['class_share_achieved'][c]:.1f}%"
                                        for s in d["splits"].values()))
         console.print(t)
     for p in d["problems"]:
-        console.print(f"[yellow]cannot fully meet:[/yellow] {p}", highlight=False)
+        console.print(f"[yellow]cannot fully meet:[/yellow] {_esc(p)}", highlight=False)
     n = d["cross_split_pairs_after"]
     console.print(("[green]verified:[/green] " if n == 0 else "[red]not verified:[/red] ")
                   + f"{n} of the {d['pairs_checked']:,} duplicate pairs cross splits in the new manifest.",

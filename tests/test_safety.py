@@ -467,3 +467,22 @@ def test_7_killed_materialize_leaves_no_partial_file_and_resumes(tmp_path):
     placed = [q for q in tree.rglob("*") if q.is_file()]
     assert len(placed) == 10 and not [q for q in placed if q.name.startswith(".")]
     assert len({q.read_bytes() for q in placed}) == 9  # x.png and its copy in test hold the same bytes
+
+
+# ---------------------------------------------------------------- 9. names are plain text in the terminal
+
+def test_9_file_names_are_plain_text_in_the_terminal(tmp_path):
+    d = tmp_path / "d"
+    names = ["b[/y].png", "[link=https://evil.example]click[/link].png", "[bold]x.png", "esc\x1b[31mred.png"]
+    for k, n in enumerate(names):  # b[/y].png: the file y].png in the class folder b[
+        mk(d / "train" / "c[red]" / n, 60 + k)
+        mk(d / "test" / "c[red]" / n, 0)
+        shutil.copy(d / "train" / "c[red]" / n, d / "test" / "c[red]" / n)
+    (d / "test" / "c[red]" / "bad[/x].png").parent.mkdir()
+    (d / "test" / "c[red]" / "bad[/x].png").write_bytes(b"junk")
+    res = CliRunner(env={"COLUMNS": "300"}).invoke(app, ["audit", str(d), "--no-cache"])
+    assert res.exit_code == 0, res.output
+    out = res.stdout
+    assert "\x1b" not in out and "\\x1b[31mred.png" in out
+    for n in ("b[/y].png", "[link=https:/evil.example]click[/link].png", "[bold]x.png", "bad[/x].png", "c[red]"):
+        assert n in out, n

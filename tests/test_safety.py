@@ -486,3 +486,51 @@ def test_9_file_names_are_plain_text_in_the_terminal(tmp_path):
     assert "\x1b" not in out and "\\x1b[31mred.png" in out
     for n in ("b[/y].png", "[link=https:/evil.example]click[/link].png", "[bold]x.png", "bad[/x].png", "c[red]"):
         assert n in out, n
+
+
+# ---------------------------------------------------------------- 10. workers die with their parent
+
+def _children(pid: int) -> set[int]:
+    out = set()
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.add(int(p.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_10_workers_exit_when_the_parent_is_killed(tmp_path):
+    d = tmp_path / "d"
+    rng = np.random.default_rng(0)
+    for k in range(600):
+        p = d / ("train" if k % 4 else "test") / f"{k}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), np.uint8)).save(p)
+    proc = subprocess.Popen([sys.executable, "-m", "leakscan", "audit", str(d), "--jobs", "2", "--no-cache", "-q"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: set = set()
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and len(workers) < 2:
+        workers = _children(proc.pid)
+        time.sleep(0.05)
+    if proc.poll() is not None or len(workers) < 2:
+        proc.kill()
+        pytest.skip("the run ended before its workers could be seen")
+    time.sleep(0.5)  # the workers run their initializer
+    workers = _children(proc.pid)
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(Path(f"/proc/{w}").exists() and
+                                         "Z" not in (Path(f"/proc/{w}/stat").read_text().split()[2:3] or [""])
+                                         for w in workers):
+        time.sleep(0.1)
+    alive = [w for w in workers if Path(f"/proc/{w}").exists()
+             and (Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z")]
+    for w in alive:  # do not leave them behind if the test fails
+        os.kill(w, 9)
+    assert not alive, f"orphaned workers: {alive}"

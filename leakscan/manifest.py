@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .errors import InputError
+from .errors import ArgumentError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,11 @@ UNSPLIT = "all"
 
 
 def _str_array(values: Iterable, n: int, name: str) -> np.ndarray:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise ArgumentError(f"{name} must be a sequence with one entry per image, got {type(values).__name__}")
     arr = np.array(["" if v is None else str(v) for v in values], dtype=object)
     if arr.shape != (n,):
-        raise InputError(f"{name} has {arr.shape[0]} entries but there are {n} images; give one per image")
+        raise ArgumentError(f"{name} has {arr.shape[0]} entries but there are {n} images; give one per image")
     return arr
 
 
@@ -185,6 +187,14 @@ def discover(
         raise InputError("nothing to audit: give a folder, a list of paths, an image array or --manifest FILE")
     if isinstance(source, np.ndarray) and source.dtype != object:
         return _from_array(source, splits, labels, groups)
+    if isinstance(source, np.ndarray) and source.ndim > 1:  # dtype object, (N, H, W[, C])
+        numeric = np.array(source.tolist())
+        if numeric.dtype == object or numeric.shape != source.shape:
+            raise ArgumentError(f"image array of dtype object, shape {source.shape}: give a numeric array "
+                                "(such as arr.astype(np.uint8)) or a list of (H, W[, C]) arrays")
+        return _from_array(numeric, splits, labels, groups)
+    if isinstance(source, (list, tuple, np.ndarray)) and len(source) and isinstance(source[0], np.ndarray):
+        return _from_image_list(list(source), splits, labels, groups)
     if isinstance(source, (str, os.PathLike)):
         p = Path(source)
         if p.is_dir():
@@ -203,11 +213,41 @@ def discover(
     )
 
 
+def _check_pixels_dtype(dtype, what: str) -> None:
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating) or dtype == np.bool_):
+        raise ArgumentError(f"{what} must hold integer, float or bool pixels, got dtype {dtype}")
+
+
+def _from_image_list(items, splits, labels, groups) -> Manifest:
+    """A list (or object array) of image arrays, possibly of different sizes."""
+    for k, a in enumerate(items):
+        if not isinstance(a, np.ndarray):
+            raise ArgumentError(f"images[{k}] is a {type(a).__name__}; a list of images must hold only ndarrays")
+        if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (1, 3, 4)):
+            raise ArgumentError(f"images[{k}] must be shaped (H, W) or (H, W, C) with C in 1, 3, 4; got {a.shape}")
+        if a.shape[0] == 0 or a.shape[1] == 0:
+            raise ArgumentError(f"images[{k}] is empty: shape {a.shape}")
+        _check_pixels_dtype(a.dtype, f"images[{k}]")
+    if len({(a.shape, a.dtype) for a in items}) == 1:
+        return _from_array(np.stack(items), splits, labels, groups)
+    n = len(items)
+    arr = np.empty(n, dtype=object)
+    for k, a in enumerate(items):
+        arr[k] = a
+    m = _from_array(np.zeros((n, 1, 1), np.uint8), splits, labels, groups)
+    return Manifest(paths=m.paths, splits=m.splits, labels=m.labels, groups=m.groups, images=arr, kind="array")
+
+
 def _from_array(arr, splits, labels, groups) -> Manifest:
     if arr.ndim not in (3, 4) or (arr.ndim == 4 and arr.shape[-1] not in (1, 3, 4)):
-        raise InputError(
+        raise ArgumentError(
             f"image array must be shaped (N, H, W) or (N, H, W, C) with C in 1, 3, 4; got shape {arr.shape}"
         )
+    if arr.shape[0] == 0:
+        raise ArgumentError(f"image array holds no images: shape {arr.shape}")
+    if arr.shape[1] == 0 or arr.shape[2] == 0:
+        raise ArgumentError(f"image array holds empty images: shape {arr.shape} (height and width must be >= 1)")
+    _check_pixels_dtype(arr.dtype, "image array")
     n = arr.shape[0]
     paths = np.array([f"array[{i}]" for i in range(n)], dtype=object)
     return Manifest(
@@ -222,6 +262,9 @@ def _from_array(arr, splits, labels, groups) -> Manifest:
 
 def _from_list(items, splits, labels, groups) -> Manifest:
     n = len(items)
+    for k, p in enumerate(items):
+        if not isinstance(p, (str, os.PathLike)):
+            raise ArgumentError(f"images[{k}] is a {type(p).__name__}: give a list of paths or of image arrays")
     paths = np.array([os.fspath(p) for p in items], dtype=object)
     return Manifest(
         paths=paths,

@@ -534,3 +534,46 @@ def test_10_workers_exit_when_the_parent_is_killed(tmp_path):
     for w in alive:  # do not leave them behind if the test fails
         os.kill(w, 9)
     assert not alive, f"orphaned workers: {alive}"
+
+
+# ---------------------------------------------------------------- 11. library input, scikit-learn style
+
+def test_11_library_input_errors_are_value_errors_that_name_the_argument():
+    from leakscan import ArgumentError, StratifiedGroupShuffleSplit, train_test_split
+    from leakscan.manifest import discover
+
+    imgs = np.random.default_rng(0).integers(0, 255, (3, 16, 16, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"splits has 2 entries but there are 3 images"):
+        audit(imgs, splits=["train", "test"], jobs=1)
+    with pytest.raises(ArgumentError, match=r"groups has 4 entries but there are 3 images"):
+        audit(imgs, groups=[1, 2, 3, 4], jobs=1)
+    with pytest.raises(ValueError, match="random_state"):
+        train_test_split(imgs, np.arange(3), random_state="abc", jobs=1)
+    with pytest.raises(ValueError, match="random_state"):
+        StratifiedGroupShuffleSplit(random_state="abc")
+    with pytest.raises(ValueError, match="empty images"):
+        discover(np.zeros((3, 0, 0)))
+    with pytest.raises(ValueError, match="dtype complex"):
+        discover(np.zeros((3, 8, 8), np.complex64))
+    with pytest.raises(ValueError, match=r"images\[1\] is empty"):
+        discover([np.zeros((8, 8), np.uint8), np.zeros((0, 8), np.uint8)])
+    with pytest.raises(ValueError, match="pixels, got dtype|dtype object"):
+        discover(np.array([[["a"] * 4] * 4] * 2, dtype=object))
+    # stratify with a class of one sample raises, as scikit-learn does
+    X = np.random.default_rng(1).integers(0, 255, (10, 16, 16), np.uint8)
+    y = np.array([0] * 5 + [1] * 4 + [2])
+    with pytest.raises(ValueError, match="least populated class"):
+        train_test_split(X, y, stratify=y, random_state=0, jobs=1)
+
+
+def test_11_object_arrays_and_lists_of_images_work():
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 255, (20, 24, 3), np.uint8), rng.integers(0, 255, (30, 18, 3), np.uint8)
+    objs = np.empty(3, dtype=object)
+    objs[0], objs[1], objs[2] = a, b, a.copy()
+    r = audit(objs, splits=["train", "train", "test"], jobs=1)
+    assert r.n_images == 3 and sum(lk.images for lk in r.leaks) == 2
+    same = np.empty(2, dtype=object)
+    same[0], same[1] = a, a.copy()
+    assert len(audit(same, jobs=1).pairs) == 1
+    assert len(audit([a, a.copy()], jobs=1).pairs) == 1

@@ -577,3 +577,72 @@ def test_11_object_arrays_and_lists_of_images_work():
     same[0], same[1] = a, a.copy()
     assert len(audit(same, jobs=1).pairs) == 1
     assert len(audit([a, a.copy()], jobs=1).pairs) == 1
+
+
+# ---------------------------------------------------------------- 12. decided and documented
+
+def test_12_private_files_named_in_a_manifest_are_never_echoed(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    secret = tmp_path / "private" / "secret.png"
+    secret.parent.mkdir()
+    secret.write_text("root:x:0:0:TOPSECRET-TOKEN:/root:/bin/bash\n")
+    csv = tmp_path / "m.csv"
+    csv.write_text(f"path,split\n{d}/train/a/x.png,train\n{d}/test/a/x.png,test\n{secret},test\n/etc/passwd,test\n")
+    out = tmp_path / "o"
+    res = CliRunner().invoke(app, ["audit", "--manifest", str(csv), "--out", str(out), "--no-cache"])
+    assert res.exit_code == 0, res.output
+    for f in [*out.iterdir()]:
+        text = f.read_text(errors="replace")
+        assert "TOPSECRET" not in text and "root:x" not in text and "root:" not in text.replace(str(d), ""), f.name
+    assert "TOPSECRET" not in res.output and "root:x" not in res.output
+
+
+def test_12_file_symlinks_to_outside_are_followed_read_only(tmp_path):
+    from conftest import tree_digest
+
+    d = issue_dataset(tmp_path / "d")
+    elsewhere = mk(tmp_path / "elsewhere" / "w.png", 77)
+    os.symlink(elsewhere, d / "test/a/w.png")
+    shutil.copy(elsewhere, d / "train/a/w.png")
+    before = tree_digest(tmp_path / "elsewhere")
+    r = audit(d, cache=False, jobs=1)
+    assert "test/a/w.png" not in dict(r.skipped) and leaked(r) == 4
+    assert tree_digest(tmp_path / "elsewhere") == before
+
+
+def test_12_csv_cells_cannot_become_spreadsheet_formulas_and_read_back(tmp_path):
+    import csv as csvmod
+
+    d = tmp_path / "d"
+    mk(d / "train" / "=HYPERLINK(evil)" / "+x.png", 1)
+    mk(d / "test" / "@cls" / "-x.png", 2)
+    shutil.copy(d / "train" / "=HYPERLINK(evil)" / "+x.png", d / "test" / "@cls" / "-x.png")
+    out = tmp_path / "o"
+    runner = CliRunner()
+    assert runner.invoke(app, ["audit", str(d), "--out", str(out), "--no-cache", "-q"]).exit_code == 0
+    for name in ("pairs.csv", "groups.csv"):
+        with open(out / name, newline="") as fh:
+            for row in csvmod.reader(fh):
+                assert not any(c.startswith(("=", "+", "-", "@")) for c in row), (name, row)
+    text = (out / "groups.csv").read_text()
+    assert "./test/@cls/-x.png" not in text  # relative paths start with the split folder here
+    assert "'=HYPERLINK(evil)" in text and "'@cls" in text
+    # leakscan reads its own CSVs back: groups.csv as a manifest finds the same pair
+    r = audit(None, manifest=out / "groups.csv", cache=False, jobs=1)
+    assert set(r.manifest.labels.tolist()) == {"=HYPERLINK(evil)", "@cls"}
+    # and the re-split manifest points at the same files
+    assert runner.invoke(app, ["resplit", str(d), "--out", str(tmp_path / "new.csv"), "--no-cache", "-q"]).exit_code == 0
+    r = audit(None, manifest=tmp_path / "new.csv", cache=False, jobs=1)
+    assert r.n_images == 2 and len(r.pairs) == 1
+
+
+def test_12_identical_images_give_linear_pairs_and_one_thumbnail(tmp_path):
+    from leakscan.htmlreport import report_data
+
+    n = 1500
+    img = np.random.default_rng(0).integers(0, 255, (16, 16, 3), np.uint8)
+    imgs = np.repeat(img[None], n, axis=0)
+    r = audit(imgs, splits=["train", "test"] * (n // 2), jobs=1)
+    assert len(r.pairs) == n - 1  # a star around the first copy, not n(n-1)/2 rows
+    assert r.groups.sizes.max() == n
+    assert len(report_data(r)["thumbs"]) == 1

@@ -158,6 +158,8 @@ def write_folder(out: Path, files: dict, *, owned: set, order=None) -> list[Path
     write failure, leaving ``out`` as it was.
     """
     out = Path(out)
+    if out.is_symlink():  # replace the folder it points at, keep the link
+        out = Path(os.path.realpath(out))
     parent = out.absolute().parent
     _clean_leftovers(parent, f".{out.name}.")
     _clean_leftovers(out, ".") if out.is_dir() else None

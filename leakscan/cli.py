@@ -430,6 +430,24 @@ def resplit(
         _say(f"leakscan: warning: {rs.cross_split_pairs()} duplicate pairs still cross splits (see problems)")
 
 
+class _Interrupted(BaseException):
+    """Ctrl-C, raised past click (which would exit 1, the code of "leak found")."""
+
+
+def _on_sigint(signum, frame):
+    raise _Interrupted()
+
+
 def main() -> None:
     """Entry point of the ``leakscan`` command."""
-    app()
+    import signal  # noqa: PLC0415
+
+    try:
+        signal.signal(signal.SIGINT, _on_sigint)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        app()
+    except _Interrupted:
+        _say("leakscan: error: interrupted (results already complete are kept; nothing half-written is left)")
+        sys.exit(EXIT_USAGE)

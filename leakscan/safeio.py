@@ -347,8 +347,13 @@ def die_with_parent() -> None:
     """Make this (worker) process end when its parent dies, even by kill -9.
 
     Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; elsewhere a daemon thread watches the parent
-    id. Called in the pool initializer.
+    id. Called in the pool initializer. Workers also ignore Ctrl-C (SIGINT reaches the whole
+    process group): the parent handles it and shuts the pool down.
     """
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        pass
     parent = os.getppid()
     if sys.platform.startswith("linux"):
         try:

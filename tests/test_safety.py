@@ -646,3 +646,27 @@ def test_12_identical_images_give_linear_pairs_and_one_thumbnail(tmp_path):
     assert len(r.pairs) == n - 1  # a star around the first copy, not n(n-1)/2 rows
     assert r.groups.sizes.max() == n
     assert len(report_data(r)["thumbs"]) == 1
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs SIGINT")
+def test_5_ctrl_c_is_one_line_and_exit_2_not_the_leak_code(tmp_path):
+    import signal
+
+    d = tmp_path / "d"
+    rng = np.random.default_rng(0)
+    for k in range(600):
+        p = d / ("train" if k % 4 else "test") / f"{k}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), np.uint8)).save(p)
+    proc = subprocess.Popen([sys.executable, "-m", "leakscan", "audit", str(d), "--jobs", "2", "--no-cache", "-q",
+                             "--out", str(tmp_path / "o")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and len(_children(proc.pid)) < 2:
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        pytest.skip("the run ended before it could be interrupted")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "interrupted" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o" / "summary.json").exists()

@@ -502,6 +502,36 @@ def _children(pid: int) -> set[int]:
     return out
 
 
+IDLE_POOL = """
+import sys, time
+from concurrent.futures import ProcessPoolExecutor
+from leakscan.features import _one_thread  # the initializer of leakscan's decoding pool
+pool = ProcessPoolExecutor(max_workers=2, initializer=_one_thread)
+list(pool.map(abs, range(4)))  # both workers started, now idle
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_10_idle_workers_exit_when_the_parent_is_killed():
+    proc = subprocess.Popen([sys.executable, "-c", IDLE_POOL], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    workers = _children(proc.pid)
+    assert len(workers) == 2
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 20
+    alive = workers
+    while alive and time.time() < deadline:
+        time.sleep(0.1)
+        alive = [w for w in workers if Path(f"/proc/{w}").exists()
+                 and Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    for w in alive:  # do not leave them behind if the test fails
+        os.kill(w, 9)
+    assert not alive, f"orphaned workers: {alive}"
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_10_workers_exit_when_the_parent_is_killed(tmp_path):
     d = tmp_path / "d"
@@ -510,8 +540,7 @@ def test_10_workers_exit_when_the_parent_is_killed(tmp_path):
         p = d / ("train" if k % 4 else "test") / f"{k}.png"
         p.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 255, (32, 32, 3), np.uint8)).save(p)
-    proc = subprocess.Popen([sys.executable, "-m", "leakscan", "audit", str(d), "--jobs", "2", "--no-cache", "-q"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "leakscan", "audit", str(d), "--jobs", "2", "--no-cache", "-q"])
     workers: set = set()
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and len(workers) < 2:

@@ -9,6 +9,7 @@ import csv
 import io
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -343,6 +344,8 @@ def _from_folder(root: Path) -> Manifest:
 
 def _from_csv(path: Path) -> Manifest:
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a device would hang or flood the run
+            raise InputError(f"{path}: the manifest is not a regular file (a FIFO, device or folder)")
         raw = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read manifest ({exc.strerror or exc})") from None

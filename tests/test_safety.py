@@ -699,3 +699,16 @@ def test_5_ctrl_c_is_one_line_and_exit_2_not_the_leak_code(tmp_path):
     assert proc.returncode == 2, err
     assert "interrupted" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o" / "summary.json").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_4_a_fifo_as_the_manifest_is_an_error_not_a_hang(tmp_path):
+    fifo = tmp_path / "m.csv"
+    os.mkfifo(fifo)
+    res: dict = {}
+    t = threading.Thread(target=lambda: res.setdefault("r", CliRunner().invoke(
+        app, ["audit", "--manifest", str(fifo), "--no-cache", "-q"])), daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "the audit hangs on a FIFO manifest"
+    assert res["r"].exit_code == 2 and "not a regular file" in res["r"].stderr

@@ -88,7 +88,22 @@ def _remove_leftovers(folder: Path, cleaned: set) -> None:
         return
     cleaned.add(folder)
     for p in folder.glob(f".*{TMP_MARK}"):
+        pid = p.name[:-len(TMP_MARK)].rsplit(".", 1)[-1]
+        if pid.isdigit() and _alive(int(pid)):
+            continue  # another run placing files here right now
         try:
             p.unlink()
         except OSError:
             pass
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # our own leftovers cannot be in use: place_file removes them as it goes
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True

@@ -233,8 +233,13 @@ def test_4_size_cap_reads_at_most_cap_plus_one_bytes(tmp_path):
 
 def test_4_max_file_size_flag(tmp_path):
     d = issue_dataset(tmp_path / "d")
-    res = CliRunner().invoke(app, ["audit", str(d), "--max-file-size", "1K", "--json", "--no-cache"])
-    assert res.exit_code == 2  # nothing could be read
+    res = CliRunner().invoke(app, ["audit", str(d), "--max-file-size", "1K", "--out", str(tmp_path / "o"),
+                                   "--no-cache", "-q"])
+    assert res.exit_code == 2 and "no image could be read" in res.stderr  # every PNG is ~7 KB
+    assert "cap" in (tmp_path / "o" / "skipped.csv").read_text()
+    res = CliRunner().invoke(app, ["audit", str(d), "--max-file-size", "1M", "--json", "--no-cache"])
+    assert res.exit_code == 0 and '"n_skipped": 0' in res.stdout
+    assert "LEAKSCAN_MAX_FILE_SIZE" not in os.environ  # the flag applies to its own run only
     res = CliRunner().invoke(app, ["audit", str(d), "--max-file-size", "lots", "--no-cache"])
     assert res.exit_code == 2 and "--max-file-size" in res.stderr
 
@@ -712,3 +717,15 @@ def test_4_a_fifo_as_the_manifest_is_an_error_not_a_hang(tmp_path):
     t.join(60)
     assert not t.is_alive(), "the audit hangs on a FIFO manifest"
     assert res["r"].exit_code == 2 and "not a regular file" in res["r"].stderr
+
+
+def test_6_out_given_as_a_symlink_keeps_the_link(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    real = tmp_path / "real-report"
+    real.mkdir()
+    link = tmp_path / "report"
+    os.symlink(real, link)
+    for _ in range(2):
+        res = CliRunner().invoke(app, ["audit", str(d), "--out", str(link), "--no-cache", "-q", "--force"])
+        assert res.exit_code == 0, res.output
+    assert link.is_symlink() and (real / "summary.json").is_file()

@@ -430,12 +430,15 @@ def resplit(
         _say(f"leakscan: warning: {rs.cross_split_pairs()} duplicate pairs still cross splits (see problems)")
 
 
-class _Interrupted(BaseException):
-    """Ctrl-C, raised past click (which would exit 1, the code of "leak found")."""
-
-
 def _on_sigint(signum, frame):
-    raise _Interrupted()
+    """Ctrl-C ends the run at once, as a kill would: everything leakscan writes is safe against
+    a kill at any moment (old or new complete result set, no partial file, workers follow).
+    Raising instead is not reliable: click turns KeyboardInterrupt into exit 1 (the code of
+    "leak found"), and an exception raised inside a fork or logging handler is only printed."""
+    try:
+        os.write(2, b"leakscan: error: interrupted (complete earlier results are kept; nothing half-written)\n")
+    finally:
+        os._exit(EXIT_USAGE)
 
 
 def main() -> None:
@@ -446,8 +449,4 @@ def main() -> None:
         signal.signal(signal.SIGINT, _on_sigint)
     except ValueError:  # not the main thread
         pass
-    try:
-        app()
-    except _Interrupted:
-        _say("leakscan: error: interrupted (results already complete are kept; nothing half-written is left)")
-        sys.exit(EXIT_USAGE)
+    app()

@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from .errors import ConfigError, InputError, LeakscanError, OutputError  # noqa: E402
+from .errors import ArgumentError, ConfigError, InputError, LeakscanError, OutputError  # noqa: E402
 from .manifest import Manifest, discover  # noqa: E402
 from .features import Features, extract_features  # noqa: E402
 from .settings import DetectSettings  # noqa: E402
@@ -36,4 +36,5 @@ __all__ = [
     "InputError",
     "ConfigError",
     "OutputError",
+    "ArgumentError",
 ]

@@ -2,8 +2,15 @@
 
 Entries are keyed by file identity (absolute path, size, modification time in ns) and the
 feature version; a cache written by another feature version is not reused: it is cleared with
-a warning. A corrupted or foreign database file is set aside (renamed) and rebuilt.
-Writes are committed after every batch, so an interrupted run keeps what it computed.
+a warning. Only failures that are a property of the bytes (not an image, corrupt data) are
+stored; permission, I/O, memory and size-cap failures are tried again on the next run.
+
+leakscan touches only its own file: a folder, a non-SQLite file or another program's
+database is refused with an error (:class:`~leakscan.errors.ConfigError`). Its own database
+(application id ``LKSC``, or its tables) is set aside (renamed) and rebuilt only when it fails an
+integrity check; when it cannot be written (read-only file or file system, full disk) it is read
+without writing, with a warning. Writes are committed after every batch, so an interrupted run
+keeps what it computed.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .decode import is_cacheable
+from .errors import ConfigError
 from .features import COLOUR_SIDE, EMBED_DIM, FEATURE_VERSION
 from .views import N_VARIANTS, THUMB
 
@@ -27,6 +36,9 @@ log = logging.getLogger(__name__)
 __all__ = ["FeatureCache", "default_cache_path", "fingerprint"]
 
 SCHEMA = 1
+SQLITE_MAGIC = b"SQLite format 3\x00"
+#: ``PRAGMA application_id`` of leakscan's cache ("LKSC"): identifies our own file even when broken.
+APPLICATION_ID = 0x4C4B5343
 _ROW = np.dtype([
     ("ok", np.bool_), ("low", np.bool_), ("w", np.int32), ("h", np.int32),
     ("fd", np.uint8, 16), ("pd", np.uint8, 16), ("hashes", np.uint8, N_VARIANTS * 8),
@@ -51,7 +63,7 @@ def file_key(path: str) -> tuple[str, int, int] | None:
     """(absolute path, size, mtime_ns) or None when the file cannot be stat'ed."""
     try:
         st = os.stat(path)
-    except OSError:
+    except (OSError, ValueError):  # missing, unreadable folder, NUL in the name
         return None
     return (path if os.path.isabs(path) else os.path.abspath(path)), int(st.st_size), int(st.st_mtime_ns)
 
@@ -68,59 +80,157 @@ class FeatureCache:
     def __init__(self, path):
         self.path = Path(path)
         self.notes: list[str] = []
+        self.read_only = False
         self._db = self._open()
 
     # ---- opening, validation, recovery
     def _open(self) -> sqlite3.Connection:
+        self._check_is_ours()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OSError(f"{self.path.parent}: cannot create the cache folder ({exc.strerror or exc})") from None
         try:
             db = self._connect()
+        except sqlite3.OperationalError as exc:
+            # read-only file or file system, full disk, locked: the database itself may be
+            # healthy, so it is never set aside for this; use it without writing
+            db = self._open_readonly(exc)
         except sqlite3.DatabaseError as exc:
+            if not self._identified():
+                raise ConfigError(f"{self.path}: not a leakscan feature cache ({exc}); leakscan leaves it "
+                                  "alone: choose another --cache or remove the file") from None
             db = self._set_aside(f"unreadable ({exc})")
         return db
 
+    def _check_is_ours(self) -> None:
+        """Refuse a path that is not a file leakscan may use as its cache (folders, other files)."""
+        p = self.path
+        if not (p.exists() or p.is_symlink()):
+            return
+        if not p.is_file():
+            raise ConfigError(f"{p}: is not a file (a folder or a special file); --cache names the database "
+                              "file leakscan keeps, such as ~/.cache/leakscan/features.sqlite")
+        with open(p, "rb") as fh:
+            head = fh.read(100)
+        if head and not head.startswith(SQLITE_MAGIC):
+            raise ConfigError(f"{p}: not a leakscan feature cache (not an SQLite database); leakscan leaves it "
+                              "alone: choose another --cache or remove the file")
+
+    def _identified(self) -> bool:
+        """The file is leakscan's own cache: SQLite with our application id, or our tables."""
+        try:
+            with open(self.path, "rb") as fh:
+                head = fh.read(100)
+        except OSError:
+            return False
+        if not head.startswith(SQLITE_MAGIC):
+            return False
+        if len(head) >= 72 and int.from_bytes(head[68:72], "big") == APPLICATION_ID:
+            return True
+        try:
+            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:
+                names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            finally:
+                con.close()
+        except sqlite3.Error:
+            return False
+        return {"meta", "features"} <= names
+
+    def _open_readonly(self, why) -> sqlite3.Connection:
+        """Open the existing database without writing to it; raise OSError when that fails too."""
+        if not self.path.is_file():
+            raise OSError(f"cannot create it ({why})")
+        for mode in ("mode=ro", "immutable=1"):
+            try:
+                db = sqlite3.connect(f"file:{self.path}?{mode}", uri=True, timeout=30)
+                meta = dict(db.execute("SELECT k, v FROM meta").fetchall())
+                if meta.get("schema") != str(SCHEMA) or meta.get("feature_version") != FEATURE_VERSION:
+                    db.close()
+                    raise OSError(f"cannot write to it ({why}) and it holds another leakscan version's features")
+                db.execute("SELECT count(*) FROM features").fetchone()
+            except sqlite3.Error:
+                continue
+            self._read_only(f"cannot be written ({why})")
+            return db
+        raise OSError(f"cannot open it ({why})")
+
+    def _read_only(self, why: str) -> None:
+        if self.read_only:
+            return
+        self.read_only = True
+        msg = f"feature cache {self.path} {why}; reading it but not storing new results"
+        log.warning(msg)
+        self.notes.append(msg)
+
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
-        db.execute("CREATE TABLE IF NOT EXISTS features (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, "
-                   "row BLOB, reason TEXT, note TEXT)")
-        db.execute("CREATE TABLE IF NOT EXISTS pairs (key TEXT PRIMARY KEY, created REAL, blob BLOB)")
-        db.execute("CREATE TABLE IF NOT EXISTS model_emb (path TEXT, size INTEGER, mtime INTEGER, model TEXT, "
-                   "emb BLOB, PRIMARY KEY (path, model))")
-        meta = dict(db.execute("SELECT k, v FROM meta").fetchall())
-        if not meta:
-            db.executemany("INSERT INTO meta VALUES (?, ?)",
-                           [("schema", str(SCHEMA)), ("feature_version", FEATURE_VERSION)])
-            db.commit()
-        elif meta.get("schema") != str(SCHEMA) or meta.get("feature_version") != FEATURE_VERSION:
-            msg = (f"feature cache {self.path} was written by another leakscan version "
-                   f"(schema {meta.get('schema')}, features {meta.get('feature_version')}); rebuilding it")
-            log.warning(msg)
-            self.notes.append(msg)
-            db.execute("DELETE FROM features")
-            db.execute("DELETE FROM pairs")
-            db.execute("DELETE FROM model_emb")
-            db.execute("UPDATE meta SET v=? WHERE k='schema'", (str(SCHEMA),))
-            db.execute("UPDATE meta SET v=? WHERE k='feature_version'", (FEATURE_VERSION,))
-            db.commit()
-        db.execute("SELECT count(*) FROM features").fetchone()
+        try:
+            names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if names and not {"meta", "features"} <= names:
+                raise ConfigError(f"{self.path}: an SQLite database of another program (tables "
+                                  f"{', '.join(sorted(names)[:5])}); leakscan leaves it alone: choose another --cache")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            if db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
+            db.execute("CREATE TABLE IF NOT EXISTS features (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, "
+                       "row BLOB, reason TEXT, note TEXT)")
+            db.execute("CREATE TABLE IF NOT EXISTS pairs (key TEXT PRIMARY KEY, created REAL, blob BLOB)")
+            db.execute("CREATE TABLE IF NOT EXISTS model_emb (path TEXT, size INTEGER, mtime INTEGER, model TEXT, "
+                       "emb BLOB, PRIMARY KEY (path, model))")
+            meta = dict(db.execute("SELECT k, v FROM meta").fetchall())
+            if not meta:
+                db.executemany("INSERT INTO meta VALUES (?, ?)",
+                               [("schema", str(SCHEMA)), ("feature_version", FEATURE_VERSION)])
+                db.commit()
+            elif meta.get("schema") != str(SCHEMA) or meta.get("feature_version") != FEATURE_VERSION:
+                msg = (f"feature cache {self.path} was written by another leakscan version "
+                       f"(schema {meta.get('schema')}, features {meta.get('feature_version')}); rebuilding it")
+                log.warning(msg)
+                self.notes.append(msg)
+                db.execute("DELETE FROM features")
+                db.execute("DELETE FROM pairs")
+                db.execute("DELETE FROM model_emb")
+                db.execute("UPDATE meta SET v=? WHERE k='schema'", (str(SCHEMA),))
+                db.execute("UPDATE meta SET v=? WHERE k='feature_version'", (FEATURE_VERSION,))
+                db.commit()
+            db.execute("SELECT count(*) FROM features").fetchone()
+        except BaseException:
+            db.close()
+            raise
         return db
 
     def _set_aside(self, why: str) -> sqlite3.Connection:
+        """Rename leakscan's own broken database (checked by the caller) and start a new one."""
         aside = self.path.with_name(f"{self.path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
         msg = f"feature cache {self.path} is {why}; moved it to {aside.name} and started a new one"
         log.warning(msg)
         self.notes.append(msg)
         for suffix in ("", "-wal", "-shm"):
             p = Path(str(self.path) + suffix)
-            if p.exists():
+            if p.is_file():
                 os.replace(p, Path(str(aside) + suffix))
         return self._connect()
+
+    def _read_error(self, exc: sqlite3.DatabaseError, what: str) -> None:
+        """A failed read: set the database aside only when an integrity check fails."""
+        if not isinstance(exc, sqlite3.OperationalError):
+            try:
+                bad = self._db.execute("PRAGMA quick_check").fetchone()[0] != "ok"
+            except sqlite3.DatabaseError:
+                bad = True
+            if bad and self._identified():
+                self._db.close()
+                self._db = self._set_aside(f"unreadable ({exc})")
+                return
+        log.warning("could not read %s from the cache %s: %s", what, self.path, exc)
+
+    def _write_error(self, exc: sqlite3.DatabaseError, what: str) -> None:
+        """A failed write (full disk, read-only file): stop writing, warn once, never set aside."""
+        self._read_only(f"could not store {what} ({exc})")
 
     def close(self) -> None:
         try:
@@ -173,12 +283,14 @@ class FeatureCache:
                         rotated[k] = (float(rot["angle"]), rot["emb"].copy(),
                                       rot["thumb"].reshape(THUMB, THUMB).copy(),
                                       rot["colour"].reshape(3, COLOUR_SIDE, COLOUR_SIDE).copy())
-                else:
+                elif is_cacheable(r[4]):
                     failures[k] = r[4]
+                else:
+                    continue  # permission, I/O, memory...: not a property of the bytes, try again
                 if r[5]:
                     notes[k] = r[5]
         except sqlite3.DatabaseError as exc:
-            self._db = self._set_aside(f"unreadable ({exc})")
+            self._read_error(exc, "features")
             return np.zeros(0, np.int64), np.zeros(0, _ROW), {}, {}, {}
         rows = np.frombuffer(b"".join(blobs), _ROW) if blobs else np.zeros(0, _ROW)
         return np.asarray(pos, np.int64), rows, failures, notes, rotated
@@ -211,14 +323,16 @@ class FeatureCache:
                     rot["thumb"] = feats.rot_thumb[q].reshape(-1)
                     rot["colour"] = feats.rot_colour[q].reshape(-1)
                     blob += rot.tobytes()
-            elif r not in reasons:
-                continue
+            elif not is_cacheable(reasons.get(r, "")):
+                continue  # only failures that are a property of the bytes are remembered
             recs.append((key[0], key[1], key[2], blob, reasons.get(r), notes.get(r)))
+        if self.read_only or not recs:
+            return
         try:
             with self._db:
                 self._db.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?, ?, ?)", recs)
         except sqlite3.DatabaseError as exc:
-            log.warning("could not write to the feature cache %s: %s", self.path, exc)
+            self._write_error(exc, "features")
 
     # ---- learned (ONNX model) embeddings, keyed by file and model digest
     def get_model(self, keys: list, model: str):
@@ -235,11 +349,13 @@ class FeatureCache:
     def put_model(self, keys: list, model: str, emb: np.ndarray, ok: np.ndarray) -> None:
         recs = [(key[0], key[1], key[2], model, np.ascontiguousarray(emb[k], np.float32).tobytes())
                 for k, key in enumerate(keys) if key is not None and ok[k]]
+        if self.read_only or not recs:
+            return
         try:
             with self._db:
                 self._db.executemany("INSERT OR REPLACE INTO model_emb VALUES (?, ?, ?, ?, ?)", recs)
         except sqlite3.DatabaseError as exc:
-            log.warning("could not write model embeddings to the cache %s: %s", self.path, exc)
+            self._write_error(exc, "model embeddings")
 
     # ---- search results, keyed by a fingerprint of all features and the settings
     KEEP_PAIRS = 8
@@ -263,6 +379,8 @@ class FeatureCache:
             return None
 
     def put_pairs(self, key: str, pairs) -> None:
+        if self.read_only:
+            return
         buf = io.BytesIO()
         np.savez(buf, **{f.name: getattr(pairs, f.name) for f in dataclasses.fields(pairs)})
         try:
@@ -271,7 +389,7 @@ class FeatureCache:
                 self._db.execute("DELETE FROM pairs WHERE key NOT IN "
                                  "(SELECT key FROM pairs ORDER BY created DESC LIMIT ?)", (self.KEEP_PAIRS,))
         except sqlite3.DatabaseError as exc:
-            log.warning("could not write search results to the cache %s: %s", self.path, exc)
+            self._write_error(exc, "search results")
 
 
 def fingerprint(features, settings, splits=None) -> str:

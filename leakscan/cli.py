@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from contextlib import contextmanager
 from enum import Enum
@@ -50,9 +51,25 @@ def _stderr() -> Console:
 
 
 def _say(msg: str) -> None:
-    """One unwrapped line on stderr (scripts grep these)."""
-    sys.stderr.write(msg.replace("\n", " ") + "\n")
+    """One unwrapped line on stderr (scripts grep these); control characters in names escaped."""
+    from .safeio import plain  # noqa: PLC0415
+
+    sys.stderr.write(plain(msg.replace("\n", " ")) + "\n")
     sys.stderr.flush()
+
+
+def _plain(s: str) -> str:
+    from .safeio import plain  # noqa: PLC0415
+
+    return plain(s)
+
+
+def _os_error(exc: BaseException) -> str:
+    """One line for an error of the environment (full disk, I/O, memory) that escaped the library."""
+    if isinstance(exc, MemoryError):
+        return "out of memory; try fewer --jobs or a smaller --max-file-size"
+    where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+    return f"{where}{exc.strerror or exc}"
 
 
 def _fail(msg: str) -> "typer.Exit":
@@ -99,8 +116,21 @@ def _main(
 ) -> None:
     """Find exact and near-duplicate images and the train/val/test leakage they cause."""
     logging.getLogger("faiss").setLevel(logging.WARNING)
+    before = list(logging.getLogger().handlers)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="leakscan: %(levelname)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        if handler not in before:
+            handler.setFormatter(_PlainFormatter("leakscan: %(levelname)s: %(message)s"))
+
+
+class _PlainFormatter(logging.Formatter):
+    """Log lines name files: escape their control characters (no ESC reaches the terminal)."""
+
+    def format(self, record):
+        from .safeio import plain  # noqa: PLC0415
+
+        return plain(super().format(record).replace("\n", " "))
 
 
 def _settings(max_hamming: int, min_cosine: float, min_ncc: float, transforms: "Transforms",
@@ -149,6 +179,34 @@ OPT_CACHE = typer.Option(None, "--cache", show_default=False,
 OPT_NO_CACHE = typer.Option(False, "--no-cache", help="Decode every image; do not read or write the feature cache.")
 
 
+OPT_MAX_FILE_SIZE = typer.Option(
+    None, "--max-file-size", show_default=False,
+    help="Skip files larger than this, unread (bytes, or with K/M/G) [default: $LEAKSCAN_MAX_FILE_SIZE or 512M].")
+
+
+@contextmanager
+def _max_file_size(value: Optional[str]):
+    """Apply --max-file-size for this command (the environment carries it to worker processes)."""
+    from .decode import MAX_FILE_SIZE_ENV, parse_size  # noqa: PLC0415
+
+    if value is None:
+        yield
+        return
+    try:
+        size = parse_size(value)
+    except (ValueError, IndexError):
+        raise _fail(f"--max-file-size must be a size such as 512M or 20000000, got {value!r}") from None
+    old = os.environ.get(MAX_FILE_SIZE_ENV)
+    os.environ[MAX_FILE_SIZE_ENV] = str(size)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(MAX_FILE_SIZE_ENV, None)
+        else:
+            os.environ[MAX_FILE_SIZE_ENV] = old
+
+
 OPT_DASK = typer.Option(None, "--dask", show_default=False,
                         help="Decode on a Dask cluster: scheduler address such as tcp://scheduler:8786 "
                              "(needs pip install 'leakscan[dask]'; workers must see the same paths).")
@@ -178,14 +236,15 @@ def _dask_client(address: Optional[str]):
         client.close()
 
 
-def _data_root(data: Optional[Path], manifest: Optional[Path]) -> Optional[Path]:
-    if data is not None and data.is_dir():
-        return data
-    if manifest is not None:
-        return manifest.parent
-    if data is not None and data.is_file():
-        return data.parent
-    return None
+def _dataset_folders(data: Optional[Path], manifest: Optional[Path]) -> list:
+    """The folders holding the audited images (never written into), known before the long part."""
+    from .manifest import discover  # noqa: PLC0415
+    from .safeio import dataset_folders  # noqa: PLC0415
+
+    try:
+        return dataset_folders(discover(data, manifest=manifest))
+    except LeakscanError:
+        return []  # the audit itself reports the problem
 
 
 @app.command()
@@ -220,6 +279,7 @@ def audit(
     jobs: Optional[int] = OPT_JOBS,
     cache: Optional[Path] = OPT_CACHE,
     no_cache: bool = OPT_NO_CACHE,
+    max_file_size: Optional[str] = OPT_MAX_FILE_SIZE,
     dask: Optional[str] = OPT_DASK,
     force: bool = OPT_FORCE,
     quiet: bool = OPT_QUIET,
@@ -245,22 +305,24 @@ def audit(
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, cross_only, model_min_cosine, crops)
         spec = _model_spec(model, model_batch)
         if out is not None:  # fail before the long part, not after
-            prepare_out_dir(out, force=force, data_root=_data_root(data, manifest))
+            prepare_out_dir(out, force=force, protect=_dataset_folders(data, manifest))
         if parquet and out is None:
             raise _fail("--parquet writes into --out DIR; give --out")
-        with _progress(quiet) as cb, _dask_client(dask) as client:
+        with _progress(quiet) as cb, _dask_client(dask) as client, _max_file_size(max_file_size):
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec)
             if out is not None:
                 write_outputs(result, out, force=True, html=not no_html, parquet=parquet, progress=cb)
     except LeakscanError as exc:
         raise _fail(str(exc))
+    except (OSError, MemoryError) as exc:
+        raise _fail(_os_error(exc))
     if json_:
         sys.stdout.write(summary_json(result))
     elif not quiet:
         render_terminal(result, Console(highlight=False))
         if out is not None:
-            Console(highlight=False).print(f"Results written to {out}/", markup=False)
+            Console(highlight=False).print(_plain(f"Results written to {out}/"), markup=False)
     if result.n_images == 0:
         raise _fail(f"no image could be read ({len(result.skipped)} skipped"
                     + (f"; reasons in {out}/skipped.csv)" if out is not None else "; run with --out to list them)"))
@@ -306,6 +368,7 @@ def resplit(
     jobs: Optional[int] = OPT_JOBS,
     cache: Optional[Path] = OPT_CACHE,
     no_cache: bool = OPT_NO_CACHE,
+    max_file_size: Optional[str] = OPT_MAX_FILE_SIZE,
     dask: Optional[str] = OPT_DASK,
     force: bool = OPT_FORCE,
     quiet: bool = OPT_QUIET,
@@ -334,8 +397,13 @@ def resplit(
                              crops=crops)
         spec = _model_spec(model, model_batch)
         parse_ratios(ratios)  # fail before the long part
-        prepare_resplit_out(out, force=force, data_root=_data_root(data, manifest))
-        with _progress(quiet) as cb, _dask_client(dask) as client:
+        folders = _dataset_folders(data, manifest)
+        prepare_resplit_out(out, force=force, protect=folders)
+        if materialize_dir is not None:
+            from .safeio import check_target  # noqa: PLC0415
+
+            check_target(materialize_dir, folders, what="--materialize folder")
+        with _progress(quiet) as cb, _dask_client(dask) as client, _max_file_size(max_file_size):
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec)
         rs = run_resplit(result, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle, random_state=seed)
@@ -343,6 +411,8 @@ def resplit(
         placed = materialize(rs, materialize_dir, link=link.value, force=force) if materialize_dir else None
     except LeakscanError as exc:
         raise _fail(str(exc))
+    except (OSError, MemoryError) as exc:
+        raise _fail(_os_error(exc))
     if json_:
         d = rs.to_dict()
         d["written"] = [str(p) for p in written]
@@ -352,13 +422,30 @@ def resplit(
     elif not quiet:
         con = Console(highlight=False)
         render_resplit(rs, con)
-        con.print(f"New manifest written to {out}" + (f"; {placed} files placed under {materialize_dir}/ "
-                                                       f"({link.value})" if placed is not None else ""),
+        con.print(_plain(f"New manifest written to {out}" + (f"; {placed} files placed under {materialize_dir}/ "
+                                                              f"({link.value})" if placed is not None else "")),
                   markup=False)
     if rs.cross_split_pairs():  # cannot happen unless two kept splits share duplicates
         _say(f"leakscan: warning: {rs.cross_split_pairs()} duplicate pairs still cross splits (see problems)")
 
 
+def _on_sigint(signum, frame):
+    """Ctrl-C ends the run at once, as a kill would: everything leakscan writes is safe against
+    a kill at any moment (old or new complete result set, no partial file, workers follow).
+    Raising instead is not reliable: click turns KeyboardInterrupt into exit 1 (the code of
+    "leak found"), and an exception raised inside a fork or logging handler is only printed."""
+    try:
+        os.write(2, b"leakscan: error: interrupted (complete earlier results are kept; nothing half-written)\n")
+    finally:
+        os._exit(EXIT_USAGE)
+
+
 def main() -> None:
     """Entry point of the ``leakscan`` command."""
+    import signal  # noqa: PLC0415
+
+    try:
+        signal.signal(signal.SIGINT, _on_sigint)
+    except ValueError:  # not the main thread
+        pass
     app()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import errno
 import io
 import logging
+import os
+import stat
 import warnings
 
 import numpy as np
@@ -18,7 +20,8 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DecodeError", "read_bytes", "decode_bytes", "canonical_from_array", "MAX_PIXELS"]
+__all__ = ["DecodeError", "read_bytes", "decode_bytes", "canonical_from_array", "MAX_PIXELS",
+           "DEFAULT_MAX_FILE_SIZE", "max_file_size", "is_cacheable"]
 
 #: Images whose header claims more pixels than this are refused before decoding
 #: (a decompression bomb or a panorama too large to audit): 16,384 x 16,384.
@@ -31,25 +34,120 @@ BACKGROUND = (255, 255, 255)
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
+#: Files larger than this are skipped unread (bytes; 512 MiB). Settable with the environment
+#: variable ``LEAKSCAN_MAX_FILE_SIZE`` (bytes, or with a K/M/G suffix) or ``--max-file-size``;
+#: the environment carries it to worker processes.
+DEFAULT_MAX_FILE_SIZE = 512 * 1024 * 1024
+MAX_FILE_SIZE_ENV = "LEAKSCAN_MAX_FILE_SIZE"
+
+
 class DecodeError(Exception):
     """An image could not be turned into canonical pixels; ``str(exc)`` is the reason."""
 
 
-def read_bytes(path) -> bytes:
-    """Read a file whole, turning OS errors into reasons a user can act on."""
+#: Reasons that are a property of the file's bytes: the same bytes fail the same way, so the
+#: feature cache may remember them (until the file changes). Every other reason (permission,
+#: I/O error, memory, special file, size cap, unexpected errors) is re-tried on the next run.
+_BYTE_REASONS = ("empty file (0 bytes)", "not an image Pillow can read", "truncated or corrupt",
+                 "image header claims", "image is ", "image has an empty size", "float image holds",
+                 "cannot decode (")
+
+
+def is_cacheable(reason: str) -> bool:
+    """True when a failure ``reason`` depends only on the file's bytes (safe to cache)."""
+    return bool(reason) and reason.startswith(_BYTE_REASONS)
+
+
+def parse_size(text) -> int:
+    """``"512M"`` -> 536870912; plain numbers are bytes. Raises ValueError."""
+    t = str(text).strip().upper().removesuffix("B").removesuffix("I")
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(t[-1:], 1)
+    if mult > 1:
+        t = t[:-1]
+    value = int(float(t) * mult)
+    if value < 1:
+        raise ValueError(f"a file size must be at least 1 byte, got {text!r}")
+    return value
+
+
+def max_file_size() -> int:
+    """The size cap in bytes: ``$LEAKSCAN_MAX_FILE_SIZE`` or :data:`DEFAULT_MAX_FILE_SIZE`."""
+    env = os.environ.get(MAX_FILE_SIZE_ENV)
+    if env:
+        try:
+            return parse_size(env)
+        except ValueError:
+            log.warning("ignoring %s=%r (not a size such as 512M)", MAX_FILE_SIZE_ENV, env)
+    return DEFAULT_MAX_FILE_SIZE
+
+
+_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder, not an image file"
+    kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+    return f"not a regular file ({kind}); only regular files are read"
+
+
+def read_bytes(path, *, max_bytes: int | None = None) -> bytes:
+    """Read a regular file whole, turning OS errors into reasons a user can act on.
+
+    Only regular files are opened (FIFOs, devices and sockets are refused before any read, so
+    they cannot hang or flood the run), and at most ``max_bytes`` (default
+    :func:`max_file_size`) are read. The reason never quotes the file's contents.
+    """
+    cap = max_file_size() if max_bytes is None else int(max_bytes)
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        st = os.stat(path)  # refuse special files before opening them (opening a device can act)
+        why = _not_regular(st.st_mode)
+        if why:
+            raise DecodeError(why)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+                     | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise DecodeError("file not found (missing, or a broken symlink)") from None
     except IsADirectoryError:
         raise DecodeError("is a folder, not an image file") from None
     except PermissionError:
         raise DecodeError("permission denied: cannot read the file") from None
+    except ValueError:  # an embedded NUL byte
+        raise DecodeError("path contains a NUL byte: not a file name") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise DecodeError("symlink loop: the link points back to itself") from None
         raise DecodeError(f"cannot read the file: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)  # the file opened may not be the one stat'ed (a swap in between)
+        why = _not_regular(st.st_mode)
+        if why:
+            raise DecodeError(why)
+        if st.st_size > cap:
+            raise DecodeError(f"file is larger than the {cap:,}-byte cap ({st.st_size:,} bytes); "
+                              "raise it with --max-file-size")
+        parts, total = [], 0
+        while total <= cap:
+            try:
+                chunk = os.read(fd, min(cap + 1 - total, 1 << 20))
+            except BlockingIOError:
+                raise DecodeError("cannot read the file: it would block") from None
+            if not chunk:
+                break
+            parts.append(chunk)
+            total += len(chunk)
+        if total > cap:
+            raise DecodeError(f"file is larger than the {cap:,}-byte cap; raise it with --max-file-size")
+        data = b"".join(parts)
+    except MemoryError:
+        raise DecodeError("out of memory reading the file") from None
+    except OSError as exc:
+        raise DecodeError(f"cannot read the file: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
     if not data:
         raise DecodeError("empty file (0 bytes)")
     return data
@@ -73,7 +171,8 @@ def decode_bytes(data: bytes, *, draft: tuple[int, int] | None = None) -> tuple[
         try:
             img = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
-            raise DecodeError(f"not an image Pillow can read (starts with {data[:8]!r})") from None
+            # never quote the bytes: a manifest row may name a private file (/etc/shadow)
+            raise DecodeError("not an image Pillow can read (unknown format)") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise DecodeError("image header claims too many pixels to decode safely") from None
         except Exception as exc:  # Pillow raises many types on malformed headers

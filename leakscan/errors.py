@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["LeakscanError", "InputError", "ConfigError", "OutputError"]
+__all__ = ["LeakscanError", "InputError", "ConfigError", "OutputError", "ArgumentError"]
 
 
 class LeakscanError(Exception):
@@ -19,3 +19,8 @@ class ConfigError(LeakscanError, ValueError):
 
 class OutputError(LeakscanError):
     """Results cannot be written where asked (not writable, or would overwrite without force)."""
+
+
+class ArgumentError(InputError, ValueError):
+    """An argument of a library call has the wrong length, shape, dtype or type (scikit-learn's
+    ValueError); the message names the argument and, for lengths, both lengths."""

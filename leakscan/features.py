@@ -409,7 +409,13 @@ def _rot_arrays(rot: dict) -> dict:
 
 
 def _one_thread() -> None:
-    """Worker processes compute with one thread each: the pool is the parallelism."""
+    """Worker processes compute with one thread each: the pool is the parallelism.
+
+    They also end when the parent process dies, even by kill -9 (:func:`leakscan.safeio.die_with_parent`).
+    """
+    from .safeio import die_with_parent  # noqa: PLC0415
+
+    die_with_parent()
     try:
         from threadpoolctl import threadpool_limits  # noqa: PLC0415 - installed with scikit-learn
 

@@ -65,16 +65,21 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None) -
     lows = [ref(r) for r in low.tolist()[:2000]]
 
     thumbs: list[str] = []
+    by_digest: dict[bytes, int] = {}  # identical files share one embedded thumbnail
     images = []
     total = len(involved)
     for n, r in enumerate(involved):
         t = None
-        if f.ok[r] and len(thumbs) < max_thumbnails:
+        key = f.file_digest[r].tobytes()
+        if f.ok[r] and key in by_digest:
+            t = by_digest[key]
+        elif f.ok[r] and len(thumbs) < max_thumbnails:
             try:
                 src = m.images[r] if m.images is not None else m.resolve(r)
                 t = len(thumbs)
                 mime, blob = thumbnail_data(src)
                 thumbs.append(f"data:{mime};base64," + base64.b64encode(blob).decode("ascii"))
+                by_digest[key] = t
             except (DecodeError, OSError) as exc:
                 log.info("no thumbnail for %s: %s", m.paths[r], exc)
                 t = None

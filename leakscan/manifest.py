@@ -9,13 +9,14 @@ import csv
 import io
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from .errors import InputError
+from .errors import ArgumentError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,11 @@ UNSPLIT = "all"
 
 
 def _str_array(values: Iterable, n: int, name: str) -> np.ndarray:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise ArgumentError(f"{name} must be a sequence with one entry per image, got {type(values).__name__}")
     arr = np.array(["" if v is None else str(v) for v in values], dtype=object)
     if arr.shape != (n,):
-        raise InputError(f"{name} has {arr.shape[0]} entries but there are {n} images; give one per image")
+        raise ArgumentError(f"{name} has {arr.shape[0]} entries but there are {n} images; give one per image")
     return arr
 
 
@@ -74,6 +77,10 @@ class Manifest:
         In-memory pixels ``(n, H, W)`` or ``(n, H, W, C)`` when the source is an array.
     skipped : list of (path, reason)
         Entries that discovery already had to drop (missing files, bad manifest rows).
+    kind : str
+        Where the rows came from: ``"folder"``, ``"csv"``, ``"list"``, ``"array"`` (``""``
+        when built directly). Decides which folders count as the dataset
+        (:func:`leakscan.safeio.dataset_folders`).
     """
 
     paths: np.ndarray
@@ -83,6 +90,7 @@ class Manifest:
     root: Path | None = None
     images: np.ndarray | None = field(default=None, repr=False)
     skipped: tuple = ()
+    kind: str = ""
 
     def __post_init__(self) -> None:
         n = len(self.paths)
@@ -130,6 +138,7 @@ class Manifest:
             root=self.root,
             images=None if self.images is None else self.images[rows],
             skipped=self.skipped,
+            kind=self.kind,
         )
 
 
@@ -179,6 +188,14 @@ def discover(
         raise InputError("nothing to audit: give a folder, a list of paths, an image array or --manifest FILE")
     if isinstance(source, np.ndarray) and source.dtype != object:
         return _from_array(source, splits, labels, groups)
+    if isinstance(source, np.ndarray) and source.ndim > 1:  # dtype object, (N, H, W[, C])
+        numeric = np.array(source.tolist())
+        if numeric.dtype == object or numeric.shape != source.shape:
+            raise ArgumentError(f"image array of dtype object, shape {source.shape}: give a numeric array "
+                                "(such as arr.astype(np.uint8)) or a list of (H, W[, C]) arrays")
+        return _from_array(numeric, splits, labels, groups)
+    if isinstance(source, (list, tuple, np.ndarray)) and len(source) and isinstance(source[0], np.ndarray):
+        return _from_image_list(list(source), splits, labels, groups)
     if isinstance(source, (str, os.PathLike)):
         p = Path(source)
         if p.is_dir():
@@ -197,11 +214,41 @@ def discover(
     )
 
 
+def _check_pixels_dtype(dtype, what: str) -> None:
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating) or dtype == np.bool_):
+        raise ArgumentError(f"{what} must hold integer, float or bool pixels, got dtype {dtype}")
+
+
+def _from_image_list(items, splits, labels, groups) -> Manifest:
+    """A list (or object array) of image arrays, possibly of different sizes."""
+    for k, a in enumerate(items):
+        if not isinstance(a, np.ndarray):
+            raise ArgumentError(f"images[{k}] is a {type(a).__name__}; a list of images must hold only ndarrays")
+        if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (1, 3, 4)):
+            raise ArgumentError(f"images[{k}] must be shaped (H, W) or (H, W, C) with C in 1, 3, 4; got {a.shape}")
+        if a.shape[0] == 0 or a.shape[1] == 0:
+            raise ArgumentError(f"images[{k}] is empty: shape {a.shape}")
+        _check_pixels_dtype(a.dtype, f"images[{k}]")
+    if len({(a.shape, a.dtype) for a in items}) == 1:
+        return _from_array(np.stack(items), splits, labels, groups)
+    n = len(items)
+    arr = np.empty(n, dtype=object)
+    for k, a in enumerate(items):
+        arr[k] = a
+    m = _from_array(np.zeros((n, 1, 1), np.uint8), splits, labels, groups)
+    return Manifest(paths=m.paths, splits=m.splits, labels=m.labels, groups=m.groups, images=arr, kind="array")
+
+
 def _from_array(arr, splits, labels, groups) -> Manifest:
     if arr.ndim not in (3, 4) or (arr.ndim == 4 and arr.shape[-1] not in (1, 3, 4)):
-        raise InputError(
+        raise ArgumentError(
             f"image array must be shaped (N, H, W) or (N, H, W, C) with C in 1, 3, 4; got shape {arr.shape}"
         )
+    if arr.shape[0] == 0:
+        raise ArgumentError(f"image array holds no images: shape {arr.shape}")
+    if arr.shape[1] == 0 or arr.shape[2] == 0:
+        raise ArgumentError(f"image array holds empty images: shape {arr.shape} (height and width must be >= 1)")
+    _check_pixels_dtype(arr.dtype, "image array")
     n = arr.shape[0]
     paths = np.array([f"array[{i}]" for i in range(n)], dtype=object)
     return Manifest(
@@ -210,17 +257,22 @@ def _from_array(arr, splits, labels, groups) -> Manifest:
         labels=_str_array(labels if labels is not None else [""] * n, n, "labels"),
         groups=_str_array(groups if groups is not None else [""] * n, n, "groups"),
         images=arr,
+        kind="array",
     )
 
 
 def _from_list(items, splits, labels, groups) -> Manifest:
     n = len(items)
+    for k, p in enumerate(items):
+        if not isinstance(p, (str, os.PathLike)):
+            raise ArgumentError(f"images[{k}] is a {type(p).__name__}: give a list of paths or of image arrays")
     paths = np.array([os.fspath(p) for p in items], dtype=object)
     return Manifest(
         paths=paths,
         splits=_str_array(splits if splits is not None else [UNSPLIT] * n, n, "splits"),
         labels=_str_array(labels if labels is not None else [""] * n, n, "labels"),
         groups=_str_array(groups if groups is not None else [""] * n, n, "groups"),
+        kind="list",
     )
 
 
@@ -286,11 +338,14 @@ def _from_folder(root: Path) -> Manifest:
         labels=np.array(lab, dtype=object),
         groups=np.array([""] * n, dtype=object),
         root=root,
+        kind="folder",
     )
 
 
 def _from_csv(path: Path) -> Manifest:
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a device would hang or flood the run
+            raise InputError(f"{path}: the manifest is not a regular file (a FIFO, device or folder)")
         raw = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read manifest ({exc.strerror or exc})") from None
@@ -311,6 +366,14 @@ def _from_csv(path: Path) -> Manifest:
         raise InputError(f"{path}: not a readable CSV manifest ({exc})") from None
 
 
+_GUARDED = ("'=", "'+", "'-", "'@", "'\t", "'\r")
+
+
+def _unguard(v: str) -> str:
+    """Undo the spreadsheet guard leakscan puts before = + - @ in the CSVs it writes."""
+    return v[1:] if v.startswith(_GUARDED) else v
+
+
 def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delim)
     fields = [(f or "").strip().lower() for f in (reader.fieldnames or [])]
@@ -324,6 +387,11 @@ def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
     root = path.parent
     rows, skipped, seen = [], [], {}
     for lineno, rec in enumerate(reader, start=2):
+        if any("\0" in (v if isinstance(v, str) else "".join(v or ())) for v in rec.values()):
+            skipped.append((f"{path.name}:{lineno}", "manifest row holds a NUL byte (\\0): not a file name or value; "
+                            "row ignored"))
+            continue
+        rec = {k: _unguard(v) if isinstance(v, str) else v for k, v in rec.items()}
         p = (rec.get("path") or "").strip()
         if not p:
             skipped.append((f"{path.name}:{lineno}", "manifest row has an empty path"))
@@ -348,4 +416,5 @@ def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
         groups=np.array(grp, dtype=object),
         root=root,
         skipped=tuple(skipped),
+        kind="csv",
     )

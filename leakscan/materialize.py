@@ -1,20 +1,22 @@
 """Build a new folder tree for a proposed split, linking or copying the original files.
 
 The original files are never moved, changed or deleted: hard links and symlinks point at
-them, copies duplicate them.
+them, copies duplicate them. Each file appears under its name in one step (a temporary name,
+then a rename), so a killed run leaves no partial file; a re-run recognises the files it
+already placed (the same inode for hard links, the same target for symlinks, the same bytes
+for copies) and adds only the missing ones.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ConfigError, OutputError
-from .report import _inside
+from .safeio import TMP_MARK, check_target, dataset_folders, place_file
 
 __all__ = ["materialize", "LINK_MODES"]
 
@@ -29,7 +31,9 @@ def _safe_part(name: str) -> str:
 def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False) -> int:
     """Lay out ``dest/<split>/<label>/<file name>`` for every kept row of ``resplit``.
 
-    Returns the number of files placed. Name clashes get ``__2``, ``__3``... before the suffix.
+    Returns the number of files in place for the new split (placed now, or found already placed
+    by an earlier run). Name clashes between different sources get ``__2``, ``__3``... before the
+    suffix; a file an earlier run placed for the same source is reused, never duplicated.
 
     Raises
     ------
@@ -43,8 +47,7 @@ def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False) -
     if m.images is not None:
         raise ConfigError("materialize needs image files; this dataset came from an in-memory array")
     dest = Path(dest)
-    if m.root is not None and _inside(dest, m.root):
-        raise OutputError(f"{dest}: inside the dataset folder {m.root}; leakscan never writes there")
+    check_target(dest, dataset_folders(m), what="--materialize folder")
     if dest.exists():
         if not dest.is_dir():
             raise OutputError(f"{dest}: exists and is not a folder")
@@ -53,29 +56,54 @@ def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False) -
     dest.mkdir(parents=True, exist_ok=True)
     names = resplit.splits
     taken: set[Path] = set()
+    cleaned: set[Path] = set()
     placed = 0
     for r in np.flatnonzero(~resplit.dropped):
         src = m.resolve(int(r))
         if not src.is_file():
             continue  # missing files are already listed as skipped by the audit
         label = _safe_part(m.labels[r]) if m.labels[r] else "_unlabelled"
-        target = dest / _safe_part(names[r]) / label / src.name
-        k = 2
-        while target in taken or target.exists():
-            target = target.with_name(f"{src.stem}__{k}{src.suffix}")
-            k += 1
-        taken.add(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        folder = dest / _safe_part(names[r]) / label
         try:
-            if link == "hardlink":
-                os.link(src, target)
-            elif link == "symlink":
-                os.symlink(src.resolve(), target)
-            else:
-                shutil.copy2(src, target)
+            folder.mkdir(parents=True, exist_ok=True)
+            _remove_leftovers(folder, cleaned)
+            k, target = 2, folder / src.name
+            while True:
+                if target not in taken and place_file(src, target, link):
+                    break
+                target = folder / f"{src.stem}__{k}{src.suffix}"
+                k += 1
         except OSError as exc:
             if exc.errno == errno.EXDEV:
-                raise OutputError(f"{target}: cannot hard-link across file systems; use --link copy or symlink") from None
-            raise OutputError(f"{target}: cannot {link} {src}: {exc.strerror or exc}") from None
+                raise OutputError(f"{folder}: cannot hard-link across file systems; use --link copy or symlink") from None
+            raise OutputError(f"{folder}: cannot {link} {src}: {exc.strerror or exc}") from None
+        taken.add(target)
         placed += 1
     return placed
+
+
+def _remove_leftovers(folder: Path, cleaned: set) -> None:
+    """Delete the temporary files a killed run of ours left in ``folder`` (named ``.*`` + TMP_MARK)."""
+    if folder in cleaned:
+        return
+    cleaned.add(folder)
+    for p in folder.glob(f".*{TMP_MARK}"):
+        pid = p.name[:-len(TMP_MARK)].rsplit(".", 1)[-1]
+        if pid.isdigit() and _alive(int(pid)):
+            continue  # another run placing files here right now
+        try:
+            p.unlink()
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # our own leftovers cannot be in use: place_file removes them as it goes
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True

@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from .errors import ConfigError
-from .split import assign_splits
+from .split import assign_splits, check_random_state
 
 __all__ = ["find_groups", "train_test_split", "StratifiedGroupShuffleSplit"]
 
@@ -78,6 +78,14 @@ def _n_train_test(n: int, test_size, train_size) -> tuple[int, int]:
     return n_train, n_test
 
 
+def _check_stratify(y, name: str = "stratify") -> None:
+    """As scikit-learn: every class needs at least two members to be on both sides."""
+    _, counts = np.unique(np.asarray(y).astype(str), return_counts=True)
+    if len(counts) and counts.min() < 2:
+        raise ConfigError(f"The least populated class in {name} has only {int(counts.min())} member, which is too "
+                          "few. The minimum number of groups for any class cannot be less than 2.")
+
+
 def _index(a, idx):
     if hasattr(a, "iloc"):
         return a.iloc[idx]
@@ -138,6 +146,7 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
     """
     if not arrays:
         raise ConfigError("train_test_split needs at least one array")
+    check_random_state(random_state)
     n = len(arrays[0])
     for k, a in enumerate(arrays):
         if len(a) != n:
@@ -161,7 +170,9 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
         y = np.zeros(n) if stratify is None else np.asarray(stratify)
         if len(y) != n:
             raise ConfigError(f"stratify has {len(y)} entries but the arrays have {n} rows")
-        tr, te = _two_way(units, y, n_train, n_test, np.random.default_rng(random_state))
+        if stratify is not None:
+            _check_stratify(y)
+        tr, te = _two_way(units, y, n_train, n_test, check_random_state(random_state))
     else:
         if stratify is not None:
             raise ConfigError("stratified train/test split is not implemented for shuffle=False; pass shuffle=True")
@@ -208,6 +219,7 @@ class StratifiedGroupShuffleSplit:
         self.n_splits = int(n_splits)
         self.test_size = test_size
         self.train_size = train_size
+        check_random_state(random_state)
         self.random_state = random_state
 
     def __repr__(self) -> str:
@@ -228,6 +240,8 @@ class StratifiedGroupShuffleSplit:
         yy = np.zeros(n) if y is None else np.asarray(y)
         test_size = 0.1 if self.test_size is None and self.train_size is None else self.test_size
         n_train, n_test = _n_train_test(n, test_size, self.train_size)
-        rng = np.random.default_rng(self.random_state)
+        if y is not None:
+            _check_stratify(yy, "y")
+        rng = check_random_state(self.random_state)
         for _ in range(self.n_splits):
             yield _two_way(groups, yy, n_train, n_test, rng)

@@ -17,6 +17,7 @@ import numpy as np
 
 from .audit import PAIR_COLUMNS, Audit
 from .errors import OutputError
+from .safeio import check_target, csv_cell, dataset_folders, plain, write_folder
 
 __all__ = ["write_outputs", "summary_json", "render_terminal", "OUTPUT_FILES", "atomic_write"]
 
@@ -48,12 +49,18 @@ def _umask() -> int:
     return mask
 
 
+_PATH_COLUMNS = ("path", "a", "b")
+
+
 def _csv_text(columns, rows) -> str:
+    """CSV text; text cells are guarded for spreadsheets (:func:`leakscan.safeio.csv_cell`) and NUL
+    bytes written as ``\\x00``."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow(r)
+        w.writerow({k: csv_cell(v.replace("\0", "\\x00"), path=k in _PATH_COLUMNS) if isinstance(v, str) else v
+                    for k, v in r.items()})
     return buf.getvalue()
 
 
@@ -69,13 +76,16 @@ def _inside(child: Path, parent: Path) -> bool:
         return False
 
 
-def prepare_out_dir(out: Path, *, force: bool, data_root: Path | None, names=OUTPUT_FILES) -> Path:
-    """Check that ``out`` may receive our files: not inside the dataset, writable, no clobbering."""
+def prepare_out_dir(out: Path, *, force: bool, data_root: Path | None = None, names=OUTPUT_FILES,
+                    protect=()) -> Path:
+    """Check that ``out`` may receive our files: not inside (nor holding) the dataset, writable, no clobbering.
+
+    ``protect``: the dataset's folders (:func:`leakscan.safeio.dataset_folders`); ``data_root``:
+    one more folder to treat as the dataset.
+    """
     out = Path(out)
-    if data_root is not None and _inside(out, data_root):
-        raise OutputError(
-            f"{out}: output folder is inside the dataset folder {data_root}; leakscan never writes there "
-            "(choose --out outside it)")
+    folders = list(protect) + ([os.path.realpath(data_root)] if data_root is not None else [])
+    check_target(out, folders, what="output folder")
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
     try:
@@ -105,39 +115,33 @@ def write_outputs(audit: Audit, out: str | os.PathLike, *, force: bool = False, 
         ``force`` is False.
     """
     m = audit.manifest
-    out = prepare_out_dir(Path(out), force=force, data_root=m.root)
-    written = []
-
-    def put(name, text):
-        p = out / name
-        atomic_write(p, text)
-        written.append(p)
-
-    put("pairs.csv", _csv_text(PAIR_COLUMNS, audit.pair_records()))
+    out = prepare_out_dir(Path(out), force=force, protect=dataset_folders(m))
+    files: dict = {}
+    files["pairs.csv"] = _csv_text(PAIR_COLUMNS, audit.pair_records())
     g = audit.groups
     dup = g.duplicate_groups()
     in_dup = np.isin(g.ids, dup) if len(dup) else np.zeros(len(m), bool)
     rows = np.flatnonzero(in_dup)
     rows = rows[np.lexsort((rows, g.ids[rows]))]
     weak = g.weakest if g.weakest is not None else np.full(g.n_groups, np.nan)
-    put("groups.csv", _csv_text(
+    files["groups.csv"] = _csv_text(
         ["path", "group", "split", "label", "size", "weakest_link"],
         ({"path": m.paths[r], "group": int(g.ids[r]), "split": m.splits[r], "label": m.labels[r],
           "size": int(g.sizes[g.ids[r]]),
-          "weakest_link": "" if np.isnan(weak[g.ids[r]]) else round(float(weak[g.ids[r]]), 3)} for r in rows)))
-    put("skipped.csv", _csv_text(["path", "reason"], ({"path": p, "reason": why} for p, why in audit.skipped)))
+          "weakest_link": "" if np.isnan(weak[g.ids[r]]) else round(float(weak[g.ids[r]]), 3)} for r in rows))
+    files["skipped.csv"] = _csv_text(["path", "reason"], ({"path": p, "reason": why} for p, why in audit.skipped))
     if parquet:
-        written += _write_parquet(audit, out)
+        files["pairs.parquet"] = _parquet_writer(audit)
     if html:
         from .htmlreport import render_html  # noqa: PLC0415
 
-        put("report.html", render_html(audit, progress=progress))
-    put("summary.json", summary_json(audit))
-    return written
+        files["report.html"] = render_html(audit, progress=progress)
+    files["summary.json"] = summary_json(audit)  # last: its presence marks a complete set
+    return write_folder(out, files, owned=set(OUTPUT_FILES) | {"pairs.parquet"})
 
 
-def _write_parquet(audit: Audit, out: Path) -> list[Path]:
-    """``pairs.parquet`` with the pairs.csv columns (needs pyarrow)."""
+def _parquet_writer(audit: Audit):
+    """A callable writing ``pairs.parquet`` with the pairs.csv columns to a path (needs pyarrow)."""
     try:
         import pyarrow as pa  # noqa: PLC0415
         import pyarrow.parquet as pq  # noqa: PLC0415
@@ -145,12 +149,7 @@ def _write_parquet(audit: Audit, out: Path) -> list[Path]:
         raise OutputError("--parquet needs pyarrow: pip install pyarrow") from None
     recs = audit.pair_records()
     table = pa.table({c: [r[c] if r[c] != "" else None for r in recs] for c in PAIR_COLUMNS})
-    fd, tmp = tempfile.mkstemp(prefix=".pairs.parquet.", suffix=".tmp", dir=out)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())
-    pq.write_table(table, tmp)
-    os.replace(tmp, out / "pairs.parquet")
-    return [out / "pairs.parquet"]
+    return lambda path: pq.write_table(table, path)
 
 
 # --------------------------------------------------------------------------- terminal
@@ -159,9 +158,26 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
-def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
-    """Print a short summary with rich tables to ``console``."""
+def _text(s):
+    """A user string as a rich Text: printed as it is (no markup), control characters escaped."""
+    from rich.text import Text  # noqa: PLC0415
+
+    return Text(plain(s))
+
+
+def _esc(s) -> str:
+    """A user string to embed in a markup line: control characters and markup escaped."""
     from rich.markup import escape  # noqa: PLC0415
+
+    return escape(plain(s))
+
+
+def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
+    """Print a short summary with rich tables to ``console``.
+
+    Paths, labels, split names and reasons are user strings: printed as plain text, never
+    as rich markup, with control characters (ESC...) escaped.
+    """
     from rich.table import Table  # noqa: PLC0415
 
     d = audit.to_dict()
@@ -177,7 +193,7 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
     t.add_column("images", justify="right")
     t.add_column("classes", justify="right")
     for s, n in d["splits"].items():
-        t.add_row(s, f"{n:,}", str(len([c for c in d["class_counts"].get(s, {}) if c])))
+        t.add_row(_text(s), f"{n:,}", str(len([c for c in d["class_counts"].get(s, {}) if c])))
     console.print(t)
 
     leaks = [lk for lk in d["leaks"] if lk["images"]]
@@ -192,8 +208,8 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
             t.add_column(col, justify=just)
         for lk in leaks:
             worst = sorted(((v["fraction"], c) for c, v in lk["per_class"].items() if v["images"]), reverse=True)
-            t.add_row(lk["split"], lk["against"], f"{lk['images']:,}", f"{lk['total']:,}", _pct(lk["fraction"]),
-                      ", ".join(f"{c or '(none)'} {_pct(f)}" for f, c in worst[:3]))
+            t.add_row(_text(lk["split"]), _text(lk["against"]), f"{lk['images']:,}", f"{lk['total']:,}",
+                      _pct(lk["fraction"]), _text(", ".join(f"{c or '(none)'} {_pct(f)}" for f, c in worst[:3])))
         console.print(t)
 
     if d["n_label_conflicts"]:
@@ -203,7 +219,8 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
         t.add_column("labels")
         t.add_column("example")
         for c in d["label_conflicts"][:max_rows]:
-            t.add_row(str(c["group"]), ", ".join(f"{k} x{v}" for k, v in c["labels"].items()), c["paths"][0])
+            t.add_row(str(c["group"]), _text(", ".join(f"{k} x{v}" for k, v in c["labels"].items())),
+                      _text(c["paths"][0]))
         console.print(t)
 
     cross = audit.cross_split()
@@ -216,25 +233,24 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
             t.add_column(col, overflow="fold")
         for k in idx:
             r = recs[k]
-            t.add_row(f"{r['a']}", f"{r['b']}", r["kind"], f"{r['score']:.3f}", r["detail"])
+            t.add_row(_text(r["a"]), _text(r["b"]), r["kind"], f"{r['score']:.3f}", _text(r["detail"]))
         console.print(t)
     if d["n_low_information"]:
         console.print(f"{d['n_low_information']:,} low-information images (flat frames) matched by exact digest only.")
     for w in d["warnings"]:
-        console.print("[yellow]warning:[/yellow] " + escape(w), highlight=False)
+        console.print("[yellow]warning:[/yellow] " + _esc(w), highlight=False)
     if d["n_skipped"]:
         console.print(f"[yellow]{d['n_skipped']:,} files skipped[/yellow] (reasons in skipped.csv): "
-                      + "; ".join(f"{p}: {w}" for p, w in audit.skipped[:3]), highlight=False)
+                      + _esc("; ".join(f"{p}: {w}" for p, w in audit.skipped[:3])), highlight=False)
 
 
 # --------------------------------------------------------------------------- re-split
 
-def prepare_resplit_out(out: Path, *, force: bool, data_root: Path | None) -> None:
+def prepare_resplit_out(out: Path, *, force: bool, data_root: Path | None = None, protect=()) -> None:
     """Check that the new manifest may be written at ``out`` (before the long part runs)."""
     out = Path(out)
-    if data_root is not None and _inside(out.parent, data_root):
-        raise OutputError(f"{out}: inside the dataset folder {data_root}; leakscan never writes there "
-                          "(choose --out outside it)")
+    folders = list(protect) + ([os.path.realpath(data_root)] if data_root is not None else [])
+    check_target(out.parent, folders, what=f"the folder of --out {out}", contains=False)
     if out.is_dir():
         raise OutputError(f"{out}: is a folder; --out names the CSV file to write")
     if out.exists() and not force:
@@ -246,6 +262,7 @@ def write_resplit(rs, out: str | os.PathLike) -> list[Path]:
     out = Path(out)
     if out.exists() and out.is_dir():
         raise OutputError(f"{out}: is a folder; --out names the CSV file to write")
+    check_target(out.parent, dataset_folders(rs.audit.manifest), what=f"the folder of --out {out}", contains=False)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -282,14 +299,14 @@ def render_resplit(rs, console) -> None:
     from rich.table import Table  # noqa: PLC0415
 
     d = rs.to_dict()
-    console.print(f"[bold]leakscan resplit[/bold] ({d['mode']}, seed {d['seed']}): {rs.remedy}; "
+    console.print(f"[bold]leakscan resplit[/bold] ({d['mode']}, seed {d['seed']}): {_esc(rs.remedy)}; "
                   f"{d['moved']:,} images change split, {d['dropped']:,} dropped.", highlight=False)
     t = Table(title="Split sizes", title_justify="left")
     for col, just in (("split", "left"), ("target", "right"), ("achieved", "right"), ("error", "right"),
                       ("worst class share error", "right")):
         t.add_column(col, justify=just)
     for name, s in d["splits"].items():
-        t.add_row(name, f"{s['target']:,}", f"{s['achieved']:,}", f"{100 * s['size_error']:+.2f}%",
+        t.add_row(_text(name), f"{s['target']:,}", f"{s['achieved']:,}", f"{100 * s['size_error']:+.2f}%",
                   f"{100 * s['max_class_share_error']:.2f} pp")
     console.print(t)
     labels = list(next(iter(d["splits"].values()))["class_share_target"]) if d["splits"] else []
@@ -300,13 +317,13 @@ def render_resplit(rs, console) -> None:
                   (f" (10 furthest of {len(labels)} classes)" if len(labels) > 10 else ""), title_justify="left")
         t.add_column("class")
         for name in d["splits"]:
-            t.add_column(name, justify="right")
+            t.add_column(_text(name), justify="right")
         for c in sorted(worst):
-            t.add_row(c or "(none)", *(f"{100 * s['class_share_target'][c]:.1f}% -> {100 * s['class_share_achieved'][c]:.1f}%"
+            t.add_row(_text(c or "(none)"), *(f"{100 * s['class_share_target'][c]:.1f}% -> {100 * s['class_share_achieved'][c]:.1f}%"
                                        for s in d["splits"].values()))
         console.print(t)
     for p in d["problems"]:
-        console.print(f"[yellow]cannot fully meet:[/yellow] {p}", highlight=False)
+        console.print(f"[yellow]cannot fully meet:[/yellow] {_esc(p)}", highlight=False)
     n = d["cross_split_pairs_after"]
     console.print(("[green]verified:[/green] " if n == 0 else "[red]not verified:[/red] ")
                   + f"{n} of the {d['pairs_checked']:,} duplicate pairs cross splits in the new manifest.",

@@ -138,6 +138,22 @@ class Assignment:
         return arr[self.splits]
 
 
+def check_random_state(random_state, name: str = "random_state") -> np.random.Generator:
+    """A numpy Generator from None, an int >= 0, a Generator, a RandomState or a SeedSequence.
+
+    Raises ConfigError (a ValueError) for anything else, such as ``'abc'`` or ``1.5``.
+    """
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
+    ok = (random_state is None or isinstance(random_state, (np.random.Generator, np.random.SeedSequence,
+                                                            np.random.BitGenerator))
+          or (isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool)
+              and random_state >= 0))
+    if not ok:
+        raise ConfigError(f"{name} must be None, an int >= 0 or a numpy Generator, got {random_state!r}")
+    return np.random.default_rng(random_state)
+
+
 def assign_splits(
     units: np.ndarray,
     labels: np.ndarray,
@@ -182,7 +198,7 @@ def assign_splits(
     >>> bool(a.splits[0] == a.splits[1])
     True
     """
-    rng = np.random.default_rng(random_state)
+    rng = check_random_state(random_state)
     units = np.asarray(units)
     n = len(units)
     if len(labels) != n:

@@ -63,7 +63,10 @@ def test_other_version_is_not_reused(small, tmp_path):
 
 def test_corrupt_cache_is_set_aside_and_rebuilt(small, tmp_path):
     db = tmp_path / "c.sqlite"
-    db.write_bytes(b"this is not a database" * 100)
+    audit(small, cache=db, jobs=1)
+    with open(db, "r+b") as fh:  # our own database, its schema page overwritten
+        fh.seek(100)
+        fh.write(b"this is not a database" * 100)
     r = audit(small, cache=db, jobs=1)
     assert r.n_images == len(r.manifest)
     assert any("moved it to" in w for w in r.warnings)

@@ -76,10 +76,13 @@ def test_unreadable_file(tmp_path):
     p = d / "train" / "cls" / "exif-upright.png"
     p.chmod(0)
     try:
-        r = audit(d, jobs=1, cache=False)
+        r = audit(d, jobs=1, cache=tmp_path / "c.sqlite")
         assert "permission denied" in dict(r.skipped)["train/cls/exif-upright.png"]
     finally:
         p.chmod(0o644)
+    # chmod changes no mtime: the failure must not have been cached (issue 15, item 1)
+    r = audit(d, jobs=1, cache=tmp_path / "c.sqlite")
+    assert "train/cls/exif-upright.png" not in dict(r.skipped)
 
 
 def test_commands_never_touch_the_dataset(corpus, tmp_path):

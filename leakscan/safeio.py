@@ -1,0 +1,374 @@
+"""Writing safely next to the user's files: where leakscan may write, all-or-nothing folders,
+atomic file placement, plain-text terminal output, CSV cells safe for spreadsheets, and
+worker processes that die with their parent.
+
+Everything leakscan writes goes through here or through :func:`leakscan.report.atomic_write`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import filecmp
+import logging
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from .errors import OutputError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["dataset_folders", "check_target", "write_folder", "place_file", "plain", "csv_cell",
+           "die_with_parent", "TMP_MARK"]
+
+#: Marks every temporary name leakscan makes (hidden files and folders), so a re-run can
+#: recognise and remove what a killed run left.
+TMP_MARK = ".leakscan-tmp"
+
+
+# --------------------------------------------------------------------------- where we may write
+
+def _real(p) -> str:
+    return os.path.realpath(os.fspath(p))
+
+
+def _common(folders) -> str | None:
+    try:
+        return os.path.commonpath(list(folders)) if folders else None
+    except ValueError:  # different drives
+        return None
+
+
+def dataset_folders(manifest) -> list[str]:
+    """The folders leakscan never writes into (nor replaces): where the audited images are.
+
+    * the folder of every audited image file;
+    * the common folder of each split's images, and of all images;
+    * for a dataset given as a folder, that folder.
+
+    The common folder of all images is not protected when it holds the CSV manifest itself
+    (``project/splits.csv`` with ``project/images/``: ``project/`` is a project folder, and
+    ``--out project/reports`` is fine); nor is ``/`` or a home folder ever protected as a
+    common folder. Paths are resolved (symlinked folders count where they point).
+    """
+    if manifest.images is not None:
+        return []
+    paths = manifest.resolved_paths()
+    per_split: dict[str, set] = {}
+    for p, s in zip(paths, manifest.splits.tolist()):
+        per_split.setdefault(s, set()).add(os.path.dirname(p))
+    real = {d: _real(d) for ds in per_split.values() for d in ds}
+    out = set(real.values())
+    never = {os.path.abspath(os.sep), _real(os.path.expanduser("~"))}
+    commons = [_common({real[d] for d in ds}) for ds in per_split.values()]
+    overall = _common(set(out))
+    root = _real(manifest.root) if manifest.root is not None else None
+    kind = getattr(manifest, "kind", "")
+    if overall is not None and not (kind == "csv" and root is not None and _within(root, overall)):
+        commons.append(overall)
+    out.update(c for c in commons if c and c not in never)
+    if kind == "folder" and root is not None:
+        out.add(root)
+    return sorted(out)
+
+
+def _within(child: str, parent: str) -> bool:
+    return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+def check_target(target, folders, *, what: str = "--out", contains: bool = True) -> None:
+    """Raise OutputError when ``target`` is inside (or, with ``contains``, holds) a dataset folder."""
+    t = _real(target)
+    for f in folders:
+        if _within(t, f):
+            raise OutputError(f"{target}: {what} is inside the dataset folder {f} (it holds audited images); "
+                              "leakscan never writes there: choose a folder outside it")
+        if contains and _within(f, t):
+            raise OutputError(f"{target}: {what} contains the dataset folder {f} (it holds audited images); "
+                              "leakscan never writes there: choose another folder")
+
+
+# --------------------------------------------------------------------------- all-or-nothing folders
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    AT_FDCWD = -100
+    if fn(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), os.fspath(b))
+
+
+def _clean_leftovers(folder: Path, prefix: str, min_age: float = 3600.0) -> None:
+    """Remove temporary folders/files of ours (``prefix``...``TMP_MARK``) a killed run left behind."""
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for e in entries:
+        if not (e.name.startswith(prefix) and TMP_MARK in e.name):
+            continue
+        try:
+            if now - e.stat(follow_symlinks=False).st_mtime < min_age:
+                continue  # may belong to a run still going
+            if e.is_dir(follow_symlinks=False):
+                shutil.rmtree(e.path, ignore_errors=True)
+            else:
+                os.unlink(e.path)
+        except OSError:
+            pass
+
+
+def write_folder(out: Path, files: dict, *, owned: set, order=None) -> list[Path]:
+    """Write ``files`` ({name: text or callable(path)}) into ``out`` as one set.
+
+    Everything is written into a temporary folder beside ``out`` first; then, when ``out``
+    holds nothing but files named in ``owned`` (earlier results), the two folders are swapped
+    in one step (the old set is deleted afterwards), so a kill leaves either the old complete
+    set or the new one. When ``out`` also holds other files (the user's, never touched), the
+    new files are moved in one by one with ``summary.json`` (the last of ``order``) removed first
+    and put last: a set without it is incomplete. Raises OutputError on a full disk or another
+    write failure, leaving ``out`` as it was.
+    """
+    out = Path(out)
+    if out.is_symlink():  # replace the folder it points at, keep the link
+        out = Path(os.path.realpath(out))
+    parent = out.absolute().parent
+    _clean_leftovers(parent, f".{out.name}.")
+    _clean_leftovers(out, ".") if out.is_dir() else None
+    names = list(order or files)
+    try:
+        existing = set(os.listdir(out)) if out.is_dir() else set()
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot list the output folder ({exc.strerror or exc})") from None
+    existing = {n for n in existing if TMP_MARK not in n}
+    cwd = _real(os.getcwd())
+    swap = existing <= set(owned) and not _within(cwd, _real(out))
+    where = parent if swap else out
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}." if swap else ".", suffix=TMP_MARK, dir=where))
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write the results ({exc.strerror or exc}); nothing was changed") from None
+    try:
+        try:
+            mode = (os.stat(out).st_mode & 0o7777) if out.is_dir() else (0o777 & ~_umask())
+            os.chmod(stage, mode)
+            for name in names:
+                content = files[name]
+                if callable(content):
+                    content(stage / name)
+                else:
+                    _write_text(stage / name, content)
+            _fsync_dir(stage)
+        except OSError as exc:
+            raise OutputError(f"{out}: cannot write the results ({exc.strerror or exc}); "
+                              "nothing was changed") from None
+        if swap:
+            _swap(stage, out)
+        else:
+            _move_in(stage, out, names)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return [out / n for n in names]
+
+
+def _write_text(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _swap(stage: Path, out: Path) -> None:
+    """Put the folder ``stage`` at ``out``; the old ``out`` ends at ``stage`` (deleted by the caller)."""
+    try:
+        if out.is_dir() and _exchange(stage, out):
+            return
+        if out.is_dir():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", suffix=TMP_MARK, dir=out.absolute().parent))
+            os.replace(out, old / "old")
+            try:
+                os.rename(stage, out)
+            except OSError:
+                os.replace(old / "old", out)  # put the old set back
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(stage, out)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot replace the output folder ({exc.strerror or exc}); "
+                          "nothing was changed") from None
+
+
+def _move_in(stage: Path, out: Path, names: list) -> None:
+    last = names[-1]
+    try:
+        try:
+            os.unlink(out / last)  # from now on the set is marked incomplete until it is back
+        except FileNotFoundError:
+            pass
+        for name in names:
+            os.replace(stage / name, out / name)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot move the results in ({exc.strerror or exc})") from None
+
+
+# --------------------------------------------------------------------------- placing one file
+
+def _same_placement(src: Path, target: Path, link: str) -> bool:
+    """Does ``target`` already hold ``src`` as ``link`` would have placed it?"""
+    try:
+        if link == "symlink":
+            return target.is_symlink() and os.readlink(target) == os.fspath(src.resolve())
+        if target.is_symlink() or not target.is_file():
+            return False
+        if link == "hardlink":
+            return os.path.samefile(src, target)
+        return os.path.getsize(src) == os.path.getsize(target) and filecmp.cmp(src, target, shallow=False)
+    except OSError:
+        return False
+
+
+def place_file(src: Path, target: Path, link: str) -> bool:
+    """Place ``src`` at ``target`` atomically (never a partial file under ``target``'s name).
+
+    Returns False (and does nothing) when ``target`` exists and is not already ``src``;
+    True when ``src`` is at ``target`` afterwards (placed now or by an earlier run).
+    """
+    if os.path.lexists(target):
+        return _same_placement(src, target, link)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}{TMP_MARK}")
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    if link == "hardlink":
+        os.link(src, tmp)
+    elif link == "symlink":
+        os.symlink(src.resolve(), tmp)
+    else:
+        shutil.copy2(src, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+    try:
+        if link == "symlink":
+            os.rename(tmp, target)  # cannot hard-link a symlink portably; checked absent above
+        else:
+            try:
+                os.link(tmp, target)  # fails if a file appeared meanwhile: nothing is overwritten
+            except OSError as exc:
+                if exc.errno in (errno.EEXIST,):
+                    return _same_placement(src, target, link)
+                os.rename(tmp, target)  # no hard links on this file system
+                return True
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+    return True
+
+
+# --------------------------------------------------------------------------- user strings
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def plain(s) -> str:
+    """A user string (path, label, reason) safe for a terminal: control characters escaped.
+
+    ``"a\\x1b[31mb"`` -> ``"a\\\\x1b[31mb"``. Rich markup is not interpreted by the callers (they
+    print these as :class:`rich.text.Text` or with ``markup=False``).
+    """
+    s = str(s)
+    return _CONTROL.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 256
+                        else "\\u%04x" % ord(m.group()), s)
+
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(v, *, path: bool = False):
+    """A text cell safe to open in a spreadsheet (no formula): cells starting = + - @ tab CR get a prefix.
+
+    Relative paths get ``./`` (the same file for every reader: ``=x.png`` -> ``./=x.png``);
+    other text gets ``'`` (OWASP's advice), which :func:`leakscan.manifest.discover` removes
+    when it reads a CSV, so leakscan reads back what it wrote. Numbers are left alone.
+    """
+    if isinstance(v, str) and v.startswith(_FORMULA):
+        return "./" + v if path else "'" + v
+    return v
+
+
+# --------------------------------------------------------------------------- worker processes
+
+def die_with_parent() -> None:
+    """Make this (worker) process end when its parent dies, even by kill -9.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; elsewhere a daemon thread watches the parent
+    id. Called in the pool initializer. Workers also ignore Ctrl-C (SIGINT reaches the whole
+    process group): the parent handles it and shuts the pool down.
+    """
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        pass
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0:  # PR_SET_PDEATHSIG
+                if os.getppid() != parent:  # the parent died before prctl took effect
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="leakscan-parent-watch", daemon=True).start()

@@ -1,0 +1,731 @@
+"""Safety II (issue 15): a hostile or unlucky environment never loses a leak, never touches the
+user's files, never hangs. One test (or more) per numbered item of the issue."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from leakscan import audit
+from leakscan.cache import FeatureCache
+from leakscan.cli import app
+from leakscan.decode import DecodeError, read_bytes
+
+ROOT = os.name == "posix" and os.geteuid() == 0
+
+
+def mk(path: Path, seed: int, size: int = 48) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (size, size, 3), np.uint8)).save(path)
+    return path
+
+
+def issue_dataset(d: Path) -> Path:
+    """The issue's set-up: train x, y; test z and a copy of x (one cross-split leak)."""
+    mk(d / "train/a/x.png", 1)
+    mk(d / "train/a/y.png", 2)
+    mk(d / "test/a/z.png", 3)
+    shutil.copy(d / "train/a/x.png", d / "test/a/x.png")
+    return d
+
+
+def leaked(r) -> int:
+    return sum(lk.images for lk in r.leaks)
+
+
+@contextmanager
+def tmpfs(size: str = "1m"):
+    """A small tmpfs (root only); skips the test where it cannot be mounted."""
+    where = Path(tempfile.mkdtemp(prefix="leakscan-tmpfs-"))
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        where.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here: {p.stderr.strip() or p.returncode}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def fill(folder: Path) -> None:
+    """Fill the file system holding ``folder`` to the last byte."""
+    for name, block in (("filler", 4096), ("filler2", 1)):
+        try:
+            fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT)
+        except OSError:
+            return
+        try:
+            while True:
+                os.write(fd, b"\0" * block)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+# ---------------------------------------------------------------- 1. transient failures are not cached
+
+def test_1_a_size_cap_failure_is_not_cached_and_the_leak_is_found_next_run(tmp_path, monkeypatch):
+    # As root, permissions cannot be taken away; the size cap is another failure that is not a
+    # property of the bytes: same file, same size, same mtime, and yet the next run must decode it.
+    d = issue_dataset(tmp_path / "d")
+    db = tmp_path / "c.sqlite"
+    monkeypatch.setenv("LEAKSCAN_MAX_FILE_SIZE", "100")
+    r = audit(d, cache=db, jobs=1)
+    assert "cap" in dict(r.skipped)["test/a/x.png"] and leaked(r) == 0
+    monkeypatch.delenv("LEAKSCAN_MAX_FILE_SIZE")
+    r = audit(d, cache=db, jobs=1)
+    assert "test/a/x.png" not in dict(r.skipped)
+    assert leaked(r) == 2  # x in test has its copy in train, and the other way round
+
+
+def test_1_a_permission_failure_stored_by_an_older_version_is_tried_again(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    db = tmp_path / "c.sqlite"
+    audit(d, cache=db, jobs=1)
+    con = sqlite3.connect(db)  # what leakscan <= 0.x stored after a run as another user
+    con.execute("UPDATE features SET row=NULL, reason='permission denied: cannot read the file' "
+                "WHERE path LIKE '%test/a/x.png'")
+    con.commit()
+    con.close()
+    r = audit(d, cache=db, jobs=1)
+    assert leaked(r) == 2 and r.features.n_cached == 3
+
+
+def test_1_byte_failures_are_retried_when_the_bytes_change(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    (d / "test/a/x.png").write_bytes(b"half-copied file")
+    db = tmp_path / "c.sqlite"
+    r = audit(d, cache=db, jobs=1)
+    assert "not an image" in dict(r.skipped)["test/a/x.png"]
+    assert "not an image" in dict(audit(d, cache=db, jobs=1).skipped)["test/a/x.png"]  # cached
+    shutil.copy(d / "train/a/x.png", d / "test/a/x.png")  # the copy completes
+    r = audit(d, cache=db, jobs=1)
+    assert leaked(r) == 2
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root to run a step as another user")
+def test_1_permission_denied_as_an_unprivileged_user_is_not_cached(tmp_path):
+    # The issue's reproduction: chmod 000, audit as a user, chmod 644, audit again. The first
+    # audit runs in a child process that drops to 'nobody' (uid 65534).
+    from leakscan.features import extract_features
+    from leakscan.manifest import discover
+
+    base = Path(tempfile.mkdtemp(prefix="leakscan-perm-"))
+    try:
+        d = issue_dataset(base / "d")
+        db = base / "c.sqlite"
+        for p in [base, *base.rglob("*")]:
+            os.chmod(p, 0o777 if p.is_dir() else 0o666)
+        audit(d, cache=False, jobs=1)  # every module the child needs is imported now
+        x = d / "test/a/x.png"
+        x.chmod(0)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            code = 5
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                with FeatureCache(db) as store:
+                    f = extract_features(discover(d), jobs=1, cache=store)
+                code = 0 if any("permission denied" in why for _, why in f.failures) else 3
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        x.chmod(0o644)
+        r = audit(d, cache=db, jobs=1)
+        assert "test/a/x.png" not in dict(r.skipped) and leaked(r) == 2
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- 2. --cache names only our own file
+
+def test_2_cache_pointing_at_a_folder_is_an_error_and_the_folder_is_untouched(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    res = CliRunner().invoke(app, ["audit", str(d), "--cache", str(d), "-q"])
+    assert res.exit_code == 2
+    assert "not a file" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and (d / "train/a/x.png").is_file()
+
+
+@pytest.mark.parametrize("content", [b"my notes, not a database\n" * 50, b""])
+def test_2_cache_pointing_at_another_file_is_an_error_or_a_new_cache(tmp_path, content):
+    d = issue_dataset(tmp_path / "d")
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(content)
+    res = CliRunner().invoke(app, ["audit", str(d), "--cache", str(notes), "-q"])
+    if content:
+        assert res.exit_code == 2 and "not a leakscan feature cache" in res.stderr
+        assert notes.read_bytes() == content and not list(tmp_path.glob("notes.txt.broken-*"))
+    else:  # an empty file holds nothing to lose: it becomes the cache
+        assert res.exit_code == 0
+
+
+def test_2_another_programs_sqlite_database_is_left_alone(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    other = tmp_path / "app.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE users (name TEXT)")
+    con.commit()
+    con.close()
+    before = other.read_bytes()
+    res = CliRunner().invoke(app, ["audit", str(d), "--cache", str(other), "-q"])
+    assert res.exit_code == 2 and "another program" in res.stderr
+    assert other.read_bytes() == before
+
+
+# ---------------------------------------------------------------- 4. special files and the size cap
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_4_a_fifo_is_skipped_not_waited_on(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    os.mkfifo(d / "test/a/p.png")
+    out: dict = {}
+    t = threading.Thread(target=lambda: out.setdefault("r", audit(d, cache=tmp_path / "c.sqlite", jobs=1)),
+                         daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "the audit hangs on a FIFO"
+    r = out["r"]
+    assert "not a regular file" in dict(r.skipped)["test/a/p.png"] and leaked(r) == 2
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
+def test_4_dev_zero_and_proc_in_a_manifest_are_skipped(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    csv = tmp_path / "m.csv"
+    csv.write_text("path,split\n"
+                   f"{d}/train/a/x.png,train\n{d}/test/a/x.png,test\n/dev/zero,test\n/proc/self/status,test\n")
+    t0 = time.perf_counter()
+    r = audit(None, manifest=csv, cache=False, jobs=1)
+    assert time.perf_counter() - t0 < 60
+    why = dict(r.skipped)
+    assert "not a regular file (a character device)" in why["/dev/zero"]
+    assert "not an image" in why["/proc/self/status"] and "Name" not in why["/proc/self/status"]
+    assert leaked(r) == 2
+
+
+def test_4_size_cap_reads_at_most_cap_plus_one_bytes(tmp_path):
+    p = tmp_path / "big.png"
+    p.write_bytes(b"\x89PNG" + b"\0" * 5000)
+    with pytest.raises(DecodeError, match="cap"):
+        read_bytes(p, max_bytes=4096)
+    assert len(read_bytes(p, max_bytes=5004)) == 5004
+
+
+def test_4_max_file_size_flag(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    res = CliRunner().invoke(app, ["audit", str(d), "--max-file-size", "1K", "--out", str(tmp_path / "o"),
+                                   "--no-cache", "-q"])
+    assert res.exit_code == 2 and "no image could be read" in res.stderr  # every PNG is ~7 KB
+    assert "cap" in (tmp_path / "o" / "skipped.csv").read_text()
+    res = CliRunner().invoke(app, ["audit", str(d), "--max-file-size", "1M", "--json", "--no-cache"])
+    assert res.exit_code == 0 and '"n_skipped": 0' in res.stdout
+    assert "LEAKSCAN_MAX_FILE_SIZE" not in os.environ  # the flag applies to its own run only
+    res = CliRunner().invoke(app, ["audit", str(d), "--max-file-size", "lots", "--no-cache"])
+    assert res.exit_code == 2 and "--max-file-size" in res.stderr
+
+
+# ---------------------------------------------------------------- 8. a healthy cache is never set aside
+
+def test_8_read_only_file_system_uses_the_cache_without_writing(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    with tmpfs("4m") as fs:
+        db = fs / "c.sqlite"
+        audit(d, cache=db, jobs=1)
+        subprocess.run(["mount", "-o", "remount,ro", str(fs)], check=True)
+        mk(d / "train/a/new.png", 9)
+        r = audit(d, cache=db, jobs=1)
+        assert r.features.n_cached == 4 and leaked(r) == 2
+        assert any("not storing new results" in w for w in r.warnings)
+        assert sorted(p.name for p in fs.iterdir()) == ["c.sqlite"] or not list(fs.glob("*.broken-*"))
+        subprocess.run(["mount", "-o", "remount,rw", str(fs)], check=True)
+        assert not list(fs.glob("*.broken-*"))
+
+
+def test_8_full_disk_keeps_the_cache_and_warns(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    with tmpfs("2m") as fs:
+        db = fs / "c.sqlite"
+        audit(d, cache=db, jobs=1)
+        size = db.stat().st_size
+        fill(fs)
+        for k in range(30):
+            mk(d / f"train/b/n{k}.png", 100 + k, 96)
+        r = audit(d, cache=db, jobs=1)
+        assert leaked(r) == 2 and r.n_images == 34
+        assert any("not storing new results" in w for w in r.warnings), r.warnings
+        assert not list(fs.glob("*.broken-*")) and db.stat().st_size >= size
+        (fs / "filler").unlink()
+        assert audit(d, cache=db, jobs=1).features.n_cached >= 4
+
+
+def test_8_full_disk_before_the_cache_exists_runs_without_it(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    with tmpfs("256k") as fs:
+        fill(fs)
+        r = audit(d, cache=fs / "c.sqlite", jobs=1)
+        assert leaked(r) == 2 and any("decoding without it" in w or "not storing" in w for w in r.warnings)
+
+
+# ---------------------------------------------------------------- 3. never write where the images are
+
+def _outside_manifest(tmp_path: Path) -> tuple[Path, Path]:
+    d = issue_dataset(tmp_path / "d")
+    m = tmp_path / "m"
+    m.mkdir()
+    csv = m / "m.csv"
+    csv.write_text("path,split,label\n../d/train/a/x.png,train,a\n../d/train/a/y.png,train,a\n"
+                   "../d/test/a/z.png,test,a\n../d/test/a/x.png,test,a\n")
+    return d, csv
+
+
+def test_3_materialize_into_the_dataset_via_an_outside_manifest_is_refused(tmp_path):
+    from conftest import tree_digest
+
+    d, csv = _outside_manifest(tmp_path)
+    before = tree_digest(d)
+    runner = CliRunner()
+    for target in (d, d / "new", d / "test"):
+        res = runner.invoke(app, ["resplit", "--manifest", str(csv), "--out", str(tmp_path / "new.csv"),
+                                  "--materialize", str(target), "--force", "--no-cache", "-q"])
+        assert res.exit_code == 2, (target, res.output)
+        assert "dataset folder" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    res = runner.invoke(app, ["audit", "--manifest", str(csv), "--out", str(d / "report"), "--no-cache", "-q"])
+    assert res.exit_code == 2 and "inside the dataset folder" in res.stderr
+    res = runner.invoke(app, ["audit", "--manifest", str(csv), "--out", str(tmp_path), "--no-cache", "-q",
+                              "--force"])
+    assert res.exit_code == 2 and "contains the dataset folder" in res.stderr
+    assert tree_digest(d) == before
+
+
+def test_3_project_layout_allows_reports_beside_the_images(tmp_path):
+    proj = tmp_path / "project"
+    issue_dataset(proj / "images")
+    (proj / "splits.csv").write_text("path,split\nimages/train/a/x.png,train\nimages/train/a/y.png,train\n"
+                                     "images/test/a/z.png,test\nimages/test/a/x.png,test\n")
+    runner = CliRunner()
+    res = runner.invoke(app, ["audit", "--manifest", str(proj / "splits.csv"), "--out", str(proj / "reports"),
+                              "--no-cache", "-q"])
+    assert res.exit_code == 0, res.output
+    assert (proj / "reports" / "summary.json").is_file()
+    res = runner.invoke(app, ["resplit", "--manifest", str(proj / "splits.csv"), "--out", str(proj / "new.csv"),
+                              "--materialize", str(proj / "resplit"), "--no-cache", "-q"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["audit", "--manifest", str(proj / "splits.csv"),
+                              "--out", str(proj / "images" / "reports"), "--no-cache", "-q"])
+    assert res.exit_code == 2
+
+
+# ---------------------------------------------------------------- 5. one line, exit 2
+
+def test_5_nul_byte_in_a_manifest_path(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    csv = tmp_path / "m.csv"
+    csv.write_text(f"path,split\n{d}/train/a/x.png,train\n{d}/test/a/x\0evil.png,test\n{d}/test/a/x.png,test\n"
+                   f"{d}/test/a/z.png,te\0st\n")
+    runner = CliRunner()
+    res = runner.invoke(app, ["audit", "--manifest", str(csv), "--out", str(tmp_path / "o"), "--no-cache", "-q"])
+    assert res.exit_code == 0, res.output
+    skipped = (tmp_path / "o" / "skipped.csv").read_text()
+    assert "NUL byte" in skipped and "\0" not in skipped
+    res = runner.invoke(app, ["resplit", "--manifest", str(csv), "--out", str(tmp_path / "new.csv"), "--no-cache",
+                              "-q"])
+    assert res.exit_code == 0, res.output
+    assert "\0" not in (tmp_path / "new.csv").read_text()
+    # a list of paths from Python: the NUL path is skipped with its reason
+    r = audit([str(d / "train/a/x.png"), str(d / "test/a/x.png") + "\0.png"], cache=tmp_path / "c.sqlite", jobs=1)
+    assert "NUL byte" in dict(r.skipped)[str(d / "test/a/x.png") + "\0.png"]
+
+
+def test_5_full_disk_at_out_is_one_line_and_leaves_the_old_set(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    runner = CliRunner()
+    with tmpfs("256k") as fs:
+        out = fs / "report"
+        res = runner.invoke(app, ["audit", str(d), "--out", str(out), "--no-cache", "-q", "--no-html"])
+        assert res.exit_code == 0
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        fill(fs)
+        mk(d / "train/a/w.png", 7)
+        res = runner.invoke(app, ["audit", str(d), "--out", str(out), "--no-cache", "-q", "--force"])
+        assert res.exit_code == 2, res.output
+        assert "No space left" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in res.output
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+        assert sorted(p.name for p in fs.iterdir()) == ["filler", "filler2", "report"]
+
+
+# ---------------------------------------------------------------- 6. the output folder is all-or-nothing
+
+KILL_IN_HTML = """
+import os, signal, sys
+import leakscan.htmlreport as h
+def die(*a, **k):
+    os.kill(os.getpid(), signal.SIGKILL)
+h.render_html = die
+from leakscan.cli import app
+sys.argv = ["leakscan"] + sys.argv[1:]
+app()
+"""
+
+
+def test_6_kill_while_report_html_is_built_leaves_the_old_complete_set(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["audit", str(d), "--out", str(out), "--no-cache", "-q"])
+    assert res.exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    mk(d / "test/a/new.png", 5)
+    shutil.copy(d / "train/a/y.png", d / "test/a/y.png")  # the new result differs
+    p = subprocess.run([sys.executable, "-c", KILL_IN_HTML, "audit", str(d), "--out", str(out), "--force",
+                        "--no-cache", "-q"], capture_output=True)
+    assert p.returncode == -9
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # the next run completes, replaces the whole set and removes nothing of the user's
+    (out / "my-notes.txt").write_text("mine")
+    res = CliRunner().invoke(app, ["audit", str(d), "--out", str(out), "--no-cache", "-q", "--force"])
+    assert res.exit_code == 0
+    assert (out / "my-notes.txt").read_text() == "mine"
+    assert (out / "pairs.csv").read_bytes() != before["pairs.csv"]
+    (out / "my-notes.txt").unlink()
+    res = CliRunner().invoke(app, ["audit", str(d), "--out", str(out), "--no-cache", "-q", "--force"])
+    assert res.exit_code == 0 and sorted(x.name for x in out.iterdir()) == sorted(before)
+    assert [x.name for x in tmp_path.iterdir() if x.name.startswith(".")] == []
+
+
+# ---------------------------------------------------------------- 7. materialize: atomic, resumable
+
+KILL_IN_COPY = """
+import os, signal, sys
+import leakscan.safeio as s
+n = [0]
+real = s.shutil.copy2
+def copy2(src, dst, **k):
+    n[0] += 1
+    if n[0] == 3:  # third file: half of it written, then killed
+        data = open(src, "rb").read()
+        with open(dst, "wb") as fh:
+            fh.write(data[: len(data) // 2])
+            fh.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(src, dst, **k)
+s.shutil.copy2 = copy2
+from leakscan.cli import app
+sys.argv = ["leakscan"] + sys.argv[1:]
+app()
+"""
+
+
+@pytest.mark.parametrize("link", ["copy", "hardlink", "symlink"])
+def test_7_materialize_rerun_places_each_source_once(tmp_path, link):
+    d = issue_dataset(tmp_path / "d")
+    for k in range(6):
+        mk(d / f"train/b/x{k}.png", 20 + k)
+    mk(d / "test/b/x.png", 40)  # same file name as test/a/x.png, another image
+    tree = tmp_path / "tree"
+    args = ["resplit", str(d), "--out", str(tmp_path / "new.csv"), "--materialize", str(tree), "--link", link,
+            "--no-cache", "-q"]
+    runner = CliRunner()
+    assert runner.invoke(app, args).exit_code == 0
+    files = sorted(str(p.relative_to(tree)) for p in tree.rglob("*") if not p.is_dir())
+    assert len(files) == 11
+    for _ in range(2):
+        res = runner.invoke(app, args + ["--force"])
+        assert res.exit_code == 0, res.output
+        assert sorted(str(p.relative_to(tree)) for p in tree.rglob("*") if not p.is_dir()) == files
+
+
+def test_7_killed_materialize_leaves_no_partial_file_and_resumes(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    for k in range(6):
+        mk(d / f"train/b/x{k}.png", 20 + k)
+    tree = tmp_path / "tree"
+    args = ["resplit", str(d), "--out", str(tmp_path / "new.csv"), "--materialize", str(tree), "--link", "copy",
+            "--no-cache", "-q", "--force"]
+    p = subprocess.run([sys.executable, "-c", KILL_IN_COPY, *args], capture_output=True)
+    assert p.returncode == -9
+    visible = [q for q in tree.rglob("*") if q.is_file() and not q.name.startswith(".")]
+    assert len(visible) == 2
+    for q in visible:  # every file under its real name is complete
+        assert any(q.read_bytes() == s.read_bytes() for s in d.rglob("*.png"))
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    placed = [q for q in tree.rglob("*") if q.is_file()]
+    assert len(placed) == 10 and not [q for q in placed if q.name.startswith(".")]
+    assert len({q.read_bytes() for q in placed}) == 9  # x.png and its copy in test hold the same bytes
+
+
+# ---------------------------------------------------------------- 9. names are plain text in the terminal
+
+def test_9_file_names_are_plain_text_in_the_terminal(tmp_path):
+    d = tmp_path / "d"
+    names = ["b[/y].png", "[link=https://evil.example]click[/link].png", "[bold]x.png", "esc\x1b[31mred.png"]
+    for k, n in enumerate(names):  # b[/y].png: the file y].png in the class folder b[
+        mk(d / "train" / "c[red]" / n, 60 + k)
+        mk(d / "test" / "c[red]" / n, 0)
+        shutil.copy(d / "train" / "c[red]" / n, d / "test" / "c[red]" / n)
+    (d / "test" / "c[red]" / "bad[/x].png").parent.mkdir()
+    (d / "test" / "c[red]" / "bad[/x].png").write_bytes(b"junk")
+    res = CliRunner(env={"COLUMNS": "300"}).invoke(app, ["audit", str(d), "--no-cache"])
+    assert res.exit_code == 0, res.output
+    out = res.stdout
+    assert "\x1b" not in out and "\\x1b[31mred.png" in out
+    for n in ("b[/y].png", "[link=https:/evil.example]click[/link].png", "[bold]x.png", "bad[/x].png", "c[red]"):
+        assert n in out, n
+
+
+# ---------------------------------------------------------------- 10. workers die with their parent
+
+def _children(pid: int) -> set[int]:
+    out = set()
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.add(int(p.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+IDLE_POOL = """
+import sys, time
+from concurrent.futures import ProcessPoolExecutor
+from leakscan.features import _one_thread  # the initializer of leakscan's decoding pool
+pool = ProcessPoolExecutor(max_workers=2, initializer=_one_thread)
+list(pool.map(abs, range(4)))  # both workers started, now idle
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_10_idle_workers_exit_when_the_parent_is_killed():
+    proc = subprocess.Popen([sys.executable, "-c", IDLE_POOL], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    workers = _children(proc.pid)
+    assert len(workers) == 2
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 20
+    alive = workers
+    while alive and time.time() < deadline:
+        time.sleep(0.1)
+        alive = [w for w in workers if Path(f"/proc/{w}").exists()
+                 and Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    for w in alive:  # do not leave them behind if the test fails
+        os.kill(w, 9)
+    assert not alive, f"orphaned workers: {alive}"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_10_workers_exit_when_the_parent_is_killed(tmp_path):
+    d = tmp_path / "d"
+    rng = np.random.default_rng(0)
+    for k in range(600):
+        p = d / ("train" if k % 4 else "test") / f"{k}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), np.uint8)).save(p)
+    proc = subprocess.Popen([sys.executable, "-m", "leakscan", "audit", str(d), "--jobs", "2", "--no-cache", "-q"])
+    workers: set = set()
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and len(workers) < 2:
+        workers = _children(proc.pid)
+        time.sleep(0.05)
+    if proc.poll() is not None or len(workers) < 2:
+        proc.kill()
+        pytest.skip("the run ended before its workers could be seen")
+    time.sleep(0.5)  # the workers run their initializer
+    workers = _children(proc.pid)
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(Path(f"/proc/{w}").exists() and
+                                         "Z" not in (Path(f"/proc/{w}/stat").read_text().split()[2:3] or [""])
+                                         for w in workers):
+        time.sleep(0.1)
+    alive = [w for w in workers if Path(f"/proc/{w}").exists()
+             and (Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z")]
+    for w in alive:  # do not leave them behind if the test fails
+        os.kill(w, 9)
+    assert not alive, f"orphaned workers: {alive}"
+
+
+# ---------------------------------------------------------------- 11. library input, scikit-learn style
+
+def test_11_library_input_errors_are_value_errors_that_name_the_argument():
+    from leakscan import ArgumentError, StratifiedGroupShuffleSplit, train_test_split
+    from leakscan.manifest import discover
+
+    imgs = np.random.default_rng(0).integers(0, 255, (3, 16, 16, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"splits has 2 entries but there are 3 images"):
+        audit(imgs, splits=["train", "test"], jobs=1)
+    with pytest.raises(ArgumentError, match=r"groups has 4 entries but there are 3 images"):
+        audit(imgs, groups=[1, 2, 3, 4], jobs=1)
+    with pytest.raises(ValueError, match="random_state"):
+        train_test_split(imgs, np.arange(3), random_state="abc", jobs=1)
+    with pytest.raises(ValueError, match="random_state"):
+        StratifiedGroupShuffleSplit(random_state="abc")
+    with pytest.raises(ValueError, match="empty images"):
+        discover(np.zeros((3, 0, 0)))
+    with pytest.raises(ValueError, match="dtype complex"):
+        discover(np.zeros((3, 8, 8), np.complex64))
+    with pytest.raises(ValueError, match=r"images\[1\] is empty"):
+        discover([np.zeros((8, 8), np.uint8), np.zeros((0, 8), np.uint8)])
+    with pytest.raises(ValueError, match="pixels, got dtype|dtype object"):
+        discover(np.array([[["a"] * 4] * 4] * 2, dtype=object))
+    # stratify with a class of one sample raises, as scikit-learn does
+    X = np.random.default_rng(1).integers(0, 255, (10, 16, 16), np.uint8)
+    y = np.array([0] * 5 + [1] * 4 + [2])
+    with pytest.raises(ValueError, match="least populated class"):
+        train_test_split(X, y, stratify=y, random_state=0, jobs=1)
+
+
+def test_11_object_arrays_and_lists_of_images_work():
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 255, (20, 24, 3), np.uint8), rng.integers(0, 255, (30, 18, 3), np.uint8)
+    objs = np.empty(3, dtype=object)
+    objs[0], objs[1], objs[2] = a, b, a.copy()
+    r = audit(objs, splits=["train", "train", "test"], jobs=1)
+    assert r.n_images == 3 and sum(lk.images for lk in r.leaks) == 2
+    same = np.empty(2, dtype=object)
+    same[0], same[1] = a, a.copy()
+    assert len(audit(same, jobs=1).pairs) == 1
+    assert len(audit([a, a.copy()], jobs=1).pairs) == 1
+
+
+# ---------------------------------------------------------------- 12. decided and documented
+
+def test_12_private_files_named_in_a_manifest_are_never_echoed(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    secret = tmp_path / "private" / "secret.png"
+    secret.parent.mkdir()
+    secret.write_text("root:x:0:0:TOPSECRET-TOKEN:/root:/bin/bash\n")
+    csv = tmp_path / "m.csv"
+    csv.write_text(f"path,split\n{d}/train/a/x.png,train\n{d}/test/a/x.png,test\n{secret},test\n/etc/passwd,test\n")
+    out = tmp_path / "o"
+    res = CliRunner().invoke(app, ["audit", "--manifest", str(csv), "--out", str(out), "--no-cache"])
+    assert res.exit_code == 0, res.output
+    for f in [*out.iterdir()]:
+        text = f.read_text(errors="replace")
+        assert "TOPSECRET" not in text and "root:x" not in text and "root:" not in text.replace(str(d), ""), f.name
+    assert "TOPSECRET" not in res.output and "root:x" not in res.output
+
+
+def test_12_file_symlinks_to_outside_are_followed_read_only(tmp_path):
+    from conftest import tree_digest
+
+    d = issue_dataset(tmp_path / "d")
+    elsewhere = mk(tmp_path / "elsewhere" / "w.png", 77)
+    os.symlink(elsewhere, d / "test/a/w.png")
+    shutil.copy(elsewhere, d / "train/a/w.png")
+    before = tree_digest(tmp_path / "elsewhere")
+    r = audit(d, cache=False, jobs=1)
+    assert "test/a/w.png" not in dict(r.skipped) and leaked(r) == 4
+    assert tree_digest(tmp_path / "elsewhere") == before
+
+
+def test_12_csv_cells_cannot_become_spreadsheet_formulas_and_read_back(tmp_path):
+    import csv as csvmod
+
+    d = tmp_path / "d"
+    mk(d / "train" / "=HYPERLINK(evil)" / "+x.png", 1)
+    mk(d / "test" / "@cls" / "-x.png", 2)
+    shutil.copy(d / "train" / "=HYPERLINK(evil)" / "+x.png", d / "test" / "@cls" / "-x.png")
+    out = tmp_path / "o"
+    runner = CliRunner()
+    assert runner.invoke(app, ["audit", str(d), "--out", str(out), "--no-cache", "-q"]).exit_code == 0
+    for name in ("pairs.csv", "groups.csv"):
+        with open(out / name, newline="") as fh:
+            for row in csvmod.reader(fh):
+                assert not any(c.startswith(("=", "+", "-", "@")) for c in row), (name, row)
+    text = (out / "groups.csv").read_text()
+    assert "./test/@cls/-x.png" not in text  # relative paths start with the split folder here
+    assert "'=HYPERLINK(evil)" in text and "'@cls" in text
+    # leakscan reads its own CSVs back: groups.csv as a manifest finds the same pair
+    r = audit(None, manifest=out / "groups.csv", cache=False, jobs=1)
+    assert set(r.manifest.labels.tolist()) == {"=HYPERLINK(evil)", "@cls"}
+    # and the re-split manifest points at the same files
+    assert runner.invoke(app, ["resplit", str(d), "--out", str(tmp_path / "new.csv"), "--no-cache", "-q"]).exit_code == 0
+    r = audit(None, manifest=tmp_path / "new.csv", cache=False, jobs=1)
+    assert r.n_images == 2 and len(r.pairs) == 1
+
+
+def test_12_identical_images_give_linear_pairs_and_one_thumbnail(tmp_path):
+    from leakscan.htmlreport import report_data
+
+    n = 1500
+    img = np.random.default_rng(0).integers(0, 255, (16, 16, 3), np.uint8)
+    imgs = np.repeat(img[None], n, axis=0)
+    r = audit(imgs, splits=["train", "test"] * (n // 2), jobs=1)
+    assert len(r.pairs) == n - 1  # a star around the first copy, not n(n-1)/2 rows
+    assert r.groups.sizes.max() == n
+    assert len(report_data(r)["thumbs"]) == 1
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs SIGINT")
+def test_5_ctrl_c_is_one_line_and_exit_2_not_the_leak_code(tmp_path):
+    import signal
+
+    d = tmp_path / "d"
+    rng = np.random.default_rng(0)
+    for k in range(600):
+        p = d / ("train" if k % 4 else "test") / f"{k}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), np.uint8)).save(p)
+    proc = subprocess.Popen([sys.executable, "-m", "leakscan", "audit", str(d), "--jobs", "2", "--no-cache", "-q",
+                             "--out", str(tmp_path / "o")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and len(_children(proc.pid)) < 2:
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        pytest.skip("the run ended before it could be interrupted")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "interrupted" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o" / "summary.json").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_4_a_fifo_as_the_manifest_is_an_error_not_a_hang(tmp_path):
+    fifo = tmp_path / "m.csv"
+    os.mkfifo(fifo)
+    res: dict = {}
+    t = threading.Thread(target=lambda: res.setdefault("r", CliRunner().invoke(
+        app, ["audit", "--manifest", str(fifo), "--no-cache", "-q"])), daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "the audit hangs on a FIFO manifest"
+    assert res["r"].exit_code == 2 and "not a regular file" in res["r"].stderr
+
+
+def test_6_out_given_as_a_symlink_keeps_the_link(tmp_path):
+    d = issue_dataset(tmp_path / "d")
+    real = tmp_path / "real-report"
+    real.mkdir()
+    link = tmp_path / "report"
+    os.symlink(real, link)
+    for _ in range(2):
+        res = CliRunner().invoke(app, ["audit", str(d), "--out", str(link), "--no-cache", "-q", "--force"])
+        assert res.exit_code == 0, res.output
+    assert link.is_symlink() and (real / "summary.json").is_file()

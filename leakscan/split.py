@@ -593,6 +593,10 @@ def resplit(
         if len(extra) == 0:
             break
         pairs = _union(pairs, extra)
+        if getattr(audit, "decisions", None) is not None:  # the user's verdicts hold for re-found pairs too
+            from .decisions import apply_decisions  # noqa: PLC0415
+
+            pairs, _ = apply_decisions(pairs, audit.decisions.matched, features=audit.features)
         groups = build_groups(len(m), pairs, m.groups, max_hamming=audit.settings.max_hamming,
                               min_cosine=audit.settings.min_cosine, min_ncc=audit.settings.min_ncc)
     mode = "shuffle" if shuffle else "minimal-change"

@@ -180,6 +180,12 @@ class Audit:
             for k, (i, j) in enumerate(zip(p.i.tolist(), p.j.tolist()))
         ]
 
+    def _repr_html_(self) -> str:
+        """Notebooks: the verdict and the most certain pairs with thumbnails."""
+        from .present import notebook_html  # noqa: PLC0415
+
+        return notebook_html(self)
+
     def to_frame(self):
         """Pairs as a pandas DataFrame (needs pandas: ``pip install pandas``)."""
         try:

@@ -110,6 +110,7 @@ class MatchedDecisions:
     unmatched: int = 0
     by_digest: int = 0
     unmatched_entries: tuple = ()
+    entries: tuple = ()  # every Decision read (the report's export writes them back)
 
     @property
     def applied(self) -> int:
@@ -198,7 +199,8 @@ class Decisions:
         ci, cj = arrays(cannot)
         return MatchedDecisions(must_i=mi, must_j=mj, cannot_i=ci, cannot_j=cj, file=self.file,
                                 n_entries=len(self.entries), n_distinct=n_dist, n_duplicate=n_dup,
-                                unmatched=unmatched, by_digest=moved, unmatched_entries=tuple(lost))
+                                unmatched=unmatched, by_digest=moved, unmatched_entries=tuple(lost),
+                                entries=tuple(self.entries))
 
 
 def _digest_of(path: str, root: Path | None, base: Path | None) -> str:

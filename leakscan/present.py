@@ -18,7 +18,28 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["verdict", "shorten", "pct", "pair_order", "notebook_html"]
+__all__ = ["verdict", "shorten", "pct", "pair_order", "notebook_html", "setting_flags", "SETTING_FLAGS"]
+
+#: DetectSettings field -> the command-line flag that sets it (None: library only).
+SETTING_FLAGS = {"max_hamming": "--max-hamming", "min_cosine": "--min-cosine", "min_ncc": "--min-ncc",
+                 "transforms": "--transforms", "crops": "--crops / --no-crops", "scope": "--cross-split-only",
+                 "model_min_cosine": "--model-min-cosine", "sure_cosine": None, "ratio": None, "k": None}
+
+
+def setting_flags(settings: dict) -> list:
+    """``[[flag, value], ...]``: the settings under their CLI flag names (library-only ones last)."""
+    out, lib = [], []
+    for name, value in settings.items():
+        flag = SETTING_FLAGS.get(name, None)
+        if name == "crops":
+            out.append(["--crops" if value else "--no-crops", "on" if value else "off"])
+        elif name == "scope":
+            out.append([flag, "on" if value == "cross" else "off"])
+        elif flag:
+            out.append([flag, value])
+        else:
+            lib.append([f"DetectSettings({name}=…) (Python only)", value])
+    return out + lib
 
 ELLIPSIS = "…"
 

@@ -131,7 +131,7 @@ def write_outputs(audit: Audit, out: str | os.PathLike, *, force: bool = False, 
     if html:
         from .htmlreport import render_html  # noqa: PLC0415
 
-        put("report.html", render_html(audit, progress=progress))
+        put("report.html", render_html(audit, progress=progress, out_dir=out))
     put("summary.json", summary_json(audit))
     return written
 

@@ -164,6 +164,13 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
     from rich.markup import escape  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
+    from .termout import render_compact, use_compact  # noqa: PLC0415
+
+    if use_compact(console):  # narrow terminal or a log: one plain line per item, paths shortened
+        return render_compact(audit, console, max_rows=max_rows)
+    from .present import verdict  # noqa: PLC0415
+
+    console.print(verdict(audit) + ".", markup=False, highlight=False, style="bold")
     d = audit.to_dict()
     console.print(
         f"[bold]leakscan[/bold] audited [bold]{d['n_images']:,}[/bold] images "

@@ -436,10 +436,11 @@ def apply_decisions(pairs, decisions: MatchedDecisions, *, features=None, streng
     --------
     >>> import numpy as np
     >>> from leakscan.pairs import PairTable
-    >>> pt = PairTable(np.array([0, 1]), np.array([1, 2]), np.zeros(2, np.uint8), np.ones(2, np.float32),
+    >>> score = np.array([0.9, 0.5], np.float32)   # 0~1 is surer than 1~2
+    >>> pt = PairTable(np.array([0, 1]), np.array([1, 2]), np.ones(2, np.uint8), score,
     ...                np.zeros(2, np.int16), np.ones(2, np.float32), np.zeros(2, np.int8), np.zeros(2, bool))
-    >>> md = MatchedDecisions(np.array([3]), np.array([4]), np.array([0]), np.array([2]))
-    >>> out, stats = apply_decisions(pt, md)
+    >>> md = MatchedDecisions(np.array([3]), np.array([4]), np.array([0]), np.array([2]))  # 3~4 duplicate, 0/2 distinct
+    >>> out, stats = apply_decisions(pt, md)       # 1~2 is cut, 3~4 added
     >>> list(zip(out.i.tolist(), out.j.tolist())), stats.links_cut
     ([(0, 1), (3, 4)], 1)
     """

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import __version__
 from .decode import DecodeError, thumbnail_data
-from .present import SETTING_FLAGS, setting_flags, verdict  # noqa: F401
+from .present import pair_order, setting_flags, verdict
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None, o
     """
     m, p, g, f = audit.manifest, audit.pairs, audit.groups, audit.features
     cross = audit.cross_split()
-    order = np.argsort(-p.score, kind="stable")
+    order = pair_order(audit)  # most certain first
     details = audit.pair_details()
     dup = g.duplicate_groups()
     members = g.members() if len(dup) else []

@@ -143,8 +143,9 @@ def _review_data(audit, ref) -> dict:
     st = getattr(audit, "decisions", None)
     if st is not None:
         md = st.matched
-        out["decided"] = [{"a": e.a, "b": e.b, "d": e.decision, "n": e.note, "da": e.digest_a, "db": e.digest_b}
-                          for e in md.entries]
+        cur = _current_path(audit)
+        out["decided"] = [{"a": cur(e.a, e.digest_a), "b": cur(e.b, e.digest_b), "d": e.decision, "n": e.note,
+                           "da": e.digest_a, "db": e.digest_b} for e in md.entries]
         out["distinct"] = [[ref(i), ref(j)] for i, j in zip(md.cannot_i.tolist()[:5000], md.cannot_j.tolist()[:5000])]
         must = md.must_set()
         p = audit.pairs
@@ -161,6 +162,25 @@ def _review_data(audit, ref) -> dict:
                             "d": detail[k]}
                            for k in order.tolist()]
     return out
+
+
+def _current_path(audit):
+    """Where a decision's file is now: its path if audited, else the one image with its digest."""
+    from .decisions import _norm  # noqa: PLC0415
+
+    m, f = audit.manifest, audit.features
+    paths = {_norm(p) for p in m.paths.tolist()}
+    by_digest: dict[str, list[str]] = {}
+    if m.images is None:
+        for r in np.flatnonzero(f.ok).tolist():
+            by_digest.setdefault(f.file_digest[r].tobytes().hex(), []).append(str(m.paths[r]))
+
+    def cur(path: str, digest: str) -> str:
+        if _norm(path) in paths or not digest:
+            return path
+        hit = by_digest.get(digest, [])
+        return hit[0] if len(hit) == 1 else path
+    return cur
 
 
 def render_html(audit, *, progress=None, out_dir=None) -> str:
@@ -267,8 +287,9 @@ function stateOf(refPairs) {
   const ds = refPairs.map(([a, b]) => (DEC.get(refKey(a, b)) || {}).d);
   return ds.length && ds.every(d => d === ds[0]) ? ds[0] : (ds.some(d => d) ? "mixed" : "");
 }
-function decide(refPairs, d) {
+function decide(refPairs, d, clear) {
   const cur = stateOf(refPairs);
+  if (cur !== d) for (const [ia, ib] of clear || []) DEC.delete(refKey(ia, ib));  // a gallery is one or the other
   for (const [ia, ib] of refPairs) {
     const k = refKey(ia, ib);
     if (cur === d) { DEC.delete(k); continue; }   // pressed again: undo
@@ -277,20 +298,22 @@ function decide(refPairs, d) {
   }
   changed += 1; countDecisions();
 }
-function decButtons(refPairs, card) {
+function decButtons(refPairs, card, disPairs) {
+  const dupP = refPairs, disP = disPairs || refPairs;
   const box = el("div", {class: "dec"});
   const dup = el("button", {type: "button", class: "dup", "data-decision": "duplicate"}, "duplicate");
   const dis = el("button", {type: "button", class: "dis", "data-decision": "distinct"}, "distinct");
   const note = el("span", {class: "mut"});
   function paint() {
-    const s = stateOf(refPairs);
+    const sd = stateOf(dupP), si = stateOf(disP);
+    const s = sd === "duplicate" ? "duplicate" : (si === "distinct" ? "distinct" : "");
     dup.classList.toggle("on", s === "duplicate"); dis.classList.toggle("on", s === "distinct");
-    const fromFile = refPairs.some(([a, b]) => (DEC.get(refKey(a, b)) || {}).file);
+    const fromFile = (s === "duplicate" ? dupP : disP).some(([a, b]) => (DEC.get(refKey(a, b)) || {}).file);
     note.textContent = s ? (fromFile ? "decided (decisions file)" : "decided here") : "";
     if (card) { card.classList.toggle("decided-dup", s === "duplicate"); card.classList.toggle("decided-dis", s === "distinct"); }
   }
-  dup.onclick = () => { decide(refPairs, "duplicate"); paint(); };
-  dis.onclick = () => { decide(refPairs, "distinct"); paint(); };
+  dup.onclick = () => { decide(dupP, "duplicate", disP); paint(); };
+  dis.onclick = () => { decide(disP, "distinct", dupP); paint(); };
   paint();
   box.append(dup, dis, note);
   return box;
@@ -337,7 +360,8 @@ for (const l of leaked) {
 // ---- pair cards
 function pairCard(p, cls) {
   const card = el("div", {class: cls});
-  const info = el("div", {class: "info"}, el("span", {class: "tag " + p.k}, p.k), el("span", {class: "tag"}, "score " + p.sc.toFixed(3)));
+  const info = el("div", {class: "info"}, el("span", {class: "tag " + p.k}, p.k));
+  if (p.sc !== undefined) info.append(el("span", {class: "tag"}, "score " + p.sc.toFixed(3)));
   if (p.cf !== undefined && p.cf !== null) info.append(el("span", {class: "tag"}, "confidence " + p.cf.toFixed(2)));
   if (p.d) info.append(el("span", {class: "tag"}, p.d));
   if (p.u) info.append(el("span", {class: "tag user"}, "duplicate: decisions file"));
@@ -377,9 +401,14 @@ if (D.possible.length) { document.getElementById("possible-sec").hidden = false;
   document.getElementById("possible-count").textContent = `(${D.possible.length.toLocaleString()}, most likely first)`; drawPossible(0); }
 // ---- groups and conflicts: one decision for the whole gallery
 function star(m) { return m.slice(1).map(x => [m[0], x]); }
+function allPairs(m) {  // "distinct" on a gallery: no two of its images are copies (star beyond 30 images)
+  if (m.length > 30) return star(m);
+  const out = []; for (let x = 0; x < m.length; x++) for (let y = x + 1; y < m.length; y++) out.push([m[x], m[y]]);
+  return out;
+}
 function gallery(title, members) {
   const gal = el("div", {class: "gal"}, el("div", {class: "mut"}, title));
-  gal.append(decButtons(star(members), gal));
+  gal.append(decButtons(star(members), gal, allPairs(members)));
   const figs = el("div", {class: "figs"});
   for (const i of members.slice(0, 24)) figs.append(fig(i));
   gal.append(figs);
@@ -401,7 +430,7 @@ for (const c of D.conflicts.slice(0, 500)) cb.append(gallery(`group ${c.g}: ` + 
 if (D.distinct.length) { document.getElementById("distinct-sec").hidden = false;
   document.getElementById("distinct-count").textContent = `(${D.distinct.length})`;
   const box = document.getElementById("distinct");
-  for (const [a, b] of D.distinct.slice(0, 500)) box.append(pairCard({a: a, b: b, k: "distinct", sc: 0, d: ""}, "dpair")); }
+  for (const [a, b] of D.distinct.slice(0, 500)) box.append(pairCard({a: a, b: b, k: "distinct", d: "decisions file"}, "dpair")); }
 // ---- low information, skipped, settings (under their command-line flags)
 document.getElementById("low-count").textContent = `(${M.n_low_information})`;
 const lo = document.getElementById("low"); for (const i of D.lowinfo.slice(0, 200)) lo.append(fig(i));

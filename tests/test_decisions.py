@@ -173,6 +173,10 @@ def test_decisions_follow_moved_files_by_digest(review_data, tmp_path):
     assert ("test/b/renamed.jpg", "train/a/0.jpg") not in _pairset(r)
     d = r.to_dict()["decisions"]
     assert d["applied"] == 1 and d["unmatched"] == 0 and d["matched_by_digest"] == 1
+    from leakscan.htmlreport import report_data
+
+    (entry,) = report_data(r)["decided"]  # the report exports the decision under the file's new path
+    assert (entry["a"], entry["b"], entry["d"]) == ("train/a/0.jpg", "test/b/renamed.jpg", "distinct")
 
 
 def test_cli_audit_and_resplit_respect_decisions(review_data, tmp_path):

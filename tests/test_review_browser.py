@@ -149,3 +149,18 @@ def test_open_links_are_relative_to_the_report(data, tmp_path, browser):
     browser.get((moved / "out" / "report.html").as_uri())
     link = _card(browser, "test/a/leak.jpg").find_element(By.LINK_TEXT, "open")
     assert link.get_attribute("href").startswith((moved / "data").as_uri())  # the moved copy, not the original
+
+
+def test_gallery_buttons_cover_every_pair(data, tmp_path, browser):
+    scene(4).resize((70, 70)).save(data / "train" / "a" / "4-copy2.jpg", quality=90)
+    _audit(data, tmp_path / "out")
+    browser.get((tmp_path / "out" / "report.html").as_uri())
+    group = _card(browser, "train/a/4-copy2.jpg")
+    assert len(group.find_elements(By.TAG_NAME, "figure")) == 3
+    group.find_element(By.CSS_SELECTOR, "button[data-decision=distinct]").click()
+    assert browser.find_element(By.ID, "dec-count").text == "3 decisions"  # no two of the three are copies
+    group.find_element(By.CSS_SELECTOR, "button[data-decision=duplicate]").click()
+    assert browser.find_element(By.ID, "dec-count").text == "2 decisions"  # all one image: a star is enough
+    rows = list(csv.DictReader(_export(browser).open()))
+    assert [r["decision"] for r in rows] == ["duplicate", "duplicate"]
+    assert len({r["a"] for r in rows}) == 1

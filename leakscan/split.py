@@ -536,7 +536,9 @@ class Resplit:
                 "splits": splits, "problems": list(a.problems),
                 "cross_split_pairs_after": self.cross_split_pairs(),
                 "pairs_checked": len(self.pairs if self.pairs is not None else self.audit.pairs),
-                "detection_rounds": self.rounds}
+                "detection_rounds": self.rounds,
+                "decisions": (self.audit.decisions.to_dict()
+                              if getattr(self.audit, "decisions", None) is not None else None)}
 
 
 def resplit(

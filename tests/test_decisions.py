@@ -194,7 +194,8 @@ def test_cli_audit_and_resplit_respect_decisions(review_data, tmp_path):
     out = tmp_path / "new.csv"
     res = run(app, ["resplit", str(review_data), "--out", str(out), "--decisions", str(f), "--no-cache", "--json"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["moved"] == 0  # nothing to repair once both pairs are distinct
+    d = json.loads(res.stdout)
+    assert d["moved"] == 0 and d["decisions"]["applied"] == 2  # nothing to repair once both pairs are distinct
     bad = _write(tmp_path / "bad.csv", [("x.jpg", "y.jpg", "perhaps", "")])
     res = run(app, ["audit", str(review_data), "--decisions", str(bad), "--no-cache"])
     assert res.exit_code == 2 and "bad.csv: line 2: decision must be distinct or duplicate" in res.stderr

@@ -169,8 +169,11 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
     if use_compact(console):  # narrow terminal or a log: one plain line per item, paths shortened
         return render_compact(audit, console, max_rows=max_rows)
     from .present import verdict  # noqa: PLC0415
+    from .termout import decision_lines  # noqa: PLC0415
 
     console.print(verdict(audit) + ".", markup=False, highlight=False, style="bold")
+    for text in decision_lines(audit):
+        console.print(text, markup=False, highlight=False)
     d = audit.to_dict()
     console.print(
         f"[bold]leakscan[/bold] audited [bold]{d['n_images']:,}[/bold] images "

@@ -13,7 +13,7 @@ import textwrap
 
 from .present import pair_order, pct, shorten, verdict
 
-__all__ = ["use_compact", "render_compact"]
+__all__ = ["use_compact", "render_compact", "decision_lines"]
 
 #: Below this many columns the tables give way to the compact layout.
 WIDE = 100
@@ -32,6 +32,21 @@ def _plain(s) -> str:
 def _fit(s: str, width: int) -> str:
     s = _plain(s)
     return s if len(s) <= width else s[: max(0, width - 1)] + "…"
+
+
+def decision_lines(audit, limit: int = 3) -> list[str]:
+    """What the decisions file did, and the first entries that match no audited image."""
+    st = getattr(audit, "decisions", None)
+    if st is None:
+        return []
+    dd = st.to_dict()
+    out = [f"decisions: {dd['applied']} applied ({dd['distinct']} distinct, {dd['duplicate']} duplicate), "
+           f"{dd['unmatched']} match no image ({_plain(dd['file'] or 'records')})"
+           + (f"; {dd['links_cut']} chained link(s) cut to keep distinct images apart" if dd["links_cut"] else "")]
+    for e in st.matched.unmatched_entries[:limit]:
+        out.append(f"  line {e.line}: {_plain(e.a)}, {_plain(e.b)} ({e.decision}): no audited image has "
+                   "this path or content; remove the line if the file is gone")
+    return out
 
 
 def render_compact(audit, console, *, max_rows: int = 10) -> None:
@@ -55,10 +70,8 @@ def render_compact(audit, console, *, max_rows: int = 10) -> None:
          f"{k['embedding']:,} embedding) in {d['n_duplicate_groups']:,} groups.", wrap=True)
     line("splits: " + ", ".join(f"{s} {n:,} ({len([c for c in d['class_counts'].get(s, {}) if c])} classes)"
                                 for s, n in d["splits"].items()), wrap=True)
-    if d.get("decisions"):
-        dd = d["decisions"]
-        line(f"decisions: {dd['applied']} applied ({dd['distinct']} distinct, {dd['duplicate']} duplicate), "
-             f"{dd['unmatched']} match no image ({_plain(dd['file'] or 'records')})", wrap=True)
+    for text in decision_lines(audit):
+        line(text, wrap=True)
     leaks = sorted((lk for lk in d["leaks"] if lk["images"]), key=lambda lk: -lk["fraction"])
     if leaks:
         line()

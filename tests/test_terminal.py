@@ -65,3 +65,15 @@ def test_wide_terminal_keeps_tables(long_names):
     buf = io.StringIO()
     render_terminal(res, Console(file=buf, width=80, force_terminal=True, color_system=None))  # narrow TTY
     assert not BOX & set(buf.getvalue()) and all(len(x) <= 80 for x in buf.getvalue().splitlines())
+
+
+def test_terminal_says_which_decisions_match_nothing(long_names, tmp_path):
+    f = tmp_path / "decisions.csv"
+    f.write_text("a,b,decision,note\ntrain/airplane/0000.jpg,test/airplane/0100.jpg,distinct,\n"
+                 "train/airplane/gone.jpg,test/airplane/0100.jpg,distinct,\n")
+    r = CliRunner().invoke(app, ["audit", str(long_names), "--no-cache", "-j", "1", "--decisions", str(f)],
+                           env={"COLUMNS": "120"})
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.stdout.split())
+    assert "decisions: 1 applied (1 distinct, 0 duplicate), 1 match no image" in out
+    assert "line 3: train/airplane/gone.jpg, test/airplane/0100.jpg (distinct): no audited image" in out

@@ -265,6 +265,7 @@ def audit(
         spec = _model_spec(model, model_batch)
         if out is not None:  # fail before the long part, not after
             prepare_out_dir(out, force=force, data_root=_data_root(data, manifest))
+        _check_decisions(decisions)
         if parquet and out is None:
             raise _fail("--parquet writes into --out DIR; give --out")
         with _progress(quiet) as cb, _dask_client(dask) as client:
@@ -357,6 +358,7 @@ def resplit(
                              crops=crops)
         spec = _model_spec(model, model_batch)
         parse_ratios(ratios)  # fail before the long part
+        _check_decisions(decisions)
         _ratio_warnings(ratios)
         prepare_resplit_out(out, force=force, data_root=_data_root(data, manifest))
         with _progress(quiet) as cb, _dask_client(dask) as client:
@@ -383,6 +385,14 @@ def resplit(
                   markup=False)
     if rs.cross_split_pairs():  # cannot happen unless two kept splits share duplicates
         _say(f"leakscan: warning: {rs.cross_split_pairs()} duplicate pairs still cross splits (see problems)")
+
+
+def _check_decisions(decisions: Optional[Path]) -> None:
+    """A missing or malformed decisions file stops the run before any image is decoded."""
+    if decisions is not None:
+        from .decisions import read_decisions  # noqa: PLC0415
+
+        read_decisions(decisions)
 
 
 def _ratio_warnings(ratios: Optional[str], current=None) -> None:

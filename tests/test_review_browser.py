@@ -164,3 +164,21 @@ def test_gallery_buttons_cover_every_pair(data, tmp_path, browser):
     rows = list(csv.DictReader(_export(browser).open()))
     assert [r["decision"] for r in rows] == ["duplicate", "duplicate"]
     assert len({r["a"] for r in rows}) == 1
+
+
+def test_per_class_tables_collapsed_without_zero_rows(data, tmp_path, browser):
+    (data / "test" / "c").mkdir()
+    scene(11).save(data / "test" / "c" / "11.jpg", quality=90)  # a class with no copy in train
+    _audit(data, tmp_path / "out")
+    browser.get((tmp_path / "out" / "report.html").as_uri())
+    details = browser.find_elements(By.CSS_SELECTOR, "details.per-class")
+    assert details and not any(d.get_attribute("open") for d in details)  # collapsed by default
+    test_train = next(d for d in details if d.text.startswith("test → train"))
+    assert "1 at 0% not shown" in test_train.text
+    test_train.find_element(By.TAG_NAME, "summary").click()
+    rows = test_train.find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert len(rows) == 2 and all(r.find_elements(By.TAG_NAME, "td")[2].text != "0%" for r in rows)
+    # verdict first, then the pairs, laid out as a grid of cards
+    assert browser.find_element(By.ID, "verdict").location["y"] < browser.find_element(By.ID, "pairs").location["y"]
+    cards = browser.find_elements(By.CSS_SELECTOR, "#pairs .pair")
+    assert len(cards) == 2 and cards[0].location["y"] == cards[1].location["y"]  # side by side, not one per row

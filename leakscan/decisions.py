@@ -386,7 +386,9 @@ def _keys(i, j) -> np.ndarray:
 
 def _measure(features, i, j) -> dict:
     """Evidence columns of user-added pairs: exact when the pixels agree, else embedding."""
-    from .pairs import EXACT, EMBED  # noqa: PLC0415
+    from .pairs import Kind  # noqa: PLC0415
+
+    EXACT, EMBED = int(Kind.EXACT), int(Kind.EMBEDDING)
 
     k = len(i)
     out = {"i": i, "j": j, "kind": np.full(k, EMBED, np.uint8), "score": np.ones(k, np.float32),

@@ -12,6 +12,7 @@ from .groups import Groups, build_groups  # noqa: E402
 from .audit import Audit, audit  # noqa: E402
 from .split import Resplit, assign_splits, resplit  # noqa: E402
 from .model_selection import StratifiedGroupShuffleSplit, find_groups, train_test_split  # noqa: E402
+from .decisions import Decisions, apply_decisions, read_decisions  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -32,6 +33,9 @@ __all__ = [
     "find_groups",
     "train_test_split",
     "StratifiedGroupShuffleSplit",
+    "read_decisions",
+    "apply_decisions",
+    "Decisions",
     "LeakscanError",
     "InputError",
     "ConfigError",

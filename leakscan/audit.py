@@ -75,6 +75,7 @@ class Audit:
     elapsed: float = 0.0
     timings: dict = field(default_factory=dict)
     warnings: tuple = ()
+    decisions: object = None  # DecisionStats when a decisions file was applied (leakscan.decisions)
 
     # ---- derived views
     @property
@@ -137,6 +138,7 @@ class Audit:
             "n_cached": int(self.features.n_cached),
             "warnings": list(self.warnings) + list(self.groups.notes),
             "elapsed_seconds": round(self.elapsed, 3),
+            "decisions": self.decisions.to_dict() if self.decisions is not None else None,
         }
 
     def pair_details(self) -> list[str]:
@@ -148,32 +150,52 @@ class Audit:
             a = angle.get(int(p.i[k]), angle.get(int(p.j[k])))
             if a is not None:
                 detail[k] = detail[k].replace("rotated", f"rotated {a:g} deg", 1)
+        if self.decisions is not None and self.decisions.added_pairs:
+            from .decisions import USER_DETAIL  # noqa: PLC0415
+
+            for k, ij in enumerate(zip(p.i.tolist(), p.j.tolist())):
+                if ij in self.decisions.added_pairs:
+                    detail[k] = USER_DETAIL
         return detail
 
     def pair_records(self) -> list[dict]:
-        """One dict per pair with the ``pairs.csv`` columns."""
+        """One dict per pair with the ``pairs.csv`` columns.
+
+        ``a`` and ``b`` are the paths as given, or the row indices (int) for array input.
+        ``decision`` is ``duplicate`` for pairs a user decision confirmed or added, else ``""``.
+        """
         m, p = self.manifest, self.pairs
         detail = self.pair_details()
         kinds = p.kind_names()
+        name = (lambda r: r) if m.images is not None else (lambda r: m.paths[r])
+        user = self.decisions.matched.must_set() if self.decisions is not None else set()
         return [
             {
-                "a": m.paths[i], "b": m.paths[j], "split_a": m.splits[i], "split_b": m.splits[j],
+                "a": name(i), "b": name(j), "split_a": m.splits[i], "split_b": m.splits[j],
                 "label_a": m.labels[i], "label_b": m.labels[j], "kind": kinds[k],
                 "score": round(float(p.score[k]), 4),
                 "hamming": int(p.hamming[k]),
                 "cosine": "" if np.isnan(p.cosine[k]) else round(float(p.cosine[k]), 4),
                 "detail": detail[k], "group": int(self.groups.ids[i]),
                 "ncc": "" if np.isnan(p.ncc[k]) else round(float(p.ncc[k]), 4),
+                "decision": "duplicate" if (i, j) in user else "",
             }
             for k, (i, j) in enumerate(zip(p.i.tolist(), p.j.tolist()))
         ]
+
+    def _repr_html_(self) -> str:
+        """Notebooks: the verdict and the most certain pairs with thumbnails."""
+        from .present import notebook_html  # noqa: PLC0415
+
+        return notebook_html(self)
 
     def to_frame(self):
         """Pairs as a pandas DataFrame (needs pandas: ``pip install pandas``)."""
         try:
             import pandas as pd  # noqa: PLC0415
         except ImportError as exc:
-            raise ImportError("Audit.to_frame needs pandas: pip install pandas (or use to_dict / pair_records)") from exc
+            raise ImportError("Audit.to_frame needs pandas, which is not installed: pip install pandas "
+                              "(or use pair_records(), which needs nothing)") from exc
         return pd.DataFrame(self.pair_records(), columns=PAIR_COLUMNS)
 
 
@@ -246,6 +268,7 @@ def audit(
     client=None,
     progress: Callable[[str, int, int], None] | None = None,
     model=None,
+    decisions=None,
 ) -> Audit:
     """Find exact and near-duplicate images and the leakage they cause across splits.
 
@@ -273,6 +296,10 @@ def audit(
         An image-embedding ONNX model (needs ``pip install 'leakscan[onnx]'``): every image is
         also embedded by it, and pairs at ``settings.model_min_cosine`` or more are reported
         with kind ``model`` (:mod:`leakscan.model`).
+    decisions : path-like, records or Decisions, optional
+        The user's verdicts on pairs (a CSV ``a,b,decision[,note]``; see
+        :mod:`leakscan.decisions`): ``distinct`` pairs are never reported or grouped,
+        ``duplicate`` pairs are always joined. ``summary.json`` says how many applied.
 
     Returns
     -------
@@ -322,12 +349,16 @@ def audit(
             warnings += store.notes
             store.close()
     t3 = time.perf_counter()
+    from .decisions import decide  # noqa: PLC0415 - the user's verdicts, before groups are built
+
+    pairs, decided = decide(pairs, decisions, m, feats, settings)
     result = analyse(m, feats, pairs, settings)
     t4 = time.perf_counter()
     timings = {"discover": t1 - t0, "features": t2 - t1, "pairs": t3 - t2, "analyse": t4 - t3}
     log.info("audit of %d rows took %.2fs (%s)", len(m), t4 - t0,
              ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
-    return Audit(**{**result.__dict__, "elapsed": t4 - t0, "timings": timings, "warnings": tuple(warnings)})
+    return Audit(**{**result.__dict__, "elapsed": t4 - t0, "timings": timings, "warnings": tuple(warnings),
+                    "decisions": decided})
 
 
 def _manifest_warnings(m: Manifest) -> list[str]:

@@ -133,6 +133,12 @@ class _PlainFormatter(logging.Formatter):
         return plain(super().format(record).replace("\n", " "))
 
 
+def _verbose(verbose: bool) -> None:
+    """``-v`` given after the subcommand (``leakscan audit data/ -v``) counts as well."""
+    if verbose:
+        logging.getLogger().setLevel(logging.INFO)
+
+
 def _settings(max_hamming: int, min_cosine: float, min_ncc: float, transforms: "Transforms",
               cross_only: bool = False, model_min_cosine: float = DEFAULTS.model_min_cosine,
               crops: bool = DEFAULTS.crops):
@@ -154,7 +160,8 @@ def _model_spec(model: Optional[Path], batch: int):
 OPT_MANIFEST = typer.Option(None, "--manifest", "-m", show_default=False,
                             help="CSV with columns path, split[, label, group]; paths relative to the CSV.")
 OPT_MAX_HAMMING = typer.Option(DEFAULTS.max_hamming, "--max-hamming", min=-1, max=64,
-                               help="pHash pairs at this Hamming distance or less are duplicates (-1: off).")
+                               help="pHash pairs at this Hamming distance or less are candidates, "
+                                    "then verified (-1: off).")
 OPT_MIN_COSINE = typer.Option(DEFAULTS.min_cosine, "--min-cosine", min=0.0,
                               help="Least embedding cosine similarity of a candidate pair (>1: off).")
 OPT_MIN_NCC = typer.Option(DEFAULTS.min_ncc, "--min-ncc", min=-1.0, max=1.0,
@@ -166,7 +173,7 @@ OPT_MODEL = typer.Option(None, "--model", show_default=False,
                          help="Also embed every image with this ONNX model and report pairs at "
                               "--model-min-cosine or more (needs pip install 'leakscan[onnx]').")
 OPT_MODEL_MIN_COSINE = typer.Option(DEFAULTS.model_min_cosine, "--model-min-cosine", min=0.0,
-                                    help="Least cosine similarity of two model embeddings of a duplicate.")
+                                    help="Least cosine similarity of two model embeddings of a model pair.")
 OPT_MODEL_BATCH = typer.Option(MODEL_BATCH, "--model-batch", min=1, help="Images per model run.")
 OPT_TRANSFORMS = typer.Option(Transforms(DEFAULTS.transforms), "--transforms",
                               help="Rotated/flipped copies to find: all (8), flip (mirror), none.")
@@ -207,6 +214,12 @@ def _max_file_size(value: Optional[str]):
             os.environ[MAX_FILE_SIZE_ENV] = old
 
 
+OPT_VERBOSE = typer.Option(False, "--verbose", "-v", help="Log what each stage does (on stderr).")
+OPT_DECISIONS = typer.Option(
+    None, "--decisions", show_default=False, metavar="FILE",
+    help="Your verdicts on pairs: CSV a,b,decision[,note] with decision distinct or duplicate "
+         "(the report's Export decisions writes it). Distinct pairs are never reported or grouped, "
+         "duplicate pairs always are.")
 OPT_DASK = typer.Option(None, "--dask", show_default=False,
                         help="Decode on a Dask cluster: scheduler address such as tcp://scheduler:8786 "
                              "(needs pip install 'leakscan[dask]'; workers must see the same paths).")
@@ -254,7 +267,8 @@ def audit(
                    "or a CSV manifest.", show_default=False),
     manifest: Optional[Path] = OPT_MANIFEST,
     out: Optional[Path] = typer.Option(
-        None, "--out", "-o", help="Write summary.json, pairs.csv, groups.csv, skipped.csv into this folder.",
+        None, "--out", "-o", help="Write summary.json, pairs.csv, groups.csv, skipped.csv and report.html "
+                                  "into this folder.",
         show_default=False),
     json_: bool = typer.Option(False, "--json", help="Print summary.json to stdout instead of tables."),
     no_html: bool = typer.Option(False, "--no-html", help="With --out: skip report.html (no thumbnails to make)."),
@@ -281,8 +295,10 @@ def audit(
     no_cache: bool = OPT_NO_CACHE,
     max_file_size: Optional[str] = OPT_MAX_FILE_SIZE,
     dask: Optional[str] = OPT_DASK,
+    decisions: Optional[Path] = OPT_DECISIONS,
     force: bool = OPT_FORCE,
     quiet: bool = OPT_QUIET,
+    verbose: bool = OPT_VERBOSE,
 ) -> None:
     """Audit a dataset for duplicate images and cross-split leakage.
 
@@ -293,12 +309,14 @@ def audit(
       leakscan audit --manifest splits.csv --json
       leakscan audit data/ --fail-on-leak --max-leak 0.01   # CI gate: exit 1 above 1%
       leakscan audit data/ --model copy_detector.onnx      # add a learned embedding
+      leakscan audit data/ --decisions decisions.csv       # with your verdicts (see the report)
 
     Exit codes: 0 done, 1 leakage above --max-leak with --fail-on-leak, 2 bad usage or input.
     """
     from .audit import audit as run_audit  # noqa: PLC0415
     from .report import prepare_out_dir, render_terminal, summary_json, write_outputs  # noqa: PLC0415
 
+    _verbose(verbose)
     if data is None and manifest is None:
         raise _fail("give a dataset folder (leakscan audit DATA) or --manifest FILE")
     try:
@@ -306,11 +324,13 @@ def audit(
         spec = _model_spec(model, model_batch)
         if out is not None:  # fail before the long part, not after
             prepare_out_dir(out, force=force, protect=_dataset_folders(data, manifest))
+        _check_decisions(decisions)
         if parquet and out is None:
             raise _fail("--parquet writes into --out DIR; give --out")
         with _progress(quiet) as cb, _dask_client(dask) as client, _max_file_size(max_file_size):
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
-                               cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec)
+                               cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,
+                               decisions=decisions)
             if out is not None:
                 write_outputs(result, out, force=True, html=not no_html, parquet=parquet, progress=cb)
     except LeakscanError as exc:
@@ -345,7 +365,7 @@ def resplit(
         None, "--ratios", show_default=False,
         help="Target split shares, e.g. train=0.8,val=0.1,test=0.1 [default: the current split sizes]."),
     keep: Optional[List[str]] = typer.Option(
-        None, "--keep", show_default=False,
+        None, "--keep", show_default=False, metavar="SPLIT",
         help="A split that stays as it is (repeatable); copies of its images in other splits join it."),
     drop: bool = typer.Option(False, "--drop", help="With --keep: drop those copies instead (listed in "
                                                     "<out>.dropped.csv)."),
@@ -370,8 +390,10 @@ def resplit(
     no_cache: bool = OPT_NO_CACHE,
     max_file_size: Optional[str] = OPT_MAX_FILE_SIZE,
     dask: Optional[str] = OPT_DASK,
+    decisions: Optional[Path] = OPT_DECISIONS,
     force: bool = OPT_FORCE,
     quiet: bool = OPT_QUIET,
+    verbose: bool = OPT_VERBOSE,
 ) -> None:
     """Propose a split in which no duplicate group straddles two splits, and write it as a manifest.
 
@@ -390,6 +412,7 @@ def resplit(
     from .report import prepare_resplit_out, render_resplit, write_resplit  # noqa: PLC0415
     from .split import parse_ratios, resplit as run_resplit  # noqa: PLC0415
 
+    _verbose(verbose)
     if data is None and manifest is None:
         raise _fail("give a dataset folder (leakscan resplit DATA --out NEW.csv) or --manifest FILE")
     try:
@@ -397,6 +420,8 @@ def resplit(
                              crops=crops)
         spec = _model_spec(model, model_batch)
         parse_ratios(ratios)  # fail before the long part
+        _check_decisions(decisions)
+        _ratio_warnings(ratios)
         folders = _dataset_folders(data, manifest)
         prepare_resplit_out(out, force=force, protect=folders)
         if materialize_dir is not None:
@@ -405,7 +430,9 @@ def resplit(
             check_target(materialize_dir, folders, what="--materialize folder")
         with _progress(quiet) as cb, _dask_client(dask) as client, _max_file_size(max_file_size):
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
-                               cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec)
+                               cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,
+                               decisions=decisions)
+        _ratio_warnings(ratios, result.manifest.split_names)
         rs = run_resplit(result, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle, random_state=seed)
         written = write_resplit(rs, out)
         placed = materialize(rs, materialize_dir, link=link.value, force=force) if materialize_dir else None
@@ -438,6 +465,38 @@ def _on_sigint(signum, frame):
         os.write(2, b"leakscan: error: interrupted (complete earlier results are kept; nothing half-written)\n")
     finally:
         os._exit(EXIT_USAGE)
+
+
+def _check_decisions(decisions: Optional[Path]) -> None:
+    """A missing or malformed decisions file stops the run before any image is decoded."""
+    if decisions is not None:
+        from .decisions import read_decisions  # noqa: PLC0415
+
+        read_decisions(decisions)
+
+
+def _ratio_warnings(ratios: Optional[str], current=None) -> None:
+    """Say when --ratios do not add up to 1 (rescaled) and when a current split is not in them."""
+    if not ratios:
+        return
+    from .split import parse_ratios  # noqa: PLC0415
+
+    given = {}
+    for part in ratios.split(","):
+        name, _, val = part.partition("=")
+        if name.strip():
+            given[name.strip()] = float(val)
+    scaled = parse_ratios(ratios)
+    if current is None:
+        total = sum(given.values())
+        if abs(total - 1) > 1e-6:
+            _say(f"leakscan: warning: --ratios add up to {total:g}, not 1; rescaled to "
+                 + ",".join(f"{k}={v:.4g}" for k, v in scaled.items()))
+        return
+    gone = [s for s in current if s not in scaled]
+    if gone:
+        _say(f"leakscan: warning: split(s) {', '.join(gone)} not in --ratios: their images are spread over "
+             f"{', '.join(scaled)} and {', '.join(gone)} disappear(s) from the new manifest")
 
 
 def main() -> None:

@@ -15,7 +15,8 @@ from .split import assign_splits, check_random_state
 __all__ = ["find_groups", "train_test_split", "StratifiedGroupShuffleSplit"]
 
 
-def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None) -> np.ndarray:
+def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None, decisions=None,
+                paths=None, return_paths: bool = False):
     """One group id per image: duplicates (and images sharing a user group) share an id.
 
     Pass the result as ``groups=`` to ``GroupKFold``, ``StratifiedGroupKFold``,
@@ -28,11 +29,22 @@ def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None)
         Known groups (patient id...) to merge with the duplicate groups.
     settings : DetectSettings, optional
     jobs : int, optional
+    decisions : path-like or records, optional
+        Your verdicts on pairs (see :mod:`leakscan.decisions`): ``distinct`` pairs are never
+        grouped, ``duplicate`` pairs always are.
+    paths : sequence of path-like, optional
+        With a folder or CSV: return ids aligned with these paths (your own order, the order
+        of your ``X``), not with the folder's listing. Absolute paths or paths relative to the
+        folder; each must be an image of ``images``.
+    return_paths : bool
+        Also return the path of each id (the order of the ids), to line ids up with your data.
 
     Returns
     -------
     ndarray of int64, shape (N,)
         Ids numbered by first occurrence. Images that fail to decode get a group of their own.
+    (ids, paths) : when ``return_paths`` is True; ``paths`` as the audit names them (relative
+        to the folder) or, with ``paths=``, yours.
 
     Examples
     --------
@@ -45,7 +57,42 @@ def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None)
     """
     from .audit import audit  # noqa: PLC0415
 
-    return audit(images, groups=groups, settings=settings, jobs=jobs, progress=progress).groups.ids.copy()
+    result = audit(images, groups=groups, settings=settings, jobs=jobs, progress=progress, decisions=decisions)
+    ids = result.groups.ids.copy()
+    m = result.manifest
+    if paths is None:
+        if not return_paths:
+            return ids
+        names = list(range(len(m))) if m.images is not None else [str(p) for p in m.paths]
+        return ids, names
+    if m.images is not None:
+        raise ConfigError("paths= lines ids up with image files; for an image array the ids are already in its order")
+    paths = [os.fspath(p) for p in paths]
+    row = {}
+    for r in range(len(m)):
+        row.setdefault(str(m.paths[r]), r)
+        row.setdefault(os.path.abspath(m.resolve(r)), r)
+    out = np.empty(len(paths), np.int64)
+    missing = []
+    for k, p in enumerate(paths):
+        r = row.get(p, row.get(os.path.abspath(p)))
+        if r is None:
+            missing.append(p)
+        else:
+            out[k] = ids[r]
+    if missing:
+        raise ConfigError(f"{len(missing)} of the {len(paths)} paths are not images of {images}: "
+                          + ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else ""))
+    out = _renumber(out)
+    return (out, paths) if return_paths else out
+
+
+def _renumber(ids: np.ndarray) -> np.ndarray:
+    """Ids numbered 0, 1, ... by first occurrence."""
+    _, first, inv = np.unique(ids, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[inv.ravel()]
 
 
 def _n_train_test(n: int, test_size, train_size) -> tuple[int, int]:
@@ -105,7 +152,7 @@ def _two_way(units, y, n_train, n_test, rng):
 
 
 def train_test_split(*arrays, images=None, groups=None, test_size=None, train_size=None,
-                     random_state=None, shuffle=True, stratify=None, settings=None, jobs=None):
+                     random_state=None, shuffle=True, stratify=None, settings=None, jobs=None, decisions=None):
     """Like ``sklearn.model_selection.train_test_split``, but duplicates never straddle the split.
 
     Parameters
@@ -127,6 +174,8 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
         Class labels; each class's share on both sides is kept as close as groups allow.
     settings : DetectSettings, optional
     jobs : int, optional
+    decisions : path-like or records, optional
+        Your verdicts on pairs (:mod:`leakscan.decisions`), with ``images``.
 
     Returns
     -------
@@ -160,7 +209,7 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
     if images is not None:
         if not isinstance(images, (str, os.PathLike)) and len(images) != n:
             raise ConfigError(f"images has {len(images)} entries but the arrays have {n} rows")
-        units = find_groups(images, groups=groups, settings=settings, jobs=jobs)
+        units = find_groups(images, groups=groups, settings=settings, jobs=jobs, decisions=decisions)
     else:
         _, units = np.unique(np.asarray(groups).astype(str), return_inverse=True)
     if len(units) != n:
@@ -202,6 +251,13 @@ class StratifiedGroupShuffleSplit:
     test_size, train_size : float or int, optional
         As in ``ShuffleSplit`` (default ``test_size=0.1``).
     random_state : int, optional
+    images : folder, list of paths, or ndarray, optional
+        The images the rows stand for: groups are then found from them (once, on the first
+        ``split``), so ``split(X, y)`` needs no ``groups=``; given ``groups`` are merged in.
+    decisions : path-like or records, optional
+        With ``images``: your verdicts on pairs (:mod:`leakscan.decisions`).
+    settings : DetectSettings, optional
+    jobs : int, optional
 
     Examples
     --------
@@ -213,7 +269,8 @@ class StratifiedGroupShuffleSplit:
     [4, 4]
     """
 
-    def __init__(self, n_splits: int = 5, *, test_size=None, train_size=None, random_state=None):
+    def __init__(self, n_splits: int = 5, *, test_size=None, train_size=None, random_state=None,
+                 images=None, decisions=None, settings=None, jobs=None):
         if not isinstance(n_splits, numbers.Integral) or n_splits < 1:
             raise ConfigError(f"n_splits must be a positive int, got {n_splits!r}")
         self.n_splits = int(n_splits)
@@ -221,6 +278,11 @@ class StratifiedGroupShuffleSplit:
         self.train_size = train_size
         check_random_state(random_state)
         self.random_state = random_state
+        self.images = images
+        self.decisions = decisions
+        self.settings = settings
+        self.jobs = jobs
+        self._found = None
 
     def __repr__(self) -> str:
         return (f"StratifiedGroupShuffleSplit(n_splits={self.n_splits}, test_size={self.test_size}, "
@@ -232,8 +294,27 @@ class StratifiedGroupShuffleSplit:
     def split(self, X, y=None, groups=None):
         """Yield ``(train_index, test_index)`` ``n_splits`` times."""
         n = len(X)
+        if self.images is not None:
+            if self._found is None:
+                self._found = find_groups(self.images, settings=self.settings, jobs=self.jobs,
+                                          decisions=self.decisions)
+            found = self._found
+            if groups is not None:  # user groups merge with the duplicate groups
+                from scipy.sparse import coo_matrix  # noqa: PLC0415
+                from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
+
+                k = len(found)
+                if len(groups) != k:
+                    raise ConfigError(f"groups has {len(groups)} entries but images has {k}")
+                _, ug = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+                rows = np.arange(k)
+                edges = coo_matrix((np.ones(2 * k), (np.r_[rows, rows], np.r_[k + found, 2 * k + ug.ravel()])),
+                                   shape=(3 * k, 3 * k))
+                found = _renumber(connected_components(edges, directed=False)[1][:k])
+            groups = found
         if groups is None:
-            raise ConfigError("StratifiedGroupShuffleSplit.split needs groups= (e.g. leakscan.find_groups(images))")
+            raise ConfigError("StratifiedGroupShuffleSplit.split needs groups= (e.g. leakscan.find_groups(images)), "
+                              "or images= when it is made")
         groups = np.asarray(groups)
         if len(groups) != n:
             raise ConfigError(f"groups has {len(groups)} entries but X has {n} rows")

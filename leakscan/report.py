@@ -135,7 +135,7 @@ def write_outputs(audit: Audit, out: str | os.PathLike, *, force: bool = False, 
     if html:
         from .htmlreport import render_html  # noqa: PLC0415
 
-        files["report.html"] = render_html(audit, progress=progress)
+        files["report.html"] = render_html(audit, progress=progress, out_dir=out)
     files["summary.json"] = summary_json(audit)  # last: its presence marks a complete set
     return write_folder(out, files, owned=set(OUTPUT_FILES) | {"pairs.parquet"})
 
@@ -180,6 +180,16 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
     """
     from rich.table import Table  # noqa: PLC0415
 
+    from .termout import render_compact, use_compact  # noqa: PLC0415
+
+    if use_compact(console):  # narrow terminal or a log: one plain line per item, paths shortened
+        return render_compact(audit, console, max_rows=max_rows)
+    from .present import verdict  # noqa: PLC0415
+    from .termout import decision_lines  # noqa: PLC0415
+
+    console.print(verdict(audit) + ".", markup=False, highlight=False, style="bold")
+    for text in decision_lines(audit):
+        console.print(text, markup=False, highlight=False)
     d = audit.to_dict()
     console.print(
         f"[bold]leakscan[/bold] audited [bold]{d['n_images']:,}[/bold] images "

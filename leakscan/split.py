@@ -242,7 +242,7 @@ def assign_splits(
     _, ucode = np.unique(units, return_inverse=True)
     ucode = ucode.ravel()
     U = int(ucode.max()) + 1 if n else 0
-    _, y = np.unique(np.asarray(labels).astype(str), return_inverse=True)
+    classes, y = np.unique(np.asarray(labels).astype(str), return_inverse=True)
     y = y.ravel()
     C = int(y.max()) + 1 if n else 0
     out = np.full(n, -1, np.int64)
@@ -310,7 +310,7 @@ def assign_splits(
         moved += int(np.sum((out >= 0) & (cur < 0)))
     achieved = np.zeros((S, C), np.int64)
     np.add.at(achieved, (out[out >= 0], y[out >= 0]), 1)
-    problems += _feasibility(achieved, target, share_target, split_names, ucode, out)
+    problems += _feasibility(achieved, target, share_target, split_names, ucode, out, classes=classes)
     return Assignment(split_names=split_names, splits=out, target=target, moved=moved,
                       forced=forced, problems=problems, share_target=share_target)
 
@@ -444,7 +444,7 @@ def _rebalance(starts, sizes, pure, first_label, count, tgt, fs, unit_split, rng
                 count[fs[q], c] += g
 
 
-def _feasibility(achieved, target, share_target, split_names, ucode, out) -> list[str]:
+def _feasibility(achieved, target, share_target, split_names, ucode, out, classes=None) -> list[str]:
     """Say which constraints were missed and by how much."""
     msgs = []
     size_t = target.sum(axis=1)
@@ -474,8 +474,15 @@ def _feasibility(achieved, target, share_target, split_names, ucode, out) -> lis
         err = np.abs(achieved[s] / size_a[s] - share_target[s])
         if err.max() > 0.01:
             msgs.append(f"split {name!r}: a class share is {100 * err.max():.1f} percentage points off target "
-                        f"(class #{int(err.argmax())})")
+                        f"(class {_class_name(classes, int(err.argmax()))})")
     return msgs
+
+
+def _class_name(classes, c: int) -> str:
+    """A class as the user named it (``#c`` when the names are unknown, ``(none)`` for no label)."""
+    if classes is None or c >= len(classes):
+        return f"#{c}"
+    return repr(str(classes[c])) if str(classes[c]) else "(none)"
 
 
 # --------------------------------------------------------------------------- from an audit
@@ -549,7 +556,9 @@ class Resplit:
                 "splits": splits, "problems": list(a.problems),
                 "cross_split_pairs_after": self.cross_split_pairs(),
                 "pairs_checked": len(self.pairs if self.pairs is not None else self.audit.pairs),
-                "detection_rounds": self.rounds}
+                "detection_rounds": self.rounds,
+                "decisions": (self.audit.decisions.to_dict()
+                              if getattr(self.audit, "decisions", None) is not None else None)}
 
 
 def resplit(
@@ -614,6 +623,10 @@ def resplit(
         if len(extra) == 0:
             break
         pairs = PairTable.concat([pairs, extra]).sorted()
+        if getattr(audit, "decisions", None) is not None:  # the user's verdicts hold for re-found pairs too
+            from .decisions import apply_decisions  # noqa: PLC0415
+
+            pairs, _ = apply_decisions(pairs, audit.decisions.matched, features=audit.features)
         groups = build_groups(len(m), pairs, m.groups, max_hamming=audit.settings.max_hamming,
                               min_cosine=audit.settings.min_cosine, min_ncc=audit.settings.min_ncc)
     mode = "shuffle" if shuffle else "minimal-change"

@@ -1,0 +1,164 @@
+"""Words and small pictures shared by the terminal, the HTML report and notebooks.
+
+* :func:`verdict`: the audit in one sentence ("8.7% of test has a copy in train; 46 label
+  conflicts");
+* :func:`shorten`: a path cut in the middle to fit a width (``trai…/0565.jpg``);
+* :func:`pair_order`: the pairs to show first (most certain first);
+* :func:`notebook_html`: ``Audit._repr_html_``, the headline and the top pairs with
+  thumbnails (no script, names escaped).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import logging
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = ["verdict", "shorten", "pct", "pair_order", "notebook_html", "setting_flags", "SETTING_FLAGS"]
+
+#: DetectSettings field -> the command-line flag that sets it (None: library only).
+SETTING_FLAGS = {"max_hamming": "--max-hamming", "min_cosine": "--min-cosine", "min_ncc": "--min-ncc",
+                 "transforms": "--transforms", "crops": "--crops / --no-crops", "scope": "--cross-split-only",
+                 "model_min_cosine": "--model-min-cosine", "sure_cosine": None, "ratio": None, "k": None}
+
+
+def setting_flags(settings: dict) -> list:
+    """``[[flag, value], ...]``: the settings under their CLI flag names (library-only ones last)."""
+    out, lib = [], []
+    for name, value in settings.items():
+        flag = SETTING_FLAGS.get(name, None)
+        if name == "crops":
+            out.append(["--crops" if value else "--no-crops", "on" if value else "off"])
+        elif name == "scope":
+            out.append([flag, "on" if value == "cross" else "off"])
+        elif flag:
+            out.append([flag, value])
+        else:
+            lib.append([f"DetectSettings({name}=…) (Python only)", value])
+    return out + lib
+
+ELLIPSIS = "…"
+
+
+def pct(x: float) -> str:
+    """A share as a percentage with enough digits to be read: 8.7%, 0.32%, 0%."""
+    if x == 0:
+        return "0%"
+    if x >= 0.1:
+        return f"{100 * x:.0f}%" if x >= 0.995 else f"{100 * x:.1f}%"
+    return f"{100 * x:.1f}%" if x >= 0.01 else f"{100 * x:.2f}%"
+
+
+def verdict(audit) -> str:
+    """The audit in one sentence, worst leak first.
+
+    Examples: ``8.7% of test has a copy in train; 46 label conflicts``,
+    ``No image has a copy in another split; no label conflicts``.
+    """
+    d_leaks = [lk for lk in audit.leaks if lk.images]
+    names = list(audit.manifest.split_names)
+    parts = []
+    if len(names) < 2:
+        n = len(audit.pairs)
+        parts.append(f"{n:,} duplicate pair{'s' if n != 1 else ''} within one split" if n
+                     else "No duplicates found")
+    elif not d_leaks:
+        parts.append("No image has a copy in another split")
+    else:
+        # each split once, against the split it leaks into most; the training split last
+        best: dict[str, object] = {}
+        for lk in d_leaks:
+            if lk.split not in best or lk.fraction > best[lk.split].fraction:
+                best[lk.split] = lk
+        rows = sorted(best.values(), key=lambda lk: (lk.split == "train", -lk.fraction))
+        if len(rows) > 1 and rows[-1].split == "train":
+            rows = rows[:-1]  # "x% of train has a copy in test" repeats the test figure from the other side
+        parts.append("; ".join(f"{pct(lk.fraction)} of {lk.split} has a copy in {lk.against}" for lk in rows[:3]))
+    c = len(audit.label_conflicts)
+    parts.append(f"{c:,} label conflict{'s' if c != 1 else ''}" if c else "no label conflicts")
+    possible = getattr(audit, "possible", None)
+    if possible is not None and len(possible):
+        parts.append(f"{len(possible):,} possible pairs worth a look")
+    return "; ".join(parts)
+
+
+def shorten(path, width: int) -> str:
+    """``path`` cut in the middle to at most ``width`` characters, keeping the file name.
+
+    Examples
+    --------
+    >>> shorten("train/airplane/0565.jpg", 14)
+    'trai…/0565.jpg'
+    >>> shorten("a.jpg", 14)
+    'a.jpg'
+    """
+    s = str(path)
+    if width <= 0 or len(s) <= width:
+        return s
+    if width < 4:
+        return s[-width:]
+    cut = s.rfind("/")
+    name = s[cut:] if cut >= 0 else s
+    if len(name) + 2 <= width:
+        return s[: width - len(name) - 1] + ELLIPSIS + name
+    head = (width - 1) // 3
+    return s[:head] + ELLIPSIS + s[len(s) - (width - 1 - head):]
+
+
+def pair_order(audit, mask=None) -> np.ndarray:
+    """Pair positions, most certain first (``confidence`` when the table has it, else score)."""
+    p = audit.pairs
+    idx = np.arange(len(p)) if mask is None else np.flatnonzero(mask)
+    conf = getattr(p, "confidence", None)
+    key = np.asarray(p.score if conf is None else np.where(np.isnan(conf), p.score, conf), np.float64)
+    return idx[np.argsort(-key[idx], kind="stable")]
+
+
+def _thumb_uri(audit, r: int) -> str | None:
+    from .decode import DecodeError, thumbnail_data  # noqa: PLC0415
+
+    m = audit.manifest
+    if not audit.features.ok[r]:
+        return None
+    try:
+        mime, blob = thumbnail_data(m.images[r] if m.images is not None else m.resolve(r))
+    except (DecodeError, OSError) as exc:
+        log.info("no thumbnail for %s: %s", m.paths[r], exc)
+        return None
+    return f"data:{mime};base64," + base64.b64encode(blob).decode("ascii")
+
+
+def notebook_html(audit, *, top: int = 8) -> str:
+    """The headline and the ``top`` most certain pairs (cross-split first) with thumbnails."""
+    e = html.escape
+    m, p = audit.manifest, audit.pairs
+    cross = audit.cross_split()
+    order = np.r_[pair_order(audit, cross), pair_order(audit, ~cross)][:top]
+    cache: dict[int, str | None] = {}
+
+    def fig(r: int) -> str:
+        if r not in cache:
+            cache[r] = _thumb_uri(audit, r)
+        img = (f'<img src="{cache[r]}" style="width:72px;height:72px;object-fit:contain;background:#eee">'
+               if cache[r] else '<div style="width:72px;height:72px;background:#eee"></div>')
+        cap = e(str(m.paths[r])) + "<br>" + e(str(m.splits[r])) + (" · " + e(str(m.labels[r])) if m.labels[r] else "")
+        return f'<figure style="margin:0;display:inline-block;text-align:center;max-width:160px">{img}' \
+               f'<figcaption style="font-size:11px;word-break:break-all">{cap}</figcaption></figure>'
+
+    detail = audit.pair_details() if len(order) else []
+    kinds = p.kind_names() if len(order) else []
+    rows = "".join(
+        f"<tr><td>{fig(int(p.i[k]))}</td><td>{fig(int(p.j[k]))}</td>"
+        f"<td>{e(str(kinds[k]))}<br>score {float(p.score[k]):.3f}<br>{e(detail[k])}</td></tr>"
+        for k in order.tolist())
+    n_cross = int(cross.sum())
+    head = (f"<p><b>{e(verdict(audit))}</b></p><p>{audit.n_images:,} images, {len(p):,} duplicate pairs "
+            f"({n_cross:,} across splits), {len(audit.skipped):,} skipped.</p>")
+    table = (f"<table><thead><tr><th>a</th><th>b</th><th>evidence</th></tr></thead><tbody>{rows}</tbody></table>"
+             f"<p>Top {len(order)} of {len(p):,} pairs; <code>write_outputs(result, 'out/')</code> writes the "
+             "full report.</p>") if len(order) else ""
+    return f'<div class="leakscan-audit">{head}{table}</div>'

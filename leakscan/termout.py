@@ -1,0 +1,119 @@
+"""Compact terminal output: for narrow terminals and for logs (CI, pipes).
+
+Rich tables wrap every long path over three or four lines at 80 columns, and box-drawing
+characters make CI logs hard to read. This layout prints one line per item, never wider
+than the console: paths are shortened from the middle (``trai…/0565.jpg``) so the file name
+stays readable, and everything is plain text (no markup is interpreted in file names).
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+from .present import pair_order, pct, shorten, verdict
+
+__all__ = ["use_compact", "render_compact", "decision_lines"]
+
+#: Below this many columns the tables give way to the compact layout.
+WIDE = 100
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def use_compact(console) -> bool:
+    """Compact when the console is narrow or is not a terminal (a log, a pipe)."""
+    return console.width < WIDE or not console.is_terminal
+
+
+def _plain(s) -> str:
+    return _CONTROL.sub("?", str(s))
+
+
+def _fit(s: str, width: int) -> str:
+    s = _plain(s)
+    return s if len(s) <= width else s[: max(0, width - 1)] + "…"
+
+
+def decision_lines(audit, limit: int = 3) -> list[str]:
+    """What the decisions file did, and the first entries that match no audited image."""
+    st = getattr(audit, "decisions", None)
+    if st is None:
+        return []
+    dd = st.to_dict()
+    out = [f"decisions: {dd['applied']} applied ({dd['distinct']} distinct, {dd['duplicate']} duplicate), "
+           f"{dd['unmatched']} match no image ({_plain(dd['file'] or 'records')})"
+           + (f"; {dd['links_cut']} chained link(s) cut to keep distinct images apart" if dd["links_cut"] else "")]
+    for e in st.matched.unmatched_entries[:limit]:
+        out.append(f"  line {e.line}: {_plain(e.a)}, {_plain(e.b)} ({e.decision}): no audited image has "
+                   "this path or content; remove the line if the file is gone")
+    return out
+
+
+def render_compact(audit, console, *, max_rows: int = 10) -> None:
+    """The audit summary as plain lines at most ``console.width`` wide."""
+    w = max(40, console.width)
+    out = []
+
+    def line(s: str = "", *, wrap: bool = False, indent: int = 4) -> None:
+        """One line cut to the width, or (``wrap``) words carried over to indented lines."""
+        if wrap and len(_plain(s)) > w:
+            out.extend(textwrap.wrap(_plain(s), w, subsequent_indent=" " * indent, break_on_hyphens=False,
+                                     break_long_words=True))
+        else:
+            out.append(_fit(s, w))
+
+    d = audit.to_dict()
+    k = d["pairs_by_kind"]
+    line(f"leakscan: {verdict(audit)}.", wrap=True)
+    line(f"{d['n_images']:,} images ({d['n_skipped']:,} skipped) in {d['elapsed_seconds']:.1f}s; "
+         f"{d['n_pairs']:,} duplicate pairs ({k['exact']:,} exact, {k['hash']:,} hash, "
+         f"{k['embedding']:,} embedding) in {d['n_duplicate_groups']:,} groups.", wrap=True)
+    line("splits: " + ", ".join(f"{s} {n:,} ({len([c for c in d['class_counts'].get(s, {}) if c])} classes)"
+                                for s, n in d["splits"].items()), wrap=True)
+    for text in decision_lines(audit):
+        line(text, wrap=True)
+    leaks = sorted((lk for lk in d["leaks"] if lk["images"]), key=lambda lk: -lk["fraction"])
+    if leaks:
+        line()
+        line("Leakage: images of a split with a copy in another")
+        sw = max(len(lk["split"]) for lk in leaks)
+        aw = max(len(lk["against"]) for lk in leaks)
+        for lk in leaks:
+            worst = sorted(((v["fraction"], c) for c, v in lk["per_class"].items() if v["images"]), reverse=True)
+            head = (f"  {lk['split']:<{sw}} -> {lk['against']:<{aw}}  {lk['images']:>6,} of {lk['total']:<6,} "
+                    f"{pct(lk['fraction']):>6}")
+            tail = ", ".join(f"{c or '(none)'} {pct(f)}" for f, c in worst[:3])
+            line(head + ("  worst: " + tail if tail else ""), wrap=True,
+                 indent=len(head) + 2 if w - len(head) >= 40 else 4)
+    if d["n_label_conflicts"]:
+        line()
+        line(f"Label conflicts: {d['n_label_conflicts']} duplicate group(s) with different labels")
+        for c in d["label_conflicts"][:max_rows]:
+            labels = ", ".join(f"{k} x{v}" for k, v in c["labels"].items())
+            head = f"  group {c['group']:<5} {_plain(labels)}  "
+            line(head + shorten(_plain(c["paths"][0]), w - len(head)))
+    cross = audit.cross_split()
+    if cross.any():
+        idx = pair_order(audit, cross)[:max_rows]
+        recs = audit.pair_records()
+        line()
+        line(f"Cross-split pairs: top {len(idx)} of {int(cross.sum()):,}, most certain first")
+        kw = max(len(str(recs[i]["kind"])) for i in idx)
+        dw = min(14, max(len(str(recs[i]["detail"])) for i in idx))
+        fixed = 2 + 5 + 1 + kw + 1 + dw + 1 + 2
+        pw = max(12, (w - fixed) // 2)
+        for i in idx:
+            r = recs[i]
+            line(f"  {r['score']:.3f} {r['kind']:<{kw}} {_fit(r['detail'], dw):<{dw}} "
+                 f"{shorten(_plain(r['a']), pw):<{pw}}  {shorten(_plain(r['b']), pw)}")
+    if d["n_low_information"]:
+        line(f"{d['n_low_information']:,} low-information images (flat frames) matched by exact digest only.")
+    for wmsg in d["warnings"]:
+        line("warning: " + _plain(wmsg), wrap=True)
+    if d["n_skipped"]:
+        line()
+        line(f"{d['n_skipped']:,} file(s) skipped (reasons in skipped.csv):")
+        for p, why in audit.skipped[:3]:
+            sp = shorten(_plain(p), max(20, w // 2))
+            line(f"  {sp}: {_plain(why)}", wrap=True)
+    console.out("\n".join(out), highlight=False)

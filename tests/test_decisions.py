@@ -1,0 +1,225 @@
+"""Decisions file: users say "distinct" or "duplicate" once, and every command respects it."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import leakscan
+from leakscan import InputError
+from leakscan.cli import app
+from leakscan.decisions import MatchedDecisions, apply_decisions, load_decisions, read_decisions
+from leakscan.pairs import PairTable
+from conftest import scene, write_dataset
+
+
+def _pairs(edges, score=None):
+    i = np.array([min(a, b) for a, b in edges], np.int64)
+    j = np.array([max(a, b) for a, b in edges], np.int64)
+    k = len(edges)
+    sc = np.ones(k, np.float32) if score is None else np.asarray(score, np.float32)
+    return PairTable(i, j, np.ones(k, np.uint8), sc, np.zeros(k, np.int16), np.full(k, np.nan, np.float32),
+                     np.zeros(k, np.int8), np.zeros(k, bool))
+
+
+def _md(must=(), cannot=()):
+    a = lambda e, x: np.array([min(p) if x == 0 else max(p) for p in e], np.int64)  # noqa: E731
+    return MatchedDecisions(a(must, 0), a(must, 1), a(cannot, 0), a(cannot, 1))
+
+
+def _write(path, rows, header="a,b,decision,note"):
+    path.write_text(header + "\n" + "".join(",".join(r) + "\n" for r in rows))
+    return path
+
+
+# ---------------------------------------------------------------- reading
+
+
+def test_bad_rows_name_file_and_line(tmp_path):
+    f = _write(tmp_path / "d.csv", [("x.jpg", "y.jpg", "distinct", ""), ("x.jpg", "z.jpg", "maybe", "")])
+    with pytest.raises(InputError, match=r"d\.csv: line 3: decision must be distinct or duplicate, got 'maybe'"):
+        read_decisions(f)
+    f = _write(tmp_path / "h.csv", [("x", "y", "distinct")], header="left,right,verdict")
+    with pytest.raises(InputError, match=r"h\.csv: line 1: the header must name columns a,b,decision"):
+        read_decisions(f)
+    f = _write(tmp_path / "s.csv", [("x.jpg", "./x.jpg", "distinct", "")])
+    with pytest.raises(InputError, match="line 2: a and b are the same image"):
+        read_decisions(f)
+    with pytest.raises(InputError, match="decisions file not found"):
+        read_decisions(tmp_path / "missing.csv")
+
+
+def test_reads_notes_comments_bom_and_semicolons(tmp_path):
+    f = tmp_path / "d.csv"
+    f.write_text("\ufeffa;b;decision;note\n# a comment\nx.jpg;y.jpg;Distinct;two cats, not one\n\n")
+    (e,) = read_decisions(f).entries
+    assert (e.a, e.b, e.decision, e.note, e.line) == ("x.jpg", "y.jpg", "distinct", "two cats, not one", 3)
+
+
+# ---------------------------------------------------------------- applying (pure)
+
+
+def test_distinct_drops_pair_and_duplicate_adds_one():
+    pt = _pairs([(0, 1), (2, 3)])
+    out, st = apply_decisions(pt, _md(must=[(4, 5)], cannot=[(2, 3)]))
+    assert list(zip(out.i.tolist(), out.j.tolist())) == [(0, 1), (4, 5)]
+    assert (st.removed, st.added, st.links_cut) == (1, 1, 0)
+    assert st.added_pairs == {(4, 5)}
+
+
+def test_distinct_is_never_grouped_through_a_chain():
+    # A=0 ~ B=1 ~ C=2, plus 2 ~ 3; A/C distinct: the weaker link (1, 2) is cut
+    pt = _pairs([(0, 1), (1, 2), (2, 3)], score=[0.9, 0.5, 0.95])
+    out, st = apply_decisions(pt, _md(cannot=[(0, 2)]))
+    assert list(zip(out.i.tolist(), out.j.tolist())) == [(0, 1), (2, 3)]
+    assert st.links_cut == 1 and st.kept_together == 0
+    g = leakscan.build_groups(4, out)
+    assert g.ids[0] != g.ids[2]
+
+
+def test_chain_of_user_duplicates_cannot_be_cut():
+    pt = _pairs([(0, 1)], score=[0.5])
+    out, st = apply_decisions(pt, _md(must=[(0, 1), (1, 2)], cannot=[(0, 2)]))
+    assert len(out) == 2 and st.kept_together == 1 and st.links_cut == 0
+
+
+def test_extra_optional_column_survives():
+    """A PairTable subclass with an extra per-pair column (the lead's ``confidence``) keeps it."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class WithConfidence(PairTable):
+        confidence: np.ndarray | None = None
+
+    base = _pairs([(0, 1), (1, 2)])
+    pt = WithConfidence(**{k: getattr(base, k) for k in base.__dataclass_fields__},
+                        confidence=np.array([0.9, 0.2], np.float32))
+    out, _ = apply_decisions(pt, _md(must=[(3, 4)], cannot=[(0, 2)]))
+    assert isinstance(out, WithConfidence)
+    assert out.confidence.tolist() == pytest.approx([0.9, 1.0])  # (1, 2) was weaker and cut; user pair certain
+
+
+def test_possible_tier_distinct_removes_and_duplicate_promotes():
+    pairs = _pairs([(0, 1)])
+    possible = _pairs([(2, 3), (4, 5)], score=[0.4, 0.3])
+    out, st = apply_decisions(pairs, _md(must=[(2, 3)], cannot=[(4, 5)]), possible=possible)
+    assert list(zip(out.i.tolist(), out.j.tolist())) == [(0, 1), (2, 3)]
+    assert out.score[1] == pytest.approx(0.4)  # promoted with its evidence
+    assert len(st.possible) == 0 and st.promoted == 1 and st.added == 0
+
+
+def test_records_and_contradictions():
+    d = load_decisions([("0", "1", "distinct"), {"a": "array[1]", "b": "array[0]", "decision": "duplicate"}])
+    assert [e.decision for e in d.entries] == ["distinct", "duplicate"]
+    m = leakscan.discover(np.zeros((3, 8, 8, 3), np.uint8))
+    with pytest.raises(InputError, match="line 2 marks array\\[1\\] and array\\[0\\] duplicate, line 1 marks them distinct"):
+        d.match(m)
+    md = load_decisions([("0", "2", "distinct")]).match(m)
+    assert list(zip(md.cannot_i, md.cannot_j)) == [(0, 2)] and md.applied == 1
+
+
+# ---------------------------------------------------------------- end to end
+
+
+@pytest.fixture
+def review_data(tmp_path):
+    """train/test with two real leaks (test/a/leak.jpg, test/b/leak2.jpg) and 8 distinct scenes."""
+    layout = {f"train/{'ab'[k % 2]}/{k}.jpg": scene(k) for k in range(6)}
+    layout.update({f"test/{'ab'[k % 2]}/{k}.jpg": scene(k) for k in range(6, 10)})
+    layout["test/a/leak.jpg"] = scene(0).resize((80, 80))
+    layout["test/b/leak2.jpg"] = scene(1).resize((88, 88))
+    return write_dataset(tmp_path / "data", layout, quality=90)
+
+
+def _pairset(result):
+    return {tuple(sorted((r["a"], r["b"]))) for r in result.pair_records()}
+
+
+def test_python_audit_respects_decisions(review_data, tmp_path):
+    base = leakscan.audit(review_data, jobs=1)
+    assert ("test/a/leak.jpg", "train/a/0.jpg") in _pairset(base)
+    f = _write(tmp_path / "decisions.csv", [("train/a/0.jpg", "test/a/leak.jpg", "distinct", "another day"),
+                                            ("train/a/2.jpg", "test/a/6.jpg", "duplicate", ""),
+                                            ("train/gone.jpg", "test/a/6.jpg", "distinct", "")])
+    r = leakscan.audit(review_data, jobs=1, decisions=f)
+    pairs = _pairset(r)
+    assert ("test/a/leak.jpg", "train/a/0.jpg") not in pairs
+    assert ("test/a/6.jpg", "train/a/2.jpg") in pairs
+    rec = next(x for x in r.pair_records() if {x["a"], x["b"]} == {"train/a/2.jpg", "test/a/6.jpg"})
+    assert rec["detail"] == "user decision" and rec["decision"] == "duplicate"
+    assert r.groups.ids[_row(r, "train/a/0.jpg")] != r.groups.ids[_row(r, "test/a/leak.jpg")]
+    d = r.to_dict()["decisions"]
+    assert d["file"] == str(f)
+    assert (d["applied"], d["distinct"], d["duplicate"], d["unmatched"]) == (2, 1, 1, 1)
+    assert base.to_dict()["decisions"] is None
+
+
+def _row(result, path):
+    return int(np.flatnonzero(result.manifest.paths == path)[0])
+
+
+def test_decisions_follow_moved_files_by_digest(review_data, tmp_path):
+    moved = tmp_path / "moved"
+    shutil.copytree(review_data, moved)
+    (moved / "test" / "a" / "leak.jpg").rename(moved / "test" / "b" / "renamed.jpg")
+    r0 = leakscan.audit(review_data, jobs=1)
+    digest = bytes(r0.features.file_digest[_row(r0, "test/a/leak.jpg")]).hex()
+    f = tmp_path / "d.csv"
+    f.write_text(f"a,b,decision,note,digest_a,digest_b\ntrain/a/0.jpg,test/a/leak.jpg,distinct,,,{digest}\n")
+    r = leakscan.audit(moved, jobs=1, decisions=f)
+    assert ("test/b/renamed.jpg", "train/a/0.jpg") not in _pairset(r)
+    d = r.to_dict()["decisions"]
+    assert d["applied"] == 1 and d["unmatched"] == 0 and d["matched_by_digest"] == 1
+    from leakscan.htmlreport import report_data
+
+    (entry,) = report_data(r)["decided"]  # the report exports the decision under the file's new path
+    assert (entry["a"], entry["b"], entry["d"]) == ("train/a/0.jpg", "test/b/renamed.jpg", "distinct")
+
+
+def test_cli_audit_and_resplit_respect_decisions(review_data, tmp_path):
+    f = _write(tmp_path / "decisions.csv", [("train/a/0.jpg", "test/a/leak.jpg", "distinct", ""),
+                                            ("train/b/1.jpg", "test/b/leak2.jpg", "distinct", "")])
+    run = CliRunner().invoke
+    res = run(app, ["audit", str(review_data), "--json", "--decisions", str(f), "--no-cache", "-j", "1"])
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)
+    assert s["n_cross_split_pairs"] == 0 and s["decisions"]["applied"] == 2
+    res = run(app, ["audit", str(review_data), "--fail-on-leak", "--quiet", "--decisions", str(f), "--no-cache"])
+    assert res.exit_code == 0  # CI passes once the reviewed pairs are marked distinct
+    res = run(app, ["audit", str(review_data), "--fail-on-leak", "--quiet", "--no-cache"])
+    assert res.exit_code == 1
+    out = tmp_path / "new.csv"
+    res = run(app, ["resplit", str(review_data), "--out", str(out), "--decisions", str(f), "--no-cache", "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["moved"] == 0 and d["decisions"]["applied"] == 2  # nothing to repair once both pairs are distinct
+    bad = _write(tmp_path / "bad.csv", [("x.jpg", "y.jpg", "perhaps", "")])
+    res = run(app, ["audit", str(review_data), "--decisions", str(bad), "--no-cache"])
+    assert res.exit_code == 2 and "bad.csv: line 2: decision must be distinct or duplicate" in res.stderr
+    res = run(app, ["resplit", str(review_data), "--out", str(tmp_path / "x.csv"), "--decisions",
+                    str(tmp_path / "nope.csv"), "--no-cache"])
+    assert res.exit_code == 2 and "nope.csv: decisions file not found" in res.stderr
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_sklearn_api_respects_decisions(review_data, tmp_path):
+    f = _write(tmp_path / "d.csv", [("train/a/0.jpg", "test/a/leak.jpg", "distinct", ""),
+                                    ("train/a/2.jpg", "test/a/6.jpg", "duplicate", "")])
+    ids, paths = leakscan.find_groups(review_data, decisions=f, jobs=1, return_paths=True)
+    row = {p: k for k, p in enumerate(paths)}
+    assert ids[row["train/a/0.jpg"]] != ids[row["test/a/leak.jpg"]]
+    assert ids[row["train/a/2.jpg"]] == ids[row["test/a/6.jpg"]]
+    X = np.arange(len(paths))
+    for seed in range(3):
+        tr, te = leakscan.train_test_split(X, images=[str(review_data / p) for p in paths], decisions=[
+            (str(review_data / "train/a/2.jpg"), str(review_data / "test/a/6.jpg"), "duplicate")],
+            test_size=0.3, random_state=seed, jobs=1)
+        a, b = row["train/a/2.jpg"], row["test/a/6.jpg"]
+        assert (a in tr) == (b in tr)
+    cv = leakscan.StratifiedGroupShuffleSplit(n_splits=3, test_size=0.3, random_state=0,
+                                              images=review_data, decisions=f)
+    for tr, te in cv.split(np.zeros(len(paths))):
+        assert (row["train/a/2.jpg"] in tr) == (row["test/a/6.jpg"] in tr)

@@ -1,0 +1,57 @@
+"""The report is laid out for acting: verdict first, thumbnails once per file, relative links, flags."""
+
+import json
+import re
+import shutil
+
+from leakscan import audit
+from leakscan.htmlreport import report_data
+from leakscan.report import write_outputs
+from conftest import scene, write_dataset
+
+
+def _dataset(tmp_path):
+    layout = {f"train/{'ab'[k % 2]}/{k}.jpg": scene(k) for k in range(6)}
+    layout.update({f"test/{'ab'[k % 2]}/{k}.jpg": scene(k) for k in range(6, 10)})
+    root = write_dataset(tmp_path / "data", layout, quality=90)
+    for n in range(5):  # five byte-identical copies of a training image, labelled b: a conflict lists them all
+        shutil.copy(root / "train/a/0.jpg", root / f"test/b/copy{n}.jpg")
+    return root
+
+
+def test_copies_share_one_thumbnail_links_are_relative_settings_are_flags(tmp_path):
+    root = _dataset(tmp_path)
+    r = audit(root, jobs=1)
+    out = tmp_path / "out"
+    write_outputs(r, out)
+    html = (out / "report.html").read_text()
+    data = json.loads(re.search(r'id="data">(.*?)</script>', html, re.S).group(1))
+    copies = [im for im in data["images"] if im["p"].startswith("test/b/copy") or im["p"] == "train/a/0.jpg"]
+    assert len(copies) == 6 and len({im["t"] for im in copies}) == 1  # embedded once
+    assert len(data["thumbs"]) == len({im["h"] for im in data["images"]})
+    assert html.count("data:image/") == len(data["thumbs"])
+    assert all(im["u"].startswith("../data/") for im in data["images"])
+    flags = dict(map(tuple, data["meta"]["flags"]))
+    assert flags["--max-hamming"] == 6 and flags["--min-ncc"] == 0.6 and flags["--crops"] == "on"
+    assert data["meta"]["verdict"].startswith("55.6% of test has a copy in train")
+    assert html.index('id="verdict"') < html.index('id="pairs-sec"') < html.index('id="groups-sec"')
+    # without a folder (render_html from Python) the links stay absolute file URIs
+    assert report_data(r)["images"][0]["u"].startswith("file://")
+
+
+def test_possible_tier_section_only_when_the_audit_has_one(tmp_path):
+    from dataclasses import dataclass
+
+    from leakscan.audit import Audit
+
+    root = _dataset(tmp_path)
+    r = audit(root, jobs=1)
+    assert report_data(r)["possible"] == []
+
+    @dataclass(frozen=True)
+    class WithPossible(Audit):
+        possible: object = None
+
+    rp = WithPossible(**r.__dict__, possible=r.pairs)
+    d = report_data(rp)
+    assert len(d["possible"]) == len(r.pairs) and {"a", "b", "k", "sc", "d"} <= set(d["possible"][0])

@@ -1,0 +1,184 @@
+"""The review loop in a real browser: click "duplicate"/"distinct" in report.html, export the
+decisions CSV, feed it back with --decisions, and see the effect.
+
+Needs Chromium, its driver (Debian: apt-get install chromium chromium-driver) and Selenium
+(the test extra); skips, saying which is missing, without them. No browser is downloaded.
+"""
+
+import csv
+import json
+import shutil
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from leakscan.cli import app
+from conftest import scene, write_dataset
+
+BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+DRIVER = shutil.which("chromedriver")
+try:
+    import selenium  # noqa: F401
+    from selenium import webdriver
+    from selenium.webdriver.common.by import By
+    HAVE_SELENIUM = True
+except ImportError:
+    HAVE_SELENIUM = False
+
+pytestmark = [
+    pytest.mark.skipif(BROWSER is None, reason="no Chromium installed (apt-get install chromium)"),
+    pytest.mark.skipif(DRIVER is None, reason="no chromedriver (apt-get install chromium-driver)"),
+    pytest.mark.skipif(not HAVE_SELENIUM, reason="selenium not installed (pip install selenium, in the test extra)"),
+]
+
+
+@pytest.fixture
+def data(tmp_path):
+    layout = {f"train/{'ab'[k % 2]}/{k}.jpg": scene(k) for k in range(6)}
+    layout.update({f"test/{'ab'[k % 2]}/{k}.jpg": scene(k) for k in range(6, 10)})
+    layout["test/a/leak.jpg"] = scene(0).resize((80, 80))
+    layout["test/b/leak2.jpg"] = scene(1).resize((88, 88))
+    layout["train/a/4-copy.jpg"] = scene(4).resize((90, 90))  # a within-split group
+    return write_dataset(tmp_path / "data", layout, quality=90)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium.webdriver.chrome.service import Service
+
+    dl = tmp_path / "downloads"
+    dl.mkdir()
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = BROWSER
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1400"):
+        opts.add_argument(a)
+    opts.add_experimental_option("prefs", {"download.default_directory": str(dl),
+                                           "download.prompt_for_download": False})
+    drv = webdriver.Chrome(service=Service(executable_path=DRIVER), options=opts)
+    drv.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(dl)})
+    drv.downloads = dl
+    yield drv
+    drv.quit()
+
+
+def _audit(data, out, *extra):
+    r = CliRunner().invoke(app, ["audit", str(data), "--out", str(out), "--force", "--no-cache", "-j", "1",
+                                 "--quiet", *extra])
+    assert r.exit_code == 0, r.output
+    return json.loads((out / "summary.json").read_text())
+
+
+def _card(drv, path):
+    """The pair card or gallery whose captions name ``path``."""
+    for card in drv.find_elements(By.CSS_SELECTOR, ".pair, .ppair, .dpair, .gal"):
+        if any(path in c.text for c in card.find_elements(By.TAG_NAME, "figcaption")):
+            return card
+    raise AssertionError(f"no card shows {path}")
+
+
+def _export(drv):
+    for f in drv.downloads.glob("*"):
+        f.unlink()
+    drv.find_element(By.ID, "export").click()
+    for _ in range(100):
+        done = [f for f in drv.downloads.glob("*.csv")]
+        if done:
+            time.sleep(0.2)
+            return done[0]
+        time.sleep(0.1)
+    raise AssertionError("no decisions.csv downloaded")
+
+
+def test_review_buttons_export_and_feed_back(data, tmp_path, browser):
+    before = _audit(data, tmp_path / "out")
+    assert before["n_cross_split_pairs"] == 2 and before["n_duplicate_groups"] == 3
+    browser.get((tmp_path / "out" / "report.html").as_uri())
+    assert browser.find_element(By.ID, "verdict").text == "33.3% of test has a copy in train; no label conflicts."
+    assert browser.find_element(By.ID, "dec-count").text == "0 decisions"
+
+    leak = _card(browser, "test/a/leak.jpg")
+    leak.find_element(By.CSS_SELECTOR, "button[data-decision=distinct]").click()
+    leak2 = _card(browser, "test/b/leak2.jpg")
+    leak2.find_element(By.CSS_SELECTOR, "button[data-decision=duplicate]").click()
+    group = _card(browser, "train/a/4-copy.jpg")
+    group.find_element(By.CSS_SELECTOR, "button[data-decision=distinct]").click()
+    # pressed again: undone; pressed once more: back on
+    btn = group.find_element(By.CSS_SELECTOR, "button[data-decision=distinct]")
+    btn.click()
+    assert browser.find_element(By.ID, "dec-count").text == "2 decisions"
+    btn.click()
+    assert "on" in btn.get_attribute("class") and "decided-dis" in group.get_attribute("class")
+    assert browser.find_element(By.ID, "dec-count").text == "3 decisions"
+
+    f = _export(browser)
+    rows = list(csv.DictReader(f.open()))
+    got = {(frozenset((r["a"], r["b"])), r["decision"]) for r in rows}
+    assert got == {(frozenset(("train/a/0.jpg", "test/a/leak.jpg")), "distinct"),
+                   (frozenset(("train/b/1.jpg", "test/b/leak2.jpg")), "duplicate"),
+                   (frozenset(("train/a/4.jpg", "train/a/4-copy.jpg")), "distinct")}
+    assert all(len(r["digest_a"]) == 32 and len(r["digest_b"]) == 32 for r in rows)
+    decisions = tmp_path / "repo" / "decisions.csv"  # committed next to the manifest
+    decisions.parent.mkdir()
+    shutil.copy(f, decisions)
+
+    after = _audit(data, tmp_path / "out2", "--decisions", str(decisions))
+    assert after["n_cross_split_pairs"] == 1 and after["n_duplicate_groups"] == 1
+    assert {k: after["decisions"][k] for k in ("applied", "distinct", "duplicate", "unmatched")} == {
+        "applied": 3, "distinct": 2, "duplicate": 1, "unmatched": 0}
+
+    # the new report shows the decisions as applied, and exporting again keeps them
+    browser.get((tmp_path / "out2" / "report.html").as_uri())
+    assert browser.find_element(By.ID, "dec-count").text == "3 decisions (3 from the decisions file)"
+    leak2 = _card(browser, "test/b/leak2.jpg")
+    assert "duplicate: decisions file" in leak2.text and "decided (decisions file)" in leak2.text
+    assert "on" in leak2.find_element(By.CSS_SELECTOR, "button[data-decision=duplicate]").get_attribute("class")
+    distinct = browser.find_element(By.ID, "distinct-sec")
+    assert distinct.is_displayed() and len(distinct.find_elements(By.CSS_SELECTOR, ".dpair")) == 2
+    again = list(csv.DictReader(_export(browser).open()))
+    assert {(frozenset((r["a"], r["b"])), r["decision"]) for r in again} == got
+
+
+def test_open_links_are_relative_to_the_report(data, tmp_path, browser):
+    _audit(data, tmp_path / "out")
+    shutil.copytree(tmp_path, tmp_path.parent / (tmp_path.name + "-moved"),
+                    ignore=shutil.ignore_patterns("profile", "downloads"))
+    moved = tmp_path.parent / (tmp_path.name + "-moved")
+    browser.get((moved / "out" / "report.html").as_uri())
+    link = _card(browser, "test/a/leak.jpg").find_element(By.LINK_TEXT, "open")
+    assert link.get_attribute("href").startswith((moved / "data").as_uri())  # the moved copy, not the original
+
+
+def test_gallery_buttons_cover_every_pair(data, tmp_path, browser):
+    scene(4).resize((70, 70)).save(data / "train" / "a" / "4-copy2.jpg", quality=90)
+    _audit(data, tmp_path / "out")
+    browser.get((tmp_path / "out" / "report.html").as_uri())
+    group = _card(browser, "train/a/4-copy2.jpg")
+    assert len(group.find_elements(By.TAG_NAME, "figure")) == 3
+    group.find_element(By.CSS_SELECTOR, "button[data-decision=distinct]").click()
+    assert browser.find_element(By.ID, "dec-count").text == "3 decisions"  # no two of the three are copies
+    group.find_element(By.CSS_SELECTOR, "button[data-decision=duplicate]").click()
+    assert browser.find_element(By.ID, "dec-count").text == "2 decisions"  # all one image: a star is enough
+    rows = list(csv.DictReader(_export(browser).open()))
+    assert [r["decision"] for r in rows] == ["duplicate", "duplicate"]
+    assert len({r["a"] for r in rows}) == 1
+
+
+def test_per_class_tables_collapsed_without_zero_rows(data, tmp_path, browser):
+    (data / "test" / "c").mkdir()
+    scene(11).save(data / "test" / "c" / "11.jpg", quality=90)  # a class with no copy in train
+    _audit(data, tmp_path / "out")
+    browser.get((tmp_path / "out" / "report.html").as_uri())
+    details = browser.find_elements(By.CSS_SELECTOR, "details.per-class")
+    assert details and not any(d.get_attribute("open") for d in details)  # collapsed by default
+    test_train = next(d for d in details if d.text.startswith("test → train"))
+    assert "1 at 0% not shown" in test_train.text
+    test_train.find_element(By.TAG_NAME, "summary").click()
+    rows = test_train.find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert len(rows) == 2 and all(r.find_elements(By.TAG_NAME, "td")[2].text != "0%" for r in rows)
+    # verdict first, then the pairs, laid out as a grid of cards
+    assert browser.find_element(By.ID, "verdict").location["y"] < browser.find_element(By.ID, "pairs").location["y"]
+    cards = browser.find_elements(By.CSS_SELECTOR, "#pairs .pair")
+    assert len(cards) == 2 and cards[0].location["y"] == cards[1].location["y"]  # side by side, not one per row

@@ -1,0 +1,79 @@
+"""Terminal output reads well at 80 columns and in CI logs (non-TTY): no wrapped paths, no boxes."""
+
+import io
+import subprocess
+import sys
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+import leakscan
+from leakscan.cli import app
+from leakscan.present import shorten, verdict
+from leakscan.report import render_terminal
+from conftest import FIXTURES, scene, write_dataset
+
+BOX = set("┏┃━┡│└┘")
+
+
+@pytest.fixture(scope="module")
+def long_names(tmp_path_factory):
+    root = tmp_path_factory.mktemp("long") / "data"
+    layout = {f"train/airplane/{k:04d}.jpg": scene(k) for k in range(6)}
+    layout["test/airplane/a-very-long-file-name-of-a-copy-of-train-airplane-0000-resized-to-80px.jpg"] = \
+        scene(0).resize((80, 80))
+    layout["test/airplane/0100.jpg"] = scene(100)
+    return write_dataset(root, layout, quality=90)
+
+
+def test_shorten_keeps_the_file_name():
+    assert shorten("train/airplane/0565.jpg", 14) == "trai…/0565.jpg"
+    assert shorten("train/airplane/0565.jpg", 40) == "train/airplane/0565.jpg"
+    s = shorten("test/airplane/a-very-long-file-name-of-a-copy.jpg", 20)
+    assert len(s) == 20 and s.startswith("test") and s.endswith("copy.jpg")
+
+
+def test_cli_at_80_columns_in_a_pipe(long_names, tmp_path):
+    r = CliRunner().invoke(app, ["audit", str(long_names), "--no-cache", "-j", "1"], env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0] == "leakscan: 50.0% of test has a copy in train; no label conflicts."
+    assert all(len(x) <= 80 for x in lines), [x for x in lines if len(x) > 80]
+    assert not BOX & set(r.stdout)
+    pair = next(x for x in lines if "train/airplane/0000.jpg" in x)  # one line per pair, shortened in the middle
+    assert "…" in pair and pair.rstrip().endswith("train/airplane/0000.jpg") and "80px.jpg" in pair
+
+
+def test_real_pipe_uses_compact_layout(tmp_path):
+    env = {"COLUMNS": "80", "LEAKSCAN_CACHE": str(tmp_path / "c.sqlite"), "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([sys.executable, "-m", "leakscan", "audit", str(FIXTURES), "-j", "2"], capture_output=True,
+                       text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("leakscan: ") and "% of test has a copy in train" in lines[0]
+    assert all(len(x) <= 80 for x in lines) and not BOX & set(r.stdout)
+    assert "Cross-split pairs: top 10 of" in r.stdout
+
+
+def test_wide_terminal_keeps_tables(long_names):
+    res = leakscan.audit(long_names, jobs=1)
+    buf = io.StringIO()
+    render_terminal(res, Console(file=buf, width=160, force_terminal=True, color_system=None))
+    out = buf.getvalue()
+    assert out.splitlines()[0] == verdict(res) + "." and BOX & set(out)
+    buf = io.StringIO()
+    render_terminal(res, Console(file=buf, width=80, force_terminal=True, color_system=None))  # narrow TTY
+    assert not BOX & set(buf.getvalue()) and all(len(x) <= 80 for x in buf.getvalue().splitlines())
+
+
+def test_terminal_says_which_decisions_match_nothing(long_names, tmp_path):
+    f = tmp_path / "decisions.csv"
+    f.write_text("a,b,decision,note\ntrain/airplane/0000.jpg,test/airplane/0100.jpg,distinct,\n"
+                 "train/airplane/gone.jpg,test/airplane/0100.jpg,distinct,\n")
+    r = CliRunner().invoke(app, ["audit", str(long_names), "--no-cache", "-j", "1", "--decisions", str(f)],
+                           env={"COLUMNS": "120"})
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.stdout.split())
+    assert "decisions: 1 applied (1 distinct, 0 duplicate), 1 match no image" in out
+    assert "line 3: train/airplane/gone.jpg, test/airplane/0100.jpg (distinct): no audited image" in out

@@ -72,6 +72,8 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None) -
         if f.ok[r] and len(thumbs) < max_thumbnails:
             try:
                 src = m.images[r] if m.images is not None else m.resolve(r)
+                if m.source is not None:  # dataset bytes, DICOM frames, GeoTIFF tiles
+                    src = m.source.pixels(r)
                 t = len(thumbs)
                 mime, blob = thumbnail_data(src)
                 thumbs.append(f"data:{mime};base64," + base64.b64encode(blob).decode("ascii"))
@@ -79,7 +81,7 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None) -
                 log.info("no thumbnail for %s: %s", m.paths[r], exc)
                 t = None
         href = ""
-        if m.images is None:
+        if m.images is None and (m.source is None or m.source.files_are_paths):
             try:
                 href = Path(m.resolve(r)).absolute().as_uri()
             except ValueError:

@@ -23,6 +23,13 @@ TABLE_OPTIONS = ("path_column", "split_column", "label_column", "group_column", 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 
 
+def _text(v) -> str:
+    """A cell as text; missing values (None, NaN, pandas NA) are ``""``."""
+    if v is None or (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType"):
+        return ""
+    return str(v).strip()
+
+
 def _is_image_cell(v) -> bool:
     return isinstance(v, (bytes, bytearray, memoryview)) or (isinstance(v, dict) and ("bytes" in v or "path" in v))
 
@@ -107,7 +114,7 @@ def from_columns(cols: dict, n: int, *, name: str, root: Path | None, path_colum
     groups_in = cols[group_c] if group_c else [""] * n
     rows, skipped, seen, items = [], [], {}, []
     for i in range(n):
-        split = "" if splits_in[i] is None else str(splits_in[i]).strip()
+        split = _text(splits_in[i])
         if image_c is not None:
             cell = cols[image_c][i]
             ident = f"{name}[{i}]"
@@ -127,8 +134,7 @@ def from_columns(cols: dict, n: int, *, name: str, root: Path | None, path_colum
                 skipped.append((ident, "row has no image bytes"))
                 continue
         else:
-            p = cols[path_c][i]
-            ident = "" if p is None else str(p).strip()
+            ident = _text(cols[path_c][i])
             item = None
             if not ident:
                 skipped.append((f"{name}[{i}]", "row has an empty path"))
@@ -140,8 +146,7 @@ def from_columns(cols: dict, n: int, *, name: str, root: Path | None, path_colum
         if not split:
             skipped.append((ident, f"row {i} has no split"))
             continue
-        lab = "" if labels_in[i] is None else str(labels_in[i]).strip()
-        grp = "" if groups_in[i] is None else str(groups_in[i]).strip()
+        lab, grp = _text(labels_in[i]), _text(groups_in[i])
         rows.append((ident, SPLIT_ALIASES.get(split.lower(), split), lab, grp))
         items.append(item)
     if not rows:

@@ -140,3 +140,13 @@ def test_a_broken_dicom_file_is_skipped(scans):
     a = leakscan.audit(scans, jobs=1)
     assert any(p == "test/broken.dcm" for p, _ in a.skipped)
     assert a.n_images == 8
+
+
+def test_worker_processes_give_the_same_features(scans):
+    from leakscan.features import extract_features
+    from leakscan.manifest import discover
+
+    m = discover(scans)
+    one = extract_features(m, jobs=1)
+    two = extract_features(m, jobs=2, chunk_size=3)
+    assert np.array_equal(one.hashes, two.hashes) and np.array_equal(one.file_digest, two.file_digest)

@@ -131,3 +131,14 @@ def test_missing_image_column_is_a_clear_error():
     ds = datasets.Dataset.from_dict({"text": ["a", "b"]})
     with pytest.raises(InputError, match="no Image column"):
         leakscan.audit(ds, jobs=1)
+
+
+def test_worker_processes_give_the_same_features():
+    from leakscan.features import extract_features
+    from leakscan.manifest import discover
+
+    m = discover(_dd())
+    one = extract_features(m, jobs=1)
+    two = extract_features(m, jobs=2, chunk_size=4)
+    assert np.array_equal(one.hashes, two.hashes) and np.array_equal(one.file_digest, two.file_digest)
+    assert one.ok.all()

@@ -42,6 +42,10 @@ def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False) -
     m = resplit.audit.manifest
     if m.images is not None:
         raise ConfigError("materialize needs image files; this dataset came from an in-memory array")
+    if m.source is not None and any(it[0] in ("bytes", "dicom") for it in m.source.items.tolist()):
+        raise ConfigError("materialize needs one image file per row; these rows are image bytes of a dataset or "
+                          "table, or DICOM frames (for a Hugging Face dataset, leakscan.resplit(dataset_dict) "
+                          "returns the new DatasetDict)")
     dest = Path(dest)
     if m.root is not None and _inside(dest, m.root):
         raise OutputError(f"{dest}: inside the dataset folder {m.root}; leakscan never writes there")

@@ -63,7 +63,12 @@ def inspect_files(paths: list[str], group_by: str = "PatientID") -> list[tuple[i
     pydicom = _pydicom()
     group_by = check_group_by(group_by)
     out = []
+    from .discover import is_regular_file  # noqa: PLC0415
+
     for p in paths:
+        if not is_regular_file(p):
+            out.append((1, ""))  # decoding reports what it is
+            continue
         try:
             ds = pydicom.dcmread(p, stop_before_pixels=True, force=True)
             n = int(getattr(ds, "NumberOfFrames", 1) or 1)
@@ -133,7 +138,7 @@ def to_uint8(frame: np.ndarray, window=None, monochrome1: bool = False) -> np.nd
     Examples
     --------
     >>> to_uint8(np.array([[0.0, 50.0, 100.0]]), window=(50, 101)).tolist()
-    [[0, 128, 255]]
+    [[1, 129, 255]]
     >>> to_uint8(np.array([[0.0, 100.0]]), monochrome1=True).tolist()
     [[255, 0]]
     """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -81,10 +82,20 @@ def discover_special(source, manifest, options: dict):
     return None
 
 
+def is_regular_file(path: str) -> bool:
+    """A regular file (not a FIFO, socket or device, which could block or never end)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def _is_dicom_file(path: str) -> bool:
     """``DICM`` at byte 128 (the DICOM preamble), or a ``.dcm``/``.dicom`` name."""
     if os.path.splitext(path)[1].lower() in (".dcm", ".dicom"):
         return True
+    if not is_regular_file(path):
+        return False
     try:
         with open(path, "rb") as fh:
             head = fh.read(132)

@@ -104,7 +104,11 @@ def inspect_tiles(paths: list[str], bands=None) -> dict:
     """
     tifffile = _tifffile()
     out = {}
+    from .discover import is_regular_file  # noqa: PLC0415
+
     for k, p in enumerate(paths):
+        if not is_regular_file(p):
+            continue  # left to the usual decoding, which reports what it is
         try:
             with tifffile.TiffFile(p) as tif:
                 page = tif.pages.first if hasattr(tif.pages, "first") else tif.pages[0]

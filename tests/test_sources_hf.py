@@ -103,7 +103,8 @@ def test_cli_hf_save_to_disk_audit_and_resplit(tmp_path):
     assert d["n_images"] == 15 and d["n_cross_split_pairs"] == 1
     rows = list(csv.DictReader(open(out / "pairs.csv")))
     assert ("train/3", "validation/4") in {(x["a"], x["b"]) for x in rows}
-    assert (out / "report.html").stat().st_size > 0
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/") >= 2 and "validation/4" in html   # thumbnails from the Arrow bytes
     r = CliRunner().invoke(app, ["resplit", "--hf", str(tmp_path / "saved"), "--out", str(tmp_path / "new.csv"),
                                  "-q", "-j", "1"])
     assert r.exit_code == 0, r.output

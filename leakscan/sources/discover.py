@@ -119,7 +119,10 @@ def special_folder(root: Path, rows: list, maybe_dicom: list, options: dict):
         from . import geotiff  # noqa: PLC0415
 
         if geotiff.available() or "bands" in options:
-            geo = geotiff.inspect_tiles([os.path.join(root_s, rows[k][0]) for k in tiffs], options.get("bands"))
+            try:
+                geo = geotiff.inspect_tiles([os.path.join(root_s, rows[k][0]) for k in tiffs], options.get("bands"))
+            except ImportError as exc:  # --bands without tifffile
+                raise InputError(str(exc)) from None
             geo = {tiffs[q]: info for q, info in geo.items()}
     if not dicoms and not geo:
         if "group_by" in options and options["group_by"] not in (None, "none"):

@@ -17,7 +17,8 @@ import numpy as np
 
 
 def synth(n: int, seed: int = 0, dup_frac: float = 0.05):
-    from leakscan.features import EMBED_DIM, N_VARIANTS, Features
+    from leakscan.features import EMBED_DIM, Features
+    from leakscan.views import N_VARIANTS
 
     rng = np.random.default_rng(seed)
     n_centres = max(100, n // 1000)
@@ -51,7 +52,8 @@ def main() -> None:
     import leakscan.index as index
     from leakscan.audit import analyse
     from leakscan.manifest import Manifest
-    from leakscan.pairs import DetectSettings, find_pairs
+    from leakscan.pairs import find_pairs
+    from leakscan.settings import DetectSettings
 
     if exact:
         index.EXACT_MAX = index.HAMMING_EXACT_MAX = 10**12

@@ -5,7 +5,8 @@ __version__ = "0.1.0"
 from .errors import ConfigError, InputError, LeakscanError, OutputError  # noqa: E402
 from .manifest import Manifest, discover  # noqa: E402
 from .features import Features, extract_features  # noqa: E402
-from .pairs import DetectSettings, PairTable, find_pairs  # noqa: E402
+from .settings import DetectSettings  # noqa: E402
+from .pairs import PairTable, find_pairs  # noqa: E402
 from .groups import Groups, build_groups  # noqa: E402
 from .audit import Audit, audit  # noqa: E402
 from .split import Resplit, assign_splits, resplit  # noqa: E402

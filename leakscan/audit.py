@@ -14,7 +14,9 @@ from . import __version__
 from .features import Features, extract_features
 from .groups import Groups, build_groups
 from .manifest import Manifest, discover
-from .pairs import DetectSettings, PairTable, find_pairs
+from .pairs import PairTable, find_pairs
+from .settings import DetectSettings
+from .views import MatchView
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +146,7 @@ class Audit:
         p = self.pairs
         detail = p.detail()
         angle = dict(zip(self.features.rot_rows.tolist(), self.features.rot_angle.tolist()))
-        for k in np.flatnonzero([d.startswith("rotated") for d in detail]):
+        for k in np.flatnonzero(MatchView.is_derotated(p.variant)):
             a = angle.get(int(p.i[k]), angle.get(int(p.j[k])))
             if a is not None:
                 detail[k] = detail[k].replace("rotated", f"rotated {a:g} deg", 1)

@@ -8,6 +8,7 @@ Writes are committed after every batch, so an interrupted run keeps what it comp
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import logging
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import EMBED_DIM, FEATURE_VERSION, N_VARIANTS, THUMB
+from .features import EMBED_DIM, FEATURE_VERSION
+from .views import N_VARIANTS, THUMB
 
 log = logging.getLogger(__name__)
 
@@ -257,8 +259,7 @@ class FeatureCache:
 
     def put_pairs(self, key: str, pairs) -> None:
         buf = io.BytesIO()
-        np.savez(buf, **{f: getattr(pairs, f) for f in
-                         ("i", "j", "kind", "score", "hamming", "cosine", "variant", "same_bytes", "ncc")})
+        np.savez(buf, **{f.name: getattr(pairs, f.name) for f in dataclasses.fields(pairs)})
         try:
             with self._db:
                 self._db.execute("INSERT OR REPLACE INTO pairs VALUES (?, ?, ?)", (key, time.time(), buf.getvalue()))

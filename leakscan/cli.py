@@ -19,6 +19,7 @@ from rich.console import Console
 
 from . import __version__
 from .errors import LeakscanError
+from .settings import DEFAULTS, MODEL_BATCH, RANDOM_STATE, TRANSFORMS
 
 app = typer.Typer(
     name="leakscan",
@@ -41,10 +42,7 @@ class LinkMode(str, Enum):
     copy = "copy"
 
 
-class Transforms(str, Enum):
-    all = "all"
-    flip = "flip"
-    none = "none"
+Transforms = Enum("Transforms", {name: name for name in TRANSFORMS}, type=str)
 
 
 def _stderr() -> Console:
@@ -106,8 +104,9 @@ def _main(
 
 
 def _settings(max_hamming: int, min_cosine: float, min_ncc: float, transforms: "Transforms",
-              cross_only: bool = False, model_min_cosine: float = 0.75, crops: bool = True):
-    from .pairs import DetectSettings  # noqa: PLC0415
+              cross_only: bool = False, model_min_cosine: float = DEFAULTS.model_min_cosine,
+              crops: bool = DEFAULTS.crops):
+    from .settings import DetectSettings  # noqa: PLC0415
 
     return DetectSettings(max_hamming=max_hamming, min_cosine=min_cosine, min_ncc=min_ncc,
                           transforms=transforms.value, scope="cross" if cross_only else "all",
@@ -124,22 +123,22 @@ def _model_spec(model: Optional[Path], batch: int):
 
 OPT_MANIFEST = typer.Option(None, "--manifest", "-m", show_default=False,
                             help="CSV with columns path, split[, label, group]; paths relative to the CSV.")
-OPT_MAX_HAMMING = typer.Option(6, "--max-hamming", min=-1, max=64,
+OPT_MAX_HAMMING = typer.Option(DEFAULTS.max_hamming, "--max-hamming", min=-1, max=64,
                                help="pHash pairs at this Hamming distance or less are duplicates (-1: off).")
-OPT_MIN_COSINE = typer.Option(0.70, "--min-cosine", min=0.0,
+OPT_MIN_COSINE = typer.Option(DEFAULTS.min_cosine, "--min-cosine", min=0.0,
                               help="Least embedding cosine similarity of a candidate pair (>1: off).")
-OPT_MIN_NCC = typer.Option(0.60, "--min-ncc", min=-1.0, max=1.0,
+OPT_MIN_NCC = typer.Option(DEFAULTS.min_ncc, "--min-ncc", min=-1.0, max=1.0,
                            help="Verification: least correlation of the details of the two aligned "
                                 "thumbnails (-1: off).")
-OPT_CROPS = typer.Option(True, "--crops/--no-crops",
+OPT_CROPS = typer.Option(DEFAULTS.crops, "--crops/--no-crops",
                          help="Also search crops of every image (finds cropped copies; --no-crops is faster).")
 OPT_MODEL = typer.Option(None, "--model", show_default=False,
                          help="Also embed every image with this ONNX model and report pairs at "
                               "--model-min-cosine or more (needs pip install 'leakscan[onnx]').")
-OPT_MODEL_MIN_COSINE = typer.Option(0.75, "--model-min-cosine", min=0.0,
+OPT_MODEL_MIN_COSINE = typer.Option(DEFAULTS.model_min_cosine, "--model-min-cosine", min=0.0,
                                     help="Least cosine similarity of two model embeddings of a duplicate.")
-OPT_MODEL_BATCH = typer.Option(32, "--model-batch", min=1, help="Images per model run.")
-OPT_TRANSFORMS = typer.Option(Transforms.all, "--transforms",
+OPT_MODEL_BATCH = typer.Option(MODEL_BATCH, "--model-batch", min=1, help="Images per model run.")
+OPT_TRANSFORMS = typer.Option(Transforms(DEFAULTS.transforms), "--transforms",
                               help="Rotated/flipped copies to find: all (8), flip (mirror), none.")
 OPT_JOBS = typer.Option(None, "--jobs", "-j", min=1, show_default=False,
                         help="Worker processes for decoding [default: all cores].")
@@ -345,7 +344,7 @@ def resplit(
                                                     "<out>.dropped.csv)."),
     shuffle: bool = typer.Option(False, "--shuffle", help="A fresh stratified split instead of the "
                                                           "minimal-change repair."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (the same seed gives the same split)."),
+    seed: int = typer.Option(RANDOM_STATE, "--seed", help="Random seed (the same seed gives the same split)."),
     materialize_dir: Optional[Path] = typer.Option(
         None, "--materialize", show_default=False,
         help="Also build DIR/<split>/<label>/<file> for the new split (originals untouched)."),

@@ -9,7 +9,7 @@
 * ``embedding``: a 128-d descriptor of the image's structure: histograms of gradient
   orientation (8 bins) in a 4x4 grid of cells of the same 32x32 grayscale thumbnail, square-rooted and
   centred and L2-normalised. It tolerates re-encoding, resizing, recolouring, small shifts and crops.
-  A rotation/flip of the image permutes its cells and bins (:func:`embedding_variants`), so
+  A rotation/flip of the image permutes its cells and bins (:func:`leakscan.views.embedding_variants`), so
   transformed copies are searched at no extra decode cost.
 * ``thumb``: the 32x32 grayscale thumbnail itself (1 KB), kept so candidate pairs can be
   verified by lining the two thumbnails up (:mod:`leakscan.verify`).
@@ -32,51 +32,25 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from .errors import ConfigError
 from .decode import DecodeError, canonical_from_array, decode_bytes, read_bytes
 from .manifest import Manifest
-from .rotation import derotate
+from .views import BINS, CELL, N_VARIANTS, THUMB, derotate
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Features", "extract_features", "features_of_image", "embedding_variants", "hog", "phash_variants",
-           "crop_views",
-           "FEATURE_VERSION", "N_VARIANTS", "EMBED_DIM", "VARIANT_NAMES"]
+__all__ = ["Features", "extract_features", "features_of_image", "hog", "phash_variants",
+           "FEATURE_VERSION", "EMBED_DIM"]
 
 #: Bump when any feature's definition changes (cache entries of other versions are not reused).
 FEATURE_VERSION = "4"
-THUMB = 32
 HASH_SIZE = 8
-CELL = 8
-BINS = 8
 EMBED_DIM = (THUMB // CELL) ** 2 * BINS
-N_VARIANTS = 8
-#: Names of the eight rotations/flips, in the order of the variant axis.
-VARIANT_NAMES = ("identity", "hflip", "vflip", "rot180", "transpose", "rot90", "rot270", "antitranspose")
 #: Standard deviation (grey levels, 0-255) of the 32x32 thumbnail below which an image is
 #: "low information": too flat for its hash or embedding to mean anything.
 LOW_INFO_STD = 3.0
 
 ProgressFn = Callable[[str, int, int], None]
-
-
-def _variant(a: np.ndarray, v: int) -> np.ndarray:
-    """Apply dihedral transform ``v`` to the last two axes of ``a``."""
-    if v == 0:
-        return a
-    if v == 1:
-        return a[..., :, ::-1]
-    if v == 2:
-        return a[..., ::-1, :]
-    if v == 3:
-        return a[..., ::-1, ::-1]
-    t = np.swapaxes(a, -1, -2)
-    if v == 4:
-        return t
-    if v == 5:
-        return t[..., :, ::-1]  # rotate 90 degrees clockwise
-    if v == 6:
-        return t[..., ::-1, :]  # rotate 90 degrees counter-clockwise
-    return t[..., ::-1, ::-1]
 
 
 @dataclass(frozen=True)
@@ -259,70 +233,6 @@ def _grad_tables():
         pos, mag = _orientation(gx, gy)
         _TABLES = (pos.ravel(), mag.ravel())
     return _TABLES
-
-
-def _embedding_permutations() -> np.ndarray:
-    """``perm[v]`` such that ``hog(variant(x, v)) == hog(x)[perm[v]]``."""
-    c = THUMB // CELL
-    cells = np.arange(c * c).reshape(c, c)
-    # bin maps: a flip maps orientation t -> pi - t (bin b -> -b); a transpose t -> pi/2 - t (b -> 4 - b)
-    flip_bins = (-np.arange(BINS)) % BINS
-    tr_bins = (BINS // 2 - np.arange(BINS)) % BINS
-    perms = []
-    for v in range(N_VARIANTS):
-        cell_map = _variant(cells, v).reshape(-1)  # new cell k takes old cell cell_map[k]
-        if v == 0:
-            bins = np.arange(BINS)
-        elif v in (1, 2):
-            bins = flip_bins
-        elif v == 3:
-            bins = np.arange(BINS)  # two flips cancel
-        elif v == 4:
-            bins = tr_bins
-        elif v in (5, 6):  # transpose then one flip
-            bins = flip_bins[tr_bins]
-        else:  # transpose then both flips
-            bins = tr_bins
-        perms.append((cell_map[:, None] * BINS + bins[None, :]).reshape(-1))
-    return np.stack(perms)
-
-
-_PERMS = _embedding_permutations()
-
-
-def embedding_variants(emb: np.ndarray, variants) -> np.ndarray:
-    """Embeddings of the rotated/flipped images, ``(n, len(variants), EMBED_DIM)``, from the plain ones."""
-    emb = np.asarray(emb, dtype=np.float32)
-    return np.stack([emb[:, _PERMS[v]] for v in variants], axis=1)
-
-
-#: Crop views searched for every image (:func:`crop_views`): side as a share of the
-#: thumbnail (0.84: a crop keeping 70% of the area) and where the crop sits (centre, corners).
-CROP_SIDE = 0.84
-CROP_PLACES = ((0.5, 0.5), (0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0))
-
-
-def crop_views(thumbs: np.ndarray, side: float = CROP_SIDE, places=CROP_PLACES) -> np.ndarray:
-    """Crops of ``(m, 32, 32)`` thumbnails enlarged back to 32x32 (bilinear): ``(m, len(places), 32, 32)``.
-
-    The embedding of a crop of image A is close to that of a cropped copy of A, which the
-    whole-image embedding (whose grid cells no longer line up) may miss.
-    """
-    t = np.asarray(thumbs, np.float32)
-    n = t.shape[-1]
-    size = side * n
-    out = np.empty((len(t), len(places), n, n), np.float32)
-    base = (np.arange(n) + 0.5) * (size / n) - 0.5
-    for k, (fy, fx) in enumerate(places):
-        ys = np.clip(base + fy * (n - size), 0, n - 1)
-        xs = np.clip(base + fx * (n - size), 0, n - 1)
-        y0 = np.minimum(np.floor(ys).astype(np.int64), n - 2)
-        x0 = np.minimum(np.floor(xs).astype(np.int64), n - 2)
-        wy = (ys - y0).astype(np.float32)
-        wx = (xs - x0).astype(np.float32)
-        r = t[:, y0, :] * (1 - wy)[None, :, None] + t[:, y0 + 1, :] * wy[None, :, None]
-        out[:, k] = r[:, :, x0] * (1 - wx)[None, None, :] + r[:, :, x0 + 1] * wx[None, None, :]
-    return out
 
 
 def _dct_matrix(n: int, rows: int) -> np.ndarray:
@@ -537,7 +447,7 @@ def extract_features(
     rows = np.asarray(rows, dtype=np.int64)
     jobs = default_jobs() if jobs is None else int(jobs)
     if jobs < 1:
-        raise ValueError(f"jobs must be >= 1, got {jobs}")
+        raise ConfigError(f"jobs must be >= 1 (worker processes), got {jobs}")
     n = len(rows)
     out = Features.empty(n)
     failures: dict[int, str] = {}

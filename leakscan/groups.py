@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from .pairs import PairTable
+from .pairs import Kind, PairTable
+from .settings import DEFAULTS
 
 __all__ = ["Groups", "build_groups", "link_strength"]
 
@@ -53,23 +54,23 @@ class Groups:
         return np.split(order, bounds)
 
 
-def link_strength(pairs: PairTable, max_hamming: int = 6, min_cosine: float = 0.7,
-                  min_ncc: float = 0.6) -> np.ndarray:
+def link_strength(pairs: PairTable, max_hamming: int = DEFAULTS.max_hamming,
+                  min_cosine: float = DEFAULTS.min_cosine, min_ncc: float = DEFAULTS.min_ncc) -> np.ndarray:
     """How far inside its thresholds each pair is, in [0, 1]: 1 for exact copies, 0 at a threshold.
 
     A verified pair is as strong as the weaker of its search margin and its verification margin.
     """
     st = np.ones(len(pairs), np.float64)
-    h = pairs.kind == 1
+    h = pairs.kind == Kind.HASH
     if h.any():
         st[h] = (max_hamming + 1 - pairs.hamming[h]) / (max_hamming + 1)
-    e = pairs.kind == 2
+    e = pairs.kind == Kind.EMBEDDING
     if e.any():
         st[e] = (pairs.cosine[e] - min_cosine) / max(1e-9, 1 - min_cosine)
-    m = pairs.kind == 3  # learned-model pairs: their cosine
+    m = pairs.kind == Kind.MODEL  # learned-model pairs: their cosine
     if m.any():
         st[m] = pairs.score[m]
-    v = ~np.isnan(pairs.ncc) & (pairs.kind != 0)
+    v = ~np.isnan(pairs.ncc) & (pairs.kind != Kind.EXACT)
     if v.any():
         st[v] = np.minimum(st[v], (pairs.ncc[v] - min_ncc) / max(1e-9, 1 - min_ncc))
     return np.clip(np.nan_to_num(st, nan=0.0), 0.0, 1.0)
@@ -84,8 +85,8 @@ def _components(n, r, c):
 
 
 def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None, *,
-                 max_size: int | None = None, max_hamming: int = 6, min_cosine: float = 0.7,
-                 min_ncc: float = 0.6) -> Groups:
+                 max_size: int | None = None, max_hamming: int = DEFAULTS.max_hamming,
+                 min_cosine: float = DEFAULTS.min_cosine, min_ncc: float = DEFAULTS.min_ncc) -> Groups:
     """Connected components of the graph whose edges are the duplicate pairs and user groups.
 
     Chaining guard: a component of more than ``max_size`` images (default: 1,000 or 1% of the
@@ -125,7 +126,7 @@ def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None
         if not len(big):
             break
         in_big = np.isin(raw[pairs.i], big)
-        drop = keep & in_big & (strength < t) & (pairs.kind != 0)
+        drop = keep & in_big & (strength < t) & (pairs.kind != Kind.EXACT)
         if not drop.any():
             continue
         keep &= ~drop

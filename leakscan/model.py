@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import InputError
+from .settings import MODEL_BATCH
 
 __all__ = ["ModelSpec", "EmbeddingModel", "load_model"]
 
@@ -37,13 +38,13 @@ class ModelSpec:
 
     path: str
     digest: str
-    batch_size: int = 32
+    batch_size: int = MODEL_BATCH
     size: int = DEFAULT_SIZE
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
 
     @classmethod
-    def from_path(cls, path, *, batch_size: int = 32, size: int = DEFAULT_SIZE,
+    def from_path(cls, path, *, batch_size: int = MODEL_BATCH, size: int = DEFAULT_SIZE,
                   mean=IMAGENET_MEAN, std=IMAGENET_STD) -> "ModelSpec":
         p = os.path.abspath(os.fspath(path))
         if batch_size < 1:

@@ -20,99 +20,45 @@ Low-information images (flat frames) take part in exact matching only.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, fields
+from enum import IntEnum
 from typing import Callable
 
 import numpy as np
 
 from .errors import ConfigError
-from .features import CROP_PLACES, N_VARIANTS, VARIANT_NAMES, Features, _variant, crop_views, embedding_variants, hog
+from .features import Features, hog
 from .index import CosineIndex, HammingIndex
-from .rotation import padding_weights
-from .verify import aligned_ncc, detail
+from .settings import DetectSettings
+from .views import CROP_PLACES, MatchView, crop_views, embedding_variants, transform_variants
+from .verify import verify_pairs
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DetectSettings", "PairTable", "find_pairs", "KINDS"]
+__all__ = ["PairTable", "find_pairs", "Kind", "KINDS"]
 
-KINDS = ("exact", "hash", "embedding", "model")
+
+class Kind(IntEnum):
+    """How a pair was found (``PairTable.kind``, uint8; stored in cached search results: never renumber)."""
+
+    EXACT = 0       # identical canonical pixels
+    HASH = 1        # pHash Hamming distance
+    EMBEDDING = 2   # gradient-histogram embedding
+    MODEL = 3       # a learned embedding (ONNX model)
+
+    @property
+    def label(self) -> str:
+        """The name in ``pairs.csv`` and ``summary.json``: ``exact``, ``hash``, ``embedding``, ``model``."""
+        return self.name.lower()
+
+
+#: The kind names in code order (``KINDS[Kind.HASH] == "hash"``).
+KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
 SEARCH_VERSION = "10"
-EXACT, HASH, EMBED, MODEL = 0, 1, 2, 3
-TRANSFORM_SETS = {"none": (0,), "flip": (0, 1), "all": tuple(range(N_VARIANTS))}
-#: Variant code of pairs found through a crop view (:func:`leakscan.features.crop_views`).
-CROPPED = 2 * N_VARIANTS
-
-
-@dataclass(frozen=True)
-class DetectSettings:
-    """Thresholds of duplicate detection (the defaults are documented in the README).
-
-    Parameters
-    ----------
-    max_hamming : int
-        pHash pairs at Hamming distance ``<=`` this are duplicates (0-64; -1 turns hashes off).
-    min_cosine : float
-        Embedding pairs need at least this cosine similarity (in (0, 1]; > 1 turns embeddings off).
-    sure_cosine : float
-        Embedding pairs at or above this similarity need no ratio test.
-    ratio : float
-        Ratio test: distance to the partner ``<=`` ratio x distance to the k-th neighbour.
-    k : int
-        Neighbourhood size of the ratio test.
-    min_ncc : float
-        Verification: hash and embedding pairs are kept only when the details of their
-        thumbnails, aligned, correlate at least this much (in [-1, 1]; -1 turns verification off).
-    transforms : {"all", "flip", "none"}
-        Which rotations/flips of an image also count as copies: all eight, the mirror image
-        only, or none.
-    crops : bool
-        Also search a few crops of every image (70% of the area: the centre and the four
-        corners), which finds cropped copies the whole-image embedding misses.
-    model_min_cosine : float
-        With an ONNX model (:mod:`leakscan.model`): pairs whose model embeddings have at least
-        this cosine similarity are duplicates (kind ``model``; > 1 turns them off).
-    scope : {"all", "cross"}
-        ``"all"``: duplicates within and across splits. ``"cross"``: only pairs across splits,
-        found by querying the images of the smaller splits against an index of everything
-        (much less search when one split, usually train, dominates).
-    """
-
-    max_hamming: int = 6
-    min_cosine: float = 0.70
-    sure_cosine: float = 0.97
-    ratio: float = 0.7
-    k: int = 10
-    min_ncc: float = 0.60
-    transforms: str = "all"
-    scope: str = "all"
-    crops: bool = True
-    model_min_cosine: float = 0.75
-
-    def __post_init__(self) -> None:
-        if not -1 <= self.max_hamming <= 64:
-            raise ConfigError(f"max_hamming must be in [0, 64] for 64-bit hashes (or -1 for off), got {self.max_hamming}")
-        if not 0 < self.min_cosine:
-            raise ConfigError(f"min_cosine must be in (0, 1], got {self.min_cosine}")
-        if not 0 < self.sure_cosine:
-            raise ConfigError(f"sure_cosine must be in (0, 1], got {self.sure_cosine}")
-        if not 0 < self.ratio <= 1:
-            raise ConfigError(f"ratio must be in (0, 1], got {self.ratio}")
-        if not 0 < self.model_min_cosine:
-            raise ConfigError(f"model_min_cosine must be in (0, 1], got {self.model_min_cosine}")
-        if not -1 <= self.min_ncc <= 1:
-            raise ConfigError(f"min_ncc must be in [-1, 1], got {self.min_ncc}")
-        if not 1 <= self.k <= 1000:
-            raise ConfigError(f"k must be in [1, 1000], got {self.k}")
-        if self.scope not in ("all", "cross"):
-            raise ConfigError(f"scope must be 'all' or 'cross', got {self.scope!r}")
-        if self.transforms not in TRANSFORM_SETS:
-            raise ConfigError(f"transforms must be one of {', '.join(TRANSFORM_SETS)}, got {self.transforms!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -124,7 +70,7 @@ class PairTable:
     i, j : int64 (p,)
         Manifest rows.
     kind : uint8 (p,)
-        Index into :data:`KINDS`: how the pair was found.
+        A :class:`Kind` (index into :data:`KINDS`): how the pair was found.
     score : float32 (p,)
         Certainty in [0, 1]: 1 for exact, ``1 - hamming/64`` for hash, cosine for embedding.
     hamming : int16 (p,)
@@ -132,10 +78,11 @@ class PairTable:
     cosine : float32 (p,)
         Largest embedding cosine over the allowed transforms (NaN when not computed).
     variant : int8 (p,)
-        Transform under which the pair matched (index into ``VARIANT_NAMES``), -1 for exact;
-        ``8 + v``: one image is a copy rotated by another angle (matched through its de-rotated
-        view, :mod:`leakscan.rotation`) and then transform ``v``; ``16``: one image is a crop
-        of the other (matched through a crop view).
+        A :class:`~leakscan.views.MatchView`: the transform under which the pair matched
+        (0-7, index into ``VARIANT_NAMES``), -1 for exact and model pairs; ``8 + v``: one
+        image is a copy rotated by another angle (matched through its de-rotated view,
+        :mod:`leakscan.rotation`) and then transform ``v``; ``16``: one image is a crop of the
+        other (matched through a crop view).
     same_bytes : bool (p,)
         Exact pairs whose files are byte-identical.
     ncc : float32 (p,)
@@ -172,6 +119,23 @@ class PairTable:
                    np.zeros(0, np.float32), np.zeros(0, np.int16), np.zeros(0, np.float32),
                    np.zeros(0, np.int8), np.zeros(0, bool))
 
+    def take(self, rows) -> "PairTable":
+        """The pairs selected by a boolean mask or an array of positions, in that order."""
+        rows = np.asarray(rows)
+        return PairTable(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+
+    @classmethod
+    def concat(cls, tables) -> "PairTable":
+        """The pairs of all ``tables``, one after the other (sort with :meth:`sorted`)."""
+        tables = list(tables)
+        if not tables:
+            return cls.empty()
+        return cls(**{f.name: np.concatenate([getattr(t, f.name) for t in tables]) for f in fields(cls)})
+
+    def sorted(self) -> "PairTable":
+        """The same pairs sorted by (i, j)."""
+        return self.take(np.lexsort((self.j, self.i)))
+
     def kind_names(self) -> np.ndarray:
         return np.array(KINDS, dtype=object)[self.kind]
 
@@ -179,16 +143,12 @@ class PairTable:
         """Human-readable evidence per pair: ``same bytes``, ``same pixels`` or the transform."""
         out = []
         for k, v, b in zip(self.kind, self.variant, self.same_bytes):
-            if k == EXACT:
+            if k == Kind.EXACT:
                 out.append("same bytes" if b else "same pixels")
-            elif k == MODEL:
+            elif k == Kind.MODEL:
                 out.append("model")
-            elif v == CROPPED:
-                out.append("cropped")
-            elif v >= N_VARIANTS:
-                out.append("rotated" + (f", {VARIANT_NAMES[v - N_VARIANTS]}" if v > N_VARIANTS else ""))
             else:
-                out.append(VARIANT_NAMES[v] if v >= 0 else "")
+                out.append(MatchView.describe(v))
         return out
 
 
@@ -204,15 +164,14 @@ def _exact_clusters(rows: np.ndarray, digests: np.ndarray):
     return head, head[dup], rows[dup]
 
 
-def _dedupe_best(i, j, kind, score, variant):
-    """One row per (i, j): lowest kind code first, then highest score."""
-    if len(i) == 0:
-        return i, j, kind, score, variant
-    order = np.lexsort((-score, kind, j, i))
-    i, j, kind, score, variant = i[order], j[order], kind[order], score[order], variant[order]
-    keep = np.ones(len(i), bool)
-    keep[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
-    return i[keep], j[keep], kind[keep], score[keep], variant[keep]
+def _dedupe_best(pairs: PairTable) -> PairTable:
+    """One row per (i, j), sorted by (i, j): lowest kind code first, then highest score."""
+    if len(pairs) == 0:
+        return pairs
+    pairs = pairs.take(np.lexsort((-pairs.score, pairs.kind, pairs.j, pairs.i)))
+    keep = np.ones(len(pairs), bool)
+    keep[1:] = (pairs.i[1:] != pairs.i[:-1]) | (pairs.j[1:] != pairs.j[:-1])
+    return pairs.take(keep)
 
 
 def _popcount(x: np.ndarray) -> np.ndarray:
@@ -245,14 +204,12 @@ def find_pairs(
     """
     s = settings or DetectSettings()
     ok_rows = np.flatnonzero(features.ok)
-    variants = TRANSFORM_SETS[s.transforms]
-    parts_i, parts_j, parts_kind, parts_score, parts_var = [], [], [], [], []
+    variants = transform_variants(s.transforms)
+    parts = []
 
     # 1. exact: identical pixels
     head, ei, ej = _exact_clusters(ok_rows, features.pixel_digest)
-    parts_i.append(ei); parts_j.append(ej)
-    parts_kind.append(np.full(len(ei), EXACT, np.uint8)); parts_score.append(np.ones(len(ei), np.float32))
-    parts_var.append(np.full(len(ei), -1, np.int8))
+    parts.append(_candidates(ei, ej, Kind.EXACT, np.ones(len(ei), np.float32), MatchView.NONE))
     reps = ok_rows[(head == ok_rows) & ~features.low_info[ok_rows]]
     log.debug("%d usable rows, %d exact pairs, %d representatives", len(ok_rows), len(ei), len(reps))
     query_pos = np.arange(len(reps))
@@ -276,9 +233,8 @@ def find_pairs(
         a, b, v = qreps[qi // len(variants)], reps[dj], np.asarray(variants, np.int8)[qi % len(variants)]
         keep = a != b
         a, b, v, dist = a[keep], b[keep], v[keep], dist[keep]
-        parts_i.append(np.minimum(a, b)); parts_j.append(np.maximum(a, b))
-        parts_kind.append(np.full(len(a), HASH, np.uint8))
-        parts_score.append((1.0 - dist / 64.0).astype(np.float32)); parts_var.append(v)
+        parts.append(_candidates(np.minimum(a, b), np.maximum(a, b), Kind.HASH,
+                                 (1.0 - dist / 64.0).astype(np.float32), v))
         if progress:
             progress("hash search", 1, 1)
 
@@ -287,138 +243,48 @@ def find_pairs(
         rotated = (features.rot_rows, features.rot_embedding) if s.transforms != "none" else None
         ei_, ej_, es_, ev_ = _embedding_pairs(features.embedding, reps, variants, s, progress, query_pos,
                                               rotated=rotated, thumbs=features.thumb if s.crops else None)
-        parts_i.append(ei_); parts_j.append(ej_)
-        parts_kind.append(np.full(len(ei_), EMBED, np.uint8)); parts_score.append(es_); parts_var.append(ev_)
+        parts.append(_candidates(ei_, ej_, Kind.EMBEDDING, es_, ev_))
 
-    i, j, kind, score, variant = _dedupe_best(
-        np.concatenate(parts_i).astype(np.int64), np.concatenate(parts_j).astype(np.int64),
-        np.concatenate(parts_kind), np.concatenate(parts_score).astype(np.float32),
-        np.concatenate(parts_var).astype(np.int8))
+    pairs = _dedupe_best(PairTable.concat(parts))
     if s.scope == "cross":
-        cross = splits[i] != splits[j]
-        i, j, kind, score, variant = i[cross], j[cross], kind[cross], score[cross], variant[cross]
-    ncc = np.full(len(i), np.nan, np.float32)
+        pairs = pairs.take(splits[pairs.i] != splits[pairs.j])
     if s.min_ncc > -1:
-        check = np.flatnonzero(kind != EXACT)
+        exact = pairs.kind == Kind.EXACT
+        check = np.flatnonzero(~exact)
         if progress:
             progress("verification", 0, len(check))
-        ncc[check] = verify_pairs(features, i[check], j[check], variant[check])
-        keep = (kind == EXACT) | (ncc >= s.min_ncc)
-        log.debug("verification kept %d of %d candidate pairs", int(keep.sum()) - int((kind == EXACT).sum()),
-                  len(check))
-        i, j, kind, score, variant, ncc = i[keep], j[keep], kind[keep], score[keep], variant[keep], ncc[keep]
+        pairs.ncc[check] = verify_pairs(features, pairs.i[check], pairs.j[check], pairs.variant[check])
+        keep = exact | (pairs.ncc >= s.min_ncc)
+        log.debug("verification kept %d of %d candidate pairs", int(keep.sum()) - int(exact.sum()), len(check))
+        pairs = pairs.take(keep)
         if progress:
             progress("verification", len(check), len(check))
     if features.model_embedding is not None and s.model_min_cosine <= 1.0 and len(reps) > 1:
         mi, mj, ms = _model_pairs(features.model_embedding, reps, s, query_pos)
+        model = _candidates(mi, mj, Kind.MODEL, ms, MatchView.NONE)
         if s.scope == "cross":
-            c = splits[mi] != splits[mj]
-            mi, mj, ms = mi[c], mj[c], ms[c]
+            model = model.take(splits[model.i] != splits[model.j])
         n_all = max(len(features), 1)
-        new = ~np.isin(mi * n_all + mj, i * n_all + j)
-        mi, mj, ms = mi[new], mj[new], ms[new]
-        i, j = np.concatenate([i, mi]), np.concatenate([j, mj])
-        kind = np.concatenate([kind, np.full(len(mi), MODEL, np.uint8)])
-        score = np.concatenate([score, ms]).astype(np.float32)
-        variant = np.concatenate([variant, np.full(len(mi), -1, np.int8)])
-        ncc = np.concatenate([ncc, np.full(len(mi), np.nan, np.float32)])
-        order = np.lexsort((j, i))
-        i, j, kind, score, variant, ncc = i[order], j[order], kind[order], score[order], variant[order], ncc[order]
+        model = model.take(~np.isin(model.i * n_all + model.j, pairs.i * n_all + pairs.j))
+        pairs = PairTable.concat([pairs, model]).sorted()
+    i, j, kind, score = pairs.i, pairs.j, pairs.kind, pairs.score
     hamming, cosine = _measure(features, i, j, variants)
-    rot = variant >= N_VARIANTS
-    cosine[rot] = np.fmax(cosine[rot], score[rot])  # the de-rotated or crop view's similarity
+    other = MatchView.is_other_view(pairs.variant)
+    cosine[other] = np.fmax(cosine[other], score[other])  # the de-rotated or crop view's similarity
     same_bytes = np.zeros(len(i), bool)
     if len(i):
-        same_bytes = np.all(features.file_digest[i] == features.file_digest[j], axis=1) & (kind == EXACT)
-    return PairTable(i=i, j=j, kind=kind, score=score, hamming=hamming, cosine=cosine,
-                     variant=variant, same_bytes=same_bytes, ncc=ncc)
+        same_bytes = np.all(features.file_digest[i] == features.file_digest[j], axis=1) & (kind == Kind.EXACT)
+    return dataclasses.replace(pairs, hamming=hamming, cosine=cosine, same_bytes=same_bytes)
 
 
-def verify_pairs(features: Features, i: np.ndarray, j: np.ndarray, variant: np.ndarray,
-                 block: int = 8192) -> np.ndarray:
-    """Aligned-thumbnail correlation of each pair, row ``j`` under rotation/flip ``variant[k]``.
-
-    The variant was found by querying row i's transformed features against row j's plain
-    ones, or the other way round; both images are compared with row ``i`` transformed, and
-    the better of (i transformed vs j) and (i vs j transformed) is kept, which covers both
-    directions of the non-symmetric rotations.
-    """
-    out = np.zeros(len(i), np.float32)
-    if len(i) == 0:
-        return out
-    rotated = (variant >= N_VARIANTS) & (variant != CROPPED)
-    if rotated.any():
-        out[rotated] = _verify_rotated(features, i[rotated], j[rotated], variant[rotated] - N_VARIANTS)
-    variant = np.where(variant == CROPPED, 0, variant).astype(np.int8)  # a crop lines up as is
-    plain = np.flatnonzero(~rotated)
-    if len(plain) == 0:
-        return out
-    i, j, variant = i[plain], j[plain], variant[plain]
-    res_plain = np.zeros(len(i), np.float32)
-    # padding (rotation canvas, letterbox) per image, once per image
-    rows, inv = np.unique(np.concatenate([i, j]), return_inverse=True)
-    w_rows = padding_weights(features.thumb[rows])
-    padded = np.zeros(len(rows), bool) if w_rows is None else (w_rows.min(axis=(1, 2)) < 1)
-    pos_i, pos_j = inv[:len(i)], inv[len(i):]
-    for s in range(0, len(i), block):
-        sl = slice(s, s + block)
-        a, b, v = i[sl], j[sl], variant[sl]
-        pa, pb = pos_i[sl], pos_j[sl]
-        res = np.zeros(len(a), np.float32)
-        # pairs without padding on either side take the (faster) unweighted path
-        weighted = padded[pa] | padded[pb]
-        for use_w in (False, True):
-            k = np.flatnonzero(weighted == use_w)
-            if not len(k):
-                continue
-            wa = w_rows[pa[k]] if use_w else None
-            wb = w_rows[pb[k]] if use_w else None
-            res[k] = _verify_block(features.thumb[a[k]], features.thumb[b[k]], wa, wb, v[k])
-        res_plain[sl] = res
-    out[plain] = res_plain
-    return out
-
-
-def _verify_rotated(features: Features, i, j, v):
-    """Pairs where one side matched through its de-rotated view: that view against the other image."""
-    where = {int(r): q for q, r in enumerate(features.rot_rows.tolist())}
-    best = np.full(len(i), -1.0, np.float32)
-    for x, y in ((i, j), (j, i)):
-        k = np.flatnonzero([int(r) in where for r in x.tolist()])
-        if not len(k):
-            continue
-        q = np.array([where[int(r)] for r in x[k].tolist()], np.int64)
-        ra, rb = features.rot_thumb[q], features.thumb[y[k]]
-        wa, wb = padding_weights(ra), padding_weights(rb)
-        if wa is not None or wb is not None:
-            wa = np.ones(ra.shape, np.float32) if wa is None else wa
-            wb = np.ones(rb.shape, np.float32) if wb is None else wb
-        best[k] = np.maximum(best[k], _verify_block(ra, rb, wa, wb, v[k]))
-    return best
-
-
-def _verify_block(ra, rb, wa, wb, v):
-    ta, tb = detail(ra, wa), detail(rb, wb)
-    ta_v, tb_v = ta.copy(), tb.copy()
-    wa_v = None if wa is None else wa.copy()
-    wb_v = None if wb is None else wb.copy()
-    for vv in np.unique(v):
-        m = v == vv
-        ta_v[m] = _apply_variant(ta[m], int(vv))
-        tb_v[m] = _apply_variant(tb[m], int(vv))
-        if wa is not None:
-            wa_v[m] = _apply_variant(wa[m], int(vv))
-            wb_v[m] = _apply_variant(wb[m], int(vv))
-    r1 = aligned_ncc(ta_v, tb, wa_v, wb)
-    asym = np.flatnonzero(np.isin(v, (5, 6)))  # rot90/rot270 are each other's inverse
-    if len(asym):
-        pick = (lambda w: None if w is None else w[asym])  # noqa: E731
-        r1[asym] = np.maximum(r1[asym], aligned_ncc(ta[asym], tb_v[asym], pick(wa), pick(wb_v)))
-    return r1
-
-
-def _apply_variant(a: np.ndarray, v: int) -> np.ndarray:
-    return np.ascontiguousarray(_variant(a, v)) if v >= 0 else a
+def _candidates(i, j, kind: Kind, score, variant) -> PairTable:
+    """Candidate pairs of one kind (hamming, cosine and ncc not measured yet)."""
+    n = len(i)
+    return PairTable(i=np.asarray(i, np.int64), j=np.asarray(j, np.int64), kind=np.full(n, kind, np.uint8),
+                     score=np.asarray(score, np.float32), hamming=np.full(n, -1, np.int16),
+                     cosine=np.full(n, np.nan, np.float32),
+                     variant=np.broadcast_to(np.asarray(variant, np.int8), (n,)).copy(),
+                     same_bytes=np.zeros(n, bool))
 
 
 def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query_pos=None, block: int = 4096,
@@ -449,7 +315,7 @@ def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query
             rpos = np.array([where[int(rotated[0][q])] for q in keep], np.int64)
             wanted = np.isin(rpos, query_pos)
             rot_q = rotated[1][np.asarray(keep)[wanted]]
-            sets.append((rpos[wanted], lambda a, b: rot_q[a:b], variants, N_VARIANTS))
+            sets.append((rpos[wanted], lambda a, b: rot_q[a:b], variants, MatchView.DEROTATED))
     if thumbs is not None:
         nc = len(CROP_PLACES)
         crop_pos = np.repeat(query_pos, nc)
@@ -458,7 +324,7 @@ def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query
             rows = reps[crop_pos[a:b:nc]]  # a and b are multiples of nc
             views = crop_views(thumbs[rows]).reshape(-1, thumbs.shape[1], thumbs.shape[2])
             return hog(np.rint(views).astype(np.uint8))  # uint8: hog's lookup-table path
-        sets.append((crop_pos, crop_emb, (0,), CROPPED))
+        sets.append((crop_pos, crop_emb, (0,), MatchView.CROPPED))
     total = sum(len(q) * len(vs) for q, _, vs, _ in sets)
     done = 0
     if progress:
@@ -487,7 +353,7 @@ def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query
                 out_j.append(ids[r, c])
                 out_s.append(sims[r, c])
                 out_dk.append(dk[r])  # the query's own ratio-test reference
-                out_v.append(np.full(len(r), offset + v if offset < CROPPED else CROPPED, np.int8))
+                out_v.append(np.full(len(r), offset + v if offset < MatchView.CROPPED else MatchView.CROPPED, np.int8))
                 done += len(qrows)
                 if progress:
                     progress("embedding search", done, total)

@@ -14,6 +14,7 @@ Three entry points:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ import numpy as np
 from .errors import ConfigError
 from .groups import build_groups
 from .pairs import PairTable, find_pairs
+from .settings import RANDOM_STATE
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +146,7 @@ def assign_splits(
     keep: Sequence[str] = (),
     drop: bool = False,
     shuffle: bool = False,
-    random_state=None,
+    random_state=RANDOM_STATE,
 ) -> Assignment:
     """Assign each row a split so that no unit straddles two splits.
 
@@ -166,6 +168,7 @@ def assign_splits(
     shuffle : bool
         Ignore the current assignment and draw a fresh stratified split.
     random_state : int, numpy Generator or None
+        Seed of the random choices (default 0, as :func:`resplit`); None draws a fresh one.
 
     Returns
     -------
@@ -539,7 +542,7 @@ def resplit(
     keep: Sequence[str] | str | None = None,
     drop: bool = False,
     shuffle: bool = False,
-    random_state=0,
+    random_state=RANDOM_STATE,
 ) -> Resplit:
     """Propose a split of an audited dataset in which no duplicate group straddles two splits.
 
@@ -558,6 +561,7 @@ def resplit(
     shuffle : bool
         A fresh stratified split instead of the minimal-change repair.
     random_state : int or None
+        Seed of the random choices (default 0); None draws a fresh one.
 
     Returns
     -------
@@ -598,7 +602,7 @@ def resplit(
         extra = _redetect(audit, np.flatnonzero(~a.dropped & audit.features.ok), a.splits)
         if len(extra) == 0:
             break
-        pairs = _union(pairs, extra)
+        pairs = PairTable.concat([pairs, extra]).sorted()
         groups = build_groups(len(m), pairs, m.groups, max_hamming=audit.settings.max_hamming,
                               min_cosine=audit.settings.min_cosine, min_ncc=audit.settings.min_ncc)
     mode = "shuffle" if shuffle else "minimal-change"
@@ -620,16 +624,5 @@ MAX_ROUNDS = 5
 def _redetect(audit, rows: np.ndarray, splits: np.ndarray) -> PairTable:
     """Pairs among ``rows`` (re-searched) that cross splits; rows are manifest rows."""
     sub = find_pairs(audit.features.take(rows), audit.settings, splits=np.asarray(splits)[rows])
-    i, j = rows[sub.i], rows[sub.j]
-    cross = splits[i] != splits[j]
-    keep = np.flatnonzero(cross)
-    return PairTable(i=i[keep], j=j[keep], kind=sub.kind[keep], score=sub.score[keep],
-                     hamming=sub.hamming[keep], cosine=sub.cosine[keep], variant=sub.variant[keep],
-                     same_bytes=sub.same_bytes[keep], ncc=sub.ncc[keep])
-
-
-def _union(a: PairTable, b: PairTable) -> PairTable:
-    cat = {f: np.concatenate([getattr(a, f), getattr(b, f)])
-           for f in ("i", "j", "kind", "score", "hamming", "cosine", "variant", "same_bytes", "ncc")}
-    order = np.lexsort((cat["j"], cat["i"]))
-    return PairTable(**{k: v[order] for k, v in cat.items()})
+    found = dataclasses.replace(sub, i=rows[sub.i], j=rows[sub.j])  # rows ascending: i < j still holds
+    return found.take(splits[found.i] != splits[found.j])

@@ -19,9 +19,17 @@ zoom and shift (and their neighbours) are refined on the 32x32 thumbnails.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-__all__ = ["aligned_ncc", "detail", "ZOOMS", "MAX_SHIFT", "DETAIL_SIGMA"]
+from .padding import padding_weights
+from .views import MatchView, apply_dihedral
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .features import Features
+
+__all__ = ["verify_pairs", "aligned_ncc", "detail", "ZOOMS", "MAX_SHIFT", "DETAIL_SIGMA"]
 
 #: Blur (pixels of the 32x32 thumbnail) removed by :func:`detail`.
 DETAIL_SIGMA = 2.0
@@ -160,7 +168,7 @@ def aligned_ncc(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb: 
     """Best NCC of ``(p, 32, 32)`` grayscale thumbnails ``a[k]`` vs ``b[k]`` over zooms and shifts.
 
     ``wa``/``wb`` optionally weight each pixel (0 = padding, ignored; see
-    :func:`leakscan.rotation.padding_weights`).
+    :func:`leakscan.padding.padding_weights`).
     Returns float32 ``(p,)`` in [-1, 1]; 1 means the two line up exactly (up to brightness
     and contrast).
 
@@ -211,3 +219,94 @@ def aligned_ncc(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb: 
                     best[sel] = np.maximum(best[sel], _ncc_at(x, y, wx, wy, ey, ex))
         out[s:s + block] = best
     return out
+
+
+# --------------------------------------------------------------------------- candidate pairs
+
+def verify_pairs(features: Features, i: np.ndarray, j: np.ndarray, variant: np.ndarray,
+                 block: int = 8192) -> np.ndarray:
+    """Aligned-thumbnail correlation of each candidate pair, row ``i`` under rotation/flip ``variant[k]``.
+
+    The variant was found by querying row i's transformed features against row j's plain
+    ones, or the other way round. Row ``i`` is transformed and compared with row ``j`` as
+    it is; for the two variants that are not their own inverse (rot90, rot270) row ``j``
+    transformed against row ``i`` as it is is tried too and the better kept, which covers
+    both directions. Pairs matched through a de-rotated view compare that view with the
+    other image; pairs matched through a crop view line up as they are.
+    """
+    out = np.zeros(len(i), np.float32)
+    if len(i) == 0:
+        return out
+    rotated = MatchView.is_derotated(variant)
+    variant = MatchView.dihedral(variant)  # a crop lines up as it is
+    if rotated.any():
+        out[rotated] = _verify_rotated(features, i[rotated], j[rotated], variant[rotated])
+    plain = np.flatnonzero(~rotated)
+    if len(plain) == 0:
+        return out
+    i, j, variant = i[plain], j[plain], variant[plain]
+    res_plain = np.zeros(len(i), np.float32)
+    # padding (rotation canvas, letterbox) per image, once per image
+    rows, inv = np.unique(np.concatenate([i, j]), return_inverse=True)
+    w_rows = padding_weights(features.thumb[rows])
+    padded = np.zeros(len(rows), bool) if w_rows is None else (w_rows.min(axis=(1, 2)) < 1)
+    pos_i, pos_j = inv[:len(i)], inv[len(i):]
+    for start in range(0, len(i), block):
+        sl = slice(start, start + block)
+        a, b, v = i[sl], j[sl], variant[sl]
+        pa, pb = pos_i[sl], pos_j[sl]
+        res = np.zeros(len(a), np.float32)
+        # pairs without padding on either side take the (faster) unweighted path
+        weighted = padded[pa] | padded[pb]
+        for use_w in (False, True):
+            k = np.flatnonzero(weighted == use_w)
+            if not len(k):
+                continue
+            wa = w_rows[pa[k]] if use_w else None
+            wb = w_rows[pb[k]] if use_w else None
+            res[k] = _verify_block(features.thumb[a[k]], features.thumb[b[k]], wa, wb, v[k])
+        res_plain[sl] = res
+    out[plain] = res_plain
+    return out
+
+
+def _verify_rotated(features: Features, i, j, v):
+    """Pairs where one side matched through its de-rotated view: that view against the other image."""
+    where = {int(r): q for q, r in enumerate(features.rot_rows.tolist())}
+    best = np.full(len(i), -1.0, np.float32)
+    for x, y in ((i, j), (j, i)):
+        k = np.flatnonzero([int(r) in where for r in x.tolist()])
+        if not len(k):
+            continue
+        q = np.array([where[int(r)] for r in x[k].tolist()], np.int64)
+        ra, rb = features.rot_thumb[q], features.thumb[y[k]]
+        wa, wb = padding_weights(ra), padding_weights(rb)
+        if wa is not None or wb is not None:
+            wa = np.ones(ra.shape, np.float32) if wa is None else wa
+            wb = np.ones(rb.shape, np.float32) if wb is None else wb
+        best[k] = np.maximum(best[k], _verify_block(ra, rb, wa, wb, v[k]))
+    return best
+
+
+def _verify_block(ra, rb, wa, wb, v):
+    ta, tb = detail(ra, wa), detail(rb, wb)
+    ta_v, tb_v = ta.copy(), tb.copy()
+    wa_v = None if wa is None else wa.copy()
+    wb_v = None if wb is None else wb.copy()
+    for vv in np.unique(v):
+        m = v == vv
+        ta_v[m] = _apply_variant(ta[m], int(vv))
+        tb_v[m] = _apply_variant(tb[m], int(vv))
+        if wa is not None:
+            wa_v[m] = _apply_variant(wa[m], int(vv))
+            wb_v[m] = _apply_variant(wb[m], int(vv))
+    r1 = aligned_ncc(ta_v, tb, wa_v, wb)
+    asym = np.flatnonzero(np.isin(v, (MatchView.ROT90, MatchView.ROT270)))  # each other's inverse
+    if len(asym):
+        pick = (lambda w: None if w is None else w[asym])  # noqa: E731
+        r1[asym] = np.maximum(r1[asym], aligned_ncc(ta[asym], tb_v[asym], pick(wa), pick(wb_v)))
+    return r1
+
+
+def _apply_variant(a: np.ndarray, v: int) -> np.ndarray:
+    return np.ascontiguousarray(apply_dihedral(a, v)) if v >= 0 else a

@@ -5,7 +5,8 @@ from hypothesis import given, settings, strategies as st
 from PIL import Image
 
 from leakscan import discover, extract_features
-from leakscan.features import (N_VARIANTS, _variant, embedding_variants, features_of_image, hog,
+from leakscan.views import N_VARIANTS, apply_dihedral, embedding_variants
+from leakscan.features import (features_of_image, hog,
                                phash_variants, thumbnail)
 from conftest import FIXTURES, scene
 
@@ -26,7 +27,7 @@ def test_embedding_of_transformed_image_is_a_permutation(seed, v, as_uint8):
     gray = np.random.default_rng(seed).random((32, 32)).astype(np.float32) * 255
     if as_uint8:  # the lookup-table path used on real thumbnails
         gray = gray.astype(np.uint8)
-    direct = hog(_variant(gray, v)[None])[0]
+    direct = hog(apply_dihedral(gray, v)[None])[0]
     permuted = embedding_variants(hog(gray[None]), [v])[0, 0]
     assert np.allclose(direct, permuted, atol=1e-5)
 

@@ -11,7 +11,7 @@ from onnx import TensorProto, helper  # noqa: E402
 from leakscan import audit  # noqa: E402
 from leakscan.errors import InputError  # noqa: E402
 from leakscan.model import EmbeddingModel, ModelSpec  # noqa: E402
-from leakscan.pairs import DetectSettings  # noqa: E402
+from leakscan.settings import DetectSettings  # noqa: E402
 from conftest import scene  # noqa: E402
 
 

@@ -1,0 +1,117 @@
+"""Every detection threshold and its default, defined once and validated once.
+
+The CLI reads its option defaults from :data:`DEFAULTS`, the grouping stage reads its
+thresholds from the :class:`DetectSettings` it is given, and the README's table of options
+is checked against these values by the tests.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import asdict, dataclass
+
+from .errors import ConfigError
+
+__all__ = ["DetectSettings", "DEFAULTS", "TRANSFORMS", "SCOPES", "MODEL_BATCH", "RANDOM_STATE"]
+
+#: Names accepted by ``DetectSettings.transforms``: which rotations/flips count as copies.
+TRANSFORMS = ("all", "flip", "none")
+#: Names accepted by ``DetectSettings.scope``.
+SCOPES = ("all", "cross")
+#: Images per run of an ONNX model (``--model-batch``).
+MODEL_BATCH = 32
+#: Seed of the re-split when none is given (``--seed``), for every entry point.
+RANDOM_STATE = 0
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _is_real(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+@dataclass(frozen=True)
+class DetectSettings:
+    """Thresholds of duplicate detection (the defaults are documented in the README).
+
+    Parameters
+    ----------
+    max_hamming : int
+        pHash pairs at Hamming distance ``<=`` this are candidates (0-64; -1 turns hashes off).
+    min_cosine : float
+        Embedding candidates need at least this cosine similarity (in (0, 1], or > 1 to turn
+        embeddings off).
+    sure_cosine : float
+        Embedding candidates at or above this similarity need no ratio test (in (0, 1], or > 1
+        to always apply it).
+    ratio : float
+        Ratio test: distance to the partner ``<=`` ratio x distance to the k-th neighbour.
+    k : int
+        Neighbourhood size of the ratio test.
+    min_ncc : float
+        Verification: hash and embedding candidates are kept only when the details of their
+        thumbnails, aligned, correlate at least this much (in [-1, 1]; -1 turns verification off).
+    transforms : {"all", "flip", "none"}
+        Which rotations/flips of an image also count as copies: all eight, the mirror image
+        only, or none.
+    crops : bool
+        Also search a few crops of every image (70% of the area: the centre and the four
+        corners), which finds cropped copies the whole-image embedding misses.
+    model_min_cosine : float
+        With an ONNX model (:mod:`leakscan.model`): pairs whose model embeddings have at least
+        this cosine similarity are duplicates (kind ``model``; in (0, 1], or > 1 to turn them off).
+    scope : {"all", "cross"}
+        ``"all"``: duplicates within and across splits. ``"cross"``: only pairs across splits,
+        found by querying the images of the smaller splits against an index of everything
+        (much less search when one split, usually train, dominates).
+
+    Examples
+    --------
+    >>> DetectSettings().max_hamming
+    6
+    >>> DetectSettings(crops="no")
+    Traceback (most recent call last):
+    ...
+    leakscan.errors.ConfigError: crops must be True or False, got 'no'
+    """
+
+    max_hamming: int = 6
+    min_cosine: float = 0.70
+    sure_cosine: float = 0.97
+    ratio: float = 0.7
+    k: int = 10
+    min_ncc: float = 0.60
+    transforms: str = "all"
+    scope: str = "all"
+    crops: bool = True
+    model_min_cosine: float = 0.75
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.max_hamming) or not -1 <= self.max_hamming <= 64:
+            raise ConfigError("max_hamming must be a whole number in [0, 64] for 64-bit hashes (or -1 for off), "
+                              f"got {self.max_hamming!r}")
+        for name in ("min_cosine", "sure_cosine", "model_min_cosine"):
+            v = getattr(self, name)
+            if not _is_real(v) or not v > 0:
+                raise ConfigError(f"{name} must be in (0, 1], or > 1 to turn it off, got {v!r}")
+        if not _is_real(self.ratio) or not 0 < self.ratio <= 1:
+            raise ConfigError(f"ratio must be in (0, 1], got {self.ratio!r}")
+        if not _is_real(self.min_ncc) or not -1 <= self.min_ncc <= 1:
+            raise ConfigError(f"min_ncc must be in [-1, 1] (-1 turns verification off), got {self.min_ncc!r}")
+        if not _is_int(self.k) or not 1 <= self.k <= 1000:
+            raise ConfigError(f"k must be a whole number in [1, 1000], got {self.k!r}")
+        if self.scope not in SCOPES:
+            raise ConfigError(f"scope must be 'all' or 'cross', got {self.scope!r}")
+        if self.transforms not in TRANSFORMS:
+            raise ConfigError(f"transforms must be one of {', '.join(TRANSFORMS)}, got {self.transforms!r}")
+        if not isinstance(self.crops, bool):
+            raise ConfigError(f"crops must be True or False, got {self.crops!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+#: The defaults, as one value (the CLI's option defaults read from it).
+DEFAULTS = DetectSettings()

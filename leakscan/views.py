@@ -1,0 +1,191 @@
+"""The ways an image is queried: its 8 rotations/flips, its crops, its de-rotated view.
+
+Every view is made from what one decode already gives (the 32x32 thumbnail and its
+features), never by decoding again:
+
+* the eight **dihedral variants** (rotations by multiples of 90 degrees and flips) of a
+  thumbnail are :func:`apply_dihedral`; those of the gradient-histogram embedding are a
+  permutation of its numbers (:func:`embedding_variants`);
+* **crops** of the thumbnail, enlarged back to full size, find cropped copies
+  (:func:`crop_views`, :data:`CROP_PLACES`);
+* the **de-rotated view** of a picture rotated by another angle on a padded canvas is made
+  by :func:`leakscan.rotation.derotate` (re-exported here).
+
+Which view a pair matched through is recorded as a :class:`MatchView`.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import numpy as np
+
+from .rotation import derotate
+
+__all__ = ["apply_dihedral", "embedding_variants", "crop_views", "transform_variants", "derotate", "MatchView",
+           "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "THUMB", "CELL", "BINS"]
+
+#: Side (pixels) of the grayscale thumbnail every feature and view comes from.
+THUMB = 32
+#: Side (pixels) of a cell of the embedding's grid, and its number of orientation bins: the
+#: layout a rotation/flip permutes (:func:`embedding_variants`).
+CELL = 8
+BINS = 8
+N_VARIANTS = 8
+#: Names of the eight rotations/flips, in the order of the variant axis.
+VARIANT_NAMES = ("identity", "hflip", "vflip", "rot180", "transpose", "rot90", "rot270", "antitranspose")
+class MatchView(IntEnum):
+    """The view through which a pair matched, stored as ``PairTable.variant`` (int8).
+
+    ``0-7``: the whole image under dihedral variant ``v`` (:data:`VARIANT_NAMES`);
+    ``8 + v``: the de-rotated view of a copy rotated by another angle, then variant ``v``;
+    ``16``: a crop view; ``-1``: none (exact and model pairs). The values are stored in
+    cached search results: never renumber them.
+    """
+
+    NONE = -1
+    IDENTITY = 0
+    HFLIP = 1
+    VFLIP = 2
+    ROT180 = 3
+    TRANSPOSE = 4
+    ROT90 = 5
+    ROT270 = 6
+    ANTITRANSPOSE = 7
+    DEROTATED = 8
+    DEROTATED_HFLIP = 9
+    DEROTATED_VFLIP = 10
+    DEROTATED_ROT180 = 11
+    DEROTATED_TRANSPOSE = 12
+    DEROTATED_ROT90 = 13
+    DEROTATED_ROT270 = 14
+    DEROTATED_ANTITRANSPOSE = 15
+    CROPPED = 16
+
+    @classmethod
+    def derotated(cls, dihedral):
+        """Code of a match through the de-rotated view under dihedral variant(s) ``dihedral``."""
+        return cls.DEROTATED + dihedral
+
+    @staticmethod
+    def is_derotated(codes: np.ndarray) -> np.ndarray:
+        """Mask of the codes that matched through a de-rotated view."""
+        codes = np.asarray(codes)
+        return (codes >= MatchView.DEROTATED) & (codes < MatchView.CROPPED)
+
+    @staticmethod
+    def is_other_view(codes: np.ndarray) -> np.ndarray:
+        """Mask of the codes that matched through a view other than the whole image (de-rotated or crop)."""
+        return np.asarray(codes) >= MatchView.DEROTATED
+
+    @staticmethod
+    def dihedral(codes: np.ndarray) -> np.ndarray:
+        """The dihedral variant to apply when lining the pair up: a crop lines up as it is (0),
+        a de-rotated match under its variant, none (-1) for exact and model pairs."""
+        codes = np.asarray(codes).astype(np.int8)
+        out = np.where(MatchView.is_derotated(codes), codes - MatchView.DEROTATED, codes)
+        return np.where(codes == MatchView.CROPPED, 0, out).astype(np.int8)
+
+    @staticmethod
+    def describe(code: int) -> str:
+        """``identity``, ``hflip``, ..., ``rotated``, ``rotated, hflip``, ``cropped`` or ``""``."""
+        code = int(code)
+        if code == MatchView.CROPPED:
+            return "cropped"
+        if code >= MatchView.DEROTATED:
+            v = code - MatchView.DEROTATED
+            return "rotated" + (f", {VARIANT_NAMES[v]}" if v else "")
+        return VARIANT_NAMES[code] if code >= 0 else ""
+
+
+#: Variants searched for each ``DetectSettings.transforms`` value.
+_TRANSFORM_VARIANTS = {"none": (0,), "flip": (0, 1), "all": tuple(range(N_VARIANTS))}
+
+
+def transform_variants(transforms: str) -> tuple[int, ...]:
+    """The dihedral variants searched for a ``transforms`` setting (``"all"``, ``"flip"``, ``"none"``)."""
+    return _TRANSFORM_VARIANTS[transforms]
+
+
+def apply_dihedral(a: np.ndarray, v: int) -> np.ndarray:
+    """Apply dihedral transform ``v`` to the last two axes of ``a``."""
+    if v == 0:
+        return a
+    if v == 1:
+        return a[..., :, ::-1]
+    if v == 2:
+        return a[..., ::-1, :]
+    if v == 3:
+        return a[..., ::-1, ::-1]
+    t = np.swapaxes(a, -1, -2)
+    if v == 4:
+        return t
+    if v == 5:
+        return t[..., :, ::-1]  # rotate 90 degrees clockwise
+    if v == 6:
+        return t[..., ::-1, :]  # rotate 90 degrees counter-clockwise
+    return t[..., ::-1, ::-1]
+
+
+def _embedding_permutations() -> np.ndarray:
+    """``perm[v]`` such that ``hog(variant(x, v)) == hog(x)[perm[v]]``."""
+    c = THUMB // CELL
+    cells = np.arange(c * c).reshape(c, c)
+    # bin maps: a flip maps orientation t -> pi - t (bin b -> -b); a transpose t -> pi/2 - t (b -> 4 - b)
+    flip_bins = (-np.arange(BINS)) % BINS
+    tr_bins = (BINS // 2 - np.arange(BINS)) % BINS
+    perms = []
+    for v in range(N_VARIANTS):
+        cell_map = apply_dihedral(cells, v).reshape(-1)  # new cell k takes old cell cell_map[k]
+        if v == 0:
+            bins = np.arange(BINS)
+        elif v in (1, 2):
+            bins = flip_bins
+        elif v == 3:
+            bins = np.arange(BINS)  # two flips cancel
+        elif v == 4:
+            bins = tr_bins
+        elif v in (5, 6):  # transpose then one flip
+            bins = flip_bins[tr_bins]
+        else:  # transpose then both flips
+            bins = tr_bins
+        perms.append((cell_map[:, None] * BINS + bins[None, :]).reshape(-1))
+    return np.stack(perms)
+
+
+_PERMS = _embedding_permutations()
+
+
+def embedding_variants(emb: np.ndarray, variants) -> np.ndarray:
+    """Embeddings of the rotated/flipped images, ``(n, len(variants), EMBED_DIM)``, from the plain ones."""
+    emb = np.asarray(emb, dtype=np.float32)
+    return np.stack([emb[:, _PERMS[v]] for v in variants], axis=1)
+
+
+#: Crop views searched for every image (:func:`crop_views`): side as a share of the
+#: thumbnail (0.84: a crop keeping 70% of the area) and where the crop sits (centre, corners).
+CROP_SIDE = 0.84
+CROP_PLACES = ((0.5, 0.5), (0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0))
+
+
+def crop_views(thumbs: np.ndarray, side: float = CROP_SIDE, places=CROP_PLACES) -> np.ndarray:
+    """Crops of ``(m, 32, 32)`` thumbnails enlarged back to 32x32 (bilinear): ``(m, len(places), 32, 32)``.
+
+    The embedding of a crop of image A is close to that of a cropped copy of A, which the
+    whole-image embedding (whose grid cells no longer line up) may miss.
+    """
+    t = np.asarray(thumbs, np.float32)
+    n = t.shape[-1]
+    size = side * n
+    out = np.empty((len(t), len(places), n, n), np.float32)
+    base = (np.arange(n) + 0.5) * (size / n) - 0.5
+    for k, (fy, fx) in enumerate(places):
+        ys = np.clip(base + fy * (n - size), 0, n - 1)
+        xs = np.clip(base + fx * (n - size), 0, n - 1)
+        y0 = np.minimum(np.floor(ys).astype(np.int64), n - 2)
+        x0 = np.minimum(np.floor(xs).astype(np.int64), n - 2)
+        wy = (ys - y0).astype(np.float32)
+        wx = (xs - x0).astype(np.float32)
+        r = t[:, y0, :] * (1 - wy)[None, :, None] + t[:, y0 + 1, :] * wy[None, :, None]
+        out[:, k] = r[:, :, x0] * (1 - wx)[None, None, :] + r[:, :, x0 + 1] * wx[None, None, :]
+    return out

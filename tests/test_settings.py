@@ -1,0 +1,95 @@
+"""Settings: every default defined once (library, CLI, README agree), validation says what is accepted."""
+
+import inspect
+import re
+
+import numpy as np
+import pytest
+import typer
+
+from leakscan import extract_features, discover
+from leakscan.cli import app
+from leakscan.errors import ConfigError
+from leakscan.groups import build_groups, link_strength
+from leakscan.settings import DEFAULTS, RANDOM_STATE, DetectSettings
+from leakscan.split import assign_splits, resplit
+from conftest import ROOT
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(crops="no"), "crops must be True or False, got 'no'"),
+    (dict(crops=1), "crops must be True or False"),
+    (dict(max_hamming=6.5), "max_hamming must be a whole number .* got 6.5"),
+    (dict(max_hamming=True), "max_hamming"),
+    (dict(max_hamming=70), "got 70"),
+    (dict(min_cosine=0), r"min_cosine must be in \(0, 1\], or > 1 to turn it off, got 0"),
+    (dict(sure_cosine=-1.0), r"sure_cosine must be in \(0, 1\], or > 1"),
+    (dict(model_min_cosine="high"), "model_min_cosine"),
+    (dict(k=2.5), "k must be a whole number"),
+    (dict(transforms="sideways"), "transforms"),
+])
+def test_settings_validation_says_what_is_accepted(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        DetectSettings(**bad)
+
+
+def test_cosine_above_one_turns_off_as_documented():
+    assert DetectSettings(min_cosine=2.0, model_min_cosine=1.5).min_cosine == 2.0
+    assert DetectSettings(max_hamming=np.int64(3)).max_hamming == 3
+
+
+def _cli_defaults(command: str) -> dict:
+    cmd = typer.main.get_command(app).commands[command]
+    return {p.name: p.default for p in cmd.params}
+
+
+@pytest.mark.parametrize("command", ["audit", "resplit"])
+def test_cli_defaults_come_from_settings(command):
+    d = _cli_defaults(command)
+    assert d["max_hamming"] == DEFAULTS.max_hamming
+    assert d["min_cosine"] == DEFAULTS.min_cosine
+    assert d["min_ncc"] == DEFAULTS.min_ncc
+    assert d["crops"] is DEFAULTS.crops
+    assert d["model_min_cosine"] == DEFAULTS.model_min_cosine
+    assert getattr(d["transforms"], "value", d["transforms"]) == DEFAULTS.transforms
+
+
+def test_cli_source_has_no_literal_thresholds():
+    src = (ROOT / "leakscan" / "cli.py").read_text()
+    for literal in ("Option(6,", "Option(0.70", "Option(0.60", "Option(0.75", "Option(0.7,", "Option(0.6,"):
+        assert literal not in src
+
+
+def test_groups_defaults_come_from_settings():
+    for fn in (link_strength, build_groups):
+        params = inspect.signature(fn).parameters
+        assert params["max_hamming"].default == DEFAULTS.max_hamming
+        assert params["min_cosine"].default == DEFAULTS.min_cosine
+        assert params["min_ncc"].default == DEFAULTS.min_ncc
+
+
+def test_readme_option_table_matches_the_defaults():
+    readme = (ROOT / "README.md").read_text()
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(--[\w-]+)`[^|]*\|[^|]*\| ([^|]+) \|$", readme, re.M)}
+    assert float(rows["--max-hamming"]) == DEFAULTS.max_hamming
+    assert float(rows["--min-cosine"]) == DEFAULTS.min_cosine
+    assert float(rows["--min-ncc"]) == DEFAULTS.min_ncc
+    assert rows["--transforms"].strip() == DEFAULTS.transforms
+    model = readme.split("| `--model-min-cosine` / `--model-batch` |")[1].splitlines()[0]
+    assert model.rstrip(" |").endswith(f"{DEFAULTS.model_min_cosine} / 32")
+
+
+def test_random_state_default_agrees_between_resplit_and_assign_splits():
+    a = inspect.signature(assign_splits).parameters["random_state"].default
+    b = inspect.signature(resplit).parameters["random_state"].default
+    assert a == b == RANDOM_STATE
+    units, labels = np.arange(40), np.arange(40) % 2
+    x = assign_splits(units, labels, ratios={"train": 0.5, "test": 0.5}, shuffle=True)
+    y = assign_splits(units, labels, ratios={"train": 0.5, "test": 0.5}, shuffle=True)
+    assert np.array_equal(x.splits, y.splits)
+
+
+def test_jobs_below_one_is_a_config_error():
+    m = discover(np.zeros((2, 16, 16, 3), np.uint8))
+    with pytest.raises(ConfigError, match="jobs must be >= 1"):
+        extract_features(m, jobs=0)

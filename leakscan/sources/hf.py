@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..manifest import SPLIT_ALIASES, UNSPLIT, Manifest
+from ..settings import RANDOM_STATE
 from .rows import RowSource, missing_extra, object_array
 
 log = logging.getLogger(__name__)
@@ -196,7 +197,7 @@ def to_dataset_dict(rs):
     return datasets.DatasetDict(out)
 
 
-def resplit_dataset(data, *, ratios=None, keep=None, drop=False, shuffle=False, random_state=0,
+def resplit_dataset(data, *, ratios=None, keep=None, drop=False, shuffle=False, random_state=RANDOM_STATE,
                     image_column=None, label_column=None, group_column=None, **audit_options):
     """Audit a DatasetDict and return a new DatasetDict in which no duplicate group straddles two splits.
 

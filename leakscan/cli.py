@@ -380,6 +380,7 @@ def resplit(
       leakscan resplit data/ --out new.csv --keep test            # the benchmark's test set stays
       leakscan resplit data/ --out new.csv --keep test --drop     # ...and train copies are dropped
       leakscan resplit data/ --out new.csv --materialize new_tree/ --link hardlink
+      leakscan resplit --hf saved_dataset/ --out new.csv          # rows written as split/index
 
     The result is verified: no duplicate pair found by the audit ends in two splits.
     """

@@ -171,7 +171,7 @@ OPT_BANDS = typer.Option(None, "--bands", show_default=False,
                               "first three] (needs pip install 'leakscan[geo]').")
 
 
-def _source_options(hf: Optional[Path], image_column, label_column, group_column, group_by, bands) -> dict:
+def _source_options(image_column, label_column, group_column, group_by, bands) -> dict:
     """Keyword arguments of leakscan.audit for the special sources (only those given)."""
     opts = {"image_column": image_column, "label_column": label_column, "group_column": group_column}
     if group_by is not None:
@@ -295,7 +295,7 @@ def audit(
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, cross_only, model_min_cosine, crops)
         spec = _model_spec(model, model_batch)
-        source_opts = _source_options(hf, image_column, label_column, group_column, group_by, bands)
+        source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
         data = _hf_data(hf, data, manifest)
         if out is not None:  # fail before the long part, not after
             prepare_out_dir(out, force=force, data_root=_data_root(
@@ -395,7 +395,7 @@ def resplit(
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, model_min_cosine=model_min_cosine,
                              crops=crops)
         spec = _model_spec(model, model_batch)
-        source_opts = _source_options(hf, image_column, label_column, group_column, group_by, bands)
+        source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
         data = _hf_data(hf, data, manifest)
         parse_ratios(ratios)  # fail before the long part
         prepare_resplit_out(out, force=force, data_root=_data_root(

@@ -174,7 +174,7 @@ def discover(
         (``path_column``, ``split_column``, ``label_column``, ``group_column``,
         ``image_column``), a Hugging Face ``Dataset``/``DatasetDict`` (``split``,
         ``image_column``, ``label_column``, ``group_column``), folders of DICOM files
-        (``group_by``, ``window``) or GeoTIFF tiles (``bands``).
+        (``group_by``) or GeoTIFF tiles (``bands``).
 
     Returns
     -------

@@ -147,7 +147,7 @@ def decode_item(work):
         from .dicom import decode_frame  # noqa: PLC0415 - optional extra
 
         _, path, frame = item
-        img, digest = decode_frame(path, frame, **{k: v for k, v in opts.items() if k in ("window",)})
+        img, digest = decode_frame(path, frame)
         return digest, img, ""
     if tag == "geotiff":
         from .geotiff import decode_tile  # noqa: PLC0415 - optional extra

@@ -117,7 +117,7 @@ class Audit:
         splits = {s: int(np.sum((m.splits == s) & f.ok)) for s in m.split_names}
         kinds = self.pairs.kind_names()
         dup = self.groups.duplicate_groups()
-        return {
+        d = {
             "leakscan_version": __version__,
             "n_files": len(m) + len(m.skipped),
             "n_images": self.n_images,
@@ -140,6 +140,9 @@ class Audit:
             "elapsed_seconds": round(self.elapsed, 3),
             "decisions": self.decisions.to_dict() if self.decisions is not None else None,
         }
+        from .sources.summary import add_to_summary  # noqa: PLC0415 - groups per leak, spatial leaks
+
+        return add_to_summary(self, d)
 
     def pair_details(self) -> list[str]:
         """The ``detail`` of each pair (how the copy differs), with the angle of rotated copies."""
@@ -269,6 +272,7 @@ def audit(
     progress: Callable[[str, int, int], None] | None = None,
     model=None,
     decisions=None,
+    **source_options,
 ) -> Audit:
     """Find exact and near-duplicate images and the leakage they cause across splits.
 
@@ -300,6 +304,13 @@ def audit(
         The user's verdicts on pairs (a CSV ``a,b,decision[,note]``; see
         :mod:`leakscan.decisions`): ``distinct`` pairs are never reported or grouped,
         ``duplicate`` pairs are always joined. ``summary.json`` says how many applied.
+    **source_options
+        For a pandas DataFrame or Parquet file: ``path_column``, ``split_column``,
+        ``label_column``, ``group_column``, ``image_column``. For a Hugging Face
+        ``Dataset``/``DatasetDict`` (or a folder saved with ``save_to_disk``): ``split``,
+        ``image_column``, ``label_column``, ``group_column``. For folders of DICOM files:
+        ``group_by`` (``"PatientID"``, ``"StudyInstanceUID"``, ``"SeriesInstanceUID"``,
+        ``"none"``); of GeoTIFF tiles: ``bands`` (``(4, 3, 2)``). See :mod:`leakscan.sources`.
 
     Returns
     -------
@@ -325,7 +336,7 @@ def audit(
 
         _ = load_model(model).dim  # a bad file or a model that cannot run fails here, with its name, before decoding
     t0 = time.perf_counter()
-    m = discover(data, manifest=manifest, splits=splits, labels=labels, groups=groups)
+    m = discover(data, manifest=manifest, splits=splits, labels=labels, groups=groups, **source_options)
     t1 = time.perf_counter()
     warnings: list[str] = _manifest_warnings(m)
     store = _open_cache(cache, m, warnings)

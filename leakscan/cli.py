@@ -225,6 +225,47 @@ OPT_DASK = typer.Option(None, "--dask", show_default=False,
                              "(needs pip install 'leakscan[dask]'; workers must see the same paths).")
 
 
+OPT_HF = typer.Option(None, "--hf", show_default=False,
+                      help="A Hugging Face dataset folder (save_to_disk, or a local folder load_dataset reads "
+                           "offline); rows are split/index (needs pip install 'leakscan[hf]').")
+OPT_IMAGE_COLUMN = typer.Option(None, "--image-column", show_default=False,
+                                help="--hf / Parquet: the column of images [default: the Image feature, or 'image'].")
+OPT_LABEL_COLUMN = typer.Option(None, "--label-column", show_default=False,
+                                help="--hf / Parquet: the label column [default: the ClassLabel feature, or 'label'].")
+OPT_GROUP_COLUMN = typer.Option(None, "--group-column", show_default=False,
+                                help="--hf / Parquet: a column of group ids (patient, video...) [default: 'group'].")
+OPT_GROUP_BY = typer.Option(None, "--group-by", show_default=False,
+                            help="DICOM: group images by PatientID (default), StudyInstanceUID, SeriesInstanceUID "
+                                 "or none (needs pip install 'leakscan[dicom]').")
+OPT_BANDS = typer.Option(None, "--bands", show_default=False,
+                         help="Multi-band TIFF tiles: the three bands shown, 1-based, e.g. 4,3,2 [default: the "
+                              "first three] (needs pip install 'leakscan[geo]').")
+
+
+def _source_options(image_column, label_column, group_column, group_by, bands) -> dict:
+    """Keyword arguments of leakscan.audit for the special sources (only those given)."""
+    opts = {"image_column": image_column, "label_column": label_column, "group_column": group_column}
+    if group_by is not None:
+        from .sources.dicom import check_group_by  # noqa: PLC0415 - no pydicom import
+
+        opts["group_by"] = check_group_by(group_by)
+    if bands is not None:
+        from .sources.geotiff import parse_bands  # noqa: PLC0415 - no tifffile import
+
+        opts["bands"] = parse_bands(bands)
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+def _hf_data(hf: Optional[Path], data: Optional[Path], manifest: Optional[Path]):
+    if hf is None:
+        return data
+    if data is not None or manifest is not None:
+        raise _fail("--hf PATH replaces DATA and --manifest; give one of them")
+    from .sources.hf import load_hf  # noqa: PLC0415
+
+    return load_hf(hf)
+
+
 def _cache_arg(cache: Optional[Path], no_cache: bool):
     return False if no_cache else (cache if cache is not None else True)
 
@@ -299,6 +340,12 @@ def audit(
     force: bool = OPT_FORCE,
     quiet: bool = OPT_QUIET,
     verbose: bool = OPT_VERBOSE,
+    hf: Optional[Path] = OPT_HF,
+    image_column: Optional[str] = OPT_IMAGE_COLUMN,
+    label_column: Optional[str] = OPT_LABEL_COLUMN,
+    group_column: Optional[str] = OPT_GROUP_COLUMN,
+    group_by: Optional[str] = OPT_GROUP_BY,
+    bands: Optional[str] = OPT_BANDS,
 ) -> None:
     """Audit a dataset for duplicate images and cross-split leakage.
 
@@ -310,6 +357,10 @@ def audit(
       leakscan audit data/ --fail-on-leak --max-leak 0.01   # CI gate: exit 1 above 1%
       leakscan audit data/ --model copy_detector.onnx      # add a learned embedding
       leakscan audit data/ --decisions decisions.csv       # with your verdicts (see the report)
+      leakscan audit --hf saved_dataset/                   # a Hugging Face dataset (save_to_disk)
+      leakscan audit --manifest table.parquet              # Parquet: paths or image bytes
+      leakscan audit scans/ --group-by PatientID           # DICOM: patients on both sides
+      leakscan audit tiles/ --bands 4,3,2                  # GeoTIFF: bands, spatial leakage
 
     Exit codes: 0 done, 1 leakage above --max-leak with --fail-on-leak, 2 bad usage or input.
     """
@@ -317,20 +368,23 @@ def audit(
     from .report import prepare_out_dir, render_terminal, summary_json, write_outputs  # noqa: PLC0415
 
     _verbose(verbose)
-    if data is None and manifest is None:
-        raise _fail("give a dataset folder (leakscan audit DATA) or --manifest FILE")
+    if data is None and manifest is None and hf is None:
+        raise _fail("give a dataset folder (leakscan audit DATA), --manifest FILE or --hf PATH")
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, cross_only, model_min_cosine, crops)
         spec = _model_spec(model, model_batch)
+        source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
+        data = _hf_data(hf, data, manifest)
         if out is not None:  # fail before the long part, not after
-            prepare_out_dir(out, force=force, protect=_dataset_folders(data, manifest))
+            prepare_out_dir(out, force=force, protect=_dataset_folders(
+                data if isinstance(data, Path) or data is None else hf, manifest))
         _check_decisions(decisions)
         if parquet and out is None:
             raise _fail("--parquet writes into --out DIR; give --out")
         with _progress(quiet) as cb, _dask_client(dask) as client, _max_file_size(max_file_size):
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,
-                               decisions=decisions)
+                               decisions=decisions, **source_opts)
             if out is not None:
                 write_outputs(result, out, force=True, html=not no_html, parquet=parquet, progress=cb)
     except LeakscanError as exc:
@@ -394,6 +448,12 @@ def resplit(
     force: bool = OPT_FORCE,
     quiet: bool = OPT_QUIET,
     verbose: bool = OPT_VERBOSE,
+    hf: Optional[Path] = OPT_HF,
+    image_column: Optional[str] = OPT_IMAGE_COLUMN,
+    label_column: Optional[str] = OPT_LABEL_COLUMN,
+    group_column: Optional[str] = OPT_GROUP_COLUMN,
+    group_by: Optional[str] = OPT_GROUP_BY,
+    bands: Optional[str] = OPT_BANDS,
 ) -> None:
     """Propose a split in which no duplicate group straddles two splits, and write it as a manifest.
 
@@ -404,6 +464,7 @@ def resplit(
       leakscan resplit data/ --out new.csv --keep test            # the benchmark's test set stays
       leakscan resplit data/ --out new.csv --keep test --drop     # ...and train copies are dropped
       leakscan resplit data/ --out new.csv --materialize new_tree/ --link hardlink
+      leakscan resplit --hf saved_dataset/ --out new.csv          # rows written as split/index
 
     The result is verified: no duplicate pair found by the audit ends in two splits.
     """
@@ -413,16 +474,18 @@ def resplit(
     from .split import parse_ratios, resplit as run_resplit  # noqa: PLC0415
 
     _verbose(verbose)
-    if data is None and manifest is None:
-        raise _fail("give a dataset folder (leakscan resplit DATA --out NEW.csv) or --manifest FILE")
+    if data is None and manifest is None and hf is None:
+        raise _fail("give a dataset folder (leakscan resplit DATA --out NEW.csv), --manifest FILE or --hf PATH")
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, model_min_cosine=model_min_cosine,
                              crops=crops)
         spec = _model_spec(model, model_batch)
+        source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
+        data = _hf_data(hf, data, manifest)
         parse_ratios(ratios)  # fail before the long part
         _check_decisions(decisions)
         _ratio_warnings(ratios)
-        folders = _dataset_folders(data, manifest)
+        folders = _dataset_folders(data if isinstance(data, Path) or data is None else hf, manifest)
         prepare_resplit_out(out, force=force, protect=folders)
         if materialize_dir is not None:
             from .safeio import check_target  # noqa: PLC0415
@@ -431,7 +494,7 @@ def resplit(
         with _progress(quiet) as cb, _dask_client(dask) as client, _max_file_size(max_file_size):
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,
-                               decisions=decisions)
+                               decisions=decisions, **source_opts)
         _ratio_warnings(ratios, result.manifest.split_names)
         rs = run_resplit(result, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle, random_state=seed)
         written = write_resplit(rs, out)

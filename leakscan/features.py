@@ -336,6 +336,12 @@ def _extract_chunk(job) -> Features:
                 img, note = decode_bytes(data)
                 if note:
                     notes.append((k, note))
+            elif kind == "source":  # dataset/table bytes, DICOM frames, GeoTIFF tiles (leakscan.sources)
+                from .sources.rows import decode_item  # noqa: PLC0415
+
+                out.file_digest[k], img, note = decode_item(item)
+                if note:
+                    notes.append((k, note))
             else:
                 img = canonical_from_array(item)
             out.pixel_digest[k] = pixel_digest(img)
@@ -361,7 +367,7 @@ def _extract_chunk(job) -> Features:
         except Exception as exc:  # never let one image end the run
             failures.append((k, f"unexpected error: {type(exc).__name__}: {exc}"))
             continue
-        if kind != "path":
+        if kind == "array":
             out.file_digest[k] = out.pixel_digest[k]
         out.ok[k] = True
     good = np.flatnonzero(out.ok)
@@ -486,14 +492,15 @@ def extract_features(
         kind, items, keys = "array", [manifest.images[r] for r in rows], None
         todo = np.arange(n)
     else:
-        kind = "path"
-        items = manifest.resolved_paths(rows)
+        items = manifest.resolved_paths(rows) if manifest.source is None else manifest.source.work_items(rows)
+        kind = "path" if manifest.source is None else "source"
         keys = None
         todo = np.arange(n)
         if cache is not None:
             from .cache import file_key  # noqa: PLC0415
 
-            keys = [file_key(p) for p in items]  # items are absolute
+            # items are absolute paths; source rows are keyed by content digest or path#frame
+            keys = [file_key(p) for p in items] if kind == "path" else manifest.source.cache_keys(rows)
             pos, rows_c, cached_fail, cached_notes, cached_rot = cache.get(keys)
             rot.update(cached_rot)
             if len(pos):

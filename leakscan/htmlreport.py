@@ -90,6 +90,8 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None, o
         elif f.ok[r] and len(thumbs) < max_thumbnails:
             try:
                 src = m.images[r] if m.images is not None else m.resolve(r)
+                if m.source is not None:  # dataset bytes, DICOM frames, GeoTIFF tiles
+                    src = m.source.pixels(r)
                 t = len(thumbs)
                 mime, blob = thumbnail_data(src)
                 thumbs.append(f"data:{mime};base64," + base64.b64encode(blob).decode("ascii"))
@@ -97,7 +99,9 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None, o
             except (DecodeError, OSError) as exc:
                 log.info("no thumbnail for %s: %s", m.paths[r], exc)
                 t = None
-        href = _href(m, r, out_dir) if m.images is None else ""
+        href = ""
+        if m.images is None and (m.source is None or m.source.files_are_paths):
+            href = _href(m, r, out_dir)
         images.append({"p": str(m.paths[r]), "s": str(m.splits[r]), "l": str(m.labels[r]), "t": t, "u": href,
                        "h": digests[r].tobytes().hex() if (f.ok[r] and m.images is None) else ""})
         if progress and (n % 500 == 0 or n == total - 1):

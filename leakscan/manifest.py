@@ -81,6 +81,9 @@ class Manifest:
         Where the rows came from: ``"folder"``, ``"csv"``, ``"list"``, ``"array"`` (``""``
         when built directly). Decides which folders count as the dataset
         (:func:`leakscan.safeio.dataset_folders`).
+    source : RowSource or None
+        Where each row's pixels come from when rows are not plain image files: image bytes of
+        a dataset or table, DICOM frames, GeoTIFF tiles (:mod:`leakscan.sources`).
     """
 
     paths: np.ndarray
@@ -91,6 +94,7 @@ class Manifest:
     images: np.ndarray | None = field(default=None, repr=False)
     skipped: tuple = ()
     kind: str = ""
+    source: object = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         n = len(self.paths)
@@ -100,6 +104,8 @@ class Manifest:
                 raise InputError(f"Manifest.{name} has {len(arr)} rows, paths has {n}")
         if self.images is not None and len(self.images) != n:
             raise InputError(f"Manifest.images has {len(self.images)} images, paths has {n}")
+        if self.source is not None and len(self.source) != n:
+            raise InputError(f"Manifest.source has {len(self.source)} rows, paths has {n}")
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -139,6 +145,7 @@ class Manifest:
             images=None if self.images is None else self.images[rows],
             skipped=self.skipped,
             kind=self.kind,
+            source=None if self.source is None else self.source.take(rows),
         )
 
 
@@ -155,6 +162,7 @@ def discover(
     splits: Sequence[str] | None = None,
     labels: Sequence | None = None,
     groups: Sequence | None = None,
+    **source_options,
 ) -> Manifest:
     """Build a :class:`Manifest` from a folder, a CSV manifest, a list of paths or an image array.
 
@@ -170,6 +178,12 @@ def discover(
         optional ``label`` and ``group``.
     splits, labels, groups : sequence, optional
         One entry per image, for list and array sources.
+    **source_options
+        For the other sources (:mod:`leakscan.sources`): a pandas DataFrame or a Parquet file
+        (``path_column``, ``split_column``, ``label_column``, ``group_column``,
+        ``image_column``), a Hugging Face ``Dataset``/``DatasetDict`` (``split``,
+        ``image_column``, ``label_column``, ``group_column``), folders of DICOM files
+        (``group_by``) or GeoTIFF tiles (``bands``).
 
     Returns
     -------
@@ -182,6 +196,9 @@ def discover(
     >>> list(m.splits)
     ['train', 'train', 'test']
     """
+    special = _special_source(source, manifest, source_options)  # tables, datasets, DICOM, GeoTIFF
+    if special is not None:
+        return special
     if manifest is not None:
         return _from_csv(Path(manifest))
     if source is None:
@@ -201,7 +218,7 @@ def discover(
         if p.is_dir():
             if splits is not None or labels is not None or groups is not None:
                 raise InputError("splits/labels/groups apply to a list of paths or an array, not a folder")
-            return _from_folder(p)
+            return _from_folder(p, source_options)
         if p.is_file() and p.suffix.lower() in (".csv", ".tsv"):
             return _from_csv(p)
         if not p.exists():
@@ -237,6 +254,11 @@ def _from_image_list(items, splits, labels, groups) -> Manifest:
         arr[k] = a
     m = _from_array(np.zeros((n, 1, 1), np.uint8), splits, labels, groups)
     return Manifest(paths=m.paths, splits=m.splits, labels=m.labels, groups=m.groups, images=arr, kind="array")
+def _special_source(source, manifest, options: dict):
+    """The Manifest of a source leakscan.sources reads (DataFrame, Parquet, dataset, DICOM/GeoTIFF folder), or None."""
+    from .sources.discover import discover_special  # noqa: PLC0415
+
+    return discover_special(source, manifest, options)
 
 
 def _from_array(arr, splits, labels, groups) -> Manifest:
@@ -309,9 +331,10 @@ def _find_split_dirs(root: Path) -> dict[Path, str]:
     return {}
 
 
-def _from_folder(root: Path) -> Manifest:
+def _from_folder(root: Path, options: dict | None = None) -> Manifest:
     split_dirs = _find_split_dirs(root)
     rows: list[tuple[str, str, str]] = []
+    maybe_dicom: list[tuple[str, str, str]] = []  # .dcm and extension-less files (leakscan.sources.dicom)
     tops = split_dirs.items() if split_dirs else [(root, UNSPLIT)]
     names_used: dict[str, list[str]] = {}
     root_s = os.fspath(root)
@@ -319,15 +342,22 @@ def _from_folder(root: Path) -> Manifest:
         names_used.setdefault(split, []).append(top.name)
         top_s = os.fspath(top)
         for folder, name in _walk_files(top_s):
-            if name.startswith(".") or os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
-                continue
+            ext = os.path.splitext(name)[1].lower()
+            if name.startswith(".") or ext not in IMAGE_EXTENSIONS:
+                if name.startswith(".") or ext not in ("", ".dcm", ".dicom"):
+                    continue
             sub = folder[len(root_s):].lstrip(os.sep)  # folder is below root: os.walk joins onto it
             rel = (sub.replace(os.sep, "/") + "/" + name) if sub else name
             label = os.path.basename(folder) if folder != top_s else ""
-            rows.append((rel, split, label))
+            (rows if ext in IMAGE_EXTENSIONS else maybe_dicom).append((rel, split, label))
     for split, dirs in names_used.items():
         if len(dirs) > 1:
             log.info("split %r gathers the folders %s", split, ", ".join(dirs))
+    from .sources.discover import special_folder  # noqa: PLC0415 - DICOM files, GeoTIFF tiles
+
+    special = special_folder(root, rows, maybe_dicom, options or {})
+    if special is not None:
+        return special
     if not rows:
         raise InputError(f"{root}: no image files found (looked for {', '.join(sorted(IMAGE_EXTENSIONS)[:6])}...)")
     paths, sp, lab = zip(*rows)

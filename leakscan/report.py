@@ -130,6 +130,11 @@ def write_outputs(audit: Audit, out: str | os.PathLike, *, force: bool = False, 
           "size": int(g.sizes[g.ids[r]]),
           "weakest_link": "" if np.isnan(weak[g.ids[r]]) else round(float(weak[g.ids[r]]), 3)} for r in rows))
     files["skipped.csv"] = _csv_text(["path", "reason"], ({"path": p, "reason": why} for p, why in audit.skipped))
+    from .sources.summary import SPATIAL_COLUMNS, spatial_records  # noqa: PLC0415 - georeferenced tiles
+
+    spatial = spatial_records(audit)
+    if spatial is not None:
+        files["spatial.csv"] = _csv_text(SPATIAL_COLUMNS, spatial)
     if parquet:
         files["pairs.parquet"] = _parquet_writer(audit)
     if html:
@@ -245,6 +250,10 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
             r = recs[k]
             t.add_row(_text(r["a"]), _text(r["b"]), r["kind"], f"{r['score']:.3f}", _text(r["detail"]))
         console.print(t)
+    from .sources.summary import terminal_lines  # noqa: PLC0415 - patients on both sides, spatial leaks
+
+    for line in terminal_lines(d):
+        console.print(line, markup=False, highlight=False)
     if d["n_low_information"]:
         console.print(f"{d['n_low_information']:,} low-information images (flat frames) matched by exact digest only.")
     for w in d["warnings"]:
@@ -281,8 +290,8 @@ def write_resplit(rs, out: str | os.PathLike) -> list[Path]:
     base = out.parent.resolve()
 
     def rel(r: int) -> str:
-        if m.images is not None:
-            return str(m.paths[r])
+        if m.images is not None or (m.source is not None and not m.source.files_are_paths):
+            return str(m.paths[r])  # array[i], split/index of a dataset, table[i] of a bytes column
         return Path(os.path.relpath(m.resolve(r).absolute(), base)).as_posix()
 
     rows = np.flatnonzero(~rs.dropped)

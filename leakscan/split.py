@@ -574,8 +574,9 @@ def resplit(
 
     Parameters
     ----------
-    audit : Audit
-        From :func:`leakscan.audit`.
+    audit : Audit or datasets.DatasetDict
+        From :func:`leakscan.audit`. A Hugging Face ``DatasetDict`` is audited with the
+        defaults and the result is a new ``DatasetDict`` (:func:`leakscan.sources.hf.resplit_dataset`).
     ratios : str or mapping, optional
         ``"train=0.8,val=0.1,test=0.1"``; default: the current split sizes and class mixes.
     keep : str or sequence of str, optional
@@ -602,6 +603,11 @@ def resplit(
     >>> r.cross_split_pairs()
     0
     """
+    if type(audit).__module__.split(".")[0] == "datasets":  # a Hugging Face DatasetDict in, one out
+        from .sources.hf import resplit_dataset  # noqa: PLC0415
+
+        return resplit_dataset(audit, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle,
+                               random_state=random_state)
     if isinstance(keep, str):
         keep = [keep]
     keep = list(keep or [])

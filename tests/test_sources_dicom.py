@@ -1,0 +1,152 @@
+"""DICOM: synthetic files written with pydicom (grouped by patient, windowed, MONOCHROME1, multi-frame)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import leakscan
+from leakscan.cli import app
+from conftest import scene
+
+pydicom = pytest.importorskip("pydicom")
+from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid  # noqa: E402
+
+from leakscan.sources.dicom import decode_frame  # noqa: E402
+
+NAME, BIRTH = "Doe^Jane", "19700101"
+
+
+def pixels(seed: int, size: int = 64) -> np.ndarray:
+    """12-bit grey pixels of a structured scene."""
+    return np.asarray(scene(seed, size).convert("L"), np.uint16) * 16
+
+
+def write_dcm(path, arr, patient="P1", study="1.2.3", series="1.2.3.4", photometric="MONOCHROME2",
+              window=None, preamble=True):
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.PatientID, ds.PatientName, ds.PatientBirthDate = patient, NAME, BIRTH
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+    ds.Modality = "OT"
+    arr = np.asarray(arr, np.uint16)
+    if arr.ndim == 3:
+        ds.NumberOfFrames = arr.shape[0]
+    ds.Rows, ds.Columns = arr.shape[-2:]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    if window is not None:
+        ds.WindowCenter, ds.WindowWidth = window
+    ds.PixelData = arr.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        ds.save_as(path, enforce_file_format=preamble)
+    except TypeError:  # pydicom 2.x
+        ds.is_little_endian, ds.is_implicit_VR = True, False
+        ds.save_as(path, write_like_original=not preamble)
+    return path
+
+
+@pytest.fixture
+def scans(tmp_path):
+    """train: patients P1-P4; test: P1 again (another image: patient leakage), P5, P6 and a copy of P2's scan."""
+    root = tmp_path / "scans"
+    for k in range(1, 5):
+        write_dcm(root / "train" / f"p{k}.dcm", pixels(k), patient=f"P{k}", study=f"1.{k}")
+    write_dcm(root / "test" / "p1_followup.dcm", pixels(11), patient="P1", study="1.99")
+    write_dcm(root / "test" / "p5", pixels(5), patient="P5", study="1.5")          # extension-less
+    write_dcm(root / "test" / "p6.dcm", pixels(6), patient="P6", study="1.6")
+    write_dcm(root / "test" / "p7.dcm", pixels(2), patient="P7", study="1.7")       # same pixels as P2
+    return root
+
+
+def test_patients_group_and_are_counted(scans):
+    a = leakscan.audit(scans, jobs=1)
+    m = a.manifest
+    assert "test/p5" in set(m.paths)
+    assert dict(zip(m.paths, m.groups))["test/p1_followup.dcm"] == "P1"
+    d = a.to_dict()
+    assert d["group_by"] == "PatientID"
+    lk = {(x["split"], x["against"]): x for x in d["leaks"]}
+    t = lk[("test", "train")]
+    assert t["images"] == 2 and t["total"] == 4            # P1's follow-up and P7's copy of P2
+    assert t["groups"] == 2 and t["groups_total"] == 4     # patients P1 and P7 of P1, P5, P6, P7
+
+
+def test_group_by_none_and_study(scans):
+    d = leakscan.audit(scans, group_by="none", jobs=1).to_dict()
+    lk = {(x["split"], x["against"]): x for x in d["leaks"]}
+    assert lk[("test", "train")]["images"] == 1            # only the pixel copy
+    d = leakscan.audit(scans, group_by="StudyInstanceUID", jobs=1).to_dict()
+    assert d["group_by"] == "StudyInstanceUID"
+    lk = {(x["split"], x["against"]): x for x in d["leaks"]}
+    assert lk[("test", "train")]["images"] == 1
+
+
+def test_monochrome1_is_inverted_and_window_applied(tmp_path):
+    arr = pixels(3)
+    a, _ = decode_frame(str(write_dcm(tmp_path / "m2.dcm", arr)))
+    b, _ = decode_frame(str(write_dcm(tmp_path / "m1.dcm", arr, photometric="MONOCHROME1")))
+    ga, gb = np.asarray(a)[..., 0].astype(int), np.asarray(b)[..., 0].astype(int)
+    assert np.abs(ga + gb - 255).max() <= 1
+    assert ga.min() == 0 and ga.max() == 255                  # full range without a window
+    w, _ = decode_frame(str(write_dcm(tmp_path / "w.dcm", arr, window=(2048, 1024))))
+    g = np.asarray(w)[..., 0]
+    assert np.all(g[arr <= 1536] == 0) and np.all(g[arr >= 2560] == 255)
+
+
+def test_multiframe_rows_share_the_group(tmp_path):
+    root = tmp_path / "mf"
+    frames = np.stack([pixels(k) for k in (1, 2, 3)])
+    write_dcm(root / "train" / "cine.dcm", frames, patient="P9")
+    write_dcm(root / "test" / "single.dcm", pixels(2), patient="P8")
+    a = leakscan.audit(root, jobs=1)
+    m = a.manifest
+    rows = [k for k, p in enumerate(m.paths) if p.startswith("train/")]
+    assert [m.paths[k] for k in rows] == ["train/cine.dcm#frame1", "train/cine.dcm#frame2", "train/cine.dcm#frame3"]
+    assert {m.groups[k] for k in rows} == {"P9"} and a.n_images == 4
+    cross = a.cross_split()
+    assert {frozenset((m.paths[i], m.paths[j])) for i, j in zip(a.pairs.i[cross], a.pairs.j[cross])} == {
+        frozenset(("train/cine.dcm#frame2", "test/single.dcm"))}
+
+
+def test_cli_never_prints_other_tag_values(scans, tmp_path):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["audit", str(scans), "--group-by", "PatientID", "-j", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "patients: 2 of 4 test patients also have images in train" in r.output
+    texts = [r.output] + [p.read_text(errors="replace") for p in out.iterdir()]
+    for t in texts:
+        assert NAME not in t and "Doe" not in t and BIRTH not in t
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["group_by"] == "PatientID"
+    r = CliRunner().invoke(app, ["audit", str(scans), "--group-by", "Name", "-j", "1"])
+    assert r.exit_code == 2 and "group_by must be one of" in r.output
+
+
+def test_a_broken_dicom_file_is_skipped(scans):
+    (scans / "test" / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"garbage")
+    a = leakscan.audit(scans, jobs=1)
+    assert any(p == "test/broken.dcm" for p, _ in a.skipped)
+    assert a.n_images == 8
+
+
+def test_worker_processes_give_the_same_features(scans):
+    from leakscan.features import extract_features
+    from leakscan.manifest import discover
+
+    m = discover(scans)
+    one = extract_features(m, jobs=1)
+    two = extract_features(m, jobs=2, chunk_size=3)
+    assert np.array_equal(one.hashes, two.hashes) and np.array_equal(one.file_digest, two.file_digest)

@@ -1,0 +1,136 @@
+"""Multi-band, 16-bit GeoTIFF tiles written with tifffile: bands, percentile scaling, spatial leakage."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import leakscan
+from leakscan.cli import app
+from leakscan.decode import DecodeError
+from conftest import scene
+
+tifffile = pytest.importorskip("tifffile")
+from leakscan.sources.geotiff import decode_tile, spatial_pairs  # noqa: E402
+
+SIZE = 64
+PIXEL = 10.0  # metres per pixel: a tile is 640 m wide
+
+
+def bands_of(seed: int, gain: float = 257.0, offset: float = 0.0) -> np.ndarray:
+    """(H, W, 5) uint16: the scene's R, G, B, then two more bands (NIR-like grey, inverse red)."""
+    rgb = np.asarray(scene(seed, SIZE), np.float64)
+    grey = rgb.mean(axis=2)
+    b = np.stack([rgb[..., 0], rgb[..., 1], rgb[..., 2], grey, 255 - rgb[..., 0]], axis=-1)
+    return np.clip(b * gain + offset, 0, 65535).astype(np.uint16)
+
+
+def write_tile(path, arr, x=None, y=None, epsg=32633, planar="contig"):
+    extratags = []
+    if x is not None:
+        keys = (1, 1, 0, 2, 1024, 0, 1, 1, 3072, 0, 1, epsg)
+        extratags = [(33550, "d", 3, (PIXEL, PIXEL, 0.0), False),
+                     (33922, "d", 6, (0.0, 0.0, 0.0, float(x), float(y), 0.0), False),
+                     (34735, "H", len(keys), keys, False)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = arr if planar == "contig" else np.moveaxis(arr, -1, 0)
+    tifffile.imwrite(path, data, photometric="minisblack", planarconfig=planar, extratags=extratags)
+    return path
+
+
+@pytest.fixture
+def tiles(tmp_path):
+    """train: a row of 6 tiles side by side; test: 3 tiles elsewhere, one shifted half onto train/t2
+    (other pixels: spatial leakage only) and a re-processed copy of train/t4 (same footprint)."""
+    root = tmp_path / "tiles"
+    for k in range(6):
+        write_tile(root / "train" / f"t{k}.tif", bands_of(k), x=k * SIZE * PIXEL, y=5000)
+    write_tile(root / "test" / "far.tif", bands_of(10), x=100_000, y=5000)
+    write_tile(root / "test" / "shifted.tif", bands_of(11), x=2.5 * SIZE * PIXEL, y=5000, planar="separate")
+    write_tile(root / "test" / "reprocessed.tif", bands_of(4, gain=120.0, offset=900.0), x=4 * SIZE * PIXEL, y=5000)
+    return root
+
+
+def test_spatial_leakage_reported_with_overlap(tiles, tmp_path):
+    a = leakscan.audit(tiles, jobs=1)
+    d = a.to_dict()
+    assert d["n_georeferenced"] == 9
+    sl = {(x["split"], x["against"]): x for x in d["spatial_leaks"]}
+    assert sl[("test", "train")]["tiles"] == 2 and sl[("test", "train")]["total"] == 3
+    assert sl[("test", "train")]["max_overlap"] == 1.0
+    out = tmp_path / "out"
+    from leakscan.report import write_outputs
+
+    write_outputs(a, out, html=False, force=True)
+    rows = list(csv.DictReader(open(out / "spatial.csv")))
+    got = {(r["a"], r["b"]): float(r["overlap"]) for r in rows}
+    assert got == {("test/reprocessed.tif", "train/t4.tif"): 1.0,
+                   ("test/shifted.tif", "train/t2.tif"): 0.5,
+                   ("test/shifted.tif", "train/t3.tif"): 0.5}
+    assert rows[0]["crs"] == "EPSG:32633"
+
+
+def test_reprocessed_16bit_copy_is_a_pixel_duplicate(tiles):
+    a = leakscan.audit(tiles, jobs=1)
+    m = a.manifest
+    cross = a.cross_split()
+    pairs = {frozenset((m.paths[i], m.paths[j])) for i, j in zip(a.pairs.i[cross], a.pairs.j[cross])}
+    assert frozenset(("test/reprocessed.tif", "train/t4.tif")) in pairs
+    assert frozenset(("test/shifted.tif", "train/t2.tif")) not in pairs
+
+
+def test_bands_and_percentile_scaling(tmp_path):
+    arr = bands_of(3)
+    p = write_tile(tmp_path / "b.tif", arr)
+    img, note = decode_tile(p.read_bytes())
+    assert note == "bands 1,2,3 of 5" and img.size == (SIZE, SIZE)
+    rgb = np.asarray(img)
+    assert rgb.min() == 0 and rgb.max() == 255
+    img2, note2 = decode_tile(p.read_bytes(), bands=(4, 3, 2))
+    assert note2 == "bands 4,3,2 of 5"
+    assert np.array_equal(np.asarray(img2)[..., 1], rgb[..., 2])   # band 3 is shown as green
+    with pytest.raises(DecodeError, match="bands 7,1,1 asked of a tile with 5"):
+        decode_tile(p.read_bytes(), bands=(7, 1, 1))
+
+
+def test_cli_bands_and_terminal_line(tiles, tmp_path):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["audit", str(tiles), "--bands", "4,3,2", "-j", "1", "--out", str(out),
+                                 "--no-html"])
+    assert r.exit_code == 0, r.output
+    assert "spatial leakage: 2 of 3 test tiles overlap a train tile" in r.output
+    d = json.loads((out / "summary.json").read_text())
+    assert d["n_images"] == 9 and d["n_spatial_pairs"] == 3
+    r = CliRunner().invoke(app, ["audit", str(tiles), "--bands", "4,3", "-j", "1"])
+    assert r.exit_code == 2 and "bands must be one or three" in r.output
+
+
+def test_plain_tiffs_are_left_to_pillow(tmp_path):
+    root = tmp_path / "plain"
+    for k in range(4):
+        (root / ("train" if k < 3 else "test")).mkdir(parents=True, exist_ok=True)
+        scene(k).save(root / ("train" if k < 3 else "test") / f"{k}.tif")
+    a = leakscan.audit(root, jobs=1)
+    assert a.manifest.source is None and "spatial_leaks" not in a.to_dict()
+
+
+def test_spatial_pairs_invariants():
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 100, (60, 2))
+    boxes = np.concatenate([xy, xy + 10], axis=1)
+    splits = np.array(rng.choice(["train", "test"], 60), dtype=object)
+    crs = np.array([""] * 60, dtype=object)
+    got = spatial_pairs(boxes, crs, splits)
+    brute = []
+    for i in range(60):
+        for j in range(i + 1, 60):
+            w = min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0])
+            h = min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1])
+            if w > 0 and h > 0 and splits[i] != splits[j]:
+                brute.append((i, j))
+    assert [(i, j) for i, j, _ in got] == brute
+    assert all(0 < ov <= 1 for *_, ov in got)

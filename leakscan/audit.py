@@ -243,6 +243,8 @@ def audit(
     client=None,
     progress: Callable[[str, int, int], None] | None = None,
     model=None,
+    model_size=None,
+    model_normalize: str | None = None,
 ) -> Audit:
     """Find exact and near-duplicate images and the leakage they cause across splits.
 
@@ -270,6 +272,10 @@ def audit(
         An image-embedding ONNX model (needs ``pip install 'leakscan[onnx]'``): every image is
         also embedded by it, and pairs at ``settings.model_min_cosine`` or more are reported
         with kind ``model`` (:mod:`leakscan.model`).
+    model_size, model_normalize : optional
+        For a ``model`` given by path: its input size (``224``, ``"160x128"`` or ``(W, H)``)
+        and the normalisation of a float-input model (``"imagenet"``, ``"none"``, ``"clip"``);
+        default: the model's metadata, else its fixed size (or 224) and ImageNet's.
 
     Returns
     -------
@@ -287,10 +293,14 @@ def audit(
     """
     settings = settings or DetectSettings()
     if model is not None:
+        from .errors import InputError  # noqa: PLC0415
         from .model import ModelSpec  # noqa: PLC0415
 
         if not isinstance(model, ModelSpec):
-            model = ModelSpec.from_path(model)
+            model = ModelSpec.from_path(model, size=model_size, normalize=model_normalize)
+        elif model_size is not None or model_normalize is not None:
+            raise InputError("model_size and model_normalize are for a model given by path; "
+                             "set them in ModelSpec.from_path(...)")
         from .model import load_model  # noqa: PLC0415
 
         _ = load_model(model).dim  # a bad file or a model that cannot run fails here, with its name, before decoding

@@ -114,12 +114,14 @@ def _settings(max_hamming: int, min_cosine: float, min_ncc: float, transforms: "
                           model_min_cosine=model_min_cosine, crops=crops)
 
 
-def _model_spec(model: Optional[Path], batch: int):
+def _model_spec(model: Optional[Path], batch: int, size: Optional[str] = None, normalize: Optional[str] = None):
     if model is None:
+        if size is not None or normalize is not None:
+            raise _fail("--model-size and --model-normalize need --model FILE.onnx")
         return None
     from .model import ModelSpec  # noqa: PLC0415
 
-    return ModelSpec.from_path(model, batch_size=batch)
+    return ModelSpec.from_path(model, batch_size=batch, size=size, normalize=normalize)
 
 
 OPT_MANIFEST = typer.Option(None, "--manifest", "-m", show_default=False,
@@ -139,6 +141,12 @@ OPT_MODEL = typer.Option(None, "--model", show_default=False,
 OPT_MODEL_MIN_COSINE = typer.Option(0.75, "--model-min-cosine", min=0.0,
                                     help="Least cosine similarity of two model embeddings of a duplicate.")
 OPT_MODEL_BATCH = typer.Option(32, "--model-batch", min=1, help="Images per model run.")
+OPT_MODEL_SIZE = typer.Option(None, "--model-size", show_default=False, metavar="N|WxH",
+                              help="Resize images to this for the model [default: the model's metadata, "
+                                   "else its fixed input size, else 224].")
+OPT_MODEL_NORMALIZE = typer.Option(None, "--model-normalize", show_default=False, metavar="imagenet|none|clip",
+                                   help="Normalisation of [0, 1] pixels for a float-input model [default: the "
+                                        "model's metadata, else imagenet]; uint8-input models get raw pixels.")
 OPT_TRANSFORMS = typer.Option(Transforms.all, "--transforms",
                               help="Rotated/flipped copies to find: all (8), flip (mirror), none.")
 OPT_JOBS = typer.Option(None, "--jobs", "-j", min=1, show_default=False,
@@ -218,6 +226,8 @@ def audit(
     model: Optional[Path] = OPT_MODEL,
     model_min_cosine: float = OPT_MODEL_MIN_COSINE,
     model_batch: int = OPT_MODEL_BATCH,
+    model_size: Optional[str] = OPT_MODEL_SIZE,
+    model_normalize: Optional[str] = OPT_MODEL_NORMALIZE,
     jobs: Optional[int] = OPT_JOBS,
     cache: Optional[Path] = OPT_CACHE,
     no_cache: bool = OPT_NO_CACHE,
@@ -244,7 +254,7 @@ def audit(
         raise _fail("give a dataset folder (leakscan audit DATA) or --manifest FILE")
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, cross_only, model_min_cosine, crops)
-        spec = _model_spec(model, model_batch)
+        spec = _model_spec(model, model_batch, model_size, model_normalize)
         if out is not None:  # fail before the long part, not after
             prepare_out_dir(out, force=force, data_root=_data_root(data, manifest))
         if parquet and out is None:
@@ -304,6 +314,8 @@ def resplit(
     model: Optional[Path] = OPT_MODEL,
     model_min_cosine: float = OPT_MODEL_MIN_COSINE,
     model_batch: int = OPT_MODEL_BATCH,
+    model_size: Optional[str] = OPT_MODEL_SIZE,
+    model_normalize: Optional[str] = OPT_MODEL_NORMALIZE,
     jobs: Optional[int] = OPT_JOBS,
     cache: Optional[Path] = OPT_CACHE,
     no_cache: bool = OPT_NO_CACHE,
@@ -333,7 +345,7 @@ def resplit(
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, model_min_cosine=model_min_cosine,
                              crops=crops)
-        spec = _model_spec(model, model_batch)
+        spec = _model_spec(model, model_batch, model_size, model_normalize)
         parse_ratios(ratios)  # fail before the long part
         prepare_resplit_out(out, force=force, data_root=_data_root(data, manifest))
         with _progress(quiet) as cb, _dask_client(dask) as client:

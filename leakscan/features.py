@@ -43,7 +43,7 @@ __all__ = ["Features", "extract_features", "features_of_image", "embedding_varia
            "FEATURE_VERSION", "N_VARIANTS", "EMBED_DIM", "VARIANT_NAMES"]
 
 #: Bump when any feature's definition changes (cache entries of other versions are not reused).
-FEATURE_VERSION = "4"
+FEATURE_VERSION = "5"
 THUMB = 32
 HASH_SIZE = 8
 CELL = 8

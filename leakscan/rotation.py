@@ -2,15 +2,23 @@
 
 A picture rotated by an angle that is not a multiple of 90 degrees ends up on a larger
 canvas (``expand``, as Pillow's ``rotate(..., expand=True)`` and most editors do) or on a
-canvas of the same size with its corners cut off; either way the uncovered corners are
-*padding*: flat black or white triangles touching the border (:func:`padding_weights`).
-Their shape gives the angle. :func:`derotate` fits the picture area of the two rotation
-models, for every angle in (-45, 45) degrees, to the padding of a 128x128 version of the
-image, and when the best fit is good rotates the image back and crops the original
-picture out of it. The features of that *de-rotated view* are searched like those of any
+canvas of the same size with its corners cut off (Pillow's default, most augmentation
+code); either way the uncovered corners are *padding*: flat regions of one colour (black,
+white, the picture's edge colour, any other) at the four corners of the canvas. Their shape
+gives the angle. :func:`derotate` fits the picture area of the two rotation models, for
+every angle in (-45, 45) degrees, to the padding of a 128x128 version of the image, checks
+that no upright rectangle (a letterbox, a frame, a flat background) explains it as well,
+and when the best fit is good rotates the image back. On an expanded canvas it crops the
+original picture out; on a same-size canvas the corners the rotation cut off are lost, so
+they are filled in smoothly from the picture next to them (no hard edge for the
+embedding to see). The features of that *de-rotated view* are searched like those of any
 other image (their own rotations/flips included, which covers the other quadrants).
 
-Only images with padding are examined, so this costs nothing on ordinary photos.
+Only images whose four corners agree (or whose border is flat black or white) are
+examined, so this costs almost nothing on ordinary photos. Not covered: a rotation whose
+corners were filled by repeating the edge pixels (``scipy.ndimage.rotate(mode="nearest")``,
+``skimage.transform.rotate(mode="edge")``) rather than with one colour, and a rotated picture
+cropped until no padding is left.
 """
 
 from __future__ import annotations
@@ -134,24 +142,125 @@ def padding_weights(thumbs: np.ndarray, tol: int = 6, min_frac: float = 0.05,
     return out
 
 
+#: Largest spread (grey levels) of the four corner pixels of a padded canvas's thumbnail.
+CORNER_SPREAD = 12
+#: Largest side of the image the same-size de-rotated view is made from (it is only thumbnailed).
+_VIEW = 256
+
+
+def _fill_of(small: np.ndarray):
+    """The fill grey level of a rotation canvas, from a 32x32 thumbnail; None if it has none.
+
+    Both canvas models leave every corner of the canvas uncovered, so the four corner pixels
+    agree (any fill colour: black, white, the picture's edge colour). A flat black or white
+    border (the expanded canvas's) is the other sign, as before.
+    """
+    c = np.array([small[0, 0], small[0, -1], small[-1, 0], small[-1, -1]], np.int16)
+    if int(c.max()) - int(c.min()) <= CORNER_SPREAD:
+        return float(np.median(c))
+    border = np.concatenate([small[0], small[-1], small[1:-1, 0], small[1:-1, -1]]).astype(np.int16)
+    fill = np.median(border)
+    if (fill <= 24 or fill >= 231) and (np.abs(border - fill) <= 6).mean() >= 0.1:
+        return float(fill)
+    return None
+
+
+def _padding_mask(big: np.ndarray, fill: float, min_frac: float = 0.02, max_frac: float = 0.7):
+    """Where a canvas's padding is: the regions within a few grey levels of ``fill`` that
+    contain a corner of ``big`` (n x n grayscale); None when that is too little or too much."""
+    from scipy import ndimage  # noqa: PLC0415
+
+    tol = 6 if (fill <= 24 or fill >= 231) else 4  # tight: a fill the colour of the edge must not run into the picture
+    near = np.abs(big.astype(np.int16) - fill) <= tol
+    labels, count = ndimage.label(near)
+    if count == 0:
+        return None
+    corners = np.unique([labels[0, 0], labels[0, -1], labels[-1, 0], labels[-1, -1]])
+    corners = corners[corners > 0]
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    border = border[border > 0]
+    keep = corners if len(corners) else border
+    if fill <= 24 or fill >= 231:
+        keep = border  # black/white: any flat border region (the expanded canvas, as before)
+    pad = np.isin(labels, keep)
+    frac = pad.mean()
+    if not (min_frac <= frac <= max_frac):
+        return None
+    # padding is flat: most of it within a few grey levels of the fill (a dark or pale
+    # part of the picture spreads over the whole tolerance)
+    if (np.abs(big[pad].astype(np.int16) - fill) <= 3).mean() < 0.8:
+        return None
+    return pad
+
+
+def _inpaint(arr: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """``arr`` (h, w, c) float with the unknown pixels filled smoothly from the known ones
+    nearby (normalised convolution at a few scales): no hard edge where the picture ends."""
+    from scipy import ndimage  # noqa: PLC0415
+
+    out = arr.copy()
+    k = known.astype(np.float32)
+    missing = ~known
+    filled = np.zeros(known.shape, bool)
+    for sigma in (2.0, 4.0, 8.0, 16.0, 32.0):
+        den = ndimage.gaussian_filter(k, sigma, mode="nearest")
+        ok = missing & ~filled & (den > 0.05)
+        if ok.any():
+            for ch in range(arr.shape[2]):
+                num = ndimage.gaussian_filter(arr[:, :, ch] * k, sigma, mode="nearest")
+                out[:, :, ch][ok] = num[ok] / den[ok]
+            filled |= ok
+        if filled[missing].all():
+            break
+    rest = missing & ~filled
+    if rest.any():
+        out[rest] = arr[known].mean(axis=0)
+    return out
+
+
+def _same_size_view(img: Image.Image, angle: float, fill: float) -> Image.Image:
+    """The same-size canvas rotated back: the original picture with the corners the rotation
+    cut off filled in smoothly from the picture around them (at most ``_VIEW`` px a side)."""
+    W, H = img.size
+    scale = min(1.0, _VIEW / max(W, H))
+    small = img.convert("RGB")
+    if scale < 1:
+        small = small.resize((max(8, round(W * scale)), max(8, round(H * scale))), Image.BOX)
+    w, h = small.size
+    back = small.rotate(-angle, resample=Image.BICUBIC, expand=False)
+    # the pixels of the original that the rotated canvas still holds: inside the frame after
+    # rotating by ``angle`` and back (2 px margin: resampling mixes in the fill at the edge)
+    ones = Image.new("L", (w, h), 255)
+    known = np.asarray(ones.rotate(angle, resample=Image.BILINEAR).rotate(-angle, resample=Image.BILINEAR)) >= 250
+    from scipy import ndimage  # noqa: PLC0415
+
+    known = ndimage.binary_erosion(known, iterations=2, border_value=1)
+    arr = np.asarray(back, np.float32)
+    if known.all() or not known.any():
+        return back
+    return Image.fromarray(np.clip(np.rint(_inpaint(arr, known)), 0, 255).astype(np.uint8))
+
+
 def derotate(img: Image.Image, small: np.ndarray):
     """``(angle, de-rotated view)`` of a rotated picture, or None.
 
-    ``small`` is the image's 32x32 grayscale thumbnail (a cheap first look for padding).
+    ``small`` is the image's 32x32 grayscale thumbnail (a cheap first look for padding: the
+    four corners of a rotation canvas are all fill). The fill can be any flat colour: black,
+    white or the picture's edge colour. On an expanded canvas the view is the original
+    picture cropped out of the canvas rotated back; on a same-size canvas (corners cut off)
+    it is the canvas rotated back, at most 256 px a side, with the cut corners filled in
+    smoothly from the picture next to them.
     """
-    border = np.concatenate([small[0], small[-1], small[1:-1, 0], small[1:-1, -1]]).astype(np.int16)
-    fill = np.median(border)
-    if not (fill <= 24 or fill >= 231) or (np.abs(border - fill) <= 6).mean() < 0.1:
-        return None  # the quick look: no flat black/white border, no padding
-    if padding_weights(small[None], grow=False) is None:
-        return None
+    fill = _fill_of(small)
+    if fill is None:
+        return None  # the quick look: no flat corners or border, no padding
     W, H = img.size
     aspect = W / H
     big = np.asarray(img.convert("L").resize((_FIT, _FIT), Image.BOX))
-    w = padding_weights(big[None], grow=False)
-    if w is None:
+    pad = _padding_mask(big, fill)
+    if pad is None:
         return None
-    picture = w[0] > 0
+    picture = ~pad
     coarse = np.array([a for a in np.arange(-44.0, 45.0, 2.0) if abs(a) >= MIN_ANGLE])
     iou, angle, _ = _fit(picture[::4, ::4], aspect, coarse)
     fine = np.array([a for a in np.arange(angle - 2.5, angle + 2.75, 0.5) if MIN_ANGLE <= abs(a) <= 45])
@@ -160,6 +269,13 @@ def derotate(img: Image.Image, small: np.ndarray):
     iou, angle, expand = _fit(picture, aspect, fine)
     if iou < MIN_IOU:
         return None
+    # a letterbox, a frame or a flat background is explained at least as well by an upright
+    # rectangle: the picture's bounding box
+    ys, xs = np.nonzero(picture)
+    if len(ys) == 0 or picture.sum() / ((ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)) >= iou:
+        return None
+    if not expand:
+        return angle, _same_size_view(img, angle, fill)
     size = _canvas_to_original(angle, W, H, expand)
     if size is None:
         return None

@@ -145,7 +145,7 @@ def padding_weights(thumbs: np.ndarray, tol: int = 6, min_frac: float = 0.05,
 #: Largest spread (grey levels) of the four corner pixels of a padded canvas's thumbnail.
 CORNER_SPREAD = 12
 #: Largest side of the image the same-size de-rotated view is made from (it is only thumbnailed).
-_VIEW = 256
+_VIEW = 128
 
 
 def _fill_of(small: np.ndarray):
@@ -193,29 +193,33 @@ def _padding_mask(big: np.ndarray, fill: float, min_frac: float = 0.02, max_frac
     return pad
 
 
-def _inpaint(arr: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """``arr`` (h, w, c) float with the unknown pixels filled smoothly from the known ones
-    nearby (normalised convolution at a few scales): no hard edge where the picture ends."""
+def _inpaint(img: Image.Image, known: np.ndarray, side: int = 48) -> Image.Image:
+    """``img`` with its unknown pixels filled smoothly from the known ones nearby: normalised
+    convolution at a few scales on a ``side``-px copy, enlarged (no hard edge where the
+    picture ends; the view is only thumbnailed, so the fill needs no detail)."""
     from scipy import ndimage  # noqa: PLC0415
 
-    out = arr.copy()
-    k = known.astype(np.float32)
-    missing = ~known
-    filled = np.zeros(known.shape, bool)
-    for sigma in (2.0, 4.0, 8.0, 16.0, 32.0):
+    w, h = img.size
+    s = side / max(w, h)
+    sw, sh = max(4, round(w * s)), max(4, round(h * s))
+    small = np.asarray(img.resize((sw, sh), Image.BOX), np.float32)
+    k = np.asarray(Image.fromarray(known.astype(np.uint8) * 255).resize((sw, sh), Image.BOX), np.float32) / 255.0
+    k = np.where(k > 0.99, 1.0, 0.0).astype(np.float32)  # only pixels wholly inside the picture
+    fill = np.repeat(small.reshape(-1, 3).mean(axis=0)[None], sh * sw, axis=0).reshape(sh, sw, 3)
+    done = k > 0
+    for sigma in (1.0, 2.0, 4.0, 8.0):
         den = ndimage.gaussian_filter(k, sigma, mode="nearest")
-        ok = missing & ~filled & (den > 0.05)
+        ok = ~done & (den > 0.02)
         if ok.any():
-            for ch in range(arr.shape[2]):
-                num = ndimage.gaussian_filter(arr[:, :, ch] * k, sigma, mode="nearest")
-                out[:, :, ch][ok] = num[ok] / den[ok]
-            filled |= ok
-        if filled[missing].all():
+            for ch in range(3):
+                num = ndimage.gaussian_filter(small[:, :, ch] * k, sigma, mode="nearest")
+                fill[:, :, ch][ok] = num[ok] / den[ok]
+            done |= ok
+        if done.all():
             break
-    rest = missing & ~filled
-    if rest.any():
-        out[rest] = arr[known].mean(axis=0)
-    return out
+    big = np.asarray(Image.fromarray(np.clip(np.rint(fill), 0, 255).astype(np.uint8)).resize((w, h), Image.BILINEAR))
+    out = np.where(known[:, :, None], np.asarray(img), big)
+    return Image.fromarray(out.astype(np.uint8))
 
 
 def _same_size_view(img: Image.Image, angle: float, fill: float) -> Image.Image:
@@ -229,16 +233,15 @@ def _same_size_view(img: Image.Image, angle: float, fill: float) -> Image.Image:
     w, h = small.size
     back = small.rotate(-angle, resample=Image.BICUBIC, expand=False)
     # the pixels of the original that the rotated canvas still holds: inside the frame after
-    # rotating by ``angle`` and back (2 px margin: resampling mixes in the fill at the edge)
+    # rotating by ``angle`` and back (a margin: resampling mixes in the fill at the edge)
     ones = Image.new("L", (w, h), 255)
     known = np.asarray(ones.rotate(angle, resample=Image.BILINEAR).rotate(-angle, resample=Image.BILINEAR)) >= 250
     from scipy import ndimage  # noqa: PLC0415
 
-    known = ndimage.binary_erosion(known, iterations=2, border_value=1)
-    arr = np.asarray(back, np.float32)
+    known = ndimage.binary_erosion(known, iterations=max(1, round(w / 64)), border_value=1)
     if known.all() or not known.any():
         return back
-    return Image.fromarray(np.clip(np.rint(_inpaint(arr, known)), 0, 255).astype(np.uint8))
+    return _inpaint(back, known)
 
 
 def derotate(img: Image.Image, small: np.ndarray):
@@ -248,7 +251,7 @@ def derotate(img: Image.Image, small: np.ndarray):
     four corners of a rotation canvas are all fill). The fill can be any flat colour: black,
     white or the picture's edge colour. On an expanded canvas the view is the original
     picture cropped out of the canvas rotated back; on a same-size canvas (corners cut off)
-    it is the canvas rotated back, at most 256 px a side, with the cut corners filled in
+    it is the canvas rotated back, at most 128 px a side, with the cut corners filled in
     smoothly from the picture next to them.
     """
     fill = _fill_of(small)

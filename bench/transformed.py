@@ -509,8 +509,9 @@ def rounds(built: Built, per_round: int) -> list[list[str]]:
     return out
 
 
-def leakscan_found(data: Path, work: Path, groups: list[list[str]], args) -> tuple[dict, float]:
-    """Pairs reported over all runs: frozenset(a, b) -> reported as a duplicate."""
+def leakscan_found(data: Path, work: Path, groups: list[list[str]], args) -> tuple[dict, float, dict | None]:
+    """Pairs reported over all runs: frozenset(a, b) -> reported as a duplicate; with
+    ``--model``, also the pairs the model alone puts at ``--model-min-cosine`` or more."""
     import os
 
     import leakscan
@@ -521,6 +522,7 @@ def leakscan_found(data: Path, work: Path, groups: list[list[str]], args) -> tup
         if args.model_size:
             kw["model_size"] = args.model_size
     found: dict = {}
+    model_found: dict | None = {} if args.model else None
     wall = 0.0
     for r, paths in enumerate(groups):
         folder = work / "runs" / f"r{r:02d}"
@@ -537,7 +539,13 @@ def leakscan_found(data: Path, work: Path, groups: list[list[str]], args) -> tup
         for rec in result.pair_records():
             key = frozenset((rec["a"], rec["b"]))
             found[key] = found.get(key, False) or is_duplicate(rec, args.min_confidence)
-    return found, wall
+        emb = getattr(result.features, "model_embedding", None)
+        if model_found is not None and emb is not None:
+            names = [Path(p).name for p in result.manifest.paths]
+            sim = emb @ emb.T
+            for x, y in zip(*np.nonzero(np.triu(sim >= args.model_min_cosine, 1))):
+                model_found[frozenset((names[x], names[y]))] = True
+    return found, wall, model_found
 
 
 def phash_found(data: Path, paths: list[str], radius: int = 8) -> dict:
@@ -552,25 +560,32 @@ def phash_found(data: Path, paths: list[str], radius: int = 8) -> dict:
             if j > q}
 
 
-def markdown(built: Built, res: dict, ph: dict, wall: float, n_orig: int, n_runs: int) -> str:
+def markdown(built: Built, res: dict, ph: dict, wall: float, n_orig: int, n_runs: int, mo: dict | None = None,
+             mo_name: str = "") -> str:
     lines = [f"{n_orig} originals, {len(built.items)} images in {n_runs} runs of leakscan audit (defaults; every run "
              f"holds every original and at most a few edits of each), {wall:.1f} s in all. "
              "Recall: the edit's pair reported as a duplicate (`possible` pairs in brackets when the decision "
              "reports them). Tiles at 30% must *not* be duplicates: their row counts how many were.", "",
-             "| edit | protocol | pairs | leakscan recall | pHash <= 8 recall |", "| --- | --- | ---: | ---: | ---: |"]
+             "| edit | protocol | pairs | leakscan recall | pHash <= 8 recall |" + (f" {mo_name} |" if mo else ""),
+             "| --- | --- | ---: | ---: | ---: |" + (" ---: |" if mo else "")]
     for key, r in res["rows"].items():
         edit, protocol = key.split(" | ")
         p = ph["rows"][key]
+        m = mo["rows"][key] if mo else None
         extra = f" (+{r['possible']} possible)" if r["possible"] else ""
         if r["positive"]:
-            lines.append(f"| {edit} | {protocol} | {r['n']} | {r['dup'] / r['n']:.2f}{extra} | {p['dup'] / p['n']:.2f} |")
+            lines.append(f"| {edit} | {protocol} | {r['n']} | {r['dup'] / r['n']:.2f}{extra} | {p['dup'] / p['n']:.2f} |"
+                         + (f" {m['dup'] / m['n']:.2f} |" if m else ""))
         else:
             lines.append(f"| {edit} (must not be found) | {protocol} | {r['n']} | {r['dup']} reported{extra} | "
-                         f"{p['dup']} reported |")
+                         f"{p['dup']} reported |" + (f" {m['dup']} reported |" if m else ""))
     lines += ["", f"Overall, leakscan: recall over every edit {res['recall_all_edits']:.3f}; precision "
               f"{res['precision']} ({res['flagged_true']} true, {res['flagged_false']} false reported pairs; "
               f"{res['unscored']} unscored pairs within one photo). pHash <= 8: recall {ph['recall_all_edits']:.3f}, "
               f"precision {ph['precision']} ({ph['flagged_true']} true, {ph['flagged_false']} false)."]
+    if mo:
+        lines.append(f"{mo_name}: recall {mo['recall_all_edits']:.3f}, precision {mo['precision']} "
+                     f"({mo['flagged_true']} true, {mo['flagged_false']} false).")
     if res["false_examples"]:
         lines.append("False pairs (first few): " + "; ".join(f"{a} ~ {b}" for a, b in res["false_examples"]) + ".")
     return "\n".join(lines)
@@ -585,6 +600,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=None)
     ap.add_argument("--model", default=None, help="also pass this ONNX model to leakscan.audit")
     ap.add_argument("--model-size", default=None)
+    ap.add_argument("--model-min-cosine", type=float, default=0.75,
+                    help="with --model: the model-alone column counts pairs at this cosine or more")
     ap.add_argument("--min-confidence", type=float, default=None,
                     help="count a pair as a duplicate only at this confidence (when the pairs carry one)")
     ap.add_argument("--per-round", type=int, default=4,
@@ -596,15 +613,18 @@ def main() -> None:
     t_build = time.perf_counter() - t
     data = a.work / "data"
     groups = rounds(built, a.per_round)
-    found, wall = leakscan_found(data, a.work, groups, a)
+    found, wall, model_found = leakscan_found(data, a.work, groups, a)
     res = score(built, found)
     ph = score(built, phash_found(data, [it.path for it in built.items]))
+    mo = None if model_found is None else score(built, model_found)
     n_orig = sum(it.family == "orig" and it.edit == "original" for it in built.items)
     if a.json:
         print(json.dumps({"originals": n_orig, "images": len(built.items), "build_s": round(t_build, 1),
-                          "leakscan_s": round(wall, 1), "leakscan": res, "phash": ph}, indent=1, default=str))
+                          "leakscan_s": round(wall, 1), "leakscan": res, "phash": ph, "model_alone": mo},
+                         indent=1, default=str))
     else:
-        print(markdown(built, res, ph, wall, n_orig, len(groups)))
+        print(markdown(built, res, ph, wall, n_orig, len(groups), mo,
+                       f"{Path(a.model).name} alone, cosine >= {a.model_min_cosine}" if a.model else ""))
 
 
 if __name__ == "__main__":

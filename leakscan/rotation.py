@@ -166,29 +166,43 @@ def _fill_of(small: np.ndarray):
 
 
 def _padding_mask(big: np.ndarray, fill: float, min_frac: float = 0.02, max_frac: float = 0.7):
-    """Where a canvas's padding is: the regions within a few grey levels of ``fill`` that
-    contain a corner of ``big`` (n x n grayscale); None when that is too little or too much."""
+    """Where a canvas's padding is, on ``big`` (n x n x 3 RGB); None when that is too little or
+    too much, or not flat.
+
+    The fill colour is re-read from the corners of ``big`` when they agree (a thumbnail's
+    corner pixels are blurred by its resampling); padding is then the regions within a few
+    levels of it *in every channel* that contain a corner (a picture region of the same
+    grey but another hue is not padding). A black or white fill keeps the earlier rule: any
+    flat region along the border.
+    """
     from scipy import ndimage  # noqa: PLC0415
 
-    tol = 6 if (fill <= 24 or fill >= 231) else 4  # tight: a fill the colour of the edge must not run into the picture
-    near = np.abs(big.astype(np.int16) - fill) <= tol
-    labels, count = ndimage.label(near)
+    big = big.astype(np.int16)
+    corners = np.stack([big[0, 0], big[0, -1], big[-1, 0], big[-1, -1]])
+    if int((corners.max(axis=0) - corners.min(axis=0)).max()) <= CORNER_SPREAD:
+        colour = np.median(corners, axis=0)
+    else:
+        colour = np.full(3, fill)
+    grey = float(colour.mean())
+    extreme = grey <= 24 or grey >= 231
+    tol = 6 if extreme else 4  # tight: a fill the colour of the edge must not run into the picture
+    dist = np.abs(big - colour).max(axis=2)
+    labels, count = ndimage.label(dist <= tol)
     if count == 0:
         return None
-    corners = np.unique([labels[0, 0], labels[0, -1], labels[-1, 0], labels[-1, -1]])
-    corners = corners[corners > 0]
+    at_corners = np.unique([labels[0, 0], labels[0, -1], labels[-1, 0], labels[-1, -1]])
+    at_corners = at_corners[at_corners > 0]
     border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     border = border[border > 0]
-    keep = corners if len(corners) else border
-    if fill <= 24 or fill >= 231:
-        keep = border  # black/white: any flat border region (the expanded canvas, as before)
+    keep = border if (extreme or not len(at_corners)) else at_corners
     pad = np.isin(labels, keep)
     frac = pad.mean()
     if not (min_frac <= frac <= max_frac):
         return None
-    # padding is flat: most of it within a few grey levels of the fill (a dark or pale
-    # part of the picture spreads over the whole tolerance)
-    if (np.abs(big[pad].astype(np.int16) - fill) <= 3).mean() < 0.8:
+    # padding is flat: most of its inside (away from the resampled edge) within a few levels
+    # of the fill; a dark or pale part of the picture spreads over the whole tolerance
+    inside = ndimage.binary_erosion(pad)
+    if (dist[inside if inside.sum() >= 16 else pad] <= 3).mean() < 0.7:
         return None
     return pad
 
@@ -259,7 +273,7 @@ def derotate(img: Image.Image, small: np.ndarray):
         return None  # the quick look: no flat corners or border, no padding
     W, H = img.size
     aspect = W / H
-    big = np.asarray(img.convert("L").resize((_FIT, _FIT), Image.BOX))
+    big = np.asarray(img.convert("RGB").resize((_FIT, _FIT), Image.BOX))
     pad = _padding_mask(big, fill)
     if pad is None:
         return None

@@ -10,8 +10,8 @@ every angle in (-45, 45) degrees, to the padding of a 128x128 version of the ima
 that no upright rectangle (a letterbox, a frame, a flat background) explains it as well,
 and when the best fit is good rotates the image back. On an expanded canvas it crops the
 original picture out; on a same-size canvas the corners the rotation cut off are lost, so
-they are filled in smoothly from the picture next to them (no hard edge for the
-embedding to see). The features of that *de-rotated view* are searched like those of any
+they are filled with the picture mirrored at the canvas edge (its texture, no hard edge
+for the embedding to see). The features of that *de-rotated view* are searched like those of any
 other image (their own rotations/flips included, which covers the other quadrants).
 
 Only images whose four corners agree (or whose border is flat black or white) are
@@ -207,55 +207,23 @@ def _padding_mask(big: np.ndarray, fill: float, min_frac: float = 0.02, max_frac
     return pad
 
 
-def _inpaint(img: Image.Image, known: np.ndarray, side: int = 48) -> Image.Image:
-    """``img`` with its unknown pixels filled smoothly from the known ones nearby: normalised
-    convolution at a few scales on a ``side``-px copy, enlarged (no hard edge where the
-    picture ends; the view is only thumbnailed, so the fill needs no detail)."""
+def _same_size_view(img: Image.Image, angle: float) -> Image.Image:
+    """The same-size canvas rotated back (at most ``_VIEW`` px a side). The corners of the
+    original that the rotation cut off are lost; they are filled with the picture mirrored
+    at the canvas edge (each pixel of the view is sampled from the canvas, reflected back
+    inside it when it falls outside), which keeps the picture's texture there: a flat or
+    smooth fill would leave corners that no copy has, and lower the embedding similarity."""
     from scipy import ndimage  # noqa: PLC0415
 
-    w, h = img.size
-    s = side / max(w, h)
-    sw, sh = max(4, round(w * s)), max(4, round(h * s))
-    small = np.asarray(img.resize((sw, sh), Image.BOX), np.float32)
-    k = np.asarray(Image.fromarray(known.astype(np.uint8) * 255).resize((sw, sh), Image.BOX), np.float32) / 255.0
-    k = np.where(k > 0.99, 1.0, 0.0).astype(np.float32)  # only pixels wholly inside the picture
-    fill = np.repeat(small.reshape(-1, 3).mean(axis=0)[None], sh * sw, axis=0).reshape(sh, sw, 3)
-    done = k > 0
-    for sigma in (1.0, 2.0, 4.0, 8.0):
-        den = ndimage.gaussian_filter(k, sigma, mode="nearest")
-        ok = ~done & (den > 0.02)
-        if ok.any():
-            for ch in range(3):
-                num = ndimage.gaussian_filter(small[:, :, ch] * k, sigma, mode="nearest")
-                fill[:, :, ch][ok] = num[ok] / den[ok]
-            done |= ok
-        if done.all():
-            break
-    big = np.asarray(Image.fromarray(np.clip(np.rint(fill), 0, 255).astype(np.uint8)).resize((w, h), Image.BILINEAR))
-    out = np.where(known[:, :, None], np.asarray(img), big)
-    return Image.fromarray(out.astype(np.uint8))
-
-
-def _same_size_view(img: Image.Image, angle: float, fill: float) -> Image.Image:
-    """The same-size canvas rotated back: the original picture with the corners the rotation
-    cut off filled in smoothly from the picture around them (at most ``_VIEW`` px a side)."""
     W, H = img.size
     scale = min(1.0, _VIEW / max(W, H))
     small = img.convert("RGB")
     if scale < 1:
         small = small.resize((max(8, round(W * scale)), max(8, round(H * scale))), Image.BOX)
-    w, h = small.size
-    back = small.rotate(-angle, resample=Image.BICUBIC, expand=False)
-    # the pixels of the original that the rotated canvas still holds: inside the frame after
-    # rotating by ``angle`` and back (a margin: resampling mixes in the fill at the edge)
-    ones = Image.new("L", (w, h), 255)
-    known = np.asarray(ones.rotate(angle, resample=Image.BILINEAR).rotate(-angle, resample=Image.BILINEAR)) >= 250
-    from scipy import ndimage  # noqa: PLC0415
-
-    known = ndimage.binary_erosion(known, iterations=max(1, round(w / 64)), border_value=1)
-    if known.all() or not known.any():
-        return back
-    return _inpaint(back, known)
+    a = np.asarray(small, np.float32)
+    out = np.stack([ndimage.rotate(a[:, :, c], -angle, reshape=False, order=1, mode="mirror") for c in range(3)],
+                   axis=2)
+    return Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8))
 
 
 def derotate(img: Image.Image, small: np.ndarray):
@@ -265,8 +233,8 @@ def derotate(img: Image.Image, small: np.ndarray):
     four corners of a rotation canvas are all fill). The fill can be any flat colour: black,
     white or the picture's edge colour. On an expanded canvas the view is the original
     picture cropped out of the canvas rotated back; on a same-size canvas (corners cut off)
-    it is the canvas rotated back, at most 128 px a side, with the cut corners filled in
-    smoothly from the picture next to them.
+    it is the canvas rotated back, at most 128 px a side, with the cut corners filled by
+    the picture mirrored at the canvas edge.
     """
     fill = _fill_of(small)
     if fill is None:
@@ -292,7 +260,7 @@ def derotate(img: Image.Image, small: np.ndarray):
     if len(ys) == 0 or picture.sum() / ((ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)) >= iou:
         return None
     if not expand:
-        return angle, _same_size_view(img, angle, fill)
+        return angle, _same_size_view(img, angle)
     size = _canvas_to_original(angle, W, H, expand)
     if size is None:
         return None

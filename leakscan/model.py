@@ -26,6 +26,7 @@ downloaded: you bring the file.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ import numpy as np
 from PIL import Image
 
 from .errors import InputError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ModelSpec", "EmbeddingModel", "load_model", "parse_size", "NORMALIZE", "DEFAULT_SIZE"]
 
@@ -280,4 +283,5 @@ def load_model(spec: ModelSpec) -> EmbeddingModel:
     """The model for ``spec``, loaded once per process."""
     if spec not in _LOADED:
         _LOADED[spec] = EmbeddingModel(spec)
+        log.info("model %s: fed %s", os.path.basename(spec.path), _LOADED[spec].describe())
     return _LOADED[spec]

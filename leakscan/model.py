@@ -187,7 +187,7 @@ class EmbeddingModel:
         self.layout = layout
         hw = shape[2:4] if layout == "NCHW" else shape[1:3]
         fixed = [int(d) if isinstance(d, int) and d > 0 else None for d in hw]  # (H, W)
-        size = spec.size
+        size = parse_size(spec.size)  # also an int, for ModelSpec(..., size=224) built by hand
         if size is None:
             for key in ("leakscan.size", "image_size", "input_size"):
                 if meta.get(key, "").strip():

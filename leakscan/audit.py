@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import time
@@ -11,15 +12,19 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import __version__
-from .features import Features, extract_features
+from .features import Features, extract_features, load_pictures
 from .groups import Groups, build_groups
 from .manifest import Manifest, discover
-from .pairs import PairTable
-from .decide import find_pairs
+from .pairs import KINDS, PairTable
+from .decide import Detection, detect
 from .settings import DetectSettings
 from .views import MatchView
 
 log = logging.getLogger(__name__)
+
+#: A duplicate group whose images carry this many different labels or more is more likely a
+#: chain of look-alikes than a label error: it is reported as suspected chaining.
+CHAIN_CLASSES = 3
 
 __all__ = ["Audit", "Leak", "LabelConflict", "audit", "analyse"]
 
@@ -76,6 +81,8 @@ class Audit:
     timings: dict = field(default_factory=dict)
     warnings: tuple = ()
     decisions: object = None  # DecisionStats when a decisions file was applied (leakscan.decisions)
+    possible: PairTable = field(default_factory=PairTable.empty)  # worth a look, never counted
+    calibration: object = None  # the fitted decision (leakscan.calibrate.Calibration), None: nothing to decide
 
     # ---- derived views
     @property
@@ -124,8 +131,9 @@ class Audit:
             "n_skipped": len(self.skipped),
             "splits": splits,
             "n_pairs": len(self.pairs),
+            "n_possible": len(self.possible),
             "n_cross_split_pairs": int(self.cross_split().sum()),
-            "pairs_by_kind": {k: int(np.sum(kinds == k)) for k in ("exact", "hash", "embedding")},
+            "pairs_by_kind": {k: int(np.sum(kinds == k)) for k in KINDS},
             "n_duplicate_groups": int(len(dup)),
             "n_images_in_duplicate_groups": int(self.groups.sizes[dup].sum()) if len(dup) else 0,
             "leaks": [lk.to_dict() for lk in self.leaks],
@@ -139,14 +147,15 @@ class Audit:
             "warnings": list(self.warnings) + list(self.groups.notes),
             "elapsed_seconds": round(self.elapsed, 3),
             "decisions": self.decisions.to_dict() if self.decisions is not None else None,
+            "calibration": self.calibration.to_dict() if self.calibration is not None else None,
         }
         from .sources.summary import add_to_summary  # noqa: PLC0415 - groups per leak, spatial leaks
 
         return add_to_summary(self, d)
 
-    def pair_details(self) -> list[str]:
+    def pair_details(self, pairs: PairTable | None = None) -> list[str]:
         """The ``detail`` of each pair (how the copy differs), with the angle of rotated copies."""
-        p = self.pairs
+        p = self.pairs if pairs is None else pairs
         detail = p.detail()
         angle = dict(zip(self.features.rot_rows.tolist(), self.features.rot_angle.tolist()))
         for k in np.flatnonzero(MatchView.is_derotated(p.variant)):
@@ -161,14 +170,17 @@ class Audit:
                     detail[k] = USER_DETAIL
         return detail
 
-    def pair_records(self) -> list[dict]:
-        """One dict per pair with the ``pairs.csv`` columns.
+    def pair_records(self, tier: str = "duplicates") -> list[dict]:
+        """One dict per pair with the ``pairs.csv`` columns (``tier="possible"``: ``possible.csv``).
 
         ``a`` and ``b`` are the paths as given, or the row indices (int) for array input.
-        ``decision`` is ``duplicate`` for pairs a user decision confirmed or added, else ``""``.
+        ``decision`` is ``duplicate`` for pairs a user decision confirmed or added, else ``""``;
+        ``confidence`` the estimated probability that the two are the same picture.
         """
-        m, p = self.manifest, self.pairs
-        detail = self.pair_details()
+        if tier not in ("duplicates", "possible"):
+            raise ValueError(f"tier must be 'duplicates' or 'possible', got {tier!r}")
+        m, p = self.manifest, (self.pairs if tier == "duplicates" else self.possible)
+        detail = self.pair_details(p)
         kinds = p.kind_names()
         name = (lambda r: r) if m.images is not None else (lambda r: m.paths[r])
         user = self.decisions.matched.must_set() if self.decisions is not None else set()
@@ -182,6 +194,7 @@ class Audit:
                 "detail": detail[k], "group": int(self.groups.ids[i]),
                 "ncc": "" if np.isnan(p.ncc[k]) else round(float(p.ncc[k]), 4),
                 "decision": "duplicate" if (i, j) in user else "",
+                "confidence": "" if np.isnan(p.confidence[k]) else round(float(p.confidence[k]), 4),
             }
             for k, (i, j) in enumerate(zip(p.i.tolist(), p.j.tolist()))
         ]
@@ -203,15 +216,24 @@ class Audit:
 
 
 PAIR_COLUMNS = ["a", "b", "split_a", "split_b", "label_a", "label_b", "kind", "score",
-                "hamming", "cosine", "detail", "group", "ncc"]
+                "hamming", "cosine", "detail", "group", "ncc", "decision", "confidence"]
 
 
 def analyse(manifest: Manifest, features: Features, pairs: PairTable, settings: DetectSettings,
-            *, elapsed: float = 0.0, timings: dict | None = None) -> Audit:
-    """Groups, leakage per ordered split pair (overall and per class), label conflicts, balance."""
+            *, possible: PairTable | None = None, calibration=None, elapsed: float = 0.0,
+            timings: dict | None = None) -> Audit:
+    """Groups, leakage per ordered split pair (overall and per class), label conflicts, balance.
+
+    ``pairs`` are the duplicates; the links the chaining guard cuts move to ``possible``, so the
+    pairs, the groups, the leaks and any re-split tell one story.
+    """
     n = len(manifest)
-    groups = build_groups(n, pairs, manifest.groups, max_hamming=settings.max_hamming,
-                          min_cosine=settings.min_cosine, min_ncc=settings.min_ncc)
+    possible = PairTable.empty() if possible is None else possible
+    groups = build_groups(n, pairs, manifest.groups)
+    if groups.kept is not None and not groups.kept.all():
+        possible = PairTable.concat([possible, pairs.take(~groups.kept)]).sorted()
+        pairs = pairs.take(groups.kept)
+        groups = dataclasses.replace(groups, kept=np.ones(len(pairs), bool))
     ok = features.ok
     split_names = manifest.split_names
     sidx = {s: k for k, s in enumerate(split_names)}
@@ -235,7 +257,7 @@ def analyse(manifest: Manifest, features: Features, pairs: PairTable, settings: 
                 per_class[lab] = {"images": h, "total": t, "fraction": round(h / t, 6) if t else 0.0}
             leaks.append(Leak(split=A, against=B, images=int(hit.sum()), total=total, per_class=per_class))
 
-    conflicts = []
+    conflicts, chained = [], []
     dup_ids = groups.duplicate_groups()
     if len(dup_ids):
         members = groups.members()
@@ -244,9 +266,21 @@ def analyse(manifest: Manifest, features: Features, pairs: PairTable, settings: 
             rows = rows[ok[rows]]
             labs = [labels[r] for r in rows if labels[r] != ""]
             uniq = sorted(set(labs))
-            if len(uniq) > 1:
+            if len(uniq) >= CHAIN_CLASSES:
+                chained.append((int(g), len(rows), len(uniq)))
+            elif len(uniq) > 1:
                 conflicts.append(LabelConflict(group=int(g), rows=rows,
                                                labels={u: labs.count(u) for u in uniq}))
+    warnings = []
+    for g, size, k in chained[:10]:
+        warnings.append(f"suspected chaining: group {g} joins {size} images of {k} classes; it is not counted as "
+                        "a label conflict (look at its pairs in the report, or raise --min-confidence)")
+    if len(chained) > 10:
+        warnings.append(f"suspected chaining: {len(chained) - 10} more groups join {CHAIN_CLASSES} or more classes")
+    for lk in leaks:
+        if lk.total >= 20 and lk.fraction > 0.5:
+            warnings.append(f"{lk.fraction:.0%} of {lk.split} has a copy in {lk.against}: more than half a split is "
+                            "rarely real leakage; check a few pairs in the report before acting on it")
 
     class_counts = {}
     for s in split_names:
@@ -255,7 +289,8 @@ def analyse(manifest: Manifest, features: Features, pairs: PairTable, settings: 
         class_counts[s] = {str(lab): int(c) for lab, c in zip(labs, cnt)}
     return Audit(manifest=manifest, features=features, pairs=pairs, groups=groups, leaks=leaks,
                  label_conflicts=conflicts, class_counts=class_counts, settings=settings,
-                 elapsed=elapsed, timings=dict(timings or {}))
+                 elapsed=elapsed, timings=dict(timings or {}), warnings=tuple(warnings), possible=possible,
+                 calibration=calibration)
 
 
 def audit(
@@ -353,32 +388,39 @@ def audit(
     try:
         feats = extract_features(m, jobs=jobs, cache=store, client=client, progress=progress, model=model)
         t2 = time.perf_counter()
-        pairs = None
+        detection = None
         if store is not None:
             from .cache import fingerprint  # noqa: PLC0415
 
             key = fingerprint(feats, settings, m.splits if settings.scope == "cross" else None)
-            pairs = store.get_pairs(key)
-            if pairs is not None:
+            cached = store.get_arrays(key)
+            if cached is not None:
+                detection = Detection.from_arrays(cached)
                 log.info("search results reused from the cache (features and settings unchanged)")
-        if pairs is None:
-            pairs = find_pairs(feats, settings, splits=m.splits, progress=progress)
+        if detection is None:
+            detection = detect(feats, settings, splits=m.splits, model=model, progress=progress,
+                               images=lambda rows: load_pictures(m, rows))
             if store is not None:
-                store.put_pairs(key, pairs)
+                store.put_arrays(key, detection.to_arrays())
     finally:
         if store is not None:
             warnings += store.notes
             store.close()
     t3 = time.perf_counter()
+    warnings += list(detection.warnings)
     from .decisions import decide  # noqa: PLC0415 - the user's verdicts, before groups are built
 
-    pairs, decided = decide(pairs, decisions, m, feats, settings)
-    result = analyse(m, feats, pairs, settings)
+    pairs, decided = decide(detection.pairs, decisions, m, feats, settings, possible=detection.possible)
+    possible = detection.possible
+    if decided is not None and getattr(decided, "possible", None) is not None:
+        possible = decided.possible
+    result = analyse(m, feats, pairs, settings, possible=possible, calibration=detection.calibration)
     t4 = time.perf_counter()
     timings = {"discover": t1 - t0, "features": t2 - t1, "pairs": t3 - t2, "analyse": t4 - t3}
     log.info("audit of %d rows took %.2fs (%s)", len(m), t4 - t0,
              ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
-    return Audit(**{**result.__dict__, "elapsed": t4 - t0, "timings": timings, "warnings": tuple(warnings),
+    return Audit(**{**result.__dict__, "elapsed": t4 - t0, "timings": timings,
+                    "warnings": tuple(warnings) + result.warnings,
                     "decisions": decided})
 
 
@@ -391,6 +433,12 @@ def _manifest_warnings(m: Manifest) -> list[str]:
     odd = sorted(set(m.splits.tolist()) - {"train", "val", "test", "all"})
     if odd:
         out.append(f"split name(s) {', '.join(map(repr, odd))} are not train/val/test; used as given")
+    imgs = m.images
+    if imgs is not None and imgs.dtype != object and np.issubdtype(imgs.dtype, np.floating) and imgs.size:
+        lo, hi = float(np.nanmin(imgs)), float(np.nanmax(imgs))
+        if lo < 0 or 1 < hi < 2:
+            out.append(f"the image array looks normalised (values from {lo:.3g} to {hi:.3g}); leakscan reads floats as "
+                       "[0, 1] or [0, 255] pixels, so pass the images before normalisation (uint8) for a sound audit")
     for w in out:
         log.warning(w)
     return out

@@ -378,6 +378,37 @@ class FeatureCache:
             log.warning("ignoring unreadable cached search results: %s", exc)
             return None
 
+    def get_arrays(self, key: str) -> dict | None:
+        """The dict of arrays stored under ``key`` (:meth:`put_arrays`), or None."""
+        try:
+            row = self._db.execute("SELECT blob FROM pairs WHERE key=?", ("arrays:" + key,)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            log.warning("could not read search results from the cache %s: %s", self.path, exc)
+            return None
+        if row is None:
+            return None
+        try:
+            with np.load(io.BytesIO(row[0]), allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (ValueError, OSError, KeyError, TypeError) as exc:
+            log.warning("ignoring unreadable cached search results: %s", exc)
+            return None
+
+    def put_arrays(self, key: str, arrays: dict) -> None:
+        """Store a dict of numpy arrays under ``key`` (the newest few are kept)."""
+        if self.read_only:
+            return
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        try:
+            with self._db:
+                self._db.execute("INSERT OR REPLACE INTO pairs VALUES (?, ?, ?)",
+                                 ("arrays:" + key, time.time(), buf.getvalue()))
+                self._db.execute("DELETE FROM pairs WHERE key NOT IN "
+                                 "(SELECT key FROM pairs ORDER BY created DESC LIMIT ?)", (self.KEEP_PAIRS,))
+        except sqlite3.DatabaseError as exc:
+            log.warning("could not write search results to the cache %s: %s", self.path, exc)
+
     def put_pairs(self, key: str, pairs) -> None:
         if self.read_only:
             return

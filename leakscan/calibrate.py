@@ -13,9 +13,14 @@ and its evidence measured (:mod:`leakscan.evidence`):
 A logistic regression (scikit-learn) on these pairs, with the two classes weighted
 equally, gives each real candidate a ``confidence``: the estimated probability that the two
 images are the same picture, at even prior odds. Held-out pairs (cross-validated by source
-image) say how well the evidence separates copies from look-alikes *on this data*; when it
-cannot (images too small or too uniform), the duplicate threshold is raised until at most
-:data:`MAX_FALSE_ALARM` of held-out look-alikes pass, and the audit says so.
+image) say how well the evidence separates copies from look-alikes *on this data*
+(``heldout_auc``); when it separates them poorly (images too small or too uniform), the
+audit says so.
+
+The fit weighs copies and look-alikes equally; among a dataset's real candidates copies are
+rarer. :func:`adjust_to_prior` estimates their share among the candidates (the EM procedure
+of Saerens, Latinne & Decaestecker, 2002) and turns each probability into the posterior at
+that share: the ``confidence`` reported.
 
 Everything is seeded by image content, so the same images give the same decisions whatever
 their order, folder layout or manifest.
@@ -41,7 +46,7 @@ from .views import N_VARIANTS, embedding_variants, transform_variants
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Calibration", "calibrate", "synthetic_copy", "CAL_SAMPLE", "MAX_FALSE_ALARM"]
+__all__ = ["Calibration", "calibrate", "synthetic_copy", "CAL_SAMPLE", "MIN_AUC", "adjust_to_prior"]
 
 #: Images of the dataset copied to calibrate (chosen by content digest).
 CAL_SAMPLE = 400
@@ -52,9 +57,9 @@ NEIGHBOURS = 20
 #: Copies are made from the image reduced to this many pixels a side (a thumbnail of 32
 #: pixels is all the evidence looks at).
 COPY_SIDE = 256
-#: Largest share of held-out look-alikes allowed above the duplicate threshold before the
-#: threshold is raised.
-MAX_FALSE_ALARM = 0.02
+#: Below this held-out AUC the evidence separates copies from look-alikes poorly on this data
+#: (a warning says so).
+MIN_AUC = 0.9
 
 ImageSource = Callable[[Sequence[int]], list]
 
@@ -73,7 +78,7 @@ class Calibration:
         The duplicate threshold in force (``min_confidence``, or higher after a back-off).
     stats : dict
         ``n_images``, ``n_copies``, ``n_positive``, ``n_negative``, held-out ``recall`` and
-        ``false_alarm`` at the threshold, ``backed_off`` and the edits' share.
+        ``false_alarm`` at 0.5, ``heldout_auc``, the estimated ``prior`` and the edits made.
     """
 
     columns: tuple
@@ -360,20 +365,41 @@ def _fit(evidence, label, group, columns, min_confidence, stats) -> Calibration 
         if test.any() and len(np.unique(y[train])) == 2:
             heldout[test] = fit(train).predict_proba(z[test])[:, 1]
     lr = fit(np.ones(len(y), bool))
-    threshold = float(min_confidence)
     judged = ~np.isnan(heldout)
-    neg = judged & (y == 0)
-    pos = judged & (y == 1)
-    backed_off = False
-    if neg.sum() >= 20:
-        far = float(np.mean(heldout[neg] >= threshold))
-        stats["false_alarm_at_min"] = round(far, 4)
-        if far > MAX_FALSE_ALARM:
-            backed_off = True
-            q = np.quantile(heldout[neg], 1 - MAX_FALSE_ALARM)
-            threshold = float(min(0.999, max(threshold, q + 1e-4)))
-    stats["false_alarm"] = round(float(np.mean(heldout[neg] >= threshold)), 4) if neg.any() else None
-    stats["recall"] = round(float(np.mean(heldout[pos] >= threshold)), 4) if pos.any() else None
-    stats["backed_off"] = backed_off
+    if judged.any() and len(np.unique(y[judged])) == 2:
+        from sklearn.metrics import roc_auc_score  # noqa: PLC0415
+
+        stats["heldout_auc"] = round(float(roc_auc_score(y[judged], heldout[judged])), 4)
+        stats["recall"] = round(float(np.mean(heldout[judged & (y == 1)] >= 0.5)), 4)
+        stats["false_alarm"] = round(float(np.mean(heldout[judged & (y == 0)] >= 0.5)), 4)
+    threshold = float(min_confidence)
     return Calibration(columns=tuple(columns), mean=mean, scale=scale, coef=lr.coef_[0].astype(np.float64),
                        intercept=float(lr.intercept_[0]), threshold=threshold, stats=stats)
+
+
+def adjust_to_prior(p: np.ndarray, trained_prior: float = 0.5, iterations: int = 100) -> tuple:
+    """``(posteriors, prior)``: probabilities fitted at ``trained_prior`` moved to the share of
+    positives among ``p``'s pairs, estimated by EM (Saerens, Latinne & Decaestecker, 2002).
+
+    Examples
+    --------
+    >>> post, prior = adjust_to_prior(np.array([0.9] * 10 + [0.1] * 90))
+    >>> round(prior, 2) < 0.2 and post[0] < 0.9
+    True
+    """
+    p = np.clip(np.asarray(p, np.float64), 1e-6, 1 - 1e-6)
+    if len(p) == 0:
+        return p.astype(np.float32), trained_prior
+    prior = float(np.mean(p))
+    for _ in range(iterations):
+        a = prior / trained_prior * p
+        b = (1 - prior) / (1 - trained_prior) * (1 - p)
+        post = a / (a + b)
+        new = float(np.clip(post.mean(), 1e-4, 1 - 1e-4))
+        if abs(new - prior) < 1e-6:
+            prior = new
+            break
+        prior = new
+    a = prior / trained_prior * p
+    b = (1 - prior) / (1 - trained_prior) * (1 - p)
+    return (a / (a + b)).astype(np.float32), prior

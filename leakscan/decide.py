@@ -12,13 +12,14 @@ Exact copies (identical pixels) are duplicates with confidence 1 and need no evi
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from .calibrate import Calibration, ImageSource, calibrate
+from .calibrate import MIN_AUC, Calibration, ImageSource, adjust_to_prior, calibrate
 from .evidence import EVIDENCE, pair_evidence
 from .features import Features
 from .pairs import Kind, PairTable, find_candidates
@@ -42,6 +43,31 @@ class Detection:
     @property
     def threshold(self) -> float | None:
         return None if self.calibration is None else self.calibration.threshold
+
+    def to_arrays(self) -> dict:
+        """Plain arrays (for the search-results cache); :meth:`from_arrays` reads them back."""
+        out = {f"pairs_{f.name}": getattr(self.pairs, f.name) for f in dataclasses.fields(self.pairs)}
+        out.update({f"possible_{f.name}": getattr(self.possible, f.name) for f in dataclasses.fields(self.possible)})
+        out["warnings"] = np.array(json.dumps(list(self.warnings)))
+        if self.calibration is not None:
+            c = self.calibration
+            out.update(cal_columns=np.array(json.dumps(list(c.columns))), cal_mean=c.mean, cal_scale=c.scale,
+                       cal_coef=c.coef, cal_intercept=np.float64(c.intercept), cal_threshold=np.float64(c.threshold),
+                       cal_stats=np.array(json.dumps(c.stats)))
+        return out
+
+    @classmethod
+    def from_arrays(cls, d) -> "Detection":
+        def table(prefix):
+            return PairTable(**{f.name: np.asarray(d[f"{prefix}_{f.name}"]) for f in dataclasses.fields(PairTable)})
+        cal = None
+        if "cal_coef" in d:
+            cal = Calibration(columns=tuple(json.loads(str(d["cal_columns"]))), mean=np.asarray(d["cal_mean"]),
+                              scale=np.asarray(d["cal_scale"]), coef=np.asarray(d["cal_coef"]),
+                              intercept=float(d["cal_intercept"]), threshold=float(d["cal_threshold"]),
+                              stats=json.loads(str(d["cal_stats"])))
+        return cls(pairs=table("pairs"), possible=table("possible"), calibration=cal,
+                   warnings=tuple(json.loads(str(d["warnings"]))))
 
 
 def detect(
@@ -83,6 +109,11 @@ def detect(
     if progress:
         progress("verification", int((~exact).sum()), int((~exact).sum()))
     warnings: list[str] = []
+    n_ok = int(features.ok.sum())
+    n_flat = int((features.ok & features.low_info).sum())
+    if n_ok and n_flat > 0.2 * n_ok:
+        warnings.append(f"{n_flat} of {n_ok} images are nearly uniform (too flat for their details to tell copies "
+                        "apart): they are matched as exact copies only")
     cal = None
     confidence = np.where(exact, 1.0, 0.0).astype(np.float32)
     if (~exact).any():
@@ -96,13 +127,14 @@ def detect(
                             "as duplicates, other candidates are listed as possible")
             confidence[~exact] = POSSIBLE_FLOOR
         else:
-            confidence[~exact] = cal.predict(evidence[~exact])
-            if cal.stats.get("backed_off"):
+            confidence[~exact], prior = adjust_to_prior(cal.predict(evidence[~exact]))
+            cal = dataclasses.replace(cal, stats={**cal.stats, "prior": round(prior, 5)})
+            auc = cal.stats.get("heldout_auc")
+            if auc is not None and auc < MIN_AUC:
                 warnings.append(
-                    f"the images are too small or too alike for the evidence to tell copies from look-alikes "
-                    f"at confidence {s.min_confidence:g} ({cal.stats.get('false_alarm_at_min', 0):.1%} of held-out "
-                    f"look-alikes would pass); only pairs "
-                    f"at confidence >= {cal.threshold:.3f} are counted as duplicates")
+                    f"the images are too small or too alike for the evidence to tell copies from look-alikes well "
+                    f"(held-out AUC {auc:.2f} on synthetic copies of this data); confidences are low and few "
+                    f"pairs reach {s.min_confidence:g}: check the possible pairs in the report")
     cands = dataclasses.replace(cands, confidence=confidence)
     threshold = s.min_confidence if cal is None else cal.threshold
     dup = exact | (confidence >= threshold)
@@ -113,7 +145,7 @@ def detect(
 
 
 def find_pairs(features: Features, settings: DetectSettings | None = None, *, images: ImageSource | None = None,
-               splits: np.ndarray | None = None, progress=None) -> PairTable:
+               splits: np.ndarray | None = None, model=None, progress=None) -> PairTable:
     """The duplicate pairs among ``features`` (see :func:`detect`; this drops the possible tier).
 
     Examples
@@ -128,4 +160,4 @@ def find_pairs(features: Features, settings: DetectSettings | None = None, *, im
     >>> [(int(i), int(j), str(k)) for i, j, k in zip(pt.i, pt.j, pt.kind_names())]
     [(0, 2, 'exact')]
     """
-    return detect(features, settings, images=images, splits=splits, progress=progress).pairs
+    return detect(features, settings, images=images, splits=splits, model=model, progress=progress).pairs

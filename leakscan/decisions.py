@@ -583,5 +583,5 @@ def decide(pairs, decisions, manifest, features, settings=None, *, possible=None
     if settings is not None and getattr(pairs, "confidence", None) is None:
         from .groups import link_strength  # noqa: PLC0415
 
-        strength = link_strength(pairs, settings.max_hamming, settings.min_cosine, settings.min_ncc)
+        strength = link_strength(pairs)
     return apply_decisions(pairs, md, features=features, strength=strength, possible=possible)

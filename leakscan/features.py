@@ -39,11 +39,11 @@ from .views import BINS, CELL, N_VARIANTS, THUMB, derotate
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Features", "extract_features", "extract_images", "features_of_image", "hog", "phash_variants",
+__all__ = ["Features", "extract_features", "extract_images", "load_pictures", "features_of_image", "hog", "phash_variants",
            "FEATURE_VERSION", "EMBED_DIM"]
 
 #: Bump when any feature's definition changes (cache entries of other versions are not reused).
-FEATURE_VERSION = "5"
+FEATURE_VERSION = "6"
 HASH_SIZE = 8
 #: Side of the colour thumbnail kept per image (``Features.colour``: RGB, uint8).
 COLOUR_SIDE = 16
@@ -387,6 +387,31 @@ def _extract_chunk(job) -> Features:
                     rot_embedding=hog(rs) if len(keep) else np.zeros((0, EMBED_DIM), np.float32),
                     rot_thumb=rs, model_embedding=_model_embed(model, views, out.ok),
                     failures=tuple(failures), notes=tuple(notes))
+
+
+def load_pictures(manifest: Manifest, rows, max_side: int = 256) -> list:
+    """Canonical RGB pictures of ``rows`` (None where one cannot be read), reduced to ``max_side``.
+
+    JPEGs decode at a reduced scale (``draft``). For the decision's calibration
+    (:mod:`leakscan.calibrate`), which copies a sample of the dataset's own images.
+    """
+    out = []
+    for r in np.asarray(rows, np.int64).tolist():
+        try:
+            if manifest.images is not None:
+                img = canonical_from_array(manifest.images[r])
+            elif manifest.source is not None:
+                from .sources.rows import decode_item  # noqa: PLC0415
+
+                img = decode_item(manifest.source.work_items([r])[0])[1]
+            else:
+                img = decode_bytes(read_bytes(manifest.resolve(r)), draft=(max_side, max_side))[0]
+            img.thumbnail((max_side, max_side), Image.BILINEAR)
+            out.append(img)
+        except Exception as exc:  # a file that changed since it was read: calibrate without it
+            log.info("calibration: %s not read again (%s)", manifest.paths[r], exc)
+            out.append(None)
+    return out
 
 
 def extract_images(images: list, model=None) -> Features:

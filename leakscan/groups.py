@@ -31,6 +31,7 @@ class Groups:
     has_pair: np.ndarray
     weakest: np.ndarray | None = None   # (n_components,) weakest link's strength in [0, 1], NaN: none
     notes: tuple = ()                   # what the chaining guard did
+    kept: np.ndarray | None = None      # (n_pairs,) bool: the pair is a link of its group (False: cut by the guard)
 
     def __post_init__(self) -> None:
         if self.ids.ndim != 1 or (len(self.ids) and self.ids.max() >= len(self.sizes)):
@@ -54,26 +55,13 @@ class Groups:
         return np.split(order, bounds)
 
 
-def link_strength(pairs: PairTable, max_hamming: int = DEFAULTS.max_hamming,
-                  min_cosine: float = DEFAULTS.min_cosine, min_ncc: float = DEFAULTS.min_ncc) -> np.ndarray:
-    """How far inside its thresholds each pair is, in [0, 1]: 1 for exact copies, 0 at a threshold.
+def link_strength(pairs: PairTable) -> np.ndarray:
+    """How sure each pair is, in [0, 1]: its confidence (1 for exact copies).
 
-    A verified pair is as strong as the weaker of its search margin and its verification margin.
+    Pairs made without a confidence (a hand-built table) count as sure.
     """
-    st = np.ones(len(pairs), np.float64)
-    h = pairs.kind == Kind.HASH
-    if h.any():
-        st[h] = (max_hamming + 1 - pairs.hamming[h]) / (max_hamming + 1)
-    e = pairs.kind == Kind.EMBEDDING
-    if e.any():
-        st[e] = (pairs.cosine[e] - min_cosine) / max(1e-9, 1 - min_cosine)
-    m = pairs.kind == Kind.MODEL  # learned-model pairs: their cosine
-    if m.any():
-        st[m] = pairs.score[m]
-    v = ~np.isnan(pairs.ncc) & (pairs.kind != Kind.EXACT)
-    if v.any():
-        st[v] = np.minimum(st[v], (pairs.ncc[v] - min_ncc) / max(1e-9, 1 - min_ncc))
-    return np.clip(np.nan_to_num(st, nan=0.0), 0.0, 1.0)
+    conf = np.asarray(pairs.confidence, np.float64)
+    return np.clip(np.where(np.isnan(conf), 1.0, conf), 0.0, 1.0)
 
 
 def _components(n, r, c):
@@ -85,8 +73,7 @@ def _components(n, r, c):
 
 
 def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None, *,
-                 max_size: int | None = None, max_hamming: int = DEFAULTS.max_hamming,
-                 min_cosine: float = DEFAULTS.min_cosine, min_ncc: float = DEFAULTS.min_ncc) -> Groups:
+                 max_size: int | None = None) -> Groups:
     """Connected components of the graph whose edges are the duplicate pairs and user groups.
 
     Chaining guard: a component of more than ``max_size`` images (default: 1,000 or 1% of the
@@ -105,7 +92,7 @@ def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None
     """
     if max_size is None:
         max_size = max(1000, n // 100)
-    strength = link_strength(pairs, max_hamming, min_cosine, min_ncc)
+    strength = link_strength(pairs)
     ur, uc = [], []
     if user_groups is not None and len(user_groups):
         ug = np.asarray(user_groups, dtype=object)
@@ -147,4 +134,4 @@ def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None
         w = np.full(len(first), np.inf)
         np.minimum.at(w, gi, strength[keep])
         weakest = np.where(np.isfinite(w), w, np.nan)
-    return Groups(ids=ids, sizes=sizes, has_pair=has_pair, weakest=weakest, notes=tuple(notes))
+    return Groups(ids=ids, sizes=sizes, has_pair=has_pair, weakest=weakest, notes=tuple(notes), kept=keep)

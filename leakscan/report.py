@@ -21,7 +21,7 @@ from .safeio import check_target, csv_cell, dataset_folders, plain, write_folder
 
 __all__ = ["write_outputs", "summary_json", "render_terminal", "OUTPUT_FILES", "atomic_write"]
 
-OUTPUT_FILES = ("summary.json", "pairs.csv", "groups.csv", "skipped.csv", "report.html")
+OUTPUT_FILES = ("summary.json", "pairs.csv", "possible.csv", "groups.csv", "skipped.csv", "report.html")
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -118,6 +118,7 @@ def write_outputs(audit: Audit, out: str | os.PathLike, *, force: bool = False, 
     out = prepare_out_dir(Path(out), force=force, protect=dataset_folders(m))
     files: dict = {}
     files["pairs.csv"] = _csv_text(PAIR_COLUMNS, audit.pair_records())
+    files["possible.csv"] = _csv_text(PAIR_COLUMNS, audit.pair_records("possible"))
     g = audit.groups
     dup = g.duplicate_groups()
     in_dup = np.isin(g.ids, dup) if len(dup) else np.zeros(len(m), bool)

@@ -30,7 +30,7 @@ from PIL import Image
 
 from .padding import padding_weights
 
-__all__ = ["derotate", "content_mask", "MIN_ANGLE", "MIN_IOU"]
+__all__ = ["derotate", "content_mask", "padding_weights", "MIN_ANGLE", "MIN_IOU"]
 
 #: Rotations smaller than this (degrees) are left to the zoom/shift tolerance of the search.
 MIN_ANGLE = 3.0
@@ -91,6 +91,90 @@ def _fit(picture: np.ndarray, aspect: float, angles: np.ndarray):
         if iou[k] > best[0]:
             best = (float(iou[k]), float(angles[k]), expand)
     return best
+
+
+#: Largest spread (grey levels) of the four corner pixels of a padded canvas's thumbnail.
+CORNER_SPREAD = 12
+#: Largest side of the image the same-size de-rotated view is made from (it is only thumbnailed).
+_VIEW = 128
+
+
+def _fill_of(small: np.ndarray):
+    """The fill grey level of a rotation canvas, from a 32x32 thumbnail; None if it has none.
+
+    Both canvas models leave every corner of the canvas uncovered, so the four corner pixels
+    agree (any fill colour: black, white, the picture's edge colour). A flat black or white
+    border (the expanded canvas's) is the other sign, as before.
+    """
+    c = np.array([small[0, 0], small[0, -1], small[-1, 0], small[-1, -1]], np.int16)
+    if int(c.max()) - int(c.min()) <= CORNER_SPREAD:
+        return float(np.median(c))
+    border = np.concatenate([small[0], small[-1], small[1:-1, 0], small[1:-1, -1]]).astype(np.int16)
+    fill = np.median(border)
+    if (fill <= 24 or fill >= 231) and (np.abs(border - fill) <= 6).mean() >= 0.1:
+        return float(fill)
+    return None
+
+
+def _padding_mask(big: np.ndarray, fill: float, min_frac: float = 0.02, max_frac: float = 0.7):
+    """Where a canvas's padding is, on ``big`` (n x n x 3 RGB); None when that is too little or
+    too much, or not flat.
+
+    The fill colour is re-read from the corners of ``big`` when they agree (a thumbnail's
+    corner pixels are blurred by its resampling); padding is then the regions within a few
+    levels of it *in every channel* that contain a corner (a picture region of the same
+    grey but another hue is not padding). A black or white fill keeps the earlier rule: any
+    flat region along the border.
+    """
+    from scipy import ndimage  # noqa: PLC0415
+
+    big = big.astype(np.int16)
+    corners = np.stack([big[0, 0], big[0, -1], big[-1, 0], big[-1, -1]])
+    if int((corners.max(axis=0) - corners.min(axis=0)).max()) <= CORNER_SPREAD:
+        colour = np.median(corners, axis=0)
+    else:
+        colour = np.full(3, fill)
+    grey = float(colour.mean())
+    extreme = grey <= 24 or grey >= 231
+    tol = 6 if extreme else 4  # tight: a fill the colour of the edge must not run into the picture
+    dist = np.abs(big - colour).max(axis=2)
+    labels, count = ndimage.label(dist <= tol)
+    if count == 0:
+        return None
+    at_corners = np.unique([labels[0, 0], labels[0, -1], labels[-1, 0], labels[-1, -1]])
+    at_corners = at_corners[at_corners > 0]
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    border = border[border > 0]
+    keep = border if (extreme or not len(at_corners)) else at_corners
+    pad = np.isin(labels, keep)
+    frac = pad.mean()
+    if not (min_frac <= frac <= max_frac):
+        return None
+    # padding is flat: most of its inside (away from the resampled edge) within a few levels
+    # of the fill; a dark or pale part of the picture spreads over the whole tolerance
+    inside = ndimage.binary_erosion(pad)
+    if (dist[inside if inside.sum() >= 16 else pad] <= 3).mean() < 0.7:
+        return None
+    return pad
+
+
+def _same_size_view(img: Image.Image, angle: float) -> Image.Image:
+    """The same-size canvas rotated back (at most ``_VIEW`` px a side). The corners of the
+    original that the rotation cut off are lost; they are filled with the picture mirrored
+    at the canvas edge (each pixel of the view is sampled from the canvas, reflected back
+    inside it when it falls outside), which keeps the picture's texture there: a flat or
+    smooth fill would leave corners that no copy has, and lower the embedding similarity."""
+    from scipy import ndimage  # noqa: PLC0415
+
+    W, H = img.size
+    scale = min(1.0, _VIEW / max(W, H))
+    small = img.convert("RGB")
+    if scale < 1:
+        small = small.resize((max(8, round(W * scale)), max(8, round(H * scale))), Image.BOX)
+    a = np.asarray(small, np.float32)
+    out = np.stack([ndimage.rotate(a[:, :, c], -angle, reshape=False, order=1, mode="mirror") for c in range(3)],
+                   axis=2)
+    return Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8))
 
 
 def derotate(img: Image.Image, small: np.ndarray):

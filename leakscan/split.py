@@ -633,8 +633,8 @@ def resplit(
             from .decisions import apply_decisions  # noqa: PLC0415
 
             pairs, _ = apply_decisions(pairs, audit.decisions.matched, features=audit.features)
-        groups = build_groups(len(m), pairs, m.groups, max_hamming=audit.settings.max_hamming,
-                              min_cosine=audit.settings.min_cosine, min_ncc=audit.settings.min_ncc)
+        groups = build_groups(len(m), pairs, m.groups)
+        pairs = pairs.take(groups.kept)  # what the chaining guard cut is no longer a link
     mode = "shuffle" if shuffle else "minimal-change"
     if keep:
         remedy = (f"kept {', '.join(keep)} unchanged; {a.forced} images of other splits that duplicate "
@@ -653,6 +653,9 @@ MAX_ROUNDS = 5
 
 def _redetect(audit, rows: np.ndarray, splits: np.ndarray) -> PairTable:
     """Pairs among ``rows`` (re-searched) that cross splits; rows are manifest rows."""
-    sub = find_pairs(audit.features.take(rows), audit.settings, splits=np.asarray(splits)[rows])
+    from .features import load_pictures  # noqa: PLC0415
+
+    sub = find_pairs(audit.features.take(rows), audit.settings, splits=np.asarray(splits)[rows],
+                     images=lambda sub_rows: load_pictures(audit.manifest, rows[np.asarray(sub_rows)]))
     found = dataclasses.replace(sub, i=rows[sub.i], j=rows[sub.j])  # rows ascending: i < j still holds
     return found.take(splits[found.i] != splits[found.j])

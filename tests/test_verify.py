@@ -5,7 +5,7 @@ from PIL import Image
 
 from leakscan.features import extract_features, thumbnail
 from leakscan.manifest import discover
-from leakscan.pairs import find_pairs
+from leakscan.decide import find_pairs
 from leakscan.settings import DetectSettings
 from leakscan.verify import aligned_ncc, detail
 from conftest import scene

@@ -1,0 +1,190 @@
+"""Photo-tile benchmark: tiles of public sample photos split into train/test, plus planted copies.
+
+Photo-like data is where look-alikes abound: tiles of one sky, one brick wall, one forest.
+Each source photo (the photos shipped with scikit-image and scikit-learn, or every image in
+``--source FOLDER``) is cut into non-overlapping square tiles; each tile is an image whose
+class is its photo. Tiles go to train or test at random (seeded). Then some test images are
+*planted*: an edited copy of a train tile (re-encode, resize, shift, crop, colour, flip,
+caption), each edit made with Pillow or numpy.
+
+Ground truth is complete by construction: the planted pairs are the only duplicates (tiles do
+not overlap). The bench reports, for ``leakscan audit`` with its defaults:
+
+* planted copies found (recall), and every other reported pair, split into pairs of tiles of
+  the *same* photo (look-alikes) and of *different* photos (target: zero);
+* label conflicts reported (a planted copy never changes class, so every one is spurious
+  unless the bench planted it with a new label: it does not), the largest group, the
+  headline test leak against the true one;
+* ``resplit --keep test``: images moved against the copies to fix, and classes that lose
+  more than half of their test images.
+
+    python bench/tiles.py [--source FOLDER] [--side PX] [--work DIR] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageOps
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from transformed import source_photos  # noqa: E402
+
+
+def planted_copy(tile: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, str]:
+    """An edited copy of ``tile``, one edit, made with Pillow or numpy (chosen by ``rng``)."""
+    kind = ["jpeg", "resize", "shift", "crop", "colour", "flip", "caption"][int(rng.integers(0, 7))]
+    w, h = tile.size
+    pil = bool(rng.random() < 0.5)
+    if kind == "jpeg":
+        buf = io.BytesIO()
+        tile.save(buf, "JPEG", quality=int(rng.integers(35, 70)))
+        return Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), "jpeg"
+    if kind == "resize":
+        f = rng.uniform(0.4, 0.8)
+        return tile.resize((int(w * f), int(h * f)), Image.LANCZOS if pil else Image.BILINEAR), "resize"
+    if kind == "shift":
+        d = int(w * rng.uniform(0.04, 0.1))
+        a = np.asarray(tile)
+        return (tile.crop((d, d, w, h)).resize((w, h)) if pil else Image.fromarray(np.roll(a, d, axis=1))), "shift"
+    if kind == "crop":
+        f = np.sqrt(rng.uniform(0.6, 0.85))
+        cw, ch = int(w * f), int(h * f)
+        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        return tile.crop((x, y, x + cw, y + ch)), "crop"
+    if kind == "colour":
+        if pil:
+            return ImageOps.grayscale(tile).convert("RGB"), "colour"
+        a = np.asarray(tile, np.float32) * rng.uniform(0.8, 1.2, 3) + rng.uniform(-20, 20, 3)
+        return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)), "colour"
+    if kind == "flip":
+        return (ImageOps.mirror(tile) if pil else Image.fromarray(np.ascontiguousarray(np.asarray(tile)[::-1]))), "flip"
+    out = tile.copy()
+    d = ImageDraw.Draw(out)
+    d.rectangle((0, int(h * 0.82), w, h), fill=(0, 0, 0))
+    d.text((int(w * 0.05), int(h * 0.85)), "sample " + str(int(rng.integers(0, 999))), fill=(255, 255, 255))
+    return out, "caption"
+
+
+def build(work: Path, source: Path | None, side: int, seed: int = 0) -> dict:
+    """Write the dataset under ``work/data``; returns the ground truth."""
+    rng = np.random.default_rng(seed)
+    data = work / "data"
+    if data.exists():
+        shutil.rmtree(data)
+    tiles = []  # (photo, tile image)
+    for name, img in source_photos(source, n_generated=0):
+        img = img.convert("RGB")
+        w, h = img.size
+        for y in range(0, h - side + 1, side):
+            for x in range(0, w - side + 1, side):
+                tiles.append((name, img.crop((x, y, x + side, y + side))))
+    split = np.where(rng.random(len(tiles)) < 0.25, "test", "train")
+    paths = []
+    for k, ((name, tile), sp) in enumerate(zip(tiles, split)):
+        p = data / sp / name / f"tile{k:04d}.jpg"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tile.save(p, quality=92)
+        paths.append(p.relative_to(data).as_posix())
+    train = np.flatnonzero(split == "train")
+    n_plant = max(1, len(tiles) // 20)
+    planted = []
+    for k in rng.choice(train, size=min(n_plant, len(train)), replace=False).tolist():
+        name, tile = tiles[k]
+        copy, kind = planted_copy(tile, rng)
+        p = data / "test" / name / f"planted{k:04d}-{kind}.jpg"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        copy.convert("RGB").save(p, quality=92)
+        planted.append((paths[k], p.relative_to(data).as_posix(), kind))
+    photo_of = {p: p.split("/")[1] for p in paths}
+    photo_of.update({b: b.split("/")[1] for _, b, _ in planted})
+    n_test = int((split == "test").sum()) + len(planted)
+    return {"data": data, "planted": planted, "photo_of": photo_of, "n_images": len(paths) + len(planted),
+            "n_test": n_test, "n_photos": len({t[0] for t in tiles})}
+
+
+def run(work: Path, source: Path | None, side: int) -> dict:
+    truth = build(work, source, side)
+    out = work / "out"
+    cmd = [sys.executable, "-m", "leakscan", "audit", str(truth["data"]), "--out", str(out), "--force",
+           "--no-cache", "--quiet"]
+    import subprocess  # noqa: PLC0415
+
+    t = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if p.returncode not in (0, 1):
+        raise RuntimeError(p.stderr[-2000:])
+    summary = json.loads((out / "summary.json").read_text())
+    rows = list(csv.DictReader(open(out / "pairs.csv", newline="")))
+    possible = list(csv.DictReader(open(out / "possible.csv", newline=""))) if (out / "possible.csv").exists() else []
+    planted = {frozenset((a, b)) for a, b, _ in truth["planted"]}
+    found = {frozenset((r["a"], r["b"])) for r in rows}
+    in_possible = {frozenset((r["a"], r["b"])) for r in possible}
+    photo = truth["photo_of"]
+    other = [r for r in rows if frozenset((r["a"], r["b"])) not in planted]
+    cross_photo = [r for r in other if photo.get(r["a"]) != photo.get(r["b"])]
+    true_leak = len({b for _, b, _ in truth["planted"]}) / truth["n_test"]
+    test_leak = next((lk["fraction"] for lk in summary["leaks"] if lk["split"] == "test"), 0.0)
+    by_kind: dict = {}
+    for a, b, kind in truth["planted"]:
+        k = by_kind.setdefault(kind, [0, 0])
+        k[0] += 1
+        k[1] += frozenset((a, b)) in found
+    res = {"images": truth["n_images"], "photos": truth["n_photos"], "planted": len(planted),
+           "found": len(planted & found), "planted_in_possible": len(planted & in_possible),
+           "other_pairs": len(other), "pairs_across_photos": len(cross_photo),
+           "label_conflicts": summary["n_label_conflicts"], "largest_group": summary["largest_group"],
+           "test_leak": round(test_leak, 4), "true_test_leak": round(true_leak, 4),
+           "n_possible": summary.get("n_possible"), "wall_s": round(wall, 1), "by_edit": by_kind,
+           "warnings": summary.get("warnings", [])}
+    new = work / "resplit.csv"
+    p = subprocess.run([sys.executable, "-m", "leakscan", "resplit", str(truth["data"]), "--out", str(new),
+                        "--keep", "test", "--force", "--no-cache", "--quiet", "--json"],
+                       capture_output=True, text=True)
+    if p.returncode in (0, 1) and p.stdout.strip():
+        try:
+            rs = json.loads(p.stdout)
+            res["resplit_moved"] = rs.get("moved")
+            res["resplit_warnings"] = [w for w in rs.get("problems", []) + rs.get("warnings", [])][:5]
+        except json.JSONDecodeError:
+            res["resplit_moved"] = None
+    return res
+
+
+def markdown(res: dict) -> str:
+    lines = ["| images | photos | planted | found | in possible | other pairs | across photos | "
+             "label conflicts | largest group | test leak (true) | resplit moved | wall s |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+             f"| {res['images']} | {res['photos']} | {res['planted']} | {res['found']} | {res['planted_in_possible']} | "
+             f"{res['other_pairs']} | {res['pairs_across_photos']} | {res['label_conflicts']} | {res['largest_group']} | "
+             f"{res['test_leak']:.1%} ({res['true_test_leak']:.1%}) | {res.get('resplit_moved')} | {res['wall_s']} |"]
+    lines.append("")
+    lines.append("Planted copies found, per edit: " + ", ".join(
+        f"{k} {v[1]}/{v[0]}" for k, v in sorted(res["by_edit"].items())) + ".")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--source", type=Path, default=None)
+    ap.add_argument("--side", type=int, default=96)
+    ap.add_argument("--work", type=Path, default=HERE.parent / ".bench" / "tiles")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    a.work.mkdir(parents=True, exist_ok=True)
+    res = run(a.work, a.source, a.side)
+    print(json.dumps(res, indent=2) if a.json else markdown(res))
+
+
+if __name__ == "__main__":
+    main()

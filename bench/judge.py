@@ -1,13 +1,16 @@
 """Judge by eye the CIFAR-10 test images leakscan flags outside ciFAIR's list.
 
 ciFAIR is a lower bound on the real duplicates, so precision against it alone understates
-precision. This script draws a seeded random sample of the flagged test images that ciFAIR
-does not list, shows each beside its train partner (the pair with the best verification
-score), and records verdicts in ``bench/judgments.csv`` (``test,train,verdict`` with verdict
+precision. This script draws a seeded sample of the test images whose best train partner
+(highest ``confidence``) is outside ciFAIR's list, *stratified by confidence* (:data:`STRATA`:
+the three bands of the duplicates and one band of the possible tier, so the uncertain band is
+well covered and the confidence can be checked against the verdicts), shows each beside its
+partner, and records verdicts in ``bench/judgments.csv`` (``test,train,verdict`` with verdict
 ``same`` = the same photograph, possibly shifted/cropped/recoloured/mirrored; ``different``;
-``unsure``). ``bench/run.py`` turns the verdicts into an estimated precision.
+``unsure``, counted as different). :func:`estimate` weights each band's share of ``same`` by
+its size (a stratified estimate); :func:`reliability` bins judged pairs by confidence.
 
-    python bench/judge.py sheet PAIRS.csv --n 48 --seed 1 --out sheet.png   # prints the numbered sample
+    python bench/judge.py sheet OUT_DIR --per 40 --seed 2 --out sheet.png   # prints the numbered sample
     python bench/judge.py record sample.csv "s s d u s ..."                 # appends the verdicts
 """
 
@@ -27,6 +30,8 @@ TRUTH = ROOT.parent / "shared" / "bench" / "cifar10" / "pairs.csv"
 IMAGES = ROOT / ".bench"
 JUDGMENTS = HERE / "judgments.csv"
 VERDICTS = {"s": "same", "d": "different", "u": "unsure"}
+#: Confidence bands sampled separately: three of the duplicates, one of the possible tier.
+STRATA = ((0.5, 0.7), (0.7, 0.9), (0.9, 1.01), (0.2, 0.5))
 
 
 def _norm(p: str) -> str:
@@ -36,17 +41,27 @@ def _norm(p: str) -> str:
 
 
 def flagged(pairs_csv: Path) -> dict[str, tuple[str, float]]:
-    """Test image -> (its train partner with the best verification score, that score)."""
+    """Test image -> (its train partner with the highest confidence, that confidence)."""
     best: dict[str, tuple[str, float]] = {}
+    if not Path(pairs_csv).exists():
+        return best
     for r in csv.DictReader(open(pairs_csv, newline="")):
         if {r["split_a"], r["split_b"]} != {"test", "train"}:
             continue
         t, o = (r["a"], r["b"]) if r["split_a"] == "test" else (r["b"], r["a"])
         t, o = _norm(t), _norm(o)
-        s = float(r.get("ncc") or 1.0)
+        s = float(r.get("confidence") or 1.0)
         if t not in best or s > best[t][1]:
             best[t] = (o, s)
     return best
+
+
+def _out_dir(path: Path) -> Path:
+    return path if path.is_dir() else path.parent
+
+
+def _band(c: float):
+    return next((b for b in STRATA if b[0] <= c < b[1]), None)
 
 
 def cifair_tests(truth: Path = TRUTH) -> set[str]:
@@ -60,25 +75,64 @@ def judgments(path: Path = JUDGMENTS) -> dict[str, tuple[str, str]]:
 
 
 def estimate(pairs_csv: Path, judged_csv: Path = JUDGMENTS) -> dict:
+    """Stratified precision of the flagged test images: ciFAIR's count as right, the others by
+    the judged share of ``same`` in their confidence band, weighted by the band's size."""
     f = flagged(pairs_csv)
     inside = set(f) & cifair_tests()
     outside = [t for t in f if t not in inside]
     j = judgments(judged_csv)
-    # a verdict counts only for the pair it was given on
-    seen = [j[t][1] for t in outside if t in j and j[t][0] == f[t][0]]
-    same = seen.count("same")
-    share = same / len(seen) if seen else 0.0
-    return {"flagged": len(f), "in_cifair": len(inside), "outside": len(outside), "judged": len(seen),
-            "same": same, "different": seen.count("different"), "unsure": seen.count("unsure"),
-            "precision": (len(inside) + share * len(outside)) / len(f) if f else float("nan")}
+    bands = {}
+    for t in outside:  # a verdict counts only for the pair it was given on
+        b = bands.setdefault(_band(f[t][1]) or STRATA[0], {"n": 0, "judged": 0, "same": 0, "different": 0,
+                                                          "unsure": 0})
+        b["n"] += 1
+        if t in j and j[t][0] == f[t][0]:
+            b["judged"] += 1
+            b[j[t][1]] += 1
+    est_same = sum(b["n"] * b["same"] / b["judged"] for b in bands.values() if b["judged"])
+    unjudged = sum(b["n"] for b in bands.values() if not b["judged"])
+    tot = {k: sum(b[k] for b in bands.values()) for k in ("judged", "same", "different", "unsure")}
+    return {"flagged": len(f), "in_cifair": len(inside), "outside": len(outside), **tot,
+            "bands": {f"{lo:.1f}-{min(hi, 1.0):.1f}": b for (lo, hi), b in sorted(bands.items())},
+            "unjudged_bands": unjudged,
+            "precision": (len(inside) + est_same) / len(f) if f else float("nan")}
 
 
-def sheet(pairs_csv: Path, n: int, seed: int, out: Path) -> Path:
-    f = flagged(pairs_csv)
+def reliability(out_dir: Path, judged_csv: Path = JUDGMENTS) -> list[dict]:
+    """Judged test images (duplicates and possible tier) binned by confidence: mean confidence
+    against the share judged ``same``."""
+    out_dir = _out_dir(Path(out_dir))
+    f = flagged(out_dir / "pairs.csv")
+    for t, v in flagged(out_dir / "possible.csv").items():
+        f.setdefault(t, v)
+    j = judgments(judged_csv)
+    cif = cifair_tests()
+    rows = []
+    for lo, hi in ((0.1, 0.3), (0.3, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 1.01)):
+        got = [(c, j[t][1]) for t, (o, c) in f.items()
+               if lo <= c < hi and t not in cif and t in j and j[t][0] == o]
+        if got:
+            rows.append({"band": f"{lo:.1f}-{min(hi, 1.0):.1f}", "judged": len(got),
+                         "mean_confidence": round(float(np.mean([c for c, _ in got])), 3),
+                         "share_same": round(sum(v == "same" for _, v in got) / len(got), 3)})
+    return rows
+
+
+def sheet(out_dir: Path, per: int, seed: int, out: Path) -> Path:
+    """A contact sheet of a seeded sample of ``per`` unjudged test images from each band."""
+    out_dir = _out_dir(Path(out_dir))
+    f = flagged(out_dir / "pairs.csv")
+    for t, v in flagged(out_dir / "possible.csv").items():
+        f.setdefault(t, v)
     done = judgments()
-    pool = sorted(t for t in f if t not in cifair_tests() and t not in done)
-    random.Random(seed).shuffle(pool)
-    pick = pool[:n]
+    cif = cifair_tests()
+    pick = []
+    for band in STRATA:
+        pool = sorted(t for t in f if t not in cif and _band(f[t][1]) == band
+                      and not (t in done and done[t][0] == f[t][0]))
+        random.Random(f"{seed}-{band}").shuffle(pool)
+        have = sum(1 for t in f if t not in cif and _band(f[t][1]) == band and t in done and done[t][0] == f[t][0])
+        pick += pool[:max(0, per - have)]
     sample = out.with_suffix(".csv")
     with open(sample, "w", newline="") as fh:
         w = csv.writer(fh)
@@ -118,8 +172,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("sheet")
-    s.add_argument("pairs", type=Path)
-    s.add_argument("--n", type=int, default=48)
+    s.add_argument("out_dir", type=Path, help="an audit's --out folder (pairs.csv and possible.csv)")
+    s.add_argument("--per", type=int, default=40, help="judged images wanted per confidence band")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", type=Path, default=ROOT / ".bench" / "sheet.png")
     r = sub.add_parser("record")
@@ -127,7 +181,7 @@ def main() -> None:
     r.add_argument("verdicts")
     a = ap.parse_args()
     if a.cmd == "sheet":
-        sheet(a.pairs, a.n, a.seed, a.out)
+        sheet(a.out_dir, a.per, a.seed, a.out)
     else:
         record(a.sample, a.verdicts)
 

@@ -277,8 +277,10 @@ def thresholds_section(lines: list[str]) -> None:
     lines += ["## Thresholds on CIFAR-10 / ciFAIR (one setting changed at a time)", "",
               "| setting | pairs | recall j1 train-test | recall j2 | recall test-test | test images flagged | of them in ciFAIR |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    sweeps = [("defaults (--max-hamming 6 --min-cosine 0.70 --min-ncc 0.60 --transforms all --crops)", [])]
-    sweeps += [(f"--min-ncc {c}", ["--min-ncc", str(c)]) for c in (0.5, 0.55, 0.65, 0.7, -1)]
+    sweeps = [("defaults (--min-confidence 0.5 --min-ncc 0.4 --max-hamming 6 --min-cosine 0.70 --transforms all "
+               "--crops)", [])]
+    sweeps += [(f"--min-confidence {c}", ["--min-confidence", str(c)]) for c in (0.3, 0.7, 0.9)]
+    sweeps += [(f"--min-ncc {c}", ["--min-ncc", str(c)]) for c in (0.3, 0.5)]
     sweeps += [(f"--min-cosine {c}", ["--min-cosine", str(c)]) for c in (0.6, 0.8, 2)]
     sweeps += [(f"--max-hamming {h}", ["--max-hamming", str(h)]) for h in (-1, 8)]
     sweeps += [("--transforms flip", ["--transforms", "flip"]), ("--transforms none", ["--transforms", "none"]),
@@ -290,28 +292,55 @@ def thresholds_section(lines: list[str]) -> None:
         q = score(out / "pairs.csv")
         n = json.loads((out / "summary.json").read_text())["n_pairs"]
         label = label.replace("--max-hamming -1", "--max-hamming -1 (embedding only)").replace(
-            "--min-cosine 2", "--min-cosine 2 (hash only)").replace("--min-ncc -1", "--min-ncc -1 (no verification)")
+            "--min-cosine 2", "--min-cosine 2 (hash only)")
         lines.append(f"| `{label}` | {n:,} | {q['recall_j1_train_test']:.3f} | {q['recall_j2_train_test']:.3f} | "
                      f"{q['recall_test_test']:.3f} | {q['test_images_flagged']} | {q['flagged_in_cifair']} |")
     lines.append("")
 
 
 def judged_section(lines: list[str]) -> None:
-    """Precision of the default audit on CIFAR-10: ciFAIR's list plus the pairs judged by eye."""
+    """Precision of the default audit on CIFAR-10 (ciFAIR's list plus a stratified sample judged by
+    eye) and the calibration of its confidence (judged pairs binned by confidence)."""
     sys.path.insert(0, str(HERE))
-    from judge import estimate  # noqa: PLC0415
+    from judge import STRATA, estimate, reliability  # noqa: PLC0415
 
-    e = estimate(WORK / "audit" / "pairs.csv", HERE / "judgments.csv")
-    lines += ["## Precision on CIFAR-10 (defaults): ciFAIR plus a sample judged by eye", "",
+    out = WORK / "audit"
+    e = estimate(out / "pairs.csv", HERE / "judgments.csv")
+    lines += ["## Precision on CIFAR-10 (defaults): ciFAIR plus a stratified sample judged by eye", "",
               "ciFAIR lists at most one train partner per test image and missed real copies, so a flagged test "
-              "image outside its list is not necessarily wrong. `bench/judge.py` draws a seeded random sample of "
-              "them and shows each beside its partner; our verdicts are in `bench/judgments.csv` (same picture, "
-              "different, unsure). Estimated precision = (in ciFAIR + outside x share judged same) / flagged; "
-              "unsure counts as different.", "",
+              "image outside its list is not necessarily wrong. `bench/judge.py` draws a seeded sample of them, "
+              "stratified by confidence (bands " + ", ".join(f"{lo:g}-{min(hi, 1):g}" for lo, hi in STRATA[:3]) +
+              " of the duplicates, about 40 judged per band), and shows each beside its partner; our verdicts "
+              "are in `bench/judgments.csv` (same picture, different, unsure). Estimated precision = (flagged "
+              "in ciFAIR + sum over bands of band size x share judged same) / flagged; unsure counts as "
+              "different. Verdicts were given by one of us, looking at each pair enlarged.", "",
               "| test images flagged | in ciFAIR | outside | outside, judged | judged same | judged different | unsure "
               "| estimated precision |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
               f"| {e['flagged']} | {e['in_cifair']} | {e['outside']} | {e['judged']} | {e['same']} | "
-              f"{e['different']} | {e['unsure']} | {e['precision']:.3f} |", ""]
+              f"{e['different']} | {e['unsure']} | {e['precision']:.3f} |", "",
+              "| confidence band (outside ciFAIR) | test images | judged | same | different | unsure |",
+              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for band, b in e["bands"].items():
+        lines.append(f"| {band} | {b['n']} | {b['judged']} | {b['same']} | {b['different']} | {b['unsure']} |")
+    rel = reliability(out, HERE / "judgments.csv")
+    lines += ["", "### Calibration: is `confidence` a probability? (judged pairs outside ciFAIR, both tiers)", "",
+              "| confidence | judged | mean confidence | share judged same |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {r['band']} | {r['judged']} | {r['mean_confidence']:.3f} | {r['share_same']:.3f} |" for r in rel]
+    cal = json.loads((out / "summary.json").read_text()).get("calibration") or {}
+    lines += ["", f"The decision was fitted on {cal.get('n_copies')} synthetic copies of {cal.get('n_images')} "
+              f"CIFAR-10 images ({cal.get('n_positive')} copy pairs, {cal.get('n_negative')} look-alike pairs): "
+              f"held-out AUC {cal.get('heldout_auc')}, estimated share of copies among the candidates "
+              f"{cal.get('prior')}.", ""]
+
+
+def tiles_section(lines: list[str]) -> None:
+    """Tiles of public sample photos with planted copies (bench/tiles.py): complete ground truth."""
+    p = subprocess.run([sys.executable, str(HERE / "tiles.py")], capture_output=True, text=True, check=True)
+    lines += ["## Photo tiles: tiles of public sample photos in train/test, planted copies (bench/tiles.py)", "",
+              "Non-overlapping 96 px tiles of the photos shipped with scikit-image and scikit-learn (class = "
+              "photo), a quarter in test; one train tile in twenty planted in test as an edited copy "
+              "(re-encode, resize, shift, crop, colour, flip, caption bar; Pillow or numpy). The planted pairs "
+              "are the only duplicates.", "", p.stdout.strip(), ""]
 
 
 def bench_models(given: list[str]) -> list[tuple[str, str, list[str]]]:
@@ -416,7 +445,7 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=None)
     ap.add_argument("--skip-cifar", action="store_true")
     ap.add_argument("--skip-scale", action="store_true", help="skip the synthetic 100k-1M search runs")
-    ap.add_argument("--only", choices=["thresholds", "transformed", "peers", "judged", "formats", "models"],
+    ap.add_argument("--only", choices=["thresholds", "transformed", "peers", "judged", "formats", "models", "tiles"],
                     help="run one section and print it")
     ap.add_argument("--model", action="append", default=[m for m in [os.environ.get("LEAKSCAN_BENCH_MODEL")] if m],
                     help="an image-embedding ONNX model to add to the model rows (repeatable; SSCD from the "
@@ -427,7 +456,7 @@ def main() -> int:
              f"Python {platform.python_version()}", ""]
     if a.only:
         {"thresholds": thresholds_section, "transformed": transformed_section, "peers": peers_section,
-         "judged": judged_section, "formats": formats_section,
+         "judged": judged_section, "formats": formats_section, "tiles": tiles_section,
          "models": lambda ls: model_section(ls, models)}[a.only](lines)
         print("\n".join(lines))
         return 0
@@ -440,6 +469,7 @@ def main() -> int:
         lines += [f"CIFAR-10 section skipped: {BENCH} not found.", ""]
     photos_section(lines)
     model_section(lines, models)
+    tiles_section(lines)
     transformed_section(lines)
     formats_section(lines)
     scale_section(lines)

@@ -286,7 +286,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     src_j = origin_of[pairs.j]
     label = np.all(aug.pixel_digest[src_i] == aug.pixel_digest[src_j], axis=1)
     keep = evidence[:, 0] >= s.min_ncc
-    evidence, label, group = evidence[keep], label[keep], src_j[keep]
+    evidence, label, group = evidence[keep], label[keep], aug.pixel_digest[src_j[keep]]
     pair_key = np.c_[aug.pixel_digest[pairs.i[keep]], aug.pixel_digest[pairs.j[keep]]]
     o = _digest_order(pair_key)  # fit on rows in content order: the same images, the same fit
     evidence, label, group = evidence[o], label[o], group[o]
@@ -334,7 +334,7 @@ def _neighbour_pairs(aug: Features, search_rows, copy_rows, variants) -> PairTab
                      cosine=sims.max(axis=1).astype(np.float32), variant=v, same_bytes=np.zeros(p, bool))
 
 
-def _fit(evidence, label, group, columns, min_confidence, stats) -> Calibration | None:
+def _fit(evidence, label, group_digest, columns, min_confidence, stats) -> Calibration | None:
     from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 - lazy: keeps `import leakscan` light
 
     cols = [EVIDENCE.index(c) for c in columns]
@@ -356,9 +356,7 @@ def _fit(evidence, label, group, columns, min_confidence, stats) -> Calibration 
 
     # held-out probabilities: folds by source image, so a copy is never judged by a fit on its twin
     heldout = np.full(len(y), np.nan)
-    groups = np.unique(group)
-    fold = {g: k % 5 for k, g in enumerate(groups.tolist())}
-    fold_of = np.array([fold[g] for g in group.tolist()])
+    fold_of = np.asarray(group_digest[:, 0], np.int64) % 5  # folds by content: the same for any row order
     for f in range(5):
         test = fold_of == f
         train = ~test

@@ -312,11 +312,30 @@ def pair_evidence(features: Features, pairs: PairTable, kth_neighbour: np.ndarra
     return E
 
 
+#: The dihedral variant that undoes each variant (rot90 and rot270 undo each other).
+_INVERSE = np.array([0, 1, 2, 3, 4, 6, 5, 7], np.int64)
+
+
+def _digest_greater(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise ``a > b`` of ``(p, 16)`` uint8 digests, compared as byte strings."""
+    diff = a.astype(np.int16) - b.astype(np.int16)
+    first = np.argmax(diff != 0, axis=1)
+    return diff[np.arange(len(a)), first] > 0
+
+
 def _evidence_block(features: Features, pairs: PairTable, bg: np.ndarray, variants) -> np.ndarray:
     todo = np.arange(len(pairs))
     E = np.zeros((len(pairs), len(EVIDENCE)), np.float32)
-    i, j = pairs.i, pairs.j
+    i, j = pairs.i.copy(), pairs.j.copy()
     v = pairs.variant[todo].astype(np.int64)
+    # measure each pair in one direction fixed by content (the image with the smaller pixel
+    # digest is transformed), so the evidence does not depend on the order of the rows
+    swap = _digest_greater(features.pixel_digest[i], features.pixel_digest[j])
+    i[swap], j[swap] = pairs.j[swap], pairs.i[swap]
+    plain_swap = swap & (v >= 0) & (v < N_VARIANTS)
+    v[plain_swap] = _INVERSE[v[plain_swap]]
+    rot_swap = swap & MatchView.is_derotated(v)
+    v[rot_swap] = MatchView.DEROTATED + _INVERSE[v[rot_swap] - MatchView.DEROTATED]
     # model pairs carry no transform: take the rotation/flip under which the embeddings agree best
     model = v < 0
     if model.any():

@@ -141,6 +141,25 @@ def _index(a, idx):
     return [a[i] for i in idx]
 
 
+def _check_achieved(n: int, n_test: int, got: int, test_size) -> None:
+    """Raise (in scikit-learn's words) when the groups make the requested test size impossible."""
+    if got == 0 or got == n:
+        side = "test" if got == 0 else "train"
+        raise ConfigError(
+            f"With n_samples={n}, test_size={test_size} and the duplicate groups, the resulting {side} set will be "
+            f"empty: groups cannot be split. Adjust test_size, or look at the largest groups (find_groups).")
+    if got != n_test and abs(got - n_test) / n > MAX_SIZE_ERROR:
+        raise ConfigError(
+            f"With n_samples={n} and test_size={test_size}, the test set should have {n_test} samples "
+            f"({n_test / n:.1%}), but the duplicate groups allow only {got} ({got / n:.1%}), more than "
+            f"{100 * MAX_SIZE_ERROR:.1f} percentage points off. Adjust test_size, or look at the largest groups "
+            f"(find_groups).")
+
+
+#: Largest difference between the requested and the achieved test share before a split is refused.
+MAX_SIZE_ERROR = 0.005
+
+
 def _two_way(units, y, n_train, n_test, rng):
     n = len(units)
     r = {"train": n_train / n, "test": n_test / n}
@@ -231,6 +250,8 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
         train_units = order[np.cumsum(sizes) <= n_train]
         is_tr = np.isin(units, train_units)
         tr, te = np.flatnonzero(is_tr), np.flatnonzero(~is_tr)
+    if n_train + n_test == n:
+        _check_achieved(n, n_test, len(te), test_size if test_size is not None else 0.25)
     out = []
     for a in arrays:
         out += [_index(a, tr), _index(a, te)]
@@ -325,4 +346,7 @@ class StratifiedGroupShuffleSplit:
             _check_stratify(yy, "y")
         rng = check_random_state(self.random_state)
         for _ in range(self.n_splits):
-            yield _two_way(groups, yy, n_train, n_test, rng)
+            tr, te = _two_way(groups, yy, n_train, n_test, rng)
+            if n_train + n_test == n:
+                _check_achieved(n, n_test, len(te), test_size)
+            yield tr, te

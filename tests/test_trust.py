@@ -1,0 +1,200 @@
+"""The pair decision: one calibrated confidence, two tiers, implausible results said out loud,
+stable whatever the order or layout of the input, and splits that refuse the impossible."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import leakscan
+from leakscan.audit import PAIR_COLUMNS, analyse
+from leakscan.calibrate import adjust_to_prior, synthetic_copy
+from leakscan.errors import ConfigError
+from leakscan.features import extract_features
+from leakscan.manifest import discover
+from leakscan.pairs import Kind, PairTable
+from leakscan.report import write_outputs
+from leakscan.settings import POSSIBLE_FLOOR, DetectSettings
+from conftest import FIXTURES, known_duplicates, scene
+
+
+@pytest.fixture(scope="module")
+def fixture_audit(tmp_path_factory):
+    out = tmp_path_factory.mktemp("trust") / "out"
+    result = leakscan.audit(FIXTURES, cache=False, jobs=1)
+    write_outputs(result, out, html=False)
+    return result, out
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_two_tiers_share_columns_and_only_duplicates_count(fixture_audit):
+    result, out = fixture_audit
+    with open(out / "pairs.csv", newline="") as fh:
+        header = next(csv.reader(fh))
+    with open(out / "possible.csv", newline="") as fh:
+        assert next(csv.reader(fh)) == header
+    assert header == PAIR_COLUMNS and header[-1] == "confidence"
+    summary = json.loads((out / "summary.json").read_text())
+    threshold = summary["calibration"]["threshold"]
+    assert summary["settings"]["min_confidence"] == DetectSettings().min_confidence
+    dup, possible = _rows(out / "pairs.csv"), _rows(out / "possible.csv")
+    assert summary["n_possible"] == len(possible) > 0
+    assert all(float(r["confidence"]) >= threshold for r in dup)
+    assert all(POSSIBLE_FLOOR <= float(r["confidence"]) < threshold for r in possible)
+    assert not {(r["a"], r["b"]) for r in dup} & {(r["a"], r["b"]) for r in possible}
+    # leaks count the duplicates only: the test images flagged are exactly those of pairs.csv
+    test_in_dup = {r["a"] if r["split_a"] == "test" else r["b"] for r in dup if r["split_a"] != r["split_b"]}
+    leak = next(lk for lk in summary["leaks"] if lk["split"] == "test")
+    assert leak["images"] == len(test_in_dup)
+
+
+def test_planted_copies_are_duplicates_with_high_confidence(fixture_audit):
+    result, out = fixture_audit
+    found = {frozenset((r["a"], r["b"])): float(r["confidence"]) for r in _rows(out / "pairs.csv")}
+    planted = [k for k in known_duplicates() if k["kind"].startswith(("exact", "near"))]
+    assert planted
+    for k in planted:
+        key = frozenset((k["a"], k["b"]))
+        assert key in found, k
+        assert found[key] >= 0.8, (k, found[key])
+
+
+def test_calibration_is_reported(fixture_audit):
+    result, _ = fixture_audit
+    cal = result.to_dict()["calibration"]
+    assert cal["n_positive"] > 50 and cal["n_negative"] > 50
+    assert 0.5 < cal["heldout_auc"] <= 1.0
+    assert 0 < cal["prior"] < 1
+    assert set(cal["weights"]) >= {"ncc", "ncc_fine", "colour", "chroma", "distinct", "cosine", "hamming"}
+
+
+def test_prior_adjustment_moves_probabilities_towards_the_estimated_share():
+    p = np.r_[np.full(20, 0.95), np.full(180, 0.05)]
+    post, prior = adjust_to_prior(p)
+    assert 0.05 < prior < 0.2
+    assert np.all(post[:20] < 0.95) and np.all(post[20:] < 0.05)
+    same, prior_same = adjust_to_prior(np.r_[np.full(100, 0.9), np.full(100, 0.1)])
+    assert abs(prior_same - 0.5) < 0.05 and np.allclose(same, [0.9] * 100 + [0.1] * 100, atol=0.02)
+
+
+def test_synthetic_copies_are_seeded_and_varied():
+    img = scene(3, 120)
+    a = [synthetic_copy(img, np.random.default_rng(7))[1] for _ in range(1)]
+    b = [synthetic_copy(img, np.random.default_rng(7))[1] for _ in range(1)]
+    assert a == b
+    edits = {e for s in range(60) for e in synthetic_copy(img, np.random.default_rng(s))[1]}
+    assert {"shift", "crop", "rescale", "jpeg", "colour", "blur", "dihedral"} <= edits
+
+
+def _pictures(n, seed=0, size=64):
+    return np.stack([np.asarray(scene(seed + s, size)) for s in range(n)])
+
+
+def test_more_than_half_a_split_flagged_is_a_warning():
+    train = _pictures(30)
+    test = np.stack([np.asarray(Image.fromarray(x).resize((60, 60)).resize((64, 64))) for x in train[:24]])
+    imgs = np.concatenate([train, test])
+    res = leakscan.audit(imgs, splits=["train"] * 30 + ["test"] * 24, jobs=1)
+    leak = next(lk for lk in res.leaks if lk.split == "test")
+    assert leak.fraction > 0.5
+    assert any("more than half a split" in w for w in res.to_dict()["warnings"])
+
+
+def test_a_group_spanning_many_classes_is_chaining_not_a_label_conflict():
+    imgs = _pictures(6)
+    m = discover(imgs, labels=["a", "b", "c", "d", "e", "e"])
+    feats = extract_features(m, jobs=1)
+    chain = PairTable(i=np.array([0, 1, 2, 4]), j=np.array([1, 2, 3, 5]), kind=np.full(4, Kind.EMBEDDING, np.uint8),
+                      score=np.full(4, 0.9, np.float32), hamming=np.full(4, 10, np.int16),
+                      cosine=np.full(4, 0.9, np.float32), variant=np.zeros(4, np.int8), same_bytes=np.zeros(4, bool),
+                      confidence=np.full(4, 0.9, np.float32))
+    res = analyse(m, feats, chain, DetectSettings())
+    assert [c.labels for c in res.label_conflicts] == []  # 0-3 spans 4 classes; 4-5 agree
+    assert any("suspected chaining" in w and "4 classes" in w for w in res.warnings)
+    res2 = analyse(m, feats, PairTable.concat([chain.take([0]), chain.take([3])]).sorted(), DetectSettings())
+    assert [sorted(c.labels) for c in res2.label_conflicts] == [["a", "b"]]  # two classes: a label conflict
+
+
+def test_uniform_images_and_normalised_arrays_are_warnings():
+    flat = np.zeros((12, 64, 64, 3), np.uint8) + np.arange(12, dtype=np.uint8)[:, None, None, None] * 3
+    res = leakscan.audit(np.concatenate([flat, _pictures(4)]), jobs=1)
+    assert any("nearly uniform" in w for w in res.to_dict()["warnings"])
+    norm = (_pictures(6).astype(np.float32) / 255.0 - 0.5) / 0.25
+    res = leakscan.audit(norm, jobs=1)
+    assert any("looks normalised" in w for w in res.to_dict()["warnings"])
+
+
+def test_chaining_guard_cuts_the_weakest_link_and_pairs_agree_with_groups(fixture_audit):
+    from leakscan.groups import build_groups
+
+    k = 7
+    chain = PairTable(i=np.arange(k), j=np.arange(1, k + 1), kind=np.full(k, Kind.EMBEDDING, np.uint8),
+                      score=np.full(k, 0.9, np.float32), hamming=np.full(k, 10, np.int16),
+                      cosine=np.full(k, 0.9, np.float32), variant=np.zeros(k, np.int8), same_bytes=np.zeros(k, bool),
+                      confidence=np.array([0.95, 0.95, 0.95, 0.55, 0.95, 0.95, 0.95], np.float32))
+    g = build_groups(8, chain, max_size=4)
+    assert g.kept.tolist() == [True, True, True, False, True, True, True]
+    assert len(set(g.ids[:4].tolist())) == 1 and g.ids[3] != g.ids[4]
+    result, out = fixture_audit  # one truth: every reported pair joins images of one group
+    assert all(result.groups.ids[i] == result.groups.ids[j] for i, j in zip(result.pairs.i, result.pairs.j))
+    groups = {r["path"]: r["group"] for r in _rows(out / "groups.csv")}
+    for r in _rows(out / "pairs.csv"):
+        assert groups[r["a"]] == groups[r["b"]] == r["group"]
+
+
+def _pair_set(result, name):
+    return {frozenset((name[i], name[j])): round(float(c), 4)
+            for i, j, c in zip(result.pairs.i.tolist(), result.pairs.j.tolist(), result.pairs.confidence)}
+
+
+def test_the_same_images_give_the_same_decisions_in_any_order_and_layout(tmp_path):
+    rows = [r for r in known_duplicates() if r["kind"] != "cifair-judgment-2"][:12]
+    files = {r["a"] for r in rows} | {r["b"] for r in rows}
+    others = sorted(p.relative_to(FIXTURES).as_posix() for p in (FIXTURES / "train").rglob("*.jpg"))[:40]
+    files = sorted(files | set(others))
+    # layout 1: the fixture folders; layout 2: a flat folder, read through a CSV in another order
+    a = tmp_path / "one"
+    for f in files:
+        (a / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(FIXTURES / f, a / f)
+    b = tmp_path / "two" / "imgs"
+    b.mkdir(parents=True)
+    renamed = {}
+    with open(tmp_path / "two" / "m.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "split", "label"])
+        for k in np.random.default_rng(1).permutation(len(files)).tolist():
+            f = files[k]
+            renamed[f"imgs/x{k:03d}.png" if f.endswith(".png") else f"imgs/x{k:03d}.jpg"] = f
+            shutil.copy(FIXTURES / f, tmp_path / "two" / list(renamed)[-1])
+            w.writerow([list(renamed)[-1], f.split("/")[0], f.split("/")[1]])
+    r1 = leakscan.audit(a, cache=False, jobs=1)
+    r2 = leakscan.audit(manifest=tmp_path / "two" / "m.csv", cache=False, jobs=1)
+    s1 = _pair_set(r1, [str(p) for p in r1.manifest.paths])
+    s2 = _pair_set(r2, [renamed[str(p)] for p in r2.manifest.paths])
+    assert len(s1) > 5
+    assert s1 == s2
+
+
+def test_train_test_split_refuses_sizes_the_groups_make_impossible():
+    X = np.arange(20)
+    one_group = np.zeros(20)
+    with pytest.raises(ValueError, match="empty"):
+        leakscan.train_test_split(X, groups=one_group, test_size=0.2, random_state=0)
+    lumpy = np.r_[np.zeros(15), np.arange(1, 6)]  # one group of 15 and five singletons
+    with pytest.raises(ValueError, match="percentage points off"):
+        leakscan.train_test_split(X, groups=lumpy, test_size=0.5, random_state=0)
+    tr, te = leakscan.train_test_split(X, groups=np.arange(20) // 2, test_size=0.3, random_state=0)
+    assert len(te) == 6
+    cv = leakscan.StratifiedGroupShuffleSplit(n_splits=1, test_size=0.5, random_state=0)
+    with pytest.raises(ConfigError):
+        next(cv.split(X, None, lumpy))

@@ -8,7 +8,9 @@ and its evidence measured (:mod:`leakscan.evidence`):
 
 * **positives**: a copy and the image it was made from;
 * **negatives**: a copy and the other images the search proposed, plus its nearest
-  neighbours by embedding (the look-alikes a copy must be told apart from).
+  neighbours by embedding (the look-alikes a copy must be told apart from), except images the
+  search already proposes as a pair with the copy's source (they may be real copies of it:
+  left out of the fit rather than taught as look-alikes).
 
 A logistic regression (scikit-learn) on these pairs, with the two classes weighted
 equally, gives each real candidate a ``confidence``: the estimated probability that the two
@@ -57,6 +59,9 @@ NEIGHBOURS = 20
 #: Copies are made from the image reduced to this many pixels a side (a thumbnail of 32
 #: pixels is all the evidence looks at).
 COPY_SIDE = 256
+#: A pair of the search that the first fit scores at least this is left out of the final fit
+#: as a probable real copy (see :func:`calibrate`); below it, it is taught as a look-alike.
+SURE_COPY = 0.9
 #: Below this held-out AUC the evidence separates copies from look-alikes poorly on this data
 #: (a warning says so).
 MIN_AUC = 0.9
@@ -285,15 +290,41 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     src_i = np.where(pairs.i >= n, origin_of[pairs.i], pairs.i)
     src_j = origin_of[pairs.j]
     label = np.all(aug.pixel_digest[src_i] == aug.pixel_digest[src_j], axis=1)
-    keep = evidence[:, 0] >= s.min_ncc
-    evidence, label, group = evidence[keep], label[keep], aug.pixel_digest[src_j[keep]]
-    pair_key = np.c_[aug.pixel_digest[pairs.i[keep]], aug.pixel_digest[pairs.j[keep]]]
-    o = _digest_order(pair_key)  # fit on rows in content order: the same images, the same fit
-    evidence, label, group = evidence[o], label[o], group[o]
+    # two sources the search already proposes as a pair may be copies of each other: such a
+    # pair is neither a sure copy nor a sure look-alike, so it is left out of the fit
+    related = _proposed(candidates.pairs, src_i, src_j, n) & ~label
+    floor = evidence[:, 0] >= s.min_ncc
     columns = tuple(c for c in EVIDENCE if c != "model" or features.model_embedding is not None)
-    return _fit(evidence, label, group, columns, s.min_confidence,
-                {"n_images": int(len(set(origin.tolist()))), "n_copies": int(made.ok.sum()),
-                 "edits": _edit_counts(edit_names)})
+    stats = {"n_images": int(len(set(origin.tolist()))), "n_copies": int(made.ok.sum()),
+             "edits": _edit_counts(edit_names)}
+    pair_key = np.c_[aug.pixel_digest[pairs.i], aug.pixel_digest[pairs.j]]
+    group = aug.pixel_digest[src_j]
+
+    def fit(rows):
+        o = rows[_digest_order(pair_key[rows])]  # rows in content order: the same images, the same fit
+        return _fit(evidence[o], label[o], group[o], columns, s.min_confidence, dict(stats))
+    # A look-alike the search pairs with the copy's source may be a real copy of it. First fit
+    # without such pairs; then keep those the first fit calls look-alikes as negatives and leave
+    # out those it is sure are copies (a dataset full of copies must not teach copies as look-alikes).
+    first = fit(np.flatnonzero(floor & ~related))
+    ambiguous = floor & related
+    if first is None or not ambiguous.any():
+        return first
+    unlike = np.zeros(len(label), bool)
+    unlike[ambiguous] = first.predict(evidence[ambiguous]) < SURE_COPY
+    final = fit(np.flatnonzero(floor & (~related | unlike)))
+    if final is not None:
+        final.stats["left_out_as_possible_copies"] = int((ambiguous & ~unlike).sum())
+    return final
+
+
+def _proposed(cands: PairTable, a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """Mask: is ``(a[k], b[k])`` (rows of the dataset) one of the search's candidate pairs?"""
+    if len(cands) == 0 or len(a) == 0:
+        return np.zeros(len(a), bool)
+    known = np.unique(cands.i.astype(np.int64) * n + cands.j)
+    lo, hi = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
+    return np.isin(lo * n + hi, known)
 
 
 def _edit_counts(edit_names) -> dict:

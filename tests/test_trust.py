@@ -51,10 +51,14 @@ def test_two_tiers_share_columns_and_only_duplicates_count(fixture_audit):
     assert all(float(r["confidence"]) >= threshold for r in dup)
     assert all(POSSIBLE_FLOOR <= float(r["confidence"]) < threshold for r in possible)
     assert not {(r["a"], r["b"]) for r in dup} & {(r["a"], r["b"]) for r in possible}
-    # leaks count the duplicates only: the test images flagged are exactly those of pairs.csv
-    test_in_dup = {r["a"] if r["split_a"] == "test" else r["b"] for r in dup if r["split_a"] != r["split_b"]}
+    # leaks count the duplicates only: a test image leaks when its group (made of pairs.csv)
+    # holds a train image
+    groups = _rows(out / "groups.csv")
+    with_train = {g["group"] for g in groups if g["split"] == "train"}
+    leaked = {g["path"] for g in groups if g["split"] == "test" and g["group"] in with_train}
     leak = next(lk for lk in summary["leaks"] if lk["split"] == "test")
-    assert leak["images"] == len(test_in_dup)
+    assert leak["images"] == len(leaked) > 0
+    assert leaked >= {r["a"] if r["split_a"] == "test" else r["b"] for r in dup if r["split_a"] != r["split_b"]}
 
 
 def test_planted_copies_are_duplicates_with_high_confidence(fixture_audit):
@@ -198,3 +202,30 @@ def test_train_test_split_refuses_sizes_the_groups_make_impossible():
     cv = leakscan.StratifiedGroupShuffleSplit(n_splits=1, test_size=0.5, random_state=0)
     with pytest.raises(ConfigError):
         next(cv.split(X, None, lumpy))
+
+
+def test_resplit_warns_when_a_class_shrinks_and_never_writes_unreadable_files(tmp_path):
+    root = tmp_path / "d"
+    for k in range(10):
+        for lab, seed in (("a", 100), ("b", 200)):
+            p = root / "train" / lab / f"{k}.png"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            scene(seed + k, 64).save(p)
+    (root / "test" / "b").mkdir(parents=True)
+    (root / "test" / "a").mkdir(parents=True)
+    for k in range(6):  # six test images are re-encoded copies of train/b
+        scene(200 + k, 64).save(root / "test" / "b" / f"copy{k}.jpg", quality=90)
+    scene(999, 64).save(root / "test" / "a" / "own.png")
+    (root / "train" / "a" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    res = leakscan.audit(root, cache=False, jobs=1)
+    assert len(res.skipped) == 1
+    rs = leakscan.resplit(res, keep="test", drop=True)
+    d = rs.to_dict()
+    assert d["dropped"] >= 6
+    assert any("shrinks by more than half in train" in w and "'b'" in w for w in d["class_warnings"])
+    assert all(w in d["problems"] for w in d["class_warnings"])
+    written = {str(r["path"]) for r in rs.records()}
+    assert not any("broken" in p for p in written)
+    # class shares are measured against the split's mix before the re-split
+    assert d["splits"]["train"]["class_share_original"] == {"a": 0.5, "b": 0.5}
+    assert d["splits"]["train"]["max_class_share_error"] > 0.1

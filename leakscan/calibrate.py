@@ -62,6 +62,11 @@ COPY_SIDE = 256
 #: A pair of the search that the first fit scores at least this is left out of the final fit
 #: as a probable real copy (see :func:`calibrate`); below it, it is taught as a look-alike.
 SURE_COPY = 0.9
+#: With fewer look-alikes than this above the ``min_ncc`` floor, those below it are used too.
+MIN_NEGATIVES = 20
+#: Pseudo-pairs of each class added when the share of copies among the candidates is estimated
+#: (:func:`adjust_to_prior`): a handful of candidates cannot pull it to 0.
+PRIOR_PSEUDO_COUNT = 10
 #: Below this held-out AUC the evidence separates copies from look-alikes poorly on this data
 #: (a warning says so).
 MIN_AUC = 0.9
@@ -294,6 +299,8 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     # pair is neither a sure copy nor a sure look-alike, so it is left out of the fit
     related = _proposed(candidates.pairs, src_i, src_j, n) & ~label
     floor = evidence[:, 0] >= s.min_ncc
+    if int((floor & ~label).sum()) < MIN_NEGATIVES:  # a small dataset: learn from the easy look-alikes too
+        floor = np.ones(len(label), bool)
     columns = tuple(c for c in EVIDENCE if c != "model" or features.model_embedding is not None)
     stats = {"n_images": int(len(set(origin.tolist()))), "n_copies": int(made.ok.sum()),
              "edits": _edit_counts(edit_names)}
@@ -406,9 +413,14 @@ def _fit(evidence, label, group_digest, columns, min_confidence, stats) -> Calib
                        intercept=float(lr.intercept_[0]), threshold=threshold, stats=stats)
 
 
-def adjust_to_prior(p: np.ndarray, trained_prior: float = 0.5, iterations: int = 100) -> tuple:
+def adjust_to_prior(p: np.ndarray, trained_prior: float = 0.5, iterations: int = 100,
+                    pseudo: float = PRIOR_PSEUDO_COUNT) -> tuple:
     """``(posteriors, prior)``: probabilities fitted at ``trained_prior`` moved to the share of
     positives among ``p``'s pairs, estimated by EM (Saerens, Latinne & Decaestecker, 2002).
+
+    The share is a maximum a posteriori estimate with ``pseudo`` pairs of each class added
+    (a Beta prior centred on the training share): with a few candidates it stays near the
+    training share instead of collapsing to 0 or 1; with thousands it is the data's.
 
     Examples
     --------
@@ -424,7 +436,7 @@ def adjust_to_prior(p: np.ndarray, trained_prior: float = 0.5, iterations: int =
         a = prior / trained_prior * p
         b = (1 - prior) / (1 - trained_prior) * (1 - p)
         post = a / (a + b)
-        new = float(np.clip(post.mean(), 1e-4, 1 - 1e-4))
+        new = float(np.clip((post.sum() + 2 * pseudo * trained_prior) / (len(p) + 2 * pseudo), 1e-4, 1 - 1e-4))
         if abs(new - prior) < 1e-6:
             prior = new
             break

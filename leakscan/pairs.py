@@ -202,35 +202,36 @@ def find_pairs(
     >>> [(int(i), int(j), str(k)) for i, j, k in zip(pt.i, pt.j, pt.kind_names())]
     [(0, 2, 'exact')]
     """
-    s = settings or DetectSettings()
+    settings = settings or DetectSettings()
     ok_rows = np.flatnonzero(features.ok)
-    variants = transform_variants(s.transforms)
+    variants = transform_variants(settings.transforms)
     parts = []
 
     # 1. exact: identical pixels
     head, ei, ej = _exact_clusters(ok_rows, features.pixel_digest)
     parts.append(_candidates(ei, ej, Kind.EXACT, np.ones(len(ei), np.float32), MatchView.NONE))
-    reps = ok_rows[(head == ok_rows) & ~features.low_info[ok_rows]]
-    log.debug("%d usable rows, %d exact pairs, %d representatives", len(ok_rows), len(ei), len(reps))
-    query_pos = np.arange(len(reps))
-    if s.scope == "cross":
+    # the rows searched: one per set of identical images (the first), low-information ones left out
+    search_rows = ok_rows[(head == ok_rows) & ~features.low_info[ok_rows]]
+    log.debug("%d usable rows, %d exact pairs, %d rows to search", len(ok_rows), len(ei), len(search_rows))
+    query_pos = np.arange(len(search_rows))
+    if settings.scope == "cross":
         if splits is None or len(splits) != len(features):
             raise ConfigError("scope='cross' needs splits= (one split name per row)")
         splits = np.asarray(splits, dtype=object)
-        names, counts = np.unique(splits[reps].astype(str), return_counts=True)
+        names, counts = np.unique(splits[search_rows].astype(str), return_counts=True)
         if len(names):
             biggest = names[np.argmax(counts)]
-            query_pos = np.flatnonzero(splits[reps].astype(str) != biggest)
+            query_pos = np.flatnonzero(splits[search_rows].astype(str) != biggest)
 
     # 2. perceptual hash, all allowed transforms of each query against the plain hashes
-    if s.max_hamming >= 0 and len(reps) > 1:
+    if settings.max_hamming >= 0 and len(search_rows) > 1:
         if progress:
             progress("hash search", 0, 1)
-        hidx = HammingIndex(features.hashes[reps, 0])
-        qreps = reps[query_pos]
-        q = features.hashes[qreps][:, list(variants)].reshape(len(qreps) * len(variants), -1)
-        qi, dj, dist = hidx.range(q, s.max_hamming)
-        a, b, v = qreps[qi // len(variants)], reps[dj], np.asarray(variants, np.int8)[qi % len(variants)]
+        hidx = HammingIndex(features.hashes[search_rows, 0])
+        query_rows = search_rows[query_pos]
+        q = features.hashes[query_rows][:, list(variants)].reshape(len(query_rows) * len(variants), -1)
+        qi, dj, dist = hidx.range(q, settings.max_hamming)
+        a, b, v = query_rows[qi // len(variants)], search_rows[dj], np.asarray(variants, np.int8)[qi % len(variants)]
         keep = a != b
         a, b, v, dist = a[keep], b[keep], v[keep], dist[keep]
         parts.append(_candidates(np.minimum(a, b), np.maximum(a, b), Kind.HASH,
@@ -239,30 +240,30 @@ def find_pairs(
             progress("hash search", 1, 1)
 
     # 3. embedding k-NN with ratio test
-    if s.min_cosine <= 1.0 and len(reps) > 1:
-        rotated = (features.rot_rows, features.rot_embedding) if s.transforms != "none" else None
-        ei_, ej_, es_, ev_ = _embedding_pairs(features.embedding, reps, variants, s, progress, query_pos,
-                                              rotated=rotated, thumbs=features.thumb if s.crops else None)
+    if settings.min_cosine <= 1.0 and len(search_rows) > 1:
+        rotated = (features.rot_rows, features.rot_embedding) if settings.transforms != "none" else None
+        ei_, ej_, es_, ev_ = _embedding_pairs(features.embedding, search_rows, variants, settings, progress, query_pos,
+                                              rotated=rotated, thumbs=features.thumb if settings.crops else None)
         parts.append(_candidates(ei_, ej_, Kind.EMBEDDING, es_, ev_))
 
     pairs = _dedupe_best(PairTable.concat(parts))
-    if s.scope == "cross":
+    if settings.scope == "cross":
         pairs = pairs.take(splits[pairs.i] != splits[pairs.j])
-    if s.min_ncc > -1:
+    if settings.min_ncc > -1:
         exact = pairs.kind == Kind.EXACT
         check = np.flatnonzero(~exact)
         if progress:
             progress("verification", 0, len(check))
         pairs.ncc[check] = verify_pairs(features, pairs.i[check], pairs.j[check], pairs.variant[check])
-        keep = exact | (pairs.ncc >= s.min_ncc)
+        keep = exact | (pairs.ncc >= settings.min_ncc)
         log.debug("verification kept %d of %d candidate pairs", int(keep.sum()) - int(exact.sum()), len(check))
         pairs = pairs.take(keep)
         if progress:
             progress("verification", len(check), len(check))
-    if features.model_embedding is not None and s.model_min_cosine <= 1.0 and len(reps) > 1:
-        mi, mj, ms = _model_pairs(features.model_embedding, reps, s, query_pos)
+    if features.model_embedding is not None and settings.model_min_cosine <= 1.0 and len(search_rows) > 1:
+        mi, mj, ms = _model_pairs(features.model_embedding, search_rows, settings, query_pos)
         model = _candidates(mi, mj, Kind.MODEL, ms, MatchView.NONE)
-        if s.scope == "cross":
+        if settings.scope == "cross":
             model = model.take(splits[model.i] != splits[model.j])
         n_all = max(len(features), 1)
         model = model.take(~np.isin(model.i * n_all + model.j, pairs.i * n_all + pairs.j))
@@ -287,29 +288,29 @@ def _candidates(i, j, kind: Kind, score, variant) -> PairTable:
                      same_bytes=np.zeros(n, bool))
 
 
-def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query_pos=None, block: int = 4096,
-                     rotated=None, thumbs=None):
+def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, progress, query_pos=None,
+                     block: int = 4096, rotated=None, thumbs=None):
     """Embedding k-NN pairs with the ratio test.
 
     Queries: every image under each of ``variants``; the de-rotated views ``rotated`` =
     (rows, embeddings) under each of ``variants``; and, when ``thumbs`` (all rows) is given,
     the crop views of every image, plain.
     """
-    emb = emb_all[reps]
+    emb = emb_all[search_rows]
     index = CosineIndex(emb)
-    n = len(reps)
+    n = len(search_rows)
     query_pos = np.arange(n) if query_pos is None else np.asarray(query_pos, np.int64)
-    kk = min(s.k + 1, n)
+    kk = min(settings.k + 1, n)
     out_i, out_j, out_s, out_v, out_dk = [], [], [], [], []
     # distance to the k-th neighbour of each image (plain orientation, self excluded); 0 for
     # images that were not queried, so their side of the ratio test accepts nothing
     dk_plain = np.zeros(n, np.float32)
-    # query sets: (positions in reps, a function of (start, stop) giving their embeddings,
+    # query sets: (positions in search_rows, a function of (start, stop) giving their embeddings,
     # the variants to apply, variant code offset)
     plain_q = emb[query_pos]
     sets = [(query_pos, lambda a, b: plain_q[a:b], variants, 0)]
     if rotated is not None and len(rotated[0]):
-        where = {int(r): k for k, r in enumerate(reps.tolist())}
+        where = {int(r): k for k, r in enumerate(search_rows.tolist())}
         keep = [q for q, r in enumerate(rotated[0].tolist()) if r in where]
         if keep:
             rpos = np.array([where[int(rotated[0][q])] for q in keep], np.int64)
@@ -321,7 +322,7 @@ def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query
         crop_pos = np.repeat(query_pos, nc)
 
         def crop_emb(a, b):
-            rows = reps[crop_pos[a:b:nc]]  # a and b are multiples of nc
+            rows = search_rows[crop_pos[a:b:nc]]  # a and b are multiples of nc
             views = crop_views(thumbs[rows]).reshape(-1, thumbs.shape[1], thumbs.shape[2])
             return hog(np.rint(views).astype(np.uint8))  # uint8: hog's lookup-table path
         sets.append((crop_pos, crop_emb, (0,), MatchView.CROPPED))
@@ -342,13 +343,13 @@ def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query
                 sims = np.take_along_axis(sims, order, 1)
                 ids = np.take_along_axis(ids, order, 1)
                 dist = 1.0 - sims  # inf where missing
-                if s.k <= dist.shape[1]:
-                    dk = dist[:, s.k - 1]
+                if settings.k <= dist.shape[1]:
+                    dk = dist[:, settings.k - 1]
                 else:
                     dk = np.full(len(qrows), np.inf, np.float32)
                 if v == 0 and offset == 0:
                     dk_plain[qrows] = dk
-                r, c = np.nonzero(sims >= s.min_cosine)
+                r, c = np.nonzero(sims >= settings.min_cosine)
                 out_i.append(qrows[r])
                 out_j.append(ids[r, c])
                 out_s.append(sims[r, c])
@@ -366,19 +367,19 @@ def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query
     dk_q = np.concatenate(out_dk)
     v = np.concatenate(out_v)
     d = 1.0 - sim
-    accept = (sim >= s.sure_cosine) | (d <= s.ratio * dk_q) | (d <= s.ratio * dk_plain[dj])
+    accept = (sim >= settings.sure_cosine) | (d <= settings.ratio * dk_q) | (d <= settings.ratio * dk_plain[dj])
     qi, dj, sim, v = qi[accept], dj[accept], sim[accept], v[accept]
-    a, b = reps[qi], reps[dj]
+    a, b = search_rows[qi], search_rows[dj]
     return np.minimum(a, b), np.maximum(a, b), sim.astype(np.float32), v
 
 
-def _model_pairs(model_emb, reps, s: DetectSettings, query_pos):
+def _model_pairs(model_emb, search_rows, settings: DetectSettings, query_pos):
     """Pairs of rows whose model embeddings have cosine >= ``model_min_cosine`` (among each query's k nearest)."""
-    index = CosineIndex(model_emb[reps])
-    kk = min(s.k + 1, len(reps))
-    sims, ids = index.knn(model_emb[reps[query_pos]], kk)
-    r, c = np.nonzero((sims >= s.model_min_cosine) & (ids != query_pos[:, None]) & (ids >= 0))
-    a, b = reps[query_pos[r]], reps[ids[r, c]]
+    index = CosineIndex(model_emb[search_rows])
+    kk = min(settings.k + 1, len(search_rows))
+    sims, ids = index.knn(model_emb[search_rows[query_pos]], kk)
+    r, c = np.nonzero((sims >= settings.model_min_cosine) & (ids != query_pos[:, None]) & (ids >= 0))
+    a, b = search_rows[query_pos[r]], search_rows[ids[r, c]]
     keep = a != b
     a, b, sim = a[keep], b[keep], sims[r, c][keep]
     i, j = np.minimum(a, b), np.maximum(a, b)
@@ -396,11 +397,11 @@ def _measure(features: Features, i, j, variants, block: int = 65536):
     ham = np.full(len(i), -1, np.int16)
     cos = np.full(len(i), np.nan, np.float32)
     ok = features.ok
-    for s in range(0, len(i), block):
-        a, b = i[s:s + block], j[s:s + block]
+    for start in range(0, len(i), block):
+        a, b = i[start:start + block], j[start:start + block]
         good = ok[a] & ok[b]
         a, b = a[good], b[good]
-        idx = np.flatnonzero(good) + s
+        idx = np.flatnonzero(good) + start
         h = features.hashes[a][:, list(variants)] ^ features.hashes[b][:, None, 0]
         ham[idx] = _popcount(h).min(axis=1)
         ev = embedding_variants(features.embedding[a], variants)

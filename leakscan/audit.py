@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .features import Features, extract_features
 from .groups import Groups, build_groups
 from .manifest import Manifest, discover

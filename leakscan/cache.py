@@ -271,7 +271,7 @@ class FeatureCache:
 
 def fingerprint(features, settings, splits=None) -> str:
     """Digest of every feature row (in order), the detection settings and, if given, the splits."""
-    from . import __version__  # noqa: PLC0415
+    from ._version import __version__  # noqa: PLC0415
     from .pairs import SEARCH_VERSION  # noqa: PLC0415
 
     h = hashlib.blake2b(digest_size=20)

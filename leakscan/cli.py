@@ -17,7 +17,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from . import __version__
+from ._version import __version__
 from .errors import LeakscanError
 from .settings import DEFAULTS, MODEL_BATCH, RANDOM_STATE, TRANSFORMS
 

@@ -51,7 +51,8 @@ class HammingIndex:
     """Hamming search over packed binary codes ``(n, nbytes)``.
 
     Exact (FAISS ``IndexBinaryFlat``) up to ``exact_max`` codes, approximate beyond
-    (``IndexBinaryIVF``), trained on a seeded sample.
+    (``IndexBinaryIVF``), trained on a sample chosen by content (as :class:`CosineIndex`),
+    so the pairs found do not depend on the order of the rows.
     """
 
     def __init__(self, db: np.ndarray, *, exact_max: int | None = None, nprobe: int | None = None,
@@ -75,9 +76,8 @@ class HammingIndex:
             nlist = int(4 * np.sqrt(n))
             self._quantizer = faiss.IndexBinaryFlat(self.nbits)
             index = faiss.IndexBinaryIVF(self._quantizer, self.nbits, nlist)
-            rng = np.random.default_rng(seed)
             index.cp.seed = seed
-            index.train(self.db[rng.choice(n, min(n, nlist * 40), replace=False)])
+            index.train(self.db[_content_sample(self.db, min(n, nlist * 40), seed)])
             index.nprobe = min(nprobe, nlist)
             self._index = index
         self._index.add(self.db)

@@ -58,7 +58,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "10"
+SEARCH_VERSION = "11"
 
 
 @dataclass(frozen=True)

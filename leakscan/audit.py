@@ -14,7 +14,7 @@ from ._version import __version__
 from .features import Features, extract_features
 from .groups import Groups, build_groups
 from .manifest import Manifest, discover
-from .pairs import PairTable, find_pairs
+from .pairs import KINDS, PairTable, find_pairs
 from .settings import DetectSettings
 from .views import MatchView
 
@@ -123,7 +123,7 @@ class Audit:
             "splits": splits,
             "n_pairs": len(self.pairs),
             "n_cross_split_pairs": int(self.cross_split().sum()),
-            "pairs_by_kind": {k: int(np.sum(kinds == k)) for k in ("exact", "hash", "embedding")},
+            "pairs_by_kind": {k: int(np.sum(kinds == k)) for k in KINDS},
             "n_duplicate_groups": int(len(dup)),
             "n_images_in_duplicate_groups": int(self.groups.sizes[dup].sum()) if len(dup) else 0,
             "leaks": [lk.to_dict() for lk in self.leaks],

@@ -165,11 +165,13 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
     from rich.table import Table  # noqa: PLC0415
 
     d = audit.to_dict()
+    by_kind = dict(d["pairs_by_kind"])
+    if not by_kind.get("model") and audit.features.model_embedding is None:
+        by_kind.pop("model", None)  # no model given: say nothing about model pairs
     console.print(
         f"[bold]leakscan[/bold] audited [bold]{d['n_images']:,}[/bold] images "
         f"({d['n_skipped']:,} skipped) in {d['elapsed_seconds']:.1f}s: "
-        f"{d['n_pairs']:,} duplicate pairs ({d['pairs_by_kind']['exact']:,} exact, "
-        f"{d['pairs_by_kind']['hash']:,} hash, {d['pairs_by_kind']['embedding']:,} embedding) in "
+        f"{d['n_pairs']:,} duplicate pairs ({', '.join(f'{n:,} {k}' for k, n in by_kind.items())}) in "
         f"{d['n_duplicate_groups']:,} groups.", highlight=False)
 
     t = Table(title="Images per split", title_justify="left")

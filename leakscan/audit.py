@@ -193,20 +193,24 @@ def analyse(manifest: Manifest, features: Features, pairs: PairTable, settings: 
     counts = np.zeros((groups.n_groups, len(split_names)), np.int64)
     np.add.at(counts, (groups.ids[ok], split_of[ok]), 1)
     labels = manifest.labels
+    # per-class counts by one bincount per split pair, never a mask per label
+    label_names, label_of = np.unique(labels, return_inverse=True)
+    label_of = label_of.ravel()
     leaks = []
     for a, A in enumerate(split_names):
         in_a = ok & (split_of == a)
         total = int(in_a.sum())
+        class_total = np.bincount(label_of[in_a], minlength=len(label_names))
+        present = np.flatnonzero(class_total).tolist()  # the classes of split A, sorted
         for b, B in enumerate(split_names):
             if a == b:
                 continue
             hit = in_a & (counts[groups.ids, b] > 0)
+            class_hit = np.bincount(label_of[hit], minlength=len(label_names))
             per_class = {}
-            for lab in sorted(set(labels[in_a].tolist())):
-                lab_mask = labels == lab
-                t = int(np.sum(in_a & lab_mask))
-                h = int(np.sum(hit & lab_mask))
-                per_class[lab] = {"images": h, "total": t, "fraction": round(h / t, 6) if t else 0.0}
+            for c in present:
+                h, t = int(class_hit[c]), int(class_total[c])
+                per_class[label_names[c]] = {"images": h, "total": t, "fraction": round(h / t, 6)}
             leaks.append(Leak(split=A, against=B, images=int(hit.sum()), total=total, per_class=per_class))
 
     conflicts = []

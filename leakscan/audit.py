@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import sqlite3
 import time
@@ -11,10 +13,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ._version import __version__
-from .features import Features, extract_features
+from .cache import SCHEMA as CACHE_SCHEMA, FeatureCache, default_cache_path, file_key
+from .features import FEATURE_VERSION, Features, extract_features
 from .groups import Groups, build_groups
 from .manifest import Manifest, discover
-from .pairs import KINDS, PairTable, find_pairs
+from .pairs import KINDS, SEARCH_VERSION, PairTable, find_pairs
 from .settings import DetectSettings
 from .views import MatchView
 
@@ -297,29 +300,23 @@ def audit(
 
         if not isinstance(model, ModelSpec):
             model = ModelSpec.from_path(model)
-        from .model import load_model  # noqa: PLC0415
-
-        _ = load_model(model).dim  # a bad file or a model that cannot run fails here, with its name, before decoding
+        _ = model.load().dim  # a bad file or a model that cannot run fails here, with its name, before decoding
     t0 = time.perf_counter()
     m = discover(data, manifest=manifest, splits=splits, labels=labels, groups=groups)
     t1 = time.perf_counter()
     warnings: list[str] = _manifest_warnings(m)
     store = _open_cache(cache, m, warnings)
     try:
-        feats = extract_features(m, jobs=jobs, cache=store, client=client, progress=progress, model=model)
+        feats = _features(m, store, jobs=jobs, client=client, progress=progress, model=model)
         t2 = time.perf_counter()
         pairs = None
         if store is not None:
-            from .cache import fingerprint  # noqa: PLC0415
-
             key = fingerprint(feats, settings, m.splits if settings.scope == "cross" else None)
-            pairs = store.get_pairs(key)
-            if pairs is not None:
-                log.info("search results reused from the cache (features and settings unchanged)")
+            pairs = _cached_pairs(store, key)
         if pairs is None:
             pairs = find_pairs(feats, settings, splits=m.splits, progress=progress)
             if store is not None:
-                store.put_pairs(key, pairs)
+                store.put_pairs(key, {f.name: getattr(pairs, f.name) for f in dataclasses.fields(pairs)})
     finally:
         if store is not None:
             warnings += store.notes
@@ -351,13 +348,90 @@ def _open_cache(cache, manifest: Manifest, warnings: list):
     """The FeatureCache to use, or None (arrays, cache off, or a cache that cannot be opened)."""
     if cache is False or cache is None or manifest.images is not None:
         return None
-    from .cache import FeatureCache, default_cache_path  # noqa: PLC0415
-
     path = default_cache_path() if cache is True else cache
     try:
-        return FeatureCache(path)
+        return FeatureCache(path, version=FEATURE_VERSION)
     except (OSError, sqlite3.Error) as exc:
         msg = f"feature cache {path} cannot be used ({exc}); decoding without it"
         log.warning(msg)
         warnings.append(msg)
         return None
+
+
+def _features(m: Manifest, store, *, jobs, client, progress, model) -> Features:
+    """Features of every row: cached rows from ``store``, the rest extracted (and stored per chunk)."""
+    if store is None:
+        return extract_features(m, jobs=jobs, client=client, progress=progress, model=model)
+    n = len(m)
+    keys = [file_key(p) for p in m.resolved_paths(np.arange(n))]  # paths are absolute
+    found = store.get(keys)
+    cached = Features.from_blobs(n, found.positions, found.blobs)
+    hit = cached.ok.copy()
+    model_emb = {}
+    if model is not None:  # cached features without this model's embedding: decode again
+        model_emb = store.get_model(keys, model.key)
+        hit[[k for k in np.flatnonzero(hit).tolist() if k not in model_emb]] = False
+    hit[list(found.failures)] = True
+    todo = np.flatnonzero(~hit)
+    log.info("feature cache: %d of %d images cached, %d to decode", n - len(todo), n, len(todo))
+    if model is not None and len(model_emb):
+        dim = len(next(iter(model_emb.values())))
+        emb = np.zeros((n, dim), np.float32)
+        for r, e in model_emb.items():
+            emb[r] = e
+        cached = dataclasses.replace(cached, model_embedding=emb)
+    hit_rows = np.flatnonzero(hit)
+    where = {r: k for k, r in enumerate(hit_rows.tolist())}
+    cached_part = dataclasses.replace(
+        cached.take(hit_rows),
+        failures=tuple(sorted((where[r], why) for r, why in found.failures.items())),
+        notes=tuple(sorted((where[r], note) for r, note in found.notes.items() if r in where)))
+
+    def store_chunk(positions: np.ndarray, part: Features) -> None:
+        chunk_keys = [keys[r] for r in todo[positions]]
+        store.put(chunk_keys, part.to_blobs(), dict(part.failures), dict(part.notes))
+        if model is not None and part.model_embedding is not None:
+            store.put_model(chunk_keys, model.key, part.model_embedding, part.ok)
+
+    n_cached = n - len(todo)
+    shifted = (lambda stage, done, total: progress(stage, done + n_cached, total + n_cached)) if progress else None
+    fresh = extract_features(m, rows=todo, jobs=jobs, client=client, progress=shifted, model=model,
+                             on_chunk=store_chunk)
+    return Features.assemble(n, [(hit_rows, cached_part), (todo, fresh)], n_cached=n_cached,
+                             model_dim=None if model is None else _model_dim(model, cached_part, fresh))
+
+
+def _model_dim(model, *parts: Features) -> int:
+    for p in parts:
+        if p.model_embedding is not None and p.model_embedding.shape[1]:
+            return int(p.model_embedding.shape[1])
+    return int(model.load().dim)
+
+
+def _cached_pairs(store, key: str) -> PairTable | None:
+    arrays = store.get_pairs(key)
+    if arrays is None:
+        return None
+    try:
+        pairs = PairTable(**arrays)
+    except (ValueError, TypeError) as exc:
+        log.warning("ignoring unreadable cached search results: %s", exc)
+        return None
+    log.info("search results reused from the cache (features and settings unchanged)")
+    return pairs
+
+
+def fingerprint(features: Features, settings: DetectSettings, splits=None) -> str:
+    """Digest of every feature row (in order), the detection settings and, if given, the splits."""
+    h = hashlib.blake2b(digest_size=20)
+    h.update(f"{__version__}|{SEARCH_VERSION}".encode())
+    if splits is not None:
+        h.update("\x1f".join(map(str, splits)).encode())
+    h.update(f"{FEATURE_VERSION}|{CACHE_SCHEMA}|{len(features)}|{sorted(settings.to_dict().items())}".encode())
+    for arr in (features.ok, features.pixel_digest, features.hashes, features.embedding, features.low_info,
+                features.file_digest, features.rot_rows, features.rot_embedding):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    if features.model_embedding is not None:
+        h.update(b"model")
+        h.update(np.ascontiguousarray(features.model_embedding).tobytes())
+    return h.hexdigest()

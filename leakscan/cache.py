@@ -1,5 +1,9 @@
 """Feature cache on an embedded SQLite database, so a re-run decodes only what changed.
 
+A leaf: it imports nothing else from leakscan. Rows go in and come out as bytes and numpy
+arrays; what they mean (:meth:`leakscan.features.Features.to_blobs`) and when to fetch or
+store them (:func:`leakscan.audit.audit`) is decided by its callers.
+
 Entries are keyed by file identity (absolute path, size, modification time in ns) and the
 feature version; a cache written by another feature version is not reused: it is cleared with
 a warning. A corrupted or foreign database file is set aside (renamed) and rebuilt.
@@ -8,32 +12,32 @@ Writes are committed after every batch, so an interrupted run keeps what it comp
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import io
 import logging
 import os
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .features import EMBED_DIM, FEATURE_VERSION
-from .views import N_VARIANTS, THUMB
-
 log = logging.getLogger(__name__)
 
-__all__ = ["FeatureCache", "default_cache_path", "fingerprint"]
+__all__ = ["FeatureCache", "CachedRows", "default_cache_path", "file_key"]
 
+#: The layout of the database's tables (the layout of a stored row is the feature version's).
 SCHEMA = 1
-_ROW = np.dtype([
-    ("ok", np.bool_), ("low", np.bool_), ("w", np.int32), ("h", np.int32),
-    ("fd", np.uint8, 16), ("pd", np.uint8, 16), ("hashes", np.uint8, N_VARIANTS * 8),
-    ("emb", np.float32, EMBED_DIM), ("thumb", np.uint8, THUMB * THUMB),
-])
-#: Appended to a row's blob when the image has a de-rotated view (leakscan.rotation).
-_ROT = np.dtype([("angle", np.float32), ("emb", np.float32, EMBED_DIM), ("thumb", np.uint8, THUMB * THUMB)])
+
+
+@dataclass(frozen=True)
+class CachedRows:
+    """What :meth:`FeatureCache.get` found for a list of keys, by position in that list."""
+
+    positions: list   # positions whose features are cached
+    blobs: list       # their stored bytes, in the same order
+    failures: dict    # {position: reason} of files that could not be decoded
+    notes: dict       # {position: note}
 
 
 def default_cache_path() -> Path:
@@ -61,10 +65,13 @@ class FeatureCache:
     ----------
     path : path-like
         The database file (created with its folder when missing).
+    version : str
+        The version of what is stored; a database written with another version is cleared.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, *, version: str):
         self.path = Path(path)
+        self.version = str(version)
         self.notes: list[str] = []
         self._db = self._open()
 
@@ -93,9 +100,9 @@ class FeatureCache:
         meta = dict(db.execute("SELECT k, v FROM meta").fetchall())
         if not meta:
             db.executemany("INSERT INTO meta VALUES (?, ?)",
-                           [("schema", str(SCHEMA)), ("feature_version", FEATURE_VERSION)])
+                           [("schema", str(SCHEMA)), ("feature_version", self.version)])
             db.commit()
-        elif meta.get("schema") != str(SCHEMA) or meta.get("feature_version") != FEATURE_VERSION:
+        elif meta.get("schema") != str(SCHEMA) or meta.get("feature_version") != self.version:
             msg = (f"feature cache {self.path} was written by another leakscan version "
                    f"(schema {meta.get('schema')}, features {meta.get('feature_version')}); rebuilding it")
             log.warning(msg)
@@ -104,7 +111,7 @@ class FeatureCache:
             db.execute("DELETE FROM pairs")
             db.execute("DELETE FROM model_emb")
             db.execute("UPDATE meta SET v=? WHERE k='schema'", (str(SCHEMA),))
-            db.execute("UPDATE meta SET v=? WHERE k='feature_version'", (FEATURE_VERSION,))
+            db.execute("UPDATE meta SET v=? WHERE k='feature_version'", (self.version,))
             db.commit()
         db.execute("SELECT count(*) FROM features").fetchone()
         return db
@@ -149,66 +156,33 @@ class FeatureCache:
                 if r is not None and r[1] == key[1] and r[2] == key[2]:
                     yield k, r
 
-    def get(self, keys: list):
-        """Cached entries for ``keys`` (list of file_key or None).
-
-        Returns ``(positions, rows, failures, notes, rotated)``: the positions in ``keys`` whose
-        features are cached with the structured ``rows`` for them (one array),
-        ``{position: reason}`` / ``{position: note}`` for cached failures and notes, and
-        ``{position: (angle, embedding, thumbnail)}`` for images with a de-rotated view.
-        """
-        pos, blobs, failures, notes, rotated = [], [], {}, {}, {}
-        size = _ROW.itemsize
+    def get(self, keys: list) -> CachedRows:
+        """Cached entries for ``keys`` (list of :func:`file_key` or None), by position in ``keys``."""
+        out = CachedRows([], [], {}, {})
         try:
             for k, r in self._current(keys, "SELECT path, size, mtime, row, reason, note FROM features WHERE"):
                 if r[3] is not None:
-                    if len(r[3]) not in (size, size + _ROT.itemsize):
-                        continue  # not a row of this schema: decode again
-                    pos.append(k)
-                    blobs.append(r[3][:size])
-                    if len(r[3]) > size:
-                        rot = np.frombuffer(r[3][size:], _ROT)[0]
-                        rotated[k] = (float(rot["angle"]), rot["emb"].copy(),
-                                      rot["thumb"].reshape(THUMB, THUMB).copy())
+                    out.positions.append(k)
+                    out.blobs.append(bytes(r[3]))
                 else:
-                    failures[k] = r[4]
+                    out.failures[k] = r[4]
                 if r[5]:
-                    notes[k] = r[5]
+                    out.notes[k] = r[5]
         except sqlite3.DatabaseError as exc:
             self._db = self._set_aside(f"unreadable ({exc})")
-            return np.zeros(0, np.int64), np.zeros(0, _ROW), {}, {}, {}
-        rows = np.frombuffer(b"".join(blobs), _ROW) if blobs else np.zeros(0, _ROW)
-        return np.asarray(pos, np.int64), rows, failures, notes, rotated
+            return CachedRows([], [], {}, {})
+        return out
 
-    def put(self, keys: list, feats, start: int = 0) -> None:
-        """Store rows ``start .. start+len(keys)`` of ``feats`` under ``keys`` (None keys are skipped)."""
-        reasons = dict(feats.failures)
-        notes = dict(feats.notes)
-        rot_of = {int(r): k for k, r in enumerate(feats.rot_rows)}
+    def put(self, keys: list, blobs: list, failures: dict, notes: dict) -> None:
+        """Store ``blobs[k]`` (bytes, or None for a file that failed with ``failures[k]``) under ``keys[k]``.
+
+        None keys are skipped, and so are positions with neither a blob nor a failure.
+        """
         recs = []
         for k, key in enumerate(keys):
-            if key is None:
+            if key is None or (blobs[k] is None and k not in failures):
                 continue
-            r = start + k
-            blob = None
-            if feats.ok[r]:
-                row = np.zeros(1, _ROW)
-                row["ok"], row["low"] = True, feats.low_info[r]
-                row["w"], row["h"] = feats.sizes[r]
-                row["fd"], row["pd"] = feats.file_digest[r], feats.pixel_digest[r]
-                row["hashes"] = feats.hashes[r].reshape(-1)
-                row["emb"] = feats.embedding[r]
-                row["thumb"] = feats.thumb[r].reshape(-1)
-                blob = row.tobytes()
-                if r in rot_of:
-                    q = rot_of[r]
-                    rot = np.zeros(1, _ROT)
-                    rot["angle"], rot["emb"] = feats.rot_angle[q], feats.rot_embedding[q]
-                    rot["thumb"] = feats.rot_thumb[q].reshape(-1)
-                    blob += rot.tobytes()
-            elif r not in reasons:
-                continue
-            recs.append((key[0], key[1], key[2], blob, reasons.get(r), notes.get(r)))
+            recs.append((key[0], key[1], key[2], blobs[k], failures.get(k), notes.get(k)))
         try:
             with self._db:
                 self._db.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?, ?, ?)", recs)
@@ -239,10 +213,8 @@ class FeatureCache:
     # ---- search results, keyed by a fingerprint of all features and the settings
     KEEP_PAIRS = 8
 
-    def get_pairs(self, key: str):
-        """The PairTable stored under ``key``, or None."""
-        from .pairs import PairTable  # noqa: PLC0415
-
+    def get_pairs(self, key: str) -> dict | None:
+        """The arrays stored under ``key`` by :meth:`put_pairs` (``{name: array}``), or None."""
         try:
             row = self._db.execute("SELECT blob FROM pairs WHERE key=?", (key,)).fetchone()
         except sqlite3.DatabaseError as exc:
@@ -252,14 +224,15 @@ class FeatureCache:
             return None
         try:
             with np.load(io.BytesIO(row[0]), allow_pickle=False) as z:
-                return PairTable(**{k: z[k] for k in z.files})
+                return {k: z[k] for k in z.files}
         except (ValueError, OSError, KeyError, TypeError) as exc:
             log.warning("ignoring unreadable cached search results: %s", exc)
             return None
 
-    def put_pairs(self, key: str, pairs) -> None:
+    def put_pairs(self, key: str, arrays: dict) -> None:
+        """Store ``{name: array}`` (a search result) under ``key``; only the latest few are kept."""
         buf = io.BytesIO()
-        np.savez(buf, **{f.name: getattr(pairs, f.name) for f in dataclasses.fields(pairs)})
+        np.savez(buf, **arrays)
         try:
             with self._db:
                 self._db.execute("INSERT OR REPLACE INTO pairs VALUES (?, ?, ?)", (key, time.time(), buf.getvalue()))
@@ -268,21 +241,3 @@ class FeatureCache:
         except sqlite3.DatabaseError as exc:
             log.warning("could not write search results to the cache %s: %s", self.path, exc)
 
-
-def fingerprint(features, settings, splits=None) -> str:
-    """Digest of every feature row (in order), the detection settings and, if given, the splits."""
-    from ._version import __version__  # noqa: PLC0415
-    from .pairs import SEARCH_VERSION  # noqa: PLC0415
-
-    h = hashlib.blake2b(digest_size=20)
-    h.update(f"{__version__}|{SEARCH_VERSION}".encode())
-    if splits is not None:
-        h.update("\x1f".join(map(str, splits)).encode())
-    h.update(f"{FEATURE_VERSION}|{SCHEMA}|{len(features)}|{sorted(settings.to_dict().items())}".encode())
-    for arr in (features.ok, features.pixel_digest, features.hashes, features.embedding, features.low_info,
-                features.file_digest, features.rot_rows, features.rot_embedding):
-        h.update(np.ascontiguousarray(arr).tobytes())
-    if features.model_embedding is not None:
-        h.update(b"model")
-        h.update(np.ascontiguousarray(features.model_embedding).tobytes())
-    return h.hexdigest()

@@ -145,7 +145,7 @@ class Audit:
         """The ``detail`` of each pair (how the copy differs), with the angle of rotated copies."""
         p = self.pairs
         detail = p.detail()
-        angle = dict(zip(self.features.rot_rows.tolist(), self.features.rot_angle.tolist()))
+        angle = dict(zip(self.features.derotated_rows.tolist(), self.features.derotated_angle.tolist()))
         for k in np.flatnonzero(MatchView.is_derotated(p.variant)):
             a = angle.get(int(p.i[k]), angle.get(int(p.j[k])))
             if a is not None:
@@ -429,7 +429,7 @@ def fingerprint(features: Features, settings: DetectSettings, splits=None) -> st
         h.update("\x1f".join(map(str, splits)).encode())
     h.update(f"{FEATURE_VERSION}|{CACHE_SCHEMA}|{len(features)}|{sorted(settings.to_dict().items())}".encode())
     for arr in (features.ok, features.pixel_digest, features.hashes, features.embedding, features.low_info,
-                features.file_digest, features.rot_rows, features.rot_embedding):
+                features.file_digest, features.derotated_rows, features.derotated_embedding):
         h.update(np.ascontiguousarray(arr).tobytes())
     if features.model_embedding is not None:
         h.update(b"model")

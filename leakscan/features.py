@@ -13,9 +13,9 @@
   transformed copies are searched at no extra decode cost.
 * ``thumb``: the 32x32 grayscale thumbnail itself (1 KB), kept so candidate pairs can be
   verified by lining the two thumbnails up (:mod:`leakscan.verify`).
-* ``rot_*``: for the few images that are rotated copies on a padded canvas (their corners
+* ``derotated_*``: for the few images that are rotated copies on a padded canvas (their corners
   are flat black or white), the angle and the embedding and thumbnail of the de-rotated
-  view (:mod:`leakscan.rotation`); sparse: ``rot_rows`` names the rows that have one.
+  view (:mod:`leakscan.rotation`); sparse: ``derotated_rows`` names the rows that have one.
 * ``low_info``: images with almost no contrast (blank frames, flat colour), whose hashes and
   embeddings are noise; they are matched by exact digests only.
 """
@@ -80,10 +80,10 @@ class Features:
     low_info: np.ndarray      # (n,) bool
     sizes: np.ndarray         # (n, 2) int32 width, height after EXIF transpose
     thumb: np.ndarray | None = None  # (n, 32, 32) uint8 grayscale thumbnail (pair verification)
-    rot_rows: np.ndarray | None = None       # (m,) int64 rows with a de-rotated view, ascending
-    rot_angle: np.ndarray | None = None      # (m,) float32 degrees
-    rot_embedding: np.ndarray | None = None  # (m, EMBED_DIM) float32
-    rot_thumb: np.ndarray | None = None      # (m, 32, 32) uint8
+    derotated_rows: np.ndarray | None = None       # (m,) int64 rows with a de-rotated view, ascending
+    derotated_angle: np.ndarray | None = None      # (m,) float32 degrees
+    derotated_embedding: np.ndarray | None = None  # (m, EMBED_DIM) float32
+    derotated_thumb: np.ndarray | None = None      # (m, 32, 32) uint8
     model_embedding: np.ndarray | None = None  # (n, D) float32 from an ONNX model (leakscan.model), or None
     failures: tuple = ()      # ((row, reason), ...)
     notes: tuple = ()         # ((row, note), ...) e.g. animated GIF first frame
@@ -94,12 +94,12 @@ class Features:
         n = self.ok.shape[0]
         if self.thumb is None:  # features made elsewhere (tests, synthetic benchmarks) may have none
             object.__setattr__(self, "thumb", np.zeros((n, THUMB, THUMB), np.uint8))
-        if self.rot_rows is None:
-            object.__setattr__(self, "rot_rows", np.zeros(0, np.int64))
-            object.__setattr__(self, "rot_angle", np.zeros(0, np.float32))
-            object.__setattr__(self, "rot_embedding", np.zeros((0, EMBED_DIM), np.float32))
-            object.__setattr__(self, "rot_thumb", np.zeros((0, THUMB, THUMB), np.uint8))
-        m = len(self.rot_rows)
+        if self.derotated_rows is None:
+            object.__setattr__(self, "derotated_rows", np.zeros(0, np.int64))
+            object.__setattr__(self, "derotated_angle", np.zeros(0, np.float32))
+            object.__setattr__(self, "derotated_embedding", np.zeros((0, EMBED_DIM), np.float32))
+            object.__setattr__(self, "derotated_thumb", np.zeros((0, THUMB, THUMB), np.uint8))
+        m = len(self.derotated_rows)
         checks = {
             "ok": (self.ok, (n,), np.bool_),
             "file_digest": (self.file_digest, (n, 16), np.uint8),
@@ -109,10 +109,10 @@ class Features:
             "low_info": (self.low_info, (n,), np.bool_),
             "sizes": (self.sizes, (n, 2), np.int32),
             "thumb": (self.thumb, (n, THUMB, THUMB), np.uint8),
-            "rot_rows": (self.rot_rows, (m,), np.int64),
-            "rot_angle": (self.rot_angle, (m,), np.float32),
-            "rot_embedding": (self.rot_embedding, (m, EMBED_DIM), np.float32),
-            "rot_thumb": (self.rot_thumb, (m, THUMB, THUMB), np.uint8),
+            "derotated_rows": (self.derotated_rows, (m,), np.int64),
+            "derotated_angle": (self.derotated_angle, (m,), np.float32),
+            "derotated_embedding": (self.derotated_embedding, (m, EMBED_DIM), np.float32),
+            "derotated_thumb": (self.derotated_thumb, (m, THUMB, THUMB), np.uint8),
         }
         if self.model_embedding is not None:
             me = self.model_embedding
@@ -160,7 +160,7 @@ class Features:
                 getattr(out, name)[pos] = getattr(part, name)
             failures.update((int(pos[r]), why) for r, why in part.failures)
             notes.update((int(pos[r]), why) for r, why in part.notes)
-            derot.append((pos[part.rot_rows], part.rot_angle, part.rot_embedding, part.rot_thumb))
+            derot.append((pos[part.derotated_rows], part.derotated_angle, part.derotated_embedding, part.derotated_thumb))
             if part.model_embedding is not None:
                 if model is None:
                     model = np.zeros((n, part.model_embedding.shape[1]), np.float32)
@@ -171,9 +171,9 @@ class Features:
         order = np.argsort(rows, kind="stable")
         cat = (lambda k, empty: np.concatenate([d[k] for d in derot])[order] if derot else empty)  # noqa: E731
         return cls(**{name: getattr(out, name) for name in _DENSE},
-                   rot_rows=rows[order].astype(np.int64), rot_angle=cat(1, np.zeros(0, np.float32)),
-                   rot_embedding=cat(2, np.zeros((0, EMBED_DIM), np.float32)),
-                   rot_thumb=cat(3, np.zeros((0, THUMB, THUMB), np.uint8)), model_embedding=model,
+                   derotated_rows=rows[order].astype(np.int64), derotated_angle=cat(1, np.zeros(0, np.float32)),
+                   derotated_embedding=cat(2, np.zeros((0, EMBED_DIM), np.float32)),
+                   derotated_thumb=cat(3, np.zeros((0, THUMB, THUMB), np.uint8)), model_embedding=model,
                    failures=tuple(sorted(failures.items())), notes=tuple(sorted(notes.items())), n_cached=n_cached)
 
     # ---- the bytes the feature cache stores per image (leakscan.cache keeps them opaque)
@@ -187,10 +187,10 @@ class Features:
         rec["hashes"] = self.hashes.reshape(len(self), N_VARIANTS * HASH_SIZE)
         rec["embedding"] = self.embedding
         rec["thumb"] = self.thumb.reshape(len(self), THUMB * THUMB)
-        derot = np.zeros(len(self.rot_rows), DEROTATED_RECORD)
-        derot["angle"], derot["embedding"] = self.rot_angle, self.rot_embedding
-        derot["thumb"] = self.rot_thumb.reshape(len(derot), THUMB * THUMB)
-        extra = {int(r): derot[q].tobytes() for q, r in enumerate(self.rot_rows.tolist())}
+        derot = np.zeros(len(self.derotated_rows), DEROTATED_RECORD)
+        derot["angle"], derot["embedding"] = self.derotated_angle, self.derotated_embedding
+        derot["thumb"] = self.derotated_thumb.reshape(len(derot), THUMB * THUMB)
+        extra = {int(r): derot[q].tobytes() for q, r in enumerate(self.derotated_rows.tolist())}
         return [rec[r].tobytes() + extra.get(r, b"") if self.ok[r] else None for r in range(len(self))]
 
     @classmethod
@@ -214,21 +214,21 @@ class Features:
         derot = (np.frombuffer(b"".join(b[size:] for _, b in with_view), DEROTATED_RECORD) if with_view
                  else np.zeros(0, DEROTATED_RECORD))
         return cls(**{name: getattr(out, name) for name in _DENSE},
-                   rot_rows=np.array([p for p, _ in with_view], np.int64),
-                   rot_angle=derot["angle"].astype(np.float32),
-                   rot_embedding=derot["embedding"].astype(np.float32).reshape(-1, EMBED_DIM),
-                   rot_thumb=derot["thumb"].reshape(-1, THUMB, THUMB).astype(np.uint8))
+                   derotated_rows=np.array([p for p, _ in with_view], np.int64),
+                   derotated_angle=derot["angle"].astype(np.float32),
+                   derotated_embedding=derot["embedding"].astype(np.float32).reshape(-1, EMBED_DIM),
+                   derotated_thumb=derot["thumb"].reshape(-1, THUMB, THUMB).astype(np.uint8))
 
     def take(self, rows: np.ndarray) -> "Features":
         rows = np.asarray(rows, dtype=np.int64)
         pos = {int(r): k for k, r in enumerate(rows)}
-        rk = [q for q, r in enumerate(self.rot_rows.tolist()) if r in pos]
-        new_rows = np.array([pos[int(self.rot_rows[q])] for q in rk], np.int64)
+        rk = [q for q, r in enumerate(self.derotated_rows.tolist()) if r in pos]
+        new_rows = np.array([pos[int(self.derotated_rows[q])] for q in rk], np.int64)
         order = np.argsort(new_rows, kind="stable")
         rk = np.asarray(rk, np.int64)[order]
         return Features(
-            rot_rows=new_rows[order], rot_angle=self.rot_angle[rk], rot_embedding=self.rot_embedding[rk],
-            rot_thumb=self.rot_thumb[rk],
+            derotated_rows=new_rows[order], derotated_angle=self.derotated_angle[rk], derotated_embedding=self.derotated_embedding[rk],
+            derotated_thumb=self.derotated_thumb[rk],
             model_embedding=None if self.model_embedding is None else self.model_embedding[rows],
             ok=self.ok[rows], file_digest=self.file_digest[rows], pixel_digest=self.pixel_digest[rows],
             hashes=self.hashes[rows], embedding=self.embedding[rows], low_info=self.low_info[rows],
@@ -382,7 +382,7 @@ def _extract_chunk(job) -> Features:
     out = Features.empty(n)
     failures, notes = [], []
     smalls = np.zeros((n, HASH_SIZE * 4, HASH_SIZE * 4), np.uint8)
-    rot_rows, rot_angle, rot_small = [], [], []
+    derotated_rows, derotated_angle, derotated_small = [], [], []
     for k, item in enumerate(items):
         try:
             if kind == "path":
@@ -405,9 +405,9 @@ def _extract_chunk(job) -> Features:
                             item if kind == "path" else f"image {k}", type(exc).__name__, exc)
                 view = None
             if view is not None:
-                rot_rows.append(k)
-                rot_angle.append(view[0])
-                rot_small.append(thumbnail(view[1]))
+                derotated_rows.append(k)
+                derotated_angle.append(view[0])
+                derotated_small.append(thumbnail(view[1]))
         except DecodeError as exc:
             failures.append((k, str(exc)))
             continue
@@ -422,15 +422,15 @@ def _extract_chunk(job) -> Features:
         out.hashes[good] = phash_variants(smalls[good])
         out.embedding[good] = hog(smalls[good])
         out.low_info[good] = smalls[good].reshape(len(good), -1).std(axis=1) < LOW_INFO_STD
-    keep = [q for q, r in enumerate(rot_rows) if out.ok[r]]
-    rs = np.array([rot_small[q] for q in keep], np.uint8).reshape(len(keep), THUMB, THUMB)
+    keep = [q for q, r in enumerate(derotated_rows) if out.ok[r]]
+    rs = np.array([derotated_small[q] for q in keep], np.uint8).reshape(len(keep), THUMB, THUMB)
     return Features(ok=out.ok, file_digest=out.file_digest, pixel_digest=out.pixel_digest,
                     hashes=out.hashes, embedding=out.embedding, low_info=out.low_info,
                     sizes=out.sizes, thumb=smalls,
-                    rot_rows=np.array([rot_rows[q] for q in keep], np.int64),
-                    rot_angle=np.array([rot_angle[q] for q in keep], np.float32),
-                    rot_embedding=hog(rs) if len(keep) else np.zeros((0, EMBED_DIM), np.float32),
-                    rot_thumb=rs, model_embedding=_extra_embed(embedder, views, out.ok),
+                    derotated_rows=np.array([derotated_rows[q] for q in keep], np.int64),
+                    derotated_angle=np.array([derotated_angle[q] for q in keep], np.float32),
+                    derotated_embedding=hog(rs) if len(keep) else np.zeros((0, EMBED_DIM), np.float32),
+                    derotated_thumb=rs, model_embedding=_extra_embed(embedder, views, out.ok),
                     failures=tuple(failures), notes=tuple(notes))
 
 

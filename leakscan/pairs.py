@@ -241,7 +241,7 @@ def find_pairs(
 
     # 3. embedding k-NN with ratio test
     if settings.min_cosine <= 1.0 and len(search_rows) > 1:
-        rotated = (features.rot_rows, features.rot_embedding) if settings.transforms != "none" else None
+        rotated = (features.derotated_rows, features.derotated_embedding) if settings.transforms != "none" else None
         ei_, ej_, es_, ev_ = _embedding_pairs(features.embedding, search_rows, variants, settings, progress, query_pos,
                                               rotated=rotated, thumbs=features.thumb if settings.crops else None)
         parts.append(_candidates(ei_, ej_, Kind.EMBEDDING, es_, ev_))
@@ -315,8 +315,8 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
         if keep:
             rpos = np.array([where[int(rotated[0][q])] for q in keep], np.int64)
             wanted = np.isin(rpos, query_pos)
-            rot_q = rotated[1][np.asarray(keep)[wanted]]
-            sets.append((rpos[wanted], lambda a, b: rot_q[a:b], variants, MatchView.DEROTATED))
+            derotated_q = rotated[1][np.asarray(keep)[wanted]]
+            sets.append((rpos[wanted], lambda a, b: derotated_q[a:b], variants, MatchView.DEROTATED))
     if thumbs is not None:
         nc = len(CROP_PLACES)
         crop_pos = np.repeat(query_pos, nc)

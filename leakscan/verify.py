@@ -272,14 +272,14 @@ def verify_pairs(features: Features, i: np.ndarray, j: np.ndarray, variant: np.n
 
 def _verify_rotated(features: Features, i, j, v):
     """Pairs where one side matched through its de-rotated view: that view against the other image."""
-    where = {int(r): q for q, r in enumerate(features.rot_rows.tolist())}
+    where = {int(r): q for q, r in enumerate(features.derotated_rows.tolist())}
     best = np.full(len(i), -1.0, np.float32)
     for x, y in ((i, j), (j, i)):
         k = np.flatnonzero([int(r) in where for r in x.tolist()])
         if not len(k):
             continue
         q = np.array([where[int(r)] for r in x[k].tolist()], np.int64)
-        ra, rb = features.rot_thumb[q], features.thumb[y[k]]
+        ra, rb = features.derotated_thumb[q], features.thumb[y[k]]
         wa, wb = padding_weights(ra), padding_weights(rb)
         if wa is not None or wb is not None:
             wa = np.ones(ra.shape, np.float32) if wa is None else wa

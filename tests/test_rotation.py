@@ -37,8 +37,8 @@ def test_rotated_and_cropped_copies_found_by_default(tmp_path):
     assert found.get(frozenset(("img04.jpg", "rotated.jpg")), "").startswith("rotated")
     assert frozenset(("img09.jpg", "cropped.jpg")) in found
     assert len(found) == 2, found
-    assert r.features.rot_rows.tolist() == [list(r.manifest.paths).index("rotated.jpg")]
-    assert abs(float(r.features.rot_angle[0]) + 20) <= 1.0
+    assert r.features.derotated_rows.tolist() == [list(r.manifest.paths).index("rotated.jpg")]
+    assert abs(float(r.features.derotated_angle[0]) + 20) <= 1.0
 
 
 def test_sparse_rotated_views_survive_take_and_concat():
@@ -46,13 +46,13 @@ def test_sparse_rotated_views_survive_take_and_concat():
     imgs = base + [base[1].rotate(30, resample=Image.BICUBIC, expand=True).resize((96, 96))]
     arr = np.stack([np.asarray(i) for i in imgs])
     f = extract_features(discover(arr), jobs=1)
-    assert f.rot_rows.tolist() == [4]
+    assert f.derotated_rows.tolist() == [4]
     t = f.take(np.array([4, 0, 1]))
-    assert t.rot_rows.tolist() == [0] and np.array_equal(t.rot_thumb[0], f.rot_thumb[0])
+    assert t.derotated_rows.tolist() == [0] and np.array_equal(t.derotated_thumb[0], f.derotated_thumb[0])
     from leakscan.features import Features
 
     c = Features.concat([f, f], [0, len(f)])
-    assert c.rot_rows.tolist() == [4, 9]
+    assert c.derotated_rows.tolist() == [4, 9]
 
 
 def test_a_failing_rotation_check_does_not_lose_the_image(monkeypatch):
@@ -64,7 +64,7 @@ def test_a_failing_rotation_check_does_not_lose_the_image(monkeypatch):
     monkeypatch.setattr(F, "derotate", broken)
     arr = np.stack([np.asarray(scene(s, 64)) for s in range(3)])
     f = extract_features(discover(arr), jobs=1)
-    assert f.ok.all() and not f.failures and len(f.rot_rows) == 0
+    assert f.ok.all() and not f.failures and len(f.derotated_rows) == 0
 
 
 def test_de_rotated_views_come_back_from_the_cache_unchanged(tmp_path):
@@ -76,6 +76,6 @@ def test_de_rotated_views_come_back_from_the_cache_unchanged(tmp_path):
     db = tmp_path / "cache.sqlite"
     first = audit(tmp_path, cache=db, jobs=1)
     again = audit(tmp_path, cache=db, jobs=1)
-    assert again.features.n_cached == 5 and len(first.features.rot_rows) == 1
-    for name in ("rot_rows", "rot_angle", "rot_embedding", "rot_thumb", "thumb", "hashes", "embedding"):
+    assert again.features.n_cached == 5 and len(first.features.derotated_rows) == 1
+    for name in ("derotated_rows", "derotated_angle", "derotated_embedding", "derotated_thumb", "thumb", "hashes", "embedding"):
         np.testing.assert_array_equal(getattr(first.features, name), getattr(again.features, name))

@@ -8,7 +8,8 @@ from .settings import DetectSettings
 from .pairs import PairTable, find_pairs
 from .groups import Groups, build_groups
 from .audit import Audit, audit
-from .split import Resplit, assign_splits, resplit
+from .split import assign_splits
+from .resplit import Resplit, resplit
 from .model_selection import StratifiedGroupShuffleSplit, find_groups, train_test_split
 
 __all__ = [

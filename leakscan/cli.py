@@ -325,7 +325,8 @@ def resplit(
     from .audit import audit as run_audit  # noqa: PLC0415
     from .materialize import materialize  # noqa: PLC0415
     from .report import prepare_resplit_out, render_resplit, write_resplit  # noqa: PLC0415
-    from .split import parse_ratios, resplit as run_resplit  # noqa: PLC0415
+    from .resplit import resplit as run_resplit  # noqa: PLC0415
+    from .split import parse_ratios  # noqa: PLC0415
 
     if data is None and manifest is None:
         raise _fail("give a dataset folder (leakscan resplit DATA --out NEW.csv) or --manifest FILE")

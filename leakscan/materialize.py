@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, OutputError
-from .report import _inside
+from .output import inside, make_folder
 
 __all__ = ["materialize", "LINK_MODES"]
 
@@ -43,14 +43,14 @@ def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False) -
     if m.images is not None:
         raise ConfigError("materialize needs image files; this dataset came from an in-memory array")
     dest = Path(dest)
-    if m.root is not None and _inside(dest, m.root):
+    if m.root is not None and inside(dest, m.root):
         raise OutputError(f"{dest}: inside the dataset folder {m.root}; leakscan never writes there")
     if dest.exists():
         if not dest.is_dir():
             raise OutputError(f"{dest}: exists and is not a folder")
         if any(dest.iterdir()) and not force:
             raise OutputError(f"{dest}: folder is not empty; pass --force to add to it or choose another folder")
-    dest.mkdir(parents=True, exist_ok=True)
+    make_folder(dest)
     names = resplit.splits
     taken: set[Path] = set()
     placed = 0
@@ -65,7 +65,7 @@ def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False) -
             target = target.with_name(f"{src.stem}__{k}{src.suffix}")
             k += 1
         taken.add(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(target.parent)
         try:
             if link == "hardlink":
                 os.link(src, target)

@@ -1,7 +1,7 @@
 """Render an Audit: terminal tables (rich), ``summary.json``, ``pairs.csv``, ``groups.csv``, ``skipped.csv``.
 
-Files are written atomically (a temporary file in the same folder, then renamed), so an
-interrupted run never leaves a half-written file behind.
+Files are written atomically through :func:`leakscan.output.atomic_write`, so an interrupted
+run never leaves a half-written file behind, and a write that fails is an OutputError.
 """
 
 from __future__ import annotations
@@ -10,42 +10,17 @@ import csv
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .audit import PAIR_COLUMNS, Audit
 from .errors import OutputError
+from .output import atomic_write, inside, make_folder
 
-__all__ = ["write_outputs", "summary_json", "render_terminal", "OUTPUT_FILES", "atomic_write"]
+__all__ = ["write_outputs", "summary_json", "render_terminal", "OUTPUT_FILES"]
 
 OUTPUT_FILES = ("summary.json", "pairs.csv", "groups.csv", "skipped.csv", "report.html")
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and an atomic rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are ordinary files
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _csv_text(columns, rows) -> str:
@@ -61,27 +36,16 @@ def summary_json(audit: Audit) -> str:
     return json.dumps(audit.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
 
-def _inside(child: Path, parent: Path) -> bool:
-    try:
-        child.resolve().relative_to(parent.resolve())
-        return True
-    except ValueError:
-        return False
-
-
 def prepare_out_dir(out: Path, *, force: bool, data_root: Path | None, names=OUTPUT_FILES) -> Path:
     """Check that ``out`` may receive our files: not inside the dataset, writable, no clobbering."""
     out = Path(out)
-    if data_root is not None and _inside(out, data_root):
+    if data_root is not None and inside(out, data_root):
         raise OutputError(
             f"{out}: output folder is inside the dataset folder {data_root}; leakscan never writes there "
             "(choose --out outside it)")
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot create output folder ({exc.strerror or exc})") from None
+    make_folder(out)
     if not os.access(out, os.W_OK | os.X_OK):
         raise OutputError(f"{out}: output folder is not writable")
     existing = [n for n in names if (out / n).exists()]
@@ -145,12 +109,7 @@ def _write_parquet(audit: Audit, out: Path) -> list[Path]:
         raise OutputError("--parquet needs pyarrow: pip install pyarrow") from None
     recs = audit.pair_records()
     table = pa.table({c: [r[c] if r[c] != "" else None for r in recs] for c in PAIR_COLUMNS})
-    fd, tmp = tempfile.mkstemp(prefix=".pairs.parquet.", suffix=".tmp", dir=out)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())
-    pq.write_table(table, tmp)
-    os.replace(tmp, out / "pairs.parquet")
-    return [out / "pairs.parquet"]
+    return [atomic_write(out / "pairs.parquet", lambda tmp: pq.write_table(table, tmp))]
 
 
 # --------------------------------------------------------------------------- terminal
@@ -234,7 +193,7 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
 def prepare_resplit_out(out: Path, *, force: bool, data_root: Path | None) -> None:
     """Check that the new manifest may be written at ``out`` (before the long part runs)."""
     out = Path(out)
-    if data_root is not None and _inside(out.parent, data_root):
+    if data_root is not None and inside(out.parent, data_root):
         raise OutputError(f"{out}: inside the dataset folder {data_root}; leakscan never writes there "
                           "(choose --out outside it)")
     if out.is_dir():
@@ -248,10 +207,7 @@ def write_resplit(rs, out: str | os.PathLike) -> list[Path]:
     out = Path(out)
     if out.exists() and out.is_dir():
         raise OutputError(f"{out}: is a folder; --out names the CSV file to write")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{out.parent}: cannot create folder ({exc.strerror or exc})") from None
+    make_folder(out.parent)
     m = rs.audit.manifest
     base = out.parent.resolve()
 
@@ -262,20 +218,17 @@ def write_resplit(rs, out: str | os.PathLike) -> list[Path]:
 
     rows = np.flatnonzero(~rs.dropped)
     names, grp = rs.splits, rs.groups_column()
-    try:
-        atomic_write(out, _csv_text(["path", "split", "label", "group"],
-                                    ({"path": rel(r), "split": names[r], "label": m.labels[r], "group": grp[r]}
-                                     for r in rows)))
-        written = [out]
-        if rs.dropped.any():
-            dropped = out.with_name(out.stem + ".dropped.csv")
-            atomic_write(dropped, _csv_text(
-                ["path", "split", "label", "group", "reason"],
-                ({"path": rel(r), "split": m.splits[r], "label": m.labels[r], "group": grp[r],
-                  "reason": "duplicate of an image in a kept split"} for r in np.flatnonzero(rs.dropped))))
-            written.append(dropped)
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    atomic_write(out, _csv_text(["path", "split", "label", "group"],
+                                ({"path": rel(r), "split": names[r], "label": m.labels[r], "group": grp[r]}
+                                 for r in rows)))
+    written = [out]
+    if rs.dropped.any():
+        dropped = out.with_name(out.stem + ".dropped.csv")
+        atomic_write(dropped, _csv_text(
+            ["path", "split", "label", "group", "reason"],
+            ({"path": rel(r), "split": m.splits[r], "label": m.labels[r], "group": grp[r],
+              "reason": "duplicate of an image in a kept split"} for r in np.flatnonzero(rs.dropped))))
+        written.append(dropped)
     return written
 
 

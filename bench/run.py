@@ -20,7 +20,6 @@ Times are for this machine in this run; compare the ratios, not the absolute sec
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -32,7 +31,6 @@ import time
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -181,7 +179,7 @@ def scale_section(lines: list[str]) -> None:
     for row in out.splitlines():
         name, n, s, _ = row.split("|")
         lines.append(f"| {name} | {int(n):,} | {s} |")
-    lines += [f"", f"Peak memory of that process: {m:.0f} MB.", ""]
+    lines += ["", f"Peak memory of that process: {m:.0f} MB.", ""]
 
 
 def photos_section(lines: list[str]) -> None:

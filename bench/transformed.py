@@ -98,7 +98,6 @@ def build(work: Path, source: Path | None) -> list[dict]:
 
 def score(rows: list[dict], pairs: set[tuple[str, str]]) -> dict:
     orig = {r["path"]: r["orig"] for r in rows}
-    edit_of = {r["path"]: r["edit"] for r in rows}
     tp = sum(1 for a, b in pairs if orig[a] == orig[b])
     res = {"pairs": len(pairs), "precision": round(tp / len(pairs), 4) if pairs else None}
     found = {frozenset(p) for p in pairs}

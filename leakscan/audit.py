@@ -175,7 +175,8 @@ class Audit:
         try:
             import pandas as pd  # noqa: PLC0415
         except ImportError as exc:
-            raise ImportError("Audit.to_frame needs pandas: pip install pandas (or use to_dict / pair_records)") from exc
+            raise ImportError("Audit.to_frame needs pandas: pip install pandas "
+                              "(or use to_dict / pair_records)") from exc
         return pd.DataFrame(self.pair_records(), columns=PAIR_COLUMNS)
 
 

@@ -160,7 +160,8 @@ class Features:
                 getattr(out, name)[pos] = getattr(part, name)
             failures.update((int(pos[r]), why) for r, why in part.failures)
             notes.update((int(pos[r]), why) for r, why in part.notes)
-            derot.append((pos[part.derotated_rows], part.derotated_angle, part.derotated_embedding, part.derotated_thumb))
+            derot.append((pos[part.derotated_rows], part.derotated_angle, part.derotated_embedding,
+                          part.derotated_thumb))
             if part.model_embedding is not None:
                 if model is None:
                     model = np.zeros((n, part.model_embedding.shape[1]), np.float32)
@@ -227,7 +228,8 @@ class Features:
         order = np.argsort(new_rows, kind="stable")
         rk = np.asarray(rk, np.int64)[order]
         return Features(
-            derotated_rows=new_rows[order], derotated_angle=self.derotated_angle[rk], derotated_embedding=self.derotated_embedding[rk],
+            derotated_rows=new_rows[order], derotated_angle=self.derotated_angle[rk],
+            derotated_embedding=self.derotated_embedding[rk],
             derotated_thumb=self.derotated_thumb[rk],
             model_embedding=None if self.model_embedding is None else self.model_embedding[rows],
             ok=self.ok[rows], file_digest=self.file_digest[rows], pixel_digest=self.pixel_digest[rows],

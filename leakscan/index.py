@@ -172,9 +172,9 @@ class CosineIndex:
             return np.full((m, k), -np.inf, np.float32), np.full((m, k), -1, np.int64)
         sims = np.empty((m, k), np.float32)
         ids = np.empty((m, k), np.int64)
-        for s in range(0, m, block):
-            S, I = self._index.search(queries[s:s + block], k)
-            sims[s:s + block] = S
-            ids[s:s + block] = I
+        for start in range(0, m, block):
+            found_sims, found_ids = self._index.search(queries[start:start + block], k)
+            sims[start:start + block] = found_sims
+            ids[start:start + block] = found_ids
         sims[ids < 0] = -np.inf
         return sims, ids

@@ -75,7 +75,8 @@ def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False) -
                 shutil.copy2(src, target)
         except OSError as exc:
             if exc.errno == errno.EXDEV:
-                raise OutputError(f"{target}: cannot hard-link across file systems; use --link copy or symlink") from None
+                raise OutputError(f"{target}: cannot hard-link across file systems; "
+                                  "use --link copy or symlink") from None
             raise OutputError(f"{target}: cannot {link} {src}: {exc.strerror or exc}") from None
         placed += 1
     return placed

@@ -257,8 +257,8 @@ def render_resplit(rs, console) -> None:
         for name in d["splits"]:
             t.add_column(name, justify="right")
         for c in sorted(worst):
-            t.add_row(c or "(none)", *(f"{100 * s['class_share_target'][c]:.1f}% -> {100 * s['class_share_achieved'][c]:.1f}%"
-                                       for s in d["splits"].values()))
+            t.add_row(c or "(none)", *(f"{100 * s['class_share_target'][c]:.1f}% -> "
+                                       f"{100 * s['class_share_achieved'][c]:.1f}%" for s in d["splits"].values()))
         console.print(t)
     for p in d["problems"]:
         console.print(f"[yellow]cannot fully meet:[/yellow] {p}", highlight=False)

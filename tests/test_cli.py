@@ -79,7 +79,6 @@ def test_unsplit_folder_reports_within_split(tmp_path):
 
 
 def test_every_write_failure_is_an_output_error(tmp_path):
-    import pytest
 
     from leakscan.errors import OutputError
     from leakscan.output import atomic_write

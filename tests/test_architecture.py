@@ -1,0 +1,104 @@
+"""The package's shape: imports run one way (the layers in pyproject.toml), no cycles, lint clean."""
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+PKG = ROOT / "leakscan"
+MODULES = {p.stem for p in PKG.glob("*.py")} - {"__init__", "__main__"}
+
+
+def _relative_imports(path: Path) -> set[str]:
+    """Modules of the package that ``path`` imports, at the top or inside functions."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module is None:
+                out |= {a.name for a in node.names if a.name in MODULES}
+            else:
+                out.add(node.module.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("leakscan."):
+            out.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            out |= {a.name.split(".")[1] for a in node.names if a.name.startswith("leakscan.")}
+    return out
+
+
+GRAPH = {m: _relative_imports(PKG / f"{m}.py") for m in sorted(MODULES)}
+
+
+def _layers() -> list[list[str]]:
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    (contract,) = config["tool"]["importlinter"]["contracts"]
+    return [[m.strip().removeprefix("leakscan.") for m in layer.split("|")] for layer in contract["layers"]]
+
+
+def test_every_module_has_a_layer():
+    placed = [m for layer in _layers() for m in layer]
+    assert sorted(placed) == sorted(MODULES), set(MODULES) ^ set(placed)
+
+
+def test_imports_run_down_the_layers_only():
+    rank = {m: len(_layers()) - k for k, layer in enumerate(_layers()) for m in layer}
+    bad = [f"{a} imports {b}" for a, deps in GRAPH.items() for b in deps if rank[b] >= rank[a]]
+    assert not bad, bad
+
+
+def test_no_import_cycles_lazy_imports_included():
+    state: dict[str, int] = {}
+
+    def visit(m, path):
+        if state.get(m) == 1:
+            raise AssertionError("import cycle: " + " -> ".join(path + [m]))
+        if state.get(m) == 2:
+            return
+        state[m] = 1
+        for d in sorted(GRAPH[m]):
+            visit(d, path + [m])
+        state[m] = 2
+
+    for m in GRAPH:
+        visit(m, [])
+
+
+def test_the_cache_is_a_leaf():
+    assert GRAPH["cache"] == set()
+
+
+def test_no_submodule_imports_the_package_init():
+    bad = []
+    for path in sorted(PKG.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 1 and node.module is None:
+                    bad += [f"{path.name}: from . import {a.name}" for a in node.names if a.name not in MODULES]
+                if node.level == 0 and node.module == "leakscan":
+                    bad.append(f"{path.name}: from leakscan import ...")
+    assert not bad, bad
+
+
+def _tool(name: str) -> str:
+    exe = Path(sys.executable).parent / name
+    found = str(exe) if exe.exists() else shutil.which(name)
+    if not found:
+        pytest.skip(f"{name} is not installed (it comes with the test extra: pip install -e '.[test]')")
+    return found
+
+
+def test_import_linter_contract_is_kept():
+    r = subprocess.run([_tool("lint-imports"), "--no-cache"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+
+
+def test_ruff_is_clean():
+    r = subprocess.run([_tool("ruff"), "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]

@@ -36,7 +36,7 @@ def hostile_report(tmp_path_factory):
     bad.parent.mkdir(parents=True)
     scene(3).resize((80, 80)).save(bad)
     out = root.parent / "out"
-    write_outputs(audit(root, jobs=1), out)
+    write_outputs(audit(root, jobs=1, cache=root.parent / "cache.sqlite"), out)  # its own cache
     return out / "report.html"
 
 

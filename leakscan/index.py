@@ -33,6 +33,19 @@ def _content_sample(db: np.ndarray, m: int, seed: int) -> np.ndarray:
     return order[np.linspace(0, len(db) - 1, m).astype(np.int64)]
 
 
+def _n_lists(n: int) -> int:
+    """Inverted lists of an approximate index over ``n`` vectors: ``4 * sqrt(n)``."""
+    return int(4 * np.sqrt(n))
+
+
+def _trained(index, db: np.ndarray, nprobe: int, seed: int):
+    """``index`` (an IVF index) trained on 40 rows per list chosen by content, probing ``nprobe`` lists."""
+    index.cp.seed = seed
+    index.train(db[_content_sample(db, min(len(db), index.nlist * 40), seed)])
+    index.nprobe = min(nprobe, index.nlist)
+    return index
+
+
 def _faiss():
     try:
         import faiss  # noqa: PLC0415 - lazy: heavy import kept out of `import leakscan`
@@ -73,13 +86,9 @@ class HammingIndex:
             self._index = faiss.IndexBinaryFlat(self.nbits)
         else:
             self.exact = False
-            nlist = int(4 * np.sqrt(n))
-            self._quantizer = faiss.IndexBinaryFlat(self.nbits)
-            index = faiss.IndexBinaryIVF(self._quantizer, self.nbits, nlist)
-            index.cp.seed = seed
-            index.train(self.db[_content_sample(self.db, min(n, nlist * 40), seed)])
-            index.nprobe = min(nprobe, nlist)
-            self._index = index
+            nlist = _n_lists(n)
+            self._quantizer = faiss.IndexBinaryFlat(self.nbits)  # keep alive: the IVF index refers to it
+            self._index = _trained(faiss.IndexBinaryIVF(self._quantizer, self.nbits, nlist), self.db, nprobe, seed)
         self._index.add(self.db)
 
     def range(self, queries: np.ndarray, max_distance: int, *, block: int = BLOCK):
@@ -140,15 +149,9 @@ class CosineIndex:
             self._index = faiss.IndexFlatIP(d)
         else:
             self.exact = False
-            nlist = int(4 * np.sqrt(n))
-            quantizer = faiss.IndexFlatIP(d)
-            index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-            sample = self.db[_content_sample(self.db, min(n, nlist * 40), seed)]
-            index.cp.seed = seed
-            index.train(sample)
-            index.nprobe = min(nprobe, nlist)
-            self._index = index
-            self._quantizer = quantizer  # keep alive: the IVF index refers to it
+            self._quantizer = faiss.IndexFlatIP(d)  # keep alive: the IVF index refers to it
+            ivf = faiss.IndexIVFFlat(self._quantizer, d, _n_lists(n), faiss.METRIC_INNER_PRODUCT)
+            self._index = _trained(ivf, self.db, nprobe, seed)
         self._index.add(self.db)
 
     def __len__(self) -> int:

@@ -124,7 +124,7 @@ def _model_spec(model: Optional[Path], batch: int):
 OPT_MANIFEST = typer.Option(None, "--manifest", "-m", show_default=False,
                             help="CSV with columns path, split[, label, group]; paths relative to the CSV.")
 OPT_MAX_HAMMING = typer.Option(DEFAULTS.max_hamming, "--max-hamming", min=-1, max=64,
-                               help="pHash pairs at this Hamming distance or less are duplicates (-1: off).")
+                               help="pHash pairs at this Hamming distance or less are candidates (-1: off).")
 OPT_MIN_COSINE = typer.Option(DEFAULTS.min_cosine, "--min-cosine", min=0.0,
                               help="Least embedding cosine similarity of a candidate pair (>1: off).")
 OPT_MIN_NCC = typer.Option(DEFAULTS.min_ncc, "--min-ncc", min=-1.0, max=1.0,
@@ -356,7 +356,7 @@ def resplit(
         con.print(f"New manifest written to {out}" + (f"; {placed} files placed under {materialize_dir}/ "
                                                        f"({link.value})" if placed is not None else ""),
                   markup=False)
-    if rs.cross_split_pairs():  # cannot happen unless two kept splits share duplicates
+    if rs.cross_split_pairs():  # pairs whose images the assignment did not keep in one group
         _say(f"leakscan: warning: {rs.cross_split_pairs()} duplicate pairs still cross splits (see problems)")
 
 

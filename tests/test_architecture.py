@@ -102,3 +102,10 @@ def test_import_linter_contract_is_kept():
 def test_ruff_is_clean():
     r = subprocess.run([_tool("ruff"), "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+
+
+def test_readme_module_map_lists_every_module_once():
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Development", 1)[1].split("```", 2)[1]
+    listed = [line.split()[0] for line in block.splitlines() if line.startswith("  ") and line.split()[0].endswith(".py")]
+    assert sorted(listed) == sorted(p.name for p in PKG.glob("*.py") if p.name != "__main__.py")

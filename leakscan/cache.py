@@ -146,8 +146,8 @@ class FeatureCache:
         ``select`` ends with ``WHERE`` or ``AND``; ``path IN (...)`` is appended, after ``params``.
         """
         want = [(k, key) for k, key in enumerate(keys) if key is not None]
-        for s in range(0, len(want), 900):
-            part = want[s:s + 900]
+        for start in range(0, len(want), 900):
+            part = want[start:start + 900]
             q = ",".join("?" * len(part))
             rows = self._db.execute(f"{select} path IN ({q})", [*params] + [key[0] for _, key in part]).fetchall()
             got = {r[0]: r for r in rows}

@@ -108,11 +108,11 @@ class HammingIndex:
         if self._index is None or len(queries) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32)
         qs, ds, dists = [], [], []
-        for s in range(0, len(queries), block):
+        for start in range(0, len(queries), block):
             # faiss keeps distances strictly below the radius: pass max + 1
-            lims, dist, ids = self._index.range_search(queries[s:s + block], int(max_distance) + 1)
+            lims, dist, ids = self._index.range_search(queries[start:start + block], int(max_distance) + 1)
             counts = np.diff(lims).astype(np.int64)
-            qs.append(np.repeat(np.arange(s, s + len(counts), dtype=np.int64), counts))
+            qs.append(np.repeat(np.arange(start, start + len(counts), dtype=np.int64), counts))
             ds.append(ids.astype(np.int64))
             dists.append(dist.astype(np.int32))
         return np.concatenate(qs), np.concatenate(ds), np.concatenate(dists)

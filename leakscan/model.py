@@ -116,8 +116,8 @@ class EmbeddingModel:
     def embed(self, batch: np.ndarray) -> np.ndarray:
         """L2-normalised embeddings ``(m, D)`` of ``(m, H, W, 3)`` uint8 images, ``batch_size`` at a time."""
         out = []
-        for s in range(0, len(batch), self.spec.batch_size):
-            x = (batch[s:s + self.spec.batch_size].astype(np.float32) / 255.0 - self._mean) / self._std
+        for start in range(0, len(batch), self.spec.batch_size):
+            x = (batch[start:start + self.spec.batch_size].astype(np.float32) / 255.0 - self._mean) / self._std
             if self.layout == "NCHW":
                 x = x.transpose(0, 3, 1, 2)
             try:

@@ -190,9 +190,9 @@ def aligned_ncc(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb: 
     zooms = _signed_zooms()
     r = max(1, int(round(MAX_SHIFT * n / 2)))
     coarse_shifts = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
-    sl = (lambda w, s: None if w is None else np.asarray(w, np.float32)[s:s + block])  # noqa: E731
-    for s in range(0, len(a), block):
-        A, B, WA, WB = a[s:s + block], b[s:s + block], sl(wa, s), sl(wb, s)
+    sl = (lambda w, start: None if w is None else np.asarray(w, np.float32)[start:start + block])  # noqa: E731
+    for start in range(0, len(a), block):
+        A, B, WA, WB = a[start:start + block], b[start:start + block], sl(wa, start), sl(wb, start)
         _, bz, bdy, bdx = _best(_down2(A), _down2(B), _down2(WA), _down2(WB), zooms, coarse_shifts)
         best = np.full(len(A), -2.0, np.float32)
         # refine each pair at full size around its coarse optimum: the same zoom and its
@@ -217,7 +217,7 @@ def aligned_ncc(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb: 
                 y, wy = _shift_each(y, wy, 2 * bdy[sel], 2 * bdx[sel])
                 for ey, ex in fine:
                     best[sel] = np.maximum(best[sel], _ncc_at(x, y, wx, wy, ey, ex))
-        out[s:s + block] = best
+        out[start:start + block] = best
     return out
 
 

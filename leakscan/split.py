@@ -192,23 +192,8 @@ def assign_splits(
     if (keep or not shuffle) and current is None:
         raise ConfigError("keep and the minimal-change mode need the current splits; pass current= or shuffle=True")
 
-    # ---- split names and target ratios
-    if ratios is None:
-        if current is None:
-            raise ConfigError("give ratios (e.g. train=0.8,test=0.2) or the current splits")
-        names, counts = np.unique(current.astype(str), return_counts=True)
-        ratios = {str(k): c / n for k, c in zip(names, counts)}
-        ratios_given = False
-    else:
-        ratios = dict(ratios)
-        ratios_given = True
-    split_names = order_splits(ratios)
-    for k in keep:
-        if current is not None and k not in set(current.tolist()):
-            raise ConfigError(f"--keep {k}: no image is in split {k!r} (splits: {', '.join(sorted(set(current)))})")
-        if k not in ratios:
-            ratios[k] = float(np.mean(current == k))
-            split_names = order_splits(ratios)
+    ratios_given = ratios is not None
+    split_names, ratios = _split_ratios(ratios, current, keep)
     S = len(split_names)
     sidx = {s: i for i, s in enumerate(split_names)}
     if current is not None:
@@ -230,27 +215,7 @@ def assign_splits(
 
     # ---- kept splits: their rows are fixed; rows sharing a unit with them are forced
     kept_idx = [sidx[k] for k in keep]
-    fixed = np.isin(cur, kept_idx) if kept_idx else np.zeros(n, bool)
-    forced = 0
-    unit_free = np.ones(U, bool)
-    if fixed.any():
-        out[fixed] = cur[fixed]
-        # the kept split each unit is tied to (a unit tied to two kept splits cannot be fixed)
-        tie = np.full(U, -1, np.int64)
-        tie[ucode[fixed]] = cur[fixed]
-        clash = np.zeros(U, bool)
-        np.logical_or.at(clash, ucode[fixed], tie[ucode[fixed]] != cur[fixed])
-        if clash.any():
-            problems.append(f"{int(clash.sum())} duplicate groups span two kept splits "
-                            f"({', '.join(keep)}); they stay as they are")
-        unit_free[ucode[fixed]] = False
-        tied_rows = ~fixed & ~unit_free[ucode]
-        forced = int(tied_rows.sum())
-        if drop:
-            out[tied_rows] = -1
-        else:
-            out[tied_rows] = tie[ucode[tied_rows]]
-        out[tied_rows & clash[ucode]] = -1  # cannot join both: dropped, reported above
+    fixed, unit_free, forced = _fix_kept(out, cur, ucode, U, kept_idx, keep, drop, problems)
 
     free_rows = np.flatnonzero(unit_free[ucode])
     free_splits = [i for i in range(S) if i not in kept_idx]
@@ -293,6 +258,55 @@ def assign_splits(
     problems += _feasibility(achieved, target, share_target, split_names, ucode, out)
     return Assignment(split_names=split_names, splits=out, target=target, moved=moved,
                       forced=forced, problems=problems, share_target=share_target)
+
+
+def _split_ratios(ratios, current, keep) -> tuple[list, dict]:
+    """Split names (in display order) and target share of each: ``ratios``, else the current sizes;
+    kept splits not in ``ratios`` keep their current share."""
+    if ratios is None:
+        if current is None:
+            raise ConfigError("give ratios (e.g. train=0.8,test=0.2) or the current splits")
+        names, counts = np.unique(current.astype(str), return_counts=True)
+        ratios = {str(k): c / len(current) for k, c in zip(names, counts)}
+    else:
+        ratios = dict(ratios)
+    split_names = order_splits(ratios)
+    for k in keep:
+        if current is not None and k not in set(current.tolist()):
+            raise ConfigError(f"--keep {k}: no image is in split {k!r} (splits: {', '.join(sorted(set(current)))})")
+        if k not in ratios:
+            ratios[k] = float(np.mean(current == k))
+            split_names = order_splits(ratios)
+    return split_names, ratios
+
+
+def _fix_kept(out, cur, ucode, n_units, kept_idx, keep, drop, problems):
+    """Rows of kept splits stay (``out`` set); rows sharing a unit with them join them, or are dropped.
+
+    Returns ``(fixed, unit_free, forced)``: the kept rows, which units are still free, and how
+    many rows of other splits were forced.
+    """
+    fixed = np.isin(cur, kept_idx) if kept_idx else np.zeros(len(cur), bool)
+    unit_free = np.ones(n_units, bool)
+    if not fixed.any():
+        return fixed, unit_free, 0
+    out[fixed] = cur[fixed]
+    # the kept split each unit is tied to (a unit tied to two kept splits cannot be fixed)
+    tie = np.full(n_units, -1, np.int64)
+    tie[ucode[fixed]] = cur[fixed]
+    clash = np.zeros(n_units, bool)
+    np.logical_or.at(clash, ucode[fixed], tie[ucode[fixed]] != cur[fixed])
+    if clash.any():
+        problems.append(f"{int(clash.sum())} duplicate groups span two kept splits "
+                        f"({', '.join(keep)}); they stay as they are")
+    unit_free[ucode[fixed]] = False
+    tied_rows = ~fixed & ~unit_free[ucode]
+    if drop:
+        out[tied_rows] = -1
+    else:
+        out[tied_rows] = tie[ucode[tied_rows]]
+    out[tied_rows & clash[ucode]] = -1  # cannot join both: dropped, reported above
+    return fixed, unit_free, int(tied_rows.sum())
 
 
 @dataclass

@@ -84,7 +84,7 @@ class Features:
     derotated_angle: np.ndarray | None = None      # (m,) float32 degrees
     derotated_embedding: np.ndarray | None = None  # (m, EMBED_DIM) float32
     derotated_thumb: np.ndarray | None = None      # (m, 32, 32) uint8
-    model_embedding: np.ndarray | None = None  # (n, D) float32 from an ONNX model (leakscan.model), or None
+    model_embedding: np.ndarray | None = None  # (n, D) float32 from the extra embedder (an ONNX model), or None
     failures: tuple = ()      # ((row, reason), ...)
     notes: tuple = ()         # ((row, note), ...) e.g. animated GIF first frame
     version: str = field(default=FEATURE_VERSION)

@@ -109,3 +109,40 @@ def test_readme_module_map_lists_every_module_once():
     block = readme.split("## Development", 1)[1].split("```", 2)[1]
     listed = [line.split()[0] for line in block.splitlines() if line.startswith("  ") and line.split()[0].endswith(".py")]
     assert sorted(listed) == sorted(p.name for p in PKG.glob("*.py") if p.name != "__main__.py")
+
+
+#: Distribution name -> the module it is imported as.
+IMPORT_NAME = {"pillow": "PIL", "faiss-cpu": "faiss", "scikit-learn": "sklearn", "dask": "dask",
+               "import-linter": "importlinter"}
+#: Imported only where a missing package is a clear error or a skip, never declared by us.
+OPTIONAL = {"pyarrow", "pandas"}
+
+
+def _third_party_imports(paths) -> set[str]:
+    out = set()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                out |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                out.add(node.module.split(".")[0])
+    local = {"leakscan", "conftest", "corpus", "test_verify"}
+    return {m for m in out if m not in sys.stdlib_module_names and m not in local}
+
+
+def _declared(group: str | None) -> set[str]:
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = project["dependencies"] if group is None else project["optional-dependencies"][group]
+    names = {r.split(">")[0].split("[")[0].split("=")[0].split("<")[0].strip().lower() for r in reqs}
+    return {IMPORT_NAME.get(n, n.replace("-", "_")) for n in names}
+
+
+def test_declared_dependencies_match_the_imports():
+    core = _declared(None)
+    used = _third_party_imports(PKG.glob("*.py"))
+    extras = _declared("dask") | {"distributed"} | _declared("onnx")
+    assert used - core - extras - OPTIONAL == set(), "imported but not declared"
+    assert core - used == set(), "declared but not imported by leakscan/"
+    tests = _third_party_imports((ROOT / "tests").glob("*.py"))
+    assert tests - core - _declared("test") - {"distributed"} - OPTIONAL == set(), "tests import undeclared packages"

@@ -133,3 +133,16 @@ def test_the_cache_is_a_leaf_of_bytes_and_arrays(tmp_path):
         assert c.get_pairs("k")["i"].tolist() == [0, 1, 2]
     with FeatureCache(tmp_path / "c.sqlite", version="other") as c:  # another version: cleared
         assert c.get([key]).positions == [] and c.notes
+
+
+def test_a_stored_row_of_another_layout_is_decoded_again(small, tmp_path):
+    from leakscan.cache import file_key
+
+    db = tmp_path / "c.sqlite"
+    first = audit(small, cache=db, jobs=1)
+    path = str(first.manifest.resolve(0))
+    with FeatureCache(db, version=FEATURE_VERSION) as c:  # a row written by some other layout
+        c.put([file_key(path)], [b"\x00" * 10], {}, {})
+    again = audit(small, cache=db, jobs=1)
+    assert again.features.n_cached == len(again.manifest) - 1
+    np.testing.assert_array_equal(again.features.embedding, first.features.embedding)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .decode import DecodeError, thumbnail_data
 from .present import pair_order, setting_flags, verdict
 
@@ -62,11 +62,12 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None, o
             involved.append(r)
         return seen[r]
 
-    pairs = [{"a": ref(p.i[k]), "b": ref(p.j[k]), "k": str(p.kind_names()[k]), "sc": round(float(p.score[k]), 4),
+    kinds = p.kind_names()  # once: the page lists up to every pair
+    pairs = [{"a": ref(p.i[k]), "b": ref(p.j[k]), "k": str(kinds[k]), "sc": round(float(p.score[k]), 4),
               "h": int(p.hamming[k]), "c": None if np.isnan(p.cosine[k]) else round(float(p.cosine[k]), 4),
               "v": None if np.isnan(p.ncc[k]) else round(float(p.ncc[k]), 4),
               "d": details[k], "g": int(g.ids[p.i[k]])}
-             for k in order.tolist() if cross[k]]
+             for k in order[cross[order]].tolist()]
     groups = [{"g": gid, "s": str(m.splits[members[gid][0]]), "m": [ref(r) for r in members[gid]]} for gid in within]
     confl = [{"g": c.group, "labels": c.labels, "m": [ref(r) for r in c.rows]} for c in conflicts]
     lows = [ref(r) for r in low.tolist()[:2000]]

@@ -1,6 +1,5 @@
 """Decisions file: users say "distinct" or "duplicate" once, and every command respects it."""
 
-import csv
 import json
 import shutil
 

@@ -120,17 +120,3 @@ def test_cross_split_scope_finds_the_same_cross_pairs():
     assert [(lk.split, lk.against) for lk in cross.leaks] == [(lk.split, lk.against) for lk in full.leaks]
     with pytest.raises(ConfigError, match="scope"):
         DetectSettings(scope="within")
-
-
-def test_approximate_index_does_not_depend_on_row_order():
-    from leakscan.index import CosineIndex
-
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((3000, 16)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    perm = rng.permutation(len(x))
-    a, b = CosineIndex(x, exact_max=100), CosineIndex(x[perm], exact_max=100)
-    assert not a.exact
-    _, ia = a.knn(x[:200], 5)
-    _, ib = b.knn(x[:200], 5)
-    np.testing.assert_array_equal(ia, perm[ib])

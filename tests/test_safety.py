@@ -124,7 +124,7 @@ def test_1_permission_denied_as_an_unprivileged_user_is_not_cached(tmp_path):
     # The reproduction: chmod 000, audit as a user, chmod 644, audit again. The first
     # audit runs in a child process that drops to 'nobody' (uid 65534).
     from leakscan.features import extract_features
-    from leakscan.manifest import discover
+    from leakscan.discovery import discover
 
     base = Path(tempfile.mkdtemp(prefix="leakscan-perm-"))
     try:
@@ -574,7 +574,7 @@ def test_10_workers_exit_when_the_parent_is_killed(tmp_path):
 
 def test_11_library_input_errors_are_value_errors_that_name_the_argument():
     from leakscan import ArgumentError, StratifiedGroupShuffleSplit, train_test_split
-    from leakscan.manifest import discover
+    from leakscan.discovery import discover
 
     imgs = np.random.default_rng(0).integers(0, 255, (3, 16, 16, 3), np.uint8)
     with pytest.raises(ValueError, match=r"splits has 2 entries but there are 3 images"):

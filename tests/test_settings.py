@@ -12,7 +12,8 @@ from leakscan.cli import app
 from leakscan.errors import ConfigError
 from leakscan.groups import build_groups, link_strength
 from leakscan.settings import DEFAULTS, RANDOM_STATE, DetectSettings
-from leakscan.split import assign_splits, resplit
+from leakscan.resplit import resplit
+from leakscan.split import assign_splits
 from conftest import ROOT
 
 

@@ -63,11 +63,13 @@ def render_compact(audit, console, *, max_rows: int = 10) -> None:
             out.append(_fit(s, w))
 
     d = audit.to_dict()
-    k = d["pairs_by_kind"]
+    k = dict(d["pairs_by_kind"])
+    if not k.get("model") and audit.features.model_embedding is None:
+        k.pop("model", None)  # no model given: say nothing about model pairs
     line(f"leakscan: {verdict(audit)}.", wrap=True)
     line(f"{d['n_images']:,} images ({d['n_skipped']:,} skipped) in {d['elapsed_seconds']:.1f}s; "
-         f"{d['n_pairs']:,} duplicate pairs ({k['exact']:,} exact, {k['hash']:,} hash, "
-         f"{k['embedding']:,} embedding) in {d['n_duplicate_groups']:,} groups.", wrap=True)
+         f"{d['n_pairs']:,} duplicate pairs ({', '.join(f'{n:,} {name}' for name, n in k.items())}) "
+         f"in {d['n_duplicate_groups']:,} groups.", wrap=True)
     line("splits: " + ", ".join(f"{s} {n:,} ({len([c for c in d['class_counts'].get(s, {}) if c])} classes)"
                                 for s, n in d["splits"].items()), wrap=True)
     for text in decision_lines(audit):

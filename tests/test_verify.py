@@ -60,13 +60,32 @@ def test_rotated_copies_found_by_default_and_verified():
     assert (3, 12) not in {(int(i), int(j)) for i, j in zip(flip_only.i, flip_only.j)}
 
 
-def test_verification_can_be_turned_off_and_only_removes_pairs():
+def test_a_lower_min_ncc_floor_keeps_a_superset_of_candidates():
+    # min_ncc is a floor on the candidates before the decision (not the decision): lowering it
+    # keeps more of them, and whatever is reported (duplicate or possible) passed the floor
+    from leakscan.decide import detect
+    from leakscan.evidence import EVIDENCE, pair_evidence
+    from leakscan.pairs import Kind, find_candidates
+
     imgs = [scene(s, 64) for s in range(40)]
     arr = np.stack([np.asarray(i) for i in imgs])
     feats = extract_features(discover(arr), jobs=1)
     loose = dict(min_cosine=0.3, ratio=1.0, max_hamming=20)
-    off = find_pairs(feats, DetectSettings(min_ncc=-1, **loose))
-    on = find_pairs(feats, DetectSettings(**loose))
-    assert len(off) > len(on)
-    assert np.isnan(off.ncc).all()
-    assert {(int(i), int(j)) for i, j in zip(on.i, on.j)} <= {(int(i), int(j)) for i, j in zip(off.i, off.j)}
+    found = find_candidates(feats, DetectSettings(**loose))
+    ncc = pair_evidence(feats, found.pairs, found.kth_neighbour)[:, EVIDENCE.index("ncc")]
+    exact = found.pairs.kind == Kind.EXACT
+    cand = {(int(i), int(j)): float(c) for i, j, c in zip(found.pairs.i, found.pairs.j, ncc)}
+
+    def kept(floor):
+        return {(int(i), int(j)) for i, j in zip(found.pairs.i[exact | (ncc >= floor)],
+                                                 found.pairs.j[exact | (ncc >= floor)])}
+
+    assert kept(0.4) < kept(-1)  # a strict superset: the floor removed some candidates
+    for min_ncc in (-1, 0.4):
+        d = detect(feats, DetectSettings(min_ncc=min_ncc, **loose))
+        reported = [(int(i), int(j)) for t in (d.pairs, d.possible) for i, j in zip(t.i, t.j)]
+        assert set(reported) <= kept(min_ncc)  # never a pair the floor removed
+        assert all(cand[p] >= min_ncc for p in reported)
+        for t in (d.pairs, d.possible):  # every non-exact pair carries its measured ncc and a confidence
+            assert np.isfinite(t.ncc[t.kind != Kind.EXACT]).all()
+            assert ((t.confidence >= 0) & (t.confidence <= 1)).all()

@@ -63,8 +63,9 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None, o
         return seen[r]
 
     kinds = p.kind_names()  # once: the page lists up to every pair
+    certainty = _certainty(p)
     pairs = [{"a": ref(p.i[k]), "b": ref(p.j[k]), "k": str(kinds[k]), "sc": round(float(p.score[k]), 4),
-              "h": int(p.hamming[k]), "c": None if np.isnan(p.cosine[k]) else round(float(p.cosine[k]), 4),
+              "cf": round(float(certainty[k]), 3), "h": int(p.hamming[k]), "c": None if np.isnan(p.cosine[k]) else round(float(p.cosine[k]), 4),
               "v": None if np.isnan(p.ncc[k]) else round(float(p.ncc[k]), 4),
               "d": details[k], "g": int(g.ids[p.i[k]])}
              for k in order[cross[order]].tolist()]
@@ -450,3 +451,9 @@ if (M.decisions) st.append(el("tr", {}, el("td", {}, el("code", {}, "--decisions
 for (const [k, v] of Object.entries(M.splits)) st.append(el("tr", {}, el("td", {}, "images in " + k), el("td", {}, v.toLocaleString())));
 </script></body></html>
 """
+
+
+def _certainty(p) -> np.ndarray:
+    """Each pair's confidence (the order of :func:`leakscan.present.pair_order`; score without one)."""
+    conf = getattr(p, "confidence", None)
+    return np.asarray(p.score if conf is None else np.where(np.isnan(conf), p.score, conf), np.float64)

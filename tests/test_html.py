@@ -69,8 +69,8 @@ def test_report_for_fixtures_has_every_section(tmp_path):
     assert len(data["pairs"]) == int(r.cross_split().sum()) > 30
     assert data["skipped"] == [{"p": "test/ship/corrupt-truncated.jpg", "r": r.skipped[0][1]}]
     assert data["conflicts"] and data["groups"]
-    scores = [p["sc"] for p in data["pairs"]]
-    assert scores == sorted(scores, reverse=True)
+    certainty = [p["cf"] for p in data["pairs"]]  # most certain first: by the decision's confidence
+    assert certainty == sorted(certainty, reverse=True) and all(0 <= c <= 1 for c in certainty)
 
 
 @needs_browser

@@ -38,7 +38,6 @@ import time
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -187,7 +186,7 @@ def scale_section(lines: list[str]) -> None:
     for row in out.splitlines():
         name, n, s, _ = row.split("|")
         lines.append(f"| {name} | {int(n):,} | {s} |")
-    lines += [f"", f"Peak memory of that process: {m:.0f} MB.", ""]
+    lines += ["", f"Peak memory of that process: {m:.0f} MB.", ""]
 
 
 def _photos() -> Path:

@@ -52,7 +52,7 @@ def main() -> None:
     import leakscan.index as index
     from leakscan.audit import analyse
     from leakscan.manifest import Manifest
-    from leakscan.pairs import find_pairs
+    from leakscan.decide import find_pairs
     from leakscan.settings import DetectSettings
 
     if exact:

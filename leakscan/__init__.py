@@ -1,18 +1,19 @@
 """leakscan: find exact and near-duplicate images and the train/val/test leakage they cause."""
 
-__version__ = "0.1.0"
-
-from .errors import ArgumentError, ConfigError, InputError, LeakscanError, OutputError  # noqa: E402
-from .manifest import Manifest, discover  # noqa: E402
-from .features import Features, extract_features  # noqa: E402
-from .settings import DetectSettings  # noqa: E402
-from .pairs import PairTable  # noqa: E402
-from .decide import find_pairs  # noqa: E402
-from .groups import Groups, build_groups  # noqa: E402
-from .audit import Audit, audit  # noqa: E402
-from .split import Resplit, assign_splits, resplit  # noqa: E402
-from .model_selection import StratifiedGroupShuffleSplit, find_groups, train_test_split  # noqa: E402
-from .decisions import Decisions, apply_decisions, read_decisions  # noqa: E402
+from ._version import __version__
+from .errors import ArgumentError, ConfigError, InputError, LeakscanError, OutputError
+from .discovery import discover
+from .manifest import Manifest
+from .features import Features, extract_features
+from .settings import DetectSettings
+from .pairs import PairTable
+from .decide import find_pairs
+from .groups import Groups, build_groups
+from .audit import Audit, audit
+from .split import assign_splits
+from .resplit import Resplit, resplit
+from .model_selection import StratifiedGroupShuffleSplit, find_groups, train_test_split
+from .decisions import Decisions, apply_decisions, read_decisions
 
 __all__ = [
     "__version__",

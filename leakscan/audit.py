@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import sqlite3
 import time
@@ -11,12 +12,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import __version__
-from .features import Features, extract_features, load_pictures
-from .groups import Groups, build_groups
-from .manifest import Manifest, discover
-from .pairs import KINDS, PairTable
+from ._version import __version__
+from .cache import SCHEMA as CACHE_SCHEMA, FeatureCache, NotACache, default_cache_path, file_key
 from .decide import Detection, detect
+from .decode import is_cacheable
+from .errors import ConfigError
+from .features import FEATURE_VERSION, Features, extract_features, load_pictures
+from .groups import Groups, build_groups
+from .discovery import discover
+from .manifest import Manifest
+from .pairs import KINDS, SEARCH_VERSION, PairTable
 from .settings import DetectSettings
 from .views import MatchView
 
@@ -157,7 +162,7 @@ class Audit:
         """The ``detail`` of each pair (how the copy differs), with the angle of rotated copies."""
         p = self.pairs if pairs is None else pairs
         detail = p.detail()
-        angle = dict(zip(self.features.rot_rows.tolist(), self.features.rot_angle.tolist()))
+        angle = dict(zip(self.features.derotated_rows.tolist(), self.features.derotated_angle.tolist()))
         for k in np.flatnonzero(MatchView.is_derotated(p.variant)):
             a = angle.get(int(p.i[k]), angle.get(int(p.j[k])))
             if a is not None:
@@ -241,20 +246,24 @@ def analyse(manifest: Manifest, features: Features, pairs: PairTable, settings: 
     counts = np.zeros((groups.n_groups, len(split_names)), np.int64)
     np.add.at(counts, (groups.ids[ok], split_of[ok]), 1)
     labels = manifest.labels
+    # per-class counts by one bincount per split pair, never a mask per label
+    label_names, label_of = np.unique(labels, return_inverse=True)
+    label_of = label_of.ravel()
     leaks = []
     for a, A in enumerate(split_names):
         in_a = ok & (split_of == a)
         total = int(in_a.sum())
+        class_total = np.bincount(label_of[in_a], minlength=len(label_names))
+        present = np.flatnonzero(class_total).tolist()  # the classes of split A, sorted
         for b, B in enumerate(split_names):
             if a == b:
                 continue
             hit = in_a & (counts[groups.ids, b] > 0)
+            class_hit = np.bincount(label_of[hit], minlength=len(label_names))
             per_class = {}
-            for lab in sorted(set(labels[in_a].tolist())):
-                lab_mask = labels == lab
-                t = int(np.sum(in_a & lab_mask))
-                h = int(np.sum(hit & lab_mask))
-                per_class[lab] = {"images": h, "total": t, "fraction": round(h / t, 6) if t else 0.0}
+            for c in present:
+                h, t = int(class_hit[c]), int(class_total[c])
+                per_class[label_names[c]] = {"images": h, "total": t, "fraction": round(h / t, 6)}
             leaks.append(Leak(split=A, against=B, images=int(hit.sum()), total=total, per_class=per_class))
 
     conflicts, chained = [], []
@@ -377,26 +386,19 @@ def audit(
         elif model_size is not None or model_normalize is not None:
             raise InputError("model_size and model_normalize are for a model given by path; "
                              "set them in ModelSpec.from_path(...)")
-        from .model import load_model  # noqa: PLC0415
-
-        _ = load_model(model).dim  # a bad file or a model that cannot run fails here, with its name, before decoding
+        _ = model.load().dim  # a bad file or a model that cannot run fails here, with its name, before decoding
     t0 = time.perf_counter()
     m = discover(data, manifest=manifest, splits=splits, labels=labels, groups=groups, **source_options)
     t1 = time.perf_counter()
     warnings: list[str] = _manifest_warnings(m)
     store = _open_cache(cache, m, warnings)
     try:
-        feats = extract_features(m, jobs=jobs, cache=store, client=client, progress=progress, model=model)
+        feats = _features(m, store, jobs=jobs, client=client, progress=progress, model=model)
         t2 = time.perf_counter()
         detection = None
         if store is not None:
-            from .cache import fingerprint  # noqa: PLC0415
-
             key = fingerprint(feats, settings, m.splits if settings.scope == "cross" else None)
-            cached = store.get_arrays(key)
-            if cached is not None:
-                detection = Detection.from_arrays(cached)
-                log.info("search results reused from the cache (features and settings unchanged)")
+            detection = _cached_detection(store, key)
         if detection is None:
             detection = detect(feats, settings, splits=m.splits, model=model, progress=progress,
                                images=lambda rows: load_pictures(m, rows))
@@ -448,13 +450,99 @@ def _open_cache(cache, manifest: Manifest, warnings: list):
     """The FeatureCache to use, or None (arrays, cache off, or a cache that cannot be opened)."""
     if cache is False or cache is None or manifest.images is not None:
         return None
-    from .cache import FeatureCache, default_cache_path  # noqa: PLC0415
-
     path = default_cache_path() if cache is True else cache
     try:
-        return FeatureCache(path)
+        return FeatureCache(path, version=FEATURE_VERSION)
+    except NotACache as exc:  # a folder, another file or another program's database: the user's to fix
+        raise ConfigError(str(exc)) from None
     except (OSError, sqlite3.Error) as exc:
         msg = f"feature cache {path} cannot be used ({exc}); decoding without it"
         log.warning(msg)
         warnings.append(msg)
         return None
+
+
+def _features(m: Manifest, store, *, jobs, client, progress, model) -> Features:
+    """Features of every row: cached rows from ``store``, the rest extracted (and stored per chunk)."""
+    if store is None:
+        return extract_features(m, jobs=jobs, client=client, progress=progress, model=model)
+    n = len(m)
+    if m.source is None:
+        keys = [file_key(p) for p in m.resolved_paths(np.arange(n))]  # paths are absolute
+    else:  # source rows are keyed by content digest or path#frame
+        keys = m.source.cache_keys(np.arange(n))
+    found = store.get(keys)
+    # only failures that are a property of the bytes are trusted: permission, I/O, memory and
+    # size-cap failures (of older runs) are tried again
+    found = dataclasses.replace(found, failures={k: why for k, why in found.failures.items() if is_cacheable(why)})
+    cached = Features.from_blobs(n, found.positions, found.blobs)
+    hit = cached.ok.copy()
+    model_emb = {}
+    if model is not None:  # cached features without this model's embedding: decode again
+        model_emb = store.get_model(keys, model.key)
+        hit[[k for k in np.flatnonzero(hit).tolist() if k not in model_emb]] = False
+    hit[list(found.failures)] = True
+    todo = np.flatnonzero(~hit)
+    log.info("feature cache: %d of %d images cached, %d to decode", n - len(todo), n, len(todo))
+    if model is not None and len(model_emb):
+        dim = len(next(iter(model_emb.values())))
+        emb = np.zeros((n, dim), np.float32)
+        for r, e in model_emb.items():
+            emb[r] = e
+        cached = dataclasses.replace(cached, model_embedding=emb)
+    hit_rows = np.flatnonzero(hit)
+    where = {r: k for k, r in enumerate(hit_rows.tolist())}
+    cached_part = dataclasses.replace(
+        cached.take(hit_rows),
+        failures=tuple(sorted((where[r], why) for r, why in found.failures.items())),
+        notes=tuple(sorted((where[r], note) for r, note in found.notes.items() if r in where)))
+
+    def store_chunk(positions: np.ndarray, part: Features) -> None:
+        chunk_keys = [keys[r] for r in todo[positions]]
+        failures = {r: why for r, why in part.failures if is_cacheable(why)}  # the bytes' fault only
+        store.put(chunk_keys, part.to_blobs(), failures, dict(part.notes))
+        if model is not None and part.model_embedding is not None:
+            store.put_model(chunk_keys, model.key, part.model_embedding, part.ok)
+
+    n_cached = n - len(todo)
+    shifted = (lambda stage, done, total: progress(stage, done + n_cached, total + n_cached)) if progress else None
+    fresh = extract_features(m, rows=todo, jobs=jobs, client=client, progress=shifted, model=model,
+                             on_chunk=store_chunk)
+    return Features.assemble(n, [(hit_rows, cached_part), (todo, fresh)], n_cached=n_cached,
+                             model_dim=None if model is None else _model_dim(model, cached_part, fresh))
+
+
+def _model_dim(model, *parts: Features) -> int:
+    for p in parts:
+        if p.model_embedding is not None and p.model_embedding.shape[1]:
+            return int(p.model_embedding.shape[1])
+    return int(model.load().dim)
+
+
+def _cached_detection(store, key: str) -> Detection | None:
+    arrays = store.get_arrays(key)
+    if arrays is None:
+        return None
+    try:
+        detection = Detection.from_arrays(arrays)
+    except (ValueError, TypeError, KeyError) as exc:
+        log.warning("ignoring unreadable cached search results: %s", exc)
+        return None
+    log.info("search results reused from the cache (features and settings unchanged)")
+    return detection
+
+
+def fingerprint(features: Features, settings: DetectSettings, splits=None) -> str:
+    """Digest of every feature row (in order), the detection settings and, if given, the splits."""
+    h = hashlib.blake2b(digest_size=20)
+    h.update(f"{__version__}|{SEARCH_VERSION}".encode())
+    if splits is not None:
+        h.update("\x1f".join(map(str, splits)).encode())
+    h.update(f"{FEATURE_VERSION}|{CACHE_SCHEMA}|{len(features)}|{sorted(settings.to_dict().items())}".encode())
+    for arr in (features.ok, features.pixel_digest, features.hashes, features.embedding, features.low_info,
+                features.file_digest, features.derotated_rows, features.derotated_embedding):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    if features.model_embedding is not None:
+        h.update(b"model")
+        h.update(np.ascontiguousarray(features.model_embedding).tobytes())
+    return h.hexdigest()

@@ -1,53 +1,57 @@
 """Feature cache on an embedded SQLite database, so a re-run decodes only what changed.
 
+A leaf: it imports nothing else from leakscan. Rows go in and come out as bytes and numpy
+arrays; what they mean (:meth:`leakscan.features.Features.to_blobs`) and when to fetch or
+store them (:func:`leakscan.audit.audit`) is decided by its callers.
+
 Entries are keyed by file identity (absolute path, size, modification time in ns) and the
 feature version; a cache written by another feature version is not reused: it is cleared with
-a warning. Only failures that are a property of the bytes (not an image, corrupt data) are
-stored; permission, I/O, memory and size-cap failures are tried again on the next run.
+a warning. Which failures are worth storing (only those that are a property of the bytes,
+:func:`leakscan.decode.is_cacheable`) is the caller's choice.
 
 leakscan touches only its own file: a folder, a non-SQLite file or another program's
-database is refused with an error (:class:`~leakscan.errors.ConfigError`). Its own database
-(application id ``LKSC``, or its tables) is set aside (renamed) and rebuilt only when it fails an
-integrity check; when it cannot be written (read-only file or file system, full disk) it is read
-without writing, with a warning. Writes are committed after every batch, so an interrupted run
-keeps what it computed.
+database is refused (:class:`NotACache`, which the caller reports as a configuration error).
+Its own database (application id ``LKSC``, or its tables) is set aside (renamed) and rebuilt
+only when it fails an integrity check; when it cannot be written (read-only file or file
+system, full disk) it is read without writing, with a warning (``read_only``). Writes are
+committed after every batch, so an interrupted run keeps what it computed.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import io
 import logging
 import os
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .decode import is_cacheable
-from .errors import ConfigError
-from .features import COLOUR_SIDE, EMBED_DIM, FEATURE_VERSION
-from .views import N_VARIANTS, THUMB
-
 log = logging.getLogger(__name__)
 
-__all__ = ["FeatureCache", "default_cache_path", "fingerprint"]
+__all__ = ["FeatureCache", "CachedRows", "NotACache", "default_cache_path", "file_key"]
 
+#: The layout of the database's tables (the layout of a stored row is the feature version's).
 SCHEMA = 1
 SQLITE_MAGIC = b"SQLite format 3\x00"
 #: ``PRAGMA application_id`` of leakscan's cache ("LKSC"): identifies our own file even when broken.
 APPLICATION_ID = 0x4C4B5343
-_ROW = np.dtype([
-    ("ok", np.bool_), ("low", np.bool_), ("w", np.int32), ("h", np.int32),
-    ("fd", np.uint8, 16), ("pd", np.uint8, 16), ("hashes", np.uint8, N_VARIANTS * 8),
-    ("emb", np.float32, EMBED_DIM), ("thumb", np.uint8, THUMB * THUMB),
-    ("colour", np.uint8, 3 * COLOUR_SIDE * COLOUR_SIDE),
-])
-#: Appended to a row's blob when the image has a de-rotated view (leakscan.rotation).
-_ROT = np.dtype([("angle", np.float32), ("emb", np.float32, EMBED_DIM), ("thumb", np.uint8, THUMB * THUMB),
-                 ("colour", np.uint8, 3 * COLOUR_SIDE * COLOUR_SIDE)])
+
+
+class NotACache(Exception):
+    """The path names something that is not leakscan's cache (a folder, another file or database)."""
+
+
+@dataclass(frozen=True)
+class CachedRows:
+    """What :meth:`FeatureCache.get` found for a list of keys, by position in that list."""
+
+    positions: list   # positions whose features are cached
+    blobs: list       # their stored bytes, in the same order
+    failures: dict    # {position: reason} of files that could not be decoded
+    notes: dict       # {position: note}
 
 
 def default_cache_path() -> Path:
@@ -75,10 +79,13 @@ class FeatureCache:
     ----------
     path : path-like
         The database file (created with its folder when missing).
+    version : str
+        The version of what is stored; a database written with another version is cleared.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, *, version: str):
         self.path = Path(path)
+        self.version = str(version)
         self.notes: list[str] = []
         self.read_only = False
         self._db = self._open()
@@ -98,8 +105,8 @@ class FeatureCache:
             db = self._open_readonly(exc)
         except sqlite3.DatabaseError as exc:
             if not self._identified():
-                raise ConfigError(f"{self.path}: not a leakscan feature cache ({exc}); leakscan leaves it "
-                                  "alone: choose another --cache or remove the file") from None
+                raise NotACache(f"{self.path}: not a leakscan feature cache ({exc}); leakscan leaves it "
+                                "alone: choose another --cache or remove the file") from None
             db = self._set_aside(f"unreadable ({exc})")
         return db
 
@@ -109,13 +116,13 @@ class FeatureCache:
         if not (p.exists() or p.is_symlink()):
             return
         if not p.is_file():
-            raise ConfigError(f"{p}: is not a file (a folder or a special file); --cache names the database "
-                              "file leakscan keeps, such as ~/.cache/leakscan/features.sqlite")
+            raise NotACache(f"{p}: is not a file (a folder or a special file); --cache names the database "
+                            "file leakscan keeps, such as ~/.cache/leakscan/features.sqlite")
         with open(p, "rb") as fh:
             head = fh.read(100)
         if head and not head.startswith(SQLITE_MAGIC):
-            raise ConfigError(f"{p}: not a leakscan feature cache (not an SQLite database); leakscan leaves it "
-                              "alone: choose another --cache or remove the file")
+            raise NotACache(f"{p}: not a leakscan feature cache (not an SQLite database); leakscan leaves it "
+                            "alone: choose another --cache or remove the file")
 
     def _identified(self) -> bool:
         """The file is leakscan's own cache: SQLite with our application id, or our tables."""
@@ -146,7 +153,7 @@ class FeatureCache:
             try:
                 db = sqlite3.connect(f"file:{self.path}?{mode}", uri=True, timeout=30)
                 meta = dict(db.execute("SELECT k, v FROM meta").fetchall())
-                if meta.get("schema") != str(SCHEMA) or meta.get("feature_version") != FEATURE_VERSION:
+                if meta.get("schema") != str(SCHEMA) or meta.get("feature_version") != self.version:
                     db.close()
                     raise OSError(f"cannot write to it ({why}) and it holds another leakscan version's features")
                 db.execute("SELECT count(*) FROM features").fetchone()
@@ -169,8 +176,8 @@ class FeatureCache:
         try:
             names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if names and not {"meta", "features"} <= names:
-                raise ConfigError(f"{self.path}: an SQLite database of another program (tables "
-                                  f"{', '.join(sorted(names)[:5])}); leakscan leaves it alone: choose another --cache")
+                raise NotACache(f"{self.path}: an SQLite database of another program (tables "
+                                f"{', '.join(sorted(names)[:5])}); leakscan leaves it alone: choose another --cache")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             if db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
@@ -184,9 +191,9 @@ class FeatureCache:
             meta = dict(db.execute("SELECT k, v FROM meta").fetchall())
             if not meta:
                 db.executemany("INSERT INTO meta VALUES (?, ?)",
-                               [("schema", str(SCHEMA)), ("feature_version", FEATURE_VERSION)])
+                               [("schema", str(SCHEMA)), ("feature_version", self.version)])
                 db.commit()
-            elif meta.get("schema") != str(SCHEMA) or meta.get("feature_version") != FEATURE_VERSION:
+            elif meta.get("schema") != str(SCHEMA) or meta.get("feature_version") != self.version:
                 msg = (f"feature cache {self.path} was written by another leakscan version "
                        f"(schema {meta.get('schema')}, features {meta.get('feature_version')}); rebuilding it")
                 log.warning(msg)
@@ -195,7 +202,7 @@ class FeatureCache:
                 db.execute("DELETE FROM pairs")
                 db.execute("DELETE FROM model_emb")
                 db.execute("UPDATE meta SET v=? WHERE k='schema'", (str(SCHEMA),))
-                db.execute("UPDATE meta SET v=? WHERE k='feature_version'", (FEATURE_VERSION,))
+                db.execute("UPDATE meta SET v=? WHERE k='feature_version'", (self.version,))
                 db.commit()
             db.execute("SELECT count(*) FROM features").fetchone()
         except BaseException:
@@ -251,8 +258,8 @@ class FeatureCache:
         ``select`` ends with ``WHERE`` or ``AND``; ``path IN (...)`` is appended, after ``params``.
         """
         want = [(k, key) for k, key in enumerate(keys) if key is not None]
-        for s in range(0, len(want), 900):
-            part = want[s:s + 900]
+        for start in range(0, len(want), 900):
+            part = want[start:start + 900]
             q = ",".join("?" * len(part))
             rows = self._db.execute(f"{select} path IN ({q})", [*params] + [key[0] for _, key in part]).fetchall()
             got = {r[0]: r for r in rows}
@@ -261,71 +268,33 @@ class FeatureCache:
                 if r is not None and r[1] == key[1] and r[2] == key[2]:
                     yield k, r
 
-    def get(self, keys: list):
-        """Cached entries for ``keys`` (list of file_key or None).
-
-        Returns ``(positions, rows, failures, notes, rotated)``: the positions in ``keys`` whose
-        features are cached with the structured ``rows`` for them (one array),
-        ``{position: reason}`` / ``{position: note}`` for cached failures and notes, and
-        ``{position: (angle, embedding, thumbnail)}`` for images with a de-rotated view.
-        """
-        pos, blobs, failures, notes, rotated = [], [], {}, {}, {}
-        size = _ROW.itemsize
+    def get(self, keys: list) -> CachedRows:
+        """Cached entries for ``keys`` (list of :func:`file_key` or None), by position in ``keys``."""
+        out = CachedRows([], [], {}, {})
         try:
             for k, r in self._current(keys, "SELECT path, size, mtime, row, reason, note FROM features WHERE"):
                 if r[3] is not None:
-                    if len(r[3]) not in (size, size + _ROT.itemsize):
-                        continue  # not a row of this schema: decode again
-                    pos.append(k)
-                    blobs.append(r[3][:size])
-                    if len(r[3]) > size:
-                        rot = np.frombuffer(r[3][size:], _ROT)[0]
-                        rotated[k] = (float(rot["angle"]), rot["emb"].copy(),
-                                      rot["thumb"].reshape(THUMB, THUMB).copy(),
-                                      rot["colour"].reshape(3, COLOUR_SIDE, COLOUR_SIDE).copy())
-                elif is_cacheable(r[4]):
-                    failures[k] = r[4]
+                    out.positions.append(k)
+                    out.blobs.append(bytes(r[3]))
                 else:
-                    continue  # permission, I/O, memory...: not a property of the bytes, try again
+                    out.failures[k] = r[4]
                 if r[5]:
-                    notes[k] = r[5]
+                    out.notes[k] = r[5]
         except sqlite3.DatabaseError as exc:
             self._read_error(exc, "features")
-            return np.zeros(0, np.int64), np.zeros(0, _ROW), {}, {}, {}
-        rows = np.frombuffer(b"".join(blobs), _ROW) if blobs else np.zeros(0, _ROW)
-        return np.asarray(pos, np.int64), rows, failures, notes, rotated
+            return CachedRows([], [], {}, {})
+        return out
 
-    def put(self, keys: list, feats, start: int = 0) -> None:
-        """Store rows ``start .. start+len(keys)`` of ``feats`` under ``keys`` (None keys are skipped)."""
-        reasons = dict(feats.failures)
-        notes = dict(feats.notes)
-        rot_of = {int(r): k for k, r in enumerate(feats.rot_rows)}
+    def put(self, keys: list, blobs: list, failures: dict, notes: dict) -> None:
+        """Store ``blobs[k]`` (bytes, or None for a file that failed with ``failures[k]``) under ``keys[k]``.
+
+        None keys are skipped, and so are positions with neither a blob nor a failure.
+        """
         recs = []
         for k, key in enumerate(keys):
-            if key is None:
+            if key is None or (blobs[k] is None and k not in failures):
                 continue
-            r = start + k
-            blob = None
-            if feats.ok[r]:
-                row = np.zeros(1, _ROW)
-                row["ok"], row["low"] = True, feats.low_info[r]
-                row["w"], row["h"] = feats.sizes[r]
-                row["fd"], row["pd"] = feats.file_digest[r], feats.pixel_digest[r]
-                row["hashes"] = feats.hashes[r].reshape(-1)
-                row["emb"] = feats.embedding[r]
-                row["thumb"] = feats.thumb[r].reshape(-1)
-                row["colour"] = feats.colour[r].reshape(-1)
-                blob = row.tobytes()
-                if r in rot_of:
-                    q = rot_of[r]
-                    rot = np.zeros(1, _ROT)
-                    rot["angle"], rot["emb"] = feats.rot_angle[q], feats.rot_embedding[q]
-                    rot["thumb"] = feats.rot_thumb[q].reshape(-1)
-                    rot["colour"] = feats.rot_colour[q].reshape(-1)
-                    blob += rot.tobytes()
-            elif not is_cacheable(reasons.get(r, "")):
-                continue  # only failures that are a property of the bytes are remembered
-            recs.append((key[0], key[1], key[2], blob, reasons.get(r), notes.get(r)))
+            recs.append((key[0], key[1], key[2], blobs[k], failures.get(k), notes.get(k)))
         if self.read_only or not recs:
             return
         try:
@@ -360,28 +329,10 @@ class FeatureCache:
     # ---- search results, keyed by a fingerprint of all features and the settings
     KEEP_PAIRS = 8
 
-    def get_pairs(self, key: str):
-        """The PairTable stored under ``key``, or None."""
-        from .pairs import PairTable  # noqa: PLC0415
-
+    def get_pairs(self, key: str) -> dict | None:
+        """The arrays stored under ``key`` by :meth:`put_pairs` (``{name: array}``), or None."""
         try:
             row = self._db.execute("SELECT blob FROM pairs WHERE key=?", (key,)).fetchone()
-        except sqlite3.DatabaseError as exc:
-            log.warning("could not read search results from the cache %s: %s", self.path, exc)
-            return None
-        if row is None:
-            return None
-        try:
-            with np.load(io.BytesIO(row[0]), allow_pickle=False) as z:
-                return PairTable(**{k: z[k] for k in z.files})
-        except (ValueError, OSError, KeyError, TypeError) as exc:
-            log.warning("ignoring unreadable cached search results: %s", exc)
-            return None
-
-    def get_arrays(self, key: str) -> dict | None:
-        """The dict of arrays stored under ``key`` (:meth:`put_arrays`), or None."""
-        try:
-            row = self._db.execute("SELECT blob FROM pairs WHERE key=?", ("arrays:" + key,)).fetchone()
         except sqlite3.DatabaseError as exc:
             log.warning("could not read search results from the cache %s: %s", self.path, exc)
             return None
@@ -394,26 +345,12 @@ class FeatureCache:
             log.warning("ignoring unreadable cached search results: %s", exc)
             return None
 
-    def put_arrays(self, key: str, arrays: dict) -> None:
-        """Store a dict of numpy arrays under ``key`` (the newest few are kept)."""
+    def put_pairs(self, key: str, arrays: dict) -> None:
+        """Store ``{name: array}`` (a search result) under ``key``; only the latest few are kept."""
         if self.read_only:
             return
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        try:
-            with self._db:
-                self._db.execute("INSERT OR REPLACE INTO pairs VALUES (?, ?, ?)",
-                                 ("arrays:" + key, time.time(), buf.getvalue()))
-                self._db.execute("DELETE FROM pairs WHERE key NOT IN "
-                                 "(SELECT key FROM pairs ORDER BY created DESC LIMIT ?)", (self.KEEP_PAIRS,))
-        except sqlite3.DatabaseError as exc:
-            log.warning("could not write search results to the cache %s: %s", self.path, exc)
-
-    def put_pairs(self, key: str, pairs) -> None:
-        if self.read_only:
-            return
-        buf = io.BytesIO()
-        np.savez(buf, **{f.name: getattr(pairs, f.name) for f in dataclasses.fields(pairs)})
         try:
             with self._db:
                 self._db.execute("INSERT OR REPLACE INTO pairs VALUES (?, ?, ?)", (key, time.time(), buf.getvalue()))
@@ -423,20 +360,11 @@ class FeatureCache:
             self._write_error(exc, "search results")
 
 
-def fingerprint(features, settings, splits=None) -> str:
-    """Digest of every feature row (in order), the detection settings and, if given, the splits."""
-    from . import __version__  # noqa: PLC0415
-    from .pairs import SEARCH_VERSION  # noqa: PLC0415
+    # ---- any other dict of arrays derived from the search (the pair decision), same table
+    def get_arrays(self, key: str) -> dict | None:
+        """The dict of arrays stored under ``key`` by :meth:`put_arrays`, or None."""
+        return self.get_pairs("arrays:" + key)
 
-    h = hashlib.blake2b(digest_size=20)
-    h.update(f"{__version__}|{SEARCH_VERSION}".encode())
-    if splits is not None:
-        h.update("\x1f".join(map(str, splits)).encode())
-    h.update(f"{FEATURE_VERSION}|{SCHEMA}|{len(features)}|{sorted(settings.to_dict().items())}".encode())
-    for arr in (features.ok, features.pixel_digest, features.hashes, features.embedding, features.low_info,
-                features.file_digest, features.rot_rows, features.rot_embedding):
-        h.update(np.ascontiguousarray(arr).tobytes())
-    if features.model_embedding is not None:
-        h.update(b"model")
-        h.update(np.ascontiguousarray(features.model_embedding).tobytes())
-    return h.hexdigest()
+    def put_arrays(self, key: str, arrays: dict) -> None:
+        """Store a dict of numpy arrays under ``key`` (the newest few are kept)."""
+        self.put_pairs("arrays:" + key, arrays)

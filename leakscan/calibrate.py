@@ -425,7 +425,7 @@ def adjust_to_prior(p: np.ndarray, trained_prior: float = 0.5, iterations: int =
     Examples
     --------
     >>> post, prior = adjust_to_prior(np.array([0.9] * 10 + [0.1] * 90))
-    >>> round(prior, 2) < 0.2 and post[0] < 0.9
+    >>> bool(round(prior, 2) < 0.2 and post[0] < 0.9)
     True
     """
     p = np.clip(np.asarray(p, np.float64), 1e-6, 1 - 1e-6)

@@ -18,7 +18,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from . import __version__
+from ._version import __version__
 from .errors import LeakscanError
 from .settings import DEFAULTS, MODEL_BATCH, RANDOM_STATE, TRANSFORMS
 
@@ -301,7 +301,7 @@ def _dask_client(address: Optional[str]):
 
 def _dataset_folders(data: Optional[Path], manifest: Optional[Path]) -> list:
     """The folders holding the audited images (never written into), known before the long part."""
-    from .manifest import discover  # noqa: PLC0415
+    from .discovery import discover  # noqa: PLC0415
     from .safeio import dataset_folders  # noqa: PLC0415
 
     try:
@@ -484,7 +484,8 @@ def resplit(
     from .audit import audit as run_audit  # noqa: PLC0415
     from .materialize import materialize  # noqa: PLC0415
     from .report import prepare_resplit_out, render_resplit, write_resplit  # noqa: PLC0415
-    from .split import parse_ratios, resplit as run_resplit  # noqa: PLC0415
+    from .resplit import resplit as run_resplit  # noqa: PLC0415
+    from .split import parse_ratios  # noqa: PLC0415
 
     _verbose(verbose)
     if data is None and manifest is None and hf is None:
@@ -528,7 +529,7 @@ def resplit(
         con.print(_plain(f"New manifest written to {out}" + (f"; {placed} files placed under {materialize_dir}/ "
                                                               f"({link.value})" if placed is not None else "")),
                   markup=False)
-    if rs.cross_split_pairs():  # cannot happen unless two kept splits share duplicates
+    if rs.cross_split_pairs():  # pairs whose images the assignment did not keep in one group
         _say(f"leakscan: warning: {rs.cross_split_pairs()} duplicate pairs still cross splits (see problems)")
 
 

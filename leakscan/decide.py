@@ -151,7 +151,7 @@ def find_pairs(features: Features, settings: DetectSettings | None = None, *, im
     Examples
     --------
     >>> import numpy as np
-    >>> from leakscan.manifest import discover
+    >>> from leakscan.discovery import discover
     >>> from leakscan.features import extract_features
     >>> rng = np.random.default_rng(0)
     >>> a = rng.integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)

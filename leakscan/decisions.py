@@ -447,7 +447,6 @@ def apply_decisions(pairs, decisions: MatchedDecisions, *, features=None, streng
     ([(0, 1), (3, 4)], 1)
     """
     md = decisions
-    n_pairs = len(pairs)
     if strength is None:
         conf = getattr(pairs, "confidence", None)
         strength = np.asarray(conf if conf is not None else pairs.score, np.float64)

@@ -4,6 +4,10 @@ Produces the *canonical* pixels every feature is computed from: EXIF orientation
 first frame of animations, transparency composited on a fixed white background, 16-bit and
 float modes scaled to 8 bits, everything as 8-bit RGB. Every failure becomes a
 :class:`DecodeError` whose message is the reason shown in ``skipped.csv``.
+
+Importing leakscan changes no process-wide Pillow setting. Truncated files are refused
+(reported in ``skipped.csv``) under Pillow's default ``ImageFile.LOAD_TRUNCATED_IMAGES =
+False``; a program that sets it to True for itself gets Pillow's padded decodes here too.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import stat
 import warnings
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +34,6 @@ MAX_PIXELS = 16384 * 16384
 #: Background that transparent pixels are composited on, so a PNG with alpha and its
 #: flattened JPEG copy compare equal.
 BACKGROUND = (255, 255, 255)
-
-ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
 #: Files larger than this are skipped unread (bytes; 512 MiB). Settable with the environment
@@ -291,3 +293,11 @@ def thumbnail_jpeg(source, size: int = 112, quality: int = 80) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=quality)
     return buf.getvalue()
+
+
+def is_regular_file(path: str) -> bool:
+    """A regular file (not a FIFO, socket or device, which could block or never end)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False

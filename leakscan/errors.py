@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["LeakscanError", "InputError", "ConfigError", "OutputError", "ArgumentError"]
+__all__ = ["LeakscanError", "InputError", "ConfigError", "OutputError", "ArgumentError", "missing_extra"]
 
 
 class LeakscanError(Exception):
@@ -24,3 +24,8 @@ class OutputError(LeakscanError):
 class ArgumentError(InputError, ValueError):
     """An argument of a library call has the wrong length, shape, dtype or type (scikit-learn's
     ValueError); the message names the argument and, for lengths, both lengths."""
+
+
+def missing_extra(what: str, extra: str, module: str) -> ImportError:
+    """The ImportError raised when an optional library is missing: names the pip install that fixes it."""
+    return ImportError(f"{what} needs {module}: pip install 'leakscan[{extra}]'")

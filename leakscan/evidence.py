@@ -363,7 +363,7 @@ def _evidence_block(features: Features, pairs: PairTable, bg: np.ndarray, varian
     rot = np.flatnonzero(rotated)
     if len(rot):
         where = np.full(len(features), -1, np.int64)
-        where[features.rot_rows] = np.arange(len(features.rot_rows))
+        where[features.derotated_rows] = np.arange(len(features.derotated_rows))
         best = {name: np.full(len(rot), -1.0 if name == "ncc" else 0.0, np.float32) for name in res}
         for x, y in ((i[rot], j[rot]), (j[rot], i[rot])):
             k = np.flatnonzero(where[x] >= 0)
@@ -371,8 +371,8 @@ def _evidence_block(features: Features, pairs: PairTable, bg: np.ndarray, varian
                 continue
             q = where[x[k]]
             vv = plain_v[rot][k]
-            ta = _dihedral(features.rot_thumb[q], vv).astype(np.float32)
-            ca = _dihedral(features.rot_colour[q], vv).astype(np.float32)
+            ta = _dihedral(features.derotated_thumb[q], vv).astype(np.float32)
+            ca = _dihedral(features.derotated_colour[q], vv).astype(np.float32)
             r = _measure_padded(ta, features.thumb[y[k]].astype(np.float32), ca,
                                 features.colour[y[k]].astype(np.float32))
             cur = {name: arr[k] for name, arr in best.items()}

@@ -13,9 +13,9 @@
   transformed copies are searched at no extra decode cost.
 * ``thumb``: the 32x32 grayscale thumbnail itself (1 KB), kept so candidate pairs can be
   verified by lining the two thumbnails up (:mod:`leakscan.verify`).
-* ``rot_*``: for the few images that are rotated copies on a padded canvas (their corners
+* ``derotated_*``: for the few images that are rotated copies on a padded canvas (their corners
   are flat black or white), the angle and the embedding and thumbnail of the de-rotated
-  view (:mod:`leakscan.rotation`); sparse: ``rot_rows`` names the rows that have one.
+  view (:mod:`leakscan.rotation`); sparse: ``derotated_rows`` names the rows that have one.
 * ``low_info``: images with almost no contrast (blank frames, flat colour), whose hashes and
   embeddings are noise; they are matched by exact digests only.
 """
@@ -24,23 +24,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 from PIL import Image
 
-from .errors import ConfigError
 from .decode import DecodeError, canonical_from_array, decode_bytes, read_bytes
 from .manifest import Manifest
+from .parallel import check_jobs, run_chunks
 from .views import BINS, CELL, N_VARIANTS, THUMB, derotate
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Features", "extract_features", "extract_images", "load_pictures", "features_of_image", "hog", "phash_variants",
-           "FEATURE_VERSION", "EMBED_DIM"]
+__all__ = ["Features", "extract_features", "extract_images", "load_pictures", "features_of_image", "hog",
+           "phash_variants", "colour_thumbnail", "FEATURE_VERSION", "EMBED_DIM", "COLOUR_SIDE", "RECORD",
+           "DEROTATED_RECORD"]
 
 #: Bump when any feature's definition changes (cache entries of other versions are not reused).
 FEATURE_VERSION = "6"
@@ -53,6 +52,20 @@ EMBED_DIM = (THUMB // CELL) ** 2 * BINS
 LOW_INFO_STD = 3.0
 
 ProgressFn = Callable[[str, int, int], None]
+
+#: One image's features as the feature cache stores them. The field order and types are the
+#: stored bytes (the names are not stored): change them only with FEATURE_VERSION.
+RECORD = np.dtype([
+    ("ok", np.bool_), ("low_info", np.bool_), ("width", np.int32), ("height", np.int32),
+    ("file_digest", np.uint8, 16), ("pixel_digest", np.uint8, 16), ("hashes", np.uint8, N_VARIANTS * HASH_SIZE),
+    ("embedding", np.float32, EMBED_DIM), ("thumb", np.uint8, THUMB * THUMB),
+    ("colour", np.uint8, 3 * COLOUR_SIDE * COLOUR_SIDE),
+])
+#: Appended to a RECORD when the image has a de-rotated view (:mod:`leakscan.rotation`).
+DEROTATED_RECORD = np.dtype([("angle", np.float32), ("embedding", np.float32, EMBED_DIM),
+                             ("thumb", np.uint8, THUMB * THUMB), ("colour", np.uint8, 3 * COLOUR_SIDE * COLOUR_SIDE)])
+#: The per-row (dense) arrays of :class:`Features`.
+_DENSE = ("ok", "file_digest", "pixel_digest", "hashes", "embedding", "low_info", "sizes", "thumb", "colour")
 
 
 @dataclass(frozen=True)
@@ -71,13 +84,13 @@ class Features:
     low_info: np.ndarray      # (n,) bool
     sizes: np.ndarray         # (n, 2) int32 width, height after EXIF transpose
     thumb: np.ndarray | None = None  # (n, 32, 32) uint8 grayscale thumbnail (pair verification)
-    rot_rows: np.ndarray | None = None       # (m,) int64 rows with a de-rotated view, ascending
-    rot_angle: np.ndarray | None = None      # (m,) float32 degrees
-    rot_embedding: np.ndarray | None = None  # (m, EMBED_DIM) float32
-    rot_thumb: np.ndarray | None = None      # (m, 32, 32) uint8
-    colour: np.ndarray | None = None         # (n, 3, 16, 16) uint8 colour thumbnail (pair evidence)
-    rot_colour: np.ndarray | None = None     # (m, 3, 16, 16) uint8 colour thumbnail of the de-rotated view
-    model_embedding: np.ndarray | None = None  # (n, D) float32 from an ONNX model (leakscan.model), or None
+    derotated_rows: np.ndarray | None = None       # (m,) int64 rows with a de-rotated view, ascending
+    derotated_angle: np.ndarray | None = None      # (m,) float32 degrees
+    derotated_embedding: np.ndarray | None = None  # (m, EMBED_DIM) float32
+    derotated_thumb: np.ndarray | None = None      # (m, 32, 32) uint8
+    colour: np.ndarray | None = None               # (n, 3, 16, 16) uint8 colour thumbnail (pair evidence)
+    derotated_colour: np.ndarray | None = None     # (m, 3, 16, 16) uint8 colour thumbnail of the de-rotated view
+    model_embedding: np.ndarray | None = None  # (n, D) float32 from the extra embedder (an ONNX model), or None
     failures: tuple = ()      # ((row, reason), ...)
     notes: tuple = ()         # ((row, note), ...) e.g. animated GIF first frame
     version: str = field(default=FEATURE_VERSION)
@@ -87,16 +100,16 @@ class Features:
         n = self.ok.shape[0]
         if self.thumb is None:  # features made elsewhere (tests, synthetic benchmarks) may have none
             object.__setattr__(self, "thumb", np.zeros((n, THUMB, THUMB), np.uint8))
-        if self.rot_rows is None:
-            object.__setattr__(self, "rot_rows", np.zeros(0, np.int64))
-            object.__setattr__(self, "rot_angle", np.zeros(0, np.float32))
-            object.__setattr__(self, "rot_embedding", np.zeros((0, EMBED_DIM), np.float32))
-            object.__setattr__(self, "rot_thumb", np.zeros((0, THUMB, THUMB), np.uint8))
-        m = len(self.rot_rows)
+        if self.derotated_rows is None:
+            object.__setattr__(self, "derotated_rows", np.zeros(0, np.int64))
+            object.__setattr__(self, "derotated_angle", np.zeros(0, np.float32))
+            object.__setattr__(self, "derotated_embedding", np.zeros((0, EMBED_DIM), np.float32))
+            object.__setattr__(self, "derotated_thumb", np.zeros((0, THUMB, THUMB), np.uint8))
+        m = len(self.derotated_rows)
         if self.colour is None:
             object.__setattr__(self, "colour", np.zeros((n, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8))
-        if self.rot_colour is None:
-            object.__setattr__(self, "rot_colour", np.zeros((m, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8))
+        if self.derotated_colour is None:
+            object.__setattr__(self, "derotated_colour", np.zeros((m, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8))
         checks = {
             "ok": (self.ok, (n,), np.bool_),
             "file_digest": (self.file_digest, (n, 16), np.uint8),
@@ -106,12 +119,12 @@ class Features:
             "low_info": (self.low_info, (n,), np.bool_),
             "sizes": (self.sizes, (n, 2), np.int32),
             "thumb": (self.thumb, (n, THUMB, THUMB), np.uint8),
-            "rot_rows": (self.rot_rows, (m,), np.int64),
-            "rot_angle": (self.rot_angle, (m,), np.float32),
-            "rot_embedding": (self.rot_embedding, (m, EMBED_DIM), np.float32),
-            "rot_thumb": (self.rot_thumb, (m, THUMB, THUMB), np.uint8),
+            "derotated_rows": (self.derotated_rows, (m,), np.int64),
+            "derotated_angle": (self.derotated_angle, (m,), np.float32),
+            "derotated_embedding": (self.derotated_embedding, (m, EMBED_DIM), np.float32),
+            "derotated_thumb": (self.derotated_thumb, (m, THUMB, THUMB), np.uint8),
             "colour": (self.colour, (n, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8),
-            "rot_colour": (self.rot_colour, (m, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8),
+            "derotated_colour": (self.derotated_colour, (m, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8),
         }
         if self.model_embedding is not None:
             me = self.model_embedding
@@ -140,30 +153,103 @@ class Features:
     @classmethod
     def concat(cls, parts: list["Features"], offsets: list[int]) -> "Features":
         """Join per-chunk features; ``offsets[k]`` is the first row of part k."""
-        if not parts:
-            return cls.empty(0)
-        cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
-        failures = tuple((r + off, why) for p, off in zip(parts, offsets) for r, why in p.failures)
-        notes = tuple((r + off, why) for p, off in zip(parts, offsets) for r, why in p.notes)
-        return cls(ok=cat("ok"), file_digest=cat("file_digest"), pixel_digest=cat("pixel_digest"),
-                   hashes=cat("hashes"), embedding=cat("embedding"), low_info=cat("low_info"),
-                   sizes=cat("sizes"), thumb=cat("thumb"), colour=cat("colour"), rot_colour=cat("rot_colour"),
-                   rot_rows=np.concatenate([p.rot_rows + off for p, off in zip(parts, offsets)]).astype(np.int64),
-                   rot_angle=cat("rot_angle"), rot_embedding=cat("rot_embedding"), rot_thumb=cat("rot_thumb"),
-                   model_embedding=(cat("model_embedding") if all(p.model_embedding is not None for p in parts)
-                                    else None),
-                   failures=failures, notes=notes)
+        n = max((off + len(p) for p, off in zip(parts, offsets)), default=0)
+        return cls.assemble(n, [(np.arange(off, off + len(p)), p) for p, off in zip(parts, offsets)])
+
+    @classmethod
+    def assemble(cls, n: int, parts, *, model_dim: int | None = None, n_cached: int = 0) -> "Features":
+        """``n`` rows from ``parts``, a list of ``(positions, Features)``: row k of a part becomes row
+        ``positions[k]``. Rows no part covers are not ok. With ``model_dim``, a model embedding of
+        that size is made even when no part has one."""
+        out = cls.empty(n)
+        failures: dict[int, str] = {}
+        notes: dict[int, str] = {}
+        derot = []
+        model = None
+        for pos, part in parts:
+            pos = np.asarray(pos, np.int64)
+            for name in _DENSE:
+                getattr(out, name)[pos] = getattr(part, name)
+            failures.update((int(pos[r]), why) for r, why in part.failures)
+            notes.update((int(pos[r]), why) for r, why in part.notes)
+            derot.append((pos[part.derotated_rows], part.derotated_angle, part.derotated_embedding,
+                          part.derotated_thumb, part.derotated_colour))
+            if part.model_embedding is not None:
+                if model is None:
+                    model = np.zeros((n, part.model_embedding.shape[1]), np.float32)
+                model[pos] = part.model_embedding
+        if model is None and model_dim is not None:
+            model = np.zeros((n, model_dim), np.float32)
+        rows = np.concatenate([d[0] for d in derot]) if derot else np.zeros(0, np.int64)
+        order = np.argsort(rows, kind="stable")
+        cat = (lambda k, empty: np.concatenate([d[k] for d in derot])[order] if derot else empty)  # noqa: E731
+        return cls(**{name: getattr(out, name) for name in _DENSE},
+                   derotated_rows=rows[order].astype(np.int64), derotated_angle=cat(1, np.zeros(0, np.float32)),
+                   derotated_embedding=cat(2, np.zeros((0, EMBED_DIM), np.float32)),
+                   derotated_thumb=cat(3, np.zeros((0, THUMB, THUMB), np.uint8)),
+                   derotated_colour=cat(4, np.zeros((0, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8)),
+                   model_embedding=model,
+                   failures=tuple(sorted(failures.items())), notes=tuple(sorted(notes.items())), n_cached=n_cached)
+
+    # ---- the bytes the feature cache stores per image (leakscan.cache keeps them opaque)
+    def to_blobs(self) -> list:
+        """Per row: :data:`RECORD` bytes (plus :data:`DEROTATED_RECORD` bytes for a row with a
+        de-rotated view), or None for a row that was not decoded."""
+        rec = np.zeros(len(self), RECORD)
+        rec["ok"], rec["low_info"] = self.ok, self.low_info
+        rec["width"], rec["height"] = self.sizes[:, 0], self.sizes[:, 1]
+        rec["file_digest"], rec["pixel_digest"] = self.file_digest, self.pixel_digest
+        rec["hashes"] = self.hashes.reshape(len(self), N_VARIANTS * HASH_SIZE)
+        rec["embedding"] = self.embedding
+        rec["thumb"] = self.thumb.reshape(len(self), THUMB * THUMB)
+        rec["colour"] = self.colour.reshape(len(self), 3 * COLOUR_SIDE * COLOUR_SIDE)
+        derot = np.zeros(len(self.derotated_rows), DEROTATED_RECORD)
+        derot["angle"], derot["embedding"] = self.derotated_angle, self.derotated_embedding
+        derot["thumb"] = self.derotated_thumb.reshape(len(derot), THUMB * THUMB)
+        derot["colour"] = self.derotated_colour.reshape(len(derot), 3 * COLOUR_SIDE * COLOUR_SIDE)
+        extra = {int(r): derot[q].tobytes() for q, r in enumerate(self.derotated_rows.tolist())}
+        return [rec[r].tobytes() + extra.get(r, b"") if self.ok[r] else None for r in range(len(self))]
+
+    @classmethod
+    def from_blobs(cls, n: int, positions, blobs) -> "Features":
+        """``n`` rows, row ``positions[k]`` read from ``blobs[k]`` (as :meth:`to_blobs` wrote it); a
+        blob of another size (another layout) is left out, so that row is not ok."""
+        size = RECORD.itemsize
+        good = [(int(p), b) for p, b in zip(positions, blobs) if len(b) in (size, size + DEROTATED_RECORD.itemsize)]
+        pos = np.array([p for p, _ in good], np.int64)
+        rec = np.frombuffer(b"".join(b[:size] for _, b in good), RECORD) if good else np.zeros(0, RECORD)
+        out = cls.empty(n)
+        out.ok[pos] = True
+        out.low_info[pos] = rec["low_info"]
+        out.sizes[pos] = np.stack([rec["width"], rec["height"]], axis=1)
+        out.file_digest[pos] = rec["file_digest"]
+        out.pixel_digest[pos] = rec["pixel_digest"]
+        out.hashes[pos] = rec["hashes"].reshape(-1, N_VARIANTS, HASH_SIZE)
+        out.embedding[pos] = rec["embedding"]
+        out.thumb[pos] = rec["thumb"].reshape(-1, THUMB, THUMB)
+        out.colour[pos] = rec["colour"].reshape(-1, 3, COLOUR_SIDE, COLOUR_SIDE)
+        with_view = [(p, b) for p, b in good if len(b) > size]
+        derot = (np.frombuffer(b"".join(b[size:] for _, b in with_view), DEROTATED_RECORD) if with_view
+                 else np.zeros(0, DEROTATED_RECORD))
+        return cls(**{name: getattr(out, name) for name in _DENSE},
+                   derotated_rows=np.array([p for p, _ in with_view], np.int64),
+                   derotated_angle=derot["angle"].astype(np.float32),
+                   derotated_embedding=derot["embedding"].astype(np.float32).reshape(-1, EMBED_DIM),
+                   derotated_thumb=derot["thumb"].reshape(-1, THUMB, THUMB).astype(np.uint8),
+                   derotated_colour=derot["colour"].reshape(-1, 3, COLOUR_SIDE, COLOUR_SIDE).astype(np.uint8))
 
     def take(self, rows: np.ndarray) -> "Features":
         rows = np.asarray(rows, dtype=np.int64)
         pos = {int(r): k for k, r in enumerate(rows)}
-        rk = [q for q, r in enumerate(self.rot_rows.tolist()) if r in pos]
-        new_rows = np.array([pos[int(self.rot_rows[q])] for q in rk], np.int64)
+        rk = [q for q, r in enumerate(self.derotated_rows.tolist()) if r in pos]
+        new_rows = np.array([pos[int(self.derotated_rows[q])] for q in rk], np.int64)
         order = np.argsort(new_rows, kind="stable")
         rk = np.asarray(rk, np.int64)[order]
         return Features(
-            rot_rows=new_rows[order], rot_angle=self.rot_angle[rk], rot_embedding=self.rot_embedding[rk],
-            rot_thumb=self.rot_thumb[rk], rot_colour=self.rot_colour[rk], colour=self.colour[rows],
+            derotated_rows=new_rows[order], derotated_angle=self.derotated_angle[rk],
+            derotated_embedding=self.derotated_embedding[rk],
+            derotated_thumb=self.derotated_thumb[rk], derotated_colour=self.derotated_colour[rk],
+            colour=self.colour[rows],
             model_embedding=None if self.model_embedding is None else self.model_embedding[rows],
             ok=self.ok[rows], file_digest=self.file_digest[rows], pixel_digest=self.pixel_digest[rows],
             hashes=self.hashes[rows], embedding=self.embedding[rows], low_info=self.low_info[rows],
@@ -315,19 +401,16 @@ def features_of_image(img: Image.Image):
 # --------------------------------------------------------------------------- batches
 
 def _extract_chunk(job) -> Features:
-    kind, items, spec = job if len(job) == 3 else (*job, None)
-    model = views = None
-    if spec is not None:
-        from .model import load_model  # noqa: PLC0415 - optional extra
-
-        model = load_model(spec)
-        views = np.zeros((len(items), model.height, model.width, 3), np.uint8)
+    """Features of one chunk of images: ``job = (kind, items, extra)``, kind ``"path"`` or ``"array"``."""
+    kind, items, extra = job
+    embedder = extra.load() if extra is not None else None
+    views: dict[int, np.ndarray] = {}
     n = len(items)
     out = Features.empty(n)
     failures, notes = [], []
     smalls = np.zeros((n, HASH_SIZE * 4, HASH_SIZE * 4), np.uint8)
     colours = np.zeros((n, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8)
-    rot_rows, rot_angle, rot_small, rot_col = [], [], [], []
+    derotated_rows, derotated_angle, derotated_small, derotated_col = [], [], [], []
     for k, item in enumerate(items):
         try:
             if kind == "path":
@@ -348,8 +431,8 @@ def _extract_chunk(job) -> Features:
             smalls[k] = thumbnail(img)
             colours[k] = colour_thumbnail(img)
             out.sizes[k] = img.size
-            if model is not None:
-                views[k] = model.preprocess(img)
+            if embedder is not None:
+                views[k] = embedder.preprocess(img)
             try:
                 view = derotate(img, smalls[k])
             except Exception as exc:  # an extra check: never lose the image to it
@@ -357,10 +440,10 @@ def _extract_chunk(job) -> Features:
                             item if kind == "path" else f"image {k}", type(exc).__name__, exc)
                 view = None
             if view is not None:
-                rot_rows.append(k)
-                rot_angle.append(view[0])
-                rot_small.append(thumbnail(view[1]))
-                rot_col.append(colour_thumbnail(view[1]))
+                derotated_rows.append(k)
+                derotated_angle.append(view[0])
+                derotated_small.append(thumbnail(view[1]))
+                derotated_col.append(colour_thumbnail(view[1]))
         except DecodeError as exc:
             failures.append((k, str(exc)))
             continue
@@ -375,17 +458,18 @@ def _extract_chunk(job) -> Features:
         out.hashes[good] = phash_variants(smalls[good])
         out.embedding[good] = hog(smalls[good])
         out.low_info[good] = smalls[good].reshape(len(good), -1).std(axis=1) < LOW_INFO_STD
-    keep = [q for q, r in enumerate(rot_rows) if out.ok[r]]
-    rs = np.array([rot_small[q] for q in keep], np.uint8).reshape(len(keep), THUMB, THUMB)
+    keep = [q for q, r in enumerate(derotated_rows) if out.ok[r]]
+    rs = np.array([derotated_small[q] for q in keep], np.uint8).reshape(len(keep), THUMB, THUMB)
     return Features(ok=out.ok, file_digest=out.file_digest, pixel_digest=out.pixel_digest,
                     hashes=out.hashes, embedding=out.embedding, low_info=out.low_info,
                     sizes=out.sizes, thumb=smalls, colour=colours,
-                    rot_rows=np.array([rot_rows[q] for q in keep], np.int64),
-                    rot_colour=np.array([rot_col[q] for q in keep], np.uint8).reshape(
+                    derotated_rows=np.array([derotated_rows[q] for q in keep], np.int64),
+                    derotated_angle=np.array([derotated_angle[q] for q in keep], np.float32),
+                    derotated_embedding=hog(rs) if len(keep) else np.zeros((0, EMBED_DIM), np.float32),
+                    derotated_thumb=rs,
+                    derotated_colour=np.array([derotated_col[q] for q in keep], np.uint8).reshape(
                         len(keep), 3, COLOUR_SIDE, COLOUR_SIDE),
-                    rot_angle=np.array([rot_angle[q] for q in keep], np.float32),
-                    rot_embedding=hog(rs) if len(keep) else np.zeros((0, EMBED_DIM), np.float32),
-                    rot_thumb=rs, model_embedding=_model_embed(model, views, out.ok),
+                    model_embedding=_extra_embed(embedder, views, out.ok),
                     failures=tuple(failures), notes=tuple(notes))
 
 
@@ -419,47 +503,18 @@ def extract_images(images: list, model=None) -> Features:
     return _extract_chunk(("array", list(images), model))
 
 
-def _model_embed(model, views, ok):
-    if model is None:
+def _extra_embed(embedder, views: dict, ok: np.ndarray):
+    """The extra embedder's embeddings of the decoded images (zeros for the others), or None."""
+    if embedder is None:
         return None
     good = np.flatnonzero(ok)
-    emb = model.embed(views[good]) if len(good) else np.zeros((0, model.dim), np.float32)
+    if len(good):
+        emb = embedder.embed(np.stack([views[k] for k in good.tolist()]))
+    else:
+        emb = np.zeros((0, embedder.dim), np.float32)
     out = np.zeros((len(ok), emb.shape[1]), np.float32)
     out[good] = emb
     return out
-
-
-def _rot_arrays(rot: dict) -> dict:
-    rows = sorted(rot)
-    return {"rot_rows": np.array(rows, np.int64),
-            "rot_angle": np.array([rot[r][0] for r in rows], np.float32),
-            "rot_embedding": np.array([rot[r][1] for r in rows], np.float32).reshape(len(rows), EMBED_DIM),
-            "rot_thumb": np.array([rot[r][2] for r in rows], np.uint8).reshape(len(rows), THUMB, THUMB),
-            "rot_colour": np.array([rot[r][3] for r in rows], np.uint8).reshape(
-                len(rows), 3, COLOUR_SIDE, COLOUR_SIDE)}
-
-
-def _one_thread() -> None:
-    """Worker processes compute with one thread each: the pool is the parallelism.
-
-    They also end when the parent process dies, even by kill -9 (:func:`leakscan.safeio.die_with_parent`).
-    """
-    from .safeio import die_with_parent  # noqa: PLC0415
-
-    die_with_parent()
-    try:
-        from threadpoolctl import threadpool_limits  # noqa: PLC0415 - installed with scikit-learn
-
-        threadpool_limits(1)
-    except Exception:  # pragma: no cover - best effort
-        pass
-
-
-def default_jobs() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def extract_features(
@@ -468,10 +523,10 @@ def extract_features(
     rows: np.ndarray | None = None,
     jobs: int | None = None,
     chunk_size: int = 256,
-    cache=None,
     client=None,
     progress: ProgressFn | None = None,
     model=None,
+    on_chunk: Callable[[np.ndarray, Features], None] | None = None,
 ) -> Features:
     """Decode each image once and compute all its features.
 
@@ -484,127 +539,56 @@ def extract_features(
         Worker processes; default: every core this process may use.
     chunk_size : int
         Images per task; memory stays bounded by ``jobs * chunk_size`` decoded images.
-    cache : FeatureCache, optional
-        Files whose (path, size, mtime) are in the cache are not decoded again; new results
-        are written to it after every chunk.
     client : dask.distributed.Client, optional
         Run the chunks on a Dask cluster's workers instead of local processes; only the
         compact features travel back. The workers must see the same paths and have leakscan
         installed (``pip install 'leakscan[dask]'``).
     progress : callable, optional
         ``progress("features", done, total)`` after every chunk.
-    model : ModelSpec, optional
-        Also embed every image with this ONNX model (:mod:`leakscan.model`), in the same
-        pass; cached per file and model digest.
+    model : extra embedder, optional
+        Also embed every image with this extra embedder, in the same pass (the hook: an
+        object with ``load()`` returning something with ``preprocess(image) -> array``,
+        ``embed(batch) -> (m, d) float32`` and ``dim``; :class:`leakscan.model.ModelSpec`
+        is one, for ONNX models).
+    on_chunk : callable, optional
+        ``on_chunk(positions, part)`` after every chunk: ``part`` holds the features of the
+        result's rows ``positions`` (the feature cache stores them as they come).
 
     Returns
     -------
     Features
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from leakscan.discovery import discover
+    >>> f = extract_features(discover(np.zeros((3, 16, 16, 3), np.uint8)), jobs=1)
+    >>> f.ok.tolist(), f.low_info.tolist()
+    ([True, True, True], [True, True, True])
     """
     if rows is None:
         rows = np.arange(len(manifest))
     rows = np.asarray(rows, dtype=np.int64)
-    jobs = default_jobs() if jobs is None else int(jobs)
-    if jobs < 1:
-        raise ConfigError(f"jobs must be >= 1 (worker processes), got {jobs}")
+    jobs = check_jobs(jobs)
     n = len(rows)
-    out = Features.empty(n)
-    failures: dict[int, str] = {}
-    notes: dict[int, str] = {}
-    rot: dict[int, tuple] = {}  # row -> (angle, embedding, thumbnail, colour) of its de-rotated view
-    model_emb: dict[int, np.ndarray] = {}
     if manifest.images is not None:
-        kind, items, keys = "array", [manifest.images[r] for r in rows], None
-        todo = np.arange(n)
+        kind, items = "array", [manifest.images[r] for r in rows]
     else:
         items = manifest.resolved_paths(rows) if manifest.source is None else manifest.source.work_items(rows)
         kind = "path" if manifest.source is None else "source"
-        keys = None
-        todo = np.arange(n)
-        if cache is not None:
-            from .cache import file_key  # noqa: PLC0415
-
-            # items are absolute paths; source rows are keyed by content digest or path#frame
-            keys = [file_key(p) for p in items] if kind == "path" else manifest.source.cache_keys(rows)
-            pos, rows_c, cached_fail, cached_notes, cached_rot = cache.get(keys)
-            rot.update(cached_rot)
-            if len(pos):
-                out.ok[pos] = True
-                out.low_info[pos] = rows_c["low"]
-                out.sizes[pos] = np.stack([rows_c["w"], rows_c["h"]], axis=1)
-                out.file_digest[pos] = rows_c["fd"]
-                out.pixel_digest[pos] = rows_c["pd"]
-                out.hashes[pos] = rows_c["hashes"].reshape(-1, N_VARIANTS, 8)
-                out.embedding[pos] = rows_c["emb"]
-                out.thumb[pos] = rows_c["thumb"].reshape(-1, THUMB, THUMB)
-                out.colour[pos] = rows_c["colour"].reshape(-1, 3, COLOUR_SIDE, COLOUR_SIDE)
-            failures.update(cached_fail)
-            notes.update(cached_notes)
-            hit = np.zeros(n, bool)
-            hit[pos] = True
-            if model is not None:  # cached features without this model's embedding: decode again
-                model_emb.update(cache.get_model(keys, model.digest))
-                hit[[k for k in pos.tolist() if k not in model_emb]] = False
-            hit[list(cached_fail)] = True
-            todo = np.flatnonzero(~hit)
-            log.info("feature cache: %d of %d images cached, %d to decode", n - len(todo), n, len(todo))
-    starts = list(range(0, len(todo), chunk_size))
-    tasks = [(kind, [items[k] for k in todo[s:s + chunk_size]], model) for s in starts]
-    done = n - len(todo)
+    starts = list(range(0, n, chunk_size))
+    tasks = [(kind, items[start:start + chunk_size], model) for start in starts]
+    parts: list[tuple[np.ndarray, Features]] = []
+    done = 0
     if progress:
-        progress("features", done, n)
-
-    def absorb(s: int, part: Features) -> None:
-        nonlocal done
-        idx = todo[s:s + chunk_size]
-        for name in ("ok", "file_digest", "pixel_digest", "hashes", "embedding", "low_info", "sizes", "thumb", "colour"):
-            getattr(out, name)[idx] = getattr(part, name)
-        for r, why in part.failures:
-            failures[int(idx[r])] = why
-        for r, why in part.notes:
-            notes[int(idx[r])] = why
-        for q, r in enumerate(part.rot_rows.tolist()):
-            rot[int(idx[r])] = (float(part.rot_angle[q]), part.rot_embedding[q], part.rot_thumb[q],
-                                part.rot_colour[q])
-        if part.model_embedding is not None:
-            for r in np.flatnonzero(part.ok).tolist():
-                model_emb[int(idx[r])] = part.model_embedding[r]
-        if cache is not None and keys is not None:
-            cache.put([keys[k] for k in idx], part)
-            if model is not None:
-                cache.put_model([keys[k] for k in idx], model.digest, part.model_embedding, part.ok)
-        done += len(idx)
+        progress("features", 0, n)
+    for k, part in run_chunks(_extract_chunk, tasks, jobs=jobs, client=client):
+        positions = np.arange(starts[k], starts[k] + len(part), dtype=np.int64)
+        parts.append((positions, part))
+        if on_chunk is not None:
+            on_chunk(positions, part)
+        done += len(part)
         if progress:
             progress("features", done, n)
-
-    if client is not None and tasks:
-        from distributed import as_completed  # noqa: PLC0415 - optional extra
-
-        futures = client.map(_extract_chunk, tasks, pure=False)
-        start_of = {f.key: s for f, s in zip(futures, starts)}
-        for fut in as_completed(futures):
-            absorb(start_of[fut.key], fut.result())
-            fut.release()
-    elif jobs == 1 or len(tasks) <= 1:
-        for s, t in zip(starts, tasks):
-            absorb(s, _extract_chunk(t))
-    else:
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread) as pool:
-            for s, part in zip(starts, pool.map(_extract_chunk, tasks)):
-                absorb(s, part)
-    model_arr = None
-    if model is not None:
-        if model_emb:
-            dim = len(next(iter(model_emb.values())))
-        else:
-            from .model import load_model  # noqa: PLC0415
-
-            dim = load_model(model).dim
-        model_arr = np.zeros((n, dim), np.float32)
-        for r, e in model_emb.items():
-            model_arr[r] = e
-    return Features(ok=out.ok, file_digest=out.file_digest, pixel_digest=out.pixel_digest,
-                    hashes=out.hashes, embedding=out.embedding, low_info=out.low_info, sizes=out.sizes,
-                    thumb=out.thumb, colour=out.colour, **_rot_arrays(rot), model_embedding=model_arr,
-                    failures=tuple(sorted(failures.items())), notes=tuple(sorted(notes.items())),
-                    n_cached=n - len(todo))
+    dim = model.load().dim if model is not None and n and not parts else None
+    return Features.assemble(n, parts, model_dim=dim)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from .pairs import Kind, PairTable
-from .settings import DEFAULTS
 
 __all__ = ["Groups", "build_groups", "link_strength"]
 

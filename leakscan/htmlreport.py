@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .decode import DecodeError, thumbnail_data
 from .present import pair_order, setting_flags, verdict
 
@@ -62,11 +62,13 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None, o
             involved.append(r)
         return seen[r]
 
-    pairs = [{"a": ref(p.i[k]), "b": ref(p.j[k]), "k": str(p.kind_names()[k]), "sc": round(float(p.score[k]), 4),
-              "h": int(p.hamming[k]), "c": None if np.isnan(p.cosine[k]) else round(float(p.cosine[k]), 4),
+    kinds = p.kind_names()  # once: the page lists up to every pair
+    certainty = _certainty(p)
+    pairs = [{"a": ref(p.i[k]), "b": ref(p.j[k]), "k": str(kinds[k]), "sc": round(float(p.score[k]), 4),
+              "cf": round(float(certainty[k]), 3), "h": int(p.hamming[k]), "c": None if np.isnan(p.cosine[k]) else round(float(p.cosine[k]), 4),
               "v": None if np.isnan(p.ncc[k]) else round(float(p.ncc[k]), 4),
               "d": details[k], "g": int(g.ids[p.i[k]])}
-             for k in order.tolist() if cross[k]]
+             for k in order[cross[order]].tolist()]
     groups = [{"g": gid, "s": str(m.splits[members[gid][0]]), "m": [ref(r) for r in members[gid]]} for gid in within]
     confl = [{"g": c.group, "labels": c.labels, "m": [ref(r) for r in c.rows]} for c in conflicts]
     lows = [ref(r) for r in low.tolist()[:2000]]
@@ -449,3 +451,9 @@ if (M.decisions) st.append(el("tr", {}, el("td", {}, el("code", {}, "--decisions
 for (const [k, v] of Object.entries(M.splits)) st.append(el("tr", {}, el("td", {}, "images in " + k), el("td", {}, v.toLocaleString())));
 </script></body></html>
 """
+
+
+def _certainty(p) -> np.ndarray:
+    """Each pair's confidence (the order of :func:`leakscan.present.pair_order`; score without one)."""
+    conf = getattr(p, "confidence", None)
+    return np.asarray(p.score if conf is None else np.where(np.isnan(conf), p.score, conf), np.float64)

@@ -33,6 +33,19 @@ def _content_sample(db: np.ndarray, m: int, seed: int) -> np.ndarray:
     return order[np.linspace(0, len(db) - 1, m).astype(np.int64)]
 
 
+def _n_lists(n: int) -> int:
+    """Inverted lists of an approximate index over ``n`` vectors: ``4 * sqrt(n)``."""
+    return int(4 * np.sqrt(n))
+
+
+def _trained(index, db: np.ndarray, nprobe: int, seed: int):
+    """``index`` (an IVF index) trained on 40 rows per list chosen by content, probing ``nprobe`` lists."""
+    index.cp.seed = seed
+    index.train(db[_content_sample(db, min(len(db), index.nlist * 40), seed)])
+    index.nprobe = min(nprobe, index.nlist)
+    return index
+
+
 def _faiss():
     try:
         import faiss  # noqa: PLC0415 - lazy: heavy import kept out of `import leakscan`
@@ -51,7 +64,8 @@ class HammingIndex:
     """Hamming search over packed binary codes ``(n, nbytes)``.
 
     Exact (FAISS ``IndexBinaryFlat``) up to ``exact_max`` codes, approximate beyond
-    (``IndexBinaryIVF``), trained on a seeded sample.
+    (``IndexBinaryIVF``), trained on a sample chosen by content (as :class:`CosineIndex`),
+    so the pairs found do not depend on the order of the rows.
     """
 
     def __init__(self, db: np.ndarray, *, exact_max: int | None = None, nprobe: int | None = None,
@@ -72,14 +86,9 @@ class HammingIndex:
             self._index = faiss.IndexBinaryFlat(self.nbits)
         else:
             self.exact = False
-            nlist = int(4 * np.sqrt(n))
-            self._quantizer = faiss.IndexBinaryFlat(self.nbits)
-            index = faiss.IndexBinaryIVF(self._quantizer, self.nbits, nlist)
-            rng = np.random.default_rng(seed)
-            index.cp.seed = seed
-            index.train(self.db[rng.choice(n, min(n, nlist * 40), replace=False)])
-            index.nprobe = min(nprobe, nlist)
-            self._index = index
+            nlist = _n_lists(n)
+            self._quantizer = faiss.IndexBinaryFlat(self.nbits)  # keep alive: the IVF index refers to it
+            self._index = _trained(faiss.IndexBinaryIVF(self._quantizer, self.nbits, nlist), self.db, nprobe, seed)
         self._index.add(self.db)
 
     def range(self, queries: np.ndarray, max_distance: int, *, block: int = BLOCK):
@@ -99,11 +108,11 @@ class HammingIndex:
         if self._index is None or len(queries) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32)
         qs, ds, dists = [], [], []
-        for s in range(0, len(queries), block):
+        for start in range(0, len(queries), block):
             # faiss keeps distances strictly below the radius: pass max + 1
-            lims, dist, ids = self._index.range_search(queries[s:s + block], int(max_distance) + 1)
+            lims, dist, ids = self._index.range_search(queries[start:start + block], int(max_distance) + 1)
             counts = np.diff(lims).astype(np.int64)
-            qs.append(np.repeat(np.arange(s, s + len(counts), dtype=np.int64), counts))
+            qs.append(np.repeat(np.arange(start, start + len(counts), dtype=np.int64), counts))
             ds.append(ids.astype(np.int64))
             dists.append(dist.astype(np.int32))
         return np.concatenate(qs), np.concatenate(ds), np.concatenate(dists)
@@ -140,15 +149,9 @@ class CosineIndex:
             self._index = faiss.IndexFlatIP(d)
         else:
             self.exact = False
-            nlist = int(4 * np.sqrt(n))
-            quantizer = faiss.IndexFlatIP(d)
-            index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-            sample = self.db[_content_sample(self.db, min(n, nlist * 40), seed)]
-            index.cp.seed = seed
-            index.train(sample)
-            index.nprobe = min(nprobe, nlist)
-            self._index = index
-            self._quantizer = quantizer  # keep alive: the IVF index refers to it
+            self._quantizer = faiss.IndexFlatIP(d)  # keep alive: the IVF index refers to it
+            ivf = faiss.IndexIVFFlat(self._quantizer, d, _n_lists(n), faiss.METRIC_INNER_PRODUCT)
+            self._index = _trained(ivf, self.db, nprobe, seed)
         self._index.add(self.db)
 
     def __len__(self) -> int:
@@ -172,9 +175,9 @@ class CosineIndex:
             return np.full((m, k), -np.inf, np.float32), np.full((m, k), -1, np.int64)
         sims = np.empty((m, k), np.float32)
         ids = np.empty((m, k), np.int64)
-        for s in range(0, m, block):
-            S, I = self._index.search(queries[s:s + block], k)
-            sims[s:s + block] = S
-            ids[s:s + block] = I
+        for start in range(0, m, block):
+            found_sims, found_ids = self._index.search(queries[start:start + block], k)
+            sims[start:start + block] = found_sims
+            ids[start:start + block] = found_ids
         sims[ids < 0] = -np.inf
         return sims, ids

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, OutputError
+from .output import make_folder
 from .safeio import TMP_MARK, check_target, dataset_folders, place_file
 
 __all__ = ["materialize", "LINK_MODES"]
@@ -57,7 +58,7 @@ def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False) -
             raise OutputError(f"{dest}: exists and is not a folder")
         if any(dest.iterdir()) and not force:
             raise OutputError(f"{dest}: folder is not empty; pass --force to add to it or choose another folder")
-    dest.mkdir(parents=True, exist_ok=True)
+    make_folder(dest)
     names = resplit.splits
     taken: set[Path] = set()
     cleaned: set[Path] = set()
@@ -79,7 +80,8 @@ def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False) -
                 k += 1
         except OSError as exc:
             if exc.errno == errno.EXDEV:
-                raise OutputError(f"{folder}: cannot hard-link across file systems; use --link copy or symlink") from None
+                raise OutputError(f"{folder}: cannot hard-link across file systems; "
+                                  "use --link copy or symlink") from None
             raise OutputError(f"{folder}: cannot {link} {src}: {exc.strerror or exc}") from None
         taken.add(target)
         placed += 1

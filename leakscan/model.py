@@ -140,6 +140,16 @@ class ModelSpec:
         return cls(path=p, digest=h.hexdigest(), batch_size=int(batch_size), size=size,
                    mean=mean, std=std, normalize=normalize)
 
+    # ---- the extra-embedder hook (leakscan.features.extract_features(model=...))
+    @property
+    def key(self) -> str:
+        """What the feature cache files this embedder's embeddings under: the model file's digest."""
+        return self.digest
+
+    def load(self) -> "EmbeddingModel":
+        """The runnable model (``preprocess``, ``embed``, ``dim``), loaded once per process."""
+        return load_model(self)
+
 
 class EmbeddingModel:
     """An ONNX image-embedding model ready to run (see the module docstring).

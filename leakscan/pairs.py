@@ -57,7 +57,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "15"
+SEARCH_VERSION = "16"
 
 
 @dataclass(frozen=True)
@@ -201,9 +201,9 @@ def find_candidates(
 
     ``query_rows``: only these rows are queried (against an index of every row); default all.
     """
-    s = settings or DetectSettings()
+    settings = settings or DetectSettings()
     ok_rows = np.flatnonzero(features.ok)
-    variants = transform_variants(s.transforms)
+    variants = transform_variants(settings.transforms)
     parts = []
 
     # 1. exact: identical pixels
@@ -214,7 +214,7 @@ def find_candidates(
     query_pos = np.arange(len(search_rows))
     if query_rows is not None:
         query_pos = np.flatnonzero(np.isin(search_rows, np.asarray(query_rows, np.int64)))
-    if s.scope == "cross":
+    if settings.scope == "cross":
         if splits is None or len(splits) != len(features):
             raise ConfigError("scope='cross' needs splits= (one split name per row)")
         splits = np.asarray(splits, dtype=object)
@@ -224,13 +224,13 @@ def find_candidates(
             query_pos = np.intersect1d(query_pos, np.flatnonzero(splits[search_rows].astype(str) != biggest))
 
     # 2. perceptual hash, all allowed transforms of each query against the plain hashes
-    if s.max_hamming >= 0 and len(search_rows) > 1:
+    if settings.max_hamming >= 0 and len(search_rows) > 1:
         if progress:
             progress("hash search", 0, 1)
         hidx = HammingIndex(features.hashes[search_rows, 0])
         queried = search_rows[query_pos]
         q = features.hashes[queried][:, list(variants)].reshape(len(queried) * len(variants), -1)
-        qi, dj, dist = hidx.range(q, s.max_hamming)
+        qi, dj, dist = hidx.range(q, settings.max_hamming)
         a, b = queried[qi // len(variants)], search_rows[dj]
         v = np.asarray(variants, np.int8)[qi % len(variants)]
         keep = a != b
@@ -242,20 +242,20 @@ def find_candidates(
 
     # 3. embedding k-NN: the ratio test, and each image's nearest neighbours
     kth = np.full(len(features), -1, np.int64)
-    if s.min_cosine <= 1.0 and len(search_rows) > 1:
-        rotated = (features.rot_rows, features.rot_embedding) if s.transforms != "none" else None
+    if settings.min_cosine <= 1.0 and len(search_rows) > 1:
+        rotated = (features.derotated_rows, features.derotated_embedding) if settings.transforms != "none" else None
         ei_, ej_, es_, ev_, kth_pos = _embedding_pairs(
-            features.embedding, search_rows, variants, s, progress, query_pos,
-            rotated=rotated, thumbs=features.thumb if s.crops else None)
+            features.embedding, search_rows, variants, settings, progress, query_pos,
+            rotated=rotated, thumbs=features.thumb if settings.crops else None)
         parts.append(_candidates(ei_, ej_, Kind.EMBEDDING, es_, ev_))
         has = kth_pos >= 0
         kth[search_rows[has]] = search_rows[kth_pos[has]]
-    if features.model_embedding is not None and s.model_min_cosine <= 1.0 and len(search_rows) > 1:
-        mi, mj, ms = _model_pairs(features.model_embedding, search_rows, s, query_pos)
+    if features.model_embedding is not None and settings.model_min_cosine <= 1.0 and len(search_rows) > 1:
+        mi, mj, ms = _model_pairs(features.model_embedding, search_rows, settings, query_pos)
         parts.append(_candidates(mi, mj, Kind.MODEL, ms, MatchView.NONE))
 
     pairs = _dedupe_best(PairTable.concat(parts))
-    if s.scope == "cross":
+    if settings.scope == "cross":
         pairs = pairs.take(splits[pairs.i] != splits[pairs.j])
     i, j, kind, score = pairs.i, pairs.j, pairs.kind, pairs.score
     hamming, cosine = _measure(features, i, j, variants)
@@ -292,42 +292,42 @@ def _candidates(i, j, kind: Kind, score, variant) -> PairTable:
                      same_bytes=np.zeros(n, bool))
 
 
-def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query_pos=None, block: int = 4096,
-                     rotated=None, thumbs=None):
+def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, progress, query_pos=None,
+                     block: int = 4096, rotated=None, thumbs=None):
     """Embedding k-NN pairs with the ratio test.
 
     Queries: every image under each of ``variants``; the de-rotated views ``rotated`` =
     (rows, embeddings) under each of ``variants``; and, when ``thumbs`` (all rows) is given,
     the crop views of every image, plain.
     """
-    emb = emb_all[reps]
+    emb = emb_all[search_rows]
     index = CosineIndex(emb)
-    n = len(reps)
+    n = len(search_rows)
     query_pos = np.arange(n) if query_pos is None else np.asarray(query_pos, np.int64)
-    kk = min(s.k + 1, n)
+    kk = min(settings.k + 1, n)
     out_i, out_j, out_s, out_v, out_dk, out_near = [], [], [], [], [], []
     kth = np.full(n, -1, np.int64)  # position of each queried image's k-th neighbour
     # distance to the k-th neighbour of each image (plain orientation, self excluded); 0 for
     # images that were not queried, so their side of the ratio test accepts nothing
     dk_plain = np.zeros(n, np.float32)
-    # query sets: (positions in reps, a function of (start, stop) giving their embeddings,
+    # query sets: (positions in search_rows, a function of (start, stop) giving their embeddings,
     # the variants to apply, variant code offset)
     plain_q = emb[query_pos]
     sets = [(query_pos, lambda a, b: plain_q[a:b], variants, 0)]
     if rotated is not None and len(rotated[0]):
-        where = {int(r): k for k, r in enumerate(reps.tolist())}
+        where = {int(r): k for k, r in enumerate(search_rows.tolist())}
         keep = [q for q, r in enumerate(rotated[0].tolist()) if r in where]
         if keep:
             rpos = np.array([where[int(rotated[0][q])] for q in keep], np.int64)
             wanted = np.isin(rpos, query_pos)
-            rot_q = rotated[1][np.asarray(keep)[wanted]]
-            sets.append((rpos[wanted], lambda a, b: rot_q[a:b], variants, MatchView.DEROTATED))
+            derotated_q = rotated[1][np.asarray(keep)[wanted]]
+            sets.append((rpos[wanted], lambda a, b: derotated_q[a:b], variants, MatchView.DEROTATED))
     if thumbs is not None:
         nc = len(CROP_PLACES)
         crop_pos = np.repeat(query_pos, nc)
 
         def crop_emb(a, b):
-            rows = reps[crop_pos[a:b:nc]]  # a and b are multiples of nc
+            rows = search_rows[crop_pos[a:b:nc]]  # a and b are multiples of nc
             views = crop_views(thumbs[rows]).reshape(-1, thumbs.shape[1], thumbs.shape[2])
             return hog(np.rint(views).astype(np.uint8))  # uint8: hog's lookup-table path
         sets.append((crop_pos, crop_emb, (0,), MatchView.CROPPED))
@@ -348,18 +348,18 @@ def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query
                 sims = np.take_along_axis(sims, order, 1)
                 ids = np.take_along_axis(ids, order, 1)
                 dist = 1.0 - sims  # inf where missing
-                if s.k <= dist.shape[1]:
-                    dk = dist[:, s.k - 1]
+                if settings.k <= dist.shape[1]:
+                    dk = dist[:, settings.k - 1]
                 else:
                     dk = np.full(len(qrows), np.inf, np.float32)
                 if v == 0 and offset == 0:
                     dk_plain[qrows] = dk
-                    if s.k <= ids.shape[1]:
-                        kth[qrows] = np.where(np.isfinite(sims[:, s.k - 1]), ids[:, s.k - 1], -1)
+                    if settings.k <= ids.shape[1]:
+                        kth[qrows] = np.where(np.isfinite(sims[:, settings.k - 1]), ids[:, settings.k - 1], -1)
                 near = np.zeros(sims.shape, bool)
-                if offset == 0 and v == 0 and s.neighbours:
-                    near[:, :s.neighbours] = sims[:, :s.neighbours] >= s.neighbour_min_cosine
-                r, c = np.nonzero((sims >= s.min_cosine) | near)
+                if offset == 0 and v == 0 and settings.neighbours:
+                    near[:, :settings.neighbours] = sims[:, :settings.neighbours] >= settings.neighbour_min_cosine
+                r, c = np.nonzero((sims >= settings.min_cosine) | near)
                 out_i.append(qrows[r])
                 out_j.append(ids[r, c])
                 out_s.append(sims[r, c])
@@ -379,19 +379,19 @@ def _embedding_pairs(emb_all, reps, variants, s: DetectSettings, progress, query
     v = np.concatenate(out_v)
     d = 1.0 - sim
     near = np.concatenate(out_near)
-    accept = near | (sim >= s.sure_cosine) | (d <= s.ratio * dk_q) | (d <= s.ratio * dk_plain[dj])
+    accept = near | (sim >= settings.sure_cosine) | (d <= settings.ratio * dk_q) | (d <= settings.ratio * dk_plain[dj])
     qi, dj, sim, v = qi[accept], dj[accept], sim[accept], v[accept]
-    a, b = reps[qi], reps[dj]
+    a, b = search_rows[qi], search_rows[dj]
     return np.minimum(a, b), np.maximum(a, b), sim.astype(np.float32), v, kth
 
 
-def _model_pairs(model_emb, reps, s: DetectSettings, query_pos):
+def _model_pairs(model_emb, search_rows, settings: DetectSettings, query_pos):
     """Pairs of rows whose model embeddings have cosine >= ``model_min_cosine`` (among each query's k nearest)."""
-    index = CosineIndex(model_emb[reps])
-    kk = min(s.k + 1, len(reps))
-    sims, ids = index.knn(model_emb[reps[query_pos]], kk)
-    r, c = np.nonzero((sims >= s.model_min_cosine) & (ids != query_pos[:, None]) & (ids >= 0))
-    a, b = reps[query_pos[r]], reps[ids[r, c]]
+    index = CosineIndex(model_emb[search_rows])
+    kk = min(settings.k + 1, len(search_rows))
+    sims, ids = index.knn(model_emb[search_rows[query_pos]], kk)
+    r, c = np.nonzero((sims >= settings.model_min_cosine) & (ids != query_pos[:, None]) & (ids >= 0))
+    a, b = search_rows[query_pos[r]], search_rows[ids[r, c]]
     keep = a != b
     a, b, sim = a[keep], b[keep], sims[r, c][keep]
     i, j = np.minimum(a, b), np.maximum(a, b)
@@ -409,11 +409,11 @@ def _measure(features: Features, i, j, variants, block: int = 65536):
     ham = np.full(len(i), -1, np.int16)
     cos = np.full(len(i), np.nan, np.float32)
     ok = features.ok
-    for s in range(0, len(i), block):
-        a, b = i[s:s + block], j[s:s + block]
+    for start in range(0, len(i), block):
+        a, b = i[start:start + block], j[start:start + block]
         good = ok[a] & ok[b]
         a, b = a[good], b[good]
-        idx = np.flatnonzero(good) + s
+        idx = np.flatnonzero(good) + start
         h = features.hashes[a][:, list(variants)] ^ features.hashes[b][:, None, 0]
         ham[idx] = _popcount(h).min(axis=1)
         ev = embedding_variants(features.embedding[a], variants)

@@ -1,7 +1,8 @@
 """Render an Audit: terminal tables (rich), ``summary.json``, ``pairs.csv``, ``groups.csv``, ``skipped.csv``.
 
-Files are written atomically (a temporary file in the same folder, then renamed), so an
-interrupted run never leaves a half-written file behind.
+The result folder is written as one set (:func:`leakscan.safeio.write_folder`: a staged folder
+swapped in), each file through :func:`leakscan.output.atomic_write`, so an interrupted run never
+leaves a half-written file or a mixed set behind, and a write that fails is an OutputError.
 """
 
 from __future__ import annotations
@@ -10,43 +11,18 @@ import csv
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .audit import PAIR_COLUMNS, Audit
 from .errors import OutputError
+from .output import atomic_write, make_folder
 from .safeio import check_target, csv_cell, dataset_folders, plain, write_folder
 
-__all__ = ["write_outputs", "summary_json", "render_terminal", "OUTPUT_FILES", "atomic_write"]
+__all__ = ["write_outputs", "summary_json", "render_terminal", "OUTPUT_FILES"]
 
 OUTPUT_FILES = ("summary.json", "pairs.csv", "possible.csv", "groups.csv", "skipped.csv", "report.html")
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and an atomic rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are ordinary files
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 _PATH_COLUMNS = ("path", "a", "b")
@@ -68,14 +44,6 @@ def summary_json(audit: Audit) -> str:
     return json.dumps(audit.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
 
-def _inside(child: Path, parent: Path) -> bool:
-    try:
-        child.resolve().relative_to(parent.resolve())
-        return True
-    except ValueError:
-        return False
-
-
 def prepare_out_dir(out: Path, *, force: bool, data_root: Path | None = None, names=OUTPUT_FILES,
                     protect=()) -> Path:
     """Check that ``out`` may receive our files: not inside (nor holding) the dataset, writable, no clobbering.
@@ -88,10 +56,7 @@ def prepare_out_dir(out: Path, *, force: bool, data_root: Path | None = None, na
     check_target(out, folders, what="output folder")
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot create output folder ({exc.strerror or exc})") from None
+    make_folder(out)
     if not os.access(out, os.W_OK | os.X_OK):
         raise OutputError(f"{out}: output folder is not writable")
     existing = [n for n in names if (out / n).exists()]
@@ -197,11 +162,13 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
     for text in decision_lines(audit):
         console.print(text, markup=False, highlight=False)
     d = audit.to_dict()
+    by_kind = dict(d["pairs_by_kind"])
+    if not by_kind.get("model") and audit.features.model_embedding is None:
+        by_kind.pop("model", None)  # no model given: say nothing about model pairs
     console.print(
         f"[bold]leakscan[/bold] audited [bold]{d['n_images']:,}[/bold] images "
         f"({d['n_skipped']:,} skipped) in {d['elapsed_seconds']:.1f}s: "
-        f"{d['n_pairs']:,} duplicate pairs ({d['pairs_by_kind']['exact']:,} exact, "
-        f"{d['pairs_by_kind']['hash']:,} hash, {d['pairs_by_kind']['embedding']:,} embedding) in "
+        f"{d['n_pairs']:,} duplicate pairs ({', '.join(f'{n:,} {k}' for k, n in by_kind.items())}) in "
         f"{d['n_duplicate_groups']:,} groups.", highlight=False)
 
     t = Table(title="Images per split", title_justify="left")
@@ -283,10 +250,7 @@ def write_resplit(rs, out: str | os.PathLike) -> list[Path]:
     if out.exists() and out.is_dir():
         raise OutputError(f"{out}: is a folder; --out names the CSV file to write")
     check_target(out.parent, dataset_folders(rs.audit.manifest), what=f"the folder of --out {out}", contains=False)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{out.parent}: cannot create folder ({exc.strerror or exc})") from None
+    make_folder(out.parent)
     m = rs.audit.manifest
     base = out.parent.resolve()
 
@@ -297,20 +261,17 @@ def write_resplit(rs, out: str | os.PathLike) -> list[Path]:
 
     rows = np.flatnonzero(~rs.dropped)
     names, grp = rs.splits, rs.groups_column()
-    try:
-        atomic_write(out, _csv_text(["path", "split", "label", "group"],
-                                    ({"path": rel(r), "split": names[r], "label": m.labels[r], "group": grp[r]}
-                                     for r in rows)))
-        written = [out]
-        if rs.dropped.any():
-            dropped = out.with_name(out.stem + ".dropped.csv")
-            atomic_write(dropped, _csv_text(
-                ["path", "split", "label", "group", "reason"],
-                ({"path": rel(r), "split": m.splits[r], "label": m.labels[r], "group": grp[r],
-                  "reason": "duplicate of an image in a kept split"} for r in np.flatnonzero(rs.dropped))))
-            written.append(dropped)
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    atomic_write(out, _csv_text(["path", "split", "label", "group"],
+                                ({"path": rel(r), "split": names[r], "label": m.labels[r], "group": grp[r]}
+                                 for r in rows)))
+    written = [out]
+    if rs.dropped.any():
+        dropped = out.with_name(out.stem + ".dropped.csv")
+        atomic_write(dropped, _csv_text(
+            ["path", "split", "label", "group", "reason"],
+            ({"path": rel(r), "split": m.splits[r], "label": m.labels[r], "group": grp[r],
+              "reason": "duplicate of an image in a kept split"} for r in np.flatnonzero(rs.dropped))))
+        written.append(dropped)
     return written
 
 
@@ -339,8 +300,9 @@ def render_resplit(rs, console) -> None:
         for name in d["splits"]:
             t.add_column(_text(name), justify="right")
         for c in sorted(worst):
-            t.add_row(_text(c or "(none)"), *(f"{100 * s['class_share_target'][c]:.1f}% -> {100 * s['class_share_achieved'][c]:.1f}%"
-                                       for s in d["splits"].values()))
+            t.add_row(_text(c or "(none)"), *(f"{100 * s['class_share_target'][c]:.1f}% -> "
+                                              f"{100 * s['class_share_achieved'][c]:.1f}%"
+                                              for s in d["splits"].values()))
         console.print(t)
     for p in d["problems"]:
         console.print(f"[yellow]cannot fully meet:[/yellow] {_esc(p)}", highlight=False)

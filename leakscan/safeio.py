@@ -1,8 +1,10 @@
 """Writing safely next to the user's files: where leakscan may write, all-or-nothing folders,
-atomic file placement, plain-text terminal output, CSV cells safe for spreadsheets, and
-worker processes that die with their parent.
+atomic file placement, plain-text terminal output and CSV cells safe for spreadsheets.
 
-Everything leakscan writes goes through here or through :func:`leakscan.report.atomic_write`.
+Every file leakscan writes is written by :func:`leakscan.output.atomic_write` (the one file
+writer); this module decides where, and swaps whole result folders in one step
+(:func:`write_folder`). Worker processes that die with their parent are
+:func:`leakscan.parallel.die_with_parent`.
 """
 
 from __future__ import annotations
@@ -14,19 +16,17 @@ import logging
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from .errors import OutputError
+from .output import _umask, atomic_write
 
 log = logging.getLogger(__name__)
 
-__all__ = ["dataset_folders", "check_target", "write_folder", "place_file", "plain", "csv_cell",
-           "die_with_parent", "TMP_MARK"]
+__all__ = ["dataset_folders", "check_target", "write_folder", "place_file", "plain", "csv_cell", "TMP_MARK"]
 
 #: Marks every temporary name leakscan makes (hidden files and folders), so a re-run can
 #: recognise and remove what a killed run left.
@@ -96,12 +96,6 @@ def check_target(target, folders, *, what: str = "--out", contains: bool = True)
 
 
 # --------------------------------------------------------------------------- all-or-nothing folders
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
 
 _RENAME_EXCHANGE = 2
 
@@ -181,12 +175,10 @@ def write_folder(out: Path, files: dict, *, owned: set, order=None) -> list[Path
             mode = (os.stat(out).st_mode & 0o7777) if out.is_dir() else (0o777 & ~_umask())
             os.chmod(stage, mode)
             for name in names:
-                content = files[name]
-                if callable(content):
-                    content(stage / name)
-                else:
-                    _write_text(stage / name, content)
+                atomic_write(stage / name, files[name])
             _fsync_dir(stage)
+        except OutputError as exc:
+            raise OutputError(f"{out}: cannot write the results ({exc}); nothing was changed") from None
         except OSError as exc:
             raise OutputError(f"{out}: cannot write the results ({exc.strerror or exc}); "
                               "nothing was changed") from None
@@ -197,14 +189,6 @@ def write_folder(out: Path, files: dict, *, owned: set, order=None) -> list[Path
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return [out / n for n in names]
-
-
-def _write_text(path: Path, text: str) -> None:
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(path, 0o666 & ~_umask())
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -333,42 +317,9 @@ def csv_cell(v, *, path: bool = False):
     """A text cell safe to open in a spreadsheet (no formula): cells starting = + - @ tab CR get a prefix.
 
     Relative paths get ``./`` (the same file for every reader: ``=x.png`` -> ``./=x.png``);
-    other text gets ``'`` (OWASP's advice), which :func:`leakscan.manifest.discover` removes
+    other text gets ``'`` (OWASP's advice), which :func:`leakscan.discovery.discover` removes
     when it reads a CSV, so leakscan reads back what it wrote. Numbers are left alone.
     """
     if isinstance(v, str) and v.startswith(_FORMULA):
         return "./" + v if path else "'" + v
     return v
-
-
-# --------------------------------------------------------------------------- worker processes
-
-def die_with_parent() -> None:
-    """Make this (worker) process end when its parent dies, even by kill -9.
-
-    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; elsewhere a daemon thread watches the parent
-    id. Called in the pool initializer. Workers also ignore Ctrl-C (SIGINT reaches the whole
-    process group): the parent handles it and shuts the pool down.
-    """
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread
-        pass
-    parent = os.getppid()
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0:  # PR_SET_PDEATHSIG
-                if os.getppid() != parent:  # the parent died before prctl took effect
-                    os._exit(1)
-                return
-        except (OSError, AttributeError):
-            pass
-
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="leakscan-parent-watch", daemon=True).start()

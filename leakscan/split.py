@@ -1,20 +1,19 @@
-"""Group-aware stratified re-splitting.
+"""Group-aware stratified split assignment: pure numpy, no images, no pairs.
 
 The assignment works on *units* (duplicate groups, merged with user groups), never on single
 images, so a unit never straddles two splits. Within that constraint it keeps each class's
 share in each split as close as possible to the target, and moves as few images as possible.
 
-Three entry points:
+* :func:`assign_splits` — units + labels (+ current splits) -> new split per row.
+* :func:`parse_ratios` — ``"train=0.8,test=0.2"`` -> target shares.
 
-* :func:`assign_splits` — the core: units + labels (+ current splits) -> new split per row.
-* :func:`resplit` — the same from an :class:`~leakscan.audit.Audit`, with a report.
-* :class:`StratifiedGroupShuffleSplit`, :func:`train_test_split`, :func:`find_groups` — the
-  scikit-learn-shaped API.
+The workflow around it (from an audit, searching again after drops, the report) is
+:func:`leakscan.resplit.resplit`; the scikit-learn-shaped API (:class:`StratifiedGroupShuffleSplit`,
+:func:`train_test_split`, :func:`find_groups`) is :mod:`leakscan.model_selection`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -23,14 +22,12 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import ConfigError
-from .groups import build_groups
-from .pairs import PairTable
-from .decide import find_pairs
+from .manifest import order_splits
 from .settings import RANDOM_STATE
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Assignment", "assign_splits", "parse_ratios", "resplit", "Resplit"]
+__all__ = ["Assignment", "assign_splits", "parse_ratios", "DROPPED"]
 
 DROPPED = ""
 
@@ -211,24 +208,8 @@ def assign_splits(
     if (keep or not shuffle) and current is None:
         raise ConfigError("keep and the minimal-change mode need the current splits; pass current= or shuffle=True")
 
-    # ---- split names and target ratios
-    if ratios is None:
-        if current is None:
-            raise ConfigError("give ratios (e.g. train=0.8,test=0.2) or the current splits")
-        names, counts = np.unique(current.astype(str), return_counts=True)
-        ratios = {str(k): c / n for k, c in zip(names, counts)}
-        ratios_given = False
-    else:
-        ratios = dict(ratios)
-        ratios_given = True
-    from .manifest import order_splits  # noqa: PLC0415
-    split_names = order_splits(ratios)
-    for k in keep:
-        if current is not None and k not in set(current.tolist()):
-            raise ConfigError(f"--keep {k}: no image is in split {k!r} (splits: {', '.join(sorted(set(current)))})")
-        if k not in ratios:
-            ratios[k] = float(np.mean(current == k))
-            split_names = order_splits(ratios)
+    ratios_given = ratios is not None
+    split_names, ratios = _split_ratios(ratios, current, keep)
     S = len(split_names)
     sidx = {s: i for i, s in enumerate(split_names)}
     if current is not None:
@@ -250,27 +231,7 @@ def assign_splits(
 
     # ---- kept splits: their rows are fixed; rows sharing a unit with them are forced
     kept_idx = [sidx[k] for k in keep]
-    fixed = np.isin(cur, kept_idx) if kept_idx else np.zeros(n, bool)
-    forced = 0
-    unit_free = np.ones(U, bool)
-    if fixed.any():
-        out[fixed] = cur[fixed]
-        # the kept split each unit is tied to (a unit tied to two kept splits cannot be fixed)
-        tie = np.full(U, -1, np.int64)
-        tie[ucode[fixed]] = cur[fixed]
-        clash = np.zeros(U, bool)
-        np.logical_or.at(clash, ucode[fixed], tie[ucode[fixed]] != cur[fixed])
-        if clash.any():
-            problems.append(f"{int(clash.sum())} duplicate groups span two kept splits "
-                            f"({', '.join(keep)}); they stay as they are")
-        unit_free[ucode[fixed]] = False
-        tied_rows = ~fixed & ~unit_free[ucode]
-        forced = int(tied_rows.sum())
-        if drop:
-            out[tied_rows] = -1
-        else:
-            out[tied_rows] = tie[ucode[tied_rows]]
-        out[tied_rows & clash[ucode]] = -1  # cannot join both: dropped, reported above
+    fixed, unit_free, forced = _fix_kept(out, cur, ucode, U, kept_idx, keep, drop, problems)
 
     free_rows = np.flatnonzero(unit_free[ucode])
     free_splits = [i for i in range(S) if i not in kept_idx]
@@ -297,13 +258,13 @@ def assign_splits(
     share_target = target / np.maximum(target.sum(axis=1, keepdims=True), 1)
     if (ratios_given or shuffle) and class_tot.sum():
         share_target[free_splits] = class_tot / class_tot.sum()  # stratified: the overall mix
-    tgt_free = target.copy()
+    target_free = target.copy()
     if fixed.any() or forced:
-        np.subtract.at(tgt_free, (out[out >= 0], y[out >= 0]), 1)
+        np.subtract.at(target_free, (out[out >= 0], y[out >= 0]), 1)
 
     # ---- assign the free units
     if len(free_rows):
-        _assign_free(free_rows, ucode, y, cur, out, tgt_free, free_splits, shuffle, rng)
+        _assign_free(free_rows, ucode, y, cur, out, target_free, free_splits, shuffle, rng)
 
     moved = int(np.sum((out >= 0) & (cur >= 0) & (out != cur))) if current is not None else 0
     if current is not None:
@@ -315,82 +276,157 @@ def assign_splits(
                       forced=forced, problems=problems, share_target=share_target)
 
 
-def _assign_free(rows, ucode, y, cur, out, tgt, free_splits, shuffle, rng) -> None:
-    """Fill ``out[rows]`` so that per-(split, class) counts approach ``tgt``."""
-    fs = np.asarray(free_splits, np.int64)
-    u = ucode[rows]
-    order = np.argsort(u, kind="stable")
-    su, sr = u[order], rows[order]
-    starts = np.flatnonzero(np.r_[True, su[1:] != su[:-1]])
-    ends = np.r_[starts[1:], len(su)]
-    sizes = ends - starts
-    first_label = y[sr[starts]]
-    ys = y[sr]
-    pure = np.minimum.reduceat(ys, starts) == np.maximum.reduceat(ys, starts)
-    count = np.zeros_like(tgt)
-    k_units = len(starts)
-    unit_split = np.full(k_units, -1, np.int64)
+def _split_ratios(ratios, current, keep) -> tuple[list, dict]:
+    """Split names (in display order) and target share of each: ``ratios``, else the current sizes;
+    kept splits not in ``ratios`` keep their current share."""
+    if ratios is None:
+        if current is None:
+            raise ConfigError("give ratios (e.g. train=0.8,test=0.2) or the current splits")
+        names, counts = np.unique(current.astype(str), return_counts=True)
+        ratios = {str(k): c / len(current) for k, c in zip(names, counts)}
+    else:
+        ratios = dict(ratios)
+    split_names = order_splits(ratios)
+    for k in keep:
+        if current is not None and k not in set(current.tolist()):
+            raise ConfigError(f"--keep {k}: no image is in split {k!r} (splits: {', '.join(sorted(set(current)))})")
+        if k not in ratios:
+            ratios[k] = float(np.mean(current == k))
+            split_names = order_splits(ratios)
+    return split_names, ratios
 
+
+def _fix_kept(out, cur, ucode, n_units, kept_idx, keep, drop, problems):
+    """Rows of kept splits stay (``out`` set); rows sharing a unit with them join them, or are dropped.
+
+    Returns ``(fixed, unit_free, forced)``: the kept rows, which units are still free, and how
+    many rows of other splits were forced.
+    """
+    fixed = np.isin(cur, kept_idx) if kept_idx else np.zeros(len(cur), bool)
+    unit_free = np.ones(n_units, bool)
+    if not fixed.any():
+        return fixed, unit_free, 0
+    out[fixed] = cur[fixed]
+    # the kept split each unit is tied to (a unit tied to two kept splits cannot be fixed)
+    tie = np.full(n_units, -1, np.int64)
+    tie[ucode[fixed]] = cur[fixed]
+    clash = np.zeros(n_units, bool)
+    np.logical_or.at(clash, ucode[fixed], tie[ucode[fixed]] != cur[fixed])
+    if clash.any():
+        problems.append(f"{int(clash.sum())} duplicate groups span two kept splits "
+                        f"({', '.join(keep)}); they stay as they are")
+    unit_free[ucode[fixed]] = False
+    tied_rows = ~fixed & ~unit_free[ucode]
+    if drop:
+        out[tied_rows] = -1
+    else:
+        out[tied_rows] = tie[ucode[tied_rows]]
+    out[tied_rows & clash[ucode]] = -1  # cannot join both: dropped, reported above
+    return fixed, unit_free, int(tied_rows.sum())
+
+
+@dataclass
+class _Units:
+    """The free units being placed: their rows (grouped by unit), labels, and the running counts.
+
+    ``rows[starts[k]:ends[k]]`` are the rows of unit ``k``; ``count`` and ``target`` are
+    (split, class) image counts; ``free`` are the splits units may go to; ``split[k]`` is
+    where unit ``k`` went (-1: not placed yet).
+    """
+
+    rows: np.ndarray         # (m,) rows, sorted by unit
+    starts: np.ndarray       # (k,) first position of each unit in rows
+    ends: np.ndarray         # (k,) one past its last
+    sizes: np.ndarray        # (k,) images per unit
+    pure: np.ndarray         # (k,) bool: every image of the unit has one class
+    first_label: np.ndarray  # (k,) class of the unit's first image (its class when pure)
+    labels: np.ndarray       # (n,) class per manifest row
+    count: np.ndarray        # (S, C) images placed per split and class
+    target: np.ndarray       # (S, C) images wanted per split and class
+    free: np.ndarray         # split indices units may be placed in
+    split: np.ndarray        # (k,) split of each unit, -1 while unplaced
+
+    @classmethod
+    def of(cls, rows, ucode, y, target, free_splits) -> "_Units":
+        u = ucode[rows]
+        order = np.argsort(u, kind="stable")
+        su, by_unit = u[order], rows[order]
+        starts = np.flatnonzero(np.r_[True, su[1:] != su[:-1]])
+        ends = np.r_[starts[1:], len(su)]
+        ys = y[by_unit]
+        pure = np.minimum.reduceat(ys, starts) == np.maximum.reduceat(ys, starts)
+        return cls(rows=by_unit, starts=starts, ends=ends, sizes=ends - starts, pure=pure,
+                   first_label=y[by_unit[starts]], labels=y, count=np.zeros_like(target), target=target,
+                   free=np.asarray(free_splits, np.int64), split=np.full(len(starts), -1, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def classes_of(self, k: int) -> np.ndarray:
+        return self.labels[self.rows[self.starts[k]:self.ends[k]]]
+
+
+def _assign_free(rows, ucode, y, cur, out, target, free_splits, shuffle, rng) -> None:
+    """Fill ``out[rows]`` so that per-(split, class) counts approach ``target``."""
+    units = _Units.of(rows, ucode, y, target, free_splits)
     if not shuffle:
         # minimal change: each unit goes where most of its rows already are
-        cs_all = cur[sr]
-        cs_all = np.where(np.isin(cs_all, fs), cs_all, -1)
-        lo = np.minimum.reduceat(cs_all, starts)
-        hi = np.maximum.reduceat(cs_all, starts)
+        current = cur[units.rows]
+        current = np.where(np.isin(current, units.free), current, -1)
+        lo = np.minimum.reduceat(current, units.starts)
+        hi = np.maximum.reduceat(current, units.starts)
         same = lo == hi
-        unit_split[same] = lo[same]  # -1 where the current split is not a target split
+        units.split[same] = lo[same]  # -1 where the current split is not a target split
         for k in np.flatnonzero(~same).tolist():  # straddlers: few
-            cs = cs_all[starts[k]:ends[k]]
-            cs = cs[cs >= 0]
-            vals, cnt = np.unique(cs, return_counts=True)
+            here = current[units.starts[k]:units.ends[k]]
+            here = here[here >= 0]
+            vals, cnt = np.unique(here, return_counts=True)
             best = vals[cnt == cnt.max()]
             if len(best) > 1:  # tie: the split that needs this class most
-                c = first_label[k]
-                best = best[[np.argmax(tgt[best, c] - count[best, c])]]
-            unit_split[k] = best[0]
-        placed = unit_split >= 0
-        rows_placed = placed.repeat(sizes)
-        np.add.at(count, (unit_split.repeat(sizes)[rows_placed], ys[rows_placed]), 1)
-        _place_greedy(np.flatnonzero(~placed), starts, ends, sizes, sr, y, pure, first_label,
-                      count, tgt, fs, unit_split, rng)
-        _rebalance(starts, sizes, pure, first_label, count, tgt, fs, unit_split, rng)
+                c = units.first_label[k]
+                best = best[[np.argmax(target[best, c] - units.count[best, c])]]
+            units.split[k] = best[0]
+        placed = units.split >= 0
+        rows_placed = placed.repeat(units.sizes)
+        np.add.at(units.count, (units.split.repeat(units.sizes)[rows_placed], y[units.rows][rows_placed]), 1)
+        _place_greedy(units, np.flatnonzero(~placed), rng)
+        _rebalance(units, rng)
     else:
-        _place_greedy(np.arange(k_units), starts, ends, sizes, sr, y, pure, first_label,
-                      count, tgt, fs, unit_split, rng)
-    out[sr] = unit_split.repeat(sizes)
+        _place_greedy(units, np.arange(len(units)), rng)
+    out[units.rows] = units.split.repeat(units.sizes)
 
 
-def _place_greedy(ks, starts, ends, sizes, sr, y, pure, first_label, count, tgt, fs, unit_split, rng) -> None:
-    """Largest units first; each to the split with the largest remaining need for its classes."""
-    if len(ks) == 0:
+def _place_greedy(units: _Units, todo, rng) -> None:
+    """Units ``todo``, largest first, each to the split with the largest remaining need for its classes."""
+    if len(todo) == 0:
         return
-    ks = np.asarray(ks)
-    ks = ks[rng.permutation(len(ks))]
-    ks = ks[np.argsort(-sizes[ks], kind="stable")]
-    mixed = ks[~pure[ks]]
-    for k in mixed.tolist():
-        cls, cnt = np.unique(y[sr[starts[k]:ends[k]]], return_counts=True)
-        need = (tgt[np.ix_(fs, cls)] - count[np.ix_(fs, cls)]).astype(np.float64)
-        denom = np.maximum(tgt[np.ix_(fs, cls)], 1)
+    todo = np.asarray(todo)
+    todo = todo[rng.permutation(len(todo))]
+    todo = todo[np.argsort(-units.sizes[todo], kind="stable")]
+    free, count, target = units.free, units.count, units.target
+    for k in todo[~units.pure[todo]].tolist():  # mixed-class units, one at a time
+        cls, cnt = np.unique(units.classes_of(k), return_counts=True)
+        need = (target[np.ix_(free, cls)] - count[np.ix_(free, cls)]).astype(np.float64)
+        denom = np.maximum(target[np.ix_(free, cls)], 1)
         # cost increase of adding the unit: sum over classes of ((cnt - need)^2 - need^2) / target
         gain = (((cnt - need) ** 2 - need ** 2) / denom).sum(axis=1)
-        s = fs[int(np.argmin(gain))]
-        unit_split[k] = s
+        s = free[int(np.argmin(gain))]
+        units.split[k] = s
         count[s, cls] += cnt
     # pure units, class by class: a greedy fill of the remaining need (largest first)
-    pk = ks[pure[ks]]
-    if len(pk) == 0:
+    pure_units = todo[units.pure[todo]]
+    if len(pure_units) == 0:
         return
-    lab = first_label[pk]
+    lab = units.first_label[pure_units]
     order = np.argsort(lab, kind="stable")
-    pk, lab = pk[order], lab[order]
+    pure_units, lab = pure_units[order], lab[order]
     bounds = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1], True])
     for a, b in zip(bounds[:-1], bounds[1:]):
         c = int(lab[a])
-        need = (tgt[fs, c] - count[fs, c]).astype(np.float64)
-        t = np.maximum(tgt[fs, c], 1).astype(np.float64)
-        group = pk[a:b]
-        gsz = sizes[group]
+        need = (target[free, c] - count[free, c]).astype(np.float64)
+        t = np.maximum(target[free, c], 1).astype(np.float64)
+        group = pure_units[a:b]
+        gsz = units.sizes[group]
         choice = np.empty(len(group), np.int64)
         ones = gsz == 1
         # units larger than one: one at a time
@@ -408,40 +444,40 @@ def _place_greedy(ks, starts, ends, sizes, sr, y, pure, first_label, count, tgt,
             rest = n1 - int(alloc.sum())
             if rest:
                 alloc += _largest_remainder(rest, t)
-            choice[np.flatnonzero(ones)] = np.repeat(np.arange(len(fs)), alloc)
-        unit_split[group] = fs[choice]
-        np.add.at(count[:, c], fs[choice], gsz)
+            choice[np.flatnonzero(ones)] = np.repeat(np.arange(len(free)), alloc)
+        units.split[group] = free[choice]
+        np.add.at(count[:, c], free[choice], gsz)
 
 
-def _rebalance(starts, sizes, pure, first_label, count, tgt, fs, unit_split, rng) -> None:
+def _rebalance(units: _Units, rng) -> None:
     """Minimal-change repair: move the fewest pure units so each (split, class) count meets its target."""
-    C = count.shape[1]
-    for c in range(C):
-        dev = count[fs, c] - tgt[fs, c]
+    free, count, target = units.free, units.count, units.target
+    for c in range(count.shape[1]):
+        dev = count[free, c] - target[free, c]
         if not np.any(dev):
             continue
-        cand = np.flatnonzero(pure & (first_label == c))
+        cand = np.flatnonzero(units.pure & (units.first_label == c))
         cand = cand[rng.permutation(len(cand))]
-        cand = cand[np.argsort(sizes[cand], kind="stable")]  # singletons first
-        for pos in range(len(fs)):
+        cand = cand[np.argsort(units.sizes[cand], kind="stable")]  # singletons first
+        for pos in range(len(free)):
             if dev[pos] <= 0:
                 continue
-            mine = cand[unit_split[cand] == fs[pos]]
+            mine = cand[units.split[cand] == free[pos]]
             for k in mine.tolist():
                 if dev[pos] <= 0:
                     break
-                g = sizes[k]
+                g = units.sizes[k]
                 short = np.flatnonzero(dev < 0)
                 if not len(short):
                     break
                 q = short[np.argmin(dev[short])]
                 if g > min(dev[pos], -dev[q]):
                     continue
-                unit_split[k] = fs[q]
+                units.split[k] = free[q]
                 dev[pos] -= g
                 dev[q] += g
-                count[fs[pos], c] -= g
-                count[fs[q], c] += g
+                count[free[pos], c] -= g
+                count[free[q], c] += g
 
 
 def _feasibility(achieved, target, share_target, split_names, ucode, out, classes=None) -> list[str]:
@@ -483,179 +519,3 @@ def _class_name(classes, c: int) -> str:
     if classes is None or c >= len(classes):
         return f"#{c}"
     return repr(str(classes[c])) if str(classes[c]) else "(none)"
-
-
-# --------------------------------------------------------------------------- from an audit
-
-@dataclass(frozen=True)
-class Resplit:
-    """A proposed split of an audited dataset; rows line up with ``audit.manifest``."""
-
-    audit: object
-    assignment: Assignment
-    mode: str
-    remedy: str
-    seed: object
-    pairs: object = None    # PairTable the split was checked against (audit's, plus any re-detected)
-    groups: object = None   # Groups the assignment kept whole
-    rounds: int = 1         # detection rounds (more than one when dropping images changed the neighbourhoods)
-
-    @property
-    def splits(self) -> np.ndarray:
-        """New split name per row (``""`` for dropped rows)."""
-        return self.assignment.names()
-
-    @property
-    def dropped(self) -> np.ndarray:
-        return self.assignment.dropped
-
-    def cross_split_pairs(self) -> int:
-        """Duplicate pairs whose two images end in different splits (0 when the split is sound)."""
-        p = self.pairs if self.pairs is not None else self.audit.pairs
-        sp = self.assignment.splits
-        keep = (sp[p.i] >= 0) & (sp[p.j] >= 0)
-        return int(np.sum(keep & (sp[p.i] != sp[p.j])))
-
-    def groups_column(self) -> np.ndarray:
-        """``group`` per row: the user's group, else ``dup-<id>`` for images in a duplicate group."""
-        m = self.audit.manifest
-        g = self.groups if self.groups is not None else self.audit.groups
-        in_dup = np.isin(g.ids, g.duplicate_groups())
-        out = np.array(m.groups, dtype=object)
-        for r in np.flatnonzero(in_dup & (out == "")):
-            out[r] = f"dup-{int(g.ids[r])}"
-        return out
-
-    def records(self) -> list[dict]:
-        m = self.audit.manifest
-        names, grp, keep = self.splits, self.groups_column(), ~self.dropped
-        return [{"path": m.paths[r], "split": names[r], "label": m.labels[r], "group": grp[r]}
-                for r in np.flatnonzero(keep)]
-
-    def to_dict(self) -> dict:
-        """Targets vs achieved sizes and class shares, moves, drops, problems, verification."""
-        a = self.assignment
-        m = self.audit.manifest
-        labels = sorted(set(m.labels.tolist()))
-        _, y = np.unique(m.labels.astype(str), return_inverse=True)
-        ach = np.zeros_like(a.target)
-        ok = a.splits >= 0
-        np.add.at(ach, (a.splits[ok], y.ravel()[ok]), 1)
-        tsz, asz = a.target.sum(1), ach.sum(1)
-        splits = {}
-        for s, name in enumerate(a.split_names):
-            share_t = {lab: round(float(a.share_target[s, c]), 4) for c, lab in enumerate(labels)}
-            share_a = {lab: round(float(ach[s, c] / asz[s]), 4) if asz[s] else 0.0 for c, lab in enumerate(labels)}
-            worst = max((abs(share_a[k] - share_t[k]) for k in labels), default=0.0)
-            splits[name] = {"target": int(tsz[s]), "achieved": int(asz[s]),
-                            "size_error": round(float((asz[s] - tsz[s]) / tsz[s]), 5) if tsz[s] else 0.0,
-                            "max_class_share_error": round(worst, 5),
-                            "class_share_target": share_t, "class_share_achieved": share_a}
-        return {"mode": self.mode, "remedy": self.remedy, "seed": self.seed, "n_images": int(len(m)),
-                "moved": a.moved, "dropped": int(self.dropped.sum()), "forced": a.forced,
-                "splits": splits, "problems": list(a.problems),
-                "cross_split_pairs_after": self.cross_split_pairs(),
-                "pairs_checked": len(self.pairs if self.pairs is not None else self.audit.pairs),
-                "detection_rounds": self.rounds,
-                "decisions": (self.audit.decisions.to_dict()
-                              if getattr(self.audit, "decisions", None) is not None else None)}
-
-
-def resplit(
-    audit,
-    *,
-    ratios=None,
-    keep: Sequence[str] | str | None = None,
-    drop: bool = False,
-    shuffle: bool = False,
-    random_state=RANDOM_STATE,
-) -> Resplit:
-    """Propose a split of an audited dataset in which no duplicate group straddles two splits.
-
-    Parameters
-    ----------
-    audit : Audit or datasets.DatasetDict
-        From :func:`leakscan.audit`. A Hugging Face ``DatasetDict`` is audited with the
-        defaults and the result is a new ``DatasetDict`` (:func:`leakscan.sources.hf.resplit_dataset`).
-    ratios : str or mapping, optional
-        ``"train=0.8,val=0.1,test=0.1"``; default: the current split sizes and class mixes.
-    keep : str or sequence of str, optional
-        Splits that stay as they are (e.g. a benchmark's test set).
-    drop : bool
-        With ``keep``: drop the other splits' copies of kept images instead of moving them
-        into the kept split.
-    shuffle : bool
-        A fresh stratified split instead of the minimal-change repair.
-    random_state : int or None
-        Seed of the random choices (default 0); None draws a fresh one.
-
-    Returns
-    -------
-    Resplit
-
-    Examples
-    --------
-    >>> import numpy as np, leakscan
-    >>> rng = np.random.default_rng(0)
-    >>> imgs = rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8); imgs[5] = imgs[0]
-    >>> a = leakscan.audit(imgs, splits=["train"] * 4 + ["test"] * 2, jobs=1)
-    >>> r = resplit(a)
-    >>> r.cross_split_pairs()
-    0
-    """
-    if type(audit).__module__.split(".")[0] == "datasets":  # a Hugging Face DatasetDict in, one out
-        from .sources.hf import resplit_dataset  # noqa: PLC0415
-
-        return resplit_dataset(audit, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle,
-                               random_state=random_state)
-    if isinstance(keep, str):
-        keep = [keep]
-    keep = list(keep or [])
-    if drop and not keep:
-        raise ConfigError("drop applies with keep (e.g. --keep test --drop): it drops copies of kept images")
-    m = audit.manifest
-    current = np.array(m.splits, dtype=object)
-    parsed = parse_ratios(ratios)
-    pairs, groups = audit.pairs, audit.groups
-    rounds = 1
-    for rounds in range(1, MAX_ROUNDS + 1):
-        a = assign_splits(groups.ids, m.labels, ratios=parsed, current=current,
-                          keep=keep, drop=drop, shuffle=shuffle, random_state=random_state)
-        if not a.dropped.any() or rounds == MAX_ROUNDS:
-            break
-        # Dropping images changes the neighbourhoods the ratio test compares against, so the
-        # remaining images are searched again (from the features: nothing is decoded twice).
-        extra = _redetect(audit, np.flatnonzero(~a.dropped & audit.features.ok), a.splits)
-        if len(extra) == 0:
-            break
-        pairs = PairTable.concat([pairs, extra]).sorted()
-        if getattr(audit, "decisions", None) is not None:  # the user's verdicts hold for re-found pairs too
-            from .decisions import apply_decisions  # noqa: PLC0415
-
-            pairs, _ = apply_decisions(pairs, audit.decisions.matched, features=audit.features)
-        groups = build_groups(len(m), pairs, m.groups)
-        pairs = pairs.take(groups.kept)  # what the chaining guard cut is no longer a link
-    mode = "shuffle" if shuffle else "minimal-change"
-    if keep:
-        remedy = (f"kept {', '.join(keep)} unchanged; {a.forced} images of other splits that duplicate "
-                  + (f"them were dropped" if drop else f"them joined {', '.join(keep)}"))
-    elif shuffle:
-        remedy = "fresh stratified assignment of whole duplicate groups"
-    else:
-        remedy = ("each duplicate group joins the split holding most of it; class mixes restored "
-                  "with the fewest extra moves")
-    return Resplit(audit=audit, assignment=a, mode=mode, remedy=remedy, seed=random_state,
-                   pairs=pairs, groups=groups, rounds=rounds)
-
-
-MAX_ROUNDS = 5
-
-
-def _redetect(audit, rows: np.ndarray, splits: np.ndarray) -> PairTable:
-    """Pairs among ``rows`` (re-searched) that cross splits; rows are manifest rows."""
-    from .features import load_pictures  # noqa: PLC0415
-
-    sub = find_pairs(audit.features.take(rows), audit.settings, splits=np.asarray(splits)[rows],
-                     images=lambda sub_rows: load_pictures(audit.manifest, rows[np.asarray(sub_rows)]))
-    found = dataclasses.replace(sub, i=rows[sub.i], j=rows[sub.j])  # rows ascending: i < j still holds
-    return found.take(splits[found.i] != splits[found.j])

@@ -8,16 +8,15 @@ stays readable, and everything is plain text (no markup is interpreted in file n
 
 from __future__ import annotations
 
-import re
 import textwrap
 
 from .present import pair_order, pct, shorten, verdict
+from .safeio import plain
 
 __all__ = ["use_compact", "render_compact", "decision_lines"]
 
 #: Below this many columns the tables give way to the compact layout.
 WIDE = 100
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def use_compact(console) -> bool:
@@ -26,7 +25,8 @@ def use_compact(console) -> bool:
 
 
 def _plain(s) -> str:
-    return _CONTROL.sub("?", str(s))
+    """A user string safe for a terminal: control characters escaped (:func:`leakscan.safeio.plain`)."""
+    return plain(s)
 
 
 def _fit(s: str, width: int) -> str:
@@ -63,11 +63,13 @@ def render_compact(audit, console, *, max_rows: int = 10) -> None:
             out.append(_fit(s, w))
 
     d = audit.to_dict()
-    k = d["pairs_by_kind"]
+    k = dict(d["pairs_by_kind"])
+    if not k.get("model") and audit.features.model_embedding is None:
+        k.pop("model", None)  # no model given: say nothing about model pairs
     line(f"leakscan: {verdict(audit)}.", wrap=True)
     line(f"{d['n_images']:,} images ({d['n_skipped']:,} skipped) in {d['elapsed_seconds']:.1f}s; "
-         f"{d['n_pairs']:,} duplicate pairs ({k['exact']:,} exact, {k['hash']:,} hash, "
-         f"{k['embedding']:,} embedding) in {d['n_duplicate_groups']:,} groups.", wrap=True)
+         f"{d['n_pairs']:,} duplicate pairs ({', '.join(f'{n:,} {name}' for name, n in k.items())}) "
+         f"in {d['n_duplicate_groups']:,} groups.", wrap=True)
     line("splits: " + ", ".join(f"{s} {n:,} ({len([c for c in d['class_counts'].get(s, {}) if c])} classes)"
                                 for s, n in d["splits"].items()), wrap=True)
     for text in decision_lines(audit):
@@ -85,6 +87,13 @@ def render_compact(audit, console, *, max_rows: int = 10) -> None:
             tail = ", ".join(f"{c or '(none)'} {pct(f)}" for f, c in worst[:3])
             line(head + ("  worst: " + tail if tail else ""), wrap=True,
                  indent=len(head) + 2 if w - len(head) >= 40 else 4)
+    from .sources.summary import terminal_lines  # noqa: PLC0415 - patients on both sides, spatial leaks
+
+    extra = terminal_lines(d)
+    if extra:
+        line()
+        for text in extra:
+            line(_plain(text), wrap=True)
     if d["n_label_conflicts"]:
         line()
         line(f"Label conflicts: {d['n_label_conflicts']} duplicate group(s) with different labels")

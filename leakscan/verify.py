@@ -190,9 +190,9 @@ def aligned_ncc(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb: 
     zooms = _signed_zooms()
     r = max(1, int(round(MAX_SHIFT * n / 2)))
     coarse_shifts = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
-    sl = (lambda w, s: None if w is None else np.asarray(w, np.float32)[s:s + block])  # noqa: E731
-    for s in range(0, len(a), block):
-        A, B, WA, WB = a[s:s + block], b[s:s + block], sl(wa, s), sl(wb, s)
+    sl = (lambda w, start: None if w is None else np.asarray(w, np.float32)[start:start + block])  # noqa: E731
+    for start in range(0, len(a), block):
+        A, B, WA, WB = a[start:start + block], b[start:start + block], sl(wa, start), sl(wb, start)
         _, bz, bdy, bdx = _best(_down2(A), _down2(B), _down2(WA), _down2(WB), zooms, coarse_shifts)
         best = np.full(len(A), -2.0, np.float32)
         # refine each pair at full size around its coarse optimum: the same zoom and its
@@ -217,7 +217,7 @@ def aligned_ncc(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb: 
                 y, wy = _shift_each(y, wy, 2 * bdy[sel], 2 * bdx[sel])
                 for ey, ex in fine:
                     best[sel] = np.maximum(best[sel], _ncc_at(x, y, wx, wy, ey, ex))
-        out[s:s + block] = best
+        out[start:start + block] = best
     return out
 
 
@@ -272,14 +272,14 @@ def verify_pairs(features: Features, i: np.ndarray, j: np.ndarray, variant: np.n
 
 def _verify_rotated(features: Features, i, j, v):
     """Pairs where one side matched through its de-rotated view: that view against the other image."""
-    where = {int(r): q for q, r in enumerate(features.rot_rows.tolist())}
+    where = {int(r): q for q, r in enumerate(features.derotated_rows.tolist())}
     best = np.full(len(i), -1.0, np.float32)
     for x, y in ((i, j), (j, i)):
         k = np.flatnonzero([int(r) in where for r in x.tolist()])
         if not len(k):
             continue
         q = np.array([where[int(r)] for r in x[k].tolist()], np.int64)
-        ra, rb = features.rot_thumb[q], features.thumb[y[k]]
+        ra, rb = features.derotated_thumb[q], features.thumb[y[k]]
         wa, wb = padding_weights(ra), padding_weights(rb)
         if wa is not None or wb is not None:
             wa = np.ones(ra.shape, np.float32) if wa is None else wa

@@ -66,9 +66,9 @@ def write_dataset(root: Path, layout: dict[str, Image.Image], fmt: str = "JPEG",
 
 
 @pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory, monkeypatch):
-    """Tests never touch the user's feature cache."""
-    monkeypatch.setenv("LEAKSCAN_CACHE", str(tmp_path_factory.getbasetemp() / "cache" / "features.sqlite"))
+def _private_cache(tmp_path, monkeypatch):
+    """Each test has its own feature cache: tests never touch the user's cache nor each other's."""
+    monkeypatch.setenv("LEAKSCAN_CACHE", str(tmp_path / "leakscan-cache" / "features.sqlite"))
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 
 from leakscan import audit
 from leakscan.cache import FeatureCache
+from leakscan.features import FEATURE_VERSION
 from conftest import scene, write_dataset
 
 
@@ -105,7 +106,48 @@ def test_killed_run_resumes_from_cache(tmp_path):
     # outputs are written through temporary files: whatever final file exists is complete
     if (out / "summary.json").exists():
         json.loads((out / "summary.json").read_text())
-    FeatureCache(db).close()  # the interrupted database opens cleanly
+    FeatureCache(db, version=FEATURE_VERSION).close()  # the interrupted database opens cleanly
     r = audit(d, cache=db, jobs=1)
     assert r.features.n_cached >= 256  # the rerun resumed from what the killed run stored
     assert r.n_images == 1500
+
+
+def test_renamed_record_fields_keep_the_stored_bytes_of_older_caches():
+    from leakscan.features import RECORD
+
+    # the layout caches were written with before the fields got their full names
+    old = np.dtype([("ok", np.bool_), ("low", np.bool_), ("w", np.int32), ("h", np.int32),
+                    ("fd", np.uint8, 16), ("pd", np.uint8, 16), ("hashes", np.uint8, 64),
+                    ("emb", np.float32, 128), ("thumb", np.uint8, 1024)])
+    # the renaming moved no byte; feature version 6 appended the colour thumbnail (pair evidence)
+    assert [RECORD.fields[n][:2] for n in RECORD.names[:len(old.names)]] == [old.fields[n][:2] for n in old.names]
+    assert RECORD.names[len(old.names):] == ("colour",) and RECORD.fields["colour"][1] == old.itemsize
+    assert RECORD.itemsize == old.itemsize + 3 * 16 * 16
+
+
+def test_the_cache_is_a_leaf_of_bytes_and_arrays(tmp_path):
+    from leakscan.cache import file_key
+
+    (tmp_path / "a.bin").write_bytes(b"x")
+    key = file_key(str(tmp_path / "a.bin"))
+    with FeatureCache(tmp_path / "c.sqlite", version="test") as c:
+        c.put([key, None], [b"\x01\x02", None], {}, {0: "a note"})
+        got = c.get([key, None])
+        assert got.positions == [0] and got.blobs == [b"\x01\x02"] and got.notes == {0: "a note"}
+        c.put_pairs("k", {"i": np.arange(3)})
+        assert c.get_pairs("k")["i"].tolist() == [0, 1, 2]
+    with FeatureCache(tmp_path / "c.sqlite", version="other") as c:  # another version: cleared
+        assert c.get([key]).positions == [] and c.notes
+
+
+def test_a_stored_row_of_another_layout_is_decoded_again(small, tmp_path):
+    from leakscan.cache import file_key
+
+    db = tmp_path / "c.sqlite"
+    first = audit(small, cache=db, jobs=1)
+    path = str(first.manifest.resolve(0))
+    with FeatureCache(db, version=FEATURE_VERSION) as c:  # a row written by some other layout
+        c.put([file_key(path)], [b"\x00" * 10], {}, {})
+    again = audit(small, cache=db, jobs=1)
+    assert again.features.n_cached == len(again.manifest) - 1
+    np.testing.assert_array_equal(again.features.embedding, first.features.embedding)

@@ -76,3 +76,21 @@ def test_unsplit_folder_reports_within_split(tmp_path):
     r = run("audit", tmp_path, "--json")
     d = json.loads(r.stdout)
     assert d["splits"] == {"all": 6} and d["leaks"] == [] and d["n_pairs"] == 1
+
+
+def test_every_write_failure_is_an_output_error(tmp_path):
+
+    from leakscan.errors import OutputError
+    from leakscan.output import atomic_write
+
+    atomic_write(tmp_path / "ok.txt", "fine\n")
+    assert (tmp_path / "ok.txt").read_text() == "fine\n" and not list(tmp_path.glob(".ok.txt.*"))
+    with pytest.raises(OutputError, match="missing-folder.*cannot write"):
+        atomic_write(tmp_path / "missing-folder" / "a.csv", "x")
+
+    def broken(tmp):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OutputError, match="No space left"):
+        atomic_write(tmp_path / "b.parquet", broken)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.txt"]  # no temporary file left behind

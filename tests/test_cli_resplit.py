@@ -48,7 +48,7 @@ def test_ratios_shuffle_seed_json(data, tmp_path):
     r1 = run(*args, "--out", tmp_path / "a.csv", "--seed", "1")
     r2 = run(*args, "--out", tmp_path / "b.csv", "--seed", "1")
     r3 = run(*args, "--out", tmp_path / "c.csv", "--seed", "2")
-    assert r1.exit_code == 0, r1.output
+    assert r1.exit_code == r2.exit_code == r3.exit_code == 0, r1.output
     d = json.loads(r1.stdout)
     assert d["mode"] == "shuffle" and d["cross_split_pairs_after"] == 0
     assert set(d["splits"]) == {"train", "val", "test"}

@@ -101,3 +101,22 @@ def test_arrays_of_several_dtypes():
     assert canonical_from_array(np.zeros((8, 8, 4), np.uint8)).mode == "RGB"
     with pytest.raises(DecodeError, match="NaN"):
         canonical_from_array(np.full((4, 4), np.nan))
+
+
+def test_importing_leakscan_leaves_pillow_global_settings_alone():
+    import subprocess
+    import sys
+
+    code = ("from PIL import ImageFile; ImageFile.LOAD_TRUNCATED_IMAGES = True\n"
+            "import leakscan, leakscan.decode, leakscan.features, leakscan.cli\n"
+            "assert ImageFile.LOAD_TRUNCATED_IMAGES is True, ImageFile.LOAD_TRUNCATED_IMAGES\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_truncated_images_are_still_refused_by_default():
+    from PIL import ImageFile
+
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False  # Pillow's default, which leakscan does not change
+    with pytest.raises(DecodeError, match="truncated|corrupt"):
+        decode_bytes(encode(scene(2, 64), "JPEG")[:400])

@@ -181,6 +181,16 @@ def test_audit_with_model_finds_copies_and_caches_per_model(tmp_path):
     pairs = {frozenset((r.manifest.paths[i], r.manifest.paths[j])): k
              for i, j, k in zip(r.pairs.i, r.pairs.j, r.pairs.kind_names())}
     assert pairs == {frozenset(("train/01.jpg", "test/copy.jpg")): "model"}
+    assert r.to_dict()["pairs_by_kind"] == {"exact": 0, "hash": 0, "embedding": 0, "model": 1}
+    import io
+
+    from rich.console import Console
+
+    from leakscan.report import render_terminal
+
+    buf = io.StringIO()
+    render_terminal(r, Console(file=buf, width=200))
+    assert "1 duplicate pairs (0 exact, 0 hash, 0 embedding, 1 model)" in buf.getvalue()
     assert r.features.model_embedding.shape == (13, 48)
     assert r.features.n_cached == 0
     again = audit(data, settings=only_model, model=path, cache=cache, jobs=1)

@@ -5,7 +5,6 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-import leakscan
 from leakscan import ConfigError, StratifiedGroupShuffleSplit, find_groups, train_test_split
 from conftest import scene
 
@@ -69,7 +68,6 @@ def test_errors_quote_the_bad_value(images):
 
 
 def test_groups_only_without_images():
-    y = np.arange(12) % 2
     groups = np.repeat(np.arange(6), 2)
     tr, te = train_test_split(np.arange(12), groups=groups, test_size=4, random_state=0)
     assert not set(groups[tr]) & set(groups[te]) and len(te) == 4

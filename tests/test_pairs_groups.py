@@ -93,11 +93,12 @@ def test_chaining_guard_breaks_weak_chains_but_keeps_exact_copies():
     j = i + 1
     k = len(i)
     kind = np.full(k, 2, np.uint8)          # embedding links along a chain...
-    cosine = np.full(k, 0.82, np.float32)   # ...mostly weak
-    cosine[::10] = 0.99                     # some strong
+    confidence = np.full(k, 0.6, np.float32)  # ...mostly weak (a link is as strong as its confidence)
+    confidence[::10] = 0.99                 # some strong
     kind[:50] = 0                           # the first 51 images are exact copies
-    pt = PairTable(i, j, kind, np.ones(k, np.float32), np.zeros(k, np.int16), cosine,
-                   np.zeros(k, np.int8), np.zeros(k, bool))
+    confidence[:50] = 1.0
+    pt = PairTable(i, j, kind, np.ones(k, np.float32), np.zeros(k, np.int16), np.full(k, 0.82, np.float32),
+                   np.zeros(k, np.int8), np.zeros(k, bool), confidence=confidence)
     g = build_groups(n, pt, max_size=100)
     assert g.sizes.max() <= 100
     assert len(set(g.ids[:51].tolist())) == 1   # exact links never dropped
@@ -120,17 +121,3 @@ def test_cross_split_scope_finds_the_same_cross_pairs():
     assert [(lk.split, lk.against) for lk in cross.leaks] == [(lk.split, lk.against) for lk in full.leaks]
     with pytest.raises(ConfigError, match="scope"):
         DetectSettings(scope="within")
-
-
-def test_approximate_index_does_not_depend_on_row_order():
-    from leakscan.index import CosineIndex
-
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((3000, 16)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    perm = rng.permutation(len(x))
-    a, b = CosineIndex(x, exact_max=100), CosineIndex(x[perm], exact_max=100)
-    assert not a.exact
-    _, ia = a.knn(x[:200], 5)
-    _, ib = b.knn(x[:200], 5)
-    np.testing.assert_array_equal(ia, perm[ib])

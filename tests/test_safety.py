@@ -20,7 +20,6 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from leakscan import audit
-from leakscan.cache import FeatureCache
 from leakscan.cli import app
 from leakscan.decode import DecodeError, read_bytes
 
@@ -123,8 +122,10 @@ def test_1_byte_failures_are_retried_when_the_bytes_change(tmp_path):
 def test_1_permission_denied_as_an_unprivileged_user_is_not_cached(tmp_path):
     # The issue's reproduction: chmod 000, audit as a user, chmod 644, audit again. The first
     # audit runs in a child process that drops to 'nobody' (uid 65534).
-    from leakscan.features import extract_features
-    from leakscan.manifest import discover
+    from leakscan.audit import _features
+    from leakscan.cache import FeatureCache
+    from leakscan.discovery import discover
+    from leakscan.features import FEATURE_VERSION
 
     base = Path(tempfile.mkdtemp(prefix="leakscan-perm-"))
     try:
@@ -141,8 +142,10 @@ def test_1_permission_denied_as_an_unprivileged_user_is_not_cached(tmp_path):
             try:
                 os.setgid(65534)
                 os.setuid(65534)
-                with FeatureCache(db) as store:
-                    f = extract_features(discover(d), jobs=1, cache=store)
+                # the audit's feature step (no search: faiss threads do not survive a fork), which
+                # decides what its cache keeps
+                with FeatureCache(db, version=FEATURE_VERSION) as store:
+                    f = _features(discover(d), store, jobs=1, client=None, progress=None, model=None)
                 code = 0 if any("permission denied" in why for _, why in f.failures) else 3
             finally:
                 os._exit(code)
@@ -510,7 +513,7 @@ def _children(pid: int) -> set[int]:
 IDLE_POOL = """
 import sys, time
 from concurrent.futures import ProcessPoolExecutor
-from leakscan.features import _one_thread  # the initializer of leakscan's decoding pool
+from leakscan.parallel import _one_thread  # the initializer of leakscan's worker pool (parallel.run_chunks)
 pool = ProcessPoolExecutor(max_workers=2, initializer=_one_thread)
 list(pool.map(abs, range(4)))  # both workers started, now idle
 print("ready", flush=True)
@@ -574,7 +577,7 @@ def test_10_workers_exit_when_the_parent_is_killed(tmp_path):
 
 def test_11_library_input_errors_are_value_errors_that_name_the_argument():
     from leakscan import ArgumentError, StratifiedGroupShuffleSplit, train_test_split
-    from leakscan.manifest import discover
+    from leakscan.discovery import discover
 
     imgs = np.random.default_rng(0).integers(0, 255, (3, 16, 16, 3), np.uint8)
     with pytest.raises(ValueError, match=r"splits has 2 entries but there are 3 images"):

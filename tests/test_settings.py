@@ -12,7 +12,8 @@ from leakscan.cli import app
 from leakscan.errors import ConfigError
 from leakscan.groups import build_groups, link_strength
 from leakscan.settings import DEFAULTS, RANDOM_STATE, DetectSettings
-from leakscan.split import assign_splits, resplit
+from leakscan.resplit import resplit
+from leakscan.split import assign_splits
 from conftest import ROOT
 
 
@@ -60,12 +61,18 @@ def test_cli_source_has_no_literal_thresholds():
         assert literal not in src
 
 
-def test_groups_defaults_come_from_settings():
+def test_groups_keep_no_thresholds_of_their_own():
+    # the pair decision (leakscan.decide) owns the thresholds: a link is as strong as its pair's
+    # confidence, so groups cannot disagree with the settings
     for fn in (link_strength, build_groups):
         params = inspect.signature(fn).parameters
-        assert params["max_hamming"].default == DEFAULTS.max_hamming
-        assert params["min_cosine"].default == DEFAULTS.min_cosine
-        assert params["min_ncc"].default == DEFAULTS.min_ncc
+        assert not {"max_hamming", "min_cosine", "min_ncc", "min_confidence"} & set(params)
+    from leakscan.pairs import Kind, PairTable
+
+    pt = PairTable(np.array([0, 2]), np.array([1, 3]), np.array([Kind.EXACT, Kind.HASH], np.uint8),
+                   np.ones(2, np.float32), np.zeros(2, np.int16), np.zeros(2, np.float32), np.zeros(2, np.int8),
+                   np.zeros(2, bool), confidence=np.array([np.nan, 0.7], np.float32))
+    assert link_strength(pt).tolist() == pytest.approx([1.0, 0.7])
 
 
 def test_readme_option_table_matches_the_defaults():

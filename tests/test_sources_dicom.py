@@ -144,7 +144,7 @@ def test_a_broken_dicom_file_is_skipped(scans):
 
 def test_worker_processes_give_the_same_features(scans):
     from leakscan.features import extract_features
-    from leakscan.manifest import discover
+    from leakscan.discovery import discover
 
     m = discover(scans)
     one = extract_features(m, jobs=1)

@@ -136,7 +136,7 @@ def test_missing_image_column_is_a_clear_error():
 
 def test_worker_processes_give_the_same_features():
     from leakscan.features import extract_features
-    from leakscan.manifest import discover
+    from leakscan.discovery import discover
 
     m = discover(_dd())
     one = extract_features(m, jobs=1)

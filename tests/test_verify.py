@@ -4,7 +4,7 @@ import numpy as np
 from PIL import Image
 
 from leakscan.features import extract_features, thumbnail
-from leakscan.manifest import discover
+from leakscan.discovery import discover
 from leakscan.decide import find_pairs
 from leakscan.settings import DetectSettings
 from leakscan.verify import aligned_ncc, detail
@@ -60,70 +60,32 @@ def test_rotated_copies_found_by_default_and_verified():
     assert (3, 12) not in {(int(i), int(j)) for i, j in zip(flip_only.i, flip_only.j)}
 
 
-def test_verification_can_be_turned_off_and_only_removes_pairs():
+def test_a_lower_min_ncc_floor_keeps_a_superset_of_candidates():
+    # min_ncc is a floor on the candidates before the decision (not the decision): lowering it
+    # keeps more of them, and whatever is reported (duplicate or possible) passed the floor
+    from leakscan.decide import detect
+    from leakscan.evidence import EVIDENCE, pair_evidence
+    from leakscan.pairs import Kind, find_candidates
+
     imgs = [scene(s, 64) for s in range(40)]
     arr = np.stack([np.asarray(i) for i in imgs])
     feats = extract_features(discover(arr), jobs=1)
     loose = dict(min_cosine=0.3, ratio=1.0, max_hamming=20)
-    off = find_pairs(feats, DetectSettings(min_ncc=-1, **loose))
-    on = find_pairs(feats, DetectSettings(**loose))
-    assert len(off) > len(on)
-    assert np.isnan(off.ncc).all()
-    assert {(int(i), int(j)) for i, j in zip(on.i, on.j)} <= {(int(i), int(j)) for i, j in zip(off.i, off.j)}
+    found = find_candidates(feats, DetectSettings(**loose))
+    ncc = pair_evidence(feats, found.pairs, found.kth_neighbour)[:, EVIDENCE.index("ncc")]
+    exact = found.pairs.kind == Kind.EXACT
+    cand = {(int(i), int(j)): float(c) for i, j, c in zip(found.pairs.i, found.pairs.j, ncc)}
 
+    def kept(floor):
+        return {(int(i), int(j)) for i, j in zip(found.pairs.i[exact | (ncc >= floor)],
+                                                 found.pairs.j[exact | (ncc >= floor)])}
 
-def test_rotation_by_any_angle_is_undone_from_the_padding():
-    from leakscan.rotation import derotate
-
-    base = scene(7, 160)
-    rotated = base.rotate(25, resample=Image.BICUBIC, expand=True)
-    angle, view = derotate(rotated, thumb(rotated)[0])
-    assert abs(angle - 25) <= 1.0
-    assert abs(view.size[0] - 160) <= 4 and abs(view.size[1] - 160) <= 4
-    assert aligned_ncc(detail(thumb(base)), detail(thumb(view)))[0] > 0.8
-    # ordinary pictures (no flat black/white border) are not examined
-    assert all(derotate(scene(s, 96), thumb(scene(s, 96))[0]) is None for s in range(10))
-
-
-def test_rotated_and_cropped_copies_found_by_default(tmp_path):
-    from leakscan import audit
-
-    base = [scene(s, 160) for s in range(30)]
-    for s, img in enumerate(base):
-        img.save(tmp_path / f"img{s:02d}.jpg", quality=90)
-    base[4].rotate(-20, resample=Image.BICUBIC, expand=True).save(tmp_path / "rotated.jpg", quality=90)
-    crop(base[9], 0.85, dx=0.9, dy=0.9).save(tmp_path / "cropped.jpg", quality=90)
-    r = audit(tmp_path, cache=False)
-    found = {frozenset((r.manifest.paths[i], r.manifest.paths[j])): d
-             for i, j, d in zip(r.pairs.i, r.pairs.j, r.pairs.detail())}
-    assert found.get(frozenset(("img04.jpg", "rotated.jpg")), "").startswith("rotated")
-    assert frozenset(("img09.jpg", "cropped.jpg")) in found
-    assert len(found) == 2, found
-    assert r.features.rot_rows.tolist() == [list(r.manifest.paths).index("rotated.jpg")]
-    assert abs(float(r.features.rot_angle[0]) + 20) <= 1.0
-
-
-def test_sparse_rotated_views_survive_take_and_concat():
-    base = [scene(s, 96) for s in range(4)]
-    imgs = base + [base[1].rotate(30, resample=Image.BICUBIC, expand=True).resize((96, 96))]
-    arr = np.stack([np.asarray(i) for i in imgs])
-    f = extract_features(discover(arr), jobs=1)
-    assert f.rot_rows.tolist() == [4]
-    t = f.take(np.array([4, 0, 1]))
-    assert t.rot_rows.tolist() == [0] and np.array_equal(t.rot_thumb[0], f.rot_thumb[0])
-    from leakscan.features import Features
-
-    c = Features.concat([f, f], [0, len(f)])
-    assert c.rot_rows.tolist() == [4, 9]
-
-
-def test_a_failing_rotation_check_does_not_lose_the_image(monkeypatch):
-    import leakscan.features as F
-
-    def broken(img, small):
-        raise RuntimeError("boom")
-
-    monkeypatch.setattr(F, "derotate", broken)
-    arr = np.stack([np.asarray(scene(s, 64)) for s in range(3)])
-    f = extract_features(discover(arr), jobs=1)
-    assert f.ok.all() and not f.failures and len(f.rot_rows) == 0
+    assert kept(0.4) < kept(-1)  # a strict superset: the floor removed some candidates
+    for min_ncc in (-1, 0.4):
+        d = detect(feats, DetectSettings(min_ncc=min_ncc, **loose))
+        reported = [(int(i), int(j)) for t in (d.pairs, d.possible) for i, j in zip(t.i, t.j)]
+        assert set(reported) <= kept(min_ncc)  # never a pair the floor removed
+        assert all(cand[p] >= min_ncc for p in reported)
+        for t in (d.pairs, d.possible):  # every non-exact pair carries its measured ncc and a confidence
+            assert np.isfinite(t.ncc[t.kind != Kind.EXACT]).all()
+            assert ((t.confidence >= 0) & (t.confidence <= 1)).all()

@@ -22,9 +22,8 @@ import os
 import numpy as np
 from PIL import Image
 
-from ..decode import DecodeError, read_bytes
-from ..errors import ConfigError
-from .rows import missing_extra
+from ..decode import DecodeError, is_regular_file, read_bytes
+from ..errors import ConfigError, missing_extra
 
 __all__ = ["GROUP_TAGS", "inspect_files", "decode_frame", "to_uint8", "available"]
 
@@ -63,7 +62,6 @@ def inspect_files(paths: list[str], group_by: str = "PatientID") -> list[tuple[i
     pydicom = _pydicom()
     group_by = check_group_by(group_by)
     out = []
-    from .discover import is_regular_file  # noqa: PLC0415
 
     for p in paths:
         if not is_regular_file(p):

@@ -1,6 +1,6 @@
 """Which reader a source needs: tables, Hugging Face datasets, DICOM files, GeoTIFF tiles.
 
-Called by :func:`leakscan.manifest.discover` (and its folder scan); returns None for the
+Called by :func:`leakscan.discovery.discover` (and its folder scan); returns None for the
 sources the core reads itself (image folders, CSV manifests, lists, arrays).
 """
 
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..manifest import Manifest
+from ..decode import is_regular_file
 from .rows import RowSource, object_array
 from .tables import PARQUET_SUFFIXES, TABLE_OPTIONS
 
@@ -80,14 +80,6 @@ def discover_special(source, manifest, options: dict):
             return None  # the folder scan calls special_folder
     _check(options, (), "this input")
     return None
-
-
-def is_regular_file(path: str) -> bool:
-    """A regular file (not a FIFO, socket or device, which could block or never end)."""
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return False
 
 
 def _is_dicom_file(path: str) -> bool:

@@ -17,9 +17,8 @@ import logging
 import numpy as np
 from PIL import Image
 
-from ..decode import MAX_PIXELS, DecodeError
-from ..errors import ConfigError
-from .rows import missing_extra
+from ..decode import MAX_PIXELS, DecodeError, is_regular_file
+from ..errors import ConfigError, missing_extra
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +103,6 @@ def inspect_tiles(paths: list[str], bands=None) -> dict:
     """
     tifffile = _tifffile()
     out = {}
-    from .discover import is_regular_file  # noqa: PLC0415
 
     for k, p in enumerate(paths):
         if not is_regular_file(p):

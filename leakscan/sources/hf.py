@@ -19,12 +19,11 @@ import numpy as np
 
 from ..errors import InputError
 from ..manifest import SPLIT_ALIASES, UNSPLIT, Manifest
-from ..settings import RANDOM_STATE
 from .rows import RowSource, missing_extra, object_array
 
 log = logging.getLogger(__name__)
 
-__all__ = ["from_hf", "load_hf", "to_dataset_dict", "resplit_dataset"]
+__all__ = ["from_hf", "load_hf", "to_dataset_dict"]
 
 
 def _datasets():
@@ -178,7 +177,8 @@ def to_dataset_dict(rs):
         raise InputError("to_dataset_dict needs the Resplit of an audit of a Hugging Face dataset")
     data = src.meta["dataset"]
     orig_split, orig_index = src.meta["hf_split"], src.meta["hf_index"]
-    dsets = data if isinstance(data, datasets.DatasetDict) else {str(orig_split[0]) if len(orig_split) else UNSPLIT: data}
+    only = str(orig_split[0]) if len(orig_split) else UNSPLIT
+    dsets = data if isinstance(data, datasets.DatasetDict) else {only: data}
     back = {}
     for key in dsets:
         back.setdefault(SPLIT_ALIASES.get(str(key).lower(), str(key)), str(key))
@@ -195,19 +195,3 @@ def to_dataset_dict(rs):
             parts.append(dsets[key].select(orig_index[sel].tolist()))
         out[back.get(name, name)] = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
     return datasets.DatasetDict(out)
-
-
-def resplit_dataset(data, *, ratios=None, keep=None, drop=False, shuffle=False, random_state=RANDOM_STATE,
-                    image_column=None, label_column=None, group_column=None, **audit_options):
-    """Audit a DatasetDict and return a new DatasetDict in which no duplicate group straddles two splits.
-
-    ``ratios``, ``keep``, ``drop``, ``shuffle``, ``random_state`` are those of
-    :func:`leakscan.resplit`; other keywords go to :func:`leakscan.audit`.
-    """
-    from ..audit import audit  # noqa: PLC0415
-    from ..split import resplit  # noqa: PLC0415
-
-    a = audit(data, image_column=image_column, label_column=label_column, group_column=group_column,
-              **audit_options)
-    return to_dataset_dict(resplit(a, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle,
-                                   random_state=random_state))

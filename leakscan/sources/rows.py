@@ -20,15 +20,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..decode import DecodeError, decode_bytes, read_bytes
+from ..errors import missing_extra
 
 __all__ = ["RowSource", "decode_item", "content_key", "missing_extra", "object_array", "KINDS"]
 
 KINDS = ("bytes", "file", "dicom", "geotiff")
-
-
-def missing_extra(what: str, extra: str, module: str) -> ImportError:
-    """The ImportError raised when an optional library is missing: names the pip install that fixes it."""
-    return ImportError(f"{what} needs {module}: pip install 'leakscan[{extra}]'")
 
 
 def object_array(values) -> np.ndarray:

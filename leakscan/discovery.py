@@ -1,0 +1,318 @@
+"""``discover()``: a :class:`~leakscan.manifest.Manifest` from a folder, a CSV manifest, a list of
+paths or an image array; the other inputs (tables, datasets, DICOM, GeoTIFF) through
+:mod:`leakscan.sources`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import stat
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ArgumentError, InputError
+from .manifest import IMAGE_EXTENSIONS, SPLIT_ALIASES, SPLIT_SEARCH_DEPTH, UNSPLIT, Manifest, _str_array
+
+log = logging.getLogger(__name__)
+
+__all__ = ["discover"]
+
+
+def discover(
+    source,
+    *,
+    manifest: str | os.PathLike | None = None,
+    splits: Sequence[str] | None = None,
+    labels: Sequence | None = None,
+    groups: Sequence | None = None,
+    **source_options,
+) -> Manifest:
+    """Build a :class:`Manifest` from a folder, a CSV manifest, a list of paths or an image array.
+
+    Parameters
+    ----------
+    source : path-like, sequence of path-like, or ndarray
+        A folder (split folders such as ``train/``, ``val/``, ``test/`` are recognised by name up
+        to three levels down; the class is the folder holding the image), a CSV file, a list of
+        image paths, or an array of images shaped ``(N, H, W)`` or ``(N, H, W, C)``.
+        ``None`` is allowed when ``manifest`` is given.
+    manifest : path-like, optional
+        CSV with columns ``path`` (relative to the CSV's folder, or absolute), ``split`` and
+        optional ``label`` and ``group``.
+    splits, labels, groups : sequence, optional
+        One entry per image, for list and array sources.
+    **source_options
+        For the other sources (:mod:`leakscan.sources`): a pandas DataFrame or a Parquet file
+        (``path_column``, ``split_column``, ``label_column``, ``group_column``,
+        ``image_column``), a Hugging Face ``Dataset``/``DatasetDict`` (``split``,
+        ``image_column``, ``label_column``, ``group_column``), folders of DICOM files
+        (``group_by``) or GeoTIFF tiles (``bands``).
+
+    Returns
+    -------
+    Manifest
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = discover(np.zeros((3, 8, 8), dtype=np.uint8), splits=["train", "train", "test"])
+    >>> list(m.splits)
+    ['train', 'train', 'test']
+    """
+    special = _special_source(source, manifest, source_options)  # tables, datasets, DICOM, GeoTIFF
+    if special is not None:
+        return special
+    if manifest is not None:
+        return _from_csv(Path(manifest))
+    if source is None:
+        raise InputError("nothing to audit: give a folder, a list of paths, an image array or --manifest FILE")
+    if isinstance(source, np.ndarray) and source.dtype != object:
+        return _from_array(source, splits, labels, groups)
+    if isinstance(source, np.ndarray) and source.ndim > 1:  # dtype object, (N, H, W[, C])
+        numeric = np.array(source.tolist())
+        if numeric.dtype == object or numeric.shape != source.shape:
+            raise ArgumentError(f"image array of dtype object, shape {source.shape}: give a numeric array "
+                                "(such as arr.astype(np.uint8)) or a list of (H, W[, C]) arrays")
+        return _from_array(numeric, splits, labels, groups)
+    if isinstance(source, (list, tuple, np.ndarray)) and len(source) and isinstance(source[0], np.ndarray):
+        return _from_image_list(list(source), splits, labels, groups)
+    if isinstance(source, (str, os.PathLike)):
+        p = Path(source)
+        if p.is_dir():
+            if splits is not None or labels is not None or groups is not None:
+                raise InputError("splits/labels/groups apply to a list of paths or an array, not a folder")
+            return _from_folder(p, source_options)
+        if p.is_file() and p.suffix.lower() in (".csv", ".tsv"):
+            return _from_csv(p)
+        if not p.exists():
+            raise InputError(f"{p}: no such file or folder")
+        raise InputError(f"{p}: not a folder or a CSV manifest (pass a folder of images, or --manifest FILE.csv)")
+    if isinstance(source, (list, tuple, np.ndarray)):
+        return _from_list(list(source), splits, labels, groups)
+    raise InputError(
+        f"cannot audit a {type(source).__name__}: give a folder, a CSV manifest, a list of paths or an image array"
+    )
+
+
+def _check_pixels_dtype(dtype, what: str) -> None:
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating) or dtype == np.bool_):
+        raise ArgumentError(f"{what} must hold integer, float or bool pixels, got dtype {dtype}")
+
+
+def _from_image_list(items, splits, labels, groups) -> Manifest:
+    """A list (or object array) of image arrays, possibly of different sizes."""
+    for k, a in enumerate(items):
+        if not isinstance(a, np.ndarray):
+            raise ArgumentError(f"images[{k}] is a {type(a).__name__}; a list of images must hold only ndarrays")
+        if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (1, 3, 4)):
+            raise ArgumentError(f"images[{k}] must be shaped (H, W) or (H, W, C) with C in 1, 3, 4; got {a.shape}")
+        if a.shape[0] == 0 or a.shape[1] == 0:
+            raise ArgumentError(f"images[{k}] is empty: shape {a.shape}")
+        _check_pixels_dtype(a.dtype, f"images[{k}]")
+    if len({(a.shape, a.dtype) for a in items}) == 1:
+        return _from_array(np.stack(items), splits, labels, groups)
+    n = len(items)
+    arr = np.empty(n, dtype=object)
+    for k, a in enumerate(items):
+        arr[k] = a
+    m = _from_array(np.zeros((n, 1, 1), np.uint8), splits, labels, groups)
+    return Manifest(paths=m.paths, splits=m.splits, labels=m.labels, groups=m.groups, images=arr, kind="array")
+def _special_source(source, manifest, options: dict):
+    """The Manifest of a source leakscan.sources reads (DataFrame, Parquet, dataset, DICOM/GeoTIFF folder), or None."""
+    from .sources.discover import discover_special  # noqa: PLC0415
+
+    return discover_special(source, manifest, options)
+
+
+def _from_array(arr, splits, labels, groups) -> Manifest:
+    if arr.ndim not in (3, 4) or (arr.ndim == 4 and arr.shape[-1] not in (1, 3, 4)):
+        raise ArgumentError(
+            f"image array must be shaped (N, H, W) or (N, H, W, C) with C in 1, 3, 4; got shape {arr.shape}"
+        )
+    if arr.shape[0] == 0:
+        raise ArgumentError(f"image array holds no images: shape {arr.shape}")
+    if arr.shape[1] == 0 or arr.shape[2] == 0:
+        raise ArgumentError(f"image array holds empty images: shape {arr.shape} (height and width must be >= 1)")
+    _check_pixels_dtype(arr.dtype, "image array")
+    n = arr.shape[0]
+    paths = np.array([f"array[{i}]" for i in range(n)], dtype=object)
+    return Manifest(
+        paths=paths,
+        splits=_str_array(splits if splits is not None else [UNSPLIT] * n, n, "splits"),
+        labels=_str_array(labels if labels is not None else [""] * n, n, "labels"),
+        groups=_str_array(groups if groups is not None else [""] * n, n, "groups"),
+        images=arr,
+        kind="array",
+    )
+
+
+def _from_list(items, splits, labels, groups) -> Manifest:
+    n = len(items)
+    for k, p in enumerate(items):
+        if not isinstance(p, (str, os.PathLike)):
+            raise ArgumentError(f"images[{k}] is a {type(p).__name__}: give a list of paths or of image arrays")
+    paths = np.array([os.fspath(p) for p in items], dtype=object)
+    return Manifest(
+        paths=paths,
+        splits=_str_array(splits if splits is not None else [UNSPLIT] * n, n, "splits"),
+        labels=_str_array(labels if labels is not None else [""] * n, n, "labels"),
+        groups=_str_array(groups if groups is not None else [""] * n, n, "groups"),
+        kind="list",
+    )
+
+
+def _walk_files(top: str):
+    """Yield (folder, file name) under ``top`` in sorted order; symlinked folders are not followed."""
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield dirpath, name
+
+
+def _find_split_dirs(root: Path) -> dict[Path, str]:
+    """Split folders below root, shallowest level that has any, as {folder: split name}."""
+    level = [root]
+    for _ in range(SPLIT_SEARCH_DEPTH):
+        nxt, found = [], {}
+        for d in level:
+            try:
+                children = sorted(c for c in d.iterdir() if c.is_dir() and not c.is_symlink())
+            except OSError as exc:
+                log.warning("cannot list %s: %s", d, exc)
+                continue
+            for c in children:
+                if c.name.startswith("."):
+                    continue
+                canon = SPLIT_ALIASES.get(c.name.lower())
+                if canon is not None:
+                    found[c] = canon
+                else:
+                    nxt.append(c)
+        if found:
+            return found
+        level = nxt
+    return {}
+
+
+def _from_folder(root: Path, options: dict | None = None) -> Manifest:
+    split_dirs = _find_split_dirs(root)
+    rows: list[tuple[str, str, str]] = []
+    maybe_dicom: list[tuple[str, str, str]] = []  # .dcm and extension-less files (leakscan.sources.dicom)
+    tops = split_dirs.items() if split_dirs else [(root, UNSPLIT)]
+    names_used: dict[str, list[str]] = {}
+    root_s = os.fspath(root)
+    for top, split in tops:
+        names_used.setdefault(split, []).append(top.name)
+        top_s = os.fspath(top)
+        for folder, name in _walk_files(top_s):
+            ext = os.path.splitext(name)[1].lower()
+            if name.startswith(".") or ext not in IMAGE_EXTENSIONS:
+                if name.startswith(".") or ext not in ("", ".dcm", ".dicom"):
+                    continue
+            sub = folder[len(root_s):].lstrip(os.sep)  # folder is below root: os.walk joins onto it
+            rel = (sub.replace(os.sep, "/") + "/" + name) if sub else name
+            label = os.path.basename(folder) if folder != top_s else ""
+            (rows if ext in IMAGE_EXTENSIONS else maybe_dicom).append((rel, split, label))
+    for split, dirs in names_used.items():
+        if len(dirs) > 1:
+            log.info("split %r gathers the folders %s", split, ", ".join(dirs))
+    from .sources.discover import special_folder  # noqa: PLC0415 - DICOM files, GeoTIFF tiles
+
+    special = special_folder(root, rows, maybe_dicom, options or {})
+    if special is not None:
+        return special
+    if not rows:
+        raise InputError(f"{root}: no image files found (looked for {', '.join(sorted(IMAGE_EXTENSIONS)[:6])}...)")
+    paths, sp, lab = zip(*rows)
+    n = len(rows)
+    return Manifest(
+        paths=np.array(paths, dtype=object),
+        splits=np.array(sp, dtype=object),
+        labels=np.array(lab, dtype=object),
+        groups=np.array([""] * n, dtype=object),
+        root=root,
+        kind="folder",
+    )
+
+
+def _from_csv(path: Path) -> Manifest:
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a device would hang or flood the run
+            raise InputError(f"{path}: the manifest is not a regular file (a FIFO, device or folder)")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read manifest ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: manifest is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if not text.strip():
+        raise InputError(f"{path}: manifest is empty; it needs a header line with at least 'path' and 'split'")
+    try:
+        dialect = csv.Sniffer().sniff(text.split("\n", 1)[0], delimiters=",;\t")
+        delim = dialect.delimiter
+    except csv.Error:
+        delim = ","
+    try:
+        return _parse_csv(path, text, delim)
+    except csv.Error as exc:
+        raise InputError(f"{path}: not a readable CSV manifest ({exc})") from None
+
+
+_GUARDED = ("'=", "'+", "'-", "'@", "'\t", "'\r")
+
+
+def _unguard(v: str) -> str:
+    """Undo the spreadsheet guard leakscan puts before = + - @ in the CSVs it writes."""
+    return v[1:] if v.startswith(_GUARDED) else v
+
+
+def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delim)
+    fields = [(f or "").strip().lower() for f in (reader.fieldnames or [])]
+    reader.fieldnames = fields
+    missing = [c for c in ("path", "split") if c not in fields]
+    if missing:
+        raise InputError(
+            f"{path}: manifest lacks column(s) {', '.join(missing)}; found {', '.join(fields) or 'none'}"
+            " (needed: path, split; optional: label, group)"
+        )
+    root = path.parent
+    rows, skipped, seen = [], [], {}
+    for lineno, rec in enumerate(reader, start=2):
+        if any("\0" in (v if isinstance(v, str) else "".join(v or ())) for v in rec.values()):
+            skipped.append((f"{path.name}:{lineno}", "manifest row holds a NUL byte (\\0): not a file name or value; "
+                            "row ignored"))
+            continue
+        rec = {k: _unguard(v) if isinstance(v, str) else v for k, v in rec.items()}
+        p = (rec.get("path") or "").strip()
+        if not p:
+            skipped.append((f"{path.name}:{lineno}", "manifest row has an empty path"))
+            continue
+        if p in seen:
+            skipped.append((p, f"listed twice in the manifest (lines {seen[p]} and {lineno}); kept the first"))
+            continue
+        seen[p] = lineno
+        split = (rec.get("split") or "").strip()
+        if not split:
+            skipped.append((p, f"manifest line {lineno} has no split"))
+            continue
+        rows.append((p, SPLIT_ALIASES.get(split.lower(), split), (rec.get("label") or "").strip(),
+                     (rec.get("group") or "").strip()))
+    if not rows:
+        raise InputError(f"{path}: manifest has no usable rows")
+    paths, sp, lab, grp = zip(*rows)
+    return Manifest(
+        paths=np.array(paths, dtype=object),
+        splits=np.array(sp, dtype=object),
+        labels=np.array(lab, dtype=object),
+        groups=np.array(grp, dtype=object),
+        root=root,
+        skipped=tuple(skipped),
+        kind="csv",
+    )

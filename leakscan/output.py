@@ -1,0 +1,90 @@
+"""Writing result files: one way to write atomically, one way to fail (:class:`OutputError`).
+
+Every file leakscan writes goes through :func:`atomic_write`: a temporary file in the same
+folder, flushed to disk, then renamed over the target, so an interrupted run never leaves a
+half-written file behind. Any failure to write becomes an :class:`~leakscan.errors.OutputError`
+naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Union
+
+from .errors import OutputError
+
+__all__ = ["atomic_write", "inside", "make_folder"]
+
+Content = Union[str, bytes, Callable[[str], None]]
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path, content: Content) -> Path:
+    """Write ``content`` to ``path`` via a temporary file and an atomic rename; returns the path.
+
+    ``content`` is text (UTF-8, newlines as given), bytes, or a function that writes the file
+    whose name it is given (for writers that want a path, such as pyarrow).
+
+    Raises
+    ------
+    OutputError
+        The file cannot be written (the message names it and says why).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = atomic_write(pathlib.Path(tempfile.mkdtemp()) / "a.txt", "hello\\n")
+    >>> p.read_text()
+    'hello\\n'
+    """
+    path = Path(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are ordinary files
+        if callable(content):
+            os.close(fd)
+            content(tmp)
+        else:
+            data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+    return path
+
+
+def make_folder(folder) -> Path:
+    """Create ``folder`` (and its parents) if needed; a failure is an OutputError."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot create folder ({exc.strerror or exc})") from None
+    return folder
+
+
+def inside(child, parent) -> bool:
+    """True when ``child`` is ``parent`` or lies below it (after resolving links)."""
+    try:
+        Path(child).resolve().relative_to(Path(parent).resolve())
+        return True
+    except ValueError:
+        return False

@@ -1,0 +1,105 @@
+"""Where chunks of work run: in this process, in a pool of worker processes, or on a Dask cluster.
+
+This module knows nothing about images: it maps a picklable function over a list of tasks
+and hands back each result with the position of its task. What a task computes is the
+caller's business (:mod:`leakscan.features` says what to compute per chunk).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Iterator, Sequence
+
+from .errors import ConfigError
+
+__all__ = ["default_jobs", "check_jobs", "run_chunks", "die_with_parent"]
+
+
+def default_jobs() -> int:
+    """Every core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def check_jobs(jobs: int | None) -> int:
+    """``jobs`` as a whole number of worker processes (default: :func:`default_jobs`)."""
+    jobs = default_jobs() if jobs is None else int(jobs)
+    if jobs < 1:
+        raise ConfigError(f"jobs must be >= 1 (worker processes), got {jobs}")
+    return jobs
+
+
+def _one_thread() -> None:
+    """The pool's initializer: worker processes compute with one thread each (the pool is the
+    parallelism) and end when the parent process dies, even by kill -9 (:func:`die_with_parent`)."""
+    die_with_parent()
+    try:
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415 - declared dependency, best effort
+
+        threadpool_limits(1)
+    except Exception:  # pragma: no cover - best effort
+        pass
+
+
+def die_with_parent() -> None:
+    """Make this (worker) process end when its parent dies, even by kill -9.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; elsewhere a daemon thread watches the parent
+    id. Called in the pool initializer. Workers also ignore Ctrl-C (SIGINT reaches the whole
+    process group): the parent handles it and shuts the pool down.
+    """
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        pass
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0:  # PR_SET_PDEATHSIG
+                if os.getppid() != parent:  # the parent died before prctl took effect
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="leakscan-parent-watch", daemon=True).start()
+
+
+def run_chunks(fn: Callable, tasks: Sequence, *, jobs: int = 1, client=None) -> Iterator[tuple[int, object]]:
+    """``(position, fn(tasks[position]))`` for every task.
+
+    Serial when ``jobs == 1`` or there is one task; a process pool of ``jobs`` workers (one
+    thread each) otherwise, results in task order; with a ``dask.distributed.Client``, on
+    its workers, results as they complete (only the results travel back).
+    """
+    if not tasks:
+        return
+    if client is not None:
+        from distributed import as_completed  # noqa: PLC0415 - optional extra
+
+        futures = client.map(fn, list(tasks), pure=False)
+        position = {f.key: k for k, f in enumerate(futures)}
+        for fut in as_completed(futures):
+            yield position[fut.key], fut.result()
+            fut.release()
+    elif jobs == 1 or len(tasks) <= 1:
+        for k, task in enumerate(tasks):
+            yield k, fn(task)
+    else:
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread) as pool:
+            yield from enumerate(pool.map(fn, tasks))

@@ -1,0 +1,213 @@
+"""Re-split an audited dataset: the workflow around :func:`leakscan.split.assign_splits`.
+
+From an :class:`~leakscan.audit.Audit`: assign whole duplicate groups to splits, and when
+images are dropped (``keep`` + ``drop``), search the rest again (dropping images changes the
+neighbourhoods the ratio test compares against) until no pair crosses splits; then report
+targets against what was achieved and verify the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ConfigError
+from .groups import build_groups
+from .decide import find_pairs
+from .pairs import PairTable
+from .settings import RANDOM_STATE
+from .split import Assignment, assign_splits, parse_ratios
+
+__all__ = ["Resplit", "resplit", "resplit_dataset", "MAX_ROUNDS"]
+
+#: Detection rounds at most when dropping images (each searches the remaining images again).
+MAX_ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class Resplit:
+    """A proposed split of an audited dataset; rows line up with ``audit.manifest``."""
+
+    audit: object
+    assignment: Assignment
+    mode: str
+    remedy: str
+    seed: object
+    pairs: object = None    # PairTable the split was checked against (audit's, plus any re-detected)
+    groups: object = None   # Groups the assignment kept whole
+    rounds: int = 1         # detection rounds (more than one when dropping images changed the neighbourhoods)
+
+    @property
+    def splits(self) -> np.ndarray:
+        """New split name per row (``""`` for dropped rows)."""
+        return self.assignment.names()
+
+    @property
+    def dropped(self) -> np.ndarray:
+        return self.assignment.dropped
+
+    def cross_split_pairs(self) -> int:
+        """Duplicate pairs whose two images end in different splits (0 when the split is sound)."""
+        p = self.pairs if self.pairs is not None else self.audit.pairs
+        sp = self.assignment.splits
+        keep = (sp[p.i] >= 0) & (sp[p.j] >= 0)
+        return int(np.sum(keep & (sp[p.i] != sp[p.j])))
+
+    def groups_column(self) -> np.ndarray:
+        """``group`` per row: the user's group, else ``dup-<id>`` for images in a duplicate group."""
+        m = self.audit.manifest
+        g = self.groups if self.groups is not None else self.audit.groups
+        in_dup = np.isin(g.ids, g.duplicate_groups())
+        out = np.array(m.groups, dtype=object)
+        for r in np.flatnonzero(in_dup & (out == "")):
+            out[r] = f"dup-{int(g.ids[r])}"
+        return out
+
+    def records(self) -> list[dict]:
+        m = self.audit.manifest
+        names, grp, keep = self.splits, self.groups_column(), ~self.dropped
+        return [{"path": m.paths[r], "split": names[r], "label": m.labels[r], "group": grp[r]}
+                for r in np.flatnonzero(keep)]
+
+    def to_dict(self) -> dict:
+        """Targets vs achieved sizes and class shares, moves, drops, problems, verification."""
+        a = self.assignment
+        m = self.audit.manifest
+        labels = sorted(set(m.labels.tolist()))
+        _, y = np.unique(m.labels.astype(str), return_inverse=True)
+        ach = np.zeros_like(a.target)
+        ok = a.splits >= 0
+        np.add.at(ach, (a.splits[ok], y.ravel()[ok]), 1)
+        tsz, asz = a.target.sum(1), ach.sum(1)
+        splits = {}
+        for s, name in enumerate(a.split_names):
+            share_t = {lab: round(float(a.share_target[s, c]), 4) for c, lab in enumerate(labels)}
+            share_a = {lab: round(float(ach[s, c] / asz[s]), 4) if asz[s] else 0.0 for c, lab in enumerate(labels)}
+            worst = max((abs(share_a[k] - share_t[k]) for k in labels), default=0.0)
+            splits[name] = {"target": int(tsz[s]), "achieved": int(asz[s]),
+                            "size_error": round(float((asz[s] - tsz[s]) / tsz[s]), 5) if tsz[s] else 0.0,
+                            "max_class_share_error": round(worst, 5),
+                            "class_share_target": share_t, "class_share_achieved": share_a}
+        return {"mode": self.mode, "remedy": self.remedy, "seed": self.seed, "n_images": int(len(m)),
+                "moved": a.moved, "dropped": int(self.dropped.sum()), "forced": a.forced,
+                "splits": splits, "problems": list(a.problems),
+                "cross_split_pairs_after": self.cross_split_pairs(),
+                "pairs_checked": len(self.pairs if self.pairs is not None else self.audit.pairs),
+                "detection_rounds": self.rounds,
+                "decisions": (self.audit.decisions.to_dict()
+                              if getattr(self.audit, "decisions", None) is not None else None)}
+
+
+def resplit(
+    audit,
+    *,
+    ratios=None,
+    keep: Sequence[str] | str | None = None,
+    drop: bool = False,
+    shuffle: bool = False,
+    random_state=RANDOM_STATE,
+) -> Resplit:
+    """Propose a split of an audited dataset in which no duplicate group straddles two splits.
+
+    Parameters
+    ----------
+    audit : Audit or datasets.DatasetDict
+        From :func:`leakscan.audit`. A Hugging Face ``DatasetDict`` is audited with the
+        defaults and the result is a new ``DatasetDict`` (:func:`resplit_dataset`).
+    ratios : str or mapping, optional
+        ``"train=0.8,val=0.1,test=0.1"``; default: the current split sizes and class mixes.
+    keep : str or sequence of str, optional
+        Splits that stay as they are (e.g. a benchmark's test set).
+    drop : bool
+        With ``keep``: drop the other splits' copies of kept images instead of moving them
+        into the kept split.
+    shuffle : bool
+        A fresh stratified split instead of the minimal-change repair.
+    random_state : int or None
+        Seed of the random choices (default 0); None draws a fresh one.
+
+    Returns
+    -------
+    Resplit
+
+    Examples
+    --------
+    >>> import numpy as np, leakscan
+    >>> rng = np.random.default_rng(0)
+    >>> imgs = rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8); imgs[5] = imgs[0]
+    >>> a = leakscan.audit(imgs, splits=["train"] * 4 + ["test"] * 2, jobs=1)
+    >>> r = resplit(a)
+    >>> r.cross_split_pairs()
+    0
+    """
+    if type(audit).__module__.split(".")[0] == "datasets":  # a Hugging Face DatasetDict in, one out
+        return resplit_dataset(audit, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle,
+                               random_state=random_state)
+    if isinstance(keep, str):
+        keep = [keep]
+    keep = list(keep or [])
+    if drop and not keep:
+        raise ConfigError("drop applies with keep (e.g. --keep test --drop): it drops copies of kept images")
+    m = audit.manifest
+    current = np.array(m.splits, dtype=object)
+    parsed = parse_ratios(ratios)
+    pairs, groups = audit.pairs, audit.groups
+    rounds = 1
+    for rounds in range(1, MAX_ROUNDS + 1):
+        a = assign_splits(groups.ids, m.labels, ratios=parsed, current=current,
+                          keep=keep, drop=drop, shuffle=shuffle, random_state=random_state)
+        if not a.dropped.any() or rounds == MAX_ROUNDS:
+            break
+        # Dropping images changes the neighbourhoods the ratio test compares against, so the
+        # remaining images are searched again (from the features: nothing is decoded twice).
+        extra = _redetect(audit, np.flatnonzero(~a.dropped & audit.features.ok), a.splits)
+        if len(extra) == 0:
+            break
+        pairs = PairTable.concat([pairs, extra]).sorted()
+        if getattr(audit, "decisions", None) is not None:  # the user's verdicts hold for re-found pairs too
+            from .decisions import apply_decisions  # noqa: PLC0415
+
+            pairs, _ = apply_decisions(pairs, audit.decisions.matched, features=audit.features)
+        groups = build_groups(len(m), pairs, m.groups)
+        pairs = pairs.take(groups.kept)  # what the chaining guard cut is no longer a link
+    mode = "shuffle" if shuffle else "minimal-change"
+    if keep:
+        remedy = (f"kept {', '.join(keep)} unchanged; {a.forced} images of other splits that duplicate "
+                  + ("them were dropped" if drop else f"them joined {', '.join(keep)}"))
+    elif shuffle:
+        remedy = "fresh stratified assignment of whole duplicate groups"
+    else:
+        remedy = ("each duplicate group joins the split holding most of it; class mixes restored "
+                  "with the fewest extra moves")
+    return Resplit(audit=audit, assignment=a, mode=mode, remedy=remedy, seed=random_state,
+                   pairs=pairs, groups=groups, rounds=rounds)
+
+
+
+def _redetect(audit, rows: np.ndarray, splits: np.ndarray) -> PairTable:
+    """Pairs among ``rows`` (re-searched) that cross splits; rows are manifest rows."""
+    from .features import load_pictures  # noqa: PLC0415
+
+    sub = find_pairs(audit.features.take(rows), audit.settings, splits=np.asarray(splits)[rows],
+                     images=lambda sub_rows: load_pictures(audit.manifest, rows[np.asarray(sub_rows)]))
+    found = dataclasses.replace(sub, i=rows[sub.i], j=rows[sub.j])  # rows ascending: i < j still holds
+    return found.take(splits[found.i] != splits[found.j])
+
+
+def resplit_dataset(data, *, ratios=None, keep=None, drop=False, shuffle=False, random_state=RANDOM_STATE,
+                    image_column=None, label_column=None, group_column=None, **audit_options):
+    """Audit a DatasetDict and return a new DatasetDict in which no duplicate group straddles two splits.
+
+    ``ratios``, ``keep``, ``drop``, ``shuffle``, ``random_state`` are those of
+    :func:`leakscan.resplit`; other keywords go to :func:`leakscan.audit`.
+    """
+    from .audit import audit  # noqa: PLC0415
+    from .sources.hf import to_dataset_dict  # noqa: PLC0415 - needs the datasets extra
+
+    a = audit(data, image_column=image_column, label_column=label_column, group_column=group_column,
+              **audit_options)
+    return to_dataset_dict(resplit(a, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle,
+                                   random_state=random_state))

@@ -1,0 +1,68 @@
+"""Costs that must not grow with the square of the data: the HTML report and per-class leak counts."""
+
+import dataclasses
+import time
+
+import numpy as np
+
+from leakscan.audit import analyse
+from leakscan.features import Features
+from leakscan.htmlreport import report_data
+from leakscan.discovery import discover
+from leakscan.pairs import PairTable
+from leakscan.settings import DetectSettings
+
+
+def synthetic_audit(n: int, n_pairs: int, n_classes: int, seed: int = 0):
+    """n in-memory images (never decoded), ``n_pairs`` disjoint pairs (r, r + 1), half of them cross-split."""
+    rng = np.random.default_rng(seed)
+    m = discover(np.zeros((n, 1, 1, 3), np.uint8), splits=rng.choice(["train", "test"], n).tolist(),
+                 labels=[f"c{k}" for k in rng.integers(0, n_classes, n)])
+    feats = dataclasses.replace(Features.empty(n), ok=np.ones(n, bool))
+    i = np.arange(0, 2 * n_pairs, 2, dtype=np.int64)
+    pairs = PairTable(i=i, j=i + 1, kind=rng.integers(0, 3, n_pairs).astype(np.uint8),
+                      score=rng.random(n_pairs, dtype=np.float32), hamming=np.zeros(n_pairs, np.int16),
+                      cosine=np.ones(n_pairs, np.float32), variant=np.zeros(n_pairs, np.int8),
+                      same_bytes=np.zeros(n_pairs, bool), ncc=np.ones(n_pairs, np.float32))
+    return m, feats, pairs
+
+
+def test_html_report_data_is_linear_in_the_pairs(monkeypatch):
+    m, feats, pairs = synthetic_audit(60_000, 30_000, 10)
+    result = analyse(m, feats, pairs, DetectSettings())
+    calls = []
+    original = PairTable.kind_names
+    monkeypatch.setattr(PairTable, "kind_names", lambda self: calls.append(1) or original(self))
+    t0 = time.perf_counter()
+    data = report_data(result, max_thumbnails=0)
+    elapsed = time.perf_counter() - t0
+    assert len(data["pairs"]) == int(result.cross_split().sum()) > 10_000
+    assert len(calls) <= 2  # once for the pair list, once for the summary: not once per pair
+    assert elapsed < 20, elapsed  # quadratic was minutes here
+
+
+def test_per_class_leak_counts_do_not_scale_with_classes_times_images():
+    def run(n_classes):
+        m, feats, pairs = synthetic_audit(100_000, 2_000, n_classes)
+        t0 = time.perf_counter()
+        result = analyse(m, feats, pairs, DetectSettings())
+        return time.perf_counter() - t0, result
+
+    run(10)  # warm up
+    few, r_few = run(10)
+    many, r_many = run(3000)
+    # a mask per class and split pair made 3000 classes cost hundreds of times 10 classes
+    assert many < 4 * few + 0.5, (few, many)
+    # and the counts are the same as counting by hand
+    leak = r_many.leaks[0]
+    lab, sp, ok = r_many.manifest.labels, r_many.manifest.splits, r_many.features.ok
+    hit = np.zeros(len(lab), bool)
+    ids = r_many.groups.ids
+    other = np.zeros(r_many.groups.n_groups, bool)
+    other[ids[sp == leak.against]] = True
+    hit = (sp == leak.split) & other[ids] & ok
+    some = sorted(leak.per_class)[:50]
+    for c in some:
+        assert leak.per_class[c]["images"] == int(np.sum(hit & (lab == c)))
+        assert leak.per_class[c]["total"] == int(np.sum((sp == leak.split) & (lab == c)))
+    assert list(leak.per_class) == sorted(set(lab[sp == leak.split].tolist()))

@@ -141,12 +141,12 @@ def _verbose(verbose: bool) -> None:
 
 def _settings(max_hamming: int, min_cosine: float, min_ncc: float, transforms: "Transforms",
               cross_only: bool = False, model_min_cosine: float = DEFAULTS.model_min_cosine,
-              crops: bool = DEFAULTS.crops):
+              crops: bool = DEFAULTS.crops, min_confidence: float = DEFAULTS.min_confidence):
     from .settings import DetectSettings  # noqa: PLC0415
 
     return DetectSettings(max_hamming=max_hamming, min_cosine=min_cosine, min_ncc=min_ncc,
                           transforms=transforms.value, scope="cross" if cross_only else "all",
-                          model_min_cosine=model_min_cosine, crops=crops)
+                          model_min_cosine=model_min_cosine, crops=crops, min_confidence=min_confidence)
 
 
 def _model_spec(model: Optional[Path], batch: int, size: Optional[str] = None, normalize: Optional[str] = None):
@@ -163,12 +163,16 @@ OPT_MANIFEST = typer.Option(None, "--manifest", "-m", show_default=False,
                             help="CSV with columns path, split[, label, group]; paths relative to the CSV.")
 OPT_MAX_HAMMING = typer.Option(DEFAULTS.max_hamming, "--max-hamming", min=-1, max=64,
                                help="pHash pairs at this Hamming distance or less are candidates, "
-                                    "then verified (-1: off).")
+                                    "then weighed (-1: off).")
 OPT_MIN_COSINE = typer.Option(DEFAULTS.min_cosine, "--min-cosine", min=0.0,
                               help="Least embedding cosine similarity of a candidate pair (>1: off).")
+OPT_MIN_CONFIDENCE = typer.Option(
+    DEFAULTS.min_confidence, "--min-confidence", min=0.0, max=1.0,
+    help="A pair is a duplicate at this confidence (the estimated probability that the two are the same "
+         "picture) or more; pairs from 0.1 up to it go to possible.csv, never counted.")
 OPT_MIN_NCC = typer.Option(DEFAULTS.min_ncc, "--min-ncc", min=-1.0, max=1.0,
-                           help="Verification: least correlation of the details of the two aligned "
-                                "thumbnails (-1: off).")
+                           help="Floor: candidates whose aligned thumbnails correlate less than this are "
+                                "dropped before the decision (-1: keep every candidate).")
 OPT_CROPS = typer.Option(DEFAULTS.crops, "--crops/--no-crops",
                          help="Also search crops of every image (finds cropped copies; --no-crops is faster).")
 OPT_MODEL = typer.Option(None, "--model", show_default=False,
@@ -335,6 +339,7 @@ def audit(
     max_hamming: int = OPT_MAX_HAMMING,
     min_cosine: float = OPT_MIN_COSINE,
     min_ncc: float = OPT_MIN_NCC,
+    min_confidence: float = OPT_MIN_CONFIDENCE,
     transforms: Transforms = OPT_TRANSFORMS,
     crops: bool = OPT_CROPS,
     model: Optional[Path] = OPT_MODEL,
@@ -382,7 +387,8 @@ def audit(
     if data is None and manifest is None and hf is None:
         raise _fail("give a dataset folder (leakscan audit DATA), --manifest FILE or --hf PATH")
     try:
-        settings = _settings(max_hamming, min_cosine, min_ncc, transforms, cross_only, model_min_cosine, crops)
+        settings = _settings(max_hamming, min_cosine, min_ncc, transforms, cross_only, model_min_cosine, crops,
+                             min_confidence)
         spec = _model_spec(model, model_batch, model_size, model_normalize)
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
         data = _hf_data(hf, data, manifest)
@@ -445,6 +451,7 @@ def resplit(
     max_hamming: int = OPT_MAX_HAMMING,
     min_cosine: float = OPT_MIN_COSINE,
     min_ncc: float = OPT_MIN_NCC,
+    min_confidence: float = OPT_MIN_CONFIDENCE,
     transforms: Transforms = OPT_TRANSFORMS,
     crops: bool = OPT_CROPS,
     model: Optional[Path] = OPT_MODEL,
@@ -492,7 +499,7 @@ def resplit(
         raise _fail("give a dataset folder (leakscan resplit DATA --out NEW.csv), --manifest FILE or --hf PATH")
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, model_min_cosine=model_min_cosine,
-                             crops=crops)
+                             crops=crops, min_confidence=min_confidence)
         spec = _model_spec(model, model_batch, model_size, model_normalize)
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
         data = _hf_data(hf, data, manifest)

@@ -68,7 +68,8 @@ class Resplit:
 
     def records(self) -> list[dict]:
         m = self.audit.manifest
-        names, grp, keep = self.splits, self.groups_column(), ~self.dropped
+        # unreadable files are never written into the new manifest (nor materialized)
+        names, grp, keep = self.splits, self.groups_column(), ~self.dropped & self.audit.features.ok
         return [{"path": m.paths[r], "split": names[r], "label": m.labels[r], "group": grp[r]}
                 for r in np.flatnonzero(keep)]
 
@@ -82,18 +83,37 @@ class Resplit:
         ok = a.splits >= 0
         np.add.at(ach, (a.splits[ok], y.ravel()[ok]), 1)
         tsz, asz = a.target.sum(1), ach.sum(1)
-        splits = {}
+        # the original class mix of each split (of every readable image, before anything was
+        # dropped): what class shares are measured against
+        audited = self.audit.features.ok
+        before = np.zeros_like(a.target)
+        cur = np.array([a.split_names.index(x) if x in a.split_names else -1 for x in m.splits.tolist()])
+        has = audited & (cur >= 0)
+        np.add.at(before, (cur[has], y.ravel()[has]), 1)
+        overall = np.bincount(y.ravel()[audited], minlength=len(labels)) / max(int(audited.sum()), 1)
+        stratified = self.mode == "shuffle" or bool(getattr(self, "ratios_given", False))
+        splits, warnings = {}, []
         for s, name in enumerate(a.split_names):
             share_t = {lab: round(float(a.share_target[s, c]), 4) for c, lab in enumerate(labels)}
             share_a = {lab: round(float(ach[s, c] / asz[s]), 4) if asz[s] else 0.0 for c, lab in enumerate(labels)}
-            worst = max((abs(share_a[k] - share_t[k]) for k in labels), default=0.0)
+            orig = (overall if stratified or not before[s].sum() else before[s] / before[s].sum())
+            share_o = {lab: round(float(orig[c]), 4) for c, lab in enumerate(labels)}
+            worst = max((abs(share_a[k] - share_o[k]) for k in labels), default=0.0)
             splits[name] = {"target": int(tsz[s]), "achieved": int(asz[s]),
                             "size_error": round(float((asz[s] - tsz[s]) / tsz[s]), 5) if tsz[s] else 0.0,
                             "max_class_share_error": round(worst, 5),
-                            "class_share_target": share_t, "class_share_achieved": share_a}
+                            "class_share_target": share_t, "class_share_achieved": share_a,
+                            "class_share_original": share_o}
+            for c, lab in enumerate(labels):
+                was, now = int(before[s, c]), int(ach[s, c])
+                if was >= 2 and now == 0:
+                    warnings.append(f"class {lab!r} vanishes from {name}: {was} images before, none after")
+                elif was >= 4 and now < was / 2:
+                    warnings.append(f"class {lab!r} shrinks by more than half in {name}: {was} images before, "
+                                    f"{now} after")
         return {"mode": self.mode, "remedy": self.remedy, "seed": self.seed, "n_images": int(len(m)),
                 "moved": a.moved, "dropped": int(self.dropped.sum()), "forced": a.forced,
-                "splits": splits, "problems": list(a.problems),
+                "splits": splits, "problems": list(a.problems) + warnings, "class_warnings": warnings,
                 "cross_split_pairs_after": self.cross_split_pairs(),
                 "pairs_checked": len(self.pairs if self.pairs is not None else self.audit.pairs),
                 "detection_rounds": self.rounds,

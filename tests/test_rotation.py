@@ -90,11 +90,6 @@ def test_unrotated_pictures_get_no_view(source):
     assert derotate(box, thumbnail(box)) is None
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "the pair decision rejects real copies: all four same-size rotated copies are candidates "
-    "(ncc 0.77-0.87 >= the 0.40 floor, de-rotated views found) with calibrated probabilities 0.10-0.43, "
-    "then the EM prior adjustment (prior 0.0001, held-out AUC 0.98) drops them below the possible floor; "
-    "reported to the lead"))
 def test_audit_finds_same_size_rotated_copies(tmp_path):
     originals = {}
     for s, p in enumerate(PHOTOS):

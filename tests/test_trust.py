@@ -16,7 +16,7 @@ from leakscan.audit import PAIR_COLUMNS, analyse
 from leakscan.calibrate import adjust_to_prior, synthetic_copy
 from leakscan.errors import ConfigError
 from leakscan.features import extract_features
-from leakscan.manifest import discover
+from leakscan.discovery import discover
 from leakscan.pairs import Kind, PairTable
 from leakscan.report import write_outputs
 from leakscan.settings import POSSIBLE_FLOOR, DetectSettings

@@ -282,10 +282,26 @@ def _best_of(a: dict, b: dict) -> dict:
     return {k: np.where(take, b[k], a[k]) for k in a}
 
 
-def background(features: Features, rows: np.ndarray, kth_neighbour: np.ndarray) -> np.ndarray:
-    """Aligned-detail correlation of each row with its k-th nearest neighbour (0 when unknown)."""
+def background(features: Features, rows: np.ndarray, kth_neighbour: np.ndarray, k: int = 10) -> np.ndarray:
+    """Aligned-detail correlation of each row with its k-th nearest neighbour.
+
+    Rows the search did not query (``kth_neighbour`` -1: the large split with
+    ``scope="cross"``) get theirs from a k-nearest-neighbour query here.
+    """
     out = np.zeros(len(features), np.float32)
     rows = np.asarray(rows, np.int64)
+    kth_neighbour = np.asarray(kth_neighbour, np.int64).copy()
+    unknown = rows[kth_neighbour[rows] < 0]
+    pool = np.flatnonzero(features.ok & ~features.low_info)
+    if len(unknown) and len(pool) > k:
+        from .index import CosineIndex  # noqa: PLC0415 - only when the search left rows unqueried
+
+        sims, ids = CosineIndex(features.embedding[pool]).knn(features.embedding[unknown], k + 1)
+        order = np.argsort(-np.where(ids < 0, -np.inf, sims), axis=1, kind="stable")
+        ids = np.take_along_axis(ids, order, 1)
+        col = np.where(pool[np.clip(ids[:, 0], 0, None)] == unknown, k, k - 1)  # the image itself comes first
+        pick = ids[np.arange(len(unknown)), col]
+        kth_neighbour[unknown] = np.where(pick >= 0, pool[np.clip(pick, 0, None)], -1)
     rows = rows[kth_neighbour[rows] >= 0]
     for s in range(0, len(rows), 8192):
         r = rows[s:s + 8192]

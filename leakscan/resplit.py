@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .groups import build_groups
-from .decide import find_pairs
+from .decide import detect
 from .pairs import PairTable
 from .settings import RANDOM_STATE
 from .split import Assignment, assign_splits, parse_ratios
@@ -24,7 +24,7 @@ from .split import Assignment, assign_splits, parse_ratios
 __all__ = ["Resplit", "resplit", "resplit_dataset", "MAX_ROUNDS"]
 
 #: Detection rounds at most when dropping images (each searches the remaining images again).
-MAX_ROUNDS = 5
+MAX_ROUNDS = 8
 
 
 @dataclass(frozen=True)
@@ -207,12 +207,22 @@ def resplit(
 
 
 
+#: Dropping images re-fits the decision on what remains, which moves confidences a little: the
+#: re-split also keeps apart nothing within this margin below the duplicate threshold, so a
+#: fresh audit of the new manifest finds no cross-split duplicate.
+RESPLIT_MARGIN = 0.15
+
+
 def _redetect(audit, rows: np.ndarray, splits: np.ndarray) -> PairTable:
-    """Pairs among ``rows`` (re-searched) that cross splits; rows are manifest rows."""
+    """Pairs among ``rows`` (re-searched, the decision fitted again on them) that cross splits:
+    the duplicates and the possible pairs within :data:`RESPLIT_MARGIN` of the threshold."""
     from .features import load_pictures  # noqa: PLC0415
 
-    sub = find_pairs(audit.features.take(rows), audit.settings, splits=np.asarray(splits)[rows],
-                     images=lambda sub_rows: load_pictures(audit.manifest, rows[np.asarray(sub_rows)]))
+    det = detect(audit.features.take(rows), audit.settings, splits=np.asarray(splits)[rows],
+                 images=lambda sub_rows: load_pictures(audit.manifest, rows[np.asarray(sub_rows)]))
+    threshold = det.threshold if det.threshold is not None else audit.settings.min_confidence
+    near = det.possible.take(det.possible.confidence >= threshold - RESPLIT_MARGIN)
+    sub = PairTable.concat([det.pairs, near]).sorted()
     found = dataclasses.replace(sub, i=rows[sub.i], j=rows[sub.j])  # rows ascending: i < j still holds
     return found.take(splits[found.i] != splits[found.j])
 

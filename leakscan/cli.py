@@ -560,27 +560,11 @@ def _check_decisions(decisions: Optional[Path]) -> None:
 
 
 def _ratio_warnings(ratios: Optional[str], current=None) -> None:
-    """Say when --ratios do not add up to 1 (rescaled) and when a current split is not in them."""
-    if not ratios:
-        return
-    from .split import parse_ratios  # noqa: PLC0415
+    """Print what :func:`leakscan.split.ratio_warnings` says about --ratios."""
+    from .split import ratio_warnings  # noqa: PLC0415
 
-    given = {}
-    for part in ratios.split(","):
-        name, _, val = part.partition("=")
-        if name.strip():
-            given[name.strip()] = float(val)
-    scaled = parse_ratios(ratios)
-    if current is None:
-        total = sum(given.values())
-        if abs(total - 1) > 1e-6:
-            _say(f"leakscan: warning: --ratios add up to {total:g}, not 1; rescaled to "
-                 + ",".join(f"{k}={v:.4g}" for k, v in scaled.items()))
-        return
-    gone = [s for s in current if s not in scaled]
-    if gone:
-        _say(f"leakscan: warning: split(s) {', '.join(gone)} not in --ratios: their images are spread over "
-             f"{', '.join(scaled)} and {', '.join(gone)} disappear(s) from the new manifest")
+    for w in ratio_warnings(ratios, current):
+        _say(f"leakscan: warning: {w}")
 
 
 def main() -> None:

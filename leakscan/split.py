@@ -27,9 +27,36 @@ from .settings import RANDOM_STATE
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Assignment", "assign_splits", "parse_ratios", "DROPPED"]
+__all__ = ["Assignment", "assign_splits", "parse_ratios", "ratio_warnings", "DROPPED"]
 
 DROPPED = ""
+
+
+def ratio_warnings(text: str | None, current=None) -> list[str]:
+    """What is worth saying about ``--ratios``: that they were rescaled (``current`` None), or
+    which current splits (``current``: their names) they leave out.
+
+    Examples
+    --------
+    >>> ratio_warnings("train=0.7,test=0.2")
+    ['--ratios add up to 0.9, not 1; rescaled to train=0.7778,test=0.2222']
+    >>> ratio_warnings("train=0.8,test=0.2", ["train", "val", "test"])[0].split(":")[0]
+    'split(s) val not in --ratios'
+    """
+    if not text:
+        return []
+    scaled = parse_ratios(text)
+    if current is None:
+        total = sum(float(part.partition("=")[2]) for part in str(text).split(",") if part.strip())
+        if abs(total - 1) > 1e-6:
+            return [f"--ratios add up to {total:g}, not 1; rescaled to "
+                    + ",".join(f"{k}={v:.4g}" for k, v in scaled.items())]
+        return []
+    gone = [s for s in current if s not in scaled]
+    if not gone:
+        return []
+    return [f"split(s) {', '.join(gone)} not in --ratios: their images are spread over {', '.join(scaled)} "
+            f"and {', '.join(gone)} disappear(s) from the new manifest"]
 
 
 def parse_ratios(text: str | Mapping[str, float] | None) -> dict[str, float] | None:

@@ -36,6 +36,8 @@ app = typer.Typer(
 
 EXIT_OK, EXIT_LEAK, EXIT_USAGE = 0, 1, 2
 
+log = logging.getLogger(__name__)
+
 
 class LinkMode(str, Enum):
     hardlink = "hardlink"
@@ -408,6 +410,9 @@ def audit(
         raise _fail(str(exc))
     except (OSError, MemoryError) as exc:
         raise _fail(_os_error(exc))
+    from .termout import timings_line  # noqa: PLC0415
+
+    log.info(timings_line(result.timings))  # with -v: where the time went, the result files included
     if json_:
         sys.stdout.write(summary_json(result))
     elif not quiet:

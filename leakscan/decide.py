@@ -14,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -39,6 +40,7 @@ class Detection:
     possible: PairTable
     calibration: Calibration | None = None
     warnings: tuple = ()
+    timings: dict = field(default_factory=dict)  # seconds of search, verify, calibrate; {} when read from the cache
 
     @property
     def threshold(self) -> float | None:
@@ -95,8 +97,10 @@ def detect(
     progress : callable, optional
     """
     s = settings or DetectSettings()
+    t0 = time.perf_counter()
     found = find_candidates(features, s, splits=splits, progress=progress)
     cands = found.pairs
+    t1 = time.perf_counter()
     exact = cands.kind == Kind.EXACT
     if progress:
         progress("verification", 0, int((~exact).sum()))
@@ -108,18 +112,21 @@ def detect(
     exact = exact[keep]
     if progress:
         progress("verification", int((~exact).sum()), int((~exact).sum()))
+    t2 = time.perf_counter()
     warnings: list[str] = []
     n_ok = int(features.ok.sum())
     n_flat = int((features.ok & features.low_info).sum())
     if n_ok and n_flat > 0.2 * n_ok:
         warnings.append(f"{n_flat} of {n_ok} images are nearly uniform (too flat for their details to tell copies "
                         "apart): they are matched as exact copies only")
-    cal = None
+    cal, t_cal = None, 0.0
     confidence = np.where(exact, 1.0, 0.0).astype(np.float32)
     if (~exact).any():
         if progress:
             progress("calibration", 0, 1)
+        tc = time.perf_counter()
         cal = calibrate(features, s, found, images=images, model=model)
+        t_cal = time.perf_counter() - tc
         if progress:
             progress("calibration", 1, 1)
         if cal is None:
@@ -141,7 +148,7 @@ def detect(
     possible = ~dup & (confidence >= POSSIBLE_FLOOR)
     log.info("decision: %d candidates, %d duplicates, %d possible", len(cands), int(dup.sum()), int(possible.sum()))
     return Detection(pairs=cands.take(dup), possible=cands.take(possible), calibration=cal,
-                     warnings=tuple(warnings))
+                     warnings=tuple(warnings), timings={"search": t1 - t0, "verify": t2 - t1, "calibrate": t_cal})
 
 
 def find_pairs(features: Features, settings: DetectSettings | None = None, *, images: ImageSource | None = None,

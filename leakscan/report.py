@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -73,12 +74,17 @@ def write_outputs(audit: Audit, out: str | os.PathLike, *, force: bool = False, 
     ``summary.json``, ``pairs.csv``, ``groups.csv``, ``skipped.csv`` and, unless ``html`` is
     False, the self-contained ``report.html``.
 
+    The time this takes goes into ``audit.timings`` (``report``, and ``total``) before
+    ``summary.json``, the last file, is written: everything but that file and the final swap
+    of the folder is counted.
+
     Raises
     ------
     OutputError
         ``out`` is inside the dataset folder, not writable, or holds earlier results and
         ``force`` is False.
     """
+    start = time.perf_counter()
     m = audit.manifest
     out = prepare_out_dir(Path(out), force=force, protect=dataset_folders(m))
     files: dict = {}
@@ -107,8 +113,18 @@ def write_outputs(audit: Audit, out: str | os.PathLike, *, force: bool = False, 
         from .htmlreport import render_html  # noqa: PLC0415
 
         files["report.html"] = render_html(audit, progress=progress, out_dir=out)
-    files["summary.json"] = summary_json(audit)  # last: its presence marks a complete set
+    files["summary.json"] = lambda path: _write_summary(audit, path, start)  # last: marks a complete set
     return write_folder(out, files, owned=set(OUTPUT_FILES) | {"pairs.parquet"})
+
+
+def _write_summary(audit: Audit, path: str, start: float) -> None:
+    """Record the report time (every other file rendered and written), then write summary.json."""
+    report = time.perf_counter() - start
+    audit.timings.update(report=round(report, 3), total=round(audit.elapsed + report, 3))
+    with open(path, "wb") as fh:
+        fh.write(summary_json(audit).encode("utf-8"))
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _parquet_writer(audit: Audit):

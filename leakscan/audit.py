@@ -22,7 +22,7 @@ from .groups import Groups, build_groups
 from .discovery import discover
 from .manifest import Manifest
 from .pairs import KINDS, SEARCH_VERSION, PairTable
-from .settings import DetectSettings
+from .settings import DECODE_SIDE, DetectSettings
 from .views import MatchView
 
 log = logging.getLogger(__name__)
@@ -319,6 +319,7 @@ def audit(
     decisions=None,
     model_size=None,
     model_normalize: str | None = None,
+    full_decode: bool = False,
     **source_options,
 ) -> Audit:
     """Find exact and near-duplicate images and the leakage they cause across splits.
@@ -362,6 +363,10 @@ def audit(
         For a ``model`` given by path: its input size (``224``, ``"160x128"`` or ``(W, H)``)
         and the normalisation of a float-input model (``"imagenet"``, ``"none"``, ``"clip"``);
         default: the model's metadata, else its fixed size (or 224) and ImageNet's.
+    full_decode : bool
+        Decode every image file at full size. By default a file decodes at the smallest scale
+        that keeps :data:`~leakscan.settings.DECODE_SIDE` pixels on its shorter side (JPEG DCT
+        scaling), which is all the features need; see the README for what that changes.
 
     Returns
     -------
@@ -394,7 +399,8 @@ def audit(
     warnings: list[str] = _manifest_warnings(m)
     store = _open_cache(cache, m, warnings)
     try:
-        feats = _features(m, store, jobs=jobs, client=client, progress=progress, model=model)
+        feats = _features(m, store, jobs=jobs, client=client, progress=progress, model=model,
+                          decode_side=None if full_decode else DECODE_SIDE)
         t2 = time.perf_counter()
         detection = None
         if store is not None:
@@ -467,15 +473,17 @@ def _open_cache(cache, manifest: Manifest, warnings: list):
         return None
 
 
-def _features(m: Manifest, store, *, jobs, client, progress, model) -> Features:
+def _features(m: Manifest, store, *, jobs, client, progress, model, decode_side=DECODE_SIDE) -> Features:
     """Features of every row: cached rows from ``store``, the rest extracted (and stored per chunk)."""
     if store is None:
-        return extract_features(m, jobs=jobs, client=client, progress=progress, model=model)
+        return extract_features(m, jobs=jobs, client=client, progress=progress, model=model, decode_side=decode_side)
     n = len(m)
     if m.source is None:
         keys = [file_key(p) for p in m.resolved_paths(np.arange(n))]  # paths are absolute
     else:  # source rows are keyed by content digest or path#frame
         keys = m.source.cache_keys(np.arange(n))
+    if decode_side is None and m.source is None:  # full-size decodes: other features, kept beside
+        keys = [None if k is None else (k[0] + "|full",) + tuple(k[1:]) for k in keys]
     found = store.get(keys)
     # only failures that are a property of the bytes are trusted: permission, I/O, memory and
     # size-cap failures (of older runs) are tried again
@@ -495,6 +503,9 @@ def _features(m: Manifest, store, *, jobs, client, progress, model) -> Features:
         for r, e in model_emb.items():
             emb[r] = e
         cached = dataclasses.replace(cached, model_embedding=emb)
+    if not len(todo):  # all cached (a re-run): no copies of the arrays
+        return dataclasses.replace(cached, failures=tuple(sorted(found.failures.items())),
+                                   notes=tuple(sorted(found.notes.items())), n_cached=n)
     hit_rows = np.flatnonzero(hit)
     where = {r: k for k, r in enumerate(hit_rows.tolist())}
     cached_part = dataclasses.replace(
@@ -512,6 +523,7 @@ def _features(m: Manifest, store, *, jobs, client, progress, model) -> Features:
     n_cached = n - len(todo)
     shifted = (lambda stage, done, total: progress(stage, done + n_cached, total + n_cached)) if progress else None
     fresh = extract_features(m, rows=todo, jobs=jobs, client=client, progress=shifted, model=model,
+                             decode_side=decode_side,
                              on_chunk=store_chunk)
     return Features.assemble(n, [(hit_rows, cached_part), (todo, fresh)], n_cached=n_cached,
                              model_dim=None if model is None else _model_dim(model, cached_part, fresh))

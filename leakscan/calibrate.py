@@ -48,7 +48,8 @@ from .views import N_VARIANTS, embedding_variants, transform_variants
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Calibration", "calibrate", "synthetic_copy", "CAL_SAMPLE", "MIN_AUC", "adjust_to_prior"]
+__all__ = ["Calibration", "calibrate", "synthetic_copy", "CAL_SAMPLE", "MIN_AUC", "adjust_to_prior", "logistic_fit",
+           "roc_auc"]
 
 #: Images of the dataset copied to calibrate (chosen by content digest).
 CAL_SAMPLE = 400
@@ -373,8 +374,6 @@ def _neighbour_pairs(aug: Features, search_rows, copy_rows, variants) -> PairTab
 
 
 def _fit(evidence, label, group_digest, columns, min_confidence, stats) -> Calibration | None:
-    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 - lazy: keeps `import leakscan` light
-
     cols = [EVIDENCE.index(c) for c in columns]
     x = np.nan_to_num(evidence[:, cols].astype(np.float64))
     y = label.astype(int)
@@ -388,9 +387,7 @@ def _fit(evidence, label, group_digest, columns, min_confidence, stats) -> Calib
     z = (x - mean) / scale
 
     def fit(rows):
-        lr = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000)
-        lr.fit(z[rows], y[rows])
-        return lr
+        return logistic_fit(z[rows], y[rows])
 
     # held-out probabilities: folds by source image, so a copy is never judged by a fit on its twin
     heldout = np.full(len(y), np.nan)
@@ -399,18 +396,62 @@ def _fit(evidence, label, group_digest, columns, min_confidence, stats) -> Calib
         test = fold_of == f
         train = ~test
         if test.any() and len(np.unique(y[train])) == 2:
-            heldout[test] = fit(train).predict_proba(z[test])[:, 1]
-    lr = fit(np.ones(len(y), bool))
+            coef, intercept = fit(train)
+            heldout[test] = _sigmoid(z[test] @ coef + intercept)
+    coef, intercept = fit(np.ones(len(y), bool))
     judged = ~np.isnan(heldout)
     if judged.any() and len(np.unique(y[judged])) == 2:
-        from sklearn.metrics import roc_auc_score  # noqa: PLC0415
-
-        stats["heldout_auc"] = round(float(roc_auc_score(y[judged], heldout[judged])), 4)
+        stats["heldout_auc"] = round(roc_auc(y[judged], heldout[judged]), 4)
         stats["recall"] = round(float(np.mean(heldout[judged & (y == 1)] >= 0.5)), 4)
         stats["false_alarm"] = round(float(np.mean(heldout[judged & (y == 0)] >= 0.5)), 4)
     threshold = float(min_confidence)
-    return Calibration(columns=tuple(columns), mean=mean, scale=scale, coef=lr.coef_[0].astype(np.float64),
-                       intercept=float(lr.intercept_[0]), threshold=threshold, stats=stats)
+    return Calibration(columns=tuple(columns), mean=mean, scale=scale, coef=coef,
+                       intercept=intercept, threshold=threshold, stats=stats)
+
+
+def _sigmoid(t: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * t))
+
+
+def logistic_fit(x: np.ndarray, y: np.ndarray, c: float = 1.0, tol: float = 1e-8, max_iter: int = 100) -> tuple:
+    """``(coef, intercept)`` of an L2-regularised logistic regression with balanced class weights.
+
+    The objective of scikit-learn's ``LogisticRegression(C=c, class_weight="balanced")``
+    (``c`` times the weighted log-loss plus half the squared norm of ``coef``; the intercept
+    is not penalised), minimised by Newton's method: a few small solves instead of importing
+    scikit-learn, whose import alone takes about a second.
+    """
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    n, d = x.shape
+    n_pos = float(y.sum())
+    weight = np.where(y > 0, n / (2 * max(n_pos, 1.0)), n / (2 * max(n - n_pos, 1.0))) * c
+    xa = np.c_[x, np.ones(n)]
+    beta = np.zeros(d + 1)
+    penalty = np.r_[np.ones(d), 0.0]
+    for _ in range(max_iter):
+        p = _sigmoid(xa @ beta)
+        grad = xa.T @ (weight * (p - y)) + penalty * beta
+        hess = (xa * (weight * p * (1 - p))[:, None]).T @ xa + np.diag(penalty + 1e-12)
+        step = np.linalg.solve(hess, grad)
+        beta -= step
+        if np.max(np.abs(step)) < tol:
+            break
+    return beta[:d], float(beta[d])
+
+
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve (ties count a half): the chance a positive outscores a negative."""
+    y = np.asarray(y).astype(bool)
+    order = np.argsort(score, kind="mergesort")
+    s = np.asarray(score)[order]
+    ranks = np.empty(len(s))
+    # average ranks of ties
+    start = np.r_[0, np.flatnonzero(s[1:] != s[:-1]) + 1]
+    stop = np.r_[start[1:], len(s)]
+    ranks[order] = np.repeat((start + stop + 1) / 2.0, stop - start)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def adjust_to_prior(p: np.ndarray, trained_prior: float = 0.5, iterations: int = 100,

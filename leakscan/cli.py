@@ -20,7 +20,7 @@ from rich.console import Console
 
 from ._version import __version__
 from .errors import LeakscanError
-from .settings import DEFAULTS, MODEL_BATCH, RANDOM_STATE, TRANSFORMS
+from .settings import DECODE_SIDE, DEFAULTS, MODEL_BATCH, RANDOM_STATE, TRANSFORMS
 
 app = typer.Typer(
     name="leakscan",
@@ -199,6 +199,10 @@ OPT_FORCE = typer.Option(False, "--force", "-f", help="Overwrite earlier results
 OPT_CACHE = typer.Option(None, "--cache", show_default=False,
                          help="Feature cache database [default: $LEAKSCAN_CACHE or ~/.cache/leakscan/features.sqlite].")
 OPT_NO_CACHE = typer.Option(False, "--no-cache", help="Decode every image; do not read or write the feature cache.")
+OPT_FULL_DECODE = typer.Option(False, "--full-decode",
+                               help="Decode every image file at full size (default: JPEGs decode at the smallest "
+                                    f"DCT scale that keeps {DECODE_SIDE} px on the shorter side, which is all the "
+                                    "features use).")
 
 
 OPT_MAX_FILE_SIZE = typer.Option(
@@ -352,6 +356,7 @@ def audit(
     jobs: Optional[int] = OPT_JOBS,
     cache: Optional[Path] = OPT_CACHE,
     no_cache: bool = OPT_NO_CACHE,
+    full_decode: bool = OPT_FULL_DECODE,
     max_file_size: Optional[str] = OPT_MAX_FILE_SIZE,
     dask: Optional[str] = OPT_DASK,
     decisions: Optional[Path] = OPT_DECISIONS,
@@ -403,7 +408,7 @@ def audit(
         with _progress(quiet) as cb, _dask_client(dask) as client, _max_file_size(max_file_size):
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,
-                               decisions=decisions, **source_opts)
+                               decisions=decisions, full_decode=full_decode, **source_opts)
             if out is not None:
                 write_outputs(result, out, force=True, html=not no_html, parquet=parquet, progress=cb)
     except LeakscanError as exc:
@@ -467,6 +472,7 @@ def resplit(
     jobs: Optional[int] = OPT_JOBS,
     cache: Optional[Path] = OPT_CACHE,
     no_cache: bool = OPT_NO_CACHE,
+    full_decode: bool = OPT_FULL_DECODE,
     max_file_size: Optional[str] = OPT_MAX_FILE_SIZE,
     dask: Optional[str] = OPT_DASK,
     decisions: Optional[Path] = OPT_DECISIONS,
@@ -520,7 +526,7 @@ def resplit(
         with _progress(quiet) as cb, _dask_client(dask) as client, _max_file_size(max_file_size):
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,
-                               decisions=decisions, **source_opts)
+                               decisions=decisions, full_decode=full_decode, **source_opts)
         _ratio_warnings(ratios, result.manifest.split_names)
         rs = run_resplit(result, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle, random_state=seed)
         written = write_resplit(rs, out)

@@ -104,7 +104,7 @@ def detect(
     exact = cands.kind == Kind.EXACT
     if progress:
         progress("verification", 0, int((~exact).sum()))
-    evidence = pair_evidence(features, cands, found.kth_neighbour, transform_variants(s.transforms))
+    evidence = pair_evidence(features, cands, found.kth_neighbour, transform_variants(s.transforms), min_ncc=s.min_ncc)
     ncc = evidence[:, EVIDENCE.index("ncc")]
     cands = dataclasses.replace(cands, ncc=np.where(exact, np.nan, ncc).astype(np.float32))
     keep = exact | (ncc >= s.min_ncc)

@@ -24,7 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DecodeError", "read_bytes", "decode_bytes", "canonical_from_array", "MAX_PIXELS",
+__all__ = ["DecodeError", "read_bytes", "decode_bytes", "decode_reduced", "canonical_from_array", "MAX_PIXELS",
            "DEFAULT_MAX_FILE_SIZE", "max_file_size", "is_cacheable"]
 
 #: Images whose header claims more pixels than this are refused before decoding
@@ -159,7 +159,7 @@ def decode_bytes(data: bytes, *, draft: tuple[int, int] | None = None) -> tuple[
     """Decode image bytes to canonical RGB.
 
     ``draft=(w, h)`` lets JPEGs decode at a reduced scale no smaller than ``(w, h)`` (for
-    thumbnails; features always use full decodes).
+    report thumbnails and calibration pictures).
 
     Returns
     -------
@@ -168,6 +168,22 @@ def decode_bytes(data: bytes, *, draft: tuple[int, int] | None = None) -> tuple[
     note : str
         ``""`` or a remark worth reporting (``"first of 12 frames"``).
     """
+    img, note, _ = _decode(data, draft, None)
+    return img, note
+
+
+def decode_reduced(data: bytes, min_side: int | None) -> tuple[Image.Image, str, tuple[int, int]]:
+    """Canonical RGB at the smallest scale whose shorter side is still ``min_side`` pixels or more.
+
+    JPEGs decode at 1/2, 1/4 or 1/8 scale inside the decoder (``Image.draft``); other
+    formats decode whole and are then box-reduced by a whole factor (``Image.reduce``).
+    ``min_side=None`` decodes at full size. Returns ``(image, note, (width, height))`` with
+    the full, upright size of the image.
+    """
+    return _decode(data, None if min_side is None else (int(min_side), int(min_side)), min_side)
+
+
+def _decode(data: bytes, draft, min_side) -> tuple[Image.Image, str, tuple[int, int]]:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -187,15 +203,21 @@ def decode_bytes(data: bytes, *, draft: tuple[int, int] | None = None) -> tuple[
                 f"image is {w}x{h} = {w * h:,} pixels, above the {MAX_PIXELS:,} limit; refused before decoding"
             )
         if draft is not None:
-            img.draft("RGB", draft)
+            img.draft("RGB", draft)  # JPEG (and MPO) only; a no-op for other formats
         note = ""
         n_frames = getattr(img, "n_frames", 1) or 1
         if n_frames > 1:
             note = f"first of {n_frames} frames used"
         try:
             img.load()
-            img = ImageOps.exif_transpose(img) or img
+            upright = ImageOps.exif_transpose(img)
+            turned = upright is not None and upright.size != img.size
+            img = upright or img
             img = _to_rgb(img)
+            if min_side is not None:
+                factor = min(img.size) // int(min_side)
+                if factor >= 2:
+                    img = img.reduce(factor)
         except DecodeError:
             raise
         except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError,
@@ -205,7 +227,7 @@ def decode_bytes(data: bytes, *, draft: tuple[int, int] | None = None) -> tuple[
             raise DecodeError(f"out of memory decoding a {w}x{h} image") from None
         except Exception as exc:
             raise DecodeError(f"cannot decode ({img.format}): {type(exc).__name__}: {exc}") from None
-    return img, note
+    return img, note, ((h, w) if turned else (w, h))
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -33,80 +33,15 @@ import numpy as np
 from .features import Features
 from .padding import padding_weights
 from .pairs import Kind, PairTable
-from .verify import MAX_SHIFT, _best, _down2, _ncc_at, _shift_each, _signed_zooms, _zoom, detail
+from .verify import BLOCK, _down2, _shift_each, _zoom, align
 from .views import N_VARIANTS, MatchView, apply_dihedral, embedding_variants
 
-__all__ = ["align", "measure", "pair_evidence", "background", "EVIDENCE", "colour_agreement"]
+__all__ = ["measure", "pair_evidence", "background", "EVIDENCE", "colour_agreement"]
 #: Columns of the evidence matrix, in order.
 EVIDENCE = ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "cosine", "hamming",
             "distinct", "zoom", "cropped", "rotated", "model")
 #: Below this spread of chroma (grey levels) an image counts as grey for the chroma evidence.
 MIN_CHROMA = 4.0
-
-
-def align(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb: np.ndarray | None = None,
-          block: int = 8192):
-    """Best alignment of ``(p, n, n)`` thumbnails: ``(ncc, zoom, dy, dx)``.
-
-    ``ncc`` is the best normalised cross-correlation of the two details over zooms and
-    shifts; ``zoom`` is signed (positive: ``b`` was enlarged, negative: ``a`` was);
-    ``(dy, dx)``: ``a[r, c]`` lines up with ``zoomed b[r - dy, c - dx]``. ``wa``/``wb`` weight
-    pixels (0 on padding). Pairs with too little common picture score -1.
-    """
-    a = np.asarray(a, np.float32)
-    b = np.asarray(b, np.float32)
-    p = len(a)
-    out = np.full(p, -1.0, np.float32)
-    oz = np.ones(p, np.float32)
-    ody = np.zeros(p, np.int64)
-    odx = np.zeros(p, np.int64)
-    if p == 0:
-        return out, oz, ody, odx
-    n = a.shape[1]
-    zooms = _signed_zooms()
-    r = max(1, int(round(MAX_SHIFT * n / 2)))
-    coarse = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
-    order = sorted(range(len(zooms)), key=lambda k: zooms[k])
-    rank = {k: q for q, k in enumerate(order)}
-    fine = [(ey, ex) for ey in (-1, 0, 1) for ex in (-1, 0, 1)]
-    for s in range(0, p, block):
-        sl = slice(s, s + block)
-        WA = None if wa is None else np.asarray(wa[sl], np.float32)
-        WB = None if wb is None else np.asarray(wb[sl], np.float32)
-        A, B = detail(a[sl], WA), detail(b[sl], WB)
-        _, bz, bdy, bdx = _best(_down2(A), _down2(B), _down2(WA), _down2(WB), zooms, coarse)
-        best = np.full(len(A), -2.0, np.float32)
-        Z = np.ones(len(A), np.float32)
-        DY = np.zeros(len(A), np.int64)
-        DX = np.zeros(len(A), np.int64)
-        # refine at full size around the coarse optimum: that zoom and its neighbours, shifts
-        # within one pixel of twice the coarse shift
-        for zi in np.unique(bz):
-            sel = np.flatnonzero(bz == zi)
-            r0 = rank[int(zi)]
-            for zk in order[max(0, r0 - 1):r0 + 2]:
-                z = zooms[zk]
-                x, wx, y, wy = _zoomed(A[sel], B[sel], None if WA is None else WA[sel],
-                                       None if WB is None else WB[sel], z)
-                y, wy = _shift_each(y, wy, 2 * bdy[sel], 2 * bdx[sel])
-                for ey, ex in fine:
-                    c = _ncc_at(x, y, wx, wy, ey, ex)
-                    better = c > best[sel]
-                    hit = sel[better]
-                    best[hit] = c[better]
-                    Z[hit] = z
-                    DY[hit] = 2 * bdy[sel][better] + ey
-                    DX[hit] = 2 * bdx[sel][better] + ex
-        out[sl], oz[sl], ody[sl], odx[sl] = best, Z, DY, DX
-    return out, oz, ody, odx
-
-
-def _zoomed(a, b, wa, wb, z):
-    """``(x, wx, y, wy)``: ``a`` and ``b`` (and weights) with signed zoom ``z`` applied."""
-    zw = (lambda w, s: None if w is None else _zoom(w, s))  # noqa: E731
-    if z > 0:
-        return a, wa, _zoom(b, z), zw(wb, z)
-    return _zoom(a, -z), zw(wa, -z), b, wb
 
 
 def warp(a, b, wa, wb, zoom, dy, dx):
@@ -215,13 +150,23 @@ def _fine_detail(x):
     return x - gaussian_filter(x, (0, 1.0, 1.0), mode="reflect")
 
 
-def measure(ta, tb, ca, cb, wa=None, wb=None):
+def measure(ta, tb, ca, cb, wa=None, wb=None, min_ncc=None):
     """Alignment evidence of thumbnails ``ta``/``tb`` ``(p, 32, 32)`` and colour ``ca``/``cb`` ``(p, 3, 16, 16)``.
 
     Returns a dict of ``(p,)`` float32 arrays: ``ncc``, ``ncc_fine``, ``ncc_raw``, ``colour``,
-    ``chroma``, ``zoom`` (|log zoom|).
+    ``chroma``, ``zoom`` (|log zoom|). With ``min_ncc``, pairs aligning below it get only
+    their ``ncc`` (the rest NaN): the decision drops them anyway.
     """
     ncc, zoom, dy, dx = align(ta, tb, wa, wb)
+    out = {"ncc": ncc}
+    names = ("ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "zoom")
+    out.update({name: np.full(len(ncc), np.nan, np.float32) for name in names})
+    k = np.arange(len(ncc)) if min_ncc is None else np.flatnonzero(ncc >= min_ncc)
+    if not len(k):
+        return out
+    pick = (lambda w: None if w is None else w[k])  # noqa: E731
+    ta, tb, ca, cb, wa, wb = ta[k], tb[k], ca[k], cb[k], pick(wa), pick(wb)
+    zoom, dy, dx = zoom[k], dy[k], dx[k]
     X, Y, W = warp(ta, tb, wa, wb, zoom, dy, dx)
     FX, FY = _fine_detail(X), _fine_detail(Y)
     fine = weighted_ncc(FX, FY, W)
@@ -233,12 +178,13 @@ def measure(ta, tb, ca, cb, wa=None, wb=None):
     cdx = np.floor_divide(dx + 1, 2)
     CX, CY, CW = warp(ca, cb, half(wa), half(wb), zoom, cdy, cdx)
     colour, chroma = colour_agreement(CX, CY, CW)
-    bad = ncc <= -1  # too little common picture: no evidence
+    bad = ncc[k] <= -1  # too little common picture: no evidence
     for arr in (fine, raw, colour, chroma, blocks_fine, blocks_raw):
         arr[bad] = 0.0
-    return {"ncc": ncc, "ncc_fine": fine.astype(np.float32), "ncc_raw": raw.astype(np.float32),
-            "blocks_fine": blocks_fine, "blocks_raw": blocks_raw,
-            "colour": colour, "chroma": chroma, "zoom": np.abs(np.log(np.abs(zoom))).astype(np.float32)}
+    for name, arr in (("ncc_fine", fine), ("ncc_raw", raw), ("blocks_fine", blocks_fine), ("blocks_raw", blocks_raw),
+                      ("colour", colour), ("chroma", chroma), ("zoom", np.abs(np.log(np.abs(zoom))))):
+        out[name][k] = arr
+    return out
 
 
 def _dihedral(a: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -250,12 +196,12 @@ def _dihedral(a: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
-def _measure_padded(ta, tb, ca, cb):
+def _measure_padded(ta, tb, ca, cb, min_ncc=None):
     """:func:`measure`, leaving padding (rotation canvas, letterbox) out where there is any."""
     p = len(ta)
     wa, wb = padding_weights(ta.astype(np.uint8)), padding_weights(tb.astype(np.uint8))
     if wa is None and wb is None:
-        return measure(ta, tb, ca, cb)
+        return measure(ta, tb, ca, cb, min_ncc=min_ncc)
     wa = np.ones(ta.shape, np.float32) if wa is None else wa
     wb = np.ones(tb.shape, np.float32) if wb is None else wb
     padded = (wa.min(axis=(1, 2)) < 1) | (wb.min(axis=(1, 2)) < 1)
@@ -264,7 +210,7 @@ def _measure_padded(ta, tb, ca, cb):
         k = np.flatnonzero(padded == use_w)
         if not len(k):
             continue
-        r = measure(ta[k], tb[k], ca[k], cb[k], wa[k] if use_w else None, wb[k] if use_w else None)
+        r = measure(ta[k], tb[k], ca[k], cb[k], wa[k] if use_w else None, wb[k] if use_w else None, min_ncc)
         for name, arr in r.items():
             out.setdefault(name, np.zeros(p, np.float32))[k] = arr
     return out
@@ -303,28 +249,36 @@ def background(features: Features, rows: np.ndarray, kth_neighbour: np.ndarray, 
         pick = ids[np.arange(len(unknown)), col]
         kth_neighbour[unknown] = np.where(pick >= 0, pool[np.clip(pick, 0, None)], -1)
     rows = rows[kth_neighbour[rows] >= 0]
-    for s in range(0, len(rows), 8192):
-        r = rows[s:s + 8192]
+    for s in range(0, len(rows), BLOCK):
+        r = rows[s:s + BLOCK]
         out[r] = align(features.thumb[r], features.thumb[kth_neighbour[r]])[0]
     return np.maximum(out, 0)
 
 
 def pair_evidence(features: Features, pairs: PairTable, kth_neighbour: np.ndarray,
-                  variants=tuple(range(N_VARIANTS)), block: int = 8192) -> np.ndarray:
+                  variants=tuple(range(N_VARIANTS)), block: int | None = None,
+                  min_ncc: float | None = None) -> np.ndarray:
     """The evidence matrix ``(len(pairs), len(EVIDENCE))`` float32 of candidate pairs.
 
     Exact pairs get a row of NaN (they need no evidence). ``kth_neighbour`` comes from the
     search (:class:`~leakscan.pairs.Candidates`); ``variants`` are the rotations/flips allowed.
+    With ``min_ncc``, pairs that align below it get only their ``ncc`` (the decision drops
+    them), which spares most of the work on a search's many weak candidates.
     Memory stays bounded: pairs are measured ``block`` at a time.
     """
     E = np.full((len(pairs), len(EVIDENCE)), np.nan, np.float32)
     todo = np.flatnonzero(pairs.kind != Kind.EXACT)
     if not len(todo):
         return E
-    bg = background(features, np.unique(np.r_[pairs.i[todo], pairs.j[todo]]), kth_neighbour)
+    block = block or BLOCK
     for start in range(0, len(todo), block):
         rows = todo[start:start + block]
-        E[rows] = _evidence_block(features, pairs.take(rows), bg, variants)
+        E[rows] = _evidence_block(features, pairs.take(rows), variants, min_ncc)
+    # distinctiveness: the pair's ncc against each image's with a typical near neighbour
+    measured = todo[~np.isnan(E[todo, EVIDENCE.index("ncc_fine")])]
+    i, j = pairs.i[measured], pairs.j[measured]
+    bg = background(features, np.unique(np.r_[i, j]), kth_neighbour)
+    E[measured, EVIDENCE.index("distinct")] = E[measured, EVIDENCE.index("ncc")] - np.maximum(bg[i], bg[j])
     return E
 
 
@@ -339,7 +293,7 @@ def _digest_greater(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return diff[np.arange(len(a)), first] > 0
 
 
-def _evidence_block(features: Features, pairs: PairTable, bg: np.ndarray, variants) -> np.ndarray:
+def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None) -> np.ndarray:
     todo = np.arange(len(pairs))
     E = np.zeros((len(pairs), len(EVIDENCE)), np.float32)
     i, j = pairs.i.copy(), pairs.j.copy()
@@ -365,12 +319,12 @@ def _evidence_block(features: Features, pairs: PairTable, bg: np.ndarray, varian
            for name in ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "zoom")}
     plain = np.flatnonzero(~rotated)
     if len(plain):
-        r = _measure_padded(*_views(features, i[plain], j[plain], plain_v[plain]))
+        r = _measure_padded(*_views(features, i[plain], j[plain], plain_v[plain]), min_ncc)
         asym = np.flatnonzero(np.isin(plain_v[plain], (5, 6)))  # rot90/rot270: try the other side too
         if len(asym):
             k = plain[asym]
             tb, ta, cb, ca = _views(features, j[k], i[k], plain_v[k])
-            r2 = _measure_padded(ta, tb, ca, cb)
+            r2 = _measure_padded(ta, tb, ca, cb, min_ncc)
             r = {name: arr.copy() for name, arr in r.items()}
             for name, arr in _best_of({n: a[asym] for n, a in r.items()}, r2).items():
                 r[name][asym] = arr
@@ -390,7 +344,7 @@ def _evidence_block(features: Features, pairs: PairTable, bg: np.ndarray, varian
             ta = _dihedral(features.derotated_thumb[q], vv).astype(np.float32)
             ca = _dihedral(features.derotated_colour[q], vv).astype(np.float32)
             r = _measure_padded(ta, features.thumb[y[k]].astype(np.float32), ca,
-                                features.colour[y[k]].astype(np.float32))
+                                features.colour[y[k]].astype(np.float32), min_ncc)
             cur = {name: arr[k] for name, arr in best.items()}
             for name, arr in _best_of(cur, r).items():
                 best[name][k] = arr
@@ -399,7 +353,7 @@ def _evidence_block(features: Features, pairs: PairTable, bg: np.ndarray, varian
     cols = dict(res)
     cols["cosine"] = np.nan_to_num(pairs.cosine[todo], nan=0.0)
     cols["hamming"] = np.where(pairs.hamming[todo] >= 0, pairs.hamming[todo] / 64.0, 0.5)
-    cols["distinct"] = res["ncc"] - np.maximum(bg[i], bg[j])
+    cols["distinct"] = np.zeros(len(todo), np.float32)  # set by pair_evidence
     cols["cropped"] = cropped.astype(np.float32)
     cols["rotated"] = rotated.astype(np.float32)
     if features.model_embedding is not None:

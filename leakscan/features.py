@@ -30,9 +30,10 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from .decode import DecodeError, canonical_from_array, decode_bytes, read_bytes
+from .decode import DecodeError, canonical_from_array, decode_bytes, decode_reduced, read_bytes
 from .manifest import Manifest
 from .parallel import check_jobs, run_chunks
+from .settings import DECODE_SIDE
 from .views import BINS, CELL, N_VARIANTS, THUMB, derotate
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ __all__ = ["Features", "extract_features", "extract_images", "load_pictures", "f
            "DEROTATED_RECORD"]
 
 #: Bump when any feature's definition changes (cache entries of other versions are not reused).
-FEATURE_VERSION = "6"
+FEATURE_VERSION = "7"
 HASH_SIZE = 8
 #: Side of the colour thumbnail kept per image (``Features.colour``: RGB, uint8).
 COLOUR_SIDE = 16
@@ -401,9 +402,12 @@ def features_of_image(img: Image.Image):
 # --------------------------------------------------------------------------- batches
 
 def _extract_chunk(job) -> Features:
-    """Features of one chunk of images: ``job = (kind, items, extra)``, kind ``"path"`` or ``"array"``."""
-    kind, items, extra = job
+    """Features of one chunk of images: ``job = (kind, items, extra, decode_side)``, kind ``"path"``,
+    ``"source"`` or ``"array"``; image files decode at reduced scale down to ``decode_side`` (None: full)."""
+    kind, items, extra, decode_side = job
     embedder = extra.load() if extra is not None else None
+    if embedder is not None and decode_side is not None:  # the model sees its input size, never upsampled
+        decode_side = max(decode_side, int(getattr(embedder, "width", 0)), int(getattr(embedder, "height", 0)))
     views: dict[int, np.ndarray] = {}
     n = len(items)
     out = Features.empty(n)
@@ -416,21 +420,23 @@ def _extract_chunk(job) -> Features:
             if kind == "path":
                 data = read_bytes(item)
                 out.file_digest[k] = np.frombuffer(hashlib.blake2b(data, digest_size=16).digest(), np.uint8)
-                img, note = decode_bytes(data)
+                img, note, size = decode_reduced(data, decode_side)
                 if note:
                     notes.append((k, note))
             elif kind == "source":  # dataset/table bytes, DICOM frames, GeoTIFF tiles (leakscan.sources)
                 from .sources.rows import decode_item  # noqa: PLC0415
 
                 out.file_digest[k], img, note = decode_item(item)
+                size = img.size
                 if note:
                     notes.append((k, note))
             else:
                 img = canonical_from_array(item)
+                size = img.size
             out.pixel_digest[k] = pixel_digest(img)
             smalls[k] = thumbnail(img)
             colours[k] = colour_thumbnail(img)
-            out.sizes[k] = img.size
+            out.sizes[k] = size
             if embedder is not None:
                 views[k] = embedder.preprocess(img)
             try:
@@ -500,7 +506,7 @@ def load_pictures(manifest: Manifest, rows, max_side: int = 256) -> list:
 
 def extract_images(images: list, model=None) -> Features:
     """Features of in-memory pictures (arrays ``(H, W[, C])``), in this process: one chunk."""
-    return _extract_chunk(("array", list(images), model))
+    return _extract_chunk(("array", list(images), model, None))
 
 
 def _extra_embed(embedder, views: dict, ok: np.ndarray):
@@ -527,6 +533,7 @@ def extract_features(
     progress: ProgressFn | None = None,
     model=None,
     on_chunk: Callable[[np.ndarray, Features], None] | None = None,
+    decode_side: int | None = DECODE_SIDE,
 ) -> Features:
     """Decode each image once and compute all its features.
 
@@ -553,6 +560,10 @@ def extract_features(
     on_chunk : callable, optional
         ``on_chunk(positions, part)`` after every chunk: ``part`` holds the features of the
         result's rows ``positions`` (the feature cache stores them as they come).
+    decode_side : int or None
+        Image files decode at the smallest scale whose shorter side keeps this many pixels
+        (:data:`~leakscan.settings.DECODE_SIDE`; a model's input size when larger); None
+        decodes every file at full size. Sizes are always the full image's.
 
     Returns
     -------
@@ -577,7 +588,7 @@ def extract_features(
         items = manifest.resolved_paths(rows) if manifest.source is None else manifest.source.work_items(rows)
         kind = "path" if manifest.source is None else "source"
     starts = list(range(0, n, chunk_size))
-    tasks = [(kind, items[start:start + chunk_size], model) for start in starts]
+    tasks = [(kind, items[start:start + chunk_size], model, decode_side) for start in starts]
     parts: list[tuple[np.ndarray, Features]] = []
     done = 0
     if progress:

@@ -404,7 +404,7 @@ def _model_pairs(model_emb, search_rows, settings: DetectSettings, query_pos):
     return i[first].astype(np.int64), j[first].astype(np.int64), sim[first].astype(np.float32)
 
 
-def _measure(features: Features, i, j, variants, block: int = 65536):
+def _measure(features: Features, i, j, variants, block: int = 8192):
     """Hamming (min over transforms) and cosine (max over transforms) of every pair."""
     ham = np.full(len(i), -1, np.int16)
     cos = np.full(len(i), np.nan, np.float32)

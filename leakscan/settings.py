@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 
 from .errors import ConfigError
 
-__all__ = ["DetectSettings", "DEFAULTS", "TRANSFORMS", "SCOPES", "MODEL_BATCH", "RANDOM_STATE", "POSSIBLE_FLOOR"]
+__all__ = ["DetectSettings", "DEFAULTS", "TRANSFORMS", "SCOPES", "MODEL_BATCH", "RANDOM_STATE", "POSSIBLE_FLOOR",
+           "DECODE_SIDE"]
 
 #: Names accepted by ``DetectSettings.transforms``: which rotations/flips count as copies.
 TRANSFORMS = ("all", "flip", "none")
@@ -23,6 +24,10 @@ MODEL_BATCH = 32
 #: Candidates with a confidence from this floor up to ``min_confidence`` are *possible*
 #: duplicates (``possible.csv``); below it they are dropped.
 POSSIBLE_FLOOR = 0.1
+#: Image files decode at the smallest scale that keeps this many pixels on the shorter side
+#: (JPEG: 1/2, 1/4 or 1/8 scale in the decoder; other formats: a whole-factor box reduction).
+#: Every feature is made from a 32x32 or 16x16 thumbnail; ``--full-decode`` decodes at full size.
+DECODE_SIDE = 128
 #: Seed of the re-split when none is given (``--seed``), for every entry point.
 RANDOM_STATE = 0
 

@@ -1,0 +1,32 @@
+"""The decision's logistic regression and AUC (leakscan.calibrate) against scikit-learn's."""
+
+import numpy as np
+import pytest
+
+from leakscan.calibrate import logistic_fit, roc_auc
+
+sklearn = pytest.importorskip("sklearn")
+
+
+@pytest.mark.parametrize("seed, n, share", [(0, 400, 0.5), (1, 3000, 0.1), (2, 60, 0.8)])
+def test_logistic_fit_matches_scikit_learn(seed, n, share):
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6))
+    x[:, 5] = x[:, 4] * 0.9 + rng.normal(scale=0.1, size=n)  # correlated columns, as evidence has
+    y = (rng.random(n) < share) & (x[:, 0] + 0.5 * x[:, 1] + rng.normal(scale=1.0, size=n) > -1)
+    y = y.astype(int)
+    coef, intercept = logistic_fit(x, y)
+    ref = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000, tol=1e-10).fit(x, y)
+    np.testing.assert_allclose(coef, ref.coef_[0], atol=2e-4)
+    assert abs(intercept - ref.intercept_[0]) < 2e-4
+
+
+def test_roc_auc_matches_scikit_learn_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    y = rng.random(500) < 0.3
+    score = np.round(rng.random(500) + 0.3 * y, 1)  # many ties
+    assert roc_auc(y, score) == pytest.approx(roc_auc_score(y, score), abs=1e-12)

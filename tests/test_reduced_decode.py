@@ -1,0 +1,100 @@
+"""Reduced decodes (JPEG DCT scaling, whole-factor reduction): what the features need, and the
+same answers as full decodes."""
+
+import io
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from leakscan import audit
+from leakscan.decode import decode_bytes, decode_reduced
+from leakscan.settings import DECODE_SIDE
+from conftest import FIXTURES, known_duplicates, scene
+
+
+def _jpeg(img, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=92, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("size, scale", [((1024, 768), 4), ((2048, 1536), 8), ((300, 200), 1)])
+def test_jpeg_decodes_at_the_smallest_scale_keeping_the_side(size, scale):
+    data = _jpeg(scene(5, 64).resize(size, Image.BICUBIC))
+    img, _, full = decode_reduced(data, DECODE_SIDE)
+    assert full == size
+    assert img.size == (size[0] // scale, size[1] // scale)
+    assert min(img.size) >= min(DECODE_SIDE, min(size))
+
+
+def test_orientation_is_applied_and_the_full_size_is_upright():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned: shown after a quarter turn
+    data = _jpeg(scene(6, 64).resize((1024, 768), Image.BICUBIC), exif=exif)
+    img, _, full = decode_reduced(data, DECODE_SIDE)
+    assert full == (768, 1024)
+    assert img.size == (192, 256)
+    reference, _ = decode_bytes(data)
+    assert reference.size == full
+
+
+def test_other_formats_are_box_reduced_by_a_whole_factor():
+    buf = io.BytesIO()
+    scene(7, 64).resize((1000, 700), Image.BICUBIC).save(buf, "PNG")
+    img, _, full = decode_reduced(buf.getvalue(), DECODE_SIDE)
+    assert full == (1000, 700) and img.size == (1000 // 5, 700 // 5)
+    img, _, full = decode_reduced(buf.getvalue(), None)
+    assert img.size == full == (1000, 700)
+
+
+@pytest.fixture(scope="module")
+def enlarged_fixtures(tmp_path_factory):
+    """The fixtures' known duplicates and 60 other fixtures, enlarged 16x to 512 px JPEGs (the
+    reduced decode then reads them at 1/4 scale), plus a byte-identical copy of one of them."""
+    root = tmp_path_factory.mktemp("enlarged")
+    rels = sorted({r[k] for r in known_duplicates() for k in ("a", "b")})
+    others = sorted(str(p.relative_to(FIXTURES)) for p in FIXTURES.glob("*/*/*.jpg"))
+    rels += [r for r in others if r not in rels][::4][:60]
+    written = []
+    for rel in rels:
+        try:
+            with Image.open(FIXTURES / rel) as im:
+                big = im.convert("RGB").resize((512, 512), Image.LANCZOS)
+        except OSError:  # the fixtures' deliberately broken files
+            continue
+        out = root / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        big.save(out, "JPEG", quality=90)
+        written.append(rel)
+    src = root / written[0]
+    copy = root / "test" / "copies" / "identical.jpg"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, copy)
+    return root, written[0]
+
+
+def _pairs(result):
+    paths = result.manifest.paths
+    return {tuple(sorted((str(paths[i]), str(paths[j])))) for i, j in zip(result.pairs.i, result.pairs.j)}
+
+
+def test_reduced_decode_finds_the_same_pairs_as_full_decodes(enlarged_fixtures):
+    root, first = enlarged_fixtures
+    reduced = audit(root, jobs=1, cache=False)
+    full = audit(root, jobs=1, cache=False, full_decode=True)
+    assert len(reduced.pairs) >= 20  # the known duplicates are there to be found
+    assert _pairs(reduced) == _pairs(full)
+    assert np.array_equal(reduced.features.sizes, full.features.sizes)
+    assert (reduced.features.sizes == 512).all()
+    # a byte-identical file is still an exact copy (same bytes, same reduced decode)
+    for result in (reduced, full):
+        kinds = dict(zip(_pairs_list(result), result.pairs.kind_names()))
+        same = [k for (a, b), k in kinds.items() if a.endswith("identical.jpg") or b.endswith("identical.jpg")]
+        assert "exact" in same
+
+
+def _pairs_list(result):
+    paths = result.manifest.paths
+    return [tuple(sorted((str(paths[i]), str(paths[j])))) for i, j in zip(result.pairs.i, result.pairs.j)]

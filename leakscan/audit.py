@@ -14,6 +14,8 @@ import numpy as np
 
 from ._version import __version__
 from .cache import SCHEMA as CACHE_SCHEMA, FeatureCache, NotACache, default_cache_path, file_key
+from .calibrate import CAL_SAMPLE
+from .parallel import check_jobs
 from .decide import Detection, detect
 from .decode import is_cacheable
 from .errors import ConfigError
@@ -400,15 +402,16 @@ def audit(
     store = _open_cache(cache, m, warnings)
     try:
         feats = _features(m, store, jobs=jobs, client=client, progress=progress, model=model,
-                          decode_side=None if full_decode else DECODE_SIDE)
+                          decode_side=None if full_decode else DECODE_SIDE,
+                          picture_share=min(1.0, 1.5 * CAL_SAMPLE / max(len(m), 1)))
         t2 = time.perf_counter()
         detection = None
         if store is not None:
             key = fingerprint(feats, settings, m.splits if settings.scope == "cross" else None)
             detection = _cached_detection(store, key)
         if detection is None:
-            detection = detect(feats, settings, splits=m.splits, model=model, progress=progress,
-                               images=lambda rows: load_pictures(m, rows))
+            detection = detect(feats, settings, splits=m.splits, model=model, progress=progress, jobs=check_jobs(jobs),
+                               images=lambda rows: load_pictures(m, rows, kept=feats.pictures))
             if store is not None:
                 store.put_arrays(key, detection.to_arrays())
     finally:
@@ -473,10 +476,13 @@ def _open_cache(cache, manifest: Manifest, warnings: list):
         return None
 
 
-def _features(m: Manifest, store, *, jobs, client, progress, model, decode_side=DECODE_SIDE) -> Features:
-    """Features of every row: cached rows from ``store``, the rest extracted (and stored per chunk)."""
+def _features(m: Manifest, store, *, jobs, client, progress, model, decode_side=DECODE_SIDE,
+              picture_share: float = 0.0) -> Features:
+    """Features of every row: cached rows from ``store``, the rest extracted (and stored per chunk);
+    see :func:`~leakscan.features.extract_features` for ``decode_side`` and ``picture_share``."""
     if store is None:
-        return extract_features(m, jobs=jobs, client=client, progress=progress, model=model, decode_side=decode_side)
+        return extract_features(m, jobs=jobs, client=client, progress=progress, model=model, decode_side=decode_side,
+                                picture_share=picture_share)
     n = len(m)
     if m.source is None:
         keys = [file_key(p) for p in m.resolved_paths(np.arange(n))]  # paths are absolute
@@ -523,7 +529,7 @@ def _features(m: Manifest, store, *, jobs, client, progress, model, decode_side=
     n_cached = n - len(todo)
     shifted = (lambda stage, done, total: progress(stage, done + n_cached, total + n_cached)) if progress else None
     fresh = extract_features(m, rows=todo, jobs=jobs, client=client, progress=shifted, model=model,
-                             decode_side=decode_side,
+                             decode_side=decode_side, picture_share=picture_share,
                              on_chunk=store_chunk)
     return Features.assemble(n, [(hit_rows, cached_part), (todo, fresh)], n_cached=n_cached,
                              model_dim=None if model is None else _model_dim(model, cached_part, fresh))

@@ -247,7 +247,7 @@ def _digest_order(digests: np.ndarray) -> np.ndarray:
 
 
 def calibrate(features: Features, settings: DetectSettings, candidates: Candidates, *,
-              images: ImageSource | None = None, model=None) -> Calibration | None:
+              images: ImageSource | None = None, model=None, jobs: int = 1) -> Calibration | None:
     """Fit the pair decision on synthetic copies of a sample of ``features``' own images.
 
     ``images(rows)`` returns the canonical RGB pictures of those rows (None: rebuilt from the
@@ -290,7 +290,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     pairs = _unique(pairs)
     kth = found.kth_neighbour.copy()
     kth[:n] = candidates.kth_neighbour
-    evidence = pair_evidence(aug, pairs, kth, variants)
+    evidence = pair_evidence(aug, pairs, kth, variants, jobs=jobs)
     origin_of = np.full(len(aug), -1, np.int64)
     origin_of[n:] = origin
     src_i = np.where(pairs.i >= n, origin_of[pairs.i], pairs.i)

@@ -80,6 +80,7 @@ def detect(
     splits: np.ndarray | None = None,
     model=None,
     progress: Callable[[str, int, int], None] | None = None,
+    jobs: int = 1,
 ) -> Detection:
     """Search, measure the evidence of every candidate, calibrate on synthetic copies, decide.
 
@@ -95,6 +96,8 @@ def detect(
     model : ModelSpec, optional
         The ONNX model whose embeddings ``features`` hold (the calibration embeds its copies too).
     progress : callable, optional
+    jobs : int
+        Processes that share the evidence measurements.
     """
     s = settings or DetectSettings()
     t0 = time.perf_counter()
@@ -104,7 +107,8 @@ def detect(
     exact = cands.kind == Kind.EXACT
     if progress:
         progress("verification", 0, int((~exact).sum()))
-    evidence = pair_evidence(features, cands, found.kth_neighbour, transform_variants(s.transforms), min_ncc=s.min_ncc)
+    evidence = pair_evidence(features, cands, found.kth_neighbour, transform_variants(s.transforms), min_ncc=s.min_ncc,
+                             jobs=jobs)
     ncc = evidence[:, EVIDENCE.index("ncc")]
     cands = dataclasses.replace(cands, ncc=np.where(exact, np.nan, ncc).astype(np.float32))
     keep = exact | (ncc >= s.min_ncc)
@@ -125,7 +129,7 @@ def detect(
         if progress:
             progress("calibration", 0, 1)
         tc = time.perf_counter()
-        cal = calibrate(features, s, found, images=images, model=model)
+        cal = calibrate(features, s, found, images=images, model=model, jobs=jobs)
         t_cal = time.perf_counter() - tc
         if progress:
             progress("calibration", 1, 1)

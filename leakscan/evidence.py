@@ -32,6 +32,7 @@ import numpy as np
 
 from .features import Features
 from .padding import padding_weights
+from .parallel import run_chunks
 from .pairs import Kind, PairTable
 from .verify import BLOCK, _down2, _shift_each, _zoom, align
 from .views import N_VARIANTS, MatchView, apply_dihedral, embedding_variants
@@ -216,6 +217,24 @@ def _measure_padded(ta, tb, ca, cb, min_ncc=None):
     return out
 
 
+def _measure_job(job) -> dict:
+    return _measure_padded(*job)
+
+
+def _measure_all(ta, tb, ca, cb, min_ncc, jobs: int) -> dict:
+    """:func:`_measure_padded` of :data:`BLOCK` pairs at a time, on ``jobs`` processes."""
+    p = len(ta)
+    if jobs <= 1 or p <= BLOCK:
+        return _measure_padded(ta, tb, ca, cb, min_ncc)
+    tasks = [(ta[s:s + BLOCK], tb[s:s + BLOCK], ca[s:s + BLOCK], cb[s:s + BLOCK], min_ncc) for s in range(0, p, BLOCK)]
+    parts = [r for _, r in run_chunks(_measure_job, tasks, jobs=jobs)]
+    return {name: np.concatenate([r[name] for r in parts]) for name in parts[0]}
+
+
+def _align_job(job) -> np.ndarray:
+    return align(*job)[0]
+
+
 def _views(features: Features, i, j, v):
     """Thumbnails and colour thumbnails of the pairs, row ``i`` under variant ``v`` (0-7)."""
     ta = _dihedral(features.thumb[i], v).astype(np.float32)
@@ -228,7 +247,8 @@ def _best_of(a: dict, b: dict) -> dict:
     return {k: np.where(take, b[k], a[k]) for k in a}
 
 
-def background(features: Features, rows: np.ndarray, kth_neighbour: np.ndarray, k: int = 10) -> np.ndarray:
+def background(features: Features, rows: np.ndarray, kth_neighbour: np.ndarray, k: int = 10,
+               jobs: int = 1) -> np.ndarray:
     """Aligned-detail correlation of each row with its k-th nearest neighbour.
 
     Rows the search did not query (``kth_neighbour`` -1: the large split with
@@ -249,35 +269,37 @@ def background(features: Features, rows: np.ndarray, kth_neighbour: np.ndarray, 
         pick = ids[np.arange(len(unknown)), col]
         kth_neighbour[unknown] = np.where(pick >= 0, pool[np.clip(pick, 0, None)], -1)
     rows = rows[kth_neighbour[rows] >= 0]
-    for s in range(0, len(rows), BLOCK):
-        r = rows[s:s + BLOCK]
-        out[r] = align(features.thumb[r], features.thumb[kth_neighbour[r]])[0]
+    starts = range(0, len(rows), BLOCK)
+    tasks = [(features.thumb[rows[s:s + BLOCK]], features.thumb[kth_neighbour[rows[s:s + BLOCK]]]) for s in starts]
+    for q, ncc in run_chunks(_align_job, tasks, jobs=jobs):
+        out[rows[q * BLOCK:(q + 1) * BLOCK]] = ncc
     return np.maximum(out, 0)
 
 
 def pair_evidence(features: Features, pairs: PairTable, kth_neighbour: np.ndarray,
                   variants=tuple(range(N_VARIANTS)), block: int | None = None,
-                  min_ncc: float | None = None) -> np.ndarray:
+                  min_ncc: float | None = None, jobs: int = 1) -> np.ndarray:
     """The evidence matrix ``(len(pairs), len(EVIDENCE))`` float32 of candidate pairs.
 
     Exact pairs get a row of NaN (they need no evidence). ``kth_neighbour`` comes from the
     search (:class:`~leakscan.pairs.Candidates`); ``variants`` are the rotations/flips allowed.
     With ``min_ncc``, pairs that align below it get only their ``ncc`` (the decision drops
     them), which spares most of the work on a search's many weak candidates.
-    Memory stays bounded: pairs are measured ``block`` at a time.
+    Memory stays bounded: pairs are measured ``block`` at a time (default :data:`BLOCK`
+    for each of the ``jobs`` processes that share the work).
     """
     E = np.full((len(pairs), len(EVIDENCE)), np.nan, np.float32)
     todo = np.flatnonzero(pairs.kind != Kind.EXACT)
     if not len(todo):
         return E
-    block = block or BLOCK
+    block = block or BLOCK * max(1, jobs)
     for start in range(0, len(todo), block):
         rows = todo[start:start + block]
-        E[rows] = _evidence_block(features, pairs.take(rows), variants, min_ncc)
+        E[rows] = _evidence_block(features, pairs.take(rows), variants, min_ncc, jobs)
     # distinctiveness: the pair's ncc against each image's with a typical near neighbour
     measured = todo[~np.isnan(E[todo, EVIDENCE.index("ncc_fine")])]
     i, j = pairs.i[measured], pairs.j[measured]
-    bg = background(features, np.unique(np.r_[i, j]), kth_neighbour)
+    bg = background(features, np.unique(np.r_[i, j]), kth_neighbour, jobs=jobs)
     E[measured, EVIDENCE.index("distinct")] = E[measured, EVIDENCE.index("ncc")] - np.maximum(bg[i], bg[j])
     return E
 
@@ -293,7 +315,7 @@ def _digest_greater(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return diff[np.arange(len(a)), first] > 0
 
 
-def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None) -> np.ndarray:
+def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None, jobs: int = 1) -> np.ndarray:
     todo = np.arange(len(pairs))
     E = np.zeros((len(pairs), len(EVIDENCE)), np.float32)
     i, j = pairs.i.copy(), pairs.j.copy()
@@ -319,12 +341,12 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
            for name in ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "zoom")}
     plain = np.flatnonzero(~rotated)
     if len(plain):
-        r = _measure_padded(*_views(features, i[plain], j[plain], plain_v[plain]), min_ncc)
+        r = _measure_all(*_views(features, i[plain], j[plain], plain_v[plain]), min_ncc, jobs)
         asym = np.flatnonzero(np.isin(plain_v[plain], (5, 6)))  # rot90/rot270: try the other side too
         if len(asym):
             k = plain[asym]
             tb, ta, cb, ca = _views(features, j[k], i[k], plain_v[k])
-            r2 = _measure_padded(ta, tb, ca, cb, min_ncc)
+            r2 = _measure_all(ta, tb, ca, cb, min_ncc, jobs)
             r = {name: arr.copy() for name, arr in r.items()}
             for name, arr in _best_of({n: a[asym] for n, a in r.items()}, r2).items():
                 r[name][asym] = arr
@@ -343,8 +365,8 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
             vv = plain_v[rot][k]
             ta = _dihedral(features.derotated_thumb[q], vv).astype(np.float32)
             ca = _dihedral(features.derotated_colour[q], vv).astype(np.float32)
-            r = _measure_padded(ta, features.thumb[y[k]].astype(np.float32), ca,
-                                features.colour[y[k]].astype(np.float32), min_ncc)
+            r = _measure_all(ta, features.thumb[y[k]].astype(np.float32), ca,
+                             features.colour[y[k]].astype(np.float32), min_ncc, jobs)
             cur = {name: arr[k] for name, arr in best.items()}
             for name, arr in _best_of(cur, r).items():
                 best[name][k] = arr

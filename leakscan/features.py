@@ -39,12 +39,15 @@ from .views import BINS, CELL, N_VARIANTS, THUMB, derotate
 log = logging.getLogger(__name__)
 
 __all__ = ["Features", "extract_features", "extract_images", "load_pictures", "features_of_image", "hog",
-           "phash_variants", "colour_thumbnail", "FEATURE_VERSION", "EMBED_DIM", "COLOUR_SIDE", "RECORD",
+           "phash_variants", "colour_thumbnail", "digest_share", "small_picture", "PICTURE_SIDE",
+           "FEATURE_VERSION", "EMBED_DIM", "COLOUR_SIDE", "RECORD",
            "DEROTATED_RECORD"]
 
 #: Bump when any feature's definition changes (cache entries of other versions are not reused).
 FEATURE_VERSION = "7"
 HASH_SIZE = 8
+#: Largest side of the pictures the calibration copies (:func:`load_pictures`, ``Features.pictures``).
+PICTURE_SIDE = 256
 #: Side of the colour thumbnail kept per image (``Features.colour``: RGB, uint8).
 COLOUR_SIDE = 16
 EMBED_DIM = (THUMB // CELL) ** 2 * BINS
@@ -94,6 +97,7 @@ class Features:
     model_embedding: np.ndarray | None = None  # (n, D) float32 from the extra embedder (an ONNX model), or None
     failures: tuple = ()      # ((row, reason), ...)
     notes: tuple = ()         # ((row, note), ...) e.g. animated GIF first frame
+    pictures: tuple = ()      # ((row, (h, w, 3) uint8), ...) small pictures kept for the calibration's sample
     version: str = field(default=FEATURE_VERSION)
     n_cached: int = 0         # rows read from the feature cache instead of decoded
 
@@ -165,6 +169,7 @@ class Features:
         out = cls.empty(n)
         failures: dict[int, str] = {}
         notes: dict[int, str] = {}
+        pictures: dict[int, np.ndarray] = {}
         derot = []
         model = None
         for pos, part in parts:
@@ -173,6 +178,7 @@ class Features:
                 getattr(out, name)[pos] = getattr(part, name)
             failures.update((int(pos[r]), why) for r, why in part.failures)
             notes.update((int(pos[r]), why) for r, why in part.notes)
+            pictures.update((int(pos[r]), pic) for r, pic in part.pictures)
             derot.append((pos[part.derotated_rows], part.derotated_angle, part.derotated_embedding,
                           part.derotated_thumb, part.derotated_colour))
             if part.model_embedding is not None:
@@ -190,7 +196,8 @@ class Features:
                    derotated_thumb=cat(3, np.zeros((0, THUMB, THUMB), np.uint8)),
                    derotated_colour=cat(4, np.zeros((0, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8)),
                    model_embedding=model,
-                   failures=tuple(sorted(failures.items())), notes=tuple(sorted(notes.items())), n_cached=n_cached)
+                   failures=tuple(sorted(failures.items())), notes=tuple(sorted(notes.items())),
+                   pictures=tuple(sorted(pictures.items(), key=lambda kv: kv[0])), n_cached=n_cached)
 
     # ---- the bytes the feature cache stores per image (leakscan.cache keeps them opaque)
     def to_blobs(self) -> list:
@@ -257,6 +264,7 @@ class Features:
             sizes=self.sizes[rows], thumb=self.thumb[rows],
             failures=tuple((pos[r], w) for r, w in self.failures if r in pos),
             notes=tuple((pos[r], w) for r, w in self.notes if r in pos),
+            pictures=tuple((pos[r], pic) for r, pic in self.pictures if r in pos),
         )
 
 
@@ -402,16 +410,18 @@ def features_of_image(img: Image.Image):
 # --------------------------------------------------------------------------- batches
 
 def _extract_chunk(job) -> Features:
-    """Features of one chunk of images: ``job = (kind, items, extra, decode_side)``, kind ``"path"``,
-    ``"source"`` or ``"array"``; image files decode at reduced scale down to ``decode_side`` (None: full)."""
-    kind, items, extra, decode_side = job
+    """Features of one chunk of images: ``job = (kind, items, extra, decode_side, picture_share)``,
+    kind ``"path"``, ``"source"`` or ``"array"``; image files decode at reduced scale down to
+    ``decode_side`` (None: full); images whose pixel digest falls in the lowest
+    ``picture_share`` of digests keep a small picture (:attr:`Features.pictures`)."""
+    kind, items, extra, decode_side, picture_share = job
     embedder = extra.load() if extra is not None else None
     if embedder is not None and decode_side is not None:  # the model sees its input size, never upsampled
         decode_side = max(decode_side, int(getattr(embedder, "width", 0)), int(getattr(embedder, "height", 0)))
     views: dict[int, np.ndarray] = {}
     n = len(items)
     out = Features.empty(n)
-    failures, notes = [], []
+    failures, notes, pictures = [], [], []
     smalls = np.zeros((n, HASH_SIZE * 4, HASH_SIZE * 4), np.uint8)
     colours = np.zeros((n, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8)
     derotated_rows, derotated_angle, derotated_small, derotated_col = [], [], [], []
@@ -434,6 +444,8 @@ def _extract_chunk(job) -> Features:
                 img = canonical_from_array(item)
                 size = img.size
             out.pixel_digest[k] = pixel_digest(img)
+            if picture_share and digest_share(out.pixel_digest[k]) < picture_share:
+                pictures.append((k, small_picture(img)))
             smalls[k] = thumbnail(img)
             colours[k] = colour_thumbnail(img)
             out.sizes[k] = size
@@ -476,17 +488,36 @@ def _extract_chunk(job) -> Features:
                     derotated_colour=np.array([derotated_col[q] for q in keep], np.uint8).reshape(
                         len(keep), 3, COLOUR_SIDE, COLOUR_SIDE),
                     model_embedding=_extra_embed(embedder, views, out.ok),
-                    failures=tuple(failures), notes=tuple(notes))
+                    failures=tuple(failures), notes=tuple(notes),
+                    pictures=tuple((k, pic) for k, pic in pictures if out.ok[k]))
 
 
-def load_pictures(manifest: Manifest, rows, max_side: int = 256) -> list:
+def digest_share(digest: np.ndarray) -> float:
+    """Where a pixel digest falls among all digests, in [0, 1): its first 8 bytes, big-endian,
+    so a share's lowest digests are the first in the calibration's content order."""
+    return int.from_bytes(bytes(np.asarray(digest, np.uint8)[:8]), "big") / 2.0 ** 64
+
+
+def small_picture(img: Image.Image, side: int = PICTURE_SIDE) -> np.ndarray:
+    """``img`` reduced to at most ``side`` pixels a side, as an RGB array."""
+    pic = img.convert("RGB")
+    pic.thumbnail((side, side), Image.BILINEAR)
+    return np.asarray(pic, np.uint8)
+
+
+def load_pictures(manifest: Manifest, rows, max_side: int = PICTURE_SIDE, kept=()) -> list:
     """Canonical RGB pictures of ``rows`` (None where one cannot be read), reduced to ``max_side``.
 
-    JPEGs decode at a reduced scale (``draft``). For the decision's calibration
+    Rows in ``kept`` (:attr:`Features.pictures` of the run) are taken from there; the others
+    are decoded again (JPEGs at a reduced scale). For the decision's calibration
     (:mod:`leakscan.calibrate`), which copies a sample of the dataset's own images.
     """
     out = []
+    kept = dict(kept)
     for r in np.asarray(rows, np.int64).tolist():
+        if r in kept:
+            out.append(Image.fromarray(kept[r], "RGB"))
+            continue
         try:
             if manifest.images is not None:
                 img = canonical_from_array(manifest.images[r])
@@ -506,7 +537,7 @@ def load_pictures(manifest: Manifest, rows, max_side: int = 256) -> list:
 
 def extract_images(images: list, model=None) -> Features:
     """Features of in-memory pictures (arrays ``(H, W[, C])``), in this process: one chunk."""
-    return _extract_chunk(("array", list(images), model, None))
+    return _extract_chunk(("array", list(images), model, None, 0.0))
 
 
 def _extra_embed(embedder, views: dict, ok: np.ndarray):
@@ -534,6 +565,7 @@ def extract_features(
     model=None,
     on_chunk: Callable[[np.ndarray, Features], None] | None = None,
     decode_side: int | None = DECODE_SIDE,
+    picture_share: float = 0.0,
 ) -> Features:
     """Decode each image once and compute all its features.
 
@@ -545,7 +577,8 @@ def extract_features(
     jobs : int, optional
         Worker processes; default: every core this process may use.
     chunk_size : int
-        Images per task; memory stays bounded by ``jobs * chunk_size`` decoded images.
+        Images per task (at most; smaller so that each worker has four tasks or more);
+        memory stays bounded by ``jobs * chunk_size`` decoded images.
     client : dask.distributed.Client, optional
         Run the chunks on a Dask cluster's workers instead of local processes; only the
         compact features travel back. The workers must see the same paths and have leakscan
@@ -564,6 +597,10 @@ def extract_features(
         Image files decode at the smallest scale whose shorter side keeps this many pixels
         (:data:`~leakscan.settings.DECODE_SIDE`; a model's input size when larger); None
         decodes every file at full size. Sizes are always the full image's.
+    picture_share : float
+        Images whose pixel digest is among the lowest ``picture_share`` of digests keep a
+        small picture (:attr:`Features.pictures`, at most :data:`PICTURE_SIDE` px), so the
+        calibration copies them without decoding them again.
 
     Returns
     -------
@@ -587,8 +624,10 @@ def extract_features(
     else:
         items = manifest.resolved_paths(rows) if manifest.source is None else manifest.source.work_items(rows)
         kind = "path" if manifest.source is None else "source"
+    # at least four chunks per worker, so a few slow chunks do not leave a worker idle at the end
+    chunk_size = max(16, min(chunk_size, -(-n // (4 * jobs)))) if client is None else chunk_size
     starts = list(range(0, n, chunk_size))
-    tasks = [(kind, items[start:start + chunk_size], model, decode_side) for start in starts]
+    tasks = [(kind, items[start:start + chunk_size], model, decode_side, picture_share) for start in starts]
     parts: list[tuple[np.ndarray, Features]] = []
     done = 0
     if progress:

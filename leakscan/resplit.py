@@ -217,9 +217,11 @@ def _redetect(audit, rows: np.ndarray, splits: np.ndarray) -> PairTable:
     """Pairs among ``rows`` (re-searched, the decision fitted again on them) that cross splits:
     the duplicates and the possible pairs within :data:`RESPLIT_MARGIN` of the threshold."""
     from .features import load_pictures  # noqa: PLC0415
+    from .parallel import check_jobs  # noqa: PLC0415
 
-    det = detect(audit.features.take(rows), audit.settings, splits=np.asarray(splits)[rows],
-                 images=lambda sub_rows: load_pictures(audit.manifest, rows[np.asarray(sub_rows)]))
+    det = detect(audit.features.take(rows), audit.settings, splits=np.asarray(splits)[rows], jobs=check_jobs(None),
+                 images=lambda sub_rows: load_pictures(audit.manifest, rows[np.asarray(sub_rows)],
+                                                           kept=audit.features.pictures))
     threshold = det.threshold if det.threshold is not None else audit.settings.min_confidence
     near = det.possible.take(det.possible.confidence >= threshold - RESPLIT_MARGIN)
     sub = PairTable.concat([det.pairs, near]).sorted()

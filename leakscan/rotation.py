@@ -56,11 +56,24 @@ def _canvas_to_original(theta: float, W: float, H: float, expand: bool):
 
 @lru_cache(maxsize=64)
 def _masks(aspect: float, n: int, expand: bool, angles: tuple) -> np.ndarray:
-    out = np.zeros((len(angles), n, n), bool)
-    for k, a in enumerate(angles):
-        m = content_mask(a, aspect, 1.0, expand, n)
-        if m is not None:
-            out[k] = m
+    """:func:`content_mask` of each angle (all False where none is possible), in one go."""
+    W, H = aspect, 1.0
+    t = np.deg2rad(np.asarray(angles, np.float64))
+    c, s = np.abs(np.cos(t)), np.abs(np.sin(t))
+    if expand:
+        det = c * c - s * s
+        safe = np.where(np.abs(det) < 1e-3, 1.0, det)
+        w, h = (W * c - H * s) / safe, (H * c - W * s) / safe
+        possible = (np.abs(det) >= 1e-3) & (w > 0) & (h > 0)
+    else:
+        w, h = np.full(len(t), W), np.full(len(t), H)
+        possible = np.ones(len(t), bool)
+    ys, xs = np.meshgrid((np.arange(n) + 0.5) / n * H - H / 2, (np.arange(n) + 0.5) / n * W - W / 2, indexing="ij")
+    ct, st = np.cos(t)[:, None, None], np.sin(t)[:, None, None]
+    u = xs * ct - ys * st
+    v = xs * st + ys * ct
+    out = (np.abs(u) <= w[:, None, None] / 2) & (np.abs(v) <= h[:, None, None] / 2)
+    out[~possible] = False
     return out
 
 

@@ -104,6 +104,35 @@ class RowSource:
                 keys.append(_file_key(item[1], "?geotiff" + opts))
         return keys
 
+    def links(self, ok=None) -> dict:
+        """Rows that belong together whatever their pixels: ``{kind: (k, 2) int64 array of rows}``.
+
+        * ``"frames"``: rows that are frames of one DICOM file (each linked to the file's first row);
+        * ``"spatial"``: georeferenced tiles whose footprints overlap within one CRS (rows
+          ``ok`` only, as the audit's spatial leakage).
+
+        Kinds this source has no rows of are left out; a kind with rows but no link maps to an
+        empty array. A re-split keeps linked rows in one split, as it does duplicates.
+        """
+        out = {}
+        first: dict = {}
+        frames = []
+        has_frames = False
+        for r, item in enumerate(self.items.tolist()):
+            if item[0] == "dicom":
+                has_frames = has_frames or item[2] >= 0
+                head = first.setdefault(item[1], r)
+                if head != r:
+                    frames.append((head, r))
+        if has_frames:
+            out["frames"] = np.array(frames, np.int64).reshape(-1, 2)
+        if "footprint" in self.meta:
+            from .geotiff import footprint_overlaps  # noqa: PLC0415 - pure numpy
+
+            pairs = footprint_overlaps(self.meta["footprint"], self.meta["crs"], ok)
+            out["spatial"] = np.array([(i, j) for i, j, _ in pairs], np.int64).reshape(-1, 2)
+        return out
+
     def pixels(self, r: int) -> np.ndarray:
         """Canonical RGB pixels of row ``r`` (for report thumbnails); raises DecodeError."""
         _, img, _ = decode_item((self.items[r], self.options))

@@ -223,3 +223,18 @@ def test_report_thumbnails_of_parquet_rows(bytes_table, tmp_path):
     assert d["thumbs"] and all(t.startswith("data:image/") for t in d["thumbs"])
     one = report_data(a, max_thumbnails=1)                   # the slot goes to the first row listed
     assert len(one["thumbs"]) == 1
+
+
+def test_resplit_of_parquet_bytes_writes_rows_and_refuses_to_materialize(bytes_table, tmp_path):
+    path, _ = bytes_table
+    out = tmp_path / "new.csv"
+    r = CliRunner().invoke(app, ["resplit", "--manifest", str(path), "--out", str(out), "-j", "1", "-q",
+                                 "--materialize", str(tmp_path / "tree")])
+    assert r.exit_code == 2 and "materialize needs one image file per row" in r.output
+    assert not (tmp_path / "tree").exists() or not any((tmp_path / "tree").iterdir())
+    out = tmp_path / "again.csv"
+    r = CliRunner().invoke(app, ["resplit", "--manifest", str(path), "--out", str(out), "-j", "1", "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(open(out, newline="")))
+    split = {row["path"]: row["split"] for row in rows}
+    assert len(rows) == 120 and split["imgs.parquet[3]"] == split["imgs.parquet[119]"]

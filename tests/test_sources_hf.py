@@ -159,8 +159,8 @@ def _noisy_png(seed: int, side: int = 192) -> bytes:
 
 
 def test_image_bytes_stay_in_the_dataset(tmp_path):
-    """A dataset loaded from disk (memory-mapped, shuffled: an indices mapping) is read a chunk at
-    a time: the run never holds its image bytes; rows keep their split/index names."""
+    """A dataset loaded from disk (memory-mapped, concatenated, shuffled: an indices mapping) is read
+    a chunk at a time: the run never holds its image bytes; rows keep their split/index names."""
     import tracemalloc
 
     from leakscan.discovery import discover
@@ -175,7 +175,9 @@ def test_image_bytes_stay_in_the_dataset(tmp_path):
                                             "label": [k % 2 for k in range(20)]}, features=feats)})
     dd.save_to_disk(str(tmp_path / "saved"))
     loaded = datasets.load_from_disk(str(tmp_path / "saved"))
-    loaded = datasets.DatasetDict({"train": loaded["train"].shuffle(seed=1), "test": loaded["test"]})
+    halves = [loaded["train"].select(range(40)), loaded["train"].select(range(40, 80))]   # two Arrow chunks
+    loaded = datasets.DatasetDict({"train": datasets.concatenate_datasets(halves).shuffle(seed=1),
+                                   "test": loaded["test"]})
     raw = loaded["train"].cast_column("image", datasets.Image(decode=False))
     at = next(i for i in range(80) if raw[i]["image"]["bytes"] == imgs[7])   # where train image 7 went
     total = sum(map(len, imgs))

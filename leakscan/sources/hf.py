@@ -87,8 +87,9 @@ def _arrow_values(table):
     ``{"bytes", "path"}`` structs (an ``Image`` feature) or plain binary."""
     import pyarrow as pa  # noqa: PLC0415 - a dependency of datasets
 
-    col = table.column(0)
-    col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    col = table.column(0)  # chunks are never combined: that would copy the bytes
+    if col.num_chunks == 1:
+        col = col.chunk(0)
     if pa.types.is_struct(col.type):
         names = [col.type.field(k).name for k in range(col.type.num_fields)]
         fields = col.flatten()  # null structs give null fields

@@ -70,11 +70,14 @@ def _bytes_field(arrow_type):
 
 
 def _values(column, how: str):
-    """``(bytes array, path array or None)`` of an Arrow column (or chunk) holding image bytes."""
+    """``(bytes array, path array or None)`` of an Arrow column (or chunk) holding image bytes.
+
+    Chunks are never combined (that would copy the bytes, and a binary array holds 2 GB at most).
+    """
     import pyarrow as pa  # noqa: PLC0415
 
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if isinstance(column, pa.ChunkedArray) and column.num_chunks == 1:
+        column = column.chunk(0)
     if how == "binary":
         return column, None
     names = [column.type.field(k).name for k in range(column.type.num_fields)]

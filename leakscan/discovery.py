@@ -43,15 +43,16 @@ def discover(
         ``None`` is allowed when ``manifest`` is given.
     manifest : path-like, optional
         CSV with columns ``path`` (relative to the CSV's folder, or absolute), ``split`` and
-        optional ``label`` and ``group``.
+        optional ``label`` and ``group``. DICOM files, DICOM frames (``scan.dcm#frame3``, as
+        ``resplit`` writes them) and GeoTIFF tiles in it are read as in a folder.
     splits, labels, groups : sequence, optional
         One entry per image, for list and array sources.
     **source_options
         For the other sources (:mod:`leakscan.sources`): a pandas DataFrame or a Parquet file
         (``path_column``, ``split_column``, ``label_column``, ``group_column``,
         ``image_column``), a Hugging Face ``Dataset``/``DatasetDict`` (``split``,
-        ``image_column``, ``label_column``, ``group_column``), folders of DICOM files
-        (``group_by``) or GeoTIFF tiles (``bands``).
+        ``image_column``, ``label_column``, ``group_column``), folders or CSV manifests of
+        DICOM files (``group_by``) or GeoTIFF tiles (``bands``).
 
     Returns
     -------
@@ -68,7 +69,7 @@ def discover(
     if special is not None:
         return special
     if manifest is not None:
-        return _from_csv(Path(manifest))
+        return _from_csv(Path(manifest), source_options)
     if source is None:
         raise InputError("nothing to audit: give a folder, a list of paths, an image array or --manifest FILE")
     if isinstance(source, np.ndarray) and source.dtype != object:
@@ -88,7 +89,7 @@ def discover(
                 raise InputError("splits/labels/groups apply to a list of paths or an array, not a folder")
             return _from_folder(p, source_options)
         if p.is_file() and p.suffix.lower() in (".csv", ".tsv"):
-            return _from_csv(p)
+            return _from_csv(p, source_options)
         if not p.exists():
             raise InputError(f"{p}: no such file or folder")
         raise InputError(f"{p}: not a folder or a CSV manifest (pass a folder of images, or --manifest FILE.csv)")
@@ -240,7 +241,15 @@ def _from_folder(root: Path, options: dict | None = None) -> Manifest:
     )
 
 
-def _from_csv(path: Path) -> Manifest:
+def _from_csv(path: Path, options: dict | None = None) -> Manifest:
+    m = _read_csv(path)
+    from .sources.discover import special_csv  # noqa: PLC0415 - DICOM files and frames, GeoTIFF tiles
+
+    special = special_csv(m, options or {})
+    return special if special is not None else m
+
+
+def _read_csv(path: Path) -> Manifest:
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a device would hang or flood the run
             raise InputError(f"{path}: the manifest is not a regular file (a FIFO, device or folder)")

@@ -54,6 +54,8 @@ EMBED_DIM = (THUMB // CELL) ** 2 * BINS
 #: Standard deviation (grey levels, 0-255) of the 32x32 thumbnail below which an image is
 #: "low information": too flat for its hash or embedding to mean anything.
 LOW_INFO_STD = 3.0
+#: Encoded bytes per task at most when rows are image bytes of a dataset or table (extract_features).
+CHUNK_BYTES = 16 << 20
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -505,6 +507,23 @@ def small_picture(img: Image.Image, side: int = PICTURE_SIDE) -> np.ndarray:
     return np.asarray(pic, np.uint8)
 
 
+def _chunk_starts(sizes: np.ndarray, chunk_size: int, chunk_bytes: int) -> list[int]:
+    """Where each chunk starts: at most ``chunk_size`` rows and, past its first row, at most
+    ``chunk_bytes`` of ``sizes``.
+
+    >>> _chunk_starts(np.array([5, 5, 5, 20, 1, 1]), 3, 10)
+    [0, 2, 3, 4]
+    """
+    starts, rows, total = [], 0, 0
+    for k, size in enumerate(np.asarray(sizes, np.int64).tolist()):
+        if not starts or rows >= chunk_size or (rows and total + size > chunk_bytes):
+            starts.append(k)
+            rows, total = 0, 0
+        rows += 1
+        total += size
+    return starts
+
+
 def load_pictures(manifest: Manifest, rows, max_side: int = PICTURE_SIDE, kept=()) -> list:
     """Canonical RGB pictures of ``rows`` (None where one cannot be read), reduced to ``max_side``.
 
@@ -512,19 +531,25 @@ def load_pictures(manifest: Manifest, rows, max_side: int = PICTURE_SIDE, kept=(
     are decoded again (JPEGs at a reduced scale). For the decision's calibration
     (:mod:`leakscan.calibrate`), which copies a sample of the dataset's own images.
     """
-    out = []
+    rows = np.asarray(rows, np.int64).tolist()
     kept = dict(kept)
-    for r in np.asarray(rows, np.int64).tolist():
-        if r in kept:
-            out.append(Image.fromarray(kept[r], "RGB"))
+    found = {r: Image.fromarray(kept[r], "RGB") for r in rows if r in kept}
+    if manifest.source is not None:  # stored bytes are read in blocks, in the order they are stored
+        for r, img in manifest.source.pictures([r for r in rows if r not in found]):
+            if isinstance(img, Exception):
+                log.info("calibration: %s not read again (%s)", manifest.paths[r], img)
+            else:
+                img.thumbnail((max_side, max_side), Image.BILINEAR)
+                found[r] = img
+        return [found.get(r) for r in rows]
+    out = []
+    for r in rows:
+        if r in found:
+            out.append(found[r])
             continue
         try:
             if manifest.images is not None:
                 img = canonical_from_array(manifest.images[r])
-            elif manifest.source is not None:
-                from .sources.rows import decode_item  # noqa: PLC0415
-
-                img = decode_item(manifest.source.work_items([r])[0])[1]
             else:
                 img = decode_bytes(read_bytes(manifest.resolve(r)), draft=(max_side, max_side))[0]
             img.thumbnail((max_side, max_side), Image.BILINEAR)
@@ -566,6 +591,7 @@ def extract_features(
     on_chunk: Callable[[np.ndarray, Features], None] | None = None,
     decode_side: int | None = DECODE_SIDE,
     picture_share: float = 0.0,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> Features:
     """Decode each image once and compute all its features.
 
@@ -579,6 +605,10 @@ def extract_features(
     chunk_size : int
         Images per task (at most; smaller so that each worker has four tasks or more);
         memory stays bounded by ``jobs * chunk_size`` decoded images.
+    chunk_bytes : int
+        For image bytes of a dataset or table: encoded bytes per task at most (a task holds at
+        least one image). They are read as tasks are handed out, a few per worker ahead, so
+        memory holds a few tasks' bytes, not the dataset's.
     client : dask.distributed.Client, optional
         Run the chunks on a Dask cluster's workers instead of local processes; only the
         compact features travel back. The workers must see the same paths and have leakscan
@@ -619,26 +649,36 @@ def extract_features(
     rows = np.asarray(rows, dtype=np.int64)
     jobs = check_jobs(jobs)
     n = len(rows)
+    source = manifest.source
     if manifest.images is not None:
         kind, items = "array", [manifest.images[r] for r in rows]
-    else:
-        items = manifest.resolved_paths(rows) if manifest.source is None else manifest.source.work_items(rows)
-        kind = "path" if manifest.source is None else "source"
+    elif source is None:
+        kind, items = "path", manifest.resolved_paths(rows)
     # at least four chunks per worker, so a few slow chunks do not leave a worker idle at the end
     chunk_size = max(16, min(chunk_size, -(-n // (4 * jobs)))) if client is None else chunk_size
-    starts = list(range(0, n, chunk_size))
-    tasks = [(kind, items[start:start + chunk_size], model, decode_side, picture_share) for start in starts]
+    if manifest.images is not None or source is None:
+        starts = list(range(0, n, chunk_size))
+        tasks = [(kind, items[start:start + chunk_size], model, decode_side, picture_share) for start in starts]
+    else:  # image bytes of a dataset or table are read chunk by chunk, as the workers get to them
+        starts = _chunk_starts(source.nbytes(rows), chunk_size, chunk_bytes)
+        ends = starts[1:] + [n]
+        tasks = (("source", source.work_items(rows[a:b]), model, decode_side, picture_share)
+                 for a, b in zip(starts, ends))
     parts: list[tuple[np.ndarray, Features]] = []
     done = 0
     if progress:
         progress("features", 0, n)
-    for k, part in run_chunks(_extract_chunk, tasks, jobs=jobs, client=client):
-        positions = np.arange(starts[k], starts[k] + len(part), dtype=np.int64)
-        parts.append((positions, part))
-        if on_chunk is not None:
-            on_chunk(positions, part)
-        done += len(part)
-        if progress:
-            progress("features", done, n)
+    try:
+        for k, part in run_chunks(_extract_chunk, tasks, jobs=jobs, client=client):
+            positions = np.arange(starts[k], starts[k] + len(part), dtype=np.int64)
+            parts.append((positions, part))
+            if on_chunk is not None:
+                on_chunk(positions, part)
+            done += len(part)
+            if progress:
+                progress("features", done, n)
+    finally:
+        if source is not None:
+            source.release()
     dim = model.load().dim if model is not None and n and not parts else None
     return Features.assemble(n, parts, model_dim=dim)

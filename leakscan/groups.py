@@ -8,7 +8,7 @@ import numpy as np
 
 from .pairs import Kind, PairTable
 
-__all__ = ["Groups", "build_groups", "link_strength"]
+__all__ = ["Groups", "build_groups", "join_links", "link_strength"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,41 @@ def _components(n, r, c):
     return connected_components(graph, directed=False)[1]
 
 
+def _by_smallest_row(raw: np.ndarray):
+    """Component labels renumbered 0, 1, ... in order of each component's smallest row; and
+    the smallest row of each."""
+    raw = np.asarray(raw, np.int64)
+    _, first = np.unique(raw, return_index=True)
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return (rank[raw] if len(raw) else np.zeros(0, np.int64)), first
+
+
+def join_links(ids: np.ndarray, links: np.ndarray) -> np.ndarray:
+    """Group ids after joining the groups that ``links`` (row pairs, shape ``(k, 2)``) connect.
+
+    For rows that belong together whatever their pixels (frames of one file, overlapping
+    tiles): a re-split keeps them in one split as it keeps a duplicate group. Ids are numbered
+    by smallest row, as :func:`build_groups` numbers them.
+
+    Examples
+    --------
+    >>> join_links(np.array([0, 1, 1, 2]), np.array([[0, 3]])).tolist()
+    [0, 1, 1, 0]
+    """
+    ids = np.asarray(ids, np.int64)
+    links = np.asarray(links, np.int64).reshape(-1, 2)
+    n = len(ids)
+    if not n:
+        return ids.copy()
+    if len(links) and (links.min() < 0 or links.max() >= n):
+        raise ValueError(f"links must be rows in [0, {n}), got {int(links.min())}..{int(links.max())}")
+    uniq, first = np.unique(ids, return_index=True)
+    head = first[np.searchsorted(uniq, ids)]  # each row's group's first row
+    raw = _components(n, np.r_[head, links[:, 0]], np.r_[np.arange(n), links[:, 1]])
+    return _by_smallest_row(raw)[0]
+
+
 def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None, *,
                  max_size: int | None = None) -> Groups:
     """Connected components of the graph whose edges are the duplicate pairs and user groups.
@@ -120,11 +155,7 @@ def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None
         notes.append(f"chaining guard: {len(big)} group(s) over {max_size:,} images; dropped "
                      f"{int(drop.sum()):,} links weaker than {t:.1f}")
         raw = _components(n, np.r_[pairs.i[keep], ur], np.r_[pairs.j[keep], uc])
-    # relabel by smallest row: first occurrence order of raw labels
-    _, first = np.unique(raw, return_index=True)
-    rank = np.empty(len(first), np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
-    ids = rank[raw] if n else np.zeros(0, np.int64)
+    ids, first = _by_smallest_row(raw)
     sizes = np.bincount(ids, minlength=len(first)).astype(np.int64)
     has_pair = np.zeros(len(first), bool)
     weakest = np.full(len(first), np.nan)

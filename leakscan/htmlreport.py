@@ -36,6 +36,37 @@ def _json_for_script(obj) -> str:
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
+def _source_thumbnails(m, f, involved: list, digests, limit: int, progress=None) -> dict:
+    """The thumbnails ``(mime, bytes)`` (or the exception) of the rows of a RowSource manifest that
+    :func:`report_data` embeds: the same rows its loop would decode one by one (one per distinct
+    digest, the first ``limit``, a failed row's slot going to the next), decoded in stored order
+    (:meth:`~leakscan.sources.rows.RowSource.pictures`), since image bytes in a table are read
+    a block at a time."""
+    made: dict = {}
+    while True:
+        want, keys = [], set()
+        for r in involved:
+            key = digests[r].tobytes()
+            if not f.ok[r] or key in keys or isinstance(made.get(r), Exception):
+                continue
+            if len(keys) >= limit:
+                break
+            keys.add(key)
+            if r not in made:
+                want.append(r)
+        if not want:
+            return made
+        for k, (r, img) in enumerate(m.source.pictures(want)):
+            try:
+                if isinstance(img, Exception):
+                    raise img
+                made[r] = thumbnail_data(np.asarray(img))
+            except Exception as exc:  # noqa: BLE001 - no thumbnail for this one
+                made[r] = exc
+            if progress and (k % 500 == 0 or k == len(want) - 1):
+                progress("thumbnails", k + 1, len(want))
+
+
 def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None, out_dir=None) -> dict:
     """The JSON document the page renders.
 
@@ -84,6 +115,9 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None, o
     total = len(involved)
     digests = f.file_digest if m.images is None else f.pixel_digest
     thumb_of: dict[bytes, int] = {}  # one embedded thumbnail per distinct file, however many copies
+    # dataset bytes, DICOM frames, GeoTIFF tiles: made beforehand, read in the order they are stored
+    made = (_source_thumbnails(m, f, involved, digests, max_thumbnails, progress)
+            if m.source is not None and m.images is None else None)
     for n, r in enumerate(involved):
         t = None
         key = digests[r].tobytes()
@@ -91,14 +125,17 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None, o
             t = thumb_of[key]
         elif f.ok[r] and len(thumbs) < max_thumbnails:
             try:
-                src = m.images[r] if m.images is not None else m.resolve(r)
-                if m.source is not None:  # dataset bytes, DICOM frames, GeoTIFF tiles
-                    src = m.source.pixels(r)
+                if made is not None:
+                    got = made.get(r, DecodeError("not read"))
+                    if isinstance(got, Exception):
+                        raise got
+                    mime, blob = got
+                else:
+                    mime, blob = thumbnail_data(m.images[r] if m.images is not None else m.resolve(r))
                 t = len(thumbs)
-                mime, blob = thumbnail_data(src)
                 thumbs.append(f"data:{mime};base64," + base64.b64encode(blob).decode("ascii"))
                 thumb_of[key] = t
-            except (DecodeError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - the report goes on without this picture
                 log.info("no thumbnail for %s: %s", m.paths[r], exc)
                 t = None
         href = ""

@@ -47,7 +47,7 @@ def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False) -
     m = resplit.audit.manifest
     if m.images is not None:
         raise ConfigError("materialize needs image files; this dataset came from an in-memory array")
-    if m.source is not None and any(it[0] in ("bytes", "dicom") for it in m.source.items.tolist()):
+    if m.source is not None and any(it[0] in ("bytes", "stored", "dicom") for it in m.source.items.tolist()):
         raise ConfigError("materialize needs one image file per row; these rows are image bytes of a dataset or "
                           "table, or DICOM frames (for a Hugging Face dataset, leakscan.resplit(dataset_dict) "
                           "returns the new DatasetDict)")

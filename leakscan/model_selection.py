@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from .errors import ConfigError
+from .groups import join_links
 from .split import assign_splits, check_random_state
 
 __all__ = ["find_groups", "train_test_split", "StratifiedGroupShuffleSplit"]
@@ -18,6 +19,9 @@ __all__ = ["find_groups", "train_test_split", "StratifiedGroupShuffleSplit"]
 def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None, decisions=None,
                 paths=None, return_paths: bool = False):
     """One group id per image: duplicates (and images sharing a user group) share an id.
+
+    So do the frames of one multi-frame DICOM file and georeferenced tiles whose footprints
+    overlap (within one CRS), as in a re-split.
 
     Pass the result as ``groups=`` to ``GroupKFold``, ``StratifiedGroupKFold``,
     ``GroupShuffleSplit`` or :class:`StratifiedGroupShuffleSplit`.
@@ -60,6 +64,10 @@ def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None,
     result = audit(images, groups=groups, settings=settings, jobs=jobs, progress=progress, decisions=decisions)
     ids = result.groups.ids.copy()
     m = result.manifest
+    if m.source is not None:  # frames of one DICOM file, overlapping tiles: one group whatever the pixels
+        links = [v for v in m.source.links(result.features.ok).values() if len(v)]
+        if links:
+            ids = join_links(ids, np.concatenate(links))
     if paths is None:
         if not return_paths:
             return ids

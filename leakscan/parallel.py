@@ -7,14 +7,16 @@ caller's business (:mod:`leakscan.features` says what to compute per chunk).
 
 from __future__ import annotations
 
+import collections
 import ctypes
+import itertools
 import os
 import signal
 import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator
 
 from .errors import ConfigError
 
@@ -80,26 +82,65 @@ def die_with_parent() -> None:
     threading.Thread(target=watch, name="leakscan-parent-watch", daemon=True).start()
 
 
-def run_chunks(fn: Callable, tasks: Sequence, *, jobs: int = 1, client=None) -> Iterator[tuple[int, object]]:
-    """``(position, fn(tasks[position]))`` for every task.
+#: Tasks handed out ahead of the results, per worker: a task (and its inputs) is made only when
+#: a worker will soon take it, so memory holds a few tasks whatever their number.
+AHEAD = 2
 
-    Serial when ``jobs == 1`` or there is one task; a process pool of ``jobs`` workers (one
-    thread each) otherwise, results in task order; with a ``dask.distributed.Client``, on
-    its workers, results as they complete (only the results travel back).
+
+def run_chunks(fn: Callable, tasks: Iterable, *, jobs: int = 1, client=None) -> Iterator[tuple[int, object]]:
+    """``(position, fn(task))`` for every task (``position``: its place in ``tasks``).
+
+    ``tasks`` may be a generator: it is drawn from as workers free up, at most
+    :data:`AHEAD` tasks per worker ahead of the results, so tasks that carry their data (image
+    bytes) are built only when needed. Serial when ``jobs == 1`` or there is one task; a
+    process pool of ``jobs`` workers (one thread each) otherwise, results in task order; with
+    a ``dask.distributed.Client``, on its workers, results as they complete (only the results
+    travel back).
     """
-    if not tasks:
+    it = iter(tasks)
+    if client is None and jobs == 1:
+        for k, task in enumerate(it):
+            yield k, fn(task)
         return
+    head = list(itertools.islice(it, 2))
+    if not head:
+        return
+    it = itertools.chain(head, it)
     if client is not None:
         from distributed import as_completed  # noqa: PLC0415 - optional extra
 
-        futures = client.map(fn, list(tasks), pure=False)
-        position = {f.key: k for k, f in enumerate(futures)}
-        for fut in as_completed(futures):
-            yield position[fut.key], fut.result()
+        window = AHEAD * max(1, sum(client.nthreads().values()))
+        position = {}
+        running = as_completed()
+        numbered = enumerate(it)
+
+        def submit(count: int) -> None:
+            for k, task in itertools.islice(numbered, count):
+                fut = client.submit(fn, task, pure=False)
+                position[fut.key] = k
+                running.add(fut)
+
+        submit(window)
+        for fut in running:
+            yield position.pop(fut.key), fut.result()
             fut.release()
-    elif jobs == 1 or len(tasks) <= 1:
-        for k, task in enumerate(tasks):
+            submit(1)
+    elif len(head) <= 1:
+        for k, task in enumerate(it):
             yield k, fn(task)
     else:
         with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread) as pool:
-            yield from enumerate(pool.map(fn, tasks))
+            pending: collections.deque = collections.deque()
+            k = 0
+            try:
+                for task in it:
+                    pending.append(pool.submit(fn, task))
+                    if len(pending) >= AHEAD * jobs:
+                        yield k, pending.popleft().result()
+                        k += 1
+                while pending:
+                    yield k, pending.popleft().result()
+                    k += 1
+            finally:  # stopped early (an error, the consumer gone): drop what has not started
+                for fut in pending:
+                    fut.cancel()

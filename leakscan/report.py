@@ -283,10 +283,11 @@ def write_resplit(rs, out: str | os.PathLike) -> list[Path]:
     written = [out]
     if rs.dropped.any():
         dropped = out.with_name(out.stem + ".dropped.csv")
+        why = rs.drop_reasons()
         atomic_write(dropped, _csv_text(
             ["path", "split", "label", "group", "reason"],
             ({"path": rel(r), "split": m.splits[r], "label": m.labels[r], "group": grp[r],
-              "reason": "duplicate of an image in a kept split"} for r in np.flatnonzero(rs.dropped))))
+              "reason": why[r]} for r in np.flatnonzero(rs.dropped))))
         written.append(dropped)
     return written
 
@@ -326,3 +327,14 @@ def render_resplit(rs, console) -> None:
     console.print(("[green]verified:[/green] " if n == 0 else "[red]not verified:[/red] ")
                   + f"{n} of the {d['pairs_checked']:,} duplicate pairs cross splits in the new manifest.",
                   highlight=False)
+    if "spatial_links" in d:
+        n = d["spatial_links_cross_after"]
+        console.print(("[green]verified:[/green] " if n == 0 else "[red]not verified:[/red] ")
+                      + f"{n} of the {d['spatial_links']:,} pairs of overlapping tiles (spatial links) cross "
+                        "splits in the new manifest.", highlight=False)
+    if d.get("multiframe_files"):
+        n = d["frame_links_cross_after"]
+        console.print(f"[green]verified:[/green] the frames of each of the {d['multiframe_files']:,} multi-frame "
+                      "DICOM files lie in one split." if n == 0 else
+                      f"[red]not verified:[/red] {n} frame links of {d['multiframe_files']:,} multi-frame DICOM "
+                      "files cross splits in the new manifest.", highlight=False)

@@ -1,6 +1,7 @@
 """Re-split an audited dataset: the workflow around :func:`leakscan.split.assign_splits`.
 
-From an :class:`~leakscan.audit.Audit`: assign whole duplicate groups to splits, and when
+From an :class:`~leakscan.audit.Audit`: assign whole duplicate groups to splits (joined by
+the rows' links: frames of one DICOM file, tiles whose footprints overlap), and when
 images are dropped (``keep`` + ``drop``), search the rest again (dropping images changes the
 neighbourhoods the ratio test compares against) until no pair crosses splits; then report
 targets against what was achieved and verify the result.
@@ -15,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import ConfigError
-from .groups import build_groups
+from .groups import build_groups, join_links
 from .decide import detect
 from .pairs import PairTable
 from .settings import RANDOM_STATE
@@ -39,6 +40,9 @@ class Resplit:
     pairs: object = None    # PairTable the split was checked against (audit's, plus any re-detected)
     groups: object = None   # Groups the assignment kept whole
     rounds: int = 1         # detection rounds (more than one when dropping images changed the neighbourhoods)
+    # rows kept in one split whatever their pixels: {"frames": (k, 2) rows of one DICOM file,
+    # "spatial": tiles whose footprints overlap} (RowSource.links)
+    links: dict = dataclasses.field(default_factory=dict)
 
     @property
     def splits(self) -> np.ndarray:
@@ -56,6 +60,31 @@ class Resplit:
         keep = (sp[p.i] >= 0) & (sp[p.j] >= 0)
         return int(np.sum(keep & (sp[p.i] != sp[p.j])))
 
+    def links_across(self, kind: str) -> int:
+        """Links of ``kind`` (``"spatial"``, ``"frames"``) whose rows end in two splits (0 when sound)."""
+        pairs = self.links.get(kind)
+        if pairs is None or not len(pairs):
+            return 0
+        sp = self.assignment.splits
+        a, b = sp[pairs[:, 0]], sp[pairs[:, 1]]
+        return int(np.sum((a >= 0) & (b >= 0) & (a != b)))
+
+    def drop_reasons(self) -> np.ndarray:
+        """Why each dropped row was dropped (``""`` for the others)."""
+        out = np.full(len(self.dropped), "", dtype=object)
+        rows = np.flatnonzero(self.dropped)
+        if not len(rows):
+            return out
+        g = self.groups if self.groups is not None else self.audit.groups
+        # a unit is dropped whole but for its rows in the kept splits: a dropped row whose group
+        # has a row left is a duplicate of a kept image; otherwise only a link tied it to one
+        with_kept = set(g.ids[~self.dropped].tolist())
+        for r in rows.tolist():
+            out[r] = ("duplicate of an image in a kept split" if g.ids[r] in with_kept
+                      else "linked to an image in a kept split (a frame of the same file, or an "
+                           "overlapping tile footprint)")
+        return out
+
     def groups_column(self) -> np.ndarray:
         """``group`` per row: the user's group, else ``dup-<id>`` for images in a duplicate group."""
         m = self.audit.manifest
@@ -72,6 +101,18 @@ class Resplit:
         names, grp, keep = self.splits, self.groups_column(), ~self.dropped & self.audit.features.ok
         return [{"path": m.paths[r], "split": names[r], "label": m.labels[r], "group": grp[r]}
                 for r in np.flatnonzero(keep)]
+
+    def _links_dict(self) -> dict:
+        """``spatial_links`` / ``multiframe_files`` (and what crosses splits after) when the rows have any."""
+        d = {}
+        if "spatial" in self.links:
+            d["spatial_links"] = int(len(self.links["spatial"]))
+            d["spatial_links_cross_after"] = self.links_across("spatial")
+        if "frames" in self.links:
+            f = self.links["frames"]
+            d["multiframe_files"] = int(len(np.unique(f[:, 0]))) if len(f) else 0
+            d["frame_links_cross_after"] = self.links_across("frames")
+        return d
 
     def to_dict(self) -> dict:
         """Targets vs achieved sizes and class shares, moves, drops, problems, verification."""
@@ -117,6 +158,7 @@ class Resplit:
                 "cross_split_pairs_after": self.cross_split_pairs(),
                 "pairs_checked": len(self.pairs if self.pairs is not None else self.audit.pairs),
                 "detection_rounds": self.rounds,
+                **self._links_dict(),
                 "decisions": (self.audit.decisions.to_dict()
                               if getattr(self.audit, "decisions", None) is not None else None)}
 
@@ -175,9 +217,14 @@ def resplit(
     current = np.array(m.splits, dtype=object)
     parsed = parse_ratios(ratios)
     pairs, groups = audit.pairs, audit.groups
+    # rows that belong together whatever their pixels: frames of one DICOM file, tiles whose
+    # footprints overlap; they join units as duplicate pairs do
+    links = m.source.links(audit.features.ok) if getattr(m, "source", None) is not None else {}
+    all_links = np.concatenate([v for v in links.values()] + [np.zeros((0, 2), np.int64)])
     rounds = 1
     for rounds in range(1, MAX_ROUNDS + 1):
-        a = assign_splits(groups.ids, m.labels, ratios=parsed, current=current,
+        units = join_links(groups.ids, all_links) if len(all_links) else groups.ids
+        a = assign_splits(units, m.labels, ratios=parsed, current=current,
                           keep=keep, drop=drop, shuffle=shuffle, random_state=random_state)
         if not a.dropped.any() or rounds == MAX_ROUNDS:
             break
@@ -203,7 +250,7 @@ def resplit(
         remedy = ("each duplicate group joins the split holding most of it; class mixes restored "
                   "with the fewest extra moves")
     return Resplit(audit=audit, assignment=a, mode=mode, remedy=remedy, seed=random_state,
-                   pairs=pairs, groups=groups, rounds=rounds)
+                   pairs=pairs, groups=groups, rounds=rounds, links=links)
 
 
 

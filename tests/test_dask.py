@@ -41,3 +41,20 @@ def test_cli_dask_address(client, tmp_path):
     with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
         r = CliRunner().invoke(app, ["audit", str(FIXTURES), "--dask", "tcp://127.0.0.1:1", "-q"])
     assert r.exit_code == 2 and "Dask scheduler" in r.output
+
+
+def test_dask_draws_tasks_a_few_ahead(client):
+    from leakscan.parallel import AHEAD, run_chunks
+
+    drawn, got, ahead = [], [], []
+
+    def tasks():
+        for k in range(12):
+            drawn.append(k)
+            yield -k
+
+    for pos, value in run_chunks(abs, tasks(), client=client):
+        ahead.append(len(drawn) - len(got))
+        got.append((pos, value))
+    assert sorted(got) == [(k, k) for k in range(12)]
+    assert max(ahead) <= AHEAD * 2 + 1, ahead

@@ -1,4 +1,5 @@
-"""Costs that must not grow with the square of the data: the HTML report and per-class leak counts."""
+"""Costs that must not grow with the square of the data (the HTML report, per-class leak counts), and
+work handed out a few tasks ahead, not all at once."""
 
 import dataclasses
 import time
@@ -66,3 +67,24 @@ def test_per_class_leak_counts_do_not_scale_with_classes_times_images():
         assert leak.per_class[c]["images"] == int(np.sum(hit & (lab == c)))
         assert leak.per_class[c]["total"] == int(np.sum((sp == leak.split) & (lab == c)))
     assert list(leak.per_class) == sorted(set(lab[sp == leak.split].tolist()))
+
+
+def test_tasks_are_drawn_a_few_ahead_of_the_results():
+    """A generator of tasks (image bytes read per chunk) is drawn from as workers free up."""
+    from leakscan.parallel import AHEAD, run_chunks
+
+    for jobs in (1, 2):
+        drawn = []
+
+        def tasks():
+            for k in range(12):
+                drawn.append(k)
+                yield k
+
+        ahead = []
+        got = []
+        for pos, value in run_chunks(abs, tasks(), jobs=jobs):
+            ahead.append(len(drawn) - len(got))
+            got.append((pos, value))
+        assert got == [(k, k) for k in range(12)]
+        assert max(ahead) <= (1 if jobs == 1 else AHEAD * jobs + 1), (jobs, ahead)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -150,3 +152,90 @@ def test_worker_processes_give_the_same_features(scans):
     one = extract_features(m, jobs=1)
     two = extract_features(m, jobs=2, chunk_size=3)
     assert np.array_equal(one.hashes, two.hashes) and np.array_equal(one.file_digest, two.file_digest)
+
+
+@pytest.fixture
+def cine_scans(tmp_path):
+    """train: six patients and a 3-frame cine file (P9); test: four patients, one of whose scans
+    (P10) has the pixels of the cine's second frame: a cross-split leak through a frame."""
+    root = tmp_path / "scans"
+    for k in range(1, 7):
+        write_dcm(root / "train" / f"p{k}.dcm", pixels(k), patient=f"P{k}", study=f"1.{k}")
+    write_dcm(root / "train" / "cine.dcm", np.stack([pixels(k) for k in (20, 21, 22)]), patient="P9")
+    for k in range(7, 10):
+        write_dcm(root / "test" / f"p{k}.dcm", pixels(k), patient=f"P{k}", study=f"1.{k}")
+    write_dcm(root / "test" / "leak.dcm", pixels(21), patient="P10")
+    return root
+
+
+def _digests(a) -> dict:
+    """Pixel digest of each readable row, by the absolute file and frame it names."""
+    m, f = a.manifest, a.features
+    return {os.path.normpath(os.path.abspath(m.resolve(r))): f.pixel_digest[r].tobytes()
+            for r in range(len(m)) if f.ok[r]}
+
+
+def test_resplit_manifest_with_frame_rows_is_re_audited(cine_scans, tmp_path):
+    before = leakscan.audit(cine_scans, jobs=1)
+    assert before.to_dict()["n_cross_split_pairs"] == 1          # cine frame 2 <-> test/leak.dcm
+    out = tmp_path / "new" / "new.csv"
+    r = CliRunner().invoke(app, ["resplit", str(cine_scans), "--out", str(out), "-j", "1", "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["cross_split_pairs_after"] == 0
+    assert d["multiframe_files"] == 1 and d["frame_links_cross_after"] == 0
+    rows = list(csv.DictReader(open(out, newline="")))
+    frames = [x for x in rows if "cine.dcm#frame" in x["path"]]
+    assert [x["path"] for x in frames] == [f"../scans/train/cine.dcm#frame{k}" for k in (1, 2, 3)]
+    leak_split = next(x["split"] for x in rows if x["path"].endswith("leak.dcm"))
+    assert {x["split"] for x in frames} == {leak_split}            # the leak went with its frame
+    # the written manifest reads back: the same images, the frames as frames, no leak left
+    again = leakscan.audit(manifest=out, jobs=1)
+    m = again.manifest
+    assert [p for p in m.paths if "#frame" in p] == [x["path"] for x in frames]
+    assert all(it[0] == "dicom" for it in m.source.items.tolist())
+    assert again.n_images == before.n_images == 13 and not again.skipped
+    assert _digests(again) == _digests(before)
+    d2 = again.to_dict()
+    assert d2["n_cross_split_pairs"] == 0 and all(lk["images"] == 0 for lk in d2["leaks"])
+    assert d2["group_by"] == "PatientID" and all(lk["groups"] == 0 for lk in d2["leaks"])
+    r = CliRunner().invoke(app, ["audit", "--manifest", str(out), "-j", "1", "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["n_cross_split_pairs"] == 0
+
+
+def test_frames_of_one_file_never_straddle_a_resplit(cine_scans):
+    from leakscan.split import assign_splits
+
+    a = leakscan.audit(cine_scans, group_by="none", jobs=1)         # no tag holds the frames together
+    m = a.manifest
+    cine = np.array(["cine.dcm#frame" in p for p in m.paths])
+    apart = 0
+    for seed in range(6):
+        rs = leakscan.resplit(a, ratios="train=0.5,test=0.5", shuffle=True, random_state=seed)
+        assert len(set(rs.splits[cine].tolist())) == 1, seed
+        assert rs.to_dict()["frame_links_cross_after"] == 0
+        plain = assign_splits(a.groups.ids, m.labels, ratios={"train": 0.5, "test": 0.5}, shuffle=True,
+                              random_state=seed)                     # duplicate groups only
+        apart += len(set(plain.splits[cine].tolist())) > 1
+    assert apart                                                     # without the frame links they would part
+
+
+def test_csv_manifest_of_dicom_files_and_frames(cine_scans, tmp_path):
+    (tmp_path / "m").mkdir()
+    man = tmp_path / "m" / "rows.csv"
+    man.write_text("path,split,group\n"
+                   "../scans/train/cine.dcm,train,\n"                  # a whole file: one row per frame
+                   "../scans/test/leak.dcm,test,visit-7\n"             # the row's group wins over PatientID
+                   "../scans/test/p7.dcm#frame2,test,\n"               # no frame 2 in a single-frame file
+                   "../scans/test/p8.dcm#frame0,test,\n")
+    a = leakscan.audit(manifest=man, jobs=1)
+    m = a.manifest
+    assert list(m.paths) == [f"../scans/train/cine.dcm#frame{k}" for k in (1, 2, 3)] + [
+        "../scans/test/leak.dcm", "../scans/test/p7.dcm#frame2"]
+    assert list(m.groups) == ["P9", "P9", "P9", "visit-7", "P7"]
+    why = dict(a.skipped)
+    assert why["../scans/test/p7.dcm#frame2"] == "frame 2 asked of a file with 1 frame"
+    assert "frame numbers start at 1" in why["../scans/test/p8.dcm#frame0"]
+    assert a.n_images == 4 and a.to_dict()["n_cross_split_pairs"] == 1
+    assert list(leakscan.audit(manifest=man, group_by="none", jobs=1).manifest.groups) == ["", "", "", "visit-7", ""]

@@ -134,3 +134,49 @@ def test_spatial_pairs_invariants():
                 brute.append((i, j))
     assert [(i, j) for i, j, _ in got] == brute
     assert all(0 < ov <= 1 for *_, ov in got)
+
+
+def test_resplit_keeps_overlapping_tiles_together(tiles, tmp_path):
+    """shifted.tif (test) overlaps train/t2 and t3, reprocessed.tif (test) lies on train/t4: after a
+    re-split, the written manifest re-audited has no spatial pair across splits."""
+    out = tmp_path / "new" / "new.csv"
+    r = CliRunner().invoke(app, ["resplit", str(tiles), "--out", str(out), "-j", "1", "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["spatial_links"] == 3 and d["spatial_links_cross_after"] == 0
+    split = {row["path"].split("tiles/")[1]: row["split"] for row in csv.DictReader(open(out, newline=""))}
+    assert len(split) == 9
+    assert split["train/t2.tif"] == split["train/t3.tif"] == split["test/shifted.tif"]
+    assert split["train/t4.tif"] == split["test/reprocessed.tif"]
+    again = CliRunner().invoke(app, ["audit", "--manifest", str(out), "-j", "1", "--json", "-q"])
+    assert again.exit_code == 0, again.output
+    d2 = json.loads(again.stdout)
+    assert d2["n_georeferenced"] == 9                                # footprints read from the manifest's tiles
+    assert d2["n_spatial_pairs"] == 0 and all(sl["tiles"] == 0 for sl in d2["spatial_leaks"])
+    assert d2["n_cross_split_pairs"] == 0
+
+
+def test_library_resplit_and_find_groups_use_spatial_links(tiles, tmp_path):
+    a = leakscan.audit(tiles, jobs=1)
+    m = a.manifest
+    row = {p: k for k, p in enumerate(m.paths)}
+    for seed in range(3):
+        rs = leakscan.resplit(a, ratios="train=0.6,test=0.4", shuffle=True, random_state=seed)
+        assert rs.links_across("spatial") == 0
+        new = rs.splits
+        assert new[row["train/t2.tif"]] == new[row["train/t3.tif"]] == new[row["test/shifted.tif"]]
+    ids = leakscan.find_groups(tiles, jobs=1)
+    assert ids[row["train/t2.tif"]] == ids[row["train/t3.tif"]] == ids[row["test/shifted.tif"]]
+    assert len(set(ids.tolist())) == 6                               # 9 tiles: {t2, t3, shifted}, {t4, reprocessed}
+    # keep the test tiles: the train tiles under them are dropped, each with its reason
+    rs = leakscan.resplit(a, keep="test", drop=True)
+    from leakscan.report import write_resplit
+
+    write_resplit(rs, tmp_path / "k.csv")
+    why = {row["path"].split("tiles/")[1]: row["reason"]
+           for row in csv.DictReader(open(tmp_path / "k.dropped.csv", newline=""))}
+    assert why == {"train/t2.tif": "linked to an image in a kept split (a frame of the same file, or an "
+                                   "overlapping tile footprint)",
+                   "train/t3.tif": "linked to an image in a kept split (a frame of the same file, or an "
+                                   "overlapping tile footprint)",
+                   "train/t4.tif": "duplicate of an image in a kept split"}

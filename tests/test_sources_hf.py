@@ -143,3 +143,53 @@ def test_worker_processes_give_the_same_features():
     two = extract_features(m, jobs=2, chunk_size=4)
     assert np.array_equal(one.hashes, two.hashes) and np.array_equal(one.file_digest, two.file_digest)
     assert one.ok.all()
+
+
+def _noisy_png(seed: int, side: int = 192) -> bytes:
+    """A PNG of ~100 KB that compresses badly."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    a = np.asarray(scene(seed, side), np.int16) + rng.integers(-40, 40, (side, side, 3))
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_image_bytes_stay_in_the_dataset(tmp_path):
+    """A dataset loaded from disk (memory-mapped, concatenated, shuffled: an indices mapping) is read
+    a chunk at a time: the run never holds its image bytes; rows keep their split/index names."""
+    import tracemalloc
+
+    from leakscan.discovery import discover
+    from leakscan.features import extract_features
+
+    imgs = [_noisy_png(k) for k in range(100)]
+    feats = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b"])})
+    dd = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"image": [{"bytes": b, "path": None} for b in imgs[:80]],
+                                             "label": [k % 2 for k in range(80)]}, features=feats),
+        "test": datasets.Dataset.from_dict({"image": [{"bytes": b, "path": None} for b in imgs[80:99] + [imgs[7]]],
+                                            "label": [k % 2 for k in range(20)]}, features=feats)})
+    dd.save_to_disk(str(tmp_path / "saved"))
+    loaded = datasets.load_from_disk(str(tmp_path / "saved"))
+    halves = [loaded["train"].select(range(40)), loaded["train"].select(range(40, 80))]   # two Arrow chunks
+    loaded = datasets.DatasetDict({"train": datasets.concatenate_datasets(halves).shuffle(seed=1),
+                                   "test": loaded["test"]})
+    raw = loaded["train"].cast_column("image", datasets.Image(decode=False))
+    at = next(i for i in range(80) if raw[i]["image"]["bytes"] == imgs[7])   # where train image 7 went
+    total = sum(map(len, imgs))
+    assert total > 9_000_000
+    extract_features(discover(loaded), jobs=1)                 # (imports done before measuring)
+    tracemalloc.start()
+    f = extract_features(discover(loaded), jobs=1, chunk_size=64, chunk_bytes=300_000)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert f.ok.all() and peak < total / 4, (peak, total)
+    a = leakscan.audit(loaded, jobs=2)
+    m = a.manifest
+    cross = a.cross_split()
+    assert {(m.paths[i], m.paths[j]) for i, j in zip(a.pairs.i[cross], a.pairs.j[cross])} == {
+        (f"train/{at}", "test/19")}

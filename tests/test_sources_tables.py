@@ -130,3 +130,111 @@ def test_bytes_rows_use_the_content_cache(tmp_path):
     b = leakscan.audit(df.iloc[::-1].reset_index(drop=True), jobs=1, cache=cache)
     assert a.features.n_cached == 0 and b.features.n_cached == 5
     assert np.array_equal(a.features.hashes[::-1], b.features.hashes)
+
+
+def _noisy_png(seed: int, side: int = 192) -> bytes:
+    """A PNG of ~100 KB that compresses badly (so the table's bytes dominate what a run holds)."""
+    rng = np.random.default_rng(seed)
+    a = np.asarray(scene(seed, side), np.int16) + rng.integers(-40, 40, (side, side, 3))
+    from PIL import Image
+
+    return _png(Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)))
+
+
+@pytest.fixture
+def bytes_table(tmp_path):
+    """120 images (12 MB) in a Parquet bytes column, 10 rows per row group; row 119 (test) copies row 3."""
+    imgs = [_noisy_png(k) for k in range(119)] + [_noisy_png(3)]
+    table = pa.table({"image": [{"bytes": b, "path": None} for b in imgs],
+                      "split": ["train" if k < 90 else "test" for k in range(120)],
+                      "label": [str(k % 2) for k in range(120)]})
+    path = tmp_path / "src" / "imgs.parquet"
+    path.parent.mkdir()
+    pq.write_table(table, path, row_group_size=10)
+    return path, imgs
+
+
+def test_parquet_bytes_stay_in_the_file(bytes_table):
+    """Listing and decoding hold a few chunks' bytes at a time, never the table's; the results
+    equal those of the same bytes given in memory."""
+    import tracemalloc
+
+    from leakscan.discovery import discover
+    from leakscan.features import extract_features
+
+    path, imgs = bytes_table
+    total = sum(map(len, imgs))
+    assert total > 10_000_000
+    extract_features(discover(None, manifest=path), jobs=1)      # (imports done before measuring)
+    tracemalloc.start()
+    m = discover(None, manifest=path)
+    f = extract_features(m, jobs=1, chunk_size=64, chunk_bytes=200_000)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert f.ok.all() and peak < total / 4, (peak, total)       # held in memory: the table's bytes and more
+    df = pd.DataFrame({"image": imgs, "split": m.splits, "label": m.labels})
+    g = extract_features(discover(df), jobs=1)
+    assert np.array_equal(f.pixel_digest, g.pixel_digest) and np.array_equal(f.file_digest, g.file_digest)
+    a = leakscan.audit(manifest=path, jobs=2)
+    cross = a.cross_split()
+    assert {(a.manifest.paths[i], a.manifest.paths[j]) for i, j in zip(a.pairs.i[cross], a.pairs.j[cross])} == {
+        ("imgs.parquet[3]", "imgs.parquet[119]")}
+
+
+def test_parquet_bytes_are_cached_by_content(bytes_table, tmp_path):
+    path, imgs = bytes_table
+    cache = tmp_path / "c.sqlite"
+    a = leakscan.audit(manifest=path, jobs=1, cache=cache)
+    df = pd.DataFrame({"image": imgs[::-1], "split": ["test"] * 30 + ["train"] * 90})
+    b = leakscan.audit(df, jobs=1, cache=cache)          # the same bytes in memory: the same keys
+    assert a.features.n_cached == 0 and b.features.n_cached == 120
+    assert np.array_equal(a.features.hashes[::-1], b.features.hashes)
+
+
+def test_parquet_changed_or_gone_after_listing_is_reported_per_row(bytes_table):
+    from leakscan.discovery import discover
+    from leakscan.features import extract_features
+
+    path, imgs = bytes_table
+    m = discover(None, manifest=path)
+    t = pq.read_table(path)
+    cells = t.column("image").to_pylist()
+    cells[5] = {"bytes": _noisy_png(500), "path": None}         # another image in row 5
+    pq.write_table(t.set_column(0, "image", pa.array(cells, t.schema.field("image").type)), path,
+                   row_group_size=10)
+    f = extract_features(m, jobs=1)
+    assert dict(f.failures) == {5: "the image bytes changed since the table was listed (another digest); "
+                                   "audit it again"}
+    assert int(f.ok.sum()) == 119
+    path.unlink()
+    f = extract_features(m, jobs=1)
+    assert not f.ok.any() and len(f.failures) == 120
+    assert all(why.startswith("imgs.parquet: cannot read the image bytes") for _, why in f.failures)
+
+
+def test_report_thumbnails_of_parquet_rows(bytes_table, tmp_path):
+    from leakscan.htmlreport import report_data
+
+    path, _ = bytes_table
+    a = leakscan.audit(manifest=path, jobs=1)
+    d = report_data(a)
+    shown = {img["p"]: img["t"] for img in d["images"]}
+    assert shown["imgs.parquet[3]"] is not None and shown["imgs.parquet[119]"] is not None
+    assert d["thumbs"] and all(t.startswith("data:image/") for t in d["thumbs"])
+    one = report_data(a, max_thumbnails=1)                   # the slot goes to the first row listed
+    assert len(one["thumbs"]) == 1
+
+
+def test_resplit_of_parquet_bytes_writes_rows_and_refuses_to_materialize(bytes_table, tmp_path):
+    path, _ = bytes_table
+    out = tmp_path / "new.csv"
+    r = CliRunner().invoke(app, ["resplit", "--manifest", str(path), "--out", str(out), "-j", "1", "-q",
+                                 "--materialize", str(tmp_path / "tree")])
+    assert r.exit_code == 2 and "materialize needs one image file per row" in r.output
+    assert not (tmp_path / "tree").exists() or not any((tmp_path / "tree").iterdir())
+    out = tmp_path / "again.csv"
+    r = CliRunner().invoke(app, ["resplit", "--manifest", str(path), "--out", str(out), "-j", "1", "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(open(out, newline="")))
+    split = {row["path"]: row["split"] for row in rows}
+    assert len(rows) == 120 and split["imgs.parquet[3]"] == split["imgs.parquet[119]"]

@@ -160,6 +160,8 @@ def decode_frame(path: str, frame: int = -1):
         arr, photometric, spp, window, n_frames, digest = _pixels(path)
     except FileNotFoundError:
         raise DecodeError("file not found (missing, or a broken symlink)") from None
+    if n_frames <= 1 and frame > 0:  # path#frame2 of a single-frame file (a manifest row)
+        raise DecodeError(f"frame {frame + 1} asked of a file with 1 frame")
     if n_frames > 1:
         if frame < 0 or frame >= len(arr):
             raise DecodeError(f"frame {frame + 1} asked of a file with {len(arr)} frames")

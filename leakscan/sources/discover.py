@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from .tables import PARQUET_SUFFIXES, TABLE_OPTIONS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["discover_special", "special_folder", "SOURCE_OPTIONS"]
+__all__ = ["discover_special", "special_folder", "special_csv", "SOURCE_OPTIONS", "FRAME_ROW"]
 
 HF_OPTIONS = ("split", "image_column", "label_column", "group_column")
 FOLDER_OPTIONS = ("group_by", "bands")
@@ -78,6 +79,9 @@ def discover_special(source, manifest, options: dict):
         if p.is_dir() and manifest is None:
             _check(options, FOLDER_OPTIONS, "a folder")
             return None  # the folder scan calls special_folder
+        if manifest is not None or p.suffix.lower() in (".csv", ".tsv"):
+            _check(options, FOLDER_OPTIONS, "a CSV manifest")
+            return None  # the CSV reader calls special_csv (DICOM frames, GeoTIFF tiles)
     _check(options, (), "this input")
     return None
 
@@ -104,15 +108,62 @@ def special_folder(root: Path, rows: list, maybe_dicom: list, options: dict):
     """
     options = _check(options, FOLDER_OPTIONS, "a folder")
     root_s = os.path.abspath(root)
-    dicoms = [r for r in maybe_dicom if _is_dicom_file(os.path.join(root_s, r[0]))]
-    tiffs = [k for k, r in enumerate(rows) if os.path.splitext(r[0])[1].lower() in TIFF_SUFFIXES]
+    entries = [(rel, split, label, "", None) for rel, split, label in rows]
+    entries += [(rel, split, label, "", -1) for rel, split, label in maybe_dicom
+                if _is_dicom_file(os.path.join(root_s, rel))]
+    return _special_rows(root, entries, options, skipped=(), kind="folder")
+
+
+#: A DICOM frame row as written in every output: ``path#frame3`` (1-based).
+FRAME_ROW = re.compile(r"^(.+)#frame(\d+)$")
+
+
+def special_csv(m: Manifest, options: dict):
+    """The Manifest of a CSV manifest that lists DICOM files or frames, or GeoTIFF tiles; None otherwise.
+
+    A row ``scan.dcm#frame3`` (as the manifests leakscan writes name the frames of a
+    multi-frame file) is frame 3 of ``scan.dcm``, unless a file is really named that way; a
+    row naming a multi-frame file gives one row per frame. A row's ``group`` wins over the
+    DICOM tag (``group_by``), which fills the rows without one.
+    """
+    options = _check(options, FOLDER_OPTIONS, "a CSV manifest")
+    root_s = os.path.abspath(m.root) if m.root is not None else os.getcwd()
+    entries, skipped = [], list(m.skipped)
+    for rel, split, label, group in zip(m.paths.tolist(), m.splits.tolist(), m.labels.tolist(), m.groups.tolist()):
+        path = os.path.join(root_s, rel)
+        ext = os.path.splitext(rel)[1].lower()
+        frame = None
+        hit = FRAME_ROW.match(rel)
+        if hit and not is_regular_file(path) and _is_dicom_file(os.path.join(root_s, hit.group(1))):
+            number = int(hit.group(2))
+            if number < 1:
+                skipped.append((rel, "frame numbers start at 1 (path#frame1 is the first frame)"))
+                continue
+            rel, frame = hit.group(1), number - 1
+        elif ext in (".dcm", ".dicom") or (ext == "" and _is_dicom_file(path)):
+            frame = -1
+        entries.append((rel, split, label, group, frame))
+    return _special_rows(m.root, entries, options, skipped=tuple(skipped), kind="csv")
+
+
+def _special_rows(root, entries: list, options: dict, *, skipped: tuple, kind: str):
+    """The Manifest of ``entries`` ``(path, split, label, group, frame)`` when some need a reader
+    of leakscan.sources (DICOM files and frames, GeoTIFF tiles), else None.
+
+    ``frame`` is None for an image file, -1 for a whole DICOM file (one row per frame), ``k``
+    for frame ``k`` (0-based) of a DICOM file. Rows keep the order of ``entries``.
+    """
+    root_s = os.path.abspath(root) if root is not None else os.getcwd()
+    tiffs = [k for k, e in enumerate(entries)
+             if e[4] is None and os.path.splitext(e[0])[1].lower() in TIFF_SUFFIXES]
+    dicoms = [k for k, e in enumerate(entries) if e[4] is not None]
     geo = {}
     if tiffs:
         from . import geotiff  # noqa: PLC0415
 
         if geotiff.available() or "bands" in options:
             try:
-                geo = geotiff.inspect_tiles([os.path.join(root_s, rows[k][0]) for k in tiffs], options.get("bands"))
+                geo = geotiff.inspect_tiles([os.path.join(root_s, entries[k][0]) for k in tiffs], options.get("bands"))
             except ImportError as exc:  # --bands without tifffile
                 raise InputError(str(exc)) from None
             geo = {tiffs[q]: info for q, info in geo.items()}
@@ -120,44 +171,60 @@ def special_folder(root: Path, rows: list, maybe_dicom: list, options: dict):
         if "group_by" in options and options["group_by"] not in (None, "none"):
             log.info("--group-by %s: no DICOM files in %s", options["group_by"], root)
         return None
-    out_paths, out_splits, out_labels, out_groups, items, skipped = [], [], [], [], [], []
-    footprints, crs = [], []
-    for k, (rel, split, label) in enumerate(rows):
-        info = geo.get(k)
-        out_paths.append(rel)
-        out_splits.append(split)
-        out_labels.append(label)
-        out_groups.append("")
-        path = os.path.join(root_s, rel)
-        items.append(("geotiff", path) if info is not None else ("file", path))
-        footprints.append(info["footprint"] if info is not None and info["footprint"] is not None
-                          else (np.nan,) * 4)
-        crs.append(info["crs"] if info is not None else "")
+    skipped = list(skipped)
     meta = {}
+    headers = {}  # DICOM file -> (number of frames, group id)
     if dicoms:
         from . import dicom  # noqa: PLC0415
 
         group_by = options.get("group_by", "PatientID")
+        files = list(dict.fromkeys(os.path.join(root_s, entries[k][0]) for k in dicoms))
         try:
-            headers = dicom.inspect_files([os.path.join(root_s, r[0]) for r in dicoms], group_by)
+            headers = dict(zip(files, dicom.inspect_files(files, group_by)))
         except ImportError as exc:
-            if not rows:
-                raise InputError(f"{root}: holds {len(dicoms)} DICOM files; {exc}") from None
-            skipped += [(r[0], str(exc)) for r in dicoms]
-            headers = None
-        if headers is not None:
+            if len(dicoms) == len(entries):
+                raise InputError(f"{root}: holds {len(files)} DICOM files; {exc}") from None
+            skipped += [(entries[k][0] if entries[k][4] < 0 else f"{entries[k][0]}#frame{entries[k][4] + 1}",
+                         str(exc)) for k in dicoms]
+            entries = [e for e in entries if e[4] is None]
+        else:
             meta["group_by"] = group_by
-            for (rel, split, label), (n_frames, group) in zip(dicoms, headers):
-                path = os.path.join(root_s, rel)
-                frames = [-1] if n_frames <= 1 else list(range(n_frames))
-                for f in frames:
-                    out_paths.append(rel if f < 0 else f"{rel}#frame{f + 1}")
-                    out_splits.append(split)
-                    out_labels.append(label)
-                    out_groups.append(group)
-                    items.append(("dicom", path, f))
-                    footprints.append((np.nan,) * 4)
-                    crs.append("")
+    out_paths, out_splits, out_labels, out_groups, items = [], [], [], [], []
+    footprints, crs = [], []
+    seen = set()
+
+    def add(ident, split, label, group, item, box=(np.nan,) * 4, ref=""):
+        if ident in seen:
+            skipped.append((ident, "listed twice (as a frame and with its whole file, or twice); kept the first"))
+            return
+        seen.add(ident)
+        out_paths.append(ident)
+        out_splits.append(split)
+        out_labels.append(label)
+        out_groups.append(group)
+        items.append(item)
+        footprints.append(box)
+        crs.append(ref)
+
+    for k, (rel, split, label, group, frame) in enumerate(entries):
+        path = os.path.join(root_s, rel)
+        if frame is None:
+            info = geo.get(k)
+            if info is None:
+                add(rel, split, label, group, ("file", path))
+            else:
+                add(rel, split, label, group, ("geotiff", path),
+                    info["footprint"] if info["footprint"] is not None else (np.nan,) * 4, info["crs"])
+            continue
+        n_frames, tag_group = headers[path]
+        group = group or tag_group
+        if frame >= 0:  # one frame named in a manifest (decoding says when the file has fewer)
+            add(f"{rel}#frame{frame + 1}", split, label, group, ("dicom", path, frame))
+        elif n_frames <= 1:
+            add(rel, split, label, group, ("dicom", path, -1))
+        else:
+            for f in range(n_frames):
+                add(f"{rel}#frame{f + 1}", split, label, group, ("dicom", path, f))
     if not out_paths:
         raise InputError(f"{root}: no image files found")
     opts = []
@@ -169,4 +236,4 @@ def special_folder(root: Path, rows: list, maybe_dicom: list, options: dict):
     source = RowSource(items=object_array(items), options=tuple(opts), meta=meta, files_are_paths=True)
     return Manifest(paths=np.array(out_paths, dtype=object), splits=np.array(out_splits, dtype=object),
                     labels=np.array(out_labels, dtype=object), groups=np.array(out_groups, dtype=object),
-                    root=root, skipped=tuple(skipped), source=source)
+                    root=root, skipped=tuple(skipped), source=source, kind=kind)

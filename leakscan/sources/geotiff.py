@@ -22,8 +22,8 @@ from ..errors import ConfigError, missing_extra
 
 log = logging.getLogger(__name__)
 
-__all__ = ["available", "inspect_tiles", "decode_tile", "footprint", "spatial_pairs", "parse_bands",
-           "PERCENTILES"]
+__all__ = ["available", "inspect_tiles", "decode_tile", "footprint", "footprint_overlaps", "spatial_pairs",
+           "parse_bands", "PERCENTILES"]
 
 PERCENTILES = (2.0, 98.0)
 _TIEPOINT, _SCALE, _GEOKEYS = 33922, 33550, 34735
@@ -170,8 +170,8 @@ def _stretch(band: np.ndarray, percentiles) -> np.ndarray:
     return np.rint(np.clip(np.nan_to_num(y), 0, 1) * 255).astype(np.uint8)
 
 
-def spatial_pairs(boxes: np.ndarray, crs: np.ndarray, splits: np.ndarray, ok: np.ndarray | None = None):
-    """Pairs of tiles in different splits whose footprints overlap.
+def footprint_overlaps(boxes: np.ndarray, crs: np.ndarray, ok: np.ndarray | None = None):
+    """Pairs of tiles whose footprints overlap (within one CRS), whatever their splits.
 
     Parameters
     ----------
@@ -179,21 +179,20 @@ def spatial_pairs(boxes: np.ndarray, crs: np.ndarray, splits: np.ndarray, ok: np
         ``(min x, min y, max x, max y)`` per row, NaN for rows without georeferencing.
     crs : ndarray of str (n,)
         Coordinate reference system per row; footprints are compared within one CRS only.
-    splits : ndarray of str (n,)
     ok : ndarray of bool (n,), optional
         Rows to consider (default: all with a footprint).
 
     Returns
     -------
     list of (i, j, overlap)
-        ``i < j``; ``overlap`` is the intersection's area over the smaller footprint's area
-        (1.0: one tile lies inside the other).
+        Sorted, ``i < j``; ``overlap`` is the intersection's area over the smaller footprint's
+        area (1.0: one tile lies inside the other). Tiles that only touch do not overlap.
 
     Examples
     --------
-    >>> b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 0, 30, 10]], float)
-    >>> spatial_pairs(b, np.array(["", "", ""], object), np.array(["train", "test", "test"], object))
-    [(0, 1, 0.5)]
+    >>> b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [10, 0, 20, 10]], float)
+    >>> footprint_overlaps(b, np.array(["", "", ""], object))
+    [(0, 1, 0.5), (1, 2, 0.5)]
     """
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     has = np.all(np.isfinite(boxes), axis=1)
@@ -206,7 +205,7 @@ def spatial_pairs(boxes: np.ndarray, crs: np.ndarray, splits: np.ndarray, ok: np
     for q, i in enumerate(rows.tolist()):
         end = int(np.searchsorted(x0, boxes[i, 2], side="left"))
         for j in rows[q + 1:end].tolist():
-            if splits[i] == splits[j] or crs[i] != crs[j]:
+            if crs[i] != crs[j]:
                 continue
             w = min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0])
             h = min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1])
@@ -217,3 +216,16 @@ def spatial_pairs(boxes: np.ndarray, crs: np.ndarray, splits: np.ndarray, ok: np
             a, b = (i, j) if i < j else (j, i)
             out.append((a, b, round(float(w * h / area), 6) if area > 0 else 1.0))
     return sorted(out)
+
+
+def spatial_pairs(boxes: np.ndarray, crs: np.ndarray, splits: np.ndarray, ok: np.ndarray | None = None):
+    """Pairs of tiles in different splits whose footprints overlap: :func:`footprint_overlaps`
+    of different splits (``splits``: split per row).
+
+    Examples
+    --------
+    >>> b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 0, 30, 10]], float)
+    >>> spatial_pairs(b, np.array(["", "", ""], object), np.array(["train", "test", "test"], object))
+    [(0, 1, 0.5)]
+    """
+    return [(i, j, ov) for i, j, ov in footprint_overlaps(boxes, crs, ok) if splits[i] != splits[j]]

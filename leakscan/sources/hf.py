@@ -4,13 +4,16 @@ A ``DatasetDict`` gives one split per key; a single ``Dataset`` is the split nam
 ``split=`` (or its own ``.split``, else ``all``). Rows are identified as ``split/index`` (the
 key as the dataset names it, and the row's position in that split) in every output.
 
-Images are read straight from the Arrow storage (``Image(decode=False)``: the encoded bytes
-or, for datasets that only reference files, the path) and decoded once, in the worker
-processes; the feature cache keys them by content digest since they have no path or mtime.
+Images are read straight from the Arrow storage (the encoded bytes or, for datasets that only
+reference files, the path) and decoded once, in the worker processes; the feature cache keys
+them by content digest since they have no path or mtime. The bytes stay in the dataset (its
+memory-mapped Arrow files): listing reads them once for their digests, a batch at a time, and
+decoding reads each chunk's rows as it goes to the workers (:class:`DatasetBytes`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -23,7 +26,10 @@ from .rows import RowSource, missing_extra, object_array
 
 log = logging.getLogger(__name__)
 
-__all__ = ["from_hf", "load_hf", "to_dataset_dict"]
+__all__ = ["from_hf", "load_hf", "to_dataset_dict", "DatasetBytes"]
+
+#: Rows read at a time when listing a dataset's image column.
+LIST_BATCH = 256
 
 
 def _datasets():
@@ -76,13 +82,66 @@ def _label_column(features, given, where: str):
     return found[0] if found else None
 
 
+def _arrow_values(table):
+    """``(bytes array, path array or None)`` of a one-column Arrow table of images as stored:
+    ``{"bytes", "path"}`` structs (an ``Image`` feature) or plain binary."""
+    import pyarrow as pa  # noqa: PLC0415 - a dependency of datasets
+
+    col = table.column(0)  # chunks are never combined: that would copy the bytes
+    if col.num_chunks == 1:
+        col = col.chunk(0)
+    if pa.types.is_struct(col.type):
+        names = [col.type.field(k).name for k in range(col.type.num_fields)]
+        fields = col.flatten()  # null structs give null fields
+        data = fields[names.index("bytes")] if "bytes" in names else pa.nulls(len(col), pa.binary())
+        return data, (fields[names.index("path")] if "path" in names else None)
+    if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
+        return col, None
+    return pa.nulls(len(col), pa.binary()), None
+
+
+class DatasetBytes:
+    """The image bytes of one column of a ``Dataset``, read from its Arrow table by row.
+
+    The table of a dataset loaded from disk is memory-mapped: reading a chunk's rows copies
+    those rows' bytes only.
+    """
+
+    def __init__(self, ds, column: str, name: str):
+        self.arrow = ds.select_columns([column]).with_format("arrow")
+        self.name = name
+
+    def read(self, rows) -> list:
+        rows = [int(r) for r in rows]
+        if not rows:
+            return []
+        data, _ = _arrow_values(self.arrow[rows])
+        out = []
+        for q in range(len(data)):
+            v = data[q]
+            buf = v.as_buffer() if v.is_valid else None
+            out.append(buf.to_pybytes() if buf is not None and buf.size else "row has no image bytes")
+        return out
+
+
 def _cells(ds, column: str) -> list:
-    """The image cells of a column as stored: ``{"bytes": ..., "path": ...}`` (no decoding)."""
-    datasets = _datasets()
-    feat = ds.features[column]
-    if isinstance(feat, datasets.Image):
-        ds = ds.cast_column(column, datasets.Image(decode=False))
-    return ds.select_columns([column])[column]
+    """One cell per row of an image column, the bytes left in the dataset: ``(digest, size)``
+    of the encoded bytes, else the path of the file it references (``str``), else None.
+    Read :data:`LIST_BATCH` rows at a time."""
+    arrow = ds.select_columns([column]).with_format("arrow")
+    out = []
+    for start in range(0, len(ds), LIST_BATCH):
+        data, paths = _arrow_values(arrow[start:start + LIST_BATCH])
+        for q in range(len(data)):
+            v = data[q]
+            buf = v.as_buffer() if v.is_valid else None
+            if buf is not None and buf.size:
+                out.append((hashlib.blake2b(memoryview(buf), digest_size=16).digest(), buf.size))
+            elif paths is not None and paths[q].is_valid and paths[q].as_py():
+                out.append(paths[q].as_py())
+            else:
+                out.append(None)
+    return out
 
 
 def from_hf(data, *, split=None, image_column=None, label_column=None, group_column=None) -> Manifest:
@@ -113,7 +172,7 @@ def from_hf(data, *, split=None, image_column=None, label_column=None, group_col
     else:
         name = split or (str(data.split) if getattr(data, "split", None) else UNSPLIT)
         parts = [(name, data)]
-    paths, splits, labels, groups, items, skipped = [], [], [], [], [], []
+    paths, splits, labels, groups, items, skipped, stores = [], [], [], [], [], [], []
     origin_split, origin_index = [], []
     for key, ds in parts:
         where = f"split {key!r}"
@@ -132,16 +191,13 @@ def from_hf(data, *, split=None, image_column=None, label_column=None, group_col
         grps = ["" if v is None else str(v) for v in ds.select_columns([group_column])[group_column]] \
             if group_column is not None else [""] * len(ds)
         canon = SPLIT_ALIASES.get(str(key).lower(), str(key))
+        store = len(stores)
+        stores.append(DatasetBytes(ds, col, f"split {key!r}"))
         for i, cell in enumerate(cells):
             ident = f"{key}/{i}"
-            if isinstance(cell, dict):
-                data_b, p = cell.get("bytes"), cell.get("path")
-            elif isinstance(cell, (bytes, bytearray)):
-                data_b, p = cell, None
-            else:
-                data_b, p = None, None
-            if data_b:
-                item = ("bytes", bytes(data_b))
+            p = cell if isinstance(cell, str) else None
+            if isinstance(cell, tuple):
+                item = ("stored", store, i, cell[0], cell[1])
             elif p and os.path.isfile(p):
                 item = ("file", p)
             else:
@@ -161,7 +217,8 @@ def from_hf(data, *, split=None, image_column=None, label_column=None, group_col
     return Manifest(paths=np.array(paths, dtype=object), splits=np.array(splits, dtype=object),
                     labels=np.array(labels, dtype=object), groups=np.array(groups, dtype=object),
                     root=None, skipped=tuple(skipped),
-                    source=RowSource(items=object_array(items), meta=meta, files_are_paths=False))
+                    source=RowSource(items=object_array(items), meta=meta, files_are_paths=False,
+                                     stores=tuple(stores)))
 
 
 def to_dataset_dict(rs):

@@ -5,10 +5,20 @@ of a DICOM file, or a multi-band GeoTIFF tile reduced to three bands. Row positi
 ``items[r]`` belongs to manifest row ``r``. Every item is a small picklable tagged tuple, decoded
 in the worker processes by :func:`decode_item`, once per image:
 
-* ``("bytes", data)``: encoded image bytes (PNG, JPEG...), decoded like a file's;
+* ``("bytes", data)``: encoded image bytes (PNG, JPEG...) held in memory (a DataFrame's
+  cells), decoded like a file's;
+* ``("stored", store, key, digest, size)``: encoded image bytes left where they are stored
+  (a Parquet file, a Hugging Face dataset's Arrow table): ``stores[store].read([key, ...])``
+  reads them only when the row's chunk goes to be decoded, so memory does not grow with the
+  dataset's bytes. ``digest`` (BLAKE2b-128 of the bytes, 16 bytes, taken when the source was
+  listed) and ``size`` key the feature cache without reading them again;
 * ``("file", path)``: an image file (decoded exactly as in a folder audit);
 * ``("dicom", path, frame)``: frame ``frame`` of a DICOM file (``-1``: single-frame);
 * ``("geotiff", path)``: a TIFF tile read with tifffile (bands, bit depth, percentiles).
+
+A store is any object with ``name`` (for messages) and ``read(keys) -> list`` giving, per key,
+the bytes or a reason (str) why there are none; ``release()``, if it has one, drops what it
+keeps between reads.
 """
 
 from __future__ import annotations
@@ -22,9 +32,13 @@ import numpy as np
 from ..decode import DecodeError, decode_bytes, read_bytes
 from ..errors import missing_extra
 
-__all__ = ["RowSource", "decode_item", "content_key", "missing_extra", "object_array", "KINDS"]
+__all__ = ["RowSource", "decode_item", "content_key", "digest_key", "missing_extra", "object_array", "KINDS",
+           "READ_BLOCK"]
 
-KINDS = ("bytes", "file", "dicom", "geotiff")
+KINDS = ("bytes", "stored", "file", "dicom", "geotiff")
+
+#: Rows whose stored bytes are read at a time when pictures are wanted one by one (report, calibration).
+READ_BLOCK = 32
 
 
 def object_array(values) -> np.ndarray:
@@ -38,7 +52,12 @@ def object_array(values) -> np.ndarray:
 
 def content_key(data: bytes) -> tuple[str, int, int]:
     """Feature-cache key of in-memory image bytes: their BLAKE2b-128 digest (no path, no mtime)."""
-    return "blake2b-128:" + hashlib.blake2b(data, digest_size=16).hexdigest(), len(data), 0
+    return digest_key(hashlib.blake2b(data, digest_size=16).digest(), len(data))
+
+
+def digest_key(digest: bytes, size: int) -> tuple[str, int, int]:
+    """The :func:`content_key` of bytes of this BLAKE2b-128 ``digest`` and ``size``."""
+    return "blake2b-128:" + bytes(digest).hex(), int(size), 0
 
 
 @dataclass(frozen=True)
@@ -57,12 +76,15 @@ class RowSource:
     files_are_paths : bool
         True when the manifest's ``paths`` name files on disk (DICOM, GeoTIFF, path columns);
         False when they are identifiers such as ``train/17`` (datasets, bytes columns).
+    stores : tuple
+        Where the bytes of ``"stored"`` items are read from (``item[1]`` indexes it).
     """
 
     items: np.ndarray
     options: tuple = ()
     meta: dict = field(default_factory=dict)
     files_are_paths: bool = False
+    stores: tuple = ()
 
     def __post_init__(self) -> None:
         bad = {it[0] for it in self.items.tolist()} - set(KINDS)
@@ -77,11 +99,61 @@ class RowSource:
         n = len(self.items)
         meta = {k: (v[rows] if isinstance(v, np.ndarray) and len(v) == n else v) for k, v in self.meta.items()}
         return RowSource(items=self.items[rows], options=self.options, meta=meta,
-                         files_are_paths=self.files_are_paths)
+                         files_are_paths=self.files_are_paths, stores=self.stores)
 
     def work_items(self, rows) -> list:
-        """The items of ``rows`` as sent to the workers: ``(item, options)``."""
-        return [(self.items[r], self.options) for r in rows]
+        """The items of ``rows`` as sent to the workers: ``(item, options)``.
+
+        Stored bytes are read here, for these rows only: ``("bytes", data, digest)`` (the
+        worker checks the digest), or ``("unreadable", reason)``.
+        """
+        items = [self.items[r] for r in rows]
+        by_store: dict = {}
+        for k, it in enumerate(items):
+            if it[0] == "stored":
+                by_store.setdefault(it[1], []).append(k)
+        for s, ks in by_store.items():
+            store = self.stores[s]
+            try:
+                got = store.read([items[k][2] for k in ks])
+            except Exception as exc:  # noqa: BLE001 - a file gone or damaged since it was listed
+                got = [f"{store.name}: cannot read the image bytes ({type(exc).__name__}: {exc})"] * len(ks)
+            for k, data in zip(ks, got):
+                items[k] = (("bytes", data, items[k][3]) if isinstance(data, (bytes, bytearray, memoryview))
+                            else ("unreadable", str(data)))
+        return [(it, self.options) for it in items]
+
+    def release(self) -> None:
+        """Let the stores drop what they keep for the next read (a Parquet row group)."""
+        for store in self.stores:
+            if hasattr(store, "release"):
+                store.release()
+
+    def nbytes(self, rows) -> np.ndarray:
+        """Encoded bytes each of ``rows`` brings into a work item (0 for files read by the workers)."""
+        out = np.zeros(len(rows), np.int64)
+        for k, r in enumerate(rows):
+            it = self.items[r]
+            if it[0] == "stored":
+                out[k] = it[4]
+            elif it[0] == "bytes" and isinstance(it[1], (bytes, bytearray, memoryview)):
+                out[k] = len(it[1])
+        return out
+
+    def pictures(self, rows, block: int = READ_BLOCK):
+        """``(row, canonical RGB image or the exception that stopped it)`` for ``rows``, in ascending
+        row order: stored bytes are read ``block`` rows at a time, in the order they are stored."""
+        rows = sorted({int(r) for r in rows})
+        try:
+            for start in range(0, len(rows), block):
+                part = rows[start:start + block]
+                for r, work in zip(part, self.work_items(part)):
+                    try:
+                        yield r, decode_item(work)[1]
+                    except Exception as exc:  # noqa: BLE001 - the caller reports it and goes on
+                        yield r, exc
+        finally:
+            self.release()
 
     def cache_keys(self, rows) -> list:
         """Feature-cache keys ``(identity, size, mtime)`` of ``rows``; None where there is none.
@@ -96,6 +168,8 @@ class RowSource:
             tag = item[0]
             if tag == "bytes":
                 keys.append(content_key(bytes(item[1])) if item[1] else None)
+            elif tag == "stored":
+                keys.append(digest_key(item[3], item[4]))
             elif tag == "file":
                 keys.append(_file_key(item[1], ""))
             elif tag == "dicom":
@@ -104,9 +178,40 @@ class RowSource:
                 keys.append(_file_key(item[1], "?geotiff" + opts))
         return keys
 
+    def links(self, ok=None) -> dict:
+        """Rows that belong together whatever their pixels: ``{kind: (k, 2) int64 array of rows}``.
+
+        * ``"frames"``: rows that are frames of one DICOM file (each linked to the file's first row);
+        * ``"spatial"``: georeferenced tiles whose footprints overlap within one CRS (rows
+          ``ok`` only, as the audit's spatial leakage).
+
+        Kinds this source has no rows of are left out; a kind with rows but no link maps to an
+        empty array. A re-split keeps linked rows in one split, as it does duplicates.
+        """
+        out = {}
+        first: dict = {}
+        frames = []
+        has_frames = False
+        for r, item in enumerate(self.items.tolist()):
+            if item[0] == "dicom":
+                has_frames = has_frames or item[2] >= 0
+                head = first.setdefault(item[1], r)
+                if head != r:
+                    frames.append((head, r))
+        if has_frames:
+            out["frames"] = np.array(frames, np.int64).reshape(-1, 2)
+        if "footprint" in self.meta:
+            from .geotiff import footprint_overlaps  # noqa: PLC0415 - pure numpy
+
+            pairs = footprint_overlaps(self.meta["footprint"], self.meta["crs"], ok)
+            out["spatial"] = np.array([(i, j) for i, j, _ in pairs], np.int64).reshape(-1, 2)
+        return out
+
     def pixels(self, r: int) -> np.ndarray:
-        """Canonical RGB pixels of row ``r`` (for report thumbnails); raises DecodeError."""
-        _, img, _ = decode_item((self.items[r], self.options))
+        """Canonical RGB pixels of row ``r`` (for report thumbnails); raises DecodeError.
+
+        For many rows, :meth:`pictures` reads stored bytes in blocks."""
+        _, img, _ = decode_item(self.work_items([r])[0])
         return np.asarray(img)
 
 
@@ -137,8 +242,13 @@ def decode_item(work):
             raise DecodeError(f"no image bytes in this row (found {type(item[1]).__name__})")
         if not data:
             raise DecodeError("empty image bytes (0 bytes)")
+        digest = _digest(data)
+        if tag == "bytes" and len(item) > 2 and item[2] is not None and digest.tobytes() != bytes(item[2]):
+            raise DecodeError("the image bytes changed since the table was listed (another digest); audit it again")
         img, note = decode_bytes(data)
-        return _digest(data), img, note
+        return digest, img, note
+    if tag == "unreadable":  # stored bytes that could not be read (RowSource.work_items)
+        raise DecodeError(item[1])
     if tag == "dicom":
         from .dicom import decode_frame  # noqa: PLC0415 - optional extra
 

@@ -4,12 +4,19 @@ The columns are those of the CSV manifest (``path``, ``split``, optional ``label
 other names are given with ``path_column=`` etc. A column of image bytes (``bytes`` cells,
 or Hugging Face style ``{"bytes": ..., "path": ...}`` structs) may replace the paths: many
 datasets ship that way. Its rows are decoded from those bytes, no temporary files.
+
+A Parquet file's image bytes stay in the file: listing it reads them once, a row group at a
+time, for their digests (the cache keys), and decoding reads them again, a row group at a time,
+as their chunks go to the workers (:class:`ParquetBytes`). Memory holds one row group of the
+image column, not the table.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -17,7 +24,8 @@ from ..errors import InputError
 from ..manifest import SPLIT_ALIASES, UNSPLIT, Manifest
 from .rows import RowSource, missing_extra
 
-__all__ = ["from_dataframe", "from_parquet", "from_columns", "TABLE_OPTIONS", "PARQUET_SUFFIXES"]
+__all__ = ["from_dataframe", "from_parquet", "from_columns", "ParquetBytes", "StoredCell", "TABLE_OPTIONS",
+           "PARQUET_SUFFIXES"]
 
 TABLE_OPTIONS = ("path_column", "split_column", "label_column", "group_column", "image_column")
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -30,8 +38,145 @@ def _text(v) -> str:
     return str(v).strip()
 
 
+class StoredCell(NamedTuple):
+    """A cell whose image bytes stay where they are stored: row ``key`` of a store, their
+    BLAKE2b-128 ``digest`` and ``size`` (what the cache needs without reading them again)."""
+
+    key: int
+    digest: bytes
+    size: int
+
+
 def _is_image_cell(v) -> bool:
-    return isinstance(v, (bytes, bytearray, memoryview)) or (isinstance(v, dict) and ("bytes" in v or "path" in v))
+    return isinstance(v, (bytes, bytearray, memoryview, StoredCell)) or (
+        isinstance(v, dict) and ("bytes" in v or "path" in v))
+
+
+def _bytes_field(arrow_type):
+    """How a column of this Arrow type holds image bytes: ``"binary"``, ``"struct"`` (a
+    ``bytes`` field, Hugging Face style) or None."""
+    import pyarrow as pa  # noqa: PLC0415 - only called with pyarrow at hand
+
+    def is_bin(t):
+        return pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t)
+
+    if is_bin(arrow_type):
+        return "binary"
+    if pa.types.is_struct(arrow_type):
+        names = [arrow_type.field(k).name for k in range(arrow_type.num_fields)]
+        if "bytes" in names and is_bin(arrow_type.field(names.index("bytes")).type):
+            return "struct"
+    return None
+
+
+def _values(column, how: str):
+    """``(bytes array, path array or None)`` of an Arrow column (or chunk) holding image bytes.
+
+    Chunks are never combined (that would copy the bytes, and a binary array holds 2 GB at most).
+    """
+    import pyarrow as pa  # noqa: PLC0415
+
+    if isinstance(column, pa.ChunkedArray) and column.num_chunks == 1:
+        column = column.chunk(0)
+    if how == "binary":
+        return column, None
+    names = [column.type.field(k).name for k in range(column.type.num_fields)]
+    fields = column.flatten()  # a null struct gives null fields (field() would not); data not copied
+    return fields[names.index("bytes")], (fields[names.index("path")] if "path" in names else None)
+
+
+#: How Parquet files are opened to read image bytes: no pre-buffering of whole column chunks
+#: and buffered page reads (less memory when a row group is large).
+_PARQUET_READ = {"pre_buffer": False, "buffer_size": 1 << 20}
+
+
+def _release_arrow_memory() -> None:
+    """Hand the memory of row groups let go back to the system (Arrow's allocator keeps it)."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    pa.default_memory_pool().release_unused()
+
+
+def _buffer(scalar):
+    """The bytes of a binary Arrow scalar as a zero-copy buffer (None when null)."""
+    if not scalar.is_valid:
+        return None
+    return scalar.as_buffer()
+
+
+class ParquetBytes:
+    """The image bytes of one column of a Parquet file, read a row group at a time.
+
+    ``read(rows)`` returns each row's bytes (or a reason, str, when the row has none). The row
+    group last read is kept, so rows asked in stored order read each group once. The Parquet
+    reader decodes a column a whole row group at a time: memory holds one row group of this
+    column (files written by ``datasets`` hold 100 images per group; a file written as one
+    row group holds the whole column).
+    """
+
+    def __init__(self, path, column: str, how: str, starts):
+        self.path = os.fspath(path)
+        self.column = column
+        self.how = how
+        self.starts = np.asarray(starts, np.int64)  # first row of each row group, then the row count
+        self.name = Path(path).name
+        self._group = (None, None)
+
+    def __getstate__(self):  # never pickle a row group along
+        d = dict(self.__dict__)
+        d["_group"] = (None, None)
+        return d
+
+    def _read_group(self, g: int):
+        if self._group[0] != g:
+            import pyarrow.parquet as pq  # noqa: PLC0415
+
+            self.release()  # let the previous group go before the next is read
+            table = pq.ParquetFile(self.path, **_PARQUET_READ).read_row_group(g, columns=[self.column],
+                                                                               use_threads=False)
+            self._group = (g, _values(table.column(0), self.how)[0])
+        return self._group[1]
+
+    def read(self, rows) -> list:
+        rows = [int(r) for r in rows]
+        out: list = [None] * len(rows)
+        n = int(self.starts[-1])
+        for k in sorted(range(len(rows)), key=rows.__getitem__):
+            r = rows[k]
+            if not 0 <= r < n:
+                out[k] = f"{self.name}: no row {r} (the file has {n} rows now)"
+                continue
+            g = int(np.searchsorted(self.starts, r, side="right")) - 1
+            buf = _buffer(self._read_group(g)[r - int(self.starts[g])])
+            out[k] = buf.to_pybytes() if buf is not None and buf.size else "row has no image bytes"
+        return out
+
+    def release(self) -> None:
+        """Let go of the row group kept for the next read."""
+        if self._group[0] is not None:
+            self._group = (None, None)
+            _release_arrow_memory()
+
+
+def _stored_cells(pf, column: str, how: str) -> list:
+    """One cell per row of a Parquet column of image bytes, read a row group at a time:
+    :class:`StoredCell` (digest and size, the bytes left in the file), ``{"path": p}`` for a
+    struct cell that only references a file, or None."""
+    cells = []
+    for g in range(pf.metadata.num_row_groups):
+        data, paths = _values(pf.read_row_group(g, columns=[column], use_threads=False).column(0), how)
+        base = len(cells)
+        for q in range(len(data)):
+            buf = _buffer(data[q])
+            if buf is not None and buf.size:
+                cells.append(StoredCell(base + q, hashlib.blake2b(memoryview(buf), digest_size=16).digest(), buf.size))
+            elif paths is not None and paths[q].is_valid and paths[q].as_py():
+                cells.append({"bytes": None, "path": paths[q].as_py()})
+            else:
+                cells.append(None)
+        del data, paths
+        _release_arrow_memory()
+    return cells
 
 
 def from_dataframe(df, *, root=None, **options) -> Manifest:
@@ -72,18 +217,33 @@ def from_parquet(path, **options) -> Manifest:
     except ImportError:
         raise InputError(str(missing_extra("a Parquet manifest", "parquet", "pyarrow"))) from None
     try:
-        table = pq.read_table(path)
+        pf = pq.ParquetFile(path, **_PARQUET_READ)
+        schema = pf.schema_arrow
+        how = {f.name: _bytes_field(f.type) for f in schema}
+        # image bytes stay in the file (StoredCell: digest and size); the other columns are read
+        table = pf.read(columns=[c for c in schema.names if how[c] is None], use_threads=False)
+        cols = {name: table.column(name).to_pylist() for name in table.column_names}
+        stores = {}
+        for c in schema.names:
+            if how[c] is not None:
+                cols[c] = _stored_cells(pf, c, how[c])
+                starts = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(pf.metadata.num_row_groups)])
+                stores[c] = ParquetBytes(path, c, how[c], starts)
+        n = pf.metadata.num_rows
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError...
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
-    cols = {name: table.column(name).to_pylist() for name in table.column_names}
-    return from_columns(cols, table.num_rows, name=path.name, root=path.parent, **options)
+    cols = {name: cols[name] for name in schema.names}  # the file's column order
+    return from_columns(cols, n, name=path.name, root=path.parent, stores=stores, **options)
 
 
 def from_columns(cols: dict, n: int, *, name: str, root: Path | None, path_column=None, split_column=None,
-                 label_column=None, group_column=None, image_column=None) -> Manifest:
-    """The shared core of DataFrame and Parquet manifests: ``cols`` maps column name to a list."""
+                 label_column=None, group_column=None, image_column=None, stores=None) -> Manifest:
+    """The shared core of DataFrame and Parquet manifests: ``cols`` maps column name to a list.
+
+    ``stores`` maps a column of :class:`StoredCell` cells to where their bytes are read from.
+    """
     lower = {c.strip().lower(): c for c in cols}
 
     def pick(given, default, what):
@@ -128,6 +288,8 @@ def from_columns(cols: dict, n: int, *, name: str, root: Path | None, path_colum
                 else:
                     skipped.append((ident, "row has neither image bytes nor a path"))
                     continue
+            elif isinstance(cell, StoredCell):
+                item = ("stored", 0, cell.key, cell.digest, cell.size)
             elif isinstance(cell, (bytes, bytearray, memoryview)) and len(cell):
                 item = ("bytes", bytes(cell))
             else:
@@ -157,7 +319,8 @@ def from_columns(cols: dict, n: int, *, name: str, root: Path | None, path_colum
         arr = np.empty(len(items), dtype=object)
         for k, it in enumerate(items):
             arr[k] = it
-        source = RowSource(items=arr, meta={"image_column": image_c})
+        store = (stores or {}).get(image_c)
+        source = RowSource(items=arr, meta={"image_column": image_c}, stores=(store,) if store is not None else ())
     return Manifest(paths=np.array(paths, dtype=object), splits=np.array(sp, dtype=object),
                     labels=np.array(lab, dtype=object), groups=np.array(grp, dtype=object),
                     root=root, skipped=tuple(skipped), source=source)

@@ -43,6 +43,7 @@ from .evidence import EVIDENCE, pair_evidence
 from .features import Features, extract_images
 from .index import CosineIndex
 from .pairs import Candidates, Kind, PairTable, find_candidates
+from .parallel import run_chunks
 from .settings import DetectSettings
 from .views import N_VARIANTS, embedding_variants, transform_variants
 
@@ -262,22 +263,23 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     order = search_rows[_digest_order(features.pixel_digest[search_rows])]
     sample = order[:CAL_SAMPLE]
     pictures = images(sample) if images is not None else thumbnails_as_images(features, sample)
-    copies, origin, edit_names = [], [], []
+    sources = []
     for r, pic in zip(sample.tolist(), pictures):
-        if pic is None:
-            continue
-        pic = pic.convert("RGB")
-        pic.thumbnail((COPY_SIDE, COPY_SIDE), Image.BILINEAR)
-        rng = np.random.default_rng(int.from_bytes(features.pixel_digest[r, :8].tobytes(), "little"))
-        for _ in range(COPIES):
-            copy, edits = synthetic_copy(pic, rng, variants)
-            copies.append(np.asarray(copy))
-            origin.append(r)
-            edit_names.append(edits)
-    if not copies:
+        if pic is not None:
+            pic = pic.convert("RGB")
+            pic.thumbnail((COPY_SIDE, COPY_SIDE), Image.BILINEAR)
+            sources.append((r, np.asarray(pic), int.from_bytes(features.pixel_digest[r, :8].tobytes(), "little")))
+    if not sources:
         return None
     n = len(features)
-    made = extract_images(copies, model=model)
+    step = -(-len(sources) // (4 * max(1, jobs)))
+    tasks = [(sources[k:k + step], variants, model) for k in range(0, len(sources), step)]
+    origin, edit_names, parts = [], [], []
+    for _, (rows, edits, part) in run_chunks(_copies_job, tasks, jobs=jobs):  # results in task order
+        origin += rows
+        edit_names += edits
+        parts.append(part)
+    made = Features.concat(parts, np.cumsum([0] + [len(p) for p in parts[:-1]]).tolist())
     if features.model_embedding is None and made.model_embedding is not None:
         made = dataclasses.replace(made, model_embedding=None)
     aug = Features.concat([features, made], [0, n])
@@ -290,7 +292,9 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     pairs = _unique(pairs)
     kth = found.kth_neighbour.copy()
     kth[:n] = candidates.kth_neighbour
-    evidence = pair_evidence(aug, pairs, kth, variants, jobs=jobs)
+    # only pairs at the min_ncc floor are learnt from (below: see MIN_NEGATIVES), so only they
+    # are measured in full
+    evidence = pair_evidence(aug, pairs, kth, variants, min_ncc=s.min_ncc, jobs=jobs)
     origin_of = np.full(len(aug), -1, np.int64)
     origin_of[n:] = origin
     src_i = np.where(pairs.i >= n, origin_of[pairs.i], pairs.i)
@@ -301,6 +305,8 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     related = _proposed(candidates.pairs, src_i, src_j, n) & ~label
     floor = evidence[:, 0] >= s.min_ncc
     if int((floor & ~label).sum()) < MIN_NEGATIVES:  # a small dataset: learn from the easy look-alikes too
+        below = np.flatnonzero(~floor)
+        evidence[below] = pair_evidence(aug, pairs.take(below), kth, variants, jobs=jobs)
         floor = np.ones(len(label), bool)
     columns = tuple(c for c in EVIDENCE if c != "model" or features.model_embedding is not None)
     stats = {"n_images": int(len(set(origin.tolist()))), "n_copies": int(made.ok.sum()),
@@ -324,6 +330,23 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     if final is not None:
         final.stats["left_out_as_possible_copies"] = int((ambiguous & ~unlike).sum())
     return final
+
+
+def _copies_job(job) -> tuple:
+    """``COPIES`` synthetic copies of each source picture and their features: ``job = ([(row,
+    picture, seed), ...], variants, model)`` -> ``(origin rows, edits, Features)``. Each
+    source's edits come from its own seed, so any split of the work gives the same copies."""
+    sources, variants, model = job
+    copies, origin, edit_names = [], [], []
+    for r, pic, seed in sources:
+        img = Image.fromarray(pic, "RGB")
+        rng = np.random.default_rng(seed)
+        for _ in range(COPIES):
+            copy, edits = synthetic_copy(img, rng, variants)
+            copies.append(np.asarray(copy))
+            origin.append(r)
+            edit_names.append(edits)
+    return origin, edit_names, extract_images(copies, model=model)
 
 
 def _proposed(cands: PairTable, a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:

@@ -28,6 +28,8 @@ alignment, more evidence is measured:
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .features import Features
@@ -217,20 +219,6 @@ def _measure_padded(ta, tb, ca, cb, min_ncc=None):
     return out
 
 
-def _measure_job(job) -> dict:
-    return _measure_padded(*job)
-
-
-def _measure_all(ta, tb, ca, cb, min_ncc, jobs: int) -> dict:
-    """:func:`_measure_padded` of :data:`BLOCK` pairs at a time, on ``jobs`` processes."""
-    p = len(ta)
-    if jobs <= 1 or p <= BLOCK:
-        return _measure_padded(ta, tb, ca, cb, min_ncc)
-    tasks = [(ta[s:s + BLOCK], tb[s:s + BLOCK], ca[s:s + BLOCK], cb[s:s + BLOCK], min_ncc) for s in range(0, p, BLOCK)]
-    parts = [r for _, r in run_chunks(_measure_job, tasks, jobs=jobs)]
-    return {name: np.concatenate([r[name] for r in parts]) for name in parts[0]}
-
-
 def _align_job(job) -> np.ndarray:
     return align(*job)[0]
 
@@ -285,17 +273,22 @@ def pair_evidence(features: Features, pairs: PairTable, kth_neighbour: np.ndarra
     search (:class:`~leakscan.pairs.Candidates`); ``variants`` are the rotations/flips allowed.
     With ``min_ncc``, pairs that align below it get only their ``ncc`` (the decision drops
     them), which spares most of the work on a search's many weak candidates.
-    Memory stays bounded: pairs are measured ``block`` at a time (default :data:`BLOCK`
-    for each of the ``jobs`` processes that share the work).
+    Memory stays bounded: pairs are measured ``block`` (default :data:`BLOCK`) at a time,
+    on ``jobs`` processes.
     """
     E = np.full((len(pairs), len(EVIDENCE)), np.nan, np.float32)
     todo = np.flatnonzero(pairs.kind != Kind.EXACT)
     if not len(todo):
         return E
-    block = block or BLOCK * max(1, jobs)
-    for start in range(0, len(todo), block):
-        rows = todo[start:start + block]
-        E[rows] = _evidence_block(features, pairs.take(rows), variants, min_ncc, jobs)
+    block = block or BLOCK
+    blocks = [todo[start:start + block] for start in range(0, len(todo), block)]
+    if jobs <= 1 or len(blocks) <= 1:
+        for rows in blocks:
+            E[rows] = _evidence_block(features, pairs.take(rows), variants, min_ncc)
+    else:  # each worker gets the features of its block's rows only
+        tasks = _evidence_tasks(features, pairs, blocks, variants, min_ncc)
+        for k, e in run_chunks(_evidence_job, tasks, jobs=jobs):
+            E[blocks[k]] = e
     # distinctiveness: the pair's ncc against each image's with a typical near neighbour
     measured = todo[~np.isnan(E[todo, EVIDENCE.index("ncc_fine")])]
     i, j = pairs.i[measured], pairs.j[measured]
@@ -315,7 +308,21 @@ def _digest_greater(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return diff[np.arange(len(a)), first] > 0
 
 
-def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None, jobs: int = 1) -> np.ndarray:
+def _evidence_job(job) -> np.ndarray:
+    """The evidence of one block of pairs: ``job = (features of the rows they name, pairs renumbered
+    to those rows, variants, min_ncc)`` (small enough to send to a worker process)."""
+    return _evidence_block(*job)
+
+
+def _evidence_tasks(features: Features, pairs: PairTable, blocks, variants, min_ncc):
+    for rows in blocks:
+        part = pairs.take(rows)
+        used, inverse = np.unique(np.r_[part.i, part.j], return_inverse=True)
+        part = dataclasses.replace(part, i=inverse[:len(rows)].astype(np.int64), j=inverse[len(rows):].astype(np.int64))
+        yield features.take(used), part, variants, min_ncc
+
+
+def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None) -> np.ndarray:
     todo = np.arange(len(pairs))
     E = np.zeros((len(pairs), len(EVIDENCE)), np.float32)
     i, j = pairs.i.copy(), pairs.j.copy()
@@ -341,12 +348,12 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
            for name in ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "zoom")}
     plain = np.flatnonzero(~rotated)
     if len(plain):
-        r = _measure_all(*_views(features, i[plain], j[plain], plain_v[plain]), min_ncc, jobs)
+        r = _measure_padded(*_views(features, i[plain], j[plain], plain_v[plain]), min_ncc)
         asym = np.flatnonzero(np.isin(plain_v[plain], (5, 6)))  # rot90/rot270: try the other side too
         if len(asym):
             k = plain[asym]
             tb, ta, cb, ca = _views(features, j[k], i[k], plain_v[k])
-            r2 = _measure_all(ta, tb, ca, cb, min_ncc, jobs)
+            r2 = _measure_padded(ta, tb, ca, cb, min_ncc)
             r = {name: arr.copy() for name, arr in r.items()}
             for name, arr in _best_of({n: a[asym] for n, a in r.items()}, r2).items():
                 r[name][asym] = arr
@@ -365,8 +372,8 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
             vv = plain_v[rot][k]
             ta = _dihedral(features.derotated_thumb[q], vv).astype(np.float32)
             ca = _dihedral(features.derotated_colour[q], vv).astype(np.float32)
-            r = _measure_all(ta, features.thumb[y[k]].astype(np.float32), ca,
-                             features.colour[y[k]].astype(np.float32), min_ncc, jobs)
+            r = _measure_padded(ta, features.thumb[y[k]].astype(np.float32), ca,
+                                features.colour[y[k]].astype(np.float32), min_ncc)
             cur = {name: arr[k] for name, arr in best.items()}
             for name, arr in _best_of(cur, r).items():
                 best[name][k] = arr

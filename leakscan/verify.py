@@ -252,7 +252,7 @@ def _zoomed(a, b, wa, wb, z):
 
 
 #: Pairs aligned at a time: bounds the memory of the temporaries (~50 KB a pair).
-BLOCK = 4096
+BLOCK = 2048
 
 
 def align(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb: np.ndarray | None = None,

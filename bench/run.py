@@ -523,8 +523,8 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=None)
     ap.add_argument("--skip-cifar", action="store_true")
     ap.add_argument("--skip-scale", action="store_true", help="skip the synthetic 100k-1M search runs")
-    ap.add_argument("--only", choices=["thresholds", "transformed", "peers", "judged", "formats", "models", "tiles",
-                                       "photos"],
+    ap.add_argument("--only", choices=["cifar", "thresholds", "transformed", "peers", "judged", "formats", "models",
+                                       "tiles", "photos"],
                     help="run one section and print it")
     ap.add_argument("--model", action="append", default=[m for m in [os.environ.get("LEAKSCAN_BENCH_MODEL")] if m],
                     help="an image-embedding ONNX model to add to the model rows (repeatable; SSCD from the "
@@ -534,7 +534,7 @@ def main() -> int:
     lines = [f"# leakscan benchmark — {date.today()} — {platform.machine()}, {os.cpu_count()} cores, "
              f"Python {platform.python_version()}", ""]
     if a.only:
-        {"thresholds": thresholds_section, "transformed": transformed_section, "peers": peers_section,
+        {"cifar": lambda ls: cifar_section(ls, a.jobs), "thresholds": thresholds_section, "transformed": transformed_section, "peers": peers_section,
          "judged": judged_section, "formats": formats_section, "tiles": tiles_section,
          "models": lambda ls: model_section(ls, models), "photos": lambda ls: photos_section(ls, a.jobs)}[a.only](lines)
         print("\n".join(lines))

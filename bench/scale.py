@@ -1,9 +1,13 @@
 """Synthetic scale run: features generated (not decoded) with planted duplicate groups, then
 search -> groups -> leakage report. Prints one JSON line.
 
-    python bench/scale.py N [--exact]
+    python bench/scale.py N [--exact] [--thumbs]
 
 --exact forces brute-force indexes (the reference the approximate ones are compared with).
+--thumbs also generates 32x32 thumbnails and 16x16 colour thumbnails (a copy is its base
+shifted by up to a pixel, with noise), so every candidate is aligned, the decision is
+calibrated on copies of the thumbnails, and the run measures search + verification +
+calibration + groups + report, as a real audit after decoding.
 """
 
 from __future__ import annotations
@@ -16,7 +20,31 @@ import time
 import numpy as np
 
 
-def synth(n: int, seed: int = 0, dup_frac: float = 0.05):
+def thumbs(n: int, base_of: np.ndarray, seed: int = 1, block: int = 100_000):
+    """``(thumb (n, 32, 32), colour (n, 3, 16, 16))`` uint8: blocky random structure; row k copies
+    row ``base_of[k]`` (shifted by up to a pixel, plus noise) where ``base_of[k] != k``."""
+    rng = np.random.default_rng(seed)
+    thumb = np.empty((n, 32, 32), np.uint8)
+    for s in range(0, n, block):
+        m = min(block, n - s)
+        coarse = rng.integers(0, 256, (m, 8, 8)).astype(np.float32)
+        fine = rng.integers(-40, 41, (m, 16, 16)).astype(np.float32)
+        img = np.repeat(np.repeat(coarse, 4, 1), 4, 2) + np.repeat(np.repeat(fine, 2, 1), 2, 2)
+        thumb[s:s + m] = np.clip(img, 0, 255).astype(np.uint8)
+    copies = np.flatnonzero(base_of != np.arange(n))
+    for s in range(0, len(copies), block):
+        c = copies[s:s + block]
+        shifted = np.roll(thumb[base_of[c]], (int(rng.integers(-1, 2)), int(rng.integers(-1, 2))), axis=(1, 2))
+        noisy = shifted.astype(np.float32) + rng.normal(0, 4, shifted.shape).astype(np.float32)
+        thumb[c] = np.clip(noisy, 0, 255).astype(np.uint8)
+    small = thumb.reshape(n, 16, 2, 16, 2).mean(axis=(2, 4))
+    gains = np.random.default_rng(seed + 1).uniform(0.6, 1.2, (n, 3, 1, 1)).astype(np.float32)
+    gains[copies] = gains[base_of[copies]]
+    colour = np.clip(small[:, None] * gains, 0, 255).astype(np.uint8)
+    return thumb, colour
+
+
+def synth(n: int, seed: int = 0, dup_frac: float = 0.05, with_thumbs: bool = False):
     from leakscan.features import EMBED_DIM, Features
     from leakscan.views import N_VARIANTS
 
@@ -41,14 +69,20 @@ def synth(n: int, seed: int = 0, dup_frac: float = 0.05):
         bit = rng.integers(0, 64, sel.sum())
         hashes[slots[sel], 0, bit // 8] ^= (1 << (7 - bit % 8)).astype(np.uint8)
     digests = rng.integers(0, 256, (n, 16), dtype=np.uint8)
+    extra = {}
+    if with_thumbs:
+        base_of = np.arange(n)
+        base_of[slots] = copy_base
+        extra["thumb"], extra["colour"] = thumbs(n, base_of)
     f = Features(ok=np.ones(n, bool), file_digest=digests, pixel_digest=digests.copy(), hashes=hashes,
-                 embedding=emb, low_info=np.zeros(n, bool), sizes=np.full((n, 2), 32, np.int32))
+                 embedding=emb, low_info=np.zeros(n, bool), sizes=np.full((n, 2), 32, np.int32), **extra)
     return f, np.stack([np.minimum(slots, copy_base), np.maximum(slots, copy_base)], 1)
 
 
 def main() -> None:
     n = int(sys.argv[1])
     exact = "--exact" in sys.argv
+    with_thumbs = "--thumbs" in sys.argv
     import leakscan.index as index
     from leakscan.audit import analyse
     from leakscan.manifest import Manifest
@@ -57,17 +91,24 @@ def main() -> None:
 
     if exact:
         index.EXACT_MAX = index.HAMMING_EXACT_MAX = 10**12
-    feats, planted = synth(n)
+    t0 = time.perf_counter()
+    feats, planted = synth(n, with_thumbs=with_thumbs)
+    t_synth = time.perf_counter() - t0
     rng = np.random.default_rng(1)
     m = Manifest(paths=np.array([f"img{k}" for k in range(n)], dtype=object),
                  splits=np.where(rng.random(n) < 0.8, "train", "test").astype(object),
                  labels=rng.integers(0, 10, n).astype(str).astype(object),
                  groups=np.full(n, "", dtype=object))
     t = time.perf_counter()
-    # generated features have no pixels: nothing to verify and no thumbnails to crop, so this
-    # measures the search (plain + mirrored queries) and the analysis, not the verification
-    settings = DetectSettings(min_ncc=-1, crops=False, transforms="flip")
-    pairs = find_pairs(feats, settings)
+    # plain + mirrored queries, no crop views. Without --thumbs the features have no pixels:
+    # nothing to verify, so this measures the search and the analysis, not the verification
+    settings = DetectSettings(crops=False, transforms="flip") if with_thumbs else \
+        DetectSettings(min_ncc=-1, crops=False, transforms="flip")
+    from leakscan.decide import detect
+    from leakscan.parallel import check_jobs
+
+    det = detect(feats, settings, jobs=check_jobs(None)) if with_thumbs else None
+    pairs = det.pairs if det is not None else find_pairs(feats, settings)
     t_pairs = time.perf_counter() - t
     audit = analyse(m, feats, pairs, settings)
     total = time.perf_counter() - t
@@ -75,7 +116,9 @@ def main() -> None:
     direct = np.mean([(a, b) in found for a, b in planted.tolist()])
     g = audit.groups.ids
     grouped = float(np.mean(g[planted[:, 0]] == g[planted[:, 1]]))
-    print(json.dumps({"n": n, "exact": exact, "seconds_search": round(t_pairs, 1), "seconds_total": round(total, 1),
+    print(json.dumps({"n": n, "exact": exact, "thumbs": with_thumbs, "seconds_generate": round(t_synth, 1),
+                      "seconds_search": round(t_pairs, 1), "seconds_total": round(total, 1),
+                      "timings": {k: round(v, 1) for k, v in (det.timings if det is not None else {}).items()},
                       "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                       "planted_pairs": len(planted), "planted_found_direct": round(float(direct), 4),
                       "planted_same_group": round(grouped, 4), "n_pairs": len(pairs),

@@ -27,7 +27,7 @@ POSSIBLE_FLOOR = 0.1
 #: Image files decode at the smallest scale that keeps this many pixels on the shorter side
 #: (JPEG: 1/2, 1/4 or 1/8 scale in the decoder; other formats: a whole-factor box reduction).
 #: Every feature is made from a 32x32 or 16x16 thumbnail; ``--full-decode`` decodes at full size.
-DECODE_SIDE = 128
+DECODE_SIDE = 256
 #: Seed of the re-split when none is given (``--seed``), for every entry point.
 RANDOM_STATE = 0
 

@@ -3,7 +3,7 @@
 The search (:mod:`leakscan.pairs`) proposes candidates that look alike in layout. For each
 candidate, the two 32x32 grayscale thumbnails are first *aligned*: the detail (thumbnail
 minus its blur) of one is compared with the other's over small zooms and shifts
-(:func:`align`, coarse-to-fine; the best normalised cross-correlation is ``ncc``). At that
+(:func:`leakscan.verify.align`, coarse-to-fine; the best normalised cross-correlation is ``ncc``). At that
 alignment, more evidence is measured:
 
 * ``ncc_fine``: correlation of the finest detail (sigma 1 px): a re-encoded or shifted copy

@@ -14,7 +14,7 @@ import numpy as np
 
 from ._version import __version__
 from .cache import SCHEMA as CACHE_SCHEMA, FeatureCache, NotACache, default_cache_path, file_key
-from .calibrate import CAL_SAMPLE
+from .calibrate import picture_share
 from .parallel import check_jobs
 from .decide import Detection, detect
 from .decode import is_cacheable
@@ -403,7 +403,7 @@ def audit(
     try:
         feats = _features(m, store, jobs=jobs, client=client, progress=progress, model=model,
                           decode_side=None if full_decode else DECODE_SIDE,
-                          picture_share=min(1.0, 1.5 * CAL_SAMPLE / max(len(m), 1)))
+                          picture_share=picture_share(len(m)))
         t2 = time.perf_counter()
         detection = None
         if store is not None:

@@ -50,7 +50,7 @@ from .views import N_VARIANTS, embedding_variants, transform_variants
 log = logging.getLogger(__name__)
 
 __all__ = ["Calibration", "calibrate", "synthetic_copy", "CAL_SAMPLE", "MIN_AUC", "adjust_to_prior", "logistic_fit",
-           "roc_auc"]
+           "picture_share", "roc_auc"]
 
 #: Images of the dataset copied to calibrate (chosen by content digest).
 CAL_SAMPLE = 400
@@ -245,6 +245,13 @@ def thumbnails_as_images(features: Features, rows) -> list:
 def _digest_order(digests: np.ndarray) -> np.ndarray:
     """Row order by content digest (independent of input order)."""
     return np.lexsort(digests.T[::-1])
+
+
+def picture_share(n_rows: int) -> float:
+    """Share of a dataset's pixel digests (the lowest) whose pictures are worth keeping when
+    they are first decoded: the calibration's sample is the :data:`CAL_SAMPLE` lowest digests
+    of the searchable rows, and half as many again covers rows left out of the search."""
+    return min(1.0, 1.5 * CAL_SAMPLE / max(int(n_rows), 1))
 
 
 def calibrate(features: Features, settings: DetectSettings, candidates: Candidates, *,

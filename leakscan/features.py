@@ -447,7 +447,10 @@ def _extract_chunk(job) -> Features:
                 size = img.size
             out.pixel_digest[k] = pixel_digest(img)
             if picture_share and digest_share(out.pixel_digest[k]) < picture_share:
-                pictures.append((k, small_picture(img)))
+                try:
+                    pictures.append((k, small_picture(img)))
+                except Exception as exc:  # only a convenience: the calibration decodes it again
+                    log.info("image %d of the chunk: no calibration picture kept (%s)", k, exc)
             smalls[k] = thumbnail(img)
             colours[k] = colour_thumbnail(img)
             out.sizes[k] = size

@@ -139,8 +139,12 @@ def _best(a, b, wa, wb, zooms, shifts):
         else:
             x, wx, y, wy = _zoom(a, -s), zw(wa, -s), b, wb
         if unweighted:  # summed-area tables of the plain side, once; of the zoomed side, per zoom
-            tx = tables.setdefault("a", _tables(a)) if s > 0 else _tables(x)
-            ty = tables.setdefault("b", _tables(b)) if s < 0 or s == 1.0 else _tables(y)
+            if s > 0 and "a" not in tables:
+                tables["a"] = _tables(a)
+            if (s < 0 or s == 1.0) and "b" not in tables:
+                tables["b"] = _tables(b)
+            tx = tables["a"] if s > 0 else _tables(x)
+            ty = tables["b"] if s < 0 or s == 1.0 else _tables(y)
         for dy, dx in shifts:
             c = _ncc_tables(x, y, tx, ty, dy, dx) if unweighted else _ncc_at(x, y, wx, wy, dy, dx)
             better = c > best
@@ -200,15 +204,17 @@ def _ncc_tables(x, y, tx, ty, dy: int, dx: int) -> np.ndarray:
                           np.float32((xr1 - xr0) * (xc1 - xc0)))
 
 
-def _refine_unweighted(x, y, by, bx, fine):
+def _refine_unweighted(x, y, by, bx, fine, tx=None, ty=None):
     """Best NCC of ``x[r, c]`` against ``y[r - by - ey, c - bx - ex]`` over the ``fine`` steps
     ``(ey, ex)``, each pair with its own base shift ``(by, bx)``: ``(ncc, ey, ex)``.
 
     The same overlaps as shifting ``y`` by the base (zero outside) and correlating with
-    weights; the sums come from summed-area tables of the unshifted images.
+    weights; the sums come from summed-area tables of the unshifted images (``tx``/``ty`` when
+    the caller has them already).
     """
     n = x.shape[-1]
-    tx, ty = _tables(x), _tables(y)
+    tx = _tables(x) if tx is None else tx
+    ty = _tables(y) if ty is None else ty
     ysh, _ = _shift_each(y, None, by, bx)
     best = np.full(len(x), -2.0, np.float32)
     bey = np.zeros(len(x), np.int64)
@@ -298,12 +304,19 @@ def align(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb: np.nda
             sel = np.flatnonzero(bz == zi)
             r0 = rank[int(zi)]
             by, bx = 2 * bdy[sel], 2 * bdx[sel]
+            plain: dict = {}  # tables of the side a zoom leaves as it is, made once per group
             for zk in order[max(0, r0 - 1):r0 + 2]:
                 z = zooms[zk]
                 x, wx, y, wy = _zoomed(A[sel], B[sel], None if WA is None else WA[sel],
                                        None if WB is None else WB[sel], z)
                 if wx is None and wy is None:
-                    c, ey, ex = _refine_unweighted(x, y, by, bx, fine)
+                    if z > 0 and "a" not in plain:
+                        plain["a"] = _tables(x)
+                    if (z < 0 or z == 1.0) and "b" not in plain:
+                        plain["b"] = _tables(y)
+                    tx = plain["a"] if z > 0 else None
+                    ty = plain["b"] if z < 0 or z == 1.0 else None
+                    c, ey, ex = _refine_unweighted(x, y, by, bx, fine, tx, ty)
                 else:
                     y, wy = _shift_each(y, wy, by, bx)
                     c = np.full(len(sel), -2.0, np.float32)

@@ -162,14 +162,15 @@ class Audit:
         return add_to_summary(self, d)
 
     def pair_details(self, pairs: PairTable | None = None) -> list[str]:
-        """The ``detail`` of each pair (how the copy differs), with the angle of rotated copies."""
+        """The ``detail`` of each pair (how the copy differs), with the angle of rotated copies
+        (``rotated 12.5 deg``) and ``unpadded`` for a picture matched without its flat border."""
         p = self.pairs if pairs is None else pairs
         detail = p.detail()
         angle = dict(zip(self.features.derotated_rows.tolist(), self.features.derotated_angle.tolist()))
         for k in np.flatnonzero(MatchView.is_derotated(p.variant)):
             a = angle.get(int(p.i[k]), angle.get(int(p.j[k])))
             if a is not None:
-                detail[k] = detail[k].replace("rotated", f"rotated {a:g} deg", 1)
+                detail[k] = detail[k].replace("rotated", f"rotated {a:g} deg" if a else "unpadded", 1)
         if self.decisions is not None and self.decisions.added_pairs:
             from .decisions import USER_DETAIL  # noqa: PLC0415
 

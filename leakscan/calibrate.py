@@ -31,6 +31,7 @@ their order, folder layout or manifest.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import logging
 from dataclasses import dataclass, field
@@ -255,11 +256,13 @@ def picture_share(n_rows: int) -> float:
 
 
 def calibrate(features: Features, settings: DetectSettings, candidates: Candidates, *,
-              images: ImageSource | None = None, model=None, jobs: int = 1) -> Calibration | None:
+              images: ImageSource | None = None, model=None, jobs: int = 1, salt: int = 0) -> Calibration | None:
     """Fit the pair decision on synthetic copies of a sample of ``features``' own images.
 
     ``images(rows)`` returns the canonical RGB pictures of those rows (None: rebuilt from the
-    thumbnails). ``model``: the ONNX model spec, when model embeddings are evidence.
+    thumbnails). ``model``: the ONNX model spec, when model embeddings are evidence. ``salt``
+    (0: the decision audits make) draws another sample and other copies, to measure how much
+    the decision depends on them (``bench/stability.py``).
     Returns None when there is too little data to fit (fewer than 2 searchable images).
     """
     s = settings
@@ -267,15 +270,18 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     search_rows = candidates.search_rows
     if len(search_rows) < 2:
         return None
-    order = search_rows[_digest_order(features.pixel_digest[search_rows])]
-    sample = order[:CAL_SAMPLE]
+    digests = features.pixel_digest[search_rows]
+    if salt:  # another content order: another sample
+        digests = digests ^ np.frombuffer(hashlib.blake2b(str(salt).encode(), digest_size=16).digest(), np.uint8)
+    sample = search_rows[_digest_order(digests)][:CAL_SAMPLE]
     pictures = images(sample) if images is not None else thumbnails_as_images(features, sample)
     sources = []
     for r, pic in zip(sample.tolist(), pictures):
         if pic is not None:
             pic = pic.convert("RGB")
             pic.thumbnail((COPY_SIDE, COPY_SIDE), Image.BILINEAR)
-            sources.append((r, np.asarray(pic), int.from_bytes(features.pixel_digest[r, :8].tobytes(), "little")))
+            seed = int.from_bytes(features.pixel_digest[r, :8].tobytes(), "little") ^ salt
+            sources.append((r, np.asarray(pic), seed))
     if not sources:
         return None
     n = len(features)

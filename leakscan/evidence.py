@@ -199,10 +199,12 @@ def _dihedral(a: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
-def _measure_padded(ta, tb, ca, cb, min_ncc=None):
-    """:func:`measure`, leaving padding (rotation canvas, letterbox) out where there is any."""
+def _measure_padded(ta, tb, ca, cb, min_ncc=None, bordered_a=None, bordered_b=None):
+    """:func:`measure`, leaving padding (rotation canvas, letterbox) out where there is any;
+    ``bordered_a``/``_b`` mark the images whose flat border of any colour is padding too."""
     p = len(ta)
-    wa, wb = padding_weights(ta.astype(np.uint8)), padding_weights(tb.astype(np.uint8))
+    wa = padding_weights(ta.astype(np.uint8), bordered=bordered_a)
+    wb = padding_weights(tb.astype(np.uint8), bordered=bordered_b)
     if wa is None and wb is None:
         return measure(ta, tb, ca, cb, min_ncc=min_ncc)
     wa = np.ones(ta.shape, np.float32) if wa is None else wa
@@ -224,10 +226,20 @@ def _align_job(job) -> np.ndarray:
 
 
 def _views(features: Features, i, j, v):
-    """Thumbnails and colour thumbnails of the pairs, row ``i`` under variant ``v`` (0-7)."""
+    """Thumbnails and colour thumbnails of the pairs, row ``i`` under variant ``v`` (0-7), and
+    which of the two images have a flat border (:func:`_bordered`)."""
     ta = _dihedral(features.thumb[i], v).astype(np.float32)
     ca = _dihedral(features.colour[i], v).astype(np.float32)
-    return ta, features.thumb[j].astype(np.float32), ca, features.colour[j].astype(np.float32)
+    bordered = _bordered(features)
+    return (ta, features.thumb[j].astype(np.float32), ca, features.colour[j].astype(np.float32), bordered[i],
+            bordered[j])
+
+
+def _bordered(features: Features) -> np.ndarray:
+    """``(n,)`` bool: the rows whose canvas view is their picture with a flat border trimmed (angle 0)."""
+    out = np.zeros(len(features), bool)
+    out[features.derotated_rows[features.derotated_angle == 0]] = True
+    return out
 
 
 def _best_of(a: dict, b: dict) -> dict:
@@ -348,12 +360,13 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
            for name in ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "zoom")}
     plain = np.flatnonzero(~rotated)
     if len(plain):
-        r = _measure_padded(*_views(features, i[plain], j[plain], plain_v[plain]), min_ncc)
+        ta, tb, ca, cb, ba, bb = _views(features, i[plain], j[plain], plain_v[plain])
+        r = _measure_padded(ta, tb, ca, cb, min_ncc, ba, bb)
         asym = np.flatnonzero(np.isin(plain_v[plain], (5, 6)))  # rot90/rot270: try the other side too
         if len(asym):
             k = plain[asym]
-            tb, ta, cb, ca = _views(features, j[k], i[k], plain_v[k])
-            r2 = _measure_padded(ta, tb, ca, cb, min_ncc)
+            tb, ta, cb, ca, bb, ba = _views(features, j[k], i[k], plain_v[k])
+            r2 = _measure_padded(ta, tb, ca, cb, min_ncc, ba, bb)
             r = {name: arr.copy() for name, arr in r.items()}
             for name, arr in _best_of({n: a[asym] for n, a in r.items()}, r2).items():
                 r[name][asym] = arr
@@ -361,6 +374,7 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
             res[name][plain] = arr
     rot = np.flatnonzero(rotated)
     if len(rot):
+        bordered = _bordered(features)
         where = np.full(len(features), -1, np.int64)
         where[features.derotated_rows] = np.arange(len(features.derotated_rows))
         best = {name: np.full(len(rot), -1.0 if name == "ncc" else 0.0, np.float32) for name in res}
@@ -373,7 +387,7 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
             ta = _dihedral(features.derotated_thumb[q], vv).astype(np.float32)
             ca = _dihedral(features.derotated_colour[q], vv).astype(np.float32)
             r = _measure_padded(ta, features.thumb[y[k]].astype(np.float32), ca,
-                                features.colour[y[k]].astype(np.float32), min_ncc)
+                                features.colour[y[k]].astype(np.float32), min_ncc, None, bordered[y[k]])
             cur = {name: arr[k] for name, arr in best.items()}
             for name, arr in _best_of(cur, r).items():
                 best[name][k] = arr
@@ -384,7 +398,10 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
     cols["hamming"] = np.where(pairs.hamming[todo] >= 0, pairs.hamming[todo] / 64.0, 0.5)
     cols["distinct"] = np.zeros(len(todo), np.float32)  # set by pair_evidence
     cols["cropped"] = cropped.astype(np.float32)
-    cols["rotated"] = rotated.astype(np.float32)
+    # a view rotated back (interpolated), not one only trimmed out of its flat border (angle 0)
+    turned = np.zeros(len(features), bool)
+    turned[features.derotated_rows[features.derotated_angle != 0]] = True
+    cols["rotated"] = (rotated & (turned[i] | turned[j])).astype(np.float32)
     if features.model_embedding is not None:
         me = features.model_embedding
         cols["model"] = np.einsum("pd,pd->p", me[i], me[j])

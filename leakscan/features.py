@@ -13,9 +13,11 @@
   transformed copies are searched at no extra decode cost.
 * ``thumb``: the 32x32 grayscale thumbnail itself (1 KB), kept so candidate pairs can be
   verified by lining the two thumbnails up (:mod:`leakscan.verify`).
-* ``derotated_*``: for the few images that are rotated copies on a padded canvas (their corners
-  are flat black or white), the angle and the embedding and thumbnail of the de-rotated
-  view (:mod:`leakscan.rotation`); sparse: ``derotated_rows`` names the rows that have one.
+* ``derotated_*``: for the few images whose picture sits on a canvas, the angle and the
+  embedding and thumbnails of the picture off its canvas (:func:`leakscan.views.canvas_view`):
+  rotated copies on a padded canvas (de-rotated, their angle) and pictures in a flat border
+  (letterbox, pillarbox, frame, padding to a square: trimmed, angle 0); sparse:
+  ``derotated_rows`` names the rows that have one.
 * ``low_info``: images with almost no contrast (blank frames, flat colour), whose hashes and
   embeddings are noise; they are matched by exact digests only.
 """
@@ -34,7 +36,7 @@ from .decode import DecodeError, canonical_from_array, decode_bytes, decode_redu
 from .manifest import Manifest
 from .parallel import check_jobs, run_chunks
 from .settings import DECODE_SIDE
-from .views import BINS, CELL, N_VARIANTS, THUMB, derotate
+from .views import BINS, CELL, N_VARIANTS, THUMB, canvas_view
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ __all__ = ["Features", "extract_features", "extract_images", "load_pictures", "f
            "DEROTATED_RECORD"]
 
 #: Bump when any feature's definition changes (cache entries of other versions are not reused).
-FEATURE_VERSION = "7"
+FEATURE_VERSION = "8"
 HASH_SIZE = 8
 #: Largest side of the pictures the calibration copies (:func:`load_pictures`, ``Features.pictures``).
 PICTURE_SIDE = 256
@@ -90,8 +92,8 @@ class Features:
     low_info: np.ndarray      # (n,) bool
     sizes: np.ndarray         # (n, 2) int32 width, height after EXIF transpose
     thumb: np.ndarray | None = None  # (n, 32, 32) uint8 grayscale thumbnail (pair verification)
-    derotated_rows: np.ndarray | None = None       # (m,) int64 rows with a de-rotated view, ascending
-    derotated_angle: np.ndarray | None = None      # (m,) float32 degrees
+    derotated_rows: np.ndarray | None = None       # (m,) int64 rows with a canvas view, ascending
+    derotated_angle: np.ndarray | None = None      # (m,) float32 degrees (0: a flat border trimmed)
     derotated_embedding: np.ndarray | None = None  # (m, EMBED_DIM) float32
     derotated_thumb: np.ndarray | None = None      # (m, 32, 32) uint8
     colour: np.ndarray | None = None               # (n, 3, 16, 16) uint8 colour thumbnail (pair evidence)
@@ -457,9 +459,9 @@ def _extract_chunk(job) -> Features:
             if embedder is not None:
                 views[k] = embedder.preprocess(img)
             try:
-                view = derotate(img, smalls[k])
+                view = canvas_view(img, smalls[k])
             except Exception as exc:  # an extra check: never lose the image to it
-                log.warning("%s: rotation check failed (%s: %s); searched without it",
+                log.warning("%s: canvas check failed (%s: %s); searched without it",
                             item if kind == "path" else f"image {k}", type(exc).__name__, exc)
                 view = None
             if view is not None:

@@ -1,4 +1,4 @@
-"""The ways an image is queried: its 8 rotations/flips, its crops, its de-rotated view.
+"""The ways an image is queried: its 8 rotations/flips, its crops, the picture off its canvas.
 
 Every view is made from what one decode already gives (the 32x32 thumbnail and its
 features), never by decoding again:
@@ -8,8 +8,11 @@ features), never by decoding again:
   permutation of its numbers (:func:`embedding_variants`);
 * **crops** of the thumbnail, enlarged back to full size, find cropped copies
   (:func:`crop_views`, :data:`CROP_PLACES`);
-* the **de-rotated view** of a picture rotated by another angle on a padded canvas is made
-  by :func:`leakscan.rotation.derotate` (re-exported here).
+* the **canvas view** (:func:`canvas_view`): the picture taken off its canvas, either
+  rotated back when it was rotated by another angle on a padded canvas
+  (:func:`leakscan.rotation.derotate`), or with a flat border (letterbox, pillarbox, frame,
+  padding to a square) trimmed off (:func:`leakscan.padding.unpadded`); the second is
+  stored with angle 0.
 
 Which view a pair matched through is recorded as a :class:`MatchView`.
 """
@@ -20,9 +23,10 @@ from enum import IntEnum
 
 import numpy as np
 
+from .padding import unpadded
 from .rotation import derotate
 
-__all__ = ["apply_dihedral", "embedding_variants", "crop_views", "transform_variants", "derotate", "MatchView",
+__all__ = ["apply_dihedral", "embedding_variants", "crop_views", "transform_variants", "canvas_view", "MatchView",
            "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "THUMB", "CELL", "BINS"]
 
 #: Side (pixels) of the grayscale thumbnail every feature and view comes from.
@@ -34,6 +38,21 @@ BINS = 8
 N_VARIANTS = 8
 #: Names of the eight rotations/flips, in the order of the variant axis.
 VARIANT_NAMES = ("identity", "hflip", "vflip", "rot180", "transpose", "rot90", "rot270", "antitranspose")
+def canvas_view(img, small: np.ndarray):
+    """``(angle, picture)``: ``img``'s picture off its canvas, or None when it has no canvas.
+
+    A picture rotated by ``angle`` degrees on a padded canvas is rotated back
+    (:func:`~leakscan.rotation.derotate`); else a flat border is trimmed off (angle 0,
+    :func:`~leakscan.padding.unpadded`). ``small`` is the 32x32 grayscale thumbnail (both
+    take a cheap first look at it).
+    """
+    view = derotate(img, small)
+    if view is not None:
+        return view
+    picture = unpadded(img, small)
+    return None if picture is None else (0.0, picture)
+
+
 class MatchView(IntEnum):
     """The view through which a pair matched, stored as ``PairTable.variant`` (int8).
 

@@ -80,17 +80,46 @@ def _pairs(result, tier="pairs"):
     return {tuple(sorted((str(paths[i]), str(paths[j])))) for i, j in zip(table.i, table.j)}
 
 
+def _candidates(result):
+    """Every candidate pair of an audit's features, with its aligned-detail correlation (ncc)."""
+    from leakscan.evidence import EVIDENCE, pair_evidence
+    from leakscan.pairs import find_candidates
+    from leakscan.views import transform_variants
+
+    found = find_candidates(result.features, result.settings)
+    ev = pair_evidence(result.features, found.pairs, found.kth_neighbour,
+                       transform_variants(result.settings.transforms), jobs=1)
+    paths = result.manifest.paths
+    return {tuple(sorted((str(paths[i]), str(paths[j])))): float(e)
+            for i, j, e in zip(found.pairs.i, found.pairs.j, ev[:, EVIDENCE.index("ncc")])}
+
+
 def test_reduced_decode_finds_the_same_pairs_as_full_decodes(enlarged_fixtures):
-    """The pairs agree; where a pair's confidence sits near the threshold, one decode may call it a
-    duplicate and the other a possible duplicate, never nothing."""
+    """Every pair one decode reports, the other proposes too, lined up as well; a pair one decode
+    is sure of (confidence >= 0.9) the other reports; and the duplicates agree but for a few.
+
+    Each audit fits its decision on copies of a sample drawn by the digest of its decoded
+    pixels, so the two decodes learn from different samples: a borderline pair may fall on
+    either side of the bar (``bench/stability.py`` measures how often, for any one data set).
+    """
     root, first = enlarged_fixtures
     reduced = audit(root, jobs=1, cache=False)
     full = audit(root, jobs=1, cache=False, full_decode=True)
     assert len(reduced.pairs) >= 20  # the known duplicates are there to be found
     differ = _pairs(reduced) ^ _pairs(full)
     assert len(differ) <= 0.05 * len(_pairs(full)), differ
-    for result in (reduced, full):
-        assert differ <= _pairs(result) | _pairs(result, "possible"), differ
+    for one, other in ((reduced, full), (full, reduced)):
+        proposed = _candidates(other)
+        reported = dict(zip(_pairs_list(one) + _pairs_list(one, "possible"),
+                            one.pair_records() + one.pair_records("possible")))
+        mine = _candidates(one)
+        for pair, rec in reported.items():
+            assert pair in proposed, pair
+            if rec["kind"] == "exact":
+                continue  # same pixels: nothing to line up
+            assert abs(proposed[pair] - mine[pair]) <= 0.05, (pair, proposed[pair], mine[pair])
+            if rec["confidence"] >= 0.9:
+                assert pair in _pairs(other) | _pairs(other, "possible"), (pair, rec["confidence"])
     known = {tuple(sorted((r["a"], r["b"]))) for r in known_duplicates()}
     assert len(_pairs(reduced) & known) >= len(_pairs(full) & known) - 1
     assert np.array_equal(reduced.features.sizes, full.features.sizes)
@@ -102,7 +131,7 @@ def test_reduced_decode_finds_the_same_pairs_as_full_decodes(enlarged_fixtures):
         assert "exact" in same
 
 
-def _pairs_list(result):
-    paths = result.manifest.paths
-    return [tuple(sorted((str(paths[i]), str(paths[j])))) for i, j in zip(result.pairs.i, result.pairs.j)]
+def _pairs_list(result, tier="pairs"):
+    paths, table = result.manifest.paths, getattr(result, tier)
+    return [tuple(sorted((str(paths[i]), str(paths[j])))) for i, j in zip(table.i, table.j)]
 

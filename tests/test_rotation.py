@@ -162,7 +162,7 @@ def test_a_failing_rotation_check_does_not_lose_the_image(monkeypatch):
     def broken(img, small):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(F, "derotate", broken)
+    monkeypatch.setattr(F, "canvas_view", broken)
     arr = np.stack([np.asarray(scene(s, 64)) for s in range(3)])
     f = extract_features(discover(arr), jobs=1)
     assert f.ok.all() and not f.failures and len(f.derotated_rows) == 0

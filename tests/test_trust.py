@@ -229,3 +229,30 @@ def test_resplit_warns_when_a_class_shrinks_and_never_writes_unreadable_files(tm
     # class shares are measured against the split's mix before the re-split
     assert d["splits"]["train"]["class_share_original"] == {"a": 0.5, "b": 0.5}
     assert d["splits"]["train"]["max_class_share_error"] > 0.1
+
+
+def test_planted_copies_do_not_depend_on_the_calibration_sample(fixture_audit):
+    """Another sample of the data and other copies (``calibrate(salt=...)``) give another fit; the
+    planted copies stay duplicates under each, and salt 0 is the audit's own decision."""
+    from leakscan.calibrate import calibrate
+    from leakscan.evidence import pair_evidence
+    from leakscan.features import load_pictures
+    from leakscan.pairs import find_candidates
+    from leakscan.views import transform_variants
+
+    result, _ = fixture_audit
+    f, m, s = result.features, result.manifest, result.settings
+    found = find_candidates(f, s)
+    ev = pair_evidence(f, found.pairs, found.kth_neighbour, transform_variants(s.transforms), jobs=1)
+    paths = [str(p) for p in m.paths]
+    where = {frozenset((paths[i], paths[j])): k for k, (i, j) in enumerate(zip(found.pairs.i, found.pairs.j))}
+    planted = [where[frozenset((k["a"], k["b"]))] for k in known_duplicates()
+               if k["kind"].startswith("near") and frozenset((k["a"], k["b"])) in where]
+    assert len(planted) >= 5
+    images = lambda rows: load_pictures(m, rows, kept=f.pictures)  # noqa: E731
+    fits = {salt: calibrate(f, s, found, images=images, jobs=1, salt=salt) for salt in (0, 1, 2)}
+    assert np.allclose(fits[0].coef, result.calibration.coef)  # salt 0: the audit's decision
+    assert not np.allclose(fits[1].coef, fits[0].coef)  # another sample, another fit
+    for salt, cal in fits.items():
+        conf = adjust_to_prior(cal.predict(ev))[0]
+        assert (conf[planted] >= s.min_confidence).all(), (salt, conf[planted])

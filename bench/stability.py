@@ -1,0 +1,128 @@
+"""How much the decision depends on the calibration's sample of copies.
+
+The decision is learnt at run time from synthetic copies of a sample of the dataset's own
+images (leakscan.calibrate). The sample and the copies are fixed by content, so one dataset
+always gives the same decision; but another, equally valid sample would give a slightly
+different fit. This measures by how much: the same candidates and evidence are decided by
+``--salts`` calibrations, each on another sample and other copies (``calibrate(salt=k)``;
+salt 0 is the decision audits make).
+
+Reports per salt the duplicates (with a ciFAIR truth file: recall of judgment-1 train-test
+pairs and test images flagged) and, over every two salts, the share of candidates whose tier
+differs (duplicate or not) and the median and 90th percentile of the confidence difference.
+
+    python bench/stability.py FOLDER [--salts 5] [--cache PATH] [--truth PAIRS.csv] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def run(folder: Path, salts: int, cache, jobs, truth: Path | None) -> dict:
+    import leakscan
+    from leakscan.calibrate import adjust_to_prior, calibrate
+    from leakscan.evidence import EVIDENCE, pair_evidence
+    from leakscan.features import load_pictures
+    from leakscan.pairs import Kind, find_candidates
+    from leakscan.parallel import check_jobs
+    from leakscan.views import transform_variants
+
+    jobs = check_jobs(jobs)
+    result = leakscan.audit(folder, cache=cache if cache else False, jobs=jobs)
+    features, manifest, s = result.features, result.manifest, result.settings
+    splits = np.asarray(manifest.splits) if s.scope == "cross" else None
+    found = find_candidates(features, s, splits=splits)
+    evidence = pair_evidence(features, found.pairs, found.kth_neighbour, transform_variants(s.transforms),
+                             min_ncc=s.min_ncc, jobs=jobs)
+    ncc = evidence[:, EVIDENCE.index("ncc")]
+    keep = (found.pairs.kind != Kind.EXACT) & (ncc >= s.min_ncc)
+    cands, evidence = found.pairs.take(keep), evidence[keep]
+    images = lambda rows: load_pictures(manifest, rows, kept=features.pictures)  # noqa: E731
+    conf, per_salt = [], []
+    for salt in range(salts):
+        t = time.perf_counter()
+        cal = calibrate(features, s, found, images=images, jobs=jobs, salt=salt)
+        raw = cal.predict(evidence) if cal is not None else np.zeros(len(cands), np.float32)
+        c, prior = adjust_to_prior(raw) if cal is not None else (raw, None)
+        conf.append(c)
+        dup = c >= s.min_confidence
+        row = {"salt": salt, "duplicates": int(dup.sum()), "seconds": round(time.perf_counter() - t, 1),
+               "heldout_auc": cal.stats.get("heldout_auc") if cal is not None else None,
+               "prior": round(float(prior), 4) if prior is not None else None,
+               "at_even_odds": int((raw >= s.min_confidence).sum())}
+        if truth is not None:
+            from cifar_quality import score
+
+            with tempfile.NamedTemporaryFile("w", suffix=".csv", newline="", delete=False) as f:
+                w = csv.writer(f)
+                w.writerow(["a", "b"])
+                for i, j in zip(cands.i[dup], cands.j[dup]):
+                    w.writerow([manifest.paths[i], manifest.paths[j]])
+            q = score(Path(f.name), truth)
+            row.update(recall_j1=q["recall_j1_train_test"], flagged=q["test_images_flagged"],
+                       in_cifair=q["flagged_in_cifair"])
+        per_salt.append(row)
+    flips, med, p90 = [], [], []
+    for a, b in itertools.combinations(range(salts), 2):
+        da, db = conf[a] >= s.min_confidence, conf[b] >= s.min_confidence
+        flips.append(float(np.mean(da != db)) if len(da) else 0.0)
+        diff = np.abs(conf[a] - conf[b])
+        med.append(float(np.median(diff)) if len(diff) else 0.0)
+        p90.append(float(np.percentile(diff, 90)) if len(diff) else 0.0)
+    dup_any = np.any([c >= s.min_confidence for c in conf], axis=0) if conf else np.zeros(0, bool)
+    return {"folder": str(folder), "candidates": int(len(cands)), "per_salt": per_salt,
+            "tier_differs": round(float(np.mean(flips)), 4) if flips else None,
+            "tier_differs_max": round(float(np.max(flips)), 4) if flips else None,
+            "tier_differs_among_duplicates": round(float(np.mean(
+                [np.mean((conf[a] >= s.min_confidence)[dup_any] != (conf[b] >= s.min_confidence)[dup_any])
+                 for a, b in itertools.combinations(range(salts), 2)])), 4) if flips and dup_any.any() else None,
+            "confidence_diff_median": round(float(np.mean(med)), 4) if med else None,
+            "confidence_diff_p90": round(float(np.mean(p90)), 4) if p90 else None}
+
+
+def markdown(res: dict) -> str:
+    cifar = "recall_j1" in res["per_salt"][0]
+    lines = [f"{res['folder']}: {res['candidates']:,} candidates at the `min_ncc` floor, decided by "
+             f"{len(res['per_salt'])} calibrations (salt 0: the audit's).", "",
+             "| salt | duplicates | held-out AUC | copies' share (prior) | duplicates at even odds |"
+             + (" recall j1 | test images flagged | in ciFAIR |" if cifar else ""),
+             "| ---: | ---: | ---: | ---: | ---: |" + (" ---: | ---: | ---: |" if cifar else "")]
+    for r in res["per_salt"]:
+        lines.append(f"| {r['salt']} | {r['duplicates']:,} | {r['heldout_auc']} | {r['prior']} | {r['at_even_odds']:,} |"
+                     + (f" {r['recall_j1']:.3f} | {r['flagged']} | {r['in_cifair']} |" if cifar else ""))
+    lines += ["", f"Over every two calibrations: the tier differs for {res['tier_differs']:.2%} of the candidates "
+              f"(at most {res['tier_differs_max']:.2%}; {res['tier_differs_among_duplicates']:.2%} of the pairs any "
+              f"calibration calls duplicates); confidence differs by {res['confidence_diff_median']:.3f} "
+              f"(median), {res['confidence_diff_p90']:.3f} (90th percentile)."]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", type=Path)
+    ap.add_argument("--salts", type=int, default=5)
+    ap.add_argument("--cache", default=None, help="feature cache file (default: none)")
+    ap.add_argument("--jobs", type=int, default=None)
+    ap.add_argument("--truth", type=Path, default=None, help="ciFAIR pairs.csv, to score CIFAR-10")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    res = run(a.folder, a.salts, a.cache, a.jobs, a.truth)
+    print(json.dumps(res, indent=1) if a.json else markdown(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

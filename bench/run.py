@@ -388,6 +388,17 @@ def thresholds_section(lines: list[str]) -> None:
     lines.append("")
 
 
+def stability_section(lines: list[str], jobs=None) -> None:
+    """How much the decision depends on the calibration's sample (bench/stability.py, 5 salts)."""
+    from stability import markdown, run
+
+    lines += ["## Decision stability: the same candidates decided by 5 calibrations (bench/stability.py)", "",
+              "Each calibration copies another sample of the data (`calibrate(salt=k)`; salt 0 is the audit's "
+              "own). The spread is what another equally valid sample would change.", ""]
+    res = run(WORK / "cifar10", 5, str(WORK / "cache.sqlite"), jobs, BENCH / "pairs.csv")
+    lines += [markdown(res), ""]
+
+
 def judged_section(lines: list[str]) -> None:
     """Precision of the default audit on CIFAR-10 (ciFAIR's list plus a stratified sample judged by
     eye) and the calibration of its confidence (judged pairs binned by confidence)."""
@@ -536,7 +547,7 @@ def main() -> int:
     ap.add_argument("--skip-cifar", action="store_true")
     ap.add_argument("--skip-scale", action="store_true", help="skip the synthetic 100k-1M search runs")
     ap.add_argument("--only", choices=["cifar", "thresholds", "transformed", "peers", "judged", "formats", "models",
-                                       "tiles", "photos"],
+                                       "tiles", "photos", "stability"],
                     help="run one section and print it")
     ap.add_argument("--model", action="append", default=[m for m in [os.environ.get("LEAKSCAN_BENCH_MODEL")] if m],
                     help="an image-embedding ONNX model to add to the model rows (repeatable; SSCD from the "
@@ -548,12 +559,14 @@ def main() -> int:
     if a.only:
         {"cifar": lambda ls: cifar_section(ls, a.jobs), "thresholds": thresholds_section, "transformed": transformed_section, "peers": peers_section,
          "judged": judged_section, "formats": formats_section, "tiles": tiles_section,
-         "models": lambda ls: model_section(ls, models), "photos": lambda ls: photos_section(ls, a.jobs)}[a.only](lines)
+         "models": lambda ls: model_section(ls, models), "photos": lambda ls: photos_section(ls, a.jobs),
+         "stability": lambda ls: stability_section(ls, a.jobs)}[a.only](lines)
         print("\n".join(lines))
         return 0
     if BENCH.exists() and not a.skip_cifar:
         cifar_section(lines, a.jobs)
         judged_section(lines)
+        stability_section(lines, a.jobs)
         thresholds_section(lines)
         peers_section(lines)
     else:

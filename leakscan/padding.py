@@ -91,7 +91,8 @@ def _extreme_padding(t: np.ndarray, tol: int, min_frac: float, max_frac: float):
 def _border_lines(t: np.ndarray, tol: int, max_frac: float) -> np.ndarray:
     """``(p, n, n)`` mask of the flat border of ``(p, n, n)`` thumbnails: from each side, the
     lines (at least two) whose pixels are nearly all within ``tol`` of that side's outermost
-    line's median; none where they would cover more than ``max_frac`` of the thumbnail."""
+    line's median, when the picture starts at a straight edge (:data:`PICTURE_EDGE`); none
+    where they would cover more than ``max_frac`` of the thumbnail."""
     p, n, _ = t.shape
     a = t.astype(np.int16)
     pad = np.zeros((p, n, n), bool)
@@ -100,7 +101,11 @@ def _border_lines(t: np.ndarray, tol: int, max_frac: float) -> np.ndarray:
         colour = np.median(lines[:, 0, :], axis=1)
         flat = (np.abs(lines - colour[:, None, None]) <= tol).mean(axis=2) >= BORDER_FLAT_THUMB
         depth = np.where(flat.all(axis=1), n, np.argmin(flat, axis=1))
-        depth[depth < 2] = 0
+        # padding ends at a straight edge: two lines further in, the picture fills much of
+        # the line (a sky or a dark surround fades into its picture here and there)
+        inside = lines[np.arange(p), np.minimum(depth + 1, n - 1)]
+        straight = (np.abs(inside - colour[:, None]) > 3 * tol).mean(axis=1) >= PICTURE_EDGE
+        depth[(depth < 2) | ~straight] = 0
         mask = np.arange(n)[None, :] < depth[:, None]  # (p, n) lines of the border
         view = np.rot90(pad, side, axes=(1, 2))
         view |= mask[:, :, None]
@@ -110,6 +115,9 @@ def _border_lines(t: np.ndarray, tol: int, max_frac: float) -> np.ndarray:
 
 #: A thumbnail line is flat border when this share of its pixels is within the tolerance.
 BORDER_FLAT_THUMB = 0.9
+#: Least share of the line just inside a border that is unlike the border (by three times
+#: the tolerance) for the border to count as padding in the verification.
+PICTURE_EDGE = 0.2
 
 
 #: A border row or column is flat when this share of its pixels is within ``BORDER_TOL`` of

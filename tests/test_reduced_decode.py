@@ -95,8 +95,9 @@ def _candidates(result):
 
 
 def test_reduced_decode_finds_the_same_pairs_as_full_decodes(enlarged_fixtures):
-    """Every pair one decode reports, the other proposes too, lined up as well; a pair one decode
-    is sure of (confidence >= 0.9) the other reports; and the duplicates agree but for a few.
+    """Every pair one decode reports, the other proposes too, lined up as well; a pair the full
+    decode is sure of (confidence >= 0.9) the reduced decode reports; the duplicates agree but
+    for a few, and the reduced decode finds the known duplicates the full decode finds.
 
     Each audit fits its decision on copies of a sample drawn by the digest of its decoded
     pixels, so the two decodes learn from different samples: a borderline pair may fall on
@@ -118,7 +119,7 @@ def test_reduced_decode_finds_the_same_pairs_as_full_decodes(enlarged_fixtures):
             if rec["kind"] == "exact":
                 continue  # same pixels: nothing to line up
             assert abs(proposed[pair] - mine[pair]) <= 0.05, (pair, proposed[pair], mine[pair])
-            if rec["confidence"] >= 0.9:
+            if one is full and rec["confidence"] >= 0.9:  # the reduced decode loses no sure pair
                 assert pair in _pairs(other) | _pairs(other, "possible"), (pair, rec["confidence"])
     known = {tuple(sorted((r["a"], r["b"]))) for r in known_duplicates()}
     assert len(_pairs(reduced) & known) >= len(_pairs(full) & known) - 1

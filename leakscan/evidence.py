@@ -225,21 +225,13 @@ def _align_job(job) -> np.ndarray:
     return align(*job)[0]
 
 
-def _views(features: Features, i, j, v):
+def _views(features: Features, i, j, v, bordered):
     """Thumbnails and colour thumbnails of the pairs, row ``i`` under variant ``v`` (0-7), and
-    which of the two images have a flat border (:func:`_bordered`)."""
+    which of the two images have a flat border (``bordered``, per row)."""
     ta = _dihedral(features.thumb[i], v).astype(np.float32)
     ca = _dihedral(features.colour[i], v).astype(np.float32)
-    bordered = _bordered(features)
     return (ta, features.thumb[j].astype(np.float32), ca, features.colour[j].astype(np.float32), bordered[i],
             bordered[j])
-
-
-def _bordered(features: Features) -> np.ndarray:
-    """``(n,)`` bool: the rows whose canvas view is their picture with a flat border trimmed (angle 0)."""
-    out = np.zeros(len(features), bool)
-    out[features.derotated_rows[features.derotated_angle == 0]] = True
-    return out
 
 
 def _best_of(a: dict, b: dict) -> dict:
@@ -356,16 +348,17 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
     cropped = v == MatchView.CROPPED
     rotated = (v >= N_VARIANTS) & ~cropped
     plain_v = np.where(cropped, 0, np.where(rotated, v - N_VARIANTS, v))
+    bordered = features.canvas_mask(trimmed=True)  # a flat border that is padding, not picture
     res = {name: np.zeros(len(todo), np.float32)
            for name in ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "zoom")}
     plain = np.flatnonzero(~rotated)
     if len(plain):
-        ta, tb, ca, cb, ba, bb = _views(features, i[plain], j[plain], plain_v[plain])
+        ta, tb, ca, cb, ba, bb = _views(features, i[plain], j[plain], plain_v[plain], bordered)
         r = _measure_padded(ta, tb, ca, cb, min_ncc, ba, bb)
         asym = np.flatnonzero(np.isin(plain_v[plain], (5, 6)))  # rot90/rot270: try the other side too
         if len(asym):
             k = plain[asym]
-            tb, ta, cb, ca, bb, ba = _views(features, j[k], i[k], plain_v[k])
+            tb, ta, cb, ca, bb, ba = _views(features, j[k], i[k], plain_v[k], bordered)
             r2 = _measure_padded(ta, tb, ca, cb, min_ncc, ba, bb)
             r = {name: arr.copy() for name, arr in r.items()}
             for name, arr in _best_of({n: a[asym] for n, a in r.items()}, r2).items():
@@ -374,7 +367,6 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
             res[name][plain] = arr
     rot = np.flatnonzero(rotated)
     if len(rot):
-        bordered = _bordered(features)
         where = np.full(len(features), -1, np.int64)
         where[features.derotated_rows] = np.arange(len(features.derotated_rows))
         best = {name: np.full(len(rot), -1.0 if name == "ncc" else 0.0, np.float32) for name in res}
@@ -398,9 +390,8 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
     cols["hamming"] = np.where(pairs.hamming[todo] >= 0, pairs.hamming[todo] / 64.0, 0.5)
     cols["distinct"] = np.zeros(len(todo), np.float32)  # set by pair_evidence
     cols["cropped"] = cropped.astype(np.float32)
-    # a view rotated back (interpolated), not one only trimmed out of its flat border (angle 0)
-    turned = np.zeros(len(features), bool)
-    turned[features.derotated_rows[features.derotated_angle != 0]] = True
+    # a view rotated back (interpolated), not one only trimmed out of its flat border
+    turned = features.canvas_mask(trimmed=False)
     cols["rotated"] = (rotated & (turned[i] | turned[j])).astype(np.float32)
     if features.model_embedding is not None:
         me = features.model_embedding

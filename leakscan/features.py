@@ -250,6 +250,14 @@ class Features:
                    derotated_thumb=derot["thumb"].reshape(-1, THUMB, THUMB).astype(np.uint8),
                    derotated_colour=derot["colour"].reshape(-1, 3, COLOUR_SIDE, COLOUR_SIDE).astype(np.uint8))
 
+    def canvas_mask(self, *, trimmed: bool) -> np.ndarray:
+        """``(n,)`` bool: the rows whose canvas view is their picture trimmed out of a flat
+        border (``trimmed=True``: stored with angle 0) or rotated back (``trimmed=False``)."""
+        out = np.zeros(len(self), bool)
+        angle = self.derotated_angle
+        out[self.derotated_rows[angle == 0 if trimmed else angle != 0]] = True
+        return out
+
     def take(self, rows: np.ndarray) -> "Features":
         rows = np.asarray(rows, dtype=np.int64)
         pos = {int(r): k for k, r in enumerate(rows)}

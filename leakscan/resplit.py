@@ -69,6 +69,18 @@ class Resplit:
         a, b = sp[pairs[:, 0]], sp[pairs[:, 1]]
         return int(np.sum((a >= 0) & (b >= 0) & (a != b)))
 
+    def leftover_warnings(self) -> list[str]:
+        """One line per kind of link the new split still cuts (empty when it is sound): duplicate
+        pairs, overlapping tiles, frames of one DICOM file. Their rows are under ``problems``."""
+        out = []
+        if self.cross_split_pairs():
+            out.append(f"{self.cross_split_pairs()} duplicate pairs still cross splits (see problems)")
+        for kind, what in (("spatial", "pairs of overlapping tiles"),
+                           ("frames", "frame links of multi-frame DICOM files")):
+            if self.links_across(kind):
+                out.append(f"{self.links_across(kind)} {what} still cross splits (see problems)")
+        return out
+
     def drop_reasons(self) -> np.ndarray:
         """Why each dropped row was dropped (``""`` for the others)."""
         out = np.full(len(self.dropped), "", dtype=object)

@@ -129,3 +129,4 @@ def test_drop_that_does_not_settle_says_what_remains(data, monkeypatch):
     assert rs.rounds == 2
     assert d["cross_split_pairs_after"] >= 1
     assert any("still finds 1 duplicate pairs across splits" in p for p in d["problems"])
+    assert rs.leftover_warnings() == [f"{d['cross_split_pairs_after']} duplicate pairs still cross splits (see problems)"]

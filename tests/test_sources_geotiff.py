@@ -163,6 +163,7 @@ def test_library_resplit_and_find_groups_use_spatial_links(tiles, tmp_path):
     for seed in range(3):
         rs = leakscan.resplit(a, ratios="train=0.6,test=0.4", shuffle=True, random_state=seed)
         assert rs.links_across("spatial") == 0
+        assert rs.leftover_warnings() == []
         new = rs.splits
         assert new[row["train/t2.tif"]] == new[row["train/t3.tif"]] == new[row["test/shifted.tif"]]
     ids = leakscan.find_groups(tiles, jobs=1)

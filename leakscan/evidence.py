@@ -33,11 +33,11 @@ import dataclasses
 import numpy as np
 
 from .features import Features
-from .padding import padding_weights
+from .padding import NO_BORDER, border_mask, padding_weights
 from .parallel import run_chunks
 from .pairs import Kind, PairTable
 from .verify import BLOCK, _down2, _shift_each, _zoom, align
-from .views import N_VARIANTS, MatchView, apply_dihedral, embedding_variants
+from .views import N_VARIANTS, THUMB, MatchView, apply_dihedral, embedding_variants
 
 __all__ = ["measure", "pair_evidence", "background", "EVIDENCE", "colour_agreement"]
 #: Columns of the evidence matrix, in order.
@@ -199,12 +199,13 @@ def _dihedral(a: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
-def _measure_padded(ta, tb, ca, cb, min_ncc=None, bordered_a=None, bordered_b=None):
+def _measure_padded(ta, tb, ca, cb, min_ncc=None, border_a=None, border_b=None):
     """:func:`measure`, leaving padding (rotation canvas, letterbox) out where there is any;
-    ``bordered_a``/``_b`` mark the images whose flat border of any colour is padding too."""
+    ``border_a``/``_b`` (``(p, 32, 32)`` bool or None) mark the border each image's canvas
+    view trimmed off (a flat border of any colour, a caption bar): padding too."""
     p = len(ta)
-    wa = padding_weights(ta.astype(np.uint8), bordered=bordered_a)
-    wb = padding_weights(tb.astype(np.uint8), bordered=bordered_b)
+    wa = padding_weights(ta.astype(np.uint8), border=border_a)
+    wb = padding_weights(tb.astype(np.uint8), border=border_b)
     if wa is None and wb is None:
         return measure(ta, tb, ca, cb, min_ncc=min_ncc)
     wa = np.ones(ta.shape, np.float32) if wa is None else wa
@@ -225,13 +226,22 @@ def _align_job(job) -> np.ndarray:
     return align(*job)[0]
 
 
-def _views(features: Features, i, j, v, bordered):
+def _views(features: Features, i, j, v, padding):
     """Thumbnails and colour thumbnails of the pairs, row ``i`` under variant ``v`` (0-7), and
-    which of the two images have a flat border (``bordered``, per row)."""
+    the border of each (:func:`_border`, from the rows' ``padding`` boxes)."""
     ta = _dihedral(features.thumb[i], v).astype(np.float32)
     ca = _dihedral(features.colour[i], v).astype(np.float32)
-    return (ta, features.thumb[j].astype(np.float32), ca, features.colour[j].astype(np.float32), bordered[i],
-            bordered[j])
+    ba = _border(padding[i])
+    return (ta, features.thumb[j].astype(np.float32), ca, features.colour[j].astype(np.float32),
+            None if ba is None else _dihedral(ba, v), _border(padding[j]))
+
+
+def _border(boxes: np.ndarray):
+    """``(p, 32, 32)`` bool: the trimmed border of each row's canvas (padding boxes
+    ``(p, 4)``), or None when none of them has one."""
+    if not np.any(boxes != np.float32(NO_BORDER)):
+        return None
+    return border_mask(boxes, THUMB)
 
 
 def _best_of(a: dict, b: dict) -> dict:
@@ -348,17 +358,17 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
     cropped = v == MatchView.CROPPED
     rotated = (v >= N_VARIANTS) & ~cropped
     plain_v = np.where(cropped, 0, np.where(rotated, v - N_VARIANTS, v))
-    bordered = features.canvas_mask(trimmed=True)  # a flat border that is padding, not picture
+    padding = features.canvas_padding()  # a trimmed border is padding, not picture
     res = {name: np.zeros(len(todo), np.float32)
            for name in ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "zoom")}
     plain = np.flatnonzero(~rotated)
     if len(plain):
-        ta, tb, ca, cb, ba, bb = _views(features, i[plain], j[plain], plain_v[plain], bordered)
+        ta, tb, ca, cb, ba, bb = _views(features, i[plain], j[plain], plain_v[plain], padding)
         r = _measure_padded(ta, tb, ca, cb, min_ncc, ba, bb)
         asym = np.flatnonzero(np.isin(plain_v[plain], (5, 6)))  # rot90/rot270: try the other side too
         if len(asym):
             k = plain[asym]
-            tb, ta, cb, ca, bb, ba = _views(features, j[k], i[k], plain_v[k], bordered)
+            tb, ta, cb, ca, bb, ba = _views(features, j[k], i[k], plain_v[k], padding)
             r2 = _measure_padded(ta, tb, ca, cb, min_ncc, ba, bb)
             r = {name: arr.copy() for name, arr in r.items()}
             for name, arr in _best_of({n: a[asym] for n, a in r.items()}, r2).items():
@@ -367,6 +377,7 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
             res[name][plain] = arr
     rot = np.flatnonzero(rotated)
     if len(rot):
+        trimmed_view = features.canvas_mask(trimmed=True)
         where = np.full(len(features), -1, np.int64)
         where[features.derotated_rows] = np.arange(len(features.derotated_rows))
         best = {name: np.full(len(rot), -1.0 if name == "ncc" else 0.0, np.float32) for name in res}
@@ -379,10 +390,21 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
             ta = _dihedral(features.derotated_thumb[q], vv).astype(np.float32)
             ca = _dihedral(features.derotated_colour[q], vv).astype(np.float32)
             r = _measure_padded(ta, features.thumb[y[k]].astype(np.float32), ca,
-                                features.colour[y[k]].astype(np.float32), min_ncc, None, bordered[y[k]])
+                                features.colour[y[k]].astype(np.float32), min_ncc, None, _border(padding[y[k]]))
             cur = {name: arr[k] for name, arr in best.items()}
             for name, arr in _best_of(cur, r).items():
                 best[name][k] = arr
+        # a border trimmed off may have been drawn over the picture (a caption bar), not added
+        # around it: then the whole canvases line up, with the border left out
+        trimmed = np.flatnonzero(trimmed_view[i[rot]] | trimmed_view[j[rot]])
+        if len(trimmed):
+            k = rot[trimmed]
+            vt = np.where(trimmed_view[i[k]], plain_v[k], _INVERSE[plain_v[k]])  # the variant lines j's view up with i
+            ta, tb, ca, cb, ba, bb = _views(features, i[k], j[k], vt, padding)
+            r = _measure_padded(ta, tb, ca, cb, min_ncc, ba, bb)
+            cur = {name: arr[trimmed] for name, arr in best.items()}
+            for name, arr in _best_of(cur, r).items():
+                best[name][trimmed] = arr
         for name, arr in best.items():
             res[name][rot] = arr
     cols = dict(res)

@@ -36,6 +36,7 @@ from .decode import DecodeError, canonical_from_array, decode_bytes, decode_redu
 from .manifest import Manifest
 from .parallel import check_jobs, run_chunks
 from .settings import DECODE_SIDE
+from .padding import NO_BORDER
 from .views import BINS, CELL, N_VARIANTS, THUMB, canvas_view
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ __all__ = ["Features", "extract_features", "extract_images", "load_pictures", "f
            "DEROTATED_RECORD"]
 
 #: Bump when any feature's definition changes (cache entries of other versions are not reused).
-FEATURE_VERSION = "8"
+FEATURE_VERSION = "9"
 HASH_SIZE = 8
 #: Largest side of the pictures the calibration copies (:func:`load_pictures`, ``Features.pictures``).
 PICTURE_SIDE = 256
@@ -71,7 +72,8 @@ RECORD = np.dtype([
 ])
 #: Appended to a RECORD when the image has a de-rotated view (:mod:`leakscan.rotation`).
 DEROTATED_RECORD = np.dtype([("angle", np.float32), ("embedding", np.float32, EMBED_DIM),
-                             ("thumb", np.uint8, THUMB * THUMB), ("colour", np.uint8, 3 * COLOUR_SIDE * COLOUR_SIDE)])
+                             ("thumb", np.uint8, THUMB * THUMB), ("colour", np.uint8, 3 * COLOUR_SIDE * COLOUR_SIDE),
+                             ("padding", np.float32, 4)])
 #: The per-row (dense) arrays of :class:`Features`.
 _DENSE = ("ok", "file_digest", "pixel_digest", "hashes", "embedding", "low_info", "sizes", "thumb", "colour")
 
@@ -98,6 +100,7 @@ class Features:
     derotated_thumb: np.ndarray | None = None      # (m, 32, 32) uint8
     colour: np.ndarray | None = None               # (n, 3, 16, 16) uint8 colour thumbnail (pair evidence)
     derotated_colour: np.ndarray | None = None     # (m, 3, 16, 16) uint8 colour thumbnail of the de-rotated view
+    derotated_padding: np.ndarray | None = None    # (m, 4) float32 box of the canvas outside which it is padding
     model_embedding: np.ndarray | None = None  # (n, D) float32 from the extra embedder (an ONNX model), or None
     failures: tuple = ()      # ((row, reason), ...)
     notes: tuple = ()         # ((row, note), ...) e.g. animated GIF first frame
@@ -119,6 +122,8 @@ class Features:
             object.__setattr__(self, "colour", np.zeros((n, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8))
         if self.derotated_colour is None:
             object.__setattr__(self, "derotated_colour", np.zeros((m, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8))
+        if self.derotated_padding is None:
+            object.__setattr__(self, "derotated_padding", np.tile(np.float32(NO_BORDER), (m, 1)))
         checks = {
             "ok": (self.ok, (n,), np.bool_),
             "file_digest": (self.file_digest, (n, 16), np.uint8),
@@ -134,6 +139,7 @@ class Features:
             "derotated_thumb": (self.derotated_thumb, (m, THUMB, THUMB), np.uint8),
             "colour": (self.colour, (n, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8),
             "derotated_colour": (self.derotated_colour, (m, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8),
+            "derotated_padding": (self.derotated_padding, (m, 4), np.float32),
         }
         if self.model_embedding is not None:
             me = self.model_embedding
@@ -184,7 +190,7 @@ class Features:
             notes.update((int(pos[r]), why) for r, why in part.notes)
             pictures.update((int(pos[r]), pic) for r, pic in part.pictures)
             derot.append((pos[part.derotated_rows], part.derotated_angle, part.derotated_embedding,
-                          part.derotated_thumb, part.derotated_colour))
+                          part.derotated_thumb, part.derotated_colour, part.derotated_padding))
             if part.model_embedding is not None:
                 if model is None:
                     model = np.zeros((n, part.model_embedding.shape[1]), np.float32)
@@ -199,6 +205,7 @@ class Features:
                    derotated_embedding=cat(2, np.zeros((0, EMBED_DIM), np.float32)),
                    derotated_thumb=cat(3, np.zeros((0, THUMB, THUMB), np.uint8)),
                    derotated_colour=cat(4, np.zeros((0, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8)),
+                   derotated_padding=cat(5, np.zeros((0, 4), np.float32)),
                    model_embedding=model,
                    failures=tuple(sorted(failures.items())), notes=tuple(sorted(notes.items())),
                    pictures=tuple(sorted(pictures.items(), key=lambda kv: kv[0])), n_cached=n_cached)
@@ -219,6 +226,7 @@ class Features:
         derot["angle"], derot["embedding"] = self.derotated_angle, self.derotated_embedding
         derot["thumb"] = self.derotated_thumb.reshape(len(derot), THUMB * THUMB)
         derot["colour"] = self.derotated_colour.reshape(len(derot), 3 * COLOUR_SIDE * COLOUR_SIDE)
+        derot["padding"] = self.derotated_padding
         extra = {int(r): derot[q].tobytes() for q, r in enumerate(self.derotated_rows.tolist())}
         return [rec[r].tobytes() + extra.get(r, b"") if self.ok[r] else None for r in range(len(self))]
 
@@ -248,7 +256,8 @@ class Features:
                    derotated_angle=derot["angle"].astype(np.float32),
                    derotated_embedding=derot["embedding"].astype(np.float32).reshape(-1, EMBED_DIM),
                    derotated_thumb=derot["thumb"].reshape(-1, THUMB, THUMB).astype(np.uint8),
-                   derotated_colour=derot["colour"].reshape(-1, 3, COLOUR_SIDE, COLOUR_SIDE).astype(np.uint8))
+                   derotated_colour=derot["colour"].reshape(-1, 3, COLOUR_SIDE, COLOUR_SIDE).astype(np.uint8),
+                   derotated_padding=derot["padding"].astype(np.float32).reshape(-1, 4))
 
     def canvas_mask(self, *, trimmed: bool) -> np.ndarray:
         """``(n,)`` bool: the rows whose canvas view is their picture trimmed out of a flat
@@ -256,6 +265,14 @@ class Features:
         out = np.zeros(len(self), bool)
         angle = self.derotated_angle
         out[self.derotated_rows[angle == 0 if trimmed else angle != 0]] = True
+        return out
+
+    def canvas_padding(self) -> np.ndarray:
+        """``(n, 4)`` float32 per row: the box of its canvas outside which a trimmed border is
+        padding (:func:`leakscan.padding.unpadded`), :data:`~leakscan.padding.NO_BORDER` for
+        rows without one."""
+        out = np.tile(np.float32(NO_BORDER), (len(self), 1))
+        out[self.derotated_rows] = self.derotated_padding
         return out
 
     def take(self, rows: np.ndarray) -> "Features":
@@ -269,7 +286,7 @@ class Features:
             derotated_rows=new_rows[order], derotated_angle=self.derotated_angle[rk],
             derotated_embedding=self.derotated_embedding[rk],
             derotated_thumb=self.derotated_thumb[rk], derotated_colour=self.derotated_colour[rk],
-            colour=self.colour[rows],
+            derotated_padding=self.derotated_padding[rk], colour=self.colour[rows],
             model_embedding=None if self.model_embedding is None else self.model_embedding[rows],
             ok=self.ok[rows], file_digest=self.file_digest[rows], pixel_digest=self.pixel_digest[rows],
             hashes=self.hashes[rows], embedding=self.embedding[rows], low_info=self.low_info[rows],
@@ -436,7 +453,7 @@ def _extract_chunk(job) -> Features:
     failures, notes, pictures = [], [], []
     smalls = np.zeros((n, HASH_SIZE * 4, HASH_SIZE * 4), np.uint8)
     colours = np.zeros((n, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8)
-    derotated_rows, derotated_angle, derotated_small, derotated_col = [], [], [], []
+    derotated_rows, derotated_angle, derotated_small, derotated_col, derotated_pad = [], [], [], [], []
     for k, item in enumerate(items):
         try:
             if kind == "path":
@@ -477,6 +494,7 @@ def _extract_chunk(job) -> Features:
                 derotated_angle.append(view[0])
                 derotated_small.append(thumbnail(view[1]))
                 derotated_col.append(colour_thumbnail(view[1]))
+                derotated_pad.append(view[2])
         except DecodeError as exc:
             failures.append((k, str(exc)))
             continue
@@ -502,6 +520,7 @@ def _extract_chunk(job) -> Features:
                     derotated_thumb=rs,
                     derotated_colour=np.array([derotated_col[q] for q in keep], np.uint8).reshape(
                         len(keep), 3, COLOUR_SIDE, COLOUR_SIDE),
+                    derotated_padding=np.array([derotated_pad[q] for q in keep], np.float32).reshape(len(keep), 4),
                     model_embedding=_extra_embed(embedder, views, out.ok),
                     failures=tuple(failures), notes=tuple(notes),
                     pictures=tuple((k, pic) for k, pic in pictures if out.ok[k]))

@@ -3,20 +3,23 @@
 Padding's straight edges would make any two padded pictures line up, so the verification
 leaves it out (:func:`padding_weights`: 0 on padding, 1 on the picture), and its shape tells
 the rotation feature (:mod:`leakscan.rotation`) by which angle a picture was turned. A flat
-border of any colour (a letterbox, a pillarbox, a frame, bars padding to a square) is
-trimmed off to give the picture itself (:func:`unpadded`), which is searched as a view of
-the image (:func:`leakscan.views.canvas_view`).
+border of any colour (a letterbox, a pillarbox, a frame, bars padding to a square), or a
+caption bar drawn over an edge, is trimmed off to give the picture itself (:func:`unpadded`),
+which is searched as a view of the image (:func:`leakscan.views.canvas_view`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["padding_weights", "flat_border", "unpadded"]
+__all__ = ["padding_weights", "flat_border", "unpadded", "caption_band", "border_mask", "NO_BORDER"]
+
+#: The padding box of a canvas without a border: all of it is picture.
+NO_BORDER = (0.0, 0.0, 1.0, 1.0)
 
 
 def padding_weights(thumbs: np.ndarray, tol: int = 6, min_frac: float = 0.05,
-                    max_frac: float = 0.7, grow: bool = True, bordered=None) -> np.ndarray | None:
+                    max_frac: float = 0.7, grow: bool = True, border=None) -> np.ndarray | None:
     """Per-pixel weights, 0 on padding and 1 on the picture, of ``(p, n, n)`` uint8 thumbnails.
 
     Padding is either of:
@@ -26,9 +29,8 @@ def padding_weights(thumbs: np.ndarray, tol: int = 6, min_frac: float = 0.05,
       rotated pictures line up. Found as the connected region, touching the border, within
       ``tol`` grey levels of the median border value when that value is near black (<= 24)
       or white (>= 231), when it covers ``min_frac`` to ``max_frac`` of the thumbnail;
-    * a flat border of any colour (letterbox, pillarbox, frame: :func:`_border_lines`), on
-      the thumbnails ``bordered`` marks (``(p,)`` bool: images whose border
-      :func:`unpadded` trims; a sky or a wall at an image's edge is picture, not padding).
+    * ``border`` (``(p, n, n)`` bool, :func:`border_mask`): the border :func:`unpadded`
+      found (a letterbox, a frame, a caption bar), unless it covers more than ``max_frac``.
 
     Grown by one pixel (``grow``) to cover resampling ringing. Returns None when no thumbnail
     has padding.
@@ -38,9 +40,8 @@ def padding_weights(thumbs: np.ndarray, tol: int = 6, min_frac: float = 0.05,
     if p == 0:
         return None
     pad = np.zeros(t.shape, bool)
-    if bordered is not None and np.any(bordered):
-        rows = np.flatnonzero(bordered)
-        pad[rows] = _border_lines(t[rows], tol, max_frac)
+    if border is not None:
+        pad |= np.asarray(border, bool) & (np.asarray(border).reshape(p, -1).mean(axis=1) <= max_frac)[:, None, None]
     extreme = _extreme_padding(t, tol, min_frac, max_frac)
     if extreme is not None:
         pad[extreme[0]] |= extreme[1]
@@ -54,6 +55,16 @@ def padding_weights(thumbs: np.ndarray, tol: int = 6, min_frac: float = 0.05,
         structure[1] = ndimage.generate_binary_structure(2, 1)
         pad[has] = ndimage.binary_dilation(pad[has], structure=structure)
     return (~pad).astype(np.float32)
+
+
+def border_mask(boxes: np.ndarray, n: int) -> np.ndarray:
+    """``(p, n, n)`` bool: the pixels of an ``n``-pixel thumbnail outside each padding box
+    (``(p, 4)`` left, top, right, bottom, shares of the side; :data:`NO_BORDER`: none)."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    centre = (np.arange(n) + 0.5) / n
+    outside_x = (centre[None, :] < b[:, 0:1]) | (centre[None, :] > b[:, 2:3])
+    outside_y = (centre[None, :] < b[:, 1:2]) | (centre[None, :] > b[:, 3:4])
+    return outside_y[:, :, None] | outside_x[:, None, :]
 
 
 def _extreme_padding(t: np.ndarray, tol: int, min_frac: float, max_frac: float):
@@ -88,35 +99,8 @@ def _extreme_padding(t: np.ndarray, tol: int, min_frac: float, max_frac: float):
     return cand, pad
 
 
-def _border_lines(t: np.ndarray, tol: int, max_frac: float) -> np.ndarray:
-    """``(p, n, n)`` mask of the flat border of ``(p, n, n)`` thumbnails: from each side, the
-    lines (at least two) whose pixels are nearly all within ``tol`` of that side's outermost
-    line's median, when the picture starts at a straight edge (:data:`PICTURE_EDGE`); none
-    where they would cover more than ``max_frac`` of the thumbnail."""
-    p, n, _ = t.shape
-    a = t.astype(np.int16)
-    pad = np.zeros((p, n, n), bool)
-    for side in range(4):
-        lines = np.rot90(a, side, axes=(1, 2))  # side 0: rows from the top
-        colour = np.median(lines[:, 0, :], axis=1)
-        flat = (np.abs(lines - colour[:, None, None]) <= tol).mean(axis=2) >= BORDER_FLAT_THUMB
-        depth = np.where(flat.all(axis=1), n, np.argmin(flat, axis=1))
-        # padding ends at a straight edge: two lines further in, the picture fills much of
-        # the line (a sky or a dark surround fades into its picture here and there)
-        inside = lines[np.arange(p), np.minimum(depth + 1, n - 1)]
-        straight = (np.abs(inside - colour[:, None]) > 3 * tol).mean(axis=1) >= PICTURE_EDGE
-        depth[(depth < 2) | ~straight] = 0
-        mask = np.arange(n)[None, :] < depth[:, None]  # (p, n) lines of the border
-        view = np.rot90(pad, side, axes=(1, 2))
-        view |= mask[:, :, None]
-    pad[pad.reshape(p, -1).mean(axis=1) > max_frac] = False
-    return pad
-
-
-#: A thumbnail line is flat border when this share of its pixels is within the tolerance.
-BORDER_FLAT_THUMB = 0.9
 #: Least share of the line just inside a border that is unlike the border (by three times
-#: the tolerance) for the border to count as padding in the verification.
+#: ``BORDER_TOL``) for the border to count as padding in the verification.
 PICTURE_EDGE = 0.2
 
 
@@ -142,63 +126,133 @@ def flat_border(rgb: np.ndarray) -> tuple[float, float, float, float] | None:
     A letterbox, a pillarbox, a frame or the bars of padding to a square: rows and columns
     from an edge inwards that are one flat colour (any colour, each side its own), such as
     ``PIL.ImageOps.pad``, ``numpy.pad`` or a canvas-and-paste leave. Each side's colour is the
-    median of its outermost line.
+    median of its outermost line. A caption bar drawn over an edge (:func:`caption_band`)
+    counts as border too.
     """
-    a = np.asarray(rgb).astype(np.int16)
+    found = _border(rgb)
+    return None if found is None else found[0]
+
+
+def _border(rgb: np.ndarray):
+    """``(box, padding)``: :func:`flat_border`'s box, and the same box with only the sides
+    where the picture starts at a straight edge (:data:`PICTURE_EDGE`): the border the
+    verification may leave out (a sky fading into its picture is picture). None: no border."""
+    a = np.asarray(rgb)
     h, w = a.shape[:2]
     if h < 8 or w < 8:
         return None
+    planes = [np.ascontiguousarray(a[:, :, c], dtype=np.int16) for c in range(3)]
 
-    def depth(lines: np.ndarray) -> int:
-        """How many of ``lines`` (``(k, m, 3)``, outermost first) are flat in the first one's colour,
-        plus the few lines of ringing (JPEG, resampling) where the border meets the picture."""
-        colour = np.median(lines[0], axis=0)
-        dist = np.abs(lines - colour).max(axis=2)
+    def side(turn) -> tuple[int, bool]:
+        """How deep the border on one side is (``turn(plane)``: the plane's lines from that
+        side in), and whether the picture starts at a straight edge there. Flat lines in the
+        first one's colour, plus the few lines of ringing (JPEG, resampling) where the border
+        meets the picture; or a caption bar."""
+        lines = [turn(p) for p in planes]
+        dist = np.abs(lines[0] - np.int16(round(float(np.median(lines[0][0])))))
+        for plane in lines[1:]:
+            np.maximum(dist, np.abs(plane - np.int16(round(float(np.median(plane[0]))))), out=dist)
         flat = (dist <= BORDER_TOL).mean(axis=1) >= BORDER_FLAT
         d = int(np.argmin(flat)) if not flat.all() else len(flat)
-        if d == 0:
-            return 0
-        ringing = (dist[d:d + RINGING] <= 3 * BORDER_TOL).mean(axis=1) >= 0.5
-        return d + (int(np.argmin(ringing)) if not ringing.all() else len(ringing))
+        if d:
+            ringing = (dist[d:d + RINGING] <= 3 * BORDER_TOL).mean(axis=1) >= 0.5
+            d += int(np.argmin(ringing)) if not ringing.all() else len(ringing)
+        band = int(caption_band((dist <= 3 * BORDER_TOL).mean(axis=1)[None])[0])
+        if band > d:
+            return band, True
+        straight = d < len(dist) and (dist[d] > 3 * BORDER_TOL).mean() >= PICTURE_EDGE
+        return d, bool(straight)
 
-    top = depth(a)
-    bottom = depth(a[::-1])
-    left = depth(a.transpose(1, 0, 2))
-    right = depth(a.transpose(1, 0, 2)[::-1])
-    sides = np.array([left / w, top / h, right / w, bottom / h])
+    found = [side(lambda p: p.T), side(lambda p: p), side(lambda p: p.T[::-1]), side(lambda p: p[::-1])]  # l, t, r, b
+    sides = np.array([d for d, _ in found], np.float64) / np.array([w, h, w, h])
     sides[sides < MIN_BORDER] = 0.0
     x0, y0, x1, y1 = sides[0], sides[1], 1.0 - sides[2], 1.0 - sides[3]
     content = max(0.0, x1 - x0) * max(0.0, y1 - y0)
     if content < MIN_CONTENT or 1.0 - content < MIN_TRIMMED:
         return None
-    return float(x0), float(y0), float(x1), float(y1)
+    pad = np.where([straight for _, straight in found], sides, 0.0)
+    return ((float(x0), float(y0), float(x1), float(y1)),
+            (float(pad[0]), float(pad[1]), float(1.0 - pad[2]), float(1.0 - pad[3])))
+
+
+#: A caption bar drawn over an edge of the picture: lines from that edge in of which this
+#: share is within three times ``BORDER_TOL`` of the bar's colour (the rest is its text), at
+#: most ``BAND_MAX`` of the side deep, ending at a straight edge (``BAND_EDGE`` of the line
+#: just inside unlike the bar).
+BAND_FLAT = 0.6
+BAND_LINE = 0.9
+BAND_MAX = 0.3
+BAND_EDGE = 0.8
+
+def caption_band(near: np.ndarray) -> np.ndarray:
+    """Depth (lines) of a caption bar drawn over an edge of the picture, per row of ``near``
+    (``(p, n)``: the share of each line, outermost first, in the outermost line's colour), 0
+    when there is none.
+
+    A caption bar is one colour with text on it: its outer line and the line where it meets
+    the picture are flat (:data:`BAND_LINE`; one line between may mix the two), its lines on
+    the whole mostly so (:data:`BAND_FLAT`), and the picture starts at a straight edge
+    (:data:`BAND_EDGE` of the line unlike the bar). At most :data:`BAND_MAX` of the side deep.
+    """
+    near = np.asarray(near, np.float64)
+    p, n = near.shape
+    top = min(n - 1, int(BAND_MAX * n))
+    out = np.zeros(p, np.int64)
+    if top < 2:
+        return out
+    d = np.arange(2, top + 1)
+    # the picture starts at line d; the line before is the bar's, or one line mixes the two
+    inner = (near[:, d - 1] >= BAND_LINE) | ((d >= 3) & (near[:, np.maximum(d - 2, 0)] >= BAND_LINE))
+    edge = inner & (near[:, d] <= 1 - BAND_EDGE)
+    has = edge.any(axis=1) & (near[:, 0] >= BAND_LINE)
+    depth = d[np.argmax(edge, axis=1)]
+    mean = np.cumsum(near, axis=1)[np.arange(p), depth - 1] / depth
+    return np.where(has & (mean >= BAND_FLAT), depth, 0)
 
 
 #: Largest side of the copy of an image its flat border is looked for on.
 _BORDER_LOOK = 128
+#: The first look (:func:`_may_have_border`): this share of one of the thumbnail's outer lines
+#: within twice ``BORDER_TOL`` of its median; or this share, and the same median three lines deep.
+LOOK_FLAT = 0.5
+LOOK_BAND = 0.3
+
+
+def _may_have_border(s: np.ndarray) -> bool:
+    """The first look, on the 32x32 thumbnail: is one of its sides flat enough to be a border
+    (:data:`LOOK_FLAT` of its outer line near the line's median), or one colour three lines
+    deep (the median of a caption bar's lines, whatever text runs through them)?"""
+    tol = 2 * BORDER_TOL
+    for lines in (s, s[::-1], s.T, s.T[::-1]):
+        m = np.median(lines[:3], axis=1)
+        near = (np.abs(lines[0] - m[0]) <= tol).mean()
+        if near >= LOOK_FLAT or (near >= LOOK_BAND and abs(m[1] - m[0]) <= tol and abs(m[2] - m[0]) <= tol):
+            return True
+    return False
 
 
 def unpadded(img, small: np.ndarray):
-    """The picture inside ``img``'s flat border (a letterbox, pillarbox, frame or padding to a
-    square: :func:`flat_border`), cropped out of ``img``; None when it has none.
+    """``(picture, padding)``: the picture inside ``img``'s flat border (a letterbox,
+    pillarbox, frame, padding to a square or caption bar: :func:`flat_border`), cropped out of
+    ``img``, and the box ``(left, top, right, bottom)`` (shares of the canvas) outside which
+    the canvas is padding the verification leaves out; None when it has no border.
 
-    ``small`` is the image's 32x32 grayscale thumbnail: a cheap first look (one of its outer
-    lines must be flat), so most photos cost nothing here.
+    ``small`` is the image's 32x32 grayscale thumbnail: a cheap first look (most of one of its
+    outer lines must be flat), so most photos cost nothing here.
     """
     from PIL import Image  # noqa: PLC0415
 
-    s = np.asarray(small, np.int16)
-    if min(int(line.max()) - int(line.min()) for line in (s[0], s[-1], s[:, 0], s[:, -1])) > 2 * BORDER_TOL:
+    if not _may_have_border(np.asarray(small, np.int16)):
         return None
     W, H = img.size
     look = img.convert("RGB")
     if max(W, H) > _BORDER_LOOK:
         look = look.resize((min(W, _BORDER_LOOK), min(H, _BORDER_LOOK)), Image.BOX)
-    box = flat_border(np.asarray(look))
-    if box is None:
+    found = _border(np.asarray(look))
+    if found is None:
         return None
-    x0, y0, x1, y1 = box
+    (x0, y0, x1, y1), padding = found
     crop = (int(round(x0 * W)), int(round(y0 * H)), int(round(x1 * W)), int(round(y1 * H)))
     if crop[2] - crop[0] < 8 or crop[3] - crop[1] < 8:
         return None
-    return img.crop(crop)
+    return img.crop(crop), padding

@@ -23,7 +23,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from .padding import unpadded
+from .padding import NO_BORDER, unpadded
 from .rotation import derotate
 
 __all__ = ["apply_dihedral", "embedding_variants", "crop_views", "transform_variants", "canvas_view", "MatchView",
@@ -39,18 +39,20 @@ N_VARIANTS = 8
 #: Names of the eight rotations/flips, in the order of the variant axis.
 VARIANT_NAMES = ("identity", "hflip", "vflip", "rot180", "transpose", "rot90", "rot270", "antitranspose")
 def canvas_view(img, small: np.ndarray):
-    """``(angle, picture)``: ``img``'s picture off its canvas, or None when it has no canvas.
+    """``(angle, picture, padding)``: ``img``'s picture off its canvas, or None when it has no canvas.
 
     A picture rotated by ``angle`` degrees on a padded canvas is rotated back
-    (:func:`~leakscan.rotation.derotate`); else a flat border is trimmed off (angle 0,
-    :func:`~leakscan.padding.unpadded`). ``small`` is the 32x32 grayscale thumbnail (both
-    take a cheap first look at it).
+    (:func:`~leakscan.rotation.derotate`); else a flat border or a caption bar is trimmed off
+    (angle 0, :func:`~leakscan.padding.unpadded`), and ``padding`` is the box of the canvas
+    outside which the verification leaves the border out (:data:`~leakscan.padding.NO_BORDER`
+    for a rotated picture). ``small`` is the 32x32 grayscale thumbnail (both take a cheap
+    first look at it).
     """
     view = derotate(img, small)
     if view is not None:
-        return view
-    picture = unpadded(img, small)
-    return None if picture is None else (0.0, picture)
+        return view[0], view[1], NO_BORDER
+    found = unpadded(img, small)
+    return None if found is None else (0.0, found[0], found[1])
 
 
 class MatchView(IntEnum):

@@ -1,7 +1,7 @@
-"""Letterbox, pillarbox, frames and padding to a square: the picture is trimmed out of its flat
-border (any colour) and searched as the image's canvas view, so the padded copy is found with
-full confidence; a flat border of any colour is left out of the verification only where one
-was trimmed.
+"""Letterbox, pillarbox, frames, padding to a square and caption bars: the picture is trimmed
+out of its flat border (any colour) or from under a caption bar drawn over it, and searched as
+the image's canvas view, so the copy is found with full confidence; a border is left out of
+the verification only where one was trimmed.
 
 Each edit is made the ways different tools make it (Pillow canvas + paste, ``ImageOps.pad``
 and ``ImageOps.expand``, ``numpy.pad``), on photos that ship with scikit-learn.
@@ -13,7 +13,7 @@ from PIL import Image, ImageOps
 
 from leakscan import audit
 from leakscan.features import thumbnail
-from leakscan.padding import flat_border, padding_weights, unpadded
+from leakscan.padding import NO_BORDER, border_mask, flat_border, padding_weights, unpadded
 from leakscan.views import canvas_view
 from conftest import scene
 
@@ -70,12 +70,16 @@ def jpeg(img, tmp_path, name, quality=85):
 def test_the_picture_is_trimmed_out_of_its_border(edit, colour, tmp_path):
     img = PHOTOS[1]
     padded = jpeg(EDITS[edit](img, COLOURS[colour]), tmp_path, "padded.jpg")
-    view = unpadded(padded, thumbnail(padded))
-    assert view is not None
+    found = unpadded(padded, thumbnail(padded))
+    assert found is not None
+    view, padding = found
     # the trimmed picture has the original's aspect, within the one-pixel rows of the look
     assert abs(view.width / view.height - img.width / img.height) < 0.06, view.size
-    angle, same = canvas_view(padded, thumbnail(padded))
-    assert angle == 0.0 and same.size == view.size
+    # the picture starts at a straight edge, so all the trimmed border is padding
+    assert padding == pytest.approx(flat_border(np.asarray(padded.resize(
+        (min(padded.width, 128), min(padded.height, 128)), Image.BOX))), abs=1e-6)
+    angle, same, same_padding = canvas_view(padded, thumbnail(padded))
+    assert angle == 0.0 and same.size == view.size and same_padding == padding
 
 
 def test_pictures_without_a_border_are_not_trimmed():
@@ -115,7 +119,95 @@ def test_a_flat_border_of_any_colour_is_padding_only_where_one_was_trimmed():
     t = np.stack([np.asarray(scene(s, 32).convert("L")) for s in range(2)])
     t[:, :5, :] = 120  # a grey band along the top of both
     assert padding_weights(t) is None  # grey: not the black/white canvas rule
-    w = padding_weights(t, bordered=np.array([True, False]))
+    w = padding_weights(t, border=border_mask(np.array([[0, 5 / 32, 1, 1], NO_BORDER]), 32))
     assert w is not None
     assert w[0, :5].max() == 0 and w[0, 8:].min() == 1  # the band (grown by one pixel) is out
     assert w[1].min() == 1  # the other image's band is picture
+
+
+def pil_caption(img, bar_colour=(20, 20, 20), share=0.15, top=False):
+    """A caption bar drawn over the bottom (or top) of the picture with Pillow, text on it."""
+    from PIL import ImageDraw
+
+    out = img.copy()
+    w, h = out.size
+    bar = round(share * h)
+    y0 = 0 if top else h - bar
+    d = ImageDraw.Draw(out)
+    d.rectangle((0, y0, w, y0 + bar), fill=bar_colour)
+    text = tuple(255 - c for c in bar_colour)
+    d.text((w // 20, y0 + bar // 4), "(c) sample caption 2026", fill=text, font_size=max(8, bar // 2))
+    return out
+
+
+def numpy_caption(img, bar_colour=(250, 250, 250), share=0.2, top=True):
+    """The bar written into the array (numpy), the text drawn on it with Pillow."""
+    from PIL import ImageDraw
+
+    a = np.asarray(img).copy()
+    bar = round(share * a.shape[0])
+    rows = slice(0, bar) if top else slice(a.shape[0] - bar, None)
+    a[rows] = bar_colour
+    out = Image.fromarray(a)
+    ImageDraw.Draw(out).text((5, (0 if top else a.shape[0] - bar) + 2), "watermark 0042", fill=(0, 0, 0),
+                             font_size=max(8, int(bar * 0.5)))
+    return out
+
+
+CAPTIONS = {"pil, dark, bottom": pil_caption, "numpy, white, top": numpy_caption,
+            "pil, white, top": lambda img: pil_caption(img, (245, 245, 245), 0.12, top=True)}
+
+
+def _edge_stands_out(img, copy, top: bool) -> bool:
+    """Does the picture where a bar ends stand out from the bar (most of the line a few
+    pixels in from the bar unlike the bar's colour)? Where it does not, there is no edge to find."""
+    a, c = np.asarray(img).astype(int), np.asarray(copy).astype(int)
+    rows = np.flatnonzero(np.abs(a - c).max(axis=(1, 2)) > 40)  # the rows the bar changed
+    inside = rows.max() + 3 if top else rows.min() - 3
+    colour = np.median(c[0 if top else -1], axis=0)
+    return (np.abs(a[inside] - colour).max(axis=1) > 12).mean() >= 0.9
+
+
+@pytest.mark.parametrize("edit", sorted(CAPTIONS))
+def test_a_caption_bar_drawn_over_the_picture_is_left_out(edit, tmp_path):
+    top = "top" in edit
+    checked = 0
+    for k, img in enumerate(PHOTOS):
+        made = CAPTIONS[edit](img)
+        copy = jpeg(made, tmp_path, f"caption{k}.jpg")
+        found = canvas_view(copy, thumbnail(copy))
+        if not _edge_stands_out(img, made, top):
+            continue
+        checked += 1
+        assert found is not None, k
+        angle, picture, (x0, y0, x1, y1) = found
+        # only the bar, on its side, is the border: the rest of the canvas is picture
+        assert angle == 0.0 and (x0, x1) == (0.0, 1.0)
+        bar = 1 - picture.height / copy.height
+        assert 0.1 <= bar <= 0.22, (k, bar)
+        assert (y0 if top else 1 - y1) == pytest.approx(bar, abs=0.02)
+    assert checked >= 4
+
+
+def test_captioned_copies_are_duplicates_with_full_confidence(tmp_path):
+    data = tmp_path / "data"
+    (data / "train").mkdir(parents=True)
+    (data / "test").mkdir()
+    for k, img in enumerate(PHOTOS):
+        img.save(data / "train" / f"photo{k}.jpg", quality=90)
+    for s in range(12):  # distractors: other pictures, some with a caption bar of their own
+        pic = scene(40 + s, 160)
+        (pil_caption(pic) if s % 3 == 0 else pic).save(data / "train" / f"scene{s:02d}.jpg", quality=90)
+    made = {}
+    for k, edit in enumerate(sorted(CAPTIONS)):
+        name = f"test/caption{k}.jpg"
+        CAPTIONS[edit](PHOTOS[k + 4]).save(data / name, quality=85)
+        made[name] = f"train/photo{k + 4}.jpg"
+    r = audit(data, cache=False, jobs=1)
+    found = {frozenset((rec["a"], rec["b"])): rec for rec in r.pair_records()}
+    for copy, original in made.items():
+        rec = found.get(frozenset((copy, original)))
+        assert rec is not None, (copy, sorted(map(sorted, found)))
+        assert rec["confidence"] >= 0.9, rec
+    # nothing else: two pictures with caption bars are not paired through their bars
+    assert len(found) == len(made), sorted(map(sorted, found))

@@ -178,5 +178,6 @@ def test_de_rotated_views_come_back_from_the_cache_unchanged(tmp_path):
     first = audit(tmp_path, cache=db, jobs=1)
     again = audit(tmp_path, cache=db, jobs=1)
     assert again.features.n_cached == 5 and len(first.features.derotated_rows) == 1
-    for name in ("derotated_rows", "derotated_angle", "derotated_embedding", "derotated_thumb", "derotated_colour", "colour", "thumb", "hashes", "embedding"):
+    for name in ("derotated_rows", "derotated_angle", "derotated_embedding", "derotated_thumb", "derotated_colour",
+                 "derotated_padding", "colour", "thumb", "hashes", "embedding"):
         np.testing.assert_array_equal(getattr(first.features, name), getattr(again.features, name))

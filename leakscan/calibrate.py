@@ -40,7 +40,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
-from .evidence import EVIDENCE, pair_evidence
+from .evidence import EVIDENCE, SIGN, pair_evidence
 from .features import Features, extract_images
 from .index import CosineIndex
 from .pairs import Candidates, Kind, PairTable, find_candidates
@@ -422,8 +422,10 @@ def _fit(evidence, label, group_digest, columns, min_confidence, stats) -> Calib
     scale = np.where(x.std(axis=0) > 1e-6, x.std(axis=0), 1.0)
     z = (x - mean) / scale
 
+    signs = np.array([SIGN.get(c, 0) for c in columns])  # similarity never speaks against a copy
+
     def fit(rows):
-        return logistic_fit(z[rows], y[rows])
+        return logistic_fit(z[rows], y[rows], signs=signs)
 
     # held-out probabilities: folds by source image, so a copy is never judged by a fit on its twin
     heldout = np.full(len(y), np.nan)
@@ -449,13 +451,19 @@ def _sigmoid(t: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * t))
 
 
-def logistic_fit(x: np.ndarray, y: np.ndarray, c: float = 1.0, tol: float = 1e-8, max_iter: int = 100) -> tuple:
+def logistic_fit(x: np.ndarray, y: np.ndarray, c: float = 1.0, tol: float = 1e-8, max_iter: int = 100,
+                 signs=None) -> tuple:
     """``(coef, intercept)`` of an L2-regularised logistic regression with balanced class weights.
 
     The objective of scikit-learn's ``LogisticRegression(C=c, class_weight="balanced")``
     (``c`` times the weighted log-loss plus half the squared norm of ``coef``; the intercept
     is not penalised), minimised by Newton's method: a few small solves instead of importing
     scikit-learn, whose import alone takes about a second.
+
+    ``signs`` (one per column: +1, -1 or 0) bounds the weights: a column whose evidence can
+    only speak for a copy (+1) or against one (-1) never gets the other sign, however its
+    sample correlates with the other columns. The same objective is then minimised within
+    those bounds by scipy's L-BFGS-B.
     """
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
@@ -465,6 +473,18 @@ def logistic_fit(x: np.ndarray, y: np.ndarray, c: float = 1.0, tol: float = 1e-8
     xa = np.c_[x, np.ones(n)]
     beta = np.zeros(d + 1)
     penalty = np.r_[np.ones(d), 0.0]
+    if signs is not None and np.any(signs):
+        from scipy.optimize import minimize  # noqa: PLC0415 - lazy: keeps `import leakscan` light
+
+        def loss(b):
+            t = xa @ b
+            value = np.sum(weight * (np.logaddexp(0.0, t) - y * t)) + 0.5 * np.sum(penalty * b * b)
+            return value, xa.T @ (weight * (_sigmoid(t) - y)) + penalty * b
+
+        bounds = [(0.0, None) if sg > 0 else (None, 0.0) if sg < 0 else (None, None) for sg in signs]
+        r = minimize(loss, beta, jac=True, method="L-BFGS-B", bounds=bounds + [(None, None)],
+                     options={"maxiter": 1000, "gtol": tol})
+        return r.x[:d], float(r.x[d])
     for _ in range(max_iter):
         p = _sigmoid(xa @ beta)
         grad = xa.T @ (weight * (p - y)) + penalty * beta

@@ -39,10 +39,14 @@ from .pairs import Kind, PairTable
 from .verify import BLOCK, _down2, _shift_each, _zoom, align
 from .views import N_VARIANTS, THUMB, MatchView, apply_dihedral, embedding_variants
 
-__all__ = ["measure", "pair_evidence", "background", "EVIDENCE", "colour_agreement"]
+__all__ = ["measure", "pair_evidence", "background", "EVIDENCE", "SIGN", "colour_agreement"]
 #: Columns of the evidence matrix, in order.
 EVIDENCE = ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "cosine", "hamming",
             "distinct", "zoom", "cropped", "rotated", "model")
+#: Which way each column speaks: +1, the more the likelier a copy; -1, the less; 0, either
+#: (how the pair was found). The decision's weights are held to these signs.
+SIGN = {"ncc": 1, "ncc_fine": 1, "ncc_raw": 1, "blocks_fine": 1, "blocks_raw": 1, "colour": 1, "chroma": 1,
+        "cosine": 1, "hamming": -1, "distinct": 1, "zoom": 0, "cropped": 0, "rotated": 0, "model": 1}
 #: Below this spread of chroma (grey levels) an image counts as grey for the chroma evidence.
 MIN_CHROMA = 4.0
 

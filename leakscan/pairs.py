@@ -57,7 +57,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "17"
+SEARCH_VERSION = "18"
 
 
 @dataclass(frozen=True)

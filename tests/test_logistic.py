@@ -30,3 +30,25 @@ def test_roc_auc_matches_scikit_learn_with_ties():
     y = rng.random(500) < 0.3
     score = np.round(rng.random(500) + 0.3 * y, 1)  # many ties
     assert roc_auc(y, score) == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+
+
+def test_sign_bounds_hold_a_weight_at_zero_and_leave_the_rest_as_without_it():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(4)
+    n = 2000
+    x = rng.normal(size=(n, 4))
+    # column 2 speaks against y in this sample; bounded to speak only for it, it must get 0
+    y = (x[:, 0] + 0.7 * x[:, 1] - 0.8 * x[:, 2] + rng.normal(scale=1.0, size=n) > 0.3).astype(int)
+    free, free_intercept = logistic_fit(x, y)
+    assert free[2] < -0.3
+    coef, intercept = logistic_fit(x, y, signs=np.array([1, 1, 1, 0]))
+    assert coef[2] == 0.0 and coef[0] > 0 and coef[1] > 0
+    # the bound is active, so the other weights are the fit without that column
+    ref = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000, tol=1e-10).fit(x[:, [0, 1, 3]], y)
+    np.testing.assert_allclose(coef[[0, 1, 3]], ref.coef_[0], atol=1e-3)
+    assert abs(intercept - ref.intercept_[0]) < 1e-3
+    # bounds that the free fit already keeps change nothing
+    same, same_intercept = logistic_fit(x, y, signs=np.sign(free).astype(int))
+    np.testing.assert_allclose(same, free, atol=1e-3)
+    assert abs(same_intercept - free_intercept) < 1e-3

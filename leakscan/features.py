@@ -16,8 +16,9 @@
 * ``derotated_*``: for the few images whose picture sits on a canvas, the angle and the
   embedding and thumbnails of the picture off its canvas (:func:`leakscan.views.canvas_view`):
   rotated copies on a padded canvas (de-rotated, their angle) and pictures in a flat border
-  (letterbox, pillarbox, frame, padding to a square: trimmed, angle 0); sparse:
-  ``derotated_rows`` names the rows that have one.
+  or under a caption bar (letterbox, pillarbox, frame, padding to a square, caption: trimmed,
+  angle 0, with ``derotated_padding`` the box of the canvas outside which it is padding);
+  sparse: ``derotated_rows`` names the rows that have one.
 * ``low_info``: images with almost no contrast (blank frames, flat colour), whose hashes and
   embeddings are noise; they are matched by exact digests only.
 """
@@ -34,9 +35,9 @@ from PIL import Image
 
 from .decode import DecodeError, canonical_from_array, decode_bytes, decode_reduced, read_bytes
 from .manifest import Manifest
+from .padding import NO_BORDER
 from .parallel import check_jobs, run_chunks
 from .settings import DECODE_SIDE
-from .padding import NO_BORDER
 from .views import BINS, CELL, N_VARIANTS, THUMB, canvas_view
 
 log = logging.getLogger(__name__)

@@ -184,6 +184,7 @@ BAND_LINE = 0.9
 BAND_MAX = 0.3
 BAND_EDGE = 0.8
 
+
 def caption_band(near: np.ndarray) -> np.ndarray:
     """Depth (lines) of a caption bar drawn over an edge of the picture, per row of ``near``
     (``(p, n)``: the share of each line, outermost first, in the outermost line's colour), 0
@@ -237,8 +238,8 @@ def unpadded(img, small: np.ndarray):
     ``img``, and the box ``(left, top, right, bottom)`` (shares of the canvas) outside which
     the canvas is padding the verification leaves out; None when it has no border.
 
-    ``small`` is the image's 32x32 grayscale thumbnail: a cheap first look (most of one of its
-    outer lines must be flat), so most photos cost nothing here.
+    ``small`` is the image's 32x32 grayscale thumbnail: a cheap first look
+    (:func:`_may_have_border`), so a picture with busy edges costs nothing more here.
     """
     from PIL import Image  # noqa: PLC0415
 

@@ -463,7 +463,7 @@ def logistic_fit(x: np.ndarray, y: np.ndarray, c: float = 1.0, tol: float = 1e-8
     ``signs`` (one per column: +1, -1 or 0) bounds the weights: a column whose evidence can
     only speak for a copy (+1) or against one (-1) never gets the other sign, however its
     sample correlates with the other columns. The same objective is then minimised within
-    those bounds by scipy's L-BFGS-B.
+    those bounds (projected Newton: weights held at 0 while the gradient pushes them past it).
     """
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
@@ -473,25 +473,33 @@ def logistic_fit(x: np.ndarray, y: np.ndarray, c: float = 1.0, tol: float = 1e-8
     xa = np.c_[x, np.ones(n)]
     beta = np.zeros(d + 1)
     penalty = np.r_[np.ones(d), 0.0]
-    if signs is not None and np.any(signs):
-        from scipy.optimize import minimize  # noqa: PLC0415 - lazy: keeps `import leakscan` light
+    sign = np.r_[np.zeros(d) if signs is None else np.asarray(signs, np.float64), 0.0]
 
-        def loss(b):
-            t = xa @ b
-            value = np.sum(weight * (np.logaddexp(0.0, t) - y * t)) + 0.5 * np.sum(penalty * b * b)
-            return value, xa.T @ (weight * (_sigmoid(t) - y)) + penalty * b
+    def objective(b):
+        t = xa @ b
+        return float(np.sum(weight * (np.logaddexp(0.0, t) - y * t)) + 0.5 * np.sum(penalty * b * b))
 
-        bounds = [(0.0, None) if sg > 0 else (None, 0.0) if sg < 0 else (None, None) for sg in signs]
-        r = minimize(loss, beta, jac=True, method="L-BFGS-B", bounds=bounds + [(None, None)],
-                     options={"maxiter": 1000, "gtol": tol})
-        return r.x[:d], float(r.x[d])
     for _ in range(max_iter):
         p = _sigmoid(xa @ beta)
         grad = xa.T @ (weight * (p - y)) + penalty * beta
+        # a weight at its bound stays there while the gradient pushes it across
+        held = (sign != 0) & (sign * beta <= 0) & (sign * grad > 0)
+        free = ~held
+        if np.max(np.abs(grad[free]), initial=0.0) < tol:
+            break
         hess = (xa * (weight * p * (1 - p))[:, None]).T @ xa + np.diag(penalty + 1e-12)
-        step = np.linalg.solve(hess, grad)
-        beta -= step
-        if np.max(np.abs(step)) < tol:
+        step = np.zeros(d + 1)
+        step[free] = np.linalg.solve(hess[np.ix_(free, free)], grad[free])
+        before, size = objective(beta), 1.0
+        while True:  # backtrack until the bounded step lowers the objective
+            cand = beta - size * step
+            cand = np.where((sign != 0) & (sign * cand < 0), 0.0, cand)
+            if objective(cand) <= before or size < 1e-6:
+                break
+            size /= 2
+        moved = np.max(np.abs(cand - beta))
+        beta = cand
+        if moved < tol:
             break
     return beta[:d], float(beta[d])
 

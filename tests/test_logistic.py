@@ -52,3 +52,26 @@ def test_sign_bounds_hold_a_weight_at_zero_and_leave_the_rest_as_without_it():
     same, same_intercept = logistic_fit(x, y, signs=np.sign(free).astype(int))
     np.testing.assert_allclose(same, free, atol=1e-3)
     assert abs(same_intercept - free_intercept) < 1e-3
+
+
+def test_sign_bounded_fit_matches_scipy_bounded_minimiser():
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(5)
+    n, d = 1500, 8
+    x = rng.normal(size=(n, d))
+    x[:, 7] = x[:, 6] * 0.95 + rng.normal(scale=0.1, size=n)  # collinear, as evidence is
+    y = (x @ np.array([1.0, -0.6, 0.4, -0.3, 0.0, 0.5, 0.8, -0.5]) + rng.normal(size=n) > 0.4).astype(int)
+    signs = np.array([1, 1, 1, 1, -1, 0, 1, 1])
+    coef, intercept = logistic_fit(x, y, signs=signs)
+    w = np.where(y > 0, n / (2 * y.sum()), n / (2 * (n - y.sum())))
+    xa = np.c_[x, np.ones(n)]
+
+    def loss(b):
+        t = xa @ b
+        return np.sum(w * (np.logaddexp(0, t) - y * t)) + 0.5 * np.sum(b[:d] ** 2)
+
+    bounds = [(0, None) if s > 0 else (None, 0) if s < 0 else (None, None) for s in signs] + [(None, None)]
+    ref = minimize(loss, np.zeros(d + 1), method="L-BFGS-B", bounds=bounds, options={"gtol": 1e-10, "ftol": 1e-14})
+    assert (signs * coef >= 0).all() and (coef[[1, 3]] == 0).all()  # the two columns that speak the other way
+    np.testing.assert_allclose(np.r_[coef, intercept], ref.x, atol=2e-3)

@@ -152,15 +152,17 @@ def _border(rgb: np.ndarray):
         dist = np.abs(lines[0] - np.int16(round(float(np.median(lines[0][0])))))
         for plane in lines[1:]:
             np.maximum(dist, np.abs(plane - np.int16(round(float(np.median(plane[0]))))), out=dist)
-        flat = (dist <= BORDER_TOL).mean(axis=1) >= BORDER_FLAT
+        m = dist.shape[1]
+        near = np.count_nonzero(dist <= 3 * BORDER_TOL, axis=1) / m
+        flat = np.count_nonzero(dist <= BORDER_TOL, axis=1) >= BORDER_FLAT * m
         d = int(np.argmin(flat)) if not flat.all() else len(flat)
         if d:
-            ringing = (dist[d:d + RINGING] <= 3 * BORDER_TOL).mean(axis=1) >= 0.5
+            ringing = near[d:d + RINGING] >= 0.5
             d += int(np.argmin(ringing)) if not ringing.all() else len(ringing)
-        band = int(caption_band((dist <= 3 * BORDER_TOL).mean(axis=1)[None])[0])
+        band = int(caption_band(near[None])[0])
         if band > d:
             return band, True
-        straight = d < len(dist) and (dist[d] > 3 * BORDER_TOL).mean() >= PICTURE_EDGE
+        straight = d < len(dist) and 1.0 - near[d] >= PICTURE_EDGE
         return d, bool(straight)
 
     found = [side(lambda p: p.T), side(lambda p: p), side(lambda p: p.T[::-1]), side(lambda p: p[::-1])]  # l, t, r, b

@@ -11,8 +11,8 @@ features), never by decoding again:
 * the **canvas view** (:func:`canvas_view`): the picture taken off its canvas, either
   rotated back when it was rotated by another angle on a padded canvas
   (:func:`leakscan.rotation.derotate`), or with a flat border (letterbox, pillarbox, frame,
-  padding to a square) trimmed off (:func:`leakscan.padding.unpadded`); the second is
-  stored with angle 0.
+  padding to a square) or a caption bar trimmed off (:func:`leakscan.padding.unpadded`);
+  the second is stored with angle 0 and the box of its border.
 
 Which view a pair matched through is recorded as a :class:`MatchView`.
 """
@@ -38,6 +38,8 @@ BINS = 8
 N_VARIANTS = 8
 #: Names of the eight rotations/flips, in the order of the variant axis.
 VARIANT_NAMES = ("identity", "hflip", "vflip", "rot180", "transpose", "rot90", "rot270", "antitranspose")
+
+
 def canvas_view(img, small: np.ndarray):
     """``(angle, picture, padding)``: ``img``'s picture off its canvas, or None when it has no canvas.
 

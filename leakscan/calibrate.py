@@ -2,7 +2,8 @@
 
 No fixed weights and no thresholds tuned elsewhere: at run time a sample of the dataset's
 own images is copied the ways users' copies are made (shifted, cropped, rescaled,
-re-encoded, recoloured, blurred, flipped or rotated, letterboxed, captioned). Each copy is
+re-encoded, recoloured, blurred, flipped or rotated, letterboxed, captioned; and, for the
+overlapping-tile search, the next tile of the same scene). Each copy is
 searched against the dataset exactly as a real image is (:func:`leakscan.pairs.find_candidates`),
 and its evidence measured (:mod:`leakscan.evidence`):
 
@@ -43,10 +44,10 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 from .evidence import EVIDENCE, SIGN, pair_evidence
 from .features import Features, extract_images
 from .index import CosineIndex
-from .pairs import Candidates, Kind, PairTable, find_candidates
+from .pairs import OVERLAP_MIN_SIDE, Candidates, Kind, PairTable, find_candidates
 from .parallel import run_chunks
 from .settings import DetectSettings
-from .views import N_VARIANTS, embedding_variants, transform_variants
+from .views import N_VARIANTS, MatchView, embedding_variants, transform_variants
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,9 @@ class Calibration:
     stats : dict
         ``n_images``, ``n_copies``, ``n_positive``, ``n_negative``, held-out ``recall`` and
         ``false_alarm`` at 0.5, ``heldout_auc``, the estimated ``prior`` and the edits made.
+    tiles : Calibration or None
+        The decision for pairs read as overlapping tiles, fitted apart (on tile copies and
+        the look-alikes the window search proposes); None when none were searched.
     """
 
     columns: tuple
@@ -101,6 +105,7 @@ class Calibration:
     intercept: float
     threshold: float
     stats: dict = field(default_factory=dict)
+    tiles: "Calibration | None" = None
 
     def predict(self, evidence: np.ndarray) -> np.ndarray:
         """Probability per row of an evidence matrix (columns as :data:`EVIDENCE`)."""
@@ -110,14 +115,20 @@ class Calibration:
         return (1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))).astype(np.float32)
 
     def to_dict(self) -> dict:
-        return {"threshold": round(float(self.threshold), 4),
-                "weights": {c: round(float(w / s), 4) for c, w, s in zip(self.columns, self.coef, self.scale)},
-                **self.stats}
+        out = {"threshold": round(float(self.threshold), 4),
+               "weights": {c: round(float(w / s), 4) for c, w, s in zip(self.columns, self.coef, self.scale)},
+               **self.stats}
+        if self.tiles is not None:
+            out["overlap"] = self.tiles.to_dict()
+        return out
 
 
 # --------------------------------------------------------------------------- synthetic copies
 
 EDITS = ("shift", "crop", "rescale", "jpeg", "colour", "blur", "dihedral", "letterbox", "rotate", "caption")
+#: Share of the sampled pictures the overlapping-tile search looks at that also get a tile
+#: copy (:func:`overlapping_tile`): the positives of the overlapping-tile decision.
+TILE_SHARE = 0.5
 
 
 def synthetic_copy(img: Image.Image, rng: np.random.Generator, variants=tuple(range(N_VARIANTS))) -> tuple:
@@ -138,6 +149,28 @@ def synthetic_copy(img: Image.Image, rng: np.random.Generator, variants=tuple(ra
     if "jpeg" not in edits and rng.random() < 0.5:
         out = _jpeg(out, rng, variants, quality=int(rng.integers(60, 96)))
     return out.convert("RGB"), tuple(edits)
+
+
+def overlapping_tile(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """The tile next to ``img`` in a larger scene, sharing 50-80% of its area: ``img`` shifted
+    by 20-45% of its width, its height or both, the uncovered part filled with more of a like
+    scene (``img`` turned half round, as the rest of a satellite scene or a slide looks like its
+    neighbourhood, without lining up with it)."""
+    w, h = img.size
+    while True:
+        fx, fy = [float(rng.uniform(0.2, 0.45)) if rng.random() < 0.7 else 0.0 for _ in range(2)]
+        if fx + fy and 0.5 <= (1 - fx) * (1 - fy) <= 0.8:
+            break
+    dx, dy = round(fx * w), round(fy * h)
+    scene = Image.new("RGB", (w + dx, h + dy))
+    other = img.transpose(Image.ROTATE_180)
+    for x in range(0, w + dx, w):
+        for y in range(0, h + dy, h):
+            scene.paste(other, (x, y))
+    flip_x, flip_y = rng.random() < 0.5, rng.random() < 0.5  # which way the next tile lies
+    scene.paste(img, (dx if flip_x else 0, dy if flip_y else 0))
+    x0, y0 = (0 if flip_x else dx), (0 if flip_y else dy)
+    return scene.crop((x0, y0, x0 + w, y0 + h))
 
 
 def _shift(img, rng, _v):
@@ -281,7 +314,8 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
             pic = pic.convert("RGB")
             pic.thumbnail((COPY_SIDE, COPY_SIDE), Image.BILINEAR)
             seed = int.from_bytes(features.pixel_digest[r, :8].tobytes(), "little") ^ salt
-            sources.append((r, np.asarray(pic), seed))
+            tiles = s.overlap and min(pic.size) >= OVERLAP_MIN_SIDE
+            sources.append((r, np.asarray(pic), seed, tiles))
     if not sources:
         return None
     n = len(features)
@@ -299,7 +333,8 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     origin = np.asarray(origin, np.int64)
     copy_rows = n + np.flatnonzero(made.ok)
     cal_settings = dataclasses.replace(s, scope="all")
-    found = find_candidates(aug, cal_settings, query_rows=copy_rows)
+    # every window match of a copy is kept: the look-alikes of the overlapping-tile decision
+    found = find_candidates(aug, cal_settings, query_rows=copy_rows, overlap_floor=-1.0)
     pairs = found.pairs.take((found.pairs.j >= n) & (found.pairs.kind != Kind.EXACT))
     pairs = PairTable.concat([pairs, _neighbour_pairs(aug, search_rows, copy_rows, variants)])
     pairs = _unique(pairs)
@@ -316,11 +351,14 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     # two sources the search already proposes as a pair may be copies of each other: such a
     # pair is neither a sure copy nor a sure look-alike, so it is left out of the fit
     related = _proposed(candidates.pairs, src_i, src_j, n) & ~label
+    tile_reading = pairs.variant == MatchView.OVERLAP
     floor = evidence[:, 0] >= s.min_ncc
-    if int((floor & ~label).sum()) < MIN_NEGATIVES:  # a small dataset: learn from the easy look-alikes too
-        below = np.flatnonzero(~floor)
-        evidence[below] = pair_evidence(aug, pairs.take(below), kth, variants, jobs=jobs)
-        floor = np.ones(len(label), bool)
+    for reading in (~tile_reading, tile_reading):  # each decision learns from enough look-alikes
+        if reading.any() and int((reading & floor & ~label).sum()) < MIN_NEGATIVES:
+            # a small dataset: learn from the easy look-alikes too
+            below = np.flatnonzero(reading & ~floor)
+            evidence[below] = pair_evidence(aug, pairs.take(below), kth, variants, jobs=jobs)
+            floor[below] = True
     columns = tuple(c for c in EVIDENCE if c != "model" or features.model_embedding is not None)
     stats = {"n_images": int(len(set(origin.tolist()))), "n_copies": int(made.ok.sum()),
              "edits": _edit_counts(edit_names)}
@@ -333,25 +371,35 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     # A look-alike the search pairs with the copy's source may be a real copy of it. First fit
     # without such pairs; then keep those the first fit calls look-alikes as negatives and leave
     # out those it is sure are copies (a dataset full of copies must not teach copies as look-alikes).
-    first = fit(np.flatnonzero(floor & ~related))
-    ambiguous = floor & related
-    if first is None or not ambiguous.any():
-        return first
-    unlike = np.zeros(len(label), bool)
-    unlike[ambiguous] = first.predict(evidence[ambiguous]) < SURE_COPY
-    final = fit(np.flatnonzero(floor & (~related | unlike)))
-    if final is not None:
-        final.stats["left_out_as_possible_copies"] = int((ambiguous & ~unlike).sum())
-    return final
+    def fit_twice(rows):
+        first = fit(np.flatnonzero(rows & floor & ~related))
+        ambiguous = rows & floor & related
+        if first is None or not ambiguous.any():
+            return first
+        unlike = np.zeros(len(label), bool)
+        unlike[ambiguous] = first.predict(evidence[ambiguous]) < SURE_COPY
+        final = fit(np.flatnonzero(rows & floor & (~related | unlike)))
+        if final is not None:
+            final.stats["left_out_as_possible_copies"] = int((ambiguous & ~unlike).sum())
+        return final
+    # two decisions: pairs read whole (copies other than tiles), and pairs read as overlapping tiles
+    tile_copy = np.zeros(len(aug), bool)
+    tile_copy[n:] = np.array([e == ("tile",) for e in edit_names], bool)
+    whole = fit_twice(~tile_reading & ~tile_copy[pairs.i] & ~tile_copy[pairs.j])
+    if whole is not None and tile_reading.any():
+        tiles = fit_twice(tile_reading)
+        whole = dataclasses.replace(whole, tiles=tiles)
+    return whole
 
 
 def _copies_job(job) -> tuple:
-    """``COPIES`` synthetic copies of each source picture and their features: ``job = ([(row,
-    picture, seed), ...], variants, model)`` -> ``(origin rows, edits, Features)``. Each
-    source's edits come from its own seed, so any split of the work gives the same copies."""
+    """``COPIES`` synthetic copies of each source picture (and sometimes a tile copy) and their
+    features: ``job = ([(row, picture, seed, tiles), ...], variants, model)`` -> ``(origin rows,
+    edits, Features)``. Each source's edits come from its own seed, so any split of the work
+    gives the same copies."""
     sources, variants, model = job
     copies, origin, edit_names = [], [], []
-    for r, pic, seed in sources:
+    for r, pic, seed, tiles in sources:
         img = Image.fromarray(pic, "RGB")
         rng = np.random.default_rng(seed)
         for _ in range(COPIES):
@@ -359,6 +407,12 @@ def _copies_job(job) -> tuple:
             copies.append(np.asarray(copy))
             origin.append(r)
             edit_names.append(edits)
+        tile_rng = np.random.default_rng([seed, 1])  # its own stream: the copies above stay as they were
+        if tiles and tile_rng.random() < TILE_SHARE:
+            copies.append(np.asarray(_jpeg(overlapping_tile(img, tile_rng), tile_rng, variants,
+                                           quality=int(tile_rng.integers(60, 96)))))
+            origin.append(r)
+            edit_names.append(("tile",))
     return origin, edit_names, extract_images(copies, model=model)
 
 
@@ -380,11 +434,14 @@ def _edit_counts(edit_names) -> dict:
 
 
 def _unique(pairs: PairTable) -> PairTable:
+    """One row per (i, j) and reading (as overlapping tiles, or as a whole): the lowest kind code."""
     if len(pairs) == 0:
         return pairs
-    pairs = pairs.take(np.lexsort((pairs.kind, pairs.j, pairs.i)))
+    tile = pairs.variant == MatchView.OVERLAP
+    pairs = pairs.take(np.lexsort((pairs.kind, tile, pairs.j, pairs.i)))
+    tile = pairs.variant == MatchView.OVERLAP
     first = np.ones(len(pairs), bool)
-    first[1:] = (pairs.i[1:] != pairs.i[:-1]) | (pairs.j[1:] != pairs.j[:-1])
+    first[1:] = (pairs.i[1:] != pairs.i[:-1]) | (pairs.j[1:] != pairs.j[:-1]) | (tile[1:] != tile[:-1])
     return pairs.take(first)
 
 

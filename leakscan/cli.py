@@ -143,12 +143,14 @@ def _verbose(verbose: bool) -> None:
 
 def _settings(max_hamming: int, min_cosine: float, min_ncc: float, transforms: "Transforms",
               cross_only: bool = False, model_min_cosine: float = DEFAULTS.model_min_cosine,
-              crops: bool = DEFAULTS.crops, min_confidence: float = DEFAULTS.min_confidence):
+              crops: bool = DEFAULTS.crops, min_confidence: float = DEFAULTS.min_confidence,
+              overlap: bool = DEFAULTS.overlap):
     from .settings import DetectSettings  # noqa: PLC0415
 
     return DetectSettings(max_hamming=max_hamming, min_cosine=min_cosine, min_ncc=min_ncc,
                           transforms=transforms.value, scope="cross" if cross_only else "all",
-                          model_min_cosine=model_min_cosine, crops=crops, min_confidence=min_confidence)
+                          model_min_cosine=model_min_cosine, crops=crops, min_confidence=min_confidence,
+                          overlap=overlap)
 
 
 def _model_spec(model: Optional[Path], batch: int, size: Optional[str] = None, normalize: Optional[str] = None):
@@ -177,6 +179,8 @@ OPT_MIN_NCC = typer.Option(DEFAULTS.min_ncc, "--min-ncc", min=-1.0, max=1.0,
                                 "dropped before the decision (-1: keep every candidate).")
 OPT_CROPS = typer.Option(DEFAULTS.crops, "--crops/--no-crops",
                          help="Also search crops of every image (finds cropped copies; --no-crops is faster).")
+OPT_OVERLAP = typer.Option(DEFAULTS.overlap, "--overlap/--no-overlap",
+                           help="Also search for overlapping tiles of one large image (images of 64 px or more).")
 OPT_MODEL = typer.Option(None, "--model", show_default=False,
                          help="Also embed every image with this ONNX model and report pairs at "
                               "--model-min-cosine or more (needs pip install 'leakscan[onnx]').")
@@ -348,6 +352,7 @@ def audit(
     min_confidence: float = OPT_MIN_CONFIDENCE,
     transforms: Transforms = OPT_TRANSFORMS,
     crops: bool = OPT_CROPS,
+    overlap: bool = OPT_OVERLAP,
     model: Optional[Path] = OPT_MODEL,
     model_min_cosine: float = OPT_MODEL_MIN_COSINE,
     model_batch: int = OPT_MODEL_BATCH,
@@ -395,7 +400,7 @@ def audit(
         raise _fail("give a dataset folder (leakscan audit DATA), --manifest FILE or --hf PATH")
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, cross_only, model_min_cosine, crops,
-                             min_confidence)
+                             min_confidence, overlap)
         spec = _model_spec(model, model_batch, model_size, model_normalize)
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
         data = _hf_data(hf, data, manifest)
@@ -464,6 +469,7 @@ def resplit(
     min_confidence: float = OPT_MIN_CONFIDENCE,
     transforms: Transforms = OPT_TRANSFORMS,
     crops: bool = OPT_CROPS,
+    overlap: bool = OPT_OVERLAP,
     model: Optional[Path] = OPT_MODEL,
     model_min_cosine: float = OPT_MODEL_MIN_COSINE,
     model_batch: int = OPT_MODEL_BATCH,
@@ -510,7 +516,7 @@ def resplit(
         raise _fail("give a dataset folder (leakscan resplit DATA --out NEW.csv), --manifest FILE or --hf PATH")
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, model_min_cosine=model_min_cosine,
-                             crops=crops, min_confidence=min_confidence)
+                             crops=crops, min_confidence=min_confidence, overlap=overlap)
         spec = _model_spec(model, model_batch, model_size, model_normalize)
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
         data = _hf_data(hf, data, manifest)

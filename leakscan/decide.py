@@ -23,9 +23,9 @@ import numpy as np
 from .calibrate import MIN_AUC, Calibration, ImageSource, adjust_to_prior, calibrate
 from .evidence import EVIDENCE, pair_evidence
 from .features import Features
-from .pairs import Kind, PairTable, find_candidates
+from .pairs import OVERLAP_MIN_SHARE, Kind, PairTable, find_candidates, overlap_share
 from .settings import POSSIBLE_FLOOR, DetectSettings
-from .views import transform_variants
+from .views import MatchView, transform_variants
 
 log = logging.getLogger(__name__)
 
@@ -51,23 +51,30 @@ class Detection:
         out = {f"pairs_{f.name}": getattr(self.pairs, f.name) for f in dataclasses.fields(self.pairs)}
         out.update({f"possible_{f.name}": getattr(self.possible, f.name) for f in dataclasses.fields(self.possible)})
         out["warnings"] = np.array(json.dumps(list(self.warnings)))
-        if self.calibration is not None:
-            c = self.calibration
-            out.update(cal_columns=np.array(json.dumps(list(c.columns))), cal_mean=c.mean, cal_scale=c.scale,
-                       cal_coef=c.coef, cal_intercept=np.float64(c.intercept), cal_threshold=np.float64(c.threshold),
-                       cal_stats=np.array(json.dumps(c.stats)))
+        for prefix, c in (("cal", self.calibration),
+                          ("cal_tiles", None if self.calibration is None else self.calibration.tiles)):
+            if c is not None:
+                out.update({f"{prefix}_columns": np.array(json.dumps(list(c.columns))), f"{prefix}_mean": c.mean,
+                            f"{prefix}_scale": c.scale, f"{prefix}_coef": c.coef,
+                            f"{prefix}_intercept": np.float64(c.intercept),
+                            f"{prefix}_threshold": np.float64(c.threshold),
+                            f"{prefix}_stats": np.array(json.dumps(c.stats))})
         return out
 
     @classmethod
     def from_arrays(cls, d) -> "Detection":
         def table(prefix):
             return PairTable(**{f.name: np.asarray(d[f"{prefix}_{f.name}"]) for f in dataclasses.fields(PairTable)})
-        cal = None
-        if "cal_coef" in d:
-            cal = Calibration(columns=tuple(json.loads(str(d["cal_columns"]))), mean=np.asarray(d["cal_mean"]),
-                              scale=np.asarray(d["cal_scale"]), coef=np.asarray(d["cal_coef"]),
-                              intercept=float(d["cal_intercept"]), threshold=float(d["cal_threshold"]),
-                              stats=json.loads(str(d["cal_stats"])))
+        def fitted(prefix):
+            if f"{prefix}_coef" not in d:
+                return None
+            return Calibration(columns=tuple(json.loads(str(d[f"{prefix}_columns"]))),
+                               mean=np.asarray(d[f"{prefix}_mean"]), scale=np.asarray(d[f"{prefix}_scale"]),
+                               coef=np.asarray(d[f"{prefix}_coef"]), intercept=float(d[f"{prefix}_intercept"]),
+                               threshold=float(d[f"{prefix}_threshold"]), stats=json.loads(str(d[f"{prefix}_stats"])))
+        cal = fitted("cal")
+        if cal is not None:
+            cal = dataclasses.replace(cal, tiles=fitted("cal_tiles"))
         return cls(pairs=table("pairs"), possible=table("possible"), calibration=cal,
                    warnings=tuple(json.loads(str(d["warnings"]))))
 
@@ -138,21 +145,45 @@ def detect(
                             "as duplicates, other candidates are listed as possible")
             confidence[~exact] = POSSIBLE_FLOOR
         else:
-            confidence[~exact], prior = adjust_to_prior(cal.predict(evidence[~exact]))
+            # the share of copies among the candidates, estimated apart for the overlapping-tile
+            # candidates (each image's few best window matches: another base rate)
+            whole = np.flatnonzero(~exact & (cands.variant != MatchView.OVERLAP))
+            confidence[whole], prior = adjust_to_prior(cal.predict(evidence[whole]))
             cal = dataclasses.replace(cal, stats={**cal.stats, "prior": round(prior, 5)})
+            tiles = np.flatnonzero(cands.variant == MatchView.OVERLAP)
+            if len(tiles) and cal.tiles is not None:  # their own decision, and their own share of copies
+                confidence[tiles], prior = adjust_to_prior(cal.tiles.predict(evidence[tiles]))
+                cal = dataclasses.replace(cal, tiles=dataclasses.replace(
+                    cal.tiles, stats={**cal.tiles.stats, "prior": round(prior, 5)}))
+            elif len(tiles):  # too few tile copies to learn from: worth a look, no more
+                confidence[tiles] = POSSIBLE_FLOOR
             auc = cal.stats.get("heldout_auc")
             if auc is not None and auc < MIN_AUC:
                 warnings.append(
                     f"the images are too small or too alike for the evidence to tell copies from look-alikes well "
                     f"(held-out AUC {auc:.2f} on synthetic copies of this data); confidences are low and few "
                     f"pairs reach {s.min_confidence:g}: check the possible pairs in the report")
-    cands = dataclasses.replace(cands, confidence=confidence)
     threshold = s.min_confidence if cal is None else cal.threshold
+    # tiles sharing less than half their area are not copies of one picture: at most possible
+    # (given the benefit of the offset's half-pixel precision on the thumbnail)
+    small = (cands.variant == MatchView.OVERLAP) & (overlap_share(cands.offset, slack=0.5) < OVERLAP_MIN_SHARE)
+    confidence[small] = np.minimum(confidence[small], threshold - 0.01)
+    cands = _likelier(dataclasses.replace(cands, confidence=confidence))
+    exact, confidence = cands.kind == Kind.EXACT, cands.confidence
     dup = exact | (confidence >= threshold)
     possible = ~dup & (confidence >= POSSIBLE_FLOOR)
     log.info("decision: %d candidates, %d duplicates, %d possible", len(cands), int(dup.sum()), int(possible.sum()))
     return Detection(pairs=cands.take(dup), possible=cands.take(possible), calibration=cal,
                      warnings=tuple(warnings), timings={"search": t1 - t0, "verify": t2 - t1, "calibrate": t_cal})
+
+
+def _likelier(pairs: PairTable) -> PairTable:
+    """One row per (i, j), sorted: a pair read both whole and as overlapping tiles keeps the
+    likelier reading (the higher confidence)."""
+    order = np.lexsort((-pairs.confidence, pairs.j, pairs.i))
+    first = np.ones(len(order), bool)
+    first[1:] = (pairs.i[order][1:] != pairs.i[order][:-1]) | (pairs.j[order][1:] != pairs.j[order][:-1])
+    return pairs.take(order[first])
 
 
 def find_pairs(features: Features, settings: DetectSettings | None = None, *, images: ImageSource | None = None,

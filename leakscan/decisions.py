@@ -355,7 +355,8 @@ def _take(pt, mask):
 
 def _concat_sorted(pt, extra: dict):
     """``pt`` plus rows given as {field: array}; fields missing from ``extra`` are filled
-    (NaN for floats, -1 for ints, False for bools; ``confidence`` 1: a user decision is certain)."""
+    (NaN for floats, -1 for ints, False for bools; ``confidence`` 1: a user decision is certain;
+    ``offset`` 0)."""
     k = len(extra["i"])
     if k == 0:
         return pt
@@ -365,16 +366,19 @@ def _concat_sorted(pt, extra: dict):
         cur = getattr(pt, f.name)
         if not (isinstance(cur, np.ndarray) and cur.shape[:1] == (n,)):
             continue
+        shape = (k,) + cur.shape[1:]
         if f.name in extra:
             new = np.asarray(extra[f.name], cur.dtype)
         elif f.name == "confidence":
-            new = np.ones(k, cur.dtype)
+            new = np.ones(shape, cur.dtype)
+        elif f.name == "offset":
+            new = np.zeros(shape, cur.dtype)
         elif cur.dtype.kind == "f":
-            new = np.full(k, np.nan, cur.dtype)
+            new = np.full(shape, np.nan, cur.dtype)
         elif cur.dtype.kind == "b":
-            new = np.zeros(k, bool)
+            new = np.zeros(shape, bool)
         else:
-            new = np.full(k, -1, cur.dtype)
+            new = np.full(shape, -1, cur.dtype)
         upd[f.name] = np.concatenate([cur, new])
     order = np.lexsort((upd["j"], upd["i"]))
     return dataclasses.replace(pt, **{name: v[order] for name, v in upd.items()})

@@ -20,7 +20,8 @@ alignment, more evidence is measured:
 * ``distinct``: ``ncc`` minus the correlation of each image with a *typical* near neighbour
   (its k-th nearest by embedding): a silhouette that lines up with every other silhouette
   is not evidence of a copy;
-* ``zoom``, ``cropped``, ``rotated``: how the pair was found;
+* ``zoom``, ``cropped``, ``rotated``, ``overlap``: how the pair was found (``overlap``: as
+  overlapping tiles, whose evidence is that of the part they have in common);
 * ``model``: the ONNX model's cosine, when a model is used.
 
 :mod:`leakscan.calibrate` turns these into one probability.
@@ -32,7 +33,7 @@ import dataclasses
 
 import numpy as np
 
-from .features import Features
+from .features import Features, hog, phash_variants
 from .padding import NO_BORDER, border_mask, padding_weights
 from .parallel import run_chunks
 from .pairs import Kind, PairTable
@@ -42,11 +43,11 @@ from .views import N_VARIANTS, THUMB, MatchView, apply_dihedral, embedding_varia
 __all__ = ["measure", "pair_evidence", "background", "EVIDENCE", "SIGN", "colour_agreement"]
 #: Columns of the evidence matrix, in order.
 EVIDENCE = ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "cosine", "hamming",
-            "distinct", "zoom", "cropped", "rotated", "model")
+            "distinct", "zoom", "cropped", "rotated", "overlap", "model")
 #: Which way each column speaks: +1, the more the likelier a copy; -1, the less; 0, either
 #: (how the pair was found). The decision's weights are held to these signs.
 SIGN = {"ncc": 1, "ncc_fine": 1, "ncc_raw": 1, "blocks_fine": 1, "blocks_raw": 1, "colour": 1, "chroma": 1,
-        "cosine": 1, "hamming": -1, "distinct": 1, "zoom": 0, "cropped": 0, "rotated": 0, "model": 1}
+        "cosine": 1, "hamming": -1, "distinct": 1, "zoom": 0, "cropped": 0, "rotated": 0, "overlap": 0, "model": 1}
 #: Below this spread of chroma (grey levels) an image counts as grey for the chroma evidence.
 MIN_CHROMA = 4.0
 
@@ -240,6 +241,42 @@ def _views(features: Features, i, j, v, padding):
             None if ba is None else _dihedral(ba, v), _border(padding[j]))
 
 
+def _resample(img: np.ndarray, box: np.ndarray, side: int) -> np.ndarray:
+    """Box ``(y0, y1, x0, x1)`` (shares of the side) of each ``(p, [c,] n, n)`` image, resampled
+    bilinearly to ``side`` x ``side``."""
+    img = np.asarray(img, np.float32)
+    p, n = len(img), img.shape[-1]
+    flat = img.reshape(p, -1, n, n)
+    t = (np.arange(side, dtype=np.float32) + 0.5) / side
+
+    def axis(lo, hi):
+        u = np.clip((lo[:, None] + t * (hi - lo)[:, None]) * n - 0.5, 0, n - 1)
+        u0 = np.minimum(np.floor(u).astype(np.int64), n - 2)
+        return u0, (u - u0).astype(np.float32)
+    y0, wy = axis(box[:, 0], box[:, 1])
+    x0, wx = axis(box[:, 2], box[:, 3])
+    pi = np.arange(p)[:, None, None, None]
+    ci = np.arange(flat.shape[1])[None, :, None, None]
+    Y, X = y0[:, None, :, None], x0[:, None, None, :]
+    WY, WX = wy[:, None, :, None], wx[:, None, None, :]
+    out = ((flat[pi, ci, Y, X] * (1 - WX) + flat[pi, ci, Y, X + 1] * WX) * (1 - WY)
+           + (flat[pi, ci, Y + 1, X] * (1 - WX) + flat[pi, ci, Y + 1, X + 1] * WX) * WY)
+    return out.reshape(img.shape[:-2] + (side, side))
+
+
+def _common_part(features: Features, i, j, offset):
+    """Thumbnails and colour thumbnails of the part two overlapping tiles have in common, each
+    enlarged back to full size: ``j``'s pixel ``(y, x)`` shows ``i``'s ``(y + dy, x + dx)``."""
+    o = offset.astype(np.float32) / THUMB
+    box_i = np.stack([np.maximum(o[:, 0], 0), 1 + np.minimum(o[:, 0], 0),
+                      np.maximum(o[:, 1], 0), 1 + np.minimum(o[:, 1], 0)], axis=1)
+    box_j = np.stack([np.maximum(-o[:, 0], 0), 1 - np.maximum(o[:, 0], 0),
+                      np.maximum(-o[:, 1], 0), 1 - np.maximum(o[:, 1], 0)], axis=1)
+    cside = features.colour.shape[-1]
+    return (_resample(features.thumb[i], box_i, THUMB), _resample(features.thumb[j], box_j, THUMB),
+            _resample(features.colour[i], box_i, cside), _resample(features.colour[j], box_j, cside))
+
+
 def _border(boxes: np.ndarray):
     """``(p, 32, 32)`` bool: the trimmed border of each row's canvas (padding boxes
     ``(p, 4)``), or None when none of them has one."""
@@ -359,13 +396,14 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
         ev = embedding_variants(features.embedding[i[model]], variants)
         best = np.einsum("pvd,pd->pv", ev, features.embedding[j[model]]).argmax(axis=1)
         v[model] = np.asarray(variants)[best]
-    cropped = v == MatchView.CROPPED
-    rotated = (v >= N_VARIANTS) & ~cropped
-    plain_v = np.where(cropped, 0, np.where(rotated, v - N_VARIANTS, v))
+    partial = MatchView.is_partial(v)
+    overlap = v == MatchView.OVERLAP
+    rotated = (v >= N_VARIANTS) & ~partial
+    plain_v = np.where(partial, 0, np.where(rotated, v - N_VARIANTS, v))
     padding = features.canvas_padding()  # a trimmed border is padding, not picture
     res = {name: np.zeros(len(todo), np.float32)
            for name in ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "zoom")}
-    plain = np.flatnonzero(~rotated)
+    plain = np.flatnonzero(~rotated & ~overlap)
     if len(plain):
         ta, tb, ca, cb, ba, bb = _views(features, i[plain], j[plain], plain_v[plain], padding)
         r = _measure_padded(ta, tb, ca, cb, min_ncc, ba, bb)
@@ -414,8 +452,19 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
     cols = dict(res)
     cols["cosine"] = np.nan_to_num(pairs.cosine[todo], nan=0.0)
     cols["hamming"] = np.where(pairs.hamming[todo] >= 0, pairs.hamming[todo] / 64.0, 0.5)
+    ov = np.flatnonzero(overlap)
+    if len(ov):  # overlapping tiles: the evidence of the part they have in common
+        offset = np.where(swap[ov, None], -pairs.offset[ov], pairs.offset[ov])
+        ta, tb, ca, cb = _common_part(features, i[ov], j[ov], offset)
+        for name, arr in measure(ta, tb, ca, cb, min_ncc=min_ncc).items():
+            res[name][ov] = arr
+        ua, ub = np.rint(ta).astype(np.uint8), np.rint(tb).astype(np.uint8)
+        cols["cosine"][ov] = np.einsum("pd,pd->p", hog(ua), hog(ub))
+        ha, hb = phash_variants(ua)[:, 0], phash_variants(ub)[:, 0]
+        cols["hamming"][ov] = np.unpackbits(ha ^ hb, axis=1).sum(axis=1) / 64.0
     cols["distinct"] = np.zeros(len(todo), np.float32)  # set by pair_evidence
-    cols["cropped"] = cropped.astype(np.float32)
+    cols["cropped"] = (v == MatchView.CROPPED).astype(np.float32)
+    cols["overlap"] = overlap.astype(np.float32)
     # a view rotated back (interpolated), not one only trimmed out of its flat border
     turned = features.canvas_mask(trimmed=False)
     cols["rotated"] = (rotated & (turned[i] | turned[j])).astype(np.float32)

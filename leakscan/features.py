@@ -42,7 +42,7 @@ from .views import BINS, CELL, N_VARIANTS, THUMB, canvas_view
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Features", "extract_features", "extract_images", "load_pictures", "features_of_image", "hog",
+__all__ = ["Features", "extract_features", "extract_images", "load_pictures", "features_of_image", "hog", "window_hog",
            "phash_variants", "colour_thumbnail", "digest_share", "small_picture", "PICTURE_SIDE",
            "FEATURE_VERSION", "EMBED_DIM", "COLOUR_SIDE", "RECORD",
            "DEROTATED_RECORD"]
@@ -300,6 +300,66 @@ class Features:
 
 # --------------------------------------------------------------------------- per image
 
+def _gradient_bins(g: np.ndarray, edges: bool = False):
+    """Per pixel of ``(m, 32, 32)`` grayscale: the two orientation bins the gradient falls
+    between, the weight of the second and the magnitude (each ``(m, 1024)``). The outermost
+    pixels have no gradient across the edge, unless ``edges`` (then a one-sided difference)."""
+    if g.dtype == np.uint8:
+        # integer gradients in [-255, 255]: orientation and magnitude come from lookup tables
+        gx, gy = _gradients(g.astype(np.int16), edges)
+        flat = ((gy.astype(np.int32) + 255) * 511 + (gx + 255)).reshape(len(g), -1)
+        pos_t, mag_t = _grad_tables()
+        pos = pos_t[flat]
+        mag = mag_t[flat]
+    else:
+        gx, gy = _gradients(g.astype(np.float32), edges)
+        pos, mag = _orientation(gx, gy)
+        pos, mag = pos.reshape(len(g), -1), mag.reshape(len(g), -1)
+    b0 = pos.astype(np.int32)  # floor: pos >= 0
+    w1 = pos - b0
+    b0 &= BINS - 1  # pos == BINS (angle pi) wraps to bin 0
+    b1 = (b0 + 1) & (BINS - 1)
+    return b0, b1, w1, mag
+
+
+def _gradients(g: np.ndarray, edges: bool):
+    """Central differences ``(gx, gy)`` of ``(m, n, n)``; at the outermost pixels 0, or with
+    ``edges`` the difference to the next pixel in."""
+    if edges:
+        p = np.pad(g, ((0, 0), (1, 1), (1, 1)), mode="edge")
+        return p[:, 1:-1, 2:] - p[:, 1:-1, :-2], p[:, 2:, 1:-1] - p[:, :-2, 1:-1]
+    gx = np.zeros_like(g)
+    gy = np.zeros_like(g)
+    gx[:, :, 1:-1] = g[:, :, 2:] - g[:, :, :-2]
+    gy[:, 1:-1, :] = g[:, 2:, :] - g[:, :-2, :]
+    return gx, gy
+
+
+def _histograms(g: np.ndarray, cell: int, edges: bool = False) -> np.ndarray:
+    """Orientation histograms of ``(m, 32, 32)`` grayscale in ``cell`` x ``cell`` pixel cells:
+    ``(m, 32 // cell, 32 // cell, BINS)`` float32."""
+    b0, b1, w1, mag = _gradient_bins(g, edges)
+    c = THUMB // cell
+    m = g.shape[0]
+    cells = np.arange(THUMB, dtype=np.int32) // cell
+    cell_of_pixel = (cells[:, None] * c + cells[None, :]).reshape(-1)
+    base = (np.arange(m, dtype=np.int32)[:, None] * (c * c) + cell_of_pixel[None, :]) * BINS
+    size = m * c * c * BINS
+    out = (np.bincount((base + b0).ravel(), weights=(mag * (1 - w1)).ravel(), minlength=size)
+           + np.bincount((base + b1).ravel(), weights=(mag * w1).ravel(), minlength=size))
+    return out.astype(np.float32).reshape(m, c, c, BINS)
+
+
+def _normalised(h: np.ndarray) -> np.ndarray:
+    """Histograms ``(..., d)`` square-rooted, centred and L2-normalised."""
+    out = np.sqrt(h)
+    # centre: an isotropic texture (noise, grass) has a flat histogram, which centring maps
+    # near zero, so unrelated textures do not look alike
+    out -= out.mean(axis=-1, keepdims=True)
+    out /= np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
+    return out
+
+
 def hog(gray: np.ndarray) -> np.ndarray:
     """Gradient-orientation histograms of ``(..., 32, 32)`` grayscale: square-rooted, centred, L2-normalised.
 
@@ -309,44 +369,40 @@ def hog(gray: np.ndarray) -> np.ndarray:
     g = np.asarray(gray)
     lead = g.shape[:-2]
     g = g.reshape((-1, THUMB, THUMB))
-    if g.dtype == np.uint8:
-        # integer gradients in [-255, 255]: orientation and magnitude come from lookup tables
-        gi = g.astype(np.int16)
-        gx = np.zeros(g.shape, np.int16)
-        gy = np.zeros(g.shape, np.int16)
-        gx[:, :, 1:-1] = gi[:, :, 2:] - gi[:, :, :-2]
-        gy[:, 1:-1, :] = gi[:, 2:, :] - gi[:, :-2, :]
-        flat = ((gy.astype(np.int32) + 255) * 511 + (gx + 255)).reshape(len(g), -1)
-        pos_t, mag_t = _grad_tables()
-        pos = pos_t[flat]
-        mag = mag_t[flat]
-    else:
-        g = g.astype(np.float32)
-        gx = np.zeros_like(g)
-        gy = np.zeros_like(g)
-        gx[:, :, 1:-1] = g[:, :, 2:] - g[:, :, :-2]
-        gy[:, 1:-1, :] = g[:, 2:, :] - g[:, :-2, :]
-        pos, mag = _orientation(gx, gy)
-        pos, mag = pos.reshape(len(g), -1), mag.reshape(len(g), -1)
-    b0 = pos.astype(np.int32)  # floor: pos >= 0
-    w1 = pos - b0
-    b0 &= BINS - 1  # pos == BINS (angle pi) wraps to bin 0
-    b1 = (b0 + 1) & (BINS - 1)
-    c = THUMB // CELL
-    m = g.shape[0]
-    cell = np.arange(THUMB, dtype=np.int32) // CELL
-    cell_of_pixel = (cell[:, None] * c + cell[None, :]).reshape(-1)
-    base = (np.arange(m, dtype=np.int32)[:, None] * (c * c) + cell_of_pixel[None, :]) * BINS
-    size = m * c * c * BINS
-    out = (np.bincount((base + b0).ravel(), weights=(mag * (1 - w1)).ravel(), minlength=size)
-           + np.bincount((base + b1).ravel(), weights=(mag * w1).ravel(), minlength=size)).astype(np.float32)
-    out = np.sqrt(out).reshape(m, -1)
-    # centre: an isotropic texture (noise, grass) has a flat histogram, which centring maps
-    # near zero, so unrelated textures do not look alike
-    out -= out.mean(axis=1, keepdims=True)
-    norm = np.linalg.norm(out, axis=1, keepdims=True)
-    out /= np.maximum(norm, 1e-12)
-    return out.reshape(lead + (EMBED_DIM,))
+    out = _histograms(g, CELL).reshape(len(g), -1)
+    return _normalised(out).reshape(lead + (EMBED_DIM,))
+
+
+#: Window embeddings (:func:`window_hog`): 16x16-pixel windows of the thumbnail, every
+#: ``WINDOW_STEP`` pixels; the four quadrants are among them (:data:`QUADRANTS`).
+WINDOW = THUMB // 2
+WINDOW_STEP = 2
+WINDOW_PLACES = tuple((y, x) for y in range(0, THUMB - WINDOW + 1, WINDOW_STEP)
+                      for x in range(0, THUMB - WINDOW + 1, WINDOW_STEP))
+QUADRANTS = tuple(WINDOW_PLACES.index(p) for p in ((0, 0), (0, WINDOW), (WINDOW, 0), (WINDOW, WINDOW)))
+
+
+def window_hog(gray: np.ndarray) -> np.ndarray:
+    """Gradient histograms of the 16x16 windows of ``(m, 32, 32)`` thumbnails at
+    :data:`WINDOW_PLACES`: ``(m, len(WINDOW_PLACES), EMBED_DIM)`` float32, each window cut in
+    4x4 cells of 4x4 pixels (the layout of :func:`hog` at half the scale).
+
+    Two tiles of one large image that overlap by half or more share a quadrant of one and a
+    window of the other (to within one pixel), so these find overlapping tiles.
+    """
+    g = np.asarray(gray).reshape((-1, THUMB, THUMB))
+    # cells of 2x2 pixels; a quadrant's outer pixels have a gradient, as inside the other tile
+    small = _histograms(g, WINDOW_STEP, edges=True)
+    # cells of 4x4 pixels starting at every even pixel: sums of 2x2 small cells
+    quads = small[:, :-1, :-1] + small[:, 1:, :-1] + small[:, :-1, 1:] + small[:, 1:, 1:]
+    step = (WINDOW // 4) // WINDOW_STEP  # a window cell's side in small cells
+    offsets = np.arange(4) * step
+    ys = np.array([y for y, _ in WINDOW_PLACES]) // WINDOW_STEP
+    xs = np.array([x for _, x in WINDOW_PLACES]) // WINDOW_STEP
+    rows = ys[:, None, None] + offsets[None, :, None]  # (P, 4, 1)
+    cols = xs[:, None, None] + offsets[None, None, :]  # (P, 1, 4)
+    out = quads[:, rows, cols]  # (m, P, 4, 4, BINS)
+    return _normalised(out.reshape(len(g), len(WINDOW_PLACES), -1))
 
 
 def _orientation(gx: np.ndarray, gy: np.ndarray):

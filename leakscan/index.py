@@ -130,11 +130,12 @@ class CosineIndex:
     """Inner-product search over unit vectors ``(n, d)``.
 
     Exact (FAISS ``IndexFlatIP``) up to ``exact_max`` vectors, approximate beyond
-    (``IndexIVFFlat``, ``4 * sqrt(n)`` lists, ``nprobe`` probed), trained on a seeded sample
-    so results are deterministic.
+    (``IndexIVFFlat``, ``n_lists`` lists, default ``4 * sqrt(n)``, ``nprobe`` probed), trained
+    on a sample chosen by content so results are deterministic.
     """
 
-    def __init__(self, db: np.ndarray, *, exact_max: int | None = None, nprobe: int | None = None, seed: int = 0):
+    def __init__(self, db: np.ndarray, *, exact_max: int | None = None, nprobe: int | None = None, seed: int = 0,
+                 n_lists: int | None = None):
         exact_max = EXACT_MAX if exact_max is None else exact_max
         nprobe = NPROBE if nprobe is None else nprobe
         self.db = np.ascontiguousarray(db, dtype=np.float32)
@@ -150,7 +151,7 @@ class CosineIndex:
         else:
             self.exact = False
             self._quantizer = faiss.IndexFlatIP(d)  # keep alive: the IVF index refers to it
-            ivf = faiss.IndexIVFFlat(self._quantizer, d, _n_lists(n), faiss.METRIC_INNER_PRODUCT)
+            ivf = faiss.IndexIVFFlat(self._quantizer, d, n_lists or _n_lists(n), faiss.METRIC_INNER_PRODUCT)
             self._index = _trained(ivf, self.db, nprobe, seed)
         self._index.add(self.db)
 

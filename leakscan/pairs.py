@@ -29,14 +29,15 @@ from typing import Callable
 import numpy as np
 
 from .errors import ConfigError
-from .features import Features, hog
+from .features import QUADRANTS, WINDOW_PLACES, Features, hog, window_hog
 from .index import CosineIndex, HammingIndex
 from .settings import DetectSettings
-from .views import CROP_PLACES, MatchView, crop_views, embedding_variants, transform_variants
+from .verify import locate
+from .views import CROP_PLACES, THUMB, MatchView, crop_views, embedding_variants, transform_variants
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PairTable", "Candidates", "find_candidates", "Kind", "KINDS"]
+__all__ = ["PairTable", "Candidates", "find_candidates", "Kind", "KINDS", "overlap_share", "OVERLAP_MIN_SHARE"]
 
 
 class Kind(IntEnum):
@@ -57,7 +58,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "18"
+SEARCH_VERSION = "19"
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,9 @@ class PairTable:
     confidence : float32 (p,)
         The calibrated probability that the two images are the same picture
         (:mod:`leakscan.calibrate`); 1 for exact pairs, NaN for candidates not yet decided.
+    offset : float32 (p, 2)
+        Overlapping tiles (variant ``MatchView.OVERLAP``): thumbnail pixel ``(y, x)`` of ``j``
+        shows what pixel ``(y + dy, x + dx)`` of ``i`` shows, ``(dy, dx)``; 0 for other pairs.
     """
 
     i: np.ndarray
@@ -102,15 +106,18 @@ class PairTable:
     same_bytes: np.ndarray
     ncc: np.ndarray | None = None
     confidence: np.ndarray | None = None
+    offset: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.i)
+        if self.offset is None:
+            object.__setattr__(self, "offset", np.zeros((n, 2), np.float32))
         if self.ncc is None:
             object.__setattr__(self, "ncc", np.full(n, np.nan, np.float32))
         if self.confidence is None:
             object.__setattr__(self, "confidence", np.where(np.asarray(self.kind) == Kind.EXACT, 1.0, np.nan)
                                .astype(np.float32))
-        for name in ("j", "kind", "score", "hamming", "cosine", "variant", "same_bytes", "ncc", "confidence"):
+        for name in ("j", "kind", "score", "hamming", "cosine", "variant", "same_bytes", "ncc", "confidence", "offset"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"PairTable.{name} has {len(getattr(self, name))} rows, i has {n}")
         if n and not np.all(self.i < self.j):
@@ -155,7 +162,16 @@ class PairTable:
                 out.append("model")
             else:
                 out.append(MatchView.describe(v))
+        for k in np.flatnonzero(self.variant == MatchView.OVERLAP):
+            out[k] = f"overlap {overlap_share(self.offset[k]):.0%}"
         return out
+
+
+def overlap_share(offset, slack: float = 0) -> np.ndarray | float:
+    """The share of each image's area two equal tiles have in common at thumbnail ``offset``
+    ``(..., 2)``; with ``slack``, at the offset that many pixels smaller on each axis."""
+    o = np.maximum(np.abs(np.asarray(offset, np.float32)) - slack, 0)
+    return (1 - o[..., 0] / THUMB) * (1 - o[..., 1] / THUMB)
 
 
 def _exact_clusters(rows: np.ndarray, digests: np.ndarray):
@@ -191,6 +207,7 @@ def find_candidates(
     splits: np.ndarray | None = None,
     query_rows: np.ndarray | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    overlap_floor: float | None = None,
 ) -> Candidates:
     """Candidate pairs among the rows whose features are ``ok``: what *might* be a copy.
 
@@ -200,6 +217,7 @@ def find_candidates(
     :mod:`leakscan.decide` weighs the evidence and decides.
 
     ``query_rows``: only these rows are queried (against an index of every row); default all.
+    ``overlap_floor``: the aligned-detail floor of overlapping-tile candidates (default ``min_ncc``).
     """
     settings = settings or DetectSettings()
     ok_rows = np.flatnonzero(features.ok)
@@ -250,11 +268,20 @@ def find_candidates(
         parts.append(_candidates(ei_, ej_, Kind.EMBEDDING, es_, ev_))
         has = kth_pos >= 0
         kth[search_rows[has]] = search_rows[kth_pos[has]]
+    overlap = PairTable.empty()
+    if settings.overlap and len(search_rows) > 1:
+        if progress:
+            progress("overlap search", 0, 1)
+        overlap = _overlap_pairs(features, search_rows, query_pos,
+                                 settings.min_ncc if overlap_floor is None else overlap_floor)
+        if progress:
+            progress("overlap search", 1, 1)
     if features.model_embedding is not None and settings.model_min_cosine <= 1.0 and len(search_rows) > 1:
         mi, mj, ms = _model_pairs(features.model_embedding, search_rows, settings, query_pos)
         parts.append(_candidates(mi, mj, Kind.MODEL, ms, MatchView.NONE))
 
-    pairs = _dedupe_best(PairTable.concat(parts))
+    # a pair found as overlapping tiles and otherwise keeps both rows: the decision keeps the likelier
+    pairs = PairTable.concat([_dedupe_best(PairTable.concat(parts)), overlap]).sorted()
     if settings.scope == "cross":
         pairs = pairs.take(splits[pairs.i] != splits[pairs.j])
     i, j, kind, score = pairs.i, pairs.j, pairs.kind, pairs.score
@@ -383,6 +410,79 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
     qi, dj, sim, v = qi[accept], dj[accept], sim[accept], v[accept]
     a, b = search_rows[qi], search_rows[dj]
     return np.minimum(a, b), np.maximum(a, b), sim.astype(np.float32), v, kth
+
+
+#: Overlapping tiles are searched among images at least this many pixels a side: a window
+#: of a smaller image holds too little picture to tell an overlap from a look-alike.
+OVERLAP_MIN_SIDE = 64
+#: Each image's quadrants are looked up among the windows of every image (the
+#: ``OVERLAP_K`` most similar windows); its ``OVERLAP_NEIGHBOURS`` best matching other
+#: images, at window cosine ``>= OVERLAP_MIN_COSINE``, are candidates.
+OVERLAP_K = 64
+OVERLAP_NEIGHBOURS = 2
+OVERLAP_MIN_COSINE = 0.45
+#: Offsets (thumbnail pixels) this small are left to the whole-image search.
+OVERLAP_MIN_OFFSET = 3
+#: Tiles sharing less than this share of their area are not duplicates (at most possible).
+OVERLAP_MIN_SHARE = 0.5
+
+
+def _overlap_pairs(features: Features, search_rows, query_pos, min_ncc: float) -> PairTable:
+    """Candidate overlapping tiles: a quadrant of one image is a window of the other.
+
+    Only images of ``OVERLAP_MIN_SIDE`` pixels or more without a canvas view are searched.
+    Two tiles cut from one large image that share half their area or more share a whole
+    quadrant of each (:func:`leakscan.features.window_hog`); the quadrant's place in one
+    and the window's place in the other give the offset between the tiles (``PairTable.offset``).
+    """
+    # a tile has no canvas: images with padding, a border or a caption bar are left out (their
+    # flat borders line up with each other's)
+    canvas = np.isin(search_rows, features.derotated_rows)
+    pos = np.flatnonzero((features.sizes[search_rows].min(axis=1) >= OVERLAP_MIN_SIDE) & ~canvas)
+    if len(pos) < 2:
+        return PairTable.empty()
+    rows = search_rows[pos]
+    windows = window_hog(features.thumb[rows])  # (m, places, d)
+    n_places = windows.shape[1]
+    db = windows.reshape(len(rows) * n_places, -1)
+    index = CosineIndex(db, n_lists=int(np.sqrt(len(db))))  # many windows: a coarse index
+    queried = np.flatnonzero(np.isin(pos, query_pos))
+    quads = np.asarray(QUADRANTS, np.int64)
+    sims, ids = index.knn(windows[queried][:, quads].reshape(len(queried) * len(quads), -1),
+                          min(OVERLAP_K, len(index)))
+    owner, place = ids // n_places, ids % n_places
+    q_image = np.repeat(queried, len(quads))
+    places = np.asarray(WINDOW_PLACES, np.int64)
+    q_place = places[np.tile(quads, len(queried))]
+    dy = q_place[:, None, 0] - places[place, 0]
+    dx = q_place[:, None, 1] - places[place, 1]
+    ok = ((ids >= 0) & (owner != q_image[:, None]) & (sims >= OVERLAP_MIN_COSINE)
+          & ((np.abs(dy) >= OVERLAP_MIN_OFFSET) | (np.abs(dx) >= OVERLAP_MIN_OFFSET)))
+    r, c = np.nonzero(ok)
+    a, b, sim = q_image[r], owner[r, c], sims[r, c]
+    dy, dx = dy[r, c], dx[r, c]
+    # each query image's best window match per other image, then its best few other images
+    order = np.lexsort((-sim, b, a))
+    a, b, sim, dy, dx = a[order], b[order], sim[order], dy[order], dx[order]
+    first = np.ones(len(a), bool)
+    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    a, b, sim, dy, dx = a[first], b[first], sim[first], dy[first], dx[first]
+    order = np.lexsort((-sim, a))
+    a, b, sim, dy, dx = a[order], b[order], sim[order], dy[order], dx[order]
+    start = np.r_[0, np.flatnonzero(a[1:] != a[:-1]) + 1]
+    rank = np.arange(len(a)) - np.repeat(start, np.diff(np.r_[start, len(a)]))
+    top = rank < OVERLAP_NEIGHBOURS
+    a, b, sim, dy, dx = rows[a[top]], rows[b[top]], sim[top], dy[top], dx[top]
+    ncc, dy, dx = locate(features.thumb[a], features.thumb[b], dy, dx)
+    # the floor of aligned detail, as for every candidate; small offsets are the whole-image
+    # search's, and tiles sharing under a quarter are not worth a look
+    keep = ((ncc >= min_ncc) & ((np.abs(dy) >= OVERLAP_MIN_OFFSET) | (np.abs(dx) >= OVERLAP_MIN_OFFSET))
+            & (overlap_share(np.stack([dy, dx], axis=1)) >= 0.25))
+    a, b, sim, dy, dx = a[keep], b[keep], sim[keep], dy[keep], dx[keep]
+    flip = a > b  # j's pixel (y, x) shows i's (y + dy, x + dx): swapping the pair negates it
+    offset = np.stack([np.where(flip, -dy, dy), np.where(flip, -dx, dx)], axis=1).astype(np.float32)
+    pairs = _candidates(np.minimum(a, b), np.maximum(a, b), Kind.EMBEDDING, sim, MatchView.OVERLAP)
+    return _dedupe_best(dataclasses.replace(pairs, offset=offset))
 
 
 def _model_pairs(model_emb, search_rows, settings: DetectSettings, query_pos):

@@ -77,6 +77,9 @@ class DetectSettings:
     crops : bool
         Also search a few crops of every image (70% of the area: the centre and the four
         corners), which finds cropped copies the whole-image embedding misses.
+    overlap : bool
+        Also search for overlapping tiles: two crops of one large image sharing half their
+        area or more (images at least 64 pixels a side), reported with detail ``overlap N%``.
     model_min_cosine : float
         With an ONNX model (:mod:`leakscan.model`): pairs whose model embeddings have at least
         this cosine similarity are duplicates (kind ``model``; in (0, 1], or > 1 to turn them off).
@@ -107,6 +110,7 @@ class DetectSettings:
     transforms: str = "all"
     scope: str = "all"
     crops: bool = True
+    overlap: bool = True
     model_min_cosine: float = 0.75
 
     def __post_init__(self) -> None:
@@ -134,8 +138,9 @@ class DetectSettings:
             raise ConfigError(f"scope must be 'all' or 'cross', got {self.scope!r}")
         if self.transforms not in TRANSFORMS:
             raise ConfigError(f"transforms must be one of {', '.join(TRANSFORMS)}, got {self.transforms!r}")
-        if not isinstance(self.crops, bool):
-            raise ConfigError(f"crops must be True or False, got {self.crops!r}")
+        for name in ("crops", "overlap"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

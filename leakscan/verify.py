@@ -238,6 +238,43 @@ def _refine_unweighted(x, y, by, bx, fine, tx=None, ty=None):
     return best, bey, bex
 
 
+def locate(a: np.ndarray, b: np.ndarray, dy: np.ndarray, dx: np.ndarray, radius: int = 3, climbs: int = 4):
+    """Where each thumbnail ``b`` sits on ``a`` (overlapping tiles): ``(ncc, oy, ox)``, float32.
+
+    ``b``'s pixel ``(y, x)`` shows ``a``'s ``(y + oy, x + ox)``. The shift is searched within
+    ``radius`` pixels of ``(dy, dx)`` by the correlation of the two details over their
+    overlap (again around the best while it lies on the search's edge, up to ``climbs``
+    times), then refined to a fraction of a pixel by a parabola through the peak and its
+    neighbours on each axis.
+    """
+    x, y = detail(a), detail(b)
+    tx, ty = _tables(x), _tables(y)
+    n = x.shape[-1]
+    steps = [(ey, ex) for ey in range(-radius, radius + 1) for ex in range(-radius, radius + 1)]
+    by, bx = np.array(dy, np.int64), np.array(dx, np.int64)
+    best = np.zeros(len(x), np.float32)
+    todo = np.arange(len(x))
+    for _ in range(climbs):
+        t = (tx[0][todo], tx[1][todo]), (ty[0][todo], ty[1][todo])
+        best[todo], ey, ex = _refine_unweighted(x[todo], y[todo], by[todo], bx[todo], steps, *t)
+        by[todo] = np.clip(by[todo] + ey, 2 - n, n - 2)
+        bx[todo] = np.clip(bx[todo] + ex, 2 - n, n - 2)
+        todo = todo[(np.abs(ey) == radius) | (np.abs(ex) == radius)]
+        if not len(todo):
+            break
+
+    def at(sy, sx):
+        return _refine_unweighted(x, y, by + sy, bx + sx, [(0, 0)], tx, ty)[0]
+
+    def vertex(minus, plus):
+        curve = minus - 2 * best + plus
+        step = np.where(curve < -1e-6, 0.5 * (minus - plus) / np.where(curve < -1e-6, curve, -1.0), 0.0)
+        return np.clip(step, -0.5, 0.5)
+    oy = by + vertex(at(-1, 0), at(1, 0))
+    ox = bx + vertex(at(0, -1), at(0, 1))
+    return best, oy.astype(np.float32), ox.astype(np.float32)
+
+
 def _signed_zooms():
     return [z for z in ZOOMS] + [-z for z in ZOOMS if z != 1.0]
 

@@ -62,7 +62,8 @@ class MatchView(IntEnum):
 
     ``0-7``: the whole image under dihedral variant ``v`` (:data:`VARIANT_NAMES`);
     ``8 + v``: the de-rotated view of a copy rotated by another angle, then variant ``v``;
-    ``16``: a crop view; ``-1``: none (exact and model pairs). The values are stored in
+    ``16``: a crop view; ``17``: a quadrant of one is a window of the other (overlapping
+    tiles, ``PairTable.offset``); ``-1``: none (exact and model pairs). The values are stored in
     cached search results: never renumber them.
     """
 
@@ -84,6 +85,7 @@ class MatchView(IntEnum):
     DEROTATED_ROT270 = 14
     DEROTATED_ANTITRANSPOSE = 15
     CROPPED = 16
+    OVERLAP = 17
 
     @classmethod
     def derotated(cls, dihedral):
@@ -97,24 +99,31 @@ class MatchView(IntEnum):
         return (codes >= MatchView.DEROTATED) & (codes < MatchView.CROPPED)
 
     @staticmethod
+    def is_partial(codes: np.ndarray) -> np.ndarray:
+        """Mask of the codes that matched through part of an image (a crop view, overlapping tiles)."""
+        return np.isin(codes, (MatchView.CROPPED, MatchView.OVERLAP))
+
+    @staticmethod
     def is_other_view(codes: np.ndarray) -> np.ndarray:
-        """Mask of the codes that matched through a view other than the whole image (de-rotated or crop)."""
+        """Mask of the codes that matched through a view other than the whole image (de-rotated, crop, overlap)."""
         return np.asarray(codes) >= MatchView.DEROTATED
 
     @staticmethod
     def dihedral(codes: np.ndarray) -> np.ndarray:
-        """The dihedral variant to apply when lining the pair up: a crop lines up as it is (0),
-        a de-rotated match under its variant, none (-1) for exact and model pairs."""
+        """The dihedral variant to apply when lining the pair up: a crop or overlap lines up as
+        it is (0), a de-rotated match under its variant, none (-1) for exact and model pairs."""
         codes = np.asarray(codes).astype(np.int8)
         out = np.where(MatchView.is_derotated(codes), codes - MatchView.DEROTATED, codes)
-        return np.where(codes == MatchView.CROPPED, 0, out).astype(np.int8)
+        return np.where(MatchView.is_partial(codes), 0, out).astype(np.int8)
 
     @staticmethod
     def describe(code: int) -> str:
-        """``identity``, ``hflip``, ..., ``rotated``, ``rotated, hflip``, ``cropped`` or ``""``."""
+        """``identity``, ``hflip``, ..., ``rotated``, ``rotated, hflip``, ``cropped``, ``overlap`` or ``""``."""
         code = int(code)
         if code == MatchView.CROPPED:
             return "cropped"
+        if code == MatchView.OVERLAP:
+            return "overlap"
         if code >= MatchView.DEROTATED:
             v = code - MatchView.DEROTATED
             return "rotated" + (f", {VARIANT_NAMES[v]}" if v else "")

@@ -90,8 +90,17 @@ def _candidates(result):
     ev = pair_evidence(result.features, found.pairs, found.kth_neighbour,
                        transform_variants(result.settings.transforms), jobs=1)
     paths = result.manifest.paths
-    return {tuple(sorted((str(paths[i]), str(paths[j])))): float(e)
-            for i, j, e in zip(found.pairs.i, found.pairs.j, ev[:, EVIDENCE.index("ncc")])}
+    out: dict = {}  # {pair: {reading: ncc}}: a pair is read whole, or as overlapping tiles
+    for i, j, v, e in zip(found.pairs.i, found.pairs.j, found.pairs.variant, ev[:, EVIDENCE.index("ncc")]):
+        key = tuple(sorted((str(paths[i]), str(paths[j]))))
+        out.setdefault(key, {})[_reading(v)] = float(e)
+    return out
+
+
+def _reading(variant) -> str:
+    from leakscan.views import MatchView
+
+    return "overlap" if variant == MatchView.OVERLAP else "whole"
 
 
 def test_reduced_decode_finds_the_same_pairs_as_full_decodes(enlarged_fixtures):
@@ -118,7 +127,10 @@ def test_reduced_decode_finds_the_same_pairs_as_full_decodes(enlarged_fixtures):
             assert pair in proposed, pair
             if rec["kind"] == "exact":
                 continue  # same pixels: nothing to line up
-            assert abs(proposed[pair] - mine[pair]) <= 0.05, (pair, proposed[pair], mine[pair])
+            reading = "overlap" if rec["detail"].startswith("overlap") else "whole"
+            if reading in proposed[pair]:  # the tile search's few best matches may differ
+                theirs, ours = proposed[pair][reading], mine[pair][reading]
+                assert abs(theirs - ours) <= 0.05, (pair, reading, theirs, ours)
             if one is full and rec["confidence"] >= 0.9:  # the reduced decode loses no sure pair
                 assert pair in _pairs(other) | _pairs(other, "possible"), (pair, rec["confidence"])
     known = {tuple(sorted((r["a"], r["b"]))) for r in known_duplicates()}

@@ -44,7 +44,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 from .evidence import EVIDENCE, SIGN, pair_evidence
 from .features import Features, extract_images
 from .index import CosineIndex
-from .pairs import OVERLAP_MIN_SIDE, Candidates, Kind, PairTable, find_candidates
+from .pairs import OVERLAP_MIN_SIDE, Candidates, Kind, PairTable, find_candidates, overlap_pairs
 from .parallel import run_chunks
 from .settings import DetectSettings
 from .views import N_VARIANTS, MatchView, embedding_variants, transform_variants
@@ -331,13 +331,19 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
         made = dataclasses.replace(made, model_embedding=None)
     aug = Features.concat([features, made], [0, n])
     origin = np.asarray(origin, np.int64)
-    copy_rows = n + np.flatnonzero(made.ok)
-    cal_settings = dataclasses.replace(s, scope="all")
-    # every window match of a copy is kept: the look-alikes of the overlapping-tile decision
-    found = find_candidates(aug, cal_settings, query_rows=copy_rows, overlap_floor=-1.0)
+    tile_copy = np.zeros(len(aug), bool)
+    tile_copy[n:] = np.array([e == ("tile",) for e in edit_names], bool)
+    copy_rows = n + np.flatnonzero(made.ok & ~tile_copy[n:])
+    tile_rows = n + np.flatnonzero(made.ok & tile_copy[n:])
+    # the copies are searched as real images are, the tile copies left out
+    cal_settings = dataclasses.replace(s, scope="all", overlap=False)
+    found = find_candidates(dataclasses.replace(aug, ok=aug.ok & ~tile_copy), cal_settings, query_rows=copy_rows)
     pairs = found.pairs.take((found.pairs.j >= n) & (found.pairs.kind != Kind.EXACT))
-    pairs = PairTable.concat([pairs, _neighbour_pairs(aug, search_rows, copy_rows, variants)])
-    pairs = _unique(pairs)
+    parts = [pairs, _neighbour_pairs(aug, search_rows, copy_rows, variants)]
+    if len(tile_rows):  # the tile copies' window matches among the sample, every one: the look-alikes
+        pool = np.r_[sample, tile_rows]
+        parts.append(overlap_pairs(aug, pool, np.arange(len(sample), len(pool)), min_ncc=-1.0))
+    pairs = _unique(PairTable.concat(parts))
     kth = found.kth_neighbour.copy()
     kth[:n] = candidates.kth_neighbour
     # only pairs at the min_ncc floor are learnt from (below: see MIN_NEGATIVES), so only they
@@ -383,8 +389,6 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
             final.stats["left_out_as_possible_copies"] = int((ambiguous & ~unlike).sum())
         return final
     # two decisions: pairs read whole (copies other than tiles), and pairs read as overlapping tiles
-    tile_copy = np.zeros(len(aug), bool)
-    tile_copy[n:] = np.array([e == ("tile",) for e in edit_names], bool)
     whole = fit_twice(~tile_reading & ~tile_copy[pairs.i] & ~tile_copy[pairs.j])
     if whole is not None and tile_reading.any():
         tiles = fit_twice(tile_reading)

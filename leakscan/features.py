@@ -396,13 +396,11 @@ def window_hog(gray: np.ndarray) -> np.ndarray:
     # cells of 4x4 pixels starting at every even pixel: sums of 2x2 small cells
     quads = small[:, :-1, :-1] + small[:, 1:, :-1] + small[:, :-1, 1:] + small[:, 1:, 1:]
     step = (WINDOW // 4) // WINDOW_STEP  # a window cell's side in small cells
-    offsets = np.arange(4) * step
-    ys = np.array([y for y, _ in WINDOW_PLACES]) // WINDOW_STEP
-    xs = np.array([x for _, x in WINDOW_PLACES]) // WINDOW_STEP
-    rows = ys[:, None, None] + offsets[None, :, None]  # (P, 4, 1)
-    cols = xs[:, None, None] + offsets[None, None, :]  # (P, 1, 4)
-    out = quads[:, rows, cols]  # (m, P, 4, 4, BINS)
-    return _normalised(out.reshape(len(g), len(WINDOW_PLACES), -1))
+    k = (THUMB - WINDOW) // WINDOW_STEP + 1  # window places per axis
+    # cell (i, j) of the window at place (y, x) is quads[y + i * step, x + j * step]
+    out = np.stack([quads[:, i * step:i * step + k, j * step:j * step + k] for i in range(4) for j in range(4)],
+                   axis=3)  # (m, k, k, 16, BINS)
+    return _normalised(out.reshape(len(g), k * k, -1))
 
 
 def _orientation(gx: np.ndarray, gy: np.ndarray):

@@ -37,7 +37,8 @@ from .views import CROP_PLACES, THUMB, MatchView, crop_views, embedding_variants
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PairTable", "Candidates", "find_candidates", "Kind", "KINDS", "overlap_share", "OVERLAP_MIN_SHARE"]
+__all__ = ["PairTable", "Candidates", "find_candidates", "Kind", "KINDS", "overlap_share", "overlap_pairs",
+           "OVERLAP_MIN_SHARE"]
 
 
 class Kind(IntEnum):
@@ -207,7 +208,6 @@ def find_candidates(
     splits: np.ndarray | None = None,
     query_rows: np.ndarray | None = None,
     progress: Callable[[str, int, int], None] | None = None,
-    overlap_floor: float | None = None,
 ) -> Candidates:
     """Candidate pairs among the rows whose features are ``ok``: what *might* be a copy.
 
@@ -217,7 +217,6 @@ def find_candidates(
     :mod:`leakscan.decide` weighs the evidence and decides.
 
     ``query_rows``: only these rows are queried (against an index of every row); default all.
-    ``overlap_floor``: the aligned-detail floor of overlapping-tile candidates (default ``min_ncc``).
     """
     settings = settings or DetectSettings()
     ok_rows = np.flatnonzero(features.ok)
@@ -272,8 +271,7 @@ def find_candidates(
     if settings.overlap and len(search_rows) > 1:
         if progress:
             progress("overlap search", 0, 1)
-        overlap = _overlap_pairs(features, search_rows, query_pos,
-                                 settings.min_ncc if overlap_floor is None else overlap_floor)
+        overlap = overlap_pairs(features, search_rows, query_pos, settings.min_ncc)
         if progress:
             progress("overlap search", 1, 1)
     if features.model_embedding is not None and settings.model_min_cosine <= 1.0 and len(search_rows) > 1:
@@ -427,18 +425,17 @@ OVERLAP_MIN_OFFSET = 3
 OVERLAP_MIN_SHARE = 0.5
 
 
-def _overlap_pairs(features: Features, search_rows, query_pos, min_ncc: float) -> PairTable:
-    """Candidate overlapping tiles: a quadrant of one image is a window of the other.
+def overlap_pairs(features: Features, search_rows, query_pos, min_ncc: float) -> PairTable:
+    """Candidate overlapping tiles among ``search_rows`` (``query_pos``: the positions in it
+    queried): a quadrant of one image is a window of the other.
 
-    Only images of ``OVERLAP_MIN_SIDE`` pixels or more without a canvas view are searched.
+    Only images of ``OVERLAP_MIN_SIDE`` pixels or more are searched, and not two that both
+    have a canvas view.
     Two tiles cut from one large image that share half their area or more share a whole
     quadrant of each (:func:`leakscan.features.window_hog`); the quadrant's place in one
     and the window's place in the other give the offset between the tiles (``PairTable.offset``).
     """
-    # a tile has no canvas: images with padding, a border or a caption bar are left out (their
-    # flat borders line up with each other's)
-    canvas = np.isin(search_rows, features.derotated_rows)
-    pos = np.flatnonzero((features.sizes[search_rows].min(axis=1) >= OVERLAP_MIN_SIDE) & ~canvas)
+    pos = np.flatnonzero(features.sizes[search_rows].min(axis=1) >= OVERLAP_MIN_SIDE)
     if len(pos) < 2:
         return PairTable.empty()
     rows = search_rows[pos]
@@ -473,6 +470,12 @@ def _overlap_pairs(features: Features, search_rows, query_pos, min_ncc: float) -
     rank = np.arange(len(a)) - np.repeat(start, np.diff(np.r_[start, len(a)]))
     top = rank < OVERLAP_NEIGHBOURS
     a, b, sim, dy, dx = rows[a[top]], rows[b[top]], sim[top], dy[top], dx[top]
+    # two images with a canvas view (padding, a flat border, a caption bar) line up by their
+    # borders: such a pair is left to the whole-image search
+    canvas = np.zeros(len(features), bool)
+    canvas[features.derotated_rows] = True
+    keep = ~(canvas[a] & canvas[b])
+    a, b, sim, dy, dx = a[keep], b[keep], sim[keep], dy[keep], dx[keep]
     ncc, dy, dx = locate(features.thumb[a], features.thumb[b], dy, dx)
     # the floor of aligned detail, as for every candidate; small offsets are the whole-image
     # search's, and tiles sharing under a quarter are not worth a look

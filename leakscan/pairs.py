@@ -417,7 +417,7 @@ OVERLAP_MIN_SIDE = 64
 #: ``OVERLAP_K`` most similar windows); its ``OVERLAP_NEIGHBOURS`` best matching other
 #: images, at window cosine ``>= OVERLAP_MIN_COSINE``, are candidates.
 OVERLAP_K = 64
-OVERLAP_NEIGHBOURS = 2
+OVERLAP_NEIGHBOURS = 4
 OVERLAP_MIN_COSINE = 0.45
 #: Offsets (thumbnail pixels) this small are left to the whole-image search.
 OVERLAP_MIN_OFFSET = 3

@@ -238,7 +238,7 @@ def _refine_unweighted(x, y, by, bx, fine, tx=None, ty=None):
     return best, bey, bex
 
 
-def locate(a: np.ndarray, b: np.ndarray, dy: np.ndarray, dx: np.ndarray, radius: int = 3, climbs: int = 4):
+def locate(a: np.ndarray, b: np.ndarray, dy: np.ndarray, dx: np.ndarray, radius: int = 2, climbs: int = 6):
     """Where each thumbnail ``b`` sits on ``a`` (overlapping tiles): ``(ncc, oy, ox)``, float32.
 
     ``b``'s pixel ``(y, x)`` shows ``a``'s ``(y + oy, x + ox)``. The shift is searched within

@@ -98,3 +98,29 @@ def test_overlapping_tiles_are_duplicates_and_others_are_not(tmp_path):
     assert not any(k in dup for k in possible)
     # no distractor is paired with anything
     assert not any("scene" in p for k in dup for p in k), [sorted(k) for k in dup if any("scene" in p for p in k)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_tile_copy_shares_half_to_four_fifths_of_its_picture(seed):
+    """The calibration's tile copy: the picture shifted by 20-45% of a side, the part in common
+    unchanged, the rest other content (the picture turned half round)."""
+    from leakscan.calibrate import overlapping_tile
+
+    img = _photos()[seed % 2].resize((80, 60))
+    tile = overlapping_tile(img, np.random.default_rng(seed))
+    assert tile.size == img.size
+    a, t = np.asarray(img, np.int16), np.asarray(tile, np.int16)
+    h, w = a.shape[:2]
+    # find the shift: the one under which the copy and the picture agree exactly over the most pixels
+    best = None
+    for dy in range(-h // 2, h // 2 + 1):
+        for dx in range(-w // 2, w // 2 + 1):
+            ys, xs = slice(max(0, dy), h + min(0, dy)), slice(max(0, dx), w + min(0, dx))
+            yt, xt = slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx))
+            if not np.array_equal(a[ys, xs], t[yt, xt]):
+                continue
+            share = (h - abs(dy)) * (w - abs(dx)) / (h * w)
+            if (dy or dx) and (best is None or share > best):
+                best = share
+    assert best is not None and 0.5 <= best <= 0.8 + 1e-9, best
+

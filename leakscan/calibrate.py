@@ -308,13 +308,15 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
         digests = digests ^ np.frombuffer(hashlib.blake2b(str(salt).encode(), digest_size=16).digest(), np.uint8)
     sample = search_rows[_digest_order(digests)][:CAL_SAMPLE]
     pictures = images(sample) if images is not None else thumbnails_as_images(features, sample)
+    # tile copies only when the search proposed overlapping tiles: their decision has something to decide
+    wants_tiles = bool(np.any(candidates.pairs.variant == MatchView.OVERLAP))
     sources = []
     for r, pic in zip(sample.tolist(), pictures):
         if pic is not None:
             pic = pic.convert("RGB")
             pic.thumbnail((COPY_SIDE, COPY_SIDE), Image.BILINEAR)
             seed = int.from_bytes(features.pixel_digest[r, :8].tobytes(), "little") ^ salt
-            tiles = s.overlap and min(pic.size) >= OVERLAP_MIN_SIDE
+            tiles = wants_tiles and min(pic.size) >= OVERLAP_MIN_SIDE
             sources.append((r, np.asarray(pic), seed, tiles))
     if not sources:
         return None

@@ -23,7 +23,7 @@ import numpy as np
 from .calibrate import MIN_AUC, Calibration, ImageSource, adjust_to_prior, calibrate
 from .evidence import EVIDENCE, pair_evidence
 from .features import Features
-from .pairs import OVERLAP_MIN_SHARE, Kind, PairTable, find_candidates, overlap_share
+from .pairs import OVERLAP_MAX_IMAGES, OVERLAP_MIN_SHARE, Kind, PairTable, find_candidates, overlap_share
 from .settings import POSSIBLE_FLOOR, DetectSettings
 from .views import MatchView, transform_variants
 
@@ -125,6 +125,10 @@ def detect(
         progress("verification", int((~exact).sum()), int((~exact).sum()))
     t2 = time.perf_counter()
     warnings: list[str] = []
+    if found.overlap_skipped:
+        warnings.append(f"overlapping tiles were not searched: {found.overlap_skipped} images of 64 px or more "
+                        f"(the search runs on up to {OVERLAP_MAX_IMAGES:,}); audit the tiles of each scene or slide "
+                        "on their own, or pass --no-overlap to say you do not need it")
     n_ok = int(features.ok.sum())
     n_flat = int((features.ok & features.low_info).sum())
     if n_ok and n_flat > 0.2 * n_ok:

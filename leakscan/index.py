@@ -1,4 +1,5 @@
-"""The only module that imports faiss: Hamming range search and cosine k-nearest-neighbour search.
+"""The only module that imports faiss: Hamming range search and cosine k-nearest-neighbour search
+(exact, inverted-file, or over product-quantized codes).
 
 Searches run in blocks of queries so memory stays bounded; results come back as flat
 arrays (query row, database row, distance or similarity), never as an n x n matrix.
@@ -12,7 +13,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HammingIndex", "CosineIndex"]
+__all__ = ["HammingIndex", "CosineIndex", "CodedCosineIndex"]
 
 BLOCK = 8192
 
@@ -168,17 +169,60 @@ class CosineIndex:
         ids : ndarray of int64, shape (m, k)
             Database rows; ``-1`` where fewer than ``k`` exist.
         """
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
-        m = len(queries)
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        if self._index is None or m == 0:
-            return np.full((m, k), -np.inf, np.float32), np.full((m, k), -1, np.int64)
-        sims = np.empty((m, k), np.float32)
-        ids = np.empty((m, k), np.int64)
-        for start in range(0, m, block):
-            found_sims, found_ids = self._index.search(queries[start:start + block], k)
-            sims[start:start + block] = found_sims
-            ids[start:start + block] = found_ids
-        sims[ids < 0] = -np.inf
-        return sims, ids
+        return _knn(self._index, queries, k, block)
+
+
+def _knn(index, queries: np.ndarray, k: int, block: int):
+    """``(sims, ids)`` of the ``k`` best database rows of each query (see :meth:`CosineIndex.knn`)."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    m = len(queries)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if index is None or m == 0:
+        return np.full((m, k), -np.inf, np.float32), np.full((m, k), -1, np.int64)
+    sims = np.empty((m, k), np.float32)
+    ids = np.empty((m, k), np.int64)
+    for start in range(0, m, block):
+        found_sims, found_ids = index.search(queries[start:start + block], k)
+        sims[start:start + block] = found_sims
+        ids[start:start + block] = found_ids
+    sims[ids < 0] = -np.inf
+    return sims, ids
+
+
+#: Bytes per vector of a :class:`CodedCosineIndex` (product-quantizer codes).
+CODE_BYTES = 16
+
+
+class CodedCosineIndex:
+    """Approximate inner-product search over many unit vectors kept as product-quantized
+    codes of :data:`CODE_BYTES` bytes (FAISS ``IndexIVFPQ``): for window descriptors, dozens
+    per image, whose float copies would not fit in memory. Trained on ``train`` (a sample
+    chosen by content), with ``n_lists`` inverted lists; vectors are added in chunks
+    (:meth:`add`), numbered in the order they come.
+    """
+
+    def __init__(self, train: np.ndarray, n_lists: int, *, nprobe: int | None = None, seed: int = 0):
+        faiss = _faiss()
+        train = np.ascontiguousarray(train, dtype=np.float32)
+        d = train.shape[1]
+        self._quantizer = faiss.IndexFlatIP(d)  # keep alive: the IVF index refers to it
+        n_lists = max(1, min(int(n_lists), len(train) // 39))  # faiss wants 39 training vectors per list
+        index = faiss.IndexIVFPQ(self._quantizer, d, n_lists, CODE_BYTES, 8, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = seed
+        index.pq.cp.seed = seed
+        index.train(train)
+        index.nprobe = min(NPROBE if nprobe is None else nprobe, n_lists)
+        self._index = index
+        self._n = 0
+
+    def add(self, vectors: np.ndarray) -> None:
+        self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self._n += len(vectors)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def knn(self, queries: np.ndarray, k: int, *, block: int = BLOCK):
+        """As :meth:`CosineIndex.knn` (similarities estimated from the codes)."""
+        return _knn(self._index, queries, k, block)

@@ -30,15 +30,15 @@ import numpy as np
 
 from .errors import ConfigError
 from .features import QUADRANTS, WINDOW_PLACES, Features, hog, window_hog
-from .index import CosineIndex, HammingIndex
+from .index import CodedCosineIndex, CosineIndex, HammingIndex
 from .settings import DetectSettings
-from .verify import locate
+from .verify import BLOCK, locate
 from .views import CROP_PLACES, THUMB, MatchView, crop_views, embedding_variants, transform_variants
 
 log = logging.getLogger(__name__)
 
 __all__ = ["PairTable", "Candidates", "find_candidates", "Kind", "KINDS", "overlap_share", "overlap_pairs",
-           "OVERLAP_MIN_SHARE"]
+           "OVERLAP_MIN_SHARE", "OVERLAP_MAX_IMAGES"]
 
 
 class Kind(IntEnum):
@@ -268,10 +268,12 @@ def find_candidates(
         has = kth_pos >= 0
         kth[search_rows[has]] = search_rows[kth_pos[has]]
     overlap = PairTable.empty()
-    if settings.overlap and len(search_rows) > 1:
+    tiles = _tile_rows(features, search_rows) if settings.overlap else np.zeros(0, np.int64)
+    too_many = len(tiles) > OVERLAP_MAX_IMAGES
+    if len(tiles) > 1 and not too_many:
         if progress:
             progress("overlap search", 0, 1)
-        overlap = overlap_pairs(features, search_rows, query_pos, settings.min_ncc)
+        overlap = overlap_pairs(features, search_rows, query_pos, settings.min_ncc, tiles)
         if progress:
             progress("overlap search", 1, 1)
     if features.model_embedding is not None and settings.model_min_cosine <= 1.0 and len(search_rows) > 1:
@@ -290,7 +292,8 @@ def find_candidates(
     if len(i):
         same_bytes = np.all(features.file_digest[i] == features.file_digest[j], axis=1) & (kind == Kind.EXACT)
     pairs = dataclasses.replace(pairs, hamming=hamming, cosine=cosine, same_bytes=same_bytes)
-    return Candidates(pairs=pairs, search_rows=search_rows, kth_neighbour=kth)
+    return Candidates(pairs=pairs, search_rows=search_rows, kth_neighbour=kth,
+                      overlap_skipped=len(tiles) if too_many else 0)
 
 
 @dataclass(frozen=True)
@@ -305,6 +308,7 @@ class Candidates:
     pairs: PairTable
     search_rows: np.ndarray
     kth_neighbour: np.ndarray
+    overlap_skipped: int = 0  # images not searched for overlapping tiles: more than OVERLAP_MAX_IMAGES
 
 
 def _candidates(i, j, kind: Kind, score, variant) -> PairTable:
@@ -423,11 +427,21 @@ OVERLAP_MIN_COSINE = 0.45
 OVERLAP_MIN_OFFSET = 3
 #: Tiles sharing less than this share of their area are not duplicates (at most possible).
 OVERLAP_MIN_SHARE = 0.5
+#: Above this many images of ``OVERLAP_MIN_SIDE`` or more, the overlapping-tile search is
+#: skipped, and a warning says so: it costs about 1.4 ms an image at 20,000 images (2 cores)
+#: and grows faster than the data.
+OVERLAP_MAX_IMAGES = 20_000
 
 
-def overlap_pairs(features: Features, search_rows, query_pos, min_ncc: float) -> PairTable:
+def _tile_rows(features: Features, search_rows: np.ndarray) -> np.ndarray:
+    """Positions in ``search_rows`` of the images the overlapping-tile search looks at."""
+    return np.flatnonzero(features.sizes[search_rows].min(axis=1) >= OVERLAP_MIN_SIDE)
+
+
+def overlap_pairs(features: Features, search_rows, query_pos, min_ncc: float, tiles=None) -> PairTable:
     """Candidate overlapping tiles among ``search_rows`` (``query_pos``: the positions in it
-    queried): a quadrant of one image is a window of the other.
+    queried; ``tiles``: the positions of the images to look at, when known): a quadrant of
+    one image is a window of the other.
 
     Only images of ``OVERLAP_MIN_SIDE`` pixels or more are searched, and not two that both
     have a canvas view.
@@ -435,22 +449,83 @@ def overlap_pairs(features: Features, search_rows, query_pos, min_ncc: float) ->
     quadrant of each (:func:`leakscan.features.window_hog`); the quadrant's place in one
     and the window's place in the other give the offset between the tiles (``PairTable.offset``).
     """
-    pos = np.flatnonzero(features.sizes[search_rows].min(axis=1) >= OVERLAP_MIN_SIDE)
+    pos = _tile_rows(features, search_rows) if tiles is None else tiles
     if len(pos) < 2:
         return PairTable.empty()
     rows = search_rows[pos]
-    windows = window_hog(features.thumb[rows])  # (m, places, d)
-    n_places = windows.shape[1]
-    db = windows.reshape(len(rows) * n_places, -1)
-    index = CosineIndex(db, n_lists=int(np.sqrt(len(db))))  # many windows: a coarse index
+    index, quadrants = _window_index(features, rows)
     queried = np.flatnonzero(np.isin(pos, query_pos))
+    if not len(queried):
+        return PairTable.empty()
+    found = [_best_windows(index, quadrants[queried[s:s + WINDOW_BLOCK]], queried[s:s + WINDOW_BLOCK])
+             for s in range(0, len(queried), WINDOW_BLOCK)]
+    a, b, sim, dy, dx = (np.concatenate(col) for col in zip(*found))
+    a, b = rows[a], rows[b]
+    # two images with a canvas view (padding, a flat border, a caption bar) line up by their
+    # borders: such a pair is left to the whole-image search
+    canvas = np.zeros(len(features), bool)
+    canvas[features.derotated_rows] = True
+    keep = ~(canvas[a] & canvas[b])
+    a, b, sim, dy, dx = a[keep], b[keep], sim[keep], dy[keep], dx[keep]
+    # one row per pair (found from either side: its best window match), i < j
+    flip = a > b  # j's pixel (y, x) shows i's (y + dy, x + dx): swapping the pair negates it
+    offset = np.stack([np.where(flip, -dy, dy), np.where(flip, -dx, dx)], axis=1)
+    pairs = _candidates(np.minimum(a, b), np.maximum(a, b), Kind.EMBEDDING, sim, MatchView.OVERLAP)
+    pairs = _dedupe_best(dataclasses.replace(pairs, offset=offset.astype(np.float32)))
+    ncc = np.empty(len(pairs), np.float32)
+    offset = np.empty((len(pairs), 2), np.float32)
+    for s in range(0, len(pairs), BLOCK):
+        i, j, base = pairs.i[s:s + BLOCK], pairs.j[s:s + BLOCK], pairs.offset[s:s + BLOCK].astype(np.int64)
+        ncc[s:s + BLOCK], offset[s:s + BLOCK, 0], offset[s:s + BLOCK, 1] = locate(
+            features.thumb[i], features.thumb[j], base[:, 0], base[:, 1])
+    pairs = dataclasses.replace(pairs, offset=offset)
+    dy, dx = offset[:, 0], offset[:, 1]
+    # the floor of aligned detail, as for every candidate; small offsets are the whole-image
+    # search's, and tiles sharing under a quarter are not worth a look
+    keep = ((ncc >= min_ncc) & ((np.abs(dy) >= OVERLAP_MIN_OFFSET) | (np.abs(dx) >= OVERLAP_MIN_OFFSET))
+            & (overlap_share(pairs.offset) >= 0.25))
+    return pairs.take(keep)
+
+
+#: Above this many windows, the window index keeps product-quantized codes, built in chunks
+#: of ``WINDOW_BLOCK`` images (float windows take 41 kB an image); below, the windows as they are.
+EXACT_WINDOWS = 200_000
+WINDOW_BLOCK = 2048
+#: Images whose windows train the coded index (the lowest pixel digests: chosen by content).
+WINDOW_TRAIN_IMAGES = 2048
+
+
+def _window_index(features: Features, rows: np.ndarray):
+    """The index of every window of ``rows`` (window ``k`` of ``rows[r]`` is entry
+    ``r * len(WINDOW_PLACES) + k``) and their quadrants ``(len(rows), 4, d)``."""
     quads = np.asarray(QUADRANTS, np.int64)
-    sims, ids = index.knn(windows[queried][:, quads].reshape(len(queried) * len(quads), -1),
-                          min(OVERLAP_K, len(index)))
+    n_windows = len(rows) * len(WINDOW_PLACES)
+    if n_windows <= EXACT_WINDOWS:
+        windows = window_hog(features.thumb[rows])
+        index = CosineIndex(windows.reshape(n_windows, -1), n_lists=int(np.sqrt(n_windows)))  # a coarse index
+        return index, windows[:, quads]
+    sample = rows[np.lexsort(features.pixel_digest[rows].T[::-1])[:WINDOW_TRAIN_IMAGES]]
+    train = window_hog(features.thumb[sample])
+    index = CodedCosineIndex(train.reshape(-1, train.shape[-1]), n_lists=int(np.sqrt(n_windows)))
+    quadrants = np.empty((len(rows), len(quads), train.shape[-1]), np.float32)
+    for s in range(0, len(rows), WINDOW_BLOCK):
+        windows = window_hog(features.thumb[rows[s:s + WINDOW_BLOCK]])
+        index.add(windows.reshape(-1, windows.shape[-1]))
+        quadrants[s:s + WINDOW_BLOCK] = windows[:, quads]
+    return index, quadrants
+
+
+def _best_windows(index, quadrants: np.ndarray, images: np.ndarray):
+    """Each of ``images``' (positions in the index's rows) ``OVERLAP_NEIGHBOURS`` best
+    matching other images, by their quadrants ``(len(images), 4, d)``: ``(a, b, window
+    cosine, dy, dx)``, ``b``'s pixel ``(y, x)`` showing ``a``'s ``(y + dy, x + dx)``."""
+    n_places = len(WINDOW_PLACES)
+    quads = np.asarray(QUADRANTS, np.int64)
+    sims, ids = index.knn(quadrants.reshape(len(images) * len(quads), -1), min(OVERLAP_K, len(index)))
     owner, place = ids // n_places, ids % n_places
-    q_image = np.repeat(queried, len(quads))
+    q_image = np.repeat(images, len(quads))
     places = np.asarray(WINDOW_PLACES, np.int64)
-    q_place = places[np.tile(quads, len(queried))]
+    q_place = places[np.tile(quads, len(images))]
     dy = q_place[:, None, 0] - places[place, 0]
     dx = q_place[:, None, 1] - places[place, 1]
     ok = ((ids >= 0) & (owner != q_image[:, None]) & (sims >= OVERLAP_MIN_COSINE)
@@ -466,29 +541,10 @@ def overlap_pairs(features: Features, search_rows, query_pos, min_ncc: float) ->
     a, b, sim, dy, dx = a[first], b[first], sim[first], dy[first], dx[first]
     order = np.lexsort((-sim, a))
     a, b, sim, dy, dx = a[order], b[order], sim[order], dy[order], dx[order]
-    start = np.r_[0, np.flatnonzero(a[1:] != a[:-1]) + 1]
+    start = np.r_[0, np.flatnonzero(a[1:] != a[:-1]) + 1] if len(a) else np.zeros(0, np.int64)
     rank = np.arange(len(a)) - np.repeat(start, np.diff(np.r_[start, len(a)]))
     top = rank < OVERLAP_NEIGHBOURS
-    a, b, sim, dy, dx = rows[a[top]], rows[b[top]], sim[top], dy[top], dx[top]
-    # two images with a canvas view (padding, a flat border, a caption bar) line up by their
-    # borders: such a pair is left to the whole-image search
-    canvas = np.zeros(len(features), bool)
-    canvas[features.derotated_rows] = True
-    keep = ~(canvas[a] & canvas[b])
-    a, b, sim, dy, dx = a[keep], b[keep], sim[keep], dy[keep], dx[keep]
-    # one row per pair (found from either side: its best window match), i < j
-    flip = a > b  # j's pixel (y, x) shows i's (y + dy, x + dx): swapping the pair negates it
-    offset = np.stack([np.where(flip, -dy, dy), np.where(flip, -dx, dx)], axis=1)
-    pairs = _candidates(np.minimum(a, b), np.maximum(a, b), Kind.EMBEDDING, sim, MatchView.OVERLAP)
-    pairs = _dedupe_best(dataclasses.replace(pairs, offset=offset.astype(np.float32)))
-    ncc, dy, dx = locate(features.thumb[pairs.i], features.thumb[pairs.j], pairs.offset[:, 0].astype(np.int64),
-                         pairs.offset[:, 1].astype(np.int64))
-    pairs = dataclasses.replace(pairs, offset=np.stack([dy, dx], axis=1).astype(np.float32))
-    # the floor of aligned detail, as for every candidate; small offsets are the whole-image
-    # search's, and tiles sharing under a quarter are not worth a look
-    keep = ((ncc >= min_ncc) & ((np.abs(dy) >= OVERLAP_MIN_OFFSET) | (np.abs(dx) >= OVERLAP_MIN_OFFSET))
-            & (overlap_share(pairs.offset) >= 0.25))
-    return pairs.take(keep)
+    return a[top], b[top], sim[top], dy[top], dx[top]
 
 
 def _model_pairs(model_emb, search_rows, settings: DetectSettings, query_pos):

@@ -58,20 +58,25 @@ def _share(a, b):
     return w * h / ((ba[2] - ba[0]) * (ba[3] - ba[1]))
 
 
-def test_overlapping_tiles_are_duplicates_and_others_are_not(tmp_path):
+def _write_tiles(root):
+    """The tiles of :func:`_tiles` (every other one cut with numpy) and 40 other pictures."""
     photos = _photos()
-    tiles = _tiles()
     for s in ("train", "test"):
-        (tmp_path / s).mkdir()
-    for n, (name, (p, box)) in enumerate(sorted(tiles.items())):
+        (root / s).mkdir()
+    for n, (name, (p, box)) in enumerate(sorted(_tiles().items())):
         if n % 2:  # numpy slicing
             x0, y0, x1, y1 = box
             img = Image.fromarray(np.asarray(photos[p])[y0:y1, x0:x1])
         else:
             img = photos[p].crop(box)
-        img.save(tmp_path / ("test" if "row1" in name or "diag" in name else "train") / f"{name}.jpg", quality=90)
+        img.save(root / ("test" if "row1" in name or "diag" in name else "train") / f"{name}.jpg", quality=90)
     for k in range(40):  # other pictures: the look-alikes the decision learns to tell tiles from
-        scene(100 + k, 200).save(tmp_path / "train" / f"scene{k:02d}.jpg", quality=90)
+        scene(100 + k, 200).save(root / "train" / f"scene{k:02d}.jpg", quality=90)
+
+
+def test_overlapping_tiles_are_duplicates_and_others_are_not(tmp_path):
+    tiles = _tiles()
+    _write_tiles(tmp_path)
     r = audit(tmp_path, cache=False, jobs=1)
     assert r.calibration.tiles is not None  # the overlapping-tile decision was fitted on this data
     path = {name: f"{'test' if 'row1' in name or 'diag' in name else 'train'}/{name}.jpg" for name in tiles}
@@ -123,4 +128,28 @@ def test_a_tile_copy_shares_half_to_four_fifths_of_its_picture(seed):
             if (dy or dx) and (best is None or share > best):
                 best = share
     assert best is not None and 0.5 <= best <= 0.8 + 1e-9, best
+
+
+def test_the_coded_window_index_finds_the_same_tiles(tmp_path, monkeypatch):
+    """Past EXACT_WINDOWS windows the index keeps product-quantized codes, built in chunks."""
+    import leakscan.pairs
+
+    _write_tiles(tmp_path)
+    exact = {frozenset((rec["a"], rec["b"])) for rec in audit(tmp_path, cache=False, jobs=1).pair_records()
+             if rec["detail"].startswith("overlap")}
+    monkeypatch.setattr(leakscan.pairs, "EXACT_WINDOWS", 1000)
+    monkeypatch.setattr(leakscan.pairs, "WINDOW_BLOCK", 16)
+    coded = {frozenset((rec["a"], rec["b"])) for rec in audit(tmp_path, cache=False, jobs=1).pair_records()
+             if rec["detail"].startswith("overlap")}
+    assert len(exact) >= 8 and len(coded & exact) >= len(exact) - 1, (exact, coded)
+
+
+def test_too_many_images_skip_the_tile_search_with_a_warning(tmp_path, monkeypatch):
+    import leakscan.pairs
+
+    _write_tiles(tmp_path)
+    monkeypatch.setattr(leakscan.pairs, "OVERLAP_MAX_IMAGES", 10)
+    r = audit(tmp_path, cache=False, jobs=1)
+    assert any(w.startswith("overlapping tiles were not searched: 52 images") for w in r.warnings), r.warnings
+    assert not any(rec["detail"].startswith("overlap") for rec in r.pair_records() + r.pair_records("possible"))
 

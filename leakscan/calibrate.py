@@ -441,14 +441,7 @@ def _edit_counts(edit_names) -> dict:
 
 def _unique(pairs: PairTable) -> PairTable:
     """One row per (i, j) and reading (as overlapping tiles, or as a whole): the lowest kind code."""
-    if len(pairs) == 0:
-        return pairs
-    tile = pairs.variant == MatchView.OVERLAP
-    pairs = pairs.take(np.lexsort((pairs.kind, tile, pairs.j, pairs.i)))
-    tile = pairs.variant == MatchView.OVERLAP
-    first = np.ones(len(pairs), bool)
-    first[1:] = (pairs.i[1:] != pairs.i[:-1]) | (pairs.j[1:] != pairs.j[:-1]) | (tile[1:] != tile[:-1])
-    return pairs.take(first)
+    return pairs.first_per_pair(pairs.kind, apart=pairs.variant == MatchView.OVERLAP)
 
 
 def _neighbour_pairs(aug: Features, search_rows, copy_rows, variants) -> PairTable:

@@ -117,7 +117,12 @@ def detect(
     evidence = pair_evidence(features, cands, found.kth_neighbour, transform_variants(s.transforms), min_ncc=s.min_ncc,
                              jobs=jobs)
     ncc = evidence[:, EVIDENCE.index("ncc")]
-    cands = dataclasses.replace(cands, ncc=np.where(exact, np.nan, ncc).astype(np.float32))
+    # a pair read as overlapping tiles shows the search's similarity of the part in common
+    tiles = cands.variant == MatchView.OVERLAP
+    cosine = np.where(tiles, evidence[:, EVIDENCE.index("cosine")], cands.cosine).astype(np.float32)
+    hamming = np.where(tiles, np.rint(evidence[:, EVIDENCE.index("hamming")] * 64), cands.hamming).astype(np.int16)
+    cands = dataclasses.replace(cands, ncc=np.where(exact, np.nan, ncc).astype(np.float32), cosine=cosine,
+                                hamming=hamming)
     keep = exact | (ncc >= s.min_ncc)
     cands, evidence = cands.take(keep), evidence[keep]
     exact = exact[keep]
@@ -184,10 +189,7 @@ def detect(
 def _likelier(pairs: PairTable) -> PairTable:
     """One row per (i, j), sorted: a pair read both whole and as overlapping tiles keeps the
     likelier reading (the higher confidence)."""
-    order = np.lexsort((-pairs.confidence, pairs.j, pairs.i))
-    first = np.ones(len(order), bool)
-    first[1:] = (pairs.i[order][1:] != pairs.i[order][:-1]) | (pairs.j[order][1:] != pairs.j[order][:-1])
-    return pairs.take(order[first])
+    return pairs.first_per_pair(-pairs.confidence)
 
 
 def find_pairs(features: Features, settings: DetectSettings | None = None, *, images: ImageSource | None = None,

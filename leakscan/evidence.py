@@ -38,7 +38,7 @@ from .padding import NO_BORDER, border_mask, padding_weights
 from .parallel import run_chunks
 from .pairs import Kind, PairTable
 from .verify import BLOCK, _down2, _shift_each, _zoom, align
-from .views import N_VARIANTS, THUMB, MatchView, apply_dihedral, embedding_variants
+from .views import N_VARIANTS, THUMB, MatchView, apply_dihedral, box_views, embedding_variants
 
 __all__ = ["measure", "pair_evidence", "background", "EVIDENCE", "SIGN", "colour_agreement"]
 #: Columns of the evidence matrix, in order.
@@ -241,29 +241,6 @@ def _views(features: Features, i, j, v, padding):
             None if ba is None else _dihedral(ba, v), _border(padding[j]))
 
 
-def _resample(img: np.ndarray, box: np.ndarray, side: int) -> np.ndarray:
-    """Box ``(y0, y1, x0, x1)`` (shares of the side) of each ``(p, [c,] n, n)`` image, resampled
-    bilinearly to ``side`` x ``side``."""
-    img = np.asarray(img, np.float32)
-    p, n = len(img), img.shape[-1]
-    flat = img.reshape(p, -1, n, n)
-    t = (np.arange(side, dtype=np.float32) + 0.5) / side
-
-    def axis(lo, hi):
-        u = np.clip((lo[:, None] + t * (hi - lo)[:, None]) * n - 0.5, 0, n - 1)
-        u0 = np.minimum(np.floor(u).astype(np.int64), n - 2)
-        return u0, (u - u0).astype(np.float32)
-    y0, wy = axis(box[:, 0], box[:, 1])
-    x0, wx = axis(box[:, 2], box[:, 3])
-    pi = np.arange(p)[:, None, None, None]
-    ci = np.arange(flat.shape[1])[None, :, None, None]
-    Y, X = y0[:, None, :, None], x0[:, None, None, :]
-    WY, WX = wy[:, None, :, None], wx[:, None, None, :]
-    out = ((flat[pi, ci, Y, X] * (1 - WX) + flat[pi, ci, Y, X + 1] * WX) * (1 - WY)
-           + (flat[pi, ci, Y + 1, X] * (1 - WX) + flat[pi, ci, Y + 1, X + 1] * WX) * WY)
-    return out.reshape(img.shape[:-2] + (side, side))
-
-
 def _common_part(features: Features, i, j, offset):
     """Thumbnails and colour thumbnails of the part two overlapping tiles have in common, each
     enlarged back to full size: ``j``'s pixel ``(y, x)`` shows ``i``'s ``(y + dy, x + dx)``."""
@@ -273,8 +250,17 @@ def _common_part(features: Features, i, j, offset):
     box_j = np.stack([np.maximum(-o[:, 0], 0), 1 - np.maximum(o[:, 0], 0),
                       np.maximum(-o[:, 1], 0), 1 - np.maximum(o[:, 1], 0)], axis=1)
     cside = features.colour.shape[-1]
-    return (_resample(features.thumb[i], box_i, THUMB), _resample(features.thumb[j], box_j, THUMB),
-            _resample(features.colour[i], box_i, cside), _resample(features.colour[j], box_j, cside))
+    return (box_views(features.thumb[i], box_i, THUMB), box_views(features.thumb[j], box_j, THUMB),
+            box_views(features.colour[i], box_i, cside), box_views(features.colour[j], box_j, cside))
+
+
+def _search_similarity(ta: np.ndarray, tb: np.ndarray) -> tuple:
+    """The search's own similarity of two thumbnails ``(p, 32, 32)``: the cosine of their
+    gradient histograms and their pHash distance (a share of 64 bits)."""
+    ua, ub = np.rint(ta).astype(np.uint8), np.rint(tb).astype(np.uint8)
+    cosine = np.einsum("pd,pd->p", hog(ua), hog(ub))
+    hamming = np.unpackbits(phash_variants(ua)[:, 0] ^ phash_variants(ub)[:, 0], axis=1).sum(axis=1) / 64.0
+    return cosine, hamming
 
 
 def _border(boxes: np.ndarray):
@@ -457,11 +443,8 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
         offset = np.where(swap[ov, None], -pairs.offset[ov], pairs.offset[ov])
         ta, tb, ca, cb = _common_part(features, i[ov], j[ov], offset)
         for name, arr in measure(ta, tb, ca, cb, min_ncc=min_ncc).items():
-            res[name][ov] = arr
-        ua, ub = np.rint(ta).astype(np.uint8), np.rint(tb).astype(np.uint8)
-        cols["cosine"][ov] = np.einsum("pd,pd->p", hog(ua), hog(ub))
-        ha, hb = phash_variants(ua)[:, 0], phash_variants(ub)[:, 0]
-        cols["hamming"][ov] = np.unpackbits(ha ^ hb, axis=1).sum(axis=1) / 64.0
+            cols[name][ov] = arr
+        cols["cosine"][ov], cols["hamming"][ov] = _search_similarity(ta, tb)
     cols["distinct"] = np.zeros(len(todo), np.float32)  # set by pair_evidence
     cols["cropped"] = (v == MatchView.CROPPED).astype(np.float32)
     cols["overlap"] = overlap.astype(np.float32)

@@ -150,6 +150,20 @@ class PairTable:
         """The same pairs sorted by (i, j)."""
         return self.take(np.lexsort((self.j, self.i)))
 
+    def first_per_pair(self, *keys, apart=None) -> "PairTable":
+        """One row per (i, j), sorted by (i, j): the first by ``keys`` (``np.lexsort`` order:
+        the last key is the primary one). With ``apart`` (one value per row), one row per
+        (i, j) and value."""
+        if len(self) == 0:
+            return self
+        groups = (self.j, self.i) if apart is None else (apart, self.j, self.i)
+        order = np.lexsort(tuple(keys) + groups)
+        new = np.zeros(len(order), bool)
+        new[0] = True
+        for g in groups:
+            new[1:] |= g[order][1:] != g[order][:-1]
+        return self.take(order[new])
+
     def kind_names(self) -> np.ndarray:
         return np.array(KINDS, dtype=object)[self.kind]
 
@@ -189,12 +203,7 @@ def _exact_clusters(rows: np.ndarray, digests: np.ndarray):
 
 def _dedupe_best(pairs: PairTable) -> PairTable:
     """One row per (i, j), sorted by (i, j): lowest kind code first, then highest score."""
-    if len(pairs) == 0:
-        return pairs
-    pairs = pairs.take(np.lexsort((-pairs.score, pairs.kind, pairs.j, pairs.i)))
-    keep = np.ones(len(pairs), bool)
-    keep[1:] = (pairs.i[1:] != pairs.i[:-1]) | (pairs.j[1:] != pairs.j[:-1])
-    return pairs.take(keep)
+    return pairs.first_per_pair(-pairs.score, pairs.kind)
 
 
 def _popcount(x: np.ndarray) -> np.ndarray:

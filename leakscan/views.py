@@ -26,8 +26,8 @@ import numpy as np
 from .padding import NO_BORDER, unpadded
 from .rotation import derotate
 
-__all__ = ["apply_dihedral", "embedding_variants", "crop_views", "transform_variants", "canvas_view", "MatchView",
-           "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "THUMB", "CELL", "BINS"]
+__all__ = ["apply_dihedral", "embedding_variants", "crop_views", "box_views", "transform_variants", "canvas_view",
+           "MatchView", "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "THUMB", "CELL", "BINS"]
 
 #: Side (pixels) of the grayscale thumbnail every feature and view comes from.
 THUMB = 32
@@ -200,24 +200,46 @@ CROP_SIDE = 0.84
 CROP_PLACES = ((0.5, 0.5), (0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0))
 
 
+def _sample_axis(lo: np.ndarray, hi: np.ndarray, n: int, side: int):
+    """Bilinear sampling of ``side`` points spread over ``[lo, hi]`` (shares of an axis of ``n``
+    pixels, one span per row): the lower pixel ``(p, side)`` int64 and the upper's weight."""
+    t = (np.arange(side) + 0.5) / side
+    u = np.clip((lo[:, None] + t * (hi - lo)[:, None]) * n - 0.5, 0, n - 1)
+    u0 = np.minimum(np.floor(u).astype(np.int64), n - 2)
+    return u0, (u - u0).astype(np.float32)
+
+
 def crop_views(thumbs: np.ndarray, side: float = CROP_SIDE, places=CROP_PLACES) -> np.ndarray:
     """Crops of ``(m, 32, 32)`` thumbnails enlarged back to 32x32 (bilinear): ``(m, len(places), 32, 32)``.
 
     The embedding of a crop of image A is close to that of a cropped copy of A, which the
-    whole-image embedding (whose grid cells no longer line up) may miss.
+    whole-image embedding (whose grid cells no longer line up) may miss. (:func:`box_views`
+    with one box for every image, sampled once.)
     """
     t = np.asarray(thumbs, np.float32)
     n = t.shape[-1]
-    size = side * n
     out = np.empty((len(t), len(places), n, n), np.float32)
-    base = (np.arange(n) + 0.5) * (size / n) - 0.5
     for k, (fy, fx) in enumerate(places):
-        ys = np.clip(base + fy * (n - size), 0, n - 1)
-        xs = np.clip(base + fx * (n - size), 0, n - 1)
-        y0 = np.minimum(np.floor(ys).astype(np.int64), n - 2)
-        x0 = np.minimum(np.floor(xs).astype(np.int64), n - 2)
-        wy = (ys - y0).astype(np.float32)
-        wx = (xs - x0).astype(np.float32)
+        (y0,), (wy,) = _sample_axis(np.array([fy * (1 - side)]), np.array([fy * (1 - side) + side]), n, n)
+        (x0,), (wx,) = _sample_axis(np.array([fx * (1 - side)]), np.array([fx * (1 - side) + side]), n, n)
         r = t[:, y0, :] * (1 - wy)[None, :, None] + t[:, y0 + 1, :] * wy[None, :, None]
         out[:, k] = r[:, :, x0] * (1 - wx)[None, None, :] + r[:, :, x0 + 1] * wx[None, None, :]
     return out
+
+
+def box_views(images: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
+    """Box ``(y0, y1, x0, x1)`` (shares of the side) of each ``(p, [c,] n, n)`` image, enlarged
+    bilinearly to ``side`` x ``side``: ``(p, [c,] side, side)`` float32 (the part two
+    overlapping tiles have in common)."""
+    img = np.asarray(images, np.float32)
+    p, n = len(img), img.shape[-1]
+    flat = img.reshape(p, -1, n, n)
+    boxes = np.asarray(boxes, np.float64)
+    y0, wy = _sample_axis(boxes[:, 0], boxes[:, 1], n, side)
+    x0, wx = _sample_axis(boxes[:, 2], boxes[:, 3], n, side)
+    rows = np.arange(p)[:, None, None, None], np.arange(flat.shape[1])[None, :, None, None]
+    Y, X = y0[:, None, :, None], x0[:, None, None, :]
+    WY, WX = wy[:, None, :, None], wx[:, None, None, :]
+    out = ((flat[(*rows, Y, X)] * (1 - WX) + flat[(*rows, Y, X + 1)] * WX) * (1 - WY)
+           + (flat[(*rows, Y + 1, X)] * (1 - WX) + flat[(*rows, Y + 1, X + 1)] * WX) * WY)
+    return out.reshape(img.shape[:-2] + (side, side))

@@ -65,3 +65,15 @@ def test_detail_reads_the_codes():
 def test_rows_must_be_ordered():
     with pytest.raises(ValueError, match="i < j"):
         table([3], [1])
+
+
+def test_first_per_pair_keeps_the_first_row_of_each_pair_by_the_keys():
+    i, j = np.array([0, 0, 0, 1, 1]), np.array([1, 1, 1, 2, 2])
+    score = np.array([0.2, 0.9, 0.5, 0.3, 0.4], np.float32)
+    tile = np.array([False, False, True, False, False])
+    pt = PairTable(i, j, np.full(5, Kind.EMBEDDING, np.uint8), score, np.zeros(5, np.int16), score,
+                   np.zeros(5, np.int8), np.zeros(5, bool))
+    best = pt.first_per_pair(-pt.score)
+    assert list(zip(best.i.tolist(), best.j.tolist(), best.score.astype(float).round(1).tolist())) == [(0, 1, 0.9), (1, 2, 0.4)]
+    apart = pt.first_per_pair(-pt.score, apart=tile)
+    assert sorted(zip(apart.i.tolist(), apart.score.astype(float).round(1).tolist())) == [(0, 0.5), (0, 0.9), (1, 0.4)]

@@ -3,7 +3,8 @@
 No fixed weights and no thresholds tuned elsewhere: at run time a sample of the dataset's
 own images is copied the ways users' copies are made (shifted, cropped, rescaled,
 re-encoded, recoloured, blurred, flipped or rotated, letterboxed, captioned; and, for the
-overlapping-tile search, the next tile of the same scene). Each copy is
+overlapping-tile search, the next tile of the same scene; for the tilted views, turned and
+cropped free of the corners). Each copy is
 searched against the dataset exactly as a real image is (:func:`leakscan.pairs.find_candidates`),
 and its evidence measured (:mod:`leakscan.evidence`):
 
@@ -44,14 +45,15 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 from .evidence import EVIDENCE, SIGN, pair_evidence
 from .features import Features, extract_images
 from .index import CosineIndex
-from .pairs import OVERLAP_MIN_SIDE, Candidates, Kind, PairTable, find_candidates, overlap_pairs
+from .pairs import OVERLAP_MIN_SIDE, Candidates, Kind, PairTable, find_candidates, overlap_pairs, tilted_pairs
 from .parallel import run_chunks
 from .settings import DetectSettings
-from .views import N_VARIANTS, MatchView, embedding_variants, transform_variants
+from .views import N_VARIANTS, READINGS, MatchView, embedding_variants, transform_variants
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Calibration", "calibrate", "synthetic_copy", "CAL_SAMPLE", "MIN_AUC", "adjust_to_prior", "logistic_fit",
+__all__ = ["Calibration", "calibrate", "synthetic_copy", "CAL_SAMPLE", "MIN_AUC", "adjust_to_prior", "at_prior",
+           "logistic_fit",
            "picture_share", "roc_auc"]
 
 #: Images of the dataset copied to calibrate (chosen by content digest).
@@ -93,9 +95,11 @@ class Calibration:
     stats : dict
         ``n_images``, ``n_copies``, ``n_positive``, ``n_negative``, held-out ``recall`` and
         ``false_alarm`` at 0.5, ``heldout_auc``, the estimated ``prior`` and the edits made.
-    tiles : Calibration or None
-        The decision for pairs read as overlapping tiles, fitted apart (on tile copies and
-        the look-alikes the window search proposes); None when none were searched.
+    readings : dict
+        The decisions for pairs read other than as a whole, each fitted apart: ``"overlap"``
+        (overlapping tiles: on tile copies and the look-alikes the window search proposes) and
+        ``"tilted"`` (on tilted copies and the look-alikes the tilted views propose), when
+        their search proposed any.
     """
 
     columns: tuple
@@ -105,7 +109,7 @@ class Calibration:
     intercept: float
     threshold: float
     stats: dict = field(default_factory=dict)
-    tiles: "Calibration | None" = None
+    readings: dict = field(default_factory=dict)
 
     def predict(self, evidence: np.ndarray) -> np.ndarray:
         """Probability per row of an evidence matrix (columns as :data:`EVIDENCE`)."""
@@ -118,8 +122,8 @@ class Calibration:
         out = {"threshold": round(float(self.threshold), 4),
                "weights": {c: round(float(w / s), 4) for c, w, s in zip(self.columns, self.coef, self.scale)},
                **self.stats}
-        if self.tiles is not None:
-            out["overlap"] = self.tiles.to_dict()
+        for name, fitted in self.readings.items():
+            out[name] = fitted.to_dict()
         return out
 
 
@@ -129,6 +133,9 @@ EDITS = ("shift", "crop", "rescale", "jpeg", "colour", "blur", "dihedral", "lett
 #: Share of the sampled pictures the overlapping-tile search looks at that also get a tile
 #: copy (:func:`overlapping_tile`): the positives of the overlapping-tile decision.
 TILE_SHARE = 0.5
+#: Share of those pictures that also get a tilted copy (:func:`tilted_copy`), when the search
+#: proposed tilted pairs.
+TILT_SHARE = 0.5
 
 
 def synthetic_copy(img: Image.Image, rng: np.random.Generator, variants=tuple(range(N_VARIANTS))) -> tuple:
@@ -171,6 +178,19 @@ def overlapping_tile(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     scene.paste(img, (dx if flip_x else 0, dy if flip_y else 0))
     x0, y0 = (0 if flip_x else dx), (0 if flip_y else dy)
     return scene.crop((x0, y0, x0 + w, y0 + h))
+
+
+def tilted_copy(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """``img`` turned by 4-44 degrees either way on a canvas of its size, then cropped to an
+    upright box of its aspect inside the turned picture (90-100% of the largest): no corner
+    of the canvas is left."""
+    w, h = img.size
+    angle = float(rng.uniform(4, 44)) * (1 if rng.random() < 0.5 else -1)
+    turned = img.rotate(angle, resample=Image.BICUBIC)
+    t = np.deg2rad(abs(angle))
+    k = min(w / (w * np.cos(t) + h * np.sin(t)), h / (w * np.sin(t) + h * np.cos(t))) * rng.uniform(0.9, 0.99)
+    cw, ch = w * k, h * k
+    return turned.crop((round((w - cw) / 2), round((h - ch) / 2), round((w + cw) / 2), round((h + ch) / 2)))
 
 
 def _shift(img, rng, _v):
@@ -310,14 +330,15 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     pictures = images(sample) if images is not None else thumbnails_as_images(features, sample)
     # tile copies only when the search proposed overlapping tiles: their decision has something to decide
     wants_tiles = bool(np.any(candidates.pairs.variant == MatchView.OVERLAP))
+    wants_tilts = bool(np.any(MatchView.is_tilted(candidates.pairs.variant)))
     sources = []
     for r, pic in zip(sample.tolist(), pictures):
         if pic is not None:
             pic = pic.convert("RGB")
             pic.thumbnail((COPY_SIDE, COPY_SIDE), Image.BILINEAR)
             seed = int.from_bytes(features.pixel_digest[r, :8].tobytes(), "little") ^ salt
-            tiles = wants_tiles and min(pic.size) >= OVERLAP_MIN_SIDE
-            sources.append((r, np.asarray(pic), seed, tiles))
+            big = min(pic.size) >= OVERLAP_MIN_SIDE
+            sources.append((r, np.asarray(pic), seed, wants_tiles and big, wants_tilts and big))
     if not sources:
         return None
     n = len(features)
@@ -335,6 +356,8 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     origin = np.asarray(origin, np.int64)
     tile_copy = np.zeros(len(aug), bool)
     tile_copy[n:] = np.array([e == ("tile",) for e in edit_names], bool)
+    tilt_copy = np.zeros(len(aug), bool)
+    tilt_copy[n:] = np.array([e == ("tilt",) for e in edit_names], bool)
     copy_rows = n + np.flatnonzero(made.ok & ~tile_copy[n:])
     tile_rows = n + np.flatnonzero(made.ok & tile_copy[n:])
     # the copies are searched as real images are, the tile copies left out
@@ -345,6 +368,11 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     if len(tile_rows):  # the tile copies' window matches among the sample, every one: the look-alikes
         pool = np.r_[sample, tile_rows]
         parts.append(overlap_pairs(aug, pool, np.arange(len(sample), len(pool)), min_ncc=-1.0))
+    if wants_tilts:  # the copies' best tilted views among the dataset, whatever their similarity: the look-alikes
+        big = aug.sizes.min(axis=1) >= OVERLAP_MIN_SIDE
+        pool = np.r_[search_rows, copy_rows]
+        parts.append(tilted_pairs(aug, pool[big[pool]], copy_rows[big[copy_rows]], found.kth_neighbour, cal_settings,
+                                  every=True))
     pairs = _unique(PairTable.concat(parts))
     kth = found.kth_neighbour.copy()
     kth[:n] = candidates.kth_neighbour
@@ -359,12 +387,15 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     # two sources the search already proposes as a pair may be copies of each other: such a
     # pair is neither a sure copy nor a sure look-alike, so it is left out of the fit
     related = _proposed(candidates.pairs, src_i, src_j, n) & ~label
-    tile_reading = pairs.variant == MatchView.OVERLAP
+    reading = MatchView.reading(pairs.variant)
     floor = evidence[:, 0] >= s.min_ncc
-    for reading in (~tile_reading, tile_reading):  # each decision learns from enough look-alikes
-        if reading.any() and int((reading & floor & ~label).sum()) < MIN_NEGATIVES:
-            # a small dataset: learn from the easy look-alikes too
-            below = np.flatnonzero(reading & ~floor)
+    tilted_reading = READINGS.index("tilted")
+    for read in range(len(READINGS)):  # each decision learns from enough look-alikes
+        few = int(((reading == read) & floor & ~label).sum()) < MIN_NEGATIVES
+        if (reading == read).any() and (few or read == tilted_reading):
+            # a small dataset: learn from the easy look-alikes too; the tilted decision always
+            # does (its look-alikes are each copy's best tilted views, few line up at all)
+            below = np.flatnonzero((reading == read) & ~floor)
             evidence[below] = pair_evidence(aug, pairs.take(below), kth, variants, jobs=jobs)
             floor[below] = True
     columns = tuple(c for c in EVIDENCE if c != "model" or features.model_embedding is not None)
@@ -373,39 +404,49 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     pair_key = np.c_[aug.pixel_digest[pairs.i], aug.pixel_digest[pairs.j]]
     group = aug.pixel_digest[src_j]
 
-    def fit(rows):
+    def fit(rows, columns=columns):
         o = rows[_digest_order(pair_key[rows])]  # rows in content order: the same images, the same fit
         return _fit(evidence[o], label[o], group[o], columns, s.min_confidence, dict(stats))
     # A look-alike the search pairs with the copy's source may be a real copy of it. First fit
     # without such pairs; then keep those the first fit calls look-alikes as negatives and leave
     # out those it is sure are copies (a dataset full of copies must not teach copies as look-alikes).
-    def fit_twice(rows):
-        first = fit(np.flatnonzero(rows & floor & ~related))
+    def fit_twice(rows, columns=columns):
+        first = fit(np.flatnonzero(rows & floor & ~related), columns)
         ambiguous = rows & floor & related
         if first is None or not ambiguous.any():
             return first
         unlike = np.zeros(len(label), bool)
         unlike[ambiguous] = first.predict(evidence[ambiguous]) < SURE_COPY
-        final = fit(np.flatnonzero(rows & floor & (~related | unlike)))
+        final = fit(np.flatnonzero(rows & floor & (~related | unlike)), columns)
         if final is not None:
             final.stats["left_out_as_possible_copies"] = int((ambiguous & ~unlike).sum())
         return final
-    # two decisions: pairs read whole (copies other than tiles), and pairs read as overlapping tiles
-    whole = fit_twice(~tile_reading & ~tile_copy[pairs.i] & ~tile_copy[pairs.j])
-    if whole is not None and tile_reading.any():
-        tiles = fit_twice(tile_reading)
-        whole = dataclasses.replace(whole, tiles=tiles)
-    return whole
+    # a decision per reading: pairs read whole (of copies other than tile and tilted copies,
+    # whose whole readings are not what their decision is for), as overlapping tiles, tilted
+    special = tile_copy | tilt_copy
+    whole = fit_twice((reading == 0) & ~special[pairs.i] & ~special[pairs.j])
+    if whole is None:
+        return None
+    # the tilted decision's copies are the tilted copies (another copy read tilted is neither:
+    # its own reading decides it)
+    # its own reading decides it); its look-alikes are each copy's best tilted views, drawn
+    # without the search's similarity bar: the search's own similarity (cosine, pHash) would
+    # tell them apart by how they were drawn, not by what they show, so it is left out
+    tilted_columns = tuple(c for c in columns if c not in ("cosine", "hamming"))
+    fitted = {name: fit_twice((reading == read) & (~label | tilt_copy[pairs.i] | tilt_copy[pairs.j] | (read != 2)),
+                              tilted_columns if name == "tilted" else columns)
+              for read, name in enumerate(READINGS) if read and (reading == read).any()}
+    return dataclasses.replace(whole, readings={name: c for name, c in fitted.items() if c is not None})
 
 
 def _copies_job(job) -> tuple:
-    """``COPIES`` synthetic copies of each source picture (and sometimes a tile copy) and their
-    features: ``job = ([(row, picture, seed, tiles), ...], variants, model)`` -> ``(origin rows,
-    edits, Features)``. Each source's edits come from its own seed, so any split of the work
+    """``COPIES`` synthetic copies of each source picture (and sometimes a tile copy, a tilted
+    copy) and their features: ``job = ([(row, picture, seed, tiles, tilts), ...], variants,
+    model)`` -> ``(origin rows, edits, Features)``. Each source's edits come from its own seed, so any split of the work
     gives the same copies."""
     sources, variants, model = job
     copies, origin, edit_names = [], [], []
-    for r, pic, seed, tiles in sources:
+    for r, pic, seed, tiles, tilts in sources:
         img = Image.fromarray(pic, "RGB")
         rng = np.random.default_rng(seed)
         for _ in range(COPIES):
@@ -419,6 +460,12 @@ def _copies_job(job) -> tuple:
                                            quality=int(tile_rng.integers(60, 96)))))
             origin.append(r)
             edit_names.append(("tile",))
+        tilt_rng = np.random.default_rng([seed, 2])
+        if tilts and tilt_rng.random() < TILT_SHARE:
+            copies.append(np.asarray(_jpeg(tilted_copy(img, tilt_rng), tilt_rng, variants,
+                                           quality=int(tilt_rng.integers(60, 96)))))
+            origin.append(r)
+            edit_names.append(("tilt",))
     return origin, edit_names, extract_images(copies, model=model)
 
 
@@ -440,8 +487,8 @@ def _edit_counts(edit_names) -> dict:
 
 
 def _unique(pairs: PairTable) -> PairTable:
-    """One row per (i, j) and reading (as overlapping tiles, or as a whole): the lowest kind code."""
-    return pairs.first_per_pair(pairs.kind, apart=pairs.variant == MatchView.OVERLAP)
+    """One row per (i, j) and reading (:meth:`~leakscan.views.MatchView.reading`): the lowest kind code."""
+    return pairs.first_per_pair(pairs.kind, apart=MatchView.reading(pairs.variant))
 
 
 def _neighbour_pairs(aug: Features, search_rows, copy_rows, variants) -> PairTable:
@@ -602,6 +649,12 @@ def adjust_to_prior(p: np.ndarray, trained_prior: float = 0.5, iterations: int =
             prior = new
             break
         prior = new
+    return at_prior(p, prior, trained_prior), prior
+
+
+def at_prior(p: np.ndarray, prior: float, trained_prior: float = 0.5) -> np.ndarray:
+    """Probabilities fitted at ``trained_prior`` moved to the share of positives ``prior``."""
+    p = np.clip(np.asarray(p, np.float64), 1e-6, 1 - 1e-6)
     a = prior / trained_prior * p
     b = (1 - prior) / (1 - trained_prior) * (1 - p)
-    return (a / (a + b)).astype(np.float32), prior
+    return (a / (a + b)).astype(np.float32)

@@ -20,12 +20,12 @@ from typing import Callable
 
 import numpy as np
 
-from .calibrate import MIN_AUC, Calibration, ImageSource, adjust_to_prior, calibrate
+from .calibrate import MIN_AUC, Calibration, ImageSource, adjust_to_prior, at_prior, calibrate
 from .evidence import EVIDENCE, pair_evidence
 from .features import Features
 from .pairs import OVERLAP_MAX_IMAGES, OVERLAP_MIN_SHARE, Kind, PairTable, find_candidates, overlap_share
 from .settings import POSSIBLE_FLOOR, DetectSettings
-from .views import MatchView, transform_variants
+from .views import READINGS, MatchView, transform_variants
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ class Detection:
         out = {f"pairs_{f.name}": getattr(self.pairs, f.name) for f in dataclasses.fields(self.pairs)}
         out.update({f"possible_{f.name}": getattr(self.possible, f.name) for f in dataclasses.fields(self.possible)})
         out["warnings"] = np.array(json.dumps(list(self.warnings)))
-        for prefix, c in (("cal", self.calibration),
-                          ("cal_tiles", None if self.calibration is None else self.calibration.tiles)):
+        readings = {} if self.calibration is None else self.calibration.readings
+        for prefix, c in [("cal", self.calibration)] + [(f"cal_{name}", c) for name, c in readings.items()]:
             if c is not None:
                 out.update({f"{prefix}_columns": np.array(json.dumps(list(c.columns))), f"{prefix}_mean": c.mean,
                             f"{prefix}_scale": c.scale, f"{prefix}_coef": c.coef,
@@ -74,7 +74,8 @@ class Detection:
                                threshold=float(d[f"{prefix}_threshold"]), stats=json.loads(str(d[f"{prefix}_stats"])))
         cal = fitted("cal")
         if cal is not None:
-            cal = dataclasses.replace(cal, tiles=fitted("cal_tiles"))
+            readings = {name: fitted(f"cal_{name}") for name in READINGS[1:]}
+            cal = dataclasses.replace(cal, readings={name: c for name, c in readings.items() if c is not None})
         return cls(pairs=table("pairs"), possible=table("possible"), calibration=cal,
                    warnings=tuple(json.loads(str(d["warnings"]))))
 
@@ -154,18 +155,29 @@ def detect(
                             "as duplicates, other candidates are listed as possible")
             confidence[~exact] = POSSIBLE_FLOOR
         else:
-            # the share of copies among the candidates, estimated apart for the overlapping-tile
-            # candidates (each image's few best window matches: another base rate)
-            whole = np.flatnonzero(~exact & (cands.variant != MatchView.OVERLAP))
+            # the share of copies among the candidates, estimated apart for each reading (the
+            # overlapping-tile and tilted candidates are each image's few best matches: other base rates)
+            reading = MatchView.reading(cands.variant)
+            whole = np.flatnonzero(~exact & (reading == 0))
             confidence[whole], prior = adjust_to_prior(cal.predict(evidence[whole]))
             cal = dataclasses.replace(cal, stats={**cal.stats, "prior": round(prior, 5)})
-            tiles = np.flatnonzero(cands.variant == MatchView.OVERLAP)
-            if len(tiles) and cal.tiles is not None:  # their own decision, and their own share of copies
-                confidence[tiles], prior = adjust_to_prior(cal.tiles.predict(evidence[tiles]))
-                cal = dataclasses.replace(cal, tiles=dataclasses.replace(
-                    cal.tiles, stats={**cal.tiles.stats, "prior": round(prior, 5)}))
-            elif len(tiles):  # too few tile copies to learn from: worth a look, no more
-                confidence[tiles] = POSSIBLE_FLOOR
+            readings = dict(cal.readings)
+            read_whole = _pair_keys(cands.take(whole))
+            for read, name in enumerate(READINGS[1:], start=1):
+                rows = np.flatnonzero(reading == read)
+                if len(rows) and name in readings:  # their own decision, and their own share of copies
+                    # the share among the pairs only this reading proposes (the others are read whole too)
+                    p = readings[name].predict(evidence[rows])
+                    if name in AGREE_WITH_WHOLE:
+                        p = np.minimum(p, cal.predict(evidence[rows]))
+                    alone = ~np.isin(_pair_keys(cands.take(rows)), read_whole)
+                    _, prior = adjust_to_prior(p[alone])
+                    confidence[rows] = at_prior(p, prior)
+                    readings[name] = dataclasses.replace(readings[name],
+                                                         stats={**readings[name].stats, "prior": round(prior, 5)})
+                elif len(rows):  # too few such copies to learn from: worth a look, no more
+                    confidence[rows] = POSSIBLE_FLOOR
+            cal = dataclasses.replace(cal, readings=readings)
             auc = cal.stats.get("heldout_auc")
             if auc is not None and auc < MIN_AUC:
                 warnings.append(
@@ -186,8 +198,21 @@ def detect(
                      warnings=tuple(warnings), timings={"search": t1 - t0, "verify": t2 - t1, "calibrate": t_cal})
 
 
+#: Readings whose pairs must also convince the whole-image decision, on the evidence of the
+#: pictures as that reading lines them up: their own fit learns what the reading looks like, but
+#: its look-alikes (each copy's best views, however unlike) are easier than the whole decision's
+#: (each image's nearest neighbours): a brick wall's tiles line up with each other at a slight
+#: turn, and only the whole decision has learnt that a match as good as with any neighbour
+#: (``distinct``) is no copy.
+AGREE_WITH_WHOLE = ("tilted",)
+
+
+def _pair_keys(pairs: PairTable) -> np.ndarray:
+    return pairs.i.astype(np.int64) * (1 << 32) + pairs.j.astype(np.int64)
+
+
 def _likelier(pairs: PairTable) -> PairTable:
-    """One row per (i, j), sorted: a pair read both whole and as overlapping tiles keeps the
+    """One row per (i, j), sorted: a pair read more than one way (whole, as overlapping tiles, tilted) keeps the
     likelier reading (the higher confidence)."""
     return pairs.first_per_pair(-pairs.confidence)
 

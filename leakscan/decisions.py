@@ -356,7 +356,7 @@ def _take(pt, mask):
 def _concat_sorted(pt, extra: dict):
     """``pt`` plus rows given as {field: array}; fields missing from ``extra`` are filled
     (NaN for floats, -1 for ints, False for bools; ``confidence`` 1: a user decision is certain;
-    ``offset`` 0)."""
+    ``offset`` and ``angle`` 0)."""
     k = len(extra["i"])
     if k == 0:
         return pt
@@ -371,7 +371,7 @@ def _concat_sorted(pt, extra: dict):
             new = np.asarray(extra[f.name], cur.dtype)
         elif f.name == "confidence":
             new = np.ones(shape, cur.dtype)
-        elif f.name == "offset":
+        elif f.name in ("offset", "angle"):
             new = np.zeros(shape, cur.dtype)
         elif cur.dtype.kind == "f":
             new = np.full(shape, np.nan, cur.dtype)

@@ -20,8 +20,12 @@ alignment, more evidence is measured:
 * ``distinct``: ``ncc`` minus the correlation of each image with a *typical* near neighbour
   (its k-th nearest by embedding): a silhouette that lines up with every other silhouette
   is not evidence of a copy;
-* ``zoom``, ``cropped``, ``rotated``, ``overlap``: how the pair was found (``overlap``: as
-  overlapping tiles, whose evidence is that of the part they have in common);
+* ``zoom``, ``cropped``, ``rotated``, ``overlap``, ``tilted``: how the pair was found
+  (``overlap``: as overlapping tiles, whose evidence is that of the part they have in common;
+  ``tilted``: one turned by an angle and cropped upright, whose evidence is that of the
+  other's tilted view at the angle, refined, that lines up best);
+* ``turn``: for a tilted pair, how much better the tilted view lines up than the picture
+  upright: a round or plain shape lines up with a look-alike at any angle, a copy at one;
 * ``model``: the ONNX model's cosine, when a model is used.
 
 :mod:`leakscan.calibrate` turns these into one probability.
@@ -38,16 +42,17 @@ from .padding import NO_BORDER, border_mask, padding_weights
 from .parallel import run_chunks
 from .pairs import Kind, PairTable
 from .verify import BLOCK, _down2, _shift_each, _zoom, align
-from .views import N_VARIANTS, THUMB, MatchView, apply_dihedral, box_views, embedding_variants
+from .views import N_VARIANTS, THUMB, MatchView, apply_dihedral, box_views, embedding_variants, tilted_views
 
 __all__ = ["measure", "pair_evidence", "background", "EVIDENCE", "SIGN", "colour_agreement"]
 #: Columns of the evidence matrix, in order.
 EVIDENCE = ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "cosine", "hamming",
-            "distinct", "zoom", "cropped", "rotated", "overlap", "model")
+            "distinct", "zoom", "cropped", "rotated", "overlap", "tilted", "turn", "model")
 #: Which way each column speaks: +1, the more the likelier a copy; -1, the less; 0, either
 #: (how the pair was found). The decision's weights are held to these signs.
 SIGN = {"ncc": 1, "ncc_fine": 1, "ncc_raw": 1, "blocks_fine": 1, "blocks_raw": 1, "colour": 1, "chroma": 1,
-        "cosine": 1, "hamming": -1, "distinct": 1, "zoom": 0, "cropped": 0, "rotated": 0, "overlap": 0, "model": 1}
+        "cosine": 1, "hamming": -1, "distinct": 1, "zoom": 0, "cropped": 0, "rotated": 0, "overlap": 0, "tilted": 0,
+        "turn": 1, "model": 1}
 #: Below this spread of chroma (grey levels) an image counts as grey for the chroma evidence.
 MIN_CHROMA = 4.0
 
@@ -254,6 +259,26 @@ def _common_part(features: Features, i, j, offset):
             box_views(features.colour[i], box_i, cside), box_views(features.colour[j], box_j, cside))
 
 
+#: A tilted pair is measured at the search's angle moved by these (degrees; its views are 8.4
+#: degrees apart), and upright (a crop the tilted view happened to match better).
+TILT_REFINE = (-4.0, -2.0, 0.0, 2.0, 4.0)
+
+
+def _measure_tilted(features: Features, orig, copy, angle, min_ncc) -> dict:
+    """:func:`measure` of ``orig``'s tilted view against ``copy``, at the best of the angles
+    around ``angle`` (:data:`TILT_REFINE`) and upright, and ``turn``: how much that beats upright."""
+    tb, cb = features.thumb[copy].astype(np.float32), features.colour[copy].astype(np.float32)
+    sizes = features.sizes[orig]
+    upright = measure(features.thumb[orig].astype(np.float32), tb, features.colour[orig].astype(np.float32), cb,
+                      min_ncc=min_ncc)
+    best = upright
+    for turn in [angle + d for d in TILT_REFINE]:
+        ta = tilted_views(features.thumb[orig], sizes, turn)
+        ca = tilted_views(features.colour[orig], sizes, turn)
+        best = _best_of(best, measure(ta, tb, ca, cb, min_ncc=min_ncc))
+    return {**best, "turn": (best["ncc"] - upright["ncc"]).astype(np.float32)}
+
+
 def _search_similarity(ta: np.ndarray, tb: np.ndarray) -> tuple:
     """The search's own similarity of two thumbnails ``(p, 32, 32)``: the cosine of their
     gradient histograms and their pHash distance (a share of 64 bits)."""
@@ -376,6 +401,8 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
     v[plain_swap] = _INVERSE[v[plain_swap]]
     rot_swap = swap & MatchView.is_derotated(v)
     v[rot_swap] = MatchView.DEROTATED + _INVERSE[v[rot_swap] - MatchView.DEROTATED]
+    tilt_swap = swap & MatchView.is_tilted(v)
+    v[tilt_swap] = MatchView.TILTED + MatchView.TILTED_BACK - v[tilt_swap]
     # model pairs carry no transform: take the rotation/flip under which the embeddings agree best
     model = v < 0
     if model.any():
@@ -384,12 +411,13 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
         v[model] = np.asarray(variants)[best]
     partial = MatchView.is_partial(v)
     overlap = v == MatchView.OVERLAP
+    tilted = MatchView.is_tilted(v)
     rotated = (v >= N_VARIANTS) & ~partial
     plain_v = np.where(partial, 0, np.where(rotated, v - N_VARIANTS, v))
     padding = features.canvas_padding()  # a trimmed border is padding, not picture
     res = {name: np.zeros(len(todo), np.float32)
            for name in ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "zoom")}
-    plain = np.flatnonzero(~rotated & ~overlap)
+    plain = np.flatnonzero(~rotated & ~overlap & ~tilted)
     if len(plain):
         ta, tb, ca, cb, ba, bb = _views(features, i[plain], j[plain], plain_v[plain], padding)
         r = _measure_padded(ta, tb, ca, cb, min_ncc, ba, bb)
@@ -445,9 +473,17 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
         for name, arr in measure(ta, tb, ca, cb, min_ncc=min_ncc).items():
             cols[name][ov] = arr
         cols["cosine"][ov], cols["hamming"][ov] = _search_similarity(ta, tb)
+    cols["turn"] = np.zeros(len(todo), np.float32)
+    tl = np.flatnonzero(tilted)
+    if len(tl):  # one turned and cropped: the other's tilted view
+        orig = np.where(v[tl] == MatchView.TILTED, i[tl], j[tl])
+        copy = np.where(v[tl] == MatchView.TILTED, j[tl], i[tl])
+        for name, arr in _measure_tilted(features, orig, copy, pairs.angle[tl], min_ncc).items():
+            cols[name][tl] = arr
     cols["distinct"] = np.zeros(len(todo), np.float32)  # set by pair_evidence
     cols["cropped"] = (v == MatchView.CROPPED).astype(np.float32)
     cols["overlap"] = overlap.astype(np.float32)
+    cols["tilted"] = tilted.astype(np.float32)
     # a view rotated back (interpolated), not one only trimmed out of its flat border
     turned = features.canvas_mask(trimmed=False)
     cols["rotated"] = (rotated & (turned[i] | turned[j])).astype(np.float32)

@@ -33,12 +33,13 @@ from .features import QUADRANTS, WINDOW_PLACES, Features, hog, window_hog
 from .index import CodedCosineIndex, CosineIndex, HammingIndex
 from .settings import DetectSettings
 from .verify import BLOCK, locate
-from .views import CROP_PLACES, THUMB, MatchView, crop_views, embedding_variants, transform_variants
+from .views import CROP_PLACES, THUMB, TILT_ANGLES, MatchView, crop_views, embedding_variants, tilted_views, \
+    transform_variants
 
 log = logging.getLogger(__name__)
 
 __all__ = ["PairTable", "Candidates", "find_candidates", "Kind", "KINDS", "overlap_share", "overlap_pairs",
-           "OVERLAP_MIN_SHARE", "OVERLAP_MAX_IMAGES"]
+           "tilted_pairs", "OVERLAP_MIN_SHARE", "OVERLAP_MAX_IMAGES", "TILT_MAX_IMAGES"]
 
 
 class Kind(IntEnum):
@@ -59,7 +60,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "19"
+SEARCH_VERSION = "20"
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,10 @@ class PairTable:
     offset : float32 (p, 2)
         Overlapping tiles (variant ``MatchView.OVERLAP``): thumbnail pixel ``(y, x)`` of ``j``
         shows what pixel ``(y + dy, x + dx)`` of ``i`` shows, ``(dy, dx)``; 0 for other pairs.
+    angle : float32 (p,)
+        Tilted copies (variants ``MatchView.TILTED``, ``TILTED_BACK``): the degrees
+        (counter-clockwise) the picture was turned before it was cropped upright; 0 for
+        other pairs.
     """
 
     i: np.ndarray
@@ -108,17 +113,21 @@ class PairTable:
     ncc: np.ndarray | None = None
     confidence: np.ndarray | None = None
     offset: np.ndarray | None = None
+    angle: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.i)
         if self.offset is None:
             object.__setattr__(self, "offset", np.zeros((n, 2), np.float32))
+        if self.angle is None:
+            object.__setattr__(self, "angle", np.zeros(n, np.float32))
         if self.ncc is None:
             object.__setattr__(self, "ncc", np.full(n, np.nan, np.float32))
         if self.confidence is None:
             object.__setattr__(self, "confidence", np.where(np.asarray(self.kind) == Kind.EXACT, 1.0, np.nan)
                                .astype(np.float32))
-        for name in ("j", "kind", "score", "hamming", "cosine", "variant", "same_bytes", "ncc", "confidence", "offset"):
+        for name in ("j", "kind", "score", "hamming", "cosine", "variant", "same_bytes", "ncc", "confidence", "offset",
+                     "angle"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"PairTable.{name} has {len(getattr(self, name))} rows, i has {n}")
         if n and not np.all(self.i < self.j):
@@ -179,6 +188,8 @@ class PairTable:
                 out.append(MatchView.describe(v))
         for k in np.flatnonzero(self.variant == MatchView.OVERLAP):
             out[k] = f"overlap {overlap_share(self.offset[k]):.0%}"
+        for k in np.flatnonzero(MatchView.is_tilted(self.variant)):
+            out[k] = f"rotated {abs(float(self.angle[k])):.0f} deg and cropped"
         return out
 
 
@@ -276,6 +287,16 @@ def find_candidates(
         parts.append(_candidates(ei_, ej_, Kind.EMBEDDING, es_, ev_))
         has = kth_pos >= 0
         kth[search_rows[has]] = search_rows[kth_pos[has]]
+    tilted = PairTable.empty()
+    if settings.crops and settings.transforms == "all" and len(search_rows) > 1 and settings.min_cosine <= 1.0:
+        tilt_rows = _tile_rows(features, search_rows)
+        if 1 < len(tilt_rows) <= TILT_MAX_IMAGES:
+            if progress:
+                progress("tilted search", 0, 1)
+            tilted = tilted_pairs(features, search_rows[tilt_rows], search_rows[np.intersect1d(tilt_rows, query_pos)],
+                                  kth, settings)
+            if progress:
+                progress("tilted search", 1, 1)
     overlap = PairTable.empty()
     tiles = _tile_rows(features, search_rows) if settings.overlap else np.zeros(0, np.int64)
     too_many = len(tiles) > OVERLAP_MAX_IMAGES
@@ -289,8 +310,9 @@ def find_candidates(
         mi, mj, ms = _model_pairs(features.model_embedding, search_rows, settings, query_pos)
         parts.append(_candidates(mi, mj, Kind.MODEL, ms, MatchView.NONE))
 
-    # a pair found as overlapping tiles and otherwise keeps both rows: the decision keeps the likelier
-    pairs = PairTable.concat([_dedupe_best(PairTable.concat(parts)), overlap]).sorted()
+    # a pair found as overlapping tiles or tilted, and otherwise, keeps a row for each reading:
+    # the decision keeps the likelier
+    pairs = PairTable.concat([_dedupe_best(PairTable.concat(parts)), overlap, _dedupe_best(tilted)]).sorted()
     if settings.scope == "cross":
         pairs = pairs.take(splits[pairs.i] != splits[pairs.j])
     i, j, kind, score = pairs.i, pairs.j, pairs.kind, pairs.score
@@ -421,6 +443,73 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
     qi, dj, sim, v = qi[accept], dj[accept], sim[accept], v[accept]
     a, b = search_rows[qi], search_rows[dj]
     return np.minimum(a, b), np.maximum(a, b), sim.astype(np.float32), v, kth
+
+
+#: Each image's best matching tilted views, at most this many other images (by embedding cosine).
+TILT_NEIGHBOURS = 4
+#: The calibration's look-alikes: each copy's best matching tilted views of this many other images.
+TILT_LOOK_ALIKES = 12
+#: Above this many images of ``OVERLAP_MIN_SIDE`` or more, the tilted views are not searched
+#: (their index holds ten views an image).
+TILT_MAX_IMAGES = 20_000
+
+
+def tilted_pairs(features: Features, rows: np.ndarray, queried: np.ndarray, kth: np.ndarray,
+                 settings: DetectSettings, every: bool = False) -> PairTable:
+    """Candidate copies turned by an angle in (3, 45) degrees and cropped free of their
+    corners (no padding left to find the angle from): the ``queried`` rows' embeddings
+    looked up among the tilted views (:func:`~leakscan.views.tilted_views`) of ``rows``.
+
+    Queries with a canvas view are not looked up. A neighbour is a candidate on the
+    embedding search's terms (``min_cosine``, and the
+    ratio test against the query's k-th neighbour ``kth``, or ``sure_cosine``), at most
+    ``TILT_NEIGHBOURS`` per query; with ``every``, the ``TILT_LOOK_ALIKES`` best whatever their
+    similarity (the calibration's look-alikes). ``PairTable.angle`` is the view's angle.
+    """
+    # a copy cropped free of its corners has no canvas: a query with padding, a flat border or
+    # a caption bar is left to the canvas views (two rotated canvases line up by their corners)
+    canvas = np.zeros(len(features), bool)
+    canvas[features.derotated_rows] = True
+    queried = queried[~canvas[queried]]
+    n_angles = len(TILT_ANGLES)
+    views = tilted_views(features.thumb[rows], features.sizes[rows], TILT_ANGLES)
+    emb = hog(np.rint(views.reshape(-1, THUMB, THUMB)).astype(np.uint8))
+    index = CosineIndex(emb)
+    wanted = TILT_LOOK_ALIKES if every else TILT_NEIGHBOURS
+    kk = min(len(emb), 4 * wanted + 2)
+    out = []
+    for s in range(0, len(queried), BLOCK):
+        q = queried[s:s + BLOCK]
+        sims, ids = index.knn(features.embedding[q], kk)
+        owner = rows[np.clip(ids, 0, None) // n_angles]
+        angle = np.asarray(TILT_ANGLES, np.float32)[np.clip(ids, 0, None) % n_angles]
+        ref = np.where(kth[q] >= 0, 1 - np.einsum("pd,pd->p", features.embedding[q],
+                                                  features.embedding[np.clip(kth[q], 0, None)]), 0)
+        ok = (ids >= 0) & (owner != q[:, None])
+        if not every:
+            ratio = 1 - sims <= settings.ratio * ref[:, None]
+            ok &= (sims >= settings.min_cosine) & ((sims >= settings.sure_cosine) | ratio)
+        r, c = np.nonzero(ok)
+        out.append((q[r], owner[r, c], sims[r, c], angle[r, c]))
+    if not out:
+        return PairTable.empty()
+    copy, orig, sim, angle = (np.concatenate(col) for col in zip(*out))
+    # each query's best view per other image, then its best few other images
+    order = np.lexsort((-sim, orig, copy))
+    copy, orig, sim, angle = copy[order], orig[order], sim[order], angle[order]
+    first = np.r_[True, (copy[1:] != copy[:-1]) | (orig[1:] != orig[:-1])]
+    copy, orig, sim, angle = copy[first], orig[first], sim[first], angle[first]
+    order = np.lexsort((-sim, copy))
+    copy, orig, sim, angle = copy[order], orig[order], sim[order], angle[order]
+    start = np.r_[0, np.flatnonzero(copy[1:] != copy[:-1]) + 1] if len(copy) else np.zeros(0, np.int64)
+    top = np.arange(len(copy)) - np.repeat(start, np.diff(np.r_[start, len(copy)])) < wanted
+    copy, orig, sim, angle = copy[top], orig[top], sim[top], angle[top]
+    view = np.where(orig < copy, MatchView.TILTED, MatchView.TILTED_BACK).astype(np.int8)
+    i, j = np.minimum(orig, copy), np.maximum(orig, copy)
+    hamming, cosine = _measure(features, i, j, transform_variants(settings.transforms))
+    pairs = _candidates(i, j, Kind.EMBEDDING, sim, view)
+    return dataclasses.replace(pairs, angle=angle.astype(np.float32), hamming=hamming,
+                               cosine=np.fmax(cosine, sim).astype(np.float32))
 
 
 #: Overlapping tiles are searched among images at least this many pixels a side: a window

@@ -8,6 +8,9 @@ features), never by decoding again:
   permutation of its numbers (:func:`embedding_variants`);
 * **crops** of the thumbnail, enlarged back to full size, find cropped copies
   (:func:`crop_views`, :data:`CROP_PLACES`);
+* **tilted views** (:func:`tilted_views`, :data:`TILT_ANGLES`): the thumbnail turned by
+  an angle and cropped to the largest upright box inside, as a copy rotated and then cropped
+  free of its corners looks;
 * the **canvas view** (:func:`canvas_view`): the picture taken off its canvas, either
   rotated back when it was rotated by another angle on a padded canvas
   (:func:`leakscan.rotation.derotate`), or with a flat border (letterbox, pillarbox, frame,
@@ -26,8 +29,9 @@ import numpy as np
 from .padding import NO_BORDER, unpadded
 from .rotation import derotate
 
-__all__ = ["apply_dihedral", "embedding_variants", "crop_views", "box_views", "transform_variants", "canvas_view",
-           "MatchView", "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "THUMB", "CELL", "BINS"]
+__all__ = ["apply_dihedral", "embedding_variants", "crop_views", "box_views", "tilted_views", "transform_variants",
+           "canvas_view", "MatchView", "READINGS", "TILT_ANGLES", "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES",
+           "CROP_SIDE", "THUMB", "CELL", "BINS"]
 
 #: Side (pixels) of the grayscale thumbnail every feature and view comes from.
 THUMB = 32
@@ -63,8 +67,10 @@ class MatchView(IntEnum):
     ``0-7``: the whole image under dihedral variant ``v`` (:data:`VARIANT_NAMES`);
     ``8 + v``: the de-rotated view of a copy rotated by another angle, then variant ``v``;
     ``16``: a crop view; ``17``: a quadrant of one is a window of the other (overlapping
-    tiles, ``PairTable.offset``); ``-1``: none (exact and model pairs). The values are stored in
-    cached search results: never renumber them.
+    tiles, ``PairTable.offset``); ``18``: ``j`` is ``i`` turned by ``PairTable.angle`` degrees and
+    cropped upright (a tilted view, :func:`tilted_views`), ``19``: ``i`` is ``j`` turned and
+    cropped; ``-1``: none (exact and model pairs). The values are stored in cached search
+    results: never renumber them.
     """
 
     NONE = -1
@@ -86,6 +92,8 @@ class MatchView(IntEnum):
     DEROTATED_ANTITRANSPOSE = 15
     CROPPED = 16
     OVERLAP = 17
+    TILTED = 18
+    TILTED_BACK = 19
 
     @classmethod
     def derotated(cls, dihedral):
@@ -100,8 +108,21 @@ class MatchView(IntEnum):
 
     @staticmethod
     def is_partial(codes: np.ndarray) -> np.ndarray:
-        """Mask of the codes that matched through part of an image (a crop view, overlapping tiles)."""
-        return np.isin(codes, (MatchView.CROPPED, MatchView.OVERLAP))
+        """Mask of the codes that matched through part of an image (a crop view, overlapping
+        tiles, a tilted view)."""
+        return np.isin(codes, (MatchView.CROPPED, MatchView.OVERLAP, MatchView.TILTED, MatchView.TILTED_BACK))
+
+    @staticmethod
+    def is_tilted(codes: np.ndarray) -> np.ndarray:
+        """Mask of the codes that matched through a tilted view (either way round)."""
+        return np.isin(codes, (MatchView.TILTED, MatchView.TILTED_BACK))
+
+    @staticmethod
+    def reading(codes: np.ndarray) -> np.ndarray:
+        """How each pair is read by the decision, an index into :data:`READINGS`: as a whole
+        (0), as overlapping tiles (1), as a tilted copy (2). Each reading has its own fit."""
+        codes = np.asarray(codes)
+        return np.where(codes == MatchView.OVERLAP, 1, np.where(MatchView.is_tilted(codes), 2, 0)).astype(np.int8)
 
     @staticmethod
     def is_other_view(codes: np.ndarray) -> np.ndarray:
@@ -118,17 +139,23 @@ class MatchView(IntEnum):
 
     @staticmethod
     def describe(code: int) -> str:
-        """``identity``, ``hflip``, ..., ``rotated``, ``rotated, hflip``, ``cropped``, ``overlap`` or ``""``."""
+        """``identity``, ``hflip``, ..., ``rotated``, ``rotated, hflip``, ``cropped``, ``overlap``,
+        ``rotated and cropped`` or ``""``."""
         code = int(code)
         if code == MatchView.CROPPED:
             return "cropped"
         if code == MatchView.OVERLAP:
             return "overlap"
+        if code in (MatchView.TILTED, MatchView.TILTED_BACK):
+            return "rotated and cropped"
         if code >= MatchView.DEROTATED:
             v = code - MatchView.DEROTATED
             return "rotated" + (f", {VARIANT_NAMES[v]}" if v else "")
         return VARIANT_NAMES[code] if code >= 0 else ""
 
+
+#: The readings of a pair (:meth:`MatchView.reading`), by name.
+READINGS = ("whole", "overlap", "tilted")
 
 #: Variants searched for each ``DetectSettings.transforms`` value.
 _TRANSFORM_VARIANTS = {"none": (0,), "flip": (0, 1), "all": tuple(range(N_VARIANTS))}
@@ -243,3 +270,47 @@ def box_views(images: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
     out = ((flat[(*rows, Y, X)] * (1 - WX) + flat[(*rows, Y, X + 1)] * WX) * (1 - WY)
            + (flat[(*rows, Y + 1, X)] * (1 - WX) + flat[(*rows, Y + 1, X + 1)] * WX) * WY)
     return out.reshape(img.shape[:-2] + (side, side))
+
+
+#: Angles (degrees, counter-clockwise) of the tilted views: every 8.4 degrees, so that any
+#: rotation in (3, 45) degrees either way is within 4.2 degrees of one.
+TILT_ANGLES = tuple(float(a) * sign for a in (7.2, 15.6, 24.0, 32.4, 40.8) for sign in (1, -1))
+
+
+def tilted_views(images: np.ndarray, sizes: np.ndarray, angles, side: int | None = None) -> np.ndarray:
+    """Each ``(m, [c,] n, n)`` thumbnail's picture turned by each angle (degrees,
+    counter-clockwise, as Pillow's ``rotate``) and cropped to the largest centred upright box
+    of its own aspect inside it, sampled bilinearly at ``side`` (default ``n``) a side:
+    ``(m, len(angles), [c,] side, side)`` float32.
+
+    A thumbnail squeezes its picture to a square, so the turn is made in the picture's own
+    proportions (``sizes``: ``(m, 2)`` width, height). ``angles`` is one sequence for every
+    image, or one angle per image (``(m,)``, then the angle axis is left out).
+    """
+    img = np.asarray(images, np.float32)
+    m, n = len(img), img.shape[-1]
+    side = side or n
+    flat = img.reshape(m, -1, n, n)
+    per_image = np.ndim(angles) == 1 and len(angles) == m and not isinstance(angles, tuple)
+    theta = np.deg2rad(np.asarray(angles, np.float64)).reshape(m, 1) if per_image else \
+        np.broadcast_to(np.deg2rad(np.asarray(angles, np.float64)), (m, len(angles)))
+    aspect = (np.asarray(sizes, np.float64)[:, 0] / np.maximum(np.asarray(sizes, np.float64)[:, 1], 1))[:, None]
+    c, s = np.cos(theta), np.sin(theta)
+    k = np.minimum(1 / (c + np.abs(s) / aspect), 1 / (aspect * np.abs(s) + c))  # the box's share of each side
+    g = (np.arange(side) + 0.5) / side - 0.5
+    # the view's point (x, y), in the picture's pixels of height 1, is the picture's point
+    # turned back: Pillow turns counter-clockwise on screen (y down)
+    x = (k * aspect)[..., None, None] * g[None, None, None, :]
+    y = k[..., None, None] * g[None, None, :, None]
+    u = ((c[..., None, None] * x - s[..., None, None] * y) / aspect[..., None, None] + 0.5) * n - 0.5
+    v = (s[..., None, None] * x + c[..., None, None] * y + 0.5) * n - 0.5
+    u, v = np.clip(u, 0, n - 1), np.clip(v, 0, n - 1)
+    u0, v0 = np.minimum(np.floor(u).astype(np.int64), n - 2), np.minimum(np.floor(v).astype(np.int64), n - 2)
+    wu, wv = (u - u0).astype(np.float32)[:, :, None], (v - v0).astype(np.float32)[:, :, None]
+    r = np.arange(m)[:, None, None, None, None]
+    ch = np.arange(flat.shape[1])[None, None, :, None, None]
+    U0, V0 = u0[:, :, None], v0[:, :, None]
+    out = ((flat[r, ch, V0, U0] * (1 - wu) + flat[r, ch, V0, U0 + 1] * wu) * (1 - wv)
+           + (flat[r, ch, V0 + 1, U0] * (1 - wu) + flat[r, ch, V0 + 1, U0 + 1] * wu) * wv)
+    lead = (m,) if per_image else (m, theta.shape[1])
+    return out.reshape(lead + img.shape[1:-2] + (side, side))

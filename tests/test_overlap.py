@@ -78,7 +78,7 @@ def test_overlapping_tiles_are_duplicates_and_others_are_not(tmp_path):
     tiles = _tiles()
     _write_tiles(tmp_path)
     r = audit(tmp_path, cache=False, jobs=1)
-    assert r.calibration.tiles is not None  # the overlapping-tile decision was fitted on this data
+    assert r.calibration.readings.get("overlap") is not None  # the overlapping-tile decision was fitted on this data
     path = {name: f"{'test' if 'row1' in name or 'diag' in name else 'train'}/{name}.jpg" for name in tiles}
     dup = {frozenset((rec["a"], rec["b"])): rec for rec in r.pair_records()}
     possible = {frozenset((rec["a"], rec["b"])) for rec in r.pair_records("possible")}

@@ -330,7 +330,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     pictures = images(sample) if images is not None else thumbnails_as_images(features, sample)
     # tile copies only when the search proposed overlapping tiles: their decision has something to decide
     wants_tiles = bool(np.any(candidates.pairs.variant == MatchView.OVERLAP))
-    wants_tilts = bool(np.any(MatchView.is_tilted(candidates.pairs.variant)))
+    wants_tilts = candidates.tilted_index is not None and bool(np.any(MatchView.is_tilted(candidates.pairs.variant)))
     sources = []
     for r, pic in zip(sample.tolist(), pictures):
         if pic is not None:
@@ -358,27 +358,35 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     tile_copy[n:] = np.array([e == ("tile",) for e in edit_names], bool)
     tilt_copy = np.zeros(len(aug), bool)
     tilt_copy[n:] = np.array([e == ("tilt",) for e in edit_names], bool)
-    copy_rows = n + np.flatnonzero(made.ok & ~tile_copy[n:])
+    special = tile_copy | tilt_copy  # copies for the overlapping-tile and the tilted decisions
+    copy_rows = n + np.flatnonzero(made.ok & ~special[n:])
     tile_rows = n + np.flatnonzero(made.ok & tile_copy[n:])
-    # the copies are searched as real images are, the tile copies left out
+    tilt_rows = n + np.flatnonzero(made.ok & tilt_copy[n:])
+    # the copies are searched as real images are, the tile and tilted copies left out
     cal_settings = dataclasses.replace(s, scope="all", overlap=False)
-    found = find_candidates(dataclasses.replace(aug, ok=aug.ok & ~tile_copy), cal_settings, query_rows=copy_rows)
+    found = find_candidates(dataclasses.replace(aug, ok=aug.ok & ~special), cal_settings, query_rows=copy_rows,
+                            tilted_search=False)
     pairs = found.pairs.take((found.pairs.j >= n) & (found.pairs.kind != Kind.EXACT))
     parts = [pairs, _neighbour_pairs(aug, search_rows, copy_rows, variants)]
     if len(tile_rows):  # the tile copies' window matches among the sample, every one: the look-alikes
         pool = np.r_[sample, tile_rows]
         parts.append(overlap_pairs(aug, pool, np.arange(len(sample), len(pool)), min_ncc=-1.0))
-    if wants_tilts:  # the copies' best tilted views among the dataset, whatever their similarity: the look-alikes
-        big = aug.sizes.min(axis=1) >= OVERLAP_MIN_SIDE
-        pool = np.r_[search_rows, copy_rows]
-        parts.append(tilted_pairs(aug, pool[big[pool]], copy_rows[big[copy_rows]], found.kth_neighbour, cal_settings,
+    if len(tilt_rows) and candidates.tilted_index is not None:
+        # the tilted copies' best matches among the dataset's tilted views (the search's), however
+        # unlike: their sources, and the look-alikes
+        parts.append(tilted_pairs(aug, candidates.tilted_index, tilt_rows, found.kth_neighbour, cal_settings,
                                   every=True))
     pairs = _unique(PairTable.concat(parts))
     kth = found.kth_neighbour.copy()
     kth[:n] = candidates.kth_neighbour
     # only pairs at the min_ncc floor are learnt from (below: see MIN_NEGATIVES), so only they
-    # are measured in full
-    evidence = pair_evidence(aug, pairs, kth, variants, min_ncc=s.min_ncc, jobs=jobs)
+    # are measured in full; the tilted decision learns from every look-alike (few line up at all)
+    reading = MatchView.reading(pairs.variant)
+    tilted_reading = READINGS.index("tilted")
+    evidence = np.empty((len(pairs), len(EVIDENCE)), np.float32)
+    for rows, floor_ncc in ((reading != tilted_reading, s.min_ncc), (reading == tilted_reading, None)):
+        if rows.any():
+            evidence[rows] = pair_evidence(aug, pairs.take(rows), kth, variants, min_ncc=floor_ncc, jobs=jobs)
     origin_of = np.full(len(aug), -1, np.int64)
     origin_of[n:] = origin
     src_i = np.where(pairs.i >= n, origin_of[pairs.i], pairs.i)
@@ -387,14 +395,10 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     # two sources the search already proposes as a pair may be copies of each other: such a
     # pair is neither a sure copy nor a sure look-alike, so it is left out of the fit
     related = _proposed(candidates.pairs, src_i, src_j, n) & ~label
-    reading = MatchView.reading(pairs.variant)
-    floor = evidence[:, 0] >= s.min_ncc
-    tilted_reading = READINGS.index("tilted")
+    floor = (evidence[:, 0] >= s.min_ncc) | (reading == tilted_reading)
     for read in range(len(READINGS)):  # each decision learns from enough look-alikes
-        few = int(((reading == read) & floor & ~label).sum()) < MIN_NEGATIVES
-        if (reading == read).any() and (few or read == tilted_reading):
-            # a small dataset: learn from the easy look-alikes too; the tilted decision always
-            # does (its look-alikes are each copy's best tilted views, few line up at all)
+        if (reading == read).any() and int(((reading == read) & floor & ~label).sum()) < MIN_NEGATIVES:
+            # a small dataset: learn from the easy look-alikes too
             below = np.flatnonzero((reading == read) & ~floor)
             evidence[below] = pair_evidence(aug, pairs.take(below), kth, variants, jobs=jobs)
             floor[below] = True
@@ -423,7 +427,6 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
         return final
     # a decision per reading: pairs read whole (of copies other than tile and tilted copies,
     # whose whole readings are not what their decision is for), as overlapping tiles, tilted
-    special = tile_copy | tilt_copy
     whole = fit_twice((reading == 0) & ~special[pairs.i] & ~special[pairs.j])
     if whole is None:
         return None

@@ -261,21 +261,26 @@ def _common_part(features: Features, i, j, offset):
 
 #: A tilted pair is measured at the search's angle moved by these (degrees; its views are 8.4
 #: degrees apart), and upright (a crop the tilted view happened to match better).
-TILT_REFINE = (-4.0, -2.0, 0.0, 2.0, 4.0)
+TILT_REFINE = tuple(np.arange(-4.0, 4.5, 1.0))
 
 
 def _measure_tilted(features: Features, orig, copy, angle, min_ncc) -> dict:
-    """:func:`measure` of ``orig``'s tilted view against ``copy``, at the best of the angles
-    around ``angle`` (:data:`TILT_REFINE`) and upright, and ``turn``: how much that beats upright."""
+    """:func:`measure` of ``orig``'s tilted view against ``copy``, at the angle around ``angle``
+    (:data:`TILT_REFINE`) whose view correlates best, or upright when that lines up better;
+    and ``turn``: how much the tilted view beats upright."""
     tb, cb = features.thumb[copy].astype(np.float32), features.colour[copy].astype(np.float32)
     sizes = features.sizes[orig]
     upright = measure(features.thumb[orig].astype(np.float32), tb, features.colour[orig].astype(np.float32), cb,
                       min_ncc=min_ncc)
-    best = upright
-    for turn in [angle + d for d in TILT_REFINE]:
-        ta = tilted_views(features.thumb[orig], sizes, turn)
-        ca = tilted_views(features.colour[orig], sizes, turn)
-        best = _best_of(best, measure(ta, tb, ca, cb, min_ncc=min_ncc))
+    # the angle: the one whose view's detail correlates best with the copy's as they lie (a
+    # quick look), then the view at that angle aligned and measured in full
+    detail_b = _fine_detail(tb)
+    turns = np.stack([angle + d for d in TILT_REFINE], axis=1)
+    quick = np.stack([weighted_ncc(_fine_detail(tilted_views(features.thumb[orig], sizes, turns[:, k])), detail_b,
+                                   np.ones_like(tb)) for k in range(turns.shape[1])], axis=1)
+    turn = turns[np.arange(len(turns)), quick.argmax(axis=1)]
+    ta, ca = tilted_views(features.thumb[orig], sizes, turn), tilted_views(features.colour[orig], sizes, turn)
+    best = _best_of(upright, measure(ta, tb, ca, cb, min_ncc=min_ncc))
     return {**best, "turn": (best["ncc"] - upright["ncc"]).astype(np.float32)}
 
 

@@ -39,7 +39,7 @@ from .views import CROP_PLACES, THUMB, TILT_ANGLES, MatchView, crop_views, embed
 log = logging.getLogger(__name__)
 
 __all__ = ["PairTable", "Candidates", "find_candidates", "Kind", "KINDS", "overlap_share", "overlap_pairs",
-           "tilted_pairs", "OVERLAP_MIN_SHARE", "OVERLAP_MAX_IMAGES", "TILT_MAX_IMAGES"]
+           "tilted_pairs", "TiltedIndex", "OVERLAP_MIN_SHARE", "OVERLAP_MAX_IMAGES", "TILT_MAX_IMAGES"]
 
 
 class Kind(IntEnum):
@@ -228,6 +228,7 @@ def find_candidates(
     splits: np.ndarray | None = None,
     query_rows: np.ndarray | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    tilted_search: bool = True,
 ) -> Candidates:
     """Candidate pairs among the rows whose features are ``ok``: what *might* be a copy.
 
@@ -237,6 +238,7 @@ def find_candidates(
     :mod:`leakscan.decide` weighs the evidence and decides.
 
     ``query_rows``: only these rows are queried (against an index of every row); default all.
+    ``tilted_search``: False leaves the tilted views out (the calibration searches them apart).
     """
     settings = settings or DetectSettings()
     ok_rows = np.flatnonzero(features.ok)
@@ -287,13 +289,15 @@ def find_candidates(
         parts.append(_candidates(ei_, ej_, Kind.EMBEDDING, es_, ev_))
         has = kth_pos >= 0
         kth[search_rows[has]] = search_rows[kth_pos[has]]
-    tilted = PairTable.empty()
-    if settings.crops and settings.transforms == "all" and len(search_rows) > 1 and settings.min_cosine <= 1.0:
+    tilted, tilted_views_index = PairTable.empty(), None
+    if (tilted_search and settings.crops and settings.transforms == "all" and len(search_rows) > 1
+            and settings.min_cosine <= 1.0):
         tilt_rows = _tile_rows(features, search_rows)
         if 1 < len(tilt_rows) <= TILT_MAX_IMAGES:
             if progress:
                 progress("tilted search", 0, 1)
-            tilted = tilted_pairs(features, search_rows[tilt_rows], search_rows[np.intersect1d(tilt_rows, query_pos)],
+            tilted_views_index = TiltedIndex.of(features, search_rows[tilt_rows])
+            tilted = tilted_pairs(features, tilted_views_index, search_rows[np.intersect1d(tilt_rows, query_pos)],
                                   kth, settings)
             if progress:
                 progress("tilted search", 1, 1)
@@ -324,7 +328,7 @@ def find_candidates(
         same_bytes = np.all(features.file_digest[i] == features.file_digest[j], axis=1) & (kind == Kind.EXACT)
     pairs = dataclasses.replace(pairs, hamming=hamming, cosine=cosine, same_bytes=same_bytes)
     return Candidates(pairs=pairs, search_rows=search_rows, kth_neighbour=kth,
-                      overlap_skipped=len(tiles) if too_many else 0)
+                      overlap_skipped=len(tiles) if too_many else 0, tilted_index=tilted_views_index)
 
 
 @dataclass(frozen=True)
@@ -340,6 +344,7 @@ class Candidates:
     search_rows: np.ndarray
     kth_neighbour: np.ndarray
     overlap_skipped: int = 0  # images not searched for overlapping tiles: more than OVERLAP_MAX_IMAGES
+    tilted_index: "TiltedIndex | None" = None  # the tilted views searched (the calibration searches them again)
 
 
 def _candidates(i, j, kind: Kind, score, variant) -> PairTable:
@@ -448,35 +453,52 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
 #: Each image's best matching tilted views, at most this many other images (by embedding cosine).
 TILT_NEIGHBOURS = 4
 #: The calibration's look-alikes: each copy's best matching tilted views of this many other images.
-TILT_LOOK_ALIKES = 12
+TILT_LOOK_ALIKES = 6
 #: Above this many images of ``OVERLAP_MIN_SIDE`` or more, the tilted views are not searched
 #: (their index holds ten views an image).
 TILT_MAX_IMAGES = 20_000
 
 
-def tilted_pairs(features: Features, rows: np.ndarray, queried: np.ndarray, kth: np.ndarray,
+@dataclass(frozen=True)
+class TiltedIndex:
+    """The tilted views (:func:`~leakscan.views.tilted_views`, :data:`~leakscan.views.TILT_ANGLES`)
+    of ``rows``, indexed: entry ``r * len(TILT_ANGLES) + a`` is row ``rows[r]`` at angle ``a``."""
+
+    rows: np.ndarray
+    index: CosineIndex
+
+    @classmethod
+    def of(cls, features: Features, rows: np.ndarray) -> "TiltedIndex":
+        rows = np.asarray(rows, np.int64)
+        blocks = []
+        for start in range(0, len(rows), WINDOW_BLOCK):  # memory: ten views of a block of images at a time
+            part = rows[start:start + WINDOW_BLOCK]
+            views = tilted_views(features.thumb[part], features.sizes[part], TILT_ANGLES)
+            blocks.append(hog(np.rint(views.reshape(-1, THUMB, THUMB)).astype(np.uint8)))
+        return cls(rows=rows, index=CosineIndex(np.concatenate(blocks)))
+
+
+def tilted_pairs(features: Features, tilted: TiltedIndex, queried: np.ndarray, kth: np.ndarray,
                  settings: DetectSettings, every: bool = False) -> PairTable:
     """Candidate copies turned by an angle in (3, 45) degrees and cropped free of their
     corners (no padding left to find the angle from): the ``queried`` rows' embeddings
-    looked up among the tilted views (:func:`~leakscan.views.tilted_views`) of ``rows``.
+    looked up among the ``tilted`` views.
 
     Queries with a canvas view are not looked up. A neighbour is a candidate on the
-    embedding search's terms (``min_cosine``, and the
-    ratio test against the query's k-th neighbour ``kth``, or ``sure_cosine``), at most
-    ``TILT_NEIGHBOURS`` per query; with ``every``, the ``TILT_LOOK_ALIKES`` best whatever their
-    similarity (the calibration's look-alikes). ``PairTable.angle`` is the view's angle.
+    embedding search's terms (``min_cosine``, and the ratio test against the query's k-th
+    neighbour ``kth``, or ``sure_cosine``), at most ``TILT_NEIGHBOURS`` per query; with
+    ``every``, the ``TILT_LOOK_ALIKES`` best whatever their similarity (the calibration's
+    look-alikes). ``PairTable.angle`` is the view's angle.
     """
     # a copy cropped free of its corners has no canvas: a query with padding, a flat border or
     # a caption bar is left to the canvas views (two rotated canvases line up by their corners)
     canvas = np.zeros(len(features), bool)
     canvas[features.derotated_rows] = True
     queried = queried[~canvas[queried]]
+    rows, index = tilted.rows, tilted.index
     n_angles = len(TILT_ANGLES)
-    views = tilted_views(features.thumb[rows], features.sizes[rows], TILT_ANGLES)
-    emb = hog(np.rint(views.reshape(-1, THUMB, THUMB)).astype(np.uint8))
-    index = CosineIndex(emb)
     wanted = TILT_LOOK_ALIKES if every else TILT_NEIGHBOURS
-    kk = min(len(emb), 4 * wanted + 2)
+    kk = min(len(index), 4 * wanted + 2)
     out = []
     for s in range(0, len(queried), BLOCK):
         q = queried[s:s + BLOCK]

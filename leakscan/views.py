@@ -277,40 +277,66 @@ def box_views(images: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
 TILT_ANGLES = tuple(float(a) * sign for a in (7.2, 15.6, 24.0, 32.4, 40.8) for sign in (1, -1))
 
 
+def _tilt_grid(aspect: np.ndarray, theta: np.ndarray, n: int, side: int):
+    """Where each point of the tilted views samples an ``n`` x ``n`` thumbnail: the upper-left of
+    its four pixels (flat index, ``(m, views * side * side)``) and the weights across and down.
+    ``aspect`` ``(m,)`` width over height, ``theta`` ``(m, views)`` radians."""
+    a = aspect[:, None]
+    c, s = np.cos(theta), np.sin(theta)
+    k = np.minimum(1 / (c + np.abs(s) / a), 1 / (a * np.abs(s) + c))  # the box's share of each side
+    g = (np.arange(side) + 0.5) / side - 0.5
+    # the view's point (x, y), in the picture's pixels of height 1, is the picture's point
+    # turned back: Pillow turns counter-clockwise on screen (y down)
+    x = (k * a)[..., None, None] * g[None, None, None, :]
+    y = k[..., None, None] * g[None, None, :, None]
+    c, s = c[..., None, None], s[..., None, None]
+    u = np.clip(((c * x - s * y) / a[..., None, None] + 0.5) * n - 0.5, 0, n - 1)
+    v = np.clip((s * x + c * y + 0.5) * n - 0.5, 0, n - 1)
+    u0, v0 = np.minimum(np.floor(u).astype(np.int64), n - 2), np.minimum(np.floor(v).astype(np.int64), n - 2)
+    m = len(aspect)
+    return ((v0 * n + u0).reshape(m, -1), (u - u0).astype(np.float32).reshape(m, -1),
+            (v - v0).astype(np.float32).reshape(m, -1))
+
+
+def _bilinear(pixels: np.ndarray, at: np.ndarray, wu: np.ndarray, wv: np.ndarray, n: int) -> np.ndarray:
+    """``pixels`` ``(m, c, n * n)`` sampled at ``at``/``wu``/``wv`` (one row for all, or one per image)."""
+    if at.ndim == 1:
+        def take(shift):
+            return pixels[..., at + shift]
+    else:
+        at, wu, wv = at[:, None], wu[:, None], wv[:, None]
+
+        def take(shift):
+            return np.take_along_axis(pixels, np.broadcast_to(at + shift, pixels.shape[:2] + at.shape[2:]), axis=2)
+    return (take(0) * (1 - wu) + take(1) * wu) * (1 - wv) + (take(n) * (1 - wu) + take(n + 1) * wu) * wv
+
+
 def tilted_views(images: np.ndarray, sizes: np.ndarray, angles, side: int | None = None) -> np.ndarray:
     """Each ``(m, [c,] n, n)`` thumbnail's picture turned by each angle (degrees,
     counter-clockwise, as Pillow's ``rotate``) and cropped to the largest centred upright box
-    of its own aspect inside it, sampled bilinearly at ``side`` (default ``n``) a side:
-    ``(m, len(angles), [c,] side, side)`` float32.
+    of its own aspect inside it, sampled bilinearly at ``side`` (default ``n``) a side.
 
     A thumbnail squeezes its picture to a square, so the turn is made in the picture's own
-    proportions (``sizes``: ``(m, 2)`` width, height). ``angles`` is one sequence for every
-    image, or one angle per image (``(m,)``, then the angle axis is left out).
+    proportions (``sizes``: ``(m, 2)`` width, height). ``angles``: a tuple of angles for every
+    image (``(m, len(angles), [c,] side, side)`` float32), or an array of one angle per image
+    (``(m, [c,] side, side)``).
     """
     img = np.asarray(images, np.float32)
     m, n = len(img), img.shape[-1]
     side = side or n
-    flat = img.reshape(m, -1, n, n)
-    per_image = np.ndim(angles) == 1 and len(angles) == m and not isinstance(angles, tuple)
-    theta = np.deg2rad(np.asarray(angles, np.float64)).reshape(m, 1) if per_image else \
-        np.broadcast_to(np.deg2rad(np.asarray(angles, np.float64)), (m, len(angles)))
-    aspect = (np.asarray(sizes, np.float64)[:, 0] / np.maximum(np.asarray(sizes, np.float64)[:, 1], 1))[:, None]
-    c, s = np.cos(theta), np.sin(theta)
-    k = np.minimum(1 / (c + np.abs(s) / aspect), 1 / (aspect * np.abs(s) + c))  # the box's share of each side
-    g = (np.arange(side) + 0.5) / side - 0.5
-    # the view's point (x, y), in the picture's pixels of height 1, is the picture's point
-    # turned back: Pillow turns counter-clockwise on screen (y down)
-    x = (k * aspect)[..., None, None] * g[None, None, None, :]
-    y = k[..., None, None] * g[None, None, :, None]
-    u = ((c[..., None, None] * x - s[..., None, None] * y) / aspect[..., None, None] + 0.5) * n - 0.5
-    v = (s[..., None, None] * x + c[..., None, None] * y + 0.5) * n - 0.5
-    u, v = np.clip(u, 0, n - 1), np.clip(v, 0, n - 1)
-    u0, v0 = np.minimum(np.floor(u).astype(np.int64), n - 2), np.minimum(np.floor(v).astype(np.int64), n - 2)
-    wu, wv = (u - u0).astype(np.float32)[:, :, None], (v - v0).astype(np.float32)[:, :, None]
-    r = np.arange(m)[:, None, None, None, None]
-    ch = np.arange(flat.shape[1])[None, None, :, None, None]
-    U0, V0 = u0[:, :, None], v0[:, :, None]
-    out = ((flat[r, ch, V0, U0] * (1 - wu) + flat[r, ch, V0, U0 + 1] * wu) * (1 - wv)
-           + (flat[r, ch, V0 + 1, U0] * (1 - wu) + flat[r, ch, V0 + 1, U0 + 1] * wu) * wv)
-    lead = (m,) if per_image else (m, theta.shape[1])
-    return out.reshape(lead + img.shape[1:-2] + (side, side))
+    pixels = img.reshape(m, -1, n * n)
+    sizes = np.asarray(sizes, np.float64)
+    aspect = sizes[:, 0] / np.maximum(sizes[:, 1], 1)
+    if isinstance(angles, tuple):  # one grid for every image of one aspect (to 1/1000)
+        theta = np.deg2rad(np.asarray(angles, np.float64))
+        out = np.empty((m, pixels.shape[1], len(angles) * side * side), np.float32)
+        shapes, which = np.unique(np.round(aspect, 3), return_inverse=True)
+        for g, shape in enumerate(shapes):
+            rows = np.flatnonzero(which.ravel() == g)
+            at, wu, wv = (x[0] for x in _tilt_grid(np.array([shape]), theta[None, :], n, side))
+            out[rows] = _bilinear(pixels[rows], at, wu, wv, n)
+        out = out.reshape(m, pixels.shape[1], len(angles), side, side).swapaxes(1, 2)
+        return np.ascontiguousarray(out).reshape((m, len(angles)) + img.shape[1:-2] + (side, side))
+    theta = np.deg2rad(np.asarray(angles, np.float64)).reshape(m, 1)
+    out = _bilinear(pixels, *_tilt_grid(aspect, theta, n, side), n)
+    return out.reshape((m,) + img.shape[1:-2] + (side, side))

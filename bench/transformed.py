@@ -14,8 +14,10 @@ rotate, same size  Pillow ``rotate``; ``scipy.ndimage.rotate(reshape=False)``;
                    the picture's edge colour (in turn); and skimage ``mode="edge"`` (the corners
                    filled by repeating the edge pixels). Angle in (3, 45) degrees, either sign.
 rotate, expanded   the same three tools with an expanded canvas (``expand``/``reshape``/``resize``)
-rotate then crop   Pillow / skimage rotation, then the largest upright crop inside the rotated
-                   picture: no padding left at all
+rotate then crop   Pillow / skimage rotation, then the largest upright crop of the picture's
+                   shape inside the rotated picture: no padding left at all; scipy.ndimage
+                   rotation, a tighter centred crop (80-95% of that box) resized back to the
+                   original size; Pillow rotation, then the largest centred square
 crop               50-90% of the area, centred or off-centre: Pillow ``crop``; numpy slicing
                    then ``skimage.transform.resize`` back to the original size
 letterbox          Pillow canvas + paste (bars top and bottom); ``numpy.pad`` (pillarbox, bars
@@ -265,7 +267,7 @@ class Built:
     pairs: list = field(default_factory=list)  # (edit, protocol, path a, path b, positive)
 
 
-def edits_of(img: Image.Image, full: Image.Image, k: int, rng, ski: bool):
+def edits_of(img: Image.Image, full: Image.Image, k: int, rng, ski: bool, later):
     """``(edit, protocol, detail, image)`` of every edit of one original (``full``: full resolution, for tiles)."""
     w, h = img.size
     fills = ("black", "white", "edge")
@@ -362,6 +364,22 @@ def edits_of(img: Image.Image, full: Image.Image, k: int, rng, ski: bool):
         out.append(("resize", "pil to square", f"{side}px", img.resize((side, side), Image.BICUBIC)))
     out.append(("flip", "pil mirror", "", img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
     out.append(("flip", "numpy flipud", "", img_of(np.flipud(arr(img)))))
+    # protocols added later come last, with their own draws: the earlier edits, and which
+    # run of leakscan each lands in, stay as they were
+    # a tighter centred crop, enlarged back to the original size (augmentation code's way)
+    a = float(later.uniform(4, 44)) * (1 if later.random() < 0.5 else -1)
+    share = float(later.uniform(0.8, 0.95))
+    x0, y0, x1, y1 = inscribed(w, h, a)
+    cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) * share / 2, (y1 - y0) * share / 2
+    box = tuple(round(v) for v in (cx - hw, cy - hh, cx + hw, cy + hh))
+    out.append(("rotate then crop", "ndi, tighter crop resized back", f"{a:+.1f} deg, {share:.0%} of the box",
+                rotate(img, a, "ndi", False, "black").crop(box).resize((w, h), Image.BICUBIC)))
+    # the largest centred square inside the turned picture, whatever the picture's shape
+    a = float(later.uniform(4, 44)) * (1 if later.random() < 0.5 else -1)
+    t = np.deg2rad(abs(a))
+    side = 0.97 * min(w, h) / (np.cos(t) + np.sin(t))
+    box = tuple(round(v) for v in ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2))
+    out.append(("rotate then crop", "pil, square crop", f"{a:+.1f} deg", rotate(img, a, "pil", False, "black").crop(box)))
     return out
 
 
@@ -419,7 +437,9 @@ def build(work: Path, source: Path | None, limit: int | None, side: int, seed: i
         stem = f"p{k:03d}"
         img.save(data / f"{stem}.jpg", quality=90)
         out.items.append(Item(f"{stem}.jpg", k, "orig"))
-        for e, (edit, protocol, detail, im) in enumerate(edits_of(img, full, k, rng, ski)):
+        # the protocols added later draw from their own stream: the earlier ones keep their draws
+        later = np.random.default_rng([seed, k, 1])
+        for e, (edit, protocol, detail, im) in enumerate(edits_of(img, full, k, rng, ski, later)):
             path = f"{stem}_e{e:02d}.jpg"
             save(im, data / path)
             out.items.append(Item(path, k, "orig", edit, protocol, detail))

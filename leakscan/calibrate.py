@@ -3,8 +3,7 @@
 No fixed weights and no thresholds tuned elsewhere: at run time a sample of the dataset's
 own images is copied the ways users' copies are made (shifted, cropped, rescaled,
 re-encoded, recoloured, blurred, flipped or rotated, letterboxed, captioned; and, for the
-overlapping-tile search, the next tile of the same scene; for the tilted views, turned and
-cropped free of the corners). Each copy is
+overlapping-tile search, the next tile of the same scene). Each copy is
 searched against the dataset exactly as a real image is (:func:`leakscan.pairs.find_candidates`),
 and its evidence measured (:mod:`leakscan.evidence`):
 
@@ -45,10 +44,10 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 from .evidence import EVIDENCE, SIGN, pair_evidence
 from .features import Features, extract_images
 from .index import CosineIndex
-from .pairs import OVERLAP_MIN_SIDE, Candidates, Kind, PairTable, find_candidates, overlap_pairs, tilted_pairs
+from .pairs import OVERLAP_MIN_SIDE, Candidates, Kind, PairTable, find_candidates, overlap_pairs
 from .parallel import run_chunks
 from .settings import DetectSettings
-from .views import N_VARIANTS, READINGS, MatchView, embedding_variants, transform_variants
+from .views import N_VARIANTS, MatchView, embedding_variants, transform_variants
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +95,10 @@ class Calibration:
         ``n_images``, ``n_copies``, ``n_positive``, ``n_negative``, held-out ``recall`` and
         ``false_alarm`` at 0.5, ``heldout_auc``, the estimated ``prior`` and the edits made.
     readings : dict
-        The decisions for pairs read other than as a whole, each fitted apart: ``"overlap"``
-        (overlapping tiles: on tile copies and the look-alikes the window search proposes) and
-        ``"tilted"`` (on tilted copies and the look-alikes the tilted views propose), when
-        their search proposed any.
+        The decisions for pairs read other than as a whole that have their own, fitted apart:
+        ``"overlap"`` (overlapping tiles: on tile copies and the look-alikes the window search
+        proposes), when that search proposed any. (Tilted pairs are decided by the whole-image
+        decision, on the evidence of the tilted view: :mod:`leakscan.decide`.)
     """
 
     columns: tuple
@@ -133,9 +132,6 @@ EDITS = ("shift", "crop", "rescale", "jpeg", "colour", "blur", "dihedral", "lett
 #: Share of the sampled pictures the overlapping-tile search looks at that also get a tile
 #: copy (:func:`overlapping_tile`): the positives of the overlapping-tile decision.
 TILE_SHARE = 0.5
-#: Share of those pictures that also get a tilted copy (:func:`tilted_copy`), when the search
-#: proposed tilted pairs.
-TILT_SHARE = 0.5
 
 
 def synthetic_copy(img: Image.Image, rng: np.random.Generator, variants=tuple(range(N_VARIANTS))) -> tuple:
@@ -178,19 +174,6 @@ def overlapping_tile(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     scene.paste(img, (dx if flip_x else 0, dy if flip_y else 0))
     x0, y0 = (0 if flip_x else dx), (0 if flip_y else dy)
     return scene.crop((x0, y0, x0 + w, y0 + h))
-
-
-def tilted_copy(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """``img`` turned by 4-44 degrees either way on a canvas of its size, then cropped to an
-    upright box of its aspect inside the turned picture (90-100% of the largest): no corner
-    of the canvas is left."""
-    w, h = img.size
-    angle = float(rng.uniform(4, 44)) * (1 if rng.random() < 0.5 else -1)
-    turned = img.rotate(angle, resample=Image.BICUBIC)
-    t = np.deg2rad(abs(angle))
-    k = min(w / (w * np.cos(t) + h * np.sin(t)), h / (w * np.sin(t) + h * np.cos(t))) * rng.uniform(0.9, 0.99)
-    cw, ch = w * k, h * k
-    return turned.crop((round((w - cw) / 2), round((h - ch) / 2), round((w + cw) / 2), round((h + ch) / 2)))
 
 
 def _shift(img, rng, _v):
@@ -330,15 +313,14 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     pictures = images(sample) if images is not None else thumbnails_as_images(features, sample)
     # tile copies only when the search proposed overlapping tiles: their decision has something to decide
     wants_tiles = bool(np.any(candidates.pairs.variant == MatchView.OVERLAP))
-    wants_tilts = candidates.tilted_index is not None and bool(np.any(MatchView.is_tilted(candidates.pairs.variant)))
     sources = []
     for r, pic in zip(sample.tolist(), pictures):
         if pic is not None:
             pic = pic.convert("RGB")
             pic.thumbnail((COPY_SIDE, COPY_SIDE), Image.BILINEAR)
             seed = int.from_bytes(features.pixel_digest[r, :8].tobytes(), "little") ^ salt
-            big = min(pic.size) >= OVERLAP_MIN_SIDE
-            sources.append((r, np.asarray(pic), seed, wants_tiles and big, wants_tilts and big))
+            tiles = wants_tiles and min(pic.size) >= OVERLAP_MIN_SIDE
+            sources.append((r, np.asarray(pic), seed, tiles))
     if not sources:
         return None
     n = len(features)
@@ -356,37 +338,23 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     origin = np.asarray(origin, np.int64)
     tile_copy = np.zeros(len(aug), bool)
     tile_copy[n:] = np.array([e == ("tile",) for e in edit_names], bool)
-    tilt_copy = np.zeros(len(aug), bool)
-    tilt_copy[n:] = np.array([e == ("tilt",) for e in edit_names], bool)
-    special = tile_copy | tilt_copy  # copies for the overlapping-tile and the tilted decisions
-    copy_rows = n + np.flatnonzero(made.ok & ~special[n:])
+    copy_rows = n + np.flatnonzero(made.ok & ~tile_copy[n:])
     tile_rows = n + np.flatnonzero(made.ok & tile_copy[n:])
-    tilt_rows = n + np.flatnonzero(made.ok & tilt_copy[n:])
-    # the copies are searched as real images are, the tile and tilted copies left out
+    # the copies are searched as real images are, the tile copies left out
     cal_settings = dataclasses.replace(s, scope="all", overlap=False)
-    found = find_candidates(dataclasses.replace(aug, ok=aug.ok & ~special), cal_settings, query_rows=copy_rows,
+    found = find_candidates(dataclasses.replace(aug, ok=aug.ok & ~tile_copy), cal_settings, query_rows=copy_rows,
                             tilted_search=False)
     pairs = found.pairs.take((found.pairs.j >= n) & (found.pairs.kind != Kind.EXACT))
     parts = [pairs, _neighbour_pairs(aug, search_rows, copy_rows, variants)]
     if len(tile_rows):  # the tile copies' window matches among the sample, every one: the look-alikes
         pool = np.r_[sample, tile_rows]
         parts.append(overlap_pairs(aug, pool, np.arange(len(sample), len(pool)), min_ncc=-1.0))
-    if len(tilt_rows) and candidates.tilted_index is not None:
-        # the tilted copies' best matches among the dataset's tilted views (the search's), however
-        # unlike: their sources, and the look-alikes
-        parts.append(tilted_pairs(aug, candidates.tilted_index, tilt_rows, found.kth_neighbour, cal_settings,
-                                  every=True))
     pairs = _unique(PairTable.concat(parts))
     kth = found.kth_neighbour.copy()
     kth[:n] = candidates.kth_neighbour
     # only pairs at the min_ncc floor are learnt from (below: see MIN_NEGATIVES), so only they
-    # are measured in full; the tilted decision learns from every look-alike (few line up at all)
-    reading = MatchView.reading(pairs.variant)
-    tilted_reading = READINGS.index("tilted")
-    evidence = np.empty((len(pairs), len(EVIDENCE)), np.float32)
-    for rows, floor_ncc in ((reading != tilted_reading, s.min_ncc), (reading == tilted_reading, None)):
-        if rows.any():
-            evidence[rows] = pair_evidence(aug, pairs.take(rows), kth, variants, min_ncc=floor_ncc, jobs=jobs)
+    # are measured in full
+    evidence = pair_evidence(aug, pairs, kth, variants, min_ncc=s.min_ncc, jobs=jobs)
     origin_of = np.full(len(aug), -1, np.int64)
     origin_of[n:] = origin
     src_i = np.where(pairs.i >= n, origin_of[pairs.i], pairs.i)
@@ -395,11 +363,12 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     # two sources the search already proposes as a pair may be copies of each other: such a
     # pair is neither a sure copy nor a sure look-alike, so it is left out of the fit
     related = _proposed(candidates.pairs, src_i, src_j, n) & ~label
-    floor = (evidence[:, 0] >= s.min_ncc) | (reading == tilted_reading)
-    for read in range(len(READINGS)):  # each decision learns from enough look-alikes
-        if (reading == read).any() and int(((reading == read) & floor & ~label).sum()) < MIN_NEGATIVES:
+    tile_reading = pairs.variant == MatchView.OVERLAP
+    floor = evidence[:, 0] >= s.min_ncc
+    for reading in (~tile_reading, tile_reading):  # each decision learns from enough look-alikes
+        if reading.any() and int((reading & floor & ~label).sum()) < MIN_NEGATIVES:
             # a small dataset: learn from the easy look-alikes too
-            below = np.flatnonzero((reading == read) & ~floor)
+            below = np.flatnonzero(reading & ~floor)
             evidence[below] = pair_evidence(aug, pairs.take(below), kth, variants, jobs=jobs)
             floor[below] = True
     columns = tuple(c for c in EVIDENCE if c != "model" or features.model_embedding is not None)
@@ -408,48 +377,39 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     pair_key = np.c_[aug.pixel_digest[pairs.i], aug.pixel_digest[pairs.j]]
     group = aug.pixel_digest[src_j]
 
-    def fit(rows, columns=columns):
+    def fit(rows):
         o = rows[_digest_order(pair_key[rows])]  # rows in content order: the same images, the same fit
         return _fit(evidence[o], label[o], group[o], columns, s.min_confidence, dict(stats))
     # A look-alike the search pairs with the copy's source may be a real copy of it. First fit
     # without such pairs; then keep those the first fit calls look-alikes as negatives and leave
     # out those it is sure are copies (a dataset full of copies must not teach copies as look-alikes).
-    def fit_twice(rows, columns=columns):
-        first = fit(np.flatnonzero(rows & floor & ~related), columns)
+    def fit_twice(rows):
+        first = fit(np.flatnonzero(rows & floor & ~related))
         ambiguous = rows & floor & related
         if first is None or not ambiguous.any():
             return first
         unlike = np.zeros(len(label), bool)
         unlike[ambiguous] = first.predict(evidence[ambiguous]) < SURE_COPY
-        final = fit(np.flatnonzero(rows & floor & (~related | unlike)), columns)
+        final = fit(np.flatnonzero(rows & floor & (~related | unlike)))
         if final is not None:
             final.stats["left_out_as_possible_copies"] = int((ambiguous & ~unlike).sum())
         return final
-    # a decision per reading: pairs read whole (of copies other than tile and tilted copies,
-    # whose whole readings are not what their decision is for), as overlapping tiles, tilted
-    whole = fit_twice((reading == 0) & ~special[pairs.i] & ~special[pairs.j])
-    if whole is None:
-        return None
-    # the tilted decision's copies are the tilted copies (another copy read tilted is neither:
-    # its own reading decides it)
-    # its own reading decides it); its look-alikes are each copy's best tilted views, drawn
-    # without the search's similarity bar: the search's own similarity (cosine, pHash) would
-    # tell them apart by how they were drawn, not by what they show, so it is left out
-    tilted_columns = tuple(c for c in columns if c not in ("cosine", "hamming"))
-    fitted = {name: fit_twice((reading == read) & (~label | tilt_copy[pairs.i] | tilt_copy[pairs.j] | (read != 2)),
-                              tilted_columns if name == "tilted" else columns)
-              for read, name in enumerate(READINGS) if read and (reading == read).any()}
-    return dataclasses.replace(whole, readings={name: c for name, c in fitted.items() if c is not None})
+    # two decisions: pairs read whole (copies other than tiles), and pairs read as overlapping tiles
+    whole = fit_twice(~tile_reading & ~tile_copy[pairs.i] & ~tile_copy[pairs.j])
+    if whole is not None and tile_reading.any():
+        tiles = fit_twice(tile_reading)
+        whole = dataclasses.replace(whole, readings={} if tiles is None else {"overlap": tiles})
+    return whole
 
 
 def _copies_job(job) -> tuple:
-    """``COPIES`` synthetic copies of each source picture (and sometimes a tile copy, a tilted
-    copy) and their features: ``job = ([(row, picture, seed, tiles, tilts), ...], variants,
-    model)`` -> ``(origin rows, edits, Features)``. Each source's edits come from its own seed, so any split of the work
+    """``COPIES`` synthetic copies of each source picture (and sometimes a tile copy) and their
+    features: ``job = ([(row, picture, seed, tiles), ...], variants, model)`` -> ``(origin rows,
+    edits, Features)``. Each source's edits come from its own seed, so any split of the work
     gives the same copies."""
     sources, variants, model = job
     copies, origin, edit_names = [], [], []
-    for r, pic, seed, tiles, tilts in sources:
+    for r, pic, seed, tiles in sources:
         img = Image.fromarray(pic, "RGB")
         rng = np.random.default_rng(seed)
         for _ in range(COPIES):
@@ -463,12 +423,6 @@ def _copies_job(job) -> tuple:
                                            quality=int(tile_rng.integers(60, 96)))))
             origin.append(r)
             edit_names.append(("tile",))
-        tilt_rng = np.random.default_rng([seed, 2])
-        if tilts and tilt_rng.random() < TILT_SHARE:
-            copies.append(np.asarray(_jpeg(tilted_copy(img, tilt_rng), tilt_rng, variants,
-                                           quality=int(tilt_rng.integers(60, 96)))))
-            origin.append(r)
-            edit_names.append(("tilt",))
     return origin, edit_names, extract_images(copies, model=model)
 
 
@@ -490,8 +444,8 @@ def _edit_counts(edit_names) -> dict:
 
 
 def _unique(pairs: PairTable) -> PairTable:
-    """One row per (i, j) and reading (:meth:`~leakscan.views.MatchView.reading`): the lowest kind code."""
-    return pairs.first_per_pair(pairs.kind, apart=MatchView.reading(pairs.variant))
+    """One row per (i, j) and reading (as overlapping tiles, or as a whole): the lowest kind code."""
+    return pairs.first_per_pair(pairs.kind, apart=pairs.variant == MatchView.OVERLAP)
 
 
 def _neighbour_pairs(aug: Features, search_rows, copy_rows, variants) -> PairTable:

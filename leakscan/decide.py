@@ -118,10 +118,11 @@ def detect(
     evidence = pair_evidence(features, cands, found.kth_neighbour, transform_variants(s.transforms), min_ncc=s.min_ncc,
                              jobs=jobs)
     ncc = evidence[:, EVIDENCE.index("ncc")]
-    # a pair read as overlapping tiles shows the search's similarity of the part in common
-    tiles = cands.variant == MatchView.OVERLAP
-    cosine = np.where(tiles, evidence[:, EVIDENCE.index("cosine")], cands.cosine).astype(np.float32)
-    hamming = np.where(tiles, np.rint(evidence[:, EVIDENCE.index("hamming")] * 64), cands.hamming).astype(np.int16)
+    # a pair read as overlapping tiles or tilted shows the search's similarity of the pictures
+    # as that reading lines them up (the part in common, the tilted view)
+    lined_up = MatchView.reading(cands.variant) != 0
+    cosine = np.where(lined_up, evidence[:, EVIDENCE.index("cosine")], cands.cosine).astype(np.float32)
+    hamming = np.where(lined_up, np.rint(evidence[:, EVIDENCE.index("hamming")] * 64), cands.hamming).astype(np.int16)
     cands = dataclasses.replace(cands, ncc=np.where(exact, np.nan, ncc).astype(np.float32), cosine=cosine,
                                 hamming=hamming)
     keep = exact | (ncc >= s.min_ncc)
@@ -165,16 +166,22 @@ def detect(
             read_whole = _pair_keys(cands.take(whole))
             for read, name in enumerate(READINGS[1:], start=1):
                 rows = np.flatnonzero(reading == read)
-                if len(rows) and name in readings:  # their own decision, and their own share of copies
-                    # the share among the pairs only this reading proposes (the others are read whole too)
-                    p = readings[name].predict(evidence[rows])
-                    if name in AGREE_WITH_WHOLE:
-                        p = np.minimum(p, cal.predict(evidence[rows]))
+                # overlapping tiles have a decision of their own; a tilted pair, lined up by its
+                # tilted view, is evidence of the same kind as any pair lined up, and the whole-image
+                # decision (which learnt from each copy's nearest look-alikes) decides it
+                fitted = cal if name == "tilted" else readings.get(name)
+                if len(rows) and fitted is not None:
+                    # their own share of copies: among the pairs only this reading proposes (the
+                    # others are read whole too)
+                    p = fitted.predict(evidence[rows])
                     alone = ~np.isin(_pair_keys(cands.take(rows)), read_whole)
                     _, prior = adjust_to_prior(p[alone])
                     confidence[rows] = at_prior(p, prior)
-                    readings[name] = dataclasses.replace(readings[name],
-                                                         stats={**readings[name].stats, "prior": round(prior, 5)})
+                    if name in readings:
+                        readings[name] = dataclasses.replace(readings[name],
+                                                             stats={**readings[name].stats, "prior": round(prior, 5)})
+                    else:
+                        cal = dataclasses.replace(cal, stats={**cal.stats, f"prior_{name}": round(prior, 5)})
                 elif len(rows):  # too few such copies to learn from: worth a look, no more
                     confidence[rows] = POSSIBLE_FLOOR
             cal = dataclasses.replace(cal, readings=readings)
@@ -196,15 +203,6 @@ def detect(
     log.info("decision: %d candidates, %d duplicates, %d possible", len(cands), int(dup.sum()), int(possible.sum()))
     return Detection(pairs=cands.take(dup), possible=cands.take(possible), calibration=cal,
                      warnings=tuple(warnings), timings={"search": t1 - t0, "verify": t2 - t1, "calibrate": t_cal})
-
-
-#: Readings whose pairs must also convince the whole-image decision, on the evidence of the
-#: pictures as that reading lines them up: their own fit learns what the reading looks like, but
-#: its look-alikes (each copy's best views, however unlike) are easier than the whole decision's
-#: (each image's nearest neighbours): a brick wall's tiles line up with each other at a slight
-#: turn, and only the whole decision has learnt that a match as good as with any neighbour
-#: (``distinct``) is no copy.
-AGREE_WITH_WHOLE = ("tilted",)
 
 
 def _pair_keys(pairs: PairTable) -> np.ndarray:

@@ -20,12 +20,10 @@ alignment, more evidence is measured:
 * ``distinct``: ``ncc`` minus the correlation of each image with a *typical* near neighbour
   (its k-th nearest by embedding): a silhouette that lines up with every other silhouette
   is not evidence of a copy;
-* ``zoom``, ``cropped``, ``rotated``, ``overlap``, ``tilted``: how the pair was found
-  (``overlap``: as overlapping tiles, whose evidence is that of the part they have in common;
-  ``tilted``: one turned by an angle and cropped upright, whose evidence is that of the
-  other's tilted view at the angle, refined, that lines up best);
-* ``turn``: for a tilted pair, how much better the tilted view lines up than the picture
-  upright: a round or plain shape lines up with a look-alike at any angle, a copy at one;
+* ``zoom``, ``cropped``, ``rotated``, ``overlap``: how the pair was found (``overlap``: as
+  overlapping tiles, whose evidence is that of the part they have in common). A pair found
+  *tilted* (one turned by an angle and cropped upright) has the evidence of the other's
+  tilted view at the angle, refined, or of the two upright when that lines up better;
 * ``model``: the ONNX model's cosine, when a model is used.
 
 :mod:`leakscan.calibrate` turns these into one probability.
@@ -40,19 +38,18 @@ import numpy as np
 from .features import Features, hog, phash_variants
 from .padding import NO_BORDER, border_mask, padding_weights
 from .parallel import run_chunks
-from .pairs import Kind, PairTable
+from .pairs import TILT_OBLONG, Kind, PairTable
 from .verify import BLOCK, _down2, _shift_each, _zoom, align
 from .views import N_VARIANTS, THUMB, MatchView, apply_dihedral, box_views, embedding_variants, tilted_views
 
 __all__ = ["measure", "pair_evidence", "background", "EVIDENCE", "SIGN", "colour_agreement"]
 #: Columns of the evidence matrix, in order.
 EVIDENCE = ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "cosine", "hamming",
-            "distinct", "zoom", "cropped", "rotated", "overlap", "tilted", "turn", "model")
+            "distinct", "zoom", "cropped", "rotated", "overlap", "model")
 #: Which way each column speaks: +1, the more the likelier a copy; -1, the less; 0, either
 #: (how the pair was found). The decision's weights are held to these signs.
 SIGN = {"ncc": 1, "ncc_fine": 1, "ncc_raw": 1, "blocks_fine": 1, "blocks_raw": 1, "colour": 1, "chroma": 1,
-        "cosine": 1, "hamming": -1, "distinct": 1, "zoom": 0, "cropped": 0, "rotated": 0, "overlap": 0, "tilted": 0,
-        "turn": 1, "model": 1}
+        "cosine": 1, "hamming": -1, "distinct": 1, "zoom": 0, "cropped": 0, "rotated": 0, "overlap": 0, "model": 1}
 #: Below this spread of chroma (grey levels) an image counts as grey for the chroma evidence.
 MIN_CHROMA = 4.0
 
@@ -267,7 +264,7 @@ TILT_REFINE = tuple(np.arange(-4.0, 4.5, 1.0))
 def _measure_tilted(features: Features, orig, copy, angle, min_ncc) -> dict:
     """:func:`measure` of ``orig``'s tilted view against ``copy``, at the angle around ``angle``
     (:data:`TILT_REFINE`) whose view correlates best, or upright when that lines up better;
-    and ``turn``: how much the tilted view beats upright."""
+    ``cosine`` and ``hamming`` are those of the pictures as they line up."""
     tb, cb = features.thumb[copy].astype(np.float32), features.colour[copy].astype(np.float32)
     sizes = features.sizes[orig]
     upright = measure(features.thumb[orig].astype(np.float32), tb, features.colour[orig].astype(np.float32), cb,
@@ -276,12 +273,27 @@ def _measure_tilted(features: Features, orig, copy, angle, min_ncc) -> dict:
     # quick look), then the view at that angle aligned and measured in full
     detail_b = _fine_detail(tb)
     turns = np.stack([angle + d for d in TILT_REFINE], axis=1)
-    quick = np.stack([weighted_ncc(_fine_detail(tilted_views(features.thumb[orig], sizes, turns[:, k])), detail_b,
-                                   np.ones_like(tb)) for k in range(turns.shape[1])], axis=1)
-    turn = turns[np.arange(len(turns)), quick.argmax(axis=1)]
-    ta, ca = tilted_views(features.thumb[orig], sizes, turn), tilted_views(features.colour[orig], sizes, turn)
-    best = _best_of(upright, measure(ta, tb, ca, cb, min_ncc=min_ncc))
-    return {**best, "turn": (best["ncc"] - upright["ncc"]).astype(np.float32)}
+    oblong = np.abs(np.log(sizes[:, 0] / np.maximum(sizes[:, 1], 1))) > np.log(TILT_OBLONG)
+    quick = np.full((len(tb), 2 * len(TILT_REFINE)), -np.inf, np.float32)  # the box of its shape, then square
+    for square, k in ((False, np.arange(len(tb))), (True, np.flatnonzero(oblong))):
+        for r in range(len(TILT_REFINE)):
+            view = tilted_views(features.thumb[orig[k]], sizes[k], turns[k, r], square=square)
+            quick[k, r + square * len(TILT_REFINE)] = weighted_ncc(_fine_detail(view), detail_b[k], np.ones_like(view))
+    pick = quick.argmax(axis=1)
+    turn = turns[np.arange(len(turns)), pick % len(TILT_REFINE)]
+    square = pick >= len(TILT_REFINE)
+    ta = np.empty_like(tb)
+    ca = np.empty_like(cb)
+    for box in (False, True):
+        k = square == box
+        ta[k] = tilted_views(features.thumb[orig[k]], sizes[k], turn[k], square=box)
+        ca[k] = tilted_views(features.colour[orig[k]], sizes[k], turn[k], square=box)
+    tilt = measure(ta, tb, ca, cb, min_ncc=min_ncc)
+    best = _best_of(upright, tilt)
+    # the search's own similarity of the pictures as they line up (upright, or the tilted view)
+    cosine, hamming = _search_similarity(np.where((tilt["ncc"] >= upright["ncc"])[:, None, None], ta,
+                                                  features.thumb[orig].astype(np.float32)), tb)
+    return {**best, "cosine": cosine, "hamming": hamming}
 
 
 def _search_similarity(ta: np.ndarray, tb: np.ndarray) -> tuple:
@@ -478,7 +490,6 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
         for name, arr in measure(ta, tb, ca, cb, min_ncc=min_ncc).items():
             cols[name][ov] = arr
         cols["cosine"][ov], cols["hamming"][ov] = _search_similarity(ta, tb)
-    cols["turn"] = np.zeros(len(todo), np.float32)
     tl = np.flatnonzero(tilted)
     if len(tl):  # one turned and cropped: the other's tilted view
         orig = np.where(v[tl] == MatchView.TILTED, i[tl], j[tl])
@@ -488,7 +499,6 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
     cols["distinct"] = np.zeros(len(todo), np.float32)  # set by pair_evidence
     cols["cropped"] = (v == MatchView.CROPPED).astype(np.float32)
     cols["overlap"] = overlap.astype(np.float32)
-    cols["tilted"] = tilted.astype(np.float32)
     # a view rotated back (interpolated), not one only trimmed out of its flat border
     turned = features.canvas_mask(trimmed=False)
     cols["rotated"] = (rotated & (turned[i] | turned[j])).astype(np.float32)

@@ -39,7 +39,7 @@ from .views import CROP_PLACES, THUMB, TILT_ANGLES, MatchView, crop_views, embed
 log = logging.getLogger(__name__)
 
 __all__ = ["PairTable", "Candidates", "find_candidates", "Kind", "KINDS", "overlap_share", "overlap_pairs",
-           "tilted_pairs", "TiltedIndex", "OVERLAP_MIN_SHARE", "OVERLAP_MAX_IMAGES", "TILT_MAX_IMAGES"]
+           "tilted_pairs", "OVERLAP_MIN_SHARE", "OVERLAP_MAX_IMAGES", "TILT_MAX_IMAGES"]
 
 
 class Kind(IntEnum):
@@ -238,7 +238,8 @@ def find_candidates(
     :mod:`leakscan.decide` weighs the evidence and decides.
 
     ``query_rows``: only these rows are queried (against an index of every row); default all.
-    ``tilted_search``: False leaves the tilted views out (the calibration searches them apart).
+    ``tilted_search``: False leaves the tilted views out (the calibration, whose copies are not
+    tilted: tilted pairs are decided by the whole-image decision).
     """
     settings = settings or DetectSettings()
     ok_rows = np.flatnonzero(features.ok)
@@ -289,15 +290,14 @@ def find_candidates(
         parts.append(_candidates(ei_, ej_, Kind.EMBEDDING, es_, ev_))
         has = kth_pos >= 0
         kth[search_rows[has]] = search_rows[kth_pos[has]]
-    tilted, tilted_views_index = PairTable.empty(), None
+    tilted = PairTable.empty()
     if (tilted_search and settings.crops and settings.transforms == "all" and len(search_rows) > 1
             and settings.min_cosine <= 1.0):
         tilt_rows = _tile_rows(features, search_rows)
         if 1 < len(tilt_rows) <= TILT_MAX_IMAGES:
             if progress:
                 progress("tilted search", 0, 1)
-            tilted_views_index = TiltedIndex.of(features, search_rows[tilt_rows])
-            tilted = tilted_pairs(features, tilted_views_index, search_rows[np.intersect1d(tilt_rows, query_pos)],
+            tilted = tilted_pairs(features, search_rows[tilt_rows], search_rows[np.intersect1d(tilt_rows, query_pos)],
                                   kth, settings)
             if progress:
                 progress("tilted search", 1, 1)
@@ -328,7 +328,7 @@ def find_candidates(
         same_bytes = np.all(features.file_digest[i] == features.file_digest[j], axis=1) & (kind == Kind.EXACT)
     pairs = dataclasses.replace(pairs, hamming=hamming, cosine=cosine, same_bytes=same_bytes)
     return Candidates(pairs=pairs, search_rows=search_rows, kth_neighbour=kth,
-                      overlap_skipped=len(tiles) if too_many else 0, tilted_index=tilted_views_index)
+                      overlap_skipped=len(tiles) if too_many else 0)
 
 
 @dataclass(frozen=True)
@@ -344,7 +344,6 @@ class Candidates:
     search_rows: np.ndarray
     kth_neighbour: np.ndarray
     overlap_skipped: int = 0  # images not searched for overlapping tiles: more than OVERLAP_MAX_IMAGES
-    tilted_index: "TiltedIndex | None" = None  # the tilted views searched (the calibration searches them again)
 
 
 def _candidates(i, j, kind: Kind, score, variant) -> PairTable:
@@ -452,65 +451,56 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
 
 #: Each image's best matching tilted views, at most this many other images (by embedding cosine).
 TILT_NEIGHBOURS = 4
-#: The calibration's look-alikes: each copy's best matching tilted views of this many other images.
-TILT_LOOK_ALIKES = 6
+#: Images whose tilted views are made at a time (ten 32x32 views each).
+TILT_BLOCK = 256
+#: Pictures whose width and height differ by more than this factor also get square tilted views.
+TILT_OBLONG = 1.1
 #: Above this many images of ``OVERLAP_MIN_SIDE`` or more, the tilted views are not searched
 #: (their index holds ten views an image).
 TILT_MAX_IMAGES = 20_000
 
 
-@dataclass(frozen=True)
-class TiltedIndex:
-    """The tilted views (:func:`~leakscan.views.tilted_views`, :data:`~leakscan.views.TILT_ANGLES`)
-    of ``rows``, indexed: entry ``r * len(TILT_ANGLES) + a`` is row ``rows[r]`` at angle ``a``."""
-
-    rows: np.ndarray
-    index: CosineIndex
-
-    @classmethod
-    def of(cls, features: Features, rows: np.ndarray) -> "TiltedIndex":
-        rows = np.asarray(rows, np.int64)
-        blocks = []
-        for start in range(0, len(rows), WINDOW_BLOCK):  # memory: ten views of a block of images at a time
-            part = rows[start:start + WINDOW_BLOCK]
-            views = tilted_views(features.thumb[part], features.sizes[part], TILT_ANGLES)
-            blocks.append(hog(np.rint(views.reshape(-1, THUMB, THUMB)).astype(np.uint8)))
-        return cls(rows=rows, index=CosineIndex(np.concatenate(blocks)))
-
-
-def tilted_pairs(features: Features, tilted: TiltedIndex, queried: np.ndarray, kth: np.ndarray,
-                 settings: DetectSettings, every: bool = False) -> PairTable:
+def tilted_pairs(features: Features, rows: np.ndarray, queried: np.ndarray, kth: np.ndarray,
+                 settings: DetectSettings) -> PairTable:
     """Candidate copies turned by an angle in (3, 45) degrees and cropped free of their
     corners (no padding left to find the angle from): the ``queried`` rows' embeddings
-    looked up among the ``tilted`` views.
+    looked up among the tilted views (:func:`~leakscan.views.tilted_views`,
+    :data:`~leakscan.views.TILT_ANGLES`) of ``rows``.
 
     Queries with a canvas view are not looked up. A neighbour is a candidate on the
     embedding search's terms (``min_cosine``, and the ratio test against the query's k-th
-    neighbour ``kth``, or ``sure_cosine``), at most ``TILT_NEIGHBOURS`` per query; with
-    ``every``, the ``TILT_LOOK_ALIKES`` best whatever their similarity (the calibration's
-    look-alikes). ``PairTable.angle`` is the view's angle.
+    neighbour ``kth``, or ``sure_cosine``), at most ``TILT_NEIGHBOURS`` per query.
+    ``PairTable.angle`` is the view's angle.
     """
     # a copy cropped free of its corners has no canvas: a query with padding, a flat border or
     # a caption bar is left to the canvas views (two rotated canvases line up by their corners)
     canvas = np.zeros(len(features), bool)
     canvas[features.derotated_rows] = True
     queried = queried[~canvas[queried]]
-    rows, index = tilted.rows, tilted.index
     n_angles = len(TILT_ANGLES)
-    wanted = TILT_LOOK_ALIKES if every else TILT_NEIGHBOURS
-    kk = min(len(index), 4 * wanted + 2)
+    # pictures far from square are also cropped square (as augmentation code crops): their
+    # views are entries past those of the boxes of their own shape
+    shape = np.abs(np.log(features.sizes[rows, 0] / np.maximum(features.sizes[rows, 1], 1)))
+    oblong = rows[shape > np.log(TILT_OBLONG)]
+    owners = np.r_[rows, oblong]
+    blocks = []
+    for square, which in ((False, rows), (True, oblong)):
+        for start in range(0, len(which), TILT_BLOCK):  # memory: ten views of a block of images at a time
+            part = which[start:start + TILT_BLOCK]
+            views = tilted_views(features.thumb[part], features.sizes[part], TILT_ANGLES, square=square)
+            blocks.append(hog(np.rint(views.reshape(-1, THUMB, THUMB)).astype(np.uint8)))
+    index = CosineIndex(np.concatenate(blocks))
+    kk = min(len(index), 4 * TILT_NEIGHBOURS + 2)
     out = []
     for s in range(0, len(queried), BLOCK):
         q = queried[s:s + BLOCK]
         sims, ids = index.knn(features.embedding[q], kk)
-        owner = rows[np.clip(ids, 0, None) // n_angles]
+        owner = owners[np.clip(ids, 0, None) // n_angles]
         angle = np.asarray(TILT_ANGLES, np.float32)[np.clip(ids, 0, None) % n_angles]
         ref = np.where(kth[q] >= 0, 1 - np.einsum("pd,pd->p", features.embedding[q],
                                                   features.embedding[np.clip(kth[q], 0, None)]), 0)
-        ok = (ids >= 0) & (owner != q[:, None])
-        if not every:
-            ratio = 1 - sims <= settings.ratio * ref[:, None]
-            ok &= (sims >= settings.min_cosine) & ((sims >= settings.sure_cosine) | ratio)
+        ok = ((ids >= 0) & (owner != q[:, None]) & (sims >= settings.min_cosine)
+              & ((sims >= settings.sure_cosine) | (1 - sims <= settings.ratio * ref[:, None])))
         r, c = np.nonzero(ok)
         out.append((q[r], owner[r, c], sims[r, c], angle[r, c]))
     if not out:
@@ -524,7 +514,7 @@ def tilted_pairs(features: Features, tilted: TiltedIndex, queried: np.ndarray, k
     order = np.lexsort((-sim, copy))
     copy, orig, sim, angle = copy[order], orig[order], sim[order], angle[order]
     start = np.r_[0, np.flatnonzero(copy[1:] != copy[:-1]) + 1] if len(copy) else np.zeros(0, np.int64)
-    top = np.arange(len(copy)) - np.repeat(start, np.diff(np.r_[start, len(copy)])) < wanted
+    top = np.arange(len(copy)) - np.repeat(start, np.diff(np.r_[start, len(copy)])) < TILT_NEIGHBOURS
     copy, orig, sim, angle = copy[top], orig[top], sim[top], angle[top]
     view = np.where(orig < copy, MatchView.TILTED, MatchView.TILTED_BACK).astype(np.int8)
     i, j = np.minimum(orig, copy), np.maximum(orig, copy)

@@ -277,18 +277,23 @@ def box_views(images: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
 TILT_ANGLES = tuple(float(a) * sign for a in (7.2, 15.6, 24.0, 32.4, 40.8) for sign in (1, -1))
 
 
-def _tilt_grid(aspect: np.ndarray, theta: np.ndarray, n: int, side: int):
+def _tilt_grid(aspect: np.ndarray, theta: np.ndarray, n: int, side: int, square: bool = False):
     """Where each point of the tilted views samples an ``n`` x ``n`` thumbnail: the upper-left of
     its four pixels (flat index, ``(m, views * side * side)``) and the weights across and down.
-    ``aspect`` ``(m,)`` width over height, ``theta`` ``(m, views)`` radians."""
+    ``aspect`` ``(m,)`` width over height, ``theta`` ``(m, views)`` radians; ``square``: the
+    box is the largest centred square, not the largest box of the picture's shape."""
     a = aspect[:, None]
     c, s = np.cos(theta), np.sin(theta)
-    k = np.minimum(1 / (c + np.abs(s) / a), 1 / (a * np.abs(s) + c))  # the box's share of each side
+    if square:  # the box's width and height, in the picture's pixels of height 1
+        width = height = np.minimum(a, 1) / (c + np.abs(s))
+    else:
+        height = np.minimum(1 / (c + np.abs(s) / a), 1 / (a * np.abs(s) + c))
+        width = height * a
     g = (np.arange(side) + 0.5) / side - 0.5
     # the view's point (x, y), in the picture's pixels of height 1, is the picture's point
     # turned back: Pillow turns counter-clockwise on screen (y down)
-    x = (k * a)[..., None, None] * g[None, None, None, :]
-    y = k[..., None, None] * g[None, None, :, None]
+    x = width[..., None, None] * g[None, None, None, :]
+    y = height[..., None, None] * g[None, None, :, None]
     c, s = c[..., None, None], s[..., None, None]
     u = np.clip(((c * x - s * y) / a[..., None, None] + 0.5) * n - 0.5, 0, n - 1)
     v = np.clip((s * x + c * y + 0.5) * n - 0.5, 0, n - 1)
@@ -311,10 +316,12 @@ def _bilinear(pixels: np.ndarray, at: np.ndarray, wu: np.ndarray, wv: np.ndarray
     return (take(0) * (1 - wu) + take(1) * wu) * (1 - wv) + (take(n) * (1 - wu) + take(n + 1) * wu) * wv
 
 
-def tilted_views(images: np.ndarray, sizes: np.ndarray, angles, side: int | None = None) -> np.ndarray:
+def tilted_views(images: np.ndarray, sizes: np.ndarray, angles, side: int | None = None,
+                 square: bool = False) -> np.ndarray:
     """Each ``(m, [c,] n, n)`` thumbnail's picture turned by each angle (degrees,
     counter-clockwise, as Pillow's ``rotate``) and cropped to the largest centred upright box
-    of its own aspect inside it, sampled bilinearly at ``side`` (default ``n``) a side.
+    of its own aspect inside it (``square``: the largest centred square), sampled bilinearly
+    at ``side`` (default ``n``) a side.
 
     A thumbnail squeezes its picture to a square, so the turn is made in the picture's own
     proportions (``sizes``: ``(m, 2)`` width, height). ``angles``: a tuple of angles for every
@@ -324,6 +331,9 @@ def tilted_views(images: np.ndarray, sizes: np.ndarray, angles, side: int | None
     img = np.asarray(images, np.float32)
     m, n = len(img), img.shape[-1]
     side = side or n
+    lead = (m, len(angles)) if isinstance(angles, tuple) else (m,)
+    if m == 0:
+        return np.zeros(lead + img.shape[1:-2] + (side, side), np.float32)
     pixels = img.reshape(m, -1, n * n)
     sizes = np.asarray(sizes, np.float64)
     aspect = sizes[:, 0] / np.maximum(sizes[:, 1], 1)
@@ -333,10 +343,10 @@ def tilted_views(images: np.ndarray, sizes: np.ndarray, angles, side: int | None
         shapes, which = np.unique(np.round(aspect, 3), return_inverse=True)
         for g, shape in enumerate(shapes):
             rows = np.flatnonzero(which.ravel() == g)
-            at, wu, wv = (x[0] for x in _tilt_grid(np.array([shape]), theta[None, :], n, side))
+            at, wu, wv = (x[0] for x in _tilt_grid(np.array([shape]), theta[None, :], n, side, square))
             out[rows] = _bilinear(pixels[rows], at, wu, wv, n)
         out = out.reshape(m, pixels.shape[1], len(angles), side, side).swapaxes(1, 2)
-        return np.ascontiguousarray(out).reshape((m, len(angles)) + img.shape[1:-2] + (side, side))
+        return np.ascontiguousarray(out).reshape(lead + img.shape[1:-2] + (side, side))
     theta = np.deg2rad(np.asarray(angles, np.float64)).reshape(m, 1)
-    out = _bilinear(pixels, *_tilt_grid(aspect, theta, n, side), n)
-    return out.reshape((m,) + img.shape[1:-2] + (side, side))
+    out = _bilinear(pixels, *_tilt_grid(aspect, theta, n, side, square), n)
+    return out.reshape(lead + img.shape[1:-2] + (side, side))

@@ -506,6 +506,8 @@ def tilted_pairs(features: Features, rows: np.ndarray, queried: np.ndarray, kth:
     if not out:
         return PairTable.empty()
     copy, orig, sim, angle = (np.concatenate(col) for col in zip(*out))
+    if not len(copy):
+        return PairTable.empty()
     # each query's best view per other image, then its best few other images
     order = np.lexsort((-sim, orig, copy))
     copy, orig, sim, angle = copy[order], orig[order], sim[order], angle[order]
@@ -513,7 +515,7 @@ def tilted_pairs(features: Features, rows: np.ndarray, queried: np.ndarray, kth:
     copy, orig, sim, angle = copy[first], orig[first], sim[first], angle[first]
     order = np.lexsort((-sim, copy))
     copy, orig, sim, angle = copy[order], orig[order], sim[order], angle[order]
-    start = np.r_[0, np.flatnonzero(copy[1:] != copy[:-1]) + 1] if len(copy) else np.zeros(0, np.int64)
+    start = np.r_[0, np.flatnonzero(copy[1:] != copy[:-1]) + 1]
     top = np.arange(len(copy)) - np.repeat(start, np.diff(np.r_[start, len(copy)])) < TILT_NEIGHBOURS
     copy, orig, sim, angle = copy[top], orig[top], sim[top], angle[top]
     view = np.where(orig < copy, MatchView.TILTED, MatchView.TILTED_BACK).astype(np.int8)

@@ -15,10 +15,11 @@ for the embedding to see). The features of that *de-rotated view* are searched l
 other image (their own rotations/flips included, which covers the other quadrants).
 
 Only images whose four corners agree (or whose border is flat black or white) are
-examined, so this costs almost nothing on ordinary photos. Not covered: a rotation whose
+examined, so this costs almost nothing on ordinary photos. Not covered here: a rotation whose
 corners were filled by repeating the edge pixels (``scipy.ndimage.rotate(mode="nearest")``,
 ``skimage.transform.rotate(mode="edge")``) rather than with one colour, and a rotated picture
-cropped until no padding is left.
+cropped until no padding is left (the tilted views find that one:
+:func:`leakscan.views.tilted_views`).
 """
 
 from __future__ import annotations

@@ -76,7 +76,10 @@ class DetectSettings:
         only, or none.
     crops : bool
         Also search a few crops of every image (70% of the area: the centre and the four
-        corners), which finds cropped copies the whole-image embedding misses.
+        corners), which finds cropped copies the whole-image embedding misses; and, with
+        ``transforms="all"``, the tilted views of images of 64 px or more a side (turned by an
+        angle and cropped upright), which find copies rotated and then cropped free of their
+        corners (detail ``rotated N deg and cropped``).
     overlap : bool
         Also search for overlapping tiles: two crops of one large image sharing half their
         area or more (images at least 64 pixels a side), reported with detail ``overlap N%``.

@@ -90,7 +90,7 @@ def _candidates(result):
     ev = pair_evidence(result.features, found.pairs, found.kth_neighbour,
                        transform_variants(result.settings.transforms), jobs=1)
     paths = result.manifest.paths
-    out: dict = {}  # {pair: {reading: ncc}}: a pair is read whole, or as overlapping tiles
+    out: dict = {}  # {pair: {reading: ncc}}: a pair is read whole, as overlapping tiles, or tilted
     for i, j, v, e in zip(found.pairs.i, found.pairs.j, found.pairs.variant, ev[:, EVIDENCE.index("ncc")]):
         key = tuple(sorted((str(paths[i]), str(paths[j]))))
         out.setdefault(key, {})[_reading(v)] = float(e)
@@ -98,9 +98,9 @@ def _candidates(result):
 
 
 def _reading(variant) -> str:
-    from leakscan.views import MatchView
+    from leakscan.views import READINGS, MatchView
 
-    return "overlap" if variant == MatchView.OVERLAP else "whole"
+    return READINGS[int(MatchView.reading(variant))]
 
 
 def test_reduced_decode_finds_the_same_pairs_as_full_decodes(enlarged_fixtures):
@@ -127,8 +127,9 @@ def test_reduced_decode_finds_the_same_pairs_as_full_decodes(enlarged_fixtures):
             assert pair in proposed, pair
             if rec["kind"] == "exact":
                 continue  # same pixels: nothing to line up
-            reading = "overlap" if rec["detail"].startswith("overlap") else "whole"
-            if reading in proposed[pair]:  # the tile search's few best matches may differ
+            reading = ("overlap" if rec["detail"].startswith("overlap")
+                       else "tilted" if rec["detail"].endswith("and cropped") else "whole")
+            if reading in proposed[pair]:  # the tile and tilted searches' few best matches may differ
                 theirs, ours = proposed[pair][reading], mine[pair][reading]
                 assert abs(theirs - ours) <= 0.05, (pair, reading, theirs, ours)
             if one is full and rec["confidence"] >= 0.9:  # the reduced decode loses no sure pair

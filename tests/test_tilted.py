@@ -1,0 +1,110 @@
+"""Copies rotated by an angle in (3, 45) degrees and then cropped free of their corners (no
+padding left): found through the tilted views, reported with detail ``rotated N deg and
+cropped``; pictures that are not copies are not paired. Copies are made with Pillow and with
+scipy.ndimage, cropped to the largest box of the picture's shape or to the largest square."""
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from leakscan import audit
+from leakscan.features import thumbnail
+from leakscan.views import TILT_ANGLES, tilted_views
+
+from conftest import scene
+
+
+def _pictures():
+    """Six different pictures of 300x200: the left and right halves of scikit-learn's two
+    sample photos, and their middles turned upside down."""
+    from sklearn.datasets import load_sample_images
+
+    out = []
+    for a in load_sample_images().images:  # two 640x427 photos
+        photo = Image.fromarray(a)
+        out.append(photo.crop((0, 0, 320, 427)).resize((300, 200), Image.LANCZOS))
+        out.append(photo.crop((320, 0, 640, 427)).resize((300, 200), Image.LANCZOS))
+        out.append(photo.crop((160, 100, 480, 427)).rotate(180).resize((300, 200), Image.LANCZOS))
+    return out
+
+
+def _box(w, h, angle, square):
+    """The largest centred upright box of the picture's shape (or square) inside it turned by angle."""
+    t = np.deg2rad(abs(angle))
+    c, s = np.cos(t), np.sin(t)
+    if square:
+        bw = bh = min(w, h) / (c + s)
+    else:
+        k = min(w / (w * c + h * s), h / (w * s + h * c))
+        bw, bh = w * k, h * k
+    bw, bh = 0.98 * bw, 0.98 * bh  # a margin: no corner left
+    return round((w - bw) / 2), round((h - bh) / 2), round((w + bw) / 2), round((h + bh) / 2)
+
+
+def _turned(img, angle, tool, square=False):
+    if tool == "pil":
+        turned = img.rotate(angle, resample=Image.BICUBIC)
+    else:
+        from scipy import ndimage
+
+        a = np.asarray(img, np.float32)
+        turned = Image.fromarray(np.clip(np.rint(np.stack(
+            [ndimage.rotate(a[:, :, c], angle, reshape=False, order=3) for c in range(3)], axis=2)), 0, 255)
+            .astype(np.uint8))
+    return turned.crop(_box(*img.size, angle, square))
+
+
+def _corr(a, b):
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    a, b = a - a.mean(), b - b.mean()
+    return float(a @ b / np.sqrt((a @ a) * (b @ b)))
+
+
+@pytest.mark.parametrize("angle, square", [(12.0, False), (-31.0, False), (24.0, True)])
+def test_the_tilted_view_of_the_original_is_the_turned_and_cropped_copy(angle, square):
+    img = _pictures()[0]
+    copy = _turned(img, angle, "pil", square)
+    thumb = thumbnail(img)
+    sizes = np.array([img.size])
+    at = tilted_views(thumb[None], sizes, np.array([angle]), square=square)[0]
+    other_way = tilted_views(thumb[None], sizes, np.array([-angle]), square=square)[0]
+    upright = tilted_views(thumb[None], sizes, np.array([0.0]), square=square)[0]
+    target = thumbnail(copy)
+    assert _corr(at, target) > 0.9
+    assert _corr(at, target) > max(_corr(other_way, target), _corr(upright, target)) + 0.15
+    # one angle per image and every angle for every image sample the same points
+    views = tilted_views(thumb[None], sizes, TILT_ANGLES, square=square)
+    assert views.shape == (1, len(TILT_ANGLES), 32, 32)
+    k = 3
+    assert np.allclose(views[0, k], tilted_views(thumb[None], sizes, np.array([TILT_ANGLES[k]]), square=square)[0],
+                       atol=0.6)
+
+
+def test_tilted_views_of_no_images():
+    assert tilted_views(np.zeros((0, 32, 32), np.uint8), np.zeros((0, 2)), np.zeros(0)).shape == (0, 32, 32)
+    assert tilted_views(np.zeros((0, 3, 16, 16)), np.zeros((0, 2)), TILT_ANGLES).shape == (0, len(TILT_ANGLES), 3,
+                                                                                              16, 16)
+
+
+def test_rotated_then_cropped_copies_are_found_and_other_pictures_are_not_paired(tmp_path):
+    pictures = _pictures()
+    copies = {0: (14.0, "pil", False), 1: (-37.0, "ndi", False), 2: (22.0, "pil", True), 3: (-9.0, "ndi", True),
+              4: (41.0, "pil", False)}
+    (tmp_path / "train").mkdir()
+    (tmp_path / "test").mkdir()
+    for k, img in enumerate(pictures):
+        img.save(tmp_path / "train" / f"pic{k}.jpg", quality=92)
+    for k, (angle, tool, square) in copies.items():
+        _turned(pictures[k], angle, tool, square).save(tmp_path / "test" / f"copy{k}.jpg", quality=92)
+    for k in range(40):  # other pictures: the look-alikes the decision learns from
+        scene(300 + k, 160).save(tmp_path / "train" / f"scene{k:02d}.jpg", quality=90)
+    r = audit(tmp_path, cache=False, jobs=1)
+    dup = {frozenset((rec["a"], rec["b"])): rec for rec in r.pair_records()}
+    for k, (angle, _, _) in copies.items():
+        rec = dup.get(frozenset((f"train/pic{k}.jpg", f"test/copy{k}.jpg")))
+        assert rec is not None, (k, angle, sorted(map(sorted, dup)))
+        m = re.fullmatch(r"rotated (\d+) deg and cropped", rec["detail"])
+        assert m and abs(int(m.group(1)) - abs(angle)) <= 5, (k, angle, rec["detail"])
+    # nothing else: no two different pictures, no look-alike
+    assert len(dup) == len(copies), sorted(map(sorted, dup))

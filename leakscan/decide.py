@@ -23,7 +23,8 @@ import numpy as np
 from .calibrate import MIN_AUC, Calibration, ImageSource, adjust_to_prior, at_prior, calibrate
 from .evidence import EVIDENCE, pair_evidence
 from .features import Features
-from .pairs import OVERLAP_MAX_IMAGES, OVERLAP_MIN_SHARE, Kind, PairTable, find_candidates, overlap_share
+from .pairs import (OVERLAP_MAX_IMAGES, OVERLAP_MIN_SHARE, TILT_MAX_IMAGES, Kind, PairTable, find_candidates,
+                    overlap_share)
 from .settings import POSSIBLE_FLOOR, DetectSettings
 from .views import READINGS, MatchView, transform_variants
 
@@ -136,6 +137,10 @@ def detect(
         warnings.append(f"overlapping tiles were not searched: {found.overlap_skipped} images of 64 px or more "
                         f"(the search runs on up to {OVERLAP_MAX_IMAGES:,}); audit the tiles of each scene or slide "
                         "on their own, or pass --no-overlap to say you do not need it")
+    if found.tilted_skipped:
+        warnings.append(f"copies rotated and then cropped free of their corners were not searched: "
+                        f"{found.tilted_skipped} images of 64 px or more (the search runs on up to "
+                        f"{TILT_MAX_IMAGES:,}); audit a subset for them, or pass --no-crops to say you do not need it")
     n_ok = int(features.ok.sum())
     n_flat = int((features.ok & features.low_info).sum())
     if n_ok and n_flat > 0.2 * n_ok:

@@ -290,10 +290,11 @@ def find_candidates(
         parts.append(_candidates(ei_, ej_, Kind.EMBEDDING, es_, ev_))
         has = kth_pos >= 0
         kth[search_rows[has]] = search_rows[kth_pos[has]]
-    tilted = PairTable.empty()
+    tilted, tilted_skipped = PairTable.empty(), 0
     if (tilted_search and settings.crops and settings.transforms == "all" and len(search_rows) > 1
             and settings.min_cosine <= 1.0):
         tilt_rows = _tile_rows(features, search_rows)
+        tilted_skipped = len(tilt_rows) if len(tilt_rows) > TILT_MAX_IMAGES else 0
         if 1 < len(tilt_rows) <= TILT_MAX_IMAGES:
             if progress:
                 progress("tilted search", 0, 1)
@@ -328,7 +329,7 @@ def find_candidates(
         same_bytes = np.all(features.file_digest[i] == features.file_digest[j], axis=1) & (kind == Kind.EXACT)
     pairs = dataclasses.replace(pairs, hamming=hamming, cosine=cosine, same_bytes=same_bytes)
     return Candidates(pairs=pairs, search_rows=search_rows, kth_neighbour=kth,
-                      overlap_skipped=len(tiles) if too_many else 0)
+                      overlap_skipped=len(tiles) if too_many else 0, tilted_skipped=tilted_skipped)
 
 
 @dataclass(frozen=True)
@@ -344,6 +345,7 @@ class Candidates:
     search_rows: np.ndarray
     kth_neighbour: np.ndarray
     overlap_skipped: int = 0  # images not searched for overlapping tiles: more than OVERLAP_MAX_IMAGES
+    tilted_skipped: int = 0  # images whose tilted views were not searched: more than TILT_MAX_IMAGES
 
 
 def _candidates(i, j, kind: Kind, score, variant) -> PairTable:

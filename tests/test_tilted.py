@@ -87,18 +87,23 @@ def test_tilted_views_of_no_images():
                                                                                               16, 16)
 
 
-def test_rotated_then_cropped_copies_are_found_and_other_pictures_are_not_paired(tmp_path):
+def _write(root):
     pictures = _pictures()
     copies = {0: (14.0, "pil", False), 1: (-37.0, "ndi", False), 2: (22.0, "pil", True), 3: (-9.0, "ndi", True),
               4: (41.0, "pil", False)}
-    (tmp_path / "train").mkdir()
-    (tmp_path / "test").mkdir()
+    (root / "train").mkdir()
+    (root / "test").mkdir()
     for k, img in enumerate(pictures):
-        img.save(tmp_path / "train" / f"pic{k}.jpg", quality=92)
+        img.save(root / "train" / f"pic{k}.jpg", quality=92)
     for k, (angle, tool, square) in copies.items():
-        _turned(pictures[k], angle, tool, square).save(tmp_path / "test" / f"copy{k}.jpg", quality=92)
+        _turned(pictures[k], angle, tool, square).save(root / "test" / f"copy{k}.jpg", quality=92)
     for k in range(40):  # other pictures: the look-alikes the decision learns from
-        scene(300 + k, 160).save(tmp_path / "train" / f"scene{k:02d}.jpg", quality=90)
+        scene(300 + k, 160).save(root / "train" / f"scene{k:02d}.jpg", quality=90)
+    return copies
+
+
+def test_rotated_then_cropped_copies_are_found_and_other_pictures_are_not_paired(tmp_path):
+    copies = _write(tmp_path)
     r = audit(tmp_path, cache=False, jobs=1)
     dup = {frozenset((rec["a"], rec["b"])): rec for rec in r.pair_records()}
     for k, (angle, _, _) in copies.items():
@@ -108,3 +113,14 @@ def test_rotated_then_cropped_copies_are_found_and_other_pictures_are_not_paired
         assert m and abs(int(m.group(1)) - abs(angle)) <= 5, (k, angle, rec["detail"])
     # nothing else: no two different pictures, no look-alike
     assert len(dup) == len(copies), sorted(map(sorted, dup))
+
+
+def test_too_many_images_skip_the_tilted_search_with_a_warning(tmp_path, monkeypatch):
+    import leakscan.pairs
+
+    _write(tmp_path)
+    monkeypatch.setattr(leakscan.pairs, "TILT_MAX_IMAGES", 10)
+    r = audit(tmp_path, cache=False, jobs=1)
+    assert any(w.startswith("copies rotated and then cropped free of their corners were not searched: 51 images")
+               for w in r.warnings), r.warnings
+    assert not any(rec["detail"].endswith("and cropped") for rec in r.pair_records() + r.pair_records("possible"))

@@ -361,8 +361,11 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     src_j = origin_of[pairs.j]
     label = np.all(aug.pixel_digest[src_i] == aug.pixel_digest[src_j], axis=1)
     # two sources the search already proposes as a pair may be copies of each other: such a
-    # pair is neither a sure copy nor a sure look-alike, so it is left out of the fit
-    related = _proposed(candidates.pairs, src_i, src_j, n) & ~label
+    # pair is neither a sure copy nor a sure look-alike, so it is left out of the fit. (Not the
+    # pairs only the tilted views propose: each image's few best tilted matches, most of them
+    # look-alikes, and the hardest the fit has to learn from.)
+    proposed = candidates.pairs.take(~MatchView.is_tilted(candidates.pairs.variant))
+    related = _proposed(proposed, src_i, src_j, n) & ~label
     tile_reading = pairs.variant == MatchView.OVERLAP
     floor = evidence[:, 0] >= s.min_ncc
     for reading in (~tile_reading, tile_reading):  # each decision learns from enough look-alikes

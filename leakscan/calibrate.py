@@ -364,7 +364,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     # pair is neither a sure copy nor a sure look-alike, so it is left out of the fit. (Not the
     # pairs only the tilted views propose: each image's few best tilted matches, most of them
     # look-alikes, and the hardest the fit has to learn from.)
-    proposed = candidates.pairs.take(~MatchView.is_tilted(candidates.pairs.variant))
+    proposed = candidates.pairs.take(~MatchView.from_tilted(candidates.pairs.variant))
     related = _proposed(proposed, src_i, src_j, n) & ~label
     tile_reading = pairs.variant == MatchView.OVERLAP
     floor = evidence[:, 0] >= s.min_ncc

@@ -23,7 +23,8 @@ alignment, more evidence is measured:
 * ``zoom``, ``cropped``, ``rotated``, ``overlap``: how the pair was found (``overlap``: as
   overlapping tiles, whose evidence is that of the part they have in common). A pair found
   *tilted* (one turned by an angle and cropped upright) has the evidence of the other's
-  tilted view at the angle, refined, or of the two upright when that lines up better;
+  tilted view at the angle, refined (the search reads it upright too: the decision keeps the
+  likelier reading);
 * ``model``: the ONNX model's cosine, when a model is used.
 
 :mod:`leakscan.calibrate` turns these into one probability.
@@ -257,18 +258,16 @@ def _common_part(features: Features, i, j, offset):
 
 
 #: A tilted pair is measured at the search's angle moved by these (degrees; its views are 8.4
-#: degrees apart), and upright (a crop the tilted view happened to match better).
+#: degrees apart).
 TILT_REFINE = tuple(np.arange(-4.0, 4.5, 1.0))
 
 
 def _measure_tilted(features: Features, orig, copy, angle, min_ncc) -> dict:
     """:func:`measure` of ``orig``'s tilted view against ``copy``, at the angle around ``angle``
-    (:data:`TILT_REFINE`) whose view correlates best, or upright when that lines up better;
-    ``cosine`` and ``hamming`` are those of the pictures as they line up."""
+    (:data:`TILT_REFINE`) and the box (of the picture's shape; square, for a picture far from
+    square) whose view correlates best; ``cosine`` and ``hamming`` are those of that view."""
     tb, cb = features.thumb[copy].astype(np.float32), features.colour[copy].astype(np.float32)
     sizes = features.sizes[orig]
-    upright = measure(features.thumb[orig].astype(np.float32), tb, features.colour[orig].astype(np.float32), cb,
-                      min_ncc=min_ncc)
     # the angle: the one whose view's detail correlates best with the copy's as they lie (a
     # quick look), then the view at that angle aligned and measured in full
     detail_b = _fine_detail(tb)
@@ -288,12 +287,8 @@ def _measure_tilted(features: Features, orig, copy, angle, min_ncc) -> dict:
         k = square == box
         ta[k] = tilted_views(features.thumb[orig[k]], sizes[k], turn[k], square=box)
         ca[k] = tilted_views(features.colour[orig[k]], sizes[k], turn[k], square=box)
-    tilt = measure(ta, tb, ca, cb, min_ncc=min_ncc)
-    best = _best_of(upright, tilt)
-    # the search's own similarity of the pictures as they line up (upright, or the tilted view)
-    cosine, hamming = _search_similarity(np.where((tilt["ncc"] >= upright["ncc"])[:, None, None], ta,
-                                                  features.thumb[orig].astype(np.float32)), tb)
-    return {**best, "cosine": cosine, "hamming": hamming}
+    cosine, hamming = _search_similarity(ta, tb)
+    return {**measure(ta, tb, ca, cb, min_ncc=min_ncc), "cosine": cosine, "hamming": hamming}
 
 
 def _search_similarity(ta: np.ndarray, tb: np.ndarray) -> tuple:

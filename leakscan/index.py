@@ -35,8 +35,9 @@ def _content_sample(db: np.ndarray, m: int, seed: int) -> np.ndarray:
 
 
 def _n_lists(n: int) -> int:
-    """Inverted lists of an approximate index over ``n`` vectors: ``4 * sqrt(n)``."""
-    return int(4 * np.sqrt(n))
+    """Inverted lists of an approximate index over ``n`` vectors: ``4 * sqrt(n)``, and at most one
+    per 39 vectors (the fewest FAISS trains a list on without a warning)."""
+    return max(1, int(min(4 * np.sqrt(n), n / 39)))
 
 
 def _trained(index, db: np.ndarray, nprobe: int, seed: int):

@@ -316,8 +316,15 @@ def find_candidates(
         parts.append(_candidates(mi, mj, Kind.MODEL, ms, MatchView.NONE))
 
     # a pair found as overlapping tiles or tilted, and otherwise, keeps a row for each reading:
-    # the decision keeps the likelier
-    pairs = PairTable.concat([_dedupe_best(PairTable.concat(parts)), overlap, _dedupe_best(tilted)]).sorted()
+    # the decision keeps the likelier. A pair found only tilted is read upright too (a crop, or a
+    # turn of a few degrees, a tilted view may happen to match best)
+    whole = _dedupe_best(PairTable.concat(parts))
+    tilted = _dedupe_best(tilted)
+    alone = ~np.isin(tilted.i * len(features) + tilted.j, whole.i * len(features) + whole.j)
+    n_alone = int(alone.sum())
+    upright = dataclasses.replace(tilted.take(alone), variant=np.full(n_alone, MatchView.UPRIGHT, np.int8),
+                                  score=np.zeros(n_alone, np.float32), angle=np.zeros(n_alone, np.float32))
+    pairs = PairTable.concat([whole, overlap, tilted, upright]).sorted()
     if settings.scope == "cross":
         pairs = pairs.take(splits[pairs.i] != splits[pairs.j])
     i, j, kind, score = pairs.i, pairs.j, pairs.kind, pairs.score

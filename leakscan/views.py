@@ -69,7 +69,8 @@ class MatchView(IntEnum):
     ``16``: a crop view; ``17``: a quadrant of one is a window of the other (overlapping
     tiles, ``PairTable.offset``); ``18``: ``j`` is ``i`` turned by ``PairTable.angle`` degrees and
     cropped upright (a tilted view, :func:`tilted_views`), ``19``: ``i`` is ``j`` turned and
-    cropped; ``-1``: none (exact and model pairs). The values are stored in cached search
+    cropped; ``20``: found through a tilted view only, and read upright as well (lined up as
+    it is); ``-1``: none (exact and model pairs). The values are stored in cached search
     results: never renumber them.
     """
 
@@ -94,6 +95,7 @@ class MatchView(IntEnum):
     OVERLAP = 17
     TILTED = 18
     TILTED_BACK = 19
+    UPRIGHT = 20
 
     @classmethod
     def derotated(cls, dihedral):
@@ -108,9 +110,15 @@ class MatchView(IntEnum):
 
     @staticmethod
     def is_partial(codes: np.ndarray) -> np.ndarray:
-        """Mask of the codes that matched through part of an image (a crop view, overlapping
-        tiles, a tilted view)."""
-        return np.isin(codes, (MatchView.CROPPED, MatchView.OVERLAP, MatchView.TILTED, MatchView.TILTED_BACK))
+        """Mask of the codes that line up as they are, with no rotation or flip (a crop view,
+        overlapping tiles, a tilted view, a tilted match read upright)."""
+        return np.isin(codes, (MatchView.CROPPED, MatchView.OVERLAP, MatchView.TILTED, MatchView.TILTED_BACK,
+                               MatchView.UPRIGHT))
+
+    @staticmethod
+    def from_tilted(codes: np.ndarray) -> np.ndarray:
+        """Mask of the pairs only the tilted views proposed (read tilted, or upright)."""
+        return np.isin(codes, (MatchView.TILTED, MatchView.TILTED_BACK, MatchView.UPRIGHT))
 
     @staticmethod
     def is_tilted(codes: np.ndarray) -> np.ndarray:
@@ -148,6 +156,8 @@ class MatchView(IntEnum):
             return "overlap"
         if code in (MatchView.TILTED, MatchView.TILTED_BACK):
             return "rotated and cropped"
+        if code == MatchView.UPRIGHT:
+            return "identity"
         if code >= MatchView.DEROTATED:
             v = code - MatchView.DEROTATED
             return "rotated" + (f", {VARIANT_NAMES[v]}" if v else "")

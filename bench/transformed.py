@@ -17,7 +17,8 @@ rotate, expanded   the same three tools with an expanded canvas (``expand``/``re
 rotate then crop   Pillow / skimage rotation, then the largest upright crop of the picture's
                    shape inside the rotated picture: no padding left at all; scipy.ndimage
                    rotation, a tighter centred crop (80-95% of that box) resized back to the
-                   original size; Pillow rotation, then the largest centred square
+                   original size; Pillow rotation, then the largest centred square;
+                   scikit-image rotation, then the largest-area rectangle (of another shape)
 crop               50-90% of the area, centred or off-centre: Pillow ``crop``; numpy slicing
                    then ``skimage.transform.resize`` back to the original size
 letterbox          Pillow canvas + paste (bars top and bottom); ``numpy.pad`` (pillarbox, bars
@@ -176,6 +177,17 @@ def inscribed(w, h, angle):
     k = min(w / (w * c + h * s), h / (w * s + h * c)) * 0.97  # a margin: no fill at the edges
     cw, ch = w * k, h * k
     return (round((w - cw) / 2), round((h - ch) / 2), round((w + cw) / 2), round((h + ch) / 2))
+
+
+def largest_area_box(w, h, angle):
+    """Width and height of the largest-area upright rectangle inside a w x h picture turned by angle."""
+    t = np.deg2rad(abs(angle))
+    s, c = np.sin(t), np.cos(t)
+    long_side, short_side = max(w, h), min(w, h)
+    if short_side <= 2 * s * c * long_side:  # the rectangle touches the long sides only
+        x = 0.5 * short_side
+        return (x / s, x / c) if w >= h else (x / c, x / s)
+    return (w * c - h * s) / (c * c - s * s), (h * c - w * s) / (c * c - s * s)
 
 
 def crop_box(w, h, frac, where, rng):
@@ -380,6 +392,13 @@ def edits_of(img: Image.Image, full: Image.Image, k: int, rng, ski: bool, later)
     side = 0.97 * min(w, h) / (np.cos(t) + np.sin(t))
     box = tuple(round(v) for v in ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2))
     out.append(("rotate then crop", "pil, square crop", f"{a:+.1f} deg", rotate(img, a, "pil", False, "black").crop(box)))
+    # the largest-area upright rectangle inside the turned picture (the well-known recipe; its
+    # shape is not the picture's), with scikit-image's rotation
+    a = float(later.uniform(4, 44)) * (1 if later.random() < 0.5 else -1)
+    bw, bh = (0.98 * v for v in largest_area_box(w, h, a))
+    box = tuple(round(v) for v in ((w - bw) / 2, (h - bh) / 2, (w + bw) / 2, (h + bh) / 2))
+    out.append(("rotate then crop", "ski, largest-area rectangle", f"{a:+.1f} deg",
+                rotate(img, a, "ski" if ski else "ndi", False, "black").crop(box)))
     return out
 
 

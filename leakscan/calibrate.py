@@ -52,8 +52,7 @@ from .views import N_VARIANTS, MatchView, embedding_variants, transform_variants
 log = logging.getLogger(__name__)
 
 __all__ = ["Calibration", "calibrate", "synthetic_copy", "CAL_SAMPLE", "MIN_AUC", "adjust_to_prior", "at_prior",
-           "logistic_fit",
-           "picture_share", "roc_auc"]
+           "logistic_fit", "picture_share", "roc_auc"]
 
 #: Images of the dataset copied to calibrate (chosen by content digest).
 CAL_SAMPLE = 400

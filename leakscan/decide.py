@@ -168,7 +168,7 @@ def detect(
             confidence[whole], prior = adjust_to_prior(cal.predict(evidence[whole]))
             cal = dataclasses.replace(cal, stats={**cal.stats, "prior": round(prior, 5)})
             readings = dict(cal.readings)
-            read_whole = _pair_keys(cands.take(whole))
+            read_whole = cands.take(whole).keys()
             for read, name in enumerate(READINGS[1:], start=1):
                 rows = np.flatnonzero(reading == read)
                 # overlapping tiles have a decision of their own; a tilted pair, lined up by its
@@ -179,7 +179,7 @@ def detect(
                     # their own share of copies: among the pairs only this reading proposes (the
                     # others are read whole too)
                     p = fitted.predict(evidence[rows])
-                    alone = ~np.isin(_pair_keys(cands.take(rows)), read_whole)
+                    alone = ~np.isin(cands.take(rows).keys(), read_whole)
                     _, prior = adjust_to_prior(p[alone])
                     confidence[rows] = at_prior(p, prior)
                     if name in readings:
@@ -210,13 +210,9 @@ def detect(
                      warnings=tuple(warnings), timings={"search": t1 - t0, "verify": t2 - t1, "calibrate": t_cal})
 
 
-def _pair_keys(pairs: PairTable) -> np.ndarray:
-    return pairs.i.astype(np.int64) * (1 << 32) + pairs.j.astype(np.int64)
-
-
 def _likelier(pairs: PairTable) -> PairTable:
-    """One row per (i, j), sorted: a pair read more than one way (whole, as overlapping tiles, tilted) keeps the
-    likelier reading (the higher confidence)."""
+    """One row per (i, j), sorted: a pair read more than one way (whole, as overlapping tiles,
+    tilted) keeps the likelier reading (the higher confidence)."""
     return pairs.first_per_pair(-pairs.confidence)
 
 

@@ -33,8 +33,8 @@ from .features import QUADRANTS, WINDOW_PLACES, Features, hog, window_hog
 from .index import CodedCosineIndex, CosineIndex, HammingIndex
 from .settings import DetectSettings
 from .verify import BLOCK, locate
-from .views import CROP_PLACES, THUMB, TILT_ANGLES, MatchView, crop_views, embedding_variants, tilted_views, \
-    transform_variants
+from .views import (CROP_PLACES, THUMB, TILT_ANGLES, MatchView, crop_views, embedding_variants, tilted_views,
+                    transform_variants)
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,8 @@ class PairTable:
         (0-7, index into ``VARIANT_NAMES``), -1 for exact and model pairs; ``8 + v``: one
         image is a copy rotated by another angle (matched through its de-rotated view,
         :mod:`leakscan.rotation`) and then transform ``v``; ``16``: one image is a crop of the
-        other (matched through a crop view).
+        other (matched through a crop view); ``17``: overlapping tiles; ``18``-``20``: through
+        a tilted view (see :class:`~leakscan.views.MatchView`).
     same_bytes : bool (p,)
         Exact pairs whose files are byte-identical.
     ncc : float32 (p,)
@@ -172,6 +173,10 @@ class PairTable:
         for g in groups:
             new[1:] |= g[order][1:] != g[order][:-1]
         return self.take(order[new])
+
+    def keys(self) -> np.ndarray:
+        """One int64 per pair, the same for the same (i, j) in any table."""
+        return self.i.astype(np.int64) * (1 << 32) + self.j.astype(np.int64)
 
     def kind_names(self) -> np.ndarray:
         return np.array(KINDS, dtype=object)[self.kind]
@@ -320,7 +325,7 @@ def find_candidates(
     # turn of a few degrees, a tilted view may happen to match best)
     whole = _dedupe_best(PairTable.concat(parts))
     tilted = _dedupe_best(tilted)
-    alone = ~np.isin(tilted.i * len(features) + tilted.j, whole.i * len(features) + whole.j)
+    alone = ~np.isin(tilted.keys(), whole.keys())
     n_alone = int(alone.sum())
     upright = dataclasses.replace(tilted.take(alone), variant=np.full(n_alone, MatchView.UPRIGHT, np.int8),
                                   score=np.zeros(n_alone, np.float32), angle=np.zeros(n_alone, np.float32))

@@ -260,33 +260,36 @@ def _common_part(features: Features, i, j, offset):
 #: A tilted pair is measured at the search's angle moved by these (degrees; its views are 8.4
 #: degrees apart).
 TILT_REFINE = tuple(np.arange(-4.0, 4.5, 1.0))
+#: ... and through these boxes (:data:`~leakscan.views.TILT_BOXES`, a share of the side): the
+#: search's two, the largest-area one, and each a little tighter (a crop well inside the box).
+TILT_LOOKS = (("shape", 1.0), ("square", 1.0), ("area", 1.0), ("shape", 0.88), ("square", 0.88), ("area", 0.88))
 
 
 def _measure_tilted(features: Features, orig, copy, angle, min_ncc) -> dict:
     """:func:`measure` of ``orig``'s tilted view against ``copy``, at the angle around ``angle``
-    (:data:`TILT_REFINE`) and the box (of the picture's shape; square, for a picture far from
-    square) whose view correlates best; ``cosine`` and ``hamming`` are those of that view."""
+    (:data:`TILT_REFINE`) and the box (:data:`TILT_LOOKS`) whose view correlates best;
+    ``cosine`` and ``hamming`` are those of that view."""
     tb, cb = features.thumb[copy].astype(np.float32), features.colour[copy].astype(np.float32)
     sizes = features.sizes[orig]
-    # the angle: the one whose view's detail correlates best with the copy's as they lie (a
-    # quick look), then the view at that angle aligned and measured in full
+    # the angle and the box: the ones whose view's detail correlates best with the copy's as
+    # they lie (a quick look), then the view so made aligned and measured in full
     detail_b = _fine_detail(tb)
     turns = np.stack([angle + d for d in TILT_REFINE], axis=1)
     oblong = np.abs(np.log(sizes[:, 0] / np.maximum(sizes[:, 1], 1))) > np.log(TILT_OBLONG)
-    quick = np.full((len(tb), 2 * len(TILT_REFINE)), -np.inf, np.float32)  # the box of its shape, then square
-    for square, k in ((False, np.arange(len(tb))), (True, np.flatnonzero(oblong))):
+    quick = np.full((len(tb), len(TILT_LOOKS), len(TILT_REFINE)), -np.inf, np.float32)
+    for b, (box, scale) in enumerate(TILT_LOOKS):
+        k = np.arange(len(tb)) if box == "shape" else np.flatnonzero(oblong)  # one shape for a square picture
         for r in range(len(TILT_REFINE)):
-            view = tilted_views(features.thumb[orig[k]], sizes[k], turns[k, r], square=square)
-            quick[k, r + square * len(TILT_REFINE)] = weighted_ncc(_fine_detail(view), detail_b[k], np.ones_like(view))
-    pick = quick.argmax(axis=1)
-    turn = turns[np.arange(len(turns)), pick % len(TILT_REFINE)]
-    square = pick >= len(TILT_REFINE)
+            view = tilted_views(features.thumb[orig[k]], sizes[k], turns[k, r], box=box, scale=scale)
+            quick[k, b, r] = weighted_ncc(_fine_detail(view), detail_b[k], np.ones_like(view))
+    pick = quick.reshape(len(tb), -1).argmax(axis=1)
+    look, turn = pick // len(TILT_REFINE), turns[np.arange(len(turns)), pick % len(TILT_REFINE)]
     ta = np.empty_like(tb)
     ca = np.empty_like(cb)
-    for box in (False, True):
-        k = square == box
-        ta[k] = tilted_views(features.thumb[orig[k]], sizes[k], turn[k], square=box)
-        ca[k] = tilted_views(features.colour[orig[k]], sizes[k], turn[k], square=box)
+    for b, (box, scale) in enumerate(TILT_LOOKS):
+        k = look == b
+        ta[k] = tilted_views(features.thumb[orig[k]], sizes[k], turn[k], box=box, scale=scale)
+        ca[k] = tilted_views(features.colour[orig[k]], sizes[k], turn[k], box=box, scale=scale)
     cosine, hamming = _search_similarity(ta, tb)
     return {**measure(ta, tb, ca, cb, min_ncc=min_ncc), "cosine": cosine, "hamming": hamming}
 

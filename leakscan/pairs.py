@@ -498,10 +498,10 @@ def tilted_pairs(features: Features, rows: np.ndarray, queried: np.ndarray, kth:
     oblong = rows[shape > np.log(TILT_OBLONG)]
     owners = np.r_[rows, oblong]
     blocks = []
-    for square, which in ((False, rows), (True, oblong)):
+    for box, which in (("shape", rows), ("square", oblong)):
         for start in range(0, len(which), TILT_BLOCK):  # memory: ten views of a block of images at a time
             part = which[start:start + TILT_BLOCK]
-            views = tilted_views(features.thumb[part], features.sizes[part], TILT_ANGLES, square=square)
+            views = tilted_views(features.thumb[part], features.sizes[part], TILT_ANGLES, box=box)
             blocks.append(hog(np.rint(views.reshape(-1, THUMB, THUMB)).astype(np.uint8)))
     index = CosineIndex(np.concatenate(blocks))
     kk = min(len(index), 4 * TILT_NEIGHBOURS + 2)

@@ -30,8 +30,8 @@ from .padding import NO_BORDER, unpadded
 from .rotation import derotate
 
 __all__ = ["apply_dihedral", "embedding_variants", "crop_views", "box_views", "tilted_views", "transform_variants",
-           "canvas_view", "MatchView", "READINGS", "TILT_ANGLES", "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES",
-           "CROP_SIDE", "THUMB", "CELL", "BINS"]
+           "canvas_view", "MatchView", "READINGS", "TILT_ANGLES", "TILT_BOXES", "VARIANT_NAMES", "N_VARIANTS",
+           "CROP_PLACES", "CROP_SIDE", "THUMB", "CELL", "BINS"]
 
 #: Side (pixels) of the grayscale thumbnail every feature and view comes from.
 THUMB = 32
@@ -287,18 +287,40 @@ def box_views(images: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
 TILT_ANGLES = tuple(float(a) * sign for a in (7.2, 15.6, 24.0, 32.4, 40.8) for sign in (1, -1))
 
 
-def _tilt_grid(aspect: np.ndarray, theta: np.ndarray, n: int, side: int, square: bool = False):
+#: The upright boxes a tilted view can crop (:func:`tilted_views`): the largest of the picture's
+#: own shape, the largest square, the largest in area (another shape: the usual recipe).
+TILT_BOXES = ("shape", "square", "area")
+
+
+def _box_size(a: np.ndarray, c: np.ndarray, s: np.ndarray, box: str):
+    """Width and height of the largest centred upright ``box`` inside an ``a`` x 1 picture
+    turned by an angle of cosine ``c`` and |sine| ``s``."""
+    if box == "square":
+        side = np.minimum(a, 1) / (c + s)
+        return side, side
+    if box == "area":
+        long_side, short_side = np.maximum(a, 1), np.minimum(a, 1)
+        touches_long = short_side <= 2 * s * c * long_side  # only the long sides bound it
+        half = 0.5 * short_side
+        safe_s = np.maximum(s, 1e-9)
+        narrow_w = np.where(a >= 1, half / safe_s, half / c)
+        narrow_h = np.where(a >= 1, half / c, half / safe_s)
+        det = np.where(np.abs(c * c - s * s) < 1e-9, 1e-9, c * c - s * s)
+        return (np.where(touches_long, narrow_w, (a * c - s) / det),
+                np.where(touches_long, narrow_h, (c - a * s) / det))
+    height = np.minimum(1 / (c + s / a), 1 / (a * s + c))
+    return height * a, height
+
+
+def _tilt_grid(aspect: np.ndarray, theta: np.ndarray, n: int, side: int, box: str = "shape", scale: float = 1.0):
     """Where each point of the tilted views samples an ``n`` x ``n`` thumbnail: the upper-left of
     its four pixels (flat index, ``(m, views * side * side)``) and the weights across and down.
-    ``aspect`` ``(m,)`` width over height, ``theta`` ``(m, views)`` radians; ``square``: the
-    box is the largest centred square, not the largest box of the picture's shape."""
+    ``aspect`` ``(m,)`` width over height, ``theta`` ``(m, views)`` radians; ``box`` one of
+    :data:`TILT_BOXES`, ``scale`` a share of its side."""
     a = aspect[:, None]
     c, s = np.cos(theta), np.sin(theta)
-    if square:  # the box's width and height, in the picture's pixels of height 1
-        width = height = np.minimum(a, 1) / (c + np.abs(s))
-    else:
-        height = np.minimum(1 / (c + np.abs(s) / a), 1 / (a * np.abs(s) + c))
-        width = height * a
+    width, height = _box_size(a, c, np.abs(s), box)
+    width, height = width * scale, height * scale
     g = (np.arange(side) + 0.5) / side - 0.5
     # the view's point (x, y), in the picture's pixels of height 1, is the picture's point
     # turned back: Pillow turns counter-clockwise on screen (y down)
@@ -326,12 +348,12 @@ def _bilinear(pixels: np.ndarray, at: np.ndarray, wu: np.ndarray, wv: np.ndarray
     return (take(0) * (1 - wu) + take(1) * wu) * (1 - wv) + (take(n) * (1 - wu) + take(n + 1) * wu) * wv
 
 
-def tilted_views(images: np.ndarray, sizes: np.ndarray, angles, side: int | None = None,
-                 square: bool = False) -> np.ndarray:
+def tilted_views(images: np.ndarray, sizes: np.ndarray, angles, side: int | None = None, box: str = "shape",
+                 scale: float = 1.0) -> np.ndarray:
     """Each ``(m, [c,] n, n)`` thumbnail's picture turned by each angle (degrees,
-    counter-clockwise, as Pillow's ``rotate``) and cropped to the largest centred upright box
-    of its own aspect inside it (``square``: the largest centred square), sampled bilinearly
-    at ``side`` (default ``n``) a side.
+    counter-clockwise, as Pillow's ``rotate``) and cropped to the largest centred upright
+    ``box`` inside it (:data:`TILT_BOXES`: of the picture's own shape, square, or of the largest
+    area; ``scale`` times its side), sampled bilinearly at ``side`` (default ``n``) a side.
 
     A thumbnail squeezes its picture to a square, so the turn is made in the picture's own
     proportions (``sizes``: ``(m, 2)`` width, height). ``angles``: a tuple of angles for every
@@ -353,10 +375,10 @@ def tilted_views(images: np.ndarray, sizes: np.ndarray, angles, side: int | None
         shapes, which = np.unique(np.round(aspect, 3), return_inverse=True)
         for g, shape in enumerate(shapes):
             rows = np.flatnonzero(which.ravel() == g)
-            at, wu, wv = (x[0] for x in _tilt_grid(np.array([shape]), theta[None, :], n, side, square))
+            at, wu, wv = (x[0] for x in _tilt_grid(np.array([shape]), theta[None, :], n, side, box, scale))
             out[rows] = _bilinear(pixels[rows], at, wu, wv, n)
         out = out.reshape(m, pixels.shape[1], len(angles), side, side).swapaxes(1, 2)
         return np.ascontiguousarray(out).reshape(lead + img.shape[1:-2] + (side, side))
     theta = np.deg2rad(np.asarray(angles, np.float64)).reshape(m, 1)
-    out = _bilinear(pixels, *_tilt_grid(aspect, theta, n, side, square), n)
+    out = _bilinear(pixels, *_tilt_grid(aspect, theta, n, side, box, scale), n)
     return out.reshape(lead + img.shape[1:-2] + (side, side))

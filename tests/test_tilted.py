@@ -67,17 +67,17 @@ def test_the_tilted_view_of_the_original_is_the_turned_and_cropped_copy(angle, s
     copy = _turned(img, angle, "pil", square)
     thumb = thumbnail(img)
     sizes = np.array([img.size])
-    at = tilted_views(thumb[None], sizes, np.array([angle]), square=square)[0]
-    other_way = tilted_views(thumb[None], sizes, np.array([-angle]), square=square)[0]
-    upright = tilted_views(thumb[None], sizes, np.array([0.0]), square=square)[0]
+    at = tilted_views(thumb[None], sizes, np.array([angle]), box="square" if square else "shape")[0]
+    other_way = tilted_views(thumb[None], sizes, np.array([-angle]), box="square" if square else "shape")[0]
+    upright = tilted_views(thumb[None], sizes, np.array([0.0]), box="square" if square else "shape")[0]
     target = thumbnail(copy)
     assert _corr(at, target) > 0.9
     assert _corr(at, target) > max(_corr(other_way, target), _corr(upright, target)) + 0.15
     # one angle per image and every angle for every image sample the same points
-    views = tilted_views(thumb[None], sizes, TILT_ANGLES, square=square)
+    views = tilted_views(thumb[None], sizes, TILT_ANGLES, box="square" if square else "shape")
     assert views.shape == (1, len(TILT_ANGLES), 32, 32)
     k = 3
-    assert np.allclose(views[0, k], tilted_views(thumb[None], sizes, np.array([TILT_ANGLES[k]]), square=square)[0],
+    assert np.allclose(views[0, k], tilted_views(thumb[None], sizes, np.array([TILT_ANGLES[k]]), box="square" if square else "shape")[0],
                        atol=0.6)
 
 

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from .calibrate import MIN_AUC, Calibration, ImageSource, adjust_to_prior, at_prior, calibrate
-from .evidence import EVIDENCE, pair_evidence
+from .evidence import EVIDENCE, pair_evidence, tilted_angles
 from .features import Features
 from .pairs import (OVERLAP_MAX_IMAGES, OVERLAP_MIN_SHARE, TILT_MAX_IMAGES, Kind, PairTable, find_candidates,
                     overlap_share)
@@ -202,6 +202,7 @@ def detect(
     small = (cands.variant == MatchView.OVERLAP) & (overlap_share(cands.offset, slack=0.5) < OVERLAP_MIN_SHARE)
     confidence[small] = np.minimum(confidence[small], threshold - 0.01)
     cands = _likelier(dataclasses.replace(cands, confidence=confidence))
+    cands = dataclasses.replace(cands, angle=tilted_angles(features, cands))  # the detail's angle, to the degree
     exact, confidence = cands.kind == Kind.EXACT, cands.confidence
     dup = exact | (confidence >= threshold)
     possible = ~dup & (confidence >= POSSIBLE_FLOOR)

@@ -43,7 +43,7 @@ from .pairs import TILT_OBLONG, Kind, PairTable
 from .verify import BLOCK, _down2, _shift_each, _zoom, align
 from .views import N_VARIANTS, THUMB, MatchView, apply_dihedral, box_views, embedding_variants, tilted_views
 
-__all__ = ["measure", "pair_evidence", "background", "EVIDENCE", "SIGN", "colour_agreement"]
+__all__ = ["measure", "pair_evidence", "background", "tilted_angles", "EVIDENCE", "SIGN", "colour_agreement"]
 #: Columns of the evidence matrix, in order.
 EVIDENCE = ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "cosine", "hamming",
             "distinct", "zoom", "cropped", "rotated", "overlap", "model")
@@ -265,16 +265,14 @@ TILT_REFINE = tuple(np.arange(-4.0, 4.5, 1.0))
 TILT_LOOKS = (("shape", 1.0), ("square", 1.0), ("area", 1.0), ("shape", 0.88), ("square", 0.88), ("area", 0.88))
 
 
-def _measure_tilted(features: Features, orig, copy, angle, min_ncc) -> dict:
-    """:func:`measure` of ``orig``'s tilted view against ``copy``, at the angle around ``angle``
-    (:data:`TILT_REFINE`) and the box (:data:`TILT_LOOKS`) whose view correlates best;
-    ``cosine`` and ``hamming`` are those of that view."""
-    tb, cb = features.thumb[copy].astype(np.float32), features.colour[copy].astype(np.float32)
+def _tilted_look(features: Features, orig, copy, angle):
+    """The angle around ``angle`` (:data:`TILT_REFINE`) and the box (an index into
+    :data:`TILT_LOOKS`) whose tilted view of ``orig`` correlates best with ``copy`` as they lie
+    (a quick look at the detail, before any alignment)."""
+    tb = features.thumb[copy].astype(np.float32)
     sizes = features.sizes[orig]
-    # the angle and the box: the ones whose view's detail correlates best with the copy's as
-    # they lie (a quick look), then the view so made aligned and measured in full
     detail_b = _fine_detail(tb)
-    turns = np.stack([angle + d for d in TILT_REFINE], axis=1)
+    turns = np.stack([np.asarray(angle, np.float64) + d for d in TILT_REFINE], axis=1)
     oblong = np.abs(np.log(sizes[:, 0] / np.maximum(sizes[:, 1], 1))) > np.log(TILT_OBLONG)
     quick = np.full((len(tb), len(TILT_LOOKS), len(TILT_REFINE)), -np.inf, np.float32)
     for b, (box, scale) in enumerate(TILT_LOOKS):
@@ -283,7 +281,27 @@ def _measure_tilted(features: Features, orig, copy, angle, min_ncc) -> dict:
             view = tilted_views(features.thumb[orig[k]], sizes[k], turns[k, r], box=box, scale=scale)
             quick[k, b, r] = weighted_ncc(_fine_detail(view), detail_b[k], np.ones_like(view))
     pick = quick.reshape(len(tb), -1).argmax(axis=1)
-    look, turn = pick // len(TILT_REFINE), turns[np.arange(len(turns)), pick % len(TILT_REFINE)]
+    return turns[np.arange(len(turns)), pick % len(TILT_REFINE)], pick // len(TILT_REFINE)
+
+
+def tilted_angles(features: Features, pairs: PairTable) -> np.ndarray:
+    """The angle (degrees) of each tilted pair of ``pairs`` (``MatchView.TILTED``,
+    ``TILTED_BACK``) refined to the degree, as its evidence measures it; other pairs keep theirs."""
+    out = np.array(pairs.angle, np.float32, copy=True)
+    k = np.flatnonzero(MatchView.is_tilted(pairs.variant))
+    if len(k):
+        back = pairs.variant[k] == MatchView.TILTED_BACK
+        orig, copy = np.where(back, pairs.j[k], pairs.i[k]), np.where(back, pairs.i[k], pairs.j[k])
+        out[k] = _tilted_look(features, orig, copy, pairs.angle[k])[0]
+    return out
+
+
+def _measure_tilted(features: Features, orig, copy, angle, min_ncc) -> dict:
+    """:func:`measure` of ``orig``'s tilted view against ``copy``, at the angle and through the
+    box of :func:`_tilted_look`; ``cosine`` and ``hamming`` are those of that view."""
+    tb, cb = features.thumb[copy].astype(np.float32), features.colour[copy].astype(np.float32)
+    sizes = features.sizes[orig]
+    turn, look = _tilted_look(features, orig, copy, angle)
     ta = np.empty_like(tb)
     ca = np.empty_like(cb)
     for b, (box, scale) in enumerate(TILT_LOOKS):

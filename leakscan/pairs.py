@@ -60,7 +60,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "20"
+SEARCH_VERSION = "21"
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ def test_rotated_then_cropped_copies_are_found_and_other_pictures_are_not_paired
         rec = dup.get(frozenset((f"train/pic{k}.jpg", f"test/copy{k}.jpg")))
         assert rec is not None, (k, angle, sorted(map(sorted, dup)))
         m = re.fullmatch(r"rotated (\d+) deg and cropped", rec["detail"])
-        assert m and abs(int(m.group(1)) - abs(angle)) <= 5, (k, angle, rec["detail"])
+        assert m and abs(int(m.group(1)) - abs(angle)) <= 2, (k, angle, rec["detail"])
     # nothing else: no two different pictures, no look-alike
     assert len(dup) == len(copies), sorted(map(sorted, dup))
 

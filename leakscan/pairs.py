@@ -517,11 +517,9 @@ def tilted_pairs(features: Features, rows: np.ndarray, queried: np.ndarray, kth:
               & ((sims >= settings.sure_cosine) | (1 - sims <= settings.ratio * ref[:, None])))
         r, c = np.nonzero(ok)
         out.append((q[r], owner[r, c], sims[r, c], angle[r, c]))
-    if not out:
+    if not sum(len(found[0]) for found in out):
         return PairTable.empty()
     copy, orig, sim, angle = (np.concatenate(col) for col in zip(*out))
-    if not len(copy):
-        return PairTable.empty()
     # each query's best view per other image, then its best few other images
     order = np.lexsort((-sim, orig, copy))
     copy, orig, sim, angle = copy[order], orig[order], sim[order], angle[order]
@@ -533,11 +531,8 @@ def tilted_pairs(features: Features, rows: np.ndarray, queried: np.ndarray, kth:
     top = np.arange(len(copy)) - np.repeat(start, np.diff(np.r_[start, len(copy)])) < TILT_NEIGHBOURS
     copy, orig, sim, angle = copy[top], orig[top], sim[top], angle[top]
     view = np.where(orig < copy, MatchView.TILTED, MatchView.TILTED_BACK).astype(np.int8)
-    i, j = np.minimum(orig, copy), np.maximum(orig, copy)
-    hamming, cosine = _measure(features, i, j, transform_variants(settings.transforms))
-    pairs = _candidates(i, j, Kind.EMBEDDING, sim, view)
-    return dataclasses.replace(pairs, angle=angle.astype(np.float32), hamming=hamming,
-                               cosine=np.fmax(cosine, sim).astype(np.float32))
+    pairs = _candidates(np.minimum(orig, copy), np.maximum(orig, copy), Kind.EMBEDDING, sim, view)
+    return dataclasses.replace(pairs, angle=angle.astype(np.float32))
 
 
 #: Overlapping tiles are searched among images at least this many pixels a side: a window

@@ -39,9 +39,10 @@ import numpy as np
 from .features import Features, hog, phash_variants
 from .padding import NO_BORDER, border_mask, padding_weights
 from .parallel import run_chunks
-from .pairs import TILT_OBLONG, Kind, PairTable
+from .pairs import Kind, PairTable
 from .verify import BLOCK, _down2, _shift_each, _zoom, align
-from .views import N_VARIANTS, THUMB, MatchView, apply_dihedral, box_views, embedding_variants, tilted_views
+from .views import (N_VARIANTS, THUMB, MatchView, apply_dihedral, box_views, embedding_variants, is_oblong,
+                    tilted_views)
 
 __all__ = ["measure", "pair_evidence", "background", "tilted_angles", "EVIDENCE", "SIGN", "colour_agreement"]
 #: Columns of the evidence matrix, in order.
@@ -273,7 +274,7 @@ def _tilted_look(features: Features, orig, copy, angle):
     sizes = features.sizes[orig]
     detail_b = _fine_detail(tb)
     turns = np.stack([np.asarray(angle, np.float64) + d for d in TILT_REFINE], axis=1)
-    oblong = np.abs(np.log(sizes[:, 0] / np.maximum(sizes[:, 1], 1))) > np.log(TILT_OBLONG)
+    oblong = is_oblong(sizes)
     quick = np.full((len(tb), len(TILT_LOOKS), len(TILT_REFINE)), -np.inf, np.float32)
     for b, (box, scale) in enumerate(TILT_LOOKS):
         k = np.arange(len(tb)) if box == "shape" else np.flatnonzero(oblong)  # one shape for a square picture

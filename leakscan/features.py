@@ -260,12 +260,13 @@ class Features:
                    derotated_colour=derot["colour"].reshape(-1, 3, COLOUR_SIDE, COLOUR_SIDE).astype(np.uint8),
                    derotated_padding=derot["padding"].astype(np.float32).reshape(-1, 4))
 
-    def canvas_mask(self, *, trimmed: bool) -> np.ndarray:
+    def canvas_mask(self, *, trimmed: bool | None = None) -> np.ndarray:
         """``(n,)`` bool: the rows whose canvas view is their picture trimmed out of a flat
-        border (``trimmed=True``: stored with angle 0) or rotated back (``trimmed=False``)."""
+        border (``trimmed=True``: stored with angle 0) or rotated back (``trimmed=False``);
+        either (``None``)."""
         out = np.zeros(len(self), bool)
         angle = self.derotated_angle
-        out[self.derotated_rows[angle == 0 if trimmed else angle != 0]] = True
+        out[self.derotated_rows if trimmed is None else self.derotated_rows[(angle == 0) == trimmed]] = True
         return out
 
     def canvas_padding(self) -> np.ndarray:

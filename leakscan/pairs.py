@@ -33,8 +33,8 @@ from .features import QUADRANTS, WINDOW_PLACES, Features, hog, window_hog
 from .index import CodedCosineIndex, CosineIndex, HammingIndex
 from .settings import DetectSettings
 from .verify import BLOCK, locate
-from .views import (CROP_PLACES, THUMB, TILT_ANGLES, MatchView, crop_views, embedding_variants, tilted_views,
-                    transform_variants)
+from .views import (CROP_PLACES, THUMB, TILT_ANGLES, MatchView, crop_views, embedding_variants, is_oblong,
+                    tilted_views, transform_variants)
 
 log = logging.getLogger(__name__)
 
@@ -467,8 +467,6 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
 TILT_NEIGHBOURS = 4
 #: Images whose tilted views are made at a time (ten 32x32 views each).
 TILT_BLOCK = 256
-#: Pictures whose width and height differ by more than this factor also get square tilted views.
-TILT_OBLONG = 1.1
 #: Above this many images of ``OVERLAP_MIN_SIDE`` or more, the tilted views are not searched
 #: (their index holds ten views an image).
 TILT_MAX_IMAGES = 20_000
@@ -488,14 +486,12 @@ def tilted_pairs(features: Features, rows: np.ndarray, queried: np.ndarray, kth:
     """
     # a copy cropped free of its corners has no canvas: a query with padding, a flat border or
     # a caption bar is left to the canvas views (two rotated canvases line up by their corners)
-    canvas = np.zeros(len(features), bool)
-    canvas[features.derotated_rows] = True
+    canvas = features.canvas_mask()
     queried = queried[~canvas[queried]]
     n_angles = len(TILT_ANGLES)
     # pictures far from square are also cropped square (as augmentation code crops): their
     # views are entries past those of the boxes of their own shape
-    shape = np.abs(np.log(features.sizes[rows, 0] / np.maximum(features.sizes[rows, 1], 1)))
-    oblong = rows[shape > np.log(TILT_OBLONG)]
+    oblong = rows[is_oblong(features.sizes[rows])]
     owners = np.r_[rows, oblong]
     blocks = []
     for box, which in (("shape", rows), ("square", oblong)):
@@ -520,16 +516,8 @@ def tilted_pairs(features: Features, rows: np.ndarray, queried: np.ndarray, kth:
     if not sum(len(found[0]) for found in out):
         return PairTable.empty()
     copy, orig, sim, angle = (np.concatenate(col) for col in zip(*out))
-    # each query's best view per other image, then its best few other images
-    order = np.lexsort((-sim, orig, copy))
-    copy, orig, sim, angle = copy[order], orig[order], sim[order], angle[order]
-    first = np.r_[True, (copy[1:] != copy[:-1]) | (orig[1:] != orig[:-1])]
-    copy, orig, sim, angle = copy[first], orig[first], sim[first], angle[first]
-    order = np.lexsort((-sim, copy))
-    copy, orig, sim, angle = copy[order], orig[order], sim[order], angle[order]
-    start = np.r_[0, np.flatnonzero(copy[1:] != copy[:-1]) + 1]
-    top = np.arange(len(copy)) - np.repeat(start, np.diff(np.r_[start, len(copy)])) < TILT_NEIGHBOURS
-    copy, orig, sim, angle = copy[top], orig[top], sim[top], angle[top]
+    keep = _best_few(copy, orig, sim, TILT_NEIGHBOURS)  # each query's best view per other image
+    copy, orig, sim, angle = copy[keep], orig[keep], sim[keep], angle[keep]
     view = np.where(orig < copy, MatchView.TILTED, MatchView.TILTED_BACK).astype(np.int8)
     pairs = _candidates(np.minimum(orig, copy), np.maximum(orig, copy), Kind.EMBEDDING, sim, view)
     return dataclasses.replace(pairs, angle=angle.astype(np.float32))
@@ -584,8 +572,7 @@ def overlap_pairs(features: Features, search_rows, query_pos, min_ncc: float, ti
     a, b = rows[a], rows[b]
     # two images with a canvas view (padding, a flat border, a caption bar) line up by their
     # borders: such a pair is left to the whole-image search
-    canvas = np.zeros(len(features), bool)
-    canvas[features.derotated_rows] = True
+    canvas = features.canvas_mask()
     keep = ~(canvas[a] & canvas[b])
     a, b, sim, dy, dx = a[keep], b[keep], sim[keep], dy[keep], dx[keep]
     # one row per pair (found from either side: its best window match), i < j
@@ -654,18 +641,23 @@ def _best_windows(index, quadrants: np.ndarray, images: np.ndarray):
     r, c = np.nonzero(ok)
     a, b, sim = q_image[r], owner[r, c], sims[r, c]
     dy, dx = dy[r, c], dx[r, c]
-    # each query image's best window match per other image, then its best few other images
-    order = np.lexsort((-sim, b, a))
-    a, b, sim, dy, dx = a[order], b[order], sim[order], dy[order], dx[order]
-    first = np.ones(len(a), bool)
-    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
-    a, b, sim, dy, dx = a[first], b[first], sim[first], dy[first], dx[first]
-    order = np.lexsort((-sim, a))
-    a, b, sim, dy, dx = a[order], b[order], sim[order], dy[order], dx[order]
-    start = np.r_[0, np.flatnonzero(a[1:] != a[:-1]) + 1] if len(a) else np.zeros(0, np.int64)
-    rank = np.arange(len(a)) - np.repeat(start, np.diff(np.r_[start, len(a)]))
-    top = rank < OVERLAP_NEIGHBOURS
-    return a[top], b[top], sim[top], dy[top], dx[top]
+    keep = _best_few(a, b, sim, OVERLAP_NEIGHBOURS)  # each query image's best window match per other image
+    return a[keep], b[keep], sim[keep], dy[keep], dx[keep]
+
+
+def _best_few(query: np.ndarray, other: np.ndarray, sim: np.ndarray, few: int) -> np.ndarray:
+    """Positions of the matches to keep: each query's best match per other image, then the
+    best ``few`` other images of each query (by ``sim``), in that order."""
+    order = np.lexsort((-sim, other, query))
+    q, o = query[order], other[order]
+    first = np.ones(len(order), bool)
+    first[1:] = (q[1:] != q[:-1]) | (o[1:] != o[:-1])
+    order = order[first]
+    order = order[np.lexsort((-sim[order], query[order]))]
+    q = query[order]
+    start = np.r_[0, np.flatnonzero(q[1:] != q[:-1]) + 1]
+    rank = np.arange(len(q)) - np.repeat(start, np.diff(np.r_[start, len(q)]))
+    return order[rank < few]
 
 
 def _model_pairs(model_emb, search_rows, settings: DetectSettings, query_pos):

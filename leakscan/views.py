@@ -30,8 +30,8 @@ from .padding import NO_BORDER, unpadded
 from .rotation import derotate
 
 __all__ = ["apply_dihedral", "embedding_variants", "crop_views", "box_views", "tilted_views", "transform_variants",
-           "canvas_view", "MatchView", "READINGS", "TILT_ANGLES", "TILT_BOXES", "VARIANT_NAMES", "N_VARIANTS",
-           "CROP_PLACES", "CROP_SIDE", "THUMB", "CELL", "BINS"]
+           "canvas_view", "is_oblong", "MatchView", "READINGS", "TILT_ANGLES", "TILT_BOXES", "VARIANT_NAMES",
+           "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "THUMB", "CELL", "BINS"]
 
 #: Side (pixels) of the grayscale thumbnail every feature and view comes from.
 THUMB = 32
@@ -285,6 +285,18 @@ def box_views(images: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
 #: Angles (degrees, counter-clockwise) of the tilted views: every 8.4 degrees, so that any
 #: rotation in (3, 45) degrees either way is within 4.2 degrees of one.
 TILT_ANGLES = tuple(float(a) * sign for a in (7.2, 15.6, 24.0, 32.4, 40.8) for sign in (1, -1))
+
+
+#: Pictures whose width and height differ by more than this factor are *oblong*: their tilted
+#: views are also cropped square (and, in the evidence, to the largest-area rectangle).
+TILT_OBLONG = 1.1
+
+
+def is_oblong(sizes: np.ndarray) -> np.ndarray:
+    """``(m,)`` bool of ``(m, 2)`` width, height: pictures far enough from square (:data:`TILT_OBLONG`)
+    for another box than their own shape to crop them otherwise."""
+    sizes = np.asarray(sizes, np.float64)
+    return np.abs(np.log(sizes[:, 0] / np.maximum(sizes[:, 1], 1))) > np.log(TILT_OBLONG)
 
 
 #: The upright boxes a tilted view can crop (:func:`tilted_views`): the largest of the picture's

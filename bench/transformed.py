@@ -11,8 +11,11 @@ edit               protocols
 =================  ===========================================================================
 rotate, same size  Pillow ``rotate``; ``scipy.ndimage.rotate(reshape=False)``;
                    ``skimage.transform.rotate``: corners cut off, filled black, white or with
-                   the picture's edge colour (in turn); and skimage ``mode="edge"`` (the corners
-                   filled by repeating the edge pixels). Angle in (3, 45) degrees, either sign.
+                   the picture's edge colour (in turn); skimage ``mode="edge"`` (the corners
+                   filled by repeating the edge pixels); ``scipy.ndimage.rotate(mode="mirror")``
+                   (the picture mirrored into the corners: OpenCV's ``BORDER_REFLECT_101``, the
+                   default of albumentations' rotations) and skimage ``mode="symmetric"``
+                   (mirrored, edge pixel repeated). Angle in (3, 45) degrees, either sign.
 rotate, expanded   the same three tools with an expanded canvas (``expand``/``reshape``/``resize``)
 rotate then crop   Pillow / skimage rotation, then the largest upright crop of the picture's
                    shape inside the rotated picture: no padding left at all; scipy.ndimage
@@ -156,15 +159,16 @@ def rotate(img, angle, tool, expand, fill):
     c = fill_colour(img, fill)
     if tool == "pil":
         return img.rotate(angle, resample=Image.BICUBIC, expand=expand, fillcolor=c)
-    if tool == "ndi":
+    if tool.startswith("ndi"):
         from scipy import ndimage
 
+        mode = tool.partition("-")[2] or "constant"  # "ndi-mirror": reflect-101, OpenCV's BORDER_REFLECT_101
         return img_of(per_channel(arr(img), lambda ch, cv: ndimage.rotate(ch, angle, reshape=expand, order=3,
-                                                                          mode="constant", cval=cv), c))
+                                                                          mode=mode, cval=cv), c))
     from skimage.transform import rotate as sk_rotate
 
-    if tool == "ski-edge":
-        return img_of(sk_rotate(arr(img).astype(np.float32), angle, resize=expand, mode="edge", order=1,
+    if tool in ("ski-edge", "ski-symmetric"):  # corners: the edge pixels repeated, or mirrored
+        return img_of(sk_rotate(arr(img).astype(np.float32), angle, resize=expand, mode=tool[4:], order=1,
                                 preserve_range=True))
     return img_of(per_channel(arr(img), lambda ch, cv: sk_rotate(ch, angle, resize=expand, order=1, mode="constant",
                                                                  cval=cv, preserve_range=True), c))
@@ -399,6 +403,13 @@ def edits_of(img: Image.Image, full: Image.Image, k: int, rng, ski: bool, later)
     box = tuple(round(v) for v in ((w - bw) / 2, (h - bh) / 2, (w + bw) / 2, (h + bh) / 2))
     out.append(("rotate then crop", "ski, largest-area rectangle", f"{a:+.1f} deg",
                 rotate(img, a, "ski" if ski else "ndi", False, "black").crop(box)))
+    # corners filled with the picture mirrored: OpenCV's BORDER_REFLECT_101 (albumentations'
+    # default for rotations), and reflected with the edge pixel repeated
+    mirrored = {"ndi-mirror": "ndi, corners mirrored (reflect-101)", "ski-symmetric": "ski, corners mirrored (symmetric)",
+                "ndi-reflect": "ndi, corners mirrored (reflect)"}
+    for tool in ("ndi-mirror", "ski-symmetric" if ski else "ndi-reflect"):
+        a = float(later.uniform(4, 44)) * (1 if later.random() < 0.5 else -1)
+        out.append(("rotate, same size", mirrored[tool], f"{a:+.1f} deg", rotate(img, a, tool, False, "black")))
     return out
 
 

@@ -138,7 +138,8 @@ def detect(
                         f"(the search runs on up to {OVERLAP_MAX_IMAGES:,}); audit the tiles of each scene or slide "
                         "on their own, or pass --no-overlap to say you do not need it")
     if found.tilted_skipped:
-        warnings.append(f"copies rotated and then cropped free of their corners were not searched: "
+        warnings.append(f"copies rotated and then cropped free of their corners, or with their corners filled "
+                        f"from the picture (edge pixels repeated or mirrored), were not searched: "
                         f"{found.tilted_skipped} images of 64 px or more (the search runs on up to "
                         f"{TILT_MAX_IMAGES:,}); audit a subset for them, or pass --no-crops to say you do not need it")
     n_ok = int(features.ok.sum())

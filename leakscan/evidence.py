@@ -42,7 +42,7 @@ from .parallel import run_chunks
 from .pairs import Kind, PairTable
 from .verify import BLOCK, _down2, _shift_each, _zoom, align
 from .views import (N_VARIANTS, THUMB, MatchView, apply_dihedral, box_views, embedding_variants, is_oblong,
-                    tilted_views)
+                    tilted_views, turned_share)
 
 __all__ = ["measure", "pair_evidence", "background", "tilted_angles", "EVIDENCE", "SIGN", "colour_agreement"]
 #: Columns of the evidence matrix, in order.
@@ -266,49 +266,83 @@ TILT_REFINE = tuple(np.arange(-4.0, 4.5, 1.0))
 TILT_LOOKS = (("shape", 1.0), ("square", 1.0), ("area", 1.0), ("shape", 0.88), ("square", 0.88), ("area", 0.88))
 
 
-def _tilted_look(features: Features, orig, copy, angle):
+#: A copy turned within its own frame is read at its centre: as much as a turn by the search's
+#: angle and this many degrees more leaves free of fill (half the views' spacing).
+TURN_SLACK = 4.2
+
+
+def _copy_read(features: Features, orig, copy, angle, turned):
+    """``(thumb, colour, share)``: each copy as its tilted evidence reads it, whole (share 1)
+    or, ``turned`` within its frame, its centre that stays free of fill (a share of the side,
+    in the original's proportions)."""
+    share = np.where(turned, turned_share(features.sizes[orig], np.minimum(np.abs(angle) + TURN_SLACK, 45.0)), 1.0)
+    box = np.c_[0.5 - share / 2, 0.5 + share / 2, 0.5 - share / 2, 0.5 + share / 2]
+    return (box_views(features.thumb[copy], box, THUMB),
+            box_views(features.colour[copy], box, features.colour.shape[-1]), share)
+
+
+def _look_scale(sizes, turn, share, scale: float) -> np.ndarray:
+    """The scale of a tilted view's box: ``scale`` for a copy read whole (``share`` 1), and
+    for one read at its centre the box of that share, whatever the turn."""
+    return np.where(share < 1, share / turned_share(sizes, turn), scale)
+
+
+def _tilted_look(features: Features, orig, copy_thumb, angle, share):
     """The angle around ``angle`` (:data:`TILT_REFINE`) and the box (an index into
-    :data:`TILT_LOOKS`) whose tilted view of ``orig`` correlates best with ``copy`` as they lie
-    (a quick look at the detail, before any alignment)."""
-    tb = features.thumb[copy].astype(np.float32)
+    :data:`TILT_LOOKS`) whose tilted view of ``orig`` correlates best with the copy read as
+    :func:`_copy_read` reads it (``copy_thumb``, ``share``): a quick look at the detail, before
+    any alignment. A copy read at its centre is looked at through that centre only."""
     sizes = features.sizes[orig]
-    detail_b = _fine_detail(tb)
+    detail_b = _fine_detail(copy_thumb)
     turns = np.stack([np.asarray(angle, np.float64) + d for d in TILT_REFINE], axis=1)
-    oblong = is_oblong(sizes)
-    quick = np.full((len(tb), len(TILT_LOOKS), len(TILT_REFINE)), -np.inf, np.float32)
+    whole = share >= 1
+    oblong = is_oblong(sizes) & whole
+    quick = np.full((len(copy_thumb), len(TILT_LOOKS), len(TILT_REFINE)), -np.inf, np.float32)
     for b, (box, scale) in enumerate(TILT_LOOKS):
-        k = np.arange(len(tb)) if box == "shape" else np.flatnonzero(oblong)  # one shape for a square picture
+        # one shape for a square picture, and for a copy read at its centre
+        k = np.flatnonzero(whole | (b == 0)) if box == "shape" else np.flatnonzero(oblong)
+        if b > 0:
+            k = k[whole[k]]
         for r in range(len(TILT_REFINE)):
-            view = tilted_views(features.thumb[orig[k]], sizes[k], turns[k, r], box=box, scale=scale)
+            view = tilted_views(features.thumb[orig[k]], sizes[k], turns[k, r], box=box,
+                                scale=_look_scale(sizes[k], turns[k, r], share[k], scale))
             quick[k, b, r] = weighted_ncc(_fine_detail(view), detail_b[k], np.ones_like(view))
-    pick = quick.reshape(len(tb), -1).argmax(axis=1)
+    pick = quick.reshape(len(copy_thumb), -1).argmax(axis=1)
     return turns[np.arange(len(turns)), pick % len(TILT_REFINE)], pick // len(TILT_REFINE)
 
 
+def _tilted_sides(variant, i, j):
+    """``(orig, copy)`` of tilted pairs: the picture whose views matched, and the turned copy."""
+    back = MatchView.tilted_back(variant)
+    return np.where(back, j, i), np.where(back, i, j)
+
+
 def tilted_angles(features: Features, pairs: PairTable) -> np.ndarray:
-    """The angle (degrees) of each tilted pair of ``pairs`` (``MatchView.TILTED``,
-    ``TILTED_BACK``) refined to the degree, as its evidence measures it; other pairs keep theirs."""
+    """The angle (degrees) of each tilted pair of ``pairs`` (``MatchView.is_tilted``) refined
+    to the degree, as its evidence measures it; other pairs keep theirs."""
     out = np.array(pairs.angle, np.float32, copy=True)
     k = np.flatnonzero(MatchView.is_tilted(pairs.variant))
     if len(k):
-        back = pairs.variant[k] == MatchView.TILTED_BACK
-        orig, copy = np.where(back, pairs.j[k], pairs.i[k]), np.where(back, pairs.i[k], pairs.j[k])
-        out[k] = _tilted_look(features, orig, copy, pairs.angle[k])[0]
+        orig, copy = _tilted_sides(pairs.variant[k], pairs.i[k], pairs.j[k])
+        tb, _, share = _copy_read(features, orig, copy, pairs.angle[k], MatchView.is_turned(pairs.variant[k]))
+        out[k] = _tilted_look(features, orig, tb, pairs.angle[k], share)[0]
     return out
 
 
-def _measure_tilted(features: Features, orig, copy, angle, min_ncc) -> dict:
-    """:func:`measure` of ``orig``'s tilted view against ``copy``, at the angle and through the
-    box of :func:`_tilted_look`; ``cosine`` and ``hamming`` are those of that view."""
-    tb, cb = features.thumb[copy].astype(np.float32), features.colour[copy].astype(np.float32)
+def _measure_tilted(features: Features, orig, copy, angle, turned, min_ncc) -> dict:
+    """:func:`measure` of ``orig``'s tilted view against ``copy`` (at its centre when it was
+    ``turned`` within its frame), at the angle and through the box of :func:`_tilted_look`;
+    ``cosine`` and ``hamming`` are those of that view."""
+    tb, cb, share = _copy_read(features, orig, copy, angle, turned)
     sizes = features.sizes[orig]
-    turn, look = _tilted_look(features, orig, copy, angle)
+    turn, look = _tilted_look(features, orig, tb, angle, share)
     ta = np.empty_like(tb)
     ca = np.empty_like(cb)
     for b, (box, scale) in enumerate(TILT_LOOKS):
         k = look == b
-        ta[k] = tilted_views(features.thumb[orig[k]], sizes[k], turn[k], box=box, scale=scale)
-        ca[k] = tilted_views(features.colour[orig[k]], sizes[k], turn[k], box=box, scale=scale)
+        at = _look_scale(sizes[k], turn[k], share[k], scale)
+        ta[k] = tilted_views(features.thumb[orig[k]], sizes[k], turn[k], box=box, scale=at)
+        ca[k] = tilted_views(features.colour[orig[k]], sizes[k], turn[k], box=box, scale=at)
     cosine, hamming = _search_similarity(ta, tb)
     return {**measure(ta, tb, ca, cb, min_ncc=min_ncc), "cosine": cosine, "hamming": hamming}
 
@@ -435,8 +469,7 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
     v[plain_swap] = _INVERSE[v[plain_swap]]
     rot_swap = swap & MatchView.is_derotated(v)
     v[rot_swap] = MatchView.DEROTATED + _INVERSE[v[rot_swap] - MatchView.DEROTATED]
-    tilt_swap = swap & MatchView.is_tilted(v)
-    v[tilt_swap] = MatchView.TILTED + MatchView.TILTED_BACK - v[tilt_swap]
+    v[swap] = MatchView.tilted_swapped(v[swap])
     # model pairs carry no transform: take the rotation/flip under which the embeddings agree best
     model = v < 0
     if model.any():
@@ -508,10 +541,10 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
             cols[name][ov] = arr
         cols["cosine"][ov], cols["hamming"][ov] = _search_similarity(ta, tb)
     tl = np.flatnonzero(tilted)
-    if len(tl):  # one turned and cropped: the other's tilted view
-        orig = np.where(v[tl] == MatchView.TILTED, i[tl], j[tl])
-        copy = np.where(v[tl] == MatchView.TILTED, j[tl], i[tl])
-        for name, arr in _measure_tilted(features, orig, copy, pairs.angle[tl], min_ncc).items():
+    if len(tl):  # one turned (and cropped): the other's tilted view
+        orig, copy = _tilted_sides(v[tl], i[tl], j[tl])
+        turned = MatchView.is_turned(v[tl])
+        for name, arr in _measure_tilted(features, orig, copy, pairs.angle[tl], turned, min_ncc).items():
             cols[name][tl] = arr
     cols["distinct"] = np.zeros(len(todo), np.float32)  # set by pair_evidence
     cols["cropped"] = (v == MatchView.CROPPED).astype(np.float32)

@@ -33,8 +33,8 @@ from .features import QUADRANTS, WINDOW_PLACES, Features, hog, window_hog
 from .index import CodedCosineIndex, CosineIndex, HammingIndex
 from .settings import DetectSettings
 from .verify import BLOCK, locate
-from .views import (CROP_PLACES, THUMB, TILT_ANGLES, MatchView, crop_views, embedding_variants, is_oblong,
-                    tilted_views, transform_variants)
+from .views import (CROP_PLACES, THUMB, TILT_ANGLES, MatchView, box_views, crop_views, embedding_variants,
+                    is_oblong, tilted_views, transform_variants, turned_share)
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "21"
+SEARCH_VERSION = "22"
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,8 @@ class PairTable:
         Overlapping tiles (variant ``MatchView.OVERLAP``): thumbnail pixel ``(y, x)`` of ``j``
         shows what pixel ``(y + dy, x + dx)`` of ``i`` shows, ``(dy, dx)``; 0 for other pairs.
     angle : float32 (p,)
-        Tilted copies (variants ``MatchView.TILTED``, ``TILTED_BACK``): the degrees
-        (counter-clockwise) the picture was turned before it was cropped upright; 0 for
-        other pairs.
+        Tilted copies (``MatchView.is_tilted``): the degrees (counter-clockwise) the picture
+        was turned, before it was cropped upright or within its own frame; 0 for other pairs.
     """
 
     i: np.ndarray
@@ -194,7 +193,8 @@ class PairTable:
         for k in np.flatnonzero(self.variant == MatchView.OVERLAP):
             out[k] = f"overlap {overlap_share(self.offset[k]):.0%}"
         for k in np.flatnonzero(MatchView.is_tilted(self.variant)):
-            out[k] = f"rotated {abs(float(self.angle[k])):.0f} deg and cropped"
+            cropped = "" if MatchView.is_turned(self.variant[k]) else " and cropped"
+            out[k] = f"rotated {abs(float(self.angle[k])):.0f} deg{cropped}"
         return out
 
 
@@ -320,14 +320,15 @@ def find_candidates(
         mi, mj, ms = _model_pairs(features.model_embedding, search_rows, settings, query_pos)
         parts.append(_candidates(mi, mj, Kind.MODEL, ms, MatchView.NONE))
 
-    # a pair found as overlapping tiles or tilted, and otherwise, keeps a row for each reading:
-    # the decision keeps the likelier. A pair found only tilted is read upright too (a crop, or a
-    # turn of a few degrees, a tilted view may happen to match best)
+    # a pair found as overlapping tiles or tilted (cropped, or turned in its frame), and
+    # otherwise, keeps a row for each reading: the decision keeps the likelier. A pair found only
+    # tilted is read upright too (a crop, or a turn of a few degrees, a tilted view may happen to
+    # match best)
     whole = _dedupe_best(PairTable.concat(parts))
-    tilted = _dedupe_best(tilted)
-    alone = ~np.isin(tilted.keys(), whole.keys())
-    n_alone = int(alone.sum())
-    upright = dataclasses.replace(tilted.take(alone), variant=np.full(n_alone, MatchView.UPRIGHT, np.int8),
+    tilted = tilted.first_per_pair(-tilted.score, tilted.kind, apart=MatchView.is_turned(tilted.variant))
+    alone = _dedupe_best(tilted.take(~np.isin(tilted.keys(), whole.keys())))
+    n_alone = len(alone)
+    upright = dataclasses.replace(alone, variant=np.full(n_alone, MatchView.UPRIGHT, np.int8),
                                   score=np.zeros(n_alone, np.float32), angle=np.zeros(n_alone, np.float32))
     pairs = PairTable.concat([whole, overlap, tilted, upright]).sorted()
     if settings.scope == "cross":
@@ -474,53 +475,84 @@ TILT_MAX_IMAGES = 20_000
 
 def tilted_pairs(features: Features, rows: np.ndarray, queried: np.ndarray, kth: np.ndarray,
                  settings: DetectSettings) -> PairTable:
-    """Candidate copies turned by an angle in (3, 45) degrees and cropped free of their
-    corners (no padding left to find the angle from): the ``queried`` rows' embeddings
-    looked up among the tilted views (:func:`~leakscan.views.tilted_views`,
-    :data:`~leakscan.views.TILT_ANGLES`) of ``rows``.
+    """Candidate copies turned by an angle in (3, 45) degrees, with no corner left to find the
+    angle from: the tilted views (:func:`~leakscan.views.tilted_views`,
+    :data:`~leakscan.views.TILT_ANGLES`) of ``rows``, looked up by the ``queried`` rows.
+
+    * A copy cropped free of its corners after the turn (``MatchView.TILTED``): the query's
+      embedding among every tilted view.
+    * A copy turned within its own frame, its corners filled any way: black or a colour (the
+      canvas views see those), the edge pixels repeated or mirrored (``MatchView.TURNED``): the
+      query's centre, as much as a turn by the view's angle leaves free of fill
+      (:func:`~leakscan.views.turned_share`), among the views of that angle.
 
     Queries with a canvas view are not looked up. A neighbour is a candidate on the
     embedding search's terms (``min_cosine``, and the ratio test against the query's k-th
-    neighbour ``kth``, or ``sure_cosine``), at most ``TILT_NEIGHBOURS`` per query.
+    neighbour ``kth``, or ``sure_cosine``), at most ``TILT_NEIGHBOURS`` per query and way.
     ``PairTable.angle`` is the view's angle.
     """
-    # a copy cropped free of its corners has no canvas: a query with padding, a flat border or
-    # a caption bar is left to the canvas views (two rotated canvases line up by their corners)
+    # a query with padding, a flat border or a caption bar is left to the canvas views (two
+    # rotated canvases line up by their corners)
     canvas = features.canvas_mask()
     queried = queried[~canvas[queried]]
     n_angles = len(TILT_ANGLES)
     # pictures far from square are also cropped square (as augmentation code crops): their
     # views are entries past those of the boxes of their own shape
     oblong = rows[is_oblong(features.sizes[rows])]
-    owners = np.r_[rows, oblong]
     blocks = []
     for box, which in (("shape", rows), ("square", oblong)):
         for start in range(0, len(which), TILT_BLOCK):  # memory: ten views of a block of images at a time
             part = which[start:start + TILT_BLOCK]
             views = tilted_views(features.thumb[part], features.sizes[part], TILT_ANGLES, box=box)
             blocks.append(hog(np.rint(views.reshape(-1, THUMB, THUMB)).astype(np.uint8)))
-    index = CosineIndex(np.concatenate(blocks))
+    views = np.concatenate(blocks)
+    found = [_tilted_matches(CosineIndex(views), np.r_[rows, oblong], TILT_ANGLES, features.embedding[queried],
+                             queried, kth, features, settings) + (MatchView.TILTED,)]
+    shape_views = views[:len(rows) * n_angles].reshape(len(rows), n_angles, -1)
+    turned = []
+    for size in sorted({abs(a) for a in TILT_ANGLES}):
+        turns = [k for k, a in enumerate(TILT_ANGLES) if abs(a) == size]
+        share = turned_share(features.sizes[queried], np.full(len(queried), size))
+        centre = np.c_[0.5 - share / 2, 0.5 + share / 2, 0.5 - share / 2, 0.5 + share / 2]
+        centres = hog(np.rint(box_views(features.thumb[queried], centre, THUMB)).astype(np.uint8))
+        index = CosineIndex(shape_views[:, turns].reshape(len(rows) * len(turns), -1))
+        turned.append(_tilted_matches(index, rows, tuple(TILT_ANGLES[k] for k in turns), centres, queried, kth,
+                                      features, settings))
+    copy, orig, sim, angle = (np.concatenate(col) for col in zip(*turned))
+    keep = _best_few(copy, orig, sim, TILT_NEIGHBOURS)  # each query's best few over every angle
+    found.append((copy[keep], orig[keep], sim[keep], angle[keep], MatchView.TURNED))
+    copy, orig, sim, angle, code = (np.concatenate(col) for col in
+                                    zip(*[m[:4] + (np.full(len(m[0]), m[4], np.int8),) for m in found]))
+    if not len(copy):
+        return PairTable.empty()
+    back = np.where(code == MatchView.TILTED, MatchView.TILTED_BACK, MatchView.TURNED_BACK).astype(np.int8)
+    view = np.where(orig < copy, code, back).astype(np.int8)
+    pairs = _candidates(np.minimum(orig, copy), np.maximum(orig, copy), Kind.EMBEDDING, sim, view)
+    return dataclasses.replace(pairs, angle=angle.astype(np.float32))
+
+
+def _tilted_matches(index: CosineIndex, owners: np.ndarray, angles: tuple, queries: np.ndarray, queried: np.ndarray,
+                    kth: np.ndarray, features: Features, settings: DetectSettings) -> tuple:
+    """``(copy, orig, sim, angle)`` arrays: each of the ``queried`` rows' best few matches
+    (``queries``: their embeddings) among ``index``, whose entries are the views of each of
+    ``owners`` at each of ``angles`` in turn."""
+    n_angles = len(angles)
     kk = min(len(index), 4 * TILT_NEIGHBOURS + 2)
-    out = []
+    out = [(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32))]
     for s in range(0, len(queried), BLOCK):
         q = queried[s:s + BLOCK]
-        sims, ids = index.knn(features.embedding[q], kk)
+        sims, ids = index.knn(queries[s:s + BLOCK], kk)
         owner = owners[np.clip(ids, 0, None) // n_angles]
-        angle = np.asarray(TILT_ANGLES, np.float32)[np.clip(ids, 0, None) % n_angles]
+        angle = np.asarray(angles, np.float32)[np.clip(ids, 0, None) % n_angles]
         ref = np.where(kth[q] >= 0, 1 - np.einsum("pd,pd->p", features.embedding[q],
                                                   features.embedding[np.clip(kth[q], 0, None)]), 0)
         ok = ((ids >= 0) & (owner != q[:, None]) & (sims >= settings.min_cosine)
               & ((sims >= settings.sure_cosine) | (1 - sims <= settings.ratio * ref[:, None])))
         r, c = np.nonzero(ok)
         out.append((q[r], owner[r, c], sims[r, c], angle[r, c]))
-    if not sum(len(found[0]) for found in out):
-        return PairTable.empty()
     copy, orig, sim, angle = (np.concatenate(col) for col in zip(*out))
     keep = _best_few(copy, orig, sim, TILT_NEIGHBOURS)  # each query's best view per other image
-    copy, orig, sim, angle = copy[keep], orig[keep], sim[keep], angle[keep]
-    view = np.where(orig < copy, MatchView.TILTED, MatchView.TILTED_BACK).astype(np.int8)
-    pairs = _candidates(np.minimum(orig, copy), np.maximum(orig, copy), Kind.EMBEDDING, sim, view)
-    return dataclasses.replace(pairs, angle=angle.astype(np.float32))
+    return copy[keep], orig[keep], sim[keep], angle[keep]
 
 
 #: Overlapping tiles are searched among images at least this many pixels a side: a window

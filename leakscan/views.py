@@ -30,8 +30,8 @@ from .padding import NO_BORDER, unpadded
 from .rotation import derotate
 
 __all__ = ["apply_dihedral", "embedding_variants", "crop_views", "box_views", "tilted_views", "transform_variants",
-           "canvas_view", "is_oblong", "MatchView", "READINGS", "TILT_ANGLES", "TILT_BOXES", "VARIANT_NAMES",
-           "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "THUMB", "CELL", "BINS"]
+           "canvas_view", "is_oblong", "turned_share", "MatchView", "READINGS", "TILT_ANGLES", "TILT_BOXES",
+           "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "THUMB", "CELL", "BINS"]
 
 #: Side (pixels) of the grayscale thumbnail every feature and view comes from.
 THUMB = 32
@@ -70,8 +70,10 @@ class MatchView(IntEnum):
     tiles, ``PairTable.offset``); ``18``: ``j`` is ``i`` turned by ``PairTable.angle`` degrees and
     cropped upright (a tilted view, :func:`tilted_views`), ``19``: ``i`` is ``j`` turned and
     cropped; ``20``: found through a tilted view only, and read upright as well (lined up as
-    it is); ``-1``: none (exact and model pairs). The values are stored in cached search
-    results: never renumber them.
+    it is); ``21``: ``j`` is ``i`` turned within a frame of its own size, its corners filled any
+    way (black, a colour, the edge pixels repeated or mirrored), read at the centre both share
+    (:func:`turned_share`), ``22``: ``i`` is ``j`` turned so; ``-1``: none (exact and model
+    pairs). The values are stored in cached search results: never renumber them.
     """
 
     NONE = -1
@@ -96,6 +98,8 @@ class MatchView(IntEnum):
     TILTED = 18
     TILTED_BACK = 19
     UPRIGHT = 20
+    TURNED = 21
+    TURNED_BACK = 22
 
     @classmethod
     def derotated(cls, dihedral):
@@ -112,18 +116,36 @@ class MatchView(IntEnum):
     def is_partial(codes: np.ndarray) -> np.ndarray:
         """Mask of the codes that line up as they are, with no rotation or flip (a crop view,
         overlapping tiles, a tilted view, a tilted match read upright)."""
-        return np.isin(codes, (MatchView.CROPPED, MatchView.OVERLAP, MatchView.TILTED, MatchView.TILTED_BACK,
-                               MatchView.UPRIGHT))
+        return np.isin(codes, (MatchView.CROPPED, MatchView.OVERLAP, MatchView.UPRIGHT)) | MatchView.is_tilted(codes)
 
     @staticmethod
     def from_tilted(codes: np.ndarray) -> np.ndarray:
         """Mask of the pairs only the tilted views proposed (read tilted, or upright)."""
-        return np.isin(codes, (MatchView.TILTED, MatchView.TILTED_BACK, MatchView.UPRIGHT))
+        return MatchView.is_tilted(codes) | (np.asarray(codes) == MatchView.UPRIGHT)
 
     @staticmethod
     def is_tilted(codes: np.ndarray) -> np.ndarray:
-        """Mask of the codes that matched through a tilted view (either way round)."""
-        return np.isin(codes, (MatchView.TILTED, MatchView.TILTED_BACK))
+        """Mask of the codes that matched through a tilted view (either way round; the copy
+        cropped upright, or turned within its frame)."""
+        return np.isin(codes, (MatchView.TILTED, MatchView.TILTED_BACK, MatchView.TURNED, MatchView.TURNED_BACK))
+
+    @staticmethod
+    def is_turned(codes: np.ndarray) -> np.ndarray:
+        """Mask of the tilted codes whose copy was turned within its frame (read at the centre)."""
+        return np.isin(codes, (MatchView.TURNED, MatchView.TURNED_BACK))
+
+    @staticmethod
+    def tilted_back(codes: np.ndarray) -> np.ndarray:
+        """Mask of the tilted codes whose turned copy is ``i`` (the original ``j``)."""
+        return np.isin(codes, (MatchView.TILTED_BACK, MatchView.TURNED_BACK))
+
+    @staticmethod
+    def tilted_swapped(codes: np.ndarray) -> np.ndarray:
+        """The tilted codes with ``i`` and ``j`` swapped (other codes as they are)."""
+        codes = np.asarray(codes)
+        out = np.where(np.isin(codes, (MatchView.TILTED, MatchView.TILTED_BACK)),
+                       MatchView.TILTED + MatchView.TILTED_BACK - codes, codes)
+        return np.where(MatchView.is_turned(codes), MatchView.TURNED + MatchView.TURNED_BACK - codes, out)
 
     @staticmethod
     def reading(codes: np.ndarray) -> np.ndarray:
@@ -156,6 +178,8 @@ class MatchView(IntEnum):
             return "overlap"
         if code in (MatchView.TILTED, MatchView.TILTED_BACK):
             return "rotated and cropped"
+        if code in (MatchView.TURNED, MatchView.TURNED_BACK):
+            return "rotated"
         if code == MatchView.UPRIGHT:
             return "identity"
         if code >= MatchView.DEROTATED:
@@ -324,11 +348,21 @@ def _box_size(a: np.ndarray, c: np.ndarray, s: np.ndarray, box: str):
     return height * a, height
 
 
+def turned_share(sizes: np.ndarray, angles) -> np.ndarray:
+    """``(m,)``: the share of each side of the largest centred box of each picture's own shape
+    that stays inside it when it is turned by ``angles`` degrees (one per picture) within its
+    own frame. A copy turned so shows no fill there, whatever filled its corners."""
+    sizes = np.asarray(sizes, np.float64)
+    a = sizes[:, 0] / np.maximum(sizes[:, 1], 1)
+    t = np.deg2rad(np.abs(np.asarray(angles, np.float64)))
+    return _box_size(a, np.cos(t), np.sin(t), "shape")[1]
+
+
 def _tilt_grid(aspect: np.ndarray, theta: np.ndarray, n: int, side: int, box: str = "shape", scale: float = 1.0):
     """Where each point of the tilted views samples an ``n`` x ``n`` thumbnail: the upper-left of
     its four pixels (flat index, ``(m, views * side * side)``) and the weights across and down.
     ``aspect`` ``(m,)`` width over height, ``theta`` ``(m, views)`` radians; ``box`` one of
-    :data:`TILT_BOXES`, ``scale`` a share of its side."""
+    :data:`TILT_BOXES`, ``scale`` a share of its side (a number, or ``(m, 1)``)."""
     a = aspect[:, None]
     c, s = np.cos(theta), np.sin(theta)
     width, height = _box_size(a, c, np.abs(s), box)
@@ -370,7 +404,7 @@ def tilted_views(images: np.ndarray, sizes: np.ndarray, angles, side: int | None
     A thumbnail squeezes its picture to a square, so the turn is made in the picture's own
     proportions (``sizes``: ``(m, 2)`` width, height). ``angles``: a tuple of angles for every
     image (``(m, len(angles), [c,] side, side)`` float32), or an array of one angle per image
-    (``(m, [c,] side, side)``).
+    (``(m, [c,] side, side)``; then ``scale`` may be one per image too).
     """
     img = np.asarray(images, np.float32)
     m, n = len(img), img.shape[-1]
@@ -392,5 +426,6 @@ def tilted_views(images: np.ndarray, sizes: np.ndarray, angles, side: int | None
         out = out.reshape(m, pixels.shape[1], len(angles), side, side).swapaxes(1, 2)
         return np.ascontiguousarray(out).reshape(lead + img.shape[1:-2] + (side, side))
     theta = np.deg2rad(np.asarray(angles, np.float64)).reshape(m, 1)
+    scale = np.broadcast_to(np.asarray(scale, np.float64), (m,)).reshape(m, 1)
     out = _bilinear(pixels, *_tilt_grid(aspect, theta, n, side, box, scale), n)
     return out.reshape(lead + img.shape[1:-2] + (side, side))

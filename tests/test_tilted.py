@@ -1,7 +1,11 @@
 """Copies rotated by an angle in (3, 45) degrees and then cropped free of their corners (no
 padding left): found through the tilted views, reported with detail ``rotated N deg and
 cropped``; pictures that are not copies are not paired. Copies are made with Pillow and with
-scipy.ndimage, cropped to the largest box of the picture's shape or to the largest square."""
+scipy.ndimage, cropped to the largest box of the picture's shape or to the largest square.
+
+Copies turned within their own frame whose corners repeat or mirror the picture's edge (as
+scikit-image's ``mode="edge"`` and OpenCV's reflect borders, albumentations' default, fill them):
+found through the tilted views too, read at the centre, reported as ``rotated N deg``."""
 import re
 
 import numpy as np
@@ -10,7 +14,7 @@ from PIL import Image
 
 from leakscan import audit
 from leakscan.features import thumbnail
-from leakscan.views import TILT_ANGLES, tilted_views
+from leakscan.views import TILT_ANGLES, box_views, tilted_views, turned_share
 
 from conftest import scene
 
@@ -121,6 +125,53 @@ def test_too_many_images_skip_the_tilted_search_with_a_warning(tmp_path, monkeyp
     _write(tmp_path)
     monkeypatch.setattr(leakscan.pairs, "TILT_MAX_IMAGES", 10)
     r = audit(tmp_path, cache=False, jobs=1)
-    assert any(w.startswith("copies rotated and then cropped free of their corners were not searched: 51 images")
+    assert any(w.startswith("copies rotated and then cropped free of their corners, or with their corners filled "
+                            "from the picture (edge pixels repeated or mirrored), were not searched: 51 images")
                for w in r.warnings), r.warnings
-    assert not any(rec["detail"].endswith("and cropped") for rec in r.pair_records() + r.pair_records("possible"))
+    assert not any(rec["detail"].startswith("rotated") for rec in r.pair_records() + r.pair_records("possible"))
+
+
+def _turned_in_frame(img, angle, mode):
+    """``img`` turned by ``angle`` degrees within its own frame, the corners filled by
+    scipy.ndimage's ``mode`` ("nearest": the edge pixels repeated; "mirror": OpenCV's reflect-101)."""
+    from scipy import ndimage
+
+    a = np.asarray(img, np.float32)
+    return Image.fromarray(np.clip(np.rint(np.stack(
+        [ndimage.rotate(a[:, :, c], angle, reshape=False, order=3, mode=mode) for c in range(3)], axis=2)), 0, 255)
+        .astype(np.uint8))
+
+
+@pytest.mark.parametrize("angle, mode", [(18.0, "nearest"), (-33.0, "mirror")])
+def test_the_centre_of_a_copy_turned_in_its_frame_is_the_tilted_view_of_that_share(angle, mode):
+    img = _pictures()[1]
+    copy = thumbnail(_turned_in_frame(img, angle, mode))
+    sizes = np.array([img.size])
+    share = turned_share(sizes, [angle])[0]
+    assert 0.5 < share < 0.85
+    centre = box_views(copy[None], np.array([[0.5 - share / 2, 0.5 + share / 2] * 2]), 32)[0]
+    view = tilted_views(thumbnail(img)[None], sizes, np.array([angle]))[0]
+    other_way = tilted_views(thumbnail(img)[None], sizes, np.array([-angle]))[0]
+    assert _corr(view, centre) > 0.95
+    assert _corr(view, centre) > _corr(other_way, centre) + 0.15
+
+
+def test_copies_turned_in_their_frame_with_the_picture_in_their_corners_are_found(tmp_path):
+    pictures = _pictures()
+    copies = {0: (17.0, "nearest"), 2: (-28.0, "mirror"), 4: (36.0, "reflect"), 5: (-11.0, "mirror")}
+    (tmp_path / "train").mkdir()
+    (tmp_path / "test").mkdir()
+    for k, img in enumerate(pictures):
+        img.save(tmp_path / "train" / f"pic{k}.jpg", quality=92)
+    for k, (angle, mode) in copies.items():
+        _turned_in_frame(pictures[k], angle, mode).save(tmp_path / "test" / f"copy{k}.jpg", quality=92)
+    for k in range(40):
+        scene(300 + k, 160).save(tmp_path / "train" / f"scene{k:02d}.jpg", quality=90)
+    r = audit(tmp_path, cache=False, jobs=1)
+    dup = {frozenset((rec["a"], rec["b"])): rec for rec in r.pair_records()}
+    for k, (angle, mode) in copies.items():
+        rec = dup.get(frozenset((f"train/pic{k}.jpg", f"test/copy{k}.jpg")))
+        assert rec is not None, (k, angle, mode, sorted(map(sorted, dup)))
+        m = re.fullmatch(r"rotated (\d+) deg", rec["detail"])
+        assert m and abs(int(m.group(1)) - abs(angle)) <= 2, (k, angle, rec["detail"])
+    assert len(dup) == len(copies), sorted(map(sorted, dup))

@@ -41,7 +41,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
-from .evidence import EVIDENCE, SIGN, pair_evidence
+from .evidence import EVIDENCE, SIGN, pair_evidence, typical_neighbours
 from .features import Features, extract_images
 from .index import CosineIndex
 from .pairs import OVERLAP_MIN_SIDE, Candidates, Kind, PairTable, find_candidates, overlap_pairs
@@ -333,7 +333,9 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     made = Features.concat(parts, np.cumsum([0] + [len(p) for p in parts[:-1]]).tolist())
     if features.model_embedding is None and made.model_embedding is not None:
         made = dataclasses.replace(made, model_embedding=None)
-    aug = Features.concat([features, made], [0, n])
+    # the dataset's thumbnails are copied in only where the evidence needs them (memory: at a
+    # million images they are 1.8 GB)
+    aug = Features.concat([features, made], [0, n], blank=(0,))
     origin = np.asarray(origin, np.int64)
     tile_copy = np.zeros(len(aug), bool)
     tile_copy[n:] = np.array([e == ("tile",) for e in edit_names], bool)
@@ -347,10 +349,14 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     parts = [pairs, _neighbour_pairs(aug, search_rows, copy_rows, variants)]
     if len(tile_rows):  # the tile copies' window matches among the sample, every one: the look-alikes
         pool = np.r_[sample, tile_rows]
+        _copy_thumbnails(aug, features, sample)
         parts.append(overlap_pairs(aug, pool, np.arange(len(sample), len(pool)), min_ncc=-1.0))
     pairs = _unique(PairTable.concat(parts))
     kth = found.kth_neighbour.copy()
     kth[:n] = candidates.kth_neighbour
+    involved = np.unique(np.r_[pairs.i, pairs.j])
+    kth = typical_neighbours(aug, involved, kth)
+    _copy_thumbnails(aug, features, np.r_[involved, kth[involved]])
     # only pairs at the min_ncc floor are learnt from (below: see MIN_NEGATIVES), so only they
     # are measured in full
     evidence = pair_evidence(aug, pairs, kth, variants, min_ncc=s.min_ncc, jobs=jobs)
@@ -426,6 +432,14 @@ def _copies_job(job) -> tuple:
             origin.append(r)
             edit_names.append(("tile",))
     return origin, edit_names, extract_images(copies, model=model)
+
+
+def _copy_thumbnails(aug: Features, features: Features, rows: np.ndarray) -> None:
+    """Copy the thumbnails of ``rows`` (those of ``features``' rows; others are ignored) into
+    ``aug``, which was made without them."""
+    rows = np.unique(rows[(rows >= 0) & (rows < len(features))])
+    aug.thumb[rows] = features.thumb[rows]
+    aug.colour[rows] = features.colour[rows]
 
 
 def _proposed(cands: PairTable, a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:

@@ -369,17 +369,12 @@ def _best_of(a: dict, b: dict) -> dict:
     return {k: np.where(take, b[k], a[k]) for k in a}
 
 
-def background(features: Features, rows: np.ndarray, kth_neighbour: np.ndarray, k: int = 10,
-               jobs: int = 1) -> np.ndarray:
-    """Aligned-detail correlation of each row with its k-th nearest neighbour.
-
-    Rows the search did not query (``kth_neighbour`` -1: the large split with
-    ``scope="cross"``) get theirs from a k-nearest-neighbour query here.
-    """
-    out = np.zeros(len(features), np.float32)
+def typical_neighbours(features: Features, rows: np.ndarray, kth_neighbour: np.ndarray, k: int = 10) -> np.ndarray:
+    """``kth_neighbour`` (a copy) with an entry for each of ``rows`` the search did not query
+    (-1: the large split with ``scope="cross"``): its k-th nearest neighbour by embedding."""
     rows = np.asarray(rows, np.int64)
     kth_neighbour = np.asarray(kth_neighbour, np.int64).copy()
-    unknown = rows[kth_neighbour[rows] < 0]
+    unknown = np.unique(rows[kth_neighbour[rows] < 0])
     pool = np.flatnonzero(features.ok & ~features.low_info)
     if len(unknown) and len(pool) > k:
         from .index import CosineIndex  # noqa: PLC0415 - only when the search left rows unqueried
@@ -390,6 +385,16 @@ def background(features: Features, rows: np.ndarray, kth_neighbour: np.ndarray, 
         col = np.where(pool[np.clip(ids[:, 0], 0, None)] == unknown, k, k - 1)  # the image itself comes first
         pick = ids[np.arange(len(unknown)), col]
         kth_neighbour[unknown] = np.where(pick >= 0, pool[np.clip(pick, 0, None)], -1)
+    return kth_neighbour
+
+
+def background(features: Features, rows: np.ndarray, kth_neighbour: np.ndarray, k: int = 10,
+               jobs: int = 1) -> np.ndarray:
+    """Aligned-detail correlation of each row with its k-th nearest neighbour
+    (:func:`typical_neighbours`)."""
+    out = np.zeros(len(features), np.float32)
+    rows = np.asarray(rows, np.int64)
+    kth_neighbour = typical_neighbours(features, rows, kth_neighbour, k)
     rows = rows[kth_neighbour[rows] >= 0]
     starts = range(0, len(rows), BLOCK)
     tasks = [(features.thumb[rows[s:s + BLOCK]], features.thumb[kth_neighbour[rows[s:s + BLOCK]]]) for s in starts]

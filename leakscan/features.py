@@ -167,26 +167,29 @@ class Features:
         )
 
     @classmethod
-    def concat(cls, parts: list["Features"], offsets: list[int]) -> "Features":
-        """Join per-chunk features; ``offsets[k]`` is the first row of part k."""
+    def concat(cls, parts: list["Features"], offsets: list[int], *, blank=()) -> "Features":
+        """Join per-chunk features; ``offsets[k]`` is the first row of part k. The thumbnails of
+        the parts numbered in ``blank`` are left out (zero, and no memory until written): for a
+        caller that needs only a few of them, and copies those in."""
         n = max((off + len(p) for p, off in zip(parts, offsets)), default=0)
-        return cls.assemble(n, [(np.arange(off, off + len(p)), p) for p, off in zip(parts, offsets)])
+        return cls.assemble(n, [(np.arange(off, off + len(p)), p) for p, off in zip(parts, offsets)], blank=blank)
 
     @classmethod
-    def assemble(cls, n: int, parts, *, model_dim: int | None = None, n_cached: int = 0) -> "Features":
+    def assemble(cls, n: int, parts, *, model_dim: int | None = None, n_cached: int = 0, blank=()) -> "Features":
         """``n`` rows from ``parts``, a list of ``(positions, Features)``: row k of a part becomes row
         ``positions[k]``. Rows no part covers are not ok. With ``model_dim``, a model embedding of
-        that size is made even when no part has one."""
+        that size is made even when no part has one. ``blank``: see :meth:`concat`."""
         out = cls.empty(n)
         failures: dict[int, str] = {}
         notes: dict[int, str] = {}
         pictures: dict[int, np.ndarray] = {}
         derot = []
         model = None
-        for pos, part in parts:
+        for k, (pos, part) in enumerate(parts):
             pos = np.asarray(pos, np.int64)
             for name in _DENSE:
-                getattr(out, name)[pos] = getattr(part, name)
+                if k not in blank or name not in ("thumb", "colour"):
+                    getattr(out, name)[pos] = getattr(part, name)
             failures.update((int(pos[r]), why) for r, why in part.failures)
             notes.update((int(pos[r]), why) for r, why in part.notes)
             pictures.update((int(pos[r]), pic) for r, pic in part.pictures)

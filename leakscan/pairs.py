@@ -379,7 +379,9 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
     (rows, embeddings) under each of ``variants``; and, when ``thumbs`` (all rows) is given,
     the crop views of every image, plain.
     """
-    emb = emb_all[search_rows]
+    # every row searched (the common case): the embeddings as they are (memory: 512 MB a million)
+    everything = len(search_rows) == len(emb_all) and np.array_equal(search_rows, np.arange(len(emb_all)))
+    emb = emb_all if everything else emb_all[search_rows]
     index = CosineIndex(emb)
     n = len(search_rows)
     query_pos = np.arange(n) if query_pos is None else np.asarray(query_pos, np.int64)
@@ -391,8 +393,7 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
     dk_plain = np.zeros(n, np.float32)
     # query sets: (positions in search_rows, a function of (start, stop) giving their embeddings,
     # the variants to apply, variant code offset)
-    plain_q = emb[query_pos]
-    sets = [(query_pos, lambda a, b: plain_q[a:b], variants, 0)]
+    sets = [(query_pos, lambda a, b: emb[query_pos[a:b]], variants, 0)]
     if rotated is not None and len(rotated[0]):
         where = {int(r): k for k, r in enumerate(search_rows.tolist())}
         keep = [q for q, r in enumerate(rotated[0].tolist()) if r in where]

@@ -44,7 +44,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 from .evidence import EVIDENCE, SIGN, pair_evidence, typical_neighbours
 from .features import Features, extract_images
 from .index import CosineIndex
-from .pairs import OVERLAP_MIN_SIDE, Candidates, Kind, PairTable, find_candidates, overlap_pairs
+from .pairs import OVERLAP_MIN_SIDE, Candidates, Kind, PairTable, find_candidates, overlap_pairs, rows_of
 from .parallel import run_chunks
 from .settings import DetectSettings
 from .views import N_VARIANTS, MatchView, embedding_variants, transform_variants
@@ -469,7 +469,7 @@ def _neighbour_pairs(aug: Features, search_rows, copy_rows, variants) -> PairTab
     k = min(NEIGHBOURS, len(search_rows))
     if k == 0 or len(copy_rows) == 0:
         return PairTable.empty()
-    index = CosineIndex(aug.embedding[search_rows])
+    index = CosineIndex(rows_of(aug.embedding, search_rows))
     _, ids = index.knn(aug.embedding[copy_rows], k)
     a = np.repeat(copy_rows, k)
     b = search_rows[np.clip(ids.ravel(), 0, None)]

@@ -371,6 +371,15 @@ def _candidates(i, j, kind: Kind, score, variant) -> PairTable:
                      same_bytes=np.zeros(n, bool))
 
 
+def rows_of(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``a[rows]``, without a copy when ``rows`` is a run of consecutive rows (searching every
+    image is the common case; a million embeddings are 512 MB)."""
+    rows = np.asarray(rows)
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and np.array_equal(rows, np.arange(rows[0], rows[-1] + 1)):
+        return a[rows[0]:rows[-1] + 1]
+    return a[rows]
+
+
 def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, progress, query_pos=None,
                      block: int = 4096, rotated=None, thumbs=None):
     """Embedding k-NN pairs with the ratio test.
@@ -379,9 +388,7 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
     (rows, embeddings) under each of ``variants``; and, when ``thumbs`` (all rows) is given,
     the crop views of every image, plain.
     """
-    # every row searched (the common case): the embeddings as they are (memory: 512 MB a million)
-    everything = len(search_rows) == len(emb_all) and np.array_equal(search_rows, np.arange(len(emb_all)))
-    emb = emb_all if everything else emb_all[search_rows]
+    emb = rows_of(emb_all, search_rows)
     index = CosineIndex(emb)
     n = len(search_rows)
     query_pos = np.arange(n) if query_pos is None else np.asarray(query_pos, np.int64)

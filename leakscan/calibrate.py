@@ -333,8 +333,8 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     made = Features.concat(parts, np.cumsum([0] + [len(p) for p in parts[:-1]]).tolist())
     if features.model_embedding is None and made.model_embedding is not None:
         made = dataclasses.replace(made, model_embedding=None)
-    # the dataset's thumbnails are copied in only where the evidence needs them (memory: at a
-    # million images they are 1.8 GB)
+    # the search needs no thumbnails of the dataset's images (memory: 1.8 GB a million); the
+    # tile search and the evidence get the few images they look at, with theirs (_compact)
     aug = Features.concat([features, made], [0, n], blank=(0,))
     origin = np.asarray(origin, np.int64)
     tile_copy = np.zeros(len(aug), bool)
@@ -349,17 +349,21 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     parts = [pairs, _neighbour_pairs(aug, search_rows, copy_rows, variants)]
     if len(tile_rows):  # the tile copies' window matches among the sample, every one: the look-alikes
         pool = np.r_[sample, tile_rows]
-        _copy_thumbnails(aug, features, sample)
-        parts.append(overlap_pairs(aug, pool, np.arange(len(sample), len(pool)), min_ncc=-1.0))
+        look, at, rows = _compact(aug, features, pool)
+        tiles = overlap_pairs(look, at[pool], np.arange(len(sample), len(pool)), min_ncc=-1.0)
+        parts.append(dataclasses.replace(tiles, i=rows[tiles.i], j=rows[tiles.j]))
     pairs = _unique(PairTable.concat(parts))
     kth = found.kth_neighbour.copy()
     kth[:n] = candidates.kth_neighbour
     involved = np.unique(np.r_[pairs.i, pairs.j])
     kth = typical_neighbours(aug, involved, kth)
-    _copy_thumbnails(aug, features, np.r_[involved, kth[involved]])
+    # the evidence, on the images the pairs and their typical neighbours show
+    look, at, rows = _compact(aug, features, np.r_[involved, kth[involved]])
+    look_pairs = dataclasses.replace(pairs, i=at[pairs.i], j=at[pairs.j])
+    look_kth = np.where(kth[rows] >= 0, at[np.clip(kth[rows], 0, None)], -1)
     # only pairs at the min_ncc floor are learnt from (below: see MIN_NEGATIVES), so only they
     # are measured in full
-    evidence = pair_evidence(aug, pairs, kth, variants, min_ncc=s.min_ncc, jobs=jobs)
+    evidence = pair_evidence(look, look_pairs, look_kth, variants, min_ncc=s.min_ncc, jobs=jobs)
     origin_of = np.full(len(aug), -1, np.int64)
     origin_of[n:] = origin
     src_i = np.where(pairs.i >= n, origin_of[pairs.i], pairs.i)
@@ -377,7 +381,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
         if reading.any() and int((reading & floor & ~label).sum()) < MIN_NEGATIVES:
             # a small dataset: learn from the easy look-alikes too
             below = np.flatnonzero(reading & ~floor)
-            evidence[below] = pair_evidence(aug, pairs.take(below), kth, variants, jobs=jobs)
+            evidence[below] = pair_evidence(look, look_pairs.take(below), look_kth, variants, jobs=jobs)
             floor[below] = True
     columns = tuple(c for c in EVIDENCE if c != "model" or features.model_embedding is not None)
     stats = {"n_images": int(len(set(origin.tolist()))), "n_copies": int(made.ok.sum()),
@@ -434,12 +438,18 @@ def _copies_job(job) -> tuple:
     return origin, edit_names, extract_images(copies, model=model)
 
 
-def _copy_thumbnails(aug: Features, features: Features, rows: np.ndarray) -> None:
-    """Copy the thumbnails of ``rows`` (those of ``features``' rows; others are ignored) into
-    ``aug``, which was made without them."""
-    rows = np.unique(rows[(rows >= 0) & (rows < len(features))])
-    aug.thumb[rows] = features.thumb[rows]
-    aug.colour[rows] = features.colour[rows]
+def _compact(aug: Features, features: Features, rows: np.ndarray) -> tuple:
+    """``(look, at, rows)``: the ``rows`` of ``aug`` (ascending, once each; -1 ignored) as
+    features of their own, with the thumbnails of ``features``' rows that ``aug`` was made
+    without; ``at[r]`` is where row ``r`` of ``aug`` is in them (rows keep their order)."""
+    rows = np.unique(rows[rows >= 0])
+    look = aug.take(rows)
+    mine = rows < len(features)
+    look.thumb[mine] = features.thumb[rows[mine]]
+    look.colour[mine] = features.colour[rows[mine]]
+    at = np.full(len(aug), -1, np.int64)
+    at[rows] = np.arange(len(rows))
+    return look, at, rows
 
 
 def _proposed(cands: PairTable, a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:

@@ -169,8 +169,8 @@ class Features:
     @classmethod
     def concat(cls, parts: list["Features"], offsets: list[int], *, blank=()) -> "Features":
         """Join per-chunk features; ``offsets[k]`` is the first row of part k. The thumbnails of
-        the parts numbered in ``blank`` are left out (zero, and no memory until written): for a
-        caller that needs only a few of them, and copies those in."""
+        the parts numbered in ``blank`` are left out (zero, taking no memory): for a caller that
+        needs none of them, or takes the few it needs from those parts themselves."""
         n = max((off + len(p) for p, off in zip(parts, offsets)), default=0)
         return cls.assemble(n, [(np.arange(off, off + len(p)), p) for p, off in zip(parts, offsets)], blank=blank)
 

@@ -179,7 +179,8 @@ OPT_MIN_NCC = typer.Option(DEFAULTS.min_ncc, "--min-ncc", min=-1.0, max=1.0,
                                 "dropped before the decision (-1: keep every candidate).")
 OPT_CROPS = typer.Option(DEFAULTS.crops, "--crops/--no-crops",
                          help="Also search crops of every image (finds cropped copies) and, with --transforms all, "
-                              "tilted views (copies rotated then cropped); --no-crops is faster.")
+                              "tilted views (copies rotated then cropped, or with their corners filled from the "
+                              "picture); --no-crops is faster.")
 OPT_OVERLAP = typer.Option(DEFAULTS.overlap, "--overlap/--no-overlap",
                            help="Also search for overlapping tiles of one large image (images of 64 px or more).")
 OPT_MODEL = typer.Option(None, "--model", show_default=False,

@@ -385,7 +385,9 @@ def _concat_sorted(pt, extra: dict):
 
 
 def _keys(i, j) -> np.ndarray:
-    return np.asarray(i, np.int64) * (1 << 32) + np.asarray(j, np.int64)
+    from .pairs import pair_keys  # noqa: PLC0415 - keeps `import leakscan.decisions` light
+
+    return pair_keys(i, j)
 
 
 def _measure(features, i, j) -> dict:

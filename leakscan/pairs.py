@@ -63,6 +63,11 @@ KINDS = tuple(k.label for k in Kind)
 SEARCH_VERSION = "22"
 
 
+def pair_keys(i, j) -> np.ndarray:
+    """One int64 per pair of rows ``(i[k], j[k])``: the key of that pair in any table."""
+    return np.asarray(i, np.int64) * (1 << 32) + np.asarray(j, np.int64)
+
+
 @dataclass(frozen=True)
 class PairTable:
     """Duplicate pairs as parallel arrays, rows ``i < j``, sorted by (i, j).
@@ -174,8 +179,8 @@ class PairTable:
         return self.take(order[new])
 
     def keys(self) -> np.ndarray:
-        """One int64 per pair, the same for the same (i, j) in any table."""
-        return self.i.astype(np.int64) * (1 << 32) + self.j.astype(np.int64)
+        """One int64 per pair, the same for the same (i, j) in any table (:func:`pair_keys`)."""
+        return pair_keys(self.i, self.j)
 
     def kind_names(self) -> np.ndarray:
         return np.array(KINDS, dtype=object)[self.kind]

@@ -15,7 +15,9 @@ and its evidence measured (:mod:`leakscan.evidence`):
 
 A logistic regression (scikit-learn) on these pairs, with the two classes weighted
 equally, gives each real candidate a ``confidence``: the estimated probability that the two
-images are the same picture, at even prior odds. Held-out pairs (cross-validated by source
+images are the same picture, at even prior odds. The weights of the similarity evidence keep
+their sign; those of the columns saying how a pair was found are held near 0
+(:data:`READING_PENALTY`). Held-out pairs (cross-validated by source
 image) say how well the evidence separates copies from look-alikes *on this data*
 (``heldout_auc``); when it separates them poorly (images too small or too uniform), the
 audit says so.
@@ -71,6 +73,11 @@ MIN_NEGATIVES = 20
 #: Pseudo-pairs of each class added when the share of copies among the candidates is estimated
 #: (:func:`adjust_to_prior`): a handful of candidates cannot pull it to 0.
 PRIOR_PSEUDO_COUNT = 10
+#: The columns that say how a pair was found (``zoom``, ``cropped``, ``rotated``, ``overlap``:
+#: either sign) are penalised this much per pair learnt from (standardised): the similarity
+#: evidence decides, the reading only nudges. Free, they took large weights of either sign
+#: from one sample of copies to the next.
+READING_PENALTY = 0.1
 #: Below this held-out AUC the evidence separates copies from look-alikes poorly on this data
 #: (a warning says so).
 MIN_AUC = 0.9
@@ -510,8 +517,11 @@ def _fit(evidence, label, group_digest, columns, min_confidence, stats) -> Calib
 
     signs = np.array([SIGN.get(c, 0) for c in columns])  # similarity never speaks against a copy
 
+    reading = signs == 0  # how the pair was found, not how alike it is: held near 0
+
     def fit(rows):
-        return logistic_fit(z[rows], y[rows], signs=signs)
+        return logistic_fit(z[rows], y[rows], signs=signs,
+                            penalty=np.where(reading, max(1.0, READING_PENALTY * len(rows)), 1.0))
 
     # held-out probabilities: folds by source image, so a copy is never judged by a fit on its twin
     heldout = np.full(len(y), np.nan)
@@ -538,7 +548,7 @@ def _sigmoid(t: np.ndarray) -> np.ndarray:
 
 
 def logistic_fit(x: np.ndarray, y: np.ndarray, c: float = 1.0, tol: float = 1e-8, max_iter: int = 100,
-                 signs=None) -> tuple:
+                 signs=None, penalty=None) -> tuple:
     """``(coef, intercept)`` of an L2-regularised logistic regression with balanced class weights.
 
     The objective of scikit-learn's ``LogisticRegression(C=c, class_weight="balanced")``
@@ -550,6 +560,7 @@ def logistic_fit(x: np.ndarray, y: np.ndarray, c: float = 1.0, tol: float = 1e-8
     only speak for a copy (+1) or against one (-1) never gets the other sign, however its
     sample correlates with the other columns. The same objective is then minimised within
     those bounds (projected Newton: weights held at 0 while the gradient pushes them past it).
+    ``penalty`` (one per column, default 1) scales each weight's squared-norm term.
     """
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
@@ -558,7 +569,7 @@ def logistic_fit(x: np.ndarray, y: np.ndarray, c: float = 1.0, tol: float = 1e-8
     weight = np.where(y > 0, n / (2 * max(n_pos, 1.0)), n / (2 * max(n - n_pos, 1.0))) * c
     xa = np.c_[x, np.ones(n)]
     beta = np.zeros(d + 1)
-    penalty = np.r_[np.ones(d), 0.0]
+    penalty = np.r_[np.ones(d) if penalty is None else np.asarray(penalty, np.float64), 0.0]
     sign = np.r_[np.zeros(d) if signs is None else np.asarray(signs, np.float64), 0.0]
 
     def objective(b):

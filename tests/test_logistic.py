@@ -75,3 +75,27 @@ def test_sign_bounded_fit_matches_scipy_bounded_minimiser():
     ref = minimize(loss, np.zeros(d + 1), method="L-BFGS-B", bounds=bounds, options={"gtol": 1e-10, "ftol": 1e-14})
     assert (signs * coef >= 0).all() and (coef[[1, 3]] == 0).all()  # the two columns that speak the other way
     np.testing.assert_allclose(np.r_[coef, intercept], ref.x, atol=2e-3)
+
+
+def test_a_per_column_penalty_is_the_scaled_norm_term_and_shrinks_that_weight():
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(6)
+    n, d = 1200, 4
+    x = rng.normal(size=(n, d))
+    x[:, 3] = (rng.random(n) < 0.3).astype(float)  # a 0/1 column, as the readings are
+    y = (x[:, 0] + 0.5 * x[:, 1] + 0.8 * x[:, 3] + rng.normal(size=n) > 0.2).astype(int)
+    penalty = np.array([1.0, 1.0, 1.0, 0.1 * n])  # as the decision holds the reading columns
+    coef, intercept = logistic_fit(x, y, penalty=penalty)
+    free, _ = logistic_fit(x, y)
+    w = np.where(y > 0, n / (2 * y.sum()), n / (2 * (n - y.sum())))
+    xa = np.c_[x, np.ones(n)]
+
+    def loss(b):
+        t = xa @ b
+        return np.sum(w * (np.logaddexp(0, t) - y * t)) + 0.5 * np.sum(penalty * b[:d] ** 2)
+
+    ref = minimize(loss, np.zeros(d + 1), method="L-BFGS-B", options={"gtol": 1e-10, "ftol": 1e-14})
+    np.testing.assert_allclose(np.r_[coef, intercept], ref.x, atol=2e-3)
+    assert 0 < coef[3] < 0.5 * free[3]  # held towards 0, not to it
+    np.testing.assert_allclose(coef[:2], free[:2], rtol=0.2)  # the other evidence still decides

@@ -3,8 +3,10 @@
 The search (:mod:`leakscan.pairs`) proposes candidates that look alike in layout. For each
 candidate, the two 32x32 grayscale thumbnails are first *aligned*: the detail (thumbnail
 minus its blur) of one is compared with the other's over small zooms and shifts
-(:func:`leakscan.verify.align`, coarse-to-fine; the best normalised cross-correlation is ``ncc``). At that
-alignment, more evidence is measured:
+(:func:`leakscan.verify.align`, coarse-to-fine; the best normalised cross-correlation is ``ncc``). A pair
+found as a crop is also lined up through the crop view of one that best matches the other
+(a crop of half the picture is more zoom and shift than whole thumbnails line up over); the
+better alignment counts. At that alignment, more evidence is measured:
 
 * ``ncc_fine``: correlation of the finest detail (sigma 1 px): a re-encoded or shifted copy
   keeps it, two photos of similar things (silhouettes on sky, ships on a horizon) do not;
@@ -41,8 +43,8 @@ from .padding import NO_BORDER, border_mask, padding_weights
 from .parallel import run_chunks
 from .pairs import Kind, PairTable
 from .verify import BLOCK, _down2, _shift_each, _zoom, align
-from .views import (N_VARIANTS, THUMB, MatchView, apply_dihedral, box_views, embedding_variants, is_oblong,
-                    tilted_views, turned_share)
+from .views import (CROP_PLACES, N_VARIANTS, THUMB, MatchView, apply_dihedral, box_views, crop_views,
+                    embedding_variants, is_oblong, tilted_views, turned_share)
 
 __all__ = ["measure", "pair_evidence", "background", "tilted_angles", "EVIDENCE", "SIGN", "colour_agreement"]
 #: Columns of the evidence matrix, in order.
@@ -243,6 +245,28 @@ def _views(features: Features, i, j, v, padding):
     ba = _border(padding[i])
     return (ta, features.thumb[j].astype(np.float32), ca, features.colour[j].astype(np.float32),
             None if ba is None else _dihedral(ba, v), _border(padding[j]))
+
+
+def _crop_read(features: Features, i, j):
+    """``(ta, tb, ca, cb)``: for each pair, the crop view (:func:`~leakscan.views.crop_views`)
+    of one image whose gradient histogram is nearest the other's embedding, and the other
+    whole (thumbnails and colour thumbnails): the crop search's match, to line up."""
+    p, places = len(i), len(CROP_PLACES)
+    rows, at = np.unique(np.r_[i, j], return_inverse=True)
+    views = crop_views(features.thumb[rows])  # (u, places, n, n)
+    emb = hog(np.rint(views).reshape(-1, THUMB, THUMB).astype(np.uint8)).reshape(len(rows), places, -1)
+    # the cropped side and the place: (i's view, j whole) or (j's view, i whole)
+    sims = np.concatenate([np.einsum("pkd,pd->pk", emb[at[:p]], features.embedding[j]),
+                           np.einsum("pkd,pd->pk", emb[at[p:]], features.embedding[i])], axis=1)
+    best = sims.argmax(axis=1)
+    side, place = best // places, best % places
+    cropped = np.where(side == 0, at[:p], at[p:])
+    whole = np.where(side == 0, j, i)
+    colour = features.colour[rows[cropped]].astype(np.float32)
+    cn = colour.shape[-1]
+    cviews = crop_views(colour.reshape(-1, cn, cn)).reshape(p, 3, places, cn, cn)
+    return (views[cropped, place], features.thumb[whole].astype(np.float32), cviews[np.arange(p), :, place],
+            features.colour[whole].astype(np.float32))
 
 
 def _common_part(features: Features, i, j, offset):
@@ -503,6 +527,14 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
                 r[name][asym] = arr
         for name, arr in r.items():
             res[name][plain] = arr
+    crop = np.flatnonzero(v == MatchView.CROPPED)
+    if len(crop):  # also read through the crop view that matched: a crop of half the picture is
+        # more zoom and shift than the whole thumbnails line up over
+        ta, tb, ca, cb = _crop_read(features, i[crop], j[crop])
+        r = measure(ta, tb, ca, cb, min_ncc=min_ncc)
+        cur = {name: arr[crop] for name, arr in res.items()}
+        for name, arr in _best_of(cur, r).items():
+            res[name][crop] = arr
     rot = np.flatnonzero(rotated)
     if len(rot):
         trimmed_view = features.canvas_mask(trimmed=True)

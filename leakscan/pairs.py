@@ -33,8 +33,8 @@ from .features import QUADRANTS, WINDOW_PLACES, Features, hog, window_hog
 from .index import CodedCosineIndex, CosineIndex, HammingIndex
 from .settings import DetectSettings
 from .verify import BLOCK, locate
-from .views import (CROP_PLACES, THUMB, TILT_ANGLES, MatchView, box_views, crop_views, embedding_variants,
-                    is_oblong, tilted_views, transform_variants, turned_share)
+from .views import (CROP_PLACES, CROP_SIDE, CROP_SIDE_TIGHT, THUMB, TILT_ANGLES, MatchView, box_views, crop_views,
+                    embedding_variants, is_oblong, tilted_views, transform_variants, turned_share)
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "23"
+SEARCH_VERSION = "24"
 
 
 def pair_keys(i, j) -> np.ndarray:
@@ -296,7 +296,8 @@ def find_candidates(
         rotated = (features.derotated_rows, features.derotated_embedding) if settings.transforms != "none" else None
         ei_, ej_, es_, ev_, kth_pos = _embedding_pairs(
             features.embedding, search_rows, variants, settings, progress, query_pos,
-            rotated=rotated, thumbs=features.thumb if settings.crops else None)
+            rotated=rotated, thumbs=features.thumb if settings.crops else None,
+            big=features.sizes[search_rows].min(axis=1) >= OVERLAP_MIN_SIDE)
         parts.append(_candidates(ei_, ej_, Kind.EMBEDDING, es_, ev_))
         has = kth_pos >= 0
         kth[search_rows[has]] = search_rows[kth_pos[has]]
@@ -386,12 +387,13 @@ def rows_of(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, progress, query_pos=None,
-                     block: int = 4096, rotated=None, thumbs=None):
+                     block: int = 4096, rotated=None, thumbs=None, big=None):
     """Embedding k-NN pairs with the ratio test.
 
     Queries: every image under each of ``variants``; the de-rotated views ``rotated`` =
     (rows, embeddings) under each of ``variants``; and, when ``thumbs`` (all rows) is given,
-    the crop views of every image, plain.
+    the crop views of every image, plain, and the tighter crop views of those ``big`` marks
+    (a mask over ``search_rows``).
     """
     emb = rows_of(emb_all, search_rows)
     index = CosineIndex(emb)
@@ -416,13 +418,18 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
             sets.append((rpos[wanted], lambda a, b: derotated_q[a:b], variants, MatchView.DEROTATED))
     if thumbs is not None:
         nc = len(CROP_PLACES)
-        crop_pos = np.repeat(query_pos, nc)
 
-        def crop_emb(a, b):
-            rows = search_rows[crop_pos[a:b:nc]]  # a and b are multiples of nc
-            views = crop_views(thumbs[rows]).reshape(-1, thumbs.shape[1], thumbs.shape[2])
-            return hog(np.rint(views).astype(np.uint8))  # uint8: hog's lookup-table path
-        sets.append((crop_pos, crop_emb, (0,), MatchView.CROPPED))
+        def crop_set(pos, side):
+            crop_pos = np.repeat(pos, nc)
+
+            def crop_emb(a, b):
+                rows = search_rows[crop_pos[a:b:nc]]  # a and b are multiples of nc
+                views = crop_views(thumbs[rows], side).reshape(-1, thumbs.shape[1], thumbs.shape[2])
+                return hog(np.rint(views).astype(np.uint8))  # uint8: hog's lookup-table path
+            return crop_pos, crop_emb, (0,), MatchView.CROPPED
+        sets.append(crop_set(query_pos, CROP_SIDE))
+        if big is not None and big[query_pos].any():  # half the picture: of pictures large enough to crop so
+            sets.append(crop_set(query_pos[big[query_pos]], CROP_SIDE_TIGHT))
     total = sum(len(q) * len(vs) for q, _, vs, _ in sets)
     done = 0
     if progress:

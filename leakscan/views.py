@@ -31,7 +31,7 @@ from .rotation import derotate
 
 __all__ = ["apply_dihedral", "embedding_variants", "crop_views", "box_views", "tilted_views", "transform_variants",
            "canvas_view", "is_oblong", "turned_share", "MatchView", "READINGS", "TILT_ANGLES", "TILT_BOXES",
-           "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "THUMB", "CELL", "BINS"]
+           "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "CROP_SIDE_TIGHT", "THUMB", "CELL", "BINS"]
 
 #: Side (pixels) of the grayscale thumbnail every feature and view comes from.
 THUMB = 32
@@ -258,6 +258,8 @@ def embedding_variants(emb: np.ndarray, variants) -> np.ndarray:
 #: Crop views searched for every image (:func:`crop_views`): side as a share of the
 #: thumbnail (0.84: a crop keeping 70% of the area) and where the crop sits (centre, corners).
 CROP_SIDE = 0.84
+#: ... and, for pictures of 64 px or more, tighter ones (0.7: a crop keeping half the area).
+CROP_SIDE_TIGHT = 0.7
 CROP_PLACES = ((0.5, 0.5), (0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0))
 
 

@@ -56,6 +56,20 @@ def scene(seed: int, size: int = 96) -> Image.Image:
     return img
 
 
+def photo_halves() -> list:
+    """Six different pictures of 300x200: the left and right halves of scikit-learn's two
+    sample photos, and their middles turned upside down."""
+    from sklearn.datasets import load_sample_images
+
+    out = []
+    for a in load_sample_images().images:  # two 640x427 photos
+        photo = Image.fromarray(a)
+        out.append(photo.crop((0, 0, 320, 427)).resize((300, 200), Image.LANCZOS))
+        out.append(photo.crop((320, 0, 640, 427)).resize((300, 200), Image.LANCZOS))
+        out.append(photo.crop((160, 100, 480, 427)).rotate(180).resize((300, 200), Image.LANCZOS))
+    return out
+
+
 def write_dataset(root: Path, layout: dict[str, Image.Image], fmt: str = "JPEG", **save) -> Path:
     """Write {relative path: image} under root; returns root."""
     for rel, img in layout.items():

@@ -16,21 +16,7 @@ from leakscan import audit
 from leakscan.features import thumbnail
 from leakscan.views import TILT_ANGLES, box_views, tilted_views, turned_share
 
-from conftest import scene
-
-
-def _pictures():
-    """Six different pictures of 300x200: the left and right halves of scikit-learn's two
-    sample photos, and their middles turned upside down."""
-    from sklearn.datasets import load_sample_images
-
-    out = []
-    for a in load_sample_images().images:  # two 640x427 photos
-        photo = Image.fromarray(a)
-        out.append(photo.crop((0, 0, 320, 427)).resize((300, 200), Image.LANCZOS))
-        out.append(photo.crop((320, 0, 640, 427)).resize((300, 200), Image.LANCZOS))
-        out.append(photo.crop((160, 100, 480, 427)).rotate(180).resize((300, 200), Image.LANCZOS))
-    return out
+from conftest import photo_halves, scene
 
 
 def _box(w, h, angle, square):
@@ -67,7 +53,7 @@ def _corr(a, b):
 
 @pytest.mark.parametrize("angle, square", [(12.0, False), (-31.0, False), (24.0, True)])
 def test_the_tilted_view_of_the_original_is_the_turned_and_cropped_copy(angle, square):
-    img = _pictures()[0]
+    img = photo_halves()[0]
     copy = _turned(img, angle, "pil", square)
     thumb = thumbnail(img)
     sizes = np.array([img.size])
@@ -92,7 +78,7 @@ def test_tilted_views_of_no_images():
 
 
 def _write(root):
-    pictures = _pictures()
+    pictures = photo_halves()
     copies = {0: (14.0, "pil", False), 1: (-37.0, "ndi", False), 2: (22.0, "pil", True), 3: (-9.0, "ndi", True),
               4: (41.0, "pil", False)}
     (root / "train").mkdir()
@@ -144,7 +130,7 @@ def _turned_in_frame(img, angle, mode):
 
 @pytest.mark.parametrize("angle, mode", [(18.0, "nearest"), (-33.0, "mirror")])
 def test_the_centre_of_a_copy_turned_in_its_frame_is_the_tilted_view_of_that_share(angle, mode):
-    img = _pictures()[1]
+    img = photo_halves()[1]
     copy = thumbnail(_turned_in_frame(img, angle, mode))
     sizes = np.array([img.size])
     share = turned_share(sizes, [angle])[0]
@@ -157,7 +143,7 @@ def test_the_centre_of_a_copy_turned_in_its_frame_is_the_tilted_view_of_that_sha
 
 
 def test_copies_turned_in_their_frame_with_the_picture_in_their_corners_are_found(tmp_path):
-    pictures = _pictures()
+    pictures = photo_halves()
     copies = {0: (17.0, "nearest"), 2: (-28.0, "mirror"), 4: (36.0, "reflect"), 5: (-11.0, "mirror")}
     (tmp_path / "train").mkdir()
     (tmp_path / "test").mkdir()

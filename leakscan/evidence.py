@@ -6,7 +6,9 @@ minus its blur) of one is compared with the other's over small zooms and shifts
 (:func:`leakscan.verify.align`, coarse-to-fine; the best normalised cross-correlation is ``ncc``). A pair
 found as a crop is also lined up through the crop view of one that best matches the other
 (a crop of half the picture is more zoom and shift than whole thumbnails line up over); the
-better alignment counts. At that alignment, more evidence is measured:
+better alignment counts. Padding (a rotation's canvas, a letterbox, a trimmed border) is left
+out, but a flat black or white ground both images show in the same place counts as picture
+unless one was rotated on a canvas. At that alignment, more evidence is measured:
 
 * ``ncc_fine``: correlation of the finest detail (sigma 1 px): a re-encoded or shifted copy
   keeps it, two photos of similar things (silhouettes on sky, ships on a horizon) do not;
@@ -39,7 +41,7 @@ import dataclasses
 import numpy as np
 
 from .features import Features, hog, phash_variants
-from .padding import NO_BORDER, border_mask, padding_weights
+from .padding import NO_BORDER, border_mask, flat_ground, padding_weights
 from .parallel import run_chunks
 from .pairs import Kind, PairTable
 from .verify import BLOCK, _down2, _shift_each, _zoom, align
@@ -210,17 +212,27 @@ def _dihedral(a: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
-def _measure_padded(ta, tb, ca, cb, min_ncc=None, border_a=None, border_b=None):
+def _measure_padded(ta, tb, ca, cb, min_ncc=None, border_a=None, border_b=None, ground=None):
     """:func:`measure`, leaving padding (rotation canvas, letterbox) out where there is any;
     ``border_a``/``_b`` (``(p, 32, 32)`` bool or None) mark the border each image's canvas
-    view trimmed off (a flat border of any colour, a caption bar): padding too."""
+    view trimmed off (a flat border of any colour, a caption bar): padding too. For the pairs
+    ``ground`` marks (``(p,)`` bool), a flat black or white ground both images show in the same
+    place is kept as picture."""
     p = len(ta)
-    wa = padding_weights(ta.astype(np.uint8), border=border_a)
-    wb = padding_weights(tb.astype(np.uint8), border=border_b)
+    ua, ub = ta.astype(np.uint8), tb.astype(np.uint8)
+    wa = padding_weights(ua, border=border_a)
+    wb = padding_weights(ub, border=border_b)
     if wa is None and wb is None:
         return measure(ta, tb, ca, cb, min_ncc=min_ncc)
     wa = np.ones(ta.shape, np.float32) if wa is None else wa
     wb = np.ones(tb.shape, np.float32) if wb is None else wb
+    if ground is not None and ground.any():
+        # a flat black or white ground both show in the same place is picture they share, not
+        # the padding of one (a plane on white sky, trimmed in one image and not the other)
+        k = np.flatnonzero(ground)
+        shared = flat_ground(ua[k]) & flat_ground(ub[k])
+        wa[k] = np.where(shared, 1.0, wa[k])
+        wb[k] = np.where(shared, 1.0, wb[k])
     padded = (wa.min(axis=(1, 2)) < 1) | (wb.min(axis=(1, 2)) < 1)
     out = {}
     for use_w in (False, True):
@@ -511,17 +523,20 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
     rotated = (v >= N_VARIANTS) & ~partial
     plain_v = np.where(partial, 0, np.where(rotated, v - N_VARIANTS, v))
     padding = features.canvas_padding()  # a trimmed border is padding, not picture
+    on_canvas = features.canvas_mask(trimmed=False)  # pictures rotated on a canvas (rotated back)
     res = {name: np.zeros(len(todo), np.float32)
            for name in ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "zoom")}
     plain = np.flatnonzero(~rotated & ~overlap & ~tilted)
     if len(plain):
         ta, tb, ca, cb, ba, bb = _views(features, i[plain], j[plain], plain_v[plain], padding)
-        r = _measure_padded(ta, tb, ca, cb, min_ncc, ba, bb)
+        # not the canvas of a picture rotated on it: two such canvases share flat corners
+        ground = ~(on_canvas[i] | on_canvas[j])
+        r = _measure_padded(ta, tb, ca, cb, min_ncc, ba, bb, ground[plain])
         asym = np.flatnonzero(np.isin(plain_v[plain], (5, 6)))  # rot90/rot270: try the other side too
         if len(asym):
             k = plain[asym]
             tb, ta, cb, ca, bb, ba = _views(features, j[k], i[k], plain_v[k], padding)
-            r2 = _measure_padded(ta, tb, ca, cb, min_ncc, ba, bb)
+            r2 = _measure_padded(ta, tb, ca, cb, min_ncc, ba, bb, ground[k])
             r = {name: arr.copy() for name, arr in r.items()}
             for name, arr in _best_of({n: a[asym] for n, a in r.items()}, r2).items():
                 r[name][asym] = arr
@@ -587,8 +602,7 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
     cols["cropped"] = (v == MatchView.CROPPED).astype(np.float32)
     cols["overlap"] = overlap.astype(np.float32)
     # a view rotated back (interpolated), not one only trimmed out of its flat border
-    turned = features.canvas_mask(trimmed=False)
-    cols["rotated"] = (rotated & (turned[i] | turned[j])).astype(np.float32)
+    cols["rotated"] = (rotated & (on_canvas[i] | on_canvas[j])).astype(np.float32)
     if features.model_embedding is not None:
         me = features.model_embedding
         cols["model"] = np.einsum("pd,pd->p", me[i], me[j])

@@ -67,6 +67,17 @@ def border_mask(boxes: np.ndarray, n: int) -> np.ndarray:
     return outside_y[:, :, None] | outside_x[:, None, :]
 
 
+def flat_ground(thumbs: np.ndarray, tol: int = 6) -> np.ndarray:
+    """``(p, n, n)`` bool: the flat black or white region touching the border of each uint8
+    thumbnail, whatever its size (the ground a picture stands on, or padding)."""
+    t = np.asarray(thumbs)
+    out = np.zeros(t.shape, bool)
+    found = _extreme_padding(t, tol, 0.0, 1.0) if len(t) else None
+    if found is not None:
+        out[found[0]] = found[1]
+    return out
+
+
 def _extreme_padding(t: np.ndarray, tol: int, min_frac: float, max_frac: float):
     """``(rows, masks)``: the flat black or white padding of the thumbnails that have it, or None."""
     from scipy import ndimage  # noqa: PLC0415

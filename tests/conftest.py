@@ -70,6 +70,20 @@ def photo_halves() -> list:
     return out
 
 
+def plant_copies(root: Path, pictures: list, copies: dict) -> None:
+    """A dataset under ``root``: each of ``pictures`` in train as ``pic{k}.jpg``, each copy in
+    ``copies`` (k -> an edited copy of picture k) in test as ``copy{k}.jpg``, and 40 other
+    scenes in train (the look-alikes the decision learns from)."""
+    (root / "train").mkdir()
+    (root / "test").mkdir()
+    for k, img in enumerate(pictures):
+        img.save(root / "train" / f"pic{k}.jpg", quality=92)
+    for k, img in copies.items():
+        img.save(root / "test" / f"copy{k}.jpg", quality=92)
+    for k in range(40):
+        scene(300 + k, 160).save(root / "train" / f"scene{k:02d}.jpg", quality=90)
+
+
 def write_dataset(root: Path, layout: dict[str, Image.Image], fmt: str = "JPEG", **save) -> Path:
     """Write {relative path: image} under root; returns root."""
     for rel, img in layout.items():

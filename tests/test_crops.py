@@ -10,7 +10,7 @@ from leakscan.features import extract_images
 from leakscan.pairs import Kind, PairTable
 from leakscan.views import MatchView
 
-from conftest import photo_halves, scene
+from conftest import photo_halves, plant_copies
 
 
 def _corner_crop(img: Image.Image, share: float, corner: tuple) -> Image.Image:
@@ -48,14 +48,8 @@ def test_a_corner_crop_of_half_the_picture_lines_up_through_its_crop_view():
 def test_crops_of_half_to_two_thirds_of_a_picture_are_found(tmp_path):
     pictures = photo_halves()
     copies = {0: (0.52, (1, 0)), 1: (0.55, (0, 1)), 3: (0.52, (0, 0)), 4: (0.58, (1, 1))}
-    (tmp_path / "train").mkdir()
-    (tmp_path / "test").mkdir()
-    for k, img in enumerate(pictures):
-        img.save(tmp_path / "train" / f"pic{k}.jpg", quality=92)
-    for k, (share, corner) in copies.items():
-        _corner_crop(pictures[k], share, corner).save(tmp_path / "test" / f"copy{k}.jpg", quality=92)
-    for k in range(40):  # other pictures: the look-alikes the decision learns from
-        scene(300 + k, 160).save(tmp_path / "train" / f"scene{k:02d}.jpg", quality=90)
+    plant_copies(tmp_path, pictures, {k: _corner_crop(pictures[k], share, corner)
+                                      for k, (share, corner) in copies.items()})
     r = audit(tmp_path, cache=False, jobs=1)
     dup = {frozenset((rec["a"], rec["b"])): rec for rec in r.pair_records()}
     for k in copies:

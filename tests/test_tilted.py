@@ -16,7 +16,7 @@ from leakscan import audit
 from leakscan.features import thumbnail
 from leakscan.views import TILT_ANGLES, box_views, tilted_views, turned_share
 
-from conftest import photo_halves, scene
+from conftest import photo_halves, plant_copies
 
 
 def _box(w, h, angle, square):
@@ -81,14 +81,8 @@ def _write(root):
     pictures = photo_halves()
     copies = {0: (14.0, "pil", False), 1: (-37.0, "ndi", False), 2: (22.0, "pil", True), 3: (-9.0, "ndi", True),
               4: (41.0, "pil", False)}
-    (root / "train").mkdir()
-    (root / "test").mkdir()
-    for k, img in enumerate(pictures):
-        img.save(root / "train" / f"pic{k}.jpg", quality=92)
-    for k, (angle, tool, square) in copies.items():
-        _turned(pictures[k], angle, tool, square).save(root / "test" / f"copy{k}.jpg", quality=92)
-    for k in range(40):  # other pictures: the look-alikes the decision learns from
-        scene(300 + k, 160).save(root / "train" / f"scene{k:02d}.jpg", quality=90)
+    plant_copies(root, pictures, {k: _turned(pictures[k], angle, tool, square)
+                                  for k, (angle, tool, square) in copies.items()})
     return copies
 
 
@@ -145,14 +139,8 @@ def test_the_centre_of_a_copy_turned_in_its_frame_is_the_tilted_view_of_that_sha
 def test_copies_turned_in_their_frame_with_the_picture_in_their_corners_are_found(tmp_path):
     pictures = photo_halves()
     copies = {0: (17.0, "nearest"), 2: (-28.0, "mirror"), 4: (36.0, "reflect"), 5: (-11.0, "mirror")}
-    (tmp_path / "train").mkdir()
-    (tmp_path / "test").mkdir()
-    for k, img in enumerate(pictures):
-        img.save(tmp_path / "train" / f"pic{k}.jpg", quality=92)
-    for k, (angle, mode) in copies.items():
-        _turned_in_frame(pictures[k], angle, mode).save(tmp_path / "test" / f"copy{k}.jpg", quality=92)
-    for k in range(40):
-        scene(300 + k, 160).save(tmp_path / "train" / f"scene{k:02d}.jpg", quality=90)
+    plant_copies(tmp_path, pictures, {k: _turned_in_frame(pictures[k], angle, mode)
+                                      for k, (angle, mode) in copies.items()})
     r = audit(tmp_path, cache=False, jobs=1)
     dup = {frozenset((rec["a"], rec["b"])): rec for rec in r.pair_records()}
     for k, (angle, mode) in copies.items():

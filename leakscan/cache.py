@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .output import utf8_text
+
 log = logging.getLogger(__name__)
 
 __all__ = ["FeatureCache", "CachedRows", "NotACache", "default_cache_path", "file_key"]
@@ -64,12 +66,16 @@ def default_cache_path() -> Path:
 
 
 def file_key(path: str) -> tuple[str, int, int] | None:
-    """(absolute path, size, mtime_ns) or None when the file cannot be stat'ed."""
+    """(absolute path, size, mtime_ns) or None when the file cannot be stat'ed.
+
+    A name that is not UTF-8 (its bytes kept by Python as surrogates) is stored with those
+    bytes written as ``\\xNN``: SQLite text must be UTF-8."""
     try:
         st = os.stat(path)
     except (OSError, ValueError):  # missing, unreadable folder, NUL in the name
         return None
-    return (path if os.path.isabs(path) else os.path.abspath(path)), int(st.st_size), int(st.st_mtime_ns)
+    full = path if os.path.isabs(path) else os.path.abspath(path)
+    return utf8_text(full), int(st.st_size), int(st.st_mtime_ns)
 
 
 class FeatureCache:

@@ -555,6 +555,10 @@ def resplit(
         con.print(_plain(f"New manifest written to {out}" + (f"; {placed} files placed under {materialize_dir}/ "
                                                               f"({link.value})" if placed is not None else "")),
                   markup=False)
+        skipped = [p for p in written if p.name.endswith(".skipped.csv")]
+        if skipped:
+            n = len(rs.unreadable_rows())
+            con.print(_plain(f"{n} unreadable file(s) left out of the new split, listed in {skipped[0]}"), markup=False)
     for line in rs.leftover_warnings():
         _say(f"leakscan: warning: {line}")
 

@@ -176,7 +176,7 @@ def _href(m, r: int, out_dir) -> str:
         rel = Path(os.path.relpath(target, Path(out_dir).absolute())).as_posix()
     except ValueError:  # another drive (Windows) or not absolute
         return ""
-    rel = quote(rel)
+    rel = quote(os.fsencode(rel))  # the name's own bytes, UTF-8 or not
     return rel if rel.startswith("../") else "./" + rel
 
 

@@ -13,8 +13,6 @@ import errno
 import os
 from pathlib import Path
 
-import numpy as np
-
 from .errors import ConfigError, OutputError
 from .output import make_folder
 from .safeio import TMP_MARK, check_target, dataset_folders, place_file
@@ -63,10 +61,10 @@ def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False) -
     taken: set[Path] = set()
     cleaned: set[Path] = set()
     placed = 0
-    for r in np.flatnonzero(~resplit.dropped):
+    for r in resplit.kept_rows():
         src = m.resolve(int(r))
         if not src.is_file():
-            continue  # missing files are already listed as skipped by the audit
+            continue  # gone since the audit read it
         label = _safe_part(m.labels[r]) if m.labels[r] else "_unlabelled"
         folder = dest / _safe_part(names[r]) / label
         try:

@@ -26,6 +26,20 @@ def _umask() -> int:
     return mask
 
 
+def utf8_text(text: str) -> str:
+    r"""``text`` that encodes as UTF-8: the bytes of a file name that are not UTF-8 (which Python
+    keeps as surrogates, U+DC80-U+DCFF) are written ``\xNN``.
+
+    >>> utf8_text("caf\udce9.jpg")
+    'caf\\xe9.jpg'
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def atomic_write(path, content: Content) -> Path:
     """Write ``content`` to ``path`` via a temporary file and an atomic rename; returns the path.
 
@@ -53,7 +67,7 @@ def atomic_write(path, content: Content) -> Path:
             os.close(fd)
             content(tmp)
         else:
-            data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+            data = utf8_text(content).encode("utf-8") if isinstance(content, str) else bytes(content)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()

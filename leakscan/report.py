@@ -18,7 +18,7 @@ import numpy as np
 
 from .audit import PAIR_COLUMNS, Audit
 from .errors import OutputError
-from .output import atomic_write, make_folder
+from .output import atomic_write, make_folder, utf8_text
 from .safeio import check_target, csv_cell, dataset_folders, plain, write_folder
 
 __all__ = ["write_outputs", "summary_json", "render_terminal", "OUTPUT_FILES"]
@@ -135,7 +135,8 @@ def _parquet_writer(audit: Audit):
     except ImportError:
         raise OutputError("--parquet needs pyarrow: pip install pyarrow") from None
     recs = audit.pair_records()
-    table = pa.table({c: [r[c] if r[c] != "" else None for r in recs] for c in PAIR_COLUMNS})
+    table = pa.table({c: [None if r[c] == "" else utf8_text(r[c]) if isinstance(r[c], str) else r[c] for r in recs]
+                      for c in PAIR_COLUMNS})
     return lambda path: pq.write_table(table, path)
 
 
@@ -261,7 +262,8 @@ def prepare_resplit_out(out: Path, *, force: bool, data_root: Path | None = None
 
 
 def write_resplit(rs, out: str | os.PathLike) -> list[Path]:
-    """Write the new manifest (paths relative to its folder) and, if any, ``<stem>.dropped.csv``."""
+    """Write the new manifest (paths relative to its folder) and, if any, ``<stem>.dropped.csv``
+    (images dropped) and ``<stem>.skipped.csv`` (files the audit could not read: left out)."""
     out = Path(out)
     if out.exists() and out.is_dir():
         raise OutputError(f"{out}: is a folder; --out names the CSV file to write")
@@ -275,12 +277,20 @@ def write_resplit(rs, out: str | os.PathLike) -> list[Path]:
             return str(m.paths[r])  # array[i], split/index of a dataset, table[i] of a bytes column
         return Path(os.path.relpath(m.resolve(r).absolute(), base)).as_posix()
 
-    rows = np.flatnonzero(~rs.dropped)
     names, grp = rs.splits, rs.groups_column()
     atomic_write(out, _csv_text(["path", "split", "label", "group"],
                                 ({"path": rel(r), "split": names[r], "label": m.labels[r], "group": grp[r]}
-                                 for r in rows)))
+                                 for r in rs.kept_rows())))
     written = [out]
+    unreadable = rs.unreadable_rows()
+    if len(unreadable):  # left out of the new split, listed so that nothing is lost silently
+        why = dict(rs.audit.features.failures)
+        skipped = out.with_name(out.stem + ".skipped.csv")
+        atomic_write(skipped, _csv_text(
+            ["path", "split", "label", "group", "reason"],
+            ({"path": rel(r), "split": m.splits[r], "label": m.labels[r], "group": m.groups[r],
+              "reason": why.get(int(r), "could not be read")} for r in unreadable)))
+        written.append(skipped)
     if rs.dropped.any():
         dropped = out.with_name(out.stem + ".dropped.csv")
         why = rs.drop_reasons()

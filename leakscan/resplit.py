@@ -107,12 +107,20 @@ class Resplit:
             out[r] = f"dup-{int(g.ids[r])}"
         return out
 
+    def kept_rows(self) -> np.ndarray:
+        """Rows of the new split: not dropped, and read by the audit. Unreadable files (the
+        audit's ``skipped``) are never written into the new manifest nor materialized."""
+        return np.flatnonzero(~self.dropped & self.audit.features.ok)
+
+    def unreadable_rows(self) -> np.ndarray:
+        """Rows left out of the new split because the audit could not read them."""
+        return np.flatnonzero(~self.audit.features.ok)
+
     def records(self) -> list[dict]:
         m = self.audit.manifest
-        # unreadable files are never written into the new manifest (nor materialized)
-        names, grp, keep = self.splits, self.groups_column(), ~self.dropped & self.audit.features.ok
+        names, grp = self.splits, self.groups_column()
         return [{"path": m.paths[r], "split": names[r], "label": m.labels[r], "group": grp[r]}
-                for r in np.flatnonzero(keep)]
+                for r in self.kept_rows()]
 
     def _links_dict(self) -> dict:
         """``spatial_links`` / ``multiframe_files`` (and what crosses splits after) when the rows have any."""
@@ -166,6 +174,7 @@ class Resplit:
                                     f"{now} after")
         return {"mode": self.mode, "remedy": self.remedy, "seed": self.seed, "n_images": int(len(m)),
                 "moved": a.moved, "dropped": int(self.dropped.sum()), "forced": a.forced,
+                "unreadable_left_out": int(len(self.unreadable_rows())),
                 "splits": splits, "problems": list(a.problems) + warnings, "class_warnings": warnings,
                 "cross_split_pairs_after": self.cross_split_pairs(),
                 "pairs_checked": len(self.pairs if self.pairs is not None else self.audit.pairs),

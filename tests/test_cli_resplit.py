@@ -34,7 +34,12 @@ def test_minimal_resplit_verified_by_reaudit(data, tmp_path):
     assert r.exit_code == 0, r.output
     rows = read(out)
     assert set(rows[0]) == {"path", "split", "label", "group"}
-    assert len(rows) == 311
+    # every file but the unreadable one, which is listed beside the manifest with its reason
+    assert len(rows) == 310
+    skipped = read(tmp_path / "new.skipped.csv")
+    assert [os.path.basename(x["path"]) for x in skipped] == ["corrupt-truncated.jpg"]
+    assert skipped[0]["split"] == "test" and "corrupt" in skipped[0]["reason"]
+    assert not any("corrupt" in x["path"] for x in rows)
     # re-running the audit on the new manifest finds no cross-split duplicate
     a = run("audit", "--manifest", out, "--json", "-q")
     d = json.loads(a.stdout)
@@ -64,13 +69,15 @@ def test_keep_and_drop(data, tmp_path):
     rows = read(tmp_path / "k.csv")
     orig_test = {str(p.relative_to(data)) for p in (data / "test").rglob("*.*")}
     new_test = {os.path.relpath(tmp_path / x["path"], data) for x in rows if x["split"] == "test"}
-    assert orig_test <= {os.path.normpath(p) for p in new_test}
+    unreadable = {os.path.normpath(os.path.relpath(tmp_path / x["path"], data)) for x in read(tmp_path / "k.skipped.csv")}
+    assert orig_test - unreadable <= {os.path.normpath(p) for p in new_test} and len(unreadable) == 1
+    assert d["unreadable_left_out"] == 1
     assert d["forced"] > 0 and d["dropped"] == 0
     r = run("resplit", data, "--out", tmp_path / "d.csv", "--keep", "test", "--drop", "--json", "-q")
     d = json.loads(r.stdout)
     dropped = read(tmp_path / "d.dropped.csv")
     assert d["dropped"] == len(dropped) > 0 and all(x["split"] != "test" for x in dropped)
-    assert len(read(tmp_path / "d.csv")) + len(dropped) == 311
+    assert len(read(tmp_path / "d.csv")) + len(dropped) + len(read(tmp_path / "d.skipped.csv")) == 311
 
 
 @pytest.mark.parametrize("link", ["hardlink", "symlink", "copy"])
@@ -81,7 +88,8 @@ def test_materialize_never_touches_originals(data, tmp_path, link):
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     files = [p for p in tree.rglob("*") if p.is_file() or p.is_symlink()]
-    assert len(files) == d["materialized"]["files"] == 311  # every file, the unreadable one too
+    assert len(files) == d["materialized"]["files"] == 310  # every file but the unreadable one
+    assert not any("corrupt" in p.name for p in files)
     assert {p.relative_to(tree).parts[0] for p in files} == {"train", "test"}
     assert tree_digest(data) == before
     if link == "symlink":

@@ -211,6 +211,30 @@ def test_4_a_fifo_is_skipped_not_waited_on(tmp_path):
     assert "not a regular file" in dict(r.skipped)["test/a/p.png"] and leaked(r) == 2
 
 
+def test_4_a_file_name_that_is_not_utf8_is_audited_cached_and_written(tmp_path):
+    """Linux names are bytes: one that is not UTF-8 (Python keeps it as surrogates) is audited,
+    cached, and written in every output as ``\\xNN``; the report's link is the name's own bytes."""
+    d = issue_dataset(tmp_path / "d")
+    odd = os.fsdecode(os.fsencode(str(d / "test/a")) + b"/caf\xe9.png")
+    try:
+        shutil.copy(d / "train/a/y.png", odd)
+    except (OSError, UnicodeError) as exc:
+        pytest.skip(f"this file system refuses the name: {exc}")
+    cache = tmp_path / "c.sqlite"
+    for _ in range(2):  # the second run reads the features back from the cache
+        res = CliRunner().invoke(app, ["audit", str(d), "--cache", str(cache), "--out", str(tmp_path / "o"),
+                                       "--force", "-q"])
+        assert res.exit_code == 0, res.output
+        assert res.exception is None or isinstance(res.exception, SystemExit)
+    rows = (tmp_path / "o/pairs.csv").read_text(encoding="utf-8")
+    assert "test/a/caf\\xe9.png" in rows and "train/a/y.png" in rows
+    assert "caf%E9.png" in (tmp_path / "o/report.html").read_text(encoding="utf-8")
+    out = tmp_path / "new.csv"
+    res = CliRunner().invoke(app, ["resplit", str(d), "--out", str(out), "--no-cache", "-q"])
+    assert res.exit_code == 0, res.output
+    assert "caf\\xe9.png" in out.read_text(encoding="utf-8")
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
 def test_4_dev_zero_and_proc_in_a_manifest_are_skipped(tmp_path):
     d = issue_dataset(tmp_path / "d")

@@ -117,6 +117,7 @@ def _main(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what each stage does (on stderr)."),
 ) -> None:
     """Find exact and near-duplicate images and the train/val/test leakage they cause."""
+    _tolerant_streams()
     logging.getLogger("faiss").setLevel(logging.WARNING)
     before = list(logging.getLogger().handlers)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
@@ -124,6 +125,16 @@ def _main(
     for handler in logging.getLogger().handlers:
         if handler not in before:
             handler.setFormatter(_PlainFormatter("leakscan: %(levelname)s: %(message)s"))
+
+
+def _tolerant_streams() -> None:
+    """A character the terminal cannot show (an ASCII or Latin-1 console; a file name's bytes
+    that are not UTF-8) is printed as an escape, never a crash."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):  # not a text stream leakscan may change
+            pass
 
 
 class _PlainFormatter(logging.Formatter):

@@ -235,6 +235,20 @@ def test_4_a_file_name_that_is_not_utf8_is_audited_cached_and_written(tmp_path):
     assert "caf\\xe9.png" in out.read_text(encoding="utf-8")
 
 
+def test_4_an_ascii_terminal_gets_escapes_not_a_crash(tmp_path):
+    """A console that cannot show a character (ASCII here; Latin-1 or cp1252 elsewhere) gets
+    escapes for the names, the ellipsis and the table rules, and the run ends normally."""
+    d = issue_dataset(tmp_path / "d")
+    shutil.copy(d / "train/a/y.png", d / "test/a/naïve.png")
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    for args in (["audit", str(d), "--no-cache"], ["resplit", str(d), "--out", str(tmp_path / "n.csv"), "--no-cache"]):
+        p = subprocess.run([sys.executable, "-m", "leakscan", *args], capture_output=True, env=env, timeout=300)
+        assert p.returncode == 0, p.stderr.decode("ascii", "replace")[-2000:]
+        assert b"Traceback" not in p.stderr
+    assert b"na\\xefve.png" in subprocess.run([sys.executable, "-m", "leakscan", "audit", str(d), "--no-cache"],
+                                               capture_output=True, env=env, timeout=300).stdout
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
 def test_4_dev_zero_and_proc_in_a_manifest_are_skipped(tmp_path):
     d = issue_dataset(tmp_path / "d")

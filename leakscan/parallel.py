@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import itertools
+import logging
 import os
 import signal
 import sys
@@ -19,6 +20,11 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator
 
 from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+#: Why worker processes could not be started, once they could not (then every later run of
+#: this process stays in it, and says so once).
+_NO_POOL: list = []
 
 __all__ = ["default_jobs", "check_jobs", "run_chunks", "die_with_parent"]
 
@@ -129,7 +135,17 @@ def run_chunks(fn: Callable, tasks: Iterable, *, jobs: int = 1, client=None) -> 
         for k, task in enumerate(it):
             yield k, fn(task)
     else:
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread) as pool:
+        try:
+            pool = None if _NO_POOL else ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread)
+        except (OSError, ImportError, NotImplementedError) as exc:  # no writable /dev/shm, no semaphores
+            log.warning("cannot start %d worker processes (%s); running in this one process", jobs, exc)
+            _NO_POOL.append(str(exc))
+            pool = None
+        if pool is None:
+            for k, task in enumerate(it):
+                yield k, fn(task)
+            return
+        with pool:
             pending: collections.deque = collections.deque()
             k = 0
             try:

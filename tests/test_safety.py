@@ -249,6 +249,28 @@ def test_4_an_ascii_terminal_gets_escapes_not_a_crash(tmp_path):
                                                capture_output=True, env=env, timeout=300).stdout
 
 
+def test_4_no_worker_processes_means_one_process_not_a_failure(tmp_path, monkeypatch, caplog):
+    """Where worker processes cannot start (no writable /dev/shm in a container: the pool's
+    semaphores fail with EROFS), the audit runs in its own process, says so once, and finds
+    what it finds with them."""
+    import leakscan.parallel as par
+
+    d = issue_dataset(tmp_path / "d")
+    for k in range(60):
+        mk(d / f"train/a/more{k}.png", 10 + k)
+    want = audit(d, cache=False, jobs=1)
+
+    def refuse(*a, **kw):
+        raise OSError(30, "Read-only file system")
+    monkeypatch.setattr(par, "ProcessPoolExecutor", refuse)
+    monkeypatch.setattr(par, "_NO_POOL", [])
+    with caplog.at_level("WARNING", logger="leakscan.parallel"):
+        got = audit(d, cache=False, jobs=2)
+    said = [r for r in caplog.records if "cannot start 2 worker processes" in r.getMessage()]
+    assert len(said) == 1 and "Read-only file system" in said[0].getMessage()
+    assert got.pairs.keys().tolist() == want.pairs.keys().tolist() and leaked(got) == leaked(want) == 2
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
 def test_4_dev_zero_and_proc_in_a_manifest_are_skipped(tmp_path):
     d = issue_dataset(tmp_path / "d")

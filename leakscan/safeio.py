@@ -163,8 +163,11 @@ def write_folder(out: Path, files: dict, *, owned: set, order=None) -> list[Path
     except OSError as exc:
         raise OutputError(f"{out}: cannot list the output folder ({exc.strerror or exc})") from None
     existing = {n for n in existing if TMP_MARK not in n}
-    cwd = _real(os.getcwd())
-    swap = existing <= set(owned) and not _within(cwd, _real(out))
+    try:
+        inside = _within(_real(os.getcwd()), _real(out))
+    except FileNotFoundError:  # the working folder was deleted: it is inside nothing
+        inside = False
+    swap = existing <= set(owned) and not inside
     where = parent if swap else out
     try:
         stage = Path(tempfile.mkdtemp(prefix=f".{out.name}." if swap else ".", suffix=TMP_MARK, dir=where))

@@ -271,6 +271,17 @@ def test_4_no_worker_processes_means_one_process_not_a_failure(tmp_path, monkeyp
     assert got.pairs.keys().tolist() == want.pairs.keys().tolist() and leaked(got) == leaked(want) == 2
 
 
+def test_4_a_deleted_working_folder_does_not_stop_a_run_with_absolute_paths(tmp_path, monkeypatch):
+    d = issue_dataset(tmp_path / "d")
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    res = CliRunner().invoke(app, ["audit", str(d), "--out", str(tmp_path / "o"), "--no-cache", "-q"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "o/summary.json").is_file()
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
 def test_4_dev_zero_and_proc_in_a_manifest_are_skipped(tmp_path):
     d = issue_dataset(tmp_path / "d")

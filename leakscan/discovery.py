@@ -281,6 +281,20 @@ def _unguard(v: str) -> str:
     return v[1:] if v.startswith(_GUARDED) else v
 
 
+def _windows_separators(p: str, root: Path) -> str:
+    r"""``p`` with ``\`` read as ``/`` when only that names a file: a manifest written on Windows
+    (``imgs\cat.jpg``) read where ``/`` separates folders. A name that exists as written (a
+    backslash is a legal character in a Linux file name) is kept as written."""
+    if os.sep == "\\" or "\\" not in p:
+        return p
+    slashed = p.replace("\\", "/")
+
+    def exists(name: str) -> bool:
+        q = Path(name)
+        return (q if q.is_absolute() else root / q).exists()
+    return slashed if not exists(p) and exists(slashed) else p
+
+
 def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delim)
     fields = [(f or "").strip().lower() for f in (reader.fieldnames or [])]
@@ -303,6 +317,7 @@ def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
         if not p:
             skipped.append((f"{path.name}:{lineno}", "manifest row has an empty path"))
             continue
+        p = _windows_separators(p, root)
         if p in seen:
             skipped.append((p, f"listed twice in the manifest (lines {seen[p]} and {lineno}); kept the first"))
             continue

@@ -40,6 +40,17 @@ def test_csv_manifest_with_bom_semicolons_and_groups(tmp_path):
     assert m.skipped and "listed twice" in m.skipped[0][1]
 
 
+def test_csv_manifest_written_on_windows_reads_its_backslashes_as_folders(tmp_path):
+    write_dataset(tmp_path, {"imgs/a/1.png": scene(1), "imgs/a/2.png": scene(2)})
+    odd = tmp_path / "imgs" / "odd\\name.png"  # a Linux name with a backslash in it stays as written
+    scene(3).save(odd)
+    (tmp_path / "m.csv").write_text("path,split\r\nimgs\\a\\1.png,train\r\nimgs\\a\\2.png,test\r\n"
+                                    "imgs/odd\\name.png,test\r\nimgs\\a\\3.png,test\r\n")
+    m = discover(tmp_path / "m.csv")
+    assert list(m.paths) == ["imgs/a/1.png", "imgs/a/2.png", "imgs/odd\\name.png", "imgs\\a\\3.png"]
+    assert [m.resolve(r).is_file() for r in range(len(m))] == [True, True, True, False]
+
+
 def test_csv_missing_column_names_it(tmp_path):
     (tmp_path / "m.csv").write_text("file,split\na.png,train\n")
     with pytest.raises(InputError, match="lacks column.*path"):

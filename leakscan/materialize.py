@@ -74,7 +74,7 @@ def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False) -
             while True:
                 if target not in taken and place_file(src, target, link):
                     break
-                target = folder / f"{src.stem}__{k}{src.suffix}"
+                target = folder / _numbered(src, k, _name_max(folder))
                 k += 1
         except OSError as exc:
             if exc.errno == errno.EXDEV:
@@ -84,6 +84,24 @@ def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False) -
         taken.add(target)
         placed += 1
     return placed
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name (bytes) ``folder``'s file system takes."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (AttributeError, OSError, ValueError):  # not POSIX, or no limit given
+        return 255
+
+
+def _numbered(src: Path, k: int, limit: int) -> str:
+    """``<stem>__<k><suffix>``, the stem shortened (whole characters) to keep the name within
+    ``limit`` bytes: a name at the limit still gets its numbered twin."""
+    tail = f"__{k}{src.suffix}"
+    stem = src.stem
+    while stem and len(os.fsencode(stem + tail)) > limit:
+        stem = stem[:-1]
+    return stem + tail
 
 
 def _remove_leftovers(folder: Path, cleaned: set) -> None:

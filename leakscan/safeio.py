@@ -265,7 +265,9 @@ def place_file(src: Path, target: Path, link: str) -> bool:
     """
     if os.path.lexists(target):
         return _same_placement(src, target, link)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}{TMP_MARK}")
+    # the temporary name keeps at most 100 characters of the target's: a long name plus the
+    # marks would pass the file system's limit on a name (255 bytes)
+    tmp = target.with_name(f".{target.name[:100]}.{os.getpid()}{TMP_MARK}")
     try:
         os.unlink(tmp)
     except FileNotFoundError:

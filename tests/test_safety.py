@@ -282,6 +282,26 @@ def test_4_a_deleted_working_folder_does_not_stop_a_run_with_absolute_paths(tmp_
     assert (tmp_path / "o/summary.json").is_file()
 
 
+def test_4_a_name_at_the_length_limit_is_placed_and_numbered_within_it(tmp_path):
+    """materialize: the temporary name and a clash's ``__2`` twin of a 250-byte name stay
+    within the file system's 255 bytes (they passed it, and the run ended)."""
+    from leakscan.materialize import _numbered
+    from leakscan.safeio import place_file
+
+    src = mk(tmp_path / "src" / ("x" * 246 + ".png"), 1)
+    other = mk(tmp_path / "other" / src.name, 2)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    assert place_file(src, dest / src.name, "copy")
+    assert not place_file(other, dest / src.name, "copy")  # taken by another file: never overwritten
+    twin = _numbered(other, 2, 255)
+    assert twin.endswith("__2.png") and len(os.fsencode(twin)) <= 255
+    assert place_file(other, dest / twin, "hardlink")
+    assert (dest / src.name).read_bytes() == src.read_bytes() and (dest / twin).read_bytes() == other.read_bytes()
+    wide = _numbered(Path("é" * 126 + ".png"), 12, 255)  # two bytes a character: cut whole characters
+    assert len(os.fsencode(wide)) <= 255 and wide.endswith("é__12.png")
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
 def test_4_dev_zero_and_proc_in_a_manifest_are_skipped(tmp_path):
     d = issue_dataset(tmp_path / "d")

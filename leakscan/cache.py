@@ -29,8 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .output import utf8_text
-
 log = logging.getLogger(__name__)
 
 __all__ = ["FeatureCache", "CachedRows", "NotACache", "default_cache_path", "file_key"]
@@ -75,7 +73,8 @@ def file_key(path: str) -> tuple[str, int, int] | None:
     except (OSError, ValueError):  # missing, unreadable folder, NUL in the name
         return None
     full = path if os.path.isabs(path) else os.path.abspath(path)
-    return utf8_text(full), int(st.st_size), int(st.st_mtime_ns)
+    # the text output.utf8_text makes (the cache imports nothing of leakscan's)
+    return os.fsencode(full).decode("utf-8", "backslashreplace"), int(st.st_size), int(st.st_mtime_ns)
 
 
 class FeatureCache:

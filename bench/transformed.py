@@ -24,6 +24,9 @@ rotate then crop   Pillow / skimage rotation, then the largest upright crop of t
                    scikit-image rotation, then the largest-area rectangle (of another shape)
 crop               50-90% of the area, centred or off-centre: Pillow ``crop``; numpy slicing
                    then ``skimage.transform.resize`` back to the original size
+crop of another    50-90% of the area, width:height 3:4 to 4:3 in pixels, anywhere, resized:
+shape, resized     to a 256 px square (Pillow, torchvision's ``RandomResizedCrop``); back to
+                   the original size (numpy slicing, ``skimage.transform.resize``)
 letterbox          Pillow canvas + paste (bars top and bottom); ``numpy.pad`` (pillarbox, bars
                    left and right); ``numpy.pad`` on all four sides (a frame). 5-25% per side,
                    black, white, grey, the edge colour or a random colour
@@ -410,6 +413,26 @@ def edits_of(img: Image.Image, full: Image.Image, k: int, rng, ski: bool, later)
     for tool in ("ndi-mirror", "ski-symmetric" if ski else "ndi-reflect"):
         a = float(later.uniform(4, 44)) * (1 if later.random() < 0.5 else -1)
         out.append(("rotate, same size", mirrored[tool], f"{a:+.1f} deg", rotate(img, a, tool, False, "black")))
+    # a crop of another shape than the picture's, resized to a fixed size: torchvision's
+    # RandomResizedCrop (PIL crop + bilinear resize) to a square; a numpy crop resized back to
+    # the picture's size by scikit-image
+    for tool in ("pil", "ski" if ski else "pil-back"):
+        area = float(later.uniform(0.5, 0.9))
+        ratio = float(np.exp(later.uniform(np.log(3 / 4), np.log(4 / 3))))
+        cw, ch = min(w, round(np.sqrt(area * w * h * ratio))), min(h, round(np.sqrt(area * w * h / ratio)))
+        x, y = int(later.integers(0, w - cw + 1)), int(later.integers(0, h - ch + 1))
+        detail = f"{cw * ch / (w * h):.0%}, {cw}x{ch}"
+        if tool == "pil":
+            out.append(("crop of another shape, resized", "pil, RandomResizedCrop to a square", detail,
+                        img.crop((x, y, x + cw, y + ch)).resize((256, 256), Image.BILINEAR)))
+        elif tool == "ski":
+            from skimage.transform import resize
+
+            out.append(("crop of another shape, resized", "numpy + ski resize back", detail,
+                        img_of(resize(arr(img)[y:y + ch, x:x + cw], (h, w), anti_aliasing=True) * 255)))
+        else:
+            out.append(("crop of another shape, resized", "pil resize back", detail,
+                        img.crop((x, y, x + cw, y + ch)).resize((w, h), Image.BICUBIC)))
     return out
 
 

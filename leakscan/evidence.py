@@ -43,10 +43,10 @@ import numpy as np
 from .features import Features, hog, phash_variants
 from .padding import NO_BORDER, border_mask, flat_ground, padding_weights
 from .parallel import run_chunks
-from .pairs import Kind, PairTable
+from .pairs import OVERLAP_MIN_SIDE, Kind, PairTable
 from .verify import BLOCK, _down2, _shift_each, _zoom, align
-from .views import (CROP_PLACES, N_VARIANTS, THUMB, MatchView, apply_dihedral, box_views, crop_views,
-                    embedding_variants, is_oblong, tilted_views, turned_share)
+from .views import (CROP_SIDE, N_VARIANTS, STRETCH_BOXES, THUMB, MatchView, apply_dihedral, box_views,
+                    crop_boxes, crop_views, embedding_variants, is_oblong, tilted_views, turned_share)
 
 __all__ = ["measure", "pair_evidence", "background", "tilted_angles", "EVIDENCE", "SIGN", "colour_agreement"]
 #: Columns of the evidence matrix, in order.
@@ -259,26 +259,28 @@ def _views(features: Features, i, j, v, padding):
             None if ba is None else _dihedral(ba, v), _border(padding[j]))
 
 
-def _crop_read(features: Features, i, j):
-    """``(ta, tb, ca, cb)``: for each pair, the crop view (:func:`~leakscan.views.crop_views`)
-    of one image whose gradient histogram is nearest the other's embedding, and the other
-    whole (thumbnails and colour thumbnails): the crop search's match, to line up."""
-    p, places = len(i), len(CROP_PLACES)
+def _crop_read(features: Features, i, j, boxes: tuple, croppable=None):
+    """``(ta, tb, ca, cb, sim)``: for each pair, the crop view (:func:`~leakscan.views.crop_views`)
+    in ``boxes`` of one image (of those ``croppable`` marks, default any) whose gradient
+    histogram is nearest the other's embedding (``sim``, their cosine), and the other whole
+    (thumbnails and colour thumbnails): the crop search's match, to line up."""
+    p = len(i)
     rows, at = np.unique(np.r_[i, j], return_inverse=True)
-    views = crop_views(features.thumb[rows])  # (u, places, n, n)
-    emb = hog(np.rint(views).reshape(-1, THUMB, THUMB).astype(np.uint8)).reshape(len(rows), places, -1)
-    # the cropped side and the place: (i's view, j whole) or (j's view, i whole)
-    sims = np.concatenate([np.einsum("pkd,pd->pk", emb[at[:p]], features.embedding[j]),
-                           np.einsum("pkd,pd->pk", emb[at[p:]], features.embedding[i])], axis=1)
+    emb = hog(np.rint(crop_views(features.thumb[rows], boxes=boxes)).astype(np.uint8))  # (u, boxes, d)
+    ok = np.ones(len(rows), bool) if croppable is None else croppable[rows]
+    # the cropped side and the box: (i's view, j whole) or (j's view, i whole)
+    sims = np.concatenate([np.where(ok[at[:p], None], np.einsum("pkd,pd->pk", emb[at[:p]], features.embedding[j]), -2),
+                           np.where(ok[at[p:], None], np.einsum("pkd,pd->pk", emb[at[p:]], features.embedding[i]), -2)],
+                          axis=1)
     best = sims.argmax(axis=1)
-    side, place = best // places, best % places
-    cropped = np.where(side == 0, at[:p], at[p:])
+    side, box = best // len(boxes), best % len(boxes)
+    cropped = rows[np.where(side == 0, at[:p], at[p:])]
     whole = np.where(side == 0, j, i)
-    colour = features.colour[rows[cropped]].astype(np.float32)
-    cn = colour.shape[-1]
-    cviews = crop_views(colour.reshape(-1, cn, cn)).reshape(p, 3, places, cn, cn)
-    return (views[cropped, place], features.thumb[whole].astype(np.float32), cviews[np.arange(p), :, place],
-            features.colour[whole].astype(np.float32))
+    chosen = np.asarray(boxes)[box]
+    thumb = box_views(features.thumb[cropped], chosen, features.thumb.shape[-1])
+    colour = box_views(features.colour[cropped], chosen, features.colour.shape[-1])
+    return (thumb, features.thumb[whole].astype(np.float32), colour, features.colour[whole].astype(np.float32),
+            sims[np.arange(p), best])
 
 
 def _common_part(features: Features, i, j, offset):
@@ -545,11 +547,23 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
     crop = np.flatnonzero(v == MatchView.CROPPED)
     if len(crop):  # also read through the crop view that matched: a crop of half the picture is
         # more zoom and shift than the whole thumbnails line up over
-        ta, tb, ca, cb = _crop_read(features, i[crop], j[crop])
+        ta, tb, ca, cb, square = _crop_read(features, i[crop], j[crop], crop_boxes(CROP_SIDE))
         r = measure(ta, tb, ca, cb, min_ncc=min_ncc)
         cur = {name: arr[crop] for name, arr in res.items()}
         for name, arr in _best_of(cur, r).items():
             res[name][crop] = arr
+        # pictures of 64 px or more: also through a stretched crop view (a crop of another
+        # shape resized), as the search reads them, where one matches better than any square crop
+        big = features.sizes.min(axis=1) >= OVERLAP_MIN_SIDE
+        k = np.flatnonzero(big[i[crop]] | big[j[crop]])
+        if len(k):
+            ta, tb, ca, cb, stretched = _crop_read(features, i[crop[k]], j[crop[k]], STRETCH_BOXES, big)
+            better = stretched > square[k]
+            k = crop[k[better]]
+            r = measure(ta[better], tb[better], ca[better], cb[better], min_ncc=min_ncc)
+            cur = {name: arr[k] for name, arr in res.items()}
+            for name, arr in _best_of(cur, r).items():
+                res[name][k] = arr
     rot = np.flatnonzero(rotated)
     if len(rot):
         trimmed_view = features.canvas_mask(trimmed=True)

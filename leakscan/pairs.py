@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import Callable
@@ -33,8 +34,9 @@ from .features import QUADRANTS, WINDOW_PLACES, Features, hog, window_hog
 from .index import CodedCosineIndex, CosineIndex, HammingIndex
 from .settings import DetectSettings
 from .verify import BLOCK, locate
-from .views import (CROP_PLACES, CROP_SIDE, CROP_SIDE_TIGHT, THUMB, TILT_ANGLES, MatchView, box_views, crop_views,
-                    embedding_variants, is_oblong, tilted_views, transform_variants, turned_share)
+from .views import (CROP_PLACES, CROP_SIDE, CROP_SIDE_TIGHT, STRETCH_BOXES, THUMB, TILT_ANGLES, MatchView, box_views,
+                    crop_boxes, crop_views, embedding_variants, is_oblong, tilted_views, transform_variants,
+                    turned_share)
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "25"
+SEARCH_VERSION = "26"
 
 
 def pair_keys(i, j) -> np.ndarray:
@@ -417,24 +419,25 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
             derotated_q = rotated[1][np.asarray(keep)[wanted]]
             sets.append((rpos[wanted], lambda a, b: derotated_q[a:b], variants, MatchView.DEROTATED))
     if thumbs is not None:
-        nc = len(CROP_PLACES)
-
-        def crop_set(pos, side):
+        def crop_set(pos, boxes):
+            nc = len(boxes)
             crop_pos = np.repeat(pos, nc)
 
             def crop_emb(a, b):
                 rows = search_rows[crop_pos[a:b:nc]]  # a and b are multiples of nc
-                views = crop_views(thumbs[rows], side).reshape(-1, thumbs.shape[1], thumbs.shape[2])
+                views = crop_views(thumbs[rows], boxes=boxes).reshape(-1, thumbs.shape[1], thumbs.shape[2])
                 return hog(np.rint(views).astype(np.uint8))  # uint8: hog's lookup-table path
             return crop_pos, crop_emb, (0,), MatchView.CROPPED
-        sets.append(crop_set(query_pos, CROP_SIDE))
-        if big is not None and big[query_pos].any():  # half the picture: of pictures large enough to crop so
-            sets.append(crop_set(query_pos[big[query_pos]], CROP_SIDE_TIGHT))
+        sets.append(crop_set(query_pos, crop_boxes(CROP_SIDE)))
+        if big is not None and big[query_pos].any():  # of pictures large enough to crop so: half the
+            big_pos = query_pos[big[query_pos]]      # picture, and crops of another shape
+            sets.append(crop_set(big_pos, crop_boxes(CROP_SIDE_TIGHT)))
+            sets.append(crop_set(big_pos, STRETCH_BOXES))
     total = sum(len(q) * len(vs) for q, _, vs, _ in sets)
     done = 0
     if progress:
         progress("embedding search", 0, total)
-    block -= block % len(CROP_PLACES)
+    block -= block % math.lcm(len(CROP_PLACES), len(STRETCH_BOXES))  # whole images of each crop set
     for qpos_all, qemb, vs, offset in sets:
         for v in vs:
             for start in range(0, len(qpos_all), block):

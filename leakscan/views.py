@@ -7,7 +7,8 @@ features), never by decoding again:
   thumbnail are :func:`apply_dihedral`; those of the gradient-histogram embedding are a
   permutation of its numbers (:func:`embedding_variants`);
 * **crops** of the thumbnail, enlarged back to full size, find cropped copies
-  (:func:`crop_views`, :data:`CROP_PLACES`);
+  (:func:`crop_views`, :data:`CROP_PLACES`), and stretched crops (:data:`STRETCH_BOXES`)
+  those resized to another shape;
 * **tilted views** (:func:`tilted_views`, :data:`TILT_ANGLES`): the thumbnail turned by
   an angle and cropped to the largest upright box inside, as a copy rotated and then cropped
   free of its corners looks;
@@ -31,7 +32,8 @@ from .rotation import derotate
 
 __all__ = ["apply_dihedral", "embedding_variants", "crop_views", "box_views", "tilted_views", "transform_variants",
            "canvas_view", "is_oblong", "turned_share", "MatchView", "READINGS", "TILT_ANGLES", "TILT_BOXES",
-           "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "CROP_SIDE_TIGHT", "THUMB", "CELL", "BINS"]
+           "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "CROP_SIDE_TIGHT", "STRETCH_BOXES", "crop_boxes",
+           "THUMB", "CELL", "BINS"]
 
 #: Side (pixels) of the grayscale thumbnail every feature and view comes from.
 THUMB = 32
@@ -261,6 +263,15 @@ CROP_SIDE = 0.84
 #: ... and, for pictures of 64 px or more, tighter ones (0.7: a crop keeping half the area).
 CROP_SIDE_TIGHT = 0.7
 CROP_PLACES = ((0.5, 0.5), (0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0))
+#: Stretched crop views, for pictures of 64 px or more: the whole height and a share of the
+#: width (left, centre, right), or the whole width and a share of the height, as boxes
+#: ``(y0, y1, x0, x1)``. A crop of another shape than the picture's, resized to a fixed size
+#: (torchvision's ``RandomResizedCrop``, a square crop of a landscape photo), is the picture
+#: stretched along one axis: these views line it up, the alignment's zoom does the rest.
+STRETCH_SHARES = (0.75, 0.56)
+STRETCH_BOXES = tuple(box for share in STRETCH_SHARES for at in (0.0, 0.5, 1.0)
+                      for box in ((0.0, 1.0, at * (1 - share), at * (1 - share) + share),
+                                  (at * (1 - share), at * (1 - share) + share, 0.0, 1.0)))
 
 
 def _sample_axis(lo: np.ndarray, hi: np.ndarray, n: int, side: int):
@@ -272,19 +283,27 @@ def _sample_axis(lo: np.ndarray, hi: np.ndarray, n: int, side: int):
     return u0, (u - u0).astype(np.float32)
 
 
-def crop_views(thumbs: np.ndarray, side: float = CROP_SIDE, places=CROP_PLACES) -> np.ndarray:
-    """Crops of ``(m, 32, 32)`` thumbnails enlarged back to 32x32 (bilinear): ``(m, len(places), 32, 32)``.
+def crop_boxes(side: float = CROP_SIDE, places=CROP_PLACES) -> tuple:
+    """The boxes ``(y0, y1, x0, x1)`` (shares of the side) of square crops of ``side`` at ``places``."""
+    return tuple((fy * (1 - side), fy * (1 - side) + side, fx * (1 - side), fx * (1 - side) + side)
+                 for fy, fx in places)
+
+
+def crop_views(thumbs: np.ndarray, side: float = CROP_SIDE, places=CROP_PLACES, boxes=None) -> np.ndarray:
+    """Crops of ``(m, n, n)`` thumbnails enlarged back to n x n (bilinear): ``(m, len(boxes), n, n)``.
 
     The embedding of a crop of image A is close to that of a cropped copy of A, which the
-    whole-image embedding (whose grid cells no longer line up) may miss. (:func:`box_views`
-    with one box for every image, sampled once.)
+    whole-image embedding (whose grid cells no longer line up) may miss. ``boxes`` (default:
+    :func:`crop_boxes` of ``side`` and ``places``) are the same for every image, so each is
+    sampled once (:func:`box_views`: one box per image).
     """
+    boxes = crop_boxes(side, places) if boxes is None else boxes
     t = np.asarray(thumbs, np.float32)
     n = t.shape[-1]
-    out = np.empty((len(t), len(places), n, n), np.float32)
-    for k, (fy, fx) in enumerate(places):
-        (y0,), (wy,) = _sample_axis(np.array([fy * (1 - side)]), np.array([fy * (1 - side) + side]), n, n)
-        (x0,), (wx,) = _sample_axis(np.array([fx * (1 - side)]), np.array([fx * (1 - side) + side]), n, n)
+    out = np.empty((len(t), len(boxes), n, n), np.float32)
+    for k, (by0, by1, bx0, bx1) in enumerate(boxes):
+        (y0,), (wy,) = _sample_axis(np.array([by0]), np.array([by1]), n, n)
+        (x0,), (wx,) = _sample_axis(np.array([bx0]), np.array([bx1]), n, n)
         r = t[:, y0, :] * (1 - wy)[None, :, None] + t[:, y0 + 1, :] * wy[None, :, None]
         out[:, k] = r[:, :, x0] * (1 - wx)[None, None, :] + r[:, :, x0 + 1] * wx[None, None, :]
     return out

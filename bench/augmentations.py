@@ -24,7 +24,8 @@ crop_flip_jitter      a training pipeline: the random resized crop, mirrored, co
 ====================  ====================================================================
 
 Prints, per augmentation, the copies reported as duplicates and the false pairs (a copy or
-an original paired with a picture of another photo; pairs of two distractors are not scored).
+an original paired with a picture of another photo; pairs of two distractors are not scored),
+beside a plain imagehash pHash loop (Hamming <= 8) on the same folders.
 
     python bench/augmentations.py [--source FOLDER] [--distractors N] [--work DIR] [--json]
 """
@@ -120,9 +121,21 @@ def default_distractors() -> Path | None:
     return folder if folder.is_dir() else None
 
 
+def _scored(pairs) -> tuple[int, int]:
+    """(copies found, false pairs) among ``pairs`` of file stems: a copy with its original; any pair of
+    a picture of the bench with another photo (two distractors are not scored)."""
+    found = false = 0
+    for a, b in pairs:
+        if a[0] == b[0] == "p" and a[:4] == b[:4]:
+            found += 1
+        elif "p" in (a[0], b[0]):
+            false += 1
+    return found, false
+
+
 def run(source: Path | None, distractors: list[Path], work: Path) -> dict:
     import leakscan
-    from transformed import fit, source_photos
+    from transformed import fit, phash_found, source_photos
 
     photos = [fit(im, 640) for _, im in source_photos(source)]
     out = {"photos": len(photos), "distractors": len(distractors), "rows": []}
@@ -142,15 +155,11 @@ def run(source: Path | None, distractors: list[Path], work: Path) -> dict:
         t = time.perf_counter()
         result = leakscan.audit(folder, cache=False)
         wall = time.perf_counter() - t
-        found = false = 0
-        for rec in result.pair_records():
-            a, b = Path(rec["a"]).stem, Path(rec["b"]).stem
-            if a[0] == b[0] == "p" and a[:4] == b[:4]:
-                found += 1
-            elif "p" in (a[0], b[0]):
-                false += 1
+        found, false = _scored((Path(rec["a"]).stem, Path(rec["b"]).stem) for rec in result.pair_records())
+        names = sorted(p.name for p in folder.iterdir())
+        ph_found, ph_false = _scored(tuple(Path(n).stem for n in pair) for pair in phash_found(folder, names))
         out["rows"].append({"augmentation": name, "copies": len(photos), "found": found, "false_pairs": false,
-                            "wall_s": round(wall, 1)})
+                            "wall_s": round(wall, 1), "phash_found": ph_found, "phash_false_pairs": ph_false})
         print(f"{name}: {found} of {len(photos)} found, {false} false pairs ({wall:.1f} s)", file=sys.stderr)
     return out
 
@@ -158,12 +167,17 @@ def run(source: Path | None, distractors: list[Path], work: Path) -> dict:
 def markdown(res: dict) -> str:
     lines = [f"{res['photos']} photos, each with one copy per augmentation, audited per augmentation among "
              f"{res['distractors']} distractor photos (`leakscan.audit`, defaults).", "",
-             "| augmentation | copies found | false pairs | wall s |", "| --- | ---: | ---: | ---: |"]
+             "| augmentation | leakscan: copies found | false pairs | wall s | pHash <= 8: copies found | false pairs |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in res["rows"]:
-        lines.append(f"| {r['augmentation']} | {r['found']} / {r['copies']} | {r['false_pairs']} | {r['wall_s']} |")
-    total = sum(r["found"] for r in res["rows"]), sum(r["copies"] for r in res["rows"])
-    lines += ["", f"All augmentations: {total[0]} of {total[1]} copies found, "
-                  f"{sum(r['false_pairs'] for r in res['rows'])} false pairs."]
+        lines.append(f"| {r['augmentation']} | {r['found']} / {r['copies']} | {r['false_pairs']} | {r['wall_s']} | "
+                     f"{r['phash_found']} / {r['copies']} | {r['phash_false_pairs']} |")
+    rows = res["rows"]
+    total = sum(r["copies"] for r in rows)
+    lines += ["", f"All augmentations: leakscan {sum(r['found'] for r in rows)} of {total} copies found, "
+                  f"{sum(r['false_pairs'] for r in rows)} false pairs; a plain imagehash pHash loop (Hamming <= 8) on "
+                  f"the same folders {sum(r['phash_found'] for r in rows)} of {total}, "
+                  f"{sum(r['phash_false_pairs'] for r in rows)} false pairs."]
     return "\n".join(lines)
 
 

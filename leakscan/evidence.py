@@ -259,18 +259,25 @@ def _views(features: Features, i, j, v, padding):
             None if ba is None else _dihedral(ba, v), _border(padding[j]))
 
 
-def _crop_read(features: Features, i, j, boxes: tuple, croppable=None):
+def _crop_read(features: Features, i, j, boxes: tuple, croppable=None, mirrored=None):
     """``(ta, tb, ca, cb)``: for each pair, the crop view (:func:`~leakscan.views.crop_views`)
     in ``boxes`` of one image (of those ``croppable`` marks, default any) whose gradient
     histogram is nearest the other's embedding, and the other whole (thumbnails and colour
-    thumbnails): the crop search's match, to line up."""
+    thumbnails), mirrored left to right for the pairs ``mirrored`` marks: the crop search's
+    match, to line up."""
     p = len(i)
+    mirrored = np.zeros(p, bool) if mirrored is None else np.asarray(mirrored, bool)
     rows, at = np.unique(np.r_[i, j], return_inverse=True)
     emb = hog(np.rint(crop_views(features.thumb[rows], boxes=boxes)).astype(np.uint8))  # (u, boxes, d)
     ok = np.ones(len(rows), bool) if croppable is None else croppable[rows]
+
+    def whole_emb(rows_):  # the whole side's embedding, mirrored where the pair is
+        e = features.embedding[rows_]
+        return np.where(mirrored[:, None], embedding_variants(e, [1])[:, 0], e)
+
     # the cropped side and the box: (i's view, j whole) or (j's view, i whole)
-    sims = np.concatenate([np.where(ok[at[:p], None], np.einsum("pkd,pd->pk", emb[at[:p]], features.embedding[j]), -2),
-                           np.where(ok[at[p:], None], np.einsum("pkd,pd->pk", emb[at[p:]], features.embedding[i]), -2)],
+    sims = np.concatenate([np.where(ok[at[:p], None], np.einsum("pkd,pd->pk", emb[at[:p]], whole_emb(j)), -2),
+                           np.where(ok[at[p:], None], np.einsum("pkd,pd->pk", emb[at[p:]], whole_emb(i)), -2)],
                           axis=1)
     best = sims.argmax(axis=1)
     side, box = best // len(boxes), best % len(boxes)
@@ -279,7 +286,9 @@ def _crop_read(features: Features, i, j, boxes: tuple, croppable=None):
     chosen = np.asarray(boxes)[box]
     thumb = box_views(features.thumb[cropped], chosen, features.thumb.shape[-1])
     colour = box_views(features.colour[cropped], chosen, features.colour.shape[-1])
-    return thumb, features.thumb[whole].astype(np.float32), colour, features.colour[whole].astype(np.float32)
+    flip = mirrored.astype(np.int64)  # dihedral variant 1 (hflip) or 0
+    return (thumb, _dihedral(features.thumb[whole], flip).astype(np.float32), colour,
+            _dihedral(features.colour[whole], flip).astype(np.float32))
 
 
 def _common_part(features: Features, i, j, offset):
@@ -518,11 +527,10 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
         ev = embedding_variants(features.embedding[i[model]], variants)
         best = np.einsum("pvd,pd->pv", ev, features.embedding[j[model]]).argmax(axis=1)
         v[model] = np.asarray(variants)[best]
-    partial = MatchView.is_partial(v)
     overlap = v == MatchView.OVERLAP
     tilted = MatchView.is_tilted(v)
-    rotated = (v >= N_VARIANTS) & ~partial
-    plain_v = np.where(partial, 0, np.where(rotated, v - N_VARIANTS, v))
+    rotated = MatchView.is_derotated(v)
+    plain_v = MatchView.dihedral(v).astype(np.int64)  # how the whole images line up
     padding = features.canvas_padding()  # a trimmed border is padding, not picture
     on_canvas = features.canvas_mask(trimmed=False)  # pictures rotated on a canvas (rotated back)
     res = {name: np.zeros(len(todo), np.float32)
@@ -543,11 +551,12 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
                 r[name][asym] = arr
         for name, arr in r.items():
             res[name][plain] = arr
-    crop = np.flatnonzero(v == MatchView.CROPPED)
+    crop = np.flatnonzero(MatchView.is_cropped(v))
     if len(crop):  # also read through the crop view that matched: a crop of half the picture is
         # more zoom and shift than the whole thumbnails line up over
-        ta, tb, ca, cb = _crop_read(features, i[crop], j[crop], crop_boxes(CROP_SIDE))
-        r = measure(ta, tb, ca, cb, min_ncc=min_ncc)
+        mirrored = v == MatchView.CROPPED_HFLIP
+        ta, tb, ca, cb = _crop_read(features, i[crop], j[crop], crop_boxes(CROP_SIDE), mirrored=mirrored[crop])
+        r = _measure_padded(ta, tb, ca, cb, min_ncc)  # a letterbox in a view is padding too
         cur = {name: arr[crop] for name, arr in res.items()}
         for name, arr in _best_of(cur, r).items():
             res[name][crop] = arr
@@ -556,8 +565,8 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
         big = features.sizes.min(axis=1) >= OVERLAP_MIN_SIDE
         k = crop[big[i[crop]] | big[j[crop]]]
         if len(k):
-            ta, tb, ca, cb = _crop_read(features, i[k], j[k], STRETCH_BOXES, big)
-            r = measure(ta, tb, ca, cb, min_ncc=min_ncc)
+            ta, tb, ca, cb = _crop_read(features, i[k], j[k], STRETCH_BOXES, big, mirrored[k])
+            r = _measure_padded(ta, tb, ca, cb, min_ncc)
             cur = {name: arr[k] for name, arr in res.items()}
             for name, arr in _best_of(cur, r).items():
                 res[name][k] = arr
@@ -610,7 +619,7 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
         for name, arr in _measure_tilted(features, orig, copy, pairs.angle[tl], turned, min_ncc).items():
             cols[name][tl] = arr
     cols["distinct"] = np.zeros(len(todo), np.float32)  # set by pair_evidence
-    cols["cropped"] = (v == MatchView.CROPPED).astype(np.float32)
+    cols["cropped"] = MatchView.is_cropped(v).astype(np.float32)
     cols["overlap"] = overlap.astype(np.float32)
     # a view rotated back (interpolated), not one only trimmed out of its flat border
     cols["rotated"] = (rotated & (on_canvas[i] | on_canvas[j])).astype(np.float32)

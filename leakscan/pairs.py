@@ -62,7 +62,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "26"
+SEARCH_VERSION = "27"
 
 
 def pair_keys(i, j) -> np.ndarray:
@@ -394,8 +394,9 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
 
     Queries: every image under each of ``variants``; the de-rotated views ``rotated`` =
     (rows, embeddings) under each of ``variants``; and, when ``thumbs`` (all rows) is given,
-    the crop views of every image, plain, and the tighter crop views of those ``big`` marks
-    (a mask over ``search_rows``).
+    the crop views of every image, and the tighter and stretched crop views of those ``big``
+    marks (a mask over ``search_rows``), each plain and, when ``variants`` hold the mirror,
+    mirrored (a crop then flipped, as training pipelines make them).
     """
     emb = rows_of(emb_all, search_rows)
     index = CosineIndex(emb)
@@ -408,8 +409,8 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
     # images that were not queried, so their side of the ratio test accepts nothing
     dk_plain = np.zeros(n, np.float32)
     # query sets: (positions in search_rows, a function of (start, stop) giving their embeddings,
-    # the variants to apply, variant code offset)
-    sets = [(query_pos, lambda a, b: emb[query_pos[a:b]], variants, 0)]
+    # the variants to apply, the match code of each variant)
+    sets = [(query_pos, lambda a, b: emb[query_pos[a:b]], variants, {v: v for v in variants})]
     if rotated is not None and len(rotated[0]):
         where = {int(r): k for k, r in enumerate(search_rows.tolist())}
         keep = [q for q, r in enumerate(rotated[0].tolist()) if r in where]
@@ -417,32 +418,41 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
             rpos = np.array([where[int(rotated[0][q])] for q in keep], np.int64)
             wanted = np.isin(rpos, query_pos)
             derotated_q = rotated[1][np.asarray(keep)[wanted]]
-            sets.append((rpos[wanted], lambda a, b: derotated_q[a:b], variants, MatchView.DEROTATED))
+            sets.append((rpos[wanted], lambda a, b: derotated_q[a:b], variants,
+                         {v: MatchView.derotated(v) for v in variants}))
     if thumbs is not None:
-        def crop_set(pos, boxes):
+        def crop_set(pos, boxes, mirrored):
             nc = len(boxes)
             crop_pos = np.repeat(pos, nc)
+            codes = {0: MatchView.CROPPED, 1: MatchView.CROPPED_HFLIP} if mirrored else {0: MatchView.CROPPED}
 
             def crop_emb(a, b):
                 rows = search_rows[crop_pos[a:b:nc]]  # a and b are multiples of nc
                 views = crop_views(thumbs[rows], boxes=boxes).reshape(-1, thumbs.shape[1], thumbs.shape[2])
                 return hog(np.rint(views).astype(np.uint8))  # uint8: hog's lookup-table path
-            return crop_pos, crop_emb, (0,), MatchView.CROPPED
-        sets.append(crop_set(query_pos, crop_boxes(CROP_SIDE)))
-        if big is not None and big[query_pos].any():  # of pictures large enough to crop so: half the
-            big_pos = query_pos[big[query_pos]]      # picture, and crops of another shape
-            sets.append(crop_set(big_pos, crop_boxes(CROP_SIDE_TIGHT)))
-            sets.append(crop_set(big_pos, STRETCH_BOXES))
+            return crop_pos, crop_emb, tuple(codes), codes
+        is_big = np.zeros(len(query_pos), bool) if big is None else big[query_pos]
+        # pictures large enough to crop to half the picture, or to another shape, are queried with
+        # those crop views too, each also mirrored when mirrors count (tiny pictures: a mirrored
+        # crop of them is a shifted mirror, which the whole image's alignment lines up)
+        mirrored = 1 in variants
+        sets.append(crop_set(query_pos[~is_big], crop_boxes(CROP_SIDE), False))
+        if is_big.any():
+            big_pos = query_pos[is_big]
+            sets.append(crop_set(big_pos, crop_boxes(CROP_SIDE), mirrored))
+            sets.append(crop_set(big_pos, crop_boxes(CROP_SIDE_TIGHT), mirrored))
+            sets.append(crop_set(big_pos, STRETCH_BOXES, mirrored))
     total = sum(len(q) * len(vs) for q, _, vs, _ in sets)
     done = 0
     if progress:
         progress("embedding search", 0, total)
     block -= block % math.lcm(len(CROP_PLACES), len(STRETCH_BOXES))  # whole images of each crop set
-    for qpos_all, qemb, vs, offset in sets:
-        for v in vs:
-            for start in range(0, len(qpos_all), block):
-                qrows = qpos_all[start:start + block]
-                qv = embedding_variants(qemb(start, start + len(qrows)), [v])[:, 0]
+    for qpos_all, qemb, vs, codes in sets:
+        for start in range(0, len(qpos_all), block):
+            qrows = qpos_all[start:start + block]
+            qvs = embedding_variants(qemb(start, start + len(qrows)), vs)
+            for q, v in enumerate(vs):
+                qv = qvs[:, q]
                 sims, ids = index.knn(qv, kk)
                 selfm = ids == qrows[:, None]
                 sims = np.where(selfm | (ids < 0), -np.inf, sims)
@@ -454,12 +464,13 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
                     dk = dist[:, settings.k - 1]
                 else:
                     dk = np.full(len(qrows), np.inf, np.float32)
-                if v == 0 and offset == 0:
+                plain = codes[v] == MatchView.IDENTITY
+                if plain:
                     dk_plain[qrows] = dk
                     if settings.k <= ids.shape[1]:
                         kth[qrows] = np.where(np.isfinite(sims[:, settings.k - 1]), ids[:, settings.k - 1], -1)
                 near = np.zeros(sims.shape, bool)
-                if offset == 0 and v == 0 and settings.neighbours:
+                if plain and settings.neighbours:
                     near[:, :settings.neighbours] = sims[:, :settings.neighbours] >= settings.neighbour_min_cosine
                 r, c = np.nonzero((sims >= settings.min_cosine) | near)
                 out_i.append(qrows[r])
@@ -467,7 +478,7 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
                 out_s.append(sims[r, c])
                 out_dk.append(dk[r])  # the query's own ratio-test reference
                 out_near.append(near[r, c])
-                out_v.append(np.full(len(r), offset + v if offset < MatchView.CROPPED else MatchView.CROPPED, np.int8))
+                out_v.append(np.full(len(r), codes[v], np.int8))
                 done += len(qrows)
                 if progress:
                     progress("embedding search", done, total)

@@ -74,8 +74,10 @@ class MatchView(IntEnum):
     cropped; ``20``: found through a tilted view only, and read upright as well (lined up as
     it is); ``21``: ``j`` is ``i`` turned within a frame of its own size, its corners filled any
     way (black, a colour, the edge pixels repeated or mirrored), read at the centre both share
-    (:func:`turned_share`), ``22``: ``i`` is ``j`` turned so; ``-1``: none (exact and model
-    pairs). The values are stored in cached search results: never renumber them.
+    (:func:`turned_share`), ``22``: ``i`` is ``j`` turned so; ``23``: a crop view of one,
+    mirrored left to right, is the other (a crop then flipped, as training pipelines make
+    them); ``-1``: none (exact and model pairs). The values are stored in cached search
+    results: never renumber them.
     """
 
     NONE = -1
@@ -102,6 +104,7 @@ class MatchView(IntEnum):
     UPRIGHT = 20
     TURNED = 21
     TURNED_BACK = 22
+    CROPPED_HFLIP = 23
 
     @classmethod
     def derotated(cls, dihedral):
@@ -113,6 +116,11 @@ class MatchView(IntEnum):
         """Mask of the codes that matched through a de-rotated view."""
         codes = np.asarray(codes)
         return (codes >= MatchView.DEROTATED) & (codes < MatchView.CROPPED)
+
+    @staticmethod
+    def is_cropped(codes: np.ndarray) -> np.ndarray:
+        """Mask of the codes that matched through a crop view (plain or mirrored)."""
+        return np.isin(codes, (MatchView.CROPPED, MatchView.CROPPED_HFLIP))
 
     @staticmethod
     def is_partial(codes: np.ndarray) -> np.ndarray:
@@ -164,9 +172,11 @@ class MatchView(IntEnum):
     @staticmethod
     def dihedral(codes: np.ndarray) -> np.ndarray:
         """The dihedral variant to apply when lining the pair up: a crop or overlap lines up as
-        it is (0), a de-rotated match under its variant, none (-1) for exact and model pairs."""
+        it is (0), a mirrored crop mirrored (1), a de-rotated match under its variant, none (-1)
+        for exact and model pairs."""
         codes = np.asarray(codes).astype(np.int8)
         out = np.where(MatchView.is_derotated(codes), codes - MatchView.DEROTATED, codes)
+        out = np.where(codes == MatchView.CROPPED_HFLIP, 1, out)
         return np.where(MatchView.is_partial(codes), 0, out).astype(np.int8)
 
     @staticmethod
@@ -176,6 +186,8 @@ class MatchView(IntEnum):
         code = int(code)
         if code == MatchView.CROPPED:
             return "cropped"
+        if code == MatchView.CROPPED_HFLIP:
+            return "cropped, hflip"
         if code == MatchView.OVERLAP:
             return "overlap"
         if code in (MatchView.TILTED, MatchView.TILTED_BACK):

@@ -53,6 +53,10 @@ def test_match_view_masks():
     assert MatchView.is_other_view(codes).tolist() == [c >= 8 for c in codes]
     expect = [-1] + list(range(8)) + list(range(8)) + [0]
     assert MatchView.dihedral(codes).tolist() == expect
+    crops = np.array([MatchView.CROPPED, MatchView.CROPPED_HFLIP, MatchView.IDENTITY, MatchView.HFLIP])
+    assert MatchView.is_cropped(crops).tolist() == [True, True, False, False]
+    assert MatchView.dihedral(crops).tolist() == [0, 1, 0, 1]  # a mirrored crop's whole images line up mirrored
+    assert MatchView.describe(MatchView.CROPPED_HFLIP) == "cropped, hflip"
 
 
 def test_detail_reads_the_codes():

@@ -16,7 +16,7 @@ from leakscan import audit
 from leakscan.features import thumbnail
 from leakscan.views import TILT_ANGLES, box_views, tilted_views, turned_share
 
-from conftest import photo_halves, plant_copies
+from conftest import flower_mirror_pair, photo_halves, plant_copies
 
 
 def _box(w, h, angle, square):
@@ -77,6 +77,10 @@ def test_tilted_views_of_no_images():
                                                                                               16, 16)
 
 
+def _planted(copies) -> set:
+    return {frozenset((f"train/pic{k}.jpg", f"test/copy{k}.jpg")) for k in copies}
+
+
 def _write(root):
     pictures = photo_halves()
     copies = {0: (14.0, "pil", False), 1: (-37.0, "ndi", False), 2: (22.0, "pil", True), 3: (-9.0, "ndi", True),
@@ -95,8 +99,9 @@ def test_rotated_then_cropped_copies_are_found_and_other_pictures_are_not_paired
         assert rec is not None, (k, angle, sorted(map(sorted, dup)))
         m = re.fullmatch(r"rotated (\d+) deg and cropped", rec["detail"])
         assert m and abs(int(m.group(1)) - abs(angle)) <= 2, (k, angle, rec["detail"])
-    # nothing else: no two different pictures, no look-alike
-    assert len(dup) == len(copies), sorted(map(sorted, dup))
+    # nothing else: no two different pictures, no look-alike (but the flower's mirror-image halves)
+    others = [key for key, rec in dup.items() if key not in _planted(copies) and not flower_mirror_pair(rec)]
+    assert not others, sorted(map(sorted, dup))
 
 
 def test_too_many_images_skip_the_tilted_search_with_a_warning(tmp_path, monkeypatch):
@@ -148,4 +153,5 @@ def test_copies_turned_in_their_frame_with_the_picture_in_their_corners_are_foun
         assert rec is not None, (k, angle, mode, sorted(map(sorted, dup)))
         m = re.fullmatch(r"rotated (\d+) deg", rec["detail"])
         assert m and abs(int(m.group(1)) - abs(angle)) <= 2, (k, angle, rec["detail"])
-    assert len(dup) == len(copies), sorted(map(sorted, dup))
+    others = [key for key, rec in dup.items() if key not in _planted(copies) and not flower_mirror_pair(rec)]
+    assert not others, sorted(map(sorted, dup))

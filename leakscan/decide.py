@@ -165,17 +165,17 @@ def detect(
             # the share of copies among the candidates, estimated apart for each reading (the
             # overlapping-tile and tilted candidates are each image's few best matches: other base rates)
             reading = MatchView.reading(cands.variant)
-            mirrored_crop = cands.variant == MatchView.CROPPED_HFLIP
-            whole = np.flatnonzero(~exact & (reading == 0) & ~mirrored_crop)
+            whole = np.flatnonzero(~exact & (reading == 0))
             confidence[whole], prior = adjust_to_prior(cal.predict(evidence[whole]))
             cal = dataclasses.replace(cal, stats={**cal.stats, "prior": round(prior, 5)})
-            # pairs only a mirrored crop view proposes: read whole, with their own share of copies
-            # (a mirror of part of a picture is one more way for two pictures to look alike)
-            rows = np.flatnonzero(~exact & mirrored_crop)
+            # the pairs only a mirrored crop view proposes also at their own share of copies (a
+            # mirror of part of a picture is one more way for two pictures to look alike)
+            rows = np.flatnonzero(~exact & (cands.variant == MatchView.CROPPED_HFLIP))
             if len(rows):
-                confidence[rows], prior = adjust_to_prior(cal.predict(evidence[rows]))
+                p = cal.predict(evidence[rows])
+                _, prior = adjust_to_prior(p)
+                confidence[rows] = np.minimum(confidence[rows], at_prior(p, prior))
                 cal = dataclasses.replace(cal, stats={**cal.stats, "prior_mirrored_crop": round(prior, 5)})
-            whole = np.flatnonzero(~exact & (reading == 0))
             readings = dict(cal.readings)
             read_whole = cands.take(whole).keys()
             for read, name in enumerate(READINGS[1:], start=1):

@@ -168,8 +168,8 @@ def detect(
             whole = np.flatnonzero(~exact & (reading == 0))
             confidence[whole], prior = adjust_to_prior(cal.predict(evidence[whole]))
             cal = dataclasses.replace(cal, stats={**cal.stats, "prior": round(prior, 5)})
-            # the pairs only a mirrored crop view proposes also at their own share of copies (a
-            # mirror of part of a picture is one more way for two pictures to look alike)
+            # a pair only a mirrored crop view proposes: at the lower of that share and the share
+            # among such pairs (a mirror of part of a picture is one more way to look alike)
             rows = np.flatnonzero(~exact & (cands.variant == MatchView.CROPPED_HFLIP))
             if len(rows):
                 p = cal.predict(evidence[rows])

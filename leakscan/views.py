@@ -8,7 +8,8 @@ features), never by decoding again:
   permutation of its numbers (:func:`embedding_variants`);
 * **crops** of the thumbnail, enlarged back to full size, find cropped copies
   (:func:`crop_views`, :data:`CROP_PLACES`), and stretched crops (:data:`STRETCH_BOXES`)
-  find crops of another shape resized to a fixed size;
+  find crops of another shape resized to a fixed size; their mirror images (a permutation
+  of their embedding, as for any flip) find crops then flipped;
 * **tilted views** (:func:`tilted_views`, :data:`TILT_ANGLES`): the thumbnail turned by
   an angle and cropped to the largest upright box inside, as a copy rotated and then cropped
   free of its corners looks;

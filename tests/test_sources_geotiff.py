@@ -181,3 +181,27 @@ def test_library_resplit_and_find_groups_use_spatial_links(tiles, tmp_path):
                    "train/t3.tif": "linked to an image in a kept split (a frame of the same file, or an "
                                    "overlapping tile footprint)",
                    "train/t4.tif": "duplicate of an image in a kept split"}
+
+
+def test_a_tile_of_nodata_only_is_skipped_with_a_reason_not_paired(tmp_path):
+    """Float tiles whose every pixel is NaN (outside the swath) have nothing to compare: two of
+    them are skipped with a reason, not reported as exact copies of each other; a tile with some
+    NaN pixels (nodata at an edge) is read."""
+    nodata = np.full((SIZE, SIZE, 3), np.nan, np.float32)
+    with pytest.raises(DecodeError, match="no data: every pixel of band"):
+        decode_tile(write_tile(tmp_path / "x.tif", nodata).read_bytes())
+    part = bands_of(2).astype(np.float32)
+    part[: SIZE // 4] = np.nan
+    img, _ = decode_tile(write_tile(tmp_path / "part.tif", part).read_bytes())
+    assert np.asarray(img)[SIZE // 2:].std() > 10
+    root = tmp_path / "swath"
+    for k in range(4):
+        write_tile(root / "train" / f"t{k}.tif", bands_of(k).astype(np.float32))
+    write_tile(root / "train" / "empty0.tif", nodata)
+    write_tile(root / "test" / "empty1.tif", nodata)
+    write_tile(root / "test" / "t9.tif", bands_of(9).astype(np.float32))
+    a = leakscan.audit(root, jobs=1)
+    skipped = dict(a.skipped)
+    assert set(skipped) == {"train/empty0.tif", "test/empty1.tif"}, skipped
+    assert all("no data" in reason for reason in skipped.values())
+    assert not [r for r in a.pair_records() if "empty" in r["a"] + r["b"]]

@@ -151,6 +151,8 @@ def decode_tile(data: bytes, bands=None, percentiles=PERCENTILES):
     pick = tuple(bands) if bands else ((1, 2, 3) if n_bands >= 3 else (1,))
     if max(pick) > n_bands:
         raise DecodeError(f"bands {','.join(map(str, pick))} asked of a tile with {n_bands} band(s)")
+    if not any(np.isfinite(arr[..., b - 1]).any() for b in pick):  # a tile of nodata only: nothing to compare
+        raise DecodeError(f"no data: every pixel of band(s) {','.join(map(str, pick))} is NaN or infinite")
     planes = [_stretch(arr[..., b - 1], percentiles) for b in pick]
     note = f"bands {','.join(map(str, pick))} of {n_bands}" if n_bands > 3 or bands else ""
     if len(planes) == 1:

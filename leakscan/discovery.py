@@ -318,16 +318,20 @@ def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
             skipped.append((f"{path.name}:{lineno}", "manifest row has an empty path"))
             continue
         p = _windows_separators(p, root)
-        if p in seen:
-            skipped.append((p, f"listed twice in the manifest (lines {seen[p]} and {lineno}); kept the first"))
-            continue
-        seen[p] = lineno
         split = (rec.get("split") or "").strip()
+        split = SPLIT_ALIASES.get(split.lower(), split)
+        key = os.path.normpath(p)  # one file however it is spelled (img/a.png, ./img/a.png)
+        if key in seen:
+            first, first_split = seen[key]
+            where = (f"lines {first} and {lineno}" if split == first_split else
+                     f"line {first} in {first_split}, line {lineno} in {split}: one file on both sides of the split")
+            skipped.append((p, f"listed twice in the manifest ({where}); kept the first"))
+            continue
+        seen[key] = (lineno, split)
         if not split:
             skipped.append((p, f"manifest line {lineno} has no split"))
             continue
-        rows.append((p, SPLIT_ALIASES.get(split.lower(), split), (rec.get("label") or "").strip(),
-                     (rec.get("group") or "").strip()))
+        rows.append((p, split, (rec.get("label") or "").strip(), (rec.get("group") or "").strip()))
     if not rows:
         raise InputError(f"{path}: manifest has no usable rows")
     paths, sp, lab, grp = zip(*rows)

@@ -38,6 +38,18 @@ def test_csv_manifest_with_bom_semicolons_and_groups(tmp_path):
     assert list(m.splits) == ["train", "test"]
     assert list(m.groups) == ["p1", "p1"]
     assert m.skipped and "listed twice" in m.skipped[0][1]
+    assert "line 2 in train, line 4 in test: one file on both sides of the split" in m.skipped[0][1]
+
+
+def test_a_file_listed_twice_is_found_however_its_path_is_spelled(tmp_path):
+    write_dataset(tmp_path, {"img/a.png": scene(1), "img/b.png": scene(2)})
+    (tmp_path / "m.csv").write_text("path,split\nimg/a.png,train\nimg/b.png,train\n./img/a.png,train\n"
+                                    "img/../img/b.png,test\n")
+    m = discover(None, manifest=tmp_path / "m.csv")
+    assert list(m.paths) == ["img/a.png", "img/b.png"]
+    reasons = dict(m.skipped)
+    assert reasons["./img/a.png"] == "listed twice in the manifest (lines 2 and 4); kept the first"
+    assert "line 3 in train, line 5 in test" in reasons["img/../img/b.png"]
 
 
 def test_csv_manifest_written_on_windows_reads_its_backslashes_as_folders(tmp_path):

@@ -271,9 +271,11 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         return Image.fromarray(arr, "L").convert("RGB")
     if mode == "F":
         arr = np.asarray(img, dtype=np.float64)
-        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-        if not np.isfinite(lo) or not np.isfinite(hi):
-            raise DecodeError("float image holds NaN or infinite values")
+        finite = np.isfinite(arr)
+        if not finite.any():
+            raise DecodeError("no data: every pixel of the float image is NaN or infinite")
+        lo, hi = float(arr[finite].min()), float(arr[finite].max())
+        arr = np.where(finite, arr, lo)  # nodata (NaN, infinite) shown as the darkest value
         if lo < 0 or hi > 255:
             arr = (arr - lo) * (255.0 / (hi - lo or 1.0))
         return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L").convert("RGB")

@@ -48,6 +48,19 @@ def test_16bit_png_is_scaled_not_clipped():
     assert np.asarray(out)[..., 0].max() > 200 and np.asarray(out)[..., 0].min() == 0
 
 
+def test_float_images_with_nodata_decode_and_one_of_nodata_only_is_refused():
+    """A float TIFF (Pillow mode F, as read without tifffile) with NaN or infinite pixels at an edge
+    decodes, the nodata shown as its darkest value; one with no finite pixel at all is refused."""
+    grey = np.asarray(scene(4, 40).convert("L"), np.float32) * 4.0  # beyond 8 bits: stretched
+    grey[:8] = np.nan
+    grey[8:10] = np.inf
+    img, _ = decode_bytes(encode(Image.fromarray(grey, "F"), "TIFF"))
+    a = np.asarray(img)
+    assert img.mode == "RGB" and a[:10].max() == 0 and a[10:].std() > 20
+    with pytest.raises(DecodeError, match="no data: every pixel"):
+        decode_bytes(encode(Image.fromarray(np.full((8, 8), np.nan, np.float32), "F"), "TIFF"))
+
+
 def test_cmyk_jpeg():
     out, _ = decode_bytes(encode(scene(2, 32).convert("CMYK"), "JPEG"))
     assert out.mode == "RGB"

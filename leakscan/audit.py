@@ -21,7 +21,7 @@ from .decode import is_cacheable
 from .errors import ConfigError
 from .features import FEATURE_VERSION, Features, extract_features, load_pictures
 from .groups import Groups, build_groups
-from .discovery import discover
+from .discovery import BOTH_SIDES, discover
 from .manifest import Manifest
 from .pairs import KINDS, SEARCH_VERSION, PairTable
 from .settings import DECODE_SIDE, DetectSettings
@@ -450,6 +450,11 @@ def _manifest_warnings(m: Manifest) -> list[str]:
     odd = sorted(set(m.splits.tolist()) - {"train", "val", "test", "all"})
     if odd:
         out.append(f"split name(s) {', '.join(map(repr, odd))} are not train/val/test; used as given")
+    both = [path for path, reason in m.skipped if BOTH_SIDES in reason]
+    if both:
+        out.append(f"{len(both)} file(s) are listed in two splits of the manifest ({', '.join(map(str, both[:3]))}"
+                   f"{', ...' if len(both) > 3 else ''}): the same file on both sides of the split is leakage; each is "
+                   "audited once, in its first split, so the figures do not count it (skipped.csv)")
     imgs = m.images
     if imgs is not None and imgs.dtype != object and np.issubdtype(imgs.dtype, np.floating) and imgs.size:
         lo, hi = float(np.nanmin(imgs)), float(np.nanmax(imgs))

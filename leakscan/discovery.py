@@ -273,6 +273,9 @@ def _read_csv(path: Path) -> Manifest:
         raise InputError(f"{path}: not a readable CSV manifest ({exc})") from None
 
 
+#: Said of a file a manifest lists in two splits (``Manifest.skipped``): the audit warns of it.
+BOTH_SIDES = "one file on both sides of the split"
+
 _GUARDED = ("'=", "'+", "'-", "'@", "'\t", "'\r")
 
 
@@ -324,7 +327,7 @@ def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
         if key in seen:
             first, first_split = seen[key]
             where = (f"lines {first} and {lineno}" if split == first_split else
-                     f"line {first} in {first_split}, line {lineno} in {split}: one file on both sides of the split")
+                     f"line {first} in {first_split}, line {lineno} in {split}: {BOTH_SIDES}")
             skipped.append((p, f"listed twice in the manifest ({where}); kept the first"))
             continue
         seen[key] = (lineno, split)

@@ -52,6 +52,17 @@ def test_a_file_listed_twice_is_found_however_its_path_is_spelled(tmp_path):
     assert "line 3 in train, line 5 in test" in reasons["img/../img/b.png"]
 
 
+def test_a_file_listed_in_two_splits_is_a_warning(tmp_path):
+    import leakscan
+
+    write_dataset(tmp_path, {"img/a.png": scene(1), "img/b.png": scene(2), "img/c.png": scene(3)})
+    (tmp_path / "m.csv").write_text("path,split\nimg/a.png,train\nimg/b.png,train\nimg/c.png,test\n"
+                                    "./img/a.png,test\nimg/b.png,train\n")
+    d = leakscan.audit(tmp_path / "m.csv", cache=False, jobs=1).to_dict()
+    both = [w for w in d["warnings"] if "listed in two splits" in w]
+    assert len(both) == 1 and both[0].startswith("1 file(s) are listed in two splits of the manifest (./img/a.png)")
+
+
 def test_csv_manifest_written_on_windows_reads_its_backslashes_as_folders(tmp_path):
     write_dataset(tmp_path, {"imgs/a/1.png": scene(1), "imgs/a/2.png": scene(2)})
     odd = tmp_path / "imgs" / "odd\\name.png"  # a Linux name with a backslash in it stays as written

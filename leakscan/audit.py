@@ -21,8 +21,8 @@ from .decode import is_cacheable
 from .errors import ConfigError
 from .features import FEATURE_VERSION, Features, extract_features, load_pictures
 from .groups import Groups, build_groups
-from .discovery import BOTH_SIDES, discover
-from .manifest import Manifest
+from .discovery import discover
+from .manifest import BOTH_SIDES, Manifest
 from .pairs import KINDS, SEARCH_VERSION, PairTable
 from .settings import DECODE_SIDE, DetectSettings
 from .views import MatchView

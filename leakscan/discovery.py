@@ -16,7 +16,8 @@ from typing import Sequence
 import numpy as np
 
 from .errors import ArgumentError, InputError
-from .manifest import IMAGE_EXTENSIONS, SPLIT_ALIASES, SPLIT_SEARCH_DEPTH, UNSPLIT, Manifest, _str_array
+from .manifest import (IMAGE_EXTENSIONS, SPLIT_ALIASES, SPLIT_SEARCH_DEPTH, UNSPLIT, Manifest, _str_array,
+                       listed_again, path_key)
 
 log = logging.getLogger(__name__)
 
@@ -273,9 +274,6 @@ def _read_csv(path: Path) -> Manifest:
         raise InputError(f"{path}: not a readable CSV manifest ({exc})") from None
 
 
-#: Said of a file a manifest lists in two splits (``Manifest.skipped``): the audit warns of it.
-BOTH_SIDES = "one file on both sides of the split"
-
 _GUARDED = ("'=", "'+", "'-", "'@", "'\t", "'\r")
 
 
@@ -323,12 +321,9 @@ def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
         p = _windows_separators(p, root)
         split = (rec.get("split") or "").strip()
         split = SPLIT_ALIASES.get(split.lower(), split)
-        key = os.path.normpath(p)  # one file however it is spelled (img/a.png, ./img/a.png)
+        key = path_key(p)
         if key in seen:
-            first, first_split = seen[key]
-            where = (f"lines {first} and {lineno}" if split == first_split else
-                     f"line {first} in {first_split}, line {lineno} in {split}: {BOTH_SIDES}")
-            skipped.append((p, f"listed twice in the manifest ({where}); kept the first"))
+            skipped.append((p, listed_again(seen[key], (lineno, split))))
             continue
         seen[key] = (lineno, split)
         if not split:

@@ -19,7 +19,8 @@ from .errors import ArgumentError, InputError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Manifest", "SPLIT_ALIASES", "IMAGE_EXTENSIONS", "UNSPLIT", "order_splits"]
+__all__ = ["Manifest", "SPLIT_ALIASES", "IMAGE_EXTENSIONS", "UNSPLIT", "BOTH_SIDES", "order_splits", "listed_again",
+           "path_key"]
 
 #: Folder names recognised as splits (case-insensitive) and the canonical split they mean.
 SPLIT_ALIASES = {
@@ -44,6 +45,29 @@ IMAGE_EXTENSIONS = frozenset(
 SPLIT_SEARCH_DEPTH = 3
 
 UNSPLIT = "all"
+
+#: Said of a file a manifest or table lists in two splits (``Manifest.skipped``): the audit warns of it.
+BOTH_SIDES = "one file on both sides of the split"
+
+
+def listed_again(first: tuple, again: tuple, unit: str = "line") -> str:
+    """The skip reason of a file a manifest lists again: ``first`` and ``again`` are its
+    ``(line or row, split)``; two splits are said to be :data:`BOTH_SIDES`.
+
+    >>> listed_again((2, "train"), (5, "train"))
+    'listed twice in the manifest (lines 2 and 5); kept the first'
+    >>> listed_again((0, "train"), (3, "test"), unit="row")
+    'listed twice in the manifest (row 0 in train, row 3 in test: one file on both sides of the split); kept the first'
+    """
+    (k, split), (m, split2) = first, again
+    where = (f"{unit}s {k} and {m}" if split == split2 else
+             f"{unit} {k} in {split}, {unit} {m} in {split2}: {BOTH_SIDES}")
+    return f"listed twice in the manifest ({where}); kept the first"
+
+
+def path_key(path: str) -> str:
+    """One key per file however a manifest spells its path (``img/a.png``, ``./img/a.png``)."""
+    return os.path.normpath(path)
 
 
 def _str_array(values: Iterable, n: int, name: str) -> np.ndarray:

@@ -84,6 +84,18 @@ def test_bad_rows_are_skipped_not_fatal(files):
     assert a.n_images == 9
 
 
+def test_a_file_listed_in_two_splits_of_a_table_is_named_and_warned_of(files):
+    df = _table(files).rename(columns={"file": "path", "fold": "split"})
+    again = df.iloc[[0]].assign(path=str(files / "img" / "." / "0.jpg"), split="test")  # train/0.jpg, spelt anew
+    a = leakscan.audit(pd.concat([df, again], ignore_index=True), jobs=1)
+    reasons = dict(a.skipped)
+    assert reasons[str(files / "img" / "." / "0.jpg")] == (
+        "listed twice in the manifest (row 0 in train, row 11 in test: one file on both sides of the split); "
+        "kept the first")
+    assert a.n_images == 11
+    assert [w for w in a.to_dict()["warnings"] if w.startswith("1 file(s) are listed in two splits")]
+
+
 def test_unknown_column_is_named(files):
     with pytest.raises(InputError, match="no column 'nope'"):
         leakscan.audit(_table(files), path_column="nope", jobs=1)

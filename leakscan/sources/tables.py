@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import InputError
-from ..manifest import SPLIT_ALIASES, UNSPLIT, Manifest
+from ..manifest import SPLIT_ALIASES, UNSPLIT, Manifest, listed_again, path_key
 from .rows import RowSource, missing_extra
 
 __all__ = ["from_dataframe", "from_parquet", "from_columns", "ParquetBytes", "StoredCell", "TABLE_OPTIONS",
@@ -301,10 +301,11 @@ def from_columns(cols: dict, n: int, *, name: str, root: Path | None, path_colum
             if not ident:
                 skipped.append((f"{name}[{i}]", "row has an empty path"))
                 continue
-            if ident in seen:
-                skipped.append((ident, f"listed twice in the table (rows {seen[ident]} and {i}); kept the first"))
+            split_i = SPLIT_ALIASES.get(split.lower(), split) if split else split
+            if path_key(ident) in seen:
+                skipped.append((ident, listed_again(seen[path_key(ident)], (i, split_i), unit="row")))
                 continue
-            seen[ident] = i
+            seen[path_key(ident)] = (i, split_i)
         if not split:
             skipped.append((ident, f"row {i} has no split"))
             continue

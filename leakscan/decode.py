@@ -278,6 +278,8 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         arr = np.where(finite, arr, lo)  # nodata (NaN, infinite) shown as the darkest value
         if lo < 0 or hi > 255:
             arr = (arr - lo) * (255.0 / (hi - lo or 1.0))
+        elif hi <= 1.0:  # pixels in [0, 1], as float arrays are read (canonical_from_array)
+            arr = arr * 255.0
         return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L").convert("RGB")
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info)
     if has_alpha:

@@ -61,6 +61,13 @@ def test_float_images_with_nodata_decode_and_one_of_nodata_only_is_refused():
         decode_bytes(encode(Image.fromarray(np.full((8, 8), np.nan, np.float32), "F"), "TIFF"))
 
 
+def test_a_float_image_in_0_1_reads_as_its_array_does():
+    grey = np.asarray(scene(5, 40).convert("L"), np.float32) / 255.0
+    img, _ = decode_bytes(encode(Image.fromarray(grey, "F"), "TIFF"))
+    assert np.array_equal(np.asarray(img), np.asarray(canonical_from_array(grey)))
+    assert np.asarray(img).std() > 20
+
+
 def test_cmyk_jpeg():
     out, _ = decode_bytes(encode(scene(2, 32).convert("CMYK"), "JPEG"))
     assert out.mode == "RGB"

@@ -44,6 +44,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .errors import InputError
+from .manifest import decode_text
 
 __all__ = ["Decision", "Decisions", "MatchedDecisions", "DecisionStats", "read_decisions",
            "load_decisions", "apply_decisions", "DECISIONS", "USER_DETAIL"]
@@ -238,12 +239,12 @@ def read_decisions(path) -> Decisions:
     """
     where = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise InputError(f"{where}: decisions file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise InputError(f"{where}: cannot read the decisions file ({exc})") from None
-    return _parse(text, where)
+    return _parse(decode_text(raw, where, "the decisions file"), where)
 
 
 def _parse(text: str, where: str) -> Decisions:

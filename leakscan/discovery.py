@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import ArgumentError, InputError
 from .manifest import (IMAGE_EXTENSIONS, SPLIT_ALIASES, SPLIT_SEARCH_DEPTH, UNSPLIT, Manifest, _str_array,
-                       listed_again, path_key)
+                       decode_text, listed_again, path_key)
 
 log = logging.getLogger(__name__)
 
@@ -257,10 +257,7 @@ def _read_csv(path: Path) -> Manifest:
         raw = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read manifest ({exc.strerror or exc})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: manifest is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = decode_text(raw, str(path))
     if not text.strip():
         raise InputError(f"{path}: manifest is empty; it needs a header line with at least 'path' and 'split'")
     try:

@@ -7,6 +7,7 @@ Row position is identity: every array produced later lines up with these rows.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from .errors import ArgumentError, InputError
 log = logging.getLogger(__name__)
 
 __all__ = ["Manifest", "SPLIT_ALIASES", "IMAGE_EXTENSIONS", "UNSPLIT", "BOTH_SIDES", "order_splits", "listed_again",
-           "path_key"]
+           "path_key", "decode_text"]
 
 #: Folder names recognised as splits (case-insensitive) and the canonical split they mean.
 SPLIT_ALIASES = {
@@ -63,6 +64,22 @@ def listed_again(first: tuple, again: tuple, unit: str = "line") -> str:
     where = (f"{unit}s {k} and {m}" if split == split2 else
              f"{unit} {k} in {split}, {unit} {m} in {split2}: {BOTH_SIDES}")
     return f"listed twice in the manifest ({where}); kept the first"
+
+
+def decode_text(raw: bytes, where: str, what: str = "manifest") -> str:
+    """The text of a CSV a user wrote: UTF-8 (with or without its byte-order mark) or UTF-16 with
+    its byte-order mark (Excel's "Unicode text", Windows PowerShell's default); else an
+    :class:`~leakscan.errors.InputError` naming ``where`` and the byte.
+
+    >>> decode_text("path,split".encode("utf-16"), "m.csv")
+    'path,split'
+    """
+    utf16 = raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    try:
+        return raw.decode("utf-16" if utf16 else "utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{where}: {what} is not {'UTF-16' if utf16 else 'UTF-8'} text ({exc.reason} at byte "
+                         f"{exc.start}); save it as UTF-8") from None
 
 
 def path_key(path: str) -> str:

@@ -216,3 +216,13 @@ def test_sklearn_api_respects_decisions(review_data, tmp_path):
                                               images=review_data, decisions=f)
     for tr, te in cv.split(np.zeros(len(paths))):
         assert (row["train/a/2.jpg"] in tr) == (row["test/a/6.jpg"] in tr)
+
+
+def test_a_decisions_file_saved_as_utf16_is_read(tmp_path):
+    f = tmp_path / "decisions.csv"
+    f.write_bytes("a,b,decision,note\r\nx.jpg,y.jpg,distinct,deux chats \u00e9\r\n".encode("utf-16"))
+    [e] = read_decisions(f).entries
+    assert (e.a, e.b, e.decision) == ("x.jpg", "y.jpg", "distinct")
+    f.write_bytes(b"a,b,decision\nx.jpg,y\xe9.jpg,distinct\n")
+    with pytest.raises(InputError, match="decisions.csv: the decisions file is not UTF-8 text"):
+        read_decisions(f)

@@ -98,3 +98,16 @@ def test_array_source_and_bad_shape():
 def test_missing_folder():
     with pytest.raises(InputError, match="no such file"):
         discover("/nonexistent/folder")
+
+
+def test_manifests_saved_as_utf16_are_read_and_other_encodings_named(tmp_path):
+    """Excel's "Unicode text" and Windows PowerShell write UTF-16 with a byte-order mark (and tabs):
+    read. A Latin-1 manifest is refused with the byte and what to do."""
+    write_dataset(tmp_path, {"img/a.png": scene(1), "img/b.png": scene(2)})
+    text = "path\tsplit\r\nimg/a.png\ttrain\r\nimg/b.png\ttest\r\n"
+    (tmp_path / "m16.csv").write_bytes(text.encode("utf-16"))
+    m = discover(None, manifest=tmp_path / "m16.csv")
+    assert list(m.paths) == ["img/a.png", "img/b.png"] and list(m.splits) == ["train", "test"]
+    (tmp_path / "latin.csv").write_bytes("path,split\nimg/\xe9.png,train\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"latin.csv: manifest is not UTF-8 text .*at byte 15\); save it as UTF-8"):
+        discover(None, manifest=tmp_path / "latin.csv")

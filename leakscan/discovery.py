@@ -169,9 +169,10 @@ def _from_list(items, splits, labels, groups) -> Manifest:
 
 
 def _walk_files(top: str):
-    """Yield (folder, file name) under ``top`` in sorted order; symlinked folders are not followed."""
+    """Yield (folder, file name) under ``top`` in sorted order; symlinked folders are not followed,
+    hidden ones (``.ipynb_checkpoints``, ``.thumbnails``, ``.git``) not entered."""
     for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             yield dirpath, name
 

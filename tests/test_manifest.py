@@ -111,3 +111,13 @@ def test_manifests_saved_as_utf16_are_read_and_other_encodings_named(tmp_path):
     (tmp_path / "latin.csv").write_bytes("path,split\nimg/\xe9.png,train\n".encode("latin-1"))
     with pytest.raises(InputError, match=r"latin.csv: manifest is not UTF-8 text .*at byte 15\); save it as UTF-8"):
         discover(None, manifest=tmp_path / "latin.csv")
+
+
+def test_hidden_folders_and_files_are_not_read(tmp_path):
+    """A notebook's checkpoints, a photo manager's thumbnails, macOS's AppleDouble files: not the dataset."""
+    write_dataset(tmp_path, {"train/cats/1.png": scene(1), "test/cats/2.png": scene(2),
+                             "train/cats/.ipynb_checkpoints/1-checkpoint.png": scene(1),
+                             "train/.thumbnails/1.png": scene(1).resize((16, 16))})
+    (tmp_path / "train" / "cats" / "._1.png").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    m = discover(tmp_path)
+    assert sorted(m.paths) == ["test/cats/2.png", "train/cats/1.png"] and not m.skipped

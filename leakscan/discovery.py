@@ -93,7 +93,9 @@ def discover(
             return _from_csv(p, source_options)
         if not p.exists():
             raise InputError(f"{p}: no such file or folder")
-        raise InputError(f"{p}: not a folder or a CSV manifest (pass a folder of images, or --manifest FILE.csv)")
+        archive = " (an archive: unpack it, then pass the folder)" if _is_archive(p) else ""
+        raise InputError(f"{p}: not a folder or a CSV manifest{archive} (pass a folder of images, "
+                         "or --manifest FILE.csv)")
     if isinstance(source, (list, tuple, np.ndarray)):
         return _from_list(list(source), splits, labels, groups)
     raise InputError(
@@ -166,6 +168,17 @@ def _from_list(items, splits, labels, groups) -> Manifest:
         groups=_str_array(groups if groups is not None else [""] * n, n, "groups"),
         kind="list",
     )
+
+
+def _is_archive(p: Path) -> bool:
+    """Whether ``p`` is a zip or tar archive (read by content, whatever its name)."""
+    import tarfile  # noqa: PLC0415 - only to word an error
+    import zipfile  # noqa: PLC0415
+
+    try:
+        return p.is_file() and (zipfile.is_zipfile(p) or tarfile.is_tarfile(p))
+    except OSError:
+        return False
 
 
 def _walk_files(top: str):

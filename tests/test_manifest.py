@@ -121,3 +121,16 @@ def test_hidden_folders_and_files_are_not_read(tmp_path):
     (tmp_path / "train" / "cats" / "._1.png").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
     m = discover(tmp_path)
     assert sorted(m.paths) == ["test/cats/2.png", "train/cats/1.png"] and not m.skipped
+
+
+def test_an_archive_is_refused_with_what_to_do(tmp_path):
+    import shutil
+
+    write_dataset(tmp_path / "data", {"train/1.png": scene(1), "test/2.png": scene(2)})
+    for fmt in ("zip", "gztar"):
+        archive = shutil.make_archive(str(tmp_path / "data"), fmt, tmp_path / "data")
+        with pytest.raises(InputError, match="an archive: unpack it, then pass the folder"):
+            discover(archive)
+    (tmp_path / "notes.txt").write_text("not an archive")
+    with pytest.raises(InputError, match=r"notes.txt: not a folder or a CSV manifest \(pass"):
+        discover(tmp_path / "notes.txt")

@@ -6,6 +6,7 @@ paths or an image array; the other inputs (tables, datasets, DICOM, GeoTIFF) thr
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import logging
 import os
@@ -181,10 +182,14 @@ def _is_archive(p: Path) -> bool:
         return False
 
 
-def _walk_files(top: str):
+def _walk_files(top: str, unlisted: list | None = None):
     """Yield (folder, file name) under ``top`` in sorted order; symlinked folders are not followed,
-    hidden ones (``.ipynb_checkpoints``, ``.thumbnails``, ``.git``) not entered."""
-    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+    hidden ones (``.ipynb_checkpoints``, ``.thumbnails``, ``.git``) not entered. Folders that
+    cannot be listed (no permission, a path too long) are added to ``unlisted`` as (folder, reason)."""
+    def failed(exc: OSError) -> None:
+        if unlisted is not None:
+            unlisted.append((os.fspath(exc.filename or top), exc.strerror or str(exc)))
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False, onerror=failed):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             yield dirpath, name
@@ -222,10 +227,11 @@ def _from_folder(root: Path, options: dict | None = None) -> Manifest:
     tops = split_dirs.items() if split_dirs else [(root, UNSPLIT)]
     names_used: dict[str, list[str]] = {}
     root_s = os.fspath(root)
+    unlisted: list[tuple[str, str]] = []
     for top, split in tops:
         names_used.setdefault(split, []).append(top.name)
         top_s = os.fspath(top)
-        for folder, name in _walk_files(top_s):
+        for folder, name in _walk_files(top_s, unlisted):
             ext = os.path.splitext(name)[1].lower()
             if name.startswith(".") or ext not in IMAGE_EXTENSIONS:
                 if name.startswith(".") or ext not in ("", ".dcm", ".dicom"):
@@ -239,11 +245,17 @@ def _from_folder(root: Path, options: dict | None = None) -> Manifest:
             log.info("split %r gathers the folders %s", split, ", ".join(dirs))
     from .sources.discover import special_folder  # noqa: PLC0415 - DICOM files, GeoTIFF tiles
 
+    # a folder that cannot be listed is named, as an unreadable file is: its images are missing
+    skipped = tuple((os.path.relpath(folder, root_s).replace(os.sep, "/") + "/",
+                     f"cannot list this folder ({reason}): the images in it are not audited")
+                    for folder, reason in unlisted)
     special = special_folder(root, rows, maybe_dicom, options or {})
     if special is not None:
-        return special
+        return dataclasses.replace(special, skipped=tuple(special.skipped) + skipped)
     if not rows:
-        raise InputError(f"{root}: no image files found (looked for {', '.join(sorted(IMAGE_EXTENSIONS)[:6])}...)")
+        why = f"; {skipped[0][1]}" if skipped else ""
+        raise InputError(f"{root}: no image files found (looked for {', '.join(sorted(IMAGE_EXTENSIONS)[:6])}...)"
+                         f"{why}")
     paths, sp, lab = zip(*rows)
     n = len(rows)
     return Manifest(
@@ -252,6 +264,7 @@ def _from_folder(root: Path, options: dict | None = None) -> Manifest:
         labels=np.array(lab, dtype=object),
         groups=np.array([""] * n, dtype=object),
         root=root,
+        skipped=skipped,
         kind="folder",
     )
 

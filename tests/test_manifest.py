@@ -134,3 +134,39 @@ def test_an_archive_is_refused_with_what_to_do(tmp_path):
     (tmp_path / "notes.txt").write_text("not an archive")
     with pytest.raises(InputError, match=r"notes.txt: not a folder or a CSV manifest \(pass"):
         discover(tmp_path / "notes.txt")
+
+
+def _deep_folder(top, levels: int = 20) -> str:
+    """A chain of folders under ``top`` whose full path is longer than the system's limit (made
+    step by step, relative to each folder), a picture at its end; returns the first folder's name."""
+    import io
+    import os
+
+    name = "d" * 240
+    fd = os.open(top, os.O_RDONLY)
+    try:
+        for _ in range(levels):
+            os.mkdir(name, dir_fd=fd)
+            nxt = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        buf = io.BytesIO()
+        scene(9).save(buf, "PNG")
+        out = os.open("deep.png", os.O_WRONLY | os.O_CREAT, dir_fd=fd)
+        os.write(out, buf.getvalue())
+        os.close(out)
+    finally:
+        os.close(fd)
+    return name
+
+
+def test_a_folder_that_cannot_be_listed_is_named_in_skipped(tmp_path):
+    """Images in a folder the walk cannot list (no permission; here a path longer than the system
+    allows) are not silently missing: the folder is in skipped.csv with the reason."""
+    write_dataset(tmp_path, {"train/1.png": scene(1), "test/2.png": scene(2)})
+    first = _deep_folder(tmp_path / "train")
+    m = discover(tmp_path)
+    assert sorted(m.paths) == ["test/2.png", "train/1.png"]
+    [(folder, reason)] = m.skipped
+    assert folder.startswith("train/" + first + "/") and folder.endswith("/")
+    assert reason.startswith("cannot list this folder (File name too long)")

@@ -345,14 +345,14 @@ def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
         p = _windows_separators(p, root)
         split = (rec.get("split") or "").strip()
         split = SPLIT_ALIASES.get(split.lower(), split)
+        if not split:
+            skipped.append((p, f"manifest line {lineno} has no split"))
+            continue
         key = path_key(p)
         if key in seen:
             skipped.append((p, listed_again(seen[key], (lineno, split))))
             continue
         seen[key] = (lineno, split)
-        if not split:
-            skipped.append((p, f"manifest line {lineno} has no split"))
-            continue
         rows.append((p, split, (rec.get("label") or "").strip(), (rec.get("group") or "").strip()))
     if not rows:
         raise InputError(f"{path}: manifest has no usable rows")

@@ -50,6 +50,10 @@ def test_a_file_listed_twice_is_found_however_its_path_is_spelled(tmp_path):
     reasons = dict(m.skipped)
     assert reasons["./img/a.png"] == "listed twice in the manifest (lines 2 and 4); kept the first"
     assert "line 3 in train, line 5 in test" in reasons["img/../img/b.png"]
+    # a row left out for want of a split does not hide the file's next listing
+    (tmp_path / "m2.csv").write_text("path,split\nimg/a.png,\nimg/a.png,test\n")
+    m = discover(None, manifest=tmp_path / "m2.csv")
+    assert list(m.paths) == ["img/a.png"] and list(m.splits) == ["test"]
 
 
 def test_a_file_listed_in_two_splits_is_a_warning(tmp_path):

@@ -301,16 +301,18 @@ def from_columns(cols: dict, n: int, *, name: str, root: Path | None, path_colum
             if not ident:
                 skipped.append((f"{name}[{i}]", "row has an empty path"))
                 continue
-            split_i = SPLIT_ALIASES.get(split.lower(), split) if split else split
-            if path_key(ident) in seen:
-                skipped.append((ident, listed_again(seen[path_key(ident)], (i, split_i), unit="row")))
-                continue
-            seen[path_key(ident)] = (i, split_i)
         if not split:
             skipped.append((ident, f"row {i} has no split"))
             continue
+        split = SPLIT_ALIASES.get(split.lower(), split)
+        if item is None:  # a path: one file however it is spelled, listed once
+            key = path_key(ident)
+            if key in seen:
+                skipped.append((ident, listed_again(seen[key], (i, split), unit="row")))
+                continue
+            seen[key] = (i, split)
         lab, grp = _text(labels_in[i]), _text(groups_in[i])
-        rows.append((ident, SPLIT_ALIASES.get(split.lower(), split), lab, grp))
+        rows.append((ident, split, lab, grp))
         items.append(item)
     if not rows:
         raise InputError(f"{name}: table has no usable rows")

@@ -40,13 +40,13 @@ import dataclasses
 
 import numpy as np
 
-from .features import Features, hog, phash_variants
+from .features import Features, crop_hog, hog, phash_variants
 from .padding import NO_BORDER, border_mask, flat_ground, padding_weights
 from .parallel import run_chunks
 from .pairs import OVERLAP_MIN_SIDE, Kind, PairTable
 from .verify import BLOCK, _down2, _shift_each, _zoom, align
 from .views import (CROP_SIDE, N_VARIANTS, STRETCH_BOXES, THUMB, MatchView, apply_dihedral, box_views,
-                    crop_boxes, crop_views, embedding_variants, is_oblong, tilted_views, turned_share)
+                    crop_boxes, embedding_variants, is_oblong, tilted_views, turned_share)
 
 __all__ = ["measure", "pair_evidence", "background", "tilted_angles", "EVIDENCE", "SIGN", "colour_agreement"]
 #: Columns of the evidence matrix, in order.
@@ -268,8 +268,9 @@ def _crop_read(features: Features, i, j, boxes: tuple, croppable=None, mirrored=
     p = len(i)
     mirrored = np.zeros(p, bool) if mirrored is None else np.asarray(mirrored, bool)
     rows, at = np.unique(np.r_[i, j], return_inverse=True)
-    emb = hog(np.rint(crop_views(features.thumb[rows], boxes=boxes)).astype(np.uint8))  # (u, boxes, d)
     ok = np.ones(len(rows), bool) if croppable is None else croppable[rows]
+    emb = np.zeros((len(rows), len(boxes), features.embedding.shape[1]), np.float32)  # (u, boxes, d)
+    emb[ok] = crop_hog(features.thumb[rows[ok]], boxes)  # the croppable images' views only
 
     def whole_emb(rows_):  # the whole side's embedding, mirrored where the pair is
         e = features.embedding[rows_]
@@ -553,23 +554,19 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
             res[name][plain] = arr
     crop = np.flatnonzero(MatchView.is_cropped(v))
     if len(crop):  # also read through the crop view that matched: a crop of half the picture is
-        # more zoom and shift than the whole thumbnails line up over
+        # more zoom and shift than the whole thumbnails line up over; pictures of 64 px or more
+        # also through a stretched crop view (a crop of another shape resized), as the search reads them
         mirrored = v == MatchView.CROPPED_HFLIP
-        ta, tb, ca, cb = _crop_read(features, i[crop], j[crop], crop_boxes(CROP_SIDE), mirrored=mirrored[crop])
-        r = _measure_padded(ta, tb, ca, cb, min_ncc)  # a letterbox in a view is padding too
-        cur = {name: arr[crop] for name, arr in res.items()}
-        for name, arr in _best_of(cur, r).items():
-            res[name][crop] = arr
-        # pictures of 64 px or more: also through a stretched crop view (a crop of another
-        # shape resized), as the search reads them
         big = features.sizes.min(axis=1) >= OVERLAP_MIN_SIDE
-        k = crop[big[i[crop]] | big[j[crop]]]
-        if len(k):
-            ta, tb, ca, cb = _crop_read(features, i[k], j[k], STRETCH_BOXES, big, mirrored[k])
-            r = _measure_padded(ta, tb, ca, cb, min_ncc)
-            cur = {name: arr[k] for name, arr in res.items()}
+        for rows, boxes, croppable in ((crop, crop_boxes(CROP_SIDE), None),
+                                       (crop[big[i[crop]] | big[j[crop]]], STRETCH_BOXES, big)):
+            if not len(rows):
+                continue
+            ta, tb, ca, cb = _crop_read(features, i[rows], j[rows], boxes, croppable, mirrored[rows])
+            r = _measure_padded(ta, tb, ca, cb, min_ncc)  # a letterbox in a view is padding too
+            cur = {name: arr[rows] for name, arr in res.items()}
             for name, arr in _best_of(cur, r).items():
-                res[name][k] = arr
+                res[name][rows] = arr
     rot = np.flatnonzero(rotated)
     if len(rot):
         trimmed_view = features.canvas_mask(trimmed=True)

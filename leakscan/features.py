@@ -38,12 +38,12 @@ from .manifest import Manifest
 from .padding import NO_BORDER
 from .parallel import check_jobs, run_chunks
 from .settings import DECODE_SIDE
-from .views import BINS, CELL, N_VARIANTS, THUMB, canvas_view
+from .views import BINS, CELL, N_VARIANTS, THUMB, canvas_view, crop_views
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Features", "extract_features", "extract_images", "load_pictures", "features_of_image", "hog", "window_hog",
-           "phash_variants", "colour_thumbnail", "digest_share", "small_picture", "PICTURE_SIDE",
+__all__ = ["Features", "extract_features", "extract_images", "load_pictures", "features_of_image", "hog", "crop_hog",
+           "window_hog", "phash_variants", "colour_thumbnail", "digest_share", "small_picture", "PICTURE_SIDE",
            "FEATURE_VERSION", "EMBED_DIM", "COLOUR_SIDE", "RECORD",
            "DEROTATED_RECORD"]
 
@@ -375,6 +375,13 @@ def hog(gray: np.ndarray) -> np.ndarray:
     g = g.reshape((-1, THUMB, THUMB))
     out = _histograms(g, CELL).reshape(len(g), -1)
     return _normalised(out).reshape(lead + (EMBED_DIM,))
+
+
+def crop_hog(thumbs: np.ndarray, boxes) -> np.ndarray:
+    """Gradient histograms of the crop views (:func:`~leakscan.views.crop_views`) in ``boxes``
+    of ``(m, 32, 32)`` thumbnails: ``(m, len(boxes), EMBED_DIM)``, as the crop search and the
+    evidence both read them (views rounded to uint8: :func:`hog`'s lookup-table path)."""
+    return hog(np.rint(crop_views(thumbs, boxes)).astype(np.uint8))
 
 
 #: Window embeddings (:func:`window_hog`): 16x16-pixel windows of the thumbnail, every

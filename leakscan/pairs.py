@@ -30,12 +30,12 @@ from typing import Callable
 import numpy as np
 
 from .errors import ConfigError
-from .features import QUADRANTS, WINDOW_PLACES, Features, hog, window_hog
+from .features import EMBED_DIM, QUADRANTS, WINDOW_PLACES, Features, crop_hog, hog, window_hog
 from .index import CodedCosineIndex, CosineIndex, HammingIndex
 from .settings import DetectSettings
 from .verify import BLOCK, locate
 from .views import (CROP_PLACES, CROP_SIDE, CROP_SIDE_TIGHT, STRETCH_BOXES, THUMB, TILT_ANGLES, MatchView, box_views,
-                    crop_boxes, crop_views, embedding_variants, is_oblong, tilted_views, transform_variants,
+                    crop_boxes, embedding_variants, is_oblong, tilted_views, transform_variants,
                     turned_share)
 
 log = logging.getLogger(__name__)
@@ -428,8 +428,7 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
 
             def crop_emb(a, b):
                 rows = search_rows[crop_pos[a:b:nc]]  # a and b are multiples of nc
-                views = crop_views(thumbs[rows], boxes=boxes).reshape(-1, thumbs.shape[1], thumbs.shape[2])
-                return hog(np.rint(views).astype(np.uint8))  # uint8: hog's lookup-table path
+                return crop_hog(thumbs[rows], boxes).reshape(-1, EMBED_DIM)
             return crop_pos, crop_emb, tuple(codes), codes
         is_big = np.zeros(len(query_pos), bool) if big is None else big[query_pos]
         # pictures large enough to crop to half the picture, or to another shape, are queried with

@@ -302,15 +302,15 @@ def crop_boxes(side: float = CROP_SIDE, places=CROP_PLACES) -> tuple:
                  for fy, fx in places)
 
 
-def crop_views(thumbs: np.ndarray, side: float = CROP_SIDE, places=CROP_PLACES, boxes=None) -> np.ndarray:
+def crop_views(thumbs: np.ndarray, boxes=None) -> np.ndarray:
     """Crops of ``(m, n, n)`` thumbnails enlarged back to n x n (bilinear): ``(m, len(boxes), n, n)``.
 
     The embedding of a crop of image A is close to that of a cropped copy of A, which the
     whole-image embedding (whose grid cells no longer line up) may miss. ``boxes`` (default:
-    :func:`crop_boxes` of ``side`` and ``places``) are the same for every image, so each is
-    sampled once (:func:`box_views`: one box per image).
+    :func:`crop_boxes`) are the same for every image, so each is sampled once
+    (:func:`box_views`: one box per image).
     """
-    boxes = crop_boxes(side, places) if boxes is None else boxes
+    boxes = crop_boxes() if boxes is None else boxes
     t = np.asarray(thumbs, np.float32)
     n = t.shape[-1]
     out = np.empty((len(t), len(boxes), n, n), np.float32)

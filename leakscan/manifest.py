@@ -51,19 +51,19 @@ UNSPLIT = "all"
 BOTH_SIDES = "one file on both sides of the split"
 
 
-def listed_again(first: tuple, again: tuple, unit: str = "line") -> str:
-    """The skip reason of a file a manifest lists again: ``first`` and ``again`` are its
-    ``(line or row, split)``; two splits are said to be :data:`BOTH_SIDES`.
+def listed_again(first: tuple, again: tuple, unit: str = "line", source: str = "manifest") -> str:
+    """The skip reason of a file a manifest (or a table) lists again: ``first`` and ``again`` are
+    its ``(line or row, split)``; two splits are said to be :data:`BOTH_SIDES`.
 
     >>> listed_again((2, "train"), (5, "train"))
     'listed twice in the manifest (lines 2 and 5); kept the first'
-    >>> listed_again((0, "train"), (3, "test"), unit="row")
-    'listed twice in the manifest (row 0 in train, row 3 in test: one file on both sides of the split); kept the first'
+    >>> listed_again((0, "train"), (3, "test"), unit="row", source="table")
+    'listed twice in the table (row 0 in train, row 3 in test: one file on both sides of the split); kept the first'
     """
     (k, split), (m, split2) = first, again
     where = (f"{unit}s {k} and {m}" if split == split2 else
              f"{unit} {k} in {split}, {unit} {m} in {split2}: {BOTH_SIDES}")
-    return f"listed twice in the manifest ({where}); kept the first"
+    return f"listed twice in the {source} ({where}); kept the first"
 
 
 def decode_text(raw: bytes, where: str, what: str = "manifest") -> str:

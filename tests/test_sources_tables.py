@@ -90,7 +90,7 @@ def test_a_file_listed_in_two_splits_of_a_table_is_named_and_warned_of(files):
     a = leakscan.audit(pd.concat([df, again], ignore_index=True), jobs=1)
     reasons = dict(a.skipped)
     assert reasons[str(files / "img" / "." / "0.jpg")] == (
-        "listed twice in the manifest (row 0 in train, row 11 in test: one file on both sides of the split); "
+        "listed twice in the table (row 0 in train, row 11 in test: one file on both sides of the split); "
         "kept the first")
     assert a.n_images == 11
     assert [w for w in a.to_dict()["warnings"] if w.startswith("1 file(s) are listed in two splits")]

@@ -308,7 +308,7 @@ def from_columns(cols: dict, n: int, *, name: str, root: Path | None, path_colum
         if item is None:  # a path: one file however it is spelled, listed once
             key = path_key(ident)
             if key in seen:
-                skipped.append((ident, listed_again(seen[key], (i, split), unit="row")))
+                skipped.append((ident, listed_again(seen[key], (i, split), unit="row", source="table")))
                 continue
             seen[key] = (i, split)
         lab, grp = _text(labels_in[i]), _text(groups_in[i])

@@ -37,6 +37,20 @@ def _resized_crop(img: Image.Image, area: float, ratio: float, at: tuple, size: 
     return img.crop((x, y, x + cw, y + ch)).resize(size, Image.BILINEAR)
 
 
+def _planted_found(root, pictures: list, copies: dict, detail: str, min_confidence: float = 0.0) -> dict:
+    """Audit ``pictures`` with their planted ``copies`` (:func:`conftest.plant_copies`), check that
+    each copy is reported with its picture, read as ``detail``, at a confidence above
+    ``min_confidence``; the reported pairs (pair -> record)."""
+    plant_copies(root, pictures, copies)
+    r = audit(root, cache=False, jobs=1)
+    dup = {frozenset((rec["a"], rec["b"])): rec for rec in r.pair_records()}
+    for k in copies:
+        rec = dup.get(frozenset((f"train/pic{k}.jpg", f"test/copy{k}.jpg")))
+        assert rec is not None, (k, sorted(map(sorted, dup)))
+        assert rec["detail"] == detail and rec["confidence"] > min_confidence, (k, rec)
+    return dup
+
+
 def _unexpected(dup: dict, copies) -> list:
     """The reported pairs other than each planted copy with its picture (``dup``: pair -> record)
     and the known mirror-image pair of the flower's halves (:func:`conftest.flower_mirror_pair`)."""
@@ -70,14 +84,8 @@ def test_a_corner_crop_of_half_the_picture_lines_up_through_its_crop_view():
 def test_crops_of_half_to_two_thirds_of_a_picture_are_found(tmp_path):
     pictures = photo_halves()
     copies = {0: (0.52, (1, 0)), 1: (0.55, (0, 1)), 3: (0.52, (0, 0)), 4: (0.58, (1, 1))}
-    plant_copies(tmp_path, pictures, {k: _corner_crop(pictures[k], share, corner)
-                                      for k, (share, corner) in copies.items()})
-    r = audit(tmp_path, cache=False, jobs=1)
-    dup = {frozenset((rec["a"], rec["b"])): rec for rec in r.pair_records()}
-    for k in copies:
-        rec = dup.get(frozenset((f"train/pic{k}.jpg", f"test/copy{k}.jpg")))
-        assert rec is not None, (k, sorted(map(sorted, dup)))
-        assert rec["detail"] == "cropped", (k, rec["detail"])
+    dup = _planted_found(tmp_path, pictures, {k: _corner_crop(pictures[k], share, corner)
+                                              for k, (share, corner) in copies.items()}, "cropped")
     assert not _unexpected(dup, copies), _unexpected(dup, copies)
 
 
@@ -100,13 +108,7 @@ def test_crops_of_another_shape_resized_to_a_fixed_size_are_found(tmp_path):
               1: _resized_crop(pictures[1], 0.7, 0.8, (0.0, 1.0), (224, 224)),
               3: _resized_crop(pictures[3], 0.65, 1.2, (1.0, 0.5), (300, 200)),
               4: _resized_crop(pictures[4], 0.55, 0.9, (0.5, 1.0), (256, 256))}
-    plant_copies(tmp_path, pictures, copies)
-    r = audit(tmp_path, cache=False, jobs=1)
-    dup = {frozenset((rec["a"], rec["b"])): rec for rec in r.pair_records()}
-    for k in copies:
-        rec = dup.get(frozenset((f"train/pic{k}.jpg", f"test/copy{k}.jpg")))
-        assert rec is not None, (k, sorted(map(sorted, dup)))
-        assert rec["detail"] == "cropped" and rec["confidence"] > 0.9, (k, rec)
+    dup = _planted_found(tmp_path, pictures, copies, "cropped", min_confidence=0.9)
     assert len(dup) == len(copies), sorted(map(sorted, dup))
 
 
@@ -135,13 +137,7 @@ def test_crops_then_mirrored_are_found_and_said_so(tmp_path):
     copies = {0: _mirrored(_resized_crop(pictures[0], 0.6, 1.0, (0.5, 0.0), (256, 256))),
               2: _mirrored(_corner_crop(pictures[2], 0.55, (1, 1))),
               5: _mirrored(_resized_crop(pictures[5], 0.7, 0.8, (0.0, 1.0), (224, 224)))}
-    plant_copies(tmp_path, pictures, copies)
-    r = audit(tmp_path, cache=False, jobs=1)
-    dup = {frozenset((rec["a"], rec["b"])): rec for rec in r.pair_records()}
-    for k in copies:
-        rec = dup.get(frozenset((f"train/pic{k}.jpg", f"test/copy{k}.jpg")))
-        assert rec is not None, (k, sorted(map(sorted, dup)))
-        assert rec["detail"] == "cropped, hflip" and rec["confidence"] > 0.9, (k, rec)
+    dup = _planted_found(tmp_path, pictures, copies, "cropped, hflip", min_confidence=0.9)
     assert not _unexpected(dup, copies), _unexpected(dup, copies)
     plain = audit(tmp_path, cache=False, jobs=1, settings=DetectSettings(transforms="none"))
     assert not [rec for rec in plain.pair_records() if rec["detail"] == "cropped, hflip"]

@@ -33,6 +33,7 @@ beside a plain imagehash pHash loop (Hamming <= 8) on the same folders.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import math
@@ -195,6 +196,12 @@ def main() -> None:
     if a.distractors and not pool:
         print("no distractor photos found (run `python bench/run.py --only photos` first, or pass "
               "--distractor-folder); auditing without them", file=sys.stderr)
+    if a.source:  # a source picture among the distractors would be scored as a false pair with itself
+        digests = {hashlib.blake2b(p.read_bytes(), digest_size=16).digest() for p in a.source.rglob("*") if p.is_file()}
+        kept = [p for p in pool if hashlib.blake2b(p.read_bytes(), digest_size=16).digest() not in digests]
+        if len(kept) < len(pool):
+            print(f"{len(pool) - len(kept)} distractor(s) are files of --source; left out", file=sys.stderr)
+        pool = kept
     res = run(a.source, pool[:a.distractors], a.work)
     print(json.dumps(res, indent=2) if a.json else markdown(res))
 

@@ -48,7 +48,7 @@ from .features import Features, extract_images
 from .index import CosineIndex
 from .pairs import OVERLAP_MIN_SIDE, Candidates, Kind, PairTable, find_candidates, overlap_pairs, rows_of
 from .parallel import run_chunks
-from .settings import DetectSettings
+from .settings import RANDOM_STATE, DetectSettings
 from .views import N_VARIANTS, MatchView, embedding_variants, transform_variants
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,8 @@ READING_PENALTY = 0.1
 #: Below this held-out AUC the evidence separates copies from look-alikes poorly on this data
 #: (a warning says so).
 MIN_AUC = 0.9
+#: Fits averaged into the decision (:func:`_bagged`), each on a resample of the source pictures.
+BAGS = 16
 
 ImageSource = Callable[[Sequence[int]], list]
 
@@ -353,42 +355,57 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     found = find_candidates(dataclasses.replace(aug, ok=aug.ok & ~tile_copy), cal_settings, query_rows=copy_rows,
                             tilted_search=False)
     pairs = found.pairs.take((found.pairs.j >= n) & (found.pairs.kind != Kind.EXACT))
-    parts = [pairs, _neighbour_pairs(aug, search_rows, copy_rows, variants)]
+    near, beyond = _neighbour_pairs(aug, search_rows, copy_rows, variants, s)
+    parts = [pairs, near]
     if len(tile_rows):  # the tile copies' window matches among the sample, every one: the look-alikes
         pool = np.r_[sample, tile_rows]
         look, at, rows = _compact(aug, features, pool)
         tiles = overlap_pairs(look, at[pool], np.arange(len(sample), len(pool)), min_ncc=-1.0)
         parts.append(dataclasses.replace(tiles, i=rows[tiles.i], j=rows[tiles.j]))
     pairs = _unique(PairTable.concat(parts))
+    beyond = _unique(beyond.take(~np.isin(beyond.keys(), pairs.keys())))
     kth = found.kth_neighbour.copy()
     kth[:n] = candidates.kth_neighbour
-    involved = np.unique(np.r_[pairs.i, pairs.j])
+    involved = np.unique(np.r_[pairs.i, pairs.j, beyond.i, beyond.j])
     kth = typical_neighbours(aug, involved, kth)
     # the evidence, on the images the pairs and their typical neighbours show
     look, at, rows = _compact(aug, features, np.r_[involved, kth[involved]])
-    look_pairs = dataclasses.replace(pairs, i=at[pairs.i], j=at[pairs.j])
     look_kth = np.where(kth[rows] >= 0, at[np.clip(kth[rows], 0, None)], -1)
-    # only pairs at the min_ncc floor are learnt from (below: see MIN_NEGATIVES), so only they
-    # are measured in full
-    evidence = pair_evidence(look, look_pairs, look_kth, variants, min_ncc=s.min_ncc, jobs=jobs)
     origin_of = np.full(len(aug), -1, np.int64)
     origin_of[n:] = origin
-    src_i = np.where(pairs.i >= n, origin_of[pairs.i], pairs.i)
-    src_j = origin_of[pairs.j]
-    label = np.all(aug.pixel_digest[src_i] == aug.pixel_digest[src_j], axis=1)
+
     # two sources the search already proposes as a pair may be copies of each other: such a
     # pair is neither a sure copy nor a sure look-alike, so it is left out of the fit. (Not the
     # pairs only the tilted views propose: each image's few best tilted matches, most of them
     # look-alikes, and the hardest the fit has to learn from.)
     proposed = candidates.pairs.take(~MatchView.from_tilted(candidates.pairs.variant))
-    related = _proposed(proposed, src_i, src_j, n) & ~label
+
+    def labels(pairs):  # (source of j, a copy with its source?, sources the search proposes as a pair?)
+        src_i = np.where(pairs.i >= n, origin_of[pairs.i], pairs.i)
+        src_j = origin_of[pairs.j]
+        label = np.all(aug.pixel_digest[src_i] == aug.pixel_digest[src_j], axis=1)
+        return src_j, label, _proposed(proposed, src_i, src_j, n) & ~label
+
+    def measured(pairs, **kw):
+        return pair_evidence(look, dataclasses.replace(pairs, i=at[pairs.i], j=at[pairs.j]), look_kth, variants,
+                             jobs=jobs, **kw)
+    # only pairs at the min_ncc floor are learnt from (below: see MIN_NEGATIVES), so only they
+    # are measured in full
+    evidence = measured(pairs, min_ncc=s.min_ncc)
+    src_j, label, related = labels(pairs)
+    whole = pairs.variant != MatchView.OVERLAP
+    if len(beyond) and int((whole & (evidence[:, 0] >= s.min_ncc) & ~label & ~related).sum()) < MIN_NEGATIVES:
+        # a small dataset: learn from the neighbours the search would not propose too
+        pairs = PairTable.concat([pairs, beyond])
+        evidence = np.concatenate([evidence, measured(beyond, min_ncc=s.min_ncc)])
+        src_j, label, related = labels(pairs)
     tile_reading = pairs.variant == MatchView.OVERLAP
     floor = evidence[:, 0] >= s.min_ncc
     for reading in (~tile_reading, tile_reading):  # each decision learns from enough look-alikes
         if reading.any() and int((reading & floor & ~label).sum()) < MIN_NEGATIVES:
             # a small dataset: learn from the easy look-alikes too
             below = np.flatnonzero(reading & ~floor)
-            evidence[below] = pair_evidence(look, look_pairs.take(below), look_kth, variants, jobs=jobs)
+            evidence[below] = measured(pairs.take(below))
             floor[below] = True
     columns = tuple(c for c in EVIDENCE if c != "model" or features.model_embedding is not None)
     stats = {"n_images": int(len(set(origin.tolist()))), "n_copies": int(made.ok.sum()),
@@ -481,8 +498,12 @@ def _unique(pairs: PairTable) -> PairTable:
     return pairs.first_per_pair(pairs.kind, apart=pairs.variant == MatchView.OVERLAP)
 
 
-def _neighbour_pairs(aug: Features, search_rows, copy_rows, variants) -> PairTable:
-    """Each copy with its :data:`NEIGHBOURS` nearest dataset images by embedding (best rotation/flip)."""
+def _neighbour_pairs(aug: Features, search_rows, copy_rows, variants, settings: DetectSettings) -> tuple:
+    """``(near, beyond)``: each copy with its :data:`NEIGHBOURS` nearest dataset images by
+    embedding (best rotation/flip), split into those the search could propose read whole (at
+    the cosine of its nearest neighbours, ``neighbour_min_cosine``, or the pHash distance of
+    its candidates, ``max_hamming``) and the others. The others are never candidates: the
+    decision learns from them only when a small dataset gives too few look-alikes otherwise."""
     k = min(NEIGHBOURS, len(search_rows))
     if k == 0 or len(copy_rows) == 0:
         return PairTable.empty()
@@ -496,10 +517,13 @@ def _neighbour_pairs(aug: Features, search_rows, copy_rows, variants) -> PairTab
     sims = np.einsum("pvd,pd->pv", ev, aug.embedding[a])
     v = np.asarray(variants, np.int8)[sims.argmax(axis=1)]
     hd = np.unpackbits(aug.hashes[b][:, list(variants)] ^ aug.hashes[a][:, None, 0], axis=-1).sum(-1).min(1)
+    cos = sims.max(axis=1)
     p = len(a)
-    return PairTable(i=b.astype(np.int64), j=a.astype(np.int64), kind=np.full(p, Kind.EMBEDDING, np.uint8),
-                     score=sims.max(axis=1).astype(np.float32), hamming=hd.astype(np.int16),
-                     cosine=sims.max(axis=1).astype(np.float32), variant=v, same_bytes=np.zeros(p, bool))
+    table = PairTable(i=b.astype(np.int64), j=a.astype(np.int64), kind=np.full(p, Kind.EMBEDDING, np.uint8),
+                      score=cos.astype(np.float32), hamming=hd.astype(np.int16),
+                      cosine=cos.astype(np.float32), variant=v, same_bytes=np.zeros(p, bool))
+    near = (cos >= settings.neighbour_min_cosine) | (hd <= settings.max_hamming)
+    return table.take(near), table.take(~near)
 
 
 def _fit(evidence, label, group_digest, columns, min_confidence, stats) -> Calibration | None:
@@ -532,7 +556,7 @@ def _fit(evidence, label, group_digest, columns, min_confidence, stats) -> Calib
         if test.any() and len(np.unique(y[train])) == 2:
             coef, intercept = fit(train)
             heldout[test] = _sigmoid(z[test] @ coef + intercept)
-    coef, intercept = fit(np.ones(len(y), bool))
+    coef, intercept = _bagged(fit, group_digest, len(y))
     judged = ~np.isnan(heldout)
     if judged.any() and len(np.unique(y[judged])) == 2:
         stats["heldout_auc"] = round(roc_auc(y[judged], heldout[judged]), 4)
@@ -541,6 +565,23 @@ def _fit(evidence, label, group_digest, columns, min_confidence, stats) -> Calib
     threshold = float(min_confidence)
     return Calibration(columns=tuple(columns), mean=mean, scale=scale, coef=coef,
                        intercept=intercept, threshold=threshold, stats=stats)
+
+
+def _bagged(fit, group_digest: np.ndarray, n: int) -> tuple:
+    """``(coef, intercept)``: the mean of :data:`BAGS` fits, each on the pairs of a resample
+    (with replacement) of the source pictures. The evidence columns are correlated (aligned
+    detail at three scales, block by block), so one fit may share the weight among them one way
+    for one sample and another way for a sample a few pairs different; the mean holds still."""
+    groups, of = np.unique(group_digest, axis=0, return_inverse=True)
+    of = of.ravel()
+    rng = np.random.default_rng(RANDOM_STATE)  # the rows are in content order: the same draws
+    members = np.split(np.argsort(of, kind="stable"), np.cumsum(np.bincount(of, minlength=len(groups)))[:-1])
+    fits = []
+    for _ in range(BAGS):
+        picked = rng.integers(0, len(groups), len(groups))
+        rows = np.concatenate([members[g] for g in picked])
+        fits.append(fit(rows))
+    return np.mean([c for c, _ in fits], axis=0), float(np.mean([b for _, b in fits]))
 
 
 def _sigmoid(t: np.ndarray) -> np.ndarray:

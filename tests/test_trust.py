@@ -261,3 +261,26 @@ def test_planted_copies_do_not_depend_on_the_calibration_sample(fixture_audit):
     for salt, cal in fits.items():
         conf = adjust_to_prior(cal.predict(ev))[0]
         assert (conf[planted] >= s.min_confidence).all(), (salt, conf[planted])
+
+
+def test_calibration_learns_only_from_neighbours_the_search_could_propose():
+    """A copy's nearest neighbours below the search's cosine and pHash bars are never candidates:
+    they are not taught as look-alikes (they made the cosine look more telling than it is)."""
+    from leakscan.calibrate import NEIGHBOURS, _neighbour_pairs  # noqa: PLC0415
+    from leakscan.features import extract_images  # noqa: PLC0415
+
+    pictures = [scene(s, 96) for s in range(30)]
+    copies = [synthetic_copy(p, np.random.default_rng(s))[0] for s, p in enumerate(pictures[:5])]
+    feats = extract_images(pictures + copies)
+    search_rows, copy_rows = np.arange(30), np.arange(30, 35)
+    s = DetectSettings()
+    kept, beyond = _neighbour_pairs(feats, search_rows, copy_rows, (0,), s)
+    assert len(kept) + len(beyond) == NEIGHBOURS * len(copy_rows)
+    assert 0 < len(kept) < NEIGHBOURS * len(copy_rows)  # some kept, some left out
+    assert np.all((kept.cosine >= s.neighbour_min_cosine) | (kept.hamming <= s.max_hamming))
+    # exactly the neighbours that meet a bar are kept, most copies' sources among them
+    loose, _ = _neighbour_pairs(feats, search_rows, copy_rows, (0,), DetectSettings(neighbour_min_cosine=0.01))
+    meets = (loose.cosine >= s.neighbour_min_cosine) | (loose.hamming <= s.max_hamming)
+    assert set(zip(loose.i[meets].tolist(), loose.j[meets].tolist())) == set(zip(kept.i.tolist(), kept.j.tolist()))
+    assert len(loose) > len(kept)
+    assert len({(k, 30 + k) for k in range(5)} & set(zip(kept.i.tolist(), kept.j.tolist()))) >= 3

@@ -506,7 +506,7 @@ def _neighbour_pairs(aug: Features, search_rows, copy_rows, variants, settings: 
     decision learns from them only when a small dataset gives too few look-alikes otherwise."""
     k = min(NEIGHBOURS, len(search_rows))
     if k == 0 or len(copy_rows) == 0:
-        return PairTable.empty()
+        return PairTable.empty(), PairTable.empty()
     index = CosineIndex(rows_of(aug.embedding, search_rows))
     _, ids = index.knn(aug.embedding[copy_rows], k)
     a = np.repeat(copy_rows, k)
@@ -556,7 +556,7 @@ def _fit(evidence, label, group_digest, columns, min_confidence, stats) -> Calib
         if test.any() and len(np.unique(y[train])) == 2:
             coef, intercept = fit(train)
             heldout[test] = _sigmoid(z[test] @ coef + intercept)
-    coef, intercept = _bagged(fit, group_digest, len(y))
+    coef, intercept = _bagged(fit, group_digest, y)
     judged = ~np.isnan(heldout)
     if judged.any() and len(np.unique(y[judged])) == 2:
         stats["heldout_auc"] = round(roc_auc(y[judged], heldout[judged]), 4)
@@ -567,20 +567,23 @@ def _fit(evidence, label, group_digest, columns, min_confidence, stats) -> Calib
                        intercept=intercept, threshold=threshold, stats=stats)
 
 
-def _bagged(fit, group_digest: np.ndarray, n: int) -> tuple:
+def _bagged(fit, group_digest: np.ndarray, label: np.ndarray) -> tuple:
     """``(coef, intercept)``: the mean of :data:`BAGS` fits, each on the pairs of a resample
     (with replacement) of the source pictures. The evidence columns are correlated (aligned
     detail at three scales, block by block), so one fit may share the weight among them one way
-    for one sample and another way for a sample a few pairs different; the mean holds still."""
+    for one sample and another way for a sample a few pairs different; the mean holds still.
+    A resample without copies or without look-alikes is not fitted (the whole set is, if all are)."""
     groups, of = np.unique(group_digest, axis=0, return_inverse=True)
     of = of.ravel()
     rng = np.random.default_rng(RANDOM_STATE)  # the rows are in content order: the same draws
     members = np.split(np.argsort(of, kind="stable"), np.cumsum(np.bincount(of, minlength=len(groups)))[:-1])
     fits = []
     for _ in range(BAGS):
-        picked = rng.integers(0, len(groups), len(groups))
-        rows = np.concatenate([members[g] for g in picked])
-        fits.append(fit(rows))
+        rows = np.concatenate([members[g] for g in rng.integers(0, len(groups), len(groups))])
+        if len(np.unique(label[rows])) == 2:
+            fits.append(fit(rows))
+    if not fits:
+        fits = [fit(np.arange(len(label)))]
     return np.mean([c for c, _ in fits], axis=0), float(np.mean([b for _, b in fits]))
 
 

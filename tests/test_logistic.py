@@ -121,12 +121,19 @@ def test_bagged_fit_resamples_whole_source_pictures_and_is_reproducible():
         seen.append(np.asarray(rows))
         return logistic_fit(x[rows], y[rows], signs=signs)
 
-    coef, intercept = _bagged(fit, digest, n)
+    coef, intercept = _bagged(fit, digest, y)
     assert len(seen) == BAGS
     for rows in seen:
         counts = np.bincount(rows, minlength=n).reshape(-1, 4)
         assert np.all(counts == counts[:, :1])  # a picture's pairs are drawn together, as often
         assert 0 < len(np.unique(picture[rows])) < n // 4  # a resample: some pictures twice, some not
     assert np.all(coef >= 0) and coef[2] == 0  # the third column speaks against: held at its bound
-    again = _bagged(lambda rows: logistic_fit(x[rows], y[rows], signs=signs), digest, n)
+    again = _bagged(lambda rows: logistic_fit(x[rows], y[rows], signs=signs), digest, y)
     assert np.array_equal(coef, again[0]) and intercept == again[1]
+    # resamples of one class are not fitted; if every one is, the whole set is
+    one_class = np.zeros((n, 16), np.uint8)  # a single source picture: each resample is all of it
+    assert _bagged(fit, one_class, y)[0].shape == (3,)
+    only_copies = np.ones(n, int)
+    fitted = []
+    _bagged(lambda rows: fitted.append(rows) or (np.zeros(3), 0.0), digest, only_copies)
+    assert len(fitted) == 1 and len(fitted[0]) == n

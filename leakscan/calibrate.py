@@ -8,18 +8,22 @@ searched against the dataset exactly as a real image is (:func:`leakscan.pairs.f
 and its evidence measured (:mod:`leakscan.evidence`):
 
 * **positives**: a copy and the image it was made from;
-* **negatives**: a copy and the other images the search proposed, plus its nearest
-  neighbours by embedding (the look-alikes a copy must be told apart from), except images the
-  search already proposes as a pair with the copy's source (they may be real copies of it:
-  left out of the fit rather than taught as look-alikes).
+* **negatives**: a copy and the other images the search proposed, plus those of its
+  :data:`NEIGHBOURS` nearest neighbours by embedding the search could propose read whole
+  (the look-alikes a copy must be told apart from; the farther ones only when a small
+  dataset gives too few), except images the search already proposes as a pair with the
+  copy's source (they may be real copies of it: left out of the fit rather than taught as
+  look-alikes).
 
-A logistic regression (scikit-learn) on these pairs, with the two classes weighted
-equally, gives each real candidate a ``confidence``: the estimated probability that the two
-images are the same picture, at even prior odds. The weights of the similarity evidence keep
+A logistic regression on these pairs (scikit-learn's objective, solved in numpy:
+:func:`logistic_fit`), with the two classes weighted equally, averaged over :data:`BAGS`
+fits on resamples of the source pictures (:func:`_bagged`), gives each real candidate a
+``confidence``: the estimated probability that the two images are the same picture, at even
+prior odds. The weights of the similarity evidence keep
 their sign; those of the columns saying how a pair was found are held near 0
 (:data:`READING_PENALTY`). Held-out pairs (cross-validated by source
-image) say how well the evidence separates copies from look-alikes *on this data*
-(``heldout_auc``); when it separates them poorly (images too small or too uniform), the
+image, each fold one fit) say how well the evidence separates copies from look-alikes *on
+this data* (``heldout_auc``); when it separates them poorly (images too small or too uniform), the
 audit says so.
 
 The fit weighs copies and look-alikes equally; among a dataset's real candidates copies are

@@ -20,6 +20,25 @@ def test_hamming_exact_range_search_matches_brute_force():
     assert np.array_equal(dist, brute[q, d])
 
 
+def test_hamming_search_by_quarters_misses_nothing_at_any_radius():
+    """64-bit codes are looked up by their 16-bit quarters with bits flipped: at every radius
+    the hits are those of comparing every code, near codes planted at each distance."""
+    rng = np.random.default_rng(2)
+    db = rng.integers(0, 256, (400, 8), dtype=np.uint8)
+    bits = np.unpackbits(db[:200], axis=1)
+    for r in range(200):  # a copy of a code with 0-13 bits flipped, anywhere
+        bits[r, rng.choice(64, r % 14, replace=False)] ^= 1
+    db = np.r_[db, np.packbits(bits, axis=1)]
+    idx = HammingIndex(db)
+    assert idx.exact and idx._quarters is not None
+    brute = np.unpackbits(db[:, None, :] ^ db[None, :, :], axis=-1).sum(-1)
+    for radius in (0, 3, 4, 6, 7, 8, 11, 12, 20):
+        q, d, dist = idx.range(db, radius)
+        assert _hits(q, d) == set(zip(*np.nonzero(brute <= radius))), radius
+        assert np.array_equal(dist, brute[q, d])
+        assert len(q) > len(db) or radius == 0  # planted copies within the radius are among them
+
+
 def test_approximate_hamming_index_does_not_depend_on_row_order():
     rng = np.random.default_rng(0)
     db = rng.integers(0, 256, (3000, 8), dtype=np.uint8)

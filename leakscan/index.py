@@ -147,11 +147,12 @@ class CosineIndex:
 
     Exact (FAISS ``IndexFlatIP``) up to ``exact_max`` vectors, approximate beyond
     (``IndexIVFFlat``, ``n_lists`` lists, default ``4 * sqrt(n)``, ``nprobe`` probed), trained
-    on a sample chosen by content so results are deterministic.
+    on a sample chosen by content so results are deterministic; or, given ``centroids`` (of
+    another index, :attr:`centroids`), on those lists without training.
     """
 
     def __init__(self, db: np.ndarray, *, exact_max: int | None = None, nprobe: int | None = None, seed: int = 0,
-                 n_lists: int | None = None):
+                 n_lists: int | None = None, centroids: np.ndarray | None = None):
         exact_max = EXACT_MAX if exact_max is None else exact_max
         nprobe = NPROBE if nprobe is None else nprobe
         self.db = np.ascontiguousarray(db, dtype=np.float32)
@@ -167,9 +168,24 @@ class CosineIndex:
         else:
             self.exact = False
             self._quantizer = faiss.IndexFlatIP(d)  # keep alive: the IVF index refers to it
-            ivf = faiss.IndexIVFFlat(self._quantizer, d, n_lists or _n_lists(n), faiss.METRIC_INNER_PRODUCT)
-            self._index = _trained(ivf, self.db, nprobe, seed)
+            if centroids is not None and centroids.shape[1] == d:  # lists trained on other data
+                self._quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
+                ivf = faiss.IndexIVFFlat(self._quantizer, d, len(centroids), faiss.METRIC_INNER_PRODUCT)
+                ivf.is_trained = True
+                ivf.nprobe = min(nprobe, len(centroids))
+                self._index = ivf
+            else:
+                ivf = faiss.IndexIVFFlat(self._quantizer, d, n_lists or _n_lists(n), faiss.METRIC_INNER_PRODUCT)
+                self._index = _trained(ivf, self.db, nprobe, seed)
         self._index.add(self.db)
+
+    @property
+    def centroids(self) -> np.ndarray | None:
+        """The trained lists' centres of an approximate index (None: exact), to build another
+        index over much the same vectors without training again (``centroids=``)."""
+        if self.exact or self._index is None:
+            return None
+        return self._quantizer.reconstruct_n(0, self._quantizer.ntotal)
 
     def __len__(self) -> int:
         return len(self.db)

@@ -63,3 +63,26 @@ def test_approximate_cosine_index_does_not_depend_on_row_order():
     _, ia = a.knn(x[:200], 5)
     _, ib = b.knn(x[:200], 5)
     np.testing.assert_array_equal(ia, perm[ib])
+
+
+def test_cosine_index_built_on_another_index_lists_is_not_trained_again():
+    """The calibration searches the dataset and its copies on the search's trained lists: over
+    the same vectors that is the same index, and over more vectors it keeps those lists."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3000, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    a = CosineIndex(x, exact_max=100, nprobe=2)
+    assert a.centroids is not None and a.centroids.shape[1] == 16
+    same = CosineIndex(x, exact_max=100, nprobe=2, centroids=a.centroids)
+    sa, ia = a.knn(x[:300], 5)
+    ss, is_ = same.knn(x[:300], 5)
+    np.testing.assert_array_equal(ia, is_)
+    np.testing.assert_allclose(sa, ss, rtol=1e-6)
+    copies = x[:100] + 0.05 * rng.standard_normal((100, 16)).astype(np.float32)
+    copies /= np.linalg.norm(copies, axis=1, keepdims=True)
+    more = CosineIndex(np.r_[x, copies], exact_max=100, nprobe=2, centroids=a.centroids)
+    np.testing.assert_array_equal(more.centroids, a.centroids)
+    _, ids = more.knn(copies, 2)
+    assert (ids[:, 0] == np.arange(3000, 3100)).all()  # each copy first finds itself,
+    assert (ids[:, 1] == np.arange(100)).mean() > 0.9  # then its source
+    assert CosineIndex(x[:50]).centroids is None  # exact: no lists

@@ -356,10 +356,12 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     tile_rows = n + np.flatnonzero(made.ok & tile_copy[n:])
     # the copies are searched as real images are, the tile copies left out
     cal_settings = dataclasses.replace(s, scope="all", overlap=False)
+    # the indexes over the dataset and its copies keep the search's trained lists
+    centroids = candidates.centroids
     found = find_candidates(dataclasses.replace(aug, ok=aug.ok & ~tile_copy), cal_settings, query_rows=copy_rows,
-                            tilted_search=False)
+                            tilted_search=False, centroids=centroids)
     pairs = found.pairs.take((found.pairs.j >= n) & (found.pairs.kind != Kind.EXACT))
-    near, beyond = _neighbour_pairs(aug, search_rows, copy_rows, variants, s)
+    near, beyond = _neighbour_pairs(aug, search_rows, copy_rows, variants, s, centroids)
     parts = [pairs, near]
     if len(tile_rows):  # the tile copies' window matches among the sample, every one: the look-alikes
         pool = np.r_[sample, tile_rows]
@@ -371,7 +373,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     kth = found.kth_neighbour.copy()
     kth[:n] = candidates.kth_neighbour
     involved = np.unique(np.r_[pairs.i, pairs.j, beyond.i, beyond.j])
-    kth = typical_neighbours(aug, involved, kth)
+    kth = typical_neighbours(aug, involved, kth, centroids=centroids)
     # the evidence, on the images the pairs and their typical neighbours show
     look, at, rows = _compact(aug, features, np.r_[involved, kth[involved]])
     look_kth = np.where(kth[rows] >= 0, at[np.clip(kth[rows], 0, None)], -1)
@@ -502,16 +504,18 @@ def _unique(pairs: PairTable) -> PairTable:
     return pairs.first_per_pair(pairs.kind, apart=pairs.variant == MatchView.OVERLAP)
 
 
-def _neighbour_pairs(aug: Features, search_rows, copy_rows, variants, settings: DetectSettings) -> tuple:
+def _neighbour_pairs(aug: Features, search_rows, copy_rows, variants, settings: DetectSettings,
+                     centroids: np.ndarray | None = None) -> tuple:
     """``(near, beyond)``: each copy with its :data:`NEIGHBOURS` nearest dataset images by
     embedding (best rotation/flip), split into those the search could propose read whole (at
     the cosine of its nearest neighbours, ``neighbour_min_cosine``, or the pHash distance of
     its candidates, ``max_hamming``) and the others. The others are never candidates: the
-    decision learns from them only when a small dataset gives too few look-alikes otherwise."""
+    decision learns from them only when a small dataset gives too few look-alikes otherwise.
+    ``centroids``: the search's trained lists (:attr:`~leakscan.pairs.Candidates.centroids`)."""
     k = min(NEIGHBOURS, len(search_rows))
     if k == 0 or len(copy_rows) == 0:
         return PairTable.empty(), PairTable.empty()
-    index = CosineIndex(rows_of(aug.embedding, search_rows))
+    index = CosineIndex(rows_of(aug.embedding, search_rows), centroids=centroids)
     _, ids = index.knn(aug.embedding[copy_rows], k)
     a = np.repeat(copy_rows, k)
     b = search_rows[np.clip(ids.ravel(), 0, None)]

@@ -416,9 +416,11 @@ def _best_of(a: dict, b: dict) -> dict:
     return {k: np.where(take, b[k], a[k]) for k in a}
 
 
-def typical_neighbours(features: Features, rows: np.ndarray, kth_neighbour: np.ndarray, k: int = 10) -> np.ndarray:
+def typical_neighbours(features: Features, rows: np.ndarray, kth_neighbour: np.ndarray, k: int = 10,
+                       centroids: np.ndarray | None = None) -> np.ndarray:
     """``kth_neighbour`` (a copy) with an entry for each of ``rows`` the search did not query
-    (-1: the large split with ``scope="cross"``): its k-th nearest neighbour by embedding."""
+    (-1: the large split with ``scope="cross"``): its k-th nearest neighbour by embedding
+    (``centroids``: as :class:`~leakscan.index.CosineIndex`)."""
     rows = np.asarray(rows, np.int64)
     kth_neighbour = np.asarray(kth_neighbour, np.int64).copy()
     unknown = np.unique(rows[kth_neighbour[rows] < 0])
@@ -426,7 +428,7 @@ def typical_neighbours(features: Features, rows: np.ndarray, kth_neighbour: np.n
     if len(unknown) and len(pool) > k:
         from .index import CosineIndex  # noqa: PLC0415 - only when the search left rows unqueried
 
-        sims, ids = CosineIndex(features.embedding[pool]).knn(features.embedding[unknown], k + 1)
+        sims, ids = CosineIndex(features.embedding[pool], centroids=centroids).knn(features.embedding[unknown], k + 1)
         order = np.argsort(-np.where(ids < 0, -np.inf, sims), axis=1, kind="stable")
         ids = np.take_along_axis(ids, order, 1)
         col = np.where(pool[np.clip(ids[:, 0], 0, None)] == unknown, k, k - 1)  # the image itself comes first

@@ -306,24 +306,27 @@ class Features:
 
 def _gradient_bins(g: np.ndarray, edges: bool = False):
     """Per pixel of ``(m, 32, 32)`` grayscale: the two orientation bins the gradient falls
-    between, the weight of the second and the magnitude (each ``(m, 1024)``). The outermost
-    pixels have no gradient across the edge, unless ``edges`` (then a one-sided difference)."""
+    between and the magnitude each gets (each ``(m, 1024)``; the weights float64, as
+    ``np.bincount`` sums them). The outermost pixels have no gradient across the edge, unless
+    ``edges`` (then a one-sided difference)."""
     if g.dtype == np.uint8:
-        # integer gradients in [-255, 255]: orientation and magnitude come from lookup tables
+        # integer gradients in [-255, 255]: bins and weights come from lookup tables
         gx, gy = _gradients(g.astype(np.int16), edges)
-        flat = ((gy.astype(np.int32) + 255) * 511 + (gx + 255)).reshape(len(g), -1)
-        pos_t, mag_t = _grad_tables()
-        pos = pos_t[flat]
-        mag = mag_t[flat]
-    else:
-        gx, gy = _gradients(g.astype(np.float32), edges)
-        pos, mag = _orientation(gx, gy)
-        pos, mag = pos.reshape(len(g), -1), mag.reshape(len(g), -1)
+        # (np.take with a native-size index: twice as fast as an int32 fancy index)
+        flat = ((gy.astype(np.intp) + 255) * 511 + (gx + 255)).reshape(len(g), -1)
+        return tuple(np.take(table, flat) for table in _grad_tables())
+    gx, gy = _gradients(g.astype(np.float32), edges)
+    pos, mag = _orientation(gx, gy)
+    return _bins(pos.reshape(len(g), -1), mag.reshape(len(g), -1))
+
+
+def _bins(pos: np.ndarray, mag: np.ndarray):
+    """The two bins a bin position in [0, BINS] falls between, and the magnitude each gets."""
     b0 = pos.astype(np.int32)  # floor: pos >= 0
     w1 = pos - b0
     b0 &= BINS - 1  # pos == BINS (angle pi) wraps to bin 0
     b1 = (b0 + 1) & (BINS - 1)
-    return b0, b1, w1, mag
+    return b0, b1, (mag * (1 - w1)).astype(np.float64), (mag * w1).astype(np.float64)
 
 
 def _gradients(g: np.ndarray, edges: bool):
@@ -342,15 +345,15 @@ def _gradients(g: np.ndarray, edges: bool):
 def _histograms(g: np.ndarray, cell: int, edges: bool = False) -> np.ndarray:
     """Orientation histograms of ``(m, 32, 32)`` grayscale in ``cell`` x ``cell`` pixel cells:
     ``(m, 32 // cell, 32 // cell, BINS)`` float32."""
-    b0, b1, w1, mag = _gradient_bins(g, edges)
+    b0, b1, w0, w1 = _gradient_bins(g, edges)
     c = THUMB // cell
     m = g.shape[0]
     cells = np.arange(THUMB, dtype=np.int32) // cell
     cell_of_pixel = (cells[:, None] * c + cells[None, :]).reshape(-1)
     base = (np.arange(m, dtype=np.int32)[:, None] * (c * c) + cell_of_pixel[None, :]) * BINS
     size = m * c * c * BINS
-    out = (np.bincount((base + b0).ravel(), weights=(mag * (1 - w1)).ravel(), minlength=size)
-           + np.bincount((base + b1).ravel(), weights=(mag * w1).ravel(), minlength=size))
+    out = (np.bincount((base + b0).ravel(), weights=w0.ravel(), minlength=size)
+           + np.bincount((base + b1).ravel(), weights=w1.ravel(), minlength=size))
     return out.astype(np.float32).reshape(m, c, c, BINS)
 
 
@@ -425,13 +428,13 @@ _TABLES: tuple | None = None
 
 
 def _grad_tables():
-    """Orientation bin position and magnitude for every integer gradient (gx, gy) in [-255, 255]^2."""
+    """:func:`_bins` of every integer gradient (gx, gy) in [-255, 255]^2."""
     global _TABLES
     if _TABLES is None:
         v = np.arange(-255, 256, dtype=np.float32)
         gy, gx = np.meshgrid(v, v, indexing="ij")
         pos, mag = _orientation(gx, gy)
-        _TABLES = (pos.ravel(), mag.ravel())
+        _TABLES = _bins(pos.ravel(), mag.ravel())
     return _TABLES
 
 

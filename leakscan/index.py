@@ -56,18 +56,25 @@ def _faiss():
     return faiss
 
 
-#: Up to this many codes the Hamming search is exact (brute force, cost grows as n^2);
-#: beyond, a binary inverted-file index with ``4 * sqrt(n)`` lists, ``HAMMING_NPROBE`` probed.
+#: Up to this many codes the Hamming search is exact; beyond, a binary inverted-file index
+#: with ``4 * sqrt(n)`` lists, ``HAMMING_NPROBE`` probed.
 HAMMING_EXACT_MAX = 100_000
 HAMMING_NPROBE = 16
+#: The exact search of 64-bit codes looks codes up by their four 16-bit quarters (multi-index
+#: hashing), each with up to ``radius // 4`` bits flipped: two codes within the radius agree
+#: to that many bits in at least one quarter, so nothing is missed. Beyond this many flips
+#: (a radius of 12 or more) the lookups cost more than comparing every code.
+HASH_QUARTERS = 4
+HASH_MAX_FLIPS = 2
 
 
 class HammingIndex:
     """Hamming search over packed binary codes ``(n, nbytes)``.
 
-    Exact (FAISS ``IndexBinaryFlat``) up to ``exact_max`` codes, approximate beyond
-    (``IndexBinaryIVF``), trained on a sample chosen by content (as :class:`CosineIndex`),
-    so the pairs found do not depend on the order of the rows.
+    Exact up to ``exact_max`` codes (64-bit codes: FAISS ``IndexBinaryMultiHash``, see
+    :data:`HASH_QUARTERS`, for radii it serves; otherwise every code compared,
+    ``IndexBinaryFlat``), approximate beyond (``IndexBinaryIVF``), trained on a sample chosen
+    by content (as :class:`CosineIndex`), so the pairs found do not depend on the order of the rows.
     """
 
     def __init__(self, db: np.ndarray, *, exact_max: int | None = None, nprobe: int | None = None,
@@ -78,7 +85,7 @@ class HammingIndex:
         if self.db.ndim != 2:
             raise ValueError(f"binary codes must be (n, nbytes) uint8, got {self.db.shape}")
         self.nbits = self.db.shape[1] * 8
-        self._index = None
+        self._index = self._quarters = None
         self.exact = True
         n = len(self.db)
         if not n:
@@ -86,6 +93,9 @@ class HammingIndex:
         faiss = _faiss()
         if n <= exact_max:
             self._index = faiss.IndexBinaryFlat(self.nbits)
+            if self.nbits == 64:
+                self._quarters = faiss.IndexBinaryMultiHash(self.nbits, HASH_QUARTERS, self.nbits // HASH_QUARTERS)
+                self._quarters.add(self.db)
         else:
             self.exact = False
             nlist = _n_lists(n)
@@ -109,10 +119,14 @@ class HammingIndex:
                 f"max_distance must be in [0, {self.nbits}] for {self.nbits}-bit hashes, got {max_distance}")
         if self._index is None or len(queries) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32)
+        index = self._index
+        if self._quarters is not None and max_distance // HASH_QUARTERS <= HASH_MAX_FLIPS:
+            index = self._quarters
+            index.nflip = int(max_distance) // HASH_QUARTERS
         qs, ds, dists = [], [], []
         for start in range(0, len(queries), block):
             # faiss keeps distances strictly below the radius: pass max + 1
-            lims, dist, ids = self._index.range_search(queries[start:start + block], int(max_distance) + 1)
+            lims, dist, ids = index.range_search(queries[start:start + block], int(max_distance) + 1)
             counts = np.diff(lims).astype(np.int64)
             qs.append(np.repeat(np.arange(start, start + len(counts), dtype=np.int64), counts))
             ds.append(ids.astype(np.int64))
@@ -133,11 +147,12 @@ class CosineIndex:
 
     Exact (FAISS ``IndexFlatIP``) up to ``exact_max`` vectors, approximate beyond
     (``IndexIVFFlat``, ``n_lists`` lists, default ``4 * sqrt(n)``, ``nprobe`` probed), trained
-    on a sample chosen by content so results are deterministic.
+    on a sample chosen by content so results are deterministic; or, given ``centroids`` (of
+    another index, :attr:`centroids`), on those lists without training.
     """
 
     def __init__(self, db: np.ndarray, *, exact_max: int | None = None, nprobe: int | None = None, seed: int = 0,
-                 n_lists: int | None = None):
+                 n_lists: int | None = None, centroids: np.ndarray | None = None):
         exact_max = EXACT_MAX if exact_max is None else exact_max
         nprobe = NPROBE if nprobe is None else nprobe
         self.db = np.ascontiguousarray(db, dtype=np.float32)
@@ -153,9 +168,24 @@ class CosineIndex:
         else:
             self.exact = False
             self._quantizer = faiss.IndexFlatIP(d)  # keep alive: the IVF index refers to it
-            ivf = faiss.IndexIVFFlat(self._quantizer, d, n_lists or _n_lists(n), faiss.METRIC_INNER_PRODUCT)
-            self._index = _trained(ivf, self.db, nprobe, seed)
+            if centroids is not None and centroids.shape[1] == d:  # lists trained on other data
+                self._quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
+                ivf = faiss.IndexIVFFlat(self._quantizer, d, len(centroids), faiss.METRIC_INNER_PRODUCT)
+                ivf.is_trained = True
+                ivf.nprobe = min(nprobe, len(centroids))
+                self._index = ivf
+            else:
+                ivf = faiss.IndexIVFFlat(self._quantizer, d, n_lists or _n_lists(n), faiss.METRIC_INNER_PRODUCT)
+                self._index = _trained(ivf, self.db, nprobe, seed)
         self._index.add(self.db)
+
+    @property
+    def centroids(self) -> np.ndarray | None:
+        """The trained lists' centres of an approximate index (None: exact), to build another
+        index over much the same vectors without training again (``centroids=``)."""
+        if self.exact or self._index is None:
+            return None
+        return self._quantizer.reconstruct_n(0, self._quantizer.ntotal)
 
     def __len__(self) -> int:
         return len(self.db)

@@ -62,7 +62,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "34"
+SEARCH_VERSION = "38"
 
 
 def pair_keys(i, j) -> np.ndarray:
@@ -241,6 +241,7 @@ def find_candidates(
     query_rows: np.ndarray | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     tilted_search: bool = True,
+    centroids: np.ndarray | None = None,
 ) -> Candidates:
     """Candidate pairs among the rows whose features are ``ok``: what *might* be a copy.
 
@@ -252,6 +253,8 @@ def find_candidates(
     ``query_rows``: only these rows are queried (against an index of every row); default all.
     ``tilted_search``: False leaves the tilted views out (the calibration, whose copies are not
     tilted: tilted pairs are decided by the whole-image decision).
+    ``centroids``: the lists of an earlier search over much the same images
+    (:attr:`Candidates.centroids`), so the embedding index is not trained again.
     """
     settings = settings or DetectSettings()
     ok_rows = np.flatnonzero(features.ok)
@@ -296,10 +299,10 @@ def find_candidates(
     kth = np.full(len(features), -1, np.int64)
     if settings.min_cosine <= 1.0 and len(search_rows) > 1:
         rotated = (features.derotated_rows, features.derotated_embedding) if settings.transforms != "none" else None
-        ei_, ej_, es_, ev_, kth_pos = _embedding_pairs(
+        ei_, ej_, es_, ev_, kth_pos, centroids = _embedding_pairs(
             features.embedding, search_rows, variants, settings, progress, query_pos,
             rotated=rotated, thumbs=features.thumb if settings.crops else None,
-            big=features.sizes[search_rows].min(axis=1) >= OVERLAP_MIN_SIDE)
+            big=features.sizes[search_rows].min(axis=1) >= OVERLAP_MIN_SIDE, centroids=centroids)
         parts.append(_candidates(ei_, ej_, Kind.EMBEDDING, es_, ev_))
         has = kth_pos >= 0
         kth[search_rows[has]] = search_rows[kth_pos[has]]
@@ -350,7 +353,8 @@ def find_candidates(
         same_bytes = np.all(features.file_digest[i] == features.file_digest[j], axis=1) & (kind == Kind.EXACT)
     pairs = dataclasses.replace(pairs, hamming=hamming, cosine=cosine, same_bytes=same_bytes)
     return Candidates(pairs=pairs, search_rows=search_rows, kth_neighbour=kth,
-                      overlap_skipped=len(tiles) if too_many else 0, tilted_skipped=tilted_skipped)
+                      overlap_skipped=len(tiles) if too_many else 0, tilted_skipped=tilted_skipped,
+                      centroids=centroids)
 
 
 @dataclass(frozen=True)
@@ -367,6 +371,7 @@ class Candidates:
     kth_neighbour: np.ndarray
     overlap_skipped: int = 0  # images not searched for overlapping tiles: more than OVERLAP_MAX_IMAGES
     tilted_skipped: int = 0  # images whose tilted views were not searched: more than TILT_MAX_IMAGES
+    centroids: np.ndarray | None = None  # the embedding index's trained lists (None: exact search)
 
 
 def _candidates(i, j, kind: Kind, score, variant) -> PairTable:
@@ -389,8 +394,9 @@ def rows_of(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, progress, query_pos=None,
-                     block: int = 4096, rotated=None, thumbs=None, big=None):
-    """Embedding k-NN pairs with the ratio test.
+                     block: int = 4096, rotated=None, thumbs=None, big=None, centroids=None):
+    """Embedding k-NN pairs with the ratio test, and the index's trained lists (``centroids``:
+    given, not trained again).
 
     Queries: every image under each of ``variants``; the de-rotated views ``rotated`` =
     (rows, embeddings) under each of ``variants``; and, when ``thumbs`` (all rows) is given,
@@ -399,7 +405,7 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
     mirrored (a crop then flipped, as training pipelines make them).
     """
     emb = rows_of(emb_all, search_rows)
-    index = CosineIndex(emb)
+    index = CosineIndex(emb, centroids=centroids)
     n = len(search_rows)
     query_pos = np.arange(n) if query_pos is None else np.asarray(query_pos, np.int64)
     kk = min(settings.k + 1, n)
@@ -483,7 +489,7 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
                     progress("embedding search", done, total)
     if not out_i:
         z = np.zeros(0, np.int64)
-        return z, z, np.zeros(0, np.float32), np.zeros(0, np.int8), kth
+        return z, z, np.zeros(0, np.float32), np.zeros(0, np.int8), kth, index.centroids
     qi = np.concatenate(out_i)
     dj = np.concatenate(out_j)
     sim = np.concatenate(out_s)
@@ -494,7 +500,7 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
     accept = near | (sim >= settings.sure_cosine) | (d <= settings.ratio * dk_q) | (d <= settings.ratio * dk_plain[dj])
     qi, dj, sim, v = qi[accept], dj[accept], sim[accept], v[accept]
     a, b = search_rows[qi], search_rows[dj]
-    return np.minimum(a, b), np.maximum(a, b), sim.astype(np.float32), v, kth
+    return np.minimum(a, b), np.maximum(a, b), sim.astype(np.float32), v, kth, index.centroids
 
 
 #: Each image's best matching tilted views, at most this many other images (by embedding cosine).

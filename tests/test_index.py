@@ -20,6 +20,25 @@ def test_hamming_exact_range_search_matches_brute_force():
     assert np.array_equal(dist, brute[q, d])
 
 
+def test_hamming_search_by_quarters_misses_nothing_at_any_radius():
+    """64-bit codes are looked up by their 16-bit quarters with bits flipped: at every radius
+    the hits are those of comparing every code, near codes planted at each distance."""
+    rng = np.random.default_rng(2)
+    db = rng.integers(0, 256, (400, 8), dtype=np.uint8)
+    bits = np.unpackbits(db[:200], axis=1)
+    for r in range(200):  # a copy of a code with 0-13 bits flipped, anywhere
+        bits[r, rng.choice(64, r % 14, replace=False)] ^= 1
+    db = np.r_[db, np.packbits(bits, axis=1)]
+    idx = HammingIndex(db)
+    assert idx.exact and idx._quarters is not None
+    brute = np.unpackbits(db[:, None, :] ^ db[None, :, :], axis=-1).sum(-1)
+    for radius in (0, 3, 4, 6, 7, 8, 11, 12, 20):
+        q, d, dist = idx.range(db, radius)
+        assert _hits(q, d) == set(zip(*np.nonzero(brute <= radius))), radius
+        assert np.array_equal(dist, brute[q, d])
+        assert len(q) > len(db) or radius == 0  # planted copies within the radius are among them
+
+
 def test_approximate_hamming_index_does_not_depend_on_row_order():
     rng = np.random.default_rng(0)
     db = rng.integers(0, 256, (3000, 8), dtype=np.uint8)
@@ -44,3 +63,26 @@ def test_approximate_cosine_index_does_not_depend_on_row_order():
     _, ia = a.knn(x[:200], 5)
     _, ib = b.knn(x[:200], 5)
     np.testing.assert_array_equal(ia, perm[ib])
+
+
+def test_cosine_index_built_on_another_index_lists_is_not_trained_again():
+    """The calibration searches the dataset and its copies on the search's trained lists: over
+    the same vectors that is the same index, and over more vectors it keeps those lists."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3000, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    a = CosineIndex(x, exact_max=100, nprobe=2)
+    assert a.centroids is not None and a.centroids.shape[1] == 16
+    same = CosineIndex(x, exact_max=100, nprobe=2, centroids=a.centroids)
+    sa, ia = a.knn(x[:300], 5)
+    ss, is_ = same.knn(x[:300], 5)
+    np.testing.assert_array_equal(ia, is_)
+    np.testing.assert_allclose(sa, ss, rtol=1e-6)
+    copies = x[:100] + 0.05 * rng.standard_normal((100, 16)).astype(np.float32)
+    copies /= np.linalg.norm(copies, axis=1, keepdims=True)
+    more = CosineIndex(np.r_[x, copies], exact_max=100, nprobe=2, centroids=a.centroids)
+    np.testing.assert_array_equal(more.centroids, a.centroids)
+    _, ids = more.knn(copies, 2)
+    assert (ids[:, 0] == np.arange(3000, 3100)).all()  # each copy first finds itself,
+    assert (ids[:, 1] == np.arange(100)).mean() > 0.9  # then its source
+    assert CosineIndex(x[:50]).centroids is None  # exact: no lists

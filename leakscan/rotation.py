@@ -29,7 +29,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from .padding import padding_weights
+from .padding import median, padding_weights
 
 __all__ = ["derotate", "content_mask", "padding_weights", "MIN_ANGLE", "MIN_IOU"]
 
@@ -122,9 +122,9 @@ def _fill_of(small: np.ndarray):
     """
     c = np.array([small[0, 0], small[0, -1], small[-1, 0], small[-1, -1]], np.int16)
     if int(c.max()) - int(c.min()) <= CORNER_SPREAD:
-        return float(np.median(c))
+        return float(median(c))
     border = np.concatenate([small[0], small[-1], small[1:-1, 0], small[1:-1, -1]]).astype(np.int16)
-    fill = np.median(border)
+    fill = median(border)
     if (fill <= 24 or fill >= 231) and (np.abs(border - fill) <= 6).mean() >= 0.1:
         return float(fill)
     return None
@@ -145,7 +145,7 @@ def _padding_mask(big: np.ndarray, fill: float, min_frac: float = 0.02, max_frac
     big = big.astype(np.int16)
     corners = np.stack([big[0, 0], big[0, -1], big[-1, 0], big[-1, -1]])
     if int((corners.max(axis=0) - corners.min(axis=0)).max()) <= CORNER_SPREAD:
-        colour = np.median(corners, axis=0)
+        colour = median(corners, axis=0)
     else:
         colour = np.full(3, fill)
     grey = float(colour.mean())

@@ -208,3 +208,17 @@ def test_captioned_copies_are_duplicates_with_full_confidence(tmp_path):
     copies = {f"test/caption{k}.jpg": (CAPTIONS[edit](PHOTOS[k + 4]), k + 4) for k, edit in enumerate(sorted(CAPTIONS))}
     # some distractors carry caption bars of their own: pictures are not paired through their bars
     _audit_copies(tmp_path, copies, distractor=lambda s, pic: pil_caption(pic) if s % 3 == 0 else pic)
+
+
+def test_median_of_small_integer_arrays_is_numpys():
+    """The border and corner looks take medians of a few dozen pixels from one sort: the same
+    values as ``np.median``, for odd and even lengths, along an axis or over all."""
+    from leakscan.padding import median
+
+    rng = np.random.default_rng(4)
+    for shape in ((4,), (31,), (32,), (3, 32), (3, 31), (5, 2)):
+        a = rng.integers(0, 256, shape).astype(np.int16)
+        assert np.array_equal(median(a), np.median(a))
+        if a.ndim == 2:
+            for axis in (0, 1):
+                assert np.array_equal(median(a, axis=axis), np.median(a, axis=axis))

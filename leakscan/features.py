@@ -312,7 +312,7 @@ def _gradient_bins(g: np.ndarray, edges: bool = False):
     if g.dtype == np.uint8:
         # integer gradients in [-255, 255]: bins and weights come from lookup tables
         gx, gy = _gradients(g.astype(np.int16), edges)
-        # (np.take with a native-size index: twice as fast as an int32 fancy index)
+        # (np.take with a native-size index: nearly twice as fast as an int32 fancy index)
         flat = ((gy.astype(np.intp) + 255) * 511 + (gx + 255)).reshape(len(g), -1)
         return tuple(np.take(table, flat) for table in _grad_tables())
     gx, gy = _gradients(g.astype(np.float32), edges)

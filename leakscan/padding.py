@@ -158,6 +158,33 @@ def flat_border(rgb: np.ndarray) -> tuple[float, float, float, float] | None:
     return None if found is None else found[0]
 
 
+def _sides(lines: np.ndarray) -> list:
+    """For each side of ``lines`` (``(s, 3, n, m)``: its lines from that side in, per colour
+    plane), how deep the border on it is and whether the picture starts at a straight edge
+    there: flat lines in the first one's colour, plus the few lines of ringing (JPEG,
+    resampling) where the border meets the picture; or a caption bar."""
+    s, _, n, m = lines.shape
+    colour = np.round(median(lines[:, :, 0, :], axis=-1)).astype(np.int16)  # (s, 3) each outer line's
+    dist = np.abs(lines[:, 0] - colour[:, 0, None, None])  # (s, n, m)
+    for c in (1, 2):
+        np.maximum(dist, np.abs(lines[:, c] - colour[:, c, None, None]), out=dist)
+    near = np.count_nonzero(dist <= 3 * BORDER_TOL, axis=2) / m
+    flat = np.count_nonzero(dist <= BORDER_TOL, axis=2) >= BORDER_FLAT * m
+    bands = caption_band(near)
+    out = []
+    for k in range(s):
+        d = int(np.argmin(flat[k])) if not flat[k].all() else n
+        if d:
+            ringing = near[k, d:d + RINGING] >= 0.5
+            d += int(np.argmin(ringing)) if not ringing.all() else len(ringing)
+        if bands[k] > d:
+            out.append((int(bands[k]), True))
+            continue
+        straight = d < n and 1.0 - near[k, d] >= PICTURE_EDGE
+        out.append((d, bool(straight)))
+    return out
+
+
 def _border(rgb: np.ndarray):
     """``(box, padding)``: :func:`flat_border`'s box, and the same box with only the sides
     where the picture starts at a straight edge (:data:`PICTURE_EDGE`): the border the
@@ -166,31 +193,15 @@ def _border(rgb: np.ndarray):
     h, w = a.shape[:2]
     if h < 8 or w < 8:
         return None
-    planes = [np.ascontiguousarray(a[:, :, c], dtype=np.int16) for c in range(3)]
-
-    def side(turn) -> tuple[int, bool]:
-        """How deep the border on one side is (``turn(plane)``: the plane's lines from that
-        side in), and whether the picture starts at a straight edge there. Flat lines in the
-        first one's colour, plus the few lines of ringing (JPEG, resampling) where the border
-        meets the picture; or a caption bar."""
-        lines = [turn(p) for p in planes]
-        dist = np.abs(lines[0] - np.int16(round(float(median(lines[0][0])))))
-        for plane in lines[1:]:
-            np.maximum(dist, np.abs(plane - np.int16(round(float(median(plane[0]))))), out=dist)
-        m = dist.shape[1]
-        near = np.count_nonzero(dist <= 3 * BORDER_TOL, axis=1) / m
-        flat = np.count_nonzero(dist <= BORDER_TOL, axis=1) >= BORDER_FLAT * m
-        d = int(np.argmin(flat)) if not flat.all() else len(flat)
-        if d:
-            ringing = near[d:d + RINGING] >= 0.5
-            d += int(np.argmin(ringing)) if not ringing.all() else len(ringing)
-        band = int(caption_band(near[None])[0])
-        if band > d:
-            return band, True
-        straight = d < len(dist) and 1.0 - near[d] >= PICTURE_EDGE
-        return d, bool(straight)
-
-    found = [side(lambda p: p.T), side(lambda p: p), side(lambda p: p.T[::-1]), side(lambda p: p[::-1])]  # l, t, r, b
+    rgb16 = np.ascontiguousarray(np.moveaxis(a[:, :, :3], 2, 0), dtype=np.int16)  # (3, h, w)
+    # each side's lines from that side in, (side, plane, line, pixel): the sides of one length at a time
+    cols = np.ascontiguousarray(rgb16.transpose(0, 2, 1))
+    if h == w:  # all four sides at once
+        found = _sides(np.stack([cols, rgb16, cols[:, ::-1], rgb16[:, ::-1]]))  # left, top, right, bottom
+    else:
+        left, right = _sides(np.stack([cols, cols[:, ::-1]]))
+        top, bottom = _sides(np.stack([rgb16, rgb16[:, ::-1]]))
+        found = [left, top, right, bottom]
     sides = np.array([d for d, _ in found], np.float64) / np.array([w, h, w, h])
     sides[sides < MIN_BORDER] = 0.0
     x0, y0, x1, y1 = sides[0], sides[1], 1.0 - sides[2], 1.0 - sides[3]

@@ -16,7 +16,9 @@ NCC is invariant to brightness and contrast, so recoloured and grayscale copies 
 The search is coarse-to-fine: every zoom and shift is tried on 16x16 versions, then the best
 zoom and shift (and their neighbours) are refined on the 32x32 thumbnails. For pairs without
 padding, the sums over each overlap come from summed-area tables, so a shift costs one
-product per pixel: the same correlations, several times faster.
+product per pixel: the same correlations, several times faster. With padding, each shift's
+weighted sums are products of per-image moments (weight, weighted pixel and its square),
+made once per zoom. A zoom is a product of small resampling matrices.
 """
 
 from __future__ import annotations
@@ -63,49 +65,58 @@ def _zoom_tables(n: int, s: float):
     return x0, w
 
 
+_ZOOMS: dict = {}
+
+
+def _zoom_matrix(n: int, s: float) -> np.ndarray:
+    """``(n, n)`` float32: :func:`_zoom_tables`' bilinear sampling as a matrix, two weights a row."""
+    key = (n, float(s))
+    if key not in _ZOOMS:
+        x0, w = _zoom_tables(n, s)
+        m = np.zeros((n, n), np.float32)
+        m[np.arange(n), x0] = 1 - w
+        m[np.arange(n), x0 + 1] += w
+        _ZOOMS[key] = m
+    return _ZOOMS[key]
+
+
 def _zoom(img: np.ndarray, s: float) -> np.ndarray:
-    """Zoom ``(p, n, n)`` float32 images by ``s`` >= 1 about their centre (same size out)."""
+    """Zoom ``(p, n, n)`` float32 images by ``s`` >= 1 about their centre (same size out): the
+    same resampling on both axes, ``zoom @ img @ zoom.T``."""
     if s == 1.0:
         return img
-    n = img.shape[-1]
-    x0, w = _zoom_tables(n, s)
-    r = img[:, x0, :] * (1 - w)[None, :, None] + img[:, x0 + 1, :] * w[None, :, None]
-    return r[:, :, x0] * (1 - w)[None, None, :] + r[:, :, x0 + 1] * w[None, None, :]
+    z = _zoom_matrix(img.shape[-1], s)
+    return np.matmul(np.matmul(z, img), z.T)
 
 
-def _ncc_at(x, y, wx, wy, dy: int, dx: int) -> np.ndarray:
-    """Weighted NCC of ``x[r, c]`` against ``y[r - dy, c - dx]`` over their overlap.
+def _moments(img: np.ndarray, w) -> tuple:
+    """``(w, w * img, w * img**2)`` of ``(p, n, n)`` images and their weights (None: all 1), for
+    :func:`_ncc_at`: each shift's weighted sums are then products of two of them."""
+    w = np.ones(img.shape, np.float32) if w is None else np.asarray(w, np.float32)
+    wi = w * img
+    return w, wi, wi * img
 
-    ``wx``/``wy`` are per-pixel weights (1 = picture, 0 = padding or outside) or None (all
-    1). Pairs whose common weighted area is under :data:`MIN_AREA` of the overlap score -1.
+
+def _ncc_at(mx: tuple, my: tuple, dy: int, dx: int) -> np.ndarray:
+    """Weighted NCC of ``x[r, c]`` against ``y[r - dy, c - dx]`` over their overlap, from the
+    :func:`_moments` ``mx`` of ``x`` and ``my`` of ``y`` (per-pixel weights: 1 = picture, 0 =
+    padding). Pairs whose common weighted area is under :data:`MIN_AREA` of the overlap score -1.
     """
-    n = x.shape[-1]
+    n = mx[0].shape[-1]
     ys = (slice(None), slice(max(0, dy), n + min(0, dy)), slice(max(0, dx), n + min(0, dx)))
     yt = (slice(None), slice(max(0, -dy), n + min(0, -dy)), slice(max(0, -dx), n + min(0, -dx)))
-    xa, yb = x[ys], y[yt]
-    m = xa.shape[1] * xa.shape[2]
-    if wx is None and wy is None:
-        sw = np.float32(m)
-        sx, sy = xa.sum((1, 2)), yb.sum((1, 2))
-        sxx = np.einsum("pij,pij->p", xa, xa)
-        syy = np.einsum("pij,pij->p", yb, yb)
-        sxy = np.einsum("pij,pij->p", xa, yb)
-    else:
-        w = (1.0 if wx is None else wx[ys]) * (1.0 if wy is None else wy[yt])
-        w = np.broadcast_to(w, xa.shape)
-        sw = np.maximum(w.sum((1, 2)), 1e-6)
-        u, v = w * xa, w * yb
-        sx, sy = u.sum((1, 2)), v.sum((1, 2))
-        sxx = np.einsum("pij,pij->p", u, xa)
-        syy = np.einsum("pij,pij->p", v, yb)
-        sxy = np.einsum("pij,pij->p", u, yb)
-    cov = sxy - sx * sy / sw
-    vx = np.maximum(sxx - sx * sx / sw, 0)
-    vy = np.maximum(syy - sy * sy / sw, 0)
-    out = cov / np.sqrt(vx * vy + 1e-3)
-    if wx is not None or wy is not None:
-        out = np.where(sw >= MIN_AREA * m, out, -1.0)
-    return out
+    (w, wx, wxx), (v, vy, vyy) = (m[ys] for m in mx), (m[yt] for m in my)
+    m = w.shape[1] * w.shape[2]
+
+    def total(a, b):  # sum over the overlap of the products of the weights and pixels
+        return np.einsum("pij,pij->p", a, b)
+    sw = np.maximum(total(w, v), 1e-6)
+    sx, sy = total(wx, v), total(w, vy)
+    cov = total(wx, vy) - sx * sy / sw
+    vx = np.maximum(total(wxx, v) - sx * sx / sw, 0)
+    vy_ = np.maximum(total(w, vyy) - sy * sy / sw, 0)
+    out = cov / np.sqrt(vx * vy_ + 1e-3)
+    return np.where(sw >= MIN_AREA * m, out, -1.0)
 
 
 def _shift_each(img: np.ndarray, w, dy: np.ndarray, dx: np.ndarray):
@@ -145,8 +156,10 @@ def _best(a, b, wa, wb, zooms, shifts):
                 tables["b"] = _tables(b)
             tx = tables["a"] if s > 0 else _tables(x)
             ty = tables["b"] if s < 0 or s == 1.0 else _tables(y)
+        else:
+            mx, my = _moments(x, wx), _moments(y, wy)
         for dy, dx in shifts:
-            c = _ncc_tables(x, y, tx, ty, dy, dx) if unweighted else _ncc_at(x, y, wx, wy, dy, dx)
+            c = _ncc_tables(x, y, tx, ty, dy, dx) if unweighted else _ncc_at(mx, my, dy, dx)
             better = c > best
             best = np.where(better, c, best)
             bz = np.where(better, zi, bz)
@@ -359,8 +372,9 @@ def align(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb: np.nda
                     c = np.full(len(sel), -2.0, np.float32)
                     ey = np.zeros(len(sel), np.int64)
                     ex = np.zeros(len(sel), np.int64)
+                    mx, my = _moments(x, wx), _moments(y, wy)
                     for fy, fx in fine:
-                        cc = _ncc_at(x, y, wx, wy, fy, fx)
+                        cc = _ncc_at(mx, my, fy, fx)
                         better = cc > c
                         c, ey, ex = np.where(better, cc, c), np.where(better, fy, ey), np.where(better, fx, ex)
                 better = c > best[sel]

@@ -302,23 +302,30 @@ def crop_boxes(side: float = CROP_SIDE, places=CROP_PLACES) -> tuple:
                  for fy, fx in places)
 
 
+def _resampling(lo: float, hi: float, n: int) -> np.ndarray:
+    """``(n, n)`` float32: bilinear sampling of ``n`` points spread over ``[lo, hi]`` (shares
+    of an axis of ``n`` pixels) as a matrix, two weights a row (:func:`_sample_axis`)."""
+    (u0,), (w,) = _sample_axis(np.array([lo]), np.array([hi]), n, n)
+    out = np.zeros((n, n), np.float32)
+    out[np.arange(n), u0] = 1 - w
+    out[np.arange(n), u0 + 1] += w
+    return out
+
+
 def crop_views(thumbs: np.ndarray, boxes=None) -> np.ndarray:
     """Crops of ``(m, n, n)`` thumbnails enlarged back to n x n (bilinear): ``(m, len(boxes), n, n)``.
 
     The embedding of a crop of image A is close to that of a cropped copy of A, which the
     whole-image embedding (whose grid cells no longer line up) may miss. ``boxes`` (default:
-    :func:`crop_boxes`) are the same for every image, so each is sampled once
-    (:func:`box_views`: one box per image).
+    :func:`crop_boxes`) are the same for every image, so each is a product of matrices,
+    ``rows @ thumbnail @ columns.T`` (:func:`box_views`: one box per image).
     """
     boxes = crop_boxes() if boxes is None else boxes
     t = np.asarray(thumbs, np.float32)
     n = t.shape[-1]
     out = np.empty((len(t), len(boxes), n, n), np.float32)
     for k, (by0, by1, bx0, bx1) in enumerate(boxes):
-        (y0,), (wy,) = _sample_axis(np.array([by0]), np.array([by1]), n, n)
-        (x0,), (wx,) = _sample_axis(np.array([bx0]), np.array([bx1]), n, n)
-        r = t[:, y0, :] * (1 - wy)[None, :, None] + t[:, y0 + 1, :] * wy[None, :, None]
-        out[:, k] = r[:, :, x0] * (1 - wx)[None, None, :] + r[:, :, x0 + 1] * wx[None, None, :]
+        out[:, k] = np.matmul(np.matmul(_resampling(by0, by1, n), t), _resampling(bx0, bx1, n).T)
     return out
 
 

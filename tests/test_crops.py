@@ -141,3 +141,20 @@ def test_crops_then_mirrored_are_found_and_said_so(tmp_path):
     assert not _unexpected(dup, copies), _unexpected(dup, copies)
     plain = audit(tmp_path, cache=False, jobs=1, settings=DetectSettings(transforms="none"))
     assert not [rec for rec in plain.pair_records() if rec["detail"] == "cropped, hflip"]
+
+
+def test_the_crop_views_are_the_boxes_of_each_thumbnail_enlarged():
+    # crop_views (one resampling for all thumbnails, as matrix products) against box_views (a
+    # box per thumbnail, sampled pixel by pixel): the same bilinear views
+    from conftest import scene
+    from leakscan.features import thumbnail
+    from leakscan.views import STRETCH_BOXES, box_views, crop_boxes, crop_views
+
+    thumbs = np.stack([thumbnail(scene(s, 96)) for s in range(6)])
+    boxes = crop_boxes() + crop_boxes(0.7) + STRETCH_BOXES
+    views = crop_views(thumbs, boxes)
+    assert views.shape == (6, len(boxes), 32, 32)
+    for k, box in enumerate(boxes):
+        each = box_views(thumbs, np.tile(np.asarray(box, np.float64), (len(thumbs), 1)), 32)
+        assert np.abs(views[:, k] - each).max() < 1e-3
+    assert np.abs(views[:, 0] - thumbs).mean() > 5  # a crop, not the thumbnail

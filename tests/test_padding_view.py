@@ -222,3 +222,20 @@ def test_median_of_small_integer_arrays_is_numpys():
         if a.ndim == 2:
             for axis in (0, 1):
                 assert np.array_equal(median(a, axis=axis), np.median(a, axis=axis))
+
+
+def test_each_side_of_a_square_canvas_is_read_on_its_own():
+    # the four sides of a square canvas are read together: each keeps its own depth and colour
+    left, right = 30, 46
+    canvas = np.zeros((256, 256, 3), np.uint8)
+    canvas[:, 256 - right:] = (20, 140, 150)
+    canvas[:, left:256 - right] = np.asarray(PHOTOS[1].resize((256 - left - right, 256)))
+    box = (left / 256, 0.0, 1 - right / 256, 1.0)
+    assert flat_border(canvas) == pytest.approx(box, abs=1.5 / 256)
+    # the same canvas transposed (bars top and bottom): the box transposed
+    assert flat_border(canvas.transpose(1, 0, 2)) == pytest.approx((0.0, box[0], 1.0, box[2]), abs=1.5 / 256)
+    # and bars of other depths and colours on all four sides (a frame)
+    framed = np.asarray(ImageOps.expand(Image.fromarray(canvas[:, left:256 - right]), border=(12, 20, 28, 36),
+                                        fill=(250, 250, 250)))
+    h, w = framed.shape[:2]
+    assert flat_border(framed) == pytest.approx((12 / w, 20 / h, 1 - 28 / w, 1 - 36 / h), abs=1.5 / 180)

@@ -91,3 +91,34 @@ def test_a_lower_min_ncc_floor_keeps_a_superset_of_candidates():
         for t in (d.pairs, d.possible):  # every non-exact pair carries its measured ncc and a confidence
             assert np.isfinite(t.ncc[t.kind != Kind.EXACT]).all()
             assert ((t.confidence >= 0) & (t.confidence <= 1)).all()
+
+
+def test_the_weighted_correlation_at_each_shift_is_the_plain_formula_over_the_overlap():
+    # _ncc_at reads each shift's weighted sums from per-image moments; against the formula
+    # written out, pair by pair, over the pixels both images cover
+    from leakscan.verify import MIN_AREA, _moments, _ncc_at, _zoom
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(5, 16, 16)).astype(np.float32)
+    y = (np.roll(x, (1, -2), axis=(1, 2)) + rng.normal(0, 0.3, x.shape)).astype(np.float32)
+    wx = (rng.random(x.shape) > 0.2).astype(np.float32)
+    wy = np.ones(x.shape, np.float32)
+    wy[4] = 0  # too little common picture: scores -1
+    for dy, dx in ((0, 0), (-1, 2), (3, -2)):
+        got = _ncc_at(_moments(x, wx), _moments(y, wy), dy, dx)
+        for p in range(len(x)):
+            rows = [r for r in range(16) if 0 <= r - dy < 16]
+            cols = [c for c in range(16) if 0 <= c - dx < 16]
+            a = x[p][np.ix_(rows, cols)]
+            b = y[p][np.ix_([r - dy for r in rows], [c - dx for c in cols])]
+            w = wx[p][np.ix_(rows, cols)] * wy[p][np.ix_([r - dy for r in rows], [c - dx for c in cols])]
+            if w.sum() < MIN_AREA * w.size:
+                assert got[p] == -1.0
+                continue
+            ma, mb = (w * a).sum() / w.sum(), (w * b).sum() / w.sum()
+            cov = (w * (a - ma) * (b - mb)).sum()
+            want = cov / np.sqrt((w * (a - ma) ** 2).sum() * (w * (b - mb) ** 2).sum() + 1e-3)
+            assert abs(got[p] - want) < 1e-4, (dy, dx, p)
+    assert _ncc_at(_moments(x, wx), _moments(y, wy), -1, 2)[:4].min() > 0.8  # the shift the copy was made with
+    # the zoom is a bilinear resampling about the centre: a constant stays constant
+    assert np.allclose(_zoom(np.full((1, 16, 16), 7.0, np.float32), 1.19), 7.0, atol=1e-5)

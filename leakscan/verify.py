@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .views import resampling_matrix
+
 __all__ = ["align", "aligned_ncc", "detail", "ZOOMS", "MAX_SHIFT", "DETAIL_SIGMA"]
 
 #: Blur (pixels of the 32x32 thumbnail) removed by :func:`detail`.
@@ -72,11 +74,7 @@ def _zoom_matrix(n: int, s: float) -> np.ndarray:
     """``(n, n)`` float32: :func:`_zoom_tables`' bilinear sampling as a matrix, two weights a row."""
     key = (n, float(s))
     if key not in _ZOOMS:
-        x0, w = _zoom_tables(n, s)
-        m = np.zeros((n, n), np.float32)
-        m[np.arange(n), x0] = 1 - w
-        m[np.arange(n), x0 + 1] += w
-        _ZOOMS[key] = m
+        _ZOOMS[key] = resampling_matrix(*_zoom_tables(n, s), n)
     return _ZOOMS[key]
 
 

@@ -31,8 +31,9 @@ import numpy as np
 from .padding import NO_BORDER, unpadded
 from .rotation import derotate
 
-__all__ = ["apply_dihedral", "embedding_variants", "crop_views", "box_views", "tilted_views", "transform_variants",
-           "canvas_view", "is_oblong", "turned_share", "MatchView", "READINGS", "TILT_ANGLES", "TILT_BOXES",
+__all__ = ["apply_dihedral", "embedding_variants", "crop_views", "box_views", "resampling_matrix", "tilted_views",
+           "transform_variants", "canvas_view", "is_oblong", "turned_share", "MatchView", "READINGS", "TILT_ANGLES",
+           "TILT_BOXES",
            "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "CROP_SIDE_TIGHT", "STRETCH_BOXES", "crop_boxes",
            "THUMB", "CELL", "BINS"]
 
@@ -302,14 +303,21 @@ def crop_boxes(side: float = CROP_SIDE, places=CROP_PLACES) -> tuple:
                  for fy, fx in places)
 
 
-def _resampling(lo: float, hi: float, n: int) -> np.ndarray:
-    """``(n, n)`` float32: bilinear sampling of ``n`` points spread over ``[lo, hi]`` (shares
-    of an axis of ``n`` pixels) as a matrix, two weights a row (:func:`_sample_axis`)."""
-    (u0,), (w,) = _sample_axis(np.array([lo]), np.array([hi]), n, n)
-    out = np.zeros((n, n), np.float32)
-    out[np.arange(n), u0] = 1 - w
-    out[np.arange(n), u0 + 1] += w
+def resampling_matrix(u0: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
+    """``(len(u0), n)`` float32: a bilinear sampling of an ``n``-pixel axis as a matrix, row ``k``
+    weighting pixel ``u0[k]`` by ``1 - w[k]`` and the next by ``w[k]``, so that ``m @ image``
+    resamples the rows of an image and ``image @ m.T`` its columns."""
+    out = np.zeros((len(u0), n), np.float32)
+    out[np.arange(len(u0)), u0] = 1 - w
+    out[np.arange(len(u0)), u0 + 1] += w
     return out
+
+
+def _resampling(lo: float, hi: float, n: int) -> np.ndarray:
+    """``(n, n)``: :func:`resampling_matrix` of ``n`` points spread over ``[lo, hi]`` (shares of
+    an axis of ``n`` pixels, :func:`_sample_axis`)."""
+    (u0,), (w,) = _sample_axis(np.array([lo]), np.array([hi]), n, n)
+    return resampling_matrix(u0, w, n)
 
 
 def crop_views(thumbs: np.ndarray, boxes=None) -> np.ndarray:

@@ -67,15 +67,15 @@ def _zoom_tables(n: int, s: float):
     return x0, w
 
 
-_ZOOMS: dict = {}
+_ZOOM_MATRICES: dict = {}
 
 
 def _zoom_matrix(n: int, s: float) -> np.ndarray:
     """``(n, n)`` float32: :func:`_zoom_tables`' bilinear sampling as a matrix, two weights a row."""
     key = (n, float(s))
-    if key not in _ZOOMS:
-        _ZOOMS[key] = resampling_matrix(*_zoom_tables(n, s), n)
-    return _ZOOMS[key]
+    if key not in _ZOOM_MATRICES:
+        _ZOOM_MATRICES[key] = resampling_matrix(*_zoom_tables(n, s), n)
+    return _ZOOM_MATRICES[key]
 
 
 def _zoom(img: np.ndarray, s: float) -> np.ndarray:
@@ -103,17 +103,18 @@ def _ncc_at(mx: tuple, my: tuple, dy: int, dx: int) -> np.ndarray:
     n = mx[0].shape[-1]
     ys = (slice(None), slice(max(0, dy), n + min(0, dy)), slice(max(0, dx), n + min(0, dx)))
     yt = (slice(None), slice(max(0, -dy), n + min(0, -dy)), slice(max(0, -dx), n + min(0, -dx)))
-    (w, wx, wxx), (v, vy, vyy) = (m[ys] for m in mx), (m[yt] for m in my)
-    m = w.shape[1] * w.shape[2]
+    # each side's weight u, weighted pixel p and weighted square q over the overlap
+    (ux, px, qx), (uy, py, qy) = (a[ys] for a in mx), (a[yt] for a in my)
+    m = ux.shape[1] * ux.shape[2]
 
-    def total(a, b):  # sum over the overlap of the products of the weights and pixels
+    def total(a, b):  # the sum over the overlap of a product of the two sides' moments
         return np.einsum("pij,pij->p", a, b)
-    sw = np.maximum(total(w, v), 1e-6)
-    sx, sy = total(wx, v), total(w, vy)
-    cov = total(wx, vy) - sx * sy / sw
-    vx = np.maximum(total(wxx, v) - sx * sx / sw, 0)
-    vy_ = np.maximum(total(w, vyy) - sy * sy / sw, 0)
-    out = cov / np.sqrt(vx * vy_ + 1e-3)
+    sw = np.maximum(total(ux, uy), 1e-6)  # the common weight
+    sx, sy = total(px, uy), total(ux, py)
+    cov = total(px, py) - sx * sy / sw
+    var_x = np.maximum(total(qx, uy) - sx * sx / sw, 0)
+    var_y = np.maximum(total(ux, qy) - sy * sy / sw, 0)
+    out = cov / np.sqrt(var_x * var_y + 1e-3)
     return np.where(sw >= MIN_AREA * m, out, -1.0)
 
 

@@ -33,9 +33,8 @@ from .rotation import derotate
 
 __all__ = ["apply_dihedral", "embedding_variants", "crop_views", "box_views", "resampling_matrix", "tilted_views",
            "transform_variants", "canvas_view", "is_oblong", "turned_share", "MatchView", "READINGS", "TILT_ANGLES",
-           "TILT_BOXES",
-           "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "CROP_SIDE_TIGHT", "STRETCH_BOXES", "crop_boxes",
-           "THUMB", "CELL", "BINS"]
+           "TILT_BOXES", "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "CROP_SIDE_TIGHT", "STRETCH_BOXES",
+           "crop_boxes", "THUMB", "CELL", "BINS"]
 
 #: Side (pixels) of the grayscale thumbnail every feature and view comes from.
 THUMB = 32

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .views import resampling_matrix
+from .views import resampling_matrices, resampling_matrix
 
-__all__ = ["align", "aligned_ncc", "detail", "ZOOMS", "MAX_SHIFT", "DETAIL_SIGMA"]
+__all__ = ["align", "aligned_ncc", "detail", "fit_box", "ZOOMS", "MAX_SHIFT", "DETAIL_SIGMA"]
 
 #: Blur (pixels of the 32x32 thumbnail) removed by :func:`detail`.
 DETAIL_SIGMA = 2.0
@@ -41,21 +41,35 @@ MAX_SHIFT = 0.125
 MIN_AREA = 0.10
 
 
+_BLUR_MATRICES: dict = {}
+
+
+def _blur_matrix(n: int) -> np.ndarray:
+    """``(n, n)`` float32: the Gaussian blur (sigma :data:`DETAIL_SIGMA`, edges reflected) of an
+    ``n``-pixel axis as a matrix: ``m @ image @ m.T`` blurs an image."""
+    from scipy.ndimage import gaussian_filter1d  # noqa: PLC0415 - lazy: keeps `import leakscan` light
+
+    if n not in _BLUR_MATRICES:
+        _BLUR_MATRICES[n] = gaussian_filter1d(np.eye(n, dtype=np.float32), DETAIL_SIGMA, axis=0, mode="reflect")
+    return _BLUR_MATRICES[n]
+
+
 def detail(thumbs: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """``(p, n, n)`` thumbnails minus their Gaussian blur (sigma :data:`DETAIL_SIGMA`), float32.
 
     With ``weights`` (0 on padding), the blur is a normalised convolution of the picture
     pixels only, so the edge between picture and padding leaves no detail behind.
     """
-    from scipy.ndimage import gaussian_filter  # noqa: PLC0415 - lazy: keeps `import leakscan` light
-
     x = np.asarray(thumbs, np.float32)
-    sig = (0, DETAIL_SIGMA, DETAIL_SIGMA)
+    rows, cols = _blur_matrix(x.shape[-2]), _blur_matrix(x.shape[-1])
+
+    def blur(v):
+        return np.matmul(np.matmul(rows, v), cols.T)
+
     if weights is None:
-        return x - gaussian_filter(x, sig, mode="reflect")
+        return x - blur(x)
     w = np.asarray(weights, np.float32)
-    blur = gaussian_filter(x * w, sig, mode="reflect") / np.maximum(gaussian_filter(w, sig, mode="reflect"), 1e-3)
-    return (x - blur) * w
+    return (x - blur(x * w) / np.maximum(blur(w), 1e-3)) * w
 
 
 def _zoom_tables(n: int, s: float):
@@ -308,6 +322,73 @@ def _zoomed(a, b, wa, wb, z):
 
 #: Pairs aligned at a time: bounds the memory of the temporaries (~50 KB a pair).
 BLOCK = 2048
+
+#: Steps (shares of the side), coarse to fine, by which :func:`fit_box` moves a box's sides.
+BOX_STEPS = (1 / 16, 1 / 32)
+#: Least side of a fitted box, as a share of the picture's.
+BOX_MIN_SIDE = 0.3
+#: The moves :func:`fit_box` tries, in steps on ``(y0, y1, x0, x1)``: each side out or in, the
+#: box slid along each axis, the box grown or shrunk on all sides.
+_BOX_MOVES = np.array([m for k in range(4) for m in (np.eye(4)[k], -np.eye(4)[k])]
+                      + [[1, 1, 0, 0], [-1, -1, 0, 0], [0, 0, 1, 1], [0, 0, -1, -1],
+                         [-1, 1, -1, 1], [1, -1, 1, -1]], np.float64)
+
+
+def fit_box(a: np.ndarray, b: np.ndarray, boxes: np.ndarray, wa: np.ndarray | None = None,
+            wb: np.ndarray | None = None, rounds: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Each box ``(y0, y1, x0, x1)`` (shares of the side) of ``(p, n, n)`` thumbnails ``a``,
+    moved side by side to where its view (:func:`~leakscan.views.box_views`, enlarged to n x n)
+    lines up best with the whole of ``b``: ``(boxes, ncc)``, the NCC of the two details.
+
+    A crop of another shape than the picture's, resized (torchvision's ``RandomResizedCrop``),
+    is a box whose four sides are free; :func:`align` zooms both axes alike. A coordinate
+    climb over :data:`BOX_STEPS`, ``rounds`` climbs a step. ``wa``/``wb`` weight the pixels
+    (0 on padding).
+    """
+    a = np.asarray(a, np.float32)
+    p, n = len(a), a.shape[-1]
+    weighted = wa is not None or wb is not None
+    if weighted:
+        wb = np.ones(a.shape, np.float32) if wb is None else np.asarray(wb, np.float32)
+    B = detail(b, wb)
+    blur = _blur_matrix(n)
+
+    if not weighted:  # centred once: each view is then one product with it
+        B = B - B.mean(axis=(1, 2), keepdims=True)
+        BB = (B * B).sum((1, 2))
+
+    def score(bx, k):
+        rows, cols = resampling_matrices(bx[:, 0], bx[:, 1], n, n), resampling_matrices(bx[:, 2], bx[:, 3], n, n)
+        view = np.matmul(np.matmul(rows, a[k]), cols.transpose(0, 2, 1))
+        if not weighted:
+            A = view - np.matmul(np.matmul(blur, view), blur.T)
+            A -= A.mean(axis=(1, 2), keepdims=True)
+            return (A * B[k]).sum((1, 2)) / np.sqrt((A * A).sum((1, 2)) * BB[k] + 1e-3)
+        w = wb[k] if wa is None else np.matmul(np.matmul(rows, wa[k]), cols.transpose(0, 2, 1)) * wb[k]
+        A = detail(view, w)
+        sw = w.sum((1, 2)) + 1e-6
+        x = (A - ((A * w).sum((1, 2)) / sw)[:, None, None]) * w
+        y = (B[k] - ((B[k] * w).sum((1, 2)) / sw)[:, None, None]) * w
+        return (x * y).sum((1, 2)) / np.sqrt((x * x).sum((1, 2)) * (y * y).sum((1, 2)) + 1e-3)
+
+    boxes = np.array(boxes, np.float64).reshape(p, 4)
+    best = score(boxes, np.arange(p))
+    for step in BOX_STEPS:
+        k = np.arange(p)  # climbing: the pairs whose box moved in the last climb
+        for _ in range(rounds):
+            start = boxes[k]
+            moved = np.zeros(len(k), bool)
+            for move in _BOX_MOVES:
+                cand = np.clip(start + step * move, 0.0, 1.0)
+                c = score(cand, k)
+                better = (np.minimum(cand[:, 1] - cand[:, 0], cand[:, 3] - cand[:, 2]) >= BOX_MIN_SIDE) & (c > best[k])
+                best[k[better]] = c[better]
+                boxes[k[better]] = cand[better]
+                moved |= better
+            k = k[moved]
+            if not len(k):
+                break
+    return boxes, best.astype(np.float32)
 
 
 def align(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb: np.ndarray | None = None,

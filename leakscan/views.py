@@ -336,21 +336,28 @@ def crop_views(thumbs: np.ndarray, boxes=None) -> np.ndarray:
     return out
 
 
+def resampling_matrices(lo: np.ndarray, hi: np.ndarray, n: int, side: int) -> np.ndarray:
+    """``(p, side, n)`` float32: :func:`resampling_matrix` of ``side`` points spread over each
+    ``[lo[k], hi[k]]`` (shares of an axis of ``n`` pixels, :func:`_sample_axis`)."""
+    u0, w = _sample_axis(np.asarray(lo, np.float64), np.asarray(hi, np.float64), n, side)
+    out = np.zeros((len(u0), side, n), np.float32)
+    at = np.arange(len(u0))[:, None], np.arange(side)[None, :]
+    out[(*at, u0)] = 1 - w
+    out[(*at, u0 + 1)] += w
+    return out
+
+
 def box_views(images: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
     """Box ``(y0, y1, x0, x1)`` (shares of the side) of each ``(p, [c,] n, n)`` image, enlarged
     bilinearly to ``side`` x ``side``: ``(p, [c,] side, side)`` float32 (the part two
-    overlapping tiles have in common)."""
+    overlapping tiles have in common), as ``rows @ image @ columns.T``."""
     img = np.asarray(images, np.float32)
     p, n = len(img), img.shape[-1]
     flat = img.reshape(p, -1, n, n)
     boxes = np.asarray(boxes, np.float64)
-    y0, wy = _sample_axis(boxes[:, 0], boxes[:, 1], n, side)
-    x0, wx = _sample_axis(boxes[:, 2], boxes[:, 3], n, side)
-    rows = np.arange(p)[:, None, None, None], np.arange(flat.shape[1])[None, :, None, None]
-    Y, X = y0[:, None, :, None], x0[:, None, None, :]
-    WY, WX = wy[:, None, :, None], wx[:, None, None, :]
-    out = ((flat[(*rows, Y, X)] * (1 - WX) + flat[(*rows, Y, X + 1)] * WX) * (1 - WY)
-           + (flat[(*rows, Y + 1, X)] * (1 - WX) + flat[(*rows, Y + 1, X + 1)] * WX) * WY)
+    rows = resampling_matrices(boxes[:, 0], boxes[:, 1], n, side)[:, None]
+    cols = resampling_matrices(boxes[:, 2], boxes[:, 3], n, side)[:, None]
+    out = np.matmul(np.matmul(rows, flat), cols.transpose(0, 1, 3, 2))
     return out.reshape(img.shape[:-2] + (side, side))
 
 

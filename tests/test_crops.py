@@ -102,6 +102,19 @@ def test_a_square_crop_of_a_wide_picture_resized_lines_up_through_a_stretched_vi
         assert as_crop[1] < 0.45, (k, as_crop)
 
 
+def test_a_crop_whose_box_no_crop_view_has_lines_up_once_its_box_is_fitted():
+    """Crops keeping 55-70% of the picture, off-centre, of another shape, resized back to the
+    picture's size: no crop view has their box, the zoom alone cannot line them up; the box
+    fitted side by side does, and a crop of another picture still does not line up."""
+    pictures = photo_halves()
+    for k in range(6):
+        for area, ratio, at in ((0.62, 0.8, (0.3, 0.7)), (0.7, 1.25, (0.8, 0.2)), (0.55, 1.0, (0.4, 0.6))):
+            copy = _resized_crop(pictures[k], area, ratio, at, pictures[k].size)
+            other = _resized_crop(pictures[(k + 3) % 6], area, ratio, at, pictures[k].size)
+            as_crop = _ncc([pictures[k], copy, other], MatchView.CROPPED)
+            assert as_crop[0] > 0.78 and as_crop[1] < 0.45, (k, area, ratio, as_crop)
+
+
 def test_crops_of_another_shape_resized_to_a_fixed_size_are_found(tmp_path):
     pictures = photo_halves()
     copies = {0: _resized_crop(pictures[0], 0.6, 1.0, (0.5, 0.0), (256, 256)),

@@ -7,8 +7,8 @@ from leakscan.features import extract_features, thumbnail
 from leakscan.discovery import discover
 from leakscan.decide import find_pairs
 from leakscan.settings import DetectSettings
-from leakscan.verify import aligned_ncc, detail
-from conftest import scene
+from leakscan.verify import aligned_ncc, detail, fit_box
+from conftest import photo_halves, scene
 
 
 def thumb(img):
@@ -122,3 +122,39 @@ def test_the_weighted_correlation_at_each_shift_is_the_plain_formula_over_the_ov
     assert _ncc_at(_moments(x, wx), _moments(y, wy), -1, 2)[:4].min() > 0.8  # the shift the copy was made with
     # the zoom is a bilinear resampling about the centre: a constant stays constant
     assert np.allclose(_zoom(np.full((1, 16, 16), 7.0, np.float32), 1.19), 7.0, atol=1e-5)
+
+
+def test_the_detail_is_the_thumbnail_minus_its_gaussian_blur_with_reflected_edges():
+    """detail() blurs by products of matrices: the same as scipy's Gaussian filter, plain and
+    normalised over the picture pixels."""
+    from scipy.ndimage import gaussian_filter
+
+    x = np.stack([thumb(scene(k, 96))[0] for k in range(3)]).astype(np.float32)
+    w = np.ones_like(x)
+    w[1, :6] = 0  # a letterbox bar
+    w[2, :, -9:] = 0
+    blur = (lambda v: gaussian_filter(v, (0, 2.0, 2.0), mode="reflect"))  # noqa: E731
+    assert np.allclose(detail(x), x - blur(x), atol=1e-3)
+    assert np.allclose(detail(x, w), (x - blur(x * w) / np.maximum(blur(w), 1e-3)) * w, atol=1e-3)
+
+
+def test_a_box_is_fitted_side_by_side_to_the_crop_it_was_resized_from():
+    """The box of a crop of another shape, resized to a square thumbnail, is found from a box
+    about two pixels off on every side (to within a pixel or so: a side along flat picture is
+    free to move a little); a box already right stays."""
+    photo = photo_halves()[0].convert("L")
+    w, h = photo.size
+    a = np.asarray(photo.resize((32, 32), Image.BILINEAR), np.float32)
+    truths = np.array([[0.15, 0.85, 0.25, 0.90], [0.05, 0.75, 0.0, 0.65], [0.30, 0.95, 0.10, 0.90]])
+    b = np.stack([np.asarray(photo.crop((round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h)))
+                             .resize((32, 32), Image.BILINEAR), np.float32) for y0, y1, x0, x1 in truths])
+    start = np.clip(truths + [[0.07, -0.06, -0.05, 0.06], [0.06, 0.06, 0.07, -0.05], [-0.07, -0.04, 0.06, 0.07]], 0, 1)
+    A = np.repeat(a[None], len(truths), axis=0)
+    boxes, ncc = fit_box(A, b, start)
+    _, ncc_start = fit_box(A, b, start, rounds=0)
+    err = np.abs(boxes - truths)
+    assert err.mean() < 0.02 and err.max() < 0.08 and err.mean() < np.abs(start - truths).mean() / 3, boxes
+    assert (ncc > 0.7).all() and (ncc > ncc_start + 0.3).all(), (ncc, ncc_start)
+    kept, _ = fit_box(A, b, truths)
+    assert np.abs(kept - truths).max() < 0.04, kept
+

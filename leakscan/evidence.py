@@ -570,12 +570,13 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
             res[name][plain] = arr
     crop = np.flatnonzero(MatchView.is_cropped(v))
     if len(crop):  # also read through the crop view that matched: a crop of half the picture is
-        # more zoom and shift than the whole thumbnails line up over; pictures of 64 px or more
-        # also through any crop view, square or stretched (a crop of another shape resized, as
-        # the search reads them), its box then fitted side by side
+        # more zoom and shift than the whole thumbnails line up over. A picture of 64 px or more
+        # is read through any crop view, square or stretched (a crop of another shape resized, as
+        # the search reads them), its box then fitted side by side; a pair with a smaller picture
+        # also through a square view of either
         mirrored = v == MatchView.CROPPED_HFLIP
         big = features.sizes.min(axis=1) >= OVERLAP_MIN_SIDE
-        reads = ((crop, crop_boxes(CROP_SIDE), None, False),
+        reads = ((crop[~(big[i[crop]] & big[j[crop]])], crop_boxes(CROP_SIDE), None, False),
                  (crop[big[i[crop]] | big[j[crop]]], crop_boxes(CROP_SIDE) + STRETCH_BOXES, big, True))
         for rows, boxes, croppable, fit in reads:
             if not len(rows):

@@ -259,13 +259,13 @@ def _views(features: Features, i, j, v, padding):
             None if ba is None else _dihedral(ba, v), _border(padding[j]))
 
 
-def _crop_read(features: Features, i, j, boxes: tuple, croppable=None, mirrored=None, fit: bool = False):
+def _crop_read(features: Features, i, j, boxes: tuple, croppable=None, mirrored=None, fitted=None):
     """``(ta, tb, ca, cb)``: for each pair, the crop view (:func:`~leakscan.views.crop_views`)
     in ``boxes`` of one image (of those ``croppable`` marks, default any) whose gradient
     histogram is nearest the other's embedding, and the other whole (thumbnails and colour
     thumbnails), mirrored left to right for the pairs ``mirrored`` marks: the crop search's
-    match, to line up. With ``fit``, the box is then fitted side by side
-    (:func:`~leakscan.verify.fit_box`): a crop of another shape, resized, lines up whole."""
+    match, to line up. The box of a view of an image ``fitted`` marks is then fitted side by
+    side (:func:`~leakscan.verify.fit_box`): a crop of another shape, resized, lines up whole."""
     p = len(i)
     mirrored = np.zeros(p, bool) if mirrored is None else np.asarray(mirrored, bool)
     rows, at = np.unique(np.r_[i, j], return_inverse=True)
@@ -288,11 +288,12 @@ def _crop_read(features: Features, i, j, boxes: tuple, croppable=None, mirrored=
     chosen = np.array(boxes, np.float64)[box]
     flip = mirrored.astype(np.int64)  # dihedral variant 1 (hflip) or 0
     whole_thumb = _dihedral(features.thumb[whole], flip).astype(np.float32)
-    if fit and p:
+    k = np.flatnonzero(np.zeros(p, bool) if fitted is None else fitted[cropped])
+    if len(k):
         padding = features.canvas_padding()
-        wa, wb = (padding_weights(features.thumb[rows_], border=_border(padding[rows_])) for rows_ in (cropped, whole))
-        wb = None if wb is None else _dihedral(wb, flip)
-        padded = np.zeros(p, bool)
+        wa, wb = (padding_weights(features.thumb[rows_], border=_border(padding[rows_])) for rows_ in (cropped[k], whole[k]))
+        wb = None if wb is None else _dihedral(wb, flip[k])
+        padded = np.zeros(len(k), bool)
         for w in (wa, wb):
             if w is not None:
                 padded |= w.min(axis=(1, 2)) < 1
@@ -300,7 +301,7 @@ def _crop_read(features: Features, i, j, boxes: tuple, croppable=None, mirrored=
             q = np.flatnonzero(padded == weighted)
             if len(q):
                 wq = [w[q] if weighted and w is not None else None for w in (wa, wb)]
-                chosen[q], _ = fit_box(features.thumb[cropped[q]], whole_thumb[q], chosen[q], *wq)
+                chosen[k[q]], _ = fit_box(features.thumb[cropped[k[q]]], whole_thumb[k[q]], chosen[k[q]], *wq)
     thumb = box_views(features.thumb[cropped], chosen, features.thumb.shape[-1])
     colour = box_views(features.colour[cropped], chosen, features.colour.shape[-1])
     return thumb, whole_thumb, colour, _dihedral(features.colour[whole], flip).astype(np.float32)
@@ -570,18 +571,17 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
             res[name][plain] = arr
     crop = np.flatnonzero(MatchView.is_cropped(v))
     if len(crop):  # also read through the crop view that matched: a crop of half the picture is
-        # more zoom and shift than the whole thumbnails line up over. A picture of 64 px or more
-        # is read through any crop view, square or stretched (a crop of another shape resized, as
-        # the search reads them), its box then fitted side by side; a pair with a smaller picture
-        # also through a square view of either
+        # more zoom and shift than the whole thumbnails line up over; pictures of 64 px or more
+        # also through a stretched crop view (a crop of another shape resized), as the search
+        # reads them. A view of a picture of 64 px or more has its box fitted side by side, from
+        # the square view and from the stretched one: the climb finds the nearer best box
         mirrored = v == MatchView.CROPPED_HFLIP
         big = features.sizes.min(axis=1) >= OVERLAP_MIN_SIDE
-        reads = ((crop[~(big[i[crop]] & big[j[crop]])], crop_boxes(CROP_SIDE), None, False),
-                 (crop[big[i[crop]] | big[j[crop]]], crop_boxes(CROP_SIDE) + STRETCH_BOXES, big, True))
-        for rows, boxes, croppable, fit in reads:
+        for rows, boxes, croppable in ((crop, crop_boxes(CROP_SIDE), None),
+                                       (crop[big[i[crop]] | big[j[crop]]], STRETCH_BOXES, big)):
             if not len(rows):
                 continue
-            ta, tb, ca, cb = _crop_read(features, i[rows], j[rows], boxes, croppable, mirrored[rows], fit)
+            ta, tb, ca, cb = _crop_read(features, i[rows], j[rows], boxes, croppable, mirrored[rows], big)
             r = _measure_padded(ta, tb, ca, cb, min_ncc)  # a letterbox in a view is padding too
             cur = {name: arr[rows] for name, arr in res.items()}
             for name, arr in _best_of(cur, r).items():

@@ -291,7 +291,8 @@ def _crop_read(features: Features, i, j, boxes: tuple, croppable=None, mirrored=
     k = np.flatnonzero(np.zeros(p, bool) if fitted is None else fitted[cropped])
     if len(k):
         padding = features.canvas_padding()
-        wa, wb = (padding_weights(features.thumb[rows_], border=_border(padding[rows_])) for rows_ in (cropped[k], whole[k]))
+        wa, wb = (padding_weights(features.thumb[rows_], border=_border(padding[rows_]))
+                  for rows_ in (cropped[k], whole[k]))
         wb = None if wb is None else _dihedral(wb, flip[k])
         padded = np.zeros(len(k), bool)
         for w in (wa, wb):

@@ -343,7 +343,8 @@ def fit_box(a: np.ndarray, b: np.ndarray, boxes: np.ndarray, wa: np.ndarray | No
     A crop of another shape than the picture's, resized (torchvision's ``RandomResizedCrop``),
     is a box whose four sides are free; :func:`align` zooms both axes alike. A coordinate
     climb over :data:`BOX_STEPS`, ``rounds`` climbs a step. ``wa``/``wb`` weight the pixels
-    (0 on padding).
+    (0 on padding). A view is ``rows @ a @ cols.T``; a move of one axis keeps the other's
+    product from the climb's start.
     """
     a = np.asarray(a, np.float32)
     p, n = len(a), a.shape[-1]
@@ -352,35 +353,56 @@ def fit_box(a: np.ndarray, b: np.ndarray, boxes: np.ndarray, wa: np.ndarray | No
         wb = np.ones(a.shape, np.float32) if wb is None else np.asarray(wb, np.float32)
     B = detail(b, wb)
     blur = _blur_matrix(n)
-
-    if not weighted:  # centred once: each view is then one product with it
+    if not weighted:  # centred once: each view's detail is then one product with it
         B = B - B.mean(axis=(1, 2), keepdims=True)
         BB = (B * B).sum((1, 2))
 
-    def score(bx, k):
-        rows, cols = resampling_matrices(bx[:, 0], bx[:, 1], n, n), resampling_matrices(bx[:, 2], bx[:, 3], n, n)
-        view = np.matmul(np.matmul(rows, a[k]), cols.transpose(0, 2, 1))
-        if not weighted:
+    def matrices(bx):
+        return resampling_matrices(bx[:, 0], bx[:, 1], n, n), resampling_matrices(bx[:, 2], bx[:, 3], n, n)
+
+    def score(k, rows, cols, kept=None):
+        """NCC of the details of ``a[k]``'s views and ``b[k]``. ``kept``: the start's ``a @ cols.T``
+        (and blurred) when only ``rows`` moved, or its ``rows @ a`` when only ``cols`` did."""
+        if weighted:
+            view = np.matmul(np.matmul(rows, a[k]), cols.transpose(0, 2, 1))
+            w = wb[k] if wa is None else np.matmul(np.matmul(rows, wa[k]), cols.transpose(0, 2, 1)) * wb[k]
+            A = detail(view, w)
+            sw = w.sum((1, 2)) + 1e-6
+            x = (A - ((A * w).sum((1, 2)) / sw)[:, None, None]) * w
+            y = (B[k] - ((B[k] * w).sum((1, 2)) / sw)[:, None, None]) * w
+            return (x * y).sum((1, 2)) / np.sqrt((x * x).sum((1, 2)) * (y * y).sum((1, 2)) + 1e-3)
+        if kept is not None and kept[0] == "rows":  # blur @ view @ blur.T = (blur @ rows) @ (a @ cols.T @ blur.T)
+            A = np.matmul(rows, kept[1]) - np.matmul(np.matmul(blur, rows), kept[2])
+        elif kept is not None:
+            A = (np.matmul(kept[1], cols.transpose(0, 2, 1))
+                 - np.matmul(kept[2], np.matmul(blur, cols).transpose(0, 2, 1)))
+        else:
+            view = np.matmul(np.matmul(rows, a[k]), cols.transpose(0, 2, 1))
             A = view - np.matmul(np.matmul(blur, view), blur.T)
-            A -= A.mean(axis=(1, 2), keepdims=True)
-            return (A * B[k]).sum((1, 2)) / np.sqrt((A * A).sum((1, 2)) * BB[k] + 1e-3)
-        w = wb[k] if wa is None else np.matmul(np.matmul(rows, wa[k]), cols.transpose(0, 2, 1)) * wb[k]
-        A = detail(view, w)
-        sw = w.sum((1, 2)) + 1e-6
-        x = (A - ((A * w).sum((1, 2)) / sw)[:, None, None]) * w
-        y = (B[k] - ((B[k] * w).sum((1, 2)) / sw)[:, None, None]) * w
-        return (x * y).sum((1, 2)) / np.sqrt((x * x).sum((1, 2)) * (y * y).sum((1, 2)) + 1e-3)
+        A -= A.mean(axis=(1, 2), keepdims=True)
+        return (A * B[k]).sum((1, 2)) / np.sqrt((A * A).sum((1, 2)) * BB[k] + 1e-3)
 
     boxes = np.array(boxes, np.float64).reshape(p, 4)
-    best = score(boxes, np.arange(p))
+    best = score(np.arange(p), *matrices(boxes))
     for step in BOX_STEPS:
         k = np.arange(p)  # climbing: the pairs whose box moved in the last climb
         for _ in range(rounds):
             start = boxes[k]
+            rows0, cols0 = matrices(start)
+            kept = {}
+            if not weighted:
+                t = np.matmul(a[k], cols0.transpose(0, 2, 1))
+                u = np.matmul(rows0, a[k])
+                kept = {"rows": ("rows", t, np.matmul(t, blur.T)), "cols": ("cols", u, np.matmul(blur, u))}
             moved = np.zeros(len(k), bool)
             for move in _BOX_MOVES:
                 cand = np.clip(start + step * move, 0.0, 1.0)
-                c = score(cand, k)
+                if not move[2:].any():  # the rows moved
+                    c = score(k, resampling_matrices(cand[:, 0], cand[:, 1], n, n), cols0, kept.get("rows"))
+                elif not move[:2].any():
+                    c = score(k, rows0, resampling_matrices(cand[:, 2], cand[:, 3], n, n), kept.get("cols"))
+                else:
+                    c = score(k, *matrices(cand))
                 better = (np.minimum(cand[:, 1] - cand[:, 0], cand[:, 3] - cand[:, 2]) >= BOX_MIN_SIDE) & (c > best[k])
                 best[k[better]] = c[better]
                 boxes[k[better]] = cand[better]

@@ -5,10 +5,12 @@ candidate, the two 32x32 grayscale thumbnails are first *aligned*: the detail (t
 minus its blur) of one is compared with the other's over small zooms and shifts
 (:func:`leakscan.verify.align`, coarse-to-fine; the best normalised cross-correlation is ``ncc``). A pair
 found as a crop is also lined up through the crop view of one that best matches the other
-(a crop of half the picture is more zoom and shift than whole thumbnails line up over); the
-better alignment counts. Padding (a rotation's canvas, a letterbox, a trimmed border) is left
-out, but a flat black or white ground both images show in the same place counts as picture
-unless one was rotated on a canvas. At that alignment, more evidence is measured:
+(a crop of half the picture is more zoom and shift than whole thumbnails line up over), the
+view's box fitted side by side for a picture of 64 px or more (:func:`leakscan.verify.fit_box`:
+a crop of another shape, resized); the better alignment counts. Padding (a rotation's
+canvas, a letterbox, a trimmed border) is left out, but a flat black or white ground both
+images show in the same place counts as picture unless one was rotated on a canvas. At that
+alignment, more evidence is measured:
 
 * ``ncc_fine``: correlation of the finest detail (sigma 1 px): a re-encoded or shifted copy
   keeps it, two photos of similar things (silhouettes on sky, ships on a horizon) do not;

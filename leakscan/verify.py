@@ -18,7 +18,10 @@ zoom and shift (and their neighbours) are refined on the 32x32 thumbnails. For p
 padding, the sums over each overlap come from summed-area tables, so a shift costs one
 product per pixel: the same correlations, several times faster. With padding, each shift's
 weighted sums are products of per-image moments (weight, weighted pixel and its square),
-made once per zoom. A zoom is a product of small resampling matrices.
+made once per zoom. A zoom is a product of small resampling matrices, the blur another.
+
+A crop of another shape, resized, is a box of the picture whose sides are all free:
+:func:`fit_box` climbs them one step at a time while the two details line up better.
 """
 
 from __future__ import annotations
@@ -360,9 +363,9 @@ def fit_box(a: np.ndarray, b: np.ndarray, boxes: np.ndarray, wa: np.ndarray | No
     def matrices(bx):
         return resampling_matrices(bx[:, 0], bx[:, 1], n, n), resampling_matrices(bx[:, 2], bx[:, 3], n, n)
 
-    def score(k, rows, cols, kept=None):
-        """NCC of the details of ``a[k]``'s views and ``b[k]``. ``kept``: the start's ``a @ cols.T``
-        (and blurred) when only ``rows`` moved, or its ``rows @ a`` when only ``cols`` did."""
+    def score(k, rows, cols, moved=None):
+        """NCC of the details of ``a[k]``'s views and ``b[k]``; ``moved``: ``"rows"`` or ``"cols"``
+        when only that axis moved from the climb's start (whose other products are kept)."""
         if weighted:
             view = np.matmul(np.matmul(rows, a[k]), cols.transpose(0, 2, 1))
             w = wb[k] if wa is None else np.matmul(np.matmul(rows, wa[k]), cols.transpose(0, 2, 1)) * wb[k]
@@ -371,17 +374,18 @@ def fit_box(a: np.ndarray, b: np.ndarray, boxes: np.ndarray, wa: np.ndarray | No
             x = (A - ((A * w).sum((1, 2)) / sw)[:, None, None]) * w
             y = (B[k] - ((B[k] * w).sum((1, 2)) / sw)[:, None, None]) * w
             return (x * y).sum((1, 2)) / np.sqrt((x * x).sum((1, 2)) * (y * y).sum((1, 2)) + 1e-3)
-        if kept is not None and kept[0] == "rows":  # blur @ view @ blur.T = (blur @ rows) @ (a @ cols.T @ blur.T)
-            A = np.matmul(rows, kept[1]) - np.matmul(np.matmul(blur, rows), kept[2])
-        elif kept is not None:
-            A = (np.matmul(kept[1], cols.transpose(0, 2, 1))
-                 - np.matmul(kept[2], np.matmul(blur, cols).transpose(0, 2, 1)))
+        if moved == "rows":  # blur @ view @ blur.T = (blur @ rows) @ (a @ cols.T @ blur.T)
+            A = np.matmul(rows, kept["rows"][0]) - np.matmul(np.matmul(blur, rows), kept["rows"][1])
+        elif moved == "cols":
+            A = (np.matmul(kept["cols"][0], cols.transpose(0, 2, 1))
+                 - np.matmul(kept["cols"][1], np.matmul(blur, cols).transpose(0, 2, 1)))
         else:
             view = np.matmul(np.matmul(rows, a[k]), cols.transpose(0, 2, 1))
             A = view - np.matmul(np.matmul(blur, view), blur.T)
         A -= A.mean(axis=(1, 2), keepdims=True)
         return (A * B[k]).sum((1, 2)) / np.sqrt((A * A).sum((1, 2)) * BB[k] + 1e-3)
 
+    kept: dict = {}
     boxes = np.array(boxes, np.float64).reshape(p, 4)
     best = score(np.arange(p), *matrices(boxes))
     for step in BOX_STEPS:
@@ -389,18 +393,16 @@ def fit_box(a: np.ndarray, b: np.ndarray, boxes: np.ndarray, wa: np.ndarray | No
         for _ in range(rounds):
             start = boxes[k]
             rows0, cols0 = matrices(start)
-            kept = {}
-            if not weighted:
-                t = np.matmul(a[k], cols0.transpose(0, 2, 1))
-                u = np.matmul(rows0, a[k])
-                kept = {"rows": ("rows", t, np.matmul(t, blur.T)), "cols": ("cols", u, np.matmul(blur, u))}
+            if not weighted:  # the start's products, for the moves of one axis
+                t, u = np.matmul(a[k], cols0.transpose(0, 2, 1)), np.matmul(rows0, a[k])
+                kept.update(rows=(t, np.matmul(t, blur.T)), cols=(u, np.matmul(blur, u)))
             moved = np.zeros(len(k), bool)
             for move in _BOX_MOVES:
                 cand = np.clip(start + step * move, 0.0, 1.0)
-                if not move[2:].any():  # the rows moved
-                    c = score(k, resampling_matrices(cand[:, 0], cand[:, 1], n, n), cols0, kept.get("rows"))
+                if not move[2:].any():
+                    c = score(k, resampling_matrices(cand[:, 0], cand[:, 1], n, n), cols0, None if weighted else "rows")
                 elif not move[:2].any():
-                    c = score(k, rows0, resampling_matrices(cand[:, 2], cand[:, 3], n, n), kept.get("cols"))
+                    c = score(k, rows0, resampling_matrices(cand[:, 2], cand[:, 3], n, n), None if weighted else "cols")
                 else:
                     c = score(k, *matrices(cand))
                 better = (np.minimum(cand[:, 1] - cand[:, 0], cand[:, 3] - cand[:, 2]) >= BOX_MIN_SIDE) & (c > best[k])

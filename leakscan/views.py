@@ -303,20 +303,21 @@ def crop_boxes(side: float = CROP_SIDE, places=CROP_PLACES) -> tuple:
 
 
 def resampling_matrix(u0: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
-    """``(len(u0), n)`` float32: a bilinear sampling of an ``n``-pixel axis as a matrix, row ``k``
-    weighting pixel ``u0[k]`` by ``1 - w[k]`` and the next by ``w[k]``, so that ``m @ image``
-    resamples the rows of an image and ``image @ m.T`` its columns."""
-    out = np.zeros((len(u0), n), np.float32)
-    out[np.arange(len(u0)), u0] = 1 - w
-    out[np.arange(len(u0)), u0 + 1] += w
+    """``u0.shape + (n,)`` float32: a bilinear sampling of an ``n``-pixel axis as a matrix (one
+    per leading index), row ``k`` weighting pixel ``u0[k]`` by ``1 - w[k]`` and the next by
+    ``w[k]``, so that ``m @ image`` resamples the rows of an image and ``image @ m.T`` its columns."""
+    u0 = np.asarray(u0)
+    out = np.zeros(u0.shape + (n,), np.float32)
+    at = tuple(np.indices(u0.shape, sparse=True))
+    out[(*at, u0)] = 1 - w
+    out[(*at, u0 + 1)] += w
     return out
 
 
-def _resampling(lo: float, hi: float, n: int) -> np.ndarray:
-    """``(n, n)``: :func:`resampling_matrix` of ``n`` points spread over ``[lo, hi]`` (shares of
-    an axis of ``n`` pixels, :func:`_sample_axis`)."""
-    (u0,), (w,) = _sample_axis(np.array([lo]), np.array([hi]), n, n)
-    return resampling_matrix(u0, w, n)
+def resampling_matrices(lo: np.ndarray, hi: np.ndarray, n: int, side: int) -> np.ndarray:
+    """``(p, side, n)`` float32: :func:`resampling_matrix` of ``side`` points spread over each
+    ``[lo[k], hi[k]]`` (shares of an axis of ``n`` pixels, :func:`_sample_axis`)."""
+    return resampling_matrix(*_sample_axis(np.asarray(lo, np.float64), np.asarray(hi, np.float64), n, side), n)
 
 
 def crop_views(thumbs: np.ndarray, boxes=None) -> np.ndarray:
@@ -332,18 +333,8 @@ def crop_views(thumbs: np.ndarray, boxes=None) -> np.ndarray:
     n = t.shape[-1]
     out = np.empty((len(t), len(boxes), n, n), np.float32)
     for k, (by0, by1, bx0, bx1) in enumerate(boxes):
-        out[:, k] = np.matmul(np.matmul(_resampling(by0, by1, n), t), _resampling(bx0, bx1, n).T)
-    return out
-
-
-def resampling_matrices(lo: np.ndarray, hi: np.ndarray, n: int, side: int) -> np.ndarray:
-    """``(p, side, n)`` float32: :func:`resampling_matrix` of ``side`` points spread over each
-    ``[lo[k], hi[k]]`` (shares of an axis of ``n`` pixels, :func:`_sample_axis`)."""
-    u0, w = _sample_axis(np.asarray(lo, np.float64), np.asarray(hi, np.float64), n, side)
-    out = np.zeros((len(u0), side, n), np.float32)
-    at = np.arange(len(u0))[:, None], np.arange(side)[None, :]
-    out[(*at, u0)] = 1 - w
-    out[(*at, u0 + 1)] += w
+        rows, cols = (resampling_matrices([lo], [hi], n, n)[0] for lo, hi in ((by0, by1), (bx0, bx1)))
+        out[:, k] = np.matmul(np.matmul(rows, t), cols.T)
     return out
 
 

@@ -261,13 +261,14 @@ def _views(features: Features, i, j, v, padding):
             None if ba is None else _dihedral(ba, v), _border(padding[j]))
 
 
-def _crop_read(features: Features, i, j, boxes: tuple, croppable=None, mirrored=None, fitted=None):
+def _crop_read(features: Features, i, j, boxes: tuple, croppable=None, mirrored=None, fitted=None, padding=None):
     """``(ta, tb, ca, cb)``: for each pair, the crop view (:func:`~leakscan.views.crop_views`)
     in ``boxes`` of one image (of those ``croppable`` marks, default any) whose gradient
     histogram is nearest the other's embedding, and the other whole (thumbnails and colour
     thumbnails), mirrored left to right for the pairs ``mirrored`` marks: the crop search's
     match, to line up. The box of a view of an image ``fitted`` marks is then fitted side by
-    side (:func:`~leakscan.verify.fit_box`): a crop of another shape, resized, lines up whole."""
+    side (:func:`~leakscan.verify.fit_box`): a crop of another shape, resized, lines up whole,
+    its padding (``padding``: :meth:`Features.canvas_padding`, and flat black or white) left out."""
     p = len(i)
     mirrored = np.zeros(p, bool) if mirrored is None else np.asarray(mirrored, bool)
     rows, at = np.unique(np.r_[i, j], return_inverse=True)
@@ -292,7 +293,7 @@ def _crop_read(features: Features, i, j, boxes: tuple, croppable=None, mirrored=
     whole_thumb = _dihedral(features.thumb[whole], flip).astype(np.float32)
     k = np.flatnonzero(np.zeros(p, bool) if fitted is None else fitted[cropped])
     if len(k):
-        padding = features.canvas_padding()
+        padding = features.canvas_padding() if padding is None else padding
         wa, wb = (padding_weights(features.thumb[rows_], border=_border(padding[rows_]))
                   for rows_ in (cropped[k], whole[k]))
         wb = None if wb is None else _dihedral(wb, flip[k])
@@ -584,7 +585,7 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
                                        (crop[big[i[crop]] | big[j[crop]]], STRETCH_BOXES, big)):
             if not len(rows):
                 continue
-            ta, tb, ca, cb = _crop_read(features, i[rows], j[rows], boxes, croppable, mirrored[rows], big)
+            ta, tb, ca, cb = _crop_read(features, i[rows], j[rows], boxes, croppable, mirrored[rows], big, padding)
             r = _measure_padded(ta, tb, ca, cb, min_ncc)  # a letterbox in a view is padding too
             cur = {name: arr[rows] for name, arr in res.items()}
             for name, arr in _best_of(cur, r).items():

@@ -23,8 +23,8 @@ import numpy as np
 from .calibrate import MIN_AUC, Calibration, ImageSource, adjust_to_prior, at_prior, calibrate
 from .evidence import EVIDENCE, pair_evidence, tilted_angles
 from .features import Features
-from .pairs import (OVERLAP_MAX_IMAGES, OVERLAP_MIN_SHARE, TILT_MAX_IMAGES, Kind, PairTable, find_candidates,
-                    overlap_share)
+from .pairs import (OVERLAP_MAX_IMAGES, OVERLAP_MIN_SHARE, TILT_MAX_IMAGES, Kind, PairTable, components,
+                    find_candidates, measure_pairs, overlap_share, pair_keys)
 from .settings import POSSIBLE_FLOOR, DetectSettings
 from .views import READINGS, MatchView, transform_variants
 
@@ -215,9 +215,67 @@ def detect(
     exact, confidence = cands.kind == Kind.EXACT, cands.confidence
     dup = exact | (confidence >= threshold)
     possible = ~dup & (confidence >= POSSIBLE_FLOOR)
-    log.info("decision: %d candidates, %d duplicates, %d possible", len(cands), int(dup.sum()), int(possible.sum()))
-    return Detection(pairs=cands.take(dup), possible=cands.take(possible), calibration=cal,
+    pairs = cands.take(dup)
+    tw = time.perf_counter()
+    if cal is not None:
+        within = _within_groups(features, pairs, found.pairs, s, found.kth_neighbour, cal, splits, jobs)
+        pairs = PairTable.concat([pairs, within.take(within.confidence >= threshold)]).sorted()
+    t2 += time.perf_counter() - tw
+    log.info("decision: %d candidates, %d duplicates (%d within groups), %d possible", len(cands), len(pairs),
+             len(pairs) - int(dup.sum()), int(possible.sum()))
+    return Detection(pairs=pairs, possible=cands.take(possible), calibration=cal,
                      warnings=tuple(warnings), timings={"search": t1 - t0, "verify": t2 - t1, "calibrate": t_cal})
+
+
+#: Duplicate groups of up to this many images have every pair of their members measured.
+GROUP_PAIRS_MAX = 64
+
+
+def _within_groups(features: Features, dup: PairTable, proposed: PairTable, s: DetectSettings, kth: np.ndarray,
+                   cal: Calibration, splits, jobs: int) -> PairTable:
+    """The pairs of the members of each duplicate group (of up to :data:`GROUP_PAIRS_MAX` images)
+    that no search proposed and whose embeddings are as alike as the search asks of a neighbour
+    (``neighbour_min_cosine``), measured and decided like the whole-image candidates (at their
+    share of copies: the group is no evidence for them), every confidence set.
+
+    The search proposes each image's nearest few; where a picture has many copies (CIFAR-10
+    holds one car photograph 13 times) those few are other copies, and a copy further down the
+    list is reached only through them: in the group, but not as a pair of its own.
+    """
+    n = len(features)
+    label = components(n, dup.i, dup.j)
+    size = np.bincount(label, minlength=n)
+    rows = np.flatnonzero((size[label] > 2) & (size[label] <= GROUP_PAIRS_MAX))
+    rows = rows[np.argsort(label[rows], kind="stable")]  # by group, ascending within each
+    i_parts, j_parts = [], []
+    for k in np.unique(size[label[rows]]).tolist():  # the groups of k members, all at once
+        members = rows[size[label[rows]] == k].reshape(-1, k)
+        a, b = np.triu_indices(k, 1)
+        i_parts.append(members[:, a].ravel())
+        j_parts.append(members[:, b].ravel())
+    if not i_parts:
+        return PairTable.empty()
+    i, j = np.concatenate(i_parts), np.concatenate(j_parts)
+    new = ~np.isin(pair_keys(i, j), proposed.keys()) & features.ok[i] & features.ok[j]
+    if s.scope == "cross" and splits is not None:
+        new &= np.asarray(splits, dtype=object)[i] != np.asarray(splits, dtype=object)[j]
+    i, j = i[new], j[new]
+    variants = transform_variants(s.transforms)
+    hamming, cosine, variant = measure_pairs(features, i, j, variants)
+    near = cosine >= s.neighbour_min_cosine  # as alike as the search asks of a neighbour
+    i, j, hamming, cosine, variant = i[near], j[near], hamming[near], cosine[near], variant[near]
+    m = len(i)
+    pairs = PairTable(i=i, j=j, kind=np.full(m, Kind.EMBEDDING, np.uint8), score=cosine, hamming=hamming,
+                      cosine=cosine, variant=variant, same_bytes=np.zeros(m, bool))
+    if not m:
+        return pairs
+    evidence = pair_evidence(features, pairs, kth, variants, min_ncc=s.min_ncc, jobs=jobs)
+    ncc = evidence[:, EVIDENCE.index("ncc")]
+    confidence = np.zeros(m, np.float32)
+    held = ncc >= s.min_ncc
+    if held.any():
+        confidence[held] = at_prior(cal.predict(evidence[held]), cal.stats["prior"])
+    return dataclasses.replace(pairs, ncc=ncc.astype(np.float32), confidence=confidence).take(held)
 
 
 def _likelier(pairs: PairTable) -> PairTable:

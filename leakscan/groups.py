@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .pairs import Kind, PairTable
+from .pairs import Kind, PairTable, components
 
 __all__ = ["Groups", "build_groups", "join_links", "link_strength"]
 
@@ -64,14 +64,6 @@ def link_strength(pairs: PairTable) -> np.ndarray:
     return np.clip(np.where(np.isnan(conf), 1.0, conf), 0.0, 1.0)
 
 
-def _components(n, r, c):
-    from scipy.sparse import coo_matrix  # noqa: PLC0415 - lazy: keeps `import leakscan` light
-    from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
-
-    graph = coo_matrix((np.ones(len(r), np.int8), (r, c)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
-
-
 def _by_smallest_row(raw: np.ndarray):
     """Component labels renumbered 0, 1, ... in order of each component's smallest row; and
     the smallest row of each."""
@@ -103,7 +95,7 @@ def join_links(ids: np.ndarray, links: np.ndarray) -> np.ndarray:
         raise ValueError(f"links must be rows in [0, {n}), got {int(links.min())}..{int(links.max())}")
     uniq, first = np.unique(ids, return_index=True)
     head = first[np.searchsorted(uniq, ids)]  # each row's group's first row
-    raw = _components(n, np.r_[head, links[:, 0]], np.r_[np.arange(n), links[:, 1]])
+    raw = components(n, np.r_[head, links[:, 0]], np.r_[np.arange(n), links[:, 1]])
     return _by_smallest_row(raw)[0]
 
 
@@ -141,7 +133,7 @@ def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None
     uc = np.asarray(uc, np.int64)
     keep = np.ones(len(pairs), bool)
     notes = []
-    raw = _components(n, np.r_[pairs.i, ur], np.r_[pairs.j, uc]) if n else np.zeros(0, np.int64)
+    raw = components(n, np.r_[pairs.i, ur], np.r_[pairs.j, uc]) if n else np.zeros(0, np.int64)
     for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
         sizes = np.bincount(raw) if n else np.zeros(0, np.int64)
         big = np.flatnonzero(sizes > max_size)
@@ -154,7 +146,7 @@ def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None
         keep &= ~drop
         notes.append(f"chaining guard: {len(big)} group(s) over {max_size:,} images; dropped "
                      f"{int(drop.sum()):,} links weaker than {t:.1f}")
-        raw = _components(n, np.r_[pairs.i[keep], ur], np.r_[pairs.j[keep], uc])
+        raw = components(n, np.r_[pairs.i[keep], ur], np.r_[pairs.j[keep], uc])
     ids, first = _by_smallest_row(raw)
     sizes = np.bincount(ids, minlength=len(first)).astype(np.int64)
     has_pair = np.zeros(len(first), bool)

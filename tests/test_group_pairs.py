@@ -1,0 +1,78 @@
+"""Every pair of a small duplicate group is measured: a copy the search reached only through
+other copies of the same picture is listed as a pair when its own evidence holds."""
+
+import dataclasses
+
+import numpy as np
+from PIL import Image
+
+from leakscan import DetectSettings, discover, extract_features
+from leakscan.decide import GROUP_PAIRS_MAX, _within_groups, detect
+from leakscan.pairs import PairTable, find_candidates
+from conftest import scene
+
+
+def _chain(rows) -> PairTable:
+    i, j = np.array(rows[:-1], np.int64), np.array(rows[1:], np.int64)
+    k = len(i)
+    return PairTable(i, j, np.full(k, 2, np.uint8), np.ones(k, np.float32), np.zeros(k, np.int16),
+                     np.ones(k, np.float32), np.zeros(k, np.int8), np.zeros(k, bool), confidence=np.ones(k, np.float32))
+
+
+def _copies(img: Image.Image) -> list:
+    w, h = img.size
+    return [np.asarray(img),
+            np.asarray(img.resize((w * 3 // 4, h * 3 // 4), Image.LANCZOS).resize((w, h), Image.BICUBIC)),
+            np.asarray(img.crop((2, 2, w, h)).resize((w, h), Image.BILINEAR)),
+            np.clip(np.asarray(img, np.float32) * 0.85 + 20, 0, 255).astype(np.uint8),
+            np.asarray(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT))]
+
+
+def _setup():
+    copies = _copies(scene(7, 96))
+    others = [np.asarray(scene(100 + s, 96)) for s in range(GROUP_PAIRS_MAX - 4)]
+    imgs = np.stack(copies + others)
+    feats = extract_features(discover(imgs), jobs=1)
+    s = DetectSettings()
+    det = detect(feats, s)
+    assert det.calibration is not None
+    return feats, s, det
+
+
+def test_every_pair_of_a_group_of_copies_is_measured_and_held():
+    feats, s, det = _setup()
+    # the search proposed only a chain through the five copies: the other six pairs are new
+    chain = _chain([0, 1, 2, 3, 4])
+    found = find_candidates(feats, s)
+    within = _within_groups(feats, chain, chain, s, found.kth_neighbour, det.calibration, None, 1)
+    got = set(zip(within.i.tolist(), within.j.tolist()))
+    assert got == {(0, 2), (0, 3), (0, 4), (1, 3), (1, 4), (2, 4)}
+    assert (within.confidence >= s.min_confidence).all()
+    assert within.variant[within.j == 4].tolist() == [1, 1, 1]  # the mirrored copy lines up mirrored
+    # a group chained to an unrelated picture: its pairs with that picture are not held
+    chained = _chain([0, 1, 10])
+    within = _within_groups(feats, chained, chained, s, found.kth_neighbour, det.calibration, None, 1)
+    assert not ((within.j == 10) & (within.confidence >= s.min_confidence)).any()
+    # pairs the search already proposed (and the decision weighed) are not measured again
+    within = _within_groups(feats, chain, found.pairs, s, found.kth_neighbour, det.calibration, None, 1)
+    assert not np.isin(within.i * len(feats) + within.j, found.pairs.i * len(feats) + found.pairs.j).any()
+
+
+def test_groups_larger_than_the_bound_and_cross_scope_within_a_split_are_left_alone():
+    feats, s, det = _setup()
+    assert len(feats) == GROUP_PAIRS_MAX + 1
+    big = _chain(list(range(GROUP_PAIRS_MAX + 1)))
+    empty = PairTable.empty()
+    assert len(_within_groups(feats, big, empty, s, find_candidates(feats, s).kth_neighbour, det.calibration, None, 1)) == 0
+    chain = _chain([0, 1, 2, 3, 4])
+    splits = np.array(["train"] * 3 + ["test"] * 2 + ["train"] * (GROUP_PAIRS_MAX - 4), dtype=object)
+    cross = dataclasses.replace(s, scope="cross")
+    within = _within_groups(feats, chain, chain, cross, find_candidates(feats, s).kth_neighbour, det.calibration, splits, 1)
+    assert len(within) and (splits[within.i] != splits[within.j]).all()
+
+
+def test_the_detection_lists_every_pair_of_its_groups_of_copies():
+    feats, s, det = _setup()
+    pairs = set(zip(det.pairs.i.tolist(), det.pairs.j.tolist()))
+    assert {(a, b) for a in range(5) for b in range(a + 1, 5)} <= pairs
+    assert not any(a >= 5 or b >= 5 for a, b in pairs)

@@ -227,25 +227,32 @@ def detect(
                      warnings=tuple(warnings), timings={"search": t1 - t0, "verify": t2 - t1, "calibrate": t_cal})
 
 
-#: Duplicate groups of up to this many images have every pair of their members measured.
-GROUP_PAIRS_MAX = 64
+#: The pairs within groups measured at most: as many as the search proposed, and at least this many.
+GROUP_PAIRS_BUDGET = 10_000
 
 
 def _within_groups(features: Features, dup: PairTable, proposed: PairTable, s: DetectSettings, kth: np.ndarray,
-                   cal: Calibration, splits, jobs: int) -> PairTable:
-    """The pairs of the members of each duplicate group (of up to :data:`GROUP_PAIRS_MAX` images)
-    that no search proposed and whose embeddings are as alike as the search asks of a neighbour
-    (``neighbour_min_cosine``), measured and decided like the whole-image candidates (at their
-    share of copies: the group is no evidence for them), every confidence set.
+                   cal: Calibration, splits, jobs: int, budget: int | None = None) -> PairTable:
+    """The pairs of the members of each duplicate group that no search proposed and whose
+    embeddings are as alike as the search asks of a neighbour (``neighbour_min_cosine``),
+    measured and decided like the whole-image candidates (at their share of copies: the group
+    is no evidence for them), every confidence set. Groups are taken smallest first while
+    their pairs stay within ``budget`` (default: as many as ``proposed``, at least
+    :data:`GROUP_PAIRS_BUDGET`), so a group chained out of many pictures costs no more.
 
     The search proposes each image's nearest few; where a picture has many copies (CIFAR-10
-    holds one car photograph 13 times) those few are other copies, and a copy further down the
-    list is reached only through them: in the group, but not as a pair of its own.
+    holds one car photograph dozens of times) those few are other copies, and a copy further
+    down the list is reached only through them: in the group, but not as a pair of its own.
     """
     n = len(features)
+    budget = max(len(proposed), GROUP_PAIRS_BUDGET) if budget is None else budget
     label = components(n, dup.i, dup.j)
     size = np.bincount(label, minlength=n)
-    rows = np.flatnonzero((size[label] > 2) & (size[label] <= GROUP_PAIRS_MAX))
+    sizes, count = np.unique(size[label[np.unique(np.r_[dup.i, dup.j])]], return_counts=True)
+    groups = count // np.maximum(sizes, 1)  # groups of each size
+    cost = np.cumsum(groups * sizes * (sizes - 1) // 2)
+    largest = int(sizes[cost <= budget].max()) if (cost <= budget).any() else 0
+    rows = np.flatnonzero((size[label] > 2) & (size[label] <= largest))
     rows = rows[np.argsort(label[rows], kind="stable")]  # by group, ascending within each
     i_parts, j_parts = [], []
     for k in np.unique(size[label[rows]]).tolist():  # the groups of k members, all at once

@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from leakscan import DetectSettings, discover, extract_features
-from leakscan.decide import GROUP_PAIRS_MAX, _within_groups, detect
+from leakscan.decide import _within_groups, detect
 from leakscan.pairs import PairTable, find_candidates
 from conftest import scene
 
@@ -30,7 +30,7 @@ def _copies(img: Image.Image) -> list:
 
 def _setup():
     copies = _copies(scene(7, 96))
-    others = [np.asarray(scene(100 + s, 96)) for s in range(GROUP_PAIRS_MAX - 4)]
+    others = [np.asarray(scene(100 + s, 96)) for s in range(40)]
     imgs = np.stack(copies + others)
     feats = extract_features(discover(imgs), jobs=1)
     s = DetectSettings()
@@ -58,16 +58,20 @@ def test_every_pair_of_a_group_of_copies_is_measured_and_held():
     assert not np.isin(within.i * len(feats) + within.j, found.pairs.i * len(feats) + found.pairs.j).any()
 
 
-def test_groups_larger_than_the_bound_and_cross_scope_within_a_split_are_left_alone():
+def test_groups_beyond_the_budget_and_cross_scope_within_a_split_are_left_alone():
     feats, s, det = _setup()
-    assert len(feats) == GROUP_PAIRS_MAX + 1
-    big = _chain(list(range(GROUP_PAIRS_MAX + 1)))
-    empty = PairTable.empty()
-    assert len(_within_groups(feats, big, empty, s, find_candidates(feats, s).kth_neighbour, det.calibration, None, 1)) == 0
+    kth = find_candidates(feats, s).kth_neighbour
+    # smallest groups first while their pairs fit: a group of 4 (6 pairs) fits 8, one of 5 (10) does not
+    small, big = _chain([0, 1, 2, 3]), _chain([10, 11, 12, 13, 14])
+    both = PairTable.concat([small, big]).sorted()
+    within = _within_groups(feats, both, both, s, kth, det.calibration, None, 1, budget=8)
+    assert set(within.i.tolist()) | set(within.j.tolist()) <= {0, 1, 2, 3}
+    assert len(within) == 3  # (0, 2), (0, 3), (1, 3)
+    assert len(_within_groups(feats, both, both, s, kth, det.calibration, None, 1, budget=5)) == 0
     chain = _chain([0, 1, 2, 3, 4])
-    splits = np.array(["train"] * 3 + ["test"] * 2 + ["train"] * (GROUP_PAIRS_MAX - 4), dtype=object)
+    splits = np.array(["train"] * 3 + ["test"] * 2 + ["train"] * 40, dtype=object)
     cross = dataclasses.replace(s, scope="cross")
-    within = _within_groups(feats, chain, chain, cross, find_candidates(feats, s).kth_neighbour, det.calibration, splits, 1)
+    within = _within_groups(feats, chain, chain, cross, kth, det.calibration, splits, 1)
     assert len(within) and (splits[within.i] != splits[within.j]).all()
 
 

@@ -7,7 +7,8 @@ different fit. This measures by how much: the same candidates and evidence are d
 ``--salts`` calibrations, each on another sample and other copies (``calibrate(salt=k)``;
 salt 0 is the decision audits make).
 
-Reports per salt the duplicates (with a ciFAIR truth file: recall of judgment-1 train-test
+Reports per salt the duplicates (and the pairs within their groups the audit adds,
+``leakscan.decide.within_group_pairs``; with a ciFAIR truth file: recall of judgment-1 train-test
 pairs and test images flagged) and, over every two salts, the share of candidates whose tier
 differs (duplicate or not) and the median and 90th percentile of the confidence difference.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import itertools
 import json
 import sys
@@ -34,9 +36,10 @@ sys.path.insert(0, str(HERE))
 def run(folder: Path, salts: int, cache, jobs, truth: Path | None) -> dict:
     import leakscan
     from leakscan.calibrate import adjust_to_prior, calibrate
+    from leakscan.decide import within_group_pairs
     from leakscan.evidence import EVIDENCE, pair_evidence
     from leakscan.features import load_pictures
-    from leakscan.pairs import Kind, find_candidates
+    from leakscan.pairs import Kind, PairTable, find_candidates
     from leakscan.parallel import check_jobs
     from leakscan.views import transform_variants
 
@@ -59,7 +62,16 @@ def run(folder: Path, salts: int, cache, jobs, truth: Path | None) -> dict:
         c, prior = adjust_to_prior(raw) if cal is not None else (raw, None)
         conf.append(c)
         dup = c >= s.min_confidence
-        row = {"salt": salt, "duplicates": int(dup.sum()), "seconds": round(time.perf_counter() - t, 1),
+        pairs_i, pairs_j = cands.i[dup], cands.j[dup]
+        if cal is not None:  # and the pairs within the groups, as the audit lists them
+            cal = dataclasses.replace(cal, stats={**cal.stats, "prior": float(prior)})
+            exact = found.pairs.take(found.pairs.kind == Kind.EXACT)
+            dup_pairs = PairTable.concat([exact, dataclasses.replace(cands, confidence=c).take(dup)]).sorted()
+            within = within_group_pairs(features, dup_pairs, found.pairs, s, found.kth_neighbour, cal, splits, jobs)
+            within = within.take(within.confidence >= s.min_confidence)
+            pairs_i, pairs_j = np.r_[pairs_i, within.i], np.r_[pairs_j, within.j]
+        row = {"salt": salt, "duplicates": int(dup.sum()), "within_groups": len(pairs_i) - int(dup.sum()),
+               "seconds": round(time.perf_counter() - t, 1),
                "heldout_auc": cal.stats.get("heldout_auc") if cal is not None else None,
                "prior": round(float(prior), 4) if prior is not None else None,
                "at_even_odds": int((raw >= s.min_confidence).sum())}
@@ -69,7 +81,7 @@ def run(folder: Path, salts: int, cache, jobs, truth: Path | None) -> dict:
             with tempfile.NamedTemporaryFile("w", suffix=".csv", newline="", delete=False) as f:
                 w = csv.writer(f)
                 w.writerow(["a", "b"])
-                for i, j in zip(cands.i[dup], cands.j[dup]):
+                for i, j in zip(pairs_i, pairs_j):
                     w.writerow([manifest.paths[i], manifest.paths[j]])
             q = score(Path(f.name), truth)
             row.update(recall_j1=q["recall_j1_train_test"], flagged=q["test_images_flagged"],
@@ -97,11 +109,11 @@ def markdown(res: dict) -> str:
     cifar = "recall_j1" in res["per_salt"][0]
     lines = [f"{res['folder']}: {res['candidates']:,} candidates at the `min_ncc` floor, decided by "
              f"{len(res['per_salt'])} calibrations (salt 0: the audit's).", "",
-             "| salt | duplicates | held-out AUC | copies' share (prior) | duplicates at even odds |"
+             "| salt | duplicates (+ within groups) | held-out AUC | copies' share (prior) | duplicates at even odds |"
              + (" recall j1 | test images flagged | in ciFAIR |" if cifar else ""),
              "| ---: | ---: | ---: | ---: | ---: |" + (" ---: | ---: | ---: |" if cifar else "")]
     for r in res["per_salt"]:
-        lines.append(f"| {r['salt']} | {r['duplicates']:,} | {r['heldout_auc']} | {r['prior']} | {r['at_even_odds']:,} |"
+        lines.append(f"| {r['salt']} | {r['duplicates']:,} (+{r['within_groups']:,}) | {r['heldout_auc']} | {r['prior']} | {r['at_even_odds']:,} |"
                      + (f" {r['recall_j1']:.3f} | {r['flagged']} | {r['in_cifair']} |" if cifar else ""))
     lines += ["", f"Over every two calibrations: the tier differs for {res['tier_differs']:.2%} of the candidates "
               f"(at most {res['tier_differs_max']:.2%}; {res['tier_differs_among_duplicates']:.2%} of the pairs any "

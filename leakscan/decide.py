@@ -30,7 +30,7 @@ from .views import READINGS, MatchView, transform_variants
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Detection", "detect", "find_pairs"]
+__all__ = ["Detection", "detect", "find_pairs", "within_group_pairs"]
 
 
 @dataclass(frozen=True)
@@ -218,7 +218,7 @@ def detect(
     pairs = cands.take(dup)
     tw = time.perf_counter()
     if cal is not None:
-        within = _within_groups(features, pairs, found.pairs, s, found.kth_neighbour, cal, splits, jobs)
+        within = within_group_pairs(features, pairs, found.pairs, s, found.kth_neighbour, cal, splits, jobs)
         pairs = PairTable.concat([pairs, within.take(within.confidence >= threshold)]).sorted()
     t2 += time.perf_counter() - tw
     log.info("decision: %d candidates, %d duplicates (%d within groups), %d possible", len(cands), len(pairs),
@@ -231,7 +231,7 @@ def detect(
 GROUP_PAIRS_BUDGET = 10_000
 
 
-def _within_groups(features: Features, dup: PairTable, proposed: PairTable, s: DetectSettings, kth: np.ndarray,
+def within_group_pairs(features: Features, dup: PairTable, proposed: PairTable, s: DetectSettings, kth: np.ndarray,
                    cal: Calibration, splits, jobs: int, budget: int | None = None) -> PairTable:
     """The pairs of the members of each duplicate group that no search proposed and whose
     embeddings are as alike as the search asks of a neighbour (``neighbour_min_cosine``),

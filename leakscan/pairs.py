@@ -40,8 +40,9 @@ from .views import (CROP_PLACES, CROP_SIDE, CROP_SIDE_TIGHT, STRETCH_BOXES, THUM
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PairTable", "Candidates", "find_candidates", "Kind", "KINDS", "components", "measure_pairs", "overlap_share", "overlap_pairs",
-           "tilted_pairs", "OVERLAP_MIN_SHARE", "OVERLAP_MAX_IMAGES", "TILT_MAX_IMAGES"]
+__all__ = ["PairTable", "Candidates", "find_candidates", "Kind", "KINDS", "components", "measure_pairs",
+           "overlap_share", "overlap_pairs", "tilted_pairs", "OVERLAP_MIN_SHARE", "OVERLAP_MAX_IMAGES",
+           "TILT_MAX_IMAGES"]
 
 
 class Kind(IntEnum):

@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from leakscan import DetectSettings, discover, extract_features
-from leakscan.decide import _within_groups, detect
+from leakscan.decide import within_group_pairs, detect
 from leakscan.pairs import PairTable, find_candidates
 from conftest import scene
 
@@ -44,17 +44,17 @@ def test_every_pair_of_a_group_of_copies_is_measured_and_held():
     # the search proposed only a chain through the five copies: the other six pairs are new
     chain = _chain([0, 1, 2, 3, 4])
     found = find_candidates(feats, s)
-    within = _within_groups(feats, chain, chain, s, found.kth_neighbour, det.calibration, None, 1)
+    within = within_group_pairs(feats, chain, chain, s, found.kth_neighbour, det.calibration, None, 1)
     got = set(zip(within.i.tolist(), within.j.tolist()))
     assert got == {(0, 2), (0, 3), (0, 4), (1, 3), (1, 4), (2, 4)}
     assert (within.confidence >= s.min_confidence).all()
     assert within.variant[within.j == 4].tolist() == [1, 1, 1]  # the mirrored copy lines up mirrored
     # a group chained to an unrelated picture: its pairs with that picture are not held
     chained = _chain([0, 1, 10])
-    within = _within_groups(feats, chained, chained, s, found.kth_neighbour, det.calibration, None, 1)
+    within = within_group_pairs(feats, chained, chained, s, found.kth_neighbour, det.calibration, None, 1)
     assert not ((within.j == 10) & (within.confidence >= s.min_confidence)).any()
     # pairs the search already proposed (and the decision weighed) are not measured again
-    within = _within_groups(feats, chain, found.pairs, s, found.kth_neighbour, det.calibration, None, 1)
+    within = within_group_pairs(feats, chain, found.pairs, s, found.kth_neighbour, det.calibration, None, 1)
     assert not np.isin(within.i * len(feats) + within.j, found.pairs.i * len(feats) + found.pairs.j).any()
 
 
@@ -64,14 +64,14 @@ def test_groups_beyond_the_budget_and_cross_scope_within_a_split_are_left_alone(
     # smallest groups first while their pairs fit: a group of 4 (6 pairs) fits 8, one of 5 (10) does not
     small, big = _chain([0, 1, 2, 3]), _chain([10, 11, 12, 13, 14])
     both = PairTable.concat([small, big]).sorted()
-    within = _within_groups(feats, both, both, s, kth, det.calibration, None, 1, budget=8)
+    within = within_group_pairs(feats, both, both, s, kth, det.calibration, None, 1, budget=8)
     assert set(within.i.tolist()) | set(within.j.tolist()) <= {0, 1, 2, 3}
     assert len(within) == 3  # (0, 2), (0, 3), (1, 3)
-    assert len(_within_groups(feats, both, both, s, kth, det.calibration, None, 1, budget=5)) == 0
+    assert len(within_group_pairs(feats, both, both, s, kth, det.calibration, None, 1, budget=5)) == 0
     chain = _chain([0, 1, 2, 3, 4])
     splits = np.array(["train"] * 3 + ["test"] * 2 + ["train"] * 40, dtype=object)
     cross = dataclasses.replace(s, scope="cross")
-    within = _within_groups(feats, chain, chain, cross, kth, det.calibration, splits, 1)
+    within = within_group_pairs(feats, chain, chain, cross, kth, det.calibration, splits, 1)
     assert len(within) and (splits[within.i] != splits[within.j]).all()
 
 

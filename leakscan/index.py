@@ -206,9 +206,8 @@ class CosineIndex:
     def __len__(self) -> int:
         return len(self.db)
 
-    def knn(self, queries: np.ndarray, k: int, *, block: int = BLOCK, nprobe: int | None = None):
-        """The ``k`` most similar database rows of each query (an approximate index probes
-        ``nprobe`` lists for these queries, default the index's own).
+    def knn(self, queries: np.ndarray, k: int, *, block: int = BLOCK):
+        """The ``k`` most similar database rows of each query.
 
         Returns
         -------
@@ -217,14 +216,7 @@ class CosineIndex:
         ids : ndarray of int64, shape (m, k)
             Database rows; ``-1`` where fewer than ``k`` exist.
         """
-        if nprobe is None or self.exact or self._index is None:
-            return _knn(self._index, queries, k, block)
-        own = self._index.nprobe
-        self._index.nprobe = min(int(nprobe), self._index.nlist)
-        try:
-            return _knn(self._index, queries, k, block)
-        finally:
-            self._index.nprobe = own
+        return _knn(self._index, queries, k, block)
 
 
 def _knn(index, queries: np.ndarray, k: int, block: int):

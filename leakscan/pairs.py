@@ -63,7 +63,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "45"
+SEARCH_VERSION = "46"
 
 
 def pair_keys(i, j) -> np.ndarray:
@@ -371,12 +371,6 @@ def find_candidates(
                       centroids=centroids)
 
 
-#: Lists an approximate index probes for each image's own view (the other views: the index's
-#: default, 16): the nearest neighbours and the ratio test's reference come from it. On CIFAR-10
-#: 16 lists missed 6% of the nearest two neighbours at cosine 0.7 or more, 64 miss 0.3%.
-PLAIN_NPROBE = 64
-
-
 @dataclass(frozen=True)
 class Candidates:
     """What the search found: candidate pairs, the rows searched, each row's k-th neighbour.
@@ -478,8 +472,7 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
             qvs = embedding_variants(qemb(start, start + len(qrows)), vs)
             for q, v in enumerate(vs):
                 qv = qvs[:, q]
-                plain = codes[v] == MatchView.IDENTITY
-                sims, ids = index.knn(qv, kk, nprobe=PLAIN_NPROBE if plain else None)
+                sims, ids = index.knn(qv, kk)
                 selfm = ids == qrows[:, None]
                 sims = np.where(selfm | (ids < 0), -np.inf, sims)
                 order = np.argsort(-sims, axis=1, kind="stable")
@@ -490,6 +483,7 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
                     dk = dist[:, settings.k - 1]
                 else:
                     dk = np.full(len(qrows), np.inf, np.float32)
+                plain = codes[v] == MatchView.IDENTITY
                 if plain:
                     dk_plain[qrows] = dk
                     if settings.k <= ids.shape[1]:

@@ -111,22 +111,3 @@ def test_most_of_the_vectors_train_on_the_same_sample_and_lists_as_all_of_them()
     # random vectors, each far from all others (the hardest case): 0.90 of the nearest
     # neighbours agree (0.87 when each index drew its own sample and starting rows)
     assert (ia[:, 1] == kept[ib[:, 1]]).mean() > 0.885
-
-
-def test_probing_more_lists_for_some_queries_finds_more_true_neighbours_and_keeps_the_default():
-    """The search probes more lists for each image's own view (``PLAIN_NPROBE``): the nearest
-    neighbours an approximate index misses at its default come back, and the other queries keep it."""
-    rng = np.random.default_rng(11)
-    x = rng.standard_normal((4000, 16)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    index = CosineIndex(x, exact_max=100, nprobe=2)
-    truth = np.argsort(-(x[:300] @ x.T), axis=1)[:, 1]  # the nearest other vector
-    _, few = index.knn(x[:300], 2)
-    _, many = index.knn(x[:300], 2, nprobe=32)
-    found_few = (few[:, 1] == truth).mean()
-    found_many = (many[:, 1] == truth).mean()
-    assert found_many > found_few and found_many > 0.95
-    _, again = index.knn(x[:300], 2)
-    np.testing.assert_array_equal(again, few)  # the index's own nprobe is back
-    exact = CosineIndex(x[:50])
-    np.testing.assert_array_equal(exact.knn(x[:10], 3, nprobe=1)[1], exact.knn(x[:10], 3)[1])

@@ -232,7 +232,7 @@ GROUP_PAIRS_BUDGET = 10_000
 
 
 def within_group_pairs(features: Features, dup: PairTable, proposed: PairTable, s: DetectSettings, kth: np.ndarray,
-                   cal: Calibration, splits, jobs: int, budget: int | None = None) -> PairTable:
+                       cal: Calibration, splits, jobs: int, budget: int | None = None) -> PairTable:
     """The pairs of the members of each duplicate group that no search proposed and whose
     embeddings are as alike as the search asks of a neighbour (``neighbour_min_cosine``),
     measured and decided like the whole-image candidates (at their share of copies: the group
@@ -248,9 +248,10 @@ def within_group_pairs(features: Features, dup: PairTable, proposed: PairTable, 
     budget = max(len(proposed), GROUP_PAIRS_BUDGET) if budget is None else budget
     label = components(n, dup.i, dup.j)
     size = np.bincount(label, minlength=n)
-    sizes, count = np.unique(size[label[np.unique(np.r_[dup.i, dup.j])]], return_counts=True)
-    groups = count // np.maximum(sizes, 1)  # groups of each size
-    cost = np.cumsum(groups * sizes * (sizes - 1) // 2)
+    # groups of 3 or more (a pair's group is its pair), smallest first while their pairs fit
+    sizes, members = np.unique(size[label[np.unique(np.r_[dup.i, dup.j])]], return_counts=True)
+    members, sizes = members[sizes > 2], sizes[sizes > 2]
+    cost = np.cumsum(members // sizes * (sizes * (sizes - 1) // 2))
     largest = int(sizes[cost <= budget].max()) if (cost <= budget).any() else 0
     rows = np.flatnonzero((size[label] > 2) & (size[label] <= largest))
     rows = rows[np.argsort(label[rows], kind="stable")]  # by group, ascending within each

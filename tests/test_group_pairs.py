@@ -1,5 +1,6 @@
-"""Every pair of a small duplicate group is measured: a copy the search reached only through
-other copies of the same picture is listed as a pair when its own evidence holds."""
+"""Every pair of a duplicate group is measured (the smallest groups first, within a budget): a
+copy the search reached only through other copies of the same picture is listed as a pair
+when its own evidence holds."""
 
 import dataclasses
 

@@ -515,12 +515,10 @@ def _separate(pairs, strength, ci, cj):
     cut = np.zeros(len(pairs), bool)
     if not len(ci) or not len(pairs):
         return cut, 0
-    from scipy.sparse import coo_matrix  # noqa: PLC0415
-    from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
+    from .pairs import components  # noqa: PLC0415
 
     n = int(max(pairs.i.max(), pairs.j.max(), ci.max(), cj.max())) + 1
-    _, comp = connected_components(coo_matrix((np.ones(len(pairs), np.int8), (pairs.i, pairs.j)), shape=(n, n)),
-                                   directed=False)
+    comp = components(n, pairs.i, pairs.j)
     todo = [(int(a), int(c)) for a, c in zip(ci, cj) if comp[a] == comp[c]]
     if not todo:
         return cut, 0

@@ -329,17 +329,15 @@ class StratifiedGroupShuffleSplit:
                                           decisions=self.decisions)
             found = self._found
             if groups is not None:  # user groups merge with the duplicate groups
-                from scipy.sparse import coo_matrix  # noqa: PLC0415
-                from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
+                from .pairs import components  # noqa: PLC0415
 
                 k = len(found)
                 if len(groups) != k:
                     raise ConfigError(f"groups has {len(groups)} entries but images has {k}")
                 _, ug = np.unique(np.asarray(groups).astype(str), return_inverse=True)
                 rows = np.arange(k)
-                edges = coo_matrix((np.ones(2 * k), (np.r_[rows, rows], np.r_[k + found, 2 * k + ug.ravel()])),
-                                   shape=(3 * k, 3 * k))
-                found = _renumber(connected_components(edges, directed=False)[1][:k])
+                # rows, duplicate groups and user groups as the nodes of one graph
+                found = _renumber(components(3 * k, np.r_[rows, rows], np.r_[k + found, 2 * k + ug.ravel()])[:k])
             groups = found
         if groups is None:
             raise ConfigError("StratifiedGroupShuffleSplit.split needs groups= (e.g. leakscan.find_groups(images)), "

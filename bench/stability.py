@@ -67,7 +67,7 @@ def run(folder: Path, salts: int, cache, jobs, truth: Path | None) -> dict:
             cal = dataclasses.replace(cal, stats={**cal.stats, "prior": float(prior)})
             exact = found.pairs.take(found.pairs.kind == Kind.EXACT)
             dup_pairs = PairTable.concat([exact, dataclasses.replace(cands, confidence=c).take(dup)]).sorted()
-            within = within_group_pairs(features, dup_pairs, found.pairs, s, found.kth_neighbour, cal, splits, jobs)
+            within = within_group_pairs(features, dup_pairs, found, s, cal, splits, jobs)
             within = within.take(within.confidence >= s.min_confidence)
             pairs_i, pairs_j = np.r_[pairs_i, within.i], np.r_[pairs_j, within.j]
         row = {"salt": salt, "duplicates": int(dup.sum()), "within_groups": len(pairs_i) - int(dup.sum()),

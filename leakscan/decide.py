@@ -23,8 +23,8 @@ import numpy as np
 from .calibrate import MIN_AUC, Calibration, ImageSource, adjust_to_prior, at_prior, calibrate
 from .evidence import EVIDENCE, pair_evidence, tilted_angles
 from .features import Features
-from .pairs import (OVERLAP_MAX_IMAGES, OVERLAP_MIN_SHARE, TILT_MAX_IMAGES, Kind, PairTable, components,
-                    find_candidates, measure_pairs, overlap_share, pair_keys)
+from .pairs import (OVERLAP_MAX_IMAGES, OVERLAP_MIN_SHARE, TILT_MAX_IMAGES, Candidates, Kind, PairTable,
+                    components, find_candidates, measure_pairs, overlap_share, pair_keys)
 from .settings import POSSIBLE_FLOOR, DetectSettings
 from .views import READINGS, MatchView, transform_variants
 
@@ -218,7 +218,7 @@ def detect(
     pairs = cands.take(dup)
     tw = time.perf_counter()
     if cal is not None:
-        within = within_group_pairs(features, pairs, found.pairs, s, found.kth_neighbour, cal, splits, jobs)
+        within = within_group_pairs(features, pairs, found, s, cal, splits, jobs)
         pairs = PairTable.concat([pairs, within.take(within.confidence >= threshold)]).sorted()
     t2 += time.perf_counter() - tw
     log.info("decision: %d candidates, %d duplicates (%d within groups), %d possible", len(cands), len(pairs),
@@ -231,40 +231,45 @@ def detect(
 GROUP_PAIRS_BUDGET = 10_000
 
 
-def within_group_pairs(features: Features, dup: PairTable, proposed: PairTable, s: DetectSettings, kth: np.ndarray,
-                       cal: Calibration, splits, jobs: int, budget: int | None = None) -> PairTable:
+def within_group_pairs(features: Features, dup: PairTable, found: Candidates, s: DetectSettings, cal: Calibration,
+                       splits=None, jobs: int = 1, budget: int | None = None) -> PairTable:
     """The pairs of the members of each duplicate group that no search proposed and whose
     embeddings are as alike as the search asks of a neighbour (``neighbour_min_cosine``),
     measured and decided like the whole-image candidates (at their share of copies: the group
-    is no evidence for them), every confidence set. Groups are taken smallest first while
-    their pairs stay within ``budget`` (default: as many as ``proposed``, at least
-    :data:`GROUP_PAIRS_BUDGET`), so a group chained out of many pictures costs no more.
+    is no evidence for them), every confidence set.
 
     The search proposes each image's nearest few; where a picture has many copies (CIFAR-10
     holds one car photograph dozens of times) those few are other copies, and a copy further
     down the list is reached only through them: in the group, but not as a pair of its own.
+    Only the images the search looked at take part (``found.search_rows``: one of each set of
+    identical pictures, which stay a star of exact pairs; no nearly flat image). Groups are
+    taken smallest first while their pairs stay within ``budget`` (default: as many as the
+    search proposed, at least :data:`GROUP_PAIRS_BUDGET`), so a group chained out of many
+    pictures costs no more.
     """
     n = len(features)
-    budget = max(len(proposed), GROUP_PAIRS_BUDGET) if budget is None else budget
+    budget = max(len(found.pairs), GROUP_PAIRS_BUDGET) if budget is None else budget
     label = components(n, dup.i, dup.j)
-    size = np.bincount(label, minlength=n)
+    rows = np.intersect1d(found.search_rows, np.r_[dup.i, dup.j])  # searched images in a group
+    size = np.bincount(label[rows], minlength=n)[label[rows]]  # searched images in each one's group
     # groups of 3 or more (a pair's group is its pair), smallest first while their pairs fit
-    sizes, members = np.unique(size[label[np.unique(np.r_[dup.i, dup.j])]], return_counts=True)
-    members, sizes = members[sizes > 2], sizes[sizes > 2]
+    sizes, members = np.unique(size[size > 2], return_counts=True)
     cost = np.cumsum(members // sizes * (sizes * (sizes - 1) // 2))
     largest = int(sizes[cost <= budget].max()) if (cost <= budget).any() else 0
-    rows = np.flatnonzero((size[label] > 2) & (size[label] <= largest))
-    rows = rows[np.argsort(label[rows], kind="stable")]  # by group, ascending within each
+    keep = (size > 2) & (size <= largest)
+    rows, size = rows[keep], size[keep]
+    order = np.argsort(label[rows], kind="stable")  # by group, ascending within each
+    rows, size = rows[order], size[order]
     i_parts, j_parts = [], []
-    for k in np.unique(size[label[rows]]).tolist():  # the groups of k members, all at once
-        members = rows[size[label[rows]] == k].reshape(-1, k)
+    for k in np.unique(size).tolist():  # the groups of k members, all at once
+        members = rows[size == k].reshape(-1, k)
         a, b = np.triu_indices(k, 1)
         i_parts.append(members[:, a].ravel())
         j_parts.append(members[:, b].ravel())
     if not i_parts:
         return PairTable.empty()
     i, j = np.concatenate(i_parts), np.concatenate(j_parts)
-    new = ~np.isin(pair_keys(i, j), proposed.keys()) & features.ok[i] & features.ok[j]
+    new = ~np.isin(pair_keys(i, j), found.pairs.keys())
     if s.scope == "cross" and splits is not None:
         new &= np.asarray(splits, dtype=object)[i] != np.asarray(splits, dtype=object)[j]
     i, j = i[new], j[new]
@@ -277,7 +282,7 @@ def within_group_pairs(features: Features, dup: PairTable, proposed: PairTable, 
                       cosine=cosine, variant=variant, same_bytes=np.zeros(m, bool))
     if not m:
         return pairs
-    evidence = pair_evidence(features, pairs, kth, variants, min_ncc=s.min_ncc, jobs=jobs)
+    evidence = pair_evidence(features, pairs, found.kth_neighbour, variants, min_ncc=s.min_ncc, jobs=jobs)
     ncc = evidence[:, EVIDENCE.index("ncc")]
     confidence = np.zeros(m, np.float32)
     held = ncc >= s.min_ncc

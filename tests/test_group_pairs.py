@@ -20,6 +20,11 @@ def _chain(rows) -> PairTable:
                      np.ones(k, np.float32), np.zeros(k, np.int8), np.zeros(k, bool), confidence=np.ones(k, np.float32))
 
 
+def _proposing(found, pairs: PairTable):
+    """``found`` as if its search had proposed only ``pairs``."""
+    return dataclasses.replace(found, pairs=pairs)
+
+
 def _copies(img: Image.Image) -> list:
     w, h = img.size
     return [np.asarray(img),
@@ -45,35 +50,49 @@ def test_every_pair_of_a_group_of_copies_is_measured_and_held():
     # the search proposed only a chain through the five copies: the other six pairs are new
     chain = _chain([0, 1, 2, 3, 4])
     found = find_candidates(feats, s)
-    within = within_group_pairs(feats, chain, chain, s, found.kth_neighbour, det.calibration, None, 1)
+    within = within_group_pairs(feats, chain, _proposing(found, chain), s, det.calibration)
     got = set(zip(within.i.tolist(), within.j.tolist()))
     assert got == {(0, 2), (0, 3), (0, 4), (1, 3), (1, 4), (2, 4)}
     assert (within.confidence >= s.min_confidence).all()
     assert within.variant[within.j == 4].tolist() == [1, 1, 1]  # the mirrored copy lines up mirrored
     # a group chained to an unrelated picture: its pairs with that picture are not held
     chained = _chain([0, 1, 10])
-    within = within_group_pairs(feats, chained, chained, s, found.kth_neighbour, det.calibration, None, 1)
+    within = within_group_pairs(feats, chained, _proposing(found, chained), s, det.calibration)
     assert not ((within.j == 10) & (within.confidence >= s.min_confidence)).any()
     # pairs the search already proposed (and the decision weighed) are not measured again
-    within = within_group_pairs(feats, chain, found.pairs, s, found.kth_neighbour, det.calibration, None, 1)
+    within = within_group_pairs(feats, chain, found, s, det.calibration)
     assert not np.isin(within.i * len(feats) + within.j, found.pairs.i * len(feats) + found.pairs.j).any()
 
 
 def test_groups_beyond_the_budget_and_cross_scope_within_a_split_are_left_alone():
     feats, s, det = _setup()
-    kth = find_candidates(feats, s).kth_neighbour
+    found = find_candidates(feats, s)
     # smallest groups first while their pairs fit: a group of 4 (6 pairs) fits 8, one of 5 (10) does not
     small, big = _chain([0, 1, 2, 3]), _chain([10, 11, 12, 13, 14])
     both = PairTable.concat([small, big]).sorted()
-    within = within_group_pairs(feats, both, both, s, kth, det.calibration, None, 1, budget=8)
+    within = within_group_pairs(feats, both, _proposing(found, both), s, det.calibration, budget=8)
     assert set(within.i.tolist()) | set(within.j.tolist()) <= {0, 1, 2, 3}
     assert len(within) == 3  # (0, 2), (0, 3), (1, 3)
-    assert len(within_group_pairs(feats, both, both, s, kth, det.calibration, None, 1, budget=5)) == 0
+    assert len(within_group_pairs(feats, both, _proposing(found, both), s, det.calibration, budget=5)) == 0
     chain = _chain([0, 1, 2, 3, 4])
     splits = np.array(["train"] * 3 + ["test"] * 2 + ["train"] * 40, dtype=object)
     cross = dataclasses.replace(s, scope="cross")
-    within = within_group_pairs(feats, chain, chain, cross, kth, det.calibration, splits, 1)
+    within = within_group_pairs(feats, chain, _proposing(found, chain), cross, det.calibration, splits)
     assert len(within) and (splits[within.i] != splits[within.j]).all()
+
+
+def test_identical_pictures_stay_a_star_of_exact_pairs():
+    """Only one of a set of identical pictures takes part: its copies are not paired again."""
+    copies = _copies(scene(7, 96))
+    others = [np.asarray(scene(100 + s, 96)) for s in range(40)]
+    imgs = np.stack(copies + [copies[0], copies[0]] + others)  # rows 5 and 6: identical to row 0
+    feats = extract_features(discover(imgs), jobs=1)
+    s = DetectSettings()
+    det = detect(feats, s)
+    pairs = dict(zip(zip(det.pairs.i.tolist(), det.pairs.j.tolist()), det.pairs.kind_names()))
+    assert pairs[(0, 5)] == pairs[(0, 6)] == "exact" and (5, 6) not in pairs
+    assert not any(5 in p or 6 in p for p, kind in pairs.items() if kind != "exact")
+    assert {(a, b) for a in range(5) for b in range(a + 1, 5)} <= set(pairs)
 
 
 def test_the_detection_lists_every_pair_of_its_groups_of_copies():

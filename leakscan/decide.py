@@ -23,8 +23,9 @@ import numpy as np
 from .calibrate import MIN_AUC, Calibration, ImageSource, adjust_to_prior, at_prior, calibrate
 from .evidence import EVIDENCE, pair_evidence, tilted_angles
 from .features import Features
+from .groups import components
 from .pairs import (OVERLAP_MAX_IMAGES, OVERLAP_MIN_SHARE, TILT_MAX_IMAGES, Candidates, Kind, PairTable,
-                    components, find_candidates, measure_pairs, overlap_share, pair_keys)
+                    find_candidates, measure_pairs, overlap_share, pair_keys)
 from .settings import POSSIBLE_FLOOR, DetectSettings
 from .views import READINGS, MatchView, transform_variants
 
@@ -231,8 +232,8 @@ def detect(
 GROUP_PAIRS_BUDGET = 10_000
 
 
-def within_group_pairs(features: Features, dup: PairTable, found: Candidates, s: DetectSettings, cal: Calibration,
-                       splits=None, jobs: int = 1, budget: int | None = None) -> PairTable:
+def within_group_pairs(features: Features, dup: PairTable, found: Candidates, settings: DetectSettings,
+                       cal: Calibration, splits=None, jobs: int = 1, budget: int | None = None) -> PairTable:
     """The pairs of the members of each duplicate group that no search proposed and whose
     embeddings are as alike as the search asks of a neighbour (``neighbour_min_cosine``),
     measured and decided like the whole-image candidates (at their share of copies: the group
@@ -270,22 +271,22 @@ def within_group_pairs(features: Features, dup: PairTable, found: Candidates, s:
         return PairTable.empty()
     i, j = np.concatenate(i_parts), np.concatenate(j_parts)
     new = ~np.isin(pair_keys(i, j), found.pairs.keys())
-    if s.scope == "cross" and splits is not None:
+    if settings.scope == "cross" and splits is not None:
         new &= np.asarray(splits, dtype=object)[i] != np.asarray(splits, dtype=object)[j]
     i, j = i[new], j[new]
-    variants = transform_variants(s.transforms)
+    variants = transform_variants(settings.transforms)
     hamming, cosine, variant = measure_pairs(features, i, j, variants)
-    near = cosine >= s.neighbour_min_cosine  # as alike as the search asks of a neighbour
+    near = cosine >= settings.neighbour_min_cosine  # as alike as the search asks of a neighbour
     i, j, hamming, cosine, variant = i[near], j[near], hamming[near], cosine[near], variant[near]
     m = len(i)
     pairs = PairTable(i=i, j=j, kind=np.full(m, Kind.EMBEDDING, np.uint8), score=cosine, hamming=hamming,
                       cosine=cosine, variant=variant, same_bytes=np.zeros(m, bool))
     if not m:
         return pairs
-    evidence = pair_evidence(features, pairs, found.kth_neighbour, variants, min_ncc=s.min_ncc, jobs=jobs)
+    evidence = pair_evidence(features, pairs, found.kth_neighbour, variants, min_ncc=settings.min_ncc, jobs=jobs)
     ncc = evidence[:, EVIDENCE.index("ncc")]
     confidence = np.zeros(m, np.float32)
-    held = ncc >= s.min_ncc
+    held = ncc >= settings.min_ncc
     if held.any():
         confidence[held] = at_prior(cal.predict(evidence[held]), cal.stats["prior"])
     return dataclasses.replace(pairs, ncc=ncc.astype(np.float32), confidence=confidence).take(held)

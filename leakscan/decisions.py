@@ -515,7 +515,7 @@ def _separate(pairs, strength, ci, cj):
     cut = np.zeros(len(pairs), bool)
     if not len(ci) or not len(pairs):
         return cut, 0
-    from .pairs import components  # noqa: PLC0415
+    from .groups import components  # noqa: PLC0415
 
     n = int(max(pairs.i.max(), pairs.j.max(), ci.max(), cj.max())) + 1
     comp = components(n, pairs.i, pairs.j)

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .pairs import Kind, PairTable, components
+from .pairs import Kind, PairTable
 
-__all__ = ["Groups", "build_groups", "join_links", "link_strength"]
+__all__ = ["Groups", "build_groups", "components", "join_links", "link_strength"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,19 @@ def link_strength(pairs: PairTable) -> np.ndarray:
     """
     conf = np.asarray(pairs.confidence, np.float64)
     return np.clip(np.where(np.isnan(conf), 1.0, conf), 0.0, 1.0)
+
+
+def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Connected-component label of each of ``n`` rows in the graph whose edges are ``(i, j)``.
+
+    >>> components(4, np.array([0]), np.array([2])).tolist()
+    [0, 1, 0, 2]
+    """
+    from scipy.sparse import coo_matrix  # noqa: PLC0415 - lazy: keeps `import leakscan` light
+    from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
+
+    graph = coo_matrix((np.ones(len(i), np.int8), (np.asarray(i, np.int64), np.asarray(j, np.int64))), shape=(n, n))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
 
 
 def _by_smallest_row(raw: np.ndarray):

@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from .errors import ConfigError
-from .groups import join_links
+from .groups import components, join_links
 from .split import assign_splits, check_random_state
 
 __all__ = ["find_groups", "train_test_split", "StratifiedGroupShuffleSplit"]
@@ -329,8 +329,6 @@ class StratifiedGroupShuffleSplit:
                                           decisions=self.decisions)
             found = self._found
             if groups is not None:  # user groups merge with the duplicate groups
-                from .pairs import components  # noqa: PLC0415
-
                 k = len(found)
                 if len(groups) != k:
                     raise ConfigError(f"groups has {len(groups)} entries but images has {k}")

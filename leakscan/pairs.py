@@ -40,7 +40,7 @@ from .views import (CROP_PLACES, CROP_SIDE, CROP_SIDE_TIGHT, STRETCH_BOXES, THUM
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PairTable", "Candidates", "find_candidates", "Kind", "KINDS", "components", "measure_pairs",
+__all__ = ["PairTable", "Candidates", "find_candidates", "Kind", "KINDS", "measure_pairs",
            "overlap_share", "overlap_pairs", "tilted_pairs", "OVERLAP_MIN_SHARE", "OVERLAP_MAX_IMAGES",
            "TILT_MAX_IMAGES"]
 
@@ -211,19 +211,6 @@ def overlap_share(offset, slack: float = 0) -> np.ndarray | float:
     ``(..., 2)``; with ``slack``, at the offset that many pixels smaller on each axis."""
     o = np.maximum(np.abs(np.asarray(offset, np.float32)) - slack, 0)
     return (1 - o[..., 0] / THUMB) * (1 - o[..., 1] / THUMB)
-
-
-def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Connected-component label of each of ``n`` rows in the graph whose edges are ``(i, j)``.
-
-    >>> components(4, np.array([0]), np.array([2])).tolist()
-    [0, 1, 0, 2]
-    """
-    from scipy.sparse import coo_matrix  # noqa: PLC0415 - lazy: keeps `import leakscan` light
-    from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
-
-    graph = coo_matrix((np.ones(len(i), np.int8), (np.asarray(i, np.int64), np.asarray(j, np.int64))), shape=(n, n))
-    return connected_components(graph, directed=False)[1].astype(np.int64)
 
 
 def _exact_clusters(rows: np.ndarray, digests: np.ndarray):

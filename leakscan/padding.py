@@ -185,13 +185,25 @@ def _sides(lines: np.ndarray) -> list:
     return out
 
 
+def _flat_outer_line(a: np.ndarray) -> bool:
+    """Is one outer line of ``a`` (``(h, w, 3)``) mostly its own colour (:data:`BAND_LINE` of it
+    within three times ``BORDER_TOL``, as :func:`_sides` reads it)? A border of any kind, flat
+    or a caption bar, starts with such a line: without one, :func:`_border` finds none."""
+    for line in (a[0, :, :3], a[-1, :, :3], a[:, 0, :3], a[:, -1, :3]):
+        line = line.astype(np.int16)
+        colour = np.round(median(line, axis=0)).astype(np.int16)
+        if np.count_nonzero(np.abs(line - colour).max(axis=1) <= 3 * BORDER_TOL) / len(line) >= BAND_LINE:
+            return True
+    return False
+
+
 def _border(rgb: np.ndarray):
     """``(box, padding)``: :func:`flat_border`'s box, and the same box with only the sides
     where the picture starts at a straight edge (:data:`PICTURE_EDGE`): the border the
     verification may leave out (a sky fading into its picture is picture). None: no border."""
     a = np.asarray(rgb)
     h, w = a.shape[:2]
-    if h < 8 or w < 8:
+    if h < 8 or w < 8 or not _flat_outer_line(a):
         return None
     rgb16 = np.ascontiguousarray(np.moveaxis(a[:, :, :3], 2, 0), dtype=np.int16)  # (3, h, w)
     # each side's lines from that side in, (side, plane, line, pixel): the sides of one length at a time

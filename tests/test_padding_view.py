@@ -239,3 +239,34 @@ def test_each_side_of_a_square_canvas_is_read_on_its_own():
                                         fill=(250, 250, 250)))
     h, w = framed.shape[:2]
     assert flat_border(framed) == pytest.approx((12 / w, 20 / h, 1 - 28 / w, 1 - 36 / h), abs=1.5 / 180)
+
+
+def test_first_look_at_the_outer_lines_loses_no_border(monkeypatch):
+    """A border starts with an outer line mostly of one colour: the look at the four outer
+    lines that skips the rest when none is changes no answer, on bordered, captioned and
+    plain pictures alike (compared with the full reading, the first look turned off)."""
+    import leakscan.padding as padding
+
+    rng = np.random.default_rng(5)
+    pictures = []
+    for k, p in enumerate(PHOTOS):
+        fill = [(0, 0, 0), (255, 255, 255), tuple(int(c) for c in rng.integers(0, 256, 3))][k % 3]
+        w, h = p.size
+        pictures += [p, ImageOps.expand(p, border=(0, h // 8, 0, h // 8), fill=fill),
+                     ImageOps.expand(p, border=(w // 10, 0, w // 10, 0), fill=fill)]
+        barred = np.array(p)
+        barred[-h // 6:] = fill  # a bar over the bottom, with text-like specks on it
+        barred[-h // 10, ::7] = 255 - np.array(fill)
+        pictures.append(Image.fromarray(barred))
+
+    looks = [np.asarray(q.resize((128, 96))) for q in pictures] + [np.asarray(q.resize((32, 32))) for q in pictures]
+    for a in [a for a in looks if flat_border(a) is not None]:  # specks on the outer line too: a caption bar
+        specked = a.copy()
+        specked[-1, ::15] = 255 - specked[-1, ::15]
+        looks.append(specked)
+    quick = [flat_border(a) for a in looks]
+    skipped = sum(not padding._flat_outer_line(a) for a in looks)
+    monkeypatch.setattr(padding, "_flat_outer_line", lambda a: True)
+    assert quick == [flat_border(a) for a in looks]
+    assert sum(b is not None for b in quick) >= len(PHOTOS) * 2  # the bordered ones are found
+    assert skipped >= len(PHOTOS) // 2  # busy edges: the rest is skipped

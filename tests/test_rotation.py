@@ -186,3 +186,36 @@ def test_de_rotated_views_come_back_from_the_cache_unchanged(tmp_path):
     for name in ("derotated_rows", "derotated_angle", "derotated_embedding", "derotated_thumb", "derotated_colour",
                  "derotated_padding", "colour", "thumb", "hashes", "embedding"):
         np.testing.assert_array_equal(getattr(first.features, name), getattr(again.features, name))
+
+
+def test_small_canvas_padding_read_on_its_own_grid():
+    """A picture smaller than the 128 px grid the padding is read on is enlarged by a whole
+    factor (each pixel repeated): its padding, read on the picture itself, is the padding of
+    the enlarged picture, pixel for pixel (the flatness test included), and costs a sixteenth."""
+    from scipy import ndimage
+
+    from leakscan.rotation import _FIT, _eroded_counts, _padding_mask
+
+    rng = np.random.default_rng(3)
+    mask = rng.random((16, 32)) < 0.6
+    assert np.array_equal(_eroded_counts(mask, (1, 1)).astype(bool), ndimage.binary_erosion(mask))
+    big = np.repeat(np.repeat(mask, 8, axis=0), 4, axis=1)
+    per_block = ndimage.binary_erosion(big).reshape(16, 8, 32, 4).sum(axis=(1, 3))
+    assert np.array_equal(_eroded_counts(mask, (8, 4)), per_block)
+
+    compared = found = 0
+    for k, (w, h) in enumerate([(32, 32), (64, 32), (32, 64), (16, 16)] * 6):
+        src = picture(k % 3, ("landscape", "portrait", "square")[k % 3]).resize((w, h), Image.BILINEAR)
+        fill = [(0, 0, 0), (255, 255, 255), (120, 40, 200)][k % 3]
+        img = src.rotate(float(rng.uniform(5, 40)) * (-1) ** k, fillcolor=fill, expand=bool(k % 2))
+        img = img.resize((w, h)) if k % 4 == 1 else img.crop((0, 0, w, h))
+        small = np.asarray(img.convert("RGB"))
+        ry, rx = _FIT // h, _FIT // w
+        on_grid = _padding_mask(np.asarray(img.convert("RGB").resize((_FIT, _FIT), Image.BOX)), 128.0)
+        on_small = _padding_mask(small, 128.0, repeat=(ry, rx))
+        assert (on_grid is None) == (on_small is None)
+        if on_grid is not None:
+            assert np.array_equal(on_grid, np.repeat(np.repeat(on_small, ry, axis=0), rx, axis=1))
+            found += 1
+        compared += 1
+    assert found >= compared // 2  # most of these canvases have padding to read

@@ -44,7 +44,7 @@ import numpy as np
 
 from .features import Features, crop_hog, hog, phash_variants
 from .padding import NO_BORDER, border_mask, flat_ground, padding_weights
-from .parallel import run_chunks
+from .parallel import even_blocks, run_chunks
 from .pairs import OVERLAP_MIN_SIDE, Kind, PairTable
 from .verify import BLOCK, _down2, _shift_each, _zoom, align, fit_box
 from .views import (CROP_SIDE, N_VARIANTS, STRETCH_BOXES, THUMB, MatchView, apply_dihedral, box_views,
@@ -464,10 +464,10 @@ def background(features: Features, rows: np.ndarray, kth_neighbour: np.ndarray, 
     rows = np.asarray(rows, np.int64)
     kth_neighbour = typical_neighbours(features, rows, kth_neighbour, k)
     rows = rows[kth_neighbour[rows] >= 0]
-    starts = range(0, len(rows), BLOCK)
-    tasks = [(features.thumb[rows[s:s + BLOCK]], features.thumb[kth_neighbour[rows[s:s + BLOCK]]]) for s in starts]
+    parts = even_blocks(len(rows), BLOCK, jobs)
+    tasks = [(features.thumb[rows[part]], features.thumb[kth_neighbour[rows[part]]]) for part in parts]
     for q, ncc in run_chunks(_align_job, tasks, jobs=jobs):
-        out[rows[q * BLOCK:(q + 1) * BLOCK]] = ncc
+        out[rows[parts[q]]] = ncc
     return np.maximum(out, 0)
 
 
@@ -487,8 +487,7 @@ def pair_evidence(features: Features, pairs: PairTable, kth_neighbour: np.ndarra
     todo = np.flatnonzero(pairs.kind != Kind.EXACT)
     if not len(todo):
         return E
-    block = block or BLOCK
-    blocks = [todo[start:start + block] for start in range(0, len(todo), block)]
+    blocks = [todo[part] for part in even_blocks(len(todo), block or BLOCK, jobs)]
     if jobs <= 1 or len(blocks) <= 1:
         for rows in blocks:
             E[rows] = _evidence_block(features, pairs.take(rows), variants, min_ncc)

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 #: this process stays in it, and says so once).
 _NO_POOL: list = []
 
-__all__ = ["default_jobs", "check_jobs", "run_chunks", "die_with_parent"]
+__all__ = ["default_jobs", "check_jobs", "run_chunks", "die_with_parent", "even_blocks"]
 
 
 def default_jobs() -> int:
@@ -91,6 +91,23 @@ def die_with_parent() -> None:
 #: Tasks handed out ahead of the results, per worker: a task (and its inputs) is made only when
 #: a worker will soon take it, so memory holds a few tasks whatever their number.
 AHEAD = 2
+
+
+def even_blocks(n: int, block: int, jobs: int = 1) -> list[slice]:
+    """``n`` items in blocks of at most ``block``, as few as can be and all of one size (within
+    one), their number a multiple of ``jobs``: no worker is left with the one short block
+    while another works through a full one.
+
+    >>> [(s.start, s.stop) for s in even_blocks(5934, 2048, jobs=2)]
+    [(0, 1484), (1484, 2967), (2967, 4450), (4450, 5934)]
+    """
+    if n <= 0:
+        return []
+    count = -(-n // max(1, block))
+    if jobs > 1 and n >= jobs:
+        count = -(-count // jobs) * jobs
+    edges = [round(k * n / count) for k in range(count + 1)]
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
 
 def run_chunks(fn: Callable, tasks: Iterable, *, jobs: int = 1, client=None) -> Iterator[tuple[int, object]]:

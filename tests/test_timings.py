@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 from leakscan import audit
 from leakscan.report import write_outputs
 from conftest import FIXTURES
@@ -53,3 +55,19 @@ def test_library_timings_and_the_report_stage(leaky_dataset, tmp_path):
     _check(b.timings)
     assert b.features.n_cached == len(b.manifest)
     assert b.timings["verify"] == 0.0 and b.timings["calibrate"] == 0.0
+
+
+def test_even_blocks_share_the_work():
+    """Blocks of at most the size asked, covering every item once, their number a multiple of
+    the workers, no block more than one item longer than another."""
+    from leakscan.parallel import even_blocks
+
+    for n, block, jobs in [(5934, 2048, 2), (2049, 2048, 2), (1, 2048, 2), (10, 3, 1), (8458, 2048, 4), (0, 5, 2)]:
+        parts = even_blocks(n, block, jobs)
+        covered = np.concatenate([np.arange(n)[p] for p in parts]) if parts else np.zeros(0, int)
+        assert np.array_equal(covered, np.arange(n))
+        sizes = [p.stop - p.start for p in parts]
+        assert all(0 < s <= block for s in sizes)
+        if n >= jobs:
+            assert len(parts) % jobs == 0
+        assert max(sizes, default=0) - min(sizes, default=0) <= 1

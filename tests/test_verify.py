@@ -158,3 +158,17 @@ def test_a_box_is_fitted_side_by_side_to_the_crop_it_was_resized_from():
     kept, _ = fit_box(A, b, truths)
     assert np.abs(kept - truths).max() < 0.04, kept
 
+
+
+def test_halving_adds_as_the_mean_does():
+    """The 2x2 block means of the coarse alignment are the bits ``mean(axis=(2, 4))`` gives,
+    whatever the array's layout."""
+    from leakscan.verify import _down2
+
+    rng = np.random.default_rng(1)
+    for dtype in (np.float32, np.float64):
+        x = (rng.random((9, 32, 32)) * 255).astype(dtype)
+        for a in (x, np.ascontiguousarray(x.transpose(0, 2, 1)).transpose(0, 2, 1), x[:, ::-1], x[::2]):
+            expected = a.reshape(len(a), 16, 2, 16, 2).mean(axis=(2, 4))
+            got = _down2(a)
+            assert got.dtype == expected.dtype and np.array_equal(got, expected)

@@ -247,6 +247,26 @@ def _measure_padded(ta, tb, ca, cb, min_ncc=None, border_a=None, border_b=None, 
     return out
 
 
+def _measure_reads(reads: list, min_ncc=None) -> list:
+    """:func:`_measure_padded` of each read ``(ta, tb, ca, cb, border_a, border_b, ground)``
+    (borders and ground may be None), all in one go: a list of result dicts, one per read.
+    Each pair's evidence is its own, whatever else is measured with it."""
+    if not reads:
+        return []
+    sizes = [len(r[0]) for r in reads]
+    cat = [np.concatenate([np.asarray(r[c], np.float32) for r in reads]) for c in range(4)]  # as every read is
+
+    def joined(c, empty):  # a column that some reads leave out (None): theirs all empty
+        if all(r[c] is None for r in reads):
+            return None
+        return np.concatenate([empty(len(r[0])) if r[c] is None else r[c] for r in reads])
+    no_border = (lambda p: np.zeros((p, THUMB, THUMB), bool))  # noqa: E731
+    out = _measure_padded(*cat, min_ncc, joined(4, no_border), joined(5, no_border),
+                          joined(6, lambda p: np.zeros(p, bool)))
+    edges = np.cumsum([0] + sizes)
+    return [{name: arr[a:b] for name, arr in out.items()} for a, b in zip(edges[:-1], edges[1:])]
+
+
 def _align_job(job) -> np.ndarray:
     return align(*job)[0]
 
@@ -556,23 +576,26 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
     on_canvas = features.canvas_mask(trimmed=False)  # pictures rotated on a canvas (rotated back)
     res = {name: np.zeros(len(todo), np.float32)
            for name in ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "zoom")}
+    # each way of lining pairs up is a *read*: its inputs are gathered first and measured all
+    # at once (one alignment of many pairs costs far less than several of a few), then each
+    # pair keeps its best read, in the order below
+    reads: list = []  # (ta, tb, ca, cb, border_a, border_b, ground)
+
+    def read(ta, tb, ca, cb, ba=None, bb=None, ground=None) -> int:
+        reads.append((ta, tb, ca, cb, ba, bb, ground))
+        return len(reads) - 1
     plain = np.flatnonzero(~rotated & ~overlap & ~tilted)
+    asym = np.zeros(0, np.int64)
     if len(plain):
-        ta, tb, ca, cb, ba, bb = _views(features, i[plain], j[plain], plain_v[plain], padding)
         # not the canvas of a picture rotated on it: two such canvases share flat corners
         ground = ~(on_canvas[i] | on_canvas[j])
-        r = _measure_padded(ta, tb, ca, cb, min_ncc, ba, bb, ground[plain])
-        asym = np.flatnonzero(np.isin(plain_v[plain], (5, 6)))  # rot90/rot270: try the other side too
+        plain_read = read(*_views(features, i[plain], j[plain], plain_v[plain], padding), ground[plain])
+        asym = plain[np.isin(plain_v[plain], (5, 6))]  # rot90/rot270: try the other side too
         if len(asym):
-            k = plain[asym]
-            tb, ta, cb, ca, bb, ba = _views(features, j[k], i[k], plain_v[k], padding)
-            r2 = _measure_padded(ta, tb, ca, cb, min_ncc, ba, bb, ground[k])
-            r = {name: arr.copy() for name, arr in r.items()}
-            for name, arr in _best_of({n: a[asym] for n, a in r.items()}, r2).items():
-                r[name][asym] = arr
-        for name, arr in r.items():
-            res[name][plain] = arr
+            tb, ta, cb, ca, bb, ba = _views(features, j[asym], i[asym], plain_v[asym], padding)
+            asym_read = read(ta, tb, ca, cb, ba, bb, ground[asym])
     crop = np.flatnonzero(MatchView.is_cropped(v))
+    crop_reads = []
     if len(crop):  # also read through the crop view that matched: a crop of half the picture is
         # more zoom and shift than the whole thumbnails line up over; pictures of 64 px or more
         # also through a stretched crop view (a crop of another shape resized), as the search
@@ -582,19 +605,15 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
         big = features.sizes.min(axis=1) >= OVERLAP_MIN_SIDE
         for rows, boxes, croppable in ((crop, crop_boxes(CROP_SIDE), None),
                                        (crop[big[i[crop]] | big[j[crop]]], STRETCH_BOXES, big)):
-            if not len(rows):
-                continue
-            ta, tb, ca, cb = _crop_read(features, i[rows], j[rows], boxes, croppable, mirrored[rows], big, padding)
-            r = _measure_padded(ta, tb, ca, cb, min_ncc)  # a letterbox in a view is padding too
-            cur = {name: arr[rows] for name, arr in res.items()}
-            for name, arr in _best_of(cur, r).items():
-                res[name][rows] = arr
+            if len(rows):  # a letterbox in a view is padding too
+                crop_reads.append((rows, read(*_crop_read(features, i[rows], j[rows], boxes, croppable,
+                                                          mirrored[rows], big, padding))))
     rot = np.flatnonzero(rotated)
+    rot_reads = []
     if len(rot):
         trimmed_view = features.canvas_mask(trimmed=True)
         where = np.full(len(features), -1, np.int64)
         where[features.derotated_rows] = np.arange(len(features.derotated_rows))
-        best = {name: np.full(len(rot), -1.0 if name == "ncc" else 0.0, np.float32) for name in res}
         for x, y in ((i[rot], j[rot]), (j[rot], i[rot])):
             k = np.flatnonzero(where[x] >= 0)
             if not len(k):
@@ -603,22 +622,33 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
             vv = plain_v[rot][k]
             ta = _dihedral(features.derotated_thumb[q], vv).astype(np.float32)
             ca = _dihedral(features.derotated_colour[q], vv).astype(np.float32)
-            r = _measure_padded(ta, features.thumb[y[k]].astype(np.float32), ca,
-                                features.colour[y[k]].astype(np.float32), min_ncc, None, _border(padding[y[k]]))
-            cur = {name: arr[k] for name, arr in best.items()}
-            for name, arr in _best_of(cur, r).items():
-                best[name][k] = arr
+            rot_reads.append((k, read(ta, features.thumb[y[k]].astype(np.float32), ca,
+                                      features.colour[y[k]].astype(np.float32), None, _border(padding[y[k]]))))
         # a border trimmed off may have been drawn over the picture (a caption bar), not added
         # around it: then the whole canvases line up, with the border left out
         trimmed = np.flatnonzero(trimmed_view[i[rot]] | trimmed_view[j[rot]])
         if len(trimmed):
             k = rot[trimmed]
             vt = np.where(trimmed_view[i[k]], plain_v[k], _INVERSE[plain_v[k]])  # the variant lines j's view up with i
-            ta, tb, ca, cb, ba, bb = _views(features, i[k], j[k], vt, padding)
-            r = _measure_padded(ta, tb, ca, cb, min_ncc, ba, bb)
-            cur = {name: arr[trimmed] for name, arr in best.items()}
-            for name, arr in _best_of(cur, r).items():
-                best[name][trimmed] = arr
+            rot_reads.append((trimmed, read(*_views(features, i[k], j[k], vt, padding))))
+    measured = _measure_reads(reads, min_ncc)
+    if len(plain):
+        for name, arr in measured[plain_read].items():
+            res[name][plain] = arr
+        if len(asym):
+            cur = {name: arr[asym] for name, arr in res.items()}
+            for name, arr in _best_of(cur, measured[asym_read]).items():
+                res[name][asym] = arr
+    for rows, r in crop_reads:
+        cur = {name: arr[rows] for name, arr in res.items()}
+        for name, arr in _best_of(cur, measured[r]).items():
+            res[name][rows] = arr
+    if len(rot):
+        best = {name: np.full(len(rot), -1.0 if name == "ncc" else 0.0, np.float32) for name in res}
+        for k, r in rot_reads:
+            cur = {name: arr[k] for name, arr in best.items()}
+            for name, arr in _best_of(cur, measured[r]).items():
+                best[name][k] = arr
         for name, arr in best.items():
             res[name][rot] = arr
     cols = dict(res)

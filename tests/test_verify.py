@@ -172,3 +172,39 @@ def test_halving_adds_as_the_mean_does():
             expected = a.reshape(len(a), 16, 2, 16, 2).mean(axis=(2, 4))
             got = _down2(a)
             assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def test_reads_measured_together_give_each_pair_its_own_evidence():
+    """The ways a block's pairs are lined up (whole, through a crop view, rotated back) are
+    measured in one go: every pair gets the evidence it gets measured alone, bit for bit,
+    whether or not its read has a border, a ground, or padding the others lack."""
+    from PIL import ImageOps
+
+    from leakscan.evidence import _measure_padded, _measure_reads
+    from leakscan.features import colour_thumbnail
+    from leakscan.padding import border_mask
+
+    rng = np.random.default_rng(2)
+    pictures = [scene(s) for s in range(6)] + list(photo_halves())
+    edits = [lambda p: crop(p, 0.8, 0.3, -0.2), lambda p: ImageOps.expand(p, border=(0, p.height // 6), fill=0),
+             lambda p: p.rotate(11, fillcolor=(255, 255, 255)), lambda p: ImageOps.mirror(p)]
+
+    def views(imgs):
+        return (np.stack([thumbnail(q.convert("RGB")) for q in imgs]).astype(np.float32),
+                np.stack([colour_thumbnail(q.convert("RGB")) for q in imgs]).astype(np.float32))
+    reads = []
+    for e, edit in enumerate(edits):
+        picked = [pictures[k] for k in rng.choice(len(pictures), 5, replace=False)]
+        if e == 2:  # both on a white ground
+            picked = [ImageOps.expand(p, border=p.width // 5, fill=(255, 255, 255)) for p in picked]
+        ta, ca = views(picked)
+        tb, cb = views([edit(p) for p in picked])
+        border = None if e != 1 else border_mask(np.array([[0.0, 1 / 8, 1.0, 7 / 8]] * 5, np.float32), 32)
+        ground = None if e != 2 else rng.random(5) < 0.6
+        reads.append((ta, tb, ca, cb, None, border, ground))
+    together = _measure_reads(reads, min_ncc=0.3)
+    for read, got in zip(reads, together):
+        alone = _measure_padded(*read[:4], 0.3, *read[4:])
+        assert set(got) == set(alone)
+        for name in alone:
+            assert np.array_equal(got[name], alone[name], equal_nan=True), name

@@ -254,7 +254,7 @@ def _measure_reads(reads: list, min_ncc=None) -> list:
     if not reads:
         return []
     sizes = [len(r[0]) for r in reads]
-    cat = [np.concatenate([np.asarray(r[c], np.float32) for r in reads]) for c in range(4)]  # as every read is
+    cat = [np.concatenate([np.asarray(r[c], np.float32) for r in reads]) for c in range(4)]  # float32, as each is
 
     def joined(c, empty):  # a column that some reads leave out (None): theirs all empty
         if all(r[c] is None for r in reads):

@@ -95,16 +95,19 @@ AHEAD = 2
 
 def even_blocks(n: int, block: int, jobs: int = 1) -> list[slice]:
     """``n`` items in blocks of at most ``block``, as few as can be and all of one size (within
-    one), their number a multiple of ``jobs``: no worker is left with the one short block
-    while another works through a full one.
+    one); when there is more than one, their number is a multiple of ``jobs``: no worker is
+    left with the one short block while another works through a full one. What fits in one
+    block stays one (it runs in this process: no pool to start for a few items).
 
     >>> [(s.start, s.stop) for s in even_blocks(5934, 2048, jobs=2)]
     [(0, 1484), (1484, 2967), (2967, 4450), (4450, 5934)]
+    >>> len(even_blocks(300, 2048, jobs=2))
+    1
     """
     if n <= 0:
         return []
     count = -(-n // max(1, block))
-    if jobs > 1 and n >= jobs:
+    if jobs > 1 and count > 1:
         count = -(-count // jobs) * jobs
     edges = [round(k * n / count) for k in range(count + 1)]
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]

@@ -71,3 +71,4 @@ def test_even_blocks_share_the_work():
         if n >= jobs:
             assert len(parts) % jobs == 0
         assert max(sizes, default=0) - min(sizes, default=0) <= 1
+    assert len(even_blocks(300, 2048, jobs=2)) == 1  # a small job is not split: no pool for it

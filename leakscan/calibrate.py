@@ -346,9 +346,10 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     made = Features.concat(parts, np.cumsum([0] + [len(p) for p in parts[:-1]]).tolist())
     if features.model_embedding is None and made.model_embedding is not None:
         made = dataclasses.replace(made, model_embedding=None)
-    # the search needs no thumbnails of the dataset's images (memory: 1.8 GB a million); the
-    # tile search and the evidence get the few images they look at, with theirs (_compact)
-    aug = Features.concat([features, made], [0, n], blank=(0,))
+    # the search needs no thumbnails of the dataset's images (memory: 1.8 GB a million) nor a
+    # copy of their embeddings (it searches on the audit's index); the tile search and the
+    # evidence get the few images they look at, with theirs (_compact)
+    aug = features.beside(made)
     origin = np.asarray(origin, np.int64)
     tile_copy = np.zeros(len(aug), bool)
     tile_copy[n:] = np.array([e == ("tile",) for e in edit_names], bool)
@@ -356,12 +357,11 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     tile_rows = n + np.flatnonzero(made.ok & tile_copy[n:])
     # the copies are searched as real images are, the tile copies left out
     cal_settings = dataclasses.replace(s, scope="all", overlap=False)
-    # the indexes over the dataset and its copies keep the search's trained lists
-    centroids = candidates.centroids
+    # the copies are searched on the search's own index of the dataset, indexed beside it
     found = find_candidates(dataclasses.replace(aug, ok=aug.ok & ~tile_copy), cal_settings, query_rows=copy_rows,
-                            tilted_search=False, centroids=centroids)
+                            tilted_search=False, earlier=candidates)
     pairs = found.pairs.take((found.pairs.j >= n) & (found.pairs.kind != Kind.EXACT))
-    near, beyond = _neighbour_pairs(aug, search_rows, copy_rows, variants, s, centroids)
+    near, beyond = _neighbour_pairs(aug, search_rows, copy_rows, variants, s, candidates.index)
     parts = [pairs, near]
     if len(tile_rows):  # the tile copies' window matches among the sample, every one: the look-alikes
         pool = np.r_[sample, tile_rows]
@@ -373,7 +373,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     kth = found.kth_neighbour.copy()
     kth[:n] = candidates.kth_neighbour
     involved = np.unique(np.r_[pairs.i, pairs.j, beyond.i, beyond.j])
-    kth = typical_neighbours(aug, involved, kth, centroids=centroids)
+    kth = typical_neighbours(aug, involved, kth, centroids=candidates.centroids)
     # the evidence, on the images the pairs and their typical neighbours show
     look, at, rows = _compact(aug, features, np.r_[involved, kth[involved]])
     look_kth = np.where(kth[rows] >= 0, at[np.clip(kth[rows], 0, None)], -1)
@@ -505,17 +505,19 @@ def _unique(pairs: PairTable) -> PairTable:
 
 
 def _neighbour_pairs(aug: Features, search_rows, copy_rows, variants, settings: DetectSettings,
-                     centroids: np.ndarray | None = None) -> tuple:
+                     index: CosineIndex | None = None) -> tuple:
     """``(near, beyond)``: each copy with its :data:`NEIGHBOURS` nearest dataset images by
     embedding (best rotation/flip), split into those the search could propose read whole (at
     the cosine of its nearest neighbours, ``neighbour_min_cosine``, or the pHash distance of
     its candidates, ``max_hamming``) and the others. The others are never candidates: the
     decision learns from them only when a small dataset gives too few look-alikes otherwise.
-    ``centroids``: the search's trained lists (:attr:`~leakscan.pairs.Candidates.centroids`)."""
+    ``index``: the search's own index over ``search_rows`` (:attr:`~leakscan.pairs.Candidates.index`;
+    None: one is built)."""
     k = min(NEIGHBOURS, len(search_rows))
     if k == 0 or len(copy_rows) == 0:
         return PairTable.empty(), PairTable.empty()
-    index = CosineIndex(rows_of(aug.embedding, search_rows), centroids=centroids)
+    if not isinstance(index, CosineIndex):
+        index = CosineIndex(rows_of(aug.embedding, search_rows))
     _, ids = index.knn(aug.embedding[copy_rows], k)
     a = np.repeat(copy_rows, k)
     b = search_rows[np.clip(ids.ravel(), 0, None)]

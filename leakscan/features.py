@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -77,6 +78,40 @@ DEROTATED_RECORD = np.dtype([("angle", np.float32), ("embedding", np.float32, EM
                              ("padding", np.float32, 4)])
 #: The per-row (dense) arrays of :class:`Features`.
 _DENSE = ("ok", "file_digest", "pixel_digest", "hashes", "embedding", "low_info", "sizes", "thumb", "colour")
+
+
+class StackedRows:
+    """The rows of two arrays read as one array, the rows of ``rest`` after those of ``first``,
+    neither copied (a million embeddings are 512 MB). It reads rows, as an index, a slice or an
+    array of rows or a mask; its ``shape``, ``dtype`` and ``len`` are those of the joined array."""
+
+    def __init__(self, first: np.ndarray, rest: np.ndarray):
+        self.first, self.rest = first, rest
+        self.shape = (len(first) + len(rest),) + first.shape[1:]
+        self.dtype = first.dtype
+        self.ndim = first.ndim
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows):
+        if isinstance(rows, slice):
+            rows = np.arange(*rows.indices(len(self)))
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            rows = np.flatnonzero(rows)
+        if rows.dtype.kind not in "iu":
+            raise TypeError(f"StackedRows reads rows only, got an index of {rows.dtype}")
+        one = rows.ndim == 0
+        rows = np.atleast_1d(rows).astype(np.int64)
+        rows = np.where(rows < 0, rows + len(self), rows)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"row out of range for {len(self)} rows")
+        out = np.empty((len(rows),) + self.shape[1:], self.dtype)
+        mine = rows < len(self.first)
+        out[mine] = self.first[rows[mine]]
+        out[~mine] = self.rest[rows[~mine] - len(self.first)]
+        return out[0] if one else out
 
 
 @dataclass(frozen=True)
@@ -168,11 +203,19 @@ class Features:
 
     @classmethod
     def concat(cls, parts: list["Features"], offsets: list[int], *, blank=()) -> "Features":
-        """Join per-chunk features; ``offsets[k]`` is the first row of part k. The thumbnails of
-        the parts numbered in ``blank`` are left out (zero, taking no memory): for a caller that
-        needs none of them, or takes the few it needs from those parts themselves."""
+        """Join per-chunk features; ``offsets[k]`` is the first row of part k. The thumbnails and
+        embeddings of the parts numbered in ``blank`` are left out (zero, taking no memory): for
+        a caller that needs none of them, or takes the few it needs from those parts themselves."""
         n = max((off + len(p) for p, off in zip(parts, offsets)), default=0)
         return cls.assemble(n, [(np.arange(off, off + len(p)), p) for p, off in zip(parts, offsets)], blank=blank)
+
+    def beside(self, more: "Features") -> "Features":
+        """These rows, then ``more``'s (the calibration's dataset and its synthetic copies),
+        without copying what is bulky: the embeddings are read through (:class:`StackedRows`),
+        the thumbnails of these rows left out (zero: the caller takes the few it needs from
+        these features)."""
+        out = Features.concat([self, more], [0, len(self)], blank=(0,))
+        return dataclasses.replace(out, embedding=StackedRows(self.embedding, more.embedding))
 
     @classmethod
     def assemble(cls, n: int, parts, *, model_dim: int | None = None, n_cached: int = 0, blank=()) -> "Features":
@@ -188,7 +231,7 @@ class Features:
         for k, (pos, part) in enumerate(parts):
             pos = np.asarray(pos, np.int64)
             for name in _DENSE:
-                if k not in blank or name not in ("thumb", "colour"):
+                if k not in blank or name not in ("thumb", "colour", "embedding"):
                     getattr(out, name)[pos] = getattr(part, name)
             failures.update((int(pos[r]), why) for r, why in part.failures)
             notes.update((int(pos[r]), why) for r, why in part.notes)

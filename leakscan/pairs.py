@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from enum import IntEnum
 from typing import Callable
 
@@ -31,7 +31,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .features import EMBED_DIM, QUADRANTS, WINDOW_PLACES, Features, crop_hog, hog, window_hog
-from .index import CodedCosineIndex, CosineIndex, HammingIndex
+from .index import CodedCosineIndex, CosineIndex, HammingIndex, StackedIndex
 from .settings import DetectSettings
 from .verify import BLOCK, locate
 from .views import (CROP_PLACES, CROP_SIDE, CROP_SIDE_TIGHT, STRETCH_BOXES, THUMB, TILT_ANGLES, MatchView, box_views,
@@ -242,7 +242,7 @@ def find_candidates(
     query_rows: np.ndarray | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     tilted_search: bool = True,
-    centroids: np.ndarray | None = None,
+    earlier: Candidates | None = None,
 ) -> Candidates:
     """Candidate pairs among the rows whose features are ``ok``: what *might* be a copy.
 
@@ -254,8 +254,9 @@ def find_candidates(
     ``query_rows``: only these rows are queried (against an index of every row); default all.
     ``tilted_search``: False leaves the tilted views out (the calibration, whose copies are not
     tilted: tilted pairs are decided by the whole-image decision).
-    ``centroids``: the lists of an earlier search over much the same images
-    (:attr:`Candidates.centroids`), so the embedding index is not trained again.
+    ``earlier``: a search over much the same images, whose embedding index is kept when its
+    rows are the first of these (the calibration: the dataset, then its copies; the other rows
+    are indexed beside it), or else whose lists are, so the index is not trained again.
     """
     settings = settings or DetectSettings()
     ok_rows = np.flatnonzero(features.ok)
@@ -298,12 +299,13 @@ def find_candidates(
 
     # 3. embedding k-NN: the ratio test, and each image's nearest neighbours
     kth = np.full(len(features), -1, np.int64)
+    index = None
     if settings.min_cosine <= 1.0 and len(search_rows) > 1:
         rotated = (features.derotated_rows, features.derotated_embedding) if settings.transforms != "none" else None
-        ei_, ej_, es_, ev_, kth_pos, centroids = _embedding_pairs(
+        ei_, ej_, es_, ev_, kth_pos, index = _embedding_pairs(
             features.embedding, search_rows, variants, settings, progress, query_pos,
             rotated=rotated, thumbs=features.thumb if settings.crops else None,
-            big=features.sizes[search_rows].min(axis=1) >= OVERLAP_MIN_SIDE, centroids=centroids)
+            big=features.sizes[search_rows].min(axis=1) >= OVERLAP_MIN_SIDE, earlier=earlier)
         parts.append(_candidates(ei_, ej_, Kind.EMBEDDING, es_, ev_))
         has = kth_pos >= 0
         kth[search_rows[has]] = search_rows[kth_pos[has]]
@@ -355,7 +357,7 @@ def find_candidates(
     pairs = dataclasses.replace(pairs, hamming=hamming, cosine=cosine, same_bytes=same_bytes)
     return Candidates(pairs=pairs, search_rows=search_rows, kth_neighbour=kth,
                       overlap_skipped=len(tiles) if too_many else 0, tilted_skipped=tilted_skipped,
-                      centroids=centroids)
+                      index=index)
 
 
 @dataclass(frozen=True)
@@ -372,7 +374,13 @@ class Candidates:
     kth_neighbour: np.ndarray
     overlap_skipped: int = 0  # images not searched for overlapping tiles: more than OVERLAP_MAX_IMAGES
     tilted_skipped: int = 0  # images whose tilted views were not searched: more than TILT_MAX_IMAGES
-    centroids: np.ndarray | None = None  # the embedding index's trained lists (None: exact search)
+    # the embedding index over search_rows, for a search of more images beside these (find_candidates' earlier)
+    index: CosineIndex | StackedIndex | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def centroids(self) -> np.ndarray | None:
+        """The embedding index's trained lists (None: an exact search)."""
+        return None if self.index is None else self.index.centroids
 
 
 def _candidates(i, j, kind: Kind, score, variant) -> PairTable:
@@ -395,9 +403,9 @@ def rows_of(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, progress, query_pos=None,
-                     block: int = 4096, rotated=None, thumbs=None, big=None, centroids=None):
-    """Embedding k-NN pairs with the ratio test, and the index's trained lists (``centroids``:
-    given, not trained again).
+                     block: int = 4096, rotated=None, thumbs=None, big=None, earlier=None):
+    """Embedding k-NN pairs with the ratio test, and the index searched (``earlier``: see
+    :func:`find_candidates`).
 
     Queries: every image under each of ``variants``; the de-rotated views ``rotated`` =
     (rows, embeddings) under each of ``variants``; and, when ``thumbs`` (all rows) is given,
@@ -405,8 +413,13 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
     marks (a mask over ``search_rows``), each plain and, when ``variants`` hold the mirror,
     mirrored (a crop then flipped, as training pipelines make them).
     """
-    emb = rows_of(emb_all, search_rows)
-    index = CosineIndex(emb, centroids=centroids)
+    index = None
+    if earlier is not None:
+        known = len(earlier.search_rows)
+        if isinstance(earlier.index, CosineIndex) and np.array_equal(search_rows[:known], earlier.search_rows):
+            index = earlier.index.extended(emb_all[search_rows[known:]])
+    if index is None:
+        index = CosineIndex(rows_of(emb_all, search_rows), centroids=None if earlier is None else earlier.centroids)
     n = len(search_rows)
     query_pos = np.arange(n) if query_pos is None else np.asarray(query_pos, np.int64)
     kk = min(settings.k + 1, n)
@@ -417,7 +430,7 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
     dk_plain = np.zeros(n, np.float32)
     # query sets: (positions in search_rows, a function of (start, stop) giving their embeddings,
     # the variants to apply, the match code of each variant)
-    sets = [(query_pos, lambda a, b: emb[query_pos[a:b]], variants, {v: v for v in variants})]
+    sets = [(query_pos, lambda a, b: emb_all[search_rows[query_pos[a:b]]], variants, {v: v for v in variants})]
     if rotated is not None and len(rotated[0]):
         where = {int(r): k for k, r in enumerate(search_rows.tolist())}
         keep = [q for q, r in enumerate(rotated[0].tolist()) if r in where]
@@ -490,7 +503,7 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
                     progress("embedding search", done, total)
     if not out_i:
         z = np.zeros(0, np.int64)
-        return z, z, np.zeros(0, np.float32), np.zeros(0, np.int8), kth, index.centroids
+        return z, z, np.zeros(0, np.float32), np.zeros(0, np.int8), kth, index
     qi = np.concatenate(out_i)
     dj = np.concatenate(out_j)
     sim = np.concatenate(out_s)
@@ -501,7 +514,7 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
     accept = near | (sim >= settings.sure_cosine) | (d <= settings.ratio * dk_q) | (d <= settings.ratio * dk_plain[dj])
     qi, dj, sim, v = qi[accept], dj[accept], sim[accept], v[accept]
     a, b = search_rows[qi], search_rows[dj]
-    return np.minimum(a, b), np.maximum(a, b), sim.astype(np.float32), v, kth, index.centroids
+    return np.minimum(a, b), np.maximum(a, b), sim.astype(np.float32), v, kth, index
 
 
 #: Each image's best matching tilted views, at most this many other images (by embedding cosine).

@@ -6,7 +6,7 @@ from PIL import Image
 
 from leakscan import discover, extract_features
 from leakscan.views import N_VARIANTS, apply_dihedral, embedding_variants
-from leakscan.features import (features_of_image, hog,
+from leakscan.features import (extract_images, features_of_image, hog,
                                phash_variants, thumbnail)
 from conftest import FIXTURES, scene
 
@@ -70,3 +70,22 @@ def test_parallel_equals_serial():
     b = extract_features(m, jobs=2, chunk_size=64)
     assert np.array_equal(a.hashes, b.hashes) and np.array_equal(a.embedding, b.embedding)
     assert a.failures == b.failures
+
+
+def test_features_beside_more_read_as_one_without_copying_the_embeddings():
+    """The calibration's dataset and its copies: every row's embedding as the joined array
+    holds it, however the rows are asked for, and the dataset's own array is not copied."""
+    rng = np.random.default_rng(2)
+    pictures = [Image.fromarray(rng.integers(0, 256, (40 + 4 * k, 48, 3), dtype=np.uint8)) for k in range(7)]
+    data, more = extract_images(pictures[:5]), extract_images(pictures[5:])
+    both = data.beside(more)
+    joined = np.r_[data.embedding, more.embedding]
+    assert both.embedding.first is data.embedding and len(both) == len(both.embedding) == 7
+    for rows in (np.array([6, 0, 5, 4, 6]), slice(3, None), slice(None, None, -2), 5, -1, np.arange(7) % 2 == 0,
+                 np.zeros(0, np.int64)):
+        np.testing.assert_array_equal(both.embedding[rows], joined[rows])
+    np.testing.assert_array_equal(both.take(np.array([1, 6])).embedding, joined[[1, 6]])
+    np.testing.assert_array_equal(both.hashes, np.r_[data.hashes, more.hashes])
+    assert not both.thumb[:5].any() and np.array_equal(both.thumb[5:], more.thumb)  # the dataset's left out
+    with pytest.raises(IndexError):
+        both.embedding[np.array([7])]

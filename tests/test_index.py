@@ -88,6 +88,35 @@ def test_cosine_index_built_on_another_index_lists_is_not_trained_again():
     assert CosineIndex(x[:50]).centroids is None  # exact: no lists
 
 
+def test_an_index_extended_by_more_rows_searches_as_one_index_over_both():
+    """The calibration searches its copies beside the dataset on the search's own index: the
+    same neighbours, in the same order, as an index over the dataset and the copies built on
+    the same lists (approximate) or exact; and the search's index stays as it was."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3000, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    copies = x[:200] + 0.05 * rng.standard_normal((200, 16)).astype(np.float32)
+    copies /= np.linalg.norm(copies, axis=1, keepdims=True)
+    queries = np.r_[copies, x[1000:1300]]
+    for exact_max in (100, 10_000):  # approximate, exact
+        first = CosineIndex(x, exact_max=exact_max, nprobe=3)
+        alone = first.knn(queries, 6)
+        stacked = first.extended(copies)
+        whole = CosineIndex(np.r_[x, copies], exact_max=exact_max, nprobe=3, centroids=first.centroids)
+        assert len(stacked) == len(whole) == 3200 and stacked.exact == whole.exact == (exact_max > 3200)
+        s_sims, s_ids = stacked.knn(queries, 6)
+        w_sims, w_ids = whole.knn(queries, 6)
+        np.testing.assert_array_equal(s_ids, w_ids)
+        np.testing.assert_allclose(s_sims, w_sims, rtol=1e-6)
+        assert (s_ids[:200, 0] == np.arange(3000, 3200)).all()  # each copy finds itself first
+        again = first.knn(queries, 6)
+        np.testing.assert_array_equal(again[1], alone[1])  # the first index is not changed
+        assert len(first) == 3000
+    one = CosineIndex(x[:50]).extended(x[50:60])  # fewer rows than asked for: -1, -inf
+    sims, ids = one.knn(x[:3], 80)
+    assert (ids[:, 60:] == -1).all() and np.isneginf(sims[:, 60:]).all() and set(ids[0, :60]) == set(range(60))
+
+
 def test_most_of_the_vectors_train_on_the_same_sample_and_lists_as_all_of_them():
     """A re-split's manifest holds most of the audited images: its index is trained on the
     whole's sample but for the rows it lacks, into as many lists, so both search alike."""

@@ -154,11 +154,15 @@ def test_sparse_rotated_views_survive_take_and_concat():
 
     c = Features.concat([f, f], [0, len(f)])
     assert c.derotated_rows.tolist() == [4, 9]
-    # a part joined blank keeps everything but its thumbnails (the calibration copies in the few it needs)
+    # a part joined blank keeps everything but its thumbnails and embeddings (the calibration
+    # copies in the few thumbnails it needs, and reads the embeddings where they are: beside)
     b = Features.concat([f, f], [0, len(f)], blank=(0,))
-    assert not b.thumb[:len(f)].any() and not b.colour[:len(f)].any()
+    assert not b.thumb[:len(f)].any() and not b.colour[:len(f)].any() and not b.embedding[:len(f)].any()
     assert np.array_equal(b.thumb[len(f):], f.thumb) and np.array_equal(b.colour[len(f):], f.colour)
-    assert np.array_equal(b.embedding, c.embedding) and np.array_equal(b.derotated_thumb, c.derotated_thumb)
+    assert np.array_equal(b.embedding[len(f):], f.embedding) and np.array_equal(b.derotated_thumb, c.derotated_thumb)
+    both = f.beside(f)
+    assert np.array_equal(both.embedding[np.arange(len(both))], c.embedding)
+    assert both.derotated_rows.tolist() == [4, 9] and np.array_equal(both.hashes, c.hashes)
 
 
 def test_a_failing_rotation_check_does_not_lose_the_image(monkeypatch):

@@ -13,7 +13,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HammingIndex", "CosineIndex", "StackedIndex", "CodedCosineIndex"]
+__all__ = ["HammingIndex", "StackedHammingIndex", "CosineIndex", "StackedIndex", "CodedCosineIndex"]
 
 BLOCK = 8192
 
@@ -147,6 +147,35 @@ class HammingIndex:
             ds.append(ids.astype(np.int64))
             dists.append(dist.astype(np.int32))
         return np.concatenate(qs), np.concatenate(ds), np.concatenate(dists)
+
+    def __len__(self) -> int:
+        return len(self.db)
+
+    def extended(self, more: np.ndarray) -> "StackedHammingIndex":
+        """This index and ``more`` codes (numbered after its own), searched as one; the codes
+        added are compared exactly (they are few: the calibration's copies). An exact index
+        so extended finds what one exact index over both finds. This index is not changed."""
+        more = np.ascontiguousarray(more, dtype=np.uint8)
+        return StackedHammingIndex(self, HammingIndex(more, exact_max=len(more)))
+
+
+class StackedHammingIndex:
+    """Two Hamming indexes searched as one (:meth:`HammingIndex.extended`): the codes of
+    ``rest`` numbered after those of ``first``."""
+
+    def __init__(self, first: HammingIndex, rest: HammingIndex):
+        self.first, self.rest = first, rest
+
+    def __len__(self) -> int:
+        return len(self.first) + len(self.rest)
+
+    def range(self, queries: np.ndarray, max_distance: int, *, block: int = BLOCK):
+        """As :meth:`HammingIndex.range` over the codes of both, each query's hits together."""
+        q, d, dist = self.first.range(queries, max_distance, block=block)
+        q2, d2, dist2 = self.rest.range(queries, max_distance, block=block)
+        q, d, dist = np.r_[q, q2], np.r_[d, d2 + len(self.first)], np.r_[dist, dist2]
+        order = np.argsort(q, kind="stable")
+        return q[order], d[order], dist[order]
 
 
 #: Up to this many vectors the cosine search is exact (brute force); beyond, an inverted-file

@@ -31,7 +31,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .features import EMBED_DIM, QUADRANTS, WINDOW_PLACES, Features, crop_hog, hog, window_hog
-from .index import CodedCosineIndex, CosineIndex, HammingIndex, StackedIndex
+from .index import CodedCosineIndex, CosineIndex, HammingIndex, StackedHammingIndex, StackedIndex
 from .settings import DetectSettings
 from .verify import BLOCK, locate
 from .views import (CROP_PLACES, CROP_SIDE, CROP_SIDE_TIGHT, STRETCH_BOXES, THUMB, TILT_ANGLES, MatchView, box_views,
@@ -63,7 +63,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "47"
+SEARCH_VERSION = "51"
 
 
 def pair_keys(i, j) -> np.ndarray:
@@ -254,9 +254,10 @@ def find_candidates(
     ``query_rows``: only these rows are queried (against an index of every row); default all.
     ``tilted_search``: False leaves the tilted views out (the calibration, whose copies are not
     tilted: tilted pairs are decided by the whole-image decision).
-    ``earlier``: a search over much the same images, whose embedding index is kept when its
-    rows are the first of these (the calibration: the dataset, then its copies; the other rows
-    are indexed beside it), or else whose lists are, so the index is not trained again.
+    ``earlier``: a search over much the same images, whose embedding and pHash indexes are kept
+    when its rows are the first of these (the calibration: the dataset, then its copies; the
+    other rows are indexed beside them), or else whose embedding lists are, so the index is not
+    trained again.
     """
     settings = settings or DetectSettings()
     ok_rows = np.flatnonzero(features.ok)
@@ -281,13 +282,19 @@ def find_candidates(
             query_pos = np.intersect1d(query_pos, np.flatnonzero(splits[search_rows].astype(str) != biggest))
 
     # 2. perceptual hash, all allowed transforms of each query against the plain hashes
+    hash_index = None
     if settings.max_hamming >= 0 and len(search_rows) > 1:
         if progress:
             progress("hash search", 0, 1)
-        hidx = HammingIndex(features.hashes[search_rows, 0])
+        known = 0 if earlier is None else len(earlier.search_rows)
+        if (earlier is not None and isinstance(earlier.hash_index, HammingIndex)
+                and np.array_equal(search_rows[:known], earlier.search_rows)):
+            hash_index = earlier.hash_index.extended(features.hashes[search_rows[known:], 0])
+        else:
+            hash_index = HammingIndex(features.hashes[search_rows, 0])
         queried = search_rows[query_pos]
         q = features.hashes[queried][:, list(variants)].reshape(len(queried) * len(variants), -1)
-        qi, dj, dist = hidx.range(q, settings.max_hamming)
+        qi, dj, dist = hash_index.range(q, settings.max_hamming)
         a, b = queried[qi // len(variants)], search_rows[dj]
         v = np.asarray(variants, np.int8)[qi % len(variants)]
         keep = a != b
@@ -357,7 +364,7 @@ def find_candidates(
     pairs = dataclasses.replace(pairs, hamming=hamming, cosine=cosine, same_bytes=same_bytes)
     return Candidates(pairs=pairs, search_rows=search_rows, kth_neighbour=kth,
                       overlap_skipped=len(tiles) if too_many else 0, tilted_skipped=tilted_skipped,
-                      index=index)
+                      index=index, hash_index=hash_index)
 
 
 @dataclass(frozen=True)
@@ -376,6 +383,8 @@ class Candidates:
     tilted_skipped: int = 0  # images whose tilted views were not searched: more than TILT_MAX_IMAGES
     # the embedding index over search_rows, for a search of more images beside these (find_candidates' earlier)
     index: CosineIndex | StackedIndex | None = field(default=None, repr=False, compare=False)
+    # and the pHash index over search_rows (the plain hashes), kept as well
+    hash_index: HammingIndex | StackedHammingIndex | None = field(default=None, repr=False, compare=False)
 
     @property
     def centroids(self) -> np.ndarray | None:
@@ -432,12 +441,13 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
     # the variants to apply, the match code of each variant)
     sets = [(query_pos, lambda a, b: emb_all[search_rows[query_pos[a:b]]], variants, {v: v for v in variants})]
     if rotated is not None and len(rotated[0]):
-        where = {int(r): k for k, r in enumerate(search_rows.tolist())}
-        keep = [q for q, r in enumerate(rotated[0].tolist()) if r in where]
-        if keep:
-            rpos = np.array([where[int(rotated[0][q])] for q in keep], np.int64)
+        # where each de-rotated view's row is among the rows searched (ascending)
+        at = np.minimum(np.searchsorted(search_rows, rotated[0]), len(search_rows) - 1)
+        keep = np.flatnonzero(search_rows[at] == rotated[0])
+        if len(keep):
+            rpos = at[keep].astype(np.int64)
             wanted = np.isin(rpos, query_pos)
-            derotated_q = rotated[1][np.asarray(keep)[wanted]]
+            derotated_q = rotated[1][keep[wanted]]
             sets.append((rpos[wanted], lambda a, b: derotated_q[a:b], variants,
                          {v: MatchView.derotated(v) for v in variants}))
     if thumbs is not None:

@@ -117,6 +117,34 @@ def test_an_index_extended_by_more_rows_searches_as_one_index_over_both():
     assert (ids[:, 60:] == -1).all() and np.isneginf(sims[:, 60:]).all() and set(ids[0, :60]) == set(range(60))
 
 
+def test_a_hamming_index_extended_by_more_codes_finds_what_one_index_over_both_finds():
+    """The calibration's hash search: the audit's pHash index and its copies' codes beside it.
+    Exact, it finds the very hits of one index over both, each query's together; approximate,
+    the hits of the audit's index, and every hit among the codes added."""
+    rng = np.random.default_rng(11)
+    db = rng.integers(0, 256, (3000, 8), dtype=np.uint8)
+    flips = np.unpackbits(db[:300], axis=1)
+    flips[np.arange(300), rng.integers(0, 64, 300)] ^= 1  # each copy one bit away from its source
+    more = np.packbits(flips, axis=1)
+    queries = np.r_[more[:100], db[500:700]]
+    for radius in (4, 10):  # the quarter lookups, every code compared
+        one = HammingIndex(np.r_[db, more], exact_max=10_000)
+        stacked = HammingIndex(db, exact_max=10_000).extended(more)
+        assert len(stacked) == 3300
+        got, want = stacked.range(queries, radius), one.range(queries, radius)
+        assert _hits(*got[:2]) == _hits(*want[:2])
+        assert np.all(np.diff(got[0]) >= 0)  # each query's hits together
+        dist = dict(zip(zip(got[0].tolist(), got[1].tolist()), got[2].tolist()))
+        assert all(dist[(a, b)] == c for a, b, c in zip(*[w.tolist() for w in want]))
+    first = HammingIndex(db, exact_max=100)  # approximate
+    assert not first.exact
+    q, d, _ = first.extended(more).range(queries, 6)
+    q1, d1, _ = first.range(queries, 6)
+    assert _hits(q[d < 3000], d[d < 3000]) == _hits(q1, d1)
+    brute = np.unpackbits(queries[:, None, :] ^ more[None, :, :], axis=-1).sum(-1)
+    assert _hits(q[d >= 3000], d[d >= 3000] - 3000) == set(zip(*np.nonzero(brute <= 6)))
+
+
 def test_most_of_the_vectors_train_on_the_same_sample_and_lists_as_all_of_them():
     """A re-split's manifest holds most of the audited images: its index is trained on the
     whole's sample but for the rows it lacks, into as many lists, so both search alike."""

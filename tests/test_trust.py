@@ -288,8 +288,8 @@ def test_calibration_learns_only_from_neighbours_the_search_could_propose():
 
 def test_calibration_searches_its_copies_on_the_audit_index_as_on_one_of_its_own():
     """The calibration searches its synthetic copies beside the dataset on the search's own
-    index, the dataset's embeddings read where they are, not copied: the same decision as with
-    an index of the dataset and its copies built afresh."""
+    indexes, the dataset's embeddings read where they are, not copied: the same decision as
+    with indexes of the dataset and its copies built afresh."""
     import dataclasses
 
     from leakscan.calibrate import calibrate
@@ -298,9 +298,9 @@ def test_calibration_searches_its_copies_on_the_audit_index_as_on_one_of_its_own
     feats = extract_features(discover(FIXTURES), jobs=1)
     s = DetectSettings()
     found = find_candidates(feats, s)
-    assert found.index is not None and len(found.index) == len(found.search_rows)
+    assert len(found.index) == len(found.hash_index) == len(found.search_rows)
     kept = calibrate(feats, s, found)
-    fresh = calibrate(feats, s, dataclasses.replace(found, index=None))
+    fresh = calibrate(feats, s, dataclasses.replace(found, index=None, hash_index=None))
     assert kept is not None and kept.stats["n_copies"] > 100
     assert kept.stats == fresh.stats  # the same copies, pairs and verdicts
     np.testing.assert_allclose(kept.coef, fresh.coef, rtol=1e-6)  # (one index's sums or two: the last bits)

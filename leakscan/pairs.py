@@ -286,10 +286,8 @@ def find_candidates(
     if settings.max_hamming >= 0 and len(search_rows) > 1:
         if progress:
             progress("hash search", 0, 1)
-        known = 0 if earlier is None else len(earlier.search_rows)
-        if (earlier is not None and isinstance(earlier.hash_index, HammingIndex)
-                and np.array_equal(search_rows[:known], earlier.search_rows)):
-            hash_index = earlier.hash_index.extended(features.hashes[search_rows[known:], 0])
+        if earlier is not None and isinstance(earlier.hash_index, HammingIndex) and earlier.leads(search_rows):
+            hash_index = earlier.hash_index.extended(features.hashes[search_rows[len(earlier.search_rows):], 0])
         else:
             hash_index = HammingIndex(features.hashes[search_rows, 0])
         queried = search_rows[query_pos]
@@ -386,6 +384,11 @@ class Candidates:
     # and the pHash index over search_rows (the plain hashes), kept as well
     hash_index: HammingIndex | StackedHammingIndex | None = field(default=None, repr=False, compare=False)
 
+    def leads(self, search_rows: np.ndarray) -> bool:
+        """Are this search's rows the first of ``search_rows`` (so that its indexes serve a
+        search of these rows, the others indexed beside them)?"""
+        return np.array_equal(search_rows[:len(self.search_rows)], self.search_rows)
+
     @property
     def centroids(self) -> np.ndarray | None:
         """The embedding index's trained lists (None: an exact search)."""
@@ -423,10 +426,8 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
     mirrored (a crop then flipped, as training pipelines make them).
     """
     index = None
-    if earlier is not None:
-        known = len(earlier.search_rows)
-        if isinstance(earlier.index, CosineIndex) and np.array_equal(search_rows[:known], earlier.search_rows):
-            index = earlier.index.extended(emb_all[search_rows[known:]])
+    if earlier is not None and isinstance(earlier.index, CosineIndex) and earlier.leads(search_rows):
+        index = earlier.index.extended(emb_all[search_rows[len(earlier.search_rows):]])
     if index is None:
         index = CosineIndex(rows_of(emb_all, search_rows), centroids=None if earlier is None else earlier.centroids)
     n = len(search_rows)

@@ -254,10 +254,11 @@ def find_candidates(
     ``query_rows``: only these rows are queried (against an index of every row); default all.
     ``tilted_search``: False leaves the tilted views out (the calibration, whose copies are not
     tilted: tilted pairs are decided by the whole-image decision).
-    ``earlier``: a search over much the same images, whose embedding and pHash indexes are kept
-    when its rows are the first of these (the calibration: the dataset, then its copies; the
-    other rows are indexed beside them), or else whose embedding lists are, so the index is not
-    trained again.
+    ``earlier``: a search over much the same images. When its rows are the first of these and
+    hold the same features (the calibration: the dataset, then its copies), its embedding and
+    pHash indexes are searched, the other rows indexed beside them; otherwise its embedding
+    lists are used, so that index is not trained again. Only row numbers are checked
+    (:meth:`Candidates.leads`): the caller vouches for the features.
     """
     settings = settings or DetectSettings()
     ok_rows = np.flatnonzero(features.ok)

@@ -609,7 +609,8 @@ def leakscan_found(data: Path, work: Path, groups: list[list[str]], args) -> tup
         t = time.perf_counter()
         result = leakscan.audit(folder, cache=False, jobs=args.jobs, **kw)
         wall += time.perf_counter() - t
-        for rec in result.pair_records():
+        possible = result.pair_records("possible") if hasattr(result, "possible") else []
+        for rec in result.pair_records() + [dict(r, decision="possible") for r in possible]:
             key = frozenset((rec["a"], rec["b"]))
             found[key] = found.get(key, False) or is_duplicate(rec, args.min_confidence)
         emb = getattr(result.features, "model_embedding", None)

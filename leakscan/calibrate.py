@@ -291,7 +291,7 @@ def thumbnails_as_images(features: Features, rows) -> list:
 
 # --------------------------------------------------------------------------- calibration
 
-def _digest_order(digests: np.ndarray) -> np.ndarray:
+def digest_order(digests: np.ndarray) -> np.ndarray:
     """Row order by content digest (independent of input order)."""
     return np.lexsort(digests.T[::-1])
 
@@ -321,7 +321,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     digests = features.pixel_digest[search_rows]
     if salt:  # another content order: another sample
         digests = digests ^ np.frombuffer(hashlib.blake2b(str(salt).encode(), digest_size=16).digest(), np.uint8)
-    sample = search_rows[_digest_order(digests)][:CAL_SAMPLE]
+    sample = search_rows[digest_order(digests)][:CAL_SAMPLE]
     pictures = images(sample) if images is not None else thumbnails_as_images(features, sample)
     # tile copies only when the search proposed overlapping tiles: their decision has something to decide
     wants_tiles = bool(np.any(candidates.pairs.variant == MatchView.OVERLAP))
@@ -420,7 +420,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     group = aug.pixel_digest[src_j]
 
     def fit(rows):
-        o = rows[_digest_order(pair_key[rows])]  # rows in content order: the same images, the same fit
+        o = rows[digest_order(pair_key[rows])]  # rows in content order: the same images, the same fit
         return _fit(evidence[o], label[o], group[o], columns, s.min_confidence, dict(stats))
     # A look-alike the search pairs with the copy's source may be a real copy of it. First fit
     # without such pairs; then keep those the first fit calls look-alikes as negatives and leave

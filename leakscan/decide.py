@@ -24,6 +24,7 @@ from .calibrate import MIN_AUC, Calibration, ImageSource, adjust_to_prior, at_pr
 from .evidence import EVIDENCE, pair_evidence, tilted_angles
 from .features import Features
 from .groups import components
+from .keypoints import closer_look
 from .pairs import (OVERLAP_MAX_IMAGES, OVERLAP_MIN_SHARE, TILT_MAX_IMAGES, Candidates, Kind, PairTable,
                     find_candidates, measure_pairs, overlap_share, pair_keys)
 from .settings import POSSIBLE_FLOOR, DetectSettings
@@ -213,6 +214,14 @@ def detect(
     confidence[small] = np.minimum(confidence[small], threshold - 0.01)
     cands = _likelier(dataclasses.replace(cands, confidence=confidence))
     cands = dataclasses.replace(cands, angle=tilted_angles(features, cands))  # the detail's angle, to the degree
+    if cal is not None and images is not None:  # the pairs left in doubt, seen closer (not rebuilt thumbnails)
+        tl = time.perf_counter()
+        confidence, look = closer_look(cands, threshold, POSSIBLE_FLOOR, features, found.search_rows, found.pairs,
+                                       images)
+        if look:
+            cands = dataclasses.replace(cands, confidence=confidence)
+            cal = dataclasses.replace(cal, stats={**cal.stats, "keypoints": look})
+        t2 += time.perf_counter() - tl
     exact, confidence = cands.kind == Kind.EXACT, cands.confidence
     dup = exact | (confidence >= threshold)
     possible = ~dup & (confidence >= POSSIBLE_FLOOR)

@@ -134,7 +134,7 @@ def test_readme_module_map_lists_every_module_once():
 
 
 #: Distribution name -> the module it is imported as.
-IMPORT_NAME = {"pillow": "PIL", "faiss-cpu": "faiss", "scikit-learn": "sklearn", "dask": "dask",
+IMPORT_NAME = {"pillow": "PIL", "faiss-cpu": "faiss", "opencv-python-headless": "cv2", "scikit-learn": "sklearn", "dask": "dask",
                "import-linter": "importlinter"}
 #: Imported only where a missing package is a clear error or a skip, never declared by us.
 OPTIONAL = {"pyarrow", "pandas"}

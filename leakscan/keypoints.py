@@ -1,0 +1,330 @@
+"""A closer look at the pairs the thumbnails leave in doubt: keypoints matched on larger pictures.
+
+The evidence of the decision is read on 32 px thumbnails. There a crop of grass, gravel or
+a star field looks like any other patch of the same texture, and a crop of another shape
+resized, or a picture turned and then cropped, lines up only roughly: such copies end in
+``possible``. Here both pictures of each possible pair (at up to
+:data:`~leakscan.features.PICTURE_SIDE` px) are compared by ORB keypoints (OpenCV),
+matched with Lowe's ratio test, and one affine transform is fitted to the matches by RANSAC.
+A copy shares many matches that one transform explains, whatever the crop, scale, turn or
+recolouring; two different pictures share few.
+
+What a count of consistent matches means depends on the data (how textured the pictures
+are), so it is calibrated on the data, as the decision is: synthetic copies of a sample of
+the dataset's own pictures (:func:`~leakscan.calibrate.synthetic_copy`) against pairs of
+look-alikes from the same sample. The fit gives a likelihood ratio that multiplies the odds
+of the pair's confidence (the look is evidence the thumbnails did not have). A look only
+raises a confidence, and only for pictures that share at least half of the smaller one's
+area under the fitted transform (tiles that overlap less are not copies).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .calibrate import ImageSource, digest_order, logistic_fit, roc_auc, synthetic_copy
+from .features import PICTURE_SIDE
+from .pairs import OVERLAP_MIN_SHARE, Kind, PairTable, pair_keys
+from .views import MatchView, apply_dihedral
+
+log = logging.getLogger(__name__)
+
+__all__ = ["LOOK_MIN_SIDE", "KeypointLook", "Keypoints", "closer_look", "fit_look", "look_at", "match_pictures",
+           "picture_keypoints"]
+
+#: Pictures smaller than this on their shorter side (CIFAR's 32 px) have too few keypoints.
+LOOK_MIN_SIDE = 64
+#: The possible pairs looked at most, the likeliest first (each costs two decodes at most).
+LOOK_BUDGET = 2_000
+#: Pairs looked at together: their pictures are held at once.
+LOOK_BLOCK = 256
+#: Pictures of the calibration's sample the look is calibrated on (one copy each).
+LOOK_SAMPLE = 120
+#: Look-alikes it is calibrated on: this many for each pair looked at, at most LOOK_NEGATIVES.
+NEGATIVES_PER = 3
+LOOK_NEGATIVES = 300
+#: A look-alike that reads at or above this quantile of the copies' readings (matches and
+#: detail both) may be a copy itself: it is left out of the fit.
+COPY_QUANTILE = 0.25
+#: Fewer copies or look-alikes than this: too few to calibrate the look on; it is skipped.
+MIN_EXAMPLES = 20
+#: Lowe's ratio: a match counts when its best descriptor distance is below this share of the second best.
+RATIO = 0.8
+#: RANSAC's tolerance, px, on pictures of PICTURE_SIDE px on their longer side.
+REPROJECTION_PX = 4.0
+#: The detail: a picture blurred by the first sigma (px) less a blur of that by the second.
+DETAIL_SIGMA = (1.0, 4.0)
+#: Fewer pixels in common than this: no detail to compare.
+MIN_DETAIL_PIXELS = 400
+#: A transform that shrinks or stretches an axis more than this, or the area more than its
+#: square, is no copy's.
+MAX_STRETCH = 4.0
+
+
+def _orb():
+    import cv2  # noqa: PLC0415 - OpenCV loads only when a look is needed
+
+    return cv2.ORB_create(nfeatures=500, edgeThreshold=15, patchSize=15, fastThreshold=10)
+
+
+@dataclass(frozen=True)
+class Keypoints:
+    """One picture's keypoints (``points`` (k, 2), ``descriptors`` (k, 32) uint8 or None) and its
+    detail (the picture less a blur of it: what lines up only where the pixels are the same)."""
+
+    points: np.ndarray
+    descriptors: np.ndarray | None
+    detail: np.ndarray
+
+
+def picture_keypoints(picture: Image.Image, orb=None) -> Keypoints:
+    """The :class:`Keypoints` of a picture brought to :data:`~leakscan.features.PICTURE_SIDE` px
+    on its longer side (every picture at one scale: the tolerances mean the same)."""
+    import cv2  # noqa: PLC0415
+
+    gray = picture.convert("L")
+    scale = PICTURE_SIDE / max(gray.size)
+    if abs(scale - 1) > 0.01:
+        gray = gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))), Image.BILINEAR)
+    a = np.asarray(gray)
+    kp, des = (orb or _orb()).detectAndCompute(a, None)
+    smooth = cv2.GaussianBlur(a.astype(np.float32), (0, 0), DETAIL_SIGMA[0])
+    detail = smooth - cv2.GaussianBlur(smooth, (0, 0), DETAIL_SIGMA[1])
+    return Keypoints(np.float32([k.pt for k in kp]).reshape(-1, 2), des, detail)
+
+
+def match_pictures(ka: Keypoints, kb: Keypoints) -> tuple[int, float, float]:
+    """``(inliers, share, detail)``: the matches of ``ka`` -> ``kb`` one affine transform explains;
+    the share of the smaller picture's area the two have in common under it; and the
+    correlation of their details there (0, 0, 0 without a transform).
+
+    >>> rng = np.random.default_rng(0)
+    >>> img = Image.fromarray(rng.integers(0, 255, (160, 200), np.uint8)).resize((400, 320))
+    >>> crop = img.crop((40, 30, 340, 270)).resize((250, 200))
+    >>> inliers, share, detail = match_pictures(picture_keypoints(img), picture_keypoints(crop))
+    >>> inliers > 50, round(share, 1), detail > 0.8
+    (True, 1.0, True)
+    """
+    import cv2  # noqa: PLC0415
+
+    da, db = ka.descriptors, kb.descriptors
+    if da is None or db is None or len(da) < 2 or len(db) < 2:
+        return 0, 0.0, 0.0
+    knn = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(da, db, k=2)
+    good = [m[0] for m in knn if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
+    if len(good) < 6:
+        return 0, 0.0, 0.0
+    src = ka.points[[g.queryIdx for g in good]]
+    dst = kb.points[[g.trainIdx for g in good]]
+    m, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION_PX,
+                                   maxIters=2000, confidence=0.99)
+    if m is None or mask is None:
+        return 0, 0.0, 0.0
+    stretch = np.linalg.svd(m[:, :2], compute_uv=False)
+    if stretch.min() <= 0 or stretch.max() / stretch.min() > MAX_STRETCH or not (
+            1 / MAX_STRETCH ** 2 <= stretch.prod() <= MAX_STRETCH ** 2):
+        return 0, 0.0, 0.0
+    (ha, wa), (hb, wb) = ka.detail.shape, kb.detail.shape
+    corners = np.float32([[0, 0], [wa, 0], [wa, ha], [0, ha]])
+    quad = corners @ m[:, :2].T.astype(np.float32) + m[:, 2].astype(np.float32)
+    frame = np.float32([[0, 0], [wb, 0], [wb, hb], [0, hb]])
+    common, _ = cv2.intersectConvexConvex(quad, frame)
+    smaller = min(float(stretch.prod()) * wa * ha, float(wb * hb))
+    share = float(min(1.0, common / smaller)) if smaller > 0 else 0.0
+    # the details lined up: where ka's picture covers kb's
+    warped = cv2.warpAffine(ka.detail, m, (wb, hb), flags=cv2.INTER_LINEAR)
+    inside = cv2.warpAffine(np.ones((ha, wa), np.float32), m, (wb, hb), flags=cv2.INTER_LINEAR) > 0.999
+    x, y = warped[inside], kb.detail[inside]
+    detail = 0.0
+    if len(x) >= MIN_DETAIL_PIXELS:
+        x, y = x - x.mean(), y - y.mean()
+        detail = float((x @ y) / np.sqrt(float(x @ x) * float(y @ y) + 1e-9))
+    return int(mask.sum()), share, detail
+
+
+def _readings(looks) -> np.ndarray:
+    """The look's evidence columns per pair: the log count of consistent matches, and the detail."""
+    looks = np.asarray(looks, np.float64).reshape(-1, 3)
+    return np.c_[np.log1p(looks[:, 0]), looks[:, 2]]
+
+
+@dataclass(frozen=True)
+class KeypointLook:
+    """The fitted look: (inliers, share, detail) -> log likelihood ratio of a copy, and how it was fitted.
+
+    Many copies give no transform at all (too few keypoints, or too much edited), as most
+    look-alikes do; and look-alikes as alike as the pairs in doubt give one more often than
+    those the look is calibrated on. So only pairs with a transform are read, and only on what
+    it shows: a logistic regression of copies against look-alikes among pairs with one
+    (standardised columns, balanced classes); a transform alone is no evidence. Where
+    look-alikes seldom give a transform (too few of them to learn from), the copies with one
+    are fitted against every look-alike as it reads (no transform: no matches, no detail)."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    stats: dict
+
+    def log_ratio(self, looks) -> np.ndarray:
+        """log(P(look | copy, a transform) / P(look | look-alike, a transform)) per pair; 0 (no
+        evidence) without a transform."""
+        looks = np.asarray(looks, np.float64).reshape(-1, 3)
+        ratio = (_readings(looks) - self.mean) / self.scale @ self.coef + self.intercept
+        return np.where(looks[:, 0] > 0, ratio, 0.0)
+
+
+def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, known=frozenset()) -> KeypointLook | None:
+    """The look calibrated on ``pictures`` (PIL, the calibration's sample, in content order),
+    each against a synthetic copy of itself (the copies), and on the looks ``rejected`` of
+    pairs the search proposed and the thumbnails' decision rejected (the look-alikes: as alike
+    as the pairs the look decides). Too few of those with a transform: each picture against
+    its :data:`NEGATIVES_PER` nearest others of the sample by ``embeddings`` too, leaving out
+    the pairs of positions in ``known`` (pairs the search proposed: they may be copies).
+    None when there are too few copies or look-alikes with a transform to learn from."""
+    rng = np.random.default_rng(rng_seed)
+    orb = _orb()
+    points = [picture_keypoints(p, orb) for p in pictures]
+    copies = []
+    for p, kp in zip(pictures, points):
+        copy, _ = synthetic_copy(p.convert("RGB"), rng, variants=(0,))  # ORB does not see mirrors
+        copies.append(match_pictures(picture_keypoints(copy, orb), kp))
+    alike = [tuple(r) for r in np.asarray(rejected, np.float64).reshape(-1, 3).tolist()]
+    emb = np.asarray(embeddings, np.float32)
+    sim = emb @ emb.T
+    np.fill_diagonal(sim, -np.inf)
+    enough = sum(m > 0 for m, _, _ in alike) >= MIN_EXAMPLES // 2  # look-alikes with a transform to learn from
+    for a in range(0 if enough else len(pictures)):
+        for b in np.argsort(-sim[a], kind="stable")[:NEGATIVES_PER].tolist():
+            if (min(a, b), max(a, b)) not in known and np.isfinite(sim[a, b]):
+                alike.append(match_pictures(points[a], points[b]))
+                sim[b, a] = -np.inf  # each pair once
+    if len(copies) < MIN_EXAMPLES or len(alike) < MIN_EXAMPLES:
+        return None
+    looks = np.asarray(copies + alike, np.float64).reshape(-1, 3)
+    y = np.r_[np.ones(len(copies)), np.zeros(len(alike))]
+
+    def fit(rows):
+        found = rows & (looks[:, 0] > 0)
+        if int((found & (y == 1)).sum()) < MIN_EXAMPLES // 2:
+            return None
+        # given a transform, when enough look-alikes give one; else (look-alikes seldom do,
+        # and then a transform is itself evidence) every pair as it reads
+        given = int((found & (y == 0)).sum()) >= MIN_EXAMPLES // 2
+        fitted_on = found if given else rows & ((y == 0) | found)
+        x = _readings(looks[fitted_on])
+        mean, scale = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-6)
+        coef, intercept = logistic_fit((x - mean) / scale, y[fitted_on], signs=[1, 1])
+        return KeypointLook(mean=mean, scale=scale, coef=coef, intercept=float(intercept),
+                            stats={"fitted_on": "pairs with a transform" if given else "every look-alike"})
+
+    # a look-alike that matches as most copies do, in count and in detail, may be one (a
+    # dataset full of copies, whose search proposes copies the thumbnails then reject): left out
+    readings = _readings(looks)
+    copied = readings[(y == 1) & (looks[:, 0] > 0)]
+    if not len(copied):
+        return None
+    keep = (y == 1) | np.any(readings < np.quantile(copied, COPY_QUANTILE, axis=0), axis=1)
+    fitted = fit(keep)
+    if fitted is None:
+        return None
+    matches, found = looks[:, 0], looks[:, 0] > 0
+    stats = {"copies": len(copies), "look_alikes": int((keep & (y == 0)).sum()),
+             "left_out_as_possible_copies": int((~keep).sum()),
+             "auc": round(roc_auc(y[keep], fitted.log_ratio(looks[keep])), 4),
+             "copies_with_a_transform": int((found & (y == 1)).sum()),
+             "look_alikes_with_a_transform": int((found & keep & (y == 0)).sum()),
+             "copies_median_matches": float(np.median(matches[y == 1])),
+             "look_alikes_max_matches": int(matches[keep & (y == 0)].max())}
+    return dataclasses.replace(fitted, stats={**fitted.stats, **stats})
+
+
+def _dihedral_of(variant: int) -> int:
+    """The dihedral variant a pair matched under (0 for the views that carry none)."""
+    if 0 <= variant < MatchView.CROPPED:
+        return variant % 8
+    return 1 if variant == MatchView.CROPPED_HFLIP else 0
+
+
+def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray) -> np.ndarray:
+    """``(inliers, share, detail)`` (:func:`match_pictures`) per pair of ``pairs``, the pictures
+    read by ``images(rows)`` a block of pairs at a time (memory: a few hundred pictures); each
+    pair seen from the image of the lower pixel digest, so the look does not depend on the
+    images' order, and under the dihedral variant it matched through."""
+    orb = _orb()
+    looks = np.zeros((len(pairs), 3), np.float32)
+    for start in range(0, len(pairs), LOOK_BLOCK):
+        block = pairs.take(np.arange(start, min(start + LOOK_BLOCK, len(pairs))))
+        rows = np.unique(np.r_[block.i, block.j])
+        pictures = dict(zip(rows.tolist(), images(rows)))
+        points: dict = {}
+
+        def kp(row, v=0):
+            if (row, v) not in points:
+                pic = pictures.get(row)
+                points[(row, v)] = None if pic is None else picture_keypoints(
+                    Image.fromarray(np.ascontiguousarray(apply_dihedral(np.asarray(pic.convert("L")), v))), orb)
+            return points[(row, v)]
+
+        for k, (i, j, variant) in enumerate(zip(block.i.tolist(), block.j.tolist(), block.variant.tolist())):
+            v = _dihedral_of(int(variant))
+            if bytes(digests[j]) < bytes(digests[i]):
+                i, j = j, i
+            best = (0, 0.0, 0.0)
+            # the variant or its inverse, on the image of the higher digest: whichever way round
+            # the rows came, the same pictures are compared the same way
+            for w in sorted({v, {5: 6, 6: 5}.get(v, v)}):
+                a, b = kp(i), kp(j, w)
+                if a is not None and b is not None:
+                    best = max(best, match_pictures(a, b))
+            looks[start + k] = best
+    return looks
+
+
+def closer_look(pairs: PairTable, threshold: float, floor: float, features, search_rows: np.ndarray,
+                known: PairTable, images: ImageSource) -> tuple[np.ndarray, dict]:
+    """``(confidence, stats)``: the confidences of ``pairs`` with the possible ones (from
+    ``floor`` up to ``threshold``) between pictures of :data:`LOOK_MIN_SIDE` px or more raised
+    by what their keypoints say. The look is calibrated on the first :data:`LOOK_SAMPLE` such
+    pictures of ``search_rows`` in content order (the calibration's sample: their pictures are
+    kept in memory); ``known``: the pairs the search proposed, left out of the look-alikes."""
+    confidence = np.asarray(pairs.confidence, np.float32).copy()
+    big = features.sizes.min(axis=1) >= LOOK_MIN_SIDE
+    doubt = np.flatnonzero((confidence >= floor) & (confidence < threshold) & big[pairs.i] & big[pairs.j])
+    if not len(doubt):
+        return confidence, {}
+    doubt = doubt[np.argsort(-confidence[doubt], kind="stable")][:LOOK_BUDGET]
+    digests = features.pixel_digest
+    sample = search_rows[digest_order(digests[search_rows])]
+    sample = sample[big[sample]][:LOOK_SAMPLE]
+    pictures = images(sample) if len(sample) else []
+    kept = [q for q, p in enumerate(pictures) if p is not None]
+    sample, pictures = sample[kept], [pictures[q] for q in kept]
+    a, b = np.triu_indices(len(sample), 1)
+    lo, hi = np.minimum(sample[a], sample[b]), np.maximum(sample[a], sample[b])
+    proposed = np.isin(pair_keys(lo, hi), known.keys())
+    # the look-alikes: the pairs the thumbnails rejected with most doubt, a few for each pair looked at
+    rejected = np.flatnonzero((confidence < floor) & (pairs.kind != Kind.EXACT) & big[pairs.i] & big[pairs.j])
+    rejected = rejected[np.argsort(-confidence[rejected], kind="stable")][
+        :min(LOOK_NEGATIVES, max(2 * MIN_EXAMPLES, NEGATIVES_PER * len(doubt)))]
+    looks = look_at(pairs.take(np.r_[doubt, rejected]), images, digests)
+    looks, rejected_looks = looks[:len(doubt)], looks[len(doubt):]
+    seed = int.from_bytes(bytes(digests[sample[0]][:8]), "little") if len(sample) else 0
+    fitted = fit_look(pictures, features.embedding[sample], seed, rejected_looks,
+                      frozenset(zip(a[proposed].tolist(), b[proposed].tolist())))
+    stats = {"looked_at": int(len(doubt))}
+    if fitted is None:
+        stats["used"] = False
+        return confidence, stats
+    p = np.clip(confidence[doubt].astype(np.float64), 1e-6, 1 - 1e-6)
+    raised = 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + fitted.log_ratio(looks))))
+    raised = np.where(looks[:, 1] >= OVERLAP_MIN_SHARE, np.maximum(raised, p), p).astype(np.float32)
+    confidence[doubt] = raised
+    weights = {c: round(float(w / d), 4) for c, w, d in zip(("log_matches", "detail"), fitted.coef, fitted.scale)}
+    stats.update(used=True, raised_to_duplicates=int((raised >= threshold).sum()), weights=weights, **fitted.stats)
+    return confidence, stats

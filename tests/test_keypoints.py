@@ -1,0 +1,164 @@
+"""The closer look at pairs left in doubt: keypoints on larger pictures (leakscan.keypoints)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+import leakscan
+import leakscan.decide
+import leakscan.features
+from leakscan.keypoints import closer_look, fit_look, look_at, match_pictures, picture_keypoints
+from leakscan.pairs import Kind, PairTable
+
+
+def texture(seed: int, size=(320, 240)) -> Image.Image:
+    """A photo of gravel or grass as far as a 32 px thumbnail can tell: fine random detail
+    (a few px) over a faint colour cast, every seed another patch."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    fine = Image.fromarray(rng.integers(0, 256, (h // 3, w // 3), np.uint8)).resize(size, Image.BICUBIC)
+    fine = np.asarray(fine.filter(ImageFilter.GaussianBlur(1.0)), np.float32)
+    cast = rng.uniform(0.8, 1.2, 3)
+    rgb = np.clip((fine[..., None] - 128) * 1.8 * cast + 128 + rng.normal(0, 10, 3), 0, 255)
+    return Image.fromarray(rgb.astype(np.uint8), "RGB")
+
+
+def _crop_of_another_shape(img):  # RandomResizedCrop: 60% of the area, 4:3 -> square
+    w, h = img.size
+    return img.crop((30, 40, 30 + int(w * 0.7), 40 + int(h * 0.85))).resize((224, 224), Image.BILINEAR)
+
+
+def _turned_then_cropped(img):  # turned 20 degrees on its canvas, then the corners cropped off
+    w, h = img.size
+    return img.rotate(20, resample=Image.BICUBIC).crop((w // 5, h // 5, w - w // 5, h - h // 5))
+
+
+def _recoloured(img):  # hue turned a third round, gamma 1.8
+    a = np.asarray(img, np.float32)[..., [2, 0, 1]] / 255
+    return Image.fromarray((255 * a ** 1.8).astype(np.uint8), "RGB")
+
+
+@pytest.mark.parametrize("edit", [_crop_of_another_shape, _turned_then_cropped, _recoloured])
+def test_a_copy_lines_up_detail_for_detail_and_another_picture_does_not(edit):
+    original = texture(1)
+    inliers, share, detail = match_pictures(picture_keypoints(original), picture_keypoints(edit(original)))
+    assert inliers >= 30 and share > 0.9 and detail > 0.7, (inliers, share, detail)
+    inliers, share, detail = match_pictures(picture_keypoints(texture(2)), picture_keypoints(edit(original)))
+    assert inliers < 15 and detail < 0.3, (inliers, share, detail)
+
+
+@pytest.mark.parametrize("overlap", [0.3, 0.7])
+def test_the_share_two_tiles_have_in_common_is_measured(overlap):
+    scene = texture(3, (600, 240))
+    step = round(240 * (1 - overlap))
+    a, b = scene.crop((0, 0, 240, 240)), scene.crop((step, 0, step + 240, 240))
+    inliers, share, detail = match_pictures(picture_keypoints(a), picture_keypoints(b))
+    assert inliers >= 10 and detail > 0.8
+    assert share == pytest.approx(overlap, abs=0.05)
+
+
+def _pairs(i, j, variant=0) -> PairTable:
+    n = len(i)
+    return PairTable(i=np.asarray(i, np.int64), j=np.asarray(j, np.int64), kind=np.full(n, Kind.EMBEDDING, np.uint8),
+                     score=np.ones(n, np.float32), hamming=np.zeros(n, np.int16), cosine=np.ones(n, np.float32),
+                     variant=np.full(n, variant, np.int8), same_bytes=np.zeros(n, bool))
+
+
+def test_the_look_at_a_pair_does_not_depend_on_which_image_comes_first():
+    original = texture(4)
+    mirrored = _turned_then_cropped(original).transpose(Image.FLIP_LEFT_RIGHT)
+    pictures = [original, mirrored]
+    digests = np.array([[1] * 16, [2] * 16], np.uint8)
+    looks = look_at(_pairs([0], [1], variant=1), lambda rows: [pictures[r] for r in rows], digests)
+    swapped = look_at(_pairs([0], [1], variant=1), lambda rows: [pictures[1 - r] for r in rows], digests[::-1])
+    assert looks[0, 0] >= 30  # matched under the mirror the pair was found through
+    assert np.array_equal(looks, swapped)
+    # without the mirror it reads as another picture
+    plain = look_at(_pairs([0], [1]), lambda rows: [pictures[r] for r in rows], digests)
+    assert plain[0, 0] < looks[0, 0] / 2
+
+
+def test_the_fitted_look_speaks_for_copies_and_leaves_out_look_alikes_that_read_as_copies():
+    pictures = [texture(10 + k, (200, 150)) for k in range(30)]
+    emb = np.random.default_rng(0).normal(size=(30, 8)).astype(np.float32)
+    rng = np.random.default_rng(1)
+    alike = [(int(m), 1.0, float(d)) for m, d in zip(rng.integers(6, 14, 40), rng.uniform(-0.1, 0.3, 40))]
+    copies_among = [(500, 1.0, 0.99)] * 5  # copies the search proposed and the thumbnails rejected
+    fitted = fit_look(pictures, emb, 0, alike + copies_among)
+    assert fitted is not None
+    assert fitted.stats["left_out_as_possible_copies"] == 5
+    ratio = fitted.log_ratio(np.array([[120, 1.0, 0.9], [10, 1.0, 0.1], [0, 0.0, 0.0]]))
+    assert ratio[0] > 2 and ratio[1] < 0 and ratio[2] == 0
+
+
+def photo_tiles() -> list:
+    """24 pictures of 160x120 that do not overlap: a 4x3 grid on each of scikit-learn's two
+    sample photos (tiles of one photo: the hardest look-alikes there are)."""
+    from sklearn.datasets import load_sample_images
+
+    out = []
+    for a in load_sample_images().images:  # 640x427
+        photo = Image.fromarray(a)
+        out += [photo.crop((x, y, x + 160, y + 120)) for y in (20, 150, 280) for x in (0, 160, 320, 480)]
+    return out
+
+
+def test_the_closer_look_raises_copies_in_doubt_and_not_tiles_of_one_photo():
+    tiles = photo_tiles()
+    copies = [_crop_of_another_shape(tiles[1]), _turned_then_cropped(tiles[6]), _recoloured(tiles[14])]
+    pictures = tiles + copies
+    features = leakscan.features.extract_images([np.asarray(p) for p in pictures])
+    copy_pairs = [(1, 24), (6, 25), (14, 26)]
+    neighbours = [(0, 1), (1, 2), (4, 5), (5, 6), (12, 13), (13, 14), (16, 17), (20, 21)]  # side by side
+    rejected = [(a, b) for a in range(24) for b in range(a + 2, 24, 5)]
+    pairs = _pairs(*zip(*(copy_pairs + neighbours + rejected)))
+    n_doubt = len(copy_pairs) + len(neighbours)
+    pairs = dataclasses.replace(pairs, confidence=np.r_[np.full(n_doubt, 0.3), np.full(len(rejected), 0.05)].astype(
+        np.float32))
+    confidence, stats = closer_look(pairs, 0.5, 0.1, features, np.arange(len(pictures)), pairs,
+                                    lambda rows: [pictures[r] for r in rows])
+    assert stats["used"] and stats["looked_at"] == n_doubt
+    assert (confidence[:3] >= 0.5).all(), confidence[:3]
+    assert np.array_equal(confidence[3:], pairs.confidence[3:])  # neither raised nor lowered
+    assert stats["raised_to_duplicates"] == 3
+
+
+def _tile_folder(root):
+    """The photo tiles and five copies of them (as :func:`photo_tiles`), saved as JPEGs in
+    ``root``; returns the copies' pairs."""
+    tiles = photo_tiles()
+    pictures = {f"t{k:02d}.jpg": t for k, t in enumerate(tiles)}
+    pictures.update({"c0.jpg": _crop_of_another_shape(tiles[1]), "c1.jpg": _turned_then_cropped(tiles[6]),
+                     "c2.jpg": _recoloured(tiles[14]), "c3.jpg": _crop_of_another_shape(tiles[17]),
+                     "c4.jpg": _turned_then_cropped(tiles[22])})
+    root.mkdir()
+    for name, img in pictures.items():
+        img.save(root / name, quality=92)
+    return {frozenset(("c0.jpg", "t01.jpg")), frozenset(("c1.jpg", "t06.jpg")), frozenset(("c2.jpg", "t14.jpg")),
+            frozenset(("c3.jpg", "t17.jpg")), frozenset(("c4.jpg", "t22.jpg"))}
+
+
+def test_an_audit_looks_closer_at_its_possible_pairs(tmp_path, monkeypatch):
+    planted = _tile_folder(tmp_path / "tiles")
+
+    def duplicates(result):
+        return {frozenset((r["a"], r["b"])) for r in result.pair_records()}
+
+    result = leakscan.audit(tmp_path / "tiles", cache=False)
+    look = result.calibration.stats["keypoints"]
+    assert look["used"] and look["raised_to_duplicates"] >= 1
+    assert duplicates(result) <= planted and len(duplicates(result)) >= 4  # no two tiles of one photo
+    monkeypatch.setattr(leakscan.decide, "closer_look", lambda pairs, *a, **k: (pairs.confidence, {}))
+    assert duplicates(leakscan.audit(tmp_path / "tiles", cache=False)) < duplicates(result)  # the look's
+
+
+def test_small_pictures_are_not_looked_at(tmp_path):
+    for k, tile in enumerate(photo_tiles()):
+        tile.resize((48, 36)).save(tmp_path / f"t{k:02d}.png")
+    _recoloured(photo_tiles()[5].resize((48, 36))).save(tmp_path / "copy.png")
+    result = leakscan.audit(tmp_path, cache=False)
+    assert "keypoints" not in result.calibration.stats

@@ -42,7 +42,7 @@ LOOK_MIN_SIDE = 64
 #: The possible pairs looked at most, the likeliest first (each costs two decodes at most).
 LOOK_BUDGET = 2_000
 #: Pairs looked at together: their pictures are held at once.
-LOOK_BLOCK = 256
+LOOK_BLOCK = 128
 #: Pictures of the calibration's sample the look is calibrated on (one copy each).
 LOOK_SAMPLE = 120
 #: Look-alikes it is calibrated on: this many for each pair looked at, at most LOOK_NEGATIVES.
@@ -258,8 +258,10 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray) -> np.nd
     images' order, and under the dihedral variant it matched through."""
     orb = _orb()
     looks = np.zeros((len(pairs), 3), np.float32)
+    order = np.lexsort((pairs.j, pairs.i))  # pairs of one image together: fewer pictures read twice
     for start in range(0, len(pairs), LOOK_BLOCK):
-        block = pairs.take(np.arange(start, min(start + LOOK_BLOCK, len(pairs))))
+        at = order[start:start + LOOK_BLOCK]
+        block = pairs.take(at)
         rows = np.unique(np.r_[block.i, block.j])
         pictures = dict(zip(rows.tolist(), images(rows)))
         points: dict = {}
@@ -282,7 +284,7 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray) -> np.nd
                 a, b = kp(i), kp(j, w)
                 if a is not None and b is not None:
                     best = max(best, match_pictures(a, b))
-            looks[start + k] = best
+            looks[at[k]] = best
     return looks
 
 

@@ -3,19 +3,21 @@
 The evidence of the decision is read on 32 px thumbnails. There a crop of grass, gravel or
 a star field looks like any other patch of the same texture, and a crop of another shape
 resized, or a picture turned and then cropped, lines up only roughly: such copies end in
-``possible``. Here both pictures of each possible pair (at up to
-:data:`~leakscan.features.PICTURE_SIDE` px) are compared by ORB keypoints (OpenCV),
-matched with Lowe's ratio test, and one affine transform is fitted to the matches by RANSAC.
-A copy shares many matches that one transform explains, whatever the crop, scale, turn or
-recolouring; two different pictures share few.
+``possible``. Here both pictures of each possible pair (decoded again, brought to
+:data:`~leakscan.features.PICTURE_SIDE` px on their longer side) are compared by ORB
+keypoints (OpenCV), matched with Lowe's ratio test, and one affine transform is fitted to
+the matches by RANSAC. Under it a copy lines up detail for detail whatever its crop, scale,
+turn or recolouring; two different pictures share a few matches (a brick wall's period, one
+sky's gradient), not the detail.
 
-What a count of consistent matches means depends on the data (how textured the pictures
-are), so it is calibrated on the data, as the decision is: synthetic copies of a sample of
-the dataset's own pictures (:func:`~leakscan.calibrate.synthetic_copy`) against pairs of
-look-alikes from the same sample. The fit gives a likelihood ratio that multiplies the odds
-of the pair's confidence (the look is evidence the thumbnails did not have). A look only
-raises a confidence, and only for pictures that share at least half of the smaller one's
-area under the fitted transform (tiles that overlap less are not copies).
+What the matches and the detail mean depends on the data (how textured the pictures are),
+so the look is calibrated on the data, as the decision is: synthetic copies of the
+calibration's sampled pictures (:func:`~leakscan.calibrate.synthetic_copy`) against the
+pairs the search proposed and the thumbnails rejected with most doubt (:class:`KeypointLook`).
+The fit gives a likelihood ratio that multiplies the odds of the pair's confidence (the look
+is evidence the thumbnails did not have). A look only raises a confidence, and only for
+pictures that share at least half of the smaller one's area under the fitted transform
+(tiles that overlap less are not copies).
 """
 
 from __future__ import annotations
@@ -301,6 +303,11 @@ def closer_look(pairs: PairTable, threshold: float, floor: float, features, sear
     if not len(doubt):
         return confidence, {}
     doubt = doubt[np.argsort(-confidence[doubt], kind="stable")][:LOOK_BUDGET]
+    try:
+        _orb()
+    except ImportError as exc:  # a broken OpenCV install: the thumbnails' decision stands
+        return confidence, {"looked_at": 0, "in_doubt": int(len(doubt)), "used": False,
+                            "unavailable": f"OpenCV could not be imported ({exc})"}
     digests = features.pixel_digest
     sample = search_rows[digest_order(digests[search_rows])]
     sample = sample[big[sample]][:LOOK_SAMPLE]

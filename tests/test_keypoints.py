@@ -11,6 +11,7 @@ from PIL import Image, ImageFilter
 import leakscan
 import leakscan.decide
 import leakscan.features
+import leakscan.keypoints
 from leakscan.keypoints import closer_look, fit_look, look_at, match_pictures, picture_keypoints
 from leakscan.pairs import Kind, PairTable
 
@@ -162,3 +163,18 @@ def test_small_pictures_are_not_looked_at(tmp_path):
     _recoloured(photo_tiles()[5].resize((48, 36))).save(tmp_path / "copy.png")
     result = leakscan.audit(tmp_path, cache=False)
     assert "keypoints" not in result.calibration.stats
+
+
+def test_without_opencv_the_audit_keeps_the_thumbnails_decision_and_says_so(tmp_path, monkeypatch):
+    _tile_folder(tmp_path / "tiles")
+    looked = leakscan.audit(tmp_path / "tiles", cache=False)
+
+    def broken():
+        raise ImportError("libopencv_core.so: cannot open shared object file")
+
+    monkeypatch.setattr(leakscan.keypoints, "_orb", broken)
+    result = leakscan.audit(tmp_path / "tiles", cache=False)
+    assert result.calibration.stats["keypoints"]["used"] is False
+    assert any("not looked at closer" in w and "OpenCV" in w for w in result.warnings)
+    raised = looked.calibration.stats["keypoints"]["raised_to_duplicates"]
+    assert len(result.pair_records()) == len(looked.pair_records()) - raised

@@ -60,7 +60,7 @@ and counts a reported pair as a duplicate unless the record marks it otherwise (
 it keeps working when the pair decision changes. A plain imagehash pHash loop (Hamming <= 8)
 is scored beside it. Prints a markdown table per edit and protocol (``--json`` for JSON).
 
-    python bench/transformed.py [--source FOLDER] [--limit N] [--size PX] [--work DIR]
+    python bench/transformed.py [--source FOLDER] [--limit N] [--size PX] [--work DIR] [--seed N]
                                 [--model FILE.onnx [--model-size N]] [--json]
 """
 
@@ -680,10 +680,11 @@ def main() -> None:
                     help="count a pair as a duplicate only at this confidence (when the pairs carry one)")
     ap.add_argument("--per-round", type=int, default=4,
                     help="edits of one original per leakscan run (every run holds every original)")
+    ap.add_argument("--seed", type=int, default=0, help="another seed draws other parameters for every edit")
     ap.add_argument("--json", action="store_true", help="print JSON instead of markdown")
     a = ap.parse_args()
     t = time.perf_counter()
-    built = build(a.work, a.source, a.limit, a.size)
+    built = build(a.work, a.source, a.limit, a.size, seed=a.seed)
     t_build = time.perf_counter() - t
     data = a.work / "data"
     groups = rounds(built, a.per_round)

@@ -217,7 +217,7 @@ def detect(
     if cal is not None and images is not None:  # the pairs left in doubt, seen closer (not rebuilt thumbnails)
         tl = time.perf_counter()
         confidence, look = closer_look(cands, threshold, POSSIBLE_FLOOR, features, found.search_rows, found.pairs,
-                                       images)
+                                       images, jobs)
         if look:
             cands = dataclasses.replace(cands, confidence=confidence)
             cal = dataclasses.replace(cal, stats={**cal.stats, "keypoints": look})

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,10 +70,25 @@ MIN_DETAIL_PIXELS = 400
 MAX_STRETCH = 4.0
 
 
+_local = threading.local()
+
+
 def _orb():
+    """This thread's ORB detector (OpenCV releases the GIL in it: threads share the work)."""
     import cv2  # noqa: PLC0415 - OpenCV loads only when a look is needed
 
-    return cv2.ORB_create(nfeatures=500, edgeThreshold=15, patchSize=15, fastThreshold=10)
+    if getattr(_local, "orb", None) is None:
+        _local.orb = cv2.ORB_create(nfeatures=500, edgeThreshold=15, patchSize=15, fastThreshold=10)
+    return _local.orb
+
+
+def _mapped(fn, items, jobs: int) -> list:
+    """``[fn(x) for x in items]``, on ``jobs`` threads (OpenCV and Pillow release the GIL), in order."""
+    items = list(items)
+    if jobs <= 1 or len(items) < 2:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(fn, items))
 
 
 @dataclass(frozen=True)
@@ -84,7 +101,7 @@ class Keypoints:
     detail: np.ndarray
 
 
-def picture_keypoints(picture: Image.Image, orb=None) -> Keypoints:
+def picture_keypoints(picture: Image.Image) -> Keypoints:
     """The :class:`Keypoints` of a picture brought to :data:`~leakscan.features.PICTURE_SIDE` px
     on its longer side (every picture at one scale: the tolerances mean the same)."""
     import cv2  # noqa: PLC0415
@@ -94,7 +111,7 @@ def picture_keypoints(picture: Image.Image, orb=None) -> Keypoints:
     if abs(scale - 1) > 0.01:
         gray = gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))), Image.BILINEAR)
     a = np.asarray(gray)
-    kp, des = (orb or _orb()).detectAndCompute(a, None)
+    kp, des = _orb().detectAndCompute(a, None)
     smooth = cv2.GaussianBlur(a.astype(np.float32), (0, 0), DETAIL_SIGMA[0])
     detail = smooth - cv2.GaussianBlur(smooth, (0, 0), DETAIL_SIGMA[1])
     return Keypoints(np.float32([k.pt for k in kp]).reshape(-1, 2), des, detail)
@@ -181,7 +198,8 @@ class KeypointLook:
         return np.where(looks[:, 0] > 0, ratio, 0.0)
 
 
-def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, known=frozenset()) -> KeypointLook | None:
+def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, known=frozenset(),
+             jobs: int = 1) -> KeypointLook | None:
     """The look calibrated on ``pictures`` (PIL, the calibration's sample, in content order),
     each against a synthetic copy of itself (the copies), and on the looks ``rejected`` of
     pairs the search proposed and the thumbnails' decision rejected (the look-alikes: as alike
@@ -190,22 +208,22 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
     the pairs of positions in ``known`` (pairs the search proposed: they may be copies).
     None when there are too few copies or look-alikes with a transform to learn from."""
     rng = np.random.default_rng(rng_seed)
-    orb = _orb()
-    points = [picture_keypoints(p, orb) for p in pictures]
-    copies = []
-    for p, kp in zip(pictures, points):
-        copy, _ = synthetic_copy(p.convert("RGB"), rng, variants=(0,))  # ORB does not see mirrors
-        copies.append(match_pictures(picture_keypoints(copy, orb), kp))
+    made = [synthetic_copy(p.convert("RGB"), rng, variants=(0,))[0] for p in pictures]  # ORB sees no mirrors
+    points = _mapped(picture_keypoints, pictures + made, jobs)
+    points, copied = points[:len(pictures)], points[len(pictures):]
+    copies = _mapped(lambda k: match_pictures(copied[k], points[k]), range(len(pictures)), jobs)
     alike = [tuple(r) for r in np.asarray(rejected, np.float64).reshape(-1, 3).tolist()]
     emb = np.asarray(embeddings, np.float32)
     sim = emb @ emb.T
     np.fill_diagonal(sim, -np.inf)
     enough = sum(m > 0 for m, _, _ in alike) >= MIN_EXAMPLES // 2  # look-alikes with a transform to learn from
+    nearest = []
     for a in range(0 if enough else len(pictures)):
         for b in np.argsort(-sim[a], kind="stable")[:NEGATIVES_PER].tolist():
             if (min(a, b), max(a, b)) not in known and np.isfinite(sim[a, b]):
-                alike.append(match_pictures(points[a], points[b]))
+                nearest.append((a, b))
                 sim[b, a] = -np.inf  # each pair once
+    alike += _mapped(lambda ab: match_pictures(points[ab[0]], points[ab[1]]), nearest, jobs)
     if len(copies) < MIN_EXAMPLES or len(alike) < MIN_EXAMPLES:
         return None
     looks = np.asarray(copies + alike, np.float64).reshape(-1, 3)
@@ -253,12 +271,13 @@ def _dihedral_of(variant: int) -> int:
     return 1 if variant == MatchView.CROPPED_HFLIP else 0
 
 
-def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray) -> np.ndarray:
+def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: int = 1) -> np.ndarray:
     """``(inliers, share, detail)`` (:func:`match_pictures`) per pair of ``pairs``, the pictures
-    read by ``images(rows)`` a block of pairs at a time (memory: a few hundred pictures); each
-    pair seen from the image of the lower pixel digest, so the look does not depend on the
-    images' order, and under the dihedral variant it matched through."""
-    orb = _orb()
+    read by ``images(rows)`` a block of pairs at a time (memory: a few hundred pictures), the
+    keypoints and matches on ``jobs`` threads; each pair seen from the image of the lower pixel
+    digest, so the look does not depend on the images' order, and under the dihedral variant
+    it matched through (or its inverse, on the image of the higher digest: whichever way round
+    the rows came, the same pictures are compared the same way)."""
     looks = np.zeros((len(pairs), 3), np.float32)
     order = np.lexsort((pairs.j, pairs.i))  # pairs of one image together: fewer pictures read twice
     for start in range(0, len(pairs), LOOK_BLOCK):
@@ -266,32 +285,36 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray) -> np.nd
         block = pairs.take(at)
         rows = np.unique(np.r_[block.i, block.j])
         pictures = dict(zip(rows.tolist(), images(rows)))
-        points: dict = {}
-
-        def kp(row, v=0):
-            if (row, v) not in points:
-                pic = pictures.get(row)
-                points[(row, v)] = None if pic is None else picture_keypoints(
-                    Image.fromarray(np.ascontiguousarray(apply_dihedral(np.asarray(pic.convert("L")), v))), orb)
-            return points[(row, v)]
-
+        tasks = []  # (position, first image's key, the other's keys)
         for k, (i, j, variant) in enumerate(zip(block.i.tolist(), block.j.tolist(), block.variant.tolist())):
             v = _dihedral_of(int(variant))
             if bytes(digests[j]) < bytes(digests[i]):
                 i, j = j, i
+            tasks.append((at[k], (i, 0), [(j, w) for w in sorted({v, {5: 6, 6: 5}.get(v, v)})]))
+        keys = sorted({key for _, a, bs in tasks for key in [a, *bs] if pictures.get(key[0]) is not None})
+
+        def keypoints(key):
+            row, v = key
+            gray = np.ascontiguousarray(apply_dihedral(np.asarray(pictures[row].convert("L")), v))
+            return picture_keypoints(Image.fromarray(gray))
+
+        points = dict(zip(keys, _mapped(keypoints, keys, jobs)))
+
+        def look(task):
+            _, a, bs = task
             best = (0, 0.0, 0.0)
-            # the variant or its inverse, on the image of the higher digest: whichever way round
-            # the rows came, the same pictures are compared the same way
-            for w in sorted({v, {5: 6, 6: 5}.get(v, v)}):
-                a, b = kp(i), kp(j, w)
-                if a is not None and b is not None:
-                    best = max(best, match_pictures(a, b))
-            looks[at[k]] = best
+            for b in bs:
+                if a in points and b in points:
+                    best = max(best, match_pictures(points[a], points[b]))
+            return best
+
+        for (position, _, _), best in zip(tasks, _mapped(look, tasks, jobs)):
+            looks[position] = best
     return looks
 
 
 def closer_look(pairs: PairTable, threshold: float, floor: float, features, search_rows: np.ndarray,
-                known: PairTable, images: ImageSource) -> tuple[np.ndarray, dict]:
+                known: PairTable, images: ImageSource, jobs: int = 1) -> tuple[np.ndarray, dict]:
     """``(confidence, stats)``: the confidences of ``pairs`` with the possible ones (from
     ``floor`` up to ``threshold``) between pictures of :data:`LOOK_MIN_SIDE` px or more raised
     by what their keypoints say. The look is calibrated on the first :data:`LOOK_SAMPLE` such
@@ -321,11 +344,11 @@ def closer_look(pairs: PairTable, threshold: float, floor: float, features, sear
     rejected = np.flatnonzero((confidence < floor) & (pairs.kind != Kind.EXACT) & big[pairs.i] & big[pairs.j])
     rejected = rejected[np.argsort(-confidence[rejected], kind="stable")][
         :min(LOOK_NEGATIVES, max(2 * MIN_EXAMPLES, NEGATIVES_PER * len(doubt)))]
-    looks = look_at(pairs.take(np.r_[doubt, rejected]), images, digests)
+    looks = look_at(pairs.take(np.r_[doubt, rejected]), images, digests, jobs)
     looks, rejected_looks = looks[:len(doubt)], looks[len(doubt):]
     seed = int.from_bytes(bytes(digests[sample[0]][:8]), "little") if len(sample) else 0
     fitted = fit_look(pictures, features.embedding[sample], seed, rejected_looks,
-                      frozenset(zip(a[proposed].tolist(), b[proposed].tolist())))
+                      frozenset(zip(a[proposed].tolist(), b[proposed].tolist())), jobs)
     stats = {"looked_at": int(len(doubt))}
     if fitted is None:
         stats["used"] = False

@@ -216,8 +216,8 @@ def detect(
     cands = dataclasses.replace(cands, angle=tilted_angles(features, cands))  # the detail's angle, to the degree
     if cal is not None and images is not None:  # the pairs left in doubt, seen closer (not rebuilt thumbnails)
         tl = time.perf_counter()
-        confidence, look = closer_look(cands, threshold, POSSIBLE_FLOOR, features, found.search_rows, found.pairs,
-                                       images, jobs)
+        confidence, look = closer_look(cands, found, features, images, threshold=threshold, floor=POSSIBLE_FLOOR,
+                                       jobs=jobs)
         if look:
             cands = dataclasses.replace(cands, confidence=confidence)
             cal = dataclasses.replace(cal, stats={**cal.stats, "keypoints": look})

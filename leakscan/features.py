@@ -673,7 +673,9 @@ def load_pictures(manifest: Manifest, rows, max_side: int = PICTURE_SIDE, kept=(
 
     Rows in ``kept`` (:attr:`Features.pictures` of the run) are taken from there; the others
     are decoded again (JPEGs at a reduced scale). For the decision's calibration
-    (:mod:`leakscan.calibrate`), which copies a sample of the dataset's own images.
+    (:mod:`leakscan.calibrate`), which copies a sample of the dataset's own images, and the
+    closer look at the possible pairs (:mod:`leakscan.keypoints`). A file that can no longer
+    be read (changed since it was) is logged, named, and left out: None.
     """
     rows = np.asarray(rows, np.int64).tolist()
     kept = dict(kept)
@@ -681,7 +683,7 @@ def load_pictures(manifest: Manifest, rows, max_side: int = PICTURE_SIDE, kept=(
     if manifest.source is not None:  # stored bytes are read in blocks, in the order they are stored
         for r, img in manifest.source.pictures([r for r in rows if r not in found]):
             if isinstance(img, Exception):
-                log.info("calibration: %s not read again (%s)", manifest.paths[r], img)
+                log.warning("%s: not read again (%s); its picture is left out", manifest.paths[r], img)
             else:
                 img.thumbnail((max_side, max_side), Image.BILINEAR)
                 found[r] = img
@@ -699,7 +701,7 @@ def load_pictures(manifest: Manifest, rows, max_side: int = PICTURE_SIDE, kept=(
             img.thumbnail((max_side, max_side), Image.BILINEAR)
             out.append(img)
         except Exception as exc:  # a file that changed since it was read: calibrate without it
-            log.info("calibration: %s not read again (%s)", manifest.paths[r], exc)
+            log.warning("%s: not read again (%s); its picture is left out", manifest.paths[r], exc)
             out.append(None)
     return out
 

@@ -32,8 +32,8 @@ import numpy as np
 from PIL import Image
 
 from .calibrate import ImageSource, digest_order, logistic_fit, roc_auc, synthetic_copy
-from .features import PICTURE_SIDE
-from .pairs import OVERLAP_MIN_SHARE, Kind, PairTable, pair_keys
+from .features import PICTURE_SIDE, Features
+from .pairs import OVERLAP_MIN_SHARE, Candidates, Kind, PairTable, pair_keys
 from .views import MatchView, apply_dihedral
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,25 @@ def picture_keypoints(picture: Image.Image) -> Keypoints:
     smooth = cv2.GaussianBlur(a.astype(np.float32), (0, 0), DETAIL_SIGMA[0])
     detail = smooth - cv2.GaussianBlur(smooth, (0, 0), DETAIL_SIGMA[1])
     return Keypoints(np.float32([k.pt for k in kp]).reshape(-1, 2), des, detail)
+
+
+def _keypoints_or_none(picture: Image.Image, what: str) -> Keypoints | None:
+    """:func:`picture_keypoints`, or None (logged) when OpenCV fails on the picture: one
+    picture never ends the run; its pairs keep the confidence the thumbnails gave them."""
+    try:
+        return picture_keypoints(picture)
+    except Exception as exc:
+        log.warning("%s: no closer look (%s: %s)", what, type(exc).__name__, exc)
+        return None
+
+
+def _match_or_nothing(ka: Keypoints, kb: Keypoints) -> tuple[int, float, float]:
+    """:func:`match_pictures`, or no transform (logged) when OpenCV fails on the pair."""
+    try:
+        return match_pictures(ka, kb)
+    except Exception as exc:
+        log.warning("a pair of pictures: no closer look (%s: %s)", type(exc).__name__, exc)
+        return 0, 0.0, 0.0
 
 
 def match_pictures(ka: Keypoints, kb: Keypoints) -> tuple[int, float, float]:
@@ -209,9 +228,10 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
     None when there are too few copies or look-alikes with a transform to learn from."""
     rng = np.random.default_rng(rng_seed)
     made = [synthetic_copy(p.convert("RGB"), rng, variants=(0,))[0] for p in pictures]  # ORB sees no mirrors
-    points = _mapped(picture_keypoints, pictures + made, jobs)
+    points = _mapped(lambda p: _keypoints_or_none(p, "a sampled picture"), pictures + made, jobs)
     points, copied = points[:len(pictures)], points[len(pictures):]
-    copies = _mapped(lambda k: match_pictures(copied[k], points[k]), range(len(pictures)), jobs)
+    read = [k for k in range(len(pictures)) if points[k] is not None and copied[k] is not None]
+    copies = _mapped(lambda k: _match_or_nothing(copied[k], points[k]), read, jobs)
     alike = [tuple(r) for r in np.asarray(rejected, np.float64).reshape(-1, 3).tolist()]
     emb = np.asarray(embeddings, np.float32)
     sim = emb @ emb.T
@@ -220,10 +240,10 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
     nearest = []
     for a in range(0 if enough else len(pictures)):
         for b in np.argsort(-sim[a], kind="stable")[:NEGATIVES_PER].tolist():
-            if (min(a, b), max(a, b)) not in known and np.isfinite(sim[a, b]):
+            if (min(a, b), max(a, b)) not in known and np.isfinite(sim[a, b]) and None not in (points[a], points[b]):
                 nearest.append((a, b))
                 sim[b, a] = -np.inf  # each pair once
-    alike += _mapped(lambda ab: match_pictures(points[ab[0]], points[ab[1]]), nearest, jobs)
+    alike += _mapped(lambda ab: _match_or_nothing(points[ab[0]], points[ab[1]]), nearest, jobs)
     if len(copies) < MIN_EXAMPLES or len(alike) < MIN_EXAMPLES:
         return None
     looks = np.asarray(copies + alike, np.float64).reshape(-1, 3)
@@ -296,16 +316,16 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: in
         def keypoints(key):
             row, v = key
             gray = np.ascontiguousarray(apply_dihedral(np.asarray(pictures[row].convert("L")), v))
-            return picture_keypoints(Image.fromarray(gray))
+            return _keypoints_or_none(Image.fromarray(gray), f"the image at row {row}")
 
-        points = dict(zip(keys, _mapped(keypoints, keys, jobs)))
+        points = {key: kp for key, kp in zip(keys, _mapped(keypoints, keys, jobs)) if kp is not None}
 
         def look(task):
             _, a, bs = task
             best = (0, 0.0, 0.0)
             for b in bs:
                 if a in points and b in points:
-                    best = max(best, match_pictures(points[a], points[b]))
+                    best = max(best, _match_or_nothing(points[a], points[b]))
             return best
 
         for (position, _, _), best in zip(tasks, _mapped(look, tasks, jobs)):
@@ -313,13 +333,15 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: in
     return looks
 
 
-def closer_look(pairs: PairTable, threshold: float, floor: float, features, search_rows: np.ndarray,
-                known: PairTable, images: ImageSource, jobs: int = 1) -> tuple[np.ndarray, dict]:
-    """``(confidence, stats)``: the confidences of ``pairs`` with the possible ones (from
-    ``floor`` up to ``threshold``) between pictures of :data:`LOOK_MIN_SIDE` px or more raised
-    by what their keypoints say. The look is calibrated on the first :data:`LOOK_SAMPLE` such
-    pictures of ``search_rows`` in content order (the calibration's sample: their pictures are
-    kept in memory); ``known``: the pairs the search proposed, left out of the look-alikes."""
+def closer_look(pairs: PairTable, found: Candidates, features: Features, images: ImageSource, *, threshold: float,
+                floor: float, jobs: int = 1) -> tuple[np.ndarray, dict]:
+    """``(confidence, stats)``: the confidences of ``pairs`` (decided) with the possible ones
+    (from ``floor`` up to ``threshold``) between pictures of :data:`LOOK_MIN_SIDE` px or more
+    raised by what their keypoints say. The look is calibrated on the first :data:`LOOK_SAMPLE`
+    such pictures of the search's rows (``found``) in content order (the calibration's sample:
+    their pictures are kept in memory); the pairs the search proposed are left out of the
+    look-alikes drawn from that sample."""
+    search_rows, known = found.search_rows, found.pairs
     confidence = np.asarray(pairs.confidence, np.float32).copy()
     big = features.sizes.min(axis=1) >= LOOK_MIN_SIDE
     doubt = np.flatnonzero((confidence >= floor) & (confidence < threshold) & big[pairs.i] & big[pairs.j])

@@ -11,9 +11,10 @@ from PIL import Image, ImageFilter
 import leakscan
 import leakscan.decide
 import leakscan.features
+import leakscan.decode
 import leakscan.keypoints
 from leakscan.keypoints import closer_look, fit_look, look_at, match_pictures, picture_keypoints
-from leakscan.pairs import Kind, PairTable
+from leakscan.pairs import Candidates, Kind, PairTable
 
 
 def texture(seed: int, size=(320, 240)) -> Image.Image:
@@ -120,8 +121,9 @@ def test_the_closer_look_raises_copies_in_doubt_and_not_tiles_of_one_photo():
     n_doubt = len(copy_pairs) + len(neighbours)
     pairs = dataclasses.replace(pairs, confidence=np.r_[np.full(n_doubt, 0.3), np.full(len(rejected), 0.05)].astype(
         np.float32))
-    confidence, stats = closer_look(pairs, 0.5, 0.1, features, np.arange(len(pictures)), pairs,
-                                    lambda rows: [pictures[r] for r in rows])
+    found = Candidates(pairs=pairs, search_rows=np.arange(len(pictures)), kth_neighbour=np.full(len(pictures), -1))
+    confidence, stats = closer_look(pairs, found, features, lambda rows: [pictures[r] for r in rows],
+                                    threshold=0.5, floor=0.1)
     assert stats["used"] and stats["looked_at"] == n_doubt
     assert (confidence[:3] >= 0.5).all(), confidence[:3]
     assert np.array_equal(confidence[3:], pairs.confidence[3:])  # neither raised nor lowered
@@ -178,3 +180,31 @@ def test_without_opencv_the_audit_keeps_the_thumbnails_decision_and_says_so(tmp_
     assert any("not looked at closer" in w and "OpenCV" in w for w in result.warnings)
     raised = looked.calibration.stats["keypoints"]["raised_to_duplicates"]
     assert len(result.pair_records()) == len(looked.pair_records()) - raised
+
+
+def test_a_picture_opencv_fails_on_or_a_file_gone_since_it_was_read_ends_no_run(tmp_path, monkeypatch, caplog):
+    planted = _tile_folder(tmp_path / "tiles")
+    looked = leakscan.audit(tmp_path / "tiles", cache=False, jobs=1)
+    real = leakscan.keypoints.picture_keypoints
+
+    def fails_on_small(picture):  # the copies of a crop of another shape (224 px) fail
+        if picture.size == (224, 224):
+            raise RuntimeError("cv2.error: (-215:Assertion failed)")
+        return real(picture)
+
+    monkeypatch.setattr(leakscan.keypoints, "picture_keypoints", fails_on_small)
+    caplog.set_level("WARNING")
+    result = leakscan.audit(tmp_path / "tiles", cache=False, jobs=1)
+    assert "no closer look (RuntimeError" in caplog.text
+    assert {frozenset((r["a"], r["b"])) for r in result.pair_records()} <= planted
+    monkeypatch.undo()
+
+    # a file rewritten since the audit read it: named in the log, its pair not looked at
+    (tmp_path / "tiles" / "t06.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    m = looked.manifest
+    c1, t06 = [list(map(str, m.paths)).index(p) for p in ("c1.jpg", "t06.jpg")]
+    caplog.clear()
+    looks = look_at(_pairs([min(c1, t06)], [max(c1, t06)]), lambda rows: leakscan.features.load_pictures(m, rows),
+                    looked.features.pixel_digest)
+    assert "t06.jpg: not read again (" in caplog.text
+    assert looks.tolist() == [[0.0, 0.0, 0.0]]

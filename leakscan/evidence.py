@@ -47,8 +47,8 @@ from .padding import NO_BORDER, border_mask, flat_ground, padding_weights
 from .parallel import even_blocks, run_chunks
 from .pairs import OVERLAP_MIN_SIDE, Kind, PairTable
 from .verify import BLOCK, _down2, _shift_each, _zoom, align, fit_box
-from .views import (CROP_SIDE, N_VARIANTS, STRETCH_BOXES, THUMB, MatchView, apply_dihedral, box_views,
-                    crop_boxes, embedding_variants, is_oblong, tilted_views, turned_share)
+from .views import (CROP_SIDE, INVERSE_VARIANT, N_VARIANTS, STRETCH_BOXES, THUMB, MatchView, apply_dihedral,
+                    box_views, crop_boxes, digest_greater, embedding_variants, is_oblong, tilted_views, turned_share)
 
 __all__ = ["measure", "pair_evidence", "background", "tilted_angles", "EVIDENCE", "SIGN", "colour_agreement"]
 #: Columns of the evidence matrix, in order.
@@ -523,17 +523,6 @@ def pair_evidence(features: Features, pairs: PairTable, kth_neighbour: np.ndarra
     return E
 
 
-#: The dihedral variant that undoes each variant (rot90 and rot270 undo each other).
-_INVERSE = np.array([0, 1, 2, 3, 4, 6, 5, 7], np.int64)
-
-
-def _digest_greater(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise ``a > b`` of ``(p, 16)`` uint8 digests, compared as byte strings."""
-    diff = a.astype(np.int16) - b.astype(np.int16)
-    first = np.argmax(diff != 0, axis=1)
-    return diff[np.arange(len(a)), first] > 0
-
-
 def _evidence_job(job) -> np.ndarray:
     """The evidence of one block of pairs: ``job = (features of the rows they name, pairs renumbered
     to those rows, variants, min_ncc)`` (small enough to send to a worker process)."""
@@ -555,12 +544,12 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
     v = pairs.variant[todo].astype(np.int64)
     # measure each pair in one direction fixed by content (the image with the smaller pixel
     # digest is transformed), so the evidence does not depend on the order of the rows
-    swap = _digest_greater(features.pixel_digest[i], features.pixel_digest[j])
+    swap = digest_greater(features.pixel_digest[i], features.pixel_digest[j])
     i[swap], j[swap] = pairs.j[swap], pairs.i[swap]
     plain_swap = swap & (v >= 0) & (v < N_VARIANTS)
-    v[plain_swap] = _INVERSE[v[plain_swap]]
+    v[plain_swap] = INVERSE_VARIANT[v[plain_swap]]
     rot_swap = swap & MatchView.is_derotated(v)
-    v[rot_swap] = MatchView.DEROTATED + _INVERSE[v[rot_swap] - MatchView.DEROTATED]
+    v[rot_swap] = MatchView.DEROTATED + INVERSE_VARIANT[v[rot_swap] - MatchView.DEROTATED]
     v[swap] = MatchView.tilted_swapped(v[swap])
     # model pairs carry no transform: take the rotation/flip under which the embeddings agree best
     model = v < 0
@@ -629,7 +618,8 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
         trimmed = np.flatnonzero(trimmed_view[i[rot]] | trimmed_view[j[rot]])
         if len(trimmed):
             k = rot[trimmed]
-            vt = np.where(trimmed_view[i[k]], plain_v[k], _INVERSE[plain_v[k]])  # the variant lines j's view up with i
+            # the variant lines j's view up with i
+            vt = np.where(trimmed_view[i[k]], plain_v[k], INVERSE_VARIANT[plain_v[k]])
             rot_reads.append((trimmed, read(*_views(features, i[k], j[k], vt, padding))))
     measured = _measure_reads(reads, min_ncc)
     if len(plain):

@@ -24,12 +24,15 @@ def _content_sample(db: np.ndarray, m: int, seed: int) -> np.ndarray:
     Chosen by content, not position: the same vectors in any order give the same sample, so
     the trained index, and hence the approximate search, does not depend on the order of the
     input. And a subset of the vectors (a re-split's manifest) keeps the sample of the whole
-    but for the rows it lacks, so its index stays close to the one of the whole.
+    but for the rows it lacks, so its index stays close to the one of the whole. The hash reads
+    every byte of a row (sparse vectors often share their first ones).
     """
-    x = np.ascontiguousarray(db).view(np.uint8).reshape(len(db), -1)[:, :16].astype(np.int64)
-    w = np.random.default_rng(seed).integers(1, 2**31 - 1, x.shape[1], dtype=np.int64)
-    key = (x * w).sum(axis=1) % 2_147_483_647  # a hash of each row's first bytes
-    return np.argsort(key, kind="stable")[:m]
+    x = np.ascontiguousarray(db).view(np.uint8).reshape(len(db), -1)
+    w = np.random.default_rng(seed).integers(1, 2**20, x.shape[1]).astype(np.float64)
+    key = np.empty(len(x), np.float64)
+    for s in range(0, len(x), BLOCK):  # exact: each sum stays below 2**53
+        key[s:s + BLOCK] = x[s:s + BLOCK].astype(np.float64) @ w
+    return np.lexsort((np.arange(len(x)), np.mod(key, 2_147_483_647)))[:m]
 
 
 def _n_lists(n: int) -> int:
@@ -246,8 +249,10 @@ class CosineIndex:
             rest = CosineIndex(more, exact_max=0, nprobe=self._index.nprobe, centroids=self.centroids)
         return StackedIndex(self, rest)
 
-    def knn(self, queries: np.ndarray, k: int, *, block: int = BLOCK):
-        """The ``k`` most similar database rows of each query.
+    def knn(self, queries: np.ndarray, k: int, *, block: int = BLOCK, ranks: np.ndarray | None = None):
+        """The ``k`` most similar database rows of each query. With ``ranks`` (one per database
+        row, in an order fixed by content), rows of equal similarity are taken lowest rank first,
+        not in the order they were added (identical windows of different images, say).
 
         Returns
         -------
@@ -256,7 +261,7 @@ class CosineIndex:
         ids : ndarray of int64, shape (m, k)
             Database rows; ``-1`` where fewer than ``k`` exist.
         """
-        return _knn(self._index, queries, k, block)
+        return _knn(self._index, queries, k, block, ranks)
 
 
 class StackedIndex:
@@ -285,18 +290,26 @@ class StackedIndex:
         return np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
 
 
-def _knn(index, queries: np.ndarray, k: int, block: int):
-    """``(sims, ids)`` of the ``k`` best database rows of each query (see :meth:`CosineIndex.knn`)."""
+def _knn(index, queries: np.ndarray, k: int, block: int, ranks: np.ndarray | None = None):
+    """``(sims, ids)`` of the ``k`` best database rows of each query (see :meth:`CosineIndex.knn`);
+    with ``ranks``, twice as many are looked up and ties taken lowest rank first."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     m = len(queries)
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     if index is None or m == 0:
         return np.full((m, k), -np.inf, np.float32), np.full((m, k), -1, np.int64)
+    kk = k if ranks is None else max(k, min(2 * k, int(index.ntotal)))
     sims = np.empty((m, k), np.float32)
     ids = np.empty((m, k), np.int64)
     for start in range(0, m, block):
-        found_sims, found_ids = index.search(queries[start:start + block], k)
+        found_sims, found_ids = index.search(queries[start:start + block], kk)
+        if ranks is not None:
+            found_sims[found_ids < 0] = -np.inf
+            rank = np.where(found_ids >= 0, np.asarray(ranks, np.int64)[np.clip(found_ids, 0, None)],
+                            np.iinfo(np.int64).max)
+            order = np.lexsort((rank, -found_sims), axis=1)[:, :k]
+            found_sims, found_ids = np.take_along_axis(found_sims, order, 1), np.take_along_axis(found_ids, order, 1)
         sims[start:start + block] = found_sims
         ids[start:start + block] = found_ids
     sims[ids < 0] = -np.inf
@@ -336,6 +349,6 @@ class CodedCosineIndex:
     def __len__(self) -> int:
         return self._n
 
-    def knn(self, queries: np.ndarray, k: int, *, block: int = BLOCK):
+    def knn(self, queries: np.ndarray, k: int, *, block: int = BLOCK, ranks: np.ndarray | None = None):
         """As :meth:`CosineIndex.knn` (similarities estimated from the codes)."""
-        return _knn(self._index, queries, k, block)
+        return _knn(self._index, queries, k, block, ranks)

@@ -34,7 +34,7 @@ from PIL import Image
 from .calibrate import ImageSource, digest_order, logistic_fit, roc_auc, synthetic_copy
 from .features import PICTURE_SIDE, Features
 from .pairs import OVERLAP_MIN_SHARE, Candidates, Kind, PairTable, pair_keys
-from .views import MatchView, apply_dihedral
+from .views import INVERSE_VARIANT, MatchView, apply_dihedral
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +310,7 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: in
             v = _dihedral_of(int(variant))
             if bytes(digests[j]) < bytes(digests[i]):
                 i, j = j, i
-            tasks.append((at[k], (i, 0), [(j, w) for w in sorted({v, {5: 6, 6: 5}.get(v, v)})]))
+            tasks.append((at[k], (i, 0), [(j, w) for w in sorted({v, int(INVERSE_VARIANT[v])})]))
         keys = sorted({key for _, a, bs in tasks for key in [a, *bs] if pictures.get(key[0]) is not None})
 
         def keypoints(key):

@@ -34,9 +34,9 @@ from .features import EMBED_DIM, QUADRANTS, WINDOW_PLACES, Features, crop_hog, h
 from .index import CodedCosineIndex, CosineIndex, HammingIndex, StackedHammingIndex, StackedIndex
 from .settings import DetectSettings
 from .verify import BLOCK, locate
-from .views import (CROP_PLACES, CROP_SIDE, CROP_SIDE_TIGHT, STRETCH_BOXES, THUMB, TILT_ANGLES, MatchView, box_views,
-                    crop_boxes, embedding_variants, is_oblong, tilted_views, transform_variants,
-                    turned_share)
+from .views import (CROP_PLACES, CROP_SIDE, CROP_SIDE_TIGHT, INVERSE_VARIANT, N_VARIANTS, STRETCH_BOXES, THUMB,
+                    TILT_ANGLES, MatchView, box_views, crop_boxes, digest_greater, embedding_variants, is_oblong,
+                    tilted_views, transform_variants, turned_share)
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "52"
+SEARCH_VERSION = "53"
 
 
 def pair_keys(i, j) -> np.ndarray:
@@ -226,8 +226,9 @@ def _exact_clusters(rows: np.ndarray, digests: np.ndarray):
 
 
 def _dedupe_best(pairs: PairTable) -> PairTable:
-    """One row per (i, j), sorted by (i, j): lowest kind code first, then highest score."""
-    return pairs.first_per_pair(-pairs.score, pairs.kind)
+    """One row per (i, j), sorted by (i, j): lowest kind code first, then highest score, then
+    lowest match code (a pair found both ways, equally well, keeps the same reading in any row order)."""
+    return pairs.first_per_pair(pairs.variant, -pairs.score, pairs.kind)
 
 
 def _popcount(x: np.ndarray) -> np.ndarray:
@@ -299,7 +300,7 @@ def find_candidates(
         keep = a != b
         a, b, v, dist = a[keep], b[keep], v[keep], dist[keep]
         parts.append(_candidates(np.minimum(a, b), np.maximum(a, b), Kind.HASH,
-                                 (1.0 - dist / 64.0).astype(np.float32), v))
+                                 (1.0 - dist / 64.0).astype(np.float32), _of_first(v, a > b)))
         if progress:
             progress("hash search", 1, 1)
 
@@ -394,6 +395,15 @@ class Candidates:
     def centroids(self) -> np.ndarray | None:
         """The embedding index's trained lists (None: an exact search)."""
         return None if self.index is None else self.index.centroids
+
+
+def _of_first(variant: np.ndarray, query_second: np.ndarray) -> np.ndarray:
+    """The match codes of pairs stored as (i, j), i < j: a query's rotation or flip as a
+    transform of ``i``, so inverted where ``j`` was the query (``query_second``). Other codes
+    are kept (a de-rotated view's code names the view's own variant, whichever image has it)."""
+    v = np.asarray(variant).astype(np.int64)
+    plain = query_second & (v >= 0) & (v < N_VARIANTS)
+    return np.where(plain, INVERSE_VARIANT[np.clip(v, 0, N_VARIANTS - 1)], v).astype(np.int8)
 
 
 def _candidates(i, j, kind: Kind, score, variant) -> PairTable:
@@ -526,7 +536,7 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
     accept = near | (sim >= settings.sure_cosine) | (d <= settings.ratio * dk_q) | (d <= settings.ratio * dk_plain[dj])
     qi, dj, sim, v = qi[accept], dj[accept], sim[accept], v[accept]
     a, b = search_rows[qi], search_rows[dj]
-    return np.minimum(a, b), np.maximum(a, b), sim.astype(np.float32), v, kth, index
+    return np.minimum(a, b), np.maximum(a, b), sim.astype(np.float32), _of_first(v, a > b), kth, index
 
 
 #: Each image's best matching tilted views, at most this many other images (by embedding cosine).
@@ -571,8 +581,9 @@ def tilted_pairs(features: Features, rows: np.ndarray, queried: np.ndarray, kth:
             views = tilted_views(features.thumb[part], features.sizes[part], TILT_ANGLES, box=box)
             blocks.append(hog(np.rint(views.reshape(-1, THUMB, THUMB)).astype(np.uint8)))
     views = np.concatenate(blocks)
+    ranks = content_ranks(features.pixel_digest)  # equal matches: taken in an order fixed by content
     found = [_tilted_matches(CosineIndex(views), np.r_[rows, oblong], TILT_ANGLES, features.embedding[queried],
-                             queried, kth, features, settings) + (MatchView.TILTED,)]
+                             queried, kth, features, settings, ranks) + (MatchView.TILTED,)]
     shape_views = views[:len(rows) * n_angles].reshape(len(rows), n_angles, -1)
     turned = []
     for size in sorted({abs(a) for a in TILT_ANGLES}):
@@ -582,9 +593,9 @@ def tilted_pairs(features: Features, rows: np.ndarray, queried: np.ndarray, kth:
         centres = hog(np.rint(box_views(features.thumb[queried], centre, THUMB)).astype(np.uint8))
         index = CosineIndex(shape_views[:, turns].reshape(len(rows) * len(turns), -1))
         turned.append(_tilted_matches(index, rows, tuple(TILT_ANGLES[k] for k in turns), centres, queried, kth,
-                                      features, settings))
+                                      features, settings, ranks))
     copy, orig, sim, angle = (np.concatenate(col) for col in zip(*turned))
-    keep = _best_few(copy, orig, sim, TILT_NEIGHBOURS)  # each query's best few over every angle
+    keep = _best_few(copy, orig, sim, TILT_NEIGHBOURS, ranks)  # each query's best few over every angle
     found.append((copy[keep], orig[keep], sim[keep], angle[keep], MatchView.TURNED))
     copy, orig, sim, angle, code = (np.concatenate(col) for col in
                                     zip(*[m[:4] + (np.full(len(m[0]), m[4], np.int8),) for m in found]))
@@ -597,16 +608,17 @@ def tilted_pairs(features: Features, rows: np.ndarray, queried: np.ndarray, kth:
 
 
 def _tilted_matches(index: CosineIndex, owners: np.ndarray, angles: tuple, queries: np.ndarray, queried: np.ndarray,
-                    kth: np.ndarray, features: Features, settings: DetectSettings) -> tuple:
+                    kth: np.ndarray, features: Features, settings: DetectSettings, ranks: np.ndarray) -> tuple:
     """``(copy, orig, sim, angle)`` arrays: each of the ``queried`` rows' best few matches
     (``queries``: their embeddings) among ``index``, whose entries are the views of each of
-    ``owners`` at each of ``angles`` in turn."""
+    ``owners`` at each of ``angles`` in turn; equal matches taken by the rows' ``ranks``."""
     n_angles = len(angles)
     kk = min(len(index), 4 * TILT_NEIGHBOURS + 2)
+    view_ranks = (ranks[owners][:, None] * n_angles + np.arange(n_angles)).ravel()
     out = [(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32))]
     for s in range(0, len(queried), BLOCK):
         q = queried[s:s + BLOCK]
-        sims, ids = index.knn(queries[s:s + BLOCK], kk)
+        sims, ids = index.knn(queries[s:s + BLOCK], kk, ranks=view_ranks)
         owner = owners[np.clip(ids, 0, None) // n_angles]
         angle = np.asarray(angles, np.float32)[np.clip(ids, 0, None) % n_angles]
         ref = np.where(kth[q] >= 0, 1 - np.einsum("pd,pd->p", features.embedding[q],
@@ -616,7 +628,7 @@ def _tilted_matches(index: CosineIndex, owners: np.ndarray, angles: tuple, queri
         r, c = np.nonzero(ok)
         out.append((q[r], owner[r, c], sims[r, c], angle[r, c]))
     copy, orig, sim, angle = (np.concatenate(col) for col in zip(*out))
-    keep = _best_few(copy, orig, sim, TILT_NEIGHBOURS)  # each query's best view per other image
+    keep = _best_few(copy, orig, sim, TILT_NEIGHBOURS, ranks)  # each query's best view per other image
     return copy[keep], orig[keep], sim[keep], angle[keep]
 
 
@@ -663,26 +675,33 @@ def overlap_pairs(features: Features, search_rows, query_pos, min_ncc: float, ti
     queried = np.flatnonzero(np.isin(pos, query_pos))
     if not len(queried):
         return PairTable.empty()
-    found = [_best_windows(index, quadrants[queried[s:s + WINDOW_BLOCK]], queried[s:s + WINDOW_BLOCK])
+    ranks = content_ranks(features.pixel_digest[rows])  # equal matches: taken in an order fixed by content
+    found = [_best_windows(index, quadrants[queried[s:s + WINDOW_BLOCK]], queried[s:s + WINDOW_BLOCK], ranks)
              for s in range(0, len(queried), WINDOW_BLOCK)]
     a, b, sim, dy, dx = (np.concatenate(col) for col in zip(*found))
+    query_rank = ranks[a]
     a, b = rows[a], rows[b]
     # two images with a canvas view (padding, a flat border, a caption bar) line up by their
     # borders: such a pair is left to the whole-image search
     canvas = features.canvas_mask()
     keep = ~(canvas[a] & canvas[b])
-    a, b, sim, dy, dx = a[keep], b[keep], sim[keep], dy[keep], dx[keep]
-    # one row per pair (found from either side: its best window match), i < j
+    a, b, sim, dy, dx, query_rank = a[keep], b[keep], sim[keep], dy[keep], dx[keep], query_rank[keep]
+    # one row per pair (found from either side: its best window match; equally good both ways,
+    # the one its image first by content found), i < j
     flip = a > b  # j's pixel (y, x) shows i's (y + dy, x + dx): swapping the pair negates it
     offset = np.stack([np.where(flip, -dy, dy), np.where(flip, -dx, dx)], axis=1)
     pairs = _candidates(np.minimum(a, b), np.maximum(a, b), Kind.EMBEDDING, sim, MatchView.OVERLAP)
-    pairs = _dedupe_best(dataclasses.replace(pairs, offset=offset.astype(np.float32)))
+    pairs = dataclasses.replace(pairs, offset=offset.astype(np.float32)).first_per_pair(query_rank, -pairs.score)
     ncc = np.empty(len(pairs), np.float32)
     offset = np.empty((len(pairs), 2), np.float32)
     for s in range(0, len(pairs), BLOCK):
         i, j, base = pairs.i[s:s + BLOCK], pairs.j[s:s + BLOCK], pairs.offset[s:s + BLOCK].astype(np.int64)
-        ncc[s:s + BLOCK], offset[s:s + BLOCK, 0], offset[s:s + BLOCK, 1] = locate(
-            features.thumb[i], features.thumb[j], base[:, 0], base[:, 1])
+        # lined up one way round fixed by content (the climb may end elsewhere the other way)
+        swap = digest_greater(features.pixel_digest[i], features.pixel_digest[j])
+        sign = np.where(swap, -1, 1)
+        found, dy, dx = locate(features.thumb[np.where(swap, j, i)], features.thumb[np.where(swap, i, j)],
+                               sign * base[:, 0], sign * base[:, 1])
+        ncc[s:s + BLOCK], offset[s:s + BLOCK, 0], offset[s:s + BLOCK, 1] = found, sign * dy, sign * dx
     pairs = dataclasses.replace(pairs, offset=offset)
     dy, dx = offset[:, 0], offset[:, 1]
     # the floor of aligned detail, as for every candidate; small offsets are the whole-image
@@ -720,13 +739,16 @@ def _window_index(features: Features, rows: np.ndarray):
     return index, quadrants
 
 
-def _best_windows(index, quadrants: np.ndarray, images: np.ndarray):
+def _best_windows(index, quadrants: np.ndarray, images: np.ndarray, ranks: np.ndarray):
     """Each of ``images``' (positions in the index's rows) ``OVERLAP_NEIGHBOURS`` best
     matching other images, by their quadrants ``(len(images), 4, d)``: ``(a, b, window
-    cosine, dy, dx)``, ``b``'s pixel ``(y, x)`` showing ``a``'s ``(y + dy, x + dx)``."""
+    cosine, dy, dx)``, ``b``'s pixel ``(y, x)`` showing ``a``'s ``(y + dy, x + dx)``. Equal
+    matches are taken by ``ranks`` (of the index's rows, fixed by content)."""
     n_places = len(WINDOW_PLACES)
     quads = np.asarray(QUADRANTS, np.int64)
-    sims, ids = index.knn(quadrants.reshape(len(images) * len(quads), -1), min(OVERLAP_K, len(index)))
+    window_ranks = (ranks[:, None] * n_places + np.arange(n_places)).ravel()
+    sims, ids = index.knn(quadrants.reshape(len(images) * len(quads), -1), min(OVERLAP_K, len(index)),
+                          ranks=window_ranks)
     owner, place = ids // n_places, ids % n_places
     q_image = np.repeat(images, len(quads))
     places = np.asarray(WINDOW_PLACES, np.int64)
@@ -738,19 +760,28 @@ def _best_windows(index, quadrants: np.ndarray, images: np.ndarray):
     r, c = np.nonzero(ok)
     a, b, sim = q_image[r], owner[r, c], sims[r, c]
     dy, dx = dy[r, c], dx[r, c]
-    keep = _best_few(a, b, sim, OVERLAP_NEIGHBOURS)  # each query image's best window match per other image
+    keep = _best_few(a, b, sim, OVERLAP_NEIGHBOURS, ranks)  # each query image's best window match per other image
     return a[keep], b[keep], sim[keep], dy[keep], dx[keep]
 
 
-def _best_few(query: np.ndarray, other: np.ndarray, sim: np.ndarray, few: int) -> np.ndarray:
+def content_ranks(digests: np.ndarray) -> np.ndarray:
+    """Each row's place in the order of its pixel digest (``(n, 16)`` uint8): an order fixed by
+    content, for ties that the row order must not break."""
+    ranks = np.empty(len(digests), np.int64)
+    ranks[np.lexsort(np.asarray(digests).T[::-1])] = np.arange(len(digests))
+    return ranks
+
+
+def _best_few(query: np.ndarray, other: np.ndarray, sim: np.ndarray, few: int, ranks: np.ndarray) -> np.ndarray:
     """Positions of the matches to keep: each query's best match per other image, then the
-    best ``few`` other images of each query (by ``sim``), in that order."""
+    best ``few`` other images of each query (by ``sim``; equal ones by the others' ``ranks``,
+    indexed like ``other``), in that order."""
     order = np.lexsort((-sim, other, query))
     q, o = query[order], other[order]
     first = np.ones(len(order), bool)
     first[1:] = (q[1:] != q[:-1]) | (o[1:] != o[:-1])
     order = order[first]
-    order = order[np.lexsort((-sim[order], query[order]))]
+    order = order[np.lexsort((ranks[other[order]], -sim[order], query[order]))]
     q = query[order]
     start = np.r_[0, np.flatnonzero(q[1:] != q[:-1]) + 1]
     rank = np.arange(len(q)) - np.repeat(start, np.diff(np.r_[start, len(q)]))
@@ -778,20 +809,28 @@ def _model_pairs(model_emb, search_rows, settings: DetectSettings, query_pos):
 
 def measure_pairs(features: Features, i, j, variants, block: int = 8192):
     """``(hamming, cosine, variant)`` of every pair: the pHash distance (least over ``variants``,
-    the transforms of ``i``), the embedding cosine (greatest) and the variant it is greatest at."""
+    either image transformed), the embedding cosine (greatest over ``variants`` of one image,
+    the one of the smaller pixel digest: the same whatever the order of the rows) and the
+    variant of ``i`` it is greatest at."""
     ham = np.full(len(i), -1, np.int16)
     cos = np.full(len(i), np.nan, np.float32)
     best = np.zeros(len(i), np.int8)
     ok = features.ok
+    variants = np.asarray(variants, np.int64)
     for start in range(0, len(i), block):
-        a, b = i[start:start + block], j[start:start + block]
+        a, b = np.asarray(i[start:start + block]), np.asarray(j[start:start + block])
         good = ok[a] & ok[b]
         a, b = a[good], b[good]
         idx = np.flatnonzero(good) + start
-        h = features.hashes[a][:, list(variants)] ^ features.hashes[b][:, None, 0]
-        ham[idx] = _popcount(h).min(axis=1)
-        ev = embedding_variants(features.embedding[a], variants)
-        sims = np.einsum("pvd,pd->pv", ev, features.embedding[b])
+        # a pHash of a flipped picture is not the flipped pHash: both ways round, the nearer
+        h = features.hashes[a][:, variants] ^ features.hashes[b][:, None, 0]
+        h_back = features.hashes[b][:, variants] ^ features.hashes[a][:, None, 0]
+        ham[idx] = np.minimum(_popcount(h).min(axis=1), _popcount(h_back).min(axis=1))
+        swap = digest_greater(features.pixel_digest[a], features.pixel_digest[b])
+        first, second = np.where(swap, b, a), np.where(swap, a, b)
+        ev = embedding_variants(features.embedding[first], variants)
+        sims = np.einsum("pvd,pd->pv", ev, features.embedding[second])
         cos[idx] = sims.max(axis=1)
-        best[idx] = np.asarray(variants, np.int8)[sims.argmax(axis=1)]
+        v = variants[sims.argmax(axis=1)]
+        best[idx] = np.where(swap, INVERSE_VARIANT[v], v)
     return ham, cos, best

@@ -305,3 +305,80 @@ def test_calibration_searches_its_copies_on_the_audit_index_as_on_one_of_its_own
     assert kept.stats == fresh.stats  # the same copies, pairs and verdicts
     np.testing.assert_allclose(kept.coef, fresh.coef, rtol=1e-6)  # (one index's sums or two: the last bits)
     np.testing.assert_allclose(kept.intercept, fresh.intercept, rtol=1e-6)
+
+
+def _photo_tile_folder(root):
+    """Tiles (112 px) of scikit-learn's two sample photos, overlapping by 1/3 along each row,
+    with copies turned by 90 degrees, mirrored, captioned or cropped, and two flat black
+    tiles that share every window: the ties a search must not break by row order."""
+    from sklearn.datasets import load_sample_images
+
+    pictures = {}
+    for p, a in enumerate(load_sample_images().images):  # 640x427
+        photo = Image.fromarray(a)
+        for y in (0, 150, 300):
+            for x in range(0, 528, 75):
+                pictures[f"p{p}_{y}_{x}.jpg"] = photo.crop((x, y, x + 112, y + 112))
+    names = sorted(pictures)
+    pictures["r90.jpg"] = pictures[names[3]].transpose(Image.Transpose.ROTATE_90)
+    pictures["r270.jpg"] = pictures[names[30]].transpose(Image.Transpose.ROTATE_270)
+    pictures["mirror.jpg"] = pictures[names[12]].transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    captioned = pictures[names[20]].copy()
+    captioned.paste((255, 255, 255), (0, 92, 112, 112))
+    pictures["caption.jpg"] = captioned
+    pictures["crop.jpg"] = pictures[names[40]].crop((10, 8, 100, 104)).resize((112, 112))
+    pictures["black0.png"] = pictures["black1.png"] = Image.new("RGB", (112, 112))
+    root.mkdir(parents=True)
+    for name, img in pictures.items():
+        img.save(root / name, **({"quality": 90} if name.endswith(".jpg") else {}))
+    return sorted(pictures), names
+
+
+def test_photo_tiles_give_the_same_decisions_in_any_order_and_layout(tmp_path):
+    # pictures of 64 px or more go through every search (crop, overlapping-tile and tilted
+    # views) and the closer look; identical images are named by their content (which of two
+    # identical files stands for both is arbitrary)
+    names, tiles = _photo_tile_folder(tmp_path / "one")
+    flat = tmp_path / "two"
+    flat.mkdir()
+    renamed = {}
+    with open(flat / "m.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "split", "label"])
+        for k in np.random.default_rng(3).permutation(len(names)).tolist():
+            new = f"x{k:03d}{names[k][-4:]}"
+            renamed[new] = names[k]
+            shutil.copy(tmp_path / "one" / names[k], flat / new)
+            w.writerow([new, "test" if k % 4 == 0 else "train", names[k][:2]])
+
+    def decisions(result, name):
+        content = {}
+        for n, d in sorted(zip(name, map(bytes, result.features.pixel_digest))):
+            content.setdefault(d, n)
+        named = [content[bytes(d)] for d in result.features.pixel_digest]
+        out = {}
+        for tier, table in (("duplicate", result.pairs), ("possible", result.possible)):
+            for i, j, c, d in zip(table.i.tolist(), table.j.tolist(), table.confidence, table.detail()):
+                if named[i] > named[j]:  # the transform that turns the other image into this one
+                    d = {"rot90": "rot270", "rot270": "rot90"}.get(d, d)
+                out[frozenset((named[i], named[j]))] = (tier, round(float(c), 3), d)
+        return out
+
+    r1 = leakscan.audit(manifest=_manifest_of(tmp_path / "one", names), cache=False)
+    r2 = leakscan.audit(manifest=flat / "m.csv", cache=False)
+    d1 = decisions(r1, [str(p) for p in r1.manifest.paths])
+    d2 = decisions(r2, [renamed[str(p)] for p in r2.manifest.paths])
+    assert {frozenset(("r90.jpg", tiles[3])), frozenset(("mirror.jpg", tiles[12]))} <= {
+        k for k, v in d1.items() if v[0] == "duplicate"}
+    assert any(v[2].startswith("overlap") for v in d1.values())
+    assert d1 == d2
+
+
+def _manifest_of(root, names):
+    """A manifest of ``names`` in ``root`` in their own order, with the splits the shuffled one gives."""
+    with open(root / "m.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "split", "label"])
+        for k, n in enumerate(names):
+            w.writerow([n, "test" if k % 4 == 0 else "train", n[:2]])
+    return root / "m.csv"

@@ -16,6 +16,7 @@ from leakscan import audit
 from leakscan.features import extract_features, thumbnail
 from leakscan.discovery import discover
 from leakscan.rotation import derotate
+from leakscan.settings import DetectSettings
 from leakscan.verify import aligned_ncc, detail
 from conftest import scene
 from test_verify import crop, thumb
@@ -223,3 +224,29 @@ def test_small_canvas_padding_read_on_its_own_grid():
             found += 1
         compared += 1
     assert found >= compared // 2  # most of these canvases have padding to read
+
+
+def test_a_quarter_turn_is_named_the_same_whichever_image_searched(tmp_path):
+    # with --scope cross only the smaller split searches; here its rows come after the train
+    # rows, so the query is the second image of each pair: its turn must be inverted for the first
+    from sklearn.datasets import load_sample_images
+
+    rows = []
+    for p, a in enumerate(load_sample_images().images):
+        for k, (y, x) in enumerate((y, x) for y in (0, 150, 300) for x in (0, 160, 320, 480)):
+            Image.fromarray(a[y:y + 100, x:x + 120]).save(tmp_path / f"tr{p}{k:02d}.jpg", quality=95)
+            rows.append((f"tr{p}{k:02d}.jpg", "train"))
+    for name, turn in (("tr005", Image.Transpose.ROTATE_90), ("tr107", Image.Transpose.ROTATE_270)):
+        Image.open(tmp_path / f"{name}.jpg").transpose(turn).save(tmp_path / f"te_{name}.jpg", quality=95)
+        rows.append((f"te_{name}.jpg", "test"))
+    with open(tmp_path / "m.csv", "w", newline="") as fh:
+        fh.write("path,split\n" + "".join(f"{p},{s}\n" for p, s in rows))
+
+    def turns(scope):
+        r = audit(manifest=tmp_path / "m.csv", cache=False, settings=DetectSettings(scope=scope))
+        return {(str(r.manifest.paths[i]), str(r.manifest.paths[j])): d
+                for i, j, d in zip(r.pairs.i.tolist(), r.pairs.j.tolist(), r.pairs.detail())}
+
+    everything, cross = turns("all"), turns("cross")
+    assert everything[("tr005.jpg", "te_tr005.jpg")] == cross[("tr005.jpg", "te_tr005.jpg")] == "rot270"
+    assert everything[("tr107.jpg", "te_tr107.jpg")] == cross[("tr107.jpg", "te_tr107.jpg")] == "rot90"

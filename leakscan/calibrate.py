@@ -57,8 +57,8 @@ from .views import N_VARIANTS, MatchView, embedding_variants, transform_variants
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Calibration", "calibrate", "synthetic_copy", "CAL_SAMPLE", "MIN_AUC", "adjust_to_prior", "at_prior",
-           "logistic_fit", "picture_share", "roc_auc"]
+__all__ = ["Calibration", "calibrate", "synthetic_copy", "tilted_copy", "CAL_SAMPLE", "MIN_AUC", "adjust_to_prior",
+           "at_prior", "logistic_fit", "picture_share", "roc_auc"]
 
 #: Images of the dataset copied to calibrate (chosen by content digest).
 CAL_SAMPLE = 400
@@ -186,6 +186,27 @@ def overlapping_tile(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     scene.paste(img, (dx if flip_x else 0, dy if flip_y else 0))
     x0, y0 = (0 if flip_x else dx), (0 if flip_y else dy)
     return scene.crop((x0, y0, x0 + w, y0 + h))
+
+
+def tilted_copy(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A copy of ``img`` turned by 4-40 degrees either way, as the tilted views find them:
+    cropped to the largest upright box free of the corners, or kept on a canvas of its own
+    size (corners black or white), then re-encoded as a JPEG.
+
+    >>> tilted_copy(Image.new("RGB", (80, 60), (9, 9, 9)), np.random.default_rng(0)).mode
+    'RGB'
+    """
+    angle = float(rng.uniform(4, 40)) * (1 if rng.random() < 0.5 else -1)
+    w, h = img.size
+    if rng.random() < 0.5:  # cropped free of the corners: the largest upright box of the same shape
+        a = np.radians(abs(angle))
+        scale = 1 / (np.cos(a) + np.sin(a) * max(w / h, h / w))
+        out = img.rotate(angle, resample=Image.BICUBIC)
+        cw, ch = max(8, round(w * scale)), max(8, round(h * scale))
+        out = out.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
+    else:
+        out = img.rotate(angle, resample=Image.BICUBIC, fillcolor=(0, 0, 0) if rng.random() < 0.5 else (255, 255, 255))
+    return _jpeg(out.convert("RGB"), rng, None, quality=int(rng.integers(60, 96)))
 
 
 def _shift(img, rng, _v):

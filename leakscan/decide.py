@@ -222,7 +222,7 @@ def detect(
             cands = dataclasses.replace(cands, confidence=confidence)
             cal = dataclasses.replace(cal, stats={**cal.stats, "keypoints": look})
         if "unavailable" in look:
-            warnings.append(f"{look['in_doubt']} possible pairs were not looked at closer: {look['unavailable']}; "
+            warnings.append(f"{look['in_doubt']} pairs in doubt were not looked at closer: {look['unavailable']}; "
                             "reinstall opencv-python-headless")
         t2 += time.perf_counter() - tl
     exact, confidence = cands.kind == Kind.EXACT, cands.confidence

@@ -15,9 +15,12 @@ so the look is calibrated on the data, as the decision is: synthetic copies of t
 calibration's sampled pictures (:func:`~leakscan.calibrate.synthetic_copy`) against the
 pairs the search proposed and the thumbnails rejected with most doubt (:class:`KeypointLook`).
 The fit gives a likelihood ratio that multiplies the odds of the pair's confidence (the look
-is evidence the thumbnails did not have). A look only raises a confidence, and only for
-pictures that share at least half of the smaller one's area under the fitted transform
-(tiles that overlap less are not copies).
+is evidence the thumbnails did not have). A look raises a possible pair's confidence, and
+only for pictures that share at least half of the smaller one's area under the fitted
+transform (tiles that overlap less are not copies). It lowers a duplicate only the tilted
+views read as turned when it finds no transform: a turned copy shows ORB its keypoints
+turned, two tiles of one wall or sky the tilted views matched do not; by how much is
+calibrated on turned synthetic copies (:func:`~leakscan.calibrate.tilted_copy`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .calibrate import ImageSource, digest_order, logistic_fit, roc_auc, synthetic_copy
+from .calibrate import ImageSource, digest_order, logistic_fit, roc_auc, synthetic_copy, tilted_copy
 from .features import PICTURE_SIDE, Features
 from .pairs import OVERLAP_MIN_SHARE, Candidates, Kind, PairTable, pair_keys
 from .views import INVERSE_VARIANT, MatchView, apply_dihedral
@@ -47,6 +50,8 @@ LOOK_MIN_SIDE = 64
 LOOK_BUDGET = 2_000
 #: Pairs looked at together: their pictures are held at once.
 LOOK_BLOCK = 128
+#: Duplicates this confident or more are not looked at again.
+LOOK_CEILING = 0.99
 #: Pictures of the calibration's sample the look is calibrated on (one copy each).
 LOOK_SAMPLE = 120
 #: Look-alikes it is calibrated on: this many for each pair looked at, at most LOOK_NEGATIVES.
@@ -208,6 +213,9 @@ class KeypointLook:
     coef: np.ndarray
     intercept: float
     stats: dict
+    #: log(P(no transform | a turned copy) / P(no transform | a look-alike)), <= 0: what a
+    #: look that finds nothing says of a pair the tilted views read as turned
+    tilted_no_transform: float = 0.0
 
     def log_ratio(self, looks) -> np.ndarray:
         """log(P(look | copy, a transform) / P(look | look-alike, a transform)) per pair; 0 (no
@@ -218,20 +226,27 @@ class KeypointLook:
 
 
 def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, known=frozenset(),
-             jobs: int = 1) -> KeypointLook | None:
+             jobs: int = 1, tilted: bool = False) -> KeypointLook | None:
     """The look calibrated on ``pictures`` (PIL, the calibration's sample, in content order),
     each against a synthetic copy of itself (the copies), and on the looks ``rejected`` of
     pairs the search proposed and the thumbnails' decision rejected (the look-alikes: as alike
     as the pairs the look decides). Too few of those with a transform: each picture against
     its :data:`NEGATIVES_PER` nearest others of the sample by ``embeddings`` too, leaving out
-    the pairs of positions in ``known`` (pairs the search proposed: they may be copies).
+    the pairs of positions in ``known`` (pairs the search proposed: they may be copies). With
+    ``tilted``, each picture against a turned copy of itself too
+    (:func:`~leakscan.calibrate.tilted_copy`), for :attr:`KeypointLook.tilted_no_transform`.
     None when there are too few copies or look-alikes with a transform to learn from."""
     rng = np.random.default_rng(rng_seed)
     made = [synthetic_copy(p.convert("RGB"), rng, variants=(0,))[0] for p in pictures]  # ORB sees no mirrors
+    # turned copies of copies: a turn is seldom a user's only edit
+    made += [tilted_copy(m, rng) for m in made] if tilted else []
     points = _mapped(lambda p: _keypoints_or_none(p, "a sampled picture"), pictures + made, jobs)
-    points, copied = points[:len(pictures)], points[len(pictures):]
-    read = [k for k in range(len(pictures)) if points[k] is not None and copied[k] is not None]
+    n = len(pictures)
+    points, copied, turned = points[:n], points[n:2 * n], points[2 * n:]
+    read = [k for k in range(n) if points[k] is not None and copied[k] is not None]
     copies = _mapped(lambda k: _match_or_nothing(copied[k], points[k]), read, jobs)
+    turned_looks = _mapped(lambda k: _match_or_nothing(turned[k], points[k]),
+                           [k for k in range(len(turned)) if points[k] is not None and turned[k] is not None], jobs)
     alike = [tuple(r) for r in np.asarray(rejected, np.float64).reshape(-1, 3).tolist()]
     emb = np.asarray(embeddings, np.float32)
     sim = emb @ emb.T
@@ -281,6 +296,13 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
              "look_alikes_with_a_transform": int((found & keep & (y == 0)).sum()),
              "copies_median_matches": float(np.median(matches[y == 1])),
              "look_alikes_max_matches": int(matches[keep & (y == 0)].max())}
+    if turned_looks:  # a turned copy ORB finds no transform for, against a look-alike so
+        turned_none = sum(m == 0 for m, _, _ in turned_looks)
+        alike = keep & (y == 0)
+        ratio = (((turned_none + 0.5) / (len(turned_looks) + 1))
+                 / ((int((~found & alike).sum()) + 0.5) / (int(alike.sum()) + 1)))
+        fitted = dataclasses.replace(fitted, tilted_no_transform=float(min(0.0, np.log(ratio))))
+        stats.update(turned_copies=len(turned_looks), turned_copies_with_a_transform=len(turned_looks) - turned_none)
     return dataclasses.replace(fitted, stats={**fitted.stats, **stats})
 
 
@@ -344,14 +366,17 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     search_rows, known = found.search_rows, found.pairs
     confidence = np.asarray(pairs.confidence, np.float32).copy()
     big = features.sizes.min(axis=1) >= LOOK_MIN_SIDE
-    doubt = np.flatnonzero((confidence >= floor) & (confidence < threshold) & big[pairs.i] & big[pairs.j])
-    if not len(doubt):
+    looked = big[pairs.i] & big[pairs.j] & (pairs.kind != Kind.EXACT)
+    doubt = np.flatnonzero((confidence >= floor) & (confidence < threshold) & looked)
+    # duplicates only the tilted views read: a turned copy shows ORB its keypoints turned
+    turned = np.flatnonzero((confidence >= threshold) & (confidence < LOOK_CEILING) & looked
+                            & MatchView.is_tilted(pairs.variant))
+    if not len(doubt) and not len(turned):
         return confidence, {}
-    doubt = doubt[np.argsort(-confidence[doubt], kind="stable")][:LOOK_BUDGET]
     try:
         _orb()
     except ImportError as exc:  # a broken OpenCV install: the thumbnails' decision stands
-        return confidence, {"looked_at": 0, "in_doubt": int(len(doubt)), "used": False,
+        return confidence, {"looked_at": 0, "in_doubt": int(len(doubt) + len(turned)), "used": False,
                             "unavailable": f"OpenCV could not be imported ({exc})"}
     digests = features.pixel_digest
     sample = search_rows[digest_order(digests[search_rows])]
@@ -363,22 +388,31 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     lo, hi = np.minimum(sample[a], sample[b]), np.maximum(sample[a], sample[b])
     proposed = np.isin(pair_keys(lo, hi), known.keys())
     # the look-alikes: the pairs the thumbnails rejected with most doubt, a few for each pair looked at
-    rejected = np.flatnonzero((confidence < floor) & (pairs.kind != Kind.EXACT) & big[pairs.i] & big[pairs.j])
+    rejected = np.flatnonzero((confidence < floor) & looked)
     rejected = rejected[np.argsort(-confidence[rejected], kind="stable")][
-        :min(LOOK_NEGATIVES, max(2 * MIN_EXAMPLES, NEGATIVES_PER * len(doubt)))]
-    looks = look_at(pairs.take(np.r_[doubt, rejected]), images, digests, jobs)
-    looks, rejected_looks = looks[:len(doubt)], looks[len(doubt):]
+        :min(LOOK_NEGATIVES, max(2 * MIN_EXAMPLES, NEGATIVES_PER * (len(doubt) + len(turned))))]
+    rejected_looks = look_at(pairs.take(rejected), images, digests, jobs)
     seed = int.from_bytes(bytes(digests[sample[0]][:8]), "little") if len(sample) else 0
     fitted = fit_look(pictures, features.embedding[sample], seed, rejected_looks,
-                      frozenset(zip(a[proposed].tolist(), b[proposed].tolist())), jobs)
-    stats = {"looked_at": int(len(doubt))}
+                      frozenset(zip(a[proposed].tolist(), b[proposed].tolist())), jobs, tilted=len(turned) > 0)
     if fitted is None:
-        stats["used"] = False
-        return confidence, stats
+        return confidence, {"looked_at": 0, "used": False}
+    odds = np.log(np.clip(confidence, 1e-6, 1 - 1e-6) / np.clip(1 - confidence, 1e-6, 1))
+    bar = np.log(threshold / (1 - threshold))
+    turned = turned[odds[turned] + fitted.tilted_no_transform < bar]  # those a look could take below the bar
+    doubt = doubt[np.argsort(-confidence[doubt], kind="stable")][:LOOK_BUDGET]
+    turned = turned[np.argsort(confidence[turned], kind="stable")][:max(0, LOOK_BUDGET - len(doubt))]
+    seen = np.r_[doubt, turned]
+    looks = look_at(pairs.take(seen), images, digests, jobs)
     p = np.clip(confidence[doubt].astype(np.float64), 1e-6, 1 - 1e-6)
-    raised = 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + fitted.log_ratio(looks))))
-    raised = np.where(looks[:, 1] >= OVERLAP_MIN_SHARE, np.maximum(raised, p), p).astype(np.float32)
+    raised = 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + fitted.log_ratio(looks[:len(doubt)]))))
+    raised = np.where(looks[:len(doubt), 1] >= OVERLAP_MIN_SHARE, np.maximum(raised, p), p).astype(np.float32)
     confidence[doubt] = raised
+    nothing = looks[len(doubt):, 0] == 0
+    lowered = 1.0 / (1.0 + np.exp(-(odds[turned] + np.where(nothing, fitted.tilted_no_transform, 0.0))))
+    confidence[turned] = np.where(nothing, lowered, confidence[turned]).astype(np.float32)
     weights = {c: round(float(w / d), 4) for c, w, d in zip(("log_matches", "detail"), fitted.coef, fitted.scale)}
-    stats.update(used=True, raised_to_duplicates=int((raised >= threshold).sum()), weights=weights, **fitted.stats)
+    stats = {"looked_at": int(len(seen)), "used": True, "raised_to_duplicates": int((raised >= threshold).sum()),
+             "turned_looked_at": int(len(turned)), "lowered_to_possible": int((confidence[turned] < threshold).sum()),
+             "weights": weights, "tilted_no_transform": round(float(fitted.tilted_no_transform), 4), **fitted.stats}
     return confidence, stats

@@ -15,6 +15,7 @@ import leakscan.decode
 import leakscan.keypoints
 from leakscan.keypoints import closer_look, fit_look, look_at, match_pictures, picture_keypoints
 from leakscan.pairs import Candidates, Kind, PairTable
+from leakscan.views import MatchView
 
 
 def texture(seed: int, size=(320, 240)) -> Image.Image:
@@ -128,6 +129,27 @@ def test_the_closer_look_raises_copies_in_doubt_and_not_tiles_of_one_photo():
     assert (confidence[:3] >= 0.5).all(), confidence[:3]
     assert np.array_equal(confidence[3:], pairs.confidence[3:])  # neither raised nor lowered
     assert stats["raised_to_duplicates"] == 3
+
+
+def test_a_turned_reading_the_keypoints_do_not_bear_out_falls_to_possible():
+    # duplicates only the tilted views read (a copy turned by some degrees): a turned copy
+    # shows ORB its keypoints turned; two tiles of one photo the tilted views matched do not
+    tiles = photo_tiles()
+    pictures = tiles + [_turned_then_cropped(tiles[5]), _turned_then_cropped(tiles[18])]
+    features = leakscan.features.extract_images([np.asarray(p) for p in pictures])
+    turned = [(5, 24), (18, 25), (2, 9), (13, 22)]  # two copies, then two tiles of another place
+    rejected = [(a, b) for a in range(24) for b in range(a + 2, 24, 5)]
+    pairs = _pairs(*zip(*(turned + rejected)))
+    pairs = dataclasses.replace(
+        pairs, variant=np.r_[np.full(len(turned), MatchView.TILTED), np.zeros(len(rejected))].astype(np.int8),
+        confidence=np.r_[np.full(len(turned), 0.7), np.full(len(rejected), 0.05)].astype(np.float32))
+    found = Candidates(pairs=pairs, search_rows=np.arange(len(pictures)), kth_neighbour=np.full(len(pictures), -1))
+    confidence, stats = closer_look(pairs, found, features, lambda rows: [pictures[r] for r in rows],
+                                    threshold=0.5, floor=0.1)
+    assert stats["turned_copies"] > 0 and stats["tilted_no_transform"] < 0
+    assert stats["turned_looked_at"] == 4 and stats["lowered_to_possible"] == 2
+    assert np.all(confidence[:2] == 0.7) and np.all(confidence[2:4] < 0.5), confidence[:4]
+    assert np.array_equal(confidence[4:], pairs.confidence[4:])
 
 
 def _tile_folder(root):

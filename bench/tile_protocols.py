@@ -7,7 +7,9 @@ full resolution, square tiles of half its shorter side:
 * **unequal diagonal**: shifted by 35% across and 15% down (sharing 55%), numpy slices;
 * **grid, 96 px**: three tiles of a grid whose stride is half a tile, each saved at 96 px
   (right and lower neighbours share 50%; the diagonal neighbour 25%, which must not be a
-  duplicate).
+  duplicate);
+* **row, 112 px**: the photo brought to 640 px, four 112 px tiles along one row, each 75 px
+  on from the last (neighbours share 33%, tiles two apart nothing: none a duplicate).
 
 The tiles of one photo overlap each other in other ways too (pairs scored only across
 photos: any pair of tiles of *different* photos reported is false).
@@ -69,6 +71,16 @@ def build(out: Path, source: Path | None, seed: int = 7) -> dict:
         truth[frozenset((g[0, 0], g[0, 1]))] = ("grid 96 px, right neighbour, 50%", True)
         truth[frozenset((g[0, 1], g[1, 1]))] = ("grid 96 px, lower neighbour, 50%", True)
         truth[frozenset((g[0, 0], g[1, 1]))] = ("grid 96 px, diagonal neighbour, 25%", False)
+        # a row of 112 px tiles of the photo brought to 640 px, each a third over the last
+        small = full.resize((640, round(640 * H / W)) if W >= H else (round(640 * W / H), 640), Image.LANCZOS)
+        w, h = small.size
+        y0 = int(rng.integers(0, h - 112 + 1))
+        row = [save(small.crop((x, y0, x + 112, y0 + 112)), f"p{k:02d}_r{n}.jpg", "train" if n % 2 else "test")
+               for n, x in enumerate(range(0, min(w - 112, 3 * 75) + 1, 75))]
+        for n in range(len(row) - 1):
+            truth[frozenset((row[n], row[n + 1]))] = ("row of 112 px tiles, neighbours, 33%", False)
+        for n in range(len(row) - 2):
+            truth[frozenset((row[n], row[n + 2]))] = ("row of 112 px tiles, two apart, 0%", False)
     return truth
 
 

@@ -280,13 +280,18 @@ class StackedIndex:
     def centroids(self) -> np.ndarray | None:
         return self.first.centroids
 
-    def knn(self, queries: np.ndarray, k: int, *, block: int = BLOCK):
-        """As :meth:`CosineIndex.knn` over the rows of both."""
-        sims, ids = self.first.knn(queries, k, block=block)
-        more_sims, more_ids = self.rest.knn(queries, k, block=block)
+    def knn(self, queries: np.ndarray, k: int, *, block: int = BLOCK, ranks: np.ndarray | None = None):
+        """As :meth:`CosineIndex.knn` over the rows of both (``ranks`` over both, ``first``'s rows first)."""
+        n = len(self.first)
+        sims, ids = self.first.knn(queries, k, block=block, ranks=None if ranks is None else ranks[:n])
+        more_sims, more_ids = self.rest.knn(queries, k, block=block, ranks=None if ranks is None else ranks[n:])
         sims = np.concatenate([sims, more_sims], axis=1)
-        ids = np.concatenate([ids, np.where(more_ids >= 0, more_ids + len(self.first), -1)], axis=1)
-        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        ids = np.concatenate([ids, np.where(more_ids >= 0, more_ids + n, -1)], axis=1)
+        if ranks is None:
+            order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        else:
+            rank = np.where(ids >= 0, np.asarray(ranks, np.int64)[np.clip(ids, 0, None)], np.iinfo(np.int64).max)
+            order = np.lexsort((rank, -sims), axis=1)[:, :k]
         return np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
 
 

@@ -63,7 +63,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "54"
+SEARCH_VERSION = "55"
 
 
 def pair_keys(i, j) -> np.ndarray:
@@ -312,7 +312,8 @@ def find_candidates(
         ei_, ej_, es_, ev_, kth_pos, index = _embedding_pairs(
             features.embedding, search_rows, variants, settings, progress, query_pos,
             rotated=rotated, thumbs=features.thumb if settings.crops else None,
-            big=features.sizes[search_rows].min(axis=1) >= OVERLAP_MIN_SIDE, earlier=earlier)
+            big=features.sizes[search_rows].min(axis=1) >= OVERLAP_MIN_SIDE, earlier=earlier,
+            ranks=content_ranks(features.pixel_digest[search_rows]))
         parts.append(_candidates(ei_, ej_, Kind.EMBEDDING, es_, ev_))
         has = kth_pos >= 0
         kth[search_rows[has]] = search_rows[kth_pos[has]]
@@ -426,7 +427,7 @@ def rows_of(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, progress, query_pos=None,
-                     block: int = 4096, rotated=None, thumbs=None, big=None, earlier=None):
+                     block: int = 4096, rotated=None, thumbs=None, big=None, earlier=None, ranks=None):
     """Embedding k-NN pairs with the ratio test, and the index searched (``earlier``: see
     :func:`find_candidates`).
 
@@ -434,7 +435,8 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
     (rows, embeddings) under each of ``variants``; and, when ``thumbs`` (all rows) is given,
     the crop views of every image, and the tighter and stretched crop views of those ``big``
     marks (a mask over ``search_rows``), each plain and, when ``variants`` hold the mirror,
-    mirrored (a crop then flipped, as training pipelines make them).
+    mirrored (a crop then flipped, as training pipelines make them). Neighbours of equal
+    similarity are taken by ``ranks`` (one per search row, fixed by content).
     """
     index = None
     if earlier is not None and isinstance(earlier.index, CosineIndex) and earlier.leads(search_rows):
@@ -494,7 +496,7 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
             qvs = embedding_variants(qemb(start, start + len(qrows)), vs)
             for q, v in enumerate(vs):
                 qv = qvs[:, q]
-                sims, ids = index.knn(qv, kk)
+                sims, ids = index.knn(qv, kk, ranks=ranks)
                 selfm = ids == qrows[:, None]
                 sims = np.where(selfm | (ids < 0), -np.inf, sims)
                 order = np.argsort(-sims, axis=1, kind="stable")

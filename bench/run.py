@@ -16,7 +16,9 @@ Writes bench/results.md (and prints it). Sections:
    The decision's stability over 5 calibrations on CIFAR-10 (bench/stability.py, `--only stability`).
 4. Transformed photos: recall per edit and per protocol (each edit made two or more ways),
    precision over the whole set (bench/transformed.py); copies made the ways training
-   pipelines make them, among the 2.5 MP photos (bench/augmentations.py, `--only augmentations`).
+   pipelines make them, among the 2.5 MP photos (bench/augmentations.py, `--only augmentations`);
+   overlapping tiles cut other ways (bench/tile_protocols.py) and rows of tiles a third over
+   each other, none a duplicate (bench/tile_rows.py, `--only tile-rows`).
 4b. Input kinds: DataFrame, Parquet bytes, Hugging Face, DICOM, GeoTIFF, each with planted
    leaks (bench/formats.py).
 5. Synthetic re-split scale: 1,000,000 images in 200,000 groups.
@@ -465,7 +467,16 @@ def tile_protocols_section(lines: list[str]) -> None:
     _script_section(lines, "tile_protocols.py", "Overlapping tiles, other protocols",
               "Square tiles of half the shorter side of each sample photo at full resolution: one above the "
               "other sharing 60% (Pillow), shifted unequally across and down sharing 55% (numpy), and a grid of "
-              "stride half a tile saved at 96 px (neighbours share 50%, the diagonal one 25%). One audit of all.")
+              "stride half a tile saved at 96 px (neighbours share 50%, the diagonal one 25%), and a row of 112 px "
+              "tiles of the photo brought to 640 px, each a third over the last (none a duplicate). One audit of all.")
+
+
+def tile_rows_section(lines: list[str]) -> None:
+    """Rows of tiles a third over each other: every reported pair is false (bench/tile_rows.py)."""
+    _script_section(lines, "tile_rows.py", "Rows of tiles a third over each other",
+              "Each sample photo brought to 640 px, cut into 112 px tiles along rows 150 px apart, each tile 75 px "
+              "on from the last: neighbours share 33% of their area, tiles two apart nothing. No pair is a "
+              "duplicate: every one reported is listed.")
 
 
 def bench_models(given: list[str]) -> list[tuple[str, str, list[str]]]:
@@ -584,7 +595,8 @@ def main() -> int:
     ap.add_argument("--skip-cifar", action="store_true")
     ap.add_argument("--skip-scale", action="store_true", help="skip the synthetic 100k-1M search runs")
     ap.add_argument("--only", choices=["cifar", "thresholds", "transformed", "peers", "judged", "formats", "models",
-                                       "tiles", "tile-protocols", "photos", "stability", "augmentations"],
+                                       "tiles", "tile-protocols", "tile-rows", "photos", "stability",
+                                       "augmentations"],
                     help="run one section and print it")
     ap.add_argument("--model", action="append", default=[m for m in [os.environ.get("LEAKSCAN_BENCH_MODEL")] if m],
                     help="an image-embedding ONNX model to add to the model rows (repeatable; SSCD from the "
@@ -596,7 +608,7 @@ def main() -> int:
     if a.only:
         {"cifar": lambda ls: cifar_section(ls, a.jobs), "thresholds": thresholds_section, "transformed": transformed_section, "peers": peers_section,
          "judged": judged_section, "formats": formats_section, "tiles": tiles_section,
-         "tile-protocols": tile_protocols_section,
+         "tile-protocols": tile_protocols_section, "tile-rows": tile_rows_section,
          "models": lambda ls: model_section(ls, models), "photos": lambda ls: photos_section(ls, a.jobs),
          "stability": lambda ls: stability_section(ls, a.jobs), "augmentations": augmentations_section}[a.only](lines)
         print("\n".join(lines))
@@ -618,6 +630,7 @@ def main() -> int:
     transformed_section(lines)
     augmentations_section(lines)
     tile_protocols_section(lines)
+    tile_rows_section(lines)
     formats_section(lines)
     scale_section(lines)
     if not a.skip_scale:

@@ -1,0 +1,72 @@
+"""Rows of tiles a third over each other: no pair is a duplicate, so every reported pair is false.
+
+Each photo (the bundled ones of scikit-image and scikit-learn, or every image in ``--source``)
+is brought to 640 px on its longer side and cut into ``--side`` px tiles along rows 150 px
+apart, each tile ``--step`` px on from the last (112 and 75: neighbours share 33% of their
+area, tiles two apart nothing). Tiles sharing less than half are not duplicates (issue 13), so
+the bench reports every duplicate pair ``leakscan audit`` gives, with the share of area the two
+tiles really have in common and how the pair was read; and the count of possible pairs.
+
+    python bench/tile_rows.py [--source FOLDER] [--side 112] [--step 75] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import shutil
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from transformed import fit, source_photos  # noqa: E402
+
+
+def build(out: Path, source: Path | None, side: int, step: int) -> dict:
+    """Write the tiles under ``out``; ``{file name: (photo, x, y)}``."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    where = {}
+    for name, img in source_photos(source, n_generated=0):
+        img = fit(img, 640)
+        w, h = img.size
+        for y in range(0, h - side + 1, 150):
+            for x in range(0, w - side + 1, step):
+                tile = f"{name}_{y}_{x}.jpg"
+                img.crop((x, y, x + side, y + side)).save(out / tile, quality=90)
+                where[tile] = (name, x, y)
+    return where
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--source", type=Path, default=None)
+    ap.add_argument("--side", type=int, default=112)
+    ap.add_argument("--step", type=int, default=75)
+    ap.add_argument("--work", type=Path, default=HERE.parent / ".bench" / "tile_rows")
+    a = ap.parse_args()
+    import leakscan
+
+    where = build(a.work, a.source, a.side, a.step)
+
+    def share(p, q):
+        (pa, xa, ya), (pb, xb, yb) = where[p], where[q]
+        if pa != pb:
+            return None
+        return max(0, a.side - abs(xa - xb)) * max(0, a.side - abs(ya - yb)) / a.side ** 2
+
+    r = leakscan.audit(a.work, cache=False)
+    counts = collections.Counter()
+    lines = []
+    for rec in r.pair_records():
+        s = share(rec["a"], rec["b"])
+        counts["across photos" if s is None else "sharing 50% or more" if s >= 0.5 else "sharing less than half"] += 1
+        lines.append(f"- {rec['a']} ~ {rec['b']}: {rec['confidence']:.3f}, {rec['detail']}, "
+                     f"{'other photos' if s is None else f'sharing {s:.0%}'}")
+    print(f"{len(where)} tiles; duplicates: {dict(counts) or 0}; possible: {len(r.possible)}")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -48,7 +48,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from .evidence import EVIDENCE, SIGN, pair_evidence, typical_neighbours
-from .features import Features, extract_images
+from .features import Features, digest_order, extract_images
 from .index import CosineIndex
 from .pairs import OVERLAP_MIN_SIDE, Candidates, Kind, PairTable, find_candidates, overlap_pairs, rows_of
 from .parallel import run_chunks
@@ -311,11 +311,6 @@ def thumbnails_as_images(features: Features, rows) -> list:
 
 
 # --------------------------------------------------------------------------- calibration
-
-def digest_order(digests: np.ndarray) -> np.ndarray:
-    """Row order by content digest (independent of input order)."""
-    return np.lexsort(digests.T[::-1])
-
 
 def picture_share(n_rows: int) -> float:
     """Share of a dataset's pixel digests (the lowest) whose pictures are worth keeping when

@@ -42,13 +42,13 @@ import dataclasses
 
 import numpy as np
 
-from .features import Features, crop_hog, hog, phash_variants
+from .features import Features, crop_hog, digest_greater, hog, phash_variants
 from .padding import NO_BORDER, border_mask, flat_ground, padding_weights
 from .parallel import even_blocks, run_chunks
 from .pairs import OVERLAP_MIN_SIDE, Kind, PairTable
 from .verify import BLOCK, _down2, _shift_each, _zoom, align, fit_box
 from .views import (CROP_SIDE, INVERSE_VARIANT, N_VARIANTS, STRETCH_BOXES, THUMB, MatchView, apply_dihedral,
-                    box_views, crop_boxes, digest_greater, embedding_variants, is_oblong, tilted_views, turned_share)
+                    box_views, crop_boxes, embedding_variants, is_oblong, tilted_views, turned_share)
 
 __all__ = ["measure", "pair_evidence", "background", "tilted_angles", "EVIDENCE", "SIGN", "colour_agreement"]
 #: Columns of the evidence matrix, in order.

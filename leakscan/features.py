@@ -44,7 +44,8 @@ from .views import BINS, CELL, N_VARIANTS, THUMB, canvas_view, crop_views
 log = logging.getLogger(__name__)
 
 __all__ = ["Features", "extract_features", "extract_images", "load_pictures", "features_of_image", "hog", "crop_hog",
-           "window_hog", "phash_variants", "colour_thumbnail", "digest_share", "small_picture", "PICTURE_SIDE",
+           "window_hog", "phash_variants", "colour_thumbnail", "digest_share", "digest_order", "content_ranks",
+           "digest_greater", "small_picture", "PICTURE_SIDE",
            "FEATURE_VERSION", "EMBED_DIM", "COLOUR_SIDE", "RECORD",
            "DEROTATED_RECORD"]
 
@@ -638,6 +639,40 @@ def _extract_chunk(job) -> Features:
                     pictures=tuple((k, pic) for k, pic in pictures if out.ok[k]))
 
 
+def digest_order(digests: np.ndarray) -> np.ndarray:
+    """Row order by pixel digest ``(n, 16)`` uint8: an order fixed by content, the same whatever
+    the order of the input.
+
+    >>> digest_order(np.array([[2, 0], [1, 9], [1, 3]], np.uint8))
+    array([2, 1, 0])
+    """
+    return np.lexsort(np.asarray(digests).T[::-1])
+
+
+def content_ranks(digests: np.ndarray) -> np.ndarray:
+    """Each row's place in :func:`digest_order`: for ties that the row order must not break.
+
+    >>> content_ranks(np.array([[2, 0], [1, 9], [1, 3]], np.uint8))
+    array([2, 1, 0])
+    """
+    ranks = np.empty(len(digests), np.int64)
+    ranks[digest_order(digests)] = np.arange(len(digests))
+    return ranks
+
+
+def digest_greater(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise ``a > b`` of ``(p, 16)`` uint8 digests, compared as byte strings: which image of
+    a pair comes second in :func:`digest_order` (a pair is measured one way round, whatever the
+    order of the rows).
+
+    >>> digest_greater(np.array([[1, 2], [1, 2]], np.uint8), np.array([[1, 1], [2, 0]], np.uint8))
+    array([ True, False])
+    """
+    diff = np.asarray(a).astype(np.int16) - np.asarray(b).astype(np.int16)
+    first = np.argmax(diff != 0, axis=1)
+    return diff[np.arange(len(diff)), first] > 0
+
+
 def digest_share(digest: np.ndarray) -> float:
     """Where a pixel digest falls among all digests, in [0, 1): its first 8 bytes, big-endian,
     so a share's lowest digests are the first in the calibration's content order."""
@@ -675,10 +710,18 @@ def load_pictures(manifest: Manifest, rows, max_side: int = PICTURE_SIDE, kept=(
     are decoded again (JPEGs at a reduced scale). For the decision's calibration
     (:mod:`leakscan.calibrate`), which copies a sample of the dataset's own images, and the
     closer look at the possible pairs (:mod:`leakscan.keypoints`). A file that can no longer
-    be read (changed since it was) is logged, named, and left out: None.
+    be read (changed since it was) is logged, named, and left out: None. Each picture's
+    ``info["path"]`` names its row, for messages about it.
     """
     rows = np.asarray(rows, np.int64).tolist()
-    kept = dict(kept)
+    out = _load_pictures(manifest, rows, max_side, dict(kept))
+    for r, img in zip(rows, out):
+        if img is not None:
+            img.info["path"] = str(manifest.paths[r])
+    return out
+
+
+def _load_pictures(manifest: Manifest, rows: list, max_side: int, kept: dict) -> list:
     found = {r: Image.fromarray(kept[r], "RGB") for r in rows if r in kept}
     if manifest.source is not None:  # stored bytes are read in blocks, in the order they are stored
         for r, img in manifest.source.pictures([r for r in rows if r not in found]):

@@ -28,14 +28,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-from .calibrate import ImageSource, digest_order, logistic_fit, roc_auc, synthetic_copy, tilted_copy
-from .features import PICTURE_SIDE, Features
+from .calibrate import ImageSource, logistic_fit, roc_auc, synthetic_copy, tilted_copy
+from .features import PICTURE_SIDE, Features, digest_greater, digest_order
+from .parallel import map_threads
 from .pairs import OVERLAP_MIN_SHARE, Candidates, Kind, PairTable, pair_keys
 from .views import INVERSE_VARIANT, MatchView, apply_dihedral
 
@@ -85,15 +85,6 @@ def _orb():
     if getattr(_local, "orb", None) is None:
         _local.orb = cv2.ORB_create(nfeatures=500, edgeThreshold=15, patchSize=15, fastThreshold=10)
     return _local.orb
-
-
-def _mapped(fn, items, jobs: int) -> list:
-    """``[fn(x) for x in items]``, on ``jobs`` threads (OpenCV and Pillow release the GIL), in order."""
-    items = list(items)
-    if jobs <= 1 or len(items) < 2:
-        return [fn(x) for x in items]
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(fn, items))
 
 
 @dataclass(frozen=True)
@@ -240,12 +231,12 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
     made = [synthetic_copy(p.convert("RGB"), rng, variants=(0,))[0] for p in pictures]  # ORB sees no mirrors
     # turned copies of copies: a turn is seldom a user's only edit
     made += [tilted_copy(m, rng) for m in made] if tilted else []
-    points = _mapped(lambda p: _keypoints_or_none(p, "a sampled picture"), pictures + made, jobs)
+    points = map_threads(lambda p: _keypoints_or_none(p, "a sampled picture"), pictures + made, jobs)
     n = len(pictures)
     points, copied, turned = points[:n], points[n:2 * n], points[2 * n:]
     read = [k for k in range(n) if points[k] is not None and copied[k] is not None]
-    copies = _mapped(lambda k: _match_or_nothing(copied[k], points[k]), read, jobs)
-    turned_looks = _mapped(lambda k: _match_or_nothing(turned[k], points[k]),
+    copies = map_threads(lambda k: _match_or_nothing(copied[k], points[k]), read, jobs)
+    turned_looks = map_threads(lambda k: _match_or_nothing(turned[k], points[k]),
                            [k for k in range(len(turned)) if points[k] is not None and turned[k] is not None], jobs)
     alike = [tuple(r) for r in np.asarray(rejected, np.float64).reshape(-1, 3).tolist()]
     emb = np.asarray(embeddings, np.float32)
@@ -258,7 +249,7 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
             if (min(a, b), max(a, b)) not in known and np.isfinite(sim[a, b]) and None not in (points[a], points[b]):
                 nearest.append((a, b))
                 sim[b, a] = -np.inf  # each pair once
-    alike += _mapped(lambda ab: _match_or_nothing(points[ab[0]], points[ab[1]]), nearest, jobs)
+    alike += map_threads(lambda ab: _match_or_nothing(points[ab[0]], points[ab[1]]), nearest, jobs)
     if len(copies) < MIN_EXAMPLES or len(alike) < MIN_EXAMPLES:
         return None
     looks = np.asarray(copies + alike, np.float64).reshape(-1, 3)
@@ -330,7 +321,7 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: in
         tasks = []  # (position, first image's key, the other's keys)
         for k, (i, j, variant) in enumerate(zip(block.i.tolist(), block.j.tolist(), block.variant.tolist())):
             v = _dihedral_of(int(variant))
-            if bytes(digests[j]) < bytes(digests[i]):
+            if digest_greater(digests[i:i + 1], digests[j:j + 1])[0]:
                 i, j = j, i
             tasks.append((at[k], (i, 0), [(j, w) for w in sorted({v, int(INVERSE_VARIANT[v])})]))
         keys = sorted({key for _, a, bs in tasks for key in [a, *bs] if pictures.get(key[0]) is not None})
@@ -338,9 +329,9 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: in
         def keypoints(key):
             row, v = key
             gray = np.ascontiguousarray(apply_dihedral(np.asarray(pictures[row].convert("L")), v))
-            return _keypoints_or_none(Image.fromarray(gray), f"the image at row {row}")
+            return _keypoints_or_none(Image.fromarray(gray), pictures[row].info.get("path", f"the image at row {row}"))
 
-        points = {key: kp for key, kp in zip(keys, _mapped(keypoints, keys, jobs)) if kp is not None}
+        points = {key: kp for key, kp in zip(keys, map_threads(keypoints, keys, jobs)) if kp is not None}
 
         def look(task):
             _, a, bs = task
@@ -350,7 +341,7 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: in
                     best = max(best, _match_or_nothing(points[a], points[b]))
             return best
 
-        for (position, _, _), best in zip(tasks, _mapped(look, tasks, jobs)):
+        for (position, _, _), best in zip(tasks, map_threads(look, tasks, jobs)):
             looks[position] = best
     return looks
 
@@ -391,28 +382,29 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     rejected = np.flatnonzero((confidence < floor) & looked)
     rejected = rejected[np.argsort(-confidence[rejected], kind="stable")][
         :min(LOOK_NEGATIVES, max(2 * MIN_EXAMPLES, NEGATIVES_PER * (len(doubt) + len(turned))))]
-    rejected_looks = look_at(pairs.take(rejected), images, digests, jobs)
+    doubt = doubt[np.argsort(-confidence[doubt], kind="stable")][:LOOK_BUDGET]
+    looks = look_at(pairs.take(np.r_[doubt, rejected]), images, digests, jobs)  # one pass: pictures read once
+    looks, rejected_looks = looks[:len(doubt)], looks[len(doubt):]
     seed = int.from_bytes(bytes(digests[sample[0]][:8]), "little") if len(sample) else 0
     fitted = fit_look(pictures, features.embedding[sample], seed, rejected_looks,
                       frozenset(zip(a[proposed].tolist(), b[proposed].tolist())), jobs, tilted=len(turned) > 0)
     if fitted is None:
-        return confidence, {"looked_at": 0, "used": False}
-    odds = np.log(np.clip(confidence, 1e-6, 1 - 1e-6) / np.clip(1 - confidence, 1e-6, 1))
-    bar = np.log(threshold / (1 - threshold))
-    turned = turned[odds[turned] + fitted.tilted_no_transform < bar]  # those a look could take below the bar
-    doubt = doubt[np.argsort(-confidence[doubt], kind="stable")][:LOOK_BUDGET]
-    turned = turned[np.argsort(confidence[turned], kind="stable")][:max(0, LOOK_BUDGET - len(doubt))]
-    seen = np.r_[doubt, turned]
-    looks = look_at(pairs.take(seen), images, digests, jobs)
+        return confidence, {"looked_at": int(len(doubt)), "used": False}
     p = np.clip(confidence[doubt].astype(np.float64), 1e-6, 1 - 1e-6)
-    raised = 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + fitted.log_ratio(looks[:len(doubt)]))))
-    raised = np.where(looks[:len(doubt), 1] >= OVERLAP_MIN_SHARE, np.maximum(raised, p), p).astype(np.float32)
+    raised = 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + fitted.log_ratio(looks))))
+    raised = np.where(looks[:, 1] >= OVERLAP_MIN_SHARE, np.maximum(raised, p), p).astype(np.float32)
     confidence[doubt] = raised
-    nothing = looks[len(doubt):, 0] == 0
-    lowered = 1.0 / (1.0 + np.exp(-(odds[turned] + np.where(nothing, fitted.tilted_no_transform, 0.0))))
-    confidence[turned] = np.where(nothing, lowered, confidence[turned]).astype(np.float32)
+    # the turned duplicates a look that finds nothing could take below the bar, the least sure first
+    odds = np.log(np.clip(confidence, 1e-6, 1 - 1e-6) / np.clip(1 - confidence, 1e-6, 1))
+    turned = turned[odds[turned] + fitted.tilted_no_transform < np.log(threshold / (1 - threshold))]
+    turned = turned[np.argsort(confidence[turned], kind="stable")][:max(0, LOOK_BUDGET - len(doubt))]
+    if len(turned):
+        nothing = look_at(pairs.take(turned), images, digests, jobs)[:, 0] == 0
+        lowered = 1.0 / (1.0 + np.exp(-(odds[turned] + fitted.tilted_no_transform)))
+        confidence[turned] = np.where(nothing, lowered, confidence[turned]).astype(np.float32)
     weights = {c: round(float(w / d), 4) for c, w, d in zip(("log_matches", "detail"), fitted.coef, fitted.scale)}
-    stats = {"looked_at": int(len(seen)), "used": True, "raised_to_duplicates": int((raised >= threshold).sum()),
+    stats = {"looked_at": int(len(doubt) + len(turned)), "used": True,
+             "raised_to_duplicates": int((raised >= threshold).sum()),
              "turned_looked_at": int(len(turned)), "lowered_to_possible": int((confidence[turned] < threshold).sum()),
              "weights": weights, "tilted_no_transform": round(float(fitted.tilted_no_transform), 4), **fitted.stats}
     return confidence, stats

@@ -30,12 +30,13 @@ from typing import Callable
 import numpy as np
 
 from .errors import ConfigError
-from .features import EMBED_DIM, QUADRANTS, WINDOW_PLACES, Features, crop_hog, hog, window_hog
+from .features import (EMBED_DIM, QUADRANTS, WINDOW_PLACES, Features, content_ranks, crop_hog, digest_greater,
+                       digest_order, hog, window_hog)
 from .index import CodedCosineIndex, CosineIndex, HammingIndex, StackedHammingIndex, StackedIndex
 from .settings import DetectSettings
 from .verify import BLOCK, locate
 from .views import (CROP_PLACES, CROP_SIDE, CROP_SIDE_TIGHT, INVERSE_VARIANT, N_VARIANTS, STRETCH_BOXES, THUMB,
-                    TILT_ANGLES, MatchView, box_views, crop_boxes, digest_greater, embedding_variants, is_oblong,
+                    TILT_ANGLES, MatchView, box_views, crop_boxes, embedding_variants, is_oblong,
                     tilted_views, transform_variants, turned_share)
 
 log = logging.getLogger(__name__)
@@ -730,7 +731,7 @@ def _window_index(features: Features, rows: np.ndarray):
         windows = window_hog(features.thumb[rows])
         index = CosineIndex(windows.reshape(n_windows, -1), n_lists=int(np.sqrt(n_windows)))  # a coarse index
         return index, windows[:, quads]
-    sample = rows[np.lexsort(features.pixel_digest[rows].T[::-1])[:WINDOW_TRAIN_IMAGES]]
+    sample = rows[digest_order(features.pixel_digest[rows])[:WINDOW_TRAIN_IMAGES]]
     train = window_hog(features.thumb[sample])
     index = CodedCosineIndex(train.reshape(-1, train.shape[-1]), n_lists=int(np.sqrt(n_windows)))
     quadrants = np.empty((len(rows), len(quads), train.shape[-1]), np.float32)
@@ -764,14 +765,6 @@ def _best_windows(index, quadrants: np.ndarray, images: np.ndarray, ranks: np.nd
     dy, dx = dy[r, c], dx[r, c]
     keep = _best_few(a, b, sim, OVERLAP_NEIGHBOURS, ranks)  # each query image's best window match per other image
     return a[keep], b[keep], sim[keep], dy[keep], dx[keep]
-
-
-def content_ranks(digests: np.ndarray) -> np.ndarray:
-    """Each row's place in the order of its pixel digest (``(n, 16)`` uint8): an order fixed by
-    content, for ties that the row order must not break."""
-    ranks = np.empty(len(digests), np.int64)
-    ranks[np.lexsort(np.asarray(digests).T[::-1])] = np.arange(len(digests))
-    return ranks
 
 
 def _best_few(query: np.ndarray, other: np.ndarray, sim: np.ndarray, few: int, ranks: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ from .rotation import derotate
 __all__ = ["apply_dihedral", "embedding_variants", "crop_views", "box_views", "resampling_matrix", "tilted_views",
            "transform_variants", "canvas_view", "is_oblong", "turned_share", "MatchView", "READINGS", "TILT_ANGLES",
            "TILT_BOXES", "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "CROP_SIDE_TIGHT", "STRETCH_BOXES",
-           "crop_boxes", "THUMB", "CELL", "BINS", "INVERSE_VARIANT", "digest_greater"]
+           "crop_boxes", "THUMB", "CELL", "BINS", "INVERSE_VARIANT"]
 
 #: Side (pixels) of the grayscale thumbnail every feature and view comes from.
 THUMB = 32
@@ -47,19 +47,6 @@ N_VARIANTS = 8
 VARIANT_NAMES = ("identity", "hflip", "vflip", "rot180", "transpose", "rot90", "rot270", "antitranspose")
 #: The variant that undoes each variant (rot90 and rot270 undo each other).
 INVERSE_VARIANT = np.array([0, 1, 2, 3, 4, 6, 5, 7], np.int64)
-
-
-def digest_greater(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise ``a > b`` of ``(p, 16)`` uint8 digests, compared as byte strings: which image of
-    a pair comes second in an order fixed by content (a pair is measured one way round, whatever
-    the order of the rows).
-
-    >>> digest_greater(np.array([[1, 2], [1, 2]], np.uint8), np.array([[1, 1], [2, 0]], np.uint8))
-    array([ True, False])
-    """
-    diff = np.asarray(a).astype(np.int16) - np.asarray(b).astype(np.int16)
-    first = np.argmax(diff != 0, axis=1)
-    return diff[np.arange(len(diff)), first] > 0
 
 
 def canvas_view(img, small: np.ndarray):

@@ -218,6 +218,7 @@ def test_a_picture_opencv_fails_on_or_a_file_gone_since_it_was_read_ends_no_run(
     caplog.set_level("WARNING")
     result = leakscan.audit(tmp_path / "tiles", cache=False, jobs=1)
     assert "no closer look (RuntimeError" in caplog.text
+    assert "c0.jpg: no closer look (RuntimeError" in caplog.text  # the file is named
     assert {frozenset((r["a"], r["b"])) for r in result.pair_records()} <= planted
     monkeypatch.undo()
 

@@ -167,19 +167,23 @@ def detect(
             # the share of copies among the candidates, estimated apart for each reading (the
             # overlapping-tile and tilted candidates are each image's few best matches: other base rates)
             reading = MatchView.reading(cands.variant)
-            whole = np.flatnonzero(~exact & (reading == 0))
+            by_value = cands.variant == MatchView.VALUE
+            whole = np.flatnonzero(~exact & (reading == 0) & ~by_value)
             confidence[whole], prior = adjust_to_prior(cal.predict(evidence[whole]))
             cal = dataclasses.replace(cal, stats={**cal.stats, "prior": round(prior, 5)})
-            # a pair only a mirrored crop view proposes: at the lower of that share and the share
-            # among such pairs (a mirror of part of a picture is one more way to look alike)
-            rows = np.flatnonzero(~exact & (cands.variant == MatchView.CROPPED_HFLIP))
-            if len(rows):
-                p = cal.predict(evidence[rows])
-                _, prior = adjust_to_prior(p)
-                confidence[rows] = np.minimum(confidence[rows], at_prior(p, prior))
-                cal = dataclasses.replace(cal, stats={**cal.stats, "prior_mirrored_crop": round(prior, 5)})
+            # a pair a mirrored crop view proposes, or one read by its brightness, is at the lower
+            # of that share and the share among such pairs no other view proposes (a mirror of part
+            # of a picture, or the brightness of a colourful one, is one more way to look alike)
+            for code, stat in ((MatchView.CROPPED_HFLIP, "prior_mirrored_crop"), (MatchView.VALUE, "prior_hue_shift")):
+                rows = np.flatnonzero(~exact & (cands.variant == code))
+                if len(rows):
+                    p = cal.predict(evidence[rows])
+                    alone = ~np.isin(cands.take(rows).keys(), cands.take(whole).keys())
+                    _, own = adjust_to_prior(p[alone] if alone.any() else p)
+                    confidence[rows] = np.minimum(at_prior(p, prior), at_prior(p, own))
+                    cal = dataclasses.replace(cal, stats={**cal.stats, stat: round(own, 5)})
             readings = dict(cal.readings)
-            read_whole = cands.take(whole).keys()
+            read_whole = cands.take(np.flatnonzero(~exact & (reading == 0))).keys()  # by brightness too
             for read, name in enumerate(READINGS[1:], start=1):
                 rows = np.flatnonzero(reading == read)
                 # overlapping tiles have a decision of their own; a tilted pair, lined up by its
@@ -212,7 +216,11 @@ def detect(
     # (given the benefit of the offset's half-pixel precision on the thumbnail)
     small = (cands.variant == MatchView.OVERLAP) & (overlap_share(cands.offset, slack=0.5) < OVERLAP_MIN_SHARE)
     confidence[small] = np.minimum(confidence[small], threshold - 0.01)
-    cands = _likelier(dataclasses.replace(cands, confidence=confidence))
+    # a hue shift leaves grey levels that do not line up: a pair is read by its brightness only
+    # where no other reading makes it worth a look (a copy of the same colours is read as it is)
+    by_value = cands.variant == MatchView.VALUE
+    kept = ~(by_value & np.isin(cands.keys(), cands.take(~by_value & (confidence >= POSSIBLE_FLOOR)).keys()))
+    cands = _likelier(dataclasses.replace(cands.take(kept), confidence=confidence[kept]))
     cands = dataclasses.replace(cands, angle=tilted_angles(features, cands))  # the detail's angle, to the degree
     if cal is not None and images is not None:  # the pairs left in doubt, seen closer (not rebuilt thumbnails)
         tl = time.perf_counter()

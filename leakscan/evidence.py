@@ -42,7 +42,7 @@ import dataclasses
 
 import numpy as np
 
-from .features import Features, crop_hog, digest_greater, hog, phash_variants
+from .features import Features, crop_hog, digest_greater, hog, phash_variants, value_thumbnails
 from .padding import NO_BORDER, border_mask, flat_ground, padding_weights
 from .parallel import even_blocks, run_chunks
 from .pairs import OVERLAP_MIN_SIDE, Kind, PairTable
@@ -573,7 +573,8 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
     def read(ta, tb, ca, cb, ba=None, bb=None, ground=None) -> int:
         reads.append((ta, tb, ca, cb, ba, bb, ground))
         return len(reads) - 1
-    plain = np.flatnonzero(~rotated & ~overlap & ~tilted)
+    by_value = v == MatchView.VALUE
+    plain = np.flatnonzero(~rotated & ~overlap & ~tilted & ~by_value)
     asym = np.zeros(0, np.int64)
     if len(plain):
         # not the canvas of a picture rotated on it: two such canvases share flat corners
@@ -583,6 +584,13 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
         if len(asym):
             tb, ta, cb, ca, bb, ba = _views(features, j[asym], i[asym], plain_v[asym], padding)
             asym_read = read(ta, tb, ca, cb, ba, bb, ground[asym])
+    hue = np.flatnonzero(by_value)
+    if len(hue):  # shifted in hue: the brightness of each, and the colour of each pixel's brightest
+        # and darkest channels (which a hue shift keeps), the channels sorted
+        ca, cb = (np.sort(features.colour[x], axis=1).astype(np.float32) for x in (i[hue], j[hue]))
+        hue_read = read(value_thumbnails(features.colour[i[hue]]), value_thumbnails(features.colour[j[hue]]),
+                        ca, cb, _border(padding[i[hue]]), _border(padding[j[hue]]),
+                        ~(on_canvas[i[hue]] | on_canvas[j[hue]]))
     crop = np.flatnonzero(MatchView.is_cropped(v))
     crop_reads = []
     if len(crop):  # also read through the crop view that matched: a crop of half the picture is
@@ -629,6 +637,9 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
             cur = {name: arr[asym] for name, arr in res.items()}
             for name, arr in _best_of(cur, measured[asym_read]).items():
                 res[name][asym] = arr
+    if len(hue):
+        for name, arr in measured[hue_read].items():
+            res[name][hue] = arr
     for rows, r in crop_reads:
         cur = {name: arr[rows] for name, arr in res.items()}
         for name, arr in _best_of(cur, measured[r]).items():

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Features", "extract_features", "extract_images", "load_pictures", "features_of_image", "hog", "crop_hog",
            "window_hog", "phash_variants", "colour_thumbnail", "digest_share", "digest_order", "content_ranks",
-           "digest_greater", "small_picture", "PICTURE_SIDE",
+           "digest_greater", "small_picture", "PICTURE_SIDE", "hue_sensitive", "value_thumbnails", "HUE_SENSITIVE",
            "FEATURE_VERSION", "EMBED_DIM", "COLOUR_SIDE", "RECORD",
            "DEROTATED_RECORD"]
 
@@ -60,6 +60,11 @@ EMBED_DIM = (THUMB // CELL) ** 2 * BINS
 #: Standard deviation (grey levels, 0-255) of the 32x32 thumbnail below which an image is
 #: "low information": too flat for its hash or embedding to mean anything.
 LOW_INFO_STD = 3.0
+#: An image whose colour swings (each pixel's brightest less its darkest channel, on average)
+#: at least this many times its brightness detail (the standard deviation of its brightest
+#: channel) has colours that carry its picture: a hue shift moves its grey levels as much as
+#: its own contrast, so it is also matched by brightness (:func:`hue_sensitive`).
+HUE_SENSITIVE = 1.0
 #: Encoded bytes per task at most when rows are image bytes of a dataset or table (extract_features).
 CHUNK_BYTES = 16 << 20
 
@@ -532,6 +537,27 @@ def colour_thumbnail(img: Image.Image) -> np.ndarray:
     """The ``(3, 16, 16)`` uint8 colour thumbnail (box-averaged RGB) used as colour evidence."""
     small = img.convert("RGB").resize((COLOUR_SIDE, COLOUR_SIDE), Image.BOX, reducing_gap=2.0)
     return np.asarray(small, np.uint8).transpose(2, 0, 1).copy()
+
+
+def hue_sensitive(colour: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool over ``(n, 3, s, s)`` colour thumbnails: the images whose colours carry
+    their picture (:data:`HUE_SENSITIVE`). A hue shift keeps each pixel's brightest and darkest
+    channel, so a copy shifted in hue is marked as its original is."""
+    out = np.zeros(len(colour), bool)
+    for a in range(0, len(colour), 4096):  # a block at a time: a million thumbnails are 768 MB
+        c = np.asarray(colour[a:a + 4096])
+        value = c.max(axis=1).astype(np.float32)
+        swing = (value - c.min(axis=1)).mean(axis=(1, 2))
+        out[a:a + 4096] = swing >= HUE_SENSITIVE * np.maximum(value.std(axis=(1, 2)), 1.0)
+    return out
+
+
+def value_thumbnails(colour: np.ndarray) -> np.ndarray:
+    """``(n, 32, 32)`` float32: the brightest channel (HSV value) of ``(n, 3, s, s)`` colour
+    thumbnails, enlarged to the thumbnail's side: a picture a hue shift leaves as it is."""
+    value = np.asarray(colour).max(axis=1).astype(np.uint8)
+    return np.stack([np.asarray(Image.fromarray(v).resize((THUMB, THUMB), Image.BICUBIC), np.float32)
+                     for v in value]).reshape(len(value), THUMB, THUMB)
 
 
 def pixel_digest(img: Image.Image) -> np.ndarray:

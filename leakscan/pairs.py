@@ -31,7 +31,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .features import (EMBED_DIM, QUADRANTS, WINDOW_PLACES, Features, content_ranks, crop_hog, digest_greater,
-                       digest_order, hog, window_hog)
+                       digest_order, hog, hue_sensitive, value_thumbnails, window_hog)
 from .index import CodedCosineIndex, CosineIndex, HammingIndex, StackedHammingIndex, StackedIndex
 from .settings import DetectSettings
 from .verify import BLOCK, locate
@@ -64,7 +64,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "55"
+SEARCH_VERSION = "56"
 
 
 def pair_keys(i, j) -> np.ndarray:
@@ -93,8 +93,9 @@ class PairTable:
         (0-7, index into ``VARIANT_NAMES``), -1 for exact and model pairs; ``8 + v``: one
         image is a copy rotated by another angle (matched through its de-rotated view,
         :mod:`leakscan.rotation`) and then transform ``v``; ``16``: one image is a crop of the
-        other (matched through a crop view); ``17``: overlapping tiles; ``18``-``20``: through
-        a tilted view (see :class:`~leakscan.views.MatchView`).
+        other (matched through a crop view); ``17``: overlapping tiles; ``18``-``22``: through
+        a tilted view; ``23``: a mirrored crop view; ``24``: by brightness, one shifted in hue
+        (see :class:`~leakscan.views.MatchView`).
     same_bytes : bool (p,)
         Exact pairs whose files are byte-identical.
     ncc : float32 (p,)
@@ -330,6 +331,13 @@ def find_candidates(
                                   kth, settings)
             if progress:
                 progress("tilted search", 1, 1)
+    hue = PairTable.empty()
+    if settings.min_cosine <= 1.0 and len(search_rows) > 1:
+        if progress:
+            progress("hue search", 0, 1)
+        hue = value_pairs(features, search_rows, query_pos, settings)
+        if progress:
+            progress("hue search", 1, 1)
     overlap = PairTable.empty()
     tiles = _tile_rows(features, search_rows) if settings.overlap else np.zeros(0, np.int64)
     too_many = len(tiles) > OVERLAP_MAX_IMAGES
@@ -343,17 +351,17 @@ def find_candidates(
         mi, mj, ms = _model_pairs(features.model_embedding, search_rows, settings, query_pos)
         parts.append(_candidates(mi, mj, Kind.MODEL, ms, MatchView.NONE))
 
-    # a pair found as overlapping tiles or tilted (cropped, or turned in its frame), and
-    # otherwise, keeps a row for each reading: the decision keeps the likelier. A pair found only
-    # tilted is read upright too (a crop, or a turn of a few degrees, a tilted view may happen to
-    # match best)
+    # a pair found as overlapping tiles, tilted (cropped, or turned in its frame) or by its
+    # brightness, and otherwise, keeps a row for each reading: the decision keeps the likelier.
+    # A pair found only tilted is read upright too (a crop, or a turn of a few degrees, a tilted
+    # view may happen to match best)
     whole = _dedupe_best(PairTable.concat(parts))
     tilted = tilted.first_per_pair(-tilted.score, tilted.kind, apart=MatchView.is_turned(tilted.variant))
     alone = _dedupe_best(tilted.take(~np.isin(tilted.keys(), whole.keys())))
     n_alone = len(alone)
     upright = dataclasses.replace(alone, variant=np.full(n_alone, MatchView.UPRIGHT, np.int8),
                                   score=np.zeros(n_alone, np.float32), angle=np.zeros(n_alone, np.float32))
-    pairs = PairTable.concat([whole, overlap, tilted, upright]).sorted()
+    pairs = PairTable.concat([whole, hue, overlap, tilted, upright]).sorted()
     if settings.scope == "cross":
         pairs = pairs.take(splits[pairs.i] != splits[pairs.j])
     i, j, kind, score = pairs.i, pairs.j, pairs.kind, pairs.score
@@ -540,6 +548,40 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
     qi, dj, sim, v = qi[accept], dj[accept], sim[accept], v[accept]
     a, b = search_rows[qi], search_rows[dj]
     return np.minimum(a, b), np.maximum(a, b), sim.astype(np.float32), _of_first(v, a > b), kth, index
+
+
+def value_pairs(features: Features, search_rows: np.ndarray, query_pos: np.ndarray,
+                settings: DetectSettings) -> PairTable:
+    """Candidate copies shifted in hue (``MatchView.VALUE``): among the images whose colours
+    carry their picture (:func:`~leakscan.features.hue_sensitive`), neighbours by the gradient
+    histogram of their brightness (:func:`~leakscan.features.value_thumbnails`), which a hue
+    shift leaves as it is while it moves the grey levels the other searches read.
+
+    A neighbour at ``min_cosine`` or more is a candidate when it is very close
+    (``sure_cosine``) or passes the ratio test against the query's ``k``-th neighbour (a colour
+    field's brightness is coarse: only a distinctive match says much). Queried: the sensitive
+    rows among ``query_pos``.
+    """
+    sensitive = np.flatnonzero(hue_sensitive(features.colour[search_rows]))
+    queried = np.intersect1d(sensitive, query_pos)
+    if len(sensitive) < 2 or not len(queried):
+        return PairTable.empty()
+    rows = search_rows[sensitive]
+    emb = np.concatenate([hog(value_thumbnails(features.colour[rows[a:a + 1024]]))  # in blocks: memory
+                          for a in range(0, len(rows), 1024)])
+    index = CosineIndex(emb)
+    q = np.searchsorted(sensitive, queried)
+    sims, ids = index.knn(emb[q], min(settings.k + 1, len(rows)), ranks=content_ranks(features.pixel_digest[rows]))
+    sims = np.where((ids == q[:, None]) | (ids < 0), -np.inf, sims)
+    order = np.argsort(-sims, axis=1, kind="stable")
+    sims, ids = np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
+    dist = 1.0 - sims
+    dk = dist[:, settings.k - 1] if settings.k <= dist.shape[1] else np.full(len(q), np.inf, np.float32)
+    accept = (sims >= settings.min_cosine) & ((sims >= settings.sure_cosine) | (dist <= settings.ratio * dk[:, None]))
+    r, c = np.nonzero(accept)
+    a, b = rows[q[r]], rows[ids[r, c]]
+    pairs = _candidates(np.minimum(a, b), np.maximum(a, b), Kind.EMBEDDING, sims[r, c], MatchView.VALUE)
+    return pairs.first_per_pair(-pairs.score)
 
 
 #: Each image's best matching tilted views, at most this many other images (by embedding cosine).

@@ -79,8 +79,9 @@ class MatchView(IntEnum):
     way (black, a colour, the edge pixels repeated or mirrored), read at the centre both share
     (:func:`turned_share`), ``22``: ``i`` is ``j`` turned so; ``23``: a crop view of one,
     mirrored left to right, is the other (a crop then flipped, as training pipelines make
-    them); ``-1``: none (exact and model pairs). The values are stored in cached search
-    results: never renumber them.
+    them); ``24``: the two match by brightness (each pixel's brightest channel, HSV value),
+    as they are: one is the other shifted in hue; ``-1``: none (exact and model pairs). The
+    values are stored in cached search results: never renumber them.
     """
 
     NONE = -1
@@ -108,6 +109,7 @@ class MatchView(IntEnum):
     TURNED = 21
     TURNED_BACK = 22
     CROPPED_HFLIP = 23
+    VALUE = 24
 
     @classmethod
     def derotated(cls, dihedral):
@@ -169,23 +171,24 @@ class MatchView(IntEnum):
 
     @staticmethod
     def is_other_view(codes: np.ndarray) -> np.ndarray:
-        """Mask of the codes that matched through a view other than the whole image (de-rotated, crop, overlap)."""
+        """Mask of the codes that matched through a view other than the whole image (de-rotated,
+        crop, overlap, tilted, brightness)."""
         return np.asarray(codes) >= MatchView.DEROTATED
 
     @staticmethod
     def dihedral(codes: np.ndarray) -> np.ndarray:
-        """The dihedral variant to apply when lining the pair up: a crop or overlap lines up as
-        it is (0), a mirrored crop mirrored (1), a de-rotated match under its variant, none (-1)
+        """The dihedral variant to apply when lining the pair up: a crop, overlap or match by
+        brightness lines up as it is (0), a mirrored crop mirrored (1), a de-rotated match under its variant, none (-1)
         for exact and model pairs."""
         codes = np.asarray(codes).astype(np.int8)
         out = np.where(MatchView.is_derotated(codes), codes - MatchView.DEROTATED, codes)
         out = np.where(codes == MatchView.CROPPED_HFLIP, 1, out)
-        return np.where(MatchView.is_partial(codes), 0, out).astype(np.int8)
+        return np.where(MatchView.is_partial(codes) | (codes == MatchView.VALUE), 0, out).astype(np.int8)
 
     @staticmethod
     def describe(code: int) -> str:
         """``identity``, ``hflip``, ..., ``rotated``, ``rotated, hflip``, ``cropped``, ``overlap``,
-        ``rotated and cropped`` or ``""``."""
+        ``rotated and cropped``, ``hue shifted`` or ``""``."""
         code = int(code)
         if code == MatchView.CROPPED:
             return "cropped"
@@ -199,6 +202,8 @@ class MatchView(IntEnum):
             return "rotated"
         if code == MatchView.UPRIGHT:
             return "identity"
+        if code == MatchView.VALUE:
+            return "hue shifted"
         if code >= MatchView.DEROTATED:
             v = code - MatchView.DEROTATED
             return "rotated" + (f", {VARIANT_NAMES[v]}" if v else "")

@@ -216,10 +216,10 @@ def detect(
     # (given the benefit of the offset's half-pixel precision on the thumbnail)
     small = (cands.variant == MatchView.OVERLAP) & (overlap_share(cands.offset, slack=0.5) < OVERLAP_MIN_SHARE)
     confidence[small] = np.minimum(confidence[small], threshold - 0.01)
-    # a hue shift leaves grey levels that do not line up: a pair is read by its brightness only
-    # where no other reading makes it worth a look (a copy of the same colours is read as it is)
+    # a pair is read by its brightness only where no other reading makes it a duplicate (a copy
+    # of the same colours is read as it is, and says what it is)
     by_value = cands.variant == MatchView.VALUE
-    kept = ~(by_value & np.isin(cands.keys(), cands.take(~by_value & (confidence >= POSSIBLE_FLOOR)).keys()))
+    kept = ~(by_value & np.isin(cands.keys(), cands.take(~by_value & (confidence >= threshold)).keys()))
     cands = _likelier(dataclasses.replace(cands.take(kept), confidence=confidence[kept]))
     cands = dataclasses.replace(cands, angle=tilted_angles(features, cands))  # the detail's angle, to the degree
     if cal is not None and images is not None:  # the pairs left in doubt, seen closer (not rebuilt thumbnails)

@@ -60,10 +60,11 @@ EMBED_DIM = (THUMB // CELL) ** 2 * BINS
 #: Standard deviation (grey levels, 0-255) of the 32x32 thumbnail below which an image is
 #: "low information": too flat for its hash or embedding to mean anything.
 LOW_INFO_STD = 3.0
-#: An image whose colour swings (each pixel's brightest less its darkest channel, on average)
-#: at least this many times its brightness detail (the standard deviation of its brightest
-#: channel) has colours that carry its picture: a hue shift moves its grey levels as much as
-#: its own contrast, so it is also matched by brightness (:func:`hue_sensitive`).
+#: An image whose hues differ across it (each pixel's colour less the picture's average colour,
+#: in the opponent-colour plane, on average) at least this many times its brightness detail (the
+#: standard deviation of its brightest channel) has colours that carry its picture: a hue shift
+#: redraws its grey levels, so it is also matched by brightness (:func:`hue_sensitive`). A
+#: picture of one hue (a blue sky, a sepia print) only grows lighter or darker with a shift.
 HUE_SENSITIVE = 1.0
 #: Encoded bytes per task at most when rows are image bytes of a dataset or table (extract_features).
 CHUNK_BYTES = 16 << 20
@@ -541,14 +542,17 @@ def colour_thumbnail(img: Image.Image) -> np.ndarray:
 
 def hue_sensitive(colour: np.ndarray) -> np.ndarray:
     """``(n,)`` bool over ``(n, 3, s, s)`` colour thumbnails: the images whose colours carry
-    their picture (:data:`HUE_SENSITIVE`). A hue shift keeps each pixel's brightest and darkest
-    channel, so a copy shifted in hue is marked as its original is."""
+    their picture (:data:`HUE_SENSITIVE`). A hue shift turns every colour about the grey axis
+    and keeps each pixel's brightest channel, so a copy shifted in hue is marked as its
+    original is (up to the difference between HSV's hexagon and the opponent-colour circle)."""
     out = np.zeros(len(colour), bool)
     for a in range(0, len(colour), 4096):  # a block at a time: a million thumbnails are 768 MB
-        c = np.asarray(colour[a:a + 4096])
-        value = c.max(axis=1).astype(np.float32)
-        swing = (value - c.min(axis=1)).mean(axis=(1, 2))
-        out[a:a + 4096] = swing >= HUE_SENSITIVE * np.maximum(value.std(axis=(1, 2)), 1.0)
+        c = np.asarray(colour[a:a + 4096]).astype(np.float32)
+        red, green, blue = c[:, 0], c[:, 1], c[:, 2]
+        across, along = red - (green + blue) / 2, np.float32(np.sqrt(3) / 2) * (green - blue)
+        spread = np.hypot(across - across.mean(axis=(1, 2), keepdims=True),
+                          along - along.mean(axis=(1, 2), keepdims=True)).mean(axis=(1, 2))
+        out[a:a + 4096] = spread >= HUE_SENSITIVE * np.maximum(c.max(axis=1).std(axis=(1, 2)), 1.0)
     return out
 
 

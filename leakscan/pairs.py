@@ -5,7 +5,8 @@ Four sources, merged, each pair reported once with the strongest evidence:
 1. ``exact``: identical canonical pixels (which includes identical bytes).
 2. ``hash``: pHash Hamming distance ``<= max_hamming`` under any allowed rotation/flip.
 3. ``embedding``: gradient-histogram cosine similarity, for every view of an image
-   (:mod:`leakscan.views`). A neighbour is a candidate when it is very close
+   (:mod:`leakscan.views`), and of the brightness of a picture whose colours carry it
+   (:func:`value_pairs`: copies shifted in hue). A neighbour is a candidate when it is very close
    (``>= sure_cosine``), or one of the image's ``neighbours`` nearest (``>=
    neighbour_min_cosine``), or close (``>= min_cosine``) *and* distinctive: its distance is
    at most ``ratio`` times the distance to the k-th nearest neighbour of either image

@@ -178,7 +178,8 @@ def detect(
                 rows = np.flatnonzero(~exact & (cands.variant == code))
                 if len(rows):
                     p = cal.predict(evidence[rows])
-                    alone = ~np.isin(cands.take(rows).keys(), cands.take(whole).keys())
+                    others = whole[cands.variant[whole] != code]
+                    alone = ~np.isin(cands.take(rows).keys(), cands.take(others).keys())
                     _, own = adjust_to_prior(p[alone] if alone.any() else p)
                     confidence[rows] = np.minimum(at_prior(p, prior), at_prior(p, own))
                     cal = dataclasses.replace(cal, stats={**cal.stats, stat: round(own, 5)})

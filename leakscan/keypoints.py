@@ -297,13 +297,6 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
     return dataclasses.replace(fitted, stats={**fitted.stats, **stats})
 
 
-def _dihedral_of(variant: int) -> int:
-    """The dihedral variant a pair matched under (0 for the views that carry none)."""
-    if 0 <= variant < MatchView.CROPPED:
-        return variant % 8
-    return 1 if variant == MatchView.CROPPED_HFLIP else 0
-
-
 def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: int = 1) -> np.ndarray:
     """``(inliers, share, detail)`` (:func:`match_pictures`) per pair of ``pairs``, the pictures
     read by ``images(rows)`` a block of pairs at a time (memory: a few hundred pictures), the
@@ -320,7 +313,7 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: in
         pictures = dict(zip(rows.tolist(), images(rows)))
         tasks = []  # (position, first image's key, the other's keys)
         for k, (i, j, variant) in enumerate(zip(block.i.tolist(), block.j.tolist(), block.variant.tolist())):
-            v = _dihedral_of(int(variant))
+            v = max(int(MatchView.dihedral(variant)), 0)  # 0 for the views that carry none
             if digest_greater(digests[i:i + 1], digests[j:j + 1])[0]:
                 i, j = j, i
             tasks.append((at[k], (i, 0), [(j, w) for w in sorted({v, int(INVERSE_VARIANT[v])})]))

@@ -7,26 +7,17 @@ Each shift is made two ways: Pillow's HSV mode, and the HSV rotation of colour s
 """
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from leakscan import audit
 from leakscan.features import colour_thumbnail, hue_sensitive
 from conftest import scene
 
 
-def colour_field(seed: int, size=(240, 180)) -> Image.Image:
+def colour_field(seed: int) -> Image.Image:
     """A picture drawn in saturated colours on a smooth colour field (its grey levels are
-    mostly what the hues make them)."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    img = Image.fromarray(rng.integers(0, 256, (4, 5, 3), dtype=np.uint8)).resize((w, h), Image.BICUBIC)
-    d = ImageDraw.Draw(img)
-    for _ in range(10):
-        x0, y0 = int(rng.integers(0, w - 30)), int(rng.integers(0, h - 30))
-        x1, y1 = x0 + int(rng.integers(15, w // 3)), y0 + int(rng.integers(15, h // 3))
-        c = tuple(int(v) for v in rng.integers(0, 256, 3))
-        [d.rectangle, d.ellipse][int(rng.integers(0, 2))]([x0, y0, x1, y1], fill=c)
-    return img
+    mostly what the hues make them): conftest's scene, at 200 px."""
+    return scene(seed, 200)
 
 
 def pillow_hue(img: Image.Image, degrees: float) -> Image.Image:

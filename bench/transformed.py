@@ -3,7 +3,7 @@
 Each photo (default: the photos that ship with scikit-image and scikit-learn, plus a few
 pictures generated from a seed; or every image in ``--source FOLDER``) becomes one
 *original*, scaled to ``--size`` px on its longer side. Each original gets the edits below,
-each made by at least two tools or protocols (Pillow, numpy/scipy.ndimage, scikit-image),
+each made by at least two tools or protocols (Pillow, numpy/scipy.ndimage, scikit-image, OpenCV),
 with the parameters drawn from a seeded generator:
 
 =================  ===========================================================================
@@ -42,6 +42,15 @@ text               Pillow ``ImageDraw`` caption on a dark bar; a semi-transparen
                    composited over the middle
 resize             Pillow LANCZOS to 40-70%; ``skimage.transform.resize`` to a square
 flip               Pillow ``transpose`` (mirror); ``numpy.flipud`` (upside down)
+OpenCV             each edit again as OpenCV makes it (the augmentation libraries built on it,
+                   such as albumentations, draw the same way): ``cv2.warpAffine`` rotations on
+                   the same canvas and on a grown one, a rotation cropped upright, an off-centre
+                   crop resized back with ``INTER_AREA``, a ``RandomResizedCrop`` to 224 px,
+                   ``copyMakeBorder`` bars, the 8-bit HSV hue (0-179), a ``LUT`` gamma,
+                   ``imencode`` at quality 30-40, ``putText`` straight on the picture (no bar;
+                   white, black or a date stamp's orange, 5-8% of the height), a word blended
+                   over the middle with ``addWeighted`` (30-45%), ``INTER_AREA`` downscaling,
+                   ``flip`` on both axes
 =================  ===========================================================================
 
 Everything is saved as JPEG (quality 90 unless the edit says otherwise).
@@ -436,6 +445,92 @@ def edits_of(img: Image.Image, full: Image.Image, k: int, rng, ski: bool, later)
     return out
 
 
+
+def opencv_edits(img: Image.Image, k: int, rng) -> list:
+    """``(edit, protocol, detail, image)``: the edits again, made as OpenCV (and the augmentation
+    libraries built on it, such as albumentations) makes them, from their own draws ``rng``.
+    Empty without OpenCV."""
+    try:
+        import cv2
+    except ImportError:
+        return []
+    b = np.ascontiguousarray(arr(img)[:, :, ::-1])  # OpenCV's channel order
+    h, w = b.shape[:2]
+    rgb = (lambda a: img_of(np.ascontiguousarray(a[:, :, ::-1])) if a.ndim == 3 else img_of(a))  # noqa: E731
+
+    def angle():
+        return float(rng.uniform(4, 44)) * (1 if rng.random() < 0.5 else -1)
+
+    def turned(degrees, fill, expand=False):
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+        W, H = w, h
+        if expand:  # the canvas grown to hold the turned picture (imutils' rotate_bound)
+            c, s_ = abs(m[0, 0]), abs(m[0, 1])
+            W, H = int(round(h * s_ + w * c)), int(round(h * c + w * s_))
+            m[0, 2] += (W - w) / 2
+            m[1, 2] += (H - h) / 2
+        colour = tuple(float(v) for v in fill_colour(img, fill)[::-1])
+        return cv2.warpAffine(b, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                              borderValue=colour)
+
+    fills = ("black", "white", "edge")
+    out = []
+    a, f = angle(), fills[k % 3]
+    out.append(("rotate, same size", "cv2 warpAffine", f"{a:+.1f} deg, {f} fill", rgb(turned(a, f))))
+    a, f = angle(), fills[(k + 1) % 3]
+    out.append(("rotate, expanded", "cv2 warpAffine, canvas grown", f"{a:+.1f} deg, {f} fill",
+                rgb(turned(a, f, expand=True))))
+    a = angle()
+    x0, y0, x1, y1 = inscribed(w, h, a)
+    out.append(("rotate then crop", "cv2", f"{a:+.1f} deg", rgb(turned(a, "black")[y0:y1, x0:x1])))
+    frac = float(rng.uniform(0.5, 0.9))
+    x0, y0, x1, y1 = crop_box(w, h, frac, "off-centre", rng)
+    out.append(("crop 50-90%", "cv2 resize back (INTER_AREA), off-centre", f"{frac:.0%}",
+                rgb(cv2.resize(b[y0:y1, x0:x1], (w, h), interpolation=cv2.INTER_AREA))))
+    area = float(rng.uniform(0.5, 0.9))
+    ratio = float(np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3))))
+    cw, ch = min(w, round(np.sqrt(area * w * h * ratio))), min(h, round(np.sqrt(area * w * h / ratio)))
+    x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    out.append(("crop of another shape, resized", "cv2 RandomResizedCrop to 224 px", f"{cw * ch / (w * h):.0%}, {cw}x{ch}",
+                rgb(cv2.resize(b[y:y + ch, x:x + cw], (224, 224), interpolation=cv2.INTER_LINEAR))))
+    kind, c = pad_colour(img, rng)
+    p = float(rng.uniform(0.05, 0.25))
+    out.append(("letterbox", "cv2 copyMakeBorder, top and bottom", f"{p:.0%} {kind}",
+                rgb(cv2.copyMakeBorder(b, round(p * h), round(p * h), 0, 0, cv2.BORDER_CONSTANT, value=c[::-1]))))
+    sh = int(rng.integers(15, 76))  # OpenCV's 8-bit hue runs 0-179: 30-150 degrees
+    hsv = cv2.cvtColor(b, cv2.COLOR_BGR2HSV)
+    hsv[..., 0] = ((hsv[..., 0].astype(np.int32) + sh) % 180).astype(np.uint8)
+    out.append(("hue shift", "cv2 HSV", f"{2 * sh} deg", rgb(cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR))))
+    g = gamma_value(rng)
+    out.append(("gamma", "cv2 LUT", f"{g:.2f}",
+                rgb(cv2.LUT(b, np.clip(np.rint(255 * (np.arange(256) / 255) ** g), 0, 255).astype(np.uint8)))))
+    q = int(rng.integers(30, 41))
+    ok, buf = cv2.imencode(".jpg", b, [cv2.IMWRITE_JPEG_QUALITY, q])
+    out.append(("JPEG q30", "cv2 imencode", f"q{q}", ("bytes", buf.tobytes())))
+    # text straight on the picture, no bar: a line 5-8% of the height near the bottom
+    text = "leakscan %04d" % int(rng.integers(0, 9999))
+    colour = ((255, 255, 255), (0, 0, 0), (0, 200, 255))[int(rng.integers(0, 3))]  # white, black, a date stamp's orange
+    scale = h * float(rng.uniform(0.05, 0.08)) / cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 1)[0][1]
+    thick = max(1, round(scale * 1.5))
+    capt = b.copy()
+    cv2.putText(capt, text, (w // 20, h - h // 15), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thick, cv2.LINE_AA)
+    out.append(("text", "cv2 putText, no bar", "", rgb(capt)))
+    # a word across the middle, 60-80% of the width, blended at 30-45% (addWeighted)
+    word = "SAMPLE"
+    tw = cv2.getTextSize(word, cv2.FONT_HERSHEY_DUPLEX, 1.0, 2)[0][0]
+    scale = w * float(rng.uniform(0.6, 0.8)) / tw
+    th = cv2.getTextSize(word, cv2.FONT_HERSHEY_DUPLEX, scale, 2)[0][1]
+    marked = b.copy()
+    cv2.putText(marked, word, (w // 10, (h + th) // 2), cv2.FONT_HERSHEY_DUPLEX, scale, (255, 255, 255),
+                max(2, round(scale * 2)), cv2.LINE_AA)
+    alpha = float(rng.uniform(0.3, 0.45))
+    out.append(("text", "cv2 watermark (addWeighted)", f"{alpha:.0%}", rgb(cv2.addWeighted(b, 1 - alpha, marked, alpha, 0))))
+    f = float(rng.uniform(0.4, 0.7))
+    out.append(("resize", "cv2 INTER_AREA", f"{f:.0%}", rgb(cv2.resize(b, (round(w * f), round(h * f)),
+                                                                       interpolation=cv2.INTER_AREA))))
+    out.append(("flip", "cv2 flip (both axes)", "", rgb(cv2.flip(b, -1))))
+    return out
+
 def tile_pairs(full: Image.Image, side: int, rng):
     """``(overlap, protocol, tile a, tile b)``: two crops of ``full`` sharing ``overlap`` of their area."""
     W, H = full.size
@@ -461,7 +556,9 @@ def tile_pairs(full: Image.Image, side: int, rng):
 
 
 def save(im, path: Path):
-    if isinstance(im, tuple):  # ("jpeg", image, save options)
+    if isinstance(im, tuple) and im[0] == "bytes":  # a file encoded by the tool itself
+        path.write_bytes(im[1])
+    elif isinstance(im, tuple):  # ("jpeg", image, save options)
         im[1].convert("RGB").save(path, "JPEG", **im[2])
     else:
         im.save(path, "JPEG", quality=90)
@@ -492,7 +589,9 @@ def build(work: Path, source: Path | None, limit: int | None, side: int, seed: i
         out.items.append(Item(f"{stem}.jpg", k, "orig"))
         # the protocols added later draw from their own stream: the earlier ones keep their draws
         later = np.random.default_rng([seed, k, 1])
-        for e, (edit, protocol, detail, im) in enumerate(edits_of(img, full, k, rng, ski, later)):
+        # OpenCV's protocols: a third stream, so the earlier edits keep their draws
+        edits = edits_of(img, full, k, rng, ski, later) + opencv_edits(img, k, np.random.default_rng([seed, k, 2]))
+        for e, (edit, protocol, detail, im) in enumerate(edits):
             path = f"{stem}_e{e:02d}.jpg"
             save(im, data / path)
             out.items.append(Item(path, k, "orig", edit, protocol, detail))
@@ -573,8 +672,14 @@ def rounds(built: Built, per_round: int) -> list[list[str]]:
     ``per_round`` edits of each.
     """
     keys = list(dict.fromkeys((e, p) for e, p, *_ in built.pairs))
-    n = max(1, -(-len(keys) // per_round))
-    which = {k: q % n for q, k in enumerate(keys)}
+    # OpenCV's rows (added later) in runs of their own: the other rows keep their runs
+    first = [k for k in keys if not k[1].startswith("cv2")]
+    later = [k for k in keys if k[1].startswith("cv2")]
+    n0 = max(1, -(-len(first) // per_round))
+    n1 = -(-len(later) // per_round)
+    which = {k: q % n0 for q, k in enumerate(first)}
+    which.update({k: n0 + q % n1 for q, k in enumerate(later)})
+    n = n0 + n1
     out = [[it.path for it in built.items if it.edit == "original"] for _ in range(n)]
     for it in built.items:
         if it.edit != "original":
@@ -682,6 +787,8 @@ def main() -> None:
                     help="edits of one original per leakscan run (every run holds every original)")
     ap.add_argument("--seed", type=int, default=0, help="another seed draws other parameters for every edit")
     ap.add_argument("--json", action="store_true", help="print JSON instead of markdown")
+    ap.add_argument("--misses", action="store_true",
+                    help="also list each positive pair not reported as a duplicate (edit | protocol | a | b | possible/none)")
     a = ap.parse_args()
     t = time.perf_counter()
     built = build(a.work, a.source, a.limit, a.size, seed=a.seed)
@@ -700,6 +807,12 @@ def main() -> None:
     else:
         print(markdown(built, res, ph, wall, n_orig, len(groups), mo,
                        f"{Path(a.model).name} alone, cosine >= {a.model_min_cosine}" if a.model else ""))
+    if a.misses:
+        print("\nMissed (edit | protocol | original | copy | reported as):")
+        for edit, protocol, x, y, positive in built.pairs:
+            key = frozenset((x, y))
+            if positive and not found.get(key):
+                print(" | ".join((edit, protocol, x, y, "possible" if key in found else "none")))
 
 
 if __name__ == "__main__":

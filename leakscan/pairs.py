@@ -616,6 +616,8 @@ def tilted_pairs(features: Features, rows: np.ndarray, queried: np.ndarray, kth:
     # rotated canvases line up by their corners)
     canvas = features.canvas_mask()
     queried = queried[~canvas[queried]]
+    if not len(queried):  # every picture has a canvas view (rotated, letterboxed, framed, captioned)
+        return PairTable.empty()
     n_angles = len(TILT_ANGLES)
     # pictures far from square are also cropped square (as augmentation code crops): their
     # views are entries past those of the boxes of their own shape

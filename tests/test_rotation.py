@@ -250,3 +250,32 @@ def test_a_quarter_turn_is_named_the_same_whichever_image_searched(tmp_path):
     everything, cross = turns("all"), turns("cross")
     assert everything[("tr005.jpg", "te_tr005.jpg")] == cross[("tr005.jpg", "te_tr005.jpg")] == "rot270"
     assert everything[("tr107.jpg", "te_tr107.jpg")] == cross[("tr107.jpg", "te_tr107.jpg")] == "rot90"
+
+
+@pytest.mark.parametrize("canvas", ["rotated", "padded to a square"])
+def test_a_folder_where_every_picture_has_a_canvas(canvas, tmp_path):
+    """Every picture turned on a canvas, or padded to a square (a folder of augmented or
+    preprocessed images): the tilted search has no picture without a canvas to look up (the
+    audit ended on that empty lookup before), and a copy re-encoded smaller is found."""
+    from PIL import ImageOps  # noqa: PLC0415
+
+    train, test = tmp_path / "data" / "train", tmp_path / "data" / "test"
+    train.mkdir(parents=True)
+    test.mkdir()
+    pictures = [p.crop((x, 0, x + 320, 427)) for p in PHOTOS for x in (0, 320)] + [
+        scene(40 + s, 64).resize((300, 220), Image.BICUBIC) for s in range(4)]
+    for k, p in enumerate(pictures):
+        fill = (255, 255, 255) if k % 2 else (0, 0, 0)
+        if canvas == "rotated":
+            edited = p.rotate(20 + 3 * k, resample=Image.BICUBIC, expand=True, fillcolor=fill)
+        else:
+            edited = ImageOps.pad(p, (max(p.size), max(p.size)), color=fill)
+        edited.save(train / f"pic{k}.jpg", quality=90)
+        if k in (1, 4):
+            edited.resize((edited.width * 2 // 3, edited.height * 2 // 3), Image.LANCZOS).save(test / f"copy{k}.jpg",
+                                                                                             quality=85)
+    r = audit(tmp_path / "data", cache=False, jobs=1)
+    assert r.features.canvas_mask().all()
+    found = {frozenset((rec["a"], rec["b"])) for rec in r.pair_records()}
+    for k in (1, 4):
+        assert frozenset((f"train/pic{k}.jpg", f"test/copy{k}.jpg")) in found, (k, sorted(map(sorted, found)))

@@ -584,13 +584,26 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
         if len(asym):
             tb, ta, cb, ca, bb, ba = _views(features, j[asym], i[asym], plain_v[asym], padding)
             asym_read = read(ta, tb, ca, cb, ba, bb, ground[asym])
+    where = np.full(len(features), -1, np.int64)
+    where[features.derotated_rows] = np.arange(len(features.derotated_rows))
     hue = np.flatnonzero(by_value)
     if len(hue):  # shifted in hue: the brightness of each, and the colour of each pixel's brightest
-        # and darkest channels (which a hue shift keeps), the channels sorted
-        ca, cb = (np.sort(features.colour[x], axis=1).astype(np.float32) for x in (i[hue], j[hue]))
-        hue_read = read(value_thumbnails(features.colour[i[hue]]), value_thumbnails(features.colour[j[hue]]),
-                        ca, cb, _border(padding[i[hue]]), _border(padding[j[hue]]),
-                        ~(on_canvas[i[hue]] | on_canvas[j[hue]]))
+        # and darkest channels (which a hue shift keeps), the channels sorted. Two pictures each
+        # rotated on a canvas are read upright, each rotated back: in the brightness enlarged
+        # from 16 px the canvas corners are not found as padding, and two canvases turned alike
+        # line up by them (different pictures turned alike were read as hue-shifted copies)
+        both = on_canvas[i[hue]] & on_canvas[j[hue]]
+
+        def hue_side(rows):
+            colour = features.colour[rows].copy()
+            colour[both] = features.derotated_colour[where[rows[both]]]
+            border = _border(padding[rows])
+            if border is not None:
+                border[both] = False
+            return colour, border
+        (hca, hba), (hcb, hbb) = hue_side(i[hue]), hue_side(j[hue])
+        hue_read = read(value_thumbnails(hca), value_thumbnails(hcb), np.sort(hca, axis=1).astype(np.float32),
+                        np.sort(hcb, axis=1).astype(np.float32), hba, hbb, ~(on_canvas[i[hue]] | on_canvas[j[hue]]))
     crop = np.flatnonzero(MatchView.is_cropped(v))
     crop_reads = []
     if len(crop):  # also read through the crop view that matched: a crop of half the picture is
@@ -609,8 +622,6 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
     rot_reads = []
     if len(rot):
         trimmed_view = features.canvas_mask(trimmed=True)
-        where = np.full(len(features), -1, np.int64)
-        where[features.derotated_rows] = np.arange(len(features.derotated_rows))
         for x, y in ((i[rot], j[rot]), (j[rot], i[rot])):
             k = np.flatnonzero(where[x] >= 0)
             if not len(k):

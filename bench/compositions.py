@@ -22,25 +22,17 @@ import traceback
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageOps
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from transformed import generated, hue_pil  # noqa: E402
 
 
 def scene(seed: int, size: int = 200) -> Image.Image:
-    """A structured RGB picture: a smooth random background plus random shapes (not noise)."""
-    rng = np.random.default_rng(seed)
-    img = Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), "RGB").resize((size, size), Image.BICUBIC)
-    d = ImageDraw.Draw(img)
-    for _ in range(6):
-        x0, y0 = rng.integers(0, max(1, size - 10), 2)
-        x1, y1 = x0 + rng.integers(4, max(5, size // 2)), y0 + rng.integers(4, max(5, size // 2))
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        (d.rectangle if rng.random() < 0.5 else d.ellipse)([int(x0), int(y0), int(x1), int(y1)], fill=colour)
-    return img
-
-
-def hue_turned(img: Image.Image, steps: int = 80) -> Image.Image:
-    h, s, v = img.convert("HSV").split()
-    return Image.merge("HSV", (h.point(lambda x: (x + steps) % 256), s, v)).convert("RGB")
+    """A structured picture of ``size`` px (the transformed bench's generated pictures)."""
+    return generated(seed, (max(size, 64), max(size, 64))).resize((size, size), Image.LANCZOS) if size < 64 else \
+        generated(seed, (size, size))
 
 
 def compositions() -> dict:
@@ -81,7 +73,7 @@ def compositions() -> dict:
                                                   for s, a in zip(range(14), np.linspace(5, 40, 14))])
     out["mirrored pairs"] = (sum(([scene(s), ImageOps.mirror(scene(s))] for s in range(6)), []),
                              [s for s in range(6) for _ in range(2)])
-    out["hue-turned pairs"] = ([scene(s) for s in range(6)] + [hue_turned(scene(s)) for s in range(6)],
+    out["hue-turned pairs"] = ([scene(s) for s in range(6)] + [hue_pil(scene(s), 110) for s in range(6)],
                                list(range(6)) * 2)
     different("64 px", [scene(s, 64) for s in range(20)])
     different("63 px", [scene(s, 63) for s in range(20)])

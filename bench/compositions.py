@@ -30,9 +30,10 @@ from transformed import generated, hue_pil  # noqa: E402
 
 
 def scene(seed: int, size: int = 200) -> Image.Image:
-    """A structured picture of ``size`` px (the transformed bench's generated pictures)."""
-    return generated(seed, (max(size, 64), max(size, 64))).resize((size, size), Image.LANCZOS) if size < 64 else \
-        generated(seed, (size, size))
+    """A structured picture of ``size`` px (the transformed bench's generated pictures; drawn at
+    64 px at least, then reduced)."""
+    img = generated(seed, (max(size, 64), max(size, 64)))
+    return img if size >= 64 else img.resize((size, size), Image.LANCZOS)
 
 
 def compositions() -> dict:

@@ -351,6 +351,8 @@ def box_views(images: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
     overlapping tiles have in common), as ``rows @ image @ columns.T``."""
     img = np.asarray(images, np.float32)
     p, n = len(img), img.shape[-1]
+    if p == 0:  # no pairs: no views (a reshape of nothing cannot infer its middle axis)
+        return np.zeros(img.shape[:-2] + (side, side), np.float32)
     flat = img.reshape(p, -1, n, n)
     boxes = np.asarray(boxes, np.float64)
     rows = resampling_matrices(boxes[:, 0], boxes[:, 1], n, side)[:, None]

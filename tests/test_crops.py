@@ -171,3 +171,6 @@ def test_the_crop_views_are_the_boxes_of_each_thumbnail_enlarged():
         each = box_views(thumbs, np.tile(np.asarray(box, np.float64), (len(thumbs), 1)), 32)
         assert np.abs(views[:, k] - each).max() < 1e-3
     assert np.abs(views[:, 0] - thumbs).mean() > 5  # a crop, not the thumbnail
+    # no thumbnails, no views (grey and colour): an empty batch is not an error
+    assert box_views(thumbs[:0], np.zeros((0, 4)), 32).shape == (0, 32, 32)
+    assert box_views(np.zeros((0, 3, 16, 16)), np.zeros((0, 4)), 16).shape == (0, 3, 16, 16)

@@ -10,7 +10,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from leakscan import audit
 from leakscan.features import extract_features, thumbnail
@@ -257,8 +257,6 @@ def test_a_folder_where_every_picture_has_a_canvas(canvas, tmp_path):
     """Every picture turned on a canvas, or padded to a square (a folder of augmented or
     preprocessed images): the tilted search has no picture without a canvas to look up (the
     audit ended on that empty lookup before), and a copy re-encoded smaller is found."""
-    from PIL import ImageOps  # noqa: PLC0415
-
     train, test = tmp_path / "data" / "train", tmp_path / "data" / "test"
     train.mkdir(parents=True)
     test.mkdir()

@@ -68,10 +68,12 @@ def cifair_tests(truth: Path = TRUTH) -> set[str]:
     return {r["a"] for r in csv.DictReader(open(truth, newline="")) if r["source"] == "train-test"}
 
 
-def judgments(path: Path = JUDGMENTS) -> dict[str, tuple[str, str]]:
+def judgments(path: Path = JUDGMENTS) -> dict[tuple[str, str], str]:
+    """``(test, train) -> verdict``: every pair judged (a test image may be judged beside
+    several train images, as audits pair it with one or another)."""
     if not path.exists():
         return {}
-    return {r["test"]: (r["train"], r["verdict"]) for r in csv.DictReader(open(path, newline=""))}
+    return {(r["test"], r["train"]): r["verdict"] for r in csv.DictReader(open(path, newline=""))}
 
 
 def estimate(pairs_csv: Path, judged_csv: Path = JUDGMENTS) -> dict:
@@ -86,9 +88,9 @@ def estimate(pairs_csv: Path, judged_csv: Path = JUDGMENTS) -> dict:
         b = bands.setdefault(_band(f[t][1]) or STRATA[0], {"n": 0, "judged": 0, "same": 0, "different": 0,
                                                           "unsure": 0})
         b["n"] += 1
-        if t in j and j[t][0] == f[t][0]:
+        if (t, f[t][0]) in j:
             b["judged"] += 1
-            b[j[t][1]] += 1
+            b[j[t, f[t][0]]] += 1
     est_same = sum(b["n"] * b["same"] / b["judged"] for b in bands.values() if b["judged"])
     unjudged = sum(b["n"] for b in bands.values() if not b["judged"])
     tot = {k: sum(b[k] for b in bands.values()) for k in ("judged", "same", "different", "unsure")}
@@ -109,8 +111,7 @@ def reliability(out_dir: Path, judged_csv: Path = JUDGMENTS) -> list[dict]:
     cif = cifair_tests()
     rows = []
     for lo, hi in ((0.1, 0.3), (0.3, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 1.01)):
-        got = [(c, j[t][1]) for t, (o, c) in f.items()
-               if lo <= c < hi and t not in cif and t in j and j[t][0] == o]
+        got = [(c, j[t, o]) for t, (o, c) in f.items() if lo <= c < hi and t not in cif and (t, o) in j]
         if got:
             rows.append({"band": f"{lo:.1f}-{min(hi, 1.0):.1f}", "judged": len(got),
                          "mean_confidence": round(float(np.mean([c for c, _ in got])), 3),
@@ -128,10 +129,9 @@ def sheet(out_dir: Path, per: int, seed: int, out: Path) -> Path:
     cif = cifair_tests()
     pick = []
     for band in STRATA:
-        pool = sorted(t for t in f if t not in cif and _band(f[t][1]) == band
-                      and not (t in done and done[t][0] == f[t][0]))
+        pool = sorted(t for t in f if t not in cif and _band(f[t][1]) == band and (t, f[t][0]) not in done)
         random.Random(f"{seed}-{band}").shuffle(pool)
-        have = sum(1 for t in f if t not in cif and _band(f[t][1]) == band and t in done and done[t][0] == f[t][0])
+        have = sum(1 for t in f if t not in cif and _band(f[t][1]) == band and (t, f[t][0]) in done)
         pick += pool[:max(0, per - have)]
     sample = out.with_suffix(".csv")
     with open(sample, "w", newline="") as fh:

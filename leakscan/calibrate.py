@@ -396,7 +396,8 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     origin_of = np.full(len(aug), -1, np.int64)
     origin_of[n:] = origin
 
-    # two sources the search already proposes as a pair may be copies of each other: such a
+    # two sources the search already proposes as a pair (or never searched as one: both in one
+    # split, when only pairs across splits are searched) may be copies of each other: such a
     # pair is neither a sure copy nor a sure look-alike, so it is left out of the fit. (Not the
     # pairs only the tilted views propose: each image's few best tilted matches, most of them
     # look-alikes, and the hardest the fit has to learn from.)
@@ -406,7 +407,10 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
         src_i = np.where(pairs.i >= n, origin_of[pairs.i], pairs.i)
         src_j = origin_of[pairs.j]
         label = np.all(aug.pixel_digest[src_i] == aug.pixel_digest[src_j], axis=1)
-        return src_j, label, _proposed(proposed, src_i, src_j, n) & ~label
+        related = _proposed(proposed, src_i, src_j, n)
+        if candidates.apart is not None:  # sources in one split were never searched as a pair
+            related |= candidates.apart[src_i] == candidates.apart[src_j]
+        return src_j, label, related & ~label
 
     def measured(pairs, **kw):
         return pair_evidence(look, dataclasses.replace(pairs, i=at[pairs.i], j=at[pairs.j]), look_kth, variants,

@@ -22,6 +22,12 @@ alignment, more evidence is measured:
   the other after a per-channel gain and offset (R^2): a recoloured copy still agrees;
 * ``chroma``: the same for the colour left after removing the grey (falls back to
   ``colour`` when either image is nearly grey, so grayscale copies are not punished);
+* ``colour_raw``: how close the colours are as they are, only an overall brightness shift
+  taken off (1 less the mean gap over :data:`COLOUR_GAP` grey levels, at least 0; each
+  pixel's channels in order of value, whose brightest and darkest a hue shift keeps, and grey
+  levels only when either image is nearly grey): a gain and offset per channel map one
+  two-tone silhouette onto any other (a red plane on blue sky onto a black one on white), the
+  colours as they are do not;
 * ``cosine`` / ``hamming``: the search's own similarity (gradient histograms, pHash);
 * ``distinct``: ``ncc`` minus the correlation of each image with a *typical* near neighbour
   (its k-th nearest by embedding): a silhouette that lines up with every other silhouette
@@ -52,14 +58,19 @@ from .views import (CROP_SIDE, INVERSE_VARIANT, N_VARIANTS, STRETCH_BOXES, THUMB
 
 __all__ = ["measure", "pair_evidence", "background", "tilted_angles", "EVIDENCE", "SIGN", "colour_agreement"]
 #: Columns of the evidence matrix, in order.
-EVIDENCE = ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "cosine", "hamming",
-            "distinct", "zoom", "cropped", "rotated", "overlap", "model")
+EVIDENCE = ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "colour_raw", "cosine",
+            "hamming", "distinct", "zoom", "cropped", "rotated", "overlap", "model")
+#: The columns an alignment of two thumbnails measures (:func:`measure`).
+ALIGNED = ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "colour_raw", "zoom")
 #: Which way each column speaks: +1, the more the likelier a copy; -1, the less; 0, either
 #: (how the pair was found). The decision's weights are held to these signs.
 SIGN = {"ncc": 1, "ncc_fine": 1, "ncc_raw": 1, "blocks_fine": 1, "blocks_raw": 1, "colour": 1, "chroma": 1,
-        "cosine": 1, "hamming": -1, "distinct": 1, "zoom": 0, "cropped": 0, "rotated": 0, "overlap": 0, "model": 1}
+        "colour_raw": 1, "cosine": 1, "hamming": -1, "distinct": 1, "zoom": 0, "cropped": 0, "rotated": 0,
+        "overlap": 0, "model": 1}
 #: Below this spread of chroma (grey levels) an image counts as grey for the chroma evidence.
 MIN_CHROMA = 4.0
+#: ``colour_raw`` is 0 at this mean gap (grey levels) between the colours of two pictures.
+COLOUR_GAP = 64.0
 
 
 def warp(a, b, wa, wb, zoom, dy, dx):
@@ -107,11 +118,15 @@ def weighted_ncc(x, y, w):
 
 
 def colour_agreement(x, y, w):
-    """``(colour R^2, chroma R^2)`` of aligned ``(p, 3, n, n)`` colour thumbnails over weights ``w``.
+    """``(colour R^2, chroma R^2, colour_raw)`` of aligned ``(p, 3, n, n)`` colour thumbnails over weights ``w``.
 
     Each channel of ``y`` predicts the same channel of ``x`` through its own gain and offset;
     R^2 is the share of ``x``'s variance explained. The chroma version first removes each
     pixel's grey level; where either image is nearly grey it equals the colour R^2.
+    ``colour_raw`` compares the colours as they are, each image's mean over its pixels and
+    channels taken off: ``max(0, 1 - mean |gap| / COLOUR_GAP)``. Each pixel's channels are
+    compared in order of value (a hue shift keeps its brightest and darkest), and only the
+    grey levels where either image is nearly grey.
     """
     def fit(u, v):
         W = w[:, None]
@@ -131,7 +146,15 @@ def colour_agreement(x, y, w):
     chroma, spread_x = fit(cx, cy)
     _, spread_y = fit(cy, cx)
     grey = (spread_x < MIN_CHROMA) | (spread_y < MIN_CHROMA)
-    return colour.astype(np.float32), np.where(grey, colour, chroma).astype(np.float32)
+    # each pixel's channels in order (a hue shift keeps them); grey levels where either is grey
+    xs = np.where(grey[:, None, None, None], x.mean(1, keepdims=True), np.sort(x, axis=1))
+    ys = np.where(grey[:, None, None, None], y.mean(1, keepdims=True), np.sort(y, axis=1))
+    W = w[:, None]
+    sw = W.sum((1, 2, 3)) * x.shape[1] + 1e-6
+    mean_x, mean_y = ((a * W).sum((1, 2, 3)) / sw for a in (xs, ys))
+    gap = (xs - mean_x[:, None, None, None]) - (ys - mean_y[:, None, None, None])
+    raw = np.maximum(0.0, 1.0 - (np.abs(gap) * W).sum((1, 2, 3)) / sw / COLOUR_GAP)
+    return colour.astype(np.float32), np.where(grey, colour, chroma).astype(np.float32), raw.astype(np.float32)
 
 
 def block_agreement(x, y, w, side: int = 8):
@@ -171,14 +194,13 @@ def _fine_detail(x):
 def measure(ta, tb, ca, cb, wa=None, wb=None, min_ncc=None):
     """Alignment evidence of thumbnails ``ta``/``tb`` ``(p, 32, 32)`` and colour ``ca``/``cb`` ``(p, 3, 16, 16)``.
 
-    Returns a dict of ``(p,)`` float32 arrays: ``ncc``, ``ncc_fine``, ``ncc_raw``, ``colour``,
-    ``chroma``, ``zoom`` (|log zoom|). With ``min_ncc``, pairs aligning below it get only
+    Returns a dict of ``(p,)`` float32 arrays, one per :data:`ALIGNED` column (``zoom``:
+    |log zoom|). With ``min_ncc``, pairs aligning below it get only
     their ``ncc`` (the rest NaN): the decision drops them anyway.
     """
     ncc, zoom, dy, dx = align(ta, tb, wa, wb)
     out = {"ncc": ncc}
-    names = ("ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "zoom")
-    out.update({name: np.full(len(ncc), np.nan, np.float32) for name in names})
+    out.update({name: np.full(len(ncc), np.nan, np.float32) for name in ALIGNED[1:]})
     k = np.arange(len(ncc)) if min_ncc is None else np.flatnonzero(ncc >= min_ncc)
     if not len(k):
         return out
@@ -195,12 +217,13 @@ def measure(ta, tb, ca, cb, wa=None, wb=None, min_ncc=None):
     cdy = np.floor_divide(dy + 1, 2)
     cdx = np.floor_divide(dx + 1, 2)
     CX, CY, CW = warp(ca, cb, half(wa), half(wb), zoom, cdy, cdx)
-    colour, chroma = colour_agreement(CX, CY, CW)
+    colour, chroma, colour_raw = colour_agreement(CX, CY, CW)
     bad = ncc[k] <= -1  # too little common picture: no evidence
-    for arr in (fine, raw, colour, chroma, blocks_fine, blocks_raw):
+    for arr in (fine, raw, colour, chroma, colour_raw, blocks_fine, blocks_raw):
         arr[bad] = 0.0
     for name, arr in (("ncc_fine", fine), ("ncc_raw", raw), ("blocks_fine", blocks_fine), ("blocks_raw", blocks_raw),
-                      ("colour", colour), ("chroma", chroma), ("zoom", np.abs(np.log(np.abs(zoom))))):
+                      ("colour", colour), ("chroma", chroma), ("colour_raw", colour_raw),
+                      ("zoom", np.abs(np.log(np.abs(zoom))))):
         out[name][k] = arr
     return out
 
@@ -563,8 +586,7 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
     plain_v = MatchView.dihedral(v).astype(np.int64)  # how the whole images line up
     padding = features.canvas_padding()  # a trimmed border is padding, not picture
     on_canvas = features.canvas_mask(trimmed=False)  # pictures rotated on a canvas (rotated back)
-    res = {name: np.zeros(len(todo), np.float32)
-           for name in ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "zoom")}
+    res = {name: np.zeros(len(todo), np.float32) for name in ALIGNED}
     # each way of lining pairs up is a *read*: its inputs are gathered first and measured all
     # at once (one alignment of many pairs costs far less than several of a few), then each
     # pair keeps its best read, in the order below

@@ -65,7 +65,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "57"
+SEARCH_VERSION = "58"
 
 
 def pair_keys(i, j) -> np.ndarray:
@@ -375,7 +375,7 @@ def find_candidates(
     pairs = dataclasses.replace(pairs, hamming=hamming, cosine=cosine, same_bytes=same_bytes)
     return Candidates(pairs=pairs, search_rows=search_rows, kth_neighbour=kth,
                       overlap_skipped=len(tiles) if too_many else 0, tilted_skipped=tilted_skipped,
-                      index=index, hash_index=hash_index)
+                      index=index, hash_index=hash_index, apart=splits if settings.scope == "cross" else None)
 
 
 @dataclass(frozen=True)
@@ -392,6 +392,9 @@ class Candidates:
     kth_neighbour: np.ndarray
     overlap_skipped: int = 0  # images not searched for overlapping tiles: more than OVERLAP_MAX_IMAGES
     tilted_skipped: int = 0  # images whose tilted views were not searched: more than TILT_MAX_IMAGES
+    # each row's split when only pairs across splits were searched (scope "cross"): pairs within
+    # one split were never looked for, so the search says nothing of them; None otherwise
+    apart: np.ndarray | None = field(default=None, repr=False, compare=False)
     # the embedding index over search_rows, for a search of more images beside these (find_candidates' earlier)
     index: CosineIndex | StackedIndex | None = field(default=None, repr=False, compare=False)
     # and the pHash index over search_rows (the plain hashes), kept as well

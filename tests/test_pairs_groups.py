@@ -117,9 +117,11 @@ def test_cross_split_scope_finds_the_same_cross_pairs():
     full_cross = {(int(i), int(j)) for i, j in zip(full.pairs.i, full.pairs.j) if sp[i] != sp[j]}
     got = pair_set(cross.pairs)
     assert all(sp[i] != sp[j] for i, j in got)
-    # the calibration sees only cross-split candidates here (less context than the full
-    # search), so a few borderline pairs move between the tiers; most cross pairs agree
-    assert len(got & full_cross) >= 0.85 * len(full_cross)
+    # the calibration sees only cross-split candidates here, and leaves out of its fit the
+    # look-alikes in one split as the source of the copy (never searched: they may be copies
+    # of it); taught as look-alikes they made the decision fit real copies as look-alikes
+    # (it found 36 to 38 of these 44 pairs)
+    assert len(got & full_cross) >= 0.95 * len(full_cross)
     assert [(lk.split, lk.against) for lk in cross.leaks] == [(lk.split, lk.against) for lk in full.leaks]
     with pytest.raises(ConfigError, match="scope"):
         DetectSettings(scope="within")

@@ -58,7 +58,7 @@ from .views import N_VARIANTS, MatchView, embedding_variants, transform_variants
 log = logging.getLogger(__name__)
 
 __all__ = ["Calibration", "calibrate", "synthetic_copy", "tilted_copy", "CAL_SAMPLE", "MIN_AUC", "adjust_to_prior",
-           "at_prior", "logistic_fit", "picture_share", "roc_auc"]
+           "at_lower_share", "at_prior", "logistic_fit", "picture_share", "roc_auc"]
 
 #: Images of the dataset copied to calibrate (chosen by content digest).
 CAL_SAMPLE = 400
@@ -718,6 +718,25 @@ def adjust_to_prior(p: np.ndarray, trained_prior: float = 0.5, iterations: int =
             break
         prior = new
     return at_prior(p, prior, trained_prior), prior
+
+
+def at_lower_share(p: np.ndarray, prior: float, alone: np.ndarray | None = None) -> tuple:
+    """``(posteriors, own)``: probabilities ``p`` (fitted at even odds) of pairs read one way
+    (a mirrored crop, the brightness, the whole picture turned), at the lower of ``prior`` (the
+    share of copies among all candidates) and ``own``, the share estimated among ``p[alone]``
+    (the pairs no other way of reading proposes; all of ``p`` when there are none): a way of
+    reading that mostly proposes look-alikes makes its pairs less likely copies, never more.
+
+    Examples
+    --------
+    >>> p = np.r_[np.full(95, 0.2), np.full(5, 0.8)]  # mostly look-alikes
+    >>> post, own = at_lower_share(p, prior=0.5)
+    >>> bool(own < 0.2 and post[-1] < 0.5)
+    True
+    """
+    p = np.asarray(p)
+    _, own = adjust_to_prior(p[alone] if alone is not None and np.any(alone) else p)
+    return np.minimum(at_prior(p, prior), at_prior(p, own)), own
 
 
 def at_prior(p: np.ndarray, prior: float, trained_prior: float = 0.5) -> np.ndarray:

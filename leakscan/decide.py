@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from .calibrate import MIN_AUC, Calibration, ImageSource, adjust_to_prior, at_prior, calibrate
+from .calibrate import MIN_AUC, Calibration, ImageSource, adjust_to_prior, at_lower_share, at_prior, calibrate
 from .evidence import EVIDENCE, pair_evidence, tilted_angles
 from .features import Features
 from .groups import components
@@ -33,6 +33,11 @@ from .views import READINGS, MatchView, transform_variants
 log = logging.getLogger(__name__)
 
 __all__ = ["Detection", "detect", "find_pairs", "within_group_pairs"]
+
+#: The whole picture turned by a quarter or a half turn, or mirrored other than left to right
+#: (upside down, across a diagonal): readings whose pairs have a share of copies of their own.
+TURNED_WHOLE = (MatchView.VFLIP, MatchView.ROT180, MatchView.TRANSPOSE, MatchView.ROT90, MatchView.ROT270,
+                MatchView.ANTITRANSPOSE)
 
 
 @dataclass(frozen=True)
@@ -171,17 +176,18 @@ def detect(
             whole = np.flatnonzero(~exact & (reading == 0) & ~by_value)
             confidence[whole], prior = adjust_to_prior(cal.predict(evidence[whole]))
             cal = dataclasses.replace(cal, stats={**cal.stats, "prior": round(prior, 5)})
-            # a pair a mirrored crop view proposes, or one read by its brightness, is at the lower
-            # of that share and the share among such pairs no other view proposes (a mirror of part
-            # of a picture, or the brightness of a colourful one, is one more way to look alike)
-            for code, stat in ((MatchView.CROPPED_HFLIP, "prior_mirrored_crop"), (MatchView.VALUE, "prior_hue_shift")):
-                rows = np.flatnonzero(~exact & (cands.variant == code))
+            # a pair a mirrored crop view proposes, one read by its brightness, or one the whole
+            # picture turned (a quarter or half turn, or mirrored other than left to right)
+            # proposes, is at the lower of that share and the share among such pairs no other view
+            # proposes (each is one more way to look alike: a mirror of part of a picture, the
+            # brightness of a colourful one, a symmetric silhouette or scene turned)
+            for codes, stat in (((MatchView.CROPPED_HFLIP,), "prior_mirrored_crop"),
+                                ((MatchView.VALUE,), "prior_hue_shift"), (TURNED_WHOLE, "prior_turned_whole")):
+                rows = np.flatnonzero(~exact & np.isin(cands.variant, codes))
                 if len(rows):
-                    p = cal.predict(evidence[rows])
-                    others = whole[cands.variant[whole] != code]
+                    others = whole[~np.isin(cands.variant[whole], codes)]
                     alone = ~np.isin(cands.take(rows).keys(), cands.take(others).keys())
-                    _, own = adjust_to_prior(p[alone] if alone.any() else p)
-                    confidence[rows] = np.minimum(at_prior(p, prior), at_prior(p, own))
+                    confidence[rows], own = at_lower_share(cal.predict(evidence[rows]), prior, alone)
                     cal = dataclasses.replace(cal, stats={**cal.stats, stat: round(own, 5)})
             readings = dict(cal.readings)
             read_whole = cands.take(np.flatnonzero(~exact & (reading == 0))).keys()  # by brightness too

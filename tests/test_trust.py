@@ -13,7 +13,7 @@ from PIL import Image
 
 import leakscan
 from leakscan.audit import PAIR_COLUMNS, analyse
-from leakscan.calibrate import adjust_to_prior, synthetic_copy
+from leakscan.calibrate import adjust_to_prior, at_lower_share, at_prior, synthetic_copy
 from leakscan.errors import ConfigError
 from leakscan.features import extract_features
 from leakscan.discovery import discover
@@ -93,6 +93,24 @@ def test_prior_adjustment_moves_probabilities_towards_the_estimated_share():
     assert np.all(post[:20] < 0.95) and np.all(post[20:] < 0.05)
     same, prior_same = adjust_to_prior(np.r_[np.full(100, 0.9), np.full(100, 0.1)])
     assert abs(prior_same - 0.5) < 0.05 and np.allclose(same, [0.9] * 100 + [0.1] * 100, atol=0.02)
+
+
+def test_a_way_of_reading_that_mostly_proposes_look_alikes_lowers_its_pairs_never_raises_them():
+    # pairs only the whole picture turned proposes (on CIFAR-10: silhouettes turned onto other
+    # silhouettes): mostly look-alikes, so their share of copies is low, and a pair at 0.8
+    # is less likely a copy than at the share of all candidates
+    turned = np.r_[np.full(95, 0.2), np.full(5, 0.8)]
+    post, own = at_lower_share(turned, prior=0.5)
+    assert own < 0.15 and post[-1] < 0.5 < at_prior(turned, 0.5)[-1]
+    # a way of reading that proposes copies as often as the rest keeps the candidates' share
+    even = np.r_[np.full(100, 0.9), np.full(100, 0.1)]
+    post, own = at_lower_share(even, prior=0.3)
+    assert own > 0.3 and np.allclose(post, at_prior(even, 0.3))
+    # only the pairs no other reading proposes say what the reading's share is
+    mixed = np.r_[np.full(95, 0.2), np.full(5, 0.99)]
+    _, own_all = at_lower_share(mixed, prior=0.5)
+    _, own_alone = at_lower_share(mixed, prior=0.5, alone=np.r_[np.ones(95, bool), np.zeros(5, bool)])
+    assert own_alone < own_all
 
 
 def test_synthetic_copies_are_seeded_and_varied():

@@ -146,7 +146,8 @@ def colour_agreement(x, y, w):
     chroma, spread_x = fit(cx, cy)
     _, spread_y = fit(cy, cx)
     grey = (spread_x < MIN_CHROMA) | (spread_y < MIN_CHROMA)
-    # each pixel's channels in order (a hue shift keeps them); grey levels where either is grey
+    # each pixel's channels in order of value (a hue shift keeps the brightest and darkest);
+    # grey levels where either picture is grey
     xs = np.where(grey[:, None, None, None], x.mean(1, keepdims=True), np.sort(x, axis=1))
     ys = np.where(grey[:, None, None, None], y.mean(1, keepdims=True), np.sort(y, axis=1))
     W = w[:, None]

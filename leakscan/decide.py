@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 __all__ = ["Detection", "detect", "find_pairs", "within_group_pairs"]
 
 #: The whole picture turned by a quarter or a half turn, or mirrored other than left to right
-#: (upside down, across a diagonal): readings whose pairs have a share of copies of their own.
+#: (upside down, across a diagonal): readings whose pairs have a share of copies of their own
+#: (``prior_turned_whole``). Not :attr:`MatchView.TURNED`, a picture turned by any angle within
+#: its own frame, which is a tilted reading with a share of its own already.
 TURNED_WHOLE = (MatchView.VFLIP, MatchView.ROT180, MatchView.TRANSPOSE, MatchView.ROT90, MatchView.ROT270,
                 MatchView.ANTITRANSPOSE)
 

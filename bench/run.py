@@ -154,17 +154,19 @@ def cifar_section(lines: list[str], jobs: int | None) -> None:
     lines += ["## CIFAR-10 (60,000 JPEGs, 32x32) with ciFAIR's judged duplicates", "",
               f"Each command once per round, in turn, {CIFAR_ROUNDS} rounds after one read of the files: medians; "
               "x decode-only is the median of the ratios within a round.", "",
-              "| tool | wall s | x decode-only | peak MB | images/s | recall j1 train-test | recall j2 | recall test-test | test images flagged | of them in ciFAIR |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "| tool | wall s | x decode-only | peak MB | images/s | recall j1 train-test | in one group | recall j2 | recall test-test | test images flagged | of them in ciFAIR |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name in names:
         w = med(r[0] for r in runs[name])
         cells = [name, f"{w:.1f}", f"{ratio(name):.2f}", f"{med(r[1] for r in runs[name]):.0f}", f"{n / w:,.0f}"]
         q = quality.get(name)
         if q:
-            cells += [f"{q['recall_j1_train_test']:.3f}", f"{q['recall_j2_train_test']:.3f}",
-                      f"{q['recall_test_test']:.3f}", str(q["test_images_flagged"]), str(q["flagged_in_cifair"])]
+            grouped = q.get("recall_j1_train_test_grouped")  # leakscan's groups.csv; a pair list has none
+            cells += [f"{q['recall_j1_train_test']:.3f}", "-" if grouped is None else f"{grouped:.3f}",
+                      f"{q['recall_j2_train_test']:.3f}", f"{q['recall_test_test']:.3f}",
+                      str(q["test_images_flagged"]), str(q["flagged_in_cifair"])]
         else:
-            cells += ["-"] * 5
+            cells += ["-"] * 6
         lines.append("| " + " | ".join(cells) + " |")
     ph = [w for w, _ in runs[names[1]]]
     cold = [w for w, _ in runs[names[2]]]

@@ -9,10 +9,11 @@ salt 0 is the decision audits make).
 
 Reports per salt the duplicates (and the pairs within their groups the audit adds,
 ``leakscan.decide.within_group_pairs``; with a ciFAIR truth file: recall of judgment-1 train-test
-pairs and test images flagged) and, over every two salts, the share of candidates whose tier
+pairs, listed and in one group, test images flagged and their precision by the verdicts of
+``bench/judgments.csv``, with how many flagged outside ciFAIR have none yet) and, over every two salts, the share of candidates whose tier
 differs (duplicate or not) and the median and 90th percentile of the confidence difference.
 
-    python bench/stability.py FOLDER [--salts 5] [--cache PATH] [--truth PAIRS.csv] [--json]
+    python bench/stability.py FOLDER [--salts 5] [--cache PATH] [--truth PAIRS.csv [--pairs DIR]] [--json]
 """
 
 from __future__ import annotations
@@ -33,12 +34,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
-def run(folder: Path, salts: int, cache, jobs, truth: Path | None) -> dict:
+def run(folder: Path, salts: int, cache, jobs, truth: Path | None, pairs_dir: Path | None = None) -> dict:
     import leakscan
     from leakscan.calibrate import adjust_to_prior, calibrate
     from leakscan.decide import within_group_pairs
     from leakscan.evidence import EVIDENCE, pair_evidence
     from leakscan.features import load_pictures
+    from leakscan.groups import components
     from leakscan.pairs import Kind, PairTable, find_candidates
     from leakscan.parallel import check_jobs
     from leakscan.views import transform_variants
@@ -76,16 +78,24 @@ def run(folder: Path, salts: int, cache, jobs, truth: Path | None) -> dict:
                "prior": round(float(prior), 4) if prior is not None else None,
                "at_even_odds": int((raw >= s.min_confidence).sum())}
         if truth is not None:
-            from cifar_quality import score
+            from cifar_quality import norm, score
+            from judge import estimate
 
-            with tempfile.NamedTemporaryFile("w", suffix=".csv", newline="", delete=False) as f:
+            confidence = np.r_[c[dup], within.confidence] if cal is not None else c[dup]
+            paths, split_of = [str(p) for p in manifest.paths], np.asarray(manifest.splits, dtype=object)
+            out = Path(tempfile.mkdtemp()) if pairs_dir is None else Path(pairs_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            with open(out / f"salt_{salt}.csv", "w", newline="") as f:  # to judge: bench/judge.py sheet
                 w = csv.writer(f)
-                w.writerow(["a", "b"])
-                for i, j in zip(pairs_i, pairs_j):
-                    w.writerow([manifest.paths[i], manifest.paths[j]])
-            q = score(Path(f.name), truth)
-            row.update(recall_j1=q["recall_j1_train_test"], flagged=q["test_images_flagged"],
-                       in_cifair=q["flagged_in_cifair"])
+                w.writerow(["a", "b", "split_a", "split_b", "confidence"])
+                for i, j, p in zip(pairs_i, pairs_j, confidence):
+                    w.writerow([paths[i], paths[j], split_of[i], split_of[j], f"{p:.4f}"])
+            group = components(len(features), pairs_i, pairs_j)  # images joined by duplicates
+            q = score(Path(f.name), truth, groups={norm(p): str(g) for p, g in zip(paths, group)})
+            judged = estimate(Path(f.name))
+            row.update(recall_j1=q["recall_j1_train_test"], recall_j1_grouped=q["recall_j1_train_test_grouped"],
+                       flagged=q["test_images_flagged"], in_cifair=q["flagged_in_cifair"],
+                       judged_precision=round(judged["precision"], 4), unjudged=judged["outside"] - judged["judged"])
         per_salt.append(row)
     flips, med, p90 = [], [], []
     for a, b in itertools.combinations(range(salts), 2):
@@ -110,11 +120,13 @@ def markdown(res: dict) -> str:
     lines = [f"{res['folder']}: {res['candidates']:,} candidates at the `min_ncc` floor, decided by "
              f"{len(res['per_salt'])} calibrations (salt 0: the audit's).", "",
              "| salt | duplicates (+ within groups) | held-out AUC | copies' share (prior) | duplicates at even odds |"
-             + (" recall j1 | test images flagged | in ciFAIR |" if cifar else ""),
-             "| ---: | ---: | ---: | ---: | ---: |" + (" ---: | ---: | ---: |" if cifar else "")]
+             + (" recall j1 | in one group | test images flagged | in ciFAIR | judged precision (unjudged) |"
+                if cifar else ""),
+             "| ---: | ---: | ---: | ---: | ---: |" + (" ---: | ---: | ---: | ---: | ---: |" if cifar else "")]
     for r in res["per_salt"]:
         lines.append(f"| {r['salt']} | {r['duplicates']:,} (+{r['within_groups']:,}) | {r['heldout_auc']} | {r['prior']} | {r['at_even_odds']:,} |"
-                     + (f" {r['recall_j1']:.3f} | {r['flagged']} | {r['in_cifair']} |" if cifar else ""))
+                     + (f" {r['recall_j1']:.3f} | {r['recall_j1_grouped']:.3f} | {r['flagged']} | {r['in_cifair']} |"
+                        f" {r['judged_precision']:.3f} ({r['unjudged']}) |" if cifar else ""))
     lines += ["", f"Over every two calibrations: the tier differs for {res['tier_differs']:.2%} of the candidates "
               f"(at most {res['tier_differs_max']:.2%}; {res['tier_differs_among_duplicates']:.2%} of the pairs any "
               f"calibration calls duplicates); confidence differs by {res['confidence_diff_median']:.3f} "
@@ -129,9 +141,11 @@ def main() -> int:
     ap.add_argument("--cache", default=None, help="feature cache file (default: none)")
     ap.add_argument("--jobs", type=int, default=None)
     ap.add_argument("--truth", type=Path, default=None, help="ciFAIR pairs.csv, to score CIFAR-10")
+    ap.add_argument("--pairs", type=Path, default=None,
+                    help="with --truth: write each salt's duplicate pairs here (salt_K.csv), to judge")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    res = run(a.folder, a.salts, a.cache, a.jobs, a.truth)
+    res = run(a.folder, a.salts, a.cache, a.jobs, a.truth, a.pairs)
     print(json.dumps(res, indent=1) if a.json else markdown(res))
     return 0
 

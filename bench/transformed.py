@@ -37,6 +37,12 @@ tiles 30/50/70%    two crops of the full-resolution photo sharing 30, 50 or 70% 
 grayscale          Pillow ``convert("L")``; ``skimage.color.rgb2gray``
 hue shift          Pillow HSV; ``skimage.color.rgb2hsv``/``hsv2rgb`` (30-150 degrees)
 gamma              Pillow ``point``; ``skimage.exposure.adjust_gamma`` (0.5-0.7 or 1.5-2.2)
+colour cast        a warm or cool white balance: Pillow per-band ``point`` gains (red and blue
+                   x0.65-0.85 / x1.15-1.35); numpy gains with the shadows lifted by 10-30 levels
+sepia              Pillow ``ImageOps.colorize`` of the grey picture between a dark brown and a
+                   cream; numpy's classic sepia matrix (0.393, 0.769, 0.189 / ...), clipped
+saturation         Pillow ``ImageEnhance.Color`` (x0.2-0.5 or x1.6-2.5); scikit-image HSV with
+                   the saturation scaled as much (numpy: blended with the luminance)
 JPEG q30           Pillow quality 30 (4:2:0); skimage rescale to 0.7 then quality 35 (4:4:4)
 text               Pillow ``ImageDraw`` caption on a dark bar; a semi-transparent watermark
                    composited over the middle
@@ -84,7 +90,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
 HERE = Path(__file__).resolve().parent
 EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -271,6 +277,45 @@ def hue_ski(img, shift):
     hsv = rgb2hsv(arr(img))
     hsv[..., 0] = (hsv[..., 0] + shift / 360) % 1.0
     return img_of(hsv2rgb(hsv) * 255)
+
+
+COLOUR_EDITS = ("colour cast", "sepia", "saturation")
+
+
+def colour_edits(img: Image.Image, rng, ski: bool) -> list:
+    """``(edit, protocol, detail, image)``: colour casts, sepia and saturation, two ways each."""
+    a = arr(img).astype(np.float64)
+    warm = rng.random() < 0.5
+    red, blue = (float(rng.uniform(1.15, 1.35)), float(rng.uniform(0.65, 0.85)))[:: 1 if warm else -1]
+    bands = [b.point(lambda x, g=g: min(255, round(x * g))) for b, g in zip(img.split(), (red, 1.0, blue))]
+    out = [("colour cast", "pil per-band point", f"{'warm' if warm else 'cool'}: R x{red:.2f}, B x{blue:.2f}",
+            Image.merge("RGB", bands))]
+    warm = rng.random() < 0.5
+    red, blue = (float(rng.uniform(1.15, 1.35)), float(rng.uniform(0.65, 0.85)))[:: 1 if warm else -1]
+    lift = float(rng.uniform(10, 30))
+    out.append(("colour cast", "numpy gains, shadows lifted", f"{'warm' if warm else 'cool'}: R x{red:.2f}, "
+                f"B x{blue:.2f}, +{lift:.0f}", img_of(lift + a * np.array([red, 1.0, blue]) * (255 - lift) / 255)))
+    dark = tuple(int(v) for v in rng.integers([30, 15, 0], [70, 45, 25]))
+    light = tuple(int(v) for v in rng.integers([235, 215, 170], [256, 241, 211]))
+    out.append(("sepia", "pil ImageOps.colorize", f"{dark} to {light}",
+                ImageOps.colorize(img.convert("L"), dark, light)))
+    sepia = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]])
+    out.append(("sepia", "numpy matrix", "", img_of(a @ sepia.T)))
+    for tool in ("pil", "ski" if ski else "numpy"):
+        f = float(rng.uniform(0.2, 0.5) if rng.random() < 0.5 else rng.uniform(1.6, 2.5))
+        if tool == "pil":
+            out.append(("saturation", "pil ImageEnhance.Color", f"x{f:.2f}", ImageEnhance.Color(img).enhance(f)))
+        elif tool == "ski":
+            from skimage.color import hsv2rgb, rgb2hsv
+
+            hsv = rgb2hsv(arr(img))
+            hsv[..., 1] = np.clip(hsv[..., 1] * f, 0, 1)
+            out.append(("saturation", "ski HSV", f"x{f:.2f}", img_of(hsv2rgb(hsv) * 255)))
+        else:
+            grey = a @ np.array([0.299, 0.587, 0.114])
+            out.append(("saturation", "numpy, blended with the luminance", f"x{f:.2f}",
+                        img_of(grey[..., None] + f * (a - grey[..., None]))))
+    return out
 
 
 def gamma_value(rng):
@@ -591,6 +636,7 @@ def build(work: Path, source: Path | None, limit: int | None, side: int, seed: i
         later = np.random.default_rng([seed, k, 1])
         # OpenCV's protocols: a third stream, so the earlier edits keep their draws
         edits = edits_of(img, full, k, rng, ski, later) + opencv_edits(img, k, np.random.default_rng([seed, k, 2]))
+        edits += colour_edits(img, np.random.default_rng([seed, k, 3]), ski)  # a fourth stream, added last
         for e, (edit, protocol, detail, im) in enumerate(edits):
             path = f"{stem}_e{e:02d}.jpg"
             save(im, data / path)
@@ -663,23 +709,30 @@ def score(built: Built, found: dict) -> dict:
             "false_examples": false_examples}
 
 
-def rounds(built: Built, per_round: int) -> list[list[str]]:
+def rounds(built: Built, per_round: int, grouping: int = 0) -> list[list[str]]:
     """The images of each leakscan run: every original, plus the edits of a few rows.
 
     leakscan's ratio test compares a pair with each image's 10th nearest neighbour, so 40
     copies of one original in one folder would hide one another; real datasets rarely hold
     that many. Each run therefore holds every original (each other's distractors) and at most
-    ``per_round`` edits of each.
+    ``per_round`` edits of each. ``grouping`` > 0 deals the rows into runs in another, seeded
+    order: which edits share an audit (and so the dataset the decision is calibrated on) should
+    not change what is found.
     """
     keys = list(dict.fromkeys((e, p) for e, p, *_ in built.pairs))
-    # OpenCV's rows (added later) in runs of their own: the other rows keep their runs
-    first = [k for k in keys if not k[1].startswith("cv2")]
-    later = [k for k in keys if k[1].startswith("cv2")]
-    n0 = max(1, -(-len(first) // per_round))
-    n1 = -(-len(later) // per_round)
-    which = {k: q % n0 for q, k in enumerate(first)}
-    which.update({k: n0 + q % n1 for q, k in enumerate(later)})
-    n = n0 + n1
+    # rows added later (OpenCV's, then the colour casts) in runs of their own: the earlier rows
+    # keep their runs, and so their figures
+    later = {"cv2": [k for k in keys if k[1].startswith("cv2")],
+             "colour": [k for k in keys if k[0] in COLOUR_EDITS]}
+    batches = [[k for k in keys if not any(k in v for v in later.values())], *later.values()]
+    if grouping:
+        order = np.random.default_rng(grouping).permutation(len(keys))
+        batches = [[keys[q] for q in order]]
+    which, n = {}, 0
+    for batch in batches:
+        runs = max(1, -(-len(batch) // per_round)) if batch is batches[0] else -(-len(batch) // per_round)
+        which.update({k: n + q % runs for q, k in enumerate(batch)})
+        n += runs
     out = [[it.path for it in built.items if it.edit == "original"] for _ in range(n)]
     for it in built.items:
         if it.edit != "original":
@@ -786,15 +839,18 @@ def main() -> None:
     ap.add_argument("--per-round", type=int, default=4,
                     help="edits of one original per leakscan run (every run holds every original)")
     ap.add_argument("--seed", type=int, default=0, help="another seed draws other parameters for every edit")
+    ap.add_argument("--grouping", type=int, default=0,
+                    help="deal the edits into the runs in another seeded order (0: each row keeps its run)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of markdown")
     ap.add_argument("--misses", action="store_true",
-                    help="also list each positive pair not reported as a duplicate (edit | protocol | a | b | possible/none)")
+                    help="also list each positive pair not reported as a duplicate (edit | protocol | a | b | possible/none), "
+                         "and the first pairs of two photos reported")
     a = ap.parse_args()
     t = time.perf_counter()
     built = build(a.work, a.source, a.limit, a.size, seed=a.seed)
     t_build = time.perf_counter() - t
     data = a.work / "data"
-    groups = rounds(built, a.per_round)
+    groups = rounds(built, a.per_round, a.grouping)
     found, wall, model_found = leakscan_found(data, a.work, groups, a)
     res = score(built, found)
     ph = score(built, phash_found(data, [it.path for it in built.items]))
@@ -813,6 +869,10 @@ def main() -> None:
             key = frozenset((x, y))
             if positive and not found.get(key):
                 print(" | ".join((edit, protocol, x, y, "possible" if key in found else "none")))
+        if res["false_examples"]:
+            print("\nReported pairs of two photos (the first 8):")
+            for x, y in res["false_examples"]:
+                print(f"{x} | {y}")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ and its evidence measured (:mod:`leakscan.evidence`):
   :data:`NEIGHBOURS` nearest neighbours by embedding the search could propose read whole
   (the look-alikes a copy must be told apart from; the farther ones only when a small
   dataset gives too few), except images the search already proposes as a pair with the
-  copy's source (they may be real copies of it: left out of the fit rather than taught as
-  look-alikes).
+  copy's source, or with an image it proposes with the source (they may be real copies of
+  it: left out of the first fit, and taught as look-alikes only when that fit calls them so).
 
 A logistic regression on these pairs (scikit-learn's objective, solved in numpy:
 :func:`logistic_fit`), with the two classes weighted equally, averaged over :data:`BAGS`
@@ -396,18 +396,23 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     origin_of = np.full(len(aug), -1, np.int64)
     origin_of[n:] = origin
 
-    # two sources the search already proposes as a pair (or never searched as one: both in one
-    # split, when only pairs across splits are searched) may be copies of each other: such a
-    # pair is neither a sure copy nor a sure look-alike, so it is left out of the fit. (Not the
+    # two sources the search already proposes as a pair, or each with a third (or never searched
+    # as one: both in one split, when only pairs across splits are searched) may be copies of
+    # each other: such a pair is neither a sure copy nor a sure look-alike, so it is left out
+    # of the first fit. (Not the
     # pairs only the tilted views propose: each image's few best tilted matches, most of them
     # look-alikes, and the hardest the fit has to learn from.)
     proposed = candidates.pairs.take(~MatchView.from_tilted(candidates.pairs.variant))
 
-    def labels(pairs):  # (source of j, a copy with its source?, sources the search proposes as a pair?)
+    def labels(pairs):  # (source of j, a copy with its source?, sources that may be copies of each other?)
         src_i = np.where(pairs.i >= n, origin_of[pairs.i], pairs.i)
         src_j = origin_of[pairs.j]
         label = np.all(aug.pixel_digest[src_i] == aug.pixel_digest[src_j], axis=1)
-        related = _proposed(proposed, src_i, src_j, n)
+        # two copies of one picture need not look alike enough to be proposed together (a left
+        # and a right crop): both proposed with one image is as good. Not for overlapping tiles:
+        # the tiles of one scene all neighbour each other, and one sharing 30% is no copy
+        related = np.where(pairs.variant == MatchView.OVERLAP, _proposed(proposed, src_i, src_j, n),
+                           _proposed(proposed, src_i, src_j, n, hops=2))
         if candidates.apart is not None:  # sources in one split were never searched as a pair
             related |= candidates.apart[src_i] == candidates.apart[src_j]
         return src_j, label, related & ~label
@@ -502,13 +507,23 @@ def _compact(aug: Features, features: Features, rows: np.ndarray) -> tuple:
     return look, at, rows
 
 
-def _proposed(cands: PairTable, a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
-    """Mask: is ``(a[k], b[k])`` (rows of the dataset) one of the search's candidate pairs?"""
+def _proposed(cands: PairTable, a: np.ndarray, b: np.ndarray, n: int, hops: int = 1) -> np.ndarray:
+    """Mask: is ``(a[k], b[k])`` (rows of the dataset) one of the search's candidate pairs, or
+    (``hops=2``) are both candidates of one image?"""
     if len(cands) == 0 or len(a) == 0:
         return np.zeros(len(a), bool)
-    known = np.unique(cands.i.astype(np.int64) * n + cands.j)
-    lo, hi = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
-    return np.isin(lo * n + hi, known)
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    if hops == 1:
+        known = np.unique(cands.i.astype(np.int64) * n + cands.j)
+        return np.isin(np.minimum(a, b) * n + np.maximum(a, b), known)
+    from scipy import sparse  # noqa: PLC0415
+
+    i, j = cands.i.astype(np.int64), cands.j.astype(np.int64)
+    # each image's candidates and itself: rows a and b share a column when a and b are a pair
+    # or have a candidate in common
+    near = sparse.csr_matrix((np.ones(2 * len(i) + n, bool), (np.r_[i, j, np.arange(n)], np.r_[j, i, np.arange(n)])),
+                             shape=(n, n))
+    return np.asarray(near[a].multiply(near[b]).sum(axis=1)).ravel() > 0
 
 
 def _edit_counts(edit_names) -> dict:

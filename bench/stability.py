@@ -57,6 +57,10 @@ def run(folder: Path, salts: int, cache, jobs, truth: Path | None, pairs_dir: Pa
     cands, evidence = found.pairs.take(keep), evidence[keep]
     images = lambda rows: load_pictures(manifest, rows, kept=features.pictures)  # noqa: E731
     conf, per_salt = [], []
+    scratch = tempfile.TemporaryDirectory() if truth is not None and pairs_dir is None else None  # removed when done
+    out = Path(scratch.name if scratch is not None else pairs_dir or ".")
+    if truth is not None:
+        out.mkdir(parents=True, exist_ok=True)
     for salt in range(salts):
         t = time.perf_counter()
         cal = calibrate(features, s, found, images=images, jobs=jobs, salt=salt)
@@ -83,8 +87,6 @@ def run(folder: Path, salts: int, cache, jobs, truth: Path | None, pairs_dir: Pa
 
             confidence = np.r_[c[dup], within.confidence] if cal is not None else c[dup]
             paths, split_of = [str(p) for p in manifest.paths], np.asarray(manifest.splits, dtype=object)
-            out = Path(tempfile.mkdtemp()) if pairs_dir is None else Path(pairs_dir)
-            out.mkdir(parents=True, exist_ok=True)
             with open(out / f"salt_{salt}.csv", "w", newline="") as f:  # to judge: bench/judge.py sheet
                 w = csv.writer(f)
                 w.writerow(["a", "b", "split_a", "split_b", "confidence"])

@@ -794,8 +794,9 @@ def phash_found(data: Path, paths: list[str], radius: int = 8) -> dict:
 
 def markdown(built: Built, res: dict, ph: dict, wall: float, n_orig: int, n_runs: int, mo: dict | None = None,
              mo_name: str = "") -> str:
-    lines = [f"{n_orig} originals, {len(built.items)} images in {n_runs} runs of leakscan audit (defaults; every run "
-             f"holds every original and at most a few edits of each), {wall:.1f} s in all. "
+    held = ("one audit of every image" if n_runs == 1 else
+             f"{n_runs} runs of leakscan audit (defaults; every run holds every original and at most a few edits of each)")
+    lines = [f"{n_orig} originals, {len(built.items)} images in {held}, {wall:.1f} s in all. "
              "Recall: the edit's pair reported as a duplicate (`possible` pairs in brackets when the decision "
              "reports them). Tiles at 30% must *not* be duplicates: their row counts how many were.", "",
              "| edit | protocol | pairs | leakscan recall | pHash <= 8 recall |" + (f" {mo_name} |" if mo else ""),

@@ -410,8 +410,9 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
         # two copies of one picture need not look alike enough to be proposed together (a left
         # and a right crop): both proposed with one image is as good. Not for overlapping tiles:
         # the tiles of one scene all neighbour each other, and one sharing 30% is no copy
-        related = np.where(pairs.variant == MatchView.OVERLAP, _proposed(proposed, src_i, src_j, n),
-                           _proposed(proposed, src_i, src_j, n, hops=2))
+        related = _proposed(proposed, src_i, src_j, n, hops=2)
+        tile = pairs.variant == MatchView.OVERLAP
+        related[tile] = _proposed(proposed, src_i[tile], src_j[tile], n)
         if candidates.apart is not None:  # sources in one split were never searched as a pair
             related |= candidates.apart[src_i] == candidates.apart[src_j]
         return src_j, label, related & ~label

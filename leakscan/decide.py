@@ -173,10 +173,15 @@ def detect(
         else:
             # the share of copies among the candidates, estimated apart for each reading (the
             # overlapping-tile and tilted candidates are each image's few best matches: other base rates)
+            # (the pairs proposed only with a twin of an image are left out of every share: the
+            # shares are the search's)
             reading = MatchView.reading(cands.variant)
             by_value = cands.variant == MatchView.VALUE
+            own = ~found.by_twins(cands)
             whole = np.flatnonzero(~exact & (reading == 0) & ~by_value)
-            confidence[whole], prior = adjust_to_prior(cal.predict(evidence[whole]))
+            p_whole = cal.predict(evidence[whole])
+            _, prior = adjust_to_prior(p_whole[own[whole]])
+            confidence[whole] = at_prior(p_whole, prior)
             cal = dataclasses.replace(cal, stats={**cal.stats, "prior": round(prior, 5)})
             # a pair a mirrored crop view proposes, one read by its brightness, or one the whole
             # picture turned (a quarter or half turn, or mirrored other than left to right)
@@ -188,9 +193,9 @@ def detect(
                 rows = np.flatnonzero(~exact & np.isin(cands.variant, codes))
                 if len(rows):
                     others = whole[~np.isin(cands.variant[whole], codes)]
-                    alone = ~np.isin(cands.take(rows).keys(), cands.take(others).keys())
-                    confidence[rows], own = at_lower_share(cal.predict(evidence[rows]), prior, alone)
-                    cal = dataclasses.replace(cal, stats={**cal.stats, stat: round(own, 5)})
+                    alone = ~np.isin(cands.take(rows).keys(), cands.take(others).keys()) & own[rows]
+                    confidence[rows], share = at_lower_share(cal.predict(evidence[rows]), prior, alone)
+                    cal = dataclasses.replace(cal, stats={**cal.stats, stat: round(share, 5)})
             readings = dict(cal.readings)
             read_whole = cands.take(np.flatnonzero(~exact & (reading == 0))).keys()  # by brightness too
             for read, name in enumerate(READINGS[1:], start=1):
@@ -203,7 +208,7 @@ def detect(
                     # their own share of copies: among the pairs only this reading proposes (the
                     # others are read whole too)
                     p = fitted.predict(evidence[rows])
-                    alone = ~np.isin(cands.take(rows).keys(), read_whole)
+                    alone = ~np.isin(cands.take(rows).keys(), read_whole) & own[rows]
                     _, prior = adjust_to_prior(p[alone])
                     confidence[rows] = at_prior(p, prior)
                     if name in readings:

@@ -65,12 +65,17 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "60"
+SEARCH_VERSION = "61"
 
 
 def pair_keys(i, j) -> np.ndarray:
     """One int64 per pair of rows ``(i[k], j[k])``: the key of that pair in any table."""
     return np.asarray(i, np.int64) * (1 << 32) + np.asarray(j, np.int64)
+
+
+def reading_keys(pairs: "PairTable") -> np.ndarray:
+    """One int64 per row of ``pairs``: the pair and the view it matched through (row numbers below 2**26)."""
+    return pairs.keys() * 32 + pairs.variant.astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -234,6 +239,59 @@ def _dedupe_best(pairs: PairTable) -> PairTable:
     return pairs.first_per_pair(pairs.variant, -pairs.score, pairs.kind)
 
 
+#: Twins: two images whose pHashes, read as they are, differ in at most this many of 64 bits
+#: (a copy re-encoded, resized, brightened or turned grey). A pair found through a view of
+#: one image is proposed with the other's twins too (:func:`_with_twins`), at most
+#: ``TWIN_MAX`` twins an image, the nearest first.
+TWIN_HAMMING = 4
+TWIN_MAX = 16
+
+
+def _with_twins(pairs: PairTable) -> tuple[PairTable, np.ndarray]:
+    """``(pairs, added)``: ``pairs`` and, for each pair found through a view (turned back,
+    trimmed, cropped, tilted, by brightness; overlapping tiles aside), the same reading with
+    each twin of either image (:data:`TWIN_HAMMING`) in that image's place; ``added``: the
+    :func:`reading_keys` of the pairs so added.
+
+    Where a picture has many copies, a view's nearest few are its plainest copies, and the
+    picture itself may not be among them: its copy turned on a canvas is then paired with a
+    resized copy of it, not with it. Each pair proposed so is measured and decided as any
+    other."""
+    twin = (pairs.kind == Kind.HASH) & (pairs.variant == MatchView.IDENTITY) & (pairs.score >= 1 - TWIN_HAMMING / 64)
+    src = np.flatnonzero(MatchView.is_other_view(pairs.variant) & (pairs.variant != MatchView.OVERLAP))
+    if not twin.any() or not len(src):
+        return pairs, np.zeros(0, np.int64)
+    # each image's twins, nearest first, at most TWIN_MAX: (owner, twin) sorted by owner
+    owner, other = np.r_[pairs.i[twin], pairs.j[twin]], np.r_[pairs.j[twin], pairs.i[twin]]
+    score = np.r_[pairs.score[twin], pairs.score[twin]]
+    order = np.lexsort((other, -score, owner))
+    owner, other = owner[order], other[order]
+    first = np.searchsorted(owner, owner)
+    keep = np.arange(len(owner)) - first < TWIN_MAX
+    owner, other = owner[keep], other[keep]
+    parts = []
+    for first_side in (True, False):  # i, then j, replaced by each of its twins
+        x = (pairs.i if first_side else pairs.j)[src]
+        lo, hi = np.searchsorted(owner, x, "left"), np.searchsorted(owner, x, "right")
+        count = hi - lo
+        rows = np.repeat(src, count)
+        at = np.repeat(lo - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
+        t = other[at]
+        i, j = (t, pairs.j[rows]) if first_side else (pairs.i[rows], t)
+        ok = i != j
+        rows, i, j = rows[ok], i[ok], j[ok]
+        swap = i > j
+        variant = np.where(swap, MatchView.tilted_swapped(pairs.variant[rows]), pairs.variant[rows]).astype(np.int8)
+        n = len(rows)
+        parts.append(PairTable(i=np.minimum(i, j), j=np.maximum(i, j), kind=pairs.kind[rows], score=pairs.score[rows],
+                               hamming=np.full(n, -1, np.int16), cosine=np.full(n, np.nan, np.float32),
+                               variant=variant, same_bytes=np.zeros(n, bool), angle=pairs.angle[rows]))
+    new = PairTable.concat(parts)
+    new = new.take(~np.isin(reading_keys(new), reading_keys(pairs)))
+    new = new.first_per_pair(-new.score, apart=new.variant)
+    return PairTable.concat([pairs, new]), reading_keys(new)
+
+
 def _popcount(x: np.ndarray) -> np.ndarray:
     return np.unpackbits(x, axis=-1).sum(axis=-1)
 
@@ -247,6 +305,7 @@ def find_candidates(
     progress: Callable[[str, int, int], None] | None = None,
     tilted_search: bool = True,
     earlier: Candidates | None = None,
+    twins: bool = True,
 ) -> Candidates:
     """Candidate pairs among the rows whose features are ``ok``: what *might* be a copy.
 
@@ -263,6 +322,8 @@ def find_candidates(
     pHash indexes are searched, the other rows indexed beside them; otherwise its embedding
     lists are used, so that index is not trained again. Only row numbers are checked
     (:meth:`Candidates.leads`): the caller vouches for the features.
+    ``twins``: False proposes no pair with a twin (:func:`_with_twins`; the calibration, whose
+    copies are searched one of each picture).
     """
     settings = settings or DetectSettings()
     ok_rows = np.flatnonzero(features.ok)
@@ -311,7 +372,9 @@ def find_candidates(
     kth = np.full(len(features), -1, np.int64)
     index = None
     if settings.min_cosine <= 1.0 and len(search_rows) > 1:
-        rotated = (features.derotated_rows, features.derotated_embedding) if settings.transforms != "none" else None
+        rotated = None
+        if settings.transforms != "none":
+            rotated = (features.derotated_rows, features.derotated_embedding, features.derotated_angle)
         ei_, ej_, es_, ev_, kth_pos, index = _embedding_pairs(
             features.embedding, search_rows, variants, settings, progress, query_pos,
             rotated=rotated, thumbs=features.thumb if settings.crops else None,
@@ -362,7 +425,9 @@ def find_candidates(
     n_alone = len(alone)
     upright = dataclasses.replace(alone, variant=np.full(n_alone, MatchView.UPRIGHT, np.int8),
                                   score=np.zeros(n_alone, np.float32), angle=np.zeros(n_alone, np.float32))
-    pairs = PairTable.concat([whole, hue, overlap, tilted, upright]).sorted()
+    pairs = PairTable.concat([whole, hue, overlap, tilted, upright])
+    pairs, twin_keys = _with_twins(pairs) if twins else (pairs, np.zeros(0, np.int64))
+    pairs = pairs.sorted()
     if settings.scope == "cross":
         pairs = pairs.take(splits[pairs.i] != splits[pairs.j])
     i, j, kind, score = pairs.i, pairs.j, pairs.kind, pairs.score
@@ -375,7 +440,8 @@ def find_candidates(
     pairs = dataclasses.replace(pairs, hamming=hamming, cosine=cosine, same_bytes=same_bytes)
     return Candidates(pairs=pairs, search_rows=search_rows, kth_neighbour=kth,
                       overlap_skipped=len(tiles) if too_many else 0, tilted_skipped=tilted_skipped,
-                      index=index, hash_index=hash_index, apart=splits if settings.scope == "cross" else None)
+                      index=index, hash_index=hash_index, apart=splits if settings.scope == "cross" else None,
+                      twins=twin_keys)
 
 
 @dataclass(frozen=True)
@@ -399,6 +465,13 @@ class Candidates:
     index: CosineIndex | StackedIndex | None = field(default=None, repr=False, compare=False)
     # and the pHash index over search_rows (the plain hashes), kept as well
     hash_index: HammingIndex | StackedHammingIndex | None = field(default=None, repr=False, compare=False)
+    # the pairs proposed with a twin (:func:`_with_twins`), as :func:`reading_keys` of them
+    twins: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False, compare=False)
+
+    def by_twins(self, pairs: PairTable) -> np.ndarray:
+        """Mask of the rows of ``pairs`` (these candidates, or some of them) proposed only with
+        a twin, not by the search itself: the shares of copies among candidates are the search's."""
+        return np.isin(reading_keys(pairs), self.twins)
 
     def leads(self, search_rows: np.ndarray) -> bool:
         """Are this search's rows the first of ``search_rows`` (so that its indexes serve a
@@ -445,11 +518,12 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
     :func:`find_candidates`).
 
     Queries: every image under each of ``variants``; the de-rotated views ``rotated`` =
-    (rows, embeddings) under each of ``variants``; and, when ``thumbs`` (all rows) is given,
-    the crop views of every image, and the tighter and stretched crop views of those ``big``
-    marks (a mask over ``search_rows``), each plain and, when ``variants`` hold the mirror,
-    mirrored (a crop then flipped, as training pipelines make them). Neighbours of equal
-    similarity are taken by ``ranks`` (one per search row, fixed by content).
+    (rows, embeddings, angles; angle 0: a border trimmed) under each of ``variants``; and,
+    when ``thumbs`` (all rows) is given, the crop views of every image, and the tighter and
+    stretched crop views of those ``big`` marks (a mask over ``search_rows``), each plain
+    and, when ``variants`` hold the mirror, mirrored (a crop then flipped, as training
+    pipelines make them). Neighbours of equal similarity are taken by ``ranks`` (one per
+    search row, fixed by content).
     """
     index = None
     if earlier is not None and isinstance(earlier.index, CosineIndex) and earlier.leads(search_rows):
@@ -466,7 +540,12 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
     dk_plain = np.zeros(n, np.float32)
     # query sets: (positions in search_rows, a function of (start, stop) giving their embeddings,
     # the variants to apply, the match code of each variant)
-    sets = [(query_pos, lambda a, b: emb_all[search_rows[query_pos[a:b]]], variants, {v: v for v in variants})]
+    # the variants to apply, the match code of each variant, and which queries take their
+    # nearest few whatever the ratio test says: each image as it is, and turned back off its
+    # canvas (the canvas says it was edited, and its nearest may all be copies, which the ratio
+    # test then refuses)
+    sets = [(query_pos, lambda a, b: emb_all[search_rows[query_pos[a:b]]], variants, {v: v for v in variants},
+             np.ones(len(query_pos), bool))]
     if rotated is not None and len(rotated[0]):
         # where each de-rotated view's row is among the rows searched (ascending)
         at = np.minimum(np.searchsorted(search_rows, rotated[0]), len(search_rows) - 1)
@@ -475,8 +554,9 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
             rpos = at[keep].astype(np.int64)
             wanted = np.isin(rpos, query_pos)
             derotated_q = rotated[1][keep[wanted]]
+            turned = rotated[2][keep[wanted]] != 0  # turned back, not only trimmed
             sets.append((rpos[wanted], lambda a, b: derotated_q[a:b], variants,
-                         {v: MatchView.derotated(v) for v in variants}))
+                         {v: MatchView.derotated(v) for v in variants}, turned))
     if thumbs is not None:
         def crop_set(pos, boxes, mirrored):
             nc = len(boxes)
@@ -486,7 +566,7 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
             def crop_emb(a, b):
                 rows = search_rows[crop_pos[a:b:nc]]  # a and b are multiples of nc
                 return crop_hog(thumbs[rows], boxes).reshape(-1, EMBED_DIM)
-            return crop_pos, crop_emb, tuple(codes), codes
+            return crop_pos, crop_emb, tuple(codes), codes, np.zeros(len(crop_pos), bool)
         is_big = np.zeros(len(query_pos), bool) if big is None else big[query_pos]
         # pictures large enough to crop to half the picture, or to another shape, are queried with
         # those crop views too, each also mirrored when mirrors count (tiny pictures: a mirrored
@@ -498,14 +578,15 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
             sets.append(crop_set(big_pos, crop_boxes(CROP_SIDE), mirrored))
             sets.append(crop_set(big_pos, crop_boxes(CROP_SIDE_TIGHT), mirrored))
             sets.append(crop_set(big_pos, STRETCH_BOXES, mirrored))
-    total = sum(len(q) * len(vs) for q, _, vs, _ in sets)
+    total = sum(len(q) * len(vs) for q, _, vs, _, _ in sets)
     done = 0
     if progress:
         progress("embedding search", 0, total)
     block -= block % math.lcm(len(CROP_PLACES), len(STRETCH_BOXES))  # whole images of each crop set
-    for qpos_all, qemb, vs, codes in sets:
+    for qpos_all, qemb, vs, codes, nearest in sets:
         for start in range(0, len(qpos_all), block):
             qrows = qpos_all[start:start + block]
+            take_nearest = nearest[start:start + block]
             qvs = embedding_variants(qemb(start, start + len(qrows)), vs)
             for q, v in enumerate(vs):
                 qv = qvs[:, q]
@@ -526,8 +607,9 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
                     if settings.k <= ids.shape[1]:
                         kth[qrows] = np.where(np.isfinite(sims[:, settings.k - 1]), ids[:, settings.k - 1], -1)
                 near = np.zeros(sims.shape, bool)
-                if plain and settings.neighbours:
-                    near[:, :settings.neighbours] = sims[:, :settings.neighbours] >= settings.neighbour_min_cosine
+                if v == MatchView.IDENTITY and settings.neighbours:  # as it is, not turned or flipped
+                    near[:, :settings.neighbours] = ((sims[:, :settings.neighbours] >= settings.neighbour_min_cosine)
+                                                     & take_nearest[:, None])
                 r, c = np.nonzero((sims >= settings.min_cosine) | near)
                 out_i.append(qrows[r])
                 out_j.append(ids[r, c])

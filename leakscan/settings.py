@@ -66,9 +66,10 @@ class DetectSettings:
         images are the same picture, :mod:`leakscan.calibrate`) is at least this; candidates
         from :data:`POSSIBLE_FLOOR` up to it are *possible* duplicates, listed but never counted.
     neighbours : int
-        Each image's ``neighbours`` nearest images by embedding are candidates whenever their
-        cosine is at least ``neighbour_min_cosine``, whatever the ratio test says (the
-        decision, not the search, tells copies from look-alikes).
+        Each image's ``neighbours`` nearest images by embedding (as it is, and turned back off
+        its canvas when it was rotated on one) are candidates whenever their cosine is at
+        least ``neighbour_min_cosine``, whatever the ratio test says (the decision, not the
+        search, tells copies from look-alikes).
     neighbour_min_cosine : float
         See ``neighbours``.
     transforms : {"all", "flip", "none"}

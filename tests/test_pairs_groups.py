@@ -125,3 +125,70 @@ def test_cross_split_scope_finds_the_same_cross_pairs():
     assert [(lk.split, lk.against) for lk in cross.leaks] == [(lk.split, lk.against) for lk in full.leaks]
     with pytest.raises(ConfigError, match="scope"):
         DetectSettings(scope="within")
+
+
+def test_a_pair_found_through_a_view_is_proposed_with_the_twins_of_either_image():
+    """A pair found through a view (turned back, tilted, cropped) is proposed again with each
+    twin of either image (a pHash within TWIN_HAMMING bits, read as it is); the same reading,
+    turned round when the twin's row comes first. Pairs read whole or as tiles are not."""
+    from leakscan.pairs import TWIN_HAMMING, Kind, _with_twins, reading_keys
+    from leakscan.views import MatchView
+
+    rows = [  # (i, j, kind, score, variant)
+        (0, 1, Kind.HASH, 1 - 2 / 64, MatchView.IDENTITY),              # twins 0 ~ 1
+        (2, 6, Kind.HASH, 1 - TWIN_HAMMING / 64, MatchView.IDENTITY),   # twins 2 ~ 6, at the bar
+        (3, 7, Kind.HASH, 1 - (TWIN_HAMMING + 1) / 64, MatchView.IDENTITY),  # past the bar: not twins
+        (1, 5, Kind.EMBEDDING, 0.9, MatchView.DEROTATED),               # through 1's twin 0: (0, 5)
+        (5, 6, Kind.EMBEDDING, 0.8, MatchView.TILTED),                  # 6 is 5 turned; its twin 2 too
+        (3, 4, Kind.EMBEDDING, 0.8, MatchView.CROPPED),                 # 3's look-alike 7 is no twin
+        (0, 4, Kind.EMBEDDING, 0.8, MatchView.OVERLAP),                 # tiles: not expanded
+        (4, 6, Kind.EMBEDDING, 0.8, MatchView.HFLIP),                   # read whole: not expanded
+    ]
+    i, j, kind, score, variant = (np.array(c) for c in zip(*rows))
+    n = len(rows)
+    pairs = PairTable(i=i, j=j, kind=kind.astype(np.uint8), score=score.astype(np.float32),
+                      hamming=np.full(n, -1, np.int16), cosine=np.full(n, np.nan, np.float32),
+                      variant=variant.astype(np.int8), same_bytes=np.zeros(n, bool),
+                      angle=np.where(variant == MatchView.TILTED, 20.0, 0.0).astype(np.float32))
+    out, added = _with_twins(pairs)
+    new = out.take(np.arange(n, len(out)))
+    got = {(int(a), int(b), int(v), float(t)) for a, b, v, t in zip(new.i, new.j, new.variant, new.angle)}
+    assert got == {(0, 5, MatchView.DEROTATED, 0.0), (2, 5, MatchView.TILTED_BACK, 20.0)}
+    assert sorted(added.tolist()) == sorted(reading_keys(new).tolist())
+    assert len(out.take(np.arange(n))) == n and np.array_equal(out.i[:n], pairs.i)  # the search's pairs kept
+
+
+def test_a_copy_turned_on_a_canvas_is_paired_with_its_picture_among_many_plain_copies(tmp_path, monkeypatch):
+    """A folder holding one photo many times: the view of its copy turned on a canvas finds the
+    photo's plainest copies (re-encoded, brightened, resized) first, and the photo itself is
+    not among its nearest few; through the twins the turned copy is paired with the photo."""
+    from sklearn.datasets import load_sample_images
+    from PIL import ImageEnhance
+
+    import leakscan
+    from leakscan import pairs as pairs_module
+
+    photo = Image.fromarray(load_sample_images().images[0]).crop((100, 60, 420, 300))
+    other = Image.fromarray(load_sample_images().images[1])
+    photo.save(tmp_path / "photo.jpg", quality=92)
+    for k, q in enumerate((95, 90, 85, 80, 75, 70, 60, 50)):  # the plain copies
+        photo.save(tmp_path / f"jpeg{k}.jpg", quality=q)
+    for k, f in enumerate((0.9, 0.95, 1.05, 1.1)):
+        ImageEnhance.Brightness(photo).enhance(f).save(tmp_path / f"bright{k}.jpg", quality=90)
+    for k, side in enumerate((280, 240, 200)):
+        photo.resize((side, side * 3 // 4), Image.LANCZOS).save(tmp_path / f"small{k}.jpg", quality=90)
+    photo.rotate(25, resample=Image.BICUBIC).save(tmp_path / "turned.jpg", quality=92)  # same-size canvas
+    for k in range(30):  # look-alikes: other crops of another photo, and drawn scenes
+        if k < 12:
+            x, y = 20 + 25 * k, 20 + 9 * k
+            other.crop((x, y, x + 320, y + 240)).save(tmp_path / f"other{k:02d}.jpg", quality=90)
+        else:
+            scene(400 + k, 200).save(tmp_path / f"scene{k:02d}.jpg", quality=90)
+
+    def listed(result):
+        return {frozenset((r["a"], r["b"])) for r in result.pair_records()}
+
+    target = frozenset(("photo.jpg", "turned.jpg"))
+    assert target in listed(leakscan.audit(tmp_path, cache=False, jobs=1))
+    monkeypatch.setattr(pairs_module, "TWIN_HAMMING", -1)  # no twins: the test's folder does hide the pair
+    assert target not in listed(leakscan.audit(tmp_path, cache=False, jobs=1))

@@ -172,9 +172,8 @@ def detect(
             confidence[~exact] = POSSIBLE_FLOOR
         else:
             # the share of copies among the candidates, estimated apart for each reading (the
-            # overlapping-tile and tilted candidates are each image's few best matches: other base rates)
-            # (the pairs proposed only with a twin of an image are left out of every share: the
-            # shares are the search's)
+            # overlapping-tile and tilted candidates are each image's few best matches: other base
+            # rates), always among the search's own (not the pairs proposed only with a twin)
             reading = MatchView.reading(cands.variant)
             by_value = cands.variant == MatchView.VALUE
             own = ~found.by_twins(cands)

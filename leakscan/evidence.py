@@ -53,8 +53,8 @@ from .padding import NO_BORDER, border_mask, flat_ground, padding_weights
 from .parallel import even_blocks, run_chunks
 from .pairs import OVERLAP_MIN_SIDE, Kind, PairTable
 from .verify import BLOCK, _down2, _shift_each, _zoom, align, fit_box
-from .views import (CROP_SIDE, INVERSE_VARIANT, N_VARIANTS, STRETCH_BOXES, THUMB, MatchView, apply_dihedral,
-                    box_views, crop_boxes, embedding_variants, is_oblong, tilted_views, turned_share)
+from .views import (CROP_SIDE, INVERSE_VARIANT, N_VARIANTS, STRETCH_BOXES, THUMB, TILT_TIGHT, MatchView,
+                    apply_dihedral, box_views, crop_boxes, embedding_variants, is_oblong, tilted_views, turned_share)
 
 __all__ = ["measure", "pair_evidence", "background", "tilted_angles", "EVIDENCE", "SIGN", "colour_agreement"]
 #: Columns of the evidence matrix, in order.
@@ -373,7 +373,8 @@ def _common_part(features: Features, i, j, offset):
 TILT_REFINE = tuple(np.arange(-4.0, 4.5, 1.0))
 #: ... and through these boxes (:data:`~leakscan.views.TILT_BOXES`, a share of the side): the
 #: search's two, the largest-area one, and each a little tighter (a crop well inside the box).
-TILT_LOOKS = (("shape", 1.0), ("square", 1.0), ("area", 1.0), ("shape", 0.88), ("square", 0.88), ("area", 0.88))
+TILT_LOOKS = (("shape", 1.0), ("square", 1.0), ("area", 1.0),
+              ("shape", TILT_TIGHT), ("square", TILT_TIGHT), ("area", TILT_TIGHT))
 
 
 #: A copy turned within its own frame is read at its centre: as much as a turn by the search's

@@ -686,7 +686,8 @@ def tilted_pairs(features: Features, rows: np.ndarray, queried: np.ndarray, kth:
     :data:`~leakscan.views.TILT_ANGLES`) of ``rows``, looked up by the ``queried`` rows.
 
     * A copy cropped free of its corners after the turn (``MatchView.TILTED``): the query's
-      embedding among every tilted view.
+      embedding among every tilted view (the largest box of the picture's shape, and of an
+      oblong picture the largest square and the largest-area box).
     * A copy turned within its own frame, its corners filled any way: black or a colour (the
       canvas views see those), the edge pixels repeated or mirrored (``MatchView.TURNED``): the
       query's centre, as much as a turn by the view's angle leaves free of fill
@@ -704,18 +705,20 @@ def tilted_pairs(features: Features, rows: np.ndarray, queried: np.ndarray, kth:
     if not len(queried):  # every picture has a canvas view (rotated, letterboxed, framed, captioned)
         return PairTable.empty()
     n_angles = len(TILT_ANGLES)
-    # pictures far from square are also cropped square (as augmentation code crops): their
-    # views are entries past those of the boxes of their own shape
+    # the views: each picture's box of its own shape; pictures far from square also cropped
+    # square (as augmentation code crops) and to the largest area (the usual recipe). The
+    # boxes of their own shape come first (the turned copies' views below are those)
     oblong = rows[is_oblong(features.sizes[rows])]
     blocks = []
-    for box, which in (("shape", rows), ("square", oblong)):
+    for box, which, scale in (("shape", rows, 1.0), ("square", oblong, 1.0), ("area", oblong, 1.0)):
         for start in range(0, len(which), TILT_BLOCK):  # memory: ten views of a block of images at a time
             part = which[start:start + TILT_BLOCK]
-            views = tilted_views(features.thumb[part], features.sizes[part], TILT_ANGLES, box=box)
+            views = tilted_views(features.thumb[part], features.sizes[part], TILT_ANGLES, box=box, scale=scale)
             blocks.append(hog(np.rint(views.reshape(-1, THUMB, THUMB)).astype(np.uint8)))
     views = np.concatenate(blocks)
     ranks = content_ranks(features.pixel_digest)  # equal matches: taken in an order fixed by content
-    found = [_tilted_matches(CosineIndex(views), np.r_[rows, oblong], TILT_ANGLES, features.embedding[queried],
+    owners = np.r_[rows, oblong, oblong]
+    found = [_tilted_matches(CosineIndex(views), owners, TILT_ANGLES, features.embedding[queried],
                              queried, kth, features, settings, ranks) + (MatchView.TILTED,)]
     shape_views = views[:len(rows) * n_angles].reshape(len(rows), n_angles, -1)
     turned = []

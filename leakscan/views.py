@@ -33,8 +33,8 @@ from .rotation import derotate
 
 __all__ = ["apply_dihedral", "embedding_variants", "crop_views", "box_views", "resampling_matrix", "tilted_views",
            "transform_variants", "canvas_view", "is_oblong", "turned_share", "MatchView", "READINGS", "TILT_ANGLES",
-           "TILT_BOXES", "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "CROP_SIDE_TIGHT", "STRETCH_BOXES",
-           "crop_boxes", "THUMB", "CELL", "BINS", "INVERSE_VARIANT"]
+           "TILT_BOXES", "TILT_TIGHT", "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "CROP_SIDE_TIGHT",
+           "STRETCH_BOXES", "crop_boxes", "THUMB", "CELL", "BINS", "INVERSE_VARIANT"]
 
 #: Side (pixels) of the grayscale thumbnail every feature and view comes from.
 THUMB = 32
@@ -381,6 +381,9 @@ def is_oblong(sizes: np.ndarray) -> np.ndarray:
 #: The upright boxes a tilted view can crop (:func:`tilted_views`): the largest of the picture's
 #: own shape, the largest square, the largest in area (another shape: the usual recipe).
 TILT_BOXES = ("shape", "square", "area")
+#: A tilted view's box cropped tighter: this share of its side (a crop well inside the box,
+#: enlarged back).
+TILT_TIGHT = 0.88
 
 
 def _box_size(a: np.ndarray, c: np.ndarray, s: np.ndarray, box: str):

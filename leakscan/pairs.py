@@ -710,10 +710,10 @@ def tilted_pairs(features: Features, rows: np.ndarray, queried: np.ndarray, kth:
     # boxes of their own shape come first (the turned copies' views below are those)
     oblong = rows[is_oblong(features.sizes[rows])]
     blocks = []
-    for box, which, scale in (("shape", rows, 1.0), ("square", oblong, 1.0), ("area", oblong, 1.0)):
+    for box, which in (("shape", rows), ("square", oblong), ("area", oblong)):
         for start in range(0, len(which), TILT_BLOCK):  # memory: ten views of a block of images at a time
             part = which[start:start + TILT_BLOCK]
-            views = tilted_views(features.thumb[part], features.sizes[part], TILT_ANGLES, box=box, scale=scale)
+            views = tilted_views(features.thumb[part], features.sizes[part], TILT_ANGLES, box=box)
             blocks.append(hog(np.rint(views.reshape(-1, THUMB, THUMB)).astype(np.uint8)))
     views = np.concatenate(blocks)
     ranks = content_ranks(features.pixel_digest)  # equal matches: taken in an order fixed by content

@@ -539,11 +539,9 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
     # images that were not queried, so their side of the ratio test accepts nothing
     dk_plain = np.zeros(n, np.float32)
     # query sets: (positions in search_rows, a function of (start, stop) giving their embeddings,
-    # the variants to apply, the match code of each variant)
-    # the variants to apply, the match code of each variant, and which queries take their
-    # nearest few whatever the ratio test says: each image as it is, and turned back off its
-    # canvas (the canvas says it was edited, and its nearest may all be copies, which the ratio
-    # test then refuses)
+    # the variants to apply, the match code of each variant, which queries take their nearest
+    # few whatever the ratio test says: each image as it is, and turned back off its canvas (the
+    # canvas says it was edited, and its nearest may all be copies, which the ratio test refuses))
     sets = [(query_pos, lambda a, b: emb_all[search_rows[query_pos[a:b]]], variants, {v: v for v in variants},
              np.ones(len(query_pos), bool))]
     if rotated is not None and len(rotated[0]):

@@ -50,7 +50,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 from .evidence import EVIDENCE, SIGN, pair_evidence, typical_neighbours
 from .features import Features, digest_order, extract_images
 from .index import CosineIndex
-from .pairs import OVERLAP_MIN_SIDE, Candidates, Kind, PairTable, find_candidates, overlap_pairs, rows_of
+from .pairs import OVERLAP_MIN_SIDE, Candidates, Kind, PairTable, find_candidates, overlap_pairs, pair_keys, rows_of
 from .parallel import run_chunks
 from .settings import RANDOM_STATE, DetectSettings
 from .views import N_VARIANTS, MatchView, embedding_variants, transform_variants
@@ -514,8 +514,7 @@ def _proposed(cands: PairTable, a: np.ndarray, b: np.ndarray, n: int, hops: int 
         return np.zeros(len(a), bool)
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
     if hops == 1:
-        known = np.unique(cands.i.astype(np.int64) * n + cands.j)
-        return np.isin(np.minimum(a, b) * n + np.maximum(a, b), known)
+        return np.isin(pair_keys(np.minimum(a, b), np.maximum(a, b)), cands.keys())
     from scipy import sparse  # noqa: PLC0415
 
     i, j = cands.i.astype(np.int64), cands.j.astype(np.int64)

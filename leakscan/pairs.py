@@ -275,6 +275,7 @@ def _with_twins(pairs: PairTable) -> tuple[PairTable, np.ndarray]:
         lo, hi = np.searchsorted(owner, x, "left"), np.searchsorted(owner, x, "right")
         count = hi - lo
         rows = np.repeat(src, count)
+        # each source row's twins, in turn: positions lo[k] .. hi[k] - 1 of (owner, other)
         at = np.repeat(lo - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
         t = other[at]
         i, j = (t, pairs.j[rows]) if first_side else (pairs.i[rows], t)

@@ -17,10 +17,14 @@ pairs the search proposed and the thumbnails rejected with most doubt (:class:`K
 The fit gives a likelihood ratio that multiplies the odds of the pair's confidence (the look
 is evidence the thumbnails did not have). A look raises a possible pair's confidence, and
 only for pictures that share at least half of the smaller one's area under the fitted
-transform (tiles that overlap less are not copies). It lowers a duplicate only the tilted
-views read as turned when it finds no transform: a turned copy shows ORB its keypoints
-turned, two tiles of one wall or sky the tilted views matched do not; by how much is
-calibrated on turned synthetic copies (:func:`~leakscan.calibrate.tilted_copy`).
+transform (tiles that overlap less are not copies). The duplicates the thumbnails are not
+sure of are looked at too, and the look may confirm or lower them: a copy shows ORB its
+detail, two tiles of one brick wall, sky or retina do not. Where the look finds no
+transform (or one sharing less than half), their odds are multiplied by P(no transform | a
+copy) / P(no transform | a look-alike) at the pictures' keypoint count (:class:`NoTransform`;
+a flat picture gives its copy few matches), calibrated on the same synthetic copies (for a
+pair the tilted views read as turned, on turned copies, :func:`~leakscan.calibrate.tilted_copy`,
+whatever the keypoints). A transform confirms a duplicate; it never lowers one.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ LOOK_BUDGET = 2_000
 LOOK_BLOCK = 128
 #: Duplicates this confident or more are not looked at again.
 LOOK_CEILING = 0.99
+#: Keypoint counts at which ``summary.json`` reports what a look that finds nothing says.
+REPORTED_KEYPOINTS = (10, 100, 500)
 #: Pictures of the calibration's sample the look is calibrated on (one copy each).
 LOOK_SAMPLE = 120
 #: Look-alikes it is calibrated on: this many for each pair looked at, at most LOOK_NEGATIVES.
@@ -123,13 +129,16 @@ def _keypoints_or_none(picture: Image.Image, what: str) -> Keypoints | None:
         return None
 
 
-def _match_or_nothing(ka: Keypoints, kb: Keypoints) -> tuple[int, float, float]:
-    """:func:`match_pictures`, or no transform (logged) when OpenCV fails on the pair."""
+def _match_or_nothing(ka: Keypoints, kb: Keypoints) -> tuple[int, float, float, int]:
+    """A look ``(inliers, share, detail, keypoints)``: :func:`match_pictures` each way round (the
+    ratio test keeps other matches each way), the one with more inliers (no transform, logged,
+    when OpenCV fails on the pair), and the fewer keypoints of the two pictures."""
+    keypoints = min(len(ka.points), len(kb.points))
     try:
-        return match_pictures(ka, kb)
+        return (*max(match_pictures(ka, kb), match_pictures(kb, ka)), keypoints)
     except Exception as exc:
         log.warning("a pair of pictures: no closer look (%s: %s)", type(exc).__name__, exc)
-        return 0, 0.0, 0.0
+        return 0, 0.0, 0.0, keypoints
 
 
 def match_pictures(ka: Keypoints, kb: Keypoints) -> tuple[int, float, float]:
@@ -181,15 +190,64 @@ def match_pictures(ka: Keypoints, kb: Keypoints) -> tuple[int, float, float]:
     return int(mask.sum()), share, detail
 
 
+def _looks(looks) -> np.ndarray:
+    """Looks as a ``(n, 4)`` float64 array: inliers, share, detail, keypoints (unknown: 0)."""
+    looks = np.asarray(looks, np.float64)
+    looks = looks.reshape(-1, looks.shape[-1] if looks.ndim > 1 else 4)
+    return np.c_[looks, np.zeros((len(looks), 4 - looks.shape[1]))] if looks.shape[1] < 4 else looks
+
+
+def usable(looks) -> np.ndarray:
+    """Per look: a transform under which the two share at least half of the smaller picture
+    (what a copy gives; tiles that overlap less are no copies)."""
+    looks = _looks(looks)
+    return (looks[:, 0] > 0) & (looks[:, 1] >= OVERLAP_MIN_SHARE)
+
+
+@dataclass(frozen=True)
+class NoTransform:
+    """What a look that finds no usable transform says of a pair: log(P(none | copy) / P(none |
+    look-alike)), at most 0 (finding nothing is never evidence of a copy), by how many keypoints
+    the pair's pictures have (a flat picture gives its copy few matches, a brick wall gives
+    every other tile many). Each of P(a usable transform | copy) and P(... | look-alike) is a
+    logistic regression on log(1 + keypoints), at the sample's share (``(intercept, slope)``);
+    below the fewest keypoints a copy had (``least``) nothing is known: no evidence."""
+
+    copies: tuple = (0.0, 0.0)
+    alike: tuple = (0.0, 0.0)
+    least: float = 0.0
+
+    @classmethod
+    def fitted(cls, copies, alike, by_keypoints: bool = True) -> "NoTransform":
+        def fit(looks):
+            found = usable(looks)
+            n, k = len(found), int(found.sum())
+            if k in (0, n) or not by_keypoints:  # the smoothed share, whatever the keypoints
+                return (float(np.log((k + 0.5) / (n - k + 0.5))), 0.0)
+            coef, intercept = logistic_fit(np.log1p(looks[:, 3:4]), found.astype(np.float64))
+            return (float(intercept + np.log(k / (n - k))), float(coef[0]))  # balanced fit -> the sample's share
+        c, a = _looks(copies), _looks(alike)
+        return cls(fit(c), fit(a), float(c[:, 3].min()) if by_keypoints else 0.0) if len(c) and len(a) else cls()
+
+    def at(self, looks) -> np.ndarray:
+        """The log ratio at each look's keypoints."""
+        keypoints = _looks(looks)[:, 3]
+        x = np.log1p(keypoints)
+        none_copy = 1.0 / (1.0 + np.exp(self.copies[0] + self.copies[1] * x))  # 1 - P(usable | copy)
+        none_alike = 1.0 / (1.0 + np.exp(self.alike[0] + self.alike[1] * x))
+        ratio = np.minimum(0.0, np.log(np.maximum(none_copy, 1e-9) / np.maximum(none_alike, 1e-9)))
+        return np.where(keypoints >= self.least, ratio, 0.0)
+
+
 def _readings(looks) -> np.ndarray:
     """The look's evidence columns per pair: the log count of consistent matches, and the detail."""
-    looks = np.asarray(looks, np.float64).reshape(-1, 3)
+    looks = _looks(looks)
     return np.c_[np.log1p(looks[:, 0]), looks[:, 2]]
 
 
 @dataclass(frozen=True)
 class KeypointLook:
-    """The fitted look: (inliers, share, detail) -> log likelihood ratio of a copy, and how it was fitted.
+    """The fitted look: (inliers, share, detail[, keypoints]) -> log likelihood ratio of a copy, and how it was fitted.
 
     Many copies give no transform at all (too few keypoints, or too much edited), as most
     look-alikes do; and look-alikes as alike as the pairs in doubt give one more often than
@@ -204,14 +262,28 @@ class KeypointLook:
     coef: np.ndarray
     intercept: float
     stats: dict
-    #: log(P(no transform | a turned copy) / P(no transform | a look-alike)), <= 0: what a
-    #: look that finds nothing says of a pair the tilted views read as turned
-    tilted_no_transform: float = 0.0
+    #: what a look that finds nothing (or a transform sharing less than half) says of a pair
+    no_transform: NoTransform = NoTransform()
+    #: the same for a pair the tilted views read as turned, of turned copies
+    tilted_no_transform: NoTransform = NoTransform()
+
+    def odds_change(self, looks, tilted) -> np.ndarray:
+        """What the look says of each duplicate, to add to its log odds: under a transform sharing
+        at least half the smaller picture, :meth:`log_ratio` where it speaks for a copy (the
+        look-alikes it is fitted on may share part of a picture: it does not lower); else the
+        no-transform ratio at the pictures' keypoints."""
+        looks = _looks(looks)
+        # no keypoints (or no picture): no look, but for a turned reading (a turned copy keeps its
+        # keypoints; two flat tiles the tilted views happened to match have none to show)
+        tilted = np.asarray(tilted, bool)
+        nothing = np.where(tilted, self.tilted_no_transform.at(looks),
+                           np.where(looks[:, 3] > 0, self.no_transform.at(looks), 0.0))
+        return np.where(usable(looks), np.maximum(self.log_ratio(looks), 0.0), nothing)
 
     def log_ratio(self, looks) -> np.ndarray:
         """log(P(look | copy, a transform) / P(look | look-alike, a transform)) per pair; 0 (no
         evidence) without a transform."""
-        looks = np.asarray(looks, np.float64).reshape(-1, 3)
+        looks = _looks(looks)
         ratio = (_readings(looks) - self.mean) / self.scale @ self.coef + self.intercept
         return np.where(looks[:, 0] > 0, ratio, 0.0)
 
@@ -238,11 +310,11 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
     copies = map_threads(lambda k: _match_or_nothing(copied[k], points[k]), read, jobs)
     turned_looks = map_threads(lambda k: _match_or_nothing(turned[k], points[k]),
                            [k for k in range(len(turned)) if points[k] is not None and turned[k] is not None], jobs)
-    alike = [tuple(r) for r in np.asarray(rejected, np.float64).reshape(-1, 3).tolist()]
+    alike = [tuple(r) for r in _looks(rejected).tolist()]
     emb = np.asarray(embeddings, np.float32)
     sim = emb @ emb.T
     np.fill_diagonal(sim, -np.inf)
-    enough = sum(m > 0 for m, _, _ in alike) >= MIN_EXAMPLES // 2  # look-alikes with a transform to learn from
+    enough = sum(look[0] > 0 for look in alike) >= MIN_EXAMPLES // 2  # look-alikes with a transform to learn from
     nearest = []
     for a in range(0 if enough else len(pictures)):
         for b in np.argsort(-sim[a], kind="stable")[:NEGATIVES_PER].tolist():
@@ -252,7 +324,7 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
     alike += map_threads(lambda ab: _match_or_nothing(points[ab[0]], points[ab[1]]), nearest, jobs)
     if len(copies) < MIN_EXAMPLES or len(alike) < MIN_EXAMPLES:
         return None
-    looks = np.asarray(copies + alike, np.float64).reshape(-1, 3)
+    looks = _looks(copies + alike)
     y = np.r_[np.ones(len(copies)), np.zeros(len(alike))]
 
     def fit(rows):
@@ -287,24 +359,26 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
              "look_alikes_with_a_transform": int((found & keep & (y == 0)).sum()),
              "copies_median_matches": float(np.median(matches[y == 1])),
              "look_alikes_max_matches": int(matches[keep & (y == 0)].max())}
-    if turned_looks:  # a turned copy ORB finds no transform for, against a look-alike so
-        turned_none = sum(m == 0 for m, _, _ in turned_looks)
-        alike = keep & (y == 0)
-        ratio = (((turned_none + 0.5) / (len(turned_looks) + 1))
-                 / ((int((~found & alike).sum()) + 0.5) / (int(alike.sum()) + 1)))
-        fitted = dataclasses.replace(fitted, tilted_no_transform=float(min(0.0, np.log(ratio))))
-        stats.update(turned_copies=len(turned_looks), turned_copies_with_a_transform=len(turned_looks) - turned_none)
+    # a copy the look finds no usable transform for, against a look-alike so
+    alike = looks[keep & (y == 0)]
+    fitted = dataclasses.replace(fitted, no_transform=NoTransform.fitted(looks[y == 1], alike))
+    if turned_looks:  # the same of turned copies
+        fitted = dataclasses.replace(fitted, tilted_no_transform=NoTransform.fitted(turned_looks, alike,
+                                                                                  by_keypoints=False))
+        stats.update(turned_copies=len(turned_looks),
+                     turned_copies_with_a_transform=int(usable(turned_looks).sum()))
     return dataclasses.replace(fitted, stats={**fitted.stats, **stats})
 
 
 def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: int = 1) -> np.ndarray:
-    """``(inliers, share, detail)`` (:func:`match_pictures`) per pair of ``pairs``, the pictures
+    """``(inliers, share, detail, keypoints)`` (:func:`match_pictures`, and the fewer keypoints of
+    the two pictures; all 0 for a picture that cannot be read) per pair of ``pairs``, the pictures
     read by ``images(rows)`` a block of pairs at a time (memory: a few hundred pictures), the
     keypoints and matches on ``jobs`` threads; each pair seen from the image of the lower pixel
     digest, so the look does not depend on the images' order, and under the dihedral variant
     it matched through (or its inverse, on the image of the higher digest: whichever way round
     the rows came, the same pictures are compared the same way)."""
-    looks = np.zeros((len(pairs), 3), np.float32)
+    looks = np.zeros((len(pairs), 4), np.float32)
     order = np.lexsort((pairs.j, pairs.i))  # pairs of one image together: fewer pictures read twice
     for start in range(0, len(pairs), LOOK_BLOCK):
         at = order[start:start + LOOK_BLOCK]
@@ -328,7 +402,7 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: in
 
         def look(task):
             _, a, bs = task
-            best = (0, 0.0, 0.0)
+            best = (0, 0.0, 0.0, 0)
             for b in bs:
                 if a in points and b in points:
                     best = max(best, _match_or_nothing(points[a], points[b]))
@@ -339,28 +413,37 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: in
     return looks
 
 
+def _at_keypoints(no_transform: NoTransform) -> dict:
+    """``{keypoints: log ratio}`` at :data:`REPORTED_KEYPOINTS`, for ``summary.json``."""
+    at = no_transform.at(np.c_[np.zeros((len(REPORTED_KEYPOINTS), 3)), REPORTED_KEYPOINTS])
+    return {str(k): round(float(r), 4) for k, r in zip(REPORTED_KEYPOINTS, at)}
+
+
 def closer_look(pairs: PairTable, found: Candidates, features: Features, images: ImageSource, *, threshold: float,
                 floor: float, jobs: int = 1) -> tuple[np.ndarray, dict]:
-    """``(confidence, stats)``: the confidences of ``pairs`` (decided) with the possible ones
-    (from ``floor`` up to ``threshold``) between pictures of :data:`LOOK_MIN_SIDE` px or more
-    raised by what their keypoints say. The look is calibrated on the first :data:`LOOK_SAMPLE`
-    such pictures of the search's rows (``found``) in content order (the calibration's sample:
-    their pictures are kept in memory); the pairs the search proposed are left out of the
-    look-alikes drawn from that sample."""
+    """``(confidence, stats)``: the confidences of ``pairs`` (decided) between pictures of
+    :data:`LOOK_MIN_SIDE` px or more with the possible ones (from ``floor`` up to ``threshold``)
+    raised by what their keypoints say, and the duplicates under :data:`LOOK_CEILING` (not
+    overlapping tiles) confirmed or lowered (:meth:`KeypointLook.odds_change`). The look is
+    calibrated on the first :data:`LOOK_SAMPLE` such pictures of the search's rows (``found``)
+    in content order (the calibration's sample: their pictures are kept in memory); the pairs
+    the search proposed are left out of the look-alikes drawn from that sample."""
     search_rows, known = found.search_rows, found.pairs
     confidence = np.asarray(pairs.confidence, np.float32).copy()
     big = features.sizes.min(axis=1) >= LOOK_MIN_SIDE
     looked = big[pairs.i] & big[pairs.j] & (pairs.kind != Kind.EXACT)
     doubt = np.flatnonzero((confidence >= floor) & (confidence < threshold) & looked)
-    # duplicates only the tilted views read: a turned copy shows ORB its keypoints turned
-    turned = np.flatnonzero((confidence >= threshold) & (confidence < LOOK_CEILING) & looked
-                            & MatchView.is_tilted(pairs.variant))
-    if not len(doubt) and not len(turned):
+    # the duplicates the thumbnails are not sure of: a copy shows ORB its detail (turned, cropped,
+    # recoloured), two tiles of one brick wall or sky do not
+    # (not overlapping tiles: their share of common picture is theirs to measure, at half by design)
+    unsure = np.flatnonzero((confidence >= threshold) & (confidence < LOOK_CEILING) & looked
+                            & (pairs.variant != MatchView.OVERLAP))
+    if not len(doubt) and not len(unsure):
         return confidence, {}
     try:
         _orb()
     except ImportError as exc:  # a broken OpenCV install: the thumbnails' decision stands
-        return confidence, {"looked_at": 0, "in_doubt": int(len(doubt) + len(turned)), "used": False,
+        return confidence, {"looked_at": 0, "in_doubt": int(len(doubt) + len(unsure)), "used": False,
                             "unavailable": f"OpenCV could not be imported ({exc})"}
     digests = features.pixel_digest
     sample = search_rows[digest_order(digests[search_rows])]
@@ -374,30 +457,30 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     # the look-alikes: the pairs the thumbnails rejected with most doubt, a few for each pair looked at
     rejected = np.flatnonzero((confidence < floor) & looked)
     rejected = rejected[np.argsort(-confidence[rejected], kind="stable")][
-        :min(LOOK_NEGATIVES, max(2 * MIN_EXAMPLES, NEGATIVES_PER * (len(doubt) + len(turned))))]
+        :min(LOOK_NEGATIVES, max(2 * MIN_EXAMPLES, NEGATIVES_PER * (len(doubt) + len(unsure))))]
     doubt = doubt[np.argsort(-confidence[doubt], kind="stable")][:LOOK_BUDGET]
-    looks = look_at(pairs.take(np.r_[doubt, rejected]), images, digests, jobs)  # one pass: pictures read once
-    looks, rejected_looks = looks[:len(doubt)], looks[len(doubt):]
+    unsure = unsure[np.argsort(confidence[unsure], kind="stable")][:LOOK_BUDGET - len(doubt)]  # least sure first
+    turned = MatchView.is_tilted(pairs.variant[unsure])
+    # one pass: pictures read once
+    looks = look_at(pairs.take(np.r_[doubt, unsure, rejected]), images, digests, jobs)
+    looks, unsure_looks, rejected_looks = np.split(looks, [len(doubt), len(doubt) + len(unsure)])
     seed = int.from_bytes(bytes(digests[sample[0]][:8]), "little") if len(sample) else 0
     fitted = fit_look(pictures, features.embedding[sample], seed, rejected_looks,
-                      frozenset(zip(a[proposed].tolist(), b[proposed].tolist())), jobs, tilted=len(turned) > 0)
+                      frozenset(zip(a[proposed].tolist(), b[proposed].tolist())), jobs, tilted=bool(turned.any()))
     if fitted is None:
-        return confidence, {"looked_at": int(len(doubt)), "used": False}
+        return confidence, {"looked_at": int(len(doubt) + len(unsure)), "used": False}
     p = np.clip(confidence[doubt].astype(np.float64), 1e-6, 1 - 1e-6)
     raised = 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + fitted.log_ratio(looks))))
     raised = np.where(looks[:, 1] >= OVERLAP_MIN_SHARE, np.maximum(raised, p), p).astype(np.float32)
     confidence[doubt] = raised
-    # the turned duplicates a look that finds nothing could take below the bar, the least sure first
-    odds = np.log(np.clip(confidence, 1e-6, 1 - 1e-6) / np.clip(1 - confidence, 1e-6, 1))
-    turned = turned[odds[turned] + fitted.tilted_no_transform < np.log(threshold / (1 - threshold))]
-    turned = turned[np.argsort(confidence[turned], kind="stable")][:max(0, LOOK_BUDGET - len(doubt))]
-    if len(turned):
-        nothing = look_at(pairs.take(turned), images, digests, jobs)[:, 0] == 0
-        lowered = 1.0 / (1.0 + np.exp(-(odds[turned] + fitted.tilted_no_transform)))
-        confidence[turned] = np.where(nothing, lowered, confidence[turned]).astype(np.float32)
+    # the unsure duplicates confirmed, or lowered
+    q = np.clip(confidence[unsure].astype(np.float64), 1e-6, 1 - 1e-6)
+    confidence[unsure] = 1.0 / (1.0 + np.exp(-(np.log(q / (1 - q)) + fitted.odds_change(unsure_looks, turned))))
     weights = {c: round(float(w / d), 4) for c, w, d in zip(("log_matches", "detail"), fitted.coef, fitted.scale)}
-    stats = {"looked_at": int(len(doubt) + len(turned)), "used": True,
+    stats = {"looked_at": int(len(doubt) + len(unsure)), "used": True,
              "raised_to_duplicates": int((raised >= threshold).sum()),
-             "turned_looked_at": int(len(turned)), "lowered_to_possible": int((confidence[turned] < threshold).sum()),
-             "weights": weights, "tilted_no_transform": round(float(fitted.tilted_no_transform), 4), **fitted.stats}
+             "duplicates_looked_at": int(len(unsure)), "turned_looked_at": int(turned.sum()),
+             "lowered_to_possible": int((confidence[unsure] < threshold).sum()),
+             "weights": weights, "no_transform": _at_keypoints(fitted.no_transform),
+             "tilted_no_transform": _at_keypoints(fitted.tilted_no_transform), **fitted.stats}
     return confidence, stats

@@ -424,10 +424,11 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     """``(confidence, stats)``: the confidences of ``pairs`` (decided) between pictures of
     :data:`LOOK_MIN_SIDE` px or more with the possible ones (from ``floor`` up to ``threshold``)
     raised by what their keypoints say, and the duplicates under :data:`LOOK_CEILING` (not
-    overlapping tiles) confirmed or lowered (:meth:`KeypointLook.odds_change`). The look is
-    calibrated on the first :data:`LOOK_SAMPLE` such pictures of the search's rows (``found``)
-    in content order (the calibration's sample: their pictures are kept in memory); the pairs
-    the search proposed are left out of the look-alikes drawn from that sample."""
+    overlapping tiles, nor pairs read by their brightness) confirmed or lowered
+    (:meth:`KeypointLook.odds_change`). The look is calibrated on the first :data:`LOOK_SAMPLE`
+    such pictures of the search's rows (``found``) in content order (the calibration's sample:
+    their pictures are kept in memory); the pairs the search proposed are left out of the
+    look-alikes drawn from that sample."""
     search_rows, known = found.search_rows, found.pairs
     confidence = np.asarray(pairs.confidence, np.float32).copy()
     big = features.sizes.min(axis=1) >= LOOK_MIN_SIDE
@@ -435,9 +436,10 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     doubt = np.flatnonzero((confidence >= floor) & (confidence < threshold) & looked)
     # the duplicates the thumbnails are not sure of: a copy shows ORB its detail (turned, cropped,
     # recoloured), two tiles of one brick wall or sky do not
-    # (not overlapping tiles: their share of common picture is theirs to measure, at half by design)
+    # (not overlapping tiles: their share of common picture is theirs to measure, at half by design;
+    # not pairs read by their brightness: a hue shift moves the grey levels ORB sees)
     unsure = np.flatnonzero((confidence >= threshold) & (confidence < LOOK_CEILING) & looked
-                            & (pairs.variant != MatchView.OVERLAP))
+                            & ~np.isin(pairs.variant, (MatchView.OVERLAP, MatchView.VALUE)))
     if not len(doubt) and not len(unsure):
         return confidence, {}
     try:
@@ -471,7 +473,7 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
         return confidence, {"looked_at": int(len(doubt) + len(unsure)), "used": False}
     p = np.clip(confidence[doubt].astype(np.float64), 1e-6, 1 - 1e-6)
     raised = 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + fitted.log_ratio(looks))))
-    raised = np.where(looks[:, 1] >= OVERLAP_MIN_SHARE, np.maximum(raised, p), p).astype(np.float32)
+    raised = np.where(usable(looks), np.maximum(raised, p), p).astype(np.float32)
     confidence[doubt] = raised
     # the unsure duplicates confirmed, or lowered
     q = np.clip(confidence[unsure].astype(np.float64), 1e-6, 1 - 1e-6)

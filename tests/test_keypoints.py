@@ -131,21 +131,29 @@ def test_the_closer_look_raises_copies_in_doubt_and_not_tiles_of_one_photo():
     assert stats["raised_to_duplicates"] == 3
 
 
+def _closer_look_at(pictures, read, variant):
+    """``(pairs, confidence, stats)`` of :func:`closer_look` on the pairs ``read`` of
+    ``pictures`` (duplicates at 0.7, read through ``variant``) beside look-alikes at 0.05 (pairs
+    of the 24 photo tiles five apart)."""
+    features = leakscan.features.extract_images([np.asarray(p) for p in pictures])
+    rejected = [(a, b) for a in range(24) for b in range(a + 2, 24, 5)]
+    pairs = _pairs(*zip(*(read + rejected)))
+    pairs = dataclasses.replace(
+        pairs, variant=np.r_[np.full(len(read), variant), np.zeros(len(rejected))].astype(np.int8),
+        confidence=np.r_[np.full(len(read), 0.7), np.full(len(rejected), 0.05)].astype(np.float32))
+    found = Candidates(pairs=pairs, search_rows=np.arange(len(pictures)), kth_neighbour=np.full(len(pictures), -1))
+    confidence, stats = closer_look(pairs, found, features, lambda rows: [pictures[r] for r in rows],
+                                    threshold=0.5, floor=0.1)
+    return pairs, confidence, stats
+
+
 def test_a_turned_reading_the_keypoints_do_not_bear_out_falls_to_possible():
     # duplicates only the tilted views read (a copy turned by some degrees): a turned copy
     # shows ORB its keypoints turned; two tiles of one photo the tilted views matched do not
     tiles = photo_tiles()
     pictures = tiles + [_turned_then_cropped(tiles[5]), _turned_then_cropped(tiles[18])]
-    features = leakscan.features.extract_images([np.asarray(p) for p in pictures])
     turned = [(5, 24), (18, 25), (2, 9), (13, 22)]  # two copies, then two tiles of another place
-    rejected = [(a, b) for a in range(24) for b in range(a + 2, 24, 5)]
-    pairs = _pairs(*zip(*(turned + rejected)))
-    pairs = dataclasses.replace(
-        pairs, variant=np.r_[np.full(len(turned), MatchView.TILTED), np.zeros(len(rejected))].astype(np.int8),
-        confidence=np.r_[np.full(len(turned), 0.7), np.full(len(rejected), 0.05)].astype(np.float32))
-    found = Candidates(pairs=pairs, search_rows=np.arange(len(pictures)), kth_neighbour=np.full(len(pictures), -1))
-    confidence, stats = closer_look(pairs, found, features, lambda rows: [pictures[r] for r in rows],
-                                    threshold=0.5, floor=0.1)
+    pairs, confidence, stats = _closer_look_at(pictures, turned, MatchView.TILTED)
     assert stats["turned_copies"] > 0 and min(stats["tilted_no_transform"].values()) < 0
     assert stats["turned_looked_at"] == 4 and stats["lowered_to_possible"] == 2
     assert np.all(confidence[:2] > 0.7) and np.all(confidence[2:4] < 0.5), confidence[:4]  # confirmed; lowered
@@ -158,16 +166,8 @@ def test_a_duplicate_the_thumbnails_are_unsure_of_is_confirmed_or_lowered_by_the
     # and there the look says nothing
     tiles = photo_tiles()
     pictures = tiles + [_crop_of_another_shape(tiles[5]), _crop_of_another_shape(tiles[17])]
-    features = leakscan.features.extract_images([np.asarray(p) for p in pictures])
     unsure = [(5, 24), (17, 25), (4, 9), (10, 17), (2, 9)]  # two copies, two pairs of tiles, the sky
-    rejected = [(a, b) for a in range(24) for b in range(a + 2, 24, 5)]
-    pairs = _pairs(*zip(*(unsure + rejected)))
-    pairs = dataclasses.replace(
-        pairs, variant=np.r_[np.full(len(unsure), MatchView.CROPPED), np.zeros(len(rejected))].astype(np.int8),
-        confidence=np.r_[np.full(len(unsure), 0.7), np.full(len(rejected), 0.05)].astype(np.float32))
-    found = Candidates(pairs=pairs, search_rows=np.arange(len(pictures)), kth_neighbour=np.full(len(pictures), -1))
-    confidence, stats = closer_look(pairs, found, features, lambda rows: [pictures[r] for r in rows],
-                                    threshold=0.5, floor=0.1)
+    pairs, confidence, stats = _closer_look_at(pictures, unsure, MatchView.CROPPED)
     assert stats["duplicates_looked_at"] == 5 and stats["turned_looked_at"] == 0
     assert stats["no_transform"]["500"] < stats["no_transform"]["10"] <= 0  # a textured picture's nothing says more
     assert np.all(confidence[:2] > 0.7), confidence[:2]  # confirmed

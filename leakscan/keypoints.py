@@ -360,10 +360,10 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
              "copies_median_matches": float(np.median(matches[y == 1])),
              "look_alikes_max_matches": int(matches[keep & (y == 0)].max())}
     # a copy the look finds no usable transform for, against a look-alike so
-    alike = looks[keep & (y == 0)]
-    fitted = dataclasses.replace(fitted, no_transform=NoTransform.fitted(looks[y == 1], alike))
+    alike_looks = looks[keep & (y == 0)]
+    fitted = dataclasses.replace(fitted, no_transform=NoTransform.fitted(looks[y == 1], alike_looks))
     if turned_looks:  # the same of turned copies
-        fitted = dataclasses.replace(fitted, tilted_no_transform=NoTransform.fitted(turned_looks, alike,
+        fitted = dataclasses.replace(fitted, tilted_no_transform=NoTransform.fitted(turned_looks, alike_looks,
                                                                                   by_keypoints=False))
         stats.update(turned_copies=len(turned_looks),
                      turned_copies_with_a_transform=int(usable(turned_looks).sum()))

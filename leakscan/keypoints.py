@@ -413,6 +413,12 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: in
     return looks
 
 
+def _with_log_odds(p: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """Probabilities ``p`` with ``change`` added to their log odds (float32)."""
+    q = np.clip(np.asarray(p, np.float64), 1e-6, 1 - 1e-6)
+    return (1.0 / (1.0 + np.exp(-(np.log(q / (1 - q)) + change)))).astype(np.float32)
+
+
 def _at_keypoints(no_transform: NoTransform) -> dict:
     """``{keypoints: log ratio}`` at :data:`REPORTED_KEYPOINTS`, for ``summary.json``."""
     at = no_transform.at(np.c_[np.zeros((len(REPORTED_KEYPOINTS), 3)), REPORTED_KEYPOINTS])
@@ -471,13 +477,11 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
                       frozenset(zip(a[proposed].tolist(), b[proposed].tolist())), jobs, tilted=bool(turned.any()))
     if fitted is None:
         return confidence, {"looked_at": int(len(doubt) + len(unsure)), "used": False}
-    p = np.clip(confidence[doubt].astype(np.float64), 1e-6, 1 - 1e-6)
-    raised = 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + fitted.log_ratio(looks))))
-    raised = np.where(usable(looks), np.maximum(raised, p), p).astype(np.float32)
+    p = confidence[doubt]
+    raised = np.where(usable(looks), np.maximum(_with_log_odds(p, fitted.log_ratio(looks)), p), p)
     confidence[doubt] = raised
     # the unsure duplicates confirmed, or lowered
-    q = np.clip(confidence[unsure].astype(np.float64), 1e-6, 1 - 1e-6)
-    confidence[unsure] = 1.0 / (1.0 + np.exp(-(np.log(q / (1 - q)) + fitted.odds_change(unsure_looks, turned))))
+    confidence[unsure] = _with_log_odds(confidence[unsure], fitted.odds_change(unsure_looks, turned))
     weights = {c: round(float(w / d), 4) for c, w, d in zip(("log_matches", "detail"), fitted.coef, fitted.scale)}
     stats = {"looked_at": int(len(doubt) + len(unsure)), "used": True,
              "raised_to_duplicates": int((raised >= threshold).sum()),

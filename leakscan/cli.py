@@ -155,13 +155,13 @@ def _verbose(verbose: bool) -> None:
 def _settings(max_hamming: int, min_cosine: float, min_ncc: float, transforms: "Transforms",
               cross_only: bool = False, model_min_cosine: float = DEFAULTS.model_min_cosine,
               crops: bool = DEFAULTS.crops, min_confidence: float = DEFAULTS.min_confidence,
-              overlap: bool = DEFAULTS.overlap):
+              overlap: bool = DEFAULTS.overlap, min_precision: float = DEFAULTS.min_precision):
     from .settings import DetectSettings  # noqa: PLC0415
 
     return DetectSettings(max_hamming=max_hamming, min_cosine=min_cosine, min_ncc=min_ncc,
                           transforms=transforms.value, scope="cross" if cross_only else "all",
                           model_min_cosine=model_min_cosine, crops=crops, min_confidence=min_confidence,
-                          overlap=overlap)
+                          overlap=overlap, min_precision=min_precision)
 
 
 def _model_spec(model: Optional[Path], batch: int, size: Optional[str] = None, normalize: Optional[str] = None):
@@ -185,6 +185,10 @@ OPT_MIN_CONFIDENCE = typer.Option(
     DEFAULTS.min_confidence, "--min-confidence", min=0.0, max=1.0,
     help="A pair is a duplicate at this confidence (the estimated probability that the two are the same "
          "picture) or more; pairs from 0.1 up to it go to possible.csv, never counted.")
+OPT_MIN_PRECISION = typer.Option(
+    DEFAULTS.min_precision, "--min-precision", min=0.0,
+    help="The duplicates are expected to be at least this share real copies: when the pairs at --min-confidence "
+         "are not, the bar is raised until they are (the pairs under it go to possible.csv); 0: off.")
 OPT_MIN_NCC = typer.Option(DEFAULTS.min_ncc, "--min-ncc", min=-1.0, max=1.0,
                            help="Floor: candidates whose aligned thumbnails correlate less than this are "
                                 "dropped before the decision (-1: keep every candidate).")
@@ -363,6 +367,7 @@ def audit(
     min_cosine: float = OPT_MIN_COSINE,
     min_ncc: float = OPT_MIN_NCC,
     min_confidence: float = OPT_MIN_CONFIDENCE,
+    min_precision: float = OPT_MIN_PRECISION,
     transforms: Transforms = OPT_TRANSFORMS,
     crops: bool = OPT_CROPS,
     overlap: bool = OPT_OVERLAP,
@@ -413,7 +418,7 @@ def audit(
         raise _fail("give a dataset folder (leakscan audit DATA), --manifest FILE or --hf PATH")
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, cross_only, model_min_cosine, crops,
-                             min_confidence, overlap)
+                             min_confidence, overlap, min_precision)
         spec = _model_spec(model, model_batch, model_size, model_normalize)
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
         data = _hf_data(hf, data, manifest)
@@ -480,6 +485,7 @@ def resplit(
     min_cosine: float = OPT_MIN_COSINE,
     min_ncc: float = OPT_MIN_NCC,
     min_confidence: float = OPT_MIN_CONFIDENCE,
+    min_precision: float = OPT_MIN_PRECISION,
     transforms: Transforms = OPT_TRANSFORMS,
     crops: bool = OPT_CROPS,
     overlap: bool = OPT_OVERLAP,
@@ -529,7 +535,8 @@ def resplit(
         raise _fail("give a dataset folder (leakscan resplit DATA --out NEW.csv), --manifest FILE or --hf PATH")
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, model_min_cosine=model_min_cosine,
-                             crops=crops, min_confidence=min_confidence, overlap=overlap)
+                             crops=crops, min_confidence=min_confidence, overlap=overlap,
+                             min_precision=min_precision)
         spec = _model_spec(model, model_batch, model_size, model_normalize)
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
         data = _hf_data(hf, data, manifest)

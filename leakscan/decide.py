@@ -32,7 +32,7 @@ from .views import READINGS, MatchView, transform_variants
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Detection", "detect", "find_pairs", "within_group_pairs"]
+__all__ = ["Detection", "detect", "find_pairs", "precision_bar", "within_group_pairs"]
 
 #: The whole picture turned by a quarter or a half turn, or mirrored other than left to right
 #: (upside down, across a diagonal): readings whose pairs have a share of copies of their own
@@ -247,6 +247,17 @@ def detect(
                             "reinstall opencv-python-headless")
         t2 += time.perf_counter() - tl
     exact, confidence = cands.kind == Kind.EXACT, cands.confidence
+    if cal is not None:  # the bar in force: raised until the duplicates are expected min_precision real
+        bar, expected = precision_bar(np.where(exact, 1.0, confidence), threshold, s.min_precision)
+        stats = {**cal.stats, "expected_precision": None if expected is None else round(expected, 4)}
+        if bar > threshold:
+            stats["raised_from"] = round(float(threshold), 4)
+            if not (~exact & (confidence >= bar)).any():
+                warnings.append(f"no pair but exact copies is sure enough for the duplicates to be "
+                                f"{s.min_precision:.0%} real copies: the others are listed as possible; "
+                                "lower --min-precision (0: off) to count them")
+        threshold = bar
+        cal = dataclasses.replace(cal, threshold=threshold, stats=stats)
     dup = exact | (confidence >= threshold)
     possible = ~dup & (confidence >= POSSIBLE_FLOOR)
     pairs = cands.take(dup)
@@ -259,6 +270,35 @@ def detect(
              len(pairs) - int(dup.sum()), int(possible.sum()))
     return Detection(pairs=pairs, possible=cands.take(possible), calibration=cal,
                      warnings=tuple(warnings), timings={"search": t1 - t0, "verify": t2 - t1, "calibrate": t_cal})
+
+
+def precision_bar(confidence, threshold: float, min_precision: float) -> tuple[float, float | None]:
+    """``(bar, expected)``: the lowest confidence of ``threshold`` or more at which the pairs at
+    it or more are expected to be ``min_precision`` real copies or more (their mean confidence:
+    each is the probability that its pair is one), and that mean. Pairs of equal confidence stay
+    on one side. When not even the surest pairs are: a bar above them all (None: no pair at
+    ``threshold``). ``min_precision`` 0: ``threshold`` as it is.
+
+    >>> c = np.float32([1.0, 0.9, 0.8, 0.6, 0.55, 0.2])  # confidences are float32
+    >>> [round(x, 4) for x in precision_bar(c, 0.5, 0.8)]
+    [0.6, 0.825]
+    >>> [round(x, 4) for x in precision_bar(c, 0.5, 0.0)]
+    [0.5, 0.77]
+    >>> precision_bar(np.array([0.7, 0.6]), 0.5, 0.95)[0] > 0.7
+    True
+    """
+    c = np.sort(np.asarray(confidence, np.float32)[np.asarray(confidence) >= threshold])[::-1].astype(np.float64)
+    if not len(c):
+        return float(threshold), None
+    mean = np.cumsum(c) / np.arange(1, len(c) + 1)
+    if min_precision <= 0:
+        return float(threshold), float(mean[-1])
+    ends = np.r_[c[1:] < c[:-1], True]  # the last pair of each run of equal confidences
+    ok = np.flatnonzero(ends & (mean >= min_precision - 1e-9))
+    if not len(ok):
+        return float(np.nextafter(np.float32(c[0]), np.float32(2))), None
+    k = ok[-1]
+    return (float(threshold) if k == len(c) - 1 else max(float(threshold), float(c[k]))), float(mean[k])
 
 
 #: The pairs within groups measured at most: as many as the search proposed, and at least this many.

@@ -23,7 +23,9 @@ __all__ = ["verdict", "shorten", "pct", "pair_order", "notebook_html", "setting_
 #: DetectSettings field -> the command-line flag that sets it (None: library only).
 SETTING_FLAGS = {"max_hamming": "--max-hamming", "min_cosine": "--min-cosine", "min_ncc": "--min-ncc",
                  "transforms": "--transforms", "crops": "--crops / --no-crops", "scope": "--cross-split-only",
-                 "model_min_cosine": "--model-min-cosine", "sure_cosine": None, "ratio": None, "k": None}
+                 "model_min_cosine": "--model-min-cosine", "min_confidence": "--min-confidence",
+                 "min_precision": "--min-precision", "overlap": "--overlap / --no-overlap",
+                 "sure_cosine": None, "ratio": None, "k": None}
 
 
 def setting_flags(settings: dict) -> list:
@@ -31,8 +33,8 @@ def setting_flags(settings: dict) -> list:
     out, lib = [], []
     for name, value in settings.items():
         flag = SETTING_FLAGS.get(name, None)
-        if name == "crops":
-            out.append(["--crops" if value else "--no-crops", "on" if value else "off"])
+        if name in ("crops", "overlap"):
+            out.append([f"--{name}" if value else f"--no-{name}", "on" if value else "off"])
         elif name == "scope":
             out.append([flag, "on" if value == "cross" else "off"])
         elif flag:
@@ -82,7 +84,11 @@ def verdict(audit) -> str:
     parts.append(f"{c:,} label conflict{'s' if c != 1 else ''}" if c else "no label conflicts")
     possible = getattr(audit, "possible", None)
     if possible is not None and len(possible):
-        parts.append(f"{len(possible):,} possible pairs worth a look")
+        cal = getattr(audit, "calibration", None)
+        raised = cal is not None and "raised_from" in cal.stats
+        parts.append(f"{len(possible):,} possible pairs worth a look" + (
+            f" (under the bar raised to {cal.threshold:.2f} so that {audit.settings.min_precision:.0%} of the "
+            "duplicates are expected to be real)" if raised else ""))
     return "; ".join(parts)
 
 

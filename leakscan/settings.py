@@ -65,6 +65,11 @@ class DetectSettings:
         A pair is a *duplicate* when its confidence (the calibrated probability that the two
         images are the same picture, :mod:`leakscan.calibrate`) is at least this; candidates
         from :data:`POSSIBLE_FLOOR` up to it are *possible* duplicates, listed but never counted.
+    min_precision : float
+        The share of the reported duplicates expected to be real copies, at least: when the
+        mean confidence of the pairs at ``min_confidence`` or more is lower, the bar is raised
+        to the lowest confidence at which it is not (:func:`leakscan.decide.precision_bar`;
+        the pairs under it are possible duplicates). In [0, 1); 0 turns it off.
     neighbours : int
         Each image's ``neighbours`` nearest images by embedding (as it is, and turned back off
         its canvas when it was rotated on one) are candidates whenever their cosine is at
@@ -109,6 +114,7 @@ class DetectSettings:
     k: int = 10
     min_ncc: float = 0.40
     min_confidence: float = 0.5
+    min_precision: float = 0.95
     neighbours: int = 2
     neighbour_min_cosine: float = 0.6
     transforms: str = "all"
@@ -131,6 +137,8 @@ class DetectSettings:
             raise ConfigError(f"min_ncc must be in [-1, 1] (-1 turns verification off), got {self.min_ncc!r}")
         if not _is_real(self.min_confidence) or not 0 < self.min_confidence <= 1:
             raise ConfigError(f"min_confidence must be in (0, 1], got {self.min_confidence!r}")
+        if not _is_real(self.min_precision) or not 0 <= self.min_precision < 1:
+            raise ConfigError(f"min_precision must be in [0, 1) (0 turns it off), got {self.min_precision!r}")
         if not _is_int(self.neighbours) or not 0 <= self.neighbours <= 100:
             raise ConfigError(f"neighbours must be a whole number in [0, 100], got {self.neighbours!r}")
         if not _is_real(self.neighbour_min_cosine) or not self.neighbour_min_cosine > 0:

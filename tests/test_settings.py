@@ -28,6 +28,8 @@ from conftest import ROOT
     (dict(model_min_cosine="high"), "model_min_cosine"),
     (dict(k=2.5), "k must be a whole number"),
     (dict(transforms="sideways"), "transforms"),
+    (dict(min_precision=1.0), r"min_precision must be in \[0, 1\) \(0 turns it off\), got 1.0"),
+    (dict(min_precision=float("nan")), "min_precision"),
 ])
 def test_settings_validation_says_what_is_accepted(bad, match):
     with pytest.raises(ConfigError, match=match):
@@ -52,6 +54,8 @@ def test_cli_defaults_come_from_settings(command):
     assert d["min_ncc"] == DEFAULTS.min_ncc
     assert d["crops"] is DEFAULTS.crops
     assert d["model_min_cosine"] == DEFAULTS.model_min_cosine
+    assert d["min_confidence"] == DEFAULTS.min_confidence
+    assert d["min_precision"] == DEFAULTS.min_precision
     assert getattr(d["transforms"], "value", d["transforms"]) == DEFAULTS.transforms
 
 
@@ -82,6 +86,8 @@ def test_readme_option_table_matches_the_defaults():
     assert float(rows["--min-cosine"]) == DEFAULTS.min_cosine
     assert float(rows["--min-ncc"]) == DEFAULTS.min_ncc
     assert rows["--transforms"].strip() == DEFAULTS.transforms
+    assert float(rows["--min-confidence"]) == DEFAULTS.min_confidence
+    assert float(rows["--min-precision"]) == DEFAULTS.min_precision
     model = readme.split("| `--model-min-cosine` / `--model-batch` |")[1].splitlines()[0]
     assert model.rstrip(" |").endswith(f"{DEFAULTS.model_min_cosine} / 32")
 
@@ -100,3 +106,14 @@ def test_jobs_below_one_is_a_config_error():
     m = discover(np.zeros((2, 16, 16, 3), np.uint8))
     with pytest.raises(ConfigError, match="jobs must be >= 1"):
         extract_features(m, jobs=0)
+
+
+@pytest.mark.parametrize("command", ["audit", "resplit"])
+def test_the_report_names_each_setting_by_the_flag_that_sets_it(command):
+    from leakscan.present import SETTING_FLAGS
+
+    options = {o for p in typer.main.get_command(app).commands[command].params for o in p.opts}
+    for name in DetectSettings.__dataclass_fields__:
+        flag = "--" + name.replace("_", "-")
+        if flag in options:
+            assert flag in (SETTING_FLAGS.get(name) or ""), name

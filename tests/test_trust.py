@@ -18,8 +18,9 @@ from leakscan.errors import ConfigError
 from leakscan.features import extract_features
 from leakscan.discovery import discover
 from leakscan.pairs import Kind, PairTable
+from leakscan.present import verdict
 from leakscan.report import write_outputs
-from leakscan.settings import POSSIBLE_FLOOR, DetectSettings
+from leakscan.settings import DEFAULTS, POSSIBLE_FLOOR, DetectSettings
 from conftest import FIXTURES, known_duplicates, scene
 
 
@@ -64,6 +65,28 @@ def test_two_tiers_share_columns_and_only_duplicates_count(tmp_path):
     leak = next(lk for lk in summary["leaks"] if lk["split"] == "test")
     assert leak["images"] == len(leaked) > 0
     assert leaked >= {r["a"] if r["split_a"] == "test" else r["b"] for r in dup if r["split_a"] != r["split_b"]}
+
+
+def test_the_bar_rises_until_the_duplicates_are_expected_to_be_min_precision_real(fixture_audit):
+    # the fixtures' duplicates at the default are expected 0.99 real: asking for 0.999 must
+    # raise the bar, move the least sure pairs to possible, and keep the mean of the rest
+    result, _ = fixture_audit
+    asked = 0.999
+    strict = leakscan.audit(FIXTURES, cache=False, jobs=1, settings=DetectSettings(min_precision=asked))
+    off = leakscan.audit(FIXTURES, cache=False, jobs=1, settings=DetectSettings(min_precision=0))
+    cal, cal_off = strict.to_dict()["calibration"], off.to_dict()["calibration"]
+    assert cal_off["threshold"] == DEFAULTS.min_confidence and "raised_from" not in cal_off
+    assert cal["raised_from"] == DEFAULTS.min_confidence < cal["threshold"]
+    assert cal["expected_precision"] >= asked > cal_off["expected_precision"]
+    keys = lambda pairs: set(zip(pairs.i.tolist(), pairs.j.tolist()))  # noqa: E731
+    moved = keys(off.pairs) - keys(strict.pairs)
+    assert moved and not keys(strict.pairs) - keys(off.pairs)
+    assert moved <= keys(strict.possible)
+    found = dict(zip(zip(off.pairs.i.tolist(), off.pairs.j.tolist()), off.pairs.confidence.tolist()))
+    assert max(found[k] for k in moved) < strict.calibration.threshold <= min(strict.pairs.confidence)
+    # the default asks for 0.95, which the fixtures' pairs already are: nothing moves
+    assert result.to_dict()["calibration"]["threshold"] == DEFAULTS.min_confidence
+    assert "possible pairs worth a look (under the bar raised" in verdict(strict)
 
 
 def test_planted_copies_are_duplicates_with_high_confidence(fixture_audit):

@@ -275,16 +275,19 @@ def detect(
 def precision_bar(confidence, threshold: float, min_precision: float) -> tuple[float, float | None]:
     """``(bar, expected)``: the lowest confidence of ``threshold`` or more at which the pairs at
     it or more are expected to be ``min_precision`` real copies or more (their mean confidence:
-    each is the probability that its pair is one), and that mean. Pairs of equal confidence stay
-    on one side. When not even the surest pairs are: a bar above them all (None: no pair at
-    ``threshold``). ``min_precision`` 0: ``threshold`` as it is.
+    each is the probability that its pair is one), or to hold at most one look-alike (the sum
+    of their chances of being one: a share says little of a handful of pairs), and that mean.
+    Pairs of equal confidence stay on one side. When not even the surest pairs are: a bar
+    above them all (None: no pair at ``threshold``). ``min_precision`` 0: ``threshold``.
 
-    >>> c = np.float32([1.0, 0.9, 0.8, 0.6, 0.55, 0.2])  # confidences are float32
-    >>> [round(x, 4) for x in precision_bar(c, 0.5, 0.8)]
-    [0.6, 0.825]
+    >>> c = np.float32([1.0, 1.0, 0.9, 0.8, 0.6, 0.55, 0.2] + [0.99] * 20)  # confidences are float32
+    >>> [round(x, 4) for x in precision_bar(c, 0.5, 0.95)]  # the 0.55 pair would bring it to 0.948
+    [0.6, 0.964]
     >>> [round(x, 4) for x in precision_bar(c, 0.5, 0.0)]
-    [0.5, 0.77]
-    >>> precision_bar(np.array([0.7, 0.6]), 0.5, 0.95)[0] > 0.7
+    [0.5, 0.9481]
+    >>> [round(x, 4) for x in precision_bar(np.float32([0.99, 0.63]), 0.5, 0.95)]  # one look-alike at most
+    [0.5, 0.81]
+    >>> precision_bar(np.float32([0.5, 0.5, 0.5]), 0.5, 0.95)[0] > 0.5
     True
     """
     c = np.sort(np.asarray(confidence, np.float32)[np.asarray(confidence) >= threshold])[::-1].astype(np.float64)
@@ -294,7 +297,7 @@ def precision_bar(confidence, threshold: float, min_precision: float) -> tuple[f
     if min_precision <= 0:
         return float(threshold), float(mean[-1])
     ends = np.r_[c[1:] < c[:-1], True]  # the last pair of each run of equal confidences
-    ok = np.flatnonzero(ends & (mean >= min_precision - 1e-9))
+    ok = np.flatnonzero(ends & ((mean >= min_precision - 1e-9) | (np.cumsum(1 - c) <= 1 + 1e-9)))
     if not len(ok):
         return float(np.nextafter(np.float32(c[0]), np.float32(2))), None
     k = ok[-1]

@@ -187,8 +187,9 @@ OPT_MIN_CONFIDENCE = typer.Option(
          "picture) or more; pairs from 0.1 up to it go to possible.csv, never counted.")
 OPT_MIN_PRECISION = typer.Option(
     DEFAULTS.min_precision, "--min-precision", min=0.0,
-    help="The duplicates are expected to be at least this share real copies: when the pairs at --min-confidence "
-         "are not, the bar is raised until they are (the pairs under it go to possible.csv); 0: off.")
+    help="The duplicate links (the pairs that join images into groups) are expected to be at least this share "
+         "real copies: when those at --min-confidence are not, the bar is raised until they are (the pairs "
+         "under it go to possible.csv); 0: off.")
 OPT_MIN_NCC = typer.Option(DEFAULTS.min_ncc, "--min-ncc", min=-1.0, max=1.0,
                            help="Floor: candidates whose aligned thumbnails correlate less than this are "
                                 "dropped before the decision (-1: keep every candidate).")

@@ -23,7 +23,7 @@ import numpy as np
 from .calibrate import MIN_AUC, Calibration, ImageSource, adjust_to_prior, at_lower_share, at_prior, calibrate
 from .evidence import EVIDENCE, pair_evidence, tilted_angles
 from .features import Features
-from .groups import components
+from .groups import components, joining_links
 from .keypoints import closer_look
 from .pairs import (OVERLAP_MAX_IMAGES, OVERLAP_MIN_SHARE, TILT_MAX_IMAGES, Candidates, Kind, PairTable,
                     find_candidates, measure_pairs, overlap_share, pair_keys)
@@ -247,8 +247,12 @@ def detect(
                             "reinstall opencv-python-headless")
         t2 += time.perf_counter() - tl
     exact, confidence = cands.kind == Kind.EXACT, cands.confidence
-    if cal is not None:  # the bar in force: raised until the duplicates are expected min_precision real
-        bar, expected = precision_bar(np.where(exact, 1.0, confidence), threshold, s.min_precision)
+    if cal is not None:  # the bar in force: raised until the links that join images into groups
+        # (each pair that joins two groups, the surest kept) are expected min_precision real
+        sure = np.where(exact, np.float32(1.0), confidence)
+        at = sure >= threshold
+        links = joining_links(len(features), cands.i[at], cands.j[at], sure[at])
+        bar, expected = precision_bar(links, threshold, s.min_precision)
         stats = {**cal.stats, "expected_precision": None if expected is None else round(expected, 4)}
         if bar > threshold:
             stats["raised_from"] = round(float(threshold), 4)
@@ -273,8 +277,9 @@ def detect(
 
 
 def precision_bar(confidence, threshold: float, min_precision: float) -> tuple[float, float | None]:
-    """``(bar, expected)``: the lowest confidence of ``threshold`` or more at which the pairs at
-    it or more are expected to be ``min_precision`` real copies or more (their mean confidence:
+    """``(bar, expected)``: the lowest confidence of ``threshold`` or more at which the pairs
+    (:func:`detect`: the links that join images into groups) at it or more are expected to be
+    ``min_precision`` real copies or more (their mean confidence:
     each is the probability that its pair is one), or to hold at most one look-alike (the sum
     of their chances of being one: a share says little of a handful of pairs), and that mean.
     Pairs of equal confidence stay on one side. When not even the surest pairs are: a bar

@@ -8,7 +8,7 @@ import numpy as np
 
 from .pairs import Kind, PairTable
 
-__all__ = ["Groups", "build_groups", "components", "join_links", "link_strength"]
+__all__ = ["Groups", "build_groups", "components", "join_links", "joining_links", "link_strength"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,30 @@ def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
 
     graph = coo_matrix((np.ones(len(i), np.int8), (np.asarray(i, np.int64), np.asarray(j, np.int64))), shape=(n, n))
     return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+def joining_links(n: int, i: np.ndarray, j: np.ndarray, strength: np.ndarray) -> np.ndarray:
+    """The strengths (in (0, 1]) of the links that join ``n`` rows into groups, the strongest
+    kept where several would join the same two groups (a maximum spanning forest: its links
+    of a strength ``s`` or more join the rows exactly as all links of ``s`` or more do),
+    strongest first. A pair listed twice counts once, at its strongest.
+
+    >>> links = joining_links(4, np.array([0, 1, 0, 2]), np.array([1, 2, 2, 3]), np.float32([0.9, 0.8, 0.6, 0.7]))
+    >>> [round(float(x), 2) for x in links]  # 0-2 at 0.6 joins nothing 0-1 and 1-2 did not
+    [0.9, 0.8, 0.7]
+    """
+    from scipy.sparse import coo_matrix  # noqa: PLC0415
+    from scipy.sparse.csgraph import minimum_spanning_tree  # noqa: PLC0415
+
+    lo, hi = np.minimum(i, j).astype(np.int64), np.maximum(i, j).astype(np.int64)
+    strength = np.asarray(strength, np.float32)
+    order = np.lexsort((-strength, hi, lo))  # each pair's strongest first
+    first = np.r_[True, (np.diff(lo[order]) != 0) | (np.diff(hi[order]) != 0)] if len(order) else np.zeros(0, bool)
+    keep = order[first]
+    # the weakest kept links a minimum tree of 2 - strength keeps (all weights positive)
+    graph = coo_matrix((2.0 - strength[keep].astype(np.float64), (lo[keep], hi[keep])), shape=(n, n)).tocsr()
+    tree = minimum_spanning_tree(graph)
+    return np.sort((2.0 - tree.data).astype(np.float32))[::-1]
 
 
 def _by_smallest_row(raw: np.ndarray):

@@ -88,7 +88,7 @@ def verdict(audit) -> str:
         raised = cal is not None and "raised_from" in cal.stats
         parts.append(f"{len(possible):,} possible pairs worth a look" + (
             f" (under the bar raised to {cal.threshold:.2f} so that {audit.settings.min_precision:.0%} of the "
-            "duplicates are expected to be real)" if raised else ""))
+            "duplicate links are expected to be real)" if raised else ""))
     return "; ".join(parts)
 
 

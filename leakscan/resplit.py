@@ -286,22 +286,23 @@ def resplit(
 
 
 #: Dropping images re-fits the decision on what remains, which moves confidences a little: the
-#: re-split also keeps apart nothing within this margin below the duplicate threshold, so a
+#: re-split also keeps apart nothing within this margin below ``min_confidence`` (the lowest bar), so a
 #: fresh audit of the new manifest finds no cross-split duplicate.
 RESPLIT_MARGIN = 0.15
 
 
 def _redetect(audit, rows: np.ndarray, splits: np.ndarray) -> PairTable:
     """Pairs among ``rows`` (re-searched, the decision fitted again on them) that cross splits:
-    the duplicates and the possible pairs within :data:`RESPLIT_MARGIN` of the threshold."""
+    the duplicates and the possible pairs within :data:`RESPLIT_MARGIN` of ``min_confidence``."""
     from .features import load_pictures  # noqa: PLC0415
     from .parallel import check_jobs  # noqa: PLC0415
 
     det = detect(audit.features.take(rows), audit.settings, splits=np.asarray(splits)[rows], jobs=check_jobs(None),
                  images=lambda sub_rows: load_pictures(audit.manifest, rows[np.asarray(sub_rows)],
                                                            kept=audit.features.pictures))
-    threshold = det.threshold if det.threshold is not None else audit.settings.min_confidence
-    near = det.possible.take(det.possible.confidence >= threshold - RESPLIT_MARGIN)
+    # below the lowest bar an audit can set (--min-precision raises it from --min-confidence by
+    # what the confidences of the images audited say: another set of images, another bar)
+    near = det.possible.take(det.possible.confidence >= audit.settings.min_confidence - RESPLIT_MARGIN)
     sub = PairTable.concat([det.pairs, near]).sorted()
     found = dataclasses.replace(sub, i=rows[sub.i], j=rows[sub.j])  # rows ascending: i < j still holds
     return found.take(splits[found.i] != splits[found.j])

@@ -66,10 +66,11 @@ class DetectSettings:
         images are the same picture, :mod:`leakscan.calibrate`) is at least this; candidates
         from :data:`POSSIBLE_FLOOR` up to it are *possible* duplicates, listed but never counted.
     min_precision : float
-        The share of the reported duplicates expected to be real copies, at least: when the
-        mean confidence of the pairs at ``min_confidence`` or more is lower, the bar is raised
-        to the lowest confidence at which it is not (:func:`leakscan.decide.precision_bar`;
-        the pairs under it are possible duplicates). In [0, 1); 0 turns it off.
+        The share of the duplicate links (the pairs that join images into groups, the surest
+        where several join the same two) expected to be real copies, at least: when the mean
+        confidence of those at ``min_confidence`` or more is lower, the bar is raised to the
+        lowest confidence at which it is not (:func:`leakscan.decide.precision_bar`; the pairs
+        under it are possible duplicates). In [0, 1); 0 turns it off.
     neighbours : int
         Each image's ``neighbours`` nearest images by embedding (as it is, and turned back off
         its canvas when it was rotated on one) are candidates whenever their cosine is at

@@ -7,11 +7,12 @@ class is its photo. Tiles go to train or test at random (seeded). Then some test
 *planted*: an edited copy of a train tile (re-encode, resize, shift, crop, colour, flip,
 caption), each edit made with Pillow or numpy.
 
-Ground truth is complete by construction: the planted pairs are the only duplicates (tiles do
-not overlap). The bench reports, for ``leakscan audit`` with its defaults:
+Ground truth is complete by construction: the planted pairs and tiles with the same pixels
+are the only duplicates (tiles do not overlap). The bench reports, for ``leakscan audit`` with its defaults:
 
-* planted copies found (recall), and every other reported pair, split into pairs of tiles of
-  the *same* photo (look-alikes) and of *different* photos (target: zero);
+* planted copies found (recall); tiles with the same pixels (a photo's flat black surround)
+  found as the duplicates they are; and every other reported pair, split into pairs of tiles
+  of the *same* photo (look-alikes) and of *different* photos (target: zero);
 * label conflicts reported (a planted copy never changes class, so every one is spurious
   unless the bench planted it with a new label: it does not), the largest group, the
   headline test leak against the true one;
@@ -89,6 +90,10 @@ def build(work: Path, source: Path | None, side: int, seed: int = 0) -> dict:
             for x in range(0, w - side + 1, side):
                 tiles.append((name, img.crop((x, y, x + side, y + side))))
     split = np.where(rng.random(len(tiles)) < 0.25, "test", "train")
+    # tiles with the same pixels (a photo's flat black surround) are duplicates too
+    by_pixels: dict = {}
+    for k, (_, tile) in enumerate(tiles):
+        by_pixels.setdefault(tile.tobytes(), []).append(k)
     paths = []
     for k, ((name, tile), sp) in enumerate(zip(tiles, split)):
         p = data / sp / name / f"tile{k:04d}.jpg"
@@ -108,8 +113,12 @@ def build(work: Path, source: Path | None, side: int, seed: int = 0) -> dict:
     photo_of = {p: p.split("/")[1] for p in paths}
     photo_of.update({b: b.split("/")[1] for _, b, _ in planted})
     n_test = int((split == "test").sum()) + len(planted)
+    identical = {frozenset((paths[a], paths[b])) for same in by_pixels.values() for a in same for b in same if a < b}
+    # test tiles whose pixels a train tile has: leaked as much as a planted copy is
+    twinned = {paths[k] for same in by_pixels.values() for k in same
+               if split[k] == "test" and any(split[m] == "train" for m in same)}
     return {"data": data, "planted": planted, "photo_of": photo_of, "n_images": len(paths) + len(planted),
-            "n_test": n_test, "n_photos": len({t[0] for t in tiles})}
+            "n_test": n_test, "n_photos": len({t[0] for t in tiles}), "identical": identical, "twinned": twinned}
 
 
 def run(work: Path, source: Path | None, side: int) -> dict:
@@ -131,9 +140,10 @@ def run(work: Path, source: Path | None, side: int) -> dict:
     found = {frozenset((r["a"], r["b"])) for r in rows}
     in_possible = {frozenset((r["a"], r["b"])) for r in possible}
     photo = truth["photo_of"]
-    other = [r for r in rows if frozenset((r["a"], r["b"])) not in planted]
+    identical = truth["identical"]
+    other = [r for r in rows if frozenset((r["a"], r["b"])) not in planted | identical]
     cross_photo = [r for r in other if photo.get(r["a"]) != photo.get(r["b"])]
-    true_leak = len({b for _, b, _ in truth["planted"]}) / truth["n_test"]
+    true_leak = len({b for _, b, _ in truth["planted"]} | truth["twinned"]) / truth["n_test"]
     test_leak = next((lk["fraction"] for lk in summary["leaks"] if lk["split"] == "test"), 0.0)
     by_kind: dict = {}
     for a, b, kind in truth["planted"]:
@@ -142,6 +152,7 @@ def run(work: Path, source: Path | None, side: int) -> dict:
         k[1] += frozenset((a, b)) in found
     res = {"images": truth["n_images"], "photos": truth["n_photos"], "planted": len(planted),
            "found": len(planted & found), "planted_in_possible": len(planted & in_possible),
+           "identical_tiles": len(identical), "identical_found": len(identical & found),
            "other_pairs": len(other), "pairs_across_photos": len(cross_photo),
            "label_conflicts": summary["n_label_conflicts"], "largest_group": summary["largest_group"],
            "test_leak": round(test_leak, 4), "true_test_leak": round(true_leak, 4),
@@ -162,10 +173,11 @@ def run(work: Path, source: Path | None, side: int) -> dict:
 
 
 def markdown(res: dict) -> str:
-    lines = ["| images | photos | planted | found | in possible | other pairs | across photos | "
+    lines = ["| images | photos | planted | found | in possible | identical tiles found | other pairs | across photos | "
              "label conflicts | largest group | test leak (true) | resplit moved | wall s |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
              f"| {res['images']} | {res['photos']} | {res['planted']} | {res['found']} | {res['planted_in_possible']} | "
+             f"{res['identical_found']} of {res['identical_tiles']} | "
              f"{res['other_pairs']} | {res['pairs_across_photos']} | {res['label_conflicts']} | {res['largest_group']} | "
              f"{res['test_leak']:.1%} ({res['true_test_leak']:.1%}) | {res.get('resplit_moved')} | {res['wall_s']} |"]
     lines.append("")

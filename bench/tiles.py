@@ -90,10 +90,6 @@ def build(work: Path, source: Path | None, side: int, seed: int = 0) -> dict:
             for x in range(0, w - side + 1, side):
                 tiles.append((name, img.crop((x, y, x + side, y + side))))
     split = np.where(rng.random(len(tiles)) < 0.25, "test", "train")
-    # tiles with the same pixels (a photo's flat black surround) are duplicates too
-    by_pixels: dict = {}
-    for k, (_, tile) in enumerate(tiles):
-        by_pixels.setdefault(tile.tobytes(), []).append(k)
     paths = []
     for k, ((name, tile), sp) in enumerate(zip(tiles, split)):
         p = data / sp / name / f"tile{k:04d}.jpg"
@@ -113,12 +109,20 @@ def build(work: Path, source: Path | None, side: int, seed: int = 0) -> dict:
     photo_of = {p: p.split("/")[1] for p in paths}
     photo_of.update({b: b.split("/")[1] for _, b, _ in planted})
     n_test = int((split == "test").sum()) + len(planted)
-    identical = {frozenset((paths[a], paths[b])) for same in by_pixels.values() for a in same for b in same if a < b}
-    # test tiles whose pixels a train tile has: leaked as much as a planted copy is
-    twinned = {paths[k] for same in by_pixels.values() for k in same
-               if split[k] == "test" and any(split[m] == "train" for m in same)}
+    # images whose files decode to the same pixels (tiles of a photo's flat black surround, and
+    # a mirrored copy of one) are duplicates too: each pair of them is a true pair
+    by_pixels: dict = {}
+    for rel in paths + [b for _, b, _ in planted]:
+        with Image.open(data / rel) as im:
+            by_pixels.setdefault(im.convert("RGB").tobytes(), []).append(rel)
+    identical = {frozenset((a, b)) for same in by_pixels.values() for a in same for b in same if a < b}
+    identical_sets = [same for same in by_pixels.values() if len(same) > 1]
+    # test images whose pixels a train image has: leaked as much as a planted copy is
+    twinned = {a for same in by_pixels.values() for a in same
+               if a.startswith("test/") and any(b.startswith("train/") for b in same)}
     return {"data": data, "planted": planted, "photo_of": photo_of, "n_images": len(paths) + len(planted),
-            "n_test": n_test, "n_photos": len({t[0] for t in tiles}), "identical": identical, "twinned": twinned}
+            "n_test": n_test, "n_photos": len({t[0] for t in tiles}), "identical": identical, "identical_sets": identical_sets,
+            "twinned": twinned}
 
 
 def run(work: Path, source: Path | None, side: int) -> dict:
@@ -141,6 +145,9 @@ def run(work: Path, source: Path | None, side: int) -> dict:
     in_possible = {frozenset((r["a"], r["b"])) for r in possible}
     photo = truth["photo_of"]
     identical = truth["identical"]
+    group_of = {r["path"]: r["group"] for r in csv.DictReader(open(out / "groups.csv", newline=""))}
+    joined = sum(len({group_of.get(p) for p in same}) == 1 and None not in {group_of.get(p) for p in same}
+                 for same in truth["identical_sets"])
     other = [r for r in rows if frozenset((r["a"], r["b"])) not in planted | identical]
     cross_photo = [r for r in other if photo.get(r["a"]) != photo.get(r["b"])]
     true_leak = len({b for _, b, _ in truth["planted"]} | truth["twinned"]) / truth["n_test"]
@@ -152,7 +159,7 @@ def run(work: Path, source: Path | None, side: int) -> dict:
         k[1] += frozenset((a, b)) in found
     res = {"images": truth["n_images"], "photos": truth["n_photos"], "planted": len(planted),
            "found": len(planted & found), "planted_in_possible": len(planted & in_possible),
-           "identical_tiles": len(identical), "identical_found": len(identical & found),
+           "identical_sets": len(truth["identical_sets"]), "identical_sets_joined": joined,
            "other_pairs": len(other), "pairs_across_photos": len(cross_photo),
            "label_conflicts": summary["n_label_conflicts"], "largest_group": summary["largest_group"],
            "test_leak": round(test_leak, 4), "true_test_leak": round(true_leak, 4),
@@ -173,11 +180,11 @@ def run(work: Path, source: Path | None, side: int) -> dict:
 
 
 def markdown(res: dict) -> str:
-    lines = ["| images | photos | planted | found | in possible | identical tiles found | other pairs | across photos | "
+    lines = ["| images | photos | planted | found | in possible | sets of identical images in one group | other pairs | across photos | "
              "label conflicts | largest group | test leak (true) | resplit moved | wall s |",
              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
              f"| {res['images']} | {res['photos']} | {res['planted']} | {res['found']} | {res['planted_in_possible']} | "
-             f"{res['identical_found']} of {res['identical_tiles']} | "
+             f"{res['identical_sets_joined']} of {res['identical_sets']} | "
              f"{res['other_pairs']} | {res['pairs_across_photos']} | {res['label_conflicts']} | {res['largest_group']} | "
              f"{res['test_leak']:.1%} ({res['true_test_leak']:.1%}) | {res.get('resplit_moved')} | {res['wall_s']} |"]
     lines.append("")

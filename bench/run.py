@@ -464,7 +464,7 @@ def tiles_section(lines: list[str]) -> None:
               "Non-overlapping 96 px tiles of the photos shipped with scikit-image and scikit-learn (class = "
               "photo), a quarter in test; one train tile in twenty planted in test as an edited copy "
               "(re-encode, resize, shift, crop, colour, flip, caption bar; Pillow or numpy). The planted pairs "
-              "are the only duplicates.")
+              "and the images whose files decode to the same pixels are the only duplicates.")
 
 
 def tile_protocols_section(lines: list[str]) -> None:

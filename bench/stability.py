@@ -7,7 +7,8 @@ different fit. This measures by how much: the same candidates and evidence are d
 ``--salts`` calibrations, each on another sample and other copies (``calibrate(salt=k)``;
 salt 0 is the decision audits make).
 
-Reports per salt the duplicates (and the pairs within their groups the audit adds,
+Reports per salt the bar in force (``min_confidence``, raised by ``min_precision`` as the audit
+raises it, :func:`leakscan.decide.precision_bar`), the duplicates at it (and the pairs within their groups the audit adds,
 ``leakscan.decide.within_group_pairs``; with a ciFAIR truth file: recall of judgment-1 train-test
 pairs, listed and in one group, test images flagged and their precision by the verdicts of
 ``bench/judgments.csv``, with how many flagged outside ciFAIR have none yet) and, over every two salts, the share of candidates whose tier
@@ -37,10 +38,10 @@ sys.path.insert(0, str(HERE))
 def run(folder: Path, salts: int, cache, jobs, truth: Path | None, pairs_dir: Path | None = None) -> dict:
     import leakscan
     from leakscan.calibrate import adjust_to_prior, calibrate
-    from leakscan.decide import within_group_pairs
+    from leakscan.decide import precision_bar, within_group_pairs
     from leakscan.evidence import EVIDENCE, pair_evidence
     from leakscan.features import load_pictures
-    from leakscan.groups import components
+    from leakscan.groups import components, joining_links
     from leakscan.pairs import Kind, PairTable, find_candidates
     from leakscan.parallel import check_jobs
     from leakscan.views import transform_variants
@@ -56,7 +57,7 @@ def run(folder: Path, salts: int, cache, jobs, truth: Path | None, pairs_dir: Pa
     keep = (found.pairs.kind != Kind.EXACT) & (ncc >= s.min_ncc)
     cands, evidence = found.pairs.take(keep), evidence[keep]
     images = lambda rows: load_pictures(manifest, rows, kept=features.pictures)  # noqa: E731
-    conf, per_salt = [], []
+    conf, bars, per_salt = [], [], []
     scratch = tempfile.TemporaryDirectory() if truth is not None and pairs_dir is None else None  # removed when done
     out = Path(scratch.name if scratch is not None else pairs_dir or ".")
     if truth is not None:
@@ -67,16 +68,25 @@ def run(folder: Path, salts: int, cache, jobs, truth: Path | None, pairs_dir: Pa
         raw = cal.predict(evidence) if cal is not None else np.zeros(len(cands), np.float32)
         c, prior = adjust_to_prior(raw) if cal is not None else (raw, None)
         conf.append(c)
-        dup = c >= s.min_confidence
+        # the bar in force, as the audit raises it (--min-precision, on the links that join groups)
+        exact_pairs = found.pairs.kind == Kind.EXACT
+        at = c >= s.min_confidence
+        links = joining_links(len(features), np.r_[found.pairs.i[exact_pairs], cands.i[at]],
+                              np.r_[found.pairs.j[exact_pairs], cands.j[at]],
+                              np.r_[np.ones(int(exact_pairs.sum()), np.float32), c[at]])
+        bar = precision_bar(links, s.min_confidence, s.min_precision)[0]
+        bars.append(bar)
+        dup = c >= bar
         pairs_i, pairs_j = cands.i[dup], cands.j[dup]
         if cal is not None:  # and the pairs within the groups, as the audit lists them
             cal = dataclasses.replace(cal, stats={**cal.stats, "prior": float(prior)})
             exact = found.pairs.take(found.pairs.kind == Kind.EXACT)
             dup_pairs = PairTable.concat([exact, dataclasses.replace(cands, confidence=c).take(dup)]).sorted()
             within = within_group_pairs(features, dup_pairs, found, s, cal, splits, jobs)
-            within = within.take(within.confidence >= s.min_confidence)
+            within = within.take(within.confidence >= bar)
             pairs_i, pairs_j = np.r_[pairs_i, within.i], np.r_[pairs_j, within.j]
-        row = {"salt": salt, "duplicates": int(dup.sum()), "within_groups": len(pairs_i) - int(dup.sum()),
+        row = {"salt": salt, "bar": round(float(bar), 4), "duplicates": int(dup.sum()),
+               "within_groups": len(pairs_i) - int(dup.sum()),
                "seconds": round(time.perf_counter() - t, 1),
                "heldout_auc": cal.stats.get("heldout_auc") if cal is not None else None,
                "prior": round(float(prior), 4) if prior is not None else None,
@@ -101,17 +111,17 @@ def run(folder: Path, salts: int, cache, jobs, truth: Path | None, pairs_dir: Pa
         per_salt.append(row)
     flips, med, p90 = [], [], []
     for a, b in itertools.combinations(range(salts), 2):
-        da, db = conf[a] >= s.min_confidence, conf[b] >= s.min_confidence
+        da, db = conf[a] >= bars[a], conf[b] >= bars[b]
         flips.append(float(np.mean(da != db)) if len(da) else 0.0)
         diff = np.abs(conf[a] - conf[b])
         med.append(float(np.median(diff)) if len(diff) else 0.0)
         p90.append(float(np.percentile(diff, 90)) if len(diff) else 0.0)
-    dup_any = np.any([c >= s.min_confidence for c in conf], axis=0) if conf else np.zeros(0, bool)
+    dup_any = np.any([c >= bar for c, bar in zip(conf, bars)], axis=0) if conf else np.zeros(0, bool)
     return {"folder": str(folder), "candidates": int(len(cands)), "per_salt": per_salt,
             "tier_differs": round(float(np.mean(flips)), 4) if flips else None,
             "tier_differs_max": round(float(np.max(flips)), 4) if flips else None,
             "tier_differs_among_duplicates": round(float(np.mean(
-                [np.mean((conf[a] >= s.min_confidence)[dup_any] != (conf[b] >= s.min_confidence)[dup_any])
+                [np.mean((conf[a] >= bars[a])[dup_any] != (conf[b] >= bars[b])[dup_any])
                  for a, b in itertools.combinations(range(salts), 2)])), 4) if flips and dup_any.any() else None,
             "confidence_diff_median": round(float(np.mean(med)), 4) if med else None,
             "confidence_diff_p90": round(float(np.mean(p90)), 4) if p90 else None}
@@ -121,12 +131,12 @@ def markdown(res: dict) -> str:
     cifar = "recall_j1" in res["per_salt"][0]
     lines = [f"{res['folder']}: {res['candidates']:,} candidates at the `min_ncc` floor, decided by "
              f"{len(res['per_salt'])} calibrations (salt 0: the audit's).", "",
-             "| salt | duplicates (+ within groups) | held-out AUC | copies' share (prior) | duplicates at even odds |"
+             "| salt | bar | duplicates (+ within groups) | held-out AUC | copies' share (prior) | duplicates at even odds |"
              + (" recall j1 | in one group | test images flagged | in ciFAIR | judged precision (unjudged) |"
                 if cifar else ""),
-             "| ---: | ---: | ---: | ---: | ---: |" + (" ---: | ---: | ---: | ---: | ---: |" if cifar else "")]
+             "| ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: | ---: | ---: | ---: | ---: |" if cifar else "")]
     for r in res["per_salt"]:
-        lines.append(f"| {r['salt']} | {r['duplicates']:,} (+{r['within_groups']:,}) | {r['heldout_auc']} | {r['prior']} | {r['at_even_odds']:,} |"
+        lines.append(f"| {r['salt']} | {r['bar']:.3f} | {r['duplicates']:,} (+{r['within_groups']:,}) | {r['heldout_auc']} | {r['prior']} | {r['at_even_odds']:,} |"
                      + (f" {r['recall_j1']:.3f} | {r['recall_j1_grouped']:.3f} | {r['flagged']} | {r['in_cifair']} |"
                         f" {r['judged_precision']:.3f} ({r['unjudged']}) |" if cifar else ""))
     lines += ["", f"Over every two calibrations: the tier differs for {res['tier_differs']:.2%} of the candidates "

@@ -385,8 +385,9 @@ def thresholds_section(lines: list[str]) -> None:
     lines += ["## Thresholds on CIFAR-10 / ciFAIR (one setting changed at a time)", "",
               "| setting | pairs | recall j1 train-test | recall j2 | recall test-test | test images flagged | of them in ciFAIR |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    sweeps = [("defaults (--min-confidence 0.5 --min-ncc 0.4 --max-hamming 6 --min-cosine 0.70 --transforms all "
-               "--crops)", [])]
+    sweeps = [("defaults (--min-confidence 0.5 --min-precision 0.95 --min-ncc 0.4 --max-hamming 6 --min-cosine 0.70 "
+               "--transforms all --crops)", [])]
+    sweeps += [(f"--min-precision {c}", ["--min-precision", str(c)]) for c in (0, 0.9)]
     sweeps += [(f"--min-confidence {c}", ["--min-confidence", str(c)]) for c in (0.3, 0.7, 0.9)]
     sweeps += [(f"--min-ncc {c}", ["--min-ncc", str(c)]) for c in (0.3, 0.5)]
     sweeps += [(f"--min-cosine {c}", ["--min-cosine", str(c)]) for c in (0.6, 0.8, 2)]

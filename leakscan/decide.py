@@ -247,21 +247,10 @@ def detect(
                             "reinstall opencv-python-headless")
         t2 += time.perf_counter() - tl
     exact, confidence = cands.kind == Kind.EXACT, cands.confidence
-    if cal is not None:  # the bar in force: raised until the links that join images into groups
-        # (each pair that joins two groups, the surest kept) are expected min_precision real
-        sure = np.where(exact, np.float32(1.0), confidence)
-        at = sure >= threshold
-        links = joining_links(len(features), cands.i[at], cands.j[at], sure[at])
-        bar, expected = precision_bar(links, threshold, s.min_precision)
-        stats = {**cal.stats, "expected_precision": None if expected is None else round(expected, 4)}
-        if bar > threshold:
-            stats["raised_from"] = round(float(threshold), 4)
-            if not (~exact & (confidence >= bar)).any():
-                warnings.append(f"no pair but exact copies is sure enough for the duplicates to be "
-                                f"{s.min_precision:.0%} real copies: the others are listed as possible; "
-                                "lower --min-precision (0: off) to count them")
-        threshold = bar
-        cal = dataclasses.replace(cal, threshold=threshold, stats=stats)
+    if cal is not None:
+        cal, warning = _with_bar_in_force(cal, cands, len(features), s.min_precision)
+        threshold = cal.threshold
+        warnings += [warning] if warning else []
     dup = exact | (confidence >= threshold)
     possible = ~dup & (confidence >= POSSIBLE_FLOOR)
     pairs = cands.take(dup)
@@ -274,6 +263,25 @@ def detect(
              len(pairs) - int(dup.sum()), int(possible.sum()))
     return Detection(pairs=pairs, possible=cands.take(possible), calibration=cal,
                      warnings=tuple(warnings), timings={"search": t1 - t0, "verify": t2 - t1, "calibrate": t_cal})
+
+
+def _with_bar_in_force(cal: Calibration, cands: PairTable, n: int, min_precision: float) -> tuple:
+    """``(cal, warning)``: the decision with its bar raised until the links that join the ``n``
+    images into groups (:func:`~leakscan.groups.joining_links`; exact copies at 1) are expected
+    ``min_precision`` real (:func:`precision_bar`), its ``expected_precision`` (and
+    ``raised_from``) in the stats; a warning (or None) when no pair but exact copies is left."""
+    exact = cands.kind == Kind.EXACT
+    sure = np.where(exact, np.float32(1.0), cands.confidence)
+    at = sure >= cal.threshold
+    bar, expected = precision_bar(joining_links(n, cands.i[at], cands.j[at], sure[at]), cal.threshold, min_precision)
+    stats = {**cal.stats, "expected_precision": None if expected is None else round(expected, 4)}
+    warning = None
+    if bar > cal.threshold:
+        stats["raised_from"] = round(float(cal.threshold), 4)
+        if not (~exact & (cands.confidence >= bar)).any():
+            warning = (f"no pair but exact copies is sure enough for the duplicate links to be {min_precision:.0%} "
+                       "real copies: the others are listed as possible; lower --min-precision (0: off) to count them")
+    return dataclasses.replace(cal, threshold=bar, stats=stats), warning
 
 
 def precision_bar(confidence, threshold: float, min_precision: float) -> tuple[float, float | None]:

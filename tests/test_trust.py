@@ -95,6 +95,12 @@ def test_the_bar_rises_until_the_duplicates_are_expected_to_be_min_precision_rea
                if (i, j) in moved)
     assert "possible pairs worth a look (under the bar raised" in verdict(strict)
     assert "under the bar" not in verdict(off)
+    # every non-exact pair at 0.6: none is sure enough, only the exact copies stay, and it is said
+    monkeypatch.setattr(leakscan.decide, "closer_look", lambda pairs, *a, **k: (
+        np.where(pairs.kind != Kind.EXACT, np.float32(0.6), pairs.confidence), {"looked_at": 0, "used": False}))
+    none = leakscan.audit(FIXTURES, cache=False, jobs=1)
+    assert len(none.pairs) and (none.pairs.kind == Kind.EXACT).all()
+    assert any("no pair but exact copies is sure enough" in w for w in none.warnings)
 
 
 def test_planted_copies_are_duplicates_with_high_confidence(fixture_audit):

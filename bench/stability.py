@@ -8,7 +8,7 @@ different fit. This measures by how much: the same candidates and evidence are d
 salt 0 is the decision audits make).
 
 Reports per salt the bar in force (``min_confidence``, raised by ``min_precision`` as the audit
-raises it, :func:`leakscan.decide.precision_bar`), the duplicates at it (and the pairs within their groups the audit adds,
+raises it, :func:`leakscan.decide.with_bar_in_force`), the duplicates at it (and the pairs within their groups the audit adds,
 ``leakscan.decide.within_group_pairs``; with a ciFAIR truth file: recall of judgment-1 train-test
 pairs, listed and in one group, test images flagged and their precision by the verdicts of
 ``bench/judgments.csv``, with how many flagged outside ciFAIR have none yet) and, over every two salts, the share of candidates whose tier
@@ -38,10 +38,10 @@ sys.path.insert(0, str(HERE))
 def run(folder: Path, salts: int, cache, jobs, truth: Path | None, pairs_dir: Path | None = None) -> dict:
     import leakscan
     from leakscan.calibrate import adjust_to_prior, calibrate
-    from leakscan.decide import precision_bar, within_group_pairs
+    from leakscan.decide import with_bar_in_force, within_group_pairs
     from leakscan.evidence import EVIDENCE, pair_evidence
     from leakscan.features import load_pictures
-    from leakscan.groups import components, joining_links
+    from leakscan.groups import components
     from leakscan.pairs import Kind, PairTable, find_candidates
     from leakscan.parallel import check_jobs
     from leakscan.views import transform_variants
@@ -68,19 +68,17 @@ def run(folder: Path, salts: int, cache, jobs, truth: Path | None, pairs_dir: Pa
         raw = cal.predict(evidence) if cal is not None else np.zeros(len(cands), np.float32)
         c, prior = adjust_to_prior(raw) if cal is not None else (raw, None)
         conf.append(c)
-        # the bar in force, as the audit raises it (--min-precision, on the links that join groups)
-        exact_pairs = found.pairs.kind == Kind.EXACT
-        at = c >= s.min_confidence
-        links = joining_links(len(features), np.r_[found.pairs.i[exact_pairs], cands.i[at]],
-                              np.r_[found.pairs.j[exact_pairs], cands.j[at]],
-                              np.r_[np.ones(int(exact_pairs.sum()), np.float32), c[at]])
-        bar = precision_bar(links, s.min_confidence, s.min_precision)[0]
+        exact = found.pairs.take(found.pairs.kind == Kind.EXACT)
+        bar = s.min_confidence
+        if cal is not None:  # the bar in force, as the audit raises it (--min-precision)
+            decided = PairTable.concat([exact, dataclasses.replace(cands, confidence=c)])
+            cal, _ = with_bar_in_force(cal, decided, len(features), s.min_precision)
+            bar = cal.threshold
         bars.append(bar)
         dup = c >= bar
         pairs_i, pairs_j = cands.i[dup], cands.j[dup]
         if cal is not None:  # and the pairs within the groups, as the audit lists them
             cal = dataclasses.replace(cal, stats={**cal.stats, "prior": float(prior)})
-            exact = found.pairs.take(found.pairs.kind == Kind.EXACT)
             dup_pairs = PairTable.concat([exact, dataclasses.replace(cands, confidence=c).take(dup)]).sorted()
             within = within_group_pairs(features, dup_pairs, found, s, cal, splits, jobs)
             within = within.take(within.confidence >= bar)

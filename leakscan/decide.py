@@ -32,7 +32,7 @@ from .views import READINGS, MatchView, transform_variants
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Detection", "detect", "find_pairs", "precision_bar", "within_group_pairs"]
+__all__ = ["Detection", "detect", "find_pairs", "precision_bar", "with_bar_in_force", "within_group_pairs"]
 
 #: The whole picture turned by a quarter or a half turn, or mirrored other than left to right
 #: (upside down, across a diagonal): readings whose pairs have a share of copies of their own
@@ -248,7 +248,7 @@ def detect(
         t2 += time.perf_counter() - tl
     exact, confidence = cands.kind == Kind.EXACT, cands.confidence
     if cal is not None:
-        cal, warning = _with_bar_in_force(cal, cands, len(features), s.min_precision)
+        cal, warning = with_bar_in_force(cal, cands, len(features), s.min_precision)
         threshold = cal.threshold
         warnings += [warning] if warning else []
     dup = exact | (confidence >= threshold)
@@ -265,7 +265,7 @@ def detect(
                      warnings=tuple(warnings), timings={"search": t1 - t0, "verify": t2 - t1, "calibrate": t_cal})
 
 
-def _with_bar_in_force(cal: Calibration, cands: PairTable, n: int, min_precision: float) -> tuple:
+def with_bar_in_force(cal: Calibration, cands: PairTable, n: int, min_precision: float) -> tuple:
     """``(cal, warning)``: the decision with its bar raised until the links that join the ``n``
     images into groups (:func:`~leakscan.groups.joining_links`; exact copies at 1) are expected
     ``min_precision`` real (:func:`precision_bar`), its ``expected_precision`` (and

@@ -24,7 +24,7 @@ from .calibrate import MIN_AUC, Calibration, ImageSource, adjust_to_prior, at_lo
 from .evidence import EVIDENCE, pair_evidence, tilted_angles
 from .features import Features
 from .groups import components, joining_links
-from .keypoints import closer_look
+from .keypoints import LOOK_MIN_SIDE, SEARCH_MAX_IMAGES, closer_look, keypoint_pairs
 from .pairs import (OVERLAP_MAX_IMAGES, OVERLAP_MIN_SHARE, TILT_MAX_IMAGES, Candidates, Kind, PairTable,
                     find_candidates, measure_pairs, overlap_share, pair_keys)
 from .settings import POSSIBLE_FLOOR, DetectSettings
@@ -156,9 +156,17 @@ def detect(
     if n_ok and n_flat > 0.2 * n_ok:
         warnings.append(f"{n_flat} of {n_ok} images are nearly uniform (too flat for their details to tell copies "
                         "apart): they are matched as exact copies only")
+    keyed = PairTable.empty()
+    if images is not None and s.crops:  # crops of textures, which no thumbnail search can tell apart
+        keyed, skipped = keypoint_pairs(features, found.search_rows, images, cands.keys(), jobs=jobs)
+        if skipped:
+            warnings.append(f"crops of textures (grass, gravel, star fields) were not searched by their keypoints: "
+                            f"{skipped} images of {LOOK_MIN_SIDE} px or more (the search runs on up to "
+                            f"{SEARCH_MAX_IMAGES:,}); audit a subset for them, or pass --no-crops to say you do not "
+                            "need it")
     cal, t_cal = None, 0.0
     confidence = np.where(exact, 1.0, 0.0).astype(np.float32)
-    if (~exact).any():
+    if (~exact).any() or len(keyed):
         if progress:
             progress("calibration", 0, 1)
         tc = time.perf_counter()
@@ -235,6 +243,9 @@ def detect(
     kept = ~(by_value & np.isin(cands.keys(), cands.take(~by_value & (confidence >= threshold)).keys()))
     cands = _likelier(dataclasses.replace(cands.take(kept), confidence=confidence[kept]))
     cands = dataclasses.replace(cands, angle=tilted_angles(features, cands))  # the detail's angle, to the degree
+    if len(keyed):  # proposed, not decided: the closer look decides them
+        keyed = dataclasses.replace(keyed, confidence=np.full(len(keyed), POSSIBLE_FLOOR, np.float32))
+        cands = PairTable.concat([cands, keyed]).sorted()
     if cal is not None and images is not None:  # the pairs left in doubt, seen closer (not rebuilt thumbnails)
         tl = time.perf_counter()
         confidence, look = closer_look(cands, found, features, images, threshold=threshold, floor=POSSIBLE_FLOOR,

@@ -151,6 +151,20 @@ class HammingIndex:
             dists.append(dist.astype(np.int32))
         return np.concatenate(qs), np.concatenate(ds), np.concatenate(dists)
 
+    def knn(self, queries: np.ndarray, k: int, *, block: int = BLOCK):
+        """The ``k`` nearest codes of each query: ``(dist, ids)``, each ``(m, k)`` (int32 and
+        int64), nearest first; ``-1`` ids where fewer than ``k`` were found."""
+        queries = np.ascontiguousarray(queries, dtype=np.uint8)
+        m = len(queries)
+        dist = np.full((m, k), self.nbits + 1, np.int32)
+        ids = np.full((m, k), -1, np.int64)
+        if self._index is None or m == 0:
+            return dist, ids
+        for start in range(0, m, block):
+            d, i = self._index.search(queries[start:start + block], k)
+            dist[start:start + block], ids[start:start + block] = d, i
+        return dist, ids
+
     def __len__(self) -> int:
         return len(self.db)
 

@@ -37,16 +37,17 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .calibrate import ImageSource, logistic_fit, roc_auc, synthetic_copy, tilted_copy
+from .calibrate import ImageSource, adjust_to_prior, logistic_fit, roc_auc, synthetic_copy, tilted_copy
 from .features import PICTURE_SIDE, Features, digest_greater, digest_order
+from .index import HammingIndex
 from .parallel import map_threads
 from .pairs import OVERLAP_MIN_SHARE, Candidates, Kind, PairTable, pair_keys
 from .views import INVERSE_VARIANT, MatchView, apply_dihedral
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LOOK_MIN_SIDE", "KeypointLook", "Keypoints", "closer_look", "fit_look", "look_at", "match_pictures",
-           "picture_keypoints"]
+__all__ = ["LOOK_MIN_SIDE", "KeypointLook", "Keypoints", "closer_look", "fit_look", "keypoint_pairs", "look_at",
+           "match_pictures", "picture_keypoints", "SEARCH_MAX_IMAGES"]
 
 #: Pictures smaller than this on their shorter side (CIFAR's 32 px) have too few keypoints.
 LOOK_MIN_SIDE = 64
@@ -103,16 +104,21 @@ class Keypoints:
     detail: np.ndarray
 
 
+def _grey_at_side(picture: Image.Image) -> np.ndarray:
+    """The picture in grey levels, brought to :data:`~leakscan.features.PICTURE_SIDE` px on its longer side."""
+    gray = picture.convert("L")
+    scale = PICTURE_SIDE / max(gray.size)
+    if abs(scale - 1) > 0.01:
+        gray = gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))), Image.BILINEAR)
+    return np.asarray(gray)
+
+
 def picture_keypoints(picture: Image.Image) -> Keypoints:
     """The :class:`Keypoints` of a picture brought to :data:`~leakscan.features.PICTURE_SIDE` px
     on its longer side (every picture at one scale: the tolerances mean the same)."""
     import cv2  # noqa: PLC0415
 
-    gray = picture.convert("L")
-    scale = PICTURE_SIDE / max(gray.size)
-    if abs(scale - 1) > 0.01:
-        gray = gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))), Image.BILINEAR)
-    a = np.asarray(gray)
+    a = _grey_at_side(picture)
     kp, des = _orb().detectAndCompute(a, None)
     smooth = cv2.GaussianBlur(a.astype(np.float32), (0, 0), DETAIL_SIGMA[0])
     detail = smooth - cv2.GaussianBlur(smooth, (0, 0), DETAIL_SIGMA[1])
@@ -439,6 +445,9 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     confidence = np.asarray(pairs.confidence, np.float32).copy()
     big = features.sizes.min(axis=1) >= LOOK_MIN_SIDE
     looked = big[pairs.i] & big[pairs.j] & (pairs.kind != Kind.EXACT)
+    # the pairs only the keypoint search proposed (:func:`keypoint_pairs`): the look decides them
+    keyed = np.flatnonzero((pairs.kind == Kind.KEYPOINT) & looked)
+    looked &= pairs.kind != Kind.KEYPOINT
     doubt = np.flatnonzero((confidence >= floor) & (confidence < threshold) & looked)
     # the duplicates the thumbnails are not sure of: a copy shows ORB its detail (turned, cropped,
     # recoloured), two tiles of one brick wall or sky do not
@@ -446,7 +455,7 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     # not pairs read by their brightness: a hue shift moves the grey levels ORB sees)
     unsure = np.flatnonzero((confidence >= threshold) & (confidence < LOOK_CEILING) & looked
                             & ~np.isin(pairs.variant, (MatchView.OVERLAP, MatchView.VALUE)))
-    if not len(doubt) and not len(unsure):
+    if not len(doubt) and not len(unsure) and not len(keyed):
         return confidence, {}
     try:
         _orb()
@@ -466,27 +475,212 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     rejected = np.flatnonzero((confidence < floor) & looked)
     rejected = rejected[np.argsort(-confidence[rejected], kind="stable")][
         :min(LOOK_NEGATIVES, max(2 * MIN_EXAMPLES, NEGATIVES_PER * (len(doubt) + len(unsure))))]
-    doubt = doubt[np.argsort(-confidence[doubt], kind="stable")][:LOOK_BUDGET]
-    unsure = unsure[np.argsort(confidence[unsure], kind="stable")][:LOOK_BUDGET - len(doubt)]  # least sure first
+    keyed = keyed[np.argsort(-pairs.score[keyed], kind="stable")][:LOOK_BUDGET]  # the most matched first
+    doubt = doubt[np.argsort(-confidence[doubt], kind="stable")][:LOOK_BUDGET - len(keyed)]
+    unsure = unsure[np.argsort(confidence[unsure], kind="stable")][:LOOK_BUDGET - len(keyed) - len(doubt)]
     turned = MatchView.is_tilted(pairs.variant[unsure])
     # one pass: pictures read once
-    looks = look_at(pairs.take(np.r_[doubt, unsure, rejected]), images, digests, jobs)
-    looks, unsure_looks, rejected_looks = np.split(looks, [len(doubt), len(doubt) + len(unsure)])
+    looks = look_at(pairs.take(np.r_[doubt, unsure, rejected, keyed]), images, digests, jobs)
+    looks, unsure_looks, rejected_looks, keyed_looks = np.split(
+        looks, np.cumsum([len(doubt), len(unsure), len(rejected)]))
     seed = int.from_bytes(bytes(digests[sample[0]][:8]), "little") if len(sample) else 0
     fitted = fit_look(pictures, features.embedding[sample], seed, rejected_looks,
                       frozenset(zip(a[proposed].tolist(), b[proposed].tolist())), jobs, tilted=bool(turned.any()))
-    if fitted is None:
-        return confidence, {"looked_at": int(len(doubt) + len(unsure)), "used": False}
+    if fitted is None:  # nothing to read the looks by: the keypoint search's pairs stay possible
+        confidence[keyed] = floor
+        return confidence, {"looked_at": int(len(doubt) + len(unsure) + len(keyed)), "used": False}
     p = confidence[doubt]
     raised = np.where(usable(looks), np.maximum(_with_log_odds(p, fitted.log_ratio(looks)), p), p)
     confidence[doubt] = raised
     # the unsure duplicates confirmed, or lowered
     confidence[unsure] = _with_log_odds(confidence[unsure], fitted.odds_change(unsure_looks, turned))
+    # the keypoint search's pairs: what the look says of each (a transform: its ratio, raising or
+    # lowering; none: the no-transform ratio at their keypoints), at their own share of copies
+    # (EM over them, as the decision's other readings: a search that mostly proposes texture
+    # look-alikes makes its pairs less likely copies)
+    said = np.where(usable(keyed_looks), fitted.log_ratio(keyed_looks),
+                    np.where(keyed_looks[:, 3] > 0, fitted.no_transform.at(keyed_looks), 0.0))
+    keyed_share = 0.0
+    if len(keyed):
+        confidence[keyed], keyed_share = adjust_to_prior(1.0 / (1.0 + np.exp(-said)))
     weights = {c: round(float(w / d), 4) for c, w, d in zip(("log_matches", "detail"), fitted.coef, fitted.scale)}
-    stats = {"looked_at": int(len(doubt) + len(unsure)), "used": True,
+    stats = {"looked_at": int(len(doubt) + len(unsure) + len(keyed)), "used": True,
+             "keypoint_pairs": int(len(keyed)), "keypoint_share": round(float(keyed_share), 5),
+             "keypoint_duplicates": int((confidence[keyed] >= threshold).sum()),
              "raised_to_duplicates": int((raised >= threshold).sum()),
              "duplicates_looked_at": int(len(unsure)), "turned_looked_at": int(turned.sum()),
              "lowered_to_possible": int((confidence[unsure] < threshold).sum()),
              "weights": weights, "no_transform": _at_keypoints(fitted.no_transform),
              "tilted_no_transform": _at_keypoints(fitted.tilted_no_transform), **fitted.stats}
     return confidence, stats
+
+
+# --------------------------------------------------------------------------- the keypoint search
+
+#: The keypoint search runs on up to this many pictures of :data:`LOOK_MIN_SIDE` px or more.
+SEARCH_MAX_IMAGES = 5_000
+#: Keypoints per picture the search indexes: its strongest ORB keypoints.
+SEARCH_KEYPOINTS = 128
+#: Nearest descriptors looked up per keypoint, and the largest Hamming distance (of 256 bits)
+#: at which one is a match.
+SEARCH_NEIGHBOURS = 16
+SEARCH_MAX_HAMMING = 48
+#: Least matches (keypoints of either picture matched in the other) for a pair to be fitted.
+SEARCH_MIN_MATCHES = 8
+#: Pairs fitted per picture at most: those with the most matches.
+SEARCH_PER_IMAGE = 4
+#: A pair is proposed when one affine transform explains this many of its matches or more ...
+SEARCH_MIN_INLIERS = 8
+#: ... and those spread over at least this share of the most the two pictures can have in
+#: common under it (the area of their convex hull): a copy matches all over the picture in
+#: common, two pictures that share a caption, a logo or a printed label match only there.
+SEARCH_MIN_SPREAD = 0.1
+
+
+def _strongest_keypoints(picture: Image.Image | None):
+    """``(points (k, 2) float32, descriptors (k, 32) uint8, (width, height))`` of the
+    :data:`SEARCH_KEYPOINTS` strongest ORB keypoints of a picture at PICTURE_SIDE px; None when
+    it has none or cannot be read."""
+    if picture is None:
+        return None
+    try:
+        a = _grey_at_side(picture)
+        kp, des = _orb().detectAndCompute(a, None)
+    except Exception as exc:
+        log.warning("%s: no keypoint search (%s: %s)", picture.info.get("path", "a picture"), type(exc).__name__, exc)
+        return None
+    if des is None or not len(kp):
+        return None
+    order = np.argsort([-k.response for k in kp], kind="stable")[:SEARCH_KEYPOINTS]
+    points = np.float32([kp[q].pt for q in order]).reshape(-1, 2)
+    return points, np.ascontiguousarray(des[order]), (a.shape[1], a.shape[0])
+
+
+def _spread(points: np.ndarray, size) -> float:
+    """The share of a ``(width, height)`` area the convex hull of ``points`` covers."""
+    import cv2  # noqa: PLC0415
+
+    if len(points) < 3:
+        return 0.0
+    hull = cv2.convexHull(np.ascontiguousarray(points, np.float32))
+    return float(cv2.contourArea(hull)) / float(max(size[0] * size[1], 1))
+
+
+def _fitted(src: np.ndarray, dst: np.ndarray, size_a, size_b) -> int:
+    """The matches ``src`` (on picture a, of ``(width, height)`` ``size_a``) -> ``dst`` (on b) one
+    affine transform explains, when they spread over what the two can have in common
+    (:data:`SEARCH_MIN_SPREAD`) and the transform is one a copy can have (:data:`MAX_STRETCH`); else 0."""
+    import cv2  # noqa: PLC0415
+
+    if len(src) < SEARCH_MIN_INLIERS:
+        return 0
+    m, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION_PX,
+                                   maxIters=2000, confidence=0.99)
+    if m is None or mask is None:
+        return 0
+    inliers = mask.ravel().astype(bool)
+    stretch = np.linalg.svd(m[:, :2], compute_uv=False)
+    if stretch.min() <= 0 or stretch.max() / stretch.min() > MAX_STRETCH or not (
+            1 / MAX_STRETCH ** 2 <= stretch.prod() <= MAX_STRETCH ** 2):
+        return 0
+    # the most the two can have in common, on picture a: the smaller of a and b brought to a's scale
+    common = min(float(size_a[0] * size_a[1]), float(size_b[0] * size_b[1]) / float(stretch.prod()))
+    spread = _spread(src[inliers], (common, 1.0))
+    if inliers.sum() < SEARCH_MIN_INLIERS or spread < SEARCH_MIN_SPREAD:
+        return 0
+    return int(inliers.sum())
+
+
+def keypoint_pairs(features: Features, rows: np.ndarray, images: ImageSource, known: np.ndarray,
+                   jobs: int = 1) -> tuple[PairTable, int]:
+    """Pairs of ``rows`` the thumbnails' searches did not propose (``known``: their keys) whose
+    keypoints say they are one picture: ``(pairs, skipped)``, kind ``keypoint``, score the share
+    of :data:`SEARCH_KEYPOINTS` the fitted transform explains; ``skipped``: the pictures not
+    searched, when there are more than :data:`SEARCH_MAX_IMAGES`.
+
+    On 32 px thumbnails a crop of grass, gravel or a star field looks like any patch of the same
+    texture, so no search there proposes it. Here the strongest ORB keypoints of every picture of
+    :data:`LOOK_MIN_SIDE` px or more (at PICTURE_SIDE px) are indexed together; each keypoint's
+    nearest descriptors of other pictures are its matches; the pairs of pictures with the most
+    matches (:data:`SEARCH_MIN_MATCHES`, each picture's :data:`SEARCH_PER_IMAGE` best) are fitted
+    one affine transform by RANSAC, and proposed when it explains :data:`SEARCH_MIN_INLIERS`
+    matches spread over both pictures. Proposing is not deciding: the closer look decides them
+    (:func:`closer_look`, from :data:`~leakscan.settings.POSSIBLE_FLOOR`)."""
+    rows = np.asarray(rows, np.int64)
+    rows = rows[features.sizes[rows].min(axis=1) >= LOOK_MIN_SIDE]
+    empty = PairTable.empty()
+    if len(rows) < 2:
+        return empty, 0
+    if len(rows) > SEARCH_MAX_IMAGES:
+        return empty, len(rows)
+    try:
+        _orb()
+    except ImportError:
+        return empty, 0
+    rows = rows[digest_order(features.pixel_digest[rows])]  # content order: the same pairs in any row order
+    found = []
+    for start in range(0, len(rows), 2 * LOOK_BLOCK):
+        found += map_threads(_strongest_keypoints, images(rows[start:start + 2 * LOOK_BLOCK]), jobs)
+    have = [q for q, f in enumerate(found) if f is not None]
+    if len(have) < 2:
+        return empty, 0
+    points = np.concatenate([found[q][0] for q in have])
+    codes = np.concatenate([found[q][1] for q in have])
+    sizes = [found[q][2] for q in have]
+    owner = np.repeat(np.arange(len(have)), [len(found[q][0]) for q in have])
+    dist, ids = HammingIndex(codes, exact_max=20_000).knn(codes, SEARCH_NEIGHBOURS)
+    q = np.repeat(np.arange(len(codes)), ids.shape[1])
+    ids, dist = ids.ravel(), dist.ravel()
+    ok = (ids >= 0) & (dist <= SEARCH_MAX_HAMMING)
+    q, ids = q[ok], ids[ok]
+    ok = owner[ids] != owner[q]
+    q, ids = q[ok], ids[ok]
+    # each keypoint matched once in each other picture: its nearest descriptor there
+    first = np.unique(q * len(have) + owner[ids], return_index=True)[1]
+    q, ids = q[first], ids[first]
+    a, b = owner[q], owner[ids]
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    key = lo * len(have) + hi
+    keys, counts = np.unique(key, return_counts=True)
+    enough = counts >= SEARCH_MIN_MATCHES
+    keys, counts = keys[enough], counts[enough]
+    pair_lo, pair_hi = keys // len(have), keys % len(have)
+    row_lo, row_hi = rows[have][pair_lo], rows[have][pair_hi]
+    new = ~np.isin(pair_keys(np.minimum(row_lo, row_hi), np.maximum(row_lo, row_hi)), known)
+    keys, counts, pair_lo, pair_hi = keys[new], counts[new], pair_lo[new], pair_hi[new]
+    # each picture's best-matched pairs (most matches first; ties by the pair's content order)
+    order = np.lexsort((keys, -counts))
+    chosen = np.zeros(len(keys), bool)
+    taken = np.zeros(len(have), np.int64)
+    for k in order.tolist():
+        if taken[pair_lo[k]] < SEARCH_PER_IMAGE or taken[pair_hi[k]] < SEARCH_PER_IMAGE:
+            chosen[k] = True
+            taken[pair_lo[k]] += 1
+            taken[pair_hi[k]] += 1
+    keys, pair_lo, pair_hi = keys[chosen], pair_lo[chosen], pair_hi[chosen]
+    at = np.searchsorted(keys, key)
+    matched = (at < len(keys)) & (keys[np.minimum(at, max(len(keys) - 1, 0))] == key) if len(keys) else key < 0
+    first_side = np.where(a == lo, q, ids)[matched]  # the keypoint on the pair's first picture
+    other_side = np.where(a == lo, ids, q)[matched]
+    pair_of = at[matched]
+    # a match found from both pictures counts once in the fit
+    once = np.unique((pair_of * len(codes) + first_side) * len(codes) + other_side, return_index=True)[1]
+    first_side, other_side, pair_of = first_side[once], other_side[once], pair_of[once]
+    by_pair = np.argsort(pair_of, kind="stable")
+    bounds = np.searchsorted(pair_of[by_pair], np.arange(len(keys) + 1))
+
+    def fit(k):
+        sel = by_pair[bounds[k]:bounds[k + 1]]
+        return _fitted(points[first_side[sel]], points[other_side[sel]], sizes[pair_lo[k]], sizes[pair_hi[k]])
+
+    inliers = np.asarray(map_threads(fit, range(len(keys)), jobs), np.int64).reshape(-1)
+    keep = inliers > 0
+    i, j = rows[have][pair_lo[keep]], rows[have][pair_hi[keep]]
+    n = int(keep.sum())
+    pairs = PairTable(i=np.minimum(i, j), j=np.maximum(i, j), kind=np.full(n, Kind.KEYPOINT, np.uint8),
+                      score=np.minimum(inliers[keep] / SEARCH_KEYPOINTS, 1.0).astype(np.float32),
+                      hamming=np.full(n, -1, np.int16), cosine=np.full(n, np.nan, np.float32),
+                      variant=np.full(n, MatchView.NONE, np.int8), same_bytes=np.zeros(n, bool),
+                      ncc=np.full(n, np.nan, np.float32))
+    log.info("keypoint search: %d pictures, %d pairs fitted, %d proposed", len(have), len(keys), n)
+    return pairs.sorted(), 0

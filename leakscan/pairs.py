@@ -54,10 +54,12 @@ class Kind(IntEnum):
     HASH = 1        # pHash Hamming distance
     EMBEDDING = 2   # gradient-histogram embedding
     MODEL = 3       # a learned embedding (ONNX model)
+    KEYPOINT = 4    # keypoints matched on larger pictures (:func:`leakscan.keypoints.keypoint_pairs`)
 
     @property
     def label(self) -> str:
-        """The name in ``pairs.csv`` and ``summary.json``: ``exact``, ``hash``, ``embedding``, ``model``."""
+        """The name in ``pairs.csv`` and ``summary.json``: ``exact``, ``hash``, ``embedding``,
+        ``model``, ``keypoint``."""
         return self.name.lower()
 
 
@@ -65,7 +67,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "63"
+SEARCH_VERSION = "64"
 
 
 def pair_keys(i, j) -> np.ndarray:
@@ -204,6 +206,8 @@ class PairTable:
                 out.append("same bytes" if b else "same pixels")
             elif k == Kind.MODEL:
                 out.append("model")
+            elif k == Kind.KEYPOINT:
+                out.append("keypoints")
             else:
                 out.append(MatchView.describe(v))
         for k in np.flatnonzero(self.variant == MatchView.OVERLAP):

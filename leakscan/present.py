@@ -55,6 +55,17 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f}%" if x >= 0.01 else f"{100 * x:.2f}%"
 
 
+def kinds_said(audit) -> dict:
+    """``{kind: duplicate pairs}`` as the terminal and the headline say them: ``model`` only when
+    a model was given (or found pairs), ``keypoint`` only when the keypoint search found some."""
+    by_kind = dict(audit.to_dict()["pairs_by_kind"])
+    if not by_kind.get("model") and audit.features.model_embedding is None:
+        by_kind.pop("model", None)
+    if not by_kind.get("keypoint"):
+        by_kind.pop("keypoint", None)
+    return by_kind
+
+
 def verdict(audit) -> str:
     """The audit in one sentence, worst leak first.
 

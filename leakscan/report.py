@@ -172,16 +172,14 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
 
     if use_compact(console):  # narrow terminal or a log: one plain line per item, paths shortened
         return render_compact(audit, console, max_rows=max_rows)
-    from .present import verdict  # noqa: PLC0415
+    from .present import kinds_said, verdict  # noqa: PLC0415
     from .termout import decision_lines  # noqa: PLC0415
 
     console.print(verdict(audit) + ".", markup=False, highlight=False, style="bold")
     for text in decision_lines(audit):
         console.print(text, markup=False, highlight=False)
     d = audit.to_dict()
-    by_kind = dict(d["pairs_by_kind"])
-    if not by_kind.get("model") and audit.features.model_embedding is None:
-        by_kind.pop("model", None)  # no model given: say nothing about model pairs
+    by_kind = kinds_said(audit)
     console.print(
         f"[bold]leakscan[/bold] audited [bold]{d['n_images']:,}[/bold] images "
         f"({d['n_skipped']:,} skipped) in {d['elapsed_seconds']:.1f}s: "

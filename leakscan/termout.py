@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import textwrap
 
-from .present import pair_order, pct, shorten, verdict
+from .present import kinds_said, pair_order, pct, shorten, verdict
 from .safeio import plain
 
 __all__ = ["use_compact", "render_compact", "decision_lines", "timings_line"]
@@ -71,9 +71,7 @@ def render_compact(audit, console, *, max_rows: int = 10) -> None:
             out.append(_fit(s, w))
 
     d = audit.to_dict()
-    k = dict(d["pairs_by_kind"])
-    if not k.get("model") and audit.features.model_embedding is None:
-        k.pop("model", None)  # no model given: say nothing about model pairs
+    k = kinds_said(audit)
     line(f"leakscan: {verdict(audit)}.", wrap=True)
     line(f"{d['n_images']:,} images ({d['n_skipped']:,} skipped) in {d['elapsed_seconds']:.1f}s; "
          f"{d['n_pairs']:,} duplicate pairs ({', '.join(f'{n:,} {name}' for name, n in k.items())}) "

@@ -256,3 +256,48 @@ def test_a_picture_opencv_fails_on_or_a_file_gone_since_it_was_read_ends_no_run(
                     looked.features.pixel_digest)
     assert "t06.jpg: not read again (" in caplog.text
     assert looks.tolist() == [[0.0, 0.0, 0.0, 0.0]]
+
+
+def _off_centre_crop(img):  # half the picture's area, from its lower right, enlarged back
+    w, h = img.size
+    return img.crop((w - int(w * 0.7), h - int(h * 0.7), w, h)).resize((w, h), Image.BICUBIC)
+
+
+def test_the_keypoint_search_finds_crops_of_textures_the_thumbnails_cannot_tell_apart(tmp_path, monkeypatch):
+    # 24 patches of gravel and two copies: an off-centre crop of half the area, and a patch
+    # turned on its canvas and cropped free of its corners. On 32 px thumbnails every patch looks
+    # like every other; their keypoints do not
+    root = tmp_path / "gravel"
+    root.mkdir()
+    for k in range(24):
+        texture(100 + k).save(root / f"g{k:02d}.jpg", quality=92)
+    _off_centre_crop(texture(103)).save(root / "crop.jpg", quality=92)
+    _turned_then_cropped(texture(117)).save(root / "turned.jpg", quality=92)
+    planted = {frozenset(("crop.jpg", "g03.jpg")), frozenset(("turned.jpg", "g17.jpg"))}
+
+    def found(result):
+        return {frozenset((r["a"], r["b"])): r["kind"] for r in result.pair_records()}
+
+    result = leakscan.audit(root, cache=False)
+    assert set(found(result)) == planted, found(result)  # both copies, no two patches of gravel
+    look = result.calibration.stats["keypoints"]
+    assert look["keypoint_pairs"] >= 1 and look["keypoint_duplicates"] >= 1
+    assert "keypoint" in found(result).values()
+    # without the keypoint search the thumbnails miss what it found
+    monkeypatch.setattr(leakscan.decide, "keypoint_pairs", lambda *a, **k: (PairTable.empty(), 0))
+    without = found(leakscan.audit(root, cache=False))
+    assert set(without) < planted and "keypoint" not in without.values()
+    # --no-crops says crops are not wanted: no keypoint search either
+    monkeypatch.undo()
+    no_crops = leakscan.audit(root, cache=False, settings=leakscan.DetectSettings(crops=False))
+    assert "keypoint" not in found(no_crops).values()
+
+
+def test_the_keypoint_search_is_skipped_with_a_warning_beyond_its_size(tmp_path, monkeypatch):
+    for k in range(4):
+        texture(200 + k).save(tmp_path / f"g{k}.jpg", quality=92)
+    texture(200).save(tmp_path / "copy.png")
+    monkeypatch.setattr(leakscan.decide, "SEARCH_MAX_IMAGES", 3)
+    monkeypatch.setattr(leakscan.keypoints, "SEARCH_MAX_IMAGES", 3)
+    result = leakscan.audit(tmp_path, cache=False)
+    assert any("not searched by their keypoints: 5 images" in w for w in result.warnings), result.warnings

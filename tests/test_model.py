@@ -181,7 +181,7 @@ def test_audit_with_model_finds_copies_and_caches_per_model(tmp_path):
     pairs = {frozenset((r.manifest.paths[i], r.manifest.paths[j])): k
              for i, j, k in zip(r.pairs.i, r.pairs.j, r.pairs.kind_names())}
     assert pairs == {frozenset(("train/01.jpg", "test/copy.jpg")): "model"}
-    assert r.to_dict()["pairs_by_kind"] == {"exact": 0, "hash": 0, "embedding": 0, "model": 1}
+    assert r.to_dict()["pairs_by_kind"] == {"exact": 0, "hash": 0, "embedding": 0, "model": 1, "keypoint": 0}
     import io
 
     from rich.console import Console

@@ -36,8 +36,8 @@ def test_concat_and_sorted():
 
 def test_stored_codes_are_stable():
     # cached search results and pairs.csv depend on these numbers: never renumber them
-    assert [int(k) for k in Kind] == [0, 1, 2, 3]
-    assert KINDS == ("exact", "hash", "embedding", "model")
+    assert [int(k) for k in Kind] == [0, 1, 2, 3, 4]
+    assert KINDS == ("exact", "hash", "embedding", "model", "keypoint")
     assert MatchView.NONE == -1 and MatchView.CROPPED == 16
     assert [int(MatchView.derotated(v)) for v in range(8)] == list(range(8, 16))
     assert [MatchView.describe(v) for v in range(8)] == list(VARIANT_NAMES)

@@ -13,7 +13,7 @@ import leakscan.decide
 import leakscan.features
 import leakscan.decode
 import leakscan.keypoints
-from leakscan.keypoints import closer_look, fit_look, look_at, match_pictures, picture_keypoints
+from leakscan.keypoints import closer_look, fit_look, keypoint_pairs, look_at, match_pictures, picture_keypoints
 from leakscan.pairs import Candidates, Kind, PairTable
 from leakscan.views import MatchView
 
@@ -301,3 +301,41 @@ def test_the_keypoint_search_is_skipped_with_a_warning_beyond_its_size(tmp_path,
     monkeypatch.setattr(leakscan.keypoints, "SEARCH_MAX_IMAGES", 3)
     result = leakscan.audit(tmp_path, cache=False)
     assert any("not searched by their keypoints: 5 images" in w for w in result.warnings), result.warnings
+
+
+def _captioned(img, number):  # a dark bar along the bottom with a credit line in it
+    from PIL import ImageDraw, ImageFont
+
+    out = img.copy()
+    w, h = out.size
+    bar = h // 6
+    ImageDraw.Draw(out).rectangle([0, h - bar, w, h], fill=(10, 10, 30))
+    try:
+        font = ImageFont.load_default(size=int(bar * 0.65))
+    except TypeError:  # Pillow < 10.1
+        font = ImageFont.load_default()
+    ImageDraw.Draw(out).text((w // 12, h - bar + bar // 6), f"Photo: archive no. {number}", fill=(240, 240, 240),
+                             font=font)
+    return out
+
+
+def test_pictures_that_share_only_a_caption_are_not_proposed_by_their_keypoints(tmp_path, monkeypatch):
+    # every other picture carries the same credit line: its letters match keypoint for keypoint,
+    # but only in a strip along the bottom, where a copy matches all over the picture
+    for k in range(24):
+        img = texture(300 + k)
+        (_captioned(img, 1000 + 37 * k) if k % 2 else img).save(tmp_path / f"g{k:02d}.jpg", quality=92)
+    _off_centre_crop(texture(305)).save(tmp_path / "crop.jpg", quality=92)
+    proposed = []
+
+    def recorded(*args, **kwargs):
+        pairs, skipped = keypoint_pairs(*args, **kwargs)
+        proposed.append(pairs)
+        return pairs, skipped
+
+    monkeypatch.setattr(leakscan.decide, "keypoint_pairs", recorded)
+    result = leakscan.audit(tmp_path, cache=False)
+    names = result.manifest.paths
+    assert [{names[int(i)] for i in pair} for pair in zip(proposed[0].i, proposed[0].j)] == [{"crop.jpg", "g05.jpg"}]
+    found = {frozenset((r["a"], r["b"])) for r in result.pair_records()}
+    assert found == {frozenset(("crop.jpg", "g05.jpg"))}, found

@@ -21,6 +21,7 @@ from .decode import is_cacheable
 from .errors import ConfigError
 from .features import FEATURE_VERSION, Features, extract_features, load_pictures
 from .groups import Groups, build_groups
+from .keypoints import SEARCH_MAX_IMAGES
 from .discovery import discover
 from .manifest import BOTH_SIDES, Manifest
 from .pairs import KINDS, SEARCH_VERSION, PairTable
@@ -404,7 +405,8 @@ def audit(
     try:
         feats = _features(m, store, jobs=jobs, client=client, progress=progress, model=model,
                           decode_side=None if full_decode else DECODE_SIDE,
-                          picture_share=picture_share(len(m)))
+                          picture_share=picture_share(len(m)),
+                          keypoints=settings.crops and len(m) <= SEARCH_MAX_IMAGES)
         t2 = time.perf_counter()
         detection = None
         if store is not None:
@@ -483,12 +485,14 @@ def _open_cache(cache, manifest: Manifest, warnings: list):
 
 
 def _features(m: Manifest, store, *, jobs, client, progress, model, decode_side=DECODE_SIDE,
-              picture_share: float = 0.0) -> Features:
+              picture_share: float = 0.0, keypoints: bool = False) -> Features:
     """Features of every row: cached rows from ``store``, the rest extracted (and stored per chunk);
-    see :func:`~leakscan.features.extract_features` for ``decode_side`` and ``picture_share``."""
+    see :func:`~leakscan.features.extract_features` for ``decode_side``, ``picture_share`` and
+    ``keypoints`` (cached rows stored without keypoints are not decoded again for them: the
+    keypoint search decodes those)."""
     if store is None:
         return extract_features(m, jobs=jobs, client=client, progress=progress, model=model, decode_side=decode_side,
-                                picture_share=picture_share)
+                                picture_share=picture_share, keypoints=keypoints)
     n = len(m)
     if m.source is None:
         keys = [file_key(p) for p in m.resolved_paths(np.arange(n))]  # paths are absolute
@@ -535,7 +539,7 @@ def _features(m: Manifest, store, *, jobs, client, progress, model, decode_side=
     n_cached = n - len(todo)
     shifted = (lambda stage, done, total: progress(stage, done + n_cached, total + n_cached)) if progress else None
     fresh = extract_features(m, rows=todo, jobs=jobs, client=client, progress=shifted, model=model,
-                             decode_side=decode_side, picture_share=picture_share,
+                             decode_side=decode_side, picture_share=picture_share, keypoints=keypoints,
                              on_chunk=store_chunk)
     return Features.assemble(n, [(hit_rows, cached_part), (todo, fresh)], n_cached=n_cached,
                              model_dim=None if model is None else _model_dim(model, cached_part, fresh))

@@ -19,6 +19,9 @@
   or under a caption bar (letterbox, pillarbox, frame, padding to a square, caption: trimmed,
   angle 0, with ``derotated_padding`` the box of the canvas outside which it is padding);
   sparse: ``derotated_rows`` names the rows that have one.
+* ``keypoints``: when asked for (:func:`extract_features`, ``keypoints=True``), the strongest ORB
+  keypoints of each picture of 64 px or more (:func:`leakscan.orb.strongest_keypoints`), which
+  the keypoint search indexes; sparse: ``keypoint_rows`` names the rows that have them.
 * ``low_info``: images with almost no contrast (blank frames, flat colour), whose hashes and
   embeddings are noise; they are matched by exact digests only.
 """
@@ -36,6 +39,7 @@ from PIL import Image
 
 from .decode import DecodeError, canonical_from_array, decode_bytes, decode_reduced, read_bytes
 from .manifest import Manifest
+from .orb import KEYPOINT_RECORD, LOOK_MIN_SIDE, strongest_keypoints
 from .padding import NO_BORDER
 from .parallel import check_jobs, run_chunks
 from .settings import DECODE_SIDE
@@ -83,6 +87,10 @@ RECORD = np.dtype([
 DEROTATED_RECORD = np.dtype([("angle", np.float32), ("embedding", np.float32, EMBED_DIM),
                              ("thumb", np.uint8, THUMB * THUMB), ("colour", np.uint8, 3 * COLOUR_SIDE * COLOUR_SIDE),
                              ("padding", np.float32, 4)])
+#: The sizes a stored row can have: its RECORD, then a de-rotated view's record, then its keypoints.
+_BLOB_SIZES = tuple(RECORD.itemsize + d + k for d in (0, DEROTATED_RECORD.itemsize)
+                    for k in (0, KEYPOINT_RECORD.itemsize))
+assert len(set(_BLOB_SIZES)) == 4, "each layout of a stored row must have its own size"
 #: The per-row (dense) arrays of :class:`Features`.
 _DENSE = ("ok", "file_digest", "pixel_digest", "hashes", "embedding", "low_info", "sizes", "thumb", "colour")
 
@@ -144,6 +152,8 @@ class Features:
     colour: np.ndarray | None = None               # (n, 3, 16, 16) uint8 colour thumbnail (pair evidence)
     derotated_colour: np.ndarray | None = None     # (m, 3, 16, 16) uint8 colour thumbnail of the de-rotated view
     derotated_padding: np.ndarray | None = None    # (m, 4) float32 box of the canvas outside which it is padding
+    keypoint_rows: np.ndarray | None = None        # (k,) int64 rows whose search keypoints were found, ascending
+    keypoints: np.ndarray | None = None            # (k,) KEYPOINT_RECORD their keypoints (leakscan.orb)
     model_embedding: np.ndarray | None = None  # (n, D) float32 from the extra embedder (an ONNX model), or None
     failures: tuple = ()      # ((row, reason), ...)
     notes: tuple = ()         # ((row, note), ...) e.g. animated GIF first frame
@@ -167,6 +177,10 @@ class Features:
             object.__setattr__(self, "derotated_colour", np.zeros((m, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8))
         if self.derotated_padding is None:
             object.__setattr__(self, "derotated_padding", np.tile(np.float32(NO_BORDER), (m, 1)))
+        if self.keypoint_rows is None:
+            object.__setattr__(self, "keypoint_rows", np.zeros(0, np.int64))
+            object.__setattr__(self, "keypoints", np.zeros(0, KEYPOINT_RECORD))
+        k = len(self.keypoint_rows)
         checks = {
             "ok": (self.ok, (n,), np.bool_),
             "file_digest": (self.file_digest, (n, 16), np.uint8),
@@ -183,6 +197,8 @@ class Features:
             "colour": (self.colour, (n, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8),
             "derotated_colour": (self.derotated_colour, (m, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8),
             "derotated_padding": (self.derotated_padding, (m, 4), np.float32),
+            "keypoint_rows": (self.keypoint_rows, (k,), np.int64),
+            "keypoints": (self.keypoints, (k,), KEYPOINT_RECORD),
         }
         if self.model_embedding is not None:
             me = self.model_embedding
@@ -191,7 +207,7 @@ class Features:
                 raise ValueError(f"Features.model_embedding must be 2-d, got {me.shape}")
         for name, (arr, shape, dtype) in checks.items():
             if arr.shape != shape or arr.dtype != dtype:
-                raise ValueError(f"Features.{name} must be {dtype.__name__}{shape}, got {arr.dtype}{arr.shape}")
+                raise ValueError(f"Features.{name} must be {np.dtype(dtype)}{shape}, got {arr.dtype}{arr.shape}")
 
     def __len__(self) -> int:
         return int(self.ok.shape[0])
@@ -233,7 +249,7 @@ class Features:
         failures: dict[int, str] = {}
         notes: dict[int, str] = {}
         pictures: dict[int, np.ndarray] = {}
-        derot = []
+        derot, keyed = [], []
         model = None
         for k, (pos, part) in enumerate(parts):
             pos = np.asarray(pos, np.int64)
@@ -245,6 +261,7 @@ class Features:
             pictures.update((int(pos[r]), pic) for r, pic in part.pictures)
             derot.append((pos[part.derotated_rows], part.derotated_angle, part.derotated_embedding,
                           part.derotated_thumb, part.derotated_colour, part.derotated_padding))
+            keyed.append((pos[part.keypoint_rows], part.keypoints))
             if part.model_embedding is not None:
                 if model is None:
                     model = np.zeros((n, part.model_embedding.shape[1]), np.float32)
@@ -254,12 +271,17 @@ class Features:
         rows = np.concatenate([d[0] for d in derot]) if derot else np.zeros(0, np.int64)
         order = np.argsort(rows, kind="stable")
         cat = (lambda k, empty: np.concatenate([d[k] for d in derot])[order] if derot else empty)  # noqa: E731
+        keyed_rows = np.concatenate([rows for rows, _ in keyed]) if keyed else np.zeros(0, np.int64)
+        keyed_order = np.argsort(keyed_rows, kind="stable")
         return cls(**{name: getattr(out, name) for name in _DENSE},
                    derotated_rows=rows[order].astype(np.int64), derotated_angle=cat(1, np.zeros(0, np.float32)),
                    derotated_embedding=cat(2, np.zeros((0, EMBED_DIM), np.float32)),
                    derotated_thumb=cat(3, np.zeros((0, THUMB, THUMB), np.uint8)),
                    derotated_colour=cat(4, np.zeros((0, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8)),
                    derotated_padding=cat(5, np.zeros((0, 4), np.float32)),
+                   keypoint_rows=keyed_rows[keyed_order].astype(np.int64),
+                   keypoints=(np.concatenate([kp for _, kp in keyed]) if keyed
+                              else np.zeros(0, KEYPOINT_RECORD))[keyed_order],
                    model_embedding=model,
                    failures=tuple(sorted(failures.items())), notes=tuple(sorted(notes.items())),
                    pictures=tuple(sorted(pictures.items(), key=lambda kv: kv[0])), n_cached=n_cached)
@@ -267,7 +289,8 @@ class Features:
     # ---- the bytes the feature cache stores per image (leakscan.cache keeps them opaque)
     def to_blobs(self) -> list:
         """Per row: :data:`RECORD` bytes (plus :data:`DEROTATED_RECORD` bytes for a row with a
-        de-rotated view), or None for a row that was not decoded."""
+        de-rotated view, then :data:`~leakscan.orb.KEYPOINT_RECORD` bytes for a row with search
+        keypoints), or None for a row that was not decoded."""
         rec = np.zeros(len(self), RECORD)
         rec["ok"], rec["low_info"] = self.ok, self.low_info
         rec["width"], rec["height"] = self.sizes[:, 0], self.sizes[:, 1]
@@ -282,14 +305,16 @@ class Features:
         derot["colour"] = self.derotated_colour.reshape(len(derot), 3 * COLOUR_SIDE * COLOUR_SIDE)
         derot["padding"] = self.derotated_padding
         extra = {int(r): derot[q].tobytes() for q, r in enumerate(self.derotated_rows.tolist())}
-        return [rec[r].tobytes() + extra.get(r, b"") if self.ok[r] else None for r in range(len(self))]
+        keyed = {int(r): self.keypoints[q].tobytes() for q, r in enumerate(self.keypoint_rows.tolist())}
+        return [rec[r].tobytes() + extra.get(r, b"") + keyed.get(r, b"") if self.ok[r] else None
+                for r in range(len(self))]
 
     @classmethod
     def from_blobs(cls, n: int, positions, blobs) -> "Features":
         """``n`` rows, row ``positions[k]`` read from ``blobs[k]`` (as :meth:`to_blobs` wrote it); a
         blob of another size (another layout) is left out, so that row is not ok."""
-        size = RECORD.itemsize
-        good = [(int(p), b) for p, b in zip(positions, blobs) if len(b) in (size, size + DEROTATED_RECORD.itemsize)]
+        size, derot_size, keyed_size = RECORD.itemsize, DEROTATED_RECORD.itemsize, KEYPOINT_RECORD.itemsize
+        good = [(int(p), b) for p, b in zip(positions, blobs) if len(b) in _BLOB_SIZES]
         pos = np.array([p for p, _ in good], np.int64)
         rec = np.frombuffer(b"".join(b[:size] for _, b in good), RECORD) if good else np.zeros(0, RECORD)
         out = cls.empty(n)
@@ -302,16 +327,19 @@ class Features:
         out.embedding[pos] = rec["embedding"]
         out.thumb[pos] = rec["thumb"].reshape(-1, THUMB, THUMB)
         out.colour[pos] = rec["colour"].reshape(-1, 3, COLOUR_SIDE, COLOUR_SIDE)
-        with_view = [(p, b) for p, b in good if len(b) > size]
-        derot = (np.frombuffer(b"".join(b[size:] for _, b in with_view), DEROTATED_RECORD) if with_view
-                 else np.zeros(0, DEROTATED_RECORD))
+        with_view = [(p, b) for p, b in good if len(b) - size in (derot_size, derot_size + keyed_size)]
+        derot = (np.frombuffer(b"".join(b[size:size + derot_size] for _, b in with_view), DEROTATED_RECORD)
+                 if with_view else np.zeros(0, DEROTATED_RECORD))
+        with_keypoints = sorted((p, b) for p, b in good if len(b) - size in (keyed_size, derot_size + keyed_size))
+        keyed = np.frombuffer(b"".join(b[-keyed_size:] for _, b in with_keypoints), KEYPOINT_RECORD).copy()
         return cls(**{name: getattr(out, name) for name in _DENSE},
                    derotated_rows=np.array([p for p, _ in with_view], np.int64),
                    derotated_angle=derot["angle"].astype(np.float32),
                    derotated_embedding=derot["embedding"].astype(np.float32).reshape(-1, EMBED_DIM),
                    derotated_thumb=derot["thumb"].reshape(-1, THUMB, THUMB).astype(np.uint8),
                    derotated_colour=derot["colour"].reshape(-1, 3, COLOUR_SIDE, COLOUR_SIDE).astype(np.uint8),
-                   derotated_padding=derot["padding"].astype(np.float32).reshape(-1, 4))
+                   derotated_padding=derot["padding"].astype(np.float32).reshape(-1, 4),
+                   keypoint_rows=np.array([p for p, _ in with_keypoints], np.int64), keypoints=keyed)
 
     def canvas_mask(self, *, trimmed: bool | None = None) -> np.ndarray:
         """``(n,)`` bool: the rows whose canvas view is their picture trimmed out of a flat
@@ -337,7 +365,12 @@ class Features:
         new_rows = np.array([pos[int(self.derotated_rows[q])] for q in rk], np.int64)
         order = np.argsort(new_rows, kind="stable")
         rk = np.asarray(rk, np.int64)[order]
+        kk = [q for q, r in enumerate(self.keypoint_rows.tolist()) if r in pos]
+        keyed_rows = np.array([pos[int(self.keypoint_rows[q])] for q in kk], np.int64)
+        keyed_order = np.argsort(keyed_rows, kind="stable")
+        kk = np.asarray(kk, np.int64)[keyed_order]
         return Features(
+            keypoint_rows=keyed_rows[keyed_order], keypoints=self.keypoints[kk],
             derotated_rows=new_rows[order], derotated_angle=self.derotated_angle[rk],
             derotated_embedding=self.derotated_embedding[rk],
             derotated_thumb=self.derotated_thumb[rk], derotated_colour=self.derotated_colour[rk],
@@ -582,11 +615,13 @@ def features_of_image(img: Image.Image):
 # --------------------------------------------------------------------------- batches
 
 def _extract_chunk(job) -> Features:
-    """Features of one chunk of images: ``job = (kind, items, extra, decode_side, picture_share)``,
-    kind ``"path"``, ``"source"`` or ``"array"``; image files decode at reduced scale down to
-    ``decode_side`` (None: full); images whose pixel digest falls in the lowest
-    ``picture_share`` of digests keep a small picture (:attr:`Features.pictures`)."""
-    kind, items, extra, decode_side, picture_share = job
+    """Features of one chunk of images: ``job = (kind, items, extra, decode_side, picture_share,
+    keypoints)``, kind ``"path"``, ``"source"`` or ``"array"``; image files decode at reduced scale
+    down to ``decode_side`` (None: full); images whose pixel digest falls in the lowest
+    ``picture_share`` of digests keep a small picture (:attr:`Features.pictures`); with
+    ``keypoints``, pictures of LOOK_MIN_SIDE px or more keep their search keypoints."""
+    kind, items, extra, decode_side, picture_share, keypoints = job
+    keypoints = keypoints and _opencv_loads()
     embedder = extra.load() if extra is not None else None
     if embedder is not None and decode_side is not None:  # the model sees its input size, never upsampled
         decode_side = max(decode_side, int(getattr(embedder, "width", 0)), int(getattr(embedder, "height", 0)))
@@ -597,6 +632,7 @@ def _extract_chunk(job) -> Features:
     smalls = np.zeros((n, HASH_SIZE * 4, HASH_SIZE * 4), np.uint8)
     colours = np.zeros((n, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8)
     derotated_rows, derotated_angle, derotated_small, derotated_col, derotated_pad = [], [], [], [], []
+    keyed_rows, keyed = [], []
     for k, item in enumerate(items):
         try:
             if kind == "path":
@@ -616,11 +652,20 @@ def _extract_chunk(job) -> Features:
                 img = canonical_from_array(item)
                 size = img.size
             out.pixel_digest[k] = pixel_digest(img)
+            small = None
             if picture_share and digest_share(out.pixel_digest[k]) < picture_share:
                 try:
-                    pictures.append((k, small_picture(img)))
+                    small = small_picture(img)
+                    pictures.append((k, small))
                 except Exception as exc:  # only a convenience: the calibration decodes it again
                     log.info("image %d of the chunk: no calibration picture kept (%s)", k, exc)
+            if keypoints and min(size) >= LOOK_MIN_SIDE:
+                try:
+                    small = small_picture(img) if small is None else small
+                    keyed.append(strongest_keypoints(Image.fromarray(small, "RGB"), PICTURE_SIDE))
+                    keyed_rows.append(k)
+                except Exception as exc:  # the search decodes it again, and says so if it fails there too
+                    log.info("image %d of the chunk: no keypoints kept (%s: %s)", k, type(exc).__name__, exc)
             smalls[k] = thumbnail(img)
             colours[k] = colour_thumbnail(img)
             out.sizes[k] = size
@@ -653,6 +698,7 @@ def _extract_chunk(job) -> Features:
         out.embedding[good] = hog(smalls[good])
         out.low_info[good] = smalls[good].reshape(len(good), -1).std(axis=1) < LOW_INFO_STD
     keep = [q for q, r in enumerate(derotated_rows) if out.ok[r]]
+    kept_keys = [q for q, r in enumerate(keyed_rows) if out.ok[r]]
     rs = np.array([derotated_small[q] for q in keep], np.uint8).reshape(len(keep), THUMB, THUMB)
     return Features(ok=out.ok, file_digest=out.file_digest, pixel_digest=out.pixel_digest,
                     hashes=out.hashes, embedding=out.embedding, low_info=out.low_info,
@@ -664,9 +710,20 @@ def _extract_chunk(job) -> Features:
                     derotated_colour=np.array([derotated_col[q] for q in keep], np.uint8).reshape(
                         len(keep), 3, COLOUR_SIDE, COLOUR_SIDE),
                     derotated_padding=np.array([derotated_pad[q] for q in keep], np.float32).reshape(len(keep), 4),
+                    keypoint_rows=np.array([keyed_rows[q] for q in kept_keys], np.int64),
+                    keypoints=np.array([keyed[q] for q in kept_keys], KEYPOINT_RECORD).reshape(len(kept_keys)),
                     model_embedding=_extra_embed(embedder, views, out.ok),
                     failures=tuple(failures), notes=tuple(notes),
                     pictures=tuple((k, pic) for k, pic in pictures if out.ok[k]))
+
+
+def _opencv_loads() -> bool:
+    """Whether OpenCV can be loaded (a broken install: no keypoints, the search says so)."""
+    try:
+        import cv2  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
 
 
 def digest_order(digests: np.ndarray) -> np.ndarray:
@@ -781,7 +838,7 @@ def _load_pictures(manifest: Manifest, rows: list, max_side: int, kept: dict) ->
 
 def extract_images(images: list, model=None) -> Features:
     """Features of in-memory pictures (arrays ``(H, W[, C])``), in this process: one chunk."""
-    return _extract_chunk(("array", list(images), model, None, 0.0))
+    return _extract_chunk(("array", list(images), model, None, 0.0, False))
 
 
 def _extra_embed(embedder, views: dict, ok: np.ndarray):
@@ -811,6 +868,7 @@ def extract_features(
     decode_side: int | None = DECODE_SIDE,
     picture_share: float = 0.0,
     chunk_bytes: int = CHUNK_BYTES,
+    keypoints: bool = False,
 ) -> Features:
     """Decode each image once and compute all its features.
 
@@ -850,6 +908,10 @@ def extract_features(
         Images whose pixel digest is among the lowest ``picture_share`` of digests keep a
         small picture (:attr:`Features.pictures`, at most :data:`PICTURE_SIDE` px), so the
         calibration copies them without decoding them again.
+    keypoints : bool
+        Keep the search keypoints of every picture of 64 px or more (:attr:`Features.keypoints`,
+        5 KB each), so the keypoint search (:func:`leakscan.keypoints.keypoint_pairs`) decodes
+        nothing again.
 
     Returns
     -------
@@ -877,11 +939,12 @@ def extract_features(
     chunk_size = max(16, min(chunk_size, -(-n // (4 * jobs)))) if client is None else chunk_size
     if manifest.images is not None or source is None:
         starts = list(range(0, n, chunk_size))
-        tasks = [(kind, items[start:start + chunk_size], model, decode_side, picture_share) for start in starts]
+        tasks = [(kind, items[start:start + chunk_size], model, decode_side, picture_share, keypoints)
+                 for start in starts]
     else:  # image bytes of a dataset or table are read chunk by chunk, as the workers get to them
         starts = _chunk_starts(source.nbytes(rows), chunk_size, chunk_bytes)
         ends = starts[1:] + [n]
-        tasks = (("source", source.work_items(rows[a:b]), model, decode_side, picture_share)
+        tasks = (("source", source.work_items(rows[a:b]), model, decode_side, picture_share, keypoints)
                  for a, b in zip(starts, ends))
     parts: list[tuple[np.ndarray, Features]] = []
     done = 0

@@ -45,8 +45,9 @@ def _n_lists(n: int) -> int:
     return lists
 
 
-def _trained(index, db: np.ndarray, nprobe: int, seed: int):
-    """``index`` (an IVF index) trained on 40 rows per list chosen by content, probing ``nprobe`` lists.
+def _trained(index, db: np.ndarray, nprobe: int, seed: int, rounds: int | None = None):
+    """``index`` (an IVF index) trained on 40 rows per list chosen by content, probing ``nprobe``
+    lists; its k-means runs ``rounds`` rounds (None: FAISS's 25).
 
     A float index's k-means starts from the sample's first rows (by content too, where FAISS
     would start from rows drawn by their position in the sample), so that a subset of the
@@ -54,6 +55,8 @@ def _trained(index, db: np.ndarray, nprobe: int, seed: int):
     faiss = _faiss()
     sample = np.ascontiguousarray(db[_content_sample(db, min(len(db), index.nlist * 40), seed)])
     index.cp.seed = seed
+    if rounds is not None:
+        index.cp.niter = rounds
     if isinstance(index, faiss.IndexBinary):
         index.train(sample)
     else:
@@ -93,10 +96,12 @@ class HammingIndex:
     :data:`HASH_QUARTERS`, for radii it serves; otherwise every code compared,
     ``IndexBinaryFlat``), approximate beyond (``IndexBinaryIVF``), trained on a sample chosen
     by content (as :class:`CosineIndex`), so the pairs found do not depend on the order of the rows.
+    ``lists`` and ``train_rounds`` set the approximate index's lists and k-means rounds (None:
+    about ``4 * sqrt(n)`` lists, FAISS's 25 rounds).
     """
 
     def __init__(self, db: np.ndarray, *, exact_max: int | None = None, nprobe: int | None = None,
-                 seed: int = 0):
+                 seed: int = 0, lists: int | None = None, train_rounds: int | None = None):
         exact_max = HAMMING_EXACT_MAX if exact_max is None else exact_max
         nprobe = HAMMING_NPROBE if nprobe is None else nprobe
         self.db = np.ascontiguousarray(db, dtype=np.uint8)
@@ -116,9 +121,10 @@ class HammingIndex:
                 self._quarters.add(self.db)
         else:
             self.exact = False
-            nlist = _n_lists(n)
+            nlist = _n_lists(n) if lists is None else max(1, min(int(lists), n // 39))
             self._quantizer = faiss.IndexBinaryFlat(self.nbits)  # keep alive: the IVF index refers to it
-            self._index = _trained(faiss.IndexBinaryIVF(self._quantizer, self.nbits, nlist), self.db, nprobe, seed)
+            self._index = _trained(faiss.IndexBinaryIVF(self._quantizer, self.nbits, nlist), self.db, nprobe, seed,
+                                   train_rounds)
         self._index.add(self.db)
 
     def range(self, queries: np.ndarray, max_distance: int, *, block: int = BLOCK):

@@ -221,7 +221,7 @@ def test_without_opencv_the_audit_keeps_the_thumbnails_decision_and_says_so(tmp_
     def broken():
         raise ImportError("libopencv_core.so: cannot open shared object file")
 
-    monkeypatch.setattr(leakscan.keypoints, "_orb", broken)
+    monkeypatch.setattr(leakscan.keypoints, "detector", broken)
     result = leakscan.audit(tmp_path / "tiles", cache=False)
     assert result.calibration.stats["keypoints"]["used"] is False
     assert any("not looked at closer" in w and "OpenCV" in w for w in result.warnings)
@@ -339,3 +339,40 @@ def test_pictures_that_share_only_a_caption_are_not_proposed_by_their_keypoints(
     assert [{names[int(i)] for i in pair} for pair in zip(proposed[0].i, proposed[0].j)] == [{"crop.jpg", "g05.jpg"}]
     found = {frozenset((r["a"], r["b"])) for r in result.pair_records()}
     assert found == {frozenset(("crop.jpg", "g05.jpg"))}, found
+
+
+def test_the_keypoint_search_reads_the_keypoints_the_feature_pass_kept_and_decodes_nothing_again(tmp_path,
+                                                                                                 monkeypatch):
+    root = tmp_path / "gravel"
+    root.mkdir()
+    for k in range(24):
+        texture(400 + k).save(root / f"g{k:02d}.jpg", quality=92)
+    _off_centre_crop(texture(403)).save(root / "crop.jpg", quality=92)
+    planted = frozenset(("crop.jpg", "g03.jpg"))
+    decoded = []
+    real = leakscan.keypoints._decoded_keypoints
+    monkeypatch.setattr(leakscan.keypoints, "_decoded_keypoints", lambda picture: decoded.append(picture) or real(picture))
+
+    def found(result):
+        return {frozenset((r["a"], r["b"])): r["kind"] for r in result.pair_records()}
+
+    cache = tmp_path / "features.sqlite"
+    cold = leakscan.audit(root, cache=cache)
+    assert found(cold).get(planted) == "keypoint" and decoded == []
+    # the keypoints are stored with the features: a search run again on cached features (another
+    # setting) reads them from the cache
+    warm = leakscan.audit(root, cache=cache, settings=leakscan.DetectSettings(min_confidence=0.6))
+    assert warm.features.n_cached == 25
+    assert found(warm).get(planted) == "keypoint" and decoded == []
+    # features kept without them (an older cache, or extract_features without keypoints=True):
+    # the search decodes the pictures again and finds the same keypoints, so the same pairs
+    m = leakscan.discovery.discover(root)
+
+    def pictures(rows):
+        return leakscan.features.load_pictures(m, rows)
+
+    with_kept = leakscan.keypoints.search_keypoints(leakscan.extract_features(m, jobs=1, keypoints=True),
+                                                    np.arange(len(m)), pictures)
+    decoded.clear()
+    again = leakscan.keypoints.search_keypoints(leakscan.extract_features(m, jobs=1), np.arange(len(m)), pictures)
+    assert len(decoded) == len(m) and np.array_equal(again, with_kept) and (again["count"] > 0).all()

@@ -1,0 +1,64 @@
+"""ORB keypoints of a picture (OpenCV): what the keypoint search indexes and the closer look matches.
+
+Every picture is brought to one side (:data:`~leakscan.features.PICTURE_SIDE` px on its longer
+side, given by the caller) before its keypoints are found, so the tolerances of
+:mod:`leakscan.keypoints` mean the same on every picture. The search's keypoints of a picture
+(its :data:`STRONGEST` strongest) are found in the feature pass, from the decode the features
+already make (:func:`strongest_keypoints`), and kept with the features (and their cache), so
+the search decodes nothing again.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["LOOK_MIN_SIDE", "STRONGEST", "KEYPOINT_RECORD", "detector", "grey_at_side", "strongest_keypoints"]
+
+#: Pictures smaller than this on their shorter side (CIFAR's 32 px) have too few keypoints.
+LOOK_MIN_SIDE = 64
+#: Keypoints per picture the keypoint search indexes: its strongest ORB keypoints.
+STRONGEST = 128
+#: One picture's search keypoints as the features keep them (and the feature cache stores
+#: them): how many, the size of the picture they were found on, and their places and ORB
+#: descriptors (the first ``count`` rows). Change the layout only with FEATURE_VERSION.
+KEYPOINT_RECORD = np.dtype([("count", np.int16), ("width", np.int16), ("height", np.int16),
+                            ("points", np.float32, (STRONGEST, 2)), ("codes", np.uint8, (STRONGEST, 32))])
+
+_local = threading.local()
+
+
+def detector():
+    """This thread's ORB detector (OpenCV releases the GIL in it: threads share the work)."""
+    import cv2  # noqa: PLC0415 - OpenCV loads only when keypoints are needed
+
+    if getattr(_local, "orb", None) is None:
+        _local.orb = cv2.ORB_create(nfeatures=500, edgeThreshold=15, patchSize=15, fastThreshold=10)
+    return _local.orb
+
+
+def grey_at_side(picture: Image.Image, side: int) -> np.ndarray:
+    """The picture in grey levels, brought to ``side`` px on its longer side."""
+    gray = picture.convert("L")
+    scale = side / max(gray.size)
+    if abs(scale - 1) > 0.01:
+        gray = gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))), Image.BILINEAR)
+    return np.asarray(gray)
+
+
+def strongest_keypoints(picture: Image.Image, side: int) -> np.ndarray:
+    """The :data:`STRONGEST` strongest ORB keypoints of ``picture`` brought to ``side`` px, as a
+    :data:`KEYPOINT_RECORD` (``count`` 0 when it has none); OpenCV's errors are the caller's."""
+    a = grey_at_side(picture, side)
+    kp, des = detector().detectAndCompute(a, None)
+    out = np.zeros((), KEYPOINT_RECORD)
+    out["width"], out["height"] = a.shape[1], a.shape[0]
+    if des is None or not len(kp):
+        return out
+    order = np.argsort([-k.response for k in kp], kind="stable")[:STRONGEST]
+    out["count"] = len(order)
+    out["points"][:len(order)] = np.float32([kp[q].pt for q in order]).reshape(-1, 2)
+    out["codes"][:len(order)] = des[order]
+    return out

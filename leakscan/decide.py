@@ -156,27 +156,27 @@ def detect(
     if n_ok and n_flat > 0.2 * n_ok:
         warnings.append(f"{n_flat} of {n_ok} images are nearly uniform (too flat for their details to tell copies "
                         "apart): they are matched as exact copies only")
-    keyed = PairTable.empty()
-    if images is not None and s.crops:  # crops of textures, which no thumbnail search can tell apart
-        keyed, skipped = keypoint_pairs(features, found.search_rows, images, cands.keys(), jobs=jobs)
-        if skipped:
-            warnings.append(f"crops of textures (grass, gravel, star fields) were not searched by their keypoints: "
-                            f"{skipped} images of {LOOK_MIN_SIDE} px or more (the search runs on up to "
-                            f"{SEARCH_MAX_IMAGES:,}); audit a subset for them, or pass --no-crops to say you do not "
-                            "need it")
-    cal, t_cal = None, 0.0
-    confidence = np.where(exact, 1.0, 0.0).astype(np.float32)
-    if (~exact).any() or len(keyed):
+    t_cal = 0.0
+
+    def calibrated() -> Calibration | None:
+        nonlocal t_cal
         if progress:
             progress("calibration", 0, 1)
         tc = time.perf_counter()
-        cal = calibrate(features, s, found, images=images, model=model, jobs=jobs)
+        fitted = calibrate(features, s, found, images=images, model=model, jobs=jobs)
         t_cal = time.perf_counter() - tc
         if progress:
             progress("calibration", 1, 1)
-        if cal is None:
+        if fitted is None:
             warnings.append("too few images to calibrate the decision on; only exact copies are reported "
                             "as duplicates, other candidates are listed as possible")
+        return fitted
+
+    cal = None
+    confidence = np.where(exact, 1.0, 0.0).astype(np.float32)
+    if (~exact).any():
+        cal = calibrated()
+        if cal is None:
             confidence[~exact] = POSSIBLE_FLOOR
         else:
             # the share of copies among the candidates, estimated apart for each reading (the
@@ -243,9 +243,22 @@ def detect(
     kept = ~(by_value & np.isin(cands.keys(), cands.take(~by_value & (confidence >= threshold)).keys()))
     cands = _likelier(dataclasses.replace(cands.take(kept), confidence=confidence[kept]))
     cands = dataclasses.replace(cands, angle=tilted_angles(features, cands))  # the detail's angle, to the degree
-    if len(keyed):  # proposed, not decided: the closer look decides them
-        keyed = dataclasses.replace(keyed, confidence=np.full(len(keyed), POSSIBLE_FLOOR, np.float32))
-        cands = PairTable.concat([cands, keyed]).sorted()
+    if images is not None and s.crops:  # crops of textures, which no thumbnail search can tell apart
+        # the pairs the thumbnails' decision keeps (duplicates and possible) are not proposed again;
+        # those it rejected may be: on 32 px a crop of gravel reads as another patch of it
+        kept_keys = cands.take(cands.confidence >= POSSIBLE_FLOOR).keys()
+        keyed, skipped = keypoint_pairs(features, found.search_rows, images, kept_keys, jobs=jobs)
+        if skipped:
+            warnings.append(f"crops of textures (grass, gravel, star fields) were not searched by their keypoints: "
+                            f"{skipped} images of {LOOK_MIN_SIDE} px or more (the search runs on up to "
+                            f"{SEARCH_MAX_IMAGES:,}); audit a subset for them, or pass --no-crops to say you do not "
+                            "need it")
+        if len(keyed) and cal is None and not (~exact).any():  # nothing was calibrated for the thumbnails
+            cal = calibrated()
+            threshold = s.min_confidence if cal is None else cal.threshold
+        if len(keyed):  # proposed, not decided: the closer look decides them (in place of a rejected reading)
+            keyed = dataclasses.replace(keyed, confidence=np.full(len(keyed), POSSIBLE_FLOOR, np.float32))
+            cands = PairTable.concat([cands.take(~np.isin(cands.keys(), keyed.keys())), keyed]).sorted()
     if cal is not None and images is not None:  # the pairs left in doubt, seen closer (not rebuilt thumbnails)
         tl = time.perf_counter()
         confidence, look = closer_look(cands, found, features, images, threshold=threshold, floor=POSSIBLE_FLOOR,

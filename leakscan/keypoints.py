@@ -423,7 +423,8 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     confidence = np.asarray(pairs.confidence, np.float32).copy()
     big = features.sizes.min(axis=1) >= LOOK_MIN_SIDE
     looked = big[pairs.i] & big[pairs.j] & (pairs.kind != Kind.EXACT)
-    # the pairs only the keypoint search proposed (:func:`keypoint_pairs`): the look decides them
+    # the pairs the keypoint search proposed (:func:`keypoint_pairs`; no thumbnail reading of them
+    # is kept): the look decides them
     keyed = np.flatnonzero((pairs.kind == Kind.KEYPOINT) & looked)
     looked &= pairs.kind != Kind.KEYPOINT
     doubt = np.flatnonzero((confidence >= floor) & (confidence < threshold) & looked)
@@ -605,8 +606,9 @@ def _fitted(src: np.ndarray, dst: np.ndarray, size_a, size_b) -> int:
 
 def keypoint_pairs(features: Features, rows: np.ndarray, images: ImageSource, known: np.ndarray,
                    jobs: int = 1) -> tuple[PairTable, int]:
-    """Pairs of ``rows`` the thumbnails' searches did not propose (``known``: their keys) whose
-    keypoints say they are one picture: ``(pairs, skipped)``, kind ``keypoint``, score the share
+    """Pairs of ``rows`` but those in ``known`` (their keys: the pairs the thumbnails' decision
+    keeps, so that a picture's sure copies take none of its fits) whose keypoints say they are
+    one picture: ``(pairs, skipped)``, kind ``keypoint``, score the share
     of :data:`~leakscan.orb.STRONGEST` the fitted transform explains; ``skipped``: the pictures not
     searched, when there are more than :data:`SEARCH_MAX_IMAGES`.
 

@@ -376,3 +376,25 @@ def test_the_keypoint_search_reads_the_keypoints_the_feature_pass_kept_and_decod
     decoded.clear()
     again = leakscan.keypoints.search_keypoints(leakscan.extract_features(m, jobs=1), np.arange(len(m)), pictures)
     assert len(decoded) == len(m) and np.array_equal(again, with_kept) and (again["count"] > 0).all()
+
+
+def test_a_pair_the_thumbnails_proposed_and_rejected_is_still_proposed_by_its_keypoints(tmp_path, monkeypatch):
+    # on 32 px a crop of gravel reads as another patch of it: when a thumbnail search proposes the
+    # pair, its decision rejects it; that must not keep the keypoint search from it
+    for k in range(24):
+        texture(500 + k).save(tmp_path / f"g{k:02d}.jpg", quality=92)
+    _off_centre_crop(texture(503)).save(tmp_path / "crop.jpg", quality=92)
+    names = [str(p) for p in leakscan.discovery.discover(tmp_path).paths]
+    i, j = sorted((names.index("crop.jpg"), names.index("g03.jpg")))
+    real = leakscan.decide._likelier
+
+    def with_the_pair_rejected(pairs):  # the crop read as a crop of another patch, at confidence 0.02
+        rejected = PairTable(i=np.array([i]), j=np.array([j]), kind=np.array([Kind.EMBEDDING], np.uint8),
+                             score=np.float32([0.8]), hamming=np.int16([20]), cosine=np.float32([0.8]),
+                             variant=np.int8([MatchView.CROPPED]), same_bytes=np.zeros(1, bool),
+                             ncc=np.float32([0.5]), confidence=np.float32([0.02]))
+        return real(PairTable.concat([pairs.take(~np.isin(pairs.keys(), rejected.keys())), rejected]).sorted())
+
+    monkeypatch.setattr(leakscan.decide, "_likelier", with_the_pair_rejected)
+    found = {frozenset((r["a"], r["b"])): r["kind"] for r in leakscan.audit(tmp_path, cache=False).pair_records()}
+    assert found == {frozenset(("crop.jpg", "g03.jpg")): "keypoint"}, found

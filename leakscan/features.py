@@ -652,20 +652,22 @@ def _extract_chunk(job) -> Features:
                 img = canonical_from_array(item)
                 size = img.size
             out.pixel_digest[k] = pixel_digest(img)
+            named = item if kind == "path" else f"image {k}"  # for messages about it
             small = None
             if picture_share and digest_share(out.pixel_digest[k]) < picture_share:
                 try:
                     small = small_picture(img)
                     pictures.append((k, small))
                 except Exception as exc:  # only a convenience: the calibration decodes it again
-                    log.info("image %d of the chunk: no calibration picture kept (%s)", k, exc)
+                    log.info("%s: no calibration picture kept (%s)", named, exc)
             if keypoints and min(size) >= LOOK_MIN_SIDE:
                 try:
                     small = small_picture(img) if small is None else small
                     keyed.append(strongest_keypoints(Image.fromarray(small, "RGB"), PICTURE_SIDE))
                     keyed_rows.append(k)
                 except Exception as exc:  # the search decodes it again, and says so if it fails there too
-                    log.info("image %d of the chunk: no keypoints kept (%s: %s)", k, type(exc).__name__, exc)
+                    log.info("%s: no keypoints kept (%s: %s); the keypoint search decodes it again", named,
+                             type(exc).__name__, exc)
             smalls[k] = thumbnail(img)
             colours[k] = colour_thumbnail(img)
             out.sizes[k] = size
@@ -674,8 +676,7 @@ def _extract_chunk(job) -> Features:
             try:
                 view = canvas_view(img, smalls[k])
             except Exception as exc:  # an extra check: never lose the image to it
-                log.warning("%s: canvas check failed (%s: %s); searched without it",
-                            item if kind == "path" else f"image {k}", type(exc).__name__, exc)
+                log.warning("%s: canvas check failed (%s: %s); searched without it", named, type(exc).__name__, exc)
                 view = None
             if view is not None:
                 derotated_rows.append(k)

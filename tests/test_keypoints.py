@@ -398,3 +398,27 @@ def test_a_pair_the_thumbnails_proposed_and_rejected_is_still_proposed_by_its_ke
     monkeypatch.setattr(leakscan.decide, "_likelier", with_the_pair_rejected)
     found = {frozenset((r["a"], r["b"])): r["kind"] for r in leakscan.audit(tmp_path, cache=False).pair_records()}
     assert found == {frozenset(("crop.jpg", "g03.jpg")): "keypoint"}, found
+
+
+def test_opencv_failing_on_a_picture_in_the_feature_pass_keeps_the_image_and_names_the_file(tmp_path, monkeypatch,
+                                                                                           caplog):
+    for k in range(3):
+        texture(600 + k).save(tmp_path / f"g{k}.jpg", quality=92)
+    texture(603, size=(200, 240)).save(tmp_path / "odd.jpg", quality=92)
+    real = leakscan.features.strongest_keypoints
+
+    def fails_on_portrait(picture, side):
+        if picture.height > picture.width:
+            raise RuntimeError("cv2.error: (-215:Assertion failed)")
+        return real(picture, side)
+
+    monkeypatch.setattr(leakscan.features, "strongest_keypoints", fails_on_portrait)
+    m = leakscan.discovery.discover(tmp_path)
+    with caplog.at_level("INFO", logger="leakscan.features"):
+        f = leakscan.extract_features(m, jobs=1, keypoints=True)
+    odd = [str(p) for p in m.paths].index("odd.jpg")
+    assert f.ok.all() and odd not in f.keypoint_rows.tolist() and len(f.keypoint_rows) == 3
+    assert any("odd.jpg" in r.getMessage() and "no keypoints kept" in r.getMessage() for r in caplog.records)
+    # the search then finds its keypoints on the picture decoded again
+    again = leakscan.keypoints.search_keypoints(f, np.array([odd]), lambda rows: leakscan.features.load_pictures(m, rows))
+    assert again["count"][0] > 0

@@ -19,8 +19,9 @@ Writes bench/results.md (and prints it). Sections:
    audit; copies made the ways training
    pipelines make them, among the 2.5 MP photos (bench/augmentations.py, `--only augmentations`);
    overlapping tiles cut other ways (bench/tile_protocols.py) and rows of tiles a third over
-   each other, none a duplicate (bench/tile_rows.py, `--only tile-rows`); odd dataset
-   compositions, each audit finishing with no pair of different pictures (bench/compositions.py,
+   each other, none a duplicate (bench/tile_rows.py, `--only tile-rows`); different photos
+   under one shared logo, watermark, frame or caption (bench/overlays.py, `--only overlays`);
+   odd dataset compositions, each audit finishing with no pair of different pictures (bench/compositions.py,
    `--only compositions`).
 4b. Input kinds: DataFrame, Parquet bytes, Hugging Face, DICOM, GeoTIFF, each with planted
    leaks (bench/formats.py).
@@ -485,6 +486,14 @@ def tile_rows_section(lines: list[str]) -> None:
               "duplicate: every one reported is listed.")
 
 
+def overlays_section(lines: list[str]) -> None:
+    """Different photos under one shared overlay: every duplicate joining two is false (bench/overlays.py)."""
+    _script_section(lines, "overlays.py", "Overlays: different photos under one logo, watermark, frame or caption",
+              "The photos of the transformed bench at 640 px plus generated pictures, each folder with one overlay "
+              "made one way (Pillow, OpenCV or numpy) on every picture, and six of them copied (80%, JPEG 70). "
+              "`of them different photos` counts the duplicates joining two different photos: every one is false.")
+
+
 def compositions_section(lines: list[str]) -> None:
     """Odd dataset compositions: every audit must finish, none may join two different pictures
     (bench/compositions.py)."""
@@ -616,7 +625,7 @@ def main() -> int:
     ap.add_argument("--skip-scale", action="store_true", help="skip the synthetic 100k-1M search runs")
     ap.add_argument("--only", choices=["cifar", "thresholds", "transformed", "peers", "judged", "formats", "models",
                                        "tiles", "tile-protocols", "tile-rows", "photos", "stability",
-                                       "augmentations", "compositions"],
+                                       "augmentations", "compositions", "overlays"],
                     help="run one section and print it")
     ap.add_argument("--model", action="append", default=[m for m in [os.environ.get("LEAKSCAN_BENCH_MODEL")] if m],
                     help="an image-embedding ONNX model to add to the model rows (repeatable; SSCD from the "
@@ -631,7 +640,7 @@ def main() -> int:
          "tile-protocols": tile_protocols_section, "tile-rows": tile_rows_section,
          "models": lambda ls: model_section(ls, models), "photos": lambda ls: photos_section(ls, a.jobs),
          "stability": lambda ls: stability_section(ls, a.jobs), "augmentations": augmentations_section,
-         "compositions": compositions_section}[a.only](lines)
+         "compositions": compositions_section, "overlays": overlays_section}[a.only](lines)
         print("\n".join(lines))
         return 0
     if BENCH.exists() and not a.skip_cifar:
@@ -652,6 +661,7 @@ def main() -> int:
     augmentations_section(lines)
     tile_protocols_section(lines)
     tile_rows_section(lines)
+    overlays_section(lines)
     compositions_section(lines)
     formats_section(lines)
     scale_section(lines)

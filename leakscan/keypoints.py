@@ -8,7 +8,9 @@ resized, or a picture turned and then cropped, lines up only roughly: such copie
 keypoints (OpenCV), matched with Lowe's ratio test, and one affine transform is fitted to
 the matches by RANSAC. Under it a copy lines up detail for detail whatever its crop, scale,
 turn or recolouring; two different pictures share a few matches (a brick wall's period, one
-sky's gradient), not the detail.
+sky's gradient), not the detail. Two different pictures under one logo, frame or watermark
+share many matches, and one transform explains them: a transform counts only where the
+detail agrees cell by cell (:func:`agreeing_cells`).
 
 What the matches and the detail mean depends on the data (how textured the pictures are),
 so the look is calibrated on the data, as the decision is: synthetic copies of the
@@ -78,6 +80,20 @@ MIN_DETAIL_PIXELS = 400
 #: A transform that shrinks or stretches an axis more than this, or the area more than its
 #: square, is no copy's.
 MAX_STRETCH = 4.0
+#: The detail is compared cell by cell (px a side, on pictures of PICTURE_SIDE px): a cell
+#: agrees when its details correlate at AGREE_NCC or more; cells whose detail is under
+#: FLAT_DETAIL grey levels (RMS) in both pictures are not judged (a textured cell against a
+#: flat one disagrees).
+AGREE_CELL = 16
+AGREE_NCC = 0.5
+FLAT_DETAIL = 1.0
+#: A transform under which fewer than this share of the judged cells agree lines up something
+#: the two pictures share (a logo, a frame, a watermark, a template), not the pictures: an
+#: overlay's (:meth:`KeypointLook.overlay`), which lowers a pair instead of confirming it ...
+AGREE_MIN = 1 / 3
+#: ... when the transform explains as many matches as this quantile of the synthetic copies'
+#: transforms do, or more (a transform of a few matches on a flat picture is often chance)
+OVERLAY_QUANTILE = 0.1
 
 
 
@@ -113,49 +129,51 @@ def _keypoints_or_none(picture: Image.Image, what: str) -> Keypoints | None:
         return None
 
 
-def _match_or_nothing(ka: Keypoints, kb: Keypoints) -> tuple[int, float, float, int]:
-    """A look ``(inliers, share, detail, keypoints)``: :func:`match_pictures` each way round (the
-    ratio test keeps other matches each way), the one with more inliers (no transform, logged,
-    when OpenCV fails on the pair), and the fewer keypoints of the two pictures."""
+def _match_or_nothing(ka: Keypoints, kb: Keypoints) -> tuple[int, float, float, int, float]:
+    """A look ``(inliers, share, detail, keypoints, agree)``: :func:`match_pictures` each way round
+    (the ratio test keeps other matches each way), the one with more inliers (no transform,
+    logged, when OpenCV fails on the pair), with the fewer keypoints of the two pictures."""
     keypoints = min(len(ka.points), len(kb.points))
     try:
-        return (*max(match_pictures(ka, kb), match_pictures(kb, ka)), keypoints)
+        inliers, share, detail, agree = max(match_pictures(ka, kb), match_pictures(kb, ka))
+        return inliers, share, detail, keypoints, agree
     except Exception as exc:
         log.warning("a pair of pictures: no closer look (%s: %s)", type(exc).__name__, exc)
-        return 0, 0.0, 0.0, keypoints
+        return 0, 0.0, 0.0, keypoints, 1.0
 
 
-def match_pictures(ka: Keypoints, kb: Keypoints) -> tuple[int, float, float]:
-    """``(inliers, share, detail)``: the matches of ``ka`` -> ``kb`` one affine transform explains;
-    the share of the smaller picture's area the two have in common under it; and the
-    correlation of their details there (0, 0, 0 without a transform).
+def match_pictures(ka: Keypoints, kb: Keypoints) -> tuple[int, float, float, float]:
+    """``(inliers, share, detail, agree)``: the matches of ``ka`` -> ``kb`` one affine transform
+    explains; the share of the smaller picture's area the two have in common under it; the
+    correlation of their details there; and the share of its cells whose details agree
+    (:func:`agreeing_cells`; 1 when none has detail). ``(0, 0, 0, 1)`` without a transform.
 
     >>> rng = np.random.default_rng(0)
     >>> img = Image.fromarray(rng.integers(0, 255, (160, 200), np.uint8)).resize((400, 320))
     >>> crop = img.crop((40, 30, 340, 270)).resize((250, 200))
-    >>> inliers, share, detail = match_pictures(picture_keypoints(img), picture_keypoints(crop))
-    >>> inliers > 50, round(share, 1), detail > 0.8
-    (True, 1.0, True)
+    >>> inliers, share, detail, agree = match_pictures(picture_keypoints(img), picture_keypoints(crop))
+    >>> inliers > 50, round(share, 1), detail > 0.8, agree > 0.9
+    (True, 1.0, True, True)
     """
     import cv2  # noqa: PLC0415
 
     da, db = ka.descriptors, kb.descriptors
     if da is None or db is None or len(da) < 2 or len(db) < 2:
-        return 0, 0.0, 0.0
+        return 0, 0.0, 0.0, 1.0
     knn = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(da, db, k=2)
     good = [m[0] for m in knn if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
     if len(good) < 6:
-        return 0, 0.0, 0.0
+        return 0, 0.0, 0.0, 1.0
     src = ka.points[[g.queryIdx for g in good]]
     dst = kb.points[[g.trainIdx for g in good]]
     m, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION_PX,
                                    maxIters=2000, confidence=0.99)
     if m is None or mask is None:
-        return 0, 0.0, 0.0
+        return 0, 0.0, 0.0, 1.0
     stretch = np.linalg.svd(m[:, :2], compute_uv=False)
     if stretch.min() <= 0 or stretch.max() / stretch.min() > MAX_STRETCH or not (
             1 / MAX_STRETCH ** 2 <= stretch.prod() <= MAX_STRETCH ** 2):
-        return 0, 0.0, 0.0
+        return 0, 0.0, 0.0, 1.0
     (ha, wa), (hb, wb) = ka.detail.shape, kb.detail.shape
     corners = np.float32([[0, 0], [wa, 0], [wa, ha], [0, ha]])
     quad = corners @ m[:, :2].T.astype(np.float32) + m[:, 2].astype(np.float32)
@@ -166,19 +184,47 @@ def match_pictures(ka: Keypoints, kb: Keypoints) -> tuple[int, float, float]:
     # the details lined up: where ka's picture covers kb's
     warped = cv2.warpAffine(ka.detail, m, (wb, hb), flags=cv2.INTER_LINEAR)
     inside = cv2.warpAffine(np.ones((ha, wa), np.float32), m, (wb, hb), flags=cv2.INTER_LINEAR) > 0.999
+    agree = agreeing_cells(warped, kb.detail, inside)
     x, y = warped[inside], kb.detail[inside]
     detail = 0.0
     if len(x) >= MIN_DETAIL_PIXELS:
         x, y = x - x.mean(), y - y.mean()
         detail = float((x @ y) / np.sqrt(float(x @ x) * float(y @ y) + 1e-9))
-    return int(mask.sum()), share, detail
+    return int(mask.sum()), share, detail, 1.0 if agree is None else agree
+
+
+def agreeing_cells(x: np.ndarray, y: np.ndarray, inside: np.ndarray) -> float | None:
+    """The share of the :data:`AGREE_CELL` px cells wholly ``inside`` the common part whose
+    details ``x`` and ``y`` (lined up) correlate at :data:`AGREE_NCC` or more, of those with
+    detail in either picture; None when no cell has any. A copy agrees almost everywhere (a
+    caption or a watermark covers a few cells); two pictures under one shared overlay agree
+    only where it is, however many keypoints it gives them."""
+    c = AGREE_CELL
+    gy, gx = x.shape[0] // c, x.shape[1] // c
+
+    def cells(a):
+        return a[:gy * c, :gx * c].reshape(gy, c, gx, c).transpose(0, 2, 1, 3).reshape(gy * gx, c * c)
+
+    whole = cells(inside).all(axis=1)
+    a, b = cells(x)[whole], cells(y)[whole]
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    aa, bb = (a * a).sum(axis=1), (b * b).sum(axis=1)
+    judged = np.maximum(aa, bb) >= FLAT_DETAIL ** 2 * c * c
+    if not judged.any():
+        return None
+    ncc = (a * b).sum(axis=1)[judged] / np.sqrt(aa[judged] * bb[judged] + 1e-9)
+    return float((ncc >= AGREE_NCC).mean())
 
 
 def _looks(looks) -> np.ndarray:
-    """Looks as a ``(n, 4)`` float64 array: inliers, share, detail, keypoints (unknown: 0)."""
+    """Looks as a ``(n, 5)`` float64 array: inliers, share, detail, keypoints (unknown: 0), agree
+    (unknown: 1)."""
     looks = np.asarray(looks, np.float64)
-    looks = looks.reshape(-1, looks.shape[-1] if looks.ndim > 1 else 4)
-    return np.c_[looks, np.zeros((len(looks), 4 - looks.shape[1]))] if looks.shape[1] < 4 else looks
+    looks = looks.reshape(-1, looks.shape[-1] if looks.ndim > 1 else 5)
+    if looks.shape[1] < 4:
+        looks = np.c_[looks, np.zeros((len(looks), 4 - looks.shape[1]))]
+    return np.c_[looks, np.ones(len(looks))] if looks.shape[1] < 5 else looks
 
 
 def usable(looks) -> np.ndarray:
@@ -250,11 +296,28 @@ class KeypointLook:
     no_transform: NoTransform = NoTransform()
     #: the same for a pair the tilted views read as turned, of turned copies
     tilted_no_transform: NoTransform = NoTransform()
+    #: a transform explaining this many matches or more is as well supported as nine copies' in
+    #: ten (:data:`OVERLAY_QUANTILE` of their inliers): under it, detail that agrees in fewer
+    #: than AGREE_MIN of the cells is an overlay's (:meth:`overlay`)
+    supported: float = np.inf
+
+    def overlay(self, looks) -> np.ndarray:
+        """Per look: a usable transform as well supported as a copy's under which the detail
+        agrees in fewer than :data:`AGREE_MIN` of the cells: a logo, a frame, a watermark or a
+        template the two pictures share lines up, not the pictures. (A transform of a few
+        matches on a flat picture is often chance, and its detail says nothing.)"""
+        looks = _looks(looks)
+        return usable(looks) & (looks[:, 4] < AGREE_MIN) & (looks[:, 0] >= self.supported)
+
+    def lined_up(self, looks) -> np.ndarray:
+        """Per look: a usable transform that is not an :meth:`overlay`'s: it can speak for a copy."""
+        return usable(looks) & ~self.overlay(looks)
 
     def odds_change(self, looks, tilted) -> np.ndarray:
         """What the look says of each duplicate, to add to its log odds: under a transform sharing
         at least half the smaller picture, :meth:`log_ratio` where it speaks for a copy (the
-        look-alikes it is fitted on may share part of a picture: it does not lower); else the
+        look-alikes it is fitted on may share part of a picture: it does not lower); under an
+        :meth:`overlay`, the lower of that ratio and the no-transform ratio; else the
         no-transform ratio at the pictures' keypoints."""
         looks = _looks(looks)
         # no keypoints (or no picture): no look, but for a turned reading (a turned copy keeps its
@@ -262,7 +325,8 @@ class KeypointLook:
         tilted = np.asarray(tilted, bool)
         nothing = np.where(tilted, self.tilted_no_transform.at(looks),
                            np.where(looks[:, 3] > 0, self.no_transform.at(looks), 0.0))
-        return np.where(usable(looks), np.maximum(self.log_ratio(looks), 0.0), nothing)
+        return np.where(self.lined_up(looks), np.maximum(self.log_ratio(looks), 0.0),
+                        np.where(self.overlay(looks), np.minimum(self.log_ratio(looks), nothing), nothing))
 
     def log_ratio(self, looks) -> np.ndarray:
         """log(P(look | copy, a transform) / P(look | look-alike, a transform)) per pair; 0 (no
@@ -298,7 +362,9 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
     emb = np.asarray(embeddings, np.float32)
     sim = emb @ emb.T
     np.fill_diagonal(sim, -np.inf)
-    enough = sum(look[0] > 0 for look in alike) >= MIN_EXAMPLES // 2  # look-alikes with a transform to learn from
+    # look-alikes with a transform to learn from, and enough of them in all (in a folder of
+    # pictures under one logo the search proposes few pairs, and each gives a transform)
+    enough = sum(look[0] > 0 for look in alike) >= MIN_EXAMPLES // 2 and len(alike) >= MIN_EXAMPLES
     nearest = []
     for a in range(0 if enough else len(pictures)):
         for b in np.argsort(-sim[a], kind="stable")[:NEGATIVES_PER].tolist():
@@ -342,10 +408,12 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
              "copies_with_a_transform": int((found & (y == 1)).sum()),
              "look_alikes_with_a_transform": int((found & keep & (y == 0)).sum()),
              "copies_median_matches": float(np.median(matches[y == 1])),
+             "overlay_min_matches": float(np.quantile(matches[found & (y == 1)], OVERLAY_QUANTILE)),
              "look_alikes_max_matches": int(matches[keep & (y == 0)].max())}
     # a copy the look finds no usable transform for, against a look-alike so
     alike_looks = looks[keep & (y == 0)]
-    fitted = dataclasses.replace(fitted, no_transform=NoTransform.fitted(looks[y == 1], alike_looks))
+    fitted = dataclasses.replace(fitted, no_transform=NoTransform.fitted(looks[y == 1], alike_looks),
+                                 supported=stats["overlay_min_matches"])
     if turned_looks:  # the same of turned copies
         fitted = dataclasses.replace(fitted, tilted_no_transform=NoTransform.fitted(turned_looks, alike_looks,
                                                                                   by_keypoints=False))
@@ -355,14 +423,15 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
 
 
 def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: int = 1) -> np.ndarray:
-    """``(inliers, share, detail, keypoints)`` (:func:`match_pictures`, and the fewer keypoints of
-    the two pictures; all 0 for a picture that cannot be read) per pair of ``pairs``, the pictures
+    """``(inliers, share, detail, keypoints, agree)`` (:func:`match_pictures`, with the fewer
+    keypoints of the two pictures; no transform for a picture that cannot be read) per pair of ``pairs``, the pictures
     read by ``images(rows)`` a block of pairs at a time (memory: a few hundred pictures), the
     keypoints and matches on ``jobs`` threads; each pair seen from the image of the lower pixel
     digest, so the look does not depend on the images' order, and under the dihedral variant
     it matched through (or its inverse, on the image of the higher digest: whichever way round
     the rows came, the same pictures are compared the same way)."""
-    looks = np.zeros((len(pairs), 4), np.float32)
+    looks = np.zeros((len(pairs), 5), np.float32)
+    looks[:, 4] = 1.0
     order = np.lexsort((pairs.j, pairs.i))  # pairs of one image together: fewer pictures read twice
     for start in range(0, len(pairs), LOOK_BLOCK):
         at = order[start:start + LOOK_BLOCK]
@@ -386,7 +455,7 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: in
 
         def look(task):
             _, a, bs = task
-            best = (0, 0.0, 0.0, 0)
+            best = (0, 0.0, 0.0, 0, 1.0)
             for b in bs:
                 if a in points and b in points:
                     best = max(best, _match_or_nothing(points[a], points[b]))
@@ -429,11 +498,10 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     looked &= pairs.kind != Kind.KEYPOINT
     doubt = np.flatnonzero((confidence >= floor) & (confidence < threshold) & looked)
     # the duplicates the thumbnails are not sure of: a copy shows ORB its detail (turned, cropped,
-    # recoloured), two tiles of one brick wall or sky do not
-    # (not overlapping tiles: their share of common picture is theirs to measure, at half by design;
-    # not pairs read by their brightness: a hue shift moves the grey levels ORB sees)
+    # recoloured), two tiles of one brick wall or sky do not, nor two pictures under one logo
+    # (not overlapping tiles: their share of common picture is theirs to measure, at half by design)
     unsure = np.flatnonzero((confidence >= threshold) & (confidence < LOOK_CEILING) & looked
-                            & ~np.isin(pairs.variant, (MatchView.OVERLAP, MatchView.VALUE)))
+                            & (pairs.variant != MatchView.OVERLAP))
     if not len(doubt) and not len(unsure) and not len(keyed):
         return confidence, {}
     try:
@@ -469,10 +537,14 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
         confidence[keyed] = floor
         return confidence, {"looked_at": int(len(doubt) + len(unsure) + len(keyed)), "used": False}
     p = confidence[doubt]
-    raised = np.where(usable(looks), np.maximum(_with_log_odds(p, fitted.log_ratio(looks)), p), p)
+    raised = np.where(fitted.lined_up(looks), np.maximum(_with_log_odds(p, fitted.log_ratio(looks)), p), p)
     confidence[doubt] = raised
     # the unsure duplicates confirmed, or lowered
-    confidence[unsure] = _with_log_odds(confidence[unsure], fitted.odds_change(unsure_looks, turned))
+    change = fitted.odds_change(unsure_looks, turned)
+    # a pair read by its brightness: a hue shift moves the grey levels ORB sees, so what ORB finds
+    # says nothing of it, but for an overlay the two share
+    quiet = (pairs.variant[unsure] == MatchView.VALUE) & ~fitted.overlay(unsure_looks)
+    confidence[unsure] = _with_log_odds(confidence[unsure], np.where(quiet, 0.0, change))
     # the keypoint search's pairs: what the look says of each (a transform: its ratio, raising or
     # lowering; none: the no-transform ratio at their keypoints), at their own share of copies
     # (EM over them, as the decision's other readings: a search that mostly proposes texture
@@ -489,6 +561,7 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
              "raised_to_duplicates": int((raised >= threshold).sum()),
              "duplicates_looked_at": int(len(unsure)), "turned_looked_at": int(turned.sum()),
              "lowered_to_possible": int((confidence[unsure] < threshold).sum()),
+             "overlays": int(fitted.overlay(np.r_[looks, unsure_looks, keyed_looks]).sum()),
              "weights": weights, "no_transform": _at_keypoints(fitted.no_transform),
              "tilted_no_transform": _at_keypoints(fitted.tilted_no_transform), **fitted.stats}
     return confidence, stats

@@ -48,9 +48,9 @@ def _recoloured(img):  # hue turned a third round, gamma 1.8
 @pytest.mark.parametrize("edit", [_crop_of_another_shape, _turned_then_cropped, _recoloured])
 def test_a_copy_lines_up_detail_for_detail_and_another_picture_does_not(edit):
     original = texture(1)
-    inliers, share, detail = match_pictures(picture_keypoints(original), picture_keypoints(edit(original)))
+    inliers, share, detail, agree = match_pictures(picture_keypoints(original), picture_keypoints(edit(original)))
     assert inliers >= 30 and share > 0.9 and detail > 0.7, (inliers, share, detail)
-    inliers, share, detail = match_pictures(picture_keypoints(texture(2)), picture_keypoints(edit(original)))
+    inliers, share, detail, agree = match_pictures(picture_keypoints(texture(2)), picture_keypoints(edit(original)))
     assert inliers < 15 and detail < 0.3, (inliers, share, detail)
 
 
@@ -59,7 +59,7 @@ def test_the_share_two_tiles_have_in_common_is_measured(overlap):
     scene = texture(3, (600, 240))
     step = round(240 * (1 - overlap))
     a, b = scene.crop((0, 0, 240, 240)), scene.crop((step, 0, step + 240, 240))
-    inliers, share, detail = match_pictures(picture_keypoints(a), picture_keypoints(b))
+    inliers, share, detail, agree = match_pictures(picture_keypoints(a), picture_keypoints(b))
     assert inliers >= 10 and detail > 0.8
     assert share == pytest.approx(overlap, abs=0.05)
 
@@ -255,7 +255,7 @@ def test_a_picture_opencv_fails_on_or_a_file_gone_since_it_was_read_ends_no_run(
     looks = look_at(_pairs([min(c1, t06)], [max(c1, t06)]), lambda rows: leakscan.features.load_pictures(m, rows),
                     looked.features.pixel_digest)
     assert "t06.jpg: not read again (" in caplog.text
-    assert looks.tolist() == [[0.0, 0.0, 0.0, 0.0]]
+    assert looks.tolist() == [[0.0, 0.0, 0.0, 0.0, 1.0]]  # no transform (every cell agrees: none was judged)
 
 
 def _off_centre_crop(img):  # half the picture's area, from its lower right, enlarged back
@@ -422,3 +422,71 @@ def test_opencv_failing_on_a_picture_in_the_feature_pass_keeps_the_image_and_nam
     # the search then finds its keypoints on the picture decoded again
     again = leakscan.keypoints.search_keypoints(f, np.array([odd]), lambda rows: leakscan.features.load_pictures(m, rows))
     assert again["count"][0] > 0
+
+
+def surface(seed: int, size=(320, 240)) -> Image.Image:
+    """A low-contrast grey surface (concrete, the moon): faint fine detail, every seed another
+    patch; a logo on it gives ORB most of its keypoints."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    fine = Image.fromarray(rng.integers(0, 256, (h // 3, w // 3), np.uint8)).resize(size, Image.BICUBIC)
+    fine = np.asarray(fine.filter(ImageFilter.GaussianBlur(1.0)), np.float32)
+    grey = np.clip((fine - 128) * 0.4 + 120 + rng.normal(0, 5), 0, 255).astype(np.uint8)
+    return Image.fromarray(np.repeat(grey[..., None], 3, axis=2), "RGB")
+
+
+def _under_one_logo(img: Image.Image) -> Image.Image:
+    """``img`` with a stock site's logo stamped on it: a red disc with white text, a fifth of the picture."""
+    from PIL import ImageDraw, ImageFont
+
+    out = img.copy()
+    w, h = out.size
+    s = int(min(w, h) * 0.5)
+    x0, y0 = w - s - 8, h - s - 8
+    d = ImageDraw.Draw(out)
+    d.ellipse([x0, y0, x0 + s, y0 + s], fill=(200, 30, 30), outline=(255, 255, 255), width=5)
+    try:
+        font = ImageFont.load_default(size=s // 3)
+    except TypeError:  # Pillow < 10.1
+        font = ImageFont.load_default()
+    d.text((x0 + s // 6, y0 + s // 3), "LOGO", fill=(255, 255, 255), font=font)
+    return out
+
+
+def _with_a_dark_bar(img: Image.Image) -> Image.Image:
+    from PIL import ImageDraw
+
+    out = img.copy()
+    w, h = out.size
+    ImageDraw.Draw(out).rectangle([0, h - h // 7, w, h], fill=(20, 20, 20))
+    return out
+
+
+def test_two_pictures_under_one_logo_line_up_only_where_the_logo_is_and_a_captioned_copy_everywhere():
+    # ORB finds the logo's corners in both and one transform explains them all; the detail
+    # agrees only where the logo is
+    a, b = _under_one_logo(surface(700)), _under_one_logo(surface(701))
+    inliers, share, detail, agree = match_pictures(picture_keypoints(a), picture_keypoints(b))
+    assert inliers >= 30 and share > 0.9 and agree < leakscan.keypoints.AGREE_MIN, (inliers, share, agree)
+    inliers, share, detail, agree = match_pictures(picture_keypoints(a), picture_keypoints(_with_a_dark_bar(a)))
+    assert inliers >= 30 and share > 0.9 and detail > 0.7 and agree > 0.8, (inliers, share, detail, agree)
+
+
+def test_different_pictures_under_one_logo_are_not_duplicates_and_a_copy_among_them_is(tmp_path):
+    for k in range(30):
+        _under_one_logo(surface(710 + k)).save(tmp_path / f"p{k:02d}.jpg", quality=92)
+    _with_a_dark_bar(_under_one_logo(surface(712))).save(tmp_path / "copy.jpg", quality=80)
+    found = {frozenset((r["a"], r["b"])) for r in leakscan.audit(tmp_path, cache=False).pair_records()}
+    assert found == {frozenset(("copy.jpg", "p02.jpg"))}, found
+
+
+def test_pictures_under_one_logo_read_by_their_brightness_are_lowered_and_a_copy_is_kept():
+    # a red logo on grey pictures: the thumbnails read by brightness see the logo and little else;
+    # ORB's grey levels say nothing else of a pair read by brightness (a hue shift moves them)
+    tiles = photo_tiles()
+    a, b = _under_one_logo(surface(720)), _under_one_logo(surface(721))
+    pictures = tiles + [a, b, _with_a_dark_bar(a)]
+    pairs, confidence, stats = _closer_look_at(pictures, [(24, 25), (24, 26)], MatchView.VALUE)
+    assert stats["duplicates_looked_at"] == 2 and stats["overlays"] == 1
+    assert confidence[0] < 0.5, confidence[:2]  # lowered
+    assert confidence[1] == pytest.approx(0.7), confidence[:2]  # as the thumbnails decided

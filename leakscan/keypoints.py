@@ -82,11 +82,11 @@ MIN_DETAIL_PIXELS = 400
 MAX_STRETCH = 4.0
 #: The detail is compared cell by cell (px a side, on pictures of PICTURE_SIDE px): a cell
 #: agrees when its details correlate at AGREE_NCC or more; cells whose detail is under
-#: FLAT_DETAIL grey levels (RMS) in both pictures are not judged (a textured cell against a
-#: flat one disagrees).
+#: FLAT_DETAIL grey levels (RMS) in both pictures are not judged (JPEG noise on a smooth
+#: retina or sky; a textured cell against a flat one disagrees).
 AGREE_CELL = 16
 AGREE_NCC = 0.5
-FLAT_DETAIL = 1.0
+FLAT_DETAIL = 2.0
 #: A transform under which fewer than this share of the judged cells agree lines up something
 #: the two pictures share (a logo, a frame, a watermark, a template), not the pictures: an
 #: overlay's (:meth:`KeypointLook.overlay`), which lowers a pair instead of confirming it ...

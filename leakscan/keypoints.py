@@ -129,16 +129,16 @@ def _keypoints_or_none(picture: Image.Image, what: str) -> Keypoints | None:
         return None
 
 
-def _match_or_nothing(ka: Keypoints, kb: Keypoints) -> tuple[int, float, float, int, float]:
+def _match_or_nothing(ka: Keypoints, kb: Keypoints, what: str = "a pair of pictures") -> tuple:
     """A look ``(inliers, share, detail, keypoints, agree)``: :func:`match_pictures` each way round
     (the ratio test keeps other matches each way), the one with more inliers (no transform,
-    logged, when OpenCV fails on the pair), with the fewer keypoints of the two pictures."""
+    logged naming ``what``, when OpenCV fails on the pair), with the fewer keypoints of the two."""
     keypoints = min(len(ka.points), len(kb.points))
     try:
         inliers, share, detail, agree = max(match_pictures(ka, kb), match_pictures(kb, ka))
         return inliers, share, detail, keypoints, agree
     except Exception as exc:
-        log.warning("a pair of pictures: no closer look (%s: %s)", type(exc).__name__, exc)
+        log.warning("%s: no closer look (%s: %s)", what, type(exc).__name__, exc)
         return 0, 0.0, 0.0, keypoints, 1.0
 
 
@@ -325,8 +325,16 @@ class KeypointLook:
         tilted = np.asarray(tilted, bool)
         nothing = np.where(tilted, self.tilted_no_transform.at(looks),
                            np.where(looks[:, 3] > 0, self.no_transform.at(looks), 0.0))
-        return np.where(self.lined_up(looks), np.maximum(self.log_ratio(looks), 0.0),
-                        np.where(self.overlay(looks), np.minimum(self.log_ratio(looks), nothing), nothing))
+        return self.said(looks, nothing, lowering=False)
+
+    def said(self, looks, nothing: np.ndarray, lowering: bool = True) -> np.ndarray:
+        """Per look, to add to a pair's log odds: under a transform that can speak for a copy
+        (:meth:`lined_up`), :meth:`log_ratio` (only where it speaks for one unless ``lowering``);
+        under an :meth:`overlay`'s, the lower of that ratio and ``nothing``, the no-transform
+        ratio; else ``nothing``."""
+        ratio = self.log_ratio(looks)
+        return np.where(self.lined_up(looks), ratio if lowering else np.maximum(ratio, 0.0),
+                        np.where(self.overlay(looks), np.minimum(ratio, nothing), nothing))
 
     def log_ratio(self, looks) -> np.ndarray:
         """log(P(look | copy, a transform) / P(look | look-alike, a transform)) per pair; 0 (no
@@ -446,10 +454,13 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: in
             tasks.append((at[k], (i, 0), [(j, w) for w in sorted({v, int(INVERSE_VARIANT[v])})]))
         keys = sorted({key for _, a, bs in tasks for key in [a, *bs] if pictures.get(key[0]) is not None})
 
+        def named(row):
+            return pictures[row].info.get("path", f"the image at row {row}")
+
         def keypoints(key):
             row, v = key
             gray = np.ascontiguousarray(apply_dihedral(np.asarray(pictures[row].convert("L")), v))
-            return _keypoints_or_none(Image.fromarray(gray), pictures[row].info.get("path", f"the image at row {row}"))
+            return _keypoints_or_none(Image.fromarray(gray), named(row))
 
         points = {key: kp for key, kp in zip(keys, map_threads(keypoints, keys, jobs)) if kp is not None}
 
@@ -458,7 +469,7 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: in
             best = (0, 0.0, 0.0, 0, 1.0)
             for b in bs:
                 if a in points and b in points:
-                    best = max(best, _match_or_nothing(points[a], points[b]))
+                    best = max(best, _match_or_nothing(points[a], points[b], f"{named(a[0])} ~ {named(b[0])}"))
             return best
 
         for (position, _, _), best in zip(tasks, map_threads(look, tasks, jobs)):
@@ -546,11 +557,10 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     quiet = (pairs.variant[unsure] == MatchView.VALUE) & ~fitted.overlay(unsure_looks)
     confidence[unsure] = _with_log_odds(confidence[unsure], np.where(quiet, 0.0, change))
     # the keypoint search's pairs: what the look says of each (a transform: its ratio, raising or
-    # lowering; none: the no-transform ratio at their keypoints), at their own share of copies
+    # lowering; an overlay's or none: the no-transform ratio at their keypoints), at their own share of copies
     # (EM over them, as the decision's other readings: a search that mostly proposes texture
     # look-alikes makes its pairs less likely copies)
-    said = np.where(usable(keyed_looks), fitted.log_ratio(keyed_looks),
-                    np.where(keyed_looks[:, 3] > 0, fitted.no_transform.at(keyed_looks), 0.0))
+    said = fitted.said(keyed_looks, np.where(keyed_looks[:, 3] > 0, fitted.no_transform.at(keyed_looks), 0.0))
     keyed_share = 0.0
     if len(keyed):
         confidence[keyed], keyed_share = adjust_to_prior(1.0 / (1.0 + np.exp(-said)))

@@ -490,3 +490,20 @@ def test_pictures_under_one_logo_read_by_their_brightness_are_lowered_and_a_copy
     assert stats["duplicates_looked_at"] == 2 and stats["overlays"] == 1
     assert confidence[0] < 0.5, confidence[:2]  # lowered
     assert confidence[1] == pytest.approx(0.7), confidence[:2]  # as the thumbnails decided
+
+
+def test_opencv_failing_on_a_pair_names_both_files_and_the_pair_reads_as_no_transform(tmp_path, monkeypatch, caplog):
+    texture(730).save(tmp_path / "a.jpg", quality=92)
+    _crop_of_another_shape(texture(730)).save(tmp_path / "b.jpg", quality=92)
+    m = leakscan.discovery.discover(tmp_path)
+    f = leakscan.extract_features(m, jobs=1)
+
+    def fails(ka, kb):
+        raise RuntimeError("cv2.error: (-215:Assertion failed)")
+
+    monkeypatch.setattr(leakscan.keypoints, "match_pictures", fails)
+    caplog.set_level("WARNING")
+    looks = look_at(_pairs([0], [1]), lambda rows: leakscan.features.load_pictures(m, rows), f.pixel_digest)
+    assert looks[0, 0] == 0 and looks[0, 4] == 1.0  # no transform; the look says what it says of none
+    assert any(("a.jpg ~ b.jpg: no closer look" in r.getMessage() or "b.jpg ~ a.jpg: no closer look" in r.getMessage())
+               and "RuntimeError" in r.getMessage() for r in caplog.records), caplog.text

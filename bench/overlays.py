@@ -11,7 +11,10 @@ same overlay, made two ways:
 overlay         protocols
 ==============  ==============================================================================
 logo            Pillow: an opaque disc with a word in it, a fifth of the picture, in a corner;
-                OpenCV: ``cv2.circle`` and ``cv2.putText`` blended at 60% (``addWeighted``)
+                OpenCV: ``cv2.circle`` and ``cv2.putText`` blended at 60% (``addWeighted``);
+                Pillow: a small badge composited 80% opaque (``alpha_composite``); the opaque
+                disc on three pictures in five only
+stamp           Pillow: a camera's date stamp, orange digits, a different date on each picture
 watermark       Pillow: a grid of semi-transparent words (``alpha_composite``); OpenCV: the
                 same grid drawn with ``putText`` and blended at 35%
 frame           Pillow: the picture pasted into a window with a title bar; numpy: ``np.pad``
@@ -152,6 +155,35 @@ def caption_cv2(img: Image.Image) -> Image.Image:
     return Image.fromarray(a[..., ::-1])
 
 
+def logo_alpha(img: Image.Image) -> Image.Image:
+    """A small translucent badge (a rounded box with the site's name, 80% opaque) top left, as
+    an alpha-composited PNG logo is stamped."""
+    base = img.convert("RGBA")
+    w, h = base.size
+    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    d = ImageDraw.Draw(layer)
+    bw, bh = w // 4, h // 9
+    d.rounded_rectangle([12, 12, 12 + bw, 12 + bh], radius=bh // 3, fill=(10, 90, 200, 204))
+    d.text((12 + bw // 10, 12 + bh // 5), "acme.io", fill=(255, 255, 255, 230), font=font(int(bh * 0.55)))
+    return Image.alpha_composite(base, layer).convert("RGB")
+
+
+def logo_on_most(img: Image.Image, k: int) -> Image.Image:
+    """:func:`logo_pil` on three pictures in five (a dataset scraped from several sites)."""
+    return logo_pil(img) if k % 5 < 3 else img
+
+
+def stamp_pil(img: Image.Image, k: int) -> Image.Image:
+    """A camera's date stamp: orange digits bottom right, a different date on each picture."""
+    out = img.copy()
+    w, h = out.size
+    d = ImageDraw.Draw(out)
+    date = f"'{10 + k % 14:02d}  {1 + k % 12:2d}  {1 + 7 * k % 28:2d}"
+    d.text((w - w // 3, h - h // 9), date, fill=(255, 150, 30), font=font(h // 14), stroke_width=1,
+           stroke_fill=(120, 50, 0))
+    return out
+
+
 def template_pil(img: Image.Image) -> Image.Image:
     card = Image.new("RGB", (640, 400), (250, 250, 250))
     d = ImageDraw.Draw(card)
@@ -163,12 +195,17 @@ def template_pil(img: Image.Image) -> Image.Image:
     return card
 
 
-#: (overlay, protocol, how, scored)
+#: (overlay, protocol, how, scored); ``how(img)``, or ``how(img, k)`` for the k-th picture
 OVERLAYS = [("logo", "pil", logo_pil, True), ("logo", "cv2 blended", logo_cv2, True),
+            ("logo", "pil alpha badge", logo_alpha, True), ("logo", "pil, 3 pictures in 5", logo_on_most, True),
+            ("stamp", "pil, a date each", stamp_pil, True),
             ("watermark", "pil alpha", watermark_pil, True), ("watermark", "cv2 blended", watermark_cv2, True),
             ("frame", "pil window", frame_pil, True), ("frame", "numpy pad + banner", frame_numpy, True),
             ("caption", "pil dark bar", caption_pil, True), ("caption", "cv2 light bar", caption_cv2, True),
             ("template", "pil card", template_pil, False)]
+
+
+TAKES_INDEX = (logo_on_most, stamp_pil)
 
 
 def copy_of(img: Image.Image) -> Image.Image:
@@ -192,13 +229,13 @@ def run(work: Path, source: Path | None, n_copies: int) -> dict:
     copied = sorted(rng.choice(len(photos), size=min(n_copies, len(photos)), replace=False).tolist())
     rows = []
     for overlay, protocol, how, scored in OVERLAYS:
-        folder = work / f"{overlay}_{protocol.replace(' ', '_').replace('+', 'and')}"
+        folder = work / f"{overlay}_{protocol.replace(',', '').replace(' ', '_').replace('+', 'and')}"
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
         photo_of = {}
         for k, (name, img) in enumerate(photos):
-            made = how(img)
+            made = how(img, k) if how in TAKES_INDEX else how(img)
             made.save(folder / f"p{k:03d}.jpg", quality=90)
             photo_of[f"p{k:03d}.jpg"] = k
             if k in copied:

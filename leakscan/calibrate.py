@@ -50,7 +50,9 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 from .evidence import EVIDENCE, SIGN, pair_evidence, typical_neighbours
 from .features import Features, digest_order, extract_images
 from .index import CosineIndex
-from .pairs import OVERLAP_MIN_SIDE, Candidates, Kind, PairTable, find_candidates, overlap_pairs, pair_keys, rows_of
+from .pairs import (OVERLAP_MIN_SIDE, Candidates, Kind, PairTable, find_candidates, overlap_pairs, pair_keys, rows_of,
+                    twin_pairs)
+from .padding import SharedOverlay
 from .parallel import run_chunks
 from .settings import RANDOM_STATE, DetectSettings
 from .views import N_VARIANTS, MatchView, embedding_variants, transform_variants
@@ -320,13 +322,15 @@ def picture_share(n_rows: int) -> float:
 
 
 def calibrate(features: Features, settings: DetectSettings, candidates: Candidates, *,
-              images: ImageSource | None = None, model=None, jobs: int = 1, salt: int = 0) -> Calibration | None:
+              images: ImageSource | None = None, model=None, jobs: int = 1, salt: int = 0,
+              overlay: SharedOverlay | None = None) -> Calibration | None:
     """Fit the pair decision on synthetic copies of a sample of ``features``' own images.
 
     ``images(rows)`` returns the canonical RGB pictures of those rows (None: rebuilt from the
     thumbnails). ``model``: the ONNX model spec, when model embeddings are evidence. ``salt``
     (0: the decision audits make) draws another sample and other copies, to measure how much
-    the decision depends on them (``bench/stability.py``).
+    the decision depends on them (``bench/stability.py``). A shared ``overlay``
+    (:func:`~leakscan.evidence.shared_overlay_of`) is left out of the evidence, as for the candidates.
     Returns None when there is too little data to fit (fewer than 2 searchable images).
     """
     s = settings
@@ -402,11 +406,15 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     # of the first fit. (Not the pairs only the tilted views propose: each image's few best
     # tilted matches, most of them look-alikes, and the hardest the fit has to learn from.)
     proposed = candidates.pairs.take(~MatchView.from_tilted(candidates.pairs.variant))
+    # a copy of a picture is a copy of its twins too (a copy of it the dataset holds, resized or
+    # re-encoded: pHashes as they are within TWIN_HAMMING bits)
+    twins = candidates.pairs.take(twin_pairs(candidates.pairs)).keys()
 
     def labels(pairs):  # (source of j, a copy with its source?, sources that may be copies of each other?)
         src_i = np.where(pairs.i >= n, origin_of[pairs.i], pairs.i)
         src_j = origin_of[pairs.j]
         label = np.all(aug.pixel_digest[src_i] == aug.pixel_digest[src_j], axis=1)
+        label |= np.isin(pair_keys(np.minimum(src_i, src_j), np.maximum(src_i, src_j)), twins)
         # two copies of one picture need not look alike enough to be proposed together (a left
         # and a right crop): both proposed with one image is as good. Not for overlapping tiles:
         # the tiles of one scene all neighbour each other, and one sharing 30% is no copy
@@ -419,7 +427,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
 
     def measured(pairs, **kw):
         return pair_evidence(look, dataclasses.replace(pairs, i=at[pairs.i], j=at[pairs.j]), look_kth, variants,
-                             jobs=jobs, **kw)
+                             jobs=jobs, overlay=overlay, **kw)
     # only pairs at the min_ncc floor are learnt from (below: see MIN_NEGATIVES), so only they
     # are measured in full
     evidence = measured(pairs, min_ncc=s.min_ncc)

@@ -21,10 +21,11 @@ from typing import Callable
 import numpy as np
 
 from .calibrate import MIN_AUC, Calibration, ImageSource, adjust_to_prior, at_lower_share, at_prior, calibrate
-from .evidence import EVIDENCE, pair_evidence, tilted_angles
+from .evidence import EVIDENCE, pair_evidence, shared_overlay_of, tilted_angles
 from .features import Features
 from .groups import components, joining_links
 from .keypoints import LOOK_MIN_SIDE, SEARCH_MAX_IMAGES, closer_look, keypoint_pairs
+from .padding import SharedOverlay
 from .pairs import (OVERLAP_MAX_IMAGES, OVERLAP_MIN_SHARE, TILT_MAX_IMAGES, Candidates, Kind, PairTable,
                     find_candidates, measure_pairs, overlap_share, pair_keys)
 from .settings import POSSIBLE_FLOOR, DetectSettings
@@ -125,8 +126,10 @@ def detect(
     exact = cands.kind == Kind.EXACT
     if progress:
         progress("verification", 0, int((~exact).sum()))
+    # a logo, frame or caption most pictures carry at the same place is left out of their evidence
+    overlay = shared_overlay_of(features, found.search_rows)
     evidence = pair_evidence(features, cands, found.kth_neighbour, transform_variants(s.transforms), min_ncc=s.min_ncc,
-                             jobs=jobs)
+                             jobs=jobs, overlay=overlay)
     ncc = evidence[:, EVIDENCE.index("ncc")]
     # a pair read as overlapping tiles or tilted shows the search's similarity of the pictures
     # as that reading lines them up (the part in common, the tilted view)
@@ -142,6 +145,11 @@ def detect(
         progress("verification", int((~exact).sum()), int((~exact).sum()))
     t2 = time.perf_counter()
     warnings: list[str] = []
+    if overlay is not None:
+        carried = int(overlay.carried(features.thumb[found.search_rows]).sum())
+        warnings.append(f"{carried} of {len(found.search_rows)} images carry the same overlay (a logo, frame, caption "
+                        f"or watermark at the same place, {overlay.share:.0%} of the picture): it is left out when "
+                        "they are compared")
     if found.overlap_skipped:
         warnings.append(f"overlapping tiles were not searched: {found.overlap_skipped} images of 64 px or more "
                         f"(the search runs on up to {OVERLAP_MAX_IMAGES:,}); audit the tiles of each scene or slide "
@@ -163,7 +171,7 @@ def detect(
         if progress:
             progress("calibration", 0, 1)
         tc = time.perf_counter()
-        fitted = calibrate(features, s, found, images=images, model=model, jobs=jobs)
+        fitted = calibrate(features, s, found, images=images, model=model, jobs=jobs, overlay=overlay)
         t_cal = time.perf_counter() - tc
         if progress:
             progress("calibration", 1, 1)
@@ -280,7 +288,7 @@ def detect(
     pairs = cands.take(dup)
     tw = time.perf_counter()
     if cal is not None:
-        within = within_group_pairs(features, pairs, found, s, cal, splits, jobs)
+        within = within_group_pairs(features, pairs, found, s, cal, splits, jobs, overlay=overlay)
         pairs = PairTable.concat([pairs, within.take(within.confidence >= threshold)]).sorted()
     t2 += time.perf_counter() - tw
     log.info("decision: %d candidates, %d duplicates (%d within groups), %d possible", len(cands), len(pairs),
@@ -346,7 +354,8 @@ GROUP_PAIRS_BUDGET = 10_000
 
 
 def within_group_pairs(features: Features, dup: PairTable, found: Candidates, settings: DetectSettings,
-                       cal: Calibration, splits=None, jobs: int = 1, budget: int | None = None) -> PairTable:
+                       cal: Calibration, splits=None, jobs: int = 1, budget: int | None = None,
+                       overlay: SharedOverlay | None = None) -> PairTable:
     """The pairs of the members of each duplicate group that no search proposed and whose
     embeddings are as alike as the search asks of a neighbour (``neighbour_min_cosine``),
     measured and decided like the whole-image candidates (at their share of copies: the group
@@ -359,7 +368,7 @@ def within_group_pairs(features: Features, dup: PairTable, found: Candidates, se
     identical pictures, which stay a star of exact pairs; no nearly flat image). Groups are
     taken smallest first while their pairs stay within ``budget`` (default: as many as the
     search proposed, at least :data:`GROUP_PAIRS_BUDGET`), so a group chained out of many
-    pictures costs no more.
+    pictures costs no more. A shared ``overlay`` is left out, as for the candidates.
     """
     n = len(features)
     budget = max(len(found.pairs), GROUP_PAIRS_BUDGET) if budget is None else budget
@@ -396,7 +405,8 @@ def within_group_pairs(features: Features, dup: PairTable, found: Candidates, se
                       cosine=cosine, variant=variant, same_bytes=np.zeros(m, bool))
     if not m:
         return pairs
-    evidence = pair_evidence(features, pairs, found.kth_neighbour, variants, min_ncc=settings.min_ncc, jobs=jobs)
+    evidence = pair_evidence(features, pairs, found.kth_neighbour, variants, min_ncc=settings.min_ncc, jobs=jobs,
+                             overlay=overlay)
     ncc = evidence[:, EVIDENCE.index("ncc")]
     confidence = np.zeros(m, np.float32)
     held = ncc >= settings.min_ncc

@@ -9,7 +9,9 @@ found as a crop is also lined up through the crop view of one that best matches 
 view's box fitted side by side for a picture of 64 px or more (:func:`leakscan.verify.fit_box`:
 a crop of another shape, resized); the better alignment counts. Padding (a rotation's
 canvas, a letterbox, a trimmed border) is left out, but a flat black or white ground both
-images show in the same place counts as picture unless one was rotated on a canvas. At that
+images show in the same place counts as picture unless one was rotated on a canvas. So is an
+overlay most of the dataset's pictures carry at the same place (a logo, a frame, a caption bar:
+:func:`shared_overlay_of`), in the pictures that carry it. At that
 alignment, more evidence is measured:
 
 * ``ncc_fine``: correlation of the finest detail (sigma 1 px): a re-encoded or shifted copy
@@ -48,15 +50,16 @@ import dataclasses
 
 import numpy as np
 
-from .features import Features, crop_hog, digest_greater, hog, phash_variants, value_thumbnails
-from .padding import NO_BORDER, border_mask, flat_ground, padding_weights
+from .features import Features, crop_hog, digest_greater, digest_order, hog, phash_variants, value_thumbnails
+from .padding import NO_BORDER, SharedOverlay, border_mask, flat_ground, padding_weights, shared_overlay
 from .parallel import even_blocks, run_chunks
 from .pairs import OVERLAP_MIN_SIDE, Kind, PairTable
 from .verify import BLOCK, _down2, _shift_each, _zoom, align, fit_box
 from .views import (CROP_SIDE, INVERSE_VARIANT, N_VARIANTS, STRETCH_BOXES, THUMB, TILT_TIGHT, MatchView,
                     apply_dihedral, box_views, crop_boxes, embedding_variants, is_oblong, tilted_views, turned_share)
 
-__all__ = ["measure", "pair_evidence", "background", "tilted_angles", "EVIDENCE", "SIGN", "colour_agreement"]
+__all__ = ["measure", "pair_evidence", "background", "tilted_angles", "shared_overlay_of", "EVIDENCE", "SIGN",
+           "colour_agreement"]
 #: Columns of the evidence matrix, in order.
 EVIDENCE = ("ncc", "ncc_fine", "ncc_raw", "blocks_fine", "blocks_raw", "colour", "chroma", "colour_raw", "cosine",
             "hamming", "distinct", "zoom", "cropped", "rotated", "overlap", "model")
@@ -238,17 +241,19 @@ def _dihedral(a: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
-def _measure_padded(ta, tb, ca, cb, min_ncc=None, border_a=None, border_b=None, ground=None):
+def _measure_padded(ta, tb, ca, cb, min_ncc=None, border_a=None, border_b=None, ground=None,
+                    drawn_a=None, drawn_b=None):
     """:func:`measure`, leaving padding (rotation canvas, letterbox) out where there is any;
     ``border_a``/``_b`` (``(p, 32, 32)`` bool or None) mark the border each image's canvas
     view trimmed off (a flat border of any colour, a caption bar): padding too. For the pairs
     ``ground`` marks (``(p,)`` bool), a flat black or white ground both images show in the same
-    place is kept as picture."""
+    place is kept as picture. ``drawn_a``/``_b`` (``(p, 32, 32)`` bool or None) mark a shared
+    overlay (:class:`~leakscan.padding.SharedOverlay`): never picture."""
     p = len(ta)
     ua, ub = ta.astype(np.uint8), tb.astype(np.uint8)
     wa = padding_weights(ua, border=border_a)
     wb = padding_weights(ub, border=border_b)
-    if wa is None and wb is None:
+    if wa is None and wb is None and drawn_a is None and drawn_b is None:
         return measure(ta, tb, ca, cb, min_ncc=min_ncc)
     wa = np.ones(ta.shape, np.float32) if wa is None else wa
     wb = np.ones(tb.shape, np.float32) if wb is None else wb
@@ -259,6 +264,9 @@ def _measure_padded(ta, tb, ca, cb, min_ncc=None, border_a=None, border_b=None, 
         shared = flat_ground(ua[k]) & flat_ground(ub[k])
         wa[k] = np.where(shared, 1.0, wa[k])
         wb[k] = np.where(shared, 1.0, wb[k])
+    for w, drawn in ((wa, drawn_a), (wb, drawn_b)):
+        if drawn is not None:
+            w[drawn] = 0.0
     padded = (wa.min(axis=(1, 2)) < 1) | (wb.min(axis=(1, 2)) < 1)
     out = {}
     for use_w in (False, True):
@@ -272,8 +280,9 @@ def _measure_padded(ta, tb, ca, cb, min_ncc=None, border_a=None, border_b=None, 
 
 
 def _measure_reads(reads: list, min_ncc=None) -> list:
-    """:func:`_measure_padded` of each read ``(ta, tb, ca, cb, border_a, border_b, ground)``
-    (borders and ground may be None), all in one go: a list of result dicts, one per read.
+    """:func:`_measure_padded` of each read ``(ta, tb, ca, cb, border_a, border_b, ground,
+    drawn_a, drawn_b)`` (all but the first four may be None), all in one go: a list of result
+    dicts, one per read.
     Each pair's evidence is its own, whatever else is measured with it."""
     if not reads:
         return []
@@ -286,7 +295,7 @@ def _measure_reads(reads: list, min_ncc=None) -> list:
         return np.concatenate([empty(len(r[0])) if r[c] is None else r[c] for r in reads])
     no_border = (lambda p: np.zeros((p, THUMB, THUMB), bool))  # noqa: E731
     out = _measure_padded(*cat, min_ncc, joined(4, no_border), joined(5, no_border),
-                          joined(6, lambda p: np.zeros(p, bool)))
+                          joined(6, lambda p: np.zeros(p, bool)), joined(7, no_border), joined(8, no_border))
     edges = np.cumsum([0] + sizes)
     return [{name: arr[a:b] for name, arr in out.items()} for a, b in zip(edges[:-1], edges[1:])]
 
@@ -305,14 +314,16 @@ def _views(features: Features, i, j, v, padding):
             None if ba is None else _dihedral(ba, v), _border(padding[j]))
 
 
-def _crop_read(features: Features, i, j, boxes: tuple, croppable=None, mirrored=None, fitted=None, padding=None):
-    """``(ta, tb, ca, cb)``: for each pair, the crop view (:func:`~leakscan.views.crop_views`)
+def _crop_read(features: Features, i, j, boxes: tuple, croppable=None, mirrored=None, fitted=None, padding=None,
+               overlay: SharedOverlay | None = None):
+    """``(ta, tb, ca, cb, drawn_a, drawn_b)``: for each pair, the crop view (:func:`~leakscan.views.crop_views`)
     in ``boxes`` of one image (of those ``croppable`` marks, default any) whose gradient
     histogram is nearest the other's embedding, and the other whole (thumbnails and colour
     thumbnails), mirrored left to right for the pairs ``mirrored`` marks: the crop search's
     match, to line up. The box of a view of an image ``fitted`` marks is then fitted side by
     side (:func:`~leakscan.verify.fit_box`): a crop of another shape, resized, lines up whole,
-    its padding (``padding``: :meth:`Features.canvas_padding`, and flat black or white) left out."""
+    its padding (``padding``: :meth:`Features.canvas_padding`, and flat black or white) left out.
+    A shared ``overlay`` is marked where the view and the whole show it."""
     p = len(i)
     mirrored = np.zeros(p, bool) if mirrored is None else np.asarray(mirrored, bool)
     rows, at = np.unique(np.r_[i, j], return_inverse=True)
@@ -352,7 +363,13 @@ def _crop_read(features: Features, i, j, boxes: tuple, croppable=None, mirrored=
                 chosen[k[q]], _ = fit_box(features.thumb[cropped[k[q]]], whole_thumb[k[q]], chosen[k[q]], *wq)
     thumb = box_views(features.thumb[cropped], chosen, features.thumb.shape[-1])
     colour = box_views(features.colour[cropped], chosen, features.colour.shape[-1])
-    return thumb, whole_thumb, colour, _dihedral(features.colour[whole], flip).astype(np.float32)
+    drawn_a = drawn_b = None
+    if overlay is not None:
+        on_view, on_whole = overlay.masks(features.thumb[cropped]), overlay.masks(features.thumb[whole])
+        if on_view is not None:  # any pixel of the view the overlay reaches into
+            drawn_a = box_views(on_view.astype(np.float32), chosen, features.thumb.shape[-1]) > 0
+        drawn_b = None if on_whole is None else _dihedral(on_whole, flip)
+    return thumb, whole_thumb, colour, _dihedral(features.colour[whole], flip).astype(np.float32), drawn_a, drawn_b
 
 
 def _common_part(features: Features, i, j, offset):
@@ -516,15 +533,30 @@ def background(features: Features, rows: np.ndarray, kth_neighbour: np.ndarray, 
     return np.maximum(out, 0)
 
 
+#: The most thumbnails :func:`shared_overlay_of` looks at.
+OVERLAY_SAMPLE = 4000
+
+
+def shared_overlay_of(features: Features, rows: np.ndarray) -> SharedOverlay | None:
+    """The shared overlay (:func:`~leakscan.padding.shared_overlay`) of the ``rows``'
+    thumbnails: of at most :data:`OVERLAY_SAMPLE` of them, chosen by their content (the same
+    images in any order, the same overlay)."""
+    rows = np.asarray(rows, np.int64)
+    if len(rows) > OVERLAY_SAMPLE:
+        rows = rows[digest_order(features.pixel_digest[rows])][:OVERLAY_SAMPLE]
+    return shared_overlay(features.thumb[np.sort(rows)])
+
+
 def pair_evidence(features: Features, pairs: PairTable, kth_neighbour: np.ndarray,
                   variants=tuple(range(N_VARIANTS)), block: int | None = None,
-                  min_ncc: float | None = None, jobs: int = 1) -> np.ndarray:
+                  min_ncc: float | None = None, jobs: int = 1, overlay: SharedOverlay | None = None) -> np.ndarray:
     """The evidence matrix ``(len(pairs), len(EVIDENCE))`` float32 of candidate pairs.
 
     Exact pairs get a row of NaN (they need no evidence). ``kth_neighbour`` comes from the
     search (:class:`~leakscan.pairs.Candidates`); ``variants`` are the rotations/flips allowed.
     With ``min_ncc``, pairs that align below it get only their ``ncc`` (the decision drops
-    them), which spares most of the work on a search's many weak candidates.
+    them), which spares most of the work on a search's many weak candidates. ``overlay``
+    (:func:`shared_overlay_of`) is left out of the pictures that carry it.
     Memory stays bounded: pairs are measured ``block`` (default :data:`BLOCK`) at a time,
     on ``jobs`` processes.
     """
@@ -535,9 +567,9 @@ def pair_evidence(features: Features, pairs: PairTable, kth_neighbour: np.ndarra
     blocks = [todo[part] for part in even_blocks(len(todo), block or BLOCK, jobs)]
     if jobs <= 1 or len(blocks) <= 1:
         for rows in blocks:
-            E[rows] = _evidence_block(features, pairs.take(rows), variants, min_ncc)
+            E[rows] = _evidence_block(features, pairs.take(rows), variants, min_ncc, overlay)
     else:  # each worker gets the features of its block's rows only
-        tasks = _evidence_tasks(features, pairs, blocks, variants, min_ncc)
+        tasks = _evidence_tasks(features, pairs, blocks, variants, min_ncc, overlay)
         for k, e in run_chunks(_evidence_job, tasks, jobs=jobs):
             E[blocks[k]] = e
     # distinctiveness: the pair's ncc against each image's with a typical near neighbour
@@ -550,19 +582,20 @@ def pair_evidence(features: Features, pairs: PairTable, kth_neighbour: np.ndarra
 
 def _evidence_job(job) -> np.ndarray:
     """The evidence of one block of pairs: ``job = (features of the rows they name, pairs renumbered
-    to those rows, variants, min_ncc)`` (small enough to send to a worker process)."""
+    to those rows, variants, min_ncc, overlay)`` (small enough to send to a worker process)."""
     return _evidence_block(*job)
 
 
-def _evidence_tasks(features: Features, pairs: PairTable, blocks, variants, min_ncc):
+def _evidence_tasks(features: Features, pairs: PairTable, blocks, variants, min_ncc, overlay):
     for rows in blocks:
         part = pairs.take(rows)
         used, inverse = np.unique(np.r_[part.i, part.j], return_inverse=True)
         part = dataclasses.replace(part, i=inverse[:len(rows)].astype(np.int64), j=inverse[len(rows):].astype(np.int64))
-        yield features.take(used), part, variants, min_ncc
+        yield features.take(used), part, variants, min_ncc, overlay
 
 
-def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None) -> np.ndarray:
+def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None,
+                    overlay: SharedOverlay | None = None) -> np.ndarray:
     todo = np.arange(len(pairs))
     E = np.zeros((len(pairs), len(EVIDENCE)), np.float32)
     i, j = pairs.i.copy(), pairs.j.copy()
@@ -592,22 +625,28 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
     # each way of lining pairs up is a *read*: its inputs are gathered first and measured all
     # at once (one alignment of many pairs costs far less than several of a few), then each
     # pair keeps its best read, in the order below
-    reads: list = []  # (ta, tb, ca, cb, border_a, border_b, ground)
+    reads: list = []  # (ta, tb, ca, cb, border_a, border_b, ground, drawn_a, drawn_b)
 
-    def read(ta, tb, ca, cb, ba=None, bb=None, ground=None) -> int:
-        reads.append((ta, tb, ca, cb, ba, bb, ground))
+    def read(ta, tb, ca, cb, ba=None, bb=None, ground=None, da=None, db=None) -> int:
+        reads.append((ta, tb, ca, cb, ba, bb, ground, da, db))
         return len(reads) - 1
+
+    def drawn_on(rows, v=None):  # a shared overlay's pixels in the rows that carry it (under variants v), or None
+        drawn = None if overlay is None else overlay.masks(features.thumb[rows])
+        return drawn if drawn is None or v is None else _dihedral(drawn, v)
     by_value = v == MatchView.VALUE
     plain = np.flatnonzero(~rotated & ~overlap & ~tilted & ~by_value)
     asym = np.zeros(0, np.int64)
     if len(plain):
         # not the canvas of a picture rotated on it: two such canvases share flat corners
         ground = ~(on_canvas[i] | on_canvas[j])
-        plain_read = read(*_views(features, i[plain], j[plain], plain_v[plain], padding), ground[plain])
+        plain_read = read(*_views(features, i[plain], j[plain], plain_v[plain], padding), ground[plain],
+                          drawn_on(i[plain], plain_v[plain]), drawn_on(j[plain]))
         asym = plain[np.isin(plain_v[plain], (5, 6))]  # rot90/rot270: try the other side too
         if len(asym):
             tb, ta, cb, ca, bb, ba = _views(features, j[asym], i[asym], plain_v[asym], padding)
-            asym_read = read(ta, tb, ca, cb, ba, bb, ground[asym])
+            asym_read = read(ta, tb, ca, cb, ba, bb, ground[asym], drawn_on(i[asym]),
+                             drawn_on(j[asym], plain_v[asym]))
     where = np.full(len(features), -1, np.int64)
     where[features.derotated_rows] = np.arange(len(features.derotated_rows))
     hue = np.flatnonzero(by_value)
@@ -627,7 +666,8 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
             return colour, border
         (hca, hba), (hcb, hbb) = hue_side(i[hue]), hue_side(j[hue])
         hue_read = read(value_thumbnails(hca), value_thumbnails(hcb), np.sort(hca, axis=1).astype(np.float32),
-                        np.sort(hcb, axis=1).astype(np.float32), hba, hbb, ~(on_canvas[i[hue]] | on_canvas[j[hue]]))
+                        np.sort(hcb, axis=1).astype(np.float32), hba, hbb, ~(on_canvas[i[hue]] | on_canvas[j[hue]]),
+                        drawn_on(i[hue]), drawn_on(j[hue]))
     crop = np.flatnonzero(MatchView.is_cropped(v))
     crop_reads = []
     if len(crop):  # also read through the crop view that matched: a crop of half the picture is
@@ -640,8 +680,9 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
         for rows, boxes, croppable in ((crop, crop_boxes(CROP_SIDE), None),
                                        (crop[big[i[crop]] | big[j[crop]]], STRETCH_BOXES, big)):
             if len(rows):  # a letterbox in a view is padding too
-                crop_reads.append((rows, read(*_crop_read(features, i[rows], j[rows], boxes, croppable,
-                                                          mirrored[rows], big, padding))))
+                ta, tb, ca, cb, da, db = _crop_read(features, i[rows], j[rows], boxes, croppable, mirrored[rows], big,
+                                                    padding, overlay)
+                crop_reads.append((rows, read(ta, tb, ca, cb, da=da, db=db)))
     rot = np.flatnonzero(rotated)
     rot_reads = []
     if len(rot):
@@ -663,7 +704,8 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
             k = rot[trimmed]
             # the variant lines j's view up with i
             vt = np.where(trimmed_view[i[k]], plain_v[k], INVERSE_VARIANT[plain_v[k]])
-            rot_reads.append((trimmed, read(*_views(features, i[k], j[k], vt, padding))))
+            rot_reads.append((trimmed, read(*_views(features, i[k], j[k], vt, padding), None, drawn_on(i[k], vt),
+                                            drawn_on(j[k]))))
     measured = _measure_reads(reads, min_ncc)
     if len(plain):
         for name, arr in measured[plain_read].items():

@@ -80,6 +80,8 @@ MIN_DETAIL_PIXELS = 400
 #: A transform that shrinks or stretches an axis more than this, or the area more than its
 #: square, is no copy's.
 MAX_STRETCH = 4.0
+#: Matches that fix an affine transform: one that explains no more is chance, not a transform.
+AFFINE_POINTS = 3
 #: The detail is compared cell by cell (px a side, on pictures of PICTURE_SIDE px): a cell
 #: agrees when its details correlate at AGREE_NCC or more; cells whose detail is under
 #: FLAT_DETAIL grey levels (RMS) in both pictures are not judged (JPEG noise on a smooth
@@ -168,7 +170,7 @@ def match_pictures(ka: Keypoints, kb: Keypoints) -> tuple[int, float, float, flo
     dst = kb.points[[g.trainIdx for g in good]]
     m, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION_PX,
                                    maxIters=2000, confidence=0.99)
-    if m is None or mask is None:
+    if m is None or mask is None or mask.sum() <= AFFINE_POINTS:
         return 0, 0.0, 0.0, 1.0
     stretch = np.linalg.svd(m[:, :2], compute_uv=False)
     if stretch.min() <= 0 or stretch.max() / stretch.min() > MAX_STRETCH or not (

@@ -6,13 +6,20 @@ the rotation feature (:mod:`leakscan.rotation`) by which angle a picture was tur
 border of any colour (a letterbox, a pillarbox, a frame, bars padding to a square), or a
 caption bar drawn over an edge, is trimmed off to give the picture itself (:func:`unpadded`),
 which is searched as a view of the image (:func:`leakscan.views.canvas_view`).
+
+A *shared overlay* is not picture either: a logo, a frame, a caption bar or a product card
+drawn at the same place on most pictures of a dataset (:func:`shared_overlay`). Two different
+photos under it line up by it, so the verification leaves it out of the pictures that carry it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["padding_weights", "flat_border", "unpadded", "caption_band", "border_mask", "NO_BORDER"]
+__all__ = ["padding_weights", "flat_border", "unpadded", "caption_band", "border_mask", "NO_BORDER",
+           "SharedOverlay", "shared_overlay"]
 
 #: The padding box of a canvas without a border: all of it is picture.
 NO_BORDER = (0.0, 0.0, 1.0, 1.0)
@@ -307,3 +314,98 @@ def unpadded(img, small: np.ndarray):
     if crop[2] - crop[0] < 8 or crop[3] - crop[1] < 8:
         return None
     return img.crop(crop), padding
+
+
+#: Grey levels within which two thumbnails show the same overlay pixel (JPEG and resampling).
+OVERLAY_TOL = 12
+#: An overlay pixel is shown alike by at least this share of the images ...
+OVERLAY_SHARE = 0.5
+#: ... within this share of how far a typical pixel is from its median (its median absolute
+#: deviation over the images), at least 2 grey levels and at most OVERLAY_TOL.
+OVERLAY_TIGHT = 0.25
+#: Grey levels of detail (a pixel less its 3x3 mean) that make the overlay a drawn thing (a
+#: logo, letters, a frame's edge), not a flat ground that many pictures share (a black scan
+#: surround, a white studio backdrop: padding's business, or the pictures' own).
+OVERLAY_DETAIL = 12
+#: Fewest pixels of such detail (of the 32x32 thumbnail) that make an overlay.
+OVERLAY_MIN_DETAIL = 4
+#: An overlay covers less than this share of the thumbnail: when more of it is the same in
+#: most pictures (one static camera's frames, copies of one picture), that is the picture.
+OVERLAY_MAX_SHARE = 0.5
+#: A picture carries the overlay when it shows at least this share of its pixels within
+#: twice :data:`OVERLAY_TOL` of the overlay.
+OVERLAY_CARRIED = 0.5
+
+
+@dataclass(frozen=True)
+class SharedOverlay:
+    """What most pictures of a dataset show at the same place (:func:`shared_overlay`):
+    ``template`` (``(n, n)`` float32, the median thumbnail) and ``region`` (``(n, n)`` bool,
+    the overlay's pixels, grown by one pixel to cover resampling)."""
+
+    template: np.ndarray
+    region: np.ndarray
+
+    @property
+    def share(self) -> float:
+        """The share of the thumbnail the overlay covers."""
+        return float(self.region.mean())
+
+    def carried(self, thumbs: np.ndarray) -> np.ndarray:
+        """``(p,)`` bool: do the ``(p, n, n)`` thumbnails carry the overlay?"""
+        t = np.asarray(thumbs, np.float32).reshape(len(thumbs), -1)[:, self.region.ravel()]
+        near = np.abs(t - self.template[self.region]) <= 2 * OVERLAY_TOL
+        return near.mean(axis=1) >= OVERLAY_CARRIED if t.shape[1] else np.zeros(len(t), bool)
+
+    def masks(self, thumbs: np.ndarray) -> np.ndarray | None:
+        """``(p, n, n)`` bool: the overlay's pixels in the thumbnails that carry it (None: in none)."""
+        on = self.carried(thumbs)
+        if not on.any():
+            return None
+        return on[:, None, None] & self.region
+
+
+def shared_overlay(thumbs: np.ndarray) -> SharedOverlay | None:
+    """The overlay most of the ``(p, n, n)`` uint8 thumbnails show at the same place, or None.
+
+    Its pixels are those at least :data:`OVERLAY_SHARE` of the thumbnails show far closer to
+    their median than a typical pixel is (:data:`OVERLAY_TIGHT`), in one piece with pixels
+    whose detail they share (at least :data:`OVERLAY_DETAIL` grey levels, alike within half
+    :data:`OVERLAY_TOL`): a logo's letters, a frame's edge, a caption's text, and the flat
+    parts around them. None
+    unless at least :data:`OVERLAY_MIN_DETAIL` pixels of detail are shared and the overlay
+    covers less than :data:`OVERLAY_MAX_SHARE` of the thumbnail.
+
+    >>> rng = np.random.default_rng(0)
+    >>> photos = rng.integers(0, 256, (40, 32, 32)).astype(np.uint8)
+    >>> shared_overlay(photos) is None
+    True
+    >>> photos[:30, 26:, :] = 30                        # a dark caption bar on 30 of the 40
+    >>> photos[:30, 28:30, 4:20:2] = 230                # with light letters on it
+    >>> found = shared_overlay(photos)
+    >>> round(found.share, 2), int(found.carried(photos).sum())
+    (0.22, 30)
+    """
+    from scipy import ndimage  # noqa: PLC0415 - lazy: keeps `import leakscan` light
+
+    t = np.asarray(thumbs, np.float32)
+    if len(t) < 2:
+        return None
+    detail = t - ndimage.uniform_filter(t, size=(1, 3, 3), mode="nearest")
+    typical = np.median(detail, axis=0)
+    shared_detail = ((np.abs(typical) >= OVERLAY_DETAIL)
+                     & ((np.abs(detail - typical) <= OVERLAY_TOL / 2).mean(axis=0) >= OVERLAY_SHARE))
+    if shared_detail.sum() < OVERLAY_MIN_DETAIL:
+        return None
+    template = np.median(t, axis=0)
+    gap = np.abs(t - template)
+    # alike: far more alike than the pictures are (low-contrast grey pictures are all alike
+    # within a few grey levels; an opaque overlay's pixels are alike within JPEG's error)
+    tol = np.clip(np.median(np.median(gap, axis=0)) * OVERLAY_TIGHT, 2, OVERLAY_TOL)
+    alike = (gap <= tol).mean(axis=0) >= OVERLAY_SHARE
+    parts, _ = ndimage.label(alike | shared_detail)
+    region = np.isin(parts, np.unique(parts[shared_detail]))
+    region = ndimage.binary_dilation(region)
+    if region.mean() >= OVERLAY_MAX_SHARE:
+        return None
+    return SharedOverlay(template=template.astype(np.float32), region=region)

@@ -67,7 +67,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "66"
+SEARCH_VERSION = "67"
 
 
 def pair_keys(i, j) -> np.ndarray:
@@ -251,6 +251,11 @@ TWIN_HAMMING = 4
 TWIN_MAX = 16
 
 
+def twin_pairs(pairs: PairTable) -> np.ndarray:
+    """Mask: the pairs of twins (:data:`TWIN_HAMMING`)."""
+    return (pairs.kind == Kind.HASH) & (pairs.variant == MatchView.IDENTITY) & (pairs.score >= 1 - TWIN_HAMMING / 64)
+
+
 def _with_twins(pairs: PairTable) -> tuple[PairTable, np.ndarray]:
     """``(pairs, added)``: ``pairs`` and, for each pair found through a view (turned back,
     trimmed, cropped, tilted, by brightness; overlapping tiles aside), the same reading with
@@ -261,7 +266,7 @@ def _with_twins(pairs: PairTable) -> tuple[PairTable, np.ndarray]:
     picture itself may not be among them: its copy turned on a canvas is then paired with a
     resized copy of it, not with it. Each pair proposed so is measured and decided as any
     other."""
-    twin = (pairs.kind == Kind.HASH) & (pairs.variant == MatchView.IDENTITY) & (pairs.score >= 1 - TWIN_HAMMING / 64)
+    twin = twin_pairs(pairs)
     src = np.flatnonzero(MatchView.is_other_view(pairs.variant) & (pairs.variant != MatchView.OVERLAP))
     if not twin.any() or not len(src):
         return pairs, np.zeros(0, np.int64)

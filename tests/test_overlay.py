@@ -1,0 +1,181 @@
+"""A shared overlay (a logo, a caption bar, a frame drawn at the same place on most pictures) is
+left out when pictures are compared; a small folder of pictures unlike each other still
+calibrates its decision."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFilter
+
+import leakscan
+from leakscan.features import extract_images
+from leakscan.pairs import Kind, PairTable
+
+CREDIT = "(c) Acme Photo Archive"
+
+
+def scene(seed: int, size=(320, 240)) -> Image.Image:
+    """A picture unlike any other seed's: a shaded ground of its own colour, shapes of their
+    own colours and places, and fine grain."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    top, bottom = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    ramp = np.linspace(0, 1, h)[:, None, None]
+    ground = (top * (1 - ramp) + bottom * ramp) * np.ones((1, w, 1))
+    img = Image.fromarray(ground.astype(np.uint8), "RGB")
+    d = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(6, 12))):
+        x0, y0 = int(rng.integers(-40, w)), int(rng.integers(-40, h))
+        x1, y1 = x0 + int(rng.integers(20, 160)), y0 + int(rng.integers(20, 120))
+        fill = tuple(int(c) for c in rng.integers(0, 256, 3))
+        (d.ellipse if rng.random() < 0.5 else d.rectangle)([x0, y0, x1, y1], fill=fill)
+    grain = rng.normal(0, 6, (h, w, 3))
+    return Image.fromarray(np.clip(np.asarray(img.filter(ImageFilter.GaussianBlur(1.5)), np.float32) + grain, 0, 255)
+                           .astype(np.uint8), "RGB")
+
+
+def surface(seed: int, size=(320, 240)) -> Image.Image:
+    """A low-contrast grey surface (concrete, the moon): under an overlay, mostly the overlay."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    fine = Image.fromarray(rng.integers(0, 256, (h // 3, w // 3), np.uint8)).resize(size, Image.BICUBIC)
+    fine = np.asarray(fine.filter(ImageFilter.GaussianBlur(1.0)), np.float32)
+    grey = np.clip((fine - 128) * 0.4 + 120 + rng.normal(0, 5), 0, 255).astype(np.uint8)
+    return Image.fromarray(np.repeat(grey[..., None], 3, axis=2), "RGB")
+
+
+def captioned(img: Image.Image) -> Image.Image:
+    """A credit line on a dark bar over the bottom fifth, as an archive stamps every picture."""
+    out = img.copy()
+    w, h = out.size
+    d = ImageDraw.Draw(out)
+    d.rectangle([0, h - h // 5, w, h], fill=(20, 20, 20))
+    d.text((w // 20, h - h // 5 + h // 30), CREDIT, fill=(255, 255, 255), font=_font(h // 9))
+    return out
+
+
+def logo(img: Image.Image) -> Image.Image:
+    """A stock site's logo: a red disc with white letters, half the picture's height, bottom right."""
+    out = img.copy()
+    w, h = out.size
+    s = h // 2
+    x0, y0 = w - s - 8, h - s - 8
+    d = ImageDraw.Draw(out)
+    d.ellipse([x0, y0, x0 + s, y0 + s], fill=(200, 30, 30), outline=(255, 255, 255), width=5)
+    d.text((x0 + s // 6, y0 + s // 3), "LOGO", fill=(255, 255, 255), font=_font(s // 3))
+    return out
+
+
+def _font(size):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def resized_copy(img: Image.Image) -> Image.Image:
+    return img.resize((img.width * 4 // 5, img.height * 4 // 5), Image.LANCZOS)
+
+
+def thumbs(pictures) -> np.ndarray:
+    return extract_images([np.asarray(p) for p in pictures]).thumb
+
+
+def test_an_overlay_most_pictures_carry_is_found_and_plain_pictures_have_none():
+    from leakscan.padding import shared_overlay
+
+    plain = [scene(k) for k in range(30)] + [surface(100 + k) for k in range(10)]
+    assert shared_overlay(thumbs(plain)) is None
+    marked = [captioned(p) if k % 4 else p for k, p in enumerate(plain)]  # 30 of the 40
+    found = shared_overlay(thumbs(marked))
+    assert found is not None
+    assert 0.15 <= found.share <= 0.35, found.share  # the bottom fifth, grown by a pixel
+    rows = np.flatnonzero(found.region.any(axis=1))
+    assert rows.min() >= 22 and rows.max() == 31, rows  # the bottom rows of the 32 px thumbnail
+    carried = found.carried(thumbs(marked))
+    assert carried.tolist() == [bool(k % 4) for k in range(40)]
+    # more than half of every picture the same: that is the picture, not an overlay on it
+    assert shared_overlay(thumbs([scene(1)] * 20 + [scene(k) for k in range(2, 12)])) is None
+
+
+def test_different_pictures_under_one_overlay_line_up_by_it_and_not_once_it_is_left_out():
+    from leakscan.evidence import EVIDENCE, pair_evidence, shared_overlay_of
+
+    pictures = [logo(surface(200 + k)) for k in range(30)]
+    pictures.append(resized_copy(pictures[3]))
+    f = extract_images([np.asarray(p) for p in pictures])
+    overlay = shared_overlay_of(f, np.arange(len(f)))
+    assert overlay is not None
+    pairs = PairTable(i=np.array([3, 3, 5]), j=np.array([30, 4, 6]), kind=np.full(3, Kind.EMBEDDING, np.uint8),
+                      score=np.zeros(3, np.float32), hamming=np.zeros(3, np.int16), cosine=np.zeros(3, np.float32),
+                      variant=np.zeros(3, np.int8), same_bytes=np.zeros(3, bool))
+    kth = np.full(len(f), -1)
+    seen, left_out = pair_evidence(f, pairs, kth), pair_evidence(f, pairs, kth, overlay=overlay)
+    for column in ("ncc", "colour"):
+        c = EVIDENCE.index(column)
+        assert seen[1, c] > 0.7 and seen[2, c] > 0.7, (column, seen[:, c])  # the logo lines up
+        assert left_out[1, c] < 0.4 and left_out[2, c] < 0.4, (column, left_out[:, c])  # the surfaces do not
+        assert left_out[0, c] > 0.85, (column, left_out[:, c])  # the copy does
+
+
+def test_an_audit_leaves_a_shared_caption_out_says_so_and_finds_the_copy_among_them(tmp_path):
+    for k in range(30):
+        captioned(surface(300 + k)).save(tmp_path / f"p{k:02d}.jpg", quality=90)
+    resized_copy(captioned(surface(307))).save(tmp_path / "copy.jpg", quality=75)
+    result = leakscan.audit(tmp_path, cache=False)
+    found = {frozenset((r["a"], r["b"])) for r in result.pair_records()}
+    assert found == {frozenset(("copy.jpg", "p07.jpg"))}, found
+    warnings = result.to_dict()["warnings"]
+    assert any("carry the same overlay" in w and "31 of 31" in w for w in warnings), warnings
+
+
+def test_a_small_folder_of_pictures_unlike_each_other_calibrates_and_reports_its_copies(tmp_path):
+    # forty pictures with hardly a look-alike among them: the few there are each neighbour a
+    # copy's source, and the decision learns from the easy look-alikes too
+    for k in range(40):
+        scene(400 + k).save(tmp_path / f"p{k:02d}.jpg", quality=90)
+    for k in (3, 11, 19, 27, 35):
+        resized_copy(scene(400 + k)).save(tmp_path / f"p{k:02d}_copy.jpg", quality=70)
+    result = leakscan.audit(tmp_path, cache=False)
+    found = {frozenset((r["a"], r["b"])) for r in result.pair_records()}
+    assert found == {frozenset((f"p{k:02d}.jpg", f"p{k:02d}_copy.jpg")) for k in (3, 11, 19, 27, 35)}, found
+    calibration = result.to_dict()["calibration"]
+    assert calibration is not None and calibration["n_negative"] >= 20, calibration
+
+
+def test_a_transform_no_more_matches_explain_than_fix_it_is_no_transform(monkeypatch):
+    # an affine transform is fixed by three matches: RANSAC always finds one that explains three
+    import cv2
+
+    import leakscan.keypoints as kp
+
+    a = scene(500)
+    b = resized_copy(a)
+    ka, kb = kp.picture_keypoints(a), kp.picture_keypoints(b)
+    real = cv2.estimateAffine2D
+
+    def explains(n):
+        def fake(src, dst, **kw):
+            m, _ = real(src, dst, **kw)
+            mask = np.zeros((len(src), 1), np.uint8)
+            mask[:n] = 1
+            return (np.array([[1.0, 0, 0], [0, 1.0, 0]]) if m is None else m), mask
+        return fake
+    monkeypatch.setattr(cv2, "estimateAffine2D", explains(kp.AFFINE_POINTS))
+    assert kp.match_pictures(ka, kb) == (0, 0.0, 0.0, 1.0)
+    monkeypatch.setattr(cv2, "estimateAffine2D", explains(kp.AFFINE_POINTS + 1))
+    assert kp.match_pictures(ka, kb)[0] == kp.AFFINE_POINTS + 1
+
+
+def test_an_overlay_on_three_pictures_in_five_is_left_out_of_those_only():
+    from leakscan.padding import shared_overlay
+
+    pictures = [scene(600 + k) for k in range(40)]
+    marked = [captioned(p) if k % 5 < 3 else p for k, p in enumerate(pictures)]
+    found = shared_overlay(thumbs(marked))
+    assert found is not None
+    carried = found.carried(thumbs(marked))
+    assert carried.tolist() == [k % 5 < 3 for k in range(40)]

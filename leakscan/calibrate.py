@@ -406,15 +406,16 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     # of the first fit. (Not the pairs only the tilted views propose: each image's few best
     # tilted matches, most of them look-alikes, and the hardest the fit has to learn from.)
     proposed = candidates.pairs.take(~MatchView.from_tilted(candidates.pairs.variant))
-    # a copy of a picture is a copy of its twins too (a copy of it the dataset holds, resized or
-    # re-encoded: pHashes as they are within TWIN_HAMMING bits)
+    # a picture's twins (pHashes as they are within TWIN_HAMMING bits) are most likely copies of it
+    # the dataset holds, resized or re-encoded
     twins = candidates.pairs.take(twin_pairs(candidates.pairs)).keys()
 
-    def labels(pairs):  # (source of j, a copy with its source?, sources that may be copies of each other?)
+    def labels(pairs):  # (source of j, a copy with its source?, sources that may be copies of each other?,
+        # twins?)
         src_i = np.where(pairs.i >= n, origin_of[pairs.i], pairs.i)
         src_j = origin_of[pairs.j]
         label = np.all(aug.pixel_digest[src_i] == aug.pixel_digest[src_j], axis=1)
-        label |= np.isin(pair_keys(np.minimum(src_i, src_j), np.maximum(src_i, src_j)), twins)
+        twin = np.isin(pair_keys(np.minimum(src_i, src_j), np.maximum(src_i, src_j)), twins) & ~label
         # two copies of one picture need not look alike enough to be proposed together (a left
         # and a right crop): both proposed with one image is as good. Not for overlapping tiles:
         # the tiles of one scene all neighbour each other, and one sharing 30% is no copy
@@ -423,7 +424,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
         related[tile] = _proposed(proposed, src_i[tile], src_j[tile], n)
         if candidates.apart is not None:  # sources in one split were never searched as a pair
             related |= candidates.apart[src_i] == candidates.apart[src_j]
-        return src_j, label, related & ~label
+        return src_j, label, (related | twin) & ~label, twin
 
     def measured(pairs, **kw):
         return pair_evidence(look, dataclasses.replace(pairs, i=at[pairs.i], j=at[pairs.j]), look_kth, variants,
@@ -431,18 +432,19 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     # only pairs at the min_ncc floor are learnt from (below: see MIN_NEGATIVES), so only they
     # are measured in full
     evidence = measured(pairs, min_ncc=s.min_ncc)
-    src_j, label, related = labels(pairs)
+    src_j, label, related, twin = labels(pairs)
     whole = pairs.variant != MatchView.OVERLAP
     if len(beyond) and int((whole & (evidence[:, 0] >= s.min_ncc) & ~label & ~related).sum()) < MIN_NEGATIVES:
         # a small dataset: learn from the neighbours the search would not propose too
         pairs = PairTable.concat([pairs, beyond])
         evidence = np.concatenate([evidence, measured(beyond, min_ncc=s.min_ncc)])
-        src_j, label, related = labels(pairs)
+        src_j, label, related, twin = labels(pairs)
     tile_reading = pairs.variant == MatchView.OVERLAP
     floor = evidence[:, 0] >= s.min_ncc
     for reading in (~tile_reading, tile_reading):  # each decision learns from enough look-alikes
-        if reading.any() and int((reading & floor & ~label).sum()) < MIN_NEGATIVES:
-            # a small dataset: learn from the easy look-alikes too
+        if reading.any() and int((reading & floor & ~label & ~twin).sum()) < MIN_NEGATIVES:
+            # a small dataset (or one of pictures unlike each other, whose only look-alikes are
+            # copies of a picture against its twins): learn from the easy look-alikes too
             below = np.flatnonzero(reading & ~floor)
             evidence[below] = measured(pairs.take(below))
             floor[below] = True

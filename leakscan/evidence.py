@@ -11,7 +11,7 @@ a crop of another shape, resized); the better alignment counts. Padding (a rotat
 canvas, a letterbox, a trimmed border) is left out, but a flat black or white ground both
 images show in the same place counts as picture unless one was rotated on a canvas. So is an
 overlay most of the dataset's pictures carry at the same place (a logo, a frame, a caption bar:
-:func:`shared_overlay_of`), in the pictures that carry it. At that
+:func:`shared_overlay_of`). At that
 alignment, more evidence is measured:
 
 * ``ncc_fine``: correlation of the finest detail (sigma 1 px): a re-encoded or shifted copy
@@ -364,11 +364,9 @@ def _crop_read(features: Features, i, j, boxes: tuple, croppable=None, mirrored=
     thumb = box_views(features.thumb[cropped], chosen, features.thumb.shape[-1])
     colour = box_views(features.colour[cropped], chosen, features.colour.shape[-1])
     drawn_a = drawn_b = None
-    if overlay is not None:
-        on_view, on_whole = overlay.masks(features.thumb[cropped]), overlay.masks(features.thumb[whole])
-        if on_view is not None:  # any pixel of the view the overlay reaches into
-            drawn_a = box_views(on_view.astype(np.float32), chosen, features.thumb.shape[-1]) > 0
-        drawn_b = None if on_whole is None else _dihedral(on_whole, flip)
+    if overlay is not None:  # any pixel of the view the overlay reaches into
+        drawn_a = box_views(overlay.masks(p).astype(np.float32), chosen, features.thumb.shape[-1]) > 0
+        drawn_b = _dihedral(overlay.masks(p), flip)
     return thumb, whole_thumb, colour, _dihedral(features.colour[whole], flip).astype(np.float32), drawn_a, drawn_b
 
 
@@ -556,7 +554,7 @@ def pair_evidence(features: Features, pairs: PairTable, kth_neighbour: np.ndarra
     search (:class:`~leakscan.pairs.Candidates`); ``variants`` are the rotations/flips allowed.
     With ``min_ncc``, pairs that align below it get only their ``ncc`` (the decision drops
     them), which spares most of the work on a search's many weak candidates. ``overlay``
-    (:func:`shared_overlay_of`) is left out of the pictures that carry it.
+    (:func:`shared_overlay_of`) is left out of every picture.
     Memory stays bounded: pairs are measured ``block`` (default :data:`BLOCK`) at a time,
     on ``jobs`` processes.
     """
@@ -631,8 +629,8 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
         reads.append((ta, tb, ca, cb, ba, bb, ground, da, db))
         return len(reads) - 1
 
-    def drawn_on(rows, v=None):  # a shared overlay's pixels in the rows that carry it (under variants v), or None
-        drawn = None if overlay is None else overlay.masks(features.thumb[rows])
+    def drawn_on(rows, v=None):  # a shared overlay's pixels in the rows (under variants v), or None
+        drawn = None if overlay is None else overlay.masks(len(rows))
         return drawn if drawn is None or v is None else _dihedral(drawn, v)
     by_value = v == MatchView.VALUE
     plain = np.flatnonzero(~rotated & ~overlap & ~tilted & ~by_value)

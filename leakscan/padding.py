@@ -7,9 +7,9 @@ border of any colour (a letterbox, a pillarbox, a frame, bars padding to a squar
 caption bar drawn over an edge, is trimmed off to give the picture itself (:func:`unpadded`),
 which is searched as a view of the image (:func:`leakscan.views.canvas_view`).
 
-A *shared overlay* is not picture either: a logo, a frame, a caption bar or a product card
-drawn at the same place on most pictures of a dataset (:func:`shared_overlay`). Two different
-photos under it line up by it, so the verification leaves it out of the pictures that carry it.
+A *shared overlay* is not picture either: a logo, a frame, a caption bar or a watermark drawn
+at the same place on most pictures of a dataset (:func:`shared_overlay`). Two different photos
+under it line up by it, so the verification leaves it out.
 """
 
 from __future__ import annotations
@@ -357,12 +357,11 @@ class SharedOverlay:
         near = np.abs(t - self.template[self.region]) <= 2 * OVERLAY_TOL
         return near.mean(axis=1) >= OVERLAY_CARRIED if t.shape[1] else np.zeros(len(t), bool)
 
-    def masks(self, thumbs: np.ndarray) -> np.ndarray | None:
-        """``(p, n, n)`` bool: the overlay's pixels in the thumbnails that carry it (None: in none)."""
-        on = self.carried(thumbs)
-        if not on.any():
-            return None
-        return on[:, None, None] & self.region
+    def masks(self, p: int) -> np.ndarray:
+        """``(p, n, n)`` bool: the overlay's pixels, for ``p`` pictures. Every picture is
+        compared without them: most carry the overlay, and one read as not carrying it (a
+        blended logo over a bright picture) must not line up by it with one that does."""
+        return np.broadcast_to(self.region, (p,) + self.region.shape)
 
 
 def shared_overlay(thumbs: np.ndarray) -> SharedOverlay | None:

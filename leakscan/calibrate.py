@@ -461,13 +461,18 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     # without such pairs; then keep those the first fit calls look-alikes as negatives and leave
     # out those it is sure are copies (a dataset full of copies must not teach copies as look-alikes).
     def fit_twice(rows):
-        first = fit(np.flatnonzero(rows & floor & ~related))
-        ambiguous = rows & floor & related
+        may_copy = related
+        if int((rows & floor & ~related & ~label).sum()) < MIN_EXAMPLES:
+            # every look-alike is related to a copy's source (an overlay on every picture makes the
+            # search propose them all together): first leave out only the twins
+            may_copy = twin
+        first = fit(np.flatnonzero(rows & floor & ~may_copy))
+        ambiguous = rows & floor & may_copy
         if first is None or not ambiguous.any():
             return first
         unlike = np.zeros(len(label), bool)
         unlike[ambiguous] = first.predict(evidence[ambiguous]) < SURE_COPY
-        final = fit(np.flatnonzero(rows & floor & (~related | unlike)))
+        final = fit(np.flatnonzero(rows & floor & (~may_copy | unlike)))
         if final is not None:
             final.stats["left_out_as_possible_copies"] = int((ambiguous & ~unlike).sum())
         return final
@@ -580,13 +585,17 @@ def _neighbour_pairs(aug: Features, search_rows, copy_rows, variants, settings: 
     return table.take(near), table.take(~near)
 
 
+#: Fewest copies, and fewest look-alikes, a fit learns from.
+MIN_EXAMPLES = 3
+
+
 def _fit(evidence, label, group_digest, columns, min_confidence, stats) -> Calibration | None:
     cols = [EVIDENCE.index(c) for c in columns]
     x = np.nan_to_num(evidence[:, cols].astype(np.float64))
     y = label.astype(int)
     n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
     stats = {**stats, "n_positive": n_pos, "n_negative": n_neg}
-    if n_pos < 3 or n_neg < 3:
+    if n_pos < MIN_EXAMPLES or n_neg < MIN_EXAMPLES:
         log.warning("calibration: %d copies and %d look-alikes are too few to learn from", n_pos, n_neg)
         return None
     mean = x.mean(axis=0)

@@ -694,7 +694,8 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
             ta = _dihedral(features.derotated_thumb[q], vv).astype(np.float32)
             ca = _dihedral(features.derotated_colour[q], vv).astype(np.float32)
             rot_reads.append((k, read(ta, features.thumb[y[k]].astype(np.float32), ca,
-                                      features.colour[y[k]].astype(np.float32), None, _border(padding[y[k]]))))
+                                      features.colour[y[k]].astype(np.float32), None, _border(padding[y[k]]),
+                                      db=drawn_on(y[k]))))
         # a border trimmed off may have been drawn over the picture (a caption bar), not added
         # around it: then the whole canvases line up, with the border left out
         trimmed = np.flatnonzero(trimmed_view[i[rot]] | trimmed_view[j[rot]])

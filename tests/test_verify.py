@@ -177,7 +177,7 @@ def test_halving_adds_as_the_mean_does():
 def test_reads_measured_together_give_each_pair_its_own_evidence():
     """The ways a block's pairs are lined up (whole, through a crop view, rotated back) are
     measured in one go: every pair gets the evidence it gets measured alone, bit for bit,
-    whether or not its read has a border, a ground, or padding the others lack."""
+    whether or not its read has a border, a ground, padding or an overlay the others lack."""
     from PIL import ImageOps
 
     from leakscan.evidence import _measure_padded, _measure_reads
@@ -201,7 +201,11 @@ def test_reads_measured_together_give_each_pair_its_own_evidence():
         tb, cb = views([edit(p) for p in picked])
         border = None if e != 1 else border_mask(np.array([[0.0, 1 / 8, 1.0, 7 / 8]] * 5, np.float32), 32)
         ground = None if e != 2 else rng.random(5) < 0.6
-        reads.append((ta, tb, ca, cb, None, border, ground))
+        drawn = None  # a shared overlay (a logo in a corner) left out of the mirrored pairs' left sides
+        if e == 3:
+            drawn = np.zeros((5, 32, 32), bool)
+            drawn[:, 24:, 24:] = True
+        reads.append((ta, tb, ca, cb, None, border, ground, drawn, None))
     together = _measure_reads(reads, min_ncc=0.3)
     for read, got in zip(reads, together):
         alone = _measure_padded(*read[:4], 0.3, *read[4:])

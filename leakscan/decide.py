@@ -147,9 +147,9 @@ def detect(
     warnings: list[str] = []
     if overlay is not None:
         carried = int(overlay.carried(features.thumb[found.search_rows]).sum())
-        warnings.append(f"{carried} of {len(found.search_rows)} images carry the same overlay (a logo, frame, caption "
-                        f"or watermark at the same place, {overlay.share:.0%} of the picture): it is left out when "
-                        "they are compared")
+        warnings.append(f"most images carry one overlay at the same place (a logo, frame, caption or watermark: "
+                        f"{overlay.share:.0%} of the picture, shown plainly by {carried} of {len(found.search_rows)} "
+                        "images): it is left out when images are compared")
     if found.overlap_skipped:
         warnings.append(f"overlapping tiles were not searched: {found.overlap_skipped} images of 64 px or more "
                         f"(the search runs on up to {OVERLAP_MAX_IMAGES:,}); audit the tiles of each scene or slide "

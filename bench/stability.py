@@ -39,7 +39,7 @@ def run(folder: Path, salts: int, cache, jobs, truth: Path | None, pairs_dir: Pa
     import leakscan
     from leakscan.calibrate import adjust_to_prior, calibrate
     from leakscan.decide import with_bar_in_force, within_group_pairs
-    from leakscan.evidence import EVIDENCE, pair_evidence
+    from leakscan.evidence import EVIDENCE, pair_evidence, shared_overlay_of
     from leakscan.features import load_pictures
     from leakscan.groups import components
     from leakscan.pairs import Kind, PairTable, find_candidates
@@ -51,8 +51,9 @@ def run(folder: Path, salts: int, cache, jobs, truth: Path | None, pairs_dir: Pa
     features, manifest, s = result.features, result.manifest, result.settings
     splits = np.asarray(manifest.splits) if s.scope == "cross" else None
     found = find_candidates(features, s, splits=splits)
+    overlay = shared_overlay_of(features, found.search_rows)  # as the audit leaves it out
     evidence = pair_evidence(features, found.pairs, found.kth_neighbour, transform_variants(s.transforms),
-                             min_ncc=s.min_ncc, jobs=jobs)
+                             min_ncc=s.min_ncc, jobs=jobs, overlay=overlay)
     ncc = evidence[:, EVIDENCE.index("ncc")]
     keep = (found.pairs.kind != Kind.EXACT) & (ncc >= s.min_ncc)
     cands, evidence = found.pairs.take(keep), evidence[keep]
@@ -64,7 +65,7 @@ def run(folder: Path, salts: int, cache, jobs, truth: Path | None, pairs_dir: Pa
         out.mkdir(parents=True, exist_ok=True)
     for salt in range(salts):
         t = time.perf_counter()
-        cal = calibrate(features, s, found, images=images, jobs=jobs, salt=salt)
+        cal = calibrate(features, s, found, images=images, jobs=jobs, salt=salt, overlay=overlay)
         raw = cal.predict(evidence) if cal is not None else np.zeros(len(cands), np.float32)
         c, prior = adjust_to_prior(raw) if cal is not None else (raw, None)
         conf.append(c)
@@ -80,7 +81,7 @@ def run(folder: Path, salts: int, cache, jobs, truth: Path | None, pairs_dir: Pa
         if cal is not None:  # and the pairs within the groups, as the audit lists them
             cal = dataclasses.replace(cal, stats={**cal.stats, "prior": float(prior)})
             dup_pairs = PairTable.concat([exact, dataclasses.replace(cands, confidence=c).take(dup)]).sorted()
-            within = within_group_pairs(features, dup_pairs, found, s, cal, splits, jobs)
+            within = within_group_pairs(features, dup_pairs, found, s, cal, splits, jobs, overlay=overlay)
             within = within.take(within.confidence >= bar)
             pairs_i, pairs_j = np.r_[pairs_i, within.i], np.r_[pairs_j, within.j]
         row = {"salt": salt, "bar": round(float(bar), 4), "duplicates": int(dup.sum()),

@@ -353,9 +353,13 @@ class SharedOverlay:
 
     def carried(self, thumbs: np.ndarray) -> np.ndarray:
         """``(p,)`` bool: do the ``(p, n, n)`` thumbnails carry the overlay?"""
-        t = np.asarray(thumbs, np.float32).reshape(len(thumbs), -1)[:, self.region.ravel()]
-        near = np.abs(t - self.template[self.region]) <= 2 * OVERLAY_TOL
-        return near.mean(axis=1) >= OVERLAY_CARRIED if t.shape[1] else np.zeros(len(t), bool)
+        flat = np.asarray(thumbs).reshape(len(thumbs), -1)
+        out = np.zeros(len(flat), bool)
+        for start in range(0, len(flat), 65_536):  # in blocks: a million thumbnails as floats are 4 GB
+            t = flat[start:start + 65_536, self.region.ravel()].astype(np.float32)
+            out[start:start + len(t)] = (np.abs(t - self.template[self.region]) <= 2 * OVERLAY_TOL).mean(axis=1) \
+                >= OVERLAY_CARRIED
+        return out
 
     def masks(self, p: int) -> np.ndarray:
         """``(p, n, n)`` bool: the overlay's pixels, for ``p`` pictures. Every picture is

@@ -50,9 +50,9 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 from .evidence import EVIDENCE, SIGN, pair_evidence, typical_neighbours
 from .features import Features, digest_order, extract_images
 from .index import CosineIndex
+from .padding import SharedOverlay
 from .pairs import (OVERLAP_MIN_SIDE, Candidates, Kind, PairTable, find_candidates, overlap_pairs, pair_keys, rows_of,
                     twin_pairs)
-from .padding import SharedOverlay
 from .parallel import run_chunks
 from .settings import RANDOM_STATE, DetectSettings
 from .views import N_VARIANTS, MatchView, embedding_variants, transform_variants
@@ -410,8 +410,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     # the dataset holds, resized or re-encoded
     twins = candidates.pairs.take(twin_pairs(candidates.pairs)).keys()
 
-    def labels(pairs):  # (source of j, a copy with its source?, sources that may be copies of each other?,
-        # twins?)
+    def labels(pairs):  # (source of j, a copy with its source?, may the sources be copies of each other? twins?)
         src_i = np.where(pairs.i >= n, origin_of[pairs.i], pairs.i)
         src_j = origin_of[pairs.j]
         label = np.all(aug.pixel_digest[src_i] == aug.pixel_digest[src_j], axis=1)
@@ -424,7 +423,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
         related[tile] = _proposed(proposed, src_i[tile], src_j[tile], n)
         if candidates.apart is not None:  # sources in one split were never searched as a pair
             related |= candidates.apart[src_i] == candidates.apart[src_j]
-        return src_j, label, (related | twin) & ~label, twin
+        return src_j, label, related & ~label, twin  # twins are related: the search proposes them together
 
     def measured(pairs, **kw):
         return pair_evidence(look, dataclasses.replace(pairs, i=at[pairs.i], j=at[pairs.j]), look_kth, variants,

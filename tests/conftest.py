@@ -56,6 +56,42 @@ def scene(seed: int, size: int = 96) -> Image.Image:
     return img
 
 
+def font(size: int):
+    """Pillow's own font at ``size`` px (its bitmap font on Pillow < 10.1)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def surface(seed: int, size=(320, 240)) -> Image.Image:
+    """A low-contrast grey surface (concrete, the moon): faint fine detail, every seed another
+    patch; a logo on it gives ORB most of its keypoints, and its thumbnail shows little else."""
+    from PIL import ImageFilter
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    fine = Image.fromarray(rng.integers(0, 256, (h // 3, w // 3), np.uint8)).resize(size, Image.BICUBIC)
+    fine = np.asarray(fine.filter(ImageFilter.GaussianBlur(1.0)), np.float32)
+    grey = np.clip((fine - 128) * 0.4 + 120 + rng.normal(0, 5), 0, 255).astype(np.uint8)
+    return Image.fromarray(np.repeat(grey[..., None], 3, axis=2), "RGB")
+
+
+def under_one_logo(img: Image.Image) -> Image.Image:
+    """``img`` with a stock site's logo stamped on it: a red disc with white letters, half the
+    picture's height, bottom right."""
+    out = img.copy()
+    w, h = out.size
+    s = int(min(w, h) * 0.5)
+    x0, y0 = w - s - 8, h - s - 8
+    d = ImageDraw.Draw(out)
+    d.ellipse([x0, y0, x0 + s, y0 + s], fill=(200, 30, 30), outline=(255, 255, 255), width=5)
+    d.text((x0 + s // 6, y0 + s // 3), "LOGO", fill=(255, 255, 255), font=font(s // 3))
+    return out
+
+
 def photo_halves() -> list:
     """Six pictures of 300x200: the left and right halves of scikit-learn's two sample photos,
     and their middles turned upside down. A middle shares half its area with each half of its

@@ -16,6 +16,7 @@ import leakscan.keypoints
 from leakscan.keypoints import closer_look, fit_look, keypoint_pairs, look_at, match_pictures, picture_keypoints
 from leakscan.pairs import Candidates, Kind, PairTable
 from leakscan.views import MatchView
+from conftest import surface, under_one_logo
 
 
 def texture(seed: int, size=(320, 240)) -> Image.Image:
@@ -424,35 +425,6 @@ def test_opencv_failing_on_a_picture_in_the_feature_pass_keeps_the_image_and_nam
     assert again["count"][0] > 0
 
 
-def surface(seed: int, size=(320, 240)) -> Image.Image:
-    """A low-contrast grey surface (concrete, the moon): faint fine detail, every seed another
-    patch; a logo on it gives ORB most of its keypoints."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    fine = Image.fromarray(rng.integers(0, 256, (h // 3, w // 3), np.uint8)).resize(size, Image.BICUBIC)
-    fine = np.asarray(fine.filter(ImageFilter.GaussianBlur(1.0)), np.float32)
-    grey = np.clip((fine - 128) * 0.4 + 120 + rng.normal(0, 5), 0, 255).astype(np.uint8)
-    return Image.fromarray(np.repeat(grey[..., None], 3, axis=2), "RGB")
-
-
-def _under_one_logo(img: Image.Image) -> Image.Image:
-    """``img`` with a stock site's logo stamped on it: a red disc with white text, a fifth of the picture."""
-    from PIL import ImageDraw, ImageFont
-
-    out = img.copy()
-    w, h = out.size
-    s = int(min(w, h) * 0.5)
-    x0, y0 = w - s - 8, h - s - 8
-    d = ImageDraw.Draw(out)
-    d.ellipse([x0, y0, x0 + s, y0 + s], fill=(200, 30, 30), outline=(255, 255, 255), width=5)
-    try:
-        font = ImageFont.load_default(size=s // 3)
-    except TypeError:  # Pillow < 10.1
-        font = ImageFont.load_default()
-    d.text((x0 + s // 6, y0 + s // 3), "LOGO", fill=(255, 255, 255), font=font)
-    return out
-
-
 def _with_a_dark_bar(img: Image.Image) -> Image.Image:
     from PIL import ImageDraw
 
@@ -465,7 +437,7 @@ def _with_a_dark_bar(img: Image.Image) -> Image.Image:
 def test_two_pictures_under_one_logo_line_up_only_where_the_logo_is_and_a_captioned_copy_everywhere():
     # ORB finds the logo's corners in both and one transform explains them all; the detail
     # agrees only where the logo is
-    a, b = _under_one_logo(surface(700)), _under_one_logo(surface(701))
+    a, b = under_one_logo(surface(700)), under_one_logo(surface(701))
     inliers, share, detail, agree = match_pictures(picture_keypoints(a), picture_keypoints(b))
     assert inliers >= 30 and share > 0.9 and agree < leakscan.keypoints.AGREE_MIN, (inliers, share, agree)
     inliers, share, detail, agree = match_pictures(picture_keypoints(a), picture_keypoints(_with_a_dark_bar(a)))
@@ -474,8 +446,8 @@ def test_two_pictures_under_one_logo_line_up_only_where_the_logo_is_and_a_captio
 
 def test_different_pictures_under_one_logo_are_not_duplicates_and_a_copy_among_them_is(tmp_path):
     for k in range(30):
-        _under_one_logo(surface(710 + k)).save(tmp_path / f"p{k:02d}.jpg", quality=92)
-    _with_a_dark_bar(_under_one_logo(surface(712))).save(tmp_path / "copy.jpg", quality=80)
+        under_one_logo(surface(710 + k)).save(tmp_path / f"p{k:02d}.jpg", quality=92)
+    _with_a_dark_bar(under_one_logo(surface(712))).save(tmp_path / "copy.jpg", quality=80)
     found = {frozenset((r["a"], r["b"])) for r in leakscan.audit(tmp_path, cache=False).pair_records()}
     assert found == {frozenset(("copy.jpg", "p02.jpg"))}, found
 
@@ -484,7 +456,7 @@ def test_pictures_under_one_logo_read_by_their_brightness_are_lowered_and_a_copy
     # a red logo on grey pictures: the thumbnails read by brightness see the logo and little else;
     # ORB's grey levels say nothing else of a pair read by brightness (a hue shift moves them)
     tiles = photo_tiles()
-    a, b = _under_one_logo(surface(720)), _under_one_logo(surface(721))
+    a, b = under_one_logo(surface(720)), under_one_logo(surface(721))
     pictures = tiles + [a, b, _with_a_dark_bar(a)]
     pairs, confidence, stats = _closer_look_at(pictures, [(24, 25), (24, 26)], MatchView.VALUE)
     assert stats["duplicates_looked_at"] == 2 and stats["overlays"] == 1

@@ -12,12 +12,13 @@ from PIL import Image, ImageDraw, ImageFilter
 import leakscan
 from leakscan.features import extract_images
 from leakscan.pairs import Kind, PairTable
+from conftest import font, surface, under_one_logo
 
 CREDIT = "(c) Acme Photo Archive"
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
-def scene(seed: int, size=(320, 240)) -> Image.Image:
+def shaded_scene(seed: int, size=(320, 240)) -> Image.Image:
     """A picture unlike any other seed's: a shaded ground of its own colour, shapes of their
     own colours and places, and fine grain."""
     rng = np.random.default_rng(seed)
@@ -37,45 +38,14 @@ def scene(seed: int, size=(320, 240)) -> Image.Image:
                            .astype(np.uint8), "RGB")
 
 
-def surface(seed: int, size=(320, 240)) -> Image.Image:
-    """A low-contrast grey surface (concrete, the moon): under an overlay, mostly the overlay."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    fine = Image.fromarray(rng.integers(0, 256, (h // 3, w // 3), np.uint8)).resize(size, Image.BICUBIC)
-    fine = np.asarray(fine.filter(ImageFilter.GaussianBlur(1.0)), np.float32)
-    grey = np.clip((fine - 128) * 0.4 + 120 + rng.normal(0, 5), 0, 255).astype(np.uint8)
-    return Image.fromarray(np.repeat(grey[..., None], 3, axis=2), "RGB")
-
-
 def captioned(img: Image.Image) -> Image.Image:
     """A credit line on a dark bar over the bottom fifth, as an archive stamps every picture."""
     out = img.copy()
     w, h = out.size
     d = ImageDraw.Draw(out)
     d.rectangle([0, h - h // 5, w, h], fill=(20, 20, 20))
-    d.text((w // 20, h - h // 5 + h // 30), CREDIT, fill=(255, 255, 255), font=_font(h // 9))
+    d.text((w // 20, h - h // 5 + h // 30), CREDIT, fill=(255, 255, 255), font=font(h // 9))
     return out
-
-
-def logo(img: Image.Image) -> Image.Image:
-    """A stock site's logo: a red disc with white letters, half the picture's height, bottom right."""
-    out = img.copy()
-    w, h = out.size
-    s = h // 2
-    x0, y0 = w - s - 8, h - s - 8
-    d = ImageDraw.Draw(out)
-    d.ellipse([x0, y0, x0 + s, y0 + s], fill=(200, 30, 30), outline=(255, 255, 255), width=5)
-    d.text((x0 + s // 6, y0 + s // 3), "LOGO", fill=(255, 255, 255), font=_font(s // 3))
-    return out
-
-
-def _font(size):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        return ImageFont.load_default()
 
 
 def resized_copy(img: Image.Image) -> Image.Image:
@@ -89,7 +59,7 @@ def thumbs(pictures) -> np.ndarray:
 def test_an_overlay_most_pictures_carry_is_found_and_plain_pictures_have_none():
     from leakscan.padding import shared_overlay
 
-    plain = [scene(k) for k in range(30)] + [surface(100 + k) for k in range(10)]
+    plain = [shaded_scene(k) for k in range(30)] + [surface(100 + k) for k in range(10)]
     assert shared_overlay(thumbs(plain)) is None
     marked = [captioned(p) if k % 4 else p for k, p in enumerate(plain)]  # 30 of the 40
     found = shared_overlay(thumbs(marked))
@@ -100,13 +70,13 @@ def test_an_overlay_most_pictures_carry_is_found_and_plain_pictures_have_none():
     carried = found.carried(thumbs(marked))
     assert carried.tolist() == [bool(k % 4) for k in range(40)]
     # more than half of every picture the same: that is the picture, not an overlay on it
-    assert shared_overlay(thumbs([scene(1)] * 20 + [scene(k) for k in range(2, 12)])) is None
+    assert shared_overlay(thumbs([shaded_scene(1)] * 20 + [shaded_scene(k) for k in range(2, 12)])) is None
 
 
 def test_different_pictures_under_one_overlay_line_up_by_it_and_not_once_it_is_left_out():
     from leakscan.evidence import EVIDENCE, pair_evidence, shared_overlay_of
 
-    pictures = [logo(surface(200 + k)) for k in range(30)]
+    pictures = [under_one_logo(surface(200 + k)) for k in range(30)]
     pictures.append(resized_copy(pictures[3]))
     f = extract_images([np.asarray(p) for p in pictures])
     overlay = shared_overlay_of(f, np.arange(len(f)))
@@ -162,7 +132,7 @@ def test_a_transform_no_more_matches_explain_than_fix_it_is_no_transform(monkeyp
 
     import leakscan.keypoints as kp
 
-    a = scene(500)
+    a = shaded_scene(500)
     b = resized_copy(a)
     ka, kb = kp.picture_keypoints(a), kp.picture_keypoints(b)
     real = cv2.estimateAffine2D
@@ -180,10 +150,10 @@ def test_a_transform_no_more_matches_explain_than_fix_it_is_no_transform(monkeyp
     assert kp.match_pictures(ka, kb)[0] == kp.AFFINE_POINTS + 1
 
 
-def test_an_overlay_on_three_pictures_in_five_is_left_out_of_those_only():
+def test_an_overlay_on_three_pictures_in_five_is_found_and_read_as_carried_by_those():
     from leakscan.padding import shared_overlay
 
-    pictures = [scene(600 + k) for k in range(40)]
+    pictures = [shaded_scene(600 + k) for k in range(40)]
     marked = [captioned(p) if k % 5 < 3 else p for k, p in enumerate(pictures)]
     found = shared_overlay(thumbs(marked))
     assert found is not None

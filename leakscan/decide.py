@@ -255,7 +255,8 @@ def detect(
         # the pairs the thumbnails' decision keeps (duplicates and possible) are not proposed again;
         # those it rejected may be: on 32 px a crop of gravel reads as another patch of it
         kept_keys = cands.take(cands.confidence >= POSSIBLE_FLOOR).keys()
-        keyed, skipped = keypoint_pairs(features, found.search_rows, images, kept_keys, jobs=jobs)
+        keyed, skipped = keypoint_pairs(features, found.search_rows, images, kept_keys, jobs=jobs,
+                                        mirrored=MatchView.HFLIP in transform_variants(s.transforms))
         if skipped:
             warnings.append(f"crops of textures (grass, gravel, star fields) were not searched by their keypoints: "
                             f"{skipped} images of {LOOK_MIN_SIDE} px or more (the search runs on up to "

@@ -54,7 +54,7 @@ __all__ = ["Features", "extract_features", "extract_images", "load_pictures", "f
            "DEROTATED_RECORD"]
 
 #: Bump when any feature's definition changes (cache entries of other versions are not reused).
-FEATURE_VERSION = "9"
+FEATURE_VERSION = "10"
 HASH_SIZE = 8
 #: Largest side of the pictures the calibration copies (:func:`load_pictures`, ``Features.pictures``).
 PICTURE_SIDE = 256
@@ -910,9 +910,9 @@ def extract_features(
         small picture (:attr:`Features.pictures`, at most :data:`PICTURE_SIDE` px), so the
         calibration copies them without decoding them again.
     keypoints : bool
-        Keep the search keypoints of every picture of 64 px or more (:attr:`Features.keypoints`,
-        5 KB each), so the keypoint search (:func:`leakscan.keypoints.keypoint_pairs`) decodes
-        nothing again.
+        Keep the search keypoints of every picture of 64 px or more and of its mirror
+        (:attr:`Features.keypoints`, 10 KB each), so the keypoint search
+        (:func:`leakscan.keypoints.keypoint_pairs`) decodes nothing again.
 
     Returns
     -------

@@ -689,8 +689,31 @@ def _fitted(src: np.ndarray, dst: np.ndarray, size_a, size_b) -> int:
     return int(inliers.sum())
 
 
+def _held(found: np.ndarray, prefix: str) -> tuple:
+    """``(codes, points, owner)``: the keypoints of the records ``found`` (``prefix``
+    ``"mirrored_"``: of their pictures mirrored), each picture's first ``count``, and whose they are."""
+    count = found[prefix + "count"].astype(np.int64)
+    held = np.arange(STRONGEST) < count[:, None]
+    return found[prefix + "codes"][held], found[prefix + "points"][held], np.repeat(np.arange(len(found)), count)
+
+
+def _nearest_matches(index: HammingIndex, queries: np.ndarray, query_owner: np.ndarray,
+                     owner: np.ndarray) -> tuple:
+    """``(q, t)``: each query keypoint matched to its nearest keypoint of each other picture
+    among its :data:`SEARCH_NEIGHBOURS` nearest within :data:`SEARCH_MAX_HAMMING` bits."""
+    dist, found = index.knn(queries, SEARCH_NEIGHBOURS)
+    q = np.repeat(np.arange(len(queries)), found.shape[1])
+    t, dist = found.ravel(), dist.ravel()
+    ok = (t >= 0) & (dist <= SEARCH_MAX_HAMMING)
+    q, t = q[ok], t[ok]
+    ok = owner[t] != query_owner[q]
+    q, t = q[ok], t[ok]
+    first = np.unique(q * (int(owner.max()) + 1) + owner[t], return_index=True)[1]
+    return q[first], t[first]
+
+
 def keypoint_pairs(features: Features, rows: np.ndarray, images: ImageSource, known: np.ndarray,
-                   jobs: int = 1) -> tuple[PairTable, int]:
+                   jobs: int = 1, mirrored: bool = True) -> tuple[PairTable, int]:
     """Pairs of ``rows`` but those in ``known`` (their keys: the pairs the thumbnails' decision
     keeps, so that a picture's sure copies take none of its fits) whose keypoints say they are
     one picture: ``(pairs, skipped)``, kind ``keypoint``, score the share
@@ -705,7 +728,10 @@ def keypoint_pairs(features: Features, rows: np.ndarray, images: ImageSource, kn
     matches (:data:`SEARCH_MIN_MATCHES`, each picture's :data:`SEARCH_PER_IMAGE` best) are fitted
     one affine transform by RANSAC, and proposed when it explains :data:`SEARCH_MIN_INLIERS`
     matches spread over both pictures. Proposing is not deciding: the closer look decides them
-    (:func:`closer_look`, from :data:`~leakscan.settings.POSSIBLE_FLOOR`)."""
+    (:func:`closer_look`, from :data:`~leakscan.settings.POSSIBLE_FLOOR`). With ``mirrored`` (mirrors
+    count as copies), the keypoints of each picture mirrored are matched too (ORB's descriptors
+    are not mirror-symmetric: a mirrored crop matches only them): a pair so lined up is proposed
+    mirrored (``MatchView.HFLIP``), and the closer look mirrors one picture back."""
     rows = np.asarray(rows, np.int64)
     rows = rows[features.sizes[rows].min(axis=1) >= LOOK_MIN_SIDE]
     empty = PairTable.empty()
@@ -723,36 +749,58 @@ def keypoint_pairs(features: Features, rows: np.ndarray, images: ImageSource, kn
     if len(have) < 2:
         return empty, 0
     found = found[have]
-    held = np.arange(STRONGEST) < found["count"][:, None]  # each picture's first `count` keypoints
-    points, codes = found["points"][held], found["codes"][held]
-    sizes = np.stack([found["width"], found["height"]], axis=1).tolist()
-    owner = np.repeat(np.arange(len(have)), found["count"])
-    lists = 2 ** round(np.log2(np.sqrt(len(codes))))
-    dist, ids = HammingIndex(codes, exact_max=20_000, lists=lists, train_rounds=SEARCH_TRAIN_ROUNDS).knn(
-        codes, SEARCH_NEIGHBOURS)
-    q = np.repeat(np.arange(len(codes)), ids.shape[1])
-    ids, dist = ids.ravel(), dist.ravel()
-    ok = (ids >= 0) & (dist <= SEARCH_MAX_HAMMING)
-    q, ids = q[ok], ids[ok]
-    ok = owner[ids] != owner[q]
-    q, ids = q[ok], ids[ok]
-    # each keypoint matched once in each other picture: its nearest descriptor there
-    first = np.unique(q * len(have) + owner[ids], return_index=True)[1]
-    q, ids = q[first], ids[first]
-    a, b = owner[q], owner[ids]
+    n = len(have)
+    sizes = np.stack([found["width"], found["height"]], axis=1)
+    codes, points, owner = _held(found, "")
+    index = HammingIndex(codes, exact_max=20_000, lists=2 ** round(np.log2(np.sqrt(len(codes)))),
+                         train_rounds=SEARCH_TRAIN_ROUNDS)
+    q, t = _nearest_matches(index, codes, owner, owner)
+    a, b = owner[q], owner[t]
     lo, hi = np.minimum(a, b), np.maximum(a, b)
-    key = lo * len(have) + hi
+    # each match as (pair key: the two pictures and whether one is mirrored, the keypoint on the
+    # pair's first picture and on its second; ids to tell a match found from both pictures)
+    key = (lo * n + hi) * 2
+    src, dst = points[np.where(a == lo, q, t)], points[np.where(a == lo, t, q)]
+    ids = np.stack([np.where(a == lo, q, t), np.where(a == lo, t, q)], axis=1)
+    if mirrored:  # a mirrored copy's descriptors match only the mirrored picture's: its keypoints are queried too
+        m_codes, m_points, m_owner = _held(found, "mirrored_")
+        mq, mt = _nearest_matches(index, m_codes, m_owner, owner)
+        ma, mb = m_owner[mq], owner[mt]
+        msrc, mdst = m_points[mq].copy(), points[mt].copy()
+        # read as "the first picture mirrored is the second": where the second picture's mirrored
+        # keypoints found the first's, both sides are mirrored back (x -> width - 1 - x)
+        back = ma > mb
+        msrc[back, 0] = sizes[ma[back], 0] - 1 - msrc[back, 0]
+        mdst[back, 0] = sizes[mb[back], 0] - 1 - mdst[back, 0]
+        msrc[back], mdst[back] = mdst[back], msrc[back].copy()
+        m_lo, m_hi = np.minimum(ma, mb), np.maximum(ma, mb)
+        m_key = (m_lo * n + m_hi) * 2 + 1
+        # both sides count, as in the search as it is; the fit reads the side with more matches (the
+        # keypoints of a picture and of its mirror are found apart: one keypoint pair seen from both
+        # sides is two matches, which the plain search's ids tell apart and these cannot)
+        side = m_key * 2 + back
+        sides, side_counts = np.unique(side, return_counts=True)
+        fewer = np.zeros(len(sides), bool)
+        twice = np.flatnonzero(sides[1:] // 2 == sides[:-1] // 2)  # both sides of a pair: the side with fewer
+        fewer[np.where(side_counts[twice] >= side_counts[twice + 1], twice + 1, twice)] = True
+        read = ~np.isin(side, sides[fewer])
+        key = np.r_[key, m_key]
+        src, dst = np.r_[src, msrc], np.r_[dst, mdst]
+        ids = np.r_[ids, np.stack([len(codes) + mq, mt], axis=1)]
+        fitted_on = np.r_[np.ones(len(q), bool), read]
+    else:
+        fitted_on = np.ones(len(q), bool)
     keys, counts = np.unique(key, return_counts=True)
     enough = counts >= SEARCH_MIN_MATCHES
     keys, counts = keys[enough], counts[enough]
-    pair_lo, pair_hi = keys // len(have), keys % len(have)
+    pair_lo, pair_hi = keys // 2 // n, keys // 2 % n
     row_lo, row_hi = rows[have][pair_lo], rows[have][pair_hi]
     new = ~np.isin(pair_keys(np.minimum(row_lo, row_hi), np.maximum(row_lo, row_hi)), known)
     keys, counts, pair_lo, pair_hi = keys[new], counts[new], pair_lo[new], pair_hi[new]
     # each picture's best-matched pairs (most matches first; ties by the pair's content order)
     order = np.lexsort((keys, -counts))
     chosen = np.zeros(len(keys), bool)
-    taken = np.zeros(len(have), np.int64)
+    taken = np.zeros(n, np.int64)
     for k in order.tolist():
         if taken[pair_lo[k]] < SEARCH_PER_IMAGE or taken[pair_hi[k]] < SEARCH_PER_IMAGE:
             chosen[k] = True
@@ -760,28 +808,37 @@ def keypoint_pairs(features: Features, rows: np.ndarray, images: ImageSource, kn
             taken[pair_hi[k]] += 1
     keys, pair_lo, pair_hi = keys[chosen], pair_lo[chosen], pair_hi[chosen]
     at = np.searchsorted(keys, key)
-    matched = (at < len(keys)) & (keys[np.minimum(at, max(len(keys) - 1, 0))] == key) if len(keys) else key < 0
-    first_side = np.where(a == lo, q, ids)[matched]  # the keypoint on the pair's first picture
-    other_side = np.where(a == lo, ids, q)[matched]
-    pair_of = at[matched]
+    matched = fitted_on & (at < len(keys)) & (keys[np.minimum(at, max(len(keys) - 1, 0))] == key) if len(keys) \
+        else key < 0
+    src, dst, ids, pair_of = src[matched], dst[matched], ids[matched], at[matched]
     # a match found from both pictures counts once in the fit
-    once = np.unique((pair_of * len(codes) + first_side) * len(codes) + other_side, return_index=True)[1]
-    first_side, other_side, pair_of = first_side[once], other_side[once], pair_of[once]
+    total = int(ids[:, 0].max()) + 1 if len(ids) else 1
+    once = np.unique((pair_of * total + ids[:, 0]) * len(codes) + ids[:, 1], return_index=True)[1]
+    src, dst, pair_of = src[once], dst[once], pair_of[once]
     by_pair = np.argsort(pair_of, kind="stable")
     bounds = np.searchsorted(pair_of[by_pair], np.arange(len(keys) + 1))
+    size_list = sizes.tolist()
 
     def fit(k):
         sel = by_pair[bounds[k]:bounds[k + 1]]
-        return _fitted(points[first_side[sel]], points[other_side[sel]], sizes[pair_lo[k]], sizes[pair_hi[k]])
+        return _fitted(src[sel], dst[sel], size_list[pair_lo[k]], size_list[pair_hi[k]])
 
     inliers = np.asarray(map_threads(fit, range(len(keys)), jobs), np.int64).reshape(-1)
-    keep = inliers > 0
+    # a pair whose pictures line up both as they are and one mirrored (a symmetric picture): the
+    # reading that explains more matches
+    pair = keys // 2
+    rival = np.r_[pair[1:] == pair[:-1], False]  # the next key is the same pair, mirrored
+    loses = np.zeros(len(keys), bool)
+    loses[:-1] = rival[:-1] & (inliers[1:] > inliers[:-1])
+    loses[1:] |= rival[:-1] & (inliers[1:] <= inliers[:-1])
+    keep = (inliers > 0) & ~loses
     i, j = rows[have][pair_lo[keep]], rows[have][pair_hi[keep]]
-    n = int(keep.sum())
-    pairs = PairTable(i=np.minimum(i, j), j=np.maximum(i, j), kind=np.full(n, Kind.KEYPOINT, np.uint8),
+    n_kept = int(keep.sum())
+    variant = np.where(keys[keep] % 2 == 1, MatchView.HFLIP, MatchView.NONE).astype(np.int8)
+    pairs = PairTable(i=np.minimum(i, j), j=np.maximum(i, j), kind=np.full(n_kept, Kind.KEYPOINT, np.uint8),
                       score=np.minimum(inliers[keep] / STRONGEST, 1.0).astype(np.float32),
-                      hamming=np.full(n, -1, np.int16), cosine=np.full(n, np.nan, np.float32),
-                      variant=np.full(n, MatchView.NONE, np.int8), same_bytes=np.zeros(n, bool),
-                      ncc=np.full(n, np.nan, np.float32))
-    log.info("keypoint search: %d pictures, %d pairs fitted, %d proposed", len(have), len(keys), n)
+                      hamming=np.full(n_kept, -1, np.int16), cosine=np.full(n_kept, np.nan, np.float32),
+                      variant=variant, same_bytes=np.zeros(n_kept, bool),
+                      ncc=np.full(n_kept, np.nan, np.float32))
+    log.info("keypoint search: %d pictures, %d pairs fitted, %d proposed", len(have), len(keys), n_kept)
     return pairs.sorted(), 0

@@ -23,9 +23,13 @@ LOOK_MIN_SIDE = 64
 STRONGEST = 128
 #: One picture's search keypoints as the features keep them (and the feature cache stores
 #: them): how many, the size of the picture they were found on, and their places and ORB
-#: descriptors (the first ``count`` rows). Change the layout only with FEATURE_VERSION.
+#: descriptors (the first ``count`` rows); then the same of the picture mirrored left to right
+#: (ORB's descriptors are not: a mirrored copy matches only the mirrored picture's), places on
+#: the mirrored picture. Change the layout only with FEATURE_VERSION.
 KEYPOINT_RECORD = np.dtype([("count", np.int16), ("width", np.int16), ("height", np.int16),
-                            ("points", np.float32, (STRONGEST, 2)), ("codes", np.uint8, (STRONGEST, 32))])
+                            ("points", np.float32, (STRONGEST, 2)), ("codes", np.uint8, (STRONGEST, 32)),
+                            ("mirrored_count", np.int16), ("mirrored_points", np.float32, (STRONGEST, 2)),
+                            ("mirrored_codes", np.uint8, (STRONGEST, 32))])
 
 _local = threading.local()
 
@@ -49,16 +53,18 @@ def grey_at_side(picture: Image.Image, side: int) -> np.ndarray:
 
 
 def strongest_keypoints(picture: Image.Image, side: int) -> np.ndarray:
-    """The :data:`STRONGEST` strongest ORB keypoints of ``picture`` brought to ``side`` px, as a
-    :data:`KEYPOINT_RECORD` (``count`` 0 when it has none); OpenCV's errors are the caller's."""
+    """The :data:`STRONGEST` strongest ORB keypoints of ``picture`` brought to ``side`` px, and
+    of that mirrored left to right, as a :data:`KEYPOINT_RECORD` (``count`` 0 when it has none);
+    OpenCV's errors are the caller's."""
     a = grey_at_side(picture, side)
-    kp, des = detector().detectAndCompute(a, None)
     out = np.zeros((), KEYPOINT_RECORD)
     out["width"], out["height"] = a.shape[1], a.shape[0]
-    if des is None or not len(kp):
-        return out
-    order = np.argsort([-k.response for k in kp], kind="stable")[:STRONGEST]
-    out["count"] = len(order)
-    out["points"][:len(order)] = np.float32([kp[q].pt for q in order]).reshape(-1, 2)
-    out["codes"][:len(order)] = des[order]
+    for prefix, gray in (("", a), ("mirrored_", np.ascontiguousarray(a[:, ::-1]))):
+        kp, des = detector().detectAndCompute(gray, None)
+        if des is None or not len(kp):
+            continue
+        order = np.argsort([-k.response for k in kp], kind="stable")[:STRONGEST]
+        out[prefix + "count"] = len(order)
+        out[prefix + "points"][:len(order)] = np.float32([kp[q].pt for q in order]).reshape(-1, 2)
+        out[prefix + "codes"][:len(order)] = des[order]
     return out

@@ -67,7 +67,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "67"
+SEARCH_VERSION = "68"
 
 
 def pair_keys(i, j) -> np.ndarray:
@@ -206,8 +206,8 @@ class PairTable:
                 out.append("same bytes" if b else "same pixels")
             elif k == Kind.MODEL:
                 out.append("model")
-            elif k == Kind.KEYPOINT:
-                out.append("keypoints")
+            elif k == Kind.KEYPOINT:  # lined up as they are, or one mirrored
+                out.append("keypoints, hflip" if v == MatchView.HFLIP else "keypoints")
             else:
                 out.append(MatchView.describe(v))
         for k in np.flatnonzero(self.variant == MatchView.OVERLAP):

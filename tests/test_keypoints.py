@@ -13,6 +13,7 @@ import leakscan.decide
 import leakscan.features
 import leakscan.decode
 import leakscan.keypoints
+import leakscan.orb
 from leakscan.keypoints import closer_look, fit_look, keypoint_pairs, look_at, match_pictures, picture_keypoints
 from leakscan.pairs import Candidates, Kind, PairTable
 from leakscan.views import MatchView
@@ -292,6 +293,57 @@ def test_the_keypoint_search_finds_crops_of_textures_the_thumbnails_cannot_tell_
     monkeypatch.undo()
     no_crops = leakscan.audit(root, cache=False, settings=leakscan.DetectSettings(crops=False))
     assert "keypoint" not in found(no_crops).values()
+
+
+def test_the_keypoint_search_finds_a_mirrored_crop_recoloured_as_training_pipelines_make_them(tmp_path):
+    # RandomResizedCrop, RandomHorizontalFlip, ColorJitter: a crop of gravel, mirrored and
+    # recoloured. ORB's descriptors are not mirror-symmetric: only the keypoints of the picture
+    # mirrored match the copy's
+    root = tmp_path / "gravel"
+    root.mkdir()
+    for k in range(24):
+        texture(600 + k).save(root / f"g{k:02d}.jpg", quality=92)
+    copy = _off_centre_crop(texture(605)).transpose(Image.FLIP_LEFT_RIGHT)
+    copy = Image.fromarray(np.clip(np.asarray(copy, np.float32) * [1.15, 0.95, 0.8] + 12, 0, 255).astype(np.uint8))
+    copy.save(root / "augmented.jpg", quality=90)
+
+    def found(settings=None):
+        result = leakscan.audit(root, cache=False, settings=settings)
+        return {frozenset((r["a"], r["b"])): (r["kind"], r["detail"]) for r in result.pair_records()}
+
+    assert found() == {frozenset(("augmented.jpg", "g05.jpg")): ("keypoint", "keypoints, hflip")}, found()
+    # mirrors do not count as copies (--transforms none): the mirrored keypoints are not matched
+    assert found(leakscan.DetectSettings(transforms="none")) == {}
+
+
+@pytest.mark.parametrize("back", [False, True])
+def test_a_mirrored_match_lines_up_from_either_picture(monkeypatch, back):
+    # a mirrored copy is matched from the first picture mirrored, or from the second mirrored (then
+    # both sides are mirrored back before the fit): each side alone lines the pair up
+    pictures = [texture(700), _off_centre_crop(texture(700)).transpose(Image.FLIP_LEFT_RIGHT)]
+    pictures += [texture(701 + k) for k in range(6)]
+    features = leakscan.features.extract_images([np.asarray(p) for p in pictures])
+    features = dataclasses.replace(features, keypoint_rows=np.arange(len(pictures)), keypoints=np.array(
+        [leakscan.orb.strongest_keypoints(p, leakscan.features.PICTURE_SIDE) for p in pictures]))
+    real, calls = leakscan.keypoints._nearest_matches, []
+
+    def one_side(index, queries, query_owner, owner):
+        q, t = real(index, queries, query_owner, owner)
+        calls.append(len(queries))
+        if len(calls) == 2:  # the mirrored keypoints: only those of one side of each pair
+            keep = (query_owner[q] > owner[t]) == back
+            q, t = q[keep], t[keep]
+        return q, t
+
+    monkeypatch.setattr(leakscan.keypoints, "_nearest_matches", one_side)
+    pairs, _ = keypoint_pairs(features, np.arange(len(pictures)), None, np.zeros(0, np.int64))
+    assert len(calls) == 2
+    assert [(int(i), int(j), int(v)) for i, j, v in zip(pairs.i, pairs.j, pairs.variant)] == [(0, 1, MatchView.HFLIP)]
+    assert pairs.score[0] > 0.15
+    # mirrors not counted: the mirrored keypoints are not matched
+    calls.clear()
+    assert len(keypoint_pairs(features, np.arange(len(pictures)), None, np.zeros(0, np.int64), mirrored=False)[0]) == 0
+    assert len(calls) == 1
 
 
 def test_the_keypoint_search_is_skipped_with_a_warning_beyond_its_size(tmp_path, monkeypatch):

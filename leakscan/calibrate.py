@@ -59,8 +59,8 @@ from .views import N_VARIANTS, MatchView, embedding_variants, transform_variants
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Calibration", "calibrate", "synthetic_copy", "tilted_copy", "CAL_SAMPLE", "MIN_AUC", "adjust_to_prior",
-           "at_lower_share", "at_prior", "logistic_fit", "picture_share", "roc_auc"]
+__all__ = ["Calibration", "THUMBNAILS", "calibrate", "synthetic_copy", "tilted_copy", "CAL_SAMPLE", "MIN_AUC",
+           "adjust_to_prior", "at_lower_share", "at_prior", "logistic_fit", "picture_share", "roc_auc"]
 
 #: Images of the dataset copied to calibrate (chosen by content digest).
 CAL_SAMPLE = 400
@@ -112,7 +112,9 @@ class Calibration:
         The decisions for pairs read other than as a whole that have their own, fitted apart:
         ``"overlap"`` (overlapping tiles: on tile copies and the look-alikes the window search
         proposes), when that search proposed any. (Tilted pairs are decided by the whole-image
-        decision, on the evidence of the tilted view: :mod:`leakscan.decide`.)
+        decision, on the evidence of the tilted view: :mod:`leakscan.decide`.) With a model's
+        embeddings, ``"thumbnails"``: the same decision fitted without the model's cosine,
+        which :meth:`predict` never goes below (:data:`THUMBNAILS`).
     """
 
     columns: tuple
@@ -125,11 +127,14 @@ class Calibration:
     readings: dict = field(default_factory=dict)
 
     def predict(self, evidence: np.ndarray) -> np.ndarray:
-        """Probability per row of an evidence matrix (columns as :data:`EVIDENCE`)."""
+        """Probability per row of an evidence matrix (columns as :data:`EVIDENCE`); with a
+        :data:`THUMBNAILS` decision, at least what it says."""
         cols = [EVIDENCE.index(c) for c in self.columns]
         x = (np.nan_to_num(evidence[:, cols].astype(np.float64)) - self.mean) / self.scale
         z = x @ self.coef + self.intercept
-        return (1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))).astype(np.float32)
+        p = (1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))).astype(np.float32)
+        alone = self.readings.get(THUMBNAILS)
+        return p if alone is None else np.maximum(p, alone.predict(evidence))
 
     def to_dict(self) -> dict:
         out = {"threshold": round(float(self.threshold), 4),
@@ -138,6 +143,13 @@ class Calibration:
         for name, fitted in self.readings.items():
             out[name] = fitted.to_dict()
         return out
+
+
+#: The decision fitted without a model's cosine (``Calibration.readings``). A model only adds
+#: evidence: the copies it does not recognise (turned then cropped, for SSCD) are copies all
+#: the same, and a decision that learnt that copies mostly have a high model cosine would weigh
+#: them down by it. So a pair is at least as likely a copy as the thumbnails alone say.
+THUMBNAILS = "thumbnails"
 
 
 # --------------------------------------------------------------------------- synthetic copies
@@ -453,34 +465,39 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     pair_key = np.c_[aug.pixel_digest[pairs.i], aug.pixel_digest[pairs.j]]
     group = aug.pixel_digest[src_j]
 
-    def fit(rows):
+    def fit(rows, columns=columns):
         o = rows[digest_order(pair_key[rows])]  # rows in content order: the same images, the same fit
         return _fit(evidence[o], label[o], group[o], columns, s.min_confidence, dict(stats))
     # A look-alike the search pairs with the copy's source may be a real copy of it. First fit
     # without such pairs; then keep those the first fit calls look-alikes as negatives and leave
     # out those it is sure are copies (a dataset full of copies must not teach copies as look-alikes).
-    def fit_twice(rows):
+    def fit_twice(rows, columns=columns):
         may_copy = related
         if int((rows & floor & ~related & ~label).sum()) < MIN_EXAMPLES:
             # every look-alike is related to a copy's source (an overlay on every picture makes the
             # search propose them all together): first leave out only the twins
             may_copy = twin
-        first = fit(np.flatnonzero(rows & floor & ~may_copy))
+        first = fit(np.flatnonzero(rows & floor & ~may_copy), columns)
         ambiguous = rows & floor & may_copy
         if first is None or not ambiguous.any():
             return first
         unlike = np.zeros(len(label), bool)
         unlike[ambiguous] = first.predict(evidence[ambiguous]) < SURE_COPY
-        final = fit(np.flatnonzero(rows & floor & (~may_copy | unlike)))
+        final = fit(np.flatnonzero(rows & floor & (~may_copy | unlike)), columns)
         if final is not None:
             final.stats["left_out_as_possible_copies"] = int((ambiguous & ~unlike).sum())
         return final
     # two decisions: pairs read whole (copies other than tiles), and pairs read as overlapping tiles
-    whole = fit_twice(~tile_reading & ~tile_copy[pairs.i] & ~tile_copy[pairs.j])
-    if whole is not None and tile_reading.any():
-        tiles = fit_twice(tile_reading)
-        whole = dataclasses.replace(whole, readings={} if tiles is None else {"overlap": tiles})
-    return whole
+    read_whole = ~tile_reading & ~tile_copy[pairs.i] & ~tile_copy[pairs.j]
+    whole = fit_twice(read_whole)
+    if whole is None:
+        return None
+    readings = {}
+    if tile_reading.any():
+        readings["overlap"] = fit_twice(tile_reading)
+    if "model" in columns:
+        readings[THUMBNAILS] = fit_twice(read_whole, tuple(c for c in columns if c != "model"))
+    return dataclasses.replace(whole, readings={name: c for name, c in readings.items() if c is not None})
 
 
 def _copies_job(job) -> tuple:

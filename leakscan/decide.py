@@ -20,7 +20,8 @@ from typing import Callable
 
 import numpy as np
 
-from .calibrate import MIN_AUC, Calibration, ImageSource, adjust_to_prior, at_lower_share, at_prior, calibrate
+from .calibrate import (MIN_AUC, THUMBNAILS, Calibration, ImageSource, adjust_to_prior, at_lower_share, at_prior,
+                        calibrate)
 from .evidence import EVIDENCE, pair_evidence, shared_overlay_of, tilted_angles
 from .features import Features
 from .groups import components, joining_links
@@ -85,7 +86,7 @@ class Detection:
                                threshold=float(d[f"{prefix}_threshold"]), stats=json.loads(str(d[f"{prefix}_stats"])))
         cal = fitted("cal")
         if cal is not None:
-            readings = {name: fitted(f"cal_{name}") for name in READINGS[1:]}
+            readings = {name: fitted(f"cal_{name}") for name in (*READINGS[1:], THUMBNAILS)}
             cal = dataclasses.replace(cal, readings={name: c for name, c in readings.items() if c is not None})
         return cls(pairs=table("pairs"), possible=table("possible"), calibration=cal,
                    warnings=tuple(json.loads(str(d["warnings"]))))

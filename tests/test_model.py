@@ -1,5 +1,7 @@
 """The optional ONNX embedding backend (--model), on tiny models the tests build themselves."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -242,3 +244,47 @@ def test_a_model_that_cannot_run_stops_with_its_name(tmp_path):
     onnx.save(m, str(tmp_path / "bad.onnx"))
     with pytest.raises(InputError, match="bad.onnx failed on a batch"):
         audit(np.zeros((2, 8, 8, 3), np.uint8), model=tmp_path / "bad.onnx")
+
+
+def test_a_model_only_adds_evidence_the_thumbnails_decision_is_a_floor():
+    # the decision with the model's cosine, and the one fitted without it: a copy the model does not
+    # recognise (low cosine) keeps the confidence the thumbnails give it
+    from leakscan.calibrate import THUMBNAILS, Calibration
+    from leakscan.decide import Detection
+    from leakscan.evidence import EVIDENCE
+    from leakscan.pairs import PairTable
+
+    ncc, model = EVIDENCE.index("ncc"), EVIDENCE.index("model")
+    thumbs = Calibration(columns=("ncc",), mean=np.zeros(1), scale=np.ones(1), coef=np.array([8.0]),
+                         intercept=-4.0, threshold=0.5)
+    joint = Calibration(columns=("ncc", "model"), mean=np.zeros(2), scale=np.ones(2), coef=np.array([4.0, 8.0]),
+                        intercept=-8.0, threshold=0.5, readings={THUMBNAILS: thumbs})
+    x = np.zeros((3, len(EVIDENCE)), np.float32)
+    x[:, ncc] = [0.9, 0.9, 0.2]
+    x[:, model] = [0.95, 0.1, 0.5]  # a copy it recognises; a copy it does not; a look-alike
+    alone = dataclasses.replace(joint, readings={}).predict(x)
+    assert alone[1] < 0.5 < thumbs.predict(x)[1]  # the model alone would weigh the copy down
+    p = joint.predict(x)
+    np.testing.assert_allclose(p, np.maximum(alone, thumbs.predict(x)), rtol=1e-6)
+    assert p[0] > 0.9 and p[1] > 0.9 and p[2] < 0.5
+    # kept with the search results in the cache
+    empty = PairTable.empty()
+    back = Detection.from_arrays(Detection(pairs=empty, possible=empty, calibration=joint).to_arrays()).calibration
+    np.testing.assert_allclose(back.predict(x), p, rtol=1e-6)
+    assert joint.to_dict()[THUMBNAILS]["weights"] == {"ncc": 8.0}
+
+
+def test_an_audit_with_a_model_fits_the_decision_without_it_too(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for s in range(30):
+        scene(s, 96).save(data / f"{s:02d}.jpg", quality=95)
+    Image.open(data / "03.jpg").resize((80, 80)).save(data / "copy.jpg", quality=70)
+    with_model = audit(data, model=pool_model(tmp_path / "m.onnx"), cache=False)
+    without = audit(data, cache=False)
+    cal = with_model.to_dict()["calibration"]
+    assert "model" in cal["weights"] and "model" not in cal["thumbnails"]["weights"]
+    assert "thumbnails" not in without.to_dict()["calibration"]
+    names = lambda r: {frozenset((r.manifest.paths[i], r.manifest.paths[j])) for i, j in zip(r.pairs.i, r.pairs.j)}  # noqa: E731
+    assert frozenset(("03.jpg", "copy.jpg")) in names(without)
+    assert names(without) <= names(with_model)

@@ -754,27 +754,16 @@ def keypoint_pairs(features: Features, rows: np.ndarray, images: ImageSource, kn
     codes, points, owner = _held(found, "")
     index = HammingIndex(codes, exact_max=20_000, lists=2 ** round(np.log2(np.sqrt(len(codes)))),
                          train_rounds=SEARCH_TRAIN_ROUNDS)
+    # each match: the pair key (the two pictures, and whether the first is mirrored); its points
+    # are read only for the pairs chosen (memory: millions of matches)
     q, t = _nearest_matches(index, codes, owner, owner)
-    a, b = owner[q], owner[t]
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    # each match as (pair key: the two pictures and whether one is mirrored, the keypoint on the
-    # pair's first picture and on its second; ids to tell a match found from both pictures)
-    key = (lo * n + hi) * 2
-    src, dst = points[np.where(a == lo, q, t)], points[np.where(a == lo, t, q)]
-    ids = np.stack([np.where(a == lo, q, t), np.where(a == lo, t, q)], axis=1)
+    key = (np.minimum(owner[q], owner[t]) * n + np.maximum(owner[q], owner[t])) * 2
+    all_keys = key
     if mirrored:  # a mirrored copy's descriptors match only the mirrored picture's: its keypoints are queried too
         m_codes, m_points, m_owner = _held(found, "mirrored_")
         mq, mt = _nearest_matches(index, m_codes, m_owner, owner)
-        ma, mb = m_owner[mq], owner[mt]
-        msrc, mdst = m_points[mq].copy(), points[mt].copy()
-        # read as "the first picture mirrored is the second": where the second picture's mirrored
-        # keypoints found the first's, both sides are mirrored back (x -> width - 1 - x)
-        back = ma > mb
-        msrc[back, 0] = sizes[ma[back], 0] - 1 - msrc[back, 0]
-        mdst[back, 0] = sizes[mb[back], 0] - 1 - mdst[back, 0]
-        msrc[back], mdst[back] = mdst[back], msrc[back].copy()
-        m_lo, m_hi = np.minimum(ma, mb), np.maximum(ma, mb)
-        m_key = (m_lo * n + m_hi) * 2 + 1
+        back = m_owner[mq] > owner[mt]  # a mirrored keypoint of the pair's second picture found the first's
+        m_key = (np.minimum(m_owner[mq], owner[mt]) * n + np.maximum(m_owner[mq], owner[mt])) * 2 + 1
         # both sides count, as in the search as it is; the fit reads the side with more matches (the
         # keypoints of a picture and of its mirror are found apart: one keypoint pair seen from both
         # sides is two matches, which the plain search's ids tell apart and these cannot)
@@ -784,13 +773,10 @@ def keypoint_pairs(features: Features, rows: np.ndarray, images: ImageSource, kn
         twice = np.flatnonzero(sides[1:] // 2 == sides[:-1] // 2)  # both sides of a pair: the side with fewer
         fewer[np.where(side_counts[twice] >= side_counts[twice + 1], twice + 1, twice)] = True
         read = ~np.isin(side, sides[fewer])
-        key = np.r_[key, m_key]
-        src, dst = np.r_[src, msrc], np.r_[dst, mdst]
-        ids = np.r_[ids, np.stack([len(codes) + mq, mt], axis=1)]
-        fitted_on = np.r_[np.ones(len(q), bool), read]
-    else:
-        fitted_on = np.ones(len(q), bool)
-    keys, counts = np.unique(key, return_counts=True)
+        del side
+        all_keys = np.r_[key, m_key]
+    keys, counts = np.unique(all_keys, return_counts=True)
+    del all_keys
     enough = counts >= SEARCH_MIN_MATCHES
     keys, counts = keys[enough], counts[enough]
     pair_lo, pair_hi = keys // 2 // n, keys // 2 % n
@@ -807,11 +793,34 @@ def keypoint_pairs(features: Features, rows: np.ndarray, images: ImageSource, kn
             taken[pair_lo[k]] += 1
             taken[pair_hi[k]] += 1
     keys, pair_lo, pair_hi = keys[chosen], pair_lo[chosen], pair_hi[chosen]
-    at = np.searchsorted(keys, key)
-    matched = fitted_on & (at < len(keys)) & (keys[np.minimum(at, max(len(keys) - 1, 0))] == key) if len(keys) \
-        else key < 0
-    src, dst, ids, pair_of = src[matched], dst[matched], ids[matched], at[matched]
-    # a match found from both pictures counts once in the fit
+
+    def of_chosen(match_keys):
+        """Per match: the position of its pair among ``keys`` (-1: a pair not chosen)."""
+        at = np.searchsorted(keys, match_keys)
+        inside = at < len(keys)
+        inside[inside] = keys[at[inside]] == match_keys[inside]
+        return np.where(inside, at, -1)
+
+    # the matches of the chosen pairs: the keypoint on the pair's first picture and on its second,
+    # and ids that tell one keypoint pair found from both pictures (it counts once in the fit)
+    pair_of = of_chosen(key)
+    sel = np.flatnonzero(pair_of >= 0)
+    q, t, pair_of = q[sel], t[sel], pair_of[sel]
+    first = owner[q] < owner[t]
+    ids = np.stack([np.where(first, q, t), np.where(first, t, q)], axis=1)
+    src, dst = points[ids[:, 0]], points[ids[:, 1]]
+    if mirrored:
+        m_pair = of_chosen(m_key)
+        sel = np.flatnonzero((m_pair >= 0) & read)
+        mq, mt, back, m_pair = mq[sel], mt[sel], back[sel], m_pair[sel]
+        msrc, mdst = m_points[mq], points[mt]
+        # read as "the first picture mirrored is the second": from the second picture's side, both
+        # points are mirrored back (x -> width - 1 - x) and swapped
+        msrc[back, 0] = sizes[m_owner[mq[back]], 0] - 1 - msrc[back, 0]
+        mdst[back, 0] = sizes[owner[mt[back]], 0] - 1 - mdst[back, 0]
+        msrc[back], mdst[back] = mdst[back], msrc[back].copy()
+        src, dst, pair_of = np.r_[src, msrc], np.r_[dst, mdst], np.r_[pair_of, m_pair]
+        ids = np.r_[ids, np.stack([len(codes) + mq, mt], axis=1)]
     total = int(ids[:, 0].max()) + 1 if len(ids) else 1
     once = np.unique((pair_of * total + ids[:, 0]) * len(codes) + ids[:, 1], return_index=True)[1]
     src, dst, pair_of = src[once], dst[once], pair_of[once]

@@ -712,6 +712,15 @@ def _nearest_matches(index: HammingIndex, queries: np.ndarray, query_owner: np.n
     return q[first], t[first]
 
 
+def _best_of_each(groups: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Mask of the entry with the highest score in each group (on a tie, the first)."""
+    order = np.lexsort((np.arange(len(groups)), -np.asarray(scores), groups))
+    best = np.zeros(len(groups), bool)
+    if len(order):
+        best[order[np.r_[True, groups[order][1:] != groups[order][:-1]]]] = True
+    return best
+
+
 def keypoint_pairs(features: Features, rows: np.ndarray, images: ImageSource, known: np.ndarray,
                    jobs: int = 1, mirrored: bool = True) -> tuple[PairTable, int]:
     """Pairs of ``rows`` but those in ``known`` (their keys: the pairs the thumbnails' decision
@@ -769,10 +778,7 @@ def keypoint_pairs(features: Features, rows: np.ndarray, images: ImageSource, kn
         # sides is two matches, which the plain search's ids tell apart and these cannot)
         side = m_key * 2 + back
         sides, side_counts = np.unique(side, return_counts=True)
-        fewer = np.zeros(len(sides), bool)
-        twice = np.flatnonzero(sides[1:] // 2 == sides[:-1] // 2)  # both sides of a pair: the side with fewer
-        fewer[np.where(side_counts[twice] >= side_counts[twice + 1], twice + 1, twice)] = True
-        read = ~np.isin(side, sides[fewer])
+        read = np.isin(side, sides[_best_of_each(sides // 2, side_counts)])
         del side
         all_keys = np.r_[key, m_key]
     keys, counts = np.unique(all_keys, return_counts=True)
@@ -835,12 +841,7 @@ def keypoint_pairs(features: Features, rows: np.ndarray, images: ImageSource, kn
     inliers = np.asarray(map_threads(fit, range(len(keys)), jobs), np.int64).reshape(-1)
     # a pair whose pictures line up both as they are and one mirrored (a symmetric picture): the
     # reading that explains more matches
-    pair = keys // 2
-    rival = np.r_[pair[1:] == pair[:-1], False]  # the next key is the same pair, mirrored
-    loses = np.zeros(len(keys), bool)
-    loses[:-1] = rival[:-1] & (inliers[1:] > inliers[:-1])
-    loses[1:] |= rival[:-1] & (inliers[1:] <= inliers[:-1])
-    keep = (inliers > 0) & ~loses
+    keep = (inliers > 0) & _best_of_each(keys // 2, inliers)
     i, j = rows[have][pair_lo[keep]], rows[have][pair_hi[keep]]
     n_kept = int(keep.sum())
     variant = np.where(keys[keep] % 2 == 1, MatchView.HFLIP, MatchView.NONE).astype(np.int8)

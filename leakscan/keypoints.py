@@ -602,12 +602,18 @@ SEARCH_MIN_INLIERS = 8
 #: common under it (the area of their convex hull): a copy matches all over the picture in
 #: common, two pictures that share a caption, a logo or a printed label match only there ...
 SEARCH_MIN_SPREAD = 0.1
-#: ... and across as well as along: half of them at least this share of the side of that common
-#: area away from their middle line in every direction (:func:`_width`). Matches all over a
-#: square are a quarter of its side away, the strongest keypoints of a crop of gravel 0.06 to
-#: 0.09; the letters of a caption along the bottom less than 0.01, and the odd stray match that
-#: lets a line of letters fit a sheared transform does not move the median.
+#: ... and across as well as along: half of them (or half of their places) at least this share
+#: of the side of that common area away from their middle line in every direction
+#: (:func:`_width`). Matches all over a square are a quarter of its side away, the strongest
+#: keypoints of a crop of gravel 0.06 to 0.09; the letters of a caption along the bottom less
+#: than 0.01, and the odd stray match that lets a line of letters fit a sheared transform does
+#: not move the median.
 SEARCH_MIN_WIDTH = 0.025
+#: Matches in one square of this share of the common side are one place: ORB finds a bright star or
+#: a sharp corner at several scales and turns, and a few such spots can outweigh the matches
+#: all over the picture (a star field read as a line). Read as places, the matches must be at
+#: :data:`SEARCH_MIN_INLIERS` places at least (a few letters of a caption found many times are not).
+SEARCH_PLACE = 1 / 64
 
 
 def _decoded_keypoints(picture: Image.Image | None) -> np.ndarray:
@@ -665,8 +671,8 @@ def _width(points: np.ndarray) -> float:
 def _fitted(src: np.ndarray, dst: np.ndarray, size_a, size_b) -> int:
     """The matches ``src`` (on picture a, of ``(width, height)`` ``size_a``) -> ``dst`` (on b) one
     affine transform explains, when they spread over what the two can have in common, across as
-    well as along (:data:`SEARCH_MIN_SPREAD`, :data:`SEARCH_MIN_WIDTH`) and the transform is one
-    a copy can have (:data:`MAX_STRETCH`); else 0."""
+    well as along, as they are or as places (:data:`SEARCH_MIN_SPREAD`, :data:`SEARCH_MIN_WIDTH`,
+    :data:`SEARCH_PLACE`) and the transform is one a copy can have (:data:`MAX_STRETCH`); else 0."""
     import cv2  # noqa: PLC0415
 
     if len(src) < SEARCH_MIN_INLIERS:
@@ -684,9 +690,21 @@ def _fitted(src: np.ndarray, dst: np.ndarray, size_a, size_b) -> int:
     common = min(float(size_a[0] * size_a[1]), float(size_b[0] * size_b[1]) / float(stretch.prod()))
     if inliers.sum() < SEARCH_MIN_INLIERS or _spread(src[inliers], (common, 1.0)) < SEARCH_MIN_SPREAD:
         return 0
-    if _width(src[inliers]) < SEARCH_MIN_WIDTH * np.sqrt(common):
-        return 0
+    side = np.sqrt(common)
+    if _width(src[inliers]) < SEARCH_MIN_WIDTH * side:
+        # or as places: a few spots ORB finds many times over must not hide the matches elsewhere
+        places = _places(src[inliers], SEARCH_PLACE * side)
+        if len(places) < SEARCH_MIN_INLIERS or _width(places) < SEARCH_MIN_WIDTH * side:
+            return 0
     return int(inliers.sum())
+
+
+def _places(points: np.ndarray, cell: float) -> np.ndarray:
+    """``points`` as places: the middle of those in each ``cell`` px square, one per square."""
+    _, place = np.unique(np.floor(points / cell), axis=0, return_inverse=True)
+    place = place.ravel()
+    count = np.bincount(place)
+    return np.stack([np.bincount(place, points[:, k]) / count for k in range(2)], axis=1)
 
 
 def _held(found: np.ndarray, prefix: str) -> tuple:

@@ -531,3 +531,19 @@ def test_opencv_failing_on_a_pair_names_both_files_and_the_pair_reads_as_no_tran
     assert looks[0, 0] == 0 and looks[0, 4] == 1.0  # no transform; the look says what it says of none
     assert any(("a.jpg ~ b.jpg: no closer look" in r.getMessage() or "b.jpg ~ a.jpg: no closer look" in r.getMessage())
                and "RuntimeError" in r.getMessage() for r in caplog.records), caplog.text
+
+
+def test_matches_bunched_at_a_few_bright_spots_still_count_where_they_spread_as_places():
+    # a star field: ORB finds each of two bright galaxies many times over (scales, turns), and the
+    # faint stars all over the picture once each; the copy is a crop stretched to a square
+    rng = np.random.default_rng(7)
+    galaxies = np.concatenate([c + rng.uniform(-1.5, 1.5, (20, 2)) for c in ([60.0, 70.0], [150.0, 160.0])])
+    stars = rng.uniform(10, 240, (16, 2))
+    src = np.concatenate([galaxies, stars]).astype(np.float32)
+    stretch = np.float32([[1.4, 0.0], [0.0, 1.5]])
+    dst = (src - 20) @ stretch.T + rng.normal(0, 0.5, src.shape).astype(np.float32)
+    assert leakscan.keypoints._width(src) < leakscan.keypoints.SEARCH_MIN_WIDTH * 256  # as matches: a line
+    assert leakscan.keypoints._fitted(src, dst, (256, 256), (256, 256)) >= 40
+    # the galaxies alone: two spots lie on a line, however many times ORB found them
+    two = len(galaxies)
+    assert leakscan.keypoints._fitted(src[:two], dst[:two], (256, 256), (256, 256)) == 0

@@ -20,8 +20,9 @@
   angle 0, with ``derotated_padding`` the box of the canvas outside which it is padding);
   sparse: ``derotated_rows`` names the rows that have one.
 * ``keypoints``: when asked for (:func:`extract_features`, ``keypoints=True``), the strongest ORB
-  keypoints of each picture of 64 px or more (:func:`leakscan.orb.strongest_keypoints`), which
-  the keypoint search indexes; sparse: ``keypoint_rows`` names the rows that have them.
+  keypoints of each picture of 64 px or more, from all over it
+  (:func:`leakscan.orb.strongest_keypoints`), which the keypoint search indexes; sparse:
+  ``keypoint_rows`` names the rows that have them.
 * ``low_info``: images with almost no contrast (blank frames, flat colour), whose hashes and
   embeddings are noise; they are matched by exact digests only.
 """
@@ -54,7 +55,7 @@ __all__ = ["Features", "extract_features", "extract_images", "load_pictures", "f
            "DEROTATED_RECORD"]
 
 #: Bump when any feature's definition changes (cache entries of other versions are not reused).
-FEATURE_VERSION = "10"
+FEATURE_VERSION = "11"
 HASH_SIZE = 8
 #: Largest side of the pictures the calibration copies (:func:`load_pictures`, ``Features.pictures``).
 PICTURE_SIDE = 256

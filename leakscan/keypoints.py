@@ -749,8 +749,8 @@ def keypoint_pairs(features: Features, rows: np.ndarray, images: ImageSource, kn
 
     On 32 px thumbnails a crop of grass, gravel or a star field looks like any patch of the same
     texture, so no search there proposes it. Here the strongest ORB keypoints of every picture of
-    :data:`LOOK_MIN_SIDE` px or more (at PICTURE_SIDE px; kept by the feature pass, else found
-    on the picture decoded again: :func:`search_keypoints`) are indexed together; each keypoint's
+    :data:`LOOK_MIN_SIDE` px or more, from all over it (at PICTURE_SIDE px; kept by the feature
+    pass, else found on the picture decoded again: :func:`search_keypoints`) are indexed together; each keypoint's
     nearest descriptors of other pictures are its matches; the pairs of pictures with the most
     matches (:data:`SEARCH_MIN_MATCHES`, each picture's :data:`SEARCH_PER_IMAGE` best) are fitted
     one affine transform by RANSAC, and proposed when it explains :data:`SEARCH_MIN_INLIERS`

@@ -3,9 +3,9 @@
 Every picture is brought to one side (:data:`~leakscan.features.PICTURE_SIDE` px on its longer
 side, given by the caller) before its keypoints are found, so the tolerances of
 :mod:`leakscan.keypoints` mean the same on every picture. The search's keypoints of a picture
-(its :data:`STRONGEST` strongest) are found in the feature pass, from the decode the features
-already make (:func:`strongest_keypoints`), and kept with the features (and their cache), so
-the search decodes nothing again.
+(its :data:`STRONGEST` strongest, taken from all over it: :func:`spread_strongest`) are found in
+the feature pass, from the decode the features already make (:func:`strongest_keypoints`), and
+kept with the features (and their cache), so the search decodes nothing again.
 """
 
 from __future__ import annotations
@@ -15,12 +15,18 @@ import threading
 import numpy as np
 from PIL import Image
 
-__all__ = ["LOOK_MIN_SIDE", "STRONGEST", "KEYPOINT_RECORD", "detector", "grey_at_side", "strongest_keypoints"]
+__all__ = ["LOOK_MIN_SIDE", "STRONGEST", "KEYPOINT_RECORD", "SPREAD_GRID", "detector", "grey_at_side",
+           "spread_strongest", "strongest_keypoints"]
 
 #: Pictures smaller than this on their shorter side (CIFAR's 32 px) have too few keypoints.
 LOOK_MIN_SIDE = 64
-#: Keypoints per picture the keypoint search indexes: its strongest ORB keypoints.
+#: Keypoints per picture the keypoint search indexes: its strongest ORB keypoints, spread.
 STRONGEST = 128
+#: The search's keypoints are taken in rounds over a grid of this many cells a side, at most
+#: STRONGEST / SPREAD_GRID**2 of each cell's strongest a round, so that a caption, a bright star
+#: or an optic disc that ORB finds many times over does not take every place (a flat cell's
+#: share goes to the others in the next rounds).
+SPREAD_GRID = 4
 #: One picture's search keypoints as the features keep them (and the feature cache stores
 #: them): how many, the size of the picture they were found on, and their places and ORB
 #: descriptors (the first ``count`` rows); then the same of the picture mirrored left to right
@@ -52,8 +58,31 @@ def grey_at_side(picture: Image.Image, side: int) -> np.ndarray:
     return np.asarray(gray)
 
 
+def spread_strongest(points: np.ndarray, response: np.ndarray, shape: tuple) -> np.ndarray:
+    """The indices of the :data:`STRONGEST` keypoints the search keeps, strongest first within
+    each round: each round takes up to ``STRONGEST // SPREAD_GRID**2`` of the strongest left in
+    every cell of a :data:`SPREAD_GRID` grid over a picture of ``shape`` (rows, columns).
+
+    >>> points = np.float32([[1, 1]] * 200 + [[90, 90]] * 10)   # 200 in one corner, 10 in another
+    >>> kept = spread_strongest(points, np.arange(210, 0, -1, dtype=np.float32), (100, 100))
+    >>> len(kept), int((kept >= 200).sum())                      # all 10 of the weaker corner kept
+    (128, 10)
+    """
+    n = len(points)
+    column = np.minimum((points[:, 0] * SPREAD_GRID / shape[1]).astype(int), SPREAD_GRID - 1)
+    row = np.minimum((points[:, 1] * SPREAD_GRID / shape[0]).astype(int), SPREAD_GRID - 1)
+    by_strength = np.argsort(-response, kind="stable")
+    cell = (row * SPREAD_GRID + column)[by_strength]
+    grouped = np.argsort(cell, kind="stable")
+    rank = np.empty(n, int)
+    rank[grouped] = np.arange(n) - np.searchsorted(cell[grouped], cell[grouped])
+    per_round = max(1, STRONGEST // SPREAD_GRID ** 2)
+    return by_strength[np.lexsort((np.arange(n), rank // per_round))][:STRONGEST]
+
+
 def strongest_keypoints(picture: Image.Image, side: int) -> np.ndarray:
-    """The :data:`STRONGEST` strongest ORB keypoints of ``picture`` brought to ``side`` px, and
+    """The :data:`STRONGEST` strongest ORB keypoints of ``picture`` brought to ``side`` px, taken
+    from all over it (:func:`spread_strongest`), and
     of that mirrored left to right, as a :data:`KEYPOINT_RECORD` (``count`` 0 when it has none);
     OpenCV's errors are the caller's."""
     a = grey_at_side(picture, side)
@@ -63,7 +92,8 @@ def strongest_keypoints(picture: Image.Image, side: int) -> np.ndarray:
         kp, des = detector().detectAndCompute(gray, None)
         if des is None or not len(kp):
             continue
-        order = np.argsort([-k.response for k in kp], kind="stable")[:STRONGEST]
+        order = spread_strongest(np.float32([k.pt for k in kp]).reshape(-1, 2),
+                                 np.float32([k.response for k in kp]), gray.shape)
         out[prefix + "count"] = len(order)
         out[prefix + "points"][:len(order)] = np.float32([kp[q].pt for q in order]).reshape(-1, 2)
         out[prefix + "codes"][:len(order)] = des[order]

@@ -82,9 +82,8 @@ def spread_strongest(points: np.ndarray, response: np.ndarray, shape: tuple) -> 
 
 def strongest_keypoints(picture: Image.Image, side: int) -> np.ndarray:
     """The :data:`STRONGEST` strongest ORB keypoints of ``picture`` brought to ``side`` px, taken
-    from all over it (:func:`spread_strongest`), and
-    of that mirrored left to right, as a :data:`KEYPOINT_RECORD` (``count`` 0 when it has none);
-    OpenCV's errors are the caller's."""
+    from all over it (:func:`spread_strongest`), and of that mirrored left to right, as a
+    :data:`KEYPOINT_RECORD` (``count`` 0 when it has none); OpenCV's errors are the caller's."""
     a = grey_at_side(picture, side)
     out = np.zeros((), KEYPOINT_RECORD)
     out["width"], out["height"] = a.shape[1], a.shape[0]

@@ -750,10 +750,10 @@ def keypoint_pairs(features: Features, rows: np.ndarray, images: ImageSource, kn
     On 32 px thumbnails a crop of grass, gravel or a star field looks like any patch of the same
     texture, so no search there proposes it. Here the strongest ORB keypoints of every picture of
     :data:`LOOK_MIN_SIDE` px or more, from all over it (at PICTURE_SIDE px; kept by the feature
-    pass, else found on the picture decoded again: :func:`search_keypoints`) are indexed together; each keypoint's
-    nearest descriptors of other pictures are its matches; the pairs of pictures with the most
-    matches (:data:`SEARCH_MIN_MATCHES`, each picture's :data:`SEARCH_PER_IMAGE` best) are fitted
-    one affine transform by RANSAC, and proposed when it explains :data:`SEARCH_MIN_INLIERS`
+    pass, else found on the picture decoded again: :func:`search_keypoints`) are indexed together;
+    each keypoint's nearest descriptors of other pictures are its matches; the pairs of pictures
+    with the most matches (:data:`SEARCH_MIN_MATCHES`, each picture's :data:`SEARCH_PER_IMAGE`
+    best) are fitted one affine transform by RANSAC, and proposed when it explains :data:`SEARCH_MIN_INLIERS`
     matches spread over both pictures. Proposing is not deciding: the closer look decides them
     (:func:`closer_look`, from :data:`~leakscan.settings.POSSIBLE_FLOOR`). With ``mirrored`` (mirrors
     count as copies), the keypoints of each picture mirrored are matched too (ORB's descriptors

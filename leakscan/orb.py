@@ -91,9 +91,9 @@ def strongest_keypoints(picture: Image.Image, side: int) -> np.ndarray:
         kp, des = detector().detectAndCompute(gray, None)
         if des is None or not len(kp):
             continue
-        order = spread_strongest(np.float32([k.pt for k in kp]).reshape(-1, 2),
-                                 np.float32([k.response for k in kp]), gray.shape)
+        points = np.float32([k.pt for k in kp]).reshape(-1, 2)
+        order = spread_strongest(points, np.float32([k.response for k in kp]), gray.shape)
         out[prefix + "count"] = len(order)
-        out[prefix + "points"][:len(order)] = np.float32([kp[q].pt for q in order]).reshape(-1, 2)
+        out[prefix + "points"][:len(order)] = points[order]
         out[prefix + "codes"][:len(order)] = des[order]
     return out

@@ -23,11 +23,29 @@ tiny                  resized to 64 px on the longer side
 crop_flip_jitter      a training pipeline: the random resized crop, mirrored, colour jitter
 ====================  ====================================================================
 
+and RandAugment's (AutoAugment's) point and affine operations and the histogram edits of
+image tools, each made at least two ways (a group of their own, totalled apart):
+
+====================  ====================================================================
+equalize              torchvision ``RandomEqualize`` (``ImageOps.equalize``, each channel);
+equalize_luma_cv2     OpenCV ``equalizeHist`` on the luma; clahe_cv2: OpenCV CLAHE on L*
+autocontrast          torchvision ``RandomAutocontrast``; stretch_numpy: each channel's 2nd-98th
+                      percentile stretched to 0-255
+posterize             torchvision ``RandomPosterize`` (3-4 bits); posterize_numpy: 8 levels
+solarize              torchvision ``RandomSolarize`` (threshold 128-192); solarize_numpy: the same
+                      in numpy
+gaussian_noise        additive, sigma 10-20 grey levels; speckle_noise: multiplicative, 15%
+shear                 RandAugment ``ShearX`` (0.1-0.3, Pillow, black fill); shear_cv2: vertical,
+                      OpenCV ``warpAffine``, edges mirrored
+translate             RandAugment ``TranslateX`` (10-30% of the width, black fill);
+                      translate_wrap: ``numpy.roll`` down 10-30%
+====================  ====================================================================
+
 Prints, per augmentation, the copies reported as duplicates and the false pairs (a copy or
 an original paired with a picture of another photo; pairs of two distractors are not scored),
 beside a plain imagehash pHash loop (Hamming <= 8) on the same folders.
 
-    python bench/augmentations.py [--source FOLDER] [--distractors N] [--work DIR] [--json]
+    python bench/augmentations.py [--source FOLDER] [--distractors N] [--work DIR] [--only A,B] [--json]
 """
 
 from __future__ import annotations
@@ -44,7 +62,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageFilter
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -112,9 +130,103 @@ def crop_flip_jitter(img, rng):
     return colour_jitter(random_resized_crop(img, rng).transpose(Image.FLIP_LEFT_RIGHT), rng)
 
 
+# RandAugment's and AutoAugment's point and affine operations (torchvision's on PIL images call
+# PIL.ImageOps), and the histogram edits of image tools, each made at least two ways
+
+
+def equalize(img, rng):  # torchvision RandomEqualize: each channel on its own
+    return ImageOps.equalize(img)
+
+
+def equalize_luma_cv2(img, rng):  # OpenCV: the luma equalized, the chroma kept
+    import cv2
+
+    ycc = cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2YCrCb)
+    ycc[..., 0] = cv2.equalizeHist(ycc[..., 0])
+    return Image.fromarray(cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB))
+
+
+def clahe_cv2(img, rng):  # OpenCV CLAHE on the lightness
+    import cv2
+
+    lab = cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2LAB)
+    lab[..., 0] = cv2.createCLAHE(clipLimit=float(rng.uniform(2, 4)), tileGridSize=(8, 8)).apply(lab[..., 0])
+    return Image.fromarray(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB))
+
+
+def autocontrast(img, rng):  # torchvision RandomAutocontrast
+    return ImageOps.autocontrast(img)
+
+
+def stretch_numpy(img, rng):  # each channel's 2nd to 98th percentile stretched to 0-255
+    a = np.asarray(img, np.float32)
+    lo, hi = np.percentile(a, 2, axis=(0, 1)), np.percentile(a, 98, axis=(0, 1))
+    return Image.fromarray(np.clip((a - lo) / np.maximum(hi - lo, 1) * 255, 0, 255).astype(np.uint8))
+
+
+def posterize(img, rng):  # torchvision RandomPosterize
+    return ImageOps.posterize(img, int(rng.integers(3, 5)))
+
+
+def posterize_numpy(img, rng):  # eight levels a channel, each at its middle
+    a = np.asarray(img)
+    return Image.fromarray((a // 32 * 32 + 16).astype(np.uint8))
+
+
+def solarize(img, rng):  # torchvision RandomSolarize
+    return ImageOps.solarize(img, int(rng.integers(128, 193)))
+
+
+def solarize_numpy(img, rng):
+    a = np.asarray(img)
+    t = int(rng.integers(128, 193))
+    return Image.fromarray(np.where(a >= t, 255 - a, a).astype(np.uint8))
+
+
+def gaussian_noise(img, rng):  # albumentations GaussNoise
+    a = np.asarray(img, np.float32) + rng.normal(0, rng.uniform(10, 20), (img.height, img.width, 3))
+    return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+
+
+def speckle_noise(img, rng):  # multiplicative
+    a = np.asarray(img, np.float32) * (1 + rng.normal(0, 0.15, (img.height, img.width, 1)))
+    return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+
+
+def shear(img, rng):  # RandAugment ShearX: about the centre, the uncovered part black
+    s = float(rng.uniform(0.1, 0.3)) * (1 if rng.random() < 0.5 else -1)
+    return img.transform(img.size, Image.AFFINE, (1, s, -s * img.height / 2, 0, 1, 0), Image.BILINEAR)
+
+
+def shear_cv2(img, rng):  # OpenCV, vertical shear, the edges mirrored into the uncovered part
+    import cv2
+
+    s = float(rng.uniform(0.1, 0.3)) * (1 if rng.random() < 0.5 else -1)
+    m = np.float32([[1, 0, 0], [s, 1, -s * img.width / 2]])
+    return Image.fromarray(cv2.warpAffine(np.asarray(img), m, img.size, flags=cv2.INTER_LINEAR,
+                                          borderMode=cv2.BORDER_REFLECT_101))
+
+
+def translate(img, rng):  # RandAugment TranslateX: 10-30% of the width, the uncovered part black
+    d = float(rng.uniform(0.1, 0.3)) * img.width * (1 if rng.random() < 0.5 else -1)
+    return img.transform(img.size, Image.AFFINE, (1, 0, d, 0, 1, 0), Image.BILINEAR)
+
+
+def translate_wrap(img, rng):  # numpy roll down: what leaves one edge comes back at the other
+    return Image.fromarray(np.roll(np.asarray(img), int(rng.uniform(0.1, 0.3) * img.height), axis=0))
+
+
 AUGMENTATIONS = {"random_resized_crop": random_resized_crop, "eval_centre_crop": eval_centre_crop,
                  "colour_jitter": colour_jitter, "perspective": perspective, "jpeg_q10": jpeg_q10, "blur": blur,
                  "tiny": tiny, "crop_flip_jitter": crop_flip_jitter}
+#: RandAugment's point and affine operations and the histogram edits (a group of their own: the
+#: totals of the training pipelines above stay comparable with earlier runs)
+RANDAUGMENT = {"equalize": equalize, "equalize_luma_cv2": equalize_luma_cv2, "clahe_cv2": clahe_cv2,
+               "autocontrast": autocontrast, "stretch_numpy": stretch_numpy, "posterize": posterize,
+               "posterize_numpy": posterize_numpy, "solarize": solarize, "solarize_numpy": solarize_numpy,
+               "gaussian_noise": gaussian_noise, "speckle_noise": speckle_noise, "shear": shear,
+               "shear_cv2": shear_cv2, "translate": translate, "translate_wrap": translate_wrap}
+GROUPS = {"training pipelines": AUGMENTATIONS, "RandAugment's operations and histogram edits": RANDAUGMENT}
 
 
 def default_distractors() -> Path | None:
@@ -134,13 +246,16 @@ def _scored(pairs) -> tuple[int, int]:
     return found, false
 
 
-def run(source: Path | None, distractors: list[Path], work: Path) -> dict:
+def run(source: Path | None, distractors: list[Path], work: Path, only: set | None = None) -> dict:
+    """Audit each augmentation's folder (``only``: those named) and score it."""
     import leakscan
     from transformed import fit, phash_found, source_photos
 
     photos = [fit(im, 640) for _, im in source_photos(source)]
     out = {"photos": len(photos), "distractors": len(distractors), "rows": []}
-    for name, make in AUGMENTATIONS.items():
+    made = [(group, name, make) for group, augs in GROUPS.items() for name, make in augs.items()
+            if only is None or name in only]
+    for group, name, make in made:
         rng = np.random.default_rng(7)
         folder = work / name
         shutil.rmtree(folder, ignore_errors=True)
@@ -159,7 +274,7 @@ def run(source: Path | None, distractors: list[Path], work: Path) -> dict:
         found, false = _scored((Path(rec["a"]).stem, Path(rec["b"]).stem) for rec in result.pair_records())
         names = sorted(p.name for p in folder.iterdir())
         ph_found, ph_false = _scored(tuple(Path(n).stem for n in pair) for pair in phash_found(folder, names))
-        out["rows"].append({"augmentation": name, "copies": len(photos), "found": found, "false_pairs": false,
+        out["rows"].append({"group": group, "augmentation": name, "copies": len(photos), "found": found, "false_pairs": false,
                             "wall_s": round(wall, 1), "phash_found": ph_found, "phash_false_pairs": ph_false})
         print(f"{name}: {found} of {len(photos)} found, {false} false pairs ({wall:.1f} s)", file=sys.stderr)
     return out
@@ -173,12 +288,16 @@ def markdown(res: dict) -> str:
     for r in res["rows"]:
         lines.append(f"| {r['augmentation']} | {r['found']} / {r['copies']} | {r['false_pairs']} | {r['wall_s']} | "
                      f"{r['phash_found']} / {r['copies']} | {r['phash_false_pairs']} |")
-    rows = res["rows"]
-    total = sum(r["copies"] for r in rows)
-    lines += ["", f"All augmentations: leakscan {sum(r['found'] for r in rows)} of {total} copies found, "
-                  f"{sum(r['false_pairs'] for r in rows)} false pairs; a plain imagehash pHash loop (Hamming <= 8) on "
-                  f"the same folders {sum(r['phash_found'] for r in rows)} of {total}, "
-                  f"{sum(r['phash_false_pairs'] for r in rows)} false pairs."]
+    lines.append("")
+    for group in GROUPS:
+        rows = [r for r in res["rows"] if r.get("group", group) == group]
+        if not rows:
+            continue
+        total = sum(r["copies"] for r in rows)
+        lines.append(f"{group[0].upper()}{group[1:]}: leakscan {sum(r['found'] for r in rows)} of {total} copies "
+                     f"found, {sum(r['false_pairs'] for r in rows)} false pairs; a plain imagehash pHash loop "
+                     f"(Hamming <= 8) on the same folders {sum(r['phash_found'] for r in rows)} of {total}, "
+                     f"{sum(r['phash_false_pairs'] for r in rows)} false pairs.")
     return "\n".join(lines)
 
 
@@ -189,8 +308,13 @@ def main() -> None:
     ap.add_argument("--distractor-folder", type=Path, default=None,
                     help="where the distractors come from (default: .bench/photos2500/train)")
     ap.add_argument("--work", type=Path, default=HERE.parent / ".bench" / "augmentations")
+    ap.add_argument("--only", default=None, help="comma-separated augmentations to run (default: all)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    only = None if a.only is None else set(a.only.split(","))
+    unknown = (only or set()) - {name for augs in GROUPS.values() for name in augs}
+    if unknown:
+        ap.error(f"unknown augmentation(s): {', '.join(sorted(unknown))}")
     folder = a.distractor_folder or default_distractors()
     pool = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")) if folder else []
     if a.distractors and not pool:
@@ -202,7 +326,7 @@ def main() -> None:
         if len(kept) < len(pool):
             print(f"{len(pool) - len(kept)} distractor(s) are files of --source; left out", file=sys.stderr)
         pool = kept
-    res = run(a.source, pool[:a.distractors], a.work)
+    res = run(a.source, pool[:a.distractors], a.work, only)
     print(json.dumps(res, indent=2) if a.json else markdown(res))
 
 

@@ -55,6 +55,7 @@ BENCH = ROOT.parent / "shared" / "bench" / "cifar10"
 WORK = ROOT / ".bench"
 sys.path.insert(0, str(HERE))
 from cifar_quality import score  # noqa: E402
+from decode_floor import jpegs, markdown, measure  # noqa: E402
 
 LEAKSCAN = [sys.executable, "-m", "leakscan"]
 
@@ -306,6 +307,9 @@ def photos_section(lines: list[str], jobs: int | None = None) -> None:
               f"loop and {med(c / p for c, p in zip(cold, ph)):.2f}x the imagehash loop; the warm re-run takes "
               f"{100 * med(w / c for w, c in zip(warm, cold)):.0f}% of the cold run. Stages of the cold run "
               f"(summary.json timings, medians): {per_stage}.", ""]
+    lines += ["The decode floor on these photos (bench/decode_floor.py: each way of decoding them, one process, "
+              "files in memory, medians of 3; leakscan decodes at the 256 px draft, on every core):", "",
+              *markdown(measure(jpegs(folder))), ""]
 
 
 def big_scale_section(lines: list[str]) -> None:
@@ -592,8 +596,9 @@ def augmentations_section(lines: list[str]) -> None:
     _script_section(lines, "augmentations.py", "Augmentations: copies made the ways training pipelines make them",
               "The photos of the transformed bench at 640 px, one copy each per augmentation (torchvision's "
               "RandomResizedCrop, the evaluation resize and centre crop, ColorJitter, RandomPerspective, JPEG "
-              "quality 10, blur, 64 px thumbnails, and a crop + mirror + jitter pipeline), each audited among 300 "
-              "of the 2.5 MP photos.")
+              "quality 10, blur, 64 px thumbnails, and a crop + mirror + jitter pipeline; then RandAugment's point "
+              "and affine operations and the histogram edits of image tools, each made two ways: equalize, CLAHE, "
+              "autocontrast, posterize, solarize, noise, shear, translate), each audited among 300 of the 2.5 MP photos.")
 
 
 def formats_section(lines: list[str]) -> None:

@@ -495,9 +495,9 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
                 floor: float, jobs: int = 1) -> tuple[np.ndarray, dict]:
     """``(confidence, stats)``: the confidences of ``pairs`` (decided) between pictures of
     :data:`LOOK_MIN_SIDE` px or more with the possible ones (from ``floor`` up to ``threshold``)
-    raised by what their keypoints say, and the duplicates under :data:`LOOK_CEILING` (not
-    overlapping tiles, nor pairs read by their brightness) confirmed or lowered
-    (:meth:`KeypointLook.odds_change`). The look is calibrated on the first :data:`LOOK_SAMPLE`
+    raised by what their keypoints say, and the duplicates under :data:`LOOK_CEILING` confirmed
+    or lowered (:meth:`KeypointLook.odds_change`; overlapping tiles only confirmed, pairs read by
+    their brightness only lowered by an overlay). The look is calibrated on the first :data:`LOOK_SAMPLE`
     such pictures of the search's rows (``found``) in content order (the calibration's sample:
     their pictures are kept in memory); the pairs the search proposed are left out of the
     look-alikes drawn from that sample."""
@@ -512,9 +512,7 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     doubt = np.flatnonzero((confidence >= floor) & (confidence < threshold) & looked)
     # the duplicates the thumbnails are not sure of: a copy shows ORB its detail (turned, cropped,
     # recoloured), two tiles of one brick wall or sky do not, nor two pictures under one logo
-    # (not overlapping tiles: their share of common picture is theirs to measure, at half by design)
-    unsure = np.flatnonzero((confidence >= threshold) & (confidence < LOOK_CEILING) & looked
-                            & (pairs.variant != MatchView.OVERLAP))
+    unsure = np.flatnonzero((confidence >= threshold) & (confidence < LOOK_CEILING) & looked)
     if not len(doubt) and not len(unsure) and not len(keyed):
         return confidence, {}
     try:
@@ -552,8 +550,11 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     p = confidence[doubt]
     raised = np.where(fitted.lined_up(looks), np.maximum(_with_log_odds(p, fitted.log_ratio(looks)), p), p)
     confidence[doubt] = raised
-    # the unsure duplicates confirmed, or lowered
+    # the unsure duplicates confirmed, or lowered; overlapping tiles only confirmed (a copy moved
+    # across its frame, its shared part lined up by its keypoints): their share of common picture
+    # is theirs to measure, half by design, and a look explaining half the matches says nothing against them
     change = fitted.odds_change(unsure_looks, turned)
+    change = np.where(pairs.variant[unsure] == MatchView.OVERLAP, np.maximum(change, 0.0), change)
     # a pair read by its brightness: a hue shift moves the grey levels ORB sees, so what ORB finds
     # says nothing of it, but for an overlay the two share
     quiet = (pairs.variant[unsure] == MatchView.VALUE) & ~fitted.overlay(unsure_looks)

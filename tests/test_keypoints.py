@@ -179,6 +179,25 @@ def test_a_duplicate_the_thumbnails_are_unsure_of_is_confirmed_or_lowered_by_the
     assert np.array_equal(confidence[5:], pairs.confidence[5:])
 
 
+def _moved_across(img, share=0.25):  # RandAugment's TranslateX: moved right, the part uncovered black
+    return img.transform(img.size, Image.AFFINE, (1, 0, -share * img.width, 0, 1, 0), Image.BILINEAR)
+
+
+def test_overlapping_tiles_are_confirmed_by_the_look_and_never_lowered():
+    # a copy moved across its frame is read as a tile overlapping its original (a window of one
+    # lines up with the other): its keypoints line the shared part up, and the look confirms it;
+    # two tiles of one photo side by side give no transform, and the look says nothing against
+    # them (their share of common picture is measured by the overlap reading, half by design)
+    tiles = photo_tiles()
+    pictures = tiles + [_moved_across(tiles[5]), _moved_across(tiles[17], 0.15)]
+    read = [(5, 24), (17, 25), (4, 5), (16, 17)]  # two moved copies, two pairs of tiles side by side
+    pairs, confidence, stats = _closer_look_at(pictures, read, MatchView.OVERLAP)
+    assert stats["duplicates_looked_at"] == 4
+    assert np.all(confidence[:2] > 0.9), confidence[:2]  # confirmed
+    assert np.all(confidence[2:4] == pairs.confidence[2:4]), confidence[2:4]  # not lowered
+    assert np.array_equal(confidence[4:], pairs.confidence[4:])
+
+
 def _tile_folder(root):
     """The photo tiles and five copies of them (as :func:`photo_tiles`), saved as JPEGs in
     ``root``; returns the copies' pairs."""

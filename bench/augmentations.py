@@ -37,8 +37,9 @@ solarize              torchvision ``RandomSolarize`` (threshold 128-192); solari
 gaussian_noise        additive, sigma 10-20 grey levels; speckle_noise: multiplicative, 15%
 shear                 RandAugment ``ShearX`` (0.1-0.3, Pillow, black fill); shear_cv2: vertical,
                       OpenCV ``warpAffine``, edges mirrored
-translate             RandAugment ``TranslateX`` (10-30% of the width, black fill);
-                      translate_wrap: ``numpy.roll`` down 10-30%
+translate             RandAugment ``TranslateX`` (10-30% of the width, black fill, as
+                      torchvision's); translate_timm: the same, filled with the ImageNet mean
+                      colour (timm's); translate_wrap: ``numpy.roll`` down 10-30%
 ====================  ====================================================================
 
 Prints, per augmentation, the copies reported as duplicates and the false pairs (a copy or
@@ -212,6 +213,11 @@ def translate(img, rng):  # RandAugment TranslateX: 10-30% of the width, the unc
     return img.transform(img.size, Image.AFFINE, (1, 0, d, 0, 1, 0), Image.BILINEAR)
 
 
+def translate_timm(img, rng):  # timm's RandAugment: the uncovered part the ImageNet mean colour
+    d = float(rng.uniform(0.1, 0.3)) * img.width * (1 if rng.random() < 0.5 else -1)
+    return img.transform(img.size, Image.AFFINE, (1, 0, d, 0, 1, 0), Image.BILINEAR, fillcolor=(124, 116, 104))
+
+
 def translate_wrap(img, rng):  # numpy roll down: what leaves one edge comes back at the other
     return Image.fromarray(np.roll(np.asarray(img), int(rng.uniform(0.1, 0.3) * img.height), axis=0))
 
@@ -225,7 +231,8 @@ RANDAUGMENT = {"equalize": equalize, "equalize_luma_cv2": equalize_luma_cv2, "cl
                "autocontrast": autocontrast, "stretch_numpy": stretch_numpy, "posterize": posterize,
                "posterize_numpy": posterize_numpy, "solarize": solarize, "solarize_numpy": solarize_numpy,
                "gaussian_noise": gaussian_noise, "speckle_noise": speckle_noise, "shear": shear,
-               "shear_cv2": shear_cv2, "translate": translate, "translate_wrap": translate_wrap}
+               "shear_cv2": shear_cv2, "translate": translate, "translate_timm": translate_timm,
+               "translate_wrap": translate_wrap}
 GROUPS = {"training pipelines": AUGMENTATIONS, "RandAugment's operations and histogram edits": RANDAUGMENT}
 
 
@@ -290,7 +297,7 @@ def markdown(res: dict) -> str:
                      f"{r['phash_found']} / {r['copies']} | {r['phash_false_pairs']} |")
     lines.append("")
     for group in GROUPS:
-        rows = [r for r in res["rows"] if r.get("group", group) == group]
+        rows = [r for r in res["rows"] if r["group"] == group]
         if not rows:
             continue
         total = sum(r["copies"] for r in rows)

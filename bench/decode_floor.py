@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 
 def _draft(data: bytes, side: int, mode: str = "RGB") -> Image.Image:
@@ -37,9 +37,31 @@ WAYS = (
 )
 
 
-def measure(files: list, rounds: int = 3) -> list:
-    """``[(way, median seconds), ...]`` over the JPEG ``files``, in :data:`WAYS`' order."""
-    datas = [Path(f).read_bytes() for f in files]
+def readable(files: list) -> list:
+    """The bytes of each of ``files`` that every way in :data:`WAYS` decodes (a first pass, which
+    also warms the decoder); a file that cannot be read or decoded is left out, with a line on
+    stderr naming it and the reason."""
+    out = []
+    for f in files:
+        try:
+            data = Path(f).read_bytes()
+            for _, decode in WAYS:
+                decode(data)
+        except UnidentifiedImageError:
+            print(f"{f}: left out (not an image Pillow can read)", file=sys.stderr)
+            continue
+        except Exception as exc:  # a bench over any folder: one bad file does not end it
+            print(f"{f}: left out ({type(exc).__name__}: {exc})", file=sys.stderr)
+            continue
+        out.append(data)
+    return out
+
+
+def measure(datas: list, rounds: int = 3) -> list:
+    """``[(way, median seconds), ...]`` over the files' bytes ``datas`` (:func:`readable`), in
+    :data:`WAYS`' order."""
+    if not datas:
+        raise ValueError("no JPEG file that every way decodes")
     out = []
     for name, decode in WAYS:
         times = []
@@ -60,6 +82,7 @@ def markdown(rows: list) -> list:
 
 
 def jpegs(folder: Path) -> list:
+    """The JPEG files under ``folder``, sorted."""
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
 
 
@@ -68,11 +91,18 @@ def main() -> None:
     ap.add_argument("folder", type=Path)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
+    if not args.folder.is_dir():
+        sys.exit(f"{args.folder}: not a folder (the 2.5 MP photos are made by `python bench/run.py --only photos`)")
     files = jpegs(args.folder)
     if not files:
-        sys.exit(f"{args.folder}: no JPEG files")
-    print(f"{len(files)} JPEGs under {args.folder}, one process, files in memory, medians of {args.rounds}\n")
-    print("\n".join(markdown(measure(files, args.rounds))))
+        sys.exit(f"{args.folder}: no JPEG files under it")
+    datas = readable(files)
+    if not datas:
+        sys.exit(f"{args.folder}: no JPEG file under it that Pillow decodes")
+    rows = measure(datas, args.rounds)
+    left = f" ({len(files) - len(datas)} left out, named above)" if len(datas) < len(files) else ""
+    print(f"{len(datas)} JPEGs under {args.folder}{left}, one process, files in memory, medians of {args.rounds}\n")
+    print("\n".join(markdown(rows)))
 
 
 if __name__ == "__main__":

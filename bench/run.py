@@ -55,7 +55,7 @@ BENCH = ROOT.parent / "shared" / "bench" / "cifar10"
 WORK = ROOT / ".bench"
 sys.path.insert(0, str(HERE))
 from cifar_quality import score  # noqa: E402
-from decode_floor import jpegs, markdown, measure  # noqa: E402
+from decode_floor import markdown, measure, readable  # noqa: E402
 
 LEAKSCAN = [sys.executable, "-m", "leakscan"]
 
@@ -309,7 +309,7 @@ def photos_section(lines: list[str], jobs: int | None = None) -> None:
               f"(summary.json timings, medians): {per_stage}.", ""]
     lines += ["The decode floor on these photos (bench/decode_floor.py: each way of decoding them, one process, "
               "files in memory, medians of 3; leakscan decodes at the 256 px draft, on every core):", "",
-              *markdown(measure(jpegs(folder))), ""]
+              *markdown(measure(readable([folder / f for f in files]))), ""]
 
 
 def big_scale_section(lines: list[str]) -> None:

@@ -391,7 +391,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     cal_settings = dataclasses.replace(s, scope="all", overlap=False)
     # the copies are searched on the search's own index of the dataset, indexed beside it
     found = find_candidates(dataclasses.replace(aug, ok=aug.ok & ~tile_copy), cal_settings, query_rows=copy_rows,
-                            tilted_search=False, earlier=candidates, twins=False)
+                            tilted_search=False, earlier=candidates, twins=False, folded_search=False)
     pairs = found.pairs.take((found.pairs.j >= n) & (found.pairs.kind != Kind.EXACT))
     near, beyond = _neighbour_pairs(aug, search_rows, copy_rows, variants, s, candidates.index)
     parts = [pairs, near]

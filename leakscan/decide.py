@@ -192,20 +192,22 @@ def detect(
             # overlapping-tile and tilted candidates are each image's few best matches: other base
             # rates), always among the search's own (not the pairs proposed only with a twin)
             reading = MatchView.reading(cands.variant)
-            by_value = cands.variant == MatchView.VALUE
+            by_value = MatchView.by_brightness(cands.variant)
             own = ~found.by_twins(cands)
             whole = np.flatnonzero(~exact & (reading == 0) & ~by_value)
             p_whole = cal.predict(evidence[whole])
             _, prior = adjust_to_prior(p_whole[own[whole]])
             confidence[whole] = at_prior(p_whole, prior)
             cal = dataclasses.replace(cal, stats={**cal.stats, "prior": round(prior, 5)})
-            # a pair a mirrored crop view proposes, one read by its brightness, or one the whole
-            # picture turned (a quarter or half turn, or mirrored other than left to right)
-            # proposes, is at the lower of that share and the share among such pairs no other view
-            # proposes (each is one more way to look alike: a mirror of part of a picture, the
-            # brightness of a colourful one, a symmetric silhouette or scene turned)
+            # a pair a mirrored crop view proposes, one read by its brightness or its folded
+            # brightness, or one the whole picture turned (a quarter or half turn, or mirrored
+            # other than left to right) proposes, is at the lower of that share and the share among
+            # such pairs no other view proposes (each is one more way to look alike: a mirror of
+            # part of a picture, the brightness of a colourful one, a dark picture folded, a
+            # symmetric silhouette or scene turned)
             for codes, stat in (((MatchView.CROPPED_HFLIP,), "prior_mirrored_crop"),
-                                ((MatchView.VALUE,), "prior_hue_shift"), (TURNED_WHOLE, "prior_turned_whole")):
+                                ((MatchView.VALUE,), "prior_hue_shift"), ((MatchView.FOLDED,), "prior_solarized"),
+                                (TURNED_WHOLE, "prior_turned_whole")):
                 rows = np.flatnonzero(~exact & np.isin(cands.variant, codes))
                 if len(rows):
                     others = whole[~np.isin(cands.variant[whole], codes)]
@@ -246,9 +248,9 @@ def detect(
     # (given the benefit of the offset's half-pixel precision on the thumbnail)
     small = (cands.variant == MatchView.OVERLAP) & (overlap_share(cands.offset, slack=0.5) < OVERLAP_MIN_SHARE)
     confidence[small] = np.minimum(confidence[small], threshold - 0.01)
-    # a pair is read by its brightness only where no other reading makes it a duplicate (a copy
-    # of the same colours is read as it is, and says what it is)
-    by_value = cands.variant == MatchView.VALUE
+    # a pair is read by its brightness (or folded) only where no other reading makes it a
+    # duplicate (a copy of the same colours is read as it is, and says what it is)
+    by_value = MatchView.by_brightness(cands.variant)
     kept = ~(by_value & np.isin(cands.keys(), cands.take(~by_value & (confidence >= threshold)).keys()))
     cands = _likelier(dataclasses.replace(cands.take(kept), confidence=confidence[kept]))
     cands = dataclasses.replace(cands, angle=tilted_angles(features, cands))  # the detail's angle, to the degree

@@ -50,7 +50,8 @@ import dataclasses
 
 import numpy as np
 
-from .features import Features, crop_hog, digest_greater, digest_order, hog, phash_variants, value_thumbnails
+from .features import (Features, colour_at_thumbnail, crop_hog, digest_greater, digest_order, hog, luma, phash_variants,
+                       unsolarized, value_thumbnails)
 from .padding import NO_BORDER, SharedOverlay, border_mask, flat_ground, padding_weights, shared_overlay
 from .parallel import even_blocks, run_chunks
 from .pairs import OVERLAP_MIN_SIDE, Kind, PairTable
@@ -633,7 +634,7 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
         drawn = None if overlay is None else overlay.masks(len(rows))
         return drawn if drawn is None or v is None else _dihedral(drawn, v)
     by_value = v == MatchView.VALUE
-    plain = np.flatnonzero(~rotated & ~overlap & ~tilted & ~by_value)
+    plain = np.flatnonzero(~rotated & ~overlap & ~tilted & ~MatchView.by_brightness(v))
     asym = np.zeros(0, np.int64)
     if len(plain):
         # not the canvas of a picture rotated on it: two such canvases share flat corners
@@ -666,6 +667,14 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
         hue_read = read(value_thumbnails(hca), value_thumbnails(hcb), np.sort(hca, axis=1).astype(np.float32),
                         np.sort(hcb, axis=1).astype(np.float32), hba, hbb, ~(on_canvas[i[hue]] | on_canvas[j[hue]]),
                         drawn_on(i[hue]), drawn_on(j[hue]))
+    folded = np.flatnonzero(v == MatchView.FOLDED)
+    if len(folded):  # solarized: the original solarized as the copy is (found folded, read in full
+        # detail). A flat black or white ground is never picture here: solarizing turns white black
+        fa, fb = unsolarized(features.colour[i[folded]], features.colour[j[folded]])
+        ta, tb = map(luma, unsolarized(colour_at_thumbnail(features.colour[i[folded]], features.thumb[i[folded]]),
+                                       colour_at_thumbnail(features.colour[j[folded]], features.thumb[j[folded]])))
+        folded_read = read(ta, tb, fa, fb, _border(padding[i[folded]]),
+                           _border(padding[j[folded]]), None, drawn_on(i[folded]), drawn_on(j[folded]))
     crop = np.flatnonzero(MatchView.is_cropped(v))
     crop_reads = []
     if len(crop):  # also read through the crop view that matched: a crop of half the picture is
@@ -716,6 +725,9 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
     if len(hue):
         for name, arr in measured[hue_read].items():
             res[name][hue] = arr
+    if len(folded):
+        for name, arr in measured[folded_read].items():
+            res[name][folded] = arr
     for rows, r in crop_reads:
         cur = {name: arr[rows] for name, arr in res.items()}
         for name, arr in _best_of(cur, measured[r]).items():

@@ -44,14 +44,15 @@ from .orb import KEYPOINT_RECORD, LOOK_MIN_SIDE, strongest_keypoints
 from .padding import NO_BORDER
 from .parallel import check_jobs, run_chunks
 from .settings import DECODE_SIDE
-from .views import BINS, CELL, N_VARIANTS, THUMB, canvas_view, crop_views
+from .views import BINS, CELL, N_VARIANTS, THUMB, canvas_view, crop_views, resampling_matrix
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Features", "extract_features", "extract_images", "load_pictures", "features_of_image", "hog", "crop_hog",
            "window_hog", "phash_variants", "colour_thumbnail", "digest_share", "digest_order", "content_ranks",
            "digest_greater", "small_picture", "PICTURE_SIDE", "hue_sensitive", "value_thumbnails", "HUE_SENSITIVE",
-           "FEATURE_VERSION", "EMBED_DIM", "COLOUR_SIDE", "RECORD",
+           "folded_thumbnails", "no_highlights", "has_colour", "unsolarized", "colour_at_thumbnail", "luma",
+           "NO_HIGHLIGHTS", "FEATURE_VERSION", "EMBED_DIM", "COLOUR_SIDE", "RECORD",
            "DEROTATED_RECORD"]
 
 #: Bump when any feature's definition changes (cache entries of other versions are not reused).
@@ -71,6 +72,11 @@ LOW_INFO_STD = 3.0
 #: redraws its grey levels, so it is also matched by brightness (:func:`hue_sensitive`). A
 #: picture of one hue (a blue sky, a sepia print) only grows lighter or darker with a shift.
 HUE_SENSITIVE = 1.0
+#: An image whose colour thumbnail has no channel above this anywhere has no highlights, as a
+#: solarized picture has none (every value at or above a threshold inverted: torchvision's
+#: ``RandomSolarize`` at 128-192, RandAugment's at 0-255), so it is also matched folded
+#: (:func:`folded_thumbnails`). One solarized at a higher threshold is barely changed.
+NO_HIGHLIGHTS = 200
 #: Encoded bytes per task at most when rows are image bytes of a dataset or table (extract_features).
 CHUNK_BYTES = 16 << 20
 
@@ -596,6 +602,88 @@ def value_thumbnails(colour: np.ndarray) -> np.ndarray:
     value = np.asarray(colour).max(axis=1).astype(np.uint8)
     return np.stack([np.asarray(Image.fromarray(v).resize((THUMB, THUMB), Image.BICUBIC), np.float32)
                      for v in value]).reshape(len(value), THUMB, THUMB)
+
+
+def folded_colour(colour: np.ndarray) -> np.ndarray:
+    """``colour`` (uint8) with each value folded about mid-grey, ``min(c, 255 - c)``, as float32:
+    solarizing keeps each value or inverts it, and the fold maps both to one, at any threshold."""
+    c = np.asarray(colour).astype(np.float32)
+    return np.minimum(c, 255.0 - c)
+
+
+def folded_thumbnails(colour: np.ndarray) -> np.ndarray:
+    """``(n, 32, 32)`` uint8: the luma of the folded ``(n, 3, s, s)`` colour thumbnails
+    (:func:`folded_colour`, each channel folded before the channels are mixed, as solarizing
+    inverts each apart), stretched to 0-255 and enlarged to the thumbnail's side (bilinear): a
+    picture solarizing leaves as it is."""
+    f = folded_colour(colour)
+    luma = 2.0 * (0.299 * f[:, 0] + 0.587 * f[:, 1] + 0.114 * f[:, 2])
+    m = _enlarging(luma.shape[-1], THUMB)
+    return np.rint(np.clip(m @ luma @ m.T, 0, 255)).astype(np.uint8)
+
+
+def _enlarging(n: int, side: int) -> np.ndarray:
+    """``(side, n)`` float32: bilinear enlargement of an ``n``-pixel axis to ``side`` pixels
+    (pixel centres lined up, edges held)."""
+    at = np.clip((np.arange(side) + 0.5) * n / side - 0.5, 0, n - 1)
+    u0 = np.minimum(np.floor(at).astype(np.int64), n - 2)
+    return resampling_matrix(u0, (at - u0).astype(np.float32), n)
+
+
+#: The thresholds a solarized copy is read at (:func:`unsolarized`): 0 inverts the whole picture
+#: (torchvision's ``RandomInvert``), 256 leaves it as it is.
+SOLARIZE_THRESHOLDS = tuple(range(0, 257, 8))
+
+
+def unsolarized(colour: np.ndarray, like: np.ndarray) -> tuple:
+    """``(a, b)``, float32 like ``colour`` and ``like`` (``(n, ...)`` thumbnails, grey or colour):
+    each pair lined up as a solarized copy and its original, the original solarized at the
+    threshold of :data:`SOLARIZE_THRESHOLDS` under which it comes closest to the copy (mean
+    absolute difference), whichever of the two is the copy (``like`` solarized, or ``colour``).
+    Read so, a solarized copy matches its original in full detail, and two different pictures
+    that only fold alike do not."""
+    c, other = np.asarray(colour).astype(np.float32), np.asarray(like).astype(np.float32)
+    axes = tuple(range(1, c.ndim))
+    best = [np.full(len(c), np.inf, np.float32), c.copy(), other.copy()]
+    for original, copy, first in ((c, other, True), (other, c, False)):
+        for t in SOLARIZE_THRESHOLDS:
+            made = np.where(original >= t, 255.0 - original, original)
+            err = np.abs(made - copy).mean(axis=axes)
+            better = err < best[0]
+            best[0] = np.where(better, err, best[0])
+            best[1][better] = made[better] if first else copy[better]
+            best[2][better] = copy[better] if first else made[better]
+    return best[1], best[2]
+
+
+def colour_at_thumbnail(colour: np.ndarray, thumb: np.ndarray) -> np.ndarray:
+    """``(n, 3, 32, 32)`` float32: colour at the thumbnail's side, the ``(n, 32, 32)`` grey
+    thumbnails' detail with the ``(n, 3, s, s)`` colour thumbnails' chroma (enlarged, bilinear)."""
+    c = np.asarray(colour, np.float32)
+    m = _enlarging(c.shape[-1], THUMB)
+    c = m @ c @ m.T
+    luma = 0.299 * c[:, 0] + 0.587 * c[:, 1] + 0.114 * c[:, 2]
+    return np.clip(c - luma[:, None] + np.asarray(thumb, np.float32)[:, None], 0, 255)
+
+
+def luma(colour: np.ndarray) -> np.ndarray:
+    """``(n, s, s)`` float32: the luma (ITU-R 601, as Pillow's ``convert("L")``) of ``(n, 3, s, s)``."""
+    c = np.asarray(colour, np.float32)
+    return 0.299 * c[:, 0] + 0.587 * c[:, 1] + 0.114 * c[:, 2]
+
+
+def no_highlights(colour: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool over ``(n, 3, s, s)`` colour thumbnails: no channel above :data:`NO_HIGHLIGHTS`
+    anywhere (the pictures that may be solarized)."""
+    colour = np.asarray(colour)
+    return colour.reshape(len(colour), -1).max(axis=1, initial=0) <= NO_HIGHLIGHTS
+
+
+def has_colour(colour: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool over ``(n, 3, s, s)`` colour thumbnails: one was kept (not all zero; the
+    calibration keeps none of the dataset's, :meth:`Features.beside`)."""
+    colour = np.asarray(colour)
+    return colour.reshape(len(colour), -1).any(axis=1)
 
 
 def pixel_digest(img: Image.Image) -> np.ndarray:

@@ -555,9 +555,9 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     # is theirs to measure, half by design, and a look explaining half the matches says nothing against them
     change = fitted.odds_change(unsure_looks, turned)
     change = np.where(pairs.variant[unsure] == MatchView.OVERLAP, np.maximum(change, 0.0), change)
-    # a pair read by its brightness: a hue shift moves the grey levels ORB sees, so what ORB finds
-    # says nothing of it, but for an overlay the two share
-    quiet = (pairs.variant[unsure] == MatchView.VALUE) & ~fitted.overlay(unsure_looks)
+    # a pair read by its brightness: a hue shift (or solarizing) moves the grey levels ORB sees, so
+    # what ORB finds says nothing of it, but for an overlay the two share
+    quiet = MatchView.by_brightness(pairs.variant[unsure]) & ~fitted.overlay(unsure_looks)
     confidence[unsure] = _with_log_odds(confidence[unsure], np.where(quiet, 0.0, change))
     # the keypoint search's pairs: what the look says of each (a transform: its ratio, raising or
     # lowering; an overlay's or none: the no-transform ratio at their keypoints), at their own share of copies

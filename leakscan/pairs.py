@@ -6,7 +6,8 @@ Four sources, merged, each pair reported once with the strongest evidence:
 2. ``hash``: pHash Hamming distance ``<= max_hamming`` under any allowed rotation/flip.
 3. ``embedding``: gradient-histogram cosine similarity, for every view of an image
    (:mod:`leakscan.views`), and of the brightness of a picture whose colours carry it
-   (:func:`value_pairs`: copies shifted in hue). A neighbour is a candidate when it is very close
+   (:func:`value_pairs`: copies shifted in hue), and of the folded brightness of every image
+   (:func:`folded_pairs`: solarized copies). A neighbour is a candidate when it is very close
    (``>= sure_cosine``), or one of the image's ``neighbours`` nearest (``>=
    neighbour_min_cosine``), or close (``>= min_cosine``) *and* distinctive: its distance is
    at most ``ratio`` times the distance to the k-th nearest neighbour of either image
@@ -32,7 +33,8 @@ import numpy as np
 
 from .errors import ConfigError
 from .features import (EMBED_DIM, QUADRANTS, WINDOW_PLACES, Features, content_ranks, crop_hog, digest_greater,
-                       digest_order, hog, hue_sensitive, value_thumbnails, window_hog)
+                       digest_order, folded_thumbnails, has_colour, hog, hue_sensitive, no_highlights,
+                       value_thumbnails, window_hog)
 from .index import CodedCosineIndex, CosineIndex, HammingIndex, StackedHammingIndex, StackedIndex
 from .settings import DetectSettings
 from .verify import BLOCK, locate
@@ -102,8 +104,8 @@ class PairTable:
         image is a copy rotated by another angle (matched through its de-rotated view,
         :mod:`leakscan.rotation`) and then transform ``v``; ``16``: one image is a crop of the
         other (matched through a crop view); ``17``: overlapping tiles; ``18``-``22``: through
-        a tilted view; ``23``: a mirrored crop view; ``24``: by brightness, one shifted in hue
-        (see :class:`~leakscan.views.MatchView`).
+        a tilted view; ``23``: a mirrored crop view; ``24``: by brightness, one shifted in hue;
+        ``25``: by folded brightness, one solarized (see :class:`~leakscan.views.MatchView`).
     same_bytes : bool (p,)
         Exact pairs whose files are byte-identical.
     ncc : float32 (p,)
@@ -316,6 +318,7 @@ def find_candidates(
     tilted_search: bool = True,
     earlier: Candidates | None = None,
     twins: bool = True,
+    folded_search: bool = True,
 ) -> Candidates:
     """Candidate pairs among the rows whose features are ``ok``: what *might* be a copy.
 
@@ -334,6 +337,9 @@ def find_candidates(
     (:meth:`Candidates.leads`): the caller vouches for the features.
     ``twins``: False proposes no pair with a twin (:func:`_with_twins`; the calibration, whose
     copies are searched one of each picture).
+    ``folded_search``: False leaves the folded brightness out (the calibration, whose copies are
+    not solarized: folded pairs are decided by the whole-image decision, at their own share of
+    copies).
     """
     settings = settings or DetectSettings()
     ok_rows = np.flatnonzero(features.ok)
@@ -408,10 +414,12 @@ def find_candidates(
     hue = PairTable.empty()
     if settings.min_cosine <= 1.0 and len(search_rows) > 1:
         if progress:
-            progress("hue search", 0, 1)
+            progress("brightness search", 0, 1)
         hue = value_pairs(features, search_rows, query_pos, settings)
+        if folded_search:
+            hue = PairTable.concat([hue, folded_pairs(features, search_rows, query_pos, settings)])
         if progress:
-            progress("hue search", 1, 1)
+            progress("brightness search", 1, 1)
     overlap = PairTable.empty()
     tiles = _tile_rows(features, search_rows) if settings.overlap else np.zeros(0, np.int64)
     too_many = len(tiles) > OVERLAP_MAX_IMAGES
@@ -675,6 +683,55 @@ def value_pairs(features: Features, search_rows: np.ndarray, query_pos: np.ndarr
     r, c = np.nonzero(accept)
     a, b = rows[q[r]], rows[ids[r, c]]
     pairs = _candidates(np.minimum(a, b), np.maximum(a, b), Kind.EMBEDDING, sims[r, c], MatchView.VALUE)
+    return pairs.first_per_pair(-pairs.score)
+
+
+def folded_pairs(features: Features, search_rows: np.ndarray, query_pos: np.ndarray,
+                 settings: DetectSettings) -> PairTable:
+    """Candidate solarized copies (``MatchView.FOLDED``): the images without highlights
+    (:func:`~leakscan.features.no_highlights`, as a solarized copy has none) are indexed by the
+    gradient histogram of their folded brightness (:func:`~leakscan.features.folded_thumbnails`,
+    which solarizing leaves as it is), and every image with a colour thumbnail
+    (:func:`~leakscan.features.has_colour`) is looked up among them, a block at a time.
+
+    A neighbour at ``min_cosine`` or more is a candidate when it is very close
+    (``sure_cosine``) or passes the ratio test against the looked-up image's ``k``-th
+    neighbour among them. A pair is kept when either image is among ``query_pos``.
+    """
+    block = 4096  # colour thumbnails at a time: a million are 768 MB
+    coloured, dark = [], []
+    for start in range(0, len(search_rows), block):
+        colour = features.colour[search_rows[start:start + block]]
+        kept = has_colour(colour)
+        coloured.append(start + np.flatnonzero(kept))
+        dark.append(start + np.flatnonzero(kept & no_highlights(colour)))
+    coloured, dark = np.concatenate(coloured), np.concatenate(dark)
+    if not len(dark) or len(coloured) < 2:
+        return PairTable.empty()
+    queried = np.zeros(len(search_rows), bool)
+    queried[np.asarray(query_pos, np.int64)] = True
+    index = CosineIndex(np.concatenate([hog(folded_thumbnails(features.colour[search_rows[dark[a:a + block]]]))
+                                        for a in range(0, len(dark), block)]))
+    ranks = content_ranks(features.pixel_digest[search_rows[dark]])
+    kk = min(settings.k + 1, len(dark))
+    out_a, out_b, out_s = [], [], []
+    for start in range(0, len(coloured), block):
+        pos = coloured[start:start + block]
+        sims, ids = index.knn(hog(folded_thumbnails(features.colour[search_rows[pos]])), kk, ranks=ranks)
+        found = np.where(ids >= 0, dark[np.clip(ids, 0, None)], -1)
+        sims = np.where((found == pos[:, None]) | (ids < 0), -np.inf, sims)
+        order = np.argsort(-sims, axis=1, kind="stable")
+        sims, found = np.take_along_axis(sims, order, 1), np.take_along_axis(found, order, 1)
+        dist = 1.0 - sims
+        dk = dist[:, settings.k - 1] if settings.k <= dist.shape[1] else np.full(len(pos), np.inf, np.float32)
+        close = (sims >= settings.sure_cosine) | (dist <= settings.ratio * dk[:, None])
+        r, c = np.nonzero((sims >= settings.min_cosine) & close)
+        keep = queried[pos[r]] | queried[found[r, c]]
+        out_a.append(search_rows[pos[r[keep]]])
+        out_b.append(search_rows[found[r[keep], c[keep]]])
+        out_s.append(sims[r[keep], c[keep]])
+    a, b = np.concatenate(out_a), np.concatenate(out_b)
+    pairs = _candidates(np.minimum(a, b), np.maximum(a, b), Kind.EMBEDDING, np.concatenate(out_s), MatchView.FOLDED)
     return pairs.first_per_pair(-pairs.score)
 
 

@@ -80,7 +80,9 @@ class MatchView(IntEnum):
     (:func:`turned_share`), ``22``: ``i`` is ``j`` turned so; ``23``: a crop view of one,
     mirrored left to right, is the other (a crop then flipped, as training pipelines make
     them); ``24``: the two match by brightness (each pixel's brightest channel, HSV value),
-    as they are: one is the other shifted in hue; ``-1``: none (exact and model pairs). The
+    as they are: one is the other shifted in hue; ``25``: the two match by folded brightness
+    (each channel folded about mid-grey, :func:`~leakscan.features.folded_thumbnails`): one is
+    the other solarized; ``-1``: none (exact and model pairs). The
     values are stored in cached search results: never renumber them.
     """
 
@@ -110,6 +112,7 @@ class MatchView(IntEnum):
     TURNED_BACK = 22
     CROPPED_HFLIP = 23
     VALUE = 24
+    FOLDED = 25
 
     @classmethod
     def derotated(cls, dihedral):
@@ -176,6 +179,12 @@ class MatchView(IntEnum):
         return np.asarray(codes) >= MatchView.DEROTATED
 
     @staticmethod
+    def by_brightness(codes: np.ndarray) -> np.ndarray:
+        """Mask of the codes that matched by a brightness other than the grey levels (one
+        shifted in hue, one solarized): read so only where no other reading makes them copies."""
+        return np.isin(codes, (MatchView.VALUE, MatchView.FOLDED))
+
+    @staticmethod
     def dihedral(codes: np.ndarray) -> np.ndarray:
         """The dihedral variant to apply when lining the pair up: a crop, overlap or match by
         brightness lines up as it is (0), a mirrored crop mirrored (1), a de-rotated match under its variant, none (-1)
@@ -183,12 +192,12 @@ class MatchView(IntEnum):
         codes = np.asarray(codes).astype(np.int8)
         out = np.where(MatchView.is_derotated(codes), codes - MatchView.DEROTATED, codes)
         out = np.where(codes == MatchView.CROPPED_HFLIP, 1, out)
-        return np.where(MatchView.is_partial(codes) | (codes == MatchView.VALUE), 0, out).astype(np.int8)
+        return np.where(MatchView.is_partial(codes) | MatchView.by_brightness(codes), 0, out).astype(np.int8)
 
     @staticmethod
     def describe(code: int) -> str:
         """``identity``, ``hflip``, ..., ``rotated``, ``rotated, hflip``, ``cropped``, ``overlap``,
-        ``rotated and cropped``, ``hue shifted`` or ``""``."""
+        ``rotated and cropped``, ``hue shifted``, ``solarized`` or ``""``."""
         code = int(code)
         if code == MatchView.CROPPED:
             return "cropped"
@@ -204,6 +213,8 @@ class MatchView(IntEnum):
             return "identity"
         if code == MatchView.VALUE:
             return "hue shifted"
+        if code == MatchView.FOLDED:
+            return "solarized"
         if code >= MatchView.DEROTATED:
             v = code - MatchView.DEROTATED
             return "rotated" + (f", {VARIANT_NAMES[v]}" if v else "")

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 __all__ = ["Features", "extract_features", "extract_images", "load_pictures", "features_of_image", "hog", "crop_hog",
            "window_hog", "phash_variants", "colour_thumbnail", "digest_share", "digest_order", "content_ranks",
            "digest_greater", "small_picture", "PICTURE_SIDE", "hue_sensitive", "value_thumbnails", "HUE_SENSITIVE",
-           "folded_thumbnails", "no_highlights", "has_colour", "unsolarized", "colour_at_thumbnail", "luma",
+           "folded_thumbnails", "no_highlights", "unsolarized", "colour_at_thumbnail", "luma",
            "NO_HIGHLIGHTS", "FEATURE_VERSION", "EMBED_DIM", "COLOUR_SIDE", "RECORD",
            "DEROTATED_RECORD"]
 
@@ -616,10 +616,9 @@ def folded_thumbnails(colour: np.ndarray) -> np.ndarray:
     (:func:`folded_colour`, each channel folded before the channels are mixed, as solarizing
     inverts each apart), stretched to 0-255 and enlarged to the thumbnail's side (bilinear): a
     picture solarizing leaves as it is."""
-    f = folded_colour(colour)
-    luma = 2.0 * (0.299 * f[:, 0] + 0.587 * f[:, 1] + 0.114 * f[:, 2])
-    m = _enlarging(luma.shape[-1], THUMB)
-    return np.rint(np.clip(m @ luma @ m.T, 0, 255)).astype(np.uint8)
+    folded = 2.0 * luma(folded_colour(colour))
+    m = _enlarging(folded.shape[-1], THUMB)
+    return np.rint(np.clip(m @ folded @ m.T, 0, 255)).astype(np.uint8)
 
 
 def _enlarging(n: int, side: int) -> np.ndarray:
@@ -662,8 +661,7 @@ def colour_at_thumbnail(colour: np.ndarray, thumb: np.ndarray) -> np.ndarray:
     c = np.asarray(colour, np.float32)
     m = _enlarging(c.shape[-1], THUMB)
     c = m @ c @ m.T
-    luma = 0.299 * c[:, 0] + 0.587 * c[:, 1] + 0.114 * c[:, 2]
-    return np.clip(c - luma[:, None] + np.asarray(thumb, np.float32)[:, None], 0, 255)
+    return np.clip(c - luma(c)[:, None] + np.asarray(thumb, np.float32)[:, None], 0, 255)
 
 
 def luma(colour: np.ndarray) -> np.ndarray:
@@ -677,13 +675,6 @@ def no_highlights(colour: np.ndarray) -> np.ndarray:
     anywhere (the pictures that may be solarized)."""
     colour = np.asarray(colour)
     return colour.reshape(len(colour), -1).max(axis=1, initial=0) <= NO_HIGHLIGHTS
-
-
-def has_colour(colour: np.ndarray) -> np.ndarray:
-    """``(n,)`` bool over ``(n, 3, s, s)`` colour thumbnails: one was kept (not all zero; the
-    calibration keeps none of the dataset's, :meth:`Features.beside`)."""
-    colour = np.asarray(colour)
-    return colour.reshape(len(colour), -1).any(axis=1)
 
 
 def pixel_digest(img: Image.Image) -> np.ndarray:

@@ -33,7 +33,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .features import (EMBED_DIM, QUADRANTS, WINDOW_PLACES, Features, content_ranks, crop_hog, digest_greater,
-                       digest_order, folded_thumbnails, has_colour, hog, hue_sensitive, no_highlights,
+                       digest_order, folded_thumbnails, hog, hue_sensitive, no_highlights,
                        value_thumbnails, window_hog)
 from .index import CodedCosineIndex, CosineIndex, HammingIndex, StackedHammingIndex, StackedIndex
 from .settings import DetectSettings
@@ -691,22 +691,16 @@ def folded_pairs(features: Features, search_rows: np.ndarray, query_pos: np.ndar
     """Candidate solarized copies (``MatchView.FOLDED``): the images without highlights
     (:func:`~leakscan.features.no_highlights`, as a solarized copy has none) are indexed by the
     gradient histogram of their folded brightness (:func:`~leakscan.features.folded_thumbnails`,
-    which solarizing leaves as it is), and every image with a colour thumbnail
-    (:func:`~leakscan.features.has_colour`) is looked up among them, a block at a time.
+    which solarizing leaves as it is), and every image is looked up among them, a block at a time.
 
     A neighbour at ``min_cosine`` or more is a candidate when it is very close
     (``sure_cosine``) or passes the ratio test against the looked-up image's ``k``-th
     neighbour among them. A pair is kept when either image is among ``query_pos``.
     """
     block = 4096  # colour thumbnails at a time: a million are 768 MB
-    coloured, dark = [], []
-    for start in range(0, len(search_rows), block):
-        colour = features.colour[search_rows[start:start + block]]
-        kept = has_colour(colour)
-        coloured.append(start + np.flatnonzero(kept))
-        dark.append(start + np.flatnonzero(kept & no_highlights(colour)))
-    coloured, dark = np.concatenate(coloured), np.concatenate(dark)
-    if not len(dark) or len(coloured) < 2:
+    dark = np.concatenate([start + np.flatnonzero(no_highlights(features.colour[search_rows[start:start + block]]))
+                           for start in range(0, len(search_rows), block)] or [np.zeros(0, np.int64)])
+    if not len(dark) or len(search_rows) < 2:
         return PairTable.empty()
     queried = np.zeros(len(search_rows), bool)
     queried[np.asarray(query_pos, np.int64)] = True
@@ -715,8 +709,8 @@ def folded_pairs(features: Features, search_rows: np.ndarray, query_pos: np.ndar
     ranks = content_ranks(features.pixel_digest[search_rows[dark]])
     kk = min(settings.k + 1, len(dark))
     out_a, out_b, out_s = [], [], []
-    for start in range(0, len(coloured), block):
-        pos = coloured[start:start + block]
+    for start in range(0, len(search_rows), block):
+        pos = np.arange(start, min(start + block, len(search_rows)))
         sims, ids = index.knn(hog(folded_thumbnails(features.colour[search_rows[pos]])), kk, ranks=ranks)
         found = np.where(ids >= 0, dark[np.clip(ids, 0, None)], -1)
         sims = np.where((found == pos[:, None]) | (ids < 0), -np.inf, sims)

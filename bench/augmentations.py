@@ -33,7 +33,8 @@ autocontrast          torchvision ``RandomAutocontrast``; stretch_numpy: each ch
                       percentile stretched to 0-255
 posterize             torchvision ``RandomPosterize`` (3-4 bits); posterize_numpy: 8 levels
 solarize              torchvision ``RandomSolarize`` (threshold 128-192); solarize_numpy: the same
-                      in numpy
+                      in numpy; solarize_deep_cv2: OpenCV, threshold 64-127 (most of the picture
+                      inverted); solarize_grey: Pillow's solarize of the grey picture
 gaussian_noise        additive, sigma 10-20 grey levels; speckle_noise: multiplicative, 15%
 shear                 RandAugment ``ShearX`` (0.1-0.3, Pillow, black fill); shear_cv2: vertical,
                       OpenCV ``warpAffine``, edges mirrored
@@ -184,6 +185,18 @@ def solarize_numpy(img, rng):
     return Image.fromarray(np.where(a >= t, 255 - a, a).astype(np.uint8))
 
 
+def solarize_deep_cv2(img, rng):  # OpenCV, a low threshold (64-127): most of the picture inverted
+    import cv2
+
+    a = np.asarray(img)
+    _, above = cv2.threshold(a, int(rng.integers(64, 128)) - 1, 255, cv2.THRESH_BINARY)
+    return Image.fromarray(np.where(above > 0, cv2.bitwise_not(a), a))
+
+
+def solarize_grey(img, rng):  # a grayscale pipeline: Pillow's solarize of the grey picture
+    return ImageOps.solarize(img.convert("L"), int(rng.integers(128, 193))).convert("RGB")
+
+
 def gaussian_noise(img, rng):  # albumentations GaussNoise
     a = np.asarray(img, np.float32) + rng.normal(0, rng.uniform(10, 20), (img.height, img.width, 3))
     return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
@@ -230,6 +243,7 @@ AUGMENTATIONS = {"random_resized_crop": random_resized_crop, "eval_centre_crop":
 RANDAUGMENT = {"equalize": equalize, "equalize_luma_cv2": equalize_luma_cv2, "clahe_cv2": clahe_cv2,
                "autocontrast": autocontrast, "stretch_numpy": stretch_numpy, "posterize": posterize,
                "posterize_numpy": posterize_numpy, "solarize": solarize, "solarize_numpy": solarize_numpy,
+               "solarize_deep_cv2": solarize_deep_cv2, "solarize_grey": solarize_grey,
                "gaussian_noise": gaussian_noise, "speckle_noise": speckle_noise, "shear": shear,
                "shear_cv2": shear_cv2, "translate": translate, "translate_timm": translate_timm,
                "translate_wrap": translate_wrap}

@@ -44,7 +44,7 @@ from .orb import KEYPOINT_RECORD, LOOK_MIN_SIDE, strongest_keypoints
 from .padding import NO_BORDER
 from .parallel import check_jobs, run_chunks
 from .settings import DECODE_SIDE
-from .views import BINS, CELL, N_VARIANTS, THUMB, canvas_view, crop_views, resampling_matrix
+from .views import BINS, CELL, N_VARIANTS, THUMB, canvas_view, crop_views, resampling_matrices
 
 log = logging.getLogger(__name__)
 
@@ -617,16 +617,8 @@ def folded_thumbnails(colour: np.ndarray) -> np.ndarray:
     inverts each apart), stretched to 0-255 and enlarged to the thumbnail's side (bilinear): a
     picture solarizing leaves as it is."""
     folded = 2.0 * luma(folded_colour(colour))
-    m = _enlarging(folded.shape[-1], THUMB)
+    m = _enlarging(folded.shape[-1])
     return np.rint(np.clip(m @ folded @ m.T, 0, 255)).astype(np.uint8)
-
-
-def _enlarging(n: int, side: int) -> np.ndarray:
-    """``(side, n)`` float32: bilinear enlargement of an ``n``-pixel axis to ``side`` pixels
-    (pixel centres lined up, edges held)."""
-    at = np.clip((np.arange(side) + 0.5) * n / side - 0.5, 0, n - 1)
-    u0 = np.minimum(np.floor(at).astype(np.int64), n - 2)
-    return resampling_matrix(u0, (at - u0).astype(np.float32), n)
 
 
 #: The thresholds a solarized copy is read at (:func:`unsolarized`): 0 inverts the whole picture
@@ -659,9 +651,14 @@ def colour_at_thumbnail(colour: np.ndarray, thumb: np.ndarray) -> np.ndarray:
     """``(n, 3, 32, 32)`` float32: colour at the thumbnail's side, the ``(n, 32, 32)`` grey
     thumbnails' detail with the ``(n, 3, s, s)`` colour thumbnails' chroma (enlarged, bilinear)."""
     c = np.asarray(colour, np.float32)
-    m = _enlarging(c.shape[-1], THUMB)
+    m = _enlarging(c.shape[-1])
     c = m @ c @ m.T
     return np.clip(c - luma(c)[:, None] + np.asarray(thumb, np.float32)[:, None], 0, 255)
+
+
+def _enlarging(n: int) -> np.ndarray:
+    """``(32, n)`` float32: an ``n``-pixel axis enlarged to the thumbnail's side (bilinear)."""
+    return resampling_matrices(np.zeros(1), np.ones(1), n, THUMB)[0]
 
 
 def luma(colour: np.ndarray) -> np.ndarray:

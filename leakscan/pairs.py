@@ -674,16 +674,25 @@ def value_pairs(features: Features, search_rows: np.ndarray, query_pos: np.ndarr
     index = CosineIndex(emb)
     q = np.searchsorted(sensitive, queried)
     sims, ids = index.knn(emb[q], min(settings.k + 1, len(rows)), ranks=content_ranks(features.pixel_digest[rows]))
-    sims = np.where((ids == q[:, None]) | (ids < 0), -np.inf, sims)
-    order = np.argsort(-sims, axis=1, kind="stable")
-    sims, ids = np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
-    dist = 1.0 - sims
-    dk = dist[:, settings.k - 1] if settings.k <= dist.shape[1] else np.full(len(q), np.inf, np.float32)
-    accept = (sims >= settings.min_cosine) & ((sims >= settings.sure_cosine) | (dist <= settings.ratio * dk[:, None]))
-    r, c = np.nonzero(accept)
-    a, b = rows[q[r]], rows[ids[r, c]]
-    pairs = _candidates(np.minimum(a, b), np.maximum(a, b), Kind.EMBEDDING, sims[r, c], MatchView.VALUE)
+    r, found, sim = _distinct_neighbours(sims, ids, q, settings)
+    a, b = rows[q[r]], rows[found]
+    pairs = _candidates(np.minimum(a, b), np.maximum(a, b), Kind.EMBEDDING, sim, MatchView.VALUE)
     return pairs.first_per_pair(-pairs.score)
+
+
+def _distinct_neighbours(sims: np.ndarray, found: np.ndarray, own: np.ndarray, settings: DetectSettings) -> tuple:
+    """The neighbours a brightness search accepts (:func:`value_pairs`, :func:`folded_pairs`):
+    of each query's ``(sims, found)`` (``found`` -1 where missing; the query itself, ``own``,
+    left out), those at ``min_cosine`` or more that are very close (``sure_cosine``) or pass the
+    ratio test against the query's ``k``-th neighbour. Returns ``(query, neighbour, cosine)``."""
+    sims = np.where((found == own[:, None]) | (found < 0), -np.inf, sims)
+    order = np.argsort(-sims, axis=1, kind="stable")
+    sims, found = np.take_along_axis(sims, order, 1), np.take_along_axis(found, order, 1)
+    dist = 1.0 - sims
+    dk = dist[:, settings.k - 1] if settings.k <= dist.shape[1] else np.full(len(own), np.inf, np.float32)
+    close = (sims >= settings.sure_cosine) | (dist <= settings.ratio * dk[:, None])
+    r, c = np.nonzero((sims >= settings.min_cosine) & close)
+    return r, found[r, c], sims[r, c]
 
 
 def folded_pairs(features: Features, search_rows: np.ndarray, query_pos: np.ndarray,
@@ -693,9 +702,8 @@ def folded_pairs(features: Features, search_rows: np.ndarray, query_pos: np.ndar
     gradient histogram of their folded brightness (:func:`~leakscan.features.folded_thumbnails`,
     which solarizing leaves as it is), and every image is looked up among them, a block at a time.
 
-    A neighbour at ``min_cosine`` or more is a candidate when it is very close
-    (``sure_cosine``) or passes the ratio test against the looked-up image's ``k``-th
-    neighbour among them. A pair is kept when either image is among ``query_pos``.
+    Its neighbours are accepted as the hue search's are (:func:`_distinct_neighbours`); a pair
+    is kept when either image is among ``query_pos``.
     """
     block = 4096  # colour thumbnails at a time: a million are 768 MB
     dark = np.concatenate([start + np.flatnonzero(no_highlights(features.colour[search_rows[start:start + block]]))
@@ -712,18 +720,11 @@ def folded_pairs(features: Features, search_rows: np.ndarray, query_pos: np.ndar
     for start in range(0, len(search_rows), block):
         pos = np.arange(start, min(start + block, len(search_rows)))
         sims, ids = index.knn(hog(folded_thumbnails(features.colour[search_rows[pos]])), kk, ranks=ranks)
-        found = np.where(ids >= 0, dark[np.clip(ids, 0, None)], -1)
-        sims = np.where((found == pos[:, None]) | (ids < 0), -np.inf, sims)
-        order = np.argsort(-sims, axis=1, kind="stable")
-        sims, found = np.take_along_axis(sims, order, 1), np.take_along_axis(found, order, 1)
-        dist = 1.0 - sims
-        dk = dist[:, settings.k - 1] if settings.k <= dist.shape[1] else np.full(len(pos), np.inf, np.float32)
-        close = (sims >= settings.sure_cosine) | (dist <= settings.ratio * dk[:, None])
-        r, c = np.nonzero((sims >= settings.min_cosine) & close)
-        keep = queried[pos[r]] | queried[found[r, c]]
+        r, found, sim = _distinct_neighbours(sims, np.where(ids >= 0, dark[np.clip(ids, 0, None)], -1), pos, settings)
+        keep = queried[pos[r]] | queried[found]
         out_a.append(search_rows[pos[r[keep]]])
-        out_b.append(search_rows[found[r[keep], c[keep]]])
-        out_s.append(sims[r[keep], c[keep]])
+        out_b.append(search_rows[found[keep]])
+        out_s.append(sim[keep])
     a, b = np.concatenate(out_a), np.concatenate(out_b)
     pairs = _candidates(np.minimum(a, b), np.maximum(a, b), Kind.EMBEDDING, np.concatenate(out_s), MatchView.FOLDED)
     return pairs.first_per_pair(-pairs.score)

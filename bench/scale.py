@@ -4,7 +4,7 @@ search -> groups -> leakage report. Prints one JSON line.
     python bench/scale.py N [--exact] [--thumbs]
 
 --exact forces brute-force indexes (the reference the approximate ones are compared with).
---thumbs also generates 32x32 thumbnails and 16x16 colour thumbnails (a copy is its base
+--thumbs also generates 32x32 thumbnails and 16x16 colour and folded thumbnails (a copy is its base
 shifted by up to a pixel, with noise), so every candidate is aligned, the decision is
 calibrated on copies of the thumbnails, and the run measures search + verification +
 calibration + groups + report, as a real audit after decoding.
@@ -21,8 +21,11 @@ import numpy as np
 
 
 def thumbs(n: int, base_of: np.ndarray, seed: int = 1, block: int = 10_000):
-    """``(thumb (n, 32, 32), colour (n, 3, 16, 16))`` uint8: blocky random structure; row k copies
-    row ``base_of[k]`` (shifted by up to a pixel, plus noise) where ``base_of[k] != k``."""
+    """``(thumb (n, 32, 32), colour (n, 3, 16, 16), folded (n, 16, 16))`` uint8: blocky random
+    structure; row k copies row ``base_of[k]`` (shifted by up to a pixel, plus noise) where
+    ``base_of[k] != k``; ``folded``: the colour folded about mid-grey (``Features.folded``)."""
+    from leakscan.features import luma
+
     rng = np.random.default_rng(seed)
     thumb = np.empty((n, 32, 32), np.uint8)
     for s in range(0, n, block):
@@ -43,7 +46,11 @@ def thumbs(n: int, base_of: np.ndarray, seed: int = 1, block: int = 10_000):
     for s in range(0, n, block):
         small = thumb[s:s + block].reshape(-1, 16, 2, 16, 2).mean(axis=(2, 4), dtype=np.float32)
         colour[s:s + block] = np.clip(small[:, None] * gains[s:s + block], 0, 255).astype(np.uint8)
-    return thumb, colour
+    folded = np.empty((n, 16, 16), np.uint8)
+    for s in range(0, n, block):
+        c = colour[s:s + block].astype(np.float32)
+        folded[s:s + block] = np.rint(2 * luma(np.minimum(c, 255 - c))).astype(np.uint8)
+    return thumb, colour, folded
 
 
 def synth(n: int, seed: int = 0, dup_frac: float = 0.05, with_thumbs: bool = False):
@@ -75,7 +82,7 @@ def synth(n: int, seed: int = 0, dup_frac: float = 0.05, with_thumbs: bool = Fal
     if with_thumbs:
         base_of = np.arange(n)
         base_of[slots] = copy_base
-        extra["thumb"], extra["colour"] = thumbs(n, base_of)
+        extra["thumb"], extra["colour"], extra["folded"] = thumbs(n, base_of)
     f = Features(ok=np.ones(n, bool), file_digest=digests, pixel_digest=digests.copy(), hashes=hashes,
                  embedding=emb, low_info=np.zeros(n, bool), sizes=np.full((n, 2), 32, np.int32), **extra)
     return f, np.stack([np.minimum(slots, copy_base), np.maximum(slots, copy_base)], 1)

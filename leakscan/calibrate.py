@@ -378,7 +378,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     made = Features.concat(parts, np.cumsum([0] + [len(p) for p in parts[:-1]]).tolist())
     if features.model_embedding is None and made.model_embedding is not None:
         made = dataclasses.replace(made, model_embedding=None)
-    # the search needs no thumbnails of the dataset's images (memory: 1.8 GB a million) nor a
+    # the search needs no thumbnails of the dataset's images (memory: 2 GB a million) nor a
     # copy of their embeddings (it searches on the audit's index); the tile search and the
     # evidence get the few images they look at, with theirs (_compact)
     aug = features.beside(made)
@@ -533,6 +533,7 @@ def _compact(aug: Features, features: Features, rows: np.ndarray) -> tuple:
     mine = rows < len(features)
     look.thumb[mine] = features.thumb[rows[mine]]
     look.colour[mine] = features.colour[rows[mine]]
+    look.folded[mine] = features.folded[rows[mine]]
     at = np.full(len(aug), -1, np.int64)
     at[rows] = np.arange(len(rows))
     return look, at, rows

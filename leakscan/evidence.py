@@ -50,8 +50,8 @@ import dataclasses
 
 import numpy as np
 
-from .features import (Features, colour_at_thumbnail, crop_hog, digest_greater, digest_order, hog, luma, phash_variants,
-                       unsolarized, value_thumbnails)
+from .features import (Features, colour_at_thumbnail, crop_hog, digest_greater, digest_order, hog, luma,
+                       phash_variants, unsolarized, value_thumbnails)
 from .padding import NO_BORDER, SharedOverlay, border_mask, flat_ground, padding_weights, shared_overlay
 from .parallel import even_blocks, run_chunks
 from .pairs import OVERLAP_MIN_SIDE, Kind, PairTable
@@ -75,6 +75,12 @@ SIGN = {"ncc": 1, "ncc_fine": 1, "ncc_raw": 1, "blocks_fine": 1, "blocks_raw": 1
 MIN_CHROMA = 4.0
 #: ``colour_raw`` is 0 at this mean gap (grey levels) between the colours of two pictures.
 COLOUR_GAP = 64.0
+#: A pair the folded search proposes is read as a solarized copy only when the threshold that
+#: fits (:func:`~leakscan.features.unsolarized`) inverts at least this share of the original's
+#: values (a bright moon on a dark sky is 3%): a threshold above them all leaves the two as they
+#: are, alike or not, which the whole-image search and its reading judge (on CIFAR-10 the folded
+#: search alone proposed such pairs of different pictures).
+MIN_INVERTED = 0.01
 
 
 def warp(a, b, wa, wb, zoom, dy, dx):
@@ -668,12 +674,17 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
                         np.sort(hcb, axis=1).astype(np.float32), hba, hbb, ~(on_canvas[i[hue]] | on_canvas[j[hue]]),
                         drawn_on(i[hue]), drawn_on(j[hue]))
     folded = np.flatnonzero(v == MatchView.FOLDED)
+    unread = np.zeros(0, np.int64)
     if len(folded):  # solarized: the original solarized as the copy is (found folded, read in full
-        # detail). A flat black or white ground is never picture here: solarizing turns white black
-        fa, fb = unsolarized(features.colour[i[folded]], features.colour[j[folded]])
-        ta, tb = map(luma, unsolarized(colour_at_thumbnail(features.colour[i[folded]], features.thumb[i[folded]]),
-                                       colour_at_thumbnail(features.colour[j[folded]], features.thumb[j[folded]])))
-        folded_read = read(ta, tb, fa, fb, _border(padding[i[folded]]),
+        # detail). A flat black or white ground is never picture here: solarizing turns white black.
+        # A pair the fitting threshold barely inverts is no solarized copy: not read (no evidence)
+        sa, sb, inverted = unsolarized(colour_at_thumbnail(features.colour[i[folded]], features.thumb[i[folded]]),
+                                       colour_at_thumbnail(features.colour[j[folded]], features.thumb[j[folded]]))
+        solarized = inverted >= MIN_INVERTED
+        folded, unread = folded[solarized], folded[~solarized]
+    if len(folded):
+        fa, fb, _ = unsolarized(features.colour[i[folded]], features.colour[j[folded]])
+        folded_read = read(luma(sa[solarized]), luma(sb[solarized]), fa, fb, _border(padding[i[folded]]),
                            _border(padding[j[folded]]), None, drawn_on(i[folded]), drawn_on(j[folded]))
     crop = np.flatnonzero(MatchView.is_cropped(v))
     crop_reads = []
@@ -728,6 +739,8 @@ def _evidence_block(features: Features, pairs: PairTable, variants, min_ncc=None
     if len(folded):
         for name, arr in measured[folded_read].items():
             res[name][folded] = arr
+    for arr in res.values():
+        arr[unread] = np.nan
     for rows, r in crop_reads:
         cur = {name: arr[rows] for name, arr in res.items()}
         for name, arr in _best_of(cur, measured[r]).items():

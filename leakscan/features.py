@@ -51,12 +51,12 @@ log = logging.getLogger(__name__)
 __all__ = ["Features", "extract_features", "extract_images", "load_pictures", "features_of_image", "hog", "crop_hog",
            "window_hog", "phash_variants", "colour_thumbnail", "digest_share", "digest_order", "content_ranks",
            "digest_greater", "small_picture", "PICTURE_SIDE", "hue_sensitive", "value_thumbnails", "HUE_SENSITIVE",
-           "folded_thumbnails", "no_highlights", "unsolarized", "colour_at_thumbnail", "luma",
-           "NO_HIGHLIGHTS", "FEATURE_VERSION", "EMBED_DIM", "COLOUR_SIDE", "RECORD",
+           "folded_thumbnail", "folded_thumbnails", "no_highlights", "unsolarized", "colour_at_thumbnail",
+           "luma", "NO_HIGHLIGHTS", "FEATURE_VERSION", "EMBED_DIM", "COLOUR_SIDE", "RECORD",
            "DEROTATED_RECORD"]
 
 #: Bump when any feature's definition changes (cache entries of other versions are not reused).
-FEATURE_VERSION = "11"
+FEATURE_VERSION = "12"
 HASH_SIZE = 8
 #: Largest side of the pictures the calibration copies (:func:`load_pictures`, ``Features.pictures``).
 PICTURE_SIDE = 256
@@ -75,7 +75,7 @@ HUE_SENSITIVE = 1.0
 #: An image whose colour thumbnail has no channel above this anywhere has no highlights, as a
 #: solarized picture has none (every value at or above a threshold inverted: torchvision's
 #: ``RandomSolarize`` at 128-192, RandAugment's at 0-255), so it is also matched folded
-#: (:func:`folded_thumbnails`). One solarized at a higher threshold is barely changed.
+#: (:func:`folded_thumbnail`). One solarized at a higher threshold is barely changed.
 NO_HIGHLIGHTS = 200
 #: Encoded bytes per task at most when rows are image bytes of a dataset or table (extract_features).
 CHUNK_BYTES = 16 << 20
@@ -88,7 +88,7 @@ RECORD = np.dtype([
     ("ok", np.bool_), ("low_info", np.bool_), ("width", np.int32), ("height", np.int32),
     ("file_digest", np.uint8, 16), ("pixel_digest", np.uint8, 16), ("hashes", np.uint8, N_VARIANTS * HASH_SIZE),
     ("embedding", np.float32, EMBED_DIM), ("thumb", np.uint8, THUMB * THUMB),
-    ("colour", np.uint8, 3 * COLOUR_SIDE * COLOUR_SIDE),
+    ("colour", np.uint8, 3 * COLOUR_SIDE * COLOUR_SIDE), ("folded", np.uint8, COLOUR_SIDE * COLOUR_SIDE),
 ])
 #: Appended to a RECORD when the image has a de-rotated view (:mod:`leakscan.rotation`).
 DEROTATED_RECORD = np.dtype([("angle", np.float32), ("embedding", np.float32, EMBED_DIM),
@@ -99,7 +99,8 @@ _BLOB_SIZES = tuple(RECORD.itemsize + d + k for d in (0, DEROTATED_RECORD.itemsi
                     for k in (0, KEYPOINT_RECORD.itemsize))
 assert len(set(_BLOB_SIZES)) == 4, "each layout of a stored row must have its own size"
 #: The per-row (dense) arrays of :class:`Features`.
-_DENSE = ("ok", "file_digest", "pixel_digest", "hashes", "embedding", "low_info", "sizes", "thumb", "colour")
+_DENSE = ("ok", "file_digest", "pixel_digest", "hashes", "embedding", "low_info", "sizes", "thumb", "colour",
+          "folded")
 
 
 class StackedRows:
@@ -157,6 +158,7 @@ class Features:
     derotated_embedding: np.ndarray | None = None  # (m, EMBED_DIM) float32
     derotated_thumb: np.ndarray | None = None      # (m, 32, 32) uint8
     colour: np.ndarray | None = None               # (n, 3, 16, 16) uint8 colour thumbnail (pair evidence)
+    folded: np.ndarray | None = None               # (n, 16, 16) uint8 folded brightness (solarized copies)
     derotated_colour: np.ndarray | None = None     # (m, 3, 16, 16) uint8 colour thumbnail of the de-rotated view
     derotated_padding: np.ndarray | None = None    # (m, 4) float32 box of the canvas outside which it is padding
     keypoint_rows: np.ndarray | None = None        # (k,) int64 rows whose search keypoints were found, ascending
@@ -180,6 +182,8 @@ class Features:
         m = len(self.derotated_rows)
         if self.colour is None:
             object.__setattr__(self, "colour", np.zeros((n, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8))
+        if self.folded is None:
+            object.__setattr__(self, "folded", np.zeros((n, COLOUR_SIDE, COLOUR_SIDE), np.uint8))
         if self.derotated_colour is None:
             object.__setattr__(self, "derotated_colour", np.zeros((m, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8))
         if self.derotated_padding is None:
@@ -202,6 +206,7 @@ class Features:
             "derotated_embedding": (self.derotated_embedding, (m, EMBED_DIM), np.float32),
             "derotated_thumb": (self.derotated_thumb, (m, THUMB, THUMB), np.uint8),
             "colour": (self.colour, (n, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8),
+            "folded": (self.folded, (n, COLOUR_SIDE, COLOUR_SIDE), np.uint8),
             "derotated_colour": (self.derotated_colour, (m, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8),
             "derotated_padding": (self.derotated_padding, (m, 4), np.float32),
             "keypoint_rows": (self.keypoint_rows, (k,), np.int64),
@@ -261,7 +266,7 @@ class Features:
         for k, (pos, part) in enumerate(parts):
             pos = np.asarray(pos, np.int64)
             for name in _DENSE:
-                if k not in blank or name not in ("thumb", "colour", "embedding"):
+                if k not in blank or name not in ("thumb", "colour", "folded", "embedding"):
                     getattr(out, name)[pos] = getattr(part, name)
             failures.update((int(pos[r]), why) for r, why in part.failures)
             notes.update((int(pos[r]), why) for r, why in part.notes)
@@ -306,6 +311,7 @@ class Features:
         rec["embedding"] = self.embedding
         rec["thumb"] = self.thumb.reshape(len(self), THUMB * THUMB)
         rec["colour"] = self.colour.reshape(len(self), 3 * COLOUR_SIDE * COLOUR_SIDE)
+        rec["folded"] = self.folded.reshape(len(self), COLOUR_SIDE * COLOUR_SIDE)
         derot = np.zeros(len(self.derotated_rows), DEROTATED_RECORD)
         derot["angle"], derot["embedding"] = self.derotated_angle, self.derotated_embedding
         derot["thumb"] = self.derotated_thumb.reshape(len(derot), THUMB * THUMB)
@@ -334,6 +340,7 @@ class Features:
         out.embedding[pos] = rec["embedding"]
         out.thumb[pos] = rec["thumb"].reshape(-1, THUMB, THUMB)
         out.colour[pos] = rec["colour"].reshape(-1, 3, COLOUR_SIDE, COLOUR_SIDE)
+        out.folded[pos] = rec["folded"].reshape(-1, COLOUR_SIDE, COLOUR_SIDE)
         with_view = [(p, b) for p, b in good if len(b) - size in (derot_size, derot_size + keyed_size)]
         derot = (np.frombuffer(b"".join(b[size:size + derot_size] for _, b in with_view), DEROTATED_RECORD)
                  if with_view else np.zeros(0, DEROTATED_RECORD))
@@ -381,7 +388,7 @@ class Features:
             derotated_rows=new_rows[order], derotated_angle=self.derotated_angle[rk],
             derotated_embedding=self.derotated_embedding[rk],
             derotated_thumb=self.derotated_thumb[rk], derotated_colour=self.derotated_colour[rk],
-            derotated_padding=self.derotated_padding[rk], colour=self.colour[rows],
+            derotated_padding=self.derotated_padding[rk], colour=self.colour[rows], folded=self.folded[rows],
             model_embedding=None if self.model_embedding is None else self.model_embedding[rows],
             ok=self.ok[rows], file_digest=self.file_digest[rows], pixel_digest=self.pixel_digest[rows],
             hashes=self.hashes[rows], embedding=self.embedding[rows], low_info=self.low_info[rows],
@@ -604,21 +611,31 @@ def value_thumbnails(colour: np.ndarray) -> np.ndarray:
                      for v in value]).reshape(len(value), THUMB, THUMB)
 
 
-def folded_colour(colour: np.ndarray) -> np.ndarray:
-    """``colour`` (uint8) with each value folded about mid-grey, ``min(c, 255 - c)``, as float32:
-    solarizing keeps each value or inverts it, and the fold maps both to one, at any threshold."""
-    c = np.asarray(colour).astype(np.float32)
-    return np.minimum(c, 255.0 - c)
+#: Each value folded about mid-grey, ``min(c, 255 - c)``, doubled to fill 0-254: solarizing keeps
+#: each value or inverts it, and the fold maps both to one, at any threshold.
+_FOLD = [2 * min(c, 255 - c) for c in range(256)]
 
 
-def folded_thumbnails(colour: np.ndarray) -> np.ndarray:
-    """``(n, 32, 32)`` uint8: the luma of the folded ``(n, 3, s, s)`` colour thumbnails
-    (:func:`folded_colour`, each channel folded before the channels are mixed, as solarizing
-    inverts each apart), stretched to 0-255 and enlarged to the thumbnail's side (bilinear): a
-    picture solarizing leaves as it is."""
-    folded = 2.0 * luma(folded_colour(colour))
-    m = _enlarging(folded.shape[-1])
-    return np.rint(np.clip(m @ folded @ m.T, 0, 255)).astype(np.uint8)
+def folded_thumbnail(img: Image.Image) -> np.ndarray:
+    """The ``(16, 16)`` uint8 folded brightness of ``img``: each channel of each pixel folded
+    (:data:`_FOLD`, before the channels are mixed, as solarizing inverts each apart), then its
+    luma, box-averaged as :func:`colour_thumbnail` (folded before it is averaged: a fold of
+    averages is not the average of the folds where a cell mixes light and dark). A picture
+    solarizing leaves as it is. A large picture is first reduced by a whole factor to a short
+    side of :data:`~leakscan.settings.DECODE_SIDE` or more, as a JPEG decodes (its draft)."""
+    factor = min(img.size) // DECODE_SIDE
+    small = img.reduce(factor) if factor > 1 else img
+    small = small.convert("RGB").point(_FOLD * 3).convert("L")
+    small = small.resize((COLOUR_SIDE, COLOUR_SIDE), Image.BOX, reducing_gap=2.0)
+    return np.asarray(small, np.uint8).copy()
+
+
+def folded_thumbnails(folded: np.ndarray) -> np.ndarray:
+    """``(n, 32, 32)`` uint8: ``(n, 16, 16)`` folded thumbnails (:attr:`Features.folded`)
+    enlarged to the thumbnail's side (bilinear), for the gradient histograms."""
+    f = np.asarray(folded, np.float32)
+    m = _enlarging(f.shape[-1])
+    return np.rint(np.clip(m @ f @ m.T, 0, 255)).astype(np.uint8)
 
 
 #: The thresholds a solarized copy is read at (:func:`unsolarized`): 0 inverts the whole picture
@@ -627,24 +644,27 @@ SOLARIZE_THRESHOLDS = tuple(range(0, 257, 8))
 
 
 def unsolarized(colour: np.ndarray, like: np.ndarray) -> tuple:
-    """``(a, b)``, float32 like ``colour`` and ``like`` (``(n, ...)`` thumbnails, grey or colour):
-    each pair lined up as a solarized copy and its original, the original solarized at the
-    threshold of :data:`SOLARIZE_THRESHOLDS` under which it comes closest to the copy (mean
-    absolute difference), whichever of the two is the copy (``like`` solarized, or ``colour``).
-    Read so, a solarized copy matches its original in full detail, and two different pictures
-    that only fold alike do not."""
+    """``(a, b, inverted)``: ``a``, ``b`` float32 like ``colour`` and ``like`` (``(n, ...)``
+    thumbnails, grey or colour), each pair lined up as a solarized copy and its original, the
+    original solarized at the threshold of :data:`SOLARIZE_THRESHOLDS` under which it comes
+    closest to the copy (mean absolute difference), whichever of the two is the copy (``like``
+    solarized, or ``colour``); ``inverted`` ``(n,)``: the share of the original's values that
+    threshold inverts. Read so, a solarized copy matches its original in full detail, and two
+    different pictures that only fold alike do not."""
     c, other = np.asarray(colour).astype(np.float32), np.asarray(like).astype(np.float32)
     axes = tuple(range(1, c.ndim))
-    best = [np.full(len(c), np.inf, np.float32), c.copy(), other.copy()]
+    best = [np.full(len(c), np.inf, np.float32), c.copy(), other.copy(), np.zeros(len(c), np.float32)]
     for original, copy, first in ((c, other, True), (other, c, False)):
         for t in SOLARIZE_THRESHOLDS:
-            made = np.where(original >= t, 255.0 - original, original)
+            high = original >= t
+            made = np.where(high, 255.0 - original, original)
             err = np.abs(made - copy).mean(axis=axes)
             better = err < best[0]
             best[0] = np.where(better, err, best[0])
             best[1][better] = made[better] if first else copy[better]
             best[2][better] = copy[better] if first else made[better]
-    return best[1], best[2]
+            best[3] = np.where(better, high.mean(axis=axes), best[3])
+    return best[1], best[2], best[3]
 
 
 def colour_at_thumbnail(colour: np.ndarray, thumb: np.ndarray) -> np.ndarray:
@@ -708,6 +728,7 @@ def _extract_chunk(job) -> Features:
     failures, notes, pictures = [], [], []
     smalls = np.zeros((n, HASH_SIZE * 4, HASH_SIZE * 4), np.uint8)
     colours = np.zeros((n, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8)
+    folds = np.zeros((n, COLOUR_SIDE, COLOUR_SIDE), np.uint8)
     derotated_rows, derotated_angle, derotated_small, derotated_col, derotated_pad = [], [], [], [], []
     keyed_rows, keyed = [], []
     for k, item in enumerate(items):
@@ -747,6 +768,7 @@ def _extract_chunk(job) -> Features:
                              type(exc).__name__, exc)
             smalls[k] = thumbnail(img)
             colours[k] = colour_thumbnail(img)
+            folds[k] = folded_thumbnail(img)
             out.sizes[k] = size
             if embedder is not None:
                 views[k] = embedder.preprocess(img)
@@ -780,7 +802,7 @@ def _extract_chunk(job) -> Features:
     rs = np.array([derotated_small[q] for q in keep], np.uint8).reshape(len(keep), THUMB, THUMB)
     return Features(ok=out.ok, file_digest=out.file_digest, pixel_digest=out.pixel_digest,
                     hashes=out.hashes, embedding=out.embedding, low_info=out.low_info,
-                    sizes=out.sizes, thumb=smalls, colour=colours,
+                    sizes=out.sizes, thumb=smalls, colour=colours, folded=folds,
                     derotated_rows=np.array([derotated_rows[q] for q in keep], np.int64),
                     derotated_angle=np.array([derotated_angle[q] for q in keep], np.float32),
                     derotated_embedding=hog(rs) if len(keep) else np.zeros((0, EMBED_DIM), np.float32),

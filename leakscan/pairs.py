@@ -699,8 +699,9 @@ def folded_pairs(features: Features, search_rows: np.ndarray, query_pos: np.ndar
                  settings: DetectSettings) -> PairTable:
     """Candidate solarized copies (``MatchView.FOLDED``): the images without highlights
     (:func:`~leakscan.features.no_highlights`, as a solarized copy has none) are indexed by the
-    gradient histogram of their folded brightness (:func:`~leakscan.features.folded_thumbnails`,
-    which solarizing leaves as it is), and every image is looked up among them, a block at a time.
+    gradient histogram of their folded brightness (``Features.folded``,
+    :func:`~leakscan.features.folded_thumbnail`: a picture solarizing leaves as it is), and every
+    image is looked up among them, a block at a time.
 
     Its neighbours are accepted as the hue search's are (:func:`_distinct_neighbours`); a pair
     is kept when either image is among ``query_pos``.
@@ -712,14 +713,14 @@ def folded_pairs(features: Features, search_rows: np.ndarray, query_pos: np.ndar
         return PairTable.empty()
     queried = np.zeros(len(search_rows), bool)
     queried[np.asarray(query_pos, np.int64)] = True
-    index = CosineIndex(np.concatenate([hog(folded_thumbnails(features.colour[search_rows[dark[a:a + block]]]))
+    index = CosineIndex(np.concatenate([hog(folded_thumbnails(features.folded[search_rows[dark[a:a + block]]]))
                                         for a in range(0, len(dark), block)]))
     ranks = content_ranks(features.pixel_digest[search_rows[dark]])
     kk = min(settings.k + 1, len(dark))
     out_a, out_b, out_s = [], [], []
     for start in range(0, len(search_rows), block):
         pos = np.arange(start, min(start + block, len(search_rows)))
-        sims, ids = index.knn(hog(folded_thumbnails(features.colour[search_rows[pos]])), kk, ranks=ranks)
+        sims, ids = index.knn(hog(folded_thumbnails(features.folded[search_rows[pos]])), kk, ranks=ranks)
         r, found, sim = _distinct_neighbours(sims, np.where(ids >= 0, dark[np.clip(ids, 0, None)], -1), pos, settings)
         keep = queried[pos[r]] | queried[found]
         out_a.append(search_rows[pos[r[keep]]])

@@ -81,7 +81,7 @@ class MatchView(IntEnum):
     mirrored left to right, is the other (a crop then flipped, as training pipelines make
     them); ``24``: the two match by brightness (each pixel's brightest channel, HSV value),
     as they are: one is the other shifted in hue; ``25``: the two match by folded brightness
-    (each channel folded about mid-grey, :func:`~leakscan.features.folded_thumbnails`): one is
+    (each channel folded about mid-grey, :func:`~leakscan.features.folded_thumbnail`): one is
     the other solarized; ``-1``: none (exact and model pairs). The
     values are stored in cached search results: never renumber them.
     """

@@ -119,10 +119,12 @@ def test_renamed_record_fields_keep_the_stored_bytes_of_older_caches():
     old = np.dtype([("ok", np.bool_), ("low", np.bool_), ("w", np.int32), ("h", np.int32),
                     ("fd", np.uint8, 16), ("pd", np.uint8, 16), ("hashes", np.uint8, 64),
                     ("emb", np.float32, 128), ("thumb", np.uint8, 1024)])
-    # the renaming moved no byte; feature version 6 appended the colour thumbnail (pair evidence)
+    # the renaming moved no byte; feature version 6 appended the colour thumbnail (pair evidence),
+    # version 12 the folded brightness (solarized copies)
     assert [RECORD.fields[n][:2] for n in RECORD.names[:len(old.names)]] == [old.fields[n][:2] for n in old.names]
-    assert RECORD.names[len(old.names):] == ("colour",) and RECORD.fields["colour"][1] == old.itemsize
-    assert RECORD.itemsize == old.itemsize + 3 * 16 * 16
+    assert RECORD.names[len(old.names):] == ("colour", "folded") and RECORD.fields["colour"][1] == old.itemsize
+    assert RECORD.fields["folded"][1] == old.itemsize + 3 * 16 * 16
+    assert RECORD.itemsize == old.itemsize + 3 * 16 * 16 + 16 * 16
 
 
 def test_the_cache_is_a_leaf_of_bytes_and_arrays(tmp_path):

@@ -6,11 +6,17 @@ its inverse to one, so a picture and its solarized copy fold alike at any thresh
 Each copy is made two ways: Pillow's ``ImageOps.solarize`` (as torchvision does) and numpy.
 """
 
+import io
+
 import numpy as np
 from PIL import Image, ImageOps
 
 from leakscan import audit
-from leakscan.features import colour_thumbnail, folded_thumbnails, no_highlights
+from leakscan.evidence import EVIDENCE, pair_evidence
+from leakscan.features import (colour_thumbnail, extract_images, folded_thumbnail, folded_thumbnails, no_highlights,
+                               unsolarized)
+from leakscan.pairs import Kind, PairTable
+from leakscan.views import MatchView
 from conftest import scene
 
 
@@ -23,18 +29,27 @@ def pillow_solarize(img: Image.Image, threshold: int) -> Image.Image:
     return ImageOps.solarize(img.convert("RGB"), threshold)
 
 
+def _jpeg(img: Image.Image, quality: int = 90) -> Image.Image:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return Image.open(buf).convert("RGB")
+
+
 def test_a_solarized_picture_folds_as_its_original_and_has_no_highlights():
-    """Folded, each copy correlates with its original at 0.85 or more (the fold is taken on the
-    16 px colour thumbnail, after the averaging) and far better than with any other picture."""
+    """Folded, each copy (saved as a JPEG) correlates with its original at 0.98 or more and far
+    better than with any other picture, at thresholds of 64-192. The fold is taken on every pixel,
+    before the thumbnail's averaging: folding the averaged 16 px colour thumbnail instead reached
+    only 0.91-0.93 here (a cell that mixes light and dark folds to another grey)."""
     pictures = [scene(s, 200) for s in range(6)]
-    folded = folded_thumbnails(np.stack([colour_thumbnail(im) for im in pictures])).reshape(6, -1)
+    folded = folded_thumbnails(np.stack([folded_thumbnail(im) for im in pictures])).reshape(6, -1)
     for solarize in (pillow_solarize, numpy_solarize):
-        for threshold in (96, 128, 160, 192):
-            colour = np.stack([colour_thumbnail(solarize(im, threshold)) for im in pictures])
-            assert no_highlights(colour).all()
-            corr = np.corrcoef(np.r_[folded, folded_thumbnails(colour).reshape(6, -1)])[6:, :6]
+        for threshold in (64, 96, 128, 160, 192):
+            copies = [_jpeg(solarize(im, threshold)) for im in pictures]
+            assert no_highlights(np.stack([colour_thumbnail(im) for im in copies])).all()
+            copy_folded = folded_thumbnails(np.stack([folded_thumbnail(im) for im in copies])).reshape(6, -1)
+            corr = np.corrcoef(np.r_[folded, copy_folded])[6:, :6]
             own = np.diag(corr)
-            assert (own >= 0.85).all(), (solarize.__name__, threshold, own)
+            assert (own >= 0.98).all(), (solarize.__name__, threshold, own)
             assert (own > (corr - 2 * np.eye(6)).max(axis=1) + 0.3).all(), (solarize.__name__, threshold, corr)
     assert not no_highlights(np.stack([colour_thumbnail(im) for im in pictures])).all()
 
@@ -61,3 +76,27 @@ def test_solarized_copies_are_duplicates(tmp_path):
     assert any(rec["detail"] == "solarized" for rec in found.values()), found
     others = [sorted(key) for key in found if sorted(key) not in [sorted((c, o)) for c, o in copies.items()]]
     assert not others, others
+
+
+def _folded_read(a: Image.Image, b: Image.Image) -> dict:
+    """The evidence of ``(a, b)`` read as the folded search proposes a pair (``MatchView.FOLDED``)."""
+    f = extract_images([np.asarray(a), np.asarray(b)])
+    pairs = PairTable(np.array([0]), np.array([1]), np.array([Kind.EMBEDDING], np.uint8), np.ones(1, np.float32),
+                      np.zeros(1, np.int16), np.ones(1, np.float32), np.array([MatchView.FOLDED], np.int8),
+                      np.zeros(1, bool))
+    return dict(zip(EVIDENCE, pair_evidence(f, pairs, np.full(2, -1))[0]))
+
+
+def test_a_pair_is_read_as_solarized_only_where_the_threshold_inverts_part_of_it():
+    """The threshold that fits a copy solarized at 128 inverts the original's values at or
+    above it; two pictures alike as they are fit a threshold above all their values, which
+    inverts nothing: such a pair gets no evidence (the whole-image reading judges it)."""
+    picture = scene(3, 200)
+    copy = _jpeg(pillow_solarize(picture, 128))
+    look = np.asarray(picture, np.float32).transpose(2, 0, 1)[None]
+    _, _, inverted = unsolarized(look, np.asarray(copy, np.float32).transpose(2, 0, 1)[None])
+    assert abs(inverted[0] - (look >= 128).mean()) < 0.02, inverted
+    _, _, none = unsolarized(look, look)
+    assert none[0] == 0.0
+    assert _folded_read(picture, copy)["ncc"] >= 0.8
+    assert np.isnan(_folded_read(picture, _jpeg(picture))["ncc"])

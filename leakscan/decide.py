@@ -140,6 +140,7 @@ def detect(
     cands = dataclasses.replace(cands, ncc=np.where(exact, np.nan, ncc).astype(np.float32), cosine=cosine,
                                 hamming=hamming)
     keep = exact | (ncc >= s.min_ncc)
+    measured_keys = cands.take(exact | ~np.isnan(ncc)).keys()  # a reading may refuse a pair (no evidence)
     cands, evidence = cands.take(keep), evidence[keep]
     exact = exact[keep]
     if progress:
@@ -292,7 +293,8 @@ def detect(
     pairs = cands.take(dup)
     tw = time.perf_counter()
     if cal is not None:
-        within = within_group_pairs(features, pairs, found, s, cal, splits, jobs, overlay=overlay)
+        within = within_group_pairs(features, pairs, found, s, cal, splits, jobs, overlay=overlay,
+                                    measured=measured_keys)
         pairs = PairTable.concat([pairs, within.take(within.confidence >= threshold)]).sorted()
     t2 += time.perf_counter() - tw
     log.info("decision: %d candidates, %d duplicates (%d within groups), %d possible", len(cands), len(pairs),
@@ -359,8 +361,9 @@ GROUP_PAIRS_BUDGET = 10_000
 
 def within_group_pairs(features: Features, dup: PairTable, found: Candidates, settings: DetectSettings,
                        cal: Calibration, splits=None, jobs: int = 1, budget: int | None = None,
-                       overlay: SharedOverlay | None = None) -> PairTable:
-    """The pairs of the members of each duplicate group that no search proposed and whose
+                       overlay: SharedOverlay | None = None, measured: np.ndarray | None = None) -> PairTable:
+    """The pairs of the members of each duplicate group that no search proposed (or whose
+    reading refused them: only the pair keys ``measured`` were, default all proposed) and whose
     embeddings are as alike as the search asks of a neighbour (``neighbour_min_cosine``),
     measured and decided like the whole-image candidates (at their share of copies: the group
     is no evidence for them), every confidence set.
@@ -396,7 +399,7 @@ def within_group_pairs(features: Features, dup: PairTable, found: Candidates, se
     if not i_parts:
         return PairTable.empty()
     i, j = np.concatenate(i_parts), np.concatenate(j_parts)
-    new = ~np.isin(pair_keys(i, j), found.pairs.keys())
+    new = ~np.isin(pair_keys(i, j), found.pairs.keys() if measured is None else measured)
     if settings.scope == "cross" and splits is not None:
         new &= np.asarray(splits, dtype=object)[i] != np.asarray(splits, dtype=object)[j]
     i, j = i[new], j[new]

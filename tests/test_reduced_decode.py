@@ -81,7 +81,8 @@ def _pairs(result, tier="pairs"):
 
 
 def _candidates(result):
-    """Every candidate pair of an audit's features, with its aligned-detail correlation (ncc)."""
+    """Every candidate pair of an audit's features, with its aligned-detail correlation (ncc); a
+    reading that refused a pair (the folded one, where no threshold inverts part of it) read nothing."""
     from leakscan.evidence import EVIDENCE, pair_evidence
     from leakscan.pairs import find_candidates
     from leakscan.views import transform_variants
@@ -92,6 +93,8 @@ def _candidates(result):
     paths = result.manifest.paths
     out: dict = {}  # {pair: {reading: ncc}}: a pair is read whole, as overlapping tiles, or tilted
     for i, j, v, e in zip(found.pairs.i, found.pairs.j, found.pairs.variant, ev[:, EVIDENCE.index("ncc")]):
+        if np.isnan(e):
+            continue
         key = tuple(sorted((str(paths[i]), str(paths[j]))))
         out.setdefault(key, {})[_reading(v)] = float(e)
     return out

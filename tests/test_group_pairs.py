@@ -62,6 +62,11 @@ def test_every_pair_of_a_group_of_copies_is_measured_and_held():
     # pairs the search already proposed (and the decision weighed) are not measured again
     within = within_group_pairs(feats, chain, found, s, det.calibration)
     assert not np.isin(within.i * len(feats) + within.j, found.pairs.i * len(feats) + found.pairs.j).any()
+    # ... but one proposed and refused by its reading (measured nothing) is
+    assert found.pairs.take((found.pairs.i == 0) & (found.pairs.j == 2)).keys().size
+    measured = found.pairs.take(~((found.pairs.i == 0) & (found.pairs.j == 2))).keys()
+    within = within_group_pairs(feats, chain, found, s, det.calibration, measured=measured)
+    assert set(zip(within.i.tolist(), within.j.tolist())) == {(0, 2)}
 
 
 def test_groups_beyond_the_budget_and_cross_scope_within_a_split_are_left_alone():
@@ -98,5 +103,6 @@ def test_identical_pictures_stay_a_star_of_exact_pairs():
 def test_the_detection_lists_every_pair_of_its_groups_of_copies():
     feats, s, det = _setup()
     pairs = set(zip(det.pairs.i.tolist(), det.pairs.j.tolist()))
+    assert len(pairs) == len(det.pairs)  # each pair once, whichever way it was found
     assert {(a, b) for a in range(5) for b in range(a + 1, 5)} <= pairs
     assert not any(a >= 5 or b >= 5 for a, b in pairs)

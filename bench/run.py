@@ -527,6 +527,33 @@ def _model_pairs(pairs_csv: Path) -> int:
     return sum(r["kind"] == "model" for r in csv.DictReader(open(pairs_csv)))
 
 
+def _model_alone_pairs(model: str, extra: list[str], cache: Path, out: Path, min_cosine: float = 0.75,
+                       k: int = 10) -> Path:
+    """The pairs the model alone makes on CIFAR-10: each image's ``k`` nearest by the model's
+    cosine, at ``min_cosine`` or more (embeddings from the audit's cache), as a pairs.csv with
+    the cosine as confidence (scored like leakscan's by ciFAIR and the judged verdicts)."""
+    import faiss  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    import leakscan  # noqa: PLC0415
+
+    size = extra[extra.index("--model-size") + 1] if "--model-size" in extra else None
+    a = leakscan.audit(WORK / "cifar10", cache=cache, model=model, model_size=size)
+    emb = np.ascontiguousarray(a.features.model_embedding, np.float32)
+    index = faiss.IndexFlatIP(emb.shape[1])
+    index.add(emb)
+    sims, ids = index.search(emb, k + 1)
+    paths, splits = [str(p) for p in a.manifest.paths], [str(s) for s in a.manifest.splits]
+    with open(out, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["a", "b", "split_a", "split_b", "confidence"])
+        pairs = {(min(q, int(i)), max(q, int(i))): float(s) for q, (row_s, row_i) in enumerate(zip(sims, ids))
+                 for s, i in zip(row_s, row_i) if i >= 0 and i != q and s >= min_cosine}
+        for (x, y), s in sorted(pairs.items()):
+            w.writerow([paths[x], paths[y], splits[x], splits[y], f"{s:.4f}"])
+    return out
+
+
 def model_section(lines: list[str], models: list[tuple[str, str, list[str]]], cifar: bool = True) -> None:
     """`--model`: learned embeddings on CIFAR-10 and on the photos, one row per model."""
     lines += ["## Learned embeddings (`--model`, the onnx extra)", ""]
@@ -540,7 +567,11 @@ def model_section(lines: list[str], models: list[tuple[str, str, list[str]]], ci
     if cifar and (WORK / "cifar10" / "test").exists():
         lines += ["CIFAR-10, thumbnail features from the warm cache (the model embeddings are computed):", "",
                   "| run | wall s | peak MB | recall j1 | recall j2 | recall test-test | flagged | in ciFAIR "
-                  "| model pairs |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                  "| estimated precision (flagged outside ciFAIR, not judged) | model pairs |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        sys.path.insert(0, str(HERE))
+        from judge import estimate  # noqa: PLC0415
+
         for label, path, extra in models:
             out = WORK / "model"
             try:
@@ -550,9 +581,17 @@ def model_section(lines: list[str], models: list[tuple[str, str, list[str]]], ci
                 lines.append(f"| defaults + {label} | failed: {str(exc).splitlines()[-1][:120]} |")
                 continue
             q = score(out / "pairs.csv")
+            e = estimate(out / "pairs.csv", HERE / "judgments.csv")
             lines.append(f"| defaults + {label} | {w:.1f} | {m:.0f} | {q['recall_j1_train_test']:.3f} | "
                          f"{q['recall_j2_train_test']:.3f} | {q['recall_test_test']:.3f} | "
-                         f"{q['test_images_flagged']} | {q['flagged_in_cifair']} | {_model_pairs(out / 'pairs.csv')} |")
+                         f"{q['test_images_flagged']} | {q['flagged_in_cifair']} | {e['precision']:.3f} "
+                         f"({e['outside'] - e['judged']}) | {_model_pairs(out / 'pairs.csv')} |")
+            alone = _model_alone_pairs(path, extra, cache, WORK / "model_alone.csv")
+            q, e = score(alone), estimate(alone, HERE / "judgments.csv")
+            lines.append(f"| {label.split(' (')[0]} alone, cosine >= 0.75 | - | - | {q['recall_j1_train_test']:.3f} | "
+                         f"{q['recall_j2_train_test']:.3f} | {q['recall_test_test']:.3f} | "
+                         f"{q['test_images_flagged']} | {q['flagged_in_cifair']} | {e['precision']:.3f} "
+                         f"({e['outside'] - e['judged']}) | - |")
         lines.append("")
     folder = _photos2500()
     n = len(list(folder.rglob("*.jpg")))

@@ -134,7 +134,13 @@ class Calibration:
         z = x @ self.coef + self.intercept
         p = (1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))).astype(np.float32)
         alone = self.readings.get(THUMBNAILS)
-        return p if alone is None else np.maximum(p, alone.predict(evidence))
+        if alone is None:
+            return p
+        thumbnails = alone.predict(evidence)
+        floor = self.stats.get(MODEL_FLOOR)
+        if floor is not None:  # under its own bar the model says nothing: the thumbnails decide
+            p = np.where(evidence[:, EVIDENCE.index("model")] >= floor, p, thumbnails)
+        return np.maximum(p, thumbnails)
 
     def to_dict(self) -> dict:
         out = {"threshold": round(float(self.threshold), 4),
@@ -150,6 +156,12 @@ class Calibration:
 #: the same, and a decision that learnt that copies mostly have a high model cosine would weigh
 #: them down by it. So a pair is at least as likely a copy as the thumbnails alone say.
 THUMBNAILS = "thumbnails"
+#: ``Calibration.stats`` key: the model cosine (``--model-min-cosine``) under which a pair is
+#: decided by the thumbnails alone. The copies the fit learns from are synthetic and the model
+#: knows them well, so it reads any cosine between theirs and the look-alikes' as evidence of a
+#: copy; on CIFAR-10 that let burst frames and one scene shot twice in at cosines 0.4-0.7. A
+#: model raises a pair only at a cosine where it would propose the pair itself.
+MODEL_FLOOR = "model_floor"
 
 
 # --------------------------------------------------------------------------- synthetic copies
@@ -497,6 +509,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
         readings["overlap"] = fit_twice(tile_reading)
     if "model" in columns:
         readings[THUMBNAILS] = fit_twice(read_whole, tuple(c for c in columns if c != "model"))
+        whole.stats[MODEL_FLOOR] = float(s.model_min_cosine)
     return dataclasses.replace(whole, readings={name: c for name, c in readings.items() if c is not None})
 
 

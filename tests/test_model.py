@@ -274,6 +274,34 @@ def test_a_model_only_adds_evidence_the_thumbnails_decision_is_a_floor():
     assert joint.to_dict()[THUMBNAILS]["weights"] == {"ncc": 8.0}
 
 
+def test_under_its_own_bar_a_model_raises_no_pair():
+    # a look-alike the thumbnails leave in doubt, at a model cosine between the look-alikes' and
+    # the copies': the fit, which learnt from copies the model knows well, would call it a copy;
+    # under --model-min-cosine the thumbnails decide it alone. At or above it, the model raises it.
+    from leakscan.calibrate import MODEL_FLOOR, THUMBNAILS, Calibration
+    from leakscan.decide import Detection
+    from leakscan.evidence import EVIDENCE
+    from leakscan.pairs import PairTable
+
+    ncc, model = EVIDENCE.index("ncc"), EVIDENCE.index("model")
+    thumbs = Calibration(columns=("ncc",), mean=np.zeros(1), scale=np.ones(1), coef=np.array([8.0]),
+                         intercept=-6.0, threshold=0.5)
+    joint = Calibration(columns=("ncc", "model"), mean=np.zeros(2), scale=np.ones(2), coef=np.array([4.0, 12.0]),
+                        intercept=-8.0, threshold=0.5, readings={THUMBNAILS: thumbs}, stats={MODEL_FLOOR: 0.75})
+    x = np.zeros((3, len(EVIDENCE)), np.float32)
+    x[:, ncc] = 0.6
+    x[:, model] = [0.6, 0.75, 0.9]
+    unbarred = dataclasses.replace(joint, stats={}).predict(x)
+    assert unbarred[0] > 0.5 > thumbs.predict(x)[0]  # without the bar, the middling cosine tips it over
+    p = joint.predict(x)
+    np.testing.assert_allclose(p[0], thumbs.predict(x)[0], rtol=1e-6)
+    np.testing.assert_allclose(p[1:], unbarred[1:], rtol=1e-6)
+    assert p[0] < 0.5 < p[1] < p[2]
+    back = Detection.from_arrays(Detection(pairs=PairTable.empty(), possible=PairTable.empty(),
+                                           calibration=joint).to_arrays()).calibration
+    np.testing.assert_allclose(back.predict(x), p, rtol=1e-6)  # kept with the search results in the cache
+
+
 def test_an_audit_with_a_model_fits_the_decision_without_it_too(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
@@ -284,6 +312,7 @@ def test_an_audit_with_a_model_fits_the_decision_without_it_too(tmp_path):
     without = audit(data, cache=False)
     cal = with_model.to_dict()["calibration"]
     assert "model" in cal["weights"] and "model" not in cal["thumbnails"]["weights"]
+    assert cal["model_floor"] == 0.75 and "model_floor" not in cal["thumbnails"]  # --model-min-cosine
     assert "thumbnails" not in without.to_dict()["calibration"]
     names = lambda r: {frozenset((r.manifest.paths[i], r.manifest.paths[j])) for i, j in zip(r.pairs.i, r.pairs.j)}  # noqa: E731
     assert frozenset(("03.jpg", "copy.jpg")) in names(without)

@@ -36,6 +36,7 @@ from .features import (EMBED_DIM, QUADRANTS, WINDOW_PLACES, Features, content_ra
                        digest_order, folded_thumbnails, hog, hue_sensitive, no_highlights,
                        value_thumbnails, window_hog)
 from .index import CodedCosineIndex, CosineIndex, HammingIndex, StackedHammingIndex, StackedIndex
+from .parallel import one_ahead
 from .settings import DetectSettings
 from .verify import BLOCK, locate
 from .views import (CROP_PLACES, CROP_SIDE, CROP_SIDE_TIGHT, INVERSE_VARIANT, N_VARIANTS, STRETCH_BOXES, THUMB,
@@ -599,43 +600,47 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
     if progress:
         progress("embedding search", 0, total)
     block -= block % math.lcm(len(CROP_PLACES), len(STRETCH_BOXES))  # whole images of each crop set
-    for qpos_all, qemb, vs, codes, nearest in sets:
-        for start in range(0, len(qpos_all), block):
-            qrows = qpos_all[start:start + block]
-            take_nearest = nearest[start:start + block]
-            qvs = embedding_variants(qemb(start, start + len(qrows)), vs)
-            for q, v in enumerate(vs):
-                qv = qvs[:, q]
-                sims, ids = index.knn(qv, kk, ranks=ranks)
-                selfm = ids == qrows[:, None]
-                sims = np.where(selfm | (ids < 0), -np.inf, sims)
-                order = np.argsort(-sims, axis=1, kind="stable")
-                sims = np.take_along_axis(sims, order, 1)
-                ids = np.take_along_axis(ids, order, 1)
-                dist = 1.0 - sims  # inf where missing
-                if settings.k <= dist.shape[1]:
-                    dk = dist[:, settings.k - 1]
-                else:
-                    dk = np.full(len(qrows), np.inf, np.float32)
-                plain = codes[v] == MatchView.IDENTITY
-                if plain:
-                    dk_plain[qrows] = dk
-                    if settings.k <= ids.shape[1]:
-                        kth[qrows] = np.where(np.isfinite(sims[:, settings.k - 1]), ids[:, settings.k - 1], -1)
-                near = np.zeros(sims.shape, bool)
-                if v == MatchView.IDENTITY and settings.neighbours:  # as it is, not turned or flipped
-                    near[:, :settings.neighbours] = ((sims[:, :settings.neighbours] >= settings.neighbour_min_cosine)
-                                                     & take_nearest[:, None])
-                r, c = np.nonzero((sims >= settings.min_cosine) | near)
-                out_i.append(qrows[r])
-                out_j.append(ids[r, c])
-                out_s.append(sims[r, c])
-                out_dk.append(dk[r])  # the query's own ratio-test reference
-                out_near.append(near[r, c])
-                out_v.append(np.full(len(r), codes[v], np.int8))
-                done += len(qrows)
-                if progress:
-                    progress("embedding search", done, total)
+    blocks = [(qpos_all, qemb, vs, codes, nearest, start) for qpos_all, qemb, vs, codes, nearest in sets
+              for start in range(0, len(qpos_all), block)]
+
+    def queries(b):  # a block's query embeddings (crop views: gradient histograms of crops), made ahead
+        qpos_all, qemb, vs, _, _, start = b
+        return embedding_variants(qemb(start, start + len(qpos_all[start:start + block])), vs)
+    for (qpos_all, qemb, vs, codes, nearest, start), qvs in zip(blocks, one_ahead(queries, blocks)):
+        qrows = qpos_all[start:start + block]
+        take_nearest = nearest[start:start + block]
+        for q, v in enumerate(vs):
+            qv = qvs[:, q]
+            sims, ids = index.knn(qv, kk, ranks=ranks)
+            selfm = ids == qrows[:, None]
+            sims = np.where(selfm | (ids < 0), -np.inf, sims)
+            order = np.argsort(-sims, axis=1, kind="stable")
+            sims = np.take_along_axis(sims, order, 1)
+            ids = np.take_along_axis(ids, order, 1)
+            dist = 1.0 - sims  # inf where missing
+            if settings.k <= dist.shape[1]:
+                dk = dist[:, settings.k - 1]
+            else:
+                dk = np.full(len(qrows), np.inf, np.float32)
+            plain = codes[v] == MatchView.IDENTITY
+            if plain:
+                dk_plain[qrows] = dk
+                if settings.k <= ids.shape[1]:
+                    kth[qrows] = np.where(np.isfinite(sims[:, settings.k - 1]), ids[:, settings.k - 1], -1)
+            near = np.zeros(sims.shape, bool)
+            if v == MatchView.IDENTITY and settings.neighbours:  # as it is, not turned or flipped
+                near[:, :settings.neighbours] = ((sims[:, :settings.neighbours] >= settings.neighbour_min_cosine)
+                                                 & take_nearest[:, None])
+            r, c = np.nonzero((sims >= settings.min_cosine) | near)
+            out_i.append(qrows[r])
+            out_j.append(ids[r, c])
+            out_s.append(sims[r, c])
+            out_dk.append(dk[r])  # the query's own ratio-test reference
+            out_near.append(near[r, c])
+            out_v.append(np.full(len(r), codes[v], np.int8))
+            done += len(qrows)
+            if progress:
+                progress("embedding search", done, total)
     if not out_i:
         z = np.zeros(0, np.int64)
         return z, z, np.zeros(0, np.float32), np.zeros(0, np.int8), kth, index

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 #: this process stays in it, and says so once).
 _NO_POOL: list = []
 
-__all__ = ["default_jobs", "check_jobs", "run_chunks", "map_threads", "die_with_parent", "even_blocks"]
+__all__ = ["default_jobs", "check_jobs", "run_chunks", "map_threads", "one_ahead", "die_with_parent", "even_blocks"]
 
 
 def default_jobs() -> int:
@@ -125,6 +125,25 @@ def map_threads(fn: Callable, items: Iterable, jobs: int = 1) -> list:
         return [fn(x) for x in items]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         return list(pool.map(fn, items))
+
+
+def one_ahead(fn: Callable, items: Iterable) -> Iterator:
+    """``fn(x)`` for each of ``items`` in order, the next one computed on a thread while the
+    caller works on this one: for a loop that alternates numpy work (which releases the GIL) with
+    a search that leaves a core idle part of the time.
+
+    >>> list(one_ahead(abs, [-1, 2, -3]))
+    [1, 2, 3]
+    """
+    items = list(items)
+    if not items:
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        coming = pool.submit(fn, items[0])
+        for nxt in items[1:]:
+            done, coming = coming.result(), pool.submit(fn, nxt)
+            yield done
+        yield coming.result()
 
 
 def run_chunks(fn: Callable, tasks: Iterable, *, jobs: int = 1, client=None) -> Iterator[tuple[int, object]]:

@@ -527,30 +527,32 @@ def _model_pairs(pairs_csv: Path) -> int:
     return sum(r["kind"] == "model" for r in csv.DictReader(open(pairs_csv)))
 
 
+MODEL_ALONE = """
+import csv, numpy as np, faiss, leakscan
+a = leakscan.audit({data!r}, cache={cache!r}, model={model!r}, model_size={size!r})
+emb = np.ascontiguousarray(a.features.model_embedding, np.float32)
+index = faiss.IndexFlatIP(emb.shape[1]); index.add(emb)
+sims, ids = index.search(emb, {k} + 1)
+paths, splits = [str(p) for p in a.manifest.paths], [str(s) for s in a.manifest.splits]
+pairs = {{(min(q, int(i)), max(q, int(i))): float(s) for q, (row_s, row_i) in enumerate(zip(sims, ids))
+         for s, i in zip(row_s, row_i) if i >= 0 and i != q and s >= {min_cosine}}}
+with open({out!r}, 'w', newline='') as fh:
+    w = csv.writer(fh); w.writerow(['a', 'b', 'split_a', 'split_b', 'confidence'])
+    for (x, y), s in sorted(pairs.items()):
+        w.writerow([paths[x], paths[y], splits[x], splits[y], f'{{s:.4f}}'])
+print(len(pairs))
+"""
+
+
 def _model_alone_pairs(model: str, extra: list[str], cache: Path, out: Path, min_cosine: float = 0.75,
                        k: int = 10) -> Path:
     """The pairs the model alone makes on CIFAR-10: each image's ``k`` nearest by the model's
     cosine, at ``min_cosine`` or more (embeddings from the audit's cache), as a pairs.csv with
-    the cosine as confidence (scored like leakscan's by ciFAIR and the judged verdicts)."""
-    import faiss  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
-
-    import leakscan  # noqa: PLC0415
-
+    the cosine as confidence (scored like leakscan's by ciFAIR and the judged verdicts). In a
+    child process, so the peak memory of the runs timed after it stays theirs."""
     size = extra[extra.index("--model-size") + 1] if "--model-size" in extra else None
-    a = leakscan.audit(WORK / "cifar10", cache=cache, model=model, model_size=size)
-    emb = np.ascontiguousarray(a.features.model_embedding, np.float32)
-    index = faiss.IndexFlatIP(emb.shape[1])
-    index.add(emb)
-    sims, ids = index.search(emb, k + 1)
-    paths, splits = [str(p) for p in a.manifest.paths], [str(s) for s in a.manifest.splits]
-    with open(out, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["a", "b", "split_a", "split_b", "confidence"])
-        pairs = {(min(q, int(i)), max(q, int(i))): float(s) for q, (row_s, row_i) in enumerate(zip(sims, ids))
-                 for s, i in zip(row_s, row_i) if i >= 0 and i != q and s >= min_cosine}
-        for (x, y), s in sorted(pairs.items()):
-            w.writerow([paths[x], paths[y], splits[x], splits[y], f"{s:.4f}"])
+    child(MODEL_ALONE.format(data=str(WORK / "cifar10"), cache=str(cache), model=model, size=size, k=k,
+                             min_cosine=min_cosine, out=str(out)))
     return out
 
 

@@ -203,8 +203,8 @@ OPT_MODEL = typer.Option(None, "--model", show_default=False,
                          help="Also embed every image with this ONNX model and report pairs at "
                               "--model-min-cosine or more (needs pip install 'leakscan[onnx]').")
 OPT_MODEL_MIN_COSINE = typer.Option(DEFAULTS.model_min_cosine, "--model-min-cosine", min=0.0,
-                                    help="Model embeddings at least this similar make a candidate pair; "
-                                         "the model cosine is then one more piece of evidence.")
+                                    help="Model embeddings at least this similar make a candidate pair; only at "
+                                         "this cosine or more does the model raise a pair's confidence.")
 OPT_MODEL_BATCH = typer.Option(MODEL_BATCH, "--model-batch", min=1, help="Images per model run.")
 OPT_MODEL_SIZE = typer.Option(None, "--model-size", show_default=False, metavar="N|WxH",
                               help="Resize images to this for the model [default: the model's metadata, "

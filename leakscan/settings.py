@@ -92,7 +92,9 @@ class DetectSettings:
         area or more (images at least 64 pixels a side), reported with detail ``overlap N%``.
     model_min_cosine : float
         With an ONNX model (:mod:`leakscan.model`): pairs whose model embeddings have at least
-        this cosine similarity are duplicates (kind ``model``; in (0, 1], or > 1 to turn them off).
+        this cosine similarity are candidates (kind ``model``), and the model's cosine raises a
+        pair's confidence only at it or more (below, the thumbnails decide alone: ``calibration.
+        model_floor``); in (0, 1], or > 1 to turn both off.
     scope : {"all", "cross"}
         ``"all"``: duplicates within and across splits. ``"cross"``: only pairs across splits,
         found by querying the images of the smaller splits against an index of everything

@@ -368,11 +368,12 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     if salt:  # another content order: another sample
         digests = digests ^ np.frombuffer(hashlib.blake2b(str(salt).encode(), digest_size=16).digest(), np.uint8)
     sample = search_rows[digest_order(digests)][:CAL_SAMPLE]
-    pictures = images(sample) if images is not None else thumbnails_as_images(features, sample)
+    pictures = list(images(sample) if images is not None else thumbnails_as_images(features, sample))
     # tile copies only when the search proposed overlapping tiles: their decision has something to decide
     wants_tiles = bool(np.any(candidates.pairs.variant == MatchView.OVERLAP))
     sources = []
-    for r, pic in zip(sample.tolist(), pictures):
+    for k, r in enumerate(sample.tolist()):
+        pic, pictures[k] = pictures[k], None  # each let go once read: the sample is not held twice
         if pic is not None:
             pic = pic.convert("RGB")
             pic.thumbnail((COPY_SIDE, COPY_SIDE), Image.BILINEAR)
@@ -389,6 +390,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
         origin += rows
         edit_names += edits
         parts.append(part)
+    del sources, tasks  # the sample's pictures: the copies are made
     made = Features.concat(parts, np.cumsum([0] + [len(p) for p in parts[:-1]]).tolist())
     if features.model_embedding is None and made.model_embedding is not None:
         made = dataclasses.replace(made, model_embedding=None)

@@ -512,9 +512,14 @@ def typical_neighbours(features: Features, rows: np.ndarray, kth_neighbour: np.n
     unknown = np.unique(rows[kth_neighbour[rows] < 0])
     pool = np.flatnonzero(features.ok & ~features.low_info)
     if len(unknown) and len(pool) > k:
-        from .index import CosineIndex  # noqa: PLC0415 - only when the search left rows unqueried
+        from .index import FEW_QUERIES, CosineIndex, scan_knn  # noqa: PLC0415 - only when the search left rows unqueried
 
-        sims, ids = CosineIndex(features.embedding[pool], centroids=centroids).knn(features.embedding[unknown], k + 1)
+        if len(unknown) * FEW_QUERIES <= len(pool):  # a few (copies of the calibration): no index of every image
+            sims, ids = scan_knn(lambda a, b: features.embedding[pool[a:b]], len(pool), features.embedding[unknown],
+                                 k + 1)
+        else:
+            sims, ids = CosineIndex(features.embedding[pool], centroids=centroids).knn(features.embedding[unknown],
+                                                                                       k + 1)
         order = np.argsort(-np.where(ids < 0, -np.inf, sims), axis=1, kind="stable")
         ids = np.take_along_axis(ids, order, 1)
         col = np.where(pool[np.clip(ids[:, 0], 0, None)] == unknown, k, k - 1)  # the image itself comes first

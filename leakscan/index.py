@@ -13,7 +13,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HammingIndex", "StackedHammingIndex", "CosineIndex", "StackedIndex", "CodedCosineIndex"]
+__all__ = ["HammingIndex", "StackedHammingIndex", "CosineIndex", "StackedIndex", "CodedCosineIndex", "scan_knn",
+           "FEW_QUERIES"]
 
 BLOCK = 8192
 
@@ -313,6 +314,48 @@ class StackedIndex:
             rank = np.where(ids >= 0, np.asarray(ranks, np.int64)[np.clip(ids, 0, None)], np.iinfo(np.int64).max)
             order = np.lexsort((rank, -sims), axis=1)[:, :k]
         return np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
+
+
+#: A search with at most one query per this many database rows scans them (:func:`scan_knn`)
+#: rather than index them all: the calibration's copies among a million images.
+FEW_QUERIES = 16
+
+
+def scan_knn(database, n: int, queries: np.ndarray, k: int, *, block: int = BLOCK,
+             ranks: np.ndarray | None = None):
+    """As :meth:`CosineIndex.knn` over an exact index of ``n`` database rows, with no index:
+    ``database(start, stop)`` returns rows ``start:stop`` (made a block at a time, so the
+    database is never whole in memory). For a few queries among many rows (the calibration's
+    copies among a million images), a scan costs less than training lists, and far less memory."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    m = len(queries)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    kk = min(k if ranks is None else 2 * k, n)
+    if m == 0 or n == 0:
+        return np.full((m, k), -np.inf, np.float32), np.full((m, k), -1, np.int64)
+    block = max(256, min(block, (1 << 21) // m))  # a block's similarities: at most 16 MB
+    q64 = queries.astype(np.float64)
+    sims = np.full((m, 0), -np.inf, np.float32)
+    ids = np.zeros((m, 0), np.int64)
+    for start in range(0, n, block):
+        part = np.asarray(database(start, min(start + block, n)), dtype=np.float64)
+        s = (q64 @ part.T).astype(np.float32)  # in double: equal rows score equal wherever they sit
+        take = min(kk, s.shape[1])
+        best = np.argpartition(-s, take - 1, axis=1)[:, :take] if take < s.shape[1] else \
+            np.broadcast_to(np.arange(s.shape[1]), s.shape)
+        sims = np.concatenate([sims, np.take_along_axis(s, best, 1)], axis=1)
+        ids = np.concatenate([ids, start + best], axis=1)
+        order = np.lexsort((ids, -sims), axis=1)[:, :kk]  # ties: the first rows, as a flat index takes them
+        sims, ids = np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
+    if ranks is not None:
+        order = np.lexsort((np.asarray(ranks, np.int64)[ids], -sims), axis=1)
+        sims, ids = np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
+    sims, ids = sims[:, :k], ids[:, :k]
+    if ids.shape[1] < k:  # fewer rows than k
+        sims = np.concatenate([sims, np.full((m, k - ids.shape[1]), -np.inf, np.float32)], axis=1)
+        ids = np.concatenate([ids, np.full((m, k - ids.shape[1]), -1, np.int64)], axis=1)
+    return sims, ids
 
 
 def _knn(index, queries: np.ndarray, k: int, block: int, ranks: np.ndarray | None = None):

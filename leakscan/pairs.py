@@ -35,7 +35,8 @@ from .errors import ConfigError
 from .features import (EMBED_DIM, QUADRANTS, WINDOW_PLACES, Features, content_ranks, crop_hog, digest_greater,
                        digest_order, folded_thumbnails, hog, hue_sensitive, no_highlights,
                        value_thumbnails, window_hog)
-from .index import CodedCosineIndex, CosineIndex, HammingIndex, StackedHammingIndex, StackedIndex
+from .index import (FEW_QUERIES, CodedCosineIndex, CosineIndex, HammingIndex, StackedHammingIndex, StackedIndex,
+                    scan_knn)
 from .parallel import one_ahead
 from .settings import DetectSettings
 from .verify import BLOCK, locate
@@ -70,7 +71,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "71"
+SEARCH_VERSION = "72"
 
 
 def pair_keys(i, j) -> np.ndarray:
@@ -657,6 +658,18 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
     return np.minimum(a, b), np.maximum(a, b), sim.astype(np.float32), _of_first(v, a > b), kth, index
 
 
+#: Queries looked up at a time in an index of every image (no copy of them all).
+QUERY_BLOCK = 8192
+#: Colour thumbnails read at a time (a million are 768 MB).
+COLOUR_BLOCK = 4096
+
+
+def _positions_where(test, colour: np.ndarray, search_rows: np.ndarray) -> np.ndarray:
+    """Positions in ``search_rows`` whose ``colour`` thumbnails pass ``test``, read a block at a time."""
+    return np.concatenate([start + np.flatnonzero(test(colour[search_rows[start:start + COLOUR_BLOCK]]))
+                           for start in range(0, len(search_rows), COLOUR_BLOCK)] or [np.zeros(0, np.int64)])
+
+
 def value_pairs(features: Features, search_rows: np.ndarray, query_pos: np.ndarray,
                 settings: DetectSettings) -> PairTable:
     """Candidate copies shifted in hue (``MatchView.VALUE``): among the images whose colours
@@ -669,16 +682,25 @@ def value_pairs(features: Features, search_rows: np.ndarray, query_pos: np.ndarr
     field's brightness is coarse: only a distinctive match says much). Queried: the sensitive
     rows among ``query_pos``.
     """
-    sensitive = np.flatnonzero(hue_sensitive(features.colour[search_rows]))
+    sensitive = _positions_where(hue_sensitive, features.colour, search_rows)
     queried = np.intersect1d(sensitive, query_pos)
     if len(sensitive) < 2 or not len(queried):
         return PairTable.empty()
     rows = search_rows[sensitive]
-    emb = np.concatenate([hog(value_thumbnails(features.colour[rows[a:a + 1024]]))  # in blocks: memory
-                          for a in range(0, len(rows), 1024)])
-    index = CosineIndex(emb)
     q = np.searchsorted(sensitive, queried)
-    sims, ids = index.knn(emb[q], min(settings.k + 1, len(rows)), ranks=content_ranks(features.pixel_digest[rows]))
+
+    def brightness(start, stop):  # the rows' gradient histograms of brightness, a block at a time: memory
+        return np.concatenate([hog(value_thumbnails(features.colour[rows[a:min(a + 1024, stop)]]))
+                               for a in range(start, stop, 1024)])
+    k, ranks = min(settings.k + 1, len(rows)), content_ranks(features.pixel_digest[rows])
+    if len(q) * FEW_QUERIES <= len(rows):  # the calibration's copies among many images: scanned, no index
+        sims, ids = scan_knn(brightness, len(rows), hog(value_thumbnails(features.colour[rows[q]])), k, ranks=ranks)
+    else:
+        emb = brightness(0, len(rows))
+        index = CosineIndex(emb)
+        parts = [index.knn(emb[q[a:a + QUERY_BLOCK]], k, ranks=ranks) for a in range(0, len(q), QUERY_BLOCK)]
+        del emb, index
+        sims, ids = (np.concatenate([p[t] for p in parts]) for t in (0, 1))
     r, found, sim = _distinct_neighbours(sims, ids, q, settings)
     a, b = rows[q[r]], rows[found]
     pairs = _candidates(np.minimum(a, b), np.maximum(a, b), Kind.EMBEDDING, sim, MatchView.VALUE)
@@ -711,20 +733,18 @@ def folded_pairs(features: Features, search_rows: np.ndarray, query_pos: np.ndar
     Its neighbours are accepted as the hue search's are (:func:`_distinct_neighbours`); a pair
     is kept when either image is among ``query_pos``.
     """
-    block = 4096  # colour thumbnails at a time: a million are 768 MB
-    dark = np.concatenate([start + np.flatnonzero(no_highlights(features.colour[search_rows[start:start + block]]))
-                           for start in range(0, len(search_rows), block)] or [np.zeros(0, np.int64)])
+    dark = _positions_where(no_highlights, features.colour, search_rows)
     if not len(dark) or len(search_rows) < 2:
         return PairTable.empty()
     queried = np.zeros(len(search_rows), bool)
     queried[np.asarray(query_pos, np.int64)] = True
-    index = CosineIndex(np.concatenate([hog(folded_thumbnails(features.folded[search_rows[dark[a:a + block]]]))
-                                        for a in range(0, len(dark), block)]))
+    index = CosineIndex(np.concatenate([hog(folded_thumbnails(features.folded[search_rows[dark[a:a + COLOUR_BLOCK]]]))
+                                        for a in range(0, len(dark), COLOUR_BLOCK)]))
     ranks = content_ranks(features.pixel_digest[search_rows[dark]])
     kk = min(settings.k + 1, len(dark))
     out_a, out_b, out_s = [], [], []
-    for start in range(0, len(search_rows), block):
-        pos = np.arange(start, min(start + block, len(search_rows)))
+    for start in range(0, len(search_rows), COLOUR_BLOCK):
+        pos = np.arange(start, min(start + COLOUR_BLOCK, len(search_rows)))
         sims, ids = index.knn(hog(folded_thumbnails(features.folded[search_rows[pos]])), kk, ranks=ranks)
         r, found, sim = _distinct_neighbours(sims, np.where(ids >= 0, dark[np.clip(ids, 0, None)], -1), pos, settings)
         keep = queried[pos[r]] | queried[found]

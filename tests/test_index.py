@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from leakscan.index import CosineIndex, HammingIndex, _content_sample, _n_lists
+from leakscan.index import CosineIndex, HammingIndex, _content_sample, _n_lists, scan_knn
 
 
 def _hits(q, d):
@@ -115,6 +115,37 @@ def test_an_index_extended_by_more_rows_searches_as_one_index_over_both():
     one = CosineIndex(x[:50]).extended(x[50:60])  # fewer rows than asked for: -1, -inf
     sims, ids = one.knn(x[:3], 80)
     assert (ids[:, 60:] == -1).all() and np.isneginf(sims[:, 60:]).all() and set(ids[0, :60]) == set(range(60))
+
+
+def test_a_scan_in_blocks_finds_what_an_exact_index_finds():
+    """A few queries among many rows are scanned a block at a time (no index built): the same
+    neighbours, in the same order (ties by rank), as an exact index over every row."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((5000, 16)).astype(np.float32)
+    x[4000:4100] = x[:100]  # identical rows: ties the ranks must break
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    queries = np.r_[x[:100] + 0.01, x[2000:2050]]
+    ranks = rng.permutation(len(x))
+    calls = []
+
+    def rows(start, stop):
+        calls.append(stop - start)
+        return x[start:stop]
+    for k, block in ((6, 300), (1, 4096)):
+        e_sims, e_ids = CosineIndex(x, exact_max=10_000).knn(queries, k, ranks=ranks)
+        s_sims, s_ids = scan_knn(rows, len(x), queries, k, block=block, ranks=ranks)
+        np.testing.assert_array_equal(s_ids, e_ids)
+        np.testing.assert_allclose(s_sims, e_sims, rtol=1e-5)
+    sims, ids = scan_knn(rows, len(x), queries, 5100)  # k above the rows: every row, then -1 and -inf
+    assert (np.sort(ids[:, :5000], axis=1) == np.arange(5000)).all() and (ids[:, 5000:] == -1).all()
+    assert (np.diff(sims[:, :5000], axis=1) <= 0).all() and np.isneginf(sims[:, 5000:]).all()
+    assert max(calls) <= 8192 and min(calls[:10]) >= 256  # read a block at a time
+    tied = scan_knn(rows, len(x), x[:3], 2, ranks=ranks)[1]  # each row and its twin: lower rank first
+    for q in range(3):
+        twins = [q, 4000 + q]
+        assert tied[q].tolist() == sorted(twins, key=lambda r: ranks[r])
+    sims, ids = scan_knn(rows, 0, queries, 3)
+    assert (ids == -1).all() and np.isneginf(sims).all()
 
 
 def test_a_hamming_index_extended_by_more_codes_finds_what_one_index_over_both_finds():

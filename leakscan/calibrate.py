@@ -59,13 +59,15 @@ from .views import N_VARIANTS, MatchView, embedding_variants, transform_variants
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Calibration", "THUMBNAILS", "calibrate", "synthetic_copy", "tilted_copy", "CAL_SAMPLE", "MIN_AUC",
-           "adjust_to_prior", "at_lower_share", "at_prior", "logistic_fit", "picture_share", "roc_auc"]
+__all__ = ["Calibration", "THUMBNAILS", "calibrate", "synthetic_copy", "tilted_copy", "CAL_SAMPLE", "sample_size",
+           "MIN_AUC", "adjust_to_prior", "at_lower_share", "at_prior", "logistic_fit", "picture_share", "roc_auc"]
 
-#: Images of the dataset copied to calibrate (chosen by content digest). Another sample of 400
-#: moved CIFAR-10's flagged test images between 595 and 791 (bench/stability.py); of 800,
-#: between 677 and 716.
+#: Images of a large dataset copied to calibrate (chosen by content digest; :func:`sample_size`).
+#: Another sample of 400 moved CIFAR-10's flagged test images between 595 and 791
+#: (bench/stability.py); of 800, between 677 and 716.
 CAL_SAMPLE = 800
+#: A dataset of at most this many images is copied whole (the sample of earlier versions).
+CAL_SAMPLE_MIN = 400
 #: Copies made of each sampled image.
 COPIES = 2
 #: Nearest neighbours of each copy taken as look-alike negatives.
@@ -340,9 +342,24 @@ def thumbnails_as_images(features: Features, rows) -> list:
 
 # --------------------------------------------------------------------------- calibration
 
+def sample_size(n_images: int) -> int:
+    """Images of ``n_images`` copied to calibrate: :data:`CAL_SAMPLE`, or fewer of a small
+    dataset of which that would be more than 5%: Cochran's finite-population correction
+    (``n0 N / (N + n0)``, rounded up: 464 of 1,100 images; ignored, as is usual, below 5%),
+    and every image of one of :data:`CAL_SAMPLE_MIN` or fewer.
+
+    >>> [sample_size(n) for n in (10, 400, 1_100, 15_000, 16_000, 60_000)]
+    [10, 400, 464, 760, 800, 800]
+    """
+    n = max(int(n_images), 0)
+    if CAL_SAMPLE <= 0.05 * n:
+        return CAL_SAMPLE
+    return min(n, max(CAL_SAMPLE_MIN, -(-CAL_SAMPLE * n // (n + CAL_SAMPLE))))
+
+
 def picture_share(n_rows: int) -> float:
     """Share of a dataset's pixel digests (the lowest) whose pictures are worth keeping when
-    they are first decoded: the calibration's sample is the :data:`CAL_SAMPLE` lowest digests
+    they are first decoded: the calibration's sample is the :func:`sample_size` lowest digests
     of the searchable rows, and half as many again covers rows left out of the search."""
     return min(1.0, 1.5 * CAL_SAMPLE / max(int(n_rows), 1))
 
@@ -367,7 +384,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     digests = features.pixel_digest[search_rows]
     if salt:  # another content order: another sample
         digests = digests ^ np.frombuffer(hashlib.blake2b(str(salt).encode(), digest_size=16).digest(), np.uint8)
-    sample = search_rows[digest_order(digests)][:CAL_SAMPLE]
+    sample = search_rows[digest_order(digests)][:sample_size(len(search_rows))]
     pictures = list(images(sample) if images is not None else thumbnails_as_images(features, sample))
     # tile copies only when the search proposed overlapping tiles: their decision has something to decide
     wants_tiles = bool(np.any(candidates.pairs.variant == MatchView.OVERLAP))

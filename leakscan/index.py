@@ -308,12 +308,18 @@ class StackedIndex:
         more_sims, more_ids = self.rest.knn(queries, k, block=block, ranks=None if ranks is None else ranks[n:])
         sims = np.concatenate([sims, more_sims], axis=1)
         ids = np.concatenate([ids, np.where(more_ids >= 0, more_ids + n, -1)], axis=1)
-        if ranks is None:
-            order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-        else:
-            rank = np.where(ids >= 0, np.asarray(ranks, np.int64)[np.clip(ids, 0, None)], np.iinfo(np.int64).max)
-            order = np.lexsort((rank, -sims), axis=1)[:, :k]
+        if ranks is not None:
+            return _ties_by_rank(sims, ids, ranks, k)
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
+
+
+def _ties_by_rank(sims: np.ndarray, ids: np.ndarray, ranks, k: int) -> tuple:
+    """The ``k`` best of each row of ``(sims, ids)``, rows of equal similarity lowest rank first
+    (``ids`` -1, missing, last)."""
+    rank = np.where(ids >= 0, np.asarray(ranks, np.int64)[np.clip(ids, 0, None)], np.iinfo(np.int64).max)
+    order = np.lexsort((rank, -sims), axis=1)[:, :k]
+    return np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
 
 
 #: A search with at most one query per this many database rows scans them (:func:`scan_knn`)
@@ -348,10 +354,7 @@ def scan_knn(database, n: int, queries: np.ndarray, k: int, *, block: int = BLOC
         ids = np.concatenate([ids, start + best], axis=1)
         order = np.lexsort((ids, -sims), axis=1)[:, :kk]  # ties: the first rows, as a flat index takes them
         sims, ids = np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
-    if ranks is not None:
-        order = np.lexsort((np.asarray(ranks, np.int64)[ids], -sims), axis=1)
-        sims, ids = np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
-    sims, ids = sims[:, :k], ids[:, :k]
+    sims, ids = (sims[:, :k], ids[:, :k]) if ranks is None else _ties_by_rank(sims, ids, ranks, k)
     if ids.shape[1] < k:  # fewer rows than k
         sims = np.concatenate([sims, np.full((m, k - ids.shape[1]), -np.inf, np.float32)], axis=1)
         ids = np.concatenate([ids, np.full((m, k - ids.shape[1]), -1, np.int64)], axis=1)
@@ -374,10 +377,7 @@ def _knn(index, queries: np.ndarray, k: int, block: int, ranks: np.ndarray | Non
         found_sims, found_ids = index.search(queries[start:start + block], kk)
         if ranks is not None:
             found_sims[found_ids < 0] = -np.inf
-            rank = np.where(found_ids >= 0, np.asarray(ranks, np.int64)[np.clip(found_ids, 0, None)],
-                            np.iinfo(np.int64).max)
-            order = np.lexsort((rank, -found_sims), axis=1)[:, :k]
-            found_sims, found_ids = np.take_along_axis(found_sims, order, 1), np.take_along_axis(found_ids, order, 1)
+            found_sims, found_ids = _ties_by_rank(found_sims, found_ids, ranks, k)
         sims[start:start + block] = found_sims
         ids[start:start + block] = found_ids
     sims[ids < 0] = -np.inf

@@ -662,6 +662,8 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
 QUERY_BLOCK = 8192
 #: Colour thumbnails read at a time (a million are 768 MB).
 COLOUR_BLOCK = 4096
+#: Thumbnails whose gradient histograms are made at a time (their intermediates are larger).
+HOG_BLOCK = 1024
 
 
 def _positions_where(test, colour: np.ndarray, search_rows: np.ndarray) -> np.ndarray:
@@ -690,8 +692,8 @@ def value_pairs(features: Features, search_rows: np.ndarray, query_pos: np.ndarr
     q = np.searchsorted(sensitive, queried)
 
     def brightness(start, stop):  # the rows' gradient histograms of brightness, a block at a time: memory
-        return np.concatenate([hog(value_thumbnails(features.colour[rows[a:min(a + 1024, stop)]]))
-                               for a in range(start, stop, 1024)])
+        return np.concatenate([hog(value_thumbnails(features.colour[rows[a:min(a + HOG_BLOCK, stop)]]))
+                               for a in range(start, stop, HOG_BLOCK)])
     k, ranks = min(settings.k + 1, len(rows)), content_ranks(features.pixel_digest[rows])
     if len(q) * FEW_QUERIES <= len(rows):  # the calibration's copies among many images: scanned, no index
         sims, ids = scan_knn(brightness, len(rows), hog(value_thumbnails(features.colour[rows[q]])), k, ranks=ranks)

@@ -53,7 +53,7 @@ from .index import CosineIndex
 from .padding import SharedOverlay
 from .pairs import (OVERLAP_MIN_SIDE, Candidates, Kind, PairTable, find_candidates, overlap_pairs, pair_keys, rows_of,
                     twin_pairs)
-from .parallel import run_chunks
+from .parallel import release_free_memory, run_chunks
 from .settings import RANDOM_STATE, DetectSettings
 from .views import N_VARIANTS, MatchView, embedding_variants, transform_variants
 
@@ -426,6 +426,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     found = find_candidates(dataclasses.replace(aug, ok=aug.ok & ~tile_copy), cal_settings, query_rows=copy_rows,
                             tilted_search=False, earlier=candidates, twins=False, folded_search=False)
     pairs = found.pairs.take((found.pairs.j >= n) & (found.pairs.kind != Kind.EXACT))
+    release_free_memory()  # the search's, before the evidence takes the thumbnails it reads
     near, beyond = _neighbour_pairs(aug, search_rows, copy_rows, variants, s, candidates.index)
     parts = [pairs, near]
     if len(tile_rows):  # the tile copies' window matches among the sample, every one: the look-alikes
@@ -450,7 +451,8 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     # each other: such a pair is neither a sure copy nor a sure look-alike, so it is left out
     # of the first fit. (Not the pairs only the tilted views propose: each image's few best
     # tilted matches, most of them look-alikes, and the hardest the fit has to learn from.)
-    proposed = candidates.pairs.take(~MatchView.from_tilted(candidates.pairs.variant))
+    untilted = ~MatchView.from_tilted(candidates.pairs.variant)
+    proposed = (candidates.pairs.i[untilted], candidates.pairs.j[untilted])  # their ends: not a copy of the table
     # a picture's twins (pHashes as they are within TWIN_HAMMING bits) are most likely copies of it
     # the dataset holds, resized or re-encoded
     twins = candidates.pairs.take(twin_pairs(candidates.pairs)).keys()
@@ -573,22 +575,26 @@ def _compact(aug: Features, features: Features, rows: np.ndarray) -> tuple:
     return look, at, rows
 
 
-def _proposed(cands: PairTable, a: np.ndarray, b: np.ndarray, n: int, hops: int = 1) -> np.ndarray:
-    """Mask: is ``(a[k], b[k])`` (rows of the dataset) one of the search's candidate pairs, or
-    (``hops=2``) are both candidates of one image?"""
-    if len(cands) == 0 or len(a) == 0:
+def _proposed(cands: tuple, a: np.ndarray, b: np.ndarray, n: int, hops: int = 1) -> np.ndarray:
+    """Mask: is ``(a[k], b[k])`` (rows of the dataset) one of the search's candidate pairs, whose
+    ends are ``cands = (i, j)``, or (``hops=2``) are both candidates of one image?"""
+    i, j = (np.asarray(e, np.int64) for e in cands)
+    if len(i) == 0 or len(a) == 0:
         return np.zeros(len(a), bool)
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
     if hops == 1:
-        return np.isin(pair_keys(np.minimum(a, b), np.maximum(a, b)), cands.keys())
+        return np.isin(pair_keys(np.minimum(a, b), np.maximum(a, b)), pair_keys(i, j))
     from scipy import sparse  # noqa: PLC0415
 
-    i, j = cands.i.astype(np.int64), cands.j.astype(np.int64)
-    # each image's candidates and itself: rows a and b share a column when a and b are a pair
-    # or have a candidate in common
-    near = sparse.csr_matrix((np.ones(2 * len(i) + n, bool), (np.r_[i, j, np.arange(n)], np.r_[j, i, np.arange(n)])),
-                             shape=(n, n))
-    return np.asarray(near[a].multiply(near[b]).sum(axis=1)).ravel() > 0
+    # each asked image's candidates and itself, a row each (only theirs: a million images'
+    # candidates would be a matrix of 150 MB): rows a and b share a column when a and b are a
+    # pair or have a candidate in common
+    asked = np.unique(np.r_[a, b])
+    from_i, from_j = np.isin(i, asked), np.isin(j, asked)
+    row = np.searchsorted(asked, np.r_[i[from_i], j[from_j], asked])
+    near = sparse.csr_matrix((np.ones(len(row), bool), (row, np.r_[j[from_i], i[from_j], asked])),
+                             shape=(len(asked), n))
+    return np.asarray(near[np.searchsorted(asked, a)].multiply(near[np.searchsorted(asked, b)]).sum(axis=1)).ravel() > 0
 
 
 def _edit_counts(edit_names) -> dict:

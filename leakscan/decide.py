@@ -27,6 +27,7 @@ from .features import Features
 from .groups import components, joining_links
 from .keypoints import LOOK_MIN_SIDE, SEARCH_MAX_IMAGES, closer_look, keypoint_pairs
 from .padding import SharedOverlay
+from .parallel import release_free_memory
 from .pairs import (OVERLAP_MAX_IMAGES, OVERLAP_MIN_SHARE, TILT_MAX_IMAGES, Candidates, Kind, PairTable,
                     find_candidates, measure_pairs, overlap_share, pair_keys)
 from .settings import POSSIBLE_FLOOR, DetectSettings
@@ -122,6 +123,7 @@ def detect(
     s = settings or DetectSettings()
     t0 = time.perf_counter()
     found = find_candidates(features, s, splits=splits, progress=progress)
+    release_free_memory()  # each stage's freed blocks, before the next allocates its own
     cands = found.pairs
     t1 = time.perf_counter()
     exact = cands.kind == Kind.EXACT
@@ -143,6 +145,7 @@ def detect(
     measured_keys = cands.take(exact | ~np.isnan(ncc)).keys()  # a reading may refuse a pair (no evidence)
     cands, evidence = cands.take(keep), evidence[keep]
     exact = exact[keep]
+    release_free_memory()
     if progress:
         progress("verification", int((~exact).sum()), int((~exact).sum()))
     t2 = time.perf_counter()
@@ -174,6 +177,7 @@ def detect(
             progress("calibration", 0, 1)
         tc = time.perf_counter()
         fitted = calibrate(features, s, found, images=images, model=model, jobs=jobs, overlay=overlay)
+        release_free_memory()
         t_cal = time.perf_counter() - tc
         if progress:
             progress("calibration", 1, 1)

@@ -324,12 +324,15 @@ def test_two_copies_the_search_pairs_with_one_image_may_be_copies_of_each_other(
     from leakscan.calibrate import _proposed
 
     n = 6
-    cands = PairTable(i=np.array([0, 1, 3]), j=np.array([1, 2, 4]), kind=np.zeros(3, np.uint8),
-                      score=np.ones(3, np.float32), hamming=np.zeros(3, np.int16), cosine=np.ones(3, np.float32),
-                      variant=np.zeros(3, np.uint8), same_bytes=np.zeros(3, bool))
+    cands = (np.array([0, 1, 3]), np.array([1, 2, 4]))  # the candidates' ends
     a, b = np.array([0, 2, 0, 0, 5, 4]), np.array([1, 0, 2, 3, 0, 3])
     assert _proposed(cands, a, b, n).tolist() == [True, False, False, False, False, True]
     assert _proposed(cands, a, b, n, hops=2).tolist() == [True, True, True, False, False, True]
+    # only the asked images' candidates are read: the same answers beside unrelated candidates
+    more = (np.r_[cands[0], 6, 7], np.r_[cands[1], 7, 8])
+    assert _proposed(more, a, b, 9, hops=2).tolist() == [True, True, True, False, False, True]
+    assert not _proposed(more, np.array([6]), np.array([8]), 9).any()
+    assert _proposed(more, np.array([6]), np.array([8]), 9, hops=2).all()
 
 
 def test_calibration_learns_only_from_neighbours_the_search_could_propose():

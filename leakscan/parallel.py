@@ -95,7 +95,7 @@ def release_free_memory() -> None:
 
     glibc keeps freed blocks of under 32 MB for reuse; after a stage of many such arrays (a
     search in blocks) they stay counted in the process's memory while the next stage allocates
-    its own: 200 MB at a million images. ``malloc_trim(0)`` returns them; elsewhere (macOS,
+    its own: 130-430 MB at a million images. ``malloc_trim(0)`` returns them; elsewhere (macOS,
     Windows, musl) nothing is done.
     """
     if not sys.platform.startswith("linux"):

@@ -53,7 +53,8 @@ from .index import CosineIndex
 from .padding import SharedOverlay
 from .pairs import (OVERLAP_MIN_SIDE, Candidates, Kind, PairTable, find_candidates, overlap_pairs, pair_keys, rows_of,
                     twin_pairs)
-from .parallel import release_free_memory, run_chunks
+from .memory import release_free_memory
+from .parallel import run_chunks
 from .settings import RANDOM_STATE, DetectSettings
 from .views import N_VARIANTS, MatchView, embedding_variants, transform_variants
 

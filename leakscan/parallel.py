@@ -2,8 +2,7 @@
 
 This module knows nothing about images: it maps a picklable function over a list of tasks
 and hands back each result with the position of its task. What a task computes is the
-caller's business (:mod:`leakscan.features` says what to compute per chunk). It also hands
-memory the process has freed back to the system (:func:`release_free_memory`).
+caller's business (:mod:`leakscan.features` says what to compute per chunk).
 """
 
 from __future__ import annotations
@@ -27,8 +26,7 @@ log = logging.getLogger(__name__)
 #: this process stays in it, and says so once).
 _NO_POOL: list = []
 
-__all__ = ["default_jobs", "check_jobs", "run_chunks", "map_threads", "one_ahead", "die_with_parent", "even_blocks",
-           "release_free_memory"]
+__all__ = ["default_jobs", "check_jobs", "run_chunks", "map_threads", "one_ahead", "die_with_parent", "even_blocks"]
 
 
 def default_jobs() -> int:
@@ -88,22 +86,6 @@ def die_with_parent() -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, name="leakscan-parent-watch", daemon=True).start()
-
-
-def release_free_memory() -> None:
-    """Give the memory this process has freed back to the system, between stages.
-
-    glibc keeps freed blocks of under 32 MB for reuse; after a stage of many such arrays (a
-    search in blocks) they stay counted in the process's memory while the next stage allocates
-    its own: 130-430 MB at a million images. ``malloc_trim(0)`` returns them; elsewhere (macOS,
-    Windows, musl) nothing is done.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 #: Tasks handed out ahead of the results, per worker: a task (and its inputs) is made only when

@@ -92,7 +92,7 @@ def test_tasks_are_drawn_a_few_ahead_of_the_results():
 
 FREED_BLOCKS = r"""
 import numpy as np
-from leakscan.parallel import release_free_memory
+from leakscan.memory import release_free_memory
 
 def rss_mb():
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS")) / 1024
@@ -109,12 +109,13 @@ print(before - rss_mb())
 def test_memory_freed_between_stages_is_given_back_to_the_system():
     """A stage's freed arrays (a search in blocks) do not stay counted against the next stage."""
     import os
+    import platform
     import subprocess
     import sys
 
     import pytest
 
-    if not sys.platform.startswith("linux") or "glibc" not in " ".join(__import__("platform").libc_ver()):
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         pytest.skip("malloc_trim is glibc's")
     # blocks of 8 MB on the heap, as glibc places them once it has freed a larger block, and no
     # automatic trim of its top: what is left is this function's to give back

@@ -367,7 +367,7 @@ def picture_share(n_rows: int) -> float:
 
 def calibrate(features: Features, settings: DetectSettings, candidates: Candidates, *,
               images: ImageSource | None = None, model=None, jobs: int = 1, salt: int = 0,
-              overlay: SharedOverlay | None = None) -> Calibration | None:
+              overlay: SharedOverlay | None = None, release_index: bool = False) -> Calibration | None:
     """Fit the pair decision on synthetic copies of a sample of ``features``' own images.
 
     ``images(rows)`` returns the canonical RGB pictures of those rows (None: rebuilt from the
@@ -375,6 +375,8 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     (0: the decision audits make) draws another sample and other copies, to measure how much
     the decision depends on them (``bench/stability.py``). A shared ``overlay``
     (:func:`~leakscan.evidence.shared_overlay_of`) is left out of the evidence, as for the candidates.
+    ``release_index``: the caller searches ``candidates.index`` no more, so it is released once
+    the copies are searched (:meth:`~leakscan.index.CosineIndex.release`), before the evidence.
     Returns None when there is too little data to fit (fewer than 2 searchable images).
     """
     s = settings
@@ -429,6 +431,9 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     pairs = found.pairs.take((found.pairs.j >= n) & (found.pairs.kind != Kind.EXACT))
     release_free_memory()  # the search's, before the evidence takes the thumbnails it reads
     near, beyond = _neighbour_pairs(aug, search_rows, copy_rows, variants, s, candidates.index)
+    if release_index and candidates.index is not None:  # its last search (memory: 512 MB a million)
+        candidates.index.release()
+        release_free_memory()
     parts = [pairs, near]
     if len(tile_rows):  # the tile copies' window matches among the sample, every one: the look-alikes
         pool = np.r_[sample, tile_rows]

@@ -176,7 +176,8 @@ def detect(
         if progress:
             progress("calibration", 0, 1)
         tc = time.perf_counter()
-        fitted = calibrate(features, s, found, images=images, model=model, jobs=jobs, overlay=overlay)
+        fitted = calibrate(features, s, found, images=images, model=model, jobs=jobs, overlay=overlay,
+                           release_index=True)  # the calibration is the index's last user
         release_free_memory()
         t_cal = time.perf_counter() - tc
         if progress:

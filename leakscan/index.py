@@ -225,7 +225,8 @@ class CosineIndex:
         exact_max = EXACT_MAX if exact_max is None else exact_max
         nprobe = NPROBE if nprobe is None else nprobe
         db = np.ascontiguousarray(db, dtype=np.float32)  # not kept: the index holds its own copy
-        self._index = None
+        self._index = self._quantizer = None
+        self._released = False
         self.exact = True
         self._n = n = len(db)
         if not n:
@@ -252,18 +253,30 @@ class CosineIndex:
     def centroids(self) -> np.ndarray | None:
         """The trained lists' centres of an approximate index (None: exact), to build another
         index over much the same vectors without training again (``centroids=``)."""
-        if self.exact or self._index is None:
+        if self.exact or self._quantizer is None:
             return None
         return self._quantizer.reconstruct_n(0, self._quantizer.ntotal)
 
     def __len__(self) -> int:
         return self._n
 
+    def release(self) -> None:
+        """Free the vectors the index holds (a million embeddings: 512 MB) once its last search
+        is done; its lists' centres stay (:attr:`centroids`). Searching it afterwards is an error."""
+        self._index = None
+        self._released = True
+
+    def _searchable(self):
+        if self._released:
+            raise RuntimeError("this index was released: it holds no vectors to search")
+        return self._index
+
     def extended(self, more: np.ndarray) -> "StackedIndex":
         """This index and ``more`` rows (numbered after its own), searched as one index over
         both would be: on the same lists, probing as many (an approximate index), or exactly.
         This index is neither copied nor changed."""
         more = np.ascontiguousarray(more, dtype=np.float32)
+        self._searchable()
         if self.exact:
             rest = CosineIndex(more, exact_max=len(more))
         else:
@@ -282,7 +295,7 @@ class CosineIndex:
         ids : ndarray of int64, shape (m, k)
             Database rows; ``-1`` where fewer than ``k`` exist.
         """
-        return _knn(self._index, queries, k, block, ranks)
+        return _knn(self._searchable(), queries, k, block, ranks)
 
 
 class StackedIndex:
@@ -300,6 +313,11 @@ class StackedIndex:
     @property
     def centroids(self) -> np.ndarray | None:
         return self.first.centroids
+
+    def release(self) -> None:
+        """As :meth:`CosineIndex.release`, both indexes."""
+        self.first.release()
+        self.rest.release()
 
     def knn(self, queries: np.ndarray, k: int, *, block: int = BLOCK, ranks: np.ndarray | None = None):
         """As :meth:`CosineIndex.knn` over the rows of both (``ranks`` over both, ``first``'s rows first)."""

@@ -37,6 +37,7 @@ from .features import (EMBED_DIM, QUADRANTS, WINDOW_PLACES, Features, content_ra
                        value_thumbnails, window_hog)
 from .index import (FEW_QUERIES, CodedCosineIndex, CosineIndex, HammingIndex, StackedHammingIndex, StackedIndex,
                     scan_knn)
+from .memory import release_free_memory
 from .parallel import one_ahead
 from .settings import DetectSettings
 from .verify import BLOCK, locate
@@ -401,6 +402,7 @@ def find_candidates(
         parts.append(_candidates(ei_, ej_, Kind.EMBEDDING, es_, ev_))
         has = kth_pos >= 0
         kth[search_rows[has]] = search_rows[kth_pos[has]]
+        release_free_memory()  # the query blocks', before the next search allocates its own
     tilted, tilted_skipped = PairTable.empty(), 0
     if (tilted_search and settings.crops and settings.transforms == "all" and len(search_rows) > 1
             and settings.min_cosine <= 1.0):
@@ -420,6 +422,7 @@ def find_candidates(
         hue = value_pairs(features, search_rows, query_pos, settings)
         if folded_search:
             hue = PairTable.concat([hue, folded_pairs(features, search_rows, query_pos, settings)])
+        release_free_memory()
         if progress:
             progress("brightness search", 1, 1)
     overlap = PairTable.empty()

@@ -199,3 +199,48 @@ def test_most_of_the_vectors_train_on_the_same_sample_and_lists_as_all_of_them()
     # random vectors, each far from all others (the hardest case): 0.90 of the nearest
     # neighbours agree (0.87 when each index drew its own sample and starting rows)
     assert (ia[:, 1] == kept[ib[:, 1]]).mean() > 0.885
+
+
+RELEASED = r"""
+import numpy as np
+from leakscan.index import CosineIndex
+from leakscan.memory import release_free_memory
+
+def rss_mb():
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS")) / 1024
+
+x = np.random.default_rng(0).standard_normal((300_000, 128)).astype(np.float32)  # 146 MB
+x /= np.linalg.norm(x, axis=1, keepdims=True)
+index = CosineIndex(x, exact_max=0, n_lists=64)
+del x
+before = rss_mb()
+index.release()
+release_free_memory()
+print(before - rss_mb())
+"""
+
+
+def test_a_released_index_gives_its_vectors_back_and_keeps_its_lists():
+    """The search's index is released once the calibration, its last user, has searched it: its
+    memory comes back, its lists' centres stay, and a search of it is an error, not empty hits."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3000, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    for exact_max in (100, 10_000):  # approximate, exact
+        index = CosineIndex(x, exact_max=exact_max, nprobe=2)
+        centroids = index.centroids
+        stacked = index.extended(x[:10])
+        index.release()
+        assert len(index) == 3000
+        np.testing.assert_array_equal(index.centroids if centroids is not None else None, centroids)
+        for search in (lambda: index.knn(x[:5], 3), lambda: index.extended(x[:5]), lambda: stacked.knn(x[:5], 3)):
+            with pytest.raises(RuntimeError, match="released"):
+                search()
+    if sys.platform.startswith("linux"):
+        out = subprocess.run([sys.executable, "-c", RELEASED], capture_output=True, text=True, check=True)
+        assert float(out.stdout) > 100, out.stdout  # of the 146 MB of vectors the index held

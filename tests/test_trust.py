@@ -377,6 +377,11 @@ def test_calibration_searches_its_copies_on_the_audit_index_as_on_one_of_its_own
     assert kept.stats == fresh.stats  # the same copies, pairs and verdicts
     np.testing.assert_allclose(kept.coef, fresh.coef, rtol=1e-6)  # (one index's sums or two: the last bits)
     np.testing.assert_allclose(kept.intercept, fresh.intercept, rtol=1e-6)
+    # an audit's calibration, the index's last user, releases it once its copies are searched
+    released = calibrate(feats, s, found, release_index=True)
+    assert released.stats == kept.stats and np.array_equal(released.coef, kept.coef)
+    with pytest.raises(RuntimeError, match="released"):
+        found.index.knn(feats.embedding[found.search_rows[:3]], 2)
 
 
 def _photo_tile_folder(root):

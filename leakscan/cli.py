@@ -104,6 +104,29 @@ def _progress(quiet: bool):
         yield cb
 
 
+class _Results(Console):
+    """The console results are printed to: a reader that stops reading ends the printing
+    (:func:`_reader_may_leave`), not the command (rich's default exits with 1)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
+@contextmanager
+def _reader_may_leave():
+    """Results printed to a pipe whose reader has stopped reading (``leakscan audit data | head``):
+    the rest is dropped and the command ends as it would have, its exit code still saying whether
+    leakage was found, not click's exit 1 for a broken pipe (the code of "leak found")."""
+    try:
+        yield
+        sys.stdout.flush()  # a broken pipe shows here, not at exit
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere
+        os.close(devnull)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"leakscan {__version__}")
@@ -442,12 +465,14 @@ def audit(
     from .termout import timings_line  # noqa: PLC0415
 
     log.info(timings_line(result.timings))  # with -v: where the time went, the result files included
-    if json_:
-        sys.stdout.write(summary_json(result))
-    elif not quiet:
-        render_terminal(result, Console(highlight=False))
-        if out is not None:
-            Console(highlight=False).print(_plain(f"Results written to {out}/"), markup=False)
+    with _reader_may_leave():
+        if json_:
+            sys.stdout.write(summary_json(result))
+        elif not quiet:
+            con = _Results(highlight=False)
+            render_terminal(result, con)
+            if out is not None:
+                con.print(_plain(f"Results written to {out}/"), markup=False)
     if result.n_images == 0:
         raise _fail(f"no image could be read ({len(result.skipped)} skipped"
                     + (f"; reasons in {out}/skipped.csv)" if out is not None else "; run with --out to list them)"))
@@ -562,22 +587,24 @@ def resplit(
         raise _fail(str(exc))
     except (OSError, MemoryError) as exc:
         raise _fail(_os_error(exc))
-    if json_:
-        d = rs.to_dict()
-        d["written"] = [str(p) for p in written]
-        if placed is not None:
-            d["materialized"] = {"folder": str(materialize_dir), "files": placed, "link": link.value}
-        sys.stdout.write(json.dumps(d, indent=2, ensure_ascii=False) + "\n")
-    elif not quiet:
-        con = Console(highlight=False)
-        render_resplit(rs, con)
-        con.print(_plain(f"New manifest written to {out}" + (f"; {placed} files placed under {materialize_dir}/ "
-                                                              f"({link.value})" if placed is not None else "")),
-                  markup=False)
-        skipped = [p for p in written if p.name.endswith(".skipped.csv")]
-        if skipped:
-            n = len(rs.unreadable_rows())
-            con.print(_plain(f"{n} unreadable file(s) left out of the new split, listed in {skipped[0]}"), markup=False)
+    with _reader_may_leave():
+        if json_:
+            d = rs.to_dict()
+            d["written"] = [str(p) for p in written]
+            if placed is not None:
+                d["materialized"] = {"folder": str(materialize_dir), "files": placed, "link": link.value}
+            sys.stdout.write(json.dumps(d, indent=2, ensure_ascii=False) + "\n")
+        elif not quiet:
+            con = _Results(highlight=False)
+            render_resplit(rs, con)
+            con.print(_plain(f"New manifest written to {out}" + (f"; {placed} files placed under "
+                                                                  f"{materialize_dir}/ ({link.value})"
+                                                                  if placed is not None else "")), markup=False)
+            skipped = [p for p in written if p.name.endswith(".skipped.csv")]
+            if skipped:
+                n = len(rs.unreadable_rows())
+                con.print(_plain(f"{n} unreadable file(s) left out of the new split, listed in {skipped[0]}"),
+                          markup=False)
     for line in rs.leftover_warnings():
         _say(f"leakscan: warning: {line}")
 

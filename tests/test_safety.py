@@ -800,6 +800,29 @@ def test_5_ctrl_c_is_one_line_and_exit_2_not_the_leak_code(tmp_path):
     assert not (tmp_path / "o" / "summary.json").exists()
 
 
+@pytest.mark.skipif(os.name != "posix", reason="needs a pipe whose reader leaves")
+def test_5_a_reader_that_stops_reading_leaves_the_exit_code_as_it_was(tmp_path):
+    """``leakscan audit data | head``: the pipe breaks under the tables. The results are written
+    and the command ends with the code it would have (0 without --fail-on-leak; 1 and its line
+    with it), not 1 for "leak found" from the broken pipe, and without a traceback."""
+    d = issue_dataset(tmp_path / "d")
+    for extra, code in (([], 0), (["--json"], 0), (["--fail-on-leak", "--max-leak", "0"], 1)):
+        with tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen([sys.executable, "-m", "leakscan", "audit", str(d), "--no-cache", "--force",
+                                     "--out", str(tmp_path / "o")] + extra, stdout=subprocess.PIPE, stderr=err)
+            proc.stdout.close()  # the reader is gone before the first line
+            assert proc.wait(timeout=300) == code, extra
+            err.seek(0)
+            said = err.read().decode()
+        assert "Traceback" not in said and (code == 0) == ("leakage above" not in said), (extra, said)
+        assert (tmp_path / "o" / "summary.json").is_file()
+    r = tmp_path / "o" / "split.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "leakscan", "resplit", str(d), "--no-cache", "--out", str(r)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc.stdout.close()
+    assert proc.wait(timeout=300) == 0 and r.is_file()
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
 def test_4_a_fifo_as_the_manifest_is_an_error_not_a_hang(tmp_path):
     fifo = tmp_path / "m.csv"

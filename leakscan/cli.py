@@ -152,7 +152,12 @@ def _main(
 
 def _tolerant_streams() -> None:
     """A character the terminal cannot show (an ASCII or Latin-1 console; a file name's bytes
-    that are not UTF-8) is printed as an escape, never a crash."""
+    that are not UTF-8) is printed as an escape, never a crash. An output closed before the
+    start (``2>&-``, a daemon) is written to nowhere; its descriptor taken by the null device,
+    so no file leakscan opens later (the cache, a result) gets it and what libraries print."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 - for the process's life
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.reconfigure(errors="backslashreplace")

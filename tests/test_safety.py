@@ -823,6 +823,22 @@ def test_5_a_reader_that_stops_reading_leaves_the_exit_code_as_it_was(tmp_path):
     assert proc.wait(timeout=300) == 0 and r.is_file()
 
 
+@pytest.mark.skipif(os.name != "posix", reason="closes the child's descriptors")
+def test_5_an_output_closed_before_the_start_is_written_to_nowhere(tmp_path):
+    """``leakscan audit data 2>&-`` (a daemon, a cron line): no crash on the missing stream, the
+    same exit codes, the results written."""
+    d = issue_dataset(tmp_path / "d")
+    cmd = [sys.executable, "-m", "leakscan", "audit", str(d), "--no-cache", "--force", "--out", str(tmp_path / "o")]
+    for closed, extra, code in ((2, [], 0), (1, [], 0), ((1, 2), ["--fail-on-leak", "--max-leak", "0"], 1)):
+        fds = closed if isinstance(closed, tuple) else (closed,)
+        proc = subprocess.run(cmd + extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300,
+                              preexec_fn=lambda fds=fds: [os.close(fd) for fd in fds])
+        assert proc.returncode == code, (closed, proc.stdout, proc.stderr)
+        assert (tmp_path / "o" / "summary.json").is_file()
+        if closed == 2:
+            assert "Results written" in proc.stdout
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
 def test_4_a_fifo_as_the_manifest_is_an_error_not_a_hang(tmp_path):
     fifo = tmp_path / "m.csv"

@@ -1,6 +1,6 @@
 """`make bench`: leakscan against a decode-only loop and a plain imagehash loop, in one run.
 
-Writes bench/results.md (and prints it). Sections:
+Writes bench/results.md below its marker, keeping the sessions' notes above it (and prints it). Sections:
 
 1. CIFAR-10 + ciFAIR (needs ../shared/bench/cifar10; skipped otherwise): wall time, peak
    memory, images/s and detection quality of `leakscan audit`, beside a single-process
@@ -714,9 +714,21 @@ def main() -> int:
     if not a.skip_scale:
         big_scale_section(lines)
     text = "\n".join(lines)
-    (HERE / "results.md").write_text(text + "\n")
+    write_results(HERE / "results.md", text)
     print(text)
     return 0
+
+
+#: The line in bench/results.md below which this script writes; the sessions' notes above it are kept.
+RESULTS_MARKER = "<!-- bench/run.py writes what follows (the last full `make bench` run); the notes above it are kept -->"
+
+
+def write_results(path: Path, text: str) -> None:
+    """Write a full run's ``text`` below :data:`RESULTS_MARKER` of ``path``, keeping what stands
+    above it (the notes of each session); a file without the marker is kept whole above it."""
+    old = path.read_text() if path.exists() else ""
+    kept = old.split(RESULTS_MARKER)[0].rstrip("\n") if old else ""
+    path.write_text((kept + "\n\n" if kept else "") + RESULTS_MARKER + "\n\n" + text + "\n")
 
 
 if __name__ == "__main__":

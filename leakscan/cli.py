@@ -117,14 +117,24 @@ class _Results(Console):
 def _reader_may_leave():
     """Results printed to a pipe whose reader has stopped reading (``leakscan audit data | head``):
     the rest is dropped and the command ends as it would have, its exit code still saying whether
-    leakage was found, not click's exit 1 for a broken pipe (the code of "leak found")."""
+    leakage was found, not click's exit 1 for a broken pipe (the code of "leak found"). A printout
+    that cannot be written (``> report.txt`` on a full disk) is an environment failure: one line,
+    exit 2 (the result files are written by then)."""
     try:
         yield
         sys.stdout.flush()  # a broken pipe shows here, not at exit
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere
-        os.close(devnull)
+        _drop_stdout()
+    except OSError as exc:
+        _drop_stdout()
+        raise _fail(f"the printout could not be written to standard output: {_os_error(exc)}")
+
+
+def _drop_stdout() -> None:
+    """What is still buffered for standard output goes nowhere (no second error at exit)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _version(value: bool) -> None:

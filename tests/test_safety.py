@@ -823,6 +823,21 @@ def test_5_a_reader_that_stops_reading_leaves_the_exit_code_as_it_was(tmp_path):
     assert proc.wait(timeout=300) == 0 and r.is_file()
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_5_a_printout_to_a_full_disk_is_one_line_and_exit_2(tmp_path):
+    """``leakscan audit data > report.txt`` on a full disk: an environment failure, said in one
+    line with exit 2 (not a traceback with exit 1, the code of "leak found"); the files are written."""
+    d = issue_dataset(tmp_path / "d")
+    for extra in ([], ["--json"]):
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run([sys.executable, "-m", "leakscan", "audit", str(d), "--no-cache", "--force",
+                                   "--out", str(tmp_path / "o")] + extra, stdout=full, stderr=subprocess.PIPE,
+                                  text=True, timeout=300)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert "standard output" in proc.stderr and (tmp_path / "o" / "summary.json").is_file()
+
+
 @pytest.mark.skipif(os.name != "posix", reason="closes the child's descriptors")
 def test_5_an_output_closed_before_the_start_is_written_to_nowhere(tmp_path):
     """``leakscan audit data 2>&-`` (a daemon, a cron line): no crash on the missing stream, the

@@ -50,10 +50,10 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 from .evidence import EVIDENCE, SIGN, pair_evidence, typical_neighbours
 from .features import Features, digest_order, extract_images
 from .index import CosineIndex
+from .memory import release_free_memory
 from .padding import SharedOverlay
 from .pairs import (OVERLAP_MIN_SIDE, Candidates, Kind, PairTable, find_candidates, overlap_pairs, pair_keys, rows_of,
                     twin_pairs)
-from .memory import release_free_memory
 from .parallel import run_chunks
 from .settings import RANDOM_STATE, DetectSettings
 from .views import N_VARIANTS, MatchView, embedding_variants, transform_variants

@@ -26,8 +26,8 @@ from .evidence import EVIDENCE, pair_evidence, shared_overlay_of, tilted_angles
 from .features import Features
 from .groups import components, joining_links
 from .keypoints import LOOK_MIN_SIDE, SEARCH_MAX_IMAGES, closer_look, keypoint_pairs
-from .padding import SharedOverlay
 from .memory import release_free_memory
+from .padding import SharedOverlay
 from .pairs import (OVERLAP_MAX_IMAGES, OVERLAP_MIN_SHARE, TILT_MAX_IMAGES, Candidates, Kind, PairTable,
                     find_candidates, measure_pairs, overlap_share, pair_keys)
 from .settings import POSSIBLE_FLOOR, DetectSettings

@@ -276,7 +276,7 @@ class CosineIndex:
         both would be: on the same lists, probing as many (an approximate index), or exactly.
         This index is neither copied nor changed."""
         more = np.ascontiguousarray(more, dtype=np.float32)
-        self._searchable()
+        self._searchable()  # a released index is not extended (its vectors are gone)
         if self.exact:
             rest = CosineIndex(more, exact_max=len(more))
         else:

@@ -484,7 +484,8 @@ class Candidates:
     # each row's split when only pairs across splits were searched (scope "cross"): pairs within
     # one split were never looked for, so the search says nothing of them; None otherwise
     apart: np.ndarray | None = field(default=None, repr=False, compare=False)
-    # the embedding index over search_rows, for a search of more images beside these (find_candidates' earlier)
+    # the embedding index over search_rows, for a search of more images beside these (find_candidates' earlier);
+    # an audit's calibration, its last user, releases it (CosineIndex.release)
     index: CosineIndex | StackedIndex | None = field(default=None, repr=False, compare=False)
     # and the pHash index over search_rows (the plain hashes), kept as well
     hash_index: HammingIndex | StackedHammingIndex | None = field(default=None, repr=False, compare=False)

@@ -223,6 +223,7 @@ print(before - rss_mb())
 def test_a_released_index_gives_its_vectors_back_and_keeps_its_lists():
     """The search's index is released once the calibration, its last user, has searched it: its
     memory comes back, its lists' centres stay, and a search of it is an error, not empty hits."""
+    import platform
     import subprocess
     import sys
 
@@ -237,10 +238,13 @@ def test_a_released_index_gives_its_vectors_back_and_keeps_its_lists():
         stacked = index.extended(x[:10])
         index.release()
         assert len(index) == 3000
-        np.testing.assert_array_equal(index.centroids if centroids is not None else None, centroids)
+        if centroids is None:  # exact: no lists
+            assert index.centroids is None
+        else:
+            np.testing.assert_array_equal(index.centroids, centroids)
         for search in (lambda: index.knn(x[:5], 3), lambda: index.extended(x[:5]), lambda: stacked.knn(x[:5], 3)):
             with pytest.raises(RuntimeError, match="released"):
                 search()
-    if sys.platform.startswith("linux"):
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":  # freed memory given back: glibc's trim
         out = subprocess.run([sys.executable, "-c", RELEASED], capture_output=True, text=True, check=True)
         assert float(out.stdout) > 100, out.stdout  # of the 146 MB of vectors the index held

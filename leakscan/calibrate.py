@@ -431,7 +431,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     pairs = found.pairs.take((found.pairs.j >= n) & (found.pairs.kind != Kind.EXACT))
     release_free_memory()  # the search's, before the evidence takes the thumbnails it reads
     near, beyond = _neighbour_pairs(aug, search_rows, copy_rows, variants, s, candidates.index)
-    if release_index and candidates.index is not None:  # its last search (memory: 512 MB a million)
+    if release_index and candidates.index is not None:  # its last search (memory: 256 MB a million)
         candidates.index.release()
         release_free_memory()
     parts = [pairs, near]

@@ -128,7 +128,9 @@ def cifar_section(lines: list[str], jobs: int | None) -> None:
     manifest = str(BENCH / "manifest.csv")
     n = 60000
     out = WORK / "audit"
-    cache = WORK / "cache.sqlite"
+    # a cache of its own, emptied each round: the shared one (cache.sqlite, which the threshold,
+    # stability and model sections read, with the models' embeddings) is left as it is
+    cache = WORK / "cifar_timing_cache.sqlite"
     ph_out = WORK / "phash_pairs.csv"
     cmd = LEAKSCAN + ["audit", str(data), "--out", str(out), "--force", "--quiet", "--cache", str(cache)]
     if jobs:
@@ -140,7 +142,7 @@ def cifar_section(lines: list[str], jobs: int | None) -> None:
     runs: dict = {name: [] for name in names}  # (wall, peak)
     quality: dict = {}
     for _ in range(CIFAR_ROUNDS):
-        for p in WORK.glob("cache.sqlite*"):
+        for p in WORK.glob("cifar_timing_cache.sqlite*"):
             p.unlink()
         runs[names[0]].append(child(loop)[:2])
         runs[names[1]].append(child(PHASH_LOOP.format(root=str(WORK), manifest=manifest, out=str(ph_out)))[:2])

@@ -201,6 +201,14 @@ def cifar_section(lines: list[str], jobs: int | None) -> None:
                      f"{100 * sp['train']['size_error']:+.2f}% | {100 * sp['test']['size_error']:+.2f}% | "
                      f"{100 * worst:.2f} pp | {re['n_cross_split_pairs']} |")
     lines.append("")
+    # the features the timing cache holds go to the shared cache when it has none yet (the later
+    # sections read them), else away: no second copy of 60,000 images' features left in .bench
+    shared = not (WORK / "cache.sqlite").exists()
+    for p in WORK.glob("cifar_timing_cache.sqlite*"):
+        if shared:
+            p.rename(WORK / p.name.replace("cifar_timing_cache", "cache"))
+        else:
+            p.unlink()
 
 
 SCALE = """

@@ -228,6 +228,7 @@ def _from_folder(root: Path, options: dict | None = None) -> Manifest:
     names_used: dict[str, list[str]] = {}
     root_s = os.fspath(root)
     unlisted: list[tuple[str, str]] = []
+    subfolders: dict[str, str] = {}  # each folder's path below root, "/"-separated ("": root itself)
     for top, split in tops:
         names_used.setdefault(split, []).append(top.name)
         top_s = os.fspath(top)
@@ -236,8 +237,11 @@ def _from_folder(root: Path, options: dict | None = None) -> Manifest:
             if name.startswith(".") or ext not in IMAGE_EXTENSIONS:
                 if name.startswith(".") or ext not in ("", ".dcm", ".dicom"):
                     continue
-            sub = folder[len(root_s):].lstrip(os.sep)  # folder is below root: os.walk joins onto it
-            rel = (sub.replace(os.sep, "/") + "/" + name) if sub else name
+            sub = subfolders.get(folder)
+            if sub is None:  # a path, not a prefix: the folder "." walks "test", not "./test"
+                sub = os.path.relpath(folder, root_s).replace(os.sep, "/")
+                sub = subfolders[folder] = "" if sub == "." else sub
+            rel = (sub + "/" + name) if sub else name
             label = os.path.basename(folder) if folder != top_s else ""
             (rows if ext in IMAGE_EXTENSIONS else maybe_dicom).append((rel, split, label))
     for split, dirs in names_used.items():

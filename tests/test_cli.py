@@ -53,6 +53,15 @@ def test_out_files_and_columns(tmp_path):
     assert run("audit", FIXTURES, "--out", out, "-q", "--force").exit_code == 0
 
 
+def test_an_audit_run_inside_the_dataset_finds_its_leak(leaky_dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(leaky_dataset)
+    r = run("audit", ".", "--out", tmp_path / "res", "-q")
+    assert r.exit_code == 0, r.output
+    assert json.load(open(tmp_path / "res" / "summary.json"))["n_skipped"] == 0
+    pairs = {(p["a"], p["b"]) for p in csv.DictReader(open(tmp_path / "res" / "pairs.csv"))}
+    assert ("test/a/leak.jpg", "train/a/0.jpg") in pairs
+
+
 def test_fail_on_leak_exit_codes():
     assert run("audit", FIXTURES, "-q", "--fail-on-leak").exit_code == 1
     assert run("audit", FIXTURES, "-q", "--fail-on-leak", "--max-leak", "0.9").exit_code == 0

@@ -22,6 +22,18 @@ def test_split_aliases_nested(tmp_path, names):
     assert set(m.labels) == {"cls"}
 
 
+@pytest.mark.parametrize("cwd, spelling", [("ds", "."), ("ds", "./"), ("ds/test", ".."), ("", "./ds"),
+                                           ("", "ds/../ds")])
+def test_a_folder_lists_the_same_paths_however_it_is_spelled(tmp_path, monkeypatch, cwd, spelling):
+    # "." used to lose the first letter of every path ("est/a/2.png": no image could be read)
+    write_dataset(tmp_path / "ds", {"train/a/1.png": scene(1), "test/a/2.png": scene(2), "test/3.png": scene(3)})
+    whole = discover(tmp_path / "ds")
+    monkeypatch.chdir(tmp_path / cwd)
+    m = discover(spelling)
+    assert sorted(m.paths) == sorted(whole.paths) == ["test/3.png", "test/a/2.png", "train/a/1.png"]
+    assert all((m.root / p).is_file() for p in m.paths)
+
+
 def test_folder_without_splits_is_one_split(tmp_path):
     write_dataset(tmp_path, {"cats/1.png": scene(1), "dogs/2.png": scene(2)})
     (tmp_path / "notes.txt").write_text("not an image")

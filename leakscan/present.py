@@ -126,6 +126,13 @@ def shorten(path, width: int) -> str:
     return s[:head] + ELLIPSIS + s[len(s) - (width - 1 - head):]
 
 
+def shown_confidence(record: dict) -> float:
+    """The certainty shown beside a pair (a :meth:`~leakscan.audit.Audit.pair_records` row): its
+    ``confidence``, or its ``score`` where it has none (a table from before confidences)."""
+    conf = record.get("confidence", "")
+    return float(record["score"] if conf == "" or conf is None else conf)
+
+
 def pair_order(audit, mask=None) -> np.ndarray:
     """Pair positions, most certain first (``confidence`` when the table has it, else score)."""
     p = audit.pairs
@@ -167,10 +174,12 @@ def notebook_html(audit, *, top: int = 8) -> str:
                f'<figcaption style="font-size:11px;word-break:break-all">{cap}</figcaption></figure>'
 
     detail = audit.pair_details() if len(order) else []
+    recs = audit.pair_records() if len(order) else []
     kinds = p.kind_names() if len(order) else []
     rows = "".join(
         f"<tr><td>{fig(int(p.i[k]))}</td><td>{fig(int(p.j[k]))}</td>"
-        f"<td>{e(str(kinds[k]))}<br>score {float(p.score[k]):.3f}<br>{e(detail[k])}</td></tr>"
+        f"<td>{e(str(kinds[k]))}<br>confidence {shown_confidence(recs[k]):.3f}<br>score {float(p.score[k]):.3f}"
+        f"<br>{e(detail[k])}</td></tr>"
         for k in order.tolist())
     n_cross = int(cross.sum())
     head = (f"<p><b>{e(verdict(audit))}</b></p><p>{audit.n_images:,} images, {len(p):,} duplicate pairs "

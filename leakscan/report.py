@@ -172,7 +172,7 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
 
     if use_compact(console):  # narrow terminal or a log: one plain line per item, paths shortened
         return render_compact(audit, console, max_rows=max_rows)
-    from .present import kinds_said, verdict  # noqa: PLC0415
+    from .present import kinds_said, pair_order, shown_confidence, verdict  # noqa: PLC0415
     from .termout import decision_lines  # noqa: PLC0415
 
     console.print(verdict(audit) + ".", markup=False, highlight=False, style="bold")
@@ -224,14 +224,15 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
     cross = audit.cross_split()
     if cross.any():
         recs = audit.pair_records()
-        idx = np.flatnonzero(cross)
-        idx = idx[np.argsort(-audit.pairs.score[idx], kind="stable")][:max_rows]
-        t = Table(title=f"Cross-split pairs (top {len(idx)} of {int(cross.sum()):,} by score)", title_justify="left")
-        for col in ("a", "b", "kind", "score", "detail"):
+        idx = pair_order(audit, cross)[:max_rows]
+        t = Table(title=f"Cross-split pairs (top {len(idx)} of {int(cross.sum()):,}, most certain first)",
+                  title_justify="left")
+        for col in ("a", "b", "kind", "confidence", "score", "detail"):
             t.add_column(col, overflow="fold")
         for k in idx:
             r = recs[k]
-            t.add_row(_text(r["a"]), _text(r["b"]), r["kind"], f"{r['score']:.3f}", _text(r["detail"]))
+            t.add_row(_text(r["a"]), _text(r["b"]), r["kind"], f"{shown_confidence(r):.3f}", f"{r['score']:.3f}",
+                      _text(r["detail"]))
         console.print(t)
     from .sources.summary import terminal_lines  # noqa: PLC0415 - patients on both sides, spatial leaks
 

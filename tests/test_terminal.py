@@ -77,3 +77,24 @@ def test_terminal_says_which_decisions_match_nothing(long_names, tmp_path):
     out = " ".join(r.stdout.split())
     assert "decisions: 1 applied (1 distinct, 0 duplicate), 1 match no image" in out
     assert "line 3: train/airplane/gone.jpg, test/airplane/0100.jpg (distinct): no audited image" in out
+
+
+def test_the_pairs_shown_carry_their_confidence_most_certain_first():
+    # the lines used to show the search's score (0.938 for a brightened copy decided at 1.000)
+    res = leakscan.audit(FIXTURES, jobs=2)
+    cross = res.cross_split()
+    recs = [r for r, c in zip(res.pair_records(), cross) if c]
+    assert any(abs(r["confidence"] - r["score"]) > 0.01 for r in recs)  # the two differ on these pairs
+    top = sorted((round(r["confidence"], 3) for r in recs), reverse=True)[:10]
+    for width in (80, 200):
+        buf = io.StringIO()
+        render_terminal(res, Console(file=buf, width=width, force_terminal=True, color_system=None))
+        lines = buf.getvalue().splitlines()
+        at = next(k for k, x in enumerate(lines) if x.startswith("Cross-split pairs"))
+        if width == 80:  # one line a pair, the confidence first
+            shown = [float(x.split()[0]) for x in lines[at + 1:at + 11]]
+        else:  # a table with a confidence column
+            head = [c.strip() for c in lines[at + 2].split("┃")]
+            rows = [[c.strip() for c in x.split("│")] for x in lines[at + 4:at + 14]]
+            shown = [float(r[head.index("confidence")]) for r in rows]
+        assert shown == top, (width, shown)

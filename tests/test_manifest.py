@@ -34,6 +34,22 @@ def test_a_folder_lists_the_same_paths_however_it_is_spelled(tmp_path, monkeypat
     assert all((m.root / p).is_file() for p in m.paths)
 
 
+@pytest.mark.parametrize("spelling", [".", "ds"])
+def test_images_beside_the_split_folders_are_named_in_skipped(tmp_path, monkeypatch, spelling):
+    # they used to be left out silently: a copy of a train image in extra/ was never looked at
+    write_dataset(tmp_path / "ds", {"v1/train/a/1.png": scene(1), "v1/test/a/2.png": scene(2),
+                                    "v1/extra/copy.png": scene(1), "stray.png": scene(3),
+                                    "v2/more/train/4.png": scene(4), "v1/.cache/5.png": scene(5)})
+    (tmp_path / "ds" / "v1" / "notes.txt").write_text("not an image")
+    monkeypatch.chdir(tmp_path / "ds" if spelling == "." else tmp_path)
+    m = discover(spelling)
+    assert sorted(m.paths) == ["v1/test/a/2.png", "v1/train/a/1.png"]
+    reasons = dict(m.skipped)
+    assert sorted(reasons) == ["stray.png", "v1/extra/copy.png", "v2/more/train/4.png"]
+    assert reasons["stray.png"] == "not in a split folder (v1/test/, v1/train/): not audited"
+    assert all((m.root / p).is_file() for p in reasons)
+
+
 def test_folder_without_splits_is_one_split(tmp_path):
     write_dataset(tmp_path, {"cats/1.png": scene(1), "dogs/2.png": scene(2)})
     (tmp_path / "notes.txt").write_text("not an image")

@@ -371,7 +371,7 @@ def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
         if not split:
             skipped.append((p, f"manifest line {lineno} has no split"))
             continue
-        key = path_key(p)
+        key = path_key(p, root)
         if key in seen:
             skipped.append((p, listed_again(seen[key], (lineno, split))))
             continue

@@ -78,6 +78,10 @@ def test_a_file_listed_twice_is_found_however_its_path_is_spelled(tmp_path):
     reasons = dict(m.skipped)
     assert reasons["./img/a.png"] == "listed twice in the manifest (lines 2 and 4); kept the first"
     assert "line 3 in train, line 5 in test" in reasons["img/../img/b.png"]
+    # nor its absolute path (it used to be audited twice, an exact pair of the file with itself)
+    (tmp_path / "m3.csv").write_text(f"path,split\nimg/a.png,train\n{tmp_path / 'img' / 'a.png'},test\n")
+    m = discover(None, manifest=tmp_path / "m3.csv")
+    assert list(m.paths) == ["img/a.png"] and "line 2 in train, line 3 in test" in m.skipped[0][1]
     # a row left out for want of a split does not hide the file's next listing
     (tmp_path / "m2.csv").write_text("path,split\nimg/a.png,\nimg/a.png,test\n")
     m = discover(None, manifest=tmp_path / "m2.csv")

@@ -67,6 +67,9 @@ def discover(
     >>> list(m.splits)
     ['train', 'train', 'test']
     """
+    if source is not None and manifest is not None:  # one would be ignored: which did the user mean?
+        raise ArgumentError(f"give the data to audit ({_name(source)}) or a manifest ({manifest}), not both "
+                            "(a manifest's relative paths are read from its own folder)")
     special = _special_source(source, manifest, source_options)  # tables, datasets, DICOM, GeoTIFF
     if special is not None:
         return special
@@ -102,6 +105,11 @@ def discover(
     raise InputError(
         f"cannot audit a {type(source).__name__}: give a folder, a CSV manifest, a list of paths or an image array"
     )
+
+
+def _name(source) -> str:
+    """A source as an error message names it: a path as given, else its type."""
+    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else f"a {type(source).__name__}"
 
 
 def _check_pixels_dtype(dtype, what: str) -> None:

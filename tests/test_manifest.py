@@ -110,6 +110,15 @@ def test_csv_manifest_written_on_windows_reads_its_backslashes_as_folders(tmp_pa
     assert [m.resolve(r).is_file() for r in range(len(m))] == [True, True, True, False]
 
 
+def test_a_folder_and_a_manifest_together_are_refused(tmp_path):
+    # the folder used to be ignored silently: another dataset than the one named was audited
+    write_dataset(tmp_path / "a", {"train/1.png": scene(1), "test/2.png": scene(2)})
+    write_dataset(tmp_path / "b", {"img/3.png": scene(3)})
+    (tmp_path / "b" / "m.csv").write_text("path,split\nimg/3.png,train\n")
+    with pytest.raises(InputError, match=r"give the data to audit \(.*a\) or a manifest \(.*m.csv\), not both"):
+        discover(tmp_path / "a", manifest=tmp_path / "b" / "m.csv")
+
+
 def test_csv_missing_column_names_it(tmp_path):
     (tmp_path / "m.csv").write_text("file,split\na.png,train\n")
     with pytest.raises(InputError, match="lacks column.*path"):

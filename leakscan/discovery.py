@@ -67,6 +67,9 @@ def discover(
     >>> list(m.splits)
     ['train', 'train', 'test']
     """
+    if source is not None and manifest is not None:  # one would be ignored: which did the user mean?
+        raise ArgumentError(f"give the data to audit ({_name(source)}) or a manifest ({manifest}), not both "
+                            "(a manifest's relative paths are read from its own folder)")
     special = _special_source(source, manifest, source_options)  # tables, datasets, DICOM, GeoTIFF
     if special is not None:
         return special
@@ -102,6 +105,11 @@ def discover(
     raise InputError(
         f"cannot audit a {type(source).__name__}: give a folder, a CSV manifest, a list of paths or an image array"
     )
+
+
+def _name(source) -> str:
+    """A source as an error message names it: a path as given, else its type."""
+    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else f"a {type(source).__name__}"
 
 
 def _check_pixels_dtype(dtype, what: str) -> None:
@@ -182,15 +190,17 @@ def _is_archive(p: Path) -> bool:
         return False
 
 
-def _walk_files(top: str, unlisted: list | None = None):
+def _walk_files(top: str, unlisted: list | None = None, prune=frozenset()):
     """Yield (folder, file name) under ``top`` in sorted order; symlinked folders are not followed,
-    hidden ones (``.ipynb_checkpoints``, ``.thumbnails``, ``.git``) not entered. Folders that
-    cannot be listed (no permission, a path too long) are added to ``unlisted`` as (folder, reason)."""
+    hidden ones (``.ipynb_checkpoints``, ``.thumbnails``, ``.git``) and those in ``prune`` (Paths)
+    not entered. Folders that cannot be listed (no permission, a path too long) are added to
+    ``unlisted`` as (folder, reason)."""
     def failed(exc: OSError) -> None:
         if unlisted is not None:
             unlisted.append((os.fspath(exc.filename or top), exc.strerror or str(exc)))
     for dirpath, dirnames, filenames in os.walk(top, followlinks=False, onerror=failed):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        # Paths, not strings: the walk of "." yields "./train" where the pruned folder is "train"
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and Path(dirpath, d) not in prune)
         for name in sorted(filenames):
             yield dirpath, name
 
@@ -249,10 +259,14 @@ def _from_folder(root: Path, options: dict | None = None) -> Manifest:
             log.info("split %r gathers the folders %s", split, ", ".join(dirs))
     from .sources.discover import special_folder  # noqa: PLC0415 - DICOM files, GeoTIFF tiles
 
+    if split_dirs:  # images beside the split folders are named, not silently left out
+        rows_outside = _outside_splits(root_s, split_dirs, unlisted)
     # a folder that cannot be listed is named, as an unreadable file is: its images are missing
     skipped = tuple((os.path.relpath(folder, root_s).replace(os.sep, "/") + "/",
                      f"cannot list this folder ({reason}): the images in it are not audited")
                     for folder, reason in unlisted)
+    if split_dirs:
+        skipped += rows_outside
     special = special_folder(root, rows, maybe_dicom, options or {})
     if special is not None:
         return dataclasses.replace(special, skipped=tuple(special.skipped) + skipped)
@@ -271,6 +285,19 @@ def _from_folder(root: Path, options: dict | None = None) -> Manifest:
         skipped=skipped,
         kind="folder",
     )
+
+
+def _outside_splits(root: str, split_dirs: dict, unlisted: list) -> tuple:
+    """(path, reason) of each image file below ``root`` in none of ``split_dirs`` (the folder
+    layout gives it no split, so it is not audited)."""
+    names = sorted(os.path.relpath(d, root).replace(os.sep, "/") + "/" for d in split_dirs)
+    why = f"not in a split folder ({', '.join(names[:4])}{', ...' if len(names) > 4 else ''}): not audited"
+    out = []
+    for folder, name in _walk_files(root, unlisted, prune=frozenset(split_dirs)):
+        ext = os.path.splitext(name)[1].lower()
+        if not name.startswith(".") and (ext in IMAGE_EXTENSIONS or ext in (".dcm", ".dicom")):
+            out.append((os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/"), why))
+    return tuple(out)
 
 
 def _from_csv(path: Path, options: dict | None = None) -> Manifest:
@@ -352,7 +379,7 @@ def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
         if not split:
             skipped.append((p, f"manifest line {lineno} has no split"))
             continue
-        key = path_key(p)
+        key = path_key(p, root)
         if key in seen:
             skipped.append((p, listed_again(seen[key], (lineno, split))))
             continue

@@ -82,9 +82,10 @@ def decode_text(raw: bytes, where: str, what: str = "manifest") -> str:
                          f"{exc.start}); save it as UTF-8") from None
 
 
-def path_key(path: str) -> str:
-    """One key per file however a manifest spells its path (``img/a.png``, ``./img/a.png``)."""
-    return os.path.normpath(path)
+def path_key(path: str, root=None) -> str:
+    """One key per file however a manifest spells its path (``img/a.png``, ``./img/a.png``, or
+    absolute): its absolute path, a relative one taken from ``root`` (default: the working folder)."""
+    return os.path.abspath(os.path.join(root, path) if root is not None else path)
 
 
 def _str_array(values: Iterable, n: int, name: str) -> np.ndarray:

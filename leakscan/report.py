@@ -262,7 +262,8 @@ def prepare_resplit_out(out: Path, *, force: bool, data_root: Path | None = None
 
 def write_resplit(rs, out: str | os.PathLike) -> list[Path]:
     """Write the new manifest (paths relative to its folder) and, if any, ``<stem>.dropped.csv``
-    (images dropped) and ``<stem>.skipped.csv`` (files the audit could not read: left out)."""
+    (images dropped) and ``<stem>.skipped.csv`` (files the audit could not read: left out);
+    such a list an earlier run wrote beside ``out`` is removed when this run has none."""
     out = Path(out)
     if out.exists() and out.is_dir():
         raise OutputError(f"{out}: is a folder; --out names the CSV file to write")
@@ -298,6 +299,16 @@ def write_resplit(rs, out: str | os.PathLike) -> list[Path]:
             ({"path": rel(r), "split": m.splits[r], "label": m.labels[r], "group": grp[r],
               "reason": why[r]} for r in np.flatnonzero(rs.dropped))))
         written.append(dropped)
+    for name in (".skipped.csv", ".dropped.csv"):  # an earlier run's list would describe another split
+        stale = out.with_name(out.stem + name)
+        if stale not in written:
+            try:
+                os.unlink(stale)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise OutputError(f"{stale}: cannot remove this list of an earlier run ({exc.strerror or exc}); "
+                                  f"it does not describe {out}") from None
     return written
 
 

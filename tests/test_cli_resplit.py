@@ -138,3 +138,19 @@ def test_drop_that_does_not_settle_says_what_remains(data, monkeypatch):
     assert d["cross_split_pairs_after"] >= 1
     assert any("still finds 1 duplicate pairs across splits" in p for p in d["problems"])
     assert rs.leftover_warnings() == [f"{d['cross_split_pairs_after']} duplicate pairs still cross splits (see problems)"]
+
+
+def test_a_rerun_leaves_no_list_of_the_earlier_run_beside_the_new_manifest(leaky_dataset, tmp_path):
+    # they used to stay: new.dropped.csv named images the new manifest holds, new.skipped.csv a
+    # file it no longer lacks
+    (leaky_dataset / "test" / "b" / "broken.jpg").write_bytes(b"not an image")
+    out = tmp_path / "splits" / "new.csv"
+    r = run("resplit", leaky_dataset, "--out", out, "--keep", "test", "--drop", "-q")
+    assert r.exit_code == 0, r.output
+    assert read(out.with_name("new.dropped.csv")) and read(out.with_name("new.skipped.csv"))
+    (leaky_dataset / "test" / "b" / "broken.jpg").unlink()
+    r = run("resplit", leaky_dataset, "--out", out, "--keep", "test", "--force", "--json", "-q")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["written"] == [str(out)]
+    assert os.listdir(out.parent) == ["new.csv"]
+    assert len(read(out)) == 19

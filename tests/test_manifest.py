@@ -34,6 +34,22 @@ def test_a_folder_lists_the_same_paths_however_it_is_spelled(tmp_path, monkeypat
     assert all((m.root / p).is_file() for p in m.paths)
 
 
+@pytest.mark.parametrize("spelling", [".", "ds"])
+def test_images_beside_the_split_folders_are_named_in_skipped(tmp_path, monkeypatch, spelling):
+    # they used to be left out silently: a copy of a train image in extra/ was never looked at
+    write_dataset(tmp_path / "ds", {"v1/train/a/1.png": scene(1), "v1/test/a/2.png": scene(2),
+                                    "v1/extra/copy.png": scene(1), "stray.png": scene(3),
+                                    "v2/more/train/4.png": scene(4), "v1/.cache/5.png": scene(5)})
+    (tmp_path / "ds" / "v1" / "notes.txt").write_text("not an image")
+    monkeypatch.chdir(tmp_path / "ds" if spelling == "." else tmp_path)
+    m = discover(spelling)
+    assert sorted(m.paths) == ["v1/test/a/2.png", "v1/train/a/1.png"]
+    reasons = dict(m.skipped)
+    assert sorted(reasons) == ["stray.png", "v1/extra/copy.png", "v2/more/train/4.png"]
+    assert reasons["stray.png"] == "not in a split folder (v1/test/, v1/train/): not audited"
+    assert all((m.root / p).is_file() for p in reasons)
+
+
 def test_folder_without_splits_is_one_split(tmp_path):
     write_dataset(tmp_path, {"cats/1.png": scene(1), "dogs/2.png": scene(2)})
     (tmp_path / "notes.txt").write_text("not an image")
@@ -62,6 +78,10 @@ def test_a_file_listed_twice_is_found_however_its_path_is_spelled(tmp_path):
     reasons = dict(m.skipped)
     assert reasons["./img/a.png"] == "listed twice in the manifest (lines 2 and 4); kept the first"
     assert "line 3 in train, line 5 in test" in reasons["img/../img/b.png"]
+    # nor its absolute path (it used to be audited twice, an exact pair of the file with itself)
+    (tmp_path / "m3.csv").write_text(f"path,split\nimg/a.png,train\n{tmp_path / 'img' / 'a.png'},test\n")
+    m = discover(None, manifest=tmp_path / "m3.csv")
+    assert list(m.paths) == ["img/a.png"] and "line 2 in train, line 3 in test" in m.skipped[0][1]
     # a row left out for want of a split does not hide the file's next listing
     (tmp_path / "m2.csv").write_text("path,split\nimg/a.png,\nimg/a.png,test\n")
     m = discover(None, manifest=tmp_path / "m2.csv")
@@ -88,6 +108,15 @@ def test_csv_manifest_written_on_windows_reads_its_backslashes_as_folders(tmp_pa
     m = discover(tmp_path / "m.csv")
     assert list(m.paths) == ["imgs/a/1.png", "imgs/a/2.png", "imgs/odd\\name.png", "imgs\\a\\3.png"]
     assert [m.resolve(r).is_file() for r in range(len(m))] == [True, True, True, False]
+
+
+def test_a_folder_and_a_manifest_together_are_refused(tmp_path):
+    # the folder used to be ignored silently: another dataset than the one named was audited
+    write_dataset(tmp_path / "a", {"train/1.png": scene(1), "test/2.png": scene(2)})
+    write_dataset(tmp_path / "b", {"img/3.png": scene(3)})
+    (tmp_path / "b" / "m.csv").write_text("path,split\nimg/3.png,train\n")
+    with pytest.raises(InputError, match=r"give the data to audit \(.*a\) or a manifest \(.*m.csv\), not both"):
+        discover(tmp_path / "a", manifest=tmp_path / "b" / "m.csv")
 
 
 def test_csv_missing_column_names_it(tmp_path):

@@ -306,7 +306,7 @@ def from_columns(cols: dict, n: int, *, name: str, root: Path | None, path_colum
             continue
         split = SPLIT_ALIASES.get(split.lower(), split)
         if item is None:  # a path: one file however it is spelled, listed once
-            key = path_key(ident)
+            key = path_key(ident, root)
             if key in seen:
                 skipped.append((ident, listed_again(seen[key], (i, split), unit="row", source="table")))
                 continue

@@ -566,7 +566,7 @@ def resplit(
     The result is verified: no duplicate pair found by the audit ends in two splits.
     """
     from .audit import audit as run_audit  # noqa: PLC0415
-    from .materialize import materialize  # noqa: PLC0415
+    from .materialize import materialize, planned  # noqa: PLC0415
     from .report import prepare_resplit_out, render_resplit, write_resplit  # noqa: PLC0415
     from .resplit import resplit as run_resplit  # noqa: PLC0415
     from .split import parse_ratios  # noqa: PLC0415
@@ -596,6 +596,8 @@ def resplit(
                                decisions=decisions, full_decode=full_decode, **source_opts)
         _ratio_warnings(ratios, result.manifest.split_names)
         rs = run_resplit(result, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle, random_state=seed)
+        if materialize_dir is not None:  # a tree it would refuse: refused before the manifest is written
+            planned(rs, materialize_dir, force=force)
         written = write_resplit(rs, out)
         placed = materialize(rs, materialize_dir, link=link.value, force=force) if materialize_dir else None
     except LeakscanError as exc:

@@ -10,6 +10,7 @@ for copies) and adds only the missing ones.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from .errors import ConfigError, OutputError
 from .output import make_folder
 from .safeio import TMP_MARK, check_target, dataset_folders, place_file
 
-__all__ = ["materialize", "LINK_MODES"]
+__all__ = ["materialize", "planned", "LINK_MODES"]
 
 LINK_MODES = ("hardlink", "symlink", "copy")
 
@@ -27,21 +28,16 @@ def _safe_part(name: str) -> str:
     return name if name not in ("", ".", "..") else "_"
 
 
-def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False) -> int:
-    """Lay out ``dest/<split>/<label>/<file name>`` for every kept row of ``resplit``.
-
-    Returns the number of files in place for the new split (placed now, or found already placed
-    by an earlier run). Name clashes between different sources get ``__2``, ``__3``... before the
-    suffix; a file an earlier run placed for the same source is reused, never duplicated.
+def planned(resplit, dest, *, force: bool = False) -> dict:
+    """``{source file: its folder in dest}`` for :func:`materialize`, after its checks (nothing
+    placed): call it before writing anything else, so a refused tree leaves no half result.
 
     Raises
     ------
     OutputError
-        ``dest`` is inside the dataset, not empty (without ``force``), or a hard link
-        cannot be made (another file system: use ``link="copy"``).
+        ``dest`` is inside the dataset, not empty (without ``force``), or holds another split
+        an earlier run placed (with ``force``: its images would be on both sides).
     """
-    if link not in LINK_MODES:
-        raise ConfigError(f"link must be one of {', '.join(LINK_MODES)}, got {link!r}")
     m = resplit.audit.manifest
     if m.images is not None:
         raise ConfigError("materialize needs image files; this dataset came from an in-memory array")
@@ -56,17 +52,40 @@ def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False) -
             raise OutputError(f"{dest}: exists and is not a folder")
         if any(dest.iterdir()) and not force:
             raise OutputError(f"{dest}: folder is not empty; pass --force to add to it or choose another folder")
-    make_folder(dest)
     names = resplit.splits
+    plan = {}
+    for r in resplit.kept_rows():
+        src = m.resolve(int(r))
+        if src.is_file():  # else gone since the audit read it
+            label = _safe_part(m.labels[r]) if m.labels[r] else "_unlabelled"
+            plan[src] = dest / _safe_part(names[r]) / label
+    if dest.exists():
+        others = (m.resolve(r) for r in range(len(m)) if m.images is None)  # dropped ones too
+        _refuse_another_split(dest, plan, [p for p in others if p not in plan and p.is_file()])
+    return plan
+
+
+def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False) -> int:
+    """Lay out ``dest/<split>/<label>/<file name>`` for every kept row of ``resplit``.
+
+    Returns the number of files in place for the new split (placed now, or found already placed
+    by an earlier run). Name clashes between different sources get ``__2``, ``__3``... before the
+    suffix; a file an earlier run placed for the same source is reused, never duplicated.
+
+    Raises
+    ------
+    OutputError
+        As :func:`planned`, or a hard link cannot be made (another file system: use
+        ``link="copy"``).
+    """
+    if link not in LINK_MODES:
+        raise ConfigError(f"link must be one of {', '.join(LINK_MODES)}, got {link!r}")
+    plan = planned(resplit, dest, force=force)
+    make_folder(Path(dest))
     taken: set[Path] = set()
     cleaned: set[Path] = set()
     placed = 0
-    for r in resplit.kept_rows():
-        src = m.resolve(int(r))
-        if not src.is_file():
-            continue  # gone since the audit read it
-        label = _safe_part(m.labels[r]) if m.labels[r] else "_unlabelled"
-        folder = dest / _safe_part(names[r]) / label
+    for src, folder in plan.items():
         try:
             folder.mkdir(parents=True, exist_ok=True)
             _remove_leftovers(folder, cleaned)
@@ -84,6 +103,51 @@ def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False) -
         taken.add(target)
         placed += 1
     return placed
+
+
+def _refuse_another_split(dest: Path, plan: dict, left_out=()) -> None:
+    """Raise when ``dest`` holds a file an earlier run placed for one of ``plan``'s sources (the
+    same inode, symlink target or bytes) in a folder where ``plan`` puts none of them, or for a
+    source the new split leaves out (``left_out``): adding the new split would put that image on
+    both sides of it, or keep an image it drops."""
+    by_inode, by_target, by_size = {}, {}, {}
+    for src in [*plan, *left_out]:
+        st = src.stat()
+        by_inode.setdefault((st.st_dev, st.st_ino), []).append(src)
+        by_target.setdefault(os.path.realpath(src), []).append(src)
+        by_size.setdefault(st.st_size, []).append(src)
+    digests: dict = {}
+
+    def digest(p) -> bytes:
+        if p not in digests:
+            h = hashlib.blake2b(digest_size=16)
+            with open(p, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+            digests[p] = h.digest()
+        return digests[p]
+
+    misplaced = []
+    for folder in sorted(p for p in dest.glob("*/*") if p.is_dir() and not p.is_symlink()):
+        for f in sorted(folder.iterdir()):
+            if f.name.startswith("."):
+                continue  # a killed run's temporary file
+            if f.is_symlink():
+                sources = by_target.get(os.path.realpath(f), [])
+            elif f.is_file():
+                st = f.stat()
+                sources = by_inode.get((st.st_dev, st.st_ino)) or [  # else a copy: the same bytes
+                    s for s in by_size.get(st.st_size, ()) if digest(s) == digest(f)]
+            else:
+                continue
+            if sources and all(plan.get(s) != folder for s in sources):
+                misplaced.append((f, plan.get(sources[0])))
+    if misplaced:
+        f, where = misplaced[0]
+        said = f"belongs in {where}/" if where is not None else "is left out of the new split"
+        raise OutputError(f"{dest}: holds another split, placed by an earlier run: {len(misplaced)} file(s) sit "
+                          f"where the new split does not put them ({f} {said}), so their images would be on "
+                          "both sides; choose an empty folder (nothing was placed)")
 
 
 def _name_max(folder: Path) -> int:

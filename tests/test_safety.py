@@ -548,6 +548,31 @@ def test_7_materialize_rerun_places_each_source_once(tmp_path, link):
         assert sorted(str(p.relative_to(tree)) for p in tree.rglob("*") if not p.is_dir()) == files
 
 
+@pytest.mark.parametrize("link", ["copy", "hardlink", "symlink"])
+def test_7_materialize_force_refuses_a_tree_of_another_split(tmp_path, link):
+    # --force over an earlier run's tree used to add the new split to the old one: 6 images of
+    # 12 then sat on both sides of the tree, while the new manifest was verified leak-free
+    d = tmp_path / "d"
+    for k in range(12):
+        mk(d / f"{('train', 'test')[k % 2]}/a/{k}.png", 100 + k)
+    mk(d / "train/b/dup.png", 7)
+    (d / "test/b").mkdir(parents=True)
+    shutil.copy(d / "train/b/dup.png", d / "test/b/dup.png")  # one leak: --drop leaves a copy out
+    tree = tmp_path / "tree"
+
+    def resplit(*more, out="new.csv"):
+        return CliRunner().invoke(app, ["resplit", str(d), "--out", str(tmp_path / out), "--materialize", str(tree),
+                                        "--link", link, "--no-cache", "-q", "--ratios", "train=0.5,test=0.5", *more])
+    assert resplit("--shuffle", "--seed", "1").exit_code == 0
+    before = sorted(str(p.relative_to(tree)) for p in tree.rglob("*") if not p.is_dir())
+    assert resplit("--shuffle", "--seed", "1", "--force").exit_code == 0  # the same split: resumed
+    for more in (("--shuffle", "--seed", "2"), ("--keep", "test", "--drop")):
+        res = resplit(*more, "--force", out="other.csv")
+        assert res.exit_code == 2 and "holds another split" in res.output, res.output
+        assert sorted(str(p.relative_to(tree)) for p in tree.rglob("*") if not p.is_dir()) == before
+        assert not (tmp_path / "other.csv").exists()  # refused before anything was written
+
+
 def test_7_killed_materialize_leaves_no_partial_file_and_resumes(tmp_path):
     d = issue_dataset(tmp_path / "d")
     for k in range(6):

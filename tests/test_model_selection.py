@@ -82,3 +82,18 @@ def test_train_test_split_with_a_folder_of_images(tmp_path):
     tr, te = train_test_split(np.array(paths), images=tmp_path, test_size=0.3, random_state=0, jobs=1)
     assert len(tr) + len(te) == 11
     assert ("0.png" in tr) == ("z-copy-of-0.png" in tr)
+
+
+def test_paths_as_a_numpy_string_array_or_a_pandas_series(tmp_path):
+    pd = pytest.importorskip("pandas")
+    for k in range(5):
+        scene(k, 40).save(tmp_path / f"{k}.png")
+    scene(0, 40).resize((48, 48)).save(tmp_path / "copy-of-0.png")
+    paths = sorted(str(p) for p in tmp_path.glob("*.png"))
+    want = find_groups(paths, jobs=1)
+    assert want[0] == want[5]  # 0.png and copy-of-0.png
+    # np.array(paths) was read as a (6,) image array, a Series as an unknown source
+    assert find_groups(np.array(paths), jobs=1).tolist() == want.tolist()
+    assert find_groups(pd.Series(paths, index=range(10, 16)), jobs=1).tolist() == want.tolist()
+    tr, te = train_test_split(np.arange(6), images=pd.Series(paths), test_size=2, random_state=0, jobs=1)
+    assert (0 in tr) == (5 in tr)

@@ -11,6 +11,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .groups import components, join_links
+from .manifest import _str_array
 from .split import assign_splits, check_random_state
 
 __all__ = ["find_groups", "train_test_split", "StratifiedGroupShuffleSplit"]
@@ -30,7 +31,8 @@ def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None,
     ----------
     images : folder, list of paths, or ndarray (N, H, W[, C])
     groups : sequence, optional
-        Known groups (patient id...) to merge with the duplicate groups.
+        Known groups (patient id...) to merge with the duplicate groups; a row without one
+        (None, NaN, ``""``) is in no known group.
     settings : DetectSettings, optional
     jobs : int, optional
     decisions : path-like or records, optional
@@ -101,6 +103,15 @@ def _renumber(ids: np.ndarray) -> np.ndarray:
     rank = np.empty(len(first), np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(len(first))
     return rank[inv.ravel()]
+
+
+def _user_groups(groups, n: int) -> np.ndarray:
+    """Ids of the user's groups; a row without one (None, NaN, ``""``) is a unit of its own, as in an audit."""
+    g = _str_array(groups, n, "groups")
+    ids = np.unique(g.astype(str), return_inverse=True)[1].ravel()
+    none = np.flatnonzero(g == "")
+    ids[none] = len(g) + np.arange(len(none))
+    return _renumber(ids)
 
 
 def _n_train_test(n: int, test_size, train_size) -> tuple[int, int]:
@@ -191,6 +202,7 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
         Defaults to the first array when it is an image array ``(N, H, W[, C])``.
     groups : sequence, optional
         Known groups (patient id...) kept together as well; without ``images``, only these.
+        A row without one (None, NaN, ``""``) is a group of its own.
     test_size, train_size : float or int, optional
         As in scikit-learn (default ``test_size=0.25``). Achieved sizes can differ slightly
         because whole groups move together.
@@ -238,7 +250,7 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
             raise ConfigError(f"images has {len(images)} entries but the arrays have {n} rows")
         units = find_groups(images, groups=groups, settings=settings, jobs=jobs, decisions=decisions)
     else:
-        _, units = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+        units = _user_groups(groups, n)
     if len(units) != n:
         raise ConfigError(f"images gave {len(units)} entries but the arrays have {n} rows")
     n_train, n_test = _n_train_test(n, test_size, train_size)
@@ -332,11 +344,15 @@ class StratifiedGroupShuffleSplit:
                 k = len(found)
                 if len(groups) != k:
                     raise ConfigError(f"groups has {len(groups)} entries but images has {k}")
-                _, ug = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+                ug = _user_groups(groups, k)
                 rows = np.arange(k)
                 # rows, duplicate groups and user groups as the nodes of one graph
-                found = _renumber(components(3 * k, np.r_[rows, rows], np.r_[k + found, 2 * k + ug.ravel()])[:k])
+                found = _renumber(components(3 * k, np.r_[rows, rows], np.r_[k + found, 2 * k + ug])[:k])
             groups = found
+        elif groups is not None:
+            if len(groups) != n:
+                raise ConfigError(f"groups has {len(groups)} entries but X has {n} rows")
+            groups = _user_groups(groups, n)
         if groups is None:
             raise ConfigError("StratifiedGroupShuffleSplit.split needs groups= (e.g. leakscan.find_groups(images)), "
                               "or images= when it is made")

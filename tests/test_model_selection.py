@@ -5,6 +5,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+import leakscan
 from leakscan import ConfigError, StratifiedGroupShuffleSplit, find_groups, train_test_split
 from conftest import scene
 
@@ -97,3 +98,21 @@ def test_paths_as_a_numpy_string_array_or_a_pandas_series(tmp_path):
     assert find_groups(pd.Series(paths, index=range(10, 16)), jobs=1).tolist() == want.tolist()
     tr, te = train_test_split(np.arange(6), images=pd.Series(paths), test_size=2, random_state=0, jobs=1)
     assert (0 in tr) == (5 in tr)
+
+
+def test_rows_without_a_known_group_are_not_one_group(images):
+    # None, NaN or "" (a patient id column with gaps) means no known group, as in a manifest:
+    # the audit counted every such row as one patient on both sides of the split (false leakage),
+    # the splitter and a groups-only split put them all on one side (or refused the test size)
+    for missing in (None, np.nan, ""):
+        groups = [missing] * 40
+        groups[0] = groups[1] = "p1"
+        res = leakscan.audit(images, splits=["train"] * 20 + ["test"] * 20, groups=groups, jobs=1)
+        assert {(lk.split, lk.against): lk.images for lk in res.leaks} == {("train", "test"): 10, ("test", "train"): 10}
+        y = np.arange(40) % 2
+        for _, te in StratifiedGroupShuffleSplit(n_splits=2, test_size=0.25, random_state=0).split(images, y, groups):
+            assert len(te) == 10 and (0 in te) == (1 in te)
+        cv = StratifiedGroupShuffleSplit(n_splits=1, test_size=0.25, random_state=0, images=images, jobs=1)
+        assert [len(te) for _, te in cv.split(images, y, groups)] == [10]
+        tr, te = train_test_split(np.arange(40), groups=groups, test_size=0.25, random_state=0)
+        assert len(te) == 10 and (0 in te) == (1 in te)

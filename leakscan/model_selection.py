@@ -152,6 +152,16 @@ def _check_stratify(y, name: str = "stratify") -> None:
                           "few. The minimum number of groups for any class cannot be less than 2.")
 
 
+def _n_rows(a) -> int:
+    """Rows of an array-like: ``shape[0]`` where there is one (a sparse matrix has no ``len``)."""
+    shape = getattr(a, "shape", None)
+    if shape is not None and len(shape):
+        return int(shape[0])
+    if not hasattr(a, "__len__") or isinstance(a, (str, bytes)):
+        raise ConfigError(f"expected a sequence or array-like with one row per sample, got type {type(a).__name__}")
+    return len(a)
+
+
 def _index(a, idx):
     if hasattr(a, "iloc"):
         return a.iloc[idx]
@@ -235,10 +245,10 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
     if not arrays:
         raise ConfigError("train_test_split needs at least one array")
     check_random_state(random_state)
-    n = len(arrays[0])
+    n = _n_rows(arrays[0])
     for k, a in enumerate(arrays):
-        if len(a) != n:
-            raise ConfigError(f"arrays have different lengths: array 0 has {n} rows, array {k} has {len(a)}")
+        if _n_rows(a) != n:
+            raise ConfigError(f"arrays have different lengths: array 0 has {n} rows, array {k} has {_n_rows(a)}")
     if images is None and groups is None:
         first = arrays[0]
         if isinstance(first, np.ndarray) and first.ndim in (3, 4):
@@ -334,7 +344,7 @@ class StratifiedGroupShuffleSplit:
 
     def split(self, X, y=None, groups=None):
         """Yield ``(train_index, test_index)`` ``n_splits`` times."""
-        n = len(X)
+        n = _n_rows(X)
         if self.images is not None:
             if self._found is None:
                 self._found = find_groups(self.images, settings=self.settings, jobs=self.jobs,

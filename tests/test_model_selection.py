@@ -116,3 +116,15 @@ def test_rows_without_a_known_group_are_not_one_group(images):
         assert [len(te) for _, te in cv.split(images, y, groups)] == [10]
         tr, te = train_test_split(np.arange(40), groups=groups, test_size=0.25, random_state=0)
         assert len(te) == 10 and (0 in te) == (1 in te)
+
+
+def test_sparse_matrices_as_the_docstring_says():
+    sparse = pytest.importorskip("scipy.sparse")
+    X = sparse.csr_matrix(np.eye(12))  # len() of a sparse matrix raises TypeError
+    groups = np.repeat(np.arange(6), 2)
+    X_tr, X_te, g_tr, g_te = train_test_split(X, groups, groups=groups, test_size=4, random_state=0)
+    assert X_tr.shape == (8, 12) and X_te.shape == (4, 12) and not set(g_tr) & set(g_te)
+    cv = StratifiedGroupShuffleSplit(n_splits=2, test_size=4, random_state=0)
+    assert [len(te) for _, te in cv.split(X, np.arange(12) % 2, groups)] == [4, 4]
+    with pytest.raises(ConfigError, match="type int"):
+        train_test_split(5, groups=groups)

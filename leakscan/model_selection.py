@@ -144,6 +144,16 @@ def _n_train_test(n: int, test_size, train_size) -> tuple[int, int]:
     return n_train, n_test
 
 
+def _class_labels(y, name: str, rows: str, n: int) -> np.ndarray:
+    """One class per row; a 2-D ``y`` (multi-label) gives each row's combination a class, as scikit-learn does."""
+    y = np.asarray(y)
+    if y.ndim == 2:
+        y = np.array([" ".join(r) for r in y.astype(str)])
+    if y.ndim != 1 or len(y) != n:
+        raise ConfigError(f"{name} has shape {y.shape} but {rows} {n} rows; give one class per row")
+    return y
+
+
 def _check_stratify(y, name: str = "stratify") -> None:
     """As scikit-learn: every class needs at least two members to be on both sides."""
     _, counts = np.unique(np.asarray(y).astype(str), return_counts=True)
@@ -265,9 +275,7 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
         raise ConfigError(f"images gave {len(units)} entries but the arrays have {n} rows")
     n_train, n_test = _n_train_test(n, test_size, train_size)
     if shuffle:
-        y = np.zeros(n) if stratify is None else np.asarray(stratify)
-        if len(y) != n:
-            raise ConfigError(f"stratify has {len(y)} entries but the arrays have {n} rows")
+        y = np.zeros(n) if stratify is None else _class_labels(stratify, "stratify", "the arrays have", n)
         if stratify is not None:
             _check_stratify(y)
         tr, te = _two_way(units, y, n_train, n_test, check_random_state(random_state))
@@ -350,14 +358,15 @@ class StratifiedGroupShuffleSplit:
                 self._found = find_groups(self.images, settings=self.settings, jobs=self.jobs,
                                           decisions=self.decisions)
             found = self._found
+            if len(found) != n:
+                raise ConfigError(f"images has {len(found)} images but X has {n} rows; give one image per row")
             if groups is not None:  # user groups merge with the duplicate groups
-                k = len(found)
-                if len(groups) != k:
-                    raise ConfigError(f"groups has {len(groups)} entries but images has {k}")
-                ug = _user_groups(groups, k)
-                rows = np.arange(k)
+                if len(groups) != n:
+                    raise ConfigError(f"groups has {len(groups)} entries but X has {n} rows")
+                ug = _user_groups(groups, n)
+                rows = np.arange(n)
                 # rows, duplicate groups and user groups as the nodes of one graph
-                found = _renumber(components(3 * k, np.r_[rows, rows], np.r_[k + found, 2 * k + ug])[:k])
+                found = _renumber(components(3 * n, np.r_[rows, rows], np.r_[n + found, 2 * n + ug])[:n])
             groups = found
         elif groups is not None:
             if len(groups) != n:
@@ -366,10 +375,7 @@ class StratifiedGroupShuffleSplit:
         if groups is None:
             raise ConfigError("StratifiedGroupShuffleSplit.split needs groups= (e.g. leakscan.find_groups(images)), "
                               "or images= when it is made")
-        groups = np.asarray(groups)
-        if len(groups) != n:
-            raise ConfigError(f"groups has {len(groups)} entries but X has {n} rows")
-        yy = np.zeros(n) if y is None else np.asarray(y)
+        yy = np.zeros(n) if y is None else _class_labels(y, "y", "X has", n)
         test_size = 0.1 if self.test_size is None and self.train_size is None else self.test_size
         n_train, n_test = _n_train_test(n, test_size, self.train_size)
         if y is not None:

@@ -128,3 +128,18 @@ def test_sparse_matrices_as_the_docstring_says():
     assert [len(te) for _, te in cv.split(X, np.arange(12) % 2, groups)] == [4, 4]
     with pytest.raises(ConfigError, match="type int"):
         train_test_split(5, groups=groups)
+
+
+def test_multilabel_y_and_wrong_lengths_are_named(images):
+    groups = np.repeat(np.arange(20), 2)
+    Y = np.c_[np.arange(40) % 2, np.arange(40) // 20]  # 2-D y: a class per row's combination, as scikit-learn
+    cv = StratifiedGroupShuffleSplit(n_splits=1, test_size=0.2, random_state=0)
+    [(tr, te)] = list(cv.split(images, Y, groups))  # was an IndexError from deep inside the assignment
+    assert len(te) == 8 and not set(groups[tr]) & set(groups[te])
+    tr_, te_ = train_test_split(np.arange(40), groups=groups, stratify=Y, test_size=0.2, random_state=0)
+    assert len(te_) == 8
+    with pytest.raises(ConfigError, match=r"y has shape \(5,\) but X has 40 rows"):
+        list(cv.split(images, Y[:5, 0], groups))
+    with_images = StratifiedGroupShuffleSplit(n_splits=1, test_size=0.2, images=images, jobs=1)
+    with pytest.raises(ConfigError, match="images has 40 images but X has 20 rows"):  # said "groups has ..."
+        list(with_images.split(images[:20]))

@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .groups import components, join_links
-from .manifest import _str_array
+from .manifest import _str_array, path_key
 from .split import assign_splits, check_random_state
 
 __all__ = ["find_groups", "train_test_split", "StratifiedGroupShuffleSplit"]
@@ -80,12 +80,12 @@ def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None,
     paths = [os.fspath(p) for p in paths]
     row = {}
     for r in range(len(m)):
-        row.setdefault(str(m.paths[r]), r)
+        row.setdefault(path_key(str(m.paths[r])), r)  # relative to the folder, however spelled (./a.png)
         row.setdefault(os.path.abspath(m.resolve(r)), r)
     out = np.empty(len(paths), np.int64)
     missing = []
     for k, p in enumerate(paths):
-        r = row.get(p, row.get(os.path.abspath(p)))
+        r = row.get(path_key(p), row.get(os.path.abspath(p)))
         if r is None:
             missing.append(p)
         else:

@@ -143,3 +143,12 @@ def test_multilabel_y_and_wrong_lengths_are_named(images):
     with_images = StratifiedGroupShuffleSplit(n_splits=1, test_size=0.2, images=images, jobs=1)
     with pytest.raises(ConfigError, match="images has 40 images but X has 20 rows"):  # said "groups has ..."
         list(with_images.split(images[:20]))
+
+
+def test_paths_relative_to_the_folder_however_spelled(tmp_path, monkeypatch):
+    for k in range(4):
+        scene(k, 40).save(tmp_path / f"{k}.png")
+    scene(0, 40).resize((48, 48)).save(tmp_path / "copy.png")
+    monkeypatch.chdir(tmp_path.parent)  # "./copy.png" is not a path from the working folder
+    ids = find_groups(tmp_path, paths=["./copy.png", "1.png", "x/../0.png"], jobs=1)  # was "not images of"
+    assert ids.tolist() == [0, 1, 0]

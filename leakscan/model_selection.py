@@ -285,9 +285,9 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
         _, first = np.unique(units, return_index=True)
         order = np.argsort(first)
         sizes = np.bincount(units)[order]
-        train_units = order[np.cumsum(sizes) <= n_train]
-        is_tr = np.isin(units, train_units)
-        tr, te = np.flatnonzero(is_tr), np.flatnonzero(~is_tr)
+        end = np.cumsum(sizes)  # the rows after train_size are the test set up to test_size, as in scikit-learn
+        tr = np.flatnonzero(np.isin(units, order[end <= n_train]))
+        te = np.flatnonzero(np.isin(units, order[(end > n_train) & (end <= n_train + n_test)]))
     if n_train + n_test == n:
         _check_achieved(n, n_test, len(te), test_size if test_size is not None else 0.25)
     out = []

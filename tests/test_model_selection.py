@@ -152,3 +152,9 @@ def test_paths_relative_to_the_folder_however_spelled(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path.parent)  # "./copy.png" is not a path from the working folder
     ids = find_groups(tmp_path, paths=["./copy.png", "1.png", "x/../0.png"], jobs=1)  # was "not images of"
     assert ids.tolist() == [0, 1, 0]
+
+
+def test_no_shuffle_with_both_sizes_leaves_the_rest_out_as_scikit_learn():
+    groups = np.r_[0, 0, np.arange(1, 19)]  # rows 0 and 1 together
+    tr, te = train_test_split(np.arange(20), groups=groups, train_size=10, test_size=5, shuffle=False)
+    assert tr.tolist() == list(range(10)) and te.tolist() == list(range(10, 15))  # test held all 10 left

@@ -463,6 +463,12 @@ def _manifest_warnings(m: Manifest) -> list[str]:
         if lo < 0 or 1 < hi < 2:
             out.append(f"the image array looks normalised (values from {lo:.3g} to {hi:.3g}); leakscan reads floats as "
                        "[0, 1] or [0, 255] pixels, so pass the images before normalisation (uint8) for a sound audit")
+    if imgs is not None and imgs.dtype != object and np.issubdtype(imgs.dtype, np.signedinteger) and imgs.size:
+        lo = int(imgs.min())
+        if lo < 0:  # Hounsfield units, differences: not pixels
+            out.append(f"the image array holds negative values (down to {lo}); leakscan reads integers as [0, 255] "
+                       "or [0, 65535] pixels and clips the rest to black, so scale the images to uint8 for a sound "
+                       "audit")
     for w in out:
         log.warning(w)
     return out

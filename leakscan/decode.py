@@ -295,17 +295,18 @@ def canonical_from_array(arr: np.ndarray) -> Image.Image:
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]
     if a.dtype != np.uint8:
-        if np.issubdtype(a.dtype, np.floating):
-            if not np.all(np.isfinite(a)):
-                raise DecodeError("array holds NaN or infinite values")
-            hi = 1.0 if a.max(initial=0) <= 1.0 else 255.0
-            a = np.clip(np.rint(a * (255.0 / hi)), 0, 255).astype(np.uint8)
-        elif a.dtype == np.uint16:
-            a = np.rint(a / 257.0).astype(np.uint8)
-        elif a.dtype == np.bool_:
+        if a.dtype == np.bool_:
             a = a.astype(np.uint8) * 255
         else:
-            a = np.clip(a, 0, 255).astype(np.uint8)
+            if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
+                raise DecodeError("array holds NaN or infinite values")
+            # white is the smallest of 1 (floats), 255 and 65535 that holds the maximum, as for
+            # 16-bit files: int32 or float pixels of 16-bit data are scaled, not clipped to white
+            mx = float(a.max(initial=0))
+            floating = np.issubdtype(a.dtype, np.floating)
+            hi = (65535.0 if a.dtype == np.uint16 or mx > 255 else
+                  1.0 if floating and mx <= 1.0 else 255.0)
+            a = np.clip(np.rint(a * (255.0 / hi)), 0, 255).astype(np.uint8)
     if a.ndim == 2:
         return Image.fromarray(a, "L").convert("RGB")
     if a.shape[-1] == 4:

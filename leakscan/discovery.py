@@ -77,6 +77,10 @@ def discover(
         return _from_csv(Path(manifest), source_options)
     if source is None:
         raise InputError("nothing to audit: give a folder, a list of paths, an image array or --manifest FILE")
+    if type(source).__module__.split(".")[0] == "pandas" and getattr(source, "ndim", 0) == 1:
+        source = list(source)  # a Series or Index of paths (df["path"]) or of image arrays
+    if isinstance(source, np.ndarray) and source.dtype.kind in "US":
+        source = source.tolist()  # paths in a numpy string array (np.array(paths)), not pixels
     if isinstance(source, np.ndarray) and source.dtype != object:
         return _from_array(source, splits, labels, groups)
     if isinstance(source, np.ndarray) and source.ndim > 1:  # dtype object, (N, H, W[, C])

@@ -21,7 +21,7 @@ from .errors import ArgumentError, InputError
 log = logging.getLogger(__name__)
 
 __all__ = ["Manifest", "SPLIT_ALIASES", "IMAGE_EXTENSIONS", "UNSPLIT", "BOTH_SIDES", "order_splits", "listed_again",
-           "path_key", "decode_text"]
+           "path_key", "decode_text", "is_missing"]
 
 #: Folder names recognised as splits (case-insensitive) and the canonical split they mean.
 SPLIT_ALIASES = {
@@ -88,10 +88,15 @@ def path_key(path: str, root=None) -> str:
     return os.path.abspath(os.path.join(root, path) if root is not None else path)
 
 
+def is_missing(v) -> bool:
+    """None, NaN or pandas' NA/NaT: a cell with no value (no label, no group), read as ``""``."""
+    return v is None or (isinstance(v, (float, np.floating)) and v != v) or type(v).__name__ in ("NAType", "NaTType")
+
+
 def _str_array(values: Iterable, n: int, name: str) -> np.ndarray:
     if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
         raise ArgumentError(f"{name} must be a sequence with one entry per image, got {type(values).__name__}")
-    arr = np.array(["" if v is None else str(v) for v in values], dtype=object)
+    arr = np.array(["" if is_missing(v) else str(v) for v in values], dtype=object)
     if arr.shape != (n,):
         raise ArgumentError(f"{name} has {arr.shape[0]} entries but there are {n} images; give one per image")
     return arr

@@ -11,6 +11,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .groups import components, join_links
+from .manifest import _str_array, path_key
 from .split import assign_splits, check_random_state
 
 __all__ = ["find_groups", "train_test_split", "StratifiedGroupShuffleSplit"]
@@ -30,7 +31,8 @@ def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None,
     ----------
     images : folder, list of paths, or ndarray (N, H, W[, C])
     groups : sequence, optional
-        Known groups (patient id...) to merge with the duplicate groups.
+        Known groups (patient id...) to merge with the duplicate groups; a row without one
+        (None, NaN, ``""``) is in no known group.
     settings : DetectSettings, optional
     jobs : int, optional
     decisions : path-like or records, optional
@@ -78,12 +80,12 @@ def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None,
     paths = [os.fspath(p) for p in paths]
     row = {}
     for r in range(len(m)):
-        row.setdefault(str(m.paths[r]), r)
+        row.setdefault(path_key(str(m.paths[r])), r)  # relative to the folder, however spelled (./a.png)
         row.setdefault(os.path.abspath(m.resolve(r)), r)
     out = np.empty(len(paths), np.int64)
     missing = []
     for k, p in enumerate(paths):
-        r = row.get(p, row.get(os.path.abspath(p)))
+        r = row.get(path_key(p), row.get(os.path.abspath(p)))
         if r is None:
             missing.append(p)
         else:
@@ -101,6 +103,15 @@ def _renumber(ids: np.ndarray) -> np.ndarray:
     rank = np.empty(len(first), np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(len(first))
     return rank[inv.ravel()]
+
+
+def _user_groups(groups, n: int) -> np.ndarray:
+    """Ids of the user's groups; a row without one (None, NaN, ``""``) is a unit of its own, as in an audit."""
+    g = _str_array(groups, n, "groups")
+    ids = np.unique(g.astype(str), return_inverse=True)[1].ravel()
+    none = np.flatnonzero(g == "")
+    ids[none] = len(g) + np.arange(len(none))
+    return _renumber(ids)
 
 
 def _n_train_test(n: int, test_size, train_size) -> tuple[int, int]:
@@ -133,12 +144,32 @@ def _n_train_test(n: int, test_size, train_size) -> tuple[int, int]:
     return n_train, n_test
 
 
+def _class_labels(y, name: str, rows: str, n: int) -> np.ndarray:
+    """One class per row; a 2-D ``y`` (multi-label) gives each row's combination a class, as scikit-learn does."""
+    y = np.asarray(y)
+    if y.ndim == 2:
+        y = np.array([" ".join(r) for r in y.astype(str)])
+    if y.ndim != 1 or len(y) != n:
+        raise ConfigError(f"{name} has shape {y.shape} but {rows} {n} rows; give one class per row")
+    return y
+
+
 def _check_stratify(y, name: str = "stratify") -> None:
     """As scikit-learn: every class needs at least two members to be on both sides."""
     _, counts = np.unique(np.asarray(y).astype(str), return_counts=True)
     if len(counts) and counts.min() < 2:
         raise ConfigError(f"The least populated class in {name} has only {int(counts.min())} member, which is too "
                           "few. The minimum number of groups for any class cannot be less than 2.")
+
+
+def _n_rows(a) -> int:
+    """Rows of an array-like: ``shape[0]`` where there is one (a sparse matrix has no ``len``)."""
+    shape = getattr(a, "shape", None)
+    if shape is not None and len(shape):
+        return int(shape[0])
+    if not hasattr(a, "__len__") or isinstance(a, (str, bytes)):
+        raise ConfigError(f"expected a sequence or array-like with one row per sample, got type {type(a).__name__}")
+    return len(a)
 
 
 def _index(a, idx):
@@ -191,6 +222,7 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
         Defaults to the first array when it is an image array ``(N, H, W[, C])``.
     groups : sequence, optional
         Known groups (patient id...) kept together as well; without ``images``, only these.
+        A row without one (None, NaN, ``""``) is a group of its own.
     test_size, train_size : float or int, optional
         As in scikit-learn (default ``test_size=0.25``). Achieved sizes can differ slightly
         because whole groups move together.
@@ -223,10 +255,10 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
     if not arrays:
         raise ConfigError("train_test_split needs at least one array")
     check_random_state(random_state)
-    n = len(arrays[0])
+    n = _n_rows(arrays[0])
     for k, a in enumerate(arrays):
-        if len(a) != n:
-            raise ConfigError(f"arrays have different lengths: array 0 has {n} rows, array {k} has {len(a)}")
+        if _n_rows(a) != n:
+            raise ConfigError(f"arrays have different lengths: array 0 has {n} rows, array {k} has {_n_rows(a)}")
     if images is None and groups is None:
         first = arrays[0]
         if isinstance(first, np.ndarray) and first.ndim in (3, 4):
@@ -238,14 +270,12 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
             raise ConfigError(f"images has {len(images)} entries but the arrays have {n} rows")
         units = find_groups(images, groups=groups, settings=settings, jobs=jobs, decisions=decisions)
     else:
-        _, units = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+        units = _user_groups(groups, n)
     if len(units) != n:
         raise ConfigError(f"images gave {len(units)} entries but the arrays have {n} rows")
     n_train, n_test = _n_train_test(n, test_size, train_size)
     if shuffle:
-        y = np.zeros(n) if stratify is None else np.asarray(stratify)
-        if len(y) != n:
-            raise ConfigError(f"stratify has {len(y)} entries but the arrays have {n} rows")
+        y = np.zeros(n) if stratify is None else _class_labels(stratify, "stratify", "the arrays have", n)
         if stratify is not None:
             _check_stratify(y)
         tr, te = _two_way(units, y, n_train, n_test, check_random_state(random_state))
@@ -255,9 +285,9 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
         _, first = np.unique(units, return_index=True)
         order = np.argsort(first)
         sizes = np.bincount(units)[order]
-        train_units = order[np.cumsum(sizes) <= n_train]
-        is_tr = np.isin(units, train_units)
-        tr, te = np.flatnonzero(is_tr), np.flatnonzero(~is_tr)
+        end = np.cumsum(sizes)  # the rows after train_size are the test set up to test_size, as in scikit-learn
+        tr = np.flatnonzero(np.isin(units, order[end <= n_train]))
+        te = np.flatnonzero(np.isin(units, order[(end > n_train) & (end <= n_train + n_test)]))
     if n_train + n_test == n:
         _check_achieved(n, n_test, len(te), test_size if test_size is not None else 0.25)
     out = []
@@ -322,28 +352,30 @@ class StratifiedGroupShuffleSplit:
 
     def split(self, X, y=None, groups=None):
         """Yield ``(train_index, test_index)`` ``n_splits`` times."""
-        n = len(X)
+        n = _n_rows(X)
         if self.images is not None:
             if self._found is None:
                 self._found = find_groups(self.images, settings=self.settings, jobs=self.jobs,
                                           decisions=self.decisions)
             found = self._found
+            if len(found) != n:
+                raise ConfigError(f"images has {len(found)} images but X has {n} rows; give one image per row")
             if groups is not None:  # user groups merge with the duplicate groups
-                k = len(found)
-                if len(groups) != k:
-                    raise ConfigError(f"groups has {len(groups)} entries but images has {k}")
-                _, ug = np.unique(np.asarray(groups).astype(str), return_inverse=True)
-                rows = np.arange(k)
+                if len(groups) != n:
+                    raise ConfigError(f"groups has {len(groups)} entries but X has {n} rows")
+                ug = _user_groups(groups, n)
+                rows = np.arange(n)
                 # rows, duplicate groups and user groups as the nodes of one graph
-                found = _renumber(components(3 * k, np.r_[rows, rows], np.r_[k + found, 2 * k + ug.ravel()])[:k])
+                found = _renumber(components(3 * n, np.r_[rows, rows], np.r_[n + found, 2 * n + ug])[:n])
             groups = found
+        elif groups is not None:
+            if len(groups) != n:
+                raise ConfigError(f"groups has {len(groups)} entries but X has {n} rows")
+            groups = _user_groups(groups, n)
         if groups is None:
             raise ConfigError("StratifiedGroupShuffleSplit.split needs groups= (e.g. leakscan.find_groups(images)), "
                               "or images= when it is made")
-        groups = np.asarray(groups)
-        if len(groups) != n:
-            raise ConfigError(f"groups has {len(groups)} entries but X has {n} rows")
-        yy = np.zeros(n) if y is None else np.asarray(y)
+        yy = np.zeros(n) if y is None else _class_labels(y, "y", "X has", n)
         test_size = 0.1 if self.test_size is None and self.train_size is None else self.test_size
         n_train, n_test = _n_train_test(n, test_size, self.train_size)
         if y is not None:

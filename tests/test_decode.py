@@ -123,6 +123,18 @@ def test_arrays_of_several_dtypes():
         canonical_from_array(np.full((4, 4), np.nan))
 
 
+def test_arrays_of_16_bit_values_in_wider_dtypes_are_scaled_not_clipped():
+    # int32 (or float) pixels of 16-bit data read as the same uint16 pixels: clipped at 255,
+    # every pixel above 1/257 of the range was white and different pictures looked alike
+    g = np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000
+    want = np.asarray(canonical_from_array(g))
+    assert len(np.unique(want)) > 32
+    for dtype in (np.int32, np.int64, np.uint32, np.float32, np.float64):
+        assert np.array_equal(np.asarray(canonical_from_array(g.astype(dtype))), want), dtype
+    small = np.arange(64, dtype=np.int64).reshape(8, 8) * 4  # 8-bit values in a wide dtype: as they are
+    assert np.array_equal(np.asarray(canonical_from_array(small))[..., 0], small)
+
+
 def test_importing_leakscan_leaves_pillow_global_settings_alone():
     import subprocess
     import sys

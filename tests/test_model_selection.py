@@ -5,6 +5,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+import leakscan
 from leakscan import ConfigError, StratifiedGroupShuffleSplit, find_groups, train_test_split
 from conftest import scene
 
@@ -82,3 +83,78 @@ def test_train_test_split_with_a_folder_of_images(tmp_path):
     tr, te = train_test_split(np.array(paths), images=tmp_path, test_size=0.3, random_state=0, jobs=1)
     assert len(tr) + len(te) == 11
     assert ("0.png" in tr) == ("z-copy-of-0.png" in tr)
+
+
+def test_paths_as_a_numpy_string_array_or_a_pandas_series(tmp_path):
+    pd = pytest.importorskip("pandas")
+    for k in range(5):
+        scene(k, 40).save(tmp_path / f"{k}.png")
+    scene(0, 40).resize((48, 48)).save(tmp_path / "copy-of-0.png")
+    paths = sorted(str(p) for p in tmp_path.glob("*.png"))
+    want = find_groups(paths, jobs=1)
+    assert want[0] == want[5]  # 0.png and copy-of-0.png
+    # np.array(paths) was read as a (6,) image array, a Series as an unknown source
+    assert find_groups(np.array(paths), jobs=1).tolist() == want.tolist()
+    assert find_groups(pd.Series(paths, index=range(10, 16)), jobs=1).tolist() == want.tolist()
+    tr, te = train_test_split(np.arange(6), images=pd.Series(paths), test_size=2, random_state=0, jobs=1)
+    assert (0 in tr) == (5 in tr)
+
+
+def test_rows_without_a_known_group_are_not_one_group(images):
+    # None, NaN or "" (a patient id column with gaps) means no known group, as in a manifest:
+    # the audit counted every such row as one patient on both sides of the split (false leakage),
+    # the splitter and a groups-only split put them all on one side (or refused the test size)
+    for missing in (None, np.nan, ""):
+        groups = [missing] * 40
+        groups[0] = groups[1] = "p1"
+        res = leakscan.audit(images, splits=["train"] * 20 + ["test"] * 20, groups=groups, jobs=1)
+        assert {(lk.split, lk.against): lk.images for lk in res.leaks} == {("train", "test"): 10, ("test", "train"): 10}
+        y = np.arange(40) % 2
+        for _, te in StratifiedGroupShuffleSplit(n_splits=2, test_size=0.25, random_state=0).split(images, y, groups):
+            assert len(te) == 10 and (0 in te) == (1 in te)
+        cv = StratifiedGroupShuffleSplit(n_splits=1, test_size=0.25, random_state=0, images=images, jobs=1)
+        assert [len(te) for _, te in cv.split(images, y, groups)] == [10]
+        tr, te = train_test_split(np.arange(40), groups=groups, test_size=0.25, random_state=0)
+        assert len(te) == 10 and (0 in te) == (1 in te)
+
+
+def test_sparse_matrices_as_the_docstring_says():
+    sparse = pytest.importorskip("scipy.sparse")
+    X = sparse.csr_matrix(np.eye(12))  # len() of a sparse matrix raises TypeError
+    groups = np.repeat(np.arange(6), 2)
+    X_tr, X_te, g_tr, g_te = train_test_split(X, groups, groups=groups, test_size=4, random_state=0)
+    assert X_tr.shape == (8, 12) and X_te.shape == (4, 12) and not set(g_tr) & set(g_te)
+    cv = StratifiedGroupShuffleSplit(n_splits=2, test_size=4, random_state=0)
+    assert [len(te) for _, te in cv.split(X, np.arange(12) % 2, groups)] == [4, 4]
+    with pytest.raises(ConfigError, match="type int"):
+        train_test_split(5, groups=groups)
+
+
+def test_multilabel_y_and_wrong_lengths_are_named(images):
+    groups = np.repeat(np.arange(20), 2)
+    Y = np.c_[np.arange(40) % 2, np.arange(40) // 20]  # 2-D y: a class per row's combination, as scikit-learn
+    cv = StratifiedGroupShuffleSplit(n_splits=1, test_size=0.2, random_state=0)
+    [(tr, te)] = list(cv.split(images, Y, groups))  # was an IndexError from deep inside the assignment
+    assert len(te) == 8 and not set(groups[tr]) & set(groups[te])
+    tr_, te_ = train_test_split(np.arange(40), groups=groups, stratify=Y, test_size=0.2, random_state=0)
+    assert len(te_) == 8
+    with pytest.raises(ConfigError, match=r"y has shape \(5,\) but X has 40 rows"):
+        list(cv.split(images, Y[:5, 0], groups))
+    with_images = StratifiedGroupShuffleSplit(n_splits=1, test_size=0.2, images=images, jobs=1)
+    with pytest.raises(ConfigError, match="images has 40 images but X has 20 rows"):  # said "groups has ..."
+        list(with_images.split(images[:20]))
+
+
+def test_paths_relative_to_the_folder_however_spelled(tmp_path, monkeypatch):
+    for k in range(4):
+        scene(k, 40).save(tmp_path / f"{k}.png")
+    scene(0, 40).resize((48, 48)).save(tmp_path / "copy.png")
+    monkeypatch.chdir(tmp_path.parent)  # "./copy.png" is not a path from the working folder
+    ids = find_groups(tmp_path, paths=["./copy.png", "1.png", "x/../0.png"], jobs=1)  # was "not images of"
+    assert ids.tolist() == [0, 1, 0]
+
+
+def test_no_shuffle_with_both_sizes_leaves_the_rest_out_as_scikit_learn():
+    groups = np.r_[0, 0, np.arange(1, 19)]  # rows 0 and 1 together
+    tr, te = train_test_split(np.arange(20), groups=groups, train_size=10, test_size=5, shuffle=False)
+    assert tr.tolist() == list(range(10)) and te.tolist() == list(range(10, 15))  # test held all 10 left

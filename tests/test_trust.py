@@ -195,6 +195,8 @@ def test_uniform_images_and_normalised_arrays_are_warnings():
     norm = (_pictures(6).astype(np.float32) / 255.0 - 0.5) / 0.25
     res = leakscan.audit(norm, jobs=1)
     assert any("looks normalised" in w for w in res.to_dict()["warnings"])
+    res = leakscan.audit(_pictures(6).astype(np.int16) * 8 - 1024, jobs=1)  # CT-like: clipped, so said
+    assert any("negative values (down to -1024)" in w for w in res.warnings)
 
 
 def test_chaining_guard_cuts_the_weakest_link_and_pairs_agree_with_groups(fixture_audit):

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import InputError
-from ..manifest import SPLIT_ALIASES, UNSPLIT, Manifest, listed_again, path_key
+from ..manifest import SPLIT_ALIASES, UNSPLIT, Manifest, is_missing, listed_again, path_key
 from .rows import RowSource, missing_extra
 
 __all__ = ["from_dataframe", "from_parquet", "from_columns", "ParquetBytes", "StoredCell", "TABLE_OPTIONS",
@@ -33,7 +33,7 @@ PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 
 def _text(v) -> str:
     """A cell as text; missing values (None, NaN, pandas NA) are ``""``."""
-    if v is None or (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType"):
+    if is_missing(v):
         return ""
     return str(v).strip()
 

@@ -80,12 +80,11 @@ def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None,
     paths = [os.fspath(p) for p in paths]
     row = {}
     for r in range(len(m)):
-        row.setdefault(path_key(str(m.paths[r])), r)  # relative to the folder, however spelled (./a.png)
         row.setdefault(os.path.abspath(m.resolve(r)), r)
     out = np.empty(len(paths), np.int64)
     missing = []
-    for k, p in enumerate(paths):
-        r = row.get(path_key(p), row.get(os.path.abspath(p)))
+    for k, p in enumerate(paths):  # relative to the folder however spelled (./a.png), or to the working one
+        r = row.get(path_key(p, m.root), row.get(os.path.abspath(p)))
         if r is None:
             missing.append(p)
         else:

@@ -196,6 +196,8 @@ class EmbeddingModel:
                 raise InputError(f"model {spec.path}: input {inp.name!r} has no 3-channel axis: {shape} "
                                  "(set metadata leakscan.layout)")
         self.layout = layout
+        # exported without a batch axis (torch.onnx.export without dynamic_axes: 1): fed that many
+        self.fixed_batch = int(shape[0]) if isinstance(shape[0], int) and shape[0] > 0 else None
         hw = shape[2:4] if layout == "NCHW" else shape[1:3]
         fixed = [int(d) if isinstance(d, int) and d > 0 else None for d in hw]  # (H, W)
         size = parse_size(spec.size)  # also an int, for ModelSpec(..., size=224) built by hand
@@ -261,16 +263,21 @@ class EmbeddingModel:
         return np.ascontiguousarray(x, self.input_type)
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
-        """L2-normalised embeddings ``(m, D)`` of ``(m, H, W, 3)`` uint8 images, ``batch_size`` at a time."""
+        """L2-normalised embeddings ``(m, D)`` of ``(m, H, W, 3)`` uint8 images, ``batch_size`` at a
+        time (a model with a fixed batch size: that many, the last batch filled up with its last image)."""
         out = []
-        for s in range(0, len(batch), self.spec.batch_size):
-            x = self.prepare(batch[s:s + self.spec.batch_size])
+        step = self.fixed_batch or self.spec.batch_size
+        for s in range(0, len(batch), step):
+            x = self.prepare(batch[s:s + step])
+            m = len(x)
+            if self.fixed_batch and m < self.fixed_batch:
+                x = np.concatenate([x, np.repeat(x[-1:], self.fixed_batch - m, axis=0)])
             try:
                 y = self.session.run(None, {self.input_name: x})[0]
             except Exception as exc:  # a model problem, not an image problem: stop with its name
                 raise InputError(f"model {self.spec.path} failed on a batch of {len(x)} "
                                  f"{self.width}x{self.height} images: {exc}") from exc
-            out.append(np.asarray(y, np.float32).reshape(len(x), -1))
+            out.append(np.asarray(y, np.float32)[:m].reshape(m, -1))
         if not out:
             return np.zeros((0, 0), np.float32)
         emb = np.concatenate(out)

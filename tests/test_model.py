@@ -17,17 +17,17 @@ from leakscan.settings import DetectSettings  # noqa: E402
 from conftest import scene  # noqa: E402
 
 
-def pool_model(path, size=16, layout="NCHW", dynamic=False, dtype="float", metadata=None):
+def pool_model(path, size=16, layout="NCHW", dynamic=False, dtype="float", metadata=None, batch="N"):
     """A real ONNX graph: 4x4 average pooling, flattened: a 3*(size/4)^2-d embedding.
 
     ``dtype="uint8"`` takes uint8 pixels and casts them to float inside the graph (as models
     with their preprocessing inside do); ``metadata`` becomes the model's metadata properties.
     """
     if layout == "NCHW":
-        shape = ["N", 3, "H", "W"] if dynamic else ["N", 3, size, size]
+        shape = [batch, 3, "H", "W"] if dynamic else [batch, 3, size, size]
         nodes, first = [], "x"
     else:
-        shape = ["N", "H", "W", 3] if dynamic else ["N", size, size, 3]
+        shape = [batch, "H", "W", 3] if dynamic else [batch, size, size, 3]
         nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 3, 1, 2])]
         first = "xt"
     elem = TensorProto.FLOAT
@@ -38,7 +38,7 @@ def pool_model(path, size=16, layout="NCHW", dynamic=False, dtype="float", metad
     nodes += [helper.make_node("AveragePool", [first], ["p"], kernel_shape=[4, 4], strides=[4, 4]),
               helper.make_node("Flatten", ["p"], ["y"], axis=1)]
     graph = helper.make_graph(nodes, "pool", [helper.make_tensor_value_info("x", elem, shape)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", None])])
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, None])])
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     m.ir_version = 8
     if metadata:
@@ -151,6 +151,18 @@ def test_embeddings_match_a_numpy_reference_and_batching(tmp_path, layout):
         if batch is not None:
             np.testing.assert_array_equal(emb, batch)  # the batch size changes nothing
         batch = emb
+
+
+@pytest.mark.parametrize("fixed", [1, 4])
+def test_a_model_exported_with_a_fixed_batch_size_is_fed_that_many(tmp_path, fixed):
+    # torch.onnx.export without dynamic_axes fixes the batch at 1: batches of --model-batch failed
+    path = pool_model(tmp_path / "m.onnx", batch=fixed)
+    imgs = [scene(s, 40) for s in range(7)]
+    model = EmbeddingModel(ModelSpec.from_path(path, batch_size=32))
+    assert model.fixed_batch == fixed
+    emb = model.embed(np.stack([model.preprocess(i) for i in imgs]))
+    np.testing.assert_allclose(emb, np.stack([reference(i) for i in imgs]), atol=1e-5)
+    assert model.dim == 48
 
 
 def test_dynamic_input_size_uses_the_given_size(tmp_path):

@@ -49,6 +49,11 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 NORMALIZE = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "clip": (CLIP_MEAN, CLIP_STD),
              "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))}
 DEFAULT_SIZE = 224
+#: The most numbers an output of more than two axes may hold per image to be read as its
+#: embedding, flattened ((N, 512, 1, 1) is; a feature map (N, 2048, 7, 7) or a ViT's tokens
+#: (N, 197, 768) are not: a million-wide index would not fit in memory).
+MAX_EMBED_DIM = 8192
+
 _TYPES = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32, "tensor(float16)": np.float16,
           "tensor(double)": np.float64}
 
@@ -277,7 +282,12 @@ class EmbeddingModel:
             except Exception as exc:  # a model problem, not an image problem: stop with its name
                 raise InputError(f"model {self.spec.path} failed on a batch of {len(x)} "
                                  f"{self.width}x{self.height} images: {exc}") from exc
-            out.append(np.asarray(y, np.float32)[:m].reshape(m, -1))
+            y = np.asarray(y, np.float32)
+            if y.ndim > 2 and y[0].size > MAX_EMBED_DIM:  # a feature map or tokens, not one vector per image
+                raise InputError(f"model {self.spec.path}: its first output is {tuple(y.shape)}, not one embedding "
+                                 f"per image (N, D); export a module that returns a pooled embedding first (README: "
+                                 "Exporting a PyTorch or Hugging Face model)")
+            out.append(y[:m].reshape(m, -1))
         if not out:
             return np.zeros((0, 0), np.float32)
         emb = np.concatenate(out)

@@ -165,6 +165,25 @@ def test_a_model_exported_with_a_fixed_batch_size_is_fed_that_many(tmp_path, fix
     assert model.dim == 48
 
 
+def test_a_model_whose_first_output_is_not_one_vector_per_image_is_refused_by_name(tmp_path):
+    # a Hugging Face model exported whole returns its tokens first: (N, 197, 768) would index as
+    # 151,296-wide vectors (36 GB at 60,000 images); a (N, C, 1, 1) output is read flattened
+    def model(path, out_shape):
+        graph = helper.make_graph(
+            [helper.make_node("Tile", ["x", "reps"], ["y"])], "tile",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", None, None, None])],
+            [helper.make_tensor("reps", TensorProto.INT64, [4], out_shape)])
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        m.ir_version = 8
+        onnx.save(m, str(path))
+        return path
+    wide = EmbeddingModel(ModelSpec.from_path(model(tmp_path / "wide.onnx", [1, 12, 1, 3])))  # (N, 36, 16, 48)
+    with pytest.raises(InputError, match=r"first output is \(1, 36, 16, 48\), not one embedding"):
+        wide.dim
+    assert EmbeddingModel(ModelSpec.from_path(model(tmp_path / "small.onnx", [1, 1, 1, 1]))).dim == 3 * 16 * 16
+
+
 def test_dynamic_input_size_uses_the_given_size(tmp_path):
     path = pool_model(tmp_path / "dyn.onnx", dynamic=True)
     model = EmbeddingModel(ModelSpec.from_path(path, size=24))

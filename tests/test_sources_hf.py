@@ -114,6 +114,17 @@ def test_cli_hf_save_to_disk_audit_and_resplit(tmp_path):
     assert split_of["train/3"] == split_of["validation/4"]
 
 
+def test_cli_hf_out_beside_the_dataset_in_the_working_folder(tmp_path, monkeypatch):
+    # rows named split/index are not files under the working folder: --out report/ there is fine
+    _dd().save_to_disk(str(tmp_path / "saved"))
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["audit", "--hf", "saved", "--json", "-j", "1", "--no-html", "--out", "report"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["n_cross_split_pairs"] == 1 and (tmp_path / "report" / "pairs.csv").is_file()
+    r = CliRunner().invoke(app, ["resplit", "--hf", "saved", "--out", "new.csv", "-q", "-j", "1"])
+    assert r.exit_code == 0, r.output
+
+
 def test_cli_hf_load_dataset_imagefolder_offline(tmp_path):
     root = tmp_path / "folder"
     for k in range(6):

@@ -134,6 +134,23 @@ def test_parquet_with_image_bytes_column_cli(tmp_path):
     assert {(r["a"], r["b"]) for r in rows if r["split_a"] != r["split_b"]} == {("data.parquet[5]", "data.parquet[8]")}
 
 
+def test_parquet_bytes_out_in_the_working_folder(tmp_path, monkeypatch):
+    # rows named data.parquet[i] are not files: --out report/ beside the Parquet file is fine,
+    # while the folder of a file a struct cell references is still never written into
+    (tmp_path / "imgs").mkdir()
+    scene(7).save(tmp_path / "imgs" / "7.png")
+    pq.write_table(pa.table({
+        "image": [{"bytes": _png(scene(k)), "path": None} for k in range(4)] + [{"bytes": None, "path": "imgs/7.png"}],
+        "split": ["train", "train", "test", "test", "test"]}), tmp_path / "data.parquet")
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["audit", "--manifest", "data.parquet", "--json", "-j", "1", "--no-html",
+                                 "--out", "report"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["n_images"] == 5
+    r = CliRunner().invoke(app, ["audit", "--manifest", "data.parquet", "-q", "-j", "1", "--out", "imgs/report"])
+    assert r.exit_code == 2 and "inside the dataset folder" in r.output
+
+
 def test_bytes_rows_use_the_content_cache(tmp_path):
     imgs = [scene(k) for k in range(5)]
     df = pd.DataFrame({"image": [_png(i) for i in imgs], "split": ["train"] * 3 + ["test"] * 2})

@@ -73,6 +73,39 @@ def test_group_column_counts_groups():
     assert lk[("val", "train")]["groups"] == 2 and lk[("val", "train")]["groups_total"] == 5
 
 
+def test_plain_columns_named_image_label_group_are_the_defaults(tmp_path):
+    # as the options table says: the Image feature or `image`, a ClassLabel or `label`, `group`
+    import io
+
+    def png(img):
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        return buf.getvalue()
+
+    dd = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"image": [png(scene(k)) for k in range(6)], "label": ["a", "b"] * 3,
+                                             "group": [f"p{k}" for k in range(6)]}),
+        "test": datasets.Dataset.from_dict({"image": [png(scene(20)), png(scene(21))], "label": ["a", "b"],
+                                            "group": ["p1", "q"]})})  # p1: a patient on both sides
+    d = leakscan.audit(dd, jobs=1, cache=False).to_dict()
+    assert d["class_counts"] == {"train": {"a": 3, "b": 3}, "test": {"a": 1, "b": 1}}
+    lk = {(x["split"], x["against"]): x for x in d["leaks"]}
+    assert lk[("test", "train")]["images"] == 1 and lk[("test", "train")]["groups"] == 1
+
+
+def test_image_column_of_file_paths(tmp_path):
+    for k in range(5):
+        scene(k).save(tmp_path / f"{k}.png")
+    scene(2).resize((70, 70)).save(tmp_path / "copy.png")
+    dd = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"file": [str(tmp_path / f"{k}.png") for k in range(5)]}),
+        "test": datasets.Dataset.from_dict({"file": [str(tmp_path / "copy.png"), str(tmp_path / "gone.png")]})})
+    a = leakscan.audit(dd, image_column="file", jobs=1, cache=False)
+    assert len(a.manifest) == 6 and a.manifest.skipped == (
+        ("test/1", f"row has no image bytes and its path {tmp_path / 'gone.png'} is not a file"),)
+    assert {(p["a"], p["b"]) for p in a.pair_records()} == {("train/2", "test/0")}
+
+
 def test_cache_is_keyed_by_content(tmp_path):
     cache = tmp_path / "c.sqlite"
     dd = _dd()

@@ -151,6 +151,20 @@ def test_parquet_bytes_out_in_the_working_folder(tmp_path, monkeypatch):
     assert r.exit_code == 2 and "inside the dataset folder" in r.output
 
 
+def test_the_only_column_of_image_bytes_is_read_beside_a_path_column(tmp_path):
+    # an export keeping each image's original file name: the bytes are the images, not the names
+    imgs = [scene(k) for k in range(6)]
+    pq.write_table(pa.table({"path": [f"orig/{k}.png" for k in range(7)],
+                             "img": pa.array([_png(i) for i in imgs] + [_png(imgs[2].resize((60, 60)))], pa.binary()),
+                             "split": ["train"] * 5 + ["test"] * 2}), tmp_path / "t.parquet")
+    a = leakscan.audit(tmp_path / "t.parquet", jobs=1, cache=False)
+    assert len(a.manifest) == 7 and not a.manifest.skipped and a.to_dict()["n_skipped"] == 0
+    assert {(p["a"], p["b"]) for p in a.pair_records()} == {("t.parquet[2]", "t.parquet[6]")}
+    df = pd.DataFrame({"file": [f"orig/{k}.png" for k in range(2)], "img": [_png(imgs[0]), _png(imgs[1])]})
+    m = leakscan.discover(df, path_column="file")  # paths asked for: paths are read
+    assert list(m.paths) == ["orig/0.png", "orig/1.png"]
+
+
 def test_bytes_rows_use_the_content_cache(tmp_path):
     imgs = [scene(k) for k in range(5)]
     df = pd.DataFrame({"image": [_png(i) for i in imgs], "split": ["train"] * 3 + ["test"] * 2})

@@ -49,7 +49,8 @@ def _common(folders) -> str | None:
 def dataset_folders(manifest) -> list[str]:
     """The folders leakscan never writes into (nor replaces): where the audited images are.
 
-    * the folder of every audited image file;
+    * the folder of every audited image file (rows that are not files, ``train/17`` of a
+      dataset or ``data.parquet[17]`` of a bytes column, count only by the files they reference);
     * the common folder of each split's images, and of all images;
     * for a dataset given as a folder, that folder.
 
@@ -60,9 +61,16 @@ def dataset_folders(manifest) -> list[str]:
     """
     if manifest.images is not None:
         return []
-    paths = manifest.resolved_paths()
+    src = manifest.source
+    if src is not None and not src.files_are_paths:
+        # rows named split/index or table[i] are not files: only the files some rows reference count
+        rows = [r for r, it in enumerate(src.items.tolist()) if it[0] == "file"]
+        paths = [os.path.abspath(src.items[r][1]) for r in rows]
+        row_splits = manifest.splits[rows].tolist() if rows else []
+    else:
+        paths, row_splits = manifest.resolved_paths(), manifest.splits.tolist()
     per_split: dict[str, set] = {}
-    for p, s in zip(paths, manifest.splits.tolist()):
+    for p, s in zip(paths, row_splits):
         per_split.setdefault(s, set()).add(os.path.dirname(p))
     real = {d: _real(d) for ds in per_split.values() for d in ds}
     out = set(real.values())

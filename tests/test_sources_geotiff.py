@@ -118,6 +118,31 @@ def test_plain_tiffs_are_left_to_pillow(tmp_path):
     assert a.manifest.source is None and "spatial_leaks" not in a.to_dict()
 
 
+def test_8bit_tiles_with_bands_beyond_the_picture_are_read(tmp_path):
+    # no georeferencing, 8 bits: grey bands beyond the first, or a near-infrared band stored
+    # planar, are tiles of several bands (Pillow cannot read them: they were skipped)
+    root = tmp_path / "bands"
+    rgb = [np.asarray(scene(k, SIZE)) for k in range(6)]
+    nir = np.zeros((SIZE, SIZE, 1), np.uint8)
+    nir[SIZE // 2:] = 255
+    (root / "train").mkdir(parents=True)
+    (root / "test").mkdir()
+    for k in range(4):
+        tifffile.imwrite(root / "train" / f"{k}.tif", np.moveaxis(np.dstack([rgb[k], nir]), -1, 0),
+                         photometric="rgb", planarconfig="separate", extrasamples=["unspecified"])
+    tifffile.imwrite(root / "test" / "grey4.tif", np.dstack([rgb[2], nir]), photometric="minisblack",
+                     planarconfig="contig")
+    tifffile.imwrite(root / "test" / "grey3.tif", np.moveaxis(rgb[5], -1, 0), photometric="minisblack",
+                     planarconfig="separate")
+    a = leakscan.audit(root, jobs=1, cache=False)
+    d = a.to_dict()
+    assert d["n_skipped"] == 0 and d["n_images"] == 6
+    m = a.manifest
+    same = [m.source.pixels(int(np.flatnonzero(m.paths == p)[0])) for p in ("train/2.tif", "test/grey4.tif")]
+    assert np.array_equal(*same)  # bands 1-3 of both, whatever the photometric tag says
+    assert ("test/grey4.tif", "train/2.tif") in {tuple(sorted((p["a"], p["b"]))) for p in a.pair_records()}
+
+
 def test_spatial_pairs_invariants():
     rng = np.random.default_rng(0)
     xy = rng.uniform(0, 100, (60, 2))

@@ -73,6 +73,39 @@ def test_group_column_counts_groups():
     assert lk[("val", "train")]["groups"] == 2 and lk[("val", "train")]["groups_total"] == 5
 
 
+def test_plain_columns_named_image_label_group_are_the_defaults(tmp_path):
+    # as the options table says: the Image feature or `image`, a ClassLabel or `label`, `group`
+    import io
+
+    def png(img):
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        return buf.getvalue()
+
+    dd = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"image": [png(scene(k)) for k in range(6)], "label": ["a", "b"] * 3,
+                                             "group": [f"p{k}" for k in range(6)]}),
+        "test": datasets.Dataset.from_dict({"image": [png(scene(20)), png(scene(21))], "label": ["a", "b"],
+                                            "group": ["p1", "q"]})})  # p1: a patient on both sides
+    d = leakscan.audit(dd, jobs=1, cache=False).to_dict()
+    assert d["class_counts"] == {"train": {"a": 3, "b": 3}, "test": {"a": 1, "b": 1}}
+    lk = {(x["split"], x["against"]): x for x in d["leaks"]}
+    assert lk[("test", "train")]["images"] == 1 and lk[("test", "train")]["groups"] == 1
+
+
+def test_image_column_of_file_paths(tmp_path):
+    for k in range(5):
+        scene(k).save(tmp_path / f"{k}.png")
+    scene(2).resize((70, 70)).save(tmp_path / "copy.png")
+    dd = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"file": [str(tmp_path / f"{k}.png") for k in range(5)]}),
+        "test": datasets.Dataset.from_dict({"file": [str(tmp_path / "copy.png"), str(tmp_path / "gone.png")]})})
+    a = leakscan.audit(dd, image_column="file", jobs=1, cache=False)
+    assert len(a.manifest) == 6 and a.manifest.skipped == (
+        ("test/1", f"row has no image bytes and its path {tmp_path / 'gone.png'} is not a file"),)
+    assert {(p["a"], p["b"]) for p in a.pair_records()} == {("train/2", "test/0")}
+
+
 def test_cache_is_keyed_by_content(tmp_path):
     cache = tmp_path / "c.sqlite"
     dd = _dd()
@@ -112,6 +145,17 @@ def test_cli_hf_save_to_disk_audit_and_resplit(tmp_path):
     assert len(rows) == 15 and all("/" in x["path"] and not x["path"].startswith(("/", ".")) for x in rows)
     split_of = {x["path"]: x["split"] for x in rows}
     assert split_of["train/3"] == split_of["validation/4"]
+
+
+def test_cli_hf_out_beside_the_dataset_in_the_working_folder(tmp_path, monkeypatch):
+    # rows named split/index are not files under the working folder: --out report/ there is fine
+    _dd().save_to_disk(str(tmp_path / "saved"))
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["audit", "--hf", "saved", "--json", "-j", "1", "--no-html", "--out", "report"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["n_cross_split_pairs"] == 1 and (tmp_path / "report" / "pairs.csv").is_file()
+    r = CliRunner().invoke(app, ["resplit", "--hf", "saved", "--out", "new.csv", "-q", "-j", "1"])
+    assert r.exit_code == 0, r.output
 
 
 def test_cli_hf_load_dataset_imagefolder_offline(tmp_path):

@@ -134,6 +134,37 @@ def test_parquet_with_image_bytes_column_cli(tmp_path):
     assert {(r["a"], r["b"]) for r in rows if r["split_a"] != r["split_b"]} == {("data.parquet[5]", "data.parquet[8]")}
 
 
+def test_parquet_bytes_out_in_the_working_folder(tmp_path, monkeypatch):
+    # rows named data.parquet[i] are not files: --out report/ beside the Parquet file is fine,
+    # while the folder of a file a struct cell references is still never written into
+    (tmp_path / "imgs").mkdir()
+    scene(7).save(tmp_path / "imgs" / "7.png")
+    pq.write_table(pa.table({
+        "image": [{"bytes": _png(scene(k)), "path": None} for k in range(4)] + [{"bytes": None, "path": "imgs/7.png"}],
+        "split": ["train", "train", "test", "test", "test"]}), tmp_path / "data.parquet")
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["audit", "--manifest", "data.parquet", "--json", "-j", "1", "--no-html",
+                                 "--out", "report"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["n_images"] == 5
+    r = CliRunner().invoke(app, ["audit", "--manifest", "data.parquet", "-q", "-j", "1", "--out", "imgs/report"])
+    assert r.exit_code == 2 and "inside the dataset folder" in r.output
+
+
+def test_the_only_column_of_image_bytes_is_read_beside_a_path_column(tmp_path):
+    # an export keeping each image's original file name: the bytes are the images, not the names
+    imgs = [scene(k) for k in range(6)]
+    pq.write_table(pa.table({"path": [f"orig/{k}.png" for k in range(7)],
+                             "img": pa.array([_png(i) for i in imgs] + [_png(imgs[2].resize((60, 60)))], pa.binary()),
+                             "split": ["train"] * 5 + ["test"] * 2}), tmp_path / "t.parquet")
+    a = leakscan.audit(tmp_path / "t.parquet", jobs=1, cache=False)
+    assert len(a.manifest) == 7 and not a.manifest.skipped and a.to_dict()["n_skipped"] == 0
+    assert {(p["a"], p["b"]) for p in a.pair_records()} == {("t.parquet[2]", "t.parquet[6]")}
+    df = pd.DataFrame({"file": [f"orig/{k}.png" for k in range(2)], "img": [_png(imgs[0]), _png(imgs[1])]})
+    m = leakscan.discover(df, path_column="file")  # paths asked for: paths are read
+    assert list(m.paths) == ["orig/0.png", "orig/1.png"]
+
+
 def test_bytes_rows_use_the_content_cache(tmp_path):
     imgs = [scene(k) for k in range(5)]
     df = pd.DataFrame({"image": [_png(i) for i in imgs], "split": ["train"] * 3 + ["test"] * 2})

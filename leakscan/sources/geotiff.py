@@ -98,8 +98,10 @@ def _page_tags(page) -> dict:
 def inspect_tiles(paths: list[str], bands=None) -> dict:
     """Header facts of the TIFFs that need this reader: ``{position: {"footprint", "crs"}}``.
 
-    A TIFF needs it when it has more than 4 samples per pixel, more than 8 bits per sample,
-    georeferencing, or when ``bands`` is given. Others are left to Pillow.
+    A TIFF needs it when it has more than 4 samples per pixel, an extra sample that is not
+    alpha (a band such as near-infrared: Pillow would take it for transparency, or not read
+    the file), more than 8 bits per sample, georeferencing, or when ``bands`` is given.
+    Others are left to Pillow.
     """
     tifffile = _tifffile()
     out = {}
@@ -112,13 +114,14 @@ def inspect_tiles(paths: list[str], bands=None) -> dict:
                 page = tif.pages.first if hasattr(tif.pages, "first") else tif.pages[0]
                 tags = _page_tags(page)
                 spp = int(page.samplesperpixel)
+                bands_extra = any(int(e) == 0 for e in (page.extrasamples or ()))  # 0: unspecified
                 bits = int(np.dtype(page.dtype).itemsize * 8) if page.dtype is not None else 8
                 w, h = int(page.imagewidth), int(page.imagelength)
         except Exception:  # noqa: BLE001 - let decoding report it
             out[k] = {"footprint": None, "crs": ""}
             continue
         fp = footprint(tags, w, h)
-        if bands is not None or spp > 4 or bits > 8 or fp is not None:
+        if bands is not None or spp > 4 or bands_extra or bits > 8 or fp is not None:
             out[k] = {"footprint": fp, "crs": _crs(tags)}
     return out
 

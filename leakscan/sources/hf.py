@@ -64,7 +64,8 @@ def _image_column(features, given, where: str) -> str:
         if given not in features:
             raise InputError(f"{where}: no column {given!r}; columns are {', '.join(features)}")
         return given
-    found = [c for c, f in features.items() if isinstance(f, datasets.Image)]
+    found = [c for c, f in features.items() if isinstance(f, datasets.Image)] or (
+        ["image"] if "image" in features else [])  # else a column named image (bytes or paths)
     if not found:
         raise InputError(f"{where}: no Image column; columns are {', '.join(features)} (give image_column=)")
     if len(found) > 1:
@@ -79,12 +80,20 @@ def _label_column(features, given, where: str):
             raise InputError(f"{where}: no column {given!r} for labels; columns are {', '.join(features)}")
         return given
     found = [c for c, f in features.items() if isinstance(f, datasets.ClassLabel)]
-    return found[0] if found else None
+    return found[0] if found else ("label" if "label" in features else None)
+
+
+def _group_column(features, given, where: str):
+    if given is not None:
+        if given not in features:
+            raise InputError(f"{where}: no column {given!r} for groups; columns are {', '.join(features)}")
+        return given
+    return "group" if "group" in features else None
 
 
 def _arrow_values(table):
     """``(bytes array, path array or None)`` of a one-column Arrow table of images as stored:
-    ``{"bytes", "path"}`` structs (an ``Image`` feature) or plain binary."""
+    ``{"bytes", "path"}`` structs (an ``Image`` feature), plain binary, or strings (file paths)."""
     import pyarrow as pa  # noqa: PLC0415 - a dependency of datasets
 
     col = table.column(0)  # chunks are never combined: that would copy the bytes
@@ -97,6 +106,8 @@ def _arrow_values(table):
         return data, (fields[names.index("path")] if "path" in names else None)
     if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
         return col, None
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return pa.nulls(len(col), pa.binary()), col
     return pa.nulls(len(col), pa.binary()), None
 
 
@@ -153,11 +164,12 @@ def from_hf(data, *, split=None, image_column=None, label_column=None, group_col
     split : str, optional
         The split name of a single Dataset; for a DatasetDict, audit only this split.
     image_column : str, optional
-        Default: the (first) column with an ``Image`` feature.
+        Default: the (first) column with an ``Image`` feature, else a column named ``image``.
     label_column : str, optional
-        Default: the (first) ``ClassLabel`` column; its names are the labels.
+        Default: the (first) ``ClassLabel`` column (its names are the labels), else ``label``.
     group_column : str, optional
         A column of group ids (patient, video, ...): images of one group count as one unit.
+        Default: a column named ``group``.
     """
     datasets = _datasets()
     if isinstance(data, (datasets.IterableDataset, datasets.IterableDatasetDict)):
@@ -178,8 +190,7 @@ def from_hf(data, *, split=None, image_column=None, label_column=None, group_col
         where = f"split {key!r}"
         col = _image_column(ds.features, image_column, where)
         lab = _label_column(ds.features, label_column, where)
-        if group_column is not None and group_column not in ds.features:
-            raise InputError(f"{where}: no column {group_column!r} for groups; columns are {', '.join(ds.features)}")
+        grp = _group_column(ds.features, group_column, where)
         cells = _cells(ds, col)
         if lab is not None:
             raw = ds.select_columns([lab])[lab]
@@ -188,8 +199,8 @@ def from_hf(data, *, split=None, image_column=None, label_column=None, group_col
             labs = ["" if v is None or (names is not None and v < 0) else (names[v] if names else str(v)) for v in raw]
         else:
             labs = [""] * len(ds)
-        grps = ["" if v is None else str(v) for v in ds.select_columns([group_column])[group_column]] \
-            if group_column is not None else [""] * len(ds)
+        grps = ["" if v is None else str(v) for v in ds.select_columns([grp])[grp]] \
+            if grp is not None else [""] * len(ds)
         canon = SPLIT_ALIASES.get(str(key).lower(), str(key))
         store = len(stores)
         stores.append(DatasetBytes(ds, col, f"split {key!r}"))

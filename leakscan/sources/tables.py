@@ -262,11 +262,11 @@ def from_columns(cols: dict, n: int, *, name: str, root: Path | None, path_colum
         if image_column is not None:
             raise InputError(f"{name}: column {image_c!r} holds no image bytes")
         image_c = None
-    if image_c is None and path_c is None:
+    if image_c is None and path_column is None:  # the only column of image bytes, even beside a `path` column
         found = [c for c, v in cols.items() if any(_is_image_cell(x) for x in v[:50])]
         if len(found) == 1:
             image_c = found[0]
-        else:
+        elif path_c is None:
             raise InputError(f"{name}: no 'path' column and no column of image bytes; columns are "
                              f"{', '.join(map(str, cols)) or 'none'} (give path_column= or image_column=)")
     splits_in = cols[split_c] if split_c else [UNSPLIT] * n

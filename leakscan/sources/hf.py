@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..manifest import SPLIT_ALIASES, UNSPLIT, Manifest
+from ..manifest import SPLIT_ALIASES, UNSPLIT, Manifest, is_missing
 from .rows import RowSource, missing_extra, object_array
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ def from_hf(data, *, split=None, image_column=None, label_column=None, group_col
             labs = ["" if v is None or (names is not None and v < 0) else (names[v] if names else str(v)) for v in raw]
         else:
             labs = [""] * len(ds)
-        grps = ["" if v is None else str(v) for v in ds.select_columns([grp])[grp]] \
+        grps = ["" if is_missing(v) else str(v) for v in ds.select_columns([grp])[grp]] \
             if grp is not None else [""] * len(ds)
         canon = SPLIT_ALIASES.get(str(key).lower(), str(key))
         store = len(stores)

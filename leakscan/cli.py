@@ -369,6 +369,25 @@ def _dask_client(address: Optional[str]):
         client.close()
 
 
+def _missing_folders(folder: Optional[Path]) -> list:
+    """``folder`` and those of its parents that do not exist yet, deepest first: what this run makes."""
+    out = []
+    p = None if folder is None else Path(os.path.abspath(folder))
+    while p is not None and not os.path.lexists(p) and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
+def _remove_empty(folders: list) -> None:
+    """Remove the folders this run made for --out that are still empty (it failed before writing)."""
+    for p in folders:
+        try:
+            p.rmdir()  # only an empty folder
+        except OSError:
+            return
+
+
 def _dataset_folders(data: Optional[Path], manifest: Optional[Path]) -> list:
     """The folders holding the audited images (never written into), known before the long part."""
     from .discovery import discover  # noqa: PLC0415
@@ -461,6 +480,7 @@ def audit(
         spec = _model_spec(model, model_batch, model_size, model_normalize)
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
         data = _hf_data(hf, data, manifest)
+        made = _missing_folders(out)
         if out is not None:  # fail before the long part, not after
             prepare_out_dir(out, force=force, protect=_dataset_folders(
                 data if isinstance(data, Path) or data is None else hf, manifest))
@@ -474,8 +494,10 @@ def audit(
             if out is not None:
                 write_outputs(result, out, force=True, html=not no_html, parquet=parquet, progress=cb)
     except LeakscanError as exc:
+        _remove_empty(made)
         raise _fail(str(exc))
     except (OSError, MemoryError) as exc:
+        _remove_empty(made)
         raise _fail(_os_error(exc))
     from .termout import timings_line  # noqa: PLC0415
 

@@ -103,3 +103,13 @@ def test_every_write_failure_is_an_output_error(tmp_path):
     with pytest.raises(OutputError, match="No space left"):
         atomic_write(tmp_path / "b.parquet", broken)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.txt"]  # no temporary file left behind
+
+
+def test_a_failed_audit_leaves_no_output_folder_it_made(tmp_path):
+    # a run that failed before writing used to leave an empty --out folder (and its parents)
+    r = run("audit", tmp_path / "missing", "--out", tmp_path / "new" / "report", "-q")
+    assert r.exit_code == 2 and "no such file or folder" in r.output
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "kept").mkdir()  # a folder that was there before stays
+    assert run("audit", tmp_path / "missing", "--out", tmp_path / "kept", "-q").exit_code == 2
+    assert (tmp_path / "kept").is_dir()

@@ -474,13 +474,13 @@ def audit(
     _verbose(verbose)
     if data is None and manifest is None and hf is None:
         raise _fail("give a dataset folder (leakscan audit DATA), --manifest FILE or --hf PATH")
+    made = _missing_folders(out)  # removed again if the run fails before writing into them
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, cross_only, model_min_cosine, crops,
                              min_confidence, overlap, min_precision)
         spec = _model_spec(model, model_batch, model_size, model_normalize)
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
         data = _hf_data(hf, data, manifest)
-        made = _missing_folders(out)
         if out is not None:  # fail before the long part, not after
             prepare_out_dir(out, force=force, protect=_dataset_folders(
                 data if isinstance(data, Path) or data is None else hf, manifest))

@@ -113,3 +113,6 @@ def test_a_failed_audit_leaves_no_output_folder_it_made(tmp_path):
     (tmp_path / "kept").mkdir()  # a folder that was there before stays
     assert run("audit", tmp_path / "missing", "--out", tmp_path / "kept", "-q").exit_code == 2
     assert (tmp_path / "kept").is_dir()
+    # an option refused before the run starts: the same one line, nothing made
+    r = run("audit", FIXTURES, "--min-precision", "1", "--out", tmp_path / "new2", "-q")
+    assert r.exit_code == 2 and "min_precision must be in [0, 1)" in r.output and not (tmp_path / "new2").exists()

@@ -46,12 +46,13 @@ class Resplit:
 
     @property
     def splits(self) -> np.ndarray:
-        """New split name per row (``""`` for dropped rows)."""
+        """New split name per row (``""`` for dropped rows and for files the audit could not read)."""
         return self.assignment.names()
 
     @property
     def dropped(self) -> np.ndarray:
-        return self.assignment.dropped
+        """Rows the re-split left out (``keep`` + ``drop``); unreadable files are not among them."""
+        return self.assignment.dropped & self.audit.features.ok
 
     def cross_split_pairs(self) -> int:
         """Duplicate pairs whose two images end in different splits (0 when the split is sound)."""
@@ -90,7 +91,7 @@ class Resplit:
         g = self.groups if self.groups is not None else self.audit.groups
         # a unit is dropped whole but for its rows in the kept splits: a dropped row whose group
         # has a row left is a duplicate of a kept image; otherwise only a link tied it to one
-        with_kept = set(g.ids[~self.dropped].tolist())
+        with_kept = set(g.ids[self.kept_rows()].tolist())
         for r in rows.tolist():
             out[r] = ("duplicate of an image in a kept split" if g.ids[r] in with_kept
                       else "linked to an image in a kept split (a frame of the same file, or an "
@@ -238,6 +239,9 @@ def resplit(
     current = np.array(m.splits, dtype=object)
     parsed = parse_ratios(ratios)
     pairs, groups = audit.pairs, audit.groups
+    # only the files the audit read are placed: the others are never written, so they count in
+    # no target, size, class share or move (their split stays -1)
+    readable = np.flatnonzero(audit.features.ok)
     # rows that belong together whatever their pixels: frames of one DICOM file, tiles whose
     # footprints overlap; they join units as duplicate pairs do
     links = m.source.links(audit.features.ok) if getattr(m, "source", None) is not None else {}
@@ -246,9 +250,12 @@ def resplit(
     unresolved = 0
     for rounds in range(1, MAX_ROUNDS + 1):
         units = join_links(groups.ids, all_links) if len(all_links) else groups.ids
-        a = assign_splits(units, m.labels, ratios=parsed, current=current,
+        a = assign_splits(units[readable], m.labels[readable], ratios=parsed, current=current[readable],
                           keep=keep, drop=drop, shuffle=shuffle, random_state=random_state)
-        if not a.dropped.any():
+        sp = np.full(len(m), -1, np.int64)
+        sp[readable] = a.splits
+        a = dataclasses.replace(a, splits=sp)
+        if not a.dropped[readable].any():
             break
         # Dropping images changes the neighbourhoods the ratio test compares against, and what
         # the decision is fitted on, so the remaining images are searched and decided again

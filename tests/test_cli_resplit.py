@@ -154,3 +154,26 @@ def test_a_rerun_leaves_no_list_of_the_earlier_run_beside_the_new_manifest(leaky
     assert json.loads(r.stdout)["written"] == [str(out)]
     assert os.listdir(out.parent) == ["new.csv"]
     assert len(read(out)) == 19
+
+
+@pytest.mark.parametrize("mode", [[], ["--shuffle"], ["--keep", "test", "--drop"]])
+def test_report_counts_only_what_is_written_not_unreadable_files(leaky_dataset, tmp_path, mode):
+    # an unreadable file used to be placed like an image: counted in target and achieved sizes,
+    # class shares and moves, and in --shuffle given a share of the split, then left out of the CSV
+    for k in range(3):
+        (leaky_dataset / "test" / "a" / f"broken{k}.jpg").write_bytes(b"not an image")
+    out = tmp_path / "new.csv"
+    r = run("resplit", leaky_dataset, "--out", out, "--json", "-q", *mode)
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    rows = read(out)
+    assert d["unreadable_left_out"] == 3 and len(read(tmp_path / "new.skipped.csv")) == 3
+    for name, s in d["splits"].items():
+        mine = [x for x in rows if x["split"] == name]
+        assert s["achieved"] == len(mine), name
+        for lab, share in s["class_share_achieved"].items():
+            assert share == round(sum(x["label"] == lab for x in mine) / len(mine), 4), (name, lab)
+    assert d["dropped"] == len(read(tmp_path / "new.dropped.csv")) if d["dropped"] else True
+    if not mode:  # minimal change with nothing leaking but one copy: the targets are what was read
+        assert {n: s["target"] for n, s in d["splits"].items()} == {"train": 12, "test": 7}
+        assert d["moved"] <= 2

@@ -43,6 +43,9 @@ class Resplit:
     # rows kept in one split whatever their pixels: {"frames": (k, 2) rows of one DICOM file,
     # "spatial": tiles whose footprints overlap} (RowSource.links)
     links: dict = dataclasses.field(default_factory=dict)
+    # ratios were given: each split not kept aims at the overall class mix (stratified), not at its own
+    ratios_given: bool = False
+    keep: tuple = ()        # the splits kept as they were
 
     @property
     def splits(self) -> np.ndarray:
@@ -152,13 +155,14 @@ class Resplit:
         cur = np.array([a.split_names.index(x) if x in a.split_names else -1 for x in m.splits.tolist()])
         has = audited & (cur >= 0)
         np.add.at(before, (cur[has], y.ravel()[has]), 1)
-        overall = np.bincount(y.ravel()[audited], minlength=len(labels)) / max(int(audited.sum()), 1)
-        stratified = self.mode == "shuffle" or bool(getattr(self, "ratios_given", False))
+        stratified = self.mode == "shuffle" or self.ratios_given
         splits, warnings = {}, []
         for s, name in enumerate(a.split_names):
             share_t = {lab: round(float(a.share_target[s, c]), 4) for c, lab in enumerate(labels)}
             share_a = {lab: round(float(ach[s, c] / asz[s]), 4) if asz[s] else 0.0 for c, lab in enumerate(labels)}
-            orig = (overall if stratified or not before[s].sum() else before[s] / before[s].sum())
+            # stratified (--ratios, --shuffle): a split not kept aims at the mix of the rows split
+            orig = (a.share_target[s] if (stratified and name not in self.keep) or not before[s].sum()
+                    else before[s] / before[s].sum())
             share_o = {lab: round(float(orig[c]), 4) for c, lab in enumerate(labels)}
             worst = max((abs(share_a[k] - share_o[k]) for k in labels), default=0.0)
             splits[name] = {"target": int(tsz[s]), "achieved": int(asz[s]),
@@ -288,7 +292,8 @@ def resplit(
             f"{unresolved} duplicate pairs across splits (each drop lets look-alike copies further down the "
             f"neighbour lists surface); run resplit again on the new manifest to drop them too"])
     return Resplit(audit=audit, assignment=a, mode=mode, remedy=remedy, seed=random_state,
-                   pairs=pairs, groups=groups, rounds=rounds, links=links)
+                   pairs=pairs, groups=groups, rounds=rounds, links=links,
+                   ratios_given=parsed is not None, keep=tuple(keep))
 
 
 

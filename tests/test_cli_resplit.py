@@ -177,3 +177,35 @@ def test_report_counts_only_what_is_written_not_unreadable_files(leaky_dataset, 
     if not mode:  # minimal change with nothing leaking but one copy: the targets are what was read
         assert {n: s["target"] for n, s in d["splits"].items()} == {"train": 12, "test": 7}
         assert d["moved"] <= 2
+
+
+def _lopsided_audit():
+    """24 distinct scenes as an array: train 10 a + 2 b, test 2 a + 10 b (no duplicates)."""
+    import numpy as np
+
+    import leakscan
+    from conftest import scene
+
+    imgs = np.stack([np.asarray(scene(500 + k, 64)) for k in range(24)])
+    return leakscan.audit(imgs, splits=["train"] * 12 + ["test"] * 12,
+                          labels=["a"] * 10 + ["b"] * 2 + ["a"] * 2 + ["b"] * 10, jobs=1, cache=False)
+
+
+def test_class_share_error_with_ratios_is_measured_against_the_overall_mix():
+    # --ratios without --shuffle is stratified too (README): a split that reaches the overall mix
+    # exactly used to be reported 33 points off, measured against its own mix before
+    import leakscan
+
+    a = _lopsided_audit()
+    for kw in ({"ratios": "train=0.5,test=0.5"}, {"ratios": "train=0.5,test=0.5", "shuffle": True}):
+        d = leakscan.resplit(a, **kw).to_dict()
+        for s in d["splits"].values():
+            assert s["class_share_achieved"] == s["class_share_original"] == {"a": 0.5, "b": 0.5}, kw
+            assert s["max_class_share_error"] == 0.0, kw
+    # without --ratios each split keeps its own mix, and is measured against it
+    d = leakscan.resplit(a).to_dict()
+    assert d["splits"]["train"]["class_share_original"] == {"a": 0.8333, "b": 0.1667}
+    # a kept split stays as it was, and is measured against its own mix
+    d = leakscan.resplit(a, keep="test", ratios="train=0.5,val=0.5").to_dict()
+    assert d["splits"]["test"]["class_share_original"] == {"a": 0.1667, "b": 0.8333}
+    assert d["splits"]["test"]["max_class_share_error"] == 0.0

@@ -43,15 +43,19 @@ class Resplit:
     # rows kept in one split whatever their pixels: {"frames": (k, 2) rows of one DICOM file,
     # "spatial": tiles whose footprints overlap} (RowSource.links)
     links: dict = dataclasses.field(default_factory=dict)
+    # ratios were given: each split not kept aims at the overall class mix (stratified), not at its own
+    ratios_given: bool = False
+    keep: tuple = ()        # the splits kept as they were
 
     @property
     def splits(self) -> np.ndarray:
-        """New split name per row (``""`` for dropped rows)."""
+        """New split name per row (``""`` for dropped rows and for files the audit could not read)."""
         return self.assignment.names()
 
     @property
     def dropped(self) -> np.ndarray:
-        return self.assignment.dropped
+        """Rows the re-split left out (``keep`` + ``drop``); unreadable files are not among them."""
+        return self.assignment.dropped & self.audit.features.ok
 
     def cross_split_pairs(self) -> int:
         """Duplicate pairs whose two images end in different splits (0 when the split is sound)."""
@@ -90,7 +94,7 @@ class Resplit:
         g = self.groups if self.groups is not None else self.audit.groups
         # a unit is dropped whole but for its rows in the kept splits: a dropped row whose group
         # has a row left is a duplicate of a kept image; otherwise only a link tied it to one
-        with_kept = set(g.ids[~self.dropped].tolist())
+        with_kept = set(g.ids[self.kept_rows()].tolist())
         for r in rows.tolist():
             out[r] = ("duplicate of an image in a kept split" if g.ids[r] in with_kept
                       else "linked to an image in a kept split (a frame of the same file, or an "
@@ -151,13 +155,14 @@ class Resplit:
         cur = np.array([a.split_names.index(x) if x in a.split_names else -1 for x in m.splits.tolist()])
         has = audited & (cur >= 0)
         np.add.at(before, (cur[has], y.ravel()[has]), 1)
-        overall = np.bincount(y.ravel()[audited], minlength=len(labels)) / max(int(audited.sum()), 1)
-        stratified = self.mode == "shuffle" or bool(getattr(self, "ratios_given", False))
+        stratified = self.mode == "shuffle" or self.ratios_given
         splits, warnings = {}, []
         for s, name in enumerate(a.split_names):
             share_t = {lab: round(float(a.share_target[s, c]), 4) for c, lab in enumerate(labels)}
             share_a = {lab: round(float(ach[s, c] / asz[s]), 4) if asz[s] else 0.0 for c, lab in enumerate(labels)}
-            orig = (overall if stratified or not before[s].sum() else before[s] / before[s].sum())
+            # stratified (--ratios, --shuffle): a split not kept aims at the mix of the rows split
+            orig = (a.share_target[s] if (stratified and name not in self.keep) or not before[s].sum()
+                    else before[s] / before[s].sum())
             share_o = {lab: round(float(orig[c]), 4) for c, lab in enumerate(labels)}
             worst = max((abs(share_a[k] - share_o[k]) for k in labels), default=0.0)
             splits[name] = {"target": int(tsz[s]), "achieved": int(asz[s]),
@@ -238,6 +243,9 @@ def resplit(
     current = np.array(m.splits, dtype=object)
     parsed = parse_ratios(ratios)
     pairs, groups = audit.pairs, audit.groups
+    # only the files the audit read are placed: the others are never written, so they count in
+    # no target, size, class share or move (their split stays -1)
+    readable = np.flatnonzero(audit.features.ok)
     # rows that belong together whatever their pixels: frames of one DICOM file, tiles whose
     # footprints overlap; they join units as duplicate pairs do
     links = m.source.links(audit.features.ok) if getattr(m, "source", None) is not None else {}
@@ -246,9 +254,12 @@ def resplit(
     unresolved = 0
     for rounds in range(1, MAX_ROUNDS + 1):
         units = join_links(groups.ids, all_links) if len(all_links) else groups.ids
-        a = assign_splits(units, m.labels, ratios=parsed, current=current,
+        a = assign_splits(units[readable], m.labels[readable], ratios=parsed, current=current[readable],
                           keep=keep, drop=drop, shuffle=shuffle, random_state=random_state)
-        if not a.dropped.any():
+        sp = np.full(len(m), -1, np.int64)
+        sp[readable] = a.splits
+        a = dataclasses.replace(a, splits=sp)
+        if not a.dropped[readable].any():
             break
         # Dropping images changes the neighbourhoods the ratio test compares against, and what
         # the decision is fitted on, so the remaining images are searched and decided again
@@ -281,7 +292,8 @@ def resplit(
             f"{unresolved} duplicate pairs across splits (each drop lets look-alike copies further down the "
             f"neighbour lists surface); run resplit again on the new manifest to drop them too"])
     return Resplit(audit=audit, assignment=a, mode=mode, remedy=remedy, seed=random_state,
-                   pairs=pairs, groups=groups, rounds=rounds, links=links)
+                   pairs=pairs, groups=groups, rounds=rounds, links=links,
+                   ratios_given=parsed is not None, keep=tuple(keep))
 
 
 

@@ -456,12 +456,18 @@ def _place_greedy(units: _Units, todo, rng) -> None:
         gsz = units.sizes[group]
         choice = np.empty(len(group), np.int64)
         ones = gsz == 1
+        # what each split still lacks in size, relative to its size: breaks ties between splits
+        # that need the class equally (else the first would take every unit: a split left empty)
+        size_t = target[free].sum(axis=1)
+        size_left = (size_t - count[free].sum(axis=1)) / np.maximum(size_t, 1)
         # units larger than one: one at a time
         for idx in np.flatnonzero(~ones).tolist():
             g = gsz[idx]
-            s = int(np.argmax(need / t - 0.5 * g / t))  # most relative need, penalising overshoot
+            score = need / t - 0.5 * g / t  # most relative need, penalising overshoot
+            s = int(np.lexsort((-size_left, -np.round(score, 9)))[0])
             choice[idx] = s
             need[s] -= g
+            size_left[s] -= g / max(size_t[s], 1)
         # singletons: fill the remaining need exactly, the rest by share of target
         n1 = int(ones.sum())
         if n1:
@@ -477,8 +483,14 @@ def _place_greedy(units: _Units, todo, rng) -> None:
 
 
 def _rebalance(units: _Units, rng) -> None:
-    """Minimal-change repair: move the fewest pure units so each (split, class) count meets its target."""
+    """Minimal-change repair: move the fewest pure units so each (split, class) count meets its target.
+
+    A unit moves from a split with too many images of its class to the one lacking most (of
+    equal lacks, the one lacking most in size) when that brings the two counts closer to their
+    targets, overshooting or not: units larger than a small split's target still reach it.
+    """
     free, count, target = units.free, units.count, units.target
+    size_t = target[free].sum(axis=1)
     for c in range(count.shape[1]):
         dev = count[free, c] - target[free, c]
         if not np.any(dev):
@@ -497,8 +509,9 @@ def _rebalance(units: _Units, rng) -> None:
                 short = np.flatnonzero(dev < 0)
                 if not len(short):
                     break
-                q = short[np.argmin(dev[short])]
-                if g > min(dev[pos], -dev[q]):
+                size_lack = (size_t[short] - count[free[short]].sum(axis=1)) / np.maximum(size_t[short], 1)
+                q = short[np.lexsort((-size_lack, dev[short]))[0]]
+                if g >= dev[pos] - dev[q]:  # no closer: (dev_p - g)^2 + (dev_q + g)^2 < dev_p^2 + dev_q^2
                     continue
                 units.split[k] = free[q]
                 dev[pos] -= g

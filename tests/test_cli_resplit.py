@@ -154,3 +154,58 @@ def test_a_rerun_leaves_no_list_of_the_earlier_run_beside_the_new_manifest(leaky
     assert json.loads(r.stdout)["written"] == [str(out)]
     assert os.listdir(out.parent) == ["new.csv"]
     assert len(read(out)) == 19
+
+
+@pytest.mark.parametrize("mode", [[], ["--shuffle"], ["--keep", "test", "--drop"]])
+def test_report_counts_only_what_is_written_not_unreadable_files(leaky_dataset, tmp_path, mode):
+    # an unreadable file used to be placed like an image: counted in target and achieved sizes,
+    # class shares and moves, and in --shuffle given a share of the split, then left out of the CSV
+    for k in range(3):
+        (leaky_dataset / "test" / "a" / f"broken{k}.jpg").write_bytes(b"not an image")
+    out = tmp_path / "new.csv"
+    r = run("resplit", leaky_dataset, "--out", out, "--json", "-q", *mode)
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    rows = read(out)
+    assert d["unreadable_left_out"] == 3 and len(read(tmp_path / "new.skipped.csv")) == 3
+    for name, s in d["splits"].items():
+        mine = [x for x in rows if x["split"] == name]
+        assert s["achieved"] == len(mine), name
+        for lab, share in s["class_share_achieved"].items():
+            assert share == round(sum(x["label"] == lab for x in mine) / len(mine), 4), (name, lab)
+    assert d["dropped"] == len(read(tmp_path / "new.dropped.csv")) if d["dropped"] else True
+    if not mode:  # minimal change with nothing leaking but one copy: the targets are what was read
+        assert {n: s["target"] for n, s in d["splits"].items()} == {"train": 12, "test": 7}
+        assert d["moved"] <= 2
+
+
+def _lopsided_audit():
+    """24 distinct scenes as an array: train 10 a + 2 b, test 2 a + 10 b (no duplicates)."""
+    import numpy as np
+
+    import leakscan
+    from conftest import scene
+
+    imgs = np.stack([np.asarray(scene(500 + k, 64)) for k in range(24)])
+    return leakscan.audit(imgs, splits=["train"] * 12 + ["test"] * 12,
+                          labels=["a"] * 10 + ["b"] * 2 + ["a"] * 2 + ["b"] * 10, jobs=1, cache=False)
+
+
+def test_class_share_error_with_ratios_is_measured_against_the_overall_mix():
+    # --ratios without --shuffle is stratified too (README): a split that reaches the overall mix
+    # exactly used to be reported 33 points off, measured against its own mix before
+    import leakscan
+
+    a = _lopsided_audit()
+    for kw in ({"ratios": "train=0.5,test=0.5"}, {"ratios": "train=0.5,test=0.5", "shuffle": True}):
+        d = leakscan.resplit(a, **kw).to_dict()
+        for s in d["splits"].values():
+            assert s["class_share_achieved"] == s["class_share_original"] == {"a": 0.5, "b": 0.5}, kw
+            assert s["max_class_share_error"] == 0.0, kw
+    # without --ratios each split keeps its own mix, and is measured against it
+    d = leakscan.resplit(a).to_dict()
+    assert d["splits"]["train"]["class_share_original"] == {"a": 0.8333, "b": 0.1667}
+    # a kept split stays as it was, and is measured against its own mix
+    d = leakscan.resplit(a, keep="test", ratios="train=0.5,val=0.5").to_dict()
+    assert d["splits"]["test"]["class_share_original"] == {"a": 0.1667, "b": 0.8333}
+    assert d["splits"]["test"]["max_class_share_error"] == 0.0

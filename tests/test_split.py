@@ -117,3 +117,20 @@ def test_giant_group_reported():
     a = assign_splits(units, np.zeros(1000), ratios={"train": 0.5, "test": 0.5}, shuffle=True, random_state=0)
     assert straddlers(units, a.splits) == 0
     assert any("target" in p for p in a.problems)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_a_small_split_is_not_left_empty_when_every_image_has_a_copy(shuffle):
+    # 10 pairs (every image a duplicate), two classes, val and test a tenth each: a pair per
+    # split meets both sizes. The shuffle gave val every pair its first choice tied on (test
+    # empty); the minimal change moved no pair out of train (larger than a split's lack of one
+    # image per class): val and test empty
+    units = np.repeat(np.arange(10), 2)
+    labels = np.repeat(np.array(list("ababababab")), 2)
+    current = np.tile(np.array(["train", "test"], dtype=object), 10)
+    a = assign_splits(units, labels, ratios={"train": 0.8, "val": 0.1, "test": 0.1}, current=current,
+                      shuffle=shuffle, random_state=0)
+    assert straddlers(units, a.splits) == 0
+    assert dict(zip(a.split_names, np.bincount(a.splits, minlength=3).tolist())) == {"train": 16, "val": 2,
+                                                                                      "test": 2}
+    assert not any("has 0 images" in p for p in a.problems)

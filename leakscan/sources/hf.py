@@ -251,7 +251,7 @@ def to_dataset_dict(rs):
     for key in dsets:
         back.setdefault(SPLIT_ALIASES.get(str(key).lower(), str(key)), str(key))
     new = rs.splits
-    keep = ~rs.dropped
+    keep = np.isin(np.arange(len(m)), rs.kept_rows())
     out = {}
     for name in m.split_names + sorted(set(new[keep].tolist()) - set(m.split_names)):
         rows = np.flatnonzero(keep & (new == name))

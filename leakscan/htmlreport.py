@@ -198,7 +198,7 @@ def _review_data(audit, ref) -> dict:
         order = np.argsort(-np.asarray(getattr(poss, "confidence", None) if getattr(poss, "confidence", None) is not None
                                        else poss.score, np.float64), kind="stable")[:5000]
         kinds = poss.kind_names()
-        detail = poss.detail()
+        detail = audit.pair_details(poss)  # as possible.csv says it: ``rotated 17 deg``, not ``rotated``
         conf = getattr(poss, "confidence", None)
         out["possible"] = [{"a": ref(poss.i[k]), "b": ref(poss.j[k]), "k": str(kinds[k]), "sc": round(float(poss.score[k]), 4),
                             "cf": None if conf is None or np.isnan(conf[k]) else round(float(conf[k]), 3),

@@ -9,7 +9,6 @@ shows as text and runs nothing.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 from urllib.parse import quote
@@ -20,6 +19,7 @@ import numpy as np
 
 from ._version import __version__
 from .decode import DecodeError, thumbnail_data
+from .output import json_text
 from .present import pair_order, setting_flags, verdict
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ MAX_THUMBNAILS = 20_000
 
 
 def _json_for_script(obj) -> str:
-    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return (json_text(obj, separators=(",", ":"))
             .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 
 from .audit import PAIR_COLUMNS, Audit
 from .errors import OutputError
-from .output import atomic_write, make_folder, utf8_text
+from .output import atomic_write, json_text, make_folder, utf8_text
 from .safeio import check_target, csv_cell, dataset_folders, plain, write_folder
 
 __all__ = ["write_outputs", "summary_json", "render_terminal", "OUTPUT_FILES"]
@@ -42,7 +41,7 @@ def _csv_text(columns, rows) -> str:
 
 
 def summary_json(audit: Audit) -> str:
-    return json.dumps(audit.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    return json_text(audit.to_dict(), indent=2) + "\n"
 
 
 def prepare_out_dir(out: Path, *, force: bool, data_root: Path | None = None, names=OUTPUT_FILES,

@@ -78,7 +78,7 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None, o
     order = pair_order(audit)  # most certain first
     details = audit.pair_details()
     dup = g.duplicate_groups()
-    members = g.members() if len(dup) else []
+    members = [rows[f.ok[rows]] for rows in g.members()] if len(dup) else []  # audited, as in groups.csv
     within = [gid for gid in dup.tolist() if len(set(m.splits[members[gid]].tolist())) == 1]
     low = audit.low_information
     conflicts = audit.label_conflicts

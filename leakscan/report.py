@@ -90,15 +90,13 @@ def write_outputs(audit: Audit, out: str | os.PathLike, *, force: bool = False, 
     files["pairs.csv"] = _csv_text(PAIR_COLUMNS, audit.pair_records())
     files["possible.csv"] = _csv_text(PAIR_COLUMNS, audit.pair_records("possible"))
     g = audit.groups
-    dup = g.duplicate_groups()
-    in_dup = np.isin(g.ids, dup) if len(dup) else np.zeros(len(m), bool)
-    rows = np.flatnonzero(in_dup)
-    rows = rows[np.lexsort((rows, g.ids[rows]))]
+    rows = audit.duplicate_group_rows()
+    size = np.bincount(g.ids[rows], minlength=g.n_groups)  # the images listed, not the files skipped
     weak = g.weakest if g.weakest is not None else np.full(g.n_groups, np.nan)
     files["groups.csv"] = _csv_text(
         ["path", "group", "split", "label", "size", "weakest_link"],
         ({"path": m.paths[r], "group": int(g.ids[r]), "split": m.splits[r], "label": m.labels[r],
-          "size": int(g.sizes[g.ids[r]]),
+          "size": int(size[g.ids[r]]),
           "weakest_link": "" if np.isnan(weak[g.ids[r]]) else round(float(weak[g.ids[r]]), 3)} for r in rows))
     files["skipped.csv"] = _csv_text(["path", "reason"], ({"path": p, "reason": why} for p, why in audit.skipped))
     from .sources.summary import SPATIAL_COLUMNS, spatial_records  # noqa: PLC0415 - georeferenced tiles

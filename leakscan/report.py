@@ -132,8 +132,13 @@ def _parquet_writer(audit: Audit):
     except ImportError:
         raise OutputError("--parquet needs pyarrow: pip install pyarrow") from None
     recs = audit.pair_records()
+    # one type per column whatever the rows (none, no labels, exact copies only): runs read together
+    name = pa.int64() if audit.manifest.images is not None else pa.string()  # row numbers for arrays
+    types = {"a": name, "b": name, "score": pa.float64(), "hamming": pa.int64(), "cosine": pa.float64(),
+             "group": pa.int64(), "ncc": pa.float64(), "confidence": pa.float64()}
+    schema = pa.schema([(c, types.get(c, pa.string())) for c in PAIR_COLUMNS])
     table = pa.table({c: [None if r[c] == "" else utf8_text(r[c]) if isinstance(r[c], str) else r[c] for r in recs]
-                      for c in PAIR_COLUMNS})
+                      for c in PAIR_COLUMNS}, schema=schema)
     return lambda path: pq.write_table(table, path)
 
 

@@ -74,3 +74,27 @@ def test_a_file_skipped_is_in_no_duplicate_group_even_by_its_known_group(tmp_pat
     html = (tmp_path / "out" / "report.html").read_text()
     data = json.loads(re.search(r'id="data">(.*?)</script>', html, re.S).group(1))
     assert [[data["images"][i]["p"] for i in g["m"]] for g in data["groups"]] == [["0.jpg", "copy.jpg"]]
+
+
+def test_pairs_parquet_has_one_type_per_column_whatever_the_rows(tmp_path):
+    """No pairs, or exact copies without labels (every ncc, label and decision empty): each
+    column keeps the type pairs.csv's values have, so the files of several runs read together."""
+    pa = __import__("pytest").importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    tables = []
+    for name, copies in (("none", 0), ("exact", 2)):
+        root = write_dataset(tmp_path / name, {f"{s}/{k}.jpg": scene(k + 3 * (s == "test"))
+                                               for s in ("train", "test") for k in range(3)}, quality=90)
+        for k in range(copies):
+            shutil.copy(root / f"train/{k}.jpg", root / f"test/copy{k}.jpg")
+        write_outputs(audit(root, jobs=1, cache=False), tmp_path / f"out-{name}", parquet=True, html=False)
+        tables.append(pq.read_table(tmp_path / f"out-{name}" / "pairs.parquet"))
+    assert [t.num_rows for t in tables] == [0, 2]
+    assert tables[0].schema == tables[1].schema
+    types = dict(zip(tables[1].schema.names, map(str, tables[1].schema.types)))
+    assert types == {"a": "string", "b": "string", "split_a": "string", "split_b": "string", "label_a": "string",
+                     "label_b": "string", "kind": "string", "score": "double", "hamming": "int64", "cosine": "double",
+                     "detail": "string", "group": "int64", "ncc": "double", "decision": "string",
+                     "confidence": "double"}
+    assert pa.concat_tables(tables).num_rows == 2

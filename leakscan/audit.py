@@ -121,6 +121,17 @@ class Audit:
     def max_leak_fraction(self) -> float:
         return max((lk.fraction for lk in self.leaks), default=0.0)
 
+    def duplicate_group_rows(self) -> np.ndarray:
+        """The audited rows of the duplicate groups, by group id then row (the rows of ``groups.csv``).
+
+        A file that could not be read is in none of them, even when its known group (a patient
+        id) joins it to one: it is in ``skipped.csv``, and no leak counts it.
+        """
+        g = self.groups
+        dup = g.duplicate_groups()
+        rows = np.flatnonzero(np.isin(g.ids, dup) & self.features.ok) if len(dup) else np.zeros(0, np.int64)
+        return rows[np.lexsort((rows, g.ids[rows]))]
+
     def cross_split(self) -> np.ndarray:
         """Mask over pairs whose two images are in different splits."""
         sp = self.manifest.splits
@@ -143,7 +154,7 @@ class Audit:
             "n_cross_split_pairs": int(self.cross_split().sum()),
             "pairs_by_kind": {k: int(np.sum(kinds == k)) for k in KINDS},
             "n_duplicate_groups": int(len(dup)),
-            "n_images_in_duplicate_groups": int(self.groups.sizes[dup].sum()) if len(dup) else 0,
+            "n_images_in_duplicate_groups": len(self.duplicate_group_rows()),
             "leaks": [lk.to_dict() for lk in self.leaks],
             "label_conflicts": [c.to_dict(m) for c in self.label_conflicts],
             "n_label_conflicts": len(self.label_conflicts),

@@ -9,7 +9,6 @@ shows as text and runs nothing.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 from urllib.parse import quote
@@ -20,6 +19,7 @@ import numpy as np
 
 from ._version import __version__
 from .decode import DecodeError, thumbnail_data
+from .output import json_text
 from .present import pair_order, setting_flags, verdict
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ MAX_THUMBNAILS = 20_000
 
 
 def _json_for_script(obj) -> str:
-    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return (json_text(obj, separators=(",", ":"))
             .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
@@ -78,7 +78,7 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None, o
     order = pair_order(audit)  # most certain first
     details = audit.pair_details()
     dup = g.duplicate_groups()
-    members = g.members() if len(dup) else []
+    members = [rows[f.ok[rows]] for rows in g.members()] if len(dup) else []  # audited, as in groups.csv
     within = [gid for gid in dup.tolist() if len(set(m.splits[members[gid]].tolist())) == 1]
     low = audit.low_information
     conflicts = audit.label_conflicts
@@ -198,7 +198,7 @@ def _review_data(audit, ref) -> dict:
         order = np.argsort(-np.asarray(getattr(poss, "confidence", None) if getattr(poss, "confidence", None) is not None
                                        else poss.score, np.float64), kind="stable")[:5000]
         kinds = poss.kind_names()
-        detail = poss.detail()
+        detail = audit.pair_details(poss)  # as possible.csv says it: ``rotated 17 deg``, not ``rotated``
         conf = getattr(poss, "confidence", None)
         out["possible"] = [{"a": ref(poss.i[k]), "b": ref(poss.j[k]), "k": str(kinds[k]), "sc": round(float(poss.score[k]), 4),
                             "cf": None if conf is None or np.isnan(conf[k]) else round(float(conf[k]), 3),

@@ -8,14 +8,16 @@ naming the file.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Callable, Union
 
 from .errors import OutputError
 
-__all__ = ["atomic_write", "inside", "make_folder"]
+__all__ = ["atomic_write", "inside", "make_folder", "utf8_text", "json_text"]
 
 Content = Union[str, bytes, Callable[[str], None]]
 
@@ -38,6 +40,21 @@ def utf8_text(text: str) -> str:
         return text
     except UnicodeEncodeError:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+_ODD_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def json_text(obj, **dumps) -> str:
+    r"""``json.dumps(obj, ensure_ascii=False, **dumps)`` whose strings say the odd bytes of a file
+    name that is not UTF-8 as :func:`utf8_text` writes them in the CSVs (``\xNN``, a backslash
+    then ``xNN``): valid JSON that encodes as UTF-8.
+
+    >>> json_text(["caf\udce9.jpg"])
+    '["caf\\\\xe9.jpg"]'
+    """
+    text = json.dumps(obj, ensure_ascii=False, **dumps)
+    return _ODD_BYTE.sub(lambda m: f"\\\\x{ord(m.group()) - 0xDC00:02x}", text)
 
 
 def atomic_write(path, content: Content) -> Path:

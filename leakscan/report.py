@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 
 from .audit import PAIR_COLUMNS, Audit
 from .errors import OutputError
-from .output import atomic_write, make_folder, utf8_text
+from .output import atomic_write, json_text, make_folder, utf8_text
 from .safeio import check_target, csv_cell, dataset_folders, plain, write_folder
 
 __all__ = ["write_outputs", "summary_json", "render_terminal", "OUTPUT_FILES"]
@@ -42,7 +41,7 @@ def _csv_text(columns, rows) -> str:
 
 
 def summary_json(audit: Audit) -> str:
-    return json.dumps(audit.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    return json_text(audit.to_dict(), indent=2) + "\n"
 
 
 def prepare_out_dir(out: Path, *, force: bool, data_root: Path | None = None, names=OUTPUT_FILES,
@@ -91,15 +90,13 @@ def write_outputs(audit: Audit, out: str | os.PathLike, *, force: bool = False, 
     files["pairs.csv"] = _csv_text(PAIR_COLUMNS, audit.pair_records())
     files["possible.csv"] = _csv_text(PAIR_COLUMNS, audit.pair_records("possible"))
     g = audit.groups
-    dup = g.duplicate_groups()
-    in_dup = np.isin(g.ids, dup) if len(dup) else np.zeros(len(m), bool)
-    rows = np.flatnonzero(in_dup)
-    rows = rows[np.lexsort((rows, g.ids[rows]))]
+    rows = audit.duplicate_group_rows()
+    size = np.bincount(g.ids[rows], minlength=g.n_groups)  # the images listed, not the files skipped
     weak = g.weakest if g.weakest is not None else np.full(g.n_groups, np.nan)
     files["groups.csv"] = _csv_text(
         ["path", "group", "split", "label", "size", "weakest_link"],
         ({"path": m.paths[r], "group": int(g.ids[r]), "split": m.splits[r], "label": m.labels[r],
-          "size": int(g.sizes[g.ids[r]]),
+          "size": int(size[g.ids[r]]),
           "weakest_link": "" if np.isnan(weak[g.ids[r]]) else round(float(weak[g.ids[r]]), 3)} for r in rows))
     files["skipped.csv"] = _csv_text(["path", "reason"], ({"path": p, "reason": why} for p, why in audit.skipped))
     from .sources.summary import SPATIAL_COLUMNS, spatial_records  # noqa: PLC0415 - georeferenced tiles
@@ -135,8 +132,13 @@ def _parquet_writer(audit: Audit):
     except ImportError:
         raise OutputError("--parquet needs pyarrow: pip install pyarrow") from None
     recs = audit.pair_records()
+    # one type per column whatever the rows (none, no labels, exact copies only): runs read together
+    name = pa.int64() if audit.manifest.images is not None else pa.string()  # row numbers for arrays
+    types = {"a": name, "b": name, "score": pa.float64(), "hamming": pa.int64(), "cosine": pa.float64(),
+             "group": pa.int64(), "ncc": pa.float64(), "confidence": pa.float64()}
+    schema = pa.schema([(c, types.get(c, pa.string())) for c in PAIR_COLUMNS])
     table = pa.table({c: [None if r[c] == "" else utf8_text(r[c]) if isinstance(r[c], str) else r[c] for r in recs]
-                      for c in PAIR_COLUMNS})
+                      for c in PAIR_COLUMNS}, schema=schema)
     return lambda path: pq.write_table(table, path)
 
 

@@ -123,3 +123,25 @@ def test_cifar_report_renders_in_chromium(tmp_path):
     dom = chromium("--dump-dom", (tmp_path / "out" / "report.html").as_uri(), tmp_path=tmp_path)
     assert dom.returncode == 0 and dom.stdout.count('class="pair"') == 50
     assert "Uncaught" not in dom.stderr
+
+
+def test_possible_pairs_in_the_page_say_what_possible_csv_says(tmp_path):
+    """A rotated copy under the bar: the page's possible card says its angle, as possible.csv does."""
+    import csv
+
+    data_dir = tmp_path / "data"
+    base = [scene(s, 160) for s in range(12)]
+    for s, img in enumerate(base):
+        p = data_dir / ("train" if s < 8 else "test") / "a" / f"{s}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        img.save(p)
+    base[2].rotate(-20, resample=Image.BICUBIC, expand=True).save(data_dir / "test" / "a" / "rotated.png")
+    r = audit(data_dir, jobs=1, cache=False, settings=DetectSettings(min_confidence=1.0))
+    write_outputs(r, tmp_path / "out")
+    with open(tmp_path / "out" / "possible.csv", newline="") as fh:
+        rows = {frozenset((row["a"], row["b"])): row["detail"] for row in csv.DictReader(fh)}
+    assert any(d.startswith("rotated ") and d.endswith(" deg") for d in rows.values()), rows
+    html = (tmp_path / "out" / "report.html").read_text()
+    data = json.loads(re.search(r'id="data">(.*?)</script>', html, re.S).group(1))
+    shown = {frozenset((data["images"][p["a"]]["p"], data["images"][p["b"]]["p"])): p["d"] for p in data["possible"]}
+    assert shown == rows

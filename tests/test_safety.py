@@ -235,6 +235,32 @@ def test_4_a_file_name_that_is_not_utf8_is_audited_cached_and_written(tmp_path):
     assert "caf\\xe9.png" in out.read_text(encoding="utf-8")
 
 
+def test_4_a_name_that_is_not_utf8_in_summary_json_and_the_report_page(tmp_path):
+    """Such a name in a label conflict reaches summary.json and the page's data: both are written
+    (no crash), as JSON that parses, saying ``\\xNN`` as the CSVs do; --json prints the same."""
+    import json
+    import re
+
+    d = issue_dataset(tmp_path / "d")
+    odd = os.fsdecode(os.fsencode(str(d / "test")) + b"/b/caf\xe9.png")  # class b: a label conflict with y
+    try:
+        os.makedirs(os.path.dirname(odd))
+        shutil.copy(d / "train/a/y.png", odd)
+    except (OSError, UnicodeError) as exc:
+        pytest.skip(f"this file system refuses the name: {exc}")
+    res = CliRunner().invoke(app, ["audit", str(d), "--no-cache", "--out", str(tmp_path / "o"), "-q"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "o/summary.json").read_text(encoding="utf-8"))
+    assert "test/b/caf\\xe9.png" in summary["label_conflicts"][0]["paths"]
+    html = (tmp_path / "o/report.html").read_text(encoding="utf-8")
+    data = json.loads(re.search(r'id="data">(.*?)</script>', html, re.S).group(1))
+    assert "test/b/caf\\xe9.png" in {im["p"] for im in data["images"]}
+    res = CliRunner().invoke(app, ["audit", str(d), "--no-cache", "--json"])
+    assert res.exit_code == 0
+    printed = json.loads(res.stdout)
+    assert printed["label_conflicts"] == summary["label_conflicts"]
+
+
 def test_4_an_ascii_terminal_gets_escapes_not_a_crash(tmp_path):
     """A console that cannot show a character (ASCII here; Latin-1 or cp1252 elsewhere) gets
     escapes for the names, the ellipsis and the table rules, and the run ends normally."""

@@ -85,6 +85,32 @@ def test_chain_of_user_duplicates_cannot_be_cut():
     assert len(out) == 2 and st.kept_together == 1 and st.links_cut == 0
 
 
+def test_a_manifest_group_holding_a_distinct_pair_together_cuts_no_link():
+    # A=0 ~ B=1 ~ C=2, and A and C are one patient (the manifest's group): they stay in one
+    # group whatever is cut, so no detected link is lost for it and kept_together says so
+    pt = _pairs([(0, 1), (1, 2)], score=[0.9, 0.5])
+    out, st = apply_decisions(pt, _md(cannot=[(0, 2)]), groups=np.array(["p1", "", "p1"], dtype=object))
+    assert list(zip(out.i.tolist(), out.j.tolist())) == [(0, 1), (1, 2)]
+    assert (st.links_cut, st.kept_together) == (0, 1)
+    # B and C one patient: they cannot be parted, so the link from A is cut, though surer
+    out, st = apply_decisions(pt, _md(cannot=[(0, 2)]), groups=np.array(["", "p2", "p2"], dtype=object))
+    assert list(zip(out.i.tolist(), out.j.tolist())) == [(1, 2)] and (st.links_cut, st.kept_together) == (1, 0)
+
+
+def test_audit_counts_a_distinct_pair_its_manifest_group_keeps_together():
+    imgs = np.stack([np.asarray(scene(k, 64)) for k in range(10)])
+    lighter = np.clip(imgs[0].astype(np.int16) + 12, 0, 255).astype(np.uint8)
+    lightest = np.clip(imgs[0].astype(np.int16) + 24, 0, 255).astype(np.uint8)
+    imgs = np.concatenate([imgs, lighter[None], lightest[None]])
+    groups = [f"g{k}" for k in range(12)]
+    groups[11] = "g0"  # rows 0 and 11: one patient
+    r = leakscan.audit(imgs, splits=["train"] * 10 + ["test"] * 2, groups=groups, jobs=1,
+                       decisions=[("0", "11", "distinct")])
+    d = r.to_dict()["decisions"]
+    assert (d["pairs_removed"], d["links_cut"], d["kept_together"]) == (1, 0, 1)
+    assert {(0, 10), (10, 11)} <= set(zip(r.pairs.i.tolist(), r.pairs.j.tolist()))
+
+
 def test_extra_optional_column_survives():
     """The per-pair ``confidence`` column (PairTable's, from the decision) survives the decisions."""
     import dataclasses

@@ -224,6 +224,18 @@ def test_cli_audit_and_resplit_respect_decisions(review_data, tmp_path):
     assert not (tmp_path / "x.csv").exists()
 
 
+def test_resplit_keep_drop_does_not_count_pairs_marked_distinct_as_left_across(review_data, tmp_path):
+    """--keep --drop searches what remains again: the pairs the user marked distinct, found again,
+    are no new duplicates (they made it run every round and report them as crossing splits)."""
+    f = _write(tmp_path / "d.csv", [("train/a/0.jpg", "test/a/leak.jpg", "distinct", "")])
+    res = CliRunner().invoke(app, ["resplit", str(review_data), "--out", str(tmp_path / "new.csv"), "--keep", "test",
+                                   "--drop", "--decisions", str(f), "--no-cache", "--json", "-j", "1"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["dropped"] == 1  # train/b/1.jpg, the copy of test/b/leak2.jpg
+    assert (d["cross_split_pairs_after"], d["problems"], d["detection_rounds"]) == (0, [], 1)
+
+
 def test_sklearn_api_respects_decisions(review_data, tmp_path):
     f = _write(tmp_path / "d.csv", [("train/a/0.jpg", "test/a/leak.jpg", "distinct", ""),
                                     ("train/a/2.jpg", "test/a/6.jpg", "duplicate", "")])

@@ -44,10 +44,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .errors import InputError
-from .manifest import decode_text
+from .manifest import decode_text, path_key
 
 __all__ = ["Decision", "Decisions", "MatchedDecisions", "DecisionStats", "read_decisions",
-           "load_decisions", "apply_decisions", "DECISIONS", "USER_DETAIL"]
+           "load_decisions", "apply_decisions", "row_finder", "DECISIONS", "USER_DETAIL"]
 
 DECISIONS = ("distinct", "duplicate")
 #: ``detail`` of a pair that exists only because a user said so.
@@ -139,29 +139,7 @@ class Decisions:
 
         A side matched by digest stands for every audited image with those bytes.
         """
-        m = manifest
-        by_path: dict[str, list[int]] = {}
-        for r, p in enumerate(m.paths.tolist()):
-            by_path.setdefault(_norm(p), []).append(r)
-            if m.images is not None:  # arrays: "array[2]" and "2" both name row 2
-                by_path.setdefault(str(r), []).append(r)
-        by_digest: dict[str, list[int]] = {}
-        if features is not None and m.images is None:
-            for r in np.flatnonzero(features.ok).tolist():
-                by_digest.setdefault(_hex(features.file_digest[r]), []).append(r)
-        root = Path(m.root) if m.root is not None else None
-        base = Path(self.file).parent if self.file else None
-
-        def rows_of(path: str, digest: str) -> tuple[list[int], bool]:
-            rows = by_path.get(_norm(path))
-            if rows:
-                return rows, False
-            if not by_digest:
-                return [], False
-            if not digest:  # the file may still exist where the decision says: hash it
-                digest = _digest_of(path, root, base)
-            return list(by_digest.get(digest.lower(), [])), True
-
+        rows_of = row_finder(manifest, features, self.file)
         must: dict[tuple, Decision] = {}
         cannot: dict[tuple, Decision] = {}
         n_dist = n_dup = unmatched = moved = 0
@@ -202,6 +180,46 @@ class Decisions:
                                 n_entries=len(self.entries), n_distinct=n_dist, n_duplicate=n_dup,
                                 unmatched=unmatched, by_digest=moved, unmatched_entries=tuple(lost),
                                 entries=tuple(self.entries))
+
+
+def row_finder(manifest, features=None, file=None):
+    """``rows_of(path, digest) -> (rows, by_digest)``: the manifest rows a decision's side names.
+
+    By path, however it is spelled (``./``, backslashes, absolute); else by content: the
+    digest given, or that of the file at ``path`` (relative to the manifest's root or to the
+    decisions ``file``), standing for every audited image with those bytes.
+    """
+    m = manifest
+    by_path: dict[str, list[int]] = {}
+    files = m.images is None and m.source is None
+    for r, p in enumerate(m.paths.tolist()):
+        by_path.setdefault(_norm(p), []).append(r)
+        if m.images is not None:  # arrays: "array[2]" and "2" both name row 2
+            by_path.setdefault(str(r), []).append(r)
+    by_abs: dict[str, list[int]] = {}  # each file's absolute path, made at the first absolute side
+    by_digest: dict[str, list[int]] = {}
+    if features is not None and m.images is None:
+        for r in np.flatnonzero(features.ok).tolist():
+            by_digest.setdefault(_hex(features.file_digest[r]), []).append(r)
+    root = Path(m.root) if m.root is not None else None
+    base = Path(file).parent if file else None
+
+    def rows_of(path: str, digest: str) -> tuple[list[int], bool]:
+        rows = by_path.get(_norm(path))
+        if not rows and files and os.path.isabs(_norm(path)):
+            if not by_abs:
+                for r, p in enumerate(m.resolved_paths()):
+                    by_abs.setdefault(path_key(p), []).append(r)
+            rows = by_abs.get(path_key(_norm(path)))
+        if rows:
+            return rows, False
+        if not by_digest:
+            return [], False
+        if not digest:  # the file may still exist where the decision says: hash it
+            digest = _digest_of(path, root, base)
+        return list(by_digest.get(digest.lower(), [])), True
+
+    return rows_of
 
 
 def _digest_of(path: str, root: Path | None, base: Path | None) -> str:

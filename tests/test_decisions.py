@@ -198,6 +198,22 @@ def test_decisions_follow_moved_files_by_digest(review_data, tmp_path):
     assert (entry["a"], entry["b"], entry["d"]) == ("train/a/0.jpg", "test/b/renamed.jpg", "distinct")
 
 
+def test_paths_spelled_otherwise_match_by_path_and_export_as_the_report_names_them(review_data, tmp_path):
+    """``./``, backslashes and absolute paths name the audited file itself (not every file with its
+    bytes), and the report exports them under its own paths: a decision made again in the page
+    replaces the file's instead of contradicting it in the next export."""
+    from leakscan.htmlreport import report_data
+
+    f = _write(tmp_path / "d.csv", [("./train/a/0.jpg", "test\\a\\leak.jpg", "distinct", ""),
+                                    (str(review_data / "train/b/1.jpg"), str(review_data / "test/b/leak2.jpg"),
+                                     "distinct", "")])
+    r = leakscan.audit(review_data, jobs=1, decisions=f)
+    d = r.to_dict()["decisions"]
+    assert (d["applied"], d["unmatched"], d["matched_by_digest"], d["pairs_removed"]) == (2, 0, 0, 2)
+    assert [(e["a"], e["b"]) for e in report_data(r)["decided"]] == [
+        ("train/a/0.jpg", "test/a/leak.jpg"), ("train/b/1.jpg", "test/b/leak2.jpg")]
+
+
 def test_cli_audit_and_resplit_respect_decisions(review_data, tmp_path):
     f = _write(tmp_path / "decisions.csv", [("train/a/0.jpg", "test/a/leak.jpg", "distinct", ""),
                                             ("train/b/1.jpg", "test/b/leak2.jpg", "distinct", "")])

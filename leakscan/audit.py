@@ -414,8 +414,9 @@ def audit(
     warnings: list[str] = _manifest_warnings(m)
     store = _open_cache(cache, m, warnings)
     try:
+        decode_side = None if full_decode else DECODE_SIDE
         feats = _features(m, store, jobs=jobs, client=client, progress=progress, model=model,
-                          decode_side=None if full_decode else DECODE_SIDE,
+                          decode_side=decode_side,
                           picture_share=picture_share(len(m)),
                           keypoints=settings.crops and len(m) <= SEARCH_MAX_IMAGES)
         t2 = time.perf_counter()
@@ -425,7 +426,8 @@ def audit(
             detection = _cached_detection(store, key)
         if detection is None:
             detection = detect(feats, settings, splits=m.splits, model=model, progress=progress, jobs=check_jobs(jobs),
-                               images=lambda rows: load_pictures(m, rows, kept=feats.pictures))
+                               images=lambda rows: load_pictures(m, rows, kept=feats.pictures,
+                                                                 decode_side=decode_side))
             if store is not None:
                 store.put_arrays(key, detection.to_arrays())
     finally:

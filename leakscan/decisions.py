@@ -44,10 +44,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .errors import InputError
-from .manifest import decode_text
+from .manifest import decode_text, path_key
 
 __all__ = ["Decision", "Decisions", "MatchedDecisions", "DecisionStats", "read_decisions",
-           "load_decisions", "apply_decisions", "DECISIONS", "USER_DETAIL"]
+           "load_decisions", "apply_decisions", "row_finder", "DECISIONS", "USER_DETAIL"]
 
 DECISIONS = ("distinct", "duplicate")
 #: ``detail`` of a pair that exists only because a user said so.
@@ -139,29 +139,7 @@ class Decisions:
 
         A side matched by digest stands for every audited image with those bytes.
         """
-        m = manifest
-        by_path: dict[str, list[int]] = {}
-        for r, p in enumerate(m.paths.tolist()):
-            by_path.setdefault(_norm(p), []).append(r)
-            if m.images is not None:  # arrays: "array[2]" and "2" both name row 2
-                by_path.setdefault(str(r), []).append(r)
-        by_digest: dict[str, list[int]] = {}
-        if features is not None and m.images is None:
-            for r in np.flatnonzero(features.ok).tolist():
-                by_digest.setdefault(_hex(features.file_digest[r]), []).append(r)
-        root = Path(m.root) if m.root is not None else None
-        base = Path(self.file).parent if self.file else None
-
-        def rows_of(path: str, digest: str) -> tuple[list[int], bool]:
-            rows = by_path.get(_norm(path))
-            if rows:
-                return rows, False
-            if not by_digest:
-                return [], False
-            if not digest:  # the file may still exist where the decision says: hash it
-                digest = _digest_of(path, root, base)
-            return list(by_digest.get(digest.lower(), [])), True
-
+        rows_of = row_finder(manifest, features, self.file)
         must: dict[tuple, Decision] = {}
         cannot: dict[tuple, Decision] = {}
         n_dist = n_dup = unmatched = moved = 0
@@ -202,6 +180,46 @@ class Decisions:
                                 n_entries=len(self.entries), n_distinct=n_dist, n_duplicate=n_dup,
                                 unmatched=unmatched, by_digest=moved, unmatched_entries=tuple(lost),
                                 entries=tuple(self.entries))
+
+
+def row_finder(manifest, features=None, file=None):
+    """``rows_of(path, digest) -> (rows, by_digest)``: the manifest rows a decision's side names.
+
+    By path, however it is spelled (``./``, backslashes, absolute); else by content: the
+    digest given, or that of the file at ``path`` (relative to the manifest's root or to the
+    decisions ``file``), standing for every audited image with those bytes.
+    """
+    m = manifest
+    by_path: dict[str, list[int]] = {}
+    files = m.images is None and m.source is None
+    for r, p in enumerate(m.paths.tolist()):
+        by_path.setdefault(_norm(p), []).append(r)
+        if m.images is not None:  # arrays: "array[2]" and "2" both name row 2
+            by_path.setdefault(str(r), []).append(r)
+    by_abs: dict[str, list[int]] = {}  # each file's absolute path, made at the first absolute side
+    by_digest: dict[str, list[int]] = {}
+    if features is not None and m.images is None:
+        for r in np.flatnonzero(features.ok).tolist():
+            by_digest.setdefault(_hex(features.file_digest[r]), []).append(r)
+    root = Path(m.root) if m.root is not None else None
+    base = Path(file).parent if file else None
+
+    def rows_of(path: str, digest: str) -> tuple[list[int], bool]:
+        rows = by_path.get(_norm(path))
+        if not rows and files and os.path.isabs(_norm(path)):
+            if not by_abs:
+                for r, p in enumerate(m.resolved_paths()):
+                    by_abs.setdefault(path_key(p), []).append(r)
+            rows = by_abs.get(path_key(_norm(path)))
+        if rows:
+            return rows, False
+        if not by_digest:
+            return [], False
+        if not digest:  # the file may still exist where the decision says: hash it
+            digest = _digest_of(path, root, base)
+        return list(by_digest.get(digest.lower(), [])), True
+
+    return rows_of
 
 
 def _digest_of(path: str, root: Path | None, base: Path | None) -> str:
@@ -416,7 +434,8 @@ def _measure(features, i, j) -> dict:
     return out
 
 
-def apply_decisions(pairs, decisions: MatchedDecisions, *, features=None, strength=None, possible=None):
+def apply_decisions(pairs, decisions: MatchedDecisions, *, features=None, strength=None, possible=None,
+                    groups=None):
     """The pairs with the user's decisions applied: a pure function.
 
     Parameters
@@ -436,6 +455,9 @@ def apply_decisions(pairs, decisions: MatchedDecisions, *, features=None, streng
         A second tier of less certain pairs: distinct pairs are removed from it, duplicate
         pairs are promoted from it (keeping its evidence). The result is in
         ``stats.possible``.
+    groups : array of str, optional
+        The manifest's ``group`` of each row (``""``: none): rows of one group stay together
+        whatever the links, so no link is cut to part them (``kept_together`` counts them).
 
     Returns
     -------
@@ -496,7 +518,7 @@ def apply_decisions(pairs, decisions: MatchedDecisions, *, features=None, streng
         kept_strength = np.array([ks.get(k, np.inf) for k in _keys(kept.i, kept.j).tolist()], np.float64)
     kept_strength = np.where(np.isin(_keys(kept.i, kept.j), must), np.inf, kept_strength)
     # 3. distinct: never grouped through a chain either
-    cut, together = _separate(kept, kept_strength, md.cannot_i, md.cannot_j)
+    cut, together = _separate(kept, kept_strength, md.cannot_i, md.cannot_j, groups)
     if cut.any():
         kept = _take(kept, ~cut)
     stats = DecisionStats(matched=md, removed=removed, added=len(added_pairs), confirmed=confirmed,
@@ -505,27 +527,32 @@ def apply_decisions(pairs, decisions: MatchedDecisions, *, features=None, streng
     return kept, stats
 
 
-def _separate(pairs, strength, ci, cj):
+def _separate(pairs, strength, ci, cj, groups=None):
     """Mask of links to cut so that no (ci, cj) is connected; and how many stay connected.
 
     For each distinct pair still connected, the widest path (strongest weakest link) is found
     and its weakest cuttable link removed, until the two fall apart. Links of strength ``inf``
-    (user duplicates) are never cut.
+    (user duplicates) are never cut, nor are the rows of one user ``groups`` entry parted.
     """
     cut = np.zeros(len(pairs), bool)
     if not len(ci) or not len(pairs):
         return cut, 0
-    from .groups import components  # noqa: PLC0415
+    from .groups import components, group_links  # noqa: PLC0415
 
-    n = int(max(pairs.i.max(), pairs.j.max(), ci.max(), cj.max())) + 1
-    comp = components(n, pairs.i, pairs.j)
+    # a user group joins its rows as links that cannot be cut would
+    gi, gj = group_links(groups)
+    ei, ej = np.r_[np.asarray(pairs.i, np.int64), gi], np.r_[np.asarray(pairs.j, np.int64), gj]
+    strength = np.r_[np.asarray(strength, np.float64), np.full(len(gi), np.inf)]
+    cut = np.zeros(len(ei), bool)
+    n = int(max(ei.max(), ej.max(), ci.max(), cj.max())) + 1
+    comp = components(n, ei, ej)
     todo = [(int(a), int(c)) for a, c in zip(ci, cj) if comp[a] == comp[c]]
     if not todo:
-        return cut, 0
+        return cut[:len(pairs)], 0
     adj: dict[int, list[tuple[int, int]]] = {}
     hot = set(comp[[a for a, _ in todo]].tolist())
-    for e in np.flatnonzero(np.isin(comp[pairs.i], list(hot))).tolist():
-        a, b = int(pairs.i[e]), int(pairs.j[e])
+    for e in np.flatnonzero(np.isin(comp[ei], list(hot))).tolist():
+        a, b = int(ei[e]), int(ej[e])
         adj.setdefault(a, []).append((b, e))
         adj.setdefault(b, []).append((a, e))
     together = 0
@@ -539,7 +566,7 @@ def _separate(pairs, strength, ci, cj):
                 together += 1
                 break
             cut[min(cuttable, key=lambda e: (strength[e], e))] = True
-    return cut, together
+    return cut[:len(pairs)], together
 
 
 def _widest_path(adj, cut, strength, src, dst):
@@ -588,4 +615,5 @@ def decide(pairs, decisions, manifest, features, settings=None, *, possible=None
         from .groups import link_strength  # noqa: PLC0415
 
         strength = link_strength(pairs)
-    return apply_decisions(pairs, md, features=features, strength=strength, possible=possible)
+    return apply_decisions(pairs, md, features=features, strength=strength, possible=possible,
+                           groups=manifest.groups)

@@ -38,7 +38,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from .decode import DecodeError, canonical_from_array, decode_bytes, decode_reduced, read_bytes
+from .decode import DecodeError, canonical_from_array, decode_reduced, read_bytes
 from .manifest import Manifest
 from .orb import KEYPOINT_RECORD, LOOK_MIN_SIDE, strongest_keypoints
 from .padding import NO_BORDER
@@ -890,25 +890,28 @@ def _chunk_starts(sizes: np.ndarray, chunk_size: int, chunk_bytes: int) -> list[
     return starts
 
 
-def load_pictures(manifest: Manifest, rows, max_side: int = PICTURE_SIDE, kept=()) -> list:
+def load_pictures(manifest: Manifest, rows, max_side: int = PICTURE_SIDE, kept=(),
+                  decode_side: int | None = DECODE_SIDE) -> list:
     """Canonical RGB pictures of ``rows`` (None where one cannot be read), reduced to ``max_side``.
 
     Rows in ``kept`` (:attr:`Features.pictures` of the run) are taken from there; the others
-    are decoded again (JPEGs at a reduced scale). For the decision's calibration
+    are decoded again as the feature pass decodes them (``decode_side``, None: full size), so
+    a picture read again is the one a cold run keeps, and a run with cached features decides
+    as a cold one. For the decision's calibration
     (:mod:`leakscan.calibrate`), which copies a sample of the dataset's own images, and the
     closer look at the possible pairs (:mod:`leakscan.keypoints`). A file that can no longer
     be read (changed since it was) is logged, named, and left out: None. Each picture's
     ``info["path"]`` names its row, for messages about it.
     """
     rows = np.asarray(rows, np.int64).tolist()
-    out = _load_pictures(manifest, rows, max_side, dict(kept))
+    out = _load_pictures(manifest, rows, max_side, dict(kept), decode_side)
     for r, img in zip(rows, out):
         if img is not None:
             img.info["path"] = str(manifest.paths[r])
     return out
 
 
-def _load_pictures(manifest: Manifest, rows: list, max_side: int, kept: dict) -> list:
+def _load_pictures(manifest: Manifest, rows: list, max_side: int, kept: dict, decode_side: int | None) -> list:
     found = {r: Image.fromarray(kept[r], "RGB") for r in rows if r in kept}
     if manifest.source is not None:  # stored bytes are read in blocks, in the order they are stored
         for r, img in manifest.source.pictures([r for r in rows if r not in found]):
@@ -927,9 +930,8 @@ def _load_pictures(manifest: Manifest, rows: list, max_side: int, kept: dict) ->
             if manifest.images is not None:
                 img = canonical_from_array(manifest.images[r])
             else:
-                img = decode_bytes(read_bytes(manifest.resolve(r)), draft=(max_side, max_side))[0]
-            img.thumbnail((max_side, max_side), Image.BILINEAR)
-            out.append(img)
+                img = decode_reduced(read_bytes(manifest.resolve(r)), decode_side)[0]
+            out.append(Image.fromarray(small_picture(img, max_side), "RGB"))  # as _extract_chunk keeps it
         except Exception as exc:  # a file that changed since it was read: calibrate without it
             log.warning("%s: not read again (%s); its picture is left out", manifest.paths[r], exc)
             out.append(None)

@@ -8,7 +8,7 @@ import numpy as np
 
 from .pairs import Kind, PairTable
 
-__all__ = ["Groups", "build_groups", "components", "join_links", "joining_links", "link_strength"]
+__all__ = ["Groups", "build_groups", "components", "group_links", "join_links", "joining_links", "link_strength"]
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,24 @@ def join_links(ids: np.ndarray, links: np.ndarray) -> np.ndarray:
     return _by_smallest_row(raw)[0]
 
 
+def group_links(user_groups) -> tuple[np.ndarray, np.ndarray]:
+    """Row pairs ``(head, row)`` joining the rows of each user-given group (``""``: none) to its first row.
+
+    >>> [a.tolist() for a in group_links(np.array(["p1", "", "p2", "p1", "p1"], dtype=object))]
+    [[0, 0], [3, 4]]
+    """
+    ur, uc = [], []
+    if user_groups is not None and len(user_groups):
+        ug = np.asarray(user_groups, dtype=object)
+        has = np.flatnonzero(ug != "")
+        if len(has):
+            _, first, inv = np.unique(ug[has].astype(str), return_index=True, return_inverse=True)
+            head = has[first][inv.ravel()]
+            link = head != has
+            ur, uc = head[link], has[link]
+    return np.asarray(ur, np.int64), np.asarray(uc, np.int64)
+
+
 def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None, *,
                  max_size: int | None = None) -> Groups:
     """Connected components of the graph whose edges are the duplicate pairs and user groups.
@@ -157,17 +175,7 @@ def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None
     if max_size is None:
         max_size = max(1000, n // 100)
     strength = link_strength(pairs)
-    ur, uc = [], []
-    if user_groups is not None and len(user_groups):
-        ug = np.asarray(user_groups, dtype=object)
-        has = np.flatnonzero(ug != "")
-        if len(has):
-            _, first, inv = np.unique(ug[has].astype(str), return_index=True, return_inverse=True)
-            head = has[first][inv.ravel()]
-            link = head != has
-            ur, uc = head[link], has[link]
-    ur = np.asarray(ur, np.int64)
-    uc = np.asarray(uc, np.int64)
+    ur, uc = group_links(user_groups)
     keep = np.ones(len(pairs), bool)
     notes = []
     raw = components(n, np.r_[pairs.i, ur], np.r_[pairs.j, uc]) if n else np.zeros(0, np.int64)

@@ -208,21 +208,17 @@ def _review_data(audit, ref) -> dict:
 
 
 def _current_path(audit):
-    """Where a decision's file is now: its path if audited, else the one image with its digest."""
-    from .decisions import _norm  # noqa: PLC0415
+    """A decision's file as the page names it (its path in ``pairs.csv``, so a decision made
+    again in the page replaces it): the one image it matches, by path however spelled or by
+    digest (a moved file); else the path as written."""
+    from .decisions import row_finder  # noqa: PLC0415
 
-    m, f = audit.manifest, audit.features
-    paths = {_norm(p) for p in m.paths.tolist()}
-    by_digest: dict[str, list[str]] = {}
-    if m.images is None:
-        for r in np.flatnonzero(f.ok).tolist():
-            by_digest.setdefault(f.file_digest[r].tobytes().hex(), []).append(str(m.paths[r]))
+    m = audit.manifest
+    rows_of = row_finder(m, audit.features, audit.decisions.matched.file)
 
     def cur(path: str, digest: str) -> str:
-        if _norm(path) in paths or not digest:
-            return path
-        hit = by_digest.get(digest, [])
-        return hit[0] if len(hit) == 1 else path
+        rows, _ = rows_of(path, digest)
+        return str(m.paths[rows[0]]) if len(rows) == 1 else path
     return cur
 
 

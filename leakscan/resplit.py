@@ -18,7 +18,7 @@ import numpy as np
 from .errors import ConfigError
 from .groups import build_groups, join_links
 from .decide import detect
-from .pairs import PairTable
+from .pairs import PairTable, pair_keys
 from .settings import RANDOM_STATE
 from .split import Assignment, assign_splits, parse_ratios
 
@@ -265,16 +265,19 @@ def resplit(
         # the decision is fitted on, so the remaining images are searched and decided again
         # (from the features: nothing is decoded twice).
         extra = _redetect(audit, np.flatnonzero(~a.dropped & audit.features.ok), a.splits)
-        if len(extra) == 0:
-            break
-        pairs = PairTable.concat([pairs, extra]).sorted()
-        if rounds == MAX_ROUNDS:  # the last assignment is checked, not repaired: say what remains
-            unresolved = len(extra)
-            break
+        found = PairTable.concat([pairs, extra]).sorted()
         if getattr(audit, "decisions", None) is not None:  # the user's verdicts hold for re-found pairs too
             from .decisions import apply_decisions  # noqa: PLC0415
 
-            pairs, _ = apply_decisions(pairs, audit.decisions.matched, features=audit.features)
+            found, _ = apply_decisions(found, audit.decisions.matched, features=audit.features, groups=m.groups)
+        # re-found pairs the user marked distinct (or whose chain they part) are nothing new
+        new = int(np.sum(~np.isin(pair_keys(found.i, found.j), pair_keys(pairs.i, pairs.j))))
+        if new == 0:
+            break
+        pairs = found
+        if rounds == MAX_ROUNDS:  # the last assignment is checked, not repaired: say what remains
+            unresolved = new
+            break
         groups = build_groups(len(m), pairs, m.groups)
         pairs = pairs.take(groups.kept)  # what the chaining guard cut is no longer a link
     mode = "shuffle" if shuffle else "minimal-change"

@@ -153,3 +153,23 @@ def test_a_stored_row_of_another_layout_is_decoded_again(small, tmp_path):
     again = audit(small, cache=db, jobs=1)
     assert again.features.n_cached == len(again.manifest) - 1
     np.testing.assert_array_equal(again.features.embedding, first.features.embedding)
+
+
+@pytest.mark.parametrize("full_decode", [False, True])
+def test_pictures_read_again_are_the_pictures_a_cold_run_keeps(tmp_path, full_decode):
+    """A warm run (features cached) reads its calibration pictures again; they must be the very
+    pictures a cold run keeps while decoding, or a warm search decides other confidences than
+    a cold one (PNGs and --full-decode JPEGs of 512 px or more were reduced another way)."""
+    from leakscan.discovery import discover
+    from leakscan.features import extract_features, load_pictures
+    from leakscan.settings import DECODE_SIDE
+
+    layout = {"train/a.png": scene(1, 64).resize((900, 620)), "train/b.jpg": scene(2, 64).resize((1100, 700)),
+              "train/c.png": scene(3, 64).resize((300, 280))}
+    m = discover(write_dataset(tmp_path / "d", layout))
+    side = None if full_decode else DECODE_SIDE
+    kept = dict(extract_features(m, jobs=1, decode_side=side, picture_share=1.0).pictures)
+    assert sorted(kept) == [0, 1, 2]
+    again = load_pictures(m, [0, 1, 2], **({"decode_side": None} if full_decode else {}))
+    for r in range(3):
+        assert np.array_equal(np.asarray(again[r]), kept[r]), m.paths[r]

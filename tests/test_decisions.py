@@ -85,6 +85,32 @@ def test_chain_of_user_duplicates_cannot_be_cut():
     assert len(out) == 2 and st.kept_together == 1 and st.links_cut == 0
 
 
+def test_a_manifest_group_holding_a_distinct_pair_together_cuts_no_link():
+    # A=0 ~ B=1 ~ C=2, and A and C are one patient (the manifest's group): they stay in one
+    # group whatever is cut, so no detected link is lost for it and kept_together says so
+    pt = _pairs([(0, 1), (1, 2)], score=[0.9, 0.5])
+    out, st = apply_decisions(pt, _md(cannot=[(0, 2)]), groups=np.array(["p1", "", "p1"], dtype=object))
+    assert list(zip(out.i.tolist(), out.j.tolist())) == [(0, 1), (1, 2)]
+    assert (st.links_cut, st.kept_together) == (0, 1)
+    # B and C one patient: they cannot be parted, so the link from A is cut, though surer
+    out, st = apply_decisions(pt, _md(cannot=[(0, 2)]), groups=np.array(["", "p2", "p2"], dtype=object))
+    assert list(zip(out.i.tolist(), out.j.tolist())) == [(1, 2)] and (st.links_cut, st.kept_together) == (1, 0)
+
+
+def test_audit_counts_a_distinct_pair_its_manifest_group_keeps_together():
+    imgs = np.stack([np.asarray(scene(k, 64)) for k in range(10)])
+    lighter = np.clip(imgs[0].astype(np.int16) + 12, 0, 255).astype(np.uint8)
+    lightest = np.clip(imgs[0].astype(np.int16) + 24, 0, 255).astype(np.uint8)
+    imgs = np.concatenate([imgs, lighter[None], lightest[None]])
+    groups = [f"g{k}" for k in range(12)]
+    groups[11] = "g0"  # rows 0 and 11: one patient
+    r = leakscan.audit(imgs, splits=["train"] * 10 + ["test"] * 2, groups=groups, jobs=1,
+                       decisions=[("0", "11", "distinct")])
+    d = r.to_dict()["decisions"]
+    assert (d["pairs_removed"], d["links_cut"], d["kept_together"]) == (1, 0, 1)
+    assert {(0, 10), (10, 11)} <= set(zip(r.pairs.i.tolist(), r.pairs.j.tolist()))
+
+
 def test_extra_optional_column_survives():
     """The per-pair ``confidence`` column (PairTable's, from the decision) survives the decisions."""
     import dataclasses
@@ -172,6 +198,22 @@ def test_decisions_follow_moved_files_by_digest(review_data, tmp_path):
     assert (entry["a"], entry["b"], entry["d"]) == ("train/a/0.jpg", "test/b/renamed.jpg", "distinct")
 
 
+def test_paths_spelled_otherwise_match_by_path_and_export_as_the_report_names_them(review_data, tmp_path):
+    """``./``, backslashes and absolute paths name the audited file itself (not every file with its
+    bytes), and the report exports them under its own paths: a decision made again in the page
+    replaces the file's instead of contradicting it in the next export."""
+    from leakscan.htmlreport import report_data
+
+    f = _write(tmp_path / "d.csv", [("./train/a/0.jpg", "test\\a\\leak.jpg", "distinct", ""),
+                                    (str(review_data / "train/b/1.jpg"), str(review_data / "test/b/leak2.jpg"),
+                                     "distinct", "")])
+    r = leakscan.audit(review_data, jobs=1, decisions=f)
+    d = r.to_dict()["decisions"]
+    assert (d["applied"], d["unmatched"], d["matched_by_digest"], d["pairs_removed"]) == (2, 0, 0, 2)
+    assert [(e["a"], e["b"]) for e in report_data(r)["decided"]] == [
+        ("train/a/0.jpg", "test/a/leak.jpg"), ("train/b/1.jpg", "test/b/leak2.jpg")]
+
+
 def test_cli_audit_and_resplit_respect_decisions(review_data, tmp_path):
     f = _write(tmp_path / "decisions.csv", [("train/a/0.jpg", "test/a/leak.jpg", "distinct", ""),
                                             ("train/b/1.jpg", "test/b/leak2.jpg", "distinct", "")])
@@ -196,6 +238,18 @@ def test_cli_audit_and_resplit_respect_decisions(review_data, tmp_path):
                     str(tmp_path / "nope.csv"), "--no-cache"])
     assert res.exit_code == 2 and "nope.csv: decisions file not found" in res.stderr
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_resplit_keep_drop_does_not_count_pairs_marked_distinct_as_left_across(review_data, tmp_path):
+    """--keep --drop searches what remains again: the pairs the user marked distinct, found again,
+    are no new duplicates (they made it run every round and report them as crossing splits)."""
+    f = _write(tmp_path / "d.csv", [("train/a/0.jpg", "test/a/leak.jpg", "distinct", "")])
+    res = CliRunner().invoke(app, ["resplit", str(review_data), "--out", str(tmp_path / "new.csv"), "--keep", "test",
+                                   "--drop", "--decisions", str(f), "--no-cache", "--json", "-j", "1"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["dropped"] == 1  # train/b/1.jpg, the copy of test/b/leak2.jpg
+    assert (d["cross_split_pairs_after"], d["problems"], d["detection_rounds"]) == (0, [], 1)
 
 
 def test_sklearn_api_respects_decisions(review_data, tmp_path):

@@ -412,6 +412,11 @@ def audit(
     m = discover(data, manifest=manifest, splits=splits, labels=labels, groups=groups, **source_options)
     t1 = time.perf_counter()
     warnings: list[str] = _manifest_warnings(m)
+    if settings.scope == "cross" and len(set(m.splits.tolist())) < 2:
+        warnings.append(f"only duplicates across splits were asked for (--cross-split-only), and every image is in "
+                        f"one split ({m.splits[0] if len(m) else 'none'}): nothing was searched; audit without "
+                        "it to find the duplicates within that split")
+        log.warning(warnings[-1])
     store = _open_cache(cache, m, warnings)
     try:
         decode_side = None if full_decode else DECODE_SIDE

@@ -376,7 +376,7 @@ def find_candidates(
         else:
             hash_index = HammingIndex(features.hashes[search_rows, 0])
         queried = search_rows[query_pos]
-        q = features.hashes[queried][:, list(variants)].reshape(len(queried) * len(variants), -1)
+        q = features.hashes[queried][:, list(variants)].reshape(-1, features.hashes.shape[-1])
         qi, dj, dist = hash_index.range(q, settings.max_hamming)
         a, b = queried[qi // len(variants)], search_rows[dj]
         v = np.asarray(variants, np.int8)[qi % len(variants)]

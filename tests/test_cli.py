@@ -116,3 +116,11 @@ def test_a_failed_audit_leaves_no_output_folder_it_made(tmp_path):
     # an option refused before the run starts: the same one line, nothing made
     r = run("audit", FIXTURES, "--min-precision", "1", "--out", tmp_path / "new2", "-q")
     assert r.exit_code == 2 and "min_precision must be in [0, 1)" in r.output and not (tmp_path / "new2").exists()
+
+
+def test_cross_split_only_on_one_split_says_nothing_was_searched(tmp_path):
+    # it stopped with a traceback (an empty query set reshaped) and the exit code of a leak
+    r = run("audit", FIXTURES / "train", "--cross-split-only", "--json", "-q", "--no-cache", "-j", "1")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout[r.stdout.index("{"):])
+    assert d["n_pairs"] == 0 and any("nothing was searched" in w for w in d["warnings"])

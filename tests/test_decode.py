@@ -103,6 +103,16 @@ def test_huge_header_refused_before_decoding():
         decode_bytes(_png_header(100_000, 100_000))
 
 
+def test_a_100_megapixel_photo_is_decoded_not_refused_as_a_bomb():
+    # 95 MP is over Pillow's warning (89 MP) but under MAX_PIXELS: a camera photo, not a bomb
+    from leakscan.decode import MAX_PIXELS, decode_reduced
+
+    assert 10_000 * 9_500 < MAX_PIXELS
+    data = encode(Image.new("L", (10_000, 9_500), 90), "JPEG", quality=50)
+    img, _, size = decode_reduced(data, 256)
+    assert size == (10_000, 9_500) and img.mode == "RGB" and min(img.size) >= 256
+
+
 def test_read_errors(tmp_path):
     (tmp_path / "empty.jpg").write_bytes(b"")
     with pytest.raises(DecodeError, match="empty file"):

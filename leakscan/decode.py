@@ -192,6 +192,22 @@ _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b
 HEIF_REASON = "a HEIF/HEIC picture: Pillow reads it with the pillow-heif plugin (pip install 'leakscan[heif]')"
 
 
+#: The first bytes of the common raster formats (JPEG, PNG, GIF, BMP, TIFF, QOI, JPEG 2000).
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\0", b"MM\0*", b"qoif",
+               b"\0\0\0\x0cjP  ")
+
+
+def has_image_signature(head: bytes) -> bool:
+    """True when ``head``, a file's first 12 bytes or more, starts as a raster image file does
+    (the formats above, WebP, HEIF, AVIF): how a file saved without an extension is recognised."""
+    return (head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+            or (head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS + (b"avif", b"avis")))
+
+
+#: The reason an SVG drawing is skipped (vector graphics: Pillow reads raster images only).
+SVG_REASON = "not an image Pillow can read (an SVG drawing: vector graphics; rasterize it to PNG to audit it)"
+
+
 def _heif_plugin() -> bool:
     """Register pillow-heif's opener with Pillow, when it is installed; True if it is."""
     try:
@@ -221,6 +237,8 @@ def _decode(data: bytes, draft, min_side) -> tuple[Image.Image, str, tuple[int, 
         except DecodeError:
             raise
         except UnidentifiedImageError:
+            if b"<svg" in data[:4096].lower():
+                raise DecodeError(SVG_REASON) from None
             # never quote the bytes: a manifest row may name a private file (/etc/shadow)
             raise DecodeError("not an image Pillow can read (unknown format)") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .decode import has_image_signature, is_regular_file
 from .errors import ArgumentError, InputError
 from .manifest import (IMAGE_EXTENSIONS, SPLIT_ALIASES, SPLIT_SEARCH_DEPTH, UNSPLIT, Manifest, _str_array,
                        decode_text, listed_again, path_key)
@@ -248,16 +249,18 @@ def _from_folder(root: Path, options: dict | None = None) -> Manifest:
         top_s = os.fspath(top)
         for folder, name in _walk_files(top_s, unlisted):
             ext = os.path.splitext(name)[1].lower()
-            if name.startswith(".") or ext not in IMAGE_EXTENSIONS:
+            image = ext in IMAGE_EXTENSIONS
+            if name.startswith(".") or not image:
                 if name.startswith(".") or ext not in ("", ".dcm", ".dicom"):
                     continue
+                image = ext == "" and _unnamed_image(os.path.join(folder, name))
             sub = subfolders.get(folder)
             if sub is None:  # a path, not a prefix: the folder "." walks "test", not "./test"
                 sub = os.path.relpath(folder, root_s).replace(os.sep, "/")
                 sub = subfolders[folder] = "" if sub == "." else sub
             rel = (sub + "/" + name) if sub else name
             label = os.path.basename(folder) if folder != top_s else ""
-            (rows if ext in IMAGE_EXTENSIONS else maybe_dicom).append((rel, split, label))
+            (rows if image else maybe_dicom).append((rel, split, label))
     for split, dirs in names_used.items():
         if len(dirs) > 1:
             log.info("split %r gathers the folders %s", split, ", ".join(dirs))
@@ -289,6 +292,18 @@ def _from_folder(root: Path, options: dict | None = None) -> Manifest:
         skipped=skipped,
         kind="folder",
     )
+
+
+def _unnamed_image(path: str) -> bool:
+    """A regular file without an extension whose first bytes are a raster image's (not DICOM's)."""
+    if not is_regular_file(path):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return head[128:132] != b"DICM" and has_image_signature(head)
 
 
 def _outside_splits(root: str, split_dirs: dict, unlisted: list) -> tuple:

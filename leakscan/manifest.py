@@ -36,10 +36,12 @@ SPLIT_ALIASES = {
     "holdout": "test",
 }
 
-#: File name endings treated as images during folder discovery (content decides at decode time).
+#: File name endings treated as images during folder discovery (content decides at decode time;
+#: SVG drawings are listed so that their skip is reported, not silent). A file without an
+#: extension is an image when its first bytes are one's (leakscan.decode.has_image_signature).
 IMAGE_EXTENSIONS = frozenset(
     ".jpg .jpeg .jpe .jfif .png .apng .webp .bmp .dib .gif .tif .tiff .ppm .pgm .pbm .pnm "
-    ".ico .tga .jp2 .j2k .sgi .pcx .qoi .dds .im .heic .heif .avif".split()
+    ".ico .tga .jp2 .j2k .sgi .pcx .qoi .dds .im .heic .heif .avif .svg".split()
 )
 
 #: How deep below the root split folders are looked for (``data/v2/train/...`` is depth 2).

@@ -215,3 +215,20 @@ def test_a_folder_that_cannot_be_listed_is_named_in_skipped(tmp_path):
     [(folder, reason)] = m.skipped
     assert folder.startswith("train/" + first + "/") and folder.endswith("/")
     assert reason.startswith("cannot list this folder (File name too long)")
+
+
+def test_an_image_saved_without_an_extension_is_audited_and_an_svg_is_listed_to_be_skipped(tmp_path):
+    import leakscan
+
+    (tmp_path / "train" / "c").mkdir(parents=True)
+    (tmp_path / "test" / "c").mkdir(parents=True)
+    scene(1, 64).save(tmp_path / "train" / "c" / "a.png")
+    scene(1, 64).save(tmp_path / "test" / "c" / "3f9a0c", "PNG")  # a scraped file named by its hash
+    scene(2, 64).save(tmp_path / "test" / "c" / "b.jpg")
+    (tmp_path / "test" / "c" / "LICENSE").write_text("not a picture\n")
+    (tmp_path / "test" / "c" / "icon.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>')
+    m = discover(tmp_path)
+    assert sorted(m.paths.tolist()) == ["test/c/3f9a0c", "test/c/b.jpg", "test/c/icon.svg", "train/c/a.png"]
+    res = leakscan.audit(tmp_path, cache=False, jobs=1)
+    assert res.to_dict()["n_cross_split_pairs"] == 1
+    assert [(path, "SVG" in reason) for path, reason in res.skipped] == [("test/c/icon.svg", True)]

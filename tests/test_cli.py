@@ -124,3 +124,26 @@ def test_cross_split_only_on_one_split_says_nothing_was_searched(tmp_path):
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout[r.stdout.index("{"):])
     assert d["n_pairs"] == 0 and any("nothing was searched" in w for w in d["warnings"])
+
+
+@pytest.mark.parametrize("args, needed", [
+    (["--no-html"], "--out"), (["--max-leak", "0.1"], "--fail-on-leak"),
+    (["--model-batch", "4"], "--model"), (["--model-min-cosine", "0.9"], "--model"),
+    (["resplit", "--out", "NEW", "--drop"], "--keep"),
+    (["resplit", "--out", "NEW", "--link", "copy"], "--materialize"),
+])
+def test_an_option_without_the_one_it_works_with_is_refused(tmp_path, args, needed):
+    # each was silently ignored (the audit ran without what the user asked for), or, for
+    # --drop, refused only after the whole audit
+    args = [tmp_path / "new.csv" if a == "NEW" else a for a in args]
+    cmd = args[:1] + [FIXTURES] + args[1:] if args[0] == "resplit" else ["audit", FIXTURES, *args]
+    r = run(*cmd, "-q", "--cache", tmp_path / "c.sqlite")
+    given = next(a for a in reversed(args) if str(a).startswith("--"))
+    assert r.exit_code == 2 and needed in r.output and given in r.output, r.output
+    assert r.output.count("\n") == 1 and not (tmp_path / "c.sqlite").exists()
+
+
+def test_cache_and_no_cache_together_are_refused(tmp_path):
+    # --no-cache won silently and --cache PATH was ignored
+    r = run("audit", FIXTURES, "-q", "--cache", tmp_path / "c.sqlite", "--no-cache")
+    assert r.exit_code == 2 and "--cache PATH and --no-cache" in r.output

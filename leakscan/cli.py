@@ -291,6 +291,11 @@ def _max_file_size(value: Optional[str]):
     from .decode import MAX_FILE_SIZE_ENV, parse_size  # noqa: PLC0415
 
     if value is None:
+        env = os.environ.get(MAX_FILE_SIZE_ENV)
+        try:  # a bad value would be ignored with a warning per file decoded, and none when cached
+            parse_size(env) if env else None
+        except (ValueError, IndexError):
+            raise _fail(f"{MAX_FILE_SIZE_ENV} must be a size such as 512M or 20000000, got {env!r}") from None
         yield
         return
     try:

@@ -147,3 +147,15 @@ def test_cache_and_no_cache_together_are_refused(tmp_path):
     # --no-cache won silently and --cache PATH was ignored
     r = run("audit", FIXTURES, "-q", "--cache", tmp_path / "c.sqlite", "--no-cache")
     assert r.exit_code == 2 and "--cache PATH and --no-cache" in r.output
+
+
+@pytest.mark.parametrize("env, flag", [({}, "inf"), ({"LEAKSCAN_MAX_FILE_SIZE": "abc"}, None),
+                                       ({"LEAKSCAN_MAX_FILE_SIZE": "inf"}, None)])
+def test_a_bad_max_file_size_is_one_line_naming_it(tmp_path, env, flag):
+    # --max-file-size inf stopped with a traceback (OverflowError); in the environment, abc was
+    # ignored with one warning per file decoded (none when the cache held them all) and inf
+    # skipped every file
+    args = ["audit", str(FIXTURES), "-q", "--cache", str(tmp_path / "c.sqlite")]
+    r = runner.invoke(app, args + (["--max-file-size", flag] if flag else []), env=env)
+    name = "--max-file-size" if flag else "LEAKSCAN_MAX_FILE_SIZE"
+    assert r.exit_code == 2 and f"{name} must be a size" in r.output and r.output.count("\n") == 1, r.output

@@ -561,7 +561,7 @@ def resplit(
                                                     "<out>.dropped.csv)."),
     shuffle: bool = typer.Option(False, "--shuffle", help="A fresh stratified split instead of the "
                                                           "minimal-change repair."),
-    seed: int = typer.Option(RANDOM_STATE, "--seed", help="Random seed (the same seed gives the same split)."),
+    seed: int = typer.Option(RANDOM_STATE, "--seed", min=0, help="Random seed (the same seed gives the same split)."),
     materialize_dir: Optional[Path] = typer.Option(
         None, "--materialize", show_default=False,
         help="Also build DIR/<split>/<label>/<file> for the new split (originals untouched)."),

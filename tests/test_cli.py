@@ -159,3 +159,10 @@ def test_a_bad_max_file_size_is_one_line_naming_it(tmp_path, env, flag):
     r = runner.invoke(app, args + (["--max-file-size", flag] if flag else []), env=env)
     name = "--max-file-size" if flag else "LEAKSCAN_MAX_FILE_SIZE"
     assert r.exit_code == 2 and f"{name} must be a size" in r.output and r.output.count("\n") == 1, r.output
+
+
+def test_a_negative_seed_is_refused_before_the_audit(tmp_path):
+    # it was refused after the whole audit, as "random_state must be None, an int >= 0 or a numpy Generator"
+    r = run("resplit", FIXTURES, "--out", tmp_path / "new.csv", "--seed", "-1", "-q", "--cache", tmp_path / "c.sqlite")
+    assert r.exit_code == 2 and "--seed" in r.output and "random_state" not in r.output
+    assert not (tmp_path / "c.sqlite").exists()

@@ -166,3 +166,17 @@ def test_a_negative_seed_is_refused_before_the_audit(tmp_path):
     r = run("resplit", FIXTURES, "--out", tmp_path / "new.csv", "--seed", "-1", "-q", "--cache", tmp_path / "c.sqlite")
     assert r.exit_code == 2 and "--seed" in r.output and "random_state" not in r.output
     assert not (tmp_path / "c.sqlite").exists()
+
+
+def test_group_by_and_bands_on_plain_images_say_they_are_ignored(tmp_path, caplog):
+    # on a folder with no DICOM files or TIFF tiles they did nothing, said only with -v (--group-by)
+    # or not at all (--bands)
+    from conftest import scene
+    for k in range(3):
+        scene(k).save(tmp_path / f"{k}.png")
+    with caplog.at_level("WARNING", logger="leakscan"):
+        r = run("audit", tmp_path, "-q", "--no-cache", "-j", "1", "--group-by", "StudyInstanceUID",
+                "--bands", "4,3,2")
+    assert r.exit_code == 0, r.output
+    said = " ".join(rec.getMessage() for rec in caplog.records if rec.levelname == "WARNING")
+    assert "--group-by StudyInstanceUID is ignored" in said and "--bands is ignored" in said

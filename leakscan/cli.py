@@ -202,10 +202,25 @@ def _settings(max_hamming: int, min_cosine: float, min_ncc: float, transforms: "
                           overlap=overlap, min_precision=min_precision)
 
 
+def _needs(ctx: typer.Context, needed: str, present: bool, *names: str) -> None:
+    """Options (parameter ``names``) given on the command line without the one they work with
+    (``needed``, not ``present``) would be silently ignored: refused instead."""
+    given = [p.opts[0] for p in ctx.command.params  # by name: typer carries its own copy of click
+             if p.name in names and getattr(ctx.get_parameter_source(p.name), "name", None) == "COMMANDLINE"]
+    if given and not present:
+        raise _fail(f"options that need {needed} given without it: {', '.join(given)}")
+
+
+def _check_pairing(ctx: typer.Context, model: Optional[Path], cache: Optional[Path], no_cache: bool) -> None:
+    """The options of both commands that only work with another one, or contradict it."""
+    _needs(ctx, "--model FILE.onnx", model is not None,
+           "model_min_cosine", "model_batch", "model_size", "model_normalize")
+    if no_cache and cache is not None:
+        raise _fail("--cache PATH and --no-cache contradict each other: give one of them")
+
+
 def _model_spec(model: Optional[Path], batch: int, size: Optional[str] = None, normalize: Optional[str] = None):
     if model is None:
-        if size is not None or normalize is not None:
-            raise _fail("--model-size and --model-normalize need --model FILE.onnx")
         return None
     from .model import ModelSpec  # noqa: PLC0415
 
@@ -276,6 +291,11 @@ def _max_file_size(value: Optional[str]):
     from .decode import MAX_FILE_SIZE_ENV, parse_size  # noqa: PLC0415
 
     if value is None:
+        env = os.environ.get(MAX_FILE_SIZE_ENV)
+        try:  # a bad value would be ignored with a warning per file decoded, and none when cached
+            parse_size(env) if env else None
+        except (ValueError, IndexError):
+            raise _fail(f"{MAX_FILE_SIZE_ENV} must be a size such as 512M or 20000000, got {env!r}") from None
         yield
         return
     try:
@@ -401,6 +421,7 @@ def _dataset_folders(data: Optional[Path], manifest: Optional[Path]) -> list:
 
 @app.command()
 def audit(
+    ctx: typer.Context,
     data: Optional[Path] = typer.Argument(
         None, help="Dataset folder (train/ val/ test/ found by name; class = folder holding the image) "
                    "or a CSV manifest.", show_default=False),
@@ -474,6 +495,9 @@ def audit(
     _verbose(verbose)
     if data is None and manifest is None and hf is None:
         raise _fail("give a dataset folder (leakscan audit DATA), --manifest FILE or --hf PATH")
+    _check_pairing(ctx, model, cache, no_cache)
+    _needs(ctx, "--out DIR", out is not None, "no_html", "parquet")
+    _needs(ctx, "--fail-on-leak", fail_on_leak, "max_leak")
     made = _missing_folders(out)  # removed again if the run fails before writing into them
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, cross_only, model_min_cosine, crops,
@@ -485,8 +509,6 @@ def audit(
             prepare_out_dir(out, force=force, protect=_dataset_folders(
                 data if isinstance(data, Path) or data is None else hf, manifest))
         _check_decisions(decisions)
-        if parquet and out is None:
-            raise _fail("--parquet writes into --out DIR; give --out")
         with _progress(quiet) as cb, _dask_client(dask) as client, _max_file_size(max_file_size):
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,
@@ -522,6 +544,7 @@ def audit(
 
 @app.command()
 def resplit(
+    ctx: typer.Context,
     data: Optional[Path] = typer.Argument(None, show_default=False,
                                           help="Dataset folder or CSV manifest (as for audit)."),
     out: Path = typer.Option(..., "--out", "-o", show_default=False,
@@ -538,7 +561,7 @@ def resplit(
                                                     "<out>.dropped.csv)."),
     shuffle: bool = typer.Option(False, "--shuffle", help="A fresh stratified split instead of the "
                                                           "minimal-change repair."),
-    seed: int = typer.Option(RANDOM_STATE, "--seed", help="Random seed (the same seed gives the same split)."),
+    seed: int = typer.Option(RANDOM_STATE, "--seed", min=0, help="Random seed (the same seed gives the same split)."),
     materialize_dir: Optional[Path] = typer.Option(
         None, "--materialize", show_default=False,
         help="Also build DIR/<split>/<label>/<file> for the new split (originals untouched)."),
@@ -596,6 +619,9 @@ def resplit(
     _verbose(verbose)
     if data is None and manifest is None and hf is None:
         raise _fail("give a dataset folder (leakscan resplit DATA --out NEW.csv), --manifest FILE or --hf PATH")
+    _check_pairing(ctx, model, cache, no_cache)
+    _needs(ctx, "--keep SPLIT", bool(keep), "drop")
+    _needs(ctx, "--materialize DIR", materialize_dir is not None, "link")
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, model_min_cosine=model_min_cosine,
                              crops=crops, min_confidence=min_confidence, overlap=overlap,

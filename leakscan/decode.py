@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import io
 import logging
+import math
 import os
 import stat
 import warnings
@@ -68,7 +69,10 @@ def parse_size(text) -> int:
     mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(t[-1:], 1)
     if mult > 1:
         t = t[:-1]
-    value = int(float(t) * mult)
+    number = float(t) * mult
+    if not math.isfinite(number):  # int() of inf raises OverflowError, not ValueError
+        raise ValueError(f"a file size must be a finite number, got {text!r}")
+    value = int(number)
     if value < 1:
         raise ValueError(f"a file size must be at least 1 byte, got {text!r}")
     return value

@@ -124,3 +124,59 @@ def test_cross_split_only_on_one_split_says_nothing_was_searched(tmp_path):
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout[r.stdout.index("{"):])
     assert d["n_pairs"] == 0 and any("nothing was searched" in w for w in d["warnings"])
+
+
+@pytest.mark.parametrize("args, needed", [
+    (["--no-html"], "--out"), (["--max-leak", "0.1"], "--fail-on-leak"),
+    (["--model-batch", "4"], "--model"), (["--model-min-cosine", "0.9"], "--model"),
+    (["resplit", "--out", "NEW", "--drop"], "--keep"),
+    (["resplit", "--out", "NEW", "--link", "copy"], "--materialize"),
+])
+def test_an_option_without_the_one_it_works_with_is_refused(tmp_path, args, needed):
+    # each was silently ignored (the audit ran without what the user asked for), or, for
+    # --drop, refused only after the whole audit
+    args = [tmp_path / "new.csv" if a == "NEW" else a for a in args]
+    cmd = args[:1] + [FIXTURES] + args[1:] if args[0] == "resplit" else ["audit", FIXTURES, *args]
+    r = run(*cmd, "-q", "--cache", tmp_path / "c.sqlite")
+    given = next(a for a in reversed(args) if str(a).startswith("--"))
+    assert r.exit_code == 2 and needed in r.output and given in r.output, r.output
+    assert r.output.count("\n") == 1 and not (tmp_path / "c.sqlite").exists()
+
+
+def test_cache_and_no_cache_together_are_refused(tmp_path):
+    # --no-cache won silently and --cache PATH was ignored
+    r = run("audit", FIXTURES, "-q", "--cache", tmp_path / "c.sqlite", "--no-cache")
+    assert r.exit_code == 2 and "--cache PATH and --no-cache" in r.output
+
+
+@pytest.mark.parametrize("env, flag", [({}, "inf"), ({"LEAKSCAN_MAX_FILE_SIZE": "abc"}, None),
+                                       ({"LEAKSCAN_MAX_FILE_SIZE": "inf"}, None)])
+def test_a_bad_max_file_size_is_one_line_naming_it(tmp_path, env, flag):
+    # --max-file-size inf stopped with a traceback (OverflowError); in the environment, abc was
+    # ignored with one warning per file decoded (none when the cache held them all) and inf
+    # skipped every file
+    args = ["audit", str(FIXTURES), "-q", "--cache", str(tmp_path / "c.sqlite")]
+    r = runner.invoke(app, args + (["--max-file-size", flag] if flag else []), env=env)
+    name = "--max-file-size" if flag else "LEAKSCAN_MAX_FILE_SIZE"
+    assert r.exit_code == 2 and f"{name} must be a size" in r.output and r.output.count("\n") == 1, r.output
+
+
+def test_a_negative_seed_is_refused_before_the_audit(tmp_path):
+    # it was refused after the whole audit, as "random_state must be None, an int >= 0 or a numpy Generator"
+    r = run("resplit", FIXTURES, "--out", tmp_path / "new.csv", "--seed", "-1", "-q", "--cache", tmp_path / "c.sqlite")
+    assert r.exit_code == 2 and "--seed" in r.output and "random_state" not in r.output
+    assert not (tmp_path / "c.sqlite").exists()
+
+
+def test_group_by_and_bands_on_plain_images_say_they_are_ignored(tmp_path, caplog):
+    # on a folder with no DICOM files or TIFF tiles they did nothing, said only with -v (--group-by)
+    # or not at all (--bands)
+    from conftest import scene
+    for k in range(3):
+        scene(k).save(tmp_path / f"{k}.png")
+    with caplog.at_level("WARNING", logger="leakscan"):
+        r = run("audit", tmp_path, "-q", "--no-cache", "-j", "1", "--group-by", "StudyInstanceUID",
+                "--bands", "4,3,2")
+    assert r.exit_code == 0, r.output
+    said = " ".join(rec.getMessage() for rec in caplog.records if rec.levelname == "WARNING")
+    assert "--group-by StudyInstanceUID is ignored" in said and "--bands is ignored" in said

@@ -168,8 +168,11 @@ def _special_rows(root, entries: list, options: dict, *, skipped: tuple, kind: s
                 raise InputError(str(exc)) from None
             geo = {tiffs[q]: info for q, info in geo.items()}
     if not dicoms and not geo:
+        # an option given for files that are not there does nothing: say so (not only with -v)
         if "group_by" in options and options["group_by"] not in (None, "none"):
-            log.info("--group-by %s: no DICOM files in %s", options["group_by"], root)
+            log.warning("--group-by %s is ignored: no DICOM files in %s", options["group_by"], root)
+        if options.get("bands") is not None:
+            log.warning("--bands is ignored: no TIFF tiles whose bands it could choose in %s", root)
         return None
     skipped = list(skipped)
     meta = {}

@@ -314,8 +314,10 @@ def _outside_splits(root: str, split_dirs: dict, unlisted: list) -> tuple:
     out = []
     for folder, name in _walk_files(root, unlisted, prune=frozenset(split_dirs)):
         ext = os.path.splitext(name)[1].lower()
-        if not name.startswith(".") and (ext in IMAGE_EXTENSIONS or ext in (".dcm", ".dicom")):
-            out.append((os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/"), why))
+        path = os.path.join(folder, name)
+        if not name.startswith(".") and (ext in IMAGE_EXTENSIONS or ext in (".dcm", ".dicom")
+                                         or (ext == "" and _unnamed_image(path))):
+            out.append((os.path.relpath(path, root).replace(os.sep, "/"), why))
     return tuple(out)
 
 

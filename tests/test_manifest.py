@@ -41,11 +41,13 @@ def test_images_beside_the_split_folders_are_named_in_skipped(tmp_path, monkeypa
                                     "v1/extra/copy.png": scene(1), "stray.png": scene(3),
                                     "v2/more/train/4.png": scene(4), "v1/.cache/5.png": scene(5)})
     (tmp_path / "ds" / "v1" / "notes.txt").write_text("not an image")
+    scene(6).save(tmp_path / "ds" / "v1" / "3f9a0c", "PNG")  # an image saved without an extension
+    (tmp_path / "ds" / "v1" / "LICENSE").write_text("not an image either")
     monkeypatch.chdir(tmp_path / "ds" if spelling == "." else tmp_path)
     m = discover(spelling)
     assert sorted(m.paths) == ["v1/test/a/2.png", "v1/train/a/1.png"]
     reasons = dict(m.skipped)
-    assert sorted(reasons) == ["stray.png", "v1/extra/copy.png", "v2/more/train/4.png"]
+    assert sorted(reasons) == ["stray.png", "v1/3f9a0c", "v1/extra/copy.png", "v2/more/train/4.png"]
     assert reasons["stray.png"] == "not in a split folder (v1/test/, v1/train/): not audited"
     assert all((m.root / p).is_file() for p in reasons)
 

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from ._version import __version__
 from .errors import LeakscanError
+from .output import missing_folders, remove_empty_folders
 from .settings import DECODE_SIDE, DEFAULTS, MODEL_BATCH, RANDOM_STATE, TRANSFORMS
 
 app = typer.Typer(
@@ -389,25 +390,6 @@ def _dask_client(address: Optional[str]):
         client.close()
 
 
-def _missing_folders(folder: Optional[Path]) -> list:
-    """``folder`` and those of its parents that do not exist yet, deepest first: what this run makes."""
-    out = []
-    p = None if folder is None else Path(os.path.abspath(folder))
-    while p is not None and not os.path.lexists(p) and p != p.parent:
-        out.append(p)
-        p = p.parent
-    return out
-
-
-def _remove_empty(folders: list) -> None:
-    """Remove the folders this run made for --out that are still empty (it failed before writing)."""
-    for p in folders:
-        try:
-            p.rmdir()  # only an empty folder
-        except OSError:
-            return
-
-
 def _dataset_folders(data: Optional[Path], manifest: Optional[Path]) -> list:
     """The folders holding the audited images (never written into), known before the long part."""
     from .discovery import discover  # noqa: PLC0415
@@ -498,7 +480,7 @@ def audit(
     _check_pairing(ctx, model, cache, no_cache)
     _needs(ctx, "--out DIR", out is not None, "no_html", "parquet")
     _needs(ctx, "--fail-on-leak", fail_on_leak, "max_leak")
-    made = _missing_folders(out)  # removed again if the run fails before writing into them
+    made = missing_folders(out)  # removed again if the run fails before writing into them
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, cross_only, model_min_cosine, crops,
                              min_confidence, overlap, min_precision)
@@ -516,10 +498,10 @@ def audit(
             if out is not None:
                 write_outputs(result, out, force=True, html=not no_html, parquet=parquet, progress=cb)
     except LeakscanError as exc:
-        _remove_empty(made)
+        remove_empty_folders(made)
         raise _fail(str(exc))
     except (OSError, MemoryError) as exc:
-        _remove_empty(made)
+        remove_empty_folders(made)
         raise _fail(_os_error(exc))
     from .termout import timings_line  # noqa: PLC0415
 
@@ -644,10 +626,10 @@ def resplit(
                                decisions=decisions, full_decode=full_decode, **source_opts)
         _ratio_warnings(ratios, result.manifest.split_names)
         rs = run_resplit(result, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle, random_state=seed)
-        if materialize_dir is not None:  # a tree it would refuse: refused before the manifest is written
-            planned(rs, materialize_dir, force=force)
+        # a tree it would refuse is refused before the manifest is written
+        plan = planned(rs, materialize_dir, force=force) if materialize_dir is not None else None
         written = write_resplit(rs, out)
-        placed = materialize(rs, materialize_dir, link=link.value, force=force) if materialize_dir else None
+        placed = materialize(rs, materialize_dir, link=link.value, force=force, plan=plan) if plan is not None else None
     except LeakscanError as exc:
         raise _fail(str(exc))
     except (OSError, MemoryError) as exc:

@@ -376,6 +376,18 @@ def thumbnail_jpeg(source, size: int = 112, quality: int = 80) -> bytes:
     return buf.getvalue()
 
 
+def file_head(path: str, n: int = 132) -> bytes | None:
+    """The first ``n`` bytes of a regular file (None: not one, or unreadable): enough to tell an
+    image saved without an extension (:func:`has_image_signature`) or a DICOM file (``DICM`` at 128)."""
+    if not is_regular_file(path):
+        return None
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(n)
+    except OSError:
+        return None
+
+
 def is_regular_file(path: str) -> bool:
     """A regular file (not a FIFO, socket or device, which could block or never end)."""
     try:

@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .decode import has_image_signature, is_regular_file
+from .decode import file_head, has_image_signature
 from .errors import ArgumentError, InputError
 from .manifest import (IMAGE_EXTENSIONS, SPLIT_ALIASES, SPLIT_SEARCH_DEPTH, UNSPLIT, Manifest, _str_array,
                        decode_text, listed_again, path_key)
@@ -296,14 +296,8 @@ def _from_folder(root: Path, options: dict | None = None) -> Manifest:
 
 def _unnamed_image(path: str) -> bool:
     """A regular file without an extension whose first bytes are a raster image's (not DICOM's)."""
-    if not is_regular_file(path):
-        return False
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(132)
-    except OSError:
-        return False
-    return head[128:132] != b"DICM" and has_image_signature(head)
+    head = file_head(path)
+    return head is not None and head[128:132] != b"DICM" and has_image_signature(head)
 
 
 def _outside_splits(root: str, split_dirs: dict, unlisted: list) -> tuple:

@@ -65,12 +65,15 @@ def planned(resplit, dest, *, force: bool = False) -> dict:
     return plan
 
 
-def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False) -> int:
+def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False, plan: dict | None = None) -> int:
     """Lay out ``dest/<split>/<label>/<file name>`` for every kept row of ``resplit``.
 
     Returns the number of files in place for the new split (placed now, or found already placed
     by an earlier run). Name clashes between different sources get ``__2``, ``__3``... before the
     suffix; a file an earlier run placed for the same source is reused, never duplicated.
+
+    ``plan``: what :func:`planned` returned for the same arguments, when the caller checked the
+    tree first (it is not checked again).
 
     Raises
     ------
@@ -80,7 +83,8 @@ def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False) -
     """
     if link not in LINK_MODES:
         raise ConfigError(f"link must be one of {', '.join(LINK_MODES)}, got {link!r}")
-    plan = planned(resplit, dest, force=force)
+    if plan is None:
+        plan = planned(resplit, dest, force=force)
     make_folder(Path(dest))
     taken: set[Path] = set()
     cleaned: set[Path] = set()

@@ -17,7 +17,8 @@ from typing import Callable, Union
 
 from .errors import OutputError
 
-__all__ = ["atomic_write", "inside", "make_folder", "utf8_text", "json_text"]
+__all__ = ["atomic_write", "inside", "make_folder", "missing_folders", "remove_empty_folders", "utf8_text",
+           "json_text"]
 
 Content = Union[str, bytes, Callable[[str], None]]
 
@@ -110,6 +111,27 @@ def make_folder(folder) -> Path:
     except OSError as exc:
         raise OutputError(f"{folder}: cannot create folder ({exc.strerror or exc})") from None
     return folder
+
+
+def missing_folders(folder) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first: what making it
+    makes (None: none)."""
+    out = []
+    p = None if folder is None else Path(os.path.abspath(folder))
+    while p is not None and not os.path.lexists(p) and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
+def remove_empty_folders(folders: list) -> None:
+    """Remove ``folders`` (:func:`missing_folders`, deepest first) that are still empty: a run
+    that failed before writing leaves nothing of its own behind."""
+    for p in folders:
+        try:
+            p.rmdir()  # only an empty folder
+        except OSError:
+            return
 
 
 def inside(child, parent) -> bool:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..manifest import Manifest
-from ..decode import is_regular_file
+from ..decode import file_head, is_regular_file
 from .rows import RowSource, object_array
 from .tables import PARQUET_SUFFIXES, TABLE_OPTIONS
 
@@ -90,14 +90,8 @@ def _is_dicom_file(path: str) -> bool:
     """``DICM`` at byte 128 (the DICOM preamble), or a ``.dcm``/``.dicom`` name."""
     if os.path.splitext(path)[1].lower() in (".dcm", ".dicom"):
         return True
-    if not is_regular_file(path):
-        return False
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(132)
-    except OSError:
-        return False
-    return len(head) == 132 and head[128:132] == b"DICM"
+    head = file_head(path)
+    return head is not None and len(head) == 132 and head[128:132] == b"DICM"
 
 
 def special_folder(root: Path, rows: list, maybe_dicom: list, options: dict):

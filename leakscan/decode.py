@@ -78,14 +78,20 @@ def parse_size(text) -> int:
     return value
 
 
+_WARNED_SIZES: set = set()
+
+
 def max_file_size() -> int:
-    """The size cap in bytes: ``$LEAKSCAN_MAX_FILE_SIZE`` or :data:`DEFAULT_MAX_FILE_SIZE`."""
+    """The size cap in bytes: ``$LEAKSCAN_MAX_FILE_SIZE`` or :data:`DEFAULT_MAX_FILE_SIZE` (a
+    value that is not a size is warned about once; the command line refuses it)."""
     env = os.environ.get(MAX_FILE_SIZE_ENV)
     if env:
         try:
             return parse_size(env)
         except ValueError:
-            log.warning("ignoring %s=%r (not a size such as 512M)", MAX_FILE_SIZE_ENV, env)
+            if env not in _WARNED_SIZES:
+                _WARNED_SIZES.add(env)
+                log.warning("ignoring %s=%r (not a size such as 512M)", MAX_FILE_SIZE_ENV, env)
     return DEFAULT_MAX_FILE_SIZE
 
 

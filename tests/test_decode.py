@@ -186,3 +186,13 @@ def test_a_heic_photo_without_its_plugin_is_skipped_with_a_reason_that_names_it(
     buf = io.BytesIO()
     scene(3).save(buf, "AVIF")
     assert decode_bytes(buf.getvalue())[0].size == scene(3).size
+
+
+def test_a_bad_size_in_the_environment_is_warned_about_once(monkeypatch, caplog):
+    # the library read it again for every file and warned each time (42 warnings on 42 images)
+    from leakscan.decode import DEFAULT_MAX_FILE_SIZE, max_file_size
+
+    monkeypatch.setenv("LEAKSCAN_MAX_FILE_SIZE", "not-a-size-7")
+    with caplog.at_level("WARNING", logger="leakscan.decode"):
+        assert [max_file_size() for _ in range(5)] == [DEFAULT_MAX_FILE_SIZE] * 5
+    assert sum("not-a-size-7" in r.getMessage() for r in caplog.records) == 1

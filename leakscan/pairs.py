@@ -556,6 +556,7 @@ def _embedding_pairs(emb_all, search_rows, variants, settings: DetectSettings, p
         index = CosineIndex(rows_of(emb_all, search_rows), centroids=None if earlier is None else earlier.centroids)
     n = len(search_rows)
     query_pos = np.arange(n) if query_pos is None else np.asarray(query_pos, np.int64)
+    query_pos = query_pos[index.search_order(query_pos)]  # faster; the same neighbours
     kk = min(settings.k + 1, n)
     out_i, out_j, out_s, out_v, out_dk, out_near = [], [], [], [], [], []
     kth = np.full(n, -1, np.int64)  # position of each queried image's k-th neighbour
@@ -704,9 +705,11 @@ def value_pairs(features: Features, search_rows: np.ndarray, query_pos: np.ndarr
     else:
         emb = brightness(0, len(rows))
         index = CosineIndex(emb)
-        parts = [index.knn(emb[q[a:a + QUERY_BLOCK]], k, ranks=ranks) for a in range(0, len(q), QUERY_BLOCK)]
+        order = index.search_order(q)  # faster; the same neighbours
+        parts = [index.knn(emb[q[order[a:a + QUERY_BLOCK]]], k, ranks=ranks) for a in range(0, len(q), QUERY_BLOCK)]
         del emb, index
-        sims, ids = (np.concatenate([p[t] for p in parts]) for t in (0, 1))
+        sims, ids = np.empty((len(q), k), np.float32), np.empty((len(q), k), np.int64)
+        sims[order], ids[order] = (np.concatenate([p[t] for p in parts]) for t in (0, 1))
     r, found, sim = _distinct_neighbours(sims, ids, q, settings)
     a, b = rows[q[r]], rows[found]
     pairs = _candidates(np.minimum(a, b), np.maximum(a, b), Kind.EMBEDDING, sim, MatchView.VALUE)

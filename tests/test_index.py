@@ -277,3 +277,31 @@ def test_an_approximate_index_holds_half_precision_vectors_and_finds_what_float3
     np.testing.assert_array_equal(ids, ref_ids)
     assert (ids[:, 0] == np.arange(300)).all()  # each row finds itself first
     assert np.abs(sims - ref_sims).max() < 2e-4
+
+
+def test_an_approximate_index_orders_its_own_rows_by_list_and_finds_the_same_neighbours_in_that_order():
+    """``search_order`` puts rows of one inverted list together (queried so, their probed lists
+    stay in the cache); each row's neighbours are the same as in the rows' own order. An exact
+    index, and a stacked one, order rows too (the stacked: each part's rows by its own lists)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6000, 32)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = CosineIndex(x, exact_max=100, nprobe=4)
+    rows = rng.permutation(6000)[:2500]
+    order = index.search_order(rows)
+    assert sorted(order.tolist()) == list(range(len(rows)))
+    lists = index._lists()
+    assert (np.diff(lists[rows[order]]) >= 0).all()  # list by list
+    assert len(np.unique(lists)) > 20  # many lists, so the order is not the given one
+    assert not (order == np.arange(len(rows))).all()
+    ids_as_given = index.knn(x[rows], 5)[1]
+    ids_ordered = index.knn(x[rows[order]], 5)[1]
+    np.testing.assert_array_equal(ids_ordered, ids_as_given[order])
+    exact = CosineIndex(x[:50])
+    np.testing.assert_array_equal(exact.search_order(np.array([7, 3, 9])), [0, 1, 2])
+    stacked = index.extended(x[:700])
+    both = np.array([6650, 12, 6001, 4000, 3])
+    order = stacked.search_order(both)
+    assert sorted(order.tolist()) == [0, 1, 2, 3, 4]
+    assert set(both[order[:3]]) == {12, 4000, 3} and set(both[order[3:]]) == {6650, 6001}
+    assert (np.diff(lists[both[order[:3]]]) >= 0).all()

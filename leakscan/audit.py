@@ -335,6 +335,7 @@ def audit(
     model_size=None,
     model_normalize: str | None = None,
     full_decode: bool = False,
+    before_decoding: Callable[[Manifest], None] | None = None,
     **source_options,
 ) -> Audit:
     """Find exact and near-duplicate images and the leakage they cause across splits.
@@ -382,6 +383,10 @@ def audit(
         Decode every image file at full size. By default a file decodes at the smallest scale
         that keeps :data:`~leakscan.settings.DECODE_SIDE` pixels on its shorter side (JPEG DCT
         scaling), which is all the features need; see the README for what that changes.
+    before_decoding : callable, optional
+        Called with the :class:`~leakscan.manifest.Manifest` found, before anything is decoded
+        or cached (the command line checks its ``--out`` folder against the dataset's there,
+        without looking for the images twice).
 
     Returns
     -------
@@ -411,6 +416,8 @@ def audit(
     t0 = time.perf_counter()
     m = discover(data, manifest=manifest, splits=splits, labels=labels, groups=groups, **source_options)
     t1 = time.perf_counter()
+    if before_decoding is not None:
+        before_decoding(m)
     warnings: list[str] = _manifest_warnings(m)
     if settings.scope == "cross" and len(set(m.splits.tolist())) < 2:
         warnings.append(f"only duplicates across splits were asked for (--cross-split-only), and every image is in "

@@ -390,17 +390,6 @@ def _dask_client(address: Optional[str]):
         client.close()
 
 
-def _dataset_folders(data: Optional[Path], manifest: Optional[Path]) -> list:
-    """The folders holding the audited images (never written into), known before the long part."""
-    from .discovery import discover  # noqa: PLC0415
-    from .safeio import dataset_folders  # noqa: PLC0415
-
-    try:
-        return dataset_folders(discover(data, manifest=manifest))
-    except LeakscanError:
-        return []  # the audit itself reports the problem
-
-
 @app.command()
 def audit(
     ctx: typer.Context,
@@ -473,6 +462,7 @@ def audit(
     """
     from .audit import audit as run_audit  # noqa: PLC0415
     from .report import prepare_out_dir, render_terminal, summary_json, write_outputs  # noqa: PLC0415
+    from .safeio import dataset_folders  # noqa: PLC0415
 
     _verbose(verbose)
     if data is None and manifest is None and hf is None:
@@ -487,14 +477,15 @@ def audit(
         spec = _model_spec(model, model_batch, model_size, model_normalize)
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
         data = _hf_data(hf, data, manifest)
-        if out is not None:  # fail before the long part, not after
-            prepare_out_dir(out, force=force, protect=_dataset_folders(
-                data if isinstance(data, Path) or data is None else hf, manifest))
         _check_decisions(decisions)
+
+        def check_out(found):  # once the images are found, before the long part
+            prepare_out_dir(out, force=force, protect=dataset_folders(found), data_root=hf)
         with _progress(quiet) as cb, _dask_client(dask) as client, _max_file_size(max_file_size):
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,
-                               decisions=decisions, full_decode=full_decode, **source_opts)
+                               decisions=decisions, full_decode=full_decode,
+                               before_decoding=check_out if out is not None else None, **source_opts)
             if out is not None:
                 write_outputs(result, out, force=True, html=not no_html, parquet=parquet, progress=cb)
     except LeakscanError as exc:
@@ -596,6 +587,7 @@ def resplit(
     from .materialize import materialize, planned  # noqa: PLC0415
     from .report import prepare_resplit_out, render_resplit, write_resplit  # noqa: PLC0415
     from .resplit import resplit as run_resplit  # noqa: PLC0415
+    from .safeio import check_target, dataset_folders  # noqa: PLC0415
     from .split import parse_ratios  # noqa: PLC0415
 
     _verbose(verbose)
@@ -614,16 +606,17 @@ def resplit(
         parse_ratios(ratios)  # fail before the long part
         _check_decisions(decisions)
         _ratio_warnings(ratios)
-        folders = _dataset_folders(data if isinstance(data, Path) or data is None else hf, manifest)
-        prepare_resplit_out(out, force=force, protect=folders)
-        if materialize_dir is not None:
-            from .safeio import check_target  # noqa: PLC0415
 
-            check_target(materialize_dir, folders, what="--materialize folder")
+        def check_out(found):  # once the images are found, before the long part
+            folders = dataset_folders(found) + ([os.path.realpath(hf)] if hf is not None else [])
+            prepare_resplit_out(out, force=force, protect=folders)
+            if materialize_dir is not None:
+                check_target(materialize_dir, folders, what="--materialize folder")
         with _progress(quiet) as cb, _dask_client(dask) as client, _max_file_size(max_file_size):
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,
-                               decisions=decisions, full_decode=full_decode, **source_opts)
+                               decisions=decisions, full_decode=full_decode, before_decoding=check_out,
+                               **source_opts)
         _ratio_warnings(ratios, result.manifest.split_names)
         rs = run_resplit(result, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle, random_state=seed)
         # a tree it would refuse is refused before the manifest is written

@@ -180,3 +180,22 @@ def test_group_by_and_bands_on_plain_images_say_they_are_ignored(tmp_path, caplo
     assert r.exit_code == 0, r.output
     said = " ".join(rec.getMessage() for rec in caplog.records if rec.levelname == "WARNING")
     assert "--group-by StudyInstanceUID is ignored" in said and "--bands is ignored" in said
+
+
+def test_the_dataset_is_looked_through_once(tmp_path, monkeypatch):
+    # the --out check reads the images found by the audit's own look through the folder (a
+    # second walk of millions of files, or of every DICOM header, took as long as the first)
+    import leakscan.discovery as discovery
+
+    walks = []
+    walk = discovery._from_folder
+    monkeypatch.setattr(discovery, "_from_folder", lambda *a, **k: walks.append(a[0]) or walk(*a, **k))
+    r = run("audit", FIXTURES, "-q", "-j", "1", "--no-html", "--out", tmp_path / "res")
+    assert r.exit_code == 0, r.output
+    assert len(walks) == 1 and (tmp_path / "res" / "pairs.csv").is_file()
+    r = run("resplit", FIXTURES, "-q", "-j", "1", "--out", tmp_path / "new.csv")
+    assert r.exit_code == 0, r.output
+    assert len(walks) == 2 and (tmp_path / "new.csv").is_file()
+    r = run("audit", FIXTURES, "-q", "--out", FIXTURES / "report")  # still refused, after the one walk
+    assert r.exit_code == 2 and "inside the dataset" in r.output and len(walks) == 3
+    assert not (FIXTURES / "report").exists()

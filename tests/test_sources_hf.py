@@ -237,3 +237,24 @@ def test_image_bytes_stay_in_the_dataset(tmp_path):
     cross = a.cross_split()
     assert {(m.paths[i], m.paths[j]) for i, j in zip(a.pairs.i[cross], a.pairs.j[cross])} == {
         (f"train/{at}", "test/19")}
+
+
+def test_cli_hf_never_writes_inside_the_saved_dataset_or_the_imagefolder(tmp_path):
+    # the folder given to --hf is the dataset: --out, resplit's manifest and --materialize stay out of it
+    _dd().save_to_disk(str(tmp_path / "saved"))
+    root = tmp_path / "folder"
+    for k in range(4):
+        (root / "train" / "a").mkdir(parents=True, exist_ok=True)
+        scene(k).save(root / "train" / "a" / f"{k}.png")
+    (root / "test" / "a").mkdir(parents=True)
+    scene(0).save(root / "test" / "a" / "copy.png")
+    for hf in (tmp_path / "saved", root):
+        before = sorted(p.relative_to(hf) for p in hf.rglob("*"))
+        r = CliRunner().invoke(app, ["audit", "--hf", str(hf), "-q", "-j", "1", "--out", str(hf / "report")])
+        assert r.exit_code == 2 and "inside the dataset folder" in r.output, r.output
+        r = CliRunner().invoke(app, ["resplit", "--hf", str(hf), "-q", "-j", "1", "--out", str(hf / "new.csv")])
+        assert r.exit_code == 2 and "inside the dataset folder" in r.output, r.output
+        r = CliRunner().invoke(app, ["resplit", "--hf", str(hf), "-q", "-j", "1", "--out", str(tmp_path / "new.csv"),
+                                     "--materialize", str(hf / "tree"), "--force"])
+        assert r.exit_code == 2 and "inside the dataset folder" in r.output, r.output
+        assert sorted(p.relative_to(hf) for p in hf.rglob("*")) == before

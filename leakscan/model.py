@@ -19,7 +19,8 @@ README): ``leakscan.size`` (``"224"`` or ``"WxH"``), ``leakscan.normalize``
 and ``leakscan.layout`` (``NCHW|NHWC``); the common keys ``image_size``/``input_size`` and
 ``mean``/``std`` are read too. Explicit options win over metadata.
 
-The first output, flattened per image, is the embedding; it is L2-normalised. Nothing is
+The first output, flattened per image, is the embedding; it is L2-normalised (one with NaN or
+inf becomes zeros: no evidence). Nothing is
 downloaded: you bring the file.
 """
 
@@ -291,6 +292,11 @@ class EmbeddingModel:
         if not out:
             return np.zeros((0, 0), np.float32)
         emb = np.concatenate(out)
+        bad = ~np.isfinite(emb).all(axis=1)
+        if bad.any():  # NaN or inf would poison the search (FAISS refuses to train on them) and the evidence
+            log.warning("model %s gave %d of %d images an embedding with NaN or inf: read as zeros (no evidence)",
+                        os.path.basename(self.spec.path), int(bad.sum()), len(emb))
+            emb[bad] = 0.0
         emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         return emb
 

@@ -348,3 +348,30 @@ def test_an_audit_with_a_model_fits_the_decision_without_it_too(tmp_path):
     names = lambda r: {frozenset((r.manifest.paths[i], r.manifest.paths[j])) for i, j in zip(r.pairs.i, r.pairs.j)}  # noqa: E731
     assert frozenset(("03.jpg", "copy.jpg")) in names(without)
     assert names(without) <= names(with_model)
+
+
+def test_an_embedding_with_nan_or_inf_is_read_as_zeros(tmp_path):
+    # a model that gives some images NaN (here: the square root of a negative mean, a dark image
+    # after ImageNet's normalisation) poisoned the search: FAISS refuses to train an inverted-file
+    # index (over 20,000 images) on NaN or inf and the run ended in a traceback
+    from leakscan.index import CosineIndex
+
+    nodes = [helper.make_node("AveragePool", ["x"], ["p"], kernel_shape=[4, 4], strides=[4, 4]),
+             helper.make_node("Flatten", ["p"], ["f"]),
+             helper.make_node("ReduceMean", ["f"], ["mu"], axes=[1], keepdims=1),
+             helper.make_node("Sqrt", ["mu"], ["s"]), helper.make_node("Mul", ["f", "s"], ["y"])]
+    graph = helper.make_graph(nodes, "nan", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", None])])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "nan.onnx"))
+    model = EmbeddingModel(ModelSpec.from_path(tmp_path / "nan.onnx"))
+    imgs = [Image.new("RGB", (40, 40), (0, 0, 0)), Image.new("RGB", (40, 40), (255, 255, 255))]
+    imgs += [scene(s, 40) for s in range(60)]
+    emb = embed(model, imgs)
+    assert np.isfinite(emb).all()
+    assert not emb[0].any()  # the black image: no evidence
+    np.testing.assert_allclose(np.linalg.norm(emb[1]), 1.0, rtol=1e-5)
+    index = CosineIndex(emb, exact_max=10)  # an inverted-file index, as beyond 20,000 images
+    sims, ids = index.knn(emb[1:2], 1)
+    assert ids[0, 0] == 1

@@ -524,6 +524,11 @@ def _features(m: Manifest, store, *, jobs, client, progress, model, decode_side=
         keys = m.source.cache_keys(np.arange(n))
     if decode_side is None and m.source is None:  # full-size decodes: other features, kept beside
         keys = [None if k is None else (k[0] + "|full",) + tuple(k[1:]) for k in keys]
+    elif model is not None and m.source is None:  # a model's larger input size decodes larger: the same
+        embedder = model.load()
+        side = max(decode_side, int(getattr(embedder, "width", 0)), int(getattr(embedder, "height", 0)))
+        if side != decode_side:
+            keys = [None if k is None else (k[0] + f"|side{side}",) + tuple(k[1:]) for k in keys]
     found = store.get(keys)
     # only failures that are a property of the bytes are trusted: permission, I/O, memory and
     # size-cap failures (of older runs) are tried again

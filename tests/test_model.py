@@ -375,3 +375,25 @@ def test_an_embedding_with_nan_or_inf_is_read_as_zeros(tmp_path):
     index = CosineIndex(emb, exact_max=10)  # an inverted-file index, as beyond 20,000 images
     sims, ids = index.knn(emb[1:2], 1)
     assert ids[0, 0] == 1
+
+
+def test_features_decoded_larger_for_a_model_are_cached_beside_the_others(tmp_path):
+    # a model of input size over 256 px decodes the images larger (a JPEG of 1100 px at 1/2 rather
+    # than 1/4 scale): those features were cached under the file's key, so an audit without the
+    # model read them from the cache and differed from the same audit with a cold cache
+    data = tmp_path / "data"
+    data.mkdir()
+    for s in range(3):
+        scene(s, 1100).save(data / f"{s}.jpg", quality=90)
+    path = pool_model(tmp_path / "m.onnx", dynamic=True)
+    cache = tmp_path / "cache.sqlite"
+    with_model = audit(data, model=path, model_size=300, cache=cache, jobs=1)
+    warm = audit(data, cache=cache, jobs=1)
+    cold = audit(data, cache=False, jobs=1)
+    assert not np.array_equal(with_model.features.thumb, cold.features.thumb)  # the premise: decoded larger
+    for name in ("pixel_digest", "hashes", "thumb", "colour", "embedding"):
+        np.testing.assert_array_equal(getattr(warm.features, name), getattr(cold.features, name), err_msg=name)
+    again = audit(data, model=path, model_size=300, cache=cache, jobs=1)  # and the model's own stay cached
+    assert again.features.n_cached == 3
+    np.testing.assert_array_equal(again.features.thumb, with_model.features.thumb)
+    np.testing.assert_array_equal(again.features.model_embedding, with_model.features.model_embedding)

@@ -101,7 +101,7 @@ def _triple(text: str, key: str):
     if len(vals) == 1:
         vals = vals * 3
     if len(vals) != 3:
-        raise InputError(f"model metadata {key} must be three numbers, got {text!r}")
+        raise InputError(f"metadata {key} must be three numbers, got {text!r}")
     return vals
 
 
@@ -240,7 +240,10 @@ class EmbeddingModel:
             if spec.normalize is None:  # explicit mean/std in metadata (when no explicit choice)
                 for mkey, skey in (("leakscan.mean", "leakscan.std"), ("mean", "std")):
                     if meta.get(mkey) and meta.get(skey):
-                        mean, std = _triple(meta[mkey], mkey), _triple(meta[skey], skey)
+                        try:
+                            mean, std = _triple(meta[mkey], mkey), _triple(meta[skey], skey)
+                        except InputError as exc:
+                            raise InputError(f"model {spec.path}: {exc}") from exc
                         name = name or "metadata"
                         break
             mean = spec.mean if spec.mean is not None else mean
@@ -248,8 +251,9 @@ class EmbeddingModel:
             self.normalize = name or "imagenet"
         self._mean = np.array(mean, np.float32)
         self._std = np.array(std, np.float32)
-        if self._std.shape != (3,) or self._mean.shape != (3,) or (self._std <= 0).any():
-            raise InputError(f"model {spec.path}: mean and std must be three numbers, std > 0; "
+        if (self._std.shape != (3,) or self._mean.shape != (3,) or not (self._std > 0).all()
+                or not np.isfinite(np.concatenate([self._mean, self._std])).all()):
+            raise InputError(f"model {spec.path}: mean and std must be three finite numbers, std > 0; "
                              f"got {mean}, {std}")
 
     def preprocess(self, img: Image.Image) -> np.ndarray:

@@ -397,3 +397,27 @@ def test_features_decoded_larger_for_a_model_are_cached_beside_the_others(tmp_pa
     assert again.features.n_cached == 3
     np.testing.assert_array_equal(again.features.thumb, with_model.features.thumb)
     np.testing.assert_array_equal(again.features.model_embedding, with_model.features.model_embedding)
+
+
+@pytest.mark.parametrize("meta, why", [
+    ({"leakscan.mean": "a,b,c", "leakscan.std": "1,1,1"}, "metadata leakscan.mean must be three numbers"),
+    ({"mean": "0.5,0.5", "std": "1,1,1"}, "metadata mean must be three numbers"),
+    ({"leakscan.mean": "0,0,0", "leakscan.std": "nan,nan,nan"}, "three finite numbers"),
+    ({"leakscan.mean": "nan,0,0", "leakscan.std": "1,1,1"}, "three finite numbers"),
+    ({"leakscan.mean": "0,0,0", "leakscan.std": "inf,1,1"}, "three finite numbers"),
+])
+def test_garbage_mean_or_std_in_the_metadata_is_refused_naming_the_model(tmp_path, meta, why):
+    # the mean/std errors did not name the model file, and NaN or inf were taken (every
+    # embedding NaN: the model silently gave no evidence)
+    from typer.testing import CliRunner
+
+    from leakscan.cli import app
+
+    path = pool_model(tmp_path / "garbage.onnx", dynamic=True, metadata=meta)
+    with pytest.raises(InputError, match=rf"model .*garbage.onnx: .*{why}"):
+        EmbeddingModel(ModelSpec.from_path(path))
+    data = tmp_path / "data"
+    data.mkdir()
+    scene(1, 32).save(data / "a.png")
+    res = CliRunner().invoke(app, ["audit", str(data), "--model", str(path), "--no-cache", "--quiet"])
+    assert res.exit_code == 2 and "garbage.onnx" in res.output and "Traceback" not in res.output

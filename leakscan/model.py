@@ -93,6 +93,11 @@ def _check_normalize(value):
     return v
 
 
+def _fixed(dim) -> bool:
+    """Whether an input axis has a fixed length (not a named or unknown dynamic one)."""
+    return isinstance(dim, int) and dim > 0
+
+
 def _triple(text: str, key: str):
     try:
         vals = tuple(float(x) for x in re.split(r"[\s,;]+", text.strip(" []()")) if x)
@@ -198,9 +203,16 @@ class EmbeddingModel:
                 layout = "NCHW"
             elif shape[3] == 3:
                 layout = "NHWC"
+            elif _fixed(shape[1]) and _fixed(shape[3]):  # a grey (1) or RGBA (4) model: no layout helps
+                raise InputError(f"model {spec.path}: input {inp.name!r} has no 3-channel axis: {shape}; "
+                                 "leakscan feeds RGB images (3 channels)")
             else:
                 raise InputError(f"model {spec.path}: input {inp.name!r} has no 3-channel axis: {shape} "
                                  "(set metadata leakscan.layout)")
+        channels = shape[1] if layout == "NCHW" else shape[3]
+        if _fixed(channels) and channels != 3:  # metadata leakscan.layout naming another axis
+            raise InputError(f"model {spec.path}: metadata leakscan.layout says {layout}, but input {inp.name!r} "
+                             f"{shape} then has {channels} channels; leakscan feeds RGB images (3 channels)")
         self.layout = layout
         # exported without a batch axis (torch.onnx.export without dynamic_axes: 1): fed that many
         self.fixed_batch = int(shape[0]) if isinstance(shape[0], int) and shape[0] > 0 else None

@@ -421,3 +421,33 @@ def test_garbage_mean_or_std_in_the_metadata_is_refused_naming_the_model(tmp_pat
     scene(1, 32).save(data / "a.png")
     res = CliRunner().invoke(app, ["audit", str(data), "--model", str(path), "--no-cache", "--quiet"])
     assert res.exit_code == 2 and "garbage.onnx" in res.output and "Traceback" not in res.output
+
+
+def test_a_model_that_does_not_take_three_channels_is_told_so(tmp_path):
+    # a grey (1-channel) model was told to set metadata leakscan.layout, which cannot help; and a
+    # leakscan.layout naming the wrong axis failed at run time on "16x3 images"
+    def model(path, shape, metadata=None):
+        graph = helper.make_graph([helper.make_node("Flatten", ["x"], ["y"], axis=1)], "flat",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", None])])
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        m.ir_version = 8
+        if metadata:
+            onnx.helper.set_model_props(m, metadata)
+        onnx.save(m, str(path))
+        return path
+    for shape in (["N", 1, 16, 16], ["N", 16, 16, 1], ["N", 4, 16, 16]):
+        with pytest.raises(InputError, match=r"grey.onnx: input 'x' has no 3-channel axis: .*leakscan feeds RGB"):
+            EmbeddingModel(ModelSpec.from_path(model(tmp_path / "grey.onnx", shape)))
+    # dynamic axes: the layout may say which one is the channels
+    with pytest.raises(InputError, match=r"set metadata leakscan.layout"):
+        EmbeddingModel(ModelSpec.from_path(model(tmp_path / "dyn.onnx", ["N", "C", "H", "W"])))
+    ok = EmbeddingModel(ModelSpec.from_path(model(tmp_path / "dyn.onnx", ["N", "C", "H", "W"],
+                                                  {"leakscan.layout": "NHWC"}), size=8))
+    assert ok.layout == "NHWC" and ok.dim == 8 * 8 * 3
+    wrong = model(tmp_path / "wrong.onnx", ["N", 3, 16, 16], {"leakscan.layout": "NHWC"})
+    with pytest.raises(InputError, match=r"wrong.onnx: metadata leakscan.layout says NHWC, but .* has 16 channels"):
+        EmbeddingModel(ModelSpec.from_path(wrong))
+    grey = model(tmp_path / "greylayout.onnx", ["N", 1, "H", "W"], {"leakscan.layout": "NCHW"})
+    with pytest.raises(InputError, match=r"has 1 channels; leakscan feeds RGB"):
+        EmbeddingModel(ModelSpec.from_path(grey))

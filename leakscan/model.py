@@ -219,6 +219,7 @@ class EmbeddingModel:
         hw = shape[2:4] if layout == "NCHW" else shape[1:3]
         fixed = [int(d) if isinstance(d, int) and d > 0 else None for d in hw]  # (H, W)
         size = parse_size(spec.size)  # also an int, for ModelSpec(..., size=224) built by hand
+        hint = "drop --model-size"
         if size is None:
             for key in ("leakscan.size", "image_size", "input_size"):
                 if meta.get(key, "").strip():
@@ -226,13 +227,14 @@ class EmbeddingModel:
                         size = parse_size(meta[key])
                     except InputError as exc:
                         raise InputError(f"model {spec.path}: metadata {key}: {exc}") from exc
+                    hint = f"its metadata {key} says {meta[key].strip()}: fix or remove it"
                     break
         if size is None:
             size = (fixed[1] or DEFAULT_SIZE, fixed[0] or DEFAULT_SIZE)
         self.width, self.height = size
         if (fixed[0] not in (None, self.height)) or (fixed[1] not in (None, self.width)):
-            raise InputError(f"model {spec.path} takes {fixed[1]}x{fixed[0]} images only, "
-                             f"not {self.width}x{self.height} (drop --model-size)")
+            raise InputError(f"model {spec.path} takes {fixed[1] or '*'}x{fixed[0] or '*'} images only, "
+                             f"not {self.width}x{self.height} ({hint})")
         self.input_name = inp.name
         if inp.type not in _TYPES:
             raise InputError(f"model {spec.path}: input {inp.name!r} has type {inp.type}; "

@@ -451,3 +451,14 @@ def test_a_model_that_does_not_take_three_channels_is_told_so(tmp_path):
     grey = model(tmp_path / "greylayout.onnx", ["N", 1, "H", "W"], {"leakscan.layout": "NCHW"})
     with pytest.raises(InputError, match=r"has 1 channels; leakscan feeds RGB"):
         EmbeddingModel(ModelSpec.from_path(grey))
+
+
+def test_a_fixed_size_model_whose_metadata_says_another_size_is_told_which(tmp_path):
+    # the size came from the metadata, yet the error said "drop --model-size" (not given)
+    path = pool_model(tmp_path / "fixed.onnx", size=16, metadata={"image_size": "224"})
+    with pytest.raises(InputError, match=r"fixed.onnx takes 16x16 images only, not 224x224 "
+                                         r"\(its metadata image_size says 224: fix or remove it\)"):
+        EmbeddingModel(ModelSpec.from_path(path))
+    assert EmbeddingModel(ModelSpec.from_path(path, size=16)).width == 16  # an explicit size wins
+    with pytest.raises(InputError, match=r"not 32x32 \(drop --model-size\)"):
+        EmbeddingModel(ModelSpec.from_path(path, size=32))

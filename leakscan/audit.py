@@ -377,7 +377,8 @@ def audit(
     model_size, model_normalize : optional
         For a ``model`` given by path: its input size (``224``, ``"160x128"`` or ``(W, H)``)
         and the normalisation of a float-input model (``"imagenet"``, ``"none"``, ``"clip"``);
-        default: the model's metadata, else its fixed size (or 224) and ImageNet's.
+        default: the model's metadata, else its fixed size (or 224) and ImageNet's. Without
+        ``model`` they are an error, as ``--model-size`` without ``--model`` is.
     full_decode : bool
         Decode every image file at full size. By default a file decodes at the smallest scale
         that keeps :data:`~leakscan.settings.DECODE_SIDE` pixels on its shorter side (JPEG DCT
@@ -398,6 +399,12 @@ def audit(
     [('train', 'test', 1), ('test', 'train', 1)]
     """
     settings = settings or DetectSettings()
+    if model is None and (model_size is not None or model_normalize is not None):
+        from .errors import ConfigError  # noqa: PLC0415
+
+        given = ", ".join(f"{k}={v!r}" for k, v in (("model_size", model_size), ("model_normalize", model_normalize))
+                          if v is not None)
+        raise ConfigError(f"{given} is for a model: give model='model.onnx' too (without it, it changes nothing)")
     if model is not None:
         from .errors import InputError  # noqa: PLC0415
         from .model import ModelSpec  # noqa: PLC0415

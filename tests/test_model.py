@@ -462,3 +462,17 @@ def test_a_fixed_size_model_whose_metadata_says_another_size_is_told_which(tmp_p
     assert EmbeddingModel(ModelSpec.from_path(path, size=16)).width == 16  # an explicit size wins
     with pytest.raises(InputError, match=r"not 32x32 \(drop --model-size\)"):
         EmbeddingModel(ModelSpec.from_path(path, size=32))
+
+
+def test_model_options_without_a_model_are_refused_by_the_library_too(tmp_path):
+    # the command line refuses --model-size without --model; audit(model_size=...) without
+    # model= ran without a model, saying nothing
+    from leakscan.errors import ConfigError
+
+    imgs = np.zeros((2, 8, 8, 3), np.uint8)
+    with pytest.raises(ConfigError, match=r"model_size=128 is for a model: give model="):
+        audit(imgs, model_size=128)
+    with pytest.raises(ConfigError, match=r"model_normalize='clip' is for a model"):
+        audit(imgs, model_normalize="clip")
+    r = audit(imgs, model=pool_model(tmp_path / "m.onnx", dynamic=True), model_size=8, model_normalize="clip")
+    assert r.features.model_embedding.shape == (2, 12)

@@ -302,6 +302,10 @@ class EmbeddingModel:
                 raise InputError(f"model {self.spec.path} failed on a batch of {len(x)} "
                                  f"{self.width}x{self.height} images: {exc}") from exc
             y = np.asarray(y, np.float32)
+            if y.ndim == 0 or y.shape[0] != len(x):  # a scalar, or an output that mixes the batch's images
+                raise InputError(f"model {self.spec.path}: its first output is {tuple(y.shape)} for a batch of "
+                                 f"{len(x)} images, not one embedding per image (N, D); export a module that "
+                                 "returns one (README: Exporting a PyTorch or Hugging Face model)")
             if y.ndim > 2 and y[0].size > MAX_EMBED_DIM:  # a feature map or tokens, not one vector per image
                 raise InputError(f"model {self.spec.path}: its first output is {tuple(y.shape)}, not one embedding "
                                  f"per image (N, D); export a module that returns a pooled embedding first (README: "

@@ -476,3 +476,34 @@ def test_model_options_without_a_model_are_refused_by_the_library_too(tmp_path):
         audit(imgs, model_normalize="clip")
     r = audit(imgs, model=pool_model(tmp_path / "m.onnx", dynamic=True), model_size=8, model_normalize="clip")
     assert r.features.model_embedding.shape == (2, 12)
+
+
+def test_a_model_whose_output_is_not_per_image_is_refused_by_name(tmp_path):
+    # a scalar output, or one reduced over the batch (right for a batch of 1, the probe), ended
+    # the run in an IndexError / ValueError traceback with exit code 1 (the code of a leak found)
+    from typer.testing import CliRunner
+
+    from leakscan.cli import app
+
+    def model(path, node, out_shape):
+        graph = helper.make_graph([node], "reduce", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                  ["N", 3, 16, 16])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)])
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        m.ir_version = 8
+        onnx.save(m, str(path))
+        return path
+    scalar = model(tmp_path / "scalar.onnx", helper.make_node("ReduceMean", ["x"], ["y"], keepdims=0), [])
+    mixed = model(tmp_path / "mixed.onnx", helper.make_node("ReduceMean", ["x"], ["y"], axes=[0, 2, 3], keepdims=0),
+                  [3])
+    imgs = np.stack([np.asarray(scene(s, 16)) for s in range(4)])
+    with pytest.raises(InputError, match=r"scalar.onnx: its first output is \(\) for a batch of 1 images"):
+        EmbeddingModel(ModelSpec.from_path(scalar)).dim
+    with pytest.raises(InputError, match=r"mixed.onnx: its first output is \(3,\) for a batch of 4 images"):
+        EmbeddingModel(ModelSpec.from_path(mixed)).embed(imgs)
+    data = tmp_path / "data"
+    data.mkdir()
+    for s in range(4):
+        scene(s, 32).save(data / f"{s}.png")
+    res = CliRunner().invoke(app, ["audit", str(data), "--model", str(mixed), "--no-cache", "--quiet", "-j", "1"])
+    assert res.exit_code == 2 and "mixed.onnx: its first output is" in res.output, res.output

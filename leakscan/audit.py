@@ -378,7 +378,8 @@ def audit(
     model_size, model_normalize : optional
         For a ``model`` given by path: its input size (``224``, ``"160x128"`` or ``(W, H)``)
         and the normalisation of a float-input model (``"imagenet"``, ``"none"``, ``"clip"``);
-        default: the model's metadata, else its fixed size (or 224) and ImageNet's.
+        default: the model's metadata, else its fixed size (or 224) and ImageNet's. Without
+        ``model`` they are an error, as ``--model-size`` without ``--model`` is.
     full_decode : bool
         Decode every image file at full size. By default a file decodes at the smallest scale
         that keeps :data:`~leakscan.settings.DECODE_SIDE` pixels on its shorter side (JPEG DCT
@@ -403,6 +404,12 @@ def audit(
     [('train', 'test', 1), ('test', 'train', 1)]
     """
     settings = settings or DetectSettings()
+    if model is None and (model_size is not None or model_normalize is not None):
+        from .errors import ConfigError  # noqa: PLC0415
+
+        given = ", ".join(f"{k}={v!r}" for k, v in (("model_size", model_size), ("model_normalize", model_normalize))
+                          if v is not None)
+        raise ConfigError(f"{given} is for a model: give model='model.onnx' too (without it, it changes nothing)")
     if model is not None:
         from .errors import InputError  # noqa: PLC0415
         from .model import ModelSpec  # noqa: PLC0415
@@ -531,6 +538,11 @@ def _features(m: Manifest, store, *, jobs, client, progress, model, decode_side=
         keys = m.source.cache_keys(np.arange(n))
     if decode_side is None and m.source is None:  # full-size decodes: other features, kept beside
         keys = [None if k is None else (k[0] + "|full",) + tuple(k[1:]) for k in keys]
+    elif model is not None and m.source is None:  # a model's larger input size decodes larger: the same
+        embedder = model.load()
+        side = max(decode_side, int(getattr(embedder, "width", 0)), int(getattr(embedder, "height", 0)))
+        if side != decode_side:
+            keys = [None if k is None else (k[0] + f"|side{side}",) + tuple(k[1:]) for k in keys]
     found = store.get(keys)
     # only failures that are a property of the bytes are trusted: permission, I/O, memory and
     # size-cap failures (of older runs) are tried again

@@ -19,7 +19,8 @@ README): ``leakscan.size`` (``"224"`` or ``"WxH"``), ``leakscan.normalize``
 and ``leakscan.layout`` (``NCHW|NHWC``); the common keys ``image_size``/``input_size`` and
 ``mean``/``std`` are read too. Explicit options win over metadata.
 
-The first output, flattened per image, is the embedding; it is L2-normalised. Nothing is
+The first output, flattened per image, is the embedding; it is L2-normalised (one with NaN or
+inf becomes zeros: no evidence). Nothing is
 downloaded: you bring the file.
 """
 
@@ -92,6 +93,11 @@ def _check_normalize(value):
     return v
 
 
+def _fixed(dim) -> bool:
+    """Whether an input axis has a fixed length (not a named or unknown dynamic one)."""
+    return isinstance(dim, int) and dim > 0
+
+
 def _triple(text: str, key: str):
     try:
         vals = tuple(float(x) for x in re.split(r"[\s,;]+", text.strip(" []()")) if x)
@@ -100,7 +106,7 @@ def _triple(text: str, key: str):
     if len(vals) == 1:
         vals = vals * 3
     if len(vals) != 3:
-        raise InputError(f"model metadata {key} must be three numbers, got {text!r}")
+        raise InputError(f"metadata {key} must be three numbers, got {text!r}")
     return vals
 
 
@@ -197,15 +203,23 @@ class EmbeddingModel:
                 layout = "NCHW"
             elif shape[3] == 3:
                 layout = "NHWC"
+            elif _fixed(shape[1]) and _fixed(shape[3]):  # a grey (1) or RGBA (4) model: no layout helps
+                raise InputError(f"model {spec.path}: input {inp.name!r} has no 3-channel axis: {shape}; "
+                                 "leakscan feeds RGB images (3 channels)")
             else:
                 raise InputError(f"model {spec.path}: input {inp.name!r} has no 3-channel axis: {shape} "
                                  "(set metadata leakscan.layout)")
+        channels = shape[1] if layout == "NCHW" else shape[3]
+        if _fixed(channels) and channels != 3:  # metadata leakscan.layout naming another axis
+            raise InputError(f"model {spec.path}: metadata leakscan.layout says {layout}, but input {inp.name!r} "
+                             f"{shape} then has {channels} channels; leakscan feeds RGB images (3 channels)")
         self.layout = layout
         # exported without a batch axis (torch.onnx.export without dynamic_axes: 1): fed that many
         self.fixed_batch = int(shape[0]) if isinstance(shape[0], int) and shape[0] > 0 else None
         hw = shape[2:4] if layout == "NCHW" else shape[1:3]
         fixed = [int(d) if isinstance(d, int) and d > 0 else None for d in hw]  # (H, W)
         size = parse_size(spec.size)  # also an int, for ModelSpec(..., size=224) built by hand
+        hint = "drop --model-size"
         if size is None:
             for key in ("leakscan.size", "image_size", "input_size"):
                 if meta.get(key, "").strip():
@@ -213,13 +227,14 @@ class EmbeddingModel:
                         size = parse_size(meta[key])
                     except InputError as exc:
                         raise InputError(f"model {spec.path}: metadata {key}: {exc}") from exc
+                    hint = f"its metadata {key} says {meta[key].strip()}: fix or remove it"
                     break
         if size is None:
             size = (fixed[1] or DEFAULT_SIZE, fixed[0] or DEFAULT_SIZE)
         self.width, self.height = size
         if (fixed[0] not in (None, self.height)) or (fixed[1] not in (None, self.width)):
-            raise InputError(f"model {spec.path} takes {fixed[1]}x{fixed[0]} images only, "
-                             f"not {self.width}x{self.height} (drop --model-size)")
+            raise InputError(f"model {spec.path} takes {fixed[1] or '*'}x{fixed[0] or '*'} images only, "
+                             f"not {self.width}x{self.height} ({hint})")
         self.input_name = inp.name
         if inp.type not in _TYPES:
             raise InputError(f"model {spec.path}: input {inp.name!r} has type {inp.type}; "
@@ -239,7 +254,10 @@ class EmbeddingModel:
             if spec.normalize is None:  # explicit mean/std in metadata (when no explicit choice)
                 for mkey, skey in (("leakscan.mean", "leakscan.std"), ("mean", "std")):
                     if meta.get(mkey) and meta.get(skey):
-                        mean, std = _triple(meta[mkey], mkey), _triple(meta[skey], skey)
+                        try:
+                            mean, std = _triple(meta[mkey], mkey), _triple(meta[skey], skey)
+                        except InputError as exc:
+                            raise InputError(f"model {spec.path}: {exc}") from exc
                         name = name or "metadata"
                         break
             mean = spec.mean if spec.mean is not None else mean
@@ -247,8 +265,9 @@ class EmbeddingModel:
             self.normalize = name or "imagenet"
         self._mean = np.array(mean, np.float32)
         self._std = np.array(std, np.float32)
-        if self._std.shape != (3,) or self._mean.shape != (3,) or (self._std <= 0).any():
-            raise InputError(f"model {spec.path}: mean and std must be three numbers, std > 0; "
+        if (self._std.shape != (3,) or self._mean.shape != (3,) or not (self._std > 0).all()
+                or not np.isfinite(np.concatenate([self._mean, self._std])).all()):
+            raise InputError(f"model {spec.path}: mean and std must be three finite numbers, std > 0; "
                              f"got {mean}, {std}")
 
     def preprocess(self, img: Image.Image) -> np.ndarray:
@@ -283,6 +302,10 @@ class EmbeddingModel:
                 raise InputError(f"model {self.spec.path} failed on a batch of {len(x)} "
                                  f"{self.width}x{self.height} images: {exc}") from exc
             y = np.asarray(y, np.float32)
+            if y.ndim == 0 or y.shape[0] != len(x):  # a scalar, or an output that mixes the batch's images
+                raise InputError(f"model {self.spec.path}: its first output is {tuple(y.shape)} for a batch of "
+                                 f"{len(x)} images, not one embedding per image (N, D); export a module that "
+                                 "returns one (README: Exporting a PyTorch or Hugging Face model)")
             if y.ndim > 2 and y[0].size > MAX_EMBED_DIM:  # a feature map or tokens, not one vector per image
                 raise InputError(f"model {self.spec.path}: its first output is {tuple(y.shape)}, not one embedding "
                                  f"per image (N, D); export a module that returns a pooled embedding first (README: "
@@ -291,6 +314,11 @@ class EmbeddingModel:
         if not out:
             return np.zeros((0, 0), np.float32)
         emb = np.concatenate(out)
+        bad = ~np.isfinite(emb).all(axis=1)
+        if bad.any():  # NaN or inf would poison the search (FAISS refuses to train on them) and the evidence
+            log.warning("model %s gave %d of %d images an embedding with NaN or inf: read as zeros (no evidence)",
+                        os.path.basename(self.spec.path), int(bad.sum()), len(emb))
+            emb[bad] = 0.0
         emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         return emb
 

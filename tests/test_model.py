@@ -348,3 +348,162 @@ def test_an_audit_with_a_model_fits_the_decision_without_it_too(tmp_path):
     names = lambda r: {frozenset((r.manifest.paths[i], r.manifest.paths[j])) for i, j in zip(r.pairs.i, r.pairs.j)}  # noqa: E731
     assert frozenset(("03.jpg", "copy.jpg")) in names(without)
     assert names(without) <= names(with_model)
+
+
+def test_an_embedding_with_nan_or_inf_is_read_as_zeros(tmp_path):
+    # a model that gives some images NaN (here: the square root of a negative mean, a dark image
+    # after ImageNet's normalisation) poisoned the search: FAISS refuses to train an inverted-file
+    # index (over 20,000 images) on NaN or inf and the run ended in a traceback
+    from leakscan.index import CosineIndex
+
+    nodes = [helper.make_node("AveragePool", ["x"], ["p"], kernel_shape=[4, 4], strides=[4, 4]),
+             helper.make_node("Flatten", ["p"], ["f"]),
+             helper.make_node("ReduceMean", ["f"], ["mu"], axes=[1], keepdims=1),
+             helper.make_node("Sqrt", ["mu"], ["s"]), helper.make_node("Mul", ["f", "s"], ["y"])]
+    graph = helper.make_graph(nodes, "nan", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", None])])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "nan.onnx"))
+    model = EmbeddingModel(ModelSpec.from_path(tmp_path / "nan.onnx"))
+    imgs = [Image.new("RGB", (40, 40), (0, 0, 0)), Image.new("RGB", (40, 40), (255, 255, 255))]
+    imgs += [scene(s, 40) for s in range(60)]
+    emb = embed(model, imgs)
+    assert np.isfinite(emb).all()
+    assert not emb[0].any()  # the black image: no evidence
+    np.testing.assert_allclose(np.linalg.norm(emb[1]), 1.0, rtol=1e-5)
+    index = CosineIndex(emb, exact_max=10)  # an inverted-file index, as beyond 20,000 images
+    sims, ids = index.knn(emb[1:2], 1)
+    assert ids[0, 0] == 1
+
+
+def test_features_decoded_larger_for_a_model_are_cached_beside_the_others(tmp_path):
+    # a model of input size over 256 px decodes the images larger (a JPEG of 1100 px at 1/2 rather
+    # than 1/4 scale): those features were cached under the file's key, so an audit without the
+    # model read them from the cache and differed from the same audit with a cold cache
+    data = tmp_path / "data"
+    data.mkdir()
+    for s in range(3):
+        scene(s, 1100).save(data / f"{s}.jpg", quality=90)
+    path = pool_model(tmp_path / "m.onnx", dynamic=True)
+    cache = tmp_path / "cache.sqlite"
+    with_model = audit(data, model=path, model_size=300, cache=cache, jobs=1)
+    warm = audit(data, cache=cache, jobs=1)
+    cold = audit(data, cache=False, jobs=1)
+    assert not np.array_equal(with_model.features.thumb, cold.features.thumb)  # the premise: decoded larger
+    for name in ("pixel_digest", "hashes", "thumb", "colour", "embedding"):
+        np.testing.assert_array_equal(getattr(warm.features, name), getattr(cold.features, name), err_msg=name)
+    again = audit(data, model=path, model_size=300, cache=cache, jobs=1)  # and the model's own stay cached
+    assert again.features.n_cached == 3
+    np.testing.assert_array_equal(again.features.thumb, with_model.features.thumb)
+    np.testing.assert_array_equal(again.features.model_embedding, with_model.features.model_embedding)
+
+
+@pytest.mark.parametrize("meta, why", [
+    ({"leakscan.mean": "a,b,c", "leakscan.std": "1,1,1"}, "metadata leakscan.mean must be three numbers"),
+    ({"mean": "0.5,0.5", "std": "1,1,1"}, "metadata mean must be three numbers"),
+    ({"leakscan.mean": "0,0,0", "leakscan.std": "nan,nan,nan"}, "three finite numbers"),
+    ({"leakscan.mean": "nan,0,0", "leakscan.std": "1,1,1"}, "three finite numbers"),
+    ({"leakscan.mean": "0,0,0", "leakscan.std": "inf,1,1"}, "three finite numbers"),
+])
+def test_garbage_mean_or_std_in_the_metadata_is_refused_naming_the_model(tmp_path, meta, why):
+    # the mean/std errors did not name the model file, and NaN or inf were taken (every
+    # embedding NaN: the model silently gave no evidence)
+    from typer.testing import CliRunner
+
+    from leakscan.cli import app
+
+    path = pool_model(tmp_path / "garbage.onnx", dynamic=True, metadata=meta)
+    with pytest.raises(InputError, match=rf"model .*garbage.onnx: .*{why}"):
+        EmbeddingModel(ModelSpec.from_path(path))
+    data = tmp_path / "data"
+    data.mkdir()
+    scene(1, 32).save(data / "a.png")
+    res = CliRunner().invoke(app, ["audit", str(data), "--model", str(path), "--no-cache", "--quiet"])
+    assert res.exit_code == 2 and "garbage.onnx" in res.output and "Traceback" not in res.output
+
+
+def test_a_model_that_does_not_take_three_channels_is_told_so(tmp_path):
+    # a grey (1-channel) model was told to set metadata leakscan.layout, which cannot help; and a
+    # leakscan.layout naming the wrong axis failed at run time on "16x3 images"
+    def model(path, shape, metadata=None):
+        graph = helper.make_graph([helper.make_node("Flatten", ["x"], ["y"], axis=1)], "flat",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", None])])
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        m.ir_version = 8
+        if metadata:
+            onnx.helper.set_model_props(m, metadata)
+        onnx.save(m, str(path))
+        return path
+    for shape in (["N", 1, 16, 16], ["N", 16, 16, 1], ["N", 4, 16, 16]):
+        with pytest.raises(InputError, match=r"grey.onnx: input 'x' has no 3-channel axis: .*leakscan feeds RGB"):
+            EmbeddingModel(ModelSpec.from_path(model(tmp_path / "grey.onnx", shape)))
+    # dynamic axes: the layout may say which one is the channels
+    with pytest.raises(InputError, match=r"set metadata leakscan.layout"):
+        EmbeddingModel(ModelSpec.from_path(model(tmp_path / "dyn.onnx", ["N", "C", "H", "W"])))
+    ok = EmbeddingModel(ModelSpec.from_path(model(tmp_path / "dyn.onnx", ["N", "C", "H", "W"],
+                                                  {"leakscan.layout": "NHWC"}), size=8))
+    assert ok.layout == "NHWC" and ok.dim == 8 * 8 * 3
+    wrong = model(tmp_path / "wrong.onnx", ["N", 3, 16, 16], {"leakscan.layout": "NHWC"})
+    with pytest.raises(InputError, match=r"wrong.onnx: metadata leakscan.layout says NHWC, but .* has 16 channels"):
+        EmbeddingModel(ModelSpec.from_path(wrong))
+    grey = model(tmp_path / "greylayout.onnx", ["N", 1, "H", "W"], {"leakscan.layout": "NCHW"})
+    with pytest.raises(InputError, match=r"has 1 channels; leakscan feeds RGB"):
+        EmbeddingModel(ModelSpec.from_path(grey))
+
+
+def test_a_fixed_size_model_whose_metadata_says_another_size_is_told_which(tmp_path):
+    # the size came from the metadata, yet the error said "drop --model-size" (not given)
+    path = pool_model(tmp_path / "fixed.onnx", size=16, metadata={"image_size": "224"})
+    with pytest.raises(InputError, match=r"fixed.onnx takes 16x16 images only, not 224x224 "
+                                         r"\(its metadata image_size says 224: fix or remove it\)"):
+        EmbeddingModel(ModelSpec.from_path(path))
+    assert EmbeddingModel(ModelSpec.from_path(path, size=16)).width == 16  # an explicit size wins
+    with pytest.raises(InputError, match=r"not 32x32 \(drop --model-size\)"):
+        EmbeddingModel(ModelSpec.from_path(path, size=32))
+
+
+def test_model_options_without_a_model_are_refused_by_the_library_too(tmp_path):
+    # the command line refuses --model-size without --model; audit(model_size=...) without
+    # model= ran without a model, saying nothing
+    from leakscan.errors import ConfigError
+
+    imgs = np.zeros((2, 8, 8, 3), np.uint8)
+    with pytest.raises(ConfigError, match=r"model_size=128 is for a model: give model="):
+        audit(imgs, model_size=128)
+    with pytest.raises(ConfigError, match=r"model_normalize='clip' is for a model"):
+        audit(imgs, model_normalize="clip")
+    r = audit(imgs, model=pool_model(tmp_path / "m.onnx", dynamic=True), model_size=8, model_normalize="clip")
+    assert r.features.model_embedding.shape == (2, 12)
+
+
+def test_a_model_whose_output_is_not_per_image_is_refused_by_name(tmp_path):
+    # a scalar output, or one reduced over the batch (right for a batch of 1, the probe), ended
+    # the run in an IndexError / ValueError traceback with exit code 1 (the code of a leak found)
+    from typer.testing import CliRunner
+
+    from leakscan.cli import app
+
+    def model(path, node, out_shape):
+        graph = helper.make_graph([node], "reduce", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                  ["N", 3, 16, 16])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)])
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        m.ir_version = 8
+        onnx.save(m, str(path))
+        return path
+    scalar = model(tmp_path / "scalar.onnx", helper.make_node("ReduceMean", ["x"], ["y"], keepdims=0), [])
+    mixed = model(tmp_path / "mixed.onnx", helper.make_node("ReduceMean", ["x"], ["y"], axes=[0, 2, 3], keepdims=0),
+                  [3])
+    imgs = np.stack([np.asarray(scene(s, 16)) for s in range(4)])
+    with pytest.raises(InputError, match=r"scalar.onnx: its first output is \(\) for a batch of 1 images"):
+        EmbeddingModel(ModelSpec.from_path(scalar)).dim
+    with pytest.raises(InputError, match=r"mixed.onnx: its first output is \(3,\) for a batch of 4 images"):
+        EmbeddingModel(ModelSpec.from_path(mixed)).embed(imgs)
+    data = tmp_path / "data"
+    data.mkdir()
+    for s in range(4):
+        scene(s, 32).save(data / f"{s}.png")
+    res = CliRunner().invoke(app, ["audit", str(data), "--model", str(mixed), "--no-cache", "--quiet", "-j", "1"])
+    assert res.exit_code == 2 and "mixed.onnx: its first output is" in res.output, res.output

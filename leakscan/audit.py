@@ -19,7 +19,7 @@ from .parallel import check_jobs
 from .decide import Detection, detect
 from .decode import is_cacheable
 from .errors import ConfigError
-from .features import FEATURE_VERSION, Features, extract_features, load_pictures
+from .features import FEATURE_VERSION, Features, extract_features, load_pictures, side_for_model
 from .groups import Groups, build_groups
 from .keypoints import SEARCH_MAX_IMAGES
 from .discovery import discover
@@ -539,8 +539,7 @@ def _features(m: Manifest, store, *, jobs, client, progress, model, decode_side=
     if decode_side is None and m.source is None:  # full-size decodes: other features, kept beside
         keys = [None if k is None else (k[0] + "|full",) + tuple(k[1:]) for k in keys]
     elif model is not None and m.source is None:  # a model's larger input size decodes larger: the same
-        embedder = model.load()
-        side = max(decode_side, int(getattr(embedder, "width", 0)), int(getattr(embedder, "height", 0)))
+        side = side_for_model(decode_side, model.load())
         if side != decode_side:
             keys = [None if k is None else (k[0] + f"|side{side}",) + tuple(k[1:]) for k in keys]
     found = store.get(keys)

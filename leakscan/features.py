@@ -711,6 +711,14 @@ def features_of_image(img: Image.Image):
 
 # --------------------------------------------------------------------------- batches
 
+def side_for_model(decode_side: int | None, embedder) -> int | None:
+    """The shorter side image files decode to when ``embedder`` (a loaded model, or None) also
+    reads them: at least its input size, so the model never sees an upsampled picture (None: full size)."""
+    if embedder is None or decode_side is None:
+        return decode_side
+    return max(decode_side, int(getattr(embedder, "width", 0)), int(getattr(embedder, "height", 0)))
+
+
 def _extract_chunk(job) -> Features:
     """Features of one chunk of images: ``job = (kind, items, extra, decode_side, picture_share,
     keypoints)``, kind ``"path"``, ``"source"`` or ``"array"``; image files decode at reduced scale
@@ -720,8 +728,7 @@ def _extract_chunk(job) -> Features:
     kind, items, extra, decode_side, picture_share, keypoints = job
     keypoints = keypoints and _opencv_loads()
     embedder = extra.load() if extra is not None else None
-    if embedder is not None and decode_side is not None:  # the model sees its input size, never upsampled
-        decode_side = max(decode_side, int(getattr(embedder, "width", 0)), int(getattr(embedder, "height", 0)))
+    decode_side = side_for_model(decode_side, embedder)
     views: dict[int, np.ndarray] = {}
     n = len(items)
     out = Features.empty(n)

@@ -253,11 +253,17 @@ class EmbeddingModel:
             mean, std = NORMALIZE[name or "imagenet"]
             if spec.normalize is None:  # explicit mean/std in metadata (when no explicit choice)
                 for mkey, skey in (("leakscan.mean", "leakscan.std"), ("mean", "std")):
+                    if bool(meta.get(mkey, "").strip()) != bool(meta.get(skey, "").strip()):
+                        raise InputError(f"model {spec.path}: metadata {mkey} and {skey} go together; "
+                                         f"it has only {mkey if meta.get(mkey, '').strip() else skey}")
                     if meta.get(mkey) and meta.get(skey):
                         try:
                             mean, std = _triple(meta[mkey], mkey), _triple(meta[skey], skey)
                         except InputError as exc:
                             raise InputError(f"model {spec.path}: {exc}") from exc
+                        if max(mean + std) > 1:  # written for 0-255 pixels (123.675, ...): leakscan's are 0-1
+                            mean, std = tuple(v / 255 for v in mean), tuple(v / 255 for v in std)
+                            log.info("model %s: metadata %s/%s read on the 0-255 scale", spec.path, mkey, skey)
                         name = name or "metadata"
                         break
             mean = spec.mean if spec.mean is not None else mean

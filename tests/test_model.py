@@ -507,3 +507,19 @@ def test_a_model_whose_output_is_not_per_image_is_refused_by_name(tmp_path):
         scene(s, 32).save(data / f"{s}.png")
     res = CliRunner().invoke(app, ["audit", str(data), "--model", str(mixed), "--no-cache", "--quiet", "-j", "1"])
     assert res.exit_code == 2 and "mixed.onnx: its first output is" in res.output, res.output
+
+
+def test_metadata_mean_and_std_written_for_0_255_pixels_are_read_on_that_scale(tmp_path):
+    # 123.675/58.395 (as toolchains that feed 0-255 pixels write them) were applied to 0-1 pixels:
+    # every input near -2, every embedding alike, every pair a look-alike
+    unit = EmbeddingModel(ModelSpec.from_path(pool_model(tmp_path / "unit.onnx", dynamic=True, metadata={
+        "leakscan.mean": "0.485,0.456,0.406", "leakscan.std": "0.229,0.224,0.225"})))
+    bytes_scale = EmbeddingModel(ModelSpec.from_path(pool_model(tmp_path / "bytes.onnx", dynamic=True, metadata={
+        "mean": "123.675, 116.28, 103.53", "std": "58.395, 57.12, 57.375"})))
+    np.testing.assert_allclose(bytes_scale._mean, unit._mean, atol=1e-6)
+    np.testing.assert_allclose(bytes_scale._std, unit._std, atol=1e-6)
+    images = np.stack([unit.preprocess(scene(k, 32)) for k in range(3)])
+    np.testing.assert_allclose(bytes_scale.embed(images), unit.embed(images), atol=1e-5)
+    for meta in ({"leakscan.mean": "0.5,0.5,0.5"}, {"std": "0.2,0.2,0.2"}):  # one without the other
+        with pytest.raises(InputError, match=r"half.onnx: metadata .* go together"):
+            EmbeddingModel(ModelSpec.from_path(pool_model(tmp_path / "half.onnx", dynamic=True, metadata=meta)))

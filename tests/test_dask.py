@@ -58,3 +58,22 @@ def test_dask_draws_tasks_a_few_ahead(client):
         got.append((pos, value))
     assert sorted(got) == [(k, k) for k in range(12)]
     assert max(ahead) <= AHEAD * 2 + 1, ahead
+
+
+def test_cli_max_file_size_reaches_dask_workers(client, leaky_dataset, tmp_path):
+    """--max-file-size is set in this process; the cluster's workers (other processes, started
+    before it) skip the same large file a local run skips."""
+    from typer.testing import CliRunner
+    from leakscan.cli import app
+
+    big = leaky_dataset / "train" / "a" / "big.jpg"
+    big.write_bytes((leaky_dataset / "train" / "a" / "0.jpg").read_bytes() + b"\0" * 60_000)
+    outs = {}
+    for name, extra in (("local", ["-j", "1"]), ("dask", ["--dask", client.scheduler.address])):
+        out = tmp_path / name
+        r = CliRunner().invoke(app, ["audit", str(leaky_dataset), "--out", str(out), "--no-cache", "-q",
+                                     "--no-html", "--max-file-size", "50K", *extra])
+        assert r.exit_code == 0, r.output
+        outs[name] = {f: (out / f).read_text() for f in ("pairs.csv", "groups.csv", "skipped.csv")}
+    assert "train/a/big.jpg" in outs["local"]["skipped.csv"] and "cap" in outs["local"]["skipped.csv"]
+    assert outs["dask"] == outs["local"]

@@ -384,10 +384,30 @@ def _dask_client(address: Optional[str]):
         client = Client(address, timeout=dask.config.get("distributed.comm.timeouts.connect", "30s"))
     except Exception as exc:  # connection refused, timeout, bad address
         raise _fail(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    # the cluster's own log records (a reconnect that failed, with its traceback, logged by the
+    # module it failed in) are noise beside the one line a failure ends with; -v shows them
+    dask_log, root = logging.getLogger("distributed"), logging.getLogger()
+    level = dask_log.level
+    quiet = not root.isEnabledFor(logging.INFO)
+
+    def no_foreign_tracebacks(record: logging.LogRecord) -> bool:
+        return not (quiet and record.exc_info and not record.name.startswith("leakscan"))
+
+    handlers = list(root.handlers)
+    if quiet:
+        dask_log.setLevel(logging.CRITICAL)
+        for handler in handlers:
+            handler.addFilter(no_foreign_tracebacks)
     try:
         yield client
     finally:
-        client.close()
+        try:
+            client.close()
+        except Exception:  # the scheduler already gone: nothing to close
+            pass
+        dask_log.setLevel(level)
+        for handler in handlers:
+            handler.removeFilter(no_foreign_tracebacks)
 
 
 def _dataset_folders(data: Optional[Path], manifest: Optional[Path]) -> list:

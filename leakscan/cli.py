@@ -511,7 +511,7 @@ def audit(
             prepare_out_dir(out, force=force, protect=_dataset_folders(
                 data if isinstance(data, Path) or data is None else hf, manifest))
         _check_decisions(decisions)
-        with _progress(quiet) as cb, _dask_client(dask) as client, _max_file_size(max_file_size):
+        with _progress(quiet) as cb, _max_file_size(max_file_size), _dask_client(dask) as client:
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,
                                decisions=decisions, full_decode=full_decode, **source_opts)
@@ -640,7 +640,7 @@ def resplit(
             from .safeio import check_target  # noqa: PLC0415
 
             check_target(materialize_dir, folders, what="--materialize folder")
-        with _progress(quiet) as cb, _dask_client(dask) as client, _max_file_size(max_file_size):
+        with _progress(quiet) as cb, _max_file_size(max_file_size), _dask_client(dask) as client:
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,
                                decisions=decisions, full_decode=full_decode, **source_opts)

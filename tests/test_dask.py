@@ -169,3 +169,17 @@ def test_cli_scheduler_lost_mid_run(leaky_dataset, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("leakscan: error: the Dask cluster failed: "), stderr
     assert "scheduler" in lines[0]
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_cli_bad_max_file_size_before_connecting(leaky_dataset):
+    """A --max-file-size that is not a size is refused at once, not after waiting out the
+    scheduler's connect timeout (and then blamed on the scheduler)."""
+    import dask
+    from typer.testing import CliRunner
+    from leakscan.cli import app
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "5s"}):
+        r = CliRunner().invoke(app, ["audit", str(leaky_dataset), "--dask", "tcp://127.0.0.1:1", "--no-cache", "-q",
+                                     "--max-file-size", "lots"])
+    assert r.exit_code == 2, r.output
+    assert r.output.strip() == "leakscan: error: --max-file-size must be a size such as 512M or 20000000, got 'lots'"

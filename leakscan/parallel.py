@@ -177,7 +177,11 @@ def run_chunks(fn: Callable, tasks: Iterable, *, jobs: int = 1, client=None) -> 
     if client is not None:
         from distributed import as_completed  # noqa: PLC0415 - optional extra
 
-        window = AHEAD * max(1, sum(client.nthreads().values()))
+        threads = sum(client.nthreads().values())
+        if not threads:  # the tasks wait for workers, the run silent until some join
+            log.warning("the Dask scheduler at %s has no workers: waiting for some to join (Ctrl-C stops)",
+                        getattr(client.scheduler, "address", "?"))
+        window = AHEAD * max(1, threads)
         position = {}
         running = as_completed()
         numbered = enumerate(it)

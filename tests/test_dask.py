@@ -183,3 +183,24 @@ def test_cli_bad_max_file_size_before_connecting(leaky_dataset):
                                      "--max-file-size", "lots"])
     assert r.exit_code == 2, r.output
     assert r.output.strip() == "leakscan: error: --max-file-size must be a size such as 512M or 20000000, got 'lots'"
+
+
+def test_dask_without_workers_says_it_waits(caplog):
+    """A scheduler with no workers (not started yet, or all lost) holds the tasks until some
+    join: the run says so rather than hanging in silence, and goes on when one joins."""
+    import logging
+    import threading
+
+    from leakscan.parallel import run_chunks
+
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None, silence_logs=40) as cluster, \
+            distributed.Client(cluster) as c:
+        joined = threading.Timer(1.0, lambda: cluster.scale(1))
+        joined.start()
+        try:
+            with caplog.at_level(logging.WARNING, logger="leakscan"):
+                got = sorted(run_chunks(abs, [-1, -2, -3], client=c))
+        finally:
+            joined.cancel()
+    assert got == [(0, 1), (1, 2), (2, 3)]
+    assert any("no workers" in r.getMessage() and cluster.scheduler_address in r.getMessage() for r in caplog.records)

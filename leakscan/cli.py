@@ -384,10 +384,30 @@ def _dask_client(address: Optional[str]):
         client = Client(address, timeout=dask.config.get("distributed.comm.timeouts.connect", "30s"))
     except Exception as exc:  # connection refused, timeout, bad address
         raise _fail(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    # the cluster's own log records (a reconnect that failed, with its traceback, logged by the
+    # module it failed in) are noise beside the one line a failure ends with; -v shows them
+    dask_log, root = logging.getLogger("distributed"), logging.getLogger()
+    level = dask_log.level
+    quiet = not root.isEnabledFor(logging.INFO)
+
+    def no_foreign_tracebacks(record: logging.LogRecord) -> bool:
+        return not (quiet and record.exc_info and not record.name.startswith("leakscan"))
+
+    handlers = list(root.handlers)
+    if quiet:
+        dask_log.setLevel(logging.CRITICAL)
+        for handler in handlers:
+            handler.addFilter(no_foreign_tracebacks)
     try:
         yield client
     finally:
-        client.close()
+        try:
+            client.close()
+        except Exception:  # the scheduler already gone: nothing to close
+            pass
+        dask_log.setLevel(level)
+        for handler in handlers:
+            handler.removeFilter(no_foreign_tracebacks)
 
 
 @app.command()
@@ -481,7 +501,7 @@ def audit(
 
         def check_out(found):  # once the images are found, before the long part
             prepare_out_dir(out, force=force, protect=dataset_folders(found), data_root=hf)
-        with _progress(quiet) as cb, _dask_client(dask) as client, _max_file_size(max_file_size):
+        with _progress(quiet) as cb, _max_file_size(max_file_size), _dask_client(dask) as client:
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,
                                decisions=decisions, full_decode=full_decode,
@@ -612,7 +632,7 @@ def resplit(
             prepare_resplit_out(out, force=force, protect=folders)
             if materialize_dir is not None:
                 check_target(materialize_dir, folders, what="--materialize folder")
-        with _progress(quiet) as cb, _dask_client(dask) as client, _max_file_size(max_file_size):
+        with _progress(quiet) as cb, _max_file_size(max_file_size), _dask_client(dask) as client:
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,
                                decisions=decisions, full_decode=full_decode, before_decoding=check_out,

@@ -12,6 +12,8 @@ False``; a program that sets it to True for itself gets Pillow's padded decodes 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import errno
 import io
 import logging
@@ -80,10 +82,42 @@ def parse_size(text) -> int:
 
 _WARNED_SIZES: set = set()
 
+#: The cap a task brought from the machine that started the run (:func:`file_size_cap`): a Dask
+#: worker does not share that machine's environment, nor its ``--max-file-size``.
+_TASK_CAP: contextvars.ContextVar = contextvars.ContextVar("leakscan_max_file_size", default=None)
+
+
+def requested_max_file_size() -> int | None:
+    """The cap this process was asked for (``$LEAKSCAN_MAX_FILE_SIZE``, which ``--max-file-size``
+    sets), or None when none was: what a task carries to workers that do not share the
+    environment."""
+    if _TASK_CAP.get() is not None:
+        return _TASK_CAP.get()
+    try:
+        return parse_size(os.environ[MAX_FILE_SIZE_ENV]) if os.environ.get(MAX_FILE_SIZE_ENV) else None
+    except ValueError:  # warned about by max_file_size
+        return None
+
+
+@contextlib.contextmanager
+def file_size_cap(cap: int | None):
+    """Within this block (in this thread), :func:`max_file_size` is ``cap`` (None: unchanged)."""
+    if cap is None:
+        yield
+        return
+    token = _TASK_CAP.set(int(cap))
+    try:
+        yield
+    finally:
+        _TASK_CAP.reset(token)
+
 
 def max_file_size() -> int:
-    """The size cap in bytes: ``$LEAKSCAN_MAX_FILE_SIZE`` or :data:`DEFAULT_MAX_FILE_SIZE` (a
-    value that is not a size is warned about once; the command line refuses it)."""
+    """The size cap in bytes: the one a task brought (:func:`file_size_cap`), else
+    ``$LEAKSCAN_MAX_FILE_SIZE`` or :data:`DEFAULT_MAX_FILE_SIZE` (a value that is not a size is
+    warned about once; the command line refuses it)."""
+    if _TASK_CAP.get() is not None:
+        return _TASK_CAP.get()
     env = os.environ.get(MAX_FILE_SIZE_ENV)
     if env:
         try:

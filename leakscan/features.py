@@ -30,6 +30,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -38,7 +39,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from .decode import DecodeError, canonical_from_array, decode_reduced, read_bytes
+from .decode import (DecodeError, canonical_from_array, decode_reduced, file_size_cap, read_bytes,
+                     requested_max_file_size)
 from .manifest import Manifest
 from .orb import KEYPOINT_RECORD, LOOK_MIN_SIDE, strongest_keypoints
 from .padding import NO_BORDER
@@ -945,6 +947,13 @@ def _load_pictures(manifest: Manifest, rows: list, max_side: int, kept: dict, de
     return out
 
 
+def _extract_capped(cap: int | None, job) -> Features:
+    """:func:`_extract_chunk` under the file size cap of the process that made the task (a Dask
+    worker does not share its environment)."""
+    with file_size_cap(cap):
+        return _extract_chunk(job)
+
+
 def extract_images(images: list, model=None) -> Features:
     """Features of in-memory pictures (arrays ``(H, W[, C])``), in this process: one chunk."""
     return _extract_chunk(("array", list(images), model, None, 0.0, False))
@@ -1060,7 +1069,8 @@ def extract_features(
     if progress:
         progress("features", 0, n)
     try:
-        for k, part in run_chunks(_extract_chunk, tasks, jobs=jobs, client=client):
+        work = functools.partial(_extract_capped, requested_max_file_size())
+        for k, part in run_chunks(work, tasks, jobs=jobs, client=client):
             positions = np.arange(starts[k], starts[k] + len(part), dtype=np.int64)
             parts.append((positions, part))
             if on_chunk is not None:

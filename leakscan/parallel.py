@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator
 
-from .errors import ConfigError
+from .errors import ConfigError, LeakscanError
 
 log = logging.getLogger(__name__)
 #: Why worker processes could not be started, once they could not (then every later run of
@@ -146,6 +146,15 @@ def one_ahead(fn: Callable, items: Iterable) -> Iterator:
         yield coming.result()
 
 
+def _cluster_error(exc: Exception, key) -> LeakscanError:
+    """A task that failed on a Dask cluster (the scheduler gone, workers killed, another
+    environment there) as one line naming the reason."""
+    text = " ".join(str(exc).replace(str(key), "a task").split()) or "no reason given"
+    if len(text) > 400:
+        text = text[:400] + "..."
+    return LeakscanError(f"the Dask cluster failed: {type(exc).__name__}: {text}")
+
+
 def run_chunks(fn: Callable, tasks: Iterable, *, jobs: int = 1, client=None) -> Iterator[tuple[int, object]]:
     """``(position, fn(task))`` for every task (``position``: its place in ``tasks``).
 
@@ -168,7 +177,11 @@ def run_chunks(fn: Callable, tasks: Iterable, *, jobs: int = 1, client=None) -> 
     if client is not None:
         from distributed import as_completed  # noqa: PLC0415 - optional extra
 
-        window = AHEAD * max(1, sum(client.nthreads().values()))
+        threads = sum(client.nthreads().values())
+        if not threads:  # the tasks wait for workers, the run silent until some join
+            log.warning("the Dask scheduler at %s has no workers: waiting for some to join (Ctrl-C stops)",
+                        getattr(client.scheduler, "address", "?"))
+        window = AHEAD * max(1, threads)
         position = {}
         running = as_completed()
         numbered = enumerate(it)
@@ -181,7 +194,13 @@ def run_chunks(fn: Callable, tasks: Iterable, *, jobs: int = 1, client=None) -> 
 
         submit(window)
         for fut in running:
-            yield position.pop(fut.key), fut.result()
+            try:
+                value = fut.result()
+            except LeakscanError:  # a task's own (a model that cannot run): as it says
+                raise
+            except Exception as exc:  # the cluster's failure (the tasks catch their own): one line
+                raise _cluster_error(exc, fut.key) from exc
+            yield position.pop(fut.key), value
             fut.release()
             submit(1)
     elif len(head) <= 1:

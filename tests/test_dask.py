@@ -58,3 +58,149 @@ def test_dask_draws_tasks_a_few_ahead(client):
         got.append((pos, value))
     assert sorted(got) == [(k, k) for k in range(12)]
     assert max(ahead) <= AHEAD * 2 + 1, ahead
+
+
+def test_cli_max_file_size_reaches_dask_workers(client, leaky_dataset, tmp_path):
+    """--max-file-size is set in this process; the cluster's workers (other processes, started
+    before it) skip the same large file a local run skips."""
+    from typer.testing import CliRunner
+    from leakscan.cli import app
+
+    big = leaky_dataset / "train" / "a" / "big.jpg"
+    big.write_bytes((leaky_dataset / "train" / "a" / "0.jpg").read_bytes() + b"\0" * 60_000)
+    outs = {}
+    for name, extra in (("local", ["-j", "1"]), ("dask", ["--dask", client.scheduler.address])):
+        out = tmp_path / name
+        r = CliRunner().invoke(app, ["audit", str(leaky_dataset), "--out", str(out), "--no-cache", "-q",
+                                     "--no-html", "--max-file-size", "50K", *extra])
+        assert r.exit_code == 0, r.output
+        outs[name] = {f: (out / f).read_text() for f in ("pairs.csv", "groups.csv", "skipped.csv")}
+    assert "train/a/big.jpg" in outs["local"]["skipped.csv"] and "cap" in outs["local"]["skipped.csv"]
+    assert outs["dask"] == outs["local"]
+
+
+def test_cli_cluster_failure_is_one_line(leaky_dataset, tmp_path, monkeypatch):
+    """A task the cluster cannot run (here: workers without leakscan; also a lost scheduler or
+    killed workers) ends the run with one line and exit 2, no traceback, no --out folder."""
+    from typer.testing import CliRunner
+    import leakscan.features
+    from leakscan.cli import app
+
+    def no_leakscan_there(job):
+        raise ModuleNotFoundError("No module named 'leakscan'")
+
+    monkeypatch.setattr(leakscan.features, "_extract_chunk", no_leakscan_there)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+                                  silence_logs=40) as cluster:
+        out = tmp_path / "report"
+        r = CliRunner().invoke(app, ["audit", str(leaky_dataset), "--dask", cluster.scheduler_address,
+                                     "--out", str(out), "--no-cache", "-q"])
+    assert r.exit_code == 2, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    lines = r.output.strip().splitlines()
+    assert lines == ["leakscan: error: the Dask cluster failed: ModuleNotFoundError: No module named 'leakscan'"]
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+SLOW_WORKER = """
+import asyncio, pathlib, sys, time
+import leakscan.features as f
+from distributed import Worker
+
+def slow(job):
+    pathlib.Path(sys.argv[2]).touch()
+    time.sleep(30)
+
+f._extract_chunk = slow
+
+async def main():
+    async with Worker(sys.argv[1], nthreads=1) as w:
+        await w.finished()
+
+asyncio.run(main())
+"""
+
+
+def test_cli_scheduler_lost_mid_run(leaky_dataset, tmp_path):
+    """The scheduler dies while the workers decode: one line, exit 2 (not 1, "leak found"), no
+    traceback (not even one logged by the cluster's client), no --out folder."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(FIXTURES.parent), os.environ.get("PYTHONPATH"))
+                                                      if p))
+    sched_file, started = tmp_path / "scheduler.json", tmp_path / "started"
+    (tmp_path / "worker.py").write_text(SLOW_WORKER)
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                               "--port", "0", "--dashboard-address", ":0", "--scheduler-file", str(sched_file)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        for _ in range(300):
+            if sched_file.exists() and sched_file.stat().st_size:
+                break
+            time.sleep(0.1)
+        address = json.loads(sched_file.read_text())["address"]
+        procs.append(subprocess.Popen([sys.executable, str(tmp_path / "worker.py"), address, str(started)], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        out = tmp_path / "report"
+        run = subprocess.Popen([sys.executable, "-m", "leakscan", "audit", str(leaky_dataset), "--dask", address,
+                                "--out", str(out), "--no-cache", "-q"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        procs.append(run)
+        for _ in range(600):
+            if started.exists():
+                break
+            time.sleep(0.1)
+        assert started.exists(), "the worker never started a task"
+        procs[0].send_signal(signal.SIGKILL)
+        stdout, stderr = run.communicate(timeout=120)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert run.returncode == 2, stderr
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("leakscan: error: the Dask cluster failed: "), stderr
+    assert "scheduler" in lines[0]
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_cli_bad_max_file_size_before_connecting(leaky_dataset):
+    """A --max-file-size that is not a size is refused at once, not after waiting out the
+    scheduler's connect timeout (and then blamed on the scheduler)."""
+    import dask
+    from typer.testing import CliRunner
+    from leakscan.cli import app
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "5s"}):
+        r = CliRunner().invoke(app, ["audit", str(leaky_dataset), "--dask", "tcp://127.0.0.1:1", "--no-cache", "-q",
+                                     "--max-file-size", "lots"])
+    assert r.exit_code == 2, r.output
+    assert r.output.strip() == "leakscan: error: --max-file-size must be a size such as 512M or 20000000, got 'lots'"
+
+
+def test_dask_without_workers_says_it_waits(caplog):
+    """A scheduler with no workers (not started yet, or all lost) holds the tasks until some
+    join: the run says so rather than hanging in silence, and goes on when one joins."""
+    import logging
+    import threading
+
+    from leakscan.parallel import run_chunks
+
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None, silence_logs=40) as cluster, \
+            distributed.Client(cluster) as c:
+        joined = threading.Timer(1.0, lambda: cluster.scale(1))
+        joined.start()
+        try:
+            with caplog.at_level(logging.WARNING, logger="leakscan"):
+                got = sorted(run_chunks(abs, [-1, -2, -3], client=c))
+        finally:
+            joined.cancel()
+    assert got == [(0, 1), (1, 2), (2, 3)]
+    assert any("no workers" in r.getMessage() and cluster.scheduler_address in r.getMessage() for r in caplog.records)

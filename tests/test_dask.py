@@ -204,3 +204,19 @@ def test_dask_without_workers_says_it_waits(caplog):
             joined.cancel()
     assert got == [(0, 1), (1, 2), (2, 3)]
     assert any("no workers" in r.getMessage() and cluster.scheduler_address in r.getMessage() for r in caplog.records)
+
+
+def _refuse(task):
+    from leakscan.errors import InputError
+
+    raise InputError(f"model m.onnx: its first output is () for task {task}")
+
+
+def test_a_tasks_own_error_is_not_called_a_cluster_failure(client):
+    # leakscan's own errors raised in a task (a model that cannot run) keep their words; only the
+    # cluster's failures are "the Dask cluster failed"
+    from leakscan.errors import InputError
+    from leakscan.parallel import run_chunks
+
+    with pytest.raises(InputError, match=r"^model m.onnx: its first output is \(\) for task 1$"):
+        list(run_chunks(_refuse, [1], client=client))

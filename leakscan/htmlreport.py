@@ -290,7 +290,11 @@ function el(tag, attrs, ...kids) {
   for (const k of kids) e.append(k instanceof Node ? k : document.createTextNode(String(k)));
   return e;
 }
-function pct(x) { if (!x) return "0%"; const p = 100 * x; return (p >= 1 ? p.toFixed(1) : p.toFixed(2)) + "%"; }
+function pct(x) {  // as leakscan.present.pct: the verdict and the figures agree
+  if (!x) return "0%"; if (x >= 1) return "100%";
+  const p = 100 * x, s = (p >= 1 ? p.toFixed(1) : p.toFixed(2)) + "%";
+  return s === "100.0%" ? "99.9%" : s;
+}
 // one CSS rule per embedded thumbnail: N copies of an image share it
 (function () {
   const css = D.thumbs.map((u, k) => `.t${k}{background-image:url("${u}")}`).join("\n");

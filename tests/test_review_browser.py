@@ -182,3 +182,19 @@ def test_per_class_tables_collapsed_without_zero_rows(data, tmp_path, browser):
     assert browser.find_element(By.ID, "verdict").location["y"] < browser.find_element(By.ID, "pairs").location["y"]
     cards = browser.find_elements(By.CSS_SELECTOR, "#pairs .pair")
     assert len(cards) == 2 and cards[0].location["y"] == cards[1].location["y"]  # side by side, not one per row
+
+
+def test_the_page_says_each_share_as_the_verdict_does(data, tmp_path, browser):
+    """The headline figures (the page's pct) and the verdict sentence (present.pct) write a share
+    alike, and a share under 1 never reads 100%: 996 of 1,000 is 99.6%, not all of them."""
+    from leakscan.present import pct
+
+    _audit(data, tmp_path / "out")
+    browser.get((tmp_path / "out" / "report.html").as_uri())
+    shares = [0.00004, 0.0032, 0.087, 0.333333, 0.5, 0.9949, 0.995, 0.996, 0.9996, 1.0]
+    page = browser.execute_script("return arguments[0].map(pct)", shares)
+    assert page == [pct(x) for x in shares]
+    assert page[-3:] == ["99.6%", "99.9%", "100%"]
+    kpi = next(k.find_element(By.TAG_NAME, "b").text for k in browser.find_elements(By.CSS_SELECTOR, "#kpis .kpi")
+               if "of test has a copy in train" in k.text)
+    assert browser.find_element(By.ID, "verdict").text.startswith(kpi + " of test has a copy in train")

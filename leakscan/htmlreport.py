@@ -376,7 +376,11 @@ document.getElementById("export").onclick = () => {
   const url = URL.createObjectURL(new Blob([decisionsCSV()], {type: "text/csv"}));
   const a = el("a", {download: "decisions.csv"}); a.href = url; document.body.append(a); a.click(); a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
+  exported = decisionsCSV();
 };
+// the decisions live in this page only: leaving or reloading it with some not exported asks first
+let exported = decisionsCSV();
+window.addEventListener("beforeunload", e => { if (decisionsCSV() !== exported) { e.preventDefault(); e.returnValue = ""; } });
 countDecisions();
 // ---- header, verdict, KPIs, per-class tables (collapsed, 0% rows hidden)
 const M = D.meta;

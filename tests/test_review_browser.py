@@ -198,3 +198,21 @@ def test_the_page_says_each_share_as_the_verdict_does(data, tmp_path, browser):
     kpi = next(k.find_element(By.TAG_NAME, "b").text for k in browser.find_elements(By.CSS_SELECTOR, "#kpis .kpi")
                if "of test has a copy in train" in k.text)
     assert browser.find_element(By.ID, "verdict").text.startswith(kpi + " of test has a copy in train")
+
+
+def test_leaving_the_page_with_decisions_not_exported_asks_first(data, tmp_path, browser):
+    """The marks live in the page only: a reload or a closed tab would lose them without a word,
+    so leaving asks first while some are not exported (and not once they are, or when none were made)."""
+    _audit(data, tmp_path / "out")
+    browser.get((tmp_path / "out" / "report.html").as_uri())
+    leave = ("const e = new Event('beforeunload', {cancelable: true}); window.dispatchEvent(e);"
+             "return e.defaultPrevented;")
+    assert browser.execute_script(leave) is False
+    btn = _card(browser, "test/a/leak.jpg").find_element(By.CSS_SELECTOR, "button[data-decision=distinct]")
+    btn.click()
+    assert browser.execute_script(leave) is True
+    btn.click()  # undone: nothing left to lose
+    assert browser.execute_script(leave) is False
+    btn.click()
+    _export(browser)
+    assert browser.execute_script(leave) is False

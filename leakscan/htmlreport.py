@@ -424,9 +424,10 @@ function opts(sel, values) { sel.append(el("option", {value: ""}, "all")); for (
 const sp = new Set(), cl = new Set(), kd = new Set();
 for (const p of D.pairs) { const a = D.images[p.a], b = D.images[p.b]; sp.add([a.s, b.s].sort().join(" ↔ ")); cl.add(a.l); cl.add(b.l); kd.add(p.k); }
 opts(fs, [...sp].sort()); opts(fc, [...cl].sort()); opts(fk, [...kd].sort());
-function filtered() {
+function filtered() {  // "all" is each list's first option ("(none)", images without a label, has the value "" too)
+  const all = sel => sel.selectedIndex <= 0;
   return D.pairs.filter(p => { const a = D.images[p.a], b = D.images[p.b];
-    return (!fs.value || [a.s, b.s].sort().join(" ↔ ") === fs.value) && (!fc.value || a.l === fc.value || b.l === fc.value) && (!fk.value || p.k === fk.value); });
+    return (all(fs) || [a.s, b.s].sort().join(" ↔ ") === fs.value) && (all(fc) || a.l === fc.value || b.l === fc.value) && (all(fk) || p.k === fk.value); });
 }
 function drawPairs(page) {
   const list = filtered();

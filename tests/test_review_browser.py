@@ -216,3 +216,21 @@ def test_leaving_the_page_with_decisions_not_exported_asks_first(data, tmp_path,
     btn.click()
     _export(browser)
     assert browser.execute_script(leave) is False
+
+
+def test_class_filter_none_shows_only_pairs_with_an_unlabelled_image(data, tmp_path, browser):
+    """An image right in its split folder has no label: the class filter offers "(none)" and it
+    shows the pairs with such an image, not every pair as "all" does."""
+    from selenium.webdriver.support.ui import Select
+
+    scene(2).resize((84, 84)).save(data / "test" / "no-label.jpg", quality=90)  # copy of train/a/2.jpg
+    assert _audit(data, tmp_path / "out")["n_cross_split_pairs"] == 3
+    browser.get((tmp_path / "out" / "report.html").as_uri())
+    cls = Select(browser.find_element(By.ID, "f-class"))
+    assert [o.text for o in cls.options] == ["all", "(none)", "a", "b"]
+    cls.select_by_visible_text("(none)")
+    assert browser.find_element(By.ID, "pairs-count").text.startswith("(1 of 3")
+    (card,) = browser.find_elements(By.CSS_SELECTOR, "#pairs .pair")
+    assert "test/no-label.jpg" in card.text
+    cls.select_by_visible_text("all")
+    assert browser.find_element(By.ID, "pairs-count").text.startswith("(3 of 3")

@@ -154,7 +154,7 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None, o
                  "n_duplicate_groups": d["n_duplicate_groups"], "settings": d["settings"],
                  "class_counts": d["class_counts"], "n_low_information": d["n_low_information"],
                  "verdict": verdict(audit), "flags": setting_flags(d["settings"]),
-                 "decisions": d.get("decisions")},
+                 "decisions": d.get("decisions"), "warnings": d["warnings"]},
         "leaks": d["leaks"],
         "images": images,
         "thumbs": thumbs,
@@ -261,12 +261,13 @@ figcaption{font-size:11px;color:var(--mut);word-break:break-all}
 .filters{display:flex;gap:10px;flex-wrap:wrap;margin:0 0 10px}select{padding:4px}
 .pager{margin:10px 0;display:flex;gap:8px;align-items:center}button{padding:4px 10px;border:1px solid var(--line);background:#fff;border-radius:4px;cursor:pointer;font:inherit;font-size:12px}
 .dec{display:flex;gap:6px;margin-top:6px;align-items:center}.dec button.on.dup{background:var(--dup);color:#fff;border-color:var(--dup)}.dec button.on.dis{background:var(--dis);color:#fff;border-color:var(--dis)}
+#warnings{margin:0 0 12px;padding-left:20px;color:var(--acc)}
 #export{background:#f59e0b;border-color:#f59e0b;color:#111827;font-weight:600}
 code{font-size:12px;word-break:break-all}a{color:#1d4ed8}
 </style></head><body>
 <header><h1>leakscan report</h1><p id="sub"></p><div id="review-bar"><span id="dec-count"></span><button id="export" type="button">Export decisions</button></div></header>
 <main>
-<section id="headline"><p id="verdict"></p><div class="kpis" id="kpis"></div><div id="leaks"></div></section>
+<section id="headline"><p id="verdict"></p><ul id="warnings" hidden></ul><div class="kpis" id="kpis"></div><div id="leaks"></div></section>
 <section id="pairs-sec"><h2>Cross-split pairs <span class="mut" id="pairs-count"></span></h2>
 <p class="mut">Mark each pair <b>duplicate</b> or <b>distinct</b>, then <b>Export decisions</b> and pass the file with <code>--decisions</code>: distinct pairs are never reported or grouped again.</p>
 <div class="filters"><label>Split pair <select id="f-split"></select></label><label>Class <select id="f-class"></select></label>
@@ -386,6 +387,9 @@ countDecisions();
 const M = D.meta;
 document.getElementById("sub").textContent = `${M.source} · ${M.n_images.toLocaleString()} images, ${M.n_skipped} skipped · leakscan ${M.version} · ${M.generated}`;
 document.getElementById("verdict").textContent = M.verdict + ".";
+const wl = document.getElementById("warnings");  // summary.json "warnings": worth reading before acting
+for (const w of M.warnings || []) wl.append(el("li", {}, w));
+wl.hidden = !wl.children.length;
 const kp = document.getElementById("kpis");
 const leaked = D.leaks.filter(l => l.images > 0);
 kp.append(el("div", {class: "kpi"}, el("b", {}, M.n_pairs.toLocaleString()), "duplicate pairs"));

@@ -234,3 +234,20 @@ def test_class_filter_none_shows_only_pairs_with_an_unlabelled_image(data, tmp_p
     assert "test/no-label.jpg" in card.text
     cls.select_by_visible_text("all")
     assert browser.find_element(By.ID, "pairs-count").text.startswith("(3 of 3")
+
+
+def test_the_warnings_of_summary_json_are_shown_under_the_verdict(data, tmp_path, browser):
+    """What summary.json warns about (here: images without a label; elsewhere a suspected chain,
+    more than half a split leaking, a cache that cannot be written) is on the page, which is what
+    a reviewer opens, not only in the JSON."""
+    scene(2).resize((84, 84)).save(data / "test" / "no-label.jpg", quality=90)
+    warned = _audit(data, tmp_path / "out")["warnings"]
+    assert any("have no label" in w for w in warned)
+    browser.get((tmp_path / "out" / "report.html").as_uri())
+    box = browser.find_element(By.ID, "warnings")
+    assert box.is_displayed()
+    assert [li.text for li in box.find_elements(By.TAG_NAME, "li")] == warned
+    (data / "test" / "no-label.jpg").unlink()
+    assert _audit(data, tmp_path / "out2")["warnings"] == []
+    browser.get((tmp_path / "out2" / "report.html").as_uri())
+    assert not browser.find_element(By.ID, "warnings").is_displayed()

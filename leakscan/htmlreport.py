@@ -28,6 +28,8 @@ __all__ = ["render_html", "MAX_THUMBNAILS"]
 
 #: Thumbnails embedded at most (beyond, images are listed by path only).
 MAX_THUMBNAILS = 20_000
+#: Possible pairs the page lists at most, most likely first (all of them are in possible.csv).
+MAX_POSSIBLE = 5000
 
 
 def _json_for_script(obj) -> str:
@@ -154,7 +156,7 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None, o
                  "n_duplicate_groups": d["n_duplicate_groups"], "settings": d["settings"],
                  "class_counts": d["class_counts"], "n_low_information": d["n_low_information"],
                  "verdict": verdict(audit), "flags": setting_flags(d["settings"]),
-                 "decisions": d.get("decisions"), "warnings": d["warnings"]},
+                 "decisions": d.get("decisions"), "warnings": d["warnings"], "n_possible": d["n_possible"]},
         "leaks": d["leaks"],
         "images": images,
         "thumbs": thumbs,
@@ -196,7 +198,7 @@ def _review_data(audit, ref) -> dict:
     poss = getattr(audit, "possible", None)
     if poss is not None and len(poss):
         order = np.argsort(-np.asarray(getattr(poss, "confidence", None) if getattr(poss, "confidence", None) is not None
-                                       else poss.score, np.float64), kind="stable")[:5000]
+                                       else poss.score, np.float64), kind="stable")[:MAX_POSSIBLE]
         kinds = poss.kind_names()
         detail = audit.pair_details(poss)  # as possible.csv says it: ``rotated 17 deg``, not ``rotated``
         conf = getattr(poss, "confidence", None)
@@ -450,7 +452,10 @@ function drawPossible(page) {
   pager(document.getElementById("possible-pager"), D.possible.length, page, drawPossible);
 }
 if (D.possible.length) { document.getElementById("possible-sec").hidden = false;
-  document.getElementById("possible-count").textContent = `(${D.possible.length.toLocaleString()}, most likely first)`; drawPossible(0); }
+  const all = M.n_possible === undefined ? D.possible.length : M.n_possible;  // the page lists the most likely
+  document.getElementById("possible-count").textContent = D.possible.length < all
+    ? `(${all.toLocaleString()}; the ${D.possible.length.toLocaleString()} most likely shown, all in possible.csv)`
+    : `(${all.toLocaleString()}, most likely first)`; drawPossible(0); }
 // ---- groups and conflicts: one decision for the whole gallery
 function star(m) { return m.slice(1).map(x => [m[0], x]); }
 function allPairs(m) {  // "distinct" on a gallery: no two of its images are copies (star beyond 30 images)

@@ -251,3 +251,18 @@ def test_the_warnings_of_summary_json_are_shown_under_the_verdict(data, tmp_path
     assert _audit(data, tmp_path / "out2")["warnings"] == []
     browser.get((tmp_path / "out2" / "report.html").as_uri())
     assert not browser.find_element(By.ID, "warnings").is_displayed()
+
+
+def test_possible_count_is_summary_json_s_when_the_page_lists_fewer(data, tmp_path, browser, monkeypatch):
+    """The page lists the most likely possible pairs only (5,000): its count is still every possible
+    pair, as summary.json n_possible and possible.csv say, and it says how many are shown."""
+    from leakscan import htmlreport
+
+    monkeypatch.setattr(htmlreport, "MAX_POSSIBLE", 1)
+    summary = _audit(data, tmp_path / "out", "--min-confidence", "1.0")
+    n = summary["n_possible"]
+    assert n >= 2 and n == len(list(csv.DictReader((tmp_path / "out" / "possible.csv").open())))
+    browser.get((tmp_path / "out" / "report.html").as_uri())
+    assert browser.find_element(By.ID, "possible-count").text == f"({n}; the 1 most likely shown, all in possible.csv)"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#possible .ppair")) == 1
+    assert f"{n} possible pairs worth a look" in browser.find_element(By.ID, "verdict").text

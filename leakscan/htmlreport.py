@@ -365,9 +365,11 @@ function decButtons(refPairs, card, disPairs) {
   return box;
 }
 function csvField(v) { v = String(v == null ? "" : v); return /[",\n\r]/.test(v) ? '"' + v.replace(/"/g, '""') + '"' : v; }
+// a line of the decisions file starting with "#" is a comment: a path starting so is written ./#...
+function csvPath(p) { return p.startsWith("#") ? "./" + p : p; }
 function decisionsCSV() {
   const rows = [["a", "b", "decision", "note", "digest_a", "digest_b"]];
-  for (const e of DEC.values()) rows.push([e.a, e.b, e.d, e.n, e.da, e.db]);
+  for (const e of DEC.values()) rows.push([csvPath(e.a), csvPath(e.b), e.d, e.n, e.da, e.db]);
   return rows.map(r => r.map(csvField).join(",")).join("\n") + "\n";
 }
 window.leakscanDecisionsCSV = decisionsCSV;

@@ -45,6 +45,7 @@ import numpy as np
 
 from .errors import InputError
 from .manifest import decode_text, path_key
+from .output import utf8_text
 
 __all__ = ["Decision", "Decisions", "MatchedDecisions", "DecisionStats", "read_decisions",
            "load_decisions", "apply_decisions", "row_finder", "DECISIONS", "USER_DETAIL"]
@@ -194,6 +195,9 @@ def row_finder(manifest, features=None, file=None):
     files = m.images is None and m.source is None
     for r, p in enumerate(m.paths.tolist()):
         by_path.setdefault(_norm(p), []).append(r)
+        shown = utf8_text(str(p))  # a name that is not UTF-8, as pairs.csv and the report write it
+        if shown != p:
+            by_path.setdefault(_norm(shown), []).append(r)
         if m.images is not None:  # arrays: "array[2]" and "2" both name row 2
             by_path.setdefault(str(r), []).append(r)
     by_abs: dict[str, list[int]] = {}  # each file's absolute path, made at the first absolute side

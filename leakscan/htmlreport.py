@@ -28,6 +28,8 @@ __all__ = ["render_html", "MAX_THUMBNAILS"]
 
 #: Thumbnails embedded at most (beyond, images are listed by path only).
 MAX_THUMBNAILS = 20_000
+#: Possible pairs the page lists at most, most likely first (all of them are in possible.csv).
+MAX_POSSIBLE = 5000
 
 
 def _json_for_script(obj) -> str:
@@ -154,7 +156,7 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None, o
                  "n_duplicate_groups": d["n_duplicate_groups"], "settings": d["settings"],
                  "class_counts": d["class_counts"], "n_low_information": d["n_low_information"],
                  "verdict": verdict(audit), "flags": setting_flags(d["settings"]),
-                 "decisions": d.get("decisions")},
+                 "decisions": d.get("decisions"), "warnings": d["warnings"], "n_possible": d["n_possible"]},
         "leaks": d["leaks"],
         "images": images,
         "thumbs": thumbs,
@@ -196,7 +198,7 @@ def _review_data(audit, ref) -> dict:
     poss = getattr(audit, "possible", None)
     if poss is not None and len(poss):
         order = np.argsort(-np.asarray(getattr(poss, "confidence", None) if getattr(poss, "confidence", None) is not None
-                                       else poss.score, np.float64), kind="stable")[:5000]
+                                       else poss.score, np.float64), kind="stable")[:MAX_POSSIBLE]
         kinds = poss.kind_names()
         detail = audit.pair_details(poss)  # as possible.csv says it: ``rotated 17 deg``, not ``rotated``
         conf = getattr(poss, "confidence", None)
@@ -261,12 +263,13 @@ figcaption{font-size:11px;color:var(--mut);word-break:break-all}
 .filters{display:flex;gap:10px;flex-wrap:wrap;margin:0 0 10px}select{padding:4px}
 .pager{margin:10px 0;display:flex;gap:8px;align-items:center}button{padding:4px 10px;border:1px solid var(--line);background:#fff;border-radius:4px;cursor:pointer;font:inherit;font-size:12px}
 .dec{display:flex;gap:6px;margin-top:6px;align-items:center}.dec button.on.dup{background:var(--dup);color:#fff;border-color:var(--dup)}.dec button.on.dis{background:var(--dis);color:#fff;border-color:var(--dis)}
+#warnings{margin:0 0 12px;padding-left:20px;color:var(--acc)}
 #export{background:#f59e0b;border-color:#f59e0b;color:#111827;font-weight:600}
 code{font-size:12px;word-break:break-all}a{color:#1d4ed8}
 </style></head><body>
 <header><h1>leakscan report</h1><p id="sub"></p><div id="review-bar"><span id="dec-count"></span><button id="export" type="button">Export decisions</button></div></header>
 <main>
-<section id="headline"><p id="verdict"></p><div class="kpis" id="kpis"></div><div id="leaks"></div></section>
+<section id="headline"><p id="verdict"></p><ul id="warnings" hidden></ul><div class="kpis" id="kpis"></div><div id="leaks"></div></section>
 <section id="pairs-sec"><h2>Cross-split pairs <span class="mut" id="pairs-count"></span></h2>
 <p class="mut">Mark each pair <b>duplicate</b> or <b>distinct</b>, then <b>Export decisions</b> and pass the file with <code>--decisions</code>: distinct pairs are never reported or grouped again.</p>
 <div class="filters"><label>Split pair <select id="f-split"></select></label><label>Class <select id="f-class"></select></label>
@@ -290,7 +293,11 @@ function el(tag, attrs, ...kids) {
   for (const k of kids) e.append(k instanceof Node ? k : document.createTextNode(String(k)));
   return e;
 }
-function pct(x) { if (!x) return "0%"; const p = 100 * x; return (p >= 1 ? p.toFixed(1) : p.toFixed(2)) + "%"; }
+function pct(x) {  // as leakscan.present.pct: the verdict and the figures agree
+  if (!x) return "0%"; if (x >= 1) return "100%";
+  const p = 100 * x, s = (p >= 1 ? p.toFixed(1) : p.toFixed(2)) + "%";
+  return s === "100.0%" ? "99.9%" : s;
+}
 // one CSS rule per embedded thumbnail: N copies of an image share it
 (function () {
   const css = D.thumbs.map((u, k) => `.t${k}{background-image:url("${u}")}`).join("\n");
@@ -358,9 +365,11 @@ function decButtons(refPairs, card, disPairs) {
   return box;
 }
 function csvField(v) { v = String(v == null ? "" : v); return /[",\n\r]/.test(v) ? '"' + v.replace(/"/g, '""') + '"' : v; }
+// a line of the decisions file starting with "#" is a comment: a path starting so is written ./#...
+function csvPath(p) { return p.startsWith("#") ? "./" + p : p; }
 function decisionsCSV() {
   const rows = [["a", "b", "decision", "note", "digest_a", "digest_b"]];
-  for (const e of DEC.values()) rows.push([e.a, e.b, e.d, e.n, e.da, e.db]);
+  for (const e of DEC.values()) rows.push([csvPath(e.a), csvPath(e.b), e.d, e.n, e.da, e.db]);
   return rows.map(r => r.map(csvField).join(",")).join("\n") + "\n";
 }
 window.leakscanDecisionsCSV = decisionsCSV;
@@ -372,12 +381,19 @@ document.getElementById("export").onclick = () => {
   const url = URL.createObjectURL(new Blob([decisionsCSV()], {type: "text/csv"}));
   const a = el("a", {download: "decisions.csv"}); a.href = url; document.body.append(a); a.click(); a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
+  exported = decisionsCSV();
 };
+// the decisions live in this page only: leaving or reloading it with some not exported asks first
+let exported = decisionsCSV();
+window.addEventListener("beforeunload", e => { if (decisionsCSV() !== exported) { e.preventDefault(); e.returnValue = ""; } });
 countDecisions();
 // ---- header, verdict, KPIs, per-class tables (collapsed, 0% rows hidden)
 const M = D.meta;
 document.getElementById("sub").textContent = `${M.source} · ${M.n_images.toLocaleString()} images, ${M.n_skipped} skipped · leakscan ${M.version} · ${M.generated}`;
 document.getElementById("verdict").textContent = M.verdict + ".";
+const wl = document.getElementById("warnings");  // summary.json "warnings": worth reading before acting
+for (const w of M.warnings || []) wl.append(el("li", {}, w));
+wl.hidden = !wl.children.length;
 const kp = document.getElementById("kpis");
 const leaked = D.leaks.filter(l => l.images > 0);
 kp.append(el("div", {class: "kpi"}, el("b", {}, M.n_pairs.toLocaleString()), "duplicate pairs"));
@@ -416,9 +432,10 @@ function opts(sel, values) { sel.append(el("option", {value: ""}, "all")); for (
 const sp = new Set(), cl = new Set(), kd = new Set();
 for (const p of D.pairs) { const a = D.images[p.a], b = D.images[p.b]; sp.add([a.s, b.s].sort().join(" ↔ ")); cl.add(a.l); cl.add(b.l); kd.add(p.k); }
 opts(fs, [...sp].sort()); opts(fc, [...cl].sort()); opts(fk, [...kd].sort());
-function filtered() {
+function filtered() {  // "all" is each list's first option ("(none)", images without a label, has the value "" too)
+  const all = sel => sel.selectedIndex <= 0;
   return D.pairs.filter(p => { const a = D.images[p.a], b = D.images[p.b];
-    return (!fs.value || [a.s, b.s].sort().join(" ↔ ") === fs.value) && (!fc.value || a.l === fc.value || b.l === fc.value) && (!fk.value || p.k === fk.value); });
+    return (all(fs) || [a.s, b.s].sort().join(" ↔ ") === fs.value) && (all(fc) || a.l === fc.value || b.l === fc.value) && (all(fk) || p.k === fk.value); });
 }
 function drawPairs(page) {
   const list = filtered();
@@ -437,7 +454,10 @@ function drawPossible(page) {
   pager(document.getElementById("possible-pager"), D.possible.length, page, drawPossible);
 }
 if (D.possible.length) { document.getElementById("possible-sec").hidden = false;
-  document.getElementById("possible-count").textContent = `(${D.possible.length.toLocaleString()}, most likely first)`; drawPossible(0); }
+  const all = M.n_possible === undefined ? D.possible.length : M.n_possible;  // the page lists the most likely
+  document.getElementById("possible-count").textContent = D.possible.length < all
+    ? `(${all.toLocaleString()}; the ${D.possible.length.toLocaleString()} most likely shown, all in possible.csv)`
+    : `(${all.toLocaleString()}, most likely first)`; drawPossible(0); }
 // ---- groups and conflicts: one decision for the whole gallery
 function star(m) { return m.slice(1).map(x => [m[0], x]); }
 function allPairs(m) {  // "distinct" on a gallery: no two of its images are copies (star beyond 30 images)

@@ -47,12 +47,14 @@ ELLIPSIS = "…"
 
 
 def pct(x: float) -> str:
-    """A share as a percentage with enough digits to be read: 8.7%, 0.32%, 0%."""
+    """A share as a percentage with enough digits to be read: 8.7%, 0.32%, 0%, 100%; a share
+    under 1 never reads 100% (99.9%). The report's page says the same (its ``pct``)."""
     if x == 0:
         return "0%"
-    if x >= 0.1:
-        return f"{100 * x:.0f}%" if x >= 0.995 else f"{100 * x:.1f}%"
-    return f"{100 * x:.1f}%" if x >= 0.01 else f"{100 * x:.2f}%"
+    if x >= 1:
+        return "100%"
+    s = f"{100 * x:.1f}%" if x >= 0.01 else f"{100 * x:.2f}%"
+    return "99.9%" if s == "100.0%" else s
 
 
 def kinds_said(audit) -> dict:

@@ -214,6 +214,25 @@ def test_paths_spelled_otherwise_match_by_path_and_export_as_the_report_names_th
         ("train/a/0.jpg", "test/a/leak.jpg"), ("train/b/1.jpg", "test/b/leak2.jpg")]
 
 
+def test_a_name_that_is_not_utf8_matches_as_pairs_csv_writes_it(review_data, tmp_path):
+    """A file name that is not UTF-8 is written ``caf\\xe9.jpg`` in pairs.csv and the report; a
+    decision naming it so (copied from pairs.csv, no digest) matches that file by its path."""
+    import os
+
+    odd = os.fsdecode(os.fsencode(str(review_data / "test" / "a")) + b"/caf\xe9.jpg")
+    try:
+        os.rename(review_data / "test" / "a" / "leak.jpg", odd)
+    except (OSError, UnicodeError) as exc:
+        pytest.skip(f"this file system refuses the name: {exc}")
+    r0 = leakscan.audit(review_data, jobs=1)
+    assert ("test/a/caf\udce9.jpg", "train/a/0.jpg") in _pairset(r0)  # written test/a/caf\\xe9.jpg
+    f = _write(tmp_path / "d.csv", [("train/a/0.jpg", "test/a/caf\\xe9.jpg", "distinct", "")])
+    r = leakscan.audit(review_data, jobs=1, decisions=f)
+    d = r.to_dict()["decisions"]
+    assert (d["applied"], d["unmatched"], d["matched_by_digest"], d["pairs_removed"]) == (1, 0, 0, 1)
+    assert r.to_dict()["n_cross_split_pairs"] == r0.to_dict()["n_cross_split_pairs"] - 1
+
+
 def test_cli_audit_and_resplit_respect_decisions(review_data, tmp_path):
     f = _write(tmp_path / "decisions.csv", [("train/a/0.jpg", "test/a/leak.jpg", "distinct", ""),
                                             ("train/b/1.jpg", "test/b/leak2.jpg", "distinct", "")])

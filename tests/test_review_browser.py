@@ -182,3 +182,112 @@ def test_per_class_tables_collapsed_without_zero_rows(data, tmp_path, browser):
     assert browser.find_element(By.ID, "verdict").location["y"] < browser.find_element(By.ID, "pairs").location["y"]
     cards = browser.find_elements(By.CSS_SELECTOR, "#pairs .pair")
     assert len(cards) == 2 and cards[0].location["y"] == cards[1].location["y"]  # side by side, not one per row
+
+
+def test_the_page_says_each_share_as_the_verdict_does(data, tmp_path, browser):
+    """The headline figures (the page's pct) and the verdict sentence (present.pct) write a share
+    alike, and a share under 1 never reads 100%: 996 of 1,000 is 99.6%, not all of them."""
+    from leakscan.present import pct
+
+    _audit(data, tmp_path / "out")
+    browser.get((tmp_path / "out" / "report.html").as_uri())
+    shares = [0.00004, 0.0032, 0.087, 0.333333, 0.5, 0.9949, 0.995, 0.996, 0.9996, 1.0]
+    page = browser.execute_script("return arguments[0].map(pct)", shares)
+    assert page == [pct(x) for x in shares]
+    assert page[-3:] == ["99.6%", "99.9%", "100%"]
+    kpi = next(k.find_element(By.TAG_NAME, "b").text for k in browser.find_elements(By.CSS_SELECTOR, "#kpis .kpi")
+               if "of test has a copy in train" in k.text)
+    assert browser.find_element(By.ID, "verdict").text.startswith(kpi + " of test has a copy in train")
+
+
+def test_leaving_the_page_with_decisions_not_exported_asks_first(data, tmp_path, browser):
+    """The marks live in the page only: a reload or a closed tab would lose them without a word,
+    so leaving asks first while some are not exported (and not once they are, or when none were made)."""
+    _audit(data, tmp_path / "out")
+    browser.get((tmp_path / "out" / "report.html").as_uri())
+    leave = ("const e = new Event('beforeunload', {cancelable: true}); window.dispatchEvent(e);"
+             "return e.defaultPrevented;")
+    assert browser.execute_script(leave) is False
+    btn = _card(browser, "test/a/leak.jpg").find_element(By.CSS_SELECTOR, "button[data-decision=distinct]")
+    btn.click()
+    assert browser.execute_script(leave) is True
+    btn.click()  # undone: nothing left to lose
+    assert browser.execute_script(leave) is False
+    btn.click()
+    _export(browser)
+    assert browser.execute_script(leave) is False
+
+
+def test_class_filter_none_shows_only_pairs_with_an_unlabelled_image(data, tmp_path, browser):
+    """An image right in its split folder has no label: the class filter offers "(none)" and it
+    shows the pairs with such an image, not every pair as "all" does."""
+    from selenium.webdriver.support.ui import Select
+
+    scene(2).resize((84, 84)).save(data / "test" / "no-label.jpg", quality=90)  # copy of train/a/2.jpg
+    assert _audit(data, tmp_path / "out")["n_cross_split_pairs"] == 3
+    browser.get((tmp_path / "out" / "report.html").as_uri())
+    cls = Select(browser.find_element(By.ID, "f-class"))
+    assert [o.text for o in cls.options] == ["all", "(none)", "a", "b"]
+    cls.select_by_visible_text("(none)")
+    assert browser.find_element(By.ID, "pairs-count").text.startswith("(1 of 3")
+    (card,) = browser.find_elements(By.CSS_SELECTOR, "#pairs .pair")
+    assert "test/no-label.jpg" in card.text
+    cls.select_by_visible_text("all")
+    assert browser.find_element(By.ID, "pairs-count").text.startswith("(3 of 3")
+
+
+def test_the_warnings_of_summary_json_are_shown_under_the_verdict(data, tmp_path, browser):
+    """What summary.json warns about (here: images without a label; elsewhere a suspected chain,
+    more than half a split leaking, a cache that cannot be written) is on the page, which is what
+    a reviewer opens, not only in the JSON."""
+    scene(2).resize((84, 84)).save(data / "test" / "no-label.jpg", quality=90)
+    warned = _audit(data, tmp_path / "out")["warnings"]
+    assert any("have no label" in w for w in warned)
+    browser.get((tmp_path / "out" / "report.html").as_uri())
+    box = browser.find_element(By.ID, "warnings")
+    assert box.is_displayed()
+    assert [li.text for li in box.find_elements(By.TAG_NAME, "li")] == warned
+    (data / "test" / "no-label.jpg").unlink()
+    assert _audit(data, tmp_path / "out2")["warnings"] == []
+    browser.get((tmp_path / "out2" / "report.html").as_uri())
+    assert not browser.find_element(By.ID, "warnings").is_displayed()
+
+
+def test_possible_count_is_summary_json_s_when_the_page_lists_fewer(data, tmp_path, browser, monkeypatch):
+    """The page lists the most likely possible pairs only (5,000): its count is still every possible
+    pair, as summary.json n_possible and possible.csv say, and it says how many are shown."""
+    from leakscan import htmlreport
+
+    monkeypatch.setattr(htmlreport, "MAX_POSSIBLE", 1)
+    summary = _audit(data, tmp_path / "out", "--min-confidence", "1.0")
+    n = summary["n_possible"]
+    assert n >= 2 and n == len(list(csv.DictReader((tmp_path / "out" / "possible.csv").open())))
+    browser.get((tmp_path / "out" / "report.html").as_uri())
+    assert browser.find_element(By.ID, "possible-count").text == f"({n}; the 1 most likely shown, all in possible.csv)"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#possible .ppair")) == 1
+    assert f"{n} possible pairs worth a look" in browser.find_element(By.ID, "verdict").text
+
+
+def test_a_decision_on_a_path_starting_with_hash_is_read_back(tmp_path, browser):
+    """A manifest may name ``#0 copy.jpg``: the page's export must not write a line that starts
+    with ``#`` (a comment in a decisions file: the decision was dropped without a word)."""
+    m = tmp_path / "m"
+    m.mkdir()
+    for k in range(4):
+        scene(k).save(m / f"{k}.jpg", quality=90)
+    scene(0).resize((80, 80)).save(m / "#0 copy.jpg", quality=90)
+    manifest = m / "splits.csv"
+    manifest.write_text("path,split,label\n#0 copy.jpg,test,a\n" + "".join(f"{k}.jpg,train,a\n" for k in range(4)))
+    r = CliRunner().invoke(app, ["audit", "--manifest", str(manifest), "--out", str(tmp_path / "out"), "--no-cache",
+                                 "-j", "1", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["n_cross_split_pairs"] == 1
+    browser.get((tmp_path / "out" / "report.html").as_uri())
+    _card(browser, "#0 copy.jpg").find_element(By.CSS_SELECTOR, "button[data-decision=distinct]").click()
+    decisions = _export(browser)
+    r = CliRunner().invoke(app, ["audit", "--manifest", str(manifest), "--out", str(tmp_path / "out2"), "--no-cache",
+                                 "-j", "1", "--quiet", "--decisions", str(decisions)])
+    assert r.exit_code == 0, r.output
+    after = json.loads((tmp_path / "out2" / "summary.json").read_text())
+    assert (after["decisions"]["applied"], after["decisions"]["matched_by_digest"]) == (1, 0)
+    assert after["n_cross_split_pairs"] == 0

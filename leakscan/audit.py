@@ -24,6 +24,7 @@ from .groups import Groups, build_groups
 from .keypoints import SEARCH_MAX_IMAGES
 from .discovery import discover
 from .manifest import BOTH_SIDES, Manifest
+from .output import tier_rounded
 from .pairs import KINDS, SEARCH_VERSION, PairTable
 from .settings import DECODE_SIDE, DetectSettings
 from .views import MatchView
@@ -118,6 +119,12 @@ class Audit:
     def n_leaked(self) -> int:
         return sum(lk.images for lk in self.leaks)
 
+    @property
+    def bar(self) -> float:
+        """The confidence a pair needs to be a duplicate: ``settings.min_confidence``, or the
+        bar the calibration raised it to (``summary.json``: ``calibration.threshold``)."""
+        return float(self.settings.min_confidence if self.calibration is None else self.calibration.threshold)
+
     def max_leak_fraction(self) -> float:
         return max((lk.fraction for lk in self.leaks), default=0.0)
 
@@ -205,6 +212,7 @@ class Audit:
         kinds = p.kind_names()
         name = (lambda r: r) if m.images is not None else (lambda r: m.paths[r])
         user = self.decisions.matched.must_set() if self.decisions is not None else set()
+        bar = self.bar
         return [
             {
                 "a": name(i), "b": name(j), "split_a": m.splits[i], "split_b": m.splits[j],
@@ -215,7 +223,7 @@ class Audit:
                 "detail": detail[k], "group": int(self.groups.ids[i]),
                 "ncc": "" if np.isnan(p.ncc[k]) else round(float(p.ncc[k]), 4),
                 "decision": "duplicate" if (i, j) in user else "",
-                "confidence": "" if np.isnan(p.confidence[k]) else round(float(p.confidence[k]), 4),
+                "confidence": "" if np.isnan(p.confidence[k]) else tier_rounded(p.confidence[k], bar),
             }
             for k, (i, j) in enumerate(zip(p.i.tolist(), p.j.tolist()))
         ]

@@ -51,6 +51,7 @@ from .evidence import EVIDENCE, SIGN, pair_evidence, typical_neighbours
 from .features import Features, digest_order, extract_images
 from .index import CosineIndex
 from .memory import release_free_memory
+from .output import shown_bar
 from .padding import SharedOverlay
 from .pairs import (OVERLAP_MIN_SIDE, Candidates, Kind, PairTable, find_candidates, overlap_pairs, pair_keys, rows_of,
                     twin_pairs)
@@ -148,7 +149,7 @@ class Calibration:
         return np.maximum(p, thumbnails)
 
     def to_dict(self) -> dict:
-        out = {"threshold": round(float(self.threshold), 4),
+        out = {"threshold": shown_bar(self.threshold),
                "weights": {c: round(float(w / s), 4) for c, w, s in zip(self.columns, self.coef, self.scale)},
                **self.stats}
         for name, fitted in self.readings.items():

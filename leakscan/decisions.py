@@ -155,6 +155,7 @@ class Decisions:
                 continue
             moved += int(da) + int(db)
             target, other = (cannot, must) if e.decision == "distinct" else (must, cannot)
+            new = False  # a line repeating an earlier one's decision adds nothing: not counted again
             for x in ra:
                 for y in rb:
                     if x == y:
@@ -165,7 +166,10 @@ class Decisions:
                         raise InputError(
                             f"{self.file or 'decisions'}: line {e.line} marks {e.a} and {e.b} {e.decision}, "
                             f"line {o.line} marks them {o.decision}; keep one of the two")
+                    new |= key not in target
                     target.setdefault(key, e)
+            if not new:
+                continue
             if e.decision == "distinct":
                 n_dist += 1
             else:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ._version import __version__
 from .decode import DecodeError, thumbnail_data
-from .output import json_text
+from .output import json_text, tier_rounded
 from .present import pair_order, setting_flags, verdict
 
 log = logging.getLogger(__name__)
@@ -97,8 +97,10 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None, o
 
     kinds = p.kind_names()  # once: the page lists up to every pair
     certainty = _certainty(p)
+    has_conf = ~np.isnan(np.asarray(getattr(p, "confidence", np.full(len(p), np.nan)), np.float64))
+    bar = audit.bar
     pairs = [{"a": ref(p.i[k]), "b": ref(p.j[k]), "k": str(kinds[k]), "sc": round(float(p.score[k]), 4),
-              "cf": round(float(certainty[k]), 3), "h": int(p.hamming[k]), "c": None if np.isnan(p.cosine[k]) else round(float(p.cosine[k]), 4),
+              "cf": tier_rounded(certainty[k], bar, 2) if has_conf[k] else round(float(certainty[k]), 2), "h": int(p.hamming[k]), "c": None if np.isnan(p.cosine[k]) else round(float(p.cosine[k]), 4),
               "v": None if np.isnan(p.ncc[k]) else round(float(p.ncc[k]), 4),
               "d": details[k], "g": int(g.ids[p.i[k]])}
              for k in order[cross[order]].tolist()]
@@ -203,7 +205,7 @@ def _review_data(audit, ref) -> dict:
         detail = audit.pair_details(poss)  # as possible.csv says it: ``rotated 17 deg``, not ``rotated``
         conf = getattr(poss, "confidence", None)
         out["possible"] = [{"a": ref(poss.i[k]), "b": ref(poss.j[k]), "k": str(kinds[k]), "sc": round(float(poss.score[k]), 4),
-                            "cf": None if conf is None or np.isnan(conf[k]) else round(float(conf[k]), 3),
+                            "cf": None if conf is None or np.isnan(conf[k]) else tier_rounded(conf[k], audit.bar, 2),
                             "d": detail[k]}
                            for k in order.tolist()]
     return out
@@ -365,11 +367,13 @@ function decButtons(refPairs, card, disPairs) {
   return box;
 }
 function csvField(v) { v = String(v == null ? "" : v); return /[",\n\r]/.test(v) ? '"' + v.replace(/"/g, '""') + '"' : v; }
-// a line of the decisions file starting with "#" is a comment: a path starting so is written ./#...
-function csvPath(p) { return p.startsWith("#") ? "./" + p : p; }
+// a line of the decisions file starting with "#" is a comment, and a cell starting with = + - @
+// is a formula to a spreadsheet: such a path is written ./#..., ./=... (the same file), a note '=...
+function csvPath(p) { return /^[#=+\-@\t\r]/.test(p) ? "./" + p : p; }
+function csvText(t) { t = String(t == null ? "" : t); return /^[=+\-@\t\r]/.test(t) ? "'" + t : t; }
 function decisionsCSV() {
   const rows = [["a", "b", "decision", "note", "digest_a", "digest_b"]];
-  for (const e of DEC.values()) rows.push([csvPath(e.a), csvPath(e.b), e.d, e.n, e.da, e.db]);
+  for (const e of DEC.values()) rows.push([csvPath(e.a), csvPath(e.b), e.d, csvText(e.n), e.da, e.db]);
   return rows.map(r => r.map(csvField).join(",")).join("\n") + "\n";
 }
 window.leakscanDecisionsCSV = decisionsCSV;

@@ -9,6 +9,7 @@ naming the file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -141,3 +142,32 @@ def inside(child, parent) -> bool:
         return True
     except ValueError:
         return False
+
+
+#: Decimals of a confidence in the result files (``pairs.csv``, ``possible.csv``; the bar in ``summary.json``).
+CONFIDENCE_DIGITS = 4
+
+
+def shown_bar(bar: float, digits: int = CONFIDENCE_DIGITS) -> float:
+    """The duplicate bar as leakscan writes and prints it: rounded up, so that no pair under the
+    bar shows at it.
+
+    >>> shown_bar(0.61083), shown_bar(0.5)
+    (0.6109, 0.5)
+    """
+    scale = 10 ** digits
+    return math.ceil(round(float(bar) * scale, 6)) / scale
+
+
+def tier_rounded(confidence: float, bar: float, digits: int = CONFIDENCE_DIGITS) -> float:
+    """``confidence`` rounded to ``digits`` on its own side of the bar as shown (:func:`shown_bar`):
+    a pair at or over ``bar`` (a duplicate) never shows under it, one under it (possible) never at it.
+
+    >>> tier_rounded(0.61082, 0.61083), tier_rounded(0.61083, 0.61083), tier_rounded(0.61082, 0.61083, 2)
+    (0.6108, 0.6109, 0.61)
+    """
+    rounded = round(float(confidence), digits)
+    edge = shown_bar(shown_bar(bar), digits)
+    if confidence >= bar:
+        return max(rounded, edge)
+    return min(rounded, round(edge - 10.0 ** -digits, digits))

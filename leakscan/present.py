@@ -16,6 +16,8 @@ import logging
 
 import numpy as np
 
+from .output import shown_bar, tier_rounded
+
 log = logging.getLogger(__name__)
 
 __all__ = ["verdict", "shorten", "pct", "pair_order", "notebook_html", "setting_flags", "SETTING_FLAGS"]
@@ -99,8 +101,8 @@ def verdict(audit) -> str:
     if possible is not None and len(possible):
         cal = getattr(audit, "calibration", None)
         raised = cal is not None and "raised_from" in cal.stats
-        parts.append(f"{len(possible):,} possible pairs worth a look" + (
-            f" (under the bar raised to {cal.threshold:.2f} so that {audit.settings.min_precision:.0%} of the "
+        parts.append(f"{len(possible):,} possible pair{'s' if len(possible) != 1 else ''} worth a look" + (
+            f" (under the bar raised to {shown_bar(cal.threshold):g} so that {audit.settings.min_precision:.0%} of the "
             "duplicate links are expected to be real)" if raised else ""))
     return "; ".join(parts)
 
@@ -128,11 +130,14 @@ def shorten(path, width: int) -> str:
     return s[:head] + ELLIPSIS + s[len(s) - (width - 1 - head):]
 
 
-def shown_confidence(record: dict) -> float:
-    """The certainty shown beside a pair (a :meth:`~leakscan.audit.Audit.pair_records` row): its
-    ``confidence``, or its ``score`` where it has none (a table from before confidences)."""
+def shown_confidence(record: dict, bar: float) -> float:
+    """The certainty shown beside a pair (a :meth:`~leakscan.audit.Audit.pair_records` row), to
+    three decimals: its ``confidence`` on its side of ``bar`` (:func:`~leakscan.output.tier_rounded`),
+    or its ``score`` where it has none (a table from before confidences)."""
     conf = record.get("confidence", "")
-    return float(record["score"] if conf == "" or conf is None else conf)
+    if conf == "" or conf is None:
+        return round(float(record["score"]), 3)
+    return tier_rounded(float(conf), bar, 3)
 
 
 def pair_order(audit, mask=None) -> np.ndarray:
@@ -180,8 +185,8 @@ def notebook_html(audit, *, top: int = 8) -> str:
     kinds = p.kind_names() if len(order) else []
     rows = "".join(
         f"<tr><td>{fig(int(p.i[k]))}</td><td>{fig(int(p.j[k]))}</td>"
-        f"<td>{e(str(kinds[k]))}<br>confidence {shown_confidence(recs[k]):.3f}<br>score {float(p.score[k]):.3f}"
-        f"<br>{e(detail[k])}</td></tr>"
+        f"<td>{e(str(kinds[k]))}<br>confidence {shown_confidence(recs[k], audit.bar):.3f}"
+        f"<br>score {float(p.score[k]):.3f}<br>{e(detail[k])}</td></tr>"
         for k in order.tolist())
     n_cross = int(cross.sum())
     head = (f"<p><b>{e(verdict(audit))}</b></p><p>{audit.n_images:,} images, {len(p):,} duplicate pairs "

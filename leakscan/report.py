@@ -233,8 +233,8 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
             t.add_column(col, overflow="fold")
         for k in idx:
             r = recs[k]
-            t.add_row(_text(r["a"]), _text(r["b"]), r["kind"], f"{shown_confidence(r):.3f}", f"{r['score']:.3f}",
-                      _text(r["detail"]))
+            t.add_row(_text(r["a"]), _text(r["b"]), r["kind"], f"{shown_confidence(r, audit.bar):.3f}",
+                      f"{r['score']:.3f}", _text(r["detail"]))
         console.print(t)
     from .sources.summary import terminal_lines  # noqa: PLC0415 - patients on both sides, spatial leaks
 

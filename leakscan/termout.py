@@ -119,7 +119,7 @@ def render_compact(audit, console, *, max_rows: int = 10) -> None:
         pw = max(12, (w - fixed) // 2)
         for i in idx:
             r = recs[i]
-            line(f"  {shown_confidence(r):.3f} {r['kind']:<{kw}} {_fit(r['detail'], dw):<{dw}} "
+            line(f"  {shown_confidence(r, audit.bar):.3f} {r['kind']:<{kw}} {_fit(r['detail'], dw):<{dw}} "
                  f"{shorten(_plain(r['a']), pw):<{pw}}  {shorten(_plain(r['b']), pw)}")
     if d["n_low_information"]:
         line(f"{d['n_low_information']:,} low-information images (flat frames) matched by exact digest only.")

@@ -299,3 +299,15 @@ def test_a_decisions_file_saved_as_utf16_is_read(tmp_path):
     f.write_bytes(b"a,b,decision\nx.jpg,y\xe9.jpg,distinct\n")
     with pytest.raises(InputError, match="decisions.csv: the decisions file is not UTF-8 text"):
         read_decisions(f)
+
+
+def test_a_line_repeated_in_a_decisions_file_is_applied_once(tmp_path):
+    # the same pair marked twice (a file concatenated with an older export) counted twice in
+    # `applied` and `distinct`, while the report's review bar said one decision
+    imgs = np.stack([np.asarray(scene(k, 64)) for k in range(6)])
+    imgs = np.concatenate([imgs, imgs[:1]])
+    path = _write(tmp_path / "d.csv", [("0", "6", "distinct")] * 3 + [("6", "0", "distinct"), ("1", "2", "duplicate")])
+    r = leakscan.audit(imgs, splits=["train"] * 6 + ["test"], jobs=1, cache=False, decisions=path)
+    d = r.to_dict()["decisions"]
+    assert (d["entries"], d["applied"], d["distinct"], d["duplicate"], d["unmatched"]) == (5, 2, 1, 1, 0)
+    assert d["pairs_removed"] == 1 and not r.leaks[0].images

@@ -268,23 +268,26 @@ def test_possible_count_is_summary_json_s_when_the_page_lists_fewer(data, tmp_pa
     assert f"{n} possible pairs worth a look" in browser.find_element(By.ID, "verdict").text
 
 
-def test_a_decision_on_a_path_starting_with_hash_is_read_back(tmp_path, browser):
+@pytest.mark.parametrize("name", ["#0 copy.jpg", "=0 copy.jpg"])
+def test_a_decision_on_a_path_starting_with_hash_is_read_back(tmp_path, browser, name):
     """A manifest may name ``#0 copy.jpg``: the page's export must not write a line that starts
-    with ``#`` (a comment in a decisions file: the decision was dropped without a word)."""
+    with ``#`` (a comment in a decisions file: the decision was dropped without a word); nor
+    one starting with ``=`` (a formula to a spreadsheet), as leakscan's other CSVs do not."""
     m = tmp_path / "m"
     m.mkdir()
     for k in range(4):
         scene(k).save(m / f"{k}.jpg", quality=90)
-    scene(0).resize((80, 80)).save(m / "#0 copy.jpg", quality=90)
+    scene(0).resize((80, 80)).save(m / name, quality=90)
     manifest = m / "splits.csv"
-    manifest.write_text("path,split,label\n#0 copy.jpg,test,a\n" + "".join(f"{k}.jpg,train,a\n" for k in range(4)))
+    manifest.write_text(f"path,split,label\n{name},test,a\n" + "".join(f"{k}.jpg,train,a\n" for k in range(4)))
     r = CliRunner().invoke(app, ["audit", "--manifest", str(manifest), "--out", str(tmp_path / "out"), "--no-cache",
                                  "-j", "1", "--quiet"])
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["n_cross_split_pairs"] == 1
     browser.get((tmp_path / "out" / "report.html").as_uri())
-    _card(browser, "#0 copy.jpg").find_element(By.CSS_SELECTOR, "button[data-decision=distinct]").click()
+    _card(browser, name).find_element(By.CSS_SELECTOR, "button[data-decision=distinct]").click()
     decisions = _export(browser)
+    assert not any(line.startswith(("#", "=")) for line in decisions.read_text().splitlines())
     r = CliRunner().invoke(app, ["audit", "--manifest", str(manifest), "--out", str(tmp_path / "out2"), "--no-cache",
                                  "-j", "1", "--quiet", "--decisions", str(decisions)])
     assert r.exit_code == 0, r.output

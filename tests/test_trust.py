@@ -461,3 +461,28 @@ def _manifest_of(root, names):
         for k, n in enumerate(names):
             w.writerow([n, "test" if k % 4 == 0 else "train", n[:2]])
     return root / "m.csv"
+
+
+def test_confidences_are_written_on_their_side_of_the_bar_as_it_is_written():
+    # a possible pair at 0.61079 under a raised bar of 0.61083 was written 0.6108, the bar
+    # 0.6108: a possible pair at the bar; and the page and the terminal (2 and 3 decimals) and
+    # the verdict (0.61) put pairs of either tier at or past it
+    from leakscan.output import shown_bar, tier_rounded
+
+    rng = np.random.default_rng(0)
+    bars = np.r_[rng.uniform(0.3, 0.99, 300), 0.5, 0.61083, 0.6]
+    for bar in bars:
+        shown = shown_bar(bar)
+        assert shown >= bar and shown - bar < 1e-4 and round(shown, 4) == shown
+        near = np.r_[bar + rng.uniform(-3e-4, 3e-4, 40), bar, np.nextafter(bar, 0), rng.uniform(0, 1, 20)]
+        for c in near:
+            for digits in (2, 3, 4):
+                r = tier_rounded(c, bar, digits)
+                assert round(r, digits) == r and abs(r - c) <= 10.0 ** -digits  # rounded, and close
+                assert (r >= shown) == (c >= bar), (c, bar, digits, r, shown)
+    assert tier_rounded(0.3, 0.6108) == 0.3 and tier_rounded(0.9, 0.5, 2) == 0.9  # far from the bar: as rounded
+    r = leakscan.audit(FIXTURES, jobs=1, cache=False)
+    bar = r.to_dict()["calibration"]["threshold"]
+    user = {(p["a"], p["b"]) for p in r.pair_records() if p["decision"]}
+    assert all(p["confidence"] >= bar for p in r.pair_records() if p["kind"] != "exact" and (p["a"], p["b"]) not in user)
+    assert all(p["confidence"] < bar for p in r.pair_records("possible"))

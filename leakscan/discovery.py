@@ -18,7 +18,7 @@ import numpy as np
 
 from .decode import file_head, has_image_signature
 from .errors import ArgumentError, InputError
-from .manifest import (IMAGE_EXTENSIONS, SPLIT_ALIASES, SPLIT_SEARCH_DEPTH, UNSPLIT, Manifest, _str_array,
+from .manifest import (IMAGE_EXTENSIONS, SPLIT_ALIASES, SPLIT_SEARCH_DEPTH, UNSPLIT, Manifest, text_column,
                        decode_text, listed_again, path_key)
 
 log = logging.getLogger(__name__)
@@ -161,9 +161,9 @@ def _from_array(arr, splits, labels, groups) -> Manifest:
     paths = np.array([f"array[{i}]" for i in range(n)], dtype=object)
     return Manifest(
         paths=paths,
-        splits=_str_array(splits if splits is not None else [UNSPLIT] * n, n, "splits"),
-        labels=_str_array(labels if labels is not None else [""] * n, n, "labels"),
-        groups=_str_array(groups if groups is not None else [""] * n, n, "groups"),
+        splits=text_column(splits if splits is not None else [UNSPLIT] * n, n, "splits"),
+        labels=text_column(labels if labels is not None else [""] * n, n, "labels"),
+        groups=text_column(groups if groups is not None else [""] * n, n, "groups"),
         images=arr,
         kind="array",
     )
@@ -177,9 +177,9 @@ def _from_list(items, splits, labels, groups) -> Manifest:
     paths = np.array([os.fspath(p) for p in items], dtype=object)
     return Manifest(
         paths=paths,
-        splits=_str_array(splits if splits is not None else [UNSPLIT] * n, n, "splits"),
-        labels=_str_array(labels if labels is not None else [""] * n, n, "labels"),
-        groups=_str_array(groups if groups is not None else [""] * n, n, "groups"),
+        splits=text_column(splits if splits is not None else [UNSPLIT] * n, n, "splits"),
+        labels=text_column(labels if labels is not None else [""] * n, n, "labels"),
+        groups=text_column(groups if groups is not None else [""] * n, n, "groups"),
         kind="list",
     )
 

@@ -21,7 +21,7 @@ from .errors import ArgumentError, InputError
 log = logging.getLogger(__name__)
 
 __all__ = ["Manifest", "SPLIT_ALIASES", "IMAGE_EXTENSIONS", "UNSPLIT", "BOTH_SIDES", "order_splits", "listed_again",
-           "path_key", "decode_text", "is_missing"]
+           "path_key", "decode_text", "is_missing", "text_column"]
 
 #: Folder names recognised as splits (case-insensitive) and the canonical split they mean.
 SPLIT_ALIASES = {
@@ -95,7 +95,9 @@ def is_missing(v) -> bool:
     return v is None or (isinstance(v, (float, np.floating)) and v != v) or type(v).__name__ in ("NAType", "NaTType")
 
 
-def _str_array(values: Iterable, n: int, name: str) -> np.ndarray:
+def text_column(values: Iterable, n: int, name: str) -> np.ndarray:
+    """One text per image of ``values`` (``splits``, ``labels``, ``groups`` given in Python), a
+    missing value (None, NaN) as ``""``; an error naming ``name`` unless there are ``n``."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
         raise ArgumentError(f"{name} must be a sequence with one entry per image, got {type(values).__name__}")
     arr = np.array(["" if is_missing(v) else str(v) for v in values], dtype=object)

@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .groups import components, join_links
-from .manifest import _str_array, path_key
+from .manifest import text_column, path_key
 from .split import assign_splits, check_random_state
 
 __all__ = ["find_groups", "train_test_split", "StratifiedGroupShuffleSplit"]
@@ -106,7 +106,7 @@ def _renumber(ids: np.ndarray) -> np.ndarray:
 
 def _user_groups(groups, n: int) -> np.ndarray:
     """Ids of the user's groups; a row without one (None, NaN, ``""``) is a unit of its own, as in an audit."""
-    g = _str_array(groups, n, "groups")
+    g = text_column(groups, n, "groups")
     ids = np.unique(g.astype(str), return_inverse=True)[1].ravel()
     none = np.flatnonzero(g == "")
     ids[none] = len(g) + np.arange(len(none))

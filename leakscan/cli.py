@@ -418,8 +418,8 @@ def audit(
                    "or a CSV manifest.", show_default=False),
     manifest: Optional[Path] = OPT_MANIFEST,
     out: Optional[Path] = typer.Option(
-        None, "--out", "-o", help="Write summary.json, pairs.csv, groups.csv, skipped.csv and report.html "
-                                  "into this folder.",
+        None, "--out", "-o", help="Write summary.json, pairs.csv, possible.csv, groups.csv, skipped.csv and "
+                                  "report.html into this folder.",
         show_default=False),
     json_: bool = typer.Option(False, "--json", help="Print summary.json to stdout instead of tables."),
     no_html: bool = typer.Option(False, "--no-html", help="With --out: skip report.html (no thumbnails to make)."),
@@ -468,7 +468,7 @@ def audit(
     \b
     Examples:
       leakscan audit data/                 # tables in the terminal
-      leakscan audit data/ --out report/   # and summary.json, pairs.csv, groups.csv, skipped.csv, report.html
+      leakscan audit data/ --out report/ # + summary.json, pairs.csv, possible.csv, groups.csv, skipped.csv, report.html
       leakscan audit --manifest splits.csv --json
       leakscan audit data/ --fail-on-leak --max-leak 0.01   # CI gate: exit 1 above 1%
       leakscan audit data/ --model copy_detector.onnx      # add a learned embedding

@@ -50,3 +50,11 @@ def test_parquet_output_or_clear_error(tmp_path):
     assert r.exit_code == 0, r.output
     t = pq.read_table(tmp_path / "pairs.parquet")
     assert t.column_names[:8] == ["a", "b", "split_a", "split_b", "label_a", "label_b", "kind", "score"]
+
+
+def test_out_help_names_every_result_file():
+    # the README's --out row: summary.json, pairs.csv, possible.csv, groups.csv, skipped.csv, report.html
+    out = next(p for p in COMMAND.commands["audit"].params if "--out" in p.opts)
+    for name in ("summary.json", "pairs.csv", "possible.csv", "groups.csv", "skipped.csv", "report.html"):
+        assert name in out.help, name
+    assert "possible.csv" in COMMAND.commands["audit"].help.split("--out report/")[1].splitlines()[0]

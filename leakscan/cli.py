@@ -273,7 +273,8 @@ OPT_JOBS = typer.Option(None, "--jobs", "-j", min=1, show_default=False,
 OPT_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars and no tables.")
 OPT_FORCE = typer.Option(False, "--force", "-f", help="Overwrite earlier results.")
 OPT_CACHE = typer.Option(None, "--cache", show_default=False,
-                         help="Feature cache database [default: $LEAKSCAN_CACHE or ~/.cache/leakscan/features.sqlite].")
+                         help="Feature cache database [default: $LEAKSCAN_CACHE, else "
+                              "$XDG_CACHE_HOME/leakscan/features.sqlite, else ~/.cache/leakscan/features.sqlite].")
 OPT_NO_CACHE = typer.Option(False, "--no-cache", help="Decode every image; do not read or write the feature cache.")
 OPT_FULL_DECODE = typer.Option(False, "--full-decode",
                                help="Decode every image file at full size (default: JPEGs decode at the smallest "

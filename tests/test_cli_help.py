@@ -58,3 +58,13 @@ def test_out_help_names_every_result_file():
     for name in ("summary.json", "pairs.csv", "possible.csv", "groups.csv", "skipped.csv", "report.html"):
         assert name in out.help, name
     assert "possible.csv" in COMMAND.commands["audit"].help.split("--out report/")[1].splitlines()[0]
+
+
+def test_cache_help_names_the_default_the_cache_uses(tmp_path, monkeypatch):
+    from leakscan.cache import default_cache_path
+
+    monkeypatch.delenv("LEAKSCAN_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_cache_path() == tmp_path / "leakscan" / "features.sqlite"
+    cache = next(p for p in COMMAND.commands["audit"].params if "--cache" in p.opts)
+    assert "$XDG_CACHE_HOME/leakscan/features.sqlite" in cache.help

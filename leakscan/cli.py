@@ -269,7 +269,8 @@ OPT_MODEL_NORMALIZE = typer.Option(None, "--model-normalize", show_default=False
 OPT_TRANSFORMS = typer.Option(Transforms(DEFAULTS.transforms), "--transforms",
                               help="Rotated/flipped copies to find: all (8), flip (mirror), none.")
 OPT_JOBS = typer.Option(None, "--jobs", "-j", min=1, show_default=False,
-                        help="Worker processes for decoding [default: all cores].")
+                        help="Worker processes for decoding, the pair evidence and the calibration, and threads for "
+                             "the closer look at the pairs in doubt [default: all cores].")
 OPT_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars and no tables.")
 OPT_FORCE = typer.Option(False, "--force", "-f", help="Overwrite earlier results.")
 OPT_CACHE = typer.Option(None, "--cache", show_default=False,

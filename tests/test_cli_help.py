@@ -68,3 +68,10 @@ def test_cache_help_names_the_default_the_cache_uses(tmp_path, monkeypatch):
     assert default_cache_path() == tmp_path / "leakscan" / "features.sqlite"
     cache = next(p for p in COMMAND.commands["audit"].params if "--cache" in p.opts)
     assert "$XDG_CACHE_HOME/leakscan/features.sqlite" in cache.help
+
+
+def test_jobs_help_names_every_stage_it_runs_in_parallel():
+    # README: processes for decoding, the pair evidence and the calibration, threads for the closer look
+    jobs = next(p for p in COMMAND.commands["audit"].params if "--jobs" in p.opts)
+    for stage in ("decoding", "pair evidence", "calibration", "closer look"):
+        assert stage in jobs.help, stage

@@ -269,11 +269,13 @@ OPT_MODEL_NORMALIZE = typer.Option(None, "--model-normalize", show_default=False
 OPT_TRANSFORMS = typer.Option(Transforms(DEFAULTS.transforms), "--transforms",
                               help="Rotated/flipped copies to find: all (8), flip (mirror), none.")
 OPT_JOBS = typer.Option(None, "--jobs", "-j", min=1, show_default=False,
-                        help="Worker processes for decoding [default: all cores].")
+                        help="Worker processes for decoding, the pair evidence and the calibration, and threads for "
+                             "the closer look at the pairs in doubt [default: all cores].")
 OPT_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars and no tables.")
 OPT_FORCE = typer.Option(False, "--force", "-f", help="Overwrite earlier results.")
 OPT_CACHE = typer.Option(None, "--cache", show_default=False,
-                         help="Feature cache database [default: $LEAKSCAN_CACHE or ~/.cache/leakscan/features.sqlite].")
+                         help="Feature cache database [default: $LEAKSCAN_CACHE, else "
+                              "$XDG_CACHE_HOME/leakscan/features.sqlite, else ~/.cache/leakscan/features.sqlite].")
 OPT_NO_CACHE = typer.Option(False, "--no-cache", help="Decode every image; do not read or write the feature cache.")
 OPT_FULL_DECODE = typer.Option(False, "--full-decode",
                                help="Decode every image file at full size (default: JPEGs decode at the smallest "
@@ -418,8 +420,8 @@ def audit(
                    "or a CSV manifest.", show_default=False),
     manifest: Optional[Path] = OPT_MANIFEST,
     out: Optional[Path] = typer.Option(
-        None, "--out", "-o", help="Write summary.json, pairs.csv, groups.csv, skipped.csv and report.html "
-                                  "into this folder.",
+        None, "--out", "-o", help="Write summary.json, pairs.csv, possible.csv, groups.csv, skipped.csv and "
+                                  "report.html into this folder.",
         show_default=False),
     json_: bool = typer.Option(False, "--json", help="Print summary.json to stdout instead of tables."),
     no_html: bool = typer.Option(False, "--no-html", help="With --out: skip report.html (no thumbnails to make)."),
@@ -468,7 +470,7 @@ def audit(
     \b
     Examples:
       leakscan audit data/                 # tables in the terminal
-      leakscan audit data/ --out report/   # and summary.json, pairs.csv, groups.csv, skipped.csv, report.html
+      leakscan audit data/ --out report/ # + summary.json, pairs.csv, possible.csv, groups.csv, skipped.csv, report.html
       leakscan audit --manifest splits.csv --json
       leakscan audit data/ --fail-on-leak --max-leak 0.01   # CI gate: exit 1 above 1%
       leakscan audit data/ --model copy_detector.onnx      # add a learned embedding

@@ -50,3 +50,28 @@ def test_parquet_output_or_clear_error(tmp_path):
     assert r.exit_code == 0, r.output
     t = pq.read_table(tmp_path / "pairs.parquet")
     assert t.column_names[:8] == ["a", "b", "split_a", "split_b", "label_a", "label_b", "kind", "score"]
+
+
+def test_out_help_names_every_result_file():
+    # the README's --out row: summary.json, pairs.csv, possible.csv, groups.csv, skipped.csv, report.html
+    out = next(p for p in COMMAND.commands["audit"].params if "--out" in p.opts)
+    for name in ("summary.json", "pairs.csv", "possible.csv", "groups.csv", "skipped.csv", "report.html"):
+        assert name in out.help, name
+    assert "possible.csv" in COMMAND.commands["audit"].help.split("--out report/")[1].splitlines()[0]
+
+
+def test_cache_help_names_the_default_the_cache_uses(tmp_path, monkeypatch):
+    from leakscan.cache import default_cache_path
+
+    monkeypatch.delenv("LEAKSCAN_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_cache_path() == tmp_path / "leakscan" / "features.sqlite"
+    cache = next(p for p in COMMAND.commands["audit"].params if "--cache" in p.opts)
+    assert "$XDG_CACHE_HOME/leakscan/features.sqlite" in cache.help
+
+
+def test_jobs_help_names_every_stage_it_runs_in_parallel():
+    # README: processes for decoding, the pair evidence and the calibration, threads for the closer look
+    jobs = next(p for p in COMMAND.commands["audit"].params if "--jobs" in p.opts)
+    for stage in ("decoding", "pair evidence", "calibration", "closer look"):
+        assert stage in jobs.help, stage

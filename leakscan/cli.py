@@ -238,12 +238,12 @@ OPT_MIN_COSINE = typer.Option(DEFAULTS.min_cosine, "--min-cosine", min=0.0,
 OPT_MIN_CONFIDENCE = typer.Option(
     DEFAULTS.min_confidence, "--min-confidence", min=0.0, max=1.0,
     help="A pair is a duplicate at this confidence (the estimated probability that the two are the same "
-         "picture) or more; pairs from 0.1 up to it go to possible.csv, never counted.")
+         "picture) or more; pairs from 0.1 up to it are possible pairs (an audit's possible.csv), never counted.")
 OPT_MIN_PRECISION = typer.Option(
     DEFAULTS.min_precision, "--min-precision", min=0.0,
     help="The duplicate links (the pairs that join images into groups) are expected to be at least this share "
          "real copies: when those at --min-confidence are not, the bar is raised until they are (the pairs "
-         "under it go to possible.csv); 0: off.")
+         "under it are possible pairs); 0: off.")
 OPT_MIN_NCC = typer.Option(DEFAULTS.min_ncc, "--min-ncc", min=-1.0, max=1.0,
                            help="Floor: candidates whose aligned thumbnails correlate less than this are "
                                 "dropped before the decision (-1: keep every candidate).")
@@ -490,7 +490,7 @@ def audit(
     if data is None and manifest is None and hf is None:
         raise _fail("give a dataset folder (leakscan audit DATA), --manifest FILE or --hf PATH")
     _check_pairing(ctx, model, cache, no_cache)
-    _needs(ctx, "--out DIR", out is not None, "no_html", "parquet")
+    _needs(ctx, "--out DIR", out is not None, "no_html", "parquet", "force")
     _needs(ctx, "--fail-on-leak", fail_on_leak, "max_leak")
     made = missing_folders(out)  # removed again if the run fails before writing into them
     try:

@@ -35,9 +35,11 @@ def test_help_runs(cmd):
     assert r.exit_code == 0 and "Usage" in r.stdout
 
 
-def test_parquet_needs_out():
-    r = runner.invoke(app, ["audit", "fixtures", "--parquet"])
-    assert r.exit_code == 2 and "--out" in r.output
+@pytest.mark.parametrize("option", ["--parquet", "--no-html", "--force"])
+def test_out_options_need_out(option):
+    # each would do nothing without --out (--force overwrote nothing and said so nowhere)
+    r = runner.invoke(app, ["audit", "fixtures", option])
+    assert r.exit_code == 2 and "need --out DIR given without it: " + option in r.output
 
 
 def test_parquet_output_or_clear_error(tmp_path):

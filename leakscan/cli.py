@@ -386,14 +386,16 @@ def _dask_client(address: Optional[str]):
         client = Client(address, timeout=dask.config.get("distributed.comm.timeouts.connect", "30s"))
     except Exception as exc:  # connection refused, timeout, bad address
         raise _fail(f"cannot reach the Dask scheduler at {address}: {exc}") from None
-    # the cluster's own log records (a reconnect that failed, with its traceback, logged by the
-    # module it failed in) are noise beside the one line a failure ends with; -v shows them
+    # the cluster's own log records (a reconnect that failed, "closing client", with or without
+    # a traceback, logged by the module it failed in) are noise beside the one line a failure
+    # ends with; -v shows them
     dask_log, root = logging.getLogger("distributed"), logging.getLogger()
     level = dask_log.level
     quiet = not root.isEnabledFor(logging.INFO)
 
     def no_foreign_tracebacks(record: logging.LogRecord) -> bool:
-        return not (quiet and record.exc_info and not record.name.startswith("leakscan"))
+        foreign = not record.name.startswith("leakscan")
+        return not (quiet and foreign and (record.exc_info or record.name.split(".")[0] in ("distributed", "tornado")))
 
     handlers = list(root.handlers)
     if quiet:

@@ -220,3 +220,19 @@ def test_a_tasks_own_error_is_not_called_a_cluster_failure(client):
 
     with pytest.raises(InputError, match=r"^model m.onnx: its first output is \(\) for task 1$"):
         list(run_chunks(_refuse, [1], client=client))
+
+
+def test_the_clusters_own_log_lines_are_not_printed_beside_the_one_line(client, caplog):
+    # "Failed to reconnect to scheduler after 30.00 seconds, closing client" (distributed.client,
+    # no traceback) was printed above the one-line error when the scheduler was lost
+    import logging
+
+    from leakscan.cli import _dask_client
+
+    caplog.set_level(logging.WARNING)
+    with _dask_client(client.scheduler.address):
+        logging.getLogger("distributed.client").error("Failed to reconnect to scheduler after 30.00 seconds")
+        logging.getLogger("leakscan.features").warning("a file was skipped")
+    assert "Failed to reconnect" not in caplog.text and "a file was skipped" in caplog.text
+    logging.getLogger("distributed.client").error("after the run")  # the filter goes with the client
+    assert "after the run" in caplog.text

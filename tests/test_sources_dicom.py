@@ -239,3 +239,21 @@ def test_csv_manifest_of_dicom_files_and_frames(cine_scans, tmp_path):
     assert "frame numbers start at 1" in why["../scans/test/p8.dcm#frame0"]
     assert a.n_images == 4 and a.to_dict()["n_cross_split_pairs"] == 1
     assert list(leakscan.audit(manifest=man, group_by="none", jobs=1).manifest.groups) == ["", "", "", "visit-7", ""]
+
+
+def test_dicom_files_named_by_uid_or_ima_are_found(tmp_path):
+    """PACS exports name files by their SOP instance UID (a numeric 'extension'), Siemens by .IMA."""
+    root = tmp_path / "scans"
+    write_dcm(root / "train" / "1.2.840.113619.2.55.3.604688119.969.1268071029.320", pixels(1), patient="P1")
+    write_dcm(root / "train" / "IM0002.IMA", pixels(2), patient="P2")
+    (root / "train" / "notes.txt").write_text("not an image")
+    write_dcm(root / "test" / "copy.dcm", pixels(1), patient="P3")
+    a = leakscan.audit(root, jobs=1)
+    assert sorted(a.manifest.paths) == ["test/copy.dcm", "train/1.2.840.113619.2.55.3.604688119.969.1268071029.320",
+                                        "train/IM0002.IMA"]
+    assert a.to_dict()["n_cross_split_pairs"] == 1 and not a.skipped
+    man = tmp_path / "rows.csv"
+    man.write_text("path,split\nscans/train/1.2.840.113619.2.55.3.604688119.969.1268071029.320,train\n"
+                   "scans/test/copy.dcm,test\n")
+    b = leakscan.audit(manifest=man, jobs=1)
+    assert list(b.manifest.groups) == ["P1", "P3"] and not b.skipped

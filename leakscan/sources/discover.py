@@ -21,7 +21,7 @@ from .tables import PARQUET_SUFFIXES, TABLE_OPTIONS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["discover_special", "special_folder", "special_csv", "SOURCE_OPTIONS", "FRAME_ROW"]
+__all__ = ["discover_special", "special_folder", "special_csv", "maybe_dicom_name", "SOURCE_OPTIONS", "FRAME_ROW"]
 
 HF_OPTIONS = ("split", "image_column", "label_column", "group_column")
 FOLDER_OPTIONS = ("group_by", "bands")
@@ -86,6 +86,17 @@ def discover_special(source, manifest, options: dict):
     return None
 
 
+def maybe_dicom_name(name: str) -> bool:
+    """A file name DICOM files go by: ``.dcm``/``.dicom``, no extension, Siemens' ``.ima``, or a
+    numeric last part (files named by their SOP instance UID, ``1.2.840.113619.2.55.3.1234``).
+
+    >>> [maybe_dicom_name(n) for n in ("a.dcm", "IM0001", "1.2.840.10008.320", "x.IMA", "a.png")]
+    [True, True, True, True, False]
+    """
+    ext = os.path.splitext(name)[1].lower()
+    return ext in ("", ".dcm", ".dicom", ".ima") or ext[1:].isdigit()
+
+
 def _is_dicom_file(path: str) -> bool:
     """``DICM`` at byte 128 (the DICOM preamble), or a ``.dcm``/``.dicom`` name."""
     if os.path.splitext(path)[1].lower() in (".dcm", ".dicom"):
@@ -134,7 +145,7 @@ def special_csv(m: Manifest, options: dict):
                 skipped.append((rel, "frame numbers start at 1 (path#frame1 is the first frame)"))
                 continue
             rel, frame = hit.group(1), number - 1
-        elif ext in (".dcm", ".dicom") or (ext == "" and _is_dicom_file(path)):
+        elif ext in (".dcm", ".dicom") or (maybe_dicom_name(rel) and _is_dicom_file(path)):
             frame = -1
         entries.append((rel, split, label, group, frame))
     return _special_rows(m.root, entries, options, skipped=tuple(skipped), kind="csv")

@@ -230,3 +230,32 @@ def test_a_tile_of_nodata_only_is_skipped_with_a_reason_not_paired(tmp_path):
     assert set(skipped) == {"train/empty0.tif", "test/empty1.tif"}, skipped
     assert all("no data" in reason for reason in skipped.values())
     assert not [r for r in a.pair_records() if "empty" in r["a"] + r["b"]]
+
+
+def test_gdal_nodata_value_is_no_data(tmp_path):
+    """GDAL's nodata value (tag 42113; 0 or -9999, not NaN) is nodata as NaN is: two tiles of it only
+    are skipped, not exact copies across splits; a tile with a nodata edge is stretched on its data."""
+    def write(path, arr, nodata):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(path, arr, photometric="minisblack", planarconfig="contig",
+                         extratags=[(42113, "s", 0, nodata, False)])
+        return path
+
+    root = tmp_path / "swath"
+    for k in range(4):
+        write_tile(root / "train" / f"t{k}.tif", bands_of(k))
+    write(root / "train" / "empty0.tif", np.zeros((SIZE, SIZE, 5), np.uint16), "0")
+    write(root / "test" / "empty1.tif", np.zeros((SIZE, SIZE, 5), np.uint16), "0")
+    write_tile(root / "test" / "t9.tif", bands_of(9))
+    a = leakscan.audit(root, jobs=1)
+    skipped = dict(a.skipped)
+    assert set(skipped) == {"train/empty0.tif", "test/empty1.tif"}, skipped
+    assert all("no data" in reason and "nodata value 0" in reason for reason in skipped.values())
+    assert not [r for r in a.pair_records() if "empty" in r["a"] + r["b"]]
+    full = bands_of(7).astype(np.float32)
+    edge = full.copy()
+    edge[: SIZE // 3] = -9999
+    x, _ = decode_tile(write(tmp_path / "edge.tif", edge, "-9999").read_bytes())
+    y, _ = decode_tile(write(tmp_path / "full.tif", full, "-9999").read_bytes())
+    below = slice(SIZE // 2, None)
+    assert np.abs(np.asarray(x)[below].astype(int) - np.asarray(y)[below]).mean() < 8

@@ -259,3 +259,15 @@ def test_gdal_nodata_value_is_no_data(tmp_path):
     y, _ = decode_tile(write(tmp_path / "full.tif", full, "-9999").read_bytes())
     below = slice(SIZE // 2, None)
     assert np.abs(np.asarray(x)[below].astype(int) - np.asarray(y)[below]).mean() < 8
+
+
+def test_library_bands_are_checked_as_the_cli_does(tiles):
+    """bands=(0, 1, 2) read the last band as 'band 0' without a word; (1, 2) and "4,3,2" failed
+    every tile with an 'unexpected error'. They are checked once, as --bands is."""
+    from leakscan.errors import ConfigError
+
+    for bad in ((0, 1, 2), (1, 2), (4, 3, 2, 1)):
+        with pytest.raises(ConfigError, match="bands must be one or three band numbers"):
+            leakscan.audit(tiles / "train", jobs=1, bands=bad)
+    a = leakscan.audit(tiles / "train", jobs=1, bands="4,3,2")
+    assert a.n_images == 6 and not a.skipped and a.manifest.source.options == (("bands", (4, 3, 2)),)

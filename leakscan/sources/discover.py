@@ -37,7 +37,14 @@ def _check(options: dict, allowed, what: str) -> dict:
     if wrong:
         raise ConfigError(f"{', '.join(wrong)} do(es) not apply to {what} (they apply to: "
                           f"{', '.join(allowed) or 'nothing here'})")
-    return {k: v for k, v in options.items() if v is not None and k in allowed}
+    out = {k: v for k, v in options.items() if v is not None and k in allowed}
+    if "bands" in out:  # as --bands is: band 0 would be the last band, two bands no picture
+        from .geotiff import parse_bands  # noqa: PLC0415 - no tifffile import
+
+        out["bands"] = parse_bands(out["bands"])
+        if out["bands"] is None:
+            del out["bands"]
+    return out
 
 
 def _is_dataframe(x) -> bool:

@@ -271,3 +271,37 @@ def test_library_bands_are_checked_as_the_cli_does(tiles):
             leakscan.audit(tiles / "train", jobs=1, bands=bad)
     a = leakscan.audit(tiles / "train", jobs=1, bands="4,3,2")
     assert a.n_images == 6 and not a.skipped and a.manifest.source.options == (("bands", (4, 3, 2)),)
+
+
+def test_lzw_or_jpeg_georeferenced_rgb_tiles_read_without_imagecodecs(tmp_path, monkeypatch):
+    """tifffile decodes LZW and JPEG only with imagecodecs (not a dependency); Pillow reads them. A
+    georeferenced 8-bit RGB tile (aerial imagery) so compressed was skipped once leakscan[geo] was in."""
+    from PIL import Image, TiffImagePlugin
+
+    real = tifffile.TiffPage.asarray
+
+    def no_imagecodecs(page, *args, **kwargs):
+        if int(page.compression) != 1:
+            raise ValueError(f"{page.compression!r} requires the 'imagecodecs' package")
+        return real(page, *args, **kwargs)
+
+    monkeypatch.setattr(tifffile.TiffPage, "asarray", no_imagecodecs)
+    root = tmp_path / "aerial"
+    for split, seed, x, comp in (("train", 1, 0, "tiff_lzw"), ("train", 2, 640, None), ("test", 3, 320, "tiff_lzw"),
+                                 ("test", 1, 9000, "jpeg")):
+        (root / split).mkdir(parents=True, exist_ok=True)
+        info = TiffImagePlugin.ImageFileDirectory_v2()
+        info[33550], info.tagtype[33550] = (PIXEL, PIXEL, 0.0), 12
+        info[33922], info.tagtype[33922] = (0.0, 0.0, 0.0, float(x), 5000.0, 0.0), 12
+        rgb = Image.fromarray((bands_of(seed)[..., :3] // 257).astype(np.uint8), "RGB")
+        rgb.save(root / split / f"{split}{seed}.tif", compression=comp, tiffinfo=info)
+    a = leakscan.audit(root, jobs=1)
+    assert not a.skipped and a.n_images == 4
+    d = a.to_dict()
+    assert d["n_georeferenced"] == 4 and d["n_spatial_pairs"] == 2
+    assert {frozenset((r["a"], r["b"])) for r in a.pair_records()} >= {frozenset(("train/train1.tif", "test/test1.tif"))}
+    lzw, _ = decode_tile((root / "train" / "train1.tif").read_bytes())
+    plain = tmp_path / "plain.tif"
+    Image.open(root / "train" / "train1.tif").save(plain, tiffinfo=info)
+    same, _ = decode_tile(plain.read_bytes())
+    assert np.array_equal(np.asarray(lzw), np.asarray(same))

@@ -137,9 +137,15 @@ def decode_tile(data: bytes, bands=None, percentiles=PERCENTILES):
             if int(page.imagewidth) * int(page.imagelength) > MAX_PIXELS:
                 raise DecodeError(f"tile is {page.imagewidth}x{page.imagelength} pixels, above the "
                                   f"{MAX_PIXELS:,} limit; refused before decoding")
-            arr = page.asarray()
             axes = page.axes
             nodata = _nodata(page)
+            try:
+                arr = page.asarray()
+            except Exception:  # LZW, JPEG...: tifffile decodes them only with imagecodecs; Pillow has them
+                arr = _pillow_pixels(data)
+                if arr is None:
+                    raise
+                axes = "YXS" if arr.ndim == 3 else "YX"
     except DecodeError:
         raise
     except Exception as exc:  # noqa: BLE001 - tifffile raises many types
@@ -166,6 +172,17 @@ def decode_tile(data: bytes, bands=None, percentiles=PERCENTILES):
     if len(planes) == 1:
         return Image.fromarray(planes[0], "L").convert("RGB"), note
     return Image.fromarray(np.ascontiguousarray(np.stack(planes, axis=-1)), "RGB"), note
+
+
+def _pillow_pixels(data: bytes):
+    """The pixels of the first page of a TIFF as Pillow reads them (an RGB JPEG-in-TIFF as RGB), or None."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.mode in ("P", "1", "YCbCr", "CMYK"):
+                im = im.convert("RGB" if im.mode != "1" else "L")
+            return np.asarray(im)
+    except Exception:  # noqa: BLE001 - tifffile's error is the one reported
+        return None
 
 
 def _nodata(page):

@@ -53,7 +53,7 @@ def discover(
     **source_options
         For the other sources (:mod:`leakscan.sources`): a pandas DataFrame or a Parquet file
         (``path_column``, ``split_column``, ``label_column``, ``group_column``,
-        ``image_column``), a Hugging Face ``Dataset``/``DatasetDict`` (``split``,
+        ``image_column``; a DataFrame's ``root``), a Hugging Face ``Dataset``/``DatasetDict`` (``split``,
         ``image_column``, ``label_column``, ``group_column``), folders or CSV manifests of
         DICOM files (``group_by``) or GeoTIFF tiles (``bands``).
 

@@ -281,3 +281,17 @@ def test_resplit_of_parquet_bytes_writes_rows_and_refuses_to_materialize(bytes_t
     rows = list(csv.DictReader(open(out, newline="")))
     split = {row["path"]: row["split"] for row in rows}
     assert len(rows) == 120 and split["imgs.parquet[3]"] == split["imgs.parquet[119]"]
+
+
+def test_dataframe_relative_paths_with_root(files, tmp_path, monkeypatch):
+    """The README's `root=` for a DataFrame of relative paths: leakscan.audit(df, root=...) said
+    'unknown option(s) root'. It applies to DataFrames only."""
+    monkeypatch.chdir(tmp_path)
+    df = _table(files)
+    df["file"] = [p.replace(str(files) + "/", "") for p in df["file"]]
+    a = leakscan.audit(df, root=files, path_column="file", split_column="fold", jobs=1)
+    assert not a.skipped and a.n_images == 11
+    assert {(x.split, x.against): x.images for x in a.leaks}[("test", "train")] == 1
+    df.to_parquet(tmp_path / "t.parquet")
+    with pytest.raises(ConfigError, match="root do"):
+        leakscan.audit(tmp_path / "t.parquet", root=files, jobs=1)

@@ -25,7 +25,8 @@ __all__ = ["discover_special", "special_folder", "special_csv", "maybe_dicom_nam
 
 HF_OPTIONS = ("split", "image_column", "label_column", "group_column")
 FOLDER_OPTIONS = ("group_by", "bands")
-SOURCE_OPTIONS = tuple(dict.fromkeys(TABLE_OPTIONS + HF_OPTIONS + FOLDER_OPTIONS))
+DATAFRAME_OPTIONS = TABLE_OPTIONS + ("root",)  # the folder a DataFrame's relative paths are in
+SOURCE_OPTIONS = tuple(dict.fromkeys(DATAFRAME_OPTIONS + HF_OPTIONS + FOLDER_OPTIONS))
 TIFF_SUFFIXES = (".tif", ".tiff")
 
 
@@ -66,7 +67,7 @@ def discover_special(source, manifest, options: dict):
     if _is_dataframe(source):
         from .tables import from_dataframe  # noqa: PLC0415
 
-        return from_dataframe(source, **_check(options, TABLE_OPTIONS, "a DataFrame"))
+        return from_dataframe(source, **_check(options, DATAFRAME_OPTIONS, "a DataFrame"))
     if _is_hf(source):
         from .hf import from_hf  # noqa: PLC0415
 

@@ -295,3 +295,21 @@ def test_dataframe_relative_paths_with_root(files, tmp_path, monkeypatch):
     df.to_parquet(tmp_path / "t.parquet")
     with pytest.raises(ConfigError, match="root do"):
         leakscan.audit(tmp_path / "t.parquet", root=files, jobs=1)
+
+
+def test_integer_labels_and_groups_with_a_missing_value_stay_integers(files, tmp_path):
+    """pandas makes an integer column with one NaN float: labels were '1.0', '2.0' (in per_class and in
+    the re-split manifest, where int(label) fails), while the same table as CSV gave '1', '2'."""
+    df = _table(files)
+    df["cls"] = [1, 2] * 5 + [np.nan]
+    df["patient"] = [float(k) for k in range(10)] + [0.0]
+    a = leakscan.audit(df, path_column="file", split_column="fold", label_column="cls", group_column="patient", jobs=1)
+    assert list(a.manifest.labels) == ["1", "2"] * 5 + [""]
+    assert list(a.manifest.groups) == [str(k) for k in range(10)] + ["0"]
+    df.to_parquet(tmp_path / "t.parquet")                  # float64 in the file as well
+    b = leakscan.audit(tmp_path / "t.parquet", path_column="file", split_column="fold", label_column="cls",
+                       group_column="patient", jobs=1)
+    assert list(b.manifest.labels) == list(a.manifest.labels) and list(b.manifest.groups) == list(a.manifest.groups)
+    df["cls"] = [0.5, 1.0] * 5 + [np.nan]                  # real fractions stay as they are
+    assert list(leakscan.discover(df, path_column="file", split_column="fold", label_column="cls").labels)[:2] == [
+        "0.5", "1.0"]

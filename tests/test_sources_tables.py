@@ -313,3 +313,12 @@ def test_integer_labels_and_groups_with_a_missing_value_stay_integers(files, tmp
     df["cls"] = [0.5, 1.0] * 5 + [np.nan]                  # real fractions stay as they are
     assert list(leakscan.discover(df, path_column="file", split_column="fold", label_column="cls").labels)[:2] == [
         "0.5", "1.0"]
+
+
+def test_dataframe_with_a_column_name_twice_is_named(files):
+    """pd.concat of tables sharing a column: an AttributeError ('DataFrame' object has no attribute
+    'tolist') instead of one line naming the column."""
+    df = _table(files).rename(columns={"file": "path", "fold": "split"})
+    twice = pd.concat([df, df[["split"]]], axis=1)
+    with pytest.raises(InputError, match="column 'split' appears 2 times"):
+        leakscan.audit(twice, jobs=1)

@@ -202,7 +202,12 @@ def from_dataframe(df, *, root=None, **options) -> Manifest:
     >>> list(m.paths), list(m.splits)
     (['a.png', 'b.png'], ['train', 'test'])
     """
-    cols = {str(c): _column(df[c]) for c in df.columns}
+    names = [str(c) for c in df.columns]
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise InputError(f"df: column {twice[0]!r} appears {names.count(twice[0])} times; give the columns "
+                         "distinct names (df.columns)")
+    cols = {name: _column(df.iloc[:, k]) for k, name in enumerate(names)}
     return from_columns(cols, len(df), name="df", root=None if root is None else Path(root), **options)
 
 

@@ -322,3 +322,11 @@ def test_dataframe_with_a_column_name_twice_is_named(files):
     twice = pd.concat([df, df[["split"]]], axis=1)
     with pytest.raises(InputError, match="column 'split' appears 2 times"):
         leakscan.audit(twice, jobs=1)
+
+
+def test_dataframe_with_integer_column_names(files):
+    """pd.read_csv(header=None) names columns 0, 1...: path_column=0 said 'no column 0; columns are 0, 1'."""
+    df = _table(files)[["file", "fold"]]
+    df.columns = [0, 1]
+    a = leakscan.audit(df, path_column=0, split_column=1, jobs=1)
+    assert a.n_images == 11 and {(x.split, x.against): x.images for x in a.leaks}[("test", "train")] == 1

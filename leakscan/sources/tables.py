@@ -208,6 +208,8 @@ def from_dataframe(df, *, root=None, **options) -> Manifest:
         raise InputError(f"df: column {twice[0]!r} appears {names.count(twice[0])} times; give the columns "
                          "distinct names (df.columns)")
     cols = {name: _column(df.iloc[:, k]) for k, name in enumerate(names)}
+    # columns are named as text (a DataFrame's may be 0, 1...): so are the columns asked for
+    options = {k: (v if v is None or isinstance(v, str) else str(v)) for k, v in options.items()}
     return from_columns(cols, len(df), name="df", root=None if root is None else Path(root), **options)
 
 

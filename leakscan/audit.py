@@ -378,7 +378,8 @@ def audit(
         ``duplicate`` pairs are always joined. ``summary.json`` says how many applied.
     **source_options
         For a pandas DataFrame or Parquet file: ``path_column``, ``split_column``,
-        ``label_column``, ``group_column``, ``image_column``. For a Hugging Face
+        ``label_column``, ``group_column``, ``image_column`` (and for a DataFrame ``root``, the
+        folder its relative paths are in). For a Hugging Face
         ``Dataset``/``DatasetDict`` (or a folder saved with ``save_to_disk``): ``split``,
         ``image_column``, ``label_column``, ``group_column``. For folders of DICOM files:
         ``group_by`` (``"PatientID"``, ``"StudyInstanceUID"``, ``"SeriesInstanceUID"``,

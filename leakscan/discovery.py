@@ -53,7 +53,7 @@ def discover(
     **source_options
         For the other sources (:mod:`leakscan.sources`): a pandas DataFrame or a Parquet file
         (``path_column``, ``split_column``, ``label_column``, ``group_column``,
-        ``image_column``), a Hugging Face ``Dataset``/``DatasetDict`` (``split``,
+        ``image_column``; a DataFrame's ``root``), a Hugging Face ``Dataset``/``DatasetDict`` (``split``,
         ``image_column``, ``label_column``, ``group_column``), folders or CSV manifests of
         DICOM files (``group_by``) or GeoTIFF tiles (``bands``).
 
@@ -238,7 +238,9 @@ def _find_split_dirs(root: Path) -> dict[Path, str]:
 def _from_folder(root: Path, options: dict | None = None) -> Manifest:
     split_dirs = _find_split_dirs(root)
     rows: list[tuple[str, str, str]] = []
-    maybe_dicom: list[tuple[str, str, str]] = []  # .dcm and extension-less files (leakscan.sources.dicom)
+    maybe_dicom: list[tuple[str, str, str]] = []  # .dcm, extension-less, UID-named files (leakscan.sources.dicom)
+    from .sources.discover import maybe_dicom_name, special_folder  # noqa: PLC0415 - DICOM files, GeoTIFF tiles
+
     tops = split_dirs.items() if split_dirs else [(root, UNSPLIT)]
     names_used: dict[str, list[str]] = {}
     root_s = os.fspath(root)
@@ -251,7 +253,7 @@ def _from_folder(root: Path, options: dict | None = None) -> Manifest:
             ext = os.path.splitext(name)[1].lower()
             image = ext in IMAGE_EXTENSIONS
             if name.startswith(".") or not image:
-                if name.startswith(".") or ext not in ("", ".dcm", ".dicom"):
+                if name.startswith(".") or not maybe_dicom_name(name):
                     continue
                 image = ext == "" and _unnamed_image(os.path.join(folder, name))
             sub = subfolders.get(folder)
@@ -264,8 +266,6 @@ def _from_folder(root: Path, options: dict | None = None) -> Manifest:
     for split, dirs in names_used.items():
         if len(dirs) > 1:
             log.info("split %r gathers the folders %s", split, ", ".join(dirs))
-    from .sources.discover import special_folder  # noqa: PLC0415 - DICOM files, GeoTIFF tiles
-
     if split_dirs:  # images beside the split folders are named, not silently left out
         rows_outside = _outside_splits(root_s, split_dirs, unlisted)
     # a folder that cannot be listed is named, as an unreadable file is: its images are missing

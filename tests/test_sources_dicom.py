@@ -239,3 +239,48 @@ def test_csv_manifest_of_dicom_files_and_frames(cine_scans, tmp_path):
     assert "frame numbers start at 1" in why["../scans/test/p8.dcm#frame0"]
     assert a.n_images == 4 and a.to_dict()["n_cross_split_pairs"] == 1
     assert list(leakscan.audit(manifest=man, group_by="none", jobs=1).manifest.groups) == ["", "", "", "visit-7", ""]
+
+
+def test_dicom_files_named_by_uid_or_ima_are_found(tmp_path):
+    """PACS exports name files by their SOP instance UID (a numeric 'extension'), Siemens by .IMA."""
+    root = tmp_path / "scans"
+    write_dcm(root / "train" / "1.2.840.113619.2.55.3.604688119.969.1268071029.320", pixels(1), patient="P1")
+    write_dcm(root / "train" / "IM0002.IMA", pixels(2), patient="P2")
+    (root / "train" / "notes.txt").write_text("not an image")
+    write_dcm(root / "test" / "copy.dcm", pixels(1), patient="P3")
+    a = leakscan.audit(root, jobs=1)
+    assert sorted(a.manifest.paths) == ["test/copy.dcm", "train/1.2.840.113619.2.55.3.604688119.969.1268071029.320",
+                                        "train/IM0002.IMA"]
+    assert a.to_dict()["n_cross_split_pairs"] == 1 and not a.skipped
+    man = tmp_path / "rows.csv"
+    man.write_text("path,split\nscans/train/1.2.840.113619.2.55.3.604688119.969.1268071029.320,train\n"
+                   "scans/test/copy.dcm,test\n")
+    b = leakscan.audit(manifest=man, jobs=1)
+    assert list(b.manifest.groups) == ["P1", "P3"] and not b.skipped
+
+
+def test_undecodable_compressed_pixel_data_gives_one_line_and_no_traceback(tmp_path, caplog):
+    """A compressed syntax without its plugin (JPEG-LS), or one whose plugin fails (a broken JPEG):
+    one line in skipped.csv naming the syntax and every plugin that would do; no pydicom traceback."""
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit, JPEGLSLossless
+
+    root = tmp_path / "scans"
+    write_dcm(root / "train" / "a.dcm", pixels(1), patient="P1")
+    for name, ts in (("jls.dcm", JPEGLSLossless), ("jpg.dcm", JPEGBaseline8Bit)):
+        p = write_dcm(root / "test" / name, pixels(2), patient="P2")
+        ds = pydicom.dcmread(p)
+        ds.file_meta.TransferSyntaxUID = ts
+        ds.PixelData = encapsulate([b"\xff\xd8" + b"\0" * 100])
+        ds["PixelData"].VR = "OB"
+        ds.save_as(p)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["audit", str(root), "-j", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "Traceback" not in r.output and "ERROR" not in r.output
+    assert not [x for x in caplog.records if x.name.startswith("pydicom")]
+    why = {x["path"]: x["reason"] for x in csv.DictReader(open(out / "skipped.csv", newline=""))}
+    assert all("\n" not in v and "\t" not in v for v in why.values())
+    assert "(JPEG-LS Lossless Image Compression, transfer syntax 1.2.840.10008.1.2.4.80)" in why["test/jls.dcm"]
+    assert why["test/jls.dcm"].endswith("pyjpegls>=1.2")                   # every plugin named, none cut
+    assert "JPEG Baseline" in why["test/jpg.dcm"]

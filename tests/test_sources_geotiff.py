@@ -230,3 +230,78 @@ def test_a_tile_of_nodata_only_is_skipped_with_a_reason_not_paired(tmp_path):
     assert set(skipped) == {"train/empty0.tif", "test/empty1.tif"}, skipped
     assert all("no data" in reason for reason in skipped.values())
     assert not [r for r in a.pair_records() if "empty" in r["a"] + r["b"]]
+
+
+def test_gdal_nodata_value_is_no_data(tmp_path):
+    """GDAL's nodata value (tag 42113; 0 or -9999, not NaN) is nodata as NaN is: two tiles of it only
+    are skipped, not exact copies across splits; a tile with a nodata edge is stretched on its data."""
+    def write(path, arr, nodata):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(path, arr, photometric="minisblack", planarconfig="contig",
+                         extratags=[(42113, "s", 0, nodata, False)])
+        return path
+
+    root = tmp_path / "swath"
+    for k in range(4):
+        write_tile(root / "train" / f"t{k}.tif", bands_of(k))
+    write(root / "train" / "empty0.tif", np.zeros((SIZE, SIZE, 5), np.uint16), "0")
+    write(root / "test" / "empty1.tif", np.zeros((SIZE, SIZE, 5), np.uint16), "0")
+    write_tile(root / "test" / "t9.tif", bands_of(9))
+    a = leakscan.audit(root, jobs=1)
+    skipped = dict(a.skipped)
+    assert set(skipped) == {"train/empty0.tif", "test/empty1.tif"}, skipped
+    assert all("no data" in reason and "nodata value 0" in reason for reason in skipped.values())
+    assert not [r for r in a.pair_records() if "empty" in r["a"] + r["b"]]
+    full = bands_of(7).astype(np.float32)
+    edge = full.copy()
+    edge[: SIZE // 3] = -9999
+    x, _ = decode_tile(write(tmp_path / "edge.tif", edge, "-9999").read_bytes())
+    y, _ = decode_tile(write(tmp_path / "full.tif", full, "-9999").read_bytes())
+    below = slice(SIZE // 2, None)
+    assert np.abs(np.asarray(x)[below].astype(int) - np.asarray(y)[below]).mean() < 8
+
+
+def test_library_bands_are_checked_as_the_cli_does(tiles):
+    """bands=(0, 1, 2) read the last band as 'band 0' without a word; (1, 2) and "4,3,2" failed
+    every tile with an 'unexpected error'. They are checked once, as --bands is."""
+    from leakscan.errors import ConfigError
+
+    for bad in ((0, 1, 2), (1, 2), (4, 3, 2, 1)):
+        with pytest.raises(ConfigError, match="bands must be one or three band numbers"):
+            leakscan.audit(tiles / "train", jobs=1, bands=bad)
+    a = leakscan.audit(tiles / "train", jobs=1, bands="4,3,2")
+    assert a.n_images == 6 and not a.skipped and a.manifest.source.options == (("bands", (4, 3, 2)),)
+
+
+def test_lzw_or_jpeg_georeferenced_rgb_tiles_read_without_imagecodecs(tmp_path, monkeypatch):
+    """tifffile decodes LZW and JPEG only with imagecodecs (not a dependency); Pillow reads them. A
+    georeferenced 8-bit RGB tile (aerial imagery) so compressed was skipped once leakscan[geo] was in."""
+    from PIL import Image, TiffImagePlugin
+
+    real = tifffile.TiffPage.asarray
+
+    def no_imagecodecs(page, *args, **kwargs):
+        if int(page.compression) != 1:
+            raise ValueError(f"{page.compression!r} requires the 'imagecodecs' package")
+        return real(page, *args, **kwargs)
+
+    monkeypatch.setattr(tifffile.TiffPage, "asarray", no_imagecodecs)
+    root = tmp_path / "aerial"
+    for split, seed, x, comp in (("train", 1, 0, "tiff_lzw"), ("train", 2, 640, None), ("test", 3, 320, "tiff_lzw"),
+                                 ("test", 1, 9000, "jpeg")):
+        (root / split).mkdir(parents=True, exist_ok=True)
+        info = TiffImagePlugin.ImageFileDirectory_v2()
+        info[33550], info.tagtype[33550] = (PIXEL, PIXEL, 0.0), 12
+        info[33922], info.tagtype[33922] = (0.0, 0.0, 0.0, float(x), 5000.0, 0.0), 12
+        rgb = Image.fromarray((bands_of(seed)[..., :3] // 257).astype(np.uint8), "RGB")
+        rgb.save(root / split / f"{split}{seed}.tif", compression=comp, tiffinfo=info)
+    a = leakscan.audit(root, jobs=1)
+    assert not a.skipped and a.n_images == 4
+    d = a.to_dict()
+    assert d["n_georeferenced"] == 4 and d["n_spatial_pairs"] == 2
+    assert {frozenset((r["a"], r["b"])) for r in a.pair_records()} >= {frozenset(("train/train1.tif", "test/test1.tif"))}
+    lzw, _ = decode_tile((root / "train" / "train1.tif").read_bytes())
+    plain = tmp_path / "plain.tif"
+    Image.open(root / "train" / "train1.tif").save(plain, tiffinfo=info)
+    same, _ = decode_tile(plain.read_bytes())
+    assert np.array_equal(np.asarray(lzw), np.asarray(same))

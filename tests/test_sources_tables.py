@@ -281,3 +281,52 @@ def test_resplit_of_parquet_bytes_writes_rows_and_refuses_to_materialize(bytes_t
     rows = list(csv.DictReader(open(out, newline="")))
     split = {row["path"]: row["split"] for row in rows}
     assert len(rows) == 120 and split["imgs.parquet[3]"] == split["imgs.parquet[119]"]
+
+
+def test_dataframe_relative_paths_with_root(files, tmp_path, monkeypatch):
+    """The README's `root=` for a DataFrame of relative paths: leakscan.audit(df, root=...) said
+    'unknown option(s) root'. It applies to DataFrames only."""
+    monkeypatch.chdir(tmp_path)
+    df = _table(files)
+    df["file"] = [p.replace(str(files) + "/", "") for p in df["file"]]
+    a = leakscan.audit(df, root=files, path_column="file", split_column="fold", jobs=1)
+    assert not a.skipped and a.n_images == 11
+    assert {(x.split, x.against): x.images for x in a.leaks}[("test", "train")] == 1
+    df.to_parquet(tmp_path / "t.parquet")
+    with pytest.raises(ConfigError, match="root do"):
+        leakscan.audit(tmp_path / "t.parquet", root=files, jobs=1)
+
+
+def test_integer_labels_and_groups_with_a_missing_value_stay_integers(files, tmp_path):
+    """pandas makes an integer column with one NaN float: labels were '1.0', '2.0' (in per_class and in
+    the re-split manifest, where int(label) fails), while the same table as CSV gave '1', '2'."""
+    df = _table(files)
+    df["cls"] = [1, 2] * 5 + [np.nan]
+    df["patient"] = [float(k) for k in range(10)] + [0.0]
+    a = leakscan.audit(df, path_column="file", split_column="fold", label_column="cls", group_column="patient", jobs=1)
+    assert list(a.manifest.labels) == ["1", "2"] * 5 + [""]
+    assert list(a.manifest.groups) == [str(k) for k in range(10)] + ["0"]
+    df.to_parquet(tmp_path / "t.parquet")                  # float64 in the file as well
+    b = leakscan.audit(tmp_path / "t.parquet", path_column="file", split_column="fold", label_column="cls",
+                       group_column="patient", jobs=1)
+    assert list(b.manifest.labels) == list(a.manifest.labels) and list(b.manifest.groups) == list(a.manifest.groups)
+    df["cls"] = [0.5, 1.0] * 5 + [np.nan]                  # real fractions stay as they are
+    assert list(leakscan.discover(df, path_column="file", split_column="fold", label_column="cls").labels)[:2] == [
+        "0.5", "1.0"]
+
+
+def test_dataframe_with_a_column_name_twice_is_named(files):
+    """pd.concat of tables sharing a column: an AttributeError ('DataFrame' object has no attribute
+    'tolist') instead of one line naming the column."""
+    df = _table(files).rename(columns={"file": "path", "fold": "split"})
+    twice = pd.concat([df, df[["split"]]], axis=1)
+    with pytest.raises(InputError, match="column 'split' appears 2 times"):
+        leakscan.audit(twice, jobs=1)
+
+
+def test_dataframe_with_integer_column_names(files):
+    """pd.read_csv(header=None) names columns 0, 1...: path_column=0 said 'no column 0; columns are 0, 1'."""
+    df = _table(files)[["file", "fold"]]
+    df.columns = [0, 1]
+    a = leakscan.audit(df, path_column=0, split_column=1, jobs=1)
+    assert a.n_images == 11 and {(x.split, x.against): x.images for x in a.leaks}[("test", "train")] == 1

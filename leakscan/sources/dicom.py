@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 
 import numpy as np
@@ -94,12 +95,20 @@ def _pixels(path: str):
         raise DecodeError(f"not a readable DICOM file ({type(exc).__name__})") from None
     if "PixelData" not in ds:
         raise DecodeError("DICOM file has no pixel data (a report or a structured document?)")
+    quiet = logging.getLogger("pydicom")  # its plugins log each failure with a traceback; it is reported here
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
     try:
         arr = ds.pixel_array
     except Exception as exc:  # noqa: BLE001 - compressed syntaxes need plugins
         tsuid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "")
-        raise DecodeError(f"DICOM pixel data cannot be decoded (transfer syntax {tsuid}): "
-                          f"{type(exc).__name__}: {str(exc)[:160]}") from None
+        ts = getattr(tsuid, "name", "") or ""
+        ts = f"{ts}, transfer syntax {tsuid}" if ts and ts != str(tsuid) else f"transfer syntax {tsuid}"
+        # one line: pydicom lists the plugins on lines of their own
+        why = "; ".join(" ".join(t.split()) for t in str(exc).splitlines() if t.strip()).replace(":; ", ": ")
+        raise DecodeError(f"DICOM pixel data cannot be decoded ({ts}): {type(exc).__name__}: {why[:400]}") from None
+    finally:
+        quiet.setLevel(level)
     photometric = str(getattr(ds, "PhotometricInterpretation", "") or "").upper()
     spp = int(getattr(ds, "SamplesPerPixel", 1) or 1)
     arr = np.asarray(arr)

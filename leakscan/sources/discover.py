@@ -21,11 +21,12 @@ from .tables import PARQUET_SUFFIXES, TABLE_OPTIONS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["discover_special", "special_folder", "special_csv", "SOURCE_OPTIONS", "FRAME_ROW"]
+__all__ = ["discover_special", "special_folder", "special_csv", "maybe_dicom_name", "SOURCE_OPTIONS", "FRAME_ROW"]
 
 HF_OPTIONS = ("split", "image_column", "label_column", "group_column")
 FOLDER_OPTIONS = ("group_by", "bands")
-SOURCE_OPTIONS = tuple(dict.fromkeys(TABLE_OPTIONS + HF_OPTIONS + FOLDER_OPTIONS))
+DATAFRAME_OPTIONS = TABLE_OPTIONS + ("root",)  # the folder a DataFrame's relative paths are in
+SOURCE_OPTIONS = tuple(dict.fromkeys(DATAFRAME_OPTIONS + HF_OPTIONS + FOLDER_OPTIONS))
 TIFF_SUFFIXES = (".tif", ".tiff")
 
 
@@ -37,7 +38,14 @@ def _check(options: dict, allowed, what: str) -> dict:
     if wrong:
         raise ConfigError(f"{', '.join(wrong)} do(es) not apply to {what} (they apply to: "
                           f"{', '.join(allowed) or 'nothing here'})")
-    return {k: v for k, v in options.items() if v is not None and k in allowed}
+    out = {k: v for k, v in options.items() if v is not None and k in allowed}
+    if "bands" in out:  # as --bands is: band 0 would be the last band, two bands no picture
+        from .geotiff import parse_bands  # noqa: PLC0415 - no tifffile import
+
+        out["bands"] = parse_bands(out["bands"])
+        if out["bands"] is None:
+            del out["bands"]
+    return out
 
 
 def _is_dataframe(x) -> bool:
@@ -59,7 +67,7 @@ def discover_special(source, manifest, options: dict):
     if _is_dataframe(source):
         from .tables import from_dataframe  # noqa: PLC0415
 
-        return from_dataframe(source, **_check(options, TABLE_OPTIONS, "a DataFrame"))
+        return from_dataframe(source, **_check(options, DATAFRAME_OPTIONS, "a DataFrame"))
     if _is_hf(source):
         from .hf import from_hf  # noqa: PLC0415
 
@@ -84,6 +92,17 @@ def discover_special(source, manifest, options: dict):
             return None  # the CSV reader calls special_csv (DICOM frames, GeoTIFF tiles)
     _check(options, (), "this input")
     return None
+
+
+def maybe_dicom_name(name: str) -> bool:
+    """A file name DICOM files go by: ``.dcm``/``.dicom``, no extension, Siemens' ``.ima``, or a
+    numeric last part (files named by their SOP instance UID, ``1.2.840.113619.2.55.3.1234``).
+
+    >>> [maybe_dicom_name(n) for n in ("a.dcm", "IM0001", "1.2.840.10008.320", "x.IMA", "a.png")]
+    [True, True, True, True, False]
+    """
+    ext = os.path.splitext(name)[1].lower()
+    return ext in ("", ".dcm", ".dicom", ".ima") or ext[1:].isdigit()
 
 
 def _is_dicom_file(path: str) -> bool:
@@ -134,7 +153,7 @@ def special_csv(m: Manifest, options: dict):
                 skipped.append((rel, "frame numbers start at 1 (path#frame1 is the first frame)"))
                 continue
             rel, frame = hit.group(1), number - 1
-        elif ext in (".dcm", ".dicom") or (ext == "" and _is_dicom_file(path)):
+        elif ext in (".dcm", ".dicom") or (maybe_dicom_name(rel) and _is_dicom_file(path)):
             frame = -1
         entries.append((rel, split, label, group, frame))
     return _special_rows(m.root, entries, options, skipped=tuple(skipped), kind="csv")

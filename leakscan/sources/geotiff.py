@@ -27,6 +27,7 @@ __all__ = ["available", "inspect_tiles", "decode_tile", "footprint", "footprint_
 
 PERCENTILES = (2.0, 98.0)
 _TIEPOINT, _SCALE, _GEOKEYS = 33922, 33550, 34735
+_NODATA = 42113  # GDAL_NODATA: the value of pixels without data, as text
 
 
 def available() -> bool:
@@ -117,11 +118,12 @@ def inspect_tiles(paths: list[str], bands=None) -> dict:
                 bands_extra = any(int(e) == 0 for e in (page.extrasamples or ()))  # 0: unspecified
                 bits = int(np.dtype(page.dtype).itemsize * 8) if page.dtype is not None else 8
                 w, h = int(page.imagewidth), int(page.imagelength)
+                nodata = _nodata(page) is not None
         except Exception:  # noqa: BLE001 - let decoding report it
             out[k] = {"footprint": None, "crs": ""}
             continue
         fp = footprint(tags, w, h)
-        if bands is not None or spp > 4 or bands_extra or bits > 8 or fp is not None:
+        if bands is not None or spp > 4 or bands_extra or bits > 8 or fp is not None or nodata:
             out[k] = {"footprint": fp, "crs": _crs(tags)}
     return out
 
@@ -135,8 +137,15 @@ def decode_tile(data: bytes, bands=None, percentiles=PERCENTILES):
             if int(page.imagewidth) * int(page.imagelength) > MAX_PIXELS:
                 raise DecodeError(f"tile is {page.imagewidth}x{page.imagelength} pixels, above the "
                                   f"{MAX_PIXELS:,} limit; refused before decoding")
-            arr = page.asarray()
             axes = page.axes
+            nodata = _nodata(page)
+            try:
+                arr = page.asarray()
+            except Exception:  # LZW, JPEG...: tifffile decodes them only with imagecodecs; Pillow has them
+                arr = _pillow_pixels(data)
+                if arr is None:
+                    raise
+                axes = "YXS" if arr.ndim == 3 else "YX"
     except DecodeError:
         raise
     except Exception as exc:  # noqa: BLE001 - tifffile raises many types
@@ -154,13 +163,50 @@ def decode_tile(data: bytes, bands=None, percentiles=PERCENTILES):
     pick = tuple(bands) if bands else ((1, 2, 3) if n_bands >= 3 else (1,))
     if max(pick) > n_bands:
         raise DecodeError(f"bands {','.join(map(str, pick))} asked of a tile with {n_bands} band(s)")
-    if not any(np.isfinite(arr[..., b - 1]).any() for b in pick):  # a tile of nodata only: nothing to compare
-        raise DecodeError(f"no data: every pixel of band(s) {','.join(map(str, pick))} is NaN or infinite")
-    planes = [_stretch(arr[..., b - 1], percentiles) for b in pick]
+    chosen = [_masked(arr[..., b - 1], nodata) for b in pick]
+    if not any(np.isfinite(c).any() for c in chosen):  # a tile of nodata only: nothing to compare
+        what = "NaN or infinite" if nodata is None else f"NaN, infinite or the nodata value {nodata:g}"
+        raise DecodeError(f"no data: every pixel of band(s) {','.join(map(str, pick))} is {what}")
+    planes = [_stretch(c, percentiles) for c in chosen]
     note = f"bands {','.join(map(str, pick))} of {n_bands}" if n_bands > 3 or bands else ""
     if len(planes) == 1:
         return Image.fromarray(planes[0], "L").convert("RGB"), note
     return Image.fromarray(np.ascontiguousarray(np.stack(planes, axis=-1)), "RGB"), note
+
+
+def _pillow_pixels(data: bytes):
+    """The pixels of the first page of a TIFF as Pillow reads them (an RGB JPEG-in-TIFF as RGB), or None."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.mode in ("P", "1", "YCbCr", "CMYK"):
+                im = im.convert("RGB" if im.mode != "1" else "L")
+            return np.asarray(im)
+    except Exception:  # noqa: BLE001 - tifffile's error is the one reported
+        return None
+
+
+def _nodata(page):
+    """The GDAL_NODATA value of a page (a number), or None."""
+    tag = page.tags.get(_NODATA)
+    if tag is None:
+        return None
+    try:
+        value = float(str(tag.value).strip().strip("\x00").strip())
+    except (TypeError, ValueError):
+        return None
+    return None if np.isnan(value) else value  # NaN pixels are left out anyway
+
+
+def _masked(band: np.ndarray, nodata) -> np.ndarray:
+    """``band`` with its nodata pixels as NaN (float64), or as it is when there is no nodata value."""
+    if nodata is None:
+        return band
+    x = np.asarray(band, np.float64)
+    off = x == nodata
+    if band.dtype.kind == "f":  # the value as stored (a float32 tile's -3.4028235e+38)
+        with np.errstate(over="ignore"):
+            off |= band == band.dtype.type(nodata)
+    return np.where(off, np.nan, x)
 
 
 def _stretch(band: np.ndarray, percentiles) -> np.ndarray:

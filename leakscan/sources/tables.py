@@ -202,8 +202,30 @@ def from_dataframe(df, *, root=None, **options) -> Manifest:
     >>> list(m.paths), list(m.splits)
     (['a.png', 'b.png'], ['train', 'test'])
     """
-    cols = {str(c): df[c].tolist() for c in df.columns}
+    names = [str(c) for c in df.columns]
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise InputError(f"df: column {twice[0]!r} appears {names.count(twice[0])} times; give the columns "
+                         "distinct names (df.columns)")
+    cols = {name: _column(df.iloc[:, k]) for k, name in enumerate(names)}
+    # columns are named as text (a DataFrame's may be 0, 1...): so are the columns asked for
+    options = {k: (v if v is None or isinstance(v, str) else str(v)) for k, v in options.items()}
     return from_columns(cols, len(df), name="df", root=None if root is None else Path(root), **options)
+
+
+def _column(series) -> list:
+    """A DataFrame column as a list (see :func:`_integers`)."""
+    values = series.tolist()
+    return _integers(values) if getattr(series.dtype, "kind", "") == "f" else values
+
+
+def _integers(values: list) -> list:
+    """A float column's values; integers that pandas made floats for a missing value (labels
+    ``1.0``, ``2.0``, NaN) are integers again, as a CSV file or an integer column gives them."""
+    present = [v for v in values if not is_missing(v)]
+    if present and all(float(v).is_integer() and abs(v) < 2 ** 53 for v in present):
+        return [None if is_missing(v) else int(v) for v in values]
+    return values
 
 
 def from_parquet(path, **options) -> Manifest:
@@ -213,6 +235,7 @@ def from_parquet(path, **options) -> Manifest:
     """
     path = Path(path)
     try:
+        import pyarrow as pa  # noqa: PLC0415
         import pyarrow.parquet as pq  # noqa: PLC0415
     except ImportError:
         raise InputError(str(missing_extra("a Parquet manifest", "parquet", "pyarrow"))) from None
@@ -223,6 +246,9 @@ def from_parquet(path, **options) -> Manifest:
         # image bytes stay in the file (StoredCell: digest and size); the other columns are read
         table = pf.read(columns=[c for c in schema.names if how[c] is None], use_threads=False)
         cols = {name: table.column(name).to_pylist() for name in table.column_names}
+        for name in table.column_names:
+            if pa.types.is_floating(table.column(name).type):
+                cols[name] = _integers(cols[name])
         stores = {}
         for c in schema.names:
             if how[c] is not None:

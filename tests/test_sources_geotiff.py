@@ -305,3 +305,20 @@ def test_lzw_or_jpeg_georeferenced_rgb_tiles_read_without_imagecodecs(tmp_path, 
     Image.open(root / "train" / "train1.tif").save(plain, tiffinfo=info)
     same, _ = decode_tile(plain.read_bytes())
     assert np.array_equal(np.asarray(lzw), np.asarray(same))
+
+
+def test_tiles_cached_by_an_earlier_decoding_are_decoded_again(tmp_path, monkeypatch):
+    """Features of tiles cached before the nodata value was left out (their key of decoding 1)
+    are not reused: a cached nodata-only tile would still be an exact copy across splits."""
+    import leakscan.sources.rows as rows
+
+    root = tmp_path / "swath"
+    for k in range(4):
+        write_tile(root / ("train" if k < 3 else "test") / f"t{k}.tif", bands_of(k))
+    cache = tmp_path / "c.sqlite"
+    monkeypatch.setattr(rows, "GEOTIFF_DECODING", 1)
+    assert leakscan.audit(root, jobs=1, cache=cache).features.n_cached == 0
+    assert leakscan.audit(root, jobs=1, cache=cache).features.n_cached == 4
+    monkeypatch.setattr(rows, "GEOTIFF_DECODING", 2)
+    again = leakscan.audit(root, jobs=1, cache=cache)
+    assert again.features.n_cached == 0 and again.n_images == 4

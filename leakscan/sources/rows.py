@@ -36,6 +36,9 @@ __all__ = ["RowSource", "decode_item", "content_key", "digest_key", "missing_ext
            "READ_BLOCK"]
 
 KINDS = ("bytes", "stored", "file", "dicom", "geotiff")
+#: The version of how a GeoTIFF tile decodes, in its feature-cache key: features cached by
+#: another are made again (2: the GDAL nodata value left out, as NaN is).
+GEOTIFF_DECODING = 2
 
 #: Rows whose stored bytes are read at a time when pictures are wanted one by one (report, calibration).
 READ_BLOCK = 32
@@ -175,7 +178,7 @@ class RowSource:
             elif tag == "dicom":
                 keys.append(_file_key(item[1], (f"#frame{item[2]}" if item[2] >= 0 else "") + "?dicom" + opts))
             else:
-                keys.append(_file_key(item[1], "?geotiff" + opts))
+                keys.append(_file_key(item[1], f"?geotiff{GEOTIFF_DECODING}" + opts))
         return keys
 
     def links(self, ok=None) -> dict:

@@ -59,6 +59,19 @@ def json_text(obj, **dumps) -> str:
     return _ODD_BYTE.sub(lambda m: f"\\\\x{ord(m.group()) - 0xDC00:02x}", text)
 
 
+def name_start(name: str, limit: int = 100) -> str:
+    """The start of ``name``, at most ``limit`` bytes as the file system stores it: what a temporary
+    name beside the file keeps of it, so that a name at the file system's limit (255 bytes) plus
+    the marks is still a valid name.
+
+    >>> name_start("a" * 300) == "a" * 100, name_start("é" * 60) == "é" * 50
+    (True, True)
+    """
+    while len(os.fsencode(name)) > limit:
+        name = name[:-1]
+    return name
+
+
 def atomic_write(path, content: Content) -> Path:
     """Write ``content`` to ``path`` via a temporary file and an atomic rename; returns the path.
 
@@ -80,7 +93,7 @@ def atomic_write(path, content: Content) -> Path:
     path = Path(path)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name_start(path.name)}.", suffix=".tmp", dir=path.parent)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are ordinary files
         if callable(content):
             os.close(fd)

@@ -8,6 +8,7 @@ leaves a half-written file or a mixed set behind, and a write that fails is an O
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import os
 import time
@@ -309,6 +310,8 @@ def write_resplit(rs, out: str | os.PathLike) -> list[Path]:
             except FileNotFoundError:
                 pass
             except OSError as exc:
+                if exc.errno == errno.ENAMETOOLONG:  # NEW.csv's name near the limit: no such list can exist
+                    continue
                 raise OutputError(f"{stale}: cannot remove this list of an earlier run ({exc.strerror or exc}); "
                                   f"it does not describe {out}") from None
     return written

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from .errors import OutputError
-from .output import _umask, atomic_write
+from .output import _umask, atomic_write, name_start
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,11 @@ def _clean_leftovers(folder: Path, prefix: str, min_age: float = 3600.0) -> None
             pass
 
 
+def _tmp_prefix(name: str) -> str:
+    """The start of the temporary names made beside ``name`` (:func:`~leakscan.output.name_start`)."""
+    return f".{name_start(name)}."
+
+
 def write_folder(out: Path, files: dict, *, owned: set, order=None) -> list[Path]:
     """Write ``files`` ({name: text or callable(path)}) into ``out`` as one set.
 
@@ -163,7 +168,7 @@ def write_folder(out: Path, files: dict, *, owned: set, order=None) -> list[Path
     if out.is_symlink():  # replace the folder it points at, keep the link
         out = Path(os.path.realpath(out))
     parent = out.absolute().parent
-    _clean_leftovers(parent, f".{out.name}.")
+    _clean_leftovers(parent, _tmp_prefix(out.name))
     _clean_leftovers(out, ".") if out.is_dir() else None
     names = list(order or files)
     try:
@@ -178,7 +183,7 @@ def write_folder(out: Path, files: dict, *, owned: set, order=None) -> list[Path
     swap = existing <= set(owned) and not inside
     where = parent if swap else out
     try:
-        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}." if swap else ".", suffix=TMP_MARK, dir=where))
+        stage = Path(tempfile.mkdtemp(prefix=_tmp_prefix(out.name) if swap else ".", suffix=TMP_MARK, dir=where))
     except OSError as exc:
         raise OutputError(f"{out}: cannot write the results ({exc.strerror or exc}); nothing was changed") from None
     try:
@@ -221,7 +226,8 @@ def _swap(stage: Path, out: Path) -> None:
         if out.is_dir() and _exchange(stage, out):
             return
         if out.is_dir():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", suffix=TMP_MARK, dir=out.absolute().parent))
+            old = Path(tempfile.mkdtemp(prefix=f"{_tmp_prefix(out.name)}old-", suffix=TMP_MARK,
+                                        dir=out.absolute().parent))
             os.replace(out, old / "old")
             try:
                 os.rename(stage, out)
@@ -273,9 +279,9 @@ def place_file(src: Path, target: Path, link: str) -> bool:
     """
     if os.path.lexists(target):
         return _same_placement(src, target, link)
-    # the temporary name keeps at most 100 characters of the target's: a long name plus the
+    # the temporary name keeps at most 100 bytes of the target's: a long name plus the
     # marks would pass the file system's limit on a name (255 bytes)
-    tmp = target.with_name(f".{target.name[:100]}.{os.getpid()}{TMP_MARK}")
+    tmp = target.with_name(f"{_tmp_prefix(target.name)}{os.getpid()}{TMP_MARK}")
     try:
         os.unlink(tmp)
     except FileNotFoundError:

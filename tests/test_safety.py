@@ -328,6 +328,25 @@ def test_4_a_name_at_the_length_limit_is_placed_and_numbered_within_it(tmp_path)
     assert len(os.fsencode(wide)) <= 255 and wide.endswith("é__12.png")
 
 
+def test_4_out_names_at_the_length_limit_are_written(tmp_path):
+    """``--out`` folders and ``resplit --out`` files whose names are at the file system's limit
+    (255 bytes, of one- or two-byte characters), and materialized images of three-byte ones: the
+    temporary names beside them stay within it (they failed with 'File name too long')."""
+    d = issue_dataset(tmp_path / "d")
+    (d / "train/a/y.png").rename(d / "train/a" / ("\u5199" * 83 + ".png"))  # 253 bytes
+    for out in (tmp_path / ("o" * 255), tmp_path / ("\u00e9" * 127)):
+        for _ in range(2):  # a new set, then one swapped for the old
+            res = CliRunner().invoke(app, ["audit", str(d), "--out", str(out), "--force", "--no-cache", "-q", "-j", "1"])
+            assert res.exit_code == 0, res.output
+            assert (out / "summary.json").is_file()
+    new, tree = tmp_path / ("n" * 251 + ".csv"), tmp_path / "tree"
+    res = CliRunner().invoke(app, ["resplit", str(d), "--out", str(new), "--materialize", str(tree), "--link", "copy",
+                                   "--no-cache", "-q", "-j", "1"])
+    assert res.exit_code == 0, res.output
+    assert new.is_file() and len(list(tree.rglob("*.png"))) == 4
+    assert not [p for p in tmp_path.rglob("*") if "tmp" in p.name]
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
 def test_4_dev_zero_and_proc_in_a_manifest_are_skipped(tmp_path):
     d = issue_dataset(tmp_path / "d")

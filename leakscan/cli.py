@@ -107,7 +107,14 @@ def _progress(quiet: bool):
 
 class _Results(Console):
     """The console results are printed to: a reader that stops reading ends the printing
-    (:func:`_reader_may_leave`), not the command (rich's default exits with 1)."""
+    (:func:`_reader_may_leave`), not the command (rich's default exits with 1). ``COLUMNS=0``
+    (a CI runner's or a container's unsized terminal) is no width: rich would print nothing at
+    all, so the width is the one it takes for a terminal that says 0, 80."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if self.width <= 0:
+            self.width = 80
 
     def on_broken_pipe(self) -> None:
         self.quiet = True

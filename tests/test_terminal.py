@@ -45,6 +45,17 @@ def test_cli_at_80_columns_in_a_pipe(long_names, tmp_path):
     assert "…" in pair and pair.rstrip().endswith("train/airplane/0000.jpg") and "80px.jpg" in pair
 
 
+def test_columns_0_is_no_width_and_the_printout_is_not_lost(long_names, tmp_path):
+    """COLUMNS=0 (an unsized terminal of a CI runner or a container) printed nothing at all, exit 0:
+    rich took it as a width of 0. It is read as rich reads a terminal that says 0: 80 columns."""
+    for args in (["audit", str(long_names)], ["resplit", str(long_names), "--out", str(tmp_path / "n.csv")]):
+        r = CliRunner().invoke(app, [*args, "--no-cache", "-j", "1"], env={"COLUMNS": "0"})
+        assert r.exit_code == 0, r.output
+        lines = r.stdout.splitlines()
+        assert len(lines) > 3 and all(len(x) <= 80 for x in lines), r.stdout
+    assert "New manifest written to " in r.stdout
+
+
 def test_real_pipe_uses_compact_layout(tmp_path):
     env = {"COLUMNS": "80", "LEAKSCAN_CACHE": str(tmp_path / "c.sqlite"), "PATH": "/usr/bin:/bin"}
     r = subprocess.run([sys.executable, "-m", "leakscan", "audit", str(FIXTURES), "-j", "2"], capture_output=True,

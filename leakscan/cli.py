@@ -75,6 +75,31 @@ def _os_error(exc: BaseException) -> str:
     return f"{where}{exc.strerror or exc}"
 
 
+def _library_out_of_memory(exc: BaseException) -> Optional[str]:
+    """The loader's own words when ``exc`` (an ImportError, or one it was raised from) is a shared
+    library that could not be mapped for want of memory (``ulimit -v``): ``libgomp.so.1: failed to map
+    segment from shared object``. None for a library that is missing or broken."""
+    seen = 0
+    while exc is not None and seen < 5:
+        text = str(exc)
+        low = text.lower()
+        if isinstance(exc, ImportError) and ("failed to map segment" in low or
+                                             ("cannot allocate memory" in low and "static tls" not in low)):
+            return text
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def _import_failure(exc: ImportError) -> BaseException:
+    """A library that could not be loaded for want of memory is an out-of-memory failure (one
+    line, exit 2), not a missing package with a traceback; any other ImportError is re-raised."""
+    why = _library_out_of_memory(exc)
+    if why is None:
+        return exc
+    return _fail(f"out of memory: a library could not be loaded ({why}); raise the memory limit (ulimit -v) "
+                 "or try fewer --jobs")
+
+
 def _fail(msg: str) -> "typer.Exit":
     _say(f"leakscan: error: {msg}")
     return typer.Exit(EXIT_USAGE)
@@ -525,6 +550,9 @@ def audit(
     except (OSError, MemoryError) as exc:
         remove_empty_folders(made)
         raise _fail(_os_error(exc))
+    except ImportError as exc:
+        remove_empty_folders(made)
+        raise _import_failure(exc)
     from .termout import timings_line  # noqa: PLC0415
 
     log.info(timings_line(result.timings))  # with -v: where the time went, the result files included
@@ -658,6 +686,8 @@ def resplit(
         raise _fail(str(exc))
     except (OSError, MemoryError) as exc:
         raise _fail(_os_error(exc))
+    except ImportError as exc:
+        raise _import_failure(exc)
     with _reader_may_leave():
         if json_:
             d = rs.to_dict()

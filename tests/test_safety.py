@@ -495,6 +495,37 @@ def test_5_nul_byte_in_a_manifest_path(tmp_path):
     assert "NUL byte" in dict(r.skipped)[str(d / "test/a/x.png") + "\0.png"]
 
 
+def test_5_a_library_that_cannot_be_mapped_for_want_of_memory_is_one_line(tmp_path, monkeypatch):
+    """Under ``ulimit -v`` the loader can fail to map faiss's libgomp: that was a full traceback
+    ending in 'leakscan needs faiss: pip install faiss-cpu', exit 1. It is out of memory: one
+    line, exit 2, no folder left behind; a missing package is still its own error."""
+    import leakscan.index as index
+
+    d = issue_dataset(tmp_path / "d")
+
+    def unmappable():
+        try:
+            raise ImportError("libgomp-e985bcbb.so.1.0.0: failed to map segment from shared object")
+        except ImportError as exc:
+            raise ImportError("leakscan needs faiss: pip install faiss-cpu") from exc
+
+    monkeypatch.setattr(index, "_faiss", unmappable)
+    for args in (["audit", str(d), "--out", str(tmp_path / "o" / "new")],
+                 ["resplit", str(d), "--out", str(tmp_path / "n.csv")]):
+        res = CliRunner().invoke(app, [*args, "--no-cache", "-q", "-j", "1"])
+        assert res.exit_code == 2, res.output
+        lines = res.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("leakscan: error: out of memory"), res.output
+        assert "failed to map segment" in lines[0] and not (tmp_path / "o").exists()
+
+    def missing():
+        raise ImportError("leakscan needs faiss: pip install faiss-cpu")
+
+    monkeypatch.setattr(index, "_faiss", missing)
+    res = CliRunner().invoke(app, ["audit", str(d), "--no-cache", "-q", "-j", "1"])
+    assert isinstance(res.exception, ImportError) and "pip install faiss-cpu" in str(res.exception)
+
+
 def test_5_full_disk_at_out_is_one_line_and_leaves_the_old_set(tmp_path):
     d = issue_dataset(tmp_path / "d")
     runner = CliRunner()

@@ -199,16 +199,17 @@ class FeatureCache:
                                [("schema", str(SCHEMA)), ("feature_version", self.version)])
                 db.commit()
             elif meta.get("schema") != str(SCHEMA) or meta.get("feature_version") != self.version:
-                msg = (f"feature cache {self.path} was written by another leakscan version "
-                       f"(schema {meta.get('schema')}, features {meta.get('feature_version')}); rebuilding it")
-                log.warning(msg)
-                self.notes.append(msg)
                 db.execute("DELETE FROM features")
                 db.execute("DELETE FROM pairs")
                 db.execute("DELETE FROM model_emb")
                 db.execute("UPDATE meta SET v=? WHERE k='schema'", (str(SCHEMA),))
                 db.execute("UPDATE meta SET v=? WHERE k='feature_version'", (self.version,))
                 db.commit()
+                # said once it is done: a cache that cannot be written is not rebuilt (the caller warns)
+                msg = (f"feature cache {self.path} was written by another leakscan version "
+                       f"(schema {meta.get('schema')}, features {meta.get('feature_version')}); rebuilding it")
+                log.warning(msg)
+                self.notes.append(msg)
             db.execute("SELECT count(*) FROM features").fetchone()
         except BaseException:
             db.close()

@@ -400,6 +400,36 @@ def test_8_read_only_file_system_uses_the_cache_without_writing(tmp_path):
         assert not list(fs.glob("*.broken-*"))
 
 
+def test_8_another_versions_cache_that_cannot_be_written_is_one_warning(tmp_path, caplog):
+    """A cache of another leakscan version in a file that cannot be written: one warning that it
+    cannot be used, not first 'rebuilding it' (it is not rebuilt) and then that one."""
+    d = issue_dataset(tmp_path / "d")
+    db = tmp_path / "c.sqlite"
+    audit(d, cache=db, jobs=1)
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE meta SET v='99' WHERE k='schema'")
+    con.close()
+    os.chmod(db, 0o444)
+    immutable = False
+    try:
+        try:
+            open(db, "ab").close()  # root writes a read-only file: make it immutable instead
+            immutable = subprocess.run(["chattr", "+i", str(db)], capture_output=True).returncode == 0
+            if not immutable:
+                pytest.skip("cannot make a file unwritable here")
+        except PermissionError:
+            pass
+        caplog.clear()
+        r = audit(d, cache=db, jobs=1)
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(db)], capture_output=True)
+    assert leaked(r) == 2 and r.features.n_cached == 0
+    said = [rec.getMessage() for rec in caplog.records if "feature cache" in rec.getMessage()]
+    assert len(said) == 1 and "cannot be used" in said[0] and "another leakscan version" in said[0], said
+    assert [w for w in r.warnings if "feature cache" in w] == said
+
+
 def test_8_full_disk_keeps_the_cache_and_warns(tmp_path):
     d = issue_dataset(tmp_path / "d")
     with tmpfs("2m") as fs:

@@ -55,11 +55,15 @@ class CachedRows:
 
 
 def default_cache_path() -> Path:
-    """``$LEAKSCAN_CACHE``, else ``$XDG_CACHE_HOME/leakscan/features.sqlite``, else ``~/.cache/...``."""
+    """``$LEAKSCAN_CACHE``, else ``$XDG_CACHE_HOME/leakscan/features.sqlite``, else ``~/.cache/...``.
+
+    A relative ``$XDG_CACHE_HOME`` is ignored, as the XDG specification says (it would put a
+    cache in whatever folder the run starts from)."""
     env = os.environ.get("LEAKSCAN_CACHE")
     if env:
         return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = xdg if os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "leakscan" / "features.sqlite"
 
 

@@ -68,6 +68,9 @@ def test_cache_help_names_the_default_the_cache_uses(tmp_path, monkeypatch):
     monkeypatch.delenv("LEAKSCAN_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_cache_path() == tmp_path / "leakscan" / "features.sqlite"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relcache")  # relative: ignored, as the XDG specification says
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_cache_path() == tmp_path / "home" / ".cache" / "leakscan" / "features.sqlite"
     cache = next(p for p in COMMAND.commands["audit"].params if "--cache" in p.opts)
     assert "$XDG_CACHE_HOME/leakscan/features.sqlite" in cache.help
 

@@ -16,7 +16,7 @@ from ._version import __version__
 from .cache import SCHEMA as CACHE_SCHEMA, FeatureCache, NotACache, default_cache_path, file_key
 from .calibrate import picture_share
 from .parallel import check_jobs
-from .decide import Detection, detect
+from .decide import Detection, detect, duplicate_bar
 from .decode import is_cacheable
 from .errors import ConfigError
 from .features import FEATURE_VERSION, Features, extract_features, load_pictures, side_for_model
@@ -123,7 +123,7 @@ class Audit:
     def bar(self) -> float:
         """The confidence a pair needs to be a duplicate: ``settings.min_confidence``, or the
         bar the calibration raised it to (``summary.json``: ``calibration.threshold``)."""
-        return float(self.settings.min_confidence if self.calibration is None else self.calibration.threshold)
+        return duplicate_bar(self.settings, self.calibration)
 
     def max_leak_fraction(self) -> float:
         return max((lk.fraction for lk in self.leaks), default=0.0)
@@ -414,8 +414,6 @@ def audit(
     """
     settings = settings or DetectSettings()
     if model is None and (model_size is not None or model_normalize is not None):
-        from .errors import ConfigError  # noqa: PLC0415
-
         given = ", ".join(f"{k}={v!r}" for k, v in (("model_size", model_size), ("model_normalize", model_normalize))
                           if v is not None)
         raise ConfigError(f"{given} is for a model: give model='model.onnx' too (without it, it changes nothing)")

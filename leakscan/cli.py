@@ -400,6 +400,13 @@ def _hf_data(hf: Optional[Path], data: Optional[Path], manifest: Optional[Path])
     return load_hf(hf)
 
 
+def _dataset_folders(found, hf: Optional[Path]) -> list:
+    """The folders never written into: those of the images found, and the folder given to --hf."""
+    from .safeio import dataset_folders  # noqa: PLC0415
+
+    return dataset_folders(found) + ([os.path.realpath(hf)] if hf is not None else [])
+
+
 def _cache_arg(cache: Optional[Path], no_cache: bool):
     return False if no_cache else (cache if cache is not None else True)
 
@@ -518,8 +525,6 @@ def audit(
     """
     from .audit import audit as run_audit  # noqa: PLC0415
     from .report import prepare_out_dir, render_terminal, summary_json, write_outputs  # noqa: PLC0415
-    from .safeio import dataset_folders  # noqa: PLC0415
-
     _verbose(verbose)
     if data is None and manifest is None and hf is None:
         raise _fail("give a dataset folder (leakscan audit DATA), --manifest FILE or --hf PATH")
@@ -536,7 +541,7 @@ def audit(
         _check_decisions(decisions)
 
         def check_out(found):  # once the images are found, before the long part
-            prepare_out_dir(out, force=force, protect=dataset_folders(found), data_root=hf)
+            prepare_out_dir(out, force=force, protect=_dataset_folders(found, hf))
         with _progress(quiet) as cb, _max_file_size(max_file_size), _dask_client(dask) as client:
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,
@@ -646,7 +651,7 @@ def resplit(
     from .materialize import materialize, planned  # noqa: PLC0415
     from .report import prepare_resplit_out, render_resplit, write_resplit  # noqa: PLC0415
     from .resplit import resplit as run_resplit  # noqa: PLC0415
-    from .safeio import check_target, dataset_folders  # noqa: PLC0415
+    from .safeio import check_target  # noqa: PLC0415
     from .split import parse_ratios  # noqa: PLC0415
 
     _verbose(verbose)
@@ -667,7 +672,7 @@ def resplit(
         _ratio_warnings(ratios)
 
         def check_out(found):  # once the images are found, before the long part
-            folders = dataset_folders(found) + ([os.path.realpath(hf)] if hf is not None else [])
+            folders = _dataset_folders(found, hf)
             prepare_resplit_out(out, force=force, protect=folders)
             if materialize_dir is not None:
                 check_target(materialize_dir, folders, what="--materialize folder")

@@ -249,7 +249,7 @@ def detect(
                     f"the images are too small or too alike for the evidence to tell copies from look-alikes well "
                     f"(held-out AUC {auc:.2f} on synthetic copies of this data); confidences are low and few "
                     f"pairs reach {s.min_confidence:g}: check the possible pairs in the report")
-    threshold = s.min_confidence if cal is None else cal.threshold
+    threshold = duplicate_bar(s, cal)
     # tiles sharing less than half their area are not copies of one picture: at most possible
     # (given the benefit of the offset's half-pixel precision on the thumbnail)
     small = (cands.variant == MatchView.OVERLAP) & (overlap_share(cands.offset, slack=0.5) < OVERLAP_MIN_SHARE)
@@ -273,7 +273,7 @@ def detect(
                             "need it")
         if len(keyed) and cal is None and not (~exact).any():  # nothing was calibrated for the thumbnails
             cal = calibrated()
-            threshold = s.min_confidence if cal is None else cal.threshold
+            threshold = duplicate_bar(s, cal)
         if len(keyed):  # proposed, not decided: the closer look decides them (in place of a rejected reading)
             keyed = dataclasses.replace(keyed, confidence=np.full(len(keyed), POSSIBLE_FLOOR, np.float32))
             cands = PairTable.concat([cands.take(~np.isin(cands.keys(), keyed.keys())), keyed]).sorted()
@@ -306,6 +306,12 @@ def detect(
              len(pairs) - int(dup.sum()), int(possible.sum()))
     return Detection(pairs=pairs, possible=cands.take(possible), calibration=cal,
                      warnings=tuple(warnings), timings={"search": t1 - t0, "verify": t2 - t1, "calibrate": t_cal})
+
+
+def duplicate_bar(settings: DetectSettings, calibration: Calibration | None) -> float:
+    """The confidence a pair needs to be a duplicate: ``settings.min_confidence``, or the bar the
+    calibration holds (raised by ``min_precision``: :func:`with_bar_in_force`)."""
+    return float(settings.min_confidence if calibration is None else calibration.threshold)
 
 
 def with_bar_in_force(cal: Calibration, cands: PairTable, n: int, min_precision: float) -> tuple:

@@ -88,14 +88,21 @@ _TASK_CAP: contextvars.ContextVar = contextvars.ContextVar("leakscan_max_file_si
 
 
 def requested_max_file_size() -> int | None:
-    """The cap this process was asked for (``$LEAKSCAN_MAX_FILE_SIZE``, which ``--max-file-size``
-    sets), or None when none was: what a task carries to workers that do not share the
-    environment."""
+    """The cap this process was asked for: the one a task brought (:func:`file_size_cap`), else
+    ``$LEAKSCAN_MAX_FILE_SIZE`` (which ``--max-file-size`` sets); None when none was (a value
+    that is not a size is warned about once; the command line refuses it). What a task carries
+    to workers that do not share the environment."""
     if _TASK_CAP.get() is not None:
         return _TASK_CAP.get()
+    env = os.environ.get(MAX_FILE_SIZE_ENV)
+    if not env:
+        return None
     try:
-        return parse_size(os.environ[MAX_FILE_SIZE_ENV]) if os.environ.get(MAX_FILE_SIZE_ENV) else None
-    except ValueError:  # warned about by max_file_size
+        return parse_size(env)
+    except ValueError:
+        if env not in _WARNED_SIZES:
+            _WARNED_SIZES.add(env)
+            log.warning("ignoring %s=%r (not a size such as 512M)", MAX_FILE_SIZE_ENV, env)
         return None
 
 
@@ -113,20 +120,9 @@ def file_size_cap(cap: int | None):
 
 
 def max_file_size() -> int:
-    """The size cap in bytes: the one a task brought (:func:`file_size_cap`), else
-    ``$LEAKSCAN_MAX_FILE_SIZE`` or :data:`DEFAULT_MAX_FILE_SIZE` (a value that is not a size is
-    warned about once; the command line refuses it)."""
-    if _TASK_CAP.get() is not None:
-        return _TASK_CAP.get()
-    env = os.environ.get(MAX_FILE_SIZE_ENV)
-    if env:
-        try:
-            return parse_size(env)
-        except ValueError:
-            if env not in _WARNED_SIZES:
-                _WARNED_SIZES.add(env)
-                log.warning("ignoring %s=%r (not a size such as 512M)", MAX_FILE_SIZE_ENV, env)
-    return DEFAULT_MAX_FILE_SIZE
+    """The size cap in bytes: :func:`requested_max_file_size`, else :data:`DEFAULT_MAX_FILE_SIZE`."""
+    cap = requested_max_file_size()
+    return DEFAULT_MAX_FILE_SIZE if cap is None else cap
 
 
 _KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),

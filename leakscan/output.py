@@ -19,7 +19,7 @@ from typing import Callable, Union
 from .errors import OutputError
 
 __all__ = ["atomic_write", "inside", "make_folder", "missing_folders", "remove_empty_folders", "utf8_text",
-           "json_text"]
+           "json_text", "name_start", "shown_bar", "tier_rounded", "CONFIDENCE_DIGITS"]
 
 Content = Union[str, bytes, Callable[[str], None]]
 

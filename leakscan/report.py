@@ -45,16 +45,13 @@ def summary_json(audit: Audit) -> str:
     return json_text(audit.to_dict(), indent=2) + "\n"
 
 
-def prepare_out_dir(out: Path, *, force: bool, data_root: Path | None = None, names=OUTPUT_FILES,
-                    protect=()) -> Path:
+def prepare_out_dir(out: Path, *, force: bool, names=OUTPUT_FILES, protect=()) -> Path:
     """Check that ``out`` may receive our files: not inside (nor holding) the dataset, writable, no clobbering.
 
-    ``protect``: the dataset's folders (:func:`leakscan.safeio.dataset_folders`); ``data_root``:
-    one more folder to treat as the dataset.
+    ``protect``: the dataset's folders (:func:`leakscan.safeio.dataset_folders`).
     """
     out = Path(out)
-    folders = list(protect) + ([os.path.realpath(data_root)] if data_root is not None else [])
-    check_target(out, folders, what="output folder")
+    check_target(out, list(protect), what="output folder")
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
     make_folder(out)
@@ -252,11 +249,11 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
 
 # --------------------------------------------------------------------------- re-split
 
-def prepare_resplit_out(out: Path, *, force: bool, data_root: Path | None = None, protect=()) -> None:
-    """Check that the new manifest may be written at ``out`` (before the long part runs)."""
+def prepare_resplit_out(out: Path, *, force: bool, protect=()) -> None:
+    """Check that the new manifest may be written at ``out`` (before the long part runs):
+    ``protect`` as for :func:`prepare_out_dir`."""
     out = Path(out)
-    folders = list(protect) + ([os.path.realpath(data_root)] if data_root is not None else [])
-    check_target(out.parent, folders, what=f"the folder of --out {out}", contains=False)
+    check_target(out.parent, list(protect), what=f"the folder of --out {out}", contains=False)
     if out.is_dir():
         raise OutputError(f"{out}: is a folder; --out names the CSV file to write")
     if out.exists() and not force:

@@ -292,6 +292,7 @@ def _decode(data: bytes, draft, min_side) -> tuple[Image.Image, str, tuple[int, 
             raise DecodeError(
                 f"image is {w}x{h} = {w * h:,} pixels, above the {MAX_PIXELS:,} limit; refused before decoding"
             )
+        _png_key_as_pixels(img, data)
         if draft is not None:
             img.draft("RGB", draft)  # JPEG (and MPO) only; a no-op for other formats
         note = ""
@@ -320,15 +321,52 @@ def _decode(data: bytes, draft, min_side) -> tuple[Image.Image, str, tuple[int, 
     return img, note, ((h, w) if turned else (w, h))
 
 
+#: Modes whose transparency is one colour, ``img.info["transparency"]`` (a palette index, grey
+#: value or RGB triple: a PNG's tRNS chunk, a GIF's transparent index), which ``convert("RGBA")`` honours.
+_KEYED_MODES = ("P", "1", "L", "RGB")
+
+
+def _png_key_as_pixels(img: Image.Image, data: bytes) -> None:
+    """Put a grey or RGB PNG's colour key (tRNS) on the scale of the pixels Pillow gives.
+
+    Pillow keeps the key as the file stores it, at the file's bit depth, while it widens 2- and
+    4-bit grey pixels to 8 bits and keeps the high byte of 16-bit RGB ones. A key beyond the bit
+    depth is invalid and dropped (libpng ignores it too). 16-bit grey (``I;16``) keeps its key:
+    its pixels keep their 16 bits.
+    """
+    key = img.info.get("transparency")
+    if img.format != "PNG" or key is None or img.mode not in ("L", "RGB") or data[12:16] != b"IHDR":
+        return
+    depth = data[24]  # IHDR: width, height (4 bytes each), then the bit depth
+    keys = (key,) if img.mode == "L" else tuple(key)
+    if max(keys) >= 1 << depth:
+        del img.info["transparency"]
+    elif img.mode == "L" and depth < 8:
+        img.info["transparency"] = key * 255 // ((1 << depth) - 1)
+    elif img.mode == "RGB" and depth == 16:
+        img.info["transparency"] = tuple(k >> 8 for k in keys)
+
+
+def _on_background(img: Image.Image) -> Image.Image:
+    """``img``, with its alpha or colour key, composited on :data:`BACKGROUND`, as RGB."""
+    rgba = img.convert("RGBA")
+    bg = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
+    return Image.alpha_composite(bg, rgba).convert("RGB")
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     mode = img.mode
-    if mode == "RGB":
+    key = img.info.get("transparency")
+    if mode == "RGB" and key is None:
         return img
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if mode != "I" or arr.max(initial=0) > 255 else 255.0
-        arr = np.clip(np.rint(arr * (255.0 / top)), 0, 255).astype(np.uint8)
-        return Image.fromarray(arr, "L").convert("RGB")
+        raw = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if mode != "I" or raw.max(initial=0) > 255 else 255.0
+        grey = Image.fromarray(np.clip(np.rint(raw * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+        if isinstance(key, int):  # a 16-bit grey PNG's colour key, in its 16-bit values
+            alpha = Image.fromarray(np.where(raw == key, 0, 255).astype(np.uint8), "L")
+            return _on_background(Image.merge("LA", (grey, alpha)))
+        return grey.convert("RGB")
     if mode == "F":
         arr = np.asarray(img, dtype=np.float64)
         finite = np.isfinite(arr)
@@ -341,11 +379,8 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         elif hi <= 1.0:  # pixels in [0, 1], as float arrays are read (canonical_from_array)
             arr = arr * 255.0
         return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L").convert("RGB")
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info)
-    if has_alpha:
-        rgba = img.convert("RGBA")
-        bg = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
-        return Image.alpha_composite(bg, rgba).convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode in _KEYED_MODES and key is not None):
+        return _on_background(img)
     return img.convert("RGB")
 
 

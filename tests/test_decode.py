@@ -196,3 +196,87 @@ def test_a_bad_size_in_the_environment_is_warned_about_once(monkeypatch, caplog)
     with caplog.at_level("WARNING", logger="leakscan.decode"):
         assert [max_file_size() for _ in range(5)] == [DEFAULT_MAX_FILE_SIZE] * 5
     assert sum("not-a-size-7" in r.getMessage() for r in caplog.records) == 1
+
+
+def _colour_key_pair(kind: str) -> tuple[bytes, bytes]:
+    """One picture with a fully transparent box, saved twice: with an alpha channel (RGBA or LA),
+    and as ``kind`` (grey or RGB, 4 to 16 bits) whose tRNS chunk names the box's colour transparent."""
+    box = (100, 80, 300, 260)
+    rgb = scene(11, 96).resize((640, 520), Image.BICUBIC)
+    rgb.paste((55, 55, 55), (400, 300, 440, 340))  # the colour the low bytes of the 16-bit key spell
+    alpha = Image.new("L", rgb.size, 255)
+    alpha.paste(0, box)
+    if kind in ("rgb8", "rgb16"):
+        key = (1, 254, 3)
+        assert key not in {c for _, c in rgb.getcolors(1 << 24)}  # only the box has the key colour
+        reference = encode(Image.merge("RGBA", (*rgb.split(), alpha)), "PNG")
+        rgb.paste(key, box)
+        if kind == "rgb8":
+            return reference, encode(rgb, "PNG", transparency=key)
+        # Pillow cannot write 16-bit RGB: each sample is the 8-bit one, then the low byte 0x37
+        raw = (np.asarray(rgb, np.uint16) << 8) | 0x37
+        rows = b"".join(b"\0" + row.astype(">u2").tobytes() for row in raw)
+        return reference, _png(rgb.size, 16, 2, struct.pack(">HHH", *((k << 8) | 0x37 for k in key)), rows)
+    grey = np.asarray(rgb.convert("L"))
+    if kind == "grey4":  # 4-bit samples, shown as sample * 17
+        samples = np.where(grey // 17 == 7, 8, grey // 17).astype(np.uint8)
+        samples[box[1]:box[3], box[0]:box[2]] = 7
+        reference = Image.merge("LA", (Image.fromarray(samples * 17, "L"), alpha))
+        return encode(reference, "PNG"), encode(Image.fromarray(samples, "L"), "PNG", transparency=7, bits=4)
+    grey = np.clip(grey, 10, 250)
+    reference = encode(Image.merge("LA", (Image.fromarray(grey, "L"), alpha)), "PNG")
+    grey[box[1]:box[3], box[0]:box[2]] = 5
+    if kind == "grey8":
+        return reference, encode(Image.fromarray(grey, "L"), "PNG", transparency=5)
+    return reference, encode(Image.fromarray(grey.astype(np.uint16) * 257), "PNG", transparency=5 * 257)
+
+
+def _png(size, depth: int, colour_type: int, trns: bytes, rows: bytes) -> bytes:
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", *size, depth, colour_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"tRNS", trns) + chunk(b"IDAT", zlib.compress(rows))
+            + chunk(b"IEND", b""))
+
+
+COLOUR_KEYS = ["rgb8", "grey8", "grey4", "grey16", "rgb16"]
+
+
+@pytest.mark.parametrize("kind", COLOUR_KEYS)
+def test_a_colour_key_png_decodes_as_its_copy_with_alpha(kind):
+    # a grey or RGB PNG's tRNS colour key was ignored: the box kept its key colour, not white
+    from leakscan.decode import decode_reduced
+    from leakscan.settings import DECODE_SIDE
+
+    reference, keyed = _colour_key_pair(kind)
+    want = np.asarray(decode_bytes(reference)[0])
+    assert (want[80:260, 100:300] == 255).all() and want.std() > 20
+    assert np.array_equal(np.asarray(decode_bytes(keyed)[0]), want)
+    small, _, size = decode_reduced(keyed, DECODE_SIDE)
+    assert size == (640, 520) and small.size == (320, 260)
+    assert np.array_equal(np.asarray(small), np.asarray(decode_reduced(reference, DECODE_SIDE)[0]))
+
+
+def test_a_colour_key_png_has_the_features_of_its_copy_with_alpha(tmp_path):
+    from leakscan.discovery import discover
+    from leakscan.features import extract_features
+
+    paths = []
+    for kind in COLOUR_KEYS:
+        for name, data in zip(("alpha", "keyed"), _colour_key_pair(kind)):
+            paths.append(tmp_path / f"{kind}-{name}.png")
+            paths[-1].write_bytes(data)
+    f = extract_features(discover([str(p) for p in paths]), jobs=1)
+    assert f.ok.all()
+    for k in range(0, len(paths), 2):
+        assert np.array_equal(f.pixel_digest[k], f.pixel_digest[k + 1]), paths[k].name
+        assert np.array_equal(f.hashes[k], f.hashes[k + 1]) and np.array_equal(f.thumb[k], f.thumb[k + 1])
+    assert not np.array_equal(f.pixel_digest[0], f.pixel_digest[2])  # rgb and grey differ
+
+
+def test_a_colour_key_beyond_the_bit_depth_is_ignored():
+    # an 8-bit RGB PNG whose key is 16-bit: Pillow would match its low bytes, (55, 55, 55) here
+    pixels = np.full((4, 6, 3), 55, np.uint8)
+    rows = b"".join(b"\0" + row.tobytes() for row in pixels)
+    img, _ = decode_bytes(_png((6, 4), 8, 2, struct.pack(">HHH", 0x0137, 0x0137, 0x0137), rows))
+    assert np.array_equal(np.asarray(img), pixels)

@@ -24,7 +24,7 @@ from .groups import Groups, build_groups
 from .keypoints import SEARCH_MAX_IMAGES
 from .discovery import discover
 from .manifest import BOTH_SIDES, Manifest
-from .output import tier_rounded
+from .output import shown_fraction, tier_rounded
 from .pairs import KINDS, SEARCH_VERSION, PairTable
 from .settings import DECODE_SIDE, DetectSettings
 from .views import MatchView
@@ -54,7 +54,7 @@ class Leak:
 
     def to_dict(self) -> dict:
         return {"split": self.split, "against": self.against, "images": self.images,
-                "total": self.total, "fraction": round(self.fraction, 6), "per_class": self.per_class}
+                "total": self.total, "fraction": shown_fraction(self.fraction), "per_class": self.per_class}
 
 
 @dataclass(frozen=True)
@@ -287,7 +287,7 @@ def analyse(manifest: Manifest, features: Features, pairs: PairTable, settings: 
             per_class = {}
             for c in present:
                 h, t = int(class_hit[c]), int(class_total[c])
-                per_class[label_names[c]] = {"images": h, "total": t, "fraction": round(h / t, 6)}
+                per_class[label_names[c]] = {"images": h, "total": t, "fraction": shown_fraction(h / t)}
             leaks.append(Leak(split=A, against=B, images=int(hit.sum()), total=total, per_class=per_class))
 
     conflicts, chained = [], []

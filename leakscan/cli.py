@@ -20,7 +20,7 @@ from rich.console import Console
 
 from ._version import __version__
 from .errors import LeakscanError
-from .output import missing_folders, remove_empty_folders
+from .output import missing_folders, remove_empty_folders, shown_fraction
 from .settings import DECODE_SIDE, DEFAULTS, MODEL_BATCH, RANDOM_STATE, TRANSFORMS
 
 app = typer.Typer(
@@ -572,7 +572,7 @@ def audit(
     if result.n_images == 0:
         raise _fail(f"no image could be read ({len(result.skipped)} skipped"
                     + (f"; reasons in {out}/skipped.csv)" if out is not None else "; run with --out to list them)"))
-    if fail_on_leak and result.max_leak_fraction() > max_leak:
+    if fail_on_leak and shown_fraction(result.max_leak_fraction()) > max_leak:  # the figure summary.json shows
         worst = max(result.leaks, key=lambda lk: lk.fraction)
         _say(f"leakscan: leakage above --max-leak {max_leak:g}: {worst.images} of {worst.total} {worst.split} "
              f"images ({100 * worst.fraction:.2f}%) have a duplicate in {worst.against}")

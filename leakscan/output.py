@@ -19,7 +19,8 @@ from typing import Callable, Union
 from .errors import OutputError
 
 __all__ = ["atomic_write", "inside", "make_folder", "missing_folders", "remove_empty_folders", "utf8_text",
-           "json_text", "name_start", "shown_bar", "tier_rounded", "CONFIDENCE_DIGITS"]
+           "json_text", "name_start", "shown_bar", "tier_rounded", "CONFIDENCE_DIGITS", "shown_fraction",
+           "FRACTION_DIGITS"]
 
 Content = Union[str, bytes, Callable[[str], None]]
 
@@ -170,6 +171,20 @@ def shown_bar(bar: float, digits: int = CONFIDENCE_DIGITS) -> float:
     """
     scale = 10 ** digits
     return math.ceil(round(float(bar) * scale, 6)) / scale
+
+
+#: Decimals of a leaked fraction in ``summary.json``.
+FRACTION_DIGITS = 6
+
+
+def shown_fraction(fraction: float) -> float:
+    """A leaked fraction as ``summary.json`` shows it, and as ``--fail-on-leak`` compares it with
+    ``--max-leak`` (so the exit code agrees with the figure a script reads).
+
+    >>> shown_fraction(1 / 7)
+    0.142857
+    """
+    return round(float(fraction), FRACTION_DIGITS)
 
 
 def tier_rounded(confidence: float, bar: float, digits: int = CONFIDENCE_DIGITS) -> float:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..output import shown_fraction
+
 __all__ = ["add_to_summary", "terminal_lines", "spatial_records", "SPATIAL_COLUMNS"]
 
 SPATIAL_COLUMNS = ["a", "b", "split_a", "split_b", "overlap", "crs"]
@@ -72,7 +74,7 @@ def add_to_summary(audit, d: dict) -> dict:
                     continue
                 rows = [r for r, s in partners.items() if m.splits[r] == A and B in s]
                 out.append({"split": A, "against": B, "tiles": len(rows), "total": total,
-                            "fraction": round(len(rows) / total, 6) if total else 0.0,
+                            "fraction": shown_fraction(len(rows) / total) if total else 0.0,
                             "max_overlap": round(max((best[(r, B)] for r in rows), default=0.0), 6)})
         d["spatial_leaks"] = out
     return d

@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 
 from .errors import ConfigError, OutputError
-from .output import make_folder
-from .safeio import TMP_MARK, check_target, dataset_folders, place_file
+from .output import TMP_MARK, make_folder
+from .safeio import check_target, dataset_folders, place_file
 
 __all__ = ["materialize", "planned", "LINK_MODES"]
 

@@ -12,17 +12,23 @@ import json
 import math
 import os
 import re
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Union
 
 from .errors import OutputError
 
 __all__ = ["atomic_write", "inside", "make_folder", "missing_folders", "remove_empty_folders", "utf8_text",
-           "json_text", "name_start", "shown_bar", "tier_rounded", "CONFIDENCE_DIGITS", "shown_fraction",
-           "FRACTION_DIGITS"]
+           "json_text", "name_start", "tmp_prefix", "clean_leftovers", "TMP_MARK", "shown_bar", "tier_rounded",
+           "CONFIDENCE_DIGITS", "shown_fraction", "FRACTION_DIGITS"]
 
 Content = Union[str, bytes, Callable[[str], None]]
+
+#: Marks every temporary name leakscan makes (hidden files and folders), so a re-run can
+#: recognise and remove what a killed run left.
+TMP_MARK = ".leakscan-tmp"
 
 
 def _umask() -> int:
@@ -73,8 +79,37 @@ def name_start(name: str, limit: int = 100) -> str:
     return name
 
 
+def tmp_prefix(name: str) -> str:
+    """The start of the temporary names made beside ``name`` (:func:`name_start`)."""
+    return f".{name_start(name)}."
+
+
+def clean_leftovers(folder: Path, prefix: str, min_age: float = 3600.0) -> None:
+    """Remove temporary folders/files of ours (``prefix``...``TMP_MARK``) a killed run left behind."""
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for e in entries:
+        if not (e.name.startswith(prefix) and TMP_MARK in e.name):
+            continue
+        try:
+            if now - e.stat(follow_symlinks=False).st_mtime < min_age:
+                continue  # may belong to a run still going
+            if e.is_dir(follow_symlinks=False):
+                shutil.rmtree(e.path, ignore_errors=True)
+            else:
+                os.unlink(e.path)
+        except OSError:
+            pass
+
+
 def atomic_write(path, content: Content) -> Path:
     """Write ``content`` to ``path`` via a temporary file and an atomic rename; returns the path.
+
+    The temporary file is hidden and marked (:func:`tmp_prefix`, :data:`TMP_MARK`); one that a
+    killed write of the same file left, an hour old or more, is removed first.
 
     ``content`` is text (UTF-8, newlines as given), bytes, or a function that writes the file
     whose name it is given (for writers that want a path, such as pyarrow).
@@ -93,8 +128,9 @@ def atomic_write(path, content: Content) -> Path:
     """
     path = Path(path)
     tmp = None
+    clean_leftovers(path.parent, tmp_prefix(path.name))  # what a killed write of this file left
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name_start(path.name)}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=tmp_prefix(path.name), suffix=TMP_MARK, dir=path.parent)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are ordinary files
         if callable(content):
             os.close(fd)

@@ -18,20 +18,14 @@ import re
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from .errors import OutputError
-from .output import _umask, atomic_write, name_start
+from .output import TMP_MARK, _umask, atomic_write, clean_leftovers, tmp_prefix
 
 log = logging.getLogger(__name__)
 
-__all__ = ["dataset_folders", "check_target", "write_folder", "place_file", "plain", "csv_cell", "TMP_MARK"]
-
-#: Marks every temporary name leakscan makes (hidden files and folders), so a re-run can
-#: recognise and remove what a killed run left.
-TMP_MARK = ".leakscan-tmp"
-
+__all__ = ["dataset_folders", "check_target", "write_folder", "place_file", "plain", "csv_cell"]
 
 # --------------------------------------------------------------------------- where we may write
 
@@ -127,32 +121,6 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), os.fspath(b))
 
 
-def _clean_leftovers(folder: Path, prefix: str, min_age: float = 3600.0) -> None:
-    """Remove temporary folders/files of ours (``prefix``...``TMP_MARK``) a killed run left behind."""
-    now = time.time()
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return
-    for e in entries:
-        if not (e.name.startswith(prefix) and TMP_MARK in e.name):
-            continue
-        try:
-            if now - e.stat(follow_symlinks=False).st_mtime < min_age:
-                continue  # may belong to a run still going
-            if e.is_dir(follow_symlinks=False):
-                shutil.rmtree(e.path, ignore_errors=True)
-            else:
-                os.unlink(e.path)
-        except OSError:
-            pass
-
-
-def _tmp_prefix(name: str) -> str:
-    """The start of the temporary names made beside ``name`` (:func:`~leakscan.output.name_start`)."""
-    return f".{name_start(name)}."
-
-
 def write_folder(out: Path, files: dict, *, owned: set, order=None) -> list[Path]:
     """Write ``files`` ({name: text or callable(path)}) into ``out`` as one set.
 
@@ -168,8 +136,8 @@ def write_folder(out: Path, files: dict, *, owned: set, order=None) -> list[Path
     if out.is_symlink():  # replace the folder it points at, keep the link
         out = Path(os.path.realpath(out))
     parent = out.absolute().parent
-    _clean_leftovers(parent, _tmp_prefix(out.name))
-    _clean_leftovers(out, ".") if out.is_dir() else None
+    clean_leftovers(parent, tmp_prefix(out.name))
+    clean_leftovers(out, ".") if out.is_dir() else None
     names = list(order or files)
     try:
         existing = set(os.listdir(out)) if out.is_dir() else set()
@@ -183,7 +151,7 @@ def write_folder(out: Path, files: dict, *, owned: set, order=None) -> list[Path
     swap = existing <= set(owned) and not inside
     where = parent if swap else out
     try:
-        stage = Path(tempfile.mkdtemp(prefix=_tmp_prefix(out.name) if swap else ".", suffix=TMP_MARK, dir=where))
+        stage = Path(tempfile.mkdtemp(prefix=tmp_prefix(out.name) if swap else ".", suffix=TMP_MARK, dir=where))
     except OSError as exc:
         raise OutputError(f"{out}: cannot write the results ({exc.strerror or exc}); nothing was changed") from None
     try:
@@ -226,7 +194,7 @@ def _swap(stage: Path, out: Path) -> None:
         if out.is_dir() and _exchange(stage, out):
             return
         if out.is_dir():
-            old = Path(tempfile.mkdtemp(prefix=f"{_tmp_prefix(out.name)}old-", suffix=TMP_MARK,
+            old = Path(tempfile.mkdtemp(prefix=f"{tmp_prefix(out.name)}old-", suffix=TMP_MARK,
                                         dir=out.absolute().parent))
             os.replace(out, old / "old")
             try:
@@ -281,7 +249,7 @@ def place_file(src: Path, target: Path, link: str) -> bool:
         return _same_placement(src, target, link)
     # the temporary name keeps at most 100 bytes of the target's: a long name plus the
     # marks would pass the file system's limit on a name (255 bytes)
-    tmp = target.with_name(f"{_tmp_prefix(target.name)}{os.getpid()}{TMP_MARK}")
+    tmp = target.with_name(f"{tmp_prefix(target.name)}{os.getpid()}{TMP_MARK}")
     try:
         os.unlink(tmp)
     except FileNotFoundError:

@@ -209,3 +209,42 @@ def test_class_share_error_with_ratios_is_measured_against_the_overall_mix():
     d = leakscan.resplit(a, keep="test", ratios="train=0.5,val=0.5").to_dict()
     assert d["splits"]["test"]["class_share_original"] == {"a": 0.1667, "b": 0.8333}
     assert d["splits"]["test"]["max_class_share_error"] == 0.0
+
+
+KILL_AT_RENAME = """
+import os, signal, sys
+real = os.replace
+def replace(src, dst):
+    if os.fspath(dst).endswith("new.csv"):  # new.csv written in full under its temporary name
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(src, dst)
+os.replace = replace
+from leakscan.cli import app
+sys.argv = ["leakscan"] + sys.argv[1:]
+app()
+"""
+
+
+def test_the_temporary_file_a_killed_resplit_left_is_removed_by_the_next_one(leaky_dataset, tmp_path):
+    # it was .new.csv.XXXX.tmp, which nothing removed: a hidden copy of the manifest for good
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "splits" / "new.csv"
+    args = ["resplit", str(leaky_dataset), "--out", str(out), "-q"]
+    assert subprocess.run([sys.executable, "-c", KILL_AT_RENAME, *args], capture_output=True).returncode == -9
+    (left,) = [p for p in out.parent.iterdir()]
+    assert left.name.startswith(".new.csv.") and read(left)  # the whole manifest, under a hidden name
+    hour_ago = time.time() - 3700
+    os.utime(left, (hour_ago, hour_ago))  # older than any run still writing it
+    mine = {".new.csv.notes": "a user's hidden file", "new.csv.tmp": "a user's file",
+            "other.csv": "path,split\n"}
+    for name, text in mine.items():
+        (out.parent / name).write_text(text)
+        os.utime(out.parent / name, (hour_ago, hour_ago))
+    running = out.parent / ".new.csv.a1b2c3d4.leakscan-tmp"  # fresh: another run may be writing it
+    running.write_text("path,split\n")
+    assert run(*args).exit_code == 0
+    assert sorted(os.listdir(out.parent)) == sorted([*mine, running.name, "new.csv"]) and len(read(out)) == 19
+    assert {name: (out.parent / name).read_text() for name in mine} == mine

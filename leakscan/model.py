@@ -312,10 +312,10 @@ class EmbeddingModel:
                 raise InputError(f"model {self.spec.path}: its first output is {tuple(y.shape)} for a batch of "
                                  f"{len(x)} images, not one embedding per image (N, D); export a module that "
                                  "returns one (README: Exporting a PyTorch or Hugging Face model)")
-            if y[0].size == 0:  # (N, 0): an empty embedding, which would match nothing, without a word
-                raise InputError(f"model {self.spec.path}: its first output is {tuple(y.shape)}, no number per "
-                                 "image: an empty embedding; export a module that returns one embedding per image "
-                                 "(N, D) (README: Exporting a PyTorch or Hugging Face model)")
+            if y[0].size < 2:  # (N, 0) matches nothing; (N,) or (N, 1) is a score whose cosine is +-1 for every pair
+                raise InputError(f"model {self.spec.path}: its first output is {tuple(y.shape)}, "
+                                 f"{y[0].size} number(s) per image, not an embedding; export a module that returns "
+                                 "one embedding per image (N, D) (README: Exporting a PyTorch or Hugging Face model)")
             if y.ndim > 2 and y[0].size > MAX_EMBED_DIM:  # a feature map or tokens, not one vector per image
                 raise InputError(f"model {self.spec.path}: its first output is {tuple(y.shape)}, not one embedding "
                                  f"per image (N, D); export a module that returns a pooled embedding first (README: "

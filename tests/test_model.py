@@ -525,26 +525,36 @@ def test_metadata_mean_and_std_written_for_0_255_pixels_are_read_on_that_scale(t
             EmbeddingModel(ModelSpec.from_path(pool_model(tmp_path / "half.onnx", dynamic=True, metadata=meta)))
 
 
-def test_a_model_whose_embedding_is_empty_is_refused_by_name(tmp_path):
-    # an (N, 0) output gave every image an empty embedding: no model pair, no model evidence,
-    # and the run ended with exit 0 as if the model had been heard
+@pytest.mark.parametrize("width", [0, 1, None])
+def test_a_model_without_an_embedding_per_image_is_refused_by_name(tmp_path, width):
+    # an (N, 0) output gave every image an empty embedding: no model pair, no model evidence, and
+    # the run ended with exit 0 as if the model had been heard; an (N,) or (N, 1) output (a score,
+    # such as a classifier's logit) normalised to +-1, so every pair had a model cosine of +-1
     from onnx import numpy_helper
     from typer.testing import CliRunner
 
     from leakscan.cli import app
 
     nodes = [helper.make_node("ReduceMean", ["x"], ["mean"], axes=[2, 3], keepdims=0),  # (N, 3)
-             helper.make_node("Slice", ["mean", "zero", "zero", "one"], ["y"])]  # its columns 0:0 -> (N, 0)
-    ints = [numpy_helper.from_array(np.array([v], np.int64), name) for name, v in (("zero", 0), ("one", 1))]
-    graph = helper.make_graph(nodes, "empty", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 0])], initializer=ints)
+             helper.make_node("Slice", ["mean", "zero", "end", "one"], ["cols"])]  # its columns 0:width
+    shape = ["N", width or 1]
+    if width is None:  # (N,): the one column squeezed out
+        nodes.append(helper.make_node("Squeeze", ["cols", "one"], ["y"]))
+        shape = ["N"]
+    else:
+        nodes[-1].output[0] = "y"
+    ints = [numpy_helper.from_array(np.array([v], np.int64), name)
+            for name, v in (("zero", 0), ("one", 1), ("end", 1 if width is None else width))]
+    graph = helper.make_graph(nodes, "scores", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)], initializer=ints)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     m.ir_version = 8
     onnx.checker.check_model(m)
-    path = tmp_path / "empty.onnx"
+    path = tmp_path / "scores.onnx"
     onnx.save(m, str(path))
     imgs = np.stack([np.asarray(scene(s, 16)) for s in range(3)])
-    with pytest.raises(InputError, match=r"empty.onnx: its first output is \(3, 0\), no number per image"):
+    shown = {0: r"\(3, 0\), 0 number", 1: r"\(3, 1\), 1 number", None: r"\(3,\), 1 number"}[width]
+    with pytest.raises(InputError, match=r"scores.onnx: its first output is " + shown + r"\(s\) per image, not an embedding"):
         EmbeddingModel(ModelSpec.from_path(path)).embed(imgs)
     data = tmp_path / "data"
     for split, s in (("train", 0), ("train", 1), ("test", 0)):
@@ -553,4 +563,4 @@ def test_a_model_whose_embedding_is_empty_is_refused_by_name(tmp_path):
     res = CliRunner().invoke(app, ["audit", str(data), "--model", str(path), "--no-cache", "--quiet", "-j", "1"])
     assert res.exit_code == 2, res.output
     (line,) = res.output.strip().splitlines()
-    assert "empty.onnx: its first output is (1, 0), no number per image" in line
+    assert "scores.onnx: its first output is" in line and "per image, not an embedding" in line

@@ -21,6 +21,7 @@ from rich.console import Console
 from ._version import __version__
 from .errors import LeakscanError
 from .output import missing_folders, remove_empty_folders
+from .parallel import MAX_JOBS_PER_CORE, check_jobs
 from .settings import DECODE_SIDE, DEFAULTS, MODEL_BATCH, RANDOM_STATE, TRANSFORMS
 
 app = typer.Typer(
@@ -302,7 +303,8 @@ OPT_TRANSFORMS = typer.Option(Transforms(DEFAULTS.transforms), "--transforms",
                               help="Rotated/flipped copies to find: all (8), flip (mirror), none.")
 OPT_JOBS = typer.Option(None, "--jobs", "-j", min=1, show_default=False,
                         help="Worker processes for decoding, the pair evidence and the calibration, and threads for "
-                             "the closer look at the pairs in doubt [default: all cores].")
+                             f"the closer look at the pairs in doubt [default: all cores; at most {MAX_JOBS_PER_CORE} "
+                             "per core].")
 OPT_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars and no tables.")
 OPT_FORCE = typer.Option(False, "--force", "-f", help="Overwrite earlier results.")
 OPT_CACHE = typer.Option(None, "--cache", show_default=False,
@@ -537,6 +539,7 @@ def audit(
                              min_confidence, overlap, min_precision)
         spec = _model_spec(model, model_batch, model_size, model_normalize)
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
+        check_jobs(jobs)  # before a Dask scheduler is waited for
         data = _hf_data(hf, data, manifest)
         _check_decisions(decisions)
 
@@ -666,6 +669,7 @@ def resplit(
                              min_precision=min_precision)
         spec = _model_spec(model, model_batch, model_size, model_normalize)
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
+        check_jobs(jobs)  # before a Dask scheduler is waited for
         data = _hf_data(hf, data, manifest)
         parse_ratios(ratios)  # fail before the long part
         _check_decisions(decisions)

@@ -37,11 +37,21 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: The most worker processes per core: more than one can pay where the files come over a network
+#: (a worker waits on the read), but each costs memory and start time, and ``-j 100000`` is a typo.
+MAX_JOBS_PER_CORE = 4
+
+
 def check_jobs(jobs: int | None) -> int:
-    """``jobs`` as a whole number of worker processes (default: :func:`default_jobs`)."""
+    """``jobs`` as a whole number of worker processes (default: :func:`default_jobs`), from 1 to
+    :data:`MAX_JOBS_PER_CORE` per core."""
     jobs = default_jobs() if jobs is None else int(jobs)
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1 (worker processes), got {jobs}")
+    cores = default_jobs()
+    if jobs > MAX_JOBS_PER_CORE * cores:
+        raise ConfigError(f"jobs must be at most {MAX_JOBS_PER_CORE * cores} ({MAX_JOBS_PER_CORE} worker processes "
+                          f"per core, {cores} cores here), got {jobs}")
     return jobs
 
 

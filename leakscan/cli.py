@@ -526,6 +526,7 @@ def audit(
     Exit codes: 0 done, 1 leakage above --max-leak with --fail-on-leak, 2 bad usage or input.
     """
     from .audit import audit as run_audit  # noqa: PLC0415
+    from .discovery import check_readable  # noqa: PLC0415
     from .report import prepare_out_dir, render_terminal, summary_json, write_outputs  # noqa: PLC0415
     _verbose(verbose)
     if data is None and manifest is None and hf is None:
@@ -541,6 +542,7 @@ def audit(
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
         check_jobs(jobs)  # before a Dask scheduler is waited for
         data = _hf_data(hf, data, manifest)
+        check_readable(data, manifest)  # likewise
         _check_decisions(decisions)
 
         def check_out(found):  # once the images are found, before the long part
@@ -651,6 +653,7 @@ def resplit(
     The result is verified: no duplicate pair found by the audit ends in two splits.
     """
     from .audit import audit as run_audit  # noqa: PLC0415
+    from .discovery import check_readable  # noqa: PLC0415
     from .materialize import materialize, planned  # noqa: PLC0415
     from .report import prepare_resplit_out, render_resplit, write_resplit  # noqa: PLC0415
     from .resplit import resplit as run_resplit  # noqa: PLC0415
@@ -671,6 +674,7 @@ def resplit(
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
         check_jobs(jobs)  # before a Dask scheduler is waited for
         data = _hf_data(hf, data, manifest)
+        check_readable(data, manifest)  # likewise
         parse_ratios(ratios)  # fail before the long part
         _check_decisions(decisions)
         _ratio_warnings(ratios)

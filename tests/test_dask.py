@@ -235,6 +235,29 @@ def test_cli_bad_max_file_size_before_connecting(leaky_dataset):
     assert r.output.strip() == "leakscan: error: --max-file-size must be a size such as 512M or 20000000, got 'lots'"
 
 
+def test_cli_missing_dataset_before_connecting(tmp_path):
+    """A dataset path that is not there is named at once, not after waiting out an unreachable
+    scheduler's connect timeout (and then blamed on the scheduler)."""
+    import time
+
+    import dask
+    from typer.testing import CliRunner
+    from leakscan.cli import app
+
+    missing = tmp_path / "datta"
+    with dask.config.set({"distributed.comm.timeouts.connect": "10s"}):
+        for path, command in ((missing, ["audit", str(missing)]),
+                              (f"{missing}.csv", ["audit", "--manifest", f"{missing}.csv"]),
+                              (missing, ["resplit", str(missing), "--out", str(tmp_path / "new.csv")])):
+            t0 = time.monotonic()
+            r = CliRunner().invoke(app, [*command, "--dask", "tcp://127.0.0.1:1", "--no-cache", "-q"])
+            took = time.monotonic() - t0
+            assert r.exit_code == 2, r.output
+            assert r.output.strip() == f"leakscan: error: {path}: no such file or folder"
+            assert took < 3, took  # the connect timeout is 10 s
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_dask_without_workers_says_it_waits(caplog):
     """A scheduler with no workers (not started yet, or all lost) holds the tasks until some
     join: the run says so rather than hanging in silence, and goes on when one joins."""

@@ -360,7 +360,8 @@ def audit(
     settings : DetectSettings, optional
         Detection thresholds; defaults are documented in the README.
     jobs : int, optional
-        Worker processes for decoding (default: all cores).
+        Worker processes for decoding (default: all cores; at most
+        :data:`~leakscan.parallel.MAX_JOBS_PER_CORE` per core).
     cache : bool or path-like
         Feature cache: ``True`` (default) uses :func:`~leakscan.cache.default_cache_path`, a
         path names the database, ``False`` decodes everything. In-memory arrays are not cached.
@@ -413,6 +414,7 @@ def audit(
     [('train', 'test', 1), ('test', 'train', 1)]
     """
     settings = settings or DetectSettings()
+    jobs = check_jobs(jobs)  # a count out of range is refused before anything is read or written
     if model is None and (model_size is not None or model_normalize is not None):
         given = ", ".join(f"{k}={v!r}" for k, v in (("model_size", model_size), ("model_normalize", model_normalize))
                           if v is not None)
@@ -451,7 +453,7 @@ def audit(
             key = fingerprint(feats, settings, m.splits if settings.scope == "cross" else None)
             detection = _cached_detection(store, key)
         if detection is None:
-            detection = detect(feats, settings, splits=m.splits, model=model, progress=progress, jobs=check_jobs(jobs),
+            detection = detect(feats, settings, splits=m.splits, model=model, progress=progress, jobs=jobs,
                                images=lambda rows: load_pictures(m, rows, kept=feats.pictures,
                                                                  decode_side=decode_side))
             if store is not None:

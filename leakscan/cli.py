@@ -21,6 +21,7 @@ from rich.console import Console
 from ._version import __version__
 from .errors import LeakscanError
 from .output import missing_folders, remove_empty_folders, shown_fraction
+from .parallel import MAX_JOBS_PER_CORE, check_jobs
 from .settings import DECODE_SIDE, DEFAULTS, MODEL_BATCH, RANDOM_STATE, TRANSFORMS
 
 app = typer.Typer(
@@ -302,7 +303,8 @@ OPT_TRANSFORMS = typer.Option(Transforms(DEFAULTS.transforms), "--transforms",
                               help="Rotated/flipped copies to find: all (8), flip (mirror), none.")
 OPT_JOBS = typer.Option(None, "--jobs", "-j", min=1, show_default=False,
                         help="Worker processes for decoding, the pair evidence and the calibration, and threads for "
-                             "the closer look at the pairs in doubt [default: all cores].")
+                             f"the closer look at the pairs in doubt [default: all cores; at most {MAX_JOBS_PER_CORE} "
+                             "per core].")
 OPT_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars and no tables.")
 OPT_FORCE = typer.Option(False, "--force", "-f", help="Overwrite earlier results.")
 OPT_CACHE = typer.Option(None, "--cache", show_default=False,
@@ -524,6 +526,7 @@ def audit(
     Exit codes: 0 done, 1 leakage above --max-leak with --fail-on-leak, 2 bad usage or input.
     """
     from .audit import audit as run_audit  # noqa: PLC0415
+    from .discovery import check_readable  # noqa: PLC0415
     from .report import prepare_out_dir, render_terminal, summary_json, write_outputs  # noqa: PLC0415
     _verbose(verbose)
     if data is None and manifest is None and hf is None:
@@ -537,7 +540,9 @@ def audit(
                              min_confidence, overlap, min_precision)
         spec = _model_spec(model, model_batch, model_size, model_normalize)
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
+        check_jobs(jobs)  # before a Dask scheduler is waited for
         data = _hf_data(hf, data, manifest)
+        check_readable(data, manifest)  # likewise
         _check_decisions(decisions)
 
         def check_out(found):  # once the images are found, before the long part
@@ -648,6 +653,7 @@ def resplit(
     The result is verified: no duplicate pair found by the audit ends in two splits.
     """
     from .audit import audit as run_audit  # noqa: PLC0415
+    from .discovery import check_readable  # noqa: PLC0415
     from .materialize import materialize, planned  # noqa: PLC0415
     from .report import prepare_resplit_out, render_resplit, write_resplit  # noqa: PLC0415
     from .resplit import resplit as run_resplit  # noqa: PLC0415
@@ -666,7 +672,9 @@ def resplit(
                              min_precision=min_precision)
         spec = _model_spec(model, model_batch, model_size, model_normalize)
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
+        check_jobs(jobs)  # before a Dask scheduler is waited for
         data = _hf_data(hf, data, manifest)
+        check_readable(data, manifest)  # likewise
         parse_ratios(ratios)  # fail before the long part
         _check_decisions(decisions)
         _ratio_warnings(ratios)

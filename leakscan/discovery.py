@@ -23,7 +23,29 @@ from .manifest import (IMAGE_EXTENSIONS, SPLIT_ALIASES, SPLIT_SEARCH_DEPTH, UNSP
 
 log = logging.getLogger(__name__)
 
-__all__ = ["discover"]
+__all__ = ["discover", "check_readable"]
+
+
+def check_readable(*sources) -> None:
+    """Each of ``sources`` that is a path (a dataset folder, a manifest or table file) exists and
+    can be read, else an :class:`InputError` naming it. Cheap (one directory opened, or one file):
+    the command line calls it before anything slow, such as reaching a Dask scheduler."""
+    for source in sources:
+        if not isinstance(source, (str, os.PathLike)):
+            continue
+        p = Path(source)
+        try:
+            mode = os.stat(p).st_mode
+            if stat.S_ISDIR(mode):
+                with os.scandir(p):
+                    pass
+            elif stat.S_ISREG(mode):  # not a FIFO or device: opening one could block
+                with open(p, "rb"):
+                    pass
+        except (FileNotFoundError, NotADirectoryError):
+            raise InputError(f"{p}: no such file or folder") from None
+        except OSError as exc:
+            raise InputError(f"{p}: cannot read ({exc.strerror or exc})") from None
 
 
 def discover(
@@ -71,6 +93,7 @@ def discover(
     if source is not None and manifest is not None:  # one would be ignored: which did the user mean?
         raise ArgumentError(f"give the data to audit ({_name(source)}) or a manifest ({manifest}), not both "
                             "(a manifest's relative paths are read from its own folder)")
+    check_readable(source, manifest)
     special = _special_source(source, manifest, source_options)  # tables, datasets, DICOM, GeoTIFF
     if special is not None:
         return special
@@ -100,8 +123,6 @@ def discover(
             return _from_folder(p, source_options)
         if p.is_file() and p.suffix.lower() in (".csv", ".tsv"):
             return _from_csv(p, source_options)
-        if not p.exists():
-            raise InputError(f"{p}: no such file or folder")
         archive = " (an archive: unpack it, then pass the folder)" if _is_archive(p) else ""
         raise InputError(f"{p}: not a folder or a CSV manifest{archive} (pass a folder of images, "
                          "or --manifest FILE.csv)")

@@ -37,11 +37,21 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: The most worker processes per core: more than one can pay where the files come over a network
+#: (a worker waits on the read), but each costs memory and start time, and ``-j 100000`` is a typo.
+MAX_JOBS_PER_CORE = 4
+
+
 def check_jobs(jobs: int | None) -> int:
-    """``jobs`` as a whole number of worker processes (default: :func:`default_jobs`)."""
+    """``jobs`` as a whole number of worker processes (default: :func:`default_jobs`), from 1 to
+    :data:`MAX_JOBS_PER_CORE` per core."""
     jobs = default_jobs() if jobs is None else int(jobs)
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1 (worker processes), got {jobs}")
+    cores = default_jobs()
+    if jobs > MAX_JOBS_PER_CORE * cores:
+        raise ConfigError(f"jobs must be at most {MAX_JOBS_PER_CORE * cores} ({MAX_JOBS_PER_CORE} worker processes "
+                          f"per core, {cores} cores here), got {jobs}")
     return jobs
 
 
@@ -155,6 +165,64 @@ def _cluster_error(exc: Exception, key) -> LeakscanError:
     return LeakscanError(f"the Dask cluster failed: {type(exc).__name__}: {text}")
 
 
+#: Seconds a run waits for workers to join a scheduler that lost all of its own mid-run (workers
+#: killed with no nanny to restart them) before it ends. A scheduler that has none at the start
+#: is waited for without end: an adaptive cluster starts its workers once tasks come.
+WAIT_FOR_WORKERS = 600.0
+
+
+class _Workers:
+    """Watches that a Dask scheduler has workers for the tasks waiting on it."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.seen = False  # workers seen during this run: losing them all is a failure, not a slow start
+        self.none_since: float | None = None
+
+    def threads(self) -> int:
+        """The scheduler's worker threads now. With none: a warning that the run waits (once each
+        time the workers run out); a :class:`LeakscanError` once they were lost and none joined
+        in :data:`WAIT_FOR_WORKERS` seconds."""
+        if self.client.status != "running":  # the scheduler lost: the tasks fail and say so
+            return 0
+        try:
+            threads = sum(self.client.nthreads().values())
+        except OSError:  # the scheduler unreachable: likewise
+            return 0
+        if threads:
+            self.seen, self.none_since = True, None
+            return threads
+        address = getattr(self.client.scheduler, "address", "?")
+        if self.none_since is None:
+            self.none_since = time.monotonic()
+            if self.seen:
+                log.warning("the Dask scheduler at %s has no workers left: waiting up to %g s for some to join "
+                            "(Ctrl-C stops)", address, WAIT_FOR_WORKERS)
+            else:
+                log.warning("the Dask scheduler at %s has no workers: waiting for some to join (Ctrl-C stops)",
+                            address)
+        elif self.seen and time.monotonic() - self.none_since > WAIT_FOR_WORKERS:
+            raise LeakscanError(f"the Dask cluster failed: the scheduler at {address} lost all its workers and "
+                                f"none joined in {WAIT_FOR_WORKERS:g} s")
+        return 0
+
+
+def _as_completed(running, idle: Callable[[], object]) -> Iterator:
+    """The futures of ``running`` (a ``distributed.as_completed``) as they complete; ``idle()``
+    is called every second while none does."""
+    quiet_since = time.monotonic()
+    while not running.is_empty():
+        done = running.next_batch(block=False)
+        if done:
+            yield from done
+            quiet_since = time.monotonic()
+            continue
+        time.sleep(0.05)  # as_completed itself polls, every 0.1 s
+        if time.monotonic() - quiet_since >= 1.0:
+            idle()
+            quiet_since = time.monotonic()
+
+
 def run_chunks(fn: Callable, tasks: Iterable, *, jobs: int = 1, client=None) -> Iterator[tuple[int, object]]:
     """``(position, fn(task))`` for every task (``position``: its place in ``tasks``).
 
@@ -177,11 +245,8 @@ def run_chunks(fn: Callable, tasks: Iterable, *, jobs: int = 1, client=None) -> 
     if client is not None:
         from distributed import as_completed  # noqa: PLC0415 - optional extra
 
-        threads = sum(client.nthreads().values())
-        if not threads:  # the tasks wait for workers, the run silent until some join
-            log.warning("the Dask scheduler at %s has no workers: waiting for some to join (Ctrl-C stops)",
-                        getattr(client.scheduler, "address", "?"))
-        window = AHEAD * max(1, threads)
+        workers = _Workers(client)  # no worker to run the tasks: the run says it waits, not silent
+        window = AHEAD * max(1, workers.threads())
         position = {}
         running = as_completed()
         numbered = enumerate(it)
@@ -193,7 +258,7 @@ def run_chunks(fn: Callable, tasks: Iterable, *, jobs: int = 1, client=None) -> 
                 running.add(fut)
 
         submit(window)
-        for fut in running:
+        for fut in _as_completed(running, workers.threads):
             try:
                 value = fut.result()
             except LeakscanError:  # a task's own (a model that cannot run): as it says

@@ -171,6 +171,56 @@ def test_cli_scheduler_lost_mid_run(leaky_dataset, tmp_path):
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_cli_workers_lost_mid_run(leaky_dataset, tmp_path):
+    """Every worker killed mid-run, with no nanny to restart it: the run says it waits for
+    workers, then, none joining, ends with one line and exit 2, no --out folder (it waited in
+    silence, without end)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(FIXTURES.parent), os.environ.get("PYTHONPATH"))
+                                                      if p))
+    started, out = tmp_path / "started", tmp_path / "report"
+    (tmp_path / "worker.py").write_text(SLOW_WORKER)
+    wait_two_seconds = "import leakscan.cli, leakscan.parallel; leakscan.parallel.WAIT_FOR_WORKERS = 2; leakscan.cli.main()"
+    with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp", host="127.0.0.1",
+                                  dashboard_address=None, silence_logs=40) as cluster:
+        address = cluster.scheduler_address
+        procs = [subprocess.Popen([sys.executable, str(tmp_path / "worker.py"), address, str(started)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        try:
+            for _ in range(600):
+                if cluster.scheduler.workers:
+                    break
+                time.sleep(0.1)
+            assert cluster.scheduler.workers, "the worker never joined"
+            run = subprocess.Popen([sys.executable, "-c", wait_two_seconds, "audit", str(leaky_dataset), "--dask",
+                                    address, "--out", str(out), "--no-cache", "-q"], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            procs.append(run)
+            for _ in range(600):
+                if started.exists():
+                    break
+                time.sleep(0.1)
+            assert started.exists(), "the worker never started a task"
+            procs[0].kill()
+            stdout, stderr = run.communicate(timeout=60)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+    assert run.returncode == 2, stderr
+    assert stderr.strip().splitlines() == [
+        f"leakscan: WARNING: the Dask scheduler at {address} has no workers left: waiting up to 2 s for some to "
+        "join (Ctrl-C stops)",
+        f"leakscan: error: the Dask cluster failed: the scheduler at {address} lost all its workers and none joined "
+        "in 2 s"], stderr
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
 def test_cli_bad_max_file_size_before_connecting(leaky_dataset):
     """A --max-file-size that is not a size is refused at once, not after waiting out the
     scheduler's connect timeout (and then blamed on the scheduler)."""
@@ -183,6 +233,29 @@ def test_cli_bad_max_file_size_before_connecting(leaky_dataset):
                                      "--max-file-size", "lots"])
     assert r.exit_code == 2, r.output
     assert r.output.strip() == "leakscan: error: --max-file-size must be a size such as 512M or 20000000, got 'lots'"
+
+
+def test_cli_missing_dataset_before_connecting(tmp_path):
+    """A dataset path that is not there is named at once, not after waiting out an unreachable
+    scheduler's connect timeout (and then blamed on the scheduler)."""
+    import time
+
+    import dask
+    from typer.testing import CliRunner
+    from leakscan.cli import app
+
+    missing = tmp_path / "datta"
+    with dask.config.set({"distributed.comm.timeouts.connect": "10s"}):
+        for path, command in ((missing, ["audit", str(missing)]),
+                              (f"{missing}.csv", ["audit", "--manifest", f"{missing}.csv"]),
+                              (missing, ["resplit", str(missing), "--out", str(tmp_path / "new.csv")])):
+            t0 = time.monotonic()
+            r = CliRunner().invoke(app, [*command, "--dask", "tcp://127.0.0.1:1", "--no-cache", "-q"])
+            took = time.monotonic() - t0
+            assert r.exit_code == 2, r.output
+            assert r.output.strip() == f"leakscan: error: {path}: no such file or folder"
+            assert took < 3, took  # the connect timeout is 10 s
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_dask_without_workers_says_it_waits(caplog):

@@ -10,7 +10,8 @@ reviewed like code::
 Paths are written as in ``pairs.csv``. Optional columns ``digest_a`` and ``digest_b`` (the
 BLAKE2b-128 of the file bytes, hex; the report's "Export decisions" writes them) let a
 decision follow a file that moved: a side whose path no longer names an audited image is
-matched by content instead.
+matched by content instead, and stands for every audited image with those bytes (the
+decision applies to each byte-identical copy).
 
 Three steps, each a pure function of its inputs:
 

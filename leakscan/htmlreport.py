@@ -30,6 +30,13 @@ __all__ = ["render_html", "MAX_THUMBNAILS"]
 MAX_THUMBNAILS = 20_000
 #: Possible pairs the page lists at most, most likely first (all of them are in possible.csv).
 MAX_POSSIBLE = 5000
+#: Pairs marked distinct by a decisions file the page lists at most: a side matched by digest
+#: stands for every audited copy with those bytes, so one decision can make many pairs.
+MAX_DISTINCT = 5000
+#: Cards, galleries or table rows a section shows at a time; its pager reaches all the others.
+PAGE_SIZE = 50
+#: Images a gallery shows at a time; its own pager reaches all the others.
+GALLERY_PAGE_SIZE = 24
 
 
 def _json_for_script(obj) -> str:
@@ -106,8 +113,8 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None, o
              for k in order[cross[order]].tolist()]
     groups = [{"g": gid, "s": str(m.splits[members[gid][0]]), "m": [ref(r) for r in members[gid]]} for gid in within]
     confl = [{"g": c.group, "labels": c.labels, "m": [ref(r) for r in c.rows]} for c in conflicts]
-    lows = [ref(r) for r in low.tolist()[:2000]]
     review = _review_data(audit, ref)
+    lows = [ref(r) for r in low.tolist()]  # every one, last: the thumbnails of pairs to review come first
     if review["user_pairs"]:  # pairs a decisions file confirmed or added show as such
         user = set(review["user_pairs"])
         for rec, k in zip(pairs, (k for k in order.tolist() if cross[k])):
@@ -167,6 +174,7 @@ def report_data(audit, *, max_thumbnails: int = MAX_THUMBNAILS, progress=None, o
         "conflicts": confl,
         "lowinfo": lows,
         "skipped": [{"p": str(a), "r": str(b)} for a, b in audit.skipped],
+        "page": {"items": PAGE_SIZE, "gallery": GALLERY_PAGE_SIZE},
         **review,
     }
 
@@ -186,14 +194,16 @@ def _href(m, r: int, out_dir) -> str:
 
 def _review_data(audit, ref) -> dict:
     """What the review part of the page needs: decisions already applied, the possible tier."""
-    out = {"decided": [], "distinct": [], "possible": [], "user_pairs": []}
+    out = {"decided": [], "distinct": [], "n_distinct": 0, "possible": [], "user_pairs": []}
     st = getattr(audit, "decisions", None)
     if st is not None:
         md = st.matched
         cur = _current_path(audit)
         out["decided"] = [{"a": cur(e.a, e.digest_a), "b": cur(e.b, e.digest_b), "d": e.decision, "n": e.note,
                            "da": e.digest_a, "db": e.digest_b} for e in md.entries]
-        out["distinct"] = [[ref(i), ref(j)] for i, j in zip(md.cannot_i.tolist()[:5000], md.cannot_j.tolist()[:5000])]
+        out["distinct"] = [[ref(i), ref(j)] for i, j in zip(md.cannot_i[:MAX_DISTINCT].tolist(),
+                                                            md.cannot_j[:MAX_DISTINCT].tolist())]
+        out["n_distinct"] = len(md.cannot_i)
         must = md.must_set()
         p = audit.pairs
         out["user_pairs"] = [k for k, ij in enumerate(zip(p.i.tolist(), p.j.tolist())) if ij in must]
@@ -278,17 +288,17 @@ code{font-size:12px;word-break:break-all}a{color:#1d4ed8}
 <label>Kind <select id="f-kind"></select></label></div><div id="pairs" class="cards"></div><div class="pager" id="pairs-pager"></div></section>
 <section id="possible-sec" hidden><h2>Possible pairs, worth a look <span class="mut" id="possible-count"></span></h2><p class="mut">Below the duplicate threshold: not counted as leakage unless you mark them duplicate.</p><div id="possible" class="cards"></div><div class="pager" id="possible-pager"></div></section>
 <section id="groups-sec"><h2>Duplicate groups inside one split <span class="mut" id="groups-count"></span></h2><div id="groups"></div><div class="pager" id="groups-pager"></div></section>
-<section id="conflicts-sec"><h2>Label conflicts <span class="mut" id="conflicts-count"></span></h2><div id="conflicts"></div></section>
-<section id="distinct-sec" hidden><h2>Marked distinct in the decisions file <span class="mut" id="distinct-count"></span></h2><p class="mut">Not reported as duplicates and never grouped.</p><div id="distinct" class="cards"></div></section>
-<section id="low-sec"><h2>Low-information images <span class="mut" id="low-count"></span></h2><p class="mut">Near-flat images: matched by exact digest only.</p><div class="gal"><div class="figs" id="low"></div></div></section>
-<section id="skipped-sec"><h2>Skipped files <span class="mut" id="skipped-count"></span></h2><table><thead><tr><th>file</th><th>reason</th></tr></thead><tbody id="skipped"></tbody></table></section>
+<section id="conflicts-sec"><h2>Label conflicts <span class="mut" id="conflicts-count"></span></h2><div id="conflicts"></div><div class="pager" id="conflicts-pager"></div></section>
+<section id="distinct-sec" hidden><h2>Marked distinct in the decisions file <span class="mut" id="distinct-count"></span></h2><p class="mut">Not reported as duplicates and never grouped.</p><div id="distinct" class="cards"></div><div class="pager" id="distinct-pager"></div></section>
+<section id="low-sec"><h2>Low-information images <span class="mut" id="low-count"></span></h2><p class="mut">Near-flat images: matched by exact digest only.</p><div class="gal"><div class="figs" id="low"></div></div><div class="pager" id="low-pager"></div></section>
+<section id="skipped-sec"><h2>Skipped files <span class="mut" id="skipped-count"></span></h2><table><thead><tr><th>file</th><th>reason</th></tr></thead><tbody id="skipped"></tbody></table><div class="pager" id="skipped-pager"></div></section>
 <section id="settings-sec"><h2>Settings</h2><table><tbody id="settings"></tbody></table></section>
 </main>
 <script type="application/json" id="data">/*DATA*/</script>
 <script>
 "use strict";
 const D = JSON.parse(document.getElementById("data").textContent);
-const PAGE = 50;
+const PAGE = D.page.items, GALLERY_PAGE = D.page.gallery;
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) { if (k === "class") e.className = v; else e.setAttribute(k, v); }
@@ -316,14 +326,19 @@ function fig(i) {
   f.append(cap);
   return f;
 }
-function pager(box, n, page, go) {
+// every list of the page is shown a page at a time, with this one pager: all a section counts can be reached
+function pager(box, n, size, page, go) {
   box.replaceChildren();
-  const pages = Math.max(1, Math.ceil(n / PAGE));
+  const pages = Math.max(1, Math.ceil(n / size));
   if (pages < 2) return;
   const prev = el("button", {}, "‹ prev"), next = el("button", {}, "next ›");
   prev.disabled = page === 0; next.disabled = page >= pages - 1;
   prev.onclick = () => go(page - 1); next.onclick = () => go(page + 1);
   box.append(prev, el("span", {class: "mut"}, `page ${page + 1} of ${pages}`), next);
+}
+function showPage(box, pagerBox, items, show, page = 0, size = PAGE) {
+  box.replaceChildren(...items.slice(page * size, (page + 1) * size).map(show));
+  pager(pagerBox, items.length, size, page, p => showPage(box, pagerBox, items, show, p, size));
 }
 // ---- review: decisions made in this page, exported as the decisions CSV
 const DEC = new Map();
@@ -441,27 +456,22 @@ function filtered() {  // "all" is each list's first option ("(none)", images wi
   return D.pairs.filter(p => { const a = D.images[p.a], b = D.images[p.b];
     return (all(fs) || [a.s, b.s].sort().join(" ↔ ") === fs.value) && (all(fc) || a.l === fc.value || b.l === fc.value) && (all(fk) || p.k === fk.value); });
 }
-function drawPairs(page) {
+function drawPairs() {
   const list = filtered();
   document.getElementById("pairs-count").textContent = `(${list.length.toLocaleString()} of ${D.pairs.length.toLocaleString()}, most certain first)`;
-  const box = document.getElementById("pairs"); box.replaceChildren();
+  const box = document.getElementById("pairs");
+  showPage(box, document.getElementById("pairs-pager"), list, p => pairCard(p, "pair"));
   if (!list.length) box.append(el("p", {class: "mut"}, "No cross-split pairs."));
-  for (const p of list.slice(page * PAGE, (page + 1) * PAGE)) box.append(pairCard(p, "pair"));
-  pager(document.getElementById("pairs-pager"), list.length, page, drawPairs);
 }
-for (const s of [fs, fc, fk]) s.onchange = () => drawPairs(0);
-drawPairs(0);
+for (const s of [fs, fc, fk]) s.onchange = drawPairs;
+drawPairs();
 // ---- the possible tier (only when the audit has one)
-function drawPossible(page) {
-  const box = document.getElementById("possible"); box.replaceChildren();
-  for (const p of D.possible.slice(page * PAGE, (page + 1) * PAGE)) box.append(pairCard(p, "ppair"));
-  pager(document.getElementById("possible-pager"), D.possible.length, page, drawPossible);
-}
 if (D.possible.length) { document.getElementById("possible-sec").hidden = false;
   const all = M.n_possible === undefined ? D.possible.length : M.n_possible;  // the page lists the most likely
   document.getElementById("possible-count").textContent = D.possible.length < all
     ? `(${all.toLocaleString()}; the ${D.possible.length.toLocaleString()} most likely shown, all in possible.csv)`
-    : `(${all.toLocaleString()}, most likely first)`; drawPossible(0); }
+    : `(${all.toLocaleString()}, most likely first)`;
+  showPage(document.getElementById("possible"), document.getElementById("possible-pager"), D.possible, p => pairCard(p, "ppair")); }
 // ---- groups and conflicts: one decision for the whole gallery
 function star(m) { return m.slice(1).map(x => [m[0], x]); }
 function allPairs(m) {  // "distinct" on a gallery: no two of its images are copies (star beyond 30 images)
@@ -472,36 +482,34 @@ function allPairs(m) {  // "distinct" on a gallery: no two of its images are cop
 function gallery(title, members) {
   const gal = el("div", {class: "gal"}, el("div", {class: "mut"}, title));
   gal.append(decButtons(star(members), gal, allPairs(members)));
-  const figs = el("div", {class: "figs"});
-  for (const i of members.slice(0, 24)) figs.append(fig(i));
-  gal.append(figs);
+  const figs = el("div", {class: "figs"}), figsPager = el("div", {class: "pager"});
+  showPage(figs, figsPager, members, fig, 0, GALLERY_PAGE);
+  gal.append(figs, figsPager);
   return gal;
 }
-function drawGroups(page) {
-  document.getElementById("groups-count").textContent = `(${D.groups.length.toLocaleString()})`;
-  const box = document.getElementById("groups"); box.replaceChildren();
-  if (!D.groups.length) box.append(el("p", {class: "mut"}, "None."));
-  for (const g of D.groups.slice(page * PAGE, (page + 1) * PAGE)) box.append(gallery(`group ${g.g} · ${g.s} · ${g.m.length} images`, g.m));
-  pager(document.getElementById("groups-pager"), D.groups.length, page, drawGroups);
+// a section's list (element #name, its pager #name-pager), or "None."
+function section(name, items, show, none = () => el("p", {class: "mut"}, "None.")) {
+  const box = document.getElementById(name);
+  showPage(box, document.getElementById(name + "-pager"), items, show);
+  if (!items.length) box.append(none());
 }
-drawGroups(0);
-document.getElementById("conflicts-count").textContent = `(${D.conflicts.length})`;
-const cb = document.getElementById("conflicts");
-if (!D.conflicts.length) cb.append(el("p", {class: "mut"}, "None."));
-for (const c of D.conflicts.slice(0, 500)) cb.append(gallery(`group ${c.g}: ` + Object.entries(c.labels).map(([k, v]) => `${k} ×${v}`).join(", "), c.m));
-// ---- decisions already applied: distinct pairs
+document.getElementById("groups-count").textContent = `(${D.groups.length.toLocaleString()})`;
+section("groups", D.groups, g => gallery(`group ${g.g} · ${g.s} · ${g.m.length} images`, g.m));
+document.getElementById("conflicts-count").textContent = `(${D.conflicts.length.toLocaleString()})`;
+section("conflicts", D.conflicts, c => gallery(`group ${c.g}: ` + Object.entries(c.labels).map(([k, v]) => `${k} ×${v}`).join(", "), c.m));
+// ---- decisions already applied: distinct pairs (at most MAX_DISTINCT of them embedded, the count is all)
 if (D.distinct.length) { document.getElementById("distinct-sec").hidden = false;
-  document.getElementById("distinct-count").textContent = `(${D.distinct.length})`;
-  const box = document.getElementById("distinct");
-  for (const [a, b] of D.distinct.slice(0, 500)) box.append(pairCard({a: a, b: b, k: "distinct", d: "decisions file"}, "dpair")); }
+  const all = D.n_distinct, file = (M.decisions && M.decisions.file) || "the decisions given";
+  document.getElementById("distinct-count").textContent = D.distinct.length < all
+    ? `(${all.toLocaleString()}; the first ${D.distinct.length.toLocaleString()} shown, all from the decisions in ${file})`
+    : `(${all.toLocaleString()})`;
+  section("distinct", D.distinct, ([a, b]) => pairCard({a: a, b: b, k: "distinct", d: "decisions file"}, "dpair")); }
 // ---- low information, skipped, settings (under their command-line flags)
-document.getElementById("low-count").textContent = `(${M.n_low_information})`;
-const lo = document.getElementById("low"); for (const i of D.lowinfo.slice(0, 200)) lo.append(fig(i));
-if (!D.lowinfo.length) lo.append(el("p", {class: "mut"}, "None."));
-document.getElementById("skipped-count").textContent = `(${D.skipped.length})`;
-const sk = document.getElementById("skipped");
-for (const s of D.skipped.slice(0, 5000)) sk.append(el("tr", {}, el("td", {}, el("code", {}, s.p)), el("td", {}, s.r)));
-if (!D.skipped.length) sk.append(el("tr", {}, el("td", {class: "mut"}, "None."), el("td", {})));
+document.getElementById("low-count").textContent = `(${M.n_low_information.toLocaleString()})`;
+section("low", D.lowinfo, fig);
+document.getElementById("skipped-count").textContent = `(${D.skipped.length.toLocaleString()})`;
+section("skipped", D.skipped, s => el("tr", {}, el("td", {}, el("code", {}, s.p)), el("td", {}, s.r)),
+        () => el("tr", {}, el("td", {class: "mut"}, "None."), el("td", {})));
 const st = document.getElementById("settings");
 for (const [k, v] of M.flags) st.append(el("tr", {}, el("td", {}, el("code", {}, k)), el("td", {}, String(v))));
 if (M.decisions) st.append(el("tr", {}, el("td", {}, el("code", {}, "--decisions")), el("td", {}, String(M.decisions.file || "(records)"))));

@@ -12,7 +12,7 @@ from leakscan import InputError
 from leakscan.cli import app
 from leakscan.decisions import MatchedDecisions, apply_decisions, load_decisions, read_decisions
 from leakscan.pairs import PairTable
-from conftest import scene, write_dataset
+from conftest import ROOT, scene, write_dataset
 
 
 def _pairs(edges, score=None):
@@ -196,6 +196,34 @@ def test_decisions_follow_moved_files_by_digest(review_data, tmp_path):
 
     (entry,) = report_data(r)["decided"]  # the report exports the decision under the file's new path
     assert (entry["a"], entry["b"], entry["d"]) == ("train/a/0.jpg", "test/b/renamed.jpg", "distinct")
+
+
+def test_a_decision_matched_by_digest_applies_to_every_copy_as_the_readme_says(review_data, tmp_path):
+    """A side whose path names no audited image is matched by its digest and stands for every
+    audited file with those bytes (a side whose path names one is matched by that path). The
+    README said only that a decision follows a moved file, not that it reaches each copy."""
+    import hashlib
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert ("a side whose path names no audited image is matched by its digest, and then stands for every "
+            "audited file with those bytes, so the decision applies to each byte-identical copy") in readme
+
+    def digest(p):
+        return hashlib.blake2b(p.read_bytes(), digest_size=16).hexdigest()
+    moved = tmp_path / "moved"
+    shutil.copytree(review_data, moved)
+    (moved / "test/a/leak.jpg").rename(moved / "test/b/renamed.jpg")  # its path names nothing now
+    shutil.copy(moved / "test/b/renamed.jpg", moved / "test/a/renamed-copy.jpg")
+    shutil.copy(moved / "test/b/leak2.jpg", moved / "test/a/leak2-copy.jpg")  # leak2.jpg is still where it was
+    f = _write(tmp_path / "d.csv", [("train/a/0.jpg", "test/a/leak.jpg", "distinct", "", "", digest(moved / "test/b/renamed.jpg")),
+                                    ("train/b/1.jpg", "test/b/leak2.jpg", "distinct", "", "", digest(moved / "test/b/leak2.jpg"))],
+               header="a,b,decision,note,digest_a,digest_b")
+    r = leakscan.audit(moved, jobs=1, decisions=f)
+    matched = {tuple(sorted(r.manifest.paths[[i, j]].tolist())) for i, j in r.decisions.matched.cannot_set()}
+    assert matched == {("test/b/renamed.jpg", "train/a/0.jpg"), ("test/a/renamed-copy.jpg", "train/a/0.jpg"),
+                       ("test/b/leak2.jpg", "train/b/1.jpg")}
+    assert r.to_dict()["decisions"]["matched_by_digest"] == 1
+    assert not {("test/b/renamed.jpg", "train/a/0.jpg"), ("test/a/renamed-copy.jpg", "train/a/0.jpg")} & _pairset(r)
 
 
 def test_paths_spelled_otherwise_match_by_path_and_export_as_the_report_names_them(review_data, tmp_path):

@@ -294,3 +294,110 @@ def test_a_decision_on_a_path_starting_with_hash_is_read_back(tmp_path, browser,
     after = json.loads((tmp_path / "out2" / "summary.json").read_text())
     assert (after["decisions"]["applied"], after["decisions"]["matched_by_digest"]) == (1, 0)
     assert after["n_cross_split_pairs"] == 0
+
+
+def _next(pager):
+    """The "next ›" button of a pager, None when there is no next page."""
+    nxt = [b for b in pager.find_elements(By.TAG_NAME, "button") if b.text == "next ›"]
+    return nxt[0] if nxt and nxt[0].is_enabled() else None
+
+
+def _every_page(read, pager):
+    """What ``read()`` finds on each page of a list, pressing its pager's "next ›" until the last."""
+    seen = []
+    while True:
+        seen += read()
+        nxt = _next(pager())
+        if nxt is None:
+            return seen
+        nxt.click()
+
+
+def _texts(drv, css):
+    return lambda: [e.text for e in drv.find_elements(By.CSS_SELECTOR, css)]
+
+
+def _paths(figures):
+    """The path of each figure, the first line of its caption."""
+    return [f.find_element(By.TAG_NAME, "figcaption").text.split("\n")[0] for f in figures]
+
+
+@pytest.fixture
+def many(tmp_path):
+    """Three of each: label conflicts, low-information images, skipped files and pairs marked
+    distinct by a decisions file; and a within-split group of 26 byte-identical images."""
+    from PIL import Image
+
+    layout = {f"train/a/{k}.jpg": scene(k) for k in range(6)}
+    layout.update({f"test/a/{k}.jpg": scene(k) for k in range(6, 9)})
+    layout.update({f"train/a/flat{v}.png": Image.new("RGB", (64, 64), (v, v, v)) for v in (40, 120, 200)})
+    root = write_dataset(tmp_path / "data", layout, quality=90)
+    (root / "train/b").mkdir()
+    for k in range(3):
+        shutil.copy(root / f"train/a/{k}.jpg", root / f"train/b/{k}-relabelled.jpg")  # the same bytes, label b
+        (root / f"test/a/bad{k}.jpg").write_bytes(b"not an image")
+    for k in range(25):
+        shutil.copy(root / "train/a/4.jpg", root / f"train/a/4-copy{k}.jpg")
+    decisions = tmp_path / "decisions.csv"
+    decisions.write_text("a,b,decision\n" + "".join(f"train/a/5.jpg,test/a/{k}.jpg,distinct\n" for k in range(6, 9)))
+    return root, decisions
+
+
+def test_every_item_a_section_counts_is_reached_through_its_pager(many, tmp_path, browser, monkeypatch):
+    """Label conflicts, pairs marked distinct, low-information images, skipped files and the
+    images of a gallery page as the pairs do: the page showed the first 500, 500, 200, 5,000 and
+    24 of them and said nothing of the rest. Sections of 3 in pages of 2 here, not 50; a gallery
+    of 26 in pages of 24, as they are."""
+    from leakscan import htmlreport
+
+    monkeypatch.setattr(htmlreport, "PAGE_SIZE", 2)
+    root, decisions = many
+    summary = _audit(root, tmp_path / "out", "--decisions", str(decisions))
+    assert (summary["n_label_conflicts"], summary["n_low_information"], summary["n_skipped"]) == (3, 3, 3)
+    browser.get((tmp_path / "out" / "report.html").as_uri())
+    drv = browser
+
+    def pager(name):  # the pager under the list #name
+        return lambda: drv.find_element(By.ID, name + "-pager")
+    sections = ("conflicts", "distinct", "low", "skipped")
+    assert [drv.find_element(By.ID, f"{s}-count").text for s in sections] == ["(3)"] * 4
+    assert [len(drv.find_elements(By.CSS_SELECTOR, css)) for css in (
+        "#conflicts > .gal", "#distinct .dpair", "#low figure", "#skipped tr")] == [2] * 4  # a page at a time
+    assert [pager(s)().text.split("\n") for s in sections] == [["‹ prev", "page 1 of 2", "next ›"]] * 4
+
+    conflicts = _every_page(_texts(drv, "#conflicts > .gal > div.mut"), pager("conflicts"))
+    assert sorted(conflicts) == sorted(f"group {c['group']}: a ×1, b ×1" for c in summary["label_conflicts"])
+    distinct = _every_page(lambda: _paths(drv.find_elements(By.CSS_SELECTOR, "#distinct figure")), pager("distinct"))
+    assert sorted(distinct) == sorted(["train/a/5.jpg"] * 3 + [f"test/a/{k}.jpg" for k in range(6, 9)])
+    low = _every_page(lambda: _paths(drv.find_elements(By.CSS_SELECTOR, "#low figure")), pager("low"))
+    assert sorted(low) == sorted(f"train/a/flat{v}.png" for v in (40, 120, 200))
+    skipped = _every_page(_texts(drv, "#skipped td code"), pager("skipped"))
+    assert sorted(skipped) == [f"test/a/bad{k}.jpg" for k in range(3)]
+
+    def copies_of_4():  # the gallery of train/a/4.jpg's 26 copies, on whichever page of the groups it is
+        while True:
+            found = [g for g in drv.find_elements(By.CSS_SELECTOR, "#groups > .gal") if "· 26 images" in g.text]
+            if found:
+                return found[0]
+            _next(pager("groups")()).click()
+    gal = copies_of_4()
+    assert len(gal.find_elements(By.TAG_NAME, "figure")) == 24
+    shown = _every_page(lambda: _paths(gal.find_elements(By.TAG_NAME, "figure")),
+                        lambda: gal.find_element(By.CSS_SELECTOR, ".pager"))
+    assert sorted(shown) == sorted(["train/a/4.jpg"] + [f"train/a/4-copy{k}.jpg" for k in range(25)])
+
+
+def test_distinct_pairs_beyond_those_embedded_are_counted_and_said_where_they_are(many, tmp_path, browser,
+                                                                                   monkeypatch):
+    """The page embeds the first 5,000 pairs marked distinct (a decision matched by digest
+    stands for every copy with those bytes: one can make many pairs); its count is still all of
+    them, and it says which decisions file they come from."""
+    from leakscan import htmlreport
+
+    monkeypatch.setattr(htmlreport, "MAX_DISTINCT", 2)
+    root, decisions = many
+    _audit(root, tmp_path / "out", "--decisions", str(decisions))
+    browser.get((tmp_path / "out" / "report.html").as_uri())
+    assert browser.find_element(By.ID, "distinct-count").text == (
+        f"(3; the first 2 shown, all from the decisions in {decisions})")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#distinct .dpair")) == 2

@@ -29,7 +29,10 @@ def pixels(seed: int, size: int = 64) -> np.ndarray:
 
 
 def write_dcm(path, arr, patient="P1", study="1.2.3", series="1.2.3.4", photometric="MONOCHROME2",
-              window=None, preamble=True):
+              window=None, preamble=True, palette=None):
+    """A DICOM file of 12-bit grey ``arr`` (frames when 3-d); of 8-bit ``(rows, columns, 3)`` pixels
+    when ``photometric`` is RGB; of 8-bit indices into ``palette`` (256 RGB entries of 16 bits)
+    when it is PALETTE COLOR."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -41,13 +44,28 @@ def write_dcm(path, arr, patient="P1", study="1.2.3", series="1.2.3.4", photomet
     ds.PatientID, ds.PatientName, ds.PatientBirthDate = patient, NAME, BIRTH
     ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
     ds.Modality = "OT"
-    arr = np.asarray(arr, np.uint16)
-    if arr.ndim == 3:
-        ds.NumberOfFrames = arr.shape[0]
-    ds.Rows, ds.Columns = arr.shape[-2:]
-    ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    if photometric == "RGB":
+        arr = np.asarray(arr, np.uint8)
+        ds.Rows, ds.Columns = arr.shape[:2]
+        ds.SamplesPerPixel, ds.PlanarConfiguration = 3, 0
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    elif photometric == "PALETTE COLOR":
+        arr = np.asarray(arr, np.uint8)
+        ds.Rows, ds.Columns = arr.shape
+        ds.SamplesPerPixel = 1
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        lut = np.asarray(palette, np.uint16)
+        for k, c in enumerate(("Red", "Green", "Blue")):
+            setattr(ds, f"{c}PaletteColorLookupTableDescriptor", [256, 0, 16])
+            setattr(ds, f"{c}PaletteColorLookupTableData", lut[:, k].tobytes())
+    else:
+        arr = np.asarray(arr, np.uint16)
+        if arr.ndim == 3:
+            ds.NumberOfFrames = arr.shape[0]
+        ds.Rows, ds.Columns = arr.shape[-2:]
+        ds.SamplesPerPixel = 1
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     if window is not None:
         ds.WindowCenter, ds.WindowWidth = window
     ds.PixelData = arr.tobytes()
@@ -106,6 +124,39 @@ def test_monochrome1_is_inverted_and_window_applied(tmp_path):
     w, _ = decode_frame(str(write_dcm(tmp_path / "w.dcm", arr, window=(2048, 1024))))
     g = np.asarray(w)[..., 0]
     assert np.all(g[arr <= 1536] == 0) and np.all(g[arr >= 2560] == 255)
+
+
+def test_palette_colour_is_decoded_to_the_colours_of_its_lut(tmp_path):
+    """A PALETTE COLOR file shows its palette's colours: it decodes as the same picture stored as RGB,
+    and as a copy whose indices and palette are permuted alike."""
+    rgb = np.asarray(scene(4, 64).quantize(64).convert("RGB"))
+    colours, index = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
+    index = index.reshape(rgb.shape[:2])
+    lut = np.zeros((256, 3), np.uint16)
+    lut[:len(colours)] = colours.astype(np.uint16) * 257            # 16-bit entries: 255 is 65535
+    shuffle = np.random.default_rng(0).permutation(256)             # index k of the copy is shuffle[k]
+    lut2 = np.empty_like(lut)
+    lut2[shuffle] = lut
+    want, _ = decode_frame(str(write_dcm(tmp_path / "rgb.dcm", rgb, photometric="RGB")))
+    assert np.array_equal(np.asarray(want), rgb)
+    for name, idx, pal in (("p.dcm", index, lut), ("p2.dcm", shuffle[index], lut2)):
+        got, _ = decode_frame(str(write_dcm(tmp_path / name, idx, photometric="PALETTE COLOR", palette=pal)))
+        assert np.array_equal(np.asarray(got), rgb), name
+
+
+def test_files_cached_by_an_earlier_decoding_are_decoded_again(tmp_path, monkeypatch):
+    """Features cached when palette files were read as grey (decoding 1) are not reused."""
+    import leakscan.sources.rows as rows
+
+    root = tmp_path / "scans"
+    for k in range(3):
+        write_dcm(root / ("train" if k else "test") / f"p{k}.dcm", pixels(k), patient=f"P{k}")
+    cache = tmp_path / "c.sqlite"
+    monkeypatch.setattr(rows, "DICOM_DECODING", 1)
+    assert leakscan.audit(root, jobs=1, cache=cache).features.n_cached == 0
+    assert leakscan.audit(root, jobs=1, cache=cache).features.n_cached == 3
+    monkeypatch.setattr(rows, "DICOM_DECODING", 2)
+    assert leakscan.audit(root, jobs=1, cache=cache).features.n_cached == 0
 
 
 def test_multiframe_rows_share_the_group(tmp_path):

@@ -2,9 +2,11 @@
 
 * Files are found by a ``.dcm``/``.dicom`` name or, without an extension, by the ``DICM``
   marker after the 128-byte preamble.
-* Pixels become 8-bit grey: the modality LUT (rescale slope/intercept) is applied, then the
+* Grey pixels become 8-bit grey: the modality LUT (rescale slope/intercept) is applied, then the
   file's first window (centre/width) when it has one, else the full range of the frame.
   ``MONOCHROME1`` (white is low) is inverted so that bone is white in every file.
+  ``PALETTE COLOR`` pixels become the RGB colours of the file's palette (pydicom's
+  ``apply_color_lut``), as a viewer shows them.
 * A multi-frame file gives one image per frame (rows ``path#frame3``), all in the file's group.
 * Groups come from one identifying tag (``PatientID`` by default; ``StudyInstanceUID``,
   ``SeriesInstanceUID`` or ``none``): images of one patient count as one unit, so a patient
@@ -112,6 +114,8 @@ def _pixels(path: str):
     photometric = str(getattr(ds, "PhotometricInterpretation", "") or "").upper()
     spp = int(getattr(ds, "SamplesPerPixel", 1) or 1)
     arr = np.asarray(arr)
+    if photometric == "PALETTE COLOR" and spp == 1:  # stored values index the file's colour LUTs
+        arr, spp = _palette_rgb(arr, ds), 3
     if spp == 1:
         slope = float(getattr(ds, "RescaleSlope", 1) or 1)
         intercept = float(getattr(ds, "RescaleIntercept", 0) or 0)
@@ -130,6 +134,24 @@ def _pixels(path: str):
     _LAST.clear()
     _LAST.update(key=key, value=value)
     return value
+
+
+def _palette_rgb(arr: np.ndarray, ds) -> np.ndarray:
+    """8-bit RGB of a ``PALETTE COLOR`` image: its stored values through the file's colour LUTs."""
+    try:
+        from pydicom.pixels import apply_color_lut  # noqa: PLC0415 - pydicom 3
+    except ImportError:
+        from pydicom.pixel_data_handlers.util import apply_color_lut  # noqa: PLC0415 - pydicom 2
+    try:
+        rgb = apply_color_lut(arr, ds)[..., :3]  # RGBA when the file has an alpha LUT
+        bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
+    except Exception as exc:  # noqa: BLE001 - no header values in the message
+        raise DecodeError(f"PALETTE COLOR image whose colour lookup tables cannot be applied "
+                          f"({type(exc).__name__})") from None
+    # 8-bit entries (some files store them in 16-bit words, as the descriptor then says), else 16-bit
+    if rgb.dtype == np.uint8 or (bits == 8 and rgb.max(initial=0) <= 255):
+        return rgb.astype(np.uint8)
+    return np.rint(rgb / 257.0).astype(np.uint8)
 
 
 def _first(v) -> float:

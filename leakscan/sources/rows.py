@@ -39,6 +39,8 @@ KINDS = ("bytes", "stored", "file", "dicom", "geotiff")
 #: The version of how a GeoTIFF tile decodes, in its feature-cache key: features cached by
 #: another are made again (2: the GDAL nodata value left out, as NaN is).
 GEOTIFF_DECODING = 2
+#: The same for a DICOM frame (2: PALETTE COLOR through its palette, no longer grey indices).
+DICOM_DECODING = 2
 
 #: Rows whose stored bytes are read at a time when pictures are wanted one by one (report, calibration).
 READ_BLOCK = 32
@@ -176,7 +178,8 @@ class RowSource:
             elif tag == "file":
                 keys.append(_file_key(item[1], ""))
             elif tag == "dicom":
-                keys.append(_file_key(item[1], (f"#frame{item[2]}" if item[2] >= 0 else "") + "?dicom" + opts))
+                frame = f"#frame{item[2]}" if item[2] >= 0 else ""
+                keys.append(_file_key(item[1], f"{frame}?dicom{DICOM_DECODING}{opts}"))
             else:
                 keys.append(_file_key(item[1], f"?geotiff{GEOTIFF_DECODING}" + opts))
         return keys

@@ -326,11 +326,13 @@ def _outside_splits(root: str, split_dirs: dict, unlisted: list) -> tuple:
     layout gives it no split, so it is not audited)."""
     names = sorted(os.path.relpath(d, root).replace(os.sep, "/") + "/" for d in split_dirs)
     why = f"not in a split folder ({', '.join(names[:4])}{', ...' if len(names) > 4 else ''}): not audited"
+    from .sources.discover import DICOM_SUFFIXES  # noqa: PLC0415 - as _from_folder imports it
+
     out = []
     for folder, name in _walk_files(root, unlisted, prune=frozenset(split_dirs)):
         ext = os.path.splitext(name)[1].lower()
         path = os.path.join(folder, name)
-        if not name.startswith(".") and (ext in IMAGE_EXTENSIONS or ext in (".dcm", ".dicom")
+        if not name.startswith(".") and (ext in IMAGE_EXTENSIONS or ext in DICOM_SUFFIXES
                                          or (ext == "" and _unnamed_image(path))):
             out.append((os.path.relpath(path, root).replace(os.sep, "/"), why))
     return tuple(out)

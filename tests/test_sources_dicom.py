@@ -310,6 +310,24 @@ def test_dicom_files_named_by_uid_or_ima_are_found(tmp_path):
     assert list(b.manifest.groups) == ["P1", "P3"] and not b.skipped
 
 
+def test_ima_and_dcm_files_without_the_preamble_are_read(tmp_path):
+    """Siemens .IMA files (and some .dcm) lack the 128-byte preamble and DICM marker: their name
+    says DICOM and pydicom reads them. A file without an extension still needs the marker."""
+    root = tmp_path / "scans"
+    write_dcm(root / "train" / "IM0001.IMA", pixels(1), patient="P1", preamble=False)
+    write_dcm(root / "train" / "b.dcm", pixels(2), patient="P2", preamble=False)
+    write_dcm(root / "test" / "IM0003.ima", pixels(1), patient="P3", preamble=False)
+    write_dcm(root / "test" / "IM0004", pixels(3), patient="P4", preamble=False)
+    assert (root / "train" / "IM0001.IMA").read_bytes()[128:132] != b"DICM"
+    a = leakscan.audit(root, jobs=1)
+    assert sorted(a.manifest.paths) == ["test/IM0003.ima", "train/IM0001.IMA", "train/b.dcm"]
+    assert a.to_dict()["n_cross_split_pairs"] == 1 and not a.skipped
+    man = tmp_path / "rows.csv"
+    man.write_text("path,split\nscans/train/IM0001.IMA,train\nscans/test/IM0003.ima,test\n")
+    b = leakscan.audit(manifest=man, jobs=1)
+    assert list(b.manifest.groups) == ["P1", "P3"] and b.to_dict()["n_cross_split_pairs"] == 1
+
+
 def test_undecodable_compressed_pixel_data_gives_one_line_and_no_traceback(tmp_path, caplog):
     """A compressed syntax without its plugin (JPEG-LS), or one whose plugin fails (a broken JPEG):
     one line in skipped.csv naming the syntax and every plugin that would do; no pydicom traceback."""

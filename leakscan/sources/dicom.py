@@ -1,7 +1,7 @@
 """DICOM files (needs ``pip install 'leakscan[dicom]'``: pydicom). The only module importing pydicom.
 
-* Files are found by a ``.dcm``/``.dicom`` name or, without an extension, by the ``DICM``
-  marker after the 128-byte preamble.
+* Files are found by a ``.dcm``/``.dicom``/``.ima`` name (with or without the 128-byte
+  preamble) or, named otherwise (no extension, a UID), by the ``DICM`` marker after the preamble.
 * Grey pixels become 8-bit grey: the modality LUT (rescale slope/intercept) is applied, then the
   file's first window (centre/width) when it has one, else the full range of the frame.
   ``MONOCHROME1`` (white is low) is inverted so that bone is white in every file.

@@ -21,13 +21,17 @@ from .tables import PARQUET_SUFFIXES, TABLE_OPTIONS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["discover_special", "special_folder", "special_csv", "maybe_dicom_name", "SOURCE_OPTIONS", "FRAME_ROW"]
+__all__ = ["discover_special", "special_folder", "special_csv", "maybe_dicom_name", "SOURCE_OPTIONS", "FRAME_ROW",
+           "DICOM_SUFFIXES"]
 
 HF_OPTIONS = ("split", "image_column", "label_column", "group_column")
 FOLDER_OPTIONS = ("group_by", "bands")
 DATAFRAME_OPTIONS = TABLE_OPTIONS + ("root",)  # the folder a DataFrame's relative paths are in
 SOURCE_OPTIONS = tuple(dict.fromkeys(DATAFRAME_OPTIONS + HF_OPTIONS + FOLDER_OPTIONS))
 TIFF_SUFFIXES = (".tif", ".tiff")
+#: Names of DICOM files, read as DICOM with or without the 128-byte preamble and its ``DICM``
+#: marker (Siemens writes ``.IMA`` files without them); other names need the marker.
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 
 
 def _check(options: dict, allowed, what: str) -> dict:
@@ -102,12 +106,12 @@ def maybe_dicom_name(name: str) -> bool:
     [True, True, True, True, False]
     """
     ext = os.path.splitext(name)[1].lower()
-    return ext in ("", ".dcm", ".dicom", ".ima") or ext[1:].isdigit()
+    return ext == "" or ext in DICOM_SUFFIXES or ext[1:].isdigit()
 
 
 def _is_dicom_file(path: str) -> bool:
-    """``DICM`` at byte 128 (the DICOM preamble), or a ``.dcm``/``.dicom`` name."""
-    if os.path.splitext(path)[1].lower() in (".dcm", ".dicom"):
+    """A name of :data:`DICOM_SUFFIXES`, or ``DICM`` at byte 128 (after the DICOM preamble)."""
+    if os.path.splitext(path)[1].lower() in DICOM_SUFFIXES:
         return True
     head = file_head(path)
     return head is not None and len(head) == 132 and head[128:132] == b"DICM"
@@ -153,7 +157,7 @@ def special_csv(m: Manifest, options: dict):
                 skipped.append((rel, "frame numbers start at 1 (path#frame1 is the first frame)"))
                 continue
             rel, frame = hit.group(1), number - 1
-        elif ext in (".dcm", ".dicom") or (maybe_dicom_name(rel) and _is_dicom_file(path)):
+        elif ext in DICOM_SUFFIXES or (maybe_dicom_name(rel) and _is_dicom_file(path)):
             frame = -1
         entries.append((rel, split, label, group, frame))
     return _special_rows(m.root, entries, options, skipped=tuple(skipped), kind="csv")

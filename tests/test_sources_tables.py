@@ -165,6 +165,20 @@ def test_the_only_column_of_image_bytes_is_read_beside_a_path_column(tmp_path):
     assert list(m.paths) == ["orig/0.png", "orig/1.png"]
 
 
+def test_a_column_of_image_bytes_empty_in_its_first_rows_is_found(tmp_path):
+    """The column is told by its first present cells, not by its first rows (60 rows without an image)."""
+    cells = [None] * 60 + [_png(scene(k)) for k in range(3)]
+    df = pd.DataFrame({"pixels": cells, "split": ["train"] * 62 + ["test"]})
+    m = leakscan.discover(df)
+    assert m.source.meta["image_column"] == "pixels"
+    assert list(m.paths) == ["df[60]", "df[61]", "df[62]"] and len(m.skipped) == 60
+    pq.write_table(pa.table({"path": [f"orig/{k}.png" for k in range(63)], "img": pa.array(cells, pa.binary()),
+                             "split": df["split"].tolist()}), tmp_path / "t.parquet")
+    m = leakscan.discover(tmp_path / "t.parquet")  # beside a path column too
+    assert m.source.meta["image_column"] == "img" and list(m.paths) == ["t.parquet[60]", "t.parquet[61]",
+                                                                        "t.parquet[62]"]
+
+
 def test_bytes_rows_use_the_content_cache(tmp_path):
     imgs = [scene(k) for k in range(5)]
     df = pd.DataFrame({"image": [_png(i) for i in imgs], "split": ["train"] * 3 + ["test"] * 2})

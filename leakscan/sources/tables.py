@@ -14,6 +14,7 @@ image column, not the table.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -29,6 +30,8 @@ __all__ = ["from_dataframe", "from_parquet", "from_columns", "ParquetBytes", "St
 
 TABLE_OPTIONS = ("path_column", "split_column", "label_column", "group_column", "image_column")
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+#: Present (not missing) cells of a column looked at to tell whether it holds images.
+SNIFF_CELLS = 50
 
 
 def _text(v) -> str:
@@ -50,6 +53,13 @@ class StoredCell(NamedTuple):
 def _is_image_cell(v) -> bool:
     return isinstance(v, (bytes, bytearray, memoryview, StoredCell)) or (
         isinstance(v, dict) and ("bytes" in v or "path" in v))
+
+
+def _holds_images(values) -> bool:
+    """Whether a column holds image cells, told by its first :data:`SNIFF_CELLS` present cells
+    (not its first rows: a column may be empty in its first rows)."""
+    present = (v for v in values if not is_missing(v))
+    return any(_is_image_cell(v) for v in itertools.islice(present, SNIFF_CELLS))
 
 
 def _bytes_field(arrow_type):
@@ -284,12 +294,12 @@ def from_columns(cols: dict, n: int, *, name: str, root: Path | None, path_colum
     label_c = pick(label_column, "label", "label_column")
     group_c = pick(group_column, "group", "group_column")
     image_c = pick(image_column, "image", "image_column")
-    if image_c is not None and not any(_is_image_cell(v) for v in cols[image_c]):
+    if image_c is not None and not _holds_images(cols[image_c]):
         if image_column is not None:
             raise InputError(f"{name}: column {image_c!r} holds no image bytes")
         image_c = None
     if image_c is None and path_column is None:  # the only column of image bytes, even beside a `path` column
-        found = [c for c, v in cols.items() if any(_is_image_cell(x) for x in v[:50])]
+        found = [c for c, v in cols.items() if _holds_images(v)]
         if len(found) == 1:
             image_c = found[0]
         elif path_c is None:

@@ -201,5 +201,33 @@ def test_the_dataset_is_looked_through_once(tmp_path, monkeypatch):
     assert not (FIXTURES / "report").exists()
 
 
-from .output import missing_folders, remove_empty_folders, shown_fraction
-from .parallel import MAX_JOBS_PER_CORE, check_jobs
+def test_fail_on_leak_compares_the_fraction_summary_json_shows(leaky_dataset):
+    # 1 of 7 test images leaks: 0.14285714..., shown 0.142857. At --max-leak 0.142857 the run
+    # exited 1 though the figure a script reads was not above it
+    r = run("audit", leaky_dataset, "--json", "--fail-on-leak", "--max-leak", "0.142857")
+    worst = max(lk["fraction"] for lk in json.loads(r.stdout)["leaks"])
+    assert worst == 0.142857 and r.exit_code == 0, r.output
+    assert run("audit", leaky_dataset, "-q", "--fail-on-leak", "--max-leak", "0.1428569").exit_code == 1
+
+
+def test_jobs_beyond_the_bound_refused_before_anything_is_written(tmp_path, monkeypatch):
+    # -j 100000 started 100,000 worker processes; now one line, exit 2, nothing written
+    import leakscan.parallel as parallel
+    from leakscan.errors import ConfigError
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a process pool was started")
+
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", no_pool)
+    out, cache = tmp_path / "report", tmp_path / "features.sqlite"
+    for command in (["audit", FIXTURES, "--out", out], ["resplit", FIXTURES, "--out", out / "new.csv"]):
+        r = run(*command, "-j", "100000", "--cache", cache, "-q")
+        assert r.exit_code == 2, r.output
+        lines = r.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("leakscan: error: jobs must be at most "), lines
+        assert lines[0].endswith("cores here), got 100000"), lines
+    assert not out.exists() and not cache.exists()
+    most = parallel.MAX_JOBS_PER_CORE * parallel.default_jobs()  # more processes than cores, not without end
+    assert parallel.check_jobs(most) == most
+    with pytest.raises(ConfigError, match=f"^jobs must be at most {most} "):
+        parallel.check_jobs(most + 1)

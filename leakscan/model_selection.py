@@ -114,10 +114,7 @@ def _user_groups(groups, n: int) -> np.ndarray:
 
 
 def _n_train_test(n: int, test_size, train_size) -> tuple[int, int]:
-    """scikit-learn's size rules: float = fraction, int = count, default test_size 0.25."""
-    if test_size is None and train_size is None:
-        test_size = 0.25
-
+    """scikit-learn's size rules: float = fraction, int = count; one of the two may be None (the rest)."""
     def count(v, name):
         if v is None:
             return None
@@ -179,22 +176,30 @@ def _index(a, idx):
     return [a[i] for i in idx]
 
 
-def _check_achieved(n: int, n_test: int, got: int, test_size) -> None:
-    """Raise (in scikit-learn's words) when the groups make the requested test size impossible."""
-    if got == 0 or got == n:
-        side = "test" if got == 0 else "train"
-        raise ConfigError(
-            f"With n_samples={n}, test_size={test_size} and the duplicate groups, the resulting {side} set will be "
-            f"empty: groups cannot be split. Adjust test_size, or look at the largest groups (find_groups).")
-    if got != n_test and abs(got - n_test) / n > MAX_SIZE_ERROR:
-        raise ConfigError(
-            f"With n_samples={n} and test_size={test_size}, the test set should have {n_test} samples "
-            f"({n_test / n:.1%}), but the duplicate groups allow only {got} ({got / n:.1%}), more than "
-            f"{100 * MAX_SIZE_ERROR:.1f} percentage points off. Adjust test_size, or look at the largest groups "
-            f"(find_groups).")
+def _check_achieved(n: int, n_train: int, n_test: int, train, test, sizes: str) -> None:
+    """Raise (in scikit-learn's words) when whole groups make a requested side's size impossible.
+
+    ``sizes`` names the sizes as given (``test_size=0.2``) for the message.
+    """
+    for side, wanted, got in (("test", n_test, len(test)), ("train", n_train, len(train))):
+        if got == 0:
+            raise ConfigError(
+                f"With n_samples={n}, {sizes} and the duplicate groups, the resulting {side} set will be "
+                f"empty: groups cannot be split. Adjust the sizes, or look at the largest groups (find_groups).")
+        if got != wanted and abs(got - wanted) / n > MAX_SIZE_ERROR:
+            raise ConfigError(
+                f"With n_samples={n} and {sizes}, the {side} set should have {wanted} samples "
+                f"({wanted / n:.1%}), but whole groups give it {got} ({got / n:.1%}), more than "
+                f"{100 * MAX_SIZE_ERROR:.1f} percentage points off. Adjust the sizes, or look at the largest groups "
+                f"(find_groups).")
 
 
-#: Largest difference between the requested and the achieved test share before a split is refused.
+def _sizes_given(test_size, train_size) -> str:
+    """The sizes as the caller gave them, for messages."""
+    return f"test_size={test_size}" + ("" if train_size is None else f", train_size={train_size}")
+
+
+#: Largest difference between the requested and the achieved share of a side before a split is refused.
 MAX_SIZE_ERROR = 0.005
 
 
@@ -224,7 +229,8 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
         A row without one (None, NaN, ``""``) is a group of its own.
     test_size, train_size : float or int, optional
         As in scikit-learn (default ``test_size=0.25``). Achieved sizes can differ slightly
-        because whole groups move together.
+        because whole groups move together; a side more than ``MAX_SIZE_ERROR`` (0.5 percentage
+        points of the rows) off its size is refused (ConfigError).
     random_state : int, optional
     shuffle : bool
         ``False`` assigns groups in order of first appearance (no stratification).
@@ -272,6 +278,8 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
         units = _user_groups(groups, n)
     if len(units) != n:
         raise ConfigError(f"images gave {len(units)} entries but the arrays have {n} rows")
+    if test_size is None and train_size is None:
+        test_size = 0.25  # scikit-learn's default
     n_train, n_test = _n_train_test(n, test_size, train_size)
     if shuffle:
         y = np.zeros(n) if stratify is None else _class_labels(stratify, "stratify", "the arrays have", n)
@@ -287,8 +295,7 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
         end = np.cumsum(sizes)  # the rows after train_size are the test set up to test_size, as in scikit-learn
         tr = np.flatnonzero(np.isin(units, order[end <= n_train]))
         te = np.flatnonzero(np.isin(units, order[(end > n_train) & (end <= n_train + n_test)]))
-    if n_train + n_test == n:
-        _check_achieved(n, n_test, len(te), test_size if test_size is not None else 0.25)
+    _check_achieved(n, n_train, n_test, tr, te, _sizes_given(test_size, train_size))
     out = []
     for a in arrays:
         out += [_index(a, tr), _index(a, te)]
@@ -382,6 +389,5 @@ class StratifiedGroupShuffleSplit:
         rng = check_random_state(self.random_state)
         for _ in range(self.n_splits):
             tr, te = _two_way(groups, yy, n_train, n_test, rng)
-            if n_train + n_test == n:
-                _check_achieved(n, n_test, len(te), test_size)
+            _check_achieved(n, n_train, n_test, tr, te, _sizes_given(test_size, self.train_size))
             yield tr, te

@@ -158,3 +158,20 @@ def test_no_shuffle_with_both_sizes_leaves_the_rest_out_as_scikit_learn():
     groups = np.r_[0, 0, np.arange(1, 19)]  # rows 0 and 1 together
     tr, te = train_test_split(np.arange(20), groups=groups, train_size=10, test_size=5, shuffle=False)
     assert tr.tolist() == list(range(10)) and te.tolist() == list(range(10, 15))  # test held all 10 left
+
+
+def test_both_sizes_given_are_checked_like_one(images):
+    # with train_size and test_size adding up to less than the data, the achieved sizes went
+    # unchecked: 5 test rows for test_size=3, and the splitter yielded an empty test set
+    groups = np.arange(40) // 5  # with the mirrored copies: one unit of 20 rows and four of 5
+    y = np.arange(40) % 2
+    with pytest.raises(ConfigError, match="test_size=3, train_size=20"):
+        train_test_split(np.arange(40), images=images, groups=groups, test_size=3, train_size=20,
+                         random_state=0, jobs=1)
+    cv = StratifiedGroupShuffleSplit(n_splits=3, test_size=3, train_size=20, random_state=0)
+    with pytest.raises(ConfigError, match="test set"):
+        list(cv.split(images, y, groups))
+    tr, te = train_test_split(np.arange(40), images=images, test_size=0.25, train_size=0.5, random_state=0, jobs=1)
+    assert (len(tr), len(te)) == (20, 10)
+    cv = StratifiedGroupShuffleSplit(n_splits=2, test_size=0.25, train_size=0.5, random_state=0, images=images, jobs=1)
+    assert [(len(a), len(b)) for a, b in cv.split(images, y)] == [(20, 10), (20, 10)]

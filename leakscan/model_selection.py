@@ -123,10 +123,13 @@ def _n_train_test(n: int, test_size, train_size) -> tuple[int, int]:
                 raise ConfigError(f"{name}={v} must be between 1 and n_samples - 1 = {n - 1}")
             return int(v)
         if isinstance(v, numbers.Real) and 0 < v < 1:
-            return None if v is None else float(v)
+            return float(v)
         raise ConfigError(f"{name} must be a float in (0, 1) or an int in [1, {n - 1}], got {v!r}")
 
     t, r = count(test_size, "test_size"), count(train_size, "train_size")
+    if isinstance(t, float) and isinstance(r, float) and t + r > 1:  # before rounding, as scikit-learn
+        raise ConfigError(f"The sum of test_size and train_size = {t + r:g}, should be in the (0, 1) range. "
+                          "Reduce test_size and/or train_size.")
     n_test = int(np.ceil(t * n)) if isinstance(t, float) else t
     n_train = int(np.floor(r * n)) if isinstance(r, float) else r
     if n_test is None:

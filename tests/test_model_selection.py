@@ -175,3 +175,14 @@ def test_both_sizes_given_are_checked_like_one(images):
     assert (len(tr), len(te)) == (20, 10)
     cv = StratifiedGroupShuffleSplit(n_splits=2, test_size=0.25, train_size=0.5, random_state=0, images=images, jobs=1)
     assert [(len(a), len(b)) for a, b in cv.split(images, y)] == [(20, 10), (20, 10)]
+
+
+def test_fractions_adding_up_to_more_than_one_are_refused_as_scikit_learn(images):
+    # 0.5 + 0.51 of 4 rows rounds to 2 + 2 rows, which fit: the sizes were accepted
+    with pytest.raises(ValueError, match=r"The sum of test_size and train_size = 1.01"):
+        train_test_split(np.arange(4), groups=np.arange(4), test_size=0.5, train_size=0.51)
+    cv = StratifiedGroupShuffleSplit(n_splits=1, test_size=0.5, train_size=0.51, images=images, jobs=1)
+    with pytest.raises(ValueError, match=r"The sum of test_size and train_size = 1.01"):
+        next(cv.split(images))
+    tr, te = train_test_split(np.arange(4), groups=np.arange(4), test_size=0.5, train_size=0.5, random_state=0)
+    assert len(tr) == len(te) == 2

@@ -4,17 +4,20 @@
 
 from __future__ import annotations
 
+import logging
 import numbers
 import os
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .groups import components, join_links
 from .manifest import text_column, path_key
 from .split import assign_splits, check_random_state
 
 __all__ = ["find_groups", "train_test_split", "StratifiedGroupShuffleSplit"]
+
+log = logging.getLogger(__name__)
 
 
 def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None, decisions=None,
@@ -48,7 +51,8 @@ def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None,
     Returns
     -------
     ndarray of int64, shape (N,)
-        Ids numbered by first occurrence. Images that fail to decode get a group of their own.
+        Ids numbered by first occurrence. Images that fail to decode get a group of their own (or
+        their known group's), with a one-line warning naming them; when none can be read, InputError.
     (ids, paths) : when ``return_paths`` is True; ``paths`` as the audit names them (relative
         to the folder) or, with ``paths=``, yours.
 
@@ -66,6 +70,7 @@ def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None,
     result = audit(images, groups=groups, settings=settings, jobs=jobs, progress=progress, decisions=decisions)
     ids = result.groups.ids.copy()
     m = result.manifest
+    _say_unreadable(m, result.features.failures)
     if m.source is not None:  # frames of one DICOM file, overlapping tiles: one group whatever the pixels
         links = [v for v in m.source.links(result.features.ok).values() if len(v)]
         if links:
@@ -94,6 +99,17 @@ def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None,
                           + ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else ""))
     out = _renumber(out)
     return (out, paths) if return_paths else out
+
+
+def _say_unreadable(m, failures) -> None:
+    """Name the images that could not be read (no copy of them can be found: each keeps a group of
+    its own, or its known group) in one warning; refuse when none could be, as the CLI does."""
+    if not failures:
+        return
+    named = "; ".join(f"{m.paths[r]}: {why}" for r, why in failures[:3]) + ("; ..." if len(failures) > 3 else "")
+    if len(failures) == len(m):
+        raise InputError(f"no image could be read ({len(m)} tried: {named}), so no duplicate can be found")
+    log.warning("%d of %d images could not be read, so no copy of them can be found (%s)", len(failures), len(m), named)
 
 
 def _renumber(ids: np.ndarray) -> np.ndarray:

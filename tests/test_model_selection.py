@@ -186,3 +186,22 @@ def test_fractions_adding_up_to_more_than_one_are_refused_as_scikit_learn(images
         next(cv.split(images))
     tr, te = train_test_split(np.arange(4), groups=np.arange(4), test_size=0.5, train_size=0.5, random_state=0)
     assert len(tr) == len(te) == 2
+
+
+def test_unreadable_images_are_named_and_none_readable_is_refused(tmp_path, caplog):
+    # find_groups said nothing: paths given from the wrong folder gave every row a group of its
+    # own, and train_test_split a plain random split with no copy kept together
+    for k in range(4):
+        scene(k, 40).save(tmp_path / f"{k}.png")
+    scene(0, 40).resize((48, 48)).save(tmp_path / "copy.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    paths = [tmp_path / f"{k}.png" for k in range(4)] + [tmp_path / "copy.png", tmp_path / "broken.png",
+                                                          str(tmp_path / "gone.png")]
+    with caplog.at_level("WARNING", logger="leakscan"):
+        ids = find_groups(paths, jobs=1)
+    assert ids.tolist() == [0, 1, 2, 3, 0, 4, 5]  # still one id per row
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and "2 of 7 images could not be read" in said[0]
+    assert "broken.png" in said[0] and "gone.png" in said[0]
+    with pytest.raises(leakscan.InputError, match="no image could be read"):
+        train_test_split(np.arange(3), images=["a.png", "b.png", "c.png"], test_size=1, random_state=0, jobs=1)

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from .errors import ConfigError, InputError
+from .errors import ArgumentError, ConfigError, InputError
 from .groups import components, join_links
 from .manifest import text_column, path_key
 from .split import assign_splits, check_random_state
@@ -67,6 +67,8 @@ def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None,
     """
     from .audit import audit  # noqa: PLC0415
 
+    if isinstance(paths, (str, bytes, os.PathLike)):  # before the audit: one path would be read as its letters
+        raise ArgumentError(f"paths must be a sequence of paths, one per row of your data, got one path: {paths!r}")
     result = audit(images, groups=groups, settings=settings, jobs=jobs, progress=progress, decisions=decisions)
     ids = result.groups.ids.copy()
     m = result.manifest

@@ -205,3 +205,13 @@ def test_unreadable_images_are_named_and_none_readable_is_refused(tmp_path, capl
     assert "broken.png" in said[0] and "gone.png" in said[0]
     with pytest.raises(leakscan.InputError, match="no image could be read"):
         train_test_split(np.arange(3), images=["a.png", "b.png", "c.png"], test_size=1, random_state=0, jobs=1)
+
+
+def test_one_path_as_paths_is_refused_by_name(tmp_path):
+    # paths="0.png" was read letter by letter: "5 of the 5 paths are not images of ...: 0, ., p ..."
+    for k in range(3):
+        scene(k, 40).save(tmp_path / f"{k}.png")
+    for one in ("0.png", tmp_path / "0.png"):
+        with pytest.raises(ValueError, match="paths must be a sequence of paths"):
+            find_groups(tmp_path, paths=one, jobs=1)
+    assert find_groups(tmp_path, paths=["0.png"], jobs=1).tolist() == [0]

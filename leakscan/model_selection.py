@@ -155,9 +155,12 @@ def _n_train_test(n: int, test_size, train_size) -> tuple[int, int]:
     if n_train is None:
         n_train = n - n_test
     if n_train + n_test > n:
-        raise ConfigError(f"train_size + test_size = {n_train + n_test} exceeds the {n} samples; make them smaller")
+        raise ConfigError(f"The sum of train_size and test_size = {n_train + n_test}, should be smaller than the "
+                          f"number of samples {n}. Reduce test_size and/or train_size.")
     if n_train == 0 or n_test == 0:
-        raise ConfigError(f"with n_samples={n}, test_size={test_size} and train_size={train_size} one side is empty")
+        raise ConfigError(f"With n_samples={n}, test_size={test_size} and train_size={train_size}, the resulting "
+                          f"{'train' if n_train == 0 else 'test'} set will be empty. Adjust any of the aforementioned "
+                          "parameters.")
     return n_train, n_test
 
 
@@ -173,10 +176,11 @@ def _class_labels(y, name: str, rows: str, n: int) -> np.ndarray:
 
 def _check_stratify(y, name: str = "stratify") -> None:
     """As scikit-learn: every class needs at least two members to be on both sides."""
-    _, counts = np.unique(np.asarray(y).astype(str), return_counts=True)
+    classes, counts = np.unique(np.asarray(y).astype(str), return_counts=True)
     if len(counts) and counts.min() < 2:
-        raise ConfigError(f"The least populated class in {name} has only {int(counts.min())} member, which is too "
-                          "few. The minimum number of groups for any class cannot be less than 2.")
+        raise ConfigError(f"The least populated classes in {name} have only {int(counts.min())} member, which is too "
+                          "few. The minimum number of groups for any class cannot be less than 2. Classes with too "
+                          f"few members are: {classes[counts < 2].tolist()}")
 
 
 def _n_rows(a) -> int:
@@ -279,12 +283,12 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
     (20, 6)
     """
     if not arrays:
-        raise ConfigError("train_test_split needs at least one array")
+        raise ConfigError("At least one array required as input")
     check_random_state(random_state)
-    n = _n_rows(arrays[0])
-    for k, a in enumerate(arrays):
-        if _n_rows(a) != n:
-            raise ConfigError(f"arrays have different lengths: array 0 has {n} rows, array {k} has {_n_rows(a)}")
+    lengths = [_n_rows(a) for a in arrays]
+    if len(set(lengths)) > 1:
+        raise ConfigError(f"Found input variables with inconsistent numbers of samples: {lengths}")
+    n = lengths[0]
     if images is None and groups is None:
         first = arrays[0]
         if isinstance(first, np.ndarray) and first.ndim in (3, 4):
@@ -309,7 +313,7 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
         tr, te = _two_way(units, y, n_train, n_test, check_random_state(random_state))
     else:
         if stratify is not None:
-            raise ConfigError("stratified train/test split is not implemented for shuffle=False; pass shuffle=True")
+            raise ConfigError("Stratified train/test split is not implemented for shuffle=False; pass shuffle=True")
         _, first = np.unique(units, return_index=True)
         order = np.argsort(first)
         sizes = np.bincount(units)[order]

@@ -215,3 +215,21 @@ def test_one_path_as_paths_is_refused_by_name(tmp_path):
         with pytest.raises(ValueError, match="paths must be a sequence of paths"):
             find_groups(tmp_path, paths=one, jobs=1)
     assert find_groups(tmp_path, paths=["0.png"], jobs=1).tolist() == [0]
+
+
+def test_input_errors_in_scikit_learns_words(images):
+    # a drop-in raises what scikit-learn raises: code that catches its messages keeps working
+    y = np.arange(40) % 2
+    with pytest.raises(ValueError, match=r"Found input variables with inconsistent numbers of samples: \[40, 39\]"):
+        train_test_split(images, y[:39], test_size=0.25, jobs=1)
+    with pytest.raises(ValueError, match="At least one array required as input"):
+        train_test_split(images=images)
+    with pytest.raises(ValueError, match="The sum of train_size and test_size = 41, should be smaller than the "
+                                         "number of samples 40"):
+        train_test_split(y, images=images, test_size=11, train_size=30)
+    with pytest.raises(ValueError, match="the resulting train set will be empty"):
+        train_test_split(y[:3], groups=[1, 2, 3], test_size=0.9)
+    with pytest.raises(ValueError, match=r"Classes with too few members are: \['2'\]"):
+        train_test_split(y, images=images, stratify=np.r_[y[:39], 2], random_state=0, jobs=1)
+    with pytest.raises(ValueError, match="Stratified train/test split is not implemented for shuffle=False"):
+        train_test_split(y, images=images, stratify=y, shuffle=False, jobs=1)

@@ -323,6 +323,8 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
     _check_achieved(n, n_train, n_test, tr, te, _sizes_given(test_size, train_size))
     out = []
     for a in arrays:
+        if hasattr(a, "tocsr"):  # scipy sparse, as CSR as scikit-learn returns it: COO and DIA cannot be indexed
+            a = a.tocsr()
         out += [_index(a, tr), _index(a, te)]
     return out
 

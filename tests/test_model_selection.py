@@ -130,6 +130,17 @@ def test_sparse_matrices_as_the_docstring_says():
         train_test_split(5, groups=groups)
 
 
+def test_every_sparse_format_splits_as_csr_as_scikit_learn(images):
+    sparse = pytest.importorskip("scipy.sparse")
+    rows = np.arange(40)
+    for to_format in (sparse.coo_matrix, sparse.dia_matrix):
+        X = to_format(np.diag(rows + 1.0))  # COO and DIA: TypeError 'not subscriptable'
+        X_tr, X_te, r_tr, r_te = train_test_split(X, rows, images=images, test_size=10, random_state=0, jobs=1)
+        assert X_tr.format == X_te.format == "csr" and X_te.shape == (10, 40)
+        assert (X_te.toarray().sum(axis=1) - 1).tolist() == r_te.tolist()  # the rows the other array has
+        assert all((k in r_te) == (k + 30 in r_te) for k in range(10))  # copies on one side
+
+
 def test_multilabel_y_and_wrong_lengths_are_named(images):
     groups = np.repeat(np.arange(20), 2)
     Y = np.c_[np.arange(40) % 2, np.arange(40) // 20]  # 2-D y: a class per row's combination, as scikit-learn

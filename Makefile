@@ -17,8 +17,10 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/leakscan audit fixtures --out out/fixtures --force
 
+# The tests run on every core (at most 4 worker processes); TEST_JOBS=0 runs them in one process.
+TEST_JOBS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --maxprocesses 4
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'

@@ -277,8 +277,9 @@ def read_decisions(path) -> Decisions:
 def _parse(text: str, where: str) -> Decisions:
     if not text.strip():
         return Decisions((), file=where)
-    sample = text[:4096]
-    delim = max(",;\t", key=sample.split("\n", 1)[0].count)
+    # the delimiter is the header's (the first line that is not blank or a comment): most of , ; tab
+    header_line = next((ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
+    delim = max(",;\t", key=header_line.count)
     reader = csv.reader(io.StringIO(text), delimiter=delim)
     header = None
     entries = []

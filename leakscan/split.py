@@ -116,11 +116,20 @@ def _controlled_rounding(class_tot: np.ndarray, w: np.ndarray) -> np.ndarray:
     base = np.floor(raw).astype(np.int64)
     size_t = _largest_remainder(int(class_tot.sum()), w)
     frac = raw - base
-    for c in np.argsort(-frac.sum(axis=0), kind="stable"):
-        rest = int(class_tot[c] - base[:, c].sum())
-        for _ in range(rest):
-            short = size_t - base.sum(axis=1)
-            s = int(np.lexsort((-frac[:, c], -short))[0])
+    rest = class_tot.astype(np.int64) - base.sum(axis=0)  # per class, still to place
+    short = size_t - base.sum(axis=1)  # per split, still to fill
+    # the largest remainders first, over every (split, class) cell, as scikit-learn's stratified
+    # split rounds: a small class is not left short because larger ones were placed before it
+    for k in np.argsort(-frac, axis=None, kind="stable"):
+        s, c = divmod(int(k), frac.shape[1])
+        if frac[s, c] > 0 and rest[c] > 0 and short[s] > 0:
+            base[s, c] += 1
+            rest[c] -= 1
+            short[s] -= 1
+            frac[s, c] = -1.0
+    for c in np.flatnonzero(rest):  # rarely: where the remainders left a class no split still short
+        for _ in range(int(rest[c])):
+            s = int(np.lexsort((-frac[:, c], -(size_t - base.sum(axis=1))))[0])
             base[s, c] += 1
             frac[s, c] = -1.0
     return base

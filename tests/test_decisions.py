@@ -61,6 +61,19 @@ def test_reads_notes_comments_bom_and_semicolons(tmp_path):
 # ---------------------------------------------------------------- applying (pure)
 
 
+def test_the_delimiter_is_the_headers_not_a_leading_comments(tmp_path):
+    # the delimiter was counted on the file's first line: a comment with more ; or tabs than
+    # commas above a comma header made the header "missing" a, b and decision
+    for comment in ("# reviewed by Ann; batch 2; 2026-12-05", "#\tchecked\tby\thand", ""):
+        f = tmp_path / "d.csv"
+        f.write_text(f"{comment}\n\na,b,decision,note\nx.jpg,y.jpg,distinct,two cats; not one\n")
+        (e,) = read_decisions(f).entries
+        assert (e.a, e.b, e.decision, e.note) == ("x.jpg", "y.jpg", "distinct", "two cats; not one")
+    f.write_text("# a, b, c, d, e\na;b;decision\nx.jpg;y.jpg;duplicate\n")  # a comment full of commas
+    (e,) = read_decisions(f).entries
+    assert (e.a, e.b, e.decision) == ("x.jpg", "y.jpg", "duplicate")
+
+
 def test_distinct_drops_pair_and_duplicate_adds_one():
     pt = _pairs([(0, 1), (2, 3)])
     out, st = apply_decisions(pt, _md(must=[(4, 5)], cannot=[(2, 3)]))

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from leakscan import ConfigError, assign_splits
-from leakscan.split import parse_ratios
+from leakscan.split import _largest_remainder, parse_ratios
 
 
 def straddlers(units, splits):
@@ -134,3 +134,29 @@ def test_a_small_split_is_not_left_empty_when_every_image_has_a_copy(shuffle):
     assert dict(zip(a.split_names, np.bincount(a.splits, minlength=3).tolist())) == {"train": 16, "val": 2,
                                                                                       "test": 2}
     assert not any("has 0 images" in p for p in a.problems)
+
+
+def test_class_targets_round_the_largest_remainders_first_as_scikit_learn():
+    # classes of 15, 9 and 6 at 70/30: the test split's exact shares are 4.5, 2.7 and 1.8. The
+    # targets were rounded class by class, largest first, so the test split was full before the
+    # smallest class came: 5, 3, 1. scikit-learn's stratified split gives 4, 3, 2
+    from sklearn.model_selection import train_test_split as sk_split
+
+    from leakscan.split import _controlled_rounding
+
+    tot = np.array([15, 9, 6])
+    target = _controlled_rounding(tot, np.array([0.7, 0.3]))
+    y = np.repeat([0, 1, 2], tot)
+    _, y_test = sk_split(y, test_size=0.3, stratify=y, random_state=0)
+    assert target[1].tolist() == np.bincount(y_test).tolist() == [4, 3, 2]
+    assert target.sum(axis=0).tolist() == tot.tolist() and target.sum(axis=1).tolist() == [21, 9]
+    # any table: each class sums to its total, each split to its size, and every cell is within
+    # one of its exact share
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        tot, w = rng.integers(0, 40, rng.integers(1, 12)), rng.random(rng.integers(2, 5)) + 0.01
+        target = _controlled_rounding(tot, w)
+        exact = np.outer(w / w.sum(), tot)
+        assert target.sum(axis=0).tolist() == tot.tolist()
+        assert target.sum(axis=1).tolist() == _largest_remainder(int(tot.sum()), w).tolist()
+        assert np.abs(target - exact).max() < 2

@@ -14,7 +14,8 @@ database is refused (:class:`NotACache`, which the caller reports as a configura
 Its own database (application id ``LKSC``, or its tables) is set aside (renamed) and rebuilt
 only when it fails an integrity check; when it cannot be written (read-only file or file
 system, full disk) it is read without writing, with a warning (``read_only``). Writes are
-committed after every batch, so an interrupted run keeps what it computed.
+committed after every batch, so an interrupted run keeps what it computed. Runs at the same
+time share one file (WAL mode; a new file's tables are made in one transaction).
 """
 
 from __future__ import annotations
@@ -79,6 +80,19 @@ def file_key(path: str) -> tuple[str, int, int] | None:
     full = path if os.path.isabs(path) else os.path.abspath(path)
     # the text output.utf8_text makes (the cache imports nothing of leakscan's)
     return os.fsencode(full).decode("utf-8", "backslashreplace"), int(st.st_size), int(st.st_mtime_ns)
+
+
+def _write_ahead_log(db: sqlite3.Connection) -> None:
+    """Put the database in WAL mode (runs read while one writes). SQLite answers "locked" at once,
+    without waiting, when another run switches the same new file at that moment: try again."""
+    for attempt in range(200):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 199:
+                raise
+            time.sleep(0.05)
 
 
 class FeatureCache:
@@ -183,12 +197,13 @@ class FeatureCache:
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
         try:
+            # the tables are looked at and made in one write transaction: runs that open a new
+            # cache at the same moment take turns here, so none sees another's half-made tables
+            db.execute("BEGIN IMMEDIATE")
             names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if names and not {"meta", "features"} <= names:
                 raise NotACache(f"{self.path}: an SQLite database of another program (tables "
                                 f"{', '.join(sorted(names)[:5])}); leakscan leaves it alone: choose another --cache")
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
             if db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
                 db.execute(f"PRAGMA application_id={APPLICATION_ID}")
             db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
@@ -198,22 +213,22 @@ class FeatureCache:
             db.execute("CREATE TABLE IF NOT EXISTS model_emb (path TEXT, size INTEGER, mtime INTEGER, model TEXT, "
                        "emb BLOB, PRIMARY KEY (path, model))")
             meta = dict(db.execute("SELECT k, v FROM meta").fetchall())
-            if not meta:
-                db.executemany("INSERT INTO meta VALUES (?, ?)",
-                               [("schema", str(SCHEMA)), ("feature_version", self.version)])
-                db.commit()
-            elif meta.get("schema") != str(SCHEMA) or meta.get("feature_version") != self.version:
+            rebuilt = bool(meta) and (meta.get("schema") != str(SCHEMA) or meta.get("feature_version") != self.version)
+            if rebuilt:
                 db.execute("DELETE FROM features")
                 db.execute("DELETE FROM pairs")
                 db.execute("DELETE FROM model_emb")
-                db.execute("UPDATE meta SET v=? WHERE k='schema'", (str(SCHEMA),))
-                db.execute("UPDATE meta SET v=? WHERE k='feature_version'", (self.version,))
-                db.commit()
-                # said once it is done: a cache that cannot be written is not rebuilt (the caller warns)
+            if not meta or rebuilt:
+                db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                               [("schema", str(SCHEMA)), ("feature_version", self.version)])
+            db.commit()
+            if rebuilt:  # said once it is done: a cache that cannot be written is not rebuilt (the caller warns)
                 msg = (f"feature cache {self.path} was written by another leakscan version "
                        f"(schema {meta.get('schema')}, features {meta.get('feature_version')}); rebuilding it")
                 log.warning(msg)
                 self.notes.append(msg)
+            _write_ahead_log(db)
+            db.execute("PRAGMA synchronous=NORMAL")
             db.execute("SELECT count(*) FROM features").fetchone()
         except BaseException:
             db.close()

@@ -1,4 +1,5 @@
 import json
+import multiprocessing
 import os
 import signal
 import sqlite3
@@ -173,3 +174,37 @@ def test_pictures_read_again_are_the_pictures_a_cold_run_keeps(tmp_path, full_de
     again = load_pictures(m, [0, 1, 2], **({"decode_side": None} if full_decode else {}))
     for r in range(3):
         assert np.array_equal(np.asarray(again[r]), kept[r]), m.paths[r]
+
+
+def _open_and_store(path, key, barrier, answers):
+    barrier.wait()  # every process opens the new cache at the same moment
+    try:
+        with FeatureCache(path, version=FEATURE_VERSION) as c:
+            c.put([key], [b"features of " + key[0].encode()], {}, {})
+            answers.put((c.read_only, c.notes))
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        answers.put(repr(exc))
+
+
+def test_runs_that_make_a_new_cache_at_the_same_moment_all_use_it(tmp_path):
+    """Audits started together where no cache is yet (a new machine, parallel CI jobs) all make
+    the same file: none may refuse it as another program's (it saw another's half-made tables),
+    set it aside as broken (both stored its version) or read it without writing ("locked")."""
+    from leakscan.cache import file_key
+
+    d = write_dataset(tmp_path / "d", {f"train/{k}.png": scene(k, 32) for k in range(4)})
+    keys = [file_key(str(p)) for p in sorted((d / "train").iterdir())]
+    fork = multiprocessing.get_context("fork")
+    for trial in range(60):
+        db = tmp_path / f"c{trial}" / "features.sqlite"
+        barrier, answers = fork.Barrier(len(keys)), fork.Queue()
+        procs = [fork.Process(target=_open_and_store, args=(db, key, barrier, answers)) for key in keys]
+        for p in procs:
+            p.start()
+        got = [answers.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join()
+        assert got == [(False, [])] * len(keys), (trial, got)
+        assert not list(db.parent.glob("*.broken-*"))
+        with FeatureCache(db, version=FEATURE_VERSION) as c:  # every run's row is there
+            assert c.get(keys).positions == list(range(len(keys)))

@@ -8,6 +8,7 @@ import logging
 import sqlite3
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -519,7 +520,8 @@ def _open_cache(cache, manifest: Manifest, warnings: list):
     """The FeatureCache to use, or None (arrays, cache off, or a cache that cannot be opened)."""
     if cache is False or cache is None or manifest.images is not None:
         return None
-    path = default_cache_path() if cache is True else cache
+    # "~/..." as a path is the home folder (a quoted $LEAKSCAN_CACHE, --cache=~/...), never a folder named ~
+    path = Path(default_cache_path() if cache is True else cache).expanduser()
     try:
         return FeatureCache(path, version=FEATURE_VERSION)
     except NotACache as exc:  # a folder, another file or another program's database: the user's to fix

@@ -208,3 +208,18 @@ def test_runs_that_make_a_new_cache_at_the_same_moment_all_use_it(tmp_path):
         assert not list(db.parent.glob("*.broken-*"))
         with FeatureCache(db, version=FEATURE_VERSION) as c:  # every run's row is there
             assert c.get(keys).positions == list(range(len(keys)))
+
+
+def test_a_cache_path_starting_with_a_tilde_is_in_the_home_folder(small, tmp_path, monkeypatch):
+    """A quoted ``LEAKSCAN_CACHE="~/..."`` (or ``--cache=~/...``, which the shell leaves as it is)
+    is the home folder's, as everywhere: not a folder named ``~`` made where the run starts."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("LEAKSCAN_CACHE", "~/caches/features.sqlite")
+    audit(small, jobs=1)
+    assert (home / "caches" / "features.sqlite").is_file() and not os.listdir(work)
+    assert audit(small, jobs=1).features.n_cached == 13  # and read back
+    assert audit(small, cache="~/caches/features.sqlite", jobs=1).features.n_cached == 13
+    assert not os.listdir(work)

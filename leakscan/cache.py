@@ -5,9 +5,10 @@ arrays; what they mean (:meth:`leakscan.features.Features.to_blobs`) and when to
 store them (:func:`leakscan.audit.audit`) is decided by its callers.
 
 Entries are keyed by file identity (absolute path, size, modification time in ns) and the
-feature version; a cache written by another feature version is not reused: it is cleared with
-a warning. Which failures are worth storing (only those that are a property of the bytes,
-:func:`leakscan.decode.is_cacheable`) is the caller's choice.
+feature version; a cache written by another feature version or schema is not reused: its
+tables are made anew (:data:`TABLES`), with a warning. Which failures are worth storing (only
+those that are a property of the bytes, :func:`leakscan.decode.is_cacheable`) is the caller's
+choice.
 
 leakscan touches only its own file: a folder, a non-SQLite file or another program's
 database is refused (:class:`NotACache`, which the caller reports as a configuration error).
@@ -36,6 +37,15 @@ __all__ = ["FeatureCache", "CachedRows", "NotACache", "default_cache_path", "fil
 
 #: The layout of the database's tables (the layout of a stored row is the feature version's).
 SCHEMA = 1
+#: The tables, as this schema lays them out.
+TABLES = {
+    "meta": "CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT)",
+    "features": "CREATE TABLE features (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, row BLOB, "
+                "reason TEXT, note TEXT)",
+    "pairs": "CREATE TABLE pairs (key TEXT PRIMARY KEY, created REAL, blob BLOB)",
+    "model_emb": "CREATE TABLE model_emb (path TEXT, size INTEGER, mtime INTEGER, model TEXT, emb BLOB, "
+                 "PRIMARY KEY (path, model))",
+}
 SQLITE_MAGIC = b"SQLite format 3\x00"
 #: ``PRAGMA application_id`` of leakscan's cache ("LKSC"): identifies our own file even when broken.
 APPLICATION_ID = 0x4C4B5343
@@ -206,18 +216,14 @@ class FeatureCache:
                                 f"{', '.join(sorted(names)[:5])}); leakscan leaves it alone: choose another --cache")
             if db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
                 db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-            db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
-            db.execute("CREATE TABLE IF NOT EXISTS features (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, "
-                       "row BLOB, reason TEXT, note TEXT)")
-            db.execute("CREATE TABLE IF NOT EXISTS pairs (key TEXT PRIMARY KEY, created REAL, blob BLOB)")
-            db.execute("CREATE TABLE IF NOT EXISTS model_emb (path TEXT, size INTEGER, mtime INTEGER, model TEXT, "
-                       "emb BLOB, PRIMARY KEY (path, model))")
-            meta = dict(db.execute("SELECT k, v FROM meta").fetchall())
+            meta = dict(db.execute("SELECT k, v FROM meta").fetchall()) if "meta" in names else {}
             rebuilt = bool(meta) and (meta.get("schema") != str(SCHEMA) or meta.get("feature_version") != self.version)
-            if rebuilt:
-                db.execute("DELETE FROM features")
-                db.execute("DELETE FROM pairs")
-                db.execute("DELETE FROM model_emb")
+            if rebuilt:  # made anew, as this version lays the tables out (another schema's may differ)
+                for name in TABLES:
+                    db.execute(f"DROP TABLE IF EXISTS {name}")
+            for name, ddl in TABLES.items():
+                if rebuilt or name not in names:
+                    db.execute(ddl)
             if not meta or rebuilt:
                 db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                                [("schema", str(SCHEMA)), ("feature_version", self.version)])

@@ -223,3 +223,26 @@ def test_a_cache_path_starting_with_a_tilde_is_in_the_home_folder(small, tmp_pat
     assert audit(small, jobs=1).features.n_cached == 13  # and read back
     assert audit(small, cache="~/caches/features.sqlite", jobs=1).features.n_cached == 13
     assert not os.listdir(work)
+
+
+def test_a_cache_of_another_table_layout_is_rebuilt_in_this_ones(small, tmp_path):
+    """A cache another schema wrote (a newer leakscan's, after a downgrade; or this one's after
+    an upgrade that changes the tables) is rebuilt in this version's layout: clearing its rows
+    kept the other layout, where nothing could be stored, ever (a warning on every run)."""
+    db = tmp_path / "c.sqlite"
+    audit(small, cache=db, jobs=1)
+    with sqlite3.connect(db) as con:  # as a newer schema lays it out: another column, another table
+        con.execute("DROP TABLE features")
+        con.execute("CREATE TABLE features (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, digest BLOB, "
+                    "row BLOB, reason TEXT, note TEXT)")
+        con.execute("CREATE TABLE thumbs (path TEXT PRIMARY KEY, png BLOB)")
+        con.execute("UPDATE meta SET v='2' WHERE k='schema'")
+    con.close()
+    first = audit(small, cache=db, jobs=1)
+    assert first.features.n_cached == 0 and [w for w in first.warnings if "feature cache" in w] == [
+        f"feature cache {db} was written by another leakscan version (schema 2, features {FEATURE_VERSION}); "
+        "rebuilding it"]
+    again = audit(small, cache=db, jobs=1)
+    assert again.features.n_cached == len(again.manifest) and not again.warnings
+    assert [(int(i), int(j)) for i, j in zip(first.pairs.i, first.pairs.j)] == [
+        (int(i), int(j)) for i, j in zip(again.pairs.i, again.pairs.j)]

@@ -146,8 +146,12 @@ class FeatureCache:
     def _check_is_ours(self) -> None:
         """Refuse a path that is not a file leakscan may use as its cache (folders, other files)."""
         p = self.path
-        if not (p.exists() or p.is_symlink()):
+        try:
+            os.stat(p)
+        except FileNotFoundError:  # none yet, or a link to a file not made yet: SQLite makes it where it points
             return
+        except OSError:  # a symlink loop: refused below
+            pass
         if not p.is_file():
             raise NotACache(f"{p}: is not a file (a folder or a special file); --cache names the database "
                             "file leakscan keeps, such as ~/.cache/leakscan/features.sqlite")
@@ -243,12 +247,13 @@ class FeatureCache:
 
     def _set_aside(self, why: str) -> sqlite3.Connection:
         """Rename leakscan's own broken database (checked by the caller) and start a new one."""
-        aside = self.path.with_name(f"{self.path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+        real = Path(os.path.realpath(self.path))  # a symlinked cache: the file it points at, kept linked
+        aside = real.with_name(f"{real.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
         msg = f"feature cache {self.path} is {why}; moved it to {aside.name} and started a new one"
         log.warning(msg)
         self.notes.append(msg)
         for suffix in ("", "-wal", "-shm"):
-            p = Path(str(self.path) + suffix)
+            p = Path(str(real) + suffix)
             if p.is_file():
                 os.replace(p, Path(str(aside) + suffix))
         return self._connect()

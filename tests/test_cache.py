@@ -246,3 +246,27 @@ def test_a_cache_of_another_table_layout_is_rebuilt_in_this_ones(small, tmp_path
     assert again.features.n_cached == len(again.manifest) and not again.warnings
     assert [(int(i), int(j)) for i, j in zip(first.pairs.i, first.pairs.j)] == [
         (int(i), int(j)) for i, j in zip(again.pairs.i, again.pairs.j)]
+
+
+def test_a_cache_path_that_links_to_a_file_not_made_yet_makes_it_there(small, tmp_path):
+    """``features.sqlite`` as a symlink to a bigger disk, made before the first run: the cache is
+    made where the link points (it was refused as "not a file (a folder or a special file)")."""
+    link, real = tmp_path / "caches" / "features.sqlite", tmp_path / "big" / "real.sqlite"
+    link.parent.mkdir()
+    real.parent.mkdir()
+    link.symlink_to(real)
+    assert audit(small, cache=link, jobs=1).features.n_cached == 0
+    assert link.is_symlink() and real.is_file()
+    assert audit(small, cache=link, jobs=1).features.n_cached == 13
+    with open(real, "r+b") as fh:  # broken: set aside and made anew where the link points, still linked
+        fh.seek(100)
+        fh.write(b"this is not a database" * 100)
+    assert any("moved it to real.sqlite.broken-" in w for w in audit(small, cache=link, jobs=1).warnings)
+    assert link.is_symlink() and audit(small, cache=link, jobs=1).features.n_cached == 13
+    assert len(list(real.parent.glob("real.sqlite.broken-*"))) == 1
+    loop = tmp_path / "loop.sqlite"
+    loop.symlink_to(loop)
+    from leakscan.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="is not a file"):  # a link to itself is still refused
+        audit(small, cache=loop, jobs=1)

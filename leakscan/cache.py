@@ -190,7 +190,7 @@ class FeatureCache:
             try:
                 db = sqlite3.connect(f"file:{self.path}?{mode}", uri=True, timeout=30)
                 meta = dict(db.execute("SELECT k, v FROM meta").fetchall())
-                if meta.get("schema") != str(SCHEMA) or meta.get("feature_version") != self.version:
+                if self._another_version(meta):
                     db.close()
                     raise OSError(f"cannot write to it ({why}) and it holds another leakscan version's features")
                 db.execute("SELECT count(*) FROM features").fetchone()
@@ -199,6 +199,10 @@ class FeatureCache:
             self._read_only(f"cannot be written ({why})")
             return db
         raise OSError(f"cannot open it ({why})")
+
+    def _another_version(self, meta: dict) -> bool:
+        """``meta`` (the table's ``{k: v}``) is not this schema's and feature version's."""
+        return meta.get("schema") != str(SCHEMA) or meta.get("feature_version") != self.version
 
     def _read_only(self, why: str) -> None:
         if self.read_only:
@@ -221,7 +225,7 @@ class FeatureCache:
             if db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
                 db.execute(f"PRAGMA application_id={APPLICATION_ID}")
             meta = dict(db.execute("SELECT k, v FROM meta").fetchall()) if "meta" in names else {}
-            rebuilt = bool(meta) and (meta.get("schema") != str(SCHEMA) or meta.get("feature_version") != self.version)
+            rebuilt = bool(meta) and self._another_version(meta)
             if rebuilt:  # made anew, as this version lays the tables out (another schema's may differ)
                 for name in TABLES:
                     db.execute(f"DROP TABLE IF EXISTS {name}")
@@ -274,6 +278,31 @@ class FeatureCache:
     def _write_error(self, exc: sqlite3.DatabaseError, what: str) -> None:
         """A failed write (full disk, read-only file): stop writing, warn once, never set aside."""
         self._read_only(f"could not store {what} ({exc})")
+
+    def _store(self, what: str, write) -> None:
+        """Run ``write(db)`` in one write transaction, which holds the lock from its start.
+
+        The file must still be of this version: a run of another leakscan version that opened it
+        meanwhile has made it anew for its features, which this run's rows would pass for; this
+        run then stores nothing more."""
+        if self.read_only:
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                meta = dict(self._db.execute("SELECT k, v FROM meta").fetchall())
+                if self._another_version(meta):
+                    self._db.rollback()
+                    self._read_only(f"was made anew by a run of another leakscan version (features "
+                                    f"{meta.get('feature_version')}) while this one went on")
+                    return
+                write(self._db)
+                self._db.commit()
+            except BaseException:
+                self._db.rollback()
+                raise
+        except sqlite3.DatabaseError as exc:
+            self._write_error(exc, what)
 
     def close(self) -> None:
         try:
@@ -331,13 +360,9 @@ class FeatureCache:
             if key is None or (blobs[k] is None and k not in failures):
                 continue
             recs.append((key[0], key[1], key[2], blobs[k], failures.get(k), notes.get(k)))
-        if self.read_only or not recs:
-            return
-        try:
-            with self._db:
-                self._db.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?, ?, ?)", recs)
-        except sqlite3.DatabaseError as exc:
-            self._write_error(exc, "features")
+        if recs:
+            self._store("features", lambda db: db.executemany("INSERT OR REPLACE INTO features VALUES "
+                                                              "(?, ?, ?, ?, ?, ?)", recs))
 
     # ---- learned (ONNX model) embeddings, keyed by file and model digest
     def get_model(self, keys: list, model: str):
@@ -354,13 +379,9 @@ class FeatureCache:
     def put_model(self, keys: list, model: str, emb: np.ndarray, ok: np.ndarray) -> None:
         recs = [(key[0], key[1], key[2], model, np.ascontiguousarray(emb[k], np.float32).tobytes())
                 for k, key in enumerate(keys) if key is not None and ok[k]]
-        if self.read_only or not recs:
-            return
-        try:
-            with self._db:
-                self._db.executemany("INSERT OR REPLACE INTO model_emb VALUES (?, ?, ?, ?, ?)", recs)
-        except sqlite3.DatabaseError as exc:
-            self._write_error(exc, "model embeddings")
+        if recs:
+            self._store("model embeddings", lambda db: db.executemany("INSERT OR REPLACE INTO model_emb VALUES "
+                                                                      "(?, ?, ?, ?, ?)", recs))
 
     # ---- search results, keyed by a fingerprint of all features and the settings
     KEEP_PAIRS = 8
@@ -387,13 +408,12 @@ class FeatureCache:
             return
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        try:
-            with self._db:
-                self._db.execute("INSERT OR REPLACE INTO pairs VALUES (?, ?, ?)", (key, time.time(), buf.getvalue()))
-                self._db.execute("DELETE FROM pairs WHERE key NOT IN "
-                                 "(SELECT key FROM pairs ORDER BY created DESC LIMIT ?)", (self.KEEP_PAIRS,))
-        except sqlite3.DatabaseError as exc:
-            self._write_error(exc, "search results")
+
+        def write(db):
+            db.execute("INSERT OR REPLACE INTO pairs VALUES (?, ?, ?)", (key, time.time(), buf.getvalue()))
+            db.execute("DELETE FROM pairs WHERE key NOT IN (SELECT key FROM pairs ORDER BY created DESC LIMIT ?)",
+                       (self.KEEP_PAIRS,))
+        self._store("search results", write)
 
 
     # ---- any other dict of arrays derived from the search (the pair decision), same table

@@ -270,3 +270,31 @@ def test_a_cache_path_that_links_to_a_file_not_made_yet_makes_it_there(small, tm
 
     with pytest.raises(ConfigError, match="is not a file"):  # a link to itself is still refused
         audit(small, cache=loop, jobs=1)
+
+
+def test_a_run_stores_nothing_in_a_cache_another_version_made_anew_meanwhile(small, tmp_path, monkeypatch):
+    """A run of another leakscan version (an upgrade while a long audit goes on; two CI jobs
+    pinning two versions, one cache) that opens the cache clears it for its own features: the
+    run that was going on may not store its rows there, which the other version would read
+    as its own features (same layout, other meaning: other pairs than a cold run)."""
+    from leakscan.cache import file_key
+
+    db = tmp_path / "c.sqlite"
+    put = FeatureCache.put
+
+    def another_version_opens_it_first(self, *args, **kwargs):
+        FeatureCache(db, version="another").close()
+        return put(self, *args, **kwargs)
+
+    monkeypatch.setattr(FeatureCache, "put", another_version_opens_it_first)
+    r = audit(small, cache=db, jobs=1)
+    assert r.n_images == 13 and r.features.n_cached == 0
+    assert [w for w in r.warnings if "feature cache" in w] == [
+        f"feature cache {db} was made anew by a run of another leakscan version (features another) while this "
+        "one went on; reading it but not storing new results"]
+    keys = [file_key(str(p)) for p in sorted(small.rglob("*.png"))]
+    with FeatureCache(db, version="another") as c:
+        assert c.get(keys).positions == []
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT count(*) FROM pairs").fetchone()[0] == 0  # nor its search results
+    con.close()

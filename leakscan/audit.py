@@ -625,10 +625,13 @@ def fingerprint(features: Features, settings: DetectSettings, splits=None) -> st
     if splits is not None:
         h.update("\x1f".join(map(str, splits)).encode())
     h.update(f"{FEATURE_VERSION}|{CACHE_SCHEMA}|{len(features)}|{sorted(settings.to_dict().items())}".encode())
-    for arr in (features.ok, features.pixel_digest, features.hashes, features.embedding, features.low_info,
-                features.file_digest, features.derotated_rows, features.derotated_embedding):
+    # the rows that decoded: a file that failed keeps only its failure in the cache, while a cold
+    # run still holds what it read before failing (the file's digest), so a warm run found no match
+    ok = features.ok
+    per_row = [features.pixel_digest, features.hashes, features.embedding, features.low_info, features.file_digest]
+    for arr in [ok] + [a[ok] for a in per_row] + [features.derotated_rows, features.derotated_embedding]:
         h.update(np.ascontiguousarray(arr).tobytes())
     if features.model_embedding is not None:
         h.update(b"model")
-        h.update(np.ascontiguousarray(features.model_embedding).tobytes())
+        h.update(np.ascontiguousarray(features.model_embedding[ok]).tobytes())
     return h.hexdigest()

@@ -298,3 +298,25 @@ def test_a_run_stores_nothing_in_a_cache_another_version_made_anew_meanwhile(sma
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT count(*) FROM pairs").fetchone()[0] == 0  # nor its search results
     con.close()
+
+
+def test_the_second_run_reuses_the_search_of_a_dataset_with_a_broken_file(small, tmp_path, caplog):
+    """A dataset holding a file that cannot be decoded (a truncated JPEG): its second audit
+    reuses the first one's search result as the README says of an unchanged dataset (the key
+    held the digest the cold run read before the file failed, which the cache does not keep)."""
+    import io
+    import logging
+
+    buf = io.BytesIO()
+    scene(50, 64).save(buf, "JPEG", quality=90)
+    (small / "test" / "cut.jpg").write_bytes(buf.getvalue()[:200])
+    db = tmp_path / "c.sqlite"
+    cold = audit(small, cache=db, jobs=1)
+    assert "test/cut.jpg" in dict(cold.skipped)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="leakscan.audit"):
+        warm = audit(small, cache=db, jobs=1)
+    assert warm.features.n_cached == 14
+    assert any("search results reused" in rec.getMessage() for rec in caplog.records)
+    assert [(int(i), int(j)) for i, j in zip(cold.pairs.i, cold.pairs.j)] == [
+        (int(i), int(j)) for i, j in zip(warm.pairs.i, warm.pairs.j)]

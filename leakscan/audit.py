@@ -454,10 +454,15 @@ def audit(
             key = fingerprint(feats, settings, m.splits if settings.scope == "cross" else None)
             detection = _cached_detection(store, key)
         if detection is None:
+            unread = []  # rows whose picture could not be read again (a file changed or unreadable since)
+
+            def images(rows):
+                pictures = load_pictures(m, rows, kept=feats.pictures, decode_side=decode_side)
+                unread.extend(r for r, p in zip(np.asarray(rows).tolist(), pictures) if p is None)
+                return pictures
             detection = detect(feats, settings, splits=m.splits, model=model, progress=progress, jobs=jobs,
-                               images=lambda rows: load_pictures(m, rows, kept=feats.pictures,
-                                                                 decode_side=decode_side))
-            if store is not None:
+                               images=images)
+            if store is not None and not unread:  # a result made without some pictures is not kept
                 store.put_arrays(key, detection.to_arrays())
     finally:
         if store is not None:

@@ -320,3 +320,38 @@ def test_the_second_run_reuses_the_search_of_a_dataset_with_a_broken_file(small,
     assert any("search results reused" in rec.getMessage() for rec in caplog.records)
     assert [(int(i), int(j)) for i, j in zip(cold.pairs.i, cold.pairs.j)] == [
         (int(i), int(j)) for i, j in zip(warm.pairs.i, warm.pairs.j)]
+
+
+def test_a_search_made_while_pictures_could_not_be_read_is_not_kept(tmp_path, caplog):
+    """A warm run reads pictures again (to calibrate, to look closer). When some cannot be read
+    (unreadable for a while, rewritten with their size and time kept), the run decides without
+    them; that result was kept and reused by the next runs, which could read them, so their
+    pairs differed from a cold run's for good."""
+    import logging
+
+    from leakscan.settings import DetectSettings
+
+    layout = {f"train/{k}.png": scene(k, 48) for k in range(30)}
+    layout.update({f"test/{k}.jpg": scene(k, 48).resize((40, 40)) for k in range(0, 30, 3)})
+    d = write_dataset(tmp_path / "d", layout, quality=85)
+    db = tmp_path / "c.sqlite"
+    audit(d, cache=db, jobs=1)  # the features are cached
+    files = sorted(d.rglob("*.png"))[::2]
+    saved = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files}
+    for p, (data, mtime) in saved.items():  # unreadable for a while, cached features kept
+        p.write_bytes(bytes(len(data)))
+        os.utime(p, ns=(mtime, mtime))
+    settings = DetectSettings(min_confidence=0.6)  # a search not cached yet
+    with caplog.at_level(logging.WARNING, logger="leakscan.features"):
+        audit(d, cache=db, jobs=1, settings=settings)
+    assert any("not read again" in rec.getMessage() for rec in caplog.records)
+    for p, (data, mtime) in saved.items():
+        p.write_bytes(data)
+        os.utime(p, ns=(mtime, mtime))
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="leakscan.audit"):
+        warm = audit(d, cache=db, jobs=1, settings=settings)
+    assert not any("search results reused" in rec.getMessage() for rec in caplog.records)
+    cold = audit(d, cache=False, jobs=1, settings=settings)
+    assert warm.pair_records() == cold.pair_records()
+    assert warm.to_dict()["calibration"] == cold.to_dict()["calibration"]

@@ -8,6 +8,7 @@ import logging
 import sqlite3
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -453,10 +454,15 @@ def audit(
             key = fingerprint(feats, settings, m.splits if settings.scope == "cross" else None)
             detection = _cached_detection(store, key)
         if detection is None:
+            unread = []  # rows whose picture could not be read again (a file changed or unreadable since)
+
+            def images(rows):
+                pictures = load_pictures(m, rows, kept=feats.pictures, decode_side=decode_side)
+                unread.extend(r for r, p in zip(np.asarray(rows).tolist(), pictures) if p is None)
+                return pictures
             detection = detect(feats, settings, splits=m.splits, model=model, progress=progress, jobs=jobs,
-                               images=lambda rows: load_pictures(m, rows, kept=feats.pictures,
-                                                                 decode_side=decode_side))
-            if store is not None:
+                               images=images)
+            if store is not None and not unread:  # a result made without some pictures is not kept
                 store.put_arrays(key, detection.to_arrays())
     finally:
         if store is not None:
@@ -519,7 +525,8 @@ def _open_cache(cache, manifest: Manifest, warnings: list):
     """The FeatureCache to use, or None (arrays, cache off, or a cache that cannot be opened)."""
     if cache is False or cache is None or manifest.images is not None:
         return None
-    path = default_cache_path() if cache is True else cache
+    # "~/..." as a path is the home folder (a quoted $LEAKSCAN_CACHE, --cache=~/...), never a folder named ~
+    path = Path(default_cache_path() if cache is True else cache).expanduser()
     try:
         return FeatureCache(path, version=FEATURE_VERSION)
     except NotACache as exc:  # a folder, another file or another program's database: the user's to fix
@@ -623,10 +630,13 @@ def fingerprint(features: Features, settings: DetectSettings, splits=None) -> st
     if splits is not None:
         h.update("\x1f".join(map(str, splits)).encode())
     h.update(f"{FEATURE_VERSION}|{CACHE_SCHEMA}|{len(features)}|{sorted(settings.to_dict().items())}".encode())
-    for arr in (features.ok, features.pixel_digest, features.hashes, features.embedding, features.low_info,
-                features.file_digest, features.derotated_rows, features.derotated_embedding):
+    # the rows that decoded: a file that failed keeps only its failure in the cache, while a cold
+    # run still holds what it read before failing (the file's digest), so a warm run found no match
+    ok = features.ok
+    per_row = [features.pixel_digest, features.hashes, features.embedding, features.low_info, features.file_digest]
+    for arr in [ok] + [a[ok] for a in per_row] + [features.derotated_rows, features.derotated_embedding]:
         h.update(np.ascontiguousarray(arr).tobytes())
     if features.model_embedding is not None:
         h.update(b"model")
-        h.update(np.ascontiguousarray(features.model_embedding).tobytes())
+        h.update(np.ascontiguousarray(features.model_embedding[ok]).tobytes())
     return h.hexdigest()

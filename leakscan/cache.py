@@ -5,16 +5,18 @@ arrays; what they mean (:meth:`leakscan.features.Features.to_blobs`) and when to
 store them (:func:`leakscan.audit.audit`) is decided by its callers.
 
 Entries are keyed by file identity (absolute path, size, modification time in ns) and the
-feature version; a cache written by another feature version is not reused: it is cleared with
-a warning. Which failures are worth storing (only those that are a property of the bytes,
-:func:`leakscan.decode.is_cacheable`) is the caller's choice.
+feature version; a cache written by another feature version or schema is not reused: its
+tables are made anew (:data:`TABLES`), with a warning. Which failures are worth storing (only
+those that are a property of the bytes, :func:`leakscan.decode.is_cacheable`) is the caller's
+choice.
 
 leakscan touches only its own file: a folder, a non-SQLite file or another program's
 database is refused (:class:`NotACache`, which the caller reports as a configuration error).
 Its own database (application id ``LKSC``, or its tables) is set aside (renamed) and rebuilt
 only when it fails an integrity check; when it cannot be written (read-only file or file
 system, full disk) it is read without writing, with a warning (``read_only``). Writes are
-committed after every batch, so an interrupted run keeps what it computed.
+committed after every batch, so an interrupted run keeps what it computed. Runs at the same
+time share one file (WAL mode; a new file's tables are made in one transaction).
 """
 
 from __future__ import annotations
@@ -35,6 +37,15 @@ __all__ = ["FeatureCache", "CachedRows", "NotACache", "default_cache_path", "fil
 
 #: The layout of the database's tables (the layout of a stored row is the feature version's).
 SCHEMA = 1
+#: The tables, as this schema lays them out.
+TABLES = {
+    "meta": "CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT)",
+    "features": "CREATE TABLE features (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, row BLOB, "
+                "reason TEXT, note TEXT)",
+    "pairs": "CREATE TABLE pairs (key TEXT PRIMARY KEY, created REAL, blob BLOB)",
+    "model_emb": "CREATE TABLE model_emb (path TEXT, size INTEGER, mtime INTEGER, model TEXT, emb BLOB, "
+                 "PRIMARY KEY (path, model))",
+}
 SQLITE_MAGIC = b"SQLite format 3\x00"
 #: ``PRAGMA application_id`` of leakscan's cache ("LKSC"): identifies our own file even when broken.
 APPLICATION_ID = 0x4C4B5343
@@ -81,6 +92,19 @@ def file_key(path: str) -> tuple[str, int, int] | None:
     return os.fsencode(full).decode("utf-8", "backslashreplace"), int(st.st_size), int(st.st_mtime_ns)
 
 
+def _write_ahead_log(db: sqlite3.Connection) -> None:
+    """Put the database in WAL mode (runs read while one writes). SQLite answers "locked" at once,
+    without waiting, when another run switches the same new file at that moment: try again."""
+    for attempt in range(200):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 199:
+                raise
+            time.sleep(0.05)
+
+
 class FeatureCache:
     """Get and put per-file features.
 
@@ -122,8 +146,12 @@ class FeatureCache:
     def _check_is_ours(self) -> None:
         """Refuse a path that is not a file leakscan may use as its cache (folders, other files)."""
         p = self.path
-        if not (p.exists() or p.is_symlink()):
+        try:
+            os.stat(p)
+        except FileNotFoundError:  # none yet, or a link to a file not made yet: SQLite makes it where it points
             return
+        except OSError:  # a symlink loop: refused below
+            pass
         if not p.is_file():
             raise NotACache(f"{p}: is not a file (a folder or a special file); --cache names the database "
                             "file leakscan keeps, such as ~/.cache/leakscan/features.sqlite")
@@ -162,7 +190,7 @@ class FeatureCache:
             try:
                 db = sqlite3.connect(f"file:{self.path}?{mode}", uri=True, timeout=30)
                 meta = dict(db.execute("SELECT k, v FROM meta").fetchall())
-                if meta.get("schema") != str(SCHEMA) or meta.get("feature_version") != self.version:
+                if self._another_version(meta):
                     db.close()
                     raise OSError(f"cannot write to it ({why}) and it holds another leakscan version's features")
                 db.execute("SELECT count(*) FROM features").fetchone()
@@ -171,6 +199,10 @@ class FeatureCache:
             self._read_only(f"cannot be written ({why})")
             return db
         raise OSError(f"cannot open it ({why})")
+
+    def _another_version(self, meta: dict) -> bool:
+        """``meta`` (the table's ``{k: v}``) is not this schema's and feature version's."""
+        return meta.get("schema") != str(SCHEMA) or meta.get("feature_version") != self.version
 
     def _read_only(self, why: str) -> None:
         if self.read_only:
@@ -183,37 +215,34 @@ class FeatureCache:
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
         try:
+            # the tables are looked at and made in one write transaction: runs that open a new
+            # cache at the same moment take turns here, so none sees another's half-made tables
+            db.execute("BEGIN IMMEDIATE")
             names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if names and not {"meta", "features"} <= names:
                 raise NotACache(f"{self.path}: an SQLite database of another program (tables "
                                 f"{', '.join(sorted(names)[:5])}); leakscan leaves it alone: choose another --cache")
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
             if db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
                 db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-            db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
-            db.execute("CREATE TABLE IF NOT EXISTS features (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, "
-                       "row BLOB, reason TEXT, note TEXT)")
-            db.execute("CREATE TABLE IF NOT EXISTS pairs (key TEXT PRIMARY KEY, created REAL, blob BLOB)")
-            db.execute("CREATE TABLE IF NOT EXISTS model_emb (path TEXT, size INTEGER, mtime INTEGER, model TEXT, "
-                       "emb BLOB, PRIMARY KEY (path, model))")
-            meta = dict(db.execute("SELECT k, v FROM meta").fetchall())
-            if not meta:
-                db.executemany("INSERT INTO meta VALUES (?, ?)",
+            meta = dict(db.execute("SELECT k, v FROM meta").fetchall()) if "meta" in names else {}
+            rebuilt = bool(meta) and self._another_version(meta)
+            if rebuilt:  # made anew, as this version lays the tables out (another schema's may differ)
+                for name in TABLES:
+                    db.execute(f"DROP TABLE IF EXISTS {name}")
+            for name, ddl in TABLES.items():
+                if rebuilt or name not in names:
+                    db.execute(ddl)
+            if not meta or rebuilt:
+                db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                                [("schema", str(SCHEMA)), ("feature_version", self.version)])
-                db.commit()
-            elif meta.get("schema") != str(SCHEMA) or meta.get("feature_version") != self.version:
-                db.execute("DELETE FROM features")
-                db.execute("DELETE FROM pairs")
-                db.execute("DELETE FROM model_emb")
-                db.execute("UPDATE meta SET v=? WHERE k='schema'", (str(SCHEMA),))
-                db.execute("UPDATE meta SET v=? WHERE k='feature_version'", (self.version,))
-                db.commit()
-                # said once it is done: a cache that cannot be written is not rebuilt (the caller warns)
+            db.commit()
+            if rebuilt:  # said once it is done: a cache that cannot be written is not rebuilt (the caller warns)
                 msg = (f"feature cache {self.path} was written by another leakscan version "
                        f"(schema {meta.get('schema')}, features {meta.get('feature_version')}); rebuilding it")
                 log.warning(msg)
                 self.notes.append(msg)
+            _write_ahead_log(db)
+            db.execute("PRAGMA synchronous=NORMAL")
             db.execute("SELECT count(*) FROM features").fetchone()
         except BaseException:
             db.close()
@@ -222,12 +251,13 @@ class FeatureCache:
 
     def _set_aside(self, why: str) -> sqlite3.Connection:
         """Rename leakscan's own broken database (checked by the caller) and start a new one."""
-        aside = self.path.with_name(f"{self.path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+        real = Path(os.path.realpath(self.path))  # a symlinked cache: the file it points at, kept linked
+        aside = real.with_name(f"{real.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
         msg = f"feature cache {self.path} is {why}; moved it to {aside.name} and started a new one"
         log.warning(msg)
         self.notes.append(msg)
         for suffix in ("", "-wal", "-shm"):
-            p = Path(str(self.path) + suffix)
+            p = Path(str(real) + suffix)
             if p.is_file():
                 os.replace(p, Path(str(aside) + suffix))
         return self._connect()
@@ -248,6 +278,31 @@ class FeatureCache:
     def _write_error(self, exc: sqlite3.DatabaseError, what: str) -> None:
         """A failed write (full disk, read-only file): stop writing, warn once, never set aside."""
         self._read_only(f"could not store {what} ({exc})")
+
+    def _store(self, what: str, write) -> None:
+        """Run ``write(db)`` in one write transaction, which holds the lock from its start.
+
+        The file must still be of this version: a run of another leakscan version that opened it
+        meanwhile has made it anew for its features, which this run's rows would pass for; this
+        run then stores nothing more."""
+        if self.read_only:
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                meta = dict(self._db.execute("SELECT k, v FROM meta").fetchall())
+                if self._another_version(meta):
+                    self._db.rollback()
+                    self._read_only(f"was made anew by a run of another leakscan version (features "
+                                    f"{meta.get('feature_version')}) while this one went on")
+                    return
+                write(self._db)
+                self._db.commit()
+            except BaseException:
+                self._db.rollback()
+                raise
+        except sqlite3.DatabaseError as exc:
+            self._write_error(exc, what)
 
     def close(self) -> None:
         try:
@@ -305,13 +360,9 @@ class FeatureCache:
             if key is None or (blobs[k] is None and k not in failures):
                 continue
             recs.append((key[0], key[1], key[2], blobs[k], failures.get(k), notes.get(k)))
-        if self.read_only or not recs:
-            return
-        try:
-            with self._db:
-                self._db.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?, ?, ?)", recs)
-        except sqlite3.DatabaseError as exc:
-            self._write_error(exc, "features")
+        if recs:
+            self._store("features", lambda db: db.executemany("INSERT OR REPLACE INTO features VALUES "
+                                                              "(?, ?, ?, ?, ?, ?)", recs))
 
     # ---- learned (ONNX model) embeddings, keyed by file and model digest
     def get_model(self, keys: list, model: str):
@@ -328,13 +379,9 @@ class FeatureCache:
     def put_model(self, keys: list, model: str, emb: np.ndarray, ok: np.ndarray) -> None:
         recs = [(key[0], key[1], key[2], model, np.ascontiguousarray(emb[k], np.float32).tobytes())
                 for k, key in enumerate(keys) if key is not None and ok[k]]
-        if self.read_only or not recs:
-            return
-        try:
-            with self._db:
-                self._db.executemany("INSERT OR REPLACE INTO model_emb VALUES (?, ?, ?, ?, ?)", recs)
-        except sqlite3.DatabaseError as exc:
-            self._write_error(exc, "model embeddings")
+        if recs:
+            self._store("model embeddings", lambda db: db.executemany("INSERT OR REPLACE INTO model_emb VALUES "
+                                                                      "(?, ?, ?, ?, ?)", recs))
 
     # ---- search results, keyed by a fingerprint of all features and the settings
     KEEP_PAIRS = 8
@@ -361,13 +408,12 @@ class FeatureCache:
             return
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        try:
-            with self._db:
-                self._db.execute("INSERT OR REPLACE INTO pairs VALUES (?, ?, ?)", (key, time.time(), buf.getvalue()))
-                self._db.execute("DELETE FROM pairs WHERE key NOT IN "
-                                 "(SELECT key FROM pairs ORDER BY created DESC LIMIT ?)", (self.KEEP_PAIRS,))
-        except sqlite3.DatabaseError as exc:
-            self._write_error(exc, "search results")
+
+        def write(db):
+            db.execute("INSERT OR REPLACE INTO pairs VALUES (?, ?, ?)", (key, time.time(), buf.getvalue()))
+            db.execute("DELETE FROM pairs WHERE key NOT IN (SELECT key FROM pairs ORDER BY created DESC LIMIT ?)",
+                       (self.KEEP_PAIRS,))
+        self._store("search results", write)
 
 
     # ---- any other dict of arrays derived from the search (the pair decision), same table

@@ -553,7 +553,7 @@ def audit(
                                decisions=decisions, full_decode=full_decode,
                                before_decoding=check_out if out is not None else None, **source_opts)
             if out is not None:
-                write_outputs(result, out, force=True, html=not no_html, parquet=parquet, progress=cb)
+                write_outputs(result, out, force=force, html=not no_html, parquet=parquet, progress=cb)
     except LeakscanError as exc:
         remove_empty_folders(made)
         raise _fail(str(exc))

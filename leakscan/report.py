@@ -19,7 +19,7 @@ import numpy as np
 from .audit import PAIR_COLUMNS, Audit
 from .errors import OutputError
 from .output import atomic_write, json_text, make_folder, utf8_text
-from .safeio import check_target, csv_cell, dataset_folders, plain, write_folder
+from .safeio import check_target, csv_cell, dataset_folders, plain, refuse_earlier, write_folder
 
 __all__ = ["write_outputs", "summary_json", "render_terminal", "OUTPUT_FILES"]
 
@@ -57,10 +57,8 @@ def prepare_out_dir(out: Path, *, force: bool, names=OUTPUT_FILES, protect=()) -
     make_folder(out)
     if not os.access(out, os.W_OK | os.X_OK):
         raise OutputError(f"{out}: output folder is not writable")
-    existing = [n for n in names if (out / n).exists()]
-    if existing and not force:
-        raise OutputError(
-            f"{out}: already holds {', '.join(existing)}; pass --force to overwrite or choose another --out")
+    if not force:
+        refuse_earlier(out, names)
     return out
 
 
@@ -109,7 +107,7 @@ def write_outputs(audit: Audit, out: str | os.PathLike, *, force: bool = False, 
 
         files["report.html"] = render_html(audit, progress=progress, out_dir=out)
     files["summary.json"] = lambda path: _write_summary(audit, path, start)  # last: marks a complete set
-    return write_folder(out, files, owned=set(OUTPUT_FILES) | {"pairs.parquet"})
+    return write_folder(out, files, owned=set(OUTPUT_FILES) | {"pairs.parquet"}, force=force)
 
 
 def _write_summary(audit: Audit, path: str, start: float) -> None:

@@ -9,6 +9,7 @@ writer); this module decides where, and swaps whole result folders in one step
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import filecmp
@@ -25,7 +26,12 @@ from .output import TMP_MARK, _umask, atomic_write, clean_leftovers, tmp_prefix
 
 log = logging.getLogger(__name__)
 
-__all__ = ["dataset_folders", "check_target", "write_folder", "place_file", "plain", "csv_cell"]
+try:
+    import fcntl
+except ImportError:  # not POSIX
+    fcntl = None
+
+__all__ = ["dataset_folders", "check_target", "refuse_earlier", "write_folder", "place_file", "plain", "csv_cell"]
 
 # --------------------------------------------------------------------------- where we may write
 
@@ -121,7 +127,44 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), os.fspath(b))
 
 
-def write_folder(out: Path, files: dict, *, owned: set, order=None) -> list[Path]:
+def refuse_earlier(out: Path, names) -> None:
+    """OutputError when ``out`` holds any of ``names``: results that only ``--force`` replaces."""
+    existing = [n for n in names if (Path(out) / n).exists()]
+    if existing:
+        raise OutputError(f"{out}: already holds {', '.join(existing)}; pass --force to overwrite or "
+                          "choose another --out")
+
+
+@contextlib.contextmanager
+def _one_writer(folder: Path):
+    """Hold an exclusive lock (flock) on ``folder`` while a result set is put in place there, so
+    that two runs writing the same ``--out`` take turns (where locks are unsupported: no lock)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        fd = None
+    try:
+        if fd is not None and fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:
+                pass
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _listing(out: Path) -> set:
+    """The names in ``out`` (none when it is not a folder), less our temporary ones."""
+    try:
+        existing = set(os.listdir(out)) if out.is_dir() else set()
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot list the output folder ({exc.strerror or exc})") from None
+    return {n for n in existing if TMP_MARK not in n}
+
+
+def write_folder(out: Path, files: dict, *, owned: set, order=None, force: bool = True) -> list[Path]:
     """Write ``files`` ({name: text or callable(path)}) into ``out`` as one set.
 
     Everything is written into a temporary folder beside ``out`` first; then, when ``out``
@@ -129,8 +172,10 @@ def write_folder(out: Path, files: dict, *, owned: set, order=None) -> list[Path
     in one step (the old set is deleted afterwards), so a kill leaves either the old complete
     set or the new one. When ``out`` also holds other files (the user's, never touched), the
     new files are moved in one by one with ``summary.json`` (the last of ``order``) removed first
-    and put last: a set without it is incomplete. Raises OutputError on a full disk or another
-    write failure, leaving ``out`` as it was.
+    and put last: a set without it is incomplete. Runs writing the same ``out`` put their sets
+    in place one at a time; without ``force``, a set of ``owned`` files another run put there
+    meanwhile is kept and this one is refused (OutputError). Raises OutputError on a full disk or
+    another write failure, leaving ``out`` as it was.
     """
     out = Path(out)
     if out.is_symlink():  # replace the folder it points at, keep the link
@@ -140,15 +185,10 @@ def write_folder(out: Path, files: dict, *, owned: set, order=None) -> list[Path
     clean_leftovers(out, ".") if out.is_dir() else None
     names = list(order or files)
     try:
-        existing = set(os.listdir(out)) if out.is_dir() else set()
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot list the output folder ({exc.strerror or exc})") from None
-    existing = {n for n in existing if TMP_MARK not in n}
-    try:
         inside = _within(_real(os.getcwd()), _real(out))
     except FileNotFoundError:  # the working folder was deleted: it is inside nothing
         inside = False
-    swap = existing <= set(owned) and not inside
+    swap = _listing(out) <= set(owned) and not inside
     where = parent if swap else out
     try:
         stage = Path(tempfile.mkdtemp(prefix=tmp_prefix(out.name) if swap else ".", suffix=TMP_MARK, dir=where))
@@ -166,10 +206,13 @@ def write_folder(out: Path, files: dict, *, owned: set, order=None) -> list[Path
         except OSError as exc:
             raise OutputError(f"{out}: cannot write the results ({exc.strerror or exc}); "
                               "nothing was changed") from None
-        if swap:
-            _swap(stage, out)
-        else:
-            _move_in(stage, out, names)
+        with _one_writer(parent):  # what another run put there meanwhile is seen here
+            if not force:
+                refuse_earlier(out, names + sorted(set(owned) - set(names)))
+            if swap and _listing(out) <= set(owned):
+                _swap(stage, out)
+            else:  # from inside out, or from beside it (files of the user's appeared meanwhile)
+                _move_in(stage, out, names)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return [out / n for n in names]

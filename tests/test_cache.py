@@ -1,4 +1,5 @@
 import json
+import multiprocessing
 import os
 import signal
 import sqlite3
@@ -173,3 +174,184 @@ def test_pictures_read_again_are_the_pictures_a_cold_run_keeps(tmp_path, full_de
     again = load_pictures(m, [0, 1, 2], **({"decode_side": None} if full_decode else {}))
     for r in range(3):
         assert np.array_equal(np.asarray(again[r]), kept[r]), m.paths[r]
+
+
+def _open_and_store(path, key, barrier, answers):
+    barrier.wait()  # every process opens the new cache at the same moment
+    try:
+        with FeatureCache(path, version=FEATURE_VERSION) as c:
+            c.put([key], [b"features of " + key[0].encode()], {}, {})
+            answers.put((c.read_only, c.notes))
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        answers.put(repr(exc))
+
+
+def test_runs_that_make_a_new_cache_at_the_same_moment_all_use_it(tmp_path):
+    """Audits started together where no cache is yet (a new machine, parallel CI jobs) all make
+    the same file: none may refuse it as another program's (it saw another's half-made tables),
+    set it aside as broken (both stored its version) or read it without writing ("locked")."""
+    from leakscan.cache import file_key
+
+    d = write_dataset(tmp_path / "d", {f"train/{k}.png": scene(k, 32) for k in range(4)})
+    keys = [file_key(str(p)) for p in sorted((d / "train").iterdir())]
+    fork = multiprocessing.get_context("fork")
+    for trial in range(60):
+        db = tmp_path / f"c{trial}" / "features.sqlite"
+        barrier, answers = fork.Barrier(len(keys)), fork.Queue()
+        procs = [fork.Process(target=_open_and_store, args=(db, key, barrier, answers)) for key in keys]
+        for p in procs:
+            p.start()
+        got = [answers.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join()
+        assert got == [(False, [])] * len(keys), (trial, got)
+        assert not list(db.parent.glob("*.broken-*"))
+        with FeatureCache(db, version=FEATURE_VERSION) as c:  # every run's row is there
+            assert c.get(keys).positions == list(range(len(keys)))
+
+
+def test_a_cache_path_starting_with_a_tilde_is_in_the_home_folder(small, tmp_path, monkeypatch):
+    """A quoted ``LEAKSCAN_CACHE="~/..."`` (or ``--cache=~/...``, which the shell leaves as it is)
+    is the home folder's, as everywhere: not a folder named ``~`` made where the run starts."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("LEAKSCAN_CACHE", "~/caches/features.sqlite")
+    audit(small, jobs=1)
+    assert (home / "caches" / "features.sqlite").is_file() and not os.listdir(work)
+    assert audit(small, jobs=1).features.n_cached == 13  # and read back
+    assert audit(small, cache="~/caches/features.sqlite", jobs=1).features.n_cached == 13
+    assert not os.listdir(work)
+
+
+def test_a_cache_of_another_table_layout_is_rebuilt_in_this_ones(small, tmp_path):
+    """A cache another schema wrote (a newer leakscan's, after a downgrade; or this one's after
+    an upgrade that changes the tables) is rebuilt in this version's layout: clearing its rows
+    kept the other layout, where nothing could be stored, ever (a warning on every run)."""
+    db = tmp_path / "c.sqlite"
+    audit(small, cache=db, jobs=1)
+    with sqlite3.connect(db) as con:  # as a newer schema lays it out: another column, another table
+        con.execute("DROP TABLE features")
+        con.execute("CREATE TABLE features (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, digest BLOB, "
+                    "row BLOB, reason TEXT, note TEXT)")
+        con.execute("CREATE TABLE thumbs (path TEXT PRIMARY KEY, png BLOB)")
+        con.execute("UPDATE meta SET v='2' WHERE k='schema'")
+    con.close()
+    first = audit(small, cache=db, jobs=1)
+    assert first.features.n_cached == 0 and [w for w in first.warnings if "feature cache" in w] == [
+        f"feature cache {db} was written by another leakscan version (schema 2, features {FEATURE_VERSION}); "
+        "rebuilding it"]
+    again = audit(small, cache=db, jobs=1)
+    assert again.features.n_cached == len(again.manifest) and not again.warnings
+    assert [(int(i), int(j)) for i, j in zip(first.pairs.i, first.pairs.j)] == [
+        (int(i), int(j)) for i, j in zip(again.pairs.i, again.pairs.j)]
+
+
+def test_a_cache_path_that_links_to_a_file_not_made_yet_makes_it_there(small, tmp_path):
+    """``features.sqlite`` as a symlink to a bigger disk, made before the first run: the cache is
+    made where the link points (it was refused as "not a file (a folder or a special file)")."""
+    link, real = tmp_path / "caches" / "features.sqlite", tmp_path / "big" / "real.sqlite"
+    link.parent.mkdir()
+    real.parent.mkdir()
+    link.symlink_to(real)
+    assert audit(small, cache=link, jobs=1).features.n_cached == 0
+    assert link.is_symlink() and real.is_file()
+    assert audit(small, cache=link, jobs=1).features.n_cached == 13
+    with open(real, "r+b") as fh:  # broken: set aside and made anew where the link points, still linked
+        fh.seek(100)
+        fh.write(b"this is not a database" * 100)
+    assert any("moved it to real.sqlite.broken-" in w for w in audit(small, cache=link, jobs=1).warnings)
+    assert link.is_symlink() and audit(small, cache=link, jobs=1).features.n_cached == 13
+    assert len(list(real.parent.glob("real.sqlite.broken-*"))) == 1
+    loop = tmp_path / "loop.sqlite"
+    loop.symlink_to(loop)
+    from leakscan.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="is not a file"):  # a link to itself is still refused
+        audit(small, cache=loop, jobs=1)
+
+
+def test_a_run_stores_nothing_in_a_cache_another_version_made_anew_meanwhile(small, tmp_path, monkeypatch):
+    """A run of another leakscan version (an upgrade while a long audit goes on; two CI jobs
+    pinning two versions, one cache) that opens the cache clears it for its own features: the
+    run that was going on may not store its rows there, which the other version would read
+    as its own features (same layout, other meaning: other pairs than a cold run)."""
+    from leakscan.cache import file_key
+
+    db = tmp_path / "c.sqlite"
+    put = FeatureCache.put
+
+    def another_version_opens_it_first(self, *args, **kwargs):
+        FeatureCache(db, version="another").close()
+        return put(self, *args, **kwargs)
+
+    monkeypatch.setattr(FeatureCache, "put", another_version_opens_it_first)
+    r = audit(small, cache=db, jobs=1)
+    assert r.n_images == 13 and r.features.n_cached == 0
+    assert [w for w in r.warnings if "feature cache" in w] == [
+        f"feature cache {db} was made anew by a run of another leakscan version (features another) while this "
+        "one went on; reading it but not storing new results"]
+    keys = [file_key(str(p)) for p in sorted(small.rglob("*.png"))]
+    with FeatureCache(db, version="another") as c:
+        assert c.get(keys).positions == []
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT count(*) FROM pairs").fetchone()[0] == 0  # nor its search results
+    con.close()
+
+
+def test_the_second_run_reuses_the_search_of_a_dataset_with_a_broken_file(small, tmp_path, caplog):
+    """A dataset holding a file that cannot be decoded (a truncated JPEG): its second audit
+    reuses the first one's search result as the README says of an unchanged dataset (the key
+    held the digest the cold run read before the file failed, which the cache does not keep)."""
+    import io
+    import logging
+
+    buf = io.BytesIO()
+    scene(50, 64).save(buf, "JPEG", quality=90)
+    (small / "test" / "cut.jpg").write_bytes(buf.getvalue()[:200])
+    db = tmp_path / "c.sqlite"
+    cold = audit(small, cache=db, jobs=1)
+    assert "test/cut.jpg" in dict(cold.skipped)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="leakscan.audit"):
+        warm = audit(small, cache=db, jobs=1)
+    assert warm.features.n_cached == 14
+    assert any("search results reused" in rec.getMessage() for rec in caplog.records)
+    assert [(int(i), int(j)) for i, j in zip(cold.pairs.i, cold.pairs.j)] == [
+        (int(i), int(j)) for i, j in zip(warm.pairs.i, warm.pairs.j)]
+
+
+def test_a_search_made_while_pictures_could_not_be_read_is_not_kept(tmp_path, caplog):
+    """A warm run reads pictures again (to calibrate, to look closer). When some cannot be read
+    (unreadable for a while, rewritten with their size and time kept), the run decides without
+    them; that result was kept and reused by the next runs, which could read them, so their
+    pairs differed from a cold run's for good."""
+    import logging
+
+    from leakscan.settings import DetectSettings
+
+    layout = {f"train/{k}.png": scene(k, 48) for k in range(30)}
+    layout.update({f"test/{k}.jpg": scene(k, 48).resize((40, 40)) for k in range(0, 30, 3)})
+    d = write_dataset(tmp_path / "d", layout, quality=85)
+    db = tmp_path / "c.sqlite"
+    audit(d, cache=db, jobs=1)  # the features are cached
+    files = sorted(d.rglob("*.png"))[::2]
+    saved = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files}
+    for p, (data, mtime) in saved.items():  # unreadable for a while, cached features kept
+        p.write_bytes(bytes(len(data)))
+        os.utime(p, ns=(mtime, mtime))
+    settings = DetectSettings(min_confidence=0.6)  # a search not cached yet
+    with caplog.at_level(logging.WARNING, logger="leakscan.features"):
+        audit(d, cache=db, jobs=1, settings=settings)
+    assert any("not read again" in rec.getMessage() for rec in caplog.records)
+    for p, (data, mtime) in saved.items():
+        p.write_bytes(data)
+        os.utime(p, ns=(mtime, mtime))
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="leakscan.audit"):
+        warm = audit(d, cache=db, jobs=1, settings=settings)
+    assert not any("search results reused" in rec.getMessage() for rec in caplog.records)
+    cold = audit(d, cache=False, jobs=1, settings=settings)
+    assert warm.pair_records() == cold.pair_records()
+    assert warm.to_dict()["calibration"] == cold.to_dict()["calibration"]

@@ -612,6 +612,68 @@ def test_6_kill_while_report_html_is_built_leaves_the_old_complete_set(tmp_path)
     assert [x.name for x in tmp_path.iterdir() if x.name.startswith(".")] == []
 
 
+def test_6_two_runs_writing_one_out_give_one_clear_outcome(tmp_path, monkeypatch):
+    """Two audits started together into the same new --out both pass the check made before
+    decoding: without --force, the one that finishes second is refused when it writes (it
+    replaced the first one's results, and both said they had written theirs); with --force its
+    set replaces the first whole. Runs put their sets in place one at a time."""
+    import fcntl
+    import importlib
+    import json
+
+    from leakscan.errors import OutputError
+    from leakscan.report import write_outputs
+
+    d = issue_dataset(tmp_path / "d")
+    other = tmp_path / "other"
+    mk(other / "train/a/q.png", 11)
+    mk(other / "test/a/r.png", 12)
+    theirs = audit(other, cache=False, jobs=1)
+    out = tmp_path / "out"
+    audit_module = importlib.import_module("leakscan.audit")  # the module, not the function leakscan.audit
+    real = audit_module.audit
+
+    def meanwhile(*args, **kwargs):  # the other run writes its results while this one computes
+        result = real(*args, **kwargs)
+        if not (out / "summary.json").exists():
+            write_outputs(theirs, out)
+        return result
+
+    monkeypatch.setattr(audit_module, "audit", meanwhile)
+    res = CliRunner().invoke(app, ["audit", str(d), "--out", str(out), "--no-cache", "-q", "-j", "1"])
+    assert res.exit_code == 2 and "already holds" in res.stderr and "--force" in res.stderr, res.output
+    assert json.loads((out / "summary.json").read_text())["n_images"] == 2  # the other run's set, whole
+    res = CliRunner().invoke(app, ["audit", str(d), "--out", str(out), "--no-cache", "-q", "-j", "1", "--force"])
+    assert res.exit_code == 0 and json.loads((out / "summary.json").read_text())["n_images"] == 4
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+    # the last check and the placing are one step: a run that set its results down between them
+    # (here: while this test holds the lock) is seen
+    monkeypatch.setattr(audit_module, "audit", real)
+    ours, new, done = audit(d, cache=False, jobs=1), tmp_path / "new", {}
+    write_outputs(theirs, tmp_path / "staged")
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+        def write():
+            try:
+                write_outputs(ours, new, html=False)
+            except OutputError as exc:
+                done["error"] = str(exc)
+        t = threading.Thread(target=write)
+        t.start()
+        t.join(1.0)
+        assert t.is_alive() and not (new / "summary.json").exists(), "the run did not wait its turn"
+        os.rmdir(new)  # made empty by the run's first check
+        os.rename(tmp_path / "staged", new)
+    finally:
+        os.close(fd)  # the lock goes with it
+    t.join(30)
+    assert "already holds" in done.get("error", ""), done
+    assert json.loads((new / "summary.json").read_text())["n_images"] == 2
+
+
 # ---------------------------------------------------------------- 7. materialize: atomic, resumable
 
 KILL_IN_COPY = """

@@ -13,7 +13,7 @@ import numpy as np
 from .errors import ArgumentError, ConfigError, InputError
 from .groups import components, join_links
 from .manifest import text_column, path_key
-from .split import assign_splits, check_random_state
+from .split import assign_splits, check_random_state, validate_random_state
 
 __all__ = ["find_groups", "train_test_split", "StratifiedGroupShuffleSplit"]
 
@@ -284,7 +284,7 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
     """
     if not arrays:
         raise ConfigError("At least one array required as input")
-    check_random_state(random_state)
+    validate_random_state(random_state)
     lengths = [_n_rows(a) for a in arrays]
     if len(set(lengths)) > 1:
         raise ConfigError(f"Found input variables with inconsistent numbers of samples: {lengths}")
@@ -368,7 +368,7 @@ class StratifiedGroupShuffleSplit:
         self.n_splits = int(n_splits)
         self.test_size = test_size
         self.train_size = train_size
-        check_random_state(random_state)
+        validate_random_state(random_state)  # drawing nothing: split() draws, as scikit-learn's splitters
         self.random_state = random_state
         self.images = images
         self.decisions = decisions

@@ -171,19 +171,26 @@ class Assignment:
         return arr[self.splits]
 
 
-def check_random_state(random_state, name: str = "random_state") -> np.random.Generator:
-    """A numpy Generator from None, an int >= 0, a Generator, a RandomState or a SeedSequence.
-
-    Raises ConfigError (a ValueError) for anything else, such as ``'abc'`` or ``1.5``.
-    """
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
-    ok = (random_state is None or isinstance(random_state, (np.random.Generator, np.random.SeedSequence,
-                                                            np.random.BitGenerator))
+def validate_random_state(random_state, name: str = "random_state") -> None:
+    """Raise ConfigError (a ValueError) unless ``random_state`` is None, an int >= 0, a numpy
+    Generator, RandomState, BitGenerator or SeedSequence. Draws nothing from a generator given."""
+    ok = (random_state is None or isinstance(random_state, (np.random.Generator, np.random.RandomState,
+                                                            np.random.SeedSequence, np.random.BitGenerator))
           or (isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool)
               and random_state >= 0))
     if not ok:
         raise ConfigError(f"{name} must be None, an int >= 0 or a numpy Generator, got {random_state!r}")
+
+
+def check_random_state(random_state, name: str = "random_state") -> np.random.Generator:
+    """A numpy Generator from None, an int >= 0, a Generator, a RandomState or a SeedSequence
+    (a RandomState gives one draw, so each call goes on where the last left it, as in scikit-learn).
+
+    Raises ConfigError (a ValueError) for anything else, such as ``'abc'`` or ``1.5``.
+    """
+    validate_random_state(random_state, name)
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
     return np.random.default_rng(random_state)
 
 

@@ -244,3 +244,26 @@ def test_input_errors_in_scikit_learns_words(images):
         train_test_split(y, images=images, stratify=np.r_[y[:39], 2], random_state=0, jobs=1)
     with pytest.raises(ValueError, match="Stratified train/test split is not implemented for shuffle=False"):
         train_test_split(y, images=images, stratify=y, shuffle=False, jobs=1)
+
+
+def test_a_random_state_given_is_drawn_from_once_per_split_as_scikit_learn():
+    # the checks of random_state drew from a RandomState given: creating the splitter moved the
+    # caller's generator, and train_test_split drew twice where it uses one draw
+    from leakscan.model_selection import StratifiedGroupShuffleSplit
+
+    def state(rs):
+        return rs.get_state()[1].tolist(), rs.get_state()[2]
+
+    rs, untouched = np.random.RandomState(3), np.random.RandomState(3)
+    cv = StratifiedGroupShuffleSplit(n_splits=2, test_size=0.2, random_state=rs)
+    assert state(rs) == state(untouched)  # made, not yet used
+    groups = np.repeat(np.arange(10), 2)
+    first = [te.tolist() for _, te in cv.split(np.zeros(20), np.arange(20) % 2, groups)]
+    untouched.randint(0, 2**31 - 1)  # one draw for the split() call
+    assert state(rs) == state(untouched)
+    again = [te.tolist() for _, te in cv.split(np.zeros(20), np.arange(20) % 2, groups)]
+    assert again != first  # each call goes on where the last left it, as scikit-learn's splitters
+    rs, untouched = np.random.RandomState(5), np.random.RandomState(5)
+    train_test_split(np.arange(20), groups=groups, test_size=0.2, random_state=rs)
+    untouched.randint(0, 2**31 - 1)
+    assert state(rs) == state(untouched)

@@ -146,6 +146,8 @@ def test_cli_scheduler_lost_mid_run(leaky_dataset, tmp_path):
         address = json.loads(sched_file.read_text())["address"]
         procs.append(subprocess.Popen([sys.executable, str(tmp_path / "worker.py"), address, str(started)], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        with distributed.Client(address, timeout=60) as client:  # else the run may say it waits for one
+            client.wait_for_workers(1, timeout=120)
         out = tmp_path / "report"
         run = subprocess.Popen([sys.executable, "-m", "leakscan", "audit", str(leaky_dataset), "--dask", address,
                                 "--out", str(out), "--no-cache", "-q"], env=env, stdout=subprocess.PIPE,

@@ -28,15 +28,16 @@ def _safe_part(name: str) -> str:
     return name if name not in ("", ".", "..") else "_"
 
 
-def planned(resplit, dest, *, force: bool = False) -> dict:
+def planned(resplit, dest, *, link: str = "hardlink", force: bool = False) -> dict:
     """``{source file: its folder in dest}`` for :func:`materialize`, after its checks (nothing
     placed): call it before writing anything else, so a refused tree leaves no half result.
 
     Raises
     ------
     OutputError
-        ``dest`` is inside the dataset, not empty (without ``force``), or holds another split
-        an earlier run placed (with ``force``: its images would be on both sides).
+        ``dest`` is inside the dataset, not empty (without ``force``), holds another split
+        an earlier run placed (with ``force``: its images would be on both sides), or is on
+        another file system than a source while ``link`` is ``"hardlink"``.
     """
     m = resplit.audit.manifest
     if m.images is not None:
@@ -59,10 +60,25 @@ def planned(resplit, dest, *, force: bool = False) -> dict:
         if src.is_file():  # else gone since the audit read it
             label = _safe_part(m.labels[r]) if m.labels[r] else "_unlabelled"
             plan[src] = dest / _safe_part(names[r]) / label
+    if link == "hardlink":
+        _refuse_other_file_system(dest, plan)
     if dest.exists():
         others = (m.resolve(r) for r in range(len(m)) if m.images is None)  # dropped ones too
         _refuse_another_split(dest, plan, [p for p in others if p not in plan and p.is_file()])
     return plan
+
+
+def _refuse_other_file_system(dest: Path, plan: dict) -> None:
+    """Raise when a source lies on another file system than ``dest`` (hard links cannot cross
+    them): said before the manifest or any file is written, not at the first link."""
+    near = dest.absolute()
+    while not near.exists():  # dest is made in its nearest existing folder
+        near = near.parent
+    here = near.stat().st_dev
+    for src in plan:
+        if src.stat().st_dev != here:
+            raise OutputError(f"{dest}: is on another file system than {src}, and hard links cannot cross file "
+                              "systems; use --link copy or symlink (nothing was written)")
 
 
 def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False, plan: dict | None = None) -> int:
@@ -84,7 +100,7 @@ def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False, p
     if link not in LINK_MODES:
         raise ConfigError(f"link must be one of {', '.join(LINK_MODES)}, got {link!r}")
     if plan is None:
-        plan = planned(resplit, dest, force=force)
+        plan = planned(resplit, dest, link=link, force=force)
     make_folder(Path(dest))
     taken: set[Path] = set()
     cleaned: set[Path] = set()

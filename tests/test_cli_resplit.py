@@ -248,3 +248,30 @@ def test_the_temporary_file_a_killed_resplit_left_is_removed_by_the_next_one(lea
     assert run(*args).exit_code == 0
     assert sorted(os.listdir(out.parent)) == sorted([*mine, running.name, "new.csv"]) and len(read(out)) == 19
     assert {name: (out.parent / name).read_text() for name in mine} == mine
+
+
+@pytest.fixture
+def other_file_system(tmp_path):
+    """A fresh folder on another file system than tmp_path (/dev/shm), removed afterwards."""
+    import tempfile
+
+    if not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on another file system than the test's folder")
+    where = tempfile.mkdtemp(dir="/dev/shm", prefix="leakscan-test-")
+    yield where
+    shutil.rmtree(where, ignore_errors=True)
+
+
+def test_hard_links_to_another_file_system_are_refused_before_anything_is_written(leaky_dataset, tmp_path,
+                                                                                    other_file_system):
+    # the default --link hardlink failed at the first file, after NEW.csv and the tree's first
+    # folders were written: the advice (--link copy) then failed on both (they exist: --force)
+    before = tree_digest(leaky_dataset)
+    out, tree = tmp_path / "new.csv", os.path.join(other_file_system, "tree")
+    r = run("resplit", leaky_dataset, "--out", out, "--materialize", tree, "-q")
+    assert r.exit_code == 2 and "--link copy" in r.output and "another file system" in r.output, r.output
+    assert not out.exists() and not os.path.exists(tree)
+    r = run("resplit", leaky_dataset, "--out", out, "--materialize", tree, "--link", "copy", "-q")
+    assert r.exit_code == 0, r.output
+    assert sum(len(files) for _, _, files in os.walk(tree)) == len(read(out)) == 19
+    assert tree_digest(leaky_dataset) == before

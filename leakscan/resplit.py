@@ -10,6 +10,7 @@ targets against what was achieved and verify the result.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -102,13 +103,17 @@ class Resplit:
         return out
 
     def groups_column(self) -> np.ndarray:
-        """``group`` per row: the user's group, else ``dup-<id>`` for images in a duplicate group."""
+        """``group`` per row: the user's group, else ``dup-<n>`` for images in a duplicate group."""
         m = self.audit.manifest
         g = self.groups if self.groups is not None else self.audit.groups
         in_dup = np.isin(g.ids, g.duplicate_groups())
         out = np.array(m.groups, dtype=object)
+        # numbered past the input's own dup-<n> groups (a manifest an earlier re-split wrote), so
+        # that a new duplicate group never takes another group's name: read back, one group
+        taken = [int(x[4:]) for x in set(out.tolist()) if re.fullmatch(r"dup-[0-9]+", x)]
+        first = max(taken) + 1 if taken else 0
         for r in np.flatnonzero(in_dup & (out == "")):
-            out[r] = f"dup-{int(g.ids[r])}"
+            out[r] = f"dup-{first + int(g.ids[r])}"
         return out
 
     def kept_rows(self) -> np.ndarray:

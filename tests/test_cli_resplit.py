@@ -275,3 +275,29 @@ def test_hard_links_to_another_file_system_are_refused_before_anything_is_writte
     assert r.exit_code == 0, r.output
     assert sum(len(files) for _, _, files in os.walk(tree)) == len(read(out)) == 19
     assert tree_digest(leaky_dataset) == before
+
+
+def test_new_duplicate_groups_never_take_the_name_of_an_input_group(tmp_path):
+    # a manifest an earlier re-split wrote holds groups dup-0, dup-1...; a re-split of it (new
+    # images added) numbered its new duplicate groups from dup-0 again: two unrelated groups
+    # under one name, read back as one group on both sides of the split it had just verified
+    from conftest import scene, write_dataset
+
+    layout = {f"img/{k}.jpg": scene(700 + k) for k in range(16)}
+    layout["img/new.jpg"] = scene(799)
+    write_dataset(tmp_path, layout, quality=90)
+    shutil.copy(tmp_path / "img/new.jpg", tmp_path / "img/new-copy.jpg")
+    rows = [("img/new.jpg", "train", ""), ("img/new-copy.jpg", "test", "")]  # a new group: the first rows
+    rows += [(f"img/{k}.jpg", ("train", "test")[k % 4 == 0], "dup-0" if k in (1, 4) else "") for k in range(16)]
+    with open(tmp_path / "m.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "split", "label", "group"])
+        w.writerows((p, s, "a", g) for p, s, g in rows)
+    out = tmp_path / "out" / "new.csv"
+    r = run("resplit", "--manifest", tmp_path / "m.csv", "--out", out, "-q")
+    assert r.exit_code == 0, r.output
+    group = {os.path.basename(x["path"]): x["group"] for x in read(out)}
+    assert group["1.jpg"] == group["4.jpg"] == "dup-0"  # the input's group, as it was
+    assert group["new.jpg"] == group["new-copy.jpg"] not in ("", "dup-0")
+    d = json.loads(run("audit", "--manifest", out, "--json", "-q").stdout)
+    assert d["n_cross_split_pairs"] == 0 and all(lk["images"] == 0 for lk in d["leaks"])

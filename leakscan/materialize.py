@@ -47,7 +47,8 @@ def planned(resplit, dest, *, link: str = "hardlink", force: bool = False) -> di
                           "table, or DICOM frames (for a Hugging Face dataset, leakscan.resplit(dataset_dict) "
                           "returns the new DatasetDict)")
     dest = Path(dest)
-    check_target(dest, dataset_folders(m), what="--materialize folder")
+    protect = dataset_folders(m)
+    check_target(dest, protect, what="--materialize folder")
     if dest.exists():
         if not dest.is_dir():
             raise OutputError(f"{dest}: exists and is not a folder")
@@ -60,6 +61,8 @@ def planned(resplit, dest, *, link: str = "hardlink", force: bool = False) -> di
         if src.is_file():  # else gone since the audit read it
             label = _safe_part(m.labels[r]) if m.labels[r] else "_unlabelled"
             plan[src] = dest / _safe_part(names[r]) / label
+    for folder in sorted(set(plan.values())):  # a symlinked folder an earlier tree holds may lead into the dataset
+        check_target(folder, protect, what="a folder of the --materialize tree")
     if link == "hardlink":
         _refuse_other_file_system(dest, plan)
     if dest.exists():

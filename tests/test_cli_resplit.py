@@ -301,3 +301,16 @@ def test_new_duplicate_groups_never_take_the_name_of_an_input_group(tmp_path):
     assert group["new.jpg"] == group["new-copy.jpg"] not in ("", "dup-0")
     d = json.loads(run("audit", "--manifest", out, "--json", "-q").stdout)
     assert d["n_cross_split_pairs"] == 0 and all(lk["images"] == 0 for lk in d["leaks"])
+
+
+def test_materialize_never_writes_into_the_dataset_through_a_symlinked_split_folder(leaky_dataset, tmp_path):
+    # DIR/train, a symlink to the dataset's own train folder (DIR was checked, not what it
+    # holds): with --force, test's images were linked into the dataset's train/<label>/
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "train").symlink_to(leaky_dataset / "train")
+    before = tree_digest(leaky_dataset)
+    out = tmp_path / "new.csv"
+    r = run("resplit", leaky_dataset, "--out", out, "--materialize", tree, "--ratios", "train=1", "--force", "-q")
+    assert r.exit_code == 2 and "inside the dataset folder" in r.output, r.output
+    assert tree_digest(leaky_dataset) == before and not out.exists()

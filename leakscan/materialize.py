@@ -67,7 +67,7 @@ def planned(resplit, dest, *, link: str = "hardlink", force: bool = False) -> di
         _refuse_other_file_system(dest, plan)
     if dest.exists():
         others = (m.resolve(r) for r in range(len(m)) if m.images is None)  # dropped ones too
-        _refuse_another_split(dest, plan, [p for p in others if p not in plan and p.is_file()])
+        _refuse_another_split(dest, plan, [p for p in others if p not in plan and p.is_file()], link=link)
     return plan
 
 
@@ -128,11 +128,13 @@ def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False, p
     return placed
 
 
-def _refuse_another_split(dest: Path, plan: dict, left_out=()) -> None:
+def _refuse_another_split(dest: Path, plan: dict, left_out=(), *, link: str = "hardlink") -> None:
     """Raise when ``dest`` holds a file an earlier run placed for one of ``plan``'s sources (the
     same inode, symlink target or bytes) in a folder where ``plan`` puts none of them, or for a
     source the new split leaves out (``left_out``): adding the new split would put that image on
-    both sides of it, or keep an image it drops."""
+    both sides of it, or keep an image it drops. Raise too when such a file sits where it
+    belongs but was placed by another ``link`` mode: a re-run would not know it as the same
+    source and would place that image a second time (``__2``)."""
     by_inode, by_target, by_size = {}, {}, {}
     for src in [*plan, *left_out]:
         st = src.stat()
@@ -150,27 +152,35 @@ def _refuse_another_split(dest: Path, plan: dict, left_out=()) -> None:
             digests[p] = h.digest()
         return digests[p]
 
-    misplaced = []
+    misplaced, other_mode = [], []
     for folder in sorted(p for p in dest.glob("*/*") if p.is_dir() and not p.is_symlink()):
         for f in sorted(folder.iterdir()):
             if f.name.startswith("."):
                 continue  # a killed run's temporary file
             if f.is_symlink():
-                sources = by_target.get(os.path.realpath(f), [])
+                sources, mode = by_target.get(os.path.realpath(f), []), "symlink"
             elif f.is_file():
                 st = f.stat()
-                sources = by_inode.get((st.st_dev, st.st_ino)) or [  # else a copy: the same bytes
-                    s for s in by_size.get(st.st_size, ()) if digest(s) == digest(f)]
+                sources, mode = by_inode.get((st.st_dev, st.st_ino)), "hardlink"
+                if not sources:  # a copy: the same bytes
+                    sources, mode = [s for s in by_size.get(st.st_size, ()) if digest(s) == digest(f)], "copy"
             else:
                 continue
             if sources and all(plan.get(s) != folder for s in sources):
                 misplaced.append((f, plan.get(sources[0])))
+            elif sources and mode != link:
+                other_mode.append((f, mode))
     if misplaced:
         f, where = misplaced[0]
         said = f"belongs in {where}/" if where is not None else "is left out of the new split"
         raise OutputError(f"{dest}: holds another split, placed by an earlier run: {len(misplaced)} file(s) sit "
                           f"where the new split does not put them ({f} {said}), so their images would be on "
                           "both sides; choose an empty folder (nothing was placed)")
+    if other_mode:
+        f, mode = other_mode[0]
+        raise OutputError(f"{dest}: holds {len(other_mode)} file(s) an earlier run placed with --link {mode} ({f}); "
+                          f"with --link {link} each would be placed again beside it; re-run with --link {mode} to "
+                          "complete that tree, or choose an empty folder (nothing was placed)")
 
 
 def _name_max(folder: Path) -> int:

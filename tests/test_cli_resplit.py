@@ -314,3 +314,24 @@ def test_materialize_never_writes_into_the_dataset_through_a_symlinked_split_fol
     r = run("resplit", leaky_dataset, "--out", out, "--materialize", tree, "--ratios", "train=1", "--force", "-q")
     assert r.exit_code == 2 and "inside the dataset folder" in r.output, r.output
     assert tree_digest(leaky_dataset) == before and not out.exists()
+
+
+@pytest.mark.parametrize("first,then", [("copy", "hardlink"), ("symlink", "copy"), ("hardlink", "symlink")])
+def test_a_tree_placed_with_another_link_mode_is_refused_not_doubled(leaky_dataset, tmp_path, first, then):
+    # --force with another --link did not know the earlier run's files as the same sources:
+    # every image was placed a second time beside its first (x.jpg and x__2.jpg)
+    tree = tmp_path / "tree"
+
+    def resplit(link, *more):
+        return run("resplit", leaky_dataset, "--out", tmp_path / "new.csv", "--materialize", tree, "--link", link,
+                   "-q", *more)
+
+    def placed():
+        return sorted(str(p.relative_to(tree)) for p in tree.rglob("*") if not p.is_dir())
+    assert resplit(first).exit_code == 0
+    before = placed()
+    assert len(before) == 19
+    r = resplit(then, "--force")
+    assert r.exit_code == 2 and f"--link {first}" in r.output, r.output
+    assert placed() == before
+    assert resplit(first, "--force").exit_code == 0 and placed() == before

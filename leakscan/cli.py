@@ -689,7 +689,7 @@ def resplit(
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,
                                decisions=decisions, full_decode=full_decode, before_decoding=check_out,
                                **source_opts)
-        _ratio_warnings(ratios, result.manifest.split_names)
+        _ratio_warnings(ratios, result.manifest.split_names, keep)
         rs = run_resplit(result, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle, random_state=seed)
         # a tree it would refuse is refused before the manifest is written
         plan = planned(rs, materialize_dir, link=link.value, force=force) if materialize_dir is not None else None
@@ -742,11 +742,11 @@ def _check_decisions(decisions: Optional[Path]) -> None:
         read_decisions(decisions)
 
 
-def _ratio_warnings(ratios: Optional[str], current=None) -> None:
+def _ratio_warnings(ratios: Optional[str], current=None, keep=None) -> None:
     """Print what :func:`leakscan.split.ratio_warnings` says about --ratios."""
     from .split import ratio_warnings  # noqa: PLC0415
 
-    for w in ratio_warnings(ratios, current):
+    for w in ratio_warnings(ratios, current, keep or ()):
         _say(f"leakscan: warning: {w}")
 
 

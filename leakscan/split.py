@@ -32,9 +32,10 @@ __all__ = ["Assignment", "assign_splits", "parse_ratios", "ratio_warnings", "DRO
 DROPPED = ""
 
 
-def ratio_warnings(text: str | None, current=None) -> list[str]:
+def ratio_warnings(text: str | None, current=None, keep=()) -> list[str]:
     """What is worth saying about ``--ratios``: that they were rescaled (``current`` None), or
-    which current splits (``current``: their names) they leave out.
+    which current splits (``current``: their names) they leave out, and which of their shares
+    do not apply because ``keep`` keeps that split as it is.
 
     Examples
     --------
@@ -42,6 +43,8 @@ def ratio_warnings(text: str | None, current=None) -> list[str]:
     ['--ratios add up to 0.9, not 1; rescaled to train=0.7778,test=0.2222']
     >>> ratio_warnings("train=0.8,test=0.2", ["train", "val", "test"])[0].split(":")[0]
     'split(s) val not in --ratios'
+    >>> ratio_warnings("train=0.6,val=0.2,test=0.2", ["train", "test"], keep=["test"])[0].split(";")[1]
+    ' the other splits share the rest as train=0.75,val=0.25'
     """
     if not text:
         return []
@@ -52,11 +55,19 @@ def ratio_warnings(text: str | None, current=None) -> list[str]:
             return [f"--ratios add up to {total:g}, not 1; rescaled to "
                     + ",".join(f"{k}={v:.4g}" for k, v in scaled.items())]
         return []
-    gone = [s for s in current if s not in scaled]
-    if not gone:
-        return []
-    return [f"split(s) {', '.join(gone)} not in --ratios: their images are spread over {', '.join(scaled)} "
-            f"and {', '.join(gone)} disappear(s) from the new manifest"]
+    out = []
+    free = {s: v for s, v in scaled.items() if s not in keep}  # a kept split stays as it is
+    gone = [s for s in current if s not in scaled and s not in keep]
+    if gone and free:
+        out.append(f"split(s) {', '.join(gone)} not in --ratios: their images are spread over {', '.join(free)} "
+                   f"and {', '.join(gone)} disappear(s) from the new manifest")
+    unused = [s for s in scaled if s in keep]
+    if unused:  # the other splits divide what is left in their own proportions
+        rest = ("; the other splits share the rest as "
+                + ",".join(f"{k}={v / sum(free.values()):.4g}" for k, v in free.items())) if free else ""
+        out.append(f"--ratios {','.join(f'{s}={scaled[s]:.4g}' for s in unused)} not applied: --keep keeps "
+                   f"{', '.join(unused)} as it is{rest}")
+    return out
 
 
 def parse_ratios(text: str | Mapping[str, float] | None) -> dict[str, float] | None:

@@ -335,3 +335,19 @@ def test_a_tree_placed_with_another_link_mode_is_refused_not_doubled(leaky_datas
     assert r.exit_code == 2 and f"--link {first}" in r.output, r.output
     assert placed() == before
     assert resplit(first, "--force").exit_code == 0 and placed() == before
+
+
+def test_ratio_warnings_say_what_keep_does_with_a_kept_split(leaky_dataset, tmp_path):
+    # with --keep test, --ratios train=0.8,val=0.2 was said to make test disappear (it stays,
+    # whole), and --ratios ...,test=0.2 was silently not applied (test keeps its size)
+    out = tmp_path / "new.csv"
+    r = run("resplit", leaky_dataset, "--out", out, "--ratios", "train=0.8,val=0.2", "--keep", "test", "-q")
+    assert r.exit_code == 0, r.output
+    assert "disappear" not in r.output and "test" in {x["split"] for x in read(out)}
+    r = run("resplit", leaky_dataset, "--out", out, "--ratios", "train=0.6,val=0.2,test=0.2", "--keep", "test",
+            "--force", "--json", "-q")
+    assert r.exit_code == 0, r.output
+    assert "--ratios test=0.2 not applied: --keep keeps test as it is" in r.stderr
+    assert "share the rest as train=0.75,val=0.25" in r.stderr
+    kept = json.loads(r.stdout)["splits"]["test"]
+    assert kept["achieved"] == sum(x["split"] == "test" for x in read(out)) > 0.2 * len(read(out))

@@ -22,7 +22,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import ConfigError
-from .manifest import order_splits
+from .manifest import order_splits, split_name
 from .settings import RANDOM_STATE
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,13 @@ def parse_ratios(text: str | Mapping[str, float] | None) -> dict[str, float] | N
     names = [n for n, _ in items]
     if len(set(names)) != len(names) or any(not n for n in names):
         raise ConfigError(f"ratios name each split once, got {', '.join(names)}")
+    same = {}  # the new manifest is read back with these names: val and dev would be one split
+    for n in names:
+        same.setdefault(split_name(n), []).append(n)
+    for canon, group in same.items():
+        if len(group) > 1:
+            raise ConfigError(f"ratios name {' and '.join(group)}, which a manifest reads as one split ({canon}); "
+                              "name each split once")
     bad = [f"{n}={v}" for n, v in items if not (v > 0 and math.isfinite(v))]
     if bad:
         raise ConfigError(f"ratios must be positive numbers, got {', '.join(bad)}")

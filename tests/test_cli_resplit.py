@@ -351,3 +351,14 @@ def test_ratio_warnings_say_what_keep_does_with_a_kept_split(leaky_dataset, tmp_
     assert "share the rest as train=0.75,val=0.25" in r.stderr
     kept = json.loads(r.stdout)["splits"]["test"]
     assert kept["achieved"] == sum(x["split"] == "test" for x in read(out)) > 0.2 * len(read(out))
+
+
+@pytest.mark.parametrize("ratios", ["train=0.7,val=0.15,dev=0.15", "train=0.8,test=0.1,holdout=0.1",
+                                    "train=0.5,Train=0.3,test=0.2"])
+def test_ratios_naming_one_split_twice_are_refused(leaky_dataset, tmp_path, ratios):
+    # dev and val (test and holdout, Train and train) were two splits of the new manifest, which
+    # `audit --manifest` reads back as one: the split asked for was gone, merged into the other
+    out = tmp_path / "new.csv"
+    r = run("resplit", leaky_dataset, "--out", out, "--ratios", ratios, "-q")
+    assert r.exit_code == 2 and "reads as one split" in r.output, r.output
+    assert not out.exists()

@@ -111,6 +111,10 @@ def parse_ratios(text: str | Mapping[str, float] | None) -> dict[str, float] | N
     if bad:
         raise ConfigError(f"ratios must be positive numbers, got {', '.join(bad)}")
     total = sum(v for _, v in items)
+    if not math.isfinite(total):  # shares near the float limit add up to inf: scaled down first
+        top = max(v for _, v in items)
+        items = [(n, v / top) for n, v in items]
+        total = sum(v for _, v in items)
     return {n: v / total for n, v in items}
 
 

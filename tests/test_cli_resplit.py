@@ -362,3 +362,17 @@ def test_ratios_naming_one_split_twice_are_refused(leaky_dataset, tmp_path, rati
     r = run("resplit", leaky_dataset, "--out", out, "--ratios", ratios, "-q")
     assert r.exit_code == 2 and "reads as one split" in r.output, r.output
     assert not out.exists()
+
+
+def test_ratios_near_the_float_limit_are_rescaled_not_turned_to_nan(leaky_dataset, tmp_path):
+    # train=1e308,test=1e308 added up to inf: every share became 0, the targets NaN cast to
+    # integers, and the split written was neither half and half nor what the table said
+    out = tmp_path / "new.csv"
+    r = run("resplit", leaky_dataset, "--out", out, "--ratios", "train=1e308,test=1e308", "--shuffle", "--json", "-q")
+    assert r.exit_code == 0, r.output
+    assert "RuntimeWarning" not in r.output and "rescaled to train=0.5,test=0.5" in r.stderr
+    d = json.loads(r.stdout)
+    target = {n: s["target"] for n, s in d["splits"].items()}
+    assert sorted(target.values()) == sorted(s["achieved"] for s in d["splits"].values()) == [9, 10]
+    rows = read(out)
+    assert {n: sum(x["split"] == n for x in rows) for n in target} == {n: s["achieved"] for n, s in d["splits"].items()}

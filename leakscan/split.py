@@ -548,6 +548,8 @@ def _feasibility(achieved, target, share_target, split_names, ucode, out, classe
     size_t = target.sum(axis=1)
     size_a = achieved.sum(axis=1)
     for s, name in enumerate(split_names):
+        if not size_t[s] and not size_a[s]:  # a share too small for one image, or all of it dropped
+            msgs.append(f"split {name!r} is left empty: it gets none of the {int(size_a.sum()):,} images")
         if size_t[s] and abs(size_a[s] - size_t[s]) > max(1, 0.005 * size_t[s]):
             msgs.append(f"split {name!r} has {size_a[s]:,} images, target {size_t[s]:,} "
                         f"({100 * (size_a[s] - size_t[s]) / size_t[s]:+.1f}%)")

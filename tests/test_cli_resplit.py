@@ -376,3 +376,14 @@ def test_ratios_near_the_float_limit_are_rescaled_not_turned_to_nan(leaky_datase
     assert sorted(target.values()) == sorted(s["achieved"] for s in d["splits"].values()) == [9, 10]
     rows = read(out)
     assert {n: sum(x["split"] == n for x in rows) for n in target} == {n: s["achieved"] for n, s in d["splits"].items()}
+
+
+def test_a_split_asked_for_that_gets_no_image_is_said(leaky_dataset, tmp_path):
+    # val=0.02 of 19 images rounds to none: val was missing from the manifest (and the tree),
+    # and nothing said so (no problem, a verified split)
+    out = tmp_path / "new.csv"
+    r = run("resplit", leaky_dataset, "--out", out, "--ratios", "train=0.6,test=0.38,val=0.02", "--json", "-q")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["splits"]["val"]["achieved"] == 0 and "val" not in {x["split"] for x in read(out)}
+    assert "split 'val' is left empty: it gets none of the 19 images" in d["problems"]

@@ -666,6 +666,9 @@ def resplit(
     _check_pairing(ctx, model, cache, no_cache)
     _needs(ctx, "--keep SPLIT", bool(keep), "drop")
     _needs(ctx, "--materialize DIR", materialize_dir is not None, "link")
+    if materialize_dir is not None and os.path.realpath(materialize_dir) == os.path.realpath(out):
+        raise _fail(f"--out {out} and --materialize {materialize_dir} name the same path: the manifest is a file, "
+                    "the tree a folder beside it")
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, model_min_cosine=model_min_cosine,
                              crops=crops, min_confidence=min_confidence, overlap=overlap,

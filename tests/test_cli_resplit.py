@@ -387,3 +387,12 @@ def test_a_split_asked_for_that_gets_no_image_is_said(leaky_dataset, tmp_path):
     d = json.loads(r.stdout)
     assert d["splits"]["val"]["achieved"] == 0 and "val" not in {x["split"] for x in read(out)}
     assert "split 'val' is left empty: it gets none of the 19 images" in d["problems"]
+
+
+def test_out_and_materialize_naming_one_path_are_refused_before_anything_is_written(leaky_dataset, tmp_path):
+    # the manifest was written, then the tree could not be made where it now was (exit 2 with
+    # a half result: a manifest whose tree was never built)
+    out = tmp_path / "new.csv"
+    r = run("resplit", leaky_dataset, "--out", out, "--materialize", out, "-q")
+    assert r.exit_code == 2 and not out.exists()
+    assert "same path" in r.output, r.output

@@ -396,3 +396,26 @@ def test_out_and_materialize_naming_one_path_are_refused_before_anything_is_writ
     r = run("resplit", leaky_dataset, "--out", out, "--materialize", out, "-q")
     assert r.exit_code == 2 and not out.exists()
     assert "same path" in r.output, r.output
+
+
+def test_hard_links_of_symlinked_images_link_the_image_not_the_symlink(leaky_dataset, tmp_path):
+    # os.link links a symlink itself (Linux link()): the tree held copies of the dataset's
+    # symlinks, and a relative one (git-annex, DVC) named nothing from the tree's folder: the
+    # image was missing from the tree; a re-run took those files for another --link's tree
+    from conftest import scene
+
+    store = tmp_path / "store"  # outside the dataset, as git-annex's objects are to a work tree
+    store.mkdir()
+    scene(901).save(store / "far.jpg", quality=90)
+    (leaky_dataset / "train" / "a" / "linked.jpg").symlink_to(os.path.relpath(store / "far.jpg",
+                                                                               leaky_dataset / "train" / "a"))
+    tree = tmp_path / "deeper" / "tree"
+    args = ["resplit", leaky_dataset, "--out", tmp_path / "new.csv", "--materialize", tree, "-q"]
+    assert run(*args).exit_code == 0
+    placed = [p for p in tree.rglob("*") if not p.is_dir()]
+    assert len(placed) == 20 and not [p for p in placed if p.is_symlink()]
+    (mine,) = [p for p in placed if p.name == "linked.jpg"]
+    assert os.path.samefile(mine, store / "far.jpg")
+    r = run(*args, "--force")
+    assert r.exit_code == 0, r.output
+    assert sorted(p for p in tree.rglob("*") if not p.is_dir()) == sorted(placed)

@@ -42,10 +42,11 @@ def planned(resplit, dest, *, link: str = "hardlink", force: bool = False) -> di
     m = resplit.audit.manifest
     if m.images is not None:
         raise ConfigError("materialize needs image files; this dataset came from an in-memory array")
-    if m.source is not None and any(it[0] in ("bytes", "stored", "dicom") for it in m.source.items.tolist()):
+    if m.source is not None and any(it[0] in ("bytes", "stored") or (it[0] == "dicom" and it[2] >= 0)
+                                    for it in m.source.items.tolist()):  # a single-frame DICOM file is one
         raise ConfigError("materialize needs one image file per row; these rows are image bytes of a dataset or "
-                          "table, or DICOM frames (for a Hugging Face dataset, leakscan.resplit(dataset_dict) "
-                          "returns the new DatasetDict)")
+                          "table, or frames of multi-frame DICOM files (for a Hugging Face dataset, "
+                          "leakscan.resplit(dataset_dict) returns the new DatasetDict)")
     dest = Path(dest)
     protect = dataset_folders(m)
     check_target(dest, protect, what="--materialize folder")

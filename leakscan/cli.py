@@ -719,9 +719,10 @@ def resplit(
                                                                   if placed is not None else "")), markup=False)
             skipped = [p for p in written if p.name.endswith(".skipped.csv")]
             if skipped:
-                n = len(rs.unreadable_rows())
-                con.print(_plain(f"{n} unreadable file(s) left out of the new split, listed in {skipped[0]}"),
-                          markup=False)
+                n, k = len(rs.unreadable_rows()), len(rs.not_audited())
+                said = " and ".join(([f"{n} unreadable file(s)"] if n else [])
+                                    + ([f"{k} entr(ies) the audit did not take (see their reasons)"] if k else []))
+                con.print(_plain(f"{said} left out of the new split, listed in {skipped[0]}"), markup=False)
     for line in rs.leftover_warnings():
         _say(f"leakscan: warning: {line}")
 

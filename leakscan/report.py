@@ -262,8 +262,9 @@ def prepare_resplit_out(out: Path, *, force: bool, protect=()) -> None:
 
 def write_resplit(rs, out: str | os.PathLike) -> list[Path]:
     """Write the new manifest (paths relative to its folder) and, if any, ``<stem>.dropped.csv``
-    (images dropped) and ``<stem>.skipped.csv`` (files the audit could not read: left out);
-    such a list an earlier run wrote beside ``out`` is removed when this run has none."""
+    (images dropped) and ``<stem>.skipped.csv`` (files the audit could not read, and entries it
+    did not take: left out); such a list an earlier run wrote beside ``out`` is removed when this
+    run has none."""
     out = Path(out)
     if out.exists() and out.is_dir():
         raise OutputError(f"{out}: is a folder; --out names the CSV file to write")
@@ -277,19 +278,27 @@ def write_resplit(rs, out: str | os.PathLike) -> list[Path]:
             return str(m.paths[r])  # array[i], split/index of a dataset, table[i] of a bytes column
         return Path(os.path.relpath(m.resolve(r).absolute(), base)).as_posix()
 
+    def rel_entry(p: str) -> str:  # a skipped entry: relative to the input's folder (a row: m.csv:7)
+        if m.images is not None or (m.source is not None and not m.source.files_are_paths) or m.root is None:
+            return p
+        q = Path(os.path.relpath(os.path.join(os.path.abspath(m.root), p), base)).as_posix()
+        return q + "/" if p.endswith("/") else q
+
     names, grp = rs.splits, rs.groups_column()
     atomic_write(out, _csv_text(["path", "split", "label", "group"],
                                 ({"path": rel(r), "split": names[r], "label": m.labels[r], "group": grp[r]}
                                  for r in rs.kept_rows())))
     written = [out]
-    unreadable = rs.unreadable_rows()
-    if len(unreadable):  # left out of the new split, listed so that nothing is lost silently
+    unreadable, not_audited = rs.unreadable_rows(), rs.not_audited()
+    if len(unreadable) or not_audited:  # left out of the new split, listed so that nothing is lost silently
         why = dict(rs.audit.features.failures)
         skipped = out.with_name(out.stem + ".skipped.csv")
         atomic_write(skipped, _csv_text(
             ["path", "split", "label", "group", "reason"],
-            ({"path": rel(r), "split": m.splits[r], "label": m.labels[r], "group": m.groups[r],
-              "reason": why.get(int(r), "could not be read")} for r in unreadable)))
+            [*({"path": rel(r), "split": m.splits[r], "label": m.labels[r], "group": m.groups[r],
+                "reason": why.get(int(r), "could not be read")} for r in unreadable),
+             *({"path": rel_entry(p), "split": "", "label": "", "group": "", "reason": reason}
+               for p, reason in not_audited)]))
         written.append(skipped)
     if rs.dropped.any():
         dropped = out.with_name(out.stem + ".dropped.csv")

@@ -125,6 +125,11 @@ class Resplit:
         """Rows left out of the new split because the audit could not read them."""
         return np.flatnonzero(~self.audit.features.ok)
 
+    def not_audited(self) -> list:
+        """``(path, reason)`` of the input's entries the audit did not take, so never in the new
+        split: an image outside the split folders, a manifest row without a split or listed again."""
+        return list(self.audit.manifest.skipped)
+
     def records(self) -> list[dict]:
         m = self.audit.manifest
         names, grp = self.splits, self.groups_column()
@@ -185,6 +190,7 @@ class Resplit:
         return {"mode": self.mode, "remedy": self.remedy, "seed": self.seed, "n_images": int(len(m)),
                 "moved": a.moved, "dropped": int(self.dropped.sum()), "forced": a.forced,
                 "unreadable_left_out": int(len(self.unreadable_rows())),
+                "not_audited_left_out": len(self.not_audited()),
                 "splits": splits, "problems": list(a.problems) + warnings, "class_warnings": warnings,
                 "cross_split_pairs_after": self.cross_split_pairs(),
                 "pairs_checked": len(self.pairs if self.pairs is not None else self.audit.pairs),

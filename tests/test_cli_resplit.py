@@ -419,3 +419,27 @@ def test_hard_links_of_symlinked_images_link_the_image_not_the_symlink(leaky_dat
     r = run(*args, "--force")
     assert r.exit_code == 0, r.output
     assert sorted(p for p in tree.rglob("*") if not p.is_dir()) == sorted(placed)
+
+
+def test_images_the_audit_did_not_take_are_listed_beside_the_new_manifest(leaky_dataset, tmp_path):
+    # an image beside the split folders (or a manifest row without a split) was left out of the
+    # new split without a word: not in NEW.csv, not in NEW.skipped.csv, nothing printed
+    shutil.copy(leaky_dataset / "train" / "a" / "0.jpg", leaky_dataset / "stray.jpg")
+    out = tmp_path / "new.csv"
+    r = run("resplit", leaky_dataset, "--out", out, "--json", "-q")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    (entry,) = read(tmp_path / "new.skipped.csv")
+    assert os.path.samefile(tmp_path / entry["path"], leaky_dataset / "stray.jpg")
+    assert "not in a split folder" in entry["reason"]
+    assert d["not_audited_left_out"] == 1 and d["unreadable_left_out"] == 0 and len(read(out)) == 19
+    with open(tmp_path / "m.csv", "w", newline="") as fh:  # the same from a manifest: a row without a split
+        w = csv.writer(fh)
+        w.writerow(["path", "split", "label"])
+        w.writerows([(x["path"], x["split"], x["label"]) for x in read(out)] + [["new.csv.stray.jpg", "", "a"]])
+    shutil.copy(leaky_dataset / "stray.jpg", tmp_path / "new.csv.stray.jpg")
+    r = run("resplit", "--manifest", tmp_path / "m.csv", "--out", tmp_path / "again" / "new.csv")
+    assert r.exit_code == 0, r.output
+    (entry,) = read(tmp_path / "again" / "new.skipped.csv")
+    assert entry["path"] == "../new.csv.stray.jpg" and "has no split" in entry["reason"]
+    assert "1 entr(ies) the audit did not take" in r.stdout

@@ -338,17 +338,19 @@ def render_resplit(rs, console) -> None:
         t.add_row(_text(name), f"{s['target']:,}", f"{s['achieved']:,}", f"{100 * s['size_error']:+.2f}%",
                   f"{100 * s['max_class_share_error']:.2f} pp")
     console.print(t)
-    labels = list(next(iter(d["splits"].values()))["class_share_target"]) if d["splits"] else []
+    # the shares the worst class share error is measured from: each split's mix before (a kept
+    # split's, or any with the minimal change), else the overall mix (stratified)
+    labels = list(next(iter(d["splits"].values()))["class_share_original"]) if d["splits"] else []
     if 1 < len(labels):
-        worst = sorted(labels, key=lambda c: -max(abs(s["class_share_achieved"][c] - s["class_share_target"][c])
+        worst = sorted(labels, key=lambda c: -max(abs(s["class_share_achieved"][c] - s["class_share_original"][c])
                                                   for s in d["splits"].values()))[:10]
-        t = Table(title="Class shares per split, target -> achieved" +
+        t = Table(title="Class shares per split, aimed at -> achieved" +
                   (f" (10 furthest of {len(labels)} classes)" if len(labels) > 10 else ""), title_justify="left")
         t.add_column("class")
         for name in d["splits"]:
             t.add_column(_text(name), justify="right")
         for c in sorted(worst):
-            t.add_row(_text(c or "(none)"), *(f"{100 * s['class_share_target'][c]:.1f}% -> "
+            t.add_row(_text(c or "(none)"), *(f"{100 * s['class_share_original'][c]:.1f}% -> "
                                               f"{100 * s['class_share_achieved'][c]:.1f}%"
                                               for s in d["splits"].values()))
         console.print(t)

@@ -443,3 +443,16 @@ def test_images_the_audit_did_not_take_are_listed_beside_the_new_manifest(leaky_
     (entry,) = read(tmp_path / "again" / "new.skipped.csv")
     assert entry["path"] == "../new.csv.stray.jpg" and "has no split" in entry["reason"]
     assert "1 entr(ies) the audit did not take" in r.stdout
+
+
+def test_the_class_share_table_shows_the_shares_its_error_is_measured_from(leaky_dataset, tmp_path):
+    # with --keep, the class table compared the achieved shares with targets counted after the
+    # copies had joined the kept split (so every row read x% -> x%), while the size table's
+    # worst class share error, measured from each split's mix before, said 4.55 pp
+    r = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["resplit", str(leaky_dataset), "--out", str(tmp_path / "n.csv"),
+                                                       "--keep", "test"])
+    assert r.exit_code == 0, r.output
+    rows = read(tmp_path / "n.csv")
+    train = [x["label"] for x in rows if x["split"] == "train"]
+    assert (train.count("a"), len(train)) == (5, 11)  # train/a/0.jpg joined its copy in test
+    assert "4.55 pp" in r.stdout and "50.0% -> 45.5%" in r.stdout

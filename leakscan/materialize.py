@@ -56,12 +56,20 @@ def planned(resplit, dest, *, link: str = "hardlink", force: bool = False) -> di
         if any(dest.iterdir()) and not force:
             raise OutputError(f"{dest}: folder is not empty; pass --force to add to it or choose another folder")
     names = resplit.splits
-    plan = {}
+    plan, meant = {}, {}  # meant: {folder: the (split, label) it holds}
     for r in resplit.kept_rows():
         src = m.resolve(int(r))
         if src.is_file():  # else gone since the audit read it
             label = _safe_part(m.labels[r]) if m.labels[r] else "_unlabelled"
-            plan[src] = dest / _safe_part(names[r]) / label
+            plan[src] = folder = dest / _safe_part(names[r]) / label
+            here = (names[r], m.labels[r])
+            was = meant.setdefault(folder, here)
+            if was != here:  # a/b and a_b, or . and ..: one folder would merge the two
+                which, a, b = (("splits", was[0], here[0]) if was[0] != here[0] else
+                               (f"classes of split {here[0]!r}", was[1], here[1]))
+                raise OutputError(f"{dest}: the {which} {a!r} and {b!r} would share the folder {folder} (a folder "
+                                  "name cannot hold '/' nor be '.' or '..'), which would merge them; rename one "
+                                  "(nothing was written)")
     for folder in sorted(set(plan.values())):  # a symlinked folder an earlier tree holds may lead into the dataset
         check_target(folder, protect, what="a folder of the --materialize tree")
     if link == "hardlink":

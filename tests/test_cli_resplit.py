@@ -456,3 +456,19 @@ def test_the_class_share_table_shows_the_shares_its_error_is_measured_from(leaky
     train = [x["label"] for x in rows if x["split"] == "train"]
     assert (train.count("a"), len(train)) == (5, 11)  # train/a/0.jpg joined its copy in test
     assert "4.55 pp" in r.stdout and "50.0% -> 45.5%" in r.stdout
+
+
+def test_two_classes_whose_names_make_one_folder_are_refused_not_merged(leaky_dataset, tmp_path):
+    # the labels cat/small and cat_small (or the splits . and ..) were both laid out in one
+    # folder, cat_small/: a folder-reading loader took them for one class
+    with open(tmp_path / "m.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "split", "label"])
+        for k, p in enumerate(sorted(leaky_dataset.rglob("*.jpg"))):
+            w.writerow([p, p.relative_to(leaky_dataset).parts[0], ("cat/small", "cat_small")[k % 2]])
+    out, tree = tmp_path / "new.csv", tmp_path / "tree"
+    r = run("resplit", "--manifest", tmp_path / "m.csv", "--out", out, "--materialize", tree, "-q")
+    assert r.exit_code == 2 and not tree.exists() and not out.exists()
+    assert "'cat/small' and 'cat_small' would share the folder" in r.output, r.output
+    r = run("resplit", leaky_dataset, "--out", out, "--materialize", tree, "--ratios", ".=0.5,..=0.5", "-q")
+    assert r.exit_code == 2 and not tree.exists() and "the splits '.' and '..'" in r.output, r.output

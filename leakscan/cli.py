@@ -666,6 +666,9 @@ def resplit(
     _check_pairing(ctx, model, cache, no_cache)
     _needs(ctx, "--keep SPLIT", bool(keep), "drop")
     _needs(ctx, "--materialize DIR", materialize_dir is not None, "link")
+    if materialize_dir is not None and os.path.realpath(materialize_dir) == os.path.realpath(out):
+        raise _fail(f"--out {out} and --materialize {materialize_dir} name the same path: the manifest is a file, "
+                    "the tree a folder beside it")
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, model_min_cosine=model_min_cosine,
                              crops=crops, min_confidence=min_confidence, overlap=overlap,
@@ -689,10 +692,10 @@ def resplit(
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,
                                decisions=decisions, full_decode=full_decode, before_decoding=check_out,
                                **source_opts)
-        _ratio_warnings(ratios, result.manifest.split_names)
+        _ratio_warnings(ratios, result.manifest.split_names, keep)
         rs = run_resplit(result, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle, random_state=seed)
         # a tree it would refuse is refused before the manifest is written
-        plan = planned(rs, materialize_dir, force=force) if materialize_dir is not None else None
+        plan = planned(rs, materialize_dir, link=link.value, force=force) if materialize_dir is not None else None
         written = write_resplit(rs, out)
         placed = materialize(rs, materialize_dir, link=link.value, force=force, plan=plan) if plan is not None else None
     except LeakscanError as exc:
@@ -716,9 +719,10 @@ def resplit(
                                                                   if placed is not None else "")), markup=False)
             skipped = [p for p in written if p.name.endswith(".skipped.csv")]
             if skipped:
-                n = len(rs.unreadable_rows())
-                con.print(_plain(f"{n} unreadable file(s) left out of the new split, listed in {skipped[0]}"),
-                          markup=False)
+                n, k = len(rs.unreadable_rows()), len(rs.not_audited())
+                said = " and ".join(([f"{n} unreadable file(s)"] if n else [])
+                                    + ([f"{k} entr(ies) the audit did not take (see their reasons)"] if k else []))
+                con.print(_plain(f"{said} left out of the new split, listed in {skipped[0]}"), markup=False)
     for line in rs.leftover_warnings():
         _say(f"leakscan: warning: {line}")
 
@@ -742,11 +746,11 @@ def _check_decisions(decisions: Optional[Path]) -> None:
         read_decisions(decisions)
 
 
-def _ratio_warnings(ratios: Optional[str], current=None) -> None:
+def _ratio_warnings(ratios: Optional[str], current=None, keep=None) -> None:
     """Print what :func:`leakscan.split.ratio_warnings` says about --ratios."""
     from .split import ratio_warnings  # noqa: PLC0415
 
-    for w in ratio_warnings(ratios, current):
+    for w in ratio_warnings(ratios, current, keep or ()):
         _say(f"leakscan: warning: {w}")
 
 

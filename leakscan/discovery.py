@@ -19,7 +19,7 @@ import numpy as np
 from .decode import file_head, has_image_signature
 from .errors import ArgumentError, InputError
 from .manifest import (IMAGE_EXTENSIONS, SPLIT_ALIASES, SPLIT_SEARCH_DEPTH, UNSPLIT, Manifest, text_column,
-                       decode_text, listed_again, path_key)
+                       decode_text, listed_again, path_key, split_name)
 
 log = logging.getLogger(__name__)
 
@@ -413,7 +413,7 @@ def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
             continue
         p = _windows_separators(p, root)
         split = (rec.get("split") or "").strip()
-        split = SPLIT_ALIASES.get(split.lower(), split)
+        split = split_name(split)
         if not split:
             skipped.append((p, f"manifest line {lineno} has no split"))
             continue

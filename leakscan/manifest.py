@@ -20,8 +20,8 @@ from .errors import ArgumentError, InputError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Manifest", "SPLIT_ALIASES", "IMAGE_EXTENSIONS", "UNSPLIT", "BOTH_SIDES", "order_splits", "listed_again",
-           "path_key", "decode_text", "is_missing", "text_column"]
+__all__ = ["Manifest", "SPLIT_ALIASES", "IMAGE_EXTENSIONS", "UNSPLIT", "BOTH_SIDES", "order_splits", "split_name",
+           "listed_again", "path_key", "decode_text", "is_missing", "text_column"]
 
 #: Folder names recognised as splits (case-insensitive) and the canonical split they mean.
 SPLIT_ALIASES = {
@@ -197,6 +197,16 @@ class Manifest:
             kind=self.kind,
             source=None if self.source is None else self.source.take(rows),
         )
+
+
+def split_name(text: str) -> str:
+    """The split a manifest's split value names: the canonical name of an alias (any case),
+    else the value itself.
+
+    >>> split_name("Validation"), split_name("dev"), split_name("Fold1")
+    ('val', 'val', 'Fold1')
+    """
+    return SPLIT_ALIASES.get(text.lower(), text)
 
 
 def order_splits(names) -> list[str]:

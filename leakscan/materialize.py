@@ -28,41 +28,69 @@ def _safe_part(name: str) -> str:
     return name if name not in ("", ".", "..") else "_"
 
 
-def planned(resplit, dest, *, force: bool = False) -> dict:
+def planned(resplit, dest, *, link: str = "hardlink", force: bool = False) -> dict:
     """``{source file: its folder in dest}`` for :func:`materialize`, after its checks (nothing
     placed): call it before writing anything else, so a refused tree leaves no half result.
 
     Raises
     ------
     OutputError
-        ``dest`` is inside the dataset, not empty (without ``force``), or holds another split
-        an earlier run placed (with ``force``: its images would be on both sides).
+        ``dest`` is inside the dataset, not empty (without ``force``), holds another split
+        an earlier run placed (with ``force``: its images would be on both sides), or is on
+        another file system than a source while ``link`` is ``"hardlink"``.
     """
     m = resplit.audit.manifest
     if m.images is not None:
         raise ConfigError("materialize needs image files; this dataset came from an in-memory array")
-    if m.source is not None and any(it[0] in ("bytes", "stored", "dicom") for it in m.source.items.tolist()):
+    if m.source is not None and any(it[0] in ("bytes", "stored") or (it[0] == "dicom" and it[2] >= 0)
+                                    for it in m.source.items.tolist()):  # a single-frame DICOM file is one
         raise ConfigError("materialize needs one image file per row; these rows are image bytes of a dataset or "
-                          "table, or DICOM frames (for a Hugging Face dataset, leakscan.resplit(dataset_dict) "
-                          "returns the new DatasetDict)")
+                          "table, or frames of multi-frame DICOM files (for a Hugging Face dataset, "
+                          "leakscan.resplit(dataset_dict) returns the new DatasetDict)")
     dest = Path(dest)
-    check_target(dest, dataset_folders(m), what="--materialize folder")
+    protect = dataset_folders(m)
+    check_target(dest, protect, what="--materialize folder")
     if dest.exists():
         if not dest.is_dir():
             raise OutputError(f"{dest}: exists and is not a folder")
         if any(dest.iterdir()) and not force:
             raise OutputError(f"{dest}: folder is not empty; pass --force to add to it or choose another folder")
     names = resplit.splits
-    plan = {}
+    plan, meant = {}, {}  # meant: {folder: the (split, label) it holds}
     for r in resplit.kept_rows():
         src = m.resolve(int(r))
         if src.is_file():  # else gone since the audit read it
             label = _safe_part(m.labels[r]) if m.labels[r] else "_unlabelled"
-            plan[src] = dest / _safe_part(names[r]) / label
+            plan[src] = folder = dest / _safe_part(names[r]) / label
+            here = (names[r], m.labels[r])
+            was = meant.setdefault(folder, here)
+            if was != here:  # a/b and a_b, or . and ..: one folder would merge the two
+                which, a, b = (("splits", was[0], here[0]) if was[0] != here[0] else
+                               (f"classes of split {here[0]!r}", was[1], here[1]))
+                raise OutputError(f"{dest}: the {which} {a!r} and {b!r} would share the folder {folder} (a folder "
+                                  "name cannot hold '/' nor be '.' or '..'), which would merge them; rename one "
+                                  "(nothing was written)")
+    for folder in sorted(set(plan.values())):  # a symlinked folder an earlier tree holds may lead into the dataset
+        check_target(folder, protect, what="a folder of the --materialize tree")
+    if link == "hardlink":
+        _refuse_other_file_system(dest, plan)
     if dest.exists():
         others = (m.resolve(r) for r in range(len(m)) if m.images is None)  # dropped ones too
-        _refuse_another_split(dest, plan, [p for p in others if p not in plan and p.is_file()])
+        _refuse_another_split(dest, plan, [p for p in others if p not in plan and p.is_file()], link=link)
     return plan
+
+
+def _refuse_other_file_system(dest: Path, plan: dict) -> None:
+    """Raise when a source lies on another file system than ``dest`` (hard links cannot cross
+    them): said before the manifest or any file is written, not at the first link."""
+    near = dest.absolute()
+    while not near.exists():  # dest is made in its nearest existing folder
+        near = near.parent
+    here = near.stat().st_dev
+    for src in plan:
+        if src.stat().st_dev != here:
+            raise OutputError(f"{dest}: is on another file system than {src}, and hard links cannot cross file "
+                              "systems; use --link copy or symlink (nothing was written)")
 
 
 def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False, plan: dict | None = None) -> int:
@@ -84,7 +112,7 @@ def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False, p
     if link not in LINK_MODES:
         raise ConfigError(f"link must be one of {', '.join(LINK_MODES)}, got {link!r}")
     if plan is None:
-        plan = planned(resplit, dest, force=force)
+        plan = planned(resplit, dest, link=link, force=force)
     make_folder(Path(dest))
     taken: set[Path] = set()
     cleaned: set[Path] = set()
@@ -109,11 +137,13 @@ def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False, p
     return placed
 
 
-def _refuse_another_split(dest: Path, plan: dict, left_out=()) -> None:
+def _refuse_another_split(dest: Path, plan: dict, left_out=(), *, link: str = "hardlink") -> None:
     """Raise when ``dest`` holds a file an earlier run placed for one of ``plan``'s sources (the
     same inode, symlink target or bytes) in a folder where ``plan`` puts none of them, or for a
     source the new split leaves out (``left_out``): adding the new split would put that image on
-    both sides of it, or keep an image it drops."""
+    both sides of it, or keep an image it drops. Raise too when such a file sits where it
+    belongs but was placed by another ``link`` mode: a re-run would not know it as the same
+    source and would place that image a second time (``__2``)."""
     by_inode, by_target, by_size = {}, {}, {}
     for src in [*plan, *left_out]:
         st = src.stat()
@@ -131,27 +161,35 @@ def _refuse_another_split(dest: Path, plan: dict, left_out=()) -> None:
             digests[p] = h.digest()
         return digests[p]
 
-    misplaced = []
+    misplaced, other_mode = [], []
     for folder in sorted(p for p in dest.glob("*/*") if p.is_dir() and not p.is_symlink()):
         for f in sorted(folder.iterdir()):
             if f.name.startswith("."):
                 continue  # a killed run's temporary file
             if f.is_symlink():
-                sources = by_target.get(os.path.realpath(f), [])
+                sources, mode = by_target.get(os.path.realpath(f), []), "symlink"
             elif f.is_file():
                 st = f.stat()
-                sources = by_inode.get((st.st_dev, st.st_ino)) or [  # else a copy: the same bytes
-                    s for s in by_size.get(st.st_size, ()) if digest(s) == digest(f)]
+                sources, mode = by_inode.get((st.st_dev, st.st_ino)), "hardlink"
+                if not sources:  # a copy: the same bytes
+                    sources, mode = [s for s in by_size.get(st.st_size, ()) if digest(s) == digest(f)], "copy"
             else:
                 continue
             if sources and all(plan.get(s) != folder for s in sources):
                 misplaced.append((f, plan.get(sources[0])))
+            elif sources and mode != link:
+                other_mode.append((f, mode))
     if misplaced:
         f, where = misplaced[0]
         said = f"belongs in {where}/" if where is not None else "is left out of the new split"
         raise OutputError(f"{dest}: holds another split, placed by an earlier run: {len(misplaced)} file(s) sit "
                           f"where the new split does not put them ({f} {said}), so their images would be on "
                           "both sides; choose an empty folder (nothing was placed)")
+    if other_mode:
+        f, mode = other_mode[0]
+        raise OutputError(f"{dest}: holds {len(other_mode)} file(s) an earlier run placed with --link {mode} ({f}); "
+                          f"with --link {link} each would be placed again beside it; re-run with --link {mode} to "
+                          "complete that tree, or choose an empty folder (nothing was placed)")
 
 
 def _name_max(folder: Path) -> int:

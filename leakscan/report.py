@@ -260,8 +260,9 @@ def prepare_resplit_out(out: Path, *, force: bool, protect=()) -> None:
 
 def write_resplit(rs, out: str | os.PathLike) -> list[Path]:
     """Write the new manifest (paths relative to its folder) and, if any, ``<stem>.dropped.csv``
-    (images dropped) and ``<stem>.skipped.csv`` (files the audit could not read: left out);
-    such a list an earlier run wrote beside ``out`` is removed when this run has none."""
+    (images dropped) and ``<stem>.skipped.csv`` (files the audit could not read, and entries it
+    did not take: left out); such a list an earlier run wrote beside ``out`` is removed when this
+    run has none."""
     out = Path(out)
     if out.exists() and out.is_dir():
         raise OutputError(f"{out}: is a folder; --out names the CSV file to write")
@@ -275,19 +276,27 @@ def write_resplit(rs, out: str | os.PathLike) -> list[Path]:
             return str(m.paths[r])  # array[i], split/index of a dataset, table[i] of a bytes column
         return Path(os.path.relpath(m.resolve(r).absolute(), base)).as_posix()
 
+    def rel_entry(p: str) -> str:  # a skipped entry: relative to the input's folder (a row: m.csv:7)
+        if m.images is not None or (m.source is not None and not m.source.files_are_paths) or m.root is None:
+            return p
+        q = Path(os.path.relpath(os.path.join(os.path.abspath(m.root), p), base)).as_posix()
+        return q + "/" if p.endswith("/") else q
+
     names, grp = rs.splits, rs.groups_column()
     atomic_write(out, _csv_text(["path", "split", "label", "group"],
                                 ({"path": rel(r), "split": names[r], "label": m.labels[r], "group": grp[r]}
                                  for r in rs.kept_rows())))
     written = [out]
-    unreadable = rs.unreadable_rows()
-    if len(unreadable):  # left out of the new split, listed so that nothing is lost silently
+    unreadable, not_audited = rs.unreadable_rows(), rs.not_audited()
+    if len(unreadable) or not_audited:  # left out of the new split, listed so that nothing is lost silently
         why = dict(rs.audit.features.failures)
         skipped = out.with_name(out.stem + ".skipped.csv")
         atomic_write(skipped, _csv_text(
             ["path", "split", "label", "group", "reason"],
-            ({"path": rel(r), "split": m.splits[r], "label": m.labels[r], "group": m.groups[r],
-              "reason": why.get(int(r), "could not be read")} for r in unreadable)))
+            [*({"path": rel(r), "split": m.splits[r], "label": m.labels[r], "group": m.groups[r],
+                "reason": why.get(int(r), "could not be read")} for r in unreadable),
+             *({"path": rel_entry(p), "split": "", "label": "", "group": "", "reason": reason}
+               for p, reason in not_audited)]))
         written.append(skipped)
     if rs.dropped.any():
         dropped = out.with_name(out.stem + ".dropped.csv")
@@ -327,17 +336,19 @@ def render_resplit(rs, console) -> None:
         t.add_row(_text(name), f"{s['target']:,}", f"{s['achieved']:,}", f"{100 * s['size_error']:+.2f}%",
                   f"{100 * s['max_class_share_error']:.2f} pp")
     console.print(t)
-    labels = list(next(iter(d["splits"].values()))["class_share_target"]) if d["splits"] else []
+    # the shares the worst class share error is measured from: each split's mix before (a kept
+    # split's, or any with the minimal change), else the overall mix (stratified)
+    labels = list(next(iter(d["splits"].values()))["class_share_original"]) if d["splits"] else []
     if 1 < len(labels):
-        worst = sorted(labels, key=lambda c: -max(abs(s["class_share_achieved"][c] - s["class_share_target"][c])
+        worst = sorted(labels, key=lambda c: -max(abs(s["class_share_achieved"][c] - s["class_share_original"][c])
                                                   for s in d["splits"].values()))[:10]
-        t = Table(title="Class shares per split, target -> achieved" +
+        t = Table(title="Class shares per split, aimed at -> achieved" +
                   (f" (10 furthest of {len(labels)} classes)" if len(labels) > 10 else ""), title_justify="left")
         t.add_column("class")
         for name in d["splits"]:
             t.add_column(_text(name), justify="right")
         for c in sorted(worst):
-            t.add_row(_text(c or "(none)"), *(f"{100 * s['class_share_target'][c]:.1f}% -> "
+            t.add_row(_text(c or "(none)"), *(f"{100 * s['class_share_original'][c]:.1f}% -> "
                                               f"{100 * s['class_share_achieved'][c]:.1f}%"
                                               for s in d["splits"].values()))
         console.print(t)

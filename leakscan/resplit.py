@@ -10,6 +10,7 @@ targets against what was achieved and verify the result.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -102,13 +103,17 @@ class Resplit:
         return out
 
     def groups_column(self) -> np.ndarray:
-        """``group`` per row: the user's group, else ``dup-<id>`` for images in a duplicate group."""
+        """``group`` per row: the user's group, else ``dup-<n>`` for images in a duplicate group."""
         m = self.audit.manifest
         g = self.groups if self.groups is not None else self.audit.groups
         in_dup = np.isin(g.ids, g.duplicate_groups())
         out = np.array(m.groups, dtype=object)
+        # numbered past the input's own dup-<n> groups (a manifest an earlier re-split wrote), so
+        # that a new duplicate group never takes another group's name: read back, one group
+        taken = [int(x[4:]) for x in set(out.tolist()) if re.fullmatch(r"dup-[0-9]+", x)]
+        first = max(taken) + 1 if taken else 0
         for r in np.flatnonzero(in_dup & (out == "")):
-            out[r] = f"dup-{int(g.ids[r])}"
+            out[r] = f"dup-{first + int(g.ids[r])}"
         return out
 
     def kept_rows(self) -> np.ndarray:
@@ -119,6 +124,11 @@ class Resplit:
     def unreadable_rows(self) -> np.ndarray:
         """Rows left out of the new split because the audit could not read them."""
         return np.flatnonzero(~self.audit.features.ok)
+
+    def not_audited(self) -> list:
+        """``(path, reason)`` of the input's entries the audit did not take, so never in the new
+        split: an image outside the split folders, a manifest row without a split or listed again."""
+        return list(self.audit.manifest.skipped)
 
     def records(self) -> list[dict]:
         m = self.audit.manifest
@@ -180,6 +190,7 @@ class Resplit:
         return {"mode": self.mode, "remedy": self.remedy, "seed": self.seed, "n_images": int(len(m)),
                 "moved": a.moved, "dropped": int(self.dropped.sum()), "forced": a.forced,
                 "unreadable_left_out": int(len(self.unreadable_rows())),
+                "not_audited_left_out": len(self.not_audited()),
                 "splits": splits, "problems": list(a.problems) + warnings, "class_warnings": warnings,
                 "cross_split_pairs_after": self.cross_split_pairs(),
                 "pairs_checked": len(self.pairs if self.pairs is not None else self.audit.pairs),

@@ -298,7 +298,7 @@ def place_file(src: Path, target: Path, link: str) -> bool:
     except FileNotFoundError:
         pass
     if link == "hardlink":
-        os.link(src, tmp)
+        os.link(os.path.realpath(src), tmp)  # the image a symlink names: os.link would link the symlink itself
     elif link == "symlink":
         os.symlink(src.resolve(), tmp)
     else:

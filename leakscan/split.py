@@ -22,7 +22,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import ConfigError
-from .manifest import order_splits
+from .manifest import order_splits, split_name
 from .settings import RANDOM_STATE
 
 log = logging.getLogger(__name__)
@@ -32,9 +32,10 @@ __all__ = ["Assignment", "assign_splits", "parse_ratios", "ratio_warnings", "DRO
 DROPPED = ""
 
 
-def ratio_warnings(text: str | None, current=None) -> list[str]:
+def ratio_warnings(text: str | None, current=None, keep=()) -> list[str]:
     """What is worth saying about ``--ratios``: that they were rescaled (``current`` None), or
-    which current splits (``current``: their names) they leave out.
+    which current splits (``current``: their names) they leave out, and which of their shares
+    do not apply because ``keep`` keeps that split as it is.
 
     Examples
     --------
@@ -42,6 +43,8 @@ def ratio_warnings(text: str | None, current=None) -> list[str]:
     ['--ratios add up to 0.9, not 1; rescaled to train=0.7778,test=0.2222']
     >>> ratio_warnings("train=0.8,test=0.2", ["train", "val", "test"])[0].split(":")[0]
     'split(s) val not in --ratios'
+    >>> ratio_warnings("train=0.6,val=0.2,test=0.2", ["train", "test"], keep=["test"])[0].split(";")[1]
+    ' the other splits share the rest as train=0.75,val=0.25'
     """
     if not text:
         return []
@@ -52,11 +55,19 @@ def ratio_warnings(text: str | None, current=None) -> list[str]:
             return [f"--ratios add up to {total:g}, not 1; rescaled to "
                     + ",".join(f"{k}={v:.4g}" for k, v in scaled.items())]
         return []
-    gone = [s for s in current if s not in scaled]
-    if not gone:
-        return []
-    return [f"split(s) {', '.join(gone)} not in --ratios: their images are spread over {', '.join(scaled)} "
-            f"and {', '.join(gone)} disappear(s) from the new manifest"]
+    out = []
+    free = {s: v for s, v in scaled.items() if s not in keep}  # a kept split stays as it is
+    gone = [s for s in current if s not in scaled and s not in keep]
+    if gone and free:
+        out.append(f"split(s) {', '.join(gone)} not in --ratios: their images are spread over {', '.join(free)} "
+                   f"and {', '.join(gone)} disappear(s) from the new manifest")
+    unused = [s for s in scaled if s in keep]
+    if unused:  # the other splits divide what is left in their own proportions
+        rest = ("; the other splits share the rest as "
+                + ",".join(f"{k}={v / sum(free.values()):.4g}" for k, v in free.items())) if free else ""
+        out.append(f"--ratios {','.join(f'{s}={scaled[s]:.4g}' for s in unused)} not applied: --keep keeps "
+                   f"{', '.join(unused)} as it is{rest}")
+    return out
 
 
 def parse_ratios(text: str | Mapping[str, float] | None) -> dict[str, float] | None:
@@ -89,10 +100,21 @@ def parse_ratios(text: str | Mapping[str, float] | None) -> dict[str, float] | N
     names = [n for n, _ in items]
     if len(set(names)) != len(names) or any(not n for n in names):
         raise ConfigError(f"ratios name each split once, got {', '.join(names)}")
+    same = {}  # the new manifest is read back with these names: val and dev would be one split
+    for n in names:
+        same.setdefault(split_name(n), []).append(n)
+    for canon, group in same.items():
+        if len(group) > 1:
+            raise ConfigError(f"ratios name {' and '.join(group)}, which a manifest reads as one split ({canon}); "
+                              "name each split once")
     bad = [f"{n}={v}" for n, v in items if not (v > 0 and math.isfinite(v))]
     if bad:
         raise ConfigError(f"ratios must be positive numbers, got {', '.join(bad)}")
     total = sum(v for _, v in items)
+    if not math.isfinite(total):  # shares near the float limit add up to inf: scaled down first
+        top = max(v for _, v in items)
+        items = [(n, v / top) for n, v in items]
+        total = sum(v for _, v in items)
     return {n: v / total for n, v in items}
 
 
@@ -542,6 +564,8 @@ def _feasibility(achieved, target, share_target, split_names, ucode, out, classe
     size_t = target.sum(axis=1)
     size_a = achieved.sum(axis=1)
     for s, name in enumerate(split_names):
+        if not size_t[s] and not size_a[s]:  # a share too small for one image, or all of it dropped
+            msgs.append(f"split {name!r} is left empty: it gets none of the {int(size_a.sum()):,} images")
         if size_t[s] and abs(size_a[s] - size_t[s]) > max(1, 0.005 * size_t[s]):
             msgs.append(f"split {name!r} has {size_a[s]:,} images, target {size_t[s]:,} "
                         f"({100 * (size_a[s] - size_t[s]) / size_t[s]:+.1f}%)")

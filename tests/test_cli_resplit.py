@@ -248,3 +248,227 @@ def test_the_temporary_file_a_killed_resplit_left_is_removed_by_the_next_one(lea
     assert run(*args).exit_code == 0
     assert sorted(os.listdir(out.parent)) == sorted([*mine, running.name, "new.csv"]) and len(read(out)) == 19
     assert {name: (out.parent / name).read_text() for name in mine} == mine
+
+
+@pytest.fixture
+def other_file_system(tmp_path):
+    """A fresh folder on another file system than tmp_path (/dev/shm), removed afterwards."""
+    import tempfile
+
+    if not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on another file system than the test's folder")
+    where = tempfile.mkdtemp(dir="/dev/shm", prefix="leakscan-test-")
+    yield where
+    shutil.rmtree(where, ignore_errors=True)
+
+
+def test_hard_links_to_another_file_system_are_refused_before_anything_is_written(leaky_dataset, tmp_path,
+                                                                                    other_file_system):
+    # the default --link hardlink failed at the first file, after NEW.csv and the tree's first
+    # folders were written: the advice (--link copy) then failed on both (they exist: --force)
+    before = tree_digest(leaky_dataset)
+    out, tree = tmp_path / "new.csv", os.path.join(other_file_system, "tree")
+    r = run("resplit", leaky_dataset, "--out", out, "--materialize", tree, "-q")
+    assert r.exit_code == 2 and "--link copy" in r.output and "another file system" in r.output, r.output
+    assert not out.exists() and not os.path.exists(tree)
+    r = run("resplit", leaky_dataset, "--out", out, "--materialize", tree, "--link", "copy", "-q")
+    assert r.exit_code == 0, r.output
+    assert sum(len(files) for _, _, files in os.walk(tree)) == len(read(out)) == 19
+    assert tree_digest(leaky_dataset) == before
+
+
+def test_new_duplicate_groups_never_take_the_name_of_an_input_group(tmp_path):
+    # a manifest an earlier re-split wrote holds groups dup-0, dup-1...; a re-split of it (new
+    # images added) numbered its new duplicate groups from dup-0 again: two unrelated groups
+    # under one name, read back as one group on both sides of the split it had just verified
+    from conftest import scene, write_dataset
+
+    layout = {f"img/{k}.jpg": scene(700 + k) for k in range(16)}
+    layout["img/new.jpg"] = scene(799)
+    write_dataset(tmp_path, layout, quality=90)
+    shutil.copy(tmp_path / "img/new.jpg", tmp_path / "img/new-copy.jpg")
+    rows = [("img/new.jpg", "train", ""), ("img/new-copy.jpg", "test", "")]  # a new group: the first rows
+    rows += [(f"img/{k}.jpg", ("train", "test")[k % 4 == 0], "dup-0" if k in (1, 4) else "") for k in range(16)]
+    with open(tmp_path / "m.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "split", "label", "group"])
+        w.writerows((p, s, "a", g) for p, s, g in rows)
+    out = tmp_path / "out" / "new.csv"
+    r = run("resplit", "--manifest", tmp_path / "m.csv", "--out", out, "-q")
+    assert r.exit_code == 0, r.output
+    group = {os.path.basename(x["path"]): x["group"] for x in read(out)}
+    assert group["1.jpg"] == group["4.jpg"] == "dup-0"  # the input's group, as it was
+    assert group["new.jpg"] == group["new-copy.jpg"] not in ("", "dup-0")
+    d = json.loads(run("audit", "--manifest", out, "--json", "-q").stdout)
+    assert d["n_cross_split_pairs"] == 0 and all(lk["images"] == 0 for lk in d["leaks"])
+
+
+def test_materialize_never_writes_into_the_dataset_through_a_symlinked_split_folder(leaky_dataset, tmp_path):
+    # DIR/train, a symlink to the dataset's own train folder (DIR was checked, not what it
+    # holds): with --force, test's images were linked into the dataset's train/<label>/
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "train").symlink_to(leaky_dataset / "train")
+    before = tree_digest(leaky_dataset)
+    out = tmp_path / "new.csv"
+    r = run("resplit", leaky_dataset, "--out", out, "--materialize", tree, "--ratios", "train=1", "--force", "-q")
+    assert r.exit_code == 2 and "inside the dataset folder" in r.output, r.output
+    assert tree_digest(leaky_dataset) == before and not out.exists()
+
+
+@pytest.mark.parametrize("first,then", [("copy", "hardlink"), ("symlink", "copy"), ("hardlink", "symlink")])
+def test_a_tree_placed_with_another_link_mode_is_refused_not_doubled(leaky_dataset, tmp_path, first, then):
+    # --force with another --link did not know the earlier run's files as the same sources:
+    # every image was placed a second time beside its first (x.jpg and x__2.jpg)
+    tree = tmp_path / "tree"
+
+    def resplit(link, *more):
+        return run("resplit", leaky_dataset, "--out", tmp_path / "new.csv", "--materialize", tree, "--link", link,
+                   "-q", *more)
+
+    def placed():
+        return sorted(str(p.relative_to(tree)) for p in tree.rglob("*") if not p.is_dir())
+    assert resplit(first).exit_code == 0
+    before = placed()
+    assert len(before) == 19
+    r = resplit(then, "--force")
+    assert r.exit_code == 2 and f"--link {first}" in r.output, r.output
+    assert placed() == before
+    assert resplit(first, "--force").exit_code == 0 and placed() == before
+
+
+def test_ratio_warnings_say_what_keep_does_with_a_kept_split(leaky_dataset, tmp_path):
+    # with --keep test, --ratios train=0.8,val=0.2 was said to make test disappear (it stays,
+    # whole), and --ratios ...,test=0.2 was silently not applied (test keeps its size)
+    out = tmp_path / "new.csv"
+    r = run("resplit", leaky_dataset, "--out", out, "--ratios", "train=0.8,val=0.2", "--keep", "test", "-q")
+    assert r.exit_code == 0, r.output
+    assert "disappear" not in r.output and "test" in {x["split"] for x in read(out)}
+    r = run("resplit", leaky_dataset, "--out", out, "--ratios", "train=0.6,val=0.2,test=0.2", "--keep", "test",
+            "--force", "--json", "-q")
+    assert r.exit_code == 0, r.output
+    assert "--ratios test=0.2 not applied: --keep keeps test as it is" in r.stderr
+    assert "share the rest as train=0.75,val=0.25" in r.stderr
+    kept = json.loads(r.stdout)["splits"]["test"]
+    assert kept["achieved"] == sum(x["split"] == "test" for x in read(out)) > 0.2 * len(read(out))
+
+
+@pytest.mark.parametrize("ratios", ["train=0.7,val=0.15,dev=0.15", "train=0.8,test=0.1,holdout=0.1",
+                                    "train=0.5,Train=0.3,test=0.2"])
+def test_ratios_naming_one_split_twice_are_refused(leaky_dataset, tmp_path, ratios):
+    # dev and val (test and holdout, Train and train) were two splits of the new manifest, which
+    # `audit --manifest` reads back as one: the split asked for was gone, merged into the other
+    out = tmp_path / "new.csv"
+    r = run("resplit", leaky_dataset, "--out", out, "--ratios", ratios, "-q")
+    assert r.exit_code == 2 and "reads as one split" in r.output, r.output
+    assert not out.exists()
+
+
+def test_ratios_near_the_float_limit_are_rescaled_not_turned_to_nan(leaky_dataset, tmp_path):
+    # train=1e308,test=1e308 added up to inf: every share became 0, the targets NaN cast to
+    # integers, and the split written was neither half and half nor what the table said
+    out = tmp_path / "new.csv"
+    r = run("resplit", leaky_dataset, "--out", out, "--ratios", "train=1e308,test=1e308", "--shuffle", "--json", "-q")
+    assert r.exit_code == 0, r.output
+    assert "RuntimeWarning" not in r.output and "rescaled to train=0.5,test=0.5" in r.stderr
+    d = json.loads(r.stdout)
+    target = {n: s["target"] for n, s in d["splits"].items()}
+    assert sorted(target.values()) == sorted(s["achieved"] for s in d["splits"].values()) == [9, 10]
+    rows = read(out)
+    assert {n: sum(x["split"] == n for x in rows) for n in target} == {n: s["achieved"] for n, s in d["splits"].items()}
+
+
+def test_a_split_asked_for_that_gets_no_image_is_said(leaky_dataset, tmp_path):
+    # val=0.02 of 19 images rounds to none: val was missing from the manifest (and the tree),
+    # and nothing said so (no problem, a verified split)
+    out = tmp_path / "new.csv"
+    r = run("resplit", leaky_dataset, "--out", out, "--ratios", "train=0.6,test=0.38,val=0.02", "--json", "-q")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["splits"]["val"]["achieved"] == 0 and "val" not in {x["split"] for x in read(out)}
+    assert "split 'val' is left empty: it gets none of the 19 images" in d["problems"]
+
+
+def test_out_and_materialize_naming_one_path_are_refused_before_anything_is_written(leaky_dataset, tmp_path):
+    # the manifest was written, then the tree could not be made where it now was (exit 2 with
+    # a half result: a manifest whose tree was never built)
+    out = tmp_path / "new.csv"
+    r = run("resplit", leaky_dataset, "--out", out, "--materialize", out, "-q")
+    assert r.exit_code == 2 and not out.exists()
+    assert "same path" in r.output, r.output
+
+
+def test_hard_links_of_symlinked_images_link_the_image_not_the_symlink(leaky_dataset, tmp_path):
+    # os.link links a symlink itself (Linux link()): the tree held copies of the dataset's
+    # symlinks, and a relative one (git-annex, DVC) named nothing from the tree's folder: the
+    # image was missing from the tree; a re-run took those files for another --link's tree
+    from conftest import scene
+
+    store = tmp_path / "store"  # outside the dataset, as git-annex's objects are to a work tree
+    store.mkdir()
+    scene(901).save(store / "far.jpg", quality=90)
+    (leaky_dataset / "train" / "a" / "linked.jpg").symlink_to(os.path.relpath(store / "far.jpg",
+                                                                               leaky_dataset / "train" / "a"))
+    tree = tmp_path / "deeper" / "tree"
+    args = ["resplit", leaky_dataset, "--out", tmp_path / "new.csv", "--materialize", tree, "-q"]
+    assert run(*args).exit_code == 0
+    placed = [p for p in tree.rglob("*") if not p.is_dir()]
+    assert len(placed) == 20 and not [p for p in placed if p.is_symlink()]
+    (mine,) = [p for p in placed if p.name == "linked.jpg"]
+    assert os.path.samefile(mine, store / "far.jpg")
+    r = run(*args, "--force")
+    assert r.exit_code == 0, r.output
+    assert sorted(p for p in tree.rglob("*") if not p.is_dir()) == sorted(placed)
+
+
+def test_images_the_audit_did_not_take_are_listed_beside_the_new_manifest(leaky_dataset, tmp_path):
+    # an image beside the split folders (or a manifest row without a split) was left out of the
+    # new split without a word: not in NEW.csv, not in NEW.skipped.csv, nothing printed
+    shutil.copy(leaky_dataset / "train" / "a" / "0.jpg", leaky_dataset / "stray.jpg")
+    out = tmp_path / "new.csv"
+    r = run("resplit", leaky_dataset, "--out", out, "--json", "-q")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    (entry,) = read(tmp_path / "new.skipped.csv")
+    assert os.path.samefile(tmp_path / entry["path"], leaky_dataset / "stray.jpg")
+    assert "not in a split folder" in entry["reason"]
+    assert d["not_audited_left_out"] == 1 and d["unreadable_left_out"] == 0 and len(read(out)) == 19
+    with open(tmp_path / "m.csv", "w", newline="") as fh:  # the same from a manifest: a row without a split
+        w = csv.writer(fh)
+        w.writerow(["path", "split", "label"])
+        w.writerows([(x["path"], x["split"], x["label"]) for x in read(out)] + [["new.csv.stray.jpg", "", "a"]])
+    shutil.copy(leaky_dataset / "stray.jpg", tmp_path / "new.csv.stray.jpg")
+    r = run("resplit", "--manifest", tmp_path / "m.csv", "--out", tmp_path / "again" / "new.csv")
+    assert r.exit_code == 0, r.output
+    (entry,) = read(tmp_path / "again" / "new.skipped.csv")
+    assert entry["path"] == "../new.csv.stray.jpg" and "has no split" in entry["reason"]
+    assert "1 entr(ies) the audit did not take" in r.stdout
+
+
+def test_the_class_share_table_shows_the_shares_its_error_is_measured_from(leaky_dataset, tmp_path):
+    # with --keep, the class table compared the achieved shares with targets counted after the
+    # copies had joined the kept split (so every row read x% -> x%), while the size table's
+    # worst class share error, measured from each split's mix before, said 4.55 pp
+    r = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["resplit", str(leaky_dataset), "--out", str(tmp_path / "n.csv"),
+                                                       "--keep", "test"])
+    assert r.exit_code == 0, r.output
+    rows = read(tmp_path / "n.csv")
+    train = [x["label"] for x in rows if x["split"] == "train"]
+    assert (train.count("a"), len(train)) == (5, 11)  # train/a/0.jpg joined its copy in test
+    assert "4.55 pp" in r.stdout and "50.0% -> 45.5%" in r.stdout
+
+
+def test_two_classes_whose_names_make_one_folder_are_refused_not_merged(leaky_dataset, tmp_path):
+    # the labels cat/small and cat_small (or the splits . and ..) were both laid out in one
+    # folder, cat_small/: a folder-reading loader took them for one class
+    with open(tmp_path / "m.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "split", "label"])
+        for k, p in enumerate(sorted(leaky_dataset.rglob("*.jpg"))):
+            w.writerow([p, p.relative_to(leaky_dataset).parts[0], ("cat/small", "cat_small")[k % 2]])
+    out, tree = tmp_path / "new.csv", tmp_path / "tree"
+    r = run("resplit", "--manifest", tmp_path / "m.csv", "--out", out, "--materialize", tree, "-q")
+    assert r.exit_code == 2 and not tree.exists() and not out.exists()
+    assert "'cat/small' and 'cat_small' would share the folder" in r.output, r.output
+    r = run("resplit", leaky_dataset, "--out", out, "--materialize", tree, "--ratios", ".=0.5,..=0.5", "-q")
+    assert r.exit_code == 2 and not tree.exists() and "the splits '.' and '..'" in r.output, r.output

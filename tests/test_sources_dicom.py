@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -254,6 +255,27 @@ def test_resplit_manifest_with_frame_rows_is_re_audited(cine_scans, tmp_path):
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["n_cross_split_pairs"] == 0
 
+
+
+def test_resplit_materializes_single_frame_dicom_files_and_refuses_frames(scans, tmp_path):
+    # every DICOM row was refused as a frame ("materialize needs one image file per row"), though
+    # a folder of single-frame files, the usual layout, is one file per row
+    import filecmp
+
+    out, tree = tmp_path / "new.csv", tmp_path / "tree"
+    r = CliRunner().invoke(app, ["resplit", str(scans), "--out", str(out), "--materialize", str(tree), "--link", "copy",
+                                 "-j", "1", "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(open(out, newline="")))
+    placed = {p.relative_to(tree): p for p in tree.rglob("*") if p.is_file()}
+    assert json.loads(r.stdout)["materialized"]["files"] == len(placed) == len(rows) == 8
+    for x in rows:  # each file in the folder of its new split, byte for byte
+        src = tmp_path / x["path"]
+        assert filecmp.cmp(placed[Path(x["split"], x["label"] or "_unlabelled", src.name)], src, shallow=False)
+    write_dcm(scans / "train" / "cine.dcm", np.stack([pixels(k) for k in (20, 21, 22)]), patient="P9")
+    r = CliRunner().invoke(app, ["resplit", str(scans), "--out", str(tmp_path / "cine.csv"), "--materialize",
+                                 str(tmp_path / "cine-tree"), "-j", "1", "-q"])
+    assert r.exit_code == 2 and "frames of multi-frame DICOM files" in r.output, r.output
 
 def test_frames_of_one_file_never_straddle_a_resplit(cine_scans):
     from leakscan.split import assign_splits

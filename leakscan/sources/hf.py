@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..manifest import SPLIT_ALIASES, UNSPLIT, Manifest, is_missing
+from ..manifest import UNSPLIT, Manifest, is_missing, split_name
 from .rows import RowSource, missing_extra, object_array
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ def from_hf(data, *, split=None, image_column=None, label_column=None, group_col
             labs = [""] * len(ds)
         grps = ["" if is_missing(v) else str(v) for v in ds.select_columns([grp])[grp]] \
             if grp is not None else [""] * len(ds)
-        canon = SPLIT_ALIASES.get(str(key).lower(), str(key))
+        canon = split_name(str(key))
         store = len(stores)
         stores.append(DatasetBytes(ds, col, f"split {key!r}"))
         for i, cell in enumerate(cells):
@@ -249,7 +249,7 @@ def to_dataset_dict(rs):
     dsets = data if isinstance(data, datasets.DatasetDict) else {only: data}
     back = {}
     for key in dsets:
-        back.setdefault(SPLIT_ALIASES.get(str(key).lower(), str(key)), str(key))
+        back.setdefault(split_name(str(key)), str(key))
     new = rs.splits
     keep = np.isin(np.arange(len(m)), rs.kept_rows())
     out = {}

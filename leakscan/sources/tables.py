@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import InputError
-from ..manifest import SPLIT_ALIASES, UNSPLIT, Manifest, is_missing, listed_again, path_key
+from ..manifest import UNSPLIT, Manifest, is_missing, listed_again, path_key, split_name
 from .rows import RowSource, missing_extra
 
 __all__ = ["from_dataframe", "from_parquet", "from_columns", "ParquetBytes", "StoredCell", "TABLE_OPTIONS",
@@ -340,7 +340,7 @@ def from_columns(cols: dict, n: int, *, name: str, root: Path | None, path_colum
         if not split:
             skipped.append((ident, f"row {i} has no split"))
             continue
-        split = SPLIT_ALIASES.get(split.lower(), split)
+        split = split_name(split)
         if item is None:  # a path: one file however it is spelled, listed once
             key = path_key(ident, root)
             if key in seen:

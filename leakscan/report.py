@@ -18,7 +18,7 @@ import numpy as np
 
 from .audit import PAIR_COLUMNS, Audit
 from .errors import OutputError
-from .output import atomic_write, json_text, make_folder, utf8_text
+from .output import atomic_write, json_text, make_folder, tier_rounded, utf8_text
 from .safeio import check_target, csv_cell, dataset_folders, plain, refuse_earlier, write_folder
 
 __all__ = ["write_outputs", "summary_json", "render_terminal", "OUTPUT_FILES"]
@@ -89,11 +89,12 @@ def write_outputs(audit: Audit, out: str | os.PathLike, *, force: bool = False, 
     rows = audit.duplicate_group_rows()
     size = np.bincount(g.ids[rows], minlength=g.n_groups)  # the images listed, not the files skipped
     weak = g.weakest if g.weakest is not None else np.full(g.n_groups, np.nan)
+    bar = audit.bar  # the weakest link reads as its pair's confidence in pairs.csv
     files["groups.csv"] = _csv_text(
         ["path", "group", "split", "label", "size", "weakest_link"],
         ({"path": m.paths[r], "group": int(g.ids[r]), "split": m.splits[r], "label": m.labels[r],
           "size": int(size[g.ids[r]]),
-          "weakest_link": "" if np.isnan(weak[g.ids[r]]) else round(float(weak[g.ids[r]]), 3)} for r in rows))
+          "weakest_link": "" if np.isnan(weak[g.ids[r]]) else tier_rounded(weak[g.ids[r]], bar)} for r in rows))
     files["skipped.csv"] = _csv_text(["path", "reason"], ({"path": p, "reason": why} for p, why in audit.skipped))
     from .sources.summary import SPATIAL_COLUMNS, spatial_records  # noqa: PLC0415 - georeferenced tiles
 

@@ -168,7 +168,8 @@ class Audit:
             "n_label_conflicts": len(self.label_conflicts),
             "class_counts": self.class_counts,
             "n_low_information": int(len(self.low_information)),
-            "largest_group": int(self.groups.sizes.max()) if len(self.groups.sizes) else 0,
+            # audited images: a file in skipped.csv is in no group, even by its manifest group
+            "largest_group": int(np.bincount(self.groups.ids[f.ok]).max()) if f.ok.any() else 0,
             "settings": self.settings.to_dict(),
             "n_cached": int(self.features.n_cached),
             "warnings": list(self.warnings) + list(self.groups.notes),

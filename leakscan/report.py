@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audit import PAIR_COLUMNS, Audit
+from .audit import PAIR_COLUMNS, PAIR_NUMBERS, Audit
 from .errors import OutputError
 from .output import atomic_write, json_text, make_folder, tier_rounded, utf8_text
 from .safeio import check_target, csv_cell, dataset_folders, plain, refuse_earlier, write_folder
@@ -131,8 +131,7 @@ def _parquet_writer(audit: Audit):
     recs = audit.pair_records()
     # one type per column whatever the rows (none, no labels, exact copies only): runs read together
     name = pa.int64() if audit.manifest.images is not None else pa.string()  # row numbers for arrays
-    types = {"a": name, "b": name, "score": pa.float64(), "hamming": pa.int64(), "cosine": pa.float64(),
-             "group": pa.int64(), "ncc": pa.float64(), "confidence": pa.float64()}
+    types = {"a": name, "b": name, **{c: pa.from_numpy_dtype(np.dtype(t)) for c, t in PAIR_NUMBERS.items()}}
     schema = pa.schema([(c, types.get(c, pa.string())) for c in PAIR_COLUMNS])
     table = pa.table({c: [None if r[c] == "" else utf8_text(r[c]) if isinstance(r[c], str) else r[c] for r in recs]
                       for c in PAIR_COLUMNS}, schema=schema)

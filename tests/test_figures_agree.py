@@ -46,3 +46,26 @@ def test_largest_group_counts_audited_images_not_the_files_skipped(tmp_path):
     summary = result.to_dict()
     assert summary["n_skipped"] == 1 and summary["n_pairs"] == 0
     assert summary["largest_group"] == 2
+
+
+def test_to_frame_holds_numbers_as_pairs_csv_does_whatever_the_rows(tmp_path):
+    """An exact copy has no ncc: pairs.csv leaves the cell empty, and the DataFrame has NaN there
+    (not "", which made ``df[df.ncc > 0.5]`` a TypeError); a run with no pairs has the same types."""
+    pd = pytest.importorskip("pandas")
+    layout = {f"{s}/{k}.jpg": scene(k + 10 * (s == "test")) for s in ("train", "test") for k in range(4)}
+    layout["test/resized.jpg"] = scene(1).resize((80, 80))
+    root = write_dataset(tmp_path / "data", layout, quality=90)
+    (root / "test" / "bytes.jpg").write_bytes((root / "train" / "0.jpg").read_bytes())
+    result = leakscan.audit(root, cache=False, jobs=1)
+    write_outputs(result, tmp_path / "out", html=False)
+    df = result.to_frame()
+    from_csv = pd.read_csv(tmp_path / "out" / "pairs.csv")
+    assert sorted(df["kind"]) == ["exact", "hash"]
+    numbers = ["score", "hamming", "cosine", "group", "ncc", "confidence"]
+    pd.testing.assert_frame_equal(df[numbers], from_csv[numbers])
+    assert df.loc[df["kind"] == "exact", "ncc"].isna().all()
+    assert len(df[df["ncc"] > 0.5]) == 1 and df["ncc"].mean() > 0.5
+
+    none = leakscan.audit(root / "train", cache=False, jobs=1).to_frame()
+    assert len(none) == 0 and list(none.columns) == list(df.columns)
+    assert none.dtypes.to_dict() == df.dtypes.to_dict()

@@ -140,10 +140,6 @@ def _parquet_writer(audit: Audit):
 
 # --------------------------------------------------------------------------- terminal
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.2f}%"
-
-
 def _text(s):
     """A user string as a rich Text: printed as it is (no markup), control characters escaped."""
     from rich.text import Text  # noqa: PLC0415
@@ -170,7 +166,7 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
 
     if use_compact(console):  # narrow terminal or a log: one plain line per item, paths shortened
         return render_compact(audit, console, max_rows=max_rows)
-    from .present import kinds_said, pair_order, shown_confidence, verdict  # noqa: PLC0415
+    from .present import kinds_said, pair_order, pct, shown_confidence, verdict  # noqa: PLC0415
     from .termout import decision_lines  # noqa: PLC0415
 
     console.print(verdict(audit) + ".", markup=False, highlight=False, style="bold")
@@ -205,7 +201,7 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
         for lk in leaks:
             worst = sorted(((v["fraction"], c) for c, v in lk["per_class"].items() if v["images"]), reverse=True)
             t.add_row(_text(lk["split"]), _text(lk["against"]), f"{lk['images']:,}", f"{lk['total']:,}",
-                      _pct(lk["fraction"]), _text(", ".join(f"{c or '(none)'} {_pct(f)}" for f, c in worst[:3])))
+                      pct(lk["fraction"]), _text(", ".join(f"{c or '(none)'} {pct(f)}" for f, c in worst[:3])))
         console.print(t)
 
     if d["n_label_conflicts"]:

@@ -69,3 +69,33 @@ def test_to_frame_holds_numbers_as_pairs_csv_does_whatever_the_rows(tmp_path):
     none = leakscan.audit(root / "train", cache=False, jobs=1).to_frame()
     assert len(none) == 0 and list(none.columns) == list(df.columns)
     assert none.dtypes.to_dict() == df.dtypes.to_dict()
+
+
+def test_the_wide_leakage_table_says_each_share_as_the_verdict_does(fixtures_out):
+    """The tables of a wide terminal wrote 40.78% where the verdict, the plain lines and the report
+    say 40.8%, and 100.00% for 19,999 of 20,000 images, which the verdict calls 99.9%."""
+    import dataclasses
+    import io
+
+    from rich.console import Console
+
+    from leakscan.audit import Leak
+    from leakscan.present import verdict
+    from leakscan.report import render_terminal
+
+    def wide(result) -> str:
+        buf = io.StringIO()
+        render_terminal(result, Console(file=buf, width=160, force_terminal=True, color_system=None))
+        return buf.getvalue()
+
+    result, _ = fixtures_out
+    assert verdict(result).startswith("40.8% of test has a copy in train")
+    row = next(line for line in wide(result).splitlines() if line.startswith("│ test ") and "train" in line)
+    assert " 40.8% " in row and "automobile 81.8%" in row
+
+    almost = Leak(split="test", against="train", images=19_999, total=20_000,
+                  per_class={"cat": {"images": 19_999, "total": 20_000, "fraction": 0.99995}})
+    result = dataclasses.replace(result, leaks=[almost])
+    assert verdict(result).startswith("99.9% of test has a copy in train")
+    row = next(line for line in wide(result).splitlines() if line.startswith("│ test ") and "train" in line)
+    assert " 99.9% " in row and "cat 99.9%" in row and "100" not in row

@@ -99,3 +99,17 @@ def test_the_wide_leakage_table_says_each_share_as_the_verdict_does(fixtures_out
     assert verdict(result).startswith("99.9% of test has a copy in train")
     row = next(line for line in wide(result).splitlines() if line.startswith("│ test ") and "train" in line)
     assert " 99.9% " in row and "cat 99.9%" in row and "100" not in row
+
+
+def test_the_notebook_view_names_a_function_the_package_has(fixtures_out, tmp_path):
+    """An Audit in a notebook says which call writes the full report: leakscan.write_outputs,
+    which the package exports (it said write_outputs, found only in leakscan.report)."""
+    import json
+    import re
+
+    result, _ = fixtures_out
+    call = re.search(r"<code>leakscan\.(\w+)\(result, 'out/'\)</code>", result._repr_html_())
+    assert call and call.group(1) in leakscan.__all__
+    written = getattr(leakscan, call.group(1))(result, tmp_path / "out")
+    assert {p.name for p in written} >= {"summary.json", "pairs.csv", "report.html"}
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["n_pairs"] == len(result.pairs) > 0

@@ -46,6 +46,11 @@ def test_largest_group_counts_audited_images_not_the_files_skipped(tmp_path):
     summary = result.to_dict()
     assert summary["n_skipped"] == 1 and summary["n_pairs"] == 0
     assert summary["largest_group"] == 2
+    # the README: a group only a shared group holds together is not in groups.csv, yet it leaks
+    write_outputs(result, tmp_path / "out", html=False)
+    assert _rows(tmp_path / "out" / "groups.csv") == [] and summary["n_duplicate_groups"] == 0
+    leak = next(lk for lk in summary["leaks"] if lk["split"] == "test")
+    assert (leak["images"], leak["groups"]) == (1, 1)
 
 
 def test_to_frame_holds_numbers_as_pairs_csv_does_whatever_the_rows(tmp_path):

@@ -10,6 +10,7 @@ from .pairs import PairTable
 from .decide import find_pairs
 from .groups import Groups, build_groups
 from .audit import Audit, audit
+from .report import write_outputs
 from .split import assign_splits
 from .resplit import Resplit, resplit
 from .model_selection import StratifiedGroupShuffleSplit, find_groups, train_test_split
@@ -19,6 +20,7 @@ __all__ = [
     "__version__",
     "audit",
     "Audit",
+    "write_outputs",
     "discover",
     "Manifest",
     "extract_features",

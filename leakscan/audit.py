@@ -168,7 +168,8 @@ class Audit:
             "n_label_conflicts": len(self.label_conflicts),
             "class_counts": self.class_counts,
             "n_low_information": int(len(self.low_information)),
-            "largest_group": int(self.groups.sizes.max()) if len(self.groups.sizes) else 0,
+            # audited images: a file in skipped.csv is in no group, even by its manifest group
+            "largest_group": int(np.bincount(self.groups.ids[f.ok]).max()) if f.ok.any() else 0,
             "settings": self.settings.to_dict(),
             "n_cached": int(self.features.n_cached),
             "warnings": list(self.warnings) + list(self.groups.notes),
@@ -236,17 +237,29 @@ class Audit:
         return notebook_html(self)
 
     def to_frame(self):
-        """Pairs as a pandas DataFrame (needs pandas: ``pip install pandas``)."""
+        """Pairs as a pandas DataFrame (needs pandas: ``pip install pandas``): the ``pairs.csv``
+        columns, numbers as numbers (a cell ``pairs.csv`` leaves empty, the ``ncc`` of an exact
+        copy, is NaN, as ``pd.read_csv`` reads it), each column of one type whatever the rows."""
         try:
             import pandas as pd  # noqa: PLC0415
         except ImportError as exc:
             raise ImportError("Audit.to_frame needs pandas, which is not installed: pip install pandas "
                               "(or use pair_records(), which needs nothing)") from exc
-        return pd.DataFrame(self.pair_records(), columns=PAIR_COLUMNS)
+        recs = self.pair_records()
+        cols = {c: [r[c] for r in recs] for c in PAIR_COLUMNS}
+        for c in PAIR_NUMBERS:
+            cols[c] = [np.nan if v == "" else v for v in cols[c]]
+        name = "int64" if self.manifest.images is not None else "str"  # row numbers for arrays
+        types = {**dict.fromkeys(PAIR_COLUMNS, "str"), "a": name, "b": name, **PAIR_NUMBERS}
+        return pd.DataFrame(cols, columns=PAIR_COLUMNS).astype(types)
 
 
 PAIR_COLUMNS = ["a", "b", "split_a", "split_b", "label_a", "label_b", "kind", "score",
                 "hamming", "cosine", "detail", "group", "ncc", "decision", "confidence"]
+#: The columns of PAIR_COLUMNS that hold numbers, and their type; the others hold text (``a`` and
+#: ``b``: the row number for an image array).
+PAIR_NUMBERS = {"score": "float64", "hamming": "int64", "cosine": "float64", "group": "int64", "ncc": "float64",
+                "confidence": "float64"}
 
 
 def analyse(manifest: Manifest, features: Features, pairs: PairTable, settings: DetectSettings,

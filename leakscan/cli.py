@@ -578,9 +578,13 @@ def audit(
         raise _fail(f"no image could be read ({len(result.skipped)} skipped"
                     + (f"; reasons in {out}/skipped.csv)" if out is not None else "; run with --out to list them)"))
     if fail_on_leak and shown_fraction(result.max_leak_fraction()) > max_leak:  # the figure summary.json shows
+        from .present import pct  # noqa: PLC0415
+
         worst = max(result.leaks, key=lambda lk: lk.fraction)
-        _say(f"leakscan: leakage above --max-leak {max_leak:g}: {worst.images} of {worst.total} {worst.split} "
-             f"images ({100 * worst.fraction:.2f}%) have a duplicate in {worst.against}")
+        # --max-leak as given and the fraction it was compared with: both to all their digits
+        _say(f"leakscan: leakage above --max-leak {max_leak:.15g}: {worst.images} of {worst.total} {worst.split} "
+             f"images ({pct(worst.fraction)}, fraction {shown_fraction(worst.fraction):.15g}) have a duplicate "
+             f"in {worst.against}")
         raise typer.Exit(EXIT_LEAK)
 
 

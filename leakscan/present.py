@@ -192,6 +192,6 @@ def notebook_html(audit, *, top: int = 8) -> str:
     head = (f"<p><b>{e(verdict(audit))}</b></p><p>{audit.n_images:,} images, {len(p):,} duplicate pairs "
             f"({n_cross:,} across splits), {len(audit.skipped):,} skipped.</p>")
     table = (f"<table><thead><tr><th>a</th><th>b</th><th>evidence</th></tr></thead><tbody>{rows}</tbody></table>"
-             f"<p>Top {len(order)} of {len(p):,} pairs; <code>write_outputs(result, 'out/')</code> writes the "
+             f"<p>Top {len(order)} of {len(p):,} pairs; <code>leakscan.write_outputs(result, 'out/')</code> writes the "
              "full report.</p>") if len(order) else ""
     return f'<div class="leakscan-audit">{head}{table}</div>'

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .audit import PAIR_COLUMNS, Audit
+from .audit import PAIR_COLUMNS, PAIR_NUMBERS, Audit
 from .errors import OutputError
-from .output import atomic_write, json_text, make_folder, utf8_text
+from .output import atomic_write, json_text, make_folder, tier_rounded, utf8_text
 from .safeio import check_target, csv_cell, dataset_folders, plain, refuse_earlier, write_folder
 
 __all__ = ["write_outputs", "summary_json", "render_terminal", "OUTPUT_FILES"]
@@ -89,11 +89,12 @@ def write_outputs(audit: Audit, out: str | os.PathLike, *, force: bool = False, 
     rows = audit.duplicate_group_rows()
     size = np.bincount(g.ids[rows], minlength=g.n_groups)  # the images listed, not the files skipped
     weak = g.weakest if g.weakest is not None else np.full(g.n_groups, np.nan)
+    bar = audit.bar  # the weakest link reads as its pair's confidence in pairs.csv
     files["groups.csv"] = _csv_text(
         ["path", "group", "split", "label", "size", "weakest_link"],
         ({"path": m.paths[r], "group": int(g.ids[r]), "split": m.splits[r], "label": m.labels[r],
           "size": int(size[g.ids[r]]),
-          "weakest_link": "" if np.isnan(weak[g.ids[r]]) else round(float(weak[g.ids[r]]), 3)} for r in rows))
+          "weakest_link": "" if np.isnan(weak[g.ids[r]]) else tier_rounded(weak[g.ids[r]], bar)} for r in rows))
     files["skipped.csv"] = _csv_text(["path", "reason"], ({"path": p, "reason": why} for p, why in audit.skipped))
     from .sources.summary import SPATIAL_COLUMNS, spatial_records  # noqa: PLC0415 - georeferenced tiles
 
@@ -130,8 +131,7 @@ def _parquet_writer(audit: Audit):
     recs = audit.pair_records()
     # one type per column whatever the rows (none, no labels, exact copies only): runs read together
     name = pa.int64() if audit.manifest.images is not None else pa.string()  # row numbers for arrays
-    types = {"a": name, "b": name, "score": pa.float64(), "hamming": pa.int64(), "cosine": pa.float64(),
-             "group": pa.int64(), "ncc": pa.float64(), "confidence": pa.float64()}
+    types = {"a": name, "b": name, **{c: pa.from_numpy_dtype(np.dtype(t)) for c, t in PAIR_NUMBERS.items()}}
     schema = pa.schema([(c, types.get(c, pa.string())) for c in PAIR_COLUMNS])
     table = pa.table({c: [None if r[c] == "" else utf8_text(r[c]) if isinstance(r[c], str) else r[c] for r in recs]
                       for c in PAIR_COLUMNS}, schema=schema)
@@ -139,10 +139,6 @@ def _parquet_writer(audit: Audit):
 
 
 # --------------------------------------------------------------------------- terminal
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.2f}%"
-
 
 def _text(s):
     """A user string as a rich Text: printed as it is (no markup), control characters escaped."""
@@ -170,7 +166,7 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
 
     if use_compact(console):  # narrow terminal or a log: one plain line per item, paths shortened
         return render_compact(audit, console, max_rows=max_rows)
-    from .present import kinds_said, pair_order, shown_confidence, verdict  # noqa: PLC0415
+    from .present import kinds_said, pair_order, pct, shown_confidence, verdict  # noqa: PLC0415
     from .termout import decision_lines  # noqa: PLC0415
 
     console.print(verdict(audit) + ".", markup=False, highlight=False, style="bold")
@@ -205,7 +201,7 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
         for lk in leaks:
             worst = sorted(((v["fraction"], c) for c, v in lk["per_class"].items() if v["images"]), reverse=True)
             t.add_row(_text(lk["split"]), _text(lk["against"]), f"{lk['images']:,}", f"{lk['total']:,}",
-                      _pct(lk["fraction"]), _text(", ".join(f"{c or '(none)'} {_pct(f)}" for f, c in worst[:3])))
+                      pct(lk["fraction"]), _text(", ".join(f"{c or '(none)'} {pct(f)}" for f, c in worst[:3])))
         console.print(t)
 
     if d["n_label_conflicts"]:

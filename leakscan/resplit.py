@@ -162,7 +162,8 @@ class Resplit:
         # dropped): what class shares are measured against
         audited = self.audit.features.ok
         before = np.zeros_like(a.target)
-        cur = np.array([a.split_names.index(x) if x in a.split_names else -1 for x in m.splits.tolist()])
+        cur = np.array([a.split_names.index(x) if x in a.split_names else -1 for x in m.splits.tolist()],
+                       np.int64)  # row numbers even for no rows
         has = audited & (cur >= 0)
         np.add.at(before, (cur[has], y.ravel()[has]), 1)
         stratified = self.mode == "shuffle" or self.ratios_given

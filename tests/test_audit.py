@@ -34,6 +34,19 @@ def test_user_groups_count_as_one_unit():
     assert leaks[("test", "train")] == 1
 
 
+def test_an_audit_of_no_image_or_one_image_gives_every_figure_and_a_resplit(tmp_path):
+    """An empty list of paths audits (no image, nothing to say): its re-split reported its figures
+    with an IndexError. One image: every figure is there too."""
+    scene(0).save(tmp_path / "one.jpg", quality=90)
+    for paths in ([], [tmp_path / "one.jpg"]):
+        r = audit(paths, jobs=1, cache=False)
+        d = r.to_dict()
+        assert d["n_images"] == len(paths) == d["largest_group"] and d["n_pairs"] == 0
+        assert r.pair_records() == [] and "No duplicates found" in r._repr_html_()
+        rs = leakscan.resplit(r, ratios="train=0.5,test=0.5")
+        assert rs.to_dict()["n_images"] == len(paths) and rs.to_dict()["cross_split_pairs_after"] == 0
+
+
 def test_fixtures_end_to_end_known_duplicates():
     r = audit(FIXTURES, jobs=2)
     found = {(r.manifest.paths[i], r.manifest.paths[j]) for i, j in zip(r.pairs.i, r.pairs.j)}

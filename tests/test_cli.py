@@ -207,7 +207,11 @@ def test_fail_on_leak_compares_the_fraction_summary_json_shows(leaky_dataset):
     r = run("audit", leaky_dataset, "--json", "--fail-on-leak", "--max-leak", "0.142857")
     worst = max(lk["fraction"] for lk in json.loads(r.stdout)["leaks"])
     assert worst == 0.142857 and r.exit_code == 0, r.output
-    assert run("audit", leaky_dataset, "-q", "--fail-on-leak", "--max-leak", "0.1428569").exit_code == 1
+    r = run("audit", leaky_dataset, "-q", "--fail-on-leak", "--max-leak", "0.1428569")
+    # the line says why: the bar as given and the fraction compared with it (it said "above
+    # --max-leak 0.142857: ... (14.29%)", the bar rounded to the figure it was under)
+    assert r.exit_code == 1 and "leakage above --max-leak 0.1428569: 1 of 7 test images (14.3%, " \
+        "fraction 0.142857) have a duplicate in train" in r.output
 
 
 def test_jobs_beyond_the_bound_refused_before_anything_is_written(tmp_path, monkeypatch):

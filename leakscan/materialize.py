@@ -142,8 +142,9 @@ def _refuse_another_split(dest: Path, plan: dict, left_out=(), *, link: str = "h
     same inode, symlink target or bytes) in a folder where ``plan`` puts none of them, or for a
     source the new split leaves out (``left_out``): adding the new split would put that image on
     both sides of it, or keep an image it drops. Raise too when such a file sits where it
-    belongs but was placed by another ``link`` mode: a re-run would not know it as the same
-    source and would place that image a second time (``__2``)."""
+    belongs but was placed by another ``link`` mode that this one does not know as placed (a
+    copy is known by its bytes, so a hard link passes): the image would be placed a second time
+    (``__2``)."""
     by_inode, by_target, by_size = {}, {}, {}
     for src in [*plan, *left_out]:
         st = src.stat()
@@ -177,8 +178,8 @@ def _refuse_another_split(dest: Path, plan: dict, left_out=(), *, link: str = "h
                 continue
             if sources and all(plan.get(s) != folder for s in sources):
                 misplaced.append((f, plan.get(sources[0])))
-            elif sources and mode != link:
-                other_mode.append((f, mode))
+            elif sources and mode != link and not (link == "copy" and mode == "hardlink"):
+                other_mode.append((f, mode))  # (a copy is known by its bytes: a hard link passes)
     if misplaced:
         f, where = misplaced[0]
         said = f"belongs in {where}/" if where is not None else "is left out of the new split"

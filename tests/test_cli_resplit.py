@@ -472,3 +472,18 @@ def test_two_classes_whose_names_make_one_folder_are_refused_not_merged(leaky_da
     assert "'cat/small' and 'cat_small' would share the folder" in r.output, r.output
     r = run("resplit", leaky_dataset, "--out", out, "--materialize", tree, "--ratios", ".=0.5,..=0.5", "-q")
     assert r.exit_code == 2 and not tree.exists() and "the splits '.' and '..'" in r.output, r.output
+
+
+def test_a_hard_linked_tree_is_completed_with_copies_not_refused(leaky_dataset, tmp_path):
+    # a copy is known as placed by its bytes, so --link copy knows a hard link as placed too:
+    # --force with --link copy over a hard-linked tree places nothing twice, and is not refused
+    tree = tmp_path / "tree"
+
+    def placed():
+        return sorted(str(p.relative_to(tree)) for p in tree.rglob("*") if not p.is_dir())
+    args = ("resplit", leaky_dataset, "--out", tmp_path / "new.csv", "--materialize", tree, "-q")
+    assert run(*args, "--link", "hardlink").exit_code == 0
+    before = placed()
+    r = run(*args, "--link", "copy", "--force")
+    assert r.exit_code == 0, r.output
+    assert placed() == before

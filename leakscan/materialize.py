@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from .errors import ConfigError, OutputError
-from .output import TMP_MARK, make_folder
+from .output import TMP_MARK, inside, make_folder
 from .safeio import check_target, dataset_folders, place_file
 
 __all__ = ["materialize", "planned", "LINK_MODES"]
@@ -70,8 +70,10 @@ def planned(resplit, dest, *, link: str = "hardlink", force: bool = False) -> di
                 raise OutputError(f"{dest}: the {which} {a!r} and {b!r} would share the folder {folder} (a folder "
                                   "name cannot hold '/' nor be '.' or '..'), which would merge them; rename one "
                                   "(nothing was written)")
+    real_dest = os.path.realpath(dest)
     for folder in sorted(set(plan.values())):  # a symlinked folder an earlier tree holds may lead into the dataset
-        check_target(folder, protect, what="a folder of the --materialize tree")
+        if not inside(folder, real_dest):  # one inside dest is as safe as dest, checked above
+            check_target(folder, protect, what="a folder of the --materialize tree")
     if link == "hardlink":
         _refuse_other_file_system(dest, plan)
     if dest.exists():

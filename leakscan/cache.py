@@ -21,6 +21,7 @@ time share one file (WAL mode; a new file's tables are made in one transaction).
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
@@ -150,8 +151,10 @@ class FeatureCache:
             os.stat(p)
         except FileNotFoundError:  # none yet, or a link to a file not made yet: SQLite makes it where it points
             return
-        except OSError:  # a symlink loop: refused below
-            pass
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:  # a parent that is a file or cannot be searched: opening it says so
+                return
+            # a symlink loop: refused below
         if not p.is_file():
             raise NotACache(f"{p}: is not a file (a folder or a special file); --cache names the database "
                             "file leakscan keeps, such as ~/.cache/leakscan/features.sqlite")

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from .errors import ConfigError, OutputError
-from .output import TMP_MARK, make_folder
+from .output import TMP_MARK, inside, make_folder
 from .safeio import check_target, dataset_folders, place_file
 
 __all__ = ["materialize", "planned", "LINK_MODES"]
@@ -70,8 +70,10 @@ def planned(resplit, dest, *, link: str = "hardlink", force: bool = False) -> di
                 raise OutputError(f"{dest}: the {which} {a!r} and {b!r} would share the folder {folder} (a folder "
                                   "name cannot hold '/' nor be '.' or '..'), which would merge them; rename one "
                                   "(nothing was written)")
+    real_dest = os.path.realpath(dest)
     for folder in sorted(set(plan.values())):  # a symlinked folder an earlier tree holds may lead into the dataset
-        check_target(folder, protect, what="a folder of the --materialize tree")
+        if not inside(folder, real_dest):  # one inside dest is as safe as dest, checked above
+            check_target(folder, protect, what="a folder of the --materialize tree")
     if link == "hardlink":
         _refuse_other_file_system(dest, plan)
     if dest.exists():
@@ -142,8 +144,9 @@ def _refuse_another_split(dest: Path, plan: dict, left_out=(), *, link: str = "h
     same inode, symlink target or bytes) in a folder where ``plan`` puts none of them, or for a
     source the new split leaves out (``left_out``): adding the new split would put that image on
     both sides of it, or keep an image it drops. Raise too when such a file sits where it
-    belongs but was placed by another ``link`` mode: a re-run would not know it as the same
-    source and would place that image a second time (``__2``)."""
+    belongs but was placed by another ``link`` mode that this one does not know as placed (a
+    copy is known by its bytes, so a hard link passes): the image would be placed a second time
+    (``__2``)."""
     by_inode, by_target, by_size = {}, {}, {}
     for src in [*plan, *left_out]:
         st = src.stat()
@@ -177,8 +180,8 @@ def _refuse_another_split(dest: Path, plan: dict, left_out=(), *, link: str = "h
                 continue
             if sources and all(plan.get(s) != folder for s in sources):
                 misplaced.append((f, plan.get(sources[0])))
-            elif sources and mode != link:
-                other_mode.append((f, mode))
+            elif sources and mode != link and not (link == "copy" and mode == "hardlink"):
+                other_mode.append((f, mode))  # (a copy is known by its bytes: a hard link passes)
     if misplaced:
         f, where = misplaced[0]
         said = f"belongs in {where}/" if where is not None else "is left out of the new split"

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 #: this process stays in it, and says so once).
 _NO_POOL: list = []
 
-__all__ = ["default_jobs", "check_jobs", "run_chunks", "map_threads", "one_ahead", "die_with_parent", "even_blocks"]
+__all__ = ["default_jobs", "check_jobs", "run_chunks", "map_threads", "one_ahead", "die_with_parent", "even_blocks",
+           "MAX_JOBS_PER_CORE"]
 
 
 def default_jobs() -> int:

@@ -108,7 +108,8 @@ def write_outputs(audit: Audit, out: str | os.PathLike, *, force: bool = False, 
 
         files["report.html"] = render_html(audit, progress=progress, out_dir=out)
     files["summary.json"] = lambda path: _write_summary(audit, path, start)  # last: marks a complete set
-    return write_folder(out, files, owned=set(OUTPUT_FILES) | {"pairs.parquet"}, force=force)
+    # without force, the results refused before decoding (prepare_out_dir) are refused again where the set is put
+    return write_folder(out, files, owned=set(OUTPUT_FILES) | {"pairs.parquet"}, refuse=() if force else OUTPUT_FILES)
 
 
 def _write_summary(audit: Audit, path: str, start: float) -> None:

@@ -164,7 +164,7 @@ def _listing(out: Path) -> set:
     return {n for n in existing if TMP_MARK not in n}
 
 
-def write_folder(out: Path, files: dict, *, owned: set, order=None, force: bool = True) -> list[Path]:
+def write_folder(out: Path, files: dict, *, owned: set, order=None, refuse=()) -> list[Path]:
     """Write ``files`` ({name: text or callable(path)}) into ``out`` as one set.
 
     Everything is written into a temporary folder beside ``out`` first; then, when ``out``
@@ -173,9 +173,10 @@ def write_folder(out: Path, files: dict, *, owned: set, order=None, force: bool 
     set or the new one. When ``out`` also holds other files (the user's, never touched), the
     new files are moved in one by one with ``summary.json`` (the last of ``order``) removed first
     and put last: a set without it is incomplete. Runs writing the same ``out`` put their sets
-    in place one at a time; without ``force``, a set of ``owned`` files another run put there
-    meanwhile is kept and this one is refused (OutputError). Raises OutputError on a full disk or
-    another write failure, leaving ``out`` as it was.
+    in place one at a time; when ``out`` then holds any of ``refuse`` (the names the caller
+    checked before, :func:`refuse_earlier`: another run put its set there meanwhile), that set is
+    kept and this one is refused (OutputError). Raises OutputError on a full disk or another write
+    failure, leaving ``out`` as it was.
     """
     out = Path(out)
     if out.is_symlink():  # replace the folder it points at, keep the link
@@ -207,8 +208,7 @@ def write_folder(out: Path, files: dict, *, owned: set, order=None, force: bool 
             raise OutputError(f"{out}: cannot write the results ({exc.strerror or exc}); "
                               "nothing was changed") from None
         with _one_writer(parent):  # what another run put there meanwhile is seen here
-            if not force:
-                refuse_earlier(out, names + sorted(set(owned) - set(names)))
+            refuse_earlier(out, refuse)
             if swap and _listing(out) <= set(owned):
                 _swap(stage, out)
             else:  # from inside out, or from beside it (files of the user's appeared meanwhile)

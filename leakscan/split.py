@@ -27,7 +27,8 @@ from .settings import RANDOM_STATE
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Assignment", "assign_splits", "parse_ratios", "ratio_warnings", "DROPPED"]
+__all__ = ["Assignment", "assign_splits", "parse_ratios", "ratio_warnings", "check_random_state",
+           "validate_random_state", "DROPPED"]
 
 DROPPED = ""
 

@@ -272,6 +272,16 @@ def test_a_cache_path_that_links_to_a_file_not_made_yet_makes_it_there(small, tm
         audit(small, cache=loop, jobs=1)
 
 
+def test_a_cache_path_that_cannot_be_looked_at_is_warned_about_not_called_a_folder(small, tmp_path):
+    """Only a symlink loop is refused as "not a file": a cache path under a file (or a folder
+    that cannot be searched) is a cache that cannot be used, with a warning, as before the
+    symlink fix; it was refused, exit 2, as "not a file (a folder or a special file)"."""
+    (tmp_path / "afile").write_text("x")
+    result = audit(small, cache=tmp_path / "afile" / "features.sqlite", jobs=1)
+    assert any("cannot be used" in w for w in result.warnings), result.warnings
+    assert result.n_images == 13
+
+
 def test_a_run_stores_nothing_in_a_cache_another_version_made_anew_meanwhile(small, tmp_path, monkeypatch):
     """A run of another leakscan version (an upgrade while a long audit goes on; two CI jobs
     pinning two versions, one cache) that opens the cache clears it for its own features: the

@@ -674,6 +674,19 @@ def test_6_two_runs_writing_one_out_give_one_clear_outcome(tmp_path, monkeypatch
     assert json.loads((new / "summary.json").read_text())["n_images"] == 2
 
 
+def test_6_the_check_made_when_writing_is_the_check_made_before_decoding(tmp_path):
+    """Without --force, the results a run refuses to replace are the same when it writes as
+    before it decodes: an --out holding a stale pairs.parquet alone passed the first check and
+    was refused after the whole audit (the second one looked at every file a set may hold)."""
+    d = issue_dataset(tmp_path / "d")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "pairs.parquet").write_bytes(b"an earlier run's")
+    res = CliRunner().invoke(app, ["audit", str(d), "--out", str(out), "--no-cache", "-q", "-j", "1"])
+    assert res.exit_code == 0, res.output
+    assert (out / "summary.json").is_file()
+
+
 # ---------------------------------------------------------------- 7. materialize: atomic, resumable
 
 KILL_IN_COPY = """

@@ -120,10 +120,43 @@ def generated(seed: int, size=(640, 480)) -> Image.Image:
     return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
 
 
+def photo_files(folder: Path) -> list[Path]:
+    """The picture files (by extension, :data:`EXTS`) under ``folder`` and its subfolders, sorted.
+    Stops with one line when ``folder`` is not a folder or holds none; other files are counted on stderr."""
+    if not folder.is_dir():
+        raise SystemExit(f"{folder}: not a folder")
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    pictures = [p for p in files if p.suffix.lower() in EXTS]
+    if not pictures:
+        raise SystemExit(f"{folder}: no picture files in it or its subfolders (looked for {' '.join(EXTS)})")
+    if len(pictures) < len(files):
+        print(f"{folder}: {len(files) - len(pictures)} other file(s) not read (not {' '.join(EXTS)})", file=sys.stderr)
+    return pictures
+
+
+def folder_photos(folder: Path) -> list[tuple[str, Image.Image]]:
+    """``(name, RGB image)`` of each picture file under ``folder`` that decodes; each one that does
+    not is named on stderr and counted, and none at all stops the run with one line."""
+    files = photo_files(folder)
+    out = []
+    for p in files:
+        try:
+            with Image.open(p) as im:
+                out.append((p.stem, im.convert("RGB")))
+        except Exception as exc:  # Pillow raises many types on a bad file: one does not end the bench
+            print(f"{p}: left out ({type(exc).__name__}: {exc})", file=sys.stderr)
+    if not out:
+        raise SystemExit(f"{folder}: none of its {len(files)} picture file(s) decodes (named above)")
+    if len(out) < len(files):
+        print(f"{folder}: {len(files) - len(out)} of {len(files)} picture files left out: they do not decode "
+              "(named above)", file=sys.stderr)
+    return out
+
+
 def source_photos(folder: Path | None, n_generated: int = 6) -> list[tuple[str, Image.Image]]:
     """``(name, RGB image)`` of every photo used: the folder's, or the bundled ones."""
     if folder is not None:
-        return [(p.stem, Image.open(p).convert("RGB")) for p in sorted(folder.rglob("*")) if p.suffix.lower() in EXTS]
+        return folder_photos(folder)
     from sklearn.datasets import load_sample_images
 
     out = [(f"sklearn_{k}", Image.fromarray(a)) for k, a in enumerate(load_sample_images().images)]

@@ -135,16 +135,19 @@ def photo_files(folder: Path) -> list[Path]:
 
 
 def folder_photos(folder: Path) -> list[tuple[str, Image.Image]]:
-    """``(name, RGB image)`` of each picture file under ``folder`` that decodes; each one that does
-    not is named on stderr and counted, and none at all stops the run with one line."""
+    """``(name, RGB image)`` of each picture file under ``folder`` that decodes, decoded as
+    ``leakscan audit`` decodes it (upright by its EXIF orientation, 16 bits scaled to 8,
+    transparency on white); each one that does not is named on stderr and counted, and none at
+    all stops the run with one line."""
+    from leakscan.decode import DecodeError, decode_bytes, read_bytes
+
     files = photo_files(folder)
     out = []
     for p in files:
         try:
-            with Image.open(p) as im:
-                out.append((p.stem, im.convert("RGB")))
-        except Exception as exc:  # Pillow raises many types on a bad file: one does not end the bench
-            print(f"{p}: left out ({type(exc).__name__}: {exc})", file=sys.stderr)
+            out.append((p.stem, decode_bytes(read_bytes(p))[0]))
+        except DecodeError as exc:
+            print(f"{p}: left out ({exc})", file=sys.stderr)
     if not out:
         raise SystemExit(f"{folder}: none of its {len(files)} picture file(s) decodes (named above)")
     if len(out) < len(files):

@@ -83,6 +83,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -121,12 +122,21 @@ def generated(seed: int, size=(640, 480)) -> Image.Image:
 
 
 def photo_files(folder: Path) -> list[Path]:
-    """The picture files (by extension, :data:`EXTS`) under ``folder`` and its subfolders, sorted.
-    Stops with one line when ``folder`` is not a folder or holds none; other files are counted on stderr."""
+    """The picture files (by extension, :data:`EXTS`) under ``folder`` and its subfolders, sorted;
+    hidden files and folders (``.ipynb_checkpoints``) left out and symlinked folders not entered,
+    as ``leakscan audit`` does. Stops with one line when ``folder`` is not a folder or holds none;
+    the files left out are counted on stderr."""
     if not folder.is_dir():
         raise SystemExit(f"{folder}: not a folder")
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    files, hidden = [], 0
+    for top, dirs, names in os.walk(folder, followlinks=False):
+        hidden += sum(d.startswith(".") for d in dirs) + sum(n.startswith(".") for n in names)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        files += [Path(top, n) for n in names if not n.startswith(".")]
+    files.sort()
     pictures = [p for p in files if p.suffix.lower() in EXTS]
+    if hidden:
+        print(f"{folder}: {hidden} hidden file(s) or folder(s) not read", file=sys.stderr)
     if not pictures:
         raise SystemExit(f"{folder}: no picture files in it or its subfolders (looked for {' '.join(EXTS)})")
     if len(pictures) < len(files):
@@ -779,8 +789,6 @@ def rounds(built: Built, per_round: int, grouping: int = 0) -> list[list[str]]:
 def leakscan_found(data: Path, work: Path, groups: list[list[str]], args) -> tuple[dict, float, dict | None]:
     """Pairs reported over all runs: frozenset(a, b) -> reported as a duplicate; with
     ``--model``, also the pairs the model alone puts at ``--model-min-cosine`` or more."""
-    import os
-
     import leakscan
 
     kw = {}

@@ -145,19 +145,28 @@ def photo_files(folder: Path) -> list[Path]:
 
 
 def folder_photos(folder: Path) -> list[tuple[str, Image.Image]]:
-    """``(name, RGB image)`` of each picture file under ``folder`` that decodes, decoded as
+    """``(name, RGB image)`` of each picture file under ``folder`` that decodes (each name its own: the
+    file's stem, ``-2``, ``-3``... added when another file has it), decoded as
     ``leakscan audit`` decodes it (upright by its EXIF orientation, 16 bits scaled to 8,
     transparency on white); each one that does not is named on stderr and counted, and none at
     all stops the run with one line."""
     from leakscan.decode import DecodeError, decode_bytes, read_bytes
 
     files = photo_files(folder)
-    out = []
+    out, names = [], set()
     for p in files:
         try:
-            out.append((p.stem, decode_bytes(read_bytes(p))[0]))
+            img = decode_bytes(read_bytes(p))[0]
         except DecodeError as exc:
             print(f"{p}: left out ({exc})", file=sys.stderr)
+            continue
+        # names are file and class names of the benches: a/img.jpg, b/img.jpg and img.png are three
+        name, k = p.stem, 1
+        while name in names:
+            k += 1
+            name = f"{p.stem}-{k}"
+        names.add(name)
+        out.append((name, img))
     if not out:
         raise SystemExit(f"{folder}: none of its {len(files)} picture file(s) decodes (named above)")
     if len(out) < len(files):

@@ -89,6 +89,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
@@ -144,41 +145,54 @@ def photo_files(folder: Path) -> list[Path]:
     return pictures
 
 
-def folder_photos(folder: Path) -> list[tuple[str, Image.Image]]:
-    """``(name, RGB image)`` of each picture file under ``folder`` that decodes (each name its own: the
-    file's stem, ``-2``, ``-3``... added when another file has it), decoded as
-    ``leakscan audit`` decodes it (upright by its EXIF orientation, 16 bits scaled to 8,
-    transparency on white); each one that does not is named on stderr and counted, and none at
-    all stops the run with one line."""
+def spread(items: list, limit: int | None) -> list:
+    """At most ``limit`` of ``items``, spread over the list (not the first few of one kind of source)."""
+    if not limit or limit >= len(items):
+        return items
+    return [items[i] for i in np.linspace(0, len(items) - 1, limit).round().astype(int)]
+
+
+def folder_photos(folder: Path, limit: int | None = None) -> Iterator[tuple[str, Image.Image]]:
+    """``(name, RGB image)`` of each picture file under ``folder`` (at most ``limit`` of them, chosen
+    before any is decoded), one at a time: a folder of large photos is never all in memory.
+    Each is decoded as ``leakscan audit`` decodes it (upright by its EXIF orientation, 16 bits
+    scaled to 8, transparency on white) and named by its stem (``-2``, ``-3``... added when another
+    file has it: the benches use names as file and class names). A file that does not decode is
+    named on stderr and counted; none decoding stops the run with one line."""
     from leakscan.decode import DecodeError, decode_bytes, read_bytes
 
-    files = photo_files(folder)
-    out, names = [], set()
+    files = spread(photo_files(folder), limit)
+    named, names = [], set()
     for p in files:
-        try:
-            img = decode_bytes(read_bytes(p))[0]
-        except DecodeError as exc:
-            print(f"{p}: left out ({exc})", file=sys.stderr)
-            continue
-        # names are file and class names of the benches: a/img.jpg, b/img.jpg and img.png are three
         name, k = p.stem, 1
         while name in names:
             k += 1
             name = f"{p.stem}-{k}"
         names.add(name)
-        out.append((name, img))
-    if not out:
+        named.append((name, p))
+    bad = 0
+    for name, p in named:
+        try:
+            img = decode_bytes(read_bytes(p))[0]
+        except DecodeError as exc:
+            print(f"{p}: left out ({exc})", file=sys.stderr)
+            bad += 1
+            continue
+        yield name, img
+    if bad == len(files):
         raise SystemExit(f"{folder}: none of its {len(files)} picture file(s) decodes (named above)")
-    if len(out) < len(files):
-        print(f"{folder}: {len(files) - len(out)} of {len(files)} picture files left out: they do not decode "
-              "(named above)", file=sys.stderr)
-    return out
+    if bad:
+        print(f"{folder}: {bad} of the {len(files)} picture files read left out: they do not decode (named above)",
+              file=sys.stderr)
 
 
-def source_photos(folder: Path | None, n_generated: int = 6) -> list[tuple[str, Image.Image]]:
-    """``(name, RGB image)`` of every photo used: the folder's, or the bundled ones."""
+def source_photos(folder: Path | None, n_generated: int = 6,
+                  limit: int | None = None) -> Iterator[tuple[str, Image.Image]]:
+    """``(name, RGB image)`` of every photo used, one at a time: the folder's, or the bundled ones;
+    ``limit``: at most that many, spread over them (:func:`spread`)."""
     if folder is not None:
-        return folder_photos(folder)
+        yield from folder_photos(folder, limit)
+        return
     from sklearn.datasets import load_sample_images
 
     out = [(f"sklearn_{k}", Image.fromarray(a)) for k, a in enumerate(load_sample_images().images)]
@@ -192,7 +206,7 @@ def source_photos(folder: Path | None, n_generated: int = 6) -> list[tuple[str, 
     except ImportError:
         print("scikit-image is not installed: its photos and tools are left out", file=sys.stderr)
     out += [(f"generated_{k}", generated(k)) for k in range(n_generated)]
-    return out
+    yield from spread(out, limit)
 
 
 def fit(img: Image.Image, side: int) -> Image.Image:
@@ -675,12 +689,8 @@ def build(work: Path, source: Path | None, limit: int | None, side: int, seed: i
         ski = True
     except ImportError:
         ski = False
-    photos = source_photos(source)
-    if limit:
-        # a spread over the kinds of source, not the first few of one
-        photos = [photos[i] for i in np.linspace(0, len(photos) - 1, min(limit, len(photos))).round().astype(int)]
     out = Built()
-    for k, (name, full) in enumerate(photos):
+    for k, (name, full) in enumerate(source_photos(source, limit=limit)):
         if np.asarray(full.convert("L")).std() < 8:  # a flat picture is not a photo to find
             continue
         img = fit(full, side)

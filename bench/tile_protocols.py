@@ -30,7 +30,7 @@ from PIL import Image
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from transformed import source_photos  # noqa: E402
+from transformed import no_flat, source_photos  # noqa: E402
 
 
 def build(out: Path, source: Path | None, seed: int = 7) -> dict:
@@ -45,9 +45,7 @@ def build(out: Path, source: Path | None, seed: int = 7) -> dict:
         img.convert("RGB").save(out / split / name, quality=88)
         return f"{split}/{name}"
 
-    for k, (_, full) in enumerate(source_photos(source)):
-        if np.asarray(full.convert("L")).std() < 8:  # a flat picture is not a photo to find
-            continue
+    for k, _, full in no_flat(source_photos(source), source):
         W, H = full.size
         t = int(min(W, H) * 0.5)
         x0, y0 = int(rng.integers(0, W - t + 1)), int(rng.integers(0, H - int(1.4 * t) + 1))

@@ -209,6 +209,29 @@ def source_photos(folder: Path | None, n_generated: int = 6,
     yield from spread(out, limit)
 
 
+def is_flat(img: Image.Image) -> bool:
+    """A picture of about one grey level (spread below 8 levels): not a photo to find."""
+    return bool(np.asarray(img.convert("L")).std() < 8)
+
+
+def no_flat(photos, source: Path | None):
+    """``(k, name, image)`` of each of ``photos`` that is not flat (:func:`is_flat`; ``k``: its place
+    among them all). The flat ones are counted and named on stderr at the end; none left stops
+    the run with one line."""
+    flat, kept = [], 0
+    for k, (name, img) in enumerate(photos):
+        if is_flat(img):
+            flat.append(name)
+            continue
+        kept += 1
+        yield k, name, img
+    if flat:
+        print(f"{len(flat)} flat picture(s) left out (nothing to find in them): {', '.join(flat[:5])}"
+              + (" ..." if len(flat) > 5 else ""), file=sys.stderr)
+    if not kept:
+        raise SystemExit(f"{source}: need at least 1 photo that is not flat, found 0 ({len(flat)} flat)")
+
+
 def fit(img: Image.Image, side: int) -> Image.Image:
     s = side / max(img.size)
     return img if s >= 1 else img.resize((max(16, round(img.width * s)), max(16, round(img.height * s))), Image.LANCZOS)
@@ -690,9 +713,7 @@ def build(work: Path, source: Path | None, limit: int | None, side: int, seed: i
     except ImportError:
         ski = False
     out = Built()
-    for k, (name, full) in enumerate(source_photos(source, limit=limit)):
-        if np.asarray(full.convert("L")).std() < 8:  # a flat picture is not a photo to find
-            continue
+    for k, name, full in no_flat(source_photos(source, limit=limit), source):
         img = fit(full, side)
         stem = f"p{k:03d}"
         img.save(data / f"{stem}.jpg", quality=90)

@@ -20,22 +20,28 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from transformed import fit, source_photos  # noqa: E402
+from transformed import fit, say_left_out, source_photos  # noqa: E402
 
 
 def build(out: Path, source: Path | None, side: int, step: int) -> dict:
     """Write the tiles under ``out``; ``{file name: (photo, x, y)}``."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    where = {}
+    where, small = {}, []
     for name, img in source_photos(source, n_generated=0):
         img = fit(img, 640)
         w, h = img.size
+        if min(w, h) < side:  # not one tile in it
+            small.append(name)
+            continue
         for y in range(0, h - side + 1, 150):
             for x in range(0, w - side + 1, step):
                 tile = f"{name}_{y}_{x}.jpg"
                 img.crop((x, y, x + side, y + side)).save(out / tile, quality=90)
                 where[tile] = (name, x, y)
+    say_left_out(small, f"under {side} px on a side once at most 640 px on the longer: not one tile")
+    if len(where) < 2:
+        raise SystemExit(f"{source}: need at least 2 tiles of {side} px, found {len(where)}")
     return where
 
 

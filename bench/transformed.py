@@ -209,6 +209,13 @@ def source_photos(folder: Path | None, n_generated: int = 6,
     yield from spread(out, limit)
 
 
+def say_left_out(names: list[str], why: str) -> None:
+    """One line on stderr, when ``names`` is not empty: how many photos were left out, why, and which."""
+    if names:
+        print(f"{len(names)} photo(s) left out ({why}): {', '.join(names[:5])}" + (" ..." if len(names) > 5 else ""),
+              file=sys.stderr)
+
+
 def is_flat(img: Image.Image) -> bool:
     """A picture of about one grey level (spread below 8 levels): not a photo to find."""
     return bool(np.asarray(img.convert("L")).std() < 8)
@@ -225,9 +232,7 @@ def no_flat(photos, source: Path | None):
             continue
         kept += 1
         yield k, name, img
-    if flat:
-        print(f"{len(flat)} flat picture(s) left out (nothing to find in them): {', '.join(flat[:5])}"
-              + (" ..." if len(flat) > 5 else ""), file=sys.stderr)
+    say_left_out(flat, "flat: nothing to find in them")
     if not kept:
         raise SystemExit(f"{source}: need at least 1 photo that is not flat, found 0 ({len(flat)} flat)")
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -30,11 +31,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other benches' helpers (transformed.py)
+
 
 def sources(folder: Path | None) -> list[Image.Image]:
     if folder is not None:
-        return [Image.open(p).convert("RGB") for p in sorted(folder.rglob("*"))
-                if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".bmp")]
+        # read as the other benches read --source (files that do not decode named and counted),
+        # keeping those a crop fits in (300 x 240 px or more)
+        from transformed import folder_photos, say_left_out
+
+        photos = list(folder_photos(folder))
+        say_left_out([name for name, img in photos if img.width < 300 or img.height < 240],
+                     "under 300 x 240 px: no crop fits")
+        imgs = [img for _, img in photos if img.width >= 300 and img.height >= 240]
+        if not imgs:
+            raise SystemExit(f"{folder}: need at least 1 photo of 300 x 240 px or more, found 0")
+        return imgs
     from sklearn.datasets import load_sample_images
 
     return [Image.fromarray(a) for a in load_sample_images().images]

@@ -138,11 +138,17 @@ def markdown(res: dict) -> str:
         lines.append(f"| {r['salt']} | {r['bar']:.3f} | {r['duplicates']:,} (+{r['within_groups']:,}) | {r['heldout_auc']} | {r['prior']} | {r['at_even_odds']:,} |"
                      + (f" {r['recall_j1']:.3f} | {r['recall_j1_grouped']:.3f} | {r['flagged']} | {r['in_cifair']} |"
                         f" {r['judged_precision']:.3f} ({r['unjudged']}) |" if cifar else ""))
-    lines += ["", f"Over every two calibrations: the tier differs for {res['tier_differs']:.2%} of the candidates "
-              f"(at most {res['tier_differs_max']:.2%}; {res['tier_differs_among_duplicates']:.2%} of the pairs any "
-              f"calibration calls duplicates); confidence differs by {res['confidence_diff_median']:.3f} "
-              f"(median), {res['confidence_diff_p90']:.3f} (90th percentile)."]
+    lines += ["", f"Over every two calibrations: the tier differs for {_shown(res['tier_differs'], '.2%')} of the "
+              f"candidates (at most {_shown(res['tier_differs_max'], '.2%')}; "
+              f"{_shown(res['tier_differs_among_duplicates'], '.2%')} of the pairs any calibration calls "
+              f"duplicates); confidence differs by {_shown(res['confidence_diff_median'], '.3f')} (median), "
+              f"{_shown(res['confidence_diff_p90'], '.3f')} (90th percentile)."]
     return "\n".join(lines)
+
+
+def _shown(value, spec: str) -> str:
+    """``value`` formatted by ``spec``; "n/a" for None (no duplicate in any calibration, or fewer than two)."""
+    return "n/a" if value is None else format(value, spec)
 
 
 def main() -> int:

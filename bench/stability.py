@@ -48,6 +48,11 @@ def run(folder: Path, salts: int, cache, jobs, truth: Path | None, pairs_dir: Pa
 
     jobs = check_jobs(jobs)
     result = leakscan.audit(folder, cache=cache if cache else False, jobs=jobs)
+    if result.skipped:  # files the audit could not read are not in the figures
+        print(f"{folder}: {len(result.skipped)} file(s) skipped by the audit, e.g. "
+              + "; ".join(f"{p}: {why}" for p, why in result.skipped[:3]), file=sys.stderr)
+    if result.n_images < 2:
+        raise SystemExit(f"{folder}: need at least 2 images the audit reads, found {result.n_images}")
     features, manifest, s = result.features, result.manifest, result.settings
     splits = np.asarray(manifest.splits) if s.scope == "cross" else None
     found = find_candidates(features, s, splits=splits)
@@ -162,7 +167,14 @@ def main() -> int:
                     help="with --truth: write each salt's duplicate pairs here (salt_K.csv), to judge")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    res = run(a.folder, a.salts, a.cache, a.jobs, a.truth, a.pairs)
+    if a.salts < 2:
+        ap.error("--salts: give 2 or more (the spread is measured between calibrations)")
+    from leakscan.errors import LeakscanError
+
+    try:
+        res = run(a.folder, a.salts, a.cache, a.jobs, a.truth, a.pairs)
+    except LeakscanError as exc:  # a folder leakscan refuses (missing, no images): its one line
+        sys.exit(f"stability.py: {exc}")
     print(json.dumps(res, indent=1) if a.json else markdown(res))
     return 0
 

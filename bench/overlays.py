@@ -251,9 +251,11 @@ def run(work: Path, source: Path | None, n_copies: int) -> dict:
     scored_rows = [r for r in rows if r["scored"]]
     true = sum(r["duplicates"] - r["different_photos"] for r in scored_rows)
     false = sum(r["different_photos"] for r in scored_rows)
+    copies = sum(r["copies"] for r in scored_rows)
+    # None, not 0, when there is nothing to divide: no duplicate reported, no copy made
     return {"photos": len(photos), "rows": rows, "true": true, "false": false,
-            "precision": round(true / max(true + false, 1), 4),
-            "recall": round(sum(r["found"] for r in scored_rows) / max(sum(r["copies"] for r in scored_rows), 1), 4)}
+            "precision": round(true / (true + false), 4) if true + false else None,
+            "recall": round(sum(r["found"] for r in scored_rows) / copies, 4) if copies else None}
 
 
 def markdown(res: dict) -> str:
@@ -263,8 +265,9 @@ def markdown(res: dict) -> str:
         name = r["overlay"] if r["scored"] else f"{r['overlay']} (not scored)"
         lines.append(f"| {name} | {r['protocol']} | {r['images']} | {r['found']} / {r['copies']} | {r['duplicates']} | "
                      f"{r['different_photos']} | {r['possible']} | {r['wall_s']} |")
-    lines += ["", f"Scored overlays: precision {res['precision']:.3f} ({res['true']} true, {res['false']} false "
-              f"duplicates), copies found {res['recall']:.3f}; {res['photos']} photos per folder."]
+    share = (lambda v: "n/a" if v is None else f"{v:.3f}")  # noqa: E731
+    lines += ["", f"Scored overlays: precision {share(res['precision'])} ({res['true']} true, {res['false']} false "
+              f"duplicates), copies found {share(res['recall'])}; {res['photos']} photos per folder."]
     for r in res["rows"]:
         if r["false_pairs"]:
             shown = ", ".join(f"{a} ~ {b} ({c})" for a, b, c in r["false_pairs"][:6])

@@ -336,6 +336,8 @@ def main() -> None:
     unknown = (only or set()) - {name for augs in GROUPS.values() for name in augs}
     if unknown:
         ap.error(f"unknown augmentation(s): {', '.join(sorted(unknown))}")
+    if a.distractor_folder is not None and not a.distractor_folder.is_dir():
+        ap.error(f"--distractor-folder {a.distractor_folder}: not a folder")
     folder = a.distractor_folder or default_distractors()
     pool = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")) if folder else []
     if a.distractors and not pool:

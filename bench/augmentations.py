@@ -332,6 +332,9 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated augmentations to run (default: all)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    from transformed import check_work
+
+    check_work(a.work, a.source)
     only = None if a.only is None else set(a.only.split(","))
     unknown = (only or set()) - {name for augs in GROUPS.values() for name in augs}
     if unknown:

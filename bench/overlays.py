@@ -50,7 +50,7 @@ from PIL import Image, ImageDraw
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from transformed import fit, font, source_photos  # noqa: E402 - the bench's own photos and helpers
+from transformed import check_work, fit, font, source_photos  # noqa: E402 - the bench's own photos and helpers
 
 SIDE = 640
 WORD = "STOCKPHOTO"
@@ -282,6 +282,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=HERE.parent / ".bench" / "overlays")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    check_work(a.work, a.source)
     a.work.mkdir(parents=True, exist_ok=True)
     res = run(a.work, a.source, a.copies)
     print(json.dumps(res, indent=2) if a.json else markdown(res))

@@ -30,7 +30,7 @@ from PIL import Image
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from transformed import no_flat, say_left_out, source_photos  # noqa: E402
+from transformed import check_work, no_flat, say_left_out, source_photos  # noqa: E402
 
 
 def build(out: Path, source: Path | None, seed: int = 7) -> dict:
@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--source", type=Path, default=None)
     ap.add_argument("--work", type=Path, default=HERE.parent / ".bench" / "tile_protocols")
     a = ap.parse_args()
+    check_work(a.work, a.source)
     import leakscan
 
     truth = build(a.work, a.source)

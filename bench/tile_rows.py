@@ -20,7 +20,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from transformed import fit, say_left_out, source_photos  # noqa: E402
+from transformed import check_work, fit, say_left_out, source_photos  # noqa: E402
 
 
 def build(out: Path, source: Path | None, side: int, step: int) -> dict:
@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--step", type=int, default=75)
     ap.add_argument("--work", type=Path, default=HERE.parent / ".bench" / "tile_rows")
     a = ap.parse_args()
+    check_work(a.work, a.source)
     import leakscan
 
     where = build(a.work, a.source, a.side, a.step)

@@ -40,7 +40,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from transformed import say_left_out, source_photos  # noqa: E402
+from transformed import check_work, say_left_out, source_photos  # noqa: E402
 
 
 def planted_copy(tile: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, str]:
@@ -209,6 +209,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=HERE.parent / ".bench" / "tiles")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    check_work(a.work, a.source)
     a.work.mkdir(parents=True, exist_ok=True)
     res = run(a.work, a.source, a.side)
     print(json.dumps(res, indent=2) if a.json else markdown(res))

@@ -209,6 +209,21 @@ def source_photos(folder: Path | None, n_generated: int = 6,
     yield from spread(out, limit)
 
 
+def check_work(work: Path, source: Path | None) -> None:
+    """Stop with one line when ``work`` holds ``source`` (the benches empty what they write in
+    their work folder: the photos would be deleted before they are read) or lies inside it
+    (the pictures a run writes would be read as photos by the next)."""
+    if source is None:
+        return
+    w, s = work.resolve(), source.resolve()
+    if w == s or w in s.parents:
+        raise SystemExit(f"--work {work} holds --source {source}, and the bench empties what it writes there: "
+                         "give another --work")
+    if s in w.parents:
+        raise SystemExit(f"--work {work} is inside --source {source}: its pictures would be read as photos; "
+                         "give another --work")
+
+
 def say_left_out(names: list[str], why: str) -> None:
     """One line on stderr, when ``names`` is not empty: how many photos were left out, why, and which."""
     if names:
@@ -936,6 +951,7 @@ def main() -> None:
                     help="also list each positive pair not reported as a duplicate (edit | protocol | a | b | possible/none), "
                          "and the first pairs of two photos reported")
     a = ap.parse_args()
+    check_work(a.work, a.source)
     t = time.perf_counter()
     built = build(a.work, a.source, a.limit, a.size, seed=a.seed)
     t_build = time.perf_counter() - t

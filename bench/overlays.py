@@ -214,10 +214,13 @@ def copy_of(img: Image.Image) -> Image.Image:
 
 
 def audit_folder(folder: Path, out: Path) -> tuple[list[dict], list[dict], float]:
+    shutil.rmtree(out, ignore_errors=True)  # a failed audit must not leave the last run's pairs to read
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "leakscan", "audit", str(folder), "--out", str(out), "--force", "--quiet",
-                    "--no-cache"], check=False)
+    p = subprocess.run([sys.executable, "-m", "leakscan", "audit", str(folder), "--out", str(out), "--force", "--quiet",
+                        "--no-cache"], check=False)
     wall = time.perf_counter() - t
+    if p.returncode != 0:  # its one line is above
+        raise SystemExit(f"leakscan audit {folder} failed (exit {p.returncode})")
     pairs = list(csv.DictReader(open(out / "pairs.csv", newline="")))
     possible = list(csv.DictReader(open(out / "possible.csv", newline=""))) if (out / "possible.csv").exists() else []
     return pairs, possible, wall

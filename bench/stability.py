@@ -169,6 +169,10 @@ def main() -> int:
     a = ap.parse_args()
     if a.salts < 2:
         ap.error("--salts: give 2 or more (the spread is measured between calibrations)")
+    if a.truth is not None and not a.truth.is_file():
+        ap.error(f"--truth {a.truth}: no such file")
+    if a.pairs is not None and a.truth is None:
+        ap.error("--pairs works with --truth (the pairs are written to be judged against it)")
     from leakscan.errors import LeakscanError
 
     try:

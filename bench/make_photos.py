@@ -218,6 +218,12 @@ def main() -> None:
     ap.add_argument("--known-pairs", type=Path, default=None, help="with --cifar: CSV a,b of images to leave out")
     ap.add_argument("--jobs", type=int, default=None, help="with --cifar: processes [default: all cores]")
     a = ap.parse_args()
+    if a.cifar is not None and a.source is not None:
+        ap.error("give --source or --cifar, not both (--cifar makes its photos from CIFAR-10 alone)")
+    if a.cifar is None and (a.known_pairs is not None or a.jobs is not None):
+        ap.error("--known-pairs and --jobs work with --cifar")
+    if a.known_pairs is not None and not a.known_pairs.is_file():
+        ap.error(f"--known-pairs {a.known_pairs}: no such file")
     if a.cifar is not None:
         cifar_photos(a.out, a.n or 1100, a.cifar, a.known_pairs, a.jobs)
     else:

@@ -4,8 +4,8 @@ Datasets scraped from one site carry its logo, watermark, frame or caption on ev
 screenshots share the window around them; product shots share the card they sit on. Two
 *different* photos under one overlay are not copies, however well the overlay lines up. Each
 photo (the photos that ship with scikit-image and scikit-learn plus pictures generated from a
-seed, as in ``bench/transformed.py``; or every image in ``--source FOLDER``) at 640 px gets the
-same overlay, made two ways:
+seed, as in ``bench/transformed.py``; or every image in ``--source FOLDER``), scaled down to
+640 px on its longer side (a smaller photo keeps its size), gets the same overlay, made two ways:
 
 ==============  ==============================================================================
 overlay         protocols

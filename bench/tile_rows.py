@@ -1,12 +1,13 @@
 """Rows of tiles a third over each other: no pair is a duplicate, so every reported pair is false.
 
 Each photo (the bundled ones of scikit-image and scikit-learn, or every image in ``--source``)
-is brought to 640 px on its longer side and cut into ``--side`` px tiles along rows 150 px
-apart, each tile ``--step`` px on from the last (112 and 75: neighbours share 33% of their
-area, tiles two apart nothing). Tiles sharing less than half are not duplicates (issue 13), so
-the bench reports every duplicate pair ``leakscan audit`` gives, with the share of area the two
-tiles really have in common and how the pair was read; and the count of possible pairs. Two
-tiles with the same pixels (of a flat sky or border) are duplicates: counted apart, not as false.
+is scaled down to 640 px on its longer side (a smaller one keeps its size) and cut into
+``--side`` px tiles along rows 150 px apart, each tile ``--step`` px on from the last (112 and
+75: neighbours share 33% of their area, tiles two apart nothing). Tiles sharing less than half
+are not duplicates (issue 13), so the bench reports every duplicate pair ``leakscan audit``
+gives, with the share of area the two tiles really have in common and how the pair was read;
+and the count of possible pairs. Two tiles with the same pixels (of a flat sky or border) are
+duplicates: counted apart, not as false.
 
     python bench/tile_rows.py [--source FOLDER] [--side 112] [--step 75] [--work DIR]
 """

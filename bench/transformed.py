@@ -2,7 +2,8 @@
 
 Each photo (default: the photos that ship with scikit-image and scikit-learn, plus a few
 pictures generated from a seed; or every image in ``--source FOLDER``) becomes one
-*original*, scaled to ``--size`` px on its longer side. Each original gets the edits below,
+*original*, scaled down to ``--size`` px on its longer side (a smaller photo keeps its size).
+Each original gets the edits below,
 each made by at least two tools or protocols (Pillow, numpy/scipy.ndimage, scikit-image, OpenCV),
 with the parameters drawn from a seeded generator:
 

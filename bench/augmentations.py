@@ -1,13 +1,13 @@
 """Augmentation benchmark: copies made the way training pipelines make them, among distractors.
 
 Users who save augmented images, or whose data came through someone's pipeline, hold copies
-made by torchvision, albumentations or their own code, not by an image editor. Each photo
-(the photos that ship with scikit-image and scikit-learn plus a few generated ones, as in
-``bench/transformed.py``; or every image in ``--source FOLDER``), scaled to 640 px, gets one
-copy per augmentation below; each augmentation is audited on its own folder: the originals,
-their copies, and ``--distractors N`` other photos (default: the first 300 of the 2.5 MP
-photos ``bench/run.py`` makes from CIFAR-10, when present), so the decision has look-alikes
-to learn from as on real data.
+made by torchvision, albumentations or their own code, not by an image editor. Each photo (the
+photos that ship with scikit-image and scikit-learn plus a few generated ones, as in
+``bench/transformed.py``; or every image in ``--source FOLDER``), scaled down to 640 px (a
+smaller one keeps its size), gets one copy per augmentation below; each augmentation is audited
+on its own folder: the originals, their copies, and ``--distractors N`` other photos (default:
+the first 300 of the 2.5 MP photos ``bench/run.py`` makes from CIFAR-10, when present), so the
+decision has look-alikes to learn from as on real data.
 
 ====================  ====================================================================
 augmentation          how it is made (seeded)
@@ -332,10 +332,15 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated augmentations to run (default: all)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    from transformed import check_work
+
+    check_work(a.work, a.source)
     only = None if a.only is None else set(a.only.split(","))
     unknown = (only or set()) - {name for augs in GROUPS.values() for name in augs}
     if unknown:
         ap.error(f"unknown augmentation(s): {', '.join(sorted(unknown))}")
+    if a.distractor_folder is not None and not a.distractor_folder.is_dir():
+        ap.error(f"--distractor-folder {a.distractor_folder}: not a folder")
     folder = a.distractor_folder or default_distractors()
     pool = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")) if folder else []
     if a.distractors and not pool:

@@ -76,6 +76,9 @@ def main(argv=None) -> int:
     ap.add_argument("--truth", type=Path, default=DEFAULT_TRUTH)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
+    for what, path in (("PAIRS", a.pairs), ("--truth", a.truth)):
+        if not path.is_file():
+            ap.error(f"{what} {path}: no such file")
     res = score(a.pairs, a.truth)
     print(json.dumps(res, indent=2) if a.json else "\n".join(f"{k}: {v}" for k, v in res.items()))
     return 0

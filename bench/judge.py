@@ -119,9 +119,13 @@ def reliability(out_dir: Path, judged_csv: Path = JUDGMENTS) -> list[dict]:
     return rows
 
 
-def sheet(out_dir: Path, per: int, seed: int, out: Path) -> Path:
-    """A contact sheet of a seeded sample of ``per`` unjudged test images from each band."""
+def sheet(out_dir: Path, per: int, seed: int, out: Path) -> Path | None:
+    """A contact sheet of a seeded sample of ``per`` unjudged test images from each band (None: none to judge)."""
+    if not Path(out_dir).exists():
+        raise SystemExit(f"{out_dir}: no such file or folder")
     out_dir = _out_dir(Path(out_dir))
+    if not (out_dir / "pairs.csv").is_file():
+        raise SystemExit(f"{out_dir}: no pairs.csv in it (give the --out folder of a leakscan audit of CIFAR-10)")
     f = flagged(out_dir / "pairs.csv")
     for t, v in flagged(out_dir / "possible.csv").items():
         f.setdefault(t, v)
@@ -133,6 +137,13 @@ def sheet(out_dir: Path, per: int, seed: int, out: Path) -> Path:
         random.Random(f"{seed}-{band}").shuffle(pool)
         have = sum(1 for t in f if t not in cif and _band(f[t][1]) == band and (t, f[t][0]) in done)
         pick += pool[:max(0, per - have)]
+    if not pick:
+        print(f"{out_dir}: no unjudged test image flagged outside ciFAIR's list: nothing to judge")
+        return None
+    missing = next((p for t in pick for p in (t, f[t][0]) if not (IMAGES / p).is_file()), None)
+    if missing is not None:  # the sheet shows the CIFAR-10 images bench/run.py unpacks
+        raise SystemExit(f"{IMAGES / missing}: not found (the pairs are not of the CIFAR-10 images under {IMAGES})")
+    out.parent.mkdir(parents=True, exist_ok=True)
     sample = out.with_suffix(".csv")
     with open(sample, "w", newline="") as fh:
         w = csv.writer(fh)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -30,11 +31,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other benches' helpers (transformed.py)
+
 
 def sources(folder: Path | None) -> list[Image.Image]:
     if folder is not None:
-        return [Image.open(p).convert("RGB") for p in sorted(folder.rglob("*"))
-                if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".bmp")]
+        # read as the other benches read --source (files that do not decode named and counted),
+        # keeping those a crop fits in (300 x 240 px or more)
+        from transformed import folder_photos, say_left_out
+
+        photos = list(folder_photos(folder))
+        say_left_out([name for name, img in photos if img.width < 300 or img.height < 240],
+                     "under 300 x 240 px: no crop fits")
+        imgs = [img for _, img in photos if img.width >= 300 and img.height >= 240]
+        if not imgs:
+            raise SystemExit(f"{folder}: need at least 1 photo of 300 x 240 px or more, found 0")
+        return imgs
     from sklearn.datasets import load_sample_images
 
     return [Image.fromarray(a) for a in load_sample_images().images]
@@ -206,6 +218,12 @@ def main() -> None:
     ap.add_argument("--known-pairs", type=Path, default=None, help="with --cifar: CSV a,b of images to leave out")
     ap.add_argument("--jobs", type=int, default=None, help="with --cifar: processes [default: all cores]")
     a = ap.parse_args()
+    if a.cifar is not None and a.source is not None:
+        ap.error("give --source or --cifar, not both (--cifar makes its photos from CIFAR-10 alone)")
+    if a.cifar is None and (a.known_pairs is not None or a.jobs is not None):
+        ap.error("--known-pairs and --jobs work with --cifar")
+    if a.known_pairs is not None and not a.known_pairs.is_file():
+        ap.error(f"--known-pairs {a.known_pairs}: no such file")
     if a.cifar is not None:
         cifar_photos(a.out, a.n or 1100, a.cifar, a.known_pairs, a.jobs)
     else:

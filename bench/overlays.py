@@ -4,8 +4,8 @@ Datasets scraped from one site carry its logo, watermark, frame or caption on ev
 screenshots share the window around them; product shots share the card they sit on. Two
 *different* photos under one overlay are not copies, however well the overlay lines up. Each
 photo (the photos that ship with scikit-image and scikit-learn plus pictures generated from a
-seed, as in ``bench/transformed.py``; or every image in ``--source FOLDER``) at 640 px gets the
-same overlay, made two ways:
+seed, as in ``bench/transformed.py``; or every image in ``--source FOLDER``), scaled down to
+640 px on its longer side (a smaller photo keeps its size), gets the same overlay, made two ways:
 
 ==============  ==============================================================================
 overlay         protocols
@@ -50,7 +50,7 @@ from PIL import Image, ImageDraw
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from transformed import fit, font, source_photos  # noqa: E402 - the bench's own photos and helpers
+from transformed import check_work, fit, font, source_photos  # noqa: E402 - the bench's own photos and helpers
 
 SIDE = 640
 WORD = "STOCKPHOTO"
@@ -214,10 +214,13 @@ def copy_of(img: Image.Image) -> Image.Image:
 
 
 def audit_folder(folder: Path, out: Path) -> tuple[list[dict], list[dict], float]:
+    shutil.rmtree(out, ignore_errors=True)  # a failed audit must not leave the last run's pairs to read
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "leakscan", "audit", str(folder), "--out", str(out), "--force", "--quiet",
-                    "--no-cache"], check=False)
+    p = subprocess.run([sys.executable, "-m", "leakscan", "audit", str(folder), "--out", str(out), "--force", "--quiet",
+                        "--no-cache"], check=False)
     wall = time.perf_counter() - t
+    if p.returncode != 0:  # its one line is above
+        raise SystemExit(f"leakscan audit {folder} failed (exit {p.returncode})")
     pairs = list(csv.DictReader(open(out / "pairs.csv", newline="")))
     possible = list(csv.DictReader(open(out / "possible.csv", newline=""))) if (out / "possible.csv").exists() else []
     return pairs, possible, wall
@@ -251,9 +254,11 @@ def run(work: Path, source: Path | None, n_copies: int) -> dict:
     scored_rows = [r for r in rows if r["scored"]]
     true = sum(r["duplicates"] - r["different_photos"] for r in scored_rows)
     false = sum(r["different_photos"] for r in scored_rows)
+    copies = sum(r["copies"] for r in scored_rows)
+    # None, not 0, when there is nothing to divide: no duplicate reported, no copy made
     return {"photos": len(photos), "rows": rows, "true": true, "false": false,
-            "precision": round(true / max(true + false, 1), 4),
-            "recall": round(sum(r["found"] for r in scored_rows) / max(sum(r["copies"] for r in scored_rows), 1), 4)}
+            "precision": round(true / (true + false), 4) if true + false else None,
+            "recall": round(sum(r["found"] for r in scored_rows) / copies, 4) if copies else None}
 
 
 def markdown(res: dict) -> str:
@@ -263,8 +268,9 @@ def markdown(res: dict) -> str:
         name = r["overlay"] if r["scored"] else f"{r['overlay']} (not scored)"
         lines.append(f"| {name} | {r['protocol']} | {r['images']} | {r['found']} / {r['copies']} | {r['duplicates']} | "
                      f"{r['different_photos']} | {r['possible']} | {r['wall_s']} |")
-    lines += ["", f"Scored overlays: precision {res['precision']:.3f} ({res['true']} true, {res['false']} false "
-              f"duplicates), copies found {res['recall']:.3f}; {res['photos']} photos per folder."]
+    share = (lambda v: "n/a" if v is None else f"{v:.3f}")  # noqa: E731
+    lines += ["", f"Scored overlays: precision {share(res['precision'])} ({res['true']} true, {res['false']} false "
+              f"duplicates), copies found {share(res['recall'])}; {res['photos']} photos per folder."]
     for r in res["rows"]:
         if r["false_pairs"]:
             shown = ", ".join(f"{a} ~ {b} ({c})" for a, b, c in r["false_pairs"][:6])
@@ -279,6 +285,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=HERE.parent / ".bench" / "overlays")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    check_work(a.work, a.source)
     a.work.mkdir(parents=True, exist_ok=True)
     res = run(a.work, a.source, a.copies)
     print(json.dumps(res, indent=2) if a.json else markdown(res))

@@ -30,7 +30,7 @@ from corpus import make_corpus  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])  # its first line stops mid-sentence
     ap.add_argument("work", type=Path, nargs="?", default=HERE.parent / ".bench" / "robustness")
     ap.add_argument("--n", type=int, default=20_000)
     a = ap.parse_args()

@@ -12,9 +12,9 @@ calibration + groups + report, as a real audit after decoding.
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
-import sys
 import time
 
 import numpy as np
@@ -89,9 +89,12 @@ def synth(n: int, seed: int = 0, dup_frac: float = 0.05, with_thumbs: bool = Fal
 
 
 def main() -> None:
-    n = int(sys.argv[1])
-    exact = "--exact" in sys.argv
-    with_thumbs = "--thumbs" in sys.argv
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("n", type=int, help="images (rows of features) to generate")
+    ap.add_argument("--exact", action="store_true", help="brute-force indexes (the reference)")
+    ap.add_argument("--thumbs", action="store_true", help="also generate thumbnails: verification and calibration run")
+    a = ap.parse_args()
+    n, exact, with_thumbs = a.n, a.exact, a.thumbs
     import leakscan.index as index
     from leakscan.audit import analyse
     from leakscan.manifest import Manifest

@@ -53,6 +53,9 @@ def main() -> None:
         pictures[path.stem] = im
     originals = [n for n in pictures if "_" not in n]
     edits = [n for n in pictures if "_e" in n]
+    if not edits:
+        raise SystemExit(f"{a.work / 'data'}: no pictures of bench/transformed.py in it "
+                         f"(make them with: python bench/transformed.py --work {a.work})")
     for grid in map(int, a.grid.split(",")):
         orb.SPREAD_GRID = grid
         rng = np.random.default_rng(a.seed)
@@ -61,7 +64,8 @@ def main() -> None:
         for n in edits:
             source = n.split("_")[0]
             per_edit[n.split("_e")[1]] += fitted(kept[source], kept[n]) > 0
-            for o in rng.choice([x for x in originals if x != source], 3, replace=False):
+            others = [x for x in originals if x != source]
+            for o in rng.choice(others, min(3, len(others)), replace=False):  # fewer when the bench had few photos
                 tried += 1
                 other += fitted(kept[o], kept[n]) > 0
         print(f"grid {grid}: edits fitted to their original {sum(per_edit.values())} of {len(edits)}; "

@@ -48,6 +48,11 @@ def run(folder: Path, salts: int, cache, jobs, truth: Path | None, pairs_dir: Pa
 
     jobs = check_jobs(jobs)
     result = leakscan.audit(folder, cache=cache if cache else False, jobs=jobs)
+    if result.skipped:  # files the audit could not read are not in the figures
+        print(f"{folder}: {len(result.skipped)} file(s) skipped by the audit, e.g. "
+              + "; ".join(f"{p}: {why}" for p, why in result.skipped[:3]), file=sys.stderr)
+    if result.n_images < 2:
+        raise SystemExit(f"{folder}: need at least 2 images the audit reads, found {result.n_images}")
     features, manifest, s = result.features, result.manifest, result.settings
     splits = np.asarray(manifest.splits) if s.scope == "cross" else None
     found = find_candidates(features, s, splits=splits)
@@ -138,11 +143,17 @@ def markdown(res: dict) -> str:
         lines.append(f"| {r['salt']} | {r['bar']:.3f} | {r['duplicates']:,} (+{r['within_groups']:,}) | {r['heldout_auc']} | {r['prior']} | {r['at_even_odds']:,} |"
                      + (f" {r['recall_j1']:.3f} | {r['recall_j1_grouped']:.3f} | {r['flagged']} | {r['in_cifair']} |"
                         f" {r['judged_precision']:.3f} ({r['unjudged']}) |" if cifar else ""))
-    lines += ["", f"Over every two calibrations: the tier differs for {res['tier_differs']:.2%} of the candidates "
-              f"(at most {res['tier_differs_max']:.2%}; {res['tier_differs_among_duplicates']:.2%} of the pairs any "
-              f"calibration calls duplicates); confidence differs by {res['confidence_diff_median']:.3f} "
-              f"(median), {res['confidence_diff_p90']:.3f} (90th percentile)."]
+    lines += ["", f"Over every two calibrations: the tier differs for {_shown(res['tier_differs'], '.2%')} of the "
+              f"candidates (at most {_shown(res['tier_differs_max'], '.2%')}; "
+              f"{_shown(res['tier_differs_among_duplicates'], '.2%')} of the pairs any calibration calls "
+              f"duplicates); confidence differs by {_shown(res['confidence_diff_median'], '.3f')} (median), "
+              f"{_shown(res['confidence_diff_p90'], '.3f')} (90th percentile)."]
     return "\n".join(lines)
+
+
+def _shown(value, spec: str) -> str:
+    """``value`` formatted by ``spec``; "n/a" for None (no duplicate in any calibration, or fewer than two)."""
+    return "n/a" if value is None else format(value, spec)
 
 
 def main() -> int:
@@ -156,7 +167,18 @@ def main() -> int:
                     help="with --truth: write each salt's duplicate pairs here (salt_K.csv), to judge")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    res = run(a.folder, a.salts, a.cache, a.jobs, a.truth, a.pairs)
+    if a.salts < 2:
+        ap.error("--salts: give 2 or more (the spread is measured between calibrations)")
+    if a.truth is not None and not a.truth.is_file():
+        ap.error(f"--truth {a.truth}: no such file")
+    if a.pairs is not None and a.truth is None:
+        ap.error("--pairs works with --truth (the pairs are written to be judged against it)")
+    from leakscan.errors import LeakscanError
+
+    try:
+        res = run(a.folder, a.salts, a.cache, a.jobs, a.truth, a.pairs)
+    except LeakscanError as exc:  # a folder leakscan refuses (missing, no images): its one line
+        sys.exit(f"stability.py: {exc}")
     print(json.dumps(res, indent=1) if a.json else markdown(res))
     return 0
 

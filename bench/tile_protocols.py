@@ -30,7 +30,7 @@ from PIL import Image
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from transformed import source_photos  # noqa: E402
+from transformed import check_work, no_flat, say_left_out, source_photos  # noqa: E402
 
 
 def build(out: Path, source: Path | None, seed: int = 7) -> dict:
@@ -45,10 +45,12 @@ def build(out: Path, source: Path | None, seed: int = 7) -> dict:
         img.convert("RGB").save(out / split / name, quality=88)
         return f"{split}/{name}"
 
-    for k, (_, full) in enumerate(source_photos(source)):
-        if np.asarray(full.convert("L")).std() < 8:  # a flat picture is not a photo to find
-            continue
+    narrow = []
+    for k, name, full in no_flat(source_photos(source), source):
         W, H = full.size
+        if min(W, H) * 640 < 112 * max(W, H):  # at 640 px on the longer side, no row of 112 px tiles
+            narrow.append(name)
+            continue
         t = int(min(W, H) * 0.5)
         x0, y0 = int(rng.integers(0, W - t + 1)), int(rng.integers(0, H - int(1.4 * t) + 1))
         d = int(0.4 * t)
@@ -81,6 +83,9 @@ def build(out: Path, source: Path | None, seed: int = 7) -> dict:
             truth[frozenset((row[n], row[n + 1]))] = ("row of 112 px tiles, neighbours, 33%", False)
         for n in range(len(row) - 2):
             truth[frozenset((row[n], row[n + 2]))] = ("row of 112 px tiles, two apart, 0%", False)
+    say_left_out(narrow, "under 112 px on a side at 640 px on the longer: no row of 112 px tiles")
+    if not truth:
+        raise SystemExit(f"{source}: need at least 1 photo whose shorter side is 112/640 of the longer or more, found 0")
     return truth
 
 
@@ -89,6 +94,7 @@ def main() -> None:
     ap.add_argument("--source", type=Path, default=None)
     ap.add_argument("--work", type=Path, default=HERE.parent / ".bench" / "tile_protocols")
     a = ap.parse_args()
+    check_work(a.work, a.source)
     import leakscan
 
     truth = build(a.work, a.source)

@@ -40,7 +40,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from transformed import source_photos  # noqa: E402
+from transformed import check_work, say_left_out, source_photos  # noqa: E402
 
 
 def planted_copy(tile: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, str]:
@@ -85,12 +85,19 @@ def build(work: Path, source: Path | None, side: int, seed: int = 0) -> dict:
     if data.exists():
         shutil.rmtree(data)
     tiles = []  # (photo, tile image)
+    small = []
     for name, img in source_photos(source, n_generated=0):
         img = img.convert("RGB")
         w, h = img.size
+        if min(w, h) < side:  # not one tile in it
+            small.append(name)
+            continue
         for y in range(0, h - side + 1, side):
             for x in range(0, w - side + 1, side):
                 tiles.append((name, img.crop((x, y, x + side, y + side))))
+    say_left_out(small, f"under {side} px on a side: not one --side tile")
+    if len(tiles) < 2:
+        raise SystemExit(f"{source}: need at least 2 tiles of {side} px, found {len(tiles)} (a smaller --side cuts more)")
     split = np.where(rng.random(len(tiles)) < 0.25, "test", "train")
     paths = []
     for k, ((name, tile), sp) in enumerate(zip(tiles, split)):
@@ -202,6 +209,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=HERE.parent / ".bench" / "tiles")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    check_work(a.work, a.source)
     a.work.mkdir(parents=True, exist_ok=True)
     res = run(a.work, a.source, a.side)
     print(json.dumps(res, indent=2) if a.json else markdown(res))

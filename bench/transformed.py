@@ -2,7 +2,8 @@
 
 Each photo (default: the photos that ship with scikit-image and scikit-learn, plus a few
 pictures generated from a seed; or every image in ``--source FOLDER``) becomes one
-*original*, scaled to ``--size`` px on its longer side. Each original gets the edits below,
+*original*, scaled down to ``--size`` px on its longer side (a smaller photo keeps its size).
+Each original gets the edits below,
 each made by at least two tools or protocols (Pillow, numpy/scipy.ndimage, scikit-image, OpenCV),
 with the parameters drawn from a seeded generator:
 
@@ -83,11 +84,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
@@ -120,10 +123,77 @@ def generated(seed: int, size=(640, 480)) -> Image.Image:
     return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
 
 
-def source_photos(folder: Path | None, n_generated: int = 6) -> list[tuple[str, Image.Image]]:
-    """``(name, RGB image)`` of every photo used: the folder's, or the bundled ones."""
+def photo_files(folder: Path) -> list[Path]:
+    """The picture files (by extension, :data:`EXTS`) under ``folder`` and its subfolders, sorted;
+    hidden files and folders (``.ipynb_checkpoints``) left out and symlinked folders not entered,
+    as ``leakscan audit`` does. Stops with one line when ``folder`` is not a folder or holds none;
+    the files left out are counted on stderr."""
+    if not folder.is_dir():
+        raise SystemExit(f"{folder}: not a folder")
+    files, hidden = [], 0
+    for top, dirs, names in os.walk(folder, followlinks=False):
+        hidden += sum(d.startswith(".") for d in dirs) + sum(n.startswith(".") for n in names)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        files += [Path(top, n) for n in names if not n.startswith(".")]
+    files.sort()
+    pictures = [p for p in files if p.suffix.lower() in EXTS]
+    if hidden:
+        print(f"{folder}: {hidden} hidden file(s) or folder(s) not read", file=sys.stderr)
+    if not pictures:
+        raise SystemExit(f"{folder}: no picture files in it or its subfolders (looked for {' '.join(EXTS)})")
+    if len(pictures) < len(files):
+        print(f"{folder}: {len(files) - len(pictures)} other file(s) not read (not {' '.join(EXTS)})", file=sys.stderr)
+    return pictures
+
+
+def spread(items: list, limit: int | None) -> list:
+    """At most ``limit`` of ``items``, spread over the list (not the first few of one kind of source)."""
+    if not limit or limit >= len(items):
+        return items
+    return [items[i] for i in np.linspace(0, len(items) - 1, limit).round().astype(int)]
+
+
+def folder_photos(folder: Path, limit: int | None = None) -> Iterator[tuple[str, Image.Image]]:
+    """``(name, RGB image)`` of each picture file under ``folder`` (at most ``limit`` of them, chosen
+    before any is decoded), one at a time: a folder of large photos is never all in memory.
+    Each is decoded as ``leakscan audit`` decodes it (upright by its EXIF orientation, 16 bits
+    scaled to 8, transparency on white) and named by its stem (``-2``, ``-3``... added when another
+    file has it: the benches use names as file and class names). A file that does not decode is
+    named on stderr and counted; none decoding stops the run with one line."""
+    from leakscan.decode import DecodeError, decode_bytes, read_bytes
+
+    files = spread(photo_files(folder), limit)
+    named, names = [], set()
+    for p in files:
+        name, k = p.stem, 1
+        while name in names:
+            k += 1
+            name = f"{p.stem}-{k}"
+        names.add(name)
+        named.append((name, p))
+    bad = 0
+    for name, p in named:
+        try:
+            img = decode_bytes(read_bytes(p))[0]
+        except DecodeError as exc:
+            print(f"{p}: left out ({exc})", file=sys.stderr)
+            bad += 1
+            continue
+        yield name, img
+    if bad == len(files):
+        raise SystemExit(f"{folder}: none of its {len(files)} picture file(s) decodes (named above)")
+    if bad:
+        print(f"{folder}: {bad} of the {len(files)} picture files read left out: they do not decode (named above)",
+              file=sys.stderr)
+
+
+def source_photos(folder: Path | None, n_generated: int = 6,
+                  limit: int | None = None) -> Iterator[tuple[str, Image.Image]]:
+    """``(name, RGB image)`` of every photo used, one at a time: the folder's, or the bundled ones;
+    ``limit``: at most that many, spread over them (:func:`spread`)."""
     if folder is not None:
-        return [(p.stem, Image.open(p).convert("RGB")) for p in sorted(folder.rglob("*")) if p.suffix.lower() in EXTS]
+        yield from folder_photos(folder, limit)
+        return
     from sklearn.datasets import load_sample_images
 
     out = [(f"sklearn_{k}", Image.fromarray(a)) for k, a in enumerate(load_sample_images().images)]
@@ -137,7 +207,50 @@ def source_photos(folder: Path | None, n_generated: int = 6) -> list[tuple[str, 
     except ImportError:
         print("scikit-image is not installed: its photos and tools are left out", file=sys.stderr)
     out += [(f"generated_{k}", generated(k)) for k in range(n_generated)]
-    return out
+    yield from spread(out, limit)
+
+
+def check_work(work: Path, source: Path | None) -> None:
+    """Stop with one line when ``work`` holds ``source`` (the benches empty what they write in
+    their work folder: the photos would be deleted before they are read) or lies inside it
+    (the pictures a run writes would be read as photos by the next)."""
+    if source is None:
+        return
+    w, s = work.resolve(), source.resolve()
+    if w == s or w in s.parents:
+        raise SystemExit(f"--work {work} holds --source {source}, and the bench empties what it writes there: "
+                         "give another --work")
+    if s in w.parents:
+        raise SystemExit(f"--work {work} is inside --source {source}: its pictures would be read as photos; "
+                         "give another --work")
+
+
+def say_left_out(names: list[str], why: str) -> None:
+    """One line on stderr, when ``names`` is not empty: how many photos were left out, why, and which."""
+    if names:
+        print(f"{len(names)} photo(s) left out ({why}): {', '.join(names[:5])}" + (" ..." if len(names) > 5 else ""),
+              file=sys.stderr)
+
+
+def is_flat(img: Image.Image) -> bool:
+    """A picture of about one grey level (spread below 8 levels): not a photo to find."""
+    return bool(np.asarray(img.convert("L")).std() < 8)
+
+
+def no_flat(photos, source: Path | None):
+    """``(k, name, image)`` of each of ``photos`` that is not flat (:func:`is_flat`; ``k``: its place
+    among them all). The flat ones are counted and named on stderr at the end; none left stops
+    the run with one line."""
+    flat, kept = [], 0
+    for k, (name, img) in enumerate(photos):
+        if is_flat(img):
+            flat.append(name)
+            continue
+        kept += 1
+        yield k, name, img
+    say_left_out(flat, "flat: nothing to find in them")
+    if not kept:
+        raise SystemExit(f"{source}: need at least 1 photo that is not flat, found 0 ({len(flat)} flat)")
 
 
 def fit(img: Image.Image, side: int) -> Image.Image:
@@ -620,14 +733,8 @@ def build(work: Path, source: Path | None, limit: int | None, side: int, seed: i
         ski = True
     except ImportError:
         ski = False
-    photos = source_photos(source)
-    if limit:
-        # a spread over the kinds of source, not the first few of one
-        photos = [photos[i] for i in np.linspace(0, len(photos) - 1, min(limit, len(photos))).round().astype(int)]
     out = Built()
-    for k, (name, full) in enumerate(photos):
-        if np.asarray(full.convert("L")).std() < 8:  # a flat picture is not a photo to find
-            continue
+    for k, name, full in no_flat(source_photos(source, limit=limit), source):
         img = fit(full, side)
         stem = f"p{k:03d}"
         img.save(data / f"{stem}.jpg", quality=90)
@@ -743,8 +850,6 @@ def rounds(built: Built, per_round: int, grouping: int = 0) -> list[list[str]]:
 def leakscan_found(data: Path, work: Path, groups: list[list[str]], args) -> tuple[dict, float, dict | None]:
     """Pairs reported over all runs: frozenset(a, b) -> reported as a duplicate; with
     ``--model``, also the pairs the model alone puts at ``--model-min-cosine`` or more."""
-    import os
-
     import leakscan
 
     kw = {}
@@ -847,6 +952,7 @@ def main() -> None:
                     help="also list each positive pair not reported as a duplicate (edit | protocol | a | b | possible/none), "
                          "and the first pairs of two photos reported")
     a = ap.parse_args()
+    check_work(a.work, a.source)
     t = time.perf_counter()
     built = build(a.work, a.source, a.limit, a.size, seed=a.seed)
     t_build = time.perf_counter() - t

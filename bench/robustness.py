@@ -26,7 +26,9 @@ from PIL import Image
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE))
 from corpus import make_corpus  # noqa: E402
+from transformed import fresh_work  # noqa: E402
 
 
 def main() -> None:
@@ -34,7 +36,7 @@ def main() -> None:
     ap.add_argument("work", type=Path, nargs="?", default=HERE.parent / ".bench" / "robustness")
     ap.add_argument("--n", type=int, default=20_000)
     a = ap.parse_args()
-    shutil.rmtree(a.work, ignore_errors=True)
+    fresh_work(a.work)
     data = a.work / "data"
     expected: dict[str, tuple] = {}
     k = 0

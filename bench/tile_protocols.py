@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import shutil
 import sys
 from pathlib import Path
 
@@ -30,14 +29,14 @@ from PIL import Image
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from transformed import check_work, no_flat, say_left_out, source_photos  # noqa: E402
+from transformed import check_work, fresh_work, no_flat, say_left_out, source_photos  # noqa: E402
 
 
 def build(out: Path, source: Path | None, seed: int = 7) -> dict:
     """Write the tiles under ``out``/train and ``out``/test; ``{frozenset(a, b): (protocol, positive)}``."""
     rng = np.random.default_rng(seed)
-    shutil.rmtree(out, ignore_errors=True)
-    (out / "train").mkdir(parents=True)
+    fresh_work(out)
+    (out / "train").mkdir()
     (out / "test").mkdir()
     truth = {}
 

@@ -17,19 +17,17 @@ from __future__ import annotations
 import argparse
 import collections
 import hashlib
-import shutil
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from transformed import check_work, fit, say_left_out, source_photos  # noqa: E402
+from transformed import check_work, fresh_work, fit, say_left_out, source_photos  # noqa: E402
 
 
 def build(out: Path, source: Path | None, side: int, step: int) -> tuple[dict, dict]:
     """Write the tiles under ``out``; ``{file name: (photo, x, y)}`` and ``{file name: its pixels' digest}``."""
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    fresh_work(out)
     where, pixels, small = {}, {}, []
     for name, img in source_photos(source, n_generated=0):
         img = fit(img, 640)

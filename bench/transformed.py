@@ -210,6 +210,27 @@ def source_photos(folder: Path | None, n_generated: int = 6,
     yield from spread(out, limit)
 
 
+#: A file a bench leaves in the work folder it empties, so that it empties only folders it made.
+WORK_MARK = ".leakscan-bench-work"
+#: The benches' own data and default work folders.
+BENCH_DATA = HERE.parent / ".bench"
+
+
+def fresh_work(work: Path) -> None:
+    """Empty ``work`` for a new run, and mark it as a bench's. A folder that holds anything, no
+    mark and is not under the repository's ``.bench/`` (``--work .``, a folder of the user's) is
+    never emptied: stop with one line."""
+    if work.exists() and not work.is_dir():
+        raise SystemExit(f"--work {work}: not a folder")
+    ours = (work / WORK_MARK).is_file() or BENCH_DATA in work.resolve().parents
+    if work.is_dir() and any(work.iterdir()) and not ours:
+        raise SystemExit(f"--work {work}: holds files no bench made, and a bench empties its work folder: give a new "
+                         "or empty folder")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    (work / WORK_MARK).write_text("made by a leakscan bench script, which empties this folder on each run\n")
+
+
 def check_work(work: Path, source: Path | None) -> None:
     """Stop with one line when ``work`` holds ``source`` (the benches empty what they write in
     their work folder: the photos would be deleted before they are read) or lies inside it

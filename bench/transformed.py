@@ -210,40 +210,46 @@ def source_photos(folder: Path | None, n_generated: int = 6,
     yield from spread(out, limit)
 
 
-#: A file a bench leaves in the work folder it empties, so that it empties only folders it made.
+#: A file a bench leaves in its work folder: the folders it may empty (all of it, or what it writes there).
 WORK_MARK = ".leakscan-bench-work"
 #: The benches' own data and default work folders.
 BENCH_DATA = HERE.parent / ".bench"
 
 
-def fresh_work(work: Path) -> None:
-    """Empty ``work`` for a new run, and mark it as a bench's. A folder that holds anything, no
-    mark and is not under the repository's ``.bench/`` (``--work .``, a folder of the user's) is
-    never emptied: stop with one line."""
+def claim_work(work: Path) -> None:
+    """Make ``work`` a bench's work folder (made, marked). A folder that holds anything, no mark
+    and is not under the repository's ``.bench/`` (``--work .``, a folder of the user's) is never
+    written into, since the benches empty what they write there: stop with one line."""
     if work.exists() and not work.is_dir():
         raise SystemExit(f"--work {work}: not a folder")
     ours = (work / WORK_MARK).is_file() or BENCH_DATA in work.resolve().parents
     if work.is_dir() and any(work.iterdir()) and not ours:
-        raise SystemExit(f"--work {work}: holds files no bench made, and a bench empties its work folder: give a new "
-                         "or empty folder")
+        raise SystemExit(f"--work {work}: holds files no bench made, and a bench empties what it writes in its work "
+                         "folder: give a new or empty folder")
+    work.mkdir(parents=True, exist_ok=True)
+    (work / WORK_MARK).write_text("made by a leakscan bench script, which empties what it writes here on each run\n")
+
+
+def fresh_work(work: Path) -> None:
+    """Empty ``work`` for a new run (:func:`claim_work` first)."""
+    claim_work(work)
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    (work / WORK_MARK).write_text("made by a leakscan bench script, which empties this folder on each run\n")
+    claim_work(work)
 
 
 def check_work(work: Path, source: Path | None) -> None:
     """Stop with one line when ``work`` holds ``source`` (the benches empty what they write in
     their work folder: the photos would be deleted before they are read) or lies inside it
-    (the pictures a run writes would be read as photos by the next)."""
-    if source is None:
-        return
-    w, s = work.resolve(), source.resolve()
-    if w == s or w in s.parents:
-        raise SystemExit(f"--work {work} holds --source {source}, and the bench empties what it writes there: "
-                         "give another --work")
-    if s in w.parents:
-        raise SystemExit(f"--work {work} is inside --source {source}: its pictures would be read as photos; "
-                         "give another --work")
+    (the pictures a run writes would be read as photos by the next); then :func:`claim_work`."""
+    if source is not None:
+        w, s = work.resolve(), source.resolve()
+        if w == s or w in s.parents:
+            raise SystemExit(f"--work {work} holds --source {source}, and the bench empties what it writes there: "
+                             "give another --work")
+        if s in w.parents:
+            raise SystemExit(f"--work {work} is inside --source {source}: its pictures would be read as photos; "
+                             "give another --work")
+    claim_work(work)
 
 
 def say_left_out(names: list[str], why: str) -> None:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
 from pathlib import Path
 
 from .errors import ConfigError, OutputError
 from .output import TMP_MARK, inside, make_folder
 from .safeio import check_target, dataset_folders, place_file
+
+log = logging.getLogger(__name__)
 
 __all__ = ["materialize", "planned", "LINK_MODES"]
 
@@ -57,9 +60,12 @@ def planned(resplit, dest, *, link: str = "hardlink", force: bool = False) -> di
             raise OutputError(f"{dest}: folder is not empty; pass --force to add to it or choose another folder")
     names = resplit.splits
     plan, meant = {}, {}  # meant: {folder: the (split, label) it holds}
+    gone = []  # files of the new split deleted or moved since the audit read them
     for r in resplit.kept_rows():
         src = m.resolve(int(r))
-        if src.is_file():  # else gone since the audit read it
+        if not src.is_file():
+            gone.append(str(m.paths[r]))
+        else:
             label = _safe_part(m.labels[r]) if m.labels[r] else "_unlabelled"
             plan[src] = folder = dest / _safe_part(names[r]) / label
             here = (names[r], m.labels[r])
@@ -70,6 +76,9 @@ def planned(resplit, dest, *, link: str = "hardlink", force: bool = False) -> di
                 raise OutputError(f"{dest}: the {which} {a!r} and {b!r} would share the folder {folder} (a folder "
                                   "name cannot hold '/' nor be '.' or '..'), which would merge them; rename one "
                                   "(nothing was written)")
+    if gone:  # the new manifest lists them, the tree cannot hold them
+        log.warning("%d file(s) of the new split are gone since the audit read them, so not placed in %s: %s%s",
+                    len(gone), dest, ", ".join(gone[:3]), ", ..." if len(gone) > 3 else "")
     real_dest = os.path.realpath(dest)
     for folder in sorted(set(plan.values())):  # a symlinked folder an earlier tree holds may lead into the dataset
         if not inside(folder, real_dest):  # one inside dest is as safe as dest, checked above

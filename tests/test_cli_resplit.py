@@ -513,3 +513,19 @@ def test_a_hard_linked_tree_is_completed_with_copies_not_refused(leaky_dataset, 
     r = run(*args, "--link", "copy", "--force")
     assert r.exit_code == 0, r.output
     assert placed() == before
+
+
+def test_files_gone_since_the_audit_are_named_not_placed_in_silence(leaky_dataset, tmp_path, caplog):
+    # a file deleted between the audit and --materialize stayed in the new manifest and was
+    # left out of the tree without a word
+    import leakscan
+    from leakscan.materialize import materialize
+
+    rs = leakscan.resplit(leakscan.audit(leaky_dataset, cache=False, jobs=1), random_state=0)
+    gone = leaky_dataset / "test" / "b" / "13.jpg"
+    gone.unlink()
+    with caplog.at_level("WARNING", logger="leakscan.materialize"):
+        placed = materialize(rs, tmp_path / "tree", link="copy")
+    (msg,) = [r.getMessage() for r in caplog.records if "gone since the audit" in r.getMessage()]
+    assert msg.startswith("1 file(s) of the new split are gone since the audit read them") and "13.jpg" in msg
+    assert placed == len(rs.kept_rows()) - 1 and not list((tmp_path / "tree").rglob("13.jpg"))

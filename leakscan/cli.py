@@ -700,7 +700,7 @@ def resplit(
         rs = run_resplit(result, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle, random_state=seed)
         # a tree it would refuse is refused before the manifest is written
         plan = planned(rs, materialize_dir, link=link.value, force=force) if materialize_dir is not None else None
-        written = write_resplit(rs, out)
+        written = write_resplit(rs, out, force=force)
         placed = materialize(rs, materialize_dir, link=link.value, force=force, plan=plan) if plan is not None else None
     except LeakscanError as exc:
         raise _fail(str(exc))

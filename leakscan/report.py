@@ -19,7 +19,7 @@ import numpy as np
 from .audit import PAIR_COLUMNS, PAIR_NUMBERS, Audit
 from .errors import OutputError
 from .output import atomic_write, json_text, make_folder, tier_rounded, utf8_text
-from .safeio import check_target, csv_cell, dataset_folders, plain, refuse_earlier, write_folder
+from .safeio import check_target, csv_cell, dataset_folders, one_writer, plain, refuse_earlier, write_folder
 
 __all__ = ["write_outputs", "summary_json", "render_terminal", "OUTPUT_FILES"]
 
@@ -251,20 +251,34 @@ def prepare_resplit_out(out: Path, *, force: bool, protect=()) -> None:
     check_target(out.parent, list(protect), what=f"the folder of --out {out}", contains=False)
     if out.is_dir():
         raise OutputError(f"{out}: is a folder; --out names the CSV file to write")
-    if out.exists() and not force:
+    if not force:
+        _refuse_existing_manifest(out)
+
+
+def _refuse_existing_manifest(out: Path) -> None:
+    if out.exists():
         raise OutputError(f"{out}: exists; pass --force to overwrite or choose another --out")
 
 
-def write_resplit(rs, out: str | os.PathLike) -> list[Path]:
+def write_resplit(rs, out: str | os.PathLike, *, force: bool = True) -> list[Path]:
     """Write the new manifest (paths relative to its folder) and, if any, ``<stem>.dropped.csv``
     (images dropped) and ``<stem>.skipped.csv`` (files the audit could not read, and entries it
     did not take: left out); such a list an earlier run wrote beside ``out`` is removed when this
-    run has none."""
+    run has none. Runs writing the same ``out`` write their files one run at a time (never a
+    mix of two runs' lists); without ``force``, an ``out`` another run wrote meanwhile is kept
+    and this one is refused (OutputError)."""
     out = Path(out)
     if out.exists() and out.is_dir():
         raise OutputError(f"{out}: is a folder; --out names the CSV file to write")
     check_target(out.parent, dataset_folders(rs.audit.manifest), what=f"the folder of --out {out}", contains=False)
     make_folder(out.parent)
+    with one_writer(out.parent):
+        if not force:  # another run may have written it since prepare_resplit_out looked
+            _refuse_existing_manifest(out)
+        return _write_resplit(rs, out)
+
+
+def _write_resplit(rs, out: Path) -> list[Path]:
     m = rs.audit.manifest
     base = out.parent.resolve()
 

@@ -31,7 +31,8 @@ try:
 except ImportError:  # not POSIX
     fcntl = None
 
-__all__ = ["dataset_folders", "check_target", "refuse_earlier", "write_folder", "place_file", "plain", "csv_cell"]
+__all__ = ["dataset_folders", "check_target", "refuse_earlier", "one_writer", "write_folder", "place_file", "plain",
+           "csv_cell"]
 
 # --------------------------------------------------------------------------- where we may write
 
@@ -136,7 +137,7 @@ def refuse_earlier(out: Path, names) -> None:
 
 
 @contextlib.contextmanager
-def _one_writer(folder: Path):
+def one_writer(folder: Path):
     """Hold an exclusive lock (flock) on ``folder`` while a result set is put in place there, so
     that two runs writing the same ``--out`` take turns (where locks are unsupported: no lock)."""
     try:
@@ -207,7 +208,7 @@ def write_folder(out: Path, files: dict, *, owned: set, order=None, refuse=()) -
         except OSError as exc:
             raise OutputError(f"{out}: cannot write the results ({exc.strerror or exc}); "
                               "nothing was changed") from None
-        with _one_writer(parent):  # what another run put there meanwhile is seen here
+        with one_writer(parent):  # what another run put there meanwhile is seen here
             refuse_earlier(out, refuse)
             if swap and _listing(out) <= set(owned):
                 _swap(stage, out)

@@ -529,3 +529,26 @@ def test_files_gone_since_the_audit_are_named_not_placed_in_silence(leaky_datase
     (msg,) = [r.getMessage() for r in caplog.records if "gone since the audit" in r.getMessage()]
     assert msg.startswith("1 file(s) of the new split are gone since the audit read them") and "13.jpg" in msg
     assert placed == len(rs.kept_rows()) - 1 and not list((tmp_path / "tree").rglob("13.jpg"))
+
+
+def test_a_manifest_another_run_wrote_meanwhile_is_kept_without_force(leaky_dataset, tmp_path, monkeypatch):
+    # two resplits into one new --out: both passed the check made before the audit, and the one
+    # that finished second replaced the first one's manifest (both exit 0)
+    import sys
+
+    module = sys.modules["leakscan.resplit"]  # leakscan.resplit is the function
+    out = tmp_path / "new.csv"
+    real = module.resplit
+
+    def another_run_writes_first(*args, **kwargs):
+        out.write_text("path,split,label,group\nthe other run's,train,,\n")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "resplit", another_run_writes_first)
+    r = CliRunner().invoke(app, ["resplit", str(leaky_dataset), "--out", str(out), "--no-cache", "-q", "-j", "1"])
+    assert r.exit_code == 2 and r.output.strip() == f"leakscan: error: {out}: exists; pass --force to overwrite or choose another --out", r.output
+    assert "the other run's" in out.read_text()
+    r = CliRunner().invoke(app, ["resplit", str(leaky_dataset), "--out", str(out), "--no-cache", "-q", "-j", "1",
+                                 "--force"])
+    assert r.exit_code == 0, r.output
+    assert "the other run's" not in out.read_text() and "leak.jpg" in out.read_text()

@@ -18,6 +18,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .groups import build_groups, join_links
+from .manifest import split_name
 from .decide import detect
 from .pairs import PairTable, pair_keys
 from .settings import RANDOM_STATE
@@ -248,7 +249,7 @@ def resplit(
                                random_state=random_state)
     if isinstance(keep, str):
         keep = [keep]
-    keep = list(keep or [])
+    keep = list(dict.fromkeys(split_name(str(k)) for k in keep or []))  # as a manifest reads it: Test is test
     if drop and not keep:
         raise ConfigError("drop applies with keep (e.g. --keep test --drop): it drops copies of kept images")
     m = audit.manifest

@@ -552,3 +552,13 @@ def test_a_manifest_another_run_wrote_meanwhile_is_kept_without_force(leaky_data
                                  "--force"])
     assert r.exit_code == 0, r.output
     assert "the other run's" not in out.read_text() and "leak.jpg" in out.read_text()
+
+
+def test_keep_reads_a_split_name_as_a_manifest_does_and_once(leaky_dataset, tmp_path):
+    # --keep Test was "no image is in split 'Test'" though the folder test/ is split test, and
+    # --keep test --keep test said "kept test, test unchanged"
+    r = CliRunner().invoke(app, ["resplit", str(leaky_dataset), "--out", str(tmp_path / "new.csv"), "--keep", "Test",
+                                 "--keep", "test", "--no-cache", "-j", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    remedy = json.loads(r.stdout)["remedy"]
+    assert remedy.startswith("kept test unchanged;"), remedy

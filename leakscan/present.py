@@ -76,6 +76,10 @@ def verdict(audit) -> str:
     Examples: ``8.7% of test has a copy in train; 46 label conflicts``,
     ``No image has a copy in another split; no label conflicts``.
     """
+    if not audit.n_images:  # nothing decoded: not "no duplicates"
+        n = len(audit.skipped)
+        return "No image was audited" + (f" ({n:,} file{'s' if n != 1 else ''} skipped: none could be read)" if n
+                                          else "")
     d_leaks = [lk for lk in audit.leaks if lk.images]
     names = list(audit.manifest.split_names)
     parts = []

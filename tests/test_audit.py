@@ -42,7 +42,7 @@ def test_an_audit_of_no_image_or_one_image_gives_every_figure_and_a_resplit(tmp_
         r = audit(paths, jobs=1, cache=False)
         d = r.to_dict()
         assert d["n_images"] == len(paths) == d["largest_group"] and d["n_pairs"] == 0
-        assert r.pair_records() == [] and "No duplicates found" in r._repr_html_()
+        assert r.pair_records() == [] and ("No duplicates found" if paths else "No image was audited") in r._repr_html_()
         rs = leakscan.resplit(r, ratios="train=0.5,test=0.5")
         assert rs.to_dict()["n_images"] == len(paths) and rs.to_dict()["cross_split_pairs_after"] == 0
 
@@ -99,3 +99,19 @@ def test_cifar_subset_recall(tmp_path):
     found |= {(b, a) for a, b in found}
     recall = sum((t["a"], t["b"]) in found for t in chosen) / len(chosen)
     assert recall >= 0.7, recall
+
+
+def test_a_run_that_read_no_image_does_not_say_no_duplicates_found(tmp_path):
+    # a folder whose only file cannot be decoded printed "No duplicates found; no label
+    # conflicts" and then the error that no image could be read
+    from typer.testing import CliRunner
+
+    from leakscan.cli import app
+
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    (tmp_path / "data" / "train" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    r = CliRunner().invoke(app, ["audit", str(tmp_path / "data"), "--no-cache", "-j", "1"])
+    assert r.exit_code == 2, r.output
+    assert "No duplicates found" not in r.output
+    assert "No image was audited (1 file skipped: none could be read)" in r.output
+    assert r.output.strip().splitlines()[-1].startswith("leakscan: error: no image could be read (1 skipped")

@@ -39,6 +39,25 @@ def known_duplicates() -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+def csv_rows(path) -> list[dict]:
+    """The rows of a CSV file leakscan wrote, as dicts."""
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="session")
+def fixtures_audit(tmp_path_factory):
+    """``(Audit, out folder)`` of the bundled fixtures with the defaults, written without the
+    report page; made once and only read by the tests."""
+    import leakscan
+    from leakscan.report import write_outputs
+
+    out = tmp_path_factory.mktemp("fixtures-audit") / "out"
+    result = leakscan.audit(FIXTURES, cache=False, jobs=1)
+    write_outputs(result, out, html=False)
+    return result, out
+
+
 def scene(seed: int, size: int = 96) -> Image.Image:
     """A structured RGB picture: a smooth random background plus random shapes (not noise)."""
     rng = np.random.default_rng(seed)

@@ -121,28 +121,48 @@ asyncio.run(main())
 """
 
 
+def _subprocess_env() -> dict:
+    """The environment of a leakscan or worker process a test starts: this checkout importable."""
+    import os
+
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(FIXTURES.parent), os.environ.get("PYTHONPATH"))
+                                                       if p))
+
+
+def _wait_until(check, failure: str, seconds: float = 60) -> None:
+    """Poll ``check()`` every 0.1 s until it is true; fail the test with ``failure`` after ``seconds``."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.1)
+
+
+def _kill(procs) -> None:
+    """Kill the processes a test started that are still running."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def test_cli_scheduler_lost_mid_run(leaky_dataset, tmp_path):
     """The scheduler dies while the workers decode: one line, exit 2 (not 1, "leak found"), no
     traceback (not even one logged by the cluster's client), no --out folder."""
     import json
-    import os
     import signal
     import subprocess
     import sys
-    import time
 
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(FIXTURES.parent), os.environ.get("PYTHONPATH"))
-                                                      if p))
+    env = _subprocess_env()
     sched_file, started = tmp_path / "scheduler.json", tmp_path / "started"
     (tmp_path / "worker.py").write_text(SLOW_WORKER)
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
                                "--port", "0", "--dashboard-address", ":0", "--scheduler-file", str(sched_file)],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
-        for _ in range(300):
-            if sched_file.exists() and sched_file.stat().st_size:
-                break
-            time.sleep(0.1)
+        _wait_until(lambda: sched_file.exists() and sched_file.stat().st_size, "the scheduler never started", 30)
         address = json.loads(sched_file.read_text())["address"]
         procs.append(subprocess.Popen([sys.executable, str(tmp_path / "worker.py"), address, str(started)], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -153,18 +173,11 @@ def test_cli_scheduler_lost_mid_run(leaky_dataset, tmp_path):
                                 "--out", str(out), "--no-cache", "-q"], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
         procs.append(run)
-        for _ in range(600):
-            if started.exists():
-                break
-            time.sleep(0.1)
-        assert started.exists(), "the worker never started a task"
+        _wait_until(started.exists, "the worker never started a task")
         procs[0].send_signal(signal.SIGKILL)
         stdout, stderr = run.communicate(timeout=120)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        _kill(procs)
     assert run.returncode == 2, stderr
     assert "Traceback" not in stderr, stderr
     lines = stderr.strip().splitlines()
@@ -177,13 +190,10 @@ def test_cli_workers_lost_mid_run(leaky_dataset, tmp_path):
     """Every worker killed mid-run, with no nanny to restart it: the run says it waits for
     workers, then, none joining, ends with one line and exit 2, no --out folder (it waited in
     silence, without end)."""
-    import os
     import subprocess
     import sys
-    import time
 
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(FIXTURES.parent), os.environ.get("PYTHONPATH"))
-                                                      if p))
+    env = _subprocess_env()
     started, out = tmp_path / "started", tmp_path / "report"
     (tmp_path / "worker.py").write_text(SLOW_WORKER)
     wait_two_seconds = "import leakscan.cli, leakscan.parallel; leakscan.parallel.WAIT_FOR_WORKERS = 2; leakscan.cli.main()"
@@ -193,27 +203,16 @@ def test_cli_workers_lost_mid_run(leaky_dataset, tmp_path):
         procs = [subprocess.Popen([sys.executable, str(tmp_path / "worker.py"), address, str(started)], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
         try:
-            for _ in range(600):
-                if cluster.scheduler.workers:
-                    break
-                time.sleep(0.1)
-            assert cluster.scheduler.workers, "the worker never joined"
+            _wait_until(lambda: cluster.scheduler.workers, "the worker never joined")
             run = subprocess.Popen([sys.executable, "-c", wait_two_seconds, "audit", str(leaky_dataset), "--dask",
                                     address, "--out", str(out), "--no-cache", "-q"], env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             procs.append(run)
-            for _ in range(600):
-                if started.exists():
-                    break
-                time.sleep(0.1)
-            assert started.exists(), "the worker never started a task"
+            _wait_until(started.exists, "the worker never started a task")
             procs[0].kill()
             stdout, stderr = run.communicate(timeout=60)
         finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
+            _kill(procs)
     assert run.returncode == 2, stderr
     assert stderr.strip().splitlines() == [
         f"leakscan: WARNING: the Dask scheduler at {address} has no workers left: waiting up to 2 s for some to "

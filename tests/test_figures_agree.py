@@ -3,34 +3,20 @@ terminal, the report and the ``Audit`` object."""
 
 from __future__ import annotations
 
-import csv
 
 import pytest
 
 import leakscan
 from leakscan.report import write_outputs
-from conftest import FIXTURES, scene, write_dataset
+from conftest import csv_rows, scene, write_dataset
 
 
-@pytest.fixture(scope="module")
-def fixtures_out(tmp_path_factory):
-    out = tmp_path_factory.mktemp("agree") / "out"
-    result = leakscan.audit(FIXTURES, cache=False, jobs=1)
-    write_outputs(result, out, html=False)
-    return result, out
-
-
-def _rows(path):
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def test_a_groups_weakest_link_is_its_lowest_confidence_in_pairs_csv(fixtures_out):
-    _, out = fixtures_out
+def test_a_groups_weakest_link_is_its_lowest_confidence_in_pairs_csv(fixtures_audit):
+    _, out = fixtures_audit
     lowest: dict[str, float] = {}
-    for r in _rows(out / "pairs.csv"):
+    for r in csv_rows(out / "pairs.csv"):
         lowest[r["group"]] = min(lowest.get(r["group"], 1.0), float(r["confidence"]))
-    weakest = {r["group"]: float(r["weakest_link"]) for r in _rows(out / "groups.csv")}
+    weakest = {r["group"]: float(r["weakest_link"]) for r in csv_rows(out / "groups.csv")}
     assert len(weakest) > 20 and any(w < 1 for w in weakest.values())
     assert weakest == lowest
 
@@ -48,7 +34,7 @@ def test_largest_group_counts_audited_images_not_the_files_skipped(tmp_path):
     assert summary["largest_group"] == 2
     # the README: a group only a shared group holds together is not in groups.csv, yet it leaks
     write_outputs(result, tmp_path / "out", html=False)
-    assert _rows(tmp_path / "out" / "groups.csv") == [] and summary["n_duplicate_groups"] == 0
+    assert csv_rows(tmp_path / "out" / "groups.csv") == [] and summary["n_duplicate_groups"] == 0
     leak = next(lk for lk in summary["leaks"] if lk["split"] == "test")
     assert (leak["images"], leak["groups"]) == (1, 1)
 
@@ -76,7 +62,7 @@ def test_to_frame_holds_numbers_as_pairs_csv_does_whatever_the_rows(tmp_path):
     assert none.dtypes.to_dict() == df.dtypes.to_dict()
 
 
-def test_the_wide_leakage_table_says_each_share_as_the_verdict_does(fixtures_out):
+def test_the_wide_leakage_table_says_each_share_as_the_verdict_does(fixtures_audit):
     """The tables of a wide terminal wrote 40.78% where the verdict, the plain lines and the report
     say 40.8%, and 100.00% for 19,999 of 20,000 images, which the verdict calls 99.9%."""
     import dataclasses
@@ -93,7 +79,7 @@ def test_the_wide_leakage_table_says_each_share_as_the_verdict_does(fixtures_out
         render_terminal(result, Console(file=buf, width=160, force_terminal=True, color_system=None))
         return buf.getvalue()
 
-    result, _ = fixtures_out
+    result, _ = fixtures_audit
     assert verdict(result).startswith("40.8% of test has a copy in train")
     row = next(line for line in wide(result).splitlines() if line.startswith("│ test ") and "train" in line)
     assert " 40.8% " in row and "automobile 81.8%" in row
@@ -106,13 +92,13 @@ def test_the_wide_leakage_table_says_each_share_as_the_verdict_does(fixtures_out
     assert " 99.9% " in row and "cat 99.9%" in row and "100" not in row
 
 
-def test_the_notebook_view_names_a_function_the_package_has(fixtures_out, tmp_path):
+def test_the_notebook_view_names_a_function_the_package_has(fixtures_audit, tmp_path):
     """An Audit in a notebook says which call writes the full report: leakscan.write_outputs,
     which the package exports (it said write_outputs, found only in leakscan.report)."""
     import json
     import re
 
-    result, _ = fixtures_out
+    result, _ = fixtures_audit
     call = re.search(r"<code>leakscan\.(\w+)\(result, 'out/'\)</code>", result._repr_html_())
     assert call and call.group(1) in leakscan.__all__
     written = getattr(leakscan, call.group(1))(result, tmp_path / "out")

@@ -21,20 +21,7 @@ from leakscan.pairs import Kind, PairTable
 from leakscan.present import verdict
 from leakscan.report import write_outputs
 from leakscan.settings import DEFAULTS, POSSIBLE_FLOOR, DetectSettings
-from conftest import FIXTURES, known_duplicates, scene
-
-
-@pytest.fixture(scope="module")
-def fixture_audit(tmp_path_factory):
-    out = tmp_path_factory.mktemp("trust") / "out"
-    result = leakscan.audit(FIXTURES, cache=False, jobs=1)
-    write_outputs(result, out, html=False)
-    return result, out
-
-
-def _rows(path):
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+from conftest import FIXTURES, csv_rows, known_duplicates, scene
 
 
 def test_two_tiers_share_columns_and_only_duplicates_count(tmp_path):
@@ -52,14 +39,14 @@ def test_two_tiers_share_columns_and_only_duplicates_count(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     threshold = summary["calibration"]["threshold"]
     assert summary["settings"]["min_confidence"] == bar == threshold
-    dup, possible = _rows(out / "pairs.csv"), _rows(out / "possible.csv")
+    dup, possible = csv_rows(out / "pairs.csv"), csv_rows(out / "possible.csv")
     assert summary["n_possible"] == len(possible) > 0
     assert all(float(r["confidence"]) >= threshold for r in dup)
     assert all(POSSIBLE_FLOOR <= float(r["confidence"]) < threshold for r in possible)
     assert not {(r["a"], r["b"]) for r in dup} & {(r["a"], r["b"]) for r in possible}
     # leaks count the duplicates only: a test image leaks when its group (made of pairs.csv)
     # holds a train image
-    groups = _rows(out / "groups.csv")
+    groups = csv_rows(out / "groups.csv")
     with_train = {g["group"] for g in groups if g["split"] == "train"}
     leaked = {g["path"] for g in groups if g["split"] == "test" and g["group"] in with_train}
     leak = next(lk for lk in summary["leaks"] if lk["split"] == "test")
@@ -67,11 +54,11 @@ def test_two_tiers_share_columns_and_only_duplicates_count(tmp_path):
     assert leaked >= {r["a"] if r["split_a"] == "test" else r["b"] for r in dup if r["split_a"] != r["split_b"]}
 
 
-def test_the_bar_rises_until_the_duplicates_are_expected_to_be_min_precision_real(fixture_audit, monkeypatch):
+def test_the_bar_rises_until_the_duplicates_are_expected_to_be_min_precision_real(fixtures_audit, monkeypatch):
     # the fixtures' pairs are sure (expected 0.99 real, less than one look-alike in all): the
     # default bar stays. Made unsure (every other non-exact pair at 0.6, as a closer look could
     # leave them), they would be expected 80% real: the bar rises above them
-    result, _ = fixture_audit
+    result, _ = fixtures_audit
     assert result.calibration.threshold == DEFAULTS.min_confidence
     assert "raised_from" not in result.calibration.stats and result.calibration.stats["expected_precision"] > 0.95
 
@@ -103,9 +90,9 @@ def test_the_bar_rises_until_the_duplicates_are_expected_to_be_min_precision_rea
     assert any("no pair but exact copies is sure enough" in w for w in none.warnings)
 
 
-def test_planted_copies_are_duplicates_with_high_confidence(fixture_audit):
-    result, out = fixture_audit
-    found = {frozenset((r["a"], r["b"])): float(r["confidence"]) for r in _rows(out / "pairs.csv")}
+def test_planted_copies_are_duplicates_with_high_confidence(fixtures_audit):
+    result, out = fixtures_audit
+    found = {frozenset((r["a"], r["b"])): float(r["confidence"]) for r in csv_rows(out / "pairs.csv")}
     planted = [k for k in known_duplicates() if k["kind"].startswith(("exact", "near"))]
     assert planted
     for k in planted:
@@ -114,8 +101,8 @@ def test_planted_copies_are_duplicates_with_high_confidence(fixture_audit):
         assert found[key] >= 0.8, (k, found[key])
 
 
-def test_calibration_is_reported(fixture_audit):
-    result, _ = fixture_audit
+def test_calibration_is_reported(fixtures_audit):
+    result, _ = fixtures_audit
     cal = result.to_dict()["calibration"]
     assert cal["n_positive"] > 50 and cal["n_negative"] > 50
     assert 0.5 < cal["heldout_auc"] <= 1.0
@@ -199,7 +186,7 @@ def test_uniform_images_and_normalised_arrays_are_warnings():
     assert any("negative values (down to -1024)" in w for w in res.warnings)
 
 
-def test_chaining_guard_cuts_the_weakest_link_and_pairs_agree_with_groups(fixture_audit):
+def test_chaining_guard_cuts_the_weakest_link_and_pairs_agree_with_groups(fixtures_audit):
     from leakscan.groups import build_groups
 
     k = 7
@@ -210,10 +197,10 @@ def test_chaining_guard_cuts_the_weakest_link_and_pairs_agree_with_groups(fixtur
     g = build_groups(8, chain, max_size=4)
     assert g.kept.tolist() == [True, True, True, False, True, True, True]
     assert len(set(g.ids[:4].tolist())) == 1 and g.ids[3] != g.ids[4]
-    result, out = fixture_audit  # one truth: every reported pair joins images of one group
+    result, out = fixtures_audit  # one truth: every reported pair joins images of one group
     assert all(result.groups.ids[i] == result.groups.ids[j] for i, j in zip(result.pairs.i, result.pairs.j))
-    groups = {r["path"]: r["group"] for r in _rows(out / "groups.csv")}
-    for r in _rows(out / "pairs.csv"):
+    groups = {r["path"]: r["group"] for r in csv_rows(out / "groups.csv")}
+    for r in csv_rows(out / "pairs.csv"):
         assert groups[r["a"]] == groups[r["b"]] == r["group"]
 
 
@@ -293,7 +280,7 @@ def test_resplit_warns_when_a_class_shrinks_and_never_writes_unreadable_files(tm
     assert d["splits"]["train"]["max_class_share_error"] > 0.1
 
 
-def test_planted_copies_do_not_depend_on_the_calibration_sample(fixture_audit):
+def test_planted_copies_do_not_depend_on_the_calibration_sample(fixtures_audit):
     """Another sample of the data and other copies (``calibrate(salt=...)``) give another fit; the
     planted copies stay duplicates under each, and salt 0 is the audit's own decision."""
     from leakscan.calibrate import calibrate
@@ -302,7 +289,7 @@ def test_planted_copies_do_not_depend_on_the_calibration_sample(fixture_audit):
     from leakscan.pairs import find_candidates
     from leakscan.views import transform_variants
 
-    result, _ = fixture_audit
+    result, _ = fixtures_audit
     f, m, s = result.features, result.manifest, result.settings
     found = find_candidates(f, s)
     ev = pair_evidence(f, found.pairs, found.kth_neighbour, transform_variants(s.transforms), jobs=1)

@@ -174,13 +174,18 @@ def _class_labels(y, name: str, rows: str, n: int) -> np.ndarray:
     return y
 
 
-def _check_stratify(y, name: str = "stratify") -> None:
-    """As scikit-learn: every class needs at least two members to be on both sides."""
+def _check_stratify(y, n_train: int, n_test: int, name: str = "stratify") -> None:
+    """As scikit-learn: every class needs at least two members, and each side at least one row per
+    class, to be on both sides."""
     classes, counts = np.unique(np.asarray(y).astype(str), return_counts=True)
     if len(counts) and counts.min() < 2:
         raise ConfigError(f"The least populated classes in {name} have only {int(counts.min())} member, which is too "
                           "few. The minimum number of groups for any class cannot be less than 2. Classes with too "
                           f"few members are: {classes[counts < 2].tolist()}")
+    for side, rows in (("train", n_train), ("test", n_test)):
+        if rows < len(classes):
+            raise ConfigError(f"The {side}_size = {rows} should be greater or equal to the number of classes = "
+                              f"{len(classes)}")
 
 
 def _n_rows(a) -> int:
@@ -260,7 +265,8 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
     shuffle : bool
         ``False`` assigns groups in order of first appearance (no stratification).
     stratify : array-like, optional
-        Class labels; each class's share on both sides is kept as close as groups allow.
+        Class labels; each class's share on both sides is kept as close as groups allow. As in
+        scikit-learn, each side needs at least one row per class (else ConfigError).
     settings : DetectSettings, optional
     jobs : int, optional
     decisions : path-like or records, optional
@@ -309,7 +315,7 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
     if shuffle:
         y = np.zeros(n) if stratify is None else _class_labels(stratify, "stratify", "the arrays have", n)
         if stratify is not None:
-            _check_stratify(y)
+            _check_stratify(y, n_train, n_test)
         tr, te = _two_way(units, y, n_train, n_test, check_random_state(random_state))
     else:
         if stratify is not None:
@@ -412,7 +418,7 @@ class StratifiedGroupShuffleSplit:
         test_size = 0.1 if self.test_size is None and self.train_size is None else self.test_size
         n_train, n_test = _n_train_test(n, test_size, self.train_size)
         if y is not None:
-            _check_stratify(yy, "y")
+            _check_stratify(yy, n_train, n_test, "y")
         rng = check_random_state(self.random_state)
         for _ in range(self.n_splits):
             tr, te = _two_way(groups, yy, n_train, n_test, rng)

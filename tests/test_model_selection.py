@@ -267,3 +267,21 @@ def test_a_random_state_given_is_drawn_from_once_per_split_as_scikit_learn():
     train_test_split(np.arange(20), groups=groups, test_size=0.2, random_state=rs)
     untouched.randint(0, 2**31 - 1)
     assert state(rs) == state(untouched)
+
+
+def test_a_side_smaller_than_the_number_of_classes_is_refused_as_scikit_learn():
+    # test_size=3 with 5 classes gave a test set lacking two classes, where scikit-learn refuses
+    y = np.arange(20) % 5
+    groups = np.arange(20)
+    for sizes, side, rows in (({"test_size": 3}, "test", 3), ({"train_size": 3}, "train", 3),
+                              ({"test_size": 0.1}, "test", 2)):
+        said = rf"The {side}_size = {rows} should be greater or equal to the number of classes = 5"
+        with pytest.raises(ValueError, match=said):
+            train_test_split(np.arange(20), groups=groups, stratify=y, random_state=0, **sizes)
+        cv = StratifiedGroupShuffleSplit(n_splits=1, random_state=0, **sizes)
+        with pytest.raises(ValueError, match=said):
+            next(cv.split(np.zeros(20), y, groups))
+        train_test_split(np.arange(20), groups=groups, random_state=0, **sizes)  # not stratified: no such rule
+        next(StratifiedGroupShuffleSplit(n_splits=1, random_state=0, **sizes).split(np.zeros(20), None, groups))
+    tr, te = train_test_split(np.arange(20), groups=groups, stratify=y, test_size=5, random_state=0)
+    assert sorted(y[te].tolist()) == [0, 1, 2, 3, 4]

@@ -97,9 +97,17 @@ def is_missing(v) -> bool:
 
 def text_column(values: Iterable, n: int, name: str) -> np.ndarray:
     """One text per image of ``values`` (``splits``, ``labels``, ``groups`` given in Python), a
-    missing value (None, NaN) as ``""``; an error naming ``name`` unless there are ``n``."""
+    missing value (None, NaN) as ``""``; an error naming ``name`` unless there are ``n``. A
+    one-column DataFrame is its column, as scikit-learn's ``GroupShuffleSplit`` reads ``groups``."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
         raise ArgumentError(f"{name} must be a sequence with one entry per image, got {type(values).__name__}")
+    columns = getattr(values, "columns", None)
+    if columns is not None and len(getattr(values, "shape", ())) == 2:  # iterating a DataFrame gives its column names
+        if len(columns) != 1:
+            named = ", ".join(map(str, list(columns)[:5]))
+            raise ArgumentError(f"{name} should be one column, got a DataFrame of shape {tuple(values.shape)} "
+                                f"(columns {named}); pass one, as df[{str(columns[0])!r}]")
+        values = values[columns[0]]
     arr = np.array(["" if is_missing(v) else str(v) for v in values], dtype=object)
     if arr.shape != (n,):
         raise ArgumentError(f"{name} has {arr.shape[0]} entries but there are {n} images; give one per image")

@@ -285,3 +285,22 @@ def test_a_side_smaller_than_the_number_of_classes_is_refused_as_scikit_learn():
         next(StratifiedGroupShuffleSplit(n_splits=1, random_state=0, **sizes).split(np.zeros(20), None, groups))
     tr, te = train_test_split(np.arange(20), groups=groups, stratify=y, test_size=5, random_state=0)
     assert sorted(y[te].tolist()) == [0, 1, 2, 3, 4]
+
+
+def test_a_one_column_dataframe_as_groups_is_its_column_as_scikit_learn(tmp_path):
+    # iterating a DataFrame gives its column names: "groups has 1 entries but there are 6 images",
+    # where scikit-learn's GroupShuffleSplit takes the column
+    pd = pytest.importorskip("pandas")
+    groups = pd.DataFrame({"patient": ["p0", "p0", "p1", "p1", "p2", None]})
+    tr, te = train_test_split(np.arange(6), groups=groups, test_size=2, random_state=0)
+    assert sorted(te.tolist()) in ([0, 1], [2, 3])
+    [(tr, te)] = list(StratifiedGroupShuffleSplit(n_splits=1, test_size=2, random_state=0).split(np.zeros(6), None,
+                                                                                                 groups))
+    assert sorted(te.tolist()) in ([0, 1], [2, 3])
+    for k in range(6):
+        scene(k, 40).save(tmp_path / f"{k}.png")
+    paths = [tmp_path / f"{k}.png" for k in range(6)]
+    assert find_groups(paths, groups=groups, jobs=1).tolist() == [0, 0, 1, 1, 2, 3]
+    with pytest.raises(ValueError, match=r"groups should be one column, got a DataFrame of shape \(6, 2\)"):
+        train_test_split(np.arange(6), groups=groups.assign(visit=range(6)), test_size=2)
+

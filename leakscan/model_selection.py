@@ -12,7 +12,8 @@ import numpy as np
 
 from .errors import ArgumentError, ConfigError, InputError
 from .groups import components, join_links
-from .manifest import text_column, path_key
+from .manifest import IMAGE_EXTENSIONS, text_column, path_key
+from .sources.discover import DICOM_SUFFIXES
 from .split import assign_splits, check_random_state, validate_random_state
 
 __all__ = ["find_groups", "train_test_split", "StratifiedGroupShuffleSplit"]
@@ -69,6 +70,7 @@ def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None,
 
     if isinstance(paths, (str, bytes, os.PathLike)):  # before the audit: one path would be read as its letters
         raise ArgumentError(f"paths must be a sequence of paths, one per row of your data, got one path: {paths!r}")
+    _check_not_one_image(images)
     result = audit(images, groups=groups, settings=settings, jobs=jobs, progress=progress, decisions=decisions)
     ids = result.groups.ids.copy()
     m = result.manifest
@@ -101,6 +103,16 @@ def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None,
                           + ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else ""))
     out = _renumber(out)
     return (out, paths) if return_paths else out
+
+
+def _check_not_one_image(images) -> None:
+    """Refuse the path of one image file as ``images``: the rows need one image each."""
+    if isinstance(images, (str, os.PathLike)) and os.path.isfile(images):
+        ext = os.path.splitext(os.fspath(images))[1].lower()
+        if ext in IMAGE_EXTENSIONS or ext in DICOM_SUFFIXES:
+            raise ArgumentError(f"images must be a folder, a manifest, a list of paths or an image array, one image "
+                                f"per row of your data, got one image file: {os.fspath(images)!r} (for a single image: "
+                                "[path])")
 
 
 def _say_unreadable(m, failures) -> None:

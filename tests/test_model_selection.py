@@ -304,3 +304,19 @@ def test_a_one_column_dataframe_as_groups_is_its_column_as_scikit_learn(tmp_path
     with pytest.raises(ValueError, match=r"groups should be one column, got a DataFrame of shape \(6, 2\)"):
         train_test_split(np.arange(6), groups=groups.assign(visit=range(6)), test_size=2)
 
+
+def test_one_image_file_as_images_is_refused_by_name(tmp_path):
+    # images="a.png" said "not a folder or a CSV manifest (... or --manifest FILE.csv)", an InputError
+    # in the command line's words, not a ValueError naming images=
+    for k in range(4):
+        scene(k, 40).save(tmp_path / f"{k}.png")
+    one = tmp_path / "0.png"
+    said = "images must be a folder, a manifest, a list of paths or an image array, one image per row"
+    for images in (one, str(one)):
+        with pytest.raises(ValueError, match=said):
+            train_test_split(np.arange(4), images=images, test_size=1, random_state=0, jobs=1)
+        with pytest.raises(ValueError, match=said):
+            find_groups(images, jobs=1)
+        with pytest.raises(ValueError, match=said):
+            next(StratifiedGroupShuffleSplit(n_splits=1, test_size=1, images=images, jobs=1).split(np.zeros(4)))
+    assert find_groups(tmp_path, jobs=1).tolist() == [0, 1, 2, 3]

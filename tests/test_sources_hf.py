@@ -258,3 +258,25 @@ def test_cli_hf_never_writes_inside_the_saved_dataset_or_the_imagefolder(tmp_pat
                                      "--materialize", str(hf / "tree"), "--force"])
         assert r.exit_code == 2 and "inside the dataset folder" in r.output, r.output
         assert sorted(p.relative_to(hf) for p in hf.rglob("*")) == before
+
+
+def test_a_column_of_image_bytes_under_another_name_is_found_as_in_a_table():
+    # a binary feature or {"bytes", "path"} structs not named image: "no Image column", where a
+    # Parquet table of the same bytes finds its only column of bytes
+    import io
+
+    def png(img):
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        return buf.getvalue()
+
+    shots = [png(scene(k)) for k in range(4)] + [png(scene(2).resize((70, 70)))]
+    for cells in (shots, [{"bytes": b, "path": f"{k}.png"} for k, b in enumerate(shots)]):
+        ds = datasets.Dataset.from_dict({"pixels": cells, "caption": [f"c{k}" for k in range(5)]})
+        a = leakscan.audit(ds, jobs=1, cache=False)
+        assert len(a.manifest) == 5
+        assert {(p["a"], p["b"]) for p in a.pair_records()} == {("all/2", "all/4")}
+    two = datasets.Dataset.from_dict({"pixels": shots, "mask": shots})
+    with pytest.raises(InputError, match=r"2 columns of bytes \(pixels, mask\); give image_column="):
+        leakscan.audit(two, jobs=1)
+    assert len(leakscan.audit(two, image_column="mask", jobs=1, cache=False).manifest) == 5

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..manifest import UNSPLIT, Manifest, is_missing, split_name
-from .rows import RowSource, missing_extra, object_array
+from .rows import RowSource, bytes_field, missing_extra, object_array
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,12 @@ def _image_column(features, given, where: str) -> str:
         return given
     found = [c for c, f in features.items() if isinstance(f, datasets.Image)] or (
         ["image"] if "image" in features else [])  # else a column named image (bytes or paths)
+    if not found:  # else the only column of image bytes (binary, or {"bytes", "path"} structs), as in a table
+        schema = features.arrow_schema
+        found = [c for c in features if bytes_field(schema.field(c).type) is not None]
+        if len(found) > 1:
+            raise InputError(f"{where}: no Image column, and {len(found)} columns of bytes ({', '.join(found)}); "
+                             "give image_column=")
     if not found:
         raise InputError(f"{where}: no Image column; columns are {', '.join(features)} (give image_column=)")
     if len(found) > 1:
@@ -164,7 +170,8 @@ def from_hf(data, *, split=None, image_column=None, label_column=None, group_col
     split : str, optional
         The split name of a single Dataset; for a DatasetDict, audit only this split.
     image_column : str, optional
-        Default: the (first) column with an ``Image`` feature, else a column named ``image``.
+        Default: the (first) column with an ``Image`` feature, else a column named ``image``,
+        else the only column of image bytes (``binary``, or ``{"bytes", "path"}`` structs).
     label_column : str, optional
         Default: the (first) ``ClassLabel`` column (its names are the labels), else ``label``.
     group_column : str, optional

@@ -32,8 +32,8 @@ import numpy as np
 from ..decode import DecodeError, decode_bytes, read_bytes
 from ..errors import missing_extra
 
-__all__ = ["RowSource", "decode_item", "content_key", "digest_key", "missing_extra", "object_array", "KINDS",
-           "READ_BLOCK"]
+__all__ = ["RowSource", "decode_item", "content_key", "digest_key", "missing_extra", "object_array", "bytes_field",
+           "KINDS", "READ_BLOCK"]
 
 KINDS = ("bytes", "stored", "file", "dicom", "geotiff")
 #: The version of how a GeoTIFF tile decodes, in its feature-cache key: features cached by
@@ -53,6 +53,24 @@ def object_array(values) -> np.ndarray:
     for k, v in enumerate(values):
         arr[k] = v
     return arr
+
+
+def bytes_field(arrow_type):
+    """How a column of this Arrow type holds image bytes: ``"binary"``, ``"struct"`` (a
+    ``bytes`` field, Hugging Face style) or None. Tells the image columns of a Parquet table
+    and of a Hugging Face dataset (whose ``Image`` feature is such a struct)."""
+    import pyarrow as pa  # noqa: PLC0415 - only called with pyarrow at hand
+
+    def is_bin(t):
+        return pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t)
+
+    if is_bin(arrow_type):
+        return "binary"
+    if pa.types.is_struct(arrow_type):
+        names = [arrow_type.field(k).name for k in range(arrow_type.num_fields)]
+        if "bytes" in names and is_bin(arrow_type.field(names.index("bytes")).type):
+            return "struct"
+    return None
 
 
 def content_key(data: bytes) -> tuple[str, int, int]:

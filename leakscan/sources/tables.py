@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..manifest import UNSPLIT, Manifest, is_missing, listed_again, path_key, split_name
-from .rows import RowSource, missing_extra
+from .rows import RowSource, bytes_field, missing_extra
 
 __all__ = ["from_dataframe", "from_parquet", "from_columns", "ParquetBytes", "StoredCell", "TABLE_OPTIONS",
            "PARQUET_SUFFIXES"]
@@ -60,23 +60,6 @@ def _holds_images(values) -> bool:
     (not its first rows: a column may be empty in its first rows)."""
     present = (v for v in values if not is_missing(v))
     return any(_is_image_cell(v) for v in itertools.islice(present, SNIFF_CELLS))
-
-
-def _bytes_field(arrow_type):
-    """How a column of this Arrow type holds image bytes: ``"binary"``, ``"struct"`` (a
-    ``bytes`` field, Hugging Face style) or None."""
-    import pyarrow as pa  # noqa: PLC0415 - only called with pyarrow at hand
-
-    def is_bin(t):
-        return pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t)
-
-    if is_bin(arrow_type):
-        return "binary"
-    if pa.types.is_struct(arrow_type):
-        names = [arrow_type.field(k).name for k in range(arrow_type.num_fields)]
-        if "bytes" in names and is_bin(arrow_type.field(names.index("bytes")).type):
-            return "struct"
-    return None
 
 
 def _values(column, how: str):
@@ -252,7 +235,7 @@ def from_parquet(path, **options) -> Manifest:
     try:
         pf = pq.ParquetFile(path, **_PARQUET_READ)
         schema = pf.schema_arrow
-        how = {f.name: _bytes_field(f.type) for f in schema}
+        how = {f.name: bytes_field(f.type) for f in schema}
         # image bytes stay in the file (StoredCell: digest and size); the other columns are read
         table = pf.read(columns=[c for c in schema.names if how[c] is None], use_threads=False)
         cols = {name: table.column(name).to_pylist() for name in table.column_names}

@@ -375,3 +375,26 @@ def test_undecodable_compressed_pixel_data_gives_one_line_and_no_traceback(tmp_p
     assert "(JPEG-LS Lossless Image Compression, transfer syntax 1.2.840.10008.1.2.4.80)" in why["test/jls.dcm"]
     assert why["test/jls.dcm"].endswith("pyjpegls>=1.2")                   # every plugin named, none cut
     assert "JPEG Baseline" in why["test/jpg.dcm"]
+
+
+def test_a_file_named_dcm_or_ima_that_is_not_dicom_is_said_to_be_so(tmp_path):
+    """A PNG named .dcm or a text file named .ima was skipped as 'DICOM file has no pixel data (a
+    report or a structured document?)'; a DICOM file without pixels keeps that reason."""
+    root = tmp_path / "scans"
+    write_dcm(root / "train" / "a.dcm", pixels(1), patient="P1")
+    write_dcm(root / "test" / "b.dcm", pixels(2), patient="P2")
+    scene(3).save(root / "test" / "photo.dcm", "PNG")
+    (root / "test" / "notes.ima").write_text("exported notes, not an image\n" * 5)
+    (root / "test" / "zeros.dcm").write_bytes(b"\0" * 300)
+    for name, preamble in (("report.dcm", True), ("report.ima", False)):  # a DICOM file without pixels
+        p = write_dcm(root / "test" / name, pixels(4), patient="P4", preamble=preamble)
+        ds = pydicom.dcmread(p, force=True)
+        del ds.PixelData
+        ds.save_as(p)
+        assert (p.read_bytes()[128:132] == b"DICM") == preamble
+    why = dict(leakscan.audit(root, jobs=1, cache=False).skipped)
+    for name in ("photo.dcm", "notes.ima", "zeros.dcm"):
+        assert why[f"test/{name}"] == "not a DICOM file (no DICM preamble and no readable header)"
+    for name in ("report.dcm", "report.ima"):
+        assert why[f"test/{name}"] == "DICOM file has no pixel data (a report or a structured document?)"
+    assert len(why) == 5

@@ -95,6 +95,8 @@ def _pixels(path: str):
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
     except Exception as exc:  # noqa: BLE001 - no header values in the message
         raise DecodeError(f"not a readable DICOM file ({type(exc).__name__})") from None
+    if not _is_dicom(data, ds):  # read by its name (.dcm, .ima): force=True reads any bytes as some element
+        raise DecodeError("not a DICOM file (no DICM preamble and no readable header)")
     if "PixelData" not in ds:
         raise DecodeError("DICOM file has no pixel data (a report or a structured document?)")
     quiet = logging.getLogger("pydicom")  # its plugins log each failure with a traceback; it is reported here
@@ -134,6 +136,17 @@ def _pixels(path: str):
     _LAST.clear()
     _LAST.update(key=key, value=value)
     return value
+
+
+def _is_dicom(data: bytes, ds) -> bool:
+    """Whether bytes pydicom read with ``force=True`` are a DICOM file: the ``DICM`` marker after
+    the preamble, else a header holding a known tag of a data group (``0000`` and the file meta
+    ``0002`` left out): a file without the preamble (Siemens ``.IMA``) has them, other bytes do not."""
+    if data[128:132] == b"DICM":
+        return True
+    from pydicom.datadict import dictionary_has_tag  # noqa: PLC0415
+
+    return any(t.group > 0x0002 and dictionary_has_tag(t) for t in ds.keys())
 
 
 def _palette_rgb(arr: np.ndarray, ds) -> np.ndarray:

@@ -8,7 +8,6 @@ import logging
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -25,7 +24,7 @@ from .groups import Groups, build_groups
 from .keypoints import SEARCH_MAX_IMAGES
 from .discovery import discover
 from .manifest import BOTH_SIDES, Manifest
-from .output import shown_fraction, tier_rounded
+from .output import shown_fraction, tier_rounded, user_path
 from .pairs import KINDS, SEARCH_VERSION, PairTable
 from .settings import DECODE_SIDE, DetectSettings
 from .views import MatchView
@@ -539,7 +538,7 @@ def _open_cache(cache, manifest: Manifest, warnings: list):
     if cache is False or cache is None or manifest.images is not None:
         return None
     # "~/..." as a path is the home folder (a quoted $LEAKSCAN_CACHE, --cache=~/...), never a folder named ~
-    path = Path(default_cache_path() if cache is True else cache).expanduser()
+    path = user_path(default_cache_path() if cache is True else cache)
     try:
         return FeatureCache(path, version=FEATURE_VERSION)
     except NotACache as exc:  # a folder, another file or another program's database: the user's to fix

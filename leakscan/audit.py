@@ -537,8 +537,10 @@ def _open_cache(cache, manifest: Manifest, warnings: list):
     """The FeatureCache to use, or None (arrays, cache off, or a cache that cannot be opened)."""
     if cache is False or cache is None or manifest.images is not None:
         return None
-    # "~/..." as a path is the home folder (a quoted $LEAKSCAN_CACHE, --cache=~/...), never a folder named ~
-    path = user_path(default_cache_path() if cache is True else cache)
+    # "~/..." as a path is the home folder (a quoted $LEAKSCAN_CACHE, --cache=~/...), never a folder named ~;
+    # a relative one is in the current folder (as pip's PIP_CACHE_DIR), made absolute here, once: what
+    # the run says about its cache names it whole
+    path = user_path(default_cache_path() if cache is True else cache).absolute()
     try:
         return FeatureCache(path, version=FEATURE_VERSION)
     except NotACache as exc:  # a folder, another file or another program's database: the user's to fix

@@ -69,8 +69,10 @@ class CachedRows:
 def default_cache_path() -> Path:
     """``$LEAKSCAN_CACHE``, else ``$XDG_CACHE_HOME/leakscan/features.sqlite``, else ``~/.cache/...``.
 
-    A relative ``$XDG_CACHE_HOME`` is ignored, as the XDG specification says (it would put a
-    cache in whatever folder the run starts from)."""
+    ``$LEAKSCAN_CACHE`` is returned as given: the caller reads a leading ``~`` as the home folder
+    and a relative path from the current folder (:func:`leakscan.audit.audit`). A relative
+    ``$XDG_CACHE_HOME`` is ignored, as the XDG specification says (it would put a cache in
+    whatever folder the run starts from)."""
     env = os.environ.get("LEAKSCAN_CACHE")
     if env:
         return Path(env)

@@ -25,6 +25,7 @@ from .keypoints import SEARCH_MAX_IMAGES
 from .discovery import discover
 from .manifest import BOTH_SIDES, Manifest
 from .output import shown_fraction, tier_rounded, user_path
+from .orb import opencv_loads
 from .pairs import KINDS, SEARCH_VERSION, PairTable
 from .settings import DECODE_SIDE, DetectSettings
 from .views import MatchView
@@ -638,9 +639,10 @@ def _cached_detection(store, key: str) -> Detection | None:
 
 
 def fingerprint(features: Features, settings: DetectSettings, splits=None) -> str:
-    """Digest of every feature row (in order), the detection settings and, if given, the splits."""
+    """Digest of every feature row (in order), the detection settings, whether OpenCV loads (the
+    keypoint search and the closer look need it) and, if given, the splits."""
     h = hashlib.blake2b(digest_size=20)
-    h.update(f"{__version__}|{SEARCH_VERSION}".encode())
+    h.update(f"{__version__}|{SEARCH_VERSION}|opencv={opencv_loads()}".encode())
     if splits is not None:
         h.update("\x1f".join(map(str, splits)).encode())
     h.update(f"{FEATURE_VERSION}|{CACHE_SCHEMA}|{len(features)}|{sorted(settings.to_dict().items())}".encode())

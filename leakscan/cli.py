@@ -21,7 +21,7 @@ from rich.console import Console
 from ._version import __version__
 from .errors import LeakscanError
 from .output import missing_folders, remove_empty_folders, shown_fraction, user_path
-from .parallel import MAX_JOBS_PER_CORE, check_jobs
+from .parallel import MAX_JOBS_PER_CORE, check_jobs, wait_for_workers
 from .settings import DECODE_SIDE, DEFAULTS, MODEL_BATCH, RANDOM_STATE, TRANSFORMS
 
 app = typer.Typer(
@@ -424,6 +424,7 @@ def _dask_client(address: Optional[str]):
     if not address:
         yield None
         return
+    wait_for_workers()  # a bad $LEAKSCAN_DASK_WAIT is refused before the scheduler is reached
     try:
         import dask  # noqa: PLC0415
         from distributed import Client  # noqa: PLC0415

@@ -8,7 +8,6 @@ import logging
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -25,7 +24,8 @@ from .groups import Groups, build_groups
 from .keypoints import SEARCH_MAX_IMAGES
 from .discovery import discover
 from .manifest import BOTH_SIDES, Manifest
-from .output import shown_fraction, tier_rounded
+from .output import shown_fraction, tier_rounded, user_path
+from .orb import opencv_loads
 from .pairs import KINDS, SEARCH_VERSION, PairTable
 from .settings import DECODE_SIDE, DetectSettings
 from .views import MatchView
@@ -538,8 +538,10 @@ def _open_cache(cache, manifest: Manifest, warnings: list):
     """The FeatureCache to use, or None (arrays, cache off, or a cache that cannot be opened)."""
     if cache is False or cache is None or manifest.images is not None:
         return None
-    # "~/..." as a path is the home folder (a quoted $LEAKSCAN_CACHE, --cache=~/...), never a folder named ~
-    path = Path(default_cache_path() if cache is True else cache).expanduser()
+    # "~/..." as a path is the home folder (a quoted $LEAKSCAN_CACHE, --cache=~/...), never a folder named ~;
+    # a relative one is in the current folder (as pip's PIP_CACHE_DIR), made absolute here, once: what
+    # the run says about its cache names it whole
+    path = user_path(default_cache_path() if cache is True else cache).absolute()
     try:
         return FeatureCache(path, version=FEATURE_VERSION)
     except NotACache as exc:  # a folder, another file or another program's database: the user's to fix
@@ -637,9 +639,10 @@ def _cached_detection(store, key: str) -> Detection | None:
 
 
 def fingerprint(features: Features, settings: DetectSettings, splits=None) -> str:
-    """Digest of every feature row (in order), the detection settings and, if given, the splits."""
+    """Digest of every feature row (in order), the detection settings, whether OpenCV loads (the
+    keypoint search and the closer look need it) and, if given, the splits."""
     h = hashlib.blake2b(digest_size=20)
-    h.update(f"{__version__}|{SEARCH_VERSION}".encode())
+    h.update(f"{__version__}|{SEARCH_VERSION}|opencv={opencv_loads()}".encode())
     if splits is not None:
         h.update("\x1f".join(map(str, splits)).encode())
     h.update(f"{FEATURE_VERSION}|{CACHE_SCHEMA}|{len(features)}|{sorted(settings.to_dict().items())}".encode())

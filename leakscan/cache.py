@@ -52,6 +52,10 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 APPLICATION_ID = 0x4C4B5343
 
 
+#: ``os.access`` asks as ``open`` would (the effective user and its rights), where it can.
+_EFFECTIVE_ACCESS = os.access in os.supports_effective_ids
+
+
 class NotACache(Exception):
     """The path names something that is not leakscan's cache (a folder, another file or database)."""
 
@@ -69,8 +73,10 @@ class CachedRows:
 def default_cache_path() -> Path:
     """``$LEAKSCAN_CACHE``, else ``$XDG_CACHE_HOME/leakscan/features.sqlite``, else ``~/.cache/...``.
 
-    A relative ``$XDG_CACHE_HOME`` is ignored, as the XDG specification says (it would put a
-    cache in whatever folder the run starts from)."""
+    ``$LEAKSCAN_CACHE`` is returned as given: the caller reads a leading ``~`` as the home folder
+    and a relative path from the current folder (:func:`leakscan.audit.audit`). A relative
+    ``$XDG_CACHE_HOME`` is ignored, as the XDG specification says (it would put a cache in
+    whatever folder the run starts from)."""
     env = os.environ.get("LEAKSCAN_CACHE")
     if env:
         return Path(env)
@@ -80,12 +86,16 @@ def default_cache_path() -> Path:
 
 
 def file_key(path: str) -> tuple[str, int, int] | None:
-    """(absolute path, size, mtime_ns) or None when the file cannot be stat'ed.
+    """(absolute path, size, mtime_ns) or None when the file cannot be stat'ed or read.
 
-    A name that is not UTF-8 (its bytes kept by Python as surrogates) is stored with those
-    bytes written as ``\\xNN``: SQLite text must be UTF-8."""
+    A file made unreadable (chmod) keeps its size and modification time: its key is None, so it
+    is decoded, and skipped, as on a first run, never audited from what was stored. A name that
+    is not UTF-8 (its bytes kept by Python as surrogates) is stored with those bytes written as
+    ``\\xNN``: SQLite text must be UTF-8."""
     try:
         st = os.stat(path)
+        if not os.access(path, os.R_OK, effective_ids=_EFFECTIVE_ACCESS):
+            return None
     except (OSError, ValueError):  # missing, unreadable folder, NUL in the name
         return None
     full = path if os.path.isabs(path) else os.path.abspath(path)

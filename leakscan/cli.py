@@ -20,8 +20,8 @@ from rich.console import Console
 
 from ._version import __version__
 from .errors import LeakscanError
-from .output import missing_folders, remove_empty_folders, shown_fraction
-from .parallel import MAX_JOBS_PER_CORE, check_jobs
+from .output import missing_folders, remove_empty_folders, shown_fraction, user_path
+from .parallel import MAX_JOBS_PER_CORE, check_jobs, wait_for_workers
 from .settings import DECODE_SIDE, DEFAULTS, MODEL_BATCH, RANDOM_STATE, TRANSFORMS
 
 app = typer.Typer(
@@ -261,7 +261,13 @@ def _model_spec(model: Optional[Path], batch: int, size: Optional[str] = None, n
     return ModelSpec.from_path(model, batch_size=batch, size=size, normalize=normalize)
 
 
-OPT_MANIFEST = typer.Option(None, "--manifest", "-m", show_default=False,
+def _user_path(value: Optional[Path]) -> Optional[Path]:
+    """The callback of every path option and argument: ``--out=~/report`` (which the shell leaves
+    as typed) is in the home folder, not a folder named ``~`` here (:func:`leakscan.output.user_path`)."""
+    return user_path(value)
+
+
+OPT_MANIFEST = typer.Option(None, "--manifest", "-m", show_default=False, callback=_user_path,
                             help="CSV with columns path, split[, label, group]; paths relative to the CSV.")
 OPT_MAX_HAMMING = typer.Option(DEFAULTS.max_hamming, "--max-hamming", min=-1, max=64,
                                help="pHash pairs at this Hamming distance or less are candidates, "
@@ -286,7 +292,7 @@ OPT_CROPS = typer.Option(DEFAULTS.crops, "--crops/--no-crops",
                               "picture); --no-crops is faster.")
 OPT_OVERLAP = typer.Option(DEFAULTS.overlap, "--overlap/--no-overlap",
                            help="Also search for overlapping tiles of one large image (images of 64 px or more).")
-OPT_MODEL = typer.Option(None, "--model", show_default=False,
+OPT_MODEL = typer.Option(None, "--model", show_default=False, callback=_user_path,
                          help="Also embed every image with this ONNX model and report pairs at "
                               "--model-min-cosine or more (needs pip install 'leakscan[onnx]').")
 OPT_MODEL_MIN_COSINE = typer.Option(DEFAULTS.model_min_cosine, "--model-min-cosine", min=0.0,
@@ -307,7 +313,7 @@ OPT_JOBS = typer.Option(None, "--jobs", "-j", min=1, show_default=False,
                              "per core].")
 OPT_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars and no tables.")
 OPT_FORCE = typer.Option(False, "--force", "-f", help="Overwrite earlier results.")
-OPT_CACHE = typer.Option(None, "--cache", show_default=False,
+OPT_CACHE = typer.Option(None, "--cache", show_default=False, callback=_user_path,
                          help="Feature cache database [default: $LEAKSCAN_CACHE, else "
                               "$XDG_CACHE_HOME/leakscan/features.sqlite, else ~/.cache/leakscan/features.sqlite].")
 OPT_NO_CACHE = typer.Option(False, "--no-cache", help="Decode every image; do not read or write the feature cache.")
@@ -352,7 +358,7 @@ def _max_file_size(value: Optional[str]):
 
 OPT_VERBOSE = typer.Option(False, "--verbose", "-v", help="Log what each stage does (on stderr).")
 OPT_DECISIONS = typer.Option(
-    None, "--decisions", show_default=False, metavar="FILE",
+    None, "--decisions", show_default=False, metavar="FILE", callback=_user_path,
     help="Your verdicts on pairs: CSV a,b,decision[,note] with decision distinct or duplicate "
          "(the report's Export decisions writes it). Distinct pairs are never reported or grouped, "
          "duplicate pairs always are.")
@@ -361,7 +367,7 @@ OPT_DASK = typer.Option(None, "--dask", show_default=False,
                              "(needs pip install 'leakscan[dask]'; workers must see the same paths).")
 
 
-OPT_HF = typer.Option(None, "--hf", show_default=False,
+OPT_HF = typer.Option(None, "--hf", show_default=False, callback=_user_path,
                       help="A Hugging Face dataset folder (save_to_disk, or a local folder load_dataset reads "
                            "offline); rows are split/index (needs pip install 'leakscan[hf]').")
 OPT_IMAGE_COLUMN = typer.Option(None, "--image-column", show_default=False,
@@ -418,6 +424,7 @@ def _dask_client(address: Optional[str]):
     if not address:
         yield None
         return
+    wait_for_workers()  # a bad $LEAKSCAN_DASK_WAIT is refused before the scheduler is reached
     try:
         import dask  # noqa: PLC0415
         from distributed import Client  # noqa: PLC0415
@@ -460,12 +467,12 @@ def audit(
     ctx: typer.Context,
     data: Optional[Path] = typer.Argument(
         None, help="Dataset folder (train/ val/ test/ found by name; class = folder holding the image) "
-                   "or a CSV manifest.", show_default=False),
+                   "or a CSV manifest.", show_default=False, callback=_user_path),
     manifest: Optional[Path] = OPT_MANIFEST,
     out: Optional[Path] = typer.Option(
         None, "--out", "-o", help="Write summary.json, pairs.csv, possible.csv, groups.csv, skipped.csv and "
                                   "report.html into this folder.",
-        show_default=False),
+        show_default=False, callback=_user_path),
     json_: bool = typer.Option(False, "--json", help="Print summary.json to stdout instead of tables."),
     no_html: bool = typer.Option(False, "--no-html", help="With --out: skip report.html (no thumbnails to make)."),
     cross_only: bool = typer.Option(
@@ -591,9 +598,9 @@ def audit(
 @app.command()
 def resplit(
     ctx: typer.Context,
-    data: Optional[Path] = typer.Argument(None, show_default=False,
+    data: Optional[Path] = typer.Argument(None, show_default=False, callback=_user_path,
                                           help="Dataset folder or CSV manifest (as for audit)."),
-    out: Path = typer.Option(..., "--out", "-o", show_default=False,
+    out: Path = typer.Option(..., "--out", "-o", show_default=False, callback=_user_path,
                              help="The new manifest to write: CSV with path, split, label, group "
                                   "(paths relative to its folder)."),
     manifest: Optional[Path] = OPT_MANIFEST,
@@ -609,7 +616,7 @@ def resplit(
                                                           "minimal-change repair."),
     seed: int = typer.Option(RANDOM_STATE, "--seed", min=0, help="Random seed (the same seed gives the same split)."),
     materialize_dir: Optional[Path] = typer.Option(
-        None, "--materialize", show_default=False,
+        None, "--materialize", show_default=False, callback=_user_path,
         help="Also build DIR/<split>/<label>/<file> for the new split (originals untouched)."),
     link: LinkMode = typer.Option(LinkMode.hardlink, "--link", help="How --materialize places files."),
     json_: bool = typer.Option(False, "--json", help="Print the re-split report as JSON to stdout."),

@@ -42,7 +42,7 @@ from PIL import Image
 from .decode import (DecodeError, canonical_from_array, decode_reduced, file_size_cap, read_bytes,
                      requested_max_file_size)
 from .manifest import Manifest
-from .orb import KEYPOINT_RECORD, LOOK_MIN_SIDE, strongest_keypoints
+from .orb import KEYPOINT_RECORD, LOOK_MIN_SIDE, opencv_loads, strongest_keypoints
 from .padding import NO_BORDER
 from .parallel import check_jobs, run_chunks
 from .settings import DECODE_SIDE
@@ -728,7 +728,7 @@ def _extract_chunk(job) -> Features:
     ``picture_share`` of digests keep a small picture (:attr:`Features.pictures`); with
     ``keypoints``, pictures of LOOK_MIN_SIDE px or more keep their search keypoints."""
     kind, items, extra, decode_side, picture_share, keypoints = job
-    keypoints = keypoints and _opencv_loads()
+    keypoints = keypoints and opencv_loads()
     embedder = extra.load() if extra is not None else None
     decode_side = side_for_model(decode_side, embedder)
     views: dict[int, np.ndarray] = {}
@@ -824,15 +824,6 @@ def _extract_chunk(job) -> Features:
                     model_embedding=_extra_embed(embedder, views, out.ok),
                     failures=tuple(failures), notes=tuple(notes),
                     pictures=tuple((k, pic) for k, pic in pictures if out.ok[k]))
-
-
-def _opencv_loads() -> bool:
-    """Whether OpenCV can be loaded (a broken install: no keypoints, the search says so)."""
-    try:
-        import cv2  # noqa: F401, PLC0415
-    except ImportError:
-        return False
-    return True
 
 
 def digest_order(digests: np.ndarray) -> np.ndarray:

@@ -15,8 +15,8 @@ import threading
 import numpy as np
 from PIL import Image
 
-__all__ = ["LOOK_MIN_SIDE", "STRONGEST", "KEYPOINT_RECORD", "SPREAD_GRID", "detector", "grey_at_side",
-           "spread_strongest", "strongest_keypoints"]
+__all__ = ["LOOK_MIN_SIDE", "STRONGEST", "KEYPOINT_RECORD", "SPREAD_GRID", "detector", "opencv_loads",
+           "grey_at_side", "spread_strongest", "strongest_keypoints"]
 
 #: Pictures smaller than this on their shorter side (CIFAR's 32 px) have too few keypoints.
 LOOK_MIN_SIDE = 64
@@ -47,6 +47,16 @@ def detector():
     if getattr(_local, "orb", None) is None:
         _local.orb = cv2.ORB_create(nfeatures=500, edgeThreshold=15, patchSize=15, fastThreshold=10)
     return _local.orb
+
+
+def opencv_loads() -> bool:
+    """Whether OpenCV can be imported. Without it (a broken install) no keypoints are kept or
+    searched and nothing is looked at closer, each said: a search result depends on it."""
+    try:
+        import cv2  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
 
 
 def grey_at_side(picture: Image.Image, side: int) -> np.ndarray:

@@ -22,7 +22,7 @@ from .errors import OutputError
 
 __all__ = ["atomic_write", "inside", "make_folder", "missing_folders", "remove_empty_folders", "utf8_text",
            "json_text", "name_start", "tmp_prefix", "clean_leftovers", "TMP_MARK", "shown_bar", "tier_rounded",
-           "CONFIDENCE_DIGITS", "shown_fraction", "FRACTION_DIGITS"]
+           "CONFIDENCE_DIGITS", "shown_fraction", "FRACTION_DIGITS", "user_path"]
 
 Content = Union[str, bytes, Callable[[str], None]]
 
@@ -152,6 +152,17 @@ def atomic_write(path, content: Content) -> Path:
             except OSError:
                 pass
     return path
+
+
+def user_path(path):
+    """``path`` as the user meant it: a leading ``~`` (or ``~user``) is that home folder, as the
+    shell makes it of a word that starts with it, but not after ``--out=`` nor in quotes.
+    None stays None.
+
+    >>> import os; str(user_path("~/x")) == os.path.join(os.path.expanduser("~"), "x")
+    True
+    """
+    return None if path is None else Path(os.path.expanduser(os.fspath(path)))
 
 
 def make_folder(folder) -> Path:

@@ -11,6 +11,7 @@ import collections
 import ctypes
 import itertools
 import logging
+import math
 import os
 import signal
 import sys
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 _NO_POOL: list = []
 
 __all__ = ["default_jobs", "check_jobs", "run_chunks", "map_threads", "one_ahead", "die_with_parent", "even_blocks",
-           "MAX_JOBS_PER_CORE"]
+           "MAX_JOBS_PER_CORE", "WAIT_ENV", "wait_for_workers"]
 
 
 def default_jobs() -> int:
@@ -167,9 +168,26 @@ def _cluster_error(exc: Exception, key) -> LeakscanError:
 
 
 #: Seconds a run waits for workers to join a scheduler that lost all of its own mid-run (workers
-#: killed with no nanny to restart them) before it ends. A scheduler that has none at the start
-#: is waited for without end: an adaptive cluster starts its workers once tasks come.
+#: killed with no nanny to restart them) before it ends, unless :data:`WAIT_ENV` says otherwise
+#: (:func:`wait_for_workers`). A scheduler that has none at the start is waited for without
+#: end: an adaptive cluster starts its workers once tasks come.
 WAIT_FOR_WORKERS = 600.0
+WAIT_ENV = "LEAKSCAN_DASK_WAIT"
+
+
+def wait_for_workers() -> float:
+    """The seconds to wait for lost workers: ``$LEAKSCAN_DASK_WAIT``, else :data:`WAIT_FOR_WORKERS`
+    (``inf``: without end). A :class:`ConfigError` for a value that is not a number of seconds."""
+    given = os.environ.get(WAIT_ENV, "")
+    if not given.strip():
+        return WAIT_FOR_WORKERS
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = math.nan
+    if not seconds >= 0:
+        raise ConfigError(f"{WAIT_ENV} must be a number of seconds (0 or more, such as 600), got {given!r}")
+    return seconds
 
 
 class _Workers:
@@ -177,13 +195,14 @@ class _Workers:
 
     def __init__(self, client) -> None:
         self.client = client
+        self.wait = wait_for_workers()
         self.seen = False  # workers seen during this run: losing them all is a failure, not a slow start
         self.none_since: float | None = None
 
     def threads(self) -> int:
         """The scheduler's worker threads now. With none: a warning that the run waits (once each
         time the workers run out); a :class:`LeakscanError` once they were lost and none joined
-        in :data:`WAIT_FOR_WORKERS` seconds."""
+        in :func:`wait_for_workers` seconds."""
         if self.client.status != "running":  # the scheduler lost: the tasks fail and say so
             return 0
         try:
@@ -198,13 +217,13 @@ class _Workers:
             self.none_since = time.monotonic()
             if self.seen:
                 log.warning("the Dask scheduler at %s has no workers left: waiting up to %g s for some to join "
-                            "(Ctrl-C stops)", address, WAIT_FOR_WORKERS)
+                            "(Ctrl-C stops)", address, self.wait)
             else:
                 log.warning("the Dask scheduler at %s has no workers: waiting for some to join (Ctrl-C stops)",
                             address)
-        elif self.seen and time.monotonic() - self.none_since > WAIT_FOR_WORKERS:
+        elif self.seen and time.monotonic() - self.none_since > self.wait:
             raise LeakscanError(f"the Dask cluster failed: the scheduler at {address} lost all its workers and "
-                                f"none joined in {WAIT_FOR_WORKERS:g} s")
+                                f"none joined in {self.wait:g} s")
         return 0
 
 

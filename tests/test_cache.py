@@ -225,6 +225,22 @@ def test_a_cache_path_starting_with_a_tilde_is_in_the_home_folder(small, tmp_pat
     assert not os.listdir(work)
 
 
+def test_a_relative_cache_path_is_taken_from_the_current_folder_and_named_whole(small, tmp_path, monkeypatch):
+    """A relative ``$LEAKSCAN_CACHE`` (or ``cache=``) is in the folder the run starts from, as pip
+    reads a relative ``PIP_CACHE_DIR``; it is made absolute once, so what the run says names it whole."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("LEAKSCAN_CACHE", "caches/features.sqlite")
+    audit(small, jobs=1)
+    assert (work / "caches" / "features.sqlite").is_file()
+    (work / "blocker").write_text("a file where the cache's folder would be")
+    for env, given in (("blocker/c.sqlite", True), ("caches/features.sqlite", "blocker/c.sqlite")):
+        monkeypatch.setenv("LEAKSCAN_CACHE", env)
+        said = [w for w in audit(small, cache=given, jobs=1).warnings if "cannot be used" in w]
+        assert said and f"feature cache {work / 'blocker' / 'c.sqlite'} cannot be used" in said[0], said
+
+
 def test_a_cache_of_another_table_layout_is_rebuilt_in_this_ones(small, tmp_path):
     """A cache another schema wrote (a newer leakscan's, after a downgrade; or this one's after
     an upgrade that changes the tables) is rebuilt in this version's layout: clearing its rows

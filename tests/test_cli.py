@@ -1,5 +1,6 @@
 import csv
 import json
+import os
 
 import pytest
 from typer.testing import CliRunner
@@ -235,3 +236,24 @@ def test_jobs_beyond_the_bound_refused_before_anything_is_written(tmp_path, monk
     assert parallel.check_jobs(most) == most
     with pytest.raises(ConfigError, match=f"^jobs must be at most {most} "):
         parallel.check_jobs(most + 1)
+
+
+def test_path_options_written_with_equals_and_a_tilde_are_in_the_home_folder(leaky_dataset, tmp_path, monkeypatch):
+    """``--out=~/res`` reaches leakscan as typed (the shell expands ``~`` only at a word's start):
+    a leading ``~`` of every path option is the home folder, never a folder named ``~`` made here."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    (home / "verdicts.csv").write_text("a,b,decision\n")
+    with open(home / "splits.csv", "w") as fh:
+        fh.write("path,split\n" + "".join(f"{p},{p.parts[-3]}\n" for p in sorted(leaky_dataset.rglob("*.jpg"))))
+    r = run("audit", "--manifest=~/splits.csv", "--out=~/res", "--decisions=~/verdicts.csv", "--cache=~/c.sqlite",
+            "-q")
+    assert r.exit_code == 0, r.output
+    assert (home / "res" / "summary.json").is_file() and (home / "c.sqlite").is_file()
+    r = run("resplit", "--manifest=~/splits.csv", "--out=~/new.csv", "--materialize=~/tree", "-q")
+    assert r.exit_code == 0, r.output
+    assert (home / "new.csv").is_file() and (home / "tree" / "train").is_dir()
+    assert not os.listdir(work)

@@ -310,3 +310,54 @@ def test_the_clusters_own_log_lines_are_not_printed_beside_the_one_line(client, 
     assert "Failed to reconnect" not in caplog.text and "a file was skipped" in caplog.text
     logging.getLogger("distributed.client").error("after the run")  # the filter goes with the client
     assert "after the run" in caplog.text
+
+
+class _LosingClient:
+    """A client whose scheduler had a worker, then none (no cluster started)."""
+
+    status = "running"
+    scheduler = type("Scheduler", (), {"address": "tcp://10.0.0.1:8786"})()
+
+    def __init__(self):
+        self.counts = [{"w": 1}]
+
+    def nthreads(self):
+        return self.counts.pop(0) if self.counts else {}
+
+
+def test_the_wait_for_lost_workers_is_set_by_leakscan_dask_wait(monkeypatch, caplog):
+    """The 10 minutes a run waits for workers after losing them all had no setting:
+    ``$LEAKSCAN_DASK_WAIT`` (seconds) sets it."""
+    import logging
+    import time
+
+    from leakscan.errors import LeakscanError
+    from leakscan.parallel import _Workers
+
+    monkeypatch.setenv("LEAKSCAN_DASK_WAIT", "0.2")
+    workers = _Workers(_LosingClient())
+    assert workers.threads() == 1
+    with caplog.at_level(logging.WARNING, logger="leakscan"):
+        assert workers.threads() == 0
+    assert "waiting up to 0.2 s for some to join" in caplog.text
+    time.sleep(0.3)
+    with pytest.raises(LeakscanError, match="lost all its workers and none joined in 0.2 s$"):
+        workers.threads()
+
+
+@pytest.mark.parametrize("value", ["soon", "-5", "nan", ""])
+def test_a_bad_leakscan_dask_wait_is_one_line_before_connecting(leaky_dataset, monkeypatch, value):
+    import dask
+    from typer.testing import CliRunner
+
+    from leakscan.cli import app
+
+    monkeypatch.setenv("LEAKSCAN_DASK_WAIT", value)
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        r = CliRunner().invoke(app, ["audit", str(leaky_dataset), "--dask", "tcp://127.0.0.1:1", "--no-cache", "-q"])
+    if not value:  # set but empty: the default, as an empty LEAKSCAN_MAX_FILE_SIZE is
+        assert r.exit_code == 2 and "cannot reach the Dask scheduler" in r.output, r.output
+        return
+    assert r.exit_code == 2, r.output
+    assert r.output.strip() == ("leakscan: error: LEAKSCAN_DASK_WAIT must be a number of seconds (0 or more, "
+                                f"such as 600), got {value!r}")

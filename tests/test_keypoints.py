@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import numpy as np
 import pytest
@@ -250,6 +251,23 @@ def test_without_opencv_the_audit_keeps_the_thumbnails_decision_and_says_so(tmp_
     made = looked.calibration.stats["keypoints"]["raised_to_duplicates"]
     made += looked.calibration.stats["keypoints"].get("keypoint_duplicates", 0)
     assert len(result.pair_records()) == len(looked.pair_records()) - made
+
+
+def test_a_search_made_without_opencv_is_not_reused_once_it_loads(tmp_path, monkeypatch):
+    """The search results kept in the feature cache were keyed by the features and settings only:
+    a run made while OpenCV could not be imported (no keypoint search, no closer look) was read
+    back after it was installed, its warning to reinstall it too. Whether it loads is in the key."""
+    _tile_folder(tmp_path / "tiles")
+    db = tmp_path / "c.sqlite"
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "cv2", None)  # import cv2 fails, as with a broken install
+        without = leakscan.audit(tmp_path / "tiles", cache=db, jobs=1)
+    assert without.calibration.stats["keypoints"]["used"] is False
+    looked = leakscan.audit(tmp_path / "tiles", cache=db, jobs=1)
+    assert looked.features.n_cached == len(looked.manifest)  # the features are reused; the search is not
+    assert looked.calibration.stats["keypoints"]["used"] is True
+    assert not any("OpenCV" in w for w in looked.warnings)
+    assert looked.pair_records() == leakscan.audit(tmp_path / "tiles", cache=False, jobs=1).pair_records()
 
 
 def test_a_picture_opencv_fails_on_or_a_file_gone_since_it_was_read_ends_no_run(tmp_path, monkeypatch, caplog):

@@ -1,6 +1,10 @@
 """Dirty data: every file accounted for, clear reasons, nothing crashes, nothing is touched."""
 
+import ctypes
+import json
 import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -11,7 +15,7 @@ from typer.testing import CliRunner
 from leakscan import InputError, audit, discover
 from leakscan.cli import app
 from leakscan.decode import DecodeError, decode_bytes
-from conftest import tree_digest
+from conftest import ROOT, tree_digest
 from corpus import make_corpus
 
 
@@ -83,6 +87,58 @@ def test_unreadable_file(tmp_path):
     # chmod changes no mtime: the failure must not have been cached (issue 15, item 1)
     r = audit(d, jobs=1, cache=tmp_path / "c.sqlite")
     assert "train/cls/exif-upright.png" not in dict(r.skipped)
+
+
+def _without_root_reading():
+    """A ``preexec_fn`` that lets a child run as root not read what its permissions deny (its
+    capability bounding set without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, so that the
+    program it starts has neither); None when not root, where permissions hold anyway."""
+    if os.geteuid() != 0:
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def drop():
+        for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+    return drop
+
+
+_AUDIT_IN_A_CHILD = """
+import json, sys
+from leakscan import audit
+data, cache, name = sys.argv[1:]
+try:
+    open(f"{data}/{name}", "rb").close()
+    readable = True
+except PermissionError:
+    readable = False
+r = audit(data, jobs=1, cache=cache)
+print(json.dumps({"readable": readable, "skipped": dict(r.skipped)}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="drops root's reading rights the Linux way")
+def test_a_file_made_unreadable_since_it_was_cached_is_skipped_as_on_a_first_run(tmp_path):
+    """chmod keeps a file's size and modification time, the cache's key: its cached features
+    were audited though the file could not be read any more (a first run skips it)."""
+    d, db, name = tmp_path / "d", tmp_path / "c.sqlite", "train/cls/exif-upright.png"
+    make_corpus(d)
+    audit(d, jobs=1, cache=db)
+    (d / name).chmod(0)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    try:
+        r = subprocess.run([sys.executable, "-c", _AUDIT_IN_A_CHILD, str(d), str(db), name], env=env,
+                           preexec_fn=_without_root_reading(), capture_output=True, text=True, timeout=300)
+    except subprocess.SubprocessError as exc:  # root without the right to drop capabilities
+        pytest.skip(f"cannot run a child that obeys permissions: {exc}")
+    finally:
+        (d / name).chmod(0o644)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.splitlines()[-1])
+    if got["readable"]:
+        pytest.skip("the child reads every file: permissions cannot be tested")
+    assert "permission denied" in got["skipped"].get(name, ""), got["skipped"]
 
 
 def test_commands_never_touch_the_dataset(corpus, tmp_path):

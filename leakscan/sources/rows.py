@@ -240,8 +240,12 @@ class RowSource:
 
 
 def _file_key(path, suffix: str):
+    """As :func:`leakscan.cache.file_key` (None for a file that cannot be stat'ed or read now),
+    the path followed by ``suffix``."""
     try:
         st = os.stat(path)
+        if not os.access(path, os.R_OK, effective_ids=os.access in os.supports_effective_ids):
+            return None
     except (OSError, TypeError, ValueError):
         return None
     return os.path.abspath(path) + suffix, int(st.st_size), int(st.st_mtime_ns)

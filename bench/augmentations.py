@@ -255,14 +255,16 @@ def default_distractors() -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def _scored(pairs) -> tuple[int, int]:
-    """(copies found, false pairs) among ``pairs`` of file stems: a copy with its original; any pair of
-    a picture of the bench with another photo (two distractors are not scored)."""
+def _scored(pairs, original_of: dict) -> tuple[int, int]:
+    """(copies found, false pairs) among ``pairs`` of file stems: a copy with its original
+    (``original_of``: each copy's stem -> its original's, recorded as the copy is made); any
+    other pair of a picture of the bench with another photo (two distractors are not scored)."""
+    bench = set(original_of) | set(original_of.values())
     found = false = 0
     for a, b in pairs:
-        if a[0] == b[0] == "p" and a[:4] == b[:4]:
+        if original_of.get(a) == b or original_of.get(b) == a:
             found += 1
-        elif "p" in (a[0], b[0]):
+        elif a in bench or b in bench:
             false += 1
     return found, false
 
@@ -286,15 +288,19 @@ def run(source: Path | None, distractors: list[Path], work: Path, only: set | No
                 os.link(path, folder / f"d{q:04d}{path.suffix}")
             except OSError:
                 shutil.copyfile(path, folder / f"d{q:04d}{path.suffix}")
+        original_of = {}
         for k, img in enumerate(photos):
             img.save(folder / f"p{k:03d}.jpg", quality=90)
             make(img, rng).convert("RGB").save(folder / f"p{k:03d}_copy.jpg", quality=90)
+            original_of[f"p{k:03d}_copy"] = f"p{k:03d}"
         t = time.perf_counter()
         result = leakscan.audit(folder, cache=False)
         wall = time.perf_counter() - t
-        found, false = _scored((Path(rec["a"]).stem, Path(rec["b"]).stem) for rec in result.pair_records())
+        found, false = _scored([(Path(rec["a"]).stem, Path(rec["b"]).stem) for rec in result.pair_records()],
+                               original_of)
         names = sorted(p.name for p in folder.iterdir())
-        ph_found, ph_false = _scored(tuple(Path(n).stem for n in pair) for pair in phash_found(folder, names))
+        ph_found, ph_false = _scored([tuple(Path(n).stem for n in pair) for pair in phash_found(folder, names)],
+                                     original_of)
         out["rows"].append({"group": group, "augmentation": name, "copies": len(photos), "found": found, "false_pairs": false,
                             "wall_s": round(wall, 1), "phash_found": ph_found, "phash_false_pairs": ph_false})
         print(f"{name}: {found} of {len(photos)} found, {false} false pairs ({wall:.1f} s)", file=sys.stderr)

@@ -28,9 +28,16 @@ def _draft(data: bytes, side: int, mode: str = "RGB") -> Image.Image:
     return img
 
 
+def _full_rgb(data: bytes) -> Image.Image:
+    """Decoded at full size and in RGB: a grey or CMYK JPEG converted (an RGB one is not copied)."""
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
 WAYS = (
     ('`open` + `convert("L")`, full size (the baseline)', lambda d: Image.open(io.BytesIO(d)).convert("L")),
-    ("`open` + `load`, full-size RGB", lambda d: Image.open(io.BytesIO(d)).load()),
+    ("`open` + `load`, full-size RGB", _full_rgb),
     ('`draft("RGB", (256, 256))`', lambda d: _draft(d, 256)),
     ('`draft("RGB", (160, 160))`', lambda d: _draft(d, 160)),
     ('`draft("L", (160, 160))`', lambda d: _draft(d, 160, "L")),

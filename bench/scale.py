@@ -8,6 +8,12 @@ search -> groups -> leakage report. Prints one JSON line.
 shifted by up to a pixel, with noise), so every candidate is aligned, the decision is
 calibrated on copies of the thumbnails, and the run measures search + verification +
 calibration + groups + report, as a real audit after decoding.
+
+Without --thumbs the features have no pixels, so the decision's calibration copies blank
+pictures and learns nothing (at 10,000 images it finds too few copies to fit, and every
+candidate is left possible): what that run measures is the search, ``planted_proposed`` (the
+planted pairs the search proposed, as duplicates or possible), and it says so on stderr.
+``planted_found_direct`` and ``planted_same_group`` count the decided duplicates only.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import time
 
 import numpy as np
@@ -98,7 +105,6 @@ def main() -> None:
     import leakscan.index as index
     from leakscan.audit import analyse
     from leakscan.manifest import Manifest
-    from leakscan.decide import find_pairs
     from leakscan.settings import DetectSettings
 
     if exact:
@@ -120,23 +126,35 @@ def main() -> None:
     from leakscan.decide import detect
     from leakscan.parallel import check_jobs
 
-    det = detect(feats, settings, jobs=check_jobs(None)) if with_thumbs else None
-    pairs = det.pairs if det is not None else find_pairs(feats, settings)
+    det = detect(feats, settings, jobs=check_jobs(None) if with_thumbs else 1)
+    pairs = det.pairs
     t_pairs = time.perf_counter() - t
     audit = analyse(m, feats, pairs, settings)
     total = time.perf_counter() - t
     found = set(zip(pairs.i.tolist(), pairs.j.tolist()))
     direct = np.mean([(a, b) in found for a, b in planted.tolist()])
+    found |= set(zip(det.possible.i.tolist(), det.possible.j.tolist()))
+    proposed = float(np.mean([(a, b) in found for a, b in planted.tolist()]))
     g = audit.groups.ids
     grouped = float(np.mean(g[planted[:, 0]] == g[planted[:, 1]]))
     print(json.dumps({"n": n, "exact": exact, "thumbs": with_thumbs, "seconds_generate": round(t_synth, 1),
                       "seconds_search": round(t_pairs, 1), "seconds_total": round(total, 1),
-                      "timings": {k: round(v, 1) for k, v in (det.timings if det is not None else {}).items()},
+                      "timings": {k: round(v, 1) for k, v in det.timings.items()},
                       "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                       "peak_mb_after_generating": round(peak_generate),
                       "planted_pairs": len(planted), "planted_found_direct": round(float(direct), 4),
                       "planted_same_group": round(grouped, 4), "n_pairs": len(pairs),
-                      "largest_group": int(audit.groups.sizes.max())}))
+                      "largest_group": int(audit.groups.sizes.max()), "planted_proposed": round(proposed, 4),
+                      "calibrated": det.calibration is not None, "warnings": list(det.warnings)}))
+    if not with_thumbs or det.calibration is None:
+        why = ("without --thumbs the features have no pixels: the calibration copies blank pictures, so the "
+               "decision is not measured" if not with_thumbs else
+               f"the decision could not be calibrated at {n:,} images")
+        print(f"scale.py: {why}; planted_found_direct ({direct:.4f}) counts the pairs decided duplicates, the "
+              f"search proposed {proposed:.4f} of the {len(planted):,} planted pairs (planted_proposed)"
+              + ("" if det.calibration is not None else
+                 ": no decision was fitted, so every candidate but an exact copy is only possible"),
+              file=sys.stderr)
 
 
 if __name__ == "__main__":

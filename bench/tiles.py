@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import shutil
@@ -79,58 +80,78 @@ def planted_copy(tile: Image.Image, rng: np.random.Generator) -> tuple[Image.Ima
 
 
 def build(work: Path, source: Path | None, side: int, seed: int = 0) -> dict:
-    """Write the dataset under ``work/data``; returns the ground truth."""
+    """Write the dataset under ``work/data``; returns the ground truth. One photo and one tile
+    are in memory at a time: the train tiles' pixels wait in a file under ``work`` until the
+    planted ones are drawn (the draws, and so the files, as when every tile was kept)."""
     rng = np.random.default_rng(seed)
     data = work / "data"
     if data.exists():
         shutil.rmtree(data)
-    tiles = []  # (photo, tile image)
-    small = []
-    for name, img in source_photos(source, n_generated=0):
-        img = img.convert("RGB")
-        w, h = img.size
-        if min(w, h) < side:  # not one tile in it
-            small.append(name)
-            continue
-        for y in range(0, h - side + 1, side):
-            for x in range(0, w - side + 1, side):
-                tiles.append((name, img.crop((x, y, x + side, y + side))))
+    data.mkdir(parents=True)
+    spill = work / "train-tiles.raw"  # each train tile's RGB bytes, in the order of the tiles
+    at: dict = {}  # tile -> (its photo's name, where its bytes start in spill)
+    info: dict = {}  # each photo's info, which its tiles carry (crop copies it)
+    paths, split, small = [], [], []
+    with open(spill, "wb") as raw:
+        for name, img in source_photos(source, n_generated=0):
+            img = img.convert("RGB")
+            w, h = img.size
+            if min(w, h) < side:  # not one tile in it
+                small.append(name)
+                continue
+            info[name] = img.info
+            for y in range(0, h - side + 1, side):
+                for x in range(0, w - side + 1, side):
+                    k = len(paths)
+                    tile = img.crop((x, y, x + side, y + side))
+                    sp = "test" if rng.random() < 0.25 else "train"  # one draw a tile, as one draw of all
+                    p = data / sp / name / f"tile{k:04d}.jpg"
+                    p.parent.mkdir(parents=True, exist_ok=True)
+                    tile.save(p, quality=92)
+                    paths.append(p.relative_to(data).as_posix())
+                    split.append(sp)
+                    if sp == "train":
+                        at[k] = (name, raw.tell())
+                        raw.write(tile.tobytes())
+            del img  # let go before the next photo is decoded
     say_left_out(small, f"under {side} px on a side: not one --side tile")
-    if len(tiles) < 2:
-        raise SystemExit(f"{source}: need at least 2 tiles of {side} px, found {len(tiles)} (a smaller --side cuts more)")
-    split = np.where(rng.random(len(tiles)) < 0.25, "test", "train")
-    paths = []
-    for k, ((name, tile), sp) in enumerate(zip(tiles, split)):
-        p = data / sp / name / f"tile{k:04d}.jpg"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tile.save(p, quality=92)
-        paths.append(p.relative_to(data).as_posix())
+    if len(paths) < 2:
+        spill.unlink()
+        raise SystemExit(f"{source}: need at least 2 tiles of {side} px, found {len(paths)} (a smaller --side cuts more)")
+    split = np.array(split)
     train = np.flatnonzero(split == "train")
-    n_plant = max(1, len(tiles) // 20)
+    n_plant = max(1, len(paths) // 20)
     planted = []
-    for k in rng.choice(train, size=min(n_plant, len(train)), replace=False).tolist():
-        name, tile = tiles[k]
-        copy, kind = planted_copy(tile, rng)
-        p = data / "test" / name / f"planted{k:04d}-{kind}.jpg"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        copy.convert("RGB").save(p, quality=92)
-        planted.append((paths[k], p.relative_to(data).as_posix(), kind))
+    with open(spill, "rb") as raw:
+        for k in rng.choice(train, size=min(n_plant, len(train)), replace=False).tolist():
+            name, start = at[k]
+            raw.seek(start)
+            tile = Image.frombytes("RGB", (side, side), raw.read(side * side * 3))
+            tile.info = info[name].copy()
+            copy, kind = planted_copy(tile, rng)
+            p = data / "test" / name / f"planted{k:04d}-{kind}.jpg"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            copy.convert("RGB").save(p, quality=92)
+            planted.append((paths[k], p.relative_to(data).as_posix(), kind))
+    spill.unlink()
     photo_of = {p: p.split("/")[1] for p in paths}
     photo_of.update({b: b.split("/")[1] for _, b, _ in planted})
     n_test = int((split == "test").sum()) + len(planted)
     # images whose files decode to the same pixels (tiles of a photo's flat black surround, and
     # a mirrored copy of one) are duplicates too: each pair of them is a true pair
-    by_pixels: dict = {}
+    by_pixels: dict = {}  # by a digest of the pixels: not every image's pixels at once
     for rel in paths + [b for _, b, _ in planted]:
         with Image.open(data / rel) as im:
-            by_pixels.setdefault(im.convert("RGB").tobytes(), []).append(rel)
+            rgb = im.convert("RGB")
+            key = rgb.size, hashlib.blake2b(rgb.tobytes(), digest_size=16).digest()
+            by_pixels.setdefault(key, []).append(rel)
     identical = {frozenset((a, b)) for same in by_pixels.values() for a in same for b in same if a < b}
     identical_sets = [same for same in by_pixels.values() if len(same) > 1]
     # test images whose pixels a train image has: leaked as much as a planted copy is
     twinned = {a for same in by_pixels.values() for a in same
                if a.startswith("test/") and any(b.startswith("train/") for b in same)}
     return {"data": data, "planted": planted, "photo_of": photo_of, "n_images": len(paths) + len(planted),
-            "n_test": n_test, "n_photos": len({t[0] for t in tiles}), "identical": identical, "identical_sets": identical_sets,
+            "n_test": n_test, "n_photos": len(info), "identical": identical, "identical_sets": identical_sets,
             "twinned": twinned}
 
 

@@ -562,3 +562,25 @@ def test_keep_reads_a_split_name_as_a_manifest_does_and_once(leaky_dataset, tmp_
     assert r.exit_code == 0, r.output
     remedy = json.loads(r.stdout)["remedy"]
     assert remedy.startswith("kept test unchanged;"), remedy
+
+
+def test_a_seed_gives_each_image_one_split_however_the_manifest_orders_its_rows(leaky_dataset, tmp_path):
+    # folders are read in sorted order, a manifest as it lists its rows: the same --seed gave a
+    # shuffled manifest's images other splits (every mode, --keep too)
+    import random
+
+    import leakscan
+
+    files = sorted(leaky_dataset.rglob("*.jpg"))
+    rows = [[str(p), p.relative_to(leaky_dataset).parts[0], p.parent.name] for p in files]
+    audits = []
+    for k, order in enumerate((rows, random.Random(3).sample(rows, len(rows)))):
+        with open(tmp_path / f"m{k}.csv", "w", newline="") as fh:
+            csv.writer(fh).writerows([["path", "split", "label"], *order])
+        audits.append(leakscan.audit(manifest=tmp_path / f"m{k}.csv", cache=False, jobs=1))
+    for kw in ({"shuffle": True}, {"ratios": "train=0.5,val=0.2,test=0.3"}, {}, {"keep": "test"},
+               {"keep": "test", "ratios": "train=0.6,val=0.4"}):
+        for seed in (1, 2):
+            got = [{x["path"]: x["split"] for x in leakscan.resplit(a, random_state=seed, **kw).records()}
+                   for a in audits]
+            assert got[0] == got[1], (kw, seed)

@@ -189,7 +189,8 @@ class Resplit:
                 elif was >= 4 and now < was / 2:
                     warnings.append(f"class {lab!r} shrinks by more than half in {name}: {was} images before, "
                                     f"{now} after")
-        return {"mode": self.mode, "remedy": self.remedy, "seed": self.seed, "n_images": int(len(m)),
+        return {"mode": self.mode, "remedy": self.remedy, "seed": self.seed,
+                "n_images": self.audit.n_images,  # audited, as audit's: the unreadable are unreadable_left_out
                 "moved": a.moved, "dropped": int(self.dropped.sum()), "forced": a.forced,
                 "unreadable_left_out": int(len(self.unreadable_rows())),
                 "not_audited_left_out": len(self.not_audited()),

@@ -584,3 +584,14 @@ def test_a_seed_gives_each_image_one_split_however_the_manifest_orders_its_rows(
             got = [{x["path"]: x["split"] for x in leakscan.resplit(a, random_state=seed, **kw).records()}
                    for a in audits]
             assert got[0] == got[1], (kw, seed)
+
+
+def test_n_images_counts_the_images_audited_as_audit_does(leaky_dataset, tmp_path):
+    # resplit --json's n_images counted the files the audit could not read, audit --json's not
+    import leakscan
+
+    (leaky_dataset / "test" / "a" / "broken.jpg").write_bytes(b"not an image")
+    a = leakscan.audit(leaky_dataset, cache=False, jobs=1)
+    d = leakscan.resplit(a).to_dict()
+    assert d["n_images"] == a.to_dict()["n_images"] == 19 and d["unreadable_left_out"] == 1
+    assert d["n_images"] == sum(s["achieved"] for s in d["splits"].values()) + d["dropped"]

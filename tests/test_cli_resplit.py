@@ -595,3 +595,16 @@ def test_n_images_counts_the_images_audited_as_audit_does(leaky_dataset, tmp_pat
     d = leakscan.resplit(a).to_dict()
     assert d["n_images"] == a.to_dict()["n_images"] == 19 and d["unreadable_left_out"] == 1
     assert d["n_images"] == sum(s["achieved"] for s in d["splits"].values()) + d["dropped"]
+
+
+def test_a_zero_ratio_is_refused_with_the_way_to_have_no_such_split(leaky_dataset, tmp_path):
+    # --ratios test=0 was refused as 'ratios must be positive numbers, got test=0.0', without
+    # saying that a split left out of --ratios is what gets none
+    out = tmp_path / "new.csv"
+    r = run("resplit", leaky_dataset, "--out", out, "--ratios", "train=0.8,val=0.2,test=0")
+    assert r.exit_code == 2 and not out.exists()
+    assert r.stderr.strip() == ("leakscan: error: ratios must be positive numbers, got test=0.0; to have no test "
+                                "split, leave test out of --ratios (--ratios train=0.8,val=0.2): the images of a "
+                                "split left out are spread over the others")
+    r = run("resplit", leaky_dataset, "--out", out, "--ratios", "train=1,test=-1")
+    assert r.exit_code == 2 and r.stderr.strip() == "leakscan: error: ratios must be positive numbers, got test=-1.0"

@@ -608,3 +608,28 @@ def test_a_zero_ratio_is_refused_with_the_way_to_have_no_such_split(leaky_datase
                                 "split left out are spread over the others")
     r = run("resplit", leaky_dataset, "--out", out, "--ratios", "train=1,test=-1")
     assert r.exit_code == 2 and r.stderr.strip() == "leakscan: error: ratios must be positive numbers, got test=-1.0"
+
+
+def test_a_tree_holding_another_split_of_files_named_with_a_dot_is_refused(leaky_dataset, tmp_path):
+    # every file whose name starts with '.' was passed over as a killed run's temporary file, so
+    # a second --force run into a tree of such images placed them in both splits
+    import leakscan
+    from leakscan.errors import OutputError
+    from leakscan.materialize import materialize, planned
+
+    with open(tmp_path / "m.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "split", "label"])
+        for p in sorted(leaky_dataset.rglob("*.jpg")):
+            hidden = p.with_name("." + p.name)
+            p.rename(hidden)
+            w.writerow([hidden, p.relative_to(leaky_dataset).parts[0], p.parent.name])
+    a = leakscan.audit(manifest=tmp_path / "m.csv", cache=False, jobs=1)
+    first, then = (leakscan.resplit(a, shuffle=True, random_state=s) for s in (1, 2))
+    assert (first.splits != then.splits).any()
+    tree = tmp_path / "tree"
+    assert materialize(first, tree, link="copy") == 19
+    with pytest.raises(OutputError, match="holds another split"):
+        planned(then, tree, link="copy", force=True)
+    assert materialize(first, tree, link="copy", force=True) == 19  # the same split completes it
+    assert len([p for p in tree.rglob("*") if p.is_file()]) == 19

@@ -191,6 +191,16 @@ class Manifest:
             out.append(p if isabs(p) else join(base, p))
         return out
 
+    def canonical_order(self, rows=None) -> np.ndarray:
+        """``rows`` (default: all) ordered by the file each names (:func:`path_key`), not as the
+        input listed them: a shuffled manifest gives the same order. In-memory images, whose
+        paths name their row (``array[i]``), keep their row order."""
+        rows = np.arange(len(self), dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+        if self.images is not None:
+            return rows
+        keys = [path_key(p) for p in self.resolved_paths(rows.tolist())]
+        return rows[np.array(sorted(range(len(rows)), key=keys.__getitem__), np.int64)]
+
     def take(self, rows: np.ndarray) -> "Manifest":
         """A new manifest holding only ``rows`` (in that order)."""
         rows = np.asarray(rows, dtype=np.int64)

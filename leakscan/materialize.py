@@ -176,8 +176,8 @@ def _refuse_another_split(dest: Path, plan: dict, left_out=(), *, link: str = "h
     misplaced, other_mode = [], []
     for folder in sorted(p for p in dest.glob("*/*") if p.is_dir() and not p.is_symlink()):
         for f in sorted(folder.iterdir()):
-            if f.name.startswith("."):
-                continue  # a killed run's temporary file
+            if f.name.startswith(".") and f.name.endswith(TMP_MARK):
+                continue  # a killed run's temporary file (an image's name may start with '.' too)
             if f.is_symlink():
                 sources, mode = by_target.get(os.path.realpath(f), []), "symlink"
             elif f.is_file():

@@ -4,6 +4,8 @@
   conflicts");
 * :func:`shorten`: a path cut in the middle to fit a width (``trai…/0565.jpg``);
 * :func:`pair_order`: the pairs to show first (most certain first);
+* :func:`resplit_checks`, :func:`furthest_classes`: what a re-split's report verifies, and the
+  classes it shows;
 * :func:`notebook_html`: ``Audit._repr_html_``, the headline and the top pairs with
   thumbnails (no script, names escaped).
 """
@@ -20,7 +22,8 @@ from .output import shown_bar, tier_rounded
 
 log = logging.getLogger(__name__)
 
-__all__ = ["verdict", "shorten", "pct", "pair_order", "notebook_html", "setting_flags", "SETTING_FLAGS"]
+__all__ = ["verdict", "shorten", "pct", "pair_order", "notebook_html", "setting_flags", "SETTING_FLAGS",
+           "resplit_checks", "furthest_classes"]
 
 #: DetectSettings field -> the command-line flag that sets it (None: library only).
 SETTING_FLAGS = {"max_hamming": "--max-hamming", "min_cosine": "--min-cosine", "min_ncc": "--min-ncc",
@@ -109,6 +112,34 @@ def verdict(audit) -> str:
             f" (under the bar raised to {shown_bar(cal.threshold):g} so that {audit.settings.min_precision:.0%} of the "
             "duplicate links are expected to be real)" if raised else ""))
     return "; ".join(parts)
+
+
+def resplit_checks(d: dict) -> list[tuple[bool, str]]:
+    """``(sound, sentence)`` per check of a re-split's report (``Resplit.to_dict()``): the
+    duplicate pairs, and the overlapping tiles and multi-frame DICOM files when it has them."""
+    n = d["cross_split_pairs_after"]
+    out = [(n == 0, f"{n} of the {d['pairs_checked']:,} duplicate pairs cross splits in the new manifest.")]
+    if "spatial_links" in d:
+        n = d["spatial_links_cross_after"]
+        out.append((n == 0, f"{n} of the {d['spatial_links']:,} pairs of overlapping tiles (spatial links) cross "
+                            "splits in the new manifest."))
+    if d.get("multiframe_files"):
+        n = d["frame_links_cross_after"]
+        out.append((n == 0, f"the frames of each of the {d['multiframe_files']:,} multi-frame DICOM files lie in "
+                            "one split." if n == 0 else
+                            f"{n} frame links of {d['multiframe_files']:,} multi-frame DICOM files cross splits in "
+                            "the new manifest."))
+    return out
+
+
+def furthest_classes(d: dict, top: int = 10) -> list:
+    """The classes of a re-split's report whose share moved furthest from the one aimed at
+    (``top`` at most, by name), and ``[]`` when there is one class only."""
+    labels = list(next(iter(d["splits"].values()))["class_share_original"]) if d["splits"] else []
+    if len(labels) < 2:
+        return []
+    return sorted(sorted(labels, key=lambda c: -max(abs(s["class_share_achieved"][c] - s["class_share_original"][c])
+                                                    for s in d["splits"].values()))[:top])
 
 
 def shorten(path, width: int) -> str:

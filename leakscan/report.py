@@ -333,9 +333,16 @@ def _write_resplit(rs, out: Path) -> list[Path]:
 
 
 def render_resplit(rs, console) -> None:
-    """Target vs achieved sizes and class shares, moves, remedy, problems, verification."""
+    """Target vs achieved sizes and class shares, moves, remedy, problems, verification.
+
+    As :func:`render_terminal`: plain lines on a narrow console or one that is not a terminal."""
     from rich.table import Table  # noqa: PLC0415
 
+    from .present import furthest_classes, resplit_checks  # noqa: PLC0415
+    from .termout import render_resplit_compact, use_compact  # noqa: PLC0415
+
+    if use_compact(console):  # narrow terminal or a log: one plain line per item
+        return render_resplit_compact(rs, console)
     d = rs.to_dict()
     console.print(f"[bold]leakscan resplit[/bold] ({d['mode']}, seed {d['seed']}): {_esc(rs.remedy)}; "
                   f"{d['moved']:,} images change split, {d['dropped']:,} dropped.", highlight=False)
@@ -349,34 +356,21 @@ def render_resplit(rs, console) -> None:
     console.print(t)
     # the shares the worst class share error is measured from: each split's mix before (a kept
     # split's, or any with the minimal change), else the overall mix (stratified)
-    labels = list(next(iter(d["splits"].values()))["class_share_original"]) if d["splits"] else []
-    if 1 < len(labels):
-        worst = sorted(labels, key=lambda c: -max(abs(s["class_share_achieved"][c] - s["class_share_original"][c])
-                                                  for s in d["splits"].values()))[:10]
+    shown = furthest_classes(d)
+    if shown:
+        n = len(next(iter(d["splits"].values()))["class_share_original"])
         t = Table(title="Class shares per split, aimed at -> achieved" +
-                  (f" (10 furthest of {len(labels)} classes)" if len(labels) > 10 else ""), title_justify="left")
+                  (f" (10 furthest of {n} classes)" if n > 10 else ""), title_justify="left")
         t.add_column("class")
         for name in d["splits"]:
             t.add_column(_text(name), justify="right")
-        for c in sorted(worst):
+        for c in shown:
             t.add_row(_text(c or "(none)"), *(f"{100 * s['class_share_original'][c]:.1f}% -> "
                                               f"{100 * s['class_share_achieved'][c]:.1f}%"
                                               for s in d["splits"].values()))
         console.print(t)
     for p in d["problems"]:
         console.print(f"[yellow]cannot fully meet:[/yellow] {_esc(p)}", highlight=False)
-    n = d["cross_split_pairs_after"]
-    console.print(("[green]verified:[/green] " if n == 0 else "[red]not verified:[/red] ")
-                  + f"{n} of the {d['pairs_checked']:,} duplicate pairs cross splits in the new manifest.",
-                  highlight=False)
-    if "spatial_links" in d:
-        n = d["spatial_links_cross_after"]
-        console.print(("[green]verified:[/green] " if n == 0 else "[red]not verified:[/red] ")
-                      + f"{n} of the {d['spatial_links']:,} pairs of overlapping tiles (spatial links) cross "
-                        "splits in the new manifest.", highlight=False)
-    if d.get("multiframe_files"):
-        n = d["frame_links_cross_after"]
-        console.print(f"[green]verified:[/green] the frames of each of the {d['multiframe_files']:,} multi-frame "
-                      "DICOM files lie in one split." if n == 0 else
-                      f"[red]not verified:[/red] {n} frame links of {d['multiframe_files']:,} multi-frame DICOM "
-                      "files cross splits in the new manifest.", highlight=False)
+    for sound, sentence in resplit_checks(d):
+        console.print(("[green]verified:[/green] " if sound else "[red]not verified:[/red] ") + sentence,
+                      highlight=False)

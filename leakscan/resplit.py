@@ -189,7 +189,8 @@ class Resplit:
                 elif was >= 4 and now < was / 2:
                     warnings.append(f"class {lab!r} shrinks by more than half in {name}: {was} images before, "
                                     f"{now} after")
-        return {"mode": self.mode, "remedy": self.remedy, "seed": self.seed, "n_images": int(len(m)),
+        return {"mode": self.mode, "remedy": self.remedy, "seed": self.seed,
+                "n_images": self.audit.n_images,  # audited, as audit's: the unreadable are unreadable_left_out
                 "moved": a.moved, "dropped": int(self.dropped.sum()), "forced": a.forced,
                 "unreadable_left_out": int(len(self.unreadable_rows())),
                 "not_audited_left_out": len(self.not_audited()),
@@ -257,8 +258,9 @@ def resplit(
     parsed = parse_ratios(ratios)
     pairs, groups = audit.pairs, audit.groups
     # only the files the audit read are placed: the others are never written, so they count in
-    # no target, size, class share or move (their split stays -1)
-    readable = np.flatnonzero(audit.features.ok)
+    # no target, size, class share or move (their split stays -1); the draw sees them by path,
+    # so a seed gives each image the same split however the manifest orders its rows
+    readable = m.canonical_order(np.flatnonzero(audit.features.ok))
     # rows that belong together whatever their pixels: frames of one DICOM file, tiles whose
     # footprints overlap; they join units as duplicate pairs do
     links = m.source.links(audit.features.ok) if getattr(m, "source", None) is not None else {}
@@ -267,7 +269,8 @@ def resplit(
     unresolved = 0
     for rounds in range(1, MAX_ROUNDS + 1):
         units = join_links(groups.ids, all_links) if len(all_links) else groups.ids
-        a = assign_splits(units[readable], m.labels[readable], ratios=parsed, current=current[readable],
+        units = join_links(units[readable], np.zeros((0, 2), np.int64))  # numbered in that order too
+        a = assign_splits(units, m.labels[readable], ratios=parsed, current=current[readable],
                           keep=keep, drop=drop, shuffle=shuffle, random_state=random_state)
         sp = np.full(len(m), -1, np.int64)
         sp[readable] = a.splits

@@ -110,7 +110,12 @@ def parse_ratios(text: str | Mapping[str, float] | None) -> dict[str, float] | N
                               "name each split once")
     bad = [f"{n}={v}" for n, v in items if not (v > 0 and math.isfinite(v))]
     if bad:
-        raise ConfigError(f"ratios must be positive numbers, got {', '.join(bad)}")
+        zero = [n for n, v in items if v == 0]
+        rest = ",".join(f"{n}={v:g}" for n, v in items if v > 0 and math.isfinite(v))
+        hint = (f"; to have no {' nor '.join(zero)} split, leave {' and '.join(zero)} out of --ratios "
+                f"(--ratios {rest}): the images of a split left out are spread over the others"
+                if zero and rest else "")
+        raise ConfigError(f"ratios must be positive numbers, got {', '.join(bad)}{hint}")
     total = sum(v for _, v in items)
     if not math.isfinite(total):  # shares near the float limit add up to inf: scaled down first
         top = max(v for _, v in items)

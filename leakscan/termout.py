@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import textwrap
 
-from .present import kinds_said, pair_order, pct, shorten, shown_confidence, verdict
+from .present import furthest_classes, kinds_said, pair_order, pct, resplit_checks, shorten, shown_confidence, verdict
 from .safeio import plain
 
-__all__ = ["use_compact", "render_compact", "decision_lines", "timings_line"]
+__all__ = ["use_compact", "render_compact", "render_resplit_compact", "decision_lines", "timings_line"]
 
 #: Below this many columns the tables give way to the compact layout.
 WIDE = 100
@@ -57,18 +57,56 @@ def timings_line(timings: dict) -> str:
     return f"timings: {stages}" + (f" (total {sec(timings['total'])})" if "total" in timings else "")
 
 
-def render_compact(audit, console, *, max_rows: int = 10) -> None:
-    """The audit summary as plain lines at most ``console.width`` wide."""
+def _lines(console):
+    """``(out, line)``: the list of lines, and ``line(s, wrap=, indent=)`` that adds one cut to
+    the console's width or (``wrap``) its words carried over to indented lines."""
     w = max(40, console.width)
     out = []
 
     def line(s: str = "", *, wrap: bool = False, indent: int = 4) -> None:
-        """One line cut to the width, or (``wrap``) words carried over to indented lines."""
         if wrap and len(_plain(s)) > w:
             out.extend(textwrap.wrap(_plain(s), w, subsequent_indent=" " * indent, break_on_hyphens=False,
                                      break_long_words=True))
         else:
             out.append(_fit(s, w))
+    return out, line
+
+
+def render_resplit_compact(rs, console) -> None:
+    """A re-split's report (:func:`leakscan.report.render_resplit`) as plain lines at most
+    ``console.width`` wide: sizes, the class shares furthest from their aim, problems, checks."""
+    out, line = _lines(console)
+    d = rs.to_dict()
+    line(f"leakscan resplit ({d['mode']}, seed {d['seed']}): {rs.remedy}; {d['moved']:,} images change split, "
+         f"{d['dropped']:,} dropped.", wrap=True)
+    if d["splits"]:
+        line()
+        line("Split sizes: target -> achieved (error), worst class share error")
+        sw = max(len(_plain(name)) for name in d["splits"])
+        for name, s in d["splits"].items():
+            line(f"  {_plain(name):<{sw}} {s['target']:>7,} -> {s['achieved']:<7,} ({100 * s['size_error']:+.2f}%)  "
+                 f"{100 * s['max_class_share_error']:.2f} pp")
+    shown = furthest_classes(d)
+    if shown:
+        n = len(next(iter(d["splits"].values()))["class_share_original"])
+        line()
+        line("Class shares per split, aimed at -> achieved" + (f" (10 furthest of {n} classes)" if n > 10 else ""))
+        for c in shown:
+            line(f"  {_plain(c or '(none)')}: " + ", ".join(
+                f"{_plain(name)} {100 * s['class_share_original'][c]:.1f}% -> {100 * s['class_share_achieved'][c]:.1f}%"
+                for name, s in d["splits"].items()), wrap=True)
+    line()
+    for p in d["problems"]:
+        line(f"cannot fully meet: {_plain(p)}", wrap=True)
+    for sound, sentence in resplit_checks(d):
+        line(("verified: " if sound else "not verified: ") + sentence, wrap=True)
+    console.out("\n".join(out), highlight=False)
+
+
+def render_compact(audit, console, *, max_rows: int = 10) -> None:
+    """The audit summary as plain lines at most ``console.width`` wide."""
+    w = max(40, console.width)
+    out, line = _lines(console)
 
     d = audit.to_dict()
     k = kinds_said(audit)

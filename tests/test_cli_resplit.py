@@ -562,3 +562,74 @@ def test_keep_reads_a_split_name_as_a_manifest_does_and_once(leaky_dataset, tmp_
     assert r.exit_code == 0, r.output
     remedy = json.loads(r.stdout)["remedy"]
     assert remedy.startswith("kept test unchanged;"), remedy
+
+
+def test_a_seed_gives_each_image_one_split_however_the_manifest_orders_its_rows(leaky_dataset, tmp_path):
+    # folders are read in sorted order, a manifest as it lists its rows: the same --seed gave a
+    # shuffled manifest's images other splits (every mode, --keep too)
+    import random
+
+    import leakscan
+
+    files = sorted(leaky_dataset.rglob("*.jpg"))
+    rows = [[str(p), p.relative_to(leaky_dataset).parts[0], p.parent.name] for p in files]
+    audits = []
+    for k, order in enumerate((rows, random.Random(3).sample(rows, len(rows)))):
+        with open(tmp_path / f"m{k}.csv", "w", newline="") as fh:
+            csv.writer(fh).writerows([["path", "split", "label"], *order])
+        audits.append(leakscan.audit(manifest=tmp_path / f"m{k}.csv", cache=False, jobs=1))
+    for kw in ({"shuffle": True}, {"ratios": "train=0.5,val=0.2,test=0.3"}, {}, {"keep": "test"},
+               {"keep": "test", "ratios": "train=0.6,val=0.4"}):
+        for seed in (1, 2):
+            got = [{x["path"]: x["split"] for x in leakscan.resplit(a, random_state=seed, **kw).records()}
+                   for a in audits]
+            assert got[0] == got[1], (kw, seed)
+
+
+def test_n_images_counts_the_images_audited_as_audit_does(leaky_dataset, tmp_path):
+    # resplit --json's n_images counted the files the audit could not read, audit --json's not
+    import leakscan
+
+    (leaky_dataset / "test" / "a" / "broken.jpg").write_bytes(b"not an image")
+    a = leakscan.audit(leaky_dataset, cache=False, jobs=1)
+    d = leakscan.resplit(a).to_dict()
+    assert d["n_images"] == a.to_dict()["n_images"] == 19 and d["unreadable_left_out"] == 1
+    assert d["n_images"] == sum(s["achieved"] for s in d["splits"].values()) + d["dropped"]
+
+
+def test_a_zero_ratio_is_refused_with_the_way_to_have_no_such_split(leaky_dataset, tmp_path):
+    # --ratios test=0 was refused as 'ratios must be positive numbers, got test=0.0', without
+    # saying that a split left out of --ratios is what gets none
+    out = tmp_path / "new.csv"
+    r = run("resplit", leaky_dataset, "--out", out, "--ratios", "train=0.8,val=0.2,test=0")
+    assert r.exit_code == 2 and not out.exists()
+    assert r.stderr.strip() == ("leakscan: error: ratios must be positive numbers, got test=0.0; to have no test "
+                                "split, leave test out of --ratios (--ratios train=0.8,val=0.2): the images of a "
+                                "split left out are spread over the others")
+    r = run("resplit", leaky_dataset, "--out", out, "--ratios", "train=1,test=-1")
+    assert r.exit_code == 2 and r.stderr.strip() == "leakscan: error: ratios must be positive numbers, got test=-1.0"
+
+
+def test_a_tree_holding_another_split_of_files_named_with_a_dot_is_refused(leaky_dataset, tmp_path):
+    # every file whose name starts with '.' was passed over as a killed run's temporary file, so
+    # a second --force run into a tree of such images placed them in both splits
+    import leakscan
+    from leakscan.errors import OutputError
+    from leakscan.materialize import materialize, planned
+
+    with open(tmp_path / "m.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "split", "label"])
+        for p in sorted(leaky_dataset.rglob("*.jpg")):
+            hidden = p.with_name("." + p.name)
+            p.rename(hidden)
+            w.writerow([hidden, p.relative_to(leaky_dataset).parts[0], p.parent.name])
+    a = leakscan.audit(manifest=tmp_path / "m.csv", cache=False, jobs=1)
+    first, then = (leakscan.resplit(a, shuffle=True, random_state=s) for s in (1, 2))
+    assert (first.splits != then.splits).any()
+    tree = tmp_path / "tree"
+    assert materialize(first, tree, link="copy") == 19
+    with pytest.raises(OutputError, match="holds another split"):
+        planned(then, tree, link="copy", force=True)
+    assert materialize(first, tree, link="copy", force=True) == 19  # the same split completes it
+    assert len([p for p in tree.rglob("*") if p.is_file()]) == 19

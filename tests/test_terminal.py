@@ -109,3 +109,21 @@ def test_the_pairs_shown_carry_their_confidence_most_certain_first():
             rows = [[c.strip() for c in x.split("│")] for x in lines[at + 4:at + 14]]
             shown = [float(r[head.index("confidence")]) for r in rows]
         assert shown == top, (width, shown)
+
+
+def test_resplit_prints_plain_lines_where_audit_does(leaky_dataset):
+    # resplit drew its boxed tables into a pipe or a log (and a narrow terminal), where audit
+    # prints plain lines (termout.use_compact)
+    from leakscan.report import render_resplit
+
+    rs = leakscan.resplit(leakscan.audit(leaky_dataset, jobs=1, cache=False), keep="test")
+    for console in (Console(file=io.StringIO(), width=200),  # a pipe
+                    Console(file=io.StringIO(), width=80, force_terminal=True, color_system=None)):
+        render_resplit(rs, console)
+        out = console.file.getvalue()
+        assert not BOX & set(out) and all(len(x) <= console.width for x in out.splitlines()), out
+        assert "4.55 pp" in out and "a: train 50.0% -> 45.5%" in out
+        assert out.splitlines()[-1] == "verified: 0 of the 1 duplicate pairs cross splits in the new manifest."
+    wide = Console(file=io.StringIO(), width=200, force_terminal=True, color_system=None)
+    render_resplit(rs, wide)
+    assert BOX & set(wide.file.getvalue())

@@ -787,13 +787,13 @@ def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
 
 
 def adjust_to_prior(p: np.ndarray, trained_prior: float = 0.5, iterations: int = 100,
-                    pseudo: float = PRIOR_PSEUDO_COUNT) -> tuple:
+                    pseudo: float = PRIOR_PSEUDO_COUNT, centre: float | None = None) -> tuple:
     """``(posteriors, prior)``: probabilities fitted at ``trained_prior`` moved to the share of
     positives among ``p``'s pairs, estimated by EM (Saerens, Latinne & Decaestecker, 2002).
 
-    The share is a maximum a posteriori estimate with ``pseudo`` pairs of each class added
-    (a Beta prior centred on the training share): with a few candidates it stays near the
-    training share instead of collapsing to 0 or 1; with thousands it is the data's.
+    The share is a maximum a posteriori estimate with ``2 * pseudo`` pairs added at ``centre``
+    (a Beta prior; default: the training share): with a few candidates it stays near ``centre``
+    instead of collapsing to 0 or 1; with thousands it is the data's. With none it is ``centre``.
 
     Examples
     --------
@@ -801,15 +801,16 @@ def adjust_to_prior(p: np.ndarray, trained_prior: float = 0.5, iterations: int =
     >>> bool(round(prior, 2) < 0.2 and post[0] < 0.9)
     True
     """
+    centre = trained_prior if centre is None else float(centre)
     p = np.clip(np.asarray(p, np.float64), 1e-6, 1 - 1e-6)
     if len(p) == 0:
-        return p.astype(np.float32), trained_prior
+        return p.astype(np.float32), centre
     prior = float(np.mean(p))
     for _ in range(iterations):
         a = prior / trained_prior * p
         b = (1 - prior) / (1 - trained_prior) * (1 - p)
         post = a / (a + b)
-        new = float(np.clip((post.sum() + 2 * pseudo * trained_prior) / (len(p) + 2 * pseudo), 1e-4, 1 - 1e-4))
+        new = float(np.clip((post.sum() + 2 * pseudo * centre) / (len(p) + 2 * pseudo), 1e-4, 1 - 1e-4))
         if abs(new - prior) < 1e-6:
             prior = new
             break

@@ -203,6 +203,7 @@ def detect(
             whole = np.flatnonzero(~exact & (reading == 0) & ~by_value)
             p_whole = cal.predict(evidence[whole])
             _, prior = adjust_to_prior(p_whole[own[whole]])
+            whole_prior = prior
             confidence[whole] = at_prior(p_whole, prior)
             cal = dataclasses.replace(cal, stats={**cal.stats, "prior": round(prior, 5)})
             # a pair a mirrored crop view proposes, one read by its brightness or its folded
@@ -233,7 +234,9 @@ def detect(
                     # others are read whole too)
                     p = fitted.predict(evidence[rows])
                     alone = ~np.isin(cands.take(rows).keys(), read_whole) & own[rows]
-                    _, prior = adjust_to_prior(p[alone])
+                    # a tilted pair is read by the whole-image decision: with few pairs of their
+                    # own, their share stays near the candidates' as a whole, not at even odds
+                    _, prior = adjust_to_prior(p[alone], centre=whole_prior if name == "tilted" else None)
                     confidence[rows] = at_prior(p, prior)
                     if name in readings:
                         readings[name] = dataclasses.replace(readings[name],

@@ -347,14 +347,19 @@ def test_calibration_learns_only_from_neighbours_the_search_could_propose():
     assert len({(k, 30 + k) for k in range(5)} & set(zip(kept.i.tolist(), kept.j.tolist()))) >= 3
 
 
-def test_calibration_searches_its_copies_on_the_audit_index_as_on_one_of_its_own():
+def test_calibration_searches_its_copies_on_the_audit_index_as_on_one_of_its_own(monkeypatch):
     """The calibration searches its synthetic copies beside the dataset on the search's own
     indexes, the dataset's embeddings read where they are, not copied: the same decision as
     with indexes of the dataset and its copies built afresh."""
     import dataclasses
 
+    import leakscan.calibrate
     from leakscan.calibrate import calibrate
     from leakscan.pairs import find_candidates
+
+    # copies of 150 of the fixtures' images, not all of them: each of the three fits is shorter
+    monkeypatch.setattr(leakscan.calibrate, "CAL_SAMPLE", 150)
+    monkeypatch.setattr(leakscan.calibrate, "CAL_SAMPLE_MIN", 150)
 
     feats = extract_features(discover(FIXTURES), jobs=1)
     s = DetectSettings()

@@ -455,7 +455,7 @@ def _manifest_of(root, names):
     return root / "m.csv"
 
 
-def test_confidences_are_written_on_their_side_of_the_bar_as_it_is_written():
+def test_confidences_are_written_on_their_side_of_the_bar_as_it_is_written(fixtures_audit):
     # a possible pair at 0.61079 under a raised bar of 0.61083 was written 0.6108, the bar
     # 0.6108: a possible pair at the bar; and the page and the terminal (2 and 3 decimals) and
     # the verdict (0.61) put pairs of either tier at or past it
@@ -473,7 +473,7 @@ def test_confidences_are_written_on_their_side_of_the_bar_as_it_is_written():
                 assert round(r, digits) == r and abs(r - c) <= 10.0 ** -digits  # rounded, and close
                 assert (r >= shown) == (c >= bar), (c, bar, digits, r, shown)
     assert tier_rounded(0.3, 0.6108) == 0.3 and tier_rounded(0.9, 0.5, 2) == 0.9  # far from the bar: as rounded
-    r = leakscan.audit(FIXTURES, jobs=1, cache=False)
+    r, _ = fixtures_audit  # the fixtures' audit with the defaults
     bar = r.to_dict()["calibration"]["threshold"]
     user = {(p["a"], p["b"]) for p in r.pair_records() if p["decision"]}
     assert all(p["confidence"] >= bar for p in r.pair_records() if p["kind"] != "exact" and (p["a"], p["b"]) not in user)

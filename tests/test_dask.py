@@ -19,8 +19,8 @@ def client():
     cluster.close()
 
 
-def test_dask_run_equals_local_run(client):
-    local = audit(FIXTURES, cache=False, jobs=1)
+def test_dask_run_equals_local_run(client, fixtures_audit):
+    local, _ = fixtures_audit  # audit(FIXTURES, cache=False, jobs=1)
     remote = audit(FIXTURES, cache=False, client=client)
     for name in ("ok", "file_digest", "pixel_digest", "hashes", "embedding", "low_info", "sizes"):
         assert np.array_equal(getattr(local.features, name), getattr(remote.features, name)), name

@@ -58,8 +58,9 @@ def _share(a, b):
     return w * h / ((ba[2] - ba[0]) * (ba[3] - ba[1]))
 
 
-def _write_tiles(root):
-    """The tiles of :func:`_tiles` (every other one cut with numpy) and 40 other pictures."""
+def _write_tiles(root, others=True):
+    """The tiles of :func:`_tiles` (every other one cut with numpy) and, with ``others``, 40
+    other pictures."""
     photos = _photos()
     for s in ("train", "test"):
         (root / s).mkdir()
@@ -70,7 +71,7 @@ def _write_tiles(root):
         else:
             img = photos[p].crop(box)
         img.save(root / ("test" if "row1" in name or "diag" in name else "train") / f"{name}.jpg", quality=90)
-    for k in range(40):  # other pictures: the look-alikes the decision learns to tell tiles from
+    for k in range(40 if others else 0):  # other pictures: the look-alikes the decision learns to tell tiles from
         scene(100 + k, 200).save(root / "train" / f"scene{k:02d}.jpg", quality=90)
 
 
@@ -134,11 +135,11 @@ def test_the_coded_window_index_finds_the_same_tiles(tmp_path, monkeypatch):
     """Past EXACT_WINDOWS windows the index keeps product-quantized codes, built in chunks."""
     import leakscan.pairs
 
-    _write_tiles(tmp_path)
+    _write_tiles(tmp_path, others=False)  # 12 tiles: 972 windows
     exact = {frozenset((rec["a"], rec["b"])) for rec in audit(tmp_path, cache=False, jobs=1).pair_records()
              if rec["detail"].startswith("overlap")}
-    monkeypatch.setattr(leakscan.pairs, "EXACT_WINDOWS", 1000)
-    monkeypatch.setattr(leakscan.pairs, "WINDOW_BLOCK", 16)
+    monkeypatch.setattr(leakscan.pairs, "EXACT_WINDOWS", 500)
+    monkeypatch.setattr(leakscan.pairs, "WINDOW_BLOCK", 4)  # three chunks
     coded = {frozenset((rec["a"], rec["b"])) for rec in audit(tmp_path, cache=False, jobs=1).pair_records()
              if rec["detail"].startswith("overlap")}
     assert len(exact) >= 8 and len(coded & exact) >= len(exact) - 1, (exact, coded)
@@ -147,9 +148,9 @@ def test_the_coded_window_index_finds_the_same_tiles(tmp_path, monkeypatch):
 def test_too_many_images_skip_the_tile_search_with_a_warning(tmp_path, monkeypatch):
     import leakscan.pairs
 
-    _write_tiles(tmp_path)
-    monkeypatch.setattr(leakscan.pairs, "OVERLAP_MAX_IMAGES", 10)
+    _write_tiles(tmp_path, others=False)  # the tiles the search would pair, and no more images than that
+    monkeypatch.setattr(leakscan.pairs, "OVERLAP_MAX_IMAGES", 5)
     r = audit(tmp_path, cache=False, jobs=1)
-    assert any(w.startswith("overlapping tiles were not searched: 52 images") for w in r.warnings), r.warnings
+    assert any(w.startswith("overlapping tiles were not searched: 12 images") for w in r.warnings), r.warnings
     assert not any(rec["detail"].startswith("overlap") for rec in r.pair_records() + r.pair_records("possible"))
 

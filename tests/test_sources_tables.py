@@ -198,17 +198,30 @@ def _noisy_png(seed: int, side: int = 192) -> bytes:
     return _png(Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)))
 
 
-@pytest.fixture
-def bytes_table(tmp_path):
-    """120 images (12 MB) in a Parquet bytes column, 10 rows per row group; row 119 (test) copies row 3."""
-    imgs = [_noisy_png(k) for k in range(119)] + [_noisy_png(3)]
+def _bytes_table(root, n: int, side: int):
+    """``n`` images of ``side`` px in a Parquet bytes column, 10 rows per row group, the last
+    quarter test; the last row (test) copies row 3."""
+    imgs = [_noisy_png(k, side) for k in range(n - 1)] + [_noisy_png(3, side)]
     table = pa.table({"image": [{"bytes": b, "path": None} for b in imgs],
-                      "split": ["train" if k < 90 else "test" for k in range(120)],
-                      "label": [str(k % 2) for k in range(120)]})
-    path = tmp_path / "src" / "imgs.parquet"
+                      "split": ["train" if k < n * 3 // 4 else "test" for k in range(n)],
+                      "label": [str(k % 2) for k in range(n)]})
+    path = root / "src" / "imgs.parquet"
     path.parent.mkdir()
     pq.write_table(table, path, row_group_size=10)
     return path, imgs
+
+
+@pytest.fixture
+def bytes_table(tmp_path):
+    """120 images (12 MB) in a Parquet bytes column, 10 rows per row group; row 119 (test) copies row 3."""
+    return _bytes_table(tmp_path, 120, 192)
+
+
+@pytest.fixture
+def small_bytes_table(tmp_path):
+    """As :func:`bytes_table`, 32 images of 96 px (three row groups and two more rows); row 31
+    (test) copies row 3: for what does not need the table's size."""
+    return _bytes_table(tmp_path, 32, 96)
 
 
 def test_parquet_bytes_stay_in_the_file(bytes_table):
@@ -238,13 +251,13 @@ def test_parquet_bytes_stay_in_the_file(bytes_table):
         ("imgs.parquet[3]", "imgs.parquet[119]")}
 
 
-def test_parquet_bytes_are_cached_by_content(bytes_table, tmp_path):
-    path, imgs = bytes_table
+def test_parquet_bytes_are_cached_by_content(small_bytes_table, tmp_path):
+    path, imgs = small_bytes_table
     cache = tmp_path / "c.sqlite"
     a = leakscan.audit(manifest=path, jobs=1, cache=cache)
-    df = pd.DataFrame({"image": imgs[::-1], "split": ["test"] * 30 + ["train"] * 90})
+    df = pd.DataFrame({"image": imgs[::-1], "split": ["test"] * 8 + ["train"] * 24})
     b = leakscan.audit(df, jobs=1, cache=cache)          # the same bytes in memory: the same keys
-    assert a.features.n_cached == 0 and b.features.n_cached == 120
+    assert a.features.n_cached == 0 and b.features.n_cached == 32
     assert np.array_equal(a.features.hashes[::-1], b.features.hashes)
 
 
@@ -269,21 +282,21 @@ def test_parquet_changed_or_gone_after_listing_is_reported_per_row(bytes_table):
     assert all(why.startswith("imgs.parquet: cannot read the image bytes") for _, why in f.failures)
 
 
-def test_report_thumbnails_of_parquet_rows(bytes_table, tmp_path):
+def test_report_thumbnails_of_parquet_rows(small_bytes_table, tmp_path):
     from leakscan.htmlreport import report_data
 
-    path, _ = bytes_table
+    path, _ = small_bytes_table
     a = leakscan.audit(manifest=path, jobs=1)
     d = report_data(a)
     shown = {img["p"]: img["t"] for img in d["images"]}
-    assert shown["imgs.parquet[3]"] is not None and shown["imgs.parquet[119]"] is not None
+    assert shown["imgs.parquet[3]"] is not None and shown["imgs.parquet[31]"] is not None
     assert d["thumbs"] and all(t.startswith("data:image/") for t in d["thumbs"])
     one = report_data(a, max_thumbnails=1)                   # the slot goes to the first row listed
     assert len(one["thumbs"]) == 1
 
 
-def test_resplit_of_parquet_bytes_writes_rows_and_refuses_to_materialize(bytes_table, tmp_path):
-    path, _ = bytes_table
+def test_resplit_of_parquet_bytes_writes_rows_and_refuses_to_materialize(small_bytes_table, tmp_path):
+    path, _ = small_bytes_table
     out = tmp_path / "new.csv"
     r = CliRunner().invoke(app, ["resplit", "--manifest", str(path), "--out", str(out), "-j", "1", "-q",
                                  "--materialize", str(tmp_path / "tree")])
@@ -294,7 +307,7 @@ def test_resplit_of_parquet_bytes_writes_rows_and_refuses_to_materialize(bytes_t
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader(open(out, newline="")))
     split = {row["path"]: row["split"] for row in rows}
-    assert len(rows) == 120 and split["imgs.parquet[3]"] == split["imgs.parquet[119]"]
+    assert len(rows) == 32 and split["imgs.parquet[3]"] == split["imgs.parquet[31]"]
 
 
 def test_dataframe_relative_paths_with_root(files, tmp_path, monkeypatch):

@@ -90,9 +90,9 @@ def test_terminal_says_which_decisions_match_nothing(long_names, tmp_path):
     assert "line 3: train/airplane/gone.jpg, test/airplane/0100.jpg (distinct): no audited image" in out
 
 
-def test_the_pairs_shown_carry_their_confidence_most_certain_first():
+def test_the_pairs_shown_carry_their_confidence_most_certain_first(fixtures_audit):
     # the lines used to show the search's score (0.938 for a brightened copy decided at 1.000)
-    res = leakscan.audit(FIXTURES, jobs=2)
+    res, _ = fixtures_audit  # the fixtures' audit with the defaults
     cross = res.cross_split()
     recs = [r for r, c in zip(res.pair_records(), cross) if c]
     assert any(abs(r["confidence"] - r["score"]) > 0.01 for r in recs)  # the two differ on these pairs

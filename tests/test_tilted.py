@@ -16,7 +16,7 @@ from leakscan import audit
 from leakscan.features import thumbnail
 from leakscan.views import TILT_ANGLES, box_views, tilted_views, turned_share
 
-from conftest import flower_mirror_pair, middle_and_half, photo_halves, plant_copies
+from conftest import flower_mirror_pair, middle_and_half, photo_halves, plant_copies, write_dataset
 
 
 def _box(w, h, angle, square):
@@ -81,12 +81,18 @@ def _planted(copies) -> set:
     return {frozenset((f"train/pic{k}.jpg", f"test/copy{k}.jpg")) for k in copies}
 
 
-def _write(root):
+def _write(root, others=True):
+    """The pictures and their turned copies (as :func:`plant_copies` writes them), and, with
+    ``others``, its 40 other scenes."""
     pictures = photo_halves()
     copies = {0: (14.0, "pil", False), 1: (-37.0, "ndi", False), 2: (22.0, "pil", True), 3: (-9.0, "ndi", True),
               4: (41.0, "pil", False)}
-    plant_copies(root, pictures, {k: _turned(pictures[k], angle, tool, square)
-                                  for k, (angle, tool, square) in copies.items()})
+    turned = {k: _turned(pictures[k], angle, tool, square) for k, (angle, tool, square) in copies.items()}
+    if others:
+        plant_copies(root, pictures, turned)
+    else:
+        write_dataset(root, {**{f"train/pic{k}.jpg": img for k, img in enumerate(pictures)},
+                             **{f"test/copy{k}.jpg": img for k, img in turned.items()}}, quality=92)
     return copies
 
 
@@ -108,11 +114,11 @@ def test_rotated_then_cropped_copies_are_found_and_other_pictures_are_not_paired
 def test_too_many_images_skip_the_tilted_search_with_a_warning(tmp_path, monkeypatch):
     import leakscan.pairs
 
-    _write(tmp_path)
-    monkeypatch.setattr(leakscan.pairs, "TILT_MAX_IMAGES", 10)
+    _write(tmp_path, others=False)  # the copies the search would find, and no more images than that
+    monkeypatch.setattr(leakscan.pairs, "TILT_MAX_IMAGES", 5)
     r = audit(tmp_path, cache=False, jobs=1)
     assert any(w.startswith("copies rotated and then cropped free of their corners, or with their corners filled "
-                            "from the picture (edge pixels repeated or mirrored), were not searched: 51 images")
+                            "from the picture (edge pixels repeated or mirrored), were not searched: 11 images")
                for w in r.warnings), r.warnings
     assert not any(rec["detail"].startswith("rotated") for rec in r.pair_records() + r.pair_records("possible"))
 

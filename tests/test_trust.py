@@ -347,14 +347,19 @@ def test_calibration_learns_only_from_neighbours_the_search_could_propose():
     assert len({(k, 30 + k) for k in range(5)} & set(zip(kept.i.tolist(), kept.j.tolist()))) >= 3
 
 
-def test_calibration_searches_its_copies_on_the_audit_index_as_on_one_of_its_own():
+def test_calibration_searches_its_copies_on_the_audit_index_as_on_one_of_its_own(monkeypatch):
     """The calibration searches its synthetic copies beside the dataset on the search's own
     indexes, the dataset's embeddings read where they are, not copied: the same decision as
     with indexes of the dataset and its copies built afresh."""
     import dataclasses
 
+    import leakscan.calibrate
     from leakscan.calibrate import calibrate
     from leakscan.pairs import find_candidates
+
+    # copies of 150 of the fixtures' images, not all of them: each of the three fits is shorter
+    monkeypatch.setattr(leakscan.calibrate, "CAL_SAMPLE", 150)
+    monkeypatch.setattr(leakscan.calibrate, "CAL_SAMPLE_MIN", 150)
 
     feats = extract_features(discover(FIXTURES), jobs=1)
     s = DetectSettings()
@@ -450,7 +455,7 @@ def _manifest_of(root, names):
     return root / "m.csv"
 
 
-def test_confidences_are_written_on_their_side_of_the_bar_as_it_is_written():
+def test_confidences_are_written_on_their_side_of_the_bar_as_it_is_written(fixtures_audit):
     # a possible pair at 0.61079 under a raised bar of 0.61083 was written 0.6108, the bar
     # 0.6108: a possible pair at the bar; and the page and the terminal (2 and 3 decimals) and
     # the verdict (0.61) put pairs of either tier at or past it
@@ -468,7 +473,7 @@ def test_confidences_are_written_on_their_side_of_the_bar_as_it_is_written():
                 assert round(r, digits) == r and abs(r - c) <= 10.0 ** -digits  # rounded, and close
                 assert (r >= shown) == (c >= bar), (c, bar, digits, r, shown)
     assert tier_rounded(0.3, 0.6108) == 0.3 and tier_rounded(0.9, 0.5, 2) == 0.9  # far from the bar: as rounded
-    r = leakscan.audit(FIXTURES, jobs=1, cache=False)
+    r, _ = fixtures_audit  # the fixtures' audit with the defaults
     bar = r.to_dict()["calibration"]["threshold"]
     user = {(p["a"], p["b"]) for p in r.pair_records() if p["decision"]}
     assert all(p["confidence"] >= bar for p in r.pair_records() if p["kind"] != "exact" and (p["a"], p["b"]) not in user)

@@ -218,6 +218,22 @@ class _PlainFormatter(logging.Formatter):
         return plain(super().format(record).replace("\n", " "))
 
 
+def _check_working_folder(ctx: typer.Context) -> None:
+    """Relative paths given while the working folder no longer exists (deleted or moved since the
+    shell entered it) lead nowhere: one line naming them, before anything is read or made."""
+    try:
+        os.getcwd()
+        return
+    except OSError:
+        pass
+    given = [f"{p.opts[0] if p.opts[0].startswith('-') else p.name.upper()} {ctx.params[p.name]}"
+             for p in ctx.command.params
+             if isinstance(ctx.params.get(p.name), Path) and not ctx.params[p.name].is_absolute()]
+    if given:
+        raise _fail(f"the working folder no longer exists (deleted or moved), so relative paths lead nowhere: "
+                    f"give {', '.join(given)} as absolute paths, or run from an existing folder")
+
+
 def _verbose(verbose: bool) -> None:
     """``-v`` given after the subcommand (``leakscan audit data/ -v``) counts as well."""
     if verbose:
@@ -529,6 +545,7 @@ def audit(
     from .discovery import check_readable  # noqa: PLC0415
     from .report import prepare_out_dir, render_terminal, summary_json, write_outputs  # noqa: PLC0415
     _verbose(verbose)
+    _check_working_folder(ctx)
     if data is None and manifest is None and hf is None:
         raise _fail("give a dataset folder (leakscan audit DATA), --manifest FILE or --hf PATH")
     _check_pairing(ctx, model, cache, no_cache)
@@ -665,6 +682,7 @@ def resplit(
     from .split import parse_ratios  # noqa: PLC0415
 
     _verbose(verbose)
+    _check_working_folder(ctx)
     if data is None and manifest is None and hf is None:
         raise _fail("give a dataset folder (leakscan resplit DATA --out NEW.csv), --manifest FILE or --hf PATH")
     _check_pairing(ctx, model, cache, no_cache)

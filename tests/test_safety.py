@@ -308,6 +308,27 @@ def test_4_a_deleted_working_folder_does_not_stop_a_run_with_absolute_paths(tmp_
     assert (tmp_path / "o/summary.json").is_file()
 
 
+@pytest.mark.parametrize("cmd", [
+    ["audit", "{d}", "--out", "rel", "--no-cache", "-q"],
+    ["resplit", "{d}", "--out", "{o}/new.csv", "--materialize", "tree", "--no-cache", "-q"],
+])
+def test_4_relative_paths_from_a_deleted_working_folder_are_one_line(tmp_path, monkeypatch, cmd):
+    """--out rel (audit) and --materialize tree (resplit) ended in a FileNotFoundError traceback,
+    exit 1 (the code of "leak found"); now one line naming them, exit 2, nothing decoded or made."""
+    d = issue_dataset(tmp_path / "d")
+    (tmp_path / "o").mkdir()
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    res = CliRunner().invoke(app, [a.format(d=d, o=tmp_path / "o") for a in cmd])
+    assert res.exit_code == 2, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    err = res.output.strip().splitlines()
+    assert len(err) == 1 and "working folder no longer exists" in err[0] and cmd[-4] + " " + cmd[-3] in err[0]
+    assert sorted(os.listdir(tmp_path)) == ["d", "o"] and not os.listdir(tmp_path / "o")
+
+
 def test_4_a_name_at_the_length_limit_is_placed_and_numbered_within_it(tmp_path):
     """materialize: the temporary name and a clash's ``__2`` twin of a 250-byte name stay
     within the file system's 255 bytes (they passed it, and the run ended)."""

@@ -58,8 +58,11 @@ def _say(msg: str) -> None:
     """One unwrapped line on stderr (scripts grep these); control characters in names escaped."""
     from .safeio import plain  # noqa: PLC0415
 
-    sys.stderr.write(plain(msg.replace("\n", " ")) + "\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(plain(msg.replace("\n", " ")) + "\n")
+        sys.stderr.flush()
+    except OSError:  # a reader that left (``2>&1 | head``): the line is lost, the exit code still says it
+        _drop(sys.stderr)
 
 
 def _plain(s: str) -> str:
@@ -158,17 +161,22 @@ def _reader_may_leave():
         yield
         sys.stdout.flush()  # a broken pipe shows here, not at exit
     except BrokenPipeError:
-        _drop_stdout()
+        _drop(sys.stdout)
     except OSError as exc:
-        _drop_stdout()
+        _drop(sys.stdout)
         raise _fail(f"the printout could not be written to standard output: {_os_error(exc)}")
 
 
-def _drop_stdout() -> None:
-    """What is still buffered for standard output goes nowhere (no second error at exit)."""
+def _drop(stream) -> None:
+    """What is still buffered for ``stream`` (standard output or error) goes nowhere, and so does
+    what is written to it later (no second error, nor click's exit 1 for a broken pipe)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    try:
+        os.dup2(devnull, stream.fileno())
+    except (OSError, ValueError):  # not a file descriptor's stream
+        pass
+    finally:
+        os.close(devnull)
 
 
 def _version(value: bool) -> None:

@@ -1050,6 +1050,23 @@ def test_5_a_reader_that_stops_reading_leaves_the_exit_code_as_it_was(tmp_path):
     assert proc.wait(timeout=300) == 0 and r.is_file()
 
 
+@pytest.mark.skipif(os.name != "posix", reason="needs a pipe whose reader leaves")
+def test_5_an_error_said_to_a_reader_that_left_keeps_exit_2(tmp_path):
+    """``leakscan audit missing/ 2>&1 | grep -q x``: the error line met a broken pipe, which click
+    turned into exit 1 (the code of "leak found"); the line is lost, the exit code is still 2."""
+    d = issue_dataset(tmp_path / "d")
+    for args in (["audit", str(tmp_path / "missing")], ["audit", str(d), "--max-leak", "0.1"],
+                 ["resplit", str(d), "--out", str(tmp_path / "d" / "new.csv"), "--no-cache", "-q"]):
+        r, w = os.pipe()
+        os.close(r)  # the reader is gone before the first line
+        try:
+            proc = subprocess.run([sys.executable, "-m", "leakscan"] + args, stdout=subprocess.DEVNULL, stderr=w,
+                                  timeout=300)
+        finally:
+            os.close(w)
+        assert proc.returncode == 2, args
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_5_a_printout_to_a_full_disk_is_one_line_and_exit_2(tmp_path):
     """``leakscan audit data > report.txt`` on a full disk: an environment failure, said in one

@@ -327,18 +327,24 @@ def place_file(src: Path, target: Path, link: str) -> bool:
 
 # --------------------------------------------------------------------------- user strings
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\udc80-\udcff]")
+
+
+def _escaped(c: str) -> str:
+    n = ord(c)
+    if 0xDC80 <= n <= 0xDCFF:  # a byte of a name that is not UTF-8: \xNN, as the CSVs write it
+        return "\\x%02x" % (n - 0xDC00)
+    return "\\x%02x" % n if n < 256 else "\\u%04x" % n
 
 
 def plain(s) -> str:
-    """A user string (path, label, reason) safe for a terminal: control characters escaped.
+    """A user string (path, label, reason) safe for a terminal: control characters escaped, and
+    the odd bytes of a name that is not UTF-8 written ``\\xNN`` as the CSVs write them.
 
     ``"a\\x1b[31mb"`` -> ``"a\\\\x1b[31mb"``. Rich markup is not interpreted by the callers (they
     print these as :class:`rich.text.Text` or with ``markup=False``).
     """
-    s = str(s)
-    return _CONTROL.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 256
-                        else "\\u%04x" % ord(m.group()), s)
+    return _CONTROL.sub(lambda m: _escaped(m.group()), str(s))
 
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")

@@ -235,6 +235,23 @@ def test_4_a_file_name_that_is_not_utf8_is_audited_cached_and_written(tmp_path):
     assert "caf\\xe9.png" in out.read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "ascii"])
+def test_4_a_name_that_is_not_utf8_is_printed_as_the_csv_writes_it(tmp_path, encoding):
+    """The terminal said ``caf\\udce9.png`` (Python's surrogate, escaped) for the file pairs.csv and a
+    decisions file call ``caf\\xe9.png``; it now says ``caf\\xe9.png`` too, in any console encoding."""
+    d = issue_dataset(tmp_path / "d")
+    odd = os.fsdecode(os.fsencode(str(d / "test/a")) + b"/caf\xe9.png")
+    try:
+        shutil.copy(d / "train/a/y.png", odd)
+    except (OSError, UnicodeError) as exc:
+        pytest.skip(f"this file system refuses the name: {exc}")
+    env = {**os.environ, "PYTHONIOENCODING": encoding, "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-m", "leakscan", "audit", str(d), "--no-cache"], capture_output=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert b"test/a/caf\\xe9.png" in proc.stdout and b"udce9" not in proc.stdout, proc.stdout
+
+
 def test_4_a_name_that_is_not_utf8_in_summary_json_and_the_report_page(tmp_path):
     """Such a name in a label conflict reaches summary.json and the page's data: both are written
     (no crash), as JSON that parses, saying ``\\xNN`` as the CSVs do; --json prints the same."""

@@ -479,7 +479,26 @@ def _dask_client(address: Optional[str]):
             handler.removeFilter(no_foreign_tracebacks)
 
 
-@app.command()
+AUDIT_HELP = """Audit a dataset for duplicate images and cross-split leakage.
+
+    \b
+    Examples:
+      leakscan audit data/                 # tables in the terminal
+      leakscan audit data/ --out report/ # + summary.json, pairs.csv, possible.csv, groups.csv, skipped.csv, report.html
+      leakscan audit --manifest splits.csv --json
+      leakscan audit data/ --fail-on-leak --max-leak 0.01   # CI gate: exit 1 above 1%
+      leakscan audit data/ --model copy_detector.onnx      # add a learned embedding
+      leakscan audit data/ --decisions decisions.csv       # with your verdicts (see the report)
+      leakscan audit --hf saved_dataset/                   # a Hugging Face dataset (save_to_disk)
+      leakscan audit --manifest table.parquet              # Parquet: paths or image bytes
+      leakscan audit scans/ --group-by PatientID           # DICOM: patients on both sides
+      leakscan audit tiles/ --bands 4,3,2                  # GeoTIFF: bands, spatial leakage
+
+    Exit codes: 0 done, 1 leakage above --max-leak with --fail-on-leak, 2 bad usage or input.
+    """
+
+
+@app.command(help=AUDIT_HELP)
 def audit(
     ctx: typer.Context,
     data: Optional[Path] = typer.Argument(
@@ -532,23 +551,7 @@ def audit(
     group_by: Optional[str] = OPT_GROUP_BY,
     bands: Optional[str] = OPT_BANDS,
 ) -> None:
-    """Audit a dataset for duplicate images and cross-split leakage.
-
-    \b
-    Examples:
-      leakscan audit data/                 # tables in the terminal
-      leakscan audit data/ --out report/ # + summary.json, pairs.csv, possible.csv, groups.csv, skipped.csv, report.html
-      leakscan audit --manifest splits.csv --json
-      leakscan audit data/ --fail-on-leak --max-leak 0.01   # CI gate: exit 1 above 1%
-      leakscan audit data/ --model copy_detector.onnx      # add a learned embedding
-      leakscan audit data/ --decisions decisions.csv       # with your verdicts (see the report)
-      leakscan audit --hf saved_dataset/                   # a Hugging Face dataset (save_to_disk)
-      leakscan audit --manifest table.parquet              # Parquet: paths or image bytes
-      leakscan audit scans/ --group-by PatientID           # DICOM: patients on both sides
-      leakscan audit tiles/ --bands 4,3,2                  # GeoTIFF: bands, spatial leakage
-
-    Exit codes: 0 done, 1 leakage above --max-leak with --fail-on-leak, 2 bad usage or input.
-    """
+    """``leakscan audit``: its help is AUDIT_HELP (a docstring is gone under ``python -OO``)."""
     from .audit import audit as run_audit  # noqa: PLC0415
     from .discovery import check_readable  # noqa: PLC0415
     from .report import prepare_out_dir, render_terminal, summary_json, write_outputs  # noqa: PLC0415
@@ -613,7 +616,22 @@ def audit(
         raise typer.Exit(EXIT_LEAK)
 
 
-@app.command()
+RESPLIT_HELP = """Propose a split in which no duplicate group straddles two splits, and write it as a manifest.
+
+    \b
+    Examples:
+      leakscan resplit data/ --out fixed.csv                      # move as few images as possible
+      leakscan resplit data/ --out new.csv --ratios train=0.8,val=0.1,test=0.1 --shuffle
+      leakscan resplit data/ --out new.csv --keep test            # the benchmark's test set stays
+      leakscan resplit data/ --out new.csv --keep test --drop     # ...and train copies are dropped
+      leakscan resplit data/ --out new.csv --materialize new_tree/ --link hardlink
+      leakscan resplit --hf saved_dataset/ --out new.csv          # rows written as split/index
+
+    The result is verified: no duplicate pair found by the audit ends in two splits.
+    """
+
+
+@app.command(help=RESPLIT_HELP)
 def resplit(
     ctx: typer.Context,
     data: Optional[Path] = typer.Argument(None, show_default=False,
@@ -668,19 +686,7 @@ def resplit(
     group_by: Optional[str] = OPT_GROUP_BY,
     bands: Optional[str] = OPT_BANDS,
 ) -> None:
-    """Propose a split in which no duplicate group straddles two splits, and write it as a manifest.
-
-    \b
-    Examples:
-      leakscan resplit data/ --out fixed.csv                      # move as few images as possible
-      leakscan resplit data/ --out new.csv --ratios train=0.8,val=0.1,test=0.1 --shuffle
-      leakscan resplit data/ --out new.csv --keep test            # the benchmark's test set stays
-      leakscan resplit data/ --out new.csv --keep test --drop     # ...and train copies are dropped
-      leakscan resplit data/ --out new.csv --materialize new_tree/ --link hardlink
-      leakscan resplit --hf saved_dataset/ --out new.csv          # rows written as split/index
-
-    The result is verified: no duplicate pair found by the audit ends in two splits.
-    """
+    """``leakscan resplit``: its help is RESPLIT_HELP (a docstring is gone under ``python -OO``)."""
     from .audit import audit as run_audit  # noqa: PLC0415
     from .discovery import check_readable  # noqa: PLC0415
     from .materialize import materialize, planned  # noqa: PLC0415

@@ -11,6 +11,7 @@ import collections
 import ctypes
 import itertools
 import logging
+import multiprocessing
 import os
 import signal
 import sys
@@ -224,6 +225,28 @@ def _as_completed(running, idle: Callable[[], object]) -> Iterator:
             quiet_since = time.monotonic()
 
 
+def _start_pool(jobs: int) -> ProcessPoolExecutor | None:
+    """A pool of ``jobs`` worker processes, started now; None (and a warning) when they cannot be:
+    no writable /dev/shm, no semaphores, or a worker that cannot be made (too many open files for
+    ``ulimit -n``, too many processes for ``ulimit -u``). Workers made before the one that failed
+    are ended: left waiting for work, they would keep this process from exiting."""
+    before = set(multiprocessing.active_children())
+    pool = None
+    try:
+        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread)
+        pool.submit(int)  # the workers are made here, not at the first chunk's submit
+        return pool
+    except (OSError, ImportError, NotImplementedError) as exc:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        for child in set(multiprocessing.active_children()) - before:
+            child.terminate()
+            child.join(5)
+        log.warning("cannot start %d worker processes (%s); running in this one process", jobs, exc)
+        _NO_POOL.append(str(exc))
+        return None
+
+
 def run_chunks(fn: Callable, tasks: Iterable, *, jobs: int = 1, client=None) -> Iterator[tuple[int, object]]:
     """``(position, fn(task))`` for every task (``position``: its place in ``tasks``).
 
@@ -273,12 +296,7 @@ def run_chunks(fn: Callable, tasks: Iterable, *, jobs: int = 1, client=None) -> 
         for k, task in enumerate(it):
             yield k, fn(task)
     else:
-        try:
-            pool = None if _NO_POOL else ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread)
-        except (OSError, ImportError, NotImplementedError) as exc:  # no writable /dev/shm, no semaphores
-            log.warning("cannot start %d worker processes (%s); running in this one process", jobs, exc)
-            _NO_POOL.append(str(exc))
-            pool = None
+        pool = None if _NO_POOL else _start_pool(jobs)
         if pool is None:
             for k, task in enumerate(it):
                 yield k, fn(task)

@@ -314,6 +314,39 @@ def test_4_no_worker_processes_means_one_process_not_a_failure(tmp_path, monkeyp
     assert got.pairs.keys().tolist() == want.pairs.keys().tolist() and leaked(got) == leaked(want) == 2
 
 
+_SECOND_WORKER_FAILS = """
+import errno, sys
+from multiprocessing import popen_fork
+launch, made = popen_fork.Popen._launch, []
+def second_fails(self, process_obj):  # as under ulimit -n (or -u): the first worker is made, not the second
+    made.append(1)
+    if len(made) == 2:
+        raise OSError(errno.EMFILE, "Too many open files")
+    return launch(self, process_obj)
+popen_fork.Popen._launch = second_fails
+from leakscan.cli import main
+sys.argv = ["leakscan"] + sys.argv[1:]
+main()
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="worker processes are forked on Linux")
+def test_4_a_worker_that_cannot_be_made_is_a_warning_not_an_error_and_a_hang(tmp_path):
+    """Under a low ``ulimit -n`` the pool was made but its second worker was not: the run ended
+    with 'error: Too many open files', then hung at exit waiting for the first worker. Now the
+    workers made are ended, and the run goes on in one process, with the pairs of -j 1."""
+    d = issue_dataset(tmp_path / "d")
+    for k in range(60):  # enough for more than one chunk
+        mk(d / f"train/a/more{k}.png", 10 + k)
+    want = audit(d, cache=False, jobs=1)
+    proc = subprocess.run([sys.executable, "-c", _SECOND_WORKER_FAILS, "audit", str(d), "--no-cache", "-q", "-j", "2",
+                           "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "cannot start 2 worker processes ([Errno 24] Too many open files)" in proc.stderr
+    rows = (tmp_path / "o/pairs.csv").read_text().splitlines()[1:]
+    assert len(rows) == len(want.pairs) and leaked(want) == 2
+
+
 def test_4_a_deleted_working_folder_does_not_stop_a_run_with_absolute_paths(tmp_path, monkeypatch):
     d = issue_dataset(tmp_path / "d")
     gone = tmp_path / "gone"

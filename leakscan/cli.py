@@ -6,6 +6,7 @@ code 2; data go to stdout, progress to stderr.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -76,7 +77,13 @@ def _os_error(exc: BaseException) -> str:
     if isinstance(exc, MemoryError):
         return "out of memory; try fewer --jobs or a smaller --max-file-size"
     where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-    return f"{where}{exc.strerror or exc}"
+    said = f"{where}{exc.strerror or exc}"
+    if getattr(exc, "errno", None) == errno.EMFILE:  # the path named is where the limit was met, not at fault
+        import resource  # noqa: PLC0415 - POSIX only, as EMFILE is
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        said += f" (this process may have {soft} files open at once, ulimit -n: raise the limit)"
+    return said
 
 
 def _library_out_of_memory(exc: BaseException) -> Optional[str]:

@@ -1171,3 +1171,20 @@ def test_6_out_given_as_a_symlink_keeps_the_link(tmp_path):
         res = CliRunner().invoke(app, ["audit", str(d), "--out", str(link), "--no-cache", "-q", "--force"])
         assert res.exit_code == 0, res.output
     assert link.is_symlink() and (real / "summary.json").is_file()
+
+
+def test_too_many_open_files_says_the_limit(tmp_path, monkeypatch):
+    """'error: /tmp/x: Too many open files' blamed the folder where the limit was met; the line now
+    says the limit (ulimit -n) and that it is the one to raise."""
+    import errno
+    import resource
+
+    audit_module = sys.modules[audit.__module__]  # leakscan.audit, the module (the package's audit is the function)
+
+    def emfile(*a, **kw):
+        raise OSError(errno.EMFILE, "Too many open files", str(tmp_path))
+    monkeypatch.setattr(audit_module, "audit", emfile)
+    res = CliRunner().invoke(app, ["audit", str(issue_dataset(tmp_path / "d")), "--no-cache", "-q"])
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert res.exit_code == 2
+    assert f"Too many open files (this process may have {soft} files open at once, ulimit -n" in res.output

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable, Iterator
 
 from .errors import ConfigError, LeakscanError
@@ -247,6 +248,17 @@ def _start_pool(jobs: int) -> ProcessPoolExecutor | None:
         return None
 
 
+def _result(fut):
+    """The result of a worker process's task; a worker that died (killed by the system for want of
+    memory, a limit such as ``ulimit -v``, a crash in a library) is one line, not a traceback."""
+    try:
+        return fut.result()
+    except BrokenProcessPool:
+        raise LeakscanError("a worker process ended abruptly (killed, most likely for want of memory: the "
+                            "system's out-of-memory killer or a limit such as ulimit -v); try fewer --jobs or a "
+                            "smaller --max-file-size") from None
+
+
 def run_chunks(fn: Callable, tasks: Iterable, *, jobs: int = 1, client=None) -> Iterator[tuple[int, object]]:
     """``(position, fn(task))`` for every task (``position``: its place in ``tasks``).
 
@@ -308,10 +320,10 @@ def run_chunks(fn: Callable, tasks: Iterable, *, jobs: int = 1, client=None) -> 
                 for task in it:
                     pending.append(pool.submit(fn, task))
                     if len(pending) >= AHEAD * jobs:
-                        yield k, pending.popleft().result()
+                        yield k, _result(pending.popleft())
                         k += 1
                 while pending:
-                    yield k, pending.popleft().result()
+                    yield k, _result(pending.popleft())
                     k += 1
             finally:  # stopped early (an error, the consumer gone): drop what has not started
                 for fut in pending:

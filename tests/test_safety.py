@@ -1188,3 +1188,23 @@ def test_too_many_open_files_says_the_limit(tmp_path, monkeypatch):
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     assert res.exit_code == 2
     assert f"Too many open files (this process may have {soft} files open at once, ulimit -n" in res.output
+
+
+def _killed_on_three(x):
+    import signal
+
+    if x == 3:  # as the out-of-memory killer ends a worker
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+@pytest.mark.skipif(os.name != "posix", reason="kills a worker process")
+def test_a_worker_killed_mid_run_is_one_line_not_a_traceback():
+    """A worker killed by the system (its out-of-memory killer, or a crash under ulimit -v) was a
+    BrokenProcessPool traceback and exit 1, the code of "leak found"; now a LeakscanError (one
+    line, exit 2) that says what most likely happened."""
+    from leakscan.errors import LeakscanError
+    from leakscan.parallel import run_chunks
+
+    with pytest.raises(LeakscanError, match="a worker process ended abruptly .*out-of-memory killer"):
+        list(run_chunks(_killed_on_three, range(8), jobs=2))

@@ -699,7 +699,7 @@ def resplit(
     from .materialize import materialize, planned  # noqa: PLC0415
     from .report import prepare_resplit_out, render_resplit, write_resplit  # noqa: PLC0415
     from .resplit import resplit as run_resplit  # noqa: PLC0415
-    from .safeio import check_target  # noqa: PLC0415
+    from .safeio import check_target, check_writable  # noqa: PLC0415
     from .split import parse_ratios  # noqa: PLC0415
 
     _verbose(verbose)
@@ -730,6 +730,7 @@ def resplit(
             prepare_resplit_out(out, force=force, protect=folders)
             if materialize_dir is not None:
                 check_target(materialize_dir, folders, what="--materialize folder")
+                check_writable(materialize_dir, what="--materialize folder")
         with _progress(quiet) as cb, _max_file_size(max_file_size), _dask_client(dask) as client:
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,

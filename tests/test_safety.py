@@ -46,10 +46,11 @@ def leaked(r) -> int:
 
 
 @contextmanager
-def tmpfs(size: str = "1m"):
-    """A small tmpfs (root only); skips the test where it cannot be mounted."""
+def tmpfs(size: str = "1m", options: str = ""):
+    """A small tmpfs (root only; ``options`` such as ``ro``); skips the test where it cannot be mounted."""
     where = Path(tempfile.mkdtemp(prefix="leakscan-tmpfs-"))
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}"] + ([options] if options else [])),
+                        "tmpfs", str(where)],
                        capture_output=True, text=True)
     if p.returncode != 0:
         where.rmdir()
@@ -1208,3 +1209,28 @@ def test_a_worker_killed_mid_run_is_one_line_not_a_traceback():
 
     with pytest.raises(LeakscanError, match="a worker process ended abruptly .*out-of-memory killer"):
         list(run_chunks(_killed_on_three, range(8), jobs=2))
+
+
+@pytest.mark.parametrize("where", ["out", "materialize"])
+def test_resplit_into_a_folder_it_cannot_write_is_refused_before_decoding(tmp_path, monkeypatch, where):
+    """resplit --out in a folder this user cannot write (another user's, a read-only file system)
+    was refused only after the whole audit; --materialize there failed after NEW.csv was written
+    (exit 2, and a re-run then refused: NEW.csv exists). Both are refused before any image is decoded,
+    nothing written. A read-only tmpfs stands in for another user's folder (root writes anywhere)."""
+    import leakscan.features as features
+
+    d = issue_dataset(tmp_path / "d")
+
+    def never(*a, **kw):
+        raise AssertionError("decoded before the folder was checked")
+    monkeypatch.setattr(features, "extract_features", never)
+    monkeypatch.setattr(sys.modules[audit.__module__], "extract_features", never)
+    with tmpfs(options="ro") as ro:
+        out = ro / "new.csv" if where == "out" else tmp_path / "new.csv"
+        cmd = ["resplit", str(d), "--out", str(out), "--no-cache", "-q"]
+        if where == "materialize":
+            cmd += ["--materialize", str(ro / "tree")]
+        res = CliRunner().invoke(app, cmd)
+        assert res.exit_code == 2, res.output
+        assert "is not writable; choose another folder" in res.output
+        assert not out.exists() and not os.listdir(ro)

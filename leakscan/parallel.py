@@ -237,7 +237,7 @@ def _start_pool(jobs: int) -> ProcessPoolExecutor | None:
         pool = ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread)
         pool.submit(int)  # the workers are made here, not at the first chunk's submit
         return pool
-    except (OSError, ImportError, NotImplementedError) as exc:
+    except (OSError, ImportError, NotImplementedError, RuntimeError) as exc:  # RuntimeError: can't start new thread
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
         for child in set(multiprocessing.active_children()) - before:

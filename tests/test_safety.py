@@ -348,6 +348,33 @@ def test_4_a_worker_that_cannot_be_made_is_a_warning_not_an_error_and_a_hang(tmp
     assert len(rows) == len(want.pairs) and leaked(want) == 2
 
 
+_NO_THREAD_FOR_THE_POOL = """
+import sys
+from concurrent.futures import process
+def no_thread(self):  # as under ulimit -u: the workers are made, the pool's own thread is not
+    raise RuntimeError("can't start new thread")
+process._ExecutorManagerThread.start = no_thread
+from leakscan.cli import main
+sys.argv = ["leakscan"] + sys.argv[1:]
+main()
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="worker processes are forked on Linux")
+def test_4_a_pool_whose_thread_cannot_start_is_a_warning_not_a_traceback_and_a_hang(tmp_path):
+    """Under a low ``ulimit -u`` the pool's workers were made but its managing thread was not: a
+    RuntimeError traceback (exit 1), then a hang at exit waiting for the workers. Now, as for a
+    worker that cannot be made: the workers are ended and the run goes on in one process."""
+    d = issue_dataset(tmp_path / "d")
+    for k in range(60):  # enough for more than one chunk
+        mk(d / f"train/a/more{k}.png", 10 + k)
+    proc = subprocess.run([sys.executable, "-c", _NO_THREAD_FOR_THE_POOL, "audit", str(d), "--no-cache", "-q",
+                           "-j", "2", "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "cannot start 2 worker processes (can't start new thread)" in proc.stderr
+    assert "Traceback" not in proc.stderr and (tmp_path / "o/summary.json").is_file()
+
+
 def test_4_a_deleted_working_folder_does_not_stop_a_run_with_absolute_paths(tmp_path, monkeypatch):
     d = issue_dataset(tmp_path / "d")
     gone = tmp_path / "gone"

@@ -570,6 +570,7 @@ def audit(
     _needs(ctx, "--out DIR", out is not None, "no_html", "parquet", "force")
     _needs(ctx, "--fail-on-leak", fail_on_leak, "max_leak")
     made = missing_folders(out)  # removed again if the run fails before writing into them
+    _MADE[:] = made  # ... or is interrupted
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, cross_only, model_min_cosine, crops,
                              min_confidence, overlap, min_precision)
@@ -771,6 +772,11 @@ def resplit(
         _say(f"leakscan: warning: {line}")
 
 
+#: The folders this run made for --out (:func:`~leakscan.output.missing_folders`): Ctrl-C removes
+#: those still empty, as a failed run does.
+_MADE: list = []
+
+
 def _on_sigint(signum, frame):
     """Ctrl-C ends the run at once, as a kill would: everything leakscan writes is safe against
     a kill at any moment (old or new complete result set, no partial file, workers follow).
@@ -778,6 +784,7 @@ def _on_sigint(signum, frame):
     "leak found"), and an exception raised inside a fork or logging handler is only printed."""
     try:
         os.write(2, b"leakscan: error: interrupted (complete earlier results are kept; nothing half-written)\n")
+        remove_empty_folders(_MADE)
     finally:
         os._exit(EXIT_USAGE)
 

@@ -541,7 +541,14 @@ def _open_cache(cache, manifest: Manifest, warnings: list):
     # "~/..." as a path is the home folder (a quoted $LEAKSCAN_CACHE, --cache=~/...), never a folder named ~;
     # a relative one is in the current folder (as pip's PIP_CACHE_DIR), made absolute here, once: what
     # the run says about its cache names it whole
-    path = user_path(default_cache_path() if cache is True else cache).absolute()
+    try:
+        path = user_path(default_cache_path() if cache is True else cache).absolute()
+    except RuntimeError:  # "~" with HOME unset and this user not in the password database (a container's uid)
+        msg = ("the feature cache has no place: the home folder is unknown (HOME is not set and this user is not in "
+               "the password database); set LEAKSCAN_CACHE, XDG_CACHE_HOME or HOME; decoding without it")
+        log.warning(msg)
+        warnings.append(msg)
+        return None
     try:
         return FeatureCache(path, version=FEATURE_VERSION)
     except NotACache as exc:  # a folder, another file or another program's database: the user's to fix

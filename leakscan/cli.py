@@ -6,6 +6,7 @@ code 2; data go to stdout, progress to stderr.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -58,8 +59,11 @@ def _say(msg: str) -> None:
     """One unwrapped line on stderr (scripts grep these); control characters in names escaped."""
     from .safeio import plain  # noqa: PLC0415
 
-    sys.stderr.write(plain(msg.replace("\n", " ")) + "\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(plain(msg.replace("\n", " ")) + "\n")
+        sys.stderr.flush()
+    except OSError:  # a reader that left (``2>&1 | head``): the line is lost, the exit code still says it
+        _drop(sys.stderr)
 
 
 def _plain(s: str) -> str:
@@ -73,7 +77,13 @@ def _os_error(exc: BaseException) -> str:
     if isinstance(exc, MemoryError):
         return "out of memory; try fewer --jobs or a smaller --max-file-size"
     where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-    return f"{where}{exc.strerror or exc}"
+    said = f"{where}{exc.strerror or exc}"
+    if getattr(exc, "errno", None) == errno.EMFILE:  # the path named is where the limit was met, not at fault
+        import resource  # noqa: PLC0415 - POSIX only, as EMFILE is
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        said += f" (this process may have {soft} files open at once, ulimit -n: raise the limit)"
+    return said
 
 
 def _library_out_of_memory(exc: BaseException) -> Optional[str]:
@@ -158,17 +168,22 @@ def _reader_may_leave():
         yield
         sys.stdout.flush()  # a broken pipe shows here, not at exit
     except BrokenPipeError:
-        _drop_stdout()
+        _drop(sys.stdout)
     except OSError as exc:
-        _drop_stdout()
+        _drop(sys.stdout)
         raise _fail(f"the printout could not be written to standard output: {_os_error(exc)}")
 
 
-def _drop_stdout() -> None:
-    """What is still buffered for standard output goes nowhere (no second error at exit)."""
+def _drop(stream) -> None:
+    """What is still buffered for ``stream`` (standard output or error) goes nowhere, and so does
+    what is written to it later (no second error, nor click's exit 1 for a broken pipe)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    try:
+        os.dup2(devnull, stream.fileno())
+    except (OSError, ValueError):  # not a file descriptor's stream
+        pass
+    finally:
+        os.close(devnull)
 
 
 def _version(value: bool) -> None:
@@ -216,6 +231,22 @@ class _PlainFormatter(logging.Formatter):
         from .safeio import plain  # noqa: PLC0415
 
         return plain(super().format(record).replace("\n", " "))
+
+
+def _check_working_folder(ctx: typer.Context) -> None:
+    """Relative paths given while the working folder no longer exists (deleted or moved since the
+    shell entered it) lead nowhere: one line naming them, before anything is read or made."""
+    try:
+        os.getcwd()
+        return
+    except OSError:
+        pass
+    given = [f"{p.opts[0] if p.opts[0].startswith('-') else p.name.upper()} {ctx.params[p.name]}"
+             for p in ctx.command.params
+             if isinstance(ctx.params.get(p.name), Path) and not ctx.params[p.name].is_absolute()]
+    if given:
+        raise _fail(f"the working folder no longer exists (deleted or moved), so relative paths lead nowhere: "
+                    f"give {', '.join(given)} as absolute paths, or run from an existing folder")
 
 
 def _verbose(verbose: bool) -> None:
@@ -462,7 +493,26 @@ def _dask_client(address: Optional[str]):
             handler.removeFilter(no_foreign_tracebacks)
 
 
-@app.command()
+AUDIT_HELP = """Audit a dataset for duplicate images and cross-split leakage.
+
+    \b
+    Examples:
+      leakscan audit data/                 # tables in the terminal
+      leakscan audit data/ --out report/ # + summary.json, pairs.csv, possible.csv, groups.csv, skipped.csv, report.html
+      leakscan audit --manifest splits.csv --json
+      leakscan audit data/ --fail-on-leak --max-leak 0.01   # CI gate: exit 1 above 1%
+      leakscan audit data/ --model copy_detector.onnx      # add a learned embedding
+      leakscan audit data/ --decisions decisions.csv       # with your verdicts (see the report)
+      leakscan audit --hf saved_dataset/                   # a Hugging Face dataset (save_to_disk)
+      leakscan audit --manifest table.parquet              # Parquet: paths or image bytes
+      leakscan audit scans/ --group-by PatientID           # DICOM: patients on both sides
+      leakscan audit tiles/ --bands 4,3,2                  # GeoTIFF: bands, spatial leakage
+
+    Exit codes: 0 done, 1 leakage above --max-leak with --fail-on-leak, 2 bad usage or input.
+    """
+
+
+@app.command(help=AUDIT_HELP)
 def audit(
     ctx: typer.Context,
     data: Optional[Path] = typer.Argument(
@@ -515,33 +565,19 @@ def audit(
     group_by: Optional[str] = OPT_GROUP_BY,
     bands: Optional[str] = OPT_BANDS,
 ) -> None:
-    """Audit a dataset for duplicate images and cross-split leakage.
-
-    \b
-    Examples:
-      leakscan audit data/                 # tables in the terminal
-      leakscan audit data/ --out report/ # + summary.json, pairs.csv, possible.csv, groups.csv, skipped.csv, report.html
-      leakscan audit --manifest splits.csv --json
-      leakscan audit data/ --fail-on-leak --max-leak 0.01   # CI gate: exit 1 above 1%
-      leakscan audit data/ --model copy_detector.onnx      # add a learned embedding
-      leakscan audit data/ --decisions decisions.csv       # with your verdicts (see the report)
-      leakscan audit --hf saved_dataset/                   # a Hugging Face dataset (save_to_disk)
-      leakscan audit --manifest table.parquet              # Parquet: paths or image bytes
-      leakscan audit scans/ --group-by PatientID           # DICOM: patients on both sides
-      leakscan audit tiles/ --bands 4,3,2                  # GeoTIFF: bands, spatial leakage
-
-    Exit codes: 0 done, 1 leakage above --max-leak with --fail-on-leak, 2 bad usage or input.
-    """
+    """``leakscan audit``: its help is AUDIT_HELP (a docstring is gone under ``python -OO``)."""
     from .audit import audit as run_audit  # noqa: PLC0415
     from .discovery import check_readable  # noqa: PLC0415
     from .report import prepare_out_dir, render_terminal, summary_json, write_outputs  # noqa: PLC0415
     _verbose(verbose)
+    _check_working_folder(ctx)
     if data is None and manifest is None and hf is None:
         raise _fail("give a dataset folder (leakscan audit DATA), --manifest FILE or --hf PATH")
     _check_pairing(ctx, model, cache, no_cache)
     _needs(ctx, "--out DIR", out is not None, "no_html", "parquet", "force")
     _needs(ctx, "--fail-on-leak", fail_on_leak, "max_leak")
     made = missing_folders(out)  # removed again if the run fails before writing into them
+    _MADE[:] = made  # ... or is interrupted
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, cross_only, model_min_cosine, crops,
                              min_confidence, overlap, min_precision)
@@ -595,7 +631,22 @@ def audit(
         raise typer.Exit(EXIT_LEAK)
 
 
-@app.command()
+RESPLIT_HELP = """Propose a split in which no duplicate group straddles two splits, and write it as a manifest.
+
+    \b
+    Examples:
+      leakscan resplit data/ --out fixed.csv                      # move as few images as possible
+      leakscan resplit data/ --out new.csv --ratios train=0.8,val=0.1,test=0.1 --shuffle
+      leakscan resplit data/ --out new.csv --keep test            # the benchmark's test set stays
+      leakscan resplit data/ --out new.csv --keep test --drop     # ...and train copies are dropped
+      leakscan resplit data/ --out new.csv --materialize new_tree/ --link hardlink
+      leakscan resplit --hf saved_dataset/ --out new.csv          # rows written as split/index
+
+    The result is verified: no duplicate pair found by the audit ends in two splits.
+    """
+
+
+@app.command(help=RESPLIT_HELP)
 def resplit(
     ctx: typer.Context,
     data: Optional[Path] = typer.Argument(None, show_default=False, callback=_user_path,
@@ -650,28 +701,17 @@ def resplit(
     group_by: Optional[str] = OPT_GROUP_BY,
     bands: Optional[str] = OPT_BANDS,
 ) -> None:
-    """Propose a split in which no duplicate group straddles two splits, and write it as a manifest.
-
-    \b
-    Examples:
-      leakscan resplit data/ --out fixed.csv                      # move as few images as possible
-      leakscan resplit data/ --out new.csv --ratios train=0.8,val=0.1,test=0.1 --shuffle
-      leakscan resplit data/ --out new.csv --keep test            # the benchmark's test set stays
-      leakscan resplit data/ --out new.csv --keep test --drop     # ...and train copies are dropped
-      leakscan resplit data/ --out new.csv --materialize new_tree/ --link hardlink
-      leakscan resplit --hf saved_dataset/ --out new.csv          # rows written as split/index
-
-    The result is verified: no duplicate pair found by the audit ends in two splits.
-    """
+    """``leakscan resplit``: its help is RESPLIT_HELP (a docstring is gone under ``python -OO``)."""
     from .audit import audit as run_audit  # noqa: PLC0415
     from .discovery import check_readable  # noqa: PLC0415
     from .materialize import materialize, planned  # noqa: PLC0415
     from .report import prepare_resplit_out, render_resplit, write_resplit  # noqa: PLC0415
     from .resplit import resplit as run_resplit  # noqa: PLC0415
-    from .safeio import check_target  # noqa: PLC0415
+    from .safeio import check_target, check_writable  # noqa: PLC0415
     from .split import parse_ratios  # noqa: PLC0415
 
     _verbose(verbose)
+    _check_working_folder(ctx)
     if data is None and manifest is None and hf is None:
         raise _fail("give a dataset folder (leakscan resplit DATA --out NEW.csv), --manifest FILE or --hf PATH")
     _check_pairing(ctx, model, cache, no_cache)
@@ -698,6 +738,7 @@ def resplit(
             prepare_resplit_out(out, force=force, protect=folders)
             if materialize_dir is not None:
                 check_target(materialize_dir, folders, what="--materialize folder")
+                check_writable(materialize_dir, what="--materialize folder")
         with _progress(quiet) as cb, _max_file_size(max_file_size), _dask_client(dask) as client:
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,
@@ -738,6 +779,11 @@ def resplit(
         _say(f"leakscan: warning: {line}")
 
 
+#: The folders this run made for --out (:func:`~leakscan.output.missing_folders`): Ctrl-C removes
+#: those still empty, as a failed run does.
+_MADE: list = []
+
+
 def _on_sigint(signum, frame):
     """Ctrl-C ends the run at once, as a kill would: everything leakscan writes is safe against
     a kill at any moment (old or new complete result set, no partial file, workers follow).
@@ -745,6 +791,7 @@ def _on_sigint(signum, frame):
     "leak found"), and an exception raised inside a fork or logging handler is only printed."""
     try:
         os.write(2, b"leakscan: error: interrupted (complete earlier results are kept; nothing half-written)\n")
+        remove_empty_folders(_MADE)
     finally:
         os._exit(EXIT_USAGE)
 

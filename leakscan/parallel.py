@@ -12,12 +12,14 @@ import ctypes
 import itertools
 import logging
 import math
+import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable, Iterator
 
 from .errors import ConfigError, LeakscanError
@@ -243,6 +245,39 @@ def _as_completed(running, idle: Callable[[], object]) -> Iterator:
             quiet_since = time.monotonic()
 
 
+def _start_pool(jobs: int) -> ProcessPoolExecutor | None:
+    """A pool of ``jobs`` worker processes, started now; None (and a warning) when they cannot be:
+    no writable /dev/shm, no semaphores, or a worker that cannot be made (too many open files for
+    ``ulimit -n``, too many processes for ``ulimit -u``). Workers made before the one that failed
+    are ended: left waiting for work, they would keep this process from exiting."""
+    before = set(multiprocessing.active_children())
+    pool = None
+    try:
+        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread)
+        pool.submit(int)  # the workers are made here, not at the first chunk's submit
+        return pool
+    except (OSError, ImportError, NotImplementedError, RuntimeError) as exc:  # RuntimeError: can't start new thread
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        for child in set(multiprocessing.active_children()) - before:
+            child.terminate()
+            child.join(5)
+        log.warning("cannot start %d worker processes (%s); running in this one process", jobs, exc)
+        _NO_POOL.append(str(exc))
+        return None
+
+
+def _result(fut):
+    """The result of a worker process's task; a worker that died (killed by the system for want of
+    memory, a limit such as ``ulimit -v``, a crash in a library) is one line, not a traceback."""
+    try:
+        return fut.result()
+    except BrokenProcessPool:
+        raise LeakscanError("a worker process ended abruptly (killed, most likely for want of memory: the "
+                            "system's out-of-memory killer or a limit such as ulimit -v); try fewer --jobs or a "
+                            "smaller --max-file-size") from None
+
+
 def run_chunks(fn: Callable, tasks: Iterable, *, jobs: int = 1, client=None) -> Iterator[tuple[int, object]]:
     """``(position, fn(task))`` for every task (``position``: its place in ``tasks``).
 
@@ -292,12 +327,7 @@ def run_chunks(fn: Callable, tasks: Iterable, *, jobs: int = 1, client=None) -> 
         for k, task in enumerate(it):
             yield k, fn(task)
     else:
-        try:
-            pool = None if _NO_POOL else ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread)
-        except (OSError, ImportError, NotImplementedError) as exc:  # no writable /dev/shm, no semaphores
-            log.warning("cannot start %d worker processes (%s); running in this one process", jobs, exc)
-            _NO_POOL.append(str(exc))
-            pool = None
+        pool = None if _NO_POOL else _start_pool(jobs)
         if pool is None:
             for k, task in enumerate(it):
                 yield k, fn(task)
@@ -309,10 +339,10 @@ def run_chunks(fn: Callable, tasks: Iterable, *, jobs: int = 1, client=None) -> 
                 for task in it:
                     pending.append(pool.submit(fn, task))
                     if len(pending) >= AHEAD * jobs:
-                        yield k, pending.popleft().result()
+                        yield k, _result(pending.popleft())
                         k += 1
                 while pending:
-                    yield k, pending.popleft().result()
+                    yield k, _result(pending.popleft())
                     k += 1
             finally:  # stopped early (an error, the consumer gone): drop what has not started
                 for fut in pending:

@@ -19,7 +19,8 @@ import numpy as np
 from .audit import PAIR_COLUMNS, PAIR_NUMBERS, Audit
 from .errors import OutputError
 from .output import atomic_write, json_text, make_folder, tier_rounded, utf8_text
-from .safeio import check_target, csv_cell, dataset_folders, one_writer, plain, refuse_earlier, write_folder
+from .safeio import (check_target, check_writable, csv_cell, dataset_folders, one_writer, plain, refuse_earlier,
+                     write_folder)
 
 __all__ = ["write_outputs", "summary_json", "render_terminal", "OUTPUT_FILES"]
 
@@ -251,6 +252,7 @@ def prepare_resplit_out(out: Path, *, force: bool, protect=()) -> None:
     check_target(out.parent, list(protect), what=f"the folder of --out {out}", contains=False)
     if out.is_dir():
         raise OutputError(f"{out}: is a folder; --out names the CSV file to write")
+    check_writable(out.parent, what=f"the folder of --out {out.name}")
     if not force:
         _refuse_existing_manifest(out)
 

@@ -31,8 +31,8 @@ try:
 except ImportError:  # not POSIX
     fcntl = None
 
-__all__ = ["dataset_folders", "check_target", "refuse_earlier", "one_writer", "write_folder", "place_file", "plain",
-           "csv_cell"]
+__all__ = ["dataset_folders", "check_target", "check_writable", "refuse_earlier", "one_writer", "write_folder",
+           "place_file", "plain", "csv_cell"]
 
 # --------------------------------------------------------------------------- where we may write
 
@@ -102,6 +102,18 @@ def check_target(target, folders, *, what: str = "--out", contains: bool = True)
         if contains and _within(f, t):
             raise OutputError(f"{target}: {what} contains the dataset folder {f} (it holds audited images); "
                               "leakscan never writes there: choose another folder")
+
+
+def check_writable(folder, *, what: str) -> None:
+    """Raise OutputError when this user cannot write into ``folder`` or, where it does not exist
+    yet, make it: the nearest existing folder above it is not writable (read-only file system
+    included). Checked before the long part, so that it is not met after it."""
+    target = p = Path(os.path.abspath(folder))
+    while not os.path.lexists(p) and p != p.parent:
+        p = p.parent
+    if p.is_dir() and not os.access(p, os.W_OK | os.X_OK):
+        said = f"{what} is not writable" if p == target else f"{what} cannot be made: {p} is not writable"
+        raise OutputError(f"{folder}: {said}; choose another folder")
 
 
 # --------------------------------------------------------------------------- all-or-nothing folders
@@ -327,18 +339,24 @@ def place_file(src: Path, target: Path, link: str) -> bool:
 
 # --------------------------------------------------------------------------- user strings
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\udc80-\udcff]")
+
+
+def _escaped(c: str) -> str:
+    n = ord(c)
+    if 0xDC80 <= n <= 0xDCFF:  # a byte of a name that is not UTF-8: \xNN, as the CSVs write it
+        return "\\x%02x" % (n - 0xDC00)
+    return "\\x%02x" % n if n < 256 else "\\u%04x" % n
 
 
 def plain(s) -> str:
-    """A user string (path, label, reason) safe for a terminal: control characters escaped.
+    """A user string (path, label, reason) safe for a terminal: control characters escaped, and
+    the odd bytes of a name that is not UTF-8 written ``\\xNN`` as the CSVs write them.
 
     ``"a\\x1b[31mb"`` -> ``"a\\\\x1b[31mb"``. Rich markup is not interpreted by the callers (they
     print these as :class:`rich.text.Text` or with ``markup=False``).
     """
-    s = str(s)
-    return _CONTROL.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 256
-                        else "\\u%04x" % ord(m.group()), s)
+    return _CONTROL.sub(lambda m: _escaped(m.group()), str(s))
 
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")

@@ -381,3 +381,20 @@ def test_a_search_made_while_pictures_could_not_be_read_is_not_kept(tmp_path, ca
     cold = audit(d, cache=False, jobs=1, settings=settings)
     assert warm.pair_records() == cold.pair_records()
     assert warm.to_dict()["calibration"] == cold.to_dict()["calibration"]
+
+
+def test_a_user_without_a_home_folder_runs_without_the_cache(small, monkeypatch):
+    """A container's user id with no entry in the password database and no HOME (OpenShift's
+    random uids): the default cache ~/.cache/... ended in a RuntimeError traceback, exit 1; now
+    the run decodes without a cache and says why and what to set."""
+    import pwd
+
+    def unknown(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+    for name in ("HOME", "XDG_CACHE_HOME", "LEAKSCAN_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", unknown)
+    assert os.path.expanduser("~") == "~"  # what such a user meets
+    result = audit(small, jobs=1)
+    assert result.n_images == 13
+    assert any("home folder is unknown" in w and "LEAKSCAN_CACHE" in w for w in result.warnings), result.warnings

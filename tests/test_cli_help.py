@@ -1,5 +1,9 @@
 """Every command and every option explains itself."""
 
+import os
+import subprocess
+import sys
+
 import click
 import pytest
 import typer
@@ -80,3 +84,16 @@ def test_jobs_help_names_every_stage_it_runs_in_parallel():
     jobs = next(p for p in COMMAND.commands["audit"].params if "--jobs" in p.opts)
     for stage in ("decoding", "pair evidence", "calibration", "closer look"):
         assert stage in jobs.help, stage
+
+
+@pytest.mark.parametrize("cmd", [[], ["audit"], ["resplit"]])
+def test_help_is_whole_under_python_OO(cmd):
+    """``python -OO`` (PYTHONOPTIMIZE=2 in some images) strips docstrings: the commands' help,
+    taken from them, lost its text, examples and exit codes, and the command list its lines."""
+    def help_text(*flags):
+        return subprocess.run([sys.executable, *flags, "-m", "leakscan", *cmd, "--help"], capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "COLUMNS": "120"}).stdout
+    full, stripped = help_text(), help_text("-OO")
+    assert stripped == full
+    assert ("Exit codes" in stripped) if cmd == ["audit"] else True
+    assert ("Example" in stripped) if cmd else ("audit    Audit a dataset" in stripped)

@@ -46,10 +46,11 @@ def leaked(r) -> int:
 
 
 @contextmanager
-def tmpfs(size: str = "1m"):
-    """A small tmpfs (root only); skips the test where it cannot be mounted."""
+def tmpfs(size: str = "1m", options: str = ""):
+    """A small tmpfs (root only; ``options`` such as ``ro``); skips the test where it cannot be mounted."""
     where = Path(tempfile.mkdtemp(prefix="leakscan-tmpfs-"))
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}"] + ([options] if options else [])),
+                        "tmpfs", str(where)],
                        capture_output=True, text=True)
     if p.returncode != 0:
         where.rmdir()
@@ -235,6 +236,23 @@ def test_4_a_file_name_that_is_not_utf8_is_audited_cached_and_written(tmp_path):
     assert "caf\\xe9.png" in out.read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "ascii"])
+def test_4_a_name_that_is_not_utf8_is_printed_as_the_csv_writes_it(tmp_path, encoding):
+    """The terminal said ``caf\\udce9.png`` (Python's surrogate, escaped) for the file pairs.csv and a
+    decisions file call ``caf\\xe9.png``; it now says ``caf\\xe9.png`` too, in any console encoding."""
+    d = issue_dataset(tmp_path / "d")
+    odd = os.fsdecode(os.fsencode(str(d / "test/a")) + b"/caf\xe9.png")
+    try:
+        shutil.copy(d / "train/a/y.png", odd)
+    except (OSError, UnicodeError) as exc:
+        pytest.skip(f"this file system refuses the name: {exc}")
+    env = {**os.environ, "PYTHONIOENCODING": encoding, "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-m", "leakscan", "audit", str(d), "--no-cache"], capture_output=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert b"test/a/caf\\xe9.png" in proc.stdout and b"udce9" not in proc.stdout, proc.stdout
+
+
 def test_4_a_name_that_is_not_utf8_in_summary_json_and_the_report_page(tmp_path):
     """Such a name in a label conflict reaches summary.json and the page's data: both are written
     (no crash), as JSON that parses, saying ``\\xNN`` as the CSVs do; --json prints the same."""
@@ -297,6 +315,66 @@ def test_4_no_worker_processes_means_one_process_not_a_failure(tmp_path, monkeyp
     assert got.pairs.keys().tolist() == want.pairs.keys().tolist() and leaked(got) == leaked(want) == 2
 
 
+_SECOND_WORKER_FAILS = """
+import errno, sys
+from multiprocessing import popen_fork
+launch, made = popen_fork.Popen._launch, []
+def second_fails(self, process_obj):  # as under ulimit -n (or -u): the first worker is made, not the second
+    made.append(1)
+    if len(made) == 2:
+        raise OSError(errno.EMFILE, "Too many open files")
+    return launch(self, process_obj)
+popen_fork.Popen._launch = second_fails
+from leakscan.cli import main
+sys.argv = ["leakscan"] + sys.argv[1:]
+main()
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="worker processes are forked on Linux")
+def test_4_a_worker_that_cannot_be_made_is_a_warning_not_an_error_and_a_hang(tmp_path):
+    """Under a low ``ulimit -n`` the pool was made but its second worker was not: the run ended
+    with 'error: Too many open files', then hung at exit waiting for the first worker. Now the
+    workers made are ended, and the run goes on in one process, with the pairs of -j 1."""
+    d = issue_dataset(tmp_path / "d")
+    for k in range(60):  # enough for more than one chunk
+        mk(d / f"train/a/more{k}.png", 10 + k)
+    want = audit(d, cache=False, jobs=1)
+    proc = subprocess.run([sys.executable, "-c", _SECOND_WORKER_FAILS, "audit", str(d), "--no-cache", "-q", "-j", "2",
+                           "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "cannot start 2 worker processes ([Errno 24] Too many open files)" in proc.stderr
+    rows = (tmp_path / "o/pairs.csv").read_text().splitlines()[1:]
+    assert len(rows) == len(want.pairs) and leaked(want) == 2
+
+
+_NO_THREAD_FOR_THE_POOL = """
+import sys
+from concurrent.futures import process
+def no_thread(self):  # as under ulimit -u: the workers are made, the pool's own thread is not
+    raise RuntimeError("can't start new thread")
+process._ExecutorManagerThread.start = no_thread
+from leakscan.cli import main
+sys.argv = ["leakscan"] + sys.argv[1:]
+main()
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="worker processes are forked on Linux")
+def test_4_a_pool_whose_thread_cannot_start_is_a_warning_not_a_traceback_and_a_hang(tmp_path):
+    """Under a low ``ulimit -u`` the pool's workers were made but its managing thread was not: a
+    RuntimeError traceback (exit 1), then a hang at exit waiting for the workers. Now, as for a
+    worker that cannot be made: the workers are ended and the run goes on in one process."""
+    d = issue_dataset(tmp_path / "d")
+    for k in range(60):  # enough for more than one chunk
+        mk(d / f"train/a/more{k}.png", 10 + k)
+    proc = subprocess.run([sys.executable, "-c", _NO_THREAD_FOR_THE_POOL, "audit", str(d), "--no-cache", "-q",
+                           "-j", "2", "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "cannot start 2 worker processes (can't start new thread)" in proc.stderr
+    assert "Traceback" not in proc.stderr and (tmp_path / "o/summary.json").is_file()
+
+
 def test_4_a_deleted_working_folder_does_not_stop_a_run_with_absolute_paths(tmp_path, monkeypatch):
     d = issue_dataset(tmp_path / "d")
     gone = tmp_path / "gone"
@@ -306,6 +384,27 @@ def test_4_a_deleted_working_folder_does_not_stop_a_run_with_absolute_paths(tmp_
     res = CliRunner().invoke(app, ["audit", str(d), "--out", str(tmp_path / "o"), "--no-cache", "-q"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "o/summary.json").is_file()
+
+
+@pytest.mark.parametrize("cmd", [
+    ["audit", "{d}", "--out", "rel", "--no-cache", "-q"],
+    ["resplit", "{d}", "--out", "{o}/new.csv", "--materialize", "tree", "--no-cache", "-q"],
+])
+def test_4_relative_paths_from_a_deleted_working_folder_are_one_line(tmp_path, monkeypatch, cmd):
+    """--out rel (audit) and --materialize tree (resplit) ended in a FileNotFoundError traceback,
+    exit 1 (the code of "leak found"); now one line naming them, exit 2, nothing decoded or made."""
+    d = issue_dataset(tmp_path / "d")
+    (tmp_path / "o").mkdir()
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    res = CliRunner().invoke(app, [a.format(d=d, o=tmp_path / "o") for a in cmd])
+    assert res.exit_code == 2, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    err = res.output.strip().splitlines()
+    assert len(err) == 1 and "working folder no longer exists" in err[0] and cmd[-4] + " " + cmd[-3] in err[0]
+    assert sorted(os.listdir(tmp_path)) == ["d", "o"] and not os.listdir(tmp_path / "o")
 
 
 def test_4_a_name_at_the_length_limit_is_placed_and_numbered_within_it(tmp_path):
@@ -993,7 +1092,8 @@ def test_5_ctrl_c_is_one_line_and_exit_2_not_the_leak_code(tmp_path):
         p.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 255, (32, 32, 3), np.uint8)).save(p)
     proc = subprocess.Popen([sys.executable, "-m", "leakscan", "audit", str(d), "--jobs", "2", "--no-cache", "-q",
-                             "--out", str(tmp_path / "o")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--out", str(tmp_path / "new" / "o")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and len(_children(proc.pid)) < 2:
         time.sleep(0.05)
@@ -1003,7 +1103,7 @@ def test_5_ctrl_c_is_one_line_and_exit_2_not_the_leak_code(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, err
     assert "interrupted" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "o" / "summary.json").exists()
+    assert not (tmp_path / "new").exists()  # the folders the run made for --out (it left them, empty)
 
 
 @pytest.mark.skipif(os.name != "posix", reason="needs a pipe whose reader leaves")
@@ -1027,6 +1127,23 @@ def test_5_a_reader_that_stops_reading_leaves_the_exit_code_as_it_was(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     proc.stdout.close()
     assert proc.wait(timeout=300) == 0 and r.is_file()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs a pipe whose reader leaves")
+def test_5_an_error_said_to_a_reader_that_left_keeps_exit_2(tmp_path):
+    """``leakscan audit missing/ 2>&1 | grep -q x``: the error line met a broken pipe, which click
+    turned into exit 1 (the code of "leak found"); the line is lost, the exit code is still 2."""
+    d = issue_dataset(tmp_path / "d")
+    for args in (["audit", str(tmp_path / "missing")], ["audit", str(d), "--max-leak", "0.1"],
+                 ["resplit", str(d), "--out", str(tmp_path / "d" / "new.csv"), "--no-cache", "-q"]):
+        r, w = os.pipe()
+        os.close(r)  # the reader is gone before the first line
+        try:
+            proc = subprocess.run([sys.executable, "-m", "leakscan"] + args, stdout=subprocess.DEVNULL, stderr=w,
+                                  timeout=300)
+        finally:
+            os.close(w)
+        assert proc.returncode == 2, args
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
@@ -1083,3 +1200,65 @@ def test_6_out_given_as_a_symlink_keeps_the_link(tmp_path):
         res = CliRunner().invoke(app, ["audit", str(d), "--out", str(link), "--no-cache", "-q", "--force"])
         assert res.exit_code == 0, res.output
     assert link.is_symlink() and (real / "summary.json").is_file()
+
+
+def test_too_many_open_files_says_the_limit(tmp_path, monkeypatch):
+    """'error: /tmp/x: Too many open files' blamed the folder where the limit was met; the line now
+    says the limit (ulimit -n) and that it is the one to raise."""
+    import errno
+    import resource
+
+    audit_module = sys.modules[audit.__module__]  # leakscan.audit, the module (the package's audit is the function)
+
+    def emfile(*a, **kw):
+        raise OSError(errno.EMFILE, "Too many open files", str(tmp_path))
+    monkeypatch.setattr(audit_module, "audit", emfile)
+    res = CliRunner().invoke(app, ["audit", str(issue_dataset(tmp_path / "d")), "--no-cache", "-q"])
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert res.exit_code == 2
+    assert f"Too many open files (this process may have {soft} files open at once, ulimit -n" in res.output
+
+
+def _killed_on_three(x):
+    import signal
+
+    if x == 3:  # as the out-of-memory killer ends a worker
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+@pytest.mark.skipif(os.name != "posix", reason="kills a worker process")
+def test_a_worker_killed_mid_run_is_one_line_not_a_traceback():
+    """A worker killed by the system (its out-of-memory killer, or a crash under ulimit -v) was a
+    BrokenProcessPool traceback and exit 1, the code of "leak found"; now a LeakscanError (one
+    line, exit 2) that says what most likely happened."""
+    from leakscan.errors import LeakscanError
+    from leakscan.parallel import run_chunks
+
+    with pytest.raises(LeakscanError, match="a worker process ended abruptly .*out-of-memory killer"):
+        list(run_chunks(_killed_on_three, range(8), jobs=2))
+
+
+@pytest.mark.parametrize("where", ["out", "materialize"])
+def test_resplit_into_a_folder_it_cannot_write_is_refused_before_decoding(tmp_path, monkeypatch, where):
+    """resplit --out in a folder this user cannot write (another user's, a read-only file system)
+    was refused only after the whole audit; --materialize there failed after NEW.csv was written
+    (exit 2, and a re-run then refused: NEW.csv exists). Both are refused before any image is decoded,
+    nothing written. A read-only tmpfs stands in for another user's folder (root writes anywhere)."""
+    import leakscan.features as features
+
+    d = issue_dataset(tmp_path / "d")
+
+    def never(*a, **kw):
+        raise AssertionError("decoded before the folder was checked")
+    monkeypatch.setattr(features, "extract_features", never)
+    monkeypatch.setattr(sys.modules[audit.__module__], "extract_features", never)
+    with tmpfs(options="ro") as ro:
+        out = ro / "new.csv" if where == "out" else tmp_path / "new.csv"
+        cmd = ["resplit", str(d), "--out", str(out), "--no-cache", "-q"]
+        if where == "materialize":
+            cmd += ["--materialize", str(ro / "tree")]
+        res = CliRunner().invoke(app, cmd)
+        assert res.exit_code == 2, res.output
+        assert "is not writable; choose another folder" in res.output
+        assert not out.exists() and not os.listdir(ro)

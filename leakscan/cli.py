@@ -295,7 +295,11 @@ def _model_spec(model: Optional[Path], batch: int, size: Optional[str] = None, n
 def _user_path(value: Optional[Path]) -> Optional[Path]:
     """The callback of every path option and argument: ``--out=~/report`` (which the shell leaves
     as typed) is in the home folder, not a folder named ``~`` here (:func:`leakscan.output.user_path`)."""
-    return user_path(value)
+    try:
+        return user_path(value)
+    except RuntimeError:
+        raise typer.BadParameter(f"{value}: ~ names the home folder, which is unknown here (HOME is not set); "
+                                 "give the path without ~") from None
 
 
 OPT_MANIFEST = typer.Option(None, "--manifest", "-m", show_default=False, callback=_user_path,

@@ -157,12 +157,13 @@ def atomic_write(path, content: Content) -> Path:
 def user_path(path):
     """``path`` as the user meant it: a leading ``~`` (or ``~user``) is that home folder, as the
     shell makes it of a word that starts with it, but not after ``--out=`` nor in quotes.
-    None stays None.
+    None stays None. A RuntimeError when the home folder is unknown (HOME unset and the user not
+    in the password database), never a folder named ``~``.
 
     >>> import os; str(user_path("~/x")) == os.path.join(os.path.expanduser("~"), "x")
     True
     """
-    return None if path is None else Path(os.path.expanduser(os.fspath(path)))
+    return None if path is None else Path(os.fspath(path)).expanduser()
 
 
 def make_folder(folder) -> Path:

@@ -85,10 +85,38 @@ def planned(resplit, dest, *, link: str = "hardlink", force: bool = False) -> di
             check_target(folder, protect, what="a folder of the --materialize tree")
     if link == "hardlink":
         _refuse_other_file_system(dest, plan)
+        _refuse_refused_links(dest, plan)
     if dest.exists():
         others = (m.resolve(r) for r in range(len(m)) if m.images is None)  # dropped ones too
         _refuse_another_split(dest, plan, [p for p in others if p not in plan and p.is_file()], link=link)
     return plan
+
+
+def _refuse_refused_links(dest: Path, plan: dict) -> None:
+    """Raise when the system refuses a hard link to a source (``fs.protected_hardlinks``: a file
+    this user neither owns nor may write, in a shared dataset): one link tried per owner and
+    mode of the sources, made and removed at once in ``dest``'s nearest existing folder (named
+    as leakscan's temporary files), before the manifest or any file is written."""
+    near = dest.absolute()
+    while not near.exists():
+        near = near.parent
+    tried = set()
+    for src in plan:
+        real = os.path.realpath(src)  # as place_file links it
+        st = os.stat(real)
+        if (st.st_uid, st.st_mode) in tried:
+            continue
+        tried.add((st.st_uid, st.st_mode))
+        probe = near / f".leakscan-link-probe.{os.getpid()}{TMP_MARK}"
+        try:
+            os.link(real, probe)
+        except PermissionError:
+            raise OutputError(f"{src}: the system refuses to hard-link it here (permission denied: a file you do "
+                              "not own, fs.protected_hardlinks); use --link copy or symlink (nothing was "
+                              "written)") from None
+        except OSError:  # anything else (no space, no links on this file system) is met and said at placing
+            continue
+        os.unlink(probe)
 
 
 def _refuse_other_file_system(dest: Path, plan: dict) -> None:

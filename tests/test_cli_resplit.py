@@ -1,4 +1,5 @@
 import csv
+import errno
 import json
 import os
 import shutil
@@ -272,6 +273,28 @@ def test_hard_links_to_another_file_system_are_refused_before_anything_is_writte
     assert r.exit_code == 2 and "--link copy" in r.output and "another file system" in r.output, r.output
     assert not out.exists() and not os.path.exists(tree)
     r = run("resplit", leaky_dataset, "--out", out, "--materialize", tree, "--link", "copy", "-q")
+    assert r.exit_code == 0, r.output
+    assert sum(len(files) for _, _, files in os.walk(tree)) == len(read(out)) == 19
+    assert tree_digest(leaky_dataset) == before
+
+
+def test_hard_links_the_system_refuses_are_refused_before_anything_is_written(leaky_dataset, tmp_path, monkeypatch):
+    # a user who does not own a shared dataset's files cannot hard-link them (fs.protected_hardlinks:
+    # EPERM; root is never refused, so the refusal is the system's, made here): the first link
+    # failed after NEW.csv and the tree's first folders were written
+    before = tree_digest(leaky_dataset)
+    out, tree = tmp_path / "new.csv", tmp_path / "tree"
+
+    def refused(src, dst, *args, **kwargs):
+        raise PermissionError(errno.EPERM, "Operation not permitted", str(src))
+
+    monkeypatch.setattr(os, "link", refused)
+    r = run("resplit", leaky_dataset, "--out", out, "--materialize", tree, "-q")
+    assert r.exit_code == 2 and "--link copy" in r.output and "refuses to hard-link" in r.output, r.output
+    assert not out.exists() and not tree.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".leakscan")]  # no probe left
+    monkeypatch.undo()
+    r = run("resplit", leaky_dataset, "--out", out, "--materialize", tree, "-q")
     assert r.exit_code == 0, r.output
     assert sum(len(files) for _, _, files in os.walk(tree)) == len(read(out)) == 19
     assert tree_digest(leaky_dataset) == before

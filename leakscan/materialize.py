@@ -110,12 +110,12 @@ def _refuse_refused_links(dest: Path, plan: dict) -> None:
         probe = near / f".leakscan-link-probe.{os.getpid()}{TMP_MARK}"
         try:
             os.link(real, probe)
-        except PermissionError:
+        except OSError as exc:  # EPERM: the link refused; anything else (EACCES, no space) is said at placing
+            if exc.errno != errno.EPERM:
+                continue
             raise OutputError(f"{src}: the system refuses to hard-link it here (permission denied: a file you do "
                               "not own, fs.protected_hardlinks); use --link copy or symlink (nothing was "
                               "written)") from None
-        except OSError:  # anything else (no space, no links on this file system) is met and said at placing
-            continue
         os.unlink(probe)
 
 

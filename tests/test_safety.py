@@ -212,15 +212,22 @@ def test_4_a_fifo_is_skipped_not_waited_on(tmp_path):
     assert "not a regular file" in dict(r.skipped)["test/a/p.png"] and leaked(r) == 2
 
 
-def test_4_a_file_name_that_is_not_utf8_is_audited_cached_and_written(tmp_path):
-    """Linux names are bytes: one that is not UTF-8 (Python keeps it as surrogates) is audited,
-    cached, and written in every output as ``\\xNN``; the report's link is the name's own bytes."""
-    d = issue_dataset(tmp_path / "d")
+def _with_a_name_not_utf8(folder):
+    """The issue dataset with a copy of train/a/y.png named ``test/a/caf\\xe9.png`` (bytes that are
+    not UTF-8); skips where the file system refuses such a name."""
+    d = issue_dataset(folder)
     odd = os.fsdecode(os.fsencode(str(d / "test/a")) + b"/caf\xe9.png")
     try:
         shutil.copy(d / "train/a/y.png", odd)
     except (OSError, UnicodeError) as exc:
         pytest.skip(f"this file system refuses the name: {exc}")
+    return d
+
+
+def test_4_a_file_name_that_is_not_utf8_is_audited_cached_and_written(tmp_path):
+    """Linux names are bytes: one that is not UTF-8 (Python keeps it as surrogates) is audited,
+    cached, and written in every output as ``\\xNN``; the report's link is the name's own bytes."""
+    d = _with_a_name_not_utf8(tmp_path / "d")
     cache = tmp_path / "c.sqlite"
     for _ in range(2):  # the second run reads the features back from the cache
         res = CliRunner().invoke(app, ["audit", str(d), "--cache", str(cache), "--out", str(tmp_path / "o"),
@@ -240,12 +247,7 @@ def test_4_a_file_name_that_is_not_utf8_is_audited_cached_and_written(tmp_path):
 def test_4_a_name_that_is_not_utf8_is_printed_as_the_csv_writes_it(tmp_path, encoding):
     """The terminal said ``caf\\udce9.png`` (Python's surrogate, escaped) for the file pairs.csv and a
     decisions file call ``caf\\xe9.png``; it now says ``caf\\xe9.png`` too, in any console encoding."""
-    d = issue_dataset(tmp_path / "d")
-    odd = os.fsdecode(os.fsencode(str(d / "test/a")) + b"/caf\xe9.png")
-    try:
-        shutil.copy(d / "train/a/y.png", odd)
-    except (OSError, UnicodeError) as exc:
-        pytest.skip(f"this file system refuses the name: {exc}")
+    d = _with_a_name_not_utf8(tmp_path / "d")
     env = {**os.environ, "PYTHONIOENCODING": encoding, "COLUMNS": "200"}
     proc = subprocess.run([sys.executable, "-m", "leakscan", "audit", str(d), "--no-cache"], capture_output=True,
                           env=env, timeout=300)

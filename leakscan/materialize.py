@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .errors import ConfigError, OutputError
 from .output import TMP_MARK, inside, make_folder
-from .safeio import check_target, dataset_folders, place_file
+from .safeio import check_target, dataset_folders, nearest_existing, place_file
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +97,7 @@ def _refuse_refused_links(dest: Path, plan: dict) -> None:
     this user neither owns nor may write, in a shared dataset): one link tried per owner and
     mode of the sources, made and removed at once in ``dest``'s nearest existing folder (named
     as leakscan's temporary files), before the manifest or any file is written."""
-    near = dest.absolute()
-    while not near.exists():
-        near = near.parent
+    near = nearest_existing(dest)
     tried = set()
     for src in plan:
         real = os.path.realpath(src)  # as place_file links it
@@ -122,10 +120,7 @@ def _refuse_refused_links(dest: Path, plan: dict) -> None:
 def _refuse_other_file_system(dest: Path, plan: dict) -> None:
     """Raise when a source lies on another file system than ``dest`` (hard links cannot cross
     them): said before the manifest or any file is written, not at the first link."""
-    near = dest.absolute()
-    while not near.exists():  # dest is made in its nearest existing folder
-        near = near.parent
-    here = near.stat().st_dev
+    here = nearest_existing(dest).stat().st_dev  # dest is made in its nearest existing folder
     for src in plan:
         if src.stat().st_dev != here:
             raise OutputError(f"{dest}: is on another file system than {src}, and hard links cannot cross file "

@@ -31,8 +31,8 @@ try:
 except ImportError:  # not POSIX
     fcntl = None
 
-__all__ = ["dataset_folders", "check_target", "check_writable", "refuse_earlier", "one_writer", "write_folder",
-           "place_file", "plain", "csv_cell"]
+__all__ = ["dataset_folders", "check_target", "check_writable", "nearest_existing", "refuse_earlier", "one_writer",
+           "write_folder", "place_file", "plain", "csv_cell"]
 
 # --------------------------------------------------------------------------- where we may write
 
@@ -104,13 +104,20 @@ def check_target(target, folders, *, what: str = "--out", contains: bool = True)
                               "leakscan never writes there: choose another folder")
 
 
+def nearest_existing(path) -> Path:
+    """``path`` made absolute, or where it does not exist yet, the nearest folder above it that
+    does: where it would be made (its file system, its permissions)."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
 def check_writable(folder, *, what: str) -> None:
     """Raise OutputError when this user cannot write into ``folder`` or, where it does not exist
     yet, make it: the nearest existing folder above it is not writable (read-only file system
     included). Checked before the long part, so that it is not met after it."""
-    target = p = Path(os.path.abspath(folder))
-    while not os.path.lexists(p) and p != p.parent:
-        p = p.parent
+    target, p = Path(os.path.abspath(folder)), nearest_existing(folder)
     if p.is_dir() and not os.access(p, os.W_OK | os.X_OK):
         said = f"{what} is not writable" if p == target else f"{what} cannot be made: {p} is not writable"
         raise OutputError(f"{folder}: {said}; choose another folder")

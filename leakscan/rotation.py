@@ -55,31 +55,18 @@ def _canvas_to_original(theta: float, W: float, H: float, expand: bool):
     return w, h
 
 
-@lru_cache(maxsize=64)
 def _masks(aspect: float, n: int, expand: bool, angles: tuple) -> np.ndarray:
-    """:func:`content_mask` of each angle (all False where none is possible), in one go."""
-    W, H = aspect, 1.0
-    t = np.deg2rad(np.asarray(angles, np.float64))
-    c, s = np.abs(np.cos(t)), np.abs(np.sin(t))
-    if expand:
-        det = c * c - s * s
-        safe = np.where(np.abs(det) < 1e-3, 1.0, det)
-        w, h = (W * c - H * s) / safe, (H * c - W * s) / safe
-        possible = (np.abs(det) >= 1e-3) & (w > 0) & (h > 0)
-    else:
-        w, h = np.full(len(t), W), np.full(len(t), H)
-        possible = np.ones(len(t), bool)
-    ys, xs = np.meshgrid((np.arange(n) + 0.5) / n * H - H / 2, (np.arange(n) + 0.5) / n * W - W / 2, indexing="ij")
-    ct, st = np.cos(t)[:, None, None], np.sin(t)[:, None, None]
-    u = xs * ct - ys * st
-    v = xs * st + ys * ct
-    out = (np.abs(u) <= w[:, None, None] / 2) & (np.abs(v) <= h[:, None, None] / 2)
-    out[~possible] = False
-    return out
+    """:func:`content_mask` of each angle (all False where none is possible), stacked."""
+    masks = (content_mask(a, aspect, 1.0, expand, n) for a in angles)
+    return np.stack([np.zeros((n, n), bool) if m is None else m for m in masks])
 
 
+# One angle a key: the fine windows (11 angles around each coarse one) overlap, and one aspect's
+# coarse and fine angles on both canvases are about 270 masks (16 KB at most each).
+@lru_cache(maxsize=512)
 def content_mask(theta: float, W: float, H: float, expand: bool, n: int) -> np.ndarray | None:
-    """Where the picture is, on an ``n`` x ``n`` grid over a W x H canvas rotated by ``theta`` degrees."""
+    """Where the picture is, on an ``n`` x ``n`` grid over a W x H canvas rotated by ``theta``
+    degrees (read-only); None where no picture rotated by ``theta`` fills such a canvas."""
     size = _canvas_to_original(theta, W, H, expand)
     if size is None:
         return None
@@ -88,7 +75,9 @@ def content_mask(theta: float, W: float, H: float, expand: bool, n: int) -> np.n
     t = np.deg2rad(theta)
     u = xs * np.cos(t) - ys * np.sin(t)
     v = xs * np.sin(t) + ys * np.cos(t)
-    return (np.abs(u) <= w / 2) & (np.abs(v) <= h / 2)
+    mask = (np.abs(u) <= w / 2) & (np.abs(v) <= h / 2)
+    mask.flags.writeable = False  # cached: shared by every caller
+    return mask
 
 
 def _fit(picture: np.ndarray, aspect: float, angles: np.ndarray):

@@ -13,7 +13,7 @@ from PIL import Image, ImageOps
 
 from leakscan import audit
 from leakscan.evidence import EVIDENCE, pair_evidence
-from leakscan.features import (colour_thumbnail, extract_images, folded_thumbnail, folded_thumbnails, no_highlights,
+from leakscan.features import (COLOUR_SIDE, colour_thumbnail, extract_images, folded_thumbnail, folded_thumbnails, no_highlights,
                                unsolarized)
 from leakscan.pairs import Kind, PairTable
 from leakscan.views import MatchView
@@ -100,3 +100,14 @@ def test_a_pair_is_read_as_solarized_only_where_the_threshold_inverts_part_of_it
     assert none[0] == 0.0
     assert _folded_read(picture, copy)["ncc"] >= 0.8
     assert np.isnan(_folded_read(picture, _jpeg(picture))["ncc"])
+
+
+def test_the_fold_is_each_value_folded_on_small_and_large_pictures():
+    """The folded thumbnail is the luma of each channel folded, ``2 * min(c, 255 - c)``, then
+    box-averaged: the same on pictures below and above the size where the fold changes method."""
+    for side in (32, 100, 128, 129, 200):
+        img = scene(side, side)
+        a = np.asarray(img).astype(np.int16)
+        folded = Image.fromarray((2 * np.minimum(a, 255 - a)).astype(np.uint8)).convert("L")
+        expected = np.asarray(folded.resize((COLOUR_SIDE, COLOUR_SIDE), Image.BOX, reducing_gap=2.0))
+        assert np.array_equal(folded_thumbnail(img), expected), side

@@ -196,10 +196,12 @@ def _flat_outer_line(a: np.ndarray) -> bool:
     """Is one outer line of ``a`` (``(h, w, 3)``) mostly its own colour (:data:`BAND_LINE` of it
     within three times ``BORDER_TOL``, as :func:`_sides` reads it)? A border of any kind, flat
     or a caption bar, starts with such a line: without one, :func:`_border` finds none."""
-    for line in (a[0, :, :3], a[-1, :, :3], a[:, 0, :3], a[:, -1, :3]):
-        line = line.astype(np.int16)
-        colour = np.round(median(line, axis=0)).astype(np.int16)
-        if np.count_nonzero(np.abs(line - colour).max(axis=1) <= 3 * BORDER_TOL) / len(line) >= BAND_LINE:
+    rows, cols = np.stack([a[0, :, :3], a[-1, :, :3]]), np.stack([a[:, 0, :3], a[:, -1, :3]])
+    for lines in ((rows, cols) if rows.shape != cols.shape else (np.concatenate([rows, cols]),)):
+        lines = lines.astype(np.int16)  # (k, n, 3): k lines of one length at a time
+        colour = np.round(median(lines, axis=1)).astype(np.int16)
+        near = np.count_nonzero(np.abs(lines - colour[:, None]).max(axis=2) <= 3 * BORDER_TOL, axis=1)
+        if (near / lines.shape[1] >= BAND_LINE).any():
             return True
     return False
 

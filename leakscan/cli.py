@@ -380,7 +380,9 @@ OPT_JOBS = typer.Option(None, "--jobs", "-j", min=1, show_default=False,
                              "per core].")
 OPT_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars and no tables.")
 OPT_FORCE = typer.Option(False, "--force", "-f", help="Overwrite earlier results.")
-OPT_CACHE = typer.Option(None, "--cache", show_default=False, callback=_user_path,
+# readable=False: a cache that cannot be opened is the library's warning (a run without it), as
+# through $LEAKSCAN_CACHE, not the option's own refusal
+OPT_CACHE = typer.Option(None, "--cache", show_default=False, callback=_user_path, readable=False,
                          help="Feature cache database [default: $LEAKSCAN_CACHE, else "
                               "$XDG_CACHE_HOME/leakscan/features.sqlite, else ~/.cache/leakscan/features.sqlite].")
 OPT_NO_CACHE = typer.Option(False, "--no-cache", help="Decode every image; do not read or write the feature cache.")

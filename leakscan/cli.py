@@ -18,6 +18,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand, TyperGroup
 
 from ._version import __version__
 from .errors import LeakscanError
@@ -25,8 +26,36 @@ from .output import missing_folders, remove_empty_folders, shown_fraction, user_
 from .parallel import MAX_JOBS_PER_CORE, check_jobs, wait_for_workers
 from .settings import DECODE_SIDE, DEFAULTS, MODEL_BATCH, RANDOM_STATE, TRANSFORMS
 
+def _show_help(ctx, param, value: bool) -> None:
+    """``--help``, printed as results are (:func:`_reader_may_leave`)."""
+    if value and not ctx.resilient_parsing:
+        with _reader_may_leave():
+            typer.echo(ctx.get_help(), color=ctx.color)
+        raise typer.Exit()
+
+
+class _HelpAsResults:
+    """A command whose ``--help`` is printed as results are: a reader that leaves
+    (``leakscan --help | head``) ends it with exit 0, not click's exit 1 (the code of "leak found")."""
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.callback = _show_help
+        return option
+
+
+class _Group(_HelpAsResults, TyperGroup):
+    pass
+
+
+class _Command(_HelpAsResults, TyperCommand):
+    pass
+
+
 app = typer.Typer(
     name="leakscan",
+    cls=_Group,
     help=(
         "Find exact and near-duplicate images and the train/val/test leakage they cause.\n\n"
         "Example: leakscan audit data/ --out report/"
@@ -159,11 +188,13 @@ class _Results(Console):
 
 @contextmanager
 def _reader_may_leave():
-    """Results printed to a pipe whose reader has stopped reading (``leakscan audit data | head``):
-    the rest is dropped and the command ends as it would have, its exit code still saying whether
-    leakage was found, not click's exit 1 for a broken pipe (the code of "leak found"). A printout
+    """Results (and ``--help``, ``--version``) printed to a pipe whose reader has stopped reading
+    (``leakscan audit data | head``): the rest is dropped and the command ends as it would have,
+    its exit code still saying whether leakage was found, not click's exit 1 for a broken pipe
+    (the code of "leak found"). A printout
     that cannot be written (``> report.txt`` on a full disk) is an environment failure: one line,
     exit 2 (the result files are written by then)."""
+    _tolerant_streams()  # already, but for --help and --version: eager, they print before _main runs
     try:
         yield
         sys.stdout.flush()  # a broken pipe shows here, not at exit
@@ -188,7 +219,8 @@ def _drop(stream) -> None:
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"leakscan {__version__}")
+        with _reader_may_leave():
+            typer.echo(f"leakscan {__version__}")
         raise typer.Exit()
 
 
@@ -348,7 +380,9 @@ OPT_JOBS = typer.Option(None, "--jobs", "-j", min=1, show_default=False,
                              "per core].")
 OPT_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars and no tables.")
 OPT_FORCE = typer.Option(False, "--force", "-f", help="Overwrite earlier results.")
-OPT_CACHE = typer.Option(None, "--cache", show_default=False, callback=_user_path,
+# readable=False: a cache that cannot be opened is the library's warning (a run without it), as
+# through $LEAKSCAN_CACHE, not the option's own refusal
+OPT_CACHE = typer.Option(None, "--cache", show_default=False, callback=_user_path, readable=False,
                          help="Feature cache database [default: $LEAKSCAN_CACHE, else "
                               "$XDG_CACHE_HOME/leakscan/features.sqlite, else ~/.cache/leakscan/features.sqlite].")
 OPT_NO_CACHE = typer.Option(False, "--no-cache", help="Decode every image; do not read or write the feature cache.")
@@ -516,7 +550,7 @@ AUDIT_HELP = """Audit a dataset for duplicate images and cross-split leakage.
     """
 
 
-@app.command(help=AUDIT_HELP)
+@app.command(help=AUDIT_HELP, cls=_Command)
 def audit(
     ctx: typer.Context,
     data: Optional[Path] = typer.Argument(
@@ -650,7 +684,7 @@ RESPLIT_HELP = """Propose a split in which no duplicate group straddles two spli
     """
 
 
-@app.command(help=RESPLIT_HELP)
+@app.command(help=RESPLIT_HELP, cls=_Command)
 def resplit(
     ctx: typer.Context,
     data: Optional[Path] = typer.Argument(None, show_default=False, callback=_user_path,

@@ -113,8 +113,11 @@ class Resplit:
         # that a new duplicate group never takes another group's name: read back, one group
         taken = [int(x[4:]) for x in set(out.tolist()) if re.fullmatch(r"dup-[0-9]+", x)]
         first = max(taken) + 1 if taken else 0
-        for r in np.flatnonzero(in_dup & (out == "")):
-            out[r] = f"dup-{first + int(g.ids[r])}"
+        # numbered in the order of their smallest paths, as the draw orders rows: a shuffled
+        # manifest gives each image the same name
+        number: dict[int, int] = {}
+        for r in m.canonical_order(np.flatnonzero(in_dup & (out == ""))).tolist():
+            out[r] = f"dup-{number.setdefault(int(g.ids[r]), first + len(number))}"
         return out
 
     def kept_rows(self) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 
 # Under pytest-xdist each worker process computes with one OpenMP and BLAS thread: the workers
@@ -173,6 +174,21 @@ def plant_copies(root: Path, pictures: list, copies: dict) -> None:
         img.save(root / "test" / f"copy{k}.jpg", quality=92)
     for k in range(40):
         scene(300 + k, 160).save(root / "train" / f"scene{k:02d}.jpg", quality=90)
+
+
+def without_root_reading():
+    """A ``preexec_fn`` that lets a child run as root not read what its permissions deny (its
+    capability bounding set without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, so that the
+    program it starts has neither); None when not root, where permissions hold anyway."""
+    if os.geteuid() != 0:
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def drop():
+        for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+    return drop
 
 
 def write_dataset(root: Path, layout: dict[str, Image.Image], fmt: str = "JPEG", **save) -> Path:

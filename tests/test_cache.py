@@ -13,7 +13,7 @@ import pytest
 from leakscan import audit
 from leakscan.cache import FeatureCache
 from leakscan.features import FEATURE_VERSION
-from conftest import scene, write_dataset
+from conftest import ROOT, scene, without_root_reading, write_dataset
 
 
 @pytest.fixture
@@ -398,3 +398,39 @@ def test_a_user_without_a_home_folder_runs_without_the_cache(small, monkeypatch)
     result = audit(small, jobs=1)
     assert result.n_images == 13
     assert any("home folder is unknown" in w and "LEAKSCAN_CACHE" in w for w in result.warnings), result.warnings
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="drops root's reading rights the Linux way")
+def test_a_cache_that_cannot_be_read_is_warned_about_whether_given_by_cache_or_by_the_environment(small, tmp_path):
+    """A feature cache that cannot be opened is a warning and a run without it (README, *Caches*):
+    so it was through ``$LEAKSCAN_CACHE``, but ``--cache`` naming the same file was refused by the
+    option's own check, exit 2 with click's three lines."""
+    db = tmp_path / "c.sqlite"
+    audit(small, cache=db, jobs=1)
+    kept = db.read_bytes()
+    db.chmod(0)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+    def run(args, **more_env):
+        cmd = [sys.executable, "-m", "leakscan", "audit", str(small), "--json", "-j", "1", *args]
+        try:
+            return subprocess.run(cmd, env={**env, **more_env}, preexec_fn=without_root_reading(),
+                                  capture_output=True, text=True, timeout=300)
+        except subprocess.SubprocessError as exc:  # root without the right to drop capabilities
+            pytest.skip(f"cannot run a child that obeys permissions: {exc}")
+    try:
+        probe = subprocess.run([sys.executable, "-c", f"open({str(db)!r}, 'rb')"], preexec_fn=without_root_reading(),
+                               capture_output=True)
+        if probe.returncode == 0:
+            pytest.skip("the child reads every file: permissions cannot be tested")
+        given, from_env = run(["--cache", str(db)]), run([], LEAKSCAN_CACHE=str(db))
+    finally:
+        db.chmod(0o644)
+    said = f"leakscan: WARNING: feature cache {db} cannot be used ([Errno 13] Permission denied: '{db}'); " \
+           "decoding without it"
+    for r in (given, from_env):
+        assert r.returncode == 0 and r.stderr.strip() == said, r.stderr
+        summary = json.loads(r.stdout)
+        assert summary["n_images"] == 13 and summary["n_cached"] == 0
+        assert any("cannot be used" in w for w in summary["warnings"]), summary["warnings"]
+    assert db.read_bytes() == kept

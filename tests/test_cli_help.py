@@ -97,3 +97,28 @@ def test_help_is_whole_under_python_OO(cmd):
     assert stripped == full
     assert ("Exit codes" in stripped) if cmd == ["audit"] else True
     assert ("Example" in stripped) if cmd else ("audit    Audit a dataset" in stripped)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs a pipe whose reader leaves")
+@pytest.mark.parametrize("args", [["--help"], ["audit", "--help"], ["resplit", "-h"], ["--version"]])
+def test_help_to_a_reader_that_left_ends_as_the_help_does(args):
+    """``leakscan --help | head -c 10``: click turned the broken pipe into exit 1 (the code of
+    "leak found"); it is exit 0, said nothing, as a reader that leaves the results is. With standard
+    output closed (``>&-``) as well; a full disk is one line and exit 2, as for the results."""
+    def run(stdout, preexec_fn=None):
+        return subprocess.run([sys.executable, "-m", "leakscan", *args], stdout=stdout, stderr=subprocess.PIPE,
+                              text=True, timeout=120, preexec_fn=preexec_fn)
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before the first line
+    try:
+        left = run(w)
+    finally:
+        os.close(w)
+    assert (left.returncode, left.stderr) == (0, "")
+    closed = run(subprocess.DEVNULL, preexec_fn=lambda: os.close(1))
+    assert (closed.returncode, closed.stderr) == (0, "")
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as full:
+            failed = run(full)
+        assert failed.returncode == 2 and "Traceback" not in failed.stderr, failed.stderr
+        assert len(failed.stderr.strip().splitlines()) == 1 and "standard output" in failed.stderr, failed.stderr

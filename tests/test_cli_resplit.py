@@ -656,3 +656,29 @@ def test_a_tree_holding_another_split_of_files_named_with_a_dot_is_refused(leaky
         planned(then, tree, link="copy", force=True)
     assert materialize(first, tree, link="copy", force=True) == 19  # the same split completes it
     assert len([p for p in tree.rglob("*") if p.is_file()]) == 19
+
+
+def test_duplicate_group_names_do_not_depend_on_the_order_of_the_manifest_rows(tmp_path):
+    # dup-<n> was numbered by row order: the same manifest with its rows shuffled gave each image
+    # the same split but another group name in NEW.csv
+    import random
+
+    from conftest import scene, write_dataset
+
+    layout = {f"img/{k}.jpg": scene(900 + k) for k in range(12)}
+    layout.update({f"img/copy-{k}.jpg": scene(900 + k).resize((80, 80)) for k in (2, 5, 7, 9)})
+    write_dataset(tmp_path, layout, quality=90)
+    rows = [[f"img/{k}.jpg", ("train", "test")[k % 3 == 0], "a", "dup-0" if k in (10, 11) else ""] for k in range(12)]
+    rows += [[f"img/copy-{k}.jpg", "test", "a", ""] for k in (2, 5, 7, 9)]
+    named = []
+    for k, order in enumerate((rows, random.Random(5).sample(rows, len(rows)))):
+        with open(tmp_path / f"m{k}.csv", "w", newline="") as fh:
+            csv.writer(fh).writerows([["path", "split", "label", "group"], *order])
+        out = tmp_path / f"out{k}" / "new.csv"
+        r = run("resplit", "--manifest", tmp_path / f"m{k}.csv", "--out", out, "--no-cache", "-j", "1", "-q")
+        assert r.exit_code == 0, r.output
+        named.append({os.path.basename(x["path"]): x["group"] for x in read(out)})
+    assert named[0] == named[1]
+    copies = {named[0][f"copy-{k}.jpg"] for k in (2, 5, 7, 9)}
+    assert len(copies) == 4 and "dup-0" not in copies  # four new groups, past the input's own dup-0
+    assert all(named[0][f"{k}.jpg"] == named[0][f"copy-{k}.jpg"] for k in (2, 5, 7, 9))

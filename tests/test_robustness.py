@@ -1,6 +1,5 @@
 """Dirty data: every file accounted for, clear reasons, nothing crashes, nothing is touched."""
 
-import ctypes
 import json
 import os
 import subprocess
@@ -15,7 +14,7 @@ from typer.testing import CliRunner
 from leakscan import InputError, audit, discover
 from leakscan.cli import app
 from leakscan.decode import DecodeError, decode_bytes
-from conftest import ROOT, tree_digest
+from conftest import ROOT, tree_digest, without_root_reading
 from corpus import make_corpus
 
 
@@ -89,21 +88,6 @@ def test_unreadable_file(tmp_path):
     assert "train/cls/exif-upright.png" not in dict(r.skipped)
 
 
-def _without_root_reading():
-    """A ``preexec_fn`` that lets a child run as root not read what its permissions deny (its
-    capability bounding set without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, so that the
-    program it starts has neither); None when not root, where permissions hold anyway."""
-    if os.geteuid() != 0:
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def drop():
-        for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
-            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
-                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
-    return drop
-
-
 _AUDIT_IN_A_CHILD = """
 import json, sys
 from leakscan import audit
@@ -129,7 +113,7 @@ def test_a_file_made_unreadable_since_it_was_cached_is_skipped_as_on_a_first_run
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     try:
         r = subprocess.run([sys.executable, "-c", _AUDIT_IN_A_CHILD, str(d), str(db), name], env=env,
-                           preexec_fn=_without_root_reading(), capture_output=True, text=True, timeout=300)
+                           preexec_fn=without_root_reading(), capture_output=True, text=True, timeout=300)
     except subprocess.SubprocessError as exc:  # root without the right to drop capabilities
         pytest.skip(f"cannot run a child that obeys permissions: {exc}")
     finally:

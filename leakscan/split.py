@@ -33,6 +33,12 @@ __all__ = ["Assignment", "assign_splits", "parse_ratios", "ratio_warnings", "che
 DROPPED = ""
 
 
+def _listed(names, last: str = "and") -> str:
+    """``a, b and c``."""
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {last} {names[-1]}"
+
+
 def ratio_warnings(text: str | None, current=None, keep=()) -> list[str]:
     """What is worth saying about ``--ratios``: that they were rescaled (``current`` None), or
     which current splits (``current``: their names) they leave out, and which of their shares
@@ -43,7 +49,7 @@ def ratio_warnings(text: str | None, current=None, keep=()) -> list[str]:
     >>> ratio_warnings("train=0.7,test=0.2")
     ['--ratios add up to 0.9, not 1; rescaled to train=0.7778,test=0.2222']
     >>> ratio_warnings("train=0.8,test=0.2", ["train", "val", "test"])[0].split(":")[0]
-    'split(s) val not in --ratios'
+    'split val is not in --ratios'
     >>> ratio_warnings("train=0.6,val=0.2,test=0.2", ["train", "test"], keep=["test"])[0].split(";")[1]
     ' the other splits share the rest as train=0.75,val=0.25'
     """
@@ -60,8 +66,10 @@ def ratio_warnings(text: str | None, current=None, keep=()) -> list[str]:
     free = {s: v for s, v in scaled.items() if s not in keep}  # a kept split stays as it is
     gone = [s for s in current if s not in scaled and s not in keep]
     if gone and free:
-        out.append(f"split(s) {', '.join(gone)} not in --ratios: their images are spread over {', '.join(free)} "
-                   f"and {', '.join(gone)} disappear(s) from the new manifest")
+        one = len(gone) == 1
+        out.append(f"{'split' if one else 'splits'} {_listed(gone)} {'is' if one else 'are'} not in --ratios: "
+                   f"{'its' if one else 'their'} images are spread over {_listed(free)}, and the new manifest "
+                   f"has no {_listed(gone, 'or')}")
     unused = [s for s in scaled if s in keep]
     if unused:  # the other splits divide what is left in their own proportions
         rest = ("; the other splits share the rest as "

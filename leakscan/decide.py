@@ -269,6 +269,8 @@ def detect(
         kept_keys = cands.take(cands.confidence >= POSSIBLE_FLOOR).keys()
         keyed, skipped = keypoint_pairs(features, found.search_rows, images, kept_keys, jobs=jobs,
                                         mirrored=MatchView.HFLIP in transform_variants(s.transforms))
+        if found.apart is not None:  # only pairs across splits were asked for (scope "cross")
+            keyed = keyed.take(found.apart[keyed.i] != found.apart[keyed.j])
         if skipped:
             warnings.append(f"crops of textures (grass, gravel, star fields) were not searched by their keypoints: "
                             f"{skipped} images of {LOOK_MIN_SIDE} px or more (the search runs on up to "

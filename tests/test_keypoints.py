@@ -334,6 +334,29 @@ def test_the_keypoint_search_finds_crops_of_textures_the_thumbnails_cannot_tell_
     assert "keypoint" not in found(no_crops).values()
 
 
+def test_the_keypoint_search_proposes_no_pair_within_a_split_with_scope_cross(tmp_path):
+    # patches of gravel in two splits, a crop of one of them in each split and one across: with
+    # only pairs across splits asked for, the keypoint search (which looks at every picture, so
+    # as to find those across) reports only the crop across
+    root = tmp_path / "gravel"
+    for split, seeds in (("train", range(300, 306)), ("test", range(306, 312))):
+        (root / split).mkdir(parents=True)
+        for k in seeds:
+            texture(k).save(root / split / f"g{k}.jpg", quality=92)
+    for split, k in (("train", 301), ("test", 308), ("test", 303)):
+        _off_centre_crop(texture(k)).save(root / split / f"crop_of_g{k}.jpg", quality=92)
+
+    result = leakscan.audit(root, cache=False, jobs=1, settings=leakscan.DetectSettings(scope="cross"))
+    found = {(r["a"], r["b"]): r["kind"] for r in result.pair_records() + result.pair_records("possible")}
+    assert found == {("test/crop_of_g303.jpg", "train/g303.jpg"): "keypoint"}, found
+    # the search itself proposes the crops within a split too
+    m = result.manifest
+    pairs, _ = keypoint_pairs(result.features, np.arange(len(m)), lambda rows: leakscan.features.load_pictures(m, rows),
+                              np.zeros(0, np.int64))
+    proposed = {tuple(sorted((str(m.paths[i]), str(m.paths[j])))) for i, j in zip(pairs.i, pairs.j)}
+    assert {("test/crop_of_g308.jpg", "test/g308.jpg"), ("train/crop_of_g301.jpg", "train/g301.jpg")} <= proposed
+
+
 def test_the_keypoint_search_finds_a_mirrored_crop_recoloured_as_training_pipelines_make_them(tmp_path):
     # RandomResizedCrop, RandomHorizontalFlip, ColorJitter: a crop of gravel, mirrored and
     # recoloured. ORB's descriptors are not mirror-symmetric: only the keypoints of the picture

@@ -136,6 +136,32 @@ def test_cross_split_scope_finds_the_same_cross_pairs(fixtures_audit):
         DetectSettings(scope="within")
 
 
+def test_cross_split_scope_reports_no_pair_within_a_split():
+    """With scope "cross" no copy within one split is reported, however it is found: an exact
+    copy (found by its pixels, whatever is queried), a copy within the smaller split (whose
+    images are queried), nor the pair of two copies in the smaller split of one picture in the
+    larger (a group across splits, whose missing pairs the decision adds)."""
+    from PIL import ImageEnhance
+
+    from leakscan.decide import detect
+    from leakscan.pairs import find_candidates
+
+    base = [scene(s, 64) for s in range(16)]
+    train = base[:8] + [base[1]]  # row 8: an exact copy of row 1
+    test = base[8:] + [base[0].resize((48, 48)).resize((64, 64)),  # rows 17 and 18: copies of train's row 0
+                       ImageEnhance.Brightness(base[0]).enhance(1.2),
+                       base[8].resize((50, 50)).resize((64, 64)),  # row 19: a copy of row 9
+                       base[9]]  # row 20: an exact copy of row 10
+    splits = np.array(["train"] * len(train) + ["test"] * len(test), dtype=object)
+    feats = extract_features(discover(np.stack([np.asarray(p) for p in train + test])), jobs=1)
+    within = {(1, 8), (9, 19), (10, 20), (17, 18)}
+    assert within <= pair_set(find_candidates(feats, DetectSettings()).pairs)  # the search finds them all
+    d = detect(feats, DetectSettings(scope="cross"), splits=splits)
+    reported = pair_set(d.pairs) | pair_set(d.possible)
+    assert {(0, 17), (0, 18)} <= pair_set(d.pairs)
+    assert all(splits[i] != splits[j] for i, j in reported), reported
+
+
 def test_a_pair_found_through_a_view_is_proposed_with_the_twins_of_either_image():
     """A pair found through a view (turned back, tilted, cropped) is proposed again with each
     twin of either image (a pHash within TWIN_HAMMING bits, read as it is); the same reading,

@@ -163,3 +163,27 @@ def _pairs_list(result, tier="pairs"):
     paths, table = result.manifest.paths, getattr(result, tier)
     return [tuple(sorted((str(paths[i]), str(paths[j])))) for i, j in zip(table.i, table.j)]
 
+
+
+def test_an_audit_keeps_the_pictures_its_features_need(tmp_path):
+    """The pictures an audit keeps (its calibration's copies and its keypoints are made from them,
+    PICTURE_SIDE px a side) are those of the decode that keeps DECODE_SIDE px on the shorter side,
+    as large as the full decode's and nearly the same pixels; a decode reduced further (1/8 of a
+    1024 px JPEG is 128 px) would keep smaller or blurrier ones."""
+    from leakscan.decode import read_bytes
+    from leakscan.features import PICTURE_SIDE, small_picture
+
+    sizes = [(640, 480), (1024, 768), (2048, 1536), (4096, 2048)]  # read at full, 1/2, 1/4 and 1/8 scale
+    for k, size in enumerate(sizes):
+        path = tmp_path / "data" / ("train" if k % 2 else "test") / "a" / f"{k}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(_jpeg(scene(k, 96).resize(size, Image.BICUBIC)))
+    result = audit(tmp_path / "data", jobs=1, cache=False)
+    kept = dict(result.features.pictures)
+    assert sorted(kept) == list(range(len(sizes)))
+    for r in range(len(sizes)):
+        data = read_bytes(result.manifest.resolve(r))
+        full = small_picture(decode_bytes(data)[0])
+        assert kept[r].shape == full.shape and max(full.shape) == PICTURE_SIDE, result.manifest.paths[r]
+        assert np.array_equal(kept[r], small_picture(decode_reduced(data, DECODE_SIDE)[0]))
+        assert np.abs(kept[r].astype(int) - full).mean() < 1, result.manifest.paths[r]

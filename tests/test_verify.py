@@ -93,6 +93,46 @@ def test_a_lower_min_ncc_floor_keeps_a_superset_of_candidates():
             assert ((t.confidence >= 0) & (t.confidence <= 1)).all()
 
 
+def test_without_a_calibration_the_floor_alone_decides_which_candidates_are_possible():
+    """A decision that cannot be calibrated (here no picture can be read again to copy) lists
+    every candidate it keeps as possible, whatever its evidence: only those at the min_ncc floor
+    or more."""
+    from leakscan.decide import detect
+
+    imgs = [scene(s, 64) for s in range(12)]
+    feats = extract_features(discover(np.stack([np.asarray(i) for i in imgs])), jobs=1)
+    loose = dict(min_cosine=0.3, ratio=1.0, max_hamming=20)  # many candidates, most aligning poorly
+    listed = {}
+    for min_ncc in (-1, 0.4):
+        d = detect(feats, DetectSettings(min_ncc=min_ncc, **loose), images=lambda rows: [None] * len(rows))
+        assert d.calibration is None and any("too few images to calibrate" in w for w in d.warnings)
+        assert len(d.pairs) == 0
+        assert (d.possible.ncc >= min_ncc).all(), np.sort(d.possible.ncc)
+        listed[min_ncc] = {(int(i), int(j)) for i, j in zip(d.possible.i, d.possible.j)}
+    assert listed[0.4] and len(listed[0.4]) < len(listed[-1])  # the floor removed some, not all
+
+
+def test_evidence_past_the_ncc_of_a_pair_under_the_floor_is_not_measured():
+    """pair_evidence with min_ncc gives a pair aligning under it its ncc alone (the rest NaN: the
+    decision drops it), and every other pair the evidence it gets without a floor."""
+    from leakscan.evidence import ALIGNED, EVIDENCE, pair_evidence
+    from leakscan.pairs import Kind, find_candidates
+
+    imgs = [scene(s, 64) for s in range(12)]
+    feats = extract_features(discover(np.stack([np.asarray(i) for i in imgs])), jobs=1)
+    found = find_candidates(feats, DetectSettings(min_ncc=-1, min_cosine=0.3, ratio=1.0, max_hamming=20))
+    pairs = found.pairs.take(found.pairs.kind != Kind.EXACT)
+    whole = pair_evidence(feats, pairs, found.kth_neighbour)
+    floored = pair_evidence(feats, pairs, found.kth_neighbour, min_ncc=0.4)
+    ncc = whole[:, EVIDENCE.index("ncc")]
+    under = ncc < 0.4
+    assert under.any() and (~under).any()
+    assert np.array_equal(floored[:, EVIDENCE.index("ncc")], ncc)
+    others = [EVIDENCE.index(name) for name in ALIGNED[1:]]
+    assert np.isnan(floored[np.ix_(under, others)]).all()
+    assert np.array_equal(floored[~under], whole[~under], equal_nan=True)
+
+
 def test_the_weighted_correlation_at_each_shift_is_the_plain_formula_over_the_overlap():
     # _ncc_at reads each shift's weighted sums from per-image moments; against the formula
     # written out, pair by pair, over the pixels both images cover

@@ -16,7 +16,7 @@ from ._version import __version__
 from .cache import SCHEMA as CACHE_SCHEMA, FeatureCache, NotACache, default_cache_path, file_key
 from .calibrate import picture_share
 from .parallel import check_jobs
-from .decide import Detection, detect, duplicate_bar
+from .decide import IMPLAUSIBLE_MIN_IMAGES, IMPLAUSIBLE_SHARE, Detection, detect, duplicate_bar
 from .decode import is_cacheable
 from .errors import ConfigError
 from .features import FEATURE_VERSION, Features, extract_features, load_pictures, side_for_model
@@ -325,7 +325,7 @@ def analyse(manifest: Manifest, features: Features, pairs: PairTable, settings: 
     if len(chained) > 10:
         warnings.append(f"suspected chaining: {len(chained) - 10} more groups join {CHAIN_CLASSES} or more classes")
     for lk in leaks:
-        if lk.total >= 20 and lk.fraction > 0.5:
+        if lk.total >= IMPLAUSIBLE_MIN_IMAGES and lk.fraction > IMPLAUSIBLE_SHARE:
             warnings.append(f"{lk.fraction:.0%} of {lk.split} has a copy in {lk.against}: more than half a split is "
                             "rarely real leakage; check a few pairs in the report before acting on it")
 

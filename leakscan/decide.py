@@ -250,8 +250,8 @@ def detect(
             if auc is not None and auc < MIN_AUC:
                 warnings.append(
                     f"the images are too small or too alike for the evidence to tell copies from look-alikes well "
-                    f"(held-out AUC {auc:.2f} on synthetic copies of this data); confidences are low and few "
-                    f"pairs reach {s.min_confidence:g}: check the possible pairs in the report")
+                    f"(held-out AUC {auc:.2f} on synthetic copies of this data): its confidences are not to be "
+                    "trusted; check the pairs and the possible pairs in the report before acting on them")
     threshold = duplicate_bar(s, cal)
     # tiles sharing less than half their area are not copies of one picture: at most possible
     # (given the benefit of the offset's half-pixel precision on the thumbnail)
@@ -287,6 +287,14 @@ def detect(
         confidence, look = closer_look(cands, found, features, images, threshold=threshold, floor=POSSIBLE_FLOOR,
                                        jobs=jobs)
         if look:
+            confidence, not_followed = _plausible_look(cands, confidence, threshold, int(features.ok.sum()), look)
+            if not_followed:
+                look = {**look, "not_followed": not_followed}
+                warnings.append(f"the closer look by keypoints alone would make duplicates of {not_followed[0]} of "
+                                f"{int(features.ok.sum())} images ({not_followed[1]} pairs), and most pictures it "
+                                "was calibrated on as look-alikes matched as copies do (pictures on one layout or "
+                                "template: forms, screenshots): those pairs are left as the thumbnails decided them "
+                                "(possible or below); check them in the report")
             cands = dataclasses.replace(cands, confidence=confidence)
             cal = dataclasses.replace(cal, stats={**cal.stats, "keypoints": look})
         if "unavailable" in look:
@@ -311,6 +319,32 @@ def detect(
              len(pairs) - int(dup.sum()), int(possible.sum()))
     return Detection(pairs=pairs, possible=cands.take(possible), calibration=cal,
                      warnings=tuple(warnings), timings={"search": t1 - t0, "verify": t2 - t1, "calibrate": t_cal})
+
+
+#: A split of which more than this share has a copy in another is rarely real leakage (in a
+#: dataset of at least IMPLAUSIBLE_MIN_IMAGES images): it is said (:mod:`leakscan.audit`); and the
+#: closer look by keypoints is not followed where it alone makes that share duplicates on a fit
+#: that could not tell the folder's look-alikes from copies (:func:`_plausible_look`).
+IMPLAUSIBLE_SHARE = 0.5
+IMPLAUSIBLE_MIN_IMAGES = 20
+
+
+def _plausible_look(cands: PairTable, looked: np.ndarray, threshold: float, n_images: int, look: dict) -> tuple:
+    """``(confidence, not_followed)``: the closer look's confidences, unless the pairs it alone
+    makes duplicates join more than :data:`IMPLAUSIBLE_SHARE` of the images while most of the
+    look-alikes it was calibrated on were left out as possible copies (its fit learnt from the
+    few unlike ones). Pictures on one layout (forms, screenshots of one application) share most
+    of their keypoints, and one transform explains them as it explains a copy's: a folder of
+    such look-alikes is not a folder of copies. (A folder of edited copies of a few pictures
+    looks alike the other way: its look-alikes read as look-alikes.) Those pairs are then left as
+    the thumbnails decided them (possible at most), and ``not_followed`` is ``(images, pairs)``
+    they would have made duplicates (else None)."""
+    raised = (cands.confidence < threshold) & (looked >= threshold) & (cands.kind != Kind.EXACT)
+    touched = len(np.unique(np.concatenate([cands.i[raised], cands.j[raised]])))
+    alike_as_copies = look.get("left_out_as_possible_copies", 0) > look.get("look_alikes", 0)
+    if n_images < IMPLAUSIBLE_MIN_IMAGES or touched <= IMPLAUSIBLE_SHARE * n_images or not alike_as_copies:
+        return looked, None
+    return np.where(raised, cands.confidence, looked), (touched, int(raised.sum()))
 
 
 def duplicate_bar(settings: DetectSettings, calibration: Calibration | None) -> float:

@@ -408,6 +408,8 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
     if not len(copied):
         return None
     keep = (y == 1) | np.any(readings < np.quantile(copied, COPY_QUANTILE, axis=0), axis=1)
+    if int((keep & (y == 0)).sum()) < MIN_EXAMPLES:  # the look-alikes read as copies: nothing tells them apart
+        return None
     fitted = fit(keep)
     if fitted is None:
         return None

@@ -101,6 +101,44 @@ def test_the_fitted_look_speaks_for_copies_and_leaves_out_look_alikes_that_read_
     assert ratio[0] > 2 and ratio[1] < 0 and ratio[2] == 0
 
 
+def test_a_look_whose_look_alikes_mostly_read_as_copies_is_not_fitted():
+    """When the look-alikes read as copies (pictures on one template: forms, screenshots), too
+    few are left to learn from and the look is not used (it crashed when none was left)."""
+    pictures = [texture(10 + k, (200, 150)) for k in range(30)]
+    emb = np.random.default_rng(0).normal(size=(30, 8)).astype(np.float32)
+    rng = np.random.default_rng(1)
+    like_copies = [(int(m), 1.0, float(d)) for m, d in zip(rng.integers(300, 600, 40), rng.uniform(0.97, 1.0, 40))]
+    unlike = [(int(m), 1.0, float(d)) for m, d in zip(rng.integers(6, 14, 15), rng.uniform(-0.1, 0.3, 15))]
+    assert fit_look(pictures, emb, 0, like_copies) is None
+    assert fit_look(pictures, emb, 0, like_copies + unlike) is None  # 15 left: under MIN_EXAMPLES
+    more = [(int(m), 1.0, float(d)) for m, d in zip(rng.integers(6, 14, 30), rng.uniform(-0.1, 0.3, 30))]
+    assert fit_look(pictures, emb, 0, like_copies + unlike + more) is not None
+
+
+def test_the_look_is_not_followed_where_it_alone_would_join_most_images_on_a_fit_that_could_not_tell():
+    """The pairs the closer look alone raises to duplicates stay as the thumbnails decided them
+    when they would join more than half of the images and most of the look's look-alikes were
+    left out as copies; not when its look-alikes read as look-alikes (a folder of edited copies)."""
+    from leakscan.decide import IMPLAUSIBLE_MIN_IMAGES, _plausible_look
+
+    n = 2 * IMPLAUSIBLE_MIN_IMAGES
+    i, j = np.arange(0, n - 1, 2), np.arange(1, n, 2)  # every image in one raised pair
+    m = len(i)
+    pairs = PairTable(i, j, np.full(m, Kind.KEYPOINT, np.uint8), np.ones(m, np.float32), np.full(m, -1, np.int16),
+                      np.full(m, np.nan, np.float32), np.zeros(m, np.int8), np.zeros(m, bool),
+                      confidence=np.full(m, 0.3, np.float32))
+    looked = np.full(m, 0.99, np.float32)
+    alike_as_copies = {"look_alikes": 20, "left_out_as_possible_copies": 30}
+    confidence, not_followed = _plausible_look(pairs, looked, 0.5, n, alike_as_copies)
+    assert not_followed == (n, m) and np.array_equal(confidence, pairs.confidence)
+    unlike = {"look_alikes": 40, "left_out_as_possible_copies": 1}
+    confidence, not_followed = _plausible_look(pairs, looked, 0.5, n, unlike)
+    assert not_followed is None and np.array_equal(confidence, looked)
+    half = np.arange(m) < m // 2  # raised pairs joining half of the images: plausible
+    confidence, not_followed = _plausible_look(pairs, np.where(half, 0.99, 0.3), 0.5, n, alike_as_copies)
+    assert not_followed is None and (confidence[half] == 0.99).all()
+
+
 def photo_tiles() -> list:
     """24 pictures of 160x120 that do not overlap: a 4x3 grid on each of scikit-learn's two
     sample photos (tiles of one photo: the hardest look-alikes there are)."""

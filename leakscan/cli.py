@@ -834,7 +834,7 @@ def resplit(
                 said = " and ".join(([f"{n} unreadable file(s)"] if n else [])
                                     + ([f"{k} entr(ies) the audit did not take (see their reasons)"] if k else []))
                 con.print(_plain(f"{said} left out of the new split, listed in {skipped[0]}"), markup=False)
-    for line in rs.leftover_warnings():
+    for line in rs.leftover_warnings() + rs.group_warnings():
         _say(f"leakscan: warning: {line}")
 
 

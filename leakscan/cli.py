@@ -273,12 +273,35 @@ def _check_working_folder(ctx: typer.Context) -> None:
         return
     except OSError:
         pass
-    given = [f"{p.opts[0] if p.opts[0].startswith('-') else p.name.upper()} {ctx.params[p.name]}"
-             for p in ctx.command.params
+    given = [f"{_named(p)} {ctx.params[p.name]}" for p in ctx.command.params
              if isinstance(ctx.params.get(p.name), Path) and not ctx.params[p.name].is_absolute()]
     if given:
         raise _fail(f"the working folder no longer exists (deleted or moved), so relative paths lead nowhere: "
                     f"give {', '.join(given)} as absolute paths, or run from an existing folder")
+
+
+def _named(param) -> str:
+    """How the command line names a parameter: its option (``--manifest``), or an argument's name (``DATA``)."""
+    return param.opts[0] if param.opts[0].startswith("-") else param.name.upper()
+
+
+#: The paths a command reads, by parameter, and whether each must be a file (DATA and --hf may be folders).
+#: Their options leave the check to :func:`_check_inputs` (``readable=False``), as the paths a command
+#: writes leave theirs to the library: click's own check said "Invalid value" in three lines.
+_INPUTS = {"data": False, "manifest": True, "decisions": True, "model": True, "hf": False}
+
+
+def _check_inputs(ctx: typer.Context) -> None:
+    """Each path the command reads exists, is a file where a file is wanted and can be read, else one
+    line naming the option, the path and why: before anything is made, read or waited for."""
+    from .discovery import check_readable  # noqa: PLC0415
+
+    for p in ctx.command.params:
+        if p.name in _INPUTS and ctx.params.get(p.name) is not None:
+            try:
+                check_readable(ctx.params[p.name], file_only=_INPUTS[p.name])
+            except LeakscanError as exc:
+                raise _fail(f"{_named(p)} {exc}") from None
 
 
 def _verbose(verbose: bool) -> None:
@@ -334,7 +357,7 @@ def _user_path(value: Optional[Path]) -> Optional[Path]:
                                  "give the path without ~") from None
 
 
-OPT_MANIFEST = typer.Option(None, "--manifest", "-m", show_default=False, callback=_user_path,
+OPT_MANIFEST = typer.Option(None, "--manifest", "-m", show_default=False, callback=_user_path, readable=False,
                             help="CSV with columns path, split[, label, group]; paths relative to the CSV.")
 OPT_MAX_HAMMING = typer.Option(DEFAULTS.max_hamming, "--max-hamming", min=-1, max=64,
                                help="pHash pairs at this Hamming distance or less are candidates, "
@@ -359,7 +382,7 @@ OPT_CROPS = typer.Option(DEFAULTS.crops, "--crops/--no-crops",
                               "picture); --no-crops is faster.")
 OPT_OVERLAP = typer.Option(DEFAULTS.overlap, "--overlap/--no-overlap",
                            help="Also search for overlapping tiles of one large image (images of 64 px or more).")
-OPT_MODEL = typer.Option(None, "--model", show_default=False, callback=_user_path,
+OPT_MODEL = typer.Option(None, "--model", show_default=False, callback=_user_path, readable=False,
                          help="Also embed every image with this ONNX model and report pairs at "
                               "--model-min-cosine or more (needs pip install 'leakscan[onnx]').")
 OPT_MODEL_MIN_COSINE = typer.Option(DEFAULTS.model_min_cosine, "--model-min-cosine", min=0.0,
@@ -427,7 +450,7 @@ def _max_file_size(value: Optional[str]):
 
 OPT_VERBOSE = typer.Option(False, "--verbose", "-v", help="Log what each stage does (on stderr).")
 OPT_DECISIONS = typer.Option(
-    None, "--decisions", show_default=False, metavar="FILE", callback=_user_path,
+    None, "--decisions", show_default=False, metavar="FILE", callback=_user_path, readable=False,
     help="Your verdicts on pairs: CSV a,b,decision[,note] with decision distinct or duplicate "
          "(the report's Export decisions writes it). Distinct pairs are never reported or grouped, "
          "duplicate pairs always are.")
@@ -436,7 +459,7 @@ OPT_DASK = typer.Option(None, "--dask", show_default=False,
                              "(needs pip install 'leakscan[dask]'; workers must see the same paths).")
 
 
-OPT_HF = typer.Option(None, "--hf", show_default=False, callback=_user_path,
+OPT_HF = typer.Option(None, "--hf", show_default=False, callback=_user_path, readable=False,
                       help="A Hugging Face dataset folder (save_to_disk, or a local folder load_dataset reads "
                            "offline); rows are split/index (needs pip install 'leakscan[hf]').")
 OPT_IMAGE_COLUMN = typer.Option(None, "--image-column", show_default=False,
@@ -555,12 +578,12 @@ def audit(
     ctx: typer.Context,
     data: Optional[Path] = typer.Argument(
         None, help="Dataset folder (train/ val/ test/ found by name; class = folder holding the image) "
-                   "or a CSV manifest.", show_default=False, callback=_user_path),
+                   "or a CSV manifest.", show_default=False, callback=_user_path, readable=False),
     manifest: Optional[Path] = OPT_MANIFEST,
     out: Optional[Path] = typer.Option(
         None, "--out", "-o", help="Write summary.json, pairs.csv, possible.csv, groups.csv, skipped.csv and "
                                   "report.html into this folder.",
-        show_default=False, callback=_user_path),
+        show_default=False, callback=_user_path, readable=False),
     json_: bool = typer.Option(False, "--json", help="Print summary.json to stdout instead of tables."),
     no_html: bool = typer.Option(False, "--no-html", help="With --out: skip report.html (no thumbnails to make)."),
     cross_only: bool = typer.Option(
@@ -605,7 +628,6 @@ def audit(
 ) -> None:
     """``leakscan audit``: its help is AUDIT_HELP (a docstring is gone under ``python -OO``)."""
     from .audit import audit as run_audit  # noqa: PLC0415
-    from .discovery import check_readable  # noqa: PLC0415
     from .report import prepare_out_dir, render_terminal, summary_json, write_outputs  # noqa: PLC0415
     _verbose(verbose)
     _check_working_folder(ctx)
@@ -614,6 +636,7 @@ def audit(
     _check_pairing(ctx, model, cache, no_cache)
     _needs(ctx, "--out DIR", out is not None, "no_html", "parquet", "force")
     _needs(ctx, "--fail-on-leak", fail_on_leak, "max_leak")
+    _check_inputs(ctx)
     made = missing_folders(out)  # removed again if the run fails before writing into them
     _MADE[:] = made  # ... or is interrupted
     try:
@@ -623,7 +646,6 @@ def audit(
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
         check_jobs(jobs)  # before a Dask scheduler is waited for
         data = _hf_data(hf, data, manifest)
-        check_readable(data, manifest)  # likewise
         _check_decisions(decisions)
 
         def check_out(found):  # once the images are found, before the long part
@@ -687,9 +709,9 @@ RESPLIT_HELP = """Propose a split in which no duplicate group straddles two spli
 @app.command(help=RESPLIT_HELP, cls=_Command)
 def resplit(
     ctx: typer.Context,
-    data: Optional[Path] = typer.Argument(None, show_default=False, callback=_user_path,
+    data: Optional[Path] = typer.Argument(None, show_default=False, callback=_user_path, readable=False,
                                           help="Dataset folder or CSV manifest (as for audit)."),
-    out: Path = typer.Option(..., "--out", "-o", show_default=False, callback=_user_path,
+    out: Path = typer.Option(..., "--out", "-o", show_default=False, callback=_user_path, readable=False,
                              help="The new manifest to write: CSV with path, split, label, group "
                                   "(paths relative to its folder)."),
     manifest: Optional[Path] = OPT_MANIFEST,
@@ -705,7 +727,7 @@ def resplit(
                                                           "minimal-change repair."),
     seed: int = typer.Option(RANDOM_STATE, "--seed", min=0, help="Random seed (the same seed gives the same split)."),
     materialize_dir: Optional[Path] = typer.Option(
-        None, "--materialize", show_default=False, callback=_user_path,
+        None, "--materialize", show_default=False, callback=_user_path, readable=False,
         help="Also build DIR/<split>/<label>/<file> for the new split (originals untouched)."),
     link: LinkMode = typer.Option(LinkMode.hardlink, "--link", help="How --materialize places files."),
     json_: bool = typer.Option(False, "--json", help="Print the re-split report as JSON to stdout."),
@@ -741,7 +763,6 @@ def resplit(
 ) -> None:
     """``leakscan resplit``: its help is RESPLIT_HELP (a docstring is gone under ``python -OO``)."""
     from .audit import audit as run_audit  # noqa: PLC0415
-    from .discovery import check_readable  # noqa: PLC0415
     from .materialize import materialize, planned  # noqa: PLC0415
     from .report import prepare_resplit_out, render_resplit, write_resplit  # noqa: PLC0415
     from .resplit import resplit as run_resplit  # noqa: PLC0415
@@ -755,6 +776,7 @@ def resplit(
     _check_pairing(ctx, model, cache, no_cache)
     _needs(ctx, "--keep SPLIT", bool(keep), "drop")
     _needs(ctx, "--materialize DIR", materialize_dir is not None, "link")
+    _check_inputs(ctx)
     if materialize_dir is not None and os.path.realpath(materialize_dir) == os.path.realpath(out):
         raise _fail(f"--out {out} and --materialize {materialize_dir} name the same path: the manifest is a file, "
                     "the tree a folder beside it")
@@ -766,7 +788,6 @@ def resplit(
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
         check_jobs(jobs)  # before a Dask scheduler is waited for
         data = _hf_data(hf, data, manifest)
-        check_readable(data, manifest)  # likewise
         parse_ratios(ratios)  # fail before the long part
         _check_decisions(decisions)
         _ratio_warnings(ratios)
@@ -813,7 +834,7 @@ def resplit(
                 said = " and ".join(([f"{n} unreadable file(s)"] if n else [])
                                     + ([f"{k} entr(ies) the audit did not take (see their reasons)"] if k else []))
                 con.print(_plain(f"{said} left out of the new split, listed in {skipped[0]}"), markup=False)
-    for line in rs.leftover_warnings():
+    for line in rs.leftover_warnings() + rs.group_warnings():
         _say(f"leakscan: warning: {line}")
 
 

@@ -26,10 +26,11 @@ log = logging.getLogger(__name__)
 __all__ = ["discover", "check_readable"]
 
 
-def check_readable(*sources) -> None:
-    """Each of ``sources`` that is a path (a dataset folder, a manifest or table file) exists and
-    can be read, else an :class:`InputError` naming it. Cheap (one directory opened, or one file):
-    the command line calls it before anything slow, such as reaching a Dask scheduler."""
+def check_readable(*sources, file_only: bool = False) -> None:
+    """Each of ``sources`` that is a path (a dataset folder, a manifest or table file; only a file
+    with ``file_only``) exists and can be read, else an :class:`InputError` naming it and why.
+    Cheap (one directory opened, or one file): the command line calls it before anything slow,
+    such as reaching a Dask scheduler."""
     for source in sources:
         if not isinstance(source, (str, os.PathLike)):
             continue
@@ -37,13 +38,15 @@ def check_readable(*sources) -> None:
         try:
             mode = os.stat(p).st_mode
             if stat.S_ISDIR(mode):
+                if file_only:
+                    raise InputError(f"{p}: a folder, not a file")
                 with os.scandir(p):
                     pass
             elif stat.S_ISREG(mode):  # not a FIFO or device: opening one could block
                 with open(p, "rb"):
                     pass
         except (FileNotFoundError, NotADirectoryError):
-            raise InputError(f"{p}: no such file or folder") from None
+            raise InputError(f"{p}: no such file{'' if file_only else ' or folder'}") from None
         except OSError as exc:
             raise InputError(f"{p}: cannot read ({exc.strerror or exc})") from None
 

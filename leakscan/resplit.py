@@ -93,7 +93,7 @@ class Resplit:
         rows = np.flatnonzero(self.dropped)
         if not len(rows):
             return out
-        g = self.groups if self.groups is not None else self.audit.groups
+        g = self._groups()
         # a unit is dropped whole but for its rows in the kept splits: a dropped row whose group
         # has a row left is a duplicate of a kept image; otherwise only a link tied it to one
         with_kept = set(g.ids[self.kept_rows()].tolist())
@@ -104,11 +104,14 @@ class Resplit:
         return out
 
     def groups_column(self) -> np.ndarray:
-        """``group`` per row: the user's group, else ``dup-<n>`` for images in a duplicate group."""
+        """``group`` per row: the user's group; else, for an image in a duplicate group, the one
+        group the images of that duplicate group have (a copy of a patient's image is that
+        patient's), or ``dup-<n>`` when they have none, or several (:meth:`group_warnings`)."""
         m = self.audit.manifest
-        g = self.groups if self.groups is not None else self.audit.groups
+        g = self._groups()
         in_dup = np.isin(g.ids, g.duplicate_groups())
         out = np.array(m.groups, dtype=object)
+        held = self._input_groups()
         # numbered past the input's own dup-<n> groups (a manifest an earlier re-split wrote), so
         # that a new duplicate group never takes another group's name: read back, one group
         taken = [int(x[4:]) for x in set(out.tolist()) if re.fullmatch(r"dup-[0-9]+", x)]
@@ -117,8 +120,34 @@ class Resplit:
         # manifest gives each image the same name
         number: dict[int, int] = {}
         for r in m.canonical_order(np.flatnonzero(in_dup & (out == ""))).tolist():
-            out[r] = f"dup-{number.setdefault(int(g.ids[r]), first + len(number))}"
+            gid = int(g.ids[r])
+            names = held.get(gid, [])
+            out[r] = names[0] if len(names) == 1 else f"dup-{number.setdefault(gid, first + len(number))}"
         return out
+
+    def group_warnings(self) -> list[str]:
+        """One line when duplicate groups join images of several of the input's groups: each lies
+        in one split, but its images keep their own group (those without one: ``dup-<n>``), so
+        the new manifest reads it back as several groups."""
+        several = [names for names in self._input_groups().values() if len(names) > 1]
+        if not several:
+            return []
+        shown = min(several)  # whatever the order of the manifest's rows
+        return [f"{len(several)} duplicate group(s) join images of several of the input's groups "
+                f"({', '.join(shown[:3])}{', ...' if len(shown) > 3 else ''}): each lies in one split, but its images "
+                "keep their own group and those without one are named dup-N, so it reads back as several groups"]
+
+    def _groups(self):
+        return self.groups if self.groups is not None else self.audit.groups
+
+    def _input_groups(self) -> dict[int, list[str]]:
+        """The input's groups (sorted) of the images of each duplicate group that has any, by its id."""
+        m, g = self.audit.manifest, self._groups()
+        rows = np.flatnonzero(np.isin(g.ids, g.duplicate_groups()) & (m.groups != ""))
+        found: dict[int, set] = {}
+        for gid, name in zip(g.ids[rows].tolist(), m.groups[rows].tolist()):
+            found.setdefault(int(gid), set()).add(name)
+        return {gid: sorted(names) for gid, names in found.items()}
 
     def kept_rows(self) -> np.ndarray:
         """Rows of the new split: not dropped, and read by the audit. Unreadable files (the
@@ -198,6 +227,7 @@ class Resplit:
                 "unreadable_left_out": int(len(self.unreadable_rows())),
                 "not_audited_left_out": len(self.not_audited()),
                 "splits": splits, "problems": list(a.problems) + warnings, "class_warnings": warnings,
+                "group_warnings": self.group_warnings(),
                 "cross_split_pairs_after": self.cross_split_pairs(),
                 "pairs_checked": len(self.pairs if self.pairs is not None else self.audit.pairs),
                 "detection_rounds": self.rounds,

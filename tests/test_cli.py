@@ -1,13 +1,15 @@
 import csv
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
 
 from leakscan import __version__
 from leakscan.cli import app
-from conftest import FIXTURES
+from conftest import FIXTURES, csv_rows
 
 runner = CliRunner()
 
@@ -257,3 +259,98 @@ def test_path_options_written_with_equals_and_a_tilde_are_in_the_home_folder(lea
     assert r.exit_code == 0, r.output
     assert (home / "new.csv").is_file() and (home / "tree" / "train").is_dir()
     assert not os.listdir(work)
+
+
+
+#: The options and argument naming a file or folder a command reads: DATA (a folder or a manifest)
+#: and --hf may be folders; --manifest, --decisions and --model must be files.
+READ_PATHS = [("DATA", False), ("--manifest", True), ("--decisions", True), ("--model", True), ("--hf", False)]
+
+
+def _reading(command: str, name: str, path, tmp_path) -> list:
+    """``command`` with ``path`` given to ``name``, and the fixtures as the data where it needs some."""
+    data = [path] if name == "DATA" else [name, path] if name in ("--manifest", "--hf") else [FIXTURES, name, path]
+    return [command, *data, *(["--out", tmp_path / "new.csv"] if command == "resplit" else []), "-q", "--no-cache"]
+
+
+@pytest.mark.parametrize("command", ["audit", "resplit"])
+@pytest.mark.parametrize("name, file_only", READ_PATHS)
+def test_a_missing_input_or_a_folder_for_a_file_is_one_line_naming_the_option(tmp_path, command, name, file_only):
+    # the line named the path alone, each input in its own words ("decisions file not found",
+    # "cannot read model ...: No such file or directory", "no such dataset folder"); a folder
+    # given for a file said "Is a directory" once the decisions or the model were read
+    missing = tmp_path / "missing.csv"
+    r = run(*_reading(command, name, missing, tmp_path))
+    said = "no such file" if file_only else "no such file or folder"
+    assert r.exit_code == 2 and r.output == f"leakscan: error: {name} {missing}: {said}\n", r.output
+    if file_only:
+        folder = tmp_path / "folder"
+        folder.mkdir()
+        r = run(*_reading(command, name, folder, tmp_path))
+        assert r.exit_code == 2 and r.output == f"leakscan: error: {name} {folder}: a folder, not a file\n", r.output
+    assert not (tmp_path / "new.csv").exists()
+
+
+def _leakscan_bound_by_permissions(args, locked):
+    """``leakscan *args`` run in a child that permissions bind, root included; the test is skipped
+    where no such child can be made, or where it can still read ``locked``."""
+    from conftest import ROOT, without_root_reading
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    reads = "import os, sys; p = sys.argv[1]; open(p, 'rb') if os.path.isfile(p) else os.listdir(p)"
+    try:
+        probe = subprocess.run([sys.executable, "-c", reads, str(locked)], preexec_fn=without_root_reading(),
+                               capture_output=True, timeout=60)
+        if probe.returncode == 0:
+            pytest.skip("the child reads what permissions deny: they cannot be tested")
+        return subprocess.run([sys.executable, "-m", "leakscan", *map(str, args)], env=env, capture_output=True,
+                              text=True, preexec_fn=without_root_reading(), timeout=300)
+    except subprocess.SubprocessError as exc:  # root without the right to drop capabilities
+        pytest.skip(f"cannot run a child that permissions bind: {exc}")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="drops root's reading rights the Linux way")
+@pytest.mark.parametrize("name, kind", [("DATA", "file"), ("DATA", "folder"), ("--manifest", "file"),
+                                        ("--decisions", "file"), ("--model", "file"), ("--hf", "folder"),
+                                        ("--out", "folder"), ("--materialize", "folder")])
+def test_a_path_that_cannot_be_read_is_one_line_not_clicks_usage_message(leaky_dataset, tmp_path, name, kind):
+    # click's own check of every path option said "Usage: ... Try '... -h' for help. Error: Invalid
+    # value for '--manifest' / '-m': path '...' is not readable." in three lines
+    locked = tmp_path / ("splits.csv" if kind == "file" else "folder")
+    if kind == "file":
+        locked.write_text("path,split\n")
+    else:
+        locked.mkdir()
+    if name == "--out":
+        args = ["audit", leaky_dataset, "--out", locked, "-q", "--no-cache"]
+    elif name == "--materialize":
+        args = ["resplit", leaky_dataset, "--out", tmp_path / "new.csv", "--materialize", locked, "-q", "--no-cache"]
+    else:
+        args = _reading("audit", name, locked, tmp_path)
+    locked.chmod(0)
+    try:
+        r = _leakscan_bound_by_permissions(args, locked)
+    finally:
+        locked.chmod(0o700)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("leakscan: error: "), r.stderr
+    if name in dict(READ_PATHS):
+        assert r.stderr == f"leakscan: error: {name} {locked}: cannot read (Permission denied)\n"
+    else:  # a path written to: the library's own line
+        assert r.stderr.startswith(f"leakscan: error: {locked}: ") and "not writable" in r.stderr, r.stderr
+    assert not (tmp_path / "new.csv").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="drops root's reading rights the Linux way")
+def test_a_new_manifest_replaces_one_that_cannot_be_read(leaky_dataset, tmp_path):
+    # resplit --out naming an earlier manifest that cannot be read was refused by click's check
+    # with --force, though it is replaced, never read
+    out = tmp_path / "new.csv"
+    out.write_text("path,split\n")
+    out.chmod(0)
+    try:
+        r = _leakscan_bound_by_permissions(["resplit", leaky_dataset, "--out", out, "--force", "-q", "--no-cache"],
+                                           out)
+    finally:
+        out.chmod(0o600)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert out.read_text().startswith("path,split,label,group") and len(csv_rows(out)) == 19

@@ -682,3 +682,43 @@ def test_duplicate_group_names_do_not_depend_on_the_order_of_the_manifest_rows(t
     copies = {named[0][f"copy-{k}.jpg"] for k in (2, 5, 7, 9)}
     assert len(copies) == 4 and "dup-0" not in copies  # four new groups, past the input's own dup-0
     assert all(named[0][f"{k}.jpg"] == named[0][f"copy-{k}.jpg"] for k in (2, 5, 7, 9))
+
+
+def test_an_image_without_a_group_takes_the_one_group_its_duplicates_have(tmp_path):
+    # a duplicate group holding images of patient p1 and a copy without a group gave the copy
+    # dup-N: one group, kept in one split, read back from NEW.csv under two names
+    import random
+
+    from conftest import scene, write_dataset
+
+    write_dataset(tmp_path, {f"img/{k}.jpg": scene(950 + k) for k in range(14)}, quality=90)
+    for k, copies in ((0, ["copy-0"]), (3, ["copy-3", "copy-3b"]), (6, ["copy-6"])):
+        for name in copies:
+            shutil.copy(tmp_path / f"img/{k}.jpg", tmp_path / f"img/{name}.jpg")
+    # 0 and 1: patient p1, and a copy of 0 without a group; 3 of p2 and its copy 3b of p3 (two
+    # patients' groups joined by one picture), and its copy without a group; 6 and its copy: no group
+    group = {"0": "p1", "1": "p1", "3": "p2", "copy-3b": "p3", "8": "p4"}
+    rows = [[f"img/{k}.jpg", ("train", "test")[k % 4 == 0], "a", group.get(str(k), "")] for k in range(14)]
+    rows += [[f"img/{name}.jpg", "test", "a", group.get(name, "")] for name in ("copy-0", "copy-3", "copy-3b", "copy-6")]
+    named, said = [], []
+    for k, order in enumerate((rows, random.Random(7).sample(rows, len(rows)))):
+        with open(tmp_path / f"m{k}.csv", "w", newline="") as fh:
+            csv.writer(fh).writerows([["path", "split", "label", "group"], *order])
+        out = tmp_path / f"out{k}" / "new.csv"
+        r = runner.invoke(app, ["resplit", "--manifest", str(tmp_path / f"m{k}.csv"), "--out", str(out),
+                                "--no-cache", "-j", "1", "--json"])
+        assert r.exit_code == 0, r.output
+        named.append({os.path.basename(x["path"])[:-4]: x["group"] for x in read(out)})
+        said.append((json.loads(r.stdout)["group_warnings"], r.stderr))
+    assert named[0] == named[1] and said[0] == said[1]  # whatever the order of the rows
+    g = named[0]
+    assert g["0"] == g["1"] == g["copy-0"] == "p1"
+    # several patients' groups: each image keeps its own, the one without a group is dup-N, and it is said
+    assert (g["3"], g["copy-3b"]) == ("p2", "p3") and g["copy-3"].startswith("dup-")
+    assert g["6"] == g["copy-6"] and g["copy-6"].startswith("dup-") and g["copy-6"] != g["copy-3"]
+    assert g["8"] == "p4" and {k for k, v in g.items() if v == ""} == {str(k) for k in (2, 4, 5, 7, 9, 10, 11, 12, 13)}
+    warnings, stderr = said[0]
+    assert warnings == ["1 duplicate group(s) join images of several of the input's groups (p2, p3): each lies in "
+                        "one split, but its images keep their own group and those without one are named dup-N, so "
+                        "it reads back as several groups"]
+    assert stderr == f"leakscan: warning: {warnings[0]}\n"

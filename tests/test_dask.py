@@ -247,14 +247,15 @@ def test_cli_missing_dataset_before_connecting(tmp_path):
 
     missing = tmp_path / "datta"
     with dask.config.set({"distributed.comm.timeouts.connect": "10s"}):
-        for path, command in ((missing, ["audit", str(missing)]),
-                              (f"{missing}.csv", ["audit", "--manifest", f"{missing}.csv"]),
-                              (missing, ["resplit", str(missing), "--out", str(tmp_path / "new.csv")])):
+        for said, command in ((f"DATA {missing}: no such file or folder", ["audit", str(missing)]),
+                              (f"--manifest {missing}.csv: no such file", ["audit", "--manifest", f"{missing}.csv"]),
+                              (f"DATA {missing}: no such file or folder",
+                               ["resplit", str(missing), "--out", str(tmp_path / "new.csv")])):
             t0 = time.monotonic()
             r = CliRunner().invoke(app, [*command, "--dask", "tcp://127.0.0.1:1", "--no-cache", "-q"])
             took = time.monotonic() - t0
             assert r.exit_code == 2, r.output
-            assert r.output.strip() == f"leakscan: error: {path}: no such file or folder"
+            assert r.output.strip() == f"leakscan: error: {said}"
             assert took < 3, took  # the connect timeout is 10 s
     assert list(tmp_path.iterdir()) == []
 

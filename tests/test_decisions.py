@@ -296,7 +296,7 @@ def test_cli_audit_and_resplit_respect_decisions(review_data, tmp_path):
     assert res.exit_code == 2 and "bad.csv: line 2: decision must be distinct or duplicate" in res.stderr
     res = run(app, ["resplit", str(review_data), "--out", str(tmp_path / "x.csv"), "--decisions",
                     str(tmp_path / "nope.csv"), "--no-cache"])
-    assert res.exit_code == 2 and "nope.csv: decisions file not found" in res.stderr
+    assert res.exit_code == 2 and f"--decisions {tmp_path / 'nope.csv'}: no such file" in res.stderr
     assert not (tmp_path / "x.csv").exists()
 
 

@@ -621,7 +621,7 @@ _FOLD = [2 * min(c, 255 - c) for c in range(256)]
 def _folded(rgb: Image.Image) -> Image.Image:
     """``rgb`` with each channel folded by :data:`_FOLD`. On a small picture as ``min(c, 255 - c)``
     doubled, by ImageChops: ``Image.point`` rounds its 768-entry table in Python on every call,
-    which costs more than the pixels up to about 128 x 128 (CIFAR-10: 0.2 ms of each image's)."""
+    which costs more than the pixels up to about 128 x 128 (as on CIFAR-10)."""
     if rgb.width * rgb.height > 128 * 128:
         return rgb.point(_FOLD * 3)
     low = ImageChops.darker(rgb, ImageChops.invert(rgb))

@@ -26,6 +26,7 @@ from .output import missing_folders, remove_empty_folders, shown_fraction, user_
 from .parallel import MAX_JOBS_PER_CORE, check_jobs, wait_for_workers
 from .settings import DECODE_SIDE, DEFAULTS, MODEL_BATCH, RANDOM_STATE, TRANSFORMS
 
+
 def _show_help(ctx, param, value: bool) -> None:
     """``--help``, printed as results are (:func:`_reader_may_leave`)."""
     if value and not ctx.resilient_parsing:

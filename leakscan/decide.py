@@ -289,7 +289,7 @@ def detect(
         if look:
             confidence, not_followed = _plausible_look(cands, confidence, threshold, int(features.ok.sum()), look)
             if not_followed:
-                look = {**look, "not_followed": not_followed}
+                look = {**look, "not_followed": {"images": not_followed[0], "pairs": not_followed[1]}}
                 warnings.append(f"the closer look by keypoints alone would make duplicates of {not_followed[0]} of "
                                 f"{int(features.ok.sum())} images ({not_followed[1]} pairs), and most pictures it "
                                 "was calibrated on as look-alikes matched as copies do (pictures on one layout or "

@@ -48,8 +48,8 @@ from .views import INVERSE_VARIANT, MatchView, apply_dihedral
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LOOK_MIN_SIDE", "KeypointLook", "Keypoints", "closer_look", "fit_look", "keypoint_pairs", "look_at",
-           "match_pictures", "picture_keypoints", "SEARCH_MAX_IMAGES"]
+__all__ = ["LOOK_ALIKES_AS_COPIES", "LOOK_MIN_SIDE", "KeypointLook", "Keypoints", "closer_look", "fit_look",
+           "keypoint_pairs", "look_at", "match_pictures", "picture_keypoints", "SEARCH_MAX_IMAGES"]
 
 #: The possible pairs looked at most, the likeliest first (each costs two decodes at most).
 LOOK_BUDGET = 2_000
@@ -346,8 +346,15 @@ class KeypointLook:
         return np.where(looks[:, 0] > 0, ratio, 0.0)
 
 
+#: Why a look was not fitted (:func:`fit_look`), as ``summary.json`` says it
+#: (``calibration.keypoints.not_used``).
+TOO_FEW_PICTURES = "too few pictures (or look-alikes) to calibrate it on"
+TOO_FEW_TRANSFORMS = "too few of its synthetic copies gave a transform"
+LOOK_ALIKES_AS_COPIES = "most of its look-alikes matched as its copies do"
+
+
 def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, known=frozenset(),
-             jobs: int = 1, tilted: bool = False) -> KeypointLook | None:
+             jobs: int = 1, tilted: bool = False) -> KeypointLook | str:
     """The look calibrated on ``pictures`` (PIL, the calibration's sample, in content order),
     each against a synthetic copy of itself (the copies), and on the looks ``rejected`` of
     pairs the search proposed and the thumbnails' decision rejected (the look-alikes: as alike
@@ -356,7 +363,8 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
     the pairs of positions in ``known`` (pairs the search proposed: they may be copies). With
     ``tilted``, each picture against a turned copy of itself too
     (:func:`~leakscan.calibrate.tilted_copy`), for :attr:`KeypointLook.tilted_no_transform`.
-    None when there are too few copies or look-alikes with a transform to learn from."""
+    Where there is too little to learn from, the reason instead (:data:`TOO_FEW_PICTURES`,
+    :data:`TOO_FEW_TRANSFORMS`, :data:`LOOK_ALIKES_AS_COPIES`)."""
     rng = np.random.default_rng(rng_seed)
     made = [synthetic_copy(p.convert("RGB"), rng, variants=(0,))[0] for p in pictures]  # ORB sees no mirrors
     # turned copies of copies: a turn is seldom a user's only edit
@@ -383,7 +391,7 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
                 sim[b, a] = -np.inf  # each pair once
     alike += map_threads(lambda ab: _match_or_nothing(points[ab[0]], points[ab[1]]), nearest, jobs)
     if len(copies) < MIN_EXAMPLES or len(alike) < MIN_EXAMPLES:
-        return None
+        return TOO_FEW_PICTURES
     looks = _looks(copies + alike)
     y = np.r_[np.ones(len(copies)), np.zeros(len(alike))]
 
@@ -406,13 +414,13 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
     readings = _readings(looks)
     copied = readings[(y == 1) & (looks[:, 0] > 0)]
     if not len(copied):
-        return None
+        return TOO_FEW_TRANSFORMS
     keep = (y == 1) | np.any(readings < np.quantile(copied, COPY_QUANTILE, axis=0), axis=1)
     if int((keep & (y == 0)).sum()) < MIN_EXAMPLES:  # the look-alikes read as copies: nothing tells them apart
-        return None
+        return LOOK_ALIKES_AS_COPIES
     fitted = fit(keep)
     if fitted is None:
-        return None
+        return TOO_FEW_TRANSFORMS
     matches, found = looks[:, 0], looks[:, 0] > 0
     stats = {"copies": len(copies), "look_alikes": int((keep & (y == 0)).sum()),
              "left_out_as_possible_copies": int((~keep).sum()),
@@ -546,9 +554,10 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     seed = int.from_bytes(bytes(digests[sample[0]][:8]), "little") if len(sample) else 0
     fitted = fit_look(pictures, features.embedding[sample], seed, rejected_looks,
                       frozenset(zip(a[proposed].tolist(), b[proposed].tolist())), jobs, tilted=bool(turned.any()))
-    if fitted is None:  # nothing to read the looks by: the keypoint search's pairs stay possible
+    if isinstance(fitted, str):  # nothing to read the looks by: the keypoint search's pairs stay possible
         confidence[keyed] = floor
-        return confidence, {"looked_at": int(len(doubt) + len(unsure) + len(keyed)), "used": False}
+        return confidence, {"looked_at": int(len(doubt) + len(unsure) + len(keyed)), "used": False,
+                            "not_used": fitted}
     p = confidence[doubt]
     raised = np.where(fitted.lined_up(looks), np.maximum(_with_log_odds(p, fitted.log_ratio(looks)), p), p)
     confidence[doubt] = raised

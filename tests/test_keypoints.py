@@ -15,7 +15,8 @@ import leakscan.features
 import leakscan.decode
 import leakscan.keypoints
 import leakscan.orb
-from leakscan.keypoints import closer_look, fit_look, keypoint_pairs, look_at, match_pictures, picture_keypoints
+from leakscan.keypoints import (LOOK_ALIKES_AS_COPIES, TOO_FEW_PICTURES, KeypointLook, closer_look, fit_look,
+                                keypoint_pairs, look_at, match_pictures, picture_keypoints)
 from leakscan.pairs import Candidates, Kind, PairTable
 from leakscan.views import MatchView
 from conftest import surface, under_one_logo
@@ -95,7 +96,7 @@ def test_the_fitted_look_speaks_for_copies_and_leaves_out_look_alikes_that_read_
     alike = [(int(m), 1.0, float(d)) for m, d in zip(rng.integers(6, 14, 40), rng.uniform(-0.1, 0.3, 40))]
     copies_among = [(500, 1.0, 0.99)] * 5  # copies the search proposed and the thumbnails rejected
     fitted = fit_look(pictures, emb, 0, alike + copies_among)
-    assert fitted is not None
+    assert isinstance(fitted, KeypointLook)
     assert fitted.stats["left_out_as_possible_copies"] == 5
     ratio = fitted.log_ratio(np.array([[120, 1.0, 0.9], [10, 1.0, 0.1], [0, 0.0, 0.0]]))
     assert ratio[0] > 2 and ratio[1] < 0 and ratio[2] == 0
@@ -109,10 +110,12 @@ def test_a_look_whose_look_alikes_mostly_read_as_copies_is_not_fitted():
     rng = np.random.default_rng(1)
     like_copies = [(int(m), 1.0, float(d)) for m, d in zip(rng.integers(300, 600, 40), rng.uniform(0.97, 1.0, 40))]
     unlike = [(int(m), 1.0, float(d)) for m, d in zip(rng.integers(6, 14, 15), rng.uniform(-0.1, 0.3, 15))]
-    assert fit_look(pictures, emb, 0, like_copies) is None
-    assert fit_look(pictures, emb, 0, like_copies + unlike) is None  # 15 left: under MIN_EXAMPLES
+    assert fit_look(pictures, emb, 0, like_copies) == LOOK_ALIKES_AS_COPIES
+    assert fit_look(pictures, emb, 0, like_copies + unlike) == LOOK_ALIKES_AS_COPIES  # 15 left: under MIN_EXAMPLES
     more = [(int(m), 1.0, float(d)) for m, d in zip(rng.integers(6, 14, 30), rng.uniform(-0.1, 0.3, 30))]
-    assert fit_look(pictures, emb, 0, like_copies + unlike + more) is not None
+    assert isinstance(fit_look(pictures, emb, 0, like_copies + unlike + more), KeypointLook)
+    # too few pictures to make copies of: another reason
+    assert fit_look(pictures[:10], emb[:10], 0, like_copies + unlike + more) == TOO_FEW_PICTURES
 
 
 def test_the_look_is_not_followed_where_it_alone_would_join_most_images_on_a_fit_that_could_not_tell():
@@ -289,6 +292,22 @@ def test_without_opencv_the_audit_keeps_the_thumbnails_decision_and_says_so(tmp_
     made = looked.calibration.stats["keypoints"]["raised_to_duplicates"]
     made += looked.calibration.stats["keypoints"].get("keypoint_duplicates", 0)
     assert len(result.pair_records()) == len(looked.pair_records()) - made
+
+
+def test_a_look_left_unfitted_because_its_look_alikes_read_as_copies_is_said(tmp_path, monkeypatch):
+    """The look not fitted because the folder's look-alikes match as copies do (pictures on one
+    template) is a warning naming the pairs left as the thumbnails decided them, and
+    ``not_used`` says why; not fitted for too few pictures, it is only said in the stats."""
+    _tile_folder(tmp_path / "tiles")
+    said = {}
+    for reason in (LOOK_ALIKES_AS_COPIES, TOO_FEW_PICTURES):
+        monkeypatch.setattr(leakscan.keypoints, "fit_look", lambda *args, reason=reason, **kw: reason)
+        result = leakscan.audit(tmp_path / "tiles", cache=False)
+        look = result.calibration.stats["keypoints"]
+        assert look["used"] is False and look["not_used"] == reason and look["looked_at"] > 0
+        said[reason] = [w for w in result.warnings if "closer look by keypoints was not used" in w]
+    assert len(said[LOOK_ALIKES_AS_COPIES]) == 1 and not said[TOO_FEW_PICTURES]
+    assert f"the {look['looked_at']} pairs it was to decide" in said[LOOK_ALIKES_AS_COPIES][0]
 
 
 def test_a_search_made_without_opencv_is_not_reused_once_it_loads(tmp_path, monkeypatch):

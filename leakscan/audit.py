@@ -328,6 +328,7 @@ def analyse(manifest: Manifest, features: Features, pairs: PairTable, settings: 
         if lk.total >= IMPLAUSIBLE_MIN_IMAGES and lk.fraction > IMPLAUSIBLE_SHARE:
             warnings.append(f"{lk.fraction:.0%} of {lk.split} has a copy in {lk.against}: more than half a split is "
                             "rarely real leakage; check a few pairs in the report before acting on it")
+    warnings += _groups_joined(manifest, pairs)
 
     class_counts = {}
     for s in split_names:
@@ -338,6 +339,22 @@ def analyse(manifest: Manifest, features: Features, pairs: PairTable, settings: 
                  label_conflicts=conflicts, class_counts=class_counts, settings=settings,
                  elapsed=elapsed, timings=dict(timings or {}), warnings=tuple(warnings), possible=possible,
                  calibration=calibration)
+
+
+def _groups_joined(manifest: Manifest, pairs: PairTable) -> list[str]:
+    """One line (logged) when duplicate pairs join images of two different user groups (one
+    picture under two patients): a re-split keeps both groups in one split."""
+    g, p = manifest.groups, manifest.paths
+    across = np.flatnonzero((g[pairs.i] != "") & (g[pairs.j] != "") & (g[pairs.i] != g[pairs.j]))
+    if not len(across):
+        return []
+    # the pair of the smallest paths, whatever the order of the manifest's rows
+    ends = [sorted((int(pairs.i[k]), int(pairs.j[k])), key=lambda r: str(p[r])) for k in across.tolist()]
+    a, b = min(ends, key=lambda ab: (str(p[ab[0]]), str(p[ab[1]])))
+    msg = (f"{len(across)} duplicate pair(s) join images of two different groups (e.g. {p[a]} of group {g[a]} and "
+           f"{p[b]} of group {g[b]}): a re-split keeps both groups in one split")
+    log.warning(msg)
+    return [msg]
 
 
 def audit(

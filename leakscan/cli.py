@@ -491,11 +491,24 @@ def _source_options(image_column, label_column, group_column, group_by, bands) -
     return {k: v for k, v in opts.items() if v is not None}
 
 
-def _hf_data(hf: Optional[Path], data: Optional[Path], manifest: Optional[Path]):
+def _check_one_source(data: Optional[Path], manifest: Optional[Path], hf: Optional[Path]) -> None:
+    """DATA, --manifest and --hf given together are refused before any of them is looked at: that
+    they cannot be combined is the error, whether each exists or not."""
+    from .discovery import check_one_source  # noqa: PLC0415
+
+    if hf is not None and (data is not None or manifest is not None):
+        raise _fail("--hf PATH replaces DATA and --manifest; give one of them")
+    try:
+        check_one_source(data, manifest)
+    except LeakscanError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _hf_data(hf: Optional[Path], data: Optional[Path]):
+    """The data to audit: the dataset --hf names (loaded), else DATA (:func:`_check_one_source` has
+    refused both)."""
     if hf is None:
         return data
-    if data is not None or manifest is not None:
-        raise _fail("--hf PATH replaces DATA and --manifest; give one of them")
     from .sources.hf import load_hf  # noqa: PLC0415
 
     return load_hf(hf)
@@ -637,6 +650,7 @@ def audit(
     _check_pairing(ctx, model, cache, no_cache)
     _needs(ctx, "--out DIR", out is not None, "no_html", "parquet", "force")
     _needs(ctx, "--fail-on-leak", fail_on_leak, "max_leak")
+    _check_one_source(data, manifest, hf)
     _check_inputs(ctx)
     made = missing_folders(out)  # removed again if the run fails before writing into them
     _MADE[:] = made  # ... or is interrupted
@@ -646,7 +660,7 @@ def audit(
         spec = _model_spec(model, model_batch, model_size, model_normalize)
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
         check_jobs(jobs)  # before a Dask scheduler is waited for
-        data = _hf_data(hf, data, manifest)
+        data = _hf_data(hf, data)
         _check_decisions(decisions)
 
         def check_out(found):  # once the images are found, before the long part
@@ -777,6 +791,7 @@ def resplit(
     _check_pairing(ctx, model, cache, no_cache)
     _needs(ctx, "--keep SPLIT", bool(keep), "drop")
     _needs(ctx, "--materialize DIR", materialize_dir is not None, "link")
+    _check_one_source(data, manifest, hf)
     _check_inputs(ctx)
     if materialize_dir is not None and os.path.realpath(materialize_dir) == os.path.realpath(out):
         raise _fail(f"--out {out} and --materialize {materialize_dir} name the same path: the manifest is a file, "
@@ -788,7 +803,7 @@ def resplit(
         spec = _model_spec(model, model_batch, model_size, model_normalize)
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
         check_jobs(jobs)  # before a Dask scheduler is waited for
-        data = _hf_data(hf, data, manifest)
+        data = _hf_data(hf, data)
         parse_ratios(ratios)  # fail before the long part
         _check_decisions(decisions)
         _ratio_warnings(ratios)

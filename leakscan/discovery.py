@@ -23,7 +23,15 @@ from .manifest import (IMAGE_EXTENSIONS, SPLIT_ALIASES, SPLIT_SEARCH_DEPTH, UNSP
 
 log = logging.getLogger(__name__)
 
-__all__ = ["discover", "check_readable"]
+__all__ = ["discover", "check_one_source", "check_readable"]
+
+
+def check_one_source(source, manifest) -> None:
+    """Data and a manifest given together are refused (:class:`ArgumentError`), whatever state
+    each is in: one would be ignored, and which did the user mean?"""
+    if source is not None and manifest is not None:
+        raise ArgumentError(f"give the data to audit ({_name(source)}) or a manifest ({manifest}), not both "
+                            "(a manifest's relative paths are read from its own folder)")
 
 
 def check_readable(*sources, file_only: bool = False) -> None:
@@ -93,9 +101,7 @@ def discover(
     >>> list(m.splits)
     ['train', 'train', 'test']
     """
-    if source is not None and manifest is not None:  # one would be ignored: which did the user mean?
-        raise ArgumentError(f"give the data to audit ({_name(source)}) or a manifest ({manifest}), not both "
-                            "(a manifest's relative paths are read from its own folder)")
+    check_one_source(source, manifest)
     check_readable(source, manifest)
     special = _special_source(source, manifest, source_options)  # tables, datasets, DICOM, GeoTIFF
     if special is not None:

@@ -59,9 +59,14 @@ class Resplit:
         """Rows the re-split left out (``keep`` + ``drop``); unreadable files are not among them."""
         return self.assignment.dropped & self.audit.features.ok
 
+    @property
+    def checked_pairs(self) -> PairTable:
+        """The duplicate pairs the split is checked against: ``pairs``, else the audit's."""
+        return self.pairs if self.pairs is not None else self.audit.pairs
+
     def cross_split_pairs(self) -> int:
         """Duplicate pairs whose two images end in different splits (0 when the split is sound)."""
-        p = self.pairs if self.pairs is not None else self.audit.pairs
+        p = self.checked_pairs
         sp = self.assignment.splits
         keep = (sp[p.i] >= 0) & (sp[p.j] >= 0)
         return int(np.sum(keep & (sp[p.i] != sp[p.j])))
@@ -229,7 +234,7 @@ class Resplit:
                 "splits": splits, "problems": list(a.problems) + warnings, "class_warnings": warnings,
                 "group_warnings": self.group_warnings(),
                 "cross_split_pairs_after": self.cross_split_pairs(),
-                "pairs_checked": len(self.pairs if self.pairs is not None else self.audit.pairs),
+                "pairs_checked": len(self.checked_pairs),
                 "detection_rounds": self.rounds,
                 **self._links_dict(),
                 "decisions": (self.audit.decisions.to_dict()

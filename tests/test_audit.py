@@ -34,6 +34,34 @@ def test_user_groups_count_as_one_unit():
     assert leaks[("test", "train")] == 1
 
 
+def test_duplicate_pairs_joining_two_groups_are_warned_about(tmp_path, caplog):
+    """One picture under two patients: the audit said nothing (only a re-split's group_warnings
+    did), though the re-split keeps both patients in one split."""
+    for k in range(10):
+        scene(k, 64).save(tmp_path / f"{k}.png")
+    for k in (0, 3, 5, 7):
+        scene(k, 64).save(tmp_path / f"copy{k}.png")
+    # copy0 and copy3 are filed under other patients; copy5 has no patient, copy7 its own
+    groups = {**{f"{k}.png": f"p{k}" for k in range(10)},
+              "copy0.png": "p9", "copy3.png": "p4", "copy5.png": "", "copy7.png": "p7"}
+    rows = [{"path": name, "split": "test" if name.startswith(("8", "9", "copy")) else "train",
+             "label": "x", "group": grp} for name, grp in groups.items()]
+    said = []
+    for order in (rows, rows[::-1]):  # the example is the same whatever the order of the rows
+        with open(tmp_path / "m.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, ["path", "split", "label", "group"])
+            w.writeheader()
+            w.writerows(order)
+        caplog.clear()
+        r = audit(manifest=tmp_path / "m.csv", jobs=1, cache=False)
+        assert len(r.pairs) == 4
+        joined = [x for x in r.to_dict()["warnings"] if "two different groups" in x]
+        assert joined == [x.getMessage() for x in caplog.records if "two different groups" in x.getMessage()]
+        said += joined
+    assert said == ["2 duplicate pair(s) join images of two different groups (e.g. 0.png of group p0 and "
+                    "copy0.png of group p9): a re-split keeps both groups in one split"] * 2
+
+
 def test_an_audit_of_no_image_or_one_image_gives_every_figure_and_a_resplit(tmp_path):
     """An empty list of paths audits (no image, nothing to say): its re-split reported its figures
     with an IndexError. One image: every figure is there too."""

@@ -291,6 +291,24 @@ def test_a_missing_input_or_a_folder_for_a_file_is_one_line_naming_the_option(tm
     assert not (tmp_path / "new.csv").exists()
 
 
+@pytest.mark.parametrize("command", ["audit", "resplit"])
+@pytest.mark.parametrize("given, said", [
+    (["DATA", "--hf"], "--hf PATH replaces DATA and --manifest; give one of them"),
+    (["--manifest", "--hf"], "--hf PATH replaces DATA and --manifest; give one of them"),
+    (["DATA", "--manifest"], "give the data to audit (MISSING) or a manifest (EXISTING), not both"),
+])
+def test_inputs_that_cannot_be_combined_are_refused_before_either_is_looked_at(tmp_path, command, given, said):
+    # DATA that did not exist beside --hf (or --manifest) was named as missing, not refused as a
+    # combination: once it existed the run was refused all the same
+    missing, existing = tmp_path / "missing", tmp_path / "existing"
+    existing.mkdir()
+    args = [*([missing] if given[0] == "DATA" else [given[0], missing]), given[1], existing]
+    r = run(command, *args, *(["--out", tmp_path / "new.csv"] if command == "resplit" else []), "-q", "--no-cache")
+    said = said.replace("MISSING", str(missing)).replace("EXISTING", str(existing))
+    assert r.exit_code == 2 and r.output.startswith(f"leakscan: error: {said}") and r.output.count("\n") == 1, r.output
+    assert not (tmp_path / "new.csv").exists()
+
+
 def _leakscan_bound_by_permissions(args, locked):
     """``leakscan *args`` run in a child that permissions bind, root included; the test is skipped
     where no such child can be made, or where it can still read ``locked``."""

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -178,6 +179,23 @@ def test_report_counts_only_what_is_written_not_unreadable_files(leaky_dataset, 
     if not mode:  # minimal change with nothing leaking but one copy: the targets are what was read
         assert {n: s["target"] for n, s in d["splits"].items()} == {"train": 12, "test": 7}
         assert d["moved"] <= 2
+
+
+@pytest.mark.parametrize("options", [{}, {"shuffle": True}, {"keep": "train", "drop": True}])
+def test_the_python_api_gives_no_split_to_a_file_the_audit_could_not_read(leaky_dataset, options):
+    # reported as giving the unreadable file a split name: it never did; kept here as the contract
+    import leakscan
+
+    (leaky_dataset / "test" / "a" / "broken.jpg").write_bytes(b"not an image")
+    (leaky_dataset / "train" / "b" / "cut.jpg").write_bytes((leaky_dataset / "train" / "b" / "1.jpg").read_bytes()[:300])
+    a = leakscan.audit(leaky_dataset, cache=False, jobs=1)
+    rs = leakscan.resplit(a, **options)
+    unreadable = {str(a.manifest.paths[r]) for r in np.flatnonzero(~a.features.ok)}
+    assert {os.path.basename(p) for p in unreadable} == {"broken.jpg", "cut.jpg"}
+    named = dict(zip(map(str, a.manifest.paths), rs.splits))
+    assert all(named[p] == "" for p in unreadable)
+    assert all((s == "") == bool(rs.dropped[r]) for r, s in enumerate(rs.splits) if a.features.ok[r])
+    assert unreadable.isdisjoint(x["path"] for x in rs.records())
 
 
 def _lopsided_audit():

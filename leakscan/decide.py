@@ -25,7 +25,7 @@ from .calibrate import (MIN_AUC, THUMBNAILS, Calibration, ImageSource, adjust_to
 from .evidence import EVIDENCE, pair_evidence, shared_overlay_of, tilted_angles
 from .features import Features
 from .groups import components, joining_links
-from .keypoints import LOOK_ALIKES_AS_COPIES, LOOK_MIN_SIDE, SEARCH_MAX_IMAGES, closer_look, keypoint_pairs
+from .keypoints import LOOK_ALIKES_AS_COPIES, LOOK_BUDGET, LOOK_MIN_SIDE, SEARCH_MAX_IMAGES, closer_look, keypoint_pairs
 from .memory import release_free_memory
 from .padding import SharedOverlay
 from .pairs import (OVERLAP_MAX_IMAGES, OVERLAP_MIN_SHARE, TILT_MAX_IMAGES, Candidates, Kind, PairTable,
@@ -300,6 +300,11 @@ def detect(
                                 "look-alikes from matched as copies do (pictures on one layout or template: forms, "
                                 f"screenshots); the {look['looked_at']} pairs it was to decide are left as the "
                                 "thumbnails decided them (the keypoint search's as possible); check them in the report")
+            if look.get("layout_past_budget"):
+                warnings.append(f"{look['layout_past_budget']} duplicate pairs of pictures on one layout (forms, "
+                                f"screenshots) were past the {LOOK_BUDGET:,} pairs the closer look takes: the "
+                                "thumbnails cannot tell such pictures apart, so they are listed as possible, not "
+                                "counted; audit a subset to decide them")
             cands = dataclasses.replace(cands, confidence=confidence)
             cal = dataclasses.replace(cal, stats={**cal.stats, "keypoints": look})
         if "unavailable" in look:

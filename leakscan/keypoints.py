@@ -27,6 +27,13 @@ copy) / P(no transform | a look-alike) at the pictures' keypoint count (:class:`
 a flat picture gives its copy few matches), calibrated on the same synthetic copies (for a
 pair the tilted views read as turned, on turned copies, :func:`~leakscan.calibrate.tilted_copy`,
 whatever the keypoints). A transform confirms a duplicate; it never lowers one.
+
+Pictures on one layout (screenshots of one application, forms: :func:`folder_layout`) are
+the exception. Their thumbnails show the layout, as sure of two different screens as of a
+copy, and so do their keypoints and detail. So the cells the two pictures show of the layout
+are not judged; what agrees off it is read too, and the look is fitted against the sample's
+nearest pictures as well. It then decides every pair it looks at alone, duplicates
+included, at the share of copies among them (:attr:`KeypointLook.on_layout`).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from PIL import Image
 from .calibrate import ImageSource, adjust_to_prior, logistic_fit, roc_auc, synthetic_copy, tilted_copy
 from .features import PICTURE_SIDE, Features, digest_greater, digest_order
 from .index import HammingIndex
+from .padding import OVERLAY_MAX_SHARE, OVERLAY_MIN_IMAGES, OVERLAY_SHARE
 from .orb import KEYPOINT_RECORD, LOOK_MIN_SIDE, STRONGEST, detector, grey_at_side, strongest_keypoints
 from .parallel import map_threads
 from .pairs import OVERLAP_MIN_SHARE, Candidates, Kind, PairTable, pair_keys
@@ -112,13 +120,75 @@ class Keypoints:
 def picture_keypoints(picture: Image.Image) -> Keypoints:
     """The :class:`Keypoints` of a picture brought to :data:`~leakscan.features.PICTURE_SIDE` px
     on its longer side (every picture at one scale: the tolerances mean the same)."""
-    import cv2  # noqa: PLC0415
-
     a = grey_at_side(picture, PICTURE_SIDE)
     kp, des = detector().detectAndCompute(a, None)
-    smooth = cv2.GaussianBlur(a.astype(np.float32), (0, 0), DETAIL_SIGMA[0])
-    detail = smooth - cv2.GaussianBlur(smooth, (0, 0), DETAIL_SIGMA[1])
-    return Keypoints(np.float32([k.pt for k in kp]).reshape(-1, 2), des, detail)
+    return Keypoints(np.float32([k.pt for k in kp]).reshape(-1, 2), des, _detail(a))
+
+
+def _detail(grey: np.ndarray) -> np.ndarray:
+    """The picture less a blur of it (:data:`DETAIL_SIGMA`), float32."""
+    import cv2  # noqa: PLC0415
+
+    smooth = cv2.GaussianBlur(grey.astype(np.float32), (0, 0), DETAIL_SIGMA[0])
+    return smooth - cv2.GaussianBlur(smooth, (0, 0), DETAIL_SIGMA[1])
+
+
+def _cells(a: np.ndarray) -> np.ndarray:
+    """The :data:`AGREE_CELL` px cells of ``a`` (whole ones), one row each."""
+    c = AGREE_CELL
+    gy, gx = a.shape[0] // c, a.shape[1] // c
+    return a[:gy * c, :gx * c].reshape(gy, c, gx, c).transpose(0, 2, 1, 3).reshape(gy * gx, c * c)
+
+
+def _cell_ncc(x: np.ndarray, y: np.ndarray) -> tuple:
+    """``(ncc, energy_x, energy_y)`` per cell of the lined-up details ``x`` and ``y``."""
+    a, b = _cells(x), _cells(y)
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    aa, bb = (a * a).sum(axis=1), (b * b).sum(axis=1)
+    return (a * b).sum(axis=1) / np.sqrt(aa * bb + 1e-9), aa, bb
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What most pictures of a folder of one layout show (forms, screenshots of one
+    application): the median detail of the sample's pictures of the commonest size, and the
+    cells where at least :data:`~leakscan.padding.OVERLAY_SHARE` of them show it
+    (:func:`folder_layout`). Two pictures on it agree there whatever they are; they are
+    judged on the rest (:func:`agreeing_cells`)."""
+
+    detail: np.ndarray
+    cells: np.ndarray
+
+    @property
+    def share(self) -> float:
+        """The share of the cells the layout covers."""
+        return float(self.cells.mean())
+
+    def shown(self, detail: np.ndarray) -> np.ndarray:
+        """``(cells,)`` bool: the layout's cells that ``detail`` (lined up with it) shows."""
+        if detail.shape != self.detail.shape:  # not lined up with it: none
+            return np.zeros((detail.shape[0] // AGREE_CELL) * (detail.shape[1] // AGREE_CELL), bool)
+        return self.cells & (_cell_ncc(detail, self.detail)[0] >= AGREE_NCC)
+
+
+def folder_layout(details: list) -> Layout | None:
+    """The :class:`Layout` the ``details`` (of the sample's pictures, :func:`_detail`) share,
+    or None: fewer than :data:`~leakscan.padding.OVERLAY_MIN_IMAGES` of one size, or a layout
+    covering less than :data:`~leakscan.padding.OVERLAY_MAX_SHARE` of the cells (a logo or a
+    frame: an overlay, which the cell test of a look tells already)."""
+    shapes = [d.shape for d in details]
+    if not shapes:
+        return None
+    common = max(set(shapes), key=lambda shape: (shapes.count(shape), shape))
+    same = np.stack([d for d in details if d.shape == common])
+    if len(same) < OVERLAY_MIN_IMAGES:
+        return None
+    median = np.median(same, axis=0).astype(np.float32)
+    drawn = _cell_ncc(median, median)[1] >= FLAT_DETAIL ** 2 * AGREE_CELL ** 2
+    shown = np.mean([_cell_ncc(d, median)[0] >= AGREE_NCC for d in same], axis=0) >= OVERLAY_SHARE
+    layout = Layout(median, drawn & shown)
+    return layout if layout.share >= OVERLAY_MAX_SHARE else None
 
 
 def _keypoints_or_none(picture: Image.Image, what: str) -> Keypoints | None:
@@ -131,24 +201,26 @@ def _keypoints_or_none(picture: Image.Image, what: str) -> Keypoints | None:
         return None
 
 
-def _match_or_nothing(ka: Keypoints, kb: Keypoints, what: str = "a pair of pictures") -> tuple:
+def _match_or_nothing(ka: Keypoints, kb: Keypoints, what: str = "a pair of pictures",
+                      layout: Layout | None = None) -> tuple:
     """A look ``(inliers, share, detail, keypoints, agree)``: :func:`match_pictures` each way round
     (the ratio test keeps other matches each way), the one with more inliers (no transform,
     logged naming ``what``, when OpenCV fails on the pair), with the fewer keypoints of the two."""
     keypoints = min(len(ka.points), len(kb.points))
     try:
-        inliers, share, detail, agree = max(match_pictures(ka, kb), match_pictures(kb, ka))
+        inliers, share, detail, agree = max(match_pictures(ka, kb, layout), match_pictures(kb, ka, layout))
         return inliers, share, detail, keypoints, agree
     except Exception as exc:
         log.warning("%s: no closer look (%s: %s)", what, type(exc).__name__, exc)
         return 0, 0.0, 0.0, keypoints, 1.0
 
 
-def match_pictures(ka: Keypoints, kb: Keypoints) -> tuple[int, float, float, float]:
+def match_pictures(ka: Keypoints, kb: Keypoints, layout: Layout | None = None) -> tuple[int, float, float, float]:
     """``(inliers, share, detail, agree)``: the matches of ``ka`` -> ``kb`` one affine transform
     explains; the share of the smaller picture's area the two have in common under it; the
     correlation of their details there; and the share of its cells whose details agree
-    (:func:`agreeing_cells`; 1 when none has detail). ``(0, 0, 0, 1)`` without a transform.
+    (:func:`agreeing_cells`, off the ``layout``'s cells both show; 1 when none has detail).
+    ``(0, 0, 0, 1)`` without a transform.
 
     >>> rng = np.random.default_rng(0)
     >>> img = Image.fromarray(rng.integers(0, 255, (160, 200), np.uint8)).resize((400, 320))
@@ -186,7 +258,8 @@ def match_pictures(ka: Keypoints, kb: Keypoints) -> tuple[int, float, float, flo
     # the details lined up: where ka's picture covers kb's
     warped = cv2.warpAffine(ka.detail, m, (wb, hb), flags=cv2.INTER_LINEAR)
     inside = cv2.warpAffine(np.ones((ha, wa), np.float32), m, (wb, hb), flags=cv2.INTER_LINEAR) > 0.999
-    agree = agreeing_cells(warped, kb.detail, inside)
+    both = layout.shown(warped) & layout.shown(kb.detail) if layout is not None else None
+    agree = agreeing_cells(warped, kb.detail, inside, both)
     x, y = warped[inside], kb.detail[inside]
     detail = 0.0
     if len(x) >= MIN_DETAIL_PIXELS:
@@ -195,28 +268,21 @@ def match_pictures(ka: Keypoints, kb: Keypoints) -> tuple[int, float, float, flo
     return int(mask.sum()), share, detail, 1.0 if agree is None else agree
 
 
-def agreeing_cells(x: np.ndarray, y: np.ndarray, inside: np.ndarray) -> float | None:
-    """The share of the :data:`AGREE_CELL` px cells wholly ``inside`` the common part whose
-    details ``x`` and ``y`` (lined up) correlate at :data:`AGREE_NCC` or more, of those with
-    detail in either picture; None when no cell has any. A copy agrees almost everywhere (a
-    caption or a watermark covers a few cells); two pictures under one shared overlay agree
-    only where it is, however many keypoints it gives them."""
-    c = AGREE_CELL
-    gy, gx = x.shape[0] // c, x.shape[1] // c
-
-    def cells(a):
-        return a[:gy * c, :gx * c].reshape(gy, c, gx, c).transpose(0, 2, 1, 3).reshape(gy * gx, c * c)
-
-    whole = cells(inside).all(axis=1)
-    a, b = cells(x)[whole], cells(y)[whole]
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    aa, bb = (a * a).sum(axis=1), (b * b).sum(axis=1)
-    judged = np.maximum(aa, bb) >= FLAT_DETAIL ** 2 * c * c
+def agreeing_cells(x: np.ndarray, y: np.ndarray, inside: np.ndarray, layout: np.ndarray | None = None) -> float | None:
+    """The share of the :data:`AGREE_CELL` px cells wholly ``inside`` the common part (and not
+    among the ``layout`` cells, bool per cell: the folder's layout both show) whose details
+    ``x`` and ``y`` (lined up) correlate at :data:`AGREE_NCC` or more, of those with detail in
+    either picture; None when no cell has any. A copy agrees almost everywhere (a caption or a
+    watermark covers a few cells); two pictures under one shared overlay agree only where it
+    is, however many keypoints it gives them."""
+    whole = _cells(inside).all(axis=1)
+    if layout is not None:
+        whole &= ~layout
+    ncc, aa, bb = _cell_ncc(x, y)
+    judged = whole & (np.maximum(aa, bb) >= FLAT_DETAIL ** 2 * AGREE_CELL ** 2)
     if not judged.any():
         return None
-    ncc = (a * b).sum(axis=1)[judged] / np.sqrt(aa[judged] * bb[judged] + 1e-9)
-    return float((ncc >= AGREE_NCC).mean())
+    return float((ncc[judged] >= AGREE_NCC).mean())
 
 
 def _looks(looks) -> np.ndarray:
@@ -271,10 +337,12 @@ class NoTransform:
         return np.where(keypoints >= self.least, ratio, 0.0)
 
 
-def _readings(looks) -> np.ndarray:
-    """The look's evidence columns per pair: the log count of consistent matches, and the detail."""
+def _readings(looks, on_layout: bool = False) -> np.ndarray:
+    """The look's evidence columns per pair: the log count of consistent matches, and the detail
+    (``on_layout``: and the share of cells that agree off the folder's layout)."""
     looks = _looks(looks)
-    return np.c_[np.log1p(looks[:, 0]), looks[:, 2]]
+    return np.c_[np.log1p(looks[:, 0]), looks[:, 2]] if not on_layout else \
+        np.c_[np.log1p(looks[:, 0]), looks[:, 2], looks[:, 4]]
 
 
 @dataclass(frozen=True)
@@ -302,6 +370,10 @@ class KeypointLook:
     #: ten (:data:`OVERLAY_QUANTILE` of their inliers): under it, detail that agrees in fewer
     #: than AGREE_MIN of the cells is an overlay's (:meth:`overlay`)
     supported: float = np.inf
+    #: fitted on a folder of one layout (:class:`Layout`): the pictures' matches and detail are
+    #: mostly the layout's, so the cells that agree off it are read too, and the look lowers a
+    #: duplicate as well as confirming it (a copy agrees off the layout, a look-alike does not)
+    on_layout: bool = False
 
     def overlay(self, looks) -> np.ndarray:
         """Per look: a usable transform as well supported as a copy's under which the detail
@@ -318,7 +390,8 @@ class KeypointLook:
     def odds_change(self, looks, tilted) -> np.ndarray:
         """What the look says of each duplicate, to add to its log odds: under a transform sharing
         at least half the smaller picture, :meth:`log_ratio` where it speaks for a copy (the
-        look-alikes it is fitted on may share part of a picture: it does not lower); under an
+        look-alikes it is fitted on may share part of a picture: it does not lower, but
+        :attr:`on_layout`); under an
         :meth:`overlay`, the lower of that ratio and the no-transform ratio; else the
         no-transform ratio at the pictures' keypoints."""
         looks = _looks(looks)
@@ -327,7 +400,7 @@ class KeypointLook:
         tilted = np.asarray(tilted, bool)
         nothing = np.where(tilted, self.tilted_no_transform.at(looks),
                            np.where(looks[:, 3] > 0, self.no_transform.at(looks), 0.0))
-        return self.said(looks, nothing, lowering=False)
+        return self.said(looks, nothing, lowering=self.on_layout)
 
     def said(self, looks, nothing: np.ndarray, lowering: bool = True) -> np.ndarray:
         """Per look, to add to a pair's log odds: under a transform that can speak for a copy
@@ -342,7 +415,7 @@ class KeypointLook:
         """log(P(look | copy, a transform) / P(look | look-alike, a transform)) per pair; 0 (no
         evidence) without a transform."""
         looks = _looks(looks)
-        ratio = (_readings(looks) - self.mean) / self.scale @ self.coef + self.intercept
+        ratio = (_readings(looks, self.on_layout) - self.mean) / self.scale @ self.coef + self.intercept
         return np.where(looks[:, 0] > 0, ratio, 0.0)
 
 
@@ -354,7 +427,7 @@ LOOK_ALIKES_AS_COPIES = "most of its look-alikes matched as its copies do"
 
 
 def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, known=frozenset(),
-             jobs: int = 1, tilted: bool = False) -> KeypointLook | str:
+             jobs: int = 1, tilted: bool = False, layout: Layout | None = None) -> KeypointLook | str:
     """The look calibrated on ``pictures`` (PIL, the calibration's sample, in content order),
     each against a synthetic copy of itself (the copies), and on the looks ``rejected`` of
     pairs the search proposed and the thumbnails' decision rejected (the look-alikes: as alike
@@ -363,8 +436,10 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
     the pairs of positions in ``known`` (pairs the search proposed: they may be copies). With
     ``tilted``, each picture against a turned copy of itself too
     (:func:`~leakscan.calibrate.tilted_copy`), for :attr:`KeypointLook.tilted_no_transform`.
-    Where there is too little to learn from, the reason instead (:data:`TOO_FEW_PICTURES`,
-    :data:`TOO_FEW_TRANSFORMS`, :data:`LOOK_ALIKES_AS_COPIES`)."""
+    With the folder's ``layout`` (:func:`folder_layout`), fitted :attr:`KeypointLook.on_layout`
+    (the ``rejected`` looks read the cells off it too). Where there is too little to learn
+    from, the reason instead (:data:`TOO_FEW_PICTURES`, :data:`TOO_FEW_TRANSFORMS`,
+    :data:`LOOK_ALIKES_AS_COPIES`)."""
     rng = np.random.default_rng(rng_seed)
     made = [synthetic_copy(p.convert("RGB"), rng, variants=(0,))[0] for p in pictures]  # ORB sees no mirrors
     # turned copies of copies: a turn is seldom a user's only edit
@@ -373,8 +448,8 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
     n = len(pictures)
     points, copied, turned = points[:n], points[n:2 * n], points[2 * n:]
     read = [k for k in range(n) if points[k] is not None and copied[k] is not None]
-    copies = map_threads(lambda k: _match_or_nothing(copied[k], points[k]), read, jobs)
-    turned_looks = map_threads(lambda k: _match_or_nothing(turned[k], points[k]),
+    copies = map_threads(lambda k: _match_or_nothing(copied[k], points[k], layout=layout), read, jobs)
+    turned_looks = map_threads(lambda k: _match_or_nothing(turned[k], points[k], layout=layout),
                            [k for k in range(len(turned)) if points[k] is not None and turned[k] is not None], jobs)
     alike = [tuple(r) for r in _looks(rejected).tolist()]
     emb = np.asarray(embeddings, np.float32)
@@ -383,13 +458,17 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
     # look-alikes with a transform to learn from, and enough of them in all (in a folder of
     # pictures under one logo the search proposes few pairs, and each gives a transform)
     enough = sum(look[0] > 0 for look in alike) >= MIN_EXAMPLES // 2 and len(alike) >= MIN_EXAMPLES
+    # on one layout, each picture's nearest others always, proposed or not: the thumbnails cannot
+    # tell them, the cells off the layout can (a copy among them reads as copies do: left out below)
+    on_layout = layout is not None
     nearest = []
-    for a in range(0 if enough else len(pictures)):
+    for a in range(0 if enough and not on_layout else len(pictures)):
         for b in np.argsort(-sim[a], kind="stable")[:NEGATIVES_PER].tolist():
-            if (min(a, b), max(a, b)) not in known and np.isfinite(sim[a, b]) and None not in (points[a], points[b]):
+            if (on_layout or (min(a, b), max(a, b)) not in known) and np.isfinite(sim[a, b]) \
+                    and None not in (points[a], points[b]):
                 nearest.append((a, b))
                 sim[b, a] = -np.inf  # each pair once
-    alike += map_threads(lambda ab: _match_or_nothing(points[ab[0]], points[ab[1]]), nearest, jobs)
+    alike += map_threads(lambda ab: _match_or_nothing(points[ab[0]], points[ab[1]], layout=layout), nearest, jobs)
     if len(copies) < MIN_EXAMPLES or len(alike) < MIN_EXAMPLES:
         return TOO_FEW_PICTURES
     looks = _looks(copies + alike)
@@ -403,15 +482,15 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
         # and then a transform is itself evidence) every pair as it reads
         given = int((found & (y == 0)).sum()) >= MIN_EXAMPLES // 2
         fitted_on = found if given else rows & ((y == 0) | found)
-        x = _readings(looks[fitted_on])
+        x = _readings(looks[fitted_on], on_layout)
         mean, scale = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-6)
-        coef, intercept = logistic_fit((x - mean) / scale, y[fitted_on], signs=[1, 1])
-        return KeypointLook(mean=mean, scale=scale, coef=coef, intercept=float(intercept),
+        coef, intercept = logistic_fit((x - mean) / scale, y[fitted_on], signs=[1] * x.shape[1])
+        return KeypointLook(mean=mean, scale=scale, coef=coef, intercept=float(intercept), on_layout=on_layout,
                             stats={"fitted_on": "pairs with a transform" if given else "every look-alike"})
 
     # a look-alike that matches as most copies do, in count and in detail, may be one (a
     # dataset full of copies, whose search proposes copies the thumbnails then reject): left out
-    readings = _readings(looks)
+    readings = _readings(looks, on_layout)
     copied = readings[(y == 1) & (looks[:, 0] > 0)]
     if not len(copied):
         return TOO_FEW_TRANSFORMS
@@ -442,8 +521,9 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
     return dataclasses.replace(fitted, stats={**fitted.stats, **stats})
 
 
-def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: int = 1) -> np.ndarray:
-    """``(inliers, share, detail, keypoints, agree)`` (:func:`match_pictures`, with the fewer
+def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: int = 1,
+            layout: Layout | None = None) -> np.ndarray:
+    """``(inliers, share, detail, keypoints, agree)`` (:func:`match_pictures` off the ``layout``, with the fewer
     keypoints of the two pictures; no transform for a picture that cannot be read) per pair of ``pairs``, the pictures
     read by ``images(rows)`` a block of pairs at a time (memory: a few hundred pictures), the
     keypoints and matches on ``jobs`` threads; each pair seen from the image of the lower pixel
@@ -481,7 +561,8 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: in
             best = (0, 0.0, 0.0, 0, 1.0)
             for b in bs:
                 if a in points and b in points:
-                    best = max(best, _match_or_nothing(points[a], points[b], f"{named(a[0])} ~ {named(b[0])}"))
+                    best = max(best, _match_or_nothing(points[a], points[b], f"{named(a[0])} ~ {named(b[0])}",
+                                                       layout))
             return best
 
         for (position, _, _), best in zip(tasks, map_threads(look, tasks, jobs)):
@@ -507,10 +588,11 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     :data:`LOOK_MIN_SIDE` px or more with the possible ones (from ``floor`` up to ``threshold``)
     raised by what their keypoints say, and the duplicates under :data:`LOOK_CEILING` confirmed
     or lowered (:meth:`KeypointLook.odds_change`; overlapping tiles only confirmed, pairs read by
-    their brightness only lowered by an overlay). The look is calibrated on the first :data:`LOOK_SAMPLE`
-    such pictures of the search's rows (``found``) in content order (the calibration's sample:
-    their pictures are kept in memory); the pairs the search proposed are left out of the
-    look-alikes drawn from that sample."""
+    their brightness only lowered by an overlay). On one layout (:func:`folder_layout` of the
+    sample) every duplicate is looked at, and the look decides alone. The look is calibrated on
+    the first :data:`LOOK_SAMPLE` such pictures of the search's rows (``found``) in content
+    order (the calibration's sample: their pictures are kept in memory); the pairs the search
+    proposed are left out of the look-alikes drawn from that sample (but on one layout)."""
     search_rows, known = found.search_rows, found.pairs
     confidence = np.asarray(pairs.confidence, np.float32).copy()
     big = features.sizes.min(axis=1) >= LOOK_MIN_SIDE
@@ -522,12 +604,15 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     doubt = np.flatnonzero((confidence >= floor) & (confidence < threshold) & looked)
     # the duplicates the thumbnails are not sure of: a copy shows ORB its detail (turned, cropped,
     # recoloured), two tiles of one brick wall or sky do not, nor two pictures under one logo
-    unsure = np.flatnonzero((confidence >= threshold) & (confidence < LOOK_CEILING) & looked)
-    if not len(doubt) and not len(unsure) and not len(keyed):
+    duplicates = (confidence >= threshold) & looked
+    unsure = np.flatnonzero(duplicates & (confidence < LOOK_CEILING))
+    if not len(doubt) and not duplicates.any() and not len(keyed):
         return confidence, {}
     try:
         detector()
     except ImportError as exc:  # a broken OpenCV install: the thumbnails' decision stands
+        if not len(doubt) and not len(unsure) and not len(keyed):
+            return confidence, {}
         return confidence, {"looked_at": 0, "in_doubt": int(len(doubt) + len(unsure)), "used": False,
                             "unavailable": f"OpenCV could not be imported ({exc})"}
     digests = features.pixel_digest
@@ -536,6 +621,11 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     pictures = images(sample) if len(sample) else []
     kept = [q for q, p in enumerate(pictures) if p is not None]
     sample, pictures = sample[kept], [pictures[q] for q in kept]
+    layout = folder_layout([_detail(grey_at_side(p, PICTURE_SIDE)) for p in pictures])
+    if layout is not None:  # pictures on one layout: the thumbnails are as sure of look-alikes as of copies
+        unsure = np.flatnonzero(duplicates)
+    if not len(doubt) and not len(unsure) and not len(keyed):
+        return confidence, {}
     a, b = np.triu_indices(len(sample), 1)
     lo, hi = np.minimum(sample[a], sample[b]), np.maximum(sample[a], sample[b])
     proposed = np.isin(pair_keys(lo, hi), known.keys())
@@ -545,31 +635,48 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
         :min(LOOK_NEGATIVES, max(2 * MIN_EXAMPLES, NEGATIVES_PER * (len(doubt) + len(unsure))))]
     keyed = keyed[np.argsort(-pairs.score[keyed], kind="stable")][:LOOK_BUDGET]  # the most matched first
     doubt = doubt[np.argsort(-confidence[doubt], kind="stable")][:LOOK_BUDGET - len(keyed)]
-    unsure = unsure[np.argsort(confidence[unsure], kind="stable")][:LOOK_BUDGET - len(keyed) - len(doubt)]
+    # the least sure first; on one layout, where the thumbnails are sure of look-alikes too, the likeliest
+    unsure = unsure[np.argsort(-confidence[unsure] if layout is not None else confidence[unsure], kind="stable")][
+        :LOOK_BUDGET - len(keyed) - len(doubt)]
     turned = MatchView.is_tilted(pairs.variant[unsure])
     # one pass: pictures read once
-    looks = look_at(pairs.take(np.r_[doubt, unsure, rejected, keyed]), images, digests, jobs)
+    looks = look_at(pairs.take(np.r_[doubt, unsure, rejected, keyed]), images, digests, jobs, layout)
     looks, unsure_looks, rejected_looks, keyed_looks = np.split(
         looks, np.cumsum([len(doubt), len(unsure), len(rejected)]))
     seed = int.from_bytes(bytes(digests[sample[0]][:8]), "little") if len(sample) else 0
     fitted = fit_look(pictures, features.embedding[sample], seed, rejected_looks,
-                      frozenset(zip(a[proposed].tolist(), b[proposed].tolist())), jobs, tilted=bool(turned.any()))
+                      frozenset(zip(a[proposed].tolist(), b[proposed].tolist())), jobs, tilted=bool(turned.any()),
+                      layout=layout)
     if isinstance(fitted, str):  # nothing to read the looks by: the keypoint search's pairs stay possible
         confidence[keyed] = floor
         return confidence, {"looked_at": int(len(doubt) + len(unsure) + len(keyed)), "used": False,
                             "not_used": fitted}
     p = confidence[doubt]
     raised = np.where(fitted.lined_up(looks), np.maximum(_with_log_odds(p, fitted.log_ratio(looks)), p), p)
-    confidence[doubt] = raised
-    # the unsure duplicates confirmed, or lowered; overlapping tiles only confirmed (a copy moved
-    # across its frame, its shared part lined up by its keypoints): their share of common picture
-    # is theirs to measure, half by design, and a look explaining half the matches says nothing against them
-    change = fitted.odds_change(unsure_looks, turned)
-    change = np.where(pairs.variant[unsure] == MatchView.OVERLAP, np.maximum(change, 0.0), change)
-    # a pair read by its brightness: a hue shift (or solarizing) moves the grey levels ORB sees, so
-    # what ORB finds says nothing of it, but for an overlay the two share
-    quiet = MatchView.by_brightness(pairs.variant[unsure]) & ~fitted.overlay(unsure_looks)
-    confidence[unsure] = _with_log_odds(confidence[unsure], np.where(quiet, 0.0, change))
+    layout_copies = None
+    if fitted.on_layout:
+        # on one layout the thumbnails see the layout: the look decides the pairs it looked at
+        # alone, at their own share of copies (as the keypoint search's pairs, below)
+        decided = np.r_[doubt, unsure]
+        change = fitted.odds_change(np.r_[looks, unsure_looks], MatchView.is_tilted(pairs.variant[decided]))
+        posterior, layout_copies = adjust_to_prior(1.0 / (1.0 + np.exp(-change)))
+        # a pair the look speaks for stays worth a look, however rare copies are among them
+        confidence[decided] = np.where(change > 0, np.maximum(posterior, floor), posterior)
+        raised = confidence[doubt]
+        # the duplicates past the budget: the thumbnails cannot tell them, so they are possible at most
+        past_budget = np.setdiff1d(np.flatnonzero(duplicates), unsure)
+        confidence[past_budget] = np.minimum(confidence[past_budget], threshold - 0.01)
+    else:
+        confidence[doubt] = raised
+        # the unsure duplicates confirmed, or lowered; overlapping tiles only confirmed (a copy moved
+        # across its frame, its shared part lined up by its keypoints): their share of common picture
+        # is theirs to measure, half by design, and a look explaining half the matches says nothing against them
+        change = fitted.odds_change(unsure_looks, turned)
+        change = np.where(pairs.variant[unsure] == MatchView.OVERLAP, np.maximum(change, 0.0), change)
+        # a pair read by its brightness: a hue shift (or solarizing) moves the grey levels ORB sees, so
+        # what ORB finds says nothing of it, but for an overlay the two share
+        quiet = MatchView.by_brightness(pairs.variant[unsure]) & ~fitted.overlay(unsure_looks)
+        confidence[unsure] = _with_log_odds(confidence[unsure], np.where(quiet, 0.0, change))
     # the keypoint search's pairs: what the look says of each (a transform: its ratio, raising or
     # lowering; an overlay's or none: the no-transform ratio at their keypoints), at their own share of copies
     # (EM over them, as the decision's other readings: a search that mostly proposes texture
@@ -578,7 +685,8 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     keyed_share = 0.0
     if len(keyed):
         confidence[keyed], keyed_share = adjust_to_prior(1.0 / (1.0 + np.exp(-said)))
-    weights = {c: round(float(w / d), 4) for c, w, d in zip(("log_matches", "detail"), fitted.coef, fitted.scale)}
+    weights = {c: round(float(w / d), 4) for c, w, d in zip(("log_matches", "detail", "agree"), fitted.coef,
+                                                              fitted.scale)}
     stats = {"looked_at": int(len(doubt) + len(unsure) + len(keyed)), "used": True,
              "keypoint_pairs": int(len(keyed)), "keypoint_share": round(float(keyed_share), 5),
              "keypoint_duplicates": int((confidence[keyed] >= threshold).sum()),
@@ -588,6 +696,10 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
              "overlays": int(fitted.overlay(np.r_[looks, unsure_looks, keyed_looks]).sum()),
              "weights": weights, "no_transform": _at_keypoints(fitted.no_transform),
              "tilted_no_transform": _at_keypoints(fitted.tilted_no_transform), **fitted.stats}
+    if layout is not None:
+        stats["layout_share"] = round(layout.share, 4)
+        stats["layout_copy_share"] = round(float(layout_copies), 5)
+        stats["layout_past_budget"] = int(len(past_budget))
     return confidence, stats
 
 

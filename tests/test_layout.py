@@ -1,0 +1,118 @@
+"""Pictures on one layout (screenshots of one application, forms): judged off the layout (leakscan.keypoints)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageEnhance, ImageFont
+
+import leakscan
+import leakscan.keypoints
+from leakscan.keypoints import folder_layout, match_pictures, picture_keypoints
+
+WORDS = ("alpha bravo river stone paper light north account total amount invoice order number date client "
+         "address city street phone email item price unit tax balance notes signed approved review").split()
+#: the copies planted in the folder of screens: name -> (the screen copied, the edit)
+COPIES = {"c1.jpg": (1, lambda im: im), "c2.png": (2, lambda im: im.resize((384, 256), Image.LANCZOS)),
+          "c3.png": (3, lambda im: ImageEnhance.Contrast(im).enhance(1.3)),
+          "c5.png": (5, lambda im: im.crop((10, 8, 470, 312)))}
+SCREENS = 60
+
+
+def screen(k: int) -> Image.Image:
+    """Screen ``k`` of one application: the same window, sidebar and title on every screen;
+    other words, and a table or a bar chart."""
+    rng = np.random.default_rng(k)
+    font = ImageFont.load_default(size=12)
+    img = Image.new("RGB", (480, 320), (245, 245, 247))
+    d = ImageDraw.Draw(img)
+    d.rectangle([0, 0, 480, 24], fill=(222, 222, 226))
+    d.text((200, 5), "Dashboard", fill=(40, 40, 40), font=font)
+    d.rectangle([0, 24, 110, 320], fill=(40, 44, 52))
+    for i, item in enumerate(("Home", "Reports", "Orders", "Clients", "Export", "Settings")):
+        d.text((16, 44 + 26 * i), item, fill=(230, 230, 230), font=font)
+    d.rectangle([120, 30, 300, 46], outline=(180, 180, 180))
+    d.text((126, 31), " ".join(rng.choice(WORDS, 2)), fill=(120, 120, 120), font=font)
+    d.text((120, 60), " ".join(rng.choice(WORDS, 3)).title(), fill=(20, 20, 20), font=ImageFont.load_default(size=16))
+    if k % 2:
+        for r in range(7):
+            y = 90 + 24 * r
+            d.rectangle([120, y, 468, y + 23], fill=(255, 255, 255) if r % 2 else (236, 238, 242))
+            d.text((126, y + 5), " ".join(rng.choice(WORDS, 2)), fill=(30, 30, 30), font=font)
+            d.text((300, y + 5), f"{rng.uniform(0, 9999):.2f}", fill=(30, 30, 30), font=font)
+    else:
+        d.rectangle([120, 90, 468, 280], fill=(255, 255, 255), outline=(210, 210, 210))
+        n = int(rng.integers(5, 12))
+        colour = tuple(int(c) for c in rng.integers(40, 200, 3))
+        for i in range(n):
+            x = 130 + i * 330 / n
+            d.rectangle([x, rng.uniform(100, 260), x + 330 / n * 0.7, 275], fill=colour)
+    d.text((120, 290), " ".join(rng.choice(WORDS, 6)), fill=(100, 100, 100), font=font)
+    return img
+
+
+def _detail(img):
+    return picture_keypoints(img).detail
+
+
+@pytest.fixture(scope="module")
+def screens(tmp_path_factory) -> tuple[Path, set]:
+    """A folder of SCREENS screens (a quarter in test) and the COPIES in test; the copies' pairs."""
+    root = tmp_path_factory.mktemp("screens")
+    for split in ("train", "test"):
+        (root / split).mkdir()
+    for k in range(SCREENS):
+        screen(k).save(root / ("test" if k % 4 == 0 else "train") / f"s{k:02d}.png")
+    truth = set()
+    for name, (k, edit) in COPIES.items():
+        edit(screen(k)).save(root / "test" / name, quality=80)
+        truth.add(frozenset((f"test/{name}", f"{'test' if k % 4 == 0 else 'train'}/s{k:02d}.png")))
+    return root, truth
+
+
+def test_a_layout_is_found_on_screens_of_one_application_and_not_on_photos():
+    details = [_detail(screen(k)) for k in range(24)]
+    layout = folder_layout(details)
+    assert layout is not None and layout.share >= 0.5
+    photos = sorted(Path(__file__).resolve().parent.parent.joinpath("fixtures").rglob("*.jpg"))[:40]
+    assert len(photos) == 40
+    assert folder_layout([_detail(Image.open(p).convert("RGB")) for p in photos]) is None
+    assert folder_layout(details[:10]) is None  # too few pictures to tell
+
+
+def test_off_the_layout_two_screens_disagree_and_a_copy_agrees():
+    """Two different screens agree cell by cell nearly everywhere (the window they share);
+    off the layout, where the screens themselves are, they do not. A copy agrees there too."""
+    layout = folder_layout([_detail(screen(k)) for k in range(24)])
+    a, b = picture_keypoints(screen(31)), picture_keypoints(screen(33))
+    copy = picture_keypoints(ImageEnhance.Contrast(screen(31)).enhance(1.3))
+    agree = {name: (match_pictures(a, other)[3], match_pictures(a, other, layout)[3])
+             for name, other in (("other", b), ("copy", copy))}
+    assert agree["other"][0] >= 0.75 and agree["other"][1] <= 0.6
+    assert agree["copy"][1] >= 0.9
+
+
+def test_on_one_layout_different_screens_are_not_duplicates_and_copies_are_found(screens, monkeypatch):
+    """60 screens of one application and 4 copies: the thumbnails' decision alone made 548 pairs
+    of different screens duplicates (before the layout was found). The look, judging the cells
+    off the layout, decides them; past its budget, a duplicate is possible at most, and said."""
+    root, truth = screens
+
+    def pairs(table, result):
+        paths = result.manifest.paths
+        return {frozenset((Path(paths[i]).as_posix(), Path(paths[j]).as_posix())) for i, j in zip(table.i, table.j)}
+
+    result = leakscan.audit(root, cache=False)
+    look = result.calibration.stats["keypoints"]
+    assert look["used"] and look["layout_share"] >= 0.5 and look["layout_past_budget"] == 0
+    duplicates, possible = pairs(result.pairs, result), pairs(result.possible, result)
+    assert duplicates <= truth and len(duplicates) >= 3 and truth <= duplicates | possible
+    assert len(possible - truth) < 100  # a few dozen worth a look, not hundreds counted
+
+    monkeypatch.setattr(leakscan.keypoints, "LOOK_BUDGET", 100)
+    capped = leakscan.audit(root, cache=False)
+    past = capped.calibration.stats["keypoints"]["layout_past_budget"]
+    assert past > 100 and any(f"{past} duplicate pairs of pictures on one layout" in w for w in capped.warnings)
+    assert pairs(capped.pairs, capped) <= truth

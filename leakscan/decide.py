@@ -300,6 +300,12 @@ def detect(
                                 "look-alikes from matched as copies do (pictures on one layout or template: forms, "
                                 f"screenshots); the {look['looked_at']} pairs it was to decide are left as the "
                                 "thumbnails decided them (the keypoint search's as possible); check them in the report")
+            if "layout_share" in look:
+                warnings.append(f"the pictures share one layout ({look['layout_share']:.0%} of each: forms, "
+                                "screenshots of one application), which the thumbnails cannot see past: the pairs "
+                                "were decided by the closer look at what they show off it, and copies edited more "
+                                "than a little (turned, cropped) may be listed as possible only; check the possible "
+                                "pairs")
             if look.get("layout_past_budget"):
                 warnings.append(f"{look['layout_past_budget']} duplicate pairs of pictures on one layout (forms, "
                                 f"screenshots) were past the {LOOK_BUDGET:,} pairs the closer look takes: the "

@@ -153,7 +153,7 @@ def _cell_ncc(x: np.ndarray, y: np.ndarray) -> tuple:
 class Layout:
     """What most pictures of a folder of one layout show (forms, screenshots of one
     application): the median detail of the sample's pictures of the commonest size, and the
-    cells where at least :data:`~leakscan.padding.OVERLAY_SHARE` of them show it
+    cells where at least :data:`~leakscan.padding.OVERLAY_SHARE` of the sample shows it
     (:func:`folder_layout`). Two pictures on it agree there whatever they are; they are
     judged on the rest (:func:`agreeing_cells`)."""
 
@@ -186,7 +186,9 @@ def folder_layout(details: list) -> Layout | None:
         return None
     median = np.median(same, axis=0).astype(np.float32)
     drawn = _cell_ncc(median, median)[1] >= FLAT_DETAIL ** 2 * AGREE_CELL ** 2
-    shown = np.mean([_cell_ncc(d, median)[0] >= AGREE_NCC for d in same], axis=0) >= OVERLAY_SHARE
+    # shown by most of the sample, not only of that size: a folder half of which is copies of one
+    # picture has no layout, its commonest size may hold little else
+    shown = np.sum([_cell_ncc(d, median)[0] >= AGREE_NCC for d in same], axis=0) >= OVERLAY_SHARE * len(details)
     layout = Layout(median, drawn & shown)
     return layout if layout.share >= OVERLAY_MAX_SHARE else None
 
@@ -635,9 +637,7 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
         :min(LOOK_NEGATIVES, max(2 * MIN_EXAMPLES, NEGATIVES_PER * (len(doubt) + len(unsure))))]
     keyed = keyed[np.argsort(-pairs.score[keyed], kind="stable")][:LOOK_BUDGET]  # the most matched first
     doubt = doubt[np.argsort(-confidence[doubt], kind="stable")][:LOOK_BUDGET - len(keyed)]
-    # the least sure first; on one layout, where the thumbnails are sure of look-alikes too, the likeliest
-    unsure = unsure[np.argsort(-confidence[unsure] if layout is not None else confidence[unsure], kind="stable")][
-        :LOOK_BUDGET - len(keyed) - len(doubt)]
+    unsure = unsure[np.argsort(confidence[unsure], kind="stable")][:LOOK_BUDGET - len(keyed) - len(doubt)]
     turned = MatchView.is_tilted(pairs.variant[unsure])
     # one pass: pictures read once
     looks = look_at(pairs.take(np.r_[doubt, unsure, rejected, keyed]), images, digests, jobs, layout)

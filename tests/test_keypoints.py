@@ -641,7 +641,7 @@ def test_opencv_failing_on_a_pair_names_both_files_and_the_pair_reads_as_no_tran
     m = leakscan.discovery.discover(tmp_path)
     f = leakscan.extract_features(m, jobs=1)
 
-    def fails(ka, kb):
+    def fails(ka, kb, layout=None):
         raise RuntimeError("cv2.error: (-215:Assertion failed)")
 
     monkeypatch.setattr(leakscan.keypoints, "match_pictures", fails)

@@ -110,6 +110,7 @@ def test_on_one_layout_different_screens_are_not_duplicates_and_copies_are_found
     duplicates, possible = pairs(result.pairs, result), pairs(result.possible, result)
     assert duplicates <= truth and len(duplicates) >= 3 and truth <= duplicates | possible
     assert len(possible - truth) < 100  # a few dozen worth a look, not hundreds counted
+    assert any("the pictures share one layout" in w for w in result.warnings)
 
     monkeypatch.setattr(leakscan.keypoints, "LOOK_BUDGET", 100)
     capped = leakscan.audit(root, cache=False)

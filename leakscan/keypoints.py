@@ -153,7 +153,7 @@ def _cell_ncc(x: np.ndarray, y: np.ndarray) -> tuple:
 class Layout:
     """What most pictures of a folder of one layout show (forms, screenshots of one
     application): the median detail of the sample's pictures of the commonest size, and the
-    cells where at least :data:`~leakscan.padding.OVERLAY_SHARE` of the sample shows it
+    cells where at least :data:`~leakscan.padding.OVERLAY_SHARE` of them show it
     (:func:`folder_layout`). Two pictures on it agree there whatever they are; they are
     judged on the rest (:func:`agreeing_cells`)."""
 
@@ -174,9 +174,10 @@ class Layout:
 
 def folder_layout(details: list) -> Layout | None:
     """The :class:`Layout` the ``details`` (of the sample's pictures, :func:`_detail`) share,
-    or None: fewer than :data:`~leakscan.padding.OVERLAY_MIN_IMAGES` of one size, or a layout
-    covering less than :data:`~leakscan.padding.OVERLAY_MAX_SHARE` of the cells (a logo or a
-    frame: an overlay, which the cell test of a look tells already)."""
+    or None: fewer than :data:`~leakscan.padding.OVERLAY_MIN_IMAGES` of one size, most of them
+    with no detail of their own off the median (copies of one picture), or a layout covering
+    less than :data:`~leakscan.padding.OVERLAY_MAX_SHARE` of the cells (a logo or a frame: an
+    overlay, which the cell test of a look tells already)."""
     shapes = [d.shape for d in details]
     if not shapes:
         return None
@@ -186,10 +187,13 @@ def folder_layout(details: list) -> Layout | None:
         return None
     median = np.median(same, axis=0).astype(np.float32)
     drawn = _cell_ncc(median, median)[1] >= FLAT_DETAIL ** 2 * AGREE_CELL ** 2
-    # shown by most of the sample, not only of that size: a folder half of which is copies of one
-    # picture has no layout, its commonest size may hold little else
-    shown = np.sum([_cell_ncc(d, median)[0] >= AGREE_NCC for d in same], axis=0) >= OVERLAY_SHARE * len(details)
-    layout = Layout(median, drawn & shown)
+    agrees = np.array([_cell_ncc(d, median)[0] >= AGREE_NCC for d in same])
+    # the cells of detail each picture has of its own: none in most of them, and they are copies of
+    # one picture (the median is that picture), not pictures on a layout
+    own = np.array([_cell_ncc(d, d)[1] >= FLAT_DETAIL ** 2 * AGREE_CELL ** 2 for d in same]) & ~agrees
+    if np.median(own.sum(axis=1)) == 0:
+        return None
+    layout = Layout(median, drawn & (agrees.mean(axis=0) >= OVERLAY_SHARE))
     return layout if layout.share >= OVERLAY_MAX_SHARE else None
 
 

@@ -140,6 +140,12 @@ def _cells(a: np.ndarray) -> np.ndarray:
     return a[:gy * c, :gx * c].reshape(gy, c, gx, c).transpose(0, 2, 1, 3).reshape(gy * gx, c * c)
 
 
+def _detailed(a: np.ndarray) -> np.ndarray:
+    """Per cell of the detail ``a``: has it detail (:data:`FLAT_DETAIL` grey levels RMS or more)?"""
+    c = _cells(a)
+    return ((c - c.mean(axis=1, keepdims=True)) ** 2).sum(axis=1) >= FLAT_DETAIL ** 2 * AGREE_CELL ** 2
+
+
 def _cell_ncc(x: np.ndarray, y: np.ndarray) -> tuple:
     """``(ncc, energy_x, energy_y)`` per cell of the lined-up details ``x`` and ``y``."""
     a, b = _cells(x), _cells(y)
@@ -186,15 +192,25 @@ def folder_layout(details: list) -> Layout | None:
     if len(same) < OVERLAY_MIN_IMAGES:
         return None
     median = np.median(same, axis=0).astype(np.float32)
-    drawn = _cell_ncc(median, median)[1] >= FLAT_DETAIL ** 2 * AGREE_CELL ** 2
     agrees = np.array([_cell_ncc(d, median)[0] >= AGREE_NCC for d in same])
     # the cells of detail each picture has of its own: none in most of them, and they are copies of
     # one picture (the median is that picture), not pictures on a layout
-    own = np.array([_cell_ncc(d, d)[1] >= FLAT_DETAIL ** 2 * AGREE_CELL ** 2 for d in same]) & ~agrees
+    own = np.array([_detailed(d) for d in same]) & ~agrees
     if np.median(own.sum(axis=1)) == 0:
         return None
-    layout = Layout(median, drawn & (agrees.mean(axis=0) >= OVERLAY_SHARE))
+    layout = Layout(median, _detailed(median) & (agrees.mean(axis=0) >= OVERLAY_SHARE))
     return layout if layout.share >= OVERLAY_MAX_SHARE else None
+
+
+def _detail_or_none(picture: Image.Image) -> np.ndarray | None:
+    """The detail (:func:`_detail`) of a picture at :data:`~leakscan.features.PICTURE_SIDE` px,
+    or None (logged, naming its file) when it cannot be had: that picture is left out of the layout."""
+    try:
+        return _detail(grey_at_side(picture, PICTURE_SIDE))
+    except Exception as exc:
+        log.warning("%s: left out of the layout (%s: %s)", picture.info.get("path", "a sampled picture"),
+                    type(exc).__name__, exc)
+        return None
 
 
 def _keypoints_or_none(picture: Image.Image, what: str) -> Keypoints | None:
@@ -627,7 +643,7 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     pictures = images(sample) if len(sample) else []
     kept = [q for q, p in enumerate(pictures) if p is not None]
     sample, pictures = sample[kept], [pictures[q] for q in kept]
-    layout = folder_layout([_detail(grey_at_side(p, PICTURE_SIDE)) for p in pictures])
+    layout = folder_layout([d for d in map(_detail_or_none, pictures) if d is not None])
     if layout is not None:  # pictures on one layout: the thumbnails are as sure of look-alikes as of copies
         unsure = np.flatnonzero(duplicates)
     if not len(doubt) and not len(unsure) and not len(keyed):

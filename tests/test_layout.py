@@ -117,3 +117,20 @@ def test_on_one_layout_different_screens_are_not_duplicates_and_copies_are_found
     past = capped.calibration.stats["keypoints"]["layout_past_budget"]
     assert past > 100 and any(f"{past} duplicate pairs of pictures on one layout" in w for w in capped.warnings)
     assert pairs(capped.pairs, capped) <= truth
+
+
+def test_a_picture_whose_detail_fails_is_left_out_of_the_layout_and_named(monkeypatch, caplog):
+    pictures = [screen(k) for k in range(24)]
+    pictures[3].info["path"] = "screens/s03.png"
+    real = leakscan.keypoints.grey_at_side
+
+    def fails_on_one(picture, side):
+        if picture is pictures[3]:
+            raise ValueError("cv2.error: bad picture")
+        return real(picture, side)
+
+    monkeypatch.setattr(leakscan.keypoints, "grey_at_side", fails_on_one)
+    caplog.set_level("WARNING")
+    details = [d for d in map(leakscan.keypoints._detail_or_none, pictures) if d is not None]
+    assert len(details) == 23 and folder_layout(details) is not None
+    assert any("screens/s03.png: left out of the layout (ValueError" in r.getMessage() for r in caplog.records)

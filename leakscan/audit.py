@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 #: chain of look-alikes than a label error: it is reported as suspected chaining.
 CHAIN_CLASSES = 3
 
+#: Set (True) on the log record of a warning the Audit also lists (``Audit.warnings``, summary.json
+#: ``warnings``): a caller that shows that list, as the terminal output does, can leave the log line out.
+LISTED = "leakscan_listed"
+
 __all__ = ["Audit", "Leak", "LabelConflict", "audit", "analyse"]
 
 
@@ -341,6 +345,12 @@ def analyse(manifest: Manifest, features: Features, pairs: PairTable, settings: 
                  calibration=calibration)
 
 
+def _warn(msg: str) -> str:
+    """Log ``msg`` as a warning the Audit also lists (:data:`LISTED`); returns it."""
+    log.warning(msg, extra={LISTED: True})
+    return msg
+
+
 def _groups_joined(manifest: Manifest, pairs: PairTable) -> list[str]:
     """One line (logged) when duplicate pairs join images of two different user groups (one
     picture under two patients): a re-split keeps both groups in one split."""
@@ -353,8 +363,7 @@ def _groups_joined(manifest: Manifest, pairs: PairTable) -> list[str]:
     a, b = min(ends, key=lambda ab: (str(p[ab[0]]), str(p[ab[1]])))
     msg = (f"{len(across)} duplicate pair(s) join images of two different groups (e.g. {p[a]} of group {g[a]} and "
            f"{p[b]} of group {g[b]}): a re-split keeps both groups in one split")
-    log.warning(msg)
-    return [msg]
+    return [_warn(msg)]
 
 
 def audit(
@@ -467,10 +476,9 @@ def audit(
         before_decoding(m)
     warnings: list[str] = _manifest_warnings(m)
     if settings.scope == "cross" and len(set(m.splits.tolist())) < 2:
-        warnings.append(f"only duplicates across splits were asked for (--cross-split-only), and every image is in "
-                        f"one split ({m.splits[0] if len(m) else 'none'}): nothing was searched; audit without "
-                        "it to find the duplicates within that split")
-        log.warning(warnings[-1])
+        warnings.append(_warn(f"only duplicates across splits were asked for (--cross-split-only), and every image "
+                              f"is in one split ({m.splits[0] if len(m) else 'none'}): nothing was searched; audit "
+                              "without it to find the duplicates within that split"))
     store = _open_cache(cache, m, warnings)
     try:
         decode_side = None if full_decode else DECODE_SIDE
@@ -546,9 +554,7 @@ def _manifest_warnings(m: Manifest) -> list[str]:
             out.append(f"the image array holds negative values (down to {lo}); leakscan reads integers as [0, 255] "
                        "or [0, 65535] pixels and clips the rest to black, so scale the images to uint8 for a sound "
                        "audit")
-    for w in out:
-        log.warning(w)
-    return out
+    return [_warn(w) for w in out]
 
 
 def _open_cache(cache, manifest: Manifest, warnings: list):
@@ -563,17 +569,15 @@ def _open_cache(cache, manifest: Manifest, warnings: list):
     except RuntimeError:  # "~" with HOME unset and this user not in the password database (a container's uid)
         msg = ("the feature cache has no place: the home folder is unknown (HOME is not set and this user is not in "
                "the password database); set LEAKSCAN_CACHE, XDG_CACHE_HOME or HOME; decoding without it")
-        log.warning(msg)
-        warnings.append(msg)
+        warnings.append(_warn(msg))
         return None
     try:
-        return FeatureCache(path, version=FEATURE_VERSION)
+        return FeatureCache(path, version=FEATURE_VERSION, warn=_warn)
     except NotACache as exc:  # a folder, another file or another program's database: the user's to fix
         raise ConfigError(str(exc)) from None
     except (OSError, sqlite3.Error) as exc:
         msg = f"feature cache {path} cannot be used ({exc}); decoding without it"
-        log.warning(msg)
-        warnings.append(msg)
+        warnings.append(_warn(msg))
         return None
 
 

@@ -125,12 +125,15 @@ class FeatureCache:
         The database file (created with its folder when missing).
     version : str
         The version of what is stored; a database written with another version is cleared.
+    warn : callable, optional
+        Logs each of :attr:`notes` as it happens (``log.warning`` when not given).
     """
 
-    def __init__(self, path, *, version: str):
+    def __init__(self, path, *, version: str, warn=None):
         self.path = Path(path)
         self.version = str(version)
         self.notes: list[str] = []
+        self._warn = warn or log.warning
         self.read_only = False
         self._db = self._open()
 
@@ -217,13 +220,17 @@ class FeatureCache:
         """``meta`` (the table's ``{k: v}``) is not this schema's and feature version's."""
         return meta.get("schema") != str(SCHEMA) or meta.get("feature_version") != self.version
 
+    def _note(self, msg: str) -> None:
+        """A warning for the run's list (:attr:`notes`), logged as it happens."""
+        self._warn(msg)
+        self.notes.append(msg)
+
     def _read_only(self, why: str) -> None:
         if self.read_only:
             return
         self.read_only = True
         msg = f"feature cache {self.path} {why}; reading it but not storing new results"
-        log.warning(msg)
-        self.notes.append(msg)
+        self._note(msg)
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
@@ -252,8 +259,7 @@ class FeatureCache:
             if rebuilt:  # said once it is done: a cache that cannot be written is not rebuilt (the caller warns)
                 msg = (f"feature cache {self.path} was written by another leakscan version "
                        f"(schema {meta.get('schema')}, features {meta.get('feature_version')}); rebuilding it")
-                log.warning(msg)
-                self.notes.append(msg)
+                self._note(msg)
             _write_ahead_log(db)
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("SELECT count(*) FROM features").fetchone()
@@ -267,8 +273,7 @@ class FeatureCache:
         real = Path(os.path.realpath(self.path))  # a symlinked cache: the file it points at, kept linked
         aside = real.with_name(f"{real.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
         msg = f"feature cache {self.path} is {why}; moved it to {aside.name} and started a new one"
-        log.warning(msg)
-        self.notes.append(msg)
+        self._note(msg)
         for suffix in ("", "-wal", "-shm"):
             p = Path(str(real) + suffix)
             if p.is_file():

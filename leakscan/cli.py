@@ -240,6 +240,7 @@ def _main(
     for handler in logging.getLogger().handlers:
         if handler not in before:
             handler.setFormatter(_PlainFormatter("leakscan: %(levelname)s: %(message)s"))
+            handler.addFilter(_LISTED_AT_THE_END)
 
 
 def _tolerant_streams() -> None:
@@ -264,6 +265,41 @@ class _PlainFormatter(logging.Formatter):
         from .safeio import plain  # noqa: PLC0415
 
         return plain(super().format(record).replace("\n", " "))
+
+
+class _HeldWarnings(logging.Filter):
+    """While :meth:`held` is open with a key, keeps back the log lines of the warnings whose record
+    carries it (``leakscan.audit.LISTED``: the results list them at the end), so the terminal shows
+    each warning once, in that list; a run that fails or is stopped before it says them then."""
+
+    def __init__(self):
+        super().__init__()
+        self.key, self.kept = None, []
+
+    def filter(self, record) -> bool:
+        if self.key is None or not getattr(record, self.key, False):
+            return True
+        self.kept.append(record)
+        return False
+
+    @contextmanager
+    def held(self, key):
+        self.key, self.kept = key, []
+        try:
+            yield
+        except BaseException:
+            kept, self.key = self.kept, None
+            for handler in logging.getLogger().handlers:
+                if self in handler.filters:
+                    for record in kept:
+                        handler.handle(record)
+            raise
+        finally:
+            self.key, self.kept = None, []
+
+
+#: On the log handlers the CLI sets up: the audit's listed warnings are held back while its end list will show them.
+_LISTED_AT_THE_END = _HeldWarnings()
 
 
 def _check_working_folder(ctx: typer.Context) -> None:
@@ -641,7 +677,7 @@ def audit(
     bands: Optional[str] = OPT_BANDS,
 ) -> None:
     """``leakscan audit``: its help is AUDIT_HELP (a docstring is gone under ``python -OO``)."""
-    from .audit import audit as run_audit  # noqa: PLC0415
+    from .audit import LISTED, audit as run_audit  # noqa: PLC0415
     from .report import prepare_out_dir, render_terminal, summary_json, write_outputs  # noqa: PLC0415
     _verbose(verbose)
     _check_working_folder(ctx)
@@ -665,7 +701,9 @@ def audit(
 
         def check_out(found):  # once the images are found, before the long part
             prepare_out_dir(out, force=force, protect=_dataset_folders(found, hf))
-        with _progress(quiet) as cb, _max_file_size(max_file_size), _dask_client(dask) as client:
+        # the terminal's list of warnings shows those the run would log as well: each is said once, there
+        with _LISTED_AT_THE_END.held(None if json_ or quiet else LISTED), _progress(quiet) as cb, \
+                _max_file_size(max_file_size), _dask_client(dask) as client:
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,
                                decisions=decisions, full_decode=full_decode,

@@ -1,6 +1,7 @@
 """Terminal output reads well at 80 columns and in CI logs (non-TTY): no wrapped paths, no boxes."""
 
 import io
+import os
 import subprocess
 import sys
 
@@ -127,3 +128,45 @@ def test_resplit_prints_plain_lines_where_audit_does(leaky_dataset):
     wide = Console(file=io.StringIO(), width=200, force_terminal=True, color_system=None)
     render_resplit(rs, wide)
     assert BOX & set(wide.file.getvalue())
+
+
+def test_each_warning_is_said_once_in_the_terminal(tmp_path):
+    """The warnings of the input (rows without a label), of duplicate pairs joining two groups and of
+    the feature cache were logged on stderr as they happened and listed again at the end of the
+    terminal output: each was read twice. The terminal says each once, in its list; --json and -q
+    keep the log line (summary.json lists them too)."""
+    import json
+
+    from leakscan.cache import FeatureCache
+    from conftest import ROOT
+
+    rows = ["path,split,label,group"]
+    for k in range(6):
+        scene(k).save(tmp_path / f"{k}.png")
+        rows.append(f"{k}.png,{'train' if k < 4 else 'test'},{'' if k == 3 else 'ab'[k % 2]},p{k}")
+    scene(0).resize((80, 80)).save(tmp_path / "copy.png")
+    rows.append("copy.png,test,a,p9")  # train's 0.png under another patient
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    said = ("have no label", "join images of two different groups", "written by another leakscan version")
+
+    def run(*flags):
+        cache = tmp_path / f"cache{''.join(flags)}.sqlite"
+        FeatureCache(cache, version="an older one").close()  # rebuilt, with a warning
+        env = {**os.environ, "COLUMNS": "100", "LEAKSCAN_CACHE": str(cache),
+               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        r = subprocess.run([sys.executable, "-m", "leakscan", "audit", "--manifest", str(tmp_path / "m.csv"),
+                            "-j", "1", *flags], capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return " ".join(r.stdout.split()), " ".join(r.stderr.split())
+
+    out, err = run()
+    assert out.startswith("leakscan: 33.3% of test has a copy in train") and "warning: " in out
+    for text in said:
+        assert (out + err).count(text) == 1 and out.count(text) == 1, (text, out, err)
+    out, err = run("--json")
+    warnings = " ".join(json.loads(out)["warnings"])
+    for text in said:
+        assert warnings.count(text) == 1 and err.count(text) == 1, (text, warnings, err)
+    out, err = run("-q")
+    for text in said:
+        assert out == "" and err.count(text) == 1, (text, err)

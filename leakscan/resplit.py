@@ -111,7 +111,9 @@ class Resplit:
     def groups_column(self) -> np.ndarray:
         """``group`` per row: the user's group; else, for an image in a duplicate group, the one
         group the images of that duplicate group have (a copy of a patient's image is that
-        patient's), or ``dup-<n>`` when they have none, or several (:meth:`group_warnings`)."""
+        patient's), or ``dup-<n>`` when they have none, or several (:meth:`group_warnings`).
+        Rows placed nowhere (``""`` in :attr:`splits`) keep theirs: a dropped row, and a file the
+        audit could not read, whose group is the input's (it has no copy to be named after)."""
         m = self.audit.manifest
         g = self._groups()
         in_dup = np.isin(g.ids, g.duplicate_groups())

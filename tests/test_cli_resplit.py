@@ -198,6 +198,39 @@ def test_the_python_api_gives_no_split_to_a_file_the_audit_could_not_read(leaky_
     assert unreadable.isdisjoint(x["path"] for x in rs.records())
 
 
+@pytest.mark.parametrize("options", [{}, {"shuffle": True}, {"keep": "test", "drop": True}])
+def test_a_file_the_audit_could_not_read_keeps_its_own_group_and_no_split(tmp_path, options):
+    # Resplit.splits gives it "" (placed nowhere) and groups_column() its input group: asked whether
+    # the two disagree. They do not: a group is the unit a row belongs to, not where it went; a
+    # dropped row keeps its group too (NEW.dropped.csv), and NEW.skipped.csv lists the unreadable
+    # with theirs. Kept as the contract: the re-split gives such a file no group of its own making
+    # (no dup-N, nor a duplicate group's borrowed name), even beside copies that join two groups
+    import leakscan
+    from conftest import scene
+    from leakscan.report import write_resplit
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for k in range(8):
+        scene(k).save(data / f"{k}.png")
+    scene(0).resize((80, 80)).save(data / "copy0.png")  # p0's picture under p9
+    scene(5).resize((80, 80)).save(data / "copy5.png")  # p5's, without a group: named p5
+    for name in ("broken.png", "broken2.png"):
+        (data / name).write_bytes(b"not an image")
+    rows = [f"{k}.png,{'train' if k < 5 else 'test'},x,p{k}" for k in range(8)]
+    rows += ["copy0.png,test,x,p9", "copy5.png,train,x,", "broken.png,test,x,p0", "broken2.png,train,x,"]
+    (data / "m.csv").write_text("path,split,label,group\n" + "\n".join(rows) + "\n")
+    a = leakscan.audit(manifest=data / "m.csv", cache=False, jobs=1)
+    rs = leakscan.resplit(a, **options)
+    paths = [os.path.basename(str(p)) for p in a.manifest.paths]
+    split, group = dict(zip(paths, rs.splits)), dict(zip(paths, rs.groups_column()))
+    assert group["copy5.png"] == "p5" and rs.group_warnings()  # the re-split named and warned
+    assert [split["broken.png"], group["broken.png"]] == ["", "p0"]
+    assert [split["broken2.png"], group["broken2.png"]] == ["", ""]
+    skipped = read(write_resplit(rs, tmp_path / "new.csv")[1])
+    assert {os.path.basename(x["path"]): x["group"] for x in skipped} == {"broken.png": "p0", "broken2.png": ""}
+
+
 def _lopsided_audit():
     """24 distinct scenes as an array: train 10 a + 2 b, test 2 a + 10 b (no duplicates)."""
     import numpy as np

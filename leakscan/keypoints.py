@@ -229,8 +229,11 @@ def _match_or_nothing(ka: Keypoints, kb: Keypoints, what: str = "a pair of pictu
     (the ratio test keeps other matches each way), the one with more inliers (no transform,
     logged naming ``what``, when OpenCV fails on the pair), with the fewer keypoints of the two."""
     keypoints = min(len(ka.points), len(kb.points))
+    ways = [(ka, kb), (kb, ka)]
+    if layout is not None:  # judged in the layout's frame where one picture has it (a turned copy's is larger)
+        ways = [way for way in ways if way[1].detail.shape == layout.detail.shape] or ways
     try:
-        inliers, share, detail, agree = max(match_pictures(ka, kb, layout), match_pictures(kb, ka, layout))
+        inliers, share, detail, agree = max(match_pictures(x, y, layout) for x, y in ways)
         return inliers, share, detail, keypoints, agree
     except Exception as exc:
         log.warning("%s: no closer look (%s: %s)", what, type(exc).__name__, exc)

@@ -31,7 +31,12 @@ pairs / missed, false duplicates (pairs of ``pairs.csv`` that were not planted),
 possible pairs, the warnings and the calibration's held-out AUC. ``--pictures DIR`` saves
 a side-by-side PNG of every false duplicate and missed copy.
 
-    python bench/look_alikes.py KIND OUT_DIR [--seed S ...] [--n N] [--copies C] [--pictures DIR]
+``--scale F`` draws screenshots and documents F times larger: every coordinate, font size and
+line width scaled, the same layout at a higher resolution (``--scale 4``: 1920x1280 screens;
+``--scale 2.75``: 1650x2200 pages, a letter page at 200 dpi). The copies' edits stay the same
+relative to the picture (the blur radius is scaled too).
+
+    python bench/look_alikes.py KIND OUT_DIR [--seed S ...] [--n N] [--copies C] [--scale F] [--pictures DIR]
     python bench/look_alikes.py --all OUT_DIR [--seed S ...]
 
 One seed writes OUT_DIR/KIND/{data,report}; several write OUT_DIR/KIND/sS/{data,report}.
@@ -83,42 +88,50 @@ def smooth_noise(rng, shape, scale: int) -> np.ndarray:
 
 # -- the kinds -------------------------------------------------------------------------------
 
-def documents(rng, k: int) -> Image.Image:
-    w, h = 600, 800
+def documents(rng, k: int, scale: float = 1) -> Image.Image:
+    W, H = 600, 800  # the page in base units; drawn ``scale`` times larger
+
+    def at(*v):
+        return tuple(c * scale for c in v)
+
+    def pt(size: int, mono: bool = False):
+        return font(round(size * scale), mono)
+
+    w, h = round(W * scale), round(H * scale)
     img = Image.new("L", (w, h), 250)
     d = ImageDraw.Draw(img)
-    d.rectangle([30, 30, w - 30, 90], fill=60)
-    d.text((50, 45), "ACME INSURANCE - CLAIM FORM", fill=250, font=font(24))
-    d.rectangle([w - 150, 110, w - 40, 170], outline=0, width=2)
-    d.text((w - 140, 120), "Claim no.", fill=0, font=font(12))
-    d.text((w - 140, 140), f"{rng.integers(10000, 99999)}", fill=0, font=font(18, mono=True))
+    d.rectangle(at(30, 30, W - 30, 90), fill=60)
+    d.text(at(50, 45), "ACME INSURANCE - CLAIM FORM", fill=250, font=pt(24))
+    d.rectangle(at(W - 150, 110, W - 40, 170), outline=0, width=round(2 * scale))
+    d.text(at(W - 140, 120), "Claim no.", fill=0, font=pt(12))
+    d.text(at(W - 140, 140), f"{rng.integers(10000, 99999)}", fill=0, font=pt(18, mono=True))
     y = 110
     for field in ("Name", "Address", "City", "Date", "Policy"):
-        d.text((40, y), field + ":", fill=0, font=font(14))
-        d.line([(130, y + 17), (w - 170, y + 17)], fill=120, width=1)
-        d.text((135, y - 1), words(rng, int(rng.integers(1, 4))).title(), fill=20, font=font(15))
+        d.text(at(40, y), field + ":", fill=0, font=pt(14))
+        d.line([at(130, y + 17), at(W - 170, y + 17)], fill=120, width=round(1 * scale))
+        d.text(at(135, y - 1), words(rng, int(rng.integers(1, 4))).title(), fill=20, font=pt(15))
         y += 30
-    d.rectangle([30, 270, w - 30, 520], outline=0, width=2)
-    d.text((40, 275), "Description of the incident", fill=0, font=font(14))
+    d.rectangle(at(30, 270, W - 30, 520), outline=0, width=round(2 * scale))
+    d.text(at(40, 275), "Description of the incident", fill=0, font=pt(14))
     for line in range(9):
         text = words(rng, int(rng.integers(5, 10)))
-        d.text((45, 300 + 24 * line), text, fill=30, font=font(15))
-    d.rectangle([30, 540, w - 30, 700], outline=0, width=2)
+        d.text(at(45, 300 + 24 * line), text, fill=30, font=pt(15))
+    d.rectangle(at(30, 540, W - 30, 700), outline=0, width=round(2 * scale))
     for r in range(1, 5):
-        d.line([(30, 540 + 32 * r), (w - 30, 540 + 32 * r)], fill=0, width=1)
+        d.line([at(30, 540 + 32 * r), at(W - 30, 540 + 32 * r)], fill=0, width=round(1 * scale))
     for c in (250, 400):
-        d.line([(c, 540), (c, 700)], fill=0, width=1)
-    d.text((40, 548), "Item", fill=0, font=font(13))
-    d.text((260, 548), "Qty", fill=0, font=font(13))
-    d.text((410, 548), "Amount", fill=0, font=font(13))
+        d.line([at(c, 540), at(c, 700)], fill=0, width=round(1 * scale))
+    d.text(at(40, 548), "Item", fill=0, font=pt(13))
+    d.text(at(260, 548), "Qty", fill=0, font=pt(13))
+    d.text(at(410, 548), "Amount", fill=0, font=pt(13))
     for r in range(1, 5):
         if rng.random() < 0.8:
-            d.text((40, 548 + 32 * r), words(rng, 2), fill=30, font=font(14))
-            d.text((260, 548 + 32 * r), str(rng.integers(1, 20)), fill=30, font=font(14))
-            d.text((410, 548 + 32 * r), f"{rng.uniform(5, 900):.2f}", fill=30, font=font(14))
-    d.text((40, 730), "Signature:", fill=0, font=font(14))
-    pts = [(140 + 12 * i, 745 + rng.integers(-8, 8)) for i in range(int(rng.integers(6, 14)))]
-    d.line(pts, fill=20, width=2)
+            d.text(at(40, 548 + 32 * r), words(rng, 2), fill=30, font=pt(14))
+            d.text(at(260, 548 + 32 * r), str(rng.integers(1, 20)), fill=30, font=pt(14))
+            d.text(at(410, 548 + 32 * r), f"{rng.uniform(5, 900):.2f}", fill=30, font=pt(14))
+    d.text(at(40, 730), "Signature:", fill=0, font=pt(14))
+    pts = [at(140 + 12 * i, 745 + rng.integers(-8, 8)) for i in range(int(rng.integers(6, 14)))]
+    d.line(pts, fill=20, width=round(2 * scale))
     a = np.asarray(img, np.float32) + rng.normal(0, 3, (h, w))  # scanner noise
     return Image.fromarray(np.uint8(np.clip(a, 0, 255)), "L")
 
@@ -211,45 +224,55 @@ def cells(rng, k: int) -> Image.Image:
     return Image.fromarray(np.uint8(np.clip(a, 0, 255))).filter(ImageFilter.GaussianBlur(0.8))
 
 
-def screenshots(rng, k: int) -> Image.Image:
-    w, h = 480, 320
+def screenshots(rng, k: int, scale: float = 1) -> Image.Image:
+    W, H = 480, 320  # the window in base units; drawn ``scale`` times larger
+
+    def at(*v):
+        return tuple(c * scale for c in v)
+
+    def pt(size: int, mono: bool = False):
+        return font(round(size * scale), mono)
+
+    w, h = round(W * scale), round(H * scale)
     img = Image.new("RGB", (w, h), (245, 245, 247))
     d = ImageDraw.Draw(img)
-    d.rectangle([0, 0, w, 24], fill=(222, 222, 226))
+    d.rectangle(at(0, 0, W, 24), fill=(222, 222, 226))
     for i, c in enumerate(((255, 95, 87), (254, 188, 46), (40, 200, 64))):
-        d.ellipse([8 + 18 * i, 6, 20 + 18 * i, 18], fill=c)
-    d.text((200, 5), "Dashboard", fill=(40, 40, 40), font=font(12))
-    d.rectangle([0, 24, 110, h], fill=(40, 44, 52))
+        d.ellipse(at(8 + 18 * i, 6, 20 + 18 * i, 18), fill=c)
+    d.text(at(200, 5), "Dashboard", fill=(40, 40, 40), font=pt(12))
+    d.rectangle(at(0, 24, 110, H), fill=(40, 44, 52))
     active = int(rng.integers(0, 6))
     for i, item in enumerate(("Home", "Reports", "Orders", "Clients", "Export", "Settings")):
         if i == active:
-            d.rectangle([0, 40 + 26 * i, 110, 62 + 26 * i], fill=(70, 110, 200))
-        d.text((16, 44 + 26 * i), item, fill=(230, 230, 230), font=font(12))
-    d.rectangle([110, 24, w, 52], fill=(255, 255, 255))
-    d.rectangle([120, 30, 300, 46], outline=(180, 180, 180))
-    d.text((126, 31), words(rng, 2), fill=(120, 120, 120), font=font(11))
-    d.text((120, 60), words(rng, 3).title(), fill=(20, 20, 20), font=font(16))
+            d.rectangle(at(0, 40 + 26 * i, 110, 62 + 26 * i), fill=(70, 110, 200))
+        d.text(at(16, 44 + 26 * i), item, fill=(230, 230, 230), font=pt(12))
+    d.rectangle(at(110, 24, W, 52), fill=(255, 255, 255))
+    d.rectangle(at(120, 30, 300, 46), outline=(180, 180, 180), width=round(1 * scale))
+    d.text(at(126, 31), words(rng, 2), fill=(120, 120, 120), font=pt(11))
+    d.text(at(120, 60), words(rng, 3).title(), fill=(20, 20, 20), font=pt(16))
     if rng.random() < 0.5:  # a table
         for r in range(7):
             y = 90 + 24 * r
-            d.rectangle([120, y, w - 12, y + 23], fill=(255, 255, 255) if r % 2 else (236, 238, 242))
-            d.text((126, y + 5), words(rng, 2), fill=(30, 30, 30), font=font(11))
-            d.text((300, y + 5), f"{rng.uniform(0, 9999):.2f}", fill=(30, 30, 30), font=font(11, mono=True))
-            d.text((390, y + 5), str(rng.choice(["open", "closed", "pending"])), fill=(30, 30, 30), font=font(11))
+            d.rectangle(at(120, y, W - 12, y + 23), fill=(255, 255, 255) if r % 2 else (236, 238, 242))
+            d.text(at(126, y + 5), words(rng, 2), fill=(30, 30, 30), font=pt(11))
+            d.text(at(300, y + 5), f"{rng.uniform(0, 9999):.2f}", fill=(30, 30, 30), font=pt(11, mono=True))
+            d.text(at(390, y + 5), str(rng.choice(["open", "closed", "pending"])), fill=(30, 30, 30), font=pt(11))
     else:  # a bar chart
-        d.rectangle([120, 90, w - 12, h - 40], fill=(255, 255, 255), outline=(210, 210, 210))
+        d.rectangle(at(120, 90, W - 12, H - 40), fill=(255, 255, 255), outline=(210, 210, 210),
+                    width=round(1 * scale))
         n = int(rng.integers(5, 12))
-        bw = (w - 150) / n
+        bw = (W - 150) / n
         colour = tuple(int(c) for c in rng.integers(40, 200, 3))
         for i in range(n):
-            top = rng.uniform(100, h - 60)
-            d.rectangle([130 + i * bw, top, 130 + i * bw + bw * 0.7, h - 45], fill=colour)
-    d.text((120, h - 30), words(rng, 6), fill=(100, 100, 100), font=font(11))
+            top = rng.uniform(100, H - 60)
+            d.rectangle(at(130 + i * bw, top, 130 + i * bw + bw * 0.7, H - 45), fill=colour)
+    d.text(at(120, H - 30), words(rng, 6), fill=(100, 100, 100), font=pt(11))
     return img
 
 
 KINDS = {"documents": (documents, "png"), "products": (products, "jpg"), "handwriting": (handwriting, "png"),
          "cells": (cells, "png"), "screenshots": (screenshots, "png")}
+SCALABLE = ("documents", "screenshots")  # kinds drawn at any --scale
 
 # -- planted copies --------------------------------------------------------------------------
 
@@ -258,8 +281,10 @@ PICTURES_EACH = 20  # side-by-sides saved per run and per sort, the surest false
 WAYS = ("jpeg", "rescale", "shift_crop", "contrast_gamma", "rotate_expand", "rotate", "blur")
 
 
-def make_copy(img: Image.Image, way: str, rng) -> tuple[Image.Image, str, int]:
-    """The copy, what was done (with its parameter) and the JPEG quality to save it at (0: PNG)."""
+def make_copy(img: Image.Image, way: str, rng, scale: float = 1) -> tuple[Image.Image, str, int]:
+    """The copy, what was done (with its parameter) and the JPEG quality to save it at (0: PNG).
+
+    ``scale``: how many times larger than its base size the picture was drawn (the blur follows)."""
     w, h = img.size
     if way == "jpeg":
         q = int(rng.integers(40, 91))
@@ -281,18 +306,20 @@ def make_copy(img: Image.Image, way: str, rng) -> tuple[Image.Image, str, int]:
         angle = float(rng.uniform(1, 4) * rng.choice([-1, 1]))
         return img.rotate(angle, Image.BILINEAR, expand=way == "rotate_expand"), f"{way} {angle:.1f} deg", 0
     if way == "blur":
-        r = rng.uniform(0.8, 2.0)
+        r = rng.uniform(0.8, 2.0) * scale
         return img.filter(ImageFilter.GaussianBlur(r)), f"blur {r:.1f}", 0
     raise ValueError(way)
 
 
-def build(kind: str, data: Path, seed: int, n: int, copies: int) -> list[dict]:
+def build(kind: str, data: Path, seed: int, n: int, copies: int, scale: float = 1) -> list[dict]:
     """Write the folder; return the planted pairs (paths relative to ``data``)."""
+    if scale != 1 and kind not in SCALABLE:
+        raise ValueError(f"{kind} is drawn at one size only (--scale is for {', '.join(SCALABLE)})")
     draw, ext = KINDS[kind]
     rng = np.random.default_rng([seed, sorted(KINDS).index(kind)])
     train = []
     for k in range(n):
-        img = draw(rng, k)
+        img = draw(rng, k, scale) if kind in SCALABLE else draw(rng, k)
         split = "test" if k % 4 == 0 else "train"
         rel = Path(split) / ("a", "b")[(k // 4) % 2] / f"{kind[:3]}{k:04d}.{ext}"
         (data / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -304,7 +331,7 @@ def build(kind: str, data: Path, seed: int, n: int, copies: int) -> list[dict]:
         src = train[int(j)]
         way = WAYS[c % len(WAYS)]
         with Image.open(data / src) as im:
-            copy, what, q = make_copy(im.convert(im.mode), way, rng)
+            copy, what, q = make_copy(im.convert(im.mode), way, rng, scale)
         rel = Path("test") / src.parent.name / f"copy_{src.stem}.{'jpg' if q or ext == 'jpg' else 'png'}"
         copy.save(data / rel, **({"quality": q or 90} if rel.suffix == ".jpg" else {}))
         truth.append({"a": str(src), "b": str(rel), "way": way, "detail": what})
@@ -338,14 +365,14 @@ def side_by_side(data: Path, a: str, b: str, caption: str, out: Path) -> None:
     canvas.save(out)
 
 
-def run(kind: str, root: Path, seed: int, n: int, copies: int, pictures: Path | None) -> dict:
+def run(kind: str, root: Path, seed: int, n: int, copies: int, pictures: Path | None, scale: float = 1) -> dict:
     import leakscan
 
     data, report = root / "data", root / "report"
     for p in (data, report):
         if p.exists():
             shutil.rmtree(p)
-    truth = build(kind, data, seed, n, copies)
+    truth = build(kind, data, seed, n, copies, scale)
     planted = {frozenset((t["a"], t["b"])): t for t in truth}
     t0 = time.perf_counter()
     result = leakscan.audit(str(data), cache=False, jobs=1)
@@ -414,17 +441,21 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, nargs="+", default=[0])
     ap.add_argument("--n", type=int, default=240, help="pictures per folder, copies not counted")
     ap.add_argument("--copies", type=int, default=14)
+    ap.add_argument("--scale", type=float, default=1,
+                    help=f"draw {' and '.join(SCALABLE)} this many times larger (same layout, higher resolution)")
     ap.add_argument("--pictures", type=Path, help="save side-by-sides of false duplicates (the 20 surest) and missed copies here")
     ap.add_argument("--json", type=Path, help="write every result, pairs included, to this file")
     args = ap.parse_args(argv)
     if args.all == bool(args.kind):
         ap.error("give one KIND or --all")
     kinds = sorted(KINDS) if args.all else [args.kind]
+    if args.scale != 1 and not set(kinds) <= set(SCALABLE):
+        ap.error(f"--scale is for {' and '.join(SCALABLE)} only")
     results = []
     for kind in kinds:
         for seed in args.seed:  # one audit at a time
             root = args.out / kind / (f"s{seed}" if len(args.seed) > 1 else "")
-            r = run(kind, root, seed, args.n, args.copies, args.pictures)
+            r = run(kind, root, seed, args.n, args.copies, args.pictures, args.scale)
             results.append(r)
             print(f"{kind} seed {seed}: {r['found_dup']}/{r['planted']} copies duplicates, "
                   f"{r['false_dup']} false duplicates ({r['seconds']} s)", file=sys.stderr, flush=True)

@@ -676,12 +676,18 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
                             "not_used": fitted}
     p = confidence[doubt]
     raised = np.where(fitted.lined_up(looks), np.maximum(_with_log_odds(p, fitted.log_ratio(looks)), p), p)
+    # the keypoint search's pairs: what the look says of each (a transform: its ratio, raising or
+    # lowering; an overlay's or none: the no-transform ratio at their keypoints)
+    said = fitted.said(keyed_looks, np.where(keyed_looks[:, 3] > 0, fitted.no_transform.at(keyed_looks), 0.0))
     layout_copies = None
     if fitted.on_layout:
-        # on one layout the thumbnails see the layout: the look decides the pairs it looked at
-        # alone, at their own share of copies (as the keypoint search's pairs, below)
-        decided = np.r_[doubt, unsure]
-        change = fitted.odds_change(np.r_[looks, unsure_looks], MatchView.is_tilted(pairs.variant[decided]))
+        # on one layout the thumbnails see the layout, and the keypoint search matches it: the look
+        # decides every pair it looked at alone, at the share of copies among them all (the keypoint
+        # search proposes a few pairs of forms, copies among them, and at their own share a pair of
+        # two forms it read a little as a copy was a duplicate)
+        decided = np.r_[doubt, unsure, keyed]
+        change = np.r_[fitted.odds_change(np.r_[looks, unsure_looks],
+                                          MatchView.is_tilted(pairs.variant[np.r_[doubt, unsure]])), said]
         posterior, layout_copies = adjust_to_prior(1.0 / (1.0 + np.exp(-change)))
         # a pair the look speaks for stays worth a look, however rare copies are among them
         confidence[decided] = np.where(change > 0, np.maximum(posterior, floor), posterior)
@@ -700,13 +706,11 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
         # what ORB finds says nothing of it, but for an overlay the two share
         quiet = MatchView.by_brightness(pairs.variant[unsure]) & ~fitted.overlay(unsure_looks)
         confidence[unsure] = _with_log_odds(confidence[unsure], np.where(quiet, 0.0, change))
-    # the keypoint search's pairs: what the look says of each (a transform: its ratio, raising or
-    # lowering; an overlay's or none: the no-transform ratio at their keypoints), at their own share of copies
-    # (EM over them, as the decision's other readings: a search that mostly proposes texture
-    # look-alikes makes its pairs less likely copies)
-    said = fitted.said(keyed_looks, np.where(keyed_looks[:, 3] > 0, fitted.no_transform.at(keyed_looks), 0.0))
-    keyed_share = 0.0
-    if len(keyed):
+    # elsewhere the keypoint search's pairs are decided at their own share of copies (EM over them, as
+    # the decision's other readings: a search that mostly proposes texture look-alikes makes its
+    # pairs less likely copies)
+    keyed_share = layout_copies if fitted.on_layout else 0.0
+    if len(keyed) and not fitted.on_layout:
         confidence[keyed], keyed_share = adjust_to_prior(1.0 / (1.0 + np.exp(-said)))
     weights = {c: round(float(w / d), 4) for c, w, d in zip(("log_matches", "detail", "agree"), fitted.coef,
                                                               fitted.scale)}

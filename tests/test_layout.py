@@ -148,3 +148,36 @@ def test_a_picture_whose_detail_fails_is_left_out_of_the_layout_and_named(monkey
     details = [d for d in map(leakscan.keypoints._detail_or_none, pictures) if d is not None]
     assert len(details) == 23 and folder_layout(details) is not None
     assert any("screens/s03.png: left out of the layout (ValueError" in r.getMessage() for r in caplog.records)
+
+
+def test_on_one_layout_the_keypoint_search_pairs_are_decided_at_the_share_of_copies_among_all_the_look_decides():
+    """On forms the keypoint search proposes a few pairs, copies among them. Decided at their own
+    share of copies (0.55 here), the two pairs of other screens were duplicates (0.53, 0.71; on
+    generated forms, a shift-cropped copy of one form against another, 0.58); on one layout they
+    are decided with every pair the look decides, at the share of copies among them all."""
+    import dataclasses
+
+    from leakscan.features import extract_images
+    from leakscan.pairs import Candidates, Kind, PairTable
+
+    pictures = [screen(k) for k in range(40)] + [ImageEnhance.Contrast(screen(1)).enhance(1.3),
+                                                 screen(3).crop((10, 8, 470, 312))]
+    keyed = [(1, 40), (3, 41), (5, 7), (9, 11)]  # two copies, two pairs of other screens
+    doubted = [(k, k + 2) for k in range(12, 38)]  # other screens the thumbnails call duplicates
+    rejected = [(a, b) for a in range(40) for b in range(a + 5, 40, 9)]
+    read = keyed + doubted + rejected
+    n = len(read)
+    kind = np.r_[np.full(len(keyed), Kind.KEYPOINT), np.full(n - len(keyed), Kind.EMBEDDING)].astype(np.uint8)
+    confidence = np.r_[np.full(len(keyed), 0.3), np.full(len(doubted), 0.7), np.full(len(rejected), 0.05)]
+    i, j = (np.asarray(v, np.int64) for v in zip(*read))
+    pairs = PairTable(i=i, j=j, kind=kind, score=np.ones(n, np.float32), hamming=np.zeros(n, np.int16),
+                      cosine=np.ones(n, np.float32), variant=np.zeros(n, np.int8), same_bytes=np.zeros(n, bool),
+                      confidence=confidence.astype(np.float32))
+    features = extract_images([np.asarray(p) for p in pictures])
+    found = Candidates(pairs=dataclasses.replace(pairs), search_rows=np.arange(len(pictures)),
+                       kth_neighbour=np.full(len(pictures), -1))
+    decided, stats = leakscan.keypoints.closer_look(pairs, found, features, lambda rows: [pictures[r] for r in rows],
+                                                    threshold=0.5, floor=0.1)
+    assert stats["used"] and stats["layout_share"] >= 0.5 and stats["keypoint_pairs"] == len(keyed)
+    assert (decided[2:4] < 0.5).all() and (decided[:2] >= 0.5).all()
+    assert stats["keypoint_share"] == stats["layout_copy_share"]

@@ -59,10 +59,11 @@ def check_jobs(jobs: int | None) -> int:
     return jobs
 
 
-def _one_thread() -> None:
+def _one_thread(parent: int | None = None) -> None:
     """The pool's initializer: worker processes compute with one thread each (the pool is the
-    parallelism) and end when the parent process dies, even by kill -9 (:func:`die_with_parent`)."""
-    die_with_parent()
+    parallelism) and end when ``parent``, the process that made the pool, dies, even by kill -9
+    (:func:`die_with_parent`)."""
+    die_with_parent(parent)
     try:
         from threadpoolctl import threadpool_limits  # noqa: PLC0415 - declared dependency, best effort
 
@@ -71,18 +72,23 @@ def _one_thread() -> None:
         pass
 
 
-def die_with_parent() -> None:
+def die_with_parent(parent: int | None = None) -> None:
     """Make this (worker) process end when its parent dies, even by kill -9.
 
     Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; elsewhere a daemon thread watches the parent
-    id. Called in the pool initializer. Workers also ignore Ctrl-C (SIGINT reaches the whole
-    process group): the parent handles it and shuts the pool down.
+    id. Called in the pool initializer, with ``parent`` the id of the process that made the
+    pool: one killed before a worker got this far has left it adopted, and its parent id then
+    is no longer the pool's (the worker ends at once; asked for its parent id here, it would
+    wait for work forever). Workers also ignore Ctrl-C (SIGINT reaches the whole process
+    group): the parent handles it and shuts the pool down.
     """
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     except ValueError:  # not the main thread
         pass
-    parent = os.getppid()
+    parent = os.getppid() if parent is None else parent
+    if os.getppid() != parent:  # the pool's maker died before this worker started
+        os._exit(1)
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
@@ -253,7 +259,7 @@ def _start_pool(jobs: int) -> ProcessPoolExecutor | None:
     before = set(multiprocessing.active_children())
     pool = None
     try:
-        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread)
+        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread, initargs=(os.getpid(),))
         pool.submit(int)  # the workers are made here, not at the first chunk's submit
         return pool
     except (OSError, ImportError, NotImplementedError, RuntimeError) as exc:  # RuntimeError: can't start new thread

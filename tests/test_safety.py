@@ -910,13 +910,23 @@ def _children(pid: int) -> set[int]:
 
 IDLE_POOL = """
 import sys, time
-from concurrent.futures import ProcessPoolExecutor
-from leakscan.parallel import _one_thread  # the initializer of leakscan's worker pool (parallel.run_chunks)
-pool = ProcessPoolExecutor(max_workers=2, initializer=_one_thread)
+from leakscan.parallel import _start_pool  # leakscan's worker pool (parallel.run_chunks)
+pool = _start_pool(2)
 list(pool.map(abs, range(4)))  # both workers started, now idle
 print("ready", flush=True)
 time.sleep(120)
 """
+
+
+def test_10_a_worker_whose_pool_maker_died_before_it_started_ends_at_once():
+    """A worker adopted before its initializer ran (the run killed at that moment: once in a CI
+    run, a worker of the idle pool below was left waiting for work) ends; it took its new parent
+    for the pool's maker and waited forever."""
+    adopted = ("import os\nfrom leakscan.parallel import _one_thread\n"
+               "_one_thread(os.getppid() + 1)  # the pool's maker: not this process's parent any more\n"
+               "print('alive', flush=True)\n")
+    done = subprocess.run([sys.executable, "-c", adopted], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", "")
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")

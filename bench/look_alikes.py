@@ -88,15 +88,21 @@ def smooth_noise(rng, shape, scale: int) -> np.ndarray:
 
 # -- the kinds -------------------------------------------------------------------------------
 
-def documents(rng, k: int, scale: float = 1) -> Image.Image:
-    W, H = 600, 800  # the page in base units; drawn ``scale`` times larger
-
+def scaled(scale: float) -> tuple:
+    """``(at, pt)`` for drawing ``scale`` times larger: ``at(*coordinates)`` in base units to
+    pixels, ``pt(size, mono)`` a font of that base size."""
     def at(*v):
         return tuple(c * scale for c in v)
 
     def pt(size: int, mono: bool = False):
         return font(round(size * scale), mono)
 
+    return at, pt
+
+
+def documents(rng, k: int, scale: float = 1) -> Image.Image:
+    W, H = 600, 800  # the page in base units; drawn ``scale`` times larger
+    at, pt = scaled(scale)
     w, h = round(W * scale), round(H * scale)
     img = Image.new("L", (w, h), 250)
     d = ImageDraw.Draw(img)
@@ -226,13 +232,7 @@ def cells(rng, k: int) -> Image.Image:
 
 def screenshots(rng, k: int, scale: float = 1) -> Image.Image:
     W, H = 480, 320  # the window in base units; drawn ``scale`` times larger
-
-    def at(*v):
-        return tuple(c * scale for c in v)
-
-    def pt(size: int, mono: bool = False):
-        return font(round(size * scale), mono)
-
+    at, pt = scaled(scale)
     w, h = round(W * scale), round(H * scale)
     img = Image.new("RGB", (w, h), (245, 245, 247))
     d = ImageDraw.Draw(img)

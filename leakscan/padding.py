@@ -93,10 +93,9 @@ def median(a, axis=None) -> np.ndarray | float:
     if axis is None:
         a, axis = a.ravel(), 0
     s = np.sort(a, axis=axis)
+    before = (slice(None),) * (axis % s.ndim)
     n = s.shape[axis]
-    lo = np.take(s, (n - 1) // 2, axis=axis).astype(np.float64)
-    hi = np.take(s, n // 2, axis=axis).astype(np.float64)
-    return (lo + hi) / 2.0
+    return (s[before + ((n - 1) // 2,)].astype(np.float64) + s[before + (n // 2,)]) / 2.0
 
 
 def _extreme_padding(t: np.ndarray, tol: int, min_frac: float, max_frac: float):
@@ -171,23 +170,24 @@ def _sides(lines: np.ndarray) -> list:
     there: flat lines in the first one's colour, plus the few lines of ringing (JPEG,
     resampling) where the border meets the picture; or a caption bar."""
     s, _, n, m = lines.shape
-    colour = np.round(median(lines[:, :, 0, :], axis=-1)).astype(np.int16)  # (s, 3) each outer line's
+    colour = np.rint(median(lines[:, :, 0, :], axis=-1)).astype(np.int16)  # (s, 3) each outer line's
     dist = np.abs(lines[:, 0] - colour[:, 0, None, None])  # (s, n, m)
     for c in (1, 2):
         np.maximum(dist, np.abs(lines[:, c] - colour[:, c, None, None]), out=dist)
-    near = np.count_nonzero(dist <= 3 * BORDER_TOL, axis=2) / m
-    flat = np.count_nonzero(dist <= BORDER_TOL, axis=2) >= BORDER_FLAT * m
-    bands = caption_band(near)
+    near = np.add.reduce(dist <= 3 * BORDER_TOL, axis=2) / m
+    flat = (np.add.reduce(dist <= BORDER_TOL, axis=2) >= BORDER_FLAT * m).tolist()
+    bands = caption_band(near).tolist()
+    near_lines = near.tolist()
     out = []
     for k in range(s):
-        d = int(np.argmin(flat[k])) if not flat[k].all() else n
+        d = flat[k].index(False) if False in flat[k] else n  # the first line not flat
         if d:
-            ringing = near[k, d:d + RINGING] >= 0.5
-            d += int(np.argmin(ringing)) if not ringing.all() else len(ringing)
+            ringing = [v >= 0.5 for v in near_lines[k][d:d + RINGING]]
+            d += ringing.index(False) if False in ringing else len(ringing)
         if bands[k] > d:
             out.append((int(bands[k]), True))
             continue
-        straight = d < n and 1.0 - near[k, d] >= PICTURE_EDGE
+        straight = d < n and 1.0 - near_lines[k][d] >= PICTURE_EDGE
         out.append((d, bool(straight)))
     return out
 
@@ -196,12 +196,14 @@ def _flat_outer_line(a: np.ndarray) -> bool:
     """Is one outer line of ``a`` (``(h, w, 3)``) mostly its own colour (:data:`BAND_LINE` of it
     within three times ``BORDER_TOL``, as :func:`_sides` reads it)? A border of any kind, flat
     or a caption bar, starts with such a line: without one, :func:`_border` finds none."""
-    rows, cols = np.stack([a[0, :, :3], a[-1, :, :3]]), np.stack([a[:, 0, :3], a[:, -1, :3]])
-    for lines in ((rows, cols) if rows.shape != cols.shape else (np.concatenate([rows, cols]),)):
+    h, w = a.shape[:2]
+    rows, cols = a[[0, h - 1], :, :3], a[:, [0, w - 1], :3].transpose(1, 0, 2)
+    for lines in ((rows, cols) if h != w else (np.concatenate([rows, cols]),)):
         lines = lines.astype(np.int16)  # (k, n, 3): k lines of one length at a time
-        colour = np.round(median(lines, axis=1)).astype(np.int16)
-        near = np.count_nonzero(np.abs(lines - colour[:, None]).max(axis=2) <= 3 * BORDER_TOL, axis=1)
-        if (near / lines.shape[1] >= BAND_LINE).any():
+        colour = np.rint(median(lines, axis=1)).astype(np.int16)
+        far = np.maximum.reduce(np.abs(lines - colour[:, None]), axis=2) > 3 * BORDER_TOL
+        n = lines.shape[1]
+        if (n - int(np.add.reduce(far, axis=1).min())) / n >= BAND_LINE:  # the nearest line's share
             return True
     return False
 
@@ -214,14 +216,19 @@ def _border(rgb: np.ndarray):
     h, w = a.shape[:2]
     if h < 8 or w < 8 or not _flat_outer_line(a):
         return None
-    rgb16 = np.ascontiguousarray(np.moveaxis(a[:, :, :3], 2, 0), dtype=np.int16)  # (3, h, w)
-    # each side's lines from that side in, (side, plane, line, pixel): the sides of one length at a time
-    cols = np.ascontiguousarray(rgb16.transpose(0, 2, 1))
+    rgb16 = a[:, :, :3].transpose(2, 0, 1).astype(np.int16)  # (3, h, w)
+    cols = rgb16.transpose(0, 2, 1)
+
+    def stacked(*sides):  # each side's lines from that side in: (side, plane, line, pixel)
+        out = np.empty((len(sides),) + sides[0].shape, np.int16)
+        for k, side in enumerate(sides):
+            out[k] = side
+        return out
     if h == w:  # all four sides at once
-        found = _sides(np.stack([cols, rgb16, cols[:, ::-1], rgb16[:, ::-1]]))  # left, top, right, bottom
-    else:
-        left, right = _sides(np.stack([cols, cols[:, ::-1]]))
-        top, bottom = _sides(np.stack([rgb16, rgb16[:, ::-1]]))
+        found = _sides(stacked(cols, rgb16, cols[:, ::-1], rgb16[:, ::-1]))  # left, top, right, bottom
+    else:  # the sides of one length at a time
+        left, right = _sides(stacked(cols, cols[:, ::-1]))
+        top, bottom = _sides(stacked(rgb16, rgb16[:, ::-1]))
         found = [left, top, right, bottom]
     sides = np.array([d for d, _ in found], np.float64) / np.array([w, h, w, h])
     sides[sides < MIN_BORDER] = 0.0
@@ -285,7 +292,7 @@ def _may_have_border(s: np.ndarray) -> bool:
     tol = 2 * BORDER_TOL
     for lines in (s, s[::-1], s.T, s.T[::-1]):
         m = median(lines[:3], axis=1)
-        near = (np.abs(lines[0] - m[0]) <= tol).mean()
+        near = int(np.add.reduce(np.abs(lines[0] - m[0]) <= tol)) / lines.shape[1]
         if near >= LOOK_FLAT or (near >= LOOK_BAND and abs(m[1] - m[0]) <= tol and abs(m[2] - m[0]) <= tol):
             return True
     return False

@@ -55,10 +55,14 @@ def _canvas_to_original(theta: float, W: float, H: float, expand: bool):
     return w, h
 
 
+@lru_cache(maxsize=64)
 def _masks(aspect: float, n: int, expand: bool, angles: tuple) -> np.ndarray:
-    """:func:`content_mask` of each angle (all False where none is possible), stacked."""
+    """:func:`content_mask` of each angle (all False where none is possible), stacked as
+    ``(angles, n * n)`` (read-only: cached, a search's coarse or fine angles at most 180 KB)."""
     masks = (content_mask(a, aspect, 1.0, expand, n) for a in angles)
-    return np.stack([np.zeros((n, n), bool) if m is None else m for m in masks])
+    out = np.stack([np.zeros((n, n), bool) if m is None else m for m in masks]).reshape(len(angles), -1)
+    out.flags.writeable = False
+    return out
 
 
 # One angle a key: the fine windows (11 angles around each coarse one) overlap, and one aspect's
@@ -86,7 +90,7 @@ def _fit(picture: np.ndarray, aspect: float, angles: np.ndarray):
     best = (0.0, 0.0, True)
     pic = picture.reshape(1, -1)
     for expand in (True, False):
-        m = _masks(round(aspect, 3), n, expand, tuple(float(a) for a in angles)).reshape(len(angles), -1)
+        m = _masks(round(aspect, 3), n, expand, tuple(float(a) for a in angles))
         inter = (m & pic).sum(1)
         union = (m | pic).sum(1)
         iou = inter / np.maximum(union, 1)
@@ -109,14 +113,18 @@ def _fill_of(small: np.ndarray):
     agree (any fill colour: black, white, the picture's edge colour). A flat black or white
     border (the expanded canvas's) is the other sign, as before.
     """
-    c = np.array([small[0, 0], small[0, -1], small[-1, 0], small[-1, -1]], np.int16)
-    if int(c.max()) - int(c.min()) <= CORNER_SPREAD:
-        return float(median(c))
+    c = sorted(int(v) for v in (small[0, 0], small[0, -1], small[-1, 0], small[-1, -1]))
+    if c[-1] - c[0] <= CORNER_SPREAD:
+        return (c[1] + c[2]) / 2.0  # their median
     border = np.concatenate([small[0], small[-1], small[1:-1, 0], small[1:-1, -1]]).astype(np.int16)
-    fill = median(border)
-    if (fill <= 24 or fill >= 231) and (np.abs(border - fill) <= 6).mean() >= 0.1:
-        return float(fill)
+    fill = float(median(border))
+    if (fill <= 24 or fill >= 231) and int(np.add.reduce(np.abs(border - fill) <= 6)) / len(border) >= 0.1:
+        return fill
     return None
+
+
+#: The regions :func:`_padding_mask` reads: pixels joined to their four neighbours.
+_FOUR_NEIGHBOURS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
 
 
 def _padding_mask(big: np.ndarray, fill: float, min_frac: float = 0.02, max_frac: float = 0.7,
@@ -137,7 +145,7 @@ def _padding_mask(big: np.ndarray, fill: float, min_frac: float = 0.02, max_frac
     from scipy import ndimage  # noqa: PLC0415
 
     big = big.astype(np.int16)
-    corners = np.stack([big[0, 0], big[0, -1], big[-1, 0], big[-1, -1]])
+    corners = big[[0, 0, -1, -1], [0, -1, 0, -1]]  # (4, 3)
     if int((corners.max(axis=0) - corners.min(axis=0)).max()) <= CORNER_SPREAD:
         colour = median(corners, axis=0)
     else:
@@ -145,17 +153,20 @@ def _padding_mask(big: np.ndarray, fill: float, min_frac: float = 0.02, max_frac
     grey = float(colour.mean())
     extreme = grey <= 24 or grey >= 231
     tol = 6 if extreme else 4  # tight: a fill the colour of the edge must not run into the picture
-    dist = np.abs(big - colour).max(axis=2)
-    labels, count = ndimage.label(dist <= tol)
+    dist = np.maximum.reduce(np.abs(big - colour), axis=2)
+    labels, count = ndimage.label(dist <= tol, structure=_FOUR_NEIGHBOURS)
     if count == 0:
         return None
-    at_corners = np.unique([labels[0, 0], labels[0, -1], labels[-1, 0], labels[-1, -1]])
-    at_corners = at_corners[at_corners > 0]
-    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    border = border[border > 0]
-    keep = border if (extreme or not len(at_corners)) else at_corners
-    pad = np.isin(labels, keep)
-    frac = pad.mean()
+    at_corners = {int(v) for v in labels[[0, 0, -1, -1], [0, -1, 0, -1]]} - {0}
+    keep = np.zeros(count + 1, bool)  # the labels that are padding
+    if extreme or not at_corners:
+        for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+            keep[edge] = True
+    else:
+        keep[list(at_corners)] = True
+    keep[0] = False
+    pad = keep[labels]
+    frac = np.count_nonzero(pad) / pad.size
     if not (min_frac <= frac <= max_frac):
         return None
     # padding is flat: most of its inside (away from the resampled edge) within a few levels

@@ -270,7 +270,8 @@ class _PlainFormatter(logging.Formatter):
 class _HeldWarnings(logging.Filter):
     """While :meth:`held` is open with a key, keeps back the log lines of the warnings whose record
     carries it (``leakscan.audit.LISTED``: the results list them at the end), so the terminal shows
-    each warning once, in that list; a run that fails or is stopped before it says them then."""
+    each warning once, in that list; a run that fails or is stopped (Ctrl-C: :meth:`lines`) before
+    it says them then."""
 
     def __init__(self):
         super().__init__()
@@ -296,6 +297,11 @@ class _HeldWarnings(logging.Filter):
             raise
         finally:
             self.key, self.kept = None, []
+
+    def lines(self) -> list:
+        """The held warnings as their log lines would read (for Ctrl-C, which ends the run at once)."""
+        return [handler.format(record) for handler in logging.getLogger().handlers if self in handler.filters
+                for record in self.kept]
 
 
 #: On the log handlers the CLI sets up: the audit's listed warnings are held back while its end list will show them.
@@ -903,7 +909,9 @@ def _on_sigint(signum, frame):
     Raising instead is not reliable: click turns KeyboardInterrupt into exit 1 (the code of
     "leak found"), and an exception raised inside a fork or logging handler is only printed."""
     try:
-        os.write(2, b"leakscan: error: interrupted (complete earlier results are kept; nothing half-written)\n")
+        said = "".join(line + "\n" for line in _LISTED_AT_THE_END.lines())  # warnings not listed yet
+        os.write(2, said.encode("utf-8", "backslashreplace")
+                 + b"leakscan: error: interrupted (complete earlier results are kept; nothing half-written)\n")
         remove_empty_folders(_MADE)
     finally:
         os._exit(EXIT_USAGE)

@@ -1118,6 +1118,34 @@ def test_5_ctrl_c_is_one_line_and_exit_2_not_the_leak_code(tmp_path):
     assert not (tmp_path / "new").exists()  # the folders the run made for --out (it left them, empty)
 
 
+@pytest.mark.skipif(os.name != "posix", reason="needs SIGINT")
+def test_5_ctrl_c_says_the_warnings_held_for_the_list_it_never_printed(tmp_path):
+    """The terminal holds back the audit's warnings for its list at the end; Ctrl-C ended the run
+    at once and they were said nowhere (here: images without a label). They come before its line."""
+    import signal
+
+    d = tmp_path / "d"
+    rng = np.random.default_rng(0)
+    for k in range(600):
+        p = d / ("train/a" if k % 4 else "test") / f"{k}.png"  # test's images are in no class folder
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), np.uint8)).save(p)
+    proc = subprocess.Popen([sys.executable, "-m", "leakscan", "audit", str(d), "--jobs", "2", "--no-cache"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and len(_children(proc.pid)) < 2:
+        time.sleep(0.05)  # decoding has begun: the input's warnings were logged (and held)
+    if proc.poll() is not None:
+        pytest.skip("the run ended before it could be interrupted")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and out == "", err
+    assert err.splitlines() == ["leakscan: WARNING: 150 of 600 images have no label; they count as class '' in "
+                                "per-class figures",
+                                "leakscan: error: interrupted (complete earlier results are kept; nothing "
+                                "half-written)"], err
+
+
 @pytest.mark.skipif(os.name != "posix", reason="needs a pipe whose reader leaves")
 def test_5_a_reader_that_stops_reading_leaves_the_exit_code_as_it_was(tmp_path):
     """``leakscan audit data | head``: the pipe breaks under the tables. The results are written

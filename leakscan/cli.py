@@ -206,6 +206,11 @@ def _reader_may_leave():
         raise _fail(f"the printout could not be written to standard output: {_os_error(exc)}")
 
 
+def _goes_nowhere(stream) -> bool:
+    """``stream`` is the null device :func:`_tolerant_streams` gave an output closed before the start."""
+    return getattr(stream, "name", None) == os.devnull
+
+
 def _drop(stream) -> None:
     """What is still buffered for ``stream`` (standard output or error) goes nowhere, and so does
     what is written to it later (no second error, nor click's exit 1 for a broken pipe)."""
@@ -268,10 +273,11 @@ class _PlainFormatter(logging.Formatter):
 
 
 class _HeldWarnings(logging.Filter):
-    """While :meth:`held` is open with a key, keeps back the log lines of the warnings whose record
-    carries it (``leakscan.audit.LISTED``: the results list them at the end), so the terminal shows
-    each warning once, in that list; a run that fails or is stopped (Ctrl-C: :meth:`lines`) before
-    it says them then."""
+    """Keeps back the log lines of the warnings whose record carries the key given to :meth:`held`
+    (``leakscan.audit.LISTED``: the results list them at the end), so the terminal shows each warning
+    once, in that list. They are held until that list is printed (:meth:`shown`); those still held
+    are said (:meth:`say`) when the run fails, or its printout does not reach standard output (a
+    full disk, a reader gone, the output closed); Ctrl-C writes them (:meth:`lines`)."""
 
     def __init__(self):
         super().__init__()
@@ -285,18 +291,28 @@ class _HeldWarnings(logging.Filter):
 
     @contextmanager
     def held(self, key):
+        """Hold the warnings carrying ``key`` logged while it is open; said at once if it ends in an error."""
         self.key, self.kept = key, []
         try:
             yield
         except BaseException:
-            kept, self.key = self.kept, None
-            for handler in logging.getLogger().handlers:
-                if self in handler.filters:
-                    for record in kept:
-                        handler.handle(record)
+            self.key = None
+            self.say()
             raise
         finally:
-            self.key, self.kept = None, []
+            self.key = None
+
+    def shown(self) -> None:
+        """The results' list has said the held warnings."""
+        self.kept = []
+
+    def say(self) -> None:
+        """Log the held warnings, as they would have been without holding, and hold them no longer."""
+        kept, self.kept = self.kept, []
+        for handler in logging.getLogger().handlers:
+            if self in handler.filters:
+                for record in kept:
+                    handler.handle(record)
 
     def lines(self) -> list:
         """The held warnings as their log lines would read (for Ctrl-C, which ends the run at once)."""
@@ -729,13 +745,19 @@ def audit(
 
     log.info(timings_line(result.timings))  # with -v: where the time went, the result files included
     with _reader_may_leave():
-        if json_:
-            sys.stdout.write(summary_json(result))
-        elif not quiet:
-            con = _Results(highlight=False)
-            render_terminal(result, con)
-            if out is not None:
-                con.print(_plain(f"Results written to {out}/"), markup=False)
+        try:
+            if json_:
+                sys.stdout.write(summary_json(result))
+            elif not quiet:
+                con = _Results(highlight=False)
+                render_terminal(result, con)
+                if out is not None:
+                    con.print(_plain(f"Results written to {out}/"), markup=False)
+                sys.stdout.flush()
+                if not _goes_nowhere(sys.stdout):
+                    _LISTED_AT_THE_END.shown()
+        finally:  # the list of warnings never read (a full disk, a reader gone, the output closed): on stderr
+            _LISTED_AT_THE_END.say()
     if result.n_images == 0:
         raise _fail(f"no image could be read ({len(result.skipped)} skipped"
                     + (f"; reasons in {out}/skipped.csv)" if out is not None else "; run with --out to list them)"))

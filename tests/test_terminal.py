@@ -170,3 +170,34 @@ def test_each_warning_is_said_once_in_the_terminal(tmp_path):
     out, err = run("-q")
     for text in said:
         assert out == "" and err.count(text) == 1, (text, err)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, a pipe and an output closed")
+def test_warnings_held_for_a_printout_never_read_are_said_on_stderr(tmp_path):
+    """The terminal holds the audit's warnings back for its list after the tables. A printout that
+    never reached standard output (a full disk, a reader gone, the output closed) took them with it:
+    they were said nowhere. They are said on stderr then, once, before the line of a failure."""
+    from conftest import ROOT
+
+    d = write_dataset(tmp_path / "d", {**{f"train/a/{k}.jpg": scene(k) for k in range(4)},
+                                       **{f"test/{k}.jpg": scene(10 + k) for k in range(2)}})  # test's: no class
+    said = "leakscan: WARNING: 2 of 6 images have no label; they count as class '' in per-class figures"
+    env = {**os.environ, "COLUMNS": "100", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+    def run(**stdout):
+        r = subprocess.run([sys.executable, "-m", "leakscan", "audit", str(d), "-j", "1", "--no-cache"],
+                           stderr=subprocess.PIPE, text=True, env=env, timeout=300, **stdout)
+        return r.returncode, r.stdout, r.stderr.splitlines()
+
+    code, out, err = run(stdout=subprocess.PIPE)  # read: the list says it
+    assert code == 0 and err == [] and " ".join(out.split()).count(said[19:]) == 1, (out, err)
+    read, write = os.pipe()
+    os.close(read)  # the reader gone before the tables
+    try:
+        assert run(stdout=write) == (0, None, [said])
+    finally:
+        os.close(write)
+    assert run(preexec_fn=lambda: os.close(1)) == (0, None, [said])  # leakscan audit d >&-
+    with open("/dev/full", "w") as full:
+        assert run(stdout=full) == (2, None, [said, "leakscan: error: the printout could not be written to standard "
+                                                    "output: No space left on device"])

@@ -7,7 +7,6 @@ code 2; data go to stdout, progress to stderr.
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 import sys
@@ -22,7 +21,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from ._version import __version__
 from .errors import LeakscanError
-from .output import missing_folders, remove_empty_folders, shown_fraction, user_path
+from .output import json_text, missing_folders, remove_empty_folders, shown_fraction, user_path
 from .parallel import MAX_JOBS_PER_CORE, check_jobs, wait_for_workers
 from .settings import DECODE_SIDE, DEFAULTS, MODEL_BATCH, RANDOM_STATE, TRANSFORMS
 
@@ -903,7 +902,7 @@ def resplit(
             d["written"] = [str(p) for p in written]
             if placed is not None:
                 d["materialized"] = {"folder": str(materialize_dir), "files": placed, "link": link.value}
-            sys.stdout.write(json.dumps(d, indent=2, ensure_ascii=False) + "\n")
+            sys.stdout.write(json_text(d, indent=2) + "\n")  # odd bytes of a name as NEW.csv writes them
         elif not quiet:
             con = _Results(highlight=False)
             render_resplit(rs, con)

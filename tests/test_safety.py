@@ -281,6 +281,27 @@ def test_4_a_name_that_is_not_utf8_in_summary_json_and_the_report_page(tmp_path)
     assert printed["label_conflicts"] == summary["label_conflicts"]
 
 
+def test_4_a_name_that_is_not_utf8_in_resplit_json_is_the_label_new_csv_writes(tmp_path):
+    """resplit --json said a class folder whose name is not UTF-8 as Python's surrogate
+    (``caf\\udce9``, a lone surrogate strict JSON readers refuse) where NEW.csv, summary.json and
+    audit --json write ``caf\\xe9``: a script joining the two found no such class."""
+    import csv
+    import json
+
+    d = issue_dataset(tmp_path / "d")
+    odd = os.fsdecode(os.fsencode(str(d / "test")) + b"/caf\xe9/w.png")
+    try:
+        mk(Path(odd), 4)
+    except (OSError, UnicodeError) as exc:
+        pytest.skip(f"this file system refuses the name: {exc}")
+    out = tmp_path / "new.csv"
+    res = CliRunner().invoke(app, ["resplit", str(d), "--no-cache", "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    labels = {row["label"] for row in csv.DictReader(out.open(encoding="utf-8", newline=""))}
+    printed = json.loads(res.stdout)
+    assert "caf\\xe9" in labels and set(printed["splits"]["test"]["class_share_achieved"]) == labels, (labels, printed)
+
+
 def test_4_an_ascii_terminal_gets_escapes_not_a_crash(tmp_path):
     """A console that cannot show a character (ASCII here; Latin-1 or cp1252 elsewhere) gets
     escapes for the names, the ellipsis and the table rules, and the run ends normally."""

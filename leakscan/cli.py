@@ -7,6 +7,7 @@ code 2; data go to stdout, progress to stderr.
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import sys
@@ -203,6 +204,17 @@ def _reader_may_leave():
     except OSError as exc:
         _drop(sys.stdout)
         raise _fail(f"the printout could not be written to standard output: {_os_error(exc)}")
+
+
+def _print_json(text: str) -> None:
+    """JSON ``text`` on standard output. A character its encoding cannot write (an ASCII console) is
+    JSON's escape (``\\u00e9``), not the escape :func:`_tolerant_streams` gives text (``\\xe9``),
+    which no JSON reader reads."""
+    try:
+        text.encode(sys.stdout.encoding or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        text = json.dumps(json.loads(text), indent=2) + "\n"
+    sys.stdout.write(text)
 
 
 def _goes_nowhere(stream) -> bool:
@@ -746,7 +758,7 @@ def audit(
     with _reader_may_leave():
         try:
             if json_:
-                sys.stdout.write(summary_json(result))
+                _print_json(summary_json(result))
             elif not quiet:
                 con = _Results(highlight=False)
                 render_terminal(result, con)
@@ -902,7 +914,7 @@ def resplit(
             d["written"] = [str(p) for p in written]
             if placed is not None:
                 d["materialized"] = {"folder": str(materialize_dir), "files": placed, "link": link.value}
-            sys.stdout.write(json_text(d, indent=2) + "\n")  # odd bytes of a name as NEW.csv writes them
+            _print_json(json_text(d, indent=2) + "\n")  # odd bytes of a name as NEW.csv writes them
         elif not quiet:
             con = _Results(highlight=False)
             render_resplit(rs, con)

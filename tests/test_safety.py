@@ -316,6 +316,28 @@ def test_4_an_ascii_terminal_gets_escapes_not_a_crash(tmp_path):
                                                capture_output=True, env=env, timeout=300).stdout
 
 
+def test_4_json_on_an_ascii_console_is_json(tmp_path):
+    """--json on a console that cannot write a character of a name (ASCII here) printed it as the
+    terminal's escape (``na\\xefve``), which is not JSON: the output did not parse. Such a character
+    is JSON's escape (``\\u00ef``) there, for audit and resplit."""
+    import json
+
+    d = issue_dataset(tmp_path / "d")
+    mk(d / "test/naïve/w.png", 4)  # a class named so: in class_counts, class shares
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    for args in (["audit", str(d), "--no-cache", "--out", str(tmp_path / "o")],
+                 ["resplit", str(d), "--out", str(tmp_path / "n.csv"), "--no-cache"]):
+        p = subprocess.run([sys.executable, "-m", "leakscan", *args, "--json"], capture_output=True, env=env,
+                           timeout=300)
+        assert p.returncode == 0, p.stderr.decode("ascii", "replace")[-2000:]
+        printed = json.loads(p.stdout.decode("ascii"))
+        if args[0] == "audit":  # what summary.json says
+            summary = json.loads((tmp_path / "o/summary.json").read_text(encoding="utf-8"))
+            assert "naïve" in printed["class_counts"]["test"] and printed["class_counts"] == summary["class_counts"]
+        else:
+            assert "naïve" in printed["splits"]["test"]["class_share_achieved"], printed
+
+
 def test_4_no_worker_processes_means_one_process_not_a_failure(tmp_path, monkeypatch, caplog):
     """Where worker processes cannot start (no writable /dev/shm in a container: the pool's
     semaphores fail with EROFS), the audit runs in its own process, says so once, and finds

@@ -761,7 +761,7 @@ def audit(
                 _print_json(summary_json(result))
             elif not quiet:
                 con = _Results(highlight=False)
-                render_terminal(result, con)
+                render_terminal(result, con, skipped_csv=f"{out}/skipped.csv" if out is not None else None)
                 if out is not None:
                     con.print(_plain(f"Results written to {out}/"), markup=False)
                 sys.stdout.flush()

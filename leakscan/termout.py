@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import textwrap
 
-from .present import furthest_classes, kinds_said, pair_order, pct, resplit_checks, shorten, shown_confidence, verdict
+from .present import (furthest_classes, kinds_said, pair_order, pct, resplit_checks, shorten, shown_confidence,
+                      skipped_where, verdict)
 from .safeio import plain
 
 __all__ = ["use_compact", "render_compact", "render_resplit_compact", "decision_lines", "timings_line"]
@@ -103,8 +104,9 @@ def render_resplit_compact(rs, console) -> None:
     console.out("\n".join(out), highlight=False)
 
 
-def render_compact(audit, console, *, max_rows: int = 10) -> None:
-    """The audit summary as plain lines at most ``console.width`` wide."""
+def render_compact(audit, console, *, max_rows: int = 10, skipped_csv="skipped.csv") -> None:
+    """The audit summary as plain lines at most ``console.width`` wide (``skipped_csv``: as
+    :func:`leakscan.report.render_terminal`'s)."""
     w = max(40, console.width)
     out, line = _lines(console)
 
@@ -165,7 +167,7 @@ def render_compact(audit, console, *, max_rows: int = 10) -> None:
         line("warning: " + _plain(wmsg), wrap=True)
     if d["n_skipped"]:
         line()
-        line(f"{d['n_skipped']:,} file(s) skipped (reasons in skipped.csv):")
+        line(f"{d['n_skipped']:,} file(s) skipped ({_plain(skipped_where(skipped_csv))}):", wrap=True)
         for p, why in audit.skipped[:3]:
             sp = shorten(_plain(p), max(20, w // 2))
             line(f"  {sp}: {_plain(why)}", wrap=True)

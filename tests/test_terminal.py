@@ -2,6 +2,7 @@
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 
@@ -89,6 +90,27 @@ def test_terminal_says_which_decisions_match_nothing(long_names, tmp_path):
     out = " ".join(r.stdout.split())
     assert "decisions: 1 applied (1 distinct, 0 duplicate), 1 match no image" in out
     assert "line 3: train/airplane/gone.jpg, test/airplane/0100.jpg (distinct): no audited image" in out
+
+
+def test_the_skipped_files_point_at_a_list_that_exists(long_names, tmp_path):
+    """The terminal sent the reader to "skipped.csv" for the reasons of the files skipped, also when
+    no --out was given and no such file was written; it names the file written, else --out."""
+    d = tmp_path / "d"
+    shutil.copytree(long_names, d)
+    (d / "test/airplane/broken.jpg").write_bytes(b"not an image")
+    out = tmp_path / "o"
+    for args, said in ((["--out", str(out)], f"1 file(s) skipped (reasons in {out}/skipped.csv):"),
+                       ([], "1 file(s) skipped (--out DIR lists every reason in skipped.csv):")):
+        r = CliRunner().invoke(app, ["audit", str(d), "--no-cache", "-j", "1", *args], env={"COLUMNS": "300"})
+        assert r.exit_code == 0, r.output
+        assert said in r.stdout.splitlines(), r.stdout
+    assert "test/airplane/broken.jpg" in (out / "skipped.csv").read_text()
+    res = leakscan.audit(d, jobs=1)
+    for where, said in (("o/skipped.csv", "1 files skipped (reasons in o/skipped.csv): test/airplane/broken.jpg"),
+                        (None, "1 files skipped (--out DIR lists every reason in skipped.csv): test/airplane/")):
+        buf = io.StringIO()
+        render_terminal(res, Console(file=buf, width=300, force_terminal=True, color_system=None), skipped_csv=where)
+        assert said in buf.getvalue(), buf.getvalue()
 
 
 def test_the_pairs_shown_carry_their_confidence_most_certain_first(fixtures_audit):

@@ -156,11 +156,17 @@ def render_compact(audit, console, *, max_rows: int = 10, skipped_csv="skipped.c
         kw = max(len(str(recs[i]["kind"])) for i in idx)
         dw = min(14, max(len(str(recs[i]["detail"])) for i in idx))
         fixed = 2 + 5 + 1 + kw + 1 + dw + 1 + 2
-        pw = max(12, (w - fixed) // 2)
+        apart = (w - fixed) // 2 < 12  # no room for the two paths beside the evidence: a line of their own
+        pw = (w - 6) // 2 if apart else (w - fixed) // 2
         for i in idx:
             r = recs[i]
-            line(f"  {shown_confidence(r, audit.bar):.3f} {r['kind']:<{kw}} {_fit(r['detail'], dw):<{dw}} "
-                 f"{shorten(_plain(r['a']), pw):<{pw}}  {shorten(_plain(r['b']), pw)}")
+            head = f"  {shown_confidence(r, audit.bar):.3f} {r['kind']:<{kw}} {_fit(r['detail'], dw):<{dw}}"
+            paths = f"{shorten(_plain(r['a']), pw):<{pw}}  {shorten(_plain(r['b']), pw)}"
+            if apart:
+                line(head.rstrip())
+                line("    " + paths)
+            else:
+                line(f"{head} {paths}")
     if d["n_low_information"]:
         line(f"{d['n_low_information']:,} low-information images (flat frames) matched by exact digest only.")
     for wmsg in d["warnings"]:

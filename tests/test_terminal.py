@@ -69,6 +69,21 @@ def test_real_pipe_uses_compact_layout(tmp_path):
     assert "Cross-split pairs: top 10 of" in r.stdout
 
 
+def test_a_pair_on_a_narrow_terminal_keeps_both_file_names(long_names):
+    """On a narrow terminal the line of a pair had no room left for its second path: it read
+    ``tes…80px.jpg  tr……``, which train image it copies said nowhere. There the two paths go on a
+    line of their own, each shortened in the middle to keep its file name."""
+    res = leakscan.audit(long_names, jobs=1)
+    for width in (40, 50, 80):
+        buf = io.StringIO()
+        render_terminal(res, Console(file=buf, width=width))  # a pipe as narrow as a small terminal
+        lines = buf.getvalue().splitlines()
+        at = next(k for k, x in enumerate(lines) if x.startswith("Cross-split pairs"))
+        pair = " ".join(lines[at + 1:at + 3])  # the one pair, on one line or two
+        assert "80px.jpg" in pair and "/0000.jpg" in pair and "1.000 hash" in pair, (width, lines[at:])
+        assert all(len(x) <= width for x in lines), (width, lines)
+
+
 def test_wide_terminal_keeps_tables(long_names):
     res = leakscan.audit(long_names, jobs=1)
     buf = io.StringIO()

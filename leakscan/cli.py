@@ -22,7 +22,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from ._version import __version__
 from .errors import LeakscanError
-from .output import missing_folders, remove_empty_folders, shown_fraction, user_path
+from .output import json_text, missing_folders, remove_empty_folders, shown_fraction, user_path
 from .parallel import MAX_JOBS_PER_CORE, check_jobs, wait_for_workers
 from .settings import DECODE_SIDE, DEFAULTS, MODEL_BATCH, RANDOM_STATE, TRANSFORMS
 
@@ -206,6 +206,22 @@ def _reader_may_leave():
         raise _fail(f"the printout could not be written to standard output: {_os_error(exc)}")
 
 
+def _print_json(text: str) -> None:
+    """JSON ``text`` on standard output. A character its encoding cannot write (an ASCII console) is
+    JSON's escape (``\\u00e9``), not the escape :func:`_tolerant_streams` gives text (``\\xe9``),
+    which no JSON reader reads."""
+    try:
+        text.encode(sys.stdout.encoding or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        text = json.dumps(json.loads(text), indent=2) + "\n"
+    sys.stdout.write(text)
+
+
+def _goes_nowhere(stream) -> bool:
+    """``stream`` is the null device :func:`_tolerant_streams` gave an output closed before the start."""
+    return getattr(stream, "name", None) == os.devnull
+
+
 def _drop(stream) -> None:
     """What is still buffered for ``stream`` (standard output or error) goes nowhere, and so does
     what is written to it later (no second error, nor click's exit 1 for a broken pipe)."""
@@ -268,9 +284,11 @@ class _PlainFormatter(logging.Formatter):
 
 
 class _HeldWarnings(logging.Filter):
-    """While :meth:`held` is open with a key, keeps back the log lines of the warnings whose record
-    carries it (``leakscan.audit.LISTED``: the results list them at the end), so the terminal shows
-    each warning once, in that list; a run that fails or is stopped before it says them then."""
+    """Keeps back the log lines of the warnings whose record carries the key given to :meth:`held`
+    (``leakscan.audit.LISTED``: the results list them at the end), so the terminal shows each warning
+    once, in that list. They are held until that list is printed (:meth:`shown`); those still held
+    are said (:meth:`say`) when the run fails, or its printout does not reach standard output (a
+    full disk, a reader gone, the output closed); Ctrl-C writes them (:meth:`lines`)."""
 
     def __init__(self):
         super().__init__()
@@ -284,18 +302,33 @@ class _HeldWarnings(logging.Filter):
 
     @contextmanager
     def held(self, key):
+        """Hold the warnings carrying ``key`` logged while it is open; said at once if it ends in an error."""
         self.key, self.kept = key, []
         try:
             yield
         except BaseException:
-            kept, self.key = self.kept, None
-            for handler in logging.getLogger().handlers:
-                if self in handler.filters:
-                    for record in kept:
-                        handler.handle(record)
+            self.key = None
+            self.say()
             raise
         finally:
-            self.key, self.kept = None, []
+            self.key = None
+
+    def shown(self) -> None:
+        """The results' list has said the held warnings."""
+        self.kept = []
+
+    def say(self) -> None:
+        """Log the held warnings, as they would have been without holding, and hold them no longer."""
+        kept, self.kept = self.kept, []
+        for handler in logging.getLogger().handlers:
+            if self in handler.filters:
+                for record in kept:
+                    handler.handle(record)
+
+    def lines(self) -> list:
+        """The held warnings as their log lines would read (for Ctrl-C, which ends the run at once)."""
+        return [handler.format(record) for handler in logging.getLogger().handlers if self in handler.filters
+                for record in self.kept]
 
 
 #: On the log handlers the CLI sets up: the audit's listed warnings are held back while its end list will show them.
@@ -723,13 +756,19 @@ def audit(
 
     log.info(timings_line(result.timings))  # with -v: where the time went, the result files included
     with _reader_may_leave():
-        if json_:
-            sys.stdout.write(summary_json(result))
-        elif not quiet:
-            con = _Results(highlight=False)
-            render_terminal(result, con)
-            if out is not None:
-                con.print(_plain(f"Results written to {out}/"), markup=False)
+        try:
+            if json_:
+                _print_json(summary_json(result))
+            elif not quiet:
+                con = _Results(highlight=False)
+                render_terminal(result, con, skipped_csv=f"{out}/skipped.csv" if out is not None else None)
+                if out is not None:
+                    con.print(_plain(f"Results written to {out}/"), markup=False)
+                sys.stdout.flush()
+                if not _goes_nowhere(sys.stdout):
+                    _LISTED_AT_THE_END.shown()
+        finally:  # the list of warnings never read (a full disk, a reader gone, the output closed): on stderr
+            _LISTED_AT_THE_END.say()
     if result.n_images == 0:
         raise _fail(f"no image could be read ({len(result.skipped)} skipped"
                     + (f"; reasons in {out}/skipped.csv)" if out is not None else "; run with --out to list them)"))
@@ -875,7 +914,7 @@ def resplit(
             d["written"] = [str(p) for p in written]
             if placed is not None:
                 d["materialized"] = {"folder": str(materialize_dir), "files": placed, "link": link.value}
-            sys.stdout.write(json.dumps(d, indent=2, ensure_ascii=False) + "\n")
+            _print_json(json_text(d, indent=2) + "\n")  # odd bytes of a name as NEW.csv writes them
         elif not quiet:
             con = _Results(highlight=False)
             render_resplit(rs, con)
@@ -903,7 +942,9 @@ def _on_sigint(signum, frame):
     Raising instead is not reliable: click turns KeyboardInterrupt into exit 1 (the code of
     "leak found"), and an exception raised inside a fork or logging handler is only printed."""
     try:
-        os.write(2, b"leakscan: error: interrupted (complete earlier results are kept; nothing half-written)\n")
+        said = "".join(line + "\n" for line in _LISTED_AT_THE_END.lines())  # warnings not listed yet
+        os.write(2, said.encode("utf-8", "backslashreplace")
+                 + b"leakscan: error: interrupted (complete earlier results are kept; nothing half-written)\n")
         remove_empty_folders(_MADE)
     finally:
         os._exit(EXIT_USAGE)

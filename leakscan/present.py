@@ -23,7 +23,7 @@ from .output import shown_bar, tier_rounded
 log = logging.getLogger(__name__)
 
 __all__ = ["verdict", "shorten", "pct", "pair_order", "notebook_html", "setting_flags", "SETTING_FLAGS",
-           "resplit_checks", "furthest_classes"]
+           "resplit_checks", "furthest_classes", "skipped_where"]
 
 #: DetectSettings field -> the command-line flag that sets it (None: library only).
 SETTING_FLAGS = {"max_hamming": "--max-hamming", "min_cosine": "--min-cosine", "min_ncc": "--min-ncc",
@@ -112,6 +112,12 @@ def verdict(audit) -> str:
             f" (under the bar raised to {shown_bar(cal.threshold):g} so that {audit.settings.min_precision:.0%} of the "
             "duplicate links are expected to be real)" if raised else ""))
     return "; ".join(parts)
+
+
+def skipped_where(skipped_csv) -> str:
+    """Where the terminal sends the reader for the reasons of the files skipped: ``skipped_csv``, or
+    ``--out`` when no such list was written."""
+    return f"reasons in {skipped_csv}" if skipped_csv else "--out DIR lists every reason in skipped.csv"
 
 
 def resplit_checks(d: dict) -> list[tuple[bool, str]]:

@@ -156,19 +156,20 @@ def _esc(s) -> str:
     return escape(plain(s))
 
 
-def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
+def render_terminal(audit: Audit, console, *, max_rows: int = 10, skipped_csv: str | None = "skipped.csv") -> None:
     """Print a short summary with rich tables to ``console``.
 
     Paths, labels, split names and reasons are user strings: printed as plain text, never
-    as rich markup, with control characters (ESC...) escaped.
+    as rich markup, with control characters (ESC...) escaped. ``skipped_csv``: the file that lists
+    the reasons of every file skipped (None: none was written; the first are shown, and --out says where).
     """
     from rich.table import Table  # noqa: PLC0415
 
     from .termout import render_compact, use_compact  # noqa: PLC0415
 
     if use_compact(console):  # narrow terminal or a log: one plain line per item, paths shortened
-        return render_compact(audit, console, max_rows=max_rows)
-    from .present import kinds_said, pair_order, pct, shown_confidence, verdict  # noqa: PLC0415
+        return render_compact(audit, console, max_rows=max_rows, skipped_csv=skipped_csv)
+    from .present import kinds_said, pair_order, pct, shown_confidence, skipped_where, verdict  # noqa: PLC0415
     from .termout import decision_lines  # noqa: PLC0415
 
     console.print(verdict(audit) + ".", markup=False, highlight=False, style="bold")
@@ -239,7 +240,7 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10) -> None:
     for w in d["warnings"]:
         console.print("[yellow]warning:[/yellow] " + _esc(w), highlight=False)
     if d["n_skipped"]:
-        console.print(f"[yellow]{d['n_skipped']:,} files skipped[/yellow] (reasons in skipped.csv): "
+        console.print(f"[yellow]{d['n_skipped']:,} files skipped[/yellow] ({_esc(skipped_where(skipped_csv))}): "
                       + _esc("; ".join(f"{p}: {w}" for p, w in audit.skipped[:3])), highlight=False)
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import textwrap
 
-from .present import furthest_classes, kinds_said, pair_order, pct, resplit_checks, shorten, shown_confidence, verdict
+from .present import (furthest_classes, kinds_said, pair_order, pct, resplit_checks, shorten, shown_confidence,
+                      skipped_where, verdict)
 from .safeio import plain
 
 __all__ = ["use_compact", "render_compact", "render_resplit_compact", "decision_lines", "timings_line"]
@@ -103,8 +104,9 @@ def render_resplit_compact(rs, console) -> None:
     console.out("\n".join(out), highlight=False)
 
 
-def render_compact(audit, console, *, max_rows: int = 10) -> None:
-    """The audit summary as plain lines at most ``console.width`` wide."""
+def render_compact(audit, console, *, max_rows: int = 10, skipped_csv="skipped.csv") -> None:
+    """The audit summary as plain lines at most ``console.width`` wide (``skipped_csv``: as
+    :func:`leakscan.report.render_terminal`'s)."""
     w = max(40, console.width)
     out, line = _lines(console)
 
@@ -154,18 +156,24 @@ def render_compact(audit, console, *, max_rows: int = 10) -> None:
         kw = max(len(str(recs[i]["kind"])) for i in idx)
         dw = min(14, max(len(str(recs[i]["detail"])) for i in idx))
         fixed = 2 + 5 + 1 + kw + 1 + dw + 1 + 2
-        pw = max(12, (w - fixed) // 2)
+        apart = (w - fixed) // 2 < 12  # no room for the two paths beside the evidence: a line of their own
+        pw = (w - 6) // 2 if apart else (w - fixed) // 2
         for i in idx:
             r = recs[i]
-            line(f"  {shown_confidence(r, audit.bar):.3f} {r['kind']:<{kw}} {_fit(r['detail'], dw):<{dw}} "
-                 f"{shorten(_plain(r['a']), pw):<{pw}}  {shorten(_plain(r['b']), pw)}")
+            head = f"  {shown_confidence(r, audit.bar):.3f} {r['kind']:<{kw}} {_fit(r['detail'], dw):<{dw}}"
+            paths = f"{shorten(_plain(r['a']), pw):<{pw}}  {shorten(_plain(r['b']), pw)}"
+            if apart:
+                line(head.rstrip())
+                line("    " + paths)
+            else:
+                line(f"{head} {paths}")
     if d["n_low_information"]:
         line(f"{d['n_low_information']:,} low-information images (flat frames) matched by exact digest only.")
     for wmsg in d["warnings"]:
         line("warning: " + _plain(wmsg), wrap=True)
     if d["n_skipped"]:
         line()
-        line(f"{d['n_skipped']:,} file(s) skipped (reasons in skipped.csv):")
+        line(f"{d['n_skipped']:,} file(s) skipped ({_plain(skipped_where(skipped_csv))}):", wrap=True)
         for p, why in audit.skipped[:3]:
             sp = shorten(_plain(p), max(20, w // 2))
             line(f"  {sp}: {_plain(why)}", wrap=True)

@@ -281,6 +281,27 @@ def test_4_a_name_that_is_not_utf8_in_summary_json_and_the_report_page(tmp_path)
     assert printed["label_conflicts"] == summary["label_conflicts"]
 
 
+def test_4_a_name_that_is_not_utf8_in_resplit_json_is_the_label_new_csv_writes(tmp_path):
+    """resplit --json said a class folder whose name is not UTF-8 as Python's surrogate
+    (``caf\\udce9``, a lone surrogate strict JSON readers refuse) where NEW.csv, summary.json and
+    audit --json write ``caf\\xe9``: a script joining the two found no such class."""
+    import csv
+    import json
+
+    d = issue_dataset(tmp_path / "d")
+    odd = os.fsdecode(os.fsencode(str(d / "test")) + b"/caf\xe9/w.png")
+    try:
+        mk(Path(odd), 4)
+    except (OSError, UnicodeError) as exc:
+        pytest.skip(f"this file system refuses the name: {exc}")
+    out = tmp_path / "new.csv"
+    res = CliRunner().invoke(app, ["resplit", str(d), "--no-cache", "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    labels = {row["label"] for row in csv.DictReader(out.open(encoding="utf-8", newline=""))}
+    printed = json.loads(res.stdout)
+    assert "caf\\xe9" in labels and set(printed["splits"]["test"]["class_share_achieved"]) == labels, (labels, printed)
+
+
 def test_4_an_ascii_terminal_gets_escapes_not_a_crash(tmp_path):
     """A console that cannot show a character (ASCII here; Latin-1 or cp1252 elsewhere) gets
     escapes for the names, the ellipsis and the table rules, and the run ends normally."""
@@ -293,6 +314,28 @@ def test_4_an_ascii_terminal_gets_escapes_not_a_crash(tmp_path):
         assert b"Traceback" not in p.stderr
     assert b"na\\xefve.png" in subprocess.run([sys.executable, "-m", "leakscan", "audit", str(d), "--no-cache"],
                                                capture_output=True, env=env, timeout=300).stdout
+
+
+def test_4_json_on_an_ascii_console_is_json(tmp_path):
+    """--json on a console that cannot write a character of a name (ASCII here) printed it as the
+    terminal's escape (``na\\xefve``), which is not JSON: the output did not parse. Such a character
+    is JSON's escape (``\\u00ef``) there, for audit and resplit."""
+    import json
+
+    d = issue_dataset(tmp_path / "d")
+    mk(d / "test/naïve/w.png", 4)  # a class named so: in class_counts, class shares
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    for args in (["audit", str(d), "--no-cache", "--out", str(tmp_path / "o")],
+                 ["resplit", str(d), "--out", str(tmp_path / "n.csv"), "--no-cache"]):
+        p = subprocess.run([sys.executable, "-m", "leakscan", *args, "--json"], capture_output=True, env=env,
+                           timeout=300)
+        assert p.returncode == 0, p.stderr.decode("ascii", "replace")[-2000:]
+        printed = json.loads(p.stdout.decode("ascii"))
+        if args[0] == "audit":  # what summary.json says
+            summary = json.loads((tmp_path / "o/summary.json").read_text(encoding="utf-8"))
+            assert "naïve" in printed["class_counts"]["test"] and printed["class_counts"] == summary["class_counts"]
+        else:
+            assert "naïve" in printed["splits"]["test"]["class_share_achieved"], printed
 
 
 def test_4_no_worker_processes_means_one_process_not_a_failure(tmp_path, monkeypatch, caplog):
@@ -1116,6 +1159,34 @@ def test_5_ctrl_c_is_one_line_and_exit_2_not_the_leak_code(tmp_path):
     assert proc.returncode == 2, err
     assert "interrupted" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "new").exists()  # the folders the run made for --out (it left them, empty)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs SIGINT")
+def test_5_ctrl_c_says_the_warnings_held_for_the_list_it_never_printed(tmp_path):
+    """The terminal holds back the audit's warnings for its list at the end; Ctrl-C ended the run
+    at once and they were said nowhere (here: images without a label). They come before its line."""
+    import signal
+
+    d = tmp_path / "d"
+    rng = np.random.default_rng(0)
+    for k in range(600):
+        p = d / ("train/a" if k % 4 else "test") / f"{k}.png"  # test's images are in no class folder
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), np.uint8)).save(p)
+    proc = subprocess.Popen([sys.executable, "-m", "leakscan", "audit", str(d), "--jobs", "2", "--no-cache"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and len(_children(proc.pid)) < 2:
+        time.sleep(0.05)  # decoding has begun: the input's warnings were logged (and held)
+    if proc.poll() is not None:
+        pytest.skip("the run ended before it could be interrupted")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and out == "", err
+    assert err.splitlines() == ["leakscan: WARNING: 150 of 600 images have no label; they count as class '' in "
+                                "per-class figures",
+                                "leakscan: error: interrupted (complete earlier results are kept; nothing "
+                                "half-written)"], err
 
 
 @pytest.mark.skipif(os.name != "posix", reason="needs a pipe whose reader leaves")

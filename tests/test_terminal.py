@@ -2,6 +2,7 @@
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 
@@ -68,6 +69,21 @@ def test_real_pipe_uses_compact_layout(tmp_path):
     assert "Cross-split pairs: top 10 of" in r.stdout
 
 
+def test_a_pair_on_a_narrow_terminal_keeps_both_file_names(long_names):
+    """On a narrow terminal the line of a pair had no room left for its second path: it read
+    ``tes…80px.jpg  tr……``, which train image it copies said nowhere. There the two paths go on a
+    line of their own, each shortened in the middle to keep its file name."""
+    res = leakscan.audit(long_names, jobs=1)
+    for width in (40, 50, 80):
+        buf = io.StringIO()
+        render_terminal(res, Console(file=buf, width=width))  # a pipe as narrow as a small terminal
+        lines = buf.getvalue().splitlines()
+        at = next(k for k, x in enumerate(lines) if x.startswith("Cross-split pairs"))
+        pair = " ".join(lines[at + 1:at + 3])  # the one pair, on one line or two
+        assert "80px.jpg" in pair and "/0000.jpg" in pair and "1.000 hash" in pair, (width, lines[at:])
+        assert all(len(x) <= width for x in lines), (width, lines)
+
+
 def test_wide_terminal_keeps_tables(long_names):
     res = leakscan.audit(long_names, jobs=1)
     buf = io.StringIO()
@@ -89,6 +105,27 @@ def test_terminal_says_which_decisions_match_nothing(long_names, tmp_path):
     out = " ".join(r.stdout.split())
     assert "decisions: 1 applied (1 distinct, 0 duplicate), 1 match no image" in out
     assert "line 3: train/airplane/gone.jpg, test/airplane/0100.jpg (distinct): no audited image" in out
+
+
+def test_the_skipped_files_point_at_a_list_that_exists(long_names, tmp_path):
+    """The terminal sent the reader to "skipped.csv" for the reasons of the files skipped, also when
+    no --out was given and no such file was written; it names the file written, else --out."""
+    d = tmp_path / "d"
+    shutil.copytree(long_names, d)
+    (d / "test/airplane/broken.jpg").write_bytes(b"not an image")
+    out = tmp_path / "o"
+    for args, said in ((["--out", str(out)], f"1 file(s) skipped (reasons in {out}/skipped.csv):"),
+                       ([], "1 file(s) skipped (--out DIR lists every reason in skipped.csv):")):
+        r = CliRunner().invoke(app, ["audit", str(d), "--no-cache", "-j", "1", *args], env={"COLUMNS": "300"})
+        assert r.exit_code == 0, r.output
+        assert said in r.stdout.splitlines(), r.stdout
+    assert "test/airplane/broken.jpg" in (out / "skipped.csv").read_text()
+    res = leakscan.audit(d, jobs=1)
+    for where, said in (("o/skipped.csv", "1 files skipped (reasons in o/skipped.csv): test/airplane/broken.jpg"),
+                        (None, "1 files skipped (--out DIR lists every reason in skipped.csv): test/airplane/")):
+        buf = io.StringIO()
+        render_terminal(res, Console(file=buf, width=300, force_terminal=True, color_system=None), skipped_csv=where)
+        assert said in buf.getvalue(), buf.getvalue()
 
 
 def test_the_pairs_shown_carry_their_confidence_most_certain_first(fixtures_audit):
@@ -170,3 +207,34 @@ def test_each_warning_is_said_once_in_the_terminal(tmp_path):
     out, err = run("-q")
     for text in said:
         assert out == "" and err.count(text) == 1, (text, err)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, a pipe and an output closed")
+def test_warnings_held_for_a_printout_never_read_are_said_on_stderr(tmp_path):
+    """The terminal holds the audit's warnings back for its list after the tables. A printout that
+    never reached standard output (a full disk, a reader gone, the output closed) took them with it:
+    they were said nowhere. They are said on stderr then, once, before the line of a failure."""
+    from conftest import ROOT
+
+    d = write_dataset(tmp_path / "d", {**{f"train/a/{k}.jpg": scene(k) for k in range(4)},
+                                       **{f"test/{k}.jpg": scene(10 + k) for k in range(2)}})  # test's: no class
+    said = "leakscan: WARNING: 2 of 6 images have no label; they count as class '' in per-class figures"
+    env = {**os.environ, "COLUMNS": "100", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+    def run(**stdout):
+        r = subprocess.run([sys.executable, "-m", "leakscan", "audit", str(d), "-j", "1", "--no-cache"],
+                           stderr=subprocess.PIPE, text=True, env=env, timeout=300, **stdout)
+        return r.returncode, r.stdout, r.stderr.splitlines()
+
+    code, out, err = run(stdout=subprocess.PIPE)  # read: the list says it
+    assert code == 0 and err == [] and " ".join(out.split()).count(said[19:]) == 1, (out, err)
+    read, write = os.pipe()
+    os.close(read)  # the reader gone before the tables
+    try:
+        assert run(stdout=write) == (0, None, [said])
+    finally:
+        os.close(write)
+    assert run(preexec_fn=lambda: os.close(1)) == (0, None, [said])  # leakscan audit d >&-
+    with open("/dev/full", "w") as full:
+        assert run(stdout=full) == (2, None, [said, "leakscan: error: the printout could not be written to standard "
+                                                    "output: No space left on device"])

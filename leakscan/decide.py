@@ -295,17 +295,24 @@ def detect(
                                 "was calibrated on as look-alikes matched as copies do (pictures on one layout or "
                                 "template: forms, screenshots): those pairs are left as the thumbnails decided them "
                                 "(possible or below); check them in the report")
-            if look.get("not_used") == LOOK_ALIKES_AS_COPIES and look["looked_at"]:
+            on_layout = "layout_share" in look
+            if look.get("not_used") == LOOK_ALIKES_AS_COPIES and look["looked_at"] and not on_layout:
                 warnings.append(f"the closer look by keypoints was not used: most pictures it was to learn "
                                 "look-alikes from matched as copies do (pictures on one layout or template: forms, "
                                 f"screenshots); the {look['looked_at']} pairs it was to decide are left as the "
                                 "thumbnails decided them (the keypoint search's as possible); check them in the report")
-            if "layout_share" in look:
+            if on_layout and look["used"]:
                 warnings.append(f"the pictures share one layout ({look['layout_share']:.0%} of each: forms, "
                                 "screenshots of one application), which the thumbnails cannot see past: the pairs "
                                 "were decided by the closer look at what they show off it, and copies edited more "
                                 "than a little (turned, cropped) may be listed as possible only; check the possible "
                                 "pairs")
+            elif on_layout:
+                warnings.append(f"the pictures share one layout ({look['layout_share']:.0%} of each: forms, "
+                                "screenshots of one application), which the thumbnails cannot see past, and the "
+                                f"closer look by keypoints that decides such pairs was not used ({look['not_used']}): "
+                                f"the {look['layout_undecided']} duplicate pairs the thumbnails found are listed as "
+                                "possible, not counted; check them in the report")
             if look.get("layout_past_budget"):
                 warnings.append(f"{look['layout_past_budget']} duplicate pairs of pictures on one layout (forms, "
                                 f"screenshots) were past the {LOOK_BUDGET:,} pairs the closer look takes: the "

@@ -614,7 +614,8 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     raised by what their keypoints say, and the duplicates under :data:`LOOK_CEILING` confirmed
     or lowered (:meth:`KeypointLook.odds_change`; overlapping tiles only confirmed, pairs read by
     their brightness only lowered by an overlay). On one layout (:func:`folder_layout` of the
-    sample) every duplicate is looked at, and the look decides alone. The look is calibrated on
+    sample) every duplicate is looked at, and the look decides alone (with no look fitted, every
+    duplicate is possible at most: the thumbnails cannot tell them). The look is calibrated on
     the first :data:`LOOK_SAMPLE` such pictures of the search's rows (``found``) in content
     order (the calibration's sample: their pictures are kept in memory); the pairs the search
     proposed are left out of the look-alikes drawn from that sample (but on one layout)."""
@@ -672,8 +673,14 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
                       layout=layout)
     if isinstance(fitted, str):  # nothing to read the looks by: the keypoint search's pairs stay possible
         confidence[keyed] = floor
-        return confidence, {"looked_at": int(len(doubt) + len(unsure) + len(keyed)), "used": False,
-                            "not_used": fitted}
+        stats = {"looked_at": int(len(doubt) + len(unsure) + len(keyed)), "used": False, "not_used": fitted}
+        if layout is not None:
+            # on one layout the thumbnails are as sure of two different pictures as of a copy, and
+            # no look decides them: their duplicates are possible at most (as those past the budget)
+            undecided = np.flatnonzero(duplicates)
+            confidence[undecided] = np.minimum(confidence[undecided], threshold - 0.01)
+            stats.update(layout_share=round(layout.share, 4), layout_undecided=int(len(undecided)))
+        return confidence, stats
     p = confidence[doubt]
     raised = np.where(fitted.lined_up(looks), np.maximum(_with_log_odds(p, fitted.log_ratio(looks)), p), p)
     # the keypoint search's pairs: what the look says of each (a transform: its ratio, raising or

@@ -181,3 +181,21 @@ def test_on_one_layout_the_keypoint_search_pairs_are_decided_at_the_share_of_cop
     assert stats["used"] and stats["layout_share"] >= 0.5 and stats["keypoint_pairs"] == len(keyed)
     assert (decided[2:4] < 0.5).all() and (decided[:2] >= 0.5).all()
     assert stats["keypoint_share"] == stats["layout_copy_share"]
+
+
+def test_on_one_layout_with_too_few_pictures_to_fit_the_look_its_duplicates_are_possible_only(tmp_path):
+    """17 screens and a copy: enough to find the layout (16 of one size), too few to calibrate the
+    look on (20). The thumbnails then made 53 pairs of 18 pictures duplicates, with no warning;
+    the layout says they cannot tell them, so they are possible, counted nowhere, and said."""
+    for split in ("train", "test"):
+        (tmp_path / split).mkdir()
+    for k in range(17):
+        screen(k).save(tmp_path / ("test" if k % 4 == 0 else "train") / f"s{k:02d}.png")
+    ImageEnhance.Contrast(screen(1)).enhance(1.3).save(tmp_path / "test" / "c1.png")
+    result = leakscan.audit(tmp_path, cache=False)
+    look = result.calibration.stats["keypoints"]
+    assert not look["used"] and look["not_used"] == leakscan.keypoints.TOO_FEW_PICTURES
+    assert look["layout_share"] >= 0.5 and look["layout_undecided"] > 0
+    assert len(result.pairs) == 0 and len(result.possible) >= look["layout_undecided"]
+    said = [w for w in result.warnings if "share one layout" in w]
+    assert len(said) == 1 and f"the {look['layout_undecided']} duplicate pairs" in said[0] and "not used" in said[0]

@@ -854,7 +854,7 @@ def resplit(
     bands: Optional[str] = OPT_BANDS,
 ) -> None:
     """``leakscan resplit``: its help is RESPLIT_HELP (a docstring is gone under ``python -OO``)."""
-    from .audit import audit as run_audit  # noqa: PLC0415
+    from .audit import LISTED, audit as run_audit  # noqa: PLC0415
     from .materialize import materialize, planned  # noqa: PLC0415
     from .report import prepare_resplit_out, render_resplit, write_resplit  # noqa: PLC0415
     from .resplit import resplit as run_resplit  # noqa: PLC0415
@@ -891,7 +891,9 @@ def resplit(
             if materialize_dir is not None:
                 check_target(materialize_dir, folders, what="--materialize folder")
                 check_writable(materialize_dir, what="--materialize folder")
-        with _progress(quiet) as cb, _max_file_size(max_file_size), _dask_client(dask) as client:
+        # the audit's warnings are said after the new split, each once (as audit lists them)
+        with _LISTED_AT_THE_END.held(None if json_ or quiet else LISTED), _progress(quiet) as cb, \
+                _max_file_size(max_file_size), _dask_client(dask) as client:
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,
                                decisions=decisions, full_decode=full_decode, before_decoding=check_out,
@@ -903,30 +905,40 @@ def resplit(
         written = write_resplit(rs, out, force=force)
         placed = materialize(rs, materialize_dir, link=link.value, force=force, plan=plan) if plan is not None else None
     except LeakscanError as exc:
+        _LISTED_AT_THE_END.say()  # the audit's warnings held for the end, before the failure's line
         raise _fail(str(exc))
     except (OSError, MemoryError) as exc:
+        _LISTED_AT_THE_END.say()
         raise _fail(_os_error(exc))
     except ImportError as exc:
+        _LISTED_AT_THE_END.say()
         raise _import_failure(exc)
-    with _reader_may_leave():
-        if json_:
-            d = rs.to_dict()
-            d["written"] = [str(p) for p in written]
-            if placed is not None:
-                d["materialized"] = {"folder": str(materialize_dir), "files": placed, "link": link.value}
-            _print_json(json_text(d, indent=2) + "\n")  # odd bytes of a name as NEW.csv writes them
-        elif not quiet:
-            con = _Results(highlight=False)
-            render_resplit(rs, con)
-            con.print(_plain(f"New manifest written to {out}" + (f"; {placed} files placed under "
-                                                                  f"{materialize_dir}/ ({link.value})"
-                                                                  if placed is not None else "")), markup=False)
-            skipped = [p for p in written if p.name.endswith(".skipped.csv")]
-            if skipped:
-                n, k = len(rs.unreadable_rows()), len(rs.not_audited())
-                said = " and ".join(([f"{n} unreadable file(s)"] if n else [])
-                                    + ([f"{k} entr(ies) the audit did not take (see their reasons)"] if k else []))
-                con.print(_plain(f"{said} left out of the new split, listed in {skipped[0]}"), markup=False)
+    try:
+        with _reader_may_leave():
+            if json_:
+                d = rs.to_dict()
+                d["audit_warnings"] = list(result.warnings)
+                d["written"] = [str(p) for p in written]
+                if placed is not None:
+                    d["materialized"] = {"folder": str(materialize_dir), "files": placed, "link": link.value}
+                _print_json(json_text(d, indent=2) + "\n")  # odd bytes of a name as NEW.csv writes them
+            elif not quiet:
+                con = _Results(highlight=False)
+                render_resplit(rs, con)
+                con.print(_plain(f"New manifest written to {out}" + (f"; {placed} files placed under "
+                                                                      f"{materialize_dir}/ ({link.value})"
+                                                                      if placed is not None else "")), markup=False)
+                skipped = [p for p in written if p.name.endswith(".skipped.csv")]
+                if skipped:
+                    n, k = len(rs.unreadable_rows()), len(rs.not_audited())
+                    said = " and ".join(([f"{n} unreadable file(s)"] if n else [])
+                                        + ([f"{k} entr(ies) the audit did not take (see their reasons)"] if k else []))
+                    con.print(_plain(f"{said} left out of the new split, listed in {skipped[0]}"), markup=False)
+    finally:  # what the audit found doubtful about the pairs the split was made from, each said once
+        if not (json_ or quiet):
+            for line in result.warnings:
+                _say(f"leakscan: warning: {line}")
+            _LISTED_AT_THE_END.shown()
     for line in rs.leftover_warnings() + rs.group_warnings():
         _say(f"leakscan: warning: {line}")
 

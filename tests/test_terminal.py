@@ -238,3 +238,41 @@ def test_warnings_held_for_a_printout_never_read_are_said_on_stderr(tmp_path):
     with open("/dev/full", "w") as full:
         assert run(stdout=full) == (2, None, [said, "leakscan: error: the printout could not be written to standard "
                                                     "output: No space left on device"])
+
+
+def test_resplit_says_the_audits_warnings_once(tmp_path):
+    """resplit audits first, and re-splits by the audit's pairs, but said none of the warnings
+    the audit lists without logging them (suspected chaining, more than half a split copied, one
+    layout...): a user re-split by pairs the audit itself doubted, and was not told. They are said
+    on stderr after the new split, each once (a warning the audit logs too, rows without a label,
+    included), and are `audit_warnings` in --json."""
+    import json
+
+    from conftest import ROOT
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = ["path,split,label"]
+    for k in range(4):
+        scene(k).save(data / f"{k}.png")
+        rows.append(f"{k}.png,train,{'' if k == 3 else 'a'}")
+    for c in "bcd":  # train's 0.png under three other labels: a group of four classes
+        scene(0).save(data / f"{c}.png")
+        rows.append(f"{c}.png,test,{c}")
+    (data / "m.csv").write_text("\n".join(rows) + "\n")
+    env = {**os.environ, "COLUMNS": "100",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+    def run(*flags):
+        r = subprocess.run([sys.executable, "-m", "leakscan", "resplit", "--manifest", str(data / "m.csv"),
+                            "--out", str(tmp_path / f"new{''.join(flags)}.csv"), "--no-cache", "-j", "1", *flags],
+                           capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return r.stdout, " ".join(r.stderr.split())
+
+    _, err = run()
+    assert err.count("suspected chaining: group") == 1, err
+    assert err.count("have no label") == 1, err
+    out, err = run("--json")
+    assert any(w.startswith("suspected chaining: group") for w in json.loads(out)["audit_warnings"])
+    assert "suspected chaining" not in err

@@ -72,7 +72,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "74"
+SEARCH_VERSION = "75"
 
 
 def pair_keys(i, j) -> np.ndarray:
@@ -261,11 +261,13 @@ def twin_pairs(pairs: PairTable) -> np.ndarray:
     return (pairs.kind == Kind.HASH) & (pairs.variant == MatchView.IDENTITY) & (pairs.score >= 1 - TWIN_HAMMING / 64)
 
 
-def _with_twins(pairs: PairTable) -> tuple[PairTable, np.ndarray]:
+def _with_twins(pairs: PairTable, ranks: np.ndarray) -> tuple[PairTable, np.ndarray]:
     """``(pairs, added)``: ``pairs`` and, for each pair found through a view (turned back,
     trimmed, cropped, tilted, by brightness; overlapping tiles aside), the same reading with
     each twin of either image (:data:`TWIN_HAMMING`) in that image's place; ``added``: the
-    :func:`reading_keys` of the pairs so added.
+    :func:`reading_keys` of the pairs so added. Twins equally near are taken by the rows'
+    ``ranks`` (:func:`~leakscan.features.content_ranks`): pictures on one layout may have
+    dozens, and which of them pass ``TWIN_MAX`` must not depend on the row order.
 
     Where a picture has many copies, a view's nearest few are its plainest copies, and the
     picture itself may not be among them: its copy turned on a canvas is then paired with a
@@ -278,7 +280,7 @@ def _with_twins(pairs: PairTable) -> tuple[PairTable, np.ndarray]:
     # each image's twins, nearest first, at most TWIN_MAX: (owner, twin) sorted by owner
     owner, other = np.r_[pairs.i[twin], pairs.j[twin]], np.r_[pairs.j[twin], pairs.i[twin]]
     score = np.r_[pairs.score[twin], pairs.score[twin]]
-    order = np.lexsort((other, -score, owner))
+    order = np.lexsort((ranks[other], -score, owner))
     owner, other = owner[order], other[order]
     first = np.searchsorted(owner, owner)
     keep = np.arange(len(owner)) - first < TWIN_MAX
@@ -449,7 +451,9 @@ def find_candidates(
     upright = dataclasses.replace(alone, variant=np.full(n_alone, MatchView.UPRIGHT, np.int8),
                                   score=np.zeros(n_alone, np.float32), angle=np.zeros(n_alone, np.float32))
     pairs = PairTable.concat([whole, hue, overlap, tilted, upright])
-    pairs, twin_keys = _with_twins(pairs) if twins else (pairs, np.zeros(0, np.int64))
+    twin_keys = np.zeros(0, np.int64)
+    if twins:
+        pairs, twin_keys = _with_twins(pairs, content_ranks(features.pixel_digest))
     pairs = pairs.sorted()
     if settings.scope == "cross":
         pairs = pairs.take(splits[pairs.i] != splits[pairs.j])

@@ -185,12 +185,56 @@ def test_a_pair_found_through_a_view_is_proposed_with_the_twins_of_either_image(
                       hamming=np.full(n, -1, np.int16), cosine=np.full(n, np.nan, np.float32),
                       variant=variant.astype(np.int8), same_bytes=np.zeros(n, bool),
                       angle=np.where(variant == MatchView.TILTED, 20.0, 0.0).astype(np.float32))
-    out, added = _with_twins(pairs)
+    out, added = _with_twins(pairs, np.arange(8))
     new = out.take(np.arange(n, len(out)))
     got = {(int(a), int(b), int(v), float(t)) for a, b, v, t in zip(new.i, new.j, new.variant, new.angle)}
     assert got == {(0, 5, MatchView.DEROTATED, 0.0), (2, 5, MatchView.TILTED_BACK, 20.0)}
     assert sorted(added.tolist()) == sorted(reading_keys(new).tolist())
     assert len(out.take(np.arange(n))) == n and np.array_equal(out.i[:n], pairs.i)  # the search's pairs kept
+
+
+def one_photo_many_times(folder, times: int = 18) -> list:
+    """The paths of one drawn photo ``times`` times, each with one bit of one pixel changed
+    (other files, one pHash: each the others' twin, all equally near), and of a copy of it
+    turned by 24 degrees and cropped free of its corners (found through a tilted view)."""
+    side = 96
+    photo = np.asarray(scene(7, side))
+    paths = []
+    for k in range(times):
+        nudged = photo.copy()
+        nudged[k // side, k % side, 0] ^= 1
+        paths.append(folder / f"photo{k:02d}.png")
+        Image.fromarray(nudged).save(paths[-1])
+    box = side / (np.cos(np.radians(24)) + np.sin(np.radians(24)))  # the largest square inside the turn
+    lo, hi = round((side - box) / 2), round((side + box) / 2)
+    turned = Image.fromarray(photo).rotate(24, resample=Image.BICUBIC).crop((lo, lo, hi, hi))
+    paths.append(folder / "tilted.png")
+    turned.resize((side, side), Image.BICUBIC).save(paths[-1])
+    return paths
+
+
+def test_the_twins_a_pair_found_through_a_view_is_proposed_with_do_not_depend_on_the_row_order(tmp_path):
+    """A photo held 18 times, all twins of each other at one pHash distance: a pair found
+    through a tilted view is proposed with at most TWIN_MAX twins of the photo, those equally
+    near taken in an order fixed by content, not by row (they were cut by row number: the
+    same images listed in another order proposed the tilted copy with other twins)."""
+    from leakscan.pairs import TWIN_MAX, find_candidates
+    from leakscan.views import MatchView
+
+    paths = one_photo_many_times(tmp_path)
+
+    def tilted_partners(order):
+        feats = extract_features(discover([str(paths[k]) for k in order]), jobs=1)
+        pairs = find_candidates(feats).pairs
+        names = [paths[k].name for k in order]
+        tilted = MatchView.is_tilted(pairs.variant) & (pairs.score > 0)  # not the upright reading
+        return {frozenset((names[i], names[j])) for i, j in zip(pairs.i[tilted], pairs.j[tilted])}
+
+    first = tilted_partners(range(len(paths)))
+    assert all("tilted.png" in p for p in first)
+    assert TWIN_MAX <= len(first) < len(paths) - 1  # proposed with twins, not with every one
+    assert tilted_partners(np.random.default_rng(5).permutation(len(paths))) == first
+    assert tilted_partners(range(len(paths))[::-1]) == first
 
 
 def test_a_copy_turned_on_a_canvas_is_paired_with_its_picture_among_many_plain_copies(tmp_path, monkeypatch):

@@ -237,6 +237,37 @@ def test_the_twins_a_pair_found_through_a_view_is_proposed_with_do_not_depend_on
     assert tilted_partners(range(len(paths))[::-1]) == first
 
 
+def test_the_same_images_in_another_row_order_give_the_same_pairs_and_possible_pairs(tmp_path):
+    """pairs.csv and possible.csv list the same pairs at the same confidences whatever the
+    order of the rows. A photo held 20 times (each image's 20 nearest are the same pictures)
+    among other pictures: the calibration took each synthetic copy's nearest dataset images
+    of equal similarity in the order the rows were indexed, so whether a copy's source was
+    among them (a copy to learn from) hung on the order, and so did the fit's confidences."""
+    import csv
+
+    import leakscan
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    paths = one_photo_many_times(folder, 20)
+    for k in range(30):
+        paths.append(folder / f"scene{k:02d}.png")
+        scene(100 + k, 96).save(paths[-1])
+
+    def listed(order, out):
+        result = leakscan.audit([str(paths[k]) for k in order], cache=False, jobs=1)
+        leakscan.write_outputs(result, out, html=False)
+        tables = []
+        for name in ("pairs.csv", "possible.csv"):
+            with open(out / name, newline="") as f:
+                tables.append({(frozenset((r["a"], r["b"])), r["confidence"]) for r in csv.DictReader(f)})
+        return tables
+
+    first = listed(range(len(paths)), tmp_path / "sorted")
+    assert len(first[0]) > 20 * 19 // 2  # the photo's copies and the tilted one
+    assert listed(np.random.default_rng(5).permutation(len(paths)), tmp_path / "shuffled") == first
+
+
 def test_a_copy_turned_on_a_canvas_is_paired_with_its_picture_among_many_plain_copies(tmp_path, monkeypatch):
     """A folder holding one photo many times: the view of its copy turned on a canvas finds the
     photo's plainest copies (re-encoded, brightened, resized) first, and the photo itself is

@@ -424,7 +424,8 @@ def scan_knn(database, n: int, queries: np.ndarray, k: int, *, block: int = BLOC
 
 def _knn(index, queries: np.ndarray, k: int, block: int, ranks: np.ndarray | None = None):
     """``(sims, ids)`` of the ``k`` best database rows of each query (see :meth:`CosineIndex.knn`);
-    with ``ranks``, twice as many are looked up and ties taken lowest rank first."""
+    with ``ranks``, twice as many are looked up (more where a tie runs past them) and ties taken
+    lowest rank first."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     m = len(queries)
     if k < 1:
@@ -435,13 +436,28 @@ def _knn(index, queries: np.ndarray, k: int, block: int, ranks: np.ndarray | Non
     sims = np.empty((m, k), np.float32)
     ids = np.empty((m, k), np.int64)
     for start in range(0, m, block):
-        found_sims, found_ids = index.search(queries[start:start + block], kk)
-        if ranks is not None:
-            found_sims[found_ids < 0] = -np.inf
-            found_sims, found_ids = _ties_by_rank(found_sims, found_ids, ranks, k)
+        if ranks is None:
+            found_sims, found_ids = index.search(queries[start:start + block], kk)
+        else:
+            found_sims, found_ids = _search_past_ties(index, queries[start:start + block], k, kk, ranks)
         sims[start:start + block] = found_sims
         ids[start:start + block] = found_ids
     sims[ids < 0] = -np.inf
+    return sims, ids
+
+
+def _search_past_ties(index, queries: np.ndarray, k: int, kk: int, ranks) -> tuple:
+    """The ``k`` best of each query, ties lowest rank first, looking up ``kk`` rows and more
+    (twice as many, in turn) for the queries whose ``k``-th similarity the last row looked up
+    still equals: the index keeps rows of equal similarity in the order they were added, so a
+    tie running past the rows looked up (one picture held dozens of times) would be cut by row."""
+    found_sims, found_ids = index.search(queries, kk)
+    found_sims[found_ids < 0] = -np.inf
+    open_tie = (found_sims[:, k - 1] == found_sims[:, -1]) & (found_sims[:, -1] > -np.inf)
+    sims, ids = _ties_by_rank(found_sims, found_ids, ranks, k)
+    if kk < index.ntotal and open_tie.any():
+        sims[open_tie], ids[open_tie] = _search_past_ties(index, queries[open_tie], k, min(2 * kk, int(index.ntotal)),
+                                                          ranks)
     return sims, ids
 
 

@@ -237,6 +237,32 @@ def test_the_twins_a_pair_found_through_a_view_is_proposed_with_do_not_depend_on
     assert tilted_partners(range(len(paths))[::-1]) == first
 
 
+def test_a_photo_held_dozens_of_times_gives_the_same_candidates_in_any_row_order(tmp_path):
+    """A photo held 40 times among other pictures: each image's neighbours are a tie of 39,
+    more than the searches look up (twice their k); the tie is followed to its end and taken in
+    an order fixed by content (it was cut where the index happened to hold the rows: other pairs
+    by brightness in another row order)."""
+    from leakscan.pairs import find_candidates
+    from leakscan.views import MatchView
+
+    paths = one_photo_many_times(tmp_path, 40)
+    for k in range(10):
+        paths.append(tmp_path / f"scene{k:02d}.png")
+        scene(100 + k, 96).save(paths[-1])
+
+    def candidates(order):
+        feats = extract_features(discover([str(paths[k]) for k in order]), jobs=1)
+        pairs = find_candidates(feats).pairs
+        names = [paths[k].name for k in order]
+        by_brightness = pairs.variant == MatchView.VALUE
+        return {(frozenset((names[i], names[j])), int(k), bool(b), round(float(s), 5))
+                for i, j, k, b, s in zip(pairs.i, pairs.j, pairs.kind, by_brightness, pairs.score)}
+
+    first = candidates(range(len(paths)))
+    assert 0 < sum(b for _, _, b, _ in first) < 40 * 39 // 2  # each photo's nearest few by brightness
+    assert candidates(np.random.default_rng(5).permutation(len(paths))) == first
+
+
 def test_the_same_images_in_another_row_order_give_the_same_pairs_and_possible_pairs(tmp_path):
     """pairs.csv and possible.csv list the same pairs at the same confidences whatever the
     order of the rows. A photo held 20 times (each image's 20 nearest are the same pictures)

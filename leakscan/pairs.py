@@ -72,7 +72,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "76"
+SEARCH_VERSION = "77"
 
 
 def pair_keys(i, j) -> np.ndarray:
@@ -437,7 +437,8 @@ def find_candidates(
         if progress:
             progress("overlap search", 1, 1)
     if features.model_embedding is not None and settings.model_min_cosine <= 1.0 and len(search_rows) > 1:
-        mi, mj, ms = _model_pairs(features.model_embedding, search_rows, settings, query_pos)
+        mi, mj, ms = _model_pairs(features.model_embedding, search_rows, settings, query_pos,
+                                  content_ranks(features.pixel_digest[search_rows]))
         parts.append(_candidates(mi, mj, Kind.MODEL, ms, MatchView.NONE))
 
     # a pair found as overlapping tiles, tilted (cropped, or turned in its frame) or by its
@@ -1015,11 +1016,12 @@ def _best_few(query: np.ndarray, other: np.ndarray, sim: np.ndarray, few: int, r
     return order[rank < few]
 
 
-def _model_pairs(model_emb, search_rows, settings: DetectSettings, query_pos):
-    """Pairs of rows whose model embeddings have cosine >= ``model_min_cosine`` (among each query's k nearest)."""
+def _model_pairs(model_emb, search_rows, settings: DetectSettings, query_pos, ranks: np.ndarray):
+    """Pairs of rows whose model embeddings have cosine >= ``model_min_cosine`` (among each query's k nearest;
+    equal ones taken by ``ranks``, of ``search_rows``, fixed by content)."""
     index = CosineIndex(model_emb[search_rows])
     kk = min(settings.k + 1, len(search_rows))
-    sims, ids = index.knn(model_emb[search_rows[query_pos]], kk)
+    sims, ids = index.knn(model_emb[search_rows[query_pos]], kk, ranks=ranks)
     r, c = np.nonzero((sims >= settings.model_min_cosine) & (ids != query_pos[:, None]) & (ids >= 0))
     a, b = search_rows[query_pos[r]], search_rows[ids[r, c]]
     keep = a != b

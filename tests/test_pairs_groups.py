@@ -263,6 +263,28 @@ def test_a_photo_held_dozens_of_times_gives_the_same_candidates_in_any_row_order
     assert candidates(np.random.default_rng(5).permutation(len(paths))) == first
 
 
+def test_the_model_search_takes_neighbours_of_equal_similarity_in_an_order_fixed_by_content():
+    """The model embeddings' search: where one picture is held more times than each query's
+    k nearest (one embedding 30 times), those equally near are taken by content (each row's
+    rank), not in the order the rows were indexed: the same pairs in any row order."""
+    from leakscan.pairs import _model_pairs
+
+    rng = np.random.default_rng(4)
+    emb = rng.standard_normal((60, 8)).astype(np.float32)
+    emb[:30] = emb[0]
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    content = rng.permutation(60)  # a rank per picture, whatever its row
+
+    def pairs(order):
+        rows = np.arange(60)
+        i, j, _ = _model_pairs(emb[order], rows, DetectSettings(), rows, content[order])
+        return {frozenset((int(order[a]), int(order[b]))) for a, b in zip(i, j)}
+
+    first = pairs(np.arange(60))
+    assert 0 < len(first) < 30 * 29 // 2
+    assert pairs(rng.permutation(60)) == first
+
+
 def test_the_same_images_in_another_row_order_give_the_same_pairs_and_possible_pairs(tmp_path):
     """pairs.csv and possible.csv list the same pairs at the same confidences whatever the
     order of the rows. A photo held 20 times (each image's 20 nearest are the same pictures)

@@ -409,11 +409,22 @@ def scan_knn(database, n: int, queries: np.ndarray, k: int, *, block: int = BLOC
         part = np.asarray(database(start, min(start + block, n)), dtype=np.float64)
         s = (q64 @ part.T).astype(np.float32)  # in double: equal rows score equal wherever they sit
         take = min(kk, s.shape[1])
-        best = np.argpartition(-s, take - 1, axis=1)[:, :take] if take < s.shape[1] else \
-            np.broadcast_to(np.arange(s.shape[1]), s.shape)
-        sims = np.concatenate([sims, np.take_along_axis(s, best, 1)], axis=1)
+        if take == s.shape[1]:
+            best = np.broadcast_to(np.arange(s.shape[1]), s.shape)
+        elif ranks is None:
+            best = np.argpartition(-s, take - 1, axis=1)[:, :take]
+        else:  # every row tied with the take-th best too: the ranks choose among them below
+            pivot = -np.partition(-s, take - 1, axis=1)[:, take - 1]
+            tied = s >= pivot[:, None]
+            best = np.argsort(~tied, axis=1, kind="stable")[:, :int(tied.sum(axis=1).max())]
+        found = np.take_along_axis(s, best, 1)
+        if ranks is not None and take < s.shape[1]:
+            found = np.where(np.take_along_axis(tied, best, 1), found, -np.inf)
+        sims = np.concatenate([sims, found], axis=1)
         ids = np.concatenate([ids, start + best], axis=1)
-        order = np.lexsort((ids, -sims), axis=1)[:, :kk]  # ties: the first rows, as a flat index takes them
+        # ties: the lowest ranks, or the first rows, as a flat index takes them
+        after = ids if ranks is None else np.where(np.isneginf(sims), np.iinfo(np.int64).max, np.asarray(ranks)[ids])
+        order = np.lexsort((after, -sims), axis=1)[:, :kk]
         sims, ids = np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
     sims, ids = (sims[:, :k], ids[:, :k]) if ranks is None else _ties_by_rank(sims, ids, ranks, k)
     if ids.shape[1] < k:  # fewer rows than k

@@ -285,6 +285,32 @@ def test_the_model_search_takes_neighbours_of_equal_similarity_in_an_order_fixed
     assert pairs(rng.permutation(60)) == first
 
 
+@pytest.mark.parametrize("asked", ["every image", "two"])  # an index of every image; a scan for a few
+def test_the_typical_neighbour_of_an_image_is_the_same_picture_in_any_row_order(tmp_path, asked):
+    """The k-th nearest neighbour the evidence is measured against (typical_neighbours, for the
+    images the search did not query): of a photo held 30 times, one of a tie of 29, taken in
+    an order fixed by content, not in the order the rows were indexed or scanned."""
+    from leakscan.evidence import typical_neighbours
+
+    paths = one_photo_many_times(tmp_path, 30)
+    for k in range(10):
+        paths.append(tmp_path / f"scene{k:02d}.png")
+        scene(100 + k, 96).save(paths[-1])
+
+    def typical(order):
+        feats = extract_features(discover([str(paths[k]) for k in order]), jobs=1)
+        names = [paths[k].name for k in order]
+        rows = np.arange(len(names)) if asked == "every image" else np.flatnonzero(np.isin(names, ["photo00.png",
+                                                                                                    "scene00.png"]))
+        kth = typical_neighbours(feats, rows, np.full(len(names), -1))
+        return {names[r]: names[kth[r]] for r in rows}
+
+    first = typical(range(len(paths)))
+    assert first["photo00.png"].startswith("photo") and first["photo00.png"] != "photo00.png"
+    assert typical(np.random.default_rng(5).permutation(len(paths))) == first
+    assert typical(range(len(paths))[::-1]) == first
+
+
 def test_the_same_images_in_another_row_order_give_the_same_pairs_and_possible_pairs(tmp_path):
     """pairs.csv and possible.csv list the same pairs at the same confidences whatever the
     order of the rows. A photo held 20 times (each image's 20 nearest are the same pictures)

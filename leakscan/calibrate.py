@@ -48,7 +48,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from .evidence import EVIDENCE, SIGN, pair_evidence, typical_neighbours
-from .features import Features, digest_order, extract_images
+from .features import Features, content_ranks, digest_order, extract_images
 from .index import CosineIndex
 from .memory import release_free_memory
 from .output import shown_bar
@@ -631,7 +631,8 @@ def _neighbour_pairs(aug: Features, search_rows, copy_rows, variants, settings: 
         return PairTable.empty(), PairTable.empty()
     if not isinstance(index, CosineIndex):
         index = CosineIndex(rows_of(aug.embedding, search_rows))
-    _, ids = index.knn(aug.embedding[copy_rows], k)
+    # dataset images equally near (one picture many times) taken in an order fixed by content
+    _, ids = index.knn(aug.embedding[copy_rows], k, ranks=content_ranks(aug.pixel_digest[search_rows]))
     a = np.repeat(copy_rows, k)
     b = search_rows[np.clip(ids.ravel(), 0, None)]
     ok = ids.ravel() >= 0

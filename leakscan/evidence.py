@@ -50,7 +50,7 @@ import dataclasses
 
 import numpy as np
 
-from .features import (Features, colour_at_thumbnail, crop_hog, digest_greater, digest_order, hog, luma,
+from .features import (Features, colour_at_thumbnail, content_ranks, crop_hog, digest_greater, digest_order, hog, luma,
                        phash_variants, unsolarized, value_thumbnails)
 from .padding import NO_BORDER, SharedOverlay, border_mask, flat_ground, padding_weights, shared_overlay
 from .parallel import even_blocks, run_chunks
@@ -505,8 +505,9 @@ def _best_of(a: dict, b: dict) -> dict:
 def typical_neighbours(features: Features, rows: np.ndarray, kth_neighbour: np.ndarray, k: int = 10,
                        centroids: np.ndarray | None = None) -> np.ndarray:
     """``kth_neighbour`` (a copy) with an entry for each of ``rows`` the search did not query
-    (-1: the large split with ``scope="cross"``): its k-th nearest neighbour by embedding
-    (``centroids``: as :class:`~leakscan.index.CosineIndex`)."""
+    (-1: the large split with ``scope="cross"``): its k-th nearest neighbour by embedding, of
+    equal ones the first in an order fixed by content (``centroids``: as
+    :class:`~leakscan.index.CosineIndex`)."""
     rows = np.asarray(rows, np.int64)
     kth_neighbour = np.asarray(kth_neighbour, np.int64).copy()
     unknown = np.unique(rows[kth_neighbour[rows] < 0])
@@ -514,12 +515,13 @@ def typical_neighbours(features: Features, rows: np.ndarray, kth_neighbour: np.n
     if len(unknown) and len(pool) > k:
         from .index import FEW_QUERIES, CosineIndex, scan_knn  # noqa: PLC0415 - only when the search left rows unqueried
 
+        ranks = content_ranks(features.pixel_digest[pool])  # equal neighbours: taken in an order fixed by content
         if len(unknown) * FEW_QUERIES <= len(pool):  # a few (copies of the calibration): no index of every image
             sims, ids = scan_knn(lambda a, b: features.embedding[pool[a:b]], len(pool), features.embedding[unknown],
-                                 k + 1)
+                                 k + 1, ranks=ranks)
         else:
             sims, ids = CosineIndex(features.embedding[pool], centroids=centroids).knn(features.embedding[unknown],
-                                                                                       k + 1)
+                                                                                       k + 1, ranks=ranks)
         order = np.argsort(-np.where(ids < 0, -np.inf, sims), axis=1, kind="stable")
         ids = np.take_along_axis(ids, order, 1)
         col = np.where(pool[np.clip(ids[:, 0], 0, None)] == unknown, k, k - 1)  # the image itself comes first

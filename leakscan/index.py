@@ -409,11 +409,22 @@ def scan_knn(database, n: int, queries: np.ndarray, k: int, *, block: int = BLOC
         part = np.asarray(database(start, min(start + block, n)), dtype=np.float64)
         s = (q64 @ part.T).astype(np.float32)  # in double: equal rows score equal wherever they sit
         take = min(kk, s.shape[1])
-        best = np.argpartition(-s, take - 1, axis=1)[:, :take] if take < s.shape[1] else \
-            np.broadcast_to(np.arange(s.shape[1]), s.shape)
-        sims = np.concatenate([sims, np.take_along_axis(s, best, 1)], axis=1)
+        if take == s.shape[1]:
+            best = np.broadcast_to(np.arange(s.shape[1]), s.shape)
+        elif ranks is None:
+            best = np.argpartition(-s, take - 1, axis=1)[:, :take]
+        else:  # every row tied with the take-th best too: the ranks choose among them below
+            pivot = -np.partition(-s, take - 1, axis=1)[:, take - 1]
+            tied = s >= pivot[:, None]
+            best = np.argsort(~tied, axis=1, kind="stable")[:, :int(tied.sum(axis=1).max())]
+        found = np.take_along_axis(s, best, 1)
+        if ranks is not None and take < s.shape[1]:
+            found = np.where(np.take_along_axis(tied, best, 1), found, -np.inf)
+        sims = np.concatenate([sims, found], axis=1)
         ids = np.concatenate([ids, start + best], axis=1)
-        order = np.lexsort((ids, -sims), axis=1)[:, :kk]  # ties: the first rows, as a flat index takes them
+        # ties: the lowest ranks, or the first rows, as a flat index takes them
+        after = ids if ranks is None else np.where(np.isneginf(sims), np.iinfo(np.int64).max, np.asarray(ranks)[ids])
+        order = np.lexsort((after, -sims), axis=1)[:, :kk]
         sims, ids = np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
     sims, ids = (sims[:, :k], ids[:, :k]) if ranks is None else _ties_by_rank(sims, ids, ranks, k)
     if ids.shape[1] < k:  # fewer rows than k
@@ -424,7 +435,8 @@ def scan_knn(database, n: int, queries: np.ndarray, k: int, *, block: int = BLOC
 
 def _knn(index, queries: np.ndarray, k: int, block: int, ranks: np.ndarray | None = None):
     """``(sims, ids)`` of the ``k`` best database rows of each query (see :meth:`CosineIndex.knn`);
-    with ``ranks``, twice as many are looked up and ties taken lowest rank first."""
+    with ``ranks``, twice as many are looked up (more where a tie runs past them) and ties taken
+    lowest rank first."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     m = len(queries)
     if k < 1:
@@ -435,13 +447,28 @@ def _knn(index, queries: np.ndarray, k: int, block: int, ranks: np.ndarray | Non
     sims = np.empty((m, k), np.float32)
     ids = np.empty((m, k), np.int64)
     for start in range(0, m, block):
-        found_sims, found_ids = index.search(queries[start:start + block], kk)
-        if ranks is not None:
-            found_sims[found_ids < 0] = -np.inf
-            found_sims, found_ids = _ties_by_rank(found_sims, found_ids, ranks, k)
+        if ranks is None:
+            found_sims, found_ids = index.search(queries[start:start + block], kk)
+        else:
+            found_sims, found_ids = _search_past_ties(index, queries[start:start + block], k, kk, ranks)
         sims[start:start + block] = found_sims
         ids[start:start + block] = found_ids
     sims[ids < 0] = -np.inf
+    return sims, ids
+
+
+def _search_past_ties(index, queries: np.ndarray, k: int, kk: int, ranks) -> tuple:
+    """The ``k`` best of each query, ties lowest rank first, looking up ``kk`` rows and more
+    (twice as many, in turn) for the queries whose ``k``-th similarity the last row looked up
+    still equals: the index keeps rows of equal similarity in the order they were added, so a
+    tie running past the rows looked up (one picture held dozens of times) would be cut by row."""
+    found_sims, found_ids = index.search(queries, kk)
+    found_sims[found_ids < 0] = -np.inf
+    open_tie = (found_sims[:, k - 1] == found_sims[:, -1]) & (found_sims[:, -1] > -np.inf)
+    sims, ids = _ties_by_rank(found_sims, found_ids, ranks, k)
+    if kk < index.ntotal and open_tie.any():
+        sims[open_tie], ids[open_tie] = _search_past_ties(index, queries[open_tie], k, min(2 * kk, int(index.ntotal)),
+                                                          ranks)
     return sims, ids
 
 

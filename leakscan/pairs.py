@@ -72,7 +72,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "74"
+SEARCH_VERSION = "79"
 
 
 def pair_keys(i, j) -> np.ndarray:
@@ -261,11 +261,13 @@ def twin_pairs(pairs: PairTable) -> np.ndarray:
     return (pairs.kind == Kind.HASH) & (pairs.variant == MatchView.IDENTITY) & (pairs.score >= 1 - TWIN_HAMMING / 64)
 
 
-def _with_twins(pairs: PairTable) -> tuple[PairTable, np.ndarray]:
+def _with_twins(pairs: PairTable, ranks: np.ndarray) -> tuple[PairTable, np.ndarray]:
     """``(pairs, added)``: ``pairs`` and, for each pair found through a view (turned back,
     trimmed, cropped, tilted, by brightness; overlapping tiles aside), the same reading with
     each twin of either image (:data:`TWIN_HAMMING`) in that image's place; ``added``: the
-    :func:`reading_keys` of the pairs so added.
+    :func:`reading_keys` of the pairs so added. Twins equally near are taken by the rows'
+    ``ranks`` (:func:`~leakscan.features.content_ranks`): pictures on one layout may have
+    dozens, and which of them pass ``TWIN_MAX`` must not depend on the row order.
 
     Where a picture has many copies, a view's nearest few are its plainest copies, and the
     picture itself may not be among them: its copy turned on a canvas is then paired with a
@@ -278,7 +280,7 @@ def _with_twins(pairs: PairTable) -> tuple[PairTable, np.ndarray]:
     # each image's twins, nearest first, at most TWIN_MAX: (owner, twin) sorted by owner
     owner, other = np.r_[pairs.i[twin], pairs.j[twin]], np.r_[pairs.j[twin], pairs.i[twin]]
     score = np.r_[pairs.score[twin], pairs.score[twin]]
-    order = np.lexsort((other, -score, owner))
+    order = np.lexsort((ranks[other], -score, owner))
     owner, other = owner[order], other[order]
     first = np.searchsorted(owner, owner)
     keep = np.arange(len(owner)) - first < TWIN_MAX
@@ -435,7 +437,8 @@ def find_candidates(
         if progress:
             progress("overlap search", 1, 1)
     if features.model_embedding is not None and settings.model_min_cosine <= 1.0 and len(search_rows) > 1:
-        mi, mj, ms = _model_pairs(features.model_embedding, search_rows, settings, query_pos)
+        mi, mj, ms = _model_pairs(features.model_embedding, search_rows, settings, query_pos,
+                                  content_ranks(features.pixel_digest[search_rows]))
         parts.append(_candidates(mi, mj, Kind.MODEL, ms, MatchView.NONE))
 
     # a pair found as overlapping tiles, tilted (cropped, or turned in its frame) or by its
@@ -449,7 +452,9 @@ def find_candidates(
     upright = dataclasses.replace(alone, variant=np.full(n_alone, MatchView.UPRIGHT, np.int8),
                                   score=np.zeros(n_alone, np.float32), angle=np.zeros(n_alone, np.float32))
     pairs = PairTable.concat([whole, hue, overlap, tilted, upright])
-    pairs, twin_keys = _with_twins(pairs) if twins else (pairs, np.zeros(0, np.int64))
+    twin_keys = np.zeros(0, np.int64)
+    if twins:
+        pairs, twin_keys = _with_twins(pairs, content_ranks(features.pixel_digest))
     pairs = pairs.sorted()
     if settings.scope == "cross":
         pairs = pairs.take(splits[pairs.i] != splits[pairs.j])
@@ -1011,11 +1016,12 @@ def _best_few(query: np.ndarray, other: np.ndarray, sim: np.ndarray, few: int, r
     return order[rank < few]
 
 
-def _model_pairs(model_emb, search_rows, settings: DetectSettings, query_pos):
-    """Pairs of rows whose model embeddings have cosine >= ``model_min_cosine`` (among each query's k nearest)."""
+def _model_pairs(model_emb, search_rows, settings: DetectSettings, query_pos, ranks: np.ndarray):
+    """Pairs of rows whose model embeddings have cosine >= ``model_min_cosine`` (among each query's k nearest;
+    equal ones taken by ``ranks``, of ``search_rows``, fixed by content)."""
     index = CosineIndex(model_emb[search_rows])
     kk = min(settings.k + 1, len(search_rows))
-    sims, ids = index.knn(model_emb[search_rows[query_pos]], kk)
+    sims, ids = index.knn(model_emb[search_rows[query_pos]], kk, ranks=ranks)
     r, c = np.nonzero((sims >= settings.model_min_cosine) & (ids != query_pos[:, None]) & (ids >= 0))
     a, b = search_rows[query_pos[r]], search_rows[ids[r, c]]
     keep = a != b

@@ -117,6 +117,38 @@ def test_an_index_extended_by_more_rows_searches_as_one_index_over_both():
     assert (ids[:, 60:] == -1).all() and np.isneginf(sims[:, 60:]).all() and set(ids[0, :60]) == set(range(60))
 
 
+def test_a_tie_running_past_the_rows_looked_up_is_taken_by_rank_too():
+    """With ranks, twice k rows are looked up; where the k-th similarity runs on past them (one
+    picture held dozens of times) more are looked up, so the k taken are the lowest ranks of the
+    whole tie, not of the rows the index happened to add first."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((400, 16)).astype(np.float32)
+    x[:60] = x[0]  # one vector 60 times
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ranks = np.arange(len(x))[::-1].copy()  # the rows added last rank first
+    for index in (CosineIndex(x), CosineIndex(x, exact_max=0, n_lists=4, nprobe=4)):
+        sims, ids = index.knn(x[:3], 5, ranks=ranks)
+        assert (np.sort(ids, axis=1) == np.arange(55, 60)).all()
+        assert (sims[:, 4] == sims[:, 0]).all()
+    sims, ids = CosineIndex(x).knn(x[:1], 70, ranks=ranks)  # the whole tie and the rest by similarity
+    assert sorted(ids[0, :60]) == list(range(60)) and (np.diff(sims[0]) <= 1e-6).all()
+
+
+def test_a_scan_takes_a_tie_longer_than_the_rows_it_keeps_by_rank():
+    """A scan keeps twice k rows of each block: of a tie longer than that (one picture held
+    dozens of times), the lowest ranks, not the rows a partition happened to pick."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1000, 16)).astype(np.float32)
+    x[[*range(0, 1000, 20)]] = x[0]  # one vector 50 times, in every block
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    for ranks in (np.arange(len(x))[::-1].copy(), rng.permutation(len(x))):
+        tie = np.arange(0, 1000, 20)
+        want = tie[np.argsort(ranks[tie])][:5]
+        for block in (256, 4096):
+            sims, ids = scan_knn(lambda a, b: x[a:b], len(x), x[[0, 20]], 5, block=block, ranks=ranks)
+            assert (ids == want).all()
+
+
 def test_a_scan_in_blocks_finds_what_an_exact_index_finds():
     """A few queries among many rows are scanned a block at a time (no index built): the same
     neighbours, in the same order (ties by rank), as an exact index over every row."""

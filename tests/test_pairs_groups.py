@@ -185,12 +185,161 @@ def test_a_pair_found_through_a_view_is_proposed_with_the_twins_of_either_image(
                       hamming=np.full(n, -1, np.int16), cosine=np.full(n, np.nan, np.float32),
                       variant=variant.astype(np.int8), same_bytes=np.zeros(n, bool),
                       angle=np.where(variant == MatchView.TILTED, 20.0, 0.0).astype(np.float32))
-    out, added = _with_twins(pairs)
+    out, added = _with_twins(pairs, np.arange(8))
     new = out.take(np.arange(n, len(out)))
     got = {(int(a), int(b), int(v), float(t)) for a, b, v, t in zip(new.i, new.j, new.variant, new.angle)}
     assert got == {(0, 5, MatchView.DEROTATED, 0.0), (2, 5, MatchView.TILTED_BACK, 20.0)}
     assert sorted(added.tolist()) == sorted(reading_keys(new).tolist())
     assert len(out.take(np.arange(n))) == n and np.array_equal(out.i[:n], pairs.i)  # the search's pairs kept
+
+
+def one_photo_many_times(folder, times: int = 18) -> list:
+    """The paths of one drawn photo ``times`` times, each with one bit of one pixel changed
+    (other files, one pHash: each the others' twin, all equally near), and of a copy of it
+    turned by 24 degrees and cropped free of its corners (found through a tilted view)."""
+    side = 96
+    photo = np.asarray(scene(7, side))
+    paths = []
+    for k in range(times):
+        nudged = photo.copy()
+        nudged[k // side, k % side, 0] ^= 1
+        paths.append(folder / f"photo{k:02d}.png")
+        Image.fromarray(nudged).save(paths[-1])
+    box = side / (np.cos(np.radians(24)) + np.sin(np.radians(24)))  # the largest square inside the turn
+    lo, hi = round((side - box) / 2), round((side + box) / 2)
+    turned = Image.fromarray(photo).rotate(24, resample=Image.BICUBIC).crop((lo, lo, hi, hi))
+    paths.append(folder / "tilted.png")
+    turned.resize((side, side), Image.BICUBIC).save(paths[-1])
+    return paths
+
+
+def test_the_twins_a_pair_found_through_a_view_is_proposed_with_do_not_depend_on_the_row_order(tmp_path):
+    """A photo held 18 times, all twins of each other at one pHash distance: a pair found
+    through a tilted view is proposed with at most TWIN_MAX twins of the photo, those equally
+    near taken in an order fixed by content, not by row (they were cut by row number: the
+    same images listed in another order proposed the tilted copy with other twins)."""
+    from leakscan.pairs import TWIN_MAX, find_candidates
+    from leakscan.views import MatchView
+
+    paths = one_photo_many_times(tmp_path)
+
+    def tilted_partners(order):
+        feats = extract_features(discover([str(paths[k]) for k in order]), jobs=1)
+        pairs = find_candidates(feats).pairs
+        names = [paths[k].name for k in order]
+        tilted = MatchView.is_tilted(pairs.variant) & (pairs.score > 0)  # not the upright reading
+        return {frozenset((names[i], names[j])) for i, j in zip(pairs.i[tilted], pairs.j[tilted])}
+
+    first = tilted_partners(range(len(paths)))
+    assert all("tilted.png" in p for p in first)
+    assert TWIN_MAX <= len(first) < len(paths) - 1  # proposed with twins, not with every one
+    assert tilted_partners(np.random.default_rng(5).permutation(len(paths))) == first
+    assert tilted_partners(range(len(paths))[::-1]) == first
+
+
+def test_a_photo_held_dozens_of_times_gives_the_same_candidates_in_any_row_order(tmp_path):
+    """A photo held 40 times among other pictures: each image's neighbours are a tie of 39,
+    more than the searches look up (twice their k); the tie is followed to its end and taken in
+    an order fixed by content (it was cut where the index happened to hold the rows: other pairs
+    by brightness in another row order)."""
+    from leakscan.pairs import find_candidates
+    from leakscan.views import MatchView
+
+    paths = one_photo_many_times(tmp_path, 40)
+    for k in range(10):
+        paths.append(tmp_path / f"scene{k:02d}.png")
+        scene(100 + k, 96).save(paths[-1])
+
+    def candidates(order):
+        feats = extract_features(discover([str(paths[k]) for k in order]), jobs=1)
+        pairs = find_candidates(feats).pairs
+        names = [paths[k].name for k in order]
+        by_brightness = pairs.variant == MatchView.VALUE
+        return {(frozenset((names[i], names[j])), int(k), bool(b), round(float(s), 5))
+                for i, j, k, b, s in zip(pairs.i, pairs.j, pairs.kind, by_brightness, pairs.score)}
+
+    first = candidates(range(len(paths)))
+    assert 0 < sum(b for _, _, b, _ in first) < 40 * 39 // 2  # each photo's nearest few by brightness
+    assert candidates(np.random.default_rng(5).permutation(len(paths))) == first
+
+
+def test_the_model_search_takes_neighbours_of_equal_similarity_in_an_order_fixed_by_content():
+    """The model embeddings' search: where one picture is held more times than each query's
+    k nearest (one embedding 30 times), those equally near are taken by content (each row's
+    rank), not in the order the rows were indexed: the same pairs in any row order."""
+    from leakscan.pairs import _model_pairs
+
+    rng = np.random.default_rng(4)
+    emb = rng.standard_normal((60, 8)).astype(np.float32)
+    emb[:30] = emb[0]
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    content = rng.permutation(60)  # a rank per picture, whatever its row
+
+    def pairs(order):
+        rows = np.arange(60)
+        i, j, _ = _model_pairs(emb[order], rows, DetectSettings(), rows, content[order])
+        return {frozenset((int(order[a]), int(order[b]))) for a, b in zip(i, j)}
+
+    first = pairs(np.arange(60))
+    assert 0 < len(first) < 30 * 29 // 2
+    assert pairs(rng.permutation(60)) == first
+
+
+@pytest.mark.parametrize("asked", ["every image", "two"])  # an index of every image; a scan for a few
+def test_the_typical_neighbour_of_an_image_is_the_same_picture_in_any_row_order(tmp_path, asked):
+    """The k-th nearest neighbour the evidence is measured against (typical_neighbours, for the
+    images the search did not query): of a photo held 30 times, one of a tie of 29, taken in
+    an order fixed by content, not in the order the rows were indexed or scanned."""
+    from leakscan.evidence import typical_neighbours
+
+    paths = one_photo_many_times(tmp_path, 30)
+    for k in range(10):
+        paths.append(tmp_path / f"scene{k:02d}.png")
+        scene(100 + k, 96).save(paths[-1])
+
+    def typical(order):
+        feats = extract_features(discover([str(paths[k]) for k in order]), jobs=1)
+        names = [paths[k].name for k in order]
+        rows = np.arange(len(names)) if asked == "every image" else np.flatnonzero(np.isin(names, ["photo00.png",
+                                                                                                    "scene00.png"]))
+        kth = typical_neighbours(feats, rows, np.full(len(names), -1))
+        return {names[r]: names[kth[r]] for r in rows}
+
+    first = typical(range(len(paths)))
+    assert first["photo00.png"].startswith("photo") and first["photo00.png"] != "photo00.png"
+    assert typical(np.random.default_rng(5).permutation(len(paths))) == first
+    assert typical(range(len(paths))[::-1]) == first
+
+
+def test_the_same_images_in_another_row_order_give_the_same_pairs_and_possible_pairs(tmp_path):
+    """pairs.csv and possible.csv list the same pairs at the same confidences whatever the
+    order of the rows. A photo held 20 times (each image's 20 nearest are the same pictures)
+    among other pictures: the calibration took each synthetic copy's nearest dataset images
+    of equal similarity in the order the rows were indexed, so whether a copy's source was
+    among them (a copy to learn from) hung on the order, and so did the fit's confidences."""
+    import csv
+
+    import leakscan
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    paths = one_photo_many_times(folder, 20)
+    for k in range(30):
+        paths.append(folder / f"scene{k:02d}.png")
+        scene(100 + k, 96).save(paths[-1])
+
+    def listed(order, out):
+        result = leakscan.audit([str(paths[k]) for k in order], cache=False, jobs=1)
+        leakscan.write_outputs(result, out, html=False)
+        tables = []
+        for name in ("pairs.csv", "possible.csv"):
+            with open(out / name, newline="") as f:
+                tables.append({(frozenset((r["a"], r["b"])), r["confidence"]) for r in csv.DictReader(f)})
+        return tables
+
+    first = listed(range(len(paths)), tmp_path / "sorted")
+    assert len(first[0]) > 20 * 19 // 2  # the photo's copies and the tilted one
+    assert listed(np.random.default_rng(5).permutation(len(paths)), tmp_path / "shuffled") == first
 
 
 def test_a_copy_turned_on_a_canvas_is_paired_with_its_picture_among_many_plain_copies(tmp_path, monkeypatch):

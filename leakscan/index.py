@@ -457,18 +457,24 @@ def _knn(index, queries: np.ndarray, k: int, block: int, ranks: np.ndarray | Non
     return sims, ids
 
 
+#: Most rows :func:`_search_past_ties` looks up for a query: it bounds the memory of a tie of
+#: thousands (one picture held that many times, each file with pixels of its own), cut there by row.
+TIE_LOOKUP_MAX = 4096
+
+
 def _search_past_ties(index, queries: np.ndarray, k: int, kk: int, ranks) -> tuple:
     """The ``k`` best of each query, ties lowest rank first, looking up ``kk`` rows and more
-    (twice as many, in turn) for the queries whose ``k``-th similarity the last row looked up
-    still equals: the index keeps rows of equal similarity in the order they were added, so a
-    tie running past the rows looked up (one picture held dozens of times) would be cut by row."""
+    (twice as many, in turn, up to :data:`TIE_LOOKUP_MAX`) for the queries whose ``k``-th
+    similarity the last row looked up still equals: the index keeps rows of equal similarity in
+    the order they were added, so a tie running past the rows looked up (one picture held dozens
+    of times) would be cut by row."""
     found_sims, found_ids = index.search(queries, kk)
     found_sims[found_ids < 0] = -np.inf
     open_tie = (found_sims[:, k - 1] == found_sims[:, -1]) & (found_sims[:, -1] > -np.inf)
     sims, ids = _ties_by_rank(found_sims, found_ids, ranks, k)
-    if kk < index.ntotal and open_tie.any():
-        sims[open_tie], ids[open_tie] = _search_past_ties(index, queries[open_tie], k, min(2 * kk, int(index.ntotal)),
-                                                          ranks)
+    more = min(2 * kk, int(index.ntotal), max(TIE_LOOKUP_MAX, kk))
+    if more > kk and open_tie.any():
+        sims[open_tie], ids[open_tie] = _search_past_ties(index, queries[open_tie], k, more, ranks)
     return sims, ids
 
 

@@ -134,6 +134,28 @@ def test_a_tie_running_past_the_rows_looked_up_is_taken_by_rank_too():
     assert sorted(ids[0, :60]) == list(range(60)) and (np.diff(sims[0]) <= 1e-6).all()
 
 
+def test_a_tie_is_looked_up_past_the_rows_asked_for_only_up_to_a_bound(monkeypatch):
+    """A tie of thousands would have each query look up thousands of rows (their memory): the
+    look-ups stop at TIE_LOOKUP_MAX rows, where the tie is cut as the index holds it."""
+    import leakscan.index as index_module
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((400, 16)).astype(np.float32)
+    x[:60] = x[0]
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = CosineIndex(x)
+    asked = []
+    search = index._index.search
+    monkeypatch.setattr(index._index, "search", lambda q, kk: (asked.append(kk), search(q, kk))[1], raising=False)
+    monkeypatch.setattr(index_module, "TIE_LOOKUP_MAX", 20)
+    sims, ids = index.knn(x[:3], 5, ranks=np.arange(len(x))[::-1].copy())
+    assert max(asked) == 20 and ids.shape == (3, 5) and (sims[:, 4] == sims[:, 0]).all()
+    monkeypatch.setattr(index_module, "TIE_LOOKUP_MAX", 4096)
+    asked.clear()
+    index.knn(x[:3], 5, ranks=np.arange(len(x))[::-1].copy())
+    assert max(asked) == 80  # 10, 20, 40, 80: past the tie of 60
+
+
 def test_a_scan_takes_a_tie_longer_than_the_rows_it_keeps_by_rank():
     """A scan keeps twice k rows of each block: of a tie longer than that (one picture held
     dozens of times), the lowest ranks, not the rows a partition happened to pick."""

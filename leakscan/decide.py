@@ -301,18 +301,31 @@ def detect(
                                 "look-alikes from matched as copies do (pictures on one layout or template: forms, "
                                 f"screenshots); the {look['looked_at']} pairs it was to decide are left as the "
                                 "thumbnails decided them (the keypoint search's as possible); check them in the report")
+            off = look.get("off_layout", {})
+            if off.get("not_used") == LOOK_ALIKES_AS_COPIES and off["looked_at"]:
+                warnings.append(f"the closer look by keypoints was not used on the pictures off the layout: most it "
+                                "was to learn look-alikes from matched as copies do; the "
+                                f"{off['looked_at']} pairs it was to decide are left as the thumbnails decided them "
+                                "(the keypoint search's as possible); check them in the report")
+            # the pictures on a layout: all of them, or (other pictures beside them, or layouts at
+            # several sizes) those of the layouts' sizes
+            layouts = look.get("layouts", ())
+            beside = sum(layout["pictures"] for layout in layouts) < look.get("layout_sampled", 0)
+            sizes = len(layouts) if beside or "off_layout" in look or len(layouts) > 1 else 0
+            shared = ("the pictures share one layout", "pictures of one size share a layout",
+                      f"pictures of {sizes} sizes each share a layout")[min(sizes, 2)]
+            of_it = ("", " with a picture of that size", " with a picture of one of those sizes")[min(sizes, 2)]
+            if on_layout:
+                shared += f" ({'up to ' if sizes > 1 else ''}{look['layout_share']:.0%} of each: forms, screenshots " \
+                          "of one application), which the thumbnails cannot see past"
             if on_layout and look["used"]:
-                warnings.append(f"the pictures share one layout ({look['layout_share']:.0%} of each: forms, "
-                                "screenshots of one application), which the thumbnails cannot see past: the pairs "
-                                "were decided by the closer look at what they show off it, and copies edited more "
-                                "than a little (turned, cropped) may be listed as possible only; check the possible "
-                                "pairs")
+                warnings.append(f"{shared}: the pairs{of_it} were decided by the closer look at what they show off "
+                                "it, and copies edited more than a little (turned, cropped) may be listed as possible "
+                                "only; check the possible pairs")
             elif on_layout:
-                warnings.append(f"the pictures share one layout ({look['layout_share']:.0%} of each: forms, "
-                                "screenshots of one application), which the thumbnails cannot see past, and the "
-                                f"closer look by keypoints that decides such pairs was not used ({look['not_used']}): "
-                                f"the {look['layout_undecided']} duplicate pairs the thumbnails found are listed as "
-                                "possible, not counted; check them in the report")
+                warnings.append(f"{shared}, and the closer look by keypoints that decides such pairs was not used "
+                                f"({look['not_used']}): the {look['layout_undecided']} duplicate pairs{of_it} the "
+                                "thumbnails found are listed as possible, not counted; check them in the report")
             if look.get("layout_past_budget"):
                 warnings.append(f"{look['layout_past_budget']} duplicate pairs of pictures on one layout (forms, "
                                 f"screenshots) were past the {LOOK_BUDGET:,} pairs the closer look takes: the "

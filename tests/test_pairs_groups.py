@@ -237,6 +237,14 @@ def test_the_twins_a_pair_found_through_a_view_is_proposed_with_do_not_depend_on
     assert tilted_partners(range(len(paths))[::-1]) == first
 
 
+def among_other_scenes(folder, paths: list, scenes: int = 10) -> list:
+    """``paths`` and those of ``scenes`` other drawn pictures saved in ``folder``."""
+    for k in range(scenes):
+        paths.append(folder / f"scene{k:02d}.png")
+        scene(100 + k, 96).save(paths[-1])
+    return paths
+
+
 def test_a_photo_held_dozens_of_times_gives_the_same_candidates_in_any_row_order(tmp_path):
     """A photo held 40 times among other pictures: each image's neighbours are a tie of 39,
     more than the searches look up (twice their k); the tie is followed to its end and taken in
@@ -245,10 +253,7 @@ def test_a_photo_held_dozens_of_times_gives_the_same_candidates_in_any_row_order
     from leakscan.pairs import find_candidates
     from leakscan.views import MatchView
 
-    paths = one_photo_many_times(tmp_path, 40)
-    for k in range(10):
-        paths.append(tmp_path / f"scene{k:02d}.png")
-        scene(100 + k, 96).save(paths[-1])
+    paths = among_other_scenes(tmp_path, one_photo_many_times(tmp_path, 40))
 
     def candidates(order):
         feats = extract_features(discover([str(paths[k]) for k in order]), jobs=1)
@@ -292,10 +297,7 @@ def test_the_typical_neighbour_of_an_image_is_the_same_picture_in_any_row_order(
     an order fixed by content, not in the order the rows were indexed or scanned."""
     from leakscan.evidence import typical_neighbours
 
-    paths = one_photo_many_times(tmp_path, 30)
-    for k in range(10):
-        paths.append(tmp_path / f"scene{k:02d}.png")
-        scene(100 + k, 96).save(paths[-1])
+    paths = among_other_scenes(tmp_path, one_photo_many_times(tmp_path, 30))
 
     def typical(order):
         feats = extract_features(discover([str(paths[k]) for k in order]), jobs=1)

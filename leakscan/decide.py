@@ -307,25 +307,9 @@ def detect(
                                 "was to learn look-alikes from matched as copies do; the "
                                 f"{off['looked_at']} pairs it was to decide are left as the thumbnails decided them "
                                 "(the keypoint search's as possible); check them in the report")
-            # the pictures on a layout: all of them, or (other pictures beside them, or layouts at
-            # several sizes) those of the layouts' sizes
-            layouts = look.get("layouts", ())
-            beside = sum(layout["pictures"] for layout in layouts) < look.get("layout_sampled", 0)
-            sizes = len(layouts) if beside or "off_layout" in look or len(layouts) > 1 else 0
-            shared = ("the pictures share one layout", "pictures of one size share a layout",
-                      f"pictures of {sizes} sizes each share a layout")[min(sizes, 2)]
-            of_it = ("", " with a picture of that size", " with a picture of one of those sizes")[min(sizes, 2)]
-            if on_layout:
-                shared += f" ({'up to ' if sizes > 1 else ''}{look['layout_share']:.0%} of each: forms, screenshots " \
-                          "of one application), which the thumbnails cannot see past"
-            if on_layout and look["used"]:
-                warnings.append(f"{shared}: the pairs{of_it} were decided by the closer look at what they show off "
-                                "it, and copies edited more than a little (turned, cropped) may be listed as possible "
-                                "only; check the possible pairs")
-            elif on_layout:
-                warnings.append(f"{shared}, and the closer look by keypoints that decides such pairs was not used "
-                                f"({look['not_used']}): the {look['layout_undecided']} duplicate pairs{of_it} the "
-                                "thumbnails found are listed as possible, not counted; check them in the report")
+            layout_warning = _layout_warning(look)
+            if layout_warning:
+                warnings.append(layout_warning)
             if look.get("layout_past_budget"):
                 warnings.append(f"{look['layout_past_budget']} duplicate pairs of pictures on one layout (forms, "
                                 f"screenshots) were past the {LOOK_BUDGET:,} pairs the closer look takes: the "
@@ -363,6 +347,36 @@ def detect(
 #: that could not tell the folder's look-alikes from copies (:func:`_plausible_look`).
 IMPLAUSIBLE_SHARE = 0.5
 IMPLAUSIBLE_MIN_IMAGES = 20
+
+
+def _layout_warning(look: dict) -> str | None:
+    """The warning on the pictures on a layout (forms, screenshots of one application), from the
+    closer look's stats ``look``; None when no pair was decided on one. It names the pictures
+    that share one (all of them; or, with pictures of other sizes sampled beside them or
+    layouts at several sizes, those of the layouts' sizes) and says how their pairs were decided."""
+    if "layout_share" not in look:
+        return None
+    layouts = look.get("layouts", ())
+    several_sizes = len(layouts) > 1
+    others_beside = (sum(layout["pictures"] for layout in layouts) < look.get("layout_sampled", 0)
+                     or "off_layout" in look)
+    if several_sizes:
+        shared = f"pictures of {len(layouts)} sizes each share a layout"
+        pairs_on_it = "pairs with a picture of one of those sizes"
+    elif layouts and others_beside:
+        shared = "pictures of one size share a layout"
+        pairs_on_it = "pairs with a picture of that size"
+    else:
+        shared = "the pictures share one layout"
+        pairs_on_it = "pairs"
+    of_each = f"{'up to ' if several_sizes else ''}{look['layout_share']:.0%} of each"
+    shared += f" ({of_each}: forms, screenshots of one application), which the thumbnails cannot see past"
+    if look["used"]:
+        return (f"{shared}: the {pairs_on_it} were decided by the closer look at what they show off it, and copies "
+                "edited more than a little (turned, cropped) may be listed as possible only; check the possible pairs")
+    return (f"{shared}, and the closer look by keypoints that decides such pairs was not used ({look['not_used']}): "
+            f"the {look['layout_undecided']} duplicate {pairs_on_it} the thumbnails found are "
+            "listed as possible, not counted; check them in the report")
 
 
 def _plausible_look(cands: PairTable, looked: np.ndarray, threshold: float, n_images: int, look: dict) -> tuple:

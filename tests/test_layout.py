@@ -277,3 +277,23 @@ def test_on_a_layout_the_look_alone_decides_only_the_pairs_with_a_picture_on_it(
     assert cells == {(f"cell{k:02d}", f"copy_cell{k:02d}") for k in range(7)}
     assert not [pair for pair in duplicates if not _copied(*pair)]
     assert result.calibration.stats["keypoints"]["layout_share"] >= 0.5
+
+
+def test_two_copies_of_different_screens_at_one_other_size_are_on_the_layout_by_their_nearest_pictures(tmp_path):
+    """20 screens of one application, and copies of two different screens cropped alike (440x288:
+    another size than the layout's). By size alone the two copies were off the layout, each
+    other's pair there, and the thumbnails made them a duplicate; most of their nearest sampled
+    pictures (LAYOUT_NEIGHBOURS) are screens, so they are on the layout and the look decides
+    their pair: possible at most, and each copy found with its screen."""
+    for split in ("train", "test"):
+        (tmp_path / split).mkdir()
+    for k in range(20):
+        screen(k).save(tmp_path / ("test" if k % 4 == 0 else "train") / f"s{k:02d}.png")
+    for k in (5, 7):  # two screens with a table
+        screen(k).crop((20, 16, 460, 304)).save(tmp_path / "test" / f"copy_s{k:02d}.png")
+    result = leakscan.audit(tmp_path, cache=False)
+    look = result.calibration.stats["keypoints"]
+    # the copies are sampled, and not of the layout's size
+    assert [layout["pictures"] for layout in look["layouts"]] == [20] and look["layout_sampled"] == 22
+    duplicates = {tuple(sorted(pair)) for pair in _named(result.pairs, result)}
+    assert duplicates == {("copy_s05", "s05"), ("copy_s07", "s07")}

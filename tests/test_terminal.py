@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import leakscan
 from leakscan.cli import app
 from leakscan.present import shorten, verdict
-from leakscan.report import render_terminal
+from leakscan.report import render_resplit, render_terminal
 from conftest import FIXTURES, scene, write_dataset
 
 BOX = set("┏┃━┡│└┘")
@@ -82,6 +82,47 @@ def test_a_pair_on_a_narrow_terminal_keeps_both_file_names(long_names):
         pair = " ".join(lines[at + 1:at + 3])  # the one pair, on one line or two
         assert "80px.jpg" in pair and "/0000.jpg" in pair and "1.000 hash" in pair, (width, lines[at:])
         assert all(len(x) <= width for x in lines), (width, lines)
+
+
+def _columns(text: str) -> int:
+    """Terminal columns of a line, measured here on its own: 2 for a wide or full-width character."""
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def test_names_of_wide_characters_fit_the_terminal_and_keep_their_columns(tmp_path):
+    """The compact layout measured its lines by characters: a name of CJK characters (two columns
+    each) overflowed the terminal (a pair's line 56 columns wide at 50, 90 at 80) and padded its
+    columns short, so the lines after it no longer lined up. Every line fits, by columns."""
+    layout = {f"train/猫/写真{k:04d}.jpg": scene(k) for k in range(6)}
+    layout["test/猫/写真の非常に長いファイル名のコピー_訓練用の猫の写真を縮小したもの.jpg"] = scene(0).resize((80, 80))
+    layout["test/猫/写真0100.jpg"] = scene(100)
+    d = write_dataset(tmp_path / "d", layout, quality=90)
+    for width in (40, 50, 80):
+        r = CliRunner().invoke(app, ["audit", str(d), "-j", "1"], env={"COLUMNS": str(width)})
+        assert r.exit_code == 0, r.output
+        lines = r.stdout.splitlines()
+        assert all(_columns(x) <= width for x in lines), (width, [x for x in lines if _columns(x) > width])
+        at = next(k for k, x in enumerate(lines) if x.startswith("Cross-split pairs"))
+        pair = " ".join(lines[at + 1:at + 3])
+        assert "もの.jpg" in pair and "0000.jpg" in pair, (width, lines[at:])
+    # the split names (wide characters) line up: each column at one place in every line
+    rows = ["path,split,label"] + [f"{p},{'学習' if p.startswith('train') else 'テスト'},{p.split('/')[1]}"
+                                   for p in layout]
+    (d / "m.csv").write_text("\n".join(rows) + "\n")
+    res = leakscan.audit(manifest=d / "m.csv", jobs=1)
+    rs = leakscan.resplit(res, keep="テスト")
+    for draw, shown, at in ((render_terminal, res, "Leakage:"), (render_resplit, rs, "Split sizes:")):
+        buf = io.StringIO()
+        draw(shown, Console(file=buf, width=80))
+        lines = buf.getvalue().splitlines()
+        k = next(k for k, x in enumerate(lines) if x.startswith(at))
+        table = lines[k + 1:k + 3]
+        assert all(_columns(x) <= 80 for x in lines), lines
+        assert "テスト" in " ".join(table) and "学習" in " ".join(table), table
+        marks = {_columns(x[:x.index("->")]) for x in table}
+        assert len(marks) == 1, table
 
 
 def test_wide_terminal_keeps_tables(long_names):

@@ -317,3 +317,47 @@ def test_resplit_says_the_audits_warnings_once(tmp_path):
     out, err = run("--json")
     assert any(w.startswith("suspected chaining: group") for w in json.loads(out)["audit_warnings"])
     assert "suspected chaining" not in err
+
+
+def test_resplit_quiet_still_says_the_warnings(tmp_path):
+    """``resplit -q`` dropped the tables, and with them the audit's warnings it does not log
+    (suspected chaining: the split was made from pairs the audit doubted) and the classes the new
+    split empties ("class 'e' vanishes from test"): the user was told neither. -q drops progress
+    bars and tables only: each warning is said once on stderr, as without it."""
+    from conftest import ROOT
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = ["path,split,label"]
+    for k in range(8):
+        scene(k).save(data / f"{k}.png")
+        rows.append(f"{k}.png,train,{'' if k == 3 else 'a'}")
+    for c in "bcd":  # train's 0.png under three other labels: a group of four classes
+        scene(0).save(data / f"{c}.png")
+        rows.append(f"{c}.png,test,{c}")
+    for k in range(3):  # all of test's class e are copies of train's images: they join train
+        scene(4 + k).resize((80, 80)).save(data / f"e{k}.png")
+        rows.append(f"e{k}.png,test,e")
+    for k in range(20, 24):
+        scene(k).save(data / f"{k}.png")
+        rows.append(f"{k}.png,test,a")
+    (data / "m.csv").write_text("\n".join(rows) + "\n")
+    env = {**os.environ, "COLUMNS": "100",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+    def run(*flags):
+        r = subprocess.run([sys.executable, "-m", "leakscan", "resplit", "--manifest", str(data / "m.csv"),
+                            "--out", str(tmp_path / f"new{''.join(flags)}.csv"), "--no-cache", "-j", "1", *flags],
+                           capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return " ".join(r.stdout.split()), " ".join(r.stderr.split())
+
+    said = ("have no label", "suspected chaining: group", "class 'e' vanishes from test")
+    out, err = run()
+    for text in said:  # the class's in the tables, the audit's on stderr
+        assert (out + err).count(text) == 1, (text, out, err)
+    out, err = run("-q")
+    assert out == "", out
+    for text in said:
+        assert err.count(text) == 1, (text, err)
+    assert err.count("leakscan: warning: ") == len(said), err  # each a line of its own, nothing else

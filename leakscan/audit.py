@@ -486,6 +486,7 @@ def audit(
                           decode_side=decode_side,
                           picture_share=picture_share(len(m)),
                           keypoints=settings.crops and len(m) <= SEARCH_MAX_IMAGES)
+        warnings += _label_warnings(m, feats.ok)
         t2 = time.perf_counter()
         detection = None
         if store is not None:
@@ -531,9 +532,6 @@ def audit(
 def _manifest_warnings(m: Manifest) -> list[str]:
     """Things worth saying about the input that do not stop the run."""
     out = []
-    no_label = int(np.sum(m.labels == ""))
-    if 0 < no_label < len(m):
-        out.append(f"{no_label} of {len(m)} images have no label; they count as class '' in per-class figures")
     odd = sorted(set(m.splits.tolist()) - {"train", "val", "test", "all"})
     if odd:
         out.append(f"split name(s) {', '.join(map(repr, odd))} are not train/val/test; used as given")
@@ -555,6 +553,16 @@ def _manifest_warnings(m: Manifest) -> list[str]:
                        "or [0, 65535] pixels and clips the rest to black, so scale the images to uint8 for a sound "
                        "audit")
     return [_warn(w) for w in out]
+
+
+def _label_warnings(m: Manifest, ok: np.ndarray) -> list[str]:
+    """One line when some of the audited images (``ok``: those that decoded) have no label: the
+    figures count only those, so a file that could not be read is in neither number."""
+    audited = int(ok.sum())
+    no_label = int(np.sum((m.labels == "") & ok))
+    if 0 < no_label < audited:
+        return [_warn(f"{no_label} of {audited} images have no label; they count as class '' in per-class figures")]
+    return []
 
 
 def _open_cache(cache, manifest: Manifest, warnings: list):

@@ -891,8 +891,8 @@ def resplit(
             if materialize_dir is not None:
                 check_target(materialize_dir, folders, what="--materialize folder")
                 check_writable(materialize_dir, what="--materialize folder")
-        # the audit's warnings are said after the new split, each once (as audit lists them)
-        with _LISTED_AT_THE_END.held(None if json_ or quiet else LISTED), _progress(quiet) as cb, \
+        # the audit's warnings are said after the new split, each once (as audit lists them), with -q too
+        with _LISTED_AT_THE_END.held(None if json_ else LISTED), _progress(quiet) as cb, \
                 _max_file_size(max_file_size), _dask_client(dask) as client:
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,
@@ -935,11 +935,13 @@ def resplit(
                                         + ([f"{k} entr(ies) the audit did not take (see their reasons)"] if k else []))
                     con.print(_plain(f"{said} left out of the new split, listed in {skipped[0]}"), markup=False)
     finally:  # what the audit found doubtful about the pairs the split was made from, each said once
-        if not (json_ or quiet):
+        if not json_:
             for line in result.warnings:
                 _say(f"leakscan: warning: {line}")
             _LISTED_AT_THE_END.shown()
-    for line in rs.leftover_warnings() + rs.group_warnings():
+    # a class that vanishes or shrinks: the tables' "cannot fully meet" lines, which -q does not print
+    shrunk = rs.to_dict()["class_warnings"] if quiet and not json_ else []
+    for line in shrunk + rs.leftover_warnings() + rs.group_warnings():
         _say(f"leakscan: warning: {line}")
 
 

@@ -2,6 +2,8 @@
 
 * :func:`verdict`: the audit in one sentence ("8.7% of test has a copy in train; 46 label
   conflicts");
+* :func:`cells`: the columns a string takes on a terminal (a CJK character or an emoji two, a
+  combining accent none); :func:`cut`, :func:`fit`, :func:`pad` and :func:`shorten` cut and pad by it;
 * :func:`shorten`: a path cut in the middle to fit a width (``trai…/0565.jpg``);
 * :func:`pair_order`: the pairs to show first (most certain first);
 * :func:`resplit_checks`, :func:`furthest_classes`: what a re-split's report verifies, and the
@@ -15,6 +17,7 @@ from __future__ import annotations
 import base64
 import html
 import logging
+import unicodedata
 
 import numpy as np
 
@@ -22,8 +25,8 @@ from .output import shown_bar, tier_rounded
 
 log = logging.getLogger(__name__)
 
-__all__ = ["verdict", "shorten", "pct", "pair_order", "notebook_html", "setting_flags", "SETTING_FLAGS",
-           "resplit_checks", "furthest_classes", "skipped_where"]
+__all__ = ["verdict", "cells", "cut", "fit", "pad", "shorten", "pct", "pair_order", "notebook_html", "setting_flags",
+           "SETTING_FLAGS", "resplit_checks", "furthest_classes", "skipped_where"]
 
 #: DetectSettings field -> the command-line flag that sets it (None: library only).
 SETTING_FLAGS = {"max_hamming": "--max-hamming", "min_cosine": "--min-cosine", "min_ncc": "--min-ncc",
@@ -148,8 +151,59 @@ def furthest_classes(d: dict, top: int = 10) -> list:
                                                     for s in d["splits"].values()))[:top])
 
 
+_ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")  # zero-width space, joiners, word joiner, BOM
+
+
+def _char_cells(ch: str) -> int:
+    if unicodedata.category(ch) in ("Mn", "Me") or ch in _ZERO_WIDTH:  # combining: drawn over the one before
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def cells(s: str) -> int:
+    """The columns ``s`` takes on a terminal: 2 for a wide or full-width character (CJK, most
+    emoji), 0 for a combining mark or a zero-width character, else 1. What the terminal output
+    measures, pads and cuts text by (``len`` counts characters).
+
+    >>> cells("写真.jpg"), cells("e\u0301"), cells("a.jpg")
+    (8, 1, 5)
+    """
+    return len(s) if s.isascii() else sum(map(_char_cells, s))
+
+
+def cut(s: str, width: int) -> str:
+    """The longest start of ``s`` at most ``width`` cells wide (a combining mark stays with its letter)."""
+    used = 0
+    for k, ch in enumerate(s):
+        used += _char_cells(ch)
+        if used > width:
+            return s[:k]
+    return s
+
+
+def _tail(s: str, width: int) -> str:
+    """The longest end of ``s`` at most ``width`` cells wide, not starting with a combining mark."""
+    used, k = 0, len(s)
+    while k and used + _char_cells(s[k - 1]) <= width:
+        k -= 1
+        used += _char_cells(s[k])
+    while k < len(s) and not _char_cells(s[k]):
+        k += 1
+    return s[k:]
+
+
+def fit(s: str, width: int) -> str:
+    """``s`` cut at its end to at most ``width`` cells, with ``…`` where it was cut."""
+    return s if cells(s) <= width else cut(s, max(0, width - 1)) + ELLIPSIS
+
+
+def pad(s: str, width: int) -> str:
+    """``s`` with spaces after it to ``width`` cells (``f"{s:<{width}}"``, by cells)."""
+    return s + " " * max(0, width - cells(s))
+
+
 def shorten(path, width: int) -> str:
-    """``path`` cut in the middle to at most ``width`` characters, keeping the file name.
+    """``path`` cut in the middle to at most ``width`` cells (:func:`cells`), keeping the file name.
 
     Examples
     --------
@@ -157,18 +211,20 @@ def shorten(path, width: int) -> str:
     'trai…/0565.jpg'
     >>> shorten("a.jpg", 14)
     'a.jpg'
+    >>> shorten("train/猫/写真0565.jpg", 16)
+    'tr…/写真0565.jpg'
     """
     s = str(path)
-    if width <= 0 or len(s) <= width:
+    if width <= 0 or cells(s) <= width:
         return s
     if width < 4:
-        return s[-width:]
-    cut = s.rfind("/")
-    name = s[cut:] if cut >= 0 else s
-    if len(name) + 2 <= width:
-        return s[: width - len(name) - 1] + ELLIPSIS + name
-    head = (width - 1) // 3
-    return s[:head] + ELLIPSIS + s[len(s) - (width - 1 - head):]
+        return _tail(s, width)
+    slash = s.rfind("/")
+    name = s[slash:] if slash >= 0 else s
+    if cells(name) + 2 <= width:
+        return cut(s, width - cells(name) - 1) + ELLIPSIS + name
+    head = cut(s, (width - 1) // 3)
+    return head + ELLIPSIS + _tail(s, width - 1 - cells(head))
 
 
 def shown_confidence(record: dict, bar: float) -> float:

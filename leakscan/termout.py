@@ -3,15 +3,16 @@
 Rich tables wrap every long path over three or four lines at 80 columns, and box-drawing
 characters make CI logs hard to read. This layout prints one line per item, never wider
 than the console: paths are shortened from the middle (``trai…/0565.jpg``) so the file name
-stays readable, and everything is plain text (no markup is interpreted in file names).
+stays readable, and everything is plain text (no markup is interpreted in file names). Widths
+are terminal cells (:func:`leakscan.present.cells`: ``写真.jpg`` takes 8), not characters.
 """
 
 from __future__ import annotations
 
-import textwrap
+import re
 
-from .present import (furthest_classes, kinds_said, pair_order, pct, resplit_checks, shorten, shown_confidence,
-                      skipped_where, verdict)
+from .present import (cells, cut, fit, furthest_classes, kinds_said, pad, pair_order, pct, resplit_checks, shorten,
+                      shown_confidence, skipped_where, verdict)
 from .safeio import plain
 
 __all__ = ["use_compact", "render_compact", "render_resplit_compact", "decision_lines", "timings_line"]
@@ -31,8 +32,35 @@ def _plain(s) -> str:
 
 
 def _fit(s: str, width: int) -> str:
-    s = _plain(s)
-    return s if len(s) <= width else s[: max(0, width - 1)] + "…"
+    return fit(_plain(s), width)
+
+
+def _wrap(s: str, width: int, indent: int) -> list[str]:
+    """``s`` in lines of at most ``width`` cells, broken at spaces (as :func:`textwrap.wrap`, which
+    counts characters), the lines after the first indented by ``indent``; a word longer than a
+    line is cut."""
+    chunks = [c for c in re.split(r"( +)", s) if c][::-1]  # the next one last
+    lines: list[str] = []
+    while chunks:
+        head = " " * indent if lines else ""
+        room = width - cells(head)
+        if lines and not chunks[-1].strip():
+            chunks.pop()  # no line after the first starts with spaces
+        line, used = [], 0
+        while chunks and used + cells(chunks[-1]) <= room:
+            used += cells(chunks[-1])
+            line.append(chunks.pop())
+        if chunks and cells(chunks[-1]) > room:  # a word longer than a line: as much as fits here
+            word = chunks.pop()
+            part = cut(word, room - used) or (word[0] if not line else "")
+            line.append(part)
+            if word[len(part):]:
+                chunks.append(word[len(part):])
+        if line and not line[-1].strip():
+            line.pop()
+        if line:
+            lines.append(head + "".join(line))
+    return lines
 
 
 def decision_lines(audit, limit: int = 3) -> list[str]:
@@ -65,9 +93,8 @@ def _lines(console):
     out = []
 
     def line(s: str = "", *, wrap: bool = False, indent: int = 4) -> None:
-        if wrap and len(_plain(s)) > w:
-            out.extend(textwrap.wrap(_plain(s), w, subsequent_indent=" " * indent, break_on_hyphens=False,
-                                     break_long_words=True))
+        if wrap and cells(_plain(s)) > w:
+            out.extend(_wrap(_plain(s), w, indent))
         else:
             out.append(_fit(s, w))
     return out, line
@@ -83,9 +110,9 @@ def render_resplit_compact(rs, console) -> None:
     if d["splits"]:
         line()
         line("Split sizes: target -> achieved (error), worst class share error")
-        sw = max(len(_plain(name)) for name in d["splits"])
+        sw = max(cells(_plain(name)) for name in d["splits"])
         for name, s in d["splits"].items():
-            line(f"  {_plain(name):<{sw}} {s['target']:>7,} -> {s['achieved']:<7,} ({100 * s['size_error']:+.2f}%)  "
+            line(f"  {pad(_plain(name), sw)} {s['target']:>7,} -> {s['achieved']:<7,} ({100 * s['size_error']:+.2f}%)  "
                  f"{100 * s['max_class_share_error']:.2f} pp")
     shown = furthest_classes(d)
     if shown:
@@ -124,15 +151,15 @@ def render_compact(audit, console, *, max_rows: int = 10, skipped_csv="skipped.c
     if leaks:
         line()
         line("Leakage: images of a split with a copy in another")
-        sw = max(len(lk["split"]) for lk in leaks)
-        aw = max(len(lk["against"]) for lk in leaks)
+        sw = max(cells(_plain(lk["split"])) for lk in leaks)
+        aw = max(cells(_plain(lk["against"])) for lk in leaks)
         for lk in leaks:
             worst = sorted(((v["fraction"], c) for c, v in lk["per_class"].items() if v["images"]), reverse=True)
-            head = (f"  {lk['split']:<{sw}} -> {lk['against']:<{aw}}  {lk['images']:>6,} of {lk['total']:<6,} "
-                    f"{pct(lk['fraction']):>6}")
+            head = (f"  {pad(_plain(lk['split']), sw)} -> {pad(_plain(lk['against']), aw)}  {lk['images']:>6,} of "
+                    f"{lk['total']:<6,} {pct(lk['fraction']):>6}")
             tail = ", ".join(f"{c or '(none)'} {pct(f)}" for f, c in worst[:3])
             line(head + ("  worst: " + tail if tail else ""), wrap=True,
-                 indent=len(head) + 2 if w - len(head) >= 40 else 4)
+                 indent=cells(head) + 2 if w - cells(head) >= 40 else 4)
     from .sources.summary import terminal_lines  # noqa: PLC0415 - patients on both sides, spatial leaks
 
     extra = terminal_lines(d)
@@ -146,22 +173,22 @@ def render_compact(audit, console, *, max_rows: int = 10, skipped_csv="skipped.c
         for c in d["label_conflicts"][:max_rows]:
             labels = ", ".join(f"{k} x{v}" for k, v in c["labels"].items())
             head = f"  group {c['group']:<5} {_plain(labels)}  "
-            line(head + shorten(_plain(c["paths"][0]), w - len(head)))
+            line(head + shorten(_plain(c["paths"][0]), w - cells(head)))
     cross = audit.cross_split()
     if cross.any():
         idx = pair_order(audit, cross)[:max_rows]
         recs = audit.pair_records()
         line()
         line(f"Cross-split pairs: top {len(idx)} of {int(cross.sum()):,}, most certain first")
-        kw = max(len(str(recs[i]["kind"])) for i in idx)
-        dw = min(14, max(len(str(recs[i]["detail"])) for i in idx))
+        kw = max(cells(str(recs[i]["kind"])) for i in idx)
+        dw = min(14, max(cells(str(recs[i]["detail"])) for i in idx))
         fixed = 2 + 5 + 1 + kw + 1 + dw + 1 + 2
         apart = (w - fixed) // 2 < 12  # no room for the two paths beside the evidence: a line of their own
         pw = (w - 6) // 2 if apart else (w - fixed) // 2
         for i in idx:
             r = recs[i]
-            head = f"  {shown_confidence(r, audit.bar):.3f} {r['kind']:<{kw}} {_fit(r['detail'], dw):<{dw}}"
-            paths = f"{shorten(_plain(r['a']), pw):<{pw}}  {shorten(_plain(r['b']), pw)}"
+            head = f"  {shown_confidence(r, audit.bar):.3f} {pad(r['kind'], kw)} {pad(_fit(r['detail'], dw), dw)}"
+            paths = f"{pad(shorten(_plain(r['a']), pw), pw)}  {shorten(_plain(r['b']), pw)}"
             if apart:
                 line(head.rstrip())
                 line("    " + paths)

@@ -34,6 +34,29 @@ def test_user_groups_count_as_one_unit():
     assert leaks[("test", "train")] == 1
 
 
+def test_the_no_label_warning_counts_only_the_images_audited(tmp_path):
+    """The warning "N of M images have no label" counted the rows that could not be read (a
+    broken file, a missing one) in both figures: here "9 of 19" where 3 of the 12 images audited
+    had no label. A file listed twice is in neither, as before. Cold and warm (cached failures) alike."""
+    rows = ["path,split,label"]
+    for k in range(12):  # 3 in 12 of the readable images have no label
+        scene(k).save(tmp_path / f"{k}.png")
+        rows.append(f"{k}.png,{'train' if k < 8 else 'test'},{'' if k % 4 == 3 else 'ab'[k % 2]}")
+    for k in range(5):  # unreadable, without a label
+        (tmp_path / f"broken{k}.jpg").write_bytes(b"not an image " * 20)
+        rows.append(f"broken{k}.jpg,train,")
+    (tmp_path / "broken5.jpg").write_bytes(b"not an image " * 20)
+    rows += ["broken5.jpg,test,a", "missing.png,test,", "3.png,train,"]  # the last: listed twice
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    for _ in ("cold", "warm"):
+        r = audit(manifest=tmp_path / "m.csv", jobs=1, cache=tmp_path / "cache.sqlite")
+        unlabelled = sum(c.get("", 0) for c in r.class_counts.values())
+        assert r.n_images == 12 and unlabelled == 3, (r.n_images, r.class_counts)
+        said = [w for w in r.warnings if "have no label" in w]
+        assert said == [f"{unlabelled} of {r.n_images} images have no label; they count as class '' in "
+                        "per-class figures"], r.warnings
+
+
 def test_duplicate_pairs_joining_two_groups_are_warned_about(tmp_path, caplog):
     """One picture under two patients: the audit said nothing (only a re-split's group_warnings
     did), though the re-split keeps both patients in one split."""

@@ -1164,16 +1164,20 @@ def test_5_ctrl_c_is_one_line_and_exit_2_not_the_leak_code(tmp_path):
 @pytest.mark.skipif(os.name != "posix", reason="needs SIGINT")
 def test_5_ctrl_c_says_the_warnings_held_for_the_list_it_never_printed(tmp_path):
     """The terminal holds back the audit's warnings for its list at the end; Ctrl-C ended the run
-    at once and they were said nowhere (here: images without a label). They come before its line."""
+    at once and they were said nowhere (here: a split name that is not train/val/test, said of the
+    input before decoding). They come before its line."""
     import signal
 
     d = tmp_path / "d"
+    d.mkdir()
     rng = np.random.default_rng(0)
+    rows = ["path,split"]
     for k in range(600):
-        p = d / ("train/a" if k % 4 else "test") / f"{k}.png"  # test's images are in no class folder
-        p.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 255, (32, 32, 3), np.uint8)).save(p)
-    proc = subprocess.Popen([sys.executable, "-m", "leakscan", "audit", str(d), "--jobs", "2", "--no-cache"],
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), np.uint8)).save(d / f"{k}.png")
+        rows.append(f"{k}.png,{'train' if k % 4 else 'fold2'}")
+    (d / "m.csv").write_text("\n".join(rows) + "\n")
+    proc = subprocess.Popen([sys.executable, "-m", "leakscan", "audit", "--manifest", str(d / "m.csv"), "--jobs", "2",
+                             "--no-cache"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and len(_children(proc.pid)) < 2:
@@ -1183,8 +1187,7 @@ def test_5_ctrl_c_says_the_warnings_held_for_the_list_it_never_printed(tmp_path)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and out == "", err
-    assert err.splitlines() == ["leakscan: WARNING: 150 of 600 images have no label; they count as class '' in "
-                                "per-class figures",
+    assert err.splitlines() == ["leakscan: WARNING: split name(s) 'fold2' are not train/val/test; used as given",
                                 "leakscan: error: interrupted (complete earlier results are kept; nothing "
                                 "half-written)"], err
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import leakscan
 from leakscan.cli import app
 from leakscan.present import shorten, verdict
-from leakscan.report import render_terminal
+from leakscan.report import render_resplit, render_terminal
 from conftest import FIXTURES, scene, write_dataset
 
 BOX = set("┏┃━┡│└┘")
@@ -82,6 +82,47 @@ def test_a_pair_on_a_narrow_terminal_keeps_both_file_names(long_names):
         pair = " ".join(lines[at + 1:at + 3])  # the one pair, on one line or two
         assert "80px.jpg" in pair and "/0000.jpg" in pair and "1.000 hash" in pair, (width, lines[at:])
         assert all(len(x) <= width for x in lines), (width, lines)
+
+
+def _columns(text: str) -> int:
+    """Terminal columns of a line, measured here on its own: 2 for a wide or full-width character."""
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def test_names_of_wide_characters_fit_the_terminal_and_keep_their_columns(tmp_path):
+    """The compact layout measured its lines by characters: a name of CJK characters (two columns
+    each) overflowed the terminal (a pair's line 56 columns wide at 50, 90 at 80) and padded its
+    columns short, so the lines after it no longer lined up. Every line fits, by columns."""
+    layout = {f"train/猫/写真{k:04d}.jpg": scene(k) for k in range(6)}
+    layout["test/猫/写真の非常に長いファイル名のコピー_訓練用の猫の写真を縮小したもの.jpg"] = scene(0).resize((80, 80))
+    layout["test/猫/写真0100.jpg"] = scene(100)
+    d = write_dataset(tmp_path / "d", layout, quality=90)
+    for width in (40, 50, 80):
+        r = CliRunner().invoke(app, ["audit", str(d), "-j", "1"], env={"COLUMNS": str(width)})
+        assert r.exit_code == 0, r.output
+        lines = r.stdout.splitlines()
+        assert all(_columns(x) <= width for x in lines), (width, [x for x in lines if _columns(x) > width])
+        at = next(k for k, x in enumerate(lines) if x.startswith("Cross-split pairs"))
+        pair = " ".join(lines[at + 1:at + 3])
+        assert "もの.jpg" in pair and "0000.jpg" in pair, (width, lines[at:])
+    # the split names (wide characters) line up: each column at one place in every line
+    rows = ["path,split,label"] + [f"{p},{'学習' if p.startswith('train') else 'テスト'},{p.split('/')[1]}"
+                                   for p in layout]
+    (d / "m.csv").write_text("\n".join(rows) + "\n")
+    res = leakscan.audit(manifest=d / "m.csv", jobs=1)
+    rs = leakscan.resplit(res, keep="テスト")
+    for draw, shown, at in ((render_terminal, res, "Leakage:"), (render_resplit, rs, "Split sizes:")):
+        buf = io.StringIO()
+        draw(shown, Console(file=buf, width=80))
+        lines = buf.getvalue().splitlines()
+        k = next(k for k, x in enumerate(lines) if x.startswith(at))
+        table = lines[k + 1:k + 3]
+        assert all(_columns(x) <= 80 for x in lines), lines
+        assert "テスト" in " ".join(table) and "学習" in " ".join(table), table
+        marks = {_columns(x[:x.index("->")]) for x in table}
+        assert len(marks) == 1, table
 
 
 def test_wide_terminal_keeps_tables(long_names):
@@ -276,3 +317,47 @@ def test_resplit_says_the_audits_warnings_once(tmp_path):
     out, err = run("--json")
     assert any(w.startswith("suspected chaining: group") for w in json.loads(out)["audit_warnings"])
     assert "suspected chaining" not in err
+
+
+def test_resplit_quiet_still_says_the_warnings(tmp_path):
+    """``resplit -q`` dropped the tables, and with them the audit's warnings it does not log
+    (suspected chaining: the split was made from pairs the audit doubted) and the classes the new
+    split empties ("class 'e' vanishes from test"): the user was told neither. -q drops progress
+    bars and tables only: each warning is said once on stderr, as without it."""
+    from conftest import ROOT
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = ["path,split,label"]
+    for k in range(8):
+        scene(k).save(data / f"{k}.png")
+        rows.append(f"{k}.png,train,{'' if k == 3 else 'a'}")
+    for c in "bcd":  # train's 0.png under three other labels: a group of four classes
+        scene(0).save(data / f"{c}.png")
+        rows.append(f"{c}.png,test,{c}")
+    for k in range(3):  # all of test's class e are copies of train's images: they join train
+        scene(4 + k).resize((80, 80)).save(data / f"e{k}.png")
+        rows.append(f"e{k}.png,test,e")
+    for k in range(20, 24):
+        scene(k).save(data / f"{k}.png")
+        rows.append(f"{k}.png,test,a")
+    (data / "m.csv").write_text("\n".join(rows) + "\n")
+    env = {**os.environ, "COLUMNS": "100",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+    def run(*flags):
+        r = subprocess.run([sys.executable, "-m", "leakscan", "resplit", "--manifest", str(data / "m.csv"),
+                            "--out", str(tmp_path / f"new{''.join(flags)}.csv"), "--no-cache", "-j", "1", *flags],
+                           capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return " ".join(r.stdout.split()), " ".join(r.stderr.split())
+
+    said = ("have no label", "suspected chaining: group", "class 'e' vanishes from test")
+    out, err = run()
+    for text in said:  # the class's in the tables, the audit's on stderr
+        assert (out + err).count(text) == 1, (text, out, err)
+    out, err = run("-q")
+    assert out == "", out
+    for text in said:
+        assert err.count(text) == 1, (text, err)
+    assert err.count("leakscan: warning: ") == len(said), err  # each a line of its own, nothing else

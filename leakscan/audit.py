@@ -100,6 +100,12 @@ class Audit:
 
     # ---- derived views
     @property
+    def all_warnings(self) -> list[str]:
+        """Every warning the results list (summary.json ``warnings``, the terminal's list): the run's
+        (:attr:`warnings`) and what the chaining guard did (``groups.notes``)."""
+        return list(self.warnings) + list(self.groups.notes)
+
+    @property
     def ok(self) -> np.ndarray:
         return self.features.ok
 
@@ -176,7 +182,7 @@ class Audit:
             "largest_group": int(np.bincount(self.groups.ids[f.ok]).max()) if f.ok.any() else 0,
             "settings": self.settings.to_dict(),
             "n_cached": int(self.features.n_cached),
-            "warnings": list(self.warnings) + list(self.groups.notes),
+            "warnings": self.all_warnings,
             "elapsed_seconds": round(self.elapsed, 3),
             "timings": dict(self.timings),
             "decisions": self.decisions.to_dict() if self.decisions is not None else None,

@@ -954,9 +954,10 @@ def resplit(
     finally:  # what the audit found doubtful about the pairs the split was made from, each said once
         if not json_:
             _say_audit_warnings(result)
-    # a class that vanishes or shrinks: the tables' "cannot fully meet" lines, which -q does not print
-    shrunk = rs.to_dict()["class_warnings"] if quiet and not json_ else []
-    _say_warnings(shrunk + rs.leftover_warnings() + rs.group_warnings())
+    # what the new split cannot fully meet (sizes, class mixes, a class it empties): the tables list it,
+    # which -q does not print
+    unmet = [f"cannot fully meet: {p}" for p in rs.to_dict()["problems"]] if quiet and not json_ else []
+    _say_warnings(unmet + rs.leftover_warnings() + rs.group_warnings())
 
 
 #: The folders this run made for --out (:func:`~leakscan.output.missing_folders`): Ctrl-C removes

@@ -344,8 +344,12 @@ def _chained_and_vanishing(data):
 def test_resplit_quiet_still_says_the_warnings(tmp_path):
     """``resplit -q`` dropped the tables, and with them the audit's warnings it does not log
     (suspected chaining: the split was made from pairs the audit doubted) and the classes the new
-    split empties ("class 'e' vanishes from test"): the user was told neither. -q drops progress
-    bars and tables only: each warning is said once on stderr, as without it."""
+    split empties ("class 'e' vanishes from test"): the user was told neither; then only those classes
+    of all the tables list under "cannot fully meet" ("split 'train' has 11 images, target 8"). -q drops
+    progress bars and tables only: each warning is said once on stderr, as without it, and each thing
+    the new split cannot fully meet is one."""
+    import json
+
     from conftest import ROOT
 
     data = _chained_and_vanishing(tmp_path / "data")
@@ -359,15 +363,23 @@ def test_resplit_quiet_still_says_the_warnings(tmp_path):
         assert r.returncode == 0, r.stderr
         return " ".join(r.stdout.split()), " ".join(r.stderr.split())
 
-    said = ("have no label", "suspected chaining: group", "class 'e' vanishes from test")
+    said = ("have no label", "suspected chaining: group")
+    unmet = json.loads(run("--json")[0])["problems"]
+    assert "class 'e' vanishes from test: 3 images before, none after" in unmet, unmet
+    assert any(p.startswith("split 'train' has 11 images, target 8") for p in unmet), unmet
     out, err = run()
-    for text in said:  # the class's in the tables, the audit's on stderr
-        assert (out + err).count(text) == 1, (text, out, err)
+    for text in said:  # the audit's on stderr, what the split cannot meet in the tables
+        assert err.count(text) == 1 and text not in out, (text, out, err)
+    for p in unmet:
+        assert out.count(f"cannot fully meet: {p}") == 1 and p not in err, (p, out, err)
     out, err = run("-q")
     assert out == "", out
     for text in said:
         assert err.count(text) == 1, (text, err)
-    assert err.count("leakscan: warning: ") == len(said), err  # each a line of its own, nothing else
+    for p in unmet:
+        assert err.count(p) == 1 and f"leakscan: warning: cannot fully meet: {p}" in err, (p, err)
+    # each a line of its own, nothing else
+    assert err.count("leakscan: warning: ") == len(said) + len(unmet), err
 
 
 def test_audit_quiet_still_says_the_warnings(tmp_path):

@@ -100,6 +100,12 @@ class Audit:
 
     # ---- derived views
     @property
+    def all_warnings(self) -> list[str]:
+        """Every warning the results list (summary.json ``warnings``, the terminal's list): the run's
+        (:attr:`warnings`) and what the chaining guard did (``groups.notes``)."""
+        return list(self.warnings) + list(self.groups.notes)
+
+    @property
     def ok(self) -> np.ndarray:
         return self.features.ok
 
@@ -176,7 +182,7 @@ class Audit:
             "largest_group": int(np.bincount(self.groups.ids[f.ok]).max()) if f.ok.any() else 0,
             "settings": self.settings.to_dict(),
             "n_cached": int(self.features.n_cached),
-            "warnings": list(self.warnings) + list(self.groups.notes),
+            "warnings": self.all_warnings,
             "elapsed_seconds": round(self.elapsed, 3),
             "timings": dict(self.timings),
             "decisions": self.decisions.to_dict() if self.decisions is not None else None,
@@ -475,10 +481,6 @@ def audit(
     if before_decoding is not None:
         before_decoding(m)
     warnings: list[str] = _manifest_warnings(m)
-    if settings.scope == "cross" and len(set(m.splits.tolist())) < 2:
-        warnings.append(_warn(f"only duplicates across splits were asked for (--cross-split-only), and every image "
-                              f"is in one split ({m.splits[0] if len(m) else 'none'}): nothing was searched; audit "
-                              "without it to find the duplicates within that split"))
     store = _open_cache(cache, m, warnings)
     try:
         decode_side = None if full_decode else DECODE_SIDE
@@ -487,6 +489,8 @@ def audit(
                           picture_share=picture_share(len(m)),
                           keypoints=settings.crops and len(m) <= SEARCH_MAX_IMAGES)
         warnings += _label_warnings(m, feats.ok)
+        if settings.scope == "cross":
+            warnings += _one_split_warnings(m, feats.ok)
         t2 = time.perf_counter()
         detection = None
         if store is not None:
@@ -563,6 +567,18 @@ def _label_warnings(m: Manifest, ok: np.ndarray) -> list[str]:
     if 0 < no_label < audited:
         return [_warn(f"{no_label} of {audited} images have no label; they count as class '' in per-class figures")]
     return []
+
+
+def _one_split_warnings(m: Manifest, ok: np.ndarray) -> list[str]:
+    """One line when only duplicates across splits are searched and the audited images (``ok``: those
+    that decoded) are all in one split: none is searched. A split whose files could not be read counts
+    as none, as in every figure."""
+    splits = sorted(set(m.splits[ok].tolist()))
+    if len(splits) != 1:
+        return []
+    return [_warn(f"only duplicates across splits were asked for (--cross-split-only), and every image audited "
+                  f"is in one split ({splits[0]}): nothing was searched; audit without it to find the duplicates "
+                  "within that split")]
 
 
 def _open_cache(cache, manifest: Manifest, warnings: list):

@@ -96,6 +96,12 @@ def _say(msg: str) -> None:
         _drop(sys.stderr)
 
 
+def _say_warnings(lines) -> None:
+    """Each of ``lines`` on stderr as a warning of its own (``leakscan: warning: ...``)."""
+    for line in lines:
+        _say(f"leakscan: warning: {line}")
+
+
 def _plain(s: str) -> str:
     from .safeio import plain  # noqa: PLC0415
 
@@ -335,6 +341,13 @@ class _HeldWarnings(logging.Filter):
 _LISTED_AT_THE_END = _HeldWarnings()
 
 
+def _say_audit_warnings(result) -> None:
+    """The audit's list of warnings said on stderr after the results, each once, where no table lists
+    them (``resplit``; ``audit --quiet``): those it would have logged are held back for this list."""
+    _say_warnings(result.all_warnings)
+    _LISTED_AT_THE_END.shown()
+
+
 def _check_working_folder(ctx: typer.Context) -> None:
     """Relative paths given while the working folder no longer exists (deleted or moved since the
     shell entered it) lead nowhere: one line naming them, before anything is read or made."""
@@ -471,7 +484,8 @@ OPT_JOBS = typer.Option(None, "--jobs", "-j", min=1, show_default=False,
                         help="Worker processes for decoding, the pair evidence and the calibration, and threads for "
                              f"the closer look at the pairs in doubt [default: all cores; at most {MAX_JOBS_PER_CORE} "
                              "per core].")
-OPT_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars and no tables.")
+OPT_QUIET = typer.Option(False, "--quiet", "-q",
+                         help="No progress bars and no tables (warnings are still said, on stderr).")
 OPT_FORCE = typer.Option(False, "--force", "-f", help="Overwrite earlier results.")
 # readable=False: a cache that cannot be opened is the library's warning (a run without it), as
 # through $LEAKSCAN_CACHE, not the option's own refusal
@@ -734,8 +748,9 @@ def audit(
 
         def check_out(found):  # once the images are found, before the long part
             prepare_out_dir(out, force=force, protect=_dataset_folders(found, hf))
-        # the terminal's list of warnings shows those the run would log as well: each is said once, there
-        with _LISTED_AT_THE_END.held(None if json_ or quiet else LISTED), _progress(quiet) as cb, \
+        # the list of warnings (the tables', else stderr's with -q) shows those the run would log as well:
+        # each is said once, there
+        with _LISTED_AT_THE_END.held(None if json_ else LISTED), _progress(quiet) as cb, \
                 _max_file_size(max_file_size), _dask_client(dask) as client:
             result = run_audit(data, manifest=manifest, settings=settings, jobs=jobs,
                                cache=_cache_arg(cache, no_cache), client=client, progress=cb, model=spec,
@@ -768,6 +783,8 @@ def audit(
                 if not _goes_nowhere(sys.stdout):
                     _LISTED_AT_THE_END.shown()
         finally:  # the list of warnings never read (a full disk, a reader gone, the output closed): on stderr
+            if quiet and not json_:  # no tables to list them: all on stderr, those the run logs included
+                _say_audit_warnings(result)
             _LISTED_AT_THE_END.say()
     if result.n_images == 0:
         raise _fail(f"no image could be read ({len(result.skipped)} skipped"
@@ -917,7 +934,7 @@ def resplit(
         with _reader_may_leave():
             if json_:
                 d = rs.to_dict()
-                d["audit_warnings"] = list(result.warnings)
+                d["audit_warnings"] = result.all_warnings
                 d["written"] = [str(p) for p in written]
                 if placed is not None:
                     d["materialized"] = {"folder": str(materialize_dir), "files": placed, "link": link.value}
@@ -936,13 +953,11 @@ def resplit(
                     con.print(_plain(f"{said} left out of the new split, listed in {skipped[0]}"), markup=False)
     finally:  # what the audit found doubtful about the pairs the split was made from, each said once
         if not json_:
-            for line in result.warnings:
-                _say(f"leakscan: warning: {line}")
-            _LISTED_AT_THE_END.shown()
-    # a class that vanishes or shrinks: the tables' "cannot fully meet" lines, which -q does not print
-    shrunk = rs.to_dict()["class_warnings"] if quiet and not json_ else []
-    for line in shrunk + rs.leftover_warnings() + rs.group_warnings():
-        _say(f"leakscan: warning: {line}")
+            _say_audit_warnings(result)
+    # what the new split cannot fully meet (sizes, class mixes, a class it empties): the tables list it,
+    # which -q does not print
+    unmet = [f"cannot fully meet: {p}" for p in rs.to_dict()["problems"]] if quiet and not json_ else []
+    _say_warnings(unmet + rs.leftover_warnings() + rs.group_warnings())
 
 
 #: The folders this run made for --out (:func:`~leakscan.output.missing_folders`): Ctrl-C removes
@@ -976,8 +991,7 @@ def _ratio_warnings(ratios: Optional[str], current=None, keep=None) -> None:
     """Print what :func:`leakscan.split.ratio_warnings` says about --ratios."""
     from .split import ratio_warnings  # noqa: PLC0415
 
-    for w in ratio_warnings(ratios, current, keep or ()):
-        _say(f"leakscan: warning: {w}")
+    _say_warnings(ratio_warnings(ratios, current, keep or ()))
 
 
 def main() -> None:

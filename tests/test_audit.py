@@ -57,6 +57,38 @@ def test_the_no_label_warning_counts_only_the_images_audited(tmp_path):
                         "per-class figures"], r.warnings
 
 
+def test_the_one_split_warning_of_cross_split_only_counts_only_the_images_audited(tmp_path):
+    """--cross-split-only on images all in one split searches nothing, and says so; it was decided on
+    every manifest row: with test's files all unreadable, the images audited were train's alone, a
+    copy within train went unfound, and nothing was said."""
+    from leakscan.settings import DetectSettings
+
+    rows = ["path,split,label"]
+    for k in range(6):
+        scene(k).save(tmp_path / f"{k}.png")
+        rows.append(f"{k}.png,train,a")
+    scene(0).save(tmp_path / "copy.png")  # a copy within train: not searched
+    rows.append("copy.png,train,a")
+    for k in range(3):  # test: unreadable
+        (tmp_path / f"t{k}.jpg").write_bytes(b"not an image " * 20)
+        rows.append(f"t{k}.jpg,test,a")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    cross = DetectSettings(scope="cross")
+
+    def said(manifest):
+        r = audit(manifest=manifest, settings=cross, jobs=1, cache=False)
+        return r, [w for w in r.warnings if "nothing was searched" in w]
+
+    r, one_split = said(tmp_path / "m.csv")
+    assert r.n_images == 7 and len(r.skipped) == 3 and len(r.pairs) == 0, (r.n_images, r.skipped)
+    assert one_split == ["only duplicates across splits were asked for (--cross-split-only), and every image "
+                         "audited is in one split (train): nothing was searched; audit without it to find the "
+                         "duplicates within that split"], r.warnings
+    scene(10).save(tmp_path / "t0.jpg")  # one of test's read: two splits, searched, nothing to say
+    r, one_split = said(tmp_path / "m.csv")
+    assert r.n_images == 8 and one_split == [], r.warnings
+
+
 def test_duplicate_pairs_joining_two_groups_are_warned_about(tmp_path, caplog):
     """One picture under two patients: the audit said nothing (only a re-split's group_warnings
     did), though the re-split keeps both patients in one split."""

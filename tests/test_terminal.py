@@ -211,8 +211,8 @@ def test_resplit_prints_plain_lines_where_audit_does(leaky_dataset):
 def test_each_warning_is_said_once_in_the_terminal(tmp_path):
     """The warnings of the input (rows without a label), of duplicate pairs joining two groups and of
     the feature cache were logged on stderr as they happened and listed again at the end of the
-    terminal output: each was read twice. The terminal says each once, in its list; --json and -q
-    keep the log line (summary.json lists them too)."""
+    terminal output: each was read twice. The terminal says each once, in its list; --json keeps the
+    log line (summary.json lists them too), -q says the list on stderr after the run."""
     import json
 
     from leakscan.cache import FeatureCache
@@ -319,14 +319,10 @@ def test_resplit_says_the_audits_warnings_once(tmp_path):
     assert "suspected chaining" not in err
 
 
-def test_resplit_quiet_still_says_the_warnings(tmp_path):
-    """``resplit -q`` dropped the tables, and with them the audit's warnings it does not log
-    (suspected chaining: the split was made from pairs the audit doubted) and the classes the new
-    split empties ("class 'e' vanishes from test"): the user was told neither. -q drops progress
-    bars and tables only: each warning is said once on stderr, as without it."""
-    from conftest import ROOT
-
-    data = tmp_path / "data"
+def _chained_and_vanishing(data):
+    """A manifest ``data/m.csv`` whose audit suspects chaining (train's 0.png under four labels) and
+    warns of a row without a label, and whose re-split empties test of class e (its images are all
+    copies of train's: they join train) and misses the split sizes."""
     data.mkdir()
     rows = ["path,split,label"]
     for k in range(8):
@@ -342,6 +338,21 @@ def test_resplit_quiet_still_says_the_warnings(tmp_path):
         scene(k).save(data / f"{k}.png")
         rows.append(f"{k}.png,test,a")
     (data / "m.csv").write_text("\n".join(rows) + "\n")
+    return data
+
+
+def test_resplit_quiet_still_says_the_warnings(tmp_path):
+    """``resplit -q`` dropped the tables, and with them the audit's warnings it does not log
+    (suspected chaining: the split was made from pairs the audit doubted) and the classes the new
+    split empties ("class 'e' vanishes from test"): the user was told neither; then only those classes
+    of all the tables list under "cannot fully meet" ("split 'train' has 11 images, target 8"). -q drops
+    progress bars and tables only: each warning is said once on stderr, as without it, and each thing
+    the new split cannot fully meet is one."""
+    import json
+
+    from conftest import ROOT
+
+    data = _chained_and_vanishing(tmp_path / "data")
     env = {**os.environ, "COLUMNS": "100",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
@@ -352,12 +363,54 @@ def test_resplit_quiet_still_says_the_warnings(tmp_path):
         assert r.returncode == 0, r.stderr
         return " ".join(r.stdout.split()), " ".join(r.stderr.split())
 
-    said = ("have no label", "suspected chaining: group", "class 'e' vanishes from test")
+    said = ("have no label", "suspected chaining: group")
+    unmet = json.loads(run("--json")[0])["problems"]
+    assert "class 'e' vanishes from test: 3 images before, none after" in unmet, unmet
+    assert any(p.startswith("split 'train' has 11 images, target 8") for p in unmet), unmet
     out, err = run()
-    for text in said:  # the class's in the tables, the audit's on stderr
-        assert (out + err).count(text) == 1, (text, out, err)
+    for text in said:  # the audit's on stderr, what the split cannot meet in the tables
+        assert err.count(text) == 1 and text not in out, (text, out, err)
+    for p in unmet:
+        assert out.count(f"cannot fully meet: {p}") == 1 and p not in err, (p, out, err)
     out, err = run("-q")
     assert out == "", out
     for text in said:
         assert err.count(text) == 1, (text, err)
-    assert err.count("leakscan: warning: ") == len(said), err  # each a line of its own, nothing else
+    for p in unmet:
+        assert err.count(p) == 1 and f"leakscan: warning: cannot fully meet: {p}" in err, (p, err)
+    # each a line of its own, nothing else
+    assert err.count("leakscan: warning: ") == len(said) + len(unmet), err
+
+
+def test_audit_quiet_still_says_the_warnings(tmp_path):
+    """``audit -q`` logged the warnings the audit logs (rows without a label) and said the others
+    nowhere (suspected chaining: the figures rest on pairs the audit doubts), with ``--out`` only in
+    summary.json. -q drops progress bars and tables only: the audit's list is said on stderr after
+    the run, each warning once, as resplit says it."""
+    import json
+
+    from conftest import ROOT
+
+    data = _chained_and_vanishing(tmp_path / "data")
+    env = {**os.environ, "COLUMNS": "100",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+    def run(*flags):
+        r = subprocess.run([sys.executable, "-m", "leakscan", "audit", "--manifest", str(data / "m.csv"),
+                            "--no-cache", "-j", "1", *flags], capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return " ".join(r.stdout.split()), " ".join(r.stderr.split())
+
+    said = ("have no label", "suspected chaining: group 0 joins 4 images of 4 classes")
+    out, err = run()
+    for text in said:  # the tables' list
+        assert out.count(text) == 1 and text not in err, (text, out, err)
+    report = tmp_path / "report"
+    for flags in (("-q",), ("-q", "--out", str(report))):
+        out, err = run(*flags)
+        assert out == "", out
+        for text in said:
+            assert err.count(text) == 1, (flags, text, err)
+        assert err.count("leakscan: warning: ") == len(said) and "WARNING" not in err, err
+    warnings = " ".join(json.loads((report / "summary.json").read_text())["warnings"])
+    assert all(warnings.count(text) == 1 for text in said), warnings

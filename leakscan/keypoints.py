@@ -49,7 +49,7 @@ from PIL import Image
 from .calibrate import ImageSource, adjust_to_prior, logistic_fit, roc_auc, synthetic_copy, tilted_copy
 from .features import PICTURE_SIDE, Features, digest_greater, digest_order
 from .index import HammingIndex
-from .padding import OVERLAY_MAX_SHARE, OVERLAY_MIN_IMAGES, OVERLAY_SHARE
+from .padding import OVERLAY_MIN_IMAGES, OVERLAY_SHARE
 from .orb import KEYPOINT_RECORD, LOOK_MIN_SIDE, STRONGEST, detector, grey_at_side, strongest_keypoints
 from .parallel import map_threads
 from .pairs import OVERLAP_MIN_SHARE, Candidates, Kind, PairTable, pair_keys
@@ -105,6 +105,12 @@ FLAT_DETAIL = 2.0
 #: the two pictures share (a logo, a frame, a watermark, a template), not the pictures: an
 #: overlay's (:meth:`KeypointLook.overlay`), which lowers a pair instead of confirming it ...
 AGREE_MIN = 1 / 3
+#: A folder's layout covers at least this share of the cells (:func:`folder_layout`). Two
+#: pictures under a template agree in at least its share of their cells with detail: under
+#: AGREE_MIN, an overlay's (the cell test tells it); from it on, only the cells off the
+#: template can tell them, so it is a layout (at half, screens whose window was 43-48% of each
+#: were neither, and their thumbnails made pairs of different screens duplicates).
+LAYOUT_MIN_SHARE = AGREE_MIN
 #: ... when the transform explains as many matches as this quantile of the synthetic copies'
 #: transforms do, or more (a transform of a few matches on a flat picture is often chance)
 OVERLAY_QUANTILE = 0.1
@@ -186,8 +192,8 @@ def folder_layout(details: list) -> Layout | None:
     """The :class:`Layout` the ``details`` (of the sample's pictures, :func:`_detail`) share,
     or None: fewer than :data:`~leakscan.padding.OVERLAY_MIN_IMAGES` of one size, most of them
     with no detail of their own off the median (copies of one picture), or a layout covering
-    less than :data:`~leakscan.padding.OVERLAY_MAX_SHARE` of the cells (a logo or a frame: an
-    overlay, which the cell test of a look tells already)."""
+    less than :data:`LAYOUT_MIN_SHARE` of the cells (a logo or a caption: an overlay, which the
+    cell test of a look tells already)."""
     shapes = [d.shape for d in details]
     if not shapes:
         return None
@@ -203,7 +209,7 @@ def folder_layout(details: list) -> Layout | None:
     if np.median(own.sum(axis=1)) == 0:
         return None
     layout = Layout(median, _detailed(median) & (agrees.mean(axis=0) >= OVERLAY_SHARE))
-    return layout if layout.share >= OVERLAY_MAX_SHARE else None
+    return layout if layout.share >= LAYOUT_MIN_SHARE else None
 
 
 def folder_layouts(details: list) -> tuple[Layout, ...]:

@@ -291,16 +291,7 @@ def test_resplit_says_the_audits_warnings_once(tmp_path):
 
     from conftest import ROOT
 
-    data = tmp_path / "data"
-    data.mkdir()
-    rows = ["path,split,label"]
-    for k in range(4):
-        scene(k).save(data / f"{k}.png")
-        rows.append(f"{k}.png,train,{'' if k == 3 else 'a'}")
-    for c in "bcd":  # train's 0.png under three other labels: a group of four classes
-        scene(0).save(data / f"{c}.png")
-        rows.append(f"{c}.png,test,{c}")
-    (data / "m.csv").write_text("\n".join(rows) + "\n")
+    data = _chained_and_vanishing(tmp_path / "data")
     env = {**os.environ, "COLUMNS": "100",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 

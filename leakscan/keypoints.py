@@ -281,7 +281,8 @@ def _detail_or_none(picture: Image.Image) -> np.ndarray | None:
 
 def _keypoints_or_none(picture: Image.Image, what: str) -> Keypoints | None:
     """:func:`picture_keypoints`, or None (logged) when OpenCV fails on the picture: one
-    picture never ends the run; its pairs are looked at as pictures with no keypoints."""
+    picture never ends the run; its pairs are not looked at (:func:`look_at` says so), and the
+    look does not judge them (:func:`_look_closer`)."""
     try:
         return picture_keypoints(picture)
     except Exception as exc:
@@ -488,7 +489,7 @@ class KeypointLook:
         keypoints (none: 0) or, for a pair read as turned (``tilted``), :attr:`tilted_no_transform`
         whatever the keypoints."""
         looks = _looks(looks)
-        # no keypoints (or no picture): no look, but for a turned reading (a turned copy keeps its
+        # no keypoints: no look, but for a turned reading (a turned copy keeps its
         # keypoints; two flat tiles the tilted views happened to match have none to show)
         tilted = np.asarray(tilted, bool)
         nothing = np.where(tilted, self.tilted_no_transform.at(looks),
@@ -615,9 +616,11 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
 
 
 def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: int = 1,
-            layouts: tuple = ()) -> np.ndarray:
-    """``(inliers, share, detail, keypoints, agree)`` (:func:`match_pictures` off the ``layouts``, with the fewer
-    keypoints of the two pictures; no transform for a picture that cannot be read) per pair of ``pairs``, the pictures
+            layouts: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
+    """``(looks, unread)``: per pair of ``pairs``, ``(inliers, share, detail, keypoints, agree)``
+    (:func:`match_pictures` off the ``layouts``, with the fewer keypoints of the two pictures),
+    and whether a picture of it could not be read (or OpenCV failed on it): no look was had
+    (its look reads as no transform, no keypoints). The pictures are
     read by ``images(rows)`` a block of pairs at a time (memory: a few hundred pictures), the
     keypoints and matches on ``jobs`` threads; each pair seen from the image of the lower pixel
     digest, so the look does not depend on the images' order, and under the dihedral variant
@@ -625,6 +628,7 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: in
     the rows came, the same pictures are compared the same way)."""
     looks = np.zeros((len(pairs), 5), np.float32)
     looks[:, 4] = 1.0
+    unread = np.zeros(len(pairs), bool)
     order = np.lexsort((pairs.j, pairs.i))  # pairs of one image together: fewer pictures read twice
     for start in range(0, len(pairs), LOOK_BLOCK):
         at = order[start:start + LOOK_BLOCK]
@@ -658,9 +662,10 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: in
                                                        layouts))
             return best
 
-        for (position, _, _), best in zip(tasks, map_threads(look, tasks, jobs)):
+        for (position, a, bs), best in zip(tasks, map_threads(look, tasks, jobs)):
             looks[position] = best
-    return looks
+            unread[position] = a not in points or not any(b in points for b in bs)
+    return looks, unread
 
 
 def _with_log_odds(p: np.ndarray, change: np.ndarray) -> np.ndarray:
@@ -730,7 +735,8 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     off = ~on[sample]
     confidence, off_stats = _look_closer(confidence, looked & ~on_pair, sample[off],
                                          [p for p, o in zip(pictures, off) if o],
-                                         budget=LOOK_BUDGET - stats.get("looked_at", 0), **look)
+                                         budget=LOOK_BUDGET - stats.get("looked_at", 0) - stats.get("unread", 0),
+                                         **look)
     if not stats:  # no pair on a layout to decide: as with no layout
         return confidence, off_stats
     shapes = [d.shape for d in details if d is not None]
@@ -774,11 +780,18 @@ def _look_closer(confidence: np.ndarray, looked: np.ndarray, sample: np.ndarray,
     keyed = keyed[np.argsort(-pairs.score[keyed], kind="stable")][:budget]  # the most matched first
     doubt = doubt[np.argsort(-confidence[doubt], kind="stable")][:budget - len(keyed)]
     unsure = unsure[np.argsort(confidence[unsure], kind="stable")][:budget - len(keyed) - len(doubt)]
-    turned = MatchView.is_tilted(pairs.variant[unsure])
     # one pass over every pair to look at (fewer pictures read twice)
-    looks = look_at(pairs.take(np.r_[doubt, unsure, rejected, keyed]), images, digests, jobs, layouts)
+    groups = [doubt, unsure, rejected, keyed]
+    looks, unread = look_at(pairs.take(np.concatenate(groups)), images, digests, jobs, layouts)
+    read = np.split(~unread, np.cumsum([len(group) for group in groups])[:-1])
+    # the pairs with a picture that could not be read (or that OpenCV failed on) had no look: it
+    # neither judges them nor learns from them; they keep the thumbnails' confidence (on a
+    # layout, possible at most, as the duplicates past the budget)
+    unread = np.r_[doubt[~read[0]], unsure[~read[1]], keyed[~read[3]]]
+    doubt, unsure, rejected, keyed = (group[kept] for group, kept in zip(groups, read))
     looks, unsure_looks, rejected_looks, keyed_looks = np.split(
-        looks, np.cumsum([len(doubt), len(unsure), len(rejected)]))
+        looks[np.concatenate(read)], np.cumsum([len(doubt), len(unsure), len(rejected)]))
+    turned = MatchView.is_tilted(pairs.variant[unsure])
     seed = int.from_bytes(bytes(digests[sample[0]][:8]), "little") if len(sample) else 0
     fitted = fit_look(pictures, features.embedding[sample], seed, rejected_looks,
                       frozenset(zip(a[proposed].tolist(), b[proposed].tolist())), jobs, tilted=bool(turned.any()),
@@ -786,7 +799,8 @@ def _look_closer(confidence: np.ndarray, looked: np.ndarray, sample: np.ndarray,
     layout_share = max((layout.share for layout in layouts), default=0.0)
     if isinstance(fitted, str):  # nothing to read the looks by: the keypoint search's pairs stay possible
         confidence[keyed] = floor
-        stats = {"looked_at": int(len(doubt) + len(unsure) + len(keyed)), "used": False, "not_used": fitted}
+        stats = {"looked_at": int(len(doubt) + len(unsure) + len(keyed)), "unread": int(len(unread)), "used": False,
+                 "not_used": fitted}
         if layouts:
             # on a layout the thumbnails are as sure of two different pictures as of a copy, and
             # no look decides them: their duplicates are possible at most (as those past the budget)
@@ -812,9 +826,10 @@ def _look_closer(confidence: np.ndarray, looked: np.ndarray, sample: np.ndarray,
         # a pair the look speaks for stays worth a look, however rare copies are among them
         confidence[decided] = np.where(change > 0, np.maximum(posterior, floor), posterior)
         raised = confidence[doubt]
-        # the duplicates past the budget: the thumbnails cannot tell them, so they are possible at most
-        past_budget = np.setdiff1d(np.flatnonzero(duplicates), unsure)
-        confidence[past_budget] = np.minimum(confidence[past_budget], threshold - 0.01)
+        # the duplicates past the budget, or unread: the thumbnails cannot tell them, so they are possible at most
+        undecided = np.setdiff1d(np.flatnonzero(duplicates), unsure)
+        confidence[undecided] = np.minimum(confidence[undecided], threshold - 0.01)
+        past_budget = np.setdiff1d(undecided, unread)
     else:
         confidence[doubt] = raised
         # the unsure duplicates confirmed, or lowered; overlapping tiles only confirmed (a copy moved
@@ -834,7 +849,7 @@ def _look_closer(confidence: np.ndarray, looked: np.ndarray, sample: np.ndarray,
         confidence[keyed], keyed_share = adjust_to_prior(1.0 / (1.0 + np.exp(-said)))
     weights = {c: round(float(w / d), 4) for c, w, d in zip(("log_matches", "detail", "agree"), fitted.coef,
                                                               fitted.scale)}
-    stats = {"looked_at": int(len(doubt) + len(unsure) + len(keyed)), "used": True,
+    stats = {"looked_at": int(len(doubt) + len(unsure) + len(keyed)), "unread": int(len(unread)), "used": True,
              "keypoint_pairs": int(len(keyed)), "keypoint_share": round(float(keyed_share), 5),
              "keypoint_duplicates": int((confidence[keyed] >= threshold).sum()),
              "raised_to_duplicates": int((raised >= threshold).sum()),

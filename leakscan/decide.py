@@ -1,8 +1,8 @@
 """The pair decision: candidates -> evidence -> calibrated confidence -> two tiers.
 
-* **duplicates** (``confidence >= min_confidence``, or the raised threshold after a
-  back-off): the only pairs anything downstream counts: leaks, groups, label conflicts,
-  re-splits, ``find_groups``, ``train_test_split``, ``--fail-on-leak``;
+* **duplicates** (``confidence >= min_confidence``, or the bar ``min_precision`` raised it
+  to: :func:`with_bar_in_force`): the only pairs anything downstream counts: leaks, groups,
+  label conflicts, re-splits, ``find_groups``, ``train_test_split``, ``--fail-on-leak``;
 * **possible** duplicates (confidence from :data:`~leakscan.settings.POSSIBLE_FLOOR` up
   to the threshold): listed for a look (``possible.csv``), never counted.
 
@@ -111,14 +111,15 @@ def detect(
     settings : DetectSettings, optional
     images : callable, optional
         ``images(rows)`` -> the canonical RGB pictures of those rows, copied to calibrate
-        the decision (:mod:`leakscan.calibrate`); default: pictures rebuilt from the thumbnails.
+        the decision (:mod:`leakscan.calibrate`; default: pictures rebuilt from the thumbnails)
+        and read by the keypoint search and the closer look (without it, neither runs).
     splits : array of str, optional
         Needed with ``settings.scope == "cross"``.
     model : ModelSpec, optional
         The ONNX model whose embeddings ``features`` hold (the calibration embeds its copies too).
     progress : callable, optional
     jobs : int
-        Processes that share the evidence measurements.
+        Processes for the evidence and the calibration; threads for the keypoints.
     """
     s = settings or DetectSettings()
     t0 = time.perf_counter()
@@ -342,9 +343,10 @@ def detect(
 
 
 #: A split of which more than this share has a copy in another is rarely real leakage (in a
-#: dataset of at least IMPLAUSIBLE_MIN_IMAGES images): it is said (:mod:`leakscan.audit`); and the
-#: closer look by keypoints is not followed where it alone makes that share duplicates on a fit
-#: that could not tell the folder's look-alikes from copies (:func:`_plausible_look`).
+#: split of at least IMPLAUSIBLE_MIN_IMAGES images): it is said (:mod:`leakscan.audit`); and the
+#: closer look by keypoints is not followed where it alone makes duplicates of more than this
+#: share of the images (at least IMPLAUSIBLE_MIN_IMAGES) on a fit that could not tell the
+#: folder's look-alikes from copies (:func:`_plausible_look`).
 IMPLAUSIBLE_SHARE = 0.5
 IMPLAUSIBLE_MIN_IMAGES = 20
 

@@ -9,8 +9,8 @@ keypoints (OpenCV), matched with Lowe's ratio test, and one affine transform is 
 the matches by RANSAC. Under it a copy lines up detail for detail whatever its crop, scale,
 turn or recolouring; two different pictures share a few matches (a brick wall's period, one
 sky's gradient), not the detail. Two different pictures under one logo, frame or watermark
-share many matches, and one transform explains them: a transform counts only where the
-detail agrees cell by cell (:func:`agreeing_cells`).
+share many matches, and one transform explains them: a well-supported transform under which
+the detail agrees in few cells (:func:`agreeing_cells`) is an overlay's, not a copy's.
 
 What the matches and the detail mean depends on the data (how textured the pictures are),
 so the look is calibrated on the data, as the decision is: synthetic copies of the
@@ -26,15 +26,16 @@ transform (or one sharing less than half), their odds are multiplied by P(no tra
 copy) / P(no transform | a look-alike) at the pictures' keypoint count (:class:`NoTransform`;
 a flat picture gives its copy few matches), calibrated on the same synthetic copies (for a
 pair the tilted views read as turned, on turned copies, :func:`~leakscan.calibrate.tilted_copy`,
-whatever the keypoints). A transform confirms a duplicate; it never lowers one.
+whatever the keypoints). A transform that is not an overlay's confirms a duplicate; it never
+lowers one (but on a layout).
 
 Pictures on one layout (screenshots of one application, forms: :func:`folder_layout`) are
 the exception. Their thumbnails show the layout, as sure of two different screens as of a
 copy, and so do their keypoints and detail. So the cells the two pictures show of the layout
 are not judged; what agrees off it is read too, and the look is fitted against the sample's
-nearest pictures as well. It then decides every pair with a picture of a layout's size alone,
-duplicates included, at the share of copies among them (:attr:`KeypointLook.on_layout`); the
-other pairs are decided as in a folder with no layout.
+nearest pictures as well. It then decides every pair with a picture on a layout
+(:func:`on_layouts`) alone, duplicates included, at the share of copies among them
+(:attr:`KeypointLook.on_layout`); the other pairs are decided as in a folder with no layout.
 """
 
 from __future__ import annotations
@@ -60,24 +61,28 @@ log = logging.getLogger(__name__)
 __all__ = ["LOOK_ALIKES_AS_COPIES", "LOOK_MIN_SIDE", "KeypointLook", "Keypoints", "closer_look", "fit_look",
            "keypoint_pairs", "look_at", "match_pictures", "picture_keypoints", "SEARCH_MAX_IMAGES"]
 
-#: The possible pairs looked at most, the likeliest first (each costs two decodes at most).
+#: Pairs looked at most: the keypoint search's, then the possible, then the unsure duplicates
+#: (each costs two decodes at most).
 LOOK_BUDGET = 2_000
 #: Pairs looked at together: their pictures are held at once.
 LOOK_BLOCK = 128
-#: Duplicates this confident or more are not looked at again.
+#: Duplicates this confident or more are not looked at again (but on a layout).
 LOOK_CEILING = 0.99
 #: Keypoint counts at which ``summary.json`` reports what a look that finds nothing says.
 REPORTED_KEYPOINTS = (10, 100, 500)
-#: Pictures of the calibration's sample the look is calibrated on (one copy each).
+#: Pictures of the calibration's sample the look is calibrated on (a synthetic copy each, and
+#: a turned one of it when a pair reads as turned).
 LOOK_SAMPLE = 120
 #: A picture of no layout's size is on a layout when most of this many of its nearest others
 #: in that sample are of a layout's size (:func:`on_layouts`).
 LAYOUT_NEIGHBOURS = 5
-#: Look-alikes it is calibrated on: this many for each pair looked at, at most LOOK_NEGATIVES.
+#: Look-alikes it is calibrated on: this many rejected pairs for each possible or unsure pair,
+#: at least 2 * MIN_EXAMPLES, at most LOOK_NEGATIVES; when too few (or on a layout), each
+#: sampled picture against this many nearest others too.
 NEGATIVES_PER = 3
 LOOK_NEGATIVES = 300
-#: A look-alike that reads at or above this quantile of the copies' readings (matches and
-#: detail both) may be a copy itself: it is left out of the fit.
+#: A look-alike that reads at or above this quantile of the copies' readings (every one:
+#: matches, detail and, on a layout, cells that agree) may be a copy itself: left out of the fit.
 COPY_QUANTILE = 0.25
 #: Fewer copies or look-alikes than this: too few to calibrate the look on; it is skipped.
 MIN_EXAMPLES = 20
@@ -89,8 +94,8 @@ REPROJECTION_PX = 4.0
 DETAIL_SIGMA = (1.0, 4.0)
 #: Fewer pixels in common than this: no detail to compare.
 MIN_DETAIL_PIXELS = 400
-#: A transform that shrinks or stretches an axis more than this, or the area more than its
-#: square, is no copy's.
+#: A transform that stretches one axis more than this against the other, or the area more
+#: than its square, is no copy's.
 MAX_STRETCH = 4.0
 #: Matches that fix an affine transform: one that explains no more is chance, not a transform.
 AFFINE_POINTS = 3
@@ -105,15 +110,15 @@ FLAT_DETAIL = 2.0
 #: the two pictures share (a logo, a frame, a watermark, a template), not the pictures: an
 #: overlay's (:meth:`KeypointLook.overlay`), which lowers a pair instead of confirming it ...
 AGREE_MIN = 1 / 3
+#: ... when the transform explains as many matches as this quantile of the synthetic copies'
+#: transforms do, or more (a transform of a few matches on a flat picture is often chance)
+OVERLAY_QUANTILE = 0.1
 #: A folder's layout covers at least this share of the cells (:func:`folder_layout`). Two
 #: pictures under a template agree in at least its share of their cells with detail: under
 #: AGREE_MIN, an overlay's (the cell test tells it); from it on, only the cells off the
 #: template can tell them, so it is a layout (at half, screens whose window was 43-48% of each
 #: were neither, and their thumbnails made pairs of different screens duplicates).
 LAYOUT_MIN_SHARE = AGREE_MIN
-#: ... when the transform explains as many matches as this quantile of the synthetic copies'
-#: transforms do, or more (a transform of a few matches on a flat picture is often chance)
-OVERLAY_QUANTILE = 0.1
 
 
 
@@ -276,7 +281,8 @@ def _detail_or_none(picture: Image.Image) -> np.ndarray | None:
 
 def _keypoints_or_none(picture: Image.Image, what: str) -> Keypoints | None:
     """:func:`picture_keypoints`, or None (logged) when OpenCV fails on the picture: one
-    picture never ends the run; its pairs keep the confidence the thumbnails gave them."""
+    picture never ends the run; its pairs are not looked at (:func:`look_at` says so), and the
+    look does not judge them (:func:`_look_closer`)."""
     try:
         return picture_keypoints(picture)
     except Exception as exc:
@@ -289,7 +295,8 @@ def _match_or_nothing(ka: Keypoints, kb: Keypoints, what: str = "a pair of pictu
     """A look ``(inliers, share, detail, keypoints, agree)``: :func:`match_pictures` each way round
     (the ratio test keeps other matches each way), the one with more inliers (no transform,
     logged naming ``what``, when OpenCV fails on the pair), with the fewer keypoints of the two;
-    off the layout (of ``layouts``) the picture it is matched onto is on (:func:`_layout_of`)."""
+    with ``layouts``, only onto a picture of a layout's size where either is, off that layout
+    (:func:`_layout_of`)."""
     keypoints = min(len(ka.points), len(kb.points))
     ways = [(ka, kb, _layout_of(kb.detail, layouts)), (kb, ka, _layout_of(ka.detail, layouts))]
     # judged in a layout's frame where one picture has it (a turned copy's is larger)
@@ -395,8 +402,9 @@ class NoTransform:
     look-alike)), at most 0 (finding nothing is never evidence of a copy), by how many keypoints
     the pair's pictures have (a flat picture gives its copy few matches, a brick wall gives
     every other tile many). Each of P(a usable transform | copy) and P(... | look-alike) is a
-    logistic regression on log(1 + keypoints), at the sample's share (``(intercept, slope)``);
-    below the fewest keypoints a copy had (``least``) nothing is known: no evidence."""
+    logistic regression on log(1 + keypoints), at the sample's share (``(intercept, slope)``; a
+    constant share without ``by_keypoints`` or where all or none give one); below the fewest
+    keypoints a copy had (``least``) nothing is known: no evidence."""
 
     copies: tuple = (0.0, 0.0)
     alike: tuple = (0.0, 0.0)
@@ -434,7 +442,7 @@ def _readings(looks, on_layout: bool = False) -> np.ndarray:
 
 @dataclass(frozen=True)
 class KeypointLook:
-    """The fitted look: (inliers, share, detail[, keypoints]) -> log likelihood ratio of a copy, and how it was fitted.
+    """The fitted look: a look's readings (:func:`_readings`) -> log likelihood ratio of a copy, and how it was fitted.
 
     Many copies give no transform at all (too few keypoints, or too much edited), as most
     look-alikes do; and look-alikes as alike as the pairs in doubt give one more often than
@@ -457,7 +465,7 @@ class KeypointLook:
     #: ten (:data:`OVERLAY_QUANTILE` of their inliers): under it, detail that agrees in fewer
     #: than AGREE_MIN of the cells is an overlay's (:meth:`overlay`)
     supported: float = np.inf
-    #: fitted on a folder of one layout (:class:`Layout`): the pictures' matches and detail are
+    #: fitted on pictures on a layout (:class:`Layout`): the pictures' matches and detail are
     #: mostly the layout's, so the cells that agree off it are read too, and the look lowers a
     #: duplicate as well as confirming it (a copy agrees off the layout, a look-alike does not)
     on_layout: bool = False
@@ -475,14 +483,13 @@ class KeypointLook:
         return usable(looks) & ~self.overlay(looks)
 
     def odds_change(self, looks, tilted) -> np.ndarray:
-        """What the look says of each duplicate, to add to its log odds: under a transform sharing
-        at least half the smaller picture, :meth:`log_ratio` where it speaks for a copy (the
-        look-alikes it is fitted on may share part of a picture: it does not lower, but
-        :attr:`on_layout`); under an
-        :meth:`overlay`, the lower of that ratio and the no-transform ratio; else the
-        no-transform ratio at the pictures' keypoints."""
+        """What the look says of each duplicate, to add to its log odds: :meth:`said`, a transform
+        that can speak for a copy lowering it only :attr:`on_layout` (the look-alikes it is fitted
+        on may share part of a picture), with ``nothing`` the no-transform ratio at the pictures'
+        keypoints (none: 0) or, for a pair read as turned (``tilted``), :attr:`tilted_no_transform`
+        whatever the keypoints."""
         looks = _looks(looks)
-        # no keypoints (or no picture): no look, but for a turned reading (a turned copy keeps its
+        # no keypoints: no look, but for a turned reading (a turned copy keeps its
         # keypoints; two flat tiles the tilted views happened to match have none to show)
         tilted = np.asarray(tilted, bool)
         nothing = np.where(tilted, self.tilted_no_transform.at(looks),
@@ -518,15 +525,15 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
     """The look calibrated on ``pictures`` (PIL, the calibration's sample, in content order),
     each against a synthetic copy of itself (the copies), and on the looks ``rejected`` of
     pairs the search proposed and the thumbnails' decision rejected (the look-alikes: as alike
-    as the pairs the look decides). Too few of those with a transform: each picture against
-    its :data:`NEGATIVES_PER` nearest others of the sample by ``embeddings`` too, leaving out
-    the pairs of positions in ``known`` (pairs the search proposed: they may be copies). With
-    ``tilted``, each picture against a turned copy of itself too
+    as the pairs the look decides). Too few of those, or of those with a transform: each
+    picture against its :data:`NEGATIVES_PER` nearest others of the sample by ``embeddings``
+    too, leaving out the pairs of positions in ``known`` (pairs the search proposed: they may
+    be copies). With ``tilted``, each picture against a turned copy of its copy too
     (:func:`~leakscan.calibrate.tilted_copy`), for :attr:`KeypointLook.tilted_no_transform`.
     With the folder's ``layouts`` (:func:`folder_layouts`), fitted :attr:`KeypointLook.on_layout`
-    (the ``rejected`` looks read the cells off them too). Where there is too little to learn
-    from, the reason instead (:data:`TOO_FEW_PICTURES`, :data:`TOO_FEW_TRANSFORMS`,
-    :data:`LOOK_ALIKES_AS_COPIES`)."""
+    (the looks read the cells off them too), against the nearest others always, the proposed
+    included. Where there is too little to learn from, the reason instead
+    (:data:`TOO_FEW_PICTURES`, :data:`TOO_FEW_TRANSFORMS`, :data:`LOOK_ALIKES_AS_COPIES`)."""
     rng = np.random.default_rng(rng_seed)
     made = [synthetic_copy(p.convert("RGB"), rng, variants=(0,))[0] for p in pictures]  # ORB sees no mirrors
     # turned copies of copies: a turn is seldom a user's only edit
@@ -609,9 +616,11 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
 
 
 def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: int = 1,
-            layouts: tuple = ()) -> np.ndarray:
-    """``(inliers, share, detail, keypoints, agree)`` (:func:`match_pictures` off the ``layouts``, with the fewer
-    keypoints of the two pictures; no transform for a picture that cannot be read) per pair of ``pairs``, the pictures
+            layouts: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
+    """``(looks, unread)``: per pair of ``pairs``, ``(inliers, share, detail, keypoints, agree)``
+    (:func:`match_pictures` off the ``layouts``, with the fewer keypoints of the two pictures),
+    and whether a picture of it could not be read (or OpenCV failed on it): no look was had
+    (its look reads as no transform, no keypoints). The pictures are
     read by ``images(rows)`` a block of pairs at a time (memory: a few hundred pictures), the
     keypoints and matches on ``jobs`` threads; each pair seen from the image of the lower pixel
     digest, so the look does not depend on the images' order, and under the dihedral variant
@@ -619,6 +628,7 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: in
     the rows came, the same pictures are compared the same way)."""
     looks = np.zeros((len(pairs), 5), np.float32)
     looks[:, 4] = 1.0
+    unread = np.zeros(len(pairs), bool)
     order = np.lexsort((pairs.j, pairs.i))  # pairs of one image together: fewer pictures read twice
     for start in range(0, len(pairs), LOOK_BLOCK):
         at = order[start:start + LOOK_BLOCK]
@@ -652,9 +662,10 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: in
                                                        layouts))
             return best
 
-        for (position, _, _), best in zip(tasks, map_threads(look, tasks, jobs)):
+        for (position, a, bs), best in zip(tasks, map_threads(look, tasks, jobs)):
             looks[position] = best
-    return looks
+            unread[position] = a not in points or not any(b in points for b in bs)
+    return looks, unread
 
 
 def _with_log_odds(p: np.ndarray, change: np.ndarray) -> np.ndarray:
@@ -675,10 +686,11 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     :data:`LOOK_MIN_SIDE` px or more with the possible ones (from ``floor`` up to ``threshold``)
     raised by what their keypoints say, and the duplicates under :data:`LOOK_CEILING` confirmed
     or lowered (:meth:`KeypointLook.odds_change`; overlapping tiles only confirmed, pairs read by
-    their brightness only lowered by an overlay). On layouts (:func:`folder_layouts` of the
-    sample) every duplicate with a picture on one (:func:`on_layouts`) is looked at,
-    and the look decides those pairs alone (with no look fitted, their duplicates are possible
-    at most: the thumbnails cannot tell them); the other pairs are decided as with no layout, by
+    their brightness only lowered by an overlay), and the keypoint search's pairs decided. On
+    layouts (:func:`folder_layouts` of the sample) every duplicate with a picture on one
+    (:func:`on_layouts`) is looked at, up to the budget, and the look decides those pairs alone
+    (past the budget, or with no look fitted, their duplicates are possible at most: the
+    thumbnails cannot tell them); the other pairs are decided as with no layout, by
     a look calibrated on the sample's pictures off the layouts (``stats["off_layout"]``), in what
     is left of the budget. The look is calibrated on the first :data:`LOOK_SAMPLE` such pictures
     of the search's rows (``found``) in content order (the calibration's sample: their pictures
@@ -723,7 +735,8 @@ def closer_look(pairs: PairTable, found: Candidates, features: Features, images:
     off = ~on[sample]
     confidence, off_stats = _look_closer(confidence, looked & ~on_pair, sample[off],
                                          [p for p, o in zip(pictures, off) if o],
-                                         budget=LOOK_BUDGET - stats.get("looked_at", 0), **look)
+                                         budget=LOOK_BUDGET - stats.get("looked_at", 0) - stats.get("unread", 0),
+                                         **look)
     if not stats:  # no pair on a layout to decide: as with no layout
         return confidence, off_stats
     shapes = [d.shape for d in details if d is not None]
@@ -767,11 +780,18 @@ def _look_closer(confidence: np.ndarray, looked: np.ndarray, sample: np.ndarray,
     keyed = keyed[np.argsort(-pairs.score[keyed], kind="stable")][:budget]  # the most matched first
     doubt = doubt[np.argsort(-confidence[doubt], kind="stable")][:budget - len(keyed)]
     unsure = unsure[np.argsort(confidence[unsure], kind="stable")][:budget - len(keyed) - len(doubt)]
-    turned = MatchView.is_tilted(pairs.variant[unsure])
-    # one pass: pictures read once
-    looks = look_at(pairs.take(np.r_[doubt, unsure, rejected, keyed]), images, digests, jobs, layouts)
+    # one pass over every pair to look at (fewer pictures read twice)
+    groups = [doubt, unsure, rejected, keyed]
+    looks, unread = look_at(pairs.take(np.concatenate(groups)), images, digests, jobs, layouts)
+    read = np.split(~unread, np.cumsum([len(group) for group in groups])[:-1])
+    # the pairs with a picture that could not be read (or that OpenCV failed on) had no look: it
+    # neither judges them nor learns from them; they keep the thumbnails' confidence (on a
+    # layout, possible at most, as the duplicates past the budget)
+    unread = np.r_[doubt[~read[0]], unsure[~read[1]], keyed[~read[3]]]
+    doubt, unsure, rejected, keyed = (group[kept] for group, kept in zip(groups, read))
     looks, unsure_looks, rejected_looks, keyed_looks = np.split(
-        looks, np.cumsum([len(doubt), len(unsure), len(rejected)]))
+        looks[np.concatenate(read)], np.cumsum([len(doubt), len(unsure), len(rejected)]))
+    turned = MatchView.is_tilted(pairs.variant[unsure])
     seed = int.from_bytes(bytes(digests[sample[0]][:8]), "little") if len(sample) else 0
     fitted = fit_look(pictures, features.embedding[sample], seed, rejected_looks,
                       frozenset(zip(a[proposed].tolist(), b[proposed].tolist())), jobs, tilted=bool(turned.any()),
@@ -779,7 +799,8 @@ def _look_closer(confidence: np.ndarray, looked: np.ndarray, sample: np.ndarray,
     layout_share = max((layout.share for layout in layouts), default=0.0)
     if isinstance(fitted, str):  # nothing to read the looks by: the keypoint search's pairs stay possible
         confidence[keyed] = floor
-        stats = {"looked_at": int(len(doubt) + len(unsure) + len(keyed)), "used": False, "not_used": fitted}
+        stats = {"looked_at": int(len(doubt) + len(unsure) + len(keyed)), "unread": int(len(unread)), "used": False,
+                 "not_used": fitted}
         if layouts:
             # on a layout the thumbnails are as sure of two different pictures as of a copy, and
             # no look decides them: their duplicates are possible at most (as those past the budget)
@@ -790,7 +811,7 @@ def _look_closer(confidence: np.ndarray, looked: np.ndarray, sample: np.ndarray,
     p = confidence[doubt]
     raised = np.where(fitted.lined_up(looks), np.maximum(_with_log_odds(p, fitted.log_ratio(looks)), p), p)
     # the keypoint search's pairs: what the look says of each (a transform: its ratio, raising or
-    # lowering; an overlay's or none: the no-transform ratio at their keypoints)
+    # lowering; an overlay's: the lower of that and the no-transform ratio; none: the latter)
     said = fitted.said(keyed_looks, np.where(keyed_looks[:, 3] > 0, fitted.no_transform.at(keyed_looks), 0.0))
     layout_copies = None
     if fitted.on_layout:
@@ -805,9 +826,10 @@ def _look_closer(confidence: np.ndarray, looked: np.ndarray, sample: np.ndarray,
         # a pair the look speaks for stays worth a look, however rare copies are among them
         confidence[decided] = np.where(change > 0, np.maximum(posterior, floor), posterior)
         raised = confidence[doubt]
-        # the duplicates past the budget: the thumbnails cannot tell them, so they are possible at most
-        past_budget = np.setdiff1d(np.flatnonzero(duplicates), unsure)
-        confidence[past_budget] = np.minimum(confidence[past_budget], threshold - 0.01)
+        # the duplicates past the budget, or unread: the thumbnails cannot tell them, so they are possible at most
+        undecided = np.setdiff1d(np.flatnonzero(duplicates), unsure)
+        confidence[undecided] = np.minimum(confidence[undecided], threshold - 0.01)
+        past_budget = np.setdiff1d(undecided, unread)
     else:
         confidence[doubt] = raised
         # the unsure duplicates confirmed, or lowered; overlapping tiles only confirmed (a copy moved
@@ -827,7 +849,7 @@ def _look_closer(confidence: np.ndarray, looked: np.ndarray, sample: np.ndarray,
         confidence[keyed], keyed_share = adjust_to_prior(1.0 / (1.0 + np.exp(-said)))
     weights = {c: round(float(w / d), 4) for c, w, d in zip(("log_matches", "detail", "agree"), fitted.coef,
                                                               fitted.scale)}
-    stats = {"looked_at": int(len(doubt) + len(unsure) + len(keyed)), "used": True,
+    stats = {"looked_at": int(len(doubt) + len(unsure) + len(keyed)), "unread": int(len(unread)), "used": True,
              "keypoint_pairs": int(len(keyed)), "keypoint_share": round(float(keyed_share), 5),
              "keypoint_duplicates": int((confidence[keyed] >= threshold).sum()),
              "raised_to_duplicates": int((raised >= threshold).sum()),
@@ -858,7 +880,7 @@ SEARCH_MAX_HAMMING = 48
 SEARCH_TRAIN_ROUNDS = 10
 #: Least matches (keypoints of either picture matched in the other) for a pair to be fitted.
 SEARCH_MIN_MATCHES = 8
-#: Pairs fitted per picture at most: those with the most matches.
+#: Pairs fitted per picture: this many with the most matches (it may be in more: another's best).
 SEARCH_PER_IMAGE = 4
 #: A pair is proposed when one affine transform explains this many of its matches or more ...
 SEARCH_MIN_INLIERS = 8

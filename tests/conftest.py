@@ -176,6 +176,18 @@ def plant_copies(root: Path, pictures: list, copies: dict) -> None:
         scene(300 + k, 160).save(root / "train" / f"scene{k:02d}.jpg", quality=90)
 
 
+def gone_after_the_first_read(pictures: list, gone: set):
+    """An ``images(rows)`` of ``pictures`` that reads every picture the first time it is called
+    (the closer look's calibration sample), and from then on none of the rows ``gone`` (files
+    changed since: None for them)."""
+    calls = []
+
+    def images(rows):
+        calls.append(len(rows))
+        return [None if len(calls) > 1 and r in gone else pictures[r] for r in rows]
+    return images
+
+
 def without_root_reading():
     """A ``preexec_fn`` that lets a child run as root not read what its permissions deny (its
     capability bounding set without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, so that the

@@ -19,7 +19,7 @@ from leakscan.keypoints import (LOOK_ALIKES_AS_COPIES, TOO_FEW_PICTURES, Keypoin
                                 keypoint_pairs, look_at, match_pictures, picture_keypoints)
 from leakscan.pairs import Candidates, Kind, PairTable
 from leakscan.views import MatchView
-from conftest import surface, under_one_logo
+from conftest import gone_after_the_first_read, surface, under_one_logo
 
 
 def texture(seed: int, size=(320, 240)) -> Image.Image:
@@ -80,12 +80,12 @@ def test_the_look_at_a_pair_does_not_depend_on_which_image_comes_first():
     mirrored = _turned_then_cropped(original).transpose(Image.FLIP_LEFT_RIGHT)
     pictures = [original, mirrored]
     digests = np.array([[1] * 16, [2] * 16], np.uint8)
-    looks = look_at(_pairs([0], [1], variant=1), lambda rows: [pictures[r] for r in rows], digests)
-    swapped = look_at(_pairs([0], [1], variant=1), lambda rows: [pictures[1 - r] for r in rows], digests[::-1])
+    looks, _ = look_at(_pairs([0], [1], variant=1), lambda rows: [pictures[r] for r in rows], digests)
+    swapped, _ = look_at(_pairs([0], [1], variant=1), lambda rows: [pictures[1 - r] for r in rows], digests[::-1])
     assert looks[0, 0] >= 30  # matched under the mirror the pair was found through
     assert np.array_equal(looks, swapped)
     # without the mirror it reads as another picture
-    plain = look_at(_pairs([0], [1]), lambda rows: [pictures[r] for r in rows], digests)
+    plain, _ = look_at(_pairs([0], [1]), lambda rows: [pictures[r] for r in rows], digests)
     assert plain[0, 0] < looks[0, 0] / 2
 
 
@@ -175,10 +175,10 @@ def test_the_closer_look_raises_copies_in_doubt_and_not_tiles_of_one_photo():
     assert stats["raised_to_duplicates"] == 3
 
 
-def _closer_look_at(pictures, read, variant):
+def _closer_look_at(pictures, read, variant, images=None):
     """``(pairs, confidence, stats)`` of :func:`closer_look` on the pairs ``read`` of
     ``pictures`` (duplicates at 0.7, read through ``variant``) beside look-alikes at 0.05 (pairs
-    of the 24 photo tiles five apart)."""
+    of the 24 photo tiles five apart); the pictures read by ``images`` (default: as they are)."""
     features = leakscan.features.extract_images([np.asarray(p) for p in pictures])
     rejected = [(a, b) for a in range(24) for b in range(a + 2, 24, 5)]
     pairs = _pairs(*zip(*(read + rejected)))
@@ -186,7 +186,7 @@ def _closer_look_at(pictures, read, variant):
         pairs, variant=np.r_[np.full(len(read), variant), np.zeros(len(rejected))].astype(np.int8),
         confidence=np.r_[np.full(len(read), 0.7), np.full(len(rejected), 0.05)].astype(np.float32))
     found = Candidates(pairs=pairs, search_rows=np.arange(len(pictures)), kth_neighbour=np.full(len(pictures), -1))
-    confidence, stats = closer_look(pairs, found, features, lambda rows: [pictures[r] for r in rows],
+    confidence, stats = closer_look(pairs, found, features, images or (lambda rows: [pictures[r] for r in rows]),
                                     threshold=0.5, floor=0.1)
     return pairs, confidence, stats
 
@@ -201,6 +201,21 @@ def test_a_turned_reading_the_keypoints_do_not_bear_out_falls_to_possible():
     assert stats["turned_copies"] > 0 and min(stats["tilted_no_transform"].values()) < 0
     assert stats["turned_looked_at"] == 4 and stats["lowered_to_possible"] == 2
     assert np.all(confidence[:2] > 0.7) and np.all(confidence[2:4] < 0.5), confidence[:4]  # confirmed; lowered
+    assert np.array_equal(confidence[4:], pairs.confidence[4:])
+
+
+def test_a_turned_duplicate_whose_picture_cannot_be_read_again_keeps_the_thumbnails_confidence():
+    # a turned reading with no keypoints to bear it out is lowered (two flat tiles the tilted
+    # views matched); a file changed since the audit read it was lowered so too, for a picture
+    # no look was had of. Not looked at, it keeps the confidence the thumbnails gave it
+    tiles = photo_tiles()
+    pictures = tiles + [_turned_then_cropped(tiles[5]), _turned_then_cropped(tiles[18])]
+    turned = [(5, 24), (18, 25), (2, 9), (13, 22)]  # two copies (the first unread), two tiles of another place
+    pairs, confidence, stats = _closer_look_at(pictures, turned, MatchView.TILTED,
+                                               images=gone_after_the_first_read(pictures, {24}))
+    assert confidence[0] == pairs.confidence[0], confidence[:4]  # kept
+    assert confidence[1] > 0.7 and np.all(confidence[2:4] < 0.5), confidence[:4]  # confirmed; lowered
+    assert stats["unread"] == 1 and stats["turned_looked_at"] == 3 and stats["lowered_to_possible"] == 2
     assert np.array_equal(confidence[4:], pairs.confidence[4:])
 
 
@@ -350,10 +365,10 @@ def test_a_picture_opencv_fails_on_or_a_file_gone_since_it_was_read_ends_no_run(
     m = looked.manifest
     c1, t06 = [list(map(str, m.paths)).index(p) for p in ("c1.jpg", "t06.jpg")]
     caplog.clear()
-    looks = look_at(_pairs([min(c1, t06)], [max(c1, t06)]), lambda rows: leakscan.features.load_pictures(m, rows),
-                    looked.features.pixel_digest)
+    looks, unread = look_at(_pairs([min(c1, t06)], [max(c1, t06)]),
+                            lambda rows: leakscan.features.load_pictures(m, rows), looked.features.pixel_digest)
     assert "t06.jpg: not read again (" in caplog.text
-    assert looks.tolist() == [[0.0, 0.0, 0.0, 0.0, 1.0]]  # no transform (every cell agrees: none was judged)
+    assert looks.tolist() == [[0.0, 0.0, 0.0, 0.0, 1.0]] and unread.tolist() == [True]  # no look was had
 
 
 def _off_centre_crop(img):  # half the picture's area, from its lower right, enlarged back
@@ -646,8 +661,9 @@ def test_opencv_failing_on_a_pair_names_both_files_and_the_pair_reads_as_no_tran
 
     monkeypatch.setattr(leakscan.keypoints, "match_pictures", fails)
     caplog.set_level("WARNING")
-    looks = look_at(_pairs([0], [1]), lambda rows: leakscan.features.load_pictures(m, rows), f.pixel_digest)
+    looks, unread = look_at(_pairs([0], [1]), lambda rows: leakscan.features.load_pictures(m, rows), f.pixel_digest)
     assert looks[0, 0] == 0 and looks[0, 4] == 1.0  # no transform; the look says what it says of none
+    assert not unread[0]  # both pictures were read: a look was had
     assert any(("a.jpg ~ b.jpg: no closer look" in r.getMessage() or "b.jpg ~ a.jpg: no closer look" in r.getMessage())
                and "RuntimeError" in r.getMessage() for r in caplog.records), caplog.text
 

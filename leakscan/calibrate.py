@@ -3,9 +3,10 @@
 No fixed weights and no thresholds tuned elsewhere: at run time a sample of the dataset's
 own images is copied the ways users' copies are made (shifted, cropped, rescaled,
 re-encoded, recoloured, blurred, flipped or rotated, letterboxed, captioned; and, for the
-overlapping-tile search, the next tile of the same scene). Each copy is
-searched against the dataset exactly as a real image is (:func:`leakscan.pairs.find_candidates`),
-and its evidence measured (:mod:`leakscan.evidence`):
+overlapping-tile search, the next tile of the same scene). Each copy is searched against
+the dataset as a real image is, bar the tilted views, the folded brightness and the pairs
+with twins (:func:`leakscan.pairs.find_candidates`), and its evidence measured
+(:mod:`leakscan.evidence`):
 
 * **positives**: a copy and the image it was made from;
 * **negatives**: a copy and the other images the search proposed, plus those of its
@@ -17,11 +18,10 @@ and its evidence measured (:mod:`leakscan.evidence`):
 
 A logistic regression on these pairs (scikit-learn's objective, solved in numpy:
 :func:`logistic_fit`), with the two classes weighted equally, averaged over :data:`BAGS`
-fits on resamples of the source pictures (:func:`_bagged`), gives each real candidate a
-``confidence``: the estimated probability that the two images are the same picture, at even
-prior odds. The weights of the similarity evidence keep
-their sign; those of the columns saying how a pair was found are held near 0
-(:data:`READING_PENALTY`). Held-out pairs (cross-validated by source
+fits on resamples of the source pictures (:func:`_bagged`), gives each real candidate the
+probability that the two images are the same picture, at even prior odds. The weights of the
+similarity evidence keep their sign; those of the columns saying how a pair was found are
+held near 0 (:data:`READING_PENALTY`). Held-out pairs (cross-validated by source
 image, each fold one fit) say how well the evidence separates copies from look-alikes *on
 this data* (``heldout_auc``); when it separates them poorly (images too small or too uniform), the
 audit says so.
@@ -74,16 +74,16 @@ CAL_SAMPLE_MIN = 400
 COPIES = 2
 #: Nearest neighbours of each copy taken as look-alike negatives.
 NEIGHBOURS = 20
-#: Copies are made from the image reduced to this many pixels a side (a thumbnail of 32
-#: pixels is all the evidence looks at).
+#: Copies are made from the image reduced to this many pixels a side: more than the evidence
+#: reads (32-pixel thumbnails; a model, 224 by default).
 COPY_SIDE = 256
 #: A pair of the search that the first fit scores at least this is left out of the final fit
 #: as a probable real copy (see :func:`calibrate`); below it, it is taught as a look-alike.
 SURE_COPY = 0.9
 #: With fewer look-alikes than this above the ``min_ncc`` floor, those below it are used too.
 MIN_NEGATIVES = 20
-#: Pseudo-pairs of each class added when the share of copies among the candidates is estimated
-#: (:func:`adjust_to_prior`): a handful of candidates cannot pull it to 0.
+#: Pseudo-pairs added (twice this many, at the ``centre`` share) when the share of copies among
+#: the candidates is estimated (:func:`adjust_to_prior`): a handful of candidates cannot pull it to 0.
 PRIOR_PSEUDO_COUNT = 10
 #: The columns that say how a pair was found (``zoom``, ``cropped``, ``rotated``, ``overlap``:
 #: either sign) are penalised this much per pair learnt from (standardised): the similarity
@@ -110,10 +110,13 @@ class Calibration:
     mean, scale, coef : ndarray
         Standardisation and logistic-regression weights per column; ``intercept`` the bias.
     threshold : float
-        The duplicate threshold in force (``min_confidence``, or higher after a back-off).
+        The duplicate threshold in force (``min_confidence``, or higher as ``min_precision``
+        raises it: :func:`leakscan.decide.with_bar_in_force`).
     stats : dict
-        ``n_images``, ``n_copies``, ``n_positive``, ``n_negative``, held-out ``recall`` and
-        ``false_alarm`` at 0.5, ``heldout_auc``, the estimated ``prior`` and the edits made.
+        ``n_images``, ``n_copies``, ``edits``, ``n_positive``, ``n_negative``, held-out
+        ``recall`` and ``false_alarm`` at 0.5, ``heldout_auc``, ``left_out_as_possible_copies``,
+        ``model_floor``; :mod:`leakscan.decide` adds the shares of copies (``prior``,
+        ``prior_*``), ``expected_precision`` and ``raised_from``.
     readings : dict
         The decisions for pairs read other than as a whole that have their own, fitted apart:
         ``"overlap"`` (overlapping tiles: on tile copies and the look-alikes the window search
@@ -348,7 +351,7 @@ def sample_size(n_images: int) -> int:
     """Images of ``n_images`` copied to calibrate: :data:`CAL_SAMPLE`, or fewer of a small
     dataset of which that would be more than 5%: Cochran's finite-population correction
     (``n0 N / (N + n0)``, rounded up: 464 of 1,100 images; ignored, as is usual, below 5%),
-    and every image of one of :data:`CAL_SAMPLE_MIN` or fewer.
+    at least :data:`CAL_SAMPLE_MIN` (every image of a dataset that small).
 
     >>> [sample_size(n) for n in (10, 400, 1_100, 15_000, 16_000, 60_000)]
     [10, 400, 464, 760, 800, 800]
@@ -378,7 +381,8 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     (:func:`~leakscan.evidence.shared_overlay_of`) is left out of the evidence, as for the candidates.
     ``release_index``: the caller searches ``candidates.index`` no more, so it is released once
     the copies are searched (:meth:`~leakscan.index.CosineIndex.release`), before the evidence.
-    Returns None when there is too little data to fit (fewer than 2 searchable images).
+    Returns None when there is too little to fit: fewer than 2 searchable images, or than
+    :data:`MIN_EXAMPLES` copies or look-alikes.
     """
     s = settings
     variants = transform_variants(s.transforms)
@@ -424,7 +428,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     tile_copy[n:] = np.array([e == ("tile",) for e in edit_names], bool)
     copy_rows = n + np.flatnonzero(made.ok & ~tile_copy[n:])
     tile_rows = n + np.flatnonzero(made.ok & tile_copy[n:])
-    # the copies are searched as real images are, the tile copies left out
+    # every copy against every image (scope "all"), the tile copies and the tile search left out
     cal_settings = dataclasses.replace(s, scope="all", overlap=False)
     # the copies are searched on the search's own index of the dataset, indexed beside it
     found = find_candidates(dataclasses.replace(aug, ok=aug.ok & ~tile_copy), cal_settings, query_rows=copy_rows,
@@ -529,7 +533,7 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
         if final is not None:
             final.stats["left_out_as_possible_copies"] = int((ambiguous & ~unlike).sum())
         return final
-    # two decisions: pairs read whole (copies other than tiles), and pairs read as overlapping tiles
+    # a decision each for pairs read whole (copies other than tiles) and pairs read as overlapping tiles
     read_whole = ~tile_reading & ~tile_copy[pairs.i] & ~tile_copy[pairs.j]
     whole = fit_twice(read_whole)
     if whole is None:
@@ -622,8 +626,9 @@ def _neighbour_pairs(aug: Features, search_rows, copy_rows, variants, settings: 
     """``(near, beyond)``: each copy with its :data:`NEIGHBOURS` nearest dataset images by
     embedding (best rotation/flip), split into those the search could propose read whole (at
     the cosine of its nearest neighbours, ``neighbour_min_cosine``, or the pHash distance of
-    its candidates, ``max_hamming``) and the others. The others are never candidates: the
-    decision learns from them only when a small dataset gives too few look-alikes otherwise.
+    its candidates, ``max_hamming``) and the others. The decision learns from the others
+    (those the search did not propose another way) only when a small dataset gives too few
+    look-alikes otherwise.
     ``index``: the search's own index over ``search_rows`` (:attr:`~leakscan.pairs.Candidates.index`;
     None: one is built)."""
     k = min(NEIGHBOURS, len(search_rows))

@@ -8,11 +8,11 @@ found as a crop is also lined up through the crop view of one that best matches 
 (a crop of half the picture is more zoom and shift than whole thumbnails line up over), the
 view's box fitted side by side for a picture of 64 px or more (:func:`leakscan.verify.fit_box`:
 a crop of another shape, resized); the better alignment counts. Padding (a rotation's
-canvas, a letterbox, a trimmed border) is left out, but a flat black or white ground both
-images show in the same place counts as picture unless one was rotated on a canvas. So is an
-overlay most of the dataset's pictures carry at the same place (a logo, a frame, a caption bar:
-:func:`shared_overlay_of`). At that
-alignment, more evidence is measured:
+canvas, a letterbox, a trimmed border) is left out, but where the whole pictures line up a
+flat black or white ground both show in the same place counts as picture, unless one was
+rotated on a canvas or the pair is read solarized. An overlay most of the dataset's pictures
+carry at the same place (a logo, a frame, a caption bar: :func:`shared_overlay_of`) is left
+out too. At that alignment, more evidence is measured:
 
 * ``ncc_fine``: correlation of the finest detail (sigma 1 px): a re-encoded or shifted copy
   keeps it, two photos of similar things (silhouettes on sky, ships on a horizon) do not;
@@ -394,7 +394,7 @@ def _common_part(features: Features, i, j, offset):
 #: degrees apart).
 TILT_REFINE = tuple(np.arange(-4.0, 4.5, 1.0))
 #: ... and through these boxes (:data:`~leakscan.views.TILT_BOXES`, a share of the side): the
-#: search's two, the largest-area one, and each a little tighter (a crop well inside the box).
+#: search's three, and each a little tighter (a crop well inside the box).
 TILT_LOOKS = (("shape", 1.0), ("square", 1.0), ("area", 1.0),
               ("shape", TILT_TIGHT), ("square", TILT_TIGHT), ("area", TILT_TIGHT))
 

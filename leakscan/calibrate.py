@@ -3,10 +3,10 @@
 No fixed weights and no thresholds tuned elsewhere: at run time a sample of the dataset's
 own images is copied the ways users' copies are made (shifted, cropped, rescaled,
 re-encoded, recoloured, blurred, flipped or rotated, letterboxed, captioned; and, for the
-overlapping-tile search, the next tile of the same scene). Each copy is searched against
-the dataset as a real image is, bar the tilted views, the folded brightness and the pairs
-with twins (:func:`leakscan.pairs.find_candidates`), and its evidence measured
-(:mod:`leakscan.evidence`):
+overlapping-tile search, the next tile of the same scene). Each copy is
+searched against the dataset as a real image is (:func:`leakscan.pairs.find_candidates`), but
+against every split and without the tilted views, the folded brightness, the window search and
+the pairs with twins, and its evidence measured (:mod:`leakscan.evidence`):
 
 * **positives**: a copy and the image it was made from;
 * **negatives**: a copy and the other images the search proposed, plus those of its
@@ -428,7 +428,8 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     tile_copy[n:] = np.array([e == ("tile",) for e in edit_names], bool)
     copy_rows = n + np.flatnonzero(made.ok & ~tile_copy[n:])
     tile_rows = n + np.flatnonzero(made.ok & tile_copy[n:])
-    # every copy against every image (scope "all"), the tile copies and the tile search left out
+    # the copies are searched as real images are, but against every split and without the tile
+    # copies, the window, tilted and folded searches and the pairs with twins
     cal_settings = dataclasses.replace(s, scope="all", overlap=False)
     # the copies are searched on the search's own index of the dataset, indexed beside it
     found = find_candidates(dataclasses.replace(aug, ok=aug.ok & ~tile_copy), cal_settings, query_rows=copy_rows,

@@ -333,8 +333,10 @@ def find_candidates(
     :mod:`leakscan.decide` weighs the evidence and decides.
 
     ``query_rows``: only these rows are queried (against an index of every row); default all.
-    ``tilted_search``: False leaves the tilted views out (the calibration, whose copies are not
-    tilted: tilted pairs are decided by the whole-image decision).
+    ``tilted_search``: False leaves the tilted views out (the calibration: tilted pairs are decided
+    by the whole-image decision. Its ``rotate`` copies, turned 4-30 degrees on black or white
+    corners, some within their own frame as the tilted views read them, are searched as they
+    are and through their padding's turned-back view).
     ``earlier``: a search over much the same images. When its rows are the first of these and
     hold the same features (the calibration: the dataset, then its copies), its embedding and
     pHash indexes are searched, the other rows indexed beside them; otherwise its embedding

@@ -568,7 +568,8 @@ def pair_evidence(features: Features, pairs: PairTable, kth_neighbour: np.ndarra
     search (:class:`~leakscan.pairs.Candidates`); ``variants`` are the rotations/flips allowed.
     With ``min_ncc``, pairs that align below it get only their ``ncc`` (the decision drops
     them), which spares most of the work on a search's many weak candidates. ``overlay``
-    (:func:`shared_overlay_of`) is left out of every picture.
+    (:func:`shared_overlay_of`) is left out of every picture read in one frame (not of the
+    overlapping-tile and tilted readings, which move one picture against the other).
     Memory stays bounded: pairs are measured ``block`` (default :data:`BLOCK`) at a time,
     on ``jobs`` processes.
     """

@@ -168,7 +168,8 @@ class MatchView(IntEnum):
     @staticmethod
     def reading(codes: np.ndarray) -> np.ndarray:
         """How each pair is read by the decision, an index into :data:`READINGS`: as a whole
-        (0), as overlapping tiles (1), as a tilted copy (2). Each reading has its own fit."""
+        (0), as overlapping tiles (1), as a tilted copy (2). Each has its own share of copies;
+        overlapping tiles have their own fit too, a tilted pair is decided by the whole-image one."""
         codes = np.asarray(codes)
         return np.where(codes == MatchView.OVERLAP, 1, np.where(MatchView.is_tilted(codes), 2, 0)).astype(np.int8)
 

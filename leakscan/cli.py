@@ -348,6 +348,28 @@ def _say_audit_warnings(result) -> None:
     _LISTED_AT_THE_END.shown()
 
 
+def _say_skipped(result, skipped_csv) -> None:
+    """The files the audit skipped, on one line on stderr (``audit --quiet``: no table says them):
+    how many, where their reasons are, and the first few with theirs."""
+    from .present import SKIPPED_NAMED, skipped_header  # noqa: PLC0415
+
+    if result.skipped:
+        named = "; ".join(f"{p}: {why}" for p, why in result.skipped[:SKIPPED_NAMED])
+        _say(f"leakscan: {skipped_header(len(result.skipped), skipped_csv)}: {named}")
+
+
+def _left_out_of_the_split(rs, written) -> str | None:
+    """What a re-split left out of the new manifest (unreadable files, entries the audit did not
+    take) and where they are listed, or None."""
+    skipped = [p for p in written if p.name.endswith(".skipped.csv")]
+    if not skipped:
+        return None
+    n, k = len(rs.unreadable_rows()), len(rs.not_audited())
+    said = " and ".join(([f"{n} unreadable file(s)"] if n else [])
+                        + ([f"{k} entr(ies) the audit did not take (see their reasons)"] if k else []))
+    return f"{said} left out of the new split, listed in {skipped[0]}"
+
+
 def _check_working_folder(ctx: typer.Context) -> None:
     """Relative paths given while the working folder no longer exists (deleted or moved since the
     shell entered it) lead nowhere: one line naming them, before anything is read or made."""
@@ -485,7 +507,7 @@ OPT_JOBS = typer.Option(None, "--jobs", "-j", min=1, show_default=False,
                              f"the closer look at the pairs in doubt [default: all cores; at most {MAX_JOBS_PER_CORE} "
                              "per core].")
 OPT_QUIET = typer.Option(False, "--quiet", "-q",
-                         help="No progress bars and no tables (warnings are still said, on stderr).")
+                         help="No progress bars and no tables (warnings and skipped files are still said, on stderr).")
 OPT_FORCE = typer.Option(False, "--force", "-f", help="Overwrite earlier results.")
 # readable=False: a cache that cannot be opened is the library's warning (a run without it), as
 # through $LEAKSCAN_CACHE, not the option's own refusal
@@ -785,6 +807,7 @@ def audit(
         finally:  # the list of warnings never read (a full disk, a reader gone, the output closed): on stderr
             if quiet and not json_:  # no tables to list them: all on stderr, those the run logs included
                 _say_audit_warnings(result)
+                _say_skipped(result, f"{out}/skipped.csv" if out is not None else None)
             _LISTED_AT_THE_END.say()
     if result.n_images == 0:
         raise _fail(f"no image could be read ({len(result.skipped)} skipped"
@@ -945,15 +968,15 @@ def resplit(
                 con.print(_plain(f"New manifest written to {out}" + (f"; {placed} files placed under "
                                                                       f"{materialize_dir}/ ({link.value})"
                                                                       if placed is not None else "")), markup=False)
-                skipped = [p for p in written if p.name.endswith(".skipped.csv")]
-                if skipped:
-                    n, k = len(rs.unreadable_rows()), len(rs.not_audited())
-                    said = " and ".join(([f"{n} unreadable file(s)"] if n else [])
-                                        + ([f"{k} entr(ies) the audit did not take (see their reasons)"] if k else []))
-                    con.print(_plain(f"{said} left out of the new split, listed in {skipped[0]}"), markup=False)
+                left_out = _left_out_of_the_split(rs, written)
+                if left_out:
+                    con.print(_plain(left_out), markup=False)
     finally:  # what the audit found doubtful about the pairs the split was made from, each said once
         if not json_:
             _say_audit_warnings(result)
+        left_out = _left_out_of_the_split(rs, written) if quiet and not json_ else None
+        if left_out:  # no table to say it in: on stderr
+            _say(f"leakscan: {left_out}")
     # what the new split cannot fully meet (sizes, class mixes, a class it empties): the tables list it,
     # which -q does not print
     unmet = [f"cannot fully meet: {p}" for p in rs.to_dict()["problems"]] if quiet and not json_ else []

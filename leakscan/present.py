@@ -26,7 +26,7 @@ from .output import shown_bar, tier_rounded
 log = logging.getLogger(__name__)
 
 __all__ = ["verdict", "cells", "cut", "fit", "pad", "shorten", "pct", "pair_order", "notebook_html", "setting_flags",
-           "SETTING_FLAGS", "resplit_checks", "furthest_classes", "skipped_where"]
+           "SETTING_FLAGS", "resplit_checks", "furthest_classes", "skipped_where", "skipped_header", "SKIPPED_NAMED"]
 
 #: DetectSettings field -> the command-line flag that sets it (None: library only).
 SETTING_FLAGS = {"max_hamming": "--max-hamming", "min_cosine": "--min-cosine", "min_ncc": "--min-ncc",
@@ -115,6 +115,16 @@ def verdict(audit) -> str:
             f" (under the bar raised to {shown_bar(cal.threshold):g} so that {audit.settings.min_precision:.0%} of the "
             "duplicate links are expected to be real)" if raised else ""))
     return "; ".join(parts)
+
+
+#: Unreadable files named where a run reports them (the terminal, ``audit --quiet``); the rest
+#: are in skipped.csv.
+SKIPPED_NAMED = 3
+
+
+def skipped_header(n: int, skipped_csv) -> str:
+    """The line that introduces the files a run skipped: how many, and where their reasons are."""
+    return f"{n:,} file(s) skipped ({skipped_where(skipped_csv)})"
 
 
 def skipped_where(skipped_csv) -> str:

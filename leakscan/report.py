@@ -169,7 +169,7 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10, skipped_csv: s
 
     if use_compact(console):  # narrow terminal or a log: one plain line per item, paths shortened
         return render_compact(audit, console, max_rows=max_rows, skipped_csv=skipped_csv)
-    from .present import kinds_said, pair_order, pct, shown_confidence, skipped_where, verdict  # noqa: PLC0415
+    from .present import SKIPPED_NAMED, kinds_said, pair_order, pct, shown_confidence, skipped_where, verdict  # noqa: PLC0415
     from .termout import decision_lines  # noqa: PLC0415
 
     console.print(verdict(audit) + ".", markup=False, highlight=False, style="bold")
@@ -241,7 +241,7 @@ def render_terminal(audit: Audit, console, *, max_rows: int = 10, skipped_csv: s
         console.print("[yellow]warning:[/yellow] " + _esc(w), highlight=False)
     if d["n_skipped"]:
         console.print(f"[yellow]{d['n_skipped']:,} files skipped[/yellow] ({_esc(skipped_where(skipped_csv))}): "
-                      + _esc("; ".join(f"{p}: {w}" for p, w in audit.skipped[:3])), highlight=False)
+                      + _esc("; ".join(f"{p}: {w}" for p, w in audit.skipped[:SKIPPED_NAMED])), highlight=False)
 
 
 # --------------------------------------------------------------------------- re-split

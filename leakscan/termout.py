@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from .present import (cells, cut, fit, furthest_classes, kinds_said, pad, pair_order, pct, resplit_checks, shorten,
-                      shown_confidence, skipped_where, verdict)
+                      shown_confidence, SKIPPED_NAMED, skipped_header, verdict)
 from .safeio import plain
 
 __all__ = ["use_compact", "render_compact", "render_resplit_compact", "decision_lines", "timings_line"]
@@ -200,8 +200,8 @@ def render_compact(audit, console, *, max_rows: int = 10, skipped_csv="skipped.c
         line("warning: " + _plain(wmsg), wrap=True)
     if d["n_skipped"]:
         line()
-        line(f"{d['n_skipped']:,} file(s) skipped ({_plain(skipped_where(skipped_csv))}):", wrap=True)
-        for p, why in audit.skipped[:3]:
+        line(_plain(skipped_header(d["n_skipped"], skipped_csv)) + ":", wrap=True)
+        for p, why in audit.skipped[:SKIPPED_NAMED]:
             sp = shorten(_plain(p), max(20, w // 2))
             line(f"  {sp}: {_plain(why)}", wrap=True)
     console.out("\n".join(out), highlight=False)

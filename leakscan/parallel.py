@@ -279,9 +279,22 @@ def _result(fut):
     try:
         return fut.result()
     except BrokenProcessPool:
-        raise LeakscanError("a worker process ended abruptly (killed, most likely for want of memory: the "
-                            "system's out-of-memory killer or a limit such as ulimit -v); try fewer --jobs or a "
-                            "smaller --max-file-size") from None
+        raise _worker_died() from None
+
+
+def _submitted(pool, fn, task):
+    """``pool.submit(fn, task)``; a pool a worker already died in is the same one line as in
+    :func:`_result` (the next task may be handed over before any result is asked for)."""
+    try:
+        return pool.submit(fn, task)
+    except BrokenProcessPool:
+        raise _worker_died() from None
+
+
+def _worker_died() -> LeakscanError:
+    return LeakscanError("a worker process ended abruptly (killed, most likely for want of memory: the "
+                         "system's out-of-memory killer or a limit such as ulimit -v); try fewer --jobs or a "
+                         "smaller --max-file-size")
 
 
 def run_chunks(fn: Callable, tasks: Iterable, *, jobs: int = 1, client=None) -> Iterator[tuple[int, object]]:
@@ -343,7 +356,7 @@ def run_chunks(fn: Callable, tasks: Iterable, *, jobs: int = 1, client=None) -> 
             k = 0
             try:
                 for task in it:
-                    pending.append(pool.submit(fn, task))
+                    pending.append(_submitted(pool, fn, task))
                     if len(pending) >= AHEAD * jobs:
                         yield k, _result(pending.popleft())
                         k += 1

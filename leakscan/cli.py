@@ -358,18 +358,6 @@ def _say_skipped(result, skipped_csv) -> None:
         _say(f"leakscan: {skipped_header(len(result.skipped), skipped_csv)}: {named}")
 
 
-def _left_out_of_the_split(rs, written) -> str | None:
-    """What a re-split left out of the new manifest (unreadable files, entries the audit did not
-    take) and where they are listed, or None."""
-    skipped = [p for p in written if p.name.endswith(".skipped.csv")]
-    if not skipped:
-        return None
-    n, k = len(rs.unreadable_rows()), len(rs.not_audited())
-    said = " and ".join(([f"{n} unreadable file(s)"] if n else [])
-                        + ([f"{k} entr(ies) the audit did not take (see their reasons)"] if k else []))
-    return f"{said} left out of the new split, listed in {skipped[0]}"
-
-
 def _check_working_folder(ctx: typer.Context) -> None:
     """Relative paths given while the working folder no longer exists (deleted or moved since the
     shell entered it) lead nowhere: one line naming them, before anything is read or made."""
@@ -896,7 +884,7 @@ def resplit(
     """``leakscan resplit``: its help is RESPLIT_HELP (a docstring is gone under ``python -OO``)."""
     from .audit import LISTED, audit as run_audit  # noqa: PLC0415
     from .materialize import materialize, planned  # noqa: PLC0415
-    from .report import prepare_resplit_out, render_resplit, write_resplit  # noqa: PLC0415
+    from .report import left_out_list, prepare_resplit_out, render_resplit, write_resplit  # noqa: PLC0415
     from .resplit import resplit as run_resplit  # noqa: PLC0415
     from .safeio import check_target, check_writable  # noqa: PLC0415
     from .split import parse_ratios  # noqa: PLC0415
@@ -968,13 +956,13 @@ def resplit(
                 con.print(_plain(f"New manifest written to {out}" + (f"; {placed} files placed under "
                                                                       f"{materialize_dir}/ ({link.value})"
                                                                       if placed is not None else "")), markup=False)
-                left_out = _left_out_of_the_split(rs, written)
+                left_out = rs.left_out_line(left_out_list(out))
                 if left_out:
                     con.print(_plain(left_out), markup=False)
     finally:  # what the audit found doubtful about the pairs the split was made from, each said once
         if not json_:
             _say_audit_warnings(result)
-        left_out = _left_out_of_the_split(rs, written) if quiet and not json_ else None
+        left_out = rs.left_out_line(left_out_list(out)) if quiet and not json_ else None
         if left_out:  # no table to say it in: on stderr
             _say(f"leakscan: {left_out}")
     # what the new split cannot fully meet (sizes, class mixes, a class it empties): the tables list it,

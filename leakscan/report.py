@@ -281,6 +281,13 @@ def write_resplit(rs, out: str | os.PathLike, *, force: bool = True) -> list[Pat
         return _write_resplit(rs, out)
 
 
+def left_out_list(out: str | os.PathLike) -> Path:
+    """The list :func:`write_resplit` writes beside the new manifest ``out`` of what the new split
+    leaves out: ``<stem>.skipped.csv``."""
+    out = Path(out)
+    return out.with_name(out.stem + ".skipped.csv")
+
+
 def _write_resplit(rs, out: Path) -> list[Path]:
     m = rs.audit.manifest
     base = out.parent.resolve()
@@ -304,7 +311,7 @@ def _write_resplit(rs, out: Path) -> list[Path]:
     unreadable, not_audited = rs.unreadable_rows(), rs.not_audited()
     if len(unreadable) or not_audited:  # left out of the new split, listed so that nothing is lost silently
         why = dict(rs.audit.features.failures)
-        skipped = out.with_name(out.stem + ".skipped.csv")
+        skipped = left_out_list(out)
         atomic_write(skipped, _csv_text(
             ["path", "split", "label", "group", "reason"],
             [*({"path": rel(r), "split": m.splits[r], "label": m.labels[r], "group": m.groups[r],
@@ -320,9 +327,8 @@ def _write_resplit(rs, out: Path) -> list[Path]:
             ({"path": rel(r), "split": m.splits[r], "label": m.labels[r], "group": grp[r],
               "reason": why[r]} for r in np.flatnonzero(rs.dropped))))
         written.append(dropped)
-    for name in (".skipped.csv", ".dropped.csv"):  # an earlier run's list would describe another split
-        stale = out.with_name(out.stem + name)
-        if stale not in written:
+    for stale in (left_out_list(out), out.with_name(out.stem + ".dropped.csv")):
+        if stale not in written:  # an earlier run's list would describe another split
             try:
                 os.unlink(stale)
             except FileNotFoundError:

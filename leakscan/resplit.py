@@ -170,6 +170,16 @@ class Resplit:
         split: an image outside the split folders, a manifest row without a split or listed again."""
         return list(self.audit.manifest.skipped)
 
+    def left_out_line(self, listed_in) -> str | None:
+        """What the new split leaves out (unreadable files, entries the audit did not take) and the
+        file ``listed_in`` that lists them, in one line; None when it leaves nothing out."""
+        n, k = len(self.unreadable_rows()), len(self.not_audited())
+        if not n + k:
+            return None
+        said = " and ".join(([f"{n} unreadable file(s)"] if n else [])
+                            + ([f"{k} entr(ies) the audit did not take (see their reasons)"] if k else []))
+        return f"{said} left out of the new split, listed in {listed_in}"
+
     def records(self) -> list[dict]:
         m = self.audit.manifest
         names, grp = self.splits, self.groups_column()

@@ -680,14 +680,23 @@ def formats_section(lines: list[str]) -> None:
     lines.append("")
 
 
+def sections(jobs: int | None, models: list) -> dict:
+    """Each section of `make bench` by its ``--only`` name: a function that appends its lines."""
+    return {"cifar": lambda ls: cifar_section(ls, jobs), "thresholds": thresholds_section,
+            "transformed": transformed_section, "peers": peers_section, "judged": judged_section,
+            "formats": formats_section, "tiles": tiles_section, "tile-protocols": tile_protocols_section,
+            "tile-rows": tile_rows_section, "models": lambda ls: model_section(ls, models),
+            "photos": lambda ls: photos_section(ls, jobs), "stability": lambda ls: stability_section(ls, jobs),
+            "augmentations": augmentations_section, "compositions": compositions_section,
+            "overlays": overlays_section, "scale": scale_section, "big-scale": big_scale_section}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=None)
     ap.add_argument("--skip-cifar", action="store_true")
     ap.add_argument("--skip-scale", action="store_true", help="skip the synthetic 100k-1M search runs")
-    ap.add_argument("--only", choices=["cifar", "thresholds", "transformed", "peers", "judged", "formats", "models",
-                                       "tiles", "tile-protocols", "tile-rows", "photos", "stability",
-                                       "augmentations", "compositions", "overlays"],
+    ap.add_argument("--only", choices=list(sections(None, [])),
                     help="run one section, print it and put it in bench/results.md in place of its last run")
     ap.add_argument("--model", action="append", default=[m for m in [os.environ.get("LEAKSCAN_BENCH_MODEL")] if m],
                     help="an image-embedding ONNX model to add to the model rows (repeatable; SSCD from the "
@@ -695,16 +704,10 @@ def main() -> int:
     a = ap.parse_args()
     models = bench_models(a.model)
     head = (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    sections = {"cifar": lambda ls: cifar_section(ls, a.jobs), "thresholds": thresholds_section,
-                "transformed": transformed_section, "peers": peers_section, "judged": judged_section,
-                "formats": formats_section, "tiles": tiles_section, "tile-protocols": tile_protocols_section,
-                "tile-rows": tile_rows_section, "models": lambda ls: model_section(ls, models),
-                "photos": lambda ls: photos_section(ls, a.jobs), "stability": lambda ls: stability_section(ls, a.jobs),
-                "augmentations": augmentations_section, "compositions": compositions_section,
-                "overlays": overlays_section, "scale": scale_section, "big-scale": big_scale_section}
+    run = sections(a.jobs, models)
     if a.only:
         lines = []
-        sections[a.only](lines)
+        run[a.only](lines)
         text = "\n".join(lines)
         write_section(HERE / "results.md", a.only, f"`python bench/run.py --only {a.only}`, {date.today()}, {head}",
                       text)
@@ -724,7 +727,7 @@ def main() -> int:
               "compositions", "formats", "scale"] + ([] if a.skip_scale else ["big-scale"])
     for name in order:
         part = []
-        sections[name](part)
+        run[name](part)
         lines += [section_start(name, f"`make bench`, {date.today()}")] + part + [section_end(name)]
     text = "\n".join(lines)
     write_results(HERE / "results.md", text)

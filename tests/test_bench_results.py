@@ -45,3 +45,12 @@ def test_a_results_file_without_the_marker_is_kept_above_it(tmp_path):
     run.write_results(path, "a full run")  # a full run replaces every section below the marker
     assert path.read_text().split(run.RESULTS_MARKER)[1].strip() == "a full run"
     assert path.read_text().startswith("notes only\n")
+
+
+def test_the_readme_names_every_section_that_can_be_run_alone():
+    import re
+
+    names = set(_run_module().sections(None, []))
+    readme = (ROOT / "README.md").read_text()
+    said = readme.split("SECTION is one of", 1)[1].split(")", 1)[0]
+    assert set(re.findall(r"`([a-z-]+)`", said)) == names

@@ -290,13 +290,13 @@ def _keypoints_or_none(picture: Image.Image, what: str) -> Keypoints | None:
         return None
 
 
-def _match_or_nothing(ka: Keypoints, kb: Keypoints, what: str = "a pair of pictures",
-                      layouts: tuple = ()) -> tuple:
+def _match_or_none(ka: Keypoints, kb: Keypoints, what: str = "a pair of pictures",
+                   layouts: tuple = ()) -> tuple | None:
     """A look ``(inliers, share, detail, keypoints, agree)``: :func:`match_pictures` each way round
-    (the ratio test keeps other matches each way), the one with more inliers (no transform,
-    logged naming ``what``, when OpenCV fails on the pair), with the fewer keypoints of the two;
-    with ``layouts``, only onto a picture of a layout's size where either is, off that layout
-    (:func:`_layout_of`)."""
+    (the ratio test keeps other matches each way), the one with more inliers, with the fewer
+    keypoints of the two; with ``layouts``, only onto a picture of a layout's size where either
+    is, off that layout (:func:`_layout_of`). None (logged naming ``what``) when OpenCV fails on
+    the pair: no look was had, which is not a look that found no transform."""
     keypoints = min(len(ka.points), len(kb.points))
     ways = [(ka, kb, _layout_of(kb.detail, layouts)), (kb, ka, _layout_of(ka.detail, layouts))]
     # judged in a layout's frame where one picture has it (a turned copy's is larger)
@@ -306,7 +306,7 @@ def _match_or_nothing(ka: Keypoints, kb: Keypoints, what: str = "a pair of pictu
         return inliers, share, detail, keypoints, agree
     except Exception as exc:
         log.warning("%s: no closer look (%s: %s)", what, type(exc).__name__, exc)
-        return 0, 0.0, 0.0, keypoints, 1.0
+        return None
 
 
 def match_pictures(ka: Keypoints, kb: Keypoints, layout: Layout | None = None) -> tuple[int, float, float, float]:
@@ -377,6 +377,11 @@ def agreeing_cells(x: np.ndarray, y: np.ndarray, inside: np.ndarray, layout: np.
     if not judged.any():
         return None
     return float((ncc[judged] >= AGREE_NCC).mean())
+
+
+def _had(looks) -> list:
+    """The looks that were had (not None: OpenCV did not fail on the pair)."""
+    return [look for look in looks if look is not None]
 
 
 def _looks(looks) -> np.ndarray:
@@ -542,9 +547,10 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
     n = len(pictures)
     points, copied, turned = points[:n], points[n:2 * n], points[2 * n:]
     read = [k for k in range(n) if points[k] is not None and copied[k] is not None]
-    copies = map_threads(lambda k: _match_or_nothing(copied[k], points[k], layouts=layouts), read, jobs)
-    turned_looks = map_threads(lambda k: _match_or_nothing(turned[k], points[k], layouts=layouts),
-                           [k for k in range(len(turned)) if points[k] is not None and turned[k] is not None], jobs)
+    copies = _had(map_threads(lambda k: _match_or_none(copied[k], points[k], layouts=layouts), read, jobs))
+    turned_looks = _had(map_threads(lambda k: _match_or_none(turned[k], points[k], layouts=layouts),
+                                    [k for k in range(len(turned)) if points[k] is not None and turned[k] is not None],
+                                    jobs))
     alike = [tuple(r) for r in _looks(rejected).tolist()]
     emb = np.asarray(embeddings, np.float32)
     sim = emb @ emb.T
@@ -562,7 +568,7 @@ def fit_look(pictures: list, embeddings: np.ndarray, rng_seed: int, rejected, kn
                     and None not in (points[a], points[b]):
                 nearest.append((a, b))
                 sim[b, a] = -np.inf  # each pair once
-    alike += map_threads(lambda ab: _match_or_nothing(points[ab[0]], points[ab[1]], layouts=layouts), nearest, jobs)
+    alike += _had(map_threads(lambda ab: _match_or_none(points[ab[0]], points[ab[1]], layouts=layouts), nearest, jobs))
     if len(copies) < MIN_EXAMPLES or len(alike) < MIN_EXAMPLES:
         return TOO_FEW_PICTURES
     looks = _looks(copies + alike)
@@ -619,8 +625,8 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: in
             layouts: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
     """``(looks, unread)``: per pair of ``pairs``, ``(inliers, share, detail, keypoints, agree)``
     (:func:`match_pictures` off the ``layouts``, with the fewer keypoints of the two pictures),
-    and whether a picture of it could not be read (or OpenCV failed on it): no look was had
-    (its look reads as no transform, no keypoints). The pictures are
+    and whether no look was had: a picture of it could not be read, or OpenCV failed on a
+    picture or on the pair (its look then reads as no transform, no keypoints). The pictures are
     read by ``images(rows)`` a block of pairs at a time (memory: a few hundred pictures), the
     keypoints and matches on ``jobs`` threads; each pair seen from the image of the lower pixel
     digest, so the look does not depend on the images' order, and under the dihedral variant
@@ -654,17 +660,17 @@ def look_at(pairs: PairTable, images: ImageSource, digests: np.ndarray, jobs: in
         points = {key: kp for key, kp in zip(keys, map_threads(keypoints, keys, jobs)) if kp is not None}
 
         def look(task):
+            """The best look of the pair over the other picture's variants; None when none was had."""
             _, a, bs = task
-            best = (0, 0.0, 0.0, 0, 1.0)
-            for b in bs:
-                if a in points and b in points:
-                    best = max(best, _match_or_nothing(points[a], points[b], f"{named(a[0])} ~ {named(b[0])}",
-                                                       layouts))
-            return best
+            had = _had(_match_or_none(points[a], points[b], f"{named(a[0])} ~ {named(b[0])}", layouts)
+                       for b in bs if a in points and b in points)
+            return max(had) if had else None
 
-        for (position, a, bs), best in zip(tasks, map_threads(look, tasks, jobs)):
-            looks[position] = best
-            unread[position] = a not in points or not any(b in points for b in bs)
+        for (position, _, _), best in zip(tasks, map_threads(look, tasks, jobs)):
+            if best is None:
+                unread[position] = True
+            else:
+                looks[position] = best
     return looks, unread
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
@@ -217,6 +218,27 @@ def test_a_turned_duplicate_whose_picture_cannot_be_read_again_keeps_the_thumbna
     assert confidence[1] > 0.7 and np.all(confidence[2:4] < 0.5), confidence[:4]  # confirmed; lowered
     assert stats["unread"] == 1 and stats["turned_looked_at"] == 3 and stats["lowered_to_possible"] == 2
     assert np.array_equal(confidence[4:], pairs.confidence[4:])
+
+
+def test_a_turned_duplicate_opencv_fails_to_match_keeps_the_thumbnails_confidence(monkeypatch):
+    # OpenCV failing on a pair (not on either picture) is no look either: it was read as a look
+    # that found no transform, and the turned copy was lowered to possible for it
+    tiles = photo_tiles()
+    pictures = tiles + [_turned_then_cropped(tiles[5]), _turned_then_cropped(tiles[18])]
+    failing = leakscan.keypoints.picture_keypoints(pictures[24]).points
+    match_pictures = leakscan.keypoints.match_pictures
+
+    def fails_on_the_first_copy(ka, kb, layout=None):
+        if any(np.array_equal(k.points, failing) for k in (ka, kb)):
+            raise cv2.error("OpenCV(4.x) error: (-215:Assertion failed) in function 'estimateAffine2D'")
+        return match_pictures(ka, kb, layout)
+
+    monkeypatch.setattr(leakscan.keypoints, "match_pictures", fails_on_the_first_copy)
+    turned = [(5, 24), (18, 25), (2, 9), (13, 22)]  # two copies (OpenCV fails on the first), two tiles of another place
+    pairs, confidence, stats = _closer_look_at(pictures, turned, MatchView.TILTED)
+    assert confidence[0] == pairs.confidence[0], confidence[:4]  # kept
+    assert confidence[1] > 0.7 and np.all(confidence[2:4] < 0.5), confidence[:4]  # confirmed; lowered
+    assert stats["unread"] == 1 and stats["turned_looked_at"] == 3 and stats["lowered_to_possible"] == 2
 
 
 def test_a_duplicate_the_thumbnails_are_unsure_of_is_confirmed_or_lowered_by_the_look():
@@ -650,7 +672,7 @@ def test_pictures_under_one_logo_read_by_their_brightness_are_lowered_and_a_copy
     assert confidence[1] == pytest.approx(0.7), confidence[:2]  # as the thumbnails decided
 
 
-def test_opencv_failing_on_a_pair_names_both_files_and_the_pair_reads_as_no_transform(tmp_path, monkeypatch, caplog):
+def test_opencv_failing_on_a_pair_names_both_files_and_no_look_is_had(tmp_path, monkeypatch, caplog):
     texture(730).save(tmp_path / "a.jpg", quality=92)
     _crop_of_another_shape(texture(730)).save(tmp_path / "b.jpg", quality=92)
     m = leakscan.discovery.discover(tmp_path)
@@ -662,8 +684,8 @@ def test_opencv_failing_on_a_pair_names_both_files_and_the_pair_reads_as_no_tran
     monkeypatch.setattr(leakscan.keypoints, "match_pictures", fails)
     caplog.set_level("WARNING")
     looks, unread = look_at(_pairs([0], [1]), lambda rows: leakscan.features.load_pictures(m, rows), f.pixel_digest)
-    assert looks[0, 0] == 0 and looks[0, 4] == 1.0  # no transform; the look says what it says of none
-    assert not unread[0]  # both pictures were read: a look was had
+    assert looks[0, 0] == 0 and looks[0, 4] == 1.0  # as a pair with no look: no inliers, nothing against
+    assert unread[0]  # both pictures were read, but OpenCV gave no look: the look does not judge the pair
     assert any(("a.jpg ~ b.jpg: no closer look" in r.getMessage() or "b.jpg ~ a.jpg: no closer look" in r.getMessage())
                and "RuntimeError" in r.getMessage() for r in caplog.records), caplog.text
 

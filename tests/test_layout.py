@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont
 
 import leakscan
 import leakscan.keypoints
-from leakscan.keypoints import _match_or_nothing, folder_layout, match_pictures, picture_keypoints
+from leakscan.keypoints import _match_or_none, folder_layout, match_pictures, picture_keypoints
 from leakscan.settings import POSSIBLE_FLOOR
 
 from conftest import gone_after_the_first_read
@@ -104,7 +104,7 @@ def test_a_turned_copy_on_a_grown_canvas_is_judged_in_the_frame_of_the_layout():
     layout = folder_layout([_detail(screen(k)) for k in range(24)])
     turned = picture_keypoints(screen(31).rotate(1.5, expand=True, fillcolor=(255, 255, 255)))
     assert turned.detail.shape != layout.detail.shape
-    agree = {k: _match_or_nothing(turned, picture_keypoints(screen(k)), layouts=(layout,))[4] for k in (31, 33, 35)}
+    agree = {k: _match_or_none(turned, picture_keypoints(screen(k)), layouts=(layout,))[4] for k in (31, 33, 35)}
     assert agree[31] >= 0.75
     assert agree[33] <= 0.6 and agree[35] <= 0.6
 

@@ -46,6 +46,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
+from threadpoolctl import threadpool_limits
 
 from .evidence import EVIDENCE, SIGN, pair_evidence, typical_neighbours
 from .features import Features, content_ranks, digest_order, extract_images
@@ -739,13 +740,22 @@ def logistic_fit(x: np.ndarray, y: np.ndarray, c: float = 1.0, tol: float = 1e-8
     sample correlates with the other columns. The same objective is then minimised within
     those bounds (projected Newton: weights held at 0 while the gradient pushes them past it).
     ``penalty`` (one per column, default 1) scales each weight's squared-norm term.
+
+    On one BLAS thread: the products are of a few columns, and several threads on a busy
+    machine (the pool's workers, other programs) took 10 to 30 times as long.
     """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _newton(x, y, c, tol, max_iter, signs, penalty)
+
+
+def _newton(x, y, c, tol, max_iter, signs, penalty) -> tuple:
+    """:func:`logistic_fit`'s Newton iterations."""
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
     n, d = x.shape
     n_pos = float(y.sum())
     weight = np.where(y > 0, n / (2 * max(n_pos, 1.0)), n / (2 * max(n - n_pos, 1.0))) * c
-    xa = np.c_[x, np.ones(n)]
+    xa = np.asfortranarray(np.c_[x, np.ones(n)])  # column by column: the Hessian's product is faster so
     beta = np.zeros(d + 1)
     penalty = np.r_[np.ones(d) if penalty is None else np.asarray(penalty, np.float64), 0.0]
     sign = np.r_[np.zeros(d) if signs is None else np.asarray(signs, np.float64), 0.0]

@@ -137,3 +137,30 @@ def test_bagged_fit_resamples_whole_source_pictures_and_is_reproducible():
     fitted = []
     _bagged(lambda rows: fitted.append(rows) or (np.zeros(3), 0.0), digest, only_copies)
     assert len(fitted) == 1 and len(fitted[0]) == n
+
+
+def test_the_fit_computes_on_one_blas_thread_and_gives_back_the_threads(monkeypatch):
+    # its products are of a few columns: on a busy machine several BLAS threads took 10 to 30
+    # times as long (the pool's workers compete for the cores)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import leakscan.calibrate
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    seen, newton = [], leakscan.calibrate._newton
+
+    def spy(*args):
+        seen.append(blas_threads())
+        return newton(*args)
+
+    monkeypatch.setattr(leakscan.calibrate, "_newton", spy)
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(500, 4))
+    y = (x[:, 0] + rng.normal(size=500) > 0).astype(int)
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        logistic_fit(x, y)
+        assert blas_threads() == before == [2] * len(before)  # given back
+    assert seen and seen[0] and all(n == 1 for n in seen[0])

@@ -202,20 +202,23 @@ class Resplit:
         """Targets vs achieved sizes and class shares, moves, drops, problems, verification."""
         a = self.assignment
         m = self.audit.manifest
-        labels = sorted(set(m.labels.tolist()))
-        _, y = np.unique(m.labels.astype(str), return_inverse=True)
+        # the classes of the images read, as the assignment's columns: a class whose every file is
+        # unreadable has none
+        audited = self.audit.features.ok
+        classes = np.unique(m.labels[audited].astype(str))
+        labels = classes.tolist()
+        y = np.searchsorted(classes, m.labels.astype(str))  # used only where audited
         ach = np.zeros_like(a.target)
         ok = a.splits >= 0
-        np.add.at(ach, (a.splits[ok], y.ravel()[ok]), 1)
+        np.add.at(ach, (a.splits[ok], y[ok]), 1)
         tsz, asz = a.target.sum(1), ach.sum(1)
         # the original class mix of each split (of every readable image, before anything was
         # dropped): what class shares are measured against
-        audited = self.audit.features.ok
         before = np.zeros_like(a.target)
         cur = np.array([a.split_names.index(x) if x in a.split_names else -1 for x in m.splits.tolist()],
                        np.int64)  # row numbers even for no rows
         has = audited & (cur >= 0)
-        np.add.at(before, (cur[has], y.ravel()[has]), 1)
+        np.add.at(before, (cur[has], y[has]), 1)
         stratified = self.mode == "shuffle" or self.ratios_given
         splits, warnings = {}, []
         for s, name in enumerate(a.split_names):

@@ -361,7 +361,7 @@ class DecisionStats:
     added: int = 0            # duplicate pairs the detector had not found
     confirmed: int = 0        # duplicate pairs the detector had found as well
     links_cut: int = 0        # detector links cut so that distinct images are not grouped via a chain
-    kept_together: int = 0    # distinct pairs still joined by duplicate decisions (cannot be cut)
+    kept_together: int = 0    # distinct pairs still joined by duplicate decisions or a user group (cannot be cut)
     promoted: int = 0         # pairs of the possible tier turned into duplicates
     possible: object = None   # the possible tier with decided pairs taken out (when one was given)
     added_pairs: frozenset = field(default_factory=frozenset)  # (i, j) that exist only by a user decision

@@ -535,7 +535,7 @@ def _place_greedy(units: _Units, todo, rng) -> None:
 
 
 def _rebalance(units: _Units, rng) -> None:
-    """Minimal-change repair: move the fewest pure units so each (split, class) count meets its target.
+    """Minimal-change repair: move pure units, smallest first, so each (split, class) count nears its target.
 
     A unit moves from a split with too many images of its class to the one lacking most (of
     equal lacks, the one lacking most in size) when that brings the two counts closer to their

@@ -366,6 +366,11 @@ class DecisionStats:
     possible: object = None   # the possible tier with decided pairs taken out (when one was given)
     added_pairs: frozenset = field(default_factory=frozenset)  # (i, j) that exist only by a user decision
 
+    def marked_duplicate(self, pairs) -> np.ndarray:
+        """Mask over ``pairs``: the pairs the user marked duplicate (links nothing may cut)."""
+        m = self.matched
+        return np.isin(_keys(pairs.i, pairs.j), _keys(m.must_i, m.must_j))
+
     def to_dict(self) -> dict:
         m = self.matched
         return {"file": m.file, "applied": m.applied, "distinct": m.n_distinct, "duplicate": m.n_duplicate,

@@ -348,7 +348,9 @@ def resplit(
         if rounds == MAX_ROUNDS:  # the last assignment is checked, not repaired: say what remains
             unresolved = new
             break
-        groups = build_groups(len(m), pairs, m.groups)
+        decided = getattr(audit, "decisions", None)
+        groups = build_groups(len(m), pairs, m.groups,
+                              sure=decided.marked_duplicate(pairs) if decided is not None else None)
         pairs = pairs.take(groups.kept)  # what the chaining guard cut is no longer a link
     mode = "shuffle" if shuffle else "minimal-change"
     if keep:

@@ -13,7 +13,7 @@ decision follow a file that moved: a side whose path no longer names an audited 
 matched by content instead, and stands for every audited image with those bytes (the
 decision applies to each byte-identical copy).
 
-Three steps, each a pure function of its inputs:
+Three steps:
 
 * :func:`read_decisions` / :func:`load_decisions`: file (or records) -> :class:`Decisions`;
 * :meth:`Decisions.match`: decisions + manifest (+ features) -> :class:`MatchedDecisions`,

@@ -2,9 +2,9 @@
 
 The original files are never moved, changed or deleted: hard links and symlinks point at
 them, copies duplicate them. Each file appears under its name in one step (a temporary name,
-then a rename), so a killed run leaves no partial file; a re-run recognises the files it
-already placed (the same inode for hard links, the same target for symlinks, the same bytes
-for copies) and adds only the missing ones.
+then linked or renamed to its own), so a killed run leaves no partial file; a re-run
+recognises the files it already placed (the same inode for hard links, the same target for
+symlinks, the same bytes for copies) and adds only the missing ones.
 """
 
 from __future__ import annotations

@@ -476,7 +476,8 @@ def _assign_free(rows, ucode, y, cur, out, target, free_splits, shuffle, rng) ->
 
 
 def _place_greedy(units: _Units, todo, rng) -> None:
-    """Units ``todo``, largest first, each to the split with the largest remaining need for its classes."""
+    """Units ``todo`` to the splits that most need their classes: mixed-class units first, then each
+    class's, largest first."""
     if len(todo) == 0:
         return
     todo = np.asarray(todo)

@@ -274,15 +274,16 @@ PAIR_NUMBERS = {"score": "float64", "hamming": "int64", "cosine": "float64", "gr
 
 def analyse(manifest: Manifest, features: Features, pairs: PairTable, settings: DetectSettings,
             *, possible: PairTable | None = None, calibration=None, elapsed: float = 0.0,
-            timings: dict | None = None) -> Audit:
+            timings: dict | None = None, sure: np.ndarray | None = None) -> Audit:
     """Groups, leakage per ordered split pair (overall and per class), label conflicts, balance.
 
     ``pairs`` are the duplicates; the links the chaining guard cuts move to ``possible``, so the
-    pairs, the groups, the leaks and any re-split tell one story.
+    pairs, the groups, the leaks and any re-split tell one story. ``sure``: the pairs the user
+    marked duplicate, which the guard never cuts.
     """
     n = len(manifest)
     possible = PairTable.empty() if possible is None else possible
-    groups = build_groups(n, pairs, manifest.groups)
+    groups = build_groups(n, pairs, manifest.groups, sure=sure)
     if groups.kept is not None and not groups.kept.all():
         possible = PairTable.concat([possible, pairs.take(~groups.kept)]).sorted()
         pairs = pairs.take(groups.kept)
@@ -519,7 +520,8 @@ def audit(
     possible = detection.possible
     if decided is not None and getattr(decided, "possible", None) is not None:
         possible = decided.possible
-    result = analyse(m, feats, pairs, settings, possible=possible, calibration=detection.calibration)
+    result = analyse(m, feats, pairs, settings, possible=possible, calibration=detection.calibration,
+                     sure=decided.marked_duplicate(pairs) if decided is not None else None)
     t4 = time.perf_counter()
     # search: what detect did not spend verifying and calibrating, with the search-results cache
     # (its key, read and write); a detection read from the cache has no timings, so that read is all

@@ -13,7 +13,7 @@ decision follow a file that moved: a side whose path no longer names an audited 
 matched by content instead, and stands for every audited image with those bytes (the
 decision applies to each byte-identical copy).
 
-Three steps, each a pure function of its inputs:
+Three steps:
 
 * :func:`read_decisions` / :func:`load_decisions`: file (or records) -> :class:`Decisions`;
 * :meth:`Decisions.match`: decisions + manifest (+ features) -> :class:`MatchedDecisions`,
@@ -361,10 +361,15 @@ class DecisionStats:
     added: int = 0            # duplicate pairs the detector had not found
     confirmed: int = 0        # duplicate pairs the detector had found as well
     links_cut: int = 0        # detector links cut so that distinct images are not grouped via a chain
-    kept_together: int = 0    # distinct pairs still joined by duplicate decisions (cannot be cut)
+    kept_together: int = 0    # distinct pairs still joined by duplicate decisions or a user group (cannot be cut)
     promoted: int = 0         # pairs of the possible tier turned into duplicates
     possible: object = None   # the possible tier with decided pairs taken out (when one was given)
     added_pairs: frozenset = field(default_factory=frozenset)  # (i, j) that exist only by a user decision
+
+    def marked_duplicate(self, pairs) -> np.ndarray:
+        """Mask over ``pairs``: the pairs the user marked duplicate (links nothing may cut)."""
+        m = self.matched
+        return np.isin(_keys(pairs.i, pairs.j), _keys(m.must_i, m.must_j))
 
     def to_dict(self) -> dict:
         m = self.matched

@@ -95,7 +95,7 @@ def joining_links(n: int, i: np.ndarray, j: np.ndarray, strength: np.ndarray) ->
     order = np.lexsort((-strength, hi, lo))  # each pair's strongest first
     first = np.r_[True, (np.diff(lo[order]) != 0) | (np.diff(hi[order]) != 0)] if len(order) else np.zeros(0, bool)
     keep = order[first]
-    # the weakest kept links a minimum tree of 2 - strength keeps (all weights positive)
+    # a minimum tree of 2 - strength is a maximum one of strength (all weights positive)
     graph = coo_matrix((2.0 - strength[keep].astype(np.float64), (lo[keep], hi[keep])), shape=(n, n)).tocsr()
     tree = minimum_spanning_tree(graph)
     return np.sort((2.0 - tree.data).astype(np.float32))[::-1]
@@ -103,7 +103,7 @@ def joining_links(n: int, i: np.ndarray, j: np.ndarray, strength: np.ndarray) ->
 
 def _by_smallest_row(raw: np.ndarray):
     """Component labels renumbered 0, 1, ... in order of each component's smallest row; and
-    the smallest row of each."""
+    the smallest row of each input label."""
     raw = np.asarray(raw, np.int64)
     _, first = np.unique(raw, return_index=True)
     rank = np.empty(len(first), np.int64)
@@ -155,13 +155,14 @@ def group_links(user_groups) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None, *,
-                 max_size: int | None = None) -> Groups:
+                 max_size: int | None = None, sure: np.ndarray | None = None) -> Groups:
     """Connected components of the graph whose edges are the duplicate pairs and user groups.
 
     Chaining guard: a component of more than ``max_size`` images (default: 1,000 or 1% of the
     images, whichever is larger) that is held together by near-duplicate links is split by
-    dropping its weakest links (see :func:`link_strength`) until every part fits or only exact
-    links remain. What it did is listed in ``notes``.
+    dropping its weakest links (see :func:`link_strength`) until every part fits or none under
+    strength 1 is left (exact links, user groups and the ``sure`` pairs, those the user marked
+    duplicate, are never dropped). What it did is listed in ``notes``.
 
     Examples
     --------
@@ -175,6 +176,7 @@ def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None
     if max_size is None:
         max_size = max(1000, n // 100)
     strength = link_strength(pairs)
+    sure = np.zeros(len(pairs), bool) if sure is None else np.asarray(sure, bool)
     ur, uc = group_links(user_groups)
     keep = np.ones(len(pairs), bool)
     notes = []
@@ -185,7 +187,7 @@ def build_groups(n: int, pairs: PairTable, user_groups: np.ndarray | None = None
         if not len(big):
             break
         in_big = np.isin(raw[pairs.i], big)
-        drop = keep & in_big & (strength < t) & (pairs.kind != Kind.EXACT)
+        drop = keep & in_big & (strength < t) & (pairs.kind != Kind.EXACT) & ~sure
         if not drop.any():
             continue
         keep &= ~drop

@@ -2,9 +2,9 @@
 
 The original files are never moved, changed or deleted: hard links and symlinks point at
 them, copies duplicate them. Each file appears under its name in one step (a temporary name,
-then a rename), so a killed run leaves no partial file; a re-run recognises the files it
-already placed (the same inode for hard links, the same target for symlinks, the same bytes
-for copies) and adds only the missing ones.
+then linked or renamed to its own), so a killed run leaves no partial file; a re-run
+recognises the files it already placed (the same inode for hard links, the same target for
+symlinks, the same bytes for copies) and adds only the missing ones.
 """
 
 from __future__ import annotations
@@ -37,10 +37,13 @@ def planned(resplit, dest, *, link: str = "hardlink", force: bool = False) -> di
 
     Raises
     ------
+    ConfigError
+        The rows are not one image file each (an image array, a dataset's bytes, DICOM frames).
     OutputError
-        ``dest`` is inside the dataset, not empty (without ``force``), holds another split
-        an earlier run placed (with ``force``: its images would be on both sides), or is on
-        another file system than a source while ``link`` is ``"hardlink"``.
+        ``dest`` is inside the dataset, not empty (without ``force``), holds another split or
+        another ``link``'s files an earlier run placed (with ``force``), would merge two names
+        into one folder, or cannot take hard links of a source (another file system,
+        ``fs.protected_hardlinks``) while ``link`` is ``"hardlink"``.
     """
     m = resplit.audit.manifest
     if m.images is not None:
@@ -128,7 +131,7 @@ def _refuse_other_file_system(dest: Path, plan: dict) -> None:
 
 
 def materialize(resplit, dest, *, link: str = "hardlink", force: bool = False, plan: dict | None = None) -> int:
-    """Lay out ``dest/<split>/<label>/<file name>`` for every kept row of ``resplit``.
+    """Lay out ``dest/<split>/<label>/<file name>`` for every kept row of ``resplit`` whose file is still there.
 
     Returns the number of files in place for the new split (placed now, or found already placed
     by an earlier run). Name clashes between different sources get ``__2``, ``__3``... before the

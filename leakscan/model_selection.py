@@ -55,7 +55,7 @@ def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None,
         Ids numbered by first occurrence. Images that fail to decode get a group of their own (or
         their known group's), with a one-line warning naming them; when none can be read, InputError.
     (ids, paths) : when ``return_paths`` is True; ``paths`` as the audit names them (relative
-        to the folder) or, with ``paths=``, yours.
+        to the folder; row numbers for an array) or, with ``paths=``, yours.
 
     Examples
     --------
@@ -265,7 +265,7 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
         Lists, numpy arrays, scipy-sparse matrices or pandas frames.
     images : folder, list of paths, or ndarray, optional
         The images the rows stand for; duplicates among them are found and kept together.
-        Defaults to the first array when it is an image array ``(N, H, W[, C])``.
+        Defaults to the first array when it is an image array ``(N, H, W[, C])`` and no ``groups``.
     groups : sequence, optional
         Known groups (patient id...) kept together as well; without ``images``, only these.
         A row without one (None, NaN, ``""``) is a group of its own.

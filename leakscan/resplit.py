@@ -3,7 +3,8 @@
 From an :class:`~leakscan.audit.Audit`: assign whole duplicate groups to splits (joined by
 the rows' links: frames of one DICOM file, tiles whose footprints overlap), and when
 images are dropped (``keep`` + ``drop``), search the rest again (dropping images changes the
-neighbourhoods the ratio test compares against) until no pair crosses splits; then report
+neighbourhoods the ratio test compares against) until no pair crosses splits (at most
+:data:`MAX_ROUNDS` rounds); then report
 targets against what was achieved and verify the result.
 """
 
@@ -82,7 +83,7 @@ class Resplit:
 
     def leftover_warnings(self) -> list[str]:
         """One line per kind of link the new split still cuts (empty when it is sound): duplicate
-        pairs, overlapping tiles, frames of one DICOM file. Their rows are under ``problems``."""
+        pairs, overlapping tiles, frames of one DICOM file. ``problems`` says why."""
         out = []
         if self.cross_split_pairs():
             out.append(f"{self.cross_split_pairs()} duplicate pairs still cross splits (see problems)")
@@ -109,11 +110,10 @@ class Resplit:
         return out
 
     def groups_column(self) -> np.ndarray:
-        """``group`` per row: the user's group; else, for an image in a duplicate group, the one
-        group the images of that duplicate group have (a copy of a patient's image is that
-        patient's), or ``dup-<n>`` when they have none, or several (:meth:`group_warnings`).
-        Rows placed nowhere (``""`` in :attr:`splits`) keep theirs: a dropped row, and a file the
-        audit could not read, whose group is the input's (it has no copy to be named after)."""
+        """``group`` per row: the user's group; else, for an image in a duplicate group (a dropped
+        copy too), the one group the images of that duplicate group have (a copy of a patient's
+        image is that patient's), or ``dup-<n>`` when they have none, or several (:meth:`group_warnings`).
+        A file the audit could not read keeps the input's (it has no copy to be named after)."""
         m = self.audit.manifest
         g = self._groups()
         in_dup = np.isin(g.ids, g.duplicate_groups())
@@ -202,20 +202,23 @@ class Resplit:
         """Targets vs achieved sizes and class shares, moves, drops, problems, verification."""
         a = self.assignment
         m = self.audit.manifest
-        labels = sorted(set(m.labels.tolist()))
-        _, y = np.unique(m.labels.astype(str), return_inverse=True)
+        # the classes of the images read, as the assignment's columns: a class whose every file is
+        # unreadable has none
+        audited = self.audit.features.ok
+        classes = np.unique(m.labels[audited].astype(str))
+        labels = classes.tolist()
+        y = np.searchsorted(classes, m.labels.astype(str))  # used only where audited
         ach = np.zeros_like(a.target)
         ok = a.splits >= 0
-        np.add.at(ach, (a.splits[ok], y.ravel()[ok]), 1)
+        np.add.at(ach, (a.splits[ok], y[ok]), 1)
         tsz, asz = a.target.sum(1), ach.sum(1)
         # the original class mix of each split (of every readable image, before anything was
         # dropped): what class shares are measured against
-        audited = self.audit.features.ok
         before = np.zeros_like(a.target)
         cur = np.array([a.split_names.index(x) if x in a.split_names else -1 for x in m.splits.tolist()],
                        np.int64)  # row numbers even for no rows
         has = audited & (cur >= 0)
-        np.add.at(before, (cur[has], y.ravel()[has]), 1)
+        np.add.at(before, (cur[has], y[has]), 1)
         stratified = self.mode == "shuffle" or self.ratios_given
         splits, warnings = {}, []
         for s, name in enumerate(a.split_names):
@@ -270,7 +273,8 @@ def resplit(
         From :func:`leakscan.audit`. A Hugging Face ``DatasetDict`` is audited with the
         defaults and the result is a new ``DatasetDict`` (:func:`resplit_dataset`).
     ratios : str or mapping, optional
-        ``"train=0.8,val=0.1,test=0.1"``; default: the current split sizes and class mixes.
+        ``"train=0.8,val=0.1,test=0.1"``; default: the current split sizes and (without
+        ``shuffle``) class mixes.
     keep : str or sequence of str, optional
         Splits that stay as they are (e.g. a benchmark's test set).
     drop : bool
@@ -344,7 +348,9 @@ def resplit(
         if rounds == MAX_ROUNDS:  # the last assignment is checked, not repaired: say what remains
             unresolved = new
             break
-        groups = build_groups(len(m), pairs, m.groups)
+        decided = getattr(audit, "decisions", None)
+        groups = build_groups(len(m), pairs, m.groups,
+                              sure=decided.marked_duplicate(pairs) if decided is not None else None)
         pairs = pairs.take(groups.kept)  # what the chaining guard cut is no longer a link
     mode = "shuffle" if shuffle else "minimal-change"
     if keep:

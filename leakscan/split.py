@@ -476,7 +476,8 @@ def _assign_free(rows, ucode, y, cur, out, target, free_splits, shuffle, rng) ->
 
 
 def _place_greedy(units: _Units, todo, rng) -> None:
-    """Units ``todo``, largest first, each to the split with the largest remaining need for its classes."""
+    """Units ``todo`` to the splits that most need their classes: mixed-class units first, then each
+    class's, largest first."""
     if len(todo) == 0:
         return
     todo = np.asarray(todo)
@@ -535,7 +536,7 @@ def _place_greedy(units: _Units, todo, rng) -> None:
 
 
 def _rebalance(units: _Units, rng) -> None:
-    """Minimal-change repair: move the fewest pure units so each (split, class) count meets its target.
+    """Minimal-change repair: move pure units, smallest first, so each (split, class) count nears its target.
 
     A unit moves from a split with too many images of its class to the one lacking most (of
     equal lacks, the one lacking most in size) when that brings the two counts closer to their

@@ -181,6 +181,24 @@ def test_report_counts_only_what_is_written_not_unreadable_files(leaky_dataset, 
         assert d["moved"] <= 2
 
 
+@pytest.mark.parametrize("label", ["0", "ab", "z"])  # sorting before, between and after the classes read
+def test_a_class_whose_every_file_is_unreadable_is_no_traceback(leaky_dataset, tmp_path, label):
+    # the report numbered the classes of every row, the assignment those of the images read: the
+    # unreadable class shifted the columns (IndexError, exit 1); now the report has the classes read
+    (leaky_dataset / "train" / label).mkdir()
+    (leaky_dataset / "train" / label / "broken.jpg").write_bytes(b"not an image")
+    out = tmp_path / "new.csv"
+    r = run("resplit", leaky_dataset, "--out", out, "--json", "-q")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["unreadable_left_out"] == 1
+    rows = read(out)
+    for name, s in d["splits"].items():
+        mine = [x for x in rows if x["split"] == name]
+        assert s["class_share_achieved"] == {lab: round(sum(x["label"] == lab for x in mine) / len(mine), 4)
+                                             for lab in ("a", "b")}, name
+
+
 @pytest.mark.parametrize("options", [{}, {"shuffle": True}, {"keep": "train", "drop": True}])
 def test_the_python_api_gives_no_split_to_a_file_the_audit_could_not_read(leaky_dataset, options):
     # reported as giving the unreadable file a split name: it never did; kept here as the contract

@@ -352,3 +352,38 @@ def test_a_line_repeated_in_a_decisions_file_is_applied_once(tmp_path):
     d = r.to_dict()["decisions"]
     assert (d["entries"], d["applied"], d["distinct"], d["duplicate"], d["unmatched"]) == (5, 2, 1, 1, 0)
     assert d["pairs_removed"] == 1 and not r.leaks[0].images
+
+
+def test_the_chaining_guard_never_cuts_a_pair_marked_duplicate(tmp_path, monkeypatch):
+    # the guard cut a detected pair the user marked duplicate like any weak link (it only spared
+    # pairs it added, whose confidence is 1), so a re-split could part two images the decisions
+    # file joins; now a pair marked duplicate is as sure to the guard as to the chain cutting
+    import importlib
+
+    from PIL import ImageEnhance
+
+    from leakscan.groups import build_groups
+
+    audit_module = importlib.import_module("leakscan.audit")  # the module, not the function
+
+    layout = {f"train/{'ab'[k % 2]}/{k}.jpg": scene(k) for k in range(12)}
+    layout.update({f"test/{'ab'[k % 2]}/{k}.jpg": scene(k) for k in range(12, 18)})
+    s = scene(0)  # train/a/0.jpg and two edited copies: three near-duplicate links, none exact
+    layout["test/a/leak.jpg"] = ImageEnhance.Brightness(s.crop((6, 6, 90, 90))).enhance(1.25)
+    layout["test/a/leak2.jpg"] = ImageEnhance.Contrast(s.crop((0, 8, 88, 96)).resize((60, 60))).enhance(0.7)
+    data = write_dataset(tmp_path / "data", layout, quality=40)
+    base = leakscan.audit(data, jobs=1)
+    p, paths = base.pairs, base.manifest.paths
+    copies = {"train/a/0.jpg", "test/a/leak.jpg", "test/a/leak2.jpg"}
+    mine = [k for k in range(len(p)) if {paths[p.i[k]], paths[p.j[k]]} <= copies]
+    assert len(mine) >= 2 and all(p.kind[k] != 0 and p.confidence[k] < 1 for k in mine)
+    weakest = min(mine, key=lambda k: p.confidence[k])  # the first link the guard would drop
+    a, b = paths[p.i[weakest]], paths[p.j[weakest]]
+    decisions = _write(tmp_path / "decisions.csv", [(a, b, "duplicate", "")])
+    # a group of three is too large: the guard must part them, but not the pair marked duplicate
+    monkeypatch.setattr(audit_module, "build_groups", lambda *args, **kw: build_groups(*args, **{**kw, "max_size": 2}))
+    r = leakscan.audit(data, jobs=1, decisions=decisions)
+    assert any("chaining guard" in n for n in r.groups.notes)
+    row = {str(x): k for k, x in enumerate(r.manifest.paths)}
+    assert r.groups.ids[row[a]] == r.groups.ids[row[b]]
+    assert (a, b) in {(r.manifest.paths[i], r.manifest.paths[j]) for i, j in zip(r.pairs.i, r.pairs.j)}

@@ -904,7 +904,7 @@ def load_pictures(manifest: Manifest, rows, max_side: int = PICTURE_SIDE, kept=(
                   decode_side: int | None = DECODE_SIDE) -> list:
     """Canonical RGB pictures of ``rows`` (None where one cannot be read), reduced to ``max_side``.
 
-    Rows in ``kept`` (:attr:`Features.pictures` of the run) are taken from there; the others
+    Rows in ``kept`` (:attr:`Features.pictures` of the run) are taken from there, as kept; the others
     are decoded again as the feature pass decodes them (``decode_side``, None: full size), so
     a picture read again is the one a cold run keeps, and a run with cached features decides
     as a cold one. For the decision's calibration
@@ -999,7 +999,7 @@ def extract_features(
     jobs : int, optional
         Worker processes; default: every core this process may use.
     chunk_size : int
-        Images per task (at most; smaller so that each worker has four tasks or more);
+        Images per task (at most; without ``client``, fewer, down to 16, for four tasks a worker);
         memory stays bounded by ``jobs * chunk_size`` decoded images.
     chunk_bytes : int
         For image bytes of a dataset or table: encoded bytes per task at most (a task holds at

@@ -1,8 +1,9 @@
 """The only module that imports faiss: Hamming range search and cosine k-nearest-neighbour search
 (exact, inverted-file, or over product-quantized codes).
 
-Searches run in blocks of queries so memory stays bounded; results come back as flat
-arrays (query row, database row, distance or similarity), never as an n x n matrix.
+Searches run in blocks (of queries; a scan's of rows) so memory stays bounded; results come
+back as flat arrays (query row, database row, distance) or ``(m, k)`` neighbours, never as an
+n x n matrix.
 """
 
 from __future__ import annotations
@@ -401,7 +402,7 @@ def scan_knn(database, n: int, queries: np.ndarray, k: int, *, block: int = BLOC
     kk = min(k if ranks is None else 2 * k, n)
     if m == 0 or n == 0:
         return np.full((m, k), -np.inf, np.float32), np.full((m, k), -1, np.int64)
-    block = max(256, min(block, (1 << 21) // m))  # a block's similarities: at most 16 MB
+    block = max(256, min(block, (1 << 21) // m))  # a block's similarities: 16 MB, or 256 rows
     q64 = queries.astype(np.float64)
     sims = np.full((m, 0), -np.inf, np.float32)
     ids = np.zeros((m, 0), np.int64)

@@ -33,9 +33,9 @@ def padding_weights(thumbs: np.ndarray, tol: int = 6, min_frac: float = 0.05,
 
     * a flat black or white region that touches the border: the canvas around a rotated
       picture, a scan's black surround. Its straight edges would otherwise make any two
-      rotated pictures line up. Found as the connected region, touching the border, within
+      rotated pictures line up. Found as the connected regions, touching the border, within
       ``tol`` grey levels of the median border value when that value is near black (<= 24)
-      or white (>= 231), when it covers ``min_frac`` to ``max_frac`` of the thumbnail;
+      or white (>= 231), when they cover ``min_frac`` to ``max_frac`` of the thumbnail;
     * ``border`` (``(p, n, n)`` bool, :func:`border_mask`): the border :func:`unpadded`
       found (a letterbox, a frame, a caption bar), unless it covers more than ``max_frac``.
 

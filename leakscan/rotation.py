@@ -6,7 +6,7 @@ canvas of the same size with its corners cut off (Pillow's default, most augment
 code); either way the uncovered corners are *padding*: flat regions of one colour (black,
 white, the picture's edge colour, any other) at the four corners of the canvas. Their shape
 gives the angle. :func:`derotate` fits the picture area of the two rotation models, for
-every angle in (-45, 45) degrees, to the padding of a 128x128 version of the image, checks
+every angle of 3 to 45 degrees either way, to the padding of a 128x128 version of the image, checks
 that no upright rectangle (a letterbox, a frame, a flat background) explains it as well,
 and when the best fit is good rotates the image back. On an expanded canvas it crops the
 original picture out; on a same-size canvas the corners the rotation cut off are lost, so
@@ -66,7 +66,7 @@ def _masks(aspect: float, n: int, expand: bool, angles: tuple) -> np.ndarray:
 
 
 # One angle a key: the fine windows (11 angles around each coarse one) overlap, and one aspect's
-# coarse and fine angles on both canvases are about 270 masks (16 KB at most each).
+# coarse and fine angles on both canvases are 424 masks (16 KB at most each).
 @lru_cache(maxsize=512)
 def content_mask(theta: float, W: float, H: float, expand: bool, n: int) -> np.ndarray | None:
     """Where the picture is, on an ``n`` x ``n`` grid over a W x H canvas rotated by ``theta``
@@ -111,7 +111,7 @@ def _fill_of(small: np.ndarray):
 
     Both canvas models leave every corner of the canvas uncovered, so the four corner pixels
     agree (any fill colour: black, white, the picture's edge colour). A flat black or white
-    border (the expanded canvas's) is the other sign, as before.
+    border (the expanded canvas's) is the other sign.
     """
     c = sorted(int(v) for v in (small[0, 0], small[0, -1], small[-1, 0], small[-1, -1]))
     if c[-1] - c[0] <= CORNER_SPREAD:
@@ -129,14 +129,14 @@ _FOUR_NEIGHBOURS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
 
 def _padding_mask(big: np.ndarray, fill: float, min_frac: float = 0.02, max_frac: float = 0.7,
                   repeat: tuple = (1, 1)):
-    """Where a canvas's padding is, on ``big`` (n x n x 3 RGB); None when that is too little or
+    """Where a canvas's padding is, on ``big`` (h x w x 3 RGB); None when that is too little or
     too much, or not flat.
 
     The fill colour is re-read from the corners of ``big`` when they agree (a thumbnail's
     corner pixels are blurred by its resampling); padding is then the regions within a few
     levels of it *in every channel* that contain a corner (a picture region of the same
-    grey but another hue is not padding). A black or white fill keeps the earlier rule: any
-    flat region along the border.
+    grey but another hue is not padding). A black or white fill, or no such region at a
+    corner: any flat region along the border.
 
     ``repeat = (ry, rx)``: ``big`` stands for itself with each pixel repeated ``ry`` times down
     and ``rx`` times across (a small image enlarged by a whole factor: the result is the same,

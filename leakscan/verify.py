@@ -4,7 +4,7 @@ Candidate pairs from the hash and embedding searches are checked by *registratio
 *detail* (the 32x32 grayscale thumbnail minus its Gaussian blur, sigma 2 px) of the two
 images, the first one under the rotation/flip the search matched, are compared by
 normalised cross-correlation (NCC) over a small grid of zooms (up to 1.26x either way) and
-shifts (up to 1/8 of the side either way); the best alignment's NCC is the pair's ``ncc``.
+shifts (up to 1/8 of the side and a pixel either way); the best alignment's NCC is the pair's ``ncc``.
 A re-encoded, resized, shifted, cropped or recoloured copy lines up (detail NCC 0.6-1.0);
 two different photos of similar things (two ships on a horizon, two red cars on grey)
 share a coarse layout, which is all a gradient histogram or the plain pixels see, but their
@@ -38,7 +38,7 @@ DETAIL_SIGMA = 2.0
 #: Zoom factors tried (each applied to either image, so the ratio of scales covers
 #: 1/1.26 .. 1.26: a crop keeping 63% of the area or more).
 ZOOMS = (1.0, 1.06, 1.12, 1.19, 1.26)
-#: Largest shift tried, as a fraction of the side.
+#: Largest shift of the coarse search, as a fraction of the side (the refinement adds a pixel).
 MAX_SHIFT = 0.125
 #: Least share of the overlap that must be picture (not padding) on both sides.
 MIN_AREA = 0.10
@@ -428,7 +428,7 @@ def align(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb: np.nda
     ``ncc`` is the best normalised cross-correlation of the two details (of the images as
     given, with ``details=False``) over zooms and shifts; ``zoom`` is signed (positive: ``b``
     was enlarged, negative: ``a`` was);
-    ``(dy, dx)``: ``a[r, c]`` lines up with ``zoomed b[r - dy, c - dx]``. ``wa``/``wb`` weight
+    ``(dy, dx)``: ``a[r, c]`` lines up with ``b[r - dy, c - dx]``, the one ``zoom`` names zoomed. ``wa``/``wb`` weight
     pixels (0 on padding). Pairs with too little common picture score -1.
     """
     a = np.asarray(a, np.float32)
@@ -499,7 +499,7 @@ def align(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb: np.nda
 
 def aligned_ncc(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb: np.ndarray | None = None,
                 block: int | None = None) -> np.ndarray:
-    """Best NCC of ``(p, 32, 32)`` images ``a[k]`` vs ``b[k]``, as given, over zooms and shifts.
+    """Best NCC of ``(p, n, n)`` images (n even) ``a[k]`` vs ``b[k]``, as given, over zooms and shifts.
 
     ``wa``/``wb`` optionally weight each pixel (0 = padding, ignored; see
     :func:`leakscan.padding.padding_weights`).

@@ -215,7 +215,8 @@ def validate_random_state(random_state, name: str = "random_state") -> None:
           or (isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool)
               and random_state >= 0))
     if not ok:
-        raise ConfigError(f"{name} must be None, an int >= 0 or a numpy Generator, got {random_state!r}")
+        raise ConfigError(f"{name} must be None, an int >= 0 or a numpy Generator, RandomState, BitGenerator "
+                          f"or SeedSequence, got {random_state!r}")
 
 
 def check_random_state(random_state, name: str = "random_state") -> np.random.Generator:

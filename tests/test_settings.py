@@ -117,3 +117,17 @@ def test_the_report_names_each_setting_by_the_flag_that_sets_it(command):
         flag = "--" + name.replace("_", "-")
         if flag in options:
             assert flag in (SETTING_FLAGS.get(name) or ""), name
+
+
+def test_a_random_state_refused_is_told_every_kind_it_may_be():
+    # it said "None, an int >= 0 or a numpy Generator" while taking a RandomState, a
+    # BitGenerator and a SeedSequence too
+    from leakscan.split import validate_random_state
+
+    kinds = {np.random.Generator: np.random.default_rng(0), np.random.RandomState: np.random.RandomState(0),
+             np.random.BitGenerator: np.random.PCG64(0), np.random.SeedSequence: np.random.SeedSequence(1)}
+    with pytest.raises(ValueError) as refused:
+        validate_random_state("abc")
+    for kind, instance in kinds.items():
+        assert kind.__name__ in str(refused.value)
+        validate_random_state(instance)  # taken

@@ -516,7 +516,7 @@ def audit(
     warnings += list(detection.warnings)
     from .decisions import decide  # noqa: PLC0415 - the user's verdicts, before groups are built
 
-    pairs, decided = decide(detection.pairs, decisions, m, feats, settings, possible=detection.possible)
+    pairs, decided = decide(detection.pairs, decisions, m, feats, possible=detection.possible)
     possible = detection.possible
     if decided is not None and getattr(decided, "possible", None) is not None:
         possible = decided.possible

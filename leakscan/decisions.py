@@ -616,7 +616,7 @@ def _widest_path(adj, cut, strength, src, dst):
     return edges
 
 
-def decide(pairs, decisions, manifest, features, settings=None, *, possible=None):
+def decide(pairs, decisions, manifest, features, *, possible=None):
     """Load, match and apply ``decisions`` (path, records or :class:`Decisions`) for an audit.
 
     Returns ``(pairs, stats)``; ``(pairs, None)`` when ``decisions`` is None.
@@ -624,11 +624,5 @@ def decide(pairs, decisions, manifest, features, settings=None, *, possible=None
     d = load_decisions(decisions)
     if d is None:
         return pairs, None
-    md = d.match(manifest, features)
-    strength = None
-    if settings is not None and getattr(pairs, "confidence", None) is None:
-        from .groups import link_strength  # noqa: PLC0415
-
-        strength = link_strength(pairs)
-    return apply_decisions(pairs, md, features=features, strength=strength, possible=possible,
+    return apply_decisions(pairs, d.match(manifest, features), features=features, possible=possible,
                            groups=manifest.groups)

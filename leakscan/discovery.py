@@ -398,31 +398,38 @@ def _windows_separators(p: str, root: Path) -> str:
     return slashed if not exists(p) and exists(slashed) else p
 
 
+_COLUMNS = ("path", "split", "label", "group")
+
+
 def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delim)
-    fields = [(f or "").strip().lower() for f in (reader.fieldnames or [])]
-    reader.fieldnames = fields
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+    fields = [f.strip().lower() for f in next(reader, [])]
     missing = [c for c in ("path", "split") if c not in fields]
     if missing:
         raise InputError(
             f"{path}: manifest lacks column(s) {', '.join(missing)}; found {', '.join(fields) or 'none'}"
             " (needed: path, split; optional: label, group)"
         )
+    where = {c: fields.index(c) for c in _COLUMNS if c in fields}
     root = path.parent
     rows, skipped, seen = [], [], {}
-    for lineno, rec in enumerate(reader, start=2):
-        if any("\0" in (v if isinstance(v, str) else "".join(v or ())) for v in rec.values()):
+    last_line = reader.line_num
+    for cells in reader:
+        # the line a row starts on, counting blank lines and line breaks within quoted cells
+        lineno, last_line = last_line + 1, reader.line_num
+        if not cells:  # a blank line
+            continue
+        if any("\0" in c for c in cells):
             skipped.append((f"{path.name}:{lineno}", "manifest row holds a NUL byte (\\0): not a file name or value; "
                             "row ignored"))
             continue
-        rec = {k: _unguard(v) if isinstance(v, str) else v for k, v in rec.items()}
-        p = (rec.get("path") or "").strip()
+        rec = {c: _unguard(cells[k]) if k < len(cells) else "" for c, k in where.items()}
+        p = rec["path"].strip()
         if not p:
             skipped.append((f"{path.name}:{lineno}", "manifest row has an empty path"))
             continue
         p = _windows_separators(p, root)
-        split = (rec.get("split") or "").strip()
-        split = split_name(split)
+        split = split_name(rec["split"].strip())
         if not split:
             skipped.append((p, f"manifest line {lineno} has no split"))
             continue
@@ -431,7 +438,7 @@ def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
             skipped.append((p, listed_again(seen[key], (lineno, split))))
             continue
         seen[key] = (lineno, split)
-        rows.append((p, split, (rec.get("label") or "").strip(), (rec.get("group") or "").strip()))
+        rows.append((p, split, rec.get("label", "").strip(), rec.get("group", "").strip()))
     if not rows:
         raise InputError(f"{path}: manifest has no usable rows")
     paths, sp, lab, grp = zip(*rows)

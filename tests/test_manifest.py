@@ -101,6 +101,19 @@ def test_a_file_listed_in_two_splits_is_a_warning(tmp_path):
     assert len(both) == 1 and both[0].startswith("1 file(s) are listed in two splits of the manifest (./img/a.png)")
 
 
+def test_manifest_reasons_name_the_line_a_row_is_on_past_blank_lines_and_quoted_line_breaks(tmp_path):
+    write_dataset(tmp_path, {"img/a.png": scene(1), "img/b.png": scene(2)})
+    (tmp_path / "m.csv").write_text('path,split,label\n\nimg/a.png,train,"two\nlines"\n\n\n'
+                                    'img/a.png,test,x\n,train,x\nimg/b.png,,x\n')
+    m = discover(None, manifest=tmp_path / "m.csv")
+    assert list(m.paths) == ["img/a.png"] and list(m.labels) == ["two\nlines"]
+    assert m.skipped == (
+        ("img/a.png", "listed twice in the manifest (line 3 in train, line 7 in test: one file on both sides of "
+                      "the split); kept the first"),
+        ("m.csv:8", "manifest row has an empty path"),
+        ("img/b.png", "manifest line 9 has no split"))
+
+
 def test_csv_manifest_written_on_windows_reads_its_backslashes_as_folders(tmp_path):
     write_dataset(tmp_path, {"imgs/a/1.png": scene(1), "imgs/a/2.png": scene(2)})
     odd = tmp_path / "imgs" / "odd\\name.png"  # a Linux name with a backslash in it stays as written

@@ -410,6 +410,10 @@ def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
             f"{path}: manifest lacks column(s) {', '.join(missing)}; found {', '.join(fields) or 'none'}"
             " (needed: path, split; optional: label, group)"
         )
+    twice = [c for c in _COLUMNS if fields.count(c) > 1]
+    if twice:  # which of the two would be meant?
+        raise InputError(f"{path}: manifest names column(s) {', '.join(twice)} more than once "
+                         f"(header: {', '.join(fields)}); keep one of each")
     where = {c: fields.index(c) for c in _COLUMNS if c in fields}
     root = path.parent
     rows, skipped, seen = [], [], {}

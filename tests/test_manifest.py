@@ -140,6 +140,16 @@ def test_csv_missing_column_names_it(tmp_path):
         discover(None, manifest=tmp_path / "m.csv")
 
 
+@pytest.mark.parametrize("header", ["path,split,label,label", "path,split,Path", "path,split,group, GROUP"])
+def test_a_column_named_twice_is_refused_not_read_from_one_of_them(tmp_path, header):
+    # the last of the two used to be read, silently: labels, paths or groups from the wrong column
+    write_dataset(tmp_path, {"img/a.png": scene(1), "img/b.png": scene(2)})
+    (tmp_path / "m.csv").write_text(f"{header}\nimg/a.png,train,cat\nimg/b.png,test,dog\n")
+    twice = header.split(",")[-1].strip().lower()
+    with pytest.raises(InputError, match=rf"m\.csv: manifest names column\(s\) {twice} more than once"):
+        discover(None, manifest=tmp_path / "m.csv")
+
+
 def test_empty_csv(tmp_path):
     (tmp_path / "m.csv").write_text("")
     with pytest.raises(InputError, match="empty"):

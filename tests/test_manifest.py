@@ -1,3 +1,5 @@
+import codecs
+
 import numpy as np
 import pytest
 
@@ -181,6 +183,26 @@ def test_manifests_saved_as_utf16_are_read_and_other_encodings_named(tmp_path):
     (tmp_path / "latin.csv").write_bytes("path,split\nimg/\xe9.png,train\n".encode("latin-1"))
     with pytest.raises(InputError, match=r"latin.csv: manifest is not UTF-8 text .*at byte 15\); save it as UTF-8"):
         discover(None, manifest=tmp_path / "latin.csv")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le"])
+def test_a_manifest_in_utf16_or_32_without_its_byte_order_mark_is_named_so(tmp_path, encoding):
+    # it read as UTF-8 with a NUL between letters: "lacks column(s) path, split; found p\x00a\x00t..."
+    write_dataset(tmp_path, {"img/a.png": scene(1)})
+    (tmp_path / "m.csv").write_bytes("path,split\nimg/a.png,train\n".encode(encoding))
+    with pytest.raises(InputError, match=r"m.csv: manifest is not UTF-8 text \(a NUL byte at byte [0-3] of its "
+                                         r"first line: UTF-16 or UTF-32 saved without its byte-order mark\?\)"):
+        discover(None, manifest=tmp_path / "m.csv")
+
+
+def test_a_manifest_in_utf32_with_its_byte_order_mark_is_read(tmp_path):
+    # its mark starts as UTF-16's does: it read as UTF-16, every letter followed by a NUL
+    write_dataset(tmp_path, {"img/a.png": scene(1), "img/b.png": scene(2)})
+    for encoding in ("utf-32", "utf-32-be"):
+        raw = "path,split\nimg/a.png,train\nimg/b.png,test\n".encode(encoding)
+        (tmp_path / "m.csv").write_bytes(raw if encoding == "utf-32" else codecs.BOM_UTF32_BE + raw)
+        m = discover(None, manifest=tmp_path / "m.csv")
+        assert list(m.paths) == ["img/a.png", "img/b.png"] and list(m.splits) == ["train", "test"]
 
 
 def test_hidden_folders_and_files_are_not_read(tmp_path):

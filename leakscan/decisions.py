@@ -280,10 +280,13 @@ def _parse(text: str, where: str) -> Decisions:
     # the delimiter is the header's (the first line that is not blank or a comment): most of , ; tab
     header_line = next((ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
     delim = max(",;\t", key=header_line.count)
-    reader = csv.reader(io.StringIO(text), delimiter=delim)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
     header = None
     entries = []
-    for line_no, row in enumerate(reader, start=1):
+    last_line = 0
+    for row in reader:
+        # the line a row starts on, counting line breaks within quoted cells
+        line_no, last_line = last_line + 1, reader.line_num
         if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
             continue
         if header is None:

@@ -274,6 +274,9 @@ def read_decisions(path) -> Decisions:
     return _parse(decode_text(raw, where, "the decisions file"), where)
 
 
+_COLUMNS = ("a", "b", "decision", "note", "digest_a", "digest_b")
+
+
 def _parse(text: str, where: str) -> Decisions:
     if not text.strip():
         return Decisions((), file=where)
@@ -295,6 +298,10 @@ def _parse(text: str, where: str) -> Decisions:
             if missing:
                 raise _bad(where, line_no, f"the header must name columns a,b,decision[,note]; "
                                            f"missing {', '.join(missing)} (got {','.join(row)})")
+            twice = [c for c in _COLUMNS if header.count(c) > 1]
+            if twice:  # which of the two would be meant?
+                raise _bad(where, line_no, f"the header names column(s) {', '.join(twice)} more than once "
+                                           f"(got {','.join(row)}); keep one of each")
             continue
         rec = dict(zip(header, (c.strip() for c in row)))
         if len(row) < 3:

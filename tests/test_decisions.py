@@ -60,6 +60,14 @@ def test_a_bad_row_is_named_by_its_line_past_notes_written_on_several_lines(tmp_
     assert [e.line for e in read_decisions(f).entries] == [2, 4]
 
 
+def test_a_column_named_twice_is_refused_not_read_from_the_last(tmp_path):
+    # "distinct,duplicate" under decision,decision used to apply duplicate, silently
+    f = tmp_path / "d.csv"
+    f.write_text("a,b,decision,Decision\nx.jpg,y.jpg,distinct,duplicate\n")
+    with pytest.raises(InputError, match=r"d\.csv: line 1: the header names column\(s\) decision more than once"):
+        read_decisions(f)
+
+
 def test_reads_notes_comments_bom_and_semicolons(tmp_path):
     f = tmp_path / "d.csv"
     f.write_text("\ufeffa;b;decision;note\n# a comment\nx.jpg;y.jpg;Distinct;two cats, not one\n\n")

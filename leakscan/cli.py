@@ -256,6 +256,8 @@ def _main(
     """Find exact and near-duplicate images and the train/val/test leakage they cause."""
     _tolerant_streams()
     logging.getLogger("faiss").setLevel(logging.WARNING)
+    # tifffile's notes on a file it cannot parse name no file; the file's skip reason says what is wrong
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
     before = list(logging.getLogger().handlers)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="leakscan: %(levelname)s: %(message)s", stream=sys.stderr)

@@ -272,6 +272,8 @@ def _open(data: bytes) -> Image.Image:
 def _decode(data: bytes, draft, min_side) -> tuple[Image.Image, str, tuple[int, int]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS decides
+        # Pillow's notes on a damaged file ("Corrupt EXIF data") name no file: its reason, if it is skipped, does
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
         try:
             img = _open(data)
         except DecodeError:

@@ -151,6 +151,9 @@ def decode_tile(data: bytes, bands=None, percentiles=PERCENTILES):
     except Exception as exc:  # noqa: BLE001 - tifffile raises many types
         raise DecodeError(f"not a TIFF tifffile can read: {type(exc).__name__}: {str(exc)[:160]}") from None
     arr = np.asarray(arr)
+    if arr.dtype.kind == "c":  # their real part alone is no picture
+        raise DecodeError(f"complex pixels ({arr.dtype}, as radar scenes store them) are not an image leakscan "
+                          "reads; save their amplitude (abs) as a float or 16-bit TIFF")
     if "S" in axes and axes.index("S") != len(axes) - 1:
         arr = np.moveaxis(arr, axes.index("S"), -1)
     elif arr.ndim == 3 and "S" not in axes:  # bands stored as pages/planes first

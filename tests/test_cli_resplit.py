@@ -498,6 +498,27 @@ def test_out_and_materialize_naming_one_path_are_refused_before_anything_is_writ
     assert "same path" in r.output, r.output
 
 
+def test_out_naming_a_file_the_run_reads_is_refused_and_the_file_kept(leaky_dataset, tmp_path):
+    # --force overwrote the manifest or the decisions file read; and a manifest named as the list
+    # written beside NEW.csv (new.skipped.csv) was removed, --force or not, as an earlier run's list
+    lines = ["path,split,label"] + [f"{p.relative_to(tmp_path).as_posix()},{p.parts[-3]},{p.parts[-2]}"
+                                    for p in sorted(leaky_dataset.rglob("*.jpg"))]
+    manifest, left_out = tmp_path / "m.csv", tmp_path / "new.skipped.csv"
+    for f in (manifest, left_out):
+        f.write_text("\n".join(lines) + "\n")
+    decisions = tmp_path / "d.csv"
+    decisions.write_text("a,b,decision\ntest/a/leak.jpg,train/a/0.jpg,distinct\n")
+    before = tree_digest(tmp_path)
+    for args, said in ((["--manifest", manifest, "--out", manifest, "--force"], "is the --manifest"),
+                       ([manifest, "--out", tmp_path / "." / "m.csv", "--force"], "is the DATA"),
+                       ([leaky_dataset, "--decisions", decisions, "--out", decisions, "--force"], "is the --decisions"),
+                       (["--manifest", left_out, "--out", tmp_path / "new.csv"],
+                        f"would write over or remove {tmp_path / 'new.skipped.csv'}, which is the --manifest")):
+        r = run("resplit", *args, "-q")
+        assert r.exit_code == 2 and f"{said} this run reads; leakscan never overwrites its input" in r.output, r.output
+        assert tree_digest(tmp_path) == before
+
+
 def test_hard_links_of_symlinked_images_link_the_image_not_the_symlink(leaky_dataset, tmp_path):
     # os.link links a symlink itself (Linux link()): the tree held copies of the dataset's
     # symlinks, and a relative one (git-annex, DVC) named nothing from the tree's folder: the

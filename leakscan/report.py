@@ -259,8 +259,12 @@ def prepare_resplit_out(out: Path, *, force: bool, protect=()) -> None:
 
 
 def _refuse_existing_manifest(out: Path) -> None:
-    if out.exists():
-        raise OutputError(f"{out}: exists; pass --force to overwrite or choose another --out")
+    """Without ``--force``, the new manifest and the lists beside it (which a run writes or removes)
+    are new files."""
+    for f in (out, left_out_list(out), dropped_list(out)):
+        if f.exists():
+            said = "" if f == out else f" (written or removed beside --out {out.name})"
+            raise OutputError(f"{f}: exists{said}; pass --force to overwrite or choose another --out")
 
 
 def write_resplit(rs, out: str | os.PathLike, *, force: bool = True) -> list[Path]:

@@ -519,6 +519,20 @@ def test_out_naming_a_file_the_run_reads_is_refused_and_the_file_kept(leaky_data
         assert tree_digest(tmp_path) == before
 
 
+def test_without_force_a_file_where_a_list_beside_the_new_manifest_goes_is_kept(leaky_dataset, tmp_path):
+    # the list of what the new split leaves out, or of what it drops, was written over or removed
+    # (as an earlier run's) without --force, though the new manifest itself was a new file
+    for name in ("new.skipped.csv", "new.dropped.csv"):
+        mine = tmp_path / "out" / name
+        mine.parent.mkdir(exist_ok=True)
+        mine.write_text("my own notes\n")
+        r = run("resplit", leaky_dataset, "--out", tmp_path / "out" / "new.csv", "-q")
+        assert r.exit_code == 2 and f"{name}: exists (written or removed beside --out new.csv); pass --force" \
+            in r.output, r.output
+        assert mine.read_text() == "my own notes\n" and not (tmp_path / "out" / "new.csv").exists()
+        mine.unlink()
+
+
 def test_hard_links_of_symlinked_images_link_the_image_not_the_symlink(leaky_dataset, tmp_path):
     # os.link links a symlink itself (Linux link()): the tree held copies of the dataset's
     # symlinks, and a relative one (git-annex, DVC) named nothing from the tree's folder: the

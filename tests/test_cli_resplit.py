@@ -609,6 +609,22 @@ def test_two_classes_whose_names_make_one_folder_are_refused_not_merged(leaky_da
     assert r.exit_code == 2 and not tree.exists() and "the splits '.' and '..'" in r.output, r.output
 
 
+def test_a_class_whose_name_starts_with_a_dot_is_not_placed_in_a_hidden_folder(leaky_dataset, tmp_path):
+    # the labels .hidden and ../up were laid out as .hidden/ and .._up/: hidden folders, which an
+    # audit of the tree (and many loaders and file browsers) does not read: their images were lost
+    with open(tmp_path / "m.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "split", "label"])
+        for k, p in enumerate(sorted(leaky_dataset.rglob("*.jpg"))):
+            w.writerow([p, p.relative_to(leaky_dataset).parts[0], (".hidden", "../up")[k % 2]])
+    tree = tmp_path / "tree"
+    r = run("resplit", "--manifest", tmp_path / "m.csv", "--out", tmp_path / "new.csv", "--materialize", tree, "-q")
+    assert r.exit_code == 0, r.output
+    assert sorted({p.parent.name for p in tree.rglob("*.jpg")}) == ["_._up", "_hidden"]
+    r = run("audit", tree, "--json", "-q")
+    assert r.exit_code == 0 and json.loads(r.stdout)["n_images"] == 19, r.output
+
+
 def test_a_hard_linked_tree_is_completed_with_copies_not_refused(leaky_dataset, tmp_path):
     # a copy is known as placed by its bytes, so --link copy knows a hard link as placed too:
     # --force with --link copy over a hard-linked tree places nothing twice, and is not refused

@@ -401,6 +401,20 @@ def _windows_separators(p: str, root: Path) -> str:
 _COLUMNS = ("path", "split", "label", "group")
 
 
+def _quote_left_open(text: str, line: int, delim: str) -> bool:
+    """Whether the CSV row starting on ``line`` (1-based; the last row) opens a quoted cell that
+    the end of ``text`` finds still open: the csv module, lenient, reads all that follows as the cell."""
+    lines = io.StringIO(text, newline="")
+    for _ in range(line - 1):
+        lines.readline()
+    try:
+        for _ in csv.reader(lines, delimiter=delim, strict=True):
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
+
+
 def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
     fields = [f.strip().lower() for f in next(reader, [])]
@@ -417,7 +431,7 @@ def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
     where = {c: fields.index(c) for c in _COLUMNS if c in fields}
     root = path.parent
     rows, skipped, seen = [], [], {}
-    last_line = reader.line_num
+    last_line, cells = reader.line_num, []
     for cells in reader:
         # the line a row starts on, counting blank lines and line breaks within quoted cells
         lineno, last_line = last_line + 1, reader.line_num
@@ -443,6 +457,9 @@ def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
             continue
         seen[key] = (lineno, split)
         rows.append((p, split, rec.get("label", "").strip(), rec.get("group", "").strip()))
+    if any("\n" in c or "\r" in c for c in cells) and _quote_left_open(text, lineno, delim):
+        raise InputError(f"{path}: line {lineno}: a quoted cell opened there is never closed (a \" missing), so every "
+                         "line after it would be read as that one cell; close it, or remove the stray \"")
     if not rows:
         raise InputError(f"{path}: manifest has no usable rows")
     paths, sp, lab, grp = zip(*rows)

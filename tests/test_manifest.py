@@ -116,6 +116,18 @@ def test_manifest_reasons_name_the_line_a_row_is_on_past_blank_lines_and_quoted_
         ("img/b.png", "manifest line 9 has no split"))
 
 
+def test_a_quote_never_closed_is_refused_not_read_as_one_cell_holding_the_rest(tmp_path):
+    # the csv module read every line after the stray quote as one cell: one row "without a split"
+    # was skipped and the rest of the manifest was silently not audited (exit 0)
+    write_dataset(tmp_path, {f"img/{k}.png": scene(k) for k in range(4)})
+    (tmp_path / "m.csv").write_text('path,split\nimg/0.png,train\n"img/1.png,train\nimg/2.png,test\nimg/3.png,test\n')
+    with pytest.raises(InputError, match=r"m\.csv: line 3: a quoted cell opened there is never closed"):
+        discover(None, manifest=tmp_path / "m.csv")
+    # a quoted cell closed on a later line is a cell holding a line break, as before
+    (tmp_path / "m.csv").write_text('path,split,label\nimg/0.png,train,a\nimg/1.png,test,"b\nc"\n')
+    assert list(discover(None, manifest=tmp_path / "m.csv").labels) == ["a", "b\nc"]
+
+
 def test_csv_manifest_written_on_windows_reads_its_backslashes_as_folders(tmp_path):
     write_dataset(tmp_path, {"imgs/a/1.png": scene(1), "imgs/a/2.png": scene(2)})
     odd = tmp_path / "imgs" / "odd\\name.png"  # a Linux name with a backslash in it stays as written

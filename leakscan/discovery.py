@@ -401,9 +401,31 @@ def _windows_separators(p: str, root: Path) -> str:
 _COLUMNS = ("path", "split", "label", "group")
 
 
+def _rows(reader, path: Path, text: str, delim: str):
+    """``(line, cells)`` for each row ``reader`` reads after the header, ``line`` the one the row
+    starts on (counting blank lines, which give no cells, and line breaks within quoted cells).
+    A quoted cell never closed, which the csv module (lenient) reads as holding every line after
+    it, and a row it cannot read are :class:`InputError` naming the line."""
+    start, cells = 0, []
+    while True:
+        line = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # a cell past the csv module's size limit: most often such a quote
+            raise InputError(f"{path}: line {line}: not a readable CSV row ({exc}; a quoted cell opened there "
+                             "and never closed holds every line after it)") from None
+        start, cells = line, row
+        yield start, cells
+    if any("\n" in c or "\r" in c for c in cells) and _quote_left_open(text, start, delim):
+        raise InputError(f"{path}: line {start}: a quoted cell opened there is never closed (a \" missing), so every "
+                         "line after it would be read as that one cell; close it, or remove the stray \"")
+
+
 def _quote_left_open(text: str, line: int, delim: str) -> bool:
     """Whether the CSV row starting on ``line`` (1-based; the last row) opens a quoted cell that
-    the end of ``text`` finds still open: the csv module, lenient, reads all that follows as the cell."""
+    the end of ``text`` finds still open."""
     lines = io.StringIO(text, newline="")
     for _ in range(line - 1):
         lines.readline()
@@ -431,10 +453,7 @@ def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
     where = {c: fields.index(c) for c in _COLUMNS if c in fields}
     root = path.parent
     rows, skipped, seen = [], [], {}
-    last_line, cells = reader.line_num, []
-    for cells in reader:
-        # the line a row starts on, counting blank lines and line breaks within quoted cells
-        lineno, last_line = last_line + 1, reader.line_num
+    for lineno, cells in _rows(reader, path, text, delim):
         if not cells:  # a blank line
             continue
         if any("\0" in c for c in cells):
@@ -457,9 +476,6 @@ def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
             continue
         seen[key] = (lineno, split)
         rows.append((p, split, rec.get("label", "").strip(), rec.get("group", "").strip()))
-    if any("\n" in c or "\r" in c for c in cells) and _quote_left_open(text, lineno, delim):
-        raise InputError(f"{path}: line {lineno}: a quoted cell opened there is never closed (a \" missing), so every "
-                         "line after it would be read as that one cell; close it, or remove the stray \"")
     if not rows:
         raise InputError(f"{path}: manifest has no usable rows")
     paths, sp, lab, grp = zip(*rows)

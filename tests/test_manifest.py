@@ -128,6 +128,16 @@ def test_a_quote_never_closed_is_refused_not_read_as_one_cell_holding_the_rest(t
     assert list(discover(None, manifest=tmp_path / "m.csv").labels) == ["a", "b\nc"]
 
 
+def test_a_row_the_csv_module_cannot_read_is_named_by_its_line(tmp_path):
+    # a stray quote in a long manifest makes a cell past the csv module's limit: the error named
+    # neither the line nor the cause ("not a readable CSV manifest (field larger than field limit ...)")
+    rows = [f"img/{k:06d}-with-a-long-name-to-fill-the-cell.png,test" for k in range(4000)]
+    (tmp_path / "m.csv").write_text("path,split\n\nimg/a.png,train\n\"img/b.png,train\n" + "\n".join(rows) + "\n")
+    with pytest.raises(InputError, match=r"m\.csv: line 4: not a readable CSV row \(field larger than field limit "
+                                         r"\(\d+\); a quoted cell opened there and never closed"):
+        discover(None, manifest=tmp_path / "m.csv")
+
+
 def test_csv_manifest_written_on_windows_reads_its_backslashes_as_folders(tmp_path):
     write_dataset(tmp_path, {"imgs/a/1.png": scene(1), "imgs/a/2.png": scene(2)})
     odd = tmp_path / "imgs" / "odd\\name.png"  # a Linux name with a backslash in it stays as written

@@ -689,6 +689,20 @@ def test_keep_reads_a_split_name_as_a_manifest_does_and_once(leaky_dataset, tmp_
     assert remedy.startswith("kept test unchanged;"), remedy
 
 
+def test_keep_finds_a_split_named_in_python_whatever_its_case(leaky_dataset):
+    # splits given in Python keep their names ("Test"): keep="Test" was read as test, and refused
+    # with "no image is in split 'test' (splits: Test, Train)"
+    import leakscan
+
+    files = sorted(leaky_dataset.rglob("*.jpg"))
+    a = leakscan.audit([str(p) for p in files], splits=[p.relative_to(leaky_dataset).parts[0].title() for p in files],
+                       jobs=1, cache=False)
+    assert a.manifest.split_names == ["Test", "Train"]
+    for keep in ("Test", "test", "testing"):
+        r = leakscan.resplit(a, keep=keep)
+        assert r.to_dict()["remedy"].startswith("kept Test unchanged;"), (keep, r.to_dict()["remedy"])
+
+
 def test_a_seed_gives_each_image_one_split_however_the_manifest_orders_its_rows(leaky_dataset, tmp_path):
     # folders are read in sorted order, a manifest as it lists its rows: the same --seed gave a
     # shuffled manifest's images other splits (every mode, --keep too)

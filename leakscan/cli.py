@@ -256,6 +256,8 @@ def _main(
     """Find exact and near-duplicate images and the train/val/test leakage they cause."""
     _tolerant_streams()
     logging.getLogger("faiss").setLevel(logging.WARNING)
+    # tifffile's notes on a file it cannot parse name no file; the file's skip reason says what is wrong
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
     before = list(logging.getLogger().handlers)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="leakscan: %(levelname)s: %(message)s", stream=sys.stderr)
@@ -395,6 +397,23 @@ def _check_inputs(ctx: typer.Context) -> None:
                 check_readable(ctx.params[p.name], file_only=_INPUTS[p.name])
             except LeakscanError as exc:
                 raise _fail(f"{_named(p)} {exc}") from None
+
+
+def _check_out_is_no_input(ctx: typer.Context, out: Path) -> None:
+    """``resplit --out NEW.csv`` (or a list written or removed beside it) is none of the files the
+    run reads (the manifest, the decisions, the model): ``--force`` replaces earlier results, never
+    an input. One line, before anything is read."""
+    from .report import dropped_list, left_out_list  # noqa: PLC0415
+
+    for p in ctx.command.params:
+        given = ctx.params.get(p.name) if p.name in _INPUTS else None
+        if given is None or not os.path.isfile(given):
+            continue
+        for written in (Path(out), left_out_list(out), dropped_list(out)):
+            if written.exists() and os.path.samefile(written, given):
+                what = "is" if written == Path(out) else f"would write over or remove {written}, which is"
+                raise _fail(f"--out {out} {what} the {_named(p)} this run reads; leakscan never overwrites "
+                            "its input: choose another --out")
 
 
 def _verbose(verbose: bool) -> None:
@@ -898,6 +917,7 @@ def resplit(
     _needs(ctx, "--materialize DIR", materialize_dir is not None, "link")
     _check_one_source(data, manifest, hf)
     _check_inputs(ctx)
+    _check_out_is_no_input(ctx, out)
     if materialize_dir is not None and os.path.realpath(materialize_dir) == os.path.realpath(out):
         raise _fail(f"--out {out} and --materialize {materialize_dir} name the same path: the manifest is a file, "
                     "the tree a folder beside it")

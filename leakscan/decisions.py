@@ -274,16 +274,22 @@ def read_decisions(path) -> Decisions:
     return _parse(decode_text(raw, where, "the decisions file"), where)
 
 
+_COLUMNS = ("a", "b", "decision", "note", "digest_a", "digest_b")
+
+
 def _parse(text: str, where: str) -> Decisions:
     if not text.strip():
         return Decisions((), file=where)
     # the delimiter is the header's (the first line that is not blank or a comment): most of , ; tab
     header_line = next((ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
     delim = max(",;\t", key=header_line.count)
-    reader = csv.reader(io.StringIO(text), delimiter=delim)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
     header = None
     entries = []
-    for line_no, row in enumerate(reader, start=1):
+    last_line = 0
+    for row in reader:
+        # the line a row starts on, counting line breaks within quoted cells
+        line_no, last_line = last_line + 1, reader.line_num
         if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
             continue
         if header is None:
@@ -292,6 +298,10 @@ def _parse(text: str, where: str) -> Decisions:
             if missing:
                 raise _bad(where, line_no, f"the header must name columns a,b,decision[,note]; "
                                            f"missing {', '.join(missing)} (got {','.join(row)})")
+            twice = [c for c in _COLUMNS if header.count(c) > 1]
+            if twice:  # which of the two would be meant?
+                raise _bad(where, line_no, f"the header names column(s) {', '.join(twice)} more than once "
+                                           f"(got {','.join(row)}); keep one of each")
             continue
         rec = dict(zip(header, (c.strip() for c in row)))
         if len(row) < 3:

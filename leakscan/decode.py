@@ -246,6 +246,10 @@ def has_image_signature(head: bytes) -> bool:
 
 #: The reason an SVG drawing is skipped (vector graphics: Pillow reads raster images only).
 SVG_REASON = "not an image Pillow can read (an SVG drawing: vector graphics; rasterize it to PNG to audit it)"
+#: Pillow reads PostScript only by running Ghostscript on it: leakscan runs no program on a file it audits.
+EPS_REASON = ("not an image leakscan reads (a PostScript or EPS drawing, which only Ghostscript can draw; "
+              "rasterize it to PNG to audit it)")
+_EPS_SIGNATURES = (b"%!PS", b"\xc5\xd0\xd3\xc6")  # text, and DOS EPS binary (as Pillow's EpsImagePlugin knows them)
 
 
 def _heif_plugin() -> bool:
@@ -259,6 +263,8 @@ def _heif_plugin() -> bool:
 
 
 def _open(data: bytes) -> Image.Image:
+    if data.startswith(_EPS_SIGNATURES):
+        raise DecodeError(EPS_REASON)
     try:
         return Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
@@ -272,6 +278,8 @@ def _open(data: bytes) -> Image.Image:
 def _decode(data: bytes, draft, min_side) -> tuple[Image.Image, str, tuple[int, int]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS decides
+        # Pillow's notes on a damaged file ("Corrupt EXIF data") name no file: its reason, if it is skipped, does
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
         try:
             img = _open(data)
         except DecodeError:

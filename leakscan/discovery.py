@@ -398,31 +398,75 @@ def _windows_separators(p: str, root: Path) -> str:
     return slashed if not exists(p) and exists(slashed) else p
 
 
+_COLUMNS = ("path", "split", "label", "group")
+
+
+def _rows(reader, path: Path, text: str, delim: str):
+    """``(line, cells)`` for each row ``reader`` reads after the header, ``line`` the one the row
+    starts on (counting blank lines, which give no cells, and line breaks within quoted cells).
+    A quoted cell never closed, which the csv module (lenient) reads as holding every line after
+    it, and a row it cannot read are :class:`InputError` naming the line."""
+    start, cells = 0, []
+    while True:
+        line = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # a cell past the csv module's size limit: most often such a quote
+            raise InputError(f"{path}: line {line}: not a readable CSV row ({exc}; a quoted cell opened there "
+                             "and never closed holds every line after it)") from None
+        start, cells = line, row
+        yield start, cells
+    if any("\n" in c or "\r" in c for c in cells) and _quote_left_open(text, start, delim):
+        raise InputError(f"{path}: line {start}: a quoted cell opened there is never closed (a \" missing), so every "
+                         "line after it would be read as that one cell; close it, or remove the stray \"")
+
+
+def _quote_left_open(text: str, line: int, delim: str) -> bool:
+    """Whether the CSV row starting on ``line`` (1-based; the last row) opens a quoted cell that
+    the end of ``text`` finds still open."""
+    lines = io.StringIO(text, newline="")
+    for _ in range(line - 1):
+        lines.readline()
+    try:
+        for _ in csv.reader(lines, delimiter=delim, strict=True):
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
+
+
 def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delim)
-    fields = [(f or "").strip().lower() for f in (reader.fieldnames or [])]
-    reader.fieldnames = fields
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+    fields = [f.strip().lower() for f in next(reader, [])]
     missing = [c for c in ("path", "split") if c not in fields]
     if missing:
         raise InputError(
             f"{path}: manifest lacks column(s) {', '.join(missing)}; found {', '.join(fields) or 'none'}"
             " (needed: path, split; optional: label, group)"
         )
+    twice = [c for c in _COLUMNS if fields.count(c) > 1]
+    if twice:  # which of the two would be meant?
+        raise InputError(f"{path}: manifest names column(s) {', '.join(twice)} more than once "
+                         f"(header: {', '.join(fields)}); keep one of each")
+    where = {c: fields.index(c) for c in _COLUMNS if c in fields}
     root = path.parent
     rows, skipped, seen = [], [], {}
-    for lineno, rec in enumerate(reader, start=2):
-        if any("\0" in (v if isinstance(v, str) else "".join(v or ())) for v in rec.values()):
+    for lineno, cells in _rows(reader, path, text, delim):
+        if not cells:  # a blank line
+            continue
+        if any("\0" in c for c in cells):
             skipped.append((f"{path.name}:{lineno}", "manifest row holds a NUL byte (\\0): not a file name or value; "
                             "row ignored"))
             continue
-        rec = {k: _unguard(v) if isinstance(v, str) else v for k, v in rec.items()}
-        p = (rec.get("path") or "").strip()
+        rec = {c: _unguard(cells[k]) if k < len(cells) else "" for c, k in where.items()}
+        p = rec["path"].strip()
         if not p:
             skipped.append((f"{path.name}:{lineno}", "manifest row has an empty path"))
             continue
         p = _windows_separators(p, root)
-        split = (rec.get("split") or "").strip()
-        split = split_name(split)
+        split = split_name(rec["split"].strip())
         if not split:
             skipped.append((p, f"manifest line {lineno} has no split"))
             continue
@@ -431,7 +475,7 @@ def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
             skipped.append((p, listed_again(seen[key], (lineno, split))))
             continue
         seen[key] = (lineno, split)
-        rows.append((p, split, (rec.get("label") or "").strip(), (rec.get("group") or "").strip()))
+        rows.append((p, split, rec.get("label", "").strip(), rec.get("group", "").strip()))
     if not rows:
         raise InputError(f"{path}: manifest has no usable rows")
     paths, sp, lab, grp = zip(*rows)

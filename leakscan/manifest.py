@@ -69,19 +69,30 @@ def listed_again(first: tuple, again: tuple, unit: str = "line", source: str = "
 
 
 def decode_text(raw: bytes, where: str, what: str = "manifest") -> str:
-    """The text of a CSV a user wrote: UTF-8 (with or without its byte-order mark) or UTF-16 with
-    its byte-order mark (Excel's "Unicode text", Windows PowerShell's default); else an
-    :class:`~leakscan.errors.InputError` naming ``where`` and the byte.
+    """The text of a CSV a user wrote: UTF-8 (with or without its byte-order mark) or UTF-16 or
+    UTF-32 with its byte-order mark (Excel's "Unicode text", Windows PowerShell's default); else
+    an :class:`~leakscan.errors.InputError` naming ``where`` and the byte.
 
     >>> decode_text("path,split".encode("utf-16"), "m.csv")
     'path,split'
     """
-    utf16 = raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    # UTF-32's little-endian mark starts with UTF-16's: looked for first
+    encoding = next((name for name, boms in _WIDE_ENCODINGS if raw.startswith(boms)), "")
     try:
-        return raw.decode("utf-16" if utf16 else "utf-8-sig")
+        text = raw.decode(encoding or "utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{where}: {what} is not {'UTF-16' if utf16 else 'UTF-8'} text ({exc.reason} at byte "
+        raise InputError(f"{where}: {what} is not {encoding.upper() or 'UTF-8'} text ({exc.reason} at byte "
                          f"{exc.start}); save it as UTF-8") from None
+    end = raw.find(b"\n")
+    nul = raw.find(b"\0", 0, end if end >= 0 else len(raw))
+    if not encoding and nul >= 0:  # a NUL in the header: UTF-16 or UTF-32 without its mark reads as UTF-8
+        raise InputError(f"{where}: {what} is not UTF-8 text (a NUL byte at byte {nul} of its first line: "
+                         "UTF-16 or UTF-32 saved without its byte-order mark?); save it as UTF-8")
+    return text
+
+
+_WIDE_ENCODINGS = (("utf-32", (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)),
+                   ("utf-16", (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)))
 
 
 def path_key(path: str, root=None) -> str:

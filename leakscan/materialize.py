@@ -27,8 +27,12 @@ LINK_MODES = ("hardlink", "symlink", "copy")
 
 
 def _safe_part(name: str) -> str:
+    """A split or label as one folder name: no separator, not ``.`` nor ``..``, and not hidden (a
+    name starting with ``.``, which an audit of the tree, like many file browsers, would not read)."""
     name = name.replace("/", "_").replace("\\", "_").strip()
-    return name if name not in ("", ".", "..") else "_"
+    if name in ("", ".", ".."):
+        return "_"
+    return "_" + name[1:] if name.startswith(".") else name
 
 
 def planned(resplit, dest, *, link: str = "hardlink", force: bool = False) -> dict:
@@ -77,8 +81,8 @@ def planned(resplit, dest, *, link: str = "hardlink", force: bool = False) -> di
                 which, a, b = (("splits", was[0], here[0]) if was[0] != here[0] else
                                (f"classes of split {here[0]!r}", was[1], here[1]))
                 raise OutputError(f"{dest}: the {which} {a!r} and {b!r} would share the folder {folder} (a folder "
-                                  "name cannot hold '/' nor be '.' or '..'), which would merge them; rename one "
-                                  "(nothing was written)")
+                                  "name cannot hold '/', be '.' or '..', nor start with '.'), which would merge "
+                                  "them; rename one (nothing was written)")
     if gone:  # the new manifest lists them, the tree cannot hold them
         log.warning("%d file(s) of the new split are gone since the audit read them, so not placed in %s: %s%s",
                     len(gone), dest, ", ".join(gone[:3]), ", ..." if len(gone) > 3 else "")

@@ -259,8 +259,12 @@ def prepare_resplit_out(out: Path, *, force: bool, protect=()) -> None:
 
 
 def _refuse_existing_manifest(out: Path) -> None:
-    if out.exists():
-        raise OutputError(f"{out}: exists; pass --force to overwrite or choose another --out")
+    """Without ``--force``, the new manifest and the lists beside it (which a run writes or removes)
+    are new files."""
+    for f in (out, left_out_list(out), dropped_list(out)):
+        if f.exists():
+            said = "" if f == out else f" (written or removed beside --out {out.name})"
+            raise OutputError(f"{f}: exists{said}; pass --force to overwrite or choose another --out")
 
 
 def write_resplit(rs, out: str | os.PathLike, *, force: bool = True) -> list[Path]:
@@ -286,6 +290,13 @@ def left_out_list(out: str | os.PathLike) -> Path:
     leaves out: ``<stem>.skipped.csv``."""
     out = Path(out)
     return out.with_name(out.stem + ".skipped.csv")
+
+
+def dropped_list(out: str | os.PathLike) -> Path:
+    """The list :func:`write_resplit` writes beside the new manifest ``out`` of the images
+    ``--drop`` left out: ``<stem>.dropped.csv``."""
+    out = Path(out)
+    return out.with_name(out.stem + ".dropped.csv")
 
 
 def _write_resplit(rs, out: Path) -> list[Path]:
@@ -320,14 +331,14 @@ def _write_resplit(rs, out: Path) -> list[Path]:
                for p, reason in not_audited)]))
         written.append(skipped)
     if rs.dropped.any():
-        dropped = out.with_name(out.stem + ".dropped.csv")
+        dropped = dropped_list(out)
         why = rs.drop_reasons()
         atomic_write(dropped, _csv_text(
             ["path", "split", "label", "group", "reason"],
             ({"path": rel(r), "split": m.splits[r], "label": m.labels[r], "group": grp[r],
               "reason": why[r]} for r in np.flatnonzero(rs.dropped))))
         written.append(dropped)
-    for stale in (left_out_list(out), out.with_name(out.stem + ".dropped.csv")):
+    for stale in (left_out_list(out), dropped_list(out)):
         if stale not in written:  # an earlier run's list would describe another split
             try:
                 os.unlink(stale)

@@ -256,6 +256,16 @@ class Resplit:
                               if getattr(self.audit, "decisions", None) is not None else None)}
 
 
+def _kept_split(name: str, splits: list) -> str:
+    """The split of ``splits`` that ``keep`` names: itself, else the one a manifest reads as the
+    same (``Test`` and ``testing`` are ``test``; ``test`` is ``Test`` where splits given in Python
+    name it so), else the name as a manifest reads it."""
+    if name in splits:
+        return name
+    same = [s for s in splits if split_name(s) == split_name(name)]
+    return same[0] if len(same) == 1 else split_name(name)
+
+
 def resplit(
     audit,
     *,
@@ -304,10 +314,10 @@ def resplit(
                                random_state=random_state)
     if isinstance(keep, str):
         keep = [keep]
-    keep = list(dict.fromkeys(split_name(str(k)) for k in keep or []))  # as a manifest reads it: Test is test
+    m = audit.manifest
+    keep = list(dict.fromkeys(_kept_split(str(k), m.split_names) for k in keep or []))
     if drop and not keep:
         raise ConfigError("drop applies with keep (e.g. --keep test --drop): it drops copies of kept images")
-    m = audit.manifest
     current = np.array(m.splits, dtype=object)
     parsed = parse_ratios(ratios)
     pairs, groups = audit.pairs, audit.groups

@@ -99,7 +99,7 @@ def parse_ratios(text: str | Mapping[str, float] | None) -> dict[str, float] | N
                 continue
             name, eq, val = part.partition("=")
             try:
-                if not eq:
+                if not eq or not name.strip():  # "train", "=0.5": no share, or a share of no split
                     raise ValueError
                 items.append((name.strip(), float(val)))
             except ValueError:
@@ -107,7 +107,9 @@ def parse_ratios(text: str | Mapping[str, float] | None) -> dict[str, float] | N
     if not items:
         raise ConfigError("ratios are empty; give them as train=0.8,val=0.1,test=0.1")
     names = [n for n, _ in items]
-    if len(set(names)) != len(names) or any(not n for n in names):
+    if any(not n.strip() for n in names):
+        raise ConfigError(f"ratios give a share to a split without a name, got {names}")
+    if len(set(names)) != len(names):
         raise ConfigError(f"ratios name each split once, got {', '.join(names)}")
     same = {}  # the new manifest is read back with these names: val and dev would be one split
     for n in names:

@@ -516,6 +516,41 @@ def test_out_and_materialize_naming_one_path_are_refused_before_anything_is_writ
     assert "same path" in r.output, r.output
 
 
+def test_out_naming_a_file_the_run_reads_is_refused_and_the_file_kept(leaky_dataset, tmp_path):
+    # --force overwrote the manifest or the decisions file read; and a manifest named as the list
+    # written beside NEW.csv (new.skipped.csv) was removed, --force or not, as an earlier run's list
+    lines = ["path,split,label"] + [f"{p.relative_to(tmp_path).as_posix()},{p.parts[-3]},{p.parts[-2]}"
+                                    for p in sorted(leaky_dataset.rglob("*.jpg"))]
+    manifest, left_out = tmp_path / "m.csv", tmp_path / "new.skipped.csv"
+    for f in (manifest, left_out):
+        f.write_text("\n".join(lines) + "\n")
+    decisions = tmp_path / "d.csv"
+    decisions.write_text("a,b,decision\ntest/a/leak.jpg,train/a/0.jpg,distinct\n")
+    before = tree_digest(tmp_path)
+    for args, said in ((["--manifest", manifest, "--out", manifest, "--force"], "is the --manifest"),
+                       ([manifest, "--out", tmp_path / "." / "m.csv", "--force"], "is the DATA"),
+                       ([leaky_dataset, "--decisions", decisions, "--out", decisions, "--force"], "is the --decisions"),
+                       (["--manifest", left_out, "--out", tmp_path / "new.csv"],
+                        f"would write over or remove {tmp_path / 'new.skipped.csv'}, which is the --manifest")):
+        r = run("resplit", *args, "-q")
+        assert r.exit_code == 2 and f"{said} this run reads; leakscan never overwrites its input" in r.output, r.output
+        assert tree_digest(tmp_path) == before
+
+
+def test_without_force_a_file_where_a_list_beside_the_new_manifest_goes_is_kept(leaky_dataset, tmp_path):
+    # the list of what the new split leaves out, or of what it drops, was written over or removed
+    # (as an earlier run's) without --force, though the new manifest itself was a new file
+    for name in ("new.skipped.csv", "new.dropped.csv"):
+        mine = tmp_path / "out" / name
+        mine.parent.mkdir(exist_ok=True)
+        mine.write_text("my own notes\n")
+        r = run("resplit", leaky_dataset, "--out", tmp_path / "out" / "new.csv", "-q")
+        assert r.exit_code == 2 and f"{name}: exists (written or removed beside --out new.csv); pass --force" \
+            in r.output, r.output
+        assert mine.read_text() == "my own notes\n" and not (tmp_path / "out" / "new.csv").exists()
+        mine.unlink()
+
+
 def test_hard_links_of_symlinked_images_link_the_image_not_the_symlink(leaky_dataset, tmp_path):
     # os.link links a symlink itself (Linux link()): the tree held copies of the dataset's
     # symlinks, and a relative one (git-annex, DVC) named nothing from the tree's folder: the
@@ -592,6 +627,22 @@ def test_two_classes_whose_names_make_one_folder_are_refused_not_merged(leaky_da
     assert r.exit_code == 2 and not tree.exists() and "the splits '.' and '..'" in r.output, r.output
 
 
+def test_a_class_whose_name_starts_with_a_dot_is_not_placed_in_a_hidden_folder(leaky_dataset, tmp_path):
+    # the labels .hidden and ../up were laid out as .hidden/ and .._up/: hidden folders, which an
+    # audit of the tree (and many loaders and file browsers) does not read: their images were lost
+    with open(tmp_path / "m.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "split", "label"])
+        for k, p in enumerate(sorted(leaky_dataset.rglob("*.jpg"))):
+            w.writerow([p, p.relative_to(leaky_dataset).parts[0], (".hidden", "../up")[k % 2]])
+    tree = tmp_path / "tree"
+    r = run("resplit", "--manifest", tmp_path / "m.csv", "--out", tmp_path / "new.csv", "--materialize", tree, "-q")
+    assert r.exit_code == 0, r.output
+    assert sorted({p.parent.name for p in tree.rglob("*.jpg")}) == ["_._up", "_hidden"]
+    r = run("audit", tree, "--json", "-q")
+    assert r.exit_code == 0 and json.loads(r.stdout)["n_images"] == 19, r.output
+
+
 def test_a_hard_linked_tree_is_completed_with_copies_not_refused(leaky_dataset, tmp_path):
     # a copy is known as placed by its bytes, so --link copy knows a hard link as placed too:
     # --force with --link copy over a hard-linked tree places nothing twice, and is not refused
@@ -654,6 +705,20 @@ def test_keep_reads_a_split_name_as_a_manifest_does_and_once(leaky_dataset, tmp_
     assert r.exit_code == 0, r.output
     remedy = json.loads(r.stdout)["remedy"]
     assert remedy.startswith("kept test unchanged;"), remedy
+
+
+def test_keep_finds_a_split_named_in_python_whatever_its_case(leaky_dataset):
+    # splits given in Python keep their names ("Test"): keep="Test" was read as test, and refused
+    # with "no image is in split 'test' (splits: Test, Train)"
+    import leakscan
+
+    files = sorted(leaky_dataset.rglob("*.jpg"))
+    a = leakscan.audit([str(p) for p in files], splits=[p.relative_to(leaky_dataset).parts[0].title() for p in files],
+                       jobs=1, cache=False)
+    assert a.manifest.split_names == ["Test", "Train"]
+    for keep in ("Test", "test", "testing"):
+        r = leakscan.resplit(a, keep=keep)
+        assert r.to_dict()["remedy"].startswith("kept Test unchanged;"), (keep, r.to_dict()["remedy"])
 
 
 def test_a_seed_gives_each_image_one_split_however_the_manifest_orders_its_rows(leaky_dataset, tmp_path):

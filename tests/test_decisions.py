@@ -51,6 +51,23 @@ def test_bad_rows_name_file_and_line(tmp_path):
         read_decisions(tmp_path / "missing.csv")
 
 
+def test_a_bad_row_is_named_by_its_line_past_notes_written_on_several_lines(tmp_path):
+    f = tmp_path / "d.csv"
+    f.write_text('a,b,decision,note\r\nx.jpg,y.jpg,distinct,"two cats:\r\nnot one"\r\n\r\nx.jpg,z.jpg,maybe,\r\n')
+    with pytest.raises(InputError, match=r"d\.csv: line 5: decision must be distinct or duplicate, got 'maybe'"):
+        read_decisions(f)
+    f.write_text('a,b,decision,note\nx.jpg,y.jpg,distinct,"two cats:\nnot one"\ny.jpg,z.jpg,duplicate,\n')
+    assert [e.line for e in read_decisions(f).entries] == [2, 4]
+
+
+def test_a_column_named_twice_is_refused_not_read_from_the_last(tmp_path):
+    # "distinct,duplicate" under decision,decision used to apply duplicate, silently
+    f = tmp_path / "d.csv"
+    f.write_text("a,b,decision,Decision\nx.jpg,y.jpg,distinct,duplicate\n")
+    with pytest.raises(InputError, match=r"d\.csv: line 1: the header names column\(s\) decision more than once"):
+        read_decisions(f)
+
+
 def test_reads_notes_comments_bom_and_semicolons(tmp_path):
     f = tmp_path / "d.csv"
     f.write_text("\ufeffa;b;decision;note\n# a comment\nx.jpg;y.jpg;Distinct;two cats, not one\n\n")

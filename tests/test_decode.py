@@ -1,4 +1,5 @@
 import io
+import os
 import struct
 import zlib
 
@@ -89,6 +90,24 @@ def test_animated_gif_first_frame_noted():
 def test_bad_bytes_give_reasons(blob, reason):
     with pytest.raises(DecodeError, match=reason):
         decode_bytes(blob)
+
+
+def test_a_postscript_file_is_skipped_with_a_reason_and_ghostscript_is_never_run(tmp_path, monkeypatch):
+    # Pillow draws EPS by running Ghostscript on the file's bytes (where gs is installed), and where
+    # it is not, the file was "truncated or corrupt image data (EPS)"; a .jpg may hold one
+    from PIL import EpsImagePlugin
+
+    ran = tmp_path / "gs-ran"
+    gs = tmp_path / "gs"
+    gs.write_text(f"#!/bin/sh\ntouch {ran}\nexit 1\n")
+    gs.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", None)  # found again on PATH: the fake one
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n0 0 moveto 10 10 lineto stroke\nshowpage\n"
+    for blob in (eps, b"\xc5\xd0\xd3\xc6" + struct.pack("<IIIIII", 30, len(eps), 0, 0, 0, 0) + b"\xff\xff" + eps):
+        with pytest.raises(DecodeError, match=r"a PostScript or EPS drawing, which only Ghostscript can draw"):
+            decode_bytes(blob)
+    assert not ran.exists()
 
 
 def _png_header(width: int, height: int) -> bytes:

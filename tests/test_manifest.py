@@ -1,3 +1,5 @@
+import codecs
+
 import numpy as np
 import pytest
 
@@ -101,6 +103,41 @@ def test_a_file_listed_in_two_splits_is_a_warning(tmp_path):
     assert len(both) == 1 and both[0].startswith("1 file(s) are listed in two splits of the manifest (./img/a.png)")
 
 
+def test_manifest_reasons_name_the_line_a_row_is_on_past_blank_lines_and_quoted_line_breaks(tmp_path):
+    write_dataset(tmp_path, {"img/a.png": scene(1), "img/b.png": scene(2)})
+    (tmp_path / "m.csv").write_text('path,split,label\n\nimg/a.png,train,"two\nlines"\n\n\n'
+                                    'img/a.png,test,x\n,train,x\nimg/b.png,,x\n')
+    m = discover(None, manifest=tmp_path / "m.csv")
+    assert list(m.paths) == ["img/a.png"] and list(m.labels) == ["two\nlines"]
+    assert m.skipped == (
+        ("img/a.png", "listed twice in the manifest (line 3 in train, line 7 in test: one file on both sides of "
+                      "the split); kept the first"),
+        ("m.csv:8", "manifest row has an empty path"),
+        ("img/b.png", "manifest line 9 has no split"))
+
+
+def test_a_quote_never_closed_is_refused_not_read_as_one_cell_holding_the_rest(tmp_path):
+    # the csv module read every line after the stray quote as one cell: one row "without a split"
+    # was skipped and the rest of the manifest was silently not audited (exit 0)
+    write_dataset(tmp_path, {f"img/{k}.png": scene(k) for k in range(4)})
+    (tmp_path / "m.csv").write_text('path,split\nimg/0.png,train\n"img/1.png,train\nimg/2.png,test\nimg/3.png,test\n')
+    with pytest.raises(InputError, match=r"m\.csv: line 3: a quoted cell opened there is never closed"):
+        discover(None, manifest=tmp_path / "m.csv")
+    # a quoted cell closed on a later line is a cell holding a line break, as before
+    (tmp_path / "m.csv").write_text('path,split,label\nimg/0.png,train,a\nimg/1.png,test,"b\nc"\n')
+    assert list(discover(None, manifest=tmp_path / "m.csv").labels) == ["a", "b\nc"]
+
+
+def test_a_row_the_csv_module_cannot_read_is_named_by_its_line(tmp_path):
+    # a stray quote in a long manifest makes a cell past the csv module's limit: the error named
+    # neither the line nor the cause ("not a readable CSV manifest (field larger than field limit ...)")
+    rows = [f"img/{k:06d}-with-a-long-name-to-fill-the-cell.png,test" for k in range(4000)]
+    (tmp_path / "m.csv").write_text("path,split\n\nimg/a.png,train\n\"img/b.png,train\n" + "\n".join(rows) + "\n")
+    with pytest.raises(InputError, match=r"m\.csv: line 4: not a readable CSV row \(field larger than field limit "
+                                         r"\(\d+\); a quoted cell opened there and never closed"):
+        discover(None, manifest=tmp_path / "m.csv")
+
+
 def test_csv_manifest_written_on_windows_reads_its_backslashes_as_folders(tmp_path):
     write_dataset(tmp_path, {"imgs/a/1.png": scene(1), "imgs/a/2.png": scene(2)})
     odd = tmp_path / "imgs" / "odd\\name.png"  # a Linux name with a backslash in it stays as written
@@ -124,6 +161,16 @@ def test_a_folder_and_a_manifest_together_are_refused(tmp_path):
 def test_csv_missing_column_names_it(tmp_path):
     (tmp_path / "m.csv").write_text("file,split\na.png,train\n")
     with pytest.raises(InputError, match="lacks column.*path"):
+        discover(None, manifest=tmp_path / "m.csv")
+
+
+@pytest.mark.parametrize("header", ["path,split,label,label", "path,split,Path", "path,split,group, GROUP"])
+def test_a_column_named_twice_is_refused_not_read_from_one_of_them(tmp_path, header):
+    # the last of the two used to be read, silently: labels, paths or groups from the wrong column
+    write_dataset(tmp_path, {"img/a.png": scene(1), "img/b.png": scene(2)})
+    (tmp_path / "m.csv").write_text(f"{header}\nimg/a.png,train,cat\nimg/b.png,test,dog\n")
+    twice = header.split(",")[-1].strip().lower()
+    with pytest.raises(InputError, match=rf"m\.csv: manifest names column\(s\) {twice} more than once"):
         discover(None, manifest=tmp_path / "m.csv")
 
 
@@ -158,6 +205,26 @@ def test_manifests_saved_as_utf16_are_read_and_other_encodings_named(tmp_path):
     (tmp_path / "latin.csv").write_bytes("path,split\nimg/\xe9.png,train\n".encode("latin-1"))
     with pytest.raises(InputError, match=r"latin.csv: manifest is not UTF-8 text .*at byte 15\); save it as UTF-8"):
         discover(None, manifest=tmp_path / "latin.csv")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le"])
+def test_a_manifest_in_utf16_or_32_without_its_byte_order_mark_is_named_so(tmp_path, encoding):
+    # it read as UTF-8 with a NUL between letters: "lacks column(s) path, split; found p\x00a\x00t..."
+    write_dataset(tmp_path, {"img/a.png": scene(1)})
+    (tmp_path / "m.csv").write_bytes("path,split\nimg/a.png,train\n".encode(encoding))
+    with pytest.raises(InputError, match=r"m.csv: manifest is not UTF-8 text \(a NUL byte at byte [0-3] of its "
+                                         r"first line: UTF-16 or UTF-32 saved without its byte-order mark\?\)"):
+        discover(None, manifest=tmp_path / "m.csv")
+
+
+def test_a_manifest_in_utf32_with_its_byte_order_mark_is_read(tmp_path):
+    # its mark starts as UTF-16's does: it read as UTF-16, every letter followed by a NUL
+    write_dataset(tmp_path, {"img/a.png": scene(1), "img/b.png": scene(2)})
+    for encoding in ("utf-32", "utf-32-be"):
+        raw = "path,split\nimg/a.png,train\nimg/b.png,test\n".encode(encoding)
+        (tmp_path / "m.csv").write_bytes(raw if encoding == "utf-32" else codecs.BOM_UTF32_BE + raw)
+        m = discover(None, manifest=tmp_path / "m.csv")
+        assert list(m.paths) == ["img/a.png", "img/b.png"] and list(m.splits) == ["train", "test"]
 
 
 def test_hidden_folders_and_files_are_not_read(tmp_path):

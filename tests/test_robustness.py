@@ -1,5 +1,6 @@
 """Dirty data: every file accounted for, clear reasons, nothing crashes, nothing is touched."""
 
+import io
 import json
 import os
 import subprocess
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 from leakscan import InputError, audit, discover
 from leakscan.cli import app
 from leakscan.decode import DecodeError, decode_bytes
-from conftest import ROOT, tree_digest, without_root_reading
+from conftest import ROOT, scene, tree_digest, without_root_reading
 from corpus import make_corpus
 
 
@@ -206,3 +207,22 @@ def test_nothing_readable_exits_2_after_listing_the_files(tmp_path):
     r = CliRunner().invoke(app, ["audit", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "-q", "--no-cache"])
     assert r.exit_code == 2 and "no image could be read" in r.output
     assert "not an image" in (tmp_path / "o" / "skipped.csv").read_text()
+
+
+def test_a_cut_tiff_is_one_line_naming_it_not_the_notes_of_the_libraries_that_read_it(tmp_path):
+    # tifffile logged "invalid offset to first page" (as "leakscan: WARNING:") and Pillow warned
+    # "Corrupt EXIF data" with its own source lines: neither named the file, whose reason is said
+    d = tmp_path / "d"
+    for k, split in enumerate(("train", "train", "test")):
+        (d / split).mkdir(parents=True, exist_ok=True)
+        scene(k).save(d / split / f"{k}.png")
+    buf = io.BytesIO()
+    scene(5).save(buf, "TIFF", compression="tiff_lzw")
+    (d / "train" / "cut.tif").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": ""}
+    p = subprocess.run([sys.executable, "-m", "leakscan", "audit", str(d), "-q", "-j", "1", "--no-cache"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.splitlines() == [
+        "leakscan: 1 file(s) skipped (--out DIR lists every reason in skipped.csv): train/cut.tif: not an image "
+        "Pillow can read (unknown format)"]

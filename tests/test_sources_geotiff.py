@@ -118,6 +118,29 @@ def test_plain_tiffs_are_left_to_pillow(tmp_path):
     assert a.manifest.source is None and "spatial_leaks" not in a.to_dict()
 
 
+def test_a_png_or_jpeg_named_tif_is_read_by_its_content_not_skipped_as_a_tile(tmp_path):
+    root = tmp_path / "named"
+    for k in range(4):
+        (root / "train").mkdir(parents=True, exist_ok=True)
+        scene(k).save(root / "train" / f"{k}.png")
+    (root / "test").mkdir()
+    scene(0).save(root / "test" / "copy.tif", "PNG")
+    scene(1).save(root / "test" / "copy.tiff", "JPEG", quality=95)
+    a = leakscan.audit(root, jobs=1)
+    assert a.skipped == []
+    assert a.to_dict()["leaks"][0]["images"] == 2 and a.manifest.source is None
+
+
+def test_a_tile_of_complex_pixels_is_skipped_with_a_reason_not_read_as_its_real_part(tmp_path, recwarn):
+    root = tmp_path / "sar"
+    amplitude = np.asarray(scene(3, SIZE).convert("L"), np.float32)
+    write_tile(root / "train" / "a.tif", amplitude * np.exp(1j * amplitude).astype(np.complex64))
+    write_tile(root / "test" / "b.tif", bands_of(4))
+    a = leakscan.audit(root, jobs=1, cache=False)
+    assert dict(a.skipped)["train/a.tif"].startswith("complex pixels (complex64, as radar scenes store them)")
+    assert not [w for w in recwarn if issubclass(w.category, np.exceptions.ComplexWarning)]
+
+
 def test_8bit_tiles_with_bands_beyond_the_picture_are_read(tmp_path):
     # no georeferencing, 8 bits: grey bands beyond the first, or a near-infrared band stored
     # planar, are tiles of several bands (Pillow cannot read them: they were skipped)

@@ -110,6 +110,12 @@ def test_parse_ratios_errors_quote_value():
         parse_ratios("train=1,test=-1")
     with pytest.raises(ConfigError, match="once"):
         parse_ratios("a=1,a=2")
+    # a share without a split name was said to name a split twice ("got , test")
+    for text in ("=0.5,test=0.5", " =0.5,test=0.5"):
+        with pytest.raises(ConfigError, match="cannot read '=0.5'"):
+            parse_ratios(text)
+    with pytest.raises(ConfigError, match=r"a split without a name, got \['', 'test'\]"):
+        parse_ratios({"": 0.5, "test": 0.5})
 
 
 def test_giant_group_reported():

@@ -102,7 +102,8 @@ def inspect_tiles(paths: list[str], bands=None) -> dict:
     A TIFF needs it when it has more than 4 samples per pixel, an extra sample that is not
     alpha (a band such as near-infrared: Pillow would take it for transparency, or not read
     the file), more than 8 bits per sample, georeferencing, or when ``bands`` is given.
-    Others are left to Pillow.
+    Others are left to Pillow, and so are files tifffile cannot open (a PNG or JPEG named
+    ``.tif``: content decides, as for every image file).
     """
     tifffile = _tifffile()
     out = {}
@@ -119,9 +120,8 @@ def inspect_tiles(paths: list[str], bands=None) -> dict:
                 bits = int(np.dtype(page.dtype).itemsize * 8) if page.dtype is not None else 8
                 w, h = int(page.imagewidth), int(page.imagelength)
                 nodata = _nodata(page) is not None
-        except Exception:  # noqa: BLE001 - let decoding report it
-            out[k] = {"footprint": None, "crs": ""}
-            continue
+        except Exception:  # noqa: BLE001 - not a TIFF tifffile reads (a PNG named .tif, a cut file): Pillow's
+            continue  # to read, or to say what is wrong with it
         fp = footprint(tags, w, h)
         if bands is not None or spp > 4 or bands_extra or bits > 8 or fp is not None or nodata:
             out[k] = {"footprint": fp, "crs": _crs(tags)}
@@ -151,6 +151,9 @@ def decode_tile(data: bytes, bands=None, percentiles=PERCENTILES):
     except Exception as exc:  # noqa: BLE001 - tifffile raises many types
         raise DecodeError(f"not a TIFF tifffile can read: {type(exc).__name__}: {str(exc)[:160]}") from None
     arr = np.asarray(arr)
+    if arr.dtype.kind == "c":  # their real part alone is no picture
+        raise DecodeError(f"complex pixels ({arr.dtype}, as radar scenes store them) are not an image leakscan "
+                          "reads; save their amplitude (abs) as a float or 16-bit TIFF")
     if "S" in axes and axes.index("S") != len(axes) - 1:
         arr = np.moveaxis(arr, axes.index("S"), -1)
     elif arr.ndim == 3 and "S" not in axes:  # bands stored as pages/planes first

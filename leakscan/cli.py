@@ -403,14 +403,14 @@ def _check_out_is_no_input(ctx: typer.Context, out: Path) -> None:
     """``resplit --out NEW.csv`` (or a list written or removed beside it) is none of the files the
     run reads (the manifest, the decisions, the model): ``--force`` replaces earlier results, never
     an input. One line, before anything is read."""
-    from .report import dropped_list, left_out_list  # noqa: PLC0415
+    from .report import dropped_list, is_there, left_out_list  # noqa: PLC0415
 
     for p in ctx.command.params:
         given = ctx.params.get(p.name) if p.name in _INPUTS else None
         if given is None or not os.path.isfile(given):
             continue
         for written in (Path(out), left_out_list(out), dropped_list(out)):
-            if written.exists() and os.path.samefile(written, given):
+            if is_there(written) and os.path.samefile(written, given):
                 what = "is" if written == Path(out) else f"would write over or remove {written}, which is"
                 raise _fail(f"--out {out} {what} the {_named(p)} this run reads; leakscan never overwrites "
                             "its input: choose another --out")

@@ -258,11 +258,22 @@ def prepare_resplit_out(out: Path, *, force: bool, protect=()) -> None:
         _refuse_existing_manifest(out)
 
 
+def is_there(path: Path) -> bool:
+    """Whether something is at ``path``; a name longer than the file system allows (a list's
+    name beside a ``NEW.csv`` near the limit) names nothing."""
+    try:
+        return path.exists()
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return False
+        raise
+
+
 def _refuse_existing_manifest(out: Path) -> None:
     """Without ``--force``, the new manifest and the lists beside it (which a run writes or removes)
     are new files."""
     for f in (out, left_out_list(out), dropped_list(out)):
-        if f.exists():
+        if is_there(f):
             said = "" if f == out else f" (written or removed beside --out {out.name})"
             raise OutputError(f"{f}: exists{said}; pass --force to overwrite or choose another --out")
 

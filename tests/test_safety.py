@@ -1368,3 +1368,17 @@ def test_resplit_into_a_folder_it_cannot_write_is_refused_before_decoding(tmp_pa
         assert res.exit_code == 2, res.output
         assert "is not writable; choose another folder" in res.output
         assert not out.exists() and not os.listdir(ro)
+
+
+def test_4_resplit_from_a_manifest_to_an_out_name_at_the_length_limit(tmp_path):
+    # the lists beside NEW.csv would have names past the limit: nothing can be there, and the
+    # check that --out is none of the run's inputs looked for them (File name too long, exit 2)
+    d = issue_dataset(tmp_path / "d")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,split\n" + "".join(f"{p.relative_to(tmp_path).as_posix()},{p.parts[-3]}\n"
+                                                 for p in sorted(d.rglob("*.png"))))
+    new = tmp_path / ("n" * 251 + ".csv")
+    res = CliRunner().invoke(app, ["resplit", "--manifest", str(manifest), "--out", str(new), "--no-cache", "-q",
+                                   "-j", "1"])
+    assert res.exit_code == 0, res.output
+    assert new.is_file() and manifest.is_file()

@@ -611,14 +611,20 @@ def test_the_class_share_table_shows_the_shares_its_error_is_measured_from(leaky
     assert "4.55 pp" in r.stdout and "50.0% -> 45.5%" in r.stdout
 
 
+def _manifest_of_two_labels(dataset, manifest, labels):
+    """A manifest of every image of ``dataset`` in its split folder's split, labelled with the two
+    ``labels`` in turn."""
+    with open(manifest, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "split", "label"])
+        for k, p in enumerate(sorted(dataset.rglob("*.jpg"))):
+            w.writerow([p, p.relative_to(dataset).parts[0], labels[k % 2]])
+
+
 def test_two_classes_whose_names_make_one_folder_are_refused_not_merged(leaky_dataset, tmp_path):
     # the labels cat/small and cat_small (or the splits . and ..) were both laid out in one
     # folder, cat_small/: a folder-reading loader took them for one class
-    with open(tmp_path / "m.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path", "split", "label"])
-        for k, p in enumerate(sorted(leaky_dataset.rglob("*.jpg"))):
-            w.writerow([p, p.relative_to(leaky_dataset).parts[0], ("cat/small", "cat_small")[k % 2]])
+    _manifest_of_two_labels(leaky_dataset, tmp_path / "m.csv", ("cat/small", "cat_small"))
     out, tree = tmp_path / "new.csv", tmp_path / "tree"
     r = run("resplit", "--manifest", tmp_path / "m.csv", "--out", out, "--materialize", tree, "-q")
     assert r.exit_code == 2 and not tree.exists() and not out.exists()
@@ -630,11 +636,7 @@ def test_two_classes_whose_names_make_one_folder_are_refused_not_merged(leaky_da
 def test_a_class_whose_name_starts_with_a_dot_is_not_placed_in_a_hidden_folder(leaky_dataset, tmp_path):
     # the labels .hidden and ../up were laid out as .hidden/ and .._up/: hidden folders, which an
     # audit of the tree (and many loaders and file browsers) does not read: their images were lost
-    with open(tmp_path / "m.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path", "split", "label"])
-        for k, p in enumerate(sorted(leaky_dataset.rglob("*.jpg"))):
-            w.writerow([p, p.relative_to(leaky_dataset).parts[0], (".hidden", "../up")[k % 2]])
+    _manifest_of_two_labels(leaky_dataset, tmp_path / "m.csv", (".hidden", "../up"))
     tree = tmp_path / "tree"
     r = run("resplit", "--manifest", tmp_path / "m.csv", "--out", tmp_path / "new.csv", "--materialize", tree, "-q")
     assert r.exit_code == 0, r.output

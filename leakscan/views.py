@@ -31,7 +31,8 @@ import numpy as np
 from .padding import NO_BORDER, unpadded
 from .rotation import derotate
 
-__all__ = ["apply_dihedral", "embedding_variants", "crop_views", "box_views", "resampling_matrix", "tilted_views",
+__all__ = ["apply_dihedral", "embedding_variants", "crop_views", "box_views", "box_taps", "resampling_matrix", "sample_rows",
+           "sample_columns", "tilted_views",
            "transform_variants", "canvas_view", "is_oblong", "turned_share", "MatchView", "READINGS", "TILT_ANGLES",
            "TILT_BOXES", "TILT_TIGHT", "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "CROP_SIDE_TIGHT",
            "STRETCH_BOXES", "crop_boxes", "THUMB", "CELL", "BINS", "INVERSE_VARIANT"]
@@ -331,6 +332,29 @@ def resampling_matrix(u0: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
     out[(*at, u0)] = 1 - w
     out[(*at, u0 + 1)] += w
     return out
+
+
+def box_taps(lo: np.ndarray, hi: np.ndarray, n: int, side: int) -> tuple:
+    """What :func:`resampling_matrices` holds as matrices, as taps ``(u0, w)`` (each ``(p, side)``):
+    each sampled point weighs pixel ``u0`` by ``1 - w`` and the next by ``w``. For
+    :func:`sample_rows` and :func:`sample_columns`, which read two pixels where a product reads ``n``."""
+    return _sample_axis(np.asarray(lo, np.float64), np.asarray(hi, np.float64), n, side)
+
+
+def sample_rows(x: np.ndarray, taps: tuple) -> np.ndarray:
+    """``resampling_matrix(*taps, n) @ x`` of ``(p, n, m)`` images ``x``: each sampled row read
+    from the two rows it weighs (:func:`box_taps`)."""
+    u0, w = taps
+    at = u0 + (np.arange(len(x)) * x.shape[1])[:, None]  # rows of the images stacked
+    stacked = x.reshape(-1, x.shape[-1])
+    lo = np.take(stacked, at, axis=0)
+    return lo + w[..., None] * (np.take(stacked, at + 1, axis=0) - lo)
+
+
+def sample_columns(x: np.ndarray, taps: tuple) -> np.ndarray:
+    """``x @ resampling_matrix(*taps, n).T`` of ``(p, m, n)`` images ``x`` (:func:`sample_rows`
+    of their transposes)."""
+    return sample_rows(x.transpose(0, 2, 1), taps).transpose(0, 2, 1)
 
 
 def resampling_matrices(lo: np.ndarray, hi: np.ndarray, n: int, side: int) -> np.ndarray:

@@ -158,6 +158,24 @@ def test_crops_then_mirrored_are_found_and_said_so(tmp_path):
     assert not [rec for rec in plain.pair_records() if rec["detail"] == "cropped, hflip"]
 
 
+def test_sampling_by_taps_is_the_product_with_the_resampling_matrices():
+    """sample_rows and sample_columns read two pixels a sampled point where a product with the
+    resampling matrices reads the whole axis: the same views, boxes of any shape and place."""
+    from leakscan.views import box_taps, resampling_matrices, sample_columns, sample_rows
+
+    rng = np.random.default_rng(3)
+    x = (rng.random((7, 32, 24)) * 255).astype(np.float32)
+    lo = rng.uniform(0, 0.6, 7)
+    hi = np.minimum(lo + rng.uniform(0.3, 0.9, 7), 1.0)
+    rows = sample_rows(x, box_taps(lo, hi, 32, 20))
+    assert rows.shape == (7, 20, 24)
+    assert np.abs(rows - np.matmul(resampling_matrices(lo, hi, 32, 20), x)).max() < 1e-3
+    cols = sample_columns(x, box_taps(lo, hi, 24, 16))
+    assert cols.shape == (7, 32, 16)
+    assert np.abs(cols - np.matmul(x, resampling_matrices(lo, hi, 24, 16).transpose(0, 2, 1))).max() < 1e-3
+    assert np.abs(rows[:, :, 0] - x[:, :20, 0]).mean() > 1  # sampled, not the first rows
+
+
 def test_the_crop_views_are_the_boxes_of_each_thumbnail_enlarged():
     # crop_views (one resampling for all thumbnails, as matrix products) against box_views (a
     # box per thumbnail, sampled pixel by pixel): the same bilinear views

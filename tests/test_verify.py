@@ -200,6 +200,33 @@ def test_a_box_is_fitted_side_by_side_to_the_crop_it_was_resized_from():
 
 
 
+def test_boxes_fitted_a_block_at_a_time_are_those_fitted_together(monkeypatch):
+    """fit_box climbs FIT_BLOCK pairs at a time: the same boxes and NCC as all in one climb,
+    with and without padding weights."""
+    import leakscan.verify as verify
+
+    photo = photo_halves()[0].convert("L")
+    w, h = photo.size
+    a = np.asarray(photo.resize((32, 32), Image.BILINEAR), np.float32)
+    rng = np.random.default_rng(5)
+    truths = np.sort(rng.uniform(0, 1, (7, 2, 2)), axis=2).reshape(7, 4) * [0.4, 1, 0.4, 1]
+    truths[:, 1] = np.maximum(truths[:, 1], truths[:, 0] + 0.5)
+    truths[:, 3] = np.maximum(truths[:, 3], truths[:, 2] + 0.5)
+    b = np.stack([np.asarray(photo.crop((round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h)))
+                             .resize((32, 32), Image.BILINEAR), np.float32) for y0, y1, x0, x1 in truths])
+    A = np.repeat(a[None], len(truths), axis=0)
+    start = np.clip(truths + rng.uniform(-0.06, 0.06, truths.shape), 0, 1)
+    wb = np.ones_like(b)
+    wb[:, :4] = 0  # a letterbox bar on the crop
+    for weights in ((None, None), (None, wb)):
+        together = fit_box(A, b, start, *weights)
+        monkeypatch.setattr(verify, "FIT_BLOCK", 3)
+        apart = fit_box(A, b, start, *weights)
+        monkeypatch.setattr(verify, "FIT_BLOCK", 128)
+        assert np.array_equal(together[0], apart[0]) and np.array_equal(together[1], apart[1])
+        assert np.abs(together[0] - start).max() > 0.01  # climbed
+
+
 def test_halving_adds_as_the_mean_does():
     """The 2x2 block means of the coarse alignment are the bits ``mean(axis=(2, 4))`` gives,
     whatever the array's layout."""

@@ -486,7 +486,9 @@ def tiles_section(lines: list[str]) -> None:
               "Non-overlapping 96 px tiles of the photos shipped with scikit-image and scikit-learn (class = "
               "photo), a quarter in test; one train tile in twenty planted in test as an edited copy "
               "(re-encode, resize, shift, crop, colour, flip, caption bar; Pillow or numpy). The planted pairs "
-              "and the images whose files decode to the same pixels are the only duplicates.")
+              "and the images whose files decode to the same pixels are the only duplicates, but for tiles of a "
+              "photo that repeats itself (scikit-image's grass): the other pairs sharing half their area or more "
+              "by content are counted in brackets.")
 
 
 def tile_protocols_section(lines: list[str]) -> None:
@@ -503,7 +505,8 @@ def tile_rows_section(lines: list[str]) -> None:
     _script_section(lines, "tile_rows.py", "Rows of tiles a third over each other",
               "Each sample photo brought to 640 px, cut into 112 px tiles along rows 150 px apart, each tile 75 px "
               "on from the last: neighbours share 33% of their area, tiles two apart nothing. No pair is a "
-              "duplicate: every one reported is listed.")
+              "duplicate (but tiles of a photo that repeats itself, sharing half their area or more by content: "
+              "scikit-image's grass): every one reported is listed.")
 
 
 def overlays_section(lines: list[str]) -> None:

@@ -10,7 +10,9 @@ caption), each edit made with Pillow or numpy.
 Ground truth is complete by construction: the planted pairs and tiles with the same pixels
 are the only duplicates (tiles do not overlap), unless a source photo repeats itself
 (scikit-image's grass does: a 96 px block at (0, 288) reappears at (162, 291)); such copies
-of part of a photo show among the other pairs of the same photo. The bench reports, for ``leakscan audit`` with its defaults:
+of part of a photo show among the other pairs of the same photo, and those whose tiles share
+half their area or more by content (transformed.repeated_share) are counted apart. The bench
+reports, for ``leakscan audit`` with its defaults:
 
 * planted copies found (recall); tiles with the same pixels (a photo's flat black surround)
   found as the duplicates they are; and every other reported pair, split into pairs of tiles
@@ -41,7 +43,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from transformed import check_work, say_left_out, source_photos  # noqa: E402
+from transformed import check_work, repeated_share, say_left_out, source_photos  # noqa: E402
 
 
 def planted_copy(tile: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, str]:
@@ -90,6 +92,7 @@ def build(work: Path, source: Path | None, side: int, seed: int = 0) -> dict:
     data.mkdir(parents=True)
     spill = work / "train-tiles.raw"  # each train tile's RGB bytes, in the order of the tiles
     at: dict = {}  # tile -> (its photo's name, where its bytes start in spill)
+    place: dict = {}  # tile's path -> (its photo's name, x, y)
     info: dict = {}  # each photo's info, which its tiles carry (crop copies it)
     paths, split, small = [], [], []
     with open(spill, "wb") as raw:
@@ -109,6 +112,7 @@ def build(work: Path, source: Path | None, side: int, seed: int = 0) -> dict:
                     p.parent.mkdir(parents=True, exist_ok=True)
                     tile.save(p, quality=92)
                     paths.append(p.relative_to(data).as_posix())
+                    place[paths[-1]] = (name, x, y)
                     split.append(sp)
                     if sp == "train":
                         at[k] = (name, raw.tell())
@@ -152,7 +156,23 @@ def build(work: Path, source: Path | None, side: int, seed: int = 0) -> dict:
                if a.startswith("test/") and any(b.startswith("train/") for b in same)}
     return {"data": data, "planted": planted, "photo_of": photo_of, "n_images": len(paths) + len(planted),
             "n_test": n_test, "n_photos": len(info), "identical": identical, "identical_sets": identical_sets,
-            "twinned": twinned}
+            "twinned": twinned, "place": place}
+
+
+def repeating(pairs: list, place: dict, source: Path | None, side: int) -> list:
+    """The ``pairs`` (rows with ``a`` and ``b``) of two tiles of one photo that share half their
+    area or more by content: the photo repeats itself there (:func:`transformed.repeated_share`)."""
+    wanted = {place[r["a"]][0] for r in pairs if r["a"] in place and r["b"] in place
+              and place[r["a"]][0] == place[r["b"]][0]}
+    if not wanted:
+        return []
+    photos = {name: img.convert("RGB") for name, img in source_photos(source, n_generated=0) if name in wanted}
+    out = []
+    for r in pairs:
+        (pa, xa, ya), (pb, xb, yb) = place.get(r["a"], (None, 0, 0)), place.get(r["b"], (None, 0, 0))
+        if pa is not None and pa == pb and repeated_share(photos[pa], (xa, ya, side), (xb, yb, side)) >= 0.5:
+            out.append(r)
+    return out
 
 
 def run(work: Path, source: Path | None, side: int) -> dict:
@@ -180,6 +200,7 @@ def run(work: Path, source: Path | None, side: int) -> dict:
                  for same in truth["identical_sets"])
     other = [r for r in rows if frozenset((r["a"], r["b"])) not in planted | identical]
     cross_photo = [r for r in other if photo.get(r["a"]) != photo.get(r["b"])]
+    repeated = repeating(other, truth["place"], source, side)
     true_leak = len({b for _, b, _ in truth["planted"]} | truth["twinned"]) / truth["n_test"]
     test_leak = next((lk["fraction"] for lk in summary["leaks"] if lk["split"] == "test"), 0.0)
     by_kind: dict = {}
@@ -190,7 +211,7 @@ def run(work: Path, source: Path | None, side: int) -> dict:
     res = {"images": truth["n_images"], "photos": truth["n_photos"], "planted": len(planted),
            "found": len(planted & found), "planted_in_possible": len(planted & in_possible),
            "identical_sets": len(truth["identical_sets"]), "identical_sets_joined": joined,
-           "other_pairs": len(other), "pairs_across_photos": len(cross_photo),
+           "other_pairs": len(other), "other_pairs_repeated": len(repeated), "pairs_across_photos": len(cross_photo),
            "label_conflicts": summary["n_label_conflicts"], "largest_group": summary["largest_group"],
            "test_leak": round(test_leak, 4), "true_test_leak": round(true_leak, 4),
            "n_possible": summary.get("n_possible"), "wall_s": round(wall, 1), "by_edit": by_kind,
@@ -210,12 +231,13 @@ def run(work: Path, source: Path | None, side: int) -> dict:
 
 
 def markdown(res: dict) -> str:
-    lines = ["| images | photos | planted | found | in possible | sets of identical images in one group | other pairs | across photos | "
+    lines = ["| images | photos | planted | found | in possible | sets of identical images in one group | "
+             "other pairs (of them sharing half by content) | across photos | "
              "label conflicts | largest group | test leak (true) | resplit moved | wall s |",
              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
              f"| {res['images']} | {res['photos']} | {res['planted']} | {res['found']} | {res['planted_in_possible']} | "
              f"{res['identical_sets_joined']} of {res['identical_sets']} | "
-             f"{res['other_pairs']} | {res['pairs_across_photos']} | {res['label_conflicts']} | {res['largest_group']} | "
+             f"{res['other_pairs']} ({res['other_pairs_repeated']}) | {res['pairs_across_photos']} | {res['label_conflicts']} | {res['largest_group']} | "
              f"{res['test_leak']:.1%} ({res['true_test_leak']:.1%}) | {res.get('resplit_moved')} | {res['wall_s']} |"]
     lines.append("")
     lines.append("Planted copies found, per edit: " + ", ".join(

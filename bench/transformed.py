@@ -285,6 +285,54 @@ def fit(img: Image.Image, side: int) -> Image.Image:
     return img if s >= 1 else img.resize((max(16, round(img.width * s)), max(16, round(img.height * s))), Image.LANCZOS)
 
 
+#: Two tiles of one photo share the pixels where the photo repeats itself (scikit-image's grass
+#: is a periodic texture): :func:`repeated_share` counts the cells of this many px whose grey
+#: pixels agree (NCC) at this or more, and have this much detail (standard deviation, grey levels;
+#: a flat cell of sky is no evidence of the same pixels), at the best of the places a tile's
+#: detail shows again in the photo (``matchTemplate`` at this NCC or more, a few best).
+REPEAT_CELL = 16
+REPEAT_NCC = 0.9
+REPEAT_DETAIL = 4.0
+REPEAT_PLACE_NCC = 0.3
+REPEAT_PLACES = 20
+
+
+def repeated_share(photo: Image.Image, box_a: tuple, box_b: tuple) -> float:
+    """The share of the tile ``box_b``'s area that shows the same pixels as part of the tile
+    ``box_a`` (or the other way round), the two cut from ``photo``: where they overlap, and where
+    the photo repeats one's pixels within the other. Boxes are ``(x, y, side)`` in ``photo``'s
+    pixels. Two tiles that share no pixels by their places may share them by content."""
+    import cv2  # noqa: PLC0415 - OpenCV is a leakscan dependency
+
+    grey = np.asarray(photo.convert("L"), np.float32)
+    detail = grey - cv2.GaussianBlur(grey, (0, 0), 2.0)
+    best = 0.0
+    for (xa, ya, sa), (xb, yb, sb) in ((box_a, box_b), (box_b, box_a)):
+        tile = grey[ya:ya + sa, xa:xa + sa]
+        scores = cv2.matchTemplate(detail, detail[ya:ya + sa, xa:xa + sa], cv2.TM_CCOEFF_NORMED)
+        ys, xs = np.nonzero(scores >= REPEAT_PLACE_NCC)
+        places = []
+        for k in np.argsort(-scores[ys, xs], kind="stable"):  # the best few, each 4 px from the others
+            x, y = int(xs[k]), int(ys[k])
+            if all(abs(x - u) > 4 or abs(y - v) > 4 for u, v in places):
+                places.append((x, y))
+            if len(places) == REPEAT_PLACES:
+                break
+        for x, y in places:  # the tile shows at (x, y): which of its cells fall in the other, the same?
+            x0, x1, y0, y1 = max(x, xb), min(x + sa, xb + sb), max(y, yb), min(y + sa, yb + sb)
+            same = 0
+            for cy in range(y0, y1 - REPEAT_CELL + 1, REPEAT_CELL):
+                for cx in range(x0, x1 - REPEAT_CELL + 1, REPEAT_CELL):
+                    u = tile[cy - y:cy - y + REPEAT_CELL, cx - x:cx - x + REPEAT_CELL].ravel()
+                    v = grey[cy:cy + REPEAT_CELL, cx:cx + REPEAT_CELL].ravel()
+                    if u.std() < REPEAT_DETAIL:
+                        continue
+                    u, v = u - u.mean(), v - v.mean()
+                    same += float(u @ v) >= REPEAT_NCC * np.sqrt(float(u @ u) * float(v @ v))
+            best = max(best, same * REPEAT_CELL ** 2 / sb ** 2)
+    return best
+
+
 # ---------------------------------------------------------------- tools
 
 def arr(img):

@@ -19,7 +19,7 @@ import numpy as np
 from .decode import file_head, has_image_signature
 from .errors import ArgumentError, InputError
 from .manifest import (IMAGE_EXTENSIONS, SPLIT_ALIASES, SPLIT_SEARCH_DEPTH, UNSPLIT, Manifest, text_column,
-                       decode_text, listed_again, path_key, split_name)
+                       a_url, decode_text, listed_again, path_key, split_name)
 
 log = logging.getLogger(__name__)
 
@@ -464,6 +464,10 @@ def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
         p = rec["path"].strip()
         if not p:
             skipped.append((f"{path.name}:{lineno}", "manifest row has an empty path"))
+            continue
+        url = a_url(p, f"manifest line {lineno}")
+        if url:
+            skipped.append((p, url))
             continue
         p = _windows_separators(p, root)
         split = split_name(rec["split"].strip())

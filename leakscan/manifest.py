@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -21,7 +22,7 @@ from .errors import ArgumentError, InputError
 log = logging.getLogger(__name__)
 
 __all__ = ["Manifest", "SPLIT_ALIASES", "IMAGE_EXTENSIONS", "UNSPLIT", "BOTH_SIDES", "order_splits", "split_name",
-           "listed_again", "path_key", "decode_text", "is_missing", "text_column"]
+           "listed_again", "a_url", "path_key", "decode_text", "is_missing", "text_column"]
 
 #: Folder names recognised as splits (case-insensitive) and the canonical split they mean.
 SPLIT_ALIASES = {
@@ -66,6 +67,24 @@ def listed_again(first: tuple, again: tuple, unit: str = "line", source: str = "
     where = (f"{unit}s {k} and {m}" if split == split2 else
              f"{unit} {k} in {split}, {unit} {m} in {split2}: {BOTH_SIDES}")
     return f"listed twice in the {source} ({where}); kept the first"
+
+
+#: A path written as a URL: a scheme of two letters or more (http, https, s3, gs, file...) and ``://``.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
+
+
+def a_url(path: str, where: str) -> str | None:
+    """The skip reason of a manifest or table row (``where``: ``manifest line 3``) whose path is a
+    URL, else None: leakscan reads local files only.
+
+    >>> a_url("s3://bucket/cat.jpg", "manifest line 3")
+    'manifest line 3 gives a URL, not a file: leakscan reads local files only (download it and list its local path)'
+    >>> a_url("img/cat.jpg", "manifest line 3") is None
+    True
+    """
+    if isinstance(path, str) and _URL.match(path):
+        return f"{where} gives a URL, not a file: leakscan reads local files only (download it and list its local path)"
+    return None
 
 
 def decode_text(raw: bytes, where: str, what: str = "manifest") -> str:

@@ -82,7 +82,8 @@ def discover(
         optional ``label`` and ``group``. DICOM files, DICOM frames (``scan.dcm#frame3``, as
         ``resplit`` writes them) and GeoTIFF tiles in it are read as in a folder.
     splits, labels, groups : sequence, optional
-        One entry per image, for list and array sources.
+        One entry per image, for list and array sources. A missing label or group (None, NaN) is
+        none; a missing or blank split is a ValueError naming its position.
     **source_options
         For the other sources (:mod:`leakscan.sources`): a pandas DataFrame or a Parquet file
         (``path_column``, ``split_column``, ``label_column``, ``group_column``,
@@ -191,7 +192,7 @@ def _from_array(arr, splits, labels, groups) -> Manifest:
     paths = np.array([f"array[{i}]" for i in range(n)], dtype=object)
     return Manifest(
         paths=paths,
-        splits=text_column(splits if splits is not None else [UNSPLIT] * n, n, "splits"),
+        splits=text_column(splits if splits is not None else [UNSPLIT] * n, n, "splits", required=True),
         labels=text_column(labels if labels is not None else [""] * n, n, "labels"),
         groups=text_column(groups if groups is not None else [""] * n, n, "groups"),
         images=arr,
@@ -207,7 +208,7 @@ def _from_list(items, splits, labels, groups) -> Manifest:
     paths = np.array([os.fspath(p) for p in items], dtype=object)
     return Manifest(
         paths=paths,
-        splits=text_column(splits if splits is not None else [UNSPLIT] * n, n, "splits"),
+        splits=text_column(splits if splits is not None else [UNSPLIT] * n, n, "splits", required=True),
         labels=text_column(labels if labels is not None else [""] * n, n, "labels"),
         groups=text_column(groups if groups is not None else [""] * n, n, "groups"),
         kind="list",

@@ -125,10 +125,12 @@ def is_missing(v) -> bool:
     return v is None or (isinstance(v, (float, np.floating)) and v != v) or type(v).__name__ in ("NAType", "NaTType")
 
 
-def text_column(values: Iterable, n: int, name: str) -> np.ndarray:
+def text_column(values: Iterable, n: int, name: str, required: bool = False) -> np.ndarray:
     """One text per image of ``values`` (``splits``, ``labels``, ``groups`` given in Python), a
     missing value (None, NaN) as ``""``; an error naming ``name`` unless there are ``n``. A
-    one-column DataFrame is its column, as scikit-learn's ``GroupShuffleSplit`` reads ``groups``."""
+    one-column DataFrame is its column, as scikit-learn's ``GroupShuffleSplit`` reads ``groups``.
+    ``required`` (``splits``: every image is in one): a missing or blank value is an error naming
+    its position, as scikit-learn refuses missing values, not a split named ``""``."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
         raise ArgumentError(f"{name} must be a sequence with one entry per image, got {type(values).__name__}")
     columns = getattr(values, "columns", None)
@@ -139,6 +141,11 @@ def text_column(values: Iterable, n: int, name: str) -> np.ndarray:
                                 f"(columns {named}); pass one, as df[{str(columns[0])!r}]")
         values = values[columns[0]]
     arr = np.array(["" if is_missing(v) else str(v) for v in values], dtype=object)
+    if required:
+        blank = next((k for k, v in enumerate(arr) if not v.strip()), None)
+        if blank is not None:
+            raise ArgumentError(f"{name}[{blank}] is {list(values)[blank]!r}: every image needs a split name "
+                                f"(leave {name}= out for one split, {UNSPLIT!r})")
     if arr.shape != (n,):
         raise ArgumentError(f"{name} has {arr.shape[0]} entries but there are {n} images; give one per image")
     return arr

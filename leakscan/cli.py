@@ -380,6 +380,16 @@ def _named(param) -> str:
     return param.opts[0] if param.opts[0].startswith("-") else param.name.upper()
 
 
+def _said(ctx: typer.Context, exc: LeakscanError) -> str:
+    """A library error's line, the keyword it starts with (``ConfigError.keyword``: ``min_precision``
+    must be in [0, 1)...) said as this command line names it (``--min-precision``)."""
+    msg, keyword = str(exc), getattr(exc, "keyword", None)
+    param = next((p for p in ctx.command.params if p.name == keyword), None)
+    if param is None or not msg.startswith(keyword):
+        return msg
+    return _named(param) + msg[len(keyword):]
+
+
 #: The paths a command reads, by parameter, and whether each must be a file (DATA and --hf may be folders).
 #: Their options leave the check to :func:`_check_inputs` (``readable=False``), as the paths a command
 #: writes leave theirs to the library: click's own check said "Invalid value" in three lines.
@@ -789,7 +799,7 @@ def audit(
                 write_outputs(result, out, force=force, html=not no_html, parquet=parquet, progress=cb)
     except LeakscanError as exc:
         remove_empty_folders(made)
-        raise _fail(str(exc))
+        raise _fail(_said(ctx, exc))
     except (OSError, MemoryError) as exc:
         remove_empty_folders(made)
         raise _fail(_os_error(exc))
@@ -954,7 +964,7 @@ def resplit(
         placed = materialize(rs, materialize_dir, link=link.value, force=force, plan=plan) if plan is not None else None
     except LeakscanError as exc:
         _LISTED_AT_THE_END.say()  # the audit's warnings held for the end, before the failure's line
-        raise _fail(str(exc))
+        raise _fail(_said(ctx, exc))
     except (OSError, MemoryError) as exc:
         _LISTED_AT_THE_END.say()
         raise _fail(_os_error(exc))

@@ -121,6 +121,24 @@ def test_a_failed_audit_leaves_no_output_folder_it_made(tmp_path):
     assert r.exit_code == 2 and "--min-precision must be in [0, 1)" in r.output and not (tmp_path / "new2").exists()
 
 
+@pytest.mark.parametrize("args, said", [
+    (["--min-confidence", "nan"], "--min-confidence nan is not a number: give one in [0, 1]"),
+    (["--min-confidence=NaN"], "--min-confidence NaN is not a number: give one in [0, 1]"),
+    (["--min-confidence", "inf"], "--min-confidence must be in [0, 1], got inf"),
+    (["--min-ncc", "-inf"], "--min-ncc must be in [-1, 1], got -inf"),
+    (["--min-precision", "nan"], "--min-precision nan is not a number: give one >= 0"),
+    (["--min-precision", "inf"], "--min-precision must be in [0, 1) (0 turns it off), got inf"),
+    (["--min-cosine", "high"], "--min-cosine high is not a number: give one >= 0"),
+    (["--fail-on-leak", "--max-leak", "nan"], "--max-leak nan is not a number: give one in [0, 1]"),
+])
+def test_a_nan_or_infinite_number_is_refused_naming_the_option(tmp_path, args, said):
+    # typer's range check said of --min-confidence nan "Input should be less than or equal to 1"
+    # (NaN compares false with every bound), in three lines
+    r = run("audit", FIXTURES, *args, "--out", tmp_path / "new", "-q")
+    assert r.exit_code == 2 and r.output.strip() == f"leakscan: error: {said}", r.output
+    assert not (tmp_path / "new").exists()
+
+
 @pytest.mark.parametrize("command, args, said", [
     ("audit", ["--min-precision", "2"], "--min-precision must be in [0, 1) (0 turns it off), got 2.0"),
     ("audit", ["--min-confidence", "0"], "--min-confidence must be in (0, 1], got 0.0"),

@@ -403,7 +403,8 @@ def audit(
     manifest : path-like, optional
         A CSV manifest (columns ``path, split[, label, group]``) instead of ``data``.
     splits, labels, groups : sequence, optional
-        One per image, for list and array inputs.
+        One per image, for list and array inputs. A missing label or group (None, NaN) is none;
+        a missing or blank split is a ValueError naming its position.
     settings : DetectSettings, optional
         Detection thresholds; defaults are documented in the README.
     jobs : int, optional

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import math
 import os
 import sys
 from contextlib import contextmanager
@@ -380,6 +381,16 @@ def _named(param) -> str:
     return param.opts[0] if param.opts[0].startswith("-") else param.name.upper()
 
 
+def _said(ctx: typer.Context, exc: LeakscanError) -> str:
+    """A library error's line, the keyword it starts with (``ConfigError.keyword``: ``min_precision``
+    must be in [0, 1)...) said as this command line names it (``--min-precision``)."""
+    msg, keyword = str(exc), getattr(exc, "keyword", None)
+    param = next((p for p in ctx.command.params if p.name == keyword), None)
+    if param is None or not msg.startswith(keyword):
+        return msg
+    return _named(param) + msg[len(keyword):]
+
+
 #: The paths a command reads, by parameter, and whether each must be a file (DATA and --hf may be folders).
 #: Their options leave the check to :func:`_check_inputs` (``readable=False``), as the paths a command
 #: writes leave theirs to the library: click's own check said "Invalid value" in three lines.
@@ -469,24 +480,49 @@ def _user_path(value: Optional[Path]) -> Optional[Path]:
                                  "give the path without ~") from None
 
 
+def _number(option: str, low: Optional[float], high: Optional[float]):
+    """The ``parser=`` of a float option: a number from ``low`` to ``high``, else one line naming the
+    option. typer leaves the range it shows in --help to it: its own check said of NaN, which compares
+    false with every bound, "Input should be less than or equal to 1"."""
+    span = (f"in [{low:g}, {high:g}]" if low is not None and high is not None else
+            f">= {low:g}" if low is not None else f"<= {high:g}")
+
+    def parse(value) -> float:
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            x = math.nan
+        if math.isnan(x):
+            raise _fail(f"{option} {value} is not a number: give one {span}")
+        if (low is not None and x < low) or (high is not None and x > high):
+            raise _fail(f"{option} must be {span}, got {value}")
+        return x
+    return parse
+
+
+def _float_option(default: float, option: str, low: Optional[float] = None, high: Optional[float] = None, **kw):
+    """A float option from ``low`` to ``high`` (None: no bound), checked by :func:`_number`."""
+    return typer.Option(default, option, min=low, max=high, parser=_number(option, low, high), **kw)
+
+
 OPT_MANIFEST = typer.Option(None, "--manifest", "-m", show_default=False, callback=_user_path, readable=False,
                             help="CSV with columns path, split[, label, group]; paths relative to the CSV.")
 OPT_MAX_HAMMING = typer.Option(DEFAULTS.max_hamming, "--max-hamming", min=-1, max=64,
                                help="pHash pairs at this Hamming distance or less are candidates, "
                                     "then weighed (-1: off).")
-OPT_MIN_COSINE = typer.Option(DEFAULTS.min_cosine, "--min-cosine", min=0.0,
-                              help="Least embedding cosine similarity of a candidate pair (>1: off).")
-OPT_MIN_CONFIDENCE = typer.Option(
-    DEFAULTS.min_confidence, "--min-confidence", min=0.0, max=1.0,
+OPT_MIN_COSINE = _float_option(DEFAULTS.min_cosine, "--min-cosine", 0.0,
+                               help="Least embedding cosine similarity of a candidate pair (>1: off).")
+OPT_MIN_CONFIDENCE = _float_option(
+    DEFAULTS.min_confidence, "--min-confidence", 0.0, 1.0,
     help="A pair is a duplicate at this confidence (the estimated probability that the two are the same "
          "picture) or more; pairs from 0.1 up to it are possible pairs (an audit's possible.csv), never counted.")
-OPT_MIN_PRECISION = typer.Option(
-    DEFAULTS.min_precision, "--min-precision", min=0.0,
+OPT_MIN_PRECISION = _float_option(
+    DEFAULTS.min_precision, "--min-precision", 0.0,
     help="The duplicate links (the pairs that join images into groups) are expected to be at least this share "
          "real copies: when those at --min-confidence are not, the bar is raised until they are (the pairs "
          "under it are possible pairs); 0: off.")
-OPT_MIN_NCC = typer.Option(DEFAULTS.min_ncc, "--min-ncc", min=-1.0, max=1.0,
-                           help="Floor: candidates whose aligned thumbnails correlate less than this are "
+OPT_MIN_NCC = _float_option(DEFAULTS.min_ncc, "--min-ncc", -1.0, 1.0,
+                            help="Floor: candidates whose aligned thumbnails correlate less than this are "
                                 "dropped before the decision (-1: keep every candidate).")
 OPT_CROPS = typer.Option(DEFAULTS.crops, "--crops/--no-crops",
                          help="Also search crops of every image (finds cropped copies) and, with --transforms all, "
@@ -497,8 +533,8 @@ OPT_OVERLAP = typer.Option(DEFAULTS.overlap, "--overlap/--no-overlap",
 OPT_MODEL = typer.Option(None, "--model", show_default=False, callback=_user_path, readable=False,
                          help="Also embed every image with this ONNX model and report pairs at "
                               "--model-min-cosine or more (needs pip install 'leakscan[onnx]').")
-OPT_MODEL_MIN_COSINE = typer.Option(DEFAULTS.model_min_cosine, "--model-min-cosine", min=0.0,
-                                    help="Model embeddings at least this similar make a candidate pair; only at "
+OPT_MODEL_MIN_COSINE = _float_option(DEFAULTS.model_min_cosine, "--model-min-cosine", 0.0,
+                                     help="Model embeddings at least this similar make a candidate pair; only at "
                                          "this cosine or more does the model raise a pair's confidence.")
 OPT_MODEL_BATCH = typer.Option(MODEL_BATCH, "--model-batch", min=1, help="Images per model run.")
 OPT_MODEL_SIZE = typer.Option(None, "--model-size", show_default=False, metavar="N|WxH",
@@ -720,8 +756,8 @@ def audit(
                                  help="With --out: also write pairs.parquet (needs pyarrow: pip install pyarrow)."),
     fail_on_leak: bool = typer.Option(
         False, "--fail-on-leak", help="Exit 1 when some split leaks into another by more than --max-leak."),
-    max_leak: float = typer.Option(
-        0.0, "--max-leak", min=0.0, max=1.0, help="Largest tolerated leaked fraction for --fail-on-leak."),
+    max_leak: float = _float_option(
+        0.0, "--max-leak", 0.0, 1.0, help="Largest tolerated leaked fraction for --fail-on-leak."),
     max_hamming: int = OPT_MAX_HAMMING,
     min_cosine: float = OPT_MIN_COSINE,
     min_ncc: float = OPT_MIN_NCC,
@@ -789,7 +825,7 @@ def audit(
                 write_outputs(result, out, force=force, html=not no_html, parquet=parquet, progress=cb)
     except LeakscanError as exc:
         remove_empty_folders(made)
-        raise _fail(str(exc))
+        raise _fail(_said(ctx, exc))
     except (OSError, MemoryError) as exc:
         remove_empty_folders(made)
         raise _fail(_os_error(exc))
@@ -954,7 +990,7 @@ def resplit(
         placed = materialize(rs, materialize_dir, link=link.value, force=force, plan=plan) if plan is not None else None
     except LeakscanError as exc:
         _LISTED_AT_THE_END.say()  # the audit's warnings held for the end, before the failure's line
-        raise _fail(str(exc))
+        raise _fail(_said(ctx, exc))
     except (OSError, MemoryError) as exc:
         _LISTED_AT_THE_END.say()
         raise _fail(_os_error(exc))

@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import stat
+import struct
 import warnings
 
 import numpy as np
@@ -56,7 +57,8 @@ class DecodeError(Exception):
 #: feature cache may remember them (until the file changes). Every other reason (permission,
 #: I/O error, memory, special file, size cap, unexpected errors) is re-tried on the next run.
 _BYTE_REASONS = ("empty file (0 bytes)", "not an image Pillow can read", "truncated or corrupt",
-                 "image header claims", "image is ", "image has an empty size", "float image holds",
+                 "image header claims", "invalid image header", "image is ", "image has an empty size",
+                 "float image holds",
                  "cannot decode (")
 
 
@@ -262,9 +264,30 @@ def _heif_plugin() -> bool:
     return True
 
 
+def _bmp_header_problem(data: bytes) -> str | None:
+    """Why a BMP's header cannot be a picture's (a width under 1, a height of 0), or None. Pillow
+    reads the signed width as unsigned: a negative one looked like a picture too large to decode."""
+    if not data.startswith(b"BM") or len(data) < 26:
+        return None
+    header = int.from_bytes(data[14:18], "little")
+    if header == 12:  # OS/2 BITMAPCOREHEADER: unsigned 16-bit sides
+        w, h = struct.unpack_from("<HH", data, 18)
+    elif header >= 16:  # BITMAPINFOHEADER and later: signed 32-bit, a negative height is top-down
+        w, h = struct.unpack_from("<ii", data, 18)
+    else:
+        return None
+    if w < 1 or h in (0, -2 ** 31):
+        return (f"invalid image header: a BMP {w} pixels wide and {h} high (the width must be 1 or more, "
+                "the height not 0)")
+    return None
+
+
 def _open(data: bytes) -> Image.Image:
     if data.startswith(_EPS_SIGNATURES):
         raise DecodeError(EPS_REASON)
+    why = _bmp_header_problem(data)
+    if why:
+        raise DecodeError(why)
     try:
         return Image.open(io.BytesIO(data))
     except UnidentifiedImageError:

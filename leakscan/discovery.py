@@ -19,7 +19,7 @@ import numpy as np
 from .decode import file_head, has_image_signature
 from .errors import ArgumentError, InputError
 from .manifest import (IMAGE_EXTENSIONS, SPLIT_ALIASES, SPLIT_SEARCH_DEPTH, UNSPLIT, Manifest, text_column,
-                       decode_text, listed_again, path_key, split_name)
+                       a_url, decode_text, listed_again, path_key, split_name)
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,8 @@ def discover(
         optional ``label`` and ``group``. DICOM files, DICOM frames (``scan.dcm#frame3``, as
         ``resplit`` writes them) and GeoTIFF tiles in it are read as in a folder.
     splits, labels, groups : sequence, optional
-        One entry per image, for list and array sources.
+        One entry per image, for list and array sources. A missing label or group (None, NaN) is
+        none; a missing or blank split is a ValueError naming its position.
     **source_options
         For the other sources (:mod:`leakscan.sources`): a pandas DataFrame or a Parquet file
         (``path_column``, ``split_column``, ``label_column``, ``group_column``,
@@ -191,7 +192,7 @@ def _from_array(arr, splits, labels, groups) -> Manifest:
     paths = np.array([f"array[{i}]" for i in range(n)], dtype=object)
     return Manifest(
         paths=paths,
-        splits=text_column(splits if splits is not None else [UNSPLIT] * n, n, "splits"),
+        splits=text_column(splits if splits is not None else [UNSPLIT] * n, n, "splits", required=True),
         labels=text_column(labels if labels is not None else [""] * n, n, "labels"),
         groups=text_column(groups if groups is not None else [""] * n, n, "groups"),
         images=arr,
@@ -207,7 +208,7 @@ def _from_list(items, splits, labels, groups) -> Manifest:
     paths = np.array([os.fspath(p) for p in items], dtype=object)
     return Manifest(
         paths=paths,
-        splits=text_column(splits if splits is not None else [UNSPLIT] * n, n, "splits"),
+        splits=text_column(splits if splits is not None else [UNSPLIT] * n, n, "splits", required=True),
         labels=text_column(labels if labels is not None else [""] * n, n, "labels"),
         groups=text_column(groups if groups is not None else [""] * n, n, "groups"),
         kind="list",
@@ -464,6 +465,10 @@ def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
         p = rec["path"].strip()
         if not p:
             skipped.append((f"{path.name}:{lineno}", "manifest row has an empty path"))
+            continue
+        url = a_url(p, f"manifest line {lineno}")
+        if url:
+            skipped.append((p, url))
             continue
         p = _windows_separators(p, root)
         split = split_name(rec["split"].strip())

@@ -14,7 +14,13 @@ class InputError(LeakscanError):
 
 
 class ConfigError(LeakscanError, ValueError):
-    """A parameter is out of range or inconsistent; the message quotes the value and the fix."""
+    """A parameter is out of range or inconsistent; the message quotes the value and the fix.
+    ``keyword``, when given, is the parameter the message starts with (``min_precision``): the
+    CLI says the option it came from (``--min-precision``) in its place."""
+
+    def __init__(self, *args, keyword: str | None = None):
+        super().__init__(*args)
+        self.keyword = keyword
 
 
 class OutputError(LeakscanError):

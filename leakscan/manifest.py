@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -21,7 +22,7 @@ from .errors import ArgumentError, InputError
 log = logging.getLogger(__name__)
 
 __all__ = ["Manifest", "SPLIT_ALIASES", "IMAGE_EXTENSIONS", "UNSPLIT", "BOTH_SIDES", "order_splits", "split_name",
-           "listed_again", "path_key", "decode_text", "is_missing", "text_column"]
+           "listed_again", "a_url", "path_key", "decode_text", "is_missing", "text_column"]
 
 #: Folder names recognised as splits (case-insensitive) and the canonical split they mean.
 SPLIT_ALIASES = {
@@ -68,6 +69,24 @@ def listed_again(first: tuple, again: tuple, unit: str = "line", source: str = "
     return f"listed twice in the {source} ({where}); kept the first"
 
 
+#: A path written as a URL: a scheme of two letters or more (http, https, s3, gs, file...) and ``://``.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
+
+
+def a_url(path: str, where: str) -> str | None:
+    """The skip reason of a manifest or table row (``where``: ``manifest line 3``) whose path is a
+    URL, else None: leakscan reads local files only.
+
+    >>> a_url("s3://bucket/cat.jpg", "manifest line 3")
+    'manifest line 3 gives a URL, not a file: leakscan reads local files only (download it and list its local path)'
+    >>> a_url("img/cat.jpg", "manifest line 3") is None
+    True
+    """
+    if isinstance(path, str) and _URL.match(path):
+        return f"{where} gives a URL, not a file: leakscan reads local files only (download it and list its local path)"
+    return None
+
+
 def decode_text(raw: bytes, where: str, what: str = "manifest") -> str:
     """The text of a CSV a user wrote: UTF-8 (with or without its byte-order mark) or UTF-16 or
     UTF-32 with its byte-order mark (Excel's "Unicode text", Windows PowerShell's default); else
@@ -106,10 +125,12 @@ def is_missing(v) -> bool:
     return v is None or (isinstance(v, (float, np.floating)) and v != v) or type(v).__name__ in ("NAType", "NaTType")
 
 
-def text_column(values: Iterable, n: int, name: str) -> np.ndarray:
+def text_column(values: Iterable, n: int, name: str, required: bool = False) -> np.ndarray:
     """One text per image of ``values`` (``splits``, ``labels``, ``groups`` given in Python), a
     missing value (None, NaN) as ``""``; an error naming ``name`` unless there are ``n``. A
-    one-column DataFrame is its column, as scikit-learn's ``GroupShuffleSplit`` reads ``groups``."""
+    one-column DataFrame is its column, as scikit-learn's ``GroupShuffleSplit`` reads ``groups``.
+    ``required`` (``splits``: every image is in one): a missing or blank value is an error naming
+    its position, as scikit-learn refuses missing values, not a split named ``""``."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
         raise ArgumentError(f"{name} must be a sequence with one entry per image, got {type(values).__name__}")
     columns = getattr(values, "columns", None)
@@ -120,6 +141,11 @@ def text_column(values: Iterable, n: int, name: str) -> np.ndarray:
                                 f"(columns {named}); pass one, as df[{str(columns[0])!r}]")
         values = values[columns[0]]
     arr = np.array(["" if is_missing(v) else str(v) for v in values], dtype=object)
+    if required:
+        blank = next((k for k, v in enumerate(arr) if not v.strip()), None)
+        if blank is not None:
+            raise ArgumentError(f"{name}[{blank}] is {list(values)[blank]!r}: every image needs a split name "
+                                f"(leave {name}= out for one split, {UNSPLIT!r})")
     if arr.shape != (n,):
         raise ArgumentError(f"{name} has {arr.shape[0]} entries but there are {n} images; give one per image")
     return arr

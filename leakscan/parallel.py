@@ -51,11 +51,11 @@ def check_jobs(jobs: int | None) -> int:
     :data:`MAX_JOBS_PER_CORE` per core."""
     jobs = default_jobs() if jobs is None else int(jobs)
     if jobs < 1:
-        raise ConfigError(f"jobs must be >= 1 (worker processes), got {jobs}")
+        raise ConfigError(f"jobs must be >= 1 (worker processes), got {jobs}", keyword="jobs")
     cores = default_jobs()
     if jobs > MAX_JOBS_PER_CORE * cores:
         raise ConfigError(f"jobs must be at most {MAX_JOBS_PER_CORE * cores} ({MAX_JOBS_PER_CORE} worker processes "
-                          f"per core, {cores} cores here), got {jobs}")
+                          f"per core, {cores} cores here), got {jobs}", keyword="jobs")
     return jobs
 
 

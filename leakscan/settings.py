@@ -129,33 +129,38 @@ class DetectSettings:
     def __post_init__(self) -> None:
         if not _is_int(self.max_hamming) or not -1 <= self.max_hamming <= 64:
             raise ConfigError("max_hamming must be a whole number in [0, 64] for 64-bit hashes (or -1 for off), "
-                              f"got {self.max_hamming!r}")
+                              f"got {self.max_hamming!r}", keyword="max_hamming")
         for name in ("min_cosine", "sure_cosine", "model_min_cosine"):
             v = getattr(self, name)
             if not _is_real(v) or not v > 0:
-                raise ConfigError(f"{name} must be in (0, 1], or > 1 to turn it off, got {v!r}")
+                raise ConfigError(f"{name} must be in (0, 1], or > 1 to turn it off, got {v!r}", keyword=name)
         if not _is_real(self.ratio) or not 0 < self.ratio <= 1:
-            raise ConfigError(f"ratio must be in (0, 1], got {self.ratio!r}")
+            raise ConfigError(f"ratio must be in (0, 1], got {self.ratio!r}", keyword="ratio")
         if not _is_real(self.min_ncc) or not -1 <= self.min_ncc <= 1:
-            raise ConfigError(f"min_ncc must be in [-1, 1] (-1 turns verification off), got {self.min_ncc!r}")
+            raise ConfigError(f"min_ncc must be in [-1, 1] (-1 turns verification off), got {self.min_ncc!r}",
+                              keyword="min_ncc")
         if not _is_real(self.min_confidence) or not 0 < self.min_confidence <= 1:
-            raise ConfigError(f"min_confidence must be in (0, 1], got {self.min_confidence!r}")
+            raise ConfigError(f"min_confidence must be in (0, 1], got {self.min_confidence!r}",
+                              keyword="min_confidence")
         if not _is_real(self.min_precision) or not 0 <= self.min_precision < 1:
-            raise ConfigError(f"min_precision must be in [0, 1) (0 turns it off), got {self.min_precision!r}")
+            raise ConfigError(f"min_precision must be in [0, 1) (0 turns it off), got {self.min_precision!r}",
+                              keyword="min_precision")
         if not _is_int(self.neighbours) or not 0 <= self.neighbours <= 100:
-            raise ConfigError(f"neighbours must be a whole number in [0, 100], got {self.neighbours!r}")
+            raise ConfigError(f"neighbours must be a whole number in [0, 100], got {self.neighbours!r}",
+                              keyword="neighbours")
         if not _is_real(self.neighbour_min_cosine) or not self.neighbour_min_cosine > 0:
             raise ConfigError(f"neighbour_min_cosine must be in (0, 1], or > 1 to turn it off, "
-                              f"got {self.neighbour_min_cosine!r}")
+                              f"got {self.neighbour_min_cosine!r}", keyword="neighbour_min_cosine")
         if not _is_int(self.k) or not 1 <= self.k <= 1000:
-            raise ConfigError(f"k must be a whole number in [1, 1000], got {self.k!r}")
+            raise ConfigError(f"k must be a whole number in [1, 1000], got {self.k!r}", keyword="k")
         if self.scope not in SCOPES:
-            raise ConfigError(f"scope must be 'all' or 'cross', got {self.scope!r}")
+            raise ConfigError(f"scope must be 'all' or 'cross', got {self.scope!r}", keyword="scope")
         if self.transforms not in TRANSFORMS:
-            raise ConfigError(f"transforms must be one of {', '.join(TRANSFORMS)}, got {self.transforms!r}")
+            raise ConfigError(f"transforms must be one of {', '.join(TRANSFORMS)}, got {self.transforms!r}",
+                              keyword="transforms")
         for name in ("crops", "overlap"):
             if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}", keyword=name)
 
     def to_dict(self) -> dict:
         return asdict(self)

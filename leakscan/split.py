@@ -103,21 +103,22 @@ def parse_ratios(text: str | Mapping[str, float] | None) -> dict[str, float] | N
                     raise ValueError
                 items.append((name.strip(), float(val)))
             except ValueError:
-                raise ConfigError(f"ratios must look like train=0.8,val=0.1,test=0.1; cannot read {part!r}") from None
+                raise ConfigError(f"ratios must look like train=0.8,val=0.1,test=0.1; cannot read {part!r}",
+                                  keyword="ratios") from None
     if not items:
-        raise ConfigError("ratios are empty; give them as train=0.8,val=0.1,test=0.1")
+        raise ConfigError("ratios are empty; give them as train=0.8,val=0.1,test=0.1", keyword="ratios")
     names = [n for n, _ in items]
     if any(not n.strip() for n in names):
-        raise ConfigError(f"ratios give a share to a split without a name, got {names}")
+        raise ConfigError(f"ratios give a share to a split without a name, got {names}", keyword="ratios")
     if len(set(names)) != len(names):
-        raise ConfigError(f"ratios name each split once, got {', '.join(names)}")
+        raise ConfigError(f"ratios name each split once, got {', '.join(names)}", keyword="ratios")
     same = {}  # the new manifest is read back with these names: val and dev would be one split
     for n in names:
         same.setdefault(split_name(n), []).append(n)
     for canon, group in same.items():
         if len(group) > 1:
             raise ConfigError(f"ratios name {' and '.join(group)}, which a manifest reads as one split ({canon}); "
-                              "name each split once")
+                              "name each split once", keyword="ratios")
     bad = [f"{n}={v}" for n, v in items if not (v > 0 and math.isfinite(v))]
     if bad:
         zero = [n for n, v in items if v == 0]
@@ -125,7 +126,7 @@ def parse_ratios(text: str | Mapping[str, float] | None) -> dict[str, float] | N
         hint = (f"; to have no {' nor '.join(zero)} split, leave {' and '.join(zero)} out of --ratios "
                 f"(--ratios {rest}): the images of a split left out are spread over the others"
                 if zero and rest else "")
-        raise ConfigError(f"ratios must be positive numbers, got {', '.join(bad)}{hint}")
+        raise ConfigError(f"ratios must be positive numbers, got {', '.join(bad)}{hint}", keyword="ratios")
     total = sum(v for _, v in items)
     if not math.isfinite(total):  # shares near the float limit add up to inf: scaled down first
         top = max(v for _, v in items)

@@ -118,7 +118,43 @@ def test_a_failed_audit_leaves_no_output_folder_it_made(tmp_path):
     assert (tmp_path / "kept").is_dir()
     # an option refused before the run starts: the same one line, nothing made
     r = run("audit", FIXTURES, "--min-precision", "1", "--out", tmp_path / "new2", "-q")
-    assert r.exit_code == 2 and "min_precision must be in [0, 1)" in r.output and not (tmp_path / "new2").exists()
+    assert r.exit_code == 2 and "--min-precision must be in [0, 1)" in r.output and not (tmp_path / "new2").exists()
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--min-confidence", "nan"], "--min-confidence nan is not a number: give one in [0, 1]"),
+    (["--min-confidence=NaN"], "--min-confidence NaN is not a number: give one in [0, 1]"),
+    (["--min-confidence", "inf"], "--min-confidence must be in [0, 1], got inf"),
+    (["--min-ncc", "-inf"], "--min-ncc must be in [-1, 1], got -inf"),
+    (["--min-precision", "nan"], "--min-precision nan is not a number: give one >= 0"),
+    (["--min-precision", "inf"], "--min-precision must be in [0, 1) (0 turns it off), got inf"),
+    (["--min-cosine", "high"], "--min-cosine high is not a number: give one >= 0"),
+    (["--fail-on-leak", "--max-leak", "nan"], "--max-leak nan is not a number: give one in [0, 1]"),
+])
+def test_a_nan_or_infinite_number_is_refused_naming_the_option(tmp_path, args, said):
+    # typer's range check said of --min-confidence nan "Input should be less than or equal to 1"
+    # (NaN compares false with every bound), in three lines
+    r = run("audit", FIXTURES, *args, "--out", tmp_path / "new", "-q")
+    assert r.exit_code == 2 and r.output.strip() == f"leakscan: error: {said}", r.output
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("command, args, said", [
+    ("audit", ["--min-precision", "2"], "--min-precision must be in [0, 1) (0 turns it off), got 2.0"),
+    ("audit", ["--min-confidence", "0"], "--min-confidence must be in (0, 1], got 0.0"),
+    ("audit", ["--min-cosine", "0"], "--min-cosine must be in (0, 1], or > 1 to turn it off, got 0.0"),
+    ("audit", ["--bands", "x"], "--bands must be band numbers such as 4,3,2 (1-based), got 'x'"),
+    ("resplit", ["--out", "NEW.csv", "--ratios", "train"],
+     "--ratios must look like train=0.8,val=0.1,test=0.1; cannot read 'train'"),
+])
+def test_a_value_the_library_refuses_is_named_by_its_option_not_its_python_keyword(tmp_path, command, args, said):
+    # the line named the keyword of the library call (min_precision must be in [0, 1)...), which
+    # the command line has no such name for; from Python the keyword is still said
+    r = run(command, FIXTURES, *[tmp_path / a if a == "NEW.csv" else a for a in args], "-q")
+    assert r.exit_code == 2 and r.output.strip() == f"leakscan: error: {said}", r.output
+    from leakscan import DetectSettings
+    with pytest.raises(ValueError, match=r"^min_precision must be in \[0, 1\)"):
+        DetectSettings(min_precision=2)
 
 
 def test_cross_split_only_on_one_split_says_nothing_was_searched(tmp_path):
@@ -231,7 +267,7 @@ def test_jobs_beyond_the_bound_refused_before_anything_is_written(tmp_path, monk
         r = run(*command, "-j", "100000", "--cache", cache, "-q")
         assert r.exit_code == 2, r.output
         lines = r.output.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("leakscan: error: jobs must be at most "), lines
+        assert len(lines) == 1 and lines[0].startswith("leakscan: error: --jobs must be at most "), lines
         assert lines[0].endswith("cores here), got 100000"), lines
     assert not out.exists() and not cache.exists()
     most = parallel.MAX_JOBS_PER_CORE * parallel.default_jobs()  # more processes than cores, not without end

@@ -762,11 +762,11 @@ def test_a_zero_ratio_is_refused_with_the_way_to_have_no_such_split(leaky_datase
     out = tmp_path / "new.csv"
     r = run("resplit", leaky_dataset, "--out", out, "--ratios", "train=0.8,val=0.2,test=0")
     assert r.exit_code == 2 and not out.exists()
-    assert r.stderr.strip() == ("leakscan: error: ratios must be positive numbers, got test=0.0; to have no test "
+    assert r.stderr.strip() == ("leakscan: error: --ratios must be positive numbers, got test=0.0; to have no test "
                                 "split, leave test out of --ratios (--ratios train=0.8,val=0.2): the images of a "
                                 "split left out are spread over the others")
     r = run("resplit", leaky_dataset, "--out", out, "--ratios", "train=1,test=-1")
-    assert r.exit_code == 2 and r.stderr.strip() == "leakscan: error: ratios must be positive numbers, got test=-1.0"
+    assert r.exit_code == 2 and r.stderr.strip() == "leakscan: error: --ratios must be positive numbers, got test=-1.0"
 
 
 def test_a_tree_holding_another_split_of_files_named_with_a_dot_is_refused(leaky_dataset, tmp_path):

@@ -207,6 +207,32 @@ def test_a_heic_photo_without_its_plugin_is_skipped_with_a_reason_that_names_it(
     assert decode_bytes(buf.getvalue())[0].size == scene(3).size
 
 
+def test_a_bmp_whose_header_gives_a_negative_or_zero_side_is_an_invalid_header_naming_the_file(tmp_path):
+    # Pillow reads a BMP's signed width as unsigned: -8 was 4294967288 and the file "claims too many
+    # pixels to decode safely"; a zero side was "not an image Pillow can read (unknown format)"
+    from leakscan import audit
+    from leakscan.decode import is_cacheable
+
+    good = encode(scene(1, 8), "BMP")  # Pillow writes BITMAPINFOHEADER: signed width, height at 18, 22
+
+    def patched(w, h):
+        return good[:18] + struct.pack("<ii", w, h) + good[26:]
+
+    for w, h in ((-8, 8), (0, 8), (8, 0), (-2 ** 31, 8)):
+        with pytest.raises(DecodeError) as err:
+            decode_bytes(patched(w, h))
+        assert str(err.value).startswith(f"invalid image header: a BMP {w} pixels wide and {h} high"), str(err.value)
+        assert is_cacheable(str(err.value))  # the bytes' fault
+    assert decode_bytes(patched(8, -8))[0].size == (8, 8)  # a negative height is a top-down BMP
+    for split in ("train", "test"):
+        (tmp_path / split).mkdir()
+        scene(1 if split == "train" else 2).save(tmp_path / split / "x.png")
+    (tmp_path / "test" / "bad.bmp").write_bytes(patched(-8, 8))
+    assert dict(audit(tmp_path, cache=False, jobs=1).skipped) == {
+        "test/bad.bmp": "invalid image header: a BMP -8 pixels wide and 8 high (the width must be 1 or more, "
+                        "the height not 0)"}
+
+
 def test_a_bad_size_in_the_environment_is_warned_about_once(monkeypatch, caplog):
     # the library read it again for every file and warned each time (42 warnings on 42 images)
     from leakscan.decode import DEFAULT_MAX_FILE_SIZE, max_file_size

@@ -116,6 +116,19 @@ def test_manifest_reasons_name_the_line_a_row_is_on_past_blank_lines_and_quoted_
         ("img/b.png", "manifest line 9 has no split"))
 
 
+def test_a_url_in_the_path_column_is_named_as_a_url_by_its_line_not_as_a_missing_file(tmp_path):
+    # http://, s3://... were joined to the manifest's folder and skipped as "file not found"
+    write_dataset(tmp_path, {"img/a.png": scene(1), "img/b.png": scene(2)})
+    (tmp_path / "m.csv").write_text("path,split\nimg/a.png,train\nhttps://example.com/c.png,test\n"
+                                    "s3://bucket/d.jpg,train\nfile:///data/e.png,test\nimg/b.png,test\n")
+    m = discover(None, manifest=tmp_path / "m.csv")
+    assert list(m.paths) == ["img/a.png", "img/b.png"]
+    why = "gives a URL, not a file: leakscan reads local files only (download it and list its local path)"
+    assert m.skipped == (("https://example.com/c.png", f"manifest line 3 {why}"),
+                         ("s3://bucket/d.jpg", f"manifest line 4 {why}"),
+                         ("file:///data/e.png", f"manifest line 5 {why}"))
+
+
 def test_a_quote_never_closed_is_refused_not_read_as_one_cell_holding_the_rest(tmp_path):
     # the csv module read every line after the stray quote as one cell: one row "without a split"
     # was skipped and the rest of the manifest was silently not audited (exit 0)

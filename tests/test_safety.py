@@ -4,6 +4,7 @@ user's files, never hangs. One test (or more) per numbered item of the issue."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -1052,6 +1053,22 @@ def test_11_library_input_errors_are_value_errors_that_name_the_argument():
     y = np.array([0] * 5 + [1] * 4 + [2])
     with pytest.raises(ValueError, match="least populated class"):
         train_test_split(X, y, stratify=y, random_state=0, jobs=1)
+
+
+def test_11_a_missing_or_blank_split_is_refused_naming_its_position():
+    # splits=["train", None, ...] made a split named "" (None, NaN and "" alike), silently; a
+    # manifest row without a split is skipped, a Python argument refused as scikit-learn refuses NaN
+    from leakscan import ArgumentError
+    from leakscan.discovery import discover
+
+    imgs = np.random.default_rng(0).integers(0, 255, (3, 16, 16, 3), np.uint8)
+    for bad, shown in ((None, "None"), (float("nan"), "nan"), ("", "''"), (" ", "' '")):
+        with pytest.raises(ArgumentError, match=rf"^splits\[1\] is {re.escape(shown)}: every image needs a split "
+                                                r"name \(leave splits= out for one split, 'all'\)$"):
+            discover(imgs, splits=["train", bad, "test"])
+    with pytest.raises(ValueError, match=r"splits\[2\] is None"):
+        audit([f"{k}.png" for k in range(3)], splits=["train", "test", None], jobs=1)
+    assert list(discover(imgs, splits=["train", "test", "test"], labels=[None, "a", "b"]).labels) == ["", "a", "b"]
 
 
 def test_11_object_arrays_and_lists_of_images_work():

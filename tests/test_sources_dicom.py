@@ -186,7 +186,7 @@ def test_cli_never_prints_other_tag_values(scans, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["group_by"] == "PatientID"
     r = CliRunner().invoke(app, ["audit", str(scans), "--group-by", "Name", "-j", "1"])
-    assert r.exit_code == 2 and "group_by must be one of" in r.output
+    assert r.exit_code == 2 and "--group-by must be one of" in r.output
 
 
 def test_a_broken_dicom_file_is_skipped(scans):

@@ -106,7 +106,7 @@ def test_cli_bands_and_terminal_line(tiles, tmp_path):
     d = json.loads((out / "summary.json").read_text())
     assert d["n_images"] == 9 and d["n_spatial_pairs"] == 3
     r = CliRunner().invoke(app, ["audit", str(tiles), "--bands", "4,3", "-j", "1"])
-    assert r.exit_code == 2 and "bands must be one or three" in r.output
+    assert r.exit_code == 2 and "--bands must be one or three" in r.output
 
 
 def test_plain_tiffs_are_left_to_pillow(tmp_path):

@@ -84,6 +84,20 @@ def test_bad_rows_are_skipped_not_fatal(files):
     assert a.n_images == 9
 
 
+def test_a_url_in_a_table_is_skipped_as_a_url_naming_its_row(files):
+    # it was joined to the table's folder and skipped as "file not found"
+    df = _table(files).rename(columns={"file": "path", "fold": "split"})
+    df.loc[2, "path"] = "https://example.com/2.jpg"
+    a = leakscan.audit(df, jobs=1)
+    assert dict(a.skipped) == {"https://example.com/2.jpg": "row 2 gives a URL, not a file: leakscan reads local "
+                                                            "files only (download it and list its local path)"}
+    hf_style = pd.DataFrame({"image": [{"bytes": None, "path": "s3://bucket/x.png"},
+                                       {"bytes": None, "path": str(files / "img" / "0.jpg")}], "split": ["train"] * 2})
+    assert leakscan.discover(hf_style).skipped == (
+        ("s3://bucket/x.png", "row 0 gives a URL, not a file: leakscan reads local files only (download it and list "
+                              "its local path)"),)
+
+
 def test_a_file_listed_in_two_splits_of_a_table_is_named_and_warned_of(files):
     df = _table(files).rename(columns={"file": "path", "fold": "split"})
     again = df.iloc[[0]].assign(path=str(files / "img" / "." / "0.jpg"), split="test")  # train/0.jpg, spelt anew

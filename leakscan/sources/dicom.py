@@ -54,7 +54,7 @@ def check_group_by(group_by: str) -> str:
     for g in GROUP_TAGS:
         if group_by.lower() == g.lower():
             return g
-    raise ConfigError(f"group_by must be one of {', '.join(GROUP_TAGS)}, got {group_by!r}")
+    raise ConfigError(f"group_by must be one of {', '.join(GROUP_TAGS)}, got {group_by!r}", keyword="group_by")
 
 
 def inspect_files(paths: list[str], group_by: str = "PatientID") -> list[tuple[int, str]]:

@@ -58,9 +58,10 @@ def parse_bands(text) -> tuple[int, ...] | None:
     try:
         bands = tuple(int(str(p).strip()) for p in parts)
     except ValueError:
-        raise ConfigError(f"bands must be band numbers such as 4,3,2 (1-based), got {text!r}") from None
+        raise ConfigError(f"bands must be band numbers such as 4,3,2 (1-based), got {text!r}",
+                          keyword="bands") from None
     if len(bands) not in (1, 3) or min(bands) < 1:
-        raise ConfigError(f"bands must be one or three band numbers >= 1 such as 4,3,2, got {text!r}")
+        raise ConfigError(f"bands must be one or three band numbers >= 1 such as 4,3,2, got {text!r}", keyword="bands")
     return bands
 
 

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import InputError
-from ..manifest import UNSPLIT, Manifest, is_missing, listed_again, path_key, split_name
+from ..manifest import UNSPLIT, Manifest, a_url, is_missing, listed_again, path_key, split_name
 from .rows import RowSource, bytes_field, missing_extra
 
 __all__ = ["from_dataframe", "from_parquet", "from_columns", "ParquetBytes", "StoredCell", "TABLE_OPTIONS",
@@ -301,6 +301,9 @@ def from_columns(cols: dict, n: int, *, name: str, root: Path | None, path_colum
                 data, p = cell.get("bytes"), cell.get("path")
                 if data:
                     item = ("bytes", bytes(data))
+                elif p and a_url(p, f"row {i}"):  # a Hugging Face image stored by its URL
+                    skipped.append((p, a_url(p, f"row {i}")))
+                    continue
                 elif p:
                     q = Path(p)
                     item = ("file", os.fspath(q if q.is_absolute() or root is None else root / q))
@@ -319,6 +322,10 @@ def from_columns(cols: dict, n: int, *, name: str, root: Path | None, path_colum
             item = None
             if not ident:
                 skipped.append((f"{name}[{i}]", "row has an empty path"))
+                continue
+            url = a_url(ident, f"row {i}")
+            if url:
+                skipped.append((ident, url))
                 continue
         if not split:
             skipped.append((ident, f"row {i} has no split"))

@@ -480,19 +480,21 @@ def _user_path(value: Optional[Path]) -> Optional[Path]:
                                  "give the path without ~") from None
 
 
-def _number(option: str, low: Optional[float], high: Optional[float]):
-    """The ``parser=`` of a float option: a number from ``low`` to ``high``, else one line naming the
-    option. typer leaves the range it shows in --help to it: its own check said of NaN, which compares
-    false with every bound, "Input should be less than or equal to 1"."""
+def _number(option: str, low: Optional[float], high: Optional[float], whole: bool = False):
+    """The ``parser=`` of a number option (``whole``: an int option): a number from ``low`` to
+    ``high``, else one line naming the option and the value. typer leaves the range it shows in
+    --help to it: its own check said three lines without the value ("Input should be less than or
+    equal to 64"), and of NaN, which compares false with every bound, that it was out of range."""
     span = (f"in [{low:g}, {high:g}]" if low is not None and high is not None else
             f">= {low:g}" if low is not None else f"<= {high:g}")
+    what = "a whole number" if whole else "a number"
 
-    def parse(value) -> float:
+    def parse(value):
         try:
-            x = float(value)
+            x = int(str(value).strip()) if whole else float(value)
         except (TypeError, ValueError):
-            x = math.nan
-        if math.isnan(x):
+            raise _fail(f"{option} {value} is not {what}: give one {span}") from None
+        if not whole and math.isnan(x):
             raise _fail(f"{option} {value} is not a number: give one {span}")
         if (low is not None and x < low) or (high is not None and x > high):
             raise _fail(f"{option} must be {span}, got {value}")
@@ -505,11 +507,17 @@ def _float_option(default: float, option: str, low: Optional[float] = None, high
     return typer.Option(default, option, min=low, max=high, parser=_number(option, low, high), **kw)
 
 
+def _int_option(default: Optional[int], *names: str, low: Optional[int] = None, high: Optional[int] = None, **kw):
+    """An int option (named ``names``, the first as the error says it) from ``low`` to ``high``,
+    checked by :func:`_number`."""
+    return typer.Option(default, *names, min=low, max=high, parser=_number(names[0], low, high, whole=True), **kw)
+
+
 OPT_MANIFEST = typer.Option(None, "--manifest", "-m", show_default=False, callback=_user_path, readable=False,
                             help="CSV with columns path, split[, label, group]; paths relative to the CSV.")
-OPT_MAX_HAMMING = typer.Option(DEFAULTS.max_hamming, "--max-hamming", min=-1, max=64,
-                               help="pHash pairs at this Hamming distance or less are candidates, "
-                                    "then weighed (-1: off).")
+OPT_MAX_HAMMING = _int_option(DEFAULTS.max_hamming, "--max-hamming", low=-1, high=64,
+                              help="pHash pairs at this Hamming distance or less are candidates, "
+                                   "then weighed (-1: off).")
 OPT_MIN_COSINE = _float_option(DEFAULTS.min_cosine, "--min-cosine", 0.0,
                                help="Least embedding cosine similarity of a candidate pair (>1: off).")
 OPT_MIN_CONFIDENCE = _float_option(
@@ -536,7 +544,7 @@ OPT_MODEL = typer.Option(None, "--model", show_default=False, callback=_user_pat
 OPT_MODEL_MIN_COSINE = _float_option(DEFAULTS.model_min_cosine, "--model-min-cosine", 0.0,
                                      help="Model embeddings at least this similar make a candidate pair; only at "
                                          "this cosine or more does the model raise a pair's confidence.")
-OPT_MODEL_BATCH = typer.Option(MODEL_BATCH, "--model-batch", min=1, help="Images per model run.")
+OPT_MODEL_BATCH = _int_option(MODEL_BATCH, "--model-batch", low=1, help="Images per model run.")
 OPT_MODEL_SIZE = typer.Option(None, "--model-size", show_default=False, metavar="N|WxH",
                               help="Resize images to this for the model [default: the model's metadata, "
                                    "else its fixed input size, else 224].")
@@ -545,10 +553,10 @@ OPT_MODEL_NORMALIZE = typer.Option(None, "--model-normalize", show_default=False
                                         "model's metadata, else imagenet]; uint8-input models get raw pixels.")
 OPT_TRANSFORMS = typer.Option(Transforms(DEFAULTS.transforms), "--transforms",
                               help="Rotated/flipped copies to find: all (8), flip (mirror), none.")
-OPT_JOBS = typer.Option(None, "--jobs", "-j", min=1, show_default=False,
-                        help="Worker processes for decoding, the pair evidence and the calibration, and threads for "
-                             f"the closer look at the pairs in doubt [default: all cores; at most {MAX_JOBS_PER_CORE} "
-                             "per core].")
+OPT_JOBS = _int_option(None, "--jobs", "-j", low=1, show_default=False,
+                       help="Worker processes for decoding, the pair evidence and the calibration, and threads for "
+                            f"the closer look at the pairs in doubt [default: all cores; at most {MAX_JOBS_PER_CORE} "
+                            "per core].")
 OPT_QUIET = typer.Option(False, "--quiet", "-q",
                          help="No progress bars and no tables (warnings and skipped files are still said, on stderr).")
 OPT_FORCE = typer.Option(False, "--force", "-f", help="Overwrite earlier results.")
@@ -900,7 +908,7 @@ def resplit(
                                                     "<out>.dropped.csv)."),
     shuffle: bool = typer.Option(False, "--shuffle", help="A fresh stratified split instead of the "
                                                           "minimal-change repair."),
-    seed: int = typer.Option(RANDOM_STATE, "--seed", min=0, help="Random seed (the same seed gives the same split)."),
+    seed: int = _int_option(RANDOM_STATE, "--seed", low=0, help="Random seed (the same seed gives the same split)."),
     materialize_dir: Optional[Path] = typer.Option(
         None, "--materialize", show_default=False, callback=_user_path, readable=False,
         help="Also build DIR/<split>/<label>/<file> for the new split (originals untouched)."),

@@ -140,6 +140,21 @@ def test_a_nan_or_infinite_number_is_refused_naming_the_option(tmp_path, args, s
 
 
 @pytest.mark.parametrize("command, args, said", [
+    ("audit", ["--max-hamming", "99"], "--max-hamming must be in [-1, 64], got 99"),
+    ("audit", ["--max-hamming", "4.5"], "--max-hamming 4.5 is not a whole number: give one in [-1, 64]"),
+    ("audit", ["-j", "0"], "--jobs must be >= 1, got 0"),
+    ("audit", ["--model-batch", "0"], "--model-batch must be >= 1, got 0"),
+    ("resplit", ["--out", "NEW.csv", "--seed", "-1"], "--seed must be >= 0, got -1"),
+])
+def test_a_whole_number_out_of_range_is_refused_in_one_line_naming_the_option(tmp_path, command, args, said):
+    # typer's range check said three lines (usage, a hint, and "Input should be less than or
+    # equal to 64") without the value given
+    r = run(command, FIXTURES, *[tmp_path / a if a == "NEW.csv" else a for a in args], "-q")
+    assert r.exit_code == 2 and r.output.strip() == f"leakscan: error: {said}", r.output
+    assert not (tmp_path / "NEW.csv").exists()
+
+
+@pytest.mark.parametrize("command, args, said", [
     ("audit", ["--min-precision", "2"], "--min-precision must be in [0, 1) (0 turns it off), got 2.0"),
     ("audit", ["--min-confidence", "0"], "--min-confidence must be in (0, 1], got 0.0"),
     ("audit", ["--min-cosine", "0"], "--min-cosine must be in (0, 1], or > 1 to turn it off, got 0.0"),

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .settings import MODEL_BATCH
 
 log = logging.getLogger(__name__)
@@ -70,17 +70,17 @@ def parse_size(value) -> tuple[int, int] | None:
     if isinstance(value, str):
         m = re.fullmatch(r"\s*(\d+)\s*(?:[xX*,]\s*(\d+)\s*)?", value)
         if not m:
-            raise InputError(f"model size must be N or WxH (e.g. 224 or 160x128), got {value!r}")
+            raise ConfigError(f"model_size must be N or WxH (e.g. 224 or 160x128), got {value!r}", keyword="model_size")
         w = int(m.group(1))
         h = int(m.group(2)) if m.group(2) else w
     elif isinstance(value, (tuple, list)):
         if len(value) != 2:
-            raise InputError(f"model size must be N or (W, H), got {value!r}")
+            raise ConfigError(f"model_size must be N or (W, H), got {value!r}", keyword="model_size")
         w, h = (int(v) for v in value)
     else:
         w = h = int(value)
     if not (1 <= w <= 8192 and 1 <= h <= 8192):
-        raise InputError(f"model size must be between 1 and 8192 pixels a side, got {w}x{h}")
+        raise ConfigError(f"model_size must be between 1 and 8192 pixels a side, got {w}x{h}", keyword="model_size")
     return w, h
 
 
@@ -89,7 +89,8 @@ def _check_normalize(value):
         return None
     v = str(value).strip().lower()
     if v not in NORMALIZE:
-        raise InputError(f"model normalize must be one of {', '.join(NORMALIZE)}, got {value!r}")
+        raise ConfigError(f"model_normalize must be one of {', '.join(NORMALIZE)}, got {value!r}",
+                          keyword="model_normalize")
     return v
 
 
@@ -133,7 +134,7 @@ class ModelSpec:
                   mean=None, std=None) -> "ModelSpec":
         p = os.path.abspath(os.fspath(path))
         if batch_size < 1:
-            raise InputError(f"model batch size must be >= 1, got {batch_size}")
+            raise ConfigError(f"model_batch must be >= 1, got {batch_size}", keyword="model_batch")
         size = parse_size(size)
         normalize = _check_normalize(normalize)
         mean = None if mean is None else tuple(float(x) for x in mean)
@@ -225,8 +226,9 @@ class EmbeddingModel:
                 if meta.get(key, "").strip():
                     try:
                         size = parse_size(meta[key])
-                    except InputError as exc:
-                        raise InputError(f"model {spec.path}: metadata {key}: {exc}") from exc
+                    except ConfigError as exc:  # said of the metadata, not of an option
+                        raise InputError(f"model {spec.path}: metadata {key} says {meta[key].strip()!r}: "
+                                         f"{str(exc).removeprefix('model_size ')}") from exc
                     hint = f"its metadata {key} says {meta[key].strip()}: fix or remove it"
                     break
         if size is None:

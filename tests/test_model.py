@@ -405,6 +405,7 @@ def test_features_decoded_larger_for_a_model_are_cached_beside_the_others(tmp_pa
     ({"leakscan.mean": "0,0,0", "leakscan.std": "nan,nan,nan"}, "three finite numbers"),
     ({"leakscan.mean": "nan,0,0", "leakscan.std": "1,1,1"}, "three finite numbers"),
     ({"leakscan.mean": "0,0,0", "leakscan.std": "inf,1,1"}, "three finite numbers"),
+    ({"leakscan.size": "big"}, "metadata leakscan.size says 'big': must be N or WxH"),
 ])
 def test_garbage_mean_or_std_in_the_metadata_is_refused_naming_the_model(tmp_path, meta, why):
     # the mean/std errors did not name the model file, and NaN or inf were taken (every
@@ -421,6 +422,27 @@ def test_garbage_mean_or_std_in_the_metadata_is_refused_naming_the_model(tmp_pat
     scene(1, 32).save(data / "a.png")
     res = CliRunner().invoke(app, ["audit", str(data), "--model", str(path), "--no-cache", "--quiet"])
     assert res.exit_code == 2 and "garbage.onnx" in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--model-size", "0"], "--model-size must be between 1 and 8192 pixels a side, got 0x0"),
+    (["--model-size", "big"], "--model-size must be N or WxH (e.g. 224 or 160x128), got 'big'"),
+    (["--model-normalize", "zscore"], "--model-normalize must be one of imagenet, clip, none, got 'zscore'"),
+    (["--model-batch", "0"], "--model-batch must be >= 1, got 0"),
+])
+def test_a_model_option_the_model_cannot_take_is_named_as_the_option(tmp_path, args, said):
+    # the line said "model size must be ..." (no such option), and from Python it named no keyword
+    from typer.testing import CliRunner
+
+    from leakscan.cli import app
+
+    path = pool_model(tmp_path / "m.onnx", dynamic=True)
+    res = CliRunner().invoke(app, ["audit", str(tmp_path), "--model", str(path), *args, "--quiet"])
+    assert res.exit_code == 2 and res.output.strip() == f"leakscan: error: {said}", res.output
+    keyword = said.split()[0].lstrip("-").replace("-", "_")
+    if keyword != "model_batch":  # audit() takes the model's size and normalisation, not its batch
+        with pytest.raises(ValueError, match=rf"^{keyword} must be"):
+            audit(tmp_path, model=path, cache=False, **{keyword: args[1]})
 
 
 def test_a_model_that_does_not_take_three_channels_is_told_so(tmp_path):

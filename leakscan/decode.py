@@ -25,6 +25,7 @@ import warnings
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from .manifest import URL_REASON, is_url
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ def read_bytes(path, *, max_bytes: int | None = None) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
                      | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
-        raise DecodeError("file not found (missing, or a broken symlink)") from None
+        raise DecodeError(URL_REASON if is_url(path) else "file not found (missing, or a broken symlink)") from None
     except IsADirectoryError:
         raise DecodeError("is a folder, not an image file") from None
     except PermissionError:

@@ -22,7 +22,7 @@ from .errors import ArgumentError, InputError
 log = logging.getLogger(__name__)
 
 __all__ = ["Manifest", "SPLIT_ALIASES", "IMAGE_EXTENSIONS", "UNSPLIT", "BOTH_SIDES", "order_splits", "split_name",
-           "listed_again", "a_url", "path_key", "decode_text", "is_missing", "text_column"]
+           "listed_again", "a_url", "is_url", "URL_REASON", "path_key", "decode_text", "is_missing", "text_column"]
 
 #: Folder names recognised as splits (case-insensitive) and the canonical split they mean.
 SPLIT_ALIASES = {
@@ -71,6 +71,13 @@ def listed_again(first: tuple, again: tuple, unit: str = "line", source: str = "
 
 #: A path written as a URL: a scheme of two letters or more (http, https, s3, gs, file...) and ``://``.
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
+#: Why a path written as a URL is not read.
+URL_REASON = "a URL, not a file: leakscan reads local files only (download it and list its local path)"
+
+
+def is_url(path) -> bool:
+    """Whether ``path`` (text or path-like) is written as a URL."""
+    return isinstance(path, (str, os.PathLike)) and bool(_URL.match(os.fspath(path)))
 
 
 def a_url(path: str, where: str) -> str | None:
@@ -82,9 +89,7 @@ def a_url(path: str, where: str) -> str | None:
     >>> a_url("img/cat.jpg", "manifest line 3") is None
     True
     """
-    if isinstance(path, str) and _URL.match(path):
-        return f"{where} gives a URL, not a file: leakscan reads local files only (download it and list its local path)"
-    return None
+    return f"{where} gives {URL_REASON}" if is_url(path) else None
 
 
 def decode_text(raw: bytes, where: str, what: str = "manifest") -> str:
@@ -213,7 +218,7 @@ class Manifest:
     def resolve(self, i: int) -> Path:
         """Absolute location of row ``i`` on disk."""
         p = Path(self.paths[i])
-        if p.is_absolute() or self.root is None:
+        if p.is_absolute() or self.root is None or is_url(self.paths[i]):  # a URL is no path under the root
             return p
         return self.root / p
 
@@ -225,7 +230,7 @@ class Manifest:
         out = []
         for r in rows:
             p = self.paths[r]
-            out.append(p if isabs(p) else join(base, p))
+            out.append(p if isabs(p) or ("://" in p and is_url(p)) else join(base, p))
         return out
 
     def canonical_order(self, rows=None) -> np.ndarray:

@@ -129,6 +129,19 @@ def test_a_url_in_the_path_column_is_named_as_a_url_by_its_line_not_as_a_missing
                          ("file:///data/e.png", f"manifest line 5 {why}"))
 
 
+def test_a_url_in_a_list_of_paths_is_named_as_a_url_and_keeps_its_row(tmp_path, monkeypatch):
+    # a list given from Python kept the URL as a path under the working folder: "file not found";
+    # the row stays (find_groups gives one id per row of the list)
+    from leakscan import audit
+
+    write_dataset(tmp_path, {"a.png": scene(1), "b.png": scene(2)})
+    monkeypatch.chdir(tmp_path)
+    r = audit(["a.png", "https://example.com/c.png", "b.png"], cache=False, jobs=1)
+    assert len(r.manifest) == 3
+    assert r.features.failures == ((1, "a URL, not a file: leakscan reads local files only "
+                                       "(download it and list its local path)"),)
+
+
 def test_a_quote_never_closed_is_refused_not_read_as_one_cell_holding_the_rest(tmp_path):
     # the csv module read every line after the stray quote as one cell: one row "without a split"
     # was skipped and the rest of the manifest was silently not audited (exit 0)

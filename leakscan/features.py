@@ -923,6 +923,8 @@ def load_pictures(manifest: Manifest, rows, max_side: int = PICTURE_SIDE, kept=(
 
 def _load_pictures(manifest: Manifest, rows: list, max_side: int, kept: dict, decode_side: int | None) -> list:
     found = {r: Image.fromarray(kept[r], "RGB") for r in rows if r in kept}
+    for img in found.values():  # kept at the run's side, which may be more than asked
+        img.thumbnail((max_side, max_side), Image.BILINEAR)
     if manifest.source is not None:  # stored bytes are read in blocks, in the order they are stored
         for r, img in manifest.source.pictures([r for r in rows if r not in found]):
             if isinstance(img, Exception):

@@ -174,6 +174,9 @@ def test_pictures_read_again_are_the_pictures_a_cold_run_keeps(tmp_path, full_de
     again = load_pictures(m, [0, 1, 2], **({"decode_side": None} if full_decode else {}))
     for r in range(3):
         assert np.array_equal(np.asarray(again[r]), kept[r]), m.paths[r]
+    # smaller than they were kept, kept or decoded again alike: reduced to the side asked
+    for small in (load_pictures(m, [0, 1, 2], max_side=96), load_pictures(m, [0, 1, 2], max_side=96, kept=kept)):
+        assert [max(p.size) for p in small] == [96, 96, 96], [p.size for p in small]
 
 
 def _open_and_store(path, key, barrier, answers):

@@ -354,8 +354,9 @@ def fit_box(a: np.ndarray, b: np.ndarray, boxes: np.ndarray, wa: np.ndarray | No
     A crop of another shape than the picture's, resized (torchvision's ``RandomResizedCrop``),
     is a box whose four sides are free; :func:`align` zooms both axes alike. A coordinate
     climb over :data:`BOX_STEPS`, ``rounds`` climbs a step. ``wa``/``wb`` weight the pixels
-    (0 on padding). A view is ``rows @ a @ cols.T``; a move of one axis keeps the other's
-    product from the climb's start.
+    (0 on padding). A view is ``rows @ a @ cols.T``, each product read as two pixels a sampled
+    point (:func:`~leakscan.views.box_taps`); a move of one axis keeps the other's from the
+    climb's start.
     """
     a = np.asarray(a, np.float32)
     p, n = len(a), a.shape[-1]

@@ -286,7 +286,8 @@ def fit(img: Image.Image, side: int) -> Image.Image:
 
 
 #: Two tiles of one photo share the pixels where the photo repeats itself (scikit-image's grass
-#: is a periodic texture): :func:`repeated_share` counts the cells of this many px whose grey
+#: is a periodic texture): :func:`repeated_share` counts the whole cells of this many px (in the
+#: part the two have in common, whose share they stand for) whose grey
 #: pixels agree (NCC) at this or more, and have this much detail (standard deviation, grey levels;
 #: a flat cell of sky is no evidence of the same pixels), at the best of the places a tile's
 #: detail shows again in the photo (``matchTemplate`` at this NCC or more, a few best).
@@ -318,18 +319,20 @@ def repeated_share(photo: Image.Image, box_a: tuple, box_b: tuple) -> float:
                 places.append((x, y))
             if len(places) == REPEAT_PLACES:
                 break
-        for x, y in places:  # the tile shows at (x, y): which of its cells fall in the other, the same?
+        for x, y in places:  # the tile shows at (x, y): where it falls in the other, the same pixels?
             x0, x1, y0, y1 = max(x, xb), min(x + sa, xb + sb), max(y, yb), min(y + sa, yb + sb)
-            same = 0
+            cells = same = 0
             for cy in range(y0, y1 - REPEAT_CELL + 1, REPEAT_CELL):
                 for cx in range(x0, x1 - REPEAT_CELL + 1, REPEAT_CELL):
+                    cells += 1
                     u = tile[cy - y:cy - y + REPEAT_CELL, cx - x:cx - x + REPEAT_CELL].ravel()
                     v = grey[cy:cy + REPEAT_CELL, cx:cx + REPEAT_CELL].ravel()
                     if u.std() < REPEAT_DETAIL:
                         continue
                     u, v = u - u.mean(), v - v.mean()
                     same += float(u @ v) >= REPEAT_NCC * np.sqrt(float(u @ u) * float(v @ v))
-            best = max(best, same * REPEAT_CELL ** 2 / sb ** 2)
+            if cells:  # the share of the common part its whole cells show the same: of the other's area
+                best = max(best, same / cells * (x1 - x0) * (y1 - y0) / sb ** 2)
     return best
 
 

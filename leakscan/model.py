@@ -250,8 +250,10 @@ class EmbeddingModel:
             if name is None and meta.get("leakscan.normalize", "").strip():
                 try:
                     name = _check_normalize(meta["leakscan.normalize"])
-                except InputError as exc:
-                    raise InputError(f"model {spec.path}: metadata leakscan.normalize: {exc}") from exc
+                except ConfigError as exc:  # said of the metadata, not of an option
+                    raise InputError(f"model {spec.path}: metadata leakscan.normalize says "
+                                     f"{meta['leakscan.normalize'].strip()!r}: "
+                                     f"{str(exc).removeprefix('model_normalize ')}") from exc
             mean, std = NORMALIZE[name or "imagenet"]
             if spec.normalize is None:  # explicit mean/std in metadata (when no explicit choice)
                 for mkey, skey in (("leakscan.mean", "leakscan.std"), ("mean", "std")):

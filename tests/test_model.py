@@ -125,12 +125,12 @@ def test_preprocessing_options_are_checked(tmp_path):
         EmbeddingModel(ModelSpec.from_path(fixed, size=32))
     assert EmbeddingModel(ModelSpec.from_path(fixed, size="16x16")).width == 16
     assert (EmbeddingModel(ModelSpec.from_path(dyn)).width, EmbeddingModel(ModelSpec.from_path(dyn)).height) == (224, 224)
-    with pytest.raises(InputError, match="N or WxH"):
+    with pytest.raises(ValueError, match="^model_size must be N or WxH"):
         ModelSpec.from_path(dyn, size="big")
-    with pytest.raises(InputError, match="imagenet, clip, none"):
+    with pytest.raises(ValueError, match="^model_normalize must be one of imagenet, clip, none"):
         ModelSpec.from_path(dyn, normalize="zscore")
     bad = pool_model(tmp_path / "badmeta.onnx", dynamic=True, metadata={"leakscan.normalize": "zscore"})
-    with pytest.raises(InputError, match="metadata leakscan.normalize"):
+    with pytest.raises(InputError, match="metadata leakscan.normalize says 'zscore': must be one of imagenet"):
         EmbeddingModel(ModelSpec.from_path(bad))
     # the preprocessing is part of the digest: cached embeddings are per choice
     assert len({ModelSpec.from_path(dyn).digest, ModelSpec.from_path(dyn, size=32).digest,

@@ -31,9 +31,9 @@ import numpy as np
 from .padding import NO_BORDER, unpadded
 from .rotation import derotate
 
-__all__ = ["apply_dihedral", "embedding_variants", "crop_views", "box_views", "box_taps", "resampling_matrix", "sample_rows",
-           "sample_columns", "tilted_views",
-           "transform_variants", "canvas_view", "is_oblong", "turned_share", "MatchView", "READINGS", "TILT_ANGLES",
+__all__ = ["apply_dihedral", "embedding_variants", "crop_views", "box_views", "box_taps", "resampling_matrix",
+           "sample_rows", "sample_columns", "tilted_views", "transform_variants", "canvas_view", "is_oblong",
+           "turned_share", "MatchView", "READINGS", "TILT_ANGLES",
            "TILT_BOXES", "TILT_TIGHT", "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "CROP_SIDE_TIGHT",
            "STRETCH_BOXES", "crop_boxes", "THUMB", "CELL", "BINS", "INVERSE_VARIANT"]
 

@@ -1,5 +1,6 @@
 """The benches' ground truth: two tiles of one photo that share no pixels by their places may
 share them by content, where the photo repeats itself (bench/transformed.py's repeated_share)."""
+import importlib.util
 import sys
 
 import numpy as np
@@ -9,12 +10,11 @@ from conftest import ROOT
 
 
 def _repeated_share():
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        from transformed import repeated_share
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-    return repeated_share
+    spec = importlib.util.spec_from_file_location("bench_transformed", ROOT / "bench" / "transformed.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module.repeated_share
 
 
 def test_tiles_of_a_periodic_texture_share_their_pixels_by_content_and_others_do_not():

@@ -502,9 +502,10 @@ def _number(option: str, low: Optional[float], high: Optional[float], whole: boo
     return parse
 
 
-def _float_option(default: float, option: str, low: Optional[float] = None, high: Optional[float] = None, **kw):
-    """A float option from ``low`` to ``high`` (None: no bound), checked by :func:`_number`."""
-    return typer.Option(default, option, min=low, max=high, parser=_number(option, low, high), **kw)
+def _float_option(default: float, *names: str, low: Optional[float] = None, high: Optional[float] = None, **kw):
+    """A float option (named ``names``, the first as the error says it) from ``low`` to ``high``
+    (None: no bound), checked by :func:`_number`."""
+    return typer.Option(default, *names, min=low, max=high, parser=_number(names[0], low, high), **kw)
 
 
 def _int_option(default: Optional[int], *names: str, low: Optional[int] = None, high: Optional[int] = None, **kw):
@@ -518,20 +519,20 @@ OPT_MANIFEST = typer.Option(None, "--manifest", "-m", show_default=False, callba
 OPT_MAX_HAMMING = _int_option(DEFAULTS.max_hamming, "--max-hamming", low=-1, high=64,
                               help="pHash pairs at this Hamming distance or less are candidates, "
                                    "then weighed (-1: off).")
-OPT_MIN_COSINE = _float_option(DEFAULTS.min_cosine, "--min-cosine", 0.0,
+OPT_MIN_COSINE = _float_option(DEFAULTS.min_cosine, "--min-cosine", low=0.0,
                                help="Least embedding cosine similarity of a candidate pair (>1: off).")
 OPT_MIN_CONFIDENCE = _float_option(
-    DEFAULTS.min_confidence, "--min-confidence", 0.0, 1.0,
+    DEFAULTS.min_confidence, "--min-confidence", low=0.0, high=1.0,
     help="A pair is a duplicate at this confidence (the estimated probability that the two are the same "
          "picture) or more; pairs from 0.1 up to it are possible pairs (an audit's possible.csv), never counted.")
 OPT_MIN_PRECISION = _float_option(
-    DEFAULTS.min_precision, "--min-precision", 0.0,
+    DEFAULTS.min_precision, "--min-precision", low=0.0,
     help="The duplicate links (the pairs that join images into groups) are expected to be at least this share "
          "real copies: when those at --min-confidence are not, the bar is raised until they are (the pairs "
          "under it are possible pairs); 0: off.")
-OPT_MIN_NCC = _float_option(DEFAULTS.min_ncc, "--min-ncc", -1.0, 1.0,
+OPT_MIN_NCC = _float_option(DEFAULTS.min_ncc, "--min-ncc", low=-1.0, high=1.0,
                             help="Floor: candidates whose aligned thumbnails correlate less than this are "
-                                "dropped before the decision (-1: keep every candidate).")
+                                 "dropped before the decision (-1: keep every candidate).")
 OPT_CROPS = typer.Option(DEFAULTS.crops, "--crops/--no-crops",
                          help="Also search crops of every image (finds cropped copies) and, with --transforms all, "
                               "tilted views (copies rotated then cropped, or with their corners filled from the "
@@ -541,9 +542,9 @@ OPT_OVERLAP = typer.Option(DEFAULTS.overlap, "--overlap/--no-overlap",
 OPT_MODEL = typer.Option(None, "--model", show_default=False, callback=_user_path, readable=False,
                          help="Also embed every image with this ONNX model and report pairs at "
                               "--model-min-cosine or more (needs pip install 'leakscan[onnx]').")
-OPT_MODEL_MIN_COSINE = _float_option(DEFAULTS.model_min_cosine, "--model-min-cosine", 0.0,
+OPT_MODEL_MIN_COSINE = _float_option(DEFAULTS.model_min_cosine, "--model-min-cosine", low=0.0,
                                      help="Model embeddings at least this similar make a candidate pair; only at "
-                                         "this cosine or more does the model raise a pair's confidence.")
+                                          "this cosine or more does the model raise a pair's confidence.")
 OPT_MODEL_BATCH = _int_option(MODEL_BATCH, "--model-batch", low=1, help="Images per model run.")
 OPT_MODEL_SIZE = typer.Option(None, "--model-size", show_default=False, metavar="N|WxH",
                               help="Resize images to this for the model [default: the model's metadata, "
@@ -765,7 +766,7 @@ def audit(
     fail_on_leak: bool = typer.Option(
         False, "--fail-on-leak", help="Exit 1 when some split leaks into another by more than --max-leak."),
     max_leak: float = _float_option(
-        0.0, "--max-leak", 0.0, 1.0, help="Largest tolerated leaked fraction for --fail-on-leak."),
+        0.0, "--max-leak", low=0.0, high=1.0, help="Largest tolerated leaked fraction for --fail-on-leak."),
     max_hamming: int = OPT_MAX_HAMMING,
     min_cosine: float = OPT_MIN_COSINE,
     min_ncc: float = OPT_MIN_NCC,

@@ -59,8 +59,9 @@ _TYPES = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32, "tensor(float1
           "tensor(double)": np.float64}
 
 
-def parse_size(value) -> tuple[int, int] | None:
-    """``(width, height)`` of a model input size: ``224``, ``"224"``, ``"160x128"`` or ``(160, 128)``.
+def parse_size(value, name: str = "model_size") -> tuple[int, int] | None:
+    """``(width, height)`` of a model input size: ``224``, ``"224"``, ``"160x128"`` or ``(160, 128)``;
+    else a ConfigError whose message starts with ``name`` (the keyword, or where the value was read).
 
     >>> parse_size("160x128"), parse_size(96), parse_size(None)
     ((160, 128), (96, 96), None)
@@ -70,27 +71,28 @@ def parse_size(value) -> tuple[int, int] | None:
     if isinstance(value, str):
         m = re.fullmatch(r"\s*(\d+)\s*(?:[xX*,]\s*(\d+)\s*)?", value)
         if not m:
-            raise ConfigError(f"model_size must be N or WxH (e.g. 224 or 160x128), got {value!r}", keyword="model_size")
+            raise ConfigError(f"{name} must be N or WxH (e.g. 224 or 160x128), got {value!r}", keyword=name)
         w = int(m.group(1))
         h = int(m.group(2)) if m.group(2) else w
     elif isinstance(value, (tuple, list)):
         if len(value) != 2:
-            raise ConfigError(f"model_size must be N or (W, H), got {value!r}", keyword="model_size")
+            raise ConfigError(f"{name} must be N or (W, H), got {value!r}", keyword=name)
         w, h = (int(v) for v in value)
     else:
         w = h = int(value)
     if not (1 <= w <= 8192 and 1 <= h <= 8192):
-        raise ConfigError(f"model_size must be between 1 and 8192 pixels a side, got {w}x{h}", keyword="model_size")
+        raise ConfigError(f"{name} must be between 1 and 8192 pixels a side, got {w}x{h}", keyword=name)
     return w, h
 
 
-def _check_normalize(value):
+def _check_normalize(value, name: str = "model_normalize"):
+    """``value`` as one of :data:`NORMALIZE`'s names (None: not given); else a ConfigError whose
+    message starts with ``name``."""
     if value is None:
         return None
     v = str(value).strip().lower()
     if v not in NORMALIZE:
-        raise ConfigError(f"model_normalize must be one of {', '.join(NORMALIZE)}, got {value!r}",
-                          keyword="model_normalize")
+        raise ConfigError(f"{name} must be one of {', '.join(NORMALIZE)}, got {value!r}", keyword=name)
     return v
 
 
@@ -225,10 +227,9 @@ class EmbeddingModel:
             for key in ("leakscan.size", "image_size", "input_size"):
                 if meta.get(key, "").strip():
                     try:
-                        size = parse_size(meta[key])
-                    except ConfigError as exc:  # said of the metadata, not of an option
-                        raise InputError(f"model {spec.path}: metadata {key} says {meta[key].strip()!r}: "
-                                         f"{str(exc).removeprefix('model_size ')}") from exc
+                        size = parse_size(meta[key], f"metadata {key}")
+                    except ConfigError as exc:  # the model's fault, not an option's
+                        raise InputError(f"model {spec.path}: {exc}") from exc
                     hint = f"its metadata {key} says {meta[key].strip()}: fix or remove it"
                     break
         if size is None:
@@ -249,11 +250,9 @@ class EmbeddingModel:
             name = spec.normalize
             if name is None and meta.get("leakscan.normalize", "").strip():
                 try:
-                    name = _check_normalize(meta["leakscan.normalize"])
-                except ConfigError as exc:  # said of the metadata, not of an option
-                    raise InputError(f"model {spec.path}: metadata leakscan.normalize says "
-                                     f"{meta['leakscan.normalize'].strip()!r}: "
-                                     f"{str(exc).removeprefix('model_normalize ')}") from exc
+                    name = _check_normalize(meta["leakscan.normalize"], "metadata leakscan.normalize")
+                except ConfigError as exc:  # the model's fault, not an option's
+                    raise InputError(f"model {spec.path}: {exc}") from exc
             mean, std = NORMALIZE[name or "imagenet"]
             if spec.normalize is None:  # explicit mean/std in metadata (when no explicit choice)
                 for mkey, skey in (("leakscan.mean", "leakscan.std"), ("mean", "std")):

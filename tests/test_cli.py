@@ -139,6 +139,13 @@ def test_a_nan_or_infinite_number_is_refused_naming_the_option(tmp_path, args, s
     assert not (tmp_path / "new").exists()
 
 
+def _refused_in_one_line(tmp_path, command, args, said):
+    """``leakscan COMMAND FIXTURES ARGS -q`` (``NEW.csv`` an output under ``tmp_path``) exits 2 saying
+    only ``leakscan: error: SAID``."""
+    r = run(command, FIXTURES, *[tmp_path / a if a == "NEW.csv" else a for a in args], "-q")
+    assert r.exit_code == 2 and r.output.strip() == f"leakscan: error: {said}", r.output
+
+
 @pytest.mark.parametrize("command, args, said", [
     ("audit", ["--max-hamming", "99"], "--max-hamming must be in [-1, 64], got 99"),
     ("audit", ["--max-hamming", "4.5"], "--max-hamming 4.5 is not a whole number: give one in [-1, 64]"),
@@ -149,8 +156,7 @@ def test_a_nan_or_infinite_number_is_refused_naming_the_option(tmp_path, args, s
 def test_a_whole_number_out_of_range_is_refused_in_one_line_naming_the_option(tmp_path, command, args, said):
     # typer's range check said three lines (usage, a hint, and "Input should be less than or
     # equal to 64") without the value given
-    r = run(command, FIXTURES, *[tmp_path / a if a == "NEW.csv" else a for a in args], "-q")
-    assert r.exit_code == 2 and r.output.strip() == f"leakscan: error: {said}", r.output
+    _refused_in_one_line(tmp_path, command, args, said)
     assert not (tmp_path / "NEW.csv").exists()
 
 
@@ -165,8 +171,7 @@ def test_a_whole_number_out_of_range_is_refused_in_one_line_naming_the_option(tm
 def test_a_value_the_library_refuses_is_named_by_its_option_not_its_python_keyword(tmp_path, command, args, said):
     # the line named the keyword of the library call (min_precision must be in [0, 1)...), which
     # the command line has no such name for; from Python the keyword is still said
-    r = run(command, FIXTURES, *[tmp_path / a if a == "NEW.csv" else a for a in args], "-q")
-    assert r.exit_code == 2 and r.output.strip() == f"leakscan: error: {said}", r.output
+    _refused_in_one_line(tmp_path, command, args, said)
     from leakscan import DetectSettings
     with pytest.raises(ValueError, match=r"^min_precision must be in \[0, 1\)"):
         DetectSettings(min_precision=2)

@@ -480,13 +480,16 @@ def _user_path(value: Optional[Path]) -> Optional[Path]:
                                  "give the path without ~") from None
 
 
-def _number(option: str, low: Optional[float], high: Optional[float], whole: bool = False):
+def _number(option: str, low: Optional[float], high: Optional[float], whole: bool = False, *,
+            low_open: bool = False, high_open: bool = False):
     """The ``parser=`` of a number option (``whole``: an int option): a number from ``low`` to
-    ``high``, else one line naming the option and the value. typer leaves the range it shows in
-    --help to it: its own check said three lines without the value ("Input should be less than or
-    equal to 64"), and of NaN, which compares false with every bound, that it was out of range."""
-    span = (f"in [{low:g}, {high:g}]" if low is not None and high is not None else
-            f">= {low:g}" if low is not None else f"<= {high:g}")
+    ``high`` (``low_open``, ``high_open``: the bound itself refused), else one line naming the
+    option and the value. typer leaves the range it shows in --help to it: its own check said three
+    lines without the value ("Input should be less than or equal to 64"), and of NaN, which
+    compares false with every bound, that it was out of range."""
+    span = (f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            if low is not None and high is not None else
+            f"{'>' if low_open else '>='} {low:g}" if low is not None else f"{'<' if high_open else '<='} {high:g}")
     what = "a whole number" if whole else "a number"
 
     def parse(value):
@@ -496,16 +499,25 @@ def _number(option: str, low: Optional[float], high: Optional[float], whole: boo
             raise _fail(f"{option} {value} is not {what}: give one {span}") from None
         if not whole and math.isnan(x):
             raise _fail(f"{option} {value} is not a number: give one {span}")
-        if (low is not None and x < low) or (high is not None and x > high):
+        if (low is not None and (x < low or low_open and x == low)) or \
+                (high is not None and (x > high or high_open and x == high)):
             raise _fail(f"{option} must be {span}, got {value}")
         return x
     return parse
 
 
-def _float_option(default: float, *names: str, low: Optional[float] = None, high: Optional[float] = None, **kw):
+def _float_option(default: float, *names: str, low: Optional[float] = None, high: Optional[float] = None,
+                  low_open: bool = False, high_open: bool = False, help: str = "", **kw):
     """A float option (named ``names``, the first as the error says it) from ``low`` to ``high``
-    (None: no bound), checked by :func:`_number`."""
-    return typer.Option(default, *names, min=low, max=high, parser=_number(names[0], low, high), **kw)
+    (None: no bound; ``low_open``, ``high_open``: the bound itself refused), checked by
+    :func:`_number`. --help shows the range as typer does (``0.0<=x<=1.0``); typer cannot show an
+    open bound, so a range with one is written in the help text."""
+    parse = _number(names[0], low, high, low_open=low_open, high_open=high_open)
+    if low_open or high_open:
+        shown = "".join([f"{low}{'<' if low_open else '<='}" if low is not None else "", "x",
+                         f"{'<' if high_open else '<='}{high}" if high is not None else ""])
+        return typer.Option(default, *names, parser=parse, help=f"{help} [{shown}]", **kw)
+    return typer.Option(default, *names, min=low, max=high, parser=parse, help=help, **kw)
 
 
 def _int_option(default: Optional[int], *names: str, low: Optional[int] = None, high: Optional[int] = None, **kw):
@@ -519,14 +531,14 @@ OPT_MANIFEST = typer.Option(None, "--manifest", "-m", show_default=False, callba
 OPT_MAX_HAMMING = _int_option(DEFAULTS.max_hamming, "--max-hamming", low=-1, high=64,
                               help="pHash pairs at this Hamming distance or less are candidates, "
                                    "then weighed (-1: off).")
-OPT_MIN_COSINE = _float_option(DEFAULTS.min_cosine, "--min-cosine", low=0.0,
+OPT_MIN_COSINE = _float_option(DEFAULTS.min_cosine, "--min-cosine", low=0.0, low_open=True,
                                help="Least embedding cosine similarity of a candidate pair (>1: off).")
 OPT_MIN_CONFIDENCE = _float_option(
-    DEFAULTS.min_confidence, "--min-confidence", low=0.0, high=1.0,
+    DEFAULTS.min_confidence, "--min-confidence", low=0.0, high=1.0, low_open=True,
     help="A pair is a duplicate at this confidence (the estimated probability that the two are the same "
          "picture) or more; pairs from 0.1 up to it are possible pairs (an audit's possible.csv), never counted.")
 OPT_MIN_PRECISION = _float_option(
-    DEFAULTS.min_precision, "--min-precision", low=0.0,
+    DEFAULTS.min_precision, "--min-precision", low=0.0, high=1.0, high_open=True,
     help="The duplicate links (the pairs that join images into groups) are expected to be at least this share "
          "real copies: when those at --min-confidence are not, the bar is raised until they are (the pairs "
          "under it are possible pairs); 0: off.")
@@ -542,7 +554,7 @@ OPT_OVERLAP = typer.Option(DEFAULTS.overlap, "--overlap/--no-overlap",
 OPT_MODEL = typer.Option(None, "--model", show_default=False, callback=_user_path, readable=False,
                          help="Also embed every image with this ONNX model and report pairs at "
                               "--model-min-cosine or more (needs pip install 'leakscan[onnx]').")
-OPT_MODEL_MIN_COSINE = _float_option(DEFAULTS.model_min_cosine, "--model-min-cosine", low=0.0,
+OPT_MODEL_MIN_COSINE = _float_option(DEFAULTS.model_min_cosine, "--model-min-cosine", low=0.0, low_open=True,
                                      help="Model embeddings at least this similar make a candidate pair; only at "
                                           "this cosine or more does the model raise a pair's confidence.")
 OPT_MODEL_BATCH = _int_option(MODEL_BATCH, "--model-batch", low=1, help="Images per model run.")

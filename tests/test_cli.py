@@ -122,13 +122,13 @@ def test_a_failed_audit_leaves_no_output_folder_it_made(tmp_path):
 
 
 @pytest.mark.parametrize("args, said", [
-    (["--min-confidence", "nan"], "--min-confidence nan is not a number: give one in [0, 1]"),
-    (["--min-confidence=NaN"], "--min-confidence NaN is not a number: give one in [0, 1]"),
-    (["--min-confidence", "inf"], "--min-confidence must be in [0, 1], got inf"),
+    (["--min-confidence", "nan"], "--min-confidence nan is not a number: give one in (0, 1]"),
+    (["--min-confidence=NaN"], "--min-confidence NaN is not a number: give one in (0, 1]"),
+    (["--min-confidence", "inf"], "--min-confidence must be in (0, 1], got inf"),
     (["--min-ncc", "-inf"], "--min-ncc must be in [-1, 1], got -inf"),
-    (["--min-precision", "nan"], "--min-precision nan is not a number: give one >= 0"),
-    (["--min-precision", "inf"], "--min-precision must be in [0, 1) (0 turns it off), got inf"),
-    (["--min-cosine", "high"], "--min-cosine high is not a number: give one >= 0"),
+    (["--min-precision", "nan"], "--min-precision nan is not a number: give one in [0, 1)"),
+    (["--min-precision", "inf"], "--min-precision must be in [0, 1), got inf"),
+    (["--min-cosine", "high"], "--min-cosine high is not a number: give one > 0"),
     (["--fail-on-leak", "--max-leak", "nan"], "--max-leak nan is not a number: give one in [0, 1]"),
 ])
 def test_a_nan_or_infinite_number_is_refused_naming_the_option(tmp_path, args, said):
@@ -160,10 +160,21 @@ def test_a_whole_number_out_of_range_is_refused_in_one_line_naming_the_option(tm
     assert not (tmp_path / "NEW.csv").exists()
 
 
+@pytest.mark.parametrize("args, said, shown", [
+    (["--min-confidence", "0"], "--min-confidence must be in (0, 1], got 0", "[0.0<x<=1.0]"),
+    (["--min-precision", "1"], "--min-precision must be in [0, 1), got 1", "[0.0<=x<1.0]"),
+    (["--min-cosine", "0"], "--min-cosine must be > 0, got 0", "[0.0<x]"),
+    (["--model-min-cosine", "0"], "--model-min-cosine must be > 0, got 0", "[0.0<x]"),
+])
+def test_a_range_refusing_its_bound_is_shown_so_in_help_and_refused_at_it(tmp_path, args, said, shown):
+    # --help showed [0.0<=x<=1.0] for --min-confidence, and 0 was then refused by the library
+    _refused_in_one_line(tmp_path, "audit", args, said)
+    page = " ".join(runner.invoke(app, ["audit", "--help"], env={"COLUMNS": "250"}).output.split())
+    own_help = page.split(f"{args[0]} <float>", 1)[1]
+    assert shown in own_help[:own_help.index("[default:")]
+
+
 @pytest.mark.parametrize("command, args, said", [
-    ("audit", ["--min-precision", "2"], "--min-precision must be in [0, 1) (0 turns it off), got 2.0"),
-    ("audit", ["--min-confidence", "0"], "--min-confidence must be in (0, 1], got 0.0"),
-    ("audit", ["--min-cosine", "0"], "--min-cosine must be in (0, 1], or > 1 to turn it off, got 0.0"),
     ("audit", ["--bands", "x"], "--bands must be band numbers such as 4,3,2 (1-based), got 'x'"),
     ("resplit", ["--out", "NEW.csv", "--ratios", "train"],
      "--ratios must look like train=0.8,val=0.1,test=0.1; cannot read 'train'"),

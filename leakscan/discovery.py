@@ -19,7 +19,7 @@ import numpy as np
 from .decode import file_head, has_image_signature
 from .errors import ArgumentError, InputError
 from .manifest import (IMAGE_EXTENSIONS, SPLIT_ALIASES, SPLIT_SEARCH_DEPTH, UNSPLIT, Manifest, text_column,
-                       a_url, decode_text, listed_again, path_key, split_name)
+                       a_url, decode_text, is_url, listed_again, path_key, split_name)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,22 @@ def check_one_source(source, manifest) -> None:
     if source is not None and manifest is not None:
         raise ArgumentError(f"give the data to audit ({_name(source)}) or a manifest ({manifest}), not both "
                             "(a manifest's relative paths are read from its own folder)")
+
+
+def written_as_url(path) -> str | None:
+    """The URL a path that names nothing was written as, else None. A path keeps one of the
+    slashes after a scheme (``s3://bucket/x`` becomes ``s3:/bucket/x``), so its first part is the
+    scheme's: the URL is written back whole.
+
+    >>> written_as_url(Path("s3://bucket/train")), written_as_url("data/train")
+    ('s3://bucket/train', None)
+    """
+    if is_url(path):
+        return os.fspath(path)
+    parts = Path(path).parts
+    if len(parts) > 1 and is_url(parts[0] + "//"):
+        return parts[0] + "//" + "/".join(parts[1:])
+    return None
 
 
 def check_readable(*sources, file_only: bool = False) -> None:
@@ -54,6 +70,10 @@ def check_readable(*sources, file_only: bool = False) -> None:
                 with open(p, "rb"):
                     pass
         except (FileNotFoundError, NotADirectoryError):
+            url = written_as_url(p)
+            if url is not None:
+                raise InputError(f"{url}: a URL, not a {'file' if file_only else 'file or folder'}: leakscan reads "
+                                 "local files only (download or mount the data, and give its local path)") from None
             raise InputError(f"{p}: no such file{'' if file_only else ' or folder'}") from None
         except OSError as exc:
             raise InputError(f"{p}: cannot read ({exc.strerror or exc})") from None

@@ -454,3 +454,19 @@ def test_quiet_runs_still_name_the_files_they_skipped(leaky_dataset, tmp_path):
     assert r.exit_code == 0, r.output
     assert r.stdout == ""
     assert f"1 unreadable file(s) left out of the new split, listed in {tmp_path / 'new.skipped.csv'}" in r.stderr
+
+
+@pytest.mark.parametrize("args, said", [
+    (["s3://bucket/train"], "DATA s3://bucket/train: a URL, not a file or folder"),
+    (["--manifest", "https://example.com/data/manifest.csv"],
+     "--manifest https://example.com/data/manifest.csv: a URL, not a file"),
+])
+def test_a_url_given_for_the_data_is_named_as_a_url_not_as_a_missing_path(tmp_path, args, said):
+    # the path kept one slash of the two: "DATA s3:/bucket/train: no such file or folder"
+    r = run("audit", *args, "--out", tmp_path / "new", "-q")
+    assert r.exit_code == 2 and r.output.startswith(f"leakscan: error: {said}: leakscan reads local files only"), r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "new").exists()
+    import leakscan
+    from leakscan.errors import InputError
+    with pytest.raises(InputError, match="^s3://bucket/x: a URL"):
+        leakscan.audit("s3://bucket/x")

@@ -22,7 +22,7 @@ import numpy as np
 
 from .calibrate import (MIN_AUC, THUMBNAILS, Calibration, ImageSource, adjust_to_prior, at_lower_share, at_prior,
                         calibrate)
-from .evidence import EVIDENCE, pair_evidence, shared_overlay_of, tilted_angles
+from .evidence import EVIDENCE, EvidenceMemo, pair_evidence, shared_overlay_of, tilted_angles
 from .features import Features
 from .groups import components, joining_links
 from .keypoints import LOOK_ALIKES_AS_COPIES, LOOK_BUDGET, LOOK_MIN_SIDE, SEARCH_MAX_IMAGES, closer_look, keypoint_pairs
@@ -102,6 +102,7 @@ def detect(
     model=None,
     progress: Callable[[str, int, int], None] | None = None,
     jobs: int = 1,
+    memo: EvidenceMemo | None = None,
 ) -> Detection:
     """Search, measure the evidence of every candidate, calibrate on synthetic copies, decide.
 
@@ -120,6 +121,9 @@ def detect(
     progress : callable, optional
     jobs : int
         Processes for the evidence and the calibration; threads for the keypoints.
+    memo : EvidenceMemo, optional
+        The evidence of pairs measured by an earlier detection of these images (and kept for a
+        later one): what it holds is not measured again.
     """
     s = settings or DetectSettings()
     t0 = time.perf_counter()
@@ -133,7 +137,7 @@ def detect(
     # a logo, frame or caption most pictures carry at the same place is left out of their evidence
     overlay = shared_overlay_of(features, found.search_rows)
     evidence = pair_evidence(features, cands, found.kth_neighbour, transform_variants(s.transforms), min_ncc=s.min_ncc,
-                             jobs=jobs, overlay=overlay)
+                             jobs=jobs, overlay=overlay, memo=memo)
     ncc = evidence[:, EVIDENCE.index("ncc")]
     # a pair read as overlapping tiles or tilted shows the search's similarity of the pictures
     # as that reading lines them up (the part in common, the tilted view)

@@ -559,9 +559,68 @@ def shared_overlay_of(features: Features, rows: np.ndarray) -> SharedOverlay | N
     return shared_overlay(features.thumb[np.sort(rows)])
 
 
+class EvidenceMemo:
+    """The evidence of pairs measured before, kept for detections of subsets of one set of
+    images (a re-split's rounds, each searching the images left): a pair of the same two images
+    proposed the same way is read from it, not measured again. Images are named by ``ids``, their
+    rows in the whole set (:meth:`of_rows` gives the memo of a subset). What is kept holds for
+    the ``variants``, ``min_ncc`` and shared overlay it was measured with; measured with others,
+    the memo starts again."""
+
+    #: What the evidence of a pair reads of it besides the two images' features.
+    KEY = np.dtype([("i", "<i8"), ("j", "<i8"), ("variant", "<i8"), ("offset", "<f4", (2,)), ("angle", "<f4"),
+                    ("cosine", "<f4"), ("hamming", "<i8")])
+
+    def __init__(self, ids: np.ndarray | None = None, store: dict | None = None):
+        self.ids = ids
+        self._store = store if store is not None else {
+            "setting": None, "keys": np.zeros(0, f"S{self.KEY.itemsize}"),
+            "evidence": np.zeros((0, len(EVIDENCE)), np.float32)}
+
+    def of_rows(self, rows: np.ndarray) -> "EvidenceMemo":
+        """The memo for features taken at ``rows`` of the whole set (kept in the same store)."""
+        ids = np.asarray(rows, np.int64) if self.ids is None else self.ids[np.asarray(rows, np.int64)]
+        return EvidenceMemo(ids, self._store)
+
+    def _keys(self, pairs: PairTable) -> np.ndarray:
+        """One fixed-width byte string per pair (sortable: bytes compare)."""
+        rec = np.zeros(len(pairs), self.KEY)
+        rec["i"], rec["j"] = self.ids[pairs.i], self.ids[pairs.j]
+        rec["variant"], rec["offset"], rec["angle"] = pairs.variant, pairs.offset, pairs.angle
+        rec["cosine"], rec["hamming"] = pairs.cosine, pairs.hamming
+        return rec.view(f"S{self.KEY.itemsize}")
+
+    def recall(self, pairs: PairTable, setting: tuple) -> tuple:
+        """``(keys, known, evidence)``: each pair's key, whether it was measured before under
+        ``setting``, and the evidence of those that were."""
+        store = self._store
+        if not _same_setting(store["setting"], setting):
+            store["setting"] = setting
+            store["keys"], store["evidence"] = store["keys"][:0], store["evidence"][:0]
+        keys = self._keys(pairs)
+        at = np.minimum(np.searchsorted(store["keys"], keys), max(len(store["keys"]) - 1, 0))
+        known = store["keys"][at] == keys if len(store["keys"]) else np.zeros(len(keys), bool)
+        return keys, known, store["evidence"][at[known]]
+
+    def keep(self, keys: np.ndarray, evidence: np.ndarray) -> None:
+        store = self._store
+        all_keys = np.concatenate([store["keys"], keys])
+        order = np.argsort(all_keys, kind="stable")
+        store["keys"], store["evidence"] = all_keys[order], np.concatenate([store["evidence"], evidence])[order]
+
+
+def _same_setting(a: tuple | None, b: tuple) -> bool:
+    """Whether two ``(variants, min_ncc, overlay)`` measure pairs alike."""
+    if a is None or a[:2] != b[:2] or (a[2] is None) != (b[2] is None):
+        return False
+    return a[2] is None or all(np.array_equal(getattr(a[2], f.name), getattr(b[2], f.name))
+                               for f in dataclasses.fields(a[2]))
+
+
 def pair_evidence(features: Features, pairs: PairTable, kth_neighbour: np.ndarray,
                   variants=tuple(range(N_VARIANTS)), block: int | None = None,
-                  min_ncc: float | None = None, jobs: int = 1, overlay: SharedOverlay | None = None) -> np.ndarray:
+                  min_ncc: float | None = None, jobs: int = 1, overlay: SharedOverlay | None = None,
+                  memo: EvidenceMemo | None = None) -> np.ndarray:
     """The evidence matrix ``(len(pairs), len(EVIDENCE))`` float32 of candidate pairs.
 
     Exact pairs get a row of NaN (they need no evidence). ``kth_neighbour`` comes from the
@@ -571,12 +630,17 @@ def pair_evidence(features: Features, pairs: PairTable, kth_neighbour: np.ndarra
     (:func:`shared_overlay_of`) is left out of every picture read in one frame (not of the
     overlapping-tile and tilted readings, which move one picture against the other).
     Memory stays bounded: pairs are measured ``block`` (default :data:`BLOCK`) at a time,
-    on ``jobs`` processes.
+    on ``jobs`` processes. With ``memo``, pairs measured before are read from it, and those
+    measured now are kept in it.
     """
     E = np.full((len(pairs), len(EVIDENCE)), np.nan, np.float32)
-    todo = np.flatnonzero(pairs.kind != Kind.EXACT)
+    candidates = todo = np.flatnonzero(pairs.kind != Kind.EXACT)
     if not len(todo):
         return E
+    if memo is not None:
+        keys, known, recalled = memo.recall(pairs.take(todo), (tuple(variants), min_ncc, overlay))
+        E[todo[known]] = recalled
+        todo = todo[~known]
     blocks = [todo[part] for part in even_blocks(len(todo), block or BLOCK, jobs)]
     if jobs <= 1 or len(blocks) <= 1:
         for rows in blocks:
@@ -585,8 +649,11 @@ def pair_evidence(features: Features, pairs: PairTable, kth_neighbour: np.ndarra
         tasks = _evidence_tasks(features, pairs, blocks, variants, min_ncc, overlay)
         for k, e in run_chunks(_evidence_job, tasks, jobs=jobs):
             E[blocks[k]] = e
+    if memo is not None:
+        memo.keep(keys[~known], E[todo])
     # distinctiveness: the pair's ncc against each image's with a typical near neighbour
-    measured = todo[~np.isnan(E[todo, EVIDENCE.index("ncc_fine")])]
+    # (its neighbours are those of this search: measured again)
+    measured = candidates[~np.isnan(E[candidates, EVIDENCE.index("ncc_fine")])]
     i, j = pairs.i[measured], pairs.j[measured]
     bg = background(features, np.unique(np.r_[i, j]), kth_neighbour, jobs=jobs)
     E[measured, EVIDENCE.index("distinct")] = E[measured, EVIDENCE.index("ncc")] - np.maximum(bg[i], bg[j])

@@ -21,6 +21,7 @@ from .errors import ConfigError
 from .groups import build_groups, join_links
 from .manifest import split_name
 from .decide import detect
+from .evidence import EvidenceMemo
 from .pairs import PairTable, pair_keys
 from .settings import RANDOM_STATE
 from .split import Assignment, assign_splits, parse_ratios
@@ -331,6 +332,7 @@ def resplit(
     all_links = np.concatenate([v for v in links.values()] + [np.zeros((0, 2), np.int64)])
     rounds = 1
     unresolved = 0
+    memo = EvidenceMemo()  # each round searches again, and finds mostly the pairs measured before
     for rounds in range(1, MAX_ROUNDS + 1):
         units = join_links(groups.ids, all_links) if len(all_links) else groups.ids
         units = join_links(units[readable], np.zeros((0, 2), np.int64))  # numbered in that order too
@@ -344,7 +346,7 @@ def resplit(
         # Dropping images changes the neighbourhoods the ratio test compares against, and what
         # the decision is fitted on, so the remaining images are searched and decided again
         # (from the features: nothing is decoded twice).
-        extra = _redetect(audit, np.flatnonzero(~a.dropped & audit.features.ok), a.splits)
+        extra = _redetect(audit, np.flatnonzero(~a.dropped & audit.features.ok), a.splits, memo)
         found = PairTable.concat([pairs, extra]).sorted()
         if getattr(audit, "decisions", None) is not None:  # the user's verdicts hold for re-found pairs too
             from .decisions import apply_decisions  # noqa: PLC0415
@@ -388,13 +390,15 @@ def resplit(
 RESPLIT_MARGIN = 0.15
 
 
-def _redetect(audit, rows: np.ndarray, splits: np.ndarray) -> PairTable:
+def _redetect(audit, rows: np.ndarray, splits: np.ndarray, memo: EvidenceMemo | None = None) -> PairTable:
     """Pairs among ``rows`` (re-searched, the decision fitted again on them) that cross splits:
-    the duplicates and the possible pairs within :data:`RESPLIT_MARGIN` of ``min_confidence``."""
+    the duplicates and the possible pairs within :data:`RESPLIT_MARGIN` of ``min_confidence``.
+    ``memo`` keeps the evidence measured for the next round."""
     from .features import load_pictures  # noqa: PLC0415
     from .parallel import check_jobs  # noqa: PLC0415
 
     det = detect(audit.features.take(rows), audit.settings, splits=np.asarray(splits)[rows], jobs=check_jobs(None),
+                 memo=None if memo is None else memo.of_rows(rows),
                  images=lambda sub_rows: load_pictures(audit.manifest, rows[np.asarray(sub_rows)],
                                                            kept=audit.features.pictures))
     # below the lowest bar an audit can set (--min-precision raises it from --min-confidence by

@@ -279,3 +279,37 @@ def test_reads_measured_together_give_each_pair_its_own_evidence():
         assert set(got) == set(alone)
         for name in alone:
             assert np.array_equal(got[name], alone[name], equal_nan=True), name
+
+
+def test_evidence_kept_in_a_memo_is_the_evidence_measured_again(fixtures_audit, monkeypatch):
+    """A re-split's rounds search subsets of one set of images: the evidence a memo keeps from
+    one subset is read for the same pairs of another (numbered apart), equal to measuring them
+    again; only the pairs it has not seen are measured. Under another setting it starts again."""
+    from leakscan import evidence
+    from leakscan.evidence import EvidenceMemo, pair_evidence
+    from leakscan.pairs import Kind, find_candidates
+
+    audit, _ = fixtures_audit
+    ok = np.flatnonzero(audit.features.ok)
+    first, second = ok, np.delete(ok, np.arange(0, len(ok), 5))  # a fifth of the images left out
+    measured = []
+    block = evidence._evidence_block
+    monkeypatch.setattr(evidence, "_evidence_block", lambda f, p, *a: measured.append(len(p)) or block(f, p, *a))
+    memo = EvidenceMemo()
+    settings = DetectSettings()
+    for rows in (first, second):
+        feats = audit.features.take(rows)
+        found = find_candidates(feats, settings)
+        measured.clear()
+        kept = pair_evidence(feats, found.pairs, found.kth_neighbour, min_ncc=settings.min_ncc,
+                             memo=memo.of_rows(rows))
+        n_measured = sum(measured)
+        again = pair_evidence(feats, found.pairs, found.kth_neighbour, min_ncc=settings.min_ncc)
+        assert np.array_equal(kept, again, equal_nan=True)
+    pairs = found.pairs.take(found.pairs.kind != Kind.EXACT)
+    assert n_measured < len(pairs) // 2, (n_measured, len(pairs))  # most were found in the first search too
+    measured.clear()  # another floor: nothing kept holds
+    floored = pair_evidence(feats, found.pairs, found.kth_neighbour, min_ncc=0.2, memo=memo.of_rows(second))
+    assert sum(measured) == len(pairs)
+    assert np.array_equal(floored, pair_evidence(feats, found.pairs, found.kth_neighbour, min_ncc=0.2),
+                          equal_nan=True)

@@ -1004,7 +1004,9 @@ def resplit(
                                decisions=decisions, full_decode=full_decode, before_decoding=check_out,
                                **source_opts)
         _ratio_warnings(ratios, result.manifest.split_names, keep)
-        rs = run_resplit(result, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle, random_state=seed)
+        with _progress(quiet) as cb:  # dropping images searches the rest again, in rounds
+            rs = run_resplit(result, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle, random_state=seed,
+                             progress=cb)
         # a tree it would refuse is refused before the manifest is written
         plan = planned(rs, materialize_dir, link=link.value, force=force) if materialize_dir is not None else None
         written = write_resplit(rs, out, force=force)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -28,6 +28,8 @@ from .split import Assignment, assign_splits, parse_ratios
 
 __all__ = ["Resplit", "resplit", "resplit_dataset", "MAX_ROUNDS"]
 
+#: The progress stage of the detection rounds when dropping images.
+AGAIN = "search again"
 #: Detection rounds at most when dropping images (each searches the remaining images again).
 MAX_ROUNDS = 8
 
@@ -275,6 +277,7 @@ def resplit(
     drop: bool = False,
     shuffle: bool = False,
     random_state=RANDOM_STATE,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> Resplit:
     """Propose a split of an audited dataset in which no duplicate group straddles two splits.
 
@@ -295,6 +298,10 @@ def resplit(
         A fresh stratified split instead of the minimal-change repair.
     random_state : int or None
         Seed of the random choices (default 0); None draws a fresh one.
+    progress : callable, optional
+        ``progress(stage, done, total)``, as :func:`leakscan.audit` takes it: when images are
+        dropped, stage ``"search again"`` counts the rounds done (of :data:`MAX_ROUNDS` at most),
+        and each round's search and decision report their stages as the audit's do.
 
     Returns
     -------
@@ -346,7 +353,9 @@ def resplit(
         # Dropping images changes the neighbourhoods the ratio test compares against, and what
         # the decision is fitted on, so the remaining images are searched and decided again
         # (from the features: nothing is decoded twice).
-        extra = _redetect(audit, np.flatnonzero(~a.dropped & audit.features.ok), a.splits, memo)
+        if progress:
+            progress(AGAIN, rounds - 1, MAX_ROUNDS)  # rounds done (this one searching)
+        extra = _redetect(audit, np.flatnonzero(~a.dropped & audit.features.ok), a.splits, memo, progress)
         found = PairTable.concat([pairs, extra]).sorted()
         if getattr(audit, "decisions", None) is not None:  # the user's verdicts hold for re-found pairs too
             from .decisions import apply_decisions  # noqa: PLC0415
@@ -390,7 +399,8 @@ def resplit(
 RESPLIT_MARGIN = 0.15
 
 
-def _redetect(audit, rows: np.ndarray, splits: np.ndarray, memo: EvidenceMemo | None = None) -> PairTable:
+def _redetect(audit, rows: np.ndarray, splits: np.ndarray, memo: EvidenceMemo | None = None,
+              progress: Callable[[str, int, int], None] | None = None) -> PairTable:
     """Pairs among ``rows`` (re-searched, the decision fitted again on them) that cross splits:
     the duplicates and the possible pairs within :data:`RESPLIT_MARGIN` of ``min_confidence``.
     ``memo`` keeps the evidence measured for the next round."""
@@ -398,7 +408,7 @@ def _redetect(audit, rows: np.ndarray, splits: np.ndarray, memo: EvidenceMemo | 
     from .parallel import check_jobs  # noqa: PLC0415
 
     det = detect(audit.features.take(rows), audit.settings, splits=np.asarray(splits)[rows], jobs=check_jobs(None),
-                 memo=None if memo is None else memo.of_rows(rows),
+                 memo=None if memo is None else memo.of_rows(rows), progress=progress,
                  images=lambda sub_rows: load_pictures(audit.manifest, rows[np.asarray(sub_rows)],
                                                            kept=audit.features.pictures))
     # below the lowest bar an audit can set (--min-precision raises it from --min-confidence by

@@ -125,7 +125,7 @@ def test_drop_that_does_not_settle_says_what_remains(data, monkeypatch):
     resplit_module = importlib.import_module("leakscan.resplit")
     audit = leakscan.audit(data, jobs=1)
 
-    def always_one_more(a, rows, splits):  # a copy across splits surfaces after every drop
+    def always_one_more(a, rows, splits, *_):  # a copy across splits surfaces after every drop
         splits = np.asarray(splits)
         i = int(rows[0])
         j = int(next(r for r in rows if splits[r] != splits[i]))
@@ -858,3 +858,18 @@ def test_an_image_without_a_group_takes_the_one_group_its_duplicates_have(tmp_pa
                         "one split, but its images keep their own group and those without one are named dup-N, so "
                         "it reads back as several groups"]
     assert stderr == f"leakscan: warning: {warnings[0]}\n"
+
+
+def test_the_rounds_of_dropping_report_their_progress(leaky_dataset):
+    """Dropping images searches the rest again, round after round (minutes on a large dataset):
+    each round and its search report progress, as the audit's stages do; silent before."""
+    import leakscan
+    from leakscan.resplit import AGAIN, MAX_ROUNDS
+
+    audit = leakscan.audit(leaky_dataset, jobs=1)
+    said = []
+    rs = leakscan.resplit(audit, keep="test", drop=True, progress=lambda *a: said.append(a))
+    assert rs.dropped.sum() == 1 and rs.rounds >= 1
+    assert [a for a in said if a[0] == AGAIN] == [(AGAIN, k, MAX_ROUNDS) for k in range(rs.rounds)]
+    assert {"embedding search", "verification"} <= {a[0] for a in said}
+    assert said[0][0] == AGAIN  # the round is said before its search

@@ -48,7 +48,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 from threadpoolctl import threadpool_limits
 
-from .evidence import EVIDENCE, SIGN, pair_evidence, typical_neighbours
+from .evidence import EVIDENCE, SIGN, EvidenceMemo, pair_evidence, typical_neighbours
 from .features import Features, content_ranks, digest_order, extract_images
 from .index import CosineIndex
 from .memory import release_free_memory
@@ -372,7 +372,8 @@ def picture_share(n_rows: int) -> float:
 
 def calibrate(features: Features, settings: DetectSettings, candidates: Candidates, *,
               images: ImageSource | None = None, model=None, jobs: int = 1, salt: int = 0,
-              overlay: SharedOverlay | None = None, release_index: bool = False) -> Calibration | None:
+              overlay: SharedOverlay | None = None, release_index: bool = False,
+              memo: EvidenceMemo | None = None) -> Calibration | None:
     """Fit the pair decision on synthetic copies of a sample of ``features``' own images.
 
     ``images(rows)`` returns the canonical RGB pictures of those rows (None: rebuilt from the
@@ -382,6 +383,9 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     (:func:`~leakscan.evidence.shared_overlay_of`) is left out of the evidence, as for the candidates.
     ``release_index``: the caller searches ``candidates.index`` no more, so it is released once
     the copies are searched (:meth:`~leakscan.index.CosineIndex.release`), before the evidence.
+    ``memo`` (:class:`~leakscan.evidence.EvidenceMemo`, of ``features``' rows) keeps the evidence
+    of the pairs measured, and gives that of pairs measured before: a copy is the same copy for
+    the same source (its edits come from the source's pixels), whatever else was sampled.
     Returns None when there is too little to fit: fewer than 2 searchable images, or than
     :data:`MIN_EXAMPLES` copies or look-alikes.
     """
@@ -485,9 +489,17 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
             related |= candidates.apart[src_i] == candidates.apart[src_j]
         return src_j, label, related & ~label, twin  # twins are related: the search proposes them together
 
+    look_memo = None
+    if memo is not None and not salt:  # the rows of look by what they show: an image, or a source's k-th copy
+        copy = rows >= n
+        ids = np.empty(len(rows), np.int64)
+        ids[~copy] = memo.ids[rows[~copy]]
+        ids[copy] = -1 - (memo.ids[origin_of[rows[copy]]] * (COPIES + 1) + copy_ordinal(origin)[rows[copy] - n])
+        look_memo = memo.named(ids, "calibration")
+
     def measured(pairs, **kw):
         return pair_evidence(look, dataclasses.replace(pairs, i=at[pairs.i], j=at[pairs.j]), look_kth, variants,
-                             jobs=jobs, overlay=overlay, **kw)
+                             jobs=jobs, overlay=overlay, memo=look_memo, **kw)
     # only pairs at the min_ncc floor are learnt from (below: see MIN_NEGATIVES), so only they
     # are measured in full
     evidence = measured(pairs, min_ncc=s.min_ncc)
@@ -547,6 +559,18 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
         readings[THUMBNAILS] = fit_twice(read_whole, tuple(c for c in columns if c != "model"))
         whole.stats[MODEL_FLOOR] = float(s.model_min_cosine)
     return dataclasses.replace(whole, readings={name: c for name, c in readings.items() if c is not None})
+
+
+def copy_ordinal(origin: np.ndarray) -> np.ndarray:
+    """Each copy's place among its source's copies (``origin``: the source of each, those of one
+    source one after another, as :func:`_copies_job` makes them).
+
+    >>> copy_ordinal(np.array([7, 7, 7, 3, 3, 9])).tolist()
+    [0, 1, 2, 0, 1, 0]
+    """
+    k = np.arange(len(origin))
+    first = np.r_[True, origin[1:] != origin[:-1]] if len(origin) else np.zeros(0, bool)
+    return k - np.maximum.accumulate(np.where(first, k, 0))
 
 
 def _copies_job(job) -> tuple:

@@ -1004,7 +1004,7 @@ def resplit(
                                decisions=decisions, full_decode=full_decode, before_decoding=check_out,
                                **source_opts)
         _ratio_warnings(ratios, result.manifest.split_names, keep)
-        with _progress(quiet) as cb:  # dropping images searches the rest again, in rounds
+        with _progress(quiet or not drop) as cb:  # dropping images searches the rest again, in rounds
             rs = run_resplit(result, ratios=ratios, keep=keep, drop=drop, shuffle=shuffle, random_state=seed,
                              progress=cb)
         # a tree it would refuse is refused before the manifest is written

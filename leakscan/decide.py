@@ -122,8 +122,8 @@ def detect(
     jobs : int
         Processes for the evidence and the calibration; threads for the keypoints.
     memo : EvidenceMemo, optional
-        The evidence of pairs measured by an earlier detection of these images (and kept for a
-        later one): what it holds is not measured again.
+        The evidence of pairs measured by an earlier detection of these images, the calibration's
+        included (and kept for a later one): what it holds is not measured again.
     """
     s = settings or DetectSettings()
     t0 = time.perf_counter()
@@ -182,7 +182,7 @@ def detect(
             progress("calibration", 0, 1)
         tc = time.perf_counter()
         fitted = calibrate(features, s, found, images=images, model=model, jobs=jobs, overlay=overlay,
-                           release_index=True)  # the calibration is the index's last user
+                           release_index=True, memo=memo)  # the calibration is the index's last user
         release_free_memory()
         t_cal = time.perf_counter() - tc
         if progress:

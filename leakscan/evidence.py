@@ -562,25 +562,28 @@ def shared_overlay_of(features: Features, rows: np.ndarray) -> SharedOverlay | N
 class EvidenceMemo:
     """The evidence of pairs measured before, kept for detections of subsets of one set of
     images (a re-split's rounds, each searching the images left): a pair of the same two images
-    proposed the same way is read from it, not measured again. Images are named by ``ids``, their
-    rows in the whole set (:meth:`of_rows` gives the memo of a subset). What is kept holds for
-    the ``variants``, ``min_ncc`` and shared overlay it was measured with; measured with others,
-    the memo starts again."""
+    proposed the same way is read from it, not measured again. Images are named by ``ids``: their
+    rows in the whole set (:meth:`of_rows` gives the memo of a subset), or any other number that
+    names one picture whatever the round (the calibration's copies). What is kept holds for the
+    ``variants``, ``min_ncc`` and shared overlay it was measured with, and is kept apart for each,
+    and for each ``part`` (the calibration's pairs apart from the search's)."""
 
     #: What the evidence of a pair reads of it besides the two images' features.
     KEY = np.dtype([("i", "<i8"), ("j", "<i8"), ("variant", "<i8"), ("offset", "<f4", (2,)), ("angle", "<f4"),
                     ("cosine", "<f4"), ("hamming", "<i8")])
 
-    def __init__(self, ids: np.ndarray | None = None, store: dict | None = None):
-        self.ids = ids
-        self._store = store if store is not None else {
-            "setting": None, "keys": np.zeros(0, f"S{self.KEY.itemsize}"),
-            "evidence": np.zeros((0, len(EVIDENCE)), np.float32)}
+    def __init__(self, ids: np.ndarray | None = None, store: list | None = None, part: str = ""):
+        self.ids, self.part = ids, part
+        self._store = [] if store is None else store  # [[(part, setting), sorted keys, their evidence], ...]
 
     def of_rows(self, rows: np.ndarray) -> "EvidenceMemo":
         """The memo for features taken at ``rows`` of the whole set (kept in the same store)."""
-        ids = np.asarray(rows, np.int64) if self.ids is None else self.ids[np.asarray(rows, np.int64)]
-        return EvidenceMemo(ids, self._store)
+        rows = np.asarray(rows, np.int64)
+        return self.named(rows if self.ids is None else self.ids[rows], self.part)
+
+    def named(self, ids: np.ndarray, part: str) -> "EvidenceMemo":
+        """The memo of ``part`` for features whose rows ``ids`` name (kept in the same store)."""
+        return EvidenceMemo(np.asarray(ids, np.int64), self._store, part)
 
     def _keys(self, pairs: PairTable) -> np.ndarray:
         """One fixed-width byte string per pair (sortable: bytes compare)."""
@@ -590,28 +593,33 @@ class EvidenceMemo:
         rec["cosine"], rec["hamming"] = pairs.cosine, pairs.hamming
         return rec.view(f"S{self.KEY.itemsize}")
 
+    def _kept(self, setting: tuple) -> list:
+        entry = next((e for e in self._store if e[0][0] == self.part and _same_setting(e[0][1], setting)), None)
+        if entry is None:
+            entry = [(self.part, setting), np.zeros(0, f"S{self.KEY.itemsize}"),
+                     np.zeros((0, len(EVIDENCE)), np.float32)]
+            self._store.append(entry)
+        return entry
+
     def recall(self, pairs: PairTable, setting: tuple) -> tuple:
         """``(keys, known, evidence)``: each pair's key, whether it was measured before under
         ``setting``, and the evidence of those that were."""
-        store = self._store
-        if not _same_setting(store["setting"], setting):
-            store["setting"] = setting
-            store["keys"], store["evidence"] = store["keys"][:0], store["evidence"][:0]
+        _, kept, evidence = self._kept(setting)
         keys = self._keys(pairs)
-        at = np.minimum(np.searchsorted(store["keys"], keys), max(len(store["keys"]) - 1, 0))
-        known = store["keys"][at] == keys if len(store["keys"]) else np.zeros(len(keys), bool)
-        return keys, known, store["evidence"][at[known]]
+        at = np.minimum(np.searchsorted(kept, keys), max(len(kept) - 1, 0))
+        known = kept[at] == keys if len(kept) else np.zeros(len(keys), bool)
+        return keys, known, evidence[at[known]]
 
-    def keep(self, keys: np.ndarray, evidence: np.ndarray) -> None:
-        store = self._store
-        all_keys = np.concatenate([store["keys"], keys])
+    def keep(self, keys: np.ndarray, evidence: np.ndarray, setting: tuple) -> None:
+        entry = self._kept(setting)
+        all_keys = np.concatenate([entry[1], keys])
         order = np.argsort(all_keys, kind="stable")
-        store["keys"], store["evidence"] = all_keys[order], np.concatenate([store["evidence"], evidence])[order]
+        entry[1], entry[2] = all_keys[order], np.concatenate([entry[2], evidence])[order]
 
 
-def _same_setting(a: tuple | None, b: tuple) -> bool:
+def _same_setting(a: tuple, b: tuple) -> bool:
     """Whether two ``(variants, min_ncc, overlay)`` measure pairs alike."""
-    if a is None or a[:2] != b[:2] or (a[2] is None) != (b[2] is None):
+    if a[:2] != b[:2] or (a[2] is None) != (b[2] is None):
         return False
     return a[2] is None or all(np.array_equal(getattr(a[2], f.name), getattr(b[2], f.name))
                                for f in dataclasses.fields(a[2]))
@@ -637,8 +645,9 @@ def pair_evidence(features: Features, pairs: PairTable, kth_neighbour: np.ndarra
     candidates = todo = np.flatnonzero(pairs.kind != Kind.EXACT)
     if not len(todo):
         return E
+    setting = (tuple(variants), min_ncc, overlay)
     if memo is not None:
-        keys, known, recalled = memo.recall(pairs.take(todo), (tuple(variants), min_ncc, overlay))
+        keys, known, recalled = memo.recall(pairs.take(todo), setting)
         E[todo[known]] = recalled
         todo = todo[~known]
     blocks = [todo[part] for part in even_blocks(len(todo), block or BLOCK, jobs)]
@@ -650,7 +659,7 @@ def pair_evidence(features: Features, pairs: PairTable, kth_neighbour: np.ndarra
         for k, e in run_chunks(_evidence_job, tasks, jobs=jobs):
             E[blocks[k]] = e
     if memo is not None:
-        memo.keep(keys[~known], E[todo])
+        memo.keep(keys[~known], E[todo], setting)
     # distinctiveness: the pair's ncc against each image's with a typical near neighbour
     # (its neighbours are those of this search: measured again)
     measured = candidates[~np.isnan(E[candidates, EVIDENCE.index("ncc_fine")])]

@@ -493,8 +493,8 @@ def calibrate(features: Features, settings: DetectSettings, candidates: Candidat
     if memo is not None and not salt:  # the rows of look by what they show: an image, or a source's k-th copy
         copy = rows >= n
         ids = np.empty(len(rows), np.int64)
-        ids[~copy] = memo.ids[rows[~copy]]
-        ids[copy] = -1 - (memo.ids[origin_of[rows[copy]]] * (COPIES + 1) + copy_ordinal(origin)[rows[copy] - n])
+        ids[~copy] = memo.name_of(rows[~copy])
+        ids[copy] = -1 - (memo.name_of(origin_of[rows[copy]]) * (COPIES + 1) + copy_ordinal(origin)[rows[copy] - n])
         look_memo = memo.named(ids, "calibration")
 
     def measured(pairs, **kw):

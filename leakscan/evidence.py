@@ -576,10 +576,14 @@ class EvidenceMemo:
         self.ids, self.part = ids, part
         self._store = [] if store is None else store  # [[(part, setting), sorted keys, their evidence], ...]
 
+    def name_of(self, rows: np.ndarray) -> np.ndarray:
+        """What names ``rows`` (those of the features this memo is for) in the store."""
+        rows = np.asarray(rows, np.int64)
+        return rows if self.ids is None else self.ids[rows]
+
     def of_rows(self, rows: np.ndarray) -> "EvidenceMemo":
         """The memo for features taken at ``rows`` of the whole set (kept in the same store)."""
-        rows = np.asarray(rows, np.int64)
-        return self.named(rows if self.ids is None else self.ids[rows], self.part)
+        return self.named(self.name_of(rows), self.part)
 
     def named(self, ids: np.ndarray, part: str) -> "EvidenceMemo":
         """The memo of ``part`` for features whose rows ``ids`` name (kept in the same store)."""
@@ -588,7 +592,7 @@ class EvidenceMemo:
     def _keys(self, pairs: PairTable) -> np.ndarray:
         """One fixed-width byte string per pair (sortable: bytes compare)."""
         rec = np.zeros(len(pairs), self.KEY)
-        rec["i"], rec["j"] = self.ids[pairs.i], self.ids[pairs.j]
+        rec["i"], rec["j"] = self.name_of(pairs.i), self.name_of(pairs.j)
         rec["variant"], rec["offset"], rec["angle"] = pairs.variant, pairs.offset, pairs.angle
         rec["cosine"], rec["hamming"] = pairs.cosine, pairs.hamming
         return rec.view(f"S{self.KEY.itemsize}")

@@ -306,6 +306,8 @@ def test_evidence_kept_in_a_memo_is_the_evidence_measured_again(fixtures_audit, 
         n_measured = sum(measured)
         again = pair_evidence(feats, found.pairs, found.kth_neighbour, min_ncc=settings.min_ncc)
         assert np.array_equal(kept, again, equal_nan=True)
+        alone = pair_evidence(feats, found.pairs, found.kth_neighbour, min_ncc=settings.min_ncc, memo=EvidenceMemo())
+        assert np.array_equal(alone, again, equal_nan=True)  # a memo of these features alone: rows as they are
     pairs = found.pairs.take(found.pairs.kind != Kind.EXACT)
     assert n_measured < len(pairs) // 2, (n_measured, len(pairs))  # most were found in the first search too
     measured.clear()  # another floor: nothing kept holds

@@ -29,7 +29,7 @@ from .split import Assignment, assign_splits, parse_ratios
 __all__ = ["Resplit", "resplit", "resplit_dataset", "MAX_ROUNDS"]
 
 #: The progress stage of the detection rounds when dropping images.
-AGAIN = "search again"
+SEARCH_AGAIN = "search again"
 #: Detection rounds at most when dropping images (each searches the remaining images again).
 MAX_ROUNDS = 8
 
@@ -354,7 +354,7 @@ def resplit(
         # the decision is fitted on, so the remaining images are searched and decided again
         # (from the features: nothing is decoded twice).
         if progress:
-            progress(AGAIN, rounds - 1, MAX_ROUNDS)  # rounds done (this one searching)
+            progress(SEARCH_AGAIN, rounds - 1, MAX_ROUNDS)  # rounds done (this one searching)
         extra = _redetect(audit, np.flatnonzero(~a.dropped & audit.features.ok), a.splits, memo, progress)
         found = PairTable.concat([pairs, extra]).sorted()
         if getattr(audit, "decisions", None) is not None:  # the user's verdicts hold for re-found pairs too

@@ -864,12 +864,12 @@ def test_the_rounds_of_dropping_report_their_progress(leaky_dataset):
     """Dropping images searches the rest again, round after round (minutes on a large dataset):
     each round and its search report progress, as the audit's stages do; silent before."""
     import leakscan
-    from leakscan.resplit import AGAIN, MAX_ROUNDS
+    from leakscan.resplit import MAX_ROUNDS, SEARCH_AGAIN
 
     audit = leakscan.audit(leaky_dataset, jobs=1)
     said = []
     rs = leakscan.resplit(audit, keep="test", drop=True, progress=lambda *a: said.append(a))
     assert rs.dropped.sum() == 1 and rs.rounds >= 1
-    assert [a for a in said if a[0] == AGAIN] == [(AGAIN, k, MAX_ROUNDS) for k in range(rs.rounds)]
+    assert [a for a in said if a[0] == SEARCH_AGAIN] == [(SEARCH_AGAIN, k, MAX_ROUNDS) for k in range(rs.rounds)]
     assert {"embedding search", "verification"} <= {a[0] for a in said}
-    assert said[0][0] == AGAIN  # the round is said before its search
+    assert said[0][0] == SEARCH_AGAIN  # the round is said before its search

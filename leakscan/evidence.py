@@ -576,6 +576,10 @@ class EvidenceMemo:
         self.ids, self.part = ids, part
         self._store = [] if store is None else store  # [[(part, setting), sorted keys, their evidence], ...]
 
+    def __len__(self) -> int:
+        """Pairs kept, of every part and setting."""
+        return sum(len(keys) for _, keys, _ in self._store)
+
     def name_of(self, rows: np.ndarray) -> np.ndarray:
         """What names ``rows`` (those of the features this memo is for) in the store."""
         rows = np.asarray(rows, np.int64)

@@ -281,50 +281,45 @@ def test_reads_measured_together_give_each_pair_its_own_evidence():
             assert np.array_equal(got[name], alone[name], equal_nan=True), name
 
 
-def test_evidence_kept_in_a_memo_is_the_evidence_measured_again(fixtures_audit, monkeypatch):
+def test_evidence_kept_in_a_memo_is_the_evidence_measured_again(fixtures_audit):
     """A re-split's rounds search subsets of one set of images: the evidence a memo keeps from
     one subset is read for the same pairs of another (numbered apart), equal to measuring them
     again; only the pairs it has not seen are measured. What another setting measures is kept apart."""
-    from leakscan import evidence
     from leakscan.evidence import EvidenceMemo, pair_evidence
     from leakscan.pairs import Kind, find_candidates
 
     audit, _ = fixtures_audit
     ok = np.flatnonzero(audit.features.ok)
     first, second = ok, np.delete(ok, np.arange(0, len(ok), 5))  # a fifth of the images left out
-    measured = []
-    block = evidence._evidence_block
-    monkeypatch.setattr(evidence, "_evidence_block", lambda f, p, *a: measured.append(len(p)) or block(f, p, *a))
-    memo = EvidenceMemo()
+    memo = EvidenceMemo()  # what it keeps are the pairs measured
     settings = DetectSettings()
     for rows in (first, second):
         feats = audit.features.take(rows)
         found = find_candidates(feats, settings)
-        measured.clear()
+        before = len(memo)
         kept = pair_evidence(feats, found.pairs, found.kth_neighbour, min_ncc=settings.min_ncc,
                              memo=memo.of_rows(rows))
-        n_measured = sum(measured)
+        n_measured = len(memo) - before
         again = pair_evidence(feats, found.pairs, found.kth_neighbour, min_ncc=settings.min_ncc)
         assert np.array_equal(kept, again, equal_nan=True)
         alone = pair_evidence(feats, found.pairs, found.kth_neighbour, min_ncc=settings.min_ncc, memo=EvidenceMemo())
         assert np.array_equal(alone, again, equal_nan=True)  # a memo of these features alone: rows as they are
     pairs = found.pairs.take(found.pairs.kind != Kind.EXACT)
     assert n_measured < len(pairs) // 2, (n_measured, len(pairs))  # most were found in the first search too
-    measured.clear()  # another floor: nothing kept holds
+    before = len(memo)  # another floor: nothing kept holds
     floored = pair_evidence(feats, found.pairs, found.kth_neighbour, min_ncc=0.2, memo=memo.of_rows(second))
-    assert sum(measured) == len(pairs)
+    assert len(memo) - before == len(pairs)
     assert np.array_equal(floored, pair_evidence(feats, found.pairs, found.kth_neighbour, min_ncc=0.2),
                           equal_nan=True)
-    measured.clear()  # what the first setting kept is still there
+    before = len(memo)  # what the first setting kept is still there
     pair_evidence(feats, found.pairs, found.kth_neighbour, min_ncc=settings.min_ncc, memo=memo.of_rows(second))
-    assert sum(measured) == 0
+    assert len(memo) == before
 
 
 def test_a_detection_kept_in_a_memo_decides_as_one_measured_afresh(fixtures_audit, monkeypatch):
     """A re-split's next round (four fifths of the images, numbered apart) with the memo of the
     round before decides exactly as a detection without it: the same pairs, confidences and
     calibration; the memo spared most of the evidence, the calibration's copies' too."""
-    from leakscan import evidence
     from leakscan.decide import detect
     from leakscan.evidence import EvidenceMemo
 
@@ -333,9 +328,8 @@ def test_a_detection_kept_in_a_memo_decides_as_one_measured_afresh(fixtures_audi
     second = np.delete(ok, np.arange(0, len(ok), 5))
     memo = EvidenceMemo()
     detect(audit.features.take(ok), jobs=1, memo=memo.of_rows(ok))
-    measured, recalled = [], {"": [0, 0], "calibration": [0, 0]}
-    block, recall = evidence._evidence_block, EvidenceMemo.recall
-    monkeypatch.setattr(evidence, "_evidence_block", lambda f, p, *a: measured.append(len(p)) or block(f, p, *a))
+    recalled = {"": [0, 0], "calibration": [0, 0]}
+    recall = EvidenceMemo.recall
 
     def counted(self, pairs, setting):
         keys, known, rows = recall(self, pairs, setting)
@@ -343,14 +337,18 @@ def test_a_detection_kept_in_a_memo_decides_as_one_measured_afresh(fixtures_audi
         recalled[self.part][1] += len(known)
         return keys, known, rows
     monkeypatch.setattr(EvidenceMemo, "recall", counted)
+    before = len(memo)  # a memo keeps the pairs measured
     kept = detect(audit.features.take(second), jobs=1, memo=memo.of_rows(second))
-    with_memo, measured[:] = sum(measured), []
+    with_memo = len(memo) - before
+    monkeypatch.undo()  # recalls counted for that round only
     afresh = detect(audit.features.take(second), jobs=1)
+    all_measured = EvidenceMemo()
+    detect(audit.features.take(second), jobs=1, memo=all_measured.of_rows(second))
     for a, b in ((kept.pairs, afresh.pairs), (kept.possible, afresh.possible)):
         assert len(a) and np.array_equal(a.keys(), b.keys()) and np.array_equal(a.confidence, b.confidence)
     assert kept.calibration.threshold == afresh.calibration.threshold
     assert np.array_equal(kept.calibration.coef, afresh.calibration.coef)
     assert kept.calibration.stats == afresh.calibration.stats
-    assert with_memo < sum(measured) // 2, (with_memo, sum(measured))
+    assert with_memo < len(all_measured) // 2, (with_memo, len(all_measured))
     for part, (known, asked) in recalled.items():  # the search's pairs, and the calibration's copies'
         assert known > asked // 2, (part, known, asked)

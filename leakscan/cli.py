@@ -25,7 +25,7 @@ from ._version import __version__
 from .errors import LeakscanError
 from .output import json_text, missing_folders, remove_empty_folders, shown_fraction, user_path
 from .parallel import MAX_JOBS_PER_CORE, check_jobs, wait_for_workers
-from .settings import DECODE_SIDE, DEFAULTS, MODEL_BATCH, RANDOM_STATE, TRANSFORMS
+from .settings import DECODE_SIDE, DEFAULTS, MODEL_BATCH, RANDOM_STATE, SPANS, TRANSFORMS, Span
 
 
 def _show_help(ctx, param, value: bool) -> None:
@@ -480,70 +480,63 @@ def _user_path(value: Optional[Path]) -> Optional[Path]:
                                  "give the path without ~") from None
 
 
-def _number(option: str, low: Optional[float], high: Optional[float], whole: bool = False, *,
-            low_open: bool = False, high_open: bool = False):
-    """The ``parser=`` of a number option (``whole``: an int option): a number from ``low`` to
-    ``high`` (``low_open``, ``high_open``: the bound itself refused), else one line naming the
-    option and the value. typer leaves the range it shows in --help to it: its own check said three
-    lines without the value ("Input should be less than or equal to 64"), and of NaN, which
-    compares false with every bound, that it was out of range."""
-    span = (f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-            if low is not None and high is not None else
-            f"{'>' if low_open else '>='} {low:g}" if low is not None else f"{'<' if high_open else '<='} {high:g}")
-    what = "a whole number" if whole else "a number"
+def _number(option: str, span: Span):
+    """The ``parser=`` of a number option: a number in ``span`` (``Span.whole``: an int option),
+    else one line naming the option and the value. typer leaves the range it shows in --help to it:
+    its own check said three lines without the value ("Input should be less than or equal to 64"),
+    and of NaN, which compares false with every bound, that it was out of range."""
+    what = "a whole number" if span.whole else "a number"
 
     def parse(value):
         try:
-            x = int(str(value).strip()) if whole else float(value)
+            x = int(str(value).strip()) if span.whole else float(value)
         except (TypeError, ValueError):
             raise _fail(f"{option} {value} is not {what}: give one {span}") from None
-        if not whole and math.isnan(x):
+        if not span.whole and math.isnan(x):
             raise _fail(f"{option} {value} is not a number: give one {span}")
-        if (low is not None and (x < low or low_open and x == low)) or \
-                (high is not None and (x > high or high_open and x == high)):
-            raise _fail(f"{option} must be {span}, got {value}")
+        if not span.holds(x):
+            raise _fail(span.refusal(option, value))
         return x
     return parse
 
 
-def _float_option(default: float, *names: str, low: Optional[float] = None, high: Optional[float] = None,
-                  low_open: bool = False, high_open: bool = False, help: str = "", **kw):
-    """A float option (named ``names``, the first as the error says it) from ``low`` to ``high``
-    (None: no bound; ``low_open``, ``high_open``: the bound itself refused), checked by
-    :func:`_number`. --help shows the range as typer does (``0.0<=x<=1.0``); typer cannot show an
-    open bound, so a range with one is written in the help text."""
-    parse = _number(names[0], low, high, low_open=low_open, high_open=high_open)
-    if low_open or high_open:
-        shown = "".join([f"{low}{'<' if low_open else '<='}" if low is not None else "", "x",
-                         f"{'<' if high_open else '<='}{high}" if high is not None else ""])
+def _number_option(default, *names: str, span: Span, help: str = "", **kw):
+    """A number option (named ``names``, the first as the error says it) taking the values of
+    ``span``, checked by :func:`_number`. --help shows the range as typer does (``0.0<=x<=1.0``);
+    typer cannot show an open bound, so a range with one is written in the help text."""
+    parse = _number(names[0], span)
+    low, high = (None if b is None else (int if span.whole else float)(b) for b in (span.low, span.high))
+    if span.low_open or span.high_open:
+        shown = "".join([f"{low}{'<' if span.low_open else '<='}" if low is not None else "", "x",
+                         f"{'<' if span.high_open else '<='}{high}" if high is not None else ""])
         return typer.Option(default, *names, parser=parse, help=f"{help} [{shown}]", **kw)
     return typer.Option(default, *names, min=low, max=high, parser=parse, help=help, **kw)
 
 
-def _int_option(default: Optional[int], *names: str, low: Optional[int] = None, high: Optional[int] = None, **kw):
-    """An int option (named ``names``, the first as the error says it) from ``low`` to ``high``,
-    checked by :func:`_number`."""
-    return typer.Option(default, *names, min=low, max=high, parser=_number(names[0], low, high, whole=True), **kw)
+def _setting_option(name: str, *names: str, help: str, **kw):
+    """The option of the :class:`DetectSettings` field ``name``: its default and its span from
+    :mod:`leakscan.settings`, where they are written once."""
+    return _number_option(getattr(DEFAULTS, name), *names, span=SPANS[name], help=help, **kw)
 
 
 OPT_MANIFEST = typer.Option(None, "--manifest", "-m", show_default=False, callback=_user_path, readable=False,
                             help="CSV with columns path, split[, label, group]; paths relative to the CSV.")
-OPT_MAX_HAMMING = _int_option(DEFAULTS.max_hamming, "--max-hamming", low=-1, high=64,
-                              help="pHash pairs at this Hamming distance or less are candidates, "
+OPT_MAX_HAMMING = _setting_option("max_hamming", "--max-hamming",
+                                 help="pHash pairs at this Hamming distance or less are candidates, "
                                    "then weighed (-1: off).")
-OPT_MIN_COSINE = _float_option(DEFAULTS.min_cosine, "--min-cosine", low=0.0, low_open=True,
-                               help="Least embedding cosine similarity of a candidate pair (>1: off).")
-OPT_MIN_CONFIDENCE = _float_option(
-    DEFAULTS.min_confidence, "--min-confidence", low=0.0, high=1.0, low_open=True,
+OPT_MIN_COSINE = _setting_option("min_cosine", "--min-cosine",
+                                 help="Least embedding cosine similarity of a candidate pair (>1: off).")
+OPT_MIN_CONFIDENCE = _setting_option(
+    "min_confidence", "--min-confidence",
     help="A pair is a duplicate at this confidence (the estimated probability that the two are the same "
          "picture) or more; pairs from 0.1 up to it are possible pairs (an audit's possible.csv), never counted.")
-OPT_MIN_PRECISION = _float_option(
-    DEFAULTS.min_precision, "--min-precision", low=0.0, high=1.0, high_open=True,
+OPT_MIN_PRECISION = _setting_option(
+    "min_precision", "--min-precision",
     help="The duplicate links (the pairs that join images into groups) are expected to be at least this share "
          "real copies: when those at --min-confidence are not, the bar is raised until they are (the pairs "
          "under it are possible pairs); 0: off.")
-OPT_MIN_NCC = _float_option(DEFAULTS.min_ncc, "--min-ncc", low=-1.0, high=1.0,
-                            help="Floor: candidates whose aligned thumbnails correlate less than this are "
+OPT_MIN_NCC = _setting_option("min_ncc", "--min-ncc",
+                              help="Floor: candidates whose aligned thumbnails correlate less than this are "
                                  "dropped before the decision (-1: keep every candidate).")
 OPT_CROPS = typer.Option(DEFAULTS.crops, "--crops/--no-crops",
                          help="Also search crops of every image (finds cropped copies) and, with --transforms all, "
@@ -554,10 +547,10 @@ OPT_OVERLAP = typer.Option(DEFAULTS.overlap, "--overlap/--no-overlap",
 OPT_MODEL = typer.Option(None, "--model", show_default=False, callback=_user_path, readable=False,
                          help="Also embed every image with this ONNX model and report pairs at "
                               "--model-min-cosine or more (needs pip install 'leakscan[onnx]').")
-OPT_MODEL_MIN_COSINE = _float_option(DEFAULTS.model_min_cosine, "--model-min-cosine", low=0.0, low_open=True,
-                                     help="Model embeddings at least this similar make a candidate pair; only at "
+OPT_MODEL_MIN_COSINE = _setting_option("model_min_cosine", "--model-min-cosine",
+                                       help="Model embeddings at least this similar make a candidate pair; only at "
                                           "this cosine or more does the model raise a pair's confidence.")
-OPT_MODEL_BATCH = _int_option(MODEL_BATCH, "--model-batch", low=1, help="Images per model run.")
+OPT_MODEL_BATCH = _number_option(MODEL_BATCH, "--model-batch", span=Span(1, whole=True), help="Images per model run.")
 OPT_MODEL_SIZE = typer.Option(None, "--model-size", show_default=False, metavar="N|WxH",
                               help="Resize images to this for the model [default: the model's metadata, "
                                    "else its fixed input size, else 224].")
@@ -566,7 +559,7 @@ OPT_MODEL_NORMALIZE = typer.Option(None, "--model-normalize", show_default=False
                                         "model's metadata, else imagenet]; uint8-input models get raw pixels.")
 OPT_TRANSFORMS = typer.Option(Transforms(DEFAULTS.transforms), "--transforms",
                               help="Rotated/flipped copies to find: all (8), flip (mirror), none.")
-OPT_JOBS = _int_option(None, "--jobs", "-j", low=1, show_default=False,
+OPT_JOBS = _number_option(None, "--jobs", "-j", span=Span(1, whole=True), show_default=False,
                        help="Worker processes for decoding, the pair evidence and the calibration, and threads for "
                             f"the closer look at the pairs in doubt [default: all cores; at most {MAX_JOBS_PER_CORE} "
                             "per core].")
@@ -777,8 +770,8 @@ def audit(
                                  help="With --out: also write pairs.parquet (needs pyarrow: pip install pyarrow)."),
     fail_on_leak: bool = typer.Option(
         False, "--fail-on-leak", help="Exit 1 when some split leaks into another by more than --max-leak."),
-    max_leak: float = _float_option(
-        0.0, "--max-leak", low=0.0, high=1.0, help="Largest tolerated leaked fraction for --fail-on-leak."),
+    max_leak: float = _number_option(
+        0.0, "--max-leak", span=Span(0, 1), help="Largest tolerated leaked fraction for --fail-on-leak."),
     max_hamming: int = OPT_MAX_HAMMING,
     min_cosine: float = OPT_MIN_COSINE,
     min_ncc: float = OPT_MIN_NCC,
@@ -921,7 +914,8 @@ def resplit(
                                                     "<out>.dropped.csv)."),
     shuffle: bool = typer.Option(False, "--shuffle", help="A fresh stratified split instead of the "
                                                           "minimal-change repair."),
-    seed: int = _int_option(RANDOM_STATE, "--seed", low=0, help="Random seed (the same seed gives the same split)."),
+    seed: int = _number_option(RANDOM_STATE, "--seed", span=Span(0, whole=True),
+                               help="Random seed (the same seed gives the same split)."),
     materialize_dir: Optional[Path] = typer.Option(
         None, "--materialize", show_default=False, callback=_user_path, readable=False,
         help="Also build DIR/<split>/<label>/<file> for the new split (originals untouched)."),

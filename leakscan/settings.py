@@ -8,12 +8,14 @@ is checked against these values by the tests.
 from __future__ import annotations
 
 import numbers
+import math
 from dataclasses import asdict, dataclass
+from typing import Optional
 
 from .errors import ConfigError
 
 __all__ = ["DetectSettings", "DEFAULTS", "TRANSFORMS", "SCOPES", "MODEL_BATCH", "RANDOM_STATE", "POSSIBLE_FLOOR",
-           "DECODE_SIDE"]
+           "DECODE_SIDE", "Span", "SPANS"]
 
 #: Names accepted by ``DetectSettings.transforms``: which rotations/flips count as copies.
 TRANSFORMS = ("all", "flip", "none")
@@ -38,6 +40,66 @@ def _is_int(x) -> bool:
 
 def _is_real(x) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+@dataclass(frozen=True)
+class Span:
+    """The values a number setting takes: from ``low`` to ``high`` (None: unbounded; ``low_open``,
+    ``high_open``: the bound itself refused), whole numbers only when ``whole``; ``note`` says what
+    a value at the edge means ("-1: off"). The settings check their values with it, and the CLI's
+    options their parsing and --help.
+
+    >>> Span(0, 1, low_open=True).refusal("ratio", "0")
+    'ratio must be in (0, 1], got 0'
+    >>> Span(-1, 64, whole=True, note="-1: off").holds(65)
+    False
+    """
+
+    low: Optional[float] = None
+    high: Optional[float] = None
+    low_open: bool = False
+    high_open: bool = False
+    whole: bool = False
+    note: str = ""
+
+    def holds(self, x) -> bool:
+        """``x`` is a number of the right kind (not a bool, not NaN) within the span."""
+        if not (_is_int(x) if self.whole else _is_real(x)) or math.isnan(x):
+            return False
+        return not ((self.low is not None and (x < self.low or self.low_open and x == self.low))
+                    or (self.high is not None and (x > self.high or self.high_open and x == self.high)))
+
+    def __str__(self) -> str:
+        """``in (0, 1]``, ``> 0``, ``>= 1`` or ``<= 1``, then the note: ``in [-1, 64] (-1: off)``."""
+        if self.low is not None and self.high is not None:
+            span = (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                    f"{')' if self.high_open else ']'}")
+        elif self.low is not None:
+            span = f"{'>' if self.low_open else '>='} {self.low:g}"
+        else:
+            span = f"{'<' if self.high_open else '<='} {self.high:g}"
+        return f"{span} ({self.note})" if self.note else span
+
+    def refusal(self, name: str, given: str) -> str:
+        """The line that refuses the value (as ``given``) of the setting or option ``name``."""
+        return f"{name} must be {'a whole number ' if self.whole else ''}{self}, got {given}"
+
+
+#: The span of every number in :class:`DetectSettings`, by field: the one place each range is
+#: written (the settings check with it; the CLI's options parse and show it).
+SPANS = {
+    "max_hamming": Span(-1, 64, whole=True, note="-1: off"),
+    "min_cosine": Span(0, None, low_open=True, note="above 1: off"),
+    "sure_cosine": Span(0, None, low_open=True, note="above 1: the ratio test always"),
+    "ratio": Span(0, 1, low_open=True),
+    "k": Span(1, 1000, whole=True),
+    "min_ncc": Span(-1, 1, note="-1: keep every candidate"),
+    "min_confidence": Span(0, 1, low_open=True),
+    "min_precision": Span(0, 1, high_open=True, note="0: off"),
+    "neighbours": Span(0, 100, whole=True),
+    "neighbour_min_cosine": Span(0, None, low_open=True, note="above 1: off"),
+    "model_min_cosine": Span(0, None, low_open=True, note="above 1: off"),
+}
 
 
 @dataclass(frozen=True)
@@ -108,6 +170,10 @@ class DetectSettings:
     Traceback (most recent call last):
     ...
     leakscan.errors.ConfigError: crops must be True or False, got 'no'
+    >>> DetectSettings(max_hamming=99)
+    Traceback (most recent call last):
+    ...
+    leakscan.errors.ConfigError: max_hamming must be a whole number in [-1, 64] (-1: off), got 99
     """
 
     max_hamming: int = 6
@@ -127,32 +193,9 @@ class DetectSettings:
     model_min_cosine: float = 0.75
 
     def __post_init__(self) -> None:
-        if not _is_int(self.max_hamming) or not -1 <= self.max_hamming <= 64:
-            raise ConfigError("max_hamming must be a whole number in [0, 64] for 64-bit hashes (or -1 for off), "
-                              f"got {self.max_hamming!r}", keyword="max_hamming")
-        for name in ("min_cosine", "sure_cosine", "model_min_cosine"):
-            v = getattr(self, name)
-            if not _is_real(v) or not v > 0:
-                raise ConfigError(f"{name} must be in (0, 1], or > 1 to turn it off, got {v!r}", keyword=name)
-        if not _is_real(self.ratio) or not 0 < self.ratio <= 1:
-            raise ConfigError(f"ratio must be in (0, 1], got {self.ratio!r}", keyword="ratio")
-        if not _is_real(self.min_ncc) or not -1 <= self.min_ncc <= 1:
-            raise ConfigError(f"min_ncc must be in [-1, 1] (-1 turns verification off), got {self.min_ncc!r}",
-                              keyword="min_ncc")
-        if not _is_real(self.min_confidence) or not 0 < self.min_confidence <= 1:
-            raise ConfigError(f"min_confidence must be in (0, 1], got {self.min_confidence!r}",
-                              keyword="min_confidence")
-        if not _is_real(self.min_precision) or not 0 <= self.min_precision < 1:
-            raise ConfigError(f"min_precision must be in [0, 1) (0 turns it off), got {self.min_precision!r}",
-                              keyword="min_precision")
-        if not _is_int(self.neighbours) or not 0 <= self.neighbours <= 100:
-            raise ConfigError(f"neighbours must be a whole number in [0, 100], got {self.neighbours!r}",
-                              keyword="neighbours")
-        if not _is_real(self.neighbour_min_cosine) or not self.neighbour_min_cosine > 0:
-            raise ConfigError(f"neighbour_min_cosine must be in (0, 1], or > 1 to turn it off, "
-                              f"got {self.neighbour_min_cosine!r}", keyword="neighbour_min_cosine")
-        if not _is_int(self.k) or not 1 <= self.k <= 1000:
-            raise ConfigError(f"k must be a whole number in [1, 1000], got {self.k!r}", keyword="k")
+        for name, span in SPANS.items():
+            if not span.holds(getattr(self, name)):
+                raise ConfigError(span.refusal(name, repr(getattr(self, name))), keyword=name)
         if self.scope not in SCOPES:
             raise ConfigError(f"scope must be 'all' or 'cross', got {self.scope!r}", keyword="scope")
         if self.transforms not in TRANSFORMS:

@@ -125,10 +125,10 @@ def test_a_failed_audit_leaves_no_output_folder_it_made(tmp_path):
     (["--min-confidence", "nan"], "--min-confidence nan is not a number: give one in (0, 1]"),
     (["--min-confidence=NaN"], "--min-confidence NaN is not a number: give one in (0, 1]"),
     (["--min-confidence", "inf"], "--min-confidence must be in (0, 1], got inf"),
-    (["--min-ncc", "-inf"], "--min-ncc must be in [-1, 1], got -inf"),
-    (["--min-precision", "nan"], "--min-precision nan is not a number: give one in [0, 1)"),
-    (["--min-precision", "inf"], "--min-precision must be in [0, 1), got inf"),
-    (["--min-cosine", "high"], "--min-cosine high is not a number: give one > 0"),
+    (["--min-ncc", "-inf"], "--min-ncc must be in [-1, 1] (-1: keep every candidate), got -inf"),
+    (["--min-precision", "nan"], "--min-precision nan is not a number: give one in [0, 1) (0: off)"),
+    (["--min-precision", "inf"], "--min-precision must be in [0, 1) (0: off), got inf"),
+    (["--min-cosine", "high"], "--min-cosine high is not a number: give one > 0 (above 1: off)"),
     (["--fail-on-leak", "--max-leak", "nan"], "--max-leak nan is not a number: give one in [0, 1]"),
 ])
 def test_a_nan_or_infinite_number_is_refused_naming_the_option(tmp_path, args, said):
@@ -147,11 +147,11 @@ def _refused_in_one_line(tmp_path, command, args, said):
 
 
 @pytest.mark.parametrize("command, args, said", [
-    ("audit", ["--max-hamming", "99"], "--max-hamming must be in [-1, 64], got 99"),
-    ("audit", ["--max-hamming", "4.5"], "--max-hamming 4.5 is not a whole number: give one in [-1, 64]"),
-    ("audit", ["-j", "0"], "--jobs must be >= 1, got 0"),
-    ("audit", ["--model-batch", "0"], "--model-batch must be >= 1, got 0"),
-    ("resplit", ["--out", "NEW.csv", "--seed", "-1"], "--seed must be >= 0, got -1"),
+    ("audit", ["--max-hamming", "99"], "--max-hamming must be a whole number in [-1, 64] (-1: off), got 99"),
+    ("audit", ["--max-hamming", "4.5"], "--max-hamming 4.5 is not a whole number: give one in [-1, 64] (-1: off)"),
+    ("audit", ["-j", "0"], "--jobs must be a whole number >= 1, got 0"),
+    ("audit", ["--model-batch", "0"], "--model-batch must be a whole number >= 1, got 0"),
+    ("resplit", ["--out", "NEW.csv", "--seed", "-1"], "--seed must be a whole number >= 0, got -1"),
 ])
 def test_a_whole_number_out_of_range_is_refused_in_one_line_naming_the_option(tmp_path, command, args, said):
     # typer's range check said three lines (usage, a hint, and "Input should be less than or
@@ -162,9 +162,9 @@ def test_a_whole_number_out_of_range_is_refused_in_one_line_naming_the_option(tm
 
 @pytest.mark.parametrize("args, said, shown", [
     (["--min-confidence", "0"], "--min-confidence must be in (0, 1], got 0", "[0.0<x<=1.0]"),
-    (["--min-precision", "1"], "--min-precision must be in [0, 1), got 1", "[0.0<=x<1.0]"),
-    (["--min-cosine", "0"], "--min-cosine must be > 0, got 0", "[0.0<x]"),
-    (["--model-min-cosine", "0"], "--model-min-cosine must be > 0, got 0", "[0.0<x]"),
+    (["--min-precision", "1"], "--min-precision must be in [0, 1) (0: off), got 1", "[0.0<=x<1.0]"),
+    (["--min-cosine", "0"], "--min-cosine must be > 0 (above 1: off), got 0", "[0.0<x]"),
+    (["--model-min-cosine", "0"], "--model-min-cosine must be > 0 (above 1: off), got 0", "[0.0<x]"),
 ])
 def test_a_range_refusing_its_bound_is_shown_so_in_help_and_refused_at_it(tmp_path, args, said, shown):
     # --help showed [0.0<=x<=1.0] for --min-confidence, and 0 was then refused by the library

@@ -428,7 +428,7 @@ def test_garbage_mean_or_std_in_the_metadata_is_refused_naming_the_model(tmp_pat
     (["--model-size", "0"], "--model-size must be between 1 and 8192 pixels a side, got 0x0"),
     (["--model-size", "big"], "--model-size must be N or WxH (e.g. 224 or 160x128), got 'big'"),
     (["--model-normalize", "zscore"], "--model-normalize must be one of imagenet, clip, none, got 'zscore'"),
-    (["--model-batch", "0"], "--model-batch must be >= 1, got 0"),
+    (["--model-batch", "0"], "--model-batch must be a whole number >= 1, got 0"),
 ])
 def test_a_model_option_the_model_cannot_take_is_named_as_the_option(tmp_path, args, said):
     # the line said "model size must be ..." (no such option), and from Python it named no keyword

@@ -6,12 +6,13 @@ import re
 import numpy as np
 import pytest
 import typer
+from typer.testing import CliRunner
 
 from leakscan import extract_features, discover
 from leakscan.cli import app
 from leakscan.errors import ConfigError
 from leakscan.groups import build_groups, link_strength
-from leakscan.settings import DEFAULTS, RANDOM_STATE, DetectSettings
+from leakscan.settings import DEFAULTS, RANDOM_STATE, SPANS, DetectSettings
 from leakscan.resplit import resplit
 from leakscan.split import assign_splits
 from conftest import ROOT
@@ -23,12 +24,12 @@ from conftest import ROOT
     (dict(max_hamming=6.5), "max_hamming must be a whole number .* got 6.5"),
     (dict(max_hamming=True), "max_hamming"),
     (dict(max_hamming=70), "got 70"),
-    (dict(min_cosine=0), r"min_cosine must be in \(0, 1\], or > 1 to turn it off, got 0"),
-    (dict(sure_cosine=-1.0), r"sure_cosine must be in \(0, 1\], or > 1"),
+    (dict(min_cosine=0), r"min_cosine must be > 0 \(above 1: off\), got 0"),
+    (dict(sure_cosine=-1.0), r"sure_cosine must be > 0 \(above 1: the ratio test always\)"),
     (dict(model_min_cosine="high"), "model_min_cosine"),
     (dict(k=2.5), "k must be a whole number"),
     (dict(transforms="sideways"), "transforms"),
-    (dict(min_precision=1.0), r"min_precision must be in \[0, 1\) \(0 turns it off\), got 1.0"),
+    (dict(min_precision=1.0), r"min_precision must be in \[0, 1\) \(0: off\), got 1.0"),
     (dict(min_precision=float("nan")), "min_precision"),
 ])
 def test_settings_validation_says_what_is_accepted(bad, match):
@@ -57,6 +58,36 @@ def test_cli_defaults_come_from_settings(command):
     assert d["min_confidence"] == DEFAULTS.min_confidence
     assert d["min_precision"] == DEFAULTS.min_precision
     assert getattr(d["transforms"], "value", d["transforms"]) == DEFAULTS.transforms
+
+
+def _edges(span):
+    """Values at and just past each bound of ``span`` (ints for a whole span)."""
+    step = 1 if span.whole else 1e-6
+    return [b + d for b in (span.low, span.high) if b is not None for d in (-step, 0, step)]
+
+
+@pytest.mark.parametrize("command", ["audit", "resplit"])
+def test_every_threshold_option_takes_what_the_settings_take(command, tmp_path):
+    # the options held their own copies of the ranges (--min-confidence took 0, which the
+    # settings refused after the run had started): now both read SPANS; at and around every
+    # bound the option refuses a value exactly when DetectSettings does (a value taken goes on
+    # to be refused for another reason: the DATA is missing)
+    cmd = typer.main.get_command(app).commands[command]
+    options = {p.name: p.opts[0] for p in cmd.params if p.name in SPANS}
+    assert {"max_hamming", "min_cosine", "min_ncc", "min_confidence", "min_precision",
+            "model_min_cosine"} <= set(options)
+    runner = CliRunner()
+    for name, flag in options.items():
+        for value in _edges(SPANS[name]):
+            try:
+                DetectSettings(**{name: value})
+                settings_take = True
+            except ConfigError:
+                settings_take = False
+            r = runner.invoke(app, [command, str(tmp_path / "missing"), f"{flag}={value}", "-q",
+                                    "--out", str(tmp_path / "new.csv")])
+            refused = r.output.startswith(f"leakscan: error: {flag} must be ")
+            assert r.exit_code == 2 and refused != settings_take, (name, value, r.output)
 
 
 def test_cli_source_has_no_literal_thresholds():

@@ -19,7 +19,7 @@ import numpy as np
 from .decode import file_head, has_image_signature
 from .errors import ArgumentError, InputError
 from .manifest import (IMAGE_EXTENSIONS, SPLIT_ALIASES, SPLIT_SEARCH_DEPTH, UNSPLIT, Manifest, text_column,
-                       a_url, decode_text, is_url, listed_again, path_key, split_name)
+                       a_url, decode_text, is_url, listed_again, path_key, split_name, url_reason)
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,7 @@ def check_readable(*sources, file_only: bool = False) -> None:
         except (FileNotFoundError, NotADirectoryError):
             url = written_as_url(p)
             if url is not None:
-                raise InputError(f"{url}: a URL, not a {'file' if file_only else 'file or folder'}: leakscan reads "
-                                 "local files only (download or mount the data, and give its local path)") from None
+                raise InputError(f"{url}: {url_reason('file' if file_only else 'file or folder')}") from None
             raise InputError(f"{p}: no such file{'' if file_only else ' or folder'}") from None
         except OSError as exc:
             raise InputError(f"{p}: cannot read ({exc.strerror or exc})") from None

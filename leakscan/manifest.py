@@ -22,7 +22,8 @@ from .errors import ArgumentError, InputError
 log = logging.getLogger(__name__)
 
 __all__ = ["Manifest", "SPLIT_ALIASES", "IMAGE_EXTENSIONS", "UNSPLIT", "BOTH_SIDES", "order_splits", "split_name",
-           "listed_again", "a_url", "is_url", "URL_REASON", "path_key", "decode_text", "is_missing", "text_column"]
+           "listed_again", "a_url", "is_url", "url_reason", "URL_REASON", "path_key", "decode_text", "is_missing",
+           "text_column"]
 
 #: Folder names recognised as splits (case-insensitive) and the canonical split they mean.
 SPLIT_ALIASES = {
@@ -72,7 +73,13 @@ def listed_again(first: tuple, again: tuple, unit: str = "line", source: str = "
 #: A path written as a URL: a scheme of two letters or more (http, https, s3, gs, file...) and ``://``.
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 #: Why a path written as a URL is not read.
-URL_REASON = "a URL, not a file: leakscan reads local files only (download it and list its local path)"
+def url_reason(what: str = "file") -> str:
+    """Why a path written as a URL is refused where a local ``what`` is wanted (a manifest's row,
+    a file to decode, the data or ``--manifest``)."""
+    return f"a URL, not a {what}: leakscan reads local files only (download or mount it, and give its local path)"
+
+
+URL_REASON = url_reason()
 
 
 def is_url(path) -> bool:
@@ -84,8 +91,8 @@ def a_url(path: str, where: str) -> str | None:
     """The skip reason of a manifest or table row (``where``: ``manifest line 3``) whose path is a
     URL, else None: leakscan reads local files only.
 
-    >>> a_url("s3://bucket/cat.jpg", "manifest line 3")
-    'manifest line 3 gives a URL, not a file: leakscan reads local files only (download it and list its local path)'
+    >>> a_url("s3://bucket/cat.jpg", "manifest line 3")[:46]
+    'manifest line 3 gives a URL, not a file: leaks'
     >>> a_url("img/cat.jpg", "manifest line 3") is None
     True
     """

@@ -123,7 +123,7 @@ def test_a_url_in_the_path_column_is_named_as_a_url_by_its_line_not_as_a_missing
                                     "s3://bucket/d.jpg,train\nfile:///data/e.png,test\nimg/b.png,test\n")
     m = discover(None, manifest=tmp_path / "m.csv")
     assert list(m.paths) == ["img/a.png", "img/b.png"]
-    why = "gives a URL, not a file: leakscan reads local files only (download it and list its local path)"
+    why = "gives a URL, not a file: leakscan reads local files only (download or mount it, and give its local path)"
     assert m.skipped == (("https://example.com/c.png", f"manifest line 3 {why}"),
                          ("s3://bucket/d.jpg", f"manifest line 4 {why}"),
                          ("file:///data/e.png", f"manifest line 5 {why}"))
@@ -139,7 +139,7 @@ def test_a_url_in_a_list_of_paths_is_named_as_a_url_and_keeps_its_row(tmp_path, 
     r = audit(["a.png", "https://example.com/c.png", "b.png"], cache=False, jobs=1)
     assert len(r.manifest) == 3
     assert r.features.failures == ((1, "a URL, not a file: leakscan reads local files only "
-                                       "(download it and list its local path)"),)
+                                       "(download or mount it, and give its local path)"),)
 
 
 def test_a_quote_never_closed_is_refused_not_read_as_one_cell_holding_the_rest(tmp_path):

@@ -90,11 +90,11 @@ def test_a_url_in_a_table_is_skipped_as_a_url_naming_its_row(files):
     df.loc[2, "path"] = "https://example.com/2.jpg"
     a = leakscan.audit(df, jobs=1)
     assert dict(a.skipped) == {"https://example.com/2.jpg": "row 2 gives a URL, not a file: leakscan reads local "
-                                                            "files only (download it and list its local path)"}
+                                                            "files only (download or mount it, and give its local path)"}
     hf_style = pd.DataFrame({"image": [{"bytes": None, "path": "s3://bucket/x.png"},
                                        {"bytes": None, "path": str(files / "img" / "0.jpg")}], "split": ["train"] * 2})
     assert leakscan.discover(hf_style).skipped == (
-        ("s3://bucket/x.png", "row 0 gives a URL, not a file: leakscan reads local files only (download it and list "
+        ("s3://bucket/x.png", "row 0 gives a URL, not a file: leakscan reads local files only (download or mount it, and give "
                               "its local path)"),)
 
 

@@ -866,7 +866,9 @@ def test_the_rounds_of_dropping_report_their_progress(leaky_dataset):
     import leakscan
     from leakscan.resplit import MAX_ROUNDS, SEARCH_AGAIN
 
-    audit = leakscan.audit(leaky_dataset, jobs=1)
+    audit_said = []
+    audit = leakscan.audit(leaky_dataset, jobs=1, progress=lambda *a: audit_said.append(a))
+    assert {"features", "embedding search", "verification"} <= {a[0] for a in audit_said}  # as the README says
     said = []
     rs = leakscan.resplit(audit, keep="test", drop=True, progress=lambda *a: said.append(a))
     assert rs.dropped.sum() == 1 and rs.rounds >= 1

@@ -522,8 +522,8 @@ def _setting_option(name: str, *names: str, help: str, **kw):
 OPT_MANIFEST = typer.Option(None, "--manifest", "-m", show_default=False, callback=_user_path, readable=False,
                             help="CSV with columns path, split[, label, group]; paths relative to the CSV.")
 OPT_MAX_HAMMING = _setting_option("max_hamming", "--max-hamming",
-                                 help="pHash pairs at this Hamming distance or less are candidates, "
-                                   "then weighed (-1: off).")
+                                  help="pHash pairs at this Hamming distance or less are candidates, "
+                                       "then weighed (-1: off).")
 OPT_MIN_COSINE = _setting_option("min_cosine", "--min-cosine",
                                  help="Least embedding cosine similarity of a candidate pair (>1: off).")
 OPT_MIN_CONFIDENCE = _setting_option(
@@ -537,7 +537,7 @@ OPT_MIN_PRECISION = _setting_option(
          "under it are possible pairs); 0: off.")
 OPT_MIN_NCC = _setting_option("min_ncc", "--min-ncc",
                               help="Floor: candidates whose aligned thumbnails correlate less than this are "
-                                 "dropped before the decision (-1: keep every candidate).")
+                                   "dropped before the decision (-1: keep every candidate).")
 OPT_CROPS = typer.Option(DEFAULTS.crops, "--crops/--no-crops",
                          help="Also search crops of every image (finds cropped copies) and, with --transforms all, "
                               "tilted views (copies rotated then cropped, or with their corners filled from the "
@@ -549,7 +549,7 @@ OPT_MODEL = typer.Option(None, "--model", show_default=False, callback=_user_pat
                               "--model-min-cosine or more (needs pip install 'leakscan[onnx]').")
 OPT_MODEL_MIN_COSINE = _setting_option("model_min_cosine", "--model-min-cosine",
                                        help="Model embeddings at least this similar make a candidate pair; only at "
-                                          "this cosine or more does the model raise a pair's confidence.")
+                                            "this cosine or more does the model raise a pair's confidence.")
 OPT_MODEL_BATCH = _number_option(MODEL_BATCH, "--model-batch", span=Span(1, whole=True), help="Images per model run.")
 OPT_MODEL_SIZE = typer.Option(None, "--model-size", show_default=False, metavar="N|WxH",
                               help="Resize images to this for the model [default: the model's metadata, "
@@ -560,9 +560,9 @@ OPT_MODEL_NORMALIZE = typer.Option(None, "--model-normalize", show_default=False
 OPT_TRANSFORMS = typer.Option(Transforms(DEFAULTS.transforms), "--transforms",
                               help="Rotated/flipped copies to find: all (8), flip (mirror), none.")
 OPT_JOBS = _number_option(None, "--jobs", "-j", span=Span(1, whole=True), show_default=False,
-                       help="Worker processes for decoding, the pair evidence and the calibration, and threads for "
-                            f"the closer look at the pairs in doubt [default: all cores; at most {MAX_JOBS_PER_CORE} "
-                            "per core].")
+                          help="Worker processes for decoding, the pair evidence and the calibration, and threads "
+                               f"for the closer look at the pairs in doubt [default: all cores; at most "
+                               f"{MAX_JOBS_PER_CORE} per core].")
 OPT_QUIET = typer.Option(False, "--quiet", "-q",
                          help="No progress bars and no tables (warnings and skipped files are still said, on stderr).")
 OPT_FORCE = typer.Option(False, "--force", "-f", help="Overwrite earlier results.")

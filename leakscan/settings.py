@@ -7,8 +7,8 @@ is checked against these values by the tests.
 
 from __future__ import annotations
 
-import numbers
 import math
+import numbers
 from dataclasses import asdict, dataclass
 from typing import Optional
 

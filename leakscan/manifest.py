@@ -72,6 +72,8 @@ def listed_again(first: tuple, again: tuple, unit: str = "line", source: str = "
 
 #: A path written as a URL: a scheme of two letters or more (http, https, s3, gs, file...) and ``://``.
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
+
+
 def url_reason(what: str = "file") -> str:
     """Why a path written as a URL is refused where a local ``what`` is wanted (a manifest's row,
     a file to decode, the data or ``--manifest``)."""

@@ -17,7 +17,7 @@ from .cache import SCHEMA as CACHE_SCHEMA, FeatureCache, NotACache, default_cach
 from .calibrate import picture_share
 from .parallel import check_jobs
 from .decide import IMPLAUSIBLE_MIN_IMAGES, IMPLAUSIBLE_SHARE, Detection, detect, duplicate_bar
-from .decode import is_cacheable
+from .decode import is_cacheable, max_file_size
 from .errors import ConfigError
 from .features import FEATURE_VERSION, Features, extract_features, load_pictures, side_for_model
 from .groups import Groups, build_groups
@@ -639,6 +639,9 @@ def _features(m: Manifest, store, *, jobs, client, progress, model, decode_side=
         model_emb = store.get_model(keys, model.key)
         hit[[k for k in np.flatnonzero(hit).tolist() if k not in model_emb]] = False
     hit[list(found.failures)] = True
+    if m.source is None:  # files over the size cap are skipped unread, as on a first run
+        cap = max_file_size()
+        hit[[r for r, k in enumerate(keys) if k is not None and k[1] > cap]] = False
     todo = np.flatnonzero(~hit)
     log.info("feature cache: %d of %d images cached, %d to decode", n - len(todo), n, len(todo))
     if model is not None and len(model_emb):

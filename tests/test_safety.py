@@ -95,6 +95,18 @@ def test_1_a_size_cap_failure_is_not_cached_and_the_leak_is_found_next_run(tmp_p
     assert leaked(r) == 2  # x in test has its copy in train, and the other way round
 
 
+def test_1_a_size_cap_skips_a_file_whose_features_are_cached(tmp_path, monkeypatch):
+    # a warm run served the features of files over --max-file-size from the cache: the cap
+    # ("skipped, unread") held only for files not audited before
+    d = issue_dataset(tmp_path / "d")
+    db = tmp_path / "c.sqlite"
+    assert not audit(d, cache=db, jobs=1).skipped
+    monkeypatch.setenv("LEAKSCAN_MAX_FILE_SIZE", "100")
+    r = audit(d, cache=db, jobs=1)
+    cold = audit(d, cache=False, jobs=1)
+    assert r.skipped == cold.skipped and "cap" in dict(r.skipped)["test/a/x.png"] and leaked(r) == 0
+
+
 def test_1_a_permission_failure_stored_by_an_older_version_is_tried_again(tmp_path):
     d = issue_dataset(tmp_path / "d")
     db = tmp_path / "c.sqlite"

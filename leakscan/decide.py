@@ -22,8 +22,10 @@ import numpy as np
 
 from .calibrate import (MIN_AUC, THUMBNAILS, Calibration, ImageSource, adjust_to_prior, at_lower_share, at_prior,
                         calibrate)
+from .errors import ConfigError
 from .evidence import EVIDENCE, EvidenceMemo, pair_evidence, shared_overlay_of, tilted_angles
-from .features import Features
+from .features import Features, load_pictures
+from .manifest import Manifest
 from .groups import components, joining_links
 from .keypoints import LOOK_ALIKES_AS_COPIES, LOOK_BUDGET, LOOK_MIN_SIDE, SEARCH_MAX_IMAGES, closer_look, keypoint_pairs
 from .memory import release_free_memory
@@ -538,6 +540,11 @@ def find_pairs(features: Features, settings: DetectSettings | None = None, *, im
                splits: np.ndarray | None = None, model=None, progress=None) -> PairTable:
     """The duplicate pairs among ``features`` (see :func:`detect`; this drops the possible tier).
 
+    ``images``: the :class:`~leakscan.manifest.Manifest` the features were extracted from (its
+    pictures are read again for the calibration, the keypoint search and the closer look), or a
+    function of row numbers returning pictures; without it those read pictures rebuilt from the
+    thumbnails, and the keypoint search and the closer look do not run.
+
     Examples
     --------
     >>> import numpy as np
@@ -550,4 +557,16 @@ def find_pairs(features: Features, settings: DetectSettings | None = None, *, im
     >>> [(int(i), int(j), str(k)) for i, j, k in zip(pt.i, pt.j, pt.kind_names())]
     [(0, 2, 'exact')]
     """
+    if isinstance(images, Manifest):
+        manifest = images
+        if len(manifest) != len(features):
+            raise ConfigError(f"images= is a manifest of {len(manifest)} images, but the features are of "
+                              f"{len(features)}: give the manifest they were extracted from")
+
+        def pictures_of(rows):
+            return load_pictures(manifest, rows, kept=features.pictures)
+        images = pictures_of
+    elif images is not None and not callable(images):
+        raise ConfigError(f"images= must be the Manifest the features were extracted from (or a function of row "
+                          f"numbers returning pictures), got {type(images).__name__}")
     return detect(features, settings, images=images, splits=splits, model=model, progress=progress).pairs

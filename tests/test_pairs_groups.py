@@ -385,3 +385,20 @@ def test_a_copy_turned_on_a_canvas_is_paired_with_its_picture_among_many_plain_c
     # (from the thumbnails' searches: the keypoint search, whose keypoints turn with the picture, finds it)
     monkeypatch.setattr(leakscan.decide, "keypoint_pairs", lambda *a, **k: (PairTable.empty(), 0))
     assert target not in listed(leakscan.audit(tmp_path, cache=False, jobs=1))
+
+
+def test_find_pairs_reads_the_pictures_again_from_the_manifest_as_the_audit_does(leaky_dataset):
+    # images= took only a function of row numbers, which the README did not say: given the
+    # manifest, the calibration copied ints and failed ("'Manifest' object is not callable")
+    import leakscan
+
+    m = discover(leaky_dataset)
+    feats = extract_features(m, jobs=1)
+    pt = find_pairs(feats, images=m)
+    audited = leakscan.audit(leaky_dataset, cache=False, jobs=1).pairs
+    assert pair_set(pt) == pair_set(audited) and len(pt)
+    np.testing.assert_allclose(pt.confidence, audited.confidence)
+    with pytest.raises(ConfigError, match="images= must be the Manifest the features were extracted from .* got str"):
+        find_pairs(feats, images=str(leaky_dataset))
+    with pytest.raises(ConfigError, match="images= is a manifest of 2 images, but the features are of"):
+        find_pairs(feats, images=discover([str(p) for p in sorted(leaky_dataset.rglob("*.jpg"))[:2]]))

@@ -97,7 +97,8 @@ def check_target(target, folders, *, what: str = "--out", contains: bool = True)
     t = _real(target)
     for f in folders:
         if _within(t, f):
-            raise OutputError(f"{target}: {what} is inside the dataset folder {f} (it holds audited images); "
+            where = "is the dataset folder" if t == f else "is inside the dataset folder"
+            raise OutputError(f"{target}: {what} {where} {f} (it holds audited images); "
                               "leakscan never writes there: choose a folder outside it")
         if contains and _within(f, t):
             raise OutputError(f"{target}: {what} contains the dataset folder {f} (it holds audited images); "

@@ -106,7 +106,7 @@ def test_resplit_errors(data, tmp_path):
     r = run("resplit", data, "--out", tmp_path / "x.csv", "--keep", "holdout2")
     assert r.exit_code == 2 and "holdout2" in r.output
     r = run("resplit", data, "--out", data / "new.csv")
-    assert r.exit_code == 2 and "inside the dataset" in r.output and not (data / "new.csv").exists()
+    assert r.exit_code == 2 and "is the dataset folder" in r.output and not (data / "new.csv").exists()
     (tmp_path / "exists.csv").write_text("x")
     r = run("resplit", data, "--out", tmp_path / "exists.csv")
     assert r.exit_code == 2 and "--force" in r.output

@@ -635,6 +635,8 @@ def test_3_materialize_into_the_dataset_via_an_outside_manifest_is_refused(tmp_p
                                   "--materialize", str(target), "--force", "--no-cache", "-q"])
         assert res.exit_code == 2, (target, res.output)
         assert "dataset folder" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+        # the folder itself is not said to be inside itself
+        assert ("--materialize folder is the dataset folder" in res.stderr) == (target == d), res.stderr
     res = runner.invoke(app, ["audit", "--manifest", str(csv), "--out", str(d / "report"), "--no-cache", "-q"])
     assert res.exit_code == 2 and "inside the dataset folder" in res.stderr
     res = runner.invoke(app, ["audit", "--manifest", str(csv), "--out", str(tmp_path), "--no-cache", "-q",

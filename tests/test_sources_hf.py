@@ -253,7 +253,7 @@ def test_cli_hf_never_writes_inside_the_saved_dataset_or_the_imagefolder(tmp_pat
         r = CliRunner().invoke(app, ["audit", "--hf", str(hf), "-q", "-j", "1", "--out", str(hf / "report")])
         assert r.exit_code == 2 and "inside the dataset folder" in r.output, r.output
         r = CliRunner().invoke(app, ["resplit", "--hf", str(hf), "-q", "-j", "1", "--out", str(hf / "new.csv")])
-        assert r.exit_code == 2 and "inside the dataset folder" in r.output, r.output
+        assert r.exit_code == 2 and "is the dataset folder" in r.output, r.output
         r = CliRunner().invoke(app, ["resplit", "--hf", str(hf), "-q", "-j", "1", "--out", str(tmp_path / "new.csv"),
                                      "--materialize", str(hf / "tree"), "--force"])
         assert r.exit_code == 2 and "inside the dataset folder" in r.output, r.output

@@ -713,7 +713,8 @@ def value_pairs(features: Features, search_rows: np.ndarray, query_pos: np.ndarr
         emb = brightness(0, len(rows))
         index = CosineIndex(emb)
         order = index.search_order(q)  # faster; the same neighbours
-        parts = [index.knn(emb[q[order[a:a + QUERY_BLOCK]]], k, ranks=ranks) for a in range(0, len(q), QUERY_BLOCK)]
+        parts = [index.knn(emb[q[order[a:a + QUERY_BLOCK]]], k, ranks=ranks, tie_floor=settings.min_cosine)
+                 for a in range(0, len(q), QUERY_BLOCK)]  # _distinct_neighbours takes none under it
         del emb, index
         sims, ids = np.empty((len(q), k), np.float32), np.empty((len(q), k), np.int64)
         sims[order], ids[order] = (np.concatenate([p[t] for p in parts]) for t in (0, 1))
@@ -761,7 +762,8 @@ def folded_pairs(features: Features, search_rows: np.ndarray, query_pos: np.ndar
     out_a, out_b, out_s = [], [], []
     for start in range(0, len(search_rows), COLOUR_BLOCK):
         pos = np.arange(start, min(start + COLOUR_BLOCK, len(search_rows)))
-        sims, ids = index.knn(hog(folded_thumbnails(features.folded[search_rows[pos]])), kk, ranks=ranks)
+        sims, ids = index.knn(hog(folded_thumbnails(features.folded[search_rows[pos]])), kk, ranks=ranks,
+                              tie_floor=settings.min_cosine)  # _distinct_neighbours takes none under it
         r, found, sim = _distinct_neighbours(sims, np.where(ids >= 0, dark[np.clip(ids, 0, None)], -1), pos, settings)
         keep = queried[pos[r]] | queried[found]
         out_a.append(search_rows[pos[r[keep]]])

@@ -755,8 +755,16 @@ def folded_pairs(features: Features, search_rows: np.ndarray, query_pos: np.ndar
         return PairTable.empty()
     queried = np.zeros(len(search_rows), bool)
     queried[np.asarray(query_pos, np.int64)] = True
-    index = CosineIndex(np.concatenate([hog(folded_thumbnails(features.folded[search_rows[dark[a:a + COLOUR_BLOCK]]]))
-                                        for a in range(0, len(dark), COLOUR_BLOCK)]))
+    folded = np.concatenate([hog(folded_thumbnails(features.folded[search_rows[dark[a:a + COLOUR_BLOCK]]]))
+                             for a in range(0, len(dark), COLOUR_BLOCK)])
+    # a flat folded brightness has no gradient (its histogram is zero): nothing to match by, and
+    # thousands of them would fill one list of the index that every query then scans
+    shaped = folded.any(axis=1)
+    dark, folded = dark[shaped], folded[shaped]
+    if not len(dark):
+        return PairTable.empty()
+    index = CosineIndex(folded)
+    del folded
     ranks = content_ranks(features.pixel_digest[search_rows[dark]])
     kk = min(settings.k + 1, len(dark))
     out_a, out_b, out_s = [], [], []

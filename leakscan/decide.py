@@ -25,9 +25,9 @@ from .calibrate import (MIN_AUC, THUMBNAILS, Calibration, ImageSource, adjust_to
 from .errors import ConfigError
 from .evidence import EVIDENCE, EvidenceMemo, pair_evidence, shared_overlay_of, tilted_angles
 from .features import Features, load_pictures
-from .manifest import Manifest
 from .groups import components, joining_links
 from .keypoints import LOOK_ALIKES_AS_COPIES, LOOK_BUDGET, LOOK_MIN_SIDE, SEARCH_MAX_IMAGES, closer_look, keypoint_pairs
+from .manifest import Manifest
 from .memory import release_free_memory
 from .padding import SharedOverlay
 from .pairs import (OVERLAP_MAX_IMAGES, OVERLAP_MIN_SHARE, TILT_MAX_IMAGES, Candidates, Kind, PairTable,

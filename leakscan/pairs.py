@@ -72,7 +72,7 @@ class Kind(IntEnum):
 KINDS = tuple(k.label for k in Kind)
 #: Bump when the search or the acceptance rule changes: cached search results of other
 #: versions are then not reused.
-SEARCH_VERSION = "79"
+SEARCH_VERSION = "80"
 
 
 def pair_keys(i, j) -> np.ndarray:

@@ -134,11 +134,9 @@ def test_a_tie_running_past_the_rows_looked_up_is_taken_by_rank_too():
     assert sorted(ids[0, :60]) == list(range(60)) and (np.diff(sims[0]) <= 1e-6).all()
 
 
-def test_a_tie_is_looked_up_past_the_rows_asked_for_only_up_to_a_bound(monkeypatch):
-    """A tie of thousands would have each query look up thousands of rows (their memory): the
-    look-ups stop at TIE_LOOKUP_MAX rows, where the tie is cut as the index holds it."""
-    import leakscan.index as index_module
-
+def _tied_index_counting_look_ups(monkeypatch):
+    """``(x, index, asked)``: 400 unit vectors, the first 60 one vector (a tie of 60), their exact
+    index, and the list to which each search of the FAISS index appends how many rows it looked up."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((400, 16)).astype(np.float32)
     x[:60] = x[0]
@@ -147,6 +145,15 @@ def test_a_tie_is_looked_up_past_the_rows_asked_for_only_up_to_a_bound(monkeypat
     asked = []
     search = index._index.search
     monkeypatch.setattr(index._index, "search", lambda q, kk: (asked.append(kk), search(q, kk))[1], raising=False)
+    return x, index, asked
+
+
+def test_a_tie_is_looked_up_past_the_rows_asked_for_only_up_to_a_bound(monkeypatch):
+    """A tie of thousands would have each query look up thousands of rows (their memory): the
+    look-ups stop at TIE_LOOKUP_MAX rows, where the tie is cut as the index holds it."""
+    import leakscan.index as index_module
+
+    x, index, asked = _tied_index_counting_look_ups(monkeypatch)
     monkeypatch.setattr(index_module, "TIE_LOOKUP_MAX", 20)
     sims, ids = index.knn(x[:3], 5, ranks=np.arange(len(x))[::-1].copy())
     assert max(asked) == 20 and ids.shape == (3, 5) and (sims[:, 4] == sims[:, 0]).all()
@@ -161,14 +168,7 @@ def test_a_tie_under_the_floor_the_caller_accepts_is_not_looked_past(monkeypatch
     query all the same: a hundred thousand pictures without folded brightness (the scale bench's)
     tied at one similarity took minutes. Under ``tie_floor`` the rows looked up first stand; at or
     over it the tie is looked past and taken by rank, as before."""
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((400, 16)).astype(np.float32)
-    x[:60] = x[0]
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    index = CosineIndex(x)
-    asked = []
-    search = index._index.search
-    monkeypatch.setattr(index._index, "search", lambda q, kk: (asked.append(kk), search(q, kk))[1], raising=False)
+    x, index, asked = _tied_index_counting_look_ups(monkeypatch)
     ranks = np.arange(len(x))[::-1].copy()
     tie = float(x[0] @ x[0])  # the query is one of the 60: the tie is at its own similarity, ~1
     sims, ids = index.knn(x[:3], 5, ranks=ranks, tie_floor=tie + 1e-3)

@@ -46,7 +46,7 @@ from .orb import KEYPOINT_RECORD, LOOK_MIN_SIDE, opencv_loads, strongest_keypoin
 from .padding import NO_BORDER
 from .parallel import check_jobs, run_chunks
 from .settings import DECODE_SIDE
-from .views import BINS, CELL, N_VARIANTS, THUMB, canvas_view, crop_views, resampling_matrices
+from .views import BINS, CELL, N_VARIANTS, THUMB, canvas_view, canvas_views, crop_views, resampling_matrices
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,10 @@ HUE_SENSITIVE = 1.0
 NO_HIGHLIGHTS = 200
 #: Encoded bytes per task at most when rows are image bytes of a dataset or table (extract_features).
 CHUNK_BYTES = 16 << 20
+#: Images of at most this many pixels a side have their canvas looked at (:func:`~leakscan.views.canvas_views`)
+#: up to ``CANVAS_BATCH`` at a time, after decoding; larger ones one at a time, as they are decoded.
+CANVAS_BATCH_SIDE = 128
+CANVAS_BATCH = 64
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -748,7 +752,29 @@ def _extract_chunk(job) -> Features:
     smalls = np.zeros((n, HASH_SIZE * 4, HASH_SIZE * 4), np.uint8)
     colours = np.zeros((n, 3, COLOUR_SIDE, COLOUR_SIDE), np.uint8)
     folds = np.zeros((n, COLOUR_SIDE, COLOUR_SIDE), np.uint8)
-    derotated_rows, derotated_angle, derotated_small, derotated_col, derotated_pad = [], [], [], [], []
+    canvas: dict[int, tuple] = {}  # row -> (angle, thumbnail, colour thumbnail, padding) of its picture off its canvas
+    canvases: list = []  # (row, image, name) whose canvas is still to look at: small ones, a batch at a time
+
+    def look_at_canvases():
+        try:
+            found = canvas_views([img for _, img, _ in canvases], smalls[[k for k, _, _ in canvases]])
+        except Exception:  # an extra check: never lose an image to it, nor a batch to one image
+            found = []
+            for k, img, named in canvases:
+                try:
+                    found.append(canvas_view(img, smalls[k]))
+                except Exception as exc:
+                    log.warning("%s: canvas check failed (%s: %s); searched without it", named,
+                                type(exc).__name__, exc)
+                    found.append(None)
+        for (k, _, named), view in zip(canvases, found):
+            if view is not None:
+                try:
+                    canvas[k] = view[0], thumbnail(view[1]), colour_thumbnail(view[1]), view[2]
+                except Exception as exc:
+                    log.warning("%s: canvas view unreadable (%s: %s); searched without it", named,
+                                type(exc).__name__, exc)
+        canvases.clear()
     keyed_rows, keyed = [], []
     for k, item in enumerate(items):
         try:
@@ -791,17 +817,9 @@ def _extract_chunk(job) -> Features:
             out.sizes[k] = size
             if embedder is not None:
                 views[k] = embedder.preprocess(img)
-            try:
-                view = canvas_view(img, smalls[k])
-            except Exception as exc:  # an extra check: never lose the image to it
-                log.warning("%s: canvas check failed (%s: %s); searched without it", named, type(exc).__name__, exc)
-                view = None
-            if view is not None:
-                derotated_rows.append(k)
-                derotated_angle.append(view[0])
-                derotated_small.append(thumbnail(view[1]))
-                derotated_col.append(colour_thumbnail(view[1]))
-                derotated_pad.append(view[2])
+            canvases.append((k, img, named))
+            if max(img.size) > CANVAS_BATCH_SIDE or len(canvases) >= CANVAS_BATCH:
+                look_at_canvases()
         except DecodeError as exc:
             failures.append((k, str(exc)))
             continue
@@ -811,6 +829,13 @@ def _extract_chunk(job) -> Features:
         if kind == "array":
             out.file_digest[k] = out.pixel_digest[k]
         out.ok[k] = True
+    if canvases:
+        look_at_canvases()
+    derotated_rows = sorted(canvas)
+    derotated_angle = [canvas[k][0] for k in derotated_rows]
+    derotated_small = [canvas[k][1] for k in derotated_rows]
+    derotated_col = [canvas[k][2] for k in derotated_rows]
+    derotated_pad = [canvas[k][3] for k in derotated_rows]
     good = np.flatnonzero(out.ok)
     if len(good):
         out.hashes[good] = phash_variants(smalls[good])

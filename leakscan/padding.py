@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["padding_weights", "flat_border", "unpadded", "caption_band", "border_mask", "NO_BORDER",
+__all__ = ["padding_weights", "flat_border", "unpadded", "unpadded_all", "caption_band", "border_mask", "NO_BORDER",
            "SharedOverlay", "shared_overlay"]
 
 #: The padding box of a canvas without a border: all of it is picture.
@@ -192,44 +192,59 @@ def _sides(lines: np.ndarray) -> list:
     return out
 
 
-def _flat_outer_line(a: np.ndarray) -> bool:
-    """Is one outer line of ``a`` (``(h, w, 3)``) mostly its own colour (:data:`BAND_LINE` of it
-    within three times ``BORDER_TOL``, as :func:`_sides` reads it)? A border of any kind, flat
-    or a caption bar, starts with such a line: without one, :func:`_border` finds none."""
-    h, w = a.shape[:2]
-    rows, cols = a[[0, h - 1], :, :3], a[:, [0, w - 1], :3].transpose(1, 0, 2)
-    for lines in ((rows, cols) if h != w else (np.concatenate([rows, cols]),)):
-        lines = lines.astype(np.int16)  # (k, n, 3): k lines of one length at a time
-        colour = np.rint(median(lines, axis=1)).astype(np.int16)
-        far = np.maximum.reduce(np.abs(lines - colour[:, None]), axis=2) > 3 * BORDER_TOL
-        n = lines.shape[1]
-        if (n - int(np.add.reduce(far, axis=1).min())) / n >= BAND_LINE:  # the nearest line's share
-            return True
-    return False
+def _flat_outer_lines(a: np.ndarray) -> np.ndarray:
+    """``(p,)`` bool over ``(p, h, w, 3)`` pictures: is one outer line of each mostly its own colour
+    (:data:`BAND_LINE` of it within three times ``BORDER_TOL``, as :func:`_sides` reads it)? A
+    border of any kind, flat or a caption bar, starts with such a line: without one,
+    :func:`_border` finds none."""
+    p, h, w = a.shape[:3]
+    rows, cols = a[:, [0, h - 1], :, :3], a[:, :, [0, w - 1], :3].transpose(0, 2, 1, 3)
+    out = np.zeros(p, bool)
+    for lines in ((rows, cols) if h != w else (np.concatenate([rows, cols], axis=1),)):
+        lines = lines.astype(np.int16)  # (p, k, n, 3): k lines of one length at a time
+        colour = np.rint(median(lines, axis=2)).astype(np.int16)
+        far = np.maximum.reduce(np.abs(lines - colour[:, :, None]), axis=3) > 3 * BORDER_TOL
+        n = lines.shape[2]
+        out |= (n - np.add.reduce(far, axis=2).min(axis=1)) / n >= BAND_LINE  # the nearest line's share
+    return out
 
 
 def _border(rgb: np.ndarray):
     """``(box, padding)``: :func:`flat_border`'s box, and the same box with only the sides
     where the picture starts at a straight edge (:data:`PICTURE_EDGE`): the border the
     verification may leave out (a sky fading into its picture is picture). None: no border."""
-    a = np.asarray(rgb)
-    h, w = a.shape[:2]
-    if h < 8 or w < 8 or not _flat_outer_line(a):
-        return None
-    rgb16 = a[:, :, :3].transpose(2, 0, 1).astype(np.int16)  # (3, h, w)
-    cols = rgb16.transpose(0, 2, 1)
+    return _borders(np.asarray(rgb)[None])[0]
 
-    def stacked(*sides):  # each side's lines from that side in: (side, plane, line, pixel)
-        out = np.empty((len(sides),) + sides[0].shape, np.int16)
-        for k, side in enumerate(sides):
-            out[k] = side
+
+def _borders(looks: np.ndarray) -> list:
+    """:func:`_border` of each of ``(p, h, w, 3)`` pictures of one size, read together."""
+    a = np.asarray(looks)
+    p, h, w = a.shape[:3]
+    out: list = [None] * p
+    if h < 8 or w < 8:
         return out
-    if h == w:  # all four sides at once
-        found = _sides(stacked(cols, rgb16, cols[:, ::-1], rgb16[:, ::-1]))  # left, top, right, bottom
+    cand = np.flatnonzero(_flat_outer_lines(a))
+    if not len(cand):
+        return out
+    rgb16 = a[cand, :, :, :3].transpose(0, 3, 1, 2).astype(np.int16)  # (q, 3, h, w)
+    cols = rgb16.transpose(0, 1, 3, 2)
+    q = len(cand)
+
+    def stacked(*sides):  # each picture's sides' lines from that side in: (q * side, plane, line, pixel)
+        return np.stack(sides, axis=1).reshape((q * len(sides),) + sides[0].shape[1:])
+    if h == w:  # all four sides at once: left, top, right, bottom
+        found = _sides(stacked(cols, rgb16, cols[:, :, ::-1], rgb16[:, :, ::-1]))
+        found = [found[4 * k:4 * k + 4] for k in range(q)]
     else:  # the sides of one length at a time
-        left, right = _sides(stacked(cols, cols[:, ::-1]))
-        top, bottom = _sides(stacked(rgb16, rgb16[:, ::-1]))
-        found = [left, top, right, bottom]
+        across, down = _sides(stacked(cols, cols[:, :, ::-1])), _sides(stacked(rgb16, rgb16[:, :, ::-1]))
+        found = [[across[2 * k], down[2 * k], across[2 * k + 1], down[2 * k + 1]] for k in range(q)]
+    for k, sides_found in zip(cand.tolist(), found):
+        out[k] = _box_of(sides_found, w, h)
+    return out
+
+
+def _box_of(found: list, w: int, h: int):
+    """``(box, padding)`` from the four sides :func:`_sides` read (left, top, right, bottom), or None."""
     sides = np.array([d for d, _ in found], np.float64) / np.array([w, h, w, h])
     sides[sides < MIN_BORDER] = 0.0
     x0, y0, x1, y1 = sides[0], sides[1], 1.0 - sides[2], 1.0 - sides[3]
@@ -279,23 +294,26 @@ def caption_band(near: np.ndarray) -> np.ndarray:
 
 #: Largest side of the copy of an image its flat border is looked for on.
 _BORDER_LOOK = 128
-#: The first look (:func:`_may_have_border`): this share of one of the thumbnail's outer lines
+#: The first look (:func:`_may_have_borders`): this share of one of the thumbnail's outer lines
 #: within twice ``BORDER_TOL`` of its median; or this share, and the same median three lines deep.
 LOOK_FLAT = 0.5
 LOOK_BAND = 0.3
 
 
-def _may_have_border(s: np.ndarray) -> bool:
-    """The first look, on the 32x32 thumbnail: is one of its sides flat enough to be a border
-    (:data:`LOOK_FLAT` of its outer line near the line's median), or one colour three lines
-    deep (the median of a caption bar's lines, whatever text runs through them)?"""
+def _may_have_borders(smalls: np.ndarray) -> np.ndarray:
+    """The first look, ``(p,)`` bool over ``(p, 32, 32)`` thumbnails: is one side of each flat
+    enough to be a border (:data:`LOOK_FLAT` of its outer line near the line's median), or one
+    colour three lines deep (the median of a caption bar's lines, whatever text runs through them)?"""
+    s = np.asarray(smalls, np.int16)
     tol = 2 * BORDER_TOL
-    for lines in (s, s[::-1], s.T, s.T[::-1]):
-        m = median(lines[:3], axis=1)
-        near = int(np.add.reduce(np.abs(lines[0] - m[0]) <= tol)) / lines.shape[1]
-        if near >= LOOK_FLAT or (near >= LOOK_BAND and abs(m[1] - m[0]) <= tol and abs(m[2] - m[0]) <= tol):
-            return True
-    return False
+    out = np.zeros(len(s), bool)
+    across = s.transpose(0, 2, 1)
+    for lines in (s, s[:, ::-1], across, across[:, ::-1]):
+        m = median(lines[:, :3], axis=2)  # (p, 3): the medians of the three outer lines
+        near = np.add.reduce(np.abs(lines[:, 0] - m[:, :1]) <= tol, axis=1) / lines.shape[2]
+        band = (near >= LOOK_BAND) & (np.abs(m[:, 1] - m[:, 0]) <= tol) & (np.abs(m[:, 2] - m[:, 0]) <= tol)
+        out |= (near >= LOOK_FLAT) | band
+    return out
 
 
 def unpadded(img, small: np.ndarray):
@@ -305,24 +323,35 @@ def unpadded(img, small: np.ndarray):
     the canvas is padding the verification leaves out; None when it has no border.
 
     ``small`` is the image's 32x32 grayscale thumbnail: a cheap first look
-    (:func:`_may_have_border`), so a picture with busy edges costs nothing more here.
+    (:func:`_may_have_borders`), so a picture with busy edges costs nothing more here.
     """
+    return unpadded_all([img], np.asarray(small)[None])[0]
+
+
+def unpadded_all(imgs: list, smalls: np.ndarray) -> list:
+    """:func:`unpadded` of each image (``smalls``: their ``(p, 32, 32)`` thumbnails), the
+    pictures of one size read together."""
     from PIL import Image  # noqa: PLC0415
 
-    if not _may_have_border(np.asarray(small, np.int16)):
-        return None
-    W, H = img.size
-    look = img.convert("RGB")
-    if max(W, H) > _BORDER_LOOK:
-        look = look.resize((min(W, _BORDER_LOOK), min(H, _BORDER_LOOK)), Image.BOX)
-    found = _border(np.asarray(look))
-    if found is None:
-        return None
-    (x0, y0, x1, y1), padding = found
-    crop = (int(round(x0 * W)), int(round(y0 * H)), int(round(x1 * W)), int(round(y1 * H)))
-    if crop[2] - crop[0] < 8 or crop[3] - crop[1] < 8:
-        return None
-    return img.crop(crop), padding
+    out: list = [None] * len(imgs)
+    looks: dict = {}  # shape -> [(row, look)]
+    for k in np.flatnonzero(_may_have_borders(smalls)).tolist():
+        W, H = imgs[k].size
+        look = imgs[k].convert("RGB")
+        if max(W, H) > _BORDER_LOOK:
+            look = look.resize((min(W, _BORDER_LOOK), min(H, _BORDER_LOOK)), Image.BOX)
+        look = np.asarray(look)
+        looks.setdefault(look.shape, []).append((k, look))
+    for same_size in looks.values():
+        for (k, _), found in zip(same_size, _borders(np.stack([look for _, look in same_size]))):
+            if found is None:
+                continue
+            (x0, y0, x1, y1), padding = found
+            W, H = imgs[k].size
+            crop = (int(round(x0 * W)), int(round(y0 * H)), int(round(x1 * W)), int(round(y1 * H)))
+            if crop[2] - crop[0] >= 8 and crop[3] - crop[1] >= 8:
+                out[k] = imgs[k].crop(crop), padding
+    return out
 
 
 #: Grey levels within which two thumbnails show the same overlay pixel (JPEG and resampling).

@@ -31,7 +31,7 @@ from PIL import Image
 
 from .padding import median, padding_weights
 
-__all__ = ["derotate", "content_mask", "padding_weights", "MIN_ANGLE", "MIN_IOU"]
+__all__ = ["derotate", "derotate_on", "canvas_fills", "content_mask", "padding_weights", "MIN_ANGLE", "MIN_IOU"]
 
 #: Rotations smaller than this (degrees) are left to the zoom/shift tolerance of the search.
 MIN_ANGLE = 3.0
@@ -106,21 +106,22 @@ CORNER_SPREAD = 12
 _VIEW = 128
 
 
-def _fill_of(small: np.ndarray):
-    """The fill grey level of a rotation canvas, from a 32x32 thumbnail; None if it has none.
+def canvas_fills(smalls: np.ndarray) -> np.ndarray:
+    """The fill grey level of each image's rotation canvas, from ``(p, n, n)`` thumbnails;
+    NaN where there is none (float64).
 
     Both canvas models leave every corner of the canvas uncovered, so the four corner pixels
     agree (any fill colour: black, white, the picture's edge colour). A flat black or white
     border (the expanded canvas's) is the other sign.
     """
-    c = sorted(int(v) for v in (small[0, 0], small[0, -1], small[-1, 0], small[-1, -1]))
-    if c[-1] - c[0] <= CORNER_SPREAD:
-        return (c[1] + c[2]) / 2.0  # their median
-    border = np.concatenate([small[0], small[-1], small[1:-1, 0], small[1:-1, -1]]).astype(np.int16)
-    fill = float(median(border))
-    if (fill <= 24 or fill >= 231) and int(np.add.reduce(np.abs(border - fill) <= 6)) / len(border) >= 0.1:
-        return fill
-    return None
+    s = np.asarray(smalls)
+    c = np.sort(s[:, [0, 0, -1, -1], [0, -1, 0, -1]].astype(np.int64), axis=1)
+    border = np.concatenate([s[:, 0], s[:, -1], s[:, 1:-1, 0], s[:, 1:-1, -1]], axis=1).astype(np.int16)
+    fill = median(border, axis=1)
+    flat = ((fill <= 24) | (fill >= 231)) & (np.add.reduce(np.abs(border - fill[:, None]) <= 6, axis=1)
+                                            / border.shape[1] >= 0.1)
+    corners = c[:, -1] - c[:, 0] <= CORNER_SPREAD
+    return np.where(corners, (c[:, 1] + c[:, 2]) / 2.0, np.where(flat, fill, np.nan))
 
 
 #: The regions :func:`_padding_mask` reads: pixels joined to their four neighbours.
@@ -224,9 +225,12 @@ def derotate(img: Image.Image, small: np.ndarray):
     it is the canvas rotated back, at most 128 px a side, with the cut corners filled by
     the picture mirrored at the canvas edge.
     """
-    fill = _fill_of(small)
-    if fill is None:
-        return None  # the quick look: no flat corners or border, no padding
+    fill = float(canvas_fills(np.asarray(small)[None])[0])
+    return None if np.isnan(fill) else derotate_on(img, fill)  # the quick look: no flat corners or border
+
+
+def derotate_on(img: Image.Image, fill: float):
+    """:func:`derotate` of ``img``, whose canvas fill :func:`canvas_fills` read as ``fill``."""
     W, H = img.size
     aspect = W / H
     rgb = img.convert("RGB")

@@ -28,12 +28,12 @@ from enum import IntEnum
 
 import numpy as np
 
-from .padding import NO_BORDER, unpadded
-from .rotation import derotate
+from .padding import NO_BORDER, unpadded_all
+from .rotation import canvas_fills, derotate_on
 
 __all__ = ["apply_dihedral", "embedding_variants", "crop_views", "box_views", "box_taps", "resampling_matrix",
-           "sample_rows", "sample_columns", "tilted_views", "transform_variants", "canvas_view", "is_oblong",
-           "turned_share", "MatchView", "READINGS", "TILT_ANGLES",
+           "sample_rows", "sample_columns", "tilted_views", "transform_variants", "canvas_view", "canvas_views",
+           "is_oblong", "turned_share", "MatchView", "READINGS", "TILT_ANGLES",
            "TILT_BOXES", "TILT_TIGHT", "VARIANT_NAMES", "N_VARIANTS", "CROP_PLACES", "CROP_SIDE", "CROP_SIDE_TIGHT",
            "STRETCH_BOXES", "crop_boxes", "THUMB", "CELL", "BINS", "INVERSE_VARIANT"]
 
@@ -60,11 +60,26 @@ def canvas_view(img, small: np.ndarray):
     for a rotated picture). ``small`` is the 32x32 grayscale thumbnail (both take a cheap
     first look at it).
     """
-    view = derotate(img, small)
-    if view is not None:
-        return view[0], view[1], NO_BORDER
-    found = unpadded(img, small)
-    return None if found is None else (0.0, found[0], found[1])
+    return canvas_views([img], np.asarray(small)[None])[0]
+
+
+def canvas_views(imgs: list, smalls: np.ndarray) -> list:
+    """:func:`canvas_view` of each image (``smalls``: their ``(p, 32, 32)`` thumbnails): the first
+    looks at all the thumbnails at once, and the borders of pictures of one size read together
+    (on small pictures, most of the cost is in the calls, not the pixels)."""
+    fills = canvas_fills(smalls)
+    out: list = [None] * len(imgs)
+    rest = []
+    for k, img in enumerate(imgs):
+        view = None if np.isnan(fills[k]) else derotate_on(img, float(fills[k]))
+        if view is None:
+            rest.append(k)
+        else:
+            out[k] = view[0], view[1], NO_BORDER
+    for k, found in zip(rest, unpadded_all([imgs[k] for k in rest], np.asarray(smalls)[rest])):
+        if found is not None:
+            out[k] = 0.0, found[0], found[1]
+    return out
 
 
 class MatchView(IntEnum):

@@ -265,8 +265,41 @@ def test_first_look_at_the_outer_lines_loses_no_border(monkeypatch):
         specked[-1, ::15] = 255 - specked[-1, ::15]
         looks.append(specked)
     quick = [flat_border(a) for a in looks]
-    skipped = sum(not padding._flat_outer_line(a) for a in looks)
-    monkeypatch.setattr(padding, "_flat_outer_line", lambda a: True)
+    skipped = sum(not padding._flat_outer_lines(a[None])[0] for a in looks)
+    monkeypatch.setattr(padding, "_flat_outer_lines", lambda a: np.ones(len(a), bool))
     assert quick == [flat_border(a) for a in looks]
     assert sum(b is not None for b in quick) >= len(PHOTOS) * 2  # the bordered ones are found
     assert skipped >= len(PHOTOS) // 2  # busy edges: the rest is skipped
+
+
+def test_canvas_views_read_together_are_each_image_read_alone():
+    """The first looks and the borders of many pictures are read at once (pictures of one size
+    together): each image's canvas view is the one it has read alone, whatever else is read
+    beside it. Bordered, captioned, rotated and plain pictures, of several sizes, in a shuffled
+    order (a side or a box read for the wrong picture would show here)."""
+    from leakscan.views import canvas_views
+
+    rng = np.random.default_rng(11)
+    pictures = []
+    for k, p in enumerate(PHOTOS):
+        colour = list(COLOURS.values())[k % 3]
+        for side in (32, 48, 96, 200):
+            small = p.resize((side, round(side * p.height / p.width)))
+            barred = np.array(small)
+            barred[-max(2, small.height // 6):] = colour
+            pictures += [small, list(EDITS.values())[k % len(EDITS)](small, colour), Image.fromarray(barred),
+                         small.rotate(20 + k, expand=k % 2 == 0, fillcolor=colour)]
+    order = rng.permutation(len(pictures))
+    pictures = [pictures[k] for k in order]
+    smalls = np.stack([thumbnail(p) for p in pictures])
+    together = canvas_views(pictures, smalls)
+    alone = [canvas_view(p, s) for p, s in zip(pictures, smalls)]
+
+    def same(a, b):
+        if a is None or b is None:
+            return a is None and b is None
+        return a[0] == b[0] and a[2] == b[2] and a[1].size == b[1].size and a[1].tobytes() == b[1].tobytes()
+    assert all(same(a, b) for a, b in zip(together, alone))
+    assert sum(v is not None and v[0] == 0 for v in alone) >= len(PHOTOS) * 4  # borders trimmed
+    assert sum(v is not None and v[0] != 0 for v in alone) >= len(PHOTOS)  # pictures rotated back
+    assert sum(v is None for v in alone) >= len(PHOTOS) * 2  # plain pictures: none

@@ -169,13 +169,33 @@ def test_sparse_rotated_views_survive_take_and_concat():
 def test_a_failing_rotation_check_does_not_lose_the_image(monkeypatch):
     import leakscan.features as F
 
-    def broken(img, small):
+    def broken(*args):
         raise RuntimeError("boom")
 
+    monkeypatch.setattr(F, "canvas_views", broken)
     monkeypatch.setattr(F, "canvas_view", broken)
     arr = np.stack([np.asarray(scene(s, 64)) for s in range(3)])
     f = extract_features(discover(arr), jobs=1)
     assert f.ok.all() and not f.failures and len(f.derotated_rows) == 0
+
+
+def test_a_canvas_check_failing_for_a_batch_is_made_again_one_image_at_a_time(monkeypatch):
+    """Small pictures have their canvas looked at together; when that fails, each is looked at
+    alone, so the others keep their views (the same as without the failure)."""
+    import leakscan.features as F
+
+    turned = [scene(s, 96).rotate(20 + s, expand=True, fillcolor=(0, 0, 0)) for s in range(3)]
+    arr = [np.asarray(p) for p in turned + [scene(s, 96) for s in range(3, 6)]]
+    expected = extract_features(discover(arr), jobs=1)
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(F, "canvas_views", broken)
+    f = extract_features(discover(arr), jobs=1)
+    assert f.ok.all() and not f.failures
+    assert f.derotated_rows.tolist() == expected.derotated_rows.tolist() == [0, 1, 2]
+    assert np.array_equal(f.derotated_thumb, expected.derotated_thumb)
 
 
 def test_de_rotated_views_come_back_from_the_cache_unchanged(tmp_path):

@@ -817,9 +817,6 @@ def _extract_chunk(job) -> Features:
             out.sizes[k] = size
             if embedder is not None:
                 views[k] = embedder.preprocess(img)
-            canvases.append((k, img, named))
-            if max(img.size) > CANVAS_BATCH_SIDE or len(canvases) >= CANVAS_BATCH:
-                look_at_canvases()
         except DecodeError as exc:
             failures.append((k, str(exc)))
             continue
@@ -829,6 +826,10 @@ def _extract_chunk(job) -> Features:
         if kind == "array":
             out.file_digest[k] = out.pixel_digest[k]
         out.ok[k] = True
+        # the canvas check comes after the image is counted read: its failure never costs the image
+        canvases.append((k, img, named))
+        if max(img.size) > CANVAS_BATCH_SIDE or len(canvases) >= CANVAS_BATCH:
+            look_at_canvases()
     if canvases:
         look_at_canvases()
     derotated_rows = sorted(canvas)

@@ -16,7 +16,7 @@ from ._version import __version__
 from .cache import SCHEMA as CACHE_SCHEMA, FeatureCache, NotACache, default_cache_path, file_key
 from .calibrate import picture_share
 from .parallel import check_jobs
-from .decide import IMPLAUSIBLE_MIN_IMAGES, IMPLAUSIBLE_SHARE, Detection, detect, duplicate_bar
+from .decide import IMPLAUSIBLE_MIN_IMAGES, IMPLAUSIBLE_SHARE, Detection, detect, duplicate_bar, weigh_labels
 from .decode import is_cacheable, max_file_size
 from .errors import ConfigError
 from .features import FEATURE_VERSION, Features, extract_features, load_pictures, side_for_model
@@ -513,6 +513,7 @@ def audit(
         if store is not None:
             warnings += store.notes
             store.close()
+    detection = weigh_labels(detection, m.labels)  # after the cache: the labels are not in its key
     t3 = time.perf_counter()
     warnings += list(detection.warnings)
     from .decisions import decide  # noqa: PLC0415 - the user's verdicts, before groups are built

@@ -117,7 +117,8 @@ class Calibration:
         ``n_images``, ``n_copies``, ``edits``, ``n_positive``, ``n_negative``, held-out
         ``recall`` and ``false_alarm`` at 0.5, ``heldout_auc``, ``left_out_as_possible_copies``,
         ``model_floor``; :mod:`leakscan.decide` adds the shares of copies (``prior``,
-        ``prior_*``), ``expected_precision`` and ``raised_from``.
+        ``prior_*``), ``expected_precision``, ``raised_from`` and ``labels`` (the labels weighed:
+        :func:`leakscan.decide.weigh_labels`).
     readings : dict
         The decisions for pairs read other than as a whole that have their own, fitted apart:
         ``"overlap"`` (overlapping tiles: on tile copies and the look-alikes the window search

@@ -6,7 +6,9 @@
 * **possible** duplicates (confidence from :data:`~leakscan.settings.POSSIBLE_FLOOR` up
   to the threshold): listed for a look (``possible.csv``), never counted.
 
-Exact copies (identical pixels) are duplicates with confidence 1 and need no evidence.
+Exact copies (identical pixels) are duplicates with confidence 1 and need no evidence. Where
+the images are labelled, a pair of two labels is weighed against how often copies and
+look-alikes differ in label (:func:`weigh_labels`), after the detection and its cache.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from .views import READINGS, MatchView, transform_variants
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Detection", "detect", "find_pairs", "precision_bar", "with_bar_in_force", "within_group_pairs"]
+__all__ = ["Detection", "detect", "find_pairs", "precision_bar", "weigh_labels", "with_bar_in_force",
+           "within_group_pairs"]
 
 #: The whole picture turned by a quarter or a half turn, or mirrored other than left to right
 #: (upside down, across a diagonal): readings whose pairs have a share of copies of their own
@@ -403,6 +406,62 @@ def _plausible_look(cands: PairTable, looked: np.ndarray, threshold: float, n_im
     if n_images < IMPLAUSIBLE_MIN_IMAGES or touched <= IMPLAUSIBLE_SHARE * n_images or not alike_as_copies:
         return looked, None
     return np.where(raised, cands.confidence, looked), (touched, int(raised.sum()))
+
+
+#: Pairs of labelled images the two rates of :func:`weigh_labels` are each read from, at the least.
+LABEL_MIN_PAIRS = 50
+#: Duplicates at least this sure stand for the copies in :func:`weigh_labels`.
+LABEL_SURE = 0.9
+
+
+def weigh_labels(det: Detection, labels: np.ndarray) -> Detection:
+    """``det`` with the images' labels as one more piece of evidence (Bayes' rule): the log odds
+    of a pair whose two images carry different labels drop by
+    ``log(P(labels differ | copy) / P(labels differ | look-alike))``, each rate read off this
+    detection (half a pair added to each count): its duplicates of :data:`LABEL_SURE` or more for
+    copies, its possible pairs for look-alikes. Copies mostly share a label (a copy with another
+    one is a label error), while look-alikes (two planes on a blue sky, a plane and a bird) often
+    do not, so such a pair needs evidence that much stronger; one that falls under the bar moves
+    to the possible pairs, with its new confidence. Where labels say nothing of copies the two
+    rates are alike and little changes; a pair is never made surer. Exact copies, pairs with an
+    unlabelled image, and detections with fewer than :data:`LABEL_MIN_PAIRS` labelled pairs of
+    either kind are left as they are. ``labels``: one per row of the detected features ("" for
+    none). The calibration's ``stats["labels"]`` says what was read and done.
+    """
+    cal = det.calibration
+    labels = np.asarray(labels)
+    if cal is None or not len(labels):
+        return det
+
+    def apart(t: PairTable) -> tuple:  # (labelled on both sides, labels differ)
+        la, lb = labels[t.i], labels[t.j]
+        return (la != "") & (lb != ""), la != lb
+    sure = det.pairs.take((det.pairs.kind != Kind.EXACT) & (det.pairs.confidence >= LABEL_SURE))
+    copies, look = apart(sure), apart(det.possible)
+    n_copies, n_look = int(copies[0].sum()), int(look[0].sum())
+    stats = {"copies": n_copies, "copies_apart": int((copies[0] & copies[1]).sum()),
+             "look_alikes": n_look, "look_alikes_apart": int((look[0] & look[1]).sum())}
+    if min(n_copies, n_look) < LABEL_MIN_PAIRS:
+        return dataclasses.replace(det, calibration=dataclasses.replace(
+            cal, stats={**cal.stats, "labels": {**stats, "used": False}}))
+    rate_copy = (stats["copies_apart"] + 0.5) / (n_copies + 1)
+    rate_look = (stats["look_alikes_apart"] + 0.5) / (n_look + 1)
+    shift = min(0.0, float(np.log(rate_copy / rate_look)))
+
+    def weighed(t: PairTable) -> np.ndarray:
+        labelled, differ = apart(t)
+        c = np.clip(t.confidence.astype(np.float64), 1e-9, 1 - 1e-9)
+        lowered = 1 / (1 + np.exp(-(np.log(c / (1 - c)) + shift)))
+        hit = labelled & differ & (t.kind != Kind.EXACT)
+        return np.where(hit, lowered, t.confidence).astype(np.float32)
+    pairs = dataclasses.replace(det.pairs, confidence=weighed(det.pairs))
+    possible = dataclasses.replace(det.possible, confidence=weighed(det.possible))
+    under = (pairs.kind != Kind.EXACT) & (pairs.confidence < cal.threshold)
+    stats.update(used=True, log_ratio=round(shift, 3), moved_to_possible=int(under.sum()))
+    possible = PairTable.concat([possible, pairs.take(under)]).sorted()
+    possible = possible.take(possible.confidence >= POSSIBLE_FLOOR)
+    return dataclasses.replace(det, pairs=pairs.take(~under), possible=possible,
+                               calibration=dataclasses.replace(cal, stats={**cal.stats, "labels": stats}))
 
 
 def duplicate_bar(settings: DetectSettings, calibration: Calibration | None) -> float:

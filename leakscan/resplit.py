@@ -20,7 +20,7 @@ import numpy as np
 from .errors import ConfigError
 from .groups import build_groups, join_links
 from .manifest import split_name
-from .decide import detect
+from .decide import detect, weigh_labels
 from .evidence import EvidenceMemo
 from .pairs import PairTable, pair_keys
 from .settings import RANDOM_STATE
@@ -411,6 +411,7 @@ def _redetect(audit, rows: np.ndarray, splits: np.ndarray, memo: EvidenceMemo | 
                  memo=None if memo is None else memo.of_rows(rows), progress=progress,
                  images=lambda sub_rows: load_pictures(audit.manifest, rows[np.asarray(sub_rows)],
                                                            kept=audit.features.pictures))
+    det = weigh_labels(det, audit.manifest.labels[rows])  # as the audit weighs them
     # below the lowest bar an audit can set (--min-precision raises it from --min-confidence by
     # what the confidences of the images audited say: another set of images, another bar)
     near = det.possible.take(det.possible.confidence >= audit.settings.min_confidence - RESPLIT_MARGIN)

@@ -4,6 +4,7 @@ stable whatever the order or layout of the input, and splits that refuse the imp
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import shutil
 
@@ -478,3 +479,73 @@ def test_confidences_are_written_on_their_side_of_the_bar_as_it_is_written(fixtu
     user = {(p["a"], p["b"]) for p in r.pair_records() if p["decision"]}
     assert all(p["confidence"] >= bar for p in r.pair_records() if p["kind"] != "exact" and (p["a"], p["b"]) not in user)
     assert all(p["confidence"] < bar for p in r.pair_records("possible"))
+
+
+def _table(i, j, confidence, kind=Kind.EMBEDDING):
+    """Pairs ``(i[k], j[k])`` of one kind at the given confidences."""
+    n = len(i)
+    return PairTable(np.asarray(i, np.int64), np.asarray(j, np.int64), np.full(n, kind, np.uint8),
+                     np.ones(n, np.float32), np.zeros(n, np.int16), np.ones(n, np.float32), np.zeros(n, np.int8),
+                     np.zeros(n, bool), confidence=np.asarray(confidence, np.float32))
+
+
+def _labelled_detection(copies_apart: int, look_alikes_apart: int):
+    """A detection over 400 images in 4 classes: 60 sure copies (0.95) of which ``copies_apart``
+    join two classes, 60 possible pairs (0.3) of which ``look_alikes_apart`` do, and the pairs
+    weighed below (rows 300 and up); the bar at 0.5."""
+    from leakscan.calibrate import Calibration
+    from leakscan.decide import Detection
+
+    labels = np.array([f"c{r % 4}" for r in range(400)], dtype=object)
+    labels[399] = ""  # unlabelled
+    sure = _table(np.arange(0, 120, 2), np.arange(0, 120, 2) + 4 - 3 * (np.arange(60) < copies_apart), [0.95] * 60)
+    look = _table(np.arange(120, 240, 2), np.arange(120, 240, 2) + 4 - 3 * (np.arange(60) < look_alikes_apart),
+                  [0.3] * 60)
+    weighed = _table([300, 304, 308, 312, 316, 320], [301, 305, 309, 313, 399, 324],
+                     [0.6, 0.85, 0.999999, 1.0, 0.7, 0.8])
+    weighed = dataclasses.replace(weighed, kind=np.array([Kind.EMBEDDING] * 3 + [Kind.EXACT] + [Kind.EMBEDDING] * 2,
+                                                         np.uint8))
+    cal = Calibration(columns=(), mean=np.zeros(0), scale=np.ones(0), coef=np.zeros(0), intercept=0.0, threshold=0.5)
+    pairs = PairTable.concat([sure, weighed]).sorted()
+    return Detection(pairs=pairs, possible=look, calibration=cal), labels
+
+
+def test_a_pair_of_two_labels_needs_the_stronger_evidence_the_dataset_says():
+    """weigh_labels: where copies share their label (1 of 61 sure duplicates apart: the surest pair
+    weighed) and look-alikes often do not (30 of 60 possible pairs), a pair of two labels drops by
+    the log of the rates' ratio: under the bar it moves to possible (at 0.85), under the floor it
+    goes (at 0.6, and the look-alikes of two labels); a pair far surer stays, as do an exact copy,
+    a pair with an unlabelled image and every pair of one label."""
+    from leakscan.decide import weigh_labels
+
+    det, labels = _labelled_detection(copies_apart=0, look_alikes_apart=30)
+    out = weigh_labels(det, labels)
+    shift = np.log((1 + 0.5) / 62) - np.log((30 + 0.5) / 61)
+    stats = out.calibration.stats["labels"]
+    assert stats == {"copies": 61, "copies_apart": 1, "look_alikes": 60, "look_alikes_apart": 30, "used": True,
+                     "log_ratio": round(float(shift), 3), "moved_to_possible": 2}
+    conf = dict(zip(zip(out.pairs.i.tolist(), out.pairs.j.tolist()), out.pairs.confidence.tolist()))
+    assert (300, 301) not in conf and (304, 305) not in conf  # two labels, under the bar
+    assert conf[(308, 309)] == pytest.approx(1 / (1 + np.exp(-(np.log(0.999999 / 0.000001) + shift))), rel=1e-4)
+    assert conf[(312, 313)] == 1.0 and conf[(316, 399)] == pytest.approx(0.7) and conf[(320, 324)] == pytest.approx(0.8)
+    moved = dict(zip(zip(out.possible.i.tolist(), out.possible.j.tolist()), out.possible.confidence.tolist()))
+    assert moved[(304, 305)] == pytest.approx(1 / (1 + np.exp(-(np.log(0.85 / 0.15) + shift))), rel=1e-4)
+    assert (300, 301) not in moved  # 0.6 falls under the possible floor
+    assert POSSIBLE_FLOOR <= moved[(304, 305)] < 0.5
+    # the look-alikes of one label are as they were; those of two fall under the floor
+    assert len(out.possible) == 30 + 1 and all(c == pytest.approx(0.3) for k, c in moved.items() if k != (304, 305))
+
+
+def test_labels_that_say_nothing_of_copies_change_nothing():
+    """When copies are as often apart in label as look-alikes, or too few pairs are labelled to
+    tell, weigh_labels leaves every pair as it was (and says so in the stats)."""
+    from leakscan.decide import weigh_labels
+
+    det, labels = _labelled_detection(copies_apart=30, look_alikes_apart=30)
+    out = weigh_labels(det, labels)
+    assert out.calibration.stats["labels"]["log_ratio"] == 0.0 and out.calibration.stats["labels"]["moved_to_possible"] == 0
+    assert np.array_equal(out.pairs.confidence, det.pairs.confidence) and len(out.possible) == len(det.possible)
+    few = dataclasses.replace(det, possible=det.possible.take(np.arange(49)))
+    out = weigh_labels(few, labels)
+    assert out.calibration.stats["labels"]["used"] is False
+    assert np.array_equal(out.pairs.confidence, few.pairs.confidence) and len(out.possible) == 49

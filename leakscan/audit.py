@@ -513,7 +513,8 @@ def audit(
         if store is not None:
             warnings += store.notes
             store.close()
-    detection = weigh_labels(detection, m.labels)  # after the cache: the labels are not in its key
+    if settings.label_evidence:  # after the cache: the labels are not in its key
+        detection = weigh_labels(detection, m.labels)
     t3 = time.perf_counter()
     warnings += list(detection.warnings)
     from .decisions import decide  # noqa: PLC0415 - the user's verdicts, before groups are built
@@ -704,7 +705,8 @@ def fingerprint(features: Features, settings: DetectSettings, splits=None) -> st
     h.update(f"{__version__}|{SEARCH_VERSION}|opencv={opencv_loads()}".encode())
     if splits is not None:
         h.update("\x1f".join(map(str, splits)).encode())
-    h.update(f"{FEATURE_VERSION}|{CACHE_SCHEMA}|{len(features)}|{sorted(settings.to_dict().items())}".encode())
+    searched = {k: v for k, v in settings.to_dict().items() if k != "label_evidence"}  # weighed after the cache
+    h.update(f"{FEATURE_VERSION}|{CACHE_SCHEMA}|{len(features)}|{sorted(searched.items())}".encode())
     # the rows that decoded: a file that failed keeps only its failure in the cache, while a cold
     # run still holds what it read before failing (the file's digest), so a warm run found no match
     ok = features.ok

@@ -436,13 +436,14 @@ def _verbose(verbose: bool) -> None:
 def _settings(max_hamming: int, min_cosine: float, min_ncc: float, transforms: "Transforms",
               cross_only: bool = False, model_min_cosine: float = DEFAULTS.model_min_cosine,
               crops: bool = DEFAULTS.crops, min_confidence: float = DEFAULTS.min_confidence,
-              overlap: bool = DEFAULTS.overlap, min_precision: float = DEFAULTS.min_precision):
+              overlap: bool = DEFAULTS.overlap, min_precision: float = DEFAULTS.min_precision,
+              label_evidence: bool = DEFAULTS.label_evidence):
     from .settings import DetectSettings  # noqa: PLC0415
 
     return DetectSettings(max_hamming=max_hamming, min_cosine=min_cosine, min_ncc=min_ncc,
                           transforms=transforms.value, scope="cross" if cross_only else "all",
                           model_min_cosine=model_min_cosine, crops=crops, min_confidence=min_confidence,
-                          overlap=overlap, min_precision=min_precision)
+                          overlap=overlap, min_precision=min_precision, label_evidence=label_evidence)
 
 
 def _needs(ctx: typer.Context, needed: str, present: bool, *names: str) -> None:
@@ -544,6 +545,10 @@ OPT_CROPS = typer.Option(DEFAULTS.crops, "--crops/--no-crops",
                               "picture); --no-crops is faster.")
 OPT_OVERLAP = typer.Option(DEFAULTS.overlap, "--overlap/--no-overlap",
                            help="Also search for overlapping tiles of one large image (images of 64 px or more).")
+OPT_LABEL_EVIDENCE = typer.Option(
+    DEFAULTS.label_evidence, "--label-evidence/--no-label-evidence",
+    help="Weigh a pair of two labels against how often this dataset's copies and look-alikes differ in label "
+         "(README: Labels are evidence too); --no-label-evidence lets the pictures alone decide.")
 OPT_MODEL = typer.Option(None, "--model", show_default=False, callback=_user_path, readable=False,
                          help="Also embed every image with this ONNX model and report pairs at "
                               "--model-min-cosine or more (needs pip install 'leakscan[onnx]').")
@@ -780,6 +785,7 @@ def audit(
     transforms: Transforms = OPT_TRANSFORMS,
     crops: bool = OPT_CROPS,
     overlap: bool = OPT_OVERLAP,
+    label_evidence: bool = OPT_LABEL_EVIDENCE,
     model: Optional[Path] = OPT_MODEL,
     model_min_cosine: float = OPT_MODEL_MIN_COSINE,
     model_batch: int = OPT_MODEL_BATCH,
@@ -818,7 +824,7 @@ def audit(
     _MADE[:] = made  # ... or is interrupted
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, cross_only, model_min_cosine, crops,
-                             min_confidence, overlap, min_precision)
+                             min_confidence, overlap, min_precision, label_evidence)
         spec = _model_spec(model, model_batch, model_size, model_normalize)
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
         check_jobs(jobs)  # before a Dask scheduler is waited for
@@ -929,6 +935,7 @@ def resplit(
     transforms: Transforms = OPT_TRANSFORMS,
     crops: bool = OPT_CROPS,
     overlap: bool = OPT_OVERLAP,
+    label_evidence: bool = OPT_LABEL_EVIDENCE,
     model: Optional[Path] = OPT_MODEL,
     model_min_cosine: float = OPT_MODEL_MIN_COSINE,
     model_batch: int = OPT_MODEL_BATCH,
@@ -975,7 +982,7 @@ def resplit(
     try:
         settings = _settings(max_hamming, min_cosine, min_ncc, transforms, model_min_cosine=model_min_cosine,
                              crops=crops, min_confidence=min_confidence, overlap=overlap,
-                             min_precision=min_precision)
+                             min_precision=min_precision, label_evidence=label_evidence)
         spec = _model_spec(model, model_batch, model_size, model_normalize)
         source_opts = _source_options(image_column, label_column, group_column, group_by, bands)
         check_jobs(jobs)  # before a Dask scheduler is waited for

@@ -33,6 +33,7 @@ SETTING_FLAGS = {"max_hamming": "--max-hamming", "min_cosine": "--min-cosine", "
                  "transforms": "--transforms", "crops": "--crops / --no-crops", "scope": "--cross-split-only",
                  "model_min_cosine": "--model-min-cosine", "min_confidence": "--min-confidence",
                  "min_precision": "--min-precision", "overlap": "--overlap / --no-overlap",
+                 "label_evidence": "--label-evidence / --no-label-evidence",
                  "sure_cosine": None, "ratio": None, "k": None}
 
 
@@ -41,8 +42,9 @@ def setting_flags(settings: dict) -> list:
     out, lib = [], []
     for name, value in settings.items():
         flag = SETTING_FLAGS.get(name, None)
-        if name in ("crops", "overlap"):
-            out.append([f"--{name}" if value else f"--no-{name}", "on" if value else "off"])
+        if name in ("crops", "overlap", "label_evidence"):
+            flag_name = name.replace("_", "-")
+            out.append([f"--{flag_name}" if value else f"--no-{flag_name}", "on" if value else "off"])
         elif name == "scope":
             out.append([flag, "on" if value == "cross" else "off"])
         elif flag:

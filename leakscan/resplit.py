@@ -411,7 +411,8 @@ def _redetect(audit, rows: np.ndarray, splits: np.ndarray, memo: EvidenceMemo | 
                  memo=None if memo is None else memo.of_rows(rows), progress=progress,
                  images=lambda sub_rows: load_pictures(audit.manifest, rows[np.asarray(sub_rows)],
                                                            kept=audit.features.pictures))
-    det = weigh_labels(det, audit.manifest.labels[rows])  # as the audit weighs them
+    if audit.settings.label_evidence:  # as the audit weighs them
+        det = weigh_labels(det, audit.manifest.labels[rows])
     # below the lowest bar an audit can set (--min-precision raises it from --min-confidence by
     # what the confidences of the images audited say: another set of images, another bar)
     near = det.possible.take(det.possible.confidence >= audit.settings.min_confidence - RESPLIT_MARGIN)

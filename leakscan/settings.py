@@ -152,6 +152,10 @@ class DetectSettings:
     overlap : bool
         Also search for overlapping tiles: two crops of one large image sharing half their
         area or more (images at least 64 pixels a side), reported with detail ``overlap N%``.
+    label_evidence : bool
+        Where the images are labelled, weigh a pair of two labels against how often this
+        dataset's copies and look-alikes differ in label (:func:`leakscan.decide.weigh_labels`);
+        off, the pictures alone decide. Applied after the detection's cache (not in its key).
     model_min_cosine : float
         With an ONNX model (:mod:`leakscan.model`): pairs whose model embeddings have at least
         this cosine similarity are candidates (kind ``model``), and the model's cosine raises a
@@ -190,6 +194,7 @@ class DetectSettings:
     scope: str = "all"
     crops: bool = True
     overlap: bool = True
+    label_evidence: bool = True
     model_min_cosine: float = 0.75
 
     def __post_init__(self) -> None:
@@ -201,7 +206,7 @@ class DetectSettings:
         if self.transforms not in TRANSFORMS:
             raise ConfigError(f"transforms must be one of {', '.join(TRANSFORMS)}, got {self.transforms!r}",
                               keyword="transforms")
-        for name in ("crops", "overlap"):
+        for name in ("crops", "overlap", "label_evidence"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}", keyword=name)
 

@@ -549,3 +549,26 @@ def test_labels_that_say_nothing_of_copies_change_nothing():
     out = weigh_labels(few, labels)
     assert out.calibration.stats["labels"]["used"] is False
     assert np.array_equal(out.pairs.confidence, few.pairs.confidence) and len(out.possible) == 49
+
+
+def test_no_label_evidence_lets_the_pictures_alone_decide_and_keeps_the_cached_detection(tmp_path):
+    """``--no-label-evidence``: the settings say so and the calibration holds no ``labels``; with
+    them weighed (the default) it does. The weighing comes after the detection's cache, so a run
+    with the other switch reads the same detection from the cache (no verification time)."""
+    from typer.testing import CliRunner
+
+    from leakscan.cli import app
+
+    cache = tmp_path / "cache.sqlite"
+    summaries = []
+    for k, switch in enumerate(["--no-label-evidence", "--label-evidence"]):
+        out = tmp_path / f"out{k}"
+        res = CliRunner().invoke(app, ["audit", str(FIXTURES), "--out", str(out), "--cache", str(cache), "--quiet",
+                                       "--no-html", switch])
+        assert res.exit_code == 0, res.output
+        summaries.append(json.loads((out / "summary.json").read_text()))
+    off, on = summaries
+    assert off["settings"]["label_evidence"] is False and "labels" not in off["calibration"]
+    assert on["settings"]["label_evidence"] is True and on["calibration"]["labels"]["used"] is False  # 0 look-alikes
+    assert off["timings"]["verify"] > 0 and on["timings"]["verify"] == 0  # the second read the first's detection
+    assert (tmp_path / "out0" / "pairs.csv").read_bytes() == (tmp_path / "out1" / "pairs.csv").read_bytes()

@@ -422,11 +422,12 @@ def weigh_labels(det: Detection, labels: np.ndarray) -> Detection:
     copies, its possible pairs for look-alikes. Copies mostly share a label (a copy with another
     one is a label error), while look-alikes (two planes on a blue sky, a plane and a bird) often
     do not, so such a pair needs evidence that much stronger; one that falls under the bar moves
-    to the possible pairs, with its new confidence. Where labels say nothing of copies the two
-    rates are alike and little changes; a pair is never made surer. Exact copies, pairs with an
-    unlabelled image, and detections with fewer than :data:`LABEL_MIN_PAIRS` labelled pairs of
-    either kind are left as they are. ``labels``: one per row of the detected features ("" for
-    none). The calibration's ``stats["labels"]`` says what was read and done.
+    to the possible pairs, with its new confidence, and a warning says how many moved. Where
+    labels say nothing of copies the two rates are alike and little changes; a pair is never
+    made surer. Exact copies, pairs with an unlabelled image, and detections with fewer than
+    :data:`LABEL_MIN_PAIRS` labelled pairs of either kind are left as they are. ``labels``: one
+    per row of the detected features ("" for none). The calibration's ``stats["labels"]`` says
+    what was read and done.
     """
     cal = det.calibration
     labels = np.asarray(labels)
@@ -460,7 +461,13 @@ def weigh_labels(det: Detection, labels: np.ndarray) -> Detection:
     stats.update(used=True, log_ratio=round(shift, 3), moved_to_possible=int(under.sum()))
     possible = PairTable.concat([possible, pairs.take(under)]).sorted()
     possible = possible.take(possible.confidence >= POSSIBLE_FLOOR)
-    return dataclasses.replace(det, pairs=pairs.take(~under), possible=possible,
+    warnings = det.warnings
+    if under.any():  # said, so that a label conflict the weighing took away is not lost unseen
+        warnings += (f"{int(under.sum())} duplicate pairs of two labels are not counted: here copies differ in label "
+                     f"{rate_copy:.2%} of the time and look-alikes {rate_look:.1%}, so their pictures were not "
+                     "evidence enough (those still over 0.1 are in possible.csv); --no-label-evidence counts them "
+                     "by their pictures alone",)
+    return dataclasses.replace(det, pairs=pairs.take(~under), possible=possible, warnings=warnings,
                                calibration=dataclasses.replace(cal, stats={**cal.stats, "labels": stats}))
 
 

@@ -524,6 +524,8 @@ def test_a_pair_of_two_labels_needs_the_stronger_evidence_the_dataset_says():
     stats = out.calibration.stats["labels"]
     assert stats == {"copies": 61, "copies_apart": 1, "look_alikes": 60, "look_alikes_apart": 30, "used": True,
                      "log_ratio": round(float(shift), 3), "moved_to_possible": 2}
+    assert len(out.warnings) == 1 and out.warnings[0].startswith("2 duplicate pairs of two labels are not counted")
+    assert "--no-label-evidence" in out.warnings[0]
     conf = dict(zip(zip(out.pairs.i.tolist(), out.pairs.j.tolist()), out.pairs.confidence.tolist()))
     assert (300, 301) not in conf and (304, 305) not in conf  # two labels, under the bar
     assert conf[(308, 309)] == pytest.approx(1 / (1 + np.exp(-(np.log(0.999999 / 0.000001) + shift))), rel=1e-4)
@@ -544,6 +546,7 @@ def test_labels_that_say_nothing_of_copies_change_nothing():
     det, labels = _labelled_detection(copies_apart=30, look_alikes_apart=30)
     out = weigh_labels(det, labels)
     assert out.calibration.stats["labels"]["log_ratio"] == 0.0 and out.calibration.stats["labels"]["moved_to_possible"] == 0
+    assert out.warnings == ()
     assert np.array_equal(out.pairs.confidence, det.pairs.confidence) and len(out.possible) == len(det.possible)
     few = dataclasses.replace(det, possible=det.possible.take(np.arange(49)))
     out = weigh_labels(few, labels)

@@ -640,12 +640,13 @@ def transformed_section(lines: list[str]) -> None:
     _script_section(lines, "transformed.py", "Transformed photos: every edit made two or more ways, other photos as "
                     "distractors",
               "The photos that ship with scikit-image and scikit-learn plus six generated pictures, each an "
-              "original scaled to 320 px; edits made with Pillow, numpy/scipy.ndimage and scikit-image. Positives: "
+              "original scaled to 320 px; edits made with Pillow, numpy/scipy.ndimage, scikit-image, OpenCV and "
+              "(when installed) the ImageMagick command line. Positives: "
               "each edit with its original, and tiles sharing >= 50% of their area; negatives: pairs from different "
               "photos, and tiles sharing 30%.")
     _script_section(lines, "transformed.py", "Transformed photos, every edit in one audit",
-                    "The same images in one folder: each photo with its 70 edits (a dataset that holds every photo "
-                    "many times). Recall counts the edits listed as a pair with their original.",
+                    "The same images in one folder: each photo with its 70 edits, 95 with ImageMagick (a dataset "
+                    "that holds every photo many times). Recall counts the edits listed as a pair with their original.",
                     ("--grouping", "1", "--per-round", "100", "--work", str(WORK / "transformed_one")))
 
 

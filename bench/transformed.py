@@ -58,6 +58,18 @@ OpenCV             each edit again as OpenCV makes it (the augmentation librarie
                    white, black or a date stamp's orange, 5-8% of the height), a word blended
                    over the middle with ``addWeighted`` (30-45%), ``INTER_AREA`` downscaling,
                    ``flip`` on both axes
+ImageMagick        each edit again as the ``magick``/``convert`` command line makes it (shell
+                   scripts and web back-ends), when a real ImageMagick is installed:
+                   ``-distort SRT`` on the same canvas (black, white or edge virtual pixels),
+                   ``-rotate`` on a grown one, ``-distort SRT`` then ``-crop`` upright,
+                   ``-gravity center -crop N%`` and an off-centre ``-crop`` resized back,
+                   ``-border`` (a frame), ``-extent`` to a square, ``-resize`` and ``-sample``
+                   (nearest neighbour), ``-colorspace Gray``, ``-modulate`` (hue, saturation),
+                   ``-gamma``, ``-sepia-tone``, ``-brightness-contrast``, ``-normalize``,
+                   ``-quality`` 25-40, ``-blur``, ``-unsharp``, ``+noise Gaussian``, ``-flop``,
+                   ``-transpose``, ``-annotate`` on a translucent undercolour and as a 40%
+                   white watermark, and a small ``-distort Perspective`` (corners moved up to
+                   8%): the edits of the rows above, and five more
 =================  ===========================================================================
 
 Everything is saved as JPEG (quality 90 unless the edit says otherwise).
@@ -767,6 +779,121 @@ def opencv_edits(img: Image.Image, k: int, rng) -> list:
     out.append(("flip", "cv2 flip (both axes)", "", rgb(cv2.flip(b, -1))))
     return out
 
+def magick_binary() -> list | None:
+    """The command of a real ImageMagick (``magick``, else ``convert``), or None."""
+    import subprocess
+
+    for cmd in (["magick"], ["convert"], ["/usr/bin/convert"]):
+        exe = shutil.which(cmd[0])
+        if not exe:
+            continue
+        try:
+            out = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=20).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if out.startswith("Version: ImageMagick"):
+            return [exe]
+    return None
+
+
+def magick_edits(img: Image.Image, k: int, rng) -> list:
+    """``(edit, protocol, detail, image)``: the edits again, made by the ImageMagick command line
+    (``magick``/``convert``, as shell scripts and web back-ends make them), from their own
+    draws ``rng``. Empty without a real ImageMagick."""
+    import subprocess
+    import tempfile
+
+    exe = magick_binary()
+    if exe is None:
+        return []
+    w, h = img.size
+
+    def run(*args, ext="png"):
+        with tempfile.TemporaryDirectory() as tmp:
+            src, dst = Path(tmp) / "in.png", Path(tmp) / f"out.{ext}"
+            img.save(src)
+            subprocess.run([*exe, str(src), *map(str, args), str(dst)], check=True, capture_output=True, timeout=120)
+            if ext == "jpg":
+                return ("bytes", dst.read_bytes())
+            with Image.open(dst) as out:
+                return out.convert("RGB")
+
+    def angle():
+        return float(rng.uniform(4, 44)) * (1 if rng.random() < 0.5 else -1)
+
+    fills = ("black", "white", "edge")
+    out = []
+    a, f = angle(), fills[k % 3]
+    vp = {"black": "black", "white": "white", "edge": "edge"}[f]
+    out.append(("rotate, same size", "magick -distort SRT", f"{a:+.1f} deg, {f} fill",
+                run("-virtual-pixel", vp, "-distort", "SRT", f"{a:.2f}")))
+    a, f = angle(), ("white", "black")[k % 2]
+    out.append(("rotate, expanded", "magick -rotate", f"{a:+.1f} deg, {f} fill",
+                run("-background", f, "-rotate", f"{a:.2f}")))
+    a = angle()
+    x0, y0, x1, y1 = inscribed(w, h, a)
+    out.append(("rotate then crop", "magick -distort SRT -crop", f"{a:+.1f} deg",
+                run("-distort", "SRT", f"{a:.2f}", "-crop", f"{x1 - x0}x{y1 - y0}+{x0}+{y0}", "+repage")))
+    frac = float(rng.uniform(0.5, 0.9))
+    side = round(100 * np.sqrt(frac))
+    out.append(("crop 50-90%", "magick -gravity center -crop N%", f"{side * side / 100:.0f}%",
+                run("-gravity", "center", "-crop", f"{side}%x{side}%+0+0", "+repage")))
+    frac = float(rng.uniform(0.5, 0.9))
+    x0, y0, x1, y1 = crop_box(w, h, frac, "off-centre", rng)
+    out.append(("crop 50-90%", "magick -crop, -resize back", f"{frac:.0%}",
+                run("-crop", f"{x1 - x0}x{y1 - y0}+{x0}+{y0}", "+repage", "-resize", f"{w}x{h}!")))
+    kind, c = pad_colour(img, rng)
+    p = float(rng.uniform(0.05, 0.25))
+    hexc = "#%02x%02x%02x" % tuple(int(v) for v in c)
+    out.append(("letterbox", "magick -border (a frame)", f"{p:.0%} {kind}",
+                run("-bordercolor", hexc, "-border", f"{round(p * w)}x{round(p * h)}")))
+    kind, c = pad_colour(img, rng)
+    hexc = "#%02x%02x%02x" % tuple(int(v) for v in c)
+    s = max(w, h)
+    out.append(("pad to square", "magick -gravity center -extent", kind,
+                run("-background", hexc, "-gravity", "center", "-extent", f"{s}x{s}")))
+    f = float(rng.uniform(0.4, 0.7))
+    out.append(("resize", "magick -resize", f"{f:.0%}", run("-resize", f"{f * 100:.0f}%")))
+    f = float(rng.uniform(0.3, 0.6))
+    out.append(("resize", "magick -sample (nearest)", f"{f:.0%}", run("-sample", f"{f * 100:.0f}%")))
+    out.append(("grayscale", "magick -colorspace Gray", "", run("-colorspace", "Gray")))
+    sh = float(rng.uniform(30, 150)) * (1 if rng.random() < 0.5 else -1)  # -modulate's hue: 200 is a full turn
+    out.append(("hue shift", "magick -modulate", f"{sh:+.0f} deg", run("-modulate", f"100,100,{100 + sh / 1.8:.0f}")))
+    g = gamma_value(rng)
+    out.append(("gamma", "magick -gamma", f"{g:.2f}", run("-gamma", f"{1 / g:.3f}")))
+    out.append(("sepia", "magick -sepia-tone", "80%", run("-sepia-tone", "80%")))
+    sat = float(rng.choice([rng.uniform(20, 50), rng.uniform(160, 250)]))
+    out.append(("saturation", "magick -modulate", f"{sat:.0f}%", run("-modulate", f"100,{sat:.0f},100")))
+    bc = (int(rng.integers(-20, 21)), int(rng.integers(10, 31)))
+    out.append(("brightness/contrast", "magick -brightness-contrast", f"{bc[0]}x{bc[1]}",
+                run("-brightness-contrast", f"{bc[0]}x{bc[1]}")))
+    out.append(("auto level", "magick -normalize", "", run("-normalize")))
+    q = int(rng.integers(25, 41))
+    out.append(("JPEG q30", "magick -quality", f"q{q}", run("-quality", str(q), ext="jpg")))
+    r = float(rng.uniform(1.0, 2.5))
+    out.append(("blur", "magick -blur", f"sigma {r:.1f}", run("-blur", f"0x{r:.1f}")))
+    out.append(("sharpen", "magick -unsharp", "", run("-unsharp", "0x2+1.5+0")))
+    n = float(rng.uniform(0.5, 1.5))
+    out.append(("noise", "magick +noise Gaussian", f"attenuate {n:.1f}", run("-attenuate", f"{n:.1f}", "+noise",
+                                                                            "Gaussian")))
+    out.append(("flip", "magick -flop", "", run("-flop")))
+    out.append(("flip", "magick -transpose", "", run("-transpose")))
+    pt = max(10, round(h * float(rng.uniform(0.05, 0.08))))
+    out.append(("text", "magick -annotate on an undercolour", f"{pt} pt",
+                run("-gravity", "south", "-fill", "white", "-undercolor", "#00000080", "-pointsize", pt,
+                    "-annotate", "+0+4", "leakscan %04d" % int(rng.integers(0, 9999)))))
+    pt = max(12, round(h * float(rng.uniform(0.12, 0.2))))
+    out.append(("text", "magick watermark (-annotate, 40% white)", f"{pt} pt",
+                run("-gravity", "center", "-fill", "rgba(255,255,255,0.4)", "-pointsize", pt, "-annotate", "0",
+                    "SAMPLE")))
+    d = [float(v) for v in rng.uniform(0.0, 0.08, 4)]
+    pts = (f"0,0 {d[0] * w:.1f},{d[1] * h:.1f}  {w - 1},0 {w - 1 - d[2] * w:.1f},0  "
+           f"{w - 1},{h - 1} {w - 1},{h - 1 - d[3] * h:.1f}  0,{h - 1} 0,{h - 1}")
+    out.append(("perspective", "magick -distort Perspective", "corners up to 8%",
+                run("-virtual-pixel", "black", "-distort", "Perspective", pts)))
+    return out
+
+
 def tile_pairs(full: Image.Image, side: int, rng):
     """``(overlap, protocol, tile a, tile b)``: two crops of ``full`` sharing ``overlap`` of their area."""
     W, H = full.size
@@ -821,7 +948,8 @@ def build(work: Path, source: Path | None, limit: int | None, side: int, seed: i
         later = np.random.default_rng([seed, k, 1])
         # OpenCV's protocols: a third stream, so the earlier edits keep their draws
         edits = edits_of(img, full, k, rng, ski, later) + opencv_edits(img, k, np.random.default_rng([seed, k, 2]))
-        edits += colour_edits(img, np.random.default_rng([seed, k, 3]), ski)  # a fourth stream, added last
+        edits += colour_edits(img, np.random.default_rng([seed, k, 3]), ski)  # a fourth stream
+        edits += magick_edits(img, k, np.random.default_rng([seed, k, 4]))  # ImageMagick's: a fifth, added last
         for e, (edit, protocol, detail, im) in enumerate(edits):
             path = f"{stem}_e{e:02d}.jpg"
             save(im, data / path)
@@ -908,7 +1036,8 @@ def rounds(built: Built, per_round: int, grouping: int = 0) -> list[list[str]]:
     # rows added later (OpenCV's, then the colour casts) in runs of their own: the earlier rows
     # keep their runs, and so their figures
     later = {"cv2": [k for k in keys if k[1].startswith("cv2")],
-             "colour": [k for k in keys if k[0] in COLOUR_EDITS]}
+             "colour": [k for k in keys if k[0] in COLOUR_EDITS and not k[1].startswith("magick")],
+             "magick": [k for k in keys if k[1].startswith("magick")]}
     batches = [[k for k in keys if not any(k in v for v in later.values())], *later.values()]
     if grouping:
         order = np.random.default_rng(grouping).permutation(len(keys))

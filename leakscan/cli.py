@@ -507,11 +507,13 @@ def _number_option(default, *names: str, span: Span, help: str = "", **kw):
     typer cannot show an open bound, so a range with one is written in the help text."""
     parse = _number(names[0], span)
     low, high = (None if b is None else (int if span.whole else float)(b) for b in (span.low, span.high))
+    # named as recent typer names it (0.23 and older named it after the parser: PARSE)
+    metavar = "<int" if span.whole else "<float"
     if span.low_open or span.high_open:
         shown = "".join([f"{low}{'<' if span.low_open else '<='}" if low is not None else "", "x",
                          f"{'<' if span.high_open else '<='}{high}" if high is not None else ""])
-        return typer.Option(default, *names, parser=parse, help=f"{help} [{shown}]", **kw)
-    return typer.Option(default, *names, min=low, max=high, parser=parse, help=help, **kw)
+        return typer.Option(default, *names, parser=parse, help=f"{help} [{shown}]", metavar=f"{metavar}>", **kw)
+    return typer.Option(default, *names, min=low, max=high, parser=parse, help=help, metavar=f"{metavar} range>", **kw)
 
 
 def _setting_option(name: str, *names: str, help: str, **kw):

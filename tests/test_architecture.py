@@ -169,3 +169,30 @@ def test_declared_dependencies_match_the_imports():
     assert core - used == set(), "declared but not imported by leakscan/"
     tests = _third_party_imports((ROOT / "tests").glob("*.py"))
     assert tests - core - _declared("test") - {"distributed"} - OPTIONAL == set(), "tests import undeclared packages"
+
+
+def _release(version: str) -> tuple:
+    return tuple(int(part) for part in version.split("."))
+
+
+def test_the_lowest_pins_are_the_declared_lower_bounds():
+    """`.ci/lowest.txt` pins each runtime dependency at the oldest release its lower bound in
+    pyproject.toml allows (`make test-lowest` runs the tests on them): a bound raised or lowered
+    without its pin, or a dependency added without one, fails here."""
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    bounds = {}
+    for req in project["dependencies"]:
+        name, _, rest = req.partition(">=")
+        bounds[name.split("[")[0].strip().lower()] = rest.split(",")[0].strip()
+    pins = {}
+    for line in (ROOT / ".ci" / "lowest.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[name.strip().lower()] = version.strip()
+    assert set(pins) == set(bounds), "pinned but not a dependency, or a dependency without a pin"
+    for name, bound in bounds.items():
+        assert bound, f"{name} has no lower bound in pyproject.toml"
+        # the pin is a release of the bound's series (opencv's 4.8 is published as 4.8.0.74)
+        low = _release(bound)
+        assert _release(pins[name])[:len(low)] == low, f"{name}: pinned {pins[name]}, lower bound {bound}"

@@ -808,11 +808,18 @@ def magick_edits(img: Image.Image, k: int, rng) -> list:
         return []
     w, h = img.size
 
-    def run(*args, ext="png"):
+    def run(*args, ext="png"):  # None, said in one line, when ImageMagick fails: the edit is left out
         with tempfile.TemporaryDirectory() as tmp:
             src, dst = Path(tmp) / "in.png", Path(tmp) / f"out.{ext}"
             img.save(src)
-            subprocess.run([*exe, str(src), *map(str, args), str(dst)], check=True, capture_output=True, timeout=120)
+            try:
+                subprocess.run([*exe, str(src), *map(str, args), str(dst)], check=True, capture_output=True,
+                               timeout=120)
+            except (OSError, subprocess.SubprocessError) as exc:
+                said = (getattr(exc, "stderr", None) or b"").decode(errors="replace").strip().splitlines()
+                print(f"photo {k}: ImageMagick {' '.join(map(str, args))} failed, edit left out: "
+                      f"{said[0] if said else exc}", file=sys.stderr)
+                return None
             if ext == "jpg":
                 return ("bytes", dst.read_bytes())
             with Image.open(dst) as out:
@@ -891,7 +898,7 @@ def magick_edits(img: Image.Image, k: int, rng) -> list:
            f"{w - 1},{h - 1} {w - 1},{h - 1 - d[3] * h:.1f}  0,{h - 1} 0,{h - 1}")
     out.append(("perspective", "magick -distort Perspective", "corners up to 8%",
                 run("-virtual-pixel", "black", "-distort", "Perspective", pts)))
-    return out
+    return [edit for edit in out if edit[3] is not None]
 
 
 def tile_pairs(full: Image.Image, side: int, rng):

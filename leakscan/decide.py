@@ -465,8 +465,8 @@ def weigh_labels(det: Detection, labels: np.ndarray) -> Detection:
     if under.any():  # said, so that a label conflict the weighing took away is not lost unseen
         warnings += (f"{int(under.sum())} duplicate pairs of two labels are not counted: here copies differ in label "
                      f"{rate_copy:.2%} of the time and look-alikes {rate_look:.1%}, so their pictures were not "
-                     "evidence enough (those still over 0.1 are in possible.csv); --no-label-evidence counts them "
-                     "by their pictures alone",)
+                     f"evidence enough (those still at {POSSIBLE_FLOOR} or more are in possible.csv); "
+                     "--no-label-evidence counts them by their pictures alone",)
     return dataclasses.replace(det, pairs=pairs.take(~under), possible=possible, warnings=warnings,
                                calibration=dataclasses.replace(cal, stats={**cal.stats, "labels": stats}))
 

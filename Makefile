@@ -22,15 +22,20 @@ TEST_JOBS ?= auto
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --maxprocesses 4
 
-# The oldest dependencies pyproject.toml allows (.ci/lowest.txt), in a venv of their own: the tests
-# that reach each of them (CI runs this after `make test`).
+# The oldest dependencies pyproject.toml allows (.ci/lowest.txt), in a venv of their own, on the
+# oldest Python it allows (3.10) where one is installed (pyenv's, or LOWEST_PY=...; else $(PY)): the
+# tests that reach each of them, and the CSV readers (CI runs this after `make test`).
 LOWEST := .venv-lowest
+LOWEST_PY ?= $(firstword $(shell command -v python3.10 >/dev/null 2>&1 && python3.10 -c '' 2>/dev/null && echo python3.10) \
+	$(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10) $(PY))
 LOWEST_TESTS ?= tests/test_cli_help.py tests/test_cli.py tests/test_decode.py tests/test_index.py \
-	tests/test_keypoints.py tests/test_logistic.py tests/test_verify.py tests/test_trust.py
+	tests/test_keypoints.py tests/test_logistic.py tests/test_verify.py tests/test_trust.py \
+	tests/test_manifest.py tests/test_decisions.py
 # OpenCV 4.x bundles OpenBLAS 0.3.3, which after some earlier tests keeps 1 thread when given 2 back
 LOWEST_DESELECT ?= not gives_back_the_threads
 test-lowest:
-	rm -rf $(LOWEST) && $(PY) -m venv $(LOWEST)
+	rm -rf $(LOWEST) && $(LOWEST_PY) -m venv $(LOWEST)
+	$(LOWEST)/bin/python --version
 	$(LOWEST)/bin/python -m pip install --quiet --disable-pip-version-check -c .ci/lowest.txt -r .ci/lowest.txt \
 	  pytest pytest-xdist hypothesis imagehash scikit-learn click
 	$(LOWEST)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .

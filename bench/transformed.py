@@ -85,7 +85,10 @@ pairs), counted apart.
 It runs ``leakscan.audit`` on the folder through the public library (``Audit.pair_records()``)
 and counts a reported pair as a duplicate unless the record marks it otherwise (a
 ``decision``/``level`` of ``possible``, or a ``confidence`` below ``--min-confidence``), so
-it keeps working when the pair decision changes. A plain imagehash pHash loop (Hamming <= 8)
+it keeps working when the pair decision changes. leakscan lists identical pictures as a star
+(one of them paired with the rest; README, *Outputs*), so a pair with one of them counts for
+each (:func:`same_pixels`): ImageMagick's ``-flop`` writes the file Pillow's mirror writes,
+and in one audit only one of the two is paired with the original. A plain imagehash pHash loop (Hamming <= 8)
 is scored beside it. Prints a markdown table per edit and protocol (``--json`` for JSON).
 
     python bench/transformed.py [--source FOLDER] [--limit N] [--size PX] [--work DIR] [--seed N]
@@ -1087,9 +1090,15 @@ def leakscan_found(data: Path, work: Path, groups: list[list[str]], args) -> tup
         result = leakscan.audit(folder, cache=False, jobs=args.jobs, **kw)
         wall += time.perf_counter() - t
         possible = result.pair_records("possible") if hasattr(result, "possible") else []
-        for rec in result.pair_records() + [dict(r, decision="possible") for r in possible]:
-            key = frozenset((rec["a"], rec["b"]))
-            found[key] = found.get(key, False) or is_duplicate(rec, args.min_confidence)
+        records = result.pair_records() + [dict(r, decision="possible") for r in possible]
+        same = same_pixels(records)
+        for rec in records:
+            dup = is_duplicate(rec, args.min_confidence)
+            for a in same.get(rec["a"], [rec["a"]]):
+                for b in same.get(rec["b"], [rec["b"]]):
+                    if a != b:
+                        key = frozenset((a, b))
+                        found[key] = found.get(key, False) or dup
         emb = getattr(result.features, "model_embedding", None)
         if model_found is not None and emb is not None:
             names = [Path(p).name for p in result.manifest.paths]
@@ -1097,6 +1106,33 @@ def leakscan_found(data: Path, work: Path, groups: list[list[str]], args) -> tup
             for x, y in zip(*np.nonzero(np.triu(sim >= args.model_min_cosine, 1))):
                 model_found[frozenset((names[x], names[y]))] = True
     return found, wall, model_found
+
+
+def same_pixels(records: list[dict]) -> dict:
+    """Path -> every path with the same pixels (itself included), from the ``exact`` pairs.
+
+    leakscan lists identical pictures as a star of exact pairs and pairs one of them with
+    the rest (README, *Outputs*), so a pair with one picture is a pair with each: an edit
+    that makes the same file another edit made (ImageMagick's ``-flop``, Pillow's mirror) is
+    found when its twin is."""
+    parent: dict = {}
+
+    def root(x):
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    for rec in records:
+        if rec.get("kind") == "exact" and is_duplicate(rec, None):
+            ra, rb = root(rec["a"]), root(rec["b"])
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    members: dict = {}
+    for x in list(parent):
+        members.setdefault(root(x), set()).add(x)
+    for r, ms in members.items():
+        ms.add(r)
+    return {x: sorted(ms) for ms in members.values() for x in ms}
 
 
 def phash_found(data: Path, paths: list[str], radius: int = 8) -> dict:

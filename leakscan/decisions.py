@@ -33,11 +33,9 @@ did not find is added with kind ``exact`` (same pixels) or ``embedding`` and the
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import heapq
-import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -45,7 +43,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .errors import InputError
-from .manifest import decode_text, path_key
+from .manifest import CsvRows, decode_text, path_key
 from .output import utf8_text
 
 __all__ = ["Decision", "Decisions", "MatchedDecisions", "DecisionStats", "read_decisions",
@@ -283,7 +281,7 @@ def _parse(text: str, where: str) -> Decisions:
     # the delimiter is the header's (the first line that is not blank or a comment): most of , ; tab
     header_line = next((ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
     delim = max(",;\t", key=header_line.count)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+    reader = CsvRows(text, delim, where)
     header = None
     entries = []
     last_line = 0
@@ -454,7 +452,7 @@ def _measure(features, i, j) -> dict:
     out["cosine"] = np.where(ok & ~same_px, cos, np.nan).astype(np.float32)
     out["score"] = np.where(same_px, 1.0, np.clip(np.nan_to_num(cos, nan=0.0), 0.0, 1.0)).astype(np.float32)
     x = np.bitwise_xor(features.hashes[i, 0], features.hashes[j, 0])
-    ham = np.unpackbits(x.reshape(k, -1), axis=1).sum(axis=1)
+    ham = np.unpackbits(x.reshape(k, -1), axis=1).sum(axis=1, dtype=np.int16)
     out["hamming"] = np.where(ok, ham, -1).astype(np.int16)
     return out
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from .decode import file_head, has_image_signature
 from .errors import ArgumentError, InputError
-from .manifest import (IMAGE_EXTENSIONS, SPLIT_ALIASES, SPLIT_SEARCH_DEPTH, UNSPLIT, Manifest, text_column,
+from .manifest import (IMAGE_EXTENSIONS, SPLIT_ALIASES, SPLIT_SEARCH_DEPTH, UNSPLIT, CsvRows, Manifest, text_column,
                        a_url, decode_text, is_url, listed_again, path_key, split_name, url_reason)
 
 log = logging.getLogger(__name__)
@@ -425,7 +425,8 @@ def _rows(reader, path: Path, text: str, delim: str):
     """``(line, cells)`` for each row ``reader`` reads after the header, ``line`` the one the row
     starts on (counting blank lines, which give no cells, and line breaks within quoted cells).
     A quoted cell never closed, which the csv module (lenient) reads as holding every line after
-    it, and a row it cannot read are :class:`InputError` naming the line."""
+    it, is an :class:`InputError` naming the line (as a row the csv module cannot read is, by
+    ``reader``: :class:`~leakscan.manifest.CsvRows` given the file's name)."""
     start, cells = 0, []
     while True:
         line = reader.line_num + 1
@@ -433,9 +434,6 @@ def _rows(reader, path: Path, text: str, delim: str):
             row = next(reader)
         except StopIteration:
             break
-        except csv.Error as exc:  # a cell past the csv module's size limit: most often such a quote
-            raise InputError(f"{path}: line {line}: not a readable CSV row ({exc}; a quoted cell opened there "
-                             "and never closed holds every line after it)") from None
         start, cells = line, row
         yield start, cells
     if any("\n" in c or "\r" in c for c in cells) and _quote_left_open(text, start, delim):
@@ -450,7 +448,7 @@ def _quote_left_open(text: str, line: int, delim: str) -> bool:
     for _ in range(line - 1):
         lines.readline()
     try:
-        for _ in csv.reader(lines, delimiter=delim, strict=True):
+        for _ in CsvRows(lines.read(), delim, strict=True):
             pass
     except csv.Error as exc:
         return "unexpected end of data" in str(exc)
@@ -458,7 +456,7 @@ def _quote_left_open(text: str, line: int, delim: str) -> bool:
 
 
 def _parse_csv(path: Path, text: str, delim: str) -> Manifest:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+    reader = CsvRows(text, delim, str(path))
     fields = [f.strip().lower() for f in next(reader, [])]
     missing = [c for c in ("path", "split") if c not in fields]
     if missing:

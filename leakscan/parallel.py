@@ -59,11 +59,11 @@ def check_jobs(jobs: int | None) -> int:
     return jobs
 
 
-def _one_thread(parent: int | None = None) -> None:
+def _one_thread(maker: int | None = None, maker_is_parent: bool = True) -> None:
     """The pool's initializer: worker processes compute with one thread each (the pool is the
-    parallelism) and end when ``parent``, the process that made the pool, dies, even by kill -9
+    parallelism) and end when ``maker``, the process that made the pool, dies, even by kill -9
     (:func:`die_with_parent`)."""
-    die_with_parent(parent)
+    die_with_parent(maker, maker_is_parent=maker_is_parent)
     try:
         from threadpoolctl import threadpool_limits  # noqa: PLC0415 - declared dependency, best effort
 
@@ -72,7 +72,7 @@ def _one_thread(parent: int | None = None) -> None:
         pass
 
 
-def die_with_parent(parent: int | None = None) -> None:
+def die_with_parent(parent: int | None = None, *, maker_is_parent: bool = True) -> None:
     """Make this (worker) process end when its parent dies, even by kill -9.
 
     Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; elsewhere a daemon thread watches the parent
@@ -81,11 +81,18 @@ def die_with_parent(parent: int | None = None) -> None:
     is no longer the pool's (the worker ends at once; asked for its parent id here, it would
     wait for work forever). Workers also ignore Ctrl-C (SIGINT reaches the whole process
     group): the parent handles it and shuts the pool down.
+
+    ``maker_is_parent`` False: the worker was forked by a fork server (Python 3.14's default
+    start method on Linux), which lives as long as any worker does (each holds its pipe); a
+    thread then watches ``parent`` itself, through a pidfd where Linux has them.
     """
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     except ValueError:  # not the main thread
         pass
+    if not maker_is_parent and parent is not None:
+        _watch_maker(parent)
+        return
     parent = os.getppid() if parent is None else parent
     if os.getppid() != parent:  # the pool's maker died before this worker started
         os._exit(1)
@@ -106,6 +113,34 @@ def die_with_parent(parent: int | None = None) -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, name="leakscan-parent-watch", daemon=True).start()
+
+
+def _watch_maker(maker: int) -> None:
+    """End this process when process ``maker`` (not its parent) ends: a thread waits on a pidfd
+    of it, or else looks every second whether it still runs."""
+    import select  # noqa: PLC0415 - only workers of a fork server
+
+    try:
+        fd = os.pidfd_open(maker)
+    except ProcessLookupError:  # ended already
+        os._exit(1)
+    except (AttributeError, OSError):  # no pidfd (not Linux 5.3+): look every second
+        fd = None
+
+    def watch() -> None:
+        if fd is not None:
+            select.select([fd], [], [])  # readable once the process has ended
+            os._exit(1)
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(maker, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except OSError:  # alive, another user's: not ours to signal
+                pass
+
+    threading.Thread(target=watch, name="leakscan-maker-watch", daemon=True).start()
 
 
 #: Tasks handed out ahead of the results, per worker: a task (and its inputs) is made only when
@@ -259,7 +294,11 @@ def _start_pool(jobs: int) -> ProcessPoolExecutor | None:
     before = set(multiprocessing.active_children())
     pool = None
     try:
-        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread, initargs=(os.getpid(),))
+        context = multiprocessing.get_context()
+        # a worker's parent is this process, but under forkserver (Python 3.14's default on Linux) the fork server
+        by_server = context.get_start_method() == "forkserver"
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_one_thread,
+                                   initargs=(os.getpid(), not by_server))
         pool.submit(int)  # the workers are made here, not at the first chunk's submit
         return pool
     except (OSError, ImportError, NotImplementedError, RuntimeError) as exc:  # RuntimeError: can't start new thread

@@ -1006,6 +1006,42 @@ def test_10_idle_workers_exit_when_the_parent_is_killed():
     assert not alive, f"orphaned workers: {alive}"
 
 
+def _alive(pids) -> list[int]:
+    return [w for w in pids if Path(f"/proc/{w}").exists()
+            and Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_10_workers_work_and_end_with_the_run_under_every_start_method(method):
+    """Python 3.14 starts processes through a fork server on Linux: a worker's parent is then the
+    fork server, and each worker took that for its maker's death and ended at once (every run
+    with --jobs 2 stopped: "a worker process ended abruptly")."""
+    script = (f"import multiprocessing, time\nmultiprocessing.set_start_method({method!r})\n"
+              + IDLE_POOL.split("import sys, time", 1)[1].replace("list(pool.map(abs, range(4)))",
+                                                                  "print(sum(pool.map(abs, range(-4, 0))), flush=True)"))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "10", proc.stderr.read() if proc.poll() is not None else ""
+        assert proc.stdout.readline().strip() == "ready"
+        family, more = set(), {proc.pid}
+        while more:  # the workers, and under forkserver the server between them and the run
+            family |= more
+            more = set().union(*(_children(p) for p in more)) - family
+        family.discard(proc.pid)
+        assert len(family) >= 2
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.time() + 20
+    while _alive(family) and time.time() < deadline:
+        time.sleep(0.1)
+    alive = _alive(family)
+    for w in alive:  # do not leave them behind if the test fails
+        os.kill(w, 9)
+    assert not alive, f"orphaned workers: {alive}"
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_10_workers_exit_when_the_parent_is_killed(tmp_path):
     d = tmp_path / "d"

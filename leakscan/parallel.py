@@ -129,7 +129,9 @@ def _watch_maker(maker: int) -> None:
 
     def watch() -> None:
         if fd is not None:
-            select.select([fd], [], [])  # readable once the process has ended
+            ended = select.poll()
+            ended.register(fd, select.POLLIN)  # readable once the process has ended
+            ended.poll()
             os._exit(1)
         while True:
             time.sleep(1.0)

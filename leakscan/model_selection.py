@@ -21,7 +21,7 @@ __all__ = ["find_groups", "train_test_split", "StratifiedGroupShuffleSplit"]
 log = logging.getLogger(__name__)
 
 
-def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None, decisions=None,
+def find_groups(images, *, groups=None, labels=None, settings=None, jobs=None, progress=None, decisions=None,
                 paths=None, return_paths: bool = False):
     """One group id per image: duplicates (and images sharing a user group) share an id.
 
@@ -37,6 +37,12 @@ def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None,
     groups : sequence, optional
         Known groups (patient id...) to merge with the duplicate groups; a row without one
         (None, NaN, ``""``) is in no known group.
+    labels : sequence, optional
+        One class per image, for a list of paths or an image array: weighed as evidence, as
+        the audit weighs a folder's class folders (a pair of two classes needs the stronger
+        evidence the dataset's own copies and look-alikes say; ``settings.label_evidence``).
+        A folder, CSV or table carries its own labels. :func:`train_test_split` and
+        :class:`StratifiedGroupShuffleSplit` pass their ``stratify`` and ``y`` here.
     settings : DetectSettings, optional
     jobs : int, optional
     decisions : path-like or records, optional
@@ -71,7 +77,11 @@ def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None,
     if isinstance(paths, (str, bytes, os.PathLike)):  # before the audit: one path would be read as its letters
         raise ArgumentError(f"paths must be a sequence of paths, one per row of your data, got one path: {paths!r}")
     _check_not_one_image(images)
-    result = audit(images, groups=groups, settings=settings, jobs=jobs, progress=progress, decisions=decisions)
+    if labels is not None and not takes_labels(images):
+        raise ConfigError("labels= is for a list of paths or an image array; a folder, CSV or table carries its own "
+                          "(class folders, a label column)")
+    result = audit(images, groups=groups, labels=labels, settings=settings, jobs=jobs, progress=progress,
+                   decisions=decisions)
     ids = result.groups.ids.copy()
     m = result.manifest
     _say_unreadable(m, result.features.failures)
@@ -103,6 +113,14 @@ def find_groups(images, *, groups=None, settings=None, jobs=None, progress=None,
                           + ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else ""))
     out = _renumber(out)
     return (out, paths) if return_paths else out
+
+
+def takes_labels(images) -> bool:
+    """Whether ``images`` is a list of paths or an image array, whose labels come from the caller
+    (a folder, CSV or table has its own)."""
+    if type(images).__module__.split(".")[0] == "pandas":
+        return getattr(images, "ndim", 0) == 1  # a Series of paths, not a DataFrame
+    return isinstance(images, (list, tuple, np.ndarray))
 
 
 def _check_not_one_image(images) -> None:
@@ -184,6 +202,11 @@ def _class_labels(y, name: str, rows: str, n: int) -> np.ndarray:
     if y.ndim != 1 or len(y) != n:
         raise ConfigError(f"{name} has shape {y.shape} but {rows} {n} rows; give one class per row")
     return y
+
+
+def _same_labels(a, b) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a.astype(str),
+                                                                                             b.astype(str)))
 
 
 def _check_stratify(y, n_train: int, n_test: int, name: str = "stratify") -> None:
@@ -278,7 +301,9 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
         ``False`` assigns groups in order of first appearance (no stratification).
     stratify : array-like, optional
         Class labels; each class's share on both sides is kept as close as groups allow. As in
-        scikit-learn, each side needs at least one row per class (else ConfigError).
+        scikit-learn, each side needs at least one row per class (else ConfigError). With
+        ``images`` as paths or an array, they also weigh as evidence (:func:`find_groups`'s
+        ``labels``); a folder's class folders already do.
     settings : DetectSettings, optional
     jobs : int, optional
     decisions : path-like or records, optional
@@ -316,7 +341,10 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
     if images is not None:
         if not isinstance(images, (str, os.PathLike)) and len(images) != n:
             raise ConfigError(f"images has {len(images)} entries but the arrays have {n} rows")
-        units = find_groups(images, groups=groups, settings=settings, jobs=jobs, decisions=decisions)
+        # the classes weigh as evidence, as a folder's class folders do in the audit
+        labels = (_class_labels(stratify, "stratify", "the arrays have", n)
+                  if stratify is not None and takes_labels(images) else None)
+        units = find_groups(images, groups=groups, labels=labels, settings=settings, jobs=jobs, decisions=decisions)
     else:
         units = _user_groups(groups, n)
     if len(units) != n:
@@ -363,7 +391,9 @@ class StratifiedGroupShuffleSplit:
     random_state : int, optional
     images : folder, list of paths, or ndarray, optional
         The images the rows stand for: groups are then found from them (once, on the first
-        ``split``), so ``split(X, y)`` needs no ``groups=``; given ``groups`` are merged in.
+        ``split`` of a ``y``), so ``split(X, y)`` needs no ``groups=``; given ``groups`` are
+        merged in. Given as paths or an array, ``y`` weighs as evidence (:func:`find_groups`'s
+        ``labels``).
     decisions : path-like or records, optional
         With ``images``: your verdicts on pairs (:mod:`leakscan.decisions`).
     settings : DetectSettings, optional
@@ -405,10 +435,13 @@ class StratifiedGroupShuffleSplit:
         """Yield ``(train_index, test_index)`` ``n_splits`` times."""
         n = _n_rows(X)
         if self.images is not None:
-            if self._found is None:
-                self._found = find_groups(self.images, settings=self.settings, jobs=self.jobs,
-                                          decisions=self.decisions)
-            found = self._found
+            # y weighs as evidence, as a folder's class folders do in the audit; groups found for
+            # one y serve every split of it
+            labels = _class_labels(y, "y", "X has", n) if y is not None and takes_labels(self.images) else None
+            if self._found is None or not _same_labels(self._found[0], labels):
+                self._found = labels, find_groups(self.images, labels=labels, settings=self.settings, jobs=self.jobs,
+                                                  decisions=self.decisions)
+            found = self._found[1]
             if len(found) != n:
                 raise ConfigError(f"images has {len(found)} images but X has {n} rows; give one image per row")
             if groups is not None:  # user groups merge with the duplicate groups

@@ -320,3 +320,38 @@ def test_one_image_file_as_images_is_refused_by_name(tmp_path):
         with pytest.raises(ValueError, match=said):
             next(StratifiedGroupShuffleSplit(n_splits=1, test_size=1, images=images, jobs=1).split(np.zeros(4)))
     assert find_groups(tmp_path, jobs=1).tolist() == [0, 1, 2, 3]
+
+
+def test_the_classes_given_weigh_as_evidence_as_a_folders_class_folders_do(images, tmp_path, monkeypatch):
+    """train_test_split's ``stratify`` and the splitter's ``y`` reach the audit as the images'
+    labels (weighed as evidence, as the command line weighs class folders) when the images are
+    an array or paths; a folder keeps its own; the splitter finds groups once per ``y``."""
+    import sys
+
+    module = sys.modules["leakscan.audit"]  # the package's ``audit`` is the function
+    real, seen = module.audit, []
+
+    def spy(*args, **kwargs):
+        seen.append(None if kwargs.get("labels") is None else [str(v) for v in kwargs["labels"]])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "audit", spy)
+    y = np.array(["cat", "dog"] * 20)
+    train_test_split(np.arange(40), images=images, stratify=y, test_size=0.25, random_state=0, jobs=1)
+    train_test_split(np.arange(40), images=images, test_size=0.25, random_state=0, jobs=1)
+    assert seen == [y.tolist(), None]
+    cv = StratifiedGroupShuffleSplit(n_splits=2, test_size=0.25, random_state=0, images=images, jobs=1)
+    for _ in range(2):
+        list(cv.split(np.zeros(40), y))
+    other = y[::-1]
+    list(cv.split(np.zeros(40), other))
+    assert seen[2:] == [y.tolist(), other.tolist()]  # once per y
+    assert find_groups(images, labels=y, jobs=1).tolist() == find_groups(images, jobs=1).tolist()
+    assert seen[-2:] == [y.tolist(), None]
+    for k in range(6):
+        scene(k, 40).save(tmp_path / f"{k}.png")
+    seen.clear()
+    train_test_split(np.arange(6), images=tmp_path, stratify=np.arange(6) % 2, test_size=2, random_state=0, jobs=1)
+    assert seen == [None]  # a folder's labels are its own
+    with pytest.raises(ValueError, match="labels= is for a list of paths or an image array"):
+        find_groups(tmp_path, labels=["a"] * 6, jobs=1)

@@ -77,7 +77,7 @@ def find_groups(images, *, groups=None, labels=None, settings=None, jobs=None, p
     if isinstance(paths, (str, bytes, os.PathLike)):  # before the audit: one path would be read as its letters
         raise ArgumentError(f"paths must be a sequence of paths, one per row of your data, got one path: {paths!r}")
     _check_not_one_image(images)
-    if labels is not None and not takes_labels(images):
+    if labels is not None and not _takes_labels(images):
         raise ConfigError("labels= is for a list of paths or an image array; a folder, CSV or table carries its own "
                           "(class folders, a label column)")
     result = audit(images, groups=groups, labels=labels, settings=settings, jobs=jobs, progress=progress,
@@ -115,7 +115,7 @@ def find_groups(images, *, groups=None, labels=None, settings=None, jobs=None, p
     return (out, paths) if return_paths else out
 
 
-def takes_labels(images) -> bool:
+def _takes_labels(images) -> bool:
     """Whether ``images`` is a list of paths or an image array, whose labels come from the caller
     (a folder, CSV or table has its own)."""
     if type(images).__module__.split(".")[0] == "pandas":
@@ -202,6 +202,10 @@ def _class_labels(y, name: str, rows: str, n: int) -> np.ndarray:
     if y.ndim != 1 or len(y) != n:
         raise ConfigError(f"{name} has shape {y.shape} but {rows} {n} rows; give one class per row")
     return y
+
+
+def _not_one_per_row(images: int, rows: int) -> ConfigError:
+    return ConfigError(f"images has {images} images but X has {rows} rows; give one image per row")
 
 
 def _same_labels(a, b) -> bool:
@@ -343,7 +347,7 @@ def train_test_split(*arrays, images=None, groups=None, test_size=None, train_si
             raise ConfigError(f"images has {len(images)} entries but the arrays have {n} rows")
         # the classes weigh as evidence, as a folder's class folders do in the audit
         labels = (_class_labels(stratify, "stratify", "the arrays have", n)
-                  if stratify is not None and takes_labels(images) else None)
+                  if stratify is not None and _takes_labels(images) else None)
         units = find_groups(images, groups=groups, labels=labels, settings=settings, jobs=jobs, decisions=decisions)
     else:
         units = _user_groups(groups, n)
@@ -437,13 +441,17 @@ class StratifiedGroupShuffleSplit:
         if self.images is not None:
             # y weighs as evidence, as a folder's class folders do in the audit; groups found for
             # one y serve every split of it
-            labels = _class_labels(y, "y", "X has", n) if y is not None and takes_labels(self.images) else None
+            labels = None
+            if y is not None and _takes_labels(self.images):
+                if len(self.images) != n:
+                    raise _not_one_per_row(len(self.images), n)
+                labels = _class_labels(y, "y", "X has", n)
             if self._found is None or not _same_labels(self._found[0], labels):
                 self._found = labels, find_groups(self.images, labels=labels, settings=self.settings, jobs=self.jobs,
                                                   decisions=self.decisions)
             found = self._found[1]
             if len(found) != n:
-                raise ConfigError(f"images has {len(found)} images but X has {n} rows; give one image per row")
+                raise _not_one_per_row(len(found), n)
             if groups is not None:  # user groups merge with the duplicate groups
                 if len(groups) != n:
                     raise ConfigError(f"groups has {len(groups)} entries but X has {n} rows")

@@ -355,3 +355,6 @@ def test_the_classes_given_weigh_as_evidence_as_a_folders_class_folders_do(image
     assert seen == [None]  # a folder's labels are its own
     with pytest.raises(ValueError, match="labels= is for a list of paths or an image array"):
         find_groups(tmp_path, labels=["a"] * 6, jobs=1)
+    with pytest.raises(ValueError, match="images has 40 images but X has 30 rows"):
+        next(StratifiedGroupShuffleSplit(n_splits=1, test_size=0.25, images=images, jobs=1).split(np.zeros(30),
+                                                                                                 y[:30]))

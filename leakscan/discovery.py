@@ -123,10 +123,13 @@ def discover(
     """
     check_one_source(source, manifest)
     check_readable(source, manifest)
+    given = [name for name, v in (("splits", splits), ("labels", labels), ("groups", groups)) if v is not None]
     special = _special_source(source, manifest, source_options)  # tables, datasets, DICOM, GeoTIFF
     if special is not None:
+        _refuse_columns_given(given, _name(source if manifest is None else manifest))
         return special
     if manifest is not None:
+        _refuse_columns_given(given, _name(manifest))
         return _from_csv(Path(manifest), source_options)
     if source is None:
         raise InputError("nothing to audit: give a folder, a list of paths, an image array or --manifest FILE")
@@ -147,10 +150,10 @@ def discover(
     if isinstance(source, (str, os.PathLike)):
         p = Path(source)
         if p.is_dir():
-            if splits is not None or labels is not None or groups is not None:
-                raise InputError("splits/labels/groups apply to a list of paths or an array, not a folder")
+            _refuse_columns_given(given, "a folder")
             return _from_folder(p, source_options)
         if p.is_file() and p.suffix.lower() in (".csv", ".tsv"):
+            _refuse_columns_given(given, os.fspath(source))
             return _from_csv(p, source_options)
         archive = " (an archive: unpack it, then pass the folder)" if _is_archive(p) else ""
         raise InputError(f"{p}: not a folder or a CSV manifest{archive} (pass a folder of images, "
@@ -160,6 +163,16 @@ def discover(
     raise InputError(
         f"cannot audit a {type(source).__name__}: give a folder, a CSV manifest, a list of paths or an image array"
     )
+
+
+def _refuse_columns_given(given: list, what: str) -> None:
+    """``splits``/``labels``/``groups`` given for a source that carries its own (a folder's
+    split and class folders, a manifest's or table's columns): refused, not silently dropped
+    (known groups dropped would let a patient straddle the split)."""
+    if given:
+        raise InputError(f"{'/'.join(given)} apply to a list of paths or an array, not {what}: it carries its "
+                         "own (split and class folders; a manifest's split, label and group columns; a table's "
+                         "split_column=, label_column=, group_column=)")
 
 
 def _name(source) -> str:

@@ -41,7 +41,7 @@ def find_groups(images, *, groups=None, labels=None, settings=None, jobs=None, p
         One class per image, for a list of paths or an image array: weighed as evidence, as
         the audit weighs a folder's class folders (a pair of two classes needs the stronger
         evidence the dataset's own copies and look-alikes say; ``settings.label_evidence``).
-        A folder, CSV or table carries its own labels. :func:`train_test_split` and
+        A folder, CSV or table carries its own (``labels`` with one is an InputError). :func:`train_test_split` and
         :class:`StratifiedGroupShuffleSplit` pass their ``stratify`` and ``y`` here.
     settings : DetectSettings, optional
     jobs : int, optional
@@ -77,9 +77,6 @@ def find_groups(images, *, groups=None, labels=None, settings=None, jobs=None, p
     if isinstance(paths, (str, bytes, os.PathLike)):  # before the audit: one path would be read as its letters
         raise ArgumentError(f"paths must be a sequence of paths, one per row of your data, got one path: {paths!r}")
     _check_not_one_image(images)
-    if labels is not None and not _takes_labels(images):
-        raise ConfigError("labels= is for a list of paths or an image array; a folder, CSV or table carries its own "
-                          "(class folders, a label column)")
     result = audit(images, groups=groups, labels=labels, settings=settings, jobs=jobs, progress=progress,
                    decisions=decisions)
     ids = result.groups.ids.copy()

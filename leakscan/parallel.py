@@ -297,7 +297,8 @@ def _start_pool(jobs: int) -> ProcessPoolExecutor | None:
     pool = None
     try:
         context = multiprocessing.get_context()
-        # a worker's parent is this process, but under forkserver (Python 3.14's default on Linux) the fork server
+        # a worker's parent is this process, except under forkserver (Python 3.14's default on Linux):
+        # there it is the fork server, and the worker must watch this process itself
         by_server = context.get_start_method() == "forkserver"
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_one_thread,
                                    initargs=(os.getpid(), not by_server))

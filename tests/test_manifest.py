@@ -327,3 +327,21 @@ def test_an_image_saved_without_an_extension_is_audited_and_an_svg_is_listed_to_
     res = leakscan.audit(tmp_path, cache=False, jobs=1)
     assert res.to_dict()["n_cross_split_pairs"] == 1
     assert [(path, "SVG" in reason) for path, reason in res.skipped] == [("test/c/icon.svg", True)]
+
+
+def test_splits_labels_or_groups_for_a_source_that_carries_its_own_are_refused_not_dropped(tmp_path):
+    # a CSV manifest or a DataFrame given groups= dropped them without a word: find_groups(csv,
+    # groups=patients) then let one patient straddle the split
+    pd = pytest.importorskip("pandas")
+    for k in range(4):
+        scene(k, 40).save(tmp_path / f"{k}.png")
+    csv_file = tmp_path / "m.csv"
+    csv_file.write_text("path,split\n" + "".join(f"{k}.png,{'train' if k < 2 else 'test'}\n" for k in range(4)))
+    assert len(discover(csv_file)) == 4
+    for source, kwargs, what in ((csv_file, {}, str(csv_file)), (None, {"manifest": csv_file}, str(csv_file)),
+                                 (pd.read_csv(csv_file).assign(path=lambda d: str(tmp_path) + "/" + d.path), {},
+                                  "a DataFrame"), (tmp_path, {}, "a folder")):
+        with pytest.raises(InputError, match=f"^groups apply to a list of paths or an array, not {what}: it carries"):
+            discover(source, groups=["p0", "p0", "p1", "p1"], **kwargs)
+    with pytest.raises(InputError, match="^splits/labels apply to"):
+        discover(csv_file, splits=["train"] * 4, labels=["a"] * 4)

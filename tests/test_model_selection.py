@@ -353,7 +353,7 @@ def test_the_classes_given_weigh_as_evidence_as_a_folders_class_folders_do(image
     seen.clear()
     train_test_split(np.arange(6), images=tmp_path, stratify=np.arange(6) % 2, test_size=2, random_state=0, jobs=1)
     assert seen == [None]  # a folder's labels are its own
-    with pytest.raises(ValueError, match="labels= is for a list of paths or an image array"):
+    with pytest.raises(leakscan.InputError, match="labels apply to a list of paths or an array, not a folder"):
         find_groups(tmp_path, labels=["a"] * 6, jobs=1)
     with pytest.raises(ValueError, match="images has 40 images but X has 30 rows"):
         next(StratifiedGroupShuffleSplit(n_splits=1, test_size=0.25, images=images, jobs=1).split(np.zeros(30),

@@ -196,9 +196,9 @@ class Layout:
 def folder_layout(details: list) -> Layout | None:
     """The :class:`Layout` the ``details`` (of the sample's pictures, :func:`_detail`) share,
     or None: fewer than :data:`~leakscan.padding.OVERLAY_MIN_IMAGES` of one size, most of them
-    with no detail of their own off the median (copies of one picture), or a layout covering
-    less than :data:`LAYOUT_MIN_SHARE` of the cells (a logo or a caption: an overlay, which the
-    cell test of a look tells already)."""
+    with no detail of their own off the median or off the picture most like them (copies of one
+    picture or of a few), or a layout covering less than :data:`LAYOUT_MIN_SHARE` of the cells
+    (a logo or a caption: an overlay, which the cell test of a look tells already)."""
     shapes = [d.shape for d in details]
     if not shapes:
         return None
@@ -209,12 +209,26 @@ def folder_layout(details: list) -> Layout | None:
     median = np.median(same, axis=0).astype(np.float32)
     agrees = np.array([_cell_ncc(d, median)[0] >= AGREE_NCC for d in same])
     # the cells of detail each picture has of its own: none in most of them, and they are copies of
-    # one picture (the median is that picture), not pictures on a layout
-    own = np.array([_detailed(d) for d in same]) & ~agrees
-    if np.median(own.sum(axis=1)) == 0:
+    # one picture (the median is that picture), or of a few (each agrees with a copy of its own,
+    # and the median of two or three pictures agrees with each in part), not pictures on a layout
+    detailed = np.array([_detailed(d) for d in same])
+    if np.median((detailed & ~agrees).sum(axis=1)) == 0 or np.median(_own_off_nearest(same, detailed)) == 0:
         return None
     layout = Layout(median, _detailed(median) & (agrees.mean(axis=0) >= OVERLAY_SHARE))
     return layout if layout.share >= LAYOUT_MIN_SHARE else None
+
+
+def _own_off_nearest(same: np.ndarray, detailed: np.ndarray) -> np.ndarray:
+    """Per picture of ``same`` (details of one size; ``detailed``: their cells with detail): its
+    cells with detail that disagree with the other picture agreeing with it in the most cells."""
+    cells = np.stack([_cells(d) for d in same]).transpose(1, 0, 2)  # (cell, picture, pixel)
+    cells = cells - cells.mean(axis=2, keepdims=True)
+    cells /= np.sqrt((cells * cells).sum(axis=2, keepdims=True) + 1e-9)
+    agree = np.matmul(cells, cells.transpose(0, 2, 1)) >= AGREE_NCC  # (cell, picture, picture)
+    counts = agree.sum(axis=0)
+    np.fill_diagonal(counts, -1)
+    nearest = counts.argmax(axis=1)
+    return (detailed & ~agree[:, np.arange(len(same)), nearest].T).sum(axis=1)
 
 
 def folder_layouts(details: list) -> tuple[Layout, ...]:

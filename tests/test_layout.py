@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
 import leakscan
 import leakscan.keypoints
@@ -83,6 +83,29 @@ def test_a_layout_is_found_on_screens_of_one_application_and_not_on_photos():
     assert len(photos) == 40
     assert folder_layout([_detail(Image.open(p).convert("RGB")) for p in photos]) is None
     assert folder_layout(details[:10]) is None  # too few pictures to tell
+
+
+def _augmented(img: Image.Image) -> list:
+    """``img`` and 11 copies of it at its size, as an augmentation pass writes them to disk."""
+    a = np.asarray(img, np.float32)
+    noisy = np.clip(a + np.random.default_rng(0).normal(0, 15, a.shape), 0, 255).astype(np.uint8)
+    return [img, ImageEnhance.Brightness(img).enhance(1.4), ImageEnhance.Brightness(img).enhance(0.6),
+            ImageEnhance.Contrast(img).enhance(1.6), ImageEnhance.Contrast(img).enhance(0.5), ImageOps.equalize(img),
+            ImageOps.autocontrast(img, cutoff=2), ImageOps.posterize(img, 3), img.filter(ImageFilter.UnsharpMask(3, 200, 2)),
+            img.filter(ImageFilter.MedianFilter(5)), Image.fromarray(noisy), img.quantize(64).convert("RGB")]
+
+
+def test_copies_of_a_few_photos_at_one_size_are_not_a_layout_and_screens_with_copies_are():
+    """Two photos, each with its edited copies at its size (an augmented dataset): the median of
+    two pictures agrees with each in part, and half the folder read as a layout of 'forms or
+    screenshots' the thumbnails could not see past. Each copy has a copy of its own beside it;
+    each screen of a real layout has detail no other screen has, even with a few screens copied."""
+    from sklearn.datasets import load_sample_images
+
+    photos = [Image.fromarray(a).resize((320, 213), Image.LANCZOS) for a in load_sample_images().images]
+    assert folder_layout([_detail(copy) for photo in photos for copy in _augmented(photo)]) is None
+    screens = [screen(k) for k in range(24)] + [ImageEnhance.Contrast(screen(k)).enhance(1.3) for k in range(8)]
+    assert folder_layout([_detail(s) for s in screens]) is not None
 
 
 def test_off_the_layout_two_screens_disagree_and_a_copy_agrees():

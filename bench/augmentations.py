@@ -43,6 +43,24 @@ translate             RandAugment ``TranslateX`` (10-30% of the width, black fil
                       colour (timm's); translate_wrap: ``numpy.roll`` down 10-30%
 ====================  ====================================================================
 
+and the occlusions, filters and slips of training pipelines and image tools (a third group):
+
+====================  ====================================================================
+random_erasing        torchvision ``RandomErasing`` (2-33% of the area, width:height 0.3 to
+                      3.3, filled black); random_erasing_noise: timm's ``RandomErasing``
+                      (``mode="pixel"``: per-pixel noise around the ImageNet mean colour);
+                      coarse_dropout: albumentations ``CoarseDropout`` (4-8 black holes of
+                      8-12% of each side)
+pixelate              Pillow: ``reduce`` by 6-10 then ``NEAREST`` back; pixelate_cv2: OpenCV
+                      ``INTER_AREA`` down, ``INTER_NEAREST`` back
+vignette              numpy: a radial fall-off to 30-50% at the corners; vignette_cv2: the
+                      OpenCV tutorial's mask, the outer product of two ``getGaussianKernel``
+median_cv2            OpenCV ``medianBlur`` (5 px); unsharp: Pillow ``UnsharpMask`` (radius 2-3,
+                      150-250%)
+bgr_swap              an OpenCV (BGR) array saved as RGB: red and blue swapped
+webp_q30              WebP at quality 30 (Pillow); palette_64: 64 colours, dithered (GIF-like)
+====================  ====================================================================
+
 Prints, per augmentation, the copies reported as duplicates and the false pairs (a copy or
 an original paired with a picture of another photo; pairs of two distractors are not scored),
 beside a plain imagehash pHash loop (Hamming <= 8) on the same folders.
@@ -235,6 +253,100 @@ def translate_wrap(img, rng):  # numpy roll down: what leaves one edge comes bac
     return Image.fromarray(np.roll(np.asarray(img), int(rng.uniform(0.1, 0.3) * img.height), axis=0))
 
 
+# occlusions, filters and slips of training pipelines and image tools
+
+
+def _erase_box(img, rng, scale=(0.02, 0.33), ratio=(0.3, 3.3)):  # torchvision's RandomErasing draw
+    w, h = img.size
+    for _ in range(10):
+        area = w * h * rng.uniform(*scale)
+        r = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+        eh, ew = int(round(math.sqrt(area * r))), int(round(math.sqrt(area / r)))
+        if 0 < ew < w and 0 < eh < h:
+            x, y = int(rng.integers(0, w - ew + 1)), int(rng.integers(0, h - eh + 1))
+            return x, y, ew, eh
+    return 0, 0, 0, 0
+
+
+def random_erasing(img, rng):  # torchvision RandomErasing(value=0)
+    x, y, ew, eh = _erase_box(img, rng)
+    a = np.array(img)
+    a[y:y + eh, x:x + ew] = 0
+    return Image.fromarray(a)
+
+
+def random_erasing_noise(img, rng):  # timm RandomErasing(mode="pixel"): normal noise, normalised space
+    x, y, ew, eh = _erase_box(img, rng)
+    a = np.array(img)
+    mean, std = np.array([0.485, 0.456, 0.406]) * 255, np.array([0.229, 0.224, 0.225]) * 255
+    a[y:y + eh, x:x + ew] = np.clip(mean + std * rng.normal(size=(eh, ew, 3)), 0, 255).astype(np.uint8)
+    return Image.fromarray(a)
+
+
+def coarse_dropout(img, rng):  # albumentations CoarseDropout: several small black holes
+    a = np.array(img)
+    h, w = a.shape[:2]
+    for _ in range(int(rng.integers(4, 9))):
+        hh, hw = int(h * rng.uniform(0.08, 0.12)), int(w * rng.uniform(0.08, 0.12))
+        y, x = int(rng.integers(0, h - hh + 1)), int(rng.integers(0, w - hw + 1))
+        a[y:y + hh, x:x + hw] = 0
+    return Image.fromarray(a)
+
+
+def pixelate(img, rng):  # Pillow: blocks of 6-10 px
+    return img.reduce(int(rng.integers(6, 11))).resize(img.size, Image.NEAREST)
+
+
+def pixelate_cv2(img, rng):
+    import cv2
+
+    f = int(rng.integers(6, 11))
+    small = cv2.resize(np.asarray(img), (max(1, img.width // f), max(1, img.height // f)), interpolation=cv2.INTER_AREA)
+    return Image.fromarray(cv2.resize(small, img.size, interpolation=cv2.INTER_NEAREST))
+
+
+def vignette(img, rng):  # a radial fall-off to 30-50% at the corners
+    w, h = img.size
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = np.hypot((xx - w / 2) / (w / 2), (yy - h / 2) / (h / 2)) / math.sqrt(2)
+    gain = 1 - (1 - rng.uniform(0.3, 0.5)) * r ** 2
+    return Image.fromarray(np.clip(np.asarray(img, np.float32) * gain[..., None], 0, 255).astype(np.uint8))
+
+
+def vignette_cv2(img, rng):  # the outer product of two Gaussian kernels, its peak 1
+    import cv2
+
+    w, h = img.size
+    s = rng.uniform(0.5, 0.8)
+    mask = cv2.getGaussianKernel(h, s * h) @ cv2.getGaussianKernel(w, s * w).T
+    mask /= mask.max()
+    return Image.fromarray(np.clip(np.asarray(img, np.float32) * mask[..., None], 0, 255).astype(np.uint8))
+
+
+def median_cv2(img, rng):
+    import cv2
+
+    return Image.fromarray(cv2.medianBlur(np.asarray(img), 5))
+
+
+def unsharp(img, rng):
+    return img.filter(ImageFilter.UnsharpMask(float(rng.uniform(2, 3)), int(rng.integers(150, 251)), 3))
+
+
+def bgr_swap(img, rng):  # an OpenCV array written as if it were RGB
+    return Image.fromarray(np.ascontiguousarray(np.asarray(img)[..., ::-1]))
+
+
+def webp_q30(img, rng):
+    buf = io.BytesIO()
+    img.save(buf, "WEBP", quality=30)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def palette_64(img, rng):  # 64 colours, Floyd-Steinberg dithered, as a GIF holds it
+    return img.quantize(64, dither=Image.Dither.FLOYDSTEINBERG).convert("RGB")
+
+
 AUGMENTATIONS = {"random_resized_crop": random_resized_crop, "eval_centre_crop": eval_centre_crop,
                  "colour_jitter": colour_jitter, "perspective": perspective, "jpeg_q10": jpeg_q10, "blur": blur,
                  "tiny": tiny, "crop_flip_jitter": crop_flip_jitter}
@@ -247,7 +359,13 @@ RANDAUGMENT = {"equalize": equalize, "equalize_luma_cv2": equalize_luma_cv2, "cl
                "gaussian_noise": gaussian_noise, "speckle_noise": speckle_noise, "shear": shear,
                "shear_cv2": shear_cv2, "translate": translate, "translate_timm": translate_timm,
                "translate_wrap": translate_wrap}
-GROUPS = {"training pipelines": AUGMENTATIONS, "RandAugment's operations and histogram edits": RANDAUGMENT}
+#: occlusions (random erasing, cutout), filters and the slips of pipelines and tools
+OCCLUSIONS = {"random_erasing": random_erasing, "random_erasing_noise": random_erasing_noise,
+              "coarse_dropout": coarse_dropout, "pixelate": pixelate, "pixelate_cv2": pixelate_cv2,
+              "vignette": vignette, "vignette_cv2": vignette_cv2, "median_cv2": median_cv2, "unsharp": unsharp,
+              "bgr_swap": bgr_swap, "webp_q30": webp_q30, "palette_64": palette_64}
+GROUPS = {"training pipelines": AUGMENTATIONS, "RandAugment's operations and histogram edits": RANDAUGMENT,
+          "occlusions, filters and slips": OCCLUSIONS}
 
 
 def default_distractors() -> Path | None:

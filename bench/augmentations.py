@@ -43,7 +43,8 @@ translate             RandAugment ``TranslateX`` (10-30% of the width, black fil
                       colour (timm's); translate_wrap: ``numpy.roll`` down 10-30%
 ====================  ====================================================================
 
-and the occlusions, filters and slips of training pipelines and image tools (a third group):
+and the occlusions, filters and slips of training pipelines and image tools, and their small
+turns (a third group):
 
 ====================  ====================================================================
 random_erasing        torchvision ``RandomErasing`` (2-33% of the area, width:height 0.3 to
@@ -59,6 +60,9 @@ median_cv2            OpenCV ``medianBlur`` (5 px); unsharp: Pillow ``UnsharpMas
                       150-250%)
 bgr_swap              an OpenCV (BGR) array saved as RGB: red and blue swapped
 webp_q30              WebP at quality 30 (Pillow); palette_64: 64 colours, dithered (GIF-like)
+small_rotation        torchvision ``RandomRotation(3)``: 0.5-3 degrees either way, nearest
+                      neighbour, same canvas, black corners; small_rotation_cv2:
+                      albumentations' ``Rotate(limit=3)`` (OpenCV, bilinear, edges mirrored)
 ====================  ====================================================================
 
 Prints, per augmentation, the copies reported as duplicates and the false pairs (a copy or
@@ -347,6 +351,22 @@ def palette_64(img, rng):  # 64 colours, Floyd-Steinberg dithered, as a GIF hold
     return img.quantize(64, dither=Image.Dither.FLOYDSTEINBERG).convert("RGB")
 
 
+def _small_angle(rng) -> float:
+    return float(rng.uniform(0.5, 3)) * (1 if rng.random() < 0.5 else -1)
+
+
+def small_rotation(img, rng):  # torchvision RandomRotation(3): nearest neighbour, black corners
+    return img.rotate(_small_angle(rng), Image.NEAREST)
+
+
+def small_rotation_cv2(img, rng):  # albumentations Rotate(limit=3): bilinear, BORDER_REFLECT_101
+    import cv2
+
+    m = cv2.getRotationMatrix2D((img.width / 2, img.height / 2), _small_angle(rng), 1.0)
+    return Image.fromarray(cv2.warpAffine(np.asarray(img), m, img.size, flags=cv2.INTER_LINEAR,
+                                          borderMode=cv2.BORDER_REFLECT_101))
+
+
 AUGMENTATIONS = {"random_resized_crop": random_resized_crop, "eval_centre_crop": eval_centre_crop,
                  "colour_jitter": colour_jitter, "perspective": perspective, "jpeg_q10": jpeg_q10, "blur": blur,
                  "tiny": tiny, "crop_flip_jitter": crop_flip_jitter}
@@ -359,13 +379,15 @@ RANDAUGMENT = {"equalize": equalize, "equalize_luma_cv2": equalize_luma_cv2, "cl
                "gaussian_noise": gaussian_noise, "speckle_noise": speckle_noise, "shear": shear,
                "shear_cv2": shear_cv2, "translate": translate, "translate_timm": translate_timm,
                "translate_wrap": translate_wrap}
-#: occlusions (random erasing, cutout), filters and the slips of pipelines and tools
+#: occlusions (random erasing, cutout), filters, the slips of pipelines and tools, and the small
+#: rotations of augmentation pipelines (under the transformed bench's 3 degrees)
 OCCLUSIONS = {"random_erasing": random_erasing, "random_erasing_noise": random_erasing_noise,
               "coarse_dropout": coarse_dropout, "pixelate": pixelate, "pixelate_cv2": pixelate_cv2,
               "vignette": vignette, "vignette_cv2": vignette_cv2, "median_cv2": median_cv2, "unsharp": unsharp,
-              "bgr_swap": bgr_swap, "webp_q30": webp_q30, "palette_64": palette_64}
+              "bgr_swap": bgr_swap, "webp_q30": webp_q30, "palette_64": palette_64, "small_rotation": small_rotation,
+              "small_rotation_cv2": small_rotation_cv2}
 GROUPS = {"training pipelines": AUGMENTATIONS, "RandAugment's operations and histogram edits": RANDAUGMENT,
-          "occlusions, filters and slips": OCCLUSIONS}
+          "occlusions, filters, slips and small turns": OCCLUSIONS}
 
 
 def default_distractors() -> Path | None:

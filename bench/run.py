@@ -659,9 +659,9 @@ def augmentations_section(lines: list[str]) -> None:
               "RandomResizedCrop, the evaluation resize and centre crop, ColorJitter, RandomPerspective, JPEG "
               "quality 10, blur, 64 px thumbnails, and a crop + mirror + jitter pipeline; then RandAugment's point "
               "and affine operations and the histogram edits of image tools, each made two ways: equalize, CLAHE, "
-              "autocontrast, posterize, solarize, noise, shear, translate; then occlusions, filters and slips: random "
+              "autocontrast, posterize, solarize, noise, shear, translate; then occlusions, filters, slips and small turns: random "
               "erasing and cutout, pixelation and vignettes made two ways, median and unsharp filters, red and blue "
-              "swapped, WebP, a 64-colour palette), each audited among 300 of the 2.5 MP photos.")
+              "swapped, WebP, a 64-colour palette, turns of 0.5-3 degrees), each audited among 300 of the 2.5 MP photos.")
 
 
 def formats_section(lines: list[str]) -> None:

@@ -91,6 +91,8 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from transformed import either_way  # noqa: E402 - the bench folder is on the path just above
+
 
 def random_resized_crop(img, rng, out=256):
     w, h = img.size
@@ -230,26 +232,26 @@ def speckle_noise(img, rng):  # multiplicative
 
 
 def shear(img, rng):  # RandAugment ShearX: about the centre, the uncovered part black
-    s = float(rng.uniform(0.1, 0.3)) * (1 if rng.random() < 0.5 else -1)
+    s = either_way(rng, 0.1, 0.3)
     return img.transform(img.size, Image.AFFINE, (1, s, -s * img.height / 2, 0, 1, 0), Image.BILINEAR)
 
 
 def shear_cv2(img, rng):  # OpenCV, vertical shear, the edges mirrored into the uncovered part
     import cv2
 
-    s = float(rng.uniform(0.1, 0.3)) * (1 if rng.random() < 0.5 else -1)
+    s = either_way(rng, 0.1, 0.3)
     m = np.float32([[1, 0, 0], [s, 1, -s * img.width / 2]])
     return Image.fromarray(cv2.warpAffine(np.asarray(img), m, img.size, flags=cv2.INTER_LINEAR,
                                           borderMode=cv2.BORDER_REFLECT_101))
 
 
 def translate(img, rng):  # RandAugment TranslateX: 10-30% of the width, the uncovered part black
-    d = float(rng.uniform(0.1, 0.3)) * img.width * (1 if rng.random() < 0.5 else -1)
+    d = either_way(rng, 0.1, 0.3) * img.width
     return img.transform(img.size, Image.AFFINE, (1, 0, d, 0, 1, 0), Image.BILINEAR)
 
 
 def translate_timm(img, rng):  # timm's RandAugment: the uncovered part the ImageNet mean colour
-    d = float(rng.uniform(0.1, 0.3)) * img.width * (1 if rng.random() < 0.5 else -1)
+    d = either_way(rng, 0.1, 0.3) * img.width
     return img.transform(img.size, Image.AFFINE, (1, 0, d, 0, 1, 0), Image.BILINEAR, fillcolor=(124, 116, 104))
 
 
@@ -351,18 +353,14 @@ def palette_64(img, rng):  # 64 colours, Floyd-Steinberg dithered, as a GIF hold
     return img.quantize(64, dither=Image.Dither.FLOYDSTEINBERG).convert("RGB")
 
 
-def _small_angle(rng) -> float:
-    return float(rng.uniform(0.5, 3)) * (1 if rng.random() < 0.5 else -1)
-
-
 def small_rotation(img, rng):  # torchvision RandomRotation(3): nearest neighbour, black corners
-    return img.rotate(_small_angle(rng), Image.NEAREST)
+    return img.rotate(either_way(rng, 0.5, 3), Image.NEAREST)
 
 
 def small_rotation_cv2(img, rng):  # albumentations Rotate(limit=3): bilinear, BORDER_REFLECT_101
     import cv2
 
-    m = cv2.getRotationMatrix2D((img.width / 2, img.height / 2), _small_angle(rng), 1.0)
+    m = cv2.getRotationMatrix2D((img.width / 2, img.height / 2), either_way(rng, 0.5, 3), 1.0)
     return Image.fromarray(cv2.warpAffine(np.asarray(img), m, img.size, flags=cv2.INTER_LINEAR,
                                           borderMode=cv2.BORDER_REFLECT_101))
 

@@ -374,6 +374,12 @@ def fill_colour(img, kind: str) -> tuple:
     return {"black": (0, 0, 0), "white": (255, 255, 255)}.get(kind) or edge_colour(img)
 
 
+def either_way(rng, low: float, high: float) -> float:
+    """A size drawn from [low, high), then its sign, either way alike (in that order: the draws
+    of every edit made with it stay as they were)."""
+    return float(rng.uniform(low, high)) * (1 if rng.random() < 0.5 else -1)
+
+
 def per_channel(a, fn, cval):
     """Apply ``fn(channel, cval)`` to each channel of ``a`` (scipy/skimage take one scalar cval)."""
     return np.stack([fn(a[:, :, c].astype(np.float32), float(cval[c])) for c in range(3)], axis=2)
@@ -553,19 +559,19 @@ def edits_of(img: Image.Image, full: Image.Image, k: int, rng, ski: bool, later)
     out = []
     tools = ("pil", "ndi", "ski") if ski else ("pil", "ndi")
     for t, tool in enumerate(tools):
-        a = float(rng.uniform(4, 44)) * (1 if rng.random() < 0.5 else -1)
+        a = either_way(rng, 4, 44)
         f = fills[(k + t) % 3]
         out.append(("rotate, same size", f"{tool}", f"{a:+.1f} deg, {f} fill", rotate(img, a, tool, False, f)))
     if ski:
-        a = float(rng.uniform(4, 44)) * (1 if rng.random() < 0.5 else -1)
+        a = either_way(rng, 4, 44)
         out.append(("rotate, same size", "ski, edge pixels repeated", f"{a:+.1f} deg",
                     rotate(img, a, "ski-edge", False, "black")))
     for t, tool in enumerate(tools):
-        a = float(rng.uniform(4, 44)) * (1 if rng.random() < 0.5 else -1)
+        a = either_way(rng, 4, 44)
         f = fills[(k + t + 1) % 3]
         out.append(("rotate, expanded", tool, f"{a:+.1f} deg, {f} fill", rotate(img, a, tool, True, f)))
     for tool in ("pil", "ski") if ski else ("pil", "ndi"):
-        a = float(rng.uniform(4, 44)) * (1 if rng.random() < 0.5 else -1)
+        a = either_way(rng, 4, 44)
         r = rotate(img, a, tool, False, "black")
         out.append(("rotate then crop", tool, f"{a:+.1f} deg", r.crop(inscribed(w, h, a))))
     for where in ("centre", "off-centre"):
@@ -710,7 +716,7 @@ def opencv_edits(img: Image.Image, k: int, rng) -> list:
     rgb = (lambda a: img_of(np.ascontiguousarray(a[:, :, ::-1])) if a.ndim == 3 else img_of(a))  # noqa: E731
 
     def angle():
-        return float(rng.uniform(4, 44)) * (1 if rng.random() < 0.5 else -1)
+        return either_way(rng, 4, 44)
 
     def turned(degrees, fill, expand=False):
         m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
@@ -829,7 +835,7 @@ def magick_edits(img: Image.Image, k: int, rng) -> list:
                 return out.convert("RGB")
 
     def angle():
-        return float(rng.uniform(4, 44)) * (1 if rng.random() < 0.5 else -1)
+        return either_way(rng, 4, 44)
 
     fills = ("black", "white", "edge")
     out = []
@@ -867,7 +873,7 @@ def magick_edits(img: Image.Image, k: int, rng) -> list:
     f = float(rng.uniform(0.3, 0.6))
     out.append(("resize", "magick -sample (nearest)", f"{f:.0%}", run("-sample", f"{f * 100:.0f}%")))
     out.append(("grayscale", "magick -colorspace Gray", "", run("-colorspace", "Gray")))
-    sh = float(rng.uniform(30, 150)) * (1 if rng.random() < 0.5 else -1)  # -modulate's hue: 200 is a full turn
+    sh = either_way(rng, 30, 150)  # -modulate's hue: 200 is a full turn
     out.append(("hue shift", "magick -modulate", f"{sh:+.0f} deg", run("-modulate", f"100,100,{100 + sh / 1.8:.0f}")))
     g = gamma_value(rng)
     out.append(("gamma", "magick -gamma", f"{g:.2f}", run("-gamma", f"{1 / g:.3f}")))

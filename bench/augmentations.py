@@ -91,7 +91,7 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from transformed import either_way  # noqa: E402 - the bench folder is on the path just above
+from transformed import check_work, either_way, fit, hue_pil, phash_found, source_photos  # noqa: E402 - on the path just above
 
 
 def random_resized_crop(img, rng, out=256):
@@ -115,8 +115,6 @@ def eval_centre_crop(img, rng):
 
 
 def colour_jitter(img, rng):
-    from transformed import hue_pil
-
     im = ImageEnhance.Brightness(img).enhance(rng.uniform(0.6, 1.4))
     im = ImageEnhance.Contrast(im).enhance(rng.uniform(0.6, 1.4))
     im = ImageEnhance.Color(im).enhance(rng.uniform(0.6, 1.4))
@@ -410,8 +408,6 @@ def _scored(pairs, original_of: dict) -> tuple[int, int]:
 def run(source: Path | None, distractors: list[Path], work: Path, only: set | None = None) -> dict:
     """Audit each augmentation's folder (``only``: those named) and score it."""
     import leakscan
-    from transformed import fit, phash_found, source_photos
-
     photos = [fit(im, 640) for _, im in source_photos(source)]
     out = {"photos": len(photos), "distractors": len(distractors), "rows": []}
     made = [(group, name, make) for group, augs in GROUPS.items() for name, make in augs.items()
@@ -476,8 +472,6 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated augmentations to run (default: all)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    from transformed import check_work
-
     check_work(a.work, a.source)
     only = None if a.only is None else set(a.only.split(","))
     unknown = (only or set()) - {name for augs in GROUPS.values() for name in augs}

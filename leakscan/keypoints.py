@@ -212,10 +212,12 @@ def folder_layout(details: list) -> Layout | None:
     # one picture (the median is that picture), or of a few (each agrees with a copy of its own,
     # and the median of two or three pictures agrees with each in part), not pictures on a layout
     detailed = np.array([_detailed(d) for d in same])
-    if np.median((detailed & ~agrees).sum(axis=1)) == 0 or np.median(_own_off_nearest(same, detailed)) == 0:
+    if np.median((detailed & ~agrees).sum(axis=1)) == 0:
         return None
     layout = Layout(median, _detailed(median) & (agrees.mean(axis=0) >= OVERLAY_SHARE))
-    return layout if layout.share >= LAYOUT_MIN_SHARE else None
+    if layout.share < LAYOUT_MIN_SHARE or np.median(_own_off_nearest(same, detailed)) == 0:
+        return None
+    return layout
 
 
 def _own_off_nearest(same: np.ndarray, detailed: np.ndarray) -> np.ndarray:

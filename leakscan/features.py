@@ -58,7 +58,7 @@ __all__ = ["Features", "extract_features", "extract_images", "load_pictures", "f
            "DEROTATED_RECORD"]
 
 #: Bump when any feature's definition changes (cache entries of other versions are not reused).
-FEATURE_VERSION = "14"
+FEATURE_VERSION = "15"
 HASH_SIZE = 8
 #: Largest side of the pictures the calibration copies (:func:`load_pictures`, ``Features.pictures``).
 PICTURE_SIDE = 256

@@ -514,7 +514,7 @@ def audit(
             warnings += store.notes
             store.close()
     if settings.label_evidence:  # after the cache: the labels are not in its key
-        detection = weigh_labels(detection, m.labels)
+        detection = weigh_labels(detection, m.labels, settings.min_precision)
     t3 = time.perf_counter()
     warnings += list(detection.warnings)
     from .decisions import decide  # noqa: PLC0415 - the user's verdicts, before groups are built

@@ -414,7 +414,7 @@ LABEL_MIN_PAIRS = 50
 LABEL_SURE = 0.9
 
 
-def weigh_labels(det: Detection, labels: np.ndarray) -> Detection:
+def weigh_labels(det: Detection, labels: np.ndarray, min_precision: float = 0.0) -> Detection:
     """``det`` with the images' labels as one more piece of evidence (Bayes' rule): the log odds
     of a pair whose two images carry different labels drop by
     ``log(P(labels differ | copy) / P(labels differ | look-alike))``, each rate read off this
@@ -427,7 +427,10 @@ def weigh_labels(det: Detection, labels: np.ndarray) -> Detection:
     made surer. Exact copies, pairs with an unlabelled image, and detections with fewer than
     :data:`LABEL_MIN_PAIRS` labelled pairs of either kind are left as they are. ``labels``: one
     per row of the detected features ("" for none). The calibration's ``stats["labels"]`` says
-    what was read and done.
+    what was read and done. What the bar promised is of the pairs as weighed: their
+    ``expected_precision`` is read again, and with ``min_precision`` the bar is raised again
+    where the pairs of two labels, lowered, bring the links under it
+    (:func:`with_bar_in_force`; ``raised_from`` stays the bar it was first raised from).
     """
     cal = det.calibration
     labels = np.asarray(labels)
@@ -457,16 +460,27 @@ def weigh_labels(det: Detection, labels: np.ndarray) -> Detection:
         return np.where(hit, lowered, t.confidence).astype(np.float32)
     pairs = dataclasses.replace(det.pairs, confidence=weighed(det.pairs))
     possible = dataclasses.replace(det.possible, confidence=weighed(det.possible))
+    bar, raised_from = cal.threshold, cal.stats.get("raised_from")
+    cal, no_pair_left = with_bar_in_force(cal, pairs, len(labels), min_precision)
+    if raised_from is not None:
+        cal = dataclasses.replace(cal, stats={**cal.stats, "raised_from": raised_from})
+    moved = (pairs.kind != Kind.EXACT) & (pairs.confidence < bar)
     under = (pairs.kind != Kind.EXACT) & (pairs.confidence < cal.threshold)
-    stats.update(used=True, log_ratio=round(shift, 3), moved_to_possible=int(under.sum()))
+    stats.update(used=True, log_ratio=round(shift, 3), moved_to_possible=int(moved.sum()))
     possible = PairTable.concat([possible, pairs.take(under)]).sorted()
     possible = possible.take(possible.confidence >= POSSIBLE_FLOOR)
     warnings = det.warnings
-    if under.any():  # said, so that a label conflict the weighing took away is not lost unseen
-        warnings += (f"{int(under.sum())} duplicate pairs of two labels are not counted: here copies differ in label "
+    if moved.any():  # said, so that a label conflict the weighing took away is not lost unseen
+        warnings += (f"{int(moved.sum())} duplicate pairs of two labels are not counted: here copies differ in label "
                      f"{rate_copy:.2%} of the time and look-alikes {rate_look:.1%}, so their pictures were not "
                      f"evidence enough (those still at {POSSIBLE_FLOOR} or more are in possible.csv); "
                      "--no-label-evidence counts them by their pictures alone",)
+    if cal.threshold > bar:
+        stats["raised_to"] = round(float(cal.threshold), 4)
+        warnings += (f"with the pairs of two labels weighed, the duplicate links fell under --min-precision "
+                     f"{min_precision:.0%}: the bar rose from {bar:.4f} to {cal.threshold:.4f}, and "
+                     f"{int((under & ~moved).sum())} more pairs are possible, not counted",)
+    warnings += (no_pair_left,) if no_pair_left and cal.threshold > bar else ()
     return dataclasses.replace(det, pairs=pairs.take(~under), possible=possible, warnings=warnings,
                                calibration=dataclasses.replace(cal, stats={**cal.stats, "labels": stats}))
 

@@ -412,7 +412,7 @@ def _redetect(audit, rows: np.ndarray, splits: np.ndarray, memo: EvidenceMemo | 
                  images=lambda sub_rows: load_pictures(audit.manifest, rows[np.asarray(sub_rows)],
                                                            kept=audit.features.pictures))
     if audit.settings.label_evidence:  # as the audit weighs them
-        det = weigh_labels(det, audit.manifest.labels[rows])
+        det = weigh_labels(det, audit.manifest.labels[rows], audit.settings.min_precision)
     # below the lowest bar an audit can set (--min-precision raises it from --min-confidence by
     # what the confidences of the images audited say: another set of images, another bar)
     near = det.possible.take(det.possible.confidence >= audit.settings.min_confidence - RESPLIT_MARGIN)

@@ -538,6 +538,45 @@ def test_a_pair_of_two_labels_needs_the_stronger_evidence_the_dataset_says():
     assert len(out.possible) == 30 + 1 and all(c == pytest.approx(0.3) for k, c in moved.items() if k != (304, 305))
 
 
+def test_the_bar_keeps_its_promise_of_the_pairs_as_the_labels_weigh_them():
+    """The links at the bar --min-precision set were expected 95% real; the labels then lower three
+    pairs of two labels (0.99 to 0.87), still over that bar, and the links fall under 95%. The bar
+    rises again (``raised_from`` stays the bar it was first raised from), the pairs under it are
+    possible, and ``expected_precision`` is that of the links left; without a precision asked,
+    it is read again and the bar stays."""
+    from leakscan.decide import weigh_labels, with_bar_in_force
+    from leakscan.groups import joining_links
+
+    det, labels = _labelled_detection(copies_apart=0, look_alikes_apart=60)
+    pairs = PairTable.concat([det.pairs, _table([330, 334, 338], [331, 335, 339], [0.99] * 3)]).sorted()
+    cal, _ = with_bar_in_force(det.calibration, pairs, len(labels), 0.95)  # as the detection leaves it
+    assert cal.threshold > 0.5 and cal.stats["raised_from"] == 0.5 and cal.stats["expected_precision"] >= 0.95
+    det = dataclasses.replace(det, pairs=pairs.take((pairs.kind == Kind.EXACT) | (pairs.confidence >= cal.threshold)),
+                              calibration=cal)
+
+    def links_mean(out):
+        p = out.pairs
+        sure = np.where(p.kind == Kind.EXACT, np.float32(1), p.confidence)
+        return float(np.mean(joining_links(len(labels), p.i, p.j, sure)))
+
+    out = weigh_labels(det, labels, 0.95)
+    bar = out.calibration.threshold
+    assert bar > cal.threshold and out.calibration.stats["raised_from"] == 0.5
+    assert out.calibration.stats["labels"]["raised_to"] == round(bar, 4)
+    assert ((out.pairs.kind == Kind.EXACT) | (out.pairs.confidence >= bar)).all()
+    lowered = {(330, 331), (334, 335), (338, 339)}
+    assert lowered <= set(zip(out.possible.i.tolist(), out.possible.j.tolist()))
+    assert out.calibration.stats["expected_precision"] == pytest.approx(links_mean(out), abs=1e-4)
+    assert links_mean(out) >= 0.95
+    assert any(w.startswith("with the pairs of two labels weighed, the duplicate links fell under --min-precision 95%: "
+                            f"the bar rose from {cal.threshold:.4f} to {bar:.4f}") for w in out.warnings)
+    kept = weigh_labels(det, labels)  # no precision asked: the bar stays, the share expected is read again
+    assert kept.calibration.threshold == cal.threshold and "raised_to" not in kept.calibration.stats["labels"]
+    assert lowered <= set(zip(kept.pairs.i.tolist(), kept.pairs.j.tolist()))
+    assert kept.calibration.stats["expected_precision"] == pytest.approx(links_mean(kept), abs=1e-4)
+    assert links_mean(kept) < 0.95
+
+
 def test_labels_that_say_nothing_of_copies_change_nothing():
     """When copies are as often apart in label as look-alikes, or too few pairs are labelled to
     tell, weigh_labels leaves every pair as it was (and says so in the stats)."""

@@ -33,9 +33,9 @@ SPREAD_GRID = 4
 #: the search leaves out a keypoint whose patch reaches into one (:func:`painted_boxes`). A box
 #: is a run of pixels whose 5x5 neighbourhood spans at most BOX_FLAT_LEVELS grey levels, filling
 #: BOX_FILL of its bounding rectangle and BOX_INSIDE_FILL of it away from its edges (no word,
-#: star or line inside: a panel with a label is no box, nor a band too thin to have an inside),
-#: of at least BOX_MIN_SHARE of the picture (a 14 px square at 256 px) and at most BOX_MAX_SHARE
-#: (a black sky or a white page is as large as the picture).
+#: star or line inside: a panel with a label is no box; a painted band too thin to have an
+#: inside is one), of at least BOX_MIN_SHARE of the picture (a 14 px square at 256 px) and at
+#: most BOX_MAX_SHARE (a black sky or a white page is as large as the picture).
 BOX_FLAT_LEVELS = 2
 BOX_FILL = 0.9
 BOX_INSIDE_FILL = 0.99
@@ -137,7 +137,7 @@ def painted_boxes(gray: np.ndarray) -> np.ndarray | None:
     for k in np.flatnonzero(candidate).tolist():
         x, y, w, h = stats[k, :4].tolist()
         inside = labels[y + inset:y + h - inset, x + inset:x + w - inset]
-        if inside.size and np.count_nonzero(inside == k) >= BOX_INSIDE_FILL * inside.size:  # a band has no inside
+        if not inside.size or np.count_nonzero(inside == k) >= BOX_INSIDE_FILL * inside.size:  # (a band: no inside)
             boxes.append(k)
     if not boxes:
         return None

@@ -480,7 +480,7 @@ def weigh_labels(det: Detection, labels: np.ndarray, min_precision: float = 0.0)
         warnings += (f"with the pairs of two labels weighed, the duplicate links fell under --min-precision "
                      f"{min_precision:.0%}: the bar rose from {bar:.4f} to {cal.threshold:.4f}, and "
                      f"{int((under & ~moved).sum())} more pairs are possible, not counted",)
-    warnings += (no_pair_left,) if no_pair_left and cal.threshold > bar else ()
+    warnings += (no_pair_left,) if no_pair_left else ()  # (said only when the bar rose)
     return dataclasses.replace(det, pairs=pairs.take(~under), possible=possible, warnings=warnings,
                                calibration=dataclasses.replace(cal, stats={**cal.stats, "labels": stats}))
 
